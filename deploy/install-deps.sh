@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package hallpass needs to build, test and benchmark.
+# Idempotent: packages already present are left alone; safe to run on every build.
+#
+#   deploy/install-deps.sh            build + test dependencies
+#   deploy/install-deps.sh --bench    also the peer proxies the bench compares against
+set -euo pipefail
+
+build_pkgs=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libboost1.81-dev          # Asio, Beast (proxy/ only)
+  libssl-dev                # OpenSSL 3 (certs/, TLS)
+  libre2-dev                # URL patterns (rules/)
+  libyaml-cpp-dev           # policy files (rules/)
+  libidn2-dev               # IDNA host names to punycode (rules/)
+  prometheus-cpp-dev        # metrics endpoint (proxy/)
+  libsqlite3-dev sqlite3    # durable state
+  doctest-dev               # unit tests
+  tzdata                    # school time zones (rules/ reads TZif files)
+)
+test_pkgs=(
+  python3 curl nginx-light openssl procps iproute2
+)
+bench_pkgs=(
+  wrk squid tinyproxy privoxy e2guardian nginx-light linux-perf valgrind
+)
+
+want=("${build_pkgs[@]}" "${test_pkgs[@]}")
+if [[ "${1:-}" == "--bench" ]]; then want+=("${bench_pkgs[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#want[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# Peer proxies must not start as system services on the build machine: the bench
+# starts its own instances on loopback ports. policy-rc.d stops invoke-rc.d from starting them.
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,63 @@
+// The decision: one pure function from a compiled policy and the facts of one request to a
+// verdict. The proxy calls it for every request and tunnel; `hallpass explain` calls the same
+// function, so what explain prints is what the proxy does.
+//
+// No clock, file or network access: the caller supplies the time. Thread-safe: any number of
+// threads may call decide() on the same policy at once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "rules/policy.hpp"
+
+namespace hallpass::rules {
+
+struct request_facts {
+  std::optional<ip_address> client;
+  std::string_view user;    // empty when not known
+  std::string_view role;    // empty: choose by client address
+  std::string_view method;  // "GET", "POST", "CONNECT", ... (compared case-insensitively)
+  std::string_view scheme;  // "http" or "https"
+  std::string_view host;    // as the client sent it; normalized by decide()
+  std::uint16_t port = 0;   // 0: the scheme's default
+  std::optional<std::string_view> path;  // path and query ("/a?b=c"); nullopt inside a tunnel
+  std::chrono::sys_seconds time{};
+};
+
+enum class role_source : std::uint8_t { given, network, fallback };
+std::string_view to_string(role_source s);
+
+enum class decided_by : std::uint8_t { rule, role_default, locked_category, invalid_host };
+
+struct verdict {
+  action act = action::block;
+  const role* chosen_role = nullptr;
+  role_source role_from = role_source::fallback;
+  std::string_view role_detail;  // the network that matched, or why the fallback was used
+  period_at when;
+  std::chrono::local_seconds local_time{};
+  decided_by by = decided_by::role_default;
+  const rule* matched_rule = nullptr;  // when by == rule
+  std::string_view rule_id;            // "pupils rule 1", "default for pupils", ...
+  const category* matched_category = nullptr;
+  std::string_view reason;
+  std::string_view clause;
+  std::string exception_id;  // set by the exception layer (later); empty here
+  normalized_host host;
+  std::string host_error;  // when by == invalid_host
+
+  std::string_view category_name() const;
+  std::string period_name() const;  // "Lesson 2 (lesson)", "outside school hours (weekend)"
+};
+
+verdict decide(const policy& p, const request_facts& facts);
+
+// The URL as patterns see it: scheme://host[:port]/path?query (port only when not default).
+std::string pattern_subject(std::string_view scheme, const normalized_host& host,
+                            std::uint16_t port, std::optional<std::string_view> path);
+
+}  // namespace hallpass::rules

@@ -1,0 +1,287 @@
+#include "rules/explain.hpp"
+
+#include <charconv>
+#include <cstdio>
+
+#include "rules/json_writer.hpp"
+
+namespace hallpass::rules {
+namespace {
+
+std::string hhmm(int minute) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%02d:%02d", minute / 60, minute % 60);
+  return buf;
+}
+
+std::string format_local(std::chrono::local_seconds t) {
+  using namespace std::chrono;
+  const auto day = floor<days>(t);
+  const year_month_day ymd{day};
+  const weekday wd{day};
+  static constexpr const char* names[] = {"Sunday", "Monday", "Tuesday", "Wednesday",
+                                          "Thursday", "Friday", "Saturday"};
+  const auto mins = duration_cast<minutes>(t - day).count();
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u %02lld:%02lld (%s)", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<long long>(mins / 60), static_cast<long long>(mins % 60), names[wd.c_encoding()]);
+  return buf;
+}
+
+std::string role_how(const verdict& v) {
+  switch (v.role_from) {
+    case role_source::given: return "named with --role";
+    case role_source::network: return "client address is in network " + std::string(v.role_detail);
+    case role_source::fallback: return "fallback role: " + std::string(v.role_detail);
+  }
+  return "";
+}
+
+std::string rule_text(const verdict& v) {
+  if (v.matched_rule) return v.matched_rule->id + ": " + v.matched_rule->summary;
+  return std::string(v.rule_id);
+}
+
+}  // namespace
+
+std::string policy_summary(const policy& p) {
+  std::string out;
+  out += "School: " + p.school_name + " (time zone " + p.zone.name() + ")\n";
+  out += "Roles:\n";
+  for (std::size_t i = 0; i < p.roles.size(); ++i) {
+    const auto& r = p.roles[i];
+    std::size_t nets = 0;
+    for (const auto& n : p.networks) nets += n.role == i;
+    out += "  " + r.name + ": " + std::to_string(r.rules.size()) + " rules, default " +
+           std::string(to_string(r.default_action)) + ", " + std::to_string(nets) + " networks";
+    if (i == p.fallback_role) out += " (fallback for unknown addresses)";
+    out += "\n";
+  }
+  if (!p.everyone_rules.empty()) {
+    out += "Rules for everyone: " + std::to_string(p.everyone_rules.size()) + "\n";
+  }
+  out += "Categories:\n";
+  for (const auto& c : p.categories) {
+    out += "  " + c.name + ": " + std::to_string(c.domain_count) + " domains, " + std::to_string(c.url_count) +
+           " URL prefixes, " + std::to_string(c.pattern_count) + " patterns" + (c.locked ? " [locked]" : "") + "\n";
+  }
+  out += "Domain table: " + std::to_string(p.domains.size()) + " distinct domains, " +
+         std::to_string(p.domains.memory_bytes() / (1024 * 1024)) + " MiB\n";
+  out += "Timetable:\n";
+  static constexpr const char* names[] = {"Sunday", "Monday", "Tuesday", "Wednesday",
+                                          "Thursday", "Friday", "Saturday"};
+  for (int d : {1, 2, 3, 4, 5, 6, 0}) {
+    const auto& day = p.timetable.days[d];
+    out += std::string("  ") + names[d] + ":";
+    if (day.empty()) out += " no school";
+    for (const auto& pd : day) {
+      out += " " + pd.name + " " + hhmm(pd.start_minute) + "-" + hhmm(pd.end_minute) + ";";
+    }
+    if (!day.empty()) out.pop_back();
+    out += "\n";
+  }
+  out += "Terms: " + std::to_string(p.timetable.terms.size()) + ", holidays: " +
+         std::to_string(p.timetable.holidays.size()) + "\n";
+  return out;
+}
+
+std::optional<url_parts> split_url(std::string_view url, std::string* error) {
+  url_parts u;
+  auto fail = [&](std::string m) -> std::optional<url_parts> {
+    if (error) *error = std::move(m);
+    return std::nullopt;
+  };
+  if (auto s = url.find("://"); s != std::string_view::npos) {
+    u.scheme = url.substr(0, s);
+    url.remove_prefix(s + 3);
+    if (u.scheme != "http" && u.scheme != "https" && u.scheme != "ws" && u.scheme != "wss") {
+      return fail("the URL scheme '" + std::string(u.scheme) + "' is not http, https, ws or wss");
+    }
+  } else {
+    u.scheme = "http";
+  }
+  const auto end = url.find_first_of("/?#");
+  std::string_view authority = url.substr(0, end);
+  u.path = end == std::string_view::npos ? std::string_view("/") : url.substr(end);
+  if (auto hash = u.path.find('#'); hash != std::string_view::npos) u.path = u.path.substr(0, hash);
+  if (auto at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) return fail("the URL's IPv6 address has no closing ']'");
+    u.host = authority.substr(0, close + 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return fail("unexpected text after the IPv6 address");
+      port = authority.substr(close + 2);
+    }
+  } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+    u.host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  } else {
+    u.host = authority;
+  }
+  if (u.host.empty()) return fail("the URL has no host");
+  if (!port.empty()) {
+    unsigned v = 0;
+    auto r = std::from_chars(port.data(), port.data() + port.size(), v);
+    if (r.ec != std::errc() || r.ptr != port.data() + port.size() || v == 0 || v > 65535) {
+      return fail("the URL's port '" + std::string(port) + "' is not a number from 1 to 65535");
+    }
+    u.port = static_cast<std::uint16_t>(v);
+  }
+  if (u.path.front() == '?') {
+    // "http://host?q": the path is "/" and the query follows.
+  }
+  return u;
+}
+
+std::optional<std::chrono::local_seconds> parse_local_time(std::string_view t) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0;
+  if (t.size() != 16 || t[4] != '-' || t[7] != '-' || (t[10] != ' ' && t[10] != 'T') || t[13] != ':') return std::nullopt;
+  auto num = [&](std::size_t at, std::size_t n, int& out) {
+    auto r = std::from_chars(t.data() + at, t.data() + at + n, out);
+    return r.ec == std::errc() && r.ptr == t.data() + at + n;
+  };
+  if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi)) return std::nullopt;
+  using namespace std::chrono;
+  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  if (!ymd.ok() || h > 23 || mi > 59) return std::nullopt;
+  return local_days{ymd} + hours{h} + minutes{mi};
+}
+
+explanation explain(const policy& p, const request_facts& facts) {
+  explanation e{decide(p, facts), {}};
+  const verdict& v = e.v;
+  if (v.act == action::allow) return e;
+  if (v.by == decided_by::locked_category) {
+    e.would_allow.push_back("Nothing: category '" + std::string(v.category_name()) +
+                            "' is locked (an illegal-content list). No rule or exception can allow it.");
+    return e;
+  }
+  if (v.by == decided_by::invalid_host) {
+    e.would_allow.push_back("Nothing: the host name is not valid (" + v.host_error + ").");
+    return e;
+  }
+  using namespace std::chrono;
+  // The same request at other times of the same day, and at the weekend.
+  const auto today = floor<days>(v.local_time);
+  const weekday wd{today};
+  std::vector<std::string> times;
+  const auto& periods = p.timetable.days[wd.c_encoding()];
+  auto try_at = [&](local_seconds local, const std::string& label) {
+    request_facts f = facts;
+    f.time = p.zone.to_sys(local);
+    f.role = v.chosen_role->name;
+    if (decide(p, f).act == action::allow) times.push_back(label);
+  };
+  for (const auto& pd : periods) {
+    if (v.when.current == &pd) continue;
+    try_at(today + minutes{pd.start_minute},
+           pd.name + " (" + hhmm(pd.start_minute) + "-" + hhmm(pd.end_minute) + ")");
+  }
+  if (!periods.empty() && v.when.current) try_at(today + minutes{periods.back().end_minute}, "after the school day");
+  if (wd != Saturday && wd != Sunday) {
+    const auto saturday = today + days{(Saturday - wd).count()};
+    try_at(saturday + hours{11}, "at the weekend");
+  }
+  if (!times.empty()) {
+    std::string s = "For " + v.chosen_role->name + " at another time: ";
+    for (std::size_t i = 0; i < times.size(); ++i) s += (i ? ", " : "") + times[i];
+    e.would_allow.push_back(s + ".");
+  }
+  // Other roles at the same time.
+  std::vector<std::string> roles;
+  for (const auto& r : p.roles) {
+    if (&r == v.chosen_role || r.builtin) continue;
+    request_facts f = facts;
+    f.role = r.name;
+    if (decide(p, f).act == action::allow) roles.push_back(r.name);
+  }
+  if (!roles.empty()) {
+    std::string s = "Another role at this time: ";
+    for (std::size_t i = 0; i < roles.size(); ++i) s += (i ? ", " : "") + roles[i];
+    e.would_allow.push_back(s + ".");
+  }
+  e.would_allow.push_back(
+      "An exception approved by the headteacher, requested on the blocked content access request form "
+      "(000 7.5 and appendix; 002).");
+  return e;
+}
+
+std::string iso8601_local(const time_zone& z, std::chrono::sys_seconds t) {
+  using namespace std::chrono;
+  const auto off = z.offset_at(t);
+  const local_seconds l{t.time_since_epoch() + off};
+  const auto day = floor<days>(l);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{l - day};
+  const long long o = off.count();
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lld%c%02lld:%02lld", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<long long>(hms.hours().count()), static_cast<long long>(hms.minutes().count()),
+                static_cast<long long>(hms.seconds().count()), o < 0 ? '-' : '+', std::llabs(o) / 3600,
+                (std::llabs(o) % 3600) / 60);
+  return buf;
+}
+
+std::string explanation_text(const policy& p, const request_facts& f, const explanation& e) {
+  const verdict& v = e.v;
+  std::string out;
+  auto line = [&](std::string_view label, std::string_view value) {
+    if (value.empty()) return;
+    out += label;
+    out.append(label.size() < 10 ? 10 - label.size() : 1, ' ');
+    out += value;
+    out += "\n";
+  };
+  line("Verdict:", v.act == action::allow ? "ALLOW" : "BLOCK");
+  line("Host:", v.host.text.empty() ? std::string(f.host) : v.host.text);
+  line("Role:", v.chosen_role->name + " (" + role_how(v) + ")");
+  line("Time:", format_local(v.local_time) + ", " + p.zone.name());
+  line("Period:", v.period_name());
+  line("Rule:", rule_text(v));
+  line("Category:", v.category_name());
+  line("Clause:", v.clause);
+  line("Reason:", v.reason);
+  if (!e.would_allow.empty()) {
+    out += "What would allow it:\n";
+    for (const auto& w : e.would_allow) out += "  - " + w + "\n";
+  }
+  return out;
+}
+
+std::string explanation_json(const policy& p, const request_facts& f, const explanation& e) {
+  const verdict& v = e.v;
+  std::string allow = "[";
+  for (std::size_t i = 0; i < e.would_allow.size(); ++i) {
+    if (i) allow += ",";
+    allow += '"';
+    json_escape(allow, e.would_allow[i]);
+    allow += '"';
+  }
+  allow += "]";
+  json_object o;
+  o.str("action", to_string(v.act))
+      .str("host", v.host.text.empty() ? f.host : std::string_view(v.host.text))
+      .str("role", v.chosen_role->name)
+      .str("role_source", to_string(v.role_from))
+      .str("role_detail", v.role_detail)
+      .str("time", iso8601_local(p.zone, f.time))
+      .str("period", v.when.current ? std::string_view(v.when.current->name) : std::string_view("outside school hours"))
+      .str("period_kind", v.when.current ? to_string(v.when.current->kind) : std::string_view("outside"));
+  if (!v.when.current) o.str("outside_reason", v.when.outside_why);
+  o.str("rule", v.rule_id);
+  if (v.matched_rule) o.str("rule_summary", v.matched_rule->summary);
+  if (v.matched_category) {
+    o.str("category", v.category_name());
+  } else {
+    o.null("category");
+  }
+  o.str("clause", v.clause).str("reason", v.reason).boolean("locked", v.by == decided_by::locked_category);
+  o.raw("would_allow", allow);
+  return o.done();
+}
+
+}  // namespace hallpass::rules

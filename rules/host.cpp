@@ -1,0 +1,241 @@
+#include "rules/host.hpp"
+
+#include <arpa/inet.h>
+#include <idn2.h>
+
+#include <cstdlib>
+#include <vector>
+
+namespace hallpass::rules {
+namespace {
+
+void set_error(std::string* error, std::string message) {
+  if (error) *error = std::move(message);
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// WHATWG "IPv4 number parser": decimal, 0x hex, 0 octal. Returns nullopt if not a number.
+std::optional<std::uint64_t> parse_ipv4_number(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  int base = 10;
+  if (s.size() >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    base = 16;
+    s.remove_prefix(2);
+  } else if (s.size() >= 2 && s[0] == '0') {
+    base = 8;
+    s.remove_prefix(1);
+  }
+  if (s.empty()) return 0;
+  std::uint64_t value = 0;
+  for (char c : s) {
+    int d = hex_value(c);
+    if (d < 0 || d >= base) return std::nullopt;
+    value = value * base + d;
+    if (value > 0xFFFFFFFFull) return value;  // too large; caller rejects, keep it bounded
+  }
+  return value;
+}
+
+bool ends_in_number(std::string_view host) {
+  // WHATWG: the host is an IPv4 candidate when its last non-empty label is numeric.
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  auto dot = host.rfind('.');
+  std::string_view last = dot == std::string_view::npos ? host : host.substr(dot + 1);
+  if (last.empty()) return false;
+  bool all_digits = true;
+  for (char c : last) all_digits = all_digits && c >= '0' && c <= '9';
+  if (all_digits) return true;
+  return parse_ipv4_number(last).has_value();
+}
+
+std::optional<std::uint32_t> parse_whatwg_ipv4(std::string_view host, std::string* error) {
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  std::vector<std::uint64_t> parts;
+  std::size_t start = 0;
+  while (true) {
+    auto dot = host.find('.', start);
+    std::string_view part = host.substr(start, dot == std::string_view::npos ? host.npos : dot - start);
+    auto n = parse_ipv4_number(part);
+    if (!n || part.empty()) {
+      set_error(error, "'" + std::string(host) + "' looks like an IPv4 address but is not one");
+      return std::nullopt;
+    }
+    parts.push_back(*n);
+    if (parts.size() > 4) break;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  if (parts.size() > 4) {
+    set_error(error, "'" + std::string(host) + "' has too many parts for an IPv4 address");
+    return std::nullopt;
+  }
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (parts[i] > 255) {
+      set_error(error, "'" + std::string(host) + "' has an IPv4 part over 255");
+      return std::nullopt;
+    }
+  }
+  std::uint64_t last = parts.back();
+  if (last >= (1ull << (8 * (5 - parts.size())))) {
+    set_error(error, "'" + std::string(host) + "' is out of range for an IPv4 address");
+    return std::nullopt;
+  }
+  std::uint64_t value = last;
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) value += parts[i] << (8 * (3 - i));
+  return static_cast<std::uint32_t>(value);
+}
+
+bool is_name_char(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+}
+
+}  // namespace
+
+std::optional<ip_address> ip_address::parse(std::string_view text) {
+  if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
+    text = text.substr(1, text.size() - 2);
+  }
+  if (text.empty() || text.size() > 45) return std::nullopt;
+  char buf[64];
+  text.copy(buf, text.size());
+  buf[text.size()] = '\0';
+  ip_address a;
+  if (inet_pton(AF_INET, buf, a.bytes.data()) == 1) return a;
+  if (inet_pton(AF_INET6, buf, a.bytes.data()) == 1) {
+    a.v6 = true;
+    return a;
+  }
+  return std::nullopt;
+}
+
+std::string ip_address::to_string() const {
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buf, sizeof buf);
+  return buf;
+}
+
+std::optional<normalized_host> normalize_host(std::string_view raw, std::string* error) {
+  if (raw.empty()) {
+    set_error(error, "the host name is empty");
+    return std::nullopt;
+  }
+  if (raw.size() > 1024) {
+    set_error(error, "the host name is longer than 1024 characters");
+    return std::nullopt;
+  }
+  // IPv6 literal.
+  if (raw.front() == '[') {
+    if (raw.back() != ']') {
+      set_error(error, "'" + std::string(raw) + "' opens an IPv6 address with '[' but does not close it");
+      return std::nullopt;
+    }
+    auto ip = ip_address::parse(raw);
+    if (!ip || !ip->v6) {
+      set_error(error, "'" + std::string(raw) + "' is not a valid IPv6 address");
+      return std::nullopt;
+    }
+    return normalized_host{ip->to_string(), host_kind::ipv6};
+  }
+  if (raw.find(':') != std::string_view::npos) {
+    auto ip = ip_address::parse(raw);
+    if (ip && ip->v6) return normalized_host{ip->to_string(), host_kind::ipv6};
+    set_error(error, "'" + std::string(raw) + "' contains ':' but is not an IPv6 address");
+    return std::nullopt;
+  }
+
+  // Percent-decode, lower-case ASCII, note whether anything is non-ASCII.
+  std::string s;
+  s.reserve(raw.size());
+  bool non_ascii = false;
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(raw[i]);
+    if (c == '%') {
+      int hi = i + 2 < raw.size() ? hex_value(raw[i + 1]) : -1;
+      int lo = i + 2 < raw.size() ? hex_value(raw[i + 2]) : -1;
+      if (hi < 0 || lo < 0) {
+        set_error(error, "'" + std::string(raw) + "' has a broken percent-encoding");
+        return std::nullopt;
+      }
+      c = static_cast<unsigned char>(hi * 16 + lo);
+      i += 2;
+    }
+    if (c >= 0x80) non_ascii = true;
+    if (c >= 'A' && c <= 'Z') c = c - 'A' + 'a';
+    s.push_back(static_cast<char>(c));
+  }
+
+  if (non_ascii) {
+    char* out = nullptr;
+    int rc = idn2_to_ascii_8z(s.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    if (rc != IDN2_OK) {
+      // Fall back to transitional processing, which maps some characters (like U+00DF) that
+      // non-transitional rejects; both are what browsers have shipped.
+      rc = idn2_to_ascii_8z(s.c_str(), &out, IDN2_NFC_INPUT | IDN2_TRANSITIONAL);
+    }
+    if (rc != IDN2_OK) {
+      set_error(error, "'" + std::string(raw) + "' is not a valid internationalised name: " +
+                           idn2_strerror(rc));
+      return std::nullopt;
+    }
+    s = out;
+    std::free(out);
+    for (auto& c : s) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+
+  if (ends_in_number(s)) {
+    auto v4 = parse_whatwg_ipv4(s, error);
+    if (!v4) return std::nullopt;
+    ip_address a;
+    a.bytes[0] = static_cast<std::uint8_t>(*v4 >> 24);
+    a.bytes[1] = static_cast<std::uint8_t>(*v4 >> 16);
+    a.bytes[2] = static_cast<std::uint8_t>(*v4 >> 8);
+    a.bytes[3] = static_cast<std::uint8_t>(*v4);
+    return normalized_host{a.to_string(), host_kind::ipv4};
+  }
+
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  if (s.empty() || s.front() == '.') {
+    set_error(error, "'" + std::string(raw) + "' is not a valid host name");
+    return std::nullopt;
+  }
+  if (s.size() > 253) {
+    set_error(error, "'" + std::string(raw) + "' is longer than 253 characters");
+    return std::nullopt;
+  }
+  std::size_t label = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (!is_name_char(c)) {
+      set_error(error, "'" + std::string(raw) + "' contains the character '" + std::string(1, static_cast<char>(c)) +
+                           "', which is not allowed in a host name");
+      return std::nullopt;
+    }
+    if (c == '.') {
+      if (label == 0) {
+        set_error(error, "'" + std::string(raw) + "' has an empty label ('..')");
+        return std::nullopt;
+      }
+      label = 0;
+    } else if (++label > 63) {
+      set_error(error, "'" + std::string(raw) + "' has a label longer than 63 characters");
+      return std::nullopt;
+    }
+  }
+  return normalized_host{std::move(s), host_kind::name};
+}
+
+bool is_same_or_subdomain(std::string_view host, std::string_view domain) {
+  if (host.size() == domain.size()) return host == domain;
+  return host.size() > domain.size() && host.ends_with(domain) &&
+         host[host.size() - domain.size() - 1] == '.';
+}
+
+}  // namespace hallpass::rules

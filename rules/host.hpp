@@ -1,0 +1,45 @@
+// Host names and IP literals as the policy compares them.
+//
+// normalize_host() turns whatever a client put in a URL or a CONNECT line into one canonical
+// spelling, so that "WWW.Facebook.COM.", "www.facebook.com", "%77ww.facebook.com" and the
+// Unicode form of an internationalised name all compare equal, and so that an address written
+// as "2130706433" or "0x7f.1" is recognised as the IPv4 address 127.0.0.1 (as browsers do,
+// following the WHATWG URL standard) rather than looked up as a name.
+//
+// Pure functions; thread-safe. No I/O.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace hallpass::rules {
+
+enum class host_kind : std::uint8_t { name, ipv4, ipv6 };
+
+struct normalized_host {
+  std::string text;  // lower-case ASCII name (punycode), dotted IPv4, or bracket-less IPv6
+  host_kind kind = host_kind::name;
+};
+
+// An IPv4 or IPv6 address, as bytes in network order. IPv4 uses the first 4 bytes.
+struct ip_address {
+  bool v6 = false;
+  std::array<std::uint8_t, 16> bytes{};
+
+  static std::optional<ip_address> parse(std::string_view text);  // "10.1.2.3", "::1", "[::1]"
+  std::string to_string() const;
+  friend bool operator==(const ip_address&, const ip_address&) = default;
+};
+
+// Returns the canonical host or std::nullopt with *error set (when error is not null).
+// Accepts an optional trailing dot, percent-encoding, upper case, Unicode (to punycode),
+// "[v6]" brackets, and WHATWG IPv4 forms (decimal, octal, hex, fewer than four parts).
+std::optional<normalized_host> normalize_host(std::string_view raw, std::string* error = nullptr);
+
+// Returns true when `host` equals `domain` or ends with "." + domain. Both must be normalized.
+bool is_same_or_subdomain(std::string_view host, std::string_view domain);
+
+}  // namespace hallpass::rules

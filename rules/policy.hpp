@@ -1,0 +1,114 @@
+// The compiled policy: everything the engine needs to decide a request, built by the loader
+// (policy_loader.hpp) from the YAML the ICT technician edits, then never changed.
+//
+// A request pins one std::shared_ptr<const policy> for its whole life; a reload builds a new
+// policy aside and publishes it with one atomic store, so readers never see a half-built one.
+// All members are const after loading; any thread may read them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <re2/set.h>
+
+#include "rules/domain_table.hpp"
+#include "rules/host.hpp"
+#include "rules/time_zone.hpp"
+#include "rules/timetable.hpp"
+
+namespace hallpass::rules {
+
+enum class action : std::uint8_t { allow, block };
+std::string_view to_string(action a);
+
+using set_id = domain_table::set_id;
+
+// A named list of domains, URL prefixes and URL patterns. Each category is one "set"; a
+// rule's own inline lists form another, unnamed set.
+struct category {
+  std::string name;
+  std::string description;
+  bool locked = false;  // illegal-content feeds: nothing may allow them
+  set_id set = 0;
+  std::size_t domain_count = 0, url_count = 0, pattern_count = 0;
+  std::vector<std::string> sources;  // files and UT1 categories it was read from
+};
+
+struct rule {
+  std::string id;  // "pupils rule 2", or "pupils rule 2 (wikipedia edits)" when named
+  action act = action::block;
+  // Target sets: the rule applies when the request matches any of them. Empty: any request.
+  std::vector<set_id> targets;
+  bool has_targets = false;
+  bool needs_patterns = false;         // some target has URL patterns (evaluated lazily)
+  std::vector<std::string> methods;    // upper case; empty: any method
+  std::uint64_t during = ~0ull;        // period bits; all ones: at any time
+  std::string during_text;             // "during lessons", "at any time"
+  std::string clause;                  // policy clause, e.g. "000 7.1"
+  std::string reason;                  // shown on the block page and in logs
+  std::string summary;                 // "block social_media during lessons"
+};
+
+struct ip_network {
+  ip_address base;
+  int prefix = 0;
+  std::string text;  // as written, for explanations
+  std::size_t role = 0;
+  bool contains(const ip_address& a) const;
+};
+
+struct role {
+  std::string name;
+  std::string description;
+  action default_action = action::allow;
+  std::string default_id;      // "default for pupils"
+  std::string default_reason;
+  std::vector<rule> rules;
+  bool builtin = false;  // the "unassigned" fallback made when the policy names none
+};
+
+// Heterogeneous lookup, so a string_view finds a std::string key without allocating.
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return domain_table::hash(s); }
+};
+
+// A URL prefix entry: host (and its subdomains) + path prefix.
+struct url_prefix {
+  std::string path;  // begins with '/'
+  set_id set = 0;
+};
+
+struct policy {
+  std::string source_file;
+  std::string school_name;
+  time_zone zone = time_zone::utc();
+  rules::timetable timetable;
+
+  std::vector<category> categories;  // set id == index for categories
+  std::vector<std::string> set_names;  // every set: category name, or "rule list of ..."
+  std::vector<bool> set_is_locked;
+  std::vector<bool> set_has_patterns;
+  std::vector<std::size_t> set_category;  // index into categories, or npos for rule lists
+
+  domain_table domains;
+  std::unordered_map<std::string, std::vector<url_prefix>, string_hash, std::equal_to<>>
+      url_prefixes;  // by host
+  std::unique_ptr<re2::RE2::Set> patterns;  // null when no set has patterns
+  std::vector<set_id> pattern_set;          // pattern index -> set
+  bool locked_has_patterns = false;
+
+  std::vector<rule> everyone_rules;  // evaluated for every role, before its own
+  std::vector<role> roles;
+  std::vector<ip_network> networks;  // longest prefix first
+  std::size_t fallback_role = 0;
+
+  const role* find_role(std::string_view name) const;
+  const category* find_category(std::string_view name) const;
+  std::size_t total_domains() const { return domains.size(); }
+};
+
+}  // namespace hallpass::rules

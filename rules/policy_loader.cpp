@@ -1,0 +1,1044 @@
+#include "rules/policy_loader.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace hallpass::rules {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::size_t max_warnings_per_file = 10;
+
+std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string join(const std::vector<std::string>& v, std::string_view sep) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) out += sep;
+    out += v[i];
+  }
+  return out;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t sub = prev[j - 1] + (std::tolower(a[i - 1]) == std::tolower(b[j - 1]) ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::optional<std::string> read_file(const fs::path& path, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = "cannot open " + path.string() + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) {
+    *error = "cannot read " + path.string();
+    return std::nullopt;
+  }
+  return std::move(ss).str();
+}
+
+bool is_plain_domain(std::string_view s) {
+  // Fast path for list files: already lower-case ASCII, well formed, not ending in a digit
+  // (which might make it an IPv4 address under WHATWG rules).
+  if (s.empty() || s.size() > 253 || s.front() == '.' || s.back() == '.' || s.front() == '-') return false;
+  if (s.back() >= '0' && s.back() <= '9') return false;
+  std::size_t label = 0;
+  for (char c : s) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
+    if (++label > 63) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// "*.example.com" and ".example.com" mean the same as "example.com" here.
+std::string_view strip_wildcard(std::string_view s) {
+  if (s.starts_with("*.")) s.remove_prefix(2);
+  else if (s.starts_with(".")) s.remove_prefix(1);
+  return s;
+}
+
+class loader {
+ public:
+  loader(const load_options& options, std::string file) : opt_(options), file_(std::move(file)) {
+    base_dir_ = fs::path(file_).parent_path();
+  }
+
+  load_result run(std::string_view text) {
+    load_result result;
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(text));
+    } catch (const YAML::ParserException& e) {
+      result.errors.push_back({file_, e.mark.line + 1, e.mark.column + 1,
+                               "this is not valid YAML: " + e.msg});
+      return result;
+    }
+    p_ = std::make_unique<policy>();
+    p_->source_file = file_;
+    if (!root || root.IsNull()) {
+      error_at_file("the policy file is empty");
+    } else if (!check_map(root, "the policy file",
+                          {"school", "categories", "roles", "everyone", "fallback_role", "ut1_dir"},
+                          opt_.other_sections)) {
+      // reported
+    } else {
+      load_document(root);
+    }
+    result.errors = std::move(errors_);
+    result.warnings = std::move(warnings_);
+    if (result.errors.empty()) result.compiled = std::move(p_);
+    return result;
+  }
+
+ private:
+  // ---- diagnostics -------------------------------------------------------------------------
+  void error(const YAML::Node& n, std::string message) {
+    const auto m = n.Mark();
+    errors_.push_back({file_, m.line >= 0 ? m.line + 1 : 0, m.column >= 0 ? m.column + 1 : 0,
+                       std::move(message)});
+  }
+  void error_at(const YAML::Mark& m, std::string message) {
+    errors_.push_back({file_, m.line >= 0 ? m.line + 1 : 0, m.column >= 0 ? m.column + 1 : 0,
+                       std::move(message)});
+  }
+  void error_at_file(std::string message) { errors_.push_back({file_, 0, 0, std::move(message)}); }
+
+  static std::string did_you_mean(std::string_view word, const std::vector<std::string>& options) {
+    auto best = closest_match(word, options);
+    return best.empty() ? std::string() : "; did you mean " + quote(best) + "?";
+  }
+
+  // ---- YAML shape checks --------------------------------------------------------------------
+  bool check_map(const YAML::Node& n, const std::string& what,
+                 std::initializer_list<std::string_view> allowed,
+                 const std::vector<std::string>& also_allowed = {}) {
+    if (!n.IsMap()) {
+      error(n, what + " must be a mapping of keys to values");
+      return false;
+    }
+    std::vector<std::string> names(allowed.begin(), allowed.end());
+    names.insert(names.end(), also_allowed.begin(), also_allowed.end());
+    std::set<std::string> seen;
+    bool ok = true;
+    for (const auto& kv : n) {
+      if (!kv.first.IsScalar()) {
+        error(kv.first, "a key in " + what + " must be a plain word");
+        ok = false;
+        continue;
+      }
+      const std::string key = kv.first.Scalar();
+      if (!seen.insert(key).second) {
+        error(kv.first, "the key " + quote(key) + " appears twice in " + what);
+        ok = false;
+      }
+      if (std::find(names.begin(), names.end(), key) == names.end()) {
+        error(kv.first, "unknown key " + quote(key) + " in " + what + did_you_mean(key, names) +
+                            " (allowed: " + join(names, ", ") + ")");
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
+  std::optional<std::string> scalar(const YAML::Node& n, const std::string& what) {
+    if (!n.IsScalar()) {
+      error(n, what + " must be a single value, not " + (n.IsSequence() ? "a list" : n.IsMap() ? "a mapping" : "empty"));
+      return std::nullopt;
+    }
+    return n.Scalar();
+  }
+
+  // A list, or a single scalar taken as a one-item list.
+  std::vector<YAML::Node> items(const YAML::Node& n, const std::string& what) {
+    std::vector<YAML::Node> out;
+    if (n.IsSequence()) {
+      for (const auto& i : n) out.push_back(i);
+    } else if (n.IsScalar()) {
+      out.push_back(n);
+    } else if (!n.IsNull()) {
+      error(n, what + " must be a list");
+    }
+    return out;
+  }
+
+  std::optional<bool> boolean(const YAML::Node& n, const std::string& what) {
+    auto s = scalar(n, what);
+    if (!s) return std::nullopt;
+    if (*s == "true" || *s == "yes" || *s == "on") return true;
+    if (*s == "false" || *s == "no" || *s == "off") return false;
+    error(n, what + " must be true or false, not " + quote(*s));
+    return std::nullopt;
+  }
+
+  std::optional<action> parse_action(const YAML::Node& n, const std::string& what) {
+    auto s = scalar(n, what);
+    if (!s) return std::nullopt;
+    if (*s == "allow") return action::allow;
+    if (*s == "block") return action::block;
+    error(n, what + " must be 'allow' or 'block', not " + quote(*s));
+    return std::nullopt;
+  }
+
+  fs::path resolve(const std::string& path) const {
+    fs::path p(path);
+    return p.is_absolute() ? p : base_dir_ / p;
+  }
+
+  // ---- the document -------------------------------------------------------------------------
+  void load_document(const YAML::Node& root) {
+    if (root["ut1_dir"]) {
+      if (auto s = scalar(root["ut1_dir"], "ut1_dir")) ut1_dir_ = resolve(*s);
+    }
+    if (root["school"]) {
+      load_school(root["school"]);
+    } else {
+      error_at_file("the policy has no 'school' section (name, timezone, timetable)");
+      p_->zone = time_zone::utc();
+    }
+    if (root["categories"]) load_categories(root["categories"]);
+    if (root["roles"]) {
+      load_roles(root["roles"]);
+    } else {
+      error_at_file("the policy has no 'roles' section: at least one role is needed");
+    }
+    if (root["everyone"]) {
+      const auto e = root["everyone"];
+      if (check_map(e, "everyone", {"rules"}) && e["rules"]) {
+        p_->everyone_rules = load_rules(e["rules"], "everyone");
+      }
+    }
+    choose_fallback(root["fallback_role"]);
+    finish_patterns();
+    p_->domains.finish();
+  }
+
+  // ---- school and timetable -----------------------------------------------------------------
+  void load_school(const YAML::Node& s) {
+    if (!check_map(s, "school", {"name", "timezone", "timetable", "terms", "holidays"})) return;
+    if (s["name"]) {
+      if (auto v = scalar(s["name"], "school.name")) p_->school_name = *v;
+    } else {
+      error(s, "school.name is missing: the block page shows it");
+    }
+    std::string zone = "Europe/London";
+    if (s["timezone"]) {
+      if (auto v = scalar(s["timezone"], "school.timezone")) zone = *v;
+    }
+    load_zone(zone, s["timezone"] ? s["timezone"] : s);
+    if (s["timetable"]) load_timetable(s["timetable"]);
+    if (s["terms"]) p_->timetable.terms = load_dates(s["terms"], "school.terms");
+    if (s["holidays"]) p_->timetable.holidays = load_dates(s["holidays"], "school.holidays");
+  }
+
+  void load_zone(const std::string& name, const YAML::Node& where) {
+    const bool safe = !name.empty() && name.find("..") == std::string::npos && name.front() != '/' &&
+                      std::all_of(name.begin(), name.end(), [](char c) {
+                        return std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '_' ||
+                               c == '-' || c == '+';
+                      });
+    if (!safe) {
+      error(where, "school.timezone " + quote(name) + " is not a time zone name like 'Europe/London'");
+      return;
+    }
+    if (name == "UTC") {
+      p_->zone = time_zone::utc();
+      return;
+    }
+    std::string err;
+    auto bytes = read_file(fs::path(opt_.tzdir) / name, &err);
+    if (!bytes) {
+      error(where, "school.timezone " + quote(name) + " is not a known time zone (" + err + ")");
+      return;
+    }
+    auto z = time_zone::from_tzif(name, *bytes, &err);
+    if (!z) {
+      error(where, err);
+      return;
+    }
+    p_->zone = std::move(*z);
+  }
+
+  std::optional<int> parse_minute(const YAML::Node& n, const std::string& what) {
+    auto s = scalar(n, what);
+    if (!s) return std::nullopt;
+    int h = -1, m = -1;
+    if (s->size() == 5 && (*s)[2] == ':' && std::isdigit((*s)[0]) && std::isdigit((*s)[1]) &&
+        std::isdigit((*s)[3]) && std::isdigit((*s)[4])) {
+      h = ((*s)[0] - '0') * 10 + ((*s)[1] - '0');
+      m = ((*s)[3] - '0') * 10 + ((*s)[4] - '0');
+    }
+    if (h == 24 && m == 0) return 24 * 60;
+    if (h < 0 || h > 23 || m < 0 || m > 59) {
+      error(n, what + " must be a time like \"08:50\" (24-hour HH:MM), not " + quote(*s));
+      return std::nullopt;
+    }
+    return h * 60 + m;
+  }
+
+  std::optional<std::chrono::sys_days> parse_date(const YAML::Node& n, const std::string& what) {
+    auto s = scalar(n, what);
+    if (!s) return std::nullopt;
+    int y = 0;
+    unsigned mo = 0, d = 0;
+    bool shape = s->size() == 10 && (*s)[4] == '-' && (*s)[7] == '-';
+    if (shape) {
+      auto a = std::from_chars(s->data(), s->data() + 4, y);
+      auto b = std::from_chars(s->data() + 5, s->data() + 7, mo);
+      auto c = std::from_chars(s->data() + 8, s->data() + 10, d);
+      shape = a.ec == std::errc() && b.ec == std::errc() && c.ec == std::errc() &&
+              a.ptr == s->data() + 4 && b.ptr == s->data() + 7 && c.ptr == s->data() + 10;
+    }
+    const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{mo}, std::chrono::day{d}};
+    if (!shape || !ymd.ok()) {
+      error(n, what + " must be a date like 2026-09-03 (YYYY-MM-DD), not " + quote(*s));
+      return std::nullopt;
+    }
+    return std::chrono::sys_days{ymd};
+  }
+
+  std::vector<date_range> load_dates(const YAML::Node& list, const std::string& what) {
+    std::vector<date_range> out;
+    if (!list.IsSequence()) {
+      error(list, what + " must be a list of {name, from, to} (or {name, date})");
+      return out;
+    }
+    int i = 0;
+    for (const auto& n : list) {
+      const std::string item = what + " entry " + std::to_string(++i);
+      if (!check_map(n, item, {"name", "from", "to", "date"})) continue;
+      date_range r;
+      if (n["name"]) {
+        if (auto s = scalar(n["name"], item + " name")) r.name = *s;
+      }
+      if (n["date"]) {
+        if (n["from"] || n["to"]) error(n, item + " has both 'date' and 'from'/'to'; use one or the other");
+        auto d = parse_date(n["date"], item + " date");
+        if (!d) continue;
+        r.first = r.last = *d;
+      } else {
+        if (!n["from"] || !n["to"]) {
+          error(n, item + " needs 'from' and 'to' dates (or a single 'date')");
+          continue;
+        }
+        auto f = parse_date(n["from"], item + " from");
+        auto t = parse_date(n["to"], item + " to");
+        if (!f || !t) continue;
+        if (*t < *f) {
+          error(n["to"], item + " ends before it starts");
+          continue;
+        }
+        r.first = *f;
+        r.last = *t;
+      }
+      if (r.name.empty()) r.name = what == "school.holidays" ? "holiday" : "term";
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  void load_timetable(const YAML::Node& t) {
+    static const std::vector<std::string> day_names = {"sunday", "monday", "tuesday", "wednesday",
+                                                       "thursday", "friday", "saturday"};
+    if (!check_map(t, "school.timetable",
+                   {"weekdays", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}))
+      return;
+    std::array<YAML::Node, 7> source;
+    if (t["weekdays"]) {
+      for (int d = 1; d <= 5; ++d) source[d] = t["weekdays"];
+    }
+    for (int d = 0; d < 7; ++d) {
+      if (t[day_names[d]]) source[d] = t[day_names[d]];
+    }
+    for (int d = 0; d < 7; ++d) {
+      if (!source[d]) continue;
+      const std::string what = "school.timetable." + day_names[d];
+      if (source[d].IsNull()) continue;  // "saturday: ~" means no school
+      if (!source[d].IsSequence()) {
+        error(source[d], what + " must be a list of periods ({name, kind, from, to})");
+        continue;
+      }
+      auto& day = p_->timetable.days[d];
+      int i = 0;
+      for (const auto& n : source[d]) {
+        const std::string item = what + " period " + std::to_string(++i);
+        if (!check_map(n, item, {"name", "kind", "from", "to"})) continue;
+        period pd;
+        bool ok = true;
+        if (auto s = n["name"] ? scalar(n["name"], item + " name") : std::nullopt) {
+          pd.name = *s;
+        } else {
+          if (!n["name"]) error(n, item + " has no name");
+          ok = false;
+        }
+        if (n["kind"]) {
+          auto k = scalar(n["kind"], item + " kind");
+          if (!k) {
+            ok = false;
+          } else if (*k == "lesson") {
+            pd.kind = period_kind::lesson;
+          } else if (*k == "break") {
+            pd.kind = period_kind::break_time;
+          } else if (*k == "lunch") {
+            pd.kind = period_kind::lunch;
+          } else if (*k == "other") {
+            pd.kind = period_kind::other;
+          } else {
+            error(n["kind"], item + " kind must be lesson, break, lunch or other, not " + quote(*k) +
+                                 did_you_mean(*k, {"lesson", "break", "lunch", "other"}));
+            ok = false;
+          }
+        } else {
+          error(n, item + " has no kind (lesson, break, lunch or other)");
+          ok = false;
+        }
+        if (!n["from"] || !n["to"]) {
+          error(n, item + " needs 'from' and 'to' times");
+          continue;
+        }
+        const int from = parse_minute(n["from"], item + " from").value_or(-1);
+        const int to = parse_minute(n["to"], item + " to").value_or(-1);
+        if (from < 0 || to < 0 || !ok) continue;
+        if (to <= from) {
+          error(n["to"], item + " (" + pd.name + ") ends at or before it starts");
+          continue;
+        }
+        pd.start_minute = from;
+        pd.end_minute = to;
+        auto& names = p_->timetable.period_names;
+        auto it = std::find(names.begin(), names.end(), pd.name);
+        if (it == names.end()) {
+          if (names.size() >= timetable::max_periods) {
+            error(n, "the timetable has more than 63 differently named periods");
+            continue;
+          }
+          names.push_back(pd.name);
+          it = names.end() - 1;
+        }
+        pd.bit = static_cast<int>(it - names.begin());
+        period_marks_[d].push_back(n.Mark());
+        day.push_back(std::move(pd));
+      }
+      // Sort by start and reject overlaps.
+      std::vector<std::size_t> order(day.size());
+      for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+      std::sort(order.begin(), order.end(), [&](auto a, auto b) { return day[a].start_minute < day[b].start_minute; });
+      std::vector<period> sorted;
+      for (auto k : order) sorted.push_back(day[k]);
+      for (std::size_t k = 1; k < sorted.size(); ++k) {
+        if (sorted[k].start_minute < sorted[k - 1].end_minute) {
+          error_at(period_marks_[d][order[k]], what + ": period " + quote(sorted[k].name) +
+                                                   " overlaps " + quote(sorted[k - 1].name));
+        }
+      }
+      day = std::move(sorted);
+    }
+  }
+
+  // ---- categories ---------------------------------------------------------------------------
+  std::optional<set_id> new_set(std::string name, std::size_t category_index, bool locked, const YAML::Node& where) {
+    if (p_->set_names.size() >= 65535) {
+      error(where, "the policy has more than 65,535 categories and rule lists");
+      return std::nullopt;
+    }
+    const auto id = static_cast<set_id>(p_->set_names.size());
+    p_->set_names.push_back(std::move(name));
+    p_->set_is_locked.push_back(locked);
+    p_->set_has_patterns.push_back(false);
+    p_->set_category.push_back(category_index);
+    return id;
+  }
+
+  bool add_domain(std::string_view d, set_id set) {
+    if (!p_->domains.add(d, set)) {
+      if (!membership_overflow_reported_) {
+        error_at_file("too many different combinations of categories share domains (limit 65,535)");
+        membership_overflow_reported_ = true;
+      }
+      return false;
+    }
+    return true;
+  }
+
+  // Returns the normalized domain or nullopt with err.
+  std::optional<std::string> list_domain(std::string_view raw, std::string* err) {
+    raw = strip_wildcard(trim(raw));
+    if (is_plain_domain(raw)) return std::string(raw);
+    auto h = normalize_host(raw, err);
+    if (!h) return std::nullopt;
+    return std::move(h->text);
+  }
+
+  // Parses "host/path" (UT1 urls format; a scheme is tolerated) into host and path prefix.
+  std::optional<std::pair<std::string, std::string>> list_url(std::string_view raw, std::string* err) {
+    raw = trim(raw);
+    if (auto s = raw.find("://"); s != std::string_view::npos) raw.remove_prefix(s + 3);
+    const auto slash = raw.find('/');
+    std::string_view host = raw.substr(0, slash);
+    std::string path = slash == std::string_view::npos ? "/" : std::string(raw.substr(slash));
+    if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']') == std::string_view::npos &&
+                                      host.find(':') == colon) {
+      host = host.substr(0, colon);  // a port in a list entry does not change the match
+    }
+    auto d = list_domain(host, err);
+    if (!d) return std::nullopt;
+    return std::make_pair(std::move(*d), std::move(path));
+  }
+
+  void add_url(std::string host, std::string path, set_id set) {
+    p_->url_prefixes[std::move(host)].push_back(url_prefix{std::move(path), set});
+  }
+
+  // Reads a list file of domains (or URL prefixes). Unreadable lines are warnings, not errors:
+  // a feed with one odd line must not take the whole policy down.
+  std::size_t load_list_file(const fs::path& path, bool urls, set_id set, const YAML::Node& where,
+                             bool required = true) {
+    std::string err;
+    auto text = read_file(path, &err);
+    if (!text) {
+      if (required) error(where, err);
+      return 0;
+    }
+    std::size_t added = 0, bad = 0, line_no = 0;
+    std::string_view rest = *text;
+    const std::string shown = path.string();
+    while (!rest.empty()) {
+      ++line_no;
+      auto nl = rest.find('\n');
+      std::string_view line = rest.substr(0, nl);
+      rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
+      if (auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+      line = trim(line);
+      if (line.empty()) continue;
+      std::string why;
+      if (urls) {
+        auto u = list_url(line, &why);
+        if (u) {
+          add_url(std::move(u->first), std::move(u->second), set);
+          ++added;
+          continue;
+        }
+      } else if (is_plain_domain(line)) {
+        if (!add_domain(line, set)) return added;
+        ++added;
+        continue;
+      } else if (auto d = list_domain(line, &why)) {
+        if (!add_domain(*d, set)) return added;
+        ++added;
+        continue;
+      }
+      if (++bad <= max_warnings_per_file) {
+        warnings_.push_back({shown, static_cast<int>(line_no), 1, "skipped: " + why});
+      }
+    }
+    if (bad > max_warnings_per_file) {
+      warnings_.push_back({shown, 0, 0, "skipped " + std::to_string(bad) + " unreadable lines in all (" +
+                                            std::to_string(bad - max_warnings_per_file) + " not shown)"});
+    }
+    return added;
+  }
+
+  void add_pattern(const YAML::Node& n, const std::string& text, set_id set) {
+    pending_patterns_.push_back({text, set, n.Mark()});
+    p_->set_has_patterns[set] = true;
+  }
+
+  // Inline lists shared by categories and rules. Returns counts via the category (if any).
+  void load_inline_lists(const YAML::Node& n, const std::string& what, set_id set, category* c) {
+    if (n["domains"]) {
+      for (const auto& d : items(n["domains"], what + " domains")) {
+        auto s = scalar(d, what + " domain");
+        if (!s) continue;
+        std::string err;
+        auto dom = list_domain(*s, &err);
+        if (!dom) {
+          error(d, what + ": " + err);
+          continue;
+        }
+        add_domain(*dom, set);
+        if (c) ++c->domain_count;
+      }
+    }
+    if (n["urls"]) {
+      for (const auto& u : items(n["urls"], what + " urls")) {
+        auto s = scalar(u, what + " url");
+        if (!s) continue;
+        std::string err;
+        auto parsed = list_url(*s, &err);
+        if (!parsed) {
+          error(u, what + ": " + err);
+          continue;
+        }
+        add_url(std::move(parsed->first), std::move(parsed->second), set);
+        if (c) ++c->url_count;
+      }
+    }
+    if (n["patterns"]) {
+      for (const auto& pat : items(n["patterns"], what + " patterns")) {
+        auto s = scalar(pat, what + " pattern");
+        if (!s) continue;
+        add_pattern(pat, *s, set);
+        if (c) ++c->pattern_count;
+      }
+    }
+  }
+
+  void load_categories(const YAML::Node& cats) {
+    if (!cats.IsMap()) {
+      error(cats, "categories must be a mapping from category names to their lists");
+      return;
+    }
+    std::set<std::string> seen;
+    for (const auto& kv : cats) {
+      const std::string name = kv.first.Scalar();
+      if (!seen.insert(name).second) {
+        error(kv.first, "category " + quote(name) + " is defined twice");
+        continue;
+      }
+      const std::string what = "category " + quote(name);
+      const YAML::Node& n = kv.second;
+      if (!check_map(n, what, {"description", "locked", "domains", "domain_files", "urls", "url_files",
+                               "patterns", "ut1"}))
+        continue;
+      category c;
+      c.name = name;
+      if (n["description"]) {
+        if (auto s = scalar(n["description"], what + " description")) c.description = *s;
+      }
+      if (n["locked"]) {
+        if (auto b = boolean(n["locked"], what + " locked")) c.locked = *b;
+      }
+      auto set = new_set(name, p_->categories.size(), c.locked, kv.first);
+      if (!set) return;
+      c.set = *set;
+      load_inline_lists(n, what, c.set, &c);
+      if (n["domain_files"]) {
+        for (const auto& f : items(n["domain_files"], what + " domain_files")) {
+          if (auto s = scalar(f, what + " domain file")) {
+            c.domain_count += load_list_file(resolve(*s), false, c.set, f);
+            c.sources.push_back(*s);
+          }
+        }
+      }
+      if (n["url_files"]) {
+        for (const auto& f : items(n["url_files"], what + " url_files")) {
+          if (auto s = scalar(f, what + " url file")) {
+            c.url_count += load_list_file(resolve(*s), true, c.set, f);
+            c.sources.push_back(*s);
+          }
+        }
+      }
+      if (n["ut1"]) {
+        for (const auto& u : items(n["ut1"], what + " ut1")) {
+          auto s = scalar(u, what + " ut1 category");
+          if (!s) continue;
+          if (ut1_dir_.empty()) {
+            error(u, what + " imports UT1 category " + quote(*s) +
+                         " but the policy sets no ut1_dir (the folder that holds the UT1 'blacklists' categories)");
+            continue;
+          }
+          if (s->find('/') != std::string::npos || s->find("..") != std::string::npos) {
+            error(u, quote(*s) + " is not a UT1 category name");
+            continue;
+          }
+          const fs::path dir = ut1_dir_ / *s;
+          std::error_code ec;
+          if (!fs::is_directory(dir, ec)) {
+            error(u, "UT1 category " + quote(*s) + " not found: " + dir.string() + " is not a folder");
+            continue;
+          }
+          const bool has_domains = fs::exists(dir / "domains", ec), has_urls = fs::exists(dir / "urls", ec);
+          if (!has_domains && !has_urls) {
+            error(u, "UT1 category " + quote(*s) + " has neither a 'domains' nor a 'urls' file in " + dir.string());
+            continue;
+          }
+          if (has_domains) c.domain_count += load_list_file(dir / "domains", false, c.set, u);
+          if (has_urls) c.url_count += load_list_file(dir / "urls", true, c.set, u);
+          c.sources.push_back("ut1:" + *s);
+        }
+      }
+      category_names_.push_back(name);
+      p_->categories.push_back(std::move(c));
+    }
+  }
+
+  // ---- roles and rules ----------------------------------------------------------------------
+  std::uint64_t parse_during(const YAML::Node& n, const std::string& what, std::string& text) {
+    const auto& tt = p_->timetable;
+    std::uint64_t mask = 0;
+    std::vector<std::string> words = {"lessons", "breaks", "lunch", "other", "school_hours",
+                                      "outside_school_hours", "any_time"};
+    for (const auto& name : tt.period_names) words.push_back(name);
+    std::vector<std::string> shown;
+    for (const auto& item : items(n, what)) {
+      auto s = scalar(item, what);
+      if (!s) continue;
+      std::string w = *s;
+      std::uint64_t bits = 0;
+      if (w == "lessons" || w == "lesson") bits = tt.bits_of_kind(period_kind::lesson);
+      else if (w == "breaks" || w == "break") bits = tt.bits_of_kind(period_kind::break_time);
+      else if (w == "lunch") bits = tt.bits_of_kind(period_kind::lunch);
+      else if (w == "other") bits = tt.bits_of_kind(period_kind::other);
+      else if (w == "school_hours") bits = tt.all_period_bits();
+      else if (w == "outside_school_hours") bits = 1ull << timetable::outside_bit;
+      else if (w == "any_time") bits = ~0ull;
+      else {
+        auto it = std::find(tt.period_names.begin(), tt.period_names.end(), w);
+        if (it == tt.period_names.end()) {
+          error(item, what + " names " + quote(w) + ", which is neither a period of the timetable nor one of "
+                          "lessons, breaks, lunch, other, school_hours, outside_school_hours, any_time" +
+                          did_you_mean(w, words));
+          continue;
+        }
+        bits = 1ull << (it - tt.period_names.begin());
+      }
+      if (bits == 0) {
+        error(item, what + " names " + quote(w) + " but the timetable has no such period");
+        continue;
+      }
+      mask |= bits;
+      shown.push_back(w);
+    }
+    text = mask == ~0ull ? "at any time" : "during " + join(shown, ", ");
+    return mask;
+  }
+
+  std::vector<rule> load_rules(const YAML::Node& list, const std::string& owner) {
+    std::vector<rule> out;
+    if (!list.IsSequence()) {
+      error(list, "the rules of " + owner + " must be a list");
+      return out;
+    }
+    int index = 0;
+    for (const auto& n : list) {
+      ++index;
+      const std::string what = "rule " + std::to_string(index) + " of " + (owner == "everyone" ? "everyone" : "role " + owner);
+      if (!check_map(n, what, {"name", "action", "categories", "domains", "urls", "patterns", "methods",
+                               "during", "clause", "reason"}))
+        continue;
+      rule r;
+      r.id = (owner == "everyone" ? std::string("everyone") : owner) + " rule " + std::to_string(index);
+      if (n["name"]) {
+        if (auto s = scalar(n["name"], what + " name")) r.id += " (" + *s + ")";
+      }
+      if (!n["action"]) {
+        error(n, what + " has no action: say 'action: allow' or 'action: block'");
+        continue;
+      }
+      auto act = parse_action(n["action"], what + " action");
+      if (!act) continue;
+      r.act = *act;
+      std::vector<std::string> target_words;
+      if (n["categories"]) {
+        for (const auto& c : items(n["categories"], what + " categories")) {
+          auto s = scalar(c, what + " category");
+          if (!s) continue;
+          const category* cat = p_->find_category(*s);
+          if (!cat) {
+            error(c, what + " names category " + quote(*s) + ", which is not defined" +
+                         did_you_mean(*s, category_names_));
+            continue;
+          }
+          if (cat->locked && r.act == action::allow) {
+            error(c, what + " allows category " + quote(*s) +
+                         ", which is locked: illegal-content lists cannot be allowed by any rule or exception");
+            continue;
+          }
+          r.targets.push_back(cat->set);
+          if (p_->set_has_patterns[cat->set]) r.needs_patterns = true;
+          target_words.push_back(*s);
+        }
+        r.has_targets = true;
+      }
+      if (n["domains"] || n["urls"] || n["patterns"]) {
+        auto set = new_set("rule list of " + r.id, std::string::npos, false, n);
+        if (!set) continue;
+        load_inline_lists(n, what, *set, nullptr);
+        r.targets.push_back(*set);
+        r.has_targets = true;
+        if (p_->set_has_patterns[*set]) r.needs_patterns = true;
+        if (n["domains"]) target_words.push_back("listed domains");
+        if (n["urls"]) target_words.push_back("listed URLs");
+        if (n["patterns"]) target_words.push_back("listed URL patterns");
+      }
+      if (n["methods"]) {
+        for (const auto& m : items(n["methods"], what + " methods")) {
+          auto s = scalar(m, what + " method");
+          if (!s) continue;
+          std::string up = *s;
+          for (auto& ch : up) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+          if (up.empty() || !std::all_of(up.begin(), up.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; })) {
+            error(m, what + " method " + quote(*s) + " is not an HTTP method name");
+            continue;
+          }
+          r.methods.push_back(up);
+        }
+      }
+      r.during_text = "at any time";
+      if (n["during"]) r.during = parse_during(n["during"], what + " during", r.during_text);
+      if (n["clause"]) {
+        if (auto s = scalar(n["clause"], what + " clause")) r.clause = *s;
+      }
+      std::string targets = target_words.empty() ? "everything" : join(target_words, ", ");
+      if (!r.methods.empty()) targets += " (" + join(r.methods, ", ") + " requests)";
+      r.summary = std::string(to_string(r.act)) + " " + targets + " " + r.during_text;
+      if (n["reason"]) {
+        if (auto s = scalar(n["reason"], what + " reason")) r.reason = *s;
+      } else {
+        r.reason = targets + (r.act == action::block ? " is blocked" : " is allowed") + " for " +
+                   (owner == "everyone" ? std::string("everyone") : owner) + " " + r.during_text + ".";
+        r.reason[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(r.reason[0])));
+      }
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  std::optional<ip_network> parse_network(const YAML::Node& n, const std::string& what) {
+    auto s = scalar(n, what);
+    if (!s) return std::nullopt;
+    const auto slash = s->find('/');
+    auto ip = ip_address::parse(std::string_view(*s).substr(0, slash));
+    if (!ip) {
+      error(n, what + ": " + quote(*s) + " is not an IPv4 or IPv6 network like 10.10.0.0/16 or fd00:10::/64");
+      return std::nullopt;
+    }
+    const int max = ip->v6 ? 128 : 32;
+    int prefix = max;
+    if (slash != std::string::npos) {
+      const std::string_view digits = std::string_view(*s).substr(slash + 1);
+      auto r = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
+      if (r.ec != std::errc() || r.ptr != digits.data() + digits.size() || prefix < 0 || prefix > max) {
+        error(n, what + ": " + quote(*s) + " has a prefix length that is not a number from 0 to " + std::to_string(max));
+        return std::nullopt;
+      }
+    }
+    ip_network net{*ip, prefix, *s, 0};
+    ip_network masked = net;
+    for (int b = prefix; b < max; ++b) masked.base.bytes[b / 8] &= static_cast<std::uint8_t>(~(0x80u >> (b % 8)));
+    if (!(masked.base == net.base)) {
+      error(n, what + ": " + quote(*s) + " has address bits set after the prefix; did you mean " +
+                   quote(masked.base.to_string() + "/" + std::to_string(prefix)) + "?");
+      return std::nullopt;
+    }
+    return net;
+  }
+
+  void load_roles(const YAML::Node& roles) {
+    if (!roles.IsMap() || roles.size() == 0) {
+      error(roles, "roles must be a mapping from role names (pupils, staff, ...) to their settings");
+      return;
+    }
+    // Names first, so rules can be reported against them and the fallback found.
+    std::set<std::string> seen;
+    for (const auto& kv : roles) {
+      const std::string name = kv.first.Scalar();
+      const std::string what = "role " + quote(name);
+      if (!seen.insert(name).second) {
+        error(kv.first, what + " is defined twice");
+        continue;
+      }
+      const YAML::Node& n = kv.second;
+      if (!check_map(n, what, {"description", "networks", "default", "rules"})) continue;
+      role r;
+      r.name = name;
+      if (n["description"]) {
+        if (auto s = scalar(n["description"], what + " description")) r.description = *s;
+      }
+      if (n["default"]) {
+        if (auto a = parse_action(n["default"], what + " default")) r.default_action = *a;
+      } else {
+        error(n, what + " has no 'default' (allow or block): say what happens when no rule matches");
+      }
+      r.default_id = "default for " + name;
+      r.default_reason = r.default_action == action::allow
+                             ? "No rule blocks this for " + name + ", so it is allowed."
+                             : "Only sites the policy allows are open to " + name + ", and this is not one of them.";
+      if (n["networks"]) {
+        for (const auto& net : items(n["networks"], what + " networks")) {
+          auto parsed = parse_network(net, what + " network");
+          if (!parsed) continue;
+          parsed->role = p_->roles.size();
+          for (const auto& other : p_->networks) {
+            if (other.prefix == parsed->prefix && other.base == parsed->base) {
+              error(net, what + " network " + quote(parsed->text) + " is already given to role " +
+                             quote(p_->roles.size() > other.role ? p_->roles[other.role].name : name));
+            }
+          }
+          p_->networks.push_back(std::move(*parsed));
+        }
+      }
+      if (n["rules"]) r.rules = load_rules(n["rules"], name);
+      role_names_.push_back(name);
+      p_->roles.push_back(std::move(r));
+    }
+    std::stable_sort(p_->networks.begin(), p_->networks.end(),
+                     [](const ip_network& a, const ip_network& b) { return a.prefix > b.prefix; });
+  }
+
+  void choose_fallback(const YAML::Node& n) {
+    if (n) {
+      auto s = scalar(n, "fallback_role");
+      if (!s) return;
+      for (std::size_t i = 0; i < p_->roles.size(); ++i) {
+        if (p_->roles[i].name == *s) {
+          p_->fallback_role = i;
+          return;
+        }
+      }
+      error(n, "fallback_role names role " + quote(*s) + ", which is not defined" + did_you_mean(*s, role_names_));
+      return;
+    }
+    // Not configured: the most restricted role there can be, never unfiltered.
+    for (std::size_t i = 0; i < p_->roles.size(); ++i) {
+      if (p_->roles[i].name == "unassigned") {
+        p_->fallback_role = i;
+        return;
+      }
+    }
+    role r;
+    r.name = "unassigned";
+    r.description = "devices whose address is in no role's networks (fallback_role is not set)";
+    r.default_action = action::block;
+    r.default_id = "default for unassigned";
+    r.default_reason =
+        "This device's address is not in any network the school's policy knows, so everything is blocked. "
+        "Ask the ICT technician to add it.";
+    r.builtin = true;
+    p_->fallback_role = p_->roles.size();
+    p_->roles.push_back(std::move(r));
+  }
+
+  void finish_patterns() {
+    if (pending_patterns_.empty()) return;
+    RE2::Options o;
+    o.set_max_mem(256 << 20);
+    o.set_log_errors(false);
+    auto set = std::make_unique<RE2::Set>(o, RE2::UNANCHORED);
+    bool ok = true;
+    for (const auto& pp : pending_patterns_) {
+      std::string err;
+      if (set->Add(pp.text, &err) < 0) {
+        error_at(pp.mark, "URL pattern " + quote(pp.text) + " is not a valid RE2 regular expression: " + err);
+        ok = false;
+        continue;
+      }
+      p_->pattern_set.push_back(pp.set);
+      if (p_->set_is_locked[pp.set]) p_->locked_has_patterns = true;
+    }
+    if (!ok) return;
+    if (!set->Compile()) {
+      error_at_file("the URL patterns together are too large to compile");
+      return;
+    }
+    p_->patterns = std::move(set);
+  }
+
+  struct pending_pattern {
+    std::string text;
+    set_id set;
+    YAML::Mark mark;
+  };
+
+  const load_options& opt_;
+  std::string file_;
+  fs::path base_dir_;
+  fs::path ut1_dir_;
+  std::unique_ptr<policy> p_;
+  diagnostics errors_, warnings_;
+  std::vector<std::string> category_names_, role_names_;
+  std::array<std::vector<YAML::Mark>, 7> period_marks_;
+  std::vector<pending_pattern> pending_patterns_;
+  bool membership_overflow_reported_ = false;
+};
+
+}  // namespace
+
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    const std::size_t d = edit_distance(word, c);
+    if (d < best_d) {
+      best_d = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+load_result load_policy_text(std::string_view yaml, const std::string& file_name, const load_options& options) {
+  loader l(options, file_name);
+  return l.run(yaml);
+}
+
+load_result load_policy(const std::string& path, const load_options& options) {
+  std::string err;
+  auto text = read_file(path, &err);
+  if (!text) {
+    load_result r;
+    r.errors.push_back({path, 0, 0, err});
+    return r;
+  }
+  return load_policy_text(*text, path, options);
+}
+
+bool ip_network::contains(const ip_address& a) const {
+  if (a.v6 != base.v6) return false;
+  const int full = prefix / 8;
+  for (int i = 0; i < full; ++i) {
+    if (a.bytes[i] != base.bytes[i]) return false;
+  }
+  if (const int rest = prefix % 8) {
+    const auto m = static_cast<std::uint8_t>(0xFF00u >> rest);
+    if ((a.bytes[full] & m) != (base.bytes[full] & m)) return false;
+  }
+  return true;
+}
+
+const role* policy::find_role(std::string_view name) const {
+  for (const auto& r : roles) {
+    if (r.name == name) return &r;
+  }
+  return nullptr;
+}
+
+const category* policy::find_category(std::string_view name) const {
+  for (const auto& c : categories) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+}  // namespace hallpass::rules

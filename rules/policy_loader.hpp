@@ -1,0 +1,46 @@
+// Loading a policy: YAML (and the domain lists it names) in, a complete compiled policy or
+// every error out. Nothing is half-loaded: on any error the result holds no policy, and the
+// caller keeps whatever policy it was already using.
+//
+// The only code in rules/ that reads files. Call from any thread except the proxy's event
+// loop (a large policy takes seconds). Independent calls may run concurrently.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rules/diagnostic.hpp"
+#include "rules/policy.hpp"
+
+namespace YAML {
+class Node;
+}
+
+namespace hallpass::rules {
+
+struct load_options {
+  std::string tzdir = "/usr/share/zoneinfo";
+  // Top-level keys that belong to another component (the proxy's `listen`, `upstream`, ...).
+  // The loader accepts them without reading them; every other unknown key is an error.
+  std::vector<std::string> other_sections;
+};
+
+struct load_result {
+  std::shared_ptr<const policy> compiled;  // null when errors is not empty
+  diagnostics errors;
+  diagnostics warnings;  // e.g. unreadable lines in an imported list; the policy still loads
+  bool ok() const { return compiled != nullptr; }
+};
+
+load_result load_policy(const std::string& path, const load_options& options = {});
+// For tests and tools: the YAML text as if read from `file_name` (relative paths inside it
+// resolve against file_name's directory).
+load_result load_policy_text(std::string_view yaml, const std::string& file_name,
+                             const load_options& options = {});
+
+// Closest candidate within a small edit distance, for "did you mean ...?" hints; empty if none.
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+
+}  // namespace hallpass::rules
