@@ -109,11 +109,9 @@ class loader {
     p_->source_file = file_;
     if (!root || root.IsNull()) {
       error_at_file("the policy file is empty");
-    } else if (!check_map(root, "the policy file",
-                          {"school", "categories", "roles", "everyone", "fallback_role", "ut1_dir"},
-                          opt_.other_sections)) {
-      // reported
-    } else {
+    } else if (check_map(root, "the policy file",
+                         {"school", "categories", "roles", "everyone", "fallback_role", "ut1_dir"},
+                         opt_.other_sections)) {
       load_document(root);
     }
     result.errors = std::move(errors_);
@@ -141,6 +139,7 @@ class loader {
   }
 
   // ---- YAML shape checks --------------------------------------------------------------------
+  // Returns false (and reports it) only when n is not a mapping.
   bool check_map(const YAML::Node& n, const std::string& what,
                  std::initializer_list<std::string_view> allowed,
                  const std::vector<std::string>& also_allowed = {}) {
@@ -150,26 +149,24 @@ class loader {
     }
     std::vector<std::string> names(allowed.begin(), allowed.end());
     names.insert(names.end(), also_allowed.begin(), also_allowed.end());
+    // Unknown and duplicate keys are reported; the caller still reads the known keys, so
+    // that every error in the file is shown at once.
     std::set<std::string> seen;
-    bool ok = true;
     for (const auto& kv : n) {
       if (!kv.first.IsScalar()) {
         error(kv.first, "a key in " + what + " must be a plain word");
-        ok = false;
         continue;
       }
       const std::string key = kv.first.Scalar();
       if (!seen.insert(key).second) {
         error(kv.first, "the key " + quote(key) + " appears twice in " + what);
-        ok = false;
       }
       if (std::find(names.begin(), names.end(), key) == names.end()) {
         error(kv.first, "unknown key " + quote(key) + " in " + what + did_you_mean(key, names) +
                             " (allowed: " + join(names, ", ") + ")");
-        ok = false;
       }
     }
-    return ok;
+    return true;
   }
 
   std::optional<std::string> scalar(const YAML::Node& n, const std::string& what) {

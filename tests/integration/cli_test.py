@@ -1,0 +1,121 @@
+"""hallpass check / explain as a technician runs them: the real binary, the shipped policy."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+BIN = os.environ["HALLPASS_BIN"]
+SRC = os.environ["HALLPASS_SOURCE_DIR"]
+SCHOOL = os.path.join(SRC, "rules", "school.yaml")
+
+
+def run(*args, timeout=60):
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def explain(*args):
+    r = run("explain", "--config", SCHOOL, "--json", *args)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+class CheckTest(unittest.TestCase):
+    def test_shipped_policy_is_valid_with_summary(self):
+        r = run("check", "--config", SCHOOL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("OK", r.stdout)
+        for word in ("pupils", "staff", "office", "guests", "social_media", "circumvention", "Lesson 1 08:50-10:30"):
+            self.assertIn(word, r.stdout)
+
+    def test_broken_policy_lists_every_error_with_location(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "broken.yaml")
+            with open(path, "w") as f:
+                f.write(
+                    "school:\n"
+                    "  name: S\n"
+                    "categories:\n"
+                    "  social_media: {domains: [facebook.com]}\n"
+                    "roles:\n"
+                    "  pupils:\n"
+                    "    default: allow\n"
+                    "    rules:\n"
+                    "      - {action: block, categories: [socal_media]}\n"
+                    "      - {action: deny, categories: [social_media]}\n"
+                )
+            r = run("check", "--config", path)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(
+                f"{path}:9:38: rule 1 of role pupils names category 'socal_media', which is not defined; "
+                "did you mean 'social_media'?", r.stderr)
+            self.assertIn(f"{path}:10:18: rule 2 of role pupils action must be 'allow' or 'block'", r.stderr)
+            self.assertIn("2 errors", r.stderr)
+
+    def test_usage_errors_exit_2(self):
+        self.assertEqual(run("check").returncode, 2)
+        self.assertEqual(run("explain", "--config", SCHOOL, "https://x.com/").returncode, 2)
+        self.assertEqual(run("explain", "--config", SCHOOL, "--role", "pupil", "https://x.com/").returncode, 2)
+        self.assertIn("did you mean 'pupils'?", run("explain", "--config", SCHOOL, "--role", "pupil", "x.com").stderr)
+        self.assertEqual(run("frobnicate").returncode, 2)
+
+    def test_help_and_version(self):
+        r = run("--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("hallpass explain", r.stdout)
+        r = run("--version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^hallpass \d+\.\d+\.\d+")
+
+
+class ExplainTest(unittest.TestCase):
+    # 2026-11-23 is a Monday; 2026-11-21 a Saturday.
+    def test_acceptance_cases(self):
+        cases = [
+            ("pupils", "2026-11-23 11:00", "https://www.facebook.com/", "block"),
+            ("pupils", "2026-11-21 20:00", "https://www.facebook.com/", "block"),
+            ("staff", "2026-11-23 11:00", "https://www.instagram.com/", "block"),
+            ("staff", "2026-11-23 12:30", "https://www.instagram.com/", "allow"),
+            ("staff", "2026-11-21 11:00", "https://www.instagram.com/", "allow"),
+            ("guests", "2026-11-23 11:00", "https://x.com/", "block"),
+            ("office", "2026-11-23 11:00", "https://www.tiktok.com/", "allow"),
+            ("pupils", "2026-11-23 11:00", "https://www.bbc.co.uk/bitesize", "allow"),
+            ("pupils", "2026-11-23 11:00", "https://notfacebook.com/", "allow"),
+        ]
+        for role, at, url, want in cases:
+            with self.subTest(role=role, at=at, url=url):
+                v = explain("--role", role, "--at", at, url)
+                self.assertEqual(v["action"], want)
+                self.assertEqual(v["role"], role)
+                for key in ("period", "rule", "category", "reason"):
+                    self.assertIn(key, v)
+
+    def test_block_says_why_and_what_would_allow_it(self):
+        v = explain("--role", "staff", "--at", "2026-11-23 11:00", "https://www.instagram.com/")
+        self.assertEqual(v["period"], "Lesson 2")
+        self.assertEqual(v["category"], "social_media")
+        self.assertIn("staff rule", v["rule"])
+        self.assertIn("000 5.8", v["clause"])
+        allow = " ".join(v["would_allow"])
+        self.assertIn("Break", allow)
+        self.assertIn("Lunch", allow)
+        self.assertIn("headteacher", allow)
+
+    def test_role_from_client_address_and_text_output(self):
+        v = explain("--client", "10.20.7.7", "--at", "2026-11-23 10:35", "https://www.instagram.com/")
+        self.assertEqual((v["role"], v["role_source"], v["action"], v["period"]), ("staff", "network", "allow", "Break"))
+        r = run("explain", "--config", SCHOOL, "--client", "10.10.1.1", "--at", "2026-11-23 11:00",
+                "https://www.facebook.com/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("BLOCK", r.stdout)
+        self.assertIn("client address is in network 10.10.0.0/16", r.stdout)
+        self.assertIn("What would allow it", r.stdout)
+
+    def test_wikipedia_edit_for_staff(self):
+        v = explain("--role", "staff", "--method", "POST", "https://en.wikipedia.org/w/api.php")
+        self.assertEqual(v["action"], "block")
+        self.assertEqual(v["clause"], "004 6.11")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,215 @@
+#include <doctest/doctest.h>
+
+#include "tests/rules/policy_fixture.hpp"
+
+using namespace hallpass::rules;
+using test::ask;
+
+namespace {
+
+const std::string staff_policy = std::string(test::timetable_yaml) + R"(
+  terms:
+    - {name: Autumn 2026, from: 2026-09-02, to: 2026-12-18}
+    - {name: Spring 2027, from: 2027-01-05, to: 2027-03-26}
+  holidays:
+    - {name: Half term, from: 2026-10-26, to: 2026-10-30}
+categories:
+  social: {domains: [facebook.com, instagram.com]}
+  games:  {domains: [games.example], urls: ["news.example/games"]}
+  wiki:   {patterns: ['^https?://[^/]*wikipedia\.org/.*[?&]action=edit']}
+  iwf:    {locked: true, domains: [bad.example], urls: ["host.example/illegal/"]}
+roles:
+  staff:
+    networks: [10.20.0.0/16, "fd00:20::/64"]
+    default: allow
+    rules:
+      - {action: block, categories: [social], during: [lessons]}
+  pupils:
+    networks: [10.10.0.0/16, 10.10.5.0/24]
+    default: allow
+    rules:
+      - {action: allow, domains: [games.example], during: [lunch]}
+      - {action: block, categories: [games]}
+      - {action: block, categories: [social]}
+      - {action: block, categories: [wiki]}
+      - {action: block, domains: [wikipedia.org], methods: [post]}
+  office:
+    networks: [10.10.5.7/32]
+    default: block
+    rules:
+      - {name: work sites, action: allow, domains: [gov.uk, bad.example]}
+)";
+
+}  // namespace
+
+TEST_CASE("every timetable boundary minute") {
+  auto p = test::load_yaml(staff_policy);
+  ask staff{*p, "staff"};
+  const std::string fb = "https://www.facebook.com/";
+  CHECK_FALSE(staff.allowed("2026-11-23 08:50", fb));  // first minute of Lesson 1
+  CHECK(staff.allowed("2026-11-23 08:49", fb));        // before school
+  CHECK_FALSE(staff.allowed("2026-11-23 10:29", fb));  // last minute of Lesson 1
+  CHECK(staff.allowed("2026-11-23 10:30", fb));        // break starts
+  CHECK(staff.allowed("2026-11-23 10:44", fb));
+  CHECK_FALSE(staff.allowed("2026-11-23 10:45", fb));  // Lesson 2 starts
+  CHECK(staff.allowed("2026-11-23 12:30", fb));        // lunch
+  CHECK_FALSE(staff.allowed("2026-11-23 15:14", fb));
+  CHECK(staff.allowed("2026-11-23 15:15", fb));  // the school day is over
+  auto v = staff.at("2026-11-23 10:30", fb);
+  REQUIRE(v.when.current);
+  CHECK(v.when.current->name == "Break");
+  CHECK(staff.at("2026-11-23 10:29", fb).when.current->name == "Lesson 1");
+}
+
+TEST_CASE("weekends, holidays and days outside term are outside school hours") {
+  auto p = test::load_yaml(staff_policy);
+  ask staff{*p, "staff"};
+  const std::string fb = "https://www.facebook.com/";
+  CHECK(staff.allowed("2026-11-21 11:00", fb));  // Saturday
+  CHECK(staff.allowed("2026-11-22 11:00", fb));  // Sunday
+  CHECK(staff.at("2026-11-21 11:00", fb).when.outside_why == "weekend");
+  CHECK(staff.allowed("2026-10-27 11:00", fb));  // half term (a Tuesday)
+  CHECK(staff.at("2026-10-27 11:00", fb).when.outside_why == "Half term");
+  CHECK(staff.allowed("2026-12-23 11:00", fb));  // Christmas: between terms
+  CHECK(staff.at("2026-12-23 11:00", fb).when.outside_why == "outside term time");
+  CHECK_FALSE(staff.allowed("2027-01-05 11:00", fb));  // first day of spring term
+}
+
+TEST_CASE("both UK clock changes: a 09:00 lesson is a lesson the day after") {
+  auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
+categories:
+  social: {domains: [facebook.com]}
+roles:
+  staff: {default: allow, rules: [{action: block, categories: [social], during: [lessons]}]}
+)");
+  using namespace std::chrono;
+  const auto decide_utc = [&](sys_seconds t) {
+    request_facts f;
+    f.role = "staff";
+    f.method = "GET";
+    f.scheme = "https";
+    f.host = "www.facebook.com";
+    f.time = t;
+    return decide(*p, f);
+  };
+  using namespace std::chrono;
+  // Monday 30 March 2026 (BST since Sunday): 09:00 local is 08:00 UTC, a lesson.
+  auto spring = decide_utc(sys_days{2026y / 3 / 30} + 8h);
+  CHECK(spring.act == action::block);
+  REQUIRE(spring.when.current);
+  CHECK(spring.when.current->name == "Lesson 1");
+  // 08:30 UTC the same morning is 09:30 BST; 07:55 UTC is 08:55 BST, also a lesson.
+  CHECK(decide_utc(sys_days{2026y / 3 / 30} + 7h + 55min).act == action::block);
+  // ...and 07:45 UTC is 08:45 BST: before school.
+  CHECK(decide_utc(sys_days{2026y / 3 / 30} + 7h + 45min).act == action::allow);
+  // Monday 26 October 2026 (GMT again): 09:00 local is 09:00 UTC.
+  auto autumn = decide_utc(sys_days{2026y / 10 / 26} + 9h);
+  CHECK(autumn.act == action::block);
+  CHECK(decide_utc(sys_days{2026y / 10 / 26} + 8h + 45min).act == action::allow);  // 08:45 GMT
+  // The Friday before the spring change: 08:00 UTC is 08:00 GMT, before school.
+  CHECK(decide_utc(sys_days{2026y / 3 / 27} + 8h).act == action::allow);
+}
+
+TEST_CASE("rules are ordered: the first match wins") {
+  auto p = test::load_yaml(staff_policy);
+  ask pupils{*p, "pupils"};
+  // games.example: allowed at lunch by rule 1, blocked otherwise by rule 2.
+  auto lunch = pupils.at("2026-11-23 12:15", "http://games.example/");
+  CHECK(lunch.act == action::allow);
+  CHECK(lunch.rule_id == "pupils rule 1");
+  auto lesson = pupils.at("2026-11-23 11:15", "http://games.example/");
+  CHECK(lesson.act == action::block);
+  CHECK(lesson.rule_id == "pupils rule 2");
+  CHECK(lesson.category_name() == "games");
+}
+
+TEST_CASE("URL prefixes, patterns and methods") {
+  auto p = test::load_yaml(staff_policy);
+  ask pupils{*p, "pupils"};
+  CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "http://news.example/games/chess"));
+  CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "http://www.news.example/games"));
+  CHECK(pupils.allowed("2026-11-23 11:00", "http://news.example/politics"));
+  CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "https://en.wikipedia.org/w/index.php?title=X&action=edit"));
+  CHECK(pupils.allowed("2026-11-23 11:00", "https://en.wikipedia.org/wiki/Owl"));
+  ask posting{*p, "pupils", "", "POST"};
+  auto v = posting.at("2026-11-23 11:00", "https://en.wikipedia.org/wiki/Owl");
+  CHECK(v.act == action::block);
+  CHECK(v.rule_id == "pupils rule 5");
+  // Inside a tunnel the path is unknown: prefix rules cannot match.
+  request_facts f;
+  f.role = "pupils";
+  f.method = "CONNECT";
+  f.scheme = "https";
+  f.host = "news.example";
+  f.port = 443;
+  f.time = p->zone.to_sys(*parse_local_time("2026-11-23 11:00"));
+  CHECK(decide(*p, f).act == action::allow);
+}
+
+TEST_CASE("locked categories block before any rule, even an allow rule for the domain") {
+  auto p = test::load_yaml(staff_policy);
+  ask office{*p, "office"};
+  CHECK(office.allowed("2026-11-23 11:00", "https://www.gov.uk/"));
+  auto v = office.at("2026-11-23 11:00", "https://www.bad.example/");
+  CHECK(v.act == action::block);
+  CHECK(v.by == decided_by::locked_category);
+  CHECK(v.category_name() == "iwf");
+  CHECK_FALSE(office.allowed("2026-11-23 11:00", "http://host.example/illegal/x"));
+  CHECK(explain(*p, request_facts{.role = "office", .method = "GET", .scheme = "https", .host = "bad.example"})
+            .would_allow.front()
+            .starts_with("Nothing"));
+}
+
+TEST_CASE("the role comes from the client address, longest prefix first, IPv4 and IPv6") {
+  auto p = test::load_yaml(staff_policy);
+  CHECK(ask{*p, "", "10.20.1.2"}.at("2026-11-23 11:00", "http://a.example/").chosen_role->name == "staff");
+  CHECK(ask{*p, "", "fd00:20::9"}.at("2026-11-23 11:00", "http://a.example/").chosen_role->name == "staff");
+  CHECK(ask{*p, "", "10.10.9.9"}.at("2026-11-23 11:00", "http://a.example/").chosen_role->name == "pupils");
+  auto office = ask{*p, "", "10.10.5.7"}.at("2026-11-23 11:00", "http://a.example/");
+  CHECK(office.chosen_role->name == "office");
+  CHECK(office.role_from == role_source::network);
+  CHECK(office.role_detail == "10.10.5.7/32");
+  // Unknown address and no fallback_role: the built-in role that blocks everything.
+  auto stranger = ask{*p, "", "192.0.2.1"}.at("2026-11-23 11:00", "http://a.example/");
+  CHECK(stranger.chosen_role->name == "unassigned");
+  CHECK(stranger.role_from == role_source::fallback);
+  CHECK(stranger.act == action::block);
+}
+
+TEST_CASE("a configured fallback role is used for unknown addresses") {
+  auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
+fallback_role: guests
+roles:
+  guests: {default: allow, networks: [10.99.0.0/16]}
+  staff: {default: allow, networks: [10.20.0.0/16]}
+)");
+  auto v = ask{*p, "", "203.0.113.5"}.at("2026-11-23 11:00", "http://a.example/");
+  CHECK(v.chosen_role->name == "guests");
+  CHECK(v.role_from == role_source::fallback);
+}
+
+TEST_CASE("hosts are matched in canonical form") {
+  auto p = test::load_yaml(staff_policy);
+  ask pupils{*p, "pupils"};
+  CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "https://WWW.FACEBOOK.COM./"));
+  CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "https://%66acebook.com/"));
+  CHECK(pupils.allowed("2026-11-23 11:00", "https://notfacebook.com/"));
+  CHECK(pupils.allowed("2026-11-23 11:00", "https://facebook.com.example.org/"));
+  auto bad = pupils.at("2026-11-23 11:00", "https://bad..host/");
+  CHECK(bad.act == action::block);
+  CHECK(bad.by == decided_by::invalid_host);
+}
+
+TEST_CASE("IP literal entries match exactly, in any spelling") {
+  auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
+categories:
+  doh: {domains: [1.1.1.1, "2606:4700:4700::1111"]}
+roles:
+  pupils: {default: allow, rules: [{action: block, categories: [doh]}]}
+)");
+  ask pupils{*p, "pupils"};
+  CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "https://1.1.1.1/dns-query"));
+  CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "https://16843009/dns-query"));
+  CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "https://[2606:4700:4700:0::1111]/"));
+  CHECK(pupils.allowed("2026-11-23 11:00", "https://1.1.1.2/"));
+}

@@ -1,0 +1,196 @@
+// Each class of policy error is reported with its file, line and column, in plain words,
+// all at once, and no policy is produced.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "rules/policy_loader.hpp"
+
+using namespace hallpass::rules;
+
+namespace {
+
+load_result load(const std::string& yaml) { return load_policy_text(yaml, "policy.yaml"); }
+
+// The one error whose message contains `needle`; fails the test when there is none.
+diagnostic find_error(const load_result& r, std::string_view needle) {
+  for (const auto& e : r.errors) {
+    if (e.message.find(needle) != std::string::npos) return e;
+  }
+  std::string all;
+  for (const auto& e : r.errors) all += "\n  " + e.to_string();
+  FAIL("no error mentions '" << needle << "'; errors were:" << all);
+  return {};
+}
+
+const std::string head = R"(school:
+  name: S
+  timetable:
+    weekdays:
+      - {name: Lesson 1, kind: lesson, from: "09:00", to: "10:00"}
+)";  // 5 lines
+
+}  // namespace
+
+TEST_CASE("YAML syntax errors give the line and column") {
+  auto r = load("school:\n  name: [unclosed\n");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.errors.size() == 1);
+  CHECK(r.errors[0].file == "policy.yaml");
+  CHECK(r.errors[0].line >= 2);
+  CHECK(r.errors[0].message.find("not valid YAML") != std::string::npos);
+}
+
+TEST_CASE("an undefined category, with a suggestion") {
+  auto r = load(head + R"(categories:
+  social_media: {domains: [facebook.com]}
+roles:
+  pupils:
+    default: allow
+    rules:
+      - {action: block, categories: [social_media]}
+      - {action: block, categories: [social_media]}
+      - {action: block, categories: [socal_media]}
+)");
+  REQUIRE_FALSE(r.ok());
+  auto e = find_error(r, "socal_media");
+  CHECK(e.message ==
+        "rule 3 of role pupils names category 'socal_media', which is not defined; did you mean 'social_media'?");
+  CHECK(e.line == 14);
+  CHECK(e.column == 38);
+  CHECK(e.to_string() == "policy.yaml:14:38: " + e.message);
+}
+
+TEST_CASE("unknown keys are errors, never ignored, at every level") {
+  auto r = load(head + R"(categories:
+  social: {domain: [facebook.com]}
+roles:
+  pupils:
+    defualt: allow
+    rules:
+      - {action: block, categories: [social], durin: [lessons]}
+colour: blue
+)");
+  REQUIRE_FALSE(r.ok());
+  auto a = find_error(r, "unknown key 'domain'");
+  CHECK(a.line == 7);
+  CHECK(a.column == 12);
+  CHECK(a.message.find("did you mean 'domains'?") != std::string::npos);
+  auto b = find_error(r, "unknown key 'defualt'");
+  CHECK(b.line == 10);
+  CHECK(b.message.find("did you mean 'default'?") != std::string::npos);
+  auto c = find_error(r, "unknown key 'durin'");
+  CHECK(c.line == 12);
+  CHECK(find_error(r, "unknown key 'colour'").line == 13);
+}
+
+TEST_CASE("duplicate keys are errors") {
+  auto r = load(head + R"(roles:
+  pupils: {default: allow, default: block}
+)");
+  CHECK(find_error(r, "appears twice").line == 7);
+}
+
+TEST_CASE("wrong types and values") {
+  auto r = load(R"(school:
+  name: S
+  timetable:
+    weekdays:
+      - {name: Lesson 1, kind: lesson, from: "9am", to: "10:00"}
+      - {name: Lesson 2, kind: lessen, from: "10:00", to: "11:00"}
+      - {name: Lesson 3, kind: lesson, from: "12:00", to: "11:30"}
+  terms:
+    - {name: Autumn, from: 2026-13-01, to: 2026-12-18}
+roles:
+  pupils:
+    default: maybe
+    networks: [10.0.0.1/8, 300.1.1.1/8, 10.1.0.0/33]
+    rules:
+      - {action: permit}
+      - {categories: [x]}
+)");
+  REQUIRE_FALSE(r.ok());
+  CHECK(find_error(r, "must be a time like").line == 5);
+  CHECK(find_error(r, "kind must be lesson, break, lunch or other, not 'lessen'; did you mean 'lesson'?").line == 6);
+  CHECK(find_error(r, "ends at or before it starts").line == 7);
+  CHECK(find_error(r, "must be a date like").line == 9);
+  CHECK(find_error(r, "must be 'allow' or 'block', not 'maybe'").line == 12);
+  auto host_bits = find_error(r, "bits set after the prefix");
+  CHECK(host_bits.line == 13);
+  CHECK(host_bits.message.find("did you mean '10.0.0.0/8'?") != std::string::npos);
+  CHECK(find_error(r, "'300.1.1.1/8' is not an IPv4 or IPv6 network").line == 13);
+  CHECK(find_error(r, "prefix length").line == 13);
+  CHECK(find_error(r, "not 'permit'").line == 15);
+  CHECK(find_error(r, "has no action").line == 16);
+  CHECK(r.errors.size() >= 10);  // every error at once
+}
+
+TEST_CASE("overlapping periods") {
+  auto r = load(R"(school:
+  name: S
+  timetable:
+    monday:
+      - {name: A, kind: lesson, from: "09:00", to: "10:00"}
+      - {name: B, kind: break, from: "09:30", to: "10:30"}
+roles: {pupils: {default: allow}}
+)");
+  CHECK(find_error(r, "overlaps").line == 6);
+}
+
+TEST_CASE("a rule may not allow a locked category") {
+  auto r = load(head + R"(categories:
+  iwf: {locked: true, domains: [bad.example]}
+roles:
+  staff:
+    default: allow
+    rules:
+      - {action: allow, categories: [iwf]}
+)");
+  auto e = find_error(r, "locked");
+  CHECK(e.line == 12);
+  CHECK(e.message.find("cannot be allowed by any rule or exception") != std::string::npos);
+}
+
+TEST_CASE("bad domains, patterns, periods, files, zones and fallbacks") {
+  auto r = load(R"(school:
+  name: S
+  timezone: Europe/Atlantis
+  timetable:
+    weekdays:
+      - {name: Lesson 1, kind: lesson, from: "09:00", to: "10:00"}
+categories:
+  c: {domains: ["bad domain.com"], patterns: ["(unclosed"], domain_files: [no/such/file.txt]}
+  u: {ut1: [social_networks]}
+fallback_role: gusts
+roles:
+  guests:
+    default: allow
+    rules:
+      - {action: block, categories: [c], during: [lesons]}
+)");
+  REQUIRE_FALSE(r.ok());
+  CHECK(find_error(r, "not a known time zone").line == 3);
+  CHECK(find_error(r, "'bad domain.com'").line == 8);
+  CHECK(find_error(r, "not a valid RE2 regular expression").line == 8);
+  CHECK(find_error(r, "no/such/file.txt").line == 8);
+  CHECK(find_error(r, "sets no ut1_dir").line == 9);
+  CHECK(find_error(r, "did you mean 'guests'?").line == 10);
+  CHECK(find_error(r, "names 'lesons'").message.find("did you mean 'lessons'?") != std::string::npos);
+}
+
+TEST_CASE("a missing file and an empty file are clear errors") {
+  auto missing = load_policy("/no/such/policy.yaml");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.errors[0].message.find("cannot open") != std::string::npos);
+  auto empty = load("");
+  REQUIRE_FALSE(empty.ok());
+  CHECK(empty.errors[0].message == "the policy file is empty");
+}
+
+TEST_CASE("sections owned by another component are accepted only when declared") {
+  const std::string yaml = head + "roles: {pupils: {default: allow}}\nupstream: {allow_loopback: true}\n";
+  CHECK_FALSE(load(yaml).ok());
+  load_options o;
+  o.other_sections = {"upstream"};
+  CHECK(load_policy_text(yaml, "p.yaml", o).ok());
+}

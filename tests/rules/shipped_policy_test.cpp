@@ -1,0 +1,69 @@
+// The shipped policy (rules/school.yaml) does what the school policies ask.
+#include <doctest/doctest.h>
+
+#include "tests/rules/policy_fixture.hpp"
+
+using namespace hallpass::rules;
+
+namespace {
+std::shared_ptr<const policy> shipped() {
+  auto r = load_policy(std::string(HALLPASS_SOURCE_DIR) + "/rules/school.yaml");
+  std::string all;
+  for (const auto& e : r.errors) all += e.to_string() + "\n";
+  REQUIRE_MESSAGE(r.ok(), all);
+  return r.compiled;
+}
+}  // namespace
+
+TEST_CASE("shipped policy: the issue's acceptance cases") {
+  auto p = shipped();
+  // 2026-11-23 is a Monday; 2026-11-21 a Saturday.
+  for (const char* t : {"2026-11-23 08:00", "2026-11-23 11:00", "2026-11-23 12:30", "2026-11-21 11:00"}) {
+    CHECK_FALSE(test::ask{*p, "pupils"}.allowed(t, "https://www.facebook.com/"));
+  }
+  test::ask staff{*p, "staff"};
+  CHECK_FALSE(staff.allowed("2026-11-23 11:00", "https://www.instagram.com/"));
+  CHECK(staff.allowed("2026-11-23 12:30", "https://www.instagram.com/"));
+  CHECK(staff.allowed("2026-11-21 11:00", "https://www.instagram.com/"));
+  CHECK_FALSE(test::ask{*p, "guests"}.allowed("2026-11-23 11:00", "https://x.com/"));
+  CHECK(test::ask{*p, "office"}.allowed("2026-11-23 11:00", "https://www.tiktok.com/"));
+  CHECK(test::ask{*p, "pupils"}.allowed("2026-11-23 11:00", "https://www.bbc.co.uk/bitesize"));
+  CHECK(test::ask{*p, "pupils"}.allowed("2026-11-23 11:00", "https://notfacebook.com/"));
+}
+
+TEST_CASE("shipped policy: each platform's CDNs and short links, and circumvention for everyone") {
+  auto p = shipped();
+  test::ask guests{*p, "guests"};
+  for (const char* u : {"https://t.co/abc", "https://pbs.twimg.com/x.jpg", "https://static.xx.fbcdn.net/",
+                        "https://scontent.cdninstagram.com/", "https://v16m.tiktokcdn.com/", "https://fb.me/x",
+                        "https://www.messenger.com/"}) {
+    CHECK_MESSAGE(!guests.allowed("2026-11-23 11:00", u), u);
+  }
+  for (const char* role : {"pupils", "staff", "office", "guests"}) {
+    auto v = test::ask{*p, role}.at("2026-11-21 11:00", "https://cloudflare-dns.com/dns-query");
+    CHECK(v.act == action::block);
+    CHECK(v.category_name() == "circumvention");
+    CHECK_FALSE(test::ask{*p, role}.allowed("2026-11-21 11:00", "https://1.1.1.1/dns-query"));
+  }
+}
+
+TEST_CASE("shipped policy: staff Wikipedia edits blocked, reading allowed (004 6.11)") {
+  auto p = shipped();
+  test::ask staff{*p, "staff"};
+  CHECK(staff.allowed("2026-11-23 11:00", "https://en.wikipedia.org/wiki/Owl"));
+  CHECK_FALSE(staff.allowed("2026-11-23 11:00", "https://en.wikipedia.org/w/index.php?title=Owl&action=edit"));
+  CHECK_FALSE(staff.allowed("2026-11-23 11:00", "https://en.wikipedia.org/w/index.php?title=Owl&action=submit"));
+  auto post = test::ask{*p, "staff", "", "POST"}.at("2026-11-23 11:00", "https://en.wikipedia.org/w/api.php");
+  CHECK(post.act == action::block);
+  CHECK(post.clause == "004 6.11");
+  CHECK(test::ask{*p, "pupils"}.allowed("2026-11-23 11:00", "https://en.wikipedia.org/wiki/Owl"));
+}
+
+TEST_CASE("shipped policy: unknown devices get the pupils' filtering, never none") {
+  auto p = shipped();
+  auto v = test::ask{*p, "", "192.0.2.10"}.at("2026-11-23 11:00", "https://www.facebook.com/");
+  CHECK(v.chosen_role->name == "pupils");
+  CHECK(v.role_from == role_source::fallback);
+  CHECK(v.act == action::block);
+  CHECK(test::ask{*p, "", "10.20.3.4"}.at("2026-11-23 11:00", "https://a.example/").chosen_role->name == "staff");
+}
