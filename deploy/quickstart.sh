@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fresh Debian 12 machine to a running hallpass with the shipped school policy:
-# installs the packages, builds, checks the policy, and shows a few decisions.
+# Fresh Debian 12 machine to a running hallpass with the shipped school policy: installs the
+# packages, builds, checks the policy, shows two decisions, then serves on 127.0.0.1:3128
+# (metrics on 127.0.0.1:9131, access log on standard output) until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,13 +13,25 @@ policy=rules/school.yaml
 echo
 echo "== hallpass check --config $policy"
 build/hallpass check --config "$policy"
-
 explain() {
   echo
   echo "== hallpass explain --config $policy $*"
   build/hallpass explain --config "$policy" "$@"
 }
 explain --role pupils --at "2026-11-23 11:00" https://www.facebook.com/
-explain --role staff --at "2026-11-23 11:00" https://www.instagram.com/
 explain --role staff --at "2026-11-23 12:30" https://www.instagram.com/
-explain --client 10.10.4.20 https://www.bbc.co.uk/bitesize
+
+cat <<'TXT'
+
+== hallpass run --config rules/school.yaml
+Serving on 127.0.0.1:3128. In another terminal:
+  curl -x http://127.0.0.1:3128 http://example.org/          # allowed (pupils, the fallback role)
+  curl -x http://127.0.0.1:3128 http://www.facebook.com/     # the block page (403)
+  curl -x http://127.0.0.1:3128 https://www.facebook.com/    # CONNECT refused (403)
+  curl http://127.0.0.1:9131/metrics                         # Prometheus metrics
+A browser: set its HTTP and HTTPS proxy to 127.0.0.1 port 3128, or
+  chromium --proxy-server=127.0.0.1:3128
+SIGHUP reloads the policy (kill -HUP <pid>); Ctrl-C drains and stops.
+TXT
+mkdir -p build/state
+exec build/hallpass run --config "$policy" --state-dir build/state

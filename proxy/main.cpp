@@ -4,12 +4,18 @@
 #include <vector>
 
 #include "proxy/offline_commands.hpp"
+#include "proxy/server.hpp"
 
 namespace {
 
 constexpr const char* usage = R"(hallpass - a web-filtering forward proxy for schools
 
 usage:
+  hallpass run --config FILE [--listen ADDRESS:PORT ...] [--access-log PATH|-] [--state-dir DIR]
+               [--metrics-listen ADDRESS:PORT|off] [--user NAME]
+      Serve as the school's forward proxy. Flags override the file. SIGHUP reloads the
+      policy (the old one stays if the new one has errors), SIGUSR1 reopens the access log,
+      SIGTERM drains and stops.
   hallpass check --config FILE [--quiet]
       Validate a policy. Exit 0 with a summary when valid; exit 1 with every error as
       FILE:LINE:COL: message when not.
@@ -22,6 +28,48 @@ usage:
 
 Exit codes: 0 done, 1 the policy is invalid, 2 bad usage.
 )";
+
+int run_command(const std::vector<std::string>& args) {
+  hallpass::run_options o;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= args.size()) {
+        std::cerr << "hallpass run: " << a << " needs a value\n";
+        return false;
+      }
+      out = args[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--config") {
+      if (!value(o.config_path)) return 2;
+    } else if (a == "--listen") {
+      if (!value(v)) return 2;
+      o.flags.listen.push_back(v);
+    } else if (a == "--access-log") {
+      if (!value(v)) return 2;
+      o.flags.access_log = v;
+    } else if (a == "--state-dir") {
+      if (!value(v)) return 2;
+      o.flags.state_dir = v;
+    } else if (a == "--metrics-listen") {
+      if (!value(v)) return 2;
+      o.flags.metrics_listen = v;
+    } else if (a == "--user") {
+      if (!value(v)) return 2;
+      o.user = v;
+    } else {
+      std::cerr << "hallpass run: unknown argument '" << a << "'\n" << usage;
+      return 2;
+    }
+  }
+  if (o.config_path.empty()) {
+    std::cerr << "hallpass run: --config FILE is required\n";
+    return 2;
+  }
+  return hallpass::run_server(o);
+}
 
 }  // namespace
 
@@ -37,6 +85,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = args[0];
   args.erase(args.begin());
+  if (command == "run") return run_command(args);
   if (command == "check") return hallpass::run_check(args);
   if (command == "explain") return hallpass::run_explain(args);
   std::cerr << "hallpass: unknown command '" << command << "'\n" << usage;

@@ -5,7 +5,7 @@
 
 #include "rules/explain.hpp"
 #include "rules/policy_loader.hpp"
-#include "proxy/config_sections.hpp"
+#include "proxy/daemon_config.hpp"
 
 namespace hallpass {
 namespace {
@@ -38,7 +38,7 @@ struct arg_reader {
 
 rules::load_result load(const std::string& path) {
   rules::load_options o;
-  o.other_sections = config_section_names();
+  o.other_sections = daemon_section_names();
   return rules::load_policy(path, o);
 }
 

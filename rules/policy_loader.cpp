@@ -1,6 +1,6 @@
 #include "rules/policy_loader.hpp"
 
-#include <yaml-cpp/yaml.h>
+#include "rules/yaml_reader.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -17,31 +17,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::size_t max_warnings_per_file = 10;
-
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
-
-std::string join(const std::vector<std::string>& v, std::string_view sep) {
-  std::string out;
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (i) out += sep;
-    out += v[i];
-  }
-  return out;
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t sub = prev[j - 1] + (std::tolower(a[i - 1]) == std::tolower(b[j - 1]) ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 std::optional<std::string> read_file(const fs::path& path, std::string* error) {
   std::ifstream in(path, std::ios::binary);
@@ -89,9 +64,9 @@ std::string_view strip_wildcard(std::string_view s) {
   return s;
 }
 
-class loader {
+class loader : private yaml_reader {
  public:
-  loader(const load_options& options, std::string file) : opt_(options), file_(std::move(file)) {
+  loader(const load_options& options, std::string file) : yaml_reader(std::move(file)), opt_(options) {
     base_dir_ = fs::path(file_).parent_path();
   }
 
@@ -121,84 +96,6 @@ class loader {
   }
 
  private:
-  // ---- diagnostics -------------------------------------------------------------------------
-  void error(const YAML::Node& n, std::string message) {
-    const auto m = n.Mark();
-    errors_.push_back({file_, m.line >= 0 ? m.line + 1 : 0, m.column >= 0 ? m.column + 1 : 0,
-                       std::move(message)});
-  }
-  void error_at(const YAML::Mark& m, std::string message) {
-    errors_.push_back({file_, m.line >= 0 ? m.line + 1 : 0, m.column >= 0 ? m.column + 1 : 0,
-                       std::move(message)});
-  }
-  void error_at_file(std::string message) { errors_.push_back({file_, 0, 0, std::move(message)}); }
-
-  static std::string did_you_mean(std::string_view word, const std::vector<std::string>& options) {
-    auto best = closest_match(word, options);
-    return best.empty() ? std::string() : "; did you mean " + quote(best) + "?";
-  }
-
-  // ---- YAML shape checks --------------------------------------------------------------------
-  // Returns false (and reports it) only when n is not a mapping.
-  bool check_map(const YAML::Node& n, const std::string& what,
-                 std::initializer_list<std::string_view> allowed,
-                 const std::vector<std::string>& also_allowed = {}) {
-    if (!n.IsMap()) {
-      error(n, what + " must be a mapping of keys to values");
-      return false;
-    }
-    std::vector<std::string> names(allowed.begin(), allowed.end());
-    names.insert(names.end(), also_allowed.begin(), also_allowed.end());
-    // Unknown and duplicate keys are reported; the caller still reads the known keys, so
-    // that every error in the file is shown at once.
-    std::set<std::string> seen;
-    for (const auto& kv : n) {
-      if (!kv.first.IsScalar()) {
-        error(kv.first, "a key in " + what + " must be a plain word");
-        continue;
-      }
-      const std::string key = kv.first.Scalar();
-      if (!seen.insert(key).second) {
-        error(kv.first, "the key " + quote(key) + " appears twice in " + what);
-      }
-      if (std::find(names.begin(), names.end(), key) == names.end()) {
-        error(kv.first, "unknown key " + quote(key) + " in " + what + did_you_mean(key, names) +
-                            " (allowed: " + join(names, ", ") + ")");
-      }
-    }
-    return true;
-  }
-
-  std::optional<std::string> scalar(const YAML::Node& n, const std::string& what) {
-    if (!n.IsScalar()) {
-      error(n, what + " must be a single value, not " + (n.IsSequence() ? "a list" : n.IsMap() ? "a mapping" : "empty"));
-      return std::nullopt;
-    }
-    return n.Scalar();
-  }
-
-  // A list, or a single scalar taken as a one-item list.
-  std::vector<YAML::Node> items(const YAML::Node& n, const std::string& what) {
-    std::vector<YAML::Node> out;
-    if (n.IsSequence()) {
-      for (const auto& i : n) out.push_back(i);
-    } else if (n.IsScalar()) {
-      out.push_back(n);
-    } else if (!n.IsNull()) {
-      error(n, what + " must be a list");
-    }
-    return out;
-  }
-
-  std::optional<bool> boolean(const YAML::Node& n, const std::string& what) {
-    auto s = scalar(n, what);
-    if (!s) return std::nullopt;
-    if (*s == "true" || *s == "yes" || *s == "on") return true;
-    if (*s == "false" || *s == "no" || *s == "off") return false;
-    error(n, what + " must be true or false, not " + quote(*s));
-    return std::nullopt;
-  }
-
   std::optional<action> parse_action(const YAML::Node& n, const std::string& what) {
     auto s = scalar(n, what);
     if (!s) return std::nullopt;
@@ -969,11 +866,9 @@ class loader {
   };
 
   const load_options& opt_;
-  std::string file_;
   fs::path base_dir_;
   fs::path ut1_dir_;
   std::unique_ptr<policy> p_;
-  diagnostics errors_, warnings_;
   std::vector<std::string> category_names_, role_names_;
   std::array<std::vector<YAML::Mark>, 7> period_marks_;
   std::vector<pending_pattern> pending_patterns_;
@@ -981,19 +876,6 @@ class loader {
 };
 
 }  // namespace
-
-std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
-  std::string best;
-  std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
-  for (const auto& c : candidates) {
-    const std::size_t d = edit_distance(word, c);
-    if (d < best_d) {
-      best_d = d;
-      best = c;
-    }
-  }
-  return best;
-}
 
 load_result load_policy_text(std::string_view yaml, const std::string& file_name, const load_options& options) {
   loader l(options, file_name);

@@ -13,10 +13,7 @@
 
 #include "rules/diagnostic.hpp"
 #include "rules/policy.hpp"
-
-namespace YAML {
-class Node;
-}
+#include "rules/yaml_reader.hpp"
 
 namespace hallpass::rules {
 
@@ -39,8 +36,5 @@ load_result load_policy(const std::string& path, const load_options& options = {
 // resolve against file_name's directory).
 load_result load_policy_text(std::string_view yaml, const std::string& file_name,
                              const load_options& options = {});
-
-// Closest candidate within a small edit distance, for "did you mean ...?" hints; empty if none.
-std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
 
 }  // namespace hallpass::rules

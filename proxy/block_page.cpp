@@ -1,0 +1,205 @@
+#include "proxy/block_page.hpp"
+
+namespace hallpass {
+
+namespace {
+
+// Shared by both pages. Contrast (WCAG 2.1): body text 16:1, labels and notes at least 6.9:1,
+// in light and dark schemes. Sizes in rem and a single column below 36em, so the page reflows
+// at 200% zoom without sideways scrolling; long URLs wrap anywhere.
+constexpr std::string_view style = R"css(
+:root{color-scheme:light dark;--bg:#eef1f4;--card:#fff;--text:#1a1d21;--muted:#4a5260;--rule:#d5dae1;--accent:#b42318;--band:#1f2a44;--ask:#eef4fb;--askline:#1d4f91}
+@media (prefers-color-scheme:dark){:root{--bg:#111418;--card:#1b1f26;--text:#e8eaed;--muted:#b4bcc8;--rule:#3a414c;--accent:#f97066;--band:#0b1222;--ask:#18263a;--askline:#84adf0}}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--text);font:1rem/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",Arial,sans-serif}
+.band{background:var(--band);color:#fff;padding:.75rem 1.25rem;font-weight:600}
+.band span{font-weight:400;opacity:.9}
+main{width:min(44rem,100% - 1.5rem);margin:2rem auto;padding:1.75rem 1.5rem;background:var(--card);border-top:.4rem solid var(--accent);border-radius:.5rem;box-shadow:0 1px 3px rgba(0,0,0,.12)}
+h1{margin:0 0 .5rem;font-size:1.75rem;line-height:1.2}
+h2{margin:0 0 .5rem;font-size:1.2rem}
+p{margin:0 0 1rem}
+.lead{font-size:1.1rem}
+dl{margin:1.5rem 0;border-top:1px solid var(--rule)}
+dl div{padding:.6rem 0;border-bottom:1px solid var(--rule)}
+dt{font-weight:600;color:var(--muted)}
+dd{margin:0;overflow-wrap:anywhere}
+@media (min-width:36em){dl div{display:grid;grid-template-columns:10rem 1fr;gap:1rem}}
+.ask{background:var(--ask);border-left:.3rem solid var(--askline);padding:1rem 1.25rem;border-radius:.25rem;margin:1.5rem 0}
+.ask p:last-child{margin-bottom:0}
+.note{color:var(--muted);font-size:.95rem;margin:0}
+.code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.95em}
+)css";
+
+// Values longer than this are cut (at a UTF-8 boundary) with an ellipsis: a page with a huge
+// URL stays small, and the whole URL is in the access log anyway.
+constexpr std::size_t max_url_bytes = 600;
+constexpr std::size_t max_field_bytes = 300;
+
+std::string_view shorten(std::string_view s, std::size_t limit, bool& cut) {
+  cut = s.size() > limit;
+  if (!cut) return s;
+  std::size_t n = limit;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xc0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
+void append_value(std::string& out, std::string_view s, std::size_t limit = max_field_bytes) {
+  bool cut = false;
+  append_html_escaped(out, shorten(s, limit, cut));
+  if (cut) out += "\u2026";
+}
+
+void begin_document(std::string& out, std::string_view title, std::string_view school) {
+  out +=
+      "<!doctype html>\n<html lang=\"en-GB\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+      "<meta name=\"robots\" content=\"noindex, nofollow\">\n<title>";
+  append_value(out, title);
+  out += " \u2013 ";
+  append_value(out, school);
+  out += "</title>\n<style>";
+  out += style;
+  out += "</style>\n</head>\n<body>\n<header class=\"band\">";
+  append_value(out, school);
+  out += " <span>\u00b7 internet filter</span></header>\n<main>\n";
+}
+
+void end_document(std::string& out) {
+  out += "</main>\n</body>\n</html>\n";
+}
+
+void row(std::string& out, std::string_view label, std::string_view value,
+         std::size_t limit = max_field_bytes, bool code = false) {
+  if (value.empty()) return;
+  out += "<div><dt>";
+  out += label;
+  out += "</dt><dd";
+  if (code) out += " class=\"code\"";
+  out += '>';
+  append_value(out, value, limit);
+  out += "</dd></div>\n";
+}
+
+std::string_view school_or_default(std::string_view s) {
+  return s.empty() ? "School" : s;
+}
+
+}  // namespace
+
+void append_html_escaped(std::string& out, std::string_view s) {
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        if ((static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n') || c == 0x7f) {
+          out += "\ufffd";
+        } else {
+          out += c;
+        }
+    }
+  }
+}
+
+std::string html_escape(std::string_view s) {
+  std::string out;
+  append_html_escaped(out, s);
+  return out;
+}
+
+std::string render_block_page(const block_page_info& info) {
+  const auto school = school_or_default(info.school_name);
+  std::string out;
+  out.reserve(6 * 1024);
+  std::string title = "Blocked";
+  if (!info.host.empty()) {
+    bool cut = false;
+    title = "Blocked: ";
+    title += shorten(info.host, 100, cut);
+  }
+  begin_document(out, title, school);
+
+  out += "<h1>This page is blocked</h1>\n<p class=\"lead\">";
+  append_value(out, school);
+  out += "\u2019s internet filter stopped this page";
+  if (!info.role.empty()) {
+    out += " for <strong>";
+    append_value(out, info.role);
+    out += "</strong>";
+  }
+  out += ".</p>\n<dl>\n";
+  row(out, "Page", info.url, max_url_bytes, true);
+  row(out, "Website", info.host);
+  row(out, "Your group", info.role);
+  row(out, "Why", info.reason);
+  row(out, "Rule", info.rule);
+  // "social_media" reads as "social media" to a pupil; the rule line names it exactly.
+  std::string category(info.category);
+  for (char& c : category)
+    if (c == '_') c = ' ';
+  row(out, "Category", category);
+  std::string when(info.time_text);
+  if (!info.period.empty()) {
+    if (!when.empty()) when += " \u00b7 ";
+    when += info.period;
+  }
+  row(out, "When", when);
+  row(out, "School policy", info.clause);
+  row(out, "Your device", info.client);
+  out += "</dl>\n";
+
+  out +=
+      "<section class=\"ask\" aria-labelledby=\"ask\">\n<h2 id=\"ask\">Need this page for your "
+      "school work?</h2>\n";
+  // hallpass:access-request -- the access request form goes here (exceptions issue).
+  if (!info.request_form_html.empty()) {
+    out += info.request_form_html;
+    out += '\n';
+  } else {
+    out +=
+        "<p>Ask your teacher or the ICT technician to request access on the blocked content "
+        "access request form (000 7.5). The headteacher decides, and access can be given for "
+        "a limited time.</p>\n";
+  }
+  out += "</section>\n";
+  out +=
+      "<p class=\"note\">The school filters and monitors internet use to keep everyone safe. "
+      "This visit has been recorded. If you think this page was blocked by mistake, tell "
+      "your teacher.</p>\n";
+  end_document(out);
+  return out;
+}
+
+std::string render_error_page(int status, std::string_view title, std::string_view explanation,
+                              std::string_view school_name) {
+  const auto school = school_or_default(school_name);
+  std::string out;
+  out.reserve(4 * 1024);
+  begin_document(out, title, school);
+  out += "<h1>";
+  append_value(out, title);
+  out += "</h1>\n<p class=\"lead\">";
+  append_value(out, explanation, 2 * max_field_bytes);
+  out +=
+      "</p>\n<p>Try again in a minute. If it keeps happening, tell your teacher or the ICT "
+      "technician what you were trying to open and when.</p>\n<p class=\"note\">Error ";
+  out += std::to_string(status);
+  out += " \u00b7 reported by the school\u2019s internet filter, not by the website.</p>\n";
+  end_document(out);
+  return out;
+}
+
+}  // namespace hallpass

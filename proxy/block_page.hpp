@@ -1,0 +1,45 @@
+// The HTML pages hallpass serves itself: the block page (403) and the error pages (400, 502,
+// 504). Self-contained documents: inline CSS, no scripts, no external resources, so they work
+// when everything else is blocked. Accessible (one <h1>, a <main> landmark, a definition list,
+// WCAG AA contrast, readable at 200% zoom) and written in plain words a pupil understands. Every
+// value is HTML-escaped; long values are shortened, so a page stays under about 8 KiB.
+//
+// Pure functions of their arguments (the caller formats the time); thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace hallpass {
+
+// What the block page shows. Empty fields leave their line out (a rule without a policy
+// clause, an unknown category). The views need only live for the call.
+struct block_page_info {
+  std::string_view school_name;  // from the config; "" shows "School"
+  std::string_view url;          // the full URL that was asked for
+  std::string_view host;
+  std::string_view role;       // "pupils"
+  std::string_view rule;       // "pupils rule 1 (social media)"
+  std::string_view category;   // "social_media"
+  std::string_view reason;     // the rule's reason, in the school's words
+  std::string_view clause;     // "000 6.9; 003 s6"
+  std::string_view period;     // "Lesson 2 (lesson)"
+  std::string_view time_text;  // school-local time, "Monday 23 November 2026, 11:00"
+  std::string_view client;     // the device's address
+  // Trusted HTML inserted as is in the "how to ask for access" section (the access request
+  // form, from the exceptions issue). Empty: the section says whom to ask, in words.
+  std::string_view request_form_html;
+};
+
+std::string render_block_page(const block_page_info& info);
+
+// For 400, 502, 504 and the like: the status, a short title ("The website did not answer"),
+// one or two sentences of explanation, and what to do next.
+std::string render_error_page(int status, std::string_view title, std::string_view explanation,
+                              std::string_view school_name);
+
+// Appends `s` with & < > " ' escaped; control characters become U+FFFD.
+void append_html_escaped(std::string& out, std::string_view s);
+std::string html_escape(std::string_view s);
+
+}  // namespace hallpass

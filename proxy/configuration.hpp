@@ -1,0 +1,62 @@
+// One loaded configuration: the compiled policy and the daemon settings from the same file,
+// with the command-line overrides applied. Immutable; shared by every request that pinned it.
+//
+// config_store holds the current one. A reload loads a complete new configuration aside (on
+// the caller's thread, never an event loop) and publishes it with one atomic store; on any
+// error the running configuration stays in force. Readers may call current() from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proxy/daemon_config.hpp"
+#include "rules/diagnostic.hpp"
+#include "rules/policy.hpp"
+
+namespace hallpass {
+
+// Flags given to `hallpass run` that override the file (for packaging and tests).
+struct overrides {
+  std::vector<std::string> listen;
+  std::optional<std::string> access_log;
+  std::optional<std::string> state_dir;
+  std::optional<std::string> metrics_listen;
+};
+
+struct configuration {
+  std::string path;
+  std::uint64_t generation = 0;
+  std::shared_ptr<const rules::policy> policy;
+  daemon_config daemon;
+};
+
+struct config_load_result {
+  std::shared_ptr<const configuration> config;  // null on error
+  rules::diagnostics errors, warnings;
+};
+
+config_load_result load_configuration(const std::string& path, const overrides& o, std::uint64_t generation);
+
+class config_store {
+ public:
+  config_store(std::string path, overrides o) : path_(std::move(path)), overrides_(std::move(o)) {}
+
+  // Loads the file; on success publishes it. Serialised: one reload at a time.
+  config_load_result reload();
+  std::shared_ptr<const configuration> current() const { return current_.load(std::memory_order_acquire); }
+  std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+ private:
+  std::string path_;
+  overrides overrides_;
+  std::mutex reload_mutex_;
+  std::atomic<std::shared_ptr<const configuration>> current_;
+  std::atomic<std::uint64_t> generation_{0};
+};
+
+}  // namespace hallpass

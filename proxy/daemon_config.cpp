@@ -1,0 +1,179 @@
+#include "proxy/daemon_config.hpp"
+
+#include <charconv>
+
+#include "rules/yaml_reader.hpp"
+
+namespace hallpass {
+
+std::optional<listen_address> parse_listen_address(std::string_view text) {
+  listen_address a;
+  a.text = std::string(text);
+  std::string_view host, port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  auto ip = rules::ip_address::parse(host);
+  if (!ip) return std::nullopt;
+  unsigned p = 0;
+  auto r = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (r.ec != std::errc() || r.ptr != port.data() + port.size() || p > 65535) return std::nullopt;
+  a.host = ip->to_string();
+  a.port = static_cast<std::uint16_t>(p);
+  return a;
+}
+
+std::vector<std::string> daemon_section_names() {
+  return {"listen", "state_dir", "workers", "drain", "upstream", "hosts", "limits", "connect", "access_log", "metrics"};
+}
+
+namespace {
+
+class daemon_reader : public rules::yaml_reader {
+ public:
+  using yaml_reader::yaml_reader;
+
+  daemon_config read(const YAML::Node& root) {
+    daemon_config c;
+    c.listen.push_back(*parse_listen_address("127.0.0.1:3128"));
+    if (const auto n = root["listen"]) {
+      c.listen.clear();
+      for (const auto& item : items(n, "listen")) {
+        auto s = scalar(item, "listen address");
+        if (!s) continue;
+        auto a = parse_listen_address(*s);
+        if (!a) {
+          error(item, "listen address " + rules::quote(*s) + " must be ADDRESS:PORT, like 127.0.0.1:3128 or [::1]:3128");
+          continue;
+        }
+        c.listen.push_back(std::move(*a));
+      }
+      if (c.listen.empty()) error(n, "listen must name at least one ADDRESS:PORT");
+    }
+    if (const auto n = root["state_dir"]) {
+      if (auto s = scalar(n, "state_dir")) c.state_dir = *s;
+    }
+    if (const auto n = root["workers"]) {
+      if (auto v = integer(n, "workers", 0, 64)) c.workers = static_cast<unsigned>(*v);
+    }
+    if (const auto n = root["drain"]) {
+      if (auto d = duration(n, "drain")) c.drain = *d;
+    }
+    if (const auto n = root["upstream"]; n && check_map(n, "upstream",
+                                                       {"allow_loopback", "connect_timeout", "response_timeout",
+                                                        "idle_timeout", "pool_per_origin", "pool_idle", "dns_cache"})) {
+      auto& u = c.upstream;
+      if (n["allow_loopback"]) u.allow_loopback = boolean(n["allow_loopback"], "upstream.allow_loopback").value_or(false);
+      read_duration(n, "connect_timeout", "upstream.connect_timeout", u.connect_timeout);
+      read_duration(n, "response_timeout", "upstream.response_timeout", u.response_timeout);
+      read_duration(n, "idle_timeout", "upstream.idle_timeout", u.idle_timeout);
+      read_duration(n, "pool_idle", "upstream.pool_idle", u.pool_idle);
+      read_duration(n, "dns_cache", "upstream.dns_cache", u.dns_cache);
+      if (n["pool_per_origin"]) {
+        if (auto v = integer(n["pool_per_origin"], "upstream.pool_per_origin", 0, 1024)) u.pool_per_origin = static_cast<unsigned>(*v);
+      }
+    }
+    if (const auto n = root["hosts"]) {
+      if (!n.IsMap()) {
+        error(n, "hosts must map host names to addresses, like 'origin.test: 127.0.0.1'");
+      } else {
+        for (const auto& kv : n) {
+          const std::string raw = kv.first.Scalar();
+          std::string err;
+          auto name = rules::normalize_host(raw, &err);
+          if (!name || name->kind != rules::host_kind::name) {
+            error(kv.first, "hosts: " + rules::quote(raw) + " is not a host name" + (err.empty() ? "" : ": " + err));
+            continue;
+          }
+          auto& addresses = c.hosts[name->text];
+          for (const auto& item : items(kv.second, "hosts." + raw)) {
+            auto s = scalar(item, "hosts." + raw);
+            if (!s) continue;
+            auto ip = rules::ip_address::parse(*s);
+            if (!ip) {
+              error(item, "hosts." + raw + ": " + rules::quote(*s) + " is not an IPv4 or IPv6 address");
+              continue;
+            }
+            addresses.push_back(*ip);
+          }
+          if (addresses.empty()) error(kv.first, "hosts." + raw + " needs at least one address");
+        }
+      }
+    }
+    if (const auto n = root["limits"]; n && check_map(n, "limits",
+                                                     {"header_bytes", "header_count", "body_bytes", "connections",
+                                                      "connections_per_client", "head_timeout", "keepalive_timeout"})) {
+      auto& l = c.limits;
+      read_size(n, "header_bytes", "limits.header_bytes", l.header_bytes, 1024, 1 << 20);
+      read_size(n, "header_count", "limits.header_count", l.header_count, 8, 10000);
+      read_size(n, "connections", "limits.connections", l.connections, 1, 1000000);
+      read_size(n, "connections_per_client", "limits.connections_per_client", l.connections_per_client, 1, 1000000);
+      if (n["body_bytes"]) {
+        if (auto v = integer(n["body_bytes"], "limits.body_bytes", 0, 1LL << 50)) l.body_bytes = static_cast<std::uint64_t>(*v);
+      }
+      read_duration(n, "head_timeout", "limits.head_timeout", l.head_timeout);
+      read_duration(n, "keepalive_timeout", "limits.keepalive_timeout", l.keepalive_timeout);
+    }
+    if (const auto n = root["connect"]; n && check_map(n, "connect", {"ports", "hello_timeout", "require_sni", "allow_non_tls"})) {
+      if (n["require_sni"]) c.connect.require_sni = boolean(n["require_sni"], "connect.require_sni").value_or(true);
+      if (n["allow_non_tls"]) c.connect.allow_non_tls = boolean(n["allow_non_tls"], "connect.allow_non_tls").value_or(false);
+      if (n["ports"]) {
+        c.connect.ports.clear();
+        for (const auto& item : items(n["ports"], "connect.ports")) {
+          if (auto v = integer(item, "connect.ports entry", 1, 65535)) c.connect.ports.push_back(static_cast<std::uint16_t>(*v));
+        }
+      }
+      read_duration(n, "hello_timeout", "connect.hello_timeout", c.connect.hello_timeout);
+    }
+    if (const auto n = root["access_log"]; n && check_map(n, "access_log", {"path", "keep_query", "queue_lines"})) {
+      if (n["path"]) c.access_log.path = scalar(n["path"], "access_log.path").value_or("-");
+      if (n["keep_query"]) c.access_log.keep_query = boolean(n["keep_query"], "access_log.keep_query").value_or(false);
+      read_size(n, "queue_lines", "access_log.queue_lines", c.access_log.queue_lines, 16, 10000000);
+    }
+    if (const auto n = root["metrics"]; n && check_map(n, "metrics", {"listen"})) {
+      if (n["listen"]) {
+        auto s = scalar(n["listen"], "metrics.listen");
+        if (s && *s != "off" && !s->empty() && !parse_listen_address(*s)) {
+          error(n["listen"], "metrics.listen " + rules::quote(*s) + " must be ADDRESS:PORT or off");
+        } else if (s && !s->empty() && s->front() == '[') {
+          // prometheus-cpp's web server (civetweb) in Debian 12 is built without IPv6.
+          error(n["listen"], "metrics.listen " + rules::quote(*s) + " must be an IPv4 address: the metrics "
+                             "web server in Debian 12 has no IPv6 support");
+        } else if (s) {
+          c.metrics.listen = *s == "off" ? "" : *s;
+        }
+      }
+    }
+    return c;
+  }
+
+ private:
+  void read_duration(const YAML::Node& n, const char* key, const std::string& what, std::chrono::milliseconds& out) {
+    if (!n[key]) return;
+    if (auto d = duration(n[key], what)) out = *d;
+  }
+  void read_size(const YAML::Node& n, const char* key, const std::string& what, std::size_t& out, long long min,
+                 long long max) {
+    if (!n[key]) return;
+    if (auto v = integer(n[key], what, min, max)) out = static_cast<std::size_t>(*v);
+  }
+};
+
+}  // namespace
+
+daemon_config load_daemon_config(const YAML::Node& root, const std::string& file, rules::diagnostics& errors) {
+  daemon_reader r(file);
+  auto c = r.read(root);
+  errors.insert(errors.end(), r.errors().begin(), r.errors().end());
+  return c;
+}
+
+}  // namespace hallpass

@@ -1,0 +1,88 @@
+// The daemon's own settings: the top-level sections of the policy file that are not policy
+// (`listen`, `upstream`, `hosts`, `limits`, `connect`, `access_log`, `metrics`, `state_dir`,
+// `drain`, `workers`). Read with the same FILE:LINE:COL errors as the policy, and reloaded
+// with it on SIGHUP (settings that need a restart say so; see README "Configuration").
+//
+// A plain value; immutable once loaded and shared like the policy.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rules/diagnostic.hpp"
+#include "rules/host.hpp"
+
+namespace YAML {
+class Node;
+}
+
+namespace hallpass {
+
+using namespace std::chrono_literals;
+
+struct listen_address {
+  std::string host;  // "127.0.0.1", "::1", "0.0.0.0"
+  std::uint16_t port = 0;
+  std::string text;  // as written
+};
+std::optional<listen_address> parse_listen_address(std::string_view text);  // "127.0.0.1:3128", "[::1]:3128"
+
+struct daemon_config {
+  std::vector<listen_address> listen;  // default 127.0.0.1:3128
+  std::string state_dir = "/var/lib/hallpass";
+  unsigned workers = 0;                               // event-loop threads; 0: one per core
+  std::chrono::milliseconds drain = 10s;              // SIGTERM: time to let requests finish
+
+  struct upstream_settings {
+    bool allow_loopback = false;                      // destinations on 127/8, ::1, the proxy's ports
+    std::chrono::milliseconds connect_timeout = 10s;
+    std::chrono::milliseconds response_timeout = 60s; // until the response head arrives
+    std::chrono::milliseconds idle_timeout = 120s;    // no bytes either way (bodies, tunnels)
+    unsigned pool_per_origin = 8;                     // idle keep-alive connections kept per origin
+    std::chrono::milliseconds pool_idle = 30s;        // an idle pooled connection is closed after
+    std::chrono::milliseconds dns_cache = 60s;        // positive DNS answers are kept this long
+  } upstream;
+
+  // Names resolved before DNS, like /etc/hosts (split-horizon schools; tests).
+  std::map<std::string, std::vector<rules::ip_address>> hosts;
+
+  struct limit_settings {
+    std::size_t header_bytes = 32 * 1024;             // request head (and response head)
+    std::size_t header_count = 100;
+    std::uint64_t body_bytes = 0;                     // request body; 0: no limit
+    std::size_t connections = 10000;                  // client connections in total
+    std::size_t connections_per_client = 256;         // per client address
+    std::chrono::milliseconds head_timeout = 10s;     // to receive a whole request head
+    std::chrono::milliseconds keepalive_timeout = 30s;// idle client between requests
+  } limits;
+
+  struct connect_settings {
+    std::vector<std::uint16_t> ports = {443};         // CONNECT to other ports is refused
+    std::chrono::milliseconds hello_timeout = 10s;    // for the TLS ClientHello after CONNECT
+    bool require_sni = true;     // a ClientHello without a server name is blocked (IP-literal HTTPS)
+    bool allow_non_tls = false;  // a tunnel that does not start with TLS is blocked
+  } connect;
+
+  struct access_log_settings {
+    std::string path = "-";                           // "-": standard output; "" or "off": none
+    bool keep_query = false;                          // query strings are personal data: off by default
+    std::size_t queue_lines = 65536;                  // lines waiting for the writer thread
+  } access_log;
+
+  struct metrics_settings {
+    std::string listen = "127.0.0.1:9131";            // "" or "off": no metrics endpoint
+  } metrics;
+
+};
+
+// The top-level keys this file owns (passed to the policy loader as other_sections).
+std::vector<std::string> daemon_section_names();
+
+// Reads the daemon sections from the parsed document; errors are appended to `errors`.
+daemon_config load_daemon_config(const YAML::Node& root, const std::string& file, rules::diagnostics& errors);
+
+}  // namespace hallpass

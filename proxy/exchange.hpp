@@ -1,0 +1,41 @@
+// One request (or one tunnel) as it goes through a session: what was asked, what was
+// decided, what happened, for the access log line and the metrics. Lives on the session's
+// coroutine frame; used only on its worker's thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "proxy/configuration.hpp"
+#include "rules/engine.hpp"
+
+namespace hallpass {
+
+class worker;
+struct client_connection;
+
+struct exchange {
+  std::shared_ptr<const configuration> cfg;  // pinned for the whole exchange
+  std::chrono::system_clock::time_point start = std::chrono::system_clock::now();
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::string method, scheme, host, path, query;
+  std::uint16_t port = 0;
+  std::optional<rules::verdict> verdict;
+  int status = 0;
+  std::string_view action = "error";  // allow, block, error
+  std::uint64_t bytes_in = 0, bytes_out = 0;
+  bool circumvention = false;
+  std::string note;
+  std::string_view reason_override;  // for errors decided before the policy (400, 502, ...)
+};
+
+// Writes the access log line for the exchange and counts it. Call once per exchange.
+void finish_exchange(worker& w, const client_connection& c, exchange& ex);
+
+// Decides the exchange's request with the pinned policy; records timing metrics.
+const rules::verdict& decide_exchange(worker& w, const client_connection& c, exchange& ex,
+                                      std::optional<std::string_view> path);
+
+}  // namespace hallpass

@@ -1,0 +1,662 @@
+#include "proxy/http_session.hpp"
+
+#include <charconv>
+#include <iostream>
+
+#include "proxy/access_record.hpp"
+#include "proxy/block_page.hpp"
+#include "proxy/exchange.hpp"
+#include "proxy/request_checks.hpp"
+#include "proxy/shared_state.hpp"
+#include "proxy/tunnel.hpp"
+#include "proxy/worker.hpp"
+#include "rules/explain.hpp"
+
+namespace hallpass {
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+constexpr std::string_view via_value = "1.1 hallpass";
+
+using request_parser = http::request_parser<http::buffer_body>;
+using response_parser = http::response_parser<http::buffer_body>;
+
+bool iequals(std::string_view a, std::string_view b) { return beast::iequals(a, b); }
+
+// Does a comma-separated header list (Connection, Upgrade) contain `token`?
+bool list_has(std::string_view list, std::string_view token) {
+  const http::token_list tokens(list);
+  for (auto part : tokens) {
+    if (iequals(part, token)) return true;
+  }
+  return false;
+}
+
+// Removes the hop-by-hop fields (RFC 9110 7.6.1), including those named by Connection.
+// With keep_upgrade the Upgrade/Connection pair of a WebSocket handshake is kept.
+template <bool isRequest, class Body>
+void strip_hop_by_hop(http::message<isRequest, Body>& m, bool keep_upgrade) {
+  std::vector<std::string> named;
+  for (auto field : {http::field::connection, http::field::proxy_connection}) {
+    auto range = m.base().equal_range(field);
+    for (auto it = range.first; it != range.second; ++it) {
+      const http::token_list tokens(it->value());
+      for (auto token : tokens) named.emplace_back(token);
+    }
+  }
+  for (const auto& n : named) {
+    if (keep_upgrade && iequals(n, "upgrade")) continue;
+    if (iequals(n, "close") || iequals(n, "keep-alive")) continue;
+    m.erase(n);
+  }
+  m.erase(http::field::proxy_connection);
+  m.erase(http::field::keep_alive);
+  m.erase(http::field::te);
+  m.erase(http::field::trailer);
+  m.erase(http::field::proxy_authorization);
+  m.erase(http::field::proxy_authenticate);
+  m.erase(http::field::connection);
+  if (keep_upgrade) {
+    m.set(http::field::connection, "Upgrade");
+  } else {
+    m.erase(http::field::upgrade);
+  }
+}
+
+void add_via(http::fields& f) {
+  if (auto it = f.find(http::field::via); it != f.end()) {
+    std::string v(it->value());
+    v.append(", ").append(via_value);
+    f.set(http::field::via, v);
+  } else {
+    f.set(http::field::via, via_value);
+  }
+}
+
+struct parsed_target {
+  std::string scheme, host, path, query;
+  std::uint16_t port = 0;
+};
+
+// "http://host[:port]/path?query" (absolute-form) or "host:port" (CONNECT authority-form).
+std::optional<parsed_target> parse_target(std::string_view target, bool connect, std::string& error) {
+  parsed_target t;
+  if (connect) {
+    std::string_view host, port;
+    if (!target.empty() && target.front() == '[') {
+      const auto close = target.find(']');
+      if (close == std::string_view::npos || close + 1 >= target.size() || target[close + 1] != ':') {
+        error = "CONNECT needs host:port";
+        return std::nullopt;
+      }
+      host = target.substr(0, close + 1);
+      port = target.substr(close + 2);
+    } else {
+      const auto colon = target.rfind(':');
+      if (colon == std::string_view::npos) {
+        error = "CONNECT needs host:port";
+        return std::nullopt;
+      }
+      host = target.substr(0, colon);
+      port = target.substr(colon + 1);
+    }
+    unsigned p = 0;
+    auto r = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (host.empty() || r.ec != std::errc() || r.ptr != port.data() + port.size() || p == 0 || p > 65535) {
+      error = "CONNECT target '" + std::string(target) + "' is not host:port";
+      return std::nullopt;
+    }
+    t.scheme = "https";
+    t.host = std::string(host);
+    t.port = static_cast<std::uint16_t>(p);
+    return t;
+  }
+  if (target.size() < 8 || !iequals(target.substr(0, 7), "http://")) {
+    error = target.starts_with("/") ? "origin-form" : "only http:// URLs can be forwarded; use CONNECT for https";
+    return std::nullopt;
+  }
+  std::string lowered = "http" + std::string(target.substr(4));
+  auto parts = rules::split_url(lowered, &error);
+  if (!parts) return std::nullopt;
+  t.scheme = "http";
+  t.host = std::string(parts->host);
+  t.port = parts->port ? parts->port : 80;
+  std::string_view pq = parts->path;
+  if (pq.empty() || pq.front() != '/') {
+    t.path = "/";
+    if (!pq.empty() && pq.front() == '?') t.query = std::string(pq.substr(1));
+  } else if (auto q = pq.find('?'); q != std::string_view::npos) {
+    t.path = std::string(pq.substr(0, q));
+    t.query = std::string(pq.substr(q + 1));
+  } else {
+    t.path = std::string(pq);
+  }
+  return t;
+}
+
+std::string local_time_text(const configuration& cfg, std::chrono::system_clock::time_point t) {
+  return rules::iso8601_local(cfg.policy->zone, std::chrono::floor<std::chrono::seconds>(t));
+}
+
+// Writes a complete local response. Returns false when the client is gone.
+net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::status status, std::string body,
+                                 std::string_view content_type, bool keep_alive, unsigned version) {
+  http::response<http::string_body> res{status, version};
+  res.set(http::field::server, "hallpass");
+  res.set(http::field::content_type, content_type);
+  res.set(http::field::cache_control, "no-store");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.body() = std::move(body);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  ex.status = static_cast<int>(status);
+  c.stream.expires_after(std::chrono::seconds(30));
+  auto [ec, n] = co_await http::async_write(c.stream, res, nothrow);
+  ex.bytes_out += n;
+  co_return !ec;
+}
+
+net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::status status, std::string_view title,
+                                      std::string_view explanation, bool keep_alive = false, unsigned version = 11) {
+  const std::string_view school = ex.cfg ? std::string_view(ex.cfg->policy->school_name) : std::string_view();
+  co_return co_await write_local(c, ex, status, render_error_page(static_cast<int>(status), title, explanation, school),
+                                 "text/html; charset=utf-8", keep_alive, version);
+}
+
+net::awaitable<bool> write_block_page(client_connection& c, exchange& ex, std::string_view url, bool keep_alive,
+                                      unsigned version) {
+  const auto& v = *ex.verdict;
+  const std::string period = v.period_name();
+  const std::string when = local_time_text(*ex.cfg, ex.start);
+  block_page_info info;
+  info.school_name = ex.cfg->policy->school_name;
+  info.url = url;
+  info.host = v.host.text.empty() ? std::string_view(ex.host) : std::string_view(v.host.text);
+  info.role = v.chosen_role->name;
+  info.rule = v.rule_id;
+  info.category = v.category_name();
+  info.reason = v.reason;
+  info.clause = v.clause;
+  info.period = period;
+  info.time_text = when;
+  info.client = c.ip_text;
+  co_return co_await write_local(c, ex, http::status::forbidden, render_block_page(info), "text/html; charset=utf-8",
+                                 keep_alive, version);
+}
+
+http::status status_for(upstream_error e) {
+  switch (e) {
+    case upstream_error::refused_destination: return http::status::forbidden;
+    case upstream_error::connect_timeout: return http::status::gateway_timeout;
+    default: return http::status::bad_gateway;
+  }
+}
+
+// Streams the rest of a message body from `in` (parser p) to `out` (serializer sr).
+// Returns the body bytes moved, or an error.
+struct pump_result {
+  error_code read_error;   // from the side being read (the parser's errors land here)
+  error_code write_error;  // from the side being written
+  std::uint64_t moved = 0;
+  explicit operator bool() const { return !read_error && !write_error; }
+};
+
+template <bool isRequest>
+net::awaitable<pump_result> pump_body(worker& w, beast::tcp_stream& in,
+                                                               beast::flat_buffer& in_buffer,
+                                                               http::parser<isRequest, http::buffer_body>& p,
+                                                               beast::tcp_stream& out,
+                                                               http::serializer<isRequest, http::buffer_body>& sr,
+                                                               std::chrono::milliseconds idle) {
+  auto buf = w.take_buffer();
+  pump_result r;
+  do {
+    if (!p.is_done()) {
+      p.get().body().data = buf.get();
+      p.get().body().size = worker::relay_buffer_size;
+      in.expires_after(idle);
+      auto [rec, n] = co_await http::async_read(in, in_buffer, p, nothrow);
+      if (rec == http::error::need_buffer) rec = {};
+      if (rec) {
+        r.read_error = rec;
+        break;
+      }
+      const std::size_t got = worker::relay_buffer_size - p.get().body().size;
+      p.get().body().size = got;
+      p.get().body().data = buf.get();
+      p.get().body().more = !p.is_done();
+      r.moved += got;
+    } else {
+      p.get().body().data = nullptr;
+      p.get().body().size = 0;
+      p.get().body().more = false;
+    }
+    out.expires_after(idle);
+    auto [wec, wn] = co_await http::async_write(out, sr, nothrow);
+    if (wec == http::error::need_buffer) wec = {};
+    if (wec) {
+      r.write_error = wec;
+      break;
+    }
+  } while (!p.is_done() || !sr.is_done());
+  w.give_buffer(std::move(buf));
+  co_return r;
+}
+
+enum class forward_outcome { keep_alive, close };
+
+// Forwards an allowed plain-HTTP request and streams the response back.
+net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchange& ex, request_parser& rp,
+                                        const parsed_target& t) {
+  auto& req = rp.get();
+  const auto& daemon = ex.cfg->daemon;
+  const unsigned client_version = req.version();
+  const bool client_keep_alive = req.keep_alive();
+  const bool is_head = req.method() == http::verb::head;
+  const bool websocket = rp.upgrade() && list_has(req[http::field::upgrade], "websocket");
+  const bool has_body = rp.chunked() || (rp.content_length() && *rp.content_length() > 0);
+  const bool expect_continue = list_has(req[http::field::expect], "100-continue");
+
+  strip_hop_by_hop(req, websocket);
+  req.erase(http::field::expect);
+  add_via(req.base());
+  req.target(t.path + (t.query.empty() ? "" : "?" + t.query));
+  {
+    std::string host_value = t.host;
+    if (t.port != 80) host_value += ":" + std::to_string(t.port);
+    req.set(http::field::host, host_value);
+  }
+  req.version(11);
+  if (!websocket) req.keep_alive(true);
+
+  std::unique_ptr<upstream_connection> up;
+  std::optional<response_parser> resp;
+  const auto upstream_started = std::chrono::steady_clock::now();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto acquired = co_await w.upstream().acquire(ex.host, t.port, *ex.cfg, attempt == 0);
+    if (!acquired.conn) {
+      ex.note = std::string(describe(acquired.error)) + ": " + acquired.detail;
+      ex.reason_override = describe(acquired.error);
+      const auto status = status_for(acquired.error);
+      const bool ok = co_await write_error_page(
+          c, ex, status, status == http::status::forbidden ? "This destination is not allowed" : "The site could not be reached",
+          describe(acquired.error), false, client_version);
+      (void)ok;
+      co_return forward_outcome::close;
+    }
+    up = std::move(acquired.conn);
+    if (expect_continue && attempt == 0) {
+      static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+      c.stream.expires_after(daemon.upstream.idle_timeout);
+      auto [cec, cn] = co_await net::async_write(c.stream, net::buffer(cont), nothrow);
+      if (cec) co_return forward_outcome::close;
+      ex.bytes_out += cn;
+    }
+    http::request_serializer<http::buffer_body> sr{req};
+    up->stream.expires_after(daemon.upstream.idle_timeout);
+    auto [hec, hn] = co_await http::async_write_header(up->stream, sr, nothrow);
+    pump_result body;
+    if (!hec) {
+      body = co_await pump_body(w, c.stream, c.buffer, rp, up->stream, sr, daemon.upstream.idle_timeout);
+      ex.bytes_in += body.moved;
+      if (body.read_error == http::error::body_limit) {
+        w.state().metrics.rejected(metrics::rejection::body_too_large).Increment();
+        ex.reason_override = "the request body is larger than the school allows";
+        co_await write_error_page(c, ex, http::status::payload_too_large, "The upload is too large",
+                                  "The request body is larger than the school's limit.", false, client_version);
+        co_return forward_outcome::close;
+      }
+      if (body.read_error && body.read_error.category() == http::make_error_code(http::error::bad_chunk).category()) {
+        // The client's body is malformed (a bad chunk size, say): the client's fault, a 400.
+        w.state().metrics.rejected(metrics::rejection::malformed).Increment();
+        ex.reason_override = "the request body is malformed";
+        ex.note = body.read_error.message();
+        co_await write_error_page(c, ex, http::status::bad_request, "The request is malformed",
+                                  "The web filter could not read this request's body.", false, client_version);
+        co_return forward_outcome::close;
+      }
+      if (body.read_error) {
+        ex.note = "client body: " + body.read_error.message();
+        co_return forward_outcome::close;  // the client went away mid-upload
+      }
+    }
+    if (hec || body.write_error) {
+      // A pooled connection the origin closed meanwhile: try once more on a fresh one.
+      if (up->reused && !has_body && attempt == 0) continue;
+      ex.note = "upstream write failed: " + (hec ? hec : body.write_error).message();
+      ex.reason_override = "the connection to the site failed";
+      co_await write_error_page(c, ex, http::status::bad_gateway, "The site could not be reached",
+                                "The connection to the site failed while sending the request.", false, client_version);
+      co_return forward_outcome::close;
+    }
+    // The response head; 1xx interim responses other than 101 are skipped.
+    bool retry = false;
+    for (;;) {
+      resp.emplace();
+      resp->header_limit(static_cast<std::uint32_t>(daemon.limits.header_bytes));
+      resp->body_limit(boost::none);
+      if (is_head) resp->skip(true);
+      up->stream.expires_after(daemon.upstream.response_timeout);
+      auto [rec, rn] = co_await http::async_read_header(up->stream, up->buffer, *resp, nothrow);
+      if (rec) {
+        if (up->reused && !has_body && attempt == 0 && rn == 0 &&
+            (rec == http::error::end_of_stream || rec == net::error::connection_reset || rec == net::error::eof)) {
+          retry = true;
+          break;
+        }
+        const bool timeout = rec == beast::error::timeout;
+        w.state().metrics.upstream_failed(timeout ? metrics::upstream_failure::timeout : metrics::upstream_failure::reset)
+            .Increment();
+        ex.note = "upstream response: " + rec.message();
+        ex.reason_override = timeout ? "the site did not answer in time" : "the site closed the connection";
+        co_await write_error_page(c, ex, timeout ? http::status::gateway_timeout : http::status::bad_gateway,
+                                  timeout ? "The site did not answer in time" : "The site could not be reached",
+                                  timeout ? "The site took too long to answer." : "The site closed the connection without answering.",
+                                  false, client_version);
+        co_return forward_outcome::close;
+      }
+      const unsigned code = resp->get().result_int();
+      if (code >= 100 && code < 200 && code != 101) continue;
+      break;
+    }
+    if (retry) continue;
+    break;
+  }
+  w.state().metrics.upstream_seconds.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - upstream_started).count());
+
+  auto& res = resp->get();
+  ex.status = static_cast<int>(res.result_int());
+  const bool upstream_reusable = resp->keep_alive() && !resp->need_eof() && !websocket;
+
+  if (websocket && res.result() == http::status::switching_protocols) {
+    strip_hop_by_hop(res, true);
+    add_via(res.base());
+    http::response_serializer<http::buffer_body> rs{res};
+    c.stream.expires_after(daemon.upstream.idle_timeout);
+    auto [wec, wn] = co_await http::async_write_header(c.stream, rs, nothrow);
+    ex.bytes_out += wn;
+    if (wec) co_return forward_outcome::close;
+    auto [in, out] = co_await relay(w, c.stream, c.buffer, up->stream, up->buffer, daemon.upstream.idle_timeout);
+    ex.bytes_in += in;
+    ex.bytes_out += out;
+    ex.note = "websocket";
+    co_return forward_outcome::close;
+  }
+
+  strip_hop_by_hop(res, false);
+  add_via(res.base());
+  bool keep = client_keep_alive && !w.state().draining;
+  if (client_version == 10) {
+    res.version(10);
+    if (res.chunked()) res.chunked(false);
+    if (!res.has_content_length() && !is_head) keep = false;
+  } else if (resp->need_eof() && !is_head) {
+    // The origin ends the body by closing: re-frame it as chunked for the client.
+    res.chunked(true);
+  }
+  res.keep_alive(keep);
+  http::response_serializer<http::buffer_body> rs{res};
+  if (is_head) rs.split(true);
+  c.stream.expires_after(daemon.upstream.idle_timeout);
+  auto [wec, wn] = co_await http::async_write_header(c.stream, rs, nothrow);
+  ex.bytes_out += wn;
+  if (wec) co_return forward_outcome::close;
+  if (!is_head) {
+    auto body = co_await pump_body(w, up->stream, up->buffer, *resp, c.stream, rs, daemon.upstream.idle_timeout);
+    ex.bytes_out += body.moved;
+    if (!body) {
+      ex.note = "response body: " + (body.read_error ? body.read_error : body.write_error).message();
+      co_return forward_outcome::close;
+    }
+  }
+  if (upstream_reusable && resp->is_done()) w.upstream().release(std::move(up), *ex.cfg);
+  co_return keep ? forward_outcome::keep_alive : forward_outcome::close;
+}
+
+// Answers a request addressed to the proxy itself (origin-form).
+net::awaitable<void> answer_local(client_connection& c, exchange& ex, unsigned version) {
+  ex.reason_override = "a request addressed to the proxy itself";
+  co_await write_error_page(
+      c, ex, http::status::bad_request, "This is the school's web filter",
+      "Your device sent a request to the web filter as if it were a web site. Set it as your browser's proxy "
+      "(or use the automatic proxy configuration the school provides) and try again.",
+      false, version);
+}
+
+net::awaitable<void> session_loop(worker& w, client_connection& c) {
+  bool first = true;
+  for (;;) {
+    auto cfg = w.config();
+    const auto& limits = cfg->daemon.limits;
+    // Wait for the next request: keep-alive timeout while idle, then the head deadline.
+    c.idle = true;
+    if (c.buffer.size() == 0) {
+      c.buffer.shrink_to_fit();
+      if (w.state().draining) co_return;
+      c.stream.expires_after(first ? limits.head_timeout : limits.keepalive_timeout);
+      auto [ec, n] = co_await c.stream.async_read_some(c.buffer.prepare(512), nothrow);
+      if (ec) {
+        if (ec == beast::error::timeout && first) w.state().metrics.rejected(metrics::rejection::head_timeout).Increment();
+        co_return;
+      }
+      c.buffer.commit(n);
+    }
+    c.idle = false;
+    first = false;
+
+    exchange ex;
+    ex.cfg = std::move(cfg);
+    request_parser rp;
+    rp.header_limit(static_cast<std::uint32_t>(limits.header_bytes));
+    if (limits.body_bytes > 0) {
+      rp.body_limit(limits.body_bytes);
+    } else {
+      rp.body_limit(boost::none);
+    }
+    c.stream.expires_after(limits.head_timeout);
+    auto [ec, n] = co_await http::async_read_header(c.stream, c.buffer, rp, nothrow);
+    ex.bytes_in += n;
+    if (ec) {
+      if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) co_return;
+      if (ec == beast::error::timeout) {
+        w.state().metrics.rejected(metrics::rejection::head_timeout).Increment();
+        ex.reason_override = "the request head did not arrive in time";
+        ex.status = 408;
+        ex.note = "head timeout";
+        finish_exchange(w, c, ex);
+        co_return;
+      }
+      if (ec == http::error::header_limit) {
+        w.state().metrics.rejected(metrics::rejection::head_too_large).Increment();
+        ex.reason_override = "the request head is too large";
+        co_await write_error_page(c, ex, http::status::request_header_fields_too_large, "The request is too large",
+                                  "The request's headers are larger than the web filter accepts.");
+      } else {
+        w.state().metrics.rejected(metrics::rejection::malformed).Increment();
+        ex.reason_override = "the request is malformed";
+        ex.note = ec.message();
+        co_await write_error_page(c, ex, http::status::bad_request, "The request is malformed",
+                                  "The web filter could not read this request.");
+      }
+      finish_exchange(w, c, ex);
+      co_return;
+    }
+    auto& req = rp.get();
+    ex.method = std::string(req.method_string());
+    const unsigned version = req.version();
+
+    // Framing and grammar checks Beast's parser does not make (request smuggling).
+    framing_check fc;
+    std::size_t fields = 0;
+    for (const auto& f : req) {
+      fc.add(f.name_string(), f.value());
+      ++fields;
+    }
+    std::optional<std::string> problem = fc.finish(version);
+    if (!problem && version >= 11 && !fc.has_host()) problem = "an HTTP/1.1 request without a Host field";
+    if (!problem && fields > limits.header_count) problem = "too many header fields";
+    if (problem) {
+      const bool too_many = fields > limits.header_count;
+      w.state().metrics.rejected(too_many ? metrics::rejection::head_too_large : metrics::rejection::smuggling).Increment();
+      ex.reason_override = too_many ? "the request has too many header fields" : "the request's framing is ambiguous";
+      ex.note = *problem;
+      co_await write_error_page(c, ex, too_many ? http::status::request_header_fields_too_large : http::status::bad_request,
+                                "The request was refused", "The web filter refused an ambiguous or malformed request.");
+      finish_exchange(w, c, ex);
+      co_return;
+    }
+    if (limits.body_bytes > 0 && rp.content_length() && *rp.content_length() > limits.body_bytes) {
+      w.state().metrics.rejected(metrics::rejection::body_too_large).Increment();
+      ex.reason_override = "the request body is larger than the school allows";
+      co_await write_error_page(c, ex, http::status::payload_too_large, "The upload is too large",
+                                "The request body is larger than the school's limit.");
+      finish_exchange(w, c, ex);
+      co_return;
+    }
+
+    const bool is_connect = req.method() == http::verb::connect;
+    std::string target_error;
+    auto target = parse_target(req.target(), is_connect, target_error);
+    if (!target) {
+      if (target_error == "origin-form") {
+        co_await answer_local(c, ex, version);
+      } else {
+        w.state().metrics.rejected(metrics::rejection::malformed).Increment();
+        ex.reason_override = "the request target is not a URL the proxy can use";
+        ex.note = target_error;
+        co_await write_error_page(c, ex, http::status::bad_request, "The request was refused", target_error);
+      }
+      finish_exchange(w, c, ex);
+      co_return;
+    }
+    ex.scheme = target->scheme;
+    ex.host = target->host;
+    ex.port = target->port;
+    ex.path = target->path;
+    ex.query = target->query;
+
+    std::optional<std::string_view> path_for_rules;
+    std::string path_and_query = target->path + (target->query.empty() ? "" : "?" + target->query);
+    if (!is_connect) path_for_rules = path_and_query;
+    const auto& v = decide_exchange(w, c, ex, path_for_rules);
+    if (!v.host.text.empty()) ex.host = v.host.text;
+
+    if (is_connect) {
+      if (v.act == rules::action::block) {
+        ex.action = "block";
+        co_await write_local(c, ex, http::status::forbidden,
+                             "Blocked by " + ex.cfg->policy->school_name + "'s web filter: " + std::string(v.reason) + "\n",
+                             "text/plain; charset=utf-8", false, version);
+        finish_exchange(w, c, ex);
+        co_return;
+      }
+      const auto& ports = ex.cfg->daemon.connect.ports;
+      if (std::find(ports.begin(), ports.end(), ex.port) == ports.end()) {
+        w.state().metrics.rejected(metrics::rejection::port_not_allowed).Increment();
+        ex.action = "block";
+        ex.reason_override = "tunnels to this port are not allowed";
+        co_await write_local(c, ex, http::status::forbidden,
+                             "Blocked by the web filter: tunnels to port " + std::to_string(ex.port) + " are not allowed.\n",
+                             "text/plain; charset=utf-8", false, version);
+        finish_exchange(w, c, ex);
+        co_return;
+      }
+      ex.action = "allow";  // run_tunnel changes it when the ClientHello or the upstream says otherwise
+      co_await run_tunnel(w, c, ex);
+      finish_exchange(w, c, ex);
+      co_return;
+    }
+
+    if (v.act == rules::action::block) {
+      ex.action = "block";
+      // A request body that was not read would be taken for the next request: close instead.
+      const bool unread_body = !rp.is_done();
+      const std::string url = "http://" + target->host + (target->port != 80 ? ":" + std::to_string(target->port) : "") +
+                              path_and_query;
+      const bool ok = co_await write_block_page(c, ex, url, req.keep_alive() && !unread_body, version);
+      finish_exchange(w, c, ex);
+      if (!ok || unread_body || !req.keep_alive()) co_return;
+      continue;
+    }
+
+    ex.action = "allow";
+    const auto outcome = co_await forward(w, c, ex, rp, *target);
+    finish_exchange(w, c, ex);
+    if (outcome == forward_outcome::close) co_return;
+  }
+}
+
+}  // namespace
+
+const rules::verdict& decide_exchange(worker& w, const client_connection& c, exchange& ex,
+                                      std::optional<std::string_view> path) {
+  rules::request_facts f;
+  f.client = c.ip;
+  f.method = ex.method;
+  f.scheme = ex.scheme;
+  f.host = ex.host;
+  f.port = ex.port;
+  f.path = path;
+  f.time = std::chrono::floor<std::chrono::seconds>(ex.start);
+  const auto t0 = std::chrono::steady_clock::now();
+  ex.verdict.emplace(rules::decide(*ex.cfg->policy, f));
+  w.state().metrics.decision_seconds.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return *ex.verdict;
+}
+
+void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
+  auto& m = w.state().metrics;
+  m.bytes_from_clients.Increment(static_cast<double>(ex.bytes_in));
+  m.bytes_to_clients.Increment(static_cast<double>(ex.bytes_out));
+  if (ex.circumvention) m.circumvention_attempts.Increment();
+  const rules::verdict* v = ex.verdict ? &*ex.verdict : nullptr;
+  if (v && v->chosen_role && ex.action != "error") {
+    const auto& counters = w.role_counters();
+    const auto index = static_cast<std::size_t>(v->chosen_role - ex.cfg->policy->roles.data());
+    if (index < counters.size() && ex.cfg->generation == w.config()->generation) {
+      (ex.action == "allow" ? counters[index].allowed : counters[index].blocked)->Increment();
+    }
+  }
+  if (!w.state().access_log.enabled() || !ex.cfg) return;
+  access_record r;
+  r.start = ex.start;
+  r.client = c.ip_text;
+  r.role = v && v->chosen_role ? std::string_view(v->chosen_role->name) : std::string_view();
+  r.method = ex.method;
+  r.scheme = ex.scheme;
+  r.host = ex.host;
+  r.port = ex.port;
+  r.path = ex.path;
+  r.query = ex.query;
+  r.status = ex.status;
+  r.action = ex.action;
+  r.rule = v ? v->rule_id : std::string_view();
+  r.category = v ? v->category_name() : std::string_view();
+  r.reason = !ex.reason_override.empty() ? ex.reason_override : v ? v->reason : std::string_view();
+  r.bytes_from_client = ex.bytes_in;
+  r.bytes_to_client = ex.bytes_out;
+  r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ex.started).count();
+  r.circumvention = ex.circumvention;
+  r.note = ex.note;
+  w.state().access_log.write(format_access_record(r, ex.cfg->policy->zone, ex.cfg->daemon.access_log.keep_query));
+}
+
+net::awaitable<void> run_http_session(worker& w, std::shared_ptr<client_connection> c) {
+  w.register_connection(c.get());
+  w.state().metrics.active_connections.Increment();
+  try {
+    co_await session_loop(w, *c);
+  } catch (const std::exception& e) {
+    std::cerr << "hallpass: session for " << c->ip_text << " ended by an unexpected error: " << e.what() << "\n";
+  }
+  error_code ignored;
+  c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  c->stream.socket().close(ignored);
+  w.state().metrics.active_connections.Decrement();
+  w.unregister_connection(c.get());
+  w.state().release(c->ip_text);
+}
+
+}  // namespace hallpass

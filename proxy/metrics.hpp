@@ -1,0 +1,112 @@
+// The daemon's Prometheus metrics: one registry, every family and counter resolved once, and
+// an optional HTTP endpoint (prometheus-cpp's Exposer, on its own address, never the proxy
+// port). Names and labels are listed in proxy/README.md, "Metrics".
+//
+// Labels are bounded by design: role (from the policy), action, reason, kind, direction.
+// Nothing is ever labelled by host, URL, client or user: those belong in the access log.
+//
+// Thread-safety: every member is safe to call from any thread. The public references are
+// prometheus-cpp metrics, which are themselves thread-safe (counters and gauges are atomics;
+// a histogram takes a short mutex per observation).
+//
+// Ownership: owns the registry and the Exposer. The references and the pointers handed out by
+// resolve_roles() stay valid for the lifetime of this object. Not copyable or movable.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+
+namespace prometheus {
+class Exposer;
+class Registry;
+}  // namespace prometheus
+
+namespace hallpass {
+
+class metrics {
+ public:
+  // `listen` is "host:port" with a numeric address ("127.0.0.1:9131", "0.0.0.0:9131"); port 0
+  // picks a free port (see port()). Empty or "off": metrics are collected but not served.
+  // "[::1]:9131" is accepted, but Debian 12's civetweb (under prometheus-cpp) has no IPv6, so
+  // there it fails to bind. Throws std::runtime_error naming the address if it is malformed
+  // or cannot be bound.
+  explicit metrics(const std::string& listen);
+  // With an endpoint, takes up to 2 s: civetweb's listener thread polls with a 2 s quantum.
+  ~metrics();
+  metrics(const metrics&) = delete;
+  metrics& operator=(const metrics&) = delete;
+
+  // The port the endpoint listens on; 0 when there is no endpoint.
+  std::uint16_t port() const { return port_; }
+
+  // hallpass_requests_total{role, action="allow"|"block"}, one pair per role name, in the
+  // order given. Call once per policy generation (on load and on each reload), off the request
+  // path. Counters for a role name are the same objects across generations, so counts survive
+  // reloads; a role removed from the policy keeps its last value.
+  struct role_counters {
+    prometheus::Counter* allowed;
+    prometheus::Counter* blocked;
+  };
+  std::vector<role_counters> resolve_roles(const std::vector<std::string>& role_names);
+
+  // hallpass_rejected_total{reason}: requests or connections refused before a decision.
+  enum class rejection {
+    malformed,
+    smuggling,
+    head_too_large,
+    head_timeout,
+    body_too_large,
+    connection_limit,
+    port_not_allowed,
+    loopback_refused,
+  };
+  prometheus::Counter& rejected(rejection r) { return *rejected_[static_cast<std::size_t>(r)]; }
+
+  // hallpass_upstream_failures_total{kind}: why a request to an origin failed.
+  enum class upstream_failure { dns, connect, timeout, reset, refused };
+  prometheus::Counter& upstream_failed(upstream_failure f) {
+    return *upstream_failed_[static_cast<std::size_t>(f)];
+  }
+
+  // The text exposition format of everything registered, exactly what a scrape returns.
+  std::string scrape_for_tests();
+
+ private:
+  // Declared before the public references, which are bound to metrics inside it.
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& requests_;
+
+ public:
+  prometheus::Gauge& active_connections;    // client connections open now
+  prometheus::Gauge& active_tunnels;        // CONNECT tunnels relaying now
+  prometheus::Counter& bytes_from_clients;  // request bytes read from clients (incl. tunnels)
+  prometheus::Counter& bytes_to_clients;    // response bytes written to clients (incl. tunnels)
+  prometheus::Counter& circumvention_attempts;
+  prometheus::Counter& reloads;               // successful reloads
+  prometheus::Counter& reload_failures;       // reloads refused; the old policy kept serving
+  prometheus::Counter& log_write_failures;    // failed opens and writes of the access log
+  prometheus::Counter& log_dropped;           // access log lines lost (queue full or disk failing)
+  prometheus::Counter& upstream_pool_reused;  // requests sent on a pooled upstream connection
+  prometheus::Gauge& log_queue_depth;         // access log lines waiting for the writer
+  prometheus::Gauge& policy_generation;       // 1 at start, +1 per successful reload
+  prometheus::Histogram& decision_seconds;    // time in the policy engine per decision
+  prometheus::Histogram& upstream_seconds;    // request sent -> upstream response head received
+
+ private:
+  static constexpr std::size_t rejection_count = 8;
+  static constexpr std::size_t upstream_failure_count = 5;
+  std::array<prometheus::Counter*, rejection_count> rejected_{};
+  std::array<prometheus::Counter*, upstream_failure_count> upstream_failed_{};
+  std::unique_ptr<prometheus::Exposer> exposer_;  // declared last: stops serving first
+  std::uint16_t port_ = 0;
+};
+
+}  // namespace hallpass

@@ -1,0 +1,220 @@
+#include "proxy/request_checks.hpp"
+
+#include <array>
+#include <limits>
+
+namespace hallpass {
+
+namespace {
+
+constexpr std::array<bool, 256> make_tchar_table() {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}
+constexpr auto tchar = make_tchar_table();
+
+bool is_ows(char c) {
+  return c == ' ' || c == '\t';
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto x = static_cast<unsigned char>(a[i]);
+    auto y = static_cast<unsigned char>(b[i]);
+    if (x >= 'A' && x <= 'Z') x += 'a' - 'A';
+    if (y >= 'A' && y <= 'Z') y += 'a' - 'A';
+    if (x != y) return false;
+  }
+  return true;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// A printable rendering of a field name for error messages: never echo control bytes.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s.substr(0, 40))
+    out += (c > 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  return out;
+}
+
+}  // namespace
+
+bool is_http_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s)
+    if (!tchar[c]) return false;
+  return true;
+}
+
+bool is_field_value(std::string_view s) {
+  for (unsigned char c : s) {
+    // field-vchar = VCHAR / obs-text; plus SP and HTAB inside a value.
+    if (c == ' ' || c == '\t' || (c >= 0x21 && c <= 0x7e) || c >= 0x80) continue;
+    return false;
+  }
+  return true;
+}
+
+void framing_check::fail(std::string reason) {
+  if (!error_) error_ = std::move(reason);
+}
+
+void framing_check::add(std::string_view name, std::string_view value) {
+  if (!is_http_token(name)) {
+    fail("invalid header field name");
+    return;
+  }
+  if (!is_field_value(value)) {
+    fail("invalid byte in header field " + printable(name));
+    return;
+  }
+  value = trim_ows(value);
+  if (iequals(name, "transfer-encoding")) {
+    add_transfer_encoding(value);
+  } else if (iequals(name, "content-length")) {
+    add_content_length(value);
+  } else if (iequals(name, "host")) {
+    ++host_count_;
+  }
+}
+
+void framing_check::add_transfer_encoding(std::string_view value) {
+  te_seen_ = true;
+  // transfer-coding = token *( OWS ";" OWS transfer-parameter ), in a comma list whose empty
+  // elements are ignored (RFC 9110 5.6.1). Several fields are one list, in order.
+  while (true) {
+    auto comma = value.find(',');
+    auto element = trim_ows(value.substr(0, comma));
+    if (!element.empty()) {
+      auto semi = element.find(';');
+      auto coding = trim_ows(element.substr(0, semi));
+      if (!is_http_token(coding)) {
+        fail("malformed Transfer-Encoding");
+        return;
+      }
+      bool is_chunked = iequals(coding, "chunked");
+      if (is_chunked && semi != std::string_view::npos) {
+        fail("chunked takes no parameters");
+        return;
+      }
+      if (is_chunked) ++te_chunked_count_;
+      te_last_is_chunked_ = is_chunked;
+      te_has_coding_ = true;
+    }
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+void framing_check::add_content_length(std::string_view value) {
+  ++cl_count_;
+  if (value.empty()) {
+    fail("empty Content-Length");
+    return;
+  }
+  std::uint64_t v = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9') {
+      fail("malformed Content-Length");
+      return;
+    }
+    auto d = static_cast<std::uint64_t>(c - '0');
+    if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10) {
+      fail("Content-Length too large");
+      return;
+    }
+    v = v * 10 + d;
+  }
+  if (content_length_ && *content_length_ != v) {
+    fail("conflicting Content-Length values");
+    return;
+  }
+  content_length_ = v;
+}
+
+std::optional<std::string> framing_check::finish(unsigned http_version) const {
+  if (error_) return error_;
+  if (kind_ == message_kind::request && host_count_ > 1) return "more than one Host field";
+  if (kind_ == message_kind::request && cl_count_ > 1) return "Content-Length given more than once";
+  if (te_seen_) {
+    if (http_version < 11) return "Transfer-Encoding in an HTTP/1.0 message";
+    if (!te_has_coding_) return "empty Transfer-Encoding";
+    if (!te_last_is_chunked_) return "Transfer-Encoding does not end in chunked";
+    if (te_chunked_count_ > 1) return "chunked applied more than once";
+    if (cl_count_ > 0) return "both Transfer-Encoding and Content-Length";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> check_chunk_size_line(std::string_view line) {
+  std::size_t i = 0;
+  while (i < line.size() && hex_value(line[i]) >= 0) ++i;
+  if (i == 0) return "chunk size is not hexadecimal";
+  if (i > 16) return "chunk size too large";
+  // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )
+  auto skip_bws = [&] {
+    while (i < line.size() && is_ows(line[i])) ++i;
+  };
+  auto token = [&] {
+    auto start = i;
+    while (i < line.size() && tchar[static_cast<unsigned char>(line[i])]) ++i;
+    return i > start;
+  };
+  while (true) {
+    skip_bws();
+    if (i == line.size()) return std::nullopt;
+    if (line[i] != ';') return "malformed chunk size line";
+    ++i;
+    skip_bws();
+    if (!token()) return "malformed chunk extension";
+    skip_bws();
+    if (i == line.size()) return std::nullopt;
+    if (line[i] != '=') continue;
+    ++i;
+    skip_bws();
+    if (i < line.size() && line[i] == '"') {
+      ++i;
+      bool closed = false;
+      while (i < line.size()) {
+        auto c = static_cast<unsigned char>(line[i]);
+        if (c == '"') {
+          closed = true;
+          ++i;
+          break;
+        }
+        if (c == '\\') {
+          ++i;
+          if (i == line.size()) break;
+          c = static_cast<unsigned char>(line[i]);
+          if (!(c == '\t' || c == ' ' || (c >= 0x21 && c <= 0x7e) || c >= 0x80))
+            return "malformed chunk extension";
+        } else if (!(c == '\t' || c == ' ' || (c >= 0x21 && c <= 0x7e) || c >= 0x80)) {
+          return "malformed chunk extension";
+        }
+        ++i;
+      }
+      if (!closed) return "malformed chunk extension";
+    } else if (!token()) {
+      return "malformed chunk extension";
+    }
+  }
+}
+
+}  // namespace hallpass

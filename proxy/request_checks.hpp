@@ -1,0 +1,84 @@
+// Message-framing and header-grammar checks that Boost.Beast 1.81's parser does not make
+// itself, so that a request cannot be read one way by hallpass and another way by the origin
+// (request smuggling, RFC 9112 section 6 and 11.2).
+//
+// Beast accepts, among others: Transfer-Encoding whose last coding is not chunked,
+// Transfer-Encoding together with Content-Length, chunked on HTTP/1.0, Content-Length repeated
+// or written as a list ("5, 5"). framing_check sees every header field of one message in order
+// (from the parsed fields, before anything is forwarded) and says whether the framing is
+// unambiguous. The session answers 400 and closes the connection on a request that fails, and
+// 502 on a response that fails.
+//
+// Pure: no I/O, no Asio or Beast. A framing_check is a value used by one session at a time;
+// the free functions are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace hallpass {
+
+enum class message_kind : std::uint8_t { request, response };
+
+class framing_check {
+ public:
+  explicit framing_check(message_kind kind = message_kind::request) : kind_(kind) {}
+
+  // Call for every header field, in the order received, with the value as the parser gives it
+  // (leading and trailing spaces and tabs are ignored here).
+  void add(std::string_view name, std::string_view value);
+
+  // nullopt: the framing is unambiguous. Otherwise a short reason, fit for a 400 (request) or
+  // 502 (response) body and the log. `http_version` is 10 or 11, as Beast writes it.
+  //
+  // Rejected, in both kinds unless noted:
+  //  - a field name that is not an RFC 9110 token; a value byte outside field-vchar,
+  //    obs-text, SP and HTAB (NUL, CR, LF, other controls, DEL);
+  //  - Transfer-Encoding (all fields together, as one comma list) whose last coding is not
+  //    "chunked", that applies chunked twice, or that is empty or not a list of tokens;
+  //  - Transfer-Encoding together with Content-Length;
+  //  - Transfer-Encoding in an HTTP/1.0 message;
+  //  - Content-Length that is not plain decimal digits fitting in 64 bits ("+5", "5, 5", "");
+  //  - requests: Content-Length given more than once, even with equal values. Refusing the
+  //    repeat is simpler and safer than proving every copy equal; no real client sends one;
+  //  - responses: Content-Length repeated with different values (equal repeats are accepted,
+  //    as browsers accept them from servers);
+  //  - requests: more than one Host field.
+  // A missing Host is not checked here (this class also checks responses): the session does.
+  std::optional<std::string> finish(unsigned http_version) const;
+
+  // Meaningful after finish() returned nullopt.
+  bool chunked() const { return te_seen_ && te_last_is_chunked_; }
+  std::optional<std::uint64_t> content_length() const { return content_length_; }
+  bool has_host() const { return host_count_ > 0; }
+
+ private:
+  void fail(std::string reason);
+  void add_transfer_encoding(std::string_view value);
+  void add_content_length(std::string_view value);
+
+  message_kind kind_;
+  std::optional<std::string> error_;  // the first problem found by add()
+  bool te_seen_ = false;
+  bool te_last_is_chunked_ = false;
+  bool te_has_coding_ = false;
+  unsigned te_chunked_count_ = 0;
+  unsigned cl_count_ = 0;
+  std::optional<std::uint64_t> content_length_;
+  unsigned host_count_ = 0;
+};
+
+// RFC 9110 token (tchar+): field names, transfer-coding names, chunk-extension names.
+bool is_http_token(std::string_view s);
+
+// True when every byte is field-vchar, obs-text, SP or HTAB (RFC 9110 5.5).
+bool is_field_value(std::string_view s);
+
+// Checks one chunk-size line of a chunked body, without its CRLF: 1 to 16 hex digits (no sign,
+// no "0x", nothing before them), then optional chunk extensions
+// (*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )). nullopt when valid.
+std::optional<std::string> check_chunk_size_line(std::string_view line);
+
+}  // namespace hallpass

@@ -1,0 +1,192 @@
+#include "proxy/server.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "proxy/access_log.hpp"
+#include "proxy/metrics.hpp"
+#include "proxy/net.hpp"
+#include "proxy/shared_state.hpp"
+#include "proxy/worker.hpp"
+
+namespace hallpass {
+namespace {
+
+void print_errors(const rules::diagnostics& d, std::string_view prefix = "") {
+  for (const auto& e : d) std::cerr << prefix << e.to_string() << "\n";
+}
+
+// Binds one listening socket with SO_REUSEPORT so each worker can have its own.
+int bind_listener(const tcp::endpoint& ep, std::string& error) {
+  net::io_context tmp;
+  tcp::acceptor a(tmp);
+  error_code ec;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) {
+    const int one = 1;
+    if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      ec = error_code(errno, boost::system::system_category());
+    }
+  }
+  if (!ec && ep.address().is_v6()) a.set_option(net::ip::v6_only(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    error = ec.message();
+    return -1;
+  }
+  return a.release();
+}
+
+bool drop_privileges(const std::string& user) {
+  const passwd* pw = ::getpwnam(user.c_str());
+  if (!pw) {
+    std::cerr << "hallpass: --user " << user << ": no such user\n";
+    return false;
+  }
+  if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) {
+    std::cerr << "hallpass: cannot drop privileges to " << user << ": " << std::strerror(errno) << "\n";
+    return false;
+  }
+  if (::setuid(0) == 0) {
+    std::cerr << "hallpass: privileges were not dropped (could regain root)\n";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int run_server(const run_options& options) {
+  ::signal(SIGPIPE, SIG_IGN);
+  config_store configs(options.config_path, options.flags);
+  auto loaded = configs.reload();
+  print_errors(loaded.warnings, "warning: ");
+  if (!loaded.config) {
+    print_errors(loaded.errors);
+    std::cerr << "hallpass: " << options.config_path << " is not valid; not starting\n";
+    return 1;
+  }
+  const auto cfg = loaded.config;
+  const auto& d = cfg->daemon;
+
+  std::error_code fs_ec;
+  std::filesystem::create_directories(d.state_dir, fs_ec);
+  if (fs_ec) std::cerr << "hallpass: warning: cannot create state_dir " << d.state_dir << ": " << fs_ec.message() << "\n";
+
+  std::unique_ptr<metrics> m;
+  try {
+    m = std::make_unique<metrics>(d.metrics.listen);
+  } catch (const std::exception& e) {
+    std::cerr << "hallpass: metrics endpoint " << d.metrics.listen << ": " << e.what() << "\n";
+    return 1;
+  }
+  access_log log(d.access_log.path, d.access_log.queue_lines, m.get());
+  shared_state state(configs, *m, log);
+  m->policy_generation.Set(static_cast<double>(cfg->generation));
+
+  unsigned n_workers = d.workers ? d.workers : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::unique_ptr<worker>> workers;
+  for (unsigned i = 0; i < n_workers; ++i) workers.push_back(std::make_unique<worker>(state, i));
+
+  for (const auto& l : d.listen) {
+    tcp::endpoint ep(net::ip::make_address(l.host), l.port);
+    for (auto& w : workers) {
+      std::string err;
+      const int fd = bind_listener(ep, err);
+      if (fd < 0) {
+        std::cerr << "hallpass: cannot listen on " << l.text << ": " << err << "\n";
+        return 1;
+      }
+      if (ep.port() == 0) {
+        // Port 0: the kernel chose one; the other workers share it.
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        ep.port(ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                              : reinterpret_cast<sockaddr_in*>(&ss)->sin_port));
+      }
+      w->adopt_acceptor(fd, ep);
+    }
+    state.own_listeners.emplace_back(ep.address().to_string(), ep.port());
+    std::cerr << "hallpass: listening on " << (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string())
+              << ":" << ep.port() << "\n";
+  }
+
+  if (options.user && ::geteuid() == 0) {
+    if (!drop_privileges(*options.user)) return 1;
+    std::cerr << "hallpass: running as " << *options.user << "\n";
+  }
+
+  net::io_context main_ioc;
+  net::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
+  signals.add(SIGUSR1);
+  for (auto& w : workers) w->start();
+  std::cerr << "hallpass: serving " << cfg->policy->school_name << " with policy generation " << cfg->generation << " ("
+            << cfg->policy->roles.size() << " roles, " << cfg->policy->domains.size() << " domains), " << n_workers
+            << " workers; metrics " << (d.metrics.listen.empty() ? "off" : "on " + d.metrics.listen) << "; access log "
+            << (log.enabled() ? d.access_log.path : "off") << std::endl;
+
+  bool stopping = false;
+  net::steady_timer drain_timer(main_ioc);
+  std::function<void(const error_code&, int)> on_signal;
+  on_signal = [&](const error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP && !stopping) {
+      const auto before = configs.current();
+      auto r = configs.reload();
+      print_errors(r.warnings, "warning: ");
+      if (r.config) {
+        m->reloads.Increment();
+        m->policy_generation.Set(static_cast<double>(r.config->generation));
+        std::cerr << "hallpass: reloaded " << options.config_path << ": policy generation " << r.config->generation
+                  << std::endl;
+        const auto& a = before->daemon;
+        const auto& b = r.config->daemon;
+        if (a.listen.size() != b.listen.size() || a.metrics.listen != b.metrics.listen ||
+            a.access_log.path != b.access_log.path || a.workers != b.workers) {
+          std::cerr << "hallpass: note: listen, metrics, access_log.path and workers take effect at the next restart\n";
+        }
+      } else {
+        m->reload_failures.Increment();
+        print_errors(r.errors);
+        std::cerr << "hallpass: reload failed; still serving policy generation " << configs.generation() << std::endl;
+      }
+    } else if (sig == SIGUSR1) {
+      log.reopen();
+    } else if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+      stopping = true;
+      state.draining = true;
+      for (auto& w : workers) w->begin_drain();
+      const auto deadline = std::chrono::steady_clock::now() + configs.current()->daemon.drain;
+      std::cerr << "hallpass: stopping; draining " << state.connections() << " connections" << std::endl;
+      std::function<void(const error_code&)> poll = [&, deadline](const error_code&) {
+        if (state.connections() == 0 || std::chrono::steady_clock::now() >= deadline) {
+          for (auto& w : workers) w->stop();
+          signals.cancel();
+          return;
+        }
+        drain_timer.expires_after(std::chrono::milliseconds(20));
+        drain_timer.async_wait(poll);
+      };
+      poll({});
+    }
+    if (!stopping) signals.async_wait(on_signal);
+  };
+  signals.async_wait(on_signal);
+  main_ioc.run();
+  for (auto& w : workers) w->join();
+  const std::size_t left = state.connections();
+  std::cerr << "hallpass: stopped" << (left ? " (closed " + std::to_string(left) + " connections at the drain deadline)" : "")
+            << std::endl;
+  return 0;
+}
+
+}  // namespace hallpass

@@ -1,0 +1,56 @@
+// What every worker thread shares: the configuration store, metrics, the access log, the
+// connection limits and the drain flag. Owned by the server; outlives every worker.
+// All members are safe to use from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/access_log.hpp"
+#include "proxy/configuration.hpp"
+#include "proxy/metrics.hpp"
+
+namespace hallpass {
+
+class shared_state {
+ public:
+  shared_state(config_store& configs, class metrics& m, class access_log& log)
+      : configs(configs), metrics(m), access_log(log) {}
+
+  config_store& configs;
+  class metrics& metrics;
+  class access_log& access_log;
+  std::atomic<bool> draining{false};
+  std::vector<std::pair<std::string, std::uint16_t>> own_listeners;  // (address, port): never a destination
+
+  // Connection limits. Returns false (and counts nothing) when over a limit.
+  bool admit(const std::string& client, std::size_t total_limit, std::size_t per_client_limit) {
+    std::lock_guard lock(mutex_);
+    if (total_ >= total_limit) return false;
+    auto& n = per_client_[client];
+    if (n >= per_client_limit) return false;
+    ++n;
+    ++total_;
+    return true;
+  }
+  void release(const std::string& client) {
+    std::lock_guard lock(mutex_);
+    if (auto it = per_client_.find(client); it != per_client_.end() && --it->second == 0) per_client_.erase(it);
+    --total_;
+  }
+  std::size_t connections() const {
+    std::lock_guard lock(mutex_);
+    return total_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::size_t total_ = 0;
+  std::unordered_map<std::string, std::size_t> per_client_;
+};
+
+}  // namespace hallpass

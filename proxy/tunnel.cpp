@@ -1,0 +1,197 @@
+#include "proxy/tunnel.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include "proxy/client_hello.hpp"
+#include "proxy/shared_state.hpp"
+#include "proxy/worker.hpp"
+
+namespace hallpass {
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+using namespace net::experimental::awaitable_operators;
+
+struct relay_state {
+  std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
+};
+
+// Copies from -> to until EOF or error, with back-pressure (the next read waits for the
+// write). On EOF the other side's sending half is shut down, so both directions end cleanly.
+net::awaitable<void> pump(worker& w, tcp::socket& from, tcp::socket& to, beast::flat_buffer& leftover,
+                          std::uint64_t& count, relay_state& st) {
+  error_code ignored;
+  if (leftover.size() > 0) {
+    auto [ec, n] = co_await net::async_write(to, leftover.data(), nothrow);
+    leftover.consume(leftover.size());
+    count += n;
+    if (ec) {
+      from.close(ignored);
+      to.close(ignored);
+      co_return;
+    }
+  }
+  auto buf = w.take_buffer();
+  for (;;) {
+    auto [ec, n] = co_await from.async_read_some(net::buffer(buf.get(), worker::relay_buffer_size), nothrow);
+    if (ec) {
+      if (ec == net::error::eof) {
+        to.shutdown(tcp::socket::shutdown_send, ignored);
+      } else {
+        from.close(ignored);
+        to.close(ignored);
+      }
+      break;
+    }
+    st.last_activity = std::chrono::steady_clock::now();
+    auto [wec, wn] = co_await net::async_write(to, net::buffer(buf.get(), n), nothrow);
+    count += wn;
+    if (wec) {
+      from.close(ignored);
+      to.close(ignored);
+      break;
+    }
+    st.last_activity = std::chrono::steady_clock::now();
+  }
+  w.give_buffer(std::move(buf));
+}
+
+// Ends the relay when neither direction has moved a byte for `idle`.
+net::awaitable<void> watchdog(relay_state& st, std::chrono::milliseconds idle) {
+  auto ex = co_await net::this_coro::executor;
+  net::steady_timer t(ex);
+  const auto step = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(100),
+                                                        std::min<std::chrono::milliseconds>(idle / 4, std::chrono::seconds(5)));
+  for (;;) {
+    t.expires_after(step);
+    auto [ec] = co_await t.async_wait(nothrow);
+    if (ec) co_return;
+    if (std::chrono::steady_clock::now() - st.last_activity >= idle) co_return;
+  }
+}
+
+net::awaitable<void> write_text(client_connection& c, exchange& ex, int status, std::string_view reason,
+                                std::string body) {
+  std::string msg = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
+                    "\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nConnection: close\r\n"
+                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  c.stream.expires_after(std::chrono::seconds(10));
+  auto [ec, n] = co_await net::async_write(c.stream, net::buffer(msg), nothrow);
+  ex.bytes_out += n;
+  ex.status = status;
+}
+
+}  // namespace
+
+net::awaitable<std::pair<std::uint64_t, std::uint64_t>> relay(worker& w, beast::tcp_stream& a,
+                                                               beast::flat_buffer& a_buffer, beast::tcp_stream& b,
+                                                               beast::flat_buffer& b_buffer,
+                                                               std::chrono::milliseconds idle) {
+  a.expires_never();
+  b.expires_never();
+  relay_state st;
+  std::uint64_t a_to_b = 0, b_to_a = 0;
+  w.state().metrics.active_tunnels.Increment();
+  co_await ((pump(w, a.socket(), b.socket(), a_buffer, a_to_b, st) &&
+             pump(w, b.socket(), a.socket(), b_buffer, b_to_a, st)) ||
+            watchdog(st, idle));
+  w.state().metrics.active_tunnels.Decrement();
+  error_code ignored;
+  a.socket().close(ignored);
+  b.socket().close(ignored);
+  co_return std::make_pair(a_to_b, b_to_a);
+}
+
+net::awaitable<void> run_tunnel(worker& w, client_connection& c, exchange& ex) {
+  const auto& daemon = ex.cfg->daemon;
+  auto acquired = co_await w.upstream().acquire(ex.host, ex.port, *ex.cfg, false);
+  if (!acquired.conn) {
+    ex.action = "error";
+    ex.reason_override = describe(acquired.error);
+    ex.note = acquired.detail;
+    const bool forbidden = acquired.error == upstream_error::refused_destination;
+    const bool timeout = acquired.error == upstream_error::connect_timeout;
+    co_await write_text(c, ex, forbidden ? 403 : timeout ? 504 : 502,
+                        forbidden ? "Forbidden" : timeout ? "Gateway Timeout" : "Bad Gateway",
+                        "The web filter could not open the tunnel: " + std::string(describe(acquired.error)) + ".\n");
+    co_return;
+  }
+  auto up = std::move(acquired.conn);
+
+  static constexpr std::string_view established = "HTTP/1.1 200 Connection established\r\n\r\n";
+  c.stream.expires_after(std::chrono::seconds(10));
+  auto [wec, wn] = co_await net::async_write(c.stream, net::buffer(established), nothrow);
+  ex.bytes_out += wn;
+  ex.status = 200;
+  if (wec) co_return;
+
+  // Peek at the ClientHello before relaying anything.
+  hello_result hello;
+  c.stream.expires_after(daemon.connect.hello_timeout);
+  for (;;) {
+    const auto data = c.buffer.cdata();
+    hello = parse_client_hello(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    if (hello.status != hello_status::need_more) break;
+    if (c.buffer.size() >= max_client_hello_bytes) {
+      hello.status = hello_status::malformed;
+      hello.error = "ClientHello too large";
+      break;
+    }
+    auto [rec, n] = co_await c.stream.async_read_some(c.buffer.prepare(4096), nothrow);
+    if (rec) {
+      ex.note = rec == beast::error::timeout ? "no TLS ClientHello in time" : "client closed before the TLS ClientHello";
+      ex.bytes_in += c.buffer.size();
+      co_return;
+    }
+    c.buffer.commit(n);
+  }
+
+  bool blocked = false;
+  switch (hello.status) {
+    case hello_status::ok: {
+      if (!hello.hello.sni) {
+        ex.circumvention = true;
+        ex.note = "TLS without a server name (SNI)";
+        blocked = daemon.connect.require_sni;
+        if (blocked) ex.reason_override = "HTTPS without a server name is not allowed on the school network";
+        break;
+      }
+      auto sni = rules::normalize_host(*hello.hello.sni);
+      if (!sni || sni->text != ex.host) {
+        // Domain fronting or a mismatched tunnel: decide again on the name the client sent.
+        ex.circumvention = true;
+        ex.note = "SNI '" + *hello.hello.sni + "' differs from the CONNECT host '" + ex.host + "'";
+        const std::string connect_host = ex.host;
+        ex.host = sni ? sni->text : *hello.hello.sni;
+        const auto& again = decide_exchange(w, c, ex, std::nullopt);
+        blocked = again.act == rules::action::block;
+        if (!blocked) ex.host = connect_host;
+      }
+      break;
+    }
+    case hello_status::not_tls:
+      ex.circumvention = true;
+      ex.note = "the tunnel does not carry TLS";
+      blocked = !daemon.connect.allow_non_tls;
+      if (blocked) ex.reason_override = "tunnels must carry HTTPS";
+      break;
+    default:
+      ex.circumvention = true;
+      ex.note = "malformed TLS ClientHello: " + hello.error;
+      blocked = true;
+      ex.reason_override = "the TLS handshake is malformed";
+      break;
+  }
+  if (blocked) {
+    // The 200 is already sent; closing is the only answer a TLS client can receive here.
+    ex.action = "block";
+    ex.status = 403;
+    ex.bytes_in += c.buffer.size();
+    co_return;
+  }
+  auto [in, out] = co_await relay(w, c.stream, c.buffer, up->stream, up->buffer, daemon.upstream.idle_timeout);
+  ex.bytes_in += in;
+  ex.bytes_out += out;
+}
+
+}  // namespace hallpass

@@ -1,0 +1,71 @@
+// The upstream side of one worker: name resolution (the config's `hosts:` map, then DNS
+// through Asio's resolver thread, with a small positive cache), the destination check
+// (loopback and the proxy's own ports refused unless allowed), connecting with a deadline,
+// and a bounded pool of idle keep-alive connections per origin.
+//
+// Belongs to one worker: use only from that worker's event-loop thread.
+#pragma once
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/configuration.hpp"
+#include "proxy/net.hpp"
+
+namespace hallpass {
+
+class shared_state;
+
+struct upstream_connection {
+  explicit upstream_connection(net::any_io_executor ex) : stream(ex) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  std::string key;  // "host:port" of the origin, for returning it to the pool
+  bool reused = false;
+  std::chrono::steady_clock::time_point idle_since;
+};
+
+enum class upstream_error { none, bad_name, dns, refused_destination, connect_refused, connect_timeout, connect_failed };
+std::string_view describe(upstream_error e);
+
+struct acquire_result {
+  std::unique_ptr<upstream_connection> conn;
+  upstream_error error = upstream_error::none;
+  std::string detail;
+};
+
+class upstream {
+ public:
+  upstream(net::any_io_executor ex, shared_state& state) : ex_(ex), resolver_(ex), state_(state) {}
+
+  // A connection to host:port: from the pool when one is idle there, else a new one.
+  net::awaitable<acquire_result> acquire(std::string host, std::uint16_t port, const configuration& cfg,
+                                         bool allow_pooled = true);
+  // Returns a connection whose last response was complete and kept alive.
+  void release(std::unique_ptr<upstream_connection> c, const configuration& cfg);
+  // Closes pooled connections idle for longer than pool_idle. Called by the worker's timer.
+  void sweep(std::chrono::milliseconds pool_idle);
+  void close_all();
+
+ private:
+  struct cached_name {
+    std::vector<tcp::endpoint> endpoints;
+    std::chrono::steady_clock::time_point expires;
+  };
+  net::awaitable<std::pair<std::vector<tcp::endpoint>, std::string>> resolve(const std::string& host, std::uint16_t port,
+                                                                             const configuration& cfg);
+  bool destination_allowed(const tcp::endpoint& e, const configuration& cfg) const;
+
+  net::any_io_executor ex_;
+  tcp::resolver resolver_;
+  shared_state& state_;
+  std::unordered_map<std::string, cached_name> dns_cache_;
+  std::unordered_map<std::string, std::list<std::unique_ptr<upstream_connection>>> idle_;
+  std::size_t idle_count_ = 0;
+};
+
+}  // namespace hallpass

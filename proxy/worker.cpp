@@ -1,0 +1,132 @@
+#include "proxy/worker.hpp"
+
+#include <iostream>
+
+#include "proxy/http_session.hpp"
+#include "proxy/shared_state.hpp"
+
+namespace hallpass {
+namespace {
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+constexpr std::size_t max_free_buffers = 64;
+}  // namespace
+
+worker::worker(shared_state& state, unsigned index)
+    : state_(state), index_(index), upstream_(ioc_.get_executor(), state) {}
+
+void worker::adopt_acceptor(tcp::acceptor::native_handle_type fd, const tcp::endpoint& local) {
+  acceptors_.push_back(std::make_unique<tcp::acceptor>(ioc_, local.protocol(), fd));
+}
+
+const std::shared_ptr<const configuration>& worker::config() {
+  if (!config_ || config_->generation != state_.configs.generation()) {
+    config_ = state_.configs.current();
+    std::vector<std::string> names;
+    for (const auto& r : config_->policy->roles) names.push_back(r.name);
+    role_counters_ = state_.metrics.resolve_roles(names);
+  }
+  return config_;
+}
+
+std::unique_ptr<char[]> worker::take_buffer() {
+  if (!free_buffers_.empty()) {
+    auto b = std::move(free_buffers_.back());
+    free_buffers_.pop_back();
+    return b;
+  }
+  return std::make_unique<char[]>(relay_buffer_size);
+}
+
+void worker::give_buffer(std::unique_ptr<char[]> b) {
+  if (b && free_buffers_.size() < max_free_buffers) free_buffers_.push_back(std::move(b));
+}
+
+void worker::start() {
+  for (auto& a : acceptors_) net::co_spawn(ioc_, accept_loop(*a), net::detached);
+  net::co_spawn(ioc_, sweep_loop(), net::detached);
+  thread_ = std::thread([this] {
+    for (;;) {
+      try {
+        ioc_.run();
+        return;
+      } catch (const std::exception& e) {
+        // A bug in one session must not take the school offline: report it and go on.
+        std::cerr << "hallpass: worker " << index_ << ": unexpected error: " << e.what() << "\n";
+      }
+    }
+  });
+}
+
+void worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+net::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(nothrow);
+    if (ec) {
+      if (ec == net::error::operation_aborted || draining_) co_return;
+      // EMFILE and friends: back off briefly instead of spinning.
+      net::steady_timer t(ioc_, std::chrono::milliseconds(50));
+      co_await t.async_wait(nothrow);
+      continue;
+    }
+    const auto cfg = config();
+    error_code rec;
+    const auto remote = socket.remote_endpoint(rec);
+    if (rec) continue;
+    // IPv4 clients on a dual-stack socket arrive as ::ffff:a.b.c.d; roles list them as IPv4.
+    auto address = remote.address();
+    if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+      address = net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+    }
+    std::string ip_text = address.to_string();
+    if (!state_.admit(ip_text, cfg->daemon.limits.connections, cfg->daemon.limits.connections_per_client)) {
+      state_.metrics.rejected(metrics::rejection::connection_limit).Increment();
+      continue;  // closing the socket is the answer: no bytes, no work
+    }
+    error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    auto c = std::make_shared<client_connection>(std::move(socket));
+    c->ip_text = std::move(ip_text);
+    if (auto ip = rules::ip_address::parse(c->ip_text)) c->ip = *ip;
+    net::co_spawn(ioc_, run_http_session(*this, std::move(c)), net::detached);
+  }
+}
+
+net::awaitable<void> worker::sweep_loop() {
+  net::steady_timer t(ioc_);
+  while (!draining_) {
+    t.expires_after(std::chrono::seconds(1));
+    auto [ec] = co_await t.async_wait(nothrow);
+    if (ec) co_return;
+    upstream_.sweep(config()->daemon.upstream.pool_idle);
+  }
+}
+
+void worker::begin_drain() {
+  net::post(ioc_, [this] {
+    draining_ = true;
+    for (auto& a : acceptors_) {
+      error_code ignored;
+      a->close(ignored);
+    }
+    for (auto* c : connections_) {
+      if (c->idle) c->stream.socket().close();
+    }
+    upstream_.close_all();
+  });
+}
+
+void worker::stop() {
+  net::post(ioc_, [this] {
+    for (auto* c : connections_) {
+      error_code ignored;
+      c->stream.socket().close(ignored);
+    }
+    upstream_.close_all();
+    ioc_.stop();
+  });
+}
+
+}  // namespace hallpass

@@ -1,0 +1,83 @@
+// One event-loop thread: its io_context, its acceptors (SO_REUSEPORT, so the kernel spreads
+// clients across workers), its upstream side (DNS cache and connection pool), a free list of
+// relay buffers, and the set of live client connections (to close idle ones on drain).
+//
+// Everything here is used only from the worker's own thread, except begin_drain() and
+// stop(), which post to it.
+#pragma once
+
+#include <memory>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "proxy/metrics.hpp"
+#include "proxy/net.hpp"
+#include "proxy/upstream.hpp"
+#include "rules/host.hpp"
+
+namespace hallpass {
+
+class shared_state;
+
+// One client TCP connection. Owned by its session coroutine (shared with the worker's
+// registry only as a raw pointer, removed before destruction).
+struct client_connection {
+  explicit client_connection(tcp::socket s) : stream(std::move(s)) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  rules::ip_address ip;
+  std::string ip_text;
+  bool idle = true;  // waiting for the next request: may be closed at once on drain
+};
+
+class worker {
+ public:
+  static constexpr std::size_t relay_buffer_size = 64 * 1024;
+
+  worker(shared_state& state, unsigned index);
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  // Takes ownership of bound, listening acceptors (created on the main thread).
+  void adopt_acceptor(tcp::acceptor::native_handle_type fd, const tcp::endpoint& local);
+  void start();  // starts the thread
+  void join();
+  void begin_drain();  // stop accepting; close idle connections; let busy ones finish
+  void stop();         // close everything now
+
+  net::io_context& context() { return ioc_; }
+  shared_state& state() { return state_; }
+  hallpass::upstream& upstream() { return upstream_; }
+  unsigned index() const { return index_; }
+
+  // The configuration a new request pins (refreshed when a reload publishes a new one).
+  const std::shared_ptr<const configuration>& config();
+  // Per-role request counters for config()'s generation.
+  const std::vector<metrics::role_counters>& role_counters() { return role_counters_; }
+
+  std::unique_ptr<char[]> take_buffer();
+  void give_buffer(std::unique_ptr<char[]> b);
+
+  void register_connection(client_connection* c) { connections_.insert(c); }
+  void unregister_connection(client_connection* c) { connections_.erase(c); }
+  std::size_t live_connections() const { return connections_.size(); }
+
+ private:
+  net::awaitable<void> accept_loop(tcp::acceptor& acceptor);
+  net::awaitable<void> sweep_loop();
+
+  shared_state& state_;
+  unsigned index_;
+  net::io_context ioc_{1};
+  hallpass::upstream upstream_;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
+  std::shared_ptr<const configuration> config_;
+  std::vector<metrics::role_counters> role_counters_;
+  std::vector<std::unique_ptr<char[]>> free_buffers_;
+  std::unordered_set<client_connection*> connections_;
+  std::thread thread_;
+  bool draining_ = false;
+};
+
+}  // namespace hallpass

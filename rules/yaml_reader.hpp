@@ -1,0 +1,61 @@
+// Reading a YAML configuration the way a technician needs it read: every problem collected
+// as "FILE:LINE:COL: message" in plain words, unknown keys reported with a "did you mean"
+// hint, and reading carried on so that all errors are shown at once.
+//
+// A base for the policy loader and the daemon's own config sections. One instance reads one
+// file on one thread.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rules/diagnostic.hpp"
+
+namespace hallpass::rules {
+
+std::string quote(std::string_view s);
+std::string join(const std::vector<std::string>& v, std::string_view sep);
+// Closest candidate within a small edit distance, for "did you mean ...?" hints; empty if none.
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+
+class yaml_reader {
+ public:
+  explicit yaml_reader(std::string file) : file_(std::move(file)) {}
+
+  const std::string& file() const { return file_; }
+  diagnostics& errors() { return errors_; }
+  diagnostics& warnings() { return warnings_; }
+
+  void error(const YAML::Node& n, std::string message);
+  void error_at(const YAML::Mark& m, std::string message);
+  void error_at_file(std::string message);
+  static std::string did_you_mean(std::string_view word, const std::vector<std::string>& options);
+
+  // Reports unknown and duplicate keys; returns false (and reports it) only when n is not a
+  // mapping. The caller still reads the known keys.
+  bool check_map(const YAML::Node& n, const std::string& what, std::initializer_list<std::string_view> allowed,
+                 const std::vector<std::string>& also_allowed = {});
+  std::optional<std::string> scalar(const YAML::Node& n, const std::string& what);
+  // A list, or a single scalar taken as a one-item list.
+  std::vector<YAML::Node> items(const YAML::Node& n, const std::string& what);
+  std::optional<bool> boolean(const YAML::Node& n, const std::string& what);
+  // "500ms", "10s", "5m", "2h", "1d"; a bare number is seconds.
+  std::optional<std::chrono::milliseconds> duration(const YAML::Node& n, const std::string& what);
+  // A whole number in [min, max].
+  std::optional<long long> integer(const YAML::Node& n, const std::string& what, long long min, long long max);
+
+ protected:
+  std::string file_;
+  diagnostics errors_, warnings_;
+};
+
+// Parses "500ms", "10s", "5m", "2h", "1d" (a bare number is seconds).
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+}  // namespace hallpass::rules

@@ -1,0 +1,434 @@
+"""Test harness: real processes on loopback only.
+
+- Origin: nginx from Debian serving static files (1 KiB, 1 MiB, a sparse 1 GiB file).
+- PyOrigin: an origin in the test process for what nginx cannot do on demand (echo bodies,
+  chunked responses, WebSocket, an origin that resets or never answers).
+- Proxy: the real `hallpass run` with a generated policy file.
+Clients bind to different 127.0.0.x source addresses to be different roles.
+Every wait here is bounded.
+"""
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+BIN = os.environ.get("HALLPASS_BIN", "")
+SRC = os.environ.get("HALLPASS_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+PUPIL = "127.0.0.2"
+STAFF = "127.0.0.3"
+GUEST = "127.0.0.4"
+UNKNOWN = "127.0.0.9"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Origin:
+    """nginx serving /small (1 KiB), /medium (1 MiB) and /huge (1 GiB, sparse)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="hallpass-nginx-")
+        os.chmod(self.dir, 0o755)  # nginx's workers run as www-data
+        self.port = free_port()
+        root = os.path.join(self.dir, "www")
+        os.makedirs(root, mode=0o755)
+        with open(os.path.join(root, "small"), "wb") as f:
+            f.write(b"s" * 1024)
+        with open(os.path.join(root, "medium"), "wb") as f:
+            f.write(os.urandom(1024 * 1024))
+        with open(os.path.join(root, "huge"), "wb") as f:
+            f.truncate(1024 * 1024 * 1024)
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""
+worker_processes 1;
+daemon off;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {self.dir}/body;
+  proxy_temp_path {self.dir}/proxy;
+  fastcgi_temp_path {self.dir}/fastcgi;
+  uwsgi_temp_path {self.dir}/uwsgi;
+  scgi_temp_path {self.dir}/scgi;
+  keepalive_requests 100000;
+  server {{
+    listen 127.0.0.1:{self.port};
+    root {root};
+    location / {{ }}
+  }}
+}}
+""")
+        self.proc = subprocess.Popen(["nginx", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: _can_connect(self.port), what="nginx to listen")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _can_connect(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class PyOrigin:
+    """A small HTTP/1.1 origin in the test, one thread per connection.
+
+    /echo       responds with the request body (Content-Length)
+    /chunked    responds with a chunked body of 3 chunks
+    /headers    responds with the request headers as JSON
+    /close      responds without length, ends the body by closing
+    /reset      closes the connection at once (RST)
+    /hang       never answers
+    /ws         WebSocket handshake, then echoes frames' payloads back as text frames
+    """
+
+    def __init__(self):
+        self.port = free_port()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(128)
+        self.connections = 0
+        self.requests = []
+        self.stopped = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.stopped = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        conn.settimeout(30)
+        f = conn.makefile("rb")
+        try:
+            while True:
+                line = f.readline(65536)
+                if not line:
+                    return
+                method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+                headers = {}
+                raw_headers = []
+                while True:
+                    h = f.readline(65536).decode("latin-1")
+                    if h in ("\r\n", "\n", ""):
+                        break
+                    name, _, value = h.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                    raw_headers.append([name.strip(), value.strip()])
+                body = b""
+                if headers.get("transfer-encoding", "").lower() == "chunked":
+                    while True:
+                        size = int(f.readline().split(b";")[0], 16)
+                        if size == 0:
+                            while f.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            break
+                        body += f.read(size)
+                        f.readline()
+                elif "content-length" in headers:
+                    body = f.read(int(headers["content-length"]))
+                self.requests.append({"method": method, "target": target, "headers": raw_headers, "body_len": len(body)})
+                path = target.split("?")[0]
+                if path == "/echo":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                elif path == "/chunked":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                 b"5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n")
+                elif path == "/headers":
+                    data = json.dumps(raw_headers).encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                                 b"Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\n\r\n"
+                                 % len(data) + data)
+                elif path == "/close":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close")
+                    conn.shutdown(socket.SHUT_WR)
+                    return
+                elif path == "/reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    conn.close()
+                    return
+                elif path == "/hang":
+                    time.sleep(60)
+                    return
+                elif path == "/ws":
+                    key = headers.get("sec-websocket-key", "")
+                    accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+                    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                 b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+                    while True:
+                        payload = ws_read_frame(f)
+                        if payload is None:
+                            return
+                        conn.sendall(ws_frame(b"echo:" + payload, mask=False))
+                else:
+                    conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        except (OSError, ValueError):
+            return
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+def ws_frame(payload, mask=True):
+    header = bytes([0x81])
+    n = len(payload)
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        header += bytes([mbit | n])
+    else:
+        header += bytes([mbit | 126]) + n.to_bytes(2, "big")
+    if mask:
+        key = os.urandom(4)
+        return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return header + payload
+
+
+def ws_read_frame(f):
+    head = f.read(2)
+    if len(head) < 2:
+        return None
+    n = head[1] & 0x7F
+    if n == 126:
+        n = int.from_bytes(f.read(2), "big")
+    key = f.read(4) if head[1] & 0x80 else None
+    data = f.read(n)
+    if key:
+        data = bytes(b ^ key[i % 4] for i, b in enumerate(data))
+    return data
+
+
+BASE_POLICY = """
+school:
+  name: Integration Test School
+  timezone: Europe/London
+  timetable:
+    weekdays:
+      - {{name: Lesson, kind: lesson, from: "00:00", to: "23:59"}}
+    saturday:
+      - {{name: Lesson, kind: lesson, from: "00:00", to: "23:59"}}
+    sunday:
+      - {{name: Lesson, kind: lesson, from: "00:00", to: "23:59"}}
+categories:
+  social_media: {{domains: [facebook.test, instagram.test]}}
+  circumvention: {{domains: [vpn.test]}}
+everyone:
+  rules:
+    - {{action: block, categories: [circumvention]}}
+roles:
+  pupils:
+    networks: [{pupil}/32]
+    default: allow
+    rules:
+      - {{action: block, categories: [social_media]}}
+      - {{name: no uploads, action: block, domains: [noupload.test], methods: [POST]}}
+  staff:
+    networks: [{staff}/32]
+    default: allow
+  guests:
+    networks: [{guest}/32]
+    default: allow
+    rules:
+      - {{action: block, categories: [social_media]}}
+fallback_role: pupils
+upstream:
+  allow_loopback: true
+  connect_timeout: 2s
+  response_timeout: {response_timeout}
+  idle_timeout: 10s
+hosts:
+{hosts}
+limits:
+  head_timeout: {head_timeout}
+  keepalive_timeout: 5s
+  header_bytes: 16384
+  header_count: 60
+connect:
+  ports: [443, {tls_port}]
+  hello_timeout: 3s
+drain: {drain}
+workers: 2
+"""
+
+TEST_HOSTS = ["origin.test", "py.test", "facebook.test", "www.facebook.test", "instagram.test",
+              "noupload.test", "vpn.test", "allowed.test"]
+
+
+class Proxy:
+    def __init__(self, extra="", response_timeout="3s", head_timeout="2s", drain="5s", tls_port=8443,
+                 policy_text=None, args=()):
+        self.dir = tempfile.mkdtemp(prefix="hallpass-it-")
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.access_log = os.path.join(self.dir, "access.log")
+        self.config = os.path.join(self.dir, "policy.yaml")
+        hosts = "\n".join(f"  {h}: 127.0.0.1" for h in TEST_HOSTS)
+        self.policy_text = policy_text or BASE_POLICY.format(
+            pupil=PUPIL, staff=STAFF, guest=GUEST, hosts=hosts, response_timeout=response_timeout,
+            head_timeout=head_timeout, drain=drain, tls_port=tls_port) + extra
+        self.write_policy(self.policy_text)
+        self.stderr_lines = []
+        self.proc = subprocess.Popen(
+            [BIN, "run", "--config", self.config, "--listen", f"127.0.0.1:{self.port}", "--access-log",
+             self.access_log, "--metrics-listen", f"127.0.0.1:{self.metrics_port}", "--state-dir",
+             os.path.join(self.dir, "state"), *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        wait_for(lambda: any("serving" in l for l in self.stderr_lines) or self.proc.poll() is not None,
+                 timeout=20, what="hallpass to start")
+        if self.proc.poll() is not None:
+            raise AssertionError("hallpass exited: " + "".join(self.stderr_lines))
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+
+    def write_policy(self, text):
+        tmp = self.config + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.config)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def reload(self, expect_ok=True, timeout=10):
+        marker = "reloaded" if expect_ok else "reload failed"
+        before = sum(marker in l for l in self.stderr_lines)
+        self.signal(signal.SIGHUP)
+        wait_for(lambda: sum(marker in l for l in self.stderr_lines) > before, timeout=timeout,
+                 what=f"'{marker}' in hallpass output")
+
+    def stop(self, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_lines(self, count=None, timeout=5):
+        def read():
+            try:
+                with open(self.access_log) as f:
+                    lines = [json.loads(l) for l in f if l.strip()]
+            except FileNotFoundError:
+                lines = []
+            return lines if count is None or len(lines) >= count else None
+        if count is None:
+            return read()
+        return wait_for(read, timeout=timeout, what=f"{count} access log lines")
+
+    def metrics(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def metric(self, name, labels=None):
+        """The value of one sample, or 0.0 when absent."""
+        text = self.metrics()
+        for line in text.splitlines():
+            if line.startswith("#"):
+                continue
+            m = re.match(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$", line)
+            if not m or m.group(1) != name:
+                continue
+            got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+            if labels and any(got.get(k) != v for k, v in labels.items()):
+                continue
+            return float(m.group(3))
+        return 0.0
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+def curl(proxy, url, source=PUPIL, extra=(), timeout=30):
+    """Runs curl through the proxy from `source`. Returns (status, body bytes, stderr)."""
+    cmd = ["curl", "-sS", "--max-time", str(timeout), "-x", f"http://127.0.0.1:{proxy.port}", "--interface", source,
+           "-o", "-", "-w", "\n%{http_code}", *extra, url]
+    r = subprocess.run(cmd, capture_output=True, timeout=timeout + 10)
+    body, _, code = r.stdout.rpartition(b"\n")
+    return int(code or 0), body, r.stderr.decode()
+
+
+def raw_request(proxy, data, source=PUPIL, timeout=5, read_all=True):
+    """Sends raw bytes from `source`; returns everything read until close or timeout."""
+    s = socket.socket()
+    s.bind((source, 0))
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", proxy.port))
+    s.sendall(data)
+    chunks = []
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+            if not read_all:
+                break
+    except socket.timeout:
+        pass
+    finally:
+        s.close()
+    return b"".join(chunks)
+
+
+def status_of(response):
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", response)
+    return int(m.group(1)) if m else None

@@ -1,0 +1,144 @@
+"""CONNECT tunnels through the real proxy, with real TLS (openssl s_server, curl, s_client)."""
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import unittest
+
+from harness import PUPIL, STAFF, Proxy, curl, free_port, status_of, wait_for, _can_connect
+
+
+class TlsOrigin:
+    """openssl s_server with a throwaway certificate for allowed.test and facebook.test."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="hallpass-tls-")
+        self.port = free_port()
+        key, cert = os.path.join(self.dir, "k.pem"), os.path.join(self.dir, "c.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=allowed.test",
+                        "-addext", "subjectAltName=DNS:allowed.test,DNS:facebook.test"],
+                       check=True, capture_output=True, timeout=30)
+        self.proc = subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{self.port}", "-cert", cert,
+                                      "-key", key, "-www", "-quiet"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        wait_for(lambda: _can_connect(self.port), what="openssl s_server")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def connect_tunnel(proxy, target, source):
+    s = socket.socket()
+    s.bind((source, 0))
+    s.settimeout(5)
+    s.connect(("127.0.0.1", proxy.port))
+    s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return s, head
+
+
+def closed_by_peer(sock):
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, ssl.SSLError, OSError):
+        return True
+
+
+class ConnectTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tls = TlsOrigin()
+        cls.proxy = Proxy(tls_port=cls.tls.port)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.tls.stop()
+
+    def test_allowed_tunnel_carries_real_tls(self):
+        status, body, err = curl(self.proxy, f"https://allowed.test:{self.tls.port}/", source=PUPIL, extra=["-k"])
+        self.assertEqual(status, 200, err)
+        self.assertIn(b"s_server", body)
+        # Staff may reach facebook.test; the tunnel is relayed.
+        status, _, err = curl(self.proxy, f"https://facebook.test:{self.tls.port}/", source=STAFF, extra=["-k"])
+        self.assertEqual(status, 200, err)
+
+    def test_blocked_tunnel_gets_403_before_anything_is_relayed(self):
+        s, head = connect_tunnel(self.proxy, f"facebook.test:{self.tls.port}", PUPIL)
+        self.assertEqual(status_of(head), 403)
+        self.assertIn(b"Blocked", s.recv(4096) if b"Blocked" not in head else head)
+        s.close()
+        r = subprocess.run(["curl", "-sS", "-k", "-x", f"http://127.0.0.1:{self.proxy.port}", "--interface", PUPIL,
+                            "-o", "/dev/null", "-w", "%{http_connect}", f"https://facebook.test:{self.tls.port}/"],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.stdout, "403")
+
+    def test_ports_other_than_allowed_are_refused(self):
+        s, head = connect_tunnel(self.proxy, "allowed.test:25", STAFF)
+        self.assertEqual(status_of(head), 403)
+        s.close()
+
+    def test_sni_that_differs_from_connect_host_is_decided_again(self):
+        # openssl s_client through the proxy: CONNECT allowed.test, SNI facebook.test.
+        # The client address is 127.0.0.1: the fallback role (pupils), for whom facebook.test is blocked.
+        r = subprocess.run(["openssl", "s_client", "-proxy", f"127.0.0.1:{self.proxy.port}", "-connect",
+                            f"allowed.test:{self.tls.port}", "-servername", "facebook.test"],
+                           input="", capture_output=True, text=True, timeout=30)
+        self.assertNotIn("BEGIN CERTIFICATE", r.stdout)  # no handshake was relayed
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["method"] == "CONNECT"
+                                 and l["circumvention"] and "facebook.test" in l.get("note", "")] or None,
+                        what="a circumvention log line")[-1]
+        self.assertEqual(line["action"], "block")
+        self.assertEqual(line["category"], "social_media")
+        # Staff: facebook.test is allowed, so the handshake goes through but is flagged.
+        s, head = connect_tunnel(self.proxy, f"allowed.test:{self.tls.port}", STAFF)
+        self.assertEqual(status_of(head), 200)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with ctx.wrap_socket(s, server_hostname="facebook.test") as t:
+            t.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            self.assertIn(b"HTTP/1.0 200", t.recv(4096))
+
+    def test_missing_sni_and_non_tls_streams_are_blocked_and_flagged(self):
+        before = self.proxy.metric("hallpass_circumvention_attempts_total")
+        s, head = connect_tunnel(self.proxy, f"allowed.test:{self.tls.port}", STAFF)
+        self.assertEqual(status_of(head), 200)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with self.assertRaises((ssl.SSLError, OSError)):
+            ctx.wrap_socket(s, server_hostname=None).sendall(b"x")
+        s.close()
+        s, head = connect_tunnel(self.proxy, f"allowed.test:{self.tls.port}", STAFF)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+        self.assertTrue(closed_by_peer(s))
+        s.close()
+        wait_for(lambda: self.proxy.metric("hallpass_circumvention_attempts_total") >= before + 2,
+                 what="two circumvention attempts counted")
+        notes = [l.get("note", "") for l in self.proxy.log_lines() if l["circumvention"]]
+        self.assertTrue(any("SNI" in n for n in notes))
+        self.assertTrue(any("TLS" in n for n in notes))
+
+    def test_tunnel_log_line_has_bytes_both_ways(self):
+        curl(self.proxy, f"https://allowed.test:{self.tls.port}/", source=STAFF, extra=["-k"])
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["method"] == "CONNECT" and
+                                 l["client"] == STAFF and l["action"] == "allow" and l["bytes_out"] > 1000] or None,
+                        what="the tunnel's log line")[-1]
+        self.assertGreater(line["bytes_in"], 200)
+        self.assertEqual(line["scheme"], "https")
+        self.assertEqual(line["status"], 200)
+
+
+if __name__ == "__main__":
+    unittest.main()

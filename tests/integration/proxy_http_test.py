@@ -1,0 +1,202 @@
+"""Plain HTTP through the real proxy: roles, block page, bodies, keep-alive, pooling, logs, metrics."""
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import (GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, PyOrigin, curl, raw_request, status_of,
+                     wait_for, ws_frame, ws_read_frame)
+
+
+class HttpTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.nginx = Origin()
+        cls.py = PyOrigin()
+        cls.proxy = Proxy()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.py.stop()
+        cls.nginx.stop()
+
+    def url(self, host, path="/small"):
+        return f"http://{host}:{self.nginx.port}{path}"
+
+    def test_allowed_and_blocked_per_role(self):
+        cases = [
+            (PUPIL, "facebook.test", 403), (PUPIL, "www.facebook.test", 403), (PUPIL, "origin.test", 200),
+            (STAFF, "facebook.test", 200), (GUEST, "instagram.test", 403), (GUEST, "origin.test", 200),
+            (UNKNOWN, "facebook.test", 403),  # fallback role: pupils
+            (STAFF, "vpn.test", 403),  # everyone's rule
+        ]
+        for source, host, want in cases:
+            with self.subTest(source=source, host=host):
+                status, body, err = curl(self.proxy, self.url(host), source=source)
+                self.assertEqual(status, want, err)
+                if want == 200:
+                    self.assertEqual(body, b"s" * 1024)
+
+    def test_block_page_says_what_and_why(self):
+        out = raw_request(self.proxy, f"GET {self.url('facebook.test', '/profile?id=1')} HTTP/1.1\r\n"
+                                      f"Host: facebook.test\r\nConnection: close\r\n\r\n".encode())
+        head, _, body = out.partition(b"\r\n\r\n")
+        self.assertEqual(status_of(out), 403)
+        self.assertIn(b"Cache-Control: no-store", head)
+        self.assertIn(b"text/html", head)
+        text = body.decode()
+        for part in ("Integration Test School", "facebook.test", "pupils", "social media", "pupils rule 1",
+                     "request access", "/profile?id=1"):
+            self.assertIn(part, text)
+        self.assertIn('lang="en-GB"', text)
+
+    def test_methods_with_bodies_and_method_rules(self):
+        data = os.urandom(200_000)
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(data)
+            f.flush()
+            status, body, err = curl(self.proxy, f"http://py.test:{self.py.port}/echo", source=STAFF,
+                                     extra=["--data-binary", f"@{f.name}", "-X", "PUT"])
+            self.assertEqual((status, body), (200, data), err)
+            # Chunked request body (curl sends chunked when told to).
+            status, body, err = curl(self.proxy, f"http://py.test:{self.py.port}/echo", source=STAFF,
+                                     extra=["--data-binary", f"@{f.name}", "-H", "Transfer-Encoding: chunked"])
+            self.assertEqual((status, body), (200, data), err)
+        # A method rule: POST to noupload.test is blocked for pupils, GET is not.
+        status, _, _ = curl(self.proxy, f"http://noupload.test:{self.py.port}/echo", extra=["--data", "x=1"])
+        self.assertEqual(status, 403)
+        status, _, _ = curl(self.proxy, f"http://noupload.test:{self.py.port}/echo")
+        self.assertEqual(status, 200)
+
+    def test_chunked_and_close_delimited_responses(self):
+        status, body, err = curl(self.proxy, f"http://py.test:{self.py.port}/chunked", source=STAFF)
+        self.assertEqual((status, body), (200, b"hello world"), err)
+        status, body, err = curl(self.proxy, f"http://py.test:{self.py.port}/close", source=STAFF)
+        self.assertEqual((status, body), (200, b"until-close"), err)
+
+    def test_hop_by_hop_headers_and_via(self):
+        out = raw_request(self.proxy, (
+            f"GET http://py.test:{self.py.port}/headers HTTP/1.1\r\nHost: py.test\r\n"
+            "Connection: close, X-Secret-Hop\r\nX-Secret-Hop: 1\r\nProxy-Authorization: Basic eDp5\r\n"
+            "Proxy-Connection: keep-alive\r\nTE: trailers\r\nKeep-Alive: 300\r\nX-Kept: yes\r\n\r\n").encode(),
+            source=STAFF)
+        head, _, body = out.partition(b"\r\n\r\n")
+        self.assertEqual(status_of(out), 200)
+        import json
+        names = {n.lower(): v for n, v in json.loads(body)}
+        for hop in ("x-secret-hop", "proxy-authorization", "proxy-connection", "te", "keep-alive"):
+            self.assertNotIn(hop, names)
+        self.assertEqual(names.get("x-kept"), "yes")
+        self.assertIn("hallpass", names.get("via", ""))
+        # Response side: the origin's hop-by-hop fields do not reach the client.
+        self.assertNotIn(b"X-Hop", head)
+        self.assertNotIn(b"Keep-Alive: timeout", head)
+        self.assertIn(b"Via: 1.1 hallpass", head)
+
+    def test_keep_alive_client_and_pooled_upstream(self):
+        before = self.py.connections
+        s = socket.socket()
+        s.bind((STAFF, 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", self.proxy.port))
+        f = s.makefile("rb")
+        for i in range(5):
+            s.sendall(f"POST http://py.test:{self.py.port}/echo HTTP/1.1\r\nHost: py.test\r\n"
+                      f"Content-Length: 5\r\n\r\nhello".encode())
+            status = f.readline()
+            self.assertIn(b"200", status)
+            length = 0
+            while True:
+                line = f.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            self.assertEqual(f.read(length), b"hello")
+        s.close()
+        # Five requests on one client connection used at most one new upstream connection
+        # (none when an earlier test left one in the pool).
+        self.assertLessEqual(self.py.connections - before, 1)
+
+    def test_websocket_upgrade_is_relayed(self):
+        s = socket.socket()
+        s.bind((STAFF, 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", self.proxy.port))
+        s.sendall(f"GET http://py.test:{self.py.port}/ws HTTP/1.1\r\nHost: py.test\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        f = s.makefile("rb")
+        self.assertIn(b"101", f.readline())
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        s.sendall(ws_frame(b"ping-1"))
+        self.assertEqual(ws_read_frame(f), b"echo:ping-1")
+        s.sendall(ws_frame(b"ping-2"))
+        self.assertEqual(ws_read_frame(f), b"echo:ping-2")
+        s.close()
+        # Blocked before the upgrade for pupils.
+        out = raw_request(self.proxy, f"GET http://facebook.test:{self.py.port}/ws HTTP/1.1\r\nHost: facebook.test\r\n"
+                                      "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n".encode(), source=PUPIL)
+        self.assertEqual(status_of(out), 403)
+
+    def test_origin_refuses_resets_or_hangs(self):
+        closed_port = __import__("harness").free_port()
+        status, body, _ = curl(self.proxy, f"http://origin.test:{closed_port}/", source=STAFF)
+        self.assertEqual(status, 502)
+        self.assertIn(b"could not be reached", body)
+        status, _, _ = curl(self.proxy, f"http://py.test:{self.py.port}/reset", source=STAFF)
+        self.assertEqual(status, 502)
+        start = time.monotonic()
+        status, body, _ = curl(self.proxy, f"http://py.test:{self.py.port}/hang", source=STAFF)
+        self.assertEqual(status, 504)
+        self.assertLess(time.monotonic() - start, 10)
+
+    def test_requests_to_the_proxy_itself_and_unknown_names(self):
+        out = raw_request(self.proxy, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual(status_of(out), 400)
+        self.assertIn(b"web filter", out)
+        status, _, _ = curl(self.proxy, f"http://127.0.0.1:{self.proxy.port}/", source=STAFF)
+        self.assertEqual(status, 403)  # a loop to the proxy's own port is never allowed
+        status, _, _ = curl(self.proxy, "http://no-such-name.invalid/", source=STAFF)
+        self.assertEqual(status, 502)
+
+    def test_access_log_one_line_per_request_and_metrics(self):
+        time.sleep(0.3)
+        before = len(self.proxy.log_lines())
+        blocked_before = self.proxy.metric("hallpass_requests_total", {"role": "guests", "action": "block"})
+        allowed_before = self.proxy.metric("hallpass_requests_total", {"role": "guests", "action": "allow"})
+        for _ in range(3):
+            curl(self.proxy, self.url("instagram.test"), source=GUEST)
+        for _ in range(4):
+            curl(self.proxy, self.url("origin.test"), source=GUEST)
+        lines = self.proxy.log_lines(before + 7)
+        self.assertEqual(len(lines), before + 7)
+        mine = [l for l in lines[before:] if l["client"] == GUEST]
+        self.assertEqual(len(mine), 7)
+        blocked = [l for l in mine if l["action"] == "block"]
+        self.assertEqual(len(blocked), 3)
+        b = blocked[0]
+        self.assertEqual((b["role"], b["host"], b["status"], b["category"]), ("guests", "instagram.test", 403, "social_media"))
+        for key in ("time", "client", "user", "role", "method", "scheme", "host", "port", "path", "status", "action",
+                    "rule", "category", "reason", "bytes_in", "bytes_out", "duration_ms", "circumvention"):
+            self.assertIn(key, b)
+        self.assertRegex(b["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$")
+        ok = [l for l in mine if l["action"] == "allow"][0]
+        self.assertGreaterEqual(ok["bytes_out"], 1024)
+        self.assertEqual(self.proxy.metric("hallpass_requests_total", {"role": "guests", "action": "block"}) - blocked_before, 3)
+        self.assertEqual(self.proxy.metric("hallpass_requests_total", {"role": "guests", "action": "allow"}) - allowed_before, 4)
+        self.assertGreater(self.proxy.metric("hallpass_decision_seconds_count"), 0)
+
+    def test_query_strings_are_not_logged_by_default(self):
+        curl(self.proxy, self.url("origin.test", "/small?secret=pupil-name"), source=STAFF)
+        lines = wait_for(lambda: [l for l in self.proxy.log_lines() if l["path"].startswith("/small") and
+                                  l["client"] == STAFF] or None, what="the log line")
+        self.assertTrue(all("secret" not in str(l) for l in lines))
+
+
+if __name__ == "__main__":
+    unittest.main()

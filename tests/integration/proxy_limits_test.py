@@ -1,0 +1,161 @@
+"""Hostile input: request smuggling shapes, oversize heads, slow clients, connection limits.
+Each bad request gets its error status and the connection closed; nothing reaches the origin."""
+import socket
+import time
+import unittest
+
+from harness import PUPIL, STAFF, Proxy, PyOrigin, raw_request, status_of, wait_for
+
+
+class LimitsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.py = PyOrigin()
+        cls.proxy = Proxy(extra="", head_timeout="2s")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.py.stop()
+
+    def refused(self, request, want=400, source=STAFF):
+        """Sends `request`; expects status `want` and the connection closed by the proxy."""
+        before = len(self.py.requests)
+        start = time.monotonic()
+        out = raw_request(self.proxy, request, source=source, timeout=5)
+        self.assertEqual(status_of(out), want, out[:300])
+        self.assertLess(time.monotonic() - start, 4.5, "the proxy did not close the connection")
+        time.sleep(0.05)
+        self.assertEqual(len(self.py.requests), before, "a refused request reached the origin")
+        return out
+
+    def target(self, path="/echo"):
+        return f"http://py.test:{self.py.port}{path}"
+
+    def test_smuggling_shapes_get_400_and_close(self):
+        t = self.target()
+        shapes = {
+            "TE not ending in chunked": f"POST {t} HTTP/1.1\r\nHost: py.test\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "TE chunked then identity": f"POST {t} HTTP/1.1\r\nHost: py.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            "two TE fields": f"POST {t} HTTP/1.1\r\nHost: py.test\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "TE with CL": f"POST {t} HTTP/1.1\r\nHost: py.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+            "CL with TE": f"POST {t} HTTP/1.1\r\nHost: py.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "duplicate CL": f"POST {t} HTTP/1.1\r\nHost: py.test\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+            "differing CL": f"POST {t} HTTP/1.1\r\nHost: py.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+            "CL list": f"POST {t} HTTP/1.1\r\nHost: py.test\r\nContent-Length: 5, 5\r\n\r\nhello",
+            "CL with sign": f"POST {t} HTTP/1.1\r\nHost: py.test\r\nContent-Length: +5\r\n\r\nhello",
+            "CL not a number": f"POST {t} HTTP/1.1\r\nHost: py.test\r\nContent-Length: 5x\r\n\r\nhello",
+            "chunked on HTTP/1.0": f"POST {t} HTTP/1.0\r\nHost: py.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "space before colon": f"GET {t} HTTP/1.1\r\nHost: py.test\r\nTransfer-Encoding : chunked\r\n\r\n",
+            "control byte in value": f"GET {t} HTTP/1.1\r\nHost: py.test\r\nX-A: a\x01b\r\n\r\n",
+            "NUL in value": f"GET {t} HTTP/1.1\r\nHost: py.test\r\nX-A: a\x00b\r\n\r\n",
+            "bad name": f"GET {t} HTTP/1.1\r\nHost: py.test\r\nBad(Name): x\r\n\r\n",
+            "HTTP/1.1 without Host": f"GET {t} HTTP/1.1\r\nX-A: b\r\n\r\n",
+            "two Host fields": f"GET {t} HTTP/1.1\r\nHost: py.test\r\nHost: other.test\r\n\r\n",
+        }
+        for name, request in shapes.items():
+            with self.subTest(shape=name):
+                self.refused(request.encode())
+
+    def test_obsolete_line_folding_never_reaches_the_origin(self):
+        # RFC 9112 5.2: reject, or replace the fold with spaces. Either way the origin must
+        # never see a folded line it could read differently from us.
+        out = raw_request(self.proxy, f"GET {self.target('/headers')} HTTP/1.1\r\nHost: py.test\r\n"
+                                      "X-A: a\r\n b\r\nConnection: close\r\n\r\n".encode(), source=STAFF)
+        if status_of(out) == 200:
+            import json
+            headers = json.loads(out.partition(b"\r\n\r\n")[2])
+            values = [v for n, v in headers if n.lower() == "x-a"]
+            self.assertEqual(len(values), 1)
+            self.assertNotIn("\r", values[0])
+            self.assertNotIn("\n", values[0])
+            self.assertFalse(any(n.strip().lower() == "b" for n, _ in headers))
+        else:
+            self.assertEqual(status_of(out), 400)
+
+    def test_bad_chunk_size_in_body_gets_400(self):
+        out = raw_request(self.proxy, f"POST {self.target()} HTTP/1.1\r\nHost: py.test\r\n"
+                                      "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".encode(),
+                          source=STAFF)
+        self.assertEqual(status_of(out), 400, out[:200])
+
+    def test_oversize_head_and_too_many_fields_get_431(self):
+        big = "X-Big: " + "a" * 20000
+        self.refused(f"GET {self.target()} HTTP/1.1\r\nHost: py.test\r\n{big}\r\n\r\n".encode(), want=431)
+        many = "".join(f"X-H{i}: v\r\n" for i in range(70))
+        self.refused(f"GET {self.target()} HTTP/1.1\r\nHost: py.test\r\n{many}\r\n".encode(), want=431)
+
+    def test_slow_client_is_cut_at_the_head_deadline(self):
+        before = self.proxy.metric("hallpass_rejected_total", {"reason": "head_timeout"})
+        s = socket.socket()
+        s.bind((PUPIL, 0))
+        s.settimeout(8)
+        s.connect(("127.0.0.1", self.proxy.port))
+        start = time.monotonic()
+        s.sendall(b"GET http://py.test/ HTTP/1.1\r\nHost: py.test\r\n")
+        # Trickle a byte a second: the deadline is for the whole head, not each read.
+        closed = False
+        for _ in range(6):
+            time.sleep(0.5)
+            try:
+                s.sendall(b"X")
+            except OSError:
+                closed = True
+                break
+            try:
+                s.settimeout(0.5)
+                if s.recv(1) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = True
+                break
+        elapsed = time.monotonic() - start
+        s.close()
+        self.assertTrue(closed, "the slow client was not cut")
+        self.assertLess(elapsed, 3.5)
+        wait_for(lambda: self.proxy.metric("hallpass_rejected_total", {"reason": "head_timeout"}) > before,
+                 what="the head timeout to be counted")
+
+    def test_connections_per_client_are_limited(self):
+        proxy = Proxy(extra="")
+        try:
+            proxy.write_policy(proxy.policy_text.replace("  header_count: 60", "  header_count: 60\n  connections_per_client: 3"))
+            proxy.reload()
+            socks = []
+            for _ in range(3):
+                s = socket.socket()
+                s.bind((PUPIL, 0))
+                s.connect(("127.0.0.1", proxy.port))
+                socks.append(s)
+            time.sleep(0.2)
+            extra = socket.socket()
+            extra.bind((PUPIL, 0))
+            extra.settimeout(3)
+            extra.connect(("127.0.0.1", proxy.port))
+            self.assertEqual(extra.recv(1), b"")  # closed at once
+            extra.close()
+            # Another client is not affected.
+            other = socket.socket()
+            other.bind((STAFF, 0))
+            other.settimeout(3)
+            other.connect(("127.0.0.1", proxy.port))
+            other.sendall(f"GET {self.target('/chunked')} HTTP/1.1\r\nHost: py.test\r\nConnection: close\r\n\r\n".encode())
+            self.assertIn(b"200", other.recv(100))
+            other.close()
+            for s in socks:
+                s.close()
+            self.assertGreaterEqual(proxy.metric("hallpass_rejected_total", {"reason": "connection_limit"}), 1)
+        finally:
+            proxy.stop()
+
+    def test_good_requests_still_work_after_bad_ones(self):
+        out = raw_request(self.proxy, f"GET {self.target('/chunked')} HTTP/1.1\r\nHost: py.test\r\nConnection: close\r\n\r\n".encode(),
+                          source=STAFF)
+        self.assertEqual(status_of(out), 200)
+
+
+if __name__ == "__main__":
+    unittest.main()

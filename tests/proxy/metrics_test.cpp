@@ -1,0 +1,232 @@
+#include "proxy/metrics.hpp"
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+using hallpass::metrics;
+
+namespace {
+
+bool has_line(const std::string& scrape, const std::string& line) {
+  return scrape.find("\n" + line + "\n") != std::string::npos || scrape.rfind(line + "\n", 0) == 0;
+}
+
+// A listening TCP socket on 127.0.0.1 and a free port; closed on destruction.
+struct loopback_socket {
+  int fd = -1;
+  std::uint16_t port = 0;
+  explicit loopback_socket(bool listen_on_it) {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port = ntohs(a.sin_port);
+    if (listen_on_it) REQUIRE(::listen(fd, 4) == 0);
+  }
+  void close() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+  ~loopback_socket() { close(); }
+};
+
+// A whole HTTP/1.0 exchange over a raw socket: the request, then everything until the server
+// closes. Empty on a connection failure.
+std::string http_get(std::uint16_t port, const std::string& target) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return {};
+  }
+  const std::string request = "GET " + target + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    response.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return response;
+}
+
+}  // namespace
+
+TEST_CASE("metrics: every documented family is in the scrape") {
+  metrics m("off");
+  CHECK(m.port() == 0);
+  m.resolve_roles({"pupils"});
+  const std::string scrape = m.scrape_for_tests();
+  for (const char* name :
+       {"hallpass_requests_total", "hallpass_active_connections", "hallpass_tunnels_active",
+        "hallpass_bytes_total", "hallpass_decision_seconds", "hallpass_upstream_response_seconds",
+        "hallpass_reloads_total", "hallpass_reload_failures_total",
+        "hallpass_access_log_queue_depth", "hallpass_access_log_write_failures_total",
+        "hallpass_access_log_dropped_total", "hallpass_rejected_total",
+        "hallpass_upstream_failures_total", "hallpass_circumvention_attempts_total",
+        "hallpass_policy_generation", "hallpass_upstream_connections_reused_total"}) {
+    CHECK_MESSAGE(scrape.find(std::string("# TYPE ") + name + " ") != std::string::npos, name);
+  }
+  // Every metric name is prefixed; nothing else was registered.
+  std::size_t at = 0;
+  while ((at = scrape.find("# TYPE ", at)) != std::string::npos) {
+    at += 7;
+    CHECK(scrape.compare(at, 9, "hallpass_") == 0);
+  }
+}
+
+TEST_CASE("metrics: increments show up with their labels and counts") {
+  metrics m("off");
+  const auto roles = m.resolve_roles({"pupils", "staff"});
+  roles[0].blocked->Increment();
+  roles[0].blocked->Increment();
+  roles[0].allowed->Increment();
+  roles[1].allowed->Increment(5);
+  m.rejected(metrics::rejection::smuggling).Increment();
+  m.rejected(metrics::rejection::smuggling).Increment();
+  m.rejected(metrics::rejection::head_timeout).Increment();
+  m.upstream_failed(metrics::upstream_failure::timeout).Increment();
+  m.bytes_from_clients.Increment(1000);
+  m.bytes_to_clients.Increment(250000);
+  m.active_connections.Increment();
+  m.active_connections.Increment();
+  m.active_connections.Decrement();
+  m.active_tunnels.Set(3);
+  m.circumvention_attempts.Increment();
+  m.reloads.Increment();
+  m.reload_failures.Increment();
+  m.policy_generation.Set(2);
+  m.log_queue_depth.Set(17);
+  m.log_write_failures.Increment();
+  m.log_dropped.Increment(4);
+  m.upstream_pool_reused.Increment(6);
+  m.decision_seconds.Observe(3e-6);
+  m.upstream_seconds.Observe(0.2);
+
+  const std::string s = m.scrape_for_tests();
+  INFO(s);
+  CHECK(has_line(s, "hallpass_requests_total{action=\"block\",role=\"pupils\"} 2"));
+  CHECK(has_line(s, "hallpass_requests_total{action=\"allow\",role=\"pupils\"} 1"));
+  CHECK(has_line(s, "hallpass_requests_total{action=\"allow\",role=\"staff\"} 5"));
+  CHECK(has_line(s, "hallpass_requests_total{action=\"block\",role=\"staff\"} 0"));
+  CHECK(has_line(s, "hallpass_rejected_total{reason=\"smuggling\"} 2"));
+  CHECK(has_line(s, "hallpass_rejected_total{reason=\"head_timeout\"} 1"));
+  CHECK(has_line(s, "hallpass_rejected_total{reason=\"loopback_refused\"} 0"));
+  CHECK(has_line(s, "hallpass_upstream_failures_total{kind=\"timeout\"} 1"));
+  CHECK(has_line(s, "hallpass_upstream_failures_total{kind=\"dns\"} 0"));
+  CHECK(has_line(s, "hallpass_bytes_total{direction=\"from_client\"} 1000"));
+  CHECK(has_line(s, "hallpass_bytes_total{direction=\"to_client\"} 250000"));
+  CHECK(has_line(s, "hallpass_active_connections 1"));
+  CHECK(has_line(s, "hallpass_tunnels_active 3"));
+  CHECK(has_line(s, "hallpass_circumvention_attempts_total 1"));
+  CHECK(has_line(s, "hallpass_reloads_total 1"));
+  CHECK(has_line(s, "hallpass_reload_failures_total 1"));
+  CHECK(has_line(s, "hallpass_policy_generation 2"));
+  CHECK(has_line(s, "hallpass_access_log_queue_depth 17"));
+  CHECK(has_line(s, "hallpass_access_log_write_failures_total 1"));
+  CHECK(has_line(s, "hallpass_access_log_dropped_total 4"));
+  CHECK(has_line(s, "hallpass_upstream_connections_reused_total 6"));
+  CHECK(has_line(s, "hallpass_decision_seconds_count 1"));
+  CHECK(has_line(s, "hallpass_decision_seconds_bucket{le=\"1e-07\"} 0"));
+  CHECK(has_line(s, "hallpass_decision_seconds_bucket{le=\"5e-06\"} 1"));
+  CHECK(has_line(s, "hallpass_decision_seconds_bucket{le=\"0.01\"} 1"));
+  CHECK(has_line(s, "hallpass_upstream_response_seconds_bucket{le=\"0.1\"} 0"));
+  CHECK(has_line(s, "hallpass_upstream_response_seconds_bucket{le=\"0.25\"} 1"));
+  CHECK(has_line(s, "hallpass_upstream_response_seconds_bucket{le=\"30\"} 1"));
+  CHECK(has_line(s, "hallpass_upstream_response_seconds_count 1"));
+}
+
+TEST_CASE("metrics: resolve_roles gives distinct counters, stable across policy generations") {
+  metrics m("off");
+  const auto first = m.resolve_roles({"pupils", "staff", "office", "guests"});
+  REQUIRE(first.size() == 4);
+  std::set<prometheus::Counter*> seen;
+  for (const auto& r : first) {
+    seen.insert(r.allowed);
+    seen.insert(r.blocked);
+  }
+  CHECK(seen.size() == 8);
+
+  first[1].blocked->Increment();
+  // A reload with the roles in another order and one new role.
+  const auto second = m.resolve_roles({"staff", "visitors", "pupils"});
+  REQUIRE(second.size() == 3);
+  CHECK(second[0].blocked == first[1].blocked);
+  CHECK(second[0].blocked->Value() == 1);
+  CHECK(second[2].allowed == first[0].allowed);
+  CHECK(seen.count(second[1].allowed) == 0);
+  CHECK(seen.count(second[1].blocked) == 0);
+  CHECK(m.resolve_roles({}).empty());
+}
+
+TEST_CASE("metrics: the endpoint answers a scrape over HTTP") {
+  loopback_socket probe(false);
+  const std::uint16_t port = probe.port;
+  probe.close();  // free again: the Exposer binds it
+
+  metrics m("127.0.0.1:" + std::to_string(port));
+  CHECK(m.port() == port);
+  m.resolve_roles({"pupils"})[0].blocked->Increment(7);
+  m.rejected(metrics::rejection::smuggling).Increment();
+
+  const std::string response = http_get(port, "/metrics");
+  INFO(response);
+  REQUIRE(response.rfind("HTTP/1.", 0) == 0);
+  CHECK(response.find(" 200 ") != std::string::npos);
+  CHECK(response.find("hallpass_requests_total{action=\"block\",role=\"pupils\"} 7") !=
+        std::string::npos);
+  CHECK(response.find("hallpass_rejected_total{reason=\"smuggling\"} 1") != std::string::npos);
+}
+
+TEST_CASE("metrics: port 0 picks a free port and reports it") {
+  metrics m("127.0.0.1:0");
+  REQUIRE(m.port() != 0);
+  const std::string response = http_get(m.port(), "/metrics");
+  CHECK(response.find("hallpass_policy_generation") != std::string::npos);
+}
+
+TEST_CASE("metrics: a bad or busy address is a clear error, not a silent no-endpoint") {
+  for (const char* bad : {"9131", "localhost:9131", "127.0.0.1", "127.0.0.1:", "127.0.0.1:99999",
+                          "127.0.0.1:91x", "::1:9131", "[::1]", "[::1]9131", "[nonsense]:9131"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(metrics{bad}, doctest::Contains(bad), std::runtime_error);
+  }
+
+  loopback_socket busy(true);  // someone else is listening there
+  const std::string address = "127.0.0.1:" + std::to_string(busy.port);
+  CHECK_THROWS_WITH_AS(metrics{address}, doctest::Contains(address.c_str()), std::runtime_error);
+}
+
+TEST_CASE("metrics: an IPv6 address either serves or says why it cannot") {
+  try {
+    metrics m("[::1]:0");
+    CHECK(m.port() != 0);
+  } catch (const std::runtime_error& e) {
+    // Debian 12's civetweb is built without IPv6: the message must say so, not just "failed".
+    CHECK(std::string(e.what()).find("IPv6") != std::string::npos);
+    CHECK(std::string(e.what()).find("[::1]:0") != std::string::npos);
+  }
+}

@@ -1,0 +1,245 @@
+#include <doctest/doctest.h>
+
+#include <initializer_list>
+#include <string>
+#include <utility>
+
+#include "proxy/request_checks.hpp"
+
+using namespace hallpass;
+using namespace std::string_literals;
+
+namespace {
+
+using fields = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+
+std::optional<std::string> check(fields f, unsigned version = 11,
+                                 message_kind kind = message_kind::request) {
+  framing_check c(kind);
+  for (auto& [n, v] : f) c.add(n, v);
+  return c.finish(version);
+}
+
+bool ok(fields f, unsigned version = 11) {
+  return !check(f, version).has_value();
+}
+
+framing_check checked(fields f) {
+  framing_check c;
+  for (auto& [n, v] : f) c.add(n, v);
+  REQUIRE_FALSE(c.finish(11).has_value());
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("ordinary requests pass and report their framing") {
+  auto none = checked({{"Host", "example.org"}, {"User-Agent", "curl/7.88"}, {"Accept", "*/*"}});
+  CHECK_FALSE(none.chunked());
+  CHECK_FALSE(none.content_length().has_value());
+  CHECK(none.has_host());
+
+  auto cl = checked({{"Host", "example.org"}, {"Content-Length", "1234"}});
+  CHECK(cl.content_length() == 1234u);
+  CHECK_FALSE(cl.chunked());
+
+  auto te = checked({{"Host", "example.org"}, {"Transfer-Encoding", "chunked"}});
+  CHECK(te.chunked());
+  CHECK_FALSE(te.content_length().has_value());
+
+  CHECK(checked({{"Content-Length", "0"}}).content_length() == 0u);
+  CHECK(checked({{"Content-Length", "18446744073709551615"}}).content_length() ==
+        18446744073709551615ull);
+  CHECK_FALSE(checked({}).has_host());
+}
+
+TEST_CASE("Transfer-Encoding must end in chunked") {
+  CHECK(ok({{"Transfer-Encoding", "CHUNKED"}}));
+  CHECK(ok({{"Transfer-Encoding", "ChUnKeD"}}));
+  CHECK(ok({{"Transfer-Encoding", " \tchunked\t "}}));
+  CHECK(ok({{"Transfer-Encoding", "gzip, chunked"}}));
+  CHECK(ok({{"Transfer-Encoding", "gzip,chunked"}}));
+  CHECK(ok({{"Transfer-Encoding", "gzip ,\t chunked ,"}}));  // empty elements are ignored
+  CHECK(ok({{"Transfer-Encoding", ", , chunked"}}));
+  CHECK(ok({{"Transfer-Encoding", "gzip"}, {"Transfer-Encoding", "chunked"}}));
+  CHECK(ok({{"Transfer-Encoding", "x-custom;q=1, chunked"}}));
+
+  CHECK(check({{"Transfer-Encoding", "gzip"}}) == "Transfer-Encoding does not end in chunked");
+  CHECK(check({{"Transfer-Encoding", "chunked, gzip"}}) ==
+        "Transfer-Encoding does not end in chunked");
+  CHECK(check({{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "identity"}}) ==
+        "Transfer-Encoding does not end in chunked");
+  CHECK(check({{"Transfer-Encoding", "identity"}}).has_value());
+  CHECK(check({{"Transfer-Encoding", "chunked, chunked"}}) == "chunked applied more than once");
+  CHECK(check({{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}}) ==
+        "chunked applied more than once");
+  CHECK(check({{"Transfer-Encoding", ""}}) == "empty Transfer-Encoding");
+  CHECK(check({{"Transfer-Encoding", " , "}}) == "empty Transfer-Encoding");
+  // Near misses that some servers read as chunked.
+  CHECK(check({{"Transfer-Encoding", "chunked;"}}).has_value());
+  CHECK(check({{"Transfer-Encoding", "chunked;a=b"}}).has_value());
+  CHECK(check({{"Transfer-Encoding", "\"chunked\""}}).has_value());
+  CHECK(check({{"Transfer-Encoding", "chunk ed"}}).has_value());
+  // Beast turns an obs-fold ("gzip\r\n chunked") into one space.
+  CHECK(check({{"Transfer-Encoding", "gzip chunked"}}) == "malformed Transfer-Encoding");
+  CHECK(check({{"Transfer-Encoding", "xchunked"}}).has_value());
+  CHECK(check({{"Transfer-Encoding", "chunked\x0b"}}).has_value());
+  CHECK(check({{"Transfer-Encoding", "chunked\xc2\xa0"}}).has_value());
+  CHECK(check({{"Transfer-Encoding", "ch\xc3\xbcnked"}}).has_value());
+}
+
+TEST_CASE("Transfer-Encoding with Content-Length is refused, in either order") {
+  CHECK(check({{"Content-Length", "5"}, {"Transfer-Encoding", "chunked"}}) ==
+        "both Transfer-Encoding and Content-Length");
+  CHECK(check({{"Transfer-Encoding", "chunked"}, {"Content-Length", "5"}}) ==
+        "both Transfer-Encoding and Content-Length");
+  CHECK(check({{"Transfer-Encoding", "chunked"}, {"Content-Length", "0"}}).has_value());
+  // TE not ending in chunked with CL: refused either way (this is the shape Beast accepts).
+  CHECK(check({{"Transfer-Encoding", "gzip"}, {"Content-Length", "5"}}).has_value());
+}
+
+TEST_CASE("Transfer-Encoding on HTTP/1.0 is refused") {
+  CHECK(check({{"Transfer-Encoding", "chunked"}}, 10) ==
+        "Transfer-Encoding in an HTTP/1.0 message");
+  CHECK(check({{"Transfer-Encoding", "gzip"}}, 10).has_value());
+  CHECK(ok({{"Content-Length", "3"}}, 10));
+  CHECK(ok({}, 10));
+}
+
+TEST_CASE("Content-Length must be one plain decimal number") {
+  CHECK(check({{"Content-Length", "5"}, {"Content-Length", "5"}}) ==
+        "Content-Length given more than once");
+  CHECK(check({{"Content-Length", "5"}, {"Content-Length", "6"}}).has_value());
+  CHECK(check({{"Content-Length", "5, 5"}}) == "malformed Content-Length");
+  CHECK(check({{"Content-Length", "5,5"}}).has_value());
+  CHECK(check({{"Content-Length", ""}}) == "empty Content-Length");
+  CHECK(check({{"Content-Length", "   "}}) == "empty Content-Length");
+  CHECK(check({{"Content-Length", "+5"}}).has_value());
+  CHECK(check({{"Content-Length", "-1"}}).has_value());
+  CHECK(check({{"Content-Length", "0x10"}}).has_value());
+  CHECK(check({{"Content-Length", "1e3"}}).has_value());
+  CHECK(check({{"Content-Length", "5 5"}}).has_value());
+  CHECK(check({{"Content-Length", "5\x00"s}}).has_value());
+  CHECK(check({{"Content-Length", "\xd9\xa5"}}).has_value());  // Arabic-Indic five
+  CHECK(check({{"Content-Length", "18446744073709551616"}}) == "Content-Length too large");
+  CHECK(check({{"Content-Length", "99999999999999999999999"}}).has_value());
+  CHECK(ok({{"Content-Length", " 42 "}}));
+  CHECK(ok({{"Content-Length", "007"}}));
+  CHECK(ok({{"content-length", "7"}}));
+  CHECK(ok({{"CONTENT-LENGTH", "7"}}));
+}
+
+TEST_CASE("only one Host field") {
+  CHECK(ok({{"Host", "a.example"}}));
+  CHECK(check({{"Host", "a.example"}, {"Host", "b.example"}}) == "more than one Host field");
+  CHECK(check({{"Host", "a.example"}, {"host", "a.example"}}).has_value());
+}
+
+TEST_CASE("field names must be tokens") {
+  CHECK(ok({{"X-Custom_Header.1!#$%&'*+^`|~", "v"}}));
+  CHECK(check({{"", "v"}}) == "invalid header field name");
+  CHECK(check({{"Content-Length ", "5"}}).has_value());
+  CHECK(check({{" Host", "x"}}).has_value());
+  CHECK(check({{"Transfer-Encoding:", "chunked"}}).has_value());
+  CHECK(check({{"X(y)", "v"}}).has_value());
+  CHECK(check({{"X\"y", "v"}}).has_value());
+  CHECK(check({{"X\x00y"s, "v"}}).has_value());
+  CHECK(check({{"X\ny", "v"}}).has_value());
+  CHECK(check({{"Caf\xc3\xa9", "v"}}).has_value());
+  CHECK(check({{"X\x7f", "v"}}).has_value());
+}
+
+TEST_CASE("field values must stay inside the header grammar") {
+  CHECK(ok({{"User-Agent", "Mozilla/5.0 (X11; Linux x86_64)\tand\ttabs"}}));
+  CHECK(ok({{"X-Obs", "caf\xc3\xa9 \x80\xff"}}));  // obs-text is allowed
+  CHECK(ok({{"X-Empty", ""}}));
+  for (int c = 0; c < 0x20; ++c) {
+    if (c == '\t') continue;
+    std::string v = "a";
+    v += static_cast<char>(c);
+    v += "b";
+    CAPTURE(c);
+    CHECK(check({{"X-Test", v}}) == "invalid byte in header field X-Test");
+  }
+  CHECK(check({{"X-Test", "a\x7f"}}).has_value());
+  CHECK(check({{"X-Test", "a\r\nTransfer-Encoding: chunked"}}).has_value());
+  // The message never echoes control bytes back.
+  auto reason = check({{"X\x01\x02", "v"}});
+  REQUIRE(reason);
+  for (char c : *reason) CHECK(static_cast<unsigned char>(c) >= 0x20);
+  auto reason2 = check({{"X-\xff", "a\x01"}});
+  REQUIRE(reason2);
+  auto reason3 = check({{"X-A", "\x01"}});
+  REQUIRE(reason3);
+  CHECK(*reason3 == "invalid byte in header field X-A");
+}
+
+TEST_CASE("the first problem is the one reported") {
+  CHECK(check({{"X-Bad", "\x01"}, {"Transfer-Encoding", "gzip"}}) ==
+        "invalid byte in header field X-Bad");
+  CHECK(check({{"Content-Length", "x"}, {"Host", "a"}, {"Host", "b"}}) ==
+        "malformed Content-Length");
+}
+
+TEST_CASE("responses: equal repeated Content-Length is tolerated, everything else as requests") {
+  auto resp = [](fields f, unsigned v = 11) { return check(f, v, message_kind::response); };
+  CHECK_FALSE(resp({{"Content-Length", "5"}, {"Content-Length", "5"}}).has_value());
+  CHECK(resp({{"Content-Length", "5"}, {"Content-Length", "6"}}) ==
+        "conflicting Content-Length values");
+  CHECK(resp({{"Content-Length", "5, 5"}}).has_value());
+  CHECK(resp({{"Transfer-Encoding", "chunked"}, {"Content-Length", "5"}}).has_value());
+  CHECK(resp({{"Transfer-Encoding", "gzip"}}).has_value());
+  CHECK(resp({{"Transfer-Encoding", "chunked"}}, 10).has_value());
+  CHECK(resp({{"Set-Cookie", "a\nb"}}).has_value());
+  CHECK_FALSE(resp({{"Transfer-Encoding", "chunked"}}).has_value());
+  // Host is a request field; a response does not care how many there are.
+  CHECK_FALSE(resp({{"Host", "a"}, {"Host", "b"}}).has_value());
+
+  framing_check c(message_kind::response);
+  c.add("Content-Length", "10");
+  c.add("Content-Length", "10");
+  REQUIRE_FALSE(c.finish(11));
+  CHECK(c.content_length() == 10u);
+}
+
+TEST_CASE("token and field-value helpers") {
+  CHECK(is_http_token("chunked"));
+  CHECK_FALSE(is_http_token(""));
+  CHECK_FALSE(is_http_token("a b"));
+  CHECK_FALSE(is_http_token("a:b"));
+  CHECK(is_field_value(""));
+  CHECK(is_field_value("a b\tc"));
+  CHECK_FALSE(is_field_value("a\rb"));
+}
+
+TEST_CASE("chunk size lines") {
+  CHECK_FALSE(check_chunk_size_line("0"));
+  CHECK_FALSE(check_chunk_size_line("1a"));
+  CHECK_FALSE(check_chunk_size_line("1A;ext=1"));
+  CHECK_FALSE(check_chunk_size_line("ffffffffffffffff"));
+  CHECK_FALSE(check_chunk_size_line("0000000000000001"));
+  CHECK_FALSE(check_chunk_size_line("5;a"));
+  CHECK_FALSE(check_chunk_size_line("5 ; a = b ;c=\"quoted \\\" value\"\t"));
+  CHECK_FALSE(check_chunk_size_line("5;name=\"caf\xc3\xa9\""));
+  CHECK_FALSE(check_chunk_size_line("10 "));
+
+  CHECK(check_chunk_size_line("") == "chunk size is not hexadecimal");
+  CHECK(check_chunk_size_line(" 5").has_value());
+  CHECK(check_chunk_size_line("+5").has_value());
+  CHECK(check_chunk_size_line("-5").has_value());
+  CHECK(check_chunk_size_line("0x5").has_value());
+  CHECK(check_chunk_size_line("5g").has_value());
+  CHECK(check_chunk_size_line("5 5").has_value());
+  CHECK(check_chunk_size_line("10000000000000000") == "chunk size too large");
+  CHECK(check_chunk_size_line("00000000000000001").has_value());
+  CHECK(check_chunk_size_line("5;").has_value());
+  CHECK(check_chunk_size_line("5;=x").has_value());
+  CHECK(check_chunk_size_line("5;a=").has_value());
+  CHECK(check_chunk_size_line("5;a=\"open").has_value());
+  CHECK(check_chunk_size_line("5;a=\"x\\").has_value());
+  CHECK(check_chunk_size_line("5;a=b c").has_value());
+  CHECK(check_chunk_size_line("5;a=\"\x01\"").has_value());
+  CHECK(check_chunk_size_line("5;a\x00"s).has_value());
+  CHECK(check_chunk_size_line("5\r").has_value());
+  CHECK(check_chunk_size_line("5\n").has_value());
+}
