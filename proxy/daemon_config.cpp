@@ -46,7 +46,8 @@ class daemon_reader : public rules::yaml_reader {
     c.listen.push_back(*parse_listen_address("127.0.0.1:3128"));
     if (const auto n = root["listen"]) {
       c.listen.clear();
-      for (const auto& item : items(n, "listen")) {
+      const auto entries = items(n, "listen");
+      for (const auto& item : entries) {
         auto s = scalar(item, "listen address");
         if (!s) continue;
         auto a = parse_listen_address(*s);
@@ -56,7 +57,7 @@ class daemon_reader : public rules::yaml_reader {
         }
         c.listen.push_back(std::move(*a));
       }
-      if (c.listen.empty()) error(n, "listen must name at least one ADDRESS:PORT");
+      if (entries.empty()) error(n, "listen must name at least one ADDRESS:PORT");
     }
     if (const auto n = root["state_dir"]) {
       if (auto s = scalar(n, "state_dir")) c.state_dir = *s;

@@ -467,7 +467,13 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
         finish_exchange(w, c, ex);
         co_return;
       }
-      if (ec == http::error::header_limit) {
+      if (ec == http::error::body_limit) {
+        // Beast checks a declared Content-Length against the limit while reading the head.
+        w.state().metrics.rejected(metrics::rejection::body_too_large).Increment();
+        ex.reason_override = "the request body is larger than the school allows";
+        co_await write_error_page(c, ex, http::status::payload_too_large, "The upload is too large",
+                                  "The request body is larger than the school's limit.");
+      } else if (ec == http::error::header_limit) {
         w.state().metrics.rejected(metrics::rejection::head_too_large).Increment();
         ex.reason_override = "the request head is too large";
         co_await write_error_page(c, ex, http::status::request_header_fields_too_large, "The request is too large",

@@ -5,7 +5,7 @@
 
 #include "rules/explain.hpp"
 #include "rules/policy_loader.hpp"
-#include "proxy/daemon_config.hpp"
+#include "proxy/configuration.hpp"
 
 namespace hallpass {
 namespace {
@@ -36,11 +36,8 @@ struct arg_reader {
   }
 };
 
-rules::load_result load(const std::string& path) {
-  rules::load_options o;
-  o.other_sections = daemon_section_names();
-  return rules::load_policy(path, o);
-}
+// The same loading `hallpass run` does: the policy and the daemon's sections of the file.
+config_load_result load(const std::string& path) { return load_configuration(path, overrides{}, 1); }
 
 void print_diagnostics(const rules::diagnostics& d, std::ostream& out, std::string_view prefix = "") {
   for (const auto& x : d) out << prefix << x.to_string() << "\n";
@@ -70,14 +67,24 @@ int run_check(const std::vector<std::string>& args) {
   }
   const auto result = load(config);
   print_diagnostics(result.warnings, std::cerr, "warning: ");
-  if (!result.ok()) {
+  if (!result.config) {
     print_diagnostics(result.errors, std::cerr);
     std::cerr << config << ": " << result.errors.size() << (result.errors.size() == 1 ? " error" : " errors")
               << "; the policy was not loaded\n";
     return 1;
   }
   std::cout << config << ": OK\n";
-  if (!quiet) std::cout << rules::policy_summary(*result.compiled);
+  if (!quiet) {
+    const auto& d = result.config->daemon;
+    std::cout << rules::policy_summary(*result.config->policy);
+    std::cout << "Proxy: listen";
+    for (const auto& l : d.listen) std::cout << " " << l.text;
+    std::cout << "; metrics " << (d.metrics.listen.empty() ? "off" : d.metrics.listen) << "; access log "
+              << (d.access_log.path.empty() || d.access_log.path == "off" ? "off" : d.access_log.path)
+              << (d.access_log.keep_query ? " (with query strings)" : "") << "; CONNECT ports";
+    for (auto p : d.connect.ports) std::cout << " " << p;
+    std::cout << "\n";
+  }
   return 0;
 }
 
@@ -115,12 +122,12 @@ int run_explain(const std::vector<std::string>& args) {
   }
   const auto result = load(config);
   print_diagnostics(result.warnings, std::cerr, "warning: ");
-  if (!result.ok()) {
+  if (!result.config) {
     print_diagnostics(result.errors, std::cerr);
     std::cerr << "hallpass explain: " << config << " is not a valid policy\n";
     return 1;
   }
-  const rules::policy& p = *result.compiled;
+  const rules::policy& p = *result.config->policy;
 
   rules::request_facts f;
   if (!role.empty() && !p.find_role(role)) {

@@ -121,6 +121,13 @@ int run_server(const run_options& options) {
   }
 
   if (options.user && ::geteuid() == 0) {
+    // The state directory is the daemon's to write (the exception store lives there).
+    if (const passwd* pw = ::getpwnam(options.user->c_str())) {
+      if (::chown(d.state_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+        std::cerr << "hallpass: warning: cannot give " << d.state_dir << " to " << *options.user << ": "
+                  << std::strerror(errno) << "\n";
+      }
+    }
     if (!drop_privileges(*options.user)) return 1;
     std::cerr << "hallpass: running as " << *options.user << "\n";
   }
@@ -136,6 +143,17 @@ int run_server(const run_options& options) {
 
   bool stopping = false;
   net::steady_timer drain_timer(main_ioc);
+  std::chrono::steady_clock::time_point drain_deadline;
+  // Polls until every connection is gone or the drain deadline passes, then stops the workers.
+  std::function<void(const error_code&)> poll_drain = [&](const error_code&) {
+    if (state.connections() == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
+      for (auto& w : workers) w->stop();
+      signals.cancel();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(20));
+    drain_timer.async_wait(poll_drain);
+  };
   std::function<void(const error_code&, int)> on_signal;
   on_signal = [&](const error_code& ec, int sig) {
     if (ec) return;
@@ -165,18 +183,9 @@ int run_server(const run_options& options) {
       stopping = true;
       state.draining = true;
       for (auto& w : workers) w->begin_drain();
-      const auto deadline = std::chrono::steady_clock::now() + configs.current()->daemon.drain;
+      drain_deadline = std::chrono::steady_clock::now() + configs.current()->daemon.drain;
       std::cerr << "hallpass: stopping; draining " << state.connections() << " connections" << std::endl;
-      std::function<void(const error_code&)> poll = [&, deadline](const error_code&) {
-        if (state.connections() == 0 || std::chrono::steady_clock::now() >= deadline) {
-          for (auto& w : workers) w->stop();
-          signals.cancel();
-          return;
-        }
-        drain_timer.expires_after(std::chrono::milliseconds(20));
-        drain_timer.async_wait(poll);
-      };
-      poll({});
+      poll_drain({});
     }
     if (!stopping) signals.async_wait(on_signal);
   };

@@ -52,6 +52,20 @@ class CheckTest(unittest.TestCase):
             self.assertIn(f"{path}:10:18: rule 2 of role pupils action must be 'allow' or 'block'", r.stderr)
             self.assertIn("2 errors", r.stderr)
 
+    def test_daemon_sections_are_checked_too(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "p.yaml")
+            with open(SCHOOL) as f:
+                text = f.read()
+            with open(path, "w") as f:
+                f.write(text + "listen: [127.0.0.1:99999]\nupstream: {conect_timeout: 5s}\nlimits: {head_timeout: soon}\n")
+            r = run("check", "--config", path)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("listen address '127.0.0.1:99999' must be ADDRESS:PORT", r.stderr)
+            self.assertIn("unknown key 'conect_timeout' in upstream; did you mean 'connect_timeout'?", r.stderr)
+            self.assertIn("limits.head_timeout must be a duration", r.stderr)
+            self.assertIn("3 errors", r.stderr)
+
     def test_usage_errors_exit_2(self):
         self.assertEqual(run("check").returncode, 2)
         self.assertEqual(run("explain", "--config", SCHOOL, "https://x.com/").returncode, 2)

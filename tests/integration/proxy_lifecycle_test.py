@@ -103,6 +103,24 @@ class LifecycleTest(unittest.TestCase):
         finally:
             proxy.stop()
 
+    def test_drops_privileges_after_binding(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to test dropping privileges")
+        import pwd
+        nobody = pwd.getpwnam("nobody")
+        proxy = Proxy(args=["--user", "nobody"])
+        try:
+            with open(f"/proc/{proxy.proc.pid}/status") as f:
+                ids = {l.split(":")[0]: l.split()[1:] for l in f if l.startswith(("Uid", "Gid", "Groups"))}
+            self.assertEqual(set(ids["Uid"]), {str(nobody.pw_uid)})
+            self.assertEqual(set(ids["Gid"]), {str(nobody.pw_gid)})
+            self.assertEqual(ids["Groups"], [])
+            # Still serving after the drop (the listening sockets were bound as root).
+            self.assertEqual(curl(proxy, self.url("origin.test"), source=STAFF)[0], 200)
+            self.assertTrue(any("running as nobody" in l for l in proxy.stderr_lines))
+        finally:
+            proxy.stop()
+
     def test_1gib_download_with_flat_memory(self):
         proxy = Proxy()
         try:

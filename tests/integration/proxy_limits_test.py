@@ -151,6 +151,43 @@ class LimitsTest(unittest.TestCase):
         finally:
             proxy.stop()
 
+    def test_loopback_destinations_refused_unless_allowed(self):
+        proxy = Proxy()
+        try:
+            proxy.write_policy(proxy.policy_text.replace("allow_loopback: true", "allow_loopback: false")
+                               .replace("  header_count: 60", "  header_count: 60\n  body_bytes: 1000"))
+            proxy.reload()
+            before = len(self.py.requests)
+            for target in (f"http://py.test:{self.py.port}/echo", f"http://127.0.0.1:{self.py.port}/echo",
+                           f"http://[::1]:{self.py.port}/echo", f"http://2130706433:{self.py.port}/echo"):
+                with self.subTest(target=target):
+                    out = raw_request(proxy, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+                                      source=STAFF)
+                    self.assertEqual(status_of(out), 403, out[:200])
+            self.assertEqual(len(self.py.requests), before)
+            self.assertGreaterEqual(proxy.metric("hallpass_rejected_total", {"reason": "loopback_refused"}), 4)
+        finally:
+            proxy.stop()
+
+    def test_request_body_limit_gives_413(self):
+        proxy = Proxy()
+        try:
+            proxy.write_policy(proxy.policy_text.replace("  header_count: 60", "  header_count: 60\n  body_bytes: 1000"))
+            proxy.reload()
+            t = f"http://py.test:{self.py.port}/echo"
+            out = raw_request(proxy, f"POST {t} HTTP/1.1\r\nHost: py.test\r\nContent-Length: 2000\r\n\r\n".encode()
+                              + b"x" * 2000, source=STAFF)
+            self.assertEqual(status_of(out), 413)
+            chunked = b"".join(b"100\r\n" + b"y" * 256 + b"\r\n" for _ in range(8)) + b"0\r\n\r\n"
+            out = raw_request(proxy, f"POST {t} HTTP/1.1\r\nHost: py.test\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+                              + chunked, source=STAFF)
+            self.assertEqual(status_of(out), 413)
+            out = raw_request(proxy, f"POST {t} HTTP/1.1\r\nHost: py.test\r\nContent-Length: 500\r\n"
+                                     "Connection: close\r\n\r\n".encode() + b"z" * 500, source=STAFF)
+            self.assertEqual(status_of(out), 200)
+        finally:
+            proxy.stop()
+
     def test_good_requests_still_work_after_bad_ones(self):
         out = raw_request(self.proxy, f"GET {self.target('/chunked')} HTTP/1.1\r\nHost: py.test\r\nConnection: close\r\n\r\n".encode(),
                           source=STAFF)
