@@ -202,4 +202,18 @@ std::string render_error_page(int status, std::string_view title, std::string_vi
   return out;
 }
 
+std::string render_notice_page(std::string_view title, std::string_view text, std::string_view school_name) {
+  const auto school = school_or_default(school_name);
+  std::string out;
+  out.reserve(4 * 1024);
+  begin_document(out, title, school);
+  out += "<h1>";
+  append_value(out, title);
+  out += "</h1>\n<p class=\"lead\">";
+  append_value(out, text, 2 * max_field_bytes);
+  out += "</p>\n";
+  end_document(out);
+  return out;
+}
+
 }  // namespace hallpass

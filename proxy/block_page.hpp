@@ -39,6 +39,9 @@ std::string render_error_page(int status, std::string_view title, std::string_vi
                               std::string_view school_name);
 
 // Appends `s` with & < > " ' escaped; control characters become U+FFFD.
+// A page that tells the user something went well (the access request was sent).
+std::string render_notice_page(std::string_view title, std::string_view text, std::string_view school_name);
+
 void append_html_escaped(std::string& out, std::string_view s);
 std::string html_escape(std::string_view s);
 

@@ -40,6 +40,7 @@ config_load_result load_configuration(const std::string& path, const overrides& 
   }
   if (o.access_log) c->daemon.access_log.path = *o.access_log;
   if (o.state_dir) c->daemon.state_dir = *o.state_dir;
+  if (o.admin_socket) c->daemon.admin.socket = *o.admin_socket;
   if (o.metrics_listen) c->daemon.metrics.listen = *o.metrics_listen == "off" ? "" : *o.metrics_listen;
   if (!out.errors.empty()) return out;
   c->policy = std::move(policy.compiled);

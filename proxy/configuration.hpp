@@ -26,6 +26,7 @@ struct overrides {
   std::optional<std::string> access_log;
   std::optional<std::string> state_dir;
   std::optional<std::string> metrics_listen;
+  std::optional<std::string> admin_socket;
 };
 
 struct configuration {

@@ -32,7 +32,8 @@ std::optional<listen_address> parse_listen_address(std::string_view text) {
 }
 
 std::vector<std::string> daemon_section_names() {
-  return {"listen", "state_dir", "workers", "drain", "upstream", "hosts", "limits", "connect", "access_log", "metrics"};
+  return {"listen", "state_dir", "workers", "drain", "upstream", "hosts", "limits", "connect", "access_log", "metrics",
+          "admin"};
 }
 
 namespace {
@@ -138,6 +139,24 @@ class daemon_reader : public rules::yaml_reader {
       if (n["path"]) c.access_log.path = scalar(n["path"], "access_log.path").value_or("-");
       if (n["keep_query"]) c.access_log.keep_query = boolean(n["keep_query"], "access_log.keep_query").value_or(false);
       read_size(n, "queue_lines", "access_log.queue_lines", c.access_log.queue_lines, 16, 10000000);
+    }
+    if (const auto n = root["admin"]; n && check_map(n, "admin", {"socket", "socket_group", "roles"})) {
+      if (n["socket"]) c.admin.socket = scalar(n["socket"], "admin.socket").value_or("");
+      if (n["socket_group"]) c.admin.socket_group = scalar(n["socket_group"], "admin.socket_group").value_or("");
+      if (const auto r = n["roles"]; r && check_map(r, "admin.roles", {"headteacher", "technician", "dsl"})) {
+        for (const auto& kv : r) {
+          auto& who = c.admin.roles[kv.first.Scalar()];
+          for (const auto& item : items(kv.second, "admin.roles." + kv.first.Scalar())) {
+            if (auto s = scalar(item, "admin.roles." + kv.first.Scalar() + " entry")) {
+              if (s->empty() || *s == "@") {
+                error(item, "admin.roles entries are OS user names or @group names");
+                continue;
+              }
+              who.push_back(*s);
+            }
+          }
+        }
+      }
     }
     if (const auto n = root["metrics"]; n && check_map(n, "metrics", {"listen"})) {
       if (n["listen"]) {

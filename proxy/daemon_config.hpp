@@ -73,6 +73,13 @@ struct daemon_config {
     std::size_t queue_lines = 65536;                  // lines waiting for the writer thread
   } access_log;
 
+  struct admin_settings {
+    std::string socket;        // the admin socket's path; "" : no admin socket
+    std::string socket_group;  // group that may connect (mode 0660); "" : mode 0600
+    // admin role -> OS users and "@group"s: headteacher, technician, dsl
+    std::map<std::string, std::vector<std::string>> roles;
+  } admin;
+
   struct metrics_settings {
     std::string listen = "127.0.0.1:9131";            // "" or "off": no metrics endpoint
   } metrics;

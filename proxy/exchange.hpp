@@ -10,6 +10,7 @@
 
 #include "proxy/configuration.hpp"
 #include "rules/engine.hpp"
+#include "rules/exception_index.hpp"
 
 namespace hallpass {
 
@@ -23,6 +24,7 @@ struct exchange {
   std::string method, scheme, host, path, query;
   std::uint16_t port = 0;
   std::optional<rules::verdict> verdict;
+  std::shared_ptr<const rules::exception_index> exceptions;  // pinned: the verdict may point into it
   int status = 0;
   std::string_view action = "error";  // allow, block, error
   std::uint64_t bytes_in = 0, bytes_out = 0;

@@ -4,6 +4,8 @@
 #include <iostream>
 
 #include "proxy/access_record.hpp"
+#include "proxy/access_request_form.hpp"
+#include "proxy/admin_server.hpp"
 #include "proxy/block_page.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/request_checks.hpp"
@@ -163,8 +165,8 @@ net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::
                                  "text/html; charset=utf-8", keep_alive, version);
 }
 
-net::awaitable<bool> write_block_page(client_connection& c, exchange& ex, std::string_view url, bool keep_alive,
-                                      unsigned version) {
+net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange& ex, std::string_view url,
+                                      bool keep_alive, unsigned version) {
   const auto& v = *ex.verdict;
   const std::string period = v.period_name();
   const std::string when = local_time_text(*ex.cfg, ex.start);
@@ -180,6 +182,14 @@ net::awaitable<bool> write_block_page(client_connection& c, exchange& ex, std::s
   info.period = period;
   info.time_text = when;
   info.client = c.ip_text;
+  // The access request form, except where no exception could ever help.
+  std::string form;
+  if (v.by != rules::decided_by::locked_category && v.by != rules::decided_by::invalid_host &&
+      w.state().admin != nullptr) {
+    form = render_request_form(w.state().form_keys, c.ip_text, url, info.role,
+                               std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count());
+    info.request_form_html = form;
+  }
   co_return co_await write_local(c, ex, http::status::forbidden, render_block_page(info), "text/html; charset=utf-8",
                                  keep_alive, version);
 }
@@ -414,6 +424,123 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   co_return keep ? forward_outcome::keep_alive : forward_outcome::close;
 }
 
+// Runs f() on `target`'s thread and resumes the caller on its own executor with the result.
+// Used to reach the store thread (SQLite) without touching it on an event loop.
+template <class R, class F>
+net::awaitable<R> run_on(net::any_io_executor target, F f) {
+  auto home = co_await net::this_coro::executor;
+  co_return co_await net::async_initiate<const net::use_awaitable_t<>&, void(R)>(
+      [target, home, f = std::move(f)](auto handler) mutable {
+        net::post(target, [home, f = std::move(f), handler = std::move(handler)]() mutable {
+          R r = f();
+          net::post(home, [handler = std::move(handler), r = std::move(r)]() mutable { std::move(handler)(std::move(r)); });
+        });
+      },
+      net::use_awaitable);
+}
+
+// http://hallpass.invalid/request: the block page's access request form.
+net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, request_parser& rp) {
+  auto& state = w.state();
+  const std::string_view school = ex.cfg->policy->school_name;
+  ex.action = "allow";
+  ex.reason_override = "the block page's access request form";
+  auto page = [&](http::status st, std::string_view title, std::string_view text) -> net::awaitable<void> {
+    co_await write_local(c, ex, st, st == http::status::ok ? render_notice_page(title, text, school)
+                                                           : render_error_page(static_cast<int>(st), title, text, school),
+                         "text/html; charset=utf-8", false, rp.get().version());
+  };
+  if (rp.get().method() != http::verb::post || ex.path != form_path) {
+    co_await page(http::status::not_found, "Nothing here",
+                  "This address belongs to the school's web filter. Use the form on a block page to ask for access.");
+    co_return;
+  }
+  // The body: a small urlencoded form, read whole (bounded).
+  constexpr std::size_t max_form = 16 * 1024;
+  if (rp.content_length() && *rp.content_length() > max_form) {
+    co_await page(http::status::payload_too_large, "The form is too long", "Please shorten your answers and try again.");
+    co_return;
+  }
+  std::string body;
+  char buf[4096];
+  while (!rp.is_done()) {
+    rp.get().body().data = buf;
+    rp.get().body().size = sizeof buf;
+    c.stream.expires_after(std::chrono::seconds(10));
+    auto [ec, n] = co_await http::async_read(c.stream, c.buffer, rp, nothrow);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return;
+    body.append(buf, sizeof buf - rp.get().body().size);
+    if (body.size() > max_form) {
+      co_await page(http::status::payload_too_large, "The form is too long", "Please shorten your answers and try again.");
+      co_return;
+    }
+  }
+  ex.bytes_in += body.size();
+  auto fields = parse_form(body);
+  const std::string& url = fields["url"];
+  std::int64_t issued = 0;
+  try {
+    issued = std::stoll(fields["issued"]);
+  } catch (const std::exception&) {
+  }
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count();
+  if (url.empty() || !state.form_keys.verify(c.ip_text, url, issued, fields["token"], now)) {
+    ex.note = "access request form: bad or old token";
+    co_await page(http::status::forbidden, "The form has expired",
+                  "Please open the blocked page again and fill in the form there.");
+    co_return;
+  }
+  if (fields["requester"].empty() || fields["reasons"].empty()) {
+    co_await page(http::status::bad_request, "Some answers are missing",
+                  "Please give your name and why you need the page.");
+    co_return;
+  }
+  if (!state.form_limiter.allow(c.ip_text, std::chrono::steady_clock::now())) {
+    ex.note = "access request form: rate limited";
+    co_await page(http::status::too_many_requests, "Too many requests",
+                  "This device has sent several requests in the last few minutes. Please wait and try again.");
+    co_return;
+  }
+  if (!state.admin) {
+    co_await page(http::status::service_unavailable, "Requests cannot be sent now", "Please ask your teacher.");
+    co_return;
+  }
+  // The requester's role, as the policy sees this device.
+  rules::request_facts f;
+  f.client = c.ip;
+  f.method = "GET";
+  f.scheme = "http";
+  f.host = form_host;
+  f.time = std::chrono::floor<std::chrono::seconds>(ex.start);
+  const auto role = rules::decide(*ex.cfg->policy, f).chosen_role->name;
+  store::request_form form;
+  form.url = url;
+  form.requester = fields["requester"];
+  form.reasons = fields["reasons"];
+  form.site_content = fields["site_content"];
+  form.risks = fields["risks"];
+  form.control_measures = fields["control_measures"];
+  form.roles = {role};
+  form.source = "block page";
+  form.client_address = c.ip_text;
+  admin_server* admin = state.admin;
+  auto filed = co_await run_on<store::result>(admin->executor(), [admin, form] { return admin->file_form(form); });
+  if (!filed.ok) {
+    ex.note = "access request form: " + filed.error;
+    co_await page(http::status::service_unavailable, "The request could not be saved",
+                  "Please try again in a minute, or ask your teacher.");
+    co_return;
+  }
+  const auto id = filed.data.as_object().at("id").as_int64();
+  ex.note = "access request " + std::to_string(id) + " filed";
+  const std::string text = "Your request number " + std::to_string(id) + " for " + url +
+                           " has been sent. The ICT technician passes it to the headteacher, who decides. If it is "
+                           "approved, the page opens by itself for the time the headteacher sets; you do not need to "
+                           "do anything else. If it is not, your teacher will tell you why.";
+  co_await page(http::status::ok, "Your request has been sent", text);
+}
+
 // Answers a request addressed to the proxy itself (origin-form).
 net::awaitable<void> answer_local(client_connection& c, exchange& ex, unsigned version) {
   ex.reason_override = "a request addressed to the proxy itself";
@@ -542,6 +669,12 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
     ex.path = target->path;
     ex.query = target->query;
 
+    if (!is_connect && beast::iequals(target->host, form_host)) {
+      co_await answer_form(w, c, ex, rp);
+      finish_exchange(w, c, ex);
+      co_return;
+    }
+
     std::optional<std::string_view> path_for_rules;
     std::string path_and_query = target->path + (target->query.empty() ? "" : "?" + target->query);
     if (!is_connect) path_for_rules = path_and_query;
@@ -580,7 +713,7 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
       const bool unread_body = !rp.is_done();
       const std::string url = "http://" + target->host + (target->port != 80 ? ":" + std::to_string(target->port) : "") +
                               path_and_query;
-      const bool ok = co_await write_block_page(c, ex, url, req.keep_alive() && !unread_body, version);
+      const bool ok = co_await write_block_page(w, c, ex, url, req.keep_alive() && !unread_body, version);
       finish_exchange(w, c, ex);
       if (!ok || unread_body || !req.keep_alive()) co_return;
       continue;
@@ -607,6 +740,9 @@ const rules::verdict& decide_exchange(worker& w, const client_connection& c, exc
   f.time = std::chrono::floor<std::chrono::seconds>(ex.start);
   const auto t0 = std::chrono::steady_clock::now();
   ex.verdict.emplace(rules::decide(*ex.cfg->policy, f));
+  // Headteacher-approved exceptions and local entries (never over a locked category).
+  ex.exceptions = w.state().exceptions.load(std::memory_order_acquire);
+  if (ex.exceptions) ex.exceptions->apply(*ex.verdict, f);
   w.state().metrics.decision_seconds.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return *ex.verdict;

@@ -12,7 +12,7 @@ constexpr const char* usage = R"(hallpass - a web-filtering forward proxy for sc
 
 usage:
   hallpass run --config FILE [--listen ADDRESS:PORT ...] [--access-log PATH|-] [--state-dir DIR]
-               [--metrics-listen ADDRESS:PORT|off] [--user NAME]
+               [--metrics-listen ADDRESS:PORT|off] [--admin-socket PATH] [--user NAME]
       Serve as the school's forward proxy. Flags override the file. SIGHUP reloads the
       policy (the old one stays if the new one has errors), SIGUSR1 reopens the access log,
       SIGTERM drains and stops.
@@ -56,6 +56,9 @@ int run_command(const std::vector<std::string>& args) {
     } else if (a == "--metrics-listen") {
       if (!value(v)) return 2;
       o.flags.metrics_listen = v;
+    } else if (a == "--admin-socket") {
+      if (!value(v)) return 2;
+      o.flags.admin_socket = v;
     } else if (a == "--user") {
       if (!value(v)) return 2;
       o.user = v;

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <mutex>
 #include <iostream>
 
 #include "proxy/access_log.hpp"
+#include "proxy/admin_server.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/net.hpp"
 #include "proxy/shared_state.hpp"
@@ -132,6 +134,45 @@ int run_server(const run_options& options) {
     std::cerr << "hallpass: running as " << *options.user << "\n";
   }
 
+  // One reload for SIGHUP and `hallpassctl reload`: validate aside, swap, or keep the old one.
+  std::mutex reload_report_mutex;
+  auto reload = [&]() -> std::pair<std::string, std::uint64_t> {
+    const auto before = configs.current();
+    auto r = configs.reload();
+    std::lock_guard lock(reload_report_mutex);
+    print_errors(r.warnings, "warning: ");
+    if (!r.config) {
+      m->reload_failures.Increment();
+      std::string all;
+      for (const auto& e : r.errors) all += e.to_string() + "\n";
+      std::cerr << all << "hallpass: reload failed; still serving policy generation " << configs.generation()
+                << std::endl;
+      return {all, configs.generation()};
+    }
+    m->reloads.Increment();
+    m->policy_generation.Set(static_cast<double>(r.config->generation));
+    std::cerr << "hallpass: reloaded " << options.config_path << ": policy generation " << r.config->generation
+              << std::endl;
+    const auto& a = before->daemon;
+    const auto& b = r.config->daemon;
+    if (a.listen.size() != b.listen.size() || a.metrics.listen != b.metrics.listen ||
+        a.access_log.path != b.access_log.path || a.workers != b.workers || a.admin.socket != b.admin.socket) {
+      std::cerr << "hallpass: note: listen, metrics, access_log.path, admin.socket and workers take effect at the "
+                   "next restart\n";
+    }
+    return {std::string(), r.config->generation};
+  };
+
+  // The store and the admin socket, after privileges are dropped: the database and the
+  // socket belong to the daemon's user.
+  admin_server admin(state, reload);
+  if (auto e = admin.start(); !e.empty()) {
+    std::cerr << "hallpass: " << e << "\n";
+    return 1;
+  }
+  state.admin = &admin;
+  if (!d.admin.socket.empty()) std::cerr << "hallpass: admin socket " << d.admin.socket << "\n";
+
   net::io_context main_ioc;
   net::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
   signals.add(SIGUSR1);
@@ -158,25 +199,8 @@ int run_server(const run_options& options) {
   on_signal = [&](const error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP && !stopping) {
-      const auto before = configs.current();
-      auto r = configs.reload();
-      print_errors(r.warnings, "warning: ");
-      if (r.config) {
-        m->reloads.Increment();
-        m->policy_generation.Set(static_cast<double>(r.config->generation));
-        std::cerr << "hallpass: reloaded " << options.config_path << ": policy generation " << r.config->generation
-                  << std::endl;
-        const auto& a = before->daemon;
-        const auto& b = r.config->daemon;
-        if (a.listen.size() != b.listen.size() || a.metrics.listen != b.metrics.listen ||
-            a.access_log.path != b.access_log.path || a.workers != b.workers) {
-          std::cerr << "hallpass: note: listen, metrics, access_log.path and workers take effect at the next restart\n";
-        }
-      } else {
-        m->reload_failures.Increment();
-        print_errors(r.errors);
-        std::cerr << "hallpass: reload failed; still serving policy generation " << configs.generation() << std::endl;
-      }
+      auto [errors, generation] = reload();
+      admin.audit_reload("SIGHUP", errors.empty(), generation, errors);
     } else if (sig == SIGUSR1) {
       log.reopen();
     } else if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
@@ -192,6 +216,8 @@ int run_server(const run_options& options) {
   signals.async_wait(on_signal);
   main_ioc.run();
   for (auto& w : workers) w->join();
+  state.admin = nullptr;
+  admin.stop();
   const std::size_t left = state.connections();
   std::cerr << "hallpass: stopped" << (left ? " (closed " + std::to_string(left) + " connections at the drain deadline)" : "")
             << std::endl;

@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "proxy/access_log.hpp"
+#include "proxy/access_request_form.hpp"
 #include "proxy/configuration.hpp"
 #include "proxy/metrics.hpp"
+#include "rules/exception_index.hpp"
 
 namespace hallpass {
 
@@ -25,6 +27,11 @@ class shared_state {
   class metrics& metrics;
   class access_log& access_log;
   std::atomic<bool> draining{false};
+  class admin_server* admin = nullptr;
+  hallpass::form_keys form_keys;                                            // CSRF tokens for the request form
+  submission_limiter form_limiter{5, std::chrono::seconds(600)};            // per client address  // set before the workers start, cleared after they stop
+  // Exceptions and local entries, rebuilt by the admin thread after every change.
+  std::atomic<std::shared_ptr<const rules::exception_index>> exceptions;
   std::vector<std::pair<std::string, std::uint16_t>> own_listeners;  // (address, port): never a destination
 
   // Connection limits. Returns false (and counts nothing) when over a limit.

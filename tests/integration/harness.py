@@ -306,6 +306,7 @@ class Proxy:
     def __init__(self, extra="", response_timeout="3s", head_timeout="2s", drain="5s", tls_port=8443,
                  policy_text=None, args=()):
         self.dir = tempfile.mkdtemp(prefix="hallpass-it-")
+        os.chmod(self.dir, 0o711)  # a daemon that drops privileges must still reach its state dir
         self.port = free_port()
         self.metrics_port = free_port()
         self.access_log = os.path.join(self.dir, "access.log")

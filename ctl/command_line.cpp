@@ -1,0 +1,616 @@
+#include "ctl/command_line.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <set>
+
+#include <boost/json/array.hpp>
+
+namespace hallpass::ctl {
+namespace {
+
+namespace json = boost::json;
+
+enum class option_kind { value, repeated, flag };
+
+struct option_spec {
+  std::string_view name;  // with the leading "--"
+  option_kind kind;
+};
+
+// One verb's arguments as they were typed, before the verb's own checks.
+struct verb_arguments {
+  std::map<std::string, std::vector<std::string>, std::less<>> values;
+  std::set<std::string, std::less<>> flags;
+  std::vector<std::string> positionals;
+
+  const std::string* value(std::string_view name) const {
+    auto it = values.find(name);
+    return it == values.end() ? nullptr : &it->second.front();
+  }
+  bool has(std::string_view name) const { return values.contains(name) || flags.contains(name); }
+};
+
+// Fills `args` from the typed arguments; returns a usage error message, or "" when fine.
+using build_function = std::string (*)(const verb_arguments&, json::object& args);
+
+struct verb_spec {
+  std::string_view name;
+  std::string_view id_name;  // what the positional ID names; "" when the verb takes none
+  std::vector<option_spec> options;
+  std::string_view synopsis;
+  std::string_view description;
+  build_function build;
+};
+
+constexpr std::int64_t max_id = (std::int64_t{1} << 53) - 1;  // exact in any JSON reader
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string did_you_mean(std::string_view word, const std::vector<std::string_view>& candidates) {
+  std::string_view best;
+  std::size_t best_distance = std::max<std::size_t>(2, word.size() / 3) + 1;
+  for (auto c : candidates) {
+    const std::size_t d = edit_distance(word, c);
+    if (d < best_distance) {
+      best_distance = d;
+      best = c;
+    }
+  }
+  return best.empty() ? std::string() : "; did you mean '" + std::string(best) + "'?";
+}
+
+std::string quote(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
+
+// "missing --a", "missing --a and --b", "missing --a, --b and --c"; "" when none is missing.
+std::string missing(const verb_arguments& a, std::initializer_list<std::string_view> required) {
+  std::vector<std::string_view> absent;
+  for (auto name : required) {
+    if (!a.has(name)) absent.push_back(name);
+  }
+  if (absent.empty()) return {};
+  std::string message = "missing ";
+  for (std::size_t i = 0; i < absent.size(); ++i) {
+    if (i > 0) message += i + 1 == absent.size() ? " and " : ", ";
+    message += absent[i];
+  }
+  return message;
+}
+
+void copy_value(const verb_arguments& a, std::string_view flag, std::string_view key,
+                json::object& out) {
+  if (const std::string* v = a.value(flag)) out[key] = *v;
+}
+
+std::string take_id(const verb_arguments& a, std::string_view what, json::object& out) {
+  if (a.positionals.empty()) return "missing the " + std::string(what);
+  const std::string& text = a.positionals.front();
+  std::int64_t id = 0;
+  const bool digits =
+      !text.empty() && text.size() <= 16 &&
+      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (digits) {
+    for (char c : text) id = id * 10 + (c - '0');
+  }
+  if (!digits || id < 1 || id > max_id) {
+    return "the " + std::string(what) + " must be a whole number such as 7, not " + quote(text);
+  }
+  out["id"] = id;
+  return {};
+}
+
+std::string check_scope(const verb_arguments& a) {
+  const std::string* scope = a.value("--scope");
+  if (scope && *scope != "url" && *scope != "prefix" && *scope != "domain") {
+    return "--scope must be url, prefix or domain, not " + quote(*scope);
+  }
+  return {};
+}
+
+std::string check_local_time(const verb_arguments& a, std::string_view flag) {
+  const std::string* t = a.value(flag);
+  if (t && !is_local_time(*t)) {
+    return std::string(flag) +
+           " takes a school-local time \"YYYY-MM-DD HH:MM\" such as \"2026-11-23 15:30\", not " +
+           quote(*t);
+  }
+  return {};
+}
+
+// Each --role value may itself be a comma list: --role pupils --role staff,office.
+std::string collect_roles(const verb_arguments& a, json::array& roles) {
+  auto it = a.values.find("--role");
+  if (it == a.values.end()) return {};
+  for (const std::string& value : it->second) {
+    std::size_t start = 0;
+    while (start <= value.size()) {
+      std::size_t comma = value.find(',', start);
+      if (comma == std::string::npos) comma = value.size();
+      std::string_view role(value.data() + start, comma - start);
+      while (!role.empty() && role.front() == ' ') role.remove_prefix(1);
+      while (!role.empty() && role.back() == ' ') role.remove_suffix(1);
+      if (role.empty()) return "--role " + quote(value) + " has an empty role name";
+      roles.emplace_back(role);
+      start = comma + 1;
+    }
+  }
+  return {};
+}
+
+std::string build_request(const verb_arguments& a, json::object& out) {
+  if (auto m = missing(a, {"--url", "--requester", "--reason"}); !m.empty()) return m;
+  json::array roles;
+  if (auto e = collect_roles(a, roles); !e.empty()) return e;
+  const int who = (roles.empty() ? 0 : 1) + (a.has("--user") ? 1 : 0) + (a.has("--client") ? 1 : 0);
+  if (who == 0) return "say who the exception is for: --role ROLE, --user NAME or --client CIDR";
+  if (who > 1) return "give only one of --role, --user and --client";
+  copy_value(a, "--url", "url", out);
+  if (!roles.empty()) out["roles"] = std::move(roles);
+  copy_value(a, "--user", "user", out);
+  copy_value(a, "--client", "client", out);
+  copy_value(a, "--requester", "requester", out);
+  copy_value(a, "--reason", "reason", out);
+  copy_value(a, "--site-content", "site_content", out);
+  copy_value(a, "--risks", "risks", out);
+  copy_value(a, "--control-measures", "control_measures", out);
+  return {};
+}
+
+std::string build_approve(const verb_arguments& a, json::object& out) {
+  if (auto e = take_id(a, "request ID", out); !e.empty()) return e;
+  const std::string* duration = a.value("--for");
+  const std::string* until = a.value("--until");
+  if (!duration && !until) {
+    return "say how long: --for DURATION (30s, 45m, 2h, 1d) or --until \"YYYY-MM-DD HH:MM\"";
+  }
+  if (duration && until) return "give --for or --until, not both";
+  if (duration && !is_duration(*duration)) {
+    return quote(*duration) +
+           " is not a duration: use a whole number and a unit, such as 30s, 45m, 2h or 1d";
+  }
+  if (auto e = check_local_time(a, "--until"); !e.empty()) return e;
+  if (auto e = check_scope(a); !e.empty()) return e;
+  copy_value(a, "--for", "for", out);
+  copy_value(a, "--until", "until", out);
+  copy_value(a, "--scope", "scope", out);
+  copy_value(a, "--reason", "reason", out);
+  return {};
+}
+
+// deny, revoke (build_decision) and unblock: an ID and a required reason.
+std::string build_id_and_reason(const verb_arguments& a, json::object& out, std::string_view what) {
+  if (auto e = take_id(a, what, out); !e.empty()) return e;
+  if (auto m = missing(a, {"--reason"}); !m.empty()) return m;
+  copy_value(a, "--reason", "reason", out);
+  return {};
+}
+
+std::string build_decision(const verb_arguments& a, json::object& out) {
+  return build_id_and_reason(a, out, "request ID");
+}
+
+std::string build_unblock(const verb_arguments& a, json::object& out) {
+  return build_id_and_reason(a, out, "block entry ID");
+}
+
+std::string build_list(const verb_arguments& a, json::object& out) {
+  std::string_view filter = "pending";
+  int given = 0;
+  for (std::string_view f : {"pending", "active", "expired", "all"}) {
+    if (a.flags.contains("--" + std::string(f))) {
+      filter = f;
+      ++given;
+    }
+  }
+  if (given > 1) return "give only one of --pending, --active, --expired and --all";
+  out["filter"] = filter;
+  return {};
+}
+
+std::string build_show(const verb_arguments& a, json::object& out) {
+  return take_id(a, "request ID", out);
+}
+
+std::string build_report(const verb_arguments& a, json::object& out) {
+  if (auto m = missing(a, {"--url", "--nature", "--reporter"}); !m.empty()) return m;
+  copy_value(a, "--url", "url", out);
+  copy_value(a, "--nature", "nature", out);
+  copy_value(a, "--reporter", "reporter", out);
+  copy_value(a, "--individual", "individual", out);
+  out["block"] = a.flags.contains("--block");
+  return {};
+}
+
+std::string build_nothing(const verb_arguments&, json::object&) {
+  return {};
+}
+
+std::string build_block(const verb_arguments& a, json::object& out) {
+  if (auto m = missing(a, {"--url", "--reason"}); !m.empty()) return m;
+  if (auto e = check_scope(a); !e.empty()) return e;
+  copy_value(a, "--url", "url", out);
+  copy_value(a, "--scope", "scope", out);
+  copy_value(a, "--reason", "reason", out);
+  return {};
+}
+
+std::string build_audit(const verb_arguments& a, json::object& out) {
+  if (auto e = check_local_time(a, "--since"); !e.empty()) return e;
+  copy_value(a, "--since", "since", out);
+  return {};
+}
+
+using k = option_kind;
+
+const std::vector<verb_spec>& verbs() {
+  static const std::vector<verb_spec> table = {
+      {"request",
+       "",
+       {{"--url", k::value},
+        {"--role", k::repeated},
+        {"--user", k::value},
+        {"--client", k::value},
+        {"--requester", k::value},
+        {"--reason", k::value},
+        {"--site-content", k::value},
+        {"--risks", k::value},
+        {"--control-measures", k::value}},
+       "hallpassctl request --url URL (--role ROLE ... | --user NAME | --client CIDR)\n"
+       "                   --requester NAME --reason TEXT [--site-content TEXT] [--risks TEXT]\n"
+       "                   [--control-measures TEXT]",
+       "File a blocked content access request from the paper or block-page form (000 7.5 and\n"
+       "appendix; 002): the full URL, who the exception would be for (one or more roles, one\n"
+       "user, or one client address or network), the member of staff asking (--requester) and\n"
+       "the reasons for access (--reason). --site-content, --risks and --control-measures carry\n"
+       "the form's other fields. --role may be repeated or take a comma list (pupils,staff).\n"
+       "The request then waits for the headteacher. Prints the new request's id.\n"
+       "Allowed for: technician, headteacher.",
+       build_request},
+      {"approve",
+       "request ID",
+       {{"--for", k::value}, {"--until", k::value}, {"--scope", k::value}, {"--reason", k::value}},
+       "hallpassctl approve ID (--for DURATION | --until \"YYYY-MM-DD HH:MM\")\n"
+       "                   [--scope url|prefix|domain] [--reason TEXT]",
+       "Approve a pending request. The exception starts at once and ends by itself after --for\n"
+       "(30s, 45m, 2h, 1d) or at --until (school-local time): the block comes back with nobody\n"
+       "acting. --scope says what it opens: the whole domain, every URL under the request's URL\n"
+       "(prefix) or that one URL; the default is domain when the URL's path is /, else prefix.\n"
+       "A locked category is never opened.\n"
+       "Allowed for: headteacher.",
+       build_approve},
+      {"deny",
+       "request ID",
+       {{"--reason", k::value}},
+       "hallpassctl deny ID --reason TEXT",
+       "Refuse a pending request, with the reason recorded on the form.\n"
+       "Allowed for: headteacher.",
+       build_decision},
+      {"revoke",
+       "request ID",
+       {{"--reason", k::value}},
+       "hallpassctl revoke ID --reason TEXT",
+       "End an approved exception now, before its end time. The block is back at once.\n"
+       "Allowed for: headteacher.",
+       build_decision},
+      {"list",
+       "",
+       {{"--pending", k::flag}, {"--active", k::flag}, {"--expired", k::flag}, {"--all", k::flag}},
+       "hallpassctl list [--pending | --active | --expired | --all]",
+       "List access requests: waiting for a decision (--pending, the default), approved and\n"
+       "running now (--active), whose exception has ended (--expired), or every request (--all).\n"
+       "Allowed for: technician, headteacher, dsl.",
+       build_list},
+      {"show",
+       "request ID",
+       {},
+       "hallpassctl show ID",
+       "Every field of one request: the form, who filed it, the decision and the exception.\n"
+       "Allowed for: technician, headteacher, dsl.",
+       build_show},
+      {"report",
+       "",
+       {{"--url", k::value},
+        {"--nature", k::value},
+        {"--reporter", k::value},
+        {"--individual", k::value},
+        {"--block", k::flag}},
+       "hallpassctl report --url URL --nature TEXT --reporter NAME [--individual NAME] [--block]",
+       "File an inappropriate content report (000 7.3 and appendix): the URL, the nature of the\n"
+       "content, who reported it, and the individual concerned if known. --block also blocks\n"
+       "the page for everyone at once (a local block entry, shown in the answer).\n"
+       "Allowed for: technician, headteacher.",
+       build_report},
+      {"reports",
+       "",
+       {},
+       "hallpassctl reports",
+       "List inappropriate content reports and the action taken.\n"
+       "Allowed for: technician, headteacher, dsl.",
+       build_nothing},
+      {"block",
+       "",
+       {{"--url", k::value}, {"--scope", k::value}, {"--reason", k::value}},
+       "hallpassctl block --url URL [--scope url|prefix|domain] --reason TEXT",
+       "Add a local block entry for everyone: the URL's domain (the default), every URL under\n"
+       "it (prefix) or that one URL. Prints the entry's id, for unblock.\n"
+       "Allowed for: technician, headteacher.",
+       build_block},
+      {"unblock",
+       "block entry ID",
+       {{"--reason", k::value}},
+       "hallpassctl unblock ID --reason TEXT",
+       "Remove a local block entry (the ID printed by block or report --block).\n"
+       "Allowed for: technician, headteacher.",
+       build_unblock},
+      {"audit",
+       "",
+       {{"--since", k::value}},
+       "hallpassctl audit [--since \"YYYY-MM-DD HH:MM\"]",
+       "The audit log: every change and every refusal, with the OS user, the admin role, the\n"
+       "object, the outcome and the reason. --since is school-local time.\n"
+       "Allowed for: technician, headteacher, dsl.",
+       build_audit},
+      {"reload",
+       "",
+       {},
+       "hallpassctl reload",
+       "Reload the policy file: validated aside and swapped in atomically; on any error the\n"
+       "running policy stays and every error is printed.\n"
+       "Allowed for: technician, headteacher.",
+       build_nothing},
+      {"status",
+       "",
+       {},
+       "hallpassctl status",
+       "The daemon's version, policy generation, uptime, active exceptions and pending requests.\n"
+       "Allowed for: technician, headteacher, dsl.",
+       build_nothing},
+  };
+  return table;
+}
+
+const verb_spec* find_verb(std::string_view name) {
+  for (const auto& v : verbs()) {
+    if (v.name == name) return &v;
+  }
+  return nullptr;
+}
+
+const option_spec* find_option(const verb_spec& verb, std::string_view name) {
+  for (const auto& o : verb.options) {
+    if (o.name == name) return &o;
+  }
+  return nullptr;
+}
+
+bool looks_like_option(std::string_view s) {
+  return s.size() >= 2 && s.substr(0, 2) == "--";
+}
+
+bool is_help(std::string_view s) {
+  return s == "--help" || s == "-h";
+}
+
+// The verb the user meant, for --help anywhere on the line: the first word that is not an
+// option or the value of --socket.
+std::string find_verb_word(const std::vector<std::string>& args) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--socket") {
+      ++i;
+    } else if (!args[i].empty() && args[i][0] != '-') {
+      return args[i];
+    }
+  }
+  return {};
+}
+
+constexpr std::string_view general_synopsis = "hallpassctl [--socket PATH] VERB ... [--json]";
+
+}  // namespace
+
+bool is_duration(std::string_view text) {
+  if (text.size() < 2 || text.size() > 10) return false;
+  const char unit = text.back();
+  if (unit != 's' && unit != 'm' && unit != 'h' && unit != 'd') return false;
+  const std::string_view number = text.substr(0, text.size() - 1);
+  if (!std::all_of(number.begin(), number.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return false;
+  return number.find_first_not_of('0') != std::string_view::npos;  // above zero
+}
+
+bool is_local_time(std::string_view t) {
+  // YYYY-MM-DD HH:MM
+  if (t.size() != 16 || t[4] != '-' || t[7] != '-' || t[10] != ' ' || t[13] != ':') return false;
+  auto number = [&](std::size_t at, std::size_t len, int& out) {
+    out = 0;
+    for (std::size_t i = at; i < at + len; ++i) {
+      if (t[i] < '0' || t[i] > '9') return false;
+      out = out * 10 + (t[i] - '0');
+    }
+    return true;
+  };
+  int year, month, day, hour, minute;
+  if (!number(0, 4, year) || !number(5, 2, month) || !number(8, 2, day) || !number(11, 2, hour) ||
+      !number(14, 2, minute)) {
+    return false;
+  }
+  if (year < 1970 || month < 1 || month > 12 || hour > 23 || minute > 59) return false;
+  static constexpr int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  const int last = days[month - 1] + (month == 2 && leap ? 1 : 0);
+  return day >= 1 && day <= last;
+}
+
+parse_result parse_command_line(const std::vector<std::string>& args) {
+  // --help anywhere wins, so "approve 7 --for 90 --help" shows the help rather than an error.
+  const std::string verb_word = find_verb_word(args);
+  if (verb_word == "help") {
+    for (std::size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == "help") return help_request{find_verb(args[i + 1]) ? args[i + 1] : ""};
+    }
+    return help_request{};
+  }
+  if (std::any_of(args.begin(), args.end(), [](const std::string& a) { return is_help(a); })) {
+    return help_request{find_verb(verb_word) ? verb_word : ""};
+  }
+
+  command cmd;
+  const verb_spec* verb = nullptr;
+  verb_arguments typed;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string name = args[i];
+    std::optional<std::string> inline_value;  // --name=value
+    if (looks_like_option(name)) {
+      if (auto eq = name.find('='); eq != std::string::npos) {
+        inline_value = name.substr(eq + 1);
+        name.resize(eq);
+      }
+    }
+    const std::string verb_name = verb ? std::string(verb->name) : std::string();
+    auto take_value = [&]() -> std::optional<std::string> {
+      if (inline_value) return inline_value;
+      if (i + 1 < args.size() && !looks_like_option(args[i + 1])) return args[++i];
+      return std::nullopt;
+    };
+
+    if (name == "--version") return version_request{};
+    if (name == "--json") {
+      if (inline_value) return usage_error{verb_name, "--json takes no value"};
+      cmd.json_output = true;
+      continue;
+    }
+    if (name == "--socket") {
+      auto v = take_value();
+      if (!v || v->empty()) return usage_error{verb_name, "--socket needs a path"};
+      cmd.socket_path = *v;
+      continue;
+    }
+
+    if (!verb) {
+      if (!name.empty() && name[0] == '-') {
+        return usage_error{"",
+                           "unknown option " + quote(name) +
+                               did_you_mean(name, {"--socket", "--json", "--help", "--version"})};
+      }
+      verb = find_verb(name);
+      if (!verb) {
+        std::vector<std::string_view> names;
+        for (const auto& v : verbs()) names.push_back(v.name);
+        return usage_error{"", "unknown verb " + quote(name) + did_you_mean(name, names)};
+      }
+      continue;
+    }
+
+    if (name.size() > 1 && name[0] == '-') {
+      const option_spec* option = find_option(*verb, name);
+      if (!option) {
+        std::vector<std::string_view> names{"--socket", "--json", "--help"};
+        for (const auto& o : verb->options) names.push_back(o.name);
+        return usage_error{verb_name, "unknown option " + quote(name) + " for " + verb_name +
+                                          did_you_mean(name, names)};
+      }
+      if (option->kind == option_kind::flag) {
+        if (inline_value) return usage_error{verb_name, name + " takes no value"};
+        typed.flags.insert(name);
+        continue;
+      }
+      auto v = take_value();
+      if (!v) return usage_error{verb_name, name + " needs a value"};
+      if (v->empty()) return usage_error{verb_name, name + " must not be empty"};
+      auto& slot = typed.values[name];
+      if (!slot.empty() && option->kind == option_kind::value) {
+        return usage_error{verb_name, name + " given twice"};
+      }
+      slot.push_back(std::move(*v));
+      continue;
+    }
+
+    typed.positionals.push_back(args[i]);
+  }
+
+  if (!verb) return usage_error{"", "missing the verb"};
+  const std::string verb_name(verb->name);
+  const std::size_t allowed_positionals = verb->id_name.empty() ? 0 : 1;
+  if (typed.positionals.size() > allowed_positionals) {
+    return usage_error{verb_name,
+                       "unexpected argument " + quote(typed.positionals[allowed_positionals])};
+  }
+  json::object out;
+  if (std::string e = verb->build(typed, out); !e.empty())
+    return usage_error{verb_name, std::move(e)};
+  cmd.verb = verb_name;
+  cmd.args = std::move(out);
+  return cmd;
+}
+
+std::string general_usage() {
+  return R"(hallpassctl - the admin client of the hallpass web filter
+
+usage: hallpassctl [--socket PATH] VERB ... [--json]
+
+Access requests (the blocked content access request form):      who may
+  request   file a request for a blocked page                    technician, headteacher
+  approve   approve a request for a time; it ends by itself      headteacher
+  deny      refuse a request                                     headteacher
+  revoke    end an approved exception now                        headteacher
+  list      requests: --pending (default), --active, --expired   any admin role
+  show      every field of one request                           any admin role
+Inappropriate content reports and local blocks:
+  report    file a report; --block blocks the page for everyone  technician, headteacher
+  reports   list the reports                                     any admin role
+  block     add a local block entry                              technician, headteacher
+  unblock   remove a local block entry                           technician, headteacher
+The daemon:
+  audit     who changed what, and every refusal                  any admin role
+  reload    reload the policy; on any error the old one stays    technician, headteacher
+  status    generation, uptime, exceptions, pending requests     any admin role
+
+Options:
+  --socket PATH   the admin socket (default: $HALLPASS_SOCKET, else /run/hallpass/admin.socket)
+  --json          print the answer's data as one JSON object, for scripts
+  --help          this text; 'hallpassctl VERB --help' for one verb
+  --version
+
+Times are school-local "YYYY-MM-DD HH:MM"; durations are 30s, 45m, 2h, 1d.
+Environment: HALLPASS_SOCKET; HALLPASSCTL_TIMEOUT (seconds to wait for the daemon, default 30).
+Exit codes: 0 done, 1 the daemon refused or failed, 2 bad usage, 3 cannot connect.
+)";
+}
+
+std::string verb_usage(std::string_view name) {
+  const verb_spec* verb = find_verb(name);
+  if (!verb) return {};
+  return "usage: " + std::string(verb->synopsis) + "\n\n" + std::string(verb->description) +
+         "\n\nEvery verb also takes --socket PATH (default: $HALLPASS_SOCKET, else\n"
+         "/run/hallpass/admin.socket) and --json (the answer's data as one JSON object).\n";
+}
+
+std::string usage_hint(const usage_error& error) {
+  if (const verb_spec* verb = find_verb(error.verb)) {
+    return "usage: " + std::string(verb->synopsis) + "\ntry 'hallpassctl " + error.verb +
+           " --help' for more\n";
+  }
+  std::string names;
+  for (const auto& v : verbs()) names += " " + std::string(v.name);
+  return "usage: " + std::string(general_synopsis) + "\nverbs:" + names +
+         "\ntry 'hallpassctl --help' for more\n";
+}
+
+}  // namespace hallpass::ctl

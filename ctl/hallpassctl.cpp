@@ -1,0 +1,172 @@
+// hallpassctl: the admin client of the hallpass daemon. It turns the command line into one
+// request on the admin socket (docs/admin-protocol.md), waits for the answer with a deadline,
+// and prints it for a person or, with --json, for a script.
+// Exit codes: 0 done, 1 the daemon refused or failed, 2 bad usage, 3 cannot connect.
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "ctl/admin_connection.hpp"
+#include "ctl/command_line.hpp"
+#include "ctl/human_output.hpp"
+#include "ctl/text_table.hpp"
+
+namespace {
+
+namespace json = boost::json;
+using namespace hallpass::ctl;
+
+constexpr int exit_ok = 0;
+constexpr int exit_refused = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_cannot_connect = 3;
+
+constexpr std::string_view default_socket = "/run/hallpass/admin.socket";
+constexpr std::size_t max_request_line = 64 * 1024;  // the daemon's limit (docs/admin-protocol.md)
+constexpr std::size_t max_answer_bytes = 16 * 1024 * 1024;  // audit and list answers can be large
+constexpr std::chrono::milliseconds default_timeout{30'000};
+
+std::string socket_path(const command& cmd) {
+  if (!cmd.socket_path.empty()) return cmd.socket_path;
+  if (const char* env = std::getenv("HALLPASS_SOCKET"); env && *env) return env;
+  return std::string(default_socket);
+}
+
+// HALLPASSCTL_TIMEOUT in seconds (fractions allowed); false when it is set but not a number.
+bool read_timeout(std::chrono::milliseconds& timeout) {
+  timeout = default_timeout;
+  const char* env = std::getenv("HALLPASSCTL_TIMEOUT");
+  if (!env || !*env) return true;
+  char* end = nullptr;
+  const double seconds = std::strtod(env, &end);
+  if (*end != '\0' || !std::isfinite(seconds) || seconds <= 0 || seconds > 86400) return false;
+  timeout = std::chrono::milliseconds(static_cast<long long>(std::ceil(seconds * 1000)));
+  return true;
+}
+
+// A daemon error may run over several lines (reload lists every policy error): the code goes
+// on the first line, the rest follow as they are.
+void print_refusal(const json::object& answer) {
+  std::string error;
+  if (auto it = answer.find("error"); it != answer.end() && it->value().is_string()) {
+    error = std::string(it->value().get_string());
+  }
+  if (error.empty()) error = "the daemon refused the request without saying why";
+  std::string code;
+  if (auto it = answer.find("code"); it != answer.end() && it->value().is_string()) {
+    code = std::string(it->value().get_string());
+  }
+  const std::size_t newline = error.find('\n');
+  std::cerr << "hallpassctl: " << printable(error.substr(0, newline));
+  if (!code.empty()) std::cerr << " (" << printable(code) << ")";
+  std::cerr << "\n";
+  std::size_t start = newline;
+  while (start != std::string::npos) {
+    const std::size_t end = error.find('\n', start + 1);
+    std::cerr << printable(
+                     error.substr(start + 1, end == std::string::npos ? end : end - start - 1))
+              << "\n";
+    start = end;
+  }
+  if (auto it = answer.find("errors"); it != answer.end() && it->value().is_array()) {
+    for (const auto& e : it->value().get_array()) {
+      std::cerr << "  "
+                << printable(e.is_string() ? std::string(e.get_string()) : json::serialize(e))
+                << "\n";
+    }
+  }
+}
+
+int run(const command& cmd) {
+  std::chrono::milliseconds timeout;
+  if (!read_timeout(timeout)) {
+    std::cerr << "hallpassctl: HALLPASSCTL_TIMEOUT must be a number of seconds such as 30\n";
+    return exit_usage;
+  }
+  const std::string line = json::serialize(json::object{{"verb", cmd.verb}, {"args", cmd.args}});
+  if (line.size() + 1 > max_request_line) {
+    std::cerr << "hallpassctl " << cmd.verb << ": the request is " << line.size()
+              << " bytes, over the admin socket's 64 KiB line limit; shorten the longest text\n";
+    return exit_usage;
+  }
+
+  const std::string path = socket_path(cmd);
+  auto opened = admin_connection::open(path, timeout);
+  if (auto* e = std::get_if<transport_error>(&opened)) {
+    std::cerr << "hallpassctl: " << e->message << "\n";
+    return exit_cannot_connect;
+  }
+  auto& connection = std::get<admin_connection>(opened);
+  auto exchanged = connection.exchange(line, timeout, max_answer_bytes);
+  if (auto* e = std::get_if<transport_error>(&exchanged)) {
+    std::cerr << "hallpassctl: " << e->message << "\n";
+    return exit_refused;
+  }
+  const std::string& answer_text = std::get<std::string>(exchanged);
+
+  boost::system::error_code ec;
+  json::value answer = json::parse(answer_text, ec);
+  const json::object* object = ec ? nullptr : answer.if_object();
+  const json::value* ok = nullptr;
+  if (object) {
+    if (auto it = object->find("ok"); it != object->end() && it->value().is_bool())
+      ok = &it->value();
+  }
+  if (!ok) {
+    std::cerr << "hallpassctl: the daemon's answer is not a protocol response: "
+              << printable(answer_text.substr(0, 200)) << (answer_text.size() > 200 ? "..." : "")
+              << "\n";
+    return exit_refused;
+  }
+  if (!ok->get_bool()) {
+    print_refusal(*object);
+    return exit_refused;
+  }
+
+  static const json::object no_data;
+  const json::object* data = &no_data;
+  if (auto it = object->find("data"); it != object->end() && it->value().is_object()) {
+    data = &it->value().get_object();
+  }
+  if (cmd.json_output) {
+    std::cout << json::serialize(*data) << "\n";
+  } else {
+    std::cout << render_human(cmd, *data);
+  }
+  std::cout.flush();
+  return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << general_usage();
+    return exit_usage;
+  }
+  const parse_result parsed = parse_command_line(args);
+  if (const auto* help = std::get_if<help_request>(&parsed)) {
+    std::cout << (help->verb.empty() ? general_usage() : verb_usage(help->verb));
+    return exit_ok;
+  }
+  if (std::holds_alternative<version_request>(parsed)) {
+    std::cout << "hallpassctl " << HALLPASS_VERSION << "\n";
+    return exit_ok;
+  }
+  if (const auto* error = std::get_if<usage_error>(&parsed)) {
+    std::cerr << "hallpassctl" << (error->verb.empty() ? "" : " " + error->verb) << ": "
+              << printable(error->message) << "\n"
+              << usage_hint(*error);
+    return exit_usage;
+  }
+  return run(std::get<command>(parsed));
+}

@@ -1,0 +1,358 @@
+#include "ctl/human_output.hpp"
+
+#include <initializer_list>
+#include <set>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "ctl/text_table.hpp"
+
+namespace hallpass::ctl {
+namespace {
+
+namespace json = boost::json;
+
+const json::value* find(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  return it == o.end() ? nullptr : &it->value();
+}
+
+const json::object* find_object(const json::object& o, std::string_view key) {
+  const json::value* v = find(o, key);
+  return v ? v->if_object() : nullptr;
+}
+
+// Any value as text: strings as they are, numbers and booleans as written, null and absent
+// as "", arrays of strings joined with ", ", anything else as compact JSON.
+std::string text(const json::value* v) {
+  if (!v || v->is_null()) return {};
+  if (const auto* s = v->if_string()) return std::string(*s);
+  if (const auto* a = v->if_array()) {
+    std::string out;
+    for (const auto& item : *a) {
+      if (!out.empty()) out += ", ";
+      out += item.is_string() ? std::string(item.get_string()) : json::serialize(item);
+    }
+    return out;
+  }
+  return json::serialize(*v);
+}
+
+std::string text(const json::object& o, std::string_view key) {
+  return text(find(o, key));
+}
+
+// The first of `keys` that is present and not empty.
+std::string first_of(const json::object& o, std::initializer_list<std::string_view> keys) {
+  for (auto key : keys) {
+    if (std::string t = text(o, key); !t.empty()) return t;
+  }
+  return {};
+}
+
+// Who an exception is for: "pupils, staff", "user jsmith", "client 10.10.4.0/24".
+std::string who(const json::object& request) {
+  const json::object* scope = find_object(request, "scope");
+  if (!scope) return {};
+  if (std::string roles = text(*scope, "roles"); !roles.empty()) return roles;
+  if (std::string user = text(*scope, "user"); !user.empty()) return "user " + user;
+  if (std::string client = text(*scope, "client"); !client.empty()) return "client " + client;
+  return {};
+}
+
+// "www.facebook.com (domain)", or "" when there is no exception.
+std::string opened(const json::object& exception) {
+  std::string value = text(exception, "value");
+  if (std::string kind = text(exception, "kind"); !kind.empty()) value += " (" + kind + ")";
+  return value;
+}
+
+std::string or_dash(std::string s) {
+  return s.empty() ? "-" : std::move(s);
+}
+
+// Lines of "Label:  value", values aligned; multi-line values continue under the value.
+class labelled_lines {
+ public:
+  void add(std::string label, std::string value) {
+    lines_.emplace_back(std::move(label), std::move(value));
+  }
+
+  std::string render() const {
+    std::size_t width = 0;
+    for (const auto& [label, value] : lines_) width = std::max(width, display_width(label) + 1);
+    std::string out;
+    for (const auto& [label, value] : lines_) {
+      std::string head = printable(label) + ":";
+      head.append(width - display_width(label) - 1 + 2, ' ');
+      std::string shown = value.empty() ? "-" : value;
+      std::size_t start = 0;
+      bool first = true;
+      for (;;) {
+        const std::size_t end = shown.find('\n', start);
+        const std::string_view piece = std::string_view(shown).substr(
+            start, end == std::string::npos ? std::string::npos : end - start);
+        out += (first ? head : std::string(width + 2, ' ')) + printable(piece) + "\n";
+        first = false;
+        if (end == std::string::npos) break;
+        start = end + 1;
+      }
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> lines_;
+};
+
+// Fields the daemon sends that this client does not know yet are still shown.
+void add_unknown_fields(labelled_lines& lines, const json::object& o,
+                        std::initializer_list<std::string_view> known,
+                        std::string_view prefix = {}) {
+  const std::set<std::string_view> names(known);
+  for (const auto& field : o) {
+    if (!names.contains(field.key())) {
+      lines.add(std::string(prefix) + std::string(field.key()), text(&field.value()));
+    }
+  }
+}
+
+std::string render_request_filed(const json::object& data) {
+  const std::string id = text(data, "id");
+  const std::string status = text(data, "status");
+  if (status == "pending" || status.empty()) {
+    return printable("request " + id + " filed: pending approval by the headteacher") + "\n";
+  }
+  return printable("request " + id + " filed: " + status) + "\n";
+}
+
+std::string render_decision(std::string_view verb, const json::object& request) {
+  const std::string id = text(request, "id");
+  const std::string for_whom = who(request);
+  const json::object* exception = find_object(request, "exception");
+  std::string line;
+  if (verb == "approve") {
+    line =
+        "approved request " + id + ": " + (exception ? opened(*exception) : text(request, "url"));
+    if (!for_whom.empty()) line += " for " + for_whom;
+    if (exception) {
+      if (std::string until = text(*exception, "until"); !until.empty()) line += " until " + until;
+    }
+  } else if (verb == "deny") {
+    line = "denied request " + id + ": " + text(request, "url");
+    if (!for_whom.empty()) line += " for " + for_whom;
+  } else {
+    line = "revoked request " + id + ": " +
+           (exception ? opened(*exception) : text(request, "url")) + " is blocked again";
+    if (!for_whom.empty()) line += " for " + for_whom;
+  }
+  return printable(line) + "\n";
+}
+
+std::string render_list(const json::object& data, const json::object& args) {
+  const json::value* requests = find(data, "requests");
+  const json::array* rows = requests ? requests->if_array() : nullptr;
+  if (!rows || rows->empty()) {
+    const std::string filter = text(args, "filter");
+    return filter == "all" || filter.empty() ? "no requests\n" : "no " + filter + " requests\n";
+  }
+  text_table table({"ID", "STATUS", "REQUESTER", "URL", "SCOPE", "UNTIL"});
+  table.limit_width(2, 24);
+  table.limit_width(3, 60);
+  for (const auto& row : *rows) {
+    const json::object* r = row.if_object();
+    if (!r) continue;
+    const json::object* exception = find_object(*r, "exception");
+    std::string scope = who(*r);
+    if (exception) {
+      if (std::string kind = text(*exception, "kind"); !kind.empty()) scope += " (" + kind + ")";
+    }
+    table.add_row({text(*r, "id"), text(*r, "status"), text(*r, "requester"), text(*r, "url"),
+                   or_dash(scope), or_dash(exception ? text(*exception, "until") : "")});
+  }
+  return table.render();
+}
+
+std::string render_show(const json::object& r) {
+  labelled_lines lines;
+  lines.add("Request", text(r, "id"));
+  lines.add("Status", text(r, "status"));
+  lines.add("Created", text(r, "created"));
+  lines.add("Requester", text(r, "requester"));
+  lines.add("URL", text(r, "url"));
+  lines.add("Site content", text(r, "site_content"));
+  lines.add("Reasons for access", text(r, "reasons"));
+  lines.add("Identified risks", text(r, "risks"));
+  lines.add("Control measures", text(r, "control_measures"));
+  lines.add("For", who(r));
+  lines.add("Filed by", text(r, "filed_by"));
+  lines.add("Source", text(r, "source"));
+  lines.add("Client", text(r, "client"));
+  if (const json::object* d = find_object(r, "decision")) {
+    if (find(*d, "outcome")) lines.add("Decision", text(*d, "outcome"));
+    lines.add("Decided by", text(*d, "by"));
+    lines.add("Decided at", text(*d, "at"));
+    lines.add("Decision reason", text(*d, "reason"));
+    add_unknown_fields(lines, *d, {"outcome", "by", "at", "reason"}, "Decision ");
+  } else {
+    lines.add("Decision", "none yet");
+  }
+  if (const json::object* e = find_object(r, "exception")) {
+    lines.add("Exception", opened(*e));
+    lines.add("From", text(*e, "from"));
+    lines.add("Until", text(*e, "until"));
+    if (const json::object* revoked = find_object(*e, "revoked")) {
+      lines.add("Revoked by", text(*revoked, "by"));
+      lines.add("Revoked at", text(*revoked, "at"));
+      lines.add("Revoke reason", text(*revoked, "reason"));
+    }
+    add_unknown_fields(lines, *e, {"kind", "value", "from", "until", "revoked"}, "Exception ");
+  } else {
+    lines.add("Exception", "none");
+  }
+  add_unknown_fields(
+      lines, r,
+      {"id", "status", "created", "requester", "url", "site_content", "reasons", "risks",
+       "control_measures", "scope", "filed_by", "source", "client", "decision", "exception"});
+  return lines.render();
+}
+
+std::string render_report_filed(const json::object& data) {
+  std::string line = "report " + text(data, "id") + " filed";
+  const json::value* blocked = find(data, "blocked");
+  if (blocked && blocked->is_bool() && blocked->get_bool()) {
+    line += "; the page is blocked for everyone now";
+    if (std::string entry = text(data, "entry"); !entry.empty())
+      line += " (local block entry " + entry + ")";
+  } else {
+    line += "; the page was not blocked";
+  }
+  return printable(line) + "\n";
+}
+
+std::string render_reports(const json::object& data) {
+  const json::value* reports = find(data, "reports");
+  const json::array* rows = reports ? reports->if_array() : nullptr;
+  if (!rows || rows->empty()) return "no reports\n";
+  text_table table({"ID", "DATE", "REPORTER", "INDIVIDUAL", "URL", "NATURE", "ACTION"});
+  table.limit_width(4, 50);
+  table.limit_width(5, 40);
+  for (const auto& row : *rows) {
+    const json::object* r = row.if_object();
+    if (!r) continue;
+    std::string action;
+    if (const json::object* taken = find_object(*r, "action")) {
+      // {"taken": "blocked", "by": "ict.tech", "at": "...", "entry": 12}
+      action = text(*taken, "taken");
+      if (std::string by = text(*taken, "by"); !by.empty()) action += " by " + by;
+      if (std::string entry = text(*taken, "entry"); !entry.empty())
+        action += " (entry " + entry + ")";
+    } else {
+      action = text(*r, "action");
+    }
+    if (action.empty()) {
+      const json::value* blocked = find(*r, "blocked");
+      if (blocked && blocked->is_bool() && blocked->get_bool()) {
+        action = "blocked";
+        if (std::string entry = text(*r, "entry"); !entry.empty())
+          action += " (entry " + entry + ")";
+      }
+    }
+    table.add_row({text(*r, "id"), first_of(*r, {"created", "date", "at"}), text(*r, "reporter"),
+                   or_dash(text(*r, "individual")), first_of(*r, {"url", "urls"}),
+                   text(*r, "nature"), or_dash(action)});
+  }
+  return table.render();
+}
+
+std::string render_audit(const json::object& data, const json::object& args) {
+  const json::value* entries = find(data, "entries");
+  const json::array* rows = entries ? entries->if_array() : nullptr;
+  if (!rows || rows->empty()) {
+    const std::string since = text(args, "since");
+    return since.empty() ? "no audit entries\n"
+                         : "no audit entries since " + printable(since) + "\n";
+  }
+  text_table table({"TIME", "OS USER", "ROLE", "ACTION", "OBJECT", "OUTCOME", "REASON"});
+  table.limit_width(4, 40);
+  for (const auto& row : *rows) {
+    const json::object* e = row.if_object();
+    if (!e) continue;
+    table.add_row({text(*e, "at"), text(*e, "os_user"), or_dash(text(*e, "admin_role")),
+                   text(*e, "action"), or_dash(text(*e, "object")), text(*e, "outcome"),
+                   text(*e, "reason")});
+  }
+  return table.render();
+}
+
+std::string render_status(const json::object& data) {
+  labelled_lines lines;
+  lines.add("Version", text(data, "version"));
+  lines.add("Policy generation", text(data, "generation"));
+  const json::value* uptime = find(data, "uptime_seconds");
+  if (uptime && uptime->is_int64()) {
+    lines.add("Uptime", duration_text(uptime->get_int64()));
+  } else if (uptime && uptime->is_uint64()) {
+    lines.add("Uptime", duration_text(static_cast<long long>(uptime->get_uint64())));
+  } else {
+    lines.add("Uptime", text(uptime));
+  }
+  lines.add("Active exceptions", text(data, "active_exceptions"));
+  lines.add("Pending requests", text(data, "pending_requests"));
+  add_unknown_fields(
+      lines, data,
+      {"version", "generation", "uptime_seconds", "active_exceptions", "pending_requests"});
+  return lines.render();
+}
+
+}  // namespace
+
+std::string duration_text(long long seconds) {
+  if (seconds < 0) seconds = 0;
+  const long long days = seconds / 86400, hours = seconds / 3600 % 24, minutes = seconds / 60 % 60,
+                  secs = seconds % 60;
+  std::string out;
+  auto part = [&](long long n, char unit) {
+    if (!out.empty()) out += ' ';
+    out += std::to_string(n) + unit;
+  };
+  if (days) part(days, 'd');
+  if (days || hours) part(hours, 'h');
+  if (days || hours || minutes) part(minutes, 'm');
+  part(secs, 's');
+  return out;
+}
+
+std::string render_human(const command& request, const json::object& data) {
+  const std::string& verb = request.verb;
+  if (verb == "request") return render_request_filed(data);
+  if (verb == "approve" || verb == "deny" || verb == "revoke") return render_decision(verb, data);
+  if (verb == "list") return render_list(data, request.args);
+  if (verb == "show") return render_show(data);
+  if (verb == "report") return render_report_filed(data);
+  if (verb == "reports") return render_reports(data);
+  if (verb == "block") {
+    // The daemon may say what it blocked ("value", "kind"); else the request's URL and scope.
+    std::string what = text(data, "value"), kind = text(data, "kind");
+    if (what.empty()) what = text(request.args, "url");
+    if (kind.empty()) kind = text(request.args, "scope");
+    if (kind.empty()) kind = "domain";  // the protocol's default
+    return printable("local block entry " + text(data, "id") + " added: " + what + " (" + kind +
+                     ") is blocked for everyone") +
+           "\n";
+  }
+  if (verb == "unblock") return "local block entry " + printable(text(data, "id")) + " removed\n";
+  if (verb == "audit") return render_audit(data, request.args);
+  if (verb == "reload")
+    return "policy reloaded: generation " + printable(text(data, "generation")) + "\n";
+  if (verb == "status") return render_status(data);
+  labelled_lines lines;  // a verb this renderer does not know: show what came back
+  add_unknown_fields(lines, data, {});
+  return lines.render();
+}
+
+}  // namespace hallpass::ctl

@@ -1,0 +1,125 @@
+#include "proxy/access_request_form.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <stdexcept>
+
+#include "proxy/block_page.hpp"
+
+namespace hallpass {
+
+form_keys::form_keys() {
+  if (RAND_bytes(key_, sizeof key_) != 1) throw std::runtime_error("cannot make a random key for the request form");
+}
+
+std::string form_keys::token(std::string_view client, std::string_view url, std::int64_t issued) const {
+  const std::string msg = std::string(client) + '\n' + std::string(url) + '\n' + std::to_string(issued);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key_, sizeof key_, reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += hex[mac[i] >> 4];
+    out += hex[mac[i] & 15];
+  }
+  return out;
+}
+
+bool form_keys::verify(std::string_view client, std::string_view url, std::int64_t issued, std::string_view t,
+                       std::int64_t now) const {
+  if (issued > now + 60 || now - issued > 3600) return false;
+  const std::string want = token(client, url, issued);
+  return t.size() == want.size() && CRYPTO_memcmp(want.data(), t.data(), want.size()) == 0;
+}
+
+std::string render_request_form(const form_keys& keys, std::string_view client, std::string_view url,
+                                std::string_view role, std::int64_t now) {
+  std::string out;
+  out +=
+      "<style>.rq label{display:block;font-weight:600;margin:.75rem 0 .25rem}"
+      ".rq input[type=text],.rq textarea{width:100%;font:inherit;padding:.45rem;border:1px solid var(--muted);"
+      "border-radius:.25rem;background:var(--card);color:var(--text)}"
+      ".rq textarea{min-height:4.5rem}.rq button{margin-top:1rem;font:inherit;font-weight:600;padding:.55rem 1.1rem;"
+      "border:0;border-radius:.3rem;background:var(--askline);color:#fff;cursor:pointer}"
+      ".rq .hint{font-weight:400;color:var(--muted);font-size:.95rem}</style>\n";
+  out += "<p>Fill in the blocked content access request form. The ICT technician passes it to the headteacher, "
+         "who decides (000 7.5). Your group (";
+  append_html_escaped(out, role);
+  out += ") and your device's address are added for you.</p>\n";
+  out += "<form class=\"rq\" method=\"post\" action=\"http://";
+  out += form_host;
+  out += form_path;
+  out += "\">\n<input type=\"hidden\" name=\"url\" value=\"";
+  append_html_escaped(out, url);
+  out += "\">\n<input type=\"hidden\" name=\"issued\" value=\"" + std::to_string(now) + "\">\n";
+  out += "<input type=\"hidden\" name=\"token\" value=\"" + keys.token(client, url, now) + "\">\n";
+  out +=
+      "<label for=\"rq-requester\">Your name (the person asking)</label>"
+      "<input type=\"text\" id=\"rq-requester\" name=\"requester\" required maxlength=\"200\" autocomplete=\"name\">\n"
+      "<label for=\"rq-content\">What is on the site <span class=\"hint\">(site content)</span></label>"
+      "<textarea id=\"rq-content\" name=\"site_content\" maxlength=\"2000\"></textarea>\n"
+      "<label for=\"rq-reasons\">Why you need it <span class=\"hint\">(reasons for access)</span></label>"
+      "<textarea id=\"rq-reasons\" name=\"reasons\" required maxlength=\"2000\"></textarea>\n"
+      "<label for=\"rq-risks\">Risks you can see <span class=\"hint\">(identified risks)</span></label>"
+      "<textarea id=\"rq-risks\" name=\"risks\" maxlength=\"2000\"></textarea>\n"
+      "<label for=\"rq-control\">How the risks will be managed <span class=\"hint\">(control measures)</span></label>"
+      "<textarea id=\"rq-control\" name=\"control_measures\" maxlength=\"2000\"></textarea>\n"
+      "<button type=\"submit\">Send the request</button>\n</form>";
+  return out;
+}
+
+namespace {
+int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+std::string decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+      out += static_cast<char>(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::map<std::string, std::string> parse_form(std::string_view body) {
+  std::map<std::string, std::string> out;
+  while (!body.empty()) {
+    const auto amp = body.find('&');
+    const std::string_view pair = body.substr(0, amp);
+    body.remove_prefix(amp == std::string_view::npos ? body.size() : amp + 1);
+    if (pair.empty()) continue;
+    const auto eq = pair.find('=');
+    out[decode(pair.substr(0, eq))] = eq == std::string_view::npos ? std::string() : decode(pair.substr(eq + 1));
+  }
+  return out;
+}
+
+bool submission_limiter::allow(const std::string& client, std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (windows_.size() > 10000) windows_.clear();  // bounded memory
+  auto& [start, count] = windows_[client];
+  if (count == 0 || now - start >= window_) {
+    start = now;
+    count = 0;
+  }
+  if (count >= limit_) return false;
+  ++count;
+  return true;
+}
+
+}  // namespace hallpass

@@ -1,0 +1,490 @@
+#include "proxy/admin_server.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <iostream>
+#include <set>
+
+#include "proxy/shared_state.hpp"
+#include "rules/explain.hpp"
+#include "rules/yaml_reader.hpp"
+
+namespace hallpass {
+namespace json = boost::json;
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+constexpr std::size_t max_line = 64 * 1024;
+constexpr std::size_t max_admin_connections = 16;
+
+struct caller {
+  std::string user;
+  std::set<std::string> roles;  // headteacher, technician, dsl
+};
+
+std::optional<caller> identify(int fd, const daemon_config& d, std::string& error) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    error = "cannot read the caller's identity";
+    return std::nullopt;
+  }
+  caller c;
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(cred.uid, &pw, buf.data(), buf.size(), &found) != 0 || !found) {
+    c.user = "uid " + std::to_string(cred.uid);
+  } else {
+    c.user = found->pw_name;
+  }
+  std::set<std::string> groups;
+  if (found) {
+    int n = 64;
+    std::vector<gid_t> gids(static_cast<std::size_t>(n));
+    if (::getgrouplist(found->pw_name, found->pw_gid, gids.data(), &n) < 0) {
+      gids.resize(static_cast<std::size_t>(n));
+      ::getgrouplist(found->pw_name, found->pw_gid, gids.data(), &n);
+    }
+    gids.resize(static_cast<std::size_t>(std::max(n, 0)));
+    for (gid_t g : gids) {
+      group gr{};
+      group* gfound = nullptr;
+      if (::getgrgid_r(g, &gr, buf.data(), buf.size(), &gfound) == 0 && gfound) groups.insert(gfound->gr_name);
+    }
+  }
+  for (const auto& [role, entries] : d.admin.roles) {
+    for (const auto& e : entries) {
+      if ((e.front() == '@' && groups.count(e.substr(1))) || e == c.user) c.roles.insert(role);
+    }
+  }
+  return c;
+}
+
+// Which admin roles may use each verb (docs/admin-protocol.md).
+const std::set<std::string>* allowed_roles(const std::string& verb) {
+  static const std::set<std::string> filing = {"technician", "headteacher"};
+  static const std::set<std::string> deciding = {"headteacher"};
+  static const std::set<std::string> reading = {"technician", "headteacher", "dsl"};
+  static const std::map<std::string, const std::set<std::string>*> table = {
+      {"request", &filing}, {"report", &filing},   {"block", &filing},   {"unblock", &filing},
+      {"reload", &filing},  {"approve", &deciding}, {"deny", &deciding},  {"revoke", &deciding},
+      {"list", &reading},   {"show", &reading},    {"status", &reading}, {"audit", &reading},
+      {"reports", &reading}};
+  auto it = table.find(verb);
+  return it == table.end() ? nullptr : it->second;
+}
+
+std::string response(const store::result& r) {
+  json::object o;
+  o["ok"] = r.ok;
+  if (r.ok) {
+    o["data"] = r.data;
+  } else {
+    o["error"] = r.error;
+    o["code"] = r.code;
+  }
+  return json::serialize(o) + "\n";
+}
+
+// Argument helpers: each returns nullopt and sets *err on a bad or missing value.
+std::optional<std::string> text_arg(const json::object& a, const char* key, bool required, std::string* err) {
+  auto it = a.find(key);
+  if (it == a.end() || it->value().is_null()) {
+    if (required) *err = std::string("'") + key + "' is required";
+    return std::nullopt;
+  }
+  if (!it->value().is_string()) {
+    *err = std::string("'") + key + "' must be text";
+    return std::nullopt;
+  }
+  std::string s(it->value().as_string());
+  if (required && s.empty()) {
+    *err = std::string("'") + key + "' must not be empty";
+    return std::nullopt;
+  }
+  if (s.size() > 8192) {
+    *err = std::string("'") + key + "' is longer than 8192 characters";
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::optional<std::int64_t> id_arg(const json::object& a, std::string* err) {
+  auto it = a.find("id");
+  if (it != a.end()) {
+    if (it->value().is_int64() && it->value().as_int64() > 0) return it->value().as_int64();
+    if (it->value().is_string()) {
+      try {
+        std::size_t pos = 0;
+        const auto v = std::stoll(std::string(it->value().as_string()), &pos);
+        if (pos == it->value().as_string().size() && v > 0) return v;
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  *err = "'id' must be a request number";
+  return std::nullopt;
+}
+
+}  // namespace
+
+admin_server::admin_server(shared_state& state, reload_fn reload) : state_(state), reload_(std::move(reload)) {}
+
+admin_server::~admin_server() { stop(); }
+
+std::string admin_server::start() {
+  const auto cfg = state_.configs.current();
+  const auto& d = cfg->daemon;
+  std::string err;
+  store_ = store::exception_store::open(d.state_dir, cfg->policy->zone, &err);
+  if (!store_) return "cannot open the exception store in " + d.state_dir + ": " + err;
+  publish_index();
+  if (!d.admin.socket.empty()) {
+    socket_path_ = d.admin.socket;
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(socket_path_).parent_path(), ec);
+    // A socket file left by a previous run: remove it only if it is a socket.
+    struct stat st {};
+    if (::lstat(socket_path_.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode)) return "admin.socket " + socket_path_ + " exists and is not a socket";
+      ::unlink(socket_path_.c_str());
+    }
+    const mode_t old = ::umask(0177);  // the socket is born 0600
+    acceptor_ = std::make_unique<net::local::stream_protocol::acceptor>(ioc_);
+    error_code bec;
+    acceptor_->open(net::local::stream_protocol(), bec);
+    if (!bec) acceptor_->bind(net::local::stream_protocol::endpoint(socket_path_), bec);
+    if (!bec) acceptor_->listen(net::socket_base::max_listen_connections, bec);
+    ::umask(old);
+    if (bec) return "cannot listen on admin socket " + socket_path_ + ": " + bec.message();
+    if (!d.admin.socket_group.empty()) {
+      const group* g = ::getgrnam(d.admin.socket_group.c_str());
+      if (!g) return "admin.socket_group '" + d.admin.socket_group + "' is not a group on this system";
+      if (::chown(socket_path_.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0 ||
+          ::chmod(socket_path_.c_str(), 0660) != 0) {
+        return "cannot give admin socket " + socket_path_ + " to group " + d.admin.socket_group + ": " +
+               std::strerror(errno);
+      }
+    }
+    net::co_spawn(ioc_, accept_loop(), net::detached);
+  }
+  net::co_spawn(ioc_, prune_loop(), net::detached);
+  thread_ = std::thread([this] {
+    for (;;) {
+      try {
+        ioc_.run();
+        return;
+      } catch (const std::exception& e) {
+        std::cerr << "hallpass: admin: unexpected error: " << e.what() << "\n";
+      }
+    }
+  });
+  return {};
+}
+
+void admin_server::stop() {
+  if (thread_.joinable()) {
+    net::post(ioc_, [this] {
+      if (acceptor_) {
+        error_code ignored;
+        acceptor_->close(ignored);
+      }
+      ioc_.stop();
+    });
+    thread_.join();
+  }
+  if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
+}
+
+void admin_server::publish_index() {
+  auto [exceptions, entries] = store_->load_active(store::now_seconds());
+  state_.exceptions.store(rules::exception_index::build(std::move(exceptions), std::move(entries)));
+}
+
+net::awaitable<void> admin_server::prune_loop() {
+  // Expired exceptions stop matching by themselves; this only keeps the index small.
+  net::steady_timer t(ioc_);
+  for (;;) {
+    t.expires_after(std::chrono::minutes(10));
+    auto [ec] = co_await t.async_wait(nothrow);
+    if (ec) co_return;
+    publish_index();
+  }
+}
+
+net::awaitable<void> admin_server::accept_loop() {
+  std::size_t* live = new std::size_t(0);
+  std::unique_ptr<std::size_t> owner(live);
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_->async_accept(nothrow);
+    if (ec) co_return;
+    if (*live >= max_admin_connections) continue;
+    ++*live;
+    net::co_spawn(ioc_, [this, s = std::move(socket), live]() mutable -> net::awaitable<void> {
+      co_await serve(std::move(s));
+      --*live;
+    }, net::detached);
+  }
+}
+
+net::awaitable<void> admin_server::serve(net::local::stream_protocol::socket socket) {
+  std::string buffer;
+  net::steady_timer idle(ioc_);
+  for (;;) {
+    // A line at a time, bounded in size and time.
+    auto [ec, n] = co_await net::async_read_until(socket, net::dynamic_buffer(buffer, max_line + 1), '\n', nothrow);
+    if (ec) {
+      if (ec == net::error::not_found || buffer.size() > max_line) {
+        const std::string err = response(store::result::fail("bad_request", "the message is longer than 64 KiB"));
+        co_await net::async_write(socket, net::buffer(err), nothrow);
+      }
+      co_return;
+    }
+    std::string line = buffer.substr(0, n - 1);
+    buffer.erase(0, n);
+    const std::string reply = handle_line(line, socket.native_handle());
+    auto [wec, wn] = co_await net::async_write(socket, net::buffer(reply), nothrow);
+    if (wec) co_return;
+  }
+}
+
+void admin_server::audit_reload(std::string source, bool ok, std::uint64_t generation, std::string errors) {
+  net::post(ioc_, [this, source = std::move(source), ok, generation, errors = std::move(errors)] {
+    if (store_) {
+      store_->audit_event(store::actor{source, "signal"}, "reload", "policy generation " + std::to_string(generation),
+                          errors, ok ? "ok" : "failed");
+    }
+  });
+}
+
+store::result admin_server::file_form(const store::request_form& form) {
+  auto r = store_->file_request(store::actor{"block page", "requester"}, form);
+  return r;
+}
+
+std::string admin_server::handle_line(const std::string& line, int fd) {
+  const auto cfg = state_.configs.current();
+  store_->set_zone(cfg->policy->zone);
+  std::string err;
+  auto who = identify(fd, cfg->daemon, err);
+  if (!who) return response(store::result::fail("forbidden", err));
+
+  boost::system::error_code jec;
+  json::value v = json::parse(line, jec);
+  if (jec || !v.is_object()) return response(store::result::fail("bad_request", "the message is not a JSON object"));
+  auto& o = v.as_object();
+  auto verb_it = o.find("verb");
+  if (verb_it == o.end() || !verb_it->value().is_string())
+    return response(store::result::fail("bad_request", "the message has no 'verb'"));
+  const std::string verb(verb_it->value().as_string());
+  json::object args;
+  if (auto a = o.find("args"); a != o.end()) {
+    if (!a->value().is_object()) return response(store::result::fail("bad_request", "'args' must be an object"));
+    args = a->value().as_object();
+  }
+  const auto* allowed = allowed_roles(verb);
+  if (!allowed) return response(store::result::fail("bad_request", "unknown verb '" + verb + "'"));
+  std::string as_role;
+  for (const auto& r : who->roles) {
+    if (allowed->count(r)) {
+      as_role = r;
+      break;
+    }
+  }
+  if (as_role.empty()) {
+    std::string have;
+    for (const auto& r : who->roles) have += (have.empty() ? "" : ", ") + r;
+    std::string need;
+    for (const auto& r : *allowed) need += (need.empty() ? "" : " or ") + r;
+    const std::string why = "OS user '" + who->user + "' (" + (have.empty() ? "no admin role" : "admin role " + have) +
+                            ") may not " + verb + ": that needs the " + need + " role";
+    std::string object = args.count("id") ? "request " + json::serialize(args["id"]) : verb;
+    store_->audit_refusal(store::actor{who->user, have.empty() ? "none" : have}, verb, object, why);
+    return response(store::result::fail("forbidden", why));
+  }
+  const store::actor actor{who->user, as_role};
+  const auto& policy = *cfg->policy;
+  bool changed = false;
+  store::result r;
+
+  auto bad = [&](const std::string& e) { return response(store::result::fail("bad_request", e)); };
+
+  if (verb == "request") {
+    store::request_form f;
+    auto url = text_arg(args, "url", true, &err);
+    auto requester = text_arg(args, "requester", true, &err);
+    auto reason = text_arg(args, "reason", true, &err);
+    if (!url || !requester || !reason) return bad(err);
+    std::string url_err;
+    if (!rules::make_target(*url, rules::target_kind::url, &url_err)) return bad("'url': " + url_err);
+    f.url = *url;
+    f.requester = *requester;
+    f.reasons = *reason;
+    f.site_content = text_arg(args, "site_content", false, &err).value_or("");
+    f.risks = text_arg(args, "risks", false, &err).value_or("");
+    f.control_measures = text_arg(args, "control_measures", false, &err).value_or("");
+    if (auto it = args.find("roles"); it != args.end() && it->value().is_array()) {
+      for (const auto& role : it->value().as_array()) {
+        if (!role.is_string()) return bad("'roles' must be a list of role names");
+        const std::string name(role.as_string());
+        if (!policy.find_role(name)) {
+          std::vector<std::string> names;
+          for (const auto& pr : policy.roles) names.push_back(pr.name);
+          return bad("the policy has no role '" + name + "'" + rules::yaml_reader::did_you_mean(name, names));
+        }
+        f.roles.push_back(name);
+      }
+    }
+    f.user = text_arg(args, "user", false, &err);
+    f.client = text_arg(args, "client", false, &err);
+    if (f.client) {
+      const auto slash = f.client->find('/');
+      if (!rules::ip_address::parse(f.client->substr(0, slash))) return bad("'client' must be an address or CIDR");
+    }
+    const int scopes = !f.roles.empty() + f.user.has_value() + f.client.has_value();
+    if (scopes != 1) return bad("give exactly one scope: roles, user or client");
+    r = store_->file_request(actor, f);
+    changed = r.ok;
+  } else if (verb == "approve") {
+    auto id = id_arg(args, &err);
+    if (!id) return bad(err);
+    auto url = store_->request_url(*id);
+    if (!url) return response(store::result::fail("not_found", "there is no request " + std::to_string(*id)));
+    const auto now = store::now_seconds();
+    store::seconds_t until;
+    if (auto d = text_arg(args, "for", false, &err)) {
+      auto dur = rules::parse_duration(*d);
+      if (!dur || dur->count() < 1000) return bad("'for' must be a duration like 30s, 45m, 2h or 1d");
+      until = now + std::chrono::ceil<std::chrono::seconds>(*dur);
+    } else if (auto u = text_arg(args, "until", false, &err)) {
+      auto local = rules::parse_local_time(*u);
+      if (!local) return bad("'until' must be a school-local time like \"2026-11-23 15:15\"");
+      until = policy.zone.to_sys(*local);
+      if (until <= now) return bad("'until' is in the past");
+    } else {
+      return bad("give 'for' (a duration) or 'until' (a time)");
+    }
+    auto kind = rules::default_target_kind(*url);
+    if (auto s = text_arg(args, "scope", false, &err)) {
+      auto k = rules::parse_target_kind(*s);
+      if (!k) return bad("'scope' must be url, prefix or domain");
+      kind = *k;
+    }
+    std::string terr;
+    auto target = rules::make_target(*url, kind, &terr);
+    if (!target) return bad("the request's URL cannot be used: " + terr);
+    // A locked category can never be excepted: say so now rather than approve in vain.
+    rules::request_facts f;
+    f.role = policy.roles.front().name;
+    f.method = "GET";
+    f.scheme = "https";
+    f.host = target->host;
+    f.time = now;
+    const auto verdict = rules::decide(policy, f);
+    if (verdict.by == rules::decided_by::locked_category) {
+      const std::string why = "the site is in locked category '" + std::string(verdict.category_name()) +
+                              "' (illegal content): no exception can allow it";
+      store_->audit_refusal(actor, "approve", "request " + std::to_string(*id), why);
+      return response(store::result::fail("forbidden", why));
+    }
+    r = store_->approve(actor, *id, now, until, *target, text_arg(args, "reason", false, &err).value_or(""));
+    changed = r.ok;
+  } else if (verb == "deny" || verb == "revoke") {
+    auto id = id_arg(args, &err);
+    auto reason = text_arg(args, "reason", true, &err);
+    if (!id || !reason) return bad(err);
+    r = verb == "deny" ? store_->deny(actor, *id, *reason) : store_->revoke(actor, *id, *reason);
+    changed = r.ok;
+  } else if (verb == "list") {
+    const std::string filter = text_arg(args, "filter", false, &err).value_or("pending");
+    store::list_filter lf;
+    if (filter == "pending") lf = store::list_filter::pending;
+    else if (filter == "active") lf = store::list_filter::active;
+    else if (filter == "expired") lf = store::list_filter::expired;
+    else if (filter == "all") lf = store::list_filter::all;
+    else return bad("'filter' must be pending, active, expired or all");
+    r = store_->list(lf);
+  } else if (verb == "show") {
+    auto id = id_arg(args, &err);
+    if (!id) return bad(err);
+    r = store_->show(*id);
+  } else if (verb == "report") {
+    auto url = text_arg(args, "url", true, &err);
+    auto nature = text_arg(args, "nature", true, &err);
+    auto reporter = text_arg(args, "reporter", true, &err);
+    if (!url || !nature || !reporter) return bad(err);
+    bool block = false;
+    if (auto it = args.find("block"); it != args.end()) {
+      if (!it->value().is_bool()) return bad("'block' must be true or false");
+      block = it->value().as_bool();
+    }
+    std::optional<rules::target> target;
+    std::string terr;
+    auto t = rules::make_target(*url, rules::target_kind::url, &terr);
+    if (!t) return bad("'url': " + terr);
+    if (block) target = t;
+    r = store_->file_report(actor, *url, *nature, *reporter, text_arg(args, "individual", false, &err), target);
+    changed = r.ok && block;
+  } else if (verb == "reports") {
+    r = store_->reports();
+  } else if (verb == "block") {
+    auto url = text_arg(args, "url", true, &err);
+    auto reason = text_arg(args, "reason", true, &err);
+    if (!url || !reason) return bad(err);
+    auto kind = rules::target_kind::domain;
+    if (auto s = text_arg(args, "scope", false, &err)) {
+      auto k = rules::parse_target_kind(*s);
+      if (!k) return bad("'scope' must be url, prefix or domain");
+      kind = *k;
+    }
+    std::string terr;
+    auto t = rules::make_target(*url, kind, &terr);
+    if (!t) return bad("'url': " + terr);
+    r = store_->add_local(actor, true, *t, *reason);
+    changed = r.ok;
+  } else if (verb == "unblock") {
+    auto id = id_arg(args, &err);
+    auto reason = text_arg(args, "reason", true, &err);
+    if (!id || !reason) return bad(err);
+    r = store_->remove_local(actor, *id, *reason);
+    changed = r.ok;
+  } else if (verb == "audit") {
+    std::optional<store::seconds_t> since;
+    if (auto s = text_arg(args, "since", false, &err)) {
+      auto local = rules::parse_local_time(*s);
+      if (!local) return bad("'since' must be a school-local time like \"2026-11-23 08:00\"");
+      since = policy.zone.to_sys(*local);
+    }
+    r = store_->audit(since);
+  } else if (verb == "reload") {
+    auto [errors, generation] = reload_();
+    store_->audit_event(actor, "reload", "policy generation " + std::to_string(generation), errors,
+                        errors.empty() ? "ok" : "failed");
+    if (!errors.empty()) {
+      r = store::result::fail("bad_request", "the policy was not reloaded; still serving generation " +
+                                                 std::to_string(state_.configs.generation()) + ":\n" + errors);
+    } else {
+      r.data = json::object{{"generation", generation}};
+    }
+  } else if (verb == "status") {
+    auto idx = state_.exceptions.load();
+    r.data = json::object{
+        {"generation", state_.configs.generation()},
+        {"uptime_seconds",
+         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
+        {"active_exceptions", idx ? idx->active_exceptions(store::now_seconds()) : 0},
+        {"pending_requests", store_->pending_requests()},
+        {"version", HALLPASS_VERSION}};
+  }
+  if (changed) publish_index();
+  return response(r);
+}
+
+}  // namespace hallpass

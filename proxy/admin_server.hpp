@@ -1,0 +1,60 @@
+// The admin socket and the store thread. One thread runs its own io_context: it accepts
+// connections on the Unix admin socket, reads the caller's OS identity with SO_PEERCRED,
+// checks it against admin.roles, and carries out each JSON-lines command against the SQLite
+// store (docs/admin-protocol.md). The same thread takes block-page form submissions posted
+// by the proxy's workers, so SQLite is only ever touched here, never on an event loop.
+//
+// After every change it rebuilds the in-memory exception index and publishes it with one
+// atomic store (shared_state::exceptions): an approval takes effect on the next request.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "proxy/net.hpp"
+#include "store/exception_store.hpp"
+
+namespace hallpass {
+
+class shared_state;
+
+class admin_server {
+ public:
+  // reload: reloads the configuration; returns "" and the new generation, or the errors.
+  using reload_fn = std::function<std::pair<std::string, std::uint64_t>()>;
+
+  admin_server(shared_state& state, reload_fn reload);
+  ~admin_server();
+
+  // Opens the store (and the socket, when configured) and publishes the first index.
+  // Returns "" or a clear error; the daemon does not start without its store.
+  std::string start();
+  void stop();
+
+  net::any_io_executor executor() { return ioc_.get_executor(); }
+  // Any thread: records a reload done outside the socket (SIGHUP) in the audit log.
+  void audit_reload(std::string source, bool ok, std::uint64_t generation, std::string errors);
+  // On the store thread: files a request from the block page.
+  store::result file_form(const store::request_form& form);
+
+ private:
+  net::awaitable<void> accept_loop();
+  net::awaitable<void> serve(net::local::stream_protocol::socket socket);
+  std::string handle_line(const std::string& line, int fd);
+  void publish_index();
+  net::awaitable<void> prune_loop();
+
+  shared_state& state_;
+  reload_fn reload_;
+  net::io_context ioc_{1};
+  std::unique_ptr<net::local::stream_protocol::acceptor> acceptor_;
+  std::unique_ptr<store::exception_store> store_;
+  std::string socket_path_;
+  std::thread thread_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace hallpass

@@ -1,0 +1,164 @@
+#include "rules/exception_index.hpp"
+
+#include "rules/explain.hpp"
+
+namespace hallpass::rules {
+
+std::string_view to_string(target_kind k) {
+  switch (k) {
+    case target_kind::domain: return "domain";
+    case target_kind::prefix: return "prefix";
+    case target_kind::url: return "url";
+  }
+  return "domain";
+}
+
+std::optional<target_kind> parse_target_kind(std::string_view s) {
+  if (s == "domain") return target_kind::domain;
+  if (s == "prefix") return target_kind::prefix;
+  if (s == "url") return target_kind::url;
+  return std::nullopt;
+}
+
+target_kind default_target_kind(std::string_view url) {
+  auto parts = split_url(url, nullptr);
+  if (!parts) return target_kind::prefix;
+  return parts->path == "/" || parts->path.empty() ? target_kind::domain : target_kind::prefix;
+}
+
+std::optional<target> make_target(std::string_view url, target_kind kind, std::string* error) {
+  auto parts = split_url(url, error);
+  if (!parts) return std::nullopt;
+  auto host = normalize_host(parts->host, error);
+  if (!host) return std::nullopt;
+  target t;
+  t.kind = kind;
+  t.host = host->text;
+  std::string path(parts->path.empty() ? "/" : parts->path);
+  if (path.front() == '?') path.insert(path.begin(), '/');
+  t.path = kind == target_kind::domain ? "/" : path;
+  t.text = kind == target_kind::domain ? t.host : std::string(parts->scheme) + "://" + t.host + t.path;
+  return t;
+}
+
+std::shared_ptr<const exception_index> exception_index::build(std::vector<exception_entry> exceptions,
+                                                              std::vector<local_entry> entries) {
+  auto idx = std::make_shared<exception_index>();
+  idx->exceptions_ = std::move(exceptions);
+  idx->entries_ = std::move(entries);
+  for (std::size_t i = 0; i < idx->exceptions_.size(); ++i) {
+    idx->by_host_[idx->exceptions_[i].target.host].push_back(static_cast<std::int64_t>(i));
+    idx->ids_.push_back("exception " + std::to_string(idx->exceptions_[i].id));
+  }
+  for (std::size_t i = 0; i < idx->entries_.size(); ++i) {
+    idx->by_host_[idx->entries_[i].target.host].push_back(-1 - static_cast<std::int64_t>(i));
+    idx->ids_.push_back(std::string(idx->entries_[i].block ? "local block " : "local allow ") +
+                        std::to_string(idx->entries_[i].id));
+  }
+  return idx;
+}
+
+bool exception_index::target_matches(const rules::target& t, const verdict& v, const request_facts& f,
+                                     bool for_block) const {
+  if (t.kind == target_kind::domain) return true;  // the host already matched
+  if (!f.path) return for_block;                     // a tunnel: path unknown, fail closed
+  const std::string_view path = *f.path;
+  if (t.kind == target_kind::prefix) {
+    // Host-only entries like "x.test" keep "/"; "x.test/a" matches "/a", "/a/b", "/a?x".
+    return path.starts_with(t.path);
+  }
+  (void)v;
+  return path == t.path;
+}
+
+bool exception_index::scope_matches(const exception_entry& e, const verdict& v, const request_facts& f) const {
+  if (v.chosen_role) {
+    for (const auto& r : e.roles) {
+      if (r == v.chosen_role->name) return true;
+    }
+  }
+  if (!e.user.empty() && e.user == f.user) return true;
+  if (e.client && f.client && e.client->contains(*f.client)) return true;
+  return false;
+}
+
+void exception_index::apply(verdict& v, const request_facts& f) const {
+  if (v.by == decided_by::locked_category || v.by == decided_by::invalid_host) return;
+  if (by_host_.empty() || v.host.text.empty()) return;
+  // Walk the host and its parent domains; collect candidates.
+  const local_entry* block = nullptr;
+  const local_entry* allow = nullptr;
+  const exception_entry* exception = nullptr;
+  std::size_t block_i = 0, allow_i = 0, exception_i = 0;
+  std::string_view h = v.host.text;
+  const bool exact_only = v.host.kind != host_kind::name;
+  bool first = true;
+  while (true) {
+    if (auto it = by_host_.find(h); it != by_host_.end()) {
+      for (std::int64_t code : it->second) {
+        if (code >= 0) {
+          const auto& e = exceptions_[static_cast<std::size_t>(code)];
+          // Only a domain exception covers subdomains; the others name one host.
+          if (!first && e.target.kind != target_kind::domain) continue;
+          if (f.time < e.from || f.time >= e.until) continue;
+          if (!scope_matches(e, v, f) || !target_matches(e.target, v, f, false)) continue;
+          if (!exception) {
+            exception = &e;
+            exception_i = static_cast<std::size_t>(code);
+          }
+        } else {
+          const auto i = static_cast<std::size_t>(-1 - code);
+          const auto& e = entries_[i];
+          if (!first && e.target.kind != target_kind::domain) continue;
+          if (!target_matches(e.target, v, f, e.block)) continue;
+          if (e.block && !block) {
+            block = &e;
+            block_i = i;
+          } else if (!e.block && !allow) {
+            allow = &e;
+            allow_i = i;
+          }
+        }
+      }
+    }
+    if (exact_only) break;
+    auto dot = h.find('.');
+    if (dot == std::string_view::npos) break;
+    h.remove_prefix(dot + 1);
+    first = false;
+  }
+  if (block) {
+    v.act = action::block;
+    v.by = decided_by::rule;
+    v.matched_rule = nullptr;
+    v.matched_category = nullptr;
+    v.rule_id = ids_[exceptions_.size() + block_i];
+    v.reason = block->reason;
+    v.clause = "000 7.3";
+    return;
+  }
+  if (v.act != action::block) return;
+  if (exception) {
+    v.act = action::allow;
+    v.exception_id = std::to_string(exception->id);
+    v.rule_id = ids_[exception_i];
+    v.reason = exception->reason;
+    v.clause = "000 7.5";
+    return;
+  }
+  if (allow) {
+    v.act = action::allow;
+    v.by = decided_by::rule;
+    v.matched_rule = nullptr;
+    v.rule_id = ids_[exceptions_.size() + allow_i];
+    v.reason = allow->reason;
+  }
+}
+
+std::size_t exception_index::active_exceptions(std::chrono::sys_seconds now) const {
+  std::size_t n = 0;
+  for (const auto& e : exceptions_) n += now >= e.from && now < e.until;
+  return n;
+}
+
+}  // namespace hallpass::rules

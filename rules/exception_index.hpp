@@ -1,0 +1,88 @@
+// Headteacher-approved exceptions and the technician's local block/allow entries, as an
+// immutable index the proxy consults after decide(). The durable copy lives in SQLite
+// (store/); whenever it changes, a new index is built off the event loop and published with
+// one atomic store, so a request never waits for the disk.
+//
+// Order of precedence (apply()):
+//   1. a locked category (illegal content) or an invalid host: nothing changes the verdict;
+//   2. a local block entry that matches: blocked, for everyone (reported pages, 000 7.3);
+//   3. if still blocked: an active exception whose scope (role, user or client network)
+//      and target match, or a local allow entry: allowed, with the exception's id;
+//   4. otherwise the policy's verdict stands.
+// An exception is active from `from` (inclusive) to `until` (exclusive) of the request's
+// time, so it ends by itself with nobody acting. Inside a tunnel the path is unknown: a
+// `prefix` or `url` exception then does not match (fail closed), while a `prefix` or `url`
+// block entry blocks the whole host (fail closed too).
+//
+// Pure and immutable after build(); thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "rules/engine.hpp"
+
+namespace hallpass::rules {
+
+enum class target_kind : std::uint8_t { domain, prefix, url };
+std::string_view to_string(target_kind k);
+std::optional<target_kind> parse_target_kind(std::string_view s);
+
+// What an entry matches: a host (and its subdomains for `domain`), plus a path for the others.
+struct target {
+  target_kind kind = target_kind::domain;
+  std::string host;  // normalized
+  std::string path;  // path and query; "/" for domain
+  std::string text;  // as shown to people: "www.facebook.com", "http://x.test/a?b"
+};
+// Builds a target from a URL ("https://www.facebook.com/", "x.test/path") and a kind.
+std::optional<target> make_target(std::string_view url, target_kind kind, std::string* error);
+// The default kind for a URL: domain when its path is "/", else prefix.
+target_kind default_target_kind(std::string_view url);
+
+struct exception_entry {
+  std::int64_t id = 0;
+  std::vector<std::string> roles;        // any of these roles
+  std::string user;                      // or this user
+  std::optional<ip_network> client;      // or this client network / device
+  rules::target target;
+  std::chrono::sys_seconds from{}, until{};
+  std::string reason;                    // shown in the verdict
+};
+
+struct local_entry {
+  std::int64_t id = 0;
+  bool block = true;
+  rules::target target;
+  std::string reason;
+};
+
+class exception_index {
+ public:
+  static std::shared_ptr<const exception_index> build(std::vector<exception_entry> exceptions,
+                                                      std::vector<local_entry> entries);
+
+  // Overlays the index on v (see the header comment). Views in v point into this index:
+  // the caller keeps the index alive as long as the verdict.
+  void apply(verdict& v, const request_facts& facts) const;
+
+  std::size_t active_exceptions(std::chrono::sys_seconds now) const;
+  std::size_t size() const { return exceptions_.size() + entries_.size(); }
+
+ private:
+  bool target_matches(const rules::target& t, const verdict& v, const request_facts& f, bool for_block) const;
+  bool scope_matches(const exception_entry& e, const verdict& v, const request_facts& f) const;
+
+  std::vector<exception_entry> exceptions_;
+  std::vector<local_entry> entries_;
+  std::vector<std::string> ids_;  // "exception 7", "local block 3": the verdict's rule_id
+  // host -> indexes into exceptions_ (>= 0) or entries_ (encoded as -1 - i)
+  std::unordered_map<std::string, std::vector<std::int64_t>, string_hash, std::equal_to<>> by_host_;
+};
+
+}  // namespace hallpass::rules

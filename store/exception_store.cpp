@@ -1,0 +1,593 @@
+#include "store/exception_store.hpp"
+
+#include <boost/json.hpp>
+
+#include <filesystem>
+
+#include "rules/explain.hpp"
+
+namespace hallpass::store {
+namespace json = boost::json;
+
+namespace {
+
+constexpr const char* schema = R"sql(
+CREATE TABLE IF NOT EXISTS requests (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  created_at INTEGER NOT NULL,
+  url TEXT NOT NULL,
+  requester TEXT NOT NULL,
+  reasons TEXT NOT NULL,
+  site_content TEXT NOT NULL DEFAULT '',
+  risks TEXT NOT NULL DEFAULT '',
+  control_measures TEXT NOT NULL DEFAULT '',
+  scope_roles TEXT NOT NULL DEFAULT '',
+  scope_user TEXT,
+  scope_client TEXT,
+  filed_by TEXT NOT NULL,
+  source TEXT NOT NULL,
+  client_address TEXT,
+  decision TEXT,                -- NULL pending, 'approved', 'denied'
+  decided_by TEXT,
+  decided_at INTEGER,
+  decision_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS exceptions (
+  request_id INTEGER PRIMARY KEY REFERENCES requests(id),
+  kind TEXT NOT NULL,           -- domain, prefix, url
+  host TEXT NOT NULL,
+  path TEXT NOT NULL,
+  display TEXT NOT NULL,
+  valid_from INTEGER NOT NULL,
+  valid_until INTEGER NOT NULL,
+  revoked_by TEXT,
+  revoked_at INTEGER,
+  revoke_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS reports (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  created_at INTEGER NOT NULL,
+  reporter TEXT NOT NULL,
+  individual TEXT,
+  url TEXT NOT NULL,
+  nature TEXT NOT NULL,
+  filed_by TEXT NOT NULL,
+  action_taken TEXT,
+  action_by TEXT,
+  action_at INTEGER,
+  entry_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS local_entries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  block INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  host TEXT NOT NULL,
+  path TEXT NOT NULL,
+  display TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  report_id INTEGER,
+  removed_by TEXT,
+  removed_at INTEGER,
+  remove_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  os_user TEXT NOT NULL,
+  admin_role TEXT NOT NULL,
+  action TEXT NOT NULL,
+  object TEXT NOT NULL,
+  before_json TEXT,
+  after_json TEXT,
+  reason TEXT NOT NULL DEFAULT '',
+  outcome TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+PRAGMA user_version = 1;
+)sql";
+
+json::value nullable(const std::optional<std::string>& s) { return s ? json::value(*s) : json::value(nullptr); }
+
+std::vector<std::string> split_roles(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < s.size()) {
+    auto comma = s.find(',', start);
+    if (comma == std::string::npos) comma = s.size();
+    if (comma > start) out.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+seconds_t now_seconds() { return std::chrono::floor<std::chrono::seconds>(clock::now()); }
+
+std::string exception_store::iso(std::int64_t unix_seconds) const {
+  return rules::iso8601_local(zone_, seconds_t{std::chrono::seconds{unix_seconds}});
+}
+
+std::unique_ptr<exception_store> exception_store::open(const std::string& dir, const rules::time_zone& zone,
+                                                       std::string* error) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  auto db = database::open((std::filesystem::path(dir) / "hallpass.db").string(), error);
+  if (!db) return nullptr;
+  std::unique_ptr<exception_store> s(new exception_store(std::move(*db), zone));
+  if (auto e = s->migrate(); !e.empty()) {
+    if (error) *error = "cannot create the store's tables: " + e;
+    return nullptr;
+  }
+  return s;
+}
+
+std::string exception_store::migrate() { return db_.exec(schema); }
+
+std::string exception_store::write_audit(const actor& who, const std::string& action, const std::string& object,
+                                         const json::value& before, const json::value& after, const std::string& reason,
+                                         const std::string& outcome) {
+  std::string err;
+  auto st = db_.prepare(
+      "INSERT INTO audit(at, os_user, admin_role, action, object, before_json, after_json, reason, outcome) "
+      "VALUES(?,?,?,?,?,?,?,?,?)",
+      &err);
+  if (!st) return err;
+  st.bind(1, now_seconds().time_since_epoch().count())
+      .bind(2, who.os_user)
+      .bind(3, who.admin_role)
+      .bind(4, action)
+      .bind(5, object);
+  if (before.is_null()) st.bind_null(6); else st.bind(6, json::serialize(before));
+  if (after.is_null()) st.bind_null(7); else st.bind(7, json::serialize(after));
+  st.bind(8, reason).bind(9, outcome);
+  return st.run();
+}
+
+void exception_store::audit_event(const actor& who, const std::string& action, const std::string& object,
+                                  const std::string& reason, const std::string& outcome) {
+  write_audit(who, action, object, nullptr, nullptr, reason, outcome);
+}
+
+void exception_store::audit_refusal(const actor& who, const std::string& action, const std::string& object,
+                                    const std::string& why) {
+  write_audit(who, action, object, nullptr, nullptr, why, "refused");
+}
+
+std::optional<json::object> exception_store::request_object(std::int64_t id, seconds_t now) {
+  std::string err;
+  auto st = db_.prepare(
+      "SELECT r.id, r.created_at, r.url, r.requester, r.reasons, r.site_content, r.risks, r.control_measures, "
+      "r.scope_roles, r.scope_user, r.scope_client, r.filed_by, r.source, r.client_address, r.decision, "
+      "r.decided_by, r.decided_at, r.decision_reason, e.kind, e.display, e.valid_from, e.valid_until, "
+      "e.revoked_by, e.revoked_at, e.revoke_reason FROM requests r LEFT JOIN exceptions e ON e.request_id = r.id "
+      "WHERE r.id = ?",
+      &err);
+  if (!st) return std::nullopt;
+  st.bind(1, id);
+  if (!st.step(&err)) return std::nullopt;
+  json::object o;
+  o["id"] = st.integer(0);
+  o["created"] = iso(st.integer(1));
+  o["url"] = st.text(2);
+  o["requester"] = st.text(3);
+  o["reasons"] = st.text(4);
+  o["site_content"] = st.text(5);
+  o["risks"] = st.text(6);
+  o["control_measures"] = st.text(7);
+  json::array roles;
+  for (auto& r : split_roles(st.text(8))) roles.emplace_back(r);
+  o["scope"] = json::object{{"roles", roles}, {"user", nullable(st.optional_text(9))}, {"client", nullable(st.optional_text(10))}};
+  o["filed_by"] = st.text(11);
+  o["source"] = st.text(12);
+  o["client"] = nullable(st.optional_text(13));
+  const auto decision = st.optional_text(14);
+  std::string status = "pending";
+  if (decision) {
+    o["decision"] = json::object{{"by", st.text(15)}, {"at", iso(st.integer(16))}, {"reason", st.text(17)},
+                                 {"outcome", *decision}};
+    status = *decision;
+  } else {
+    o["decision"] = nullptr;
+  }
+  if (!st.is_null(18)) {
+    json::object e;
+    e["kind"] = st.text(18);
+    e["value"] = st.text(19);
+    e["from"] = iso(st.integer(20));
+    e["until"] = iso(st.integer(21));
+    if (!st.is_null(22)) {
+      e["revoked"] = json::object{{"by", st.text(22)}, {"at", iso(st.integer(23))}, {"reason", st.text(24)}};
+      status = "revoked";
+    } else {
+      e["revoked"] = nullptr;
+      status = st.integer(21) <= now.time_since_epoch().count() ? "expired" : "approved";
+    }
+    o["exception"] = std::move(e);
+  } else {
+    o["exception"] = nullptr;
+  }
+  o["status"] = status;
+  return o;
+}
+
+result exception_store::file_request(const actor& who, const request_form& f) {
+  transaction tx(db_);
+  if (!tx.error().empty()) return result::fail("internal", tx.error());
+  std::string err;
+  auto st = db_.prepare(
+      "INSERT INTO requests(created_at, url, requester, reasons, site_content, risks, control_measures, scope_roles, "
+      "scope_user, scope_client, filed_by, source, client_address) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      &err);
+  if (!st) return result::fail("internal", err);
+  std::string roles;
+  for (const auto& r : f.roles) roles += (roles.empty() ? "" : ",") + r;
+  st.bind(1, now_seconds().time_since_epoch().count())
+      .bind(2, f.url)
+      .bind(3, f.requester)
+      .bind(4, f.reasons)
+      .bind(5, f.site_content)
+      .bind(6, f.risks)
+      .bind(7, f.control_measures)
+      .bind(8, roles)
+      .bind_optional(9, f.user)
+      .bind_optional(10, f.client)
+      .bind(11, who.os_user)
+      .bind(12, f.source)
+      .bind_optional(13, f.client_address);
+  if (auto e = st.run(); !e.empty()) return result::fail("internal", e);
+  const auto id = db_.last_insert_id();
+  auto after = request_object(id, now_seconds());
+  if (auto e = write_audit(who, "request", "request " + std::to_string(id), nullptr, *after, f.reasons, "ok");
+      !e.empty())
+    return result::fail("internal", e);
+  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
+  result r;
+  r.data = json::object{{"id", id}, {"status", "pending"}};
+  return r;
+}
+
+result exception_store::approve(const actor& who, std::int64_t id, seconds_t from, seconds_t until, rules::target t,
+                                const std::string& reason) {
+  transaction tx(db_);
+  if (!tx.error().empty()) return result::fail("internal", tx.error());
+  const auto now = now_seconds();
+  auto before = request_object(id, now);
+  if (!before) return result::fail("not_found", "there is no request " + std::to_string(id));
+  if ((*before)["status"] != "pending") {
+    return result::fail("conflict", "request " + std::to_string(id) + " is " +
+                                        std::string((*before)["status"].as_string()) + ", not pending");
+  }
+  std::string err;
+  auto upd = db_.prepare(
+      "UPDATE requests SET decision='approved', decided_by=?, decided_at=?, decision_reason=? WHERE id=?", &err);
+  if (!upd) return result::fail("internal", err);
+  upd.bind(1, who.os_user).bind(2, now.time_since_epoch().count()).bind(3, reason).bind(4, id);
+  if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
+  auto ins = db_.prepare(
+      "INSERT INTO exceptions(request_id, kind, host, path, display, valid_from, valid_until) VALUES(?,?,?,?,?,?,?)",
+      &err);
+  if (!ins) return result::fail("internal", err);
+  ins.bind(1, id)
+      .bind(2, rules::to_string(t.kind))
+      .bind(3, t.host)
+      .bind(4, t.path)
+      .bind(5, t.text)
+      .bind(6, from.time_since_epoch().count())
+      .bind(7, until.time_since_epoch().count());
+  if (auto e = ins.run(); !e.empty()) return result::fail("internal", e);
+  auto after = request_object(id, now);
+  if (auto e = write_audit(who, "approve", "request " + std::to_string(id), *before, *after, reason, "ok"); !e.empty())
+    return result::fail("internal", e);
+  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
+  result r;
+  r.data = *after;
+  return r;
+}
+
+result exception_store::deny(const actor& who, std::int64_t id, const std::string& reason) {
+  transaction tx(db_);
+  if (!tx.error().empty()) return result::fail("internal", tx.error());
+  const auto now = now_seconds();
+  auto before = request_object(id, now);
+  if (!before) return result::fail("not_found", "there is no request " + std::to_string(id));
+  if ((*before)["status"] != "pending") {
+    return result::fail("conflict", "request " + std::to_string(id) + " is " +
+                                        std::string((*before)["status"].as_string()) + ", not pending");
+  }
+  std::string err;
+  auto upd = db_.prepare(
+      "UPDATE requests SET decision='denied', decided_by=?, decided_at=?, decision_reason=? WHERE id=?", &err);
+  if (!upd) return result::fail("internal", err);
+  upd.bind(1, who.os_user).bind(2, now.time_since_epoch().count()).bind(3, reason).bind(4, id);
+  if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
+  auto after = request_object(id, now);
+  if (auto e = write_audit(who, "deny", "request " + std::to_string(id), *before, *after, reason, "ok"); !e.empty())
+    return result::fail("internal", e);
+  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
+  result r;
+  r.data = *after;
+  return r;
+}
+
+result exception_store::revoke(const actor& who, std::int64_t id, const std::string& reason) {
+  transaction tx(db_);
+  if (!tx.error().empty()) return result::fail("internal", tx.error());
+  const auto now = now_seconds();
+  auto before = request_object(id, now);
+  if (!before) return result::fail("not_found", "there is no request " + std::to_string(id));
+  if ((*before)["status"] != "approved") {
+    return result::fail("conflict", "request " + std::to_string(id) + " is " +
+                                        std::string((*before)["status"].as_string()) +
+                                        ": only an approved, unexpired exception can be revoked");
+  }
+  std::string err;
+  auto upd = db_.prepare("UPDATE exceptions SET revoked_by=?, revoked_at=?, revoke_reason=? WHERE request_id=?", &err);
+  if (!upd) return result::fail("internal", err);
+  upd.bind(1, who.os_user).bind(2, now.time_since_epoch().count()).bind(3, reason).bind(4, id);
+  if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
+  auto after = request_object(id, now);
+  if (auto e = write_audit(who, "revoke", "request " + std::to_string(id), *before, *after, reason, "ok"); !e.empty())
+    return result::fail("internal", e);
+  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
+  result r;
+  r.data = *after;
+  return r;
+}
+
+result exception_store::show(std::int64_t id) {
+  auto o = request_object(id, now_seconds());
+  if (!o) return result::fail("not_found", "there is no request " + std::to_string(id));
+  result r;
+  r.data = *o;
+  return r;
+}
+
+result exception_store::list(list_filter filter) {
+  const auto now = now_seconds();
+  std::string err;
+  auto st = db_.prepare("SELECT id FROM requests ORDER BY id", &err);
+  if (!st) return result::fail("internal", err);
+  json::array out;
+  while (st.step(&err)) {
+    auto o = request_object(st.integer(0), now);
+    if (!o) continue;
+    const auto& status = (*o)["status"].as_string();
+    const bool keep = filter == list_filter::all || (filter == list_filter::pending && status == "pending") ||
+                      (filter == list_filter::active && status == "approved") ||
+                      (filter == list_filter::expired && status == "expired");
+    if (keep) out.push_back(std::move(*o));
+  }
+  if (!err.empty()) return result::fail("internal", err);
+  result r;
+  r.data = json::object{{"requests", std::move(out)}};
+  return r;
+}
+
+result exception_store::add_local(const actor& who, bool block, const rules::target& t, const std::string& reason) {
+  transaction tx(db_);
+  if (!tx.error().empty()) return result::fail("internal", tx.error());
+  std::string err;
+  auto st = db_.prepare(
+      "INSERT INTO local_entries(block, kind, host, path, display, reason, created_by, created_at) "
+      "VALUES(?,?,?,?,?,?,?,?)",
+      &err);
+  if (!st) return result::fail("internal", err);
+  st.bind(1, block ? 1 : 0)
+      .bind(2, rules::to_string(t.kind))
+      .bind(3, t.host)
+      .bind(4, t.path)
+      .bind(5, t.text)
+      .bind(6, reason)
+      .bind(7, who.os_user)
+      .bind(8, now_seconds().time_since_epoch().count());
+  if (auto e = st.run(); !e.empty()) return result::fail("internal", e);
+  const auto id = db_.last_insert_id();
+  json::object after{{"id", id}, {"block", block}, {"kind", rules::to_string(t.kind)}, {"value", t.text}};
+  if (auto e = write_audit(who, block ? "block" : "allow", "local entry " + std::to_string(id), nullptr, after, reason,
+                           "ok");
+      !e.empty())
+    return result::fail("internal", e);
+  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
+  result r;
+  r.data = json::object{{"id", id}, {"value", t.text}, {"kind", rules::to_string(t.kind)}};
+  return r;
+}
+
+result exception_store::remove_local(const actor& who, std::int64_t id, const std::string& reason) {
+  transaction tx(db_);
+  if (!tx.error().empty()) return result::fail("internal", tx.error());
+  std::string err;
+  auto sel = db_.prepare("SELECT display, block FROM local_entries WHERE id=? AND removed_at IS NULL", &err);
+  if (!sel) return result::fail("internal", err);
+  sel.bind(1, id);
+  if (!sel.step(&err)) return result::fail("not_found", "there is no active local entry " + std::to_string(id));
+  json::object before{{"id", id}, {"value", sel.text(0)}, {"block", sel.integer(1) != 0}};
+  auto upd = db_.prepare("UPDATE local_entries SET removed_by=?, removed_at=?, remove_reason=? WHERE id=?", &err);
+  if (!upd) return result::fail("internal", err);
+  upd.bind(1, who.os_user).bind(2, now_seconds().time_since_epoch().count()).bind(3, reason).bind(4, id);
+  if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
+  if (auto e = write_audit(who, "unblock", "local entry " + std::to_string(id), before, nullptr, reason, "ok");
+      !e.empty())
+    return result::fail("internal", e);
+  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
+  result r;
+  r.data = json::object{{"id", id}};
+  return r;
+}
+
+result exception_store::file_report(const actor& who, const std::string& url, const std::string& nature,
+                                    const std::string& reporter, const std::optional<std::string>& individual,
+                                    const std::optional<rules::target>& block) {
+  transaction tx(db_);
+  if (!tx.error().empty()) return result::fail("internal", tx.error());
+  const auto now = now_seconds().time_since_epoch().count();
+  std::string err;
+  auto st = db_.prepare(
+      "INSERT INTO reports(created_at, reporter, individual, url, nature, filed_by) VALUES(?,?,?,?,?,?)", &err);
+  if (!st) return result::fail("internal", err);
+  st.bind(1, now).bind(2, reporter).bind_optional(3, individual).bind(4, url).bind(5, nature).bind(6, who.os_user);
+  if (auto e = st.run(); !e.empty()) return result::fail("internal", e);
+  const auto report_id = db_.last_insert_id();
+  json::value entry = nullptr;
+  if (block) {
+    auto ins = db_.prepare(
+        "INSERT INTO local_entries(block, kind, host, path, display, reason, created_by, created_at, report_id) "
+        "VALUES(1,?,?,?,?,?,?,?,?)",
+        &err);
+    if (!ins) return result::fail("internal", err);
+    ins.bind(1, rules::to_string(block->kind))
+        .bind(2, block->host)
+        .bind(3, block->path)
+        .bind(4, block->text)
+        .bind(5, "Reported as inappropriate: " + nature)
+        .bind(6, who.os_user)
+        .bind(7, now)
+        .bind(8, report_id);
+    if (auto e = ins.run(); !e.empty()) return result::fail("internal", e);
+    entry = db_.last_insert_id();
+    auto upd = db_.prepare("UPDATE reports SET action_taken='blocked', action_by=?, action_at=?, entry_id=? WHERE id=?",
+                           &err);
+    if (!upd) return result::fail("internal", err);
+    upd.bind(1, who.os_user).bind(2, now).bind(3, entry.as_int64()).bind(4, report_id);
+    if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
+  }
+  json::object after{{"id", report_id}, {"url", url}, {"nature", nature}, {"reporter", reporter},
+                     {"individual", nullable(individual)}, {"blocked", block.has_value()}, {"entry", entry}};
+  if (auto e = write_audit(who, "report", "report " + std::to_string(report_id), nullptr, after, nature, "ok");
+      !e.empty())
+    return result::fail("internal", e);
+  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
+  result r;
+  r.data = json::object{{"id", report_id}, {"blocked", block.has_value()}, {"entry", entry}};
+  return r;
+}
+
+result exception_store::reports() {
+  std::string err;
+  auto st = db_.prepare(
+      "SELECT id, created_at, reporter, individual, url, nature, filed_by, action_taken, action_by, action_at, "
+      "entry_id FROM reports ORDER BY id",
+      &err);
+  if (!st) return result::fail("internal", err);
+  json::array out;
+  while (st.step(&err)) {
+    json::object o{{"id", st.integer(0)}, {"created", iso(st.integer(1))}, {"reporter", st.text(2)},
+                   {"individual", nullable(st.optional_text(3))}, {"url", st.text(4)}, {"nature", st.text(5)},
+                   {"filed_by", st.text(6)}};
+    if (!st.is_null(7)) {
+      o["action"] = json::object{{"taken", st.text(7)}, {"by", st.text(8)}, {"at", iso(st.integer(9))},
+                                 {"entry", st.integer(10)}};
+    } else {
+      o["action"] = nullptr;
+    }
+    out.push_back(std::move(o));
+  }
+  result r;
+  r.data = json::object{{"reports", std::move(out)}};
+  return r;
+}
+
+result exception_store::audit(std::optional<seconds_t> since) {
+  std::string err;
+  auto st = db_.prepare(
+      "SELECT id, at, os_user, admin_role, action, object, before_json, after_json, reason, outcome FROM audit "
+      "WHERE at >= ? ORDER BY id",
+      &err);
+  if (!st) return result::fail("internal", err);
+  st.bind(1, since ? since->time_since_epoch().count() : std::int64_t{0});
+  json::array out;
+  while (st.step(&err)) {
+    auto parse = [](const std::optional<std::string>& s) -> json::value {
+      if (!s) return nullptr;
+      boost::system::error_code ec;
+      auto v = json::parse(*s, ec);
+      return ec ? json::value(*s) : v;
+    };
+    out.push_back(json::object{{"id", st.integer(0)}, {"at", iso(st.integer(1))}, {"os_user", st.text(2)},
+                               {"admin_role", st.text(3)}, {"action", st.text(4)}, {"object", st.text(5)},
+                               {"before", parse(st.optional_text(6))}, {"after", parse(st.optional_text(7))},
+                               {"reason", st.text(8)}, {"outcome", st.text(9)}});
+  }
+  result r;
+  r.data = json::object{{"entries", std::move(out)}};
+  return r;
+}
+
+std::optional<std::string> exception_store::request_url(std::int64_t id) {
+  std::string err;
+  auto st = db_.prepare("SELECT url FROM requests WHERE id=?", &err);
+  if (!st) return std::nullopt;
+  st.bind(1, id);
+  if (!st.step(&err)) return std::nullopt;
+  return st.text(0);
+}
+
+std::size_t exception_store::pending_requests() {
+  std::string err;
+  auto st = db_.prepare("SELECT count(*) FROM requests WHERE decision IS NULL", &err);
+  if (!st || !st.step(&err)) return 0;
+  return static_cast<std::size_t>(st.integer(0));
+}
+
+std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>> exception_store::load_active(
+    seconds_t now) {
+  std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>> out;
+  std::string err;
+  auto st = db_.prepare(
+      "SELECT r.id, r.scope_roles, r.scope_user, r.scope_client, e.kind, e.host, e.path, e.display, e.valid_from, "
+      "e.valid_until, r.decided_by FROM exceptions e JOIN requests r ON r.id = e.request_id "
+      "WHERE e.revoked_at IS NULL AND e.valid_until > ?",
+      &err);
+  if (st) {
+    st.bind(1, now.time_since_epoch().count());
+    while (st.step(&err)) {
+      rules::exception_entry e;
+      e.id = st.integer(0);
+      e.roles = split_roles(st.text(1));
+      if (auto u = st.optional_text(2)) e.user = *u;
+      if (auto c = st.optional_text(3)) {
+        const auto slash = c->find('/');
+        if (auto ip = rules::ip_address::parse(c->substr(0, slash))) {
+          rules::ip_network n;
+          n.base = *ip;
+          n.prefix = slash == std::string::npos ? (ip->v6 ? 128 : 32) : std::stoi(c->substr(slash + 1));
+          n.text = *c;
+          e.client = n;
+        }
+      }
+      e.target.kind = rules::parse_target_kind(st.text(4)).value_or(rules::target_kind::url);
+      e.target.host = st.text(5);
+      e.target.path = st.text(6);
+      e.target.text = st.text(7);
+      e.from = seconds_t{std::chrono::seconds{st.integer(8)}};
+      e.until = seconds_t{std::chrono::seconds{st.integer(9)}};
+      e.reason = "Allowed by exception " + std::to_string(e.id) + ", approved by " + st.text(10) + " until " +
+                 iso(st.integer(9)) + " (blocked content access request, 000 7.5).";
+      out.first.push_back(std::move(e));
+    }
+  }
+  auto le = db_.prepare("SELECT id, block, kind, host, path, display, reason FROM local_entries WHERE removed_at IS NULL",
+                        &err);
+  if (le) {
+    while (le.step(&err)) {
+      rules::local_entry e;
+      e.id = le.integer(0);
+      e.block = le.integer(1) != 0;
+      e.target.kind = rules::parse_target_kind(le.text(2)).value_or(rules::target_kind::url);
+      e.target.host = le.text(3);
+      e.target.path = le.text(4);
+      e.target.text = le.text(5);
+      e.reason = le.text(6);
+      out.second.push_back(std::move(e));
+    }
+  }
+  return out;
+}
+
+}  // namespace hallpass::store
