@@ -13,6 +13,7 @@
 // (it re-executes itself with --measure-only), so that the resident-size delta across
 // load_policy() is not hidden by memory the generator freed but the allocator kept.
 #include <malloc.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,9 +23,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -229,10 +232,18 @@ void print_machine() {
 
 // Nanoseconds per dependent read at random places in a buffer of `bytes` (a pointer chase):
 // what one cache miss costs on this machine, the floor under a cold table probe.
-double random_read_ns(std::size_t bytes, std::uint64_t seed) {
+// With `huge_pages`, the buffer is 2 MiB-aligned and advised MADV_HUGEPAGE (transparent huge
+// pages in "madvise" mode), as the domain table's arrays are: fewer TLB misses per read.
+double random_read_ns(std::size_t bytes, std::uint64_t seed, bool huge_pages = false) {
   // Sattolo's shuffle: a random permutation that is one cycle, so the chase visits every slot.
   const std::size_t n = std::max<std::size_t>(bytes / sizeof(std::size_t), 2);
-  std::vector<std::size_t> next(n);
+  constexpr std::size_t huge = std::size_t{2} << 20;
+  const std::size_t alloc = (n * sizeof(std::size_t) + huge - 1) / huge * huge;
+  std::unique_ptr<std::size_t, void (*)(void*)> buffer(
+      static_cast<std::size_t*>(std::aligned_alloc(huge, alloc)), std::free);
+  if (!buffer) return 0;
+  if (huge_pages) madvise(buffer.get(), alloc, MADV_HUGEPAGE);
+  std::size_t* next = buffer.get();
   for (std::size_t i = 0; i < n; ++i) next[i] = i;
   std::mt19937_64 rng(seed);
   for (std::size_t i = n - 1; i > 0; --i) {
@@ -665,30 +676,75 @@ int measure_domains(const options& o) {
                              [&](hr::set_id) { any = true; });
     return any;
   };
+  std::size_t rejected = 0;
+  // One request for a listed (hit) or an unlisted host, drawn with `g`; retries until the
+  // table agrees that the host is (or is not) listed.
+  auto draw_request = [&](name_maker& g, bool hit) {
+    while (true) {
+      prepared_request r;
+      r.hit = hit;
+      if (r.hit) {
+        auto d = hr::normalize_host(listed[g.pick_index(listed.size())]);
+        if (!d) continue;
+        // An IP address is visited as itself; a name maybe with "www." or deeper in front.
+        r.host = d->kind == hr::host_kind::name ? g.visit(d->text) : d->text;
+      } else {
+        r.host = g.visit(g.domain());
+      }
+      if (matches(r.host) != std::optional<bool>(r.hit)) {
+        ++rejected;  // a generated "miss" that happens to be listed, or an odd list line
+        continue;
+      }
+      // Pupils and staff in equal numbers, found by client address.
+      r.client = (g.pick(0, 1) == 0 ? "10.10." : "10.20.") + std::to_string(g.pick(0, 255)) +
+                 "." + std::to_string(g.pick(1, 254));
+      return r;
+    }
+  };
   std::vector<prepared_request> pool;
   pool.reserve(o.pool);
-  std::size_t rejected = 0;
-  while (pool.size() < o.pool) {
-    prepared_request r;
-    r.hit = pool.size() % 2 == 0;
-    if (r.hit) {
-      auto d = hr::normalize_host(listed[names.pick_index(listed.size())]);
-      if (!d) continue;
-      // An IP address is visited as itself; a name maybe with "www." or deeper in front.
-      r.host = d->kind == hr::host_kind::name ? names.visit(d->text) : d->text;
-    } else {
-      r.host = names.visit(names.domain());
-    }
-    if (matches(r.host) != std::optional<bool>(r.hit)) {
-      ++rejected;  // a generated "miss" that happens to be listed, or an odd list line
-      continue;
-    }
-    // Pupils and staff in equal numbers, found by client address.
-    r.client = (names.pick(0, 1) == 0 ? "10.10." : "10.20.") + std::to_string(names.pick(0, 255)) +
-               "." + std::to_string(names.pick(1, 254));
-    pool.push_back(std::move(r));
-  }
+  while (pool.size() < o.pool) pool.push_back(draw_request(names, pool.size() % 2 == 0));
   std::shuffle(pool.begin(), pool.end(), names.rng());
+  const std::size_t pool_rejected = rejected;
+
+  // The skewed workload: a stream of `batches * batch` requests whose hosts follow Zipf's law
+  // (s = 1) over `total` distinct hosts, half of them listed: host k (k = 1, 2, ...) is asked
+  // for with probability proportional to 1/k, so a few thousand hosts make most requests, as in
+  // real browsing. Which hosts are popular is independent of whether they are listed. Only the
+  // ranks the stream visits are given a host (drawn like the uniform pool's, from their own
+  // random sequence, so the uniform rows are unchanged).
+  const std::size_t zipf_n = o.total;
+  const std::size_t zipf_len = o.batches * o.batch;
+  std::vector<std::uint32_t> zipf_rank(zipf_len);
+  {
+    std::vector<double> cdf(zipf_n);
+    double sum = 0;
+    for (std::size_t k = 0; k < zipf_n; ++k) cdf[k] = sum += 1.0 / static_cast<double>(k + 1);
+    std::mt19937_64 rng(o.seed ^ 0x21bf);
+    std::uniform_real_distribution<double> u(0.0, sum);
+    for (auto& r : zipf_rank) {
+      const auto it = std::upper_bound(cdf.begin(), cdf.end(), u(rng));
+      r = static_cast<std::uint32_t>(std::min<std::size_t>(it - cdf.begin(), zipf_n - 1));
+    }
+  }
+  std::vector<std::uint32_t> zipf_ranks_used(zipf_rank);
+  std::sort(zipf_ranks_used.begin(), zipf_ranks_used.end());
+  zipf_ranks_used.erase(std::unique(zipf_ranks_used.begin(), zipf_ranks_used.end()),
+                        zipf_ranks_used.end());
+  std::vector<prepared_request> zipf_hosts;  // by position in zipf_ranks_used
+  zipf_hosts.reserve(zipf_ranks_used.size());
+  {
+    name_maker zipf_names(o.seed ^ 0x21bf21bf);
+    for (std::size_t k = 0; k < zipf_ranks_used.size(); ++k) {
+      zipf_hosts.push_back(draw_request(zipf_names, zipf_names.pick(0, 1) == 0));
+    }
+  }
+  // The ten most frequent hosts' share of the stream, and the top 1,000's, for the README.
+  std::size_t zipf_top10 = 0, zipf_top1000 = 0;
+  for (const std::uint32_t r : zipf_rank) {
+    zipf_top10 += r < 10;
+    zipf_top1000 += r < 1000;
+  }
   list_texts.clear();
   listed.clear();
 
@@ -728,6 +784,35 @@ int measure_domains(const options& o) {
     mix.push_back(facts_for(pool[i], mix_hosts[i]));
     (pool[i].hit ? hits : misses).push_back(mix.back());
   }
+  // The Zipf stream, each request with its own copy of the host, back to back in stream order
+  // like the pool's (a popular host is still in cache because it was looked up, not because
+  // its text sits in one place).
+  std::string zipf_bytes;
+  std::vector<hr::request_facts> zipf;
+  std::vector<table_query> zipf_queries;
+  std::size_t zipf_hits = 0;
+  {
+    std::vector<std::size_t> host_of(zipf_rank.size());
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < zipf_rank.size(); ++i) {
+      host_of[i] = static_cast<std::size_t>(
+          std::lower_bound(zipf_ranks_used.begin(), zipf_ranks_used.end(), zipf_rank[i]) -
+          zipf_ranks_used.begin());
+      bytes += zipf_hosts[host_of[i]].host.size();
+    }
+    zipf_bytes.reserve(bytes);
+    for (const std::size_t h : host_of) zipf_bytes += zipf_hosts[h].host;
+    zipf.reserve(zipf_rank.size());
+    zipf_queries.reserve(zipf_rank.size());
+    for (std::size_t i = 0, at = 0; i < zipf_rank.size(); ++i) {
+      const prepared_request& r = zipf_hosts[host_of[i]];
+      const std::string_view h(zipf_bytes.data() + at, r.host.size());
+      at += r.host.size();
+      zipf.push_back(facts_for(r, h));
+      zipf_queries.push_back(table_query{h, !hr::ip_address::parse(h).has_value()});
+      zipf_hits += r.hit;
+    }
+  }
   std::size_t blocked = 0, ip_literals = 0, invalid = 0;
   for (const auto& f : mix) {
     const auto v = hr::decide(p, f);
@@ -753,6 +838,7 @@ int measure_domains(const options& o) {
   const double overhead = clock_overhead_ns();
   const double read_l2 = random_read_ns(1 << 20, o.seed);
   const double read_table = random_read_ns(p.domains.memory_bytes(), o.seed);
+  const double read_table_huge = random_read_ns(p.domains.memory_bytes(), o.seed, true);
   std::vector<table_row> rows;
   auto add = [&](std::string what, summary s, bool judged) {
     table_row r{std::move(what), s, "ns", judged ? "<= 300 ns median" : "", std::nullopt};
@@ -775,6 +861,14 @@ int measure_domains(const options& o) {
       time_batched(hit_queries.size(), o.batch, o.batches, match_op(hit_queries)), true);
   add("for_each_match, unlisted only" + all,
       time_batched(miss_queries.size(), o.batch, o.batches, match_op(miss_queries)), true);
+  // The skewed stream: what a school's traffic looks like (see above).
+  const std::string zipf_what = ", Zipf s=1 over " + grouped(zipf_n) + " hosts";
+  add("decide()" + zipf_what, time_batched(zipf.size(), o.batch, o.batches, decide_op(zipf)),
+      true);
+  add("decide(), each call timed alone" + zipf_what,
+      time_each(zipf.size(), o.single, decide_op(zipf)), false);
+  add("for_each_match" + zipf_what,
+      time_batched(zipf_queries.size(), o.batch, o.batches, match_op(zipf_queries)), true);
   // Smaller working sets (the first n requests of the same shuffled mix), down to one that
   // stays in the core's own caches: the engine's cost without memory latency.
   for (const std::size_t n : o.hot) {
@@ -798,13 +892,21 @@ int measure_domains(const options& o) {
             << " hosts\n"
             << "requests: " << pool.size() << " distinct hosts (" << hits.size() << " listed, "
             << misses.size() << " not; " << blocked << " blocked; " << ip_literals
-            << " IP literals; " << invalid << " invalid), " << rejected
+            << " IP literals; " << invalid << " invalid), " << pool_rejected
             << " candidates rejected while drawing them\n"
+            << "Zipf stream: " << zipf.size() << " requests over " << zipf_ranks_used.size()
+            << " distinct hosts of " << zipf_n << " (" << zipf_hits
+            << " requests for listed hosts); the 10 most popular hosts make "
+            << fixed(100.0 * static_cast<double>(zipf_top10) / static_cast<double>(zipf.size()), 1)
+            << " % of the requests, the top 1,000 "
+            << fixed(100.0 * static_cast<double>(zipf_top1000) / static_cast<double>(zipf.size()), 1)
+            << " %\n"
             << "steady_clock::now() costs " << fixed(overhead, 1)
             << " ns (included in 'timed alone' only)\n"
             << "one random read (pointer chase): " << fixed(read_l2, 1) << " ns in 1 MB, "
             << fixed(read_table, 1) << " ns in " << fixed(table_mb, 0)
-            << " MB (the table's size)\n\n";
+            << " MB (the table's size), " << fixed(read_table_huge, 1)
+            << " ns in the same with 2 MiB pages\n\n";
   std::cout << "| load and memory | value | target | met |\n|---|---:|---|---|\n"
             << "| load_policy() wall time, median of " << load_s.size() << " (min "
             << fixed(*std::min_element(load_s.begin(), load_s.end()), 2) << ", max "
@@ -824,7 +926,8 @@ int measure_domains(const options& o) {
                   ",\"rss_trimmed_mb\":" + fixed(rss_trimmed_mb, 1) +
                   ",\"peak_mb\":" + fixed(peak_mb, 1) + ",\"table_mb\":" + fixed(table_mb, 1) +
                   ",\"clock_ns\":" + fixed(overhead, 1) + ",\"read_1mb_ns\":" + fixed(read_l2, 1) +
-                  ",\"read_table_ns\":" + fixed(read_table, 1) + ",\"ns\":" + json_rows(rows) + "}";
+                  ",\"read_table_ns\":" + fixed(read_table, 1) +
+                  ",\"read_table_huge_ns\":" + fixed(read_table_huge, 1) + ",\"ns\":" + json_rows(rows) + "}";
   std::cout << "\n" << j << "\n";
   return 0;
 }

@@ -220,21 +220,21 @@ net::awaitable<void> admin_server::prune_loop() {
 }
 
 net::awaitable<void> admin_server::accept_loop() {
-  std::size_t* live = new std::size_t(0);
-  std::unique_ptr<std::size_t> owner(live);
   for (;;) {
     auto [ec, socket] = co_await acceptor_->async_accept(nothrow);
     if (ec) co_return;
-    if (*live >= max_admin_connections) continue;
-    ++*live;
-    net::co_spawn(ioc_, [this, s = std::move(socket), live]() mutable -> net::awaitable<void> {
-      co_await serve(std::move(s));
-      --*live;
-    }, net::detached);
+    if (live_connections_ >= max_admin_connections) continue;  // closing is the answer
+    ++live_connections_;
+    // A member coroutine, not a lambda: GCC 12 mishandles coroutine lambdas made inside a coroutine.
+    net::co_spawn(ioc_, serve(std::move(socket)), net::detached);
   }
 }
 
 net::awaitable<void> admin_server::serve(net::local::stream_protocol::socket socket) {
+  struct release {
+    std::size_t& n;
+    ~release() { --n; }
+  } counted{live_connections_};
   std::string buffer;
   net::steady_timer idle(ioc_);
   for (;;) {

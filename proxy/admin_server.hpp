@@ -53,6 +53,7 @@ class admin_server {
   std::unique_ptr<net::local::stream_protocol::acceptor> acceptor_;
   std::unique_ptr<store::exception_store> store_;
   std::string socket_path_;
+  std::size_t live_connections_ = 0;  // admin connections (store thread only)
   std::thread thread_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

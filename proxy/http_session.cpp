@@ -424,20 +424,23 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   co_return keep ? forward_outcome::keep_alive : forward_outcome::close;
 }
 
-// Runs f() on `target`'s thread and resumes the caller on its own executor with the result.
-// Used to reach the store thread (SQLite) without touching it on an event loop.
-template <class R, class F>
-net::awaitable<R> run_on(net::any_io_executor target, F f) {
-  auto home = co_await net::this_coro::executor;
-  co_return co_await net::async_initiate<const net::use_awaitable_t<>&, void(R)>(
-      [target, home, f = std::move(f)](auto handler) mutable {
-        net::post(target, [home, f = std::move(f), handler = std::move(handler)]() mutable {
-          R r = f();
-          net::post(home, [handler = std::move(handler), r = std::move(r)]() mutable { std::move(handler)(std::move(r)); });
-        });
-      },
-      net::use_awaitable);
+// A page in answer to the form. An ordinary coroutine function, not a lambda: GCC 12
+// corrupts the heap with coroutine lambdas defined inside another coroutine (seen here).
+net::awaitable<void> form_page(client_connection& c, exchange& ex, std::string_view school, unsigned version,
+                               http::status st, std::string_view title, std::string_view text) {
+  std::string body = st == http::status::ok ? render_notice_page(title, text, school)
+                                            : render_error_page(static_cast<int>(st), title, text, school);
+  co_await write_local(c, ex, st, std::move(body), "text/html; charset=utf-8", false, version);
 }
+
+// Files a request on the store thread. A named functor rather than a lambda: GCC 12 miscopies
+// non-trivial lambda captures made inside a coroutine (a string ended up bit-copied and freed
+// from inside a coroutine frame; found by ASan).
+struct file_form_job {
+  admin_server* admin;
+  std::shared_ptr<const store::request_form> form;
+  net::awaitable<store::result> operator()() const { co_return admin->file_form(*form); }
+};
 
 // http://hallpass.invalid/request: the block page's access request form.
 net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, request_parser& rp) {
@@ -445,20 +448,16 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   const std::string_view school = ex.cfg->policy->school_name;
   ex.action = "allow";
   ex.reason_override = "the block page's access request form";
-  auto page = [&](http::status st, std::string_view title, std::string_view text) -> net::awaitable<void> {
-    co_await write_local(c, ex, st, st == http::status::ok ? render_notice_page(title, text, school)
-                                                           : render_error_page(static_cast<int>(st), title, text, school),
-                         "text/html; charset=utf-8", false, rp.get().version());
-  };
+  const unsigned version = rp.get().version();
   if (rp.get().method() != http::verb::post || ex.path != form_path) {
-    co_await page(http::status::not_found, "Nothing here",
+    co_await form_page(c, ex, school, version, http::status::not_found, "Nothing here",
                   "This address belongs to the school's web filter. Use the form on a block page to ask for access.");
     co_return;
   }
   // The body: a small urlencoded form, read whole (bounded).
   constexpr std::size_t max_form = 16 * 1024;
   if (rp.content_length() && *rp.content_length() > max_form) {
-    co_await page(http::status::payload_too_large, "The form is too long", "Please shorten your answers and try again.");
+    co_await form_page(c, ex, school, version, http::status::payload_too_large, "The form is too long", "Please shorten your answers and try again.");
     co_return;
   }
   std::string body;
@@ -472,7 +471,7 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
     if (ec) co_return;
     body.append(buf, sizeof buf - rp.get().body().size);
     if (body.size() > max_form) {
-      co_await page(http::status::payload_too_large, "The form is too long", "Please shorten your answers and try again.");
+      co_await form_page(c, ex, school, version, http::status::payload_too_large, "The form is too long", "Please shorten your answers and try again.");
       co_return;
     }
   }
@@ -487,23 +486,23 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count();
   if (url.empty() || !state.form_keys.verify(c.ip_text, url, issued, fields["token"], now)) {
     ex.note = "access request form: bad or old token";
-    co_await page(http::status::forbidden, "The form has expired",
+    co_await form_page(c, ex, school, version, http::status::forbidden, "The form has expired",
                   "Please open the blocked page again and fill in the form there.");
     co_return;
   }
   if (fields["requester"].empty() || fields["reasons"].empty()) {
-    co_await page(http::status::bad_request, "Some answers are missing",
+    co_await form_page(c, ex, school, version, http::status::bad_request, "Some answers are missing",
                   "Please give your name and why you need the page.");
     co_return;
   }
   if (!state.form_limiter.allow(c.ip_text, std::chrono::steady_clock::now())) {
     ex.note = "access request form: rate limited";
-    co_await page(http::status::too_many_requests, "Too many requests",
+    co_await form_page(c, ex, school, version, http::status::too_many_requests, "Too many requests",
                   "This device has sent several requests in the last few minutes. Please wait and try again.");
     co_return;
   }
   if (!state.admin) {
-    co_await page(http::status::service_unavailable, "Requests cannot be sent now", "Please ask your teacher.");
+    co_await form_page(c, ex, school, version, http::status::service_unavailable, "Requests cannot be sent now", "Please ask your teacher.");
     co_return;
   }
   // The requester's role, as the policy sees this device.
@@ -514,21 +513,23 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   f.host = form_host;
   f.time = std::chrono::floor<std::chrono::seconds>(ex.start);
   const auto role = rules::decide(*ex.cfg->policy, f).chosen_role->name;
-  store::request_form form;
-  form.url = url;
-  form.requester = fields["requester"];
-  form.reasons = fields["reasons"];
-  form.site_content = fields["site_content"];
-  form.risks = fields["risks"];
-  form.control_measures = fields["control_measures"];
-  form.roles = {role};
-  form.source = "block page";
-  form.client_address = c.ip_text;
-  admin_server* admin = state.admin;
-  auto filed = co_await run_on<store::result>(admin->executor(), [admin, form] { return admin->file_form(form); });
+  auto form = std::make_shared<store::request_form>();
+  form->url = url;
+  form->requester = fields["requester"];
+  form->reasons = fields["reasons"];
+  form->site_content = fields["site_content"];
+  form->risks = fields["risks"];
+  form->control_measures = fields["control_measures"];
+  form->roles = {role};
+  form->source = "block page";
+  form->client_address = c.ip_text;
+  // Filed on the store thread (SQLite never runs on an event loop); co_spawn brings the result
+  // back to this worker.
+  auto filed = co_await net::co_spawn(state.admin->executor(), file_form_job{state.admin, std::move(form)},
+                                      net::use_awaitable);
   if (!filed.ok) {
     ex.note = "access request form: " + filed.error;
-    co_await page(http::status::service_unavailable, "The request could not be saved",
+    co_await form_page(c, ex, school, version, http::status::service_unavailable, "The request could not be saved",
                   "Please try again in a minute, or ask your teacher.");
     co_return;
   }
@@ -538,7 +539,7 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
                            " has been sent. The ICT technician passes it to the headteacher, who decides. If it is "
                            "approved, the page opens by itself for the time the headteacher sets; you do not need to "
                            "do anything else. If it is not, your teacher will tell you why.";
-  co_await page(http::status::ok, "Your request has been sent", text);
+  co_await form_page(c, ex, school, version, http::status::ok, "Your request has been sent", text);
 }
 
 // Answers a request addressed to the proxy itself (origin-form).

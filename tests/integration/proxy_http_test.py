@@ -49,7 +49,8 @@ class HttpTest(unittest.TestCase):
         self.assertIn(b"text/html", head)
         text = body.decode()
         for part in ("Integration Test School", "facebook.test", "pupils", "social media", "pupils rule 1",
-                     "request access", "/profile?id=1"):
+                     "blocked content access request form", 'action="http://hallpass.invalid/request"',
+                     "/profile?id=1"):
             self.assertIn(part, text)
         self.assertIn('lang="en-GB"', text)
 

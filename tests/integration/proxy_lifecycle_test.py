@@ -60,8 +60,8 @@ class LifecycleTest(unittest.TestCase):
     def test_sigterm_drains_inflight_requests_then_exits(self):
         proxy = Proxy(drain="10s")
         try:
-            download = background_download(proxy, self.url("origin.test", "/medium"), STAFF, "500k")
-            wait_for(lambda: proxy.metric("hallpass_active_connections") >= 1, what="the download to start")
+            download = background_download(proxy, self.url("origin.test", "/medium"), STAFF, "250k")
+            wait_for(lambda: proxy.metric("hallpass_active_connections") >= 1, timeout=30, what="the download to start")
             proxy.signal(signal.SIGTERM)
             wait_for(lambda: any("stopping" in l for l in proxy.stderr_lines), what="drain to begin")
             # New connections are no longer accepted.
@@ -78,7 +78,7 @@ class LifecycleTest(unittest.TestCase):
         proxy = Proxy(drain="1s")
         try:
             download = background_download(proxy, self.url("origin.test", "/medium"), STAFF, "50k")
-            wait_for(lambda: proxy.metric("hallpass_active_connections") >= 1, what="the download to start")
+            wait_for(lambda: proxy.metric("hallpass_active_connections") >= 1, timeout=30, what="the download to start")
             start = time.monotonic()
             proxy.signal(signal.SIGTERM)
             self.assertEqual(proxy.proc.wait(10), 0)

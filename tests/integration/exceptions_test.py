@@ -1,0 +1,279 @@
+"""The exception workflow end to end: real daemon, real admin socket, real SQLite, real OS
+users (created here; needs root), hallpassctl run as those users with runuser."""
+import grp
+import json
+import os
+import pwd
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+from harness import GUEST, PUPIL, STAFF, Origin, Proxy, curl, raw_request, status_of, wait_for
+from proxy_connect_test import TlsOrigin
+
+CTL = os.environ.get("HALLPASSCTL_BIN", "")
+GROUP = "hp_admin"  # may connect to the socket
+ICT_GROUP = "hp_ict"  # technicians, by group
+USERS = {"hp_head": [GROUP], "hp_tech": [GROUP, ICT_GROUP], "hp_dsl": [GROUP], "hp_norole": [GROUP], "hp_outsider": []}
+
+ADMIN = """
+admin:
+  socket_group: hp_admin
+  roles:
+    headteacher: [hp_head]
+    technician: ["@hp_ict"]
+    dsl: [hp_dsl]
+"""
+
+
+def ensure_users():
+    for g in (GROUP, ICT_GROUP):
+        try:
+            grp.getgrnam(g)
+        except KeyError:
+            subprocess.run(["groupadd", "--system", g], check=True, timeout=30)
+    for user, groups in USERS.items():
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                           check=True, timeout=30)
+        if groups:
+            subprocess.run(["usermod", "-a", "-G", ",".join(groups), user], check=True, timeout=30)
+
+
+def ctl(user, socket_path, *args, check=None):
+    """Runs hallpassctl as OS user `user`. Returns (exit code, stdout, stderr)."""
+    cmd = ["runuser", "-u", user, "--", CTL, "--socket", socket_path, *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if check is not None and r.returncode != check:
+        raise AssertionError(f"{' '.join(args)} as {user}: exit {r.returncode}\n{r.stdout}{r.stderr}")
+    return r.returncode, r.stdout, r.stderr
+
+
+def ctl_json(user, socket_path, *args):
+    code, out, err = ctl(user, socket_path, *args, "--json", check=0)
+    return json.loads(out)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
+class ExceptionsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        ensure_users()
+        cls.nginx = Origin()
+        cls.tls = TlsOrigin()
+        cls.state = tempfile.mkdtemp(prefix="hallpass-state-")
+        os.chmod(cls.state, 0o711)
+        cls.sock = os.path.join(cls.state, "admin.sock")
+        cls.proxy = cls.start_proxy()
+
+    @classmethod
+    def start_proxy(cls):
+        return Proxy(extra=ADMIN, tls_port=cls.tls.port,
+                     args=["--state-dir", cls.state, "--admin-socket", cls.sock])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.tls.stop()
+        cls.nginx.stop()
+
+    def http(self, host, source, path="/small"):
+        return curl(self.proxy, f"http://{host}:{self.nginx.port}{path}", source=source)[0]
+
+    def https(self, host, source):
+        """The status through a CONNECT tunnel: the origin's, or the proxy's answer to CONNECT."""
+        r = subprocess.run(["curl", "-sS", "-k", "--max-time", "20", "-x", f"http://127.0.0.1:{self.proxy.port}",
+                            "--interface", source, "-o", "/dev/null", "-w", "%{http_code} %{http_connect}",
+                            f"https://{host}:{self.tls.port}/"], capture_output=True, text=True, timeout=30)
+        code, connect = r.stdout.split()
+        return int(code) if code != "000" else int(connect)
+
+    def file_request(self, url="https://facebook.test/", role="pupils"):
+        data = ctl_json("hp_tech", self.sock, "request", "--url", url, "--role", role, "--requester", "Mr Smith",
+                        "--reason", "Year 6 media lesson", "--site-content", "social network",
+                        "--risks", "contact with strangers", "--control-measures", "teacher supervises")
+        return data["id"]
+
+    def test_approved_for_3s_then_blocked_again_by_itself_never_for_guests(self):
+        self.assertEqual(self.http("facebook.test", PUPIL), 403)
+        self.assertEqual(self.https("facebook.test", PUPIL), 403)
+        rid = self.file_request()
+        self.assertEqual(self.http("facebook.test", PUPIL), 403)  # filed, not approved
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "3s", "--reason", "for the lesson", check=0)
+        approved = time.monotonic()
+        self.assertEqual(self.http("facebook.test", PUPIL), 200)
+        self.assertEqual(self.https("facebook.test", PUPIL), 200)
+        self.assertEqual(self.http("www.facebook.test", PUPIL), 200)  # domain scope: subdomains too
+        self.assertEqual(self.http("facebook.test", GUEST), 403)  # scope is pupils only
+        line = [l for l in self.proxy.log_lines() if l["host"] == "facebook.test" and l["client"] == PUPIL][-1]
+        self.assertEqual(line["rule"], f"exception {rid}")
+        self.assertLess(time.monotonic() - approved, 3)
+        time.sleep(max(0.0, 3.3 - (time.monotonic() - approved)))
+        self.assertEqual(self.http("facebook.test", PUPIL), 403)  # nobody acted
+        self.assertEqual(self.https("facebook.test", PUPIL), 403)
+        shown = ctl_json("hp_dsl", self.sock, "show", str(rid))
+        self.assertEqual(shown["status"], "expired")
+        self.assertEqual(shown["requester"], "Mr Smith")
+        self.assertEqual(shown["risks"], "contact with strangers")
+
+    def test_technician_may_not_approve_headteacher_may_and_both_are_audited(self):
+        rid = self.file_request()
+        code, out, err = ctl("hp_tech", self.sock, "approve", str(rid), "--for", "1h")
+        self.assertEqual(code, 1)
+        self.assertIn("forbidden", err)
+        code, _, err = ctl("hp_dsl", self.sock, "approve", str(rid), "--for", "1h")
+        self.assertEqual(code, 1)
+        code, _, err = ctl("hp_norole", self.sock, "list")
+        self.assertEqual(code, 1)
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", check=0)
+        entries = ctl_json("hp_dsl", self.sock, "audit")["entries"]
+        mine = [e for e in entries if e["object"] == f"request {rid}"]
+        self.assertIn(("hp_tech", "request", "ok"), [(e["os_user"], e["action"], e["outcome"]) for e in mine])
+        self.assertIn(("hp_tech", "approve", "refused"), [(e["os_user"], e["action"], e["outcome"]) for e in mine])
+        self.assertIn(("hp_dsl", "approve", "refused"), [(e["os_user"], e["action"], e["outcome"]) for e in mine])
+        ok = [e for e in mine if e["os_user"] == "hp_head" and e["action"] == "approve"][0]
+        self.assertEqual((ok["outcome"], ok["admin_role"]), ("ok", "headteacher"))
+        self.assertEqual(ok["before"]["status"], "pending")
+        self.assertEqual(ok["after"]["status"], "approved")
+        self.assertTrue(any(e["os_user"] == "hp_norole" and e["outcome"] == "refused" for e in entries))
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "lesson over", check=0)
+        self.assertEqual(ctl_json("hp_tech", self.sock, "show", str(rid))["status"], "revoked")
+
+    def test_socket_refuses_users_outside_its_group(self):
+        code, _, err = ctl("hp_outsider", self.sock, "status")
+        self.assertEqual(code, 3, err)
+        mode = os.stat(self.sock).st_mode & 0o777
+        self.assertEqual(mode, 0o660)
+
+    def test_revoked_exception_stops_at_once(self):
+        rid = self.file_request(url="http://instagram.test/", role="guests")
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", check=0)
+        self.assertEqual(self.http("instagram.test", GUEST), 200)
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "misused", check=0)
+        self.assertEqual(self.http("instagram.test", GUEST), 403)
+
+    def test_report_block_blocks_for_everyone_within_a_second(self):
+        url = f"http://origin.test:{self.nginx.port}/medium"
+        self.assertEqual(self.http("origin.test", STAFF, "/medium"), 200)
+        ctl("hp_tech", self.sock, "report", "--url", url, "--nature", "violent images", "--reporter", "Mrs Jones",
+            "--individual", "a pupil in 4B", "--block", check=0)
+        start = time.monotonic()
+        for source in (STAFF, PUPIL, GUEST):
+            self.assertEqual(self.http("origin.test", source, "/medium"), 403)
+        self.assertLess(time.monotonic() - start, 1.0)
+        self.assertEqual(self.http("origin.test", STAFF, "/small"), 200)  # only the reported page
+        reports = ctl_json("hp_dsl", self.sock, "reports")["reports"]
+        self.assertTrue(any(r["url"] == url and r["action"] and r["action"]["taken"] == "blocked" for r in reports))
+
+    def test_block_page_form_files_a_pending_request(self):
+        out = raw_request(self.proxy, f"GET http://facebook.test:{self.nginx.port}/feed?x=1 HTTP/1.1\r\n"
+                                      "Host: facebook.test\r\nConnection: close\r\n\r\n".encode(), source=PUPIL)
+        self.assertEqual(status_of(out), 403)
+        page = out.decode("utf-8", "replace")
+        fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
+        self.assertIn("http://hallpass.invalid/request", page)
+        for f in ("url", "issued", "token"):
+            self.assertIn(f, fields)
+        fields["url"] = fields["url"].replace("&amp;", "&")
+
+        def post(form, source=PUPIL):
+            body = urllib.parse.urlencode(form).encode()
+            return raw_request(self.proxy, b"POST http://hallpass.invalid/request HTTP/1.1\r\nHost: hallpass.invalid\r\n"
+                               b"Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n"
+                               b"Content-Length: %d\r\n\r\n" % len(body) + body, source=source)
+
+        form = dict(fields, requester="Ava (Year 6)", reasons="Researching a school project", site_content="posts",
+                    risks="none", control_measures="teacher nearby")
+        reply = post(form)
+        self.assertEqual(status_of(reply), 200, reply[:300])
+        self.assertIn(b"has been sent", reply)
+        pending = ctl_json("hp_tech", self.sock, "list", "--pending")["requests"]
+        mine = [r for r in pending if r["url"] == fields["url"]]
+        self.assertEqual(len(mine), 1)
+        self.assertEqual((mine[0]["requester"], mine[0]["source"], mine[0]["client"], mine[0]["scope"]["roles"]),
+                         ("Ava (Year 6)", "block page", PUPIL, ["pupils"]))
+        # A forged token (another site posting for the pupil) is refused.
+        self.assertEqual(status_of(post(dict(form, token="0" * 64))), 403)
+        # The token is bound to the device: another device cannot reuse it.
+        self.assertEqual(status_of(post(form, source=GUEST)), 403)
+        # Rate limit: 5 per device per 10 minutes.
+        statuses = [status_of(post(form)) for _ in range(5)]
+        self.assertEqual(statuses[:4], [200] * 4)
+        self.assertEqual(statuses[4], 429)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
+class DurabilityTest(unittest.TestCase):
+    def setUp(self):
+        ensure_users()
+        self.nginx = Origin()
+        self.state = tempfile.mkdtemp(prefix="hallpass-state-")
+        os.chmod(self.state, 0o711)
+        self.sock = os.path.join(self.state, "admin.sock")
+        self.proxy = self.start()
+
+    def start(self):
+        return Proxy(extra=ADMIN, args=["--state-dir", self.state, "--admin-socket", self.sock])
+
+    def tearDown(self):
+        self.proxy.stop()
+        self.nginx.stop()
+
+    def http(self, host, source):
+        return curl(self.proxy, f"http://{host}:{self.nginx.port}/small", source=source)[0]
+
+    def test_approval_survives_restart_and_expired_stays_expired(self):
+        long_id = ctl_json("hp_tech", self.sock, "request", "--url", "http://facebook.test/", "--role", "pupils",
+                           "--requester", "Mr A", "--reason", "r")["id"]
+        short_id = ctl_json("hp_tech", self.sock, "request", "--url", "http://instagram.test/", "--role", "pupils",
+                            "--requester", "Mr B", "--reason", "r")["id"]
+        ctl("hp_head", self.sock, "approve", str(long_id), "--for", "1h", check=0)
+        ctl("hp_head", self.sock, "approve", str(short_id), "--for", "2s", check=0)
+        self.assertEqual(self.http("instagram.test", PUPIL), 200)
+        time.sleep(2.3)
+        self.proxy.stop()
+        self.proxy = self.start()
+        self.assertEqual(self.http("facebook.test", PUPIL), 200)
+        self.assertEqual(self.http("instagram.test", PUPIL), 403)
+        self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(short_id))["status"], "expired")
+        status = ctl_json("hp_dsl", self.sock, "status")
+        self.assertEqual(status["active_exceptions"], 1)
+
+    def test_kill_9_during_a_burst_of_approvals_loses_none_acknowledged(self):
+        ids = [ctl_json("hp_tech", self.sock, "request", "--url", f"http://site{i}.test/", "--role", "pupils",
+                        "--requester", "Mr C", "--reason", "burst")["id"] for i in range(40)]
+        acknowledged = []
+        stop = threading.Event()
+
+        def approve_all():
+            for rid in ids:
+                if stop.is_set():
+                    return
+                code, _, _ = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h")
+                if code == 0:
+                    acknowledged.append(rid)
+
+        t = threading.Thread(target=approve_all)
+        t.start()
+        wait_for(lambda: len(acknowledged) >= 5, timeout=30, what="some approvals")
+        self.proxy.proc.send_signal(signal.SIGKILL)
+        self.proxy.proc.wait(10)
+        stop.set()
+        t.join(60)
+        self.assertGreater(len(acknowledged), 0)
+        self.assertLess(len(acknowledged), len(ids), "the kill came too late to test anything")
+        self.proxy.stop()
+        self.proxy = self.start()
+        for rid in acknowledged:
+            self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(rid))["status"], "approved", rid)
+
+
+if __name__ == "__main__":
+    unittest.main()
