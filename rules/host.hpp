@@ -39,6 +39,10 @@ struct ip_address {
 // "[v6]" brackets, and WHATWG IPv4 forms (decimal, octal, hex, fewer than four parts).
 std::optional<normalized_host> normalize_host(std::string_view raw, std::string* error = nullptr);
 
+// The same without normalize_host's fast paths (for names and dotted-quad addresses that are
+// already canonical): the same answers and errors, slower. Tests compare the two.
+std::optional<normalized_host> normalize_host_full(std::string_view raw, std::string* error = nullptr);
+
 // Returns true when `host` equals `domain` or ends with "." + domain. Both must be normalized.
 bool is_same_or_subdomain(std::string_view host, std::string_view domain);
 

@@ -1,5 +1,11 @@
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
 #include "rules/host.hpp"
 
 using namespace hallpass::rules;
@@ -70,4 +76,114 @@ TEST_CASE("ip_address parses both families") {
   CHECK(b->v6);
   CHECK_FALSE(ip_address::parse("10.1.2"));
   CHECK_FALSE(ip_address::parse("example.com"));
+}
+
+namespace {
+
+// Both answers of normalize_host and normalize_host_full (which has no fast paths) for `raw`.
+void check_fast_path_agrees(const std::string& raw) {
+  std::string fast_error, full_error;
+  const auto fast = normalize_host(raw, &fast_error);
+  const auto full = normalize_host_full(raw, &full_error);
+  INFO("host: '", raw, "'");
+  REQUIRE(fast.has_value() == full.has_value());
+  if (fast) {
+    CHECK(fast->text == full->text);
+    CHECK(fast->kind == full->kind);
+  } else {
+    CHECK(fast_error == full_error);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the fast paths for canonical names and addresses agree with the full normalisation") {
+  const std::string l63(63, 'a'), l64(64, 'b');
+  std::string n253 = l63 + "." + l63 + "." + l63 + "." + std::string(61, 'c');  // 253 bytes
+  REQUIRE(n253.size() == 253);
+  const std::vector<std::string> edges = {
+      "", ".", "..", "a", "a.", "a..", "a...", ".a", "a..b", "a.b.", "example.com", "example.com.",
+      "www.example.co.uk", "-a.com", "a-.com", "_dmarc.example.org", "a_b.c-d.e", "xn--bcher-kva.example",
+      "com", "a.0", "a.00", "a.08", "a.07", "a.9", "a.09a", "a.0x", "a.0xff", "a.0xg", "a.0x1f.",
+      "0x.a", "a.b0", "a.1b", "1a", "a1", "123", "0x7f", "0x7f.1", "a.0X1", l63 + ".com", l64 + ".com",
+      n253, n253 + ".", n253 + "..", "a" + n253, "1.2.3.4", "1.2.3.4.", "1.2.3.4..", "0.0.0.0",
+      "255.255.255.255", "256.0.0.0", "1.2.3.256", "01.2.3.4", "1.2.3.04", "1.2.3.0", "1.2.3",
+      "1.2.3.4.5", "1.2.3.4a", "1..3.4", "1.2.3.", ".1.2.3.4", "1.2.3.4 ", "1000.1.1.1", "4294967295",
+      "0x7f.0.0.1", "Example.COM", "%65xample.com", "b\xc3\xbc" "cher.example", "a b.com", "a:b",
+      "[::1]", "::1", "[1.2.3.4]", "a/b", "a%2e.com", "a.com%2e", "\x7f" "a.com", "a.\x80",
+      "a.12345678901x", "8567364704ccc", "a.0123456701234x",  // read as (too large) IPv4 numbers
+  };
+  for (const auto& h : edges) check_fast_path_agrees(h);
+
+  // Generated hosts: mostly name characters, sometimes anything that changes the answer.
+  std::mt19937_64 rng(20261121);
+  auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
+  const std::string common = "abcdefxyz0123456789-_..";
+  const std::vector<std::string> rare = {"A", "Z", "%41", "%2e", "%", "\xc3\xbc", ":", "[", "]", " ",
+                                         "0x", "0X", "/", "\x80", "..", "."};
+  for (int n = 0; n < 200000; ++n) {
+    std::string h;
+    const std::size_t len = pick(4) == 0 ? pick(270) : pick(30);
+    const bool clean = pick(3) != 0;  // two in three only use the canonical alphabet
+    while (h.size() < len) {
+      if (!clean && pick(12) == 0) {
+        h += rare[pick(rare.size())];
+      } else if (pick(8) == 0) {
+        h += std::string(1 + pick(70), static_cast<char>('a' + pick(3)));  // long labels
+      } else {
+        h += common[pick(common.size())];
+      }
+    }
+    if (pick(10) == 0) {  // dotted numbers, canonical or not
+      h.clear();
+      const int parts = 1 + static_cast<int>(pick(5));
+      for (int k = 0; k < parts; ++k) {
+        if (k) h += '.';
+        const std::size_t shape = pick(6);
+        if (shape == 0) h += "0";
+        h += std::to_string(pick(shape == 1 ? 70000 : 300));
+      }
+      if (pick(4) == 0) h += '.';
+    }
+    check_fast_path_agrees(h);
+  }
+}
+
+TEST_CASE("addresses print as inet_ntop prints them") {
+  std::mt19937_64 rng(7);
+  auto byte = [&]() { return static_cast<std::uint8_t>(rng()); };
+  auto same_as_inet_ntop = [](const ip_address& a) {
+    char buf[INET6_ADDRSTRLEN];
+    REQUIRE(inet_ntop(a.v6 ? AF_INET6 : AF_INET, a.bytes.data(), buf, sizeof buf) != nullptr);
+    CHECK(a.to_string() == std::string(buf));
+  };
+  for (int n = 0; n < 20000; ++n) {
+    ip_address v4;
+    for (int i = 0; i < 4; ++i) v4.bytes[i] = n < 256 ? static_cast<std::uint8_t>(n) : byte();
+    same_as_inet_ntop(v4);
+  }
+  // IPv6: many zero words, so every shape of "::" and the IPv4-compatible and -mapped forms
+  // come up.
+  for (const char* text : {"::", "::1", "1::", "::ffff:1.2.3.4", "::1.2.3.4", "::ffff:0:1.2.3.4",
+                           "1:0:0:1:0:0:0:1", "1:0:0:2:0:0:3:4", "0:1:0:1:0:1:0:1", "::0.0.0.1",
+                           "::ffff:0.0.0.0", "0:0:0:0:0:1:0:0", "fe80::1:2", "2001:db8::"}) {
+    auto a = ip_address::parse(text);
+    REQUIRE(a);
+    same_as_inet_ntop(*a);
+  }
+  for (int n = 0; n < 200000; ++n) {
+    ip_address v6;
+    v6.v6 = true;
+    const auto zeros = rng();
+    for (int w = 0; w < 8; ++w) {
+      if ((zeros >> (2 * w)) & 3) {  // three in four words are zero
+        v6.bytes[2 * w] = v6.bytes[2 * w + 1] = 0;
+      } else {
+        v6.bytes[2 * w] = (rng() & 1) ? 0 : byte();
+        v6.bytes[2 * w + 1] = byte();
+      }
+    }
+    if (n % 7 == 0) v6.bytes[10] = v6.bytes[11] = 0xff;  // mapped-looking
+    same_as_inet_ntop(v6);
+  }
 }
