@@ -411,6 +411,8 @@ class loader : private yaml_reader {
   }
 
   void add_url(std::string host, std::string path, set_id set) {
+    // Marked in the domain table too, so the engine reads url_prefixes only for such hosts.
+    add_domain(host, domain_table::url_prefix_marker);
     p_->url_prefixes[std::move(host)].push_back(url_prefix{std::move(path), set});
   }
 
@@ -426,6 +428,11 @@ class loader : private yaml_reader {
     }
     std::size_t added = 0, bad = 0, line_no = 0;
     std::string_view rest = *text;
+    if (!urls) {
+      // Room for every line at once, so a large list does not make the table rehash as it grows.
+      const auto lines = static_cast<std::size_t>(std::count(rest.begin(), rest.end(), '\n')) + 1;
+      p_->domains.reserve(lines, rest.size());  // a record is a length byte and the name
+    }
     const std::string shown = path.string();
     while (!rest.empty()) {
       ++line_no;

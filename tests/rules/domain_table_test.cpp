@@ -1,6 +1,10 @@
 #include <doctest/doctest.h>
 
 #include <set>
+#include <span>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "rules/domain_table.hpp"
 
@@ -51,4 +55,83 @@ TEST_CASE("the table grows past many resizes and still finds everything") {
     CHECK(sets_of(t, "www.d" + std::to_string(i) + ".example") == std::set<int>{i % 7});
   }
   CHECK(sets_of(t, "d200001.example").empty());
+}
+
+TEST_CASE("the URL-prefix mark is reported by the walk, never as a set, and is not counted") {
+  domain_table t;
+  REQUIRE(t.add("news.example", domain_table::url_prefix_marker));
+  CHECK(t.size() == 0);
+  CHECK(sets_of(t, "news.example").empty());
+  CHECK(sets_of(t, "www.news.example").empty());
+  auto levels = [&](std::string_view host) {
+    std::vector<std::tuple<std::string, std::set<int>, bool>> out;
+    t.for_each_level(host, true, [&](std::string_view suffix, std::span<const domain_table::set_id> sets,
+                                     bool has_urls) {
+      out.emplace_back(std::string(suffix), std::set<int>(sets.begin(), sets.end()), has_urls);
+    });
+    return out;
+  };
+  using level = std::tuple<std::string, std::set<int>, bool>;
+  CHECK(levels("www.news.example") == std::vector<level>{{"news.example", {}, true}});
+
+  REQUIRE(t.add("news.example", 3));  // now a listed domain too
+  REQUIRE(t.add("example", 5));
+  REQUIRE(t.add("sport.news.example", 4));
+  REQUIRE(t.add("sport.news.example", domain_table::url_prefix_marker));
+  REQUIRE(t.add("other.example", domain_table::url_prefix_marker));
+  CHECK(t.size() == 3);
+  CHECK(sets_of(t, "news.example") == std::set<int>{3, 5});
+  CHECK(levels("a.sport.news.example") == std::vector<level>{{"sport.news.example", {4}, true},
+                                                             {"news.example", {3}, true},
+                                                             {"example", {5}, false}});
+  CHECK(levels("other.example") == std::vector<level>{{"other.example", {}, true}, {"example", {5}, false}});
+}
+
+TEST_CASE("hosts with more labels than one prefetch batch are walked in order to the end") {
+  // 22 labels: about 250 bytes; 40 labels: over 256 bytes, where suffixes are hashed one by one.
+  for (const int labels : {22, 40}) {
+    domain_table t;
+    std::string host = "example";
+    std::vector<std::string> suffixes = {host};
+    for (int i = 0; i < labels; ++i) {
+      // Labels of 1 to 19 characters, so dots fall at every place in an 8-byte word.
+      host = std::string(1 + (i * 7) % 19, static_cast<char>('a' + i % 26)) + "." + host;
+      suffixes.push_back(host);
+    }
+    // Every third suffix that is short enough to be an entry, each in its own set (its index).
+    auto listed = [&](std::size_t i) { return i % 3 == 0 && suffixes[i].size() <= 255; };
+    for (std::size_t i = 0; i < suffixes.size(); ++i) {
+      if (listed(i)) REQUIRE(t.add(suffixes[i], static_cast<domain_table::set_id>(i)));
+    }
+    std::vector<int> seen;
+    t.for_each_match(host, true, [&](domain_table::set_id s) { seen.push_back(s); });
+    std::vector<int> expected;
+    for (std::size_t i = suffixes.size(); i-- > 0;) {
+      if (listed(i)) expected.push_back(static_cast<int>(i));
+    }
+    CHECK(seen == expected);  // the host first, then its parents
+    CHECK(sets_of(t, host + ".").empty());  // as before: "example." is not "example"
+    CHECK(sets_of(t, "x.." + host).size() == expected.size());
+    for (std::size_t i = 0; i < suffixes.size(); ++i) {
+      CHECK(sets_of(t, suffixes[i], false) == (listed(i) ? std::set<int>{static_cast<int>(i)} : std::set<int>{}));
+    }
+  }
+}
+
+TEST_CASE("reserving room first gives the same table as growing it") {
+  domain_table grown, reserved;
+  reserved.reserve(50000, 50000 * 16);
+  for (int i = 0; i < 50000; ++i) {
+    const std::string d = "d" + std::to_string(i) + (i % 2 ? ".example" : ".test");
+    REQUIRE(grown.add(d, i % 5));
+    REQUIRE(reserved.add(d, i % 5));
+  }
+  reserved.reserve(10, 100);  // room enough already: nothing changes
+  grown.finish();
+  reserved.finish();
+  CHECK(grown.size() == reserved.size());
+  for (int i = 0; i < 60000; i += 7) {
+    const std::string h = "www.d" + std::to_string(i) + (i % 2 ? ".example" : ".test");
+    CHECK(sets_of(grown, h) == sets_of(reserved, h));
+  }
 }
