@@ -2,37 +2,51 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <limits>
+#include <span>
 
 namespace hallpass::rules {
 namespace {
 
-// The sets a request's host and URL belong to. Usually a handful; spills to the heap only
-// for pathological policies.
+// The sets a request's host and URL belong to, as a bitset of set ids: sets 0 to 511 in
+// inline words (every policy we have seen), higher ids in a list that only pathological
+// policies use.
 class matched_sets {
  public:
+  static constexpr std::size_t inline_words = 8;
+
+  // Clears only the words a policy with `set_count` sets uses when it has at most 128 sets
+  // (written out: GCC turns a loop or a larger clear into "rep stos", slow to start).
+  explicit matched_sets(std::size_t set_count) : words_(std::min(inline_words, (set_count + 63) / 64)) {
+    inline_[0] = 0;
+    inline_[1] = 0;
+    if (words_ > 2) std::fill(inline_.begin() + 2, inline_.end(), std::uint64_t{0});
+  }
+
   void add(set_id s) {
-    if (n_ < inline_.size()) {
-      inline_[n_++] = s;
+    if (s / 64 < words_) {
+      inline_[s / 64] |= std::uint64_t{1} << (s % 64);
     } else {
       spill_.push_back(s);
     }
   }
-  bool contains(set_id s) const {
-    for (std::size_t i = 0; i < n_; ++i) {
-      if (inline_[i] == s) return true;
+
+  // The bits of `mask` (over ids word * 64 ... word * 64 + 63) that are in the set.
+  std::uint64_t in_word(std::uint32_t word, std::uint64_t mask) const {
+    if (word < words_) return inline_[word] & mask;
+    std::uint64_t bits = 0;
+    for (set_id s : spill_) {
+      if (s / 64 == word) bits |= std::uint64_t{1} << (s % 64);
     }
-    return std::find(spill_.begin(), spill_.end(), s) != spill_.end();
-  }
-  template <class F>
-  void for_each(F&& f) const {
-    for (std::size_t i = 0; i < n_; ++i) f(inline_[i]);
-    for (set_id s : spill_) f(s);
+    return bits & mask;
   }
 
+  bool contains(set_id s) const { return in_word(s / 64u, std::uint64_t{1} << (s % 64)) != 0; }
+
  private:
-  std::array<set_id, 24> inline_{};
-  std::size_t n_ = 0;
+  std::size_t words_;
+  std::array<std::uint64_t, inline_words> inline_;  // the first words_ are in use
   std::vector<set_id> spill_;
 };
 
@@ -58,7 +72,13 @@ struct context {
   const request_facts& f;
   const normalized_host& host;
   matched_sets sets;
+  int first_locked = -1;  // the first locked set added, as the verdict reports it
   bool patterns_done = false;
+
+  void add(set_id s) {
+    sets.add(s);
+    if (first_locked < 0 && p.set_is_locked[s]) first_locked = s;
+  }
 
   void match_patterns() {
     if (patterns_done) return;
@@ -67,16 +87,23 @@ struct context {
     const std::string subject = pattern_subject(f.scheme, host, f.port, f.path);
     std::vector<int> hits;
     if (p.patterns->Match(subject, &hits)) {
-      for (int h : hits) sets.add(p.pattern_set[static_cast<std::size_t>(h)]);
+      for (int h : hits) add(p.pattern_set[static_cast<std::size_t>(h)]);
     }
   }
 
-  // Returns the matching target set, or -1.
+  // Returns the first listed target set the request is in, or -1.
   int match_targets(const rule& r) {
     if (!r.has_targets) return std::numeric_limits<int>::max();  // matches without a target
     if (r.needs_patterns) match_patterns();
-    for (set_id t : r.targets) {
-      if (sets.contains(t)) return t;
+    for (const auto& wm : r.targets.words()) {
+      const std::uint64_t bits = sets.in_word(wm.word, wm.mask);
+      if (bits == 0) continue;
+      // Words are in order, so this is the lowest matching id: the first listed one when the
+      // rule lists its targets in increasing order, as the loader usually does.
+      if (r.targets.ascending()) return static_cast<int>(wm.word * 64 + std::countr_zero(bits));
+      for (set_id t : r.targets) {
+        if (sets.contains(t)) return t;
+      }
     }
     return -1;
   }
@@ -185,35 +212,55 @@ verdict decide(const policy& p, const request_facts& f) {
     return v;
   }
   v.host = std::move(*host);
-  context ctx{p, f, v.host, {}, false};
-  p.domains.for_each_match(v.host.text, v.host.kind == host_kind::name,
-                           [&](set_id s) { ctx.sets.add(s); });
-  if (!p.url_prefixes.empty() && f.path) {
-    std::string_view h = v.host.text;
+  context ctx{p, f, v.host, matched_sets(p.set_names.size()), -1, false};
+  // The domain table's walk gives each suffix's sets and whether it has URL prefixes; the
+  // URL-prefix map is then read only for those suffixes, after every domain set (the order
+  // in which sets are added decides which locked category a verdict names).
+  const std::string_view name = v.host.text;
+  const bool want_urls = !p.url_prefixes.empty() && f.path;
+  // Where the suffixes that have URL prefixes start, in walk order; should there be more than
+  // fit (never in practice), every suffix is looked up afterwards as if none had been marked.
+  std::array<std::size_t, 8> url_suffixes;  // only the first url_levels are set
+  std::size_t url_levels = 0;
+  p.domains.for_each_level(name, v.host.kind == host_kind::name,
+                           [&](std::string_view suffix, std::span<const set_id> sets, bool has_urls) {
+                             for (set_id s : sets) ctx.add(s);
+                             if (has_urls && want_urls) {
+                               if (url_levels < url_suffixes.size()) {
+                                 url_suffixes[url_levels] = static_cast<std::size_t>(suffix.data() - name.data());
+                               }
+                               ++url_levels;
+                             }
+                           });
+  if (url_levels > 0) {
     const std::string_view path = *f.path;
-    while (true) {
-      if (auto it = p.url_prefixes.find(h); it != p.url_prefixes.end()) {
+    auto add_url_sets = [&](std::string_view suffix) {
+      if (auto it = p.url_prefixes.find(suffix); it != p.url_prefixes.end()) {
         for (const auto& u : it->second) {
-          if (path.starts_with(u.path)) ctx.sets.add(u.set);
+          if (path.starts_with(u.path)) ctx.add(u.set);
         }
       }
-      if (v.host.kind != host_kind::name) break;
-      auto dot = h.find('.');
-      if (dot == std::string_view::npos) break;
-      h.remove_prefix(dot + 1);
+    };
+    if (url_levels <= url_suffixes.size()) {
+      for (std::size_t k = 0; k < url_levels; ++k) add_url_sets(name.substr(url_suffixes[k]));
+    } else {
+      std::string_view h = name;
+      while (true) {
+        add_url_sets(h);
+        if (v.host.kind != host_kind::name) break;
+        auto dot = h.find('.');
+        if (dot == std::string_view::npos) break;
+        h.remove_prefix(dot + 1);
+      }
     }
   }
 
   // 4. Locked categories: nothing overrides them.
   if (p.locked_has_patterns) ctx.match_patterns();
-  int locked_set = -1;
-  ctx.sets.for_each([&](set_id s) {
-    if (locked_set < 0 && p.set_is_locked[s]) locked_set = s;
-  });
-  if (locked_set >= 0) {
+  if (ctx.first_locked >= 0) {
     v.act = action::block;
     v.by = decided_by::locked_category;
-    set_category(p, v, locked_set);
+    set_category(p, v, ctx.first_locked);
     v.rule_id = "locked category";
     v.reason = "This site is on a list of illegal content that the school is required to block.";
     return v;

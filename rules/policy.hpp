@@ -37,11 +37,50 @@ struct category {
   std::vector<std::string> sources;  // files and UT1 categories it was read from
 };
 
+// A rule's target sets, kept two ways: as the policy lists them (read like a
+// std::vector<set_id>; the first listed set the request is in names the category a verdict
+// reports), and as (word, mask) pairs over a bitset of set ids, so that the engine tests a
+// whole rule against the request's sets with one AND per 64 set ids.
+class target_sets {
+ public:
+  struct word_mask {
+    std::uint32_t word = 0;  // set id / 64
+    std::uint64_t mask = 0;  // bit (set id % 64) for each target in that word
+  };
+
+  void push_back(set_id s) {
+    ascending_ = ascending_ && (ids_.empty() || ids_.back() < s);
+    ids_.push_back(s);
+    const auto w = static_cast<std::uint32_t>(s / 64);
+    auto it = words_.begin();
+    while (it != words_.end() && it->word < w) ++it;
+    if (it == words_.end() || it->word != w) it = words_.insert(it, word_mask{w, 0});
+    it->mask |= std::uint64_t{1} << (s % 64);
+  }
+
+  std::vector<set_id>::const_iterator begin() const { return ids_.begin(); }
+  std::vector<set_id>::const_iterator end() const { return ids_.end(); }
+  std::size_t size() const { return ids_.size(); }
+  bool empty() const { return ids_.empty(); }
+  set_id operator[](std::size_t i) const { return ids_[i]; }
+
+  // Sorted by word, each word once.
+  const std::vector<word_mask>& words() const { return words_; }
+  // True when the ids are listed in increasing order, so the first listed one the request is
+  // in is also the lowest.
+  bool ascending() const { return ascending_; }
+
+ private:
+  std::vector<set_id> ids_;
+  std::vector<word_mask> words_;
+  bool ascending_ = true;
+};
+
 struct rule {
   std::string id;  // "pupils rule 2", or "pupils rule 2 (wikipedia edits)" when named
   action act = action::block;
   // Target sets: the rule applies when the request matches any of them. Empty: any request.
-  std::vector<set_id> targets;
+  target_sets targets;
   bool has_targets = false;
   bool needs_patterns = false;         // some target has URL patterns (evaluated lazily)
   std::vector<std::string> methods;    // upper case; empty: any method
@@ -95,8 +134,10 @@ struct policy {
   std::vector<std::size_t> set_category;  // index into categories, or npos for rule lists
 
   domain_table domains;
+  // By host. Each host here is also in `domains` with domain_table::url_prefix_marker, so the
+  // engine looks here only for the suffixes of a request's host that have URL prefixes.
   std::unordered_map<std::string, std::vector<url_prefix>, string_hash, std::equal_to<>>
-      url_prefixes;  // by host
+      url_prefixes;
   std::unique_ptr<re2::RE2::Set> patterns;  // null when no set has patterns
   std::vector<set_id> pattern_set;          // pattern index -> set
   bool locked_has_patterns = false;

@@ -213,3 +213,93 @@ roles:
   CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "https://[2606:4700:4700:0::1111]/"));
   CHECK(pupils.allowed("2026-11-23 11:00", "https://1.1.1.2/"));
 }
+
+TEST_CASE("a rule reports the first category it lists that the host is in") {
+  auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
+categories:
+  alpha: {domains: [both.example, alpha.example]}
+  beta:  {domains: [both.example]}
+roles:
+  listed_up:   {default: allow, rules: [{action: block, categories: [alpha, beta]}]}
+  listed_down: {default: allow, rules: [{action: block, categories: [beta, alpha]}]}
+)");
+  CHECK(ask{*p, "listed_up"}.at("2026-11-23 11:00", "https://both.example/").category_name() == "alpha");
+  CHECK(ask{*p, "listed_down"}.at("2026-11-23 11:00", "https://both.example/").category_name() == "beta");
+  CHECK(ask{*p, "listed_down"}.at("2026-11-23 11:00", "https://x.alpha.example/").category_name() == "alpha");
+  CHECK(ask{*p, "listed_down"}.allowed("2026-11-23 11:00", "https://gamma.example/"));
+}
+
+TEST_CASE("policies with more than 512 categories match sets beyond the inline bitset") {
+  std::string yaml = std::string(test::timetable_yaml) + "categories:\n";
+  for (int i = 0; i < 600; ++i) {
+    yaml += "  c" + std::to_string(i) + ": {domains: [d" + std::to_string(i) + ".example, shared" +
+            std::to_string(i % 3) + ".example]}\n";
+  }
+  yaml += R"(roles:
+  pupils:
+    default: allow
+    rules:
+      - {name: high, action: block, categories: [c599, c5, c550]}
+      - {name: low, action: block, categories: [c7]}
+      - {name: far, action: block, domains: [far.example]}
+)";
+  auto p = test::load_yaml(yaml);
+  ask pupils{*p, "pupils"};
+  auto v = pupils.at("2026-11-23 11:00", "https://www.d550.example/");
+  CHECK(v.rule_id == "pupils rule 1 (high)");
+  CHECK(v.category_name() == "c550");
+  CHECK(pupils.at("2026-11-23 11:00", "https://d599.example/").category_name() == "c599");
+  CHECK(pupils.at("2026-11-23 11:00", "https://d5.example/").category_name() == "c5");
+  // shared2.example is in c2, c5, ..., c599: the first listed of rule 1 wins.
+  CHECK(pupils.at("2026-11-23 11:00", "https://shared2.example/").category_name() == "c599");
+  CHECK(pupils.at("2026-11-23 11:00", "https://d7.example/").rule_id == "pupils rule 2 (low)");
+  CHECK(pupils.at("2026-11-23 11:00", "https://far.example/").rule_id == "pupils rule 3 (far)");
+  CHECK(pupils.allowed("2026-11-23 11:00", "https://d598.example/"));
+}
+
+TEST_CASE("URL prefixes on several levels of a host, on IP literals and beside domain entries") {
+  auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
+categories:
+  games: {urls: ["news.example/games", "sport.news.example/live", "10.1.2.3/play"]}
+  video: {domains: [sport.news.example], urls: ["news.example/tv"]}
+  iwf:   {locked: true, urls: ["news.example/illegal"]}
+  lock2: {locked: true, domains: [news.example]}
+roles:
+  pupils:
+    default: allow
+    rules:
+      - {action: block, categories: [games]}
+      - {action: allow, categories: [video]}
+  staff: {default: allow}
+)");
+  ask pupils{*p, "pupils"};
+  const std::string t = "2026-11-23 11:00";
+  CHECK(p->domains.size() == 2);  // hosts with only URL prefixes are not counted as domains
+  auto v = pupils.at(t, "http://a.sport.news.example/live/1");
+  CHECK(v.act == action::block);  // the locked lock2 (news.example) comes first
+  CHECK(v.category_name() == "lock2");
+  CHECK(pupils.at(t, "http://sport.news.example/illegal").category_name() == "lock2");
+  auto q = test::load_yaml(std::string(test::timetable_yaml) + R"(
+categories:
+  games: {urls: ["news.example/games", "sport.news.example/live", "10.1.2.3/play"]}
+  video: {domains: [sport.news.example], urls: ["news.example/tv"]}
+  iwf:   {locked: true, urls: ["news.example/illegal"]}
+roles:
+  pupils:
+    default: allow
+    rules:
+      - {action: block, categories: [games]}
+      - {action: allow, categories: [video]}
+)");
+  ask kids{*q, "pupils"};
+  CHECK(kids.at(t, "http://a.sport.news.example/live/1").category_name() == "games");
+  CHECK(kids.at(t, "http://sport.news.example/games").category_name() == "games");
+  CHECK(kids.at(t, "http://sport.news.example/news").category_name() == "video");
+  CHECK(kids.at(t, "http://www.news.example/tv/a").category_name() == "video");
+  CHECK(kids.at(t, "http://www.news.example/illegal/a").by == decided_by::locked_category);
+  CHECK(kids.allowed(t, "http://www.news.example/other"));
+  CHECK(kids.allowed(t, "http://othernews.example/games"));
+  CHECK_FALSE(kids.allowed(t, "http://10.1.2.3/play/x"));
+  CHECK_FALSE(kids.allowed(t, "http://167838211/play"));  // 10.1.2.3 spelled as one number
+  CHECK(kids.allowed(t, "http://10.1.2.3/work"));
+}
