@@ -11,6 +11,7 @@
 #include <iostream>
 #include <set>
 
+#include "proxy/run_loop.hpp"
 #include "proxy/shared_state.hpp"
 #include "rules/explain.hpp"
 #include "rules/yaml_reader.hpp"
@@ -176,16 +177,7 @@ std::string admin_server::start() {
     net::co_spawn(ioc_, accept_loop(), net::detached);
   }
   net::co_spawn(ioc_, prune_loop(), net::detached);
-  thread_ = std::thread([this] {
-    for (;;) {
-      try {
-        ioc_.run();
-        return;
-      } catch (const std::exception& e) {
-        std::cerr << "hallpass: admin: unexpected error: " << e.what() << "\n";
-      }
-    }
-  });
+  thread_ = std::thread([this] { run_until_stopped(ioc_, "admin"); });
   return {};
 }
 

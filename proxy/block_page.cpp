@@ -183,26 +183,9 @@ std::string render_block_page(const block_page_info& info) {
   return out;
 }
 
-std::string render_error_page(int status, std::string_view title, std::string_view explanation,
-                              std::string_view school_name) {
-  const auto school = school_or_default(school_name);
-  std::string out;
-  out.reserve(4 * 1024);
-  begin_document(out, title, school);
-  out += "<h1>";
-  append_value(out, title);
-  out += "</h1>\n<p class=\"lead\">";
-  append_value(out, explanation, 2 * max_field_bytes);
-  out +=
-      "</p>\n<p>Try again in a minute. If it keeps happening, tell your teacher or the ICT "
-      "technician what you were trying to open and when.</p>\n<p class=\"note\">Error ";
-  out += std::to_string(status);
-  out += " \u00b7 reported by the school\u2019s internet filter, not by the website.</p>\n";
-  end_document(out);
-  return out;
-}
-
-std::string render_notice_page(std::string_view title, std::string_view text, std::string_view school_name) {
+namespace {
+// The head, the title and one lead paragraph; the caller adds the rest and ends the document.
+std::string render_titled_page(std::string_view title, std::string_view text, std::string_view school_name) {
   const auto school = school_or_default(school_name);
   std::string out;
   out.reserve(4 * 1024);
@@ -212,6 +195,24 @@ std::string render_notice_page(std::string_view title, std::string_view text, st
   out += "</h1>\n<p class=\"lead\">";
   append_value(out, text, 2 * max_field_bytes);
   out += "</p>\n";
+  return out;
+}
+}  // namespace
+
+std::string render_error_page(int status, std::string_view title, std::string_view explanation,
+                              std::string_view school_name) {
+  std::string out = render_titled_page(title, explanation, school_name);
+  out +=
+      "<p>Try again in a minute. If it keeps happening, tell your teacher or the ICT "
+      "technician what you were trying to open and when.</p>\n<p class=\"note\">Error ";
+  out += std::to_string(status);
+  out += " \u00b7 reported by the school\u2019s internet filter, not by the website.</p>\n";
+  end_document(out);
+  return out;
+}
+
+std::string render_notice_page(std::string_view title, std::string_view text, std::string_view school_name) {
+  std::string out = render_titled_page(title, text, school_name);
   end_document(out);
   return out;
 }

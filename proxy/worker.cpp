@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "proxy/http_session.hpp"
+#include "proxy/run_loop.hpp"
 #include "proxy/shared_state.hpp"
 
 namespace hallpass {
@@ -44,17 +45,7 @@ void worker::give_buffer(std::unique_ptr<char[]> b) {
 void worker::start() {
   for (auto& a : acceptors_) net::co_spawn(ioc_, accept_loop(*a), net::detached);
   net::co_spawn(ioc_, sweep_loop(), net::detached);
-  thread_ = std::thread([this] {
-    for (;;) {
-      try {
-        ioc_.run();
-        return;
-      } catch (const std::exception& e) {
-        // A bug in one session must not take the school offline: report it and go on.
-        std::cerr << "hallpass: worker " << index_ << ": unexpected error: " << e.what() << "\n";
-      }
-    }
-  });
+  thread_ = std::thread([this] { run_until_stopped(ioc_, "worker " + std::to_string(index_)); });
 }
 
 void worker::join() {

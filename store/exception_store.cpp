@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include <filesystem>
+#include <functional>
 
 #include "rules/explain.hpp"
 
@@ -252,92 +253,74 @@ result exception_store::file_request(const actor& who, const request_form& f) {
   return r;
 }
 
-result exception_store::approve(const actor& who, std::int64_t id, seconds_t from, seconds_t until, rules::target t,
-                                const std::string& reason) {
+result exception_store::change_request(const actor& who, std::int64_t id, const char* action, const char* need,
+                                       const std::string& reason, const std::function<std::string()>& apply) {
   transaction tx(db_);
   if (!tx.error().empty()) return result::fail("internal", tx.error());
   const auto now = now_seconds();
   auto before = request_object(id, now);
   if (!before) return result::fail("not_found", "there is no request " + std::to_string(id));
-  if ((*before)["status"] != "pending") {
-    return result::fail("conflict", "request " + std::to_string(id) + " is " +
-                                        std::string((*before)["status"].as_string()) + ", not pending");
+  const std::string status((*before)["status"].as_string());
+  if (status != need) {
+    return result::fail("conflict", "request " + std::to_string(id) + " is " + status + ", not " + need +
+                                        (std::string(action) == "revoke" ? ": only an approved, unexpired exception "
+                                                                           "can be revoked"
+                                                                         : ""));
   }
-  std::string err;
-  auto upd = db_.prepare(
-      "UPDATE requests SET decision='approved', decided_by=?, decided_at=?, decision_reason=? WHERE id=?", &err);
-  if (!upd) return result::fail("internal", err);
-  upd.bind(1, who.os_user).bind(2, now.time_since_epoch().count()).bind(3, reason).bind(4, id);
-  if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
-  auto ins = db_.prepare(
-      "INSERT INTO exceptions(request_id, kind, host, path, display, valid_from, valid_until) VALUES(?,?,?,?,?,?,?)",
-      &err);
-  if (!ins) return result::fail("internal", err);
-  ins.bind(1, id)
-      .bind(2, rules::to_string(t.kind))
-      .bind(3, t.host)
-      .bind(4, t.path)
-      .bind(5, t.text)
-      .bind(6, from.time_since_epoch().count())
-      .bind(7, until.time_since_epoch().count());
-  if (auto e = ins.run(); !e.empty()) return result::fail("internal", e);
+  if (auto e = apply(); !e.empty()) return result::fail("internal", e);
   auto after = request_object(id, now);
-  if (auto e = write_audit(who, "approve", "request " + std::to_string(id), *before, *after, reason, "ok"); !e.empty())
+  if (auto e = write_audit(who, action, "request " + std::to_string(id), *before, *after, reason, "ok"); !e.empty())
     return result::fail("internal", e);
   if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
   result r;
   r.data = *after;
   return r;
+}
+
+std::string exception_store::decide_request(std::int64_t id, const actor& who, const char* decision,
+                                            const std::string& reason) {
+  std::string err;
+  auto upd = db_.prepare("UPDATE requests SET decision=?, decided_by=?, decided_at=?, decision_reason=? WHERE id=?",
+                         &err);
+  if (!upd) return err;
+  upd.bind(1, decision).bind(2, who.os_user).bind(3, now_seconds().time_since_epoch().count()).bind(4, reason).bind(5, id);
+  return upd.run();
+}
+
+result exception_store::approve(const actor& who, std::int64_t id, seconds_t from, seconds_t until, rules::target t,
+                                const std::string& reason) {
+  return change_request(who, id, "approve", "pending", reason, [&]() -> std::string {
+    if (auto e = decide_request(id, who, "approved", reason); !e.empty()) return e;
+    std::string err;
+    auto ins = db_.prepare(
+        "INSERT INTO exceptions(request_id, kind, host, path, display, valid_from, valid_until) VALUES(?,?,?,?,?,?,?)",
+        &err);
+    if (!ins) return err;
+    ins.bind(1, id)
+        .bind(2, rules::to_string(t.kind))
+        .bind(3, t.host)
+        .bind(4, t.path)
+        .bind(5, t.text)
+        .bind(6, from.time_since_epoch().count())
+        .bind(7, until.time_since_epoch().count());
+    return ins.run();
+  });
 }
 
 result exception_store::deny(const actor& who, std::int64_t id, const std::string& reason) {
-  transaction tx(db_);
-  if (!tx.error().empty()) return result::fail("internal", tx.error());
-  const auto now = now_seconds();
-  auto before = request_object(id, now);
-  if (!before) return result::fail("not_found", "there is no request " + std::to_string(id));
-  if ((*before)["status"] != "pending") {
-    return result::fail("conflict", "request " + std::to_string(id) + " is " +
-                                        std::string((*before)["status"].as_string()) + ", not pending");
-  }
-  std::string err;
-  auto upd = db_.prepare(
-      "UPDATE requests SET decision='denied', decided_by=?, decided_at=?, decision_reason=? WHERE id=?", &err);
-  if (!upd) return result::fail("internal", err);
-  upd.bind(1, who.os_user).bind(2, now.time_since_epoch().count()).bind(3, reason).bind(4, id);
-  if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
-  auto after = request_object(id, now);
-  if (auto e = write_audit(who, "deny", "request " + std::to_string(id), *before, *after, reason, "ok"); !e.empty())
-    return result::fail("internal", e);
-  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
-  result r;
-  r.data = *after;
-  return r;
+  return change_request(who, id, "deny", "pending", reason,
+                        [&] { return decide_request(id, who, "denied", reason); });
 }
 
 result exception_store::revoke(const actor& who, std::int64_t id, const std::string& reason) {
-  transaction tx(db_);
-  if (!tx.error().empty()) return result::fail("internal", tx.error());
-  const auto now = now_seconds();
-  auto before = request_object(id, now);
-  if (!before) return result::fail("not_found", "there is no request " + std::to_string(id));
-  if ((*before)["status"] != "approved") {
-    return result::fail("conflict", "request " + std::to_string(id) + " is " +
-                                        std::string((*before)["status"].as_string()) +
-                                        ": only an approved, unexpired exception can be revoked");
-  }
-  std::string err;
-  auto upd = db_.prepare("UPDATE exceptions SET revoked_by=?, revoked_at=?, revoke_reason=? WHERE request_id=?", &err);
-  if (!upd) return result::fail("internal", err);
-  upd.bind(1, who.os_user).bind(2, now.time_since_epoch().count()).bind(3, reason).bind(4, id);
-  if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
-  auto after = request_object(id, now);
-  if (auto e = write_audit(who, "revoke", "request " + std::to_string(id), *before, *after, reason, "ok"); !e.empty())
-    return result::fail("internal", e);
-  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
-  result r;
-  r.data = *after;
-  return r;
+  return change_request(who, id, "revoke", "approved", reason, [&]() -> std::string {
+    std::string err;
+    auto upd =
+        db_.prepare("UPDATE exceptions SET revoked_by=?, revoked_at=?, revoke_reason=? WHERE request_id=?", &err);
+    if (!upd) return err;
+    upd.bind(1, who.os_user).bind(2, now_seconds().time_since_epoch().count()).bind(3, reason).bind(4, id);
+    return upd.run();
+  });
 }
 
 result exception_store::show(std::int64_t id) {

@@ -14,6 +14,7 @@
 #include <boost/json/value.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -101,6 +102,11 @@ class exception_store {
                           const boost::json::value& before, const boost::json::value& after, const std::string& reason,
                           const std::string& outcome);
   std::string iso(std::int64_t unix_seconds) const;
+  // One change to a request in one transaction: checks the status is `need`, runs apply(),
+  // audits before and after, commits. approve, deny and revoke are this with their UPDATEs.
+  result change_request(const actor& who, std::int64_t id, const char* action, const char* need,
+                        const std::string& reason, const std::function<std::string()>& apply);
+  std::string decide_request(std::int64_t id, const actor& who, const char* decision, const std::string& reason);
 
   database db_;
   rules::time_zone zone_;
