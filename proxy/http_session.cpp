@@ -524,9 +524,11 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   form->source = "block page";
   form->client_address = c.ip_text;
   // Filed on the store thread (SQLite never runs on an event loop); co_spawn brings the result
-  // back to this worker.
-  auto filed = co_await net::co_spawn(state.admin->executor(), file_form_job{state.admin, std::move(form)},
-                                      net::use_awaitable);
+  // back to this worker. The job is a named local, moved in: GCC 12 destroys a non-trivial
+  // temporary made inside a co_await expression a second time after the resume (ASan caught
+  // the shared_ptr freed twice), so no such temporary may appear in one.
+  file_form_job job{state.admin, std::move(form)};
+  auto filed = co_await net::co_spawn(state.admin->executor(), std::move(job), net::use_awaitable);
   if (!filed.ok) {
     ex.note = "access request form: " + filed.error;
     co_await form_page(c, ex, school, version, http::status::service_unavailable, "The request could not be saved",

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -350,6 +351,10 @@ class Proxy:
                  what=f"'{marker}' in hallpass output")
 
     def stop(self, timeout=15):
+        if self.proc.poll() is not None and self.proc.returncode not in (0, -signal.SIGKILL):
+            # It died under the test: show why, or the failure that follows is a riddle.
+            sys.stderr.write(f"hallpass exited with {self.proc.returncode} during the test; its stderr:\n")
+            sys.stderr.write("".join(self.stderr_lines[-200:]))
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
