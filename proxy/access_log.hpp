@@ -12,8 +12,8 @@
 // full queue. After a failure the writer closes the file and tries to reopen it every second;
 // it says so on standard error when writing works again.
 //
-// Durability: lines are written with ::write() in batches and never fsync'ed; the OS flushes
-// them. A process crash loses only lines still in the queue; a machine crash can also lose
+// Durability: lines are written with ::write() in batches, every 50 ms or sooner when 256 lines
+// wait, and never fsync'ed; the OS flushes them. A process crash loses only lines still in the queue; a machine crash can also lose
 // the last lines the OS had not yet flushed.
 //
 // The file is opened O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC with mode 0640 (less the umask):
@@ -96,6 +96,7 @@ class access_log {
   std::uint64_t done_ = 0;    // of those, lines the writer has finished with
   bool stop_ = false;
   bool reopen_requested_ = false;
+  bool flush_requested_ = false;
 
   std::atomic<std::uint64_t> dropped_full_{0};  // write(): queue full (or out of memory)
   std::atomic<std::uint64_t> dropped_io_{0};    // writer: file not open or write failed

@@ -42,7 +42,7 @@ struct daemon_config {
     std::chrono::milliseconds connect_timeout = 10s;
     std::chrono::milliseconds response_timeout = 60s; // until the response head arrives
     std::chrono::milliseconds idle_timeout = 120s;    // no bytes either way (bodies, tunnels)
-    unsigned pool_per_origin = 8;                     // idle keep-alive connections kept per origin
+    unsigned pool_per_origin = 64;                    // idle keep-alive connections kept per origin
     std::chrono::milliseconds pool_idle = 30s;        // an idle pooled connection is closed after
     std::chrono::milliseconds dns_cache = 60s;        // positive DNS answers are kept this long
   } upstream;

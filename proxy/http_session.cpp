@@ -8,6 +8,7 @@
 #include "proxy/admin_server.hpp"
 #include "proxy/block_page.hpp"
 #include "proxy/exchange.hpp"
+#include "proxy/message_head.hpp"
 #include "proxy/request_checks.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/tunnel.hpp"
@@ -19,6 +20,7 @@ namespace {
 
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::string_view via_value = "1.1 hallpass";
+constexpr std::size_t client_buffer_kept = 4096;
 
 using request_parser = http::request_parser<http::buffer_body>;
 using response_parser = http::response_parser<http::buffer_body>;
@@ -207,7 +209,8 @@ http::status status_for(upstream_error e) {
 struct pump_result {
   error_code read_error;   // from the side being read (the parser's errors land here)
   error_code write_error;  // from the side being written
-  std::uint64_t moved = 0;
+  std::uint64_t moved = 0;    // body bytes read
+  std::uint64_t written = 0;  // bytes written: the body with its framing, and the head if it was not yet sent
   explicit operator bool() const { return !read_error && !write_error; }
 };
 
@@ -243,12 +246,59 @@ net::awaitable<pump_result> pump_body(worker& w, beast::tcp_stream& in,
     }
     out.expires_after(idle);
     auto [wec, wn] = co_await http::async_write(out, sr, nothrow);
+    r.written += wn;
     if (wec == http::error::need_buffer) wec = {};
     if (wec) {
       r.write_error = wec;
       break;
     }
   } while (!p.is_done() || !sr.is_done());
+  w.give_buffer(std::move(buf));
+  co_return r;
+}
+
+// Sends `head` followed by exactly `length` body bytes taken first from `in_buffer` (what
+// the head's read brought along) and then straight from `in`, through the worker's relay
+// buffer: no parser and no extra copy. The head and the first bytes go out in one write.
+// `moved` counts the body bytes read, `written` everything written.
+net::awaitable<pump_result> relay_fixed(worker& w, beast::tcp_stream& in, beast::flat_buffer& in_buffer,
+                                        beast::tcp_stream& out, const std::string& head, std::uint64_t length,
+                                        std::chrono::milliseconds idle) {
+  pump_result r;
+  const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(in_buffer.size(), length));
+  {
+    const std::array<net::const_buffer, 2> parts{net::buffer(head), net::buffer(in_buffer.data().data(), first)};
+    out.expires_after(idle);
+    auto [wec, wn] = co_await net::async_write(out, parts, nothrow);
+    r.written += wn;
+    if (wec) {
+      r.write_error = wec;
+      co_return r;
+    }
+  }
+  in_buffer.consume(first);
+  r.moved += first;
+  std::uint64_t remaining = length - first;
+  if (remaining == 0) co_return r;
+  auto buf = w.take_buffer();
+  while (remaining > 0) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, worker::relay_buffer_size));
+    in.expires_after(idle);
+    auto [rec, n] = co_await in.async_read_some(net::buffer(buf.get(), want), nothrow);
+    if (rec) {
+      r.read_error = rec;
+      break;
+    }
+    r.moved += n;
+    remaining -= n;
+    out.expires_after(idle);
+    auto [wec, wn] = co_await net::async_write(out, net::buffer(buf.get(), n), nothrow);
+    r.written += wn;
+    if (wec) {
+      r.write_error = wec;
+      break;
+    }
+  }
   w.give_buffer(std::move(buf));
   co_return r;
 }
@@ -279,6 +329,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   req.version(11);
   if (!websocket) req.keep_alive(true);
 
+  const std::string request_head = rp.chunked() ? std::string() : serialize_request_head(req.base());
   std::unique_ptr<upstream_connection> up;
   std::optional<response_parser> resp;
   const auto upstream_started = std::chrono::steady_clock::now();
@@ -302,32 +353,45 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       if (cec) co_return forward_outcome::close;
       ex.bytes_out += cn;
     }
-    http::request_serializer<http::buffer_body> sr{req};
-    up->stream.expires_after(daemon.upstream.idle_timeout);
-    auto [hec, hn] = co_await http::async_write_header(up->stream, sr, nothrow);
+    error_code hec;
     pump_result body;
-    if (!hec) {
-      body = co_await pump_body(w, c.stream, c.buffer, rp, up->stream, sr, daemon.upstream.idle_timeout);
+    if (!rp.chunked()) {
+      // The fast path: our own head, then a Content-Length body (if any) as raw bytes.
+      const std::uint64_t length = rp.content_length() ? *rp.content_length_remaining() : 0;
+      body = co_await relay_fixed(w, c.stream, c.buffer, up->stream, request_head, length, daemon.upstream.idle_timeout);
       ex.bytes_in += body.moved;
-      if (body.read_error == http::error::body_limit) {
-        w.state().metrics.rejected(metrics::rejection::body_too_large).Increment();
-        ex.reason_override = "the request body is larger than the school allows";
-        co_await write_error_page(c, ex, http::status::payload_too_large, "The upload is too large",
-                                  "The request body is larger than the school's limit.", false, client_version);
-        co_return forward_outcome::close;
-      }
-      if (body.read_error && body.read_error.category() == http::make_error_code(http::error::bad_chunk).category()) {
-        // The client's body is malformed (a bad chunk size, say): the client's fault, a 400.
-        w.state().metrics.rejected(metrics::rejection::malformed).Increment();
-        ex.reason_override = "the request body is malformed";
-        ex.note = body.read_error.message();
-        co_await write_error_page(c, ex, http::status::bad_request, "The request is malformed",
-                                  "The web filter could not read this request's body.", false, client_version);
-        co_return forward_outcome::close;
-      }
       if (body.read_error) {
         ex.note = "client body: " + body.read_error.message();
         co_return forward_outcome::close;  // the client went away mid-upload
+      }
+    } else {
+      // A chunked body: Beast's parser checks the chunk framing as it streams.
+      http::request_serializer<http::buffer_body> sr{req};
+      up->stream.expires_after(daemon.upstream.idle_timeout);
+      std::tie(hec, std::ignore) = co_await http::async_write_header(up->stream, sr, nothrow);
+      if (!hec) {
+        body = co_await pump_body(w, c.stream, c.buffer, rp, up->stream, sr, daemon.upstream.idle_timeout);
+        ex.bytes_in += body.moved;
+        if (body.read_error == http::error::body_limit) {
+          w.state().metrics.rejected(metrics::rejection::body_too_large).Increment();
+          ex.reason_override = "the request body is larger than the school allows";
+          co_await write_error_page(c, ex, http::status::payload_too_large, "The upload is too large",
+                                    "The request body is larger than the school's limit.", false, client_version);
+          co_return forward_outcome::close;
+        }
+        if (body.read_error && body.read_error.category() == http::make_error_code(http::error::bad_chunk).category()) {
+          // The client's body is malformed (a bad chunk size, say): the client's fault, a 400.
+          w.state().metrics.rejected(metrics::rejection::malformed).Increment();
+          ex.reason_override = "the request body is malformed";
+          ex.note = body.read_error.message();
+          co_await write_error_page(c, ex, http::status::bad_request, "The request is malformed",
+                                    "The web filter could not read this request's body.", false, client_version);
+          co_return forward_outcome::close;
+        }
+        if (body.read_error) {
+          ex.note = "client body: " + body.read_error.message();
+          co_return forward_outcome::close;  // the client went away mid-upload
+        }
       }
     }
     if (hec || body.write_error) {
@@ -406,15 +470,35 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     res.chunked(true);
   }
   res.keep_alive(keep);
+  // The fast path: a response without a body (HEAD, 204, 304) or with a Content-Length is
+  // sent as our own serialised head plus the body relayed as raw bytes.
+  const bool no_body = is_head || resp->is_done();
+  if (no_body || (resp->content_length() && !resp->chunked())) {
+    const std::string head = serialize_response_head(res.base());
+    const std::uint64_t length = no_body ? 0 : *resp->content_length_remaining();
+    auto body = co_await relay_fixed(w, up->stream, up->buffer, c.stream, head, length, daemon.upstream.idle_timeout);
+    ex.bytes_out += body.written;
+    if (!body) {
+      ex.note = "response body: " + (body.read_error ? body.read_error : body.write_error).message();
+      co_return forward_outcome::close;
+    }
+    if (upstream_reusable) w.upstream().release(std::move(up), *ex.cfg);
+    co_return keep ? forward_outcome::keep_alive : forward_outcome::close;
+  }
+  // Chunked, or ended by the origin closing: through Beast's parser and serializer, which
+  // check the chunk framing (and re-frame an until-close body as chunked).
   http::response_serializer<http::buffer_body> rs{res};
-  if (is_head) rs.split(true);
-  c.stream.expires_after(daemon.upstream.idle_timeout);
-  auto [wec, wn] = co_await http::async_write_header(c.stream, rs, nothrow);
-  ex.bytes_out += wn;
-  if (wec) co_return forward_outcome::close;
-  if (!is_head) {
+  // The head goes out with the first body bytes in one write when they are already here.
+  // When they are not, it goes out alone at once, so a streamed response is not held back.
+  if (!resp->is_done() && up->buffer.size() == 0) {
+    c.stream.expires_after(daemon.upstream.idle_timeout);
+    auto [wec, wn] = co_await http::async_write_header(c.stream, rs, nothrow);
+    ex.bytes_out += wn;
+    if (wec) co_return forward_outcome::close;
+  }
+  {
     auto body = co_await pump_body(w, up->stream, up->buffer, *resp, c.stream, rs, daemon.upstream.idle_timeout);
-    ex.bytes_out += body.moved;
+    ex.bytes_out += body.written;
     if (!body) {
       ex.note = "response body: " + (body.read_error ? body.read_error : body.write_error).message();
       co_return forward_outcome::close;
@@ -562,10 +646,12 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
     // Wait for the next request: keep-alive timeout while idle, then the head deadline.
     c.idle = true;
     if (c.buffer.size() == 0) {
-      c.buffer.shrink_to_fit();
+      // A connection that has not sent a request holds 1 KiB; one that has keeps a 4 KiB
+      // buffer between requests (a request head usually arrives in one read), never more.
+      if (c.buffer.capacity() > client_buffer_kept) c.buffer.shrink_to_fit();
       if (w.state().draining) co_return;
       c.stream.expires_after(first ? limits.head_timeout : limits.keepalive_timeout);
-      auto [ec, n] = co_await c.stream.async_read_some(c.buffer.prepare(512), nothrow);
+      auto [ec, n] = co_await c.stream.async_read_some(c.buffer.prepare(first ? 1024 : client_buffer_kept), nothrow);
       if (ec) {
         if (ec == beast::error::timeout && first) w.state().metrics.rejected(metrics::rejection::head_timeout).Increment();
         co_return;

@@ -7,7 +7,6 @@
 #pragma once
 
 #include <chrono>
-#include <list>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -64,7 +63,9 @@ class upstream {
   tcp::resolver resolver_;
   shared_state& state_;
   std::unordered_map<std::string, cached_name> dns_cache_;
-  std::unordered_map<std::string, std::list<std::unique_ptr<upstream_connection>>> idle_;
+  // Idle connections per "host:port", oldest first. An emptied entry stays until the sweep, so
+  // a busy origin does not allocate its key again on every request.
+  std::unordered_map<std::string, std::vector<std::unique_ptr<upstream_connection>>> idle_;
   std::size_t idle_count_ = 0;
 };
 

@@ -48,7 +48,7 @@ def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
 
 
 class Origin:
-    """nginx serving /small (1 KiB), /medium (1 MiB) and /huge (1 GiB, sparse)."""
+    """nginx serving /small (1 KiB), /medium (1 MiB), /big (32 MiB, sparse) and /huge (1 GiB, sparse)."""
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="hallpass-nginx-")
@@ -60,6 +60,8 @@ class Origin:
             f.write(b"s" * 1024)
         with open(os.path.join(root, "medium"), "wb") as f:
             f.write(os.urandom(1024 * 1024))
+        with open(os.path.join(root, "big"), "wb") as f:
+            f.truncate(32 * 1024 * 1024)
         with open(os.path.join(root, "huge"), "wb") as f:
             f.truncate(1024 * 1024 * 1024)
         conf = os.path.join(self.dir, "nginx.conf")
@@ -103,6 +105,55 @@ def _can_connect(port, host="127.0.0.1"):
             return True
     except OSError:
         return False
+
+
+class SlowDownload(threading.Thread):
+    """GET `url` through the proxy from `source`, reading about `rate` bytes a second with a
+    small receive buffer, so that the transfer really is in flight for about size/rate
+    seconds (curl's --limit-rate lets bursts through). After join(): status, size, error."""
+
+    def __init__(self, proxy, url, source, rate, timeout=60):
+        super().__init__(daemon=True)
+        self.proxy, self.url, self.source, self.rate, self.timeout = proxy, url, source, rate, timeout
+        self.status, self.size, self.length, self.error = 0, 0, None, ""
+        self.started_body = threading.Event()
+
+    def run(self):
+        host = self.url.split("/")[2]
+        deadline = time.monotonic() + self.timeout
+        try:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+                s.bind((self.source, 0))
+                s.settimeout(10)
+                s.connect(("127.0.0.1", self.proxy.port))
+                s.sendall(f"GET {self.url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+                data = b""
+                while b"\r\n\r\n" not in data and len(data) < 65536:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                self.status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+                m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)
+                self.length = int(m.group(1)) if m else None
+                self.size = len(body)
+                self.started_body.set()
+                begin = time.monotonic()
+                while (self.length is None or self.size < self.length) and time.monotonic() < deadline:
+                    ahead = self.size / self.rate - (time.monotonic() - begin)
+                    if ahead > 0:
+                        time.sleep(min(ahead, 0.05))
+                        continue
+                    chunk = s.recv(16 * 1024)
+                    if not chunk:
+                        break
+                    self.size += len(chunk)
+        except OSError as e:
+            self.error = str(e)
+        finally:
+            self.started_body.set()
 
 
 class PyOrigin:
@@ -362,6 +413,8 @@ class Proxy:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        self._reader.join(5)  # the pipe is at its end once the process has exited
+        self.proc.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def log_lines(self, count=None, timeout=5):

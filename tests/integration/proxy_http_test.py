@@ -78,6 +78,35 @@ class HttpTest(unittest.TestCase):
         status, body, err = curl(self.proxy, f"http://py.test:{self.py.port}/close", source=STAFF)
         self.assertEqual((status, body), (200, b"until-close"), err)
 
+    def test_bodiless_responses_keep_the_connection_in_step(self):
+        """HEAD, 304 and a Content-Length body on one client connection: each response is
+        framed right, so the next one is read correctly."""
+        s = socket.socket()
+        s.bind((STAFF, 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", self.proxy.port))
+        f = s.makefile("rb")
+
+        def exchange(method, extra=""):
+            s.sendall(f"{method} http://origin.test:{self.nginx.port}/small HTTP/1.1\r\nHost: origin.test\r\n"
+                      f"{extra}\r\n".encode())
+            status = int(f.readline().split()[1])
+            headers = {}
+            while (line := f.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = b"" if method == "HEAD" or status in (204, 304) else f.read(int(headers["content-length"]))
+            return status, headers, body
+
+        status, headers, body = exchange("HEAD")
+        self.assertEqual((status, headers["content-length"], body), (200, "1024", b""))
+        status, headers, body = exchange("GET", f'If-None-Match: {headers["etag"]}\r\n')
+        self.assertEqual((status, body), (304, b""))
+        status, headers, body = exchange("GET")
+        self.assertEqual((status, body), (200, b"s" * 1024))
+        self.assertEqual(headers["via"], "1.1 hallpass")
+        s.close()
+
     def test_hop_by_hop_headers_and_via(self):
         out = raw_request(self.proxy, (
             f"GET http://py.test:{self.py.port}/headers HTTP/1.1\r\nHost: py.test\r\n"

@@ -7,15 +7,9 @@ import threading
 import time
 import unittest
 
-from harness import PUPIL, STAFF, Origin, Proxy, curl, wait_for
+from harness import PUPIL, STAFF, Origin, Proxy, SlowDownload, curl, wait_for
 
-
-def background_download(proxy, url, source, rate):
-    """Starts curl downloading `url` at `rate`; returns the Popen (stdout: size and status)."""
-    return subprocess.Popen(["curl", "-sS", "--max-time", "60", "--limit-rate", rate, "-x",
-                             f"http://127.0.0.1:{proxy.port}", "--interface", source, "-o", "/dev/null", "-w",
-                             "%{size_download} %{http_code}", url],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+BIG = 32 * 1024 * 1024  # the origin's /big
 
 
 class LifecycleTest(unittest.TestCase):
@@ -34,8 +28,10 @@ class LifecycleTest(unittest.TestCase):
         proxy = Proxy()
         try:
             self.assertEqual(curl(proxy, self.url("origin.test"), source=STAFF)[0], 200)
-            download = background_download(proxy, self.url("origin.test", "/medium"), STAFF, "300k")
-            time.sleep(0.5)
+            # 32 MiB read at 8 MiB/s: in flight for about 4 s, across both reloads.
+            download = SlowDownload(proxy, self.url("origin.test", "/big"), STAFF, 8 * 1024 * 1024)
+            download.start()
+            self.assertTrue(download.started_body.wait(10))
             # A broken file: the old policy keeps serving, every error is reported, the failure counted.
             good = proxy.policy_text
             proxy.write_policy(good.replace("categories: [social_media]", "categories: [socal_media]"))
@@ -52,24 +48,27 @@ class LifecycleTest(unittest.TestCase):
             self.assertEqual(proxy.metric("hallpass_policy_generation"), 2)
             self.assertEqual(curl(proxy, self.url("origin.test"), source=STAFF)[0], 403)
             # The download that started under generation 1 finishes, whole.
-            out, err = download.communicate(timeout=30)
-            self.assertEqual(out, f"{1024 * 1024} 200", err)
+            self.assertTrue(download.is_alive(), "the download ended before the reloads: nothing was tested")
+            download.join(40)
+            self.assertEqual((download.status, download.size, download.error), (200, BIG, ""))
         finally:
             proxy.stop()
 
     def test_sigterm_drains_inflight_requests_then_exits(self):
         proxy = Proxy(drain="10s")
         try:
-            download = background_download(proxy, self.url("origin.test", "/medium"), STAFF, "250k")
-            wait_for(lambda: proxy.metric("hallpass_active_connections") >= 1, timeout=30, what="the download to start")
+            download = SlowDownload(proxy, self.url("origin.test", "/big"), STAFF, 12 * 1024 * 1024)
+            download.start()
+            self.assertTrue(download.started_body.wait(10))
             proxy.signal(signal.SIGTERM)
             wait_for(lambda: any("stopping" in l for l in proxy.stderr_lines), what="drain to begin")
             # New connections are no longer accepted.
             time.sleep(0.2)
             status, _, _ = curl(proxy, self.url("origin.test"), source=STAFF, timeout=3)
             self.assertEqual(status, 0)
-            out, err = download.communicate(timeout=30)
-            self.assertEqual(out, f"{1024 * 1024} 200", err)
+            self.assertTrue(download.is_alive(), "the download ended before the drain: nothing was tested")
+            download.join(40)
+            self.assertEqual((download.status, download.size, download.error), (200, BIG, ""))
             self.assertEqual(proxy.proc.wait(15), 0)
         finally:
             proxy.stop()
@@ -77,15 +76,17 @@ class LifecycleTest(unittest.TestCase):
     def test_sigterm_closes_what_is_left_at_the_drain_deadline(self):
         proxy = Proxy(drain="1s")
         try:
-            download = background_download(proxy, self.url("origin.test", "/medium"), STAFF, "50k")
-            wait_for(lambda: proxy.metric("hallpass_active_connections") >= 1, timeout=30, what="the download to start")
+            # 32 MiB at 1 MiB/s: still in flight when the 1 s drain ends.
+            download = SlowDownload(proxy, self.url("origin.test", "/big"), STAFF, 1024 * 1024)
+            download.start()
+            self.assertTrue(download.started_body.wait(10))
             start = time.monotonic()
             proxy.signal(signal.SIGTERM)
             self.assertEqual(proxy.proc.wait(10), 0)
             self.assertLess(time.monotonic() - start, 4)
-            # curl may still be reading what the kernel had buffered; it is not the proxy's.
-            download.kill()
-            download.communicate(timeout=10)
+            download.join(40)
+            self.assertEqual(download.status, 200)
+            self.assertLess(download.size, BIG)  # cut at the deadline
         finally:
             proxy.stop()
 
