@@ -11,6 +11,7 @@
 #include "proxy/message_head.hpp"
 #include "proxy/request_checks.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/splice_pump.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
 #include "rules/explain.hpp"
@@ -21,6 +22,8 @@ namespace {
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::string_view via_value = "1.1 hallpass";
 constexpr std::size_t client_buffer_kept = 4096;
+// Bodies with at least this much left after the first write are spliced in the kernel.
+constexpr std::uint64_t splice_threshold = 128 * 1024;
 
 using request_parser = http::request_parser<http::buffer_body>;
 using response_parser = http::response_parser<http::buffer_body>;
@@ -280,6 +283,18 @@ net::awaitable<pump_result> relay_fixed(worker& w, beast::tcp_stream& in, beast:
   r.moved += first;
   std::uint64_t remaining = length - first;
   if (remaining == 0) co_return r;
+  if (remaining >= splice_threshold) {
+    if (auto pipe = w.take_pipe()) {
+      const auto s = co_await splice_bytes_or_idle(in.socket(), out.socket(), *pipe, remaining, idle);
+      w.give_pipe(std::move(pipe));
+      r.moved += s.moved;
+      r.read_error = s.read_error;
+      r.write_error = s.write_error;
+      if (!r.read_error && !r.write_error && s.moved < remaining) r.read_error = net::error::eof;
+      r.written += s.moved;
+      co_return r;
+    }
+  }
   auto buf = w.take_buffer();
   while (remaining > 0) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, worker::relay_buffer_size));

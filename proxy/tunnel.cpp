@@ -4,6 +4,7 @@
 
 #include "proxy/client_hello.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/splice_pump.hpp"
 #include "proxy/worker.hpp"
 
 namespace hallpass {
@@ -16,8 +17,8 @@ struct relay_state {
   std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
 };
 
-// Copies from -> to until EOF or error, with back-pressure (the next read waits for the
-// write). On EOF the other side's sending half is shut down, so both directions end cleanly.
+// Moves from -> to until EOF or error, with back-pressure (the next read waits for the
+// write): spliced in the kernel, or copied when no pipe can be opened. On EOF the other side's sending half is shut down, so both directions end cleanly.
 net::awaitable<void> pump(worker& w, tcp::socket& from, tcp::socket& to, beast::flat_buffer& leftover,
                           std::uint64_t& count, relay_state& st) {
   error_code ignored;
@@ -31,6 +32,20 @@ net::awaitable<void> pump(worker& w, tcp::socket& from, tcp::socket& to, beast::
       co_return;
     }
   }
+  if (auto pipe = w.take_pipe()) {
+    // In the kernel, socket to pipe to socket: the bytes never enter the proxy.
+    const auto r = co_await splice_bytes(from, to, *pipe, std::nullopt, &st.last_activity);
+    count += r.moved;
+    if (r.ended && !r.write_error) {
+      to.shutdown(tcp::socket::shutdown_send, ignored);
+    } else {
+      from.close(ignored);
+      to.close(ignored);
+    }
+    w.give_pipe(std::move(pipe));
+    co_return;
+  }
+  // No pipe to be had (out of file descriptors): copy through a buffer instead.
   auto buf = w.take_buffer();
   for (;;) {
     auto [ec, n] = co_await from.async_read_some(net::buffer(buf.get(), worker::relay_buffer_size), nothrow);
@@ -54,20 +69,6 @@ net::awaitable<void> pump(worker& w, tcp::socket& from, tcp::socket& to, beast::
     st.last_activity = std::chrono::steady_clock::now();
   }
   w.give_buffer(std::move(buf));
-}
-
-// Ends the relay when neither direction has moved a byte for `idle`.
-net::awaitable<void> watchdog(relay_state& st, std::chrono::milliseconds idle) {
-  auto ex = co_await net::this_coro::executor;
-  net::steady_timer t(ex);
-  const auto step = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(100),
-                                                        std::min<std::chrono::milliseconds>(idle / 4, std::chrono::seconds(5)));
-  for (;;) {
-    t.expires_after(step);
-    auto [ec] = co_await t.async_wait(nothrow);
-    if (ec) co_return;
-    if (std::chrono::steady_clock::now() - st.last_activity >= idle) co_return;
-  }
 }
 
 net::awaitable<void> write_text(client_connection& c, exchange& ex, int status, std::string_view reason,
@@ -94,7 +95,7 @@ net::awaitable<std::pair<std::uint64_t, std::uint64_t>> relay(worker& w, beast::
   w.state().metrics.active_tunnels.Increment();
   co_await ((pump(w, a.socket(), b.socket(), a_buffer, a_to_b, st) &&
              pump(w, b.socket(), a.socket(), b_buffer, b_to_a, st)) ||
-            watchdog(st, idle));
+            idle_watchdog(st.last_activity, idle));
   w.state().metrics.active_tunnels.Decrement();
   error_code ignored;
   a.socket().close(ignored);

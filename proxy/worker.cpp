@@ -10,6 +10,7 @@ namespace hallpass {
 namespace {
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t max_free_buffers = 64;
+constexpr std::size_t max_free_pipes = 64;
 }  // namespace
 
 worker::worker(shared_state& state, unsigned index)
@@ -40,6 +41,19 @@ std::unique_ptr<char[]> worker::take_buffer() {
 
 void worker::give_buffer(std::unique_ptr<char[]> b) {
   if (b && free_buffers_.size() < max_free_buffers) free_buffers_.push_back(std::move(b));
+}
+
+std::unique_ptr<splice_pipe> worker::take_pipe() {
+  if (!free_pipes_.empty()) {
+    auto p = std::move(free_pipes_.back());
+    free_pipes_.pop_back();
+    return p;
+  }
+  return splice_pipe::open();
+}
+
+void worker::give_pipe(std::unique_ptr<splice_pipe> p) {
+  if (p && p->pending() == 0 && free_pipes_.size() < max_free_pipes) free_pipes_.push_back(std::move(p));
 }
 
 void worker::start() {

@@ -1,6 +1,6 @@
 // One event-loop thread: its io_context, its acceptors (SO_REUSEPORT, so the kernel spreads
-// clients across workers), its upstream side (DNS cache and connection pool), a free list of
-// relay buffers, and the set of live client connections (to close idle ones on drain).
+// clients across workers), its upstream side (DNS cache and connection pool), free lists of
+// relay buffers and splice pipes, and the set of live client connections (to close idle ones on drain).
 //
 // Everything here is used only from the worker's own thread, except begin_drain() and
 // stop(), which post to it.
@@ -13,6 +13,7 @@
 
 #include "proxy/metrics.hpp"
 #include "proxy/net.hpp"
+#include "proxy/splice_pump.hpp"
 #include "proxy/upstream.hpp"
 #include "rules/host.hpp"
 
@@ -58,6 +59,10 @@ class worker {
 
   std::unique_ptr<char[]> take_buffer();
   void give_buffer(std::unique_ptr<char[]> b);
+  // A pipe for splice(2), or nullptr when none can be opened (the caller copies instead).
+  // Give back only an empty pipe; one with bytes stuck in it is simply destroyed.
+  std::unique_ptr<splice_pipe> take_pipe();
+  void give_pipe(std::unique_ptr<splice_pipe> p);
 
   void register_connection(client_connection* c) { connections_.insert(c); }
   void unregister_connection(client_connection* c) { connections_.erase(c); }
@@ -75,6 +80,7 @@ class worker {
   std::shared_ptr<const configuration> config_;
   std::vector<metrics::role_counters> role_counters_;
   std::vector<std::unique_ptr<char[]>> free_buffers_;
+  std::vector<std::unique_ptr<splice_pipe>> free_pipes_;
   std::unordered_set<client_connection*> connections_;
   std::thread thread_;
   bool draining_ = false;

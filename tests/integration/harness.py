@@ -163,6 +163,8 @@ class PyOrigin:
     /chunked    responds with a chunked body of 3 chunks
     /headers    responds with the request headers as JSON
     /close      responds without length, ends the body by closing
+    /truncated  declares Content-Length 4096, sends 2048 bytes and closes (/truncated-big:
+                1 MiB declared, 300 KiB sent: the spliced path)
     /reset      closes the connection at once (RST)
     /hang       never answers
     /ws         WebSocket handshake, then echoes frames' payloads back as text frames
@@ -240,6 +242,12 @@ class PyOrigin:
                                  % len(data) + data)
                 elif path == "/close":
                     conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close")
+                    conn.shutdown(socket.SHUT_WR)
+                    return
+                elif path in ("/truncated", "/truncated-big"):
+                    # Promises more than it sends, then closes: 2 KiB of 4 KiB, or 300 KiB of 1 MiB.
+                    sent, promised = (2048, 4096) if path == "/truncated" else (300 * 1024, 1024 * 1024)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % promised + b"t" * sent)
                     conn.shutdown(socket.SHUT_WR)
                     return
                 elif path == "/reset":

@@ -151,6 +151,28 @@ class HttpTest(unittest.TestCase):
         # (none when an earlier test left one in the pool).
         self.assertLessEqual(self.py.connections - before, 1)
 
+    def test_a_body_cut_short_by_the_origin_is_cut_short_for_the_client(self):
+        """The proxy never pads or re-frames a truncated Content-Length body: it closes the
+        client connection, so the client sees the truncation (and cannot reuse the connection)."""
+        for path, sent in (("/truncated", 2048), ("/truncated-big", 300 * 1024)):
+            s = socket.socket()
+            s.bind((STAFF, 0))
+            s.settimeout(10)
+            s.connect(("127.0.0.1", self.proxy.port))
+            s.sendall(f"GET http://py.test:{self.py.port}{path} HTTP/1.1\r\nHost: py.test\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            s.close()
+            head, _, body = data.partition(b"\r\n\r\n")
+            self.assertEqual(status_of(head), 200)
+            self.assertEqual(len(body), sent, path)
+        def logged():
+            found = [l for l in self.proxy.log_lines() if l["path"].startswith("/truncated") and l["client"] == STAFF]
+            return found if len(found) >= 2 else None
+        lines = wait_for(logged, what="two log lines for the truncated bodies")
+        self.assertTrue(all("response body" in l.get("note", "") for l in lines), lines)
+
     def test_websocket_upgrade_is_relayed(self):
         s = socket.socket()
         s.bind((STAFF, 0))
