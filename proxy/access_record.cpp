@@ -12,7 +12,22 @@ std::string time_text(std::chrono::system_clock::time_point t, const rules::time
   using namespace std::chrono;
   const auto seconds = floor<std::chrono::seconds>(t);
   const auto ms = duration_cast<milliseconds>(t - seconds).count();  // 0..999 (floor above)
-  std::string s = rules::iso8601_local(zone, sys_seconds{seconds.time_since_epoch()});
+  // The local time of the second, formatted once per second per thread: a busy proxy logs
+  // thousands of lines in the same second, and snprintf costs more than the rest of the line.
+  // The text depends only on the second and the zone's offset then (a reload may change zone).
+  thread_local struct {
+    sys_seconds second{};
+    std::chrono::seconds offset{};
+    std::string text;
+  } cache;
+  const sys_seconds second{seconds.time_since_epoch()};
+  const auto offset = zone.offset_at(second);
+  if (cache.second != second || cache.offset != offset || cache.text.empty()) {
+    cache.text = rules::iso8601_local(zone, second);
+    cache.second = second;
+    cache.offset = offset;
+  }
+  std::string s = cache.text;
   const char frac[4] = {static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
                         static_cast<char>('0' + ms % 10), '\0'};
   constexpr std::size_t offset_at = 19;  // after "YYYY-MM-DDTHH:MM:SS"
