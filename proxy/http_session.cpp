@@ -330,6 +330,13 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   const bool is_head = req.method() == http::verb::head;
   const bool websocket = rp.upgrade() && list_has(req[http::field::upgrade], "websocket");
   const bool has_body = rp.chunked() || (rp.content_length() && *rp.content_length() > 0);
+  // May go again on a fresh upstream connection if a pooled one turns out to be closed: no
+  // body to replay, and a method that may be repeated (RFC 9110 9.2.2). Such requests skip
+  // the pooled connection's liveness check (a system call) and rely on the retry instead.
+  const auto verb = req.method();
+  const bool retryable = !has_body && (verb == http::verb::get || verb == http::verb::head ||
+                                       verb == http::verb::options || verb == http::verb::trace ||
+                                       verb == http::verb::put || verb == http::verb::delete_);
   const bool expect_continue = list_has(req[http::field::expect], "100-continue");
 
   strip_hop_by_hop(req, websocket);
@@ -349,7 +356,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   std::optional<response_parser> resp;
   const auto upstream_started = std::chrono::steady_clock::now();
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto acquired = co_await w.upstream().acquire(ex.host, t.port, *ex.cfg, attempt == 0);
+    auto acquired = co_await w.upstream().acquire(ex.host, t.port, *ex.cfg, attempt == 0, !retryable);
     if (!acquired.conn) {
       ex.note = std::string(describe(acquired.error)) + ": " + acquired.detail;
       ex.reason_override = describe(acquired.error);
@@ -411,7 +418,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     }
     if (hec || body.write_error) {
       // A pooled connection the origin closed meanwhile: try once more on a fresh one.
-      if (up->reused && !has_body && attempt == 0) continue;
+      if (up->reused && retryable && attempt == 0) continue;
       ex.note = "upstream write failed: " + (hec ? hec : body.write_error).message();
       ex.reason_override = "the connection to the site failed";
       co_await write_error_page(c, ex, http::status::bad_gateway, "The site could not be reached",
@@ -428,7 +435,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       up->stream.expires_after(daemon.upstream.response_timeout);
       auto [rec, rn] = co_await http::async_read_header(up->stream, up->buffer, *resp, nothrow);
       if (rec) {
-        if (up->reused && !has_body && attempt == 0 && rn == 0 &&
+        if (up->reused && retryable && attempt == 0 && rn == 0 &&
             (rec == http::error::end_of_stream || rec == net::error::connection_reset || rec == net::error::eof)) {
           retry = true;
           break;

@@ -88,7 +88,7 @@ net::awaitable<std::pair<std::vector<tcp::endpoint>, std::string>> upstream::res
 }
 
 net::awaitable<acquire_result> upstream::acquire(std::string host, std::uint16_t port, const configuration& cfg,
-                                                 bool allow_pooled) {
+                                                 bool allow_pooled, bool check_pooled) {
   acquire_result r;
   std::string key = host + ":" + std::to_string(port);
   if (allow_pooled) {
@@ -100,9 +100,13 @@ net::awaitable<acquire_result> upstream::acquire(std::string host, std::uint16_t
         list.pop_back();
         --idle_count_;
         // A pooled connection the origin has closed reads as EOF (or has stray bytes): drop it.
-        char probe;
-        const ssize_t n = ::recv(c->stream.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        bool alive = true;
+        if (check_pooled) {
+          char probe;
+          const ssize_t n = ::recv(c->stream.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+          alive = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+        }
+        if (alive) {
           c->reused = true;
           state_.metrics.upstream_pool_reused.Increment();
           r.conn = std::move(c);

@@ -41,9 +41,12 @@ class upstream {
  public:
   upstream(net::any_io_executor ex, shared_state& state) : ex_(ex), resolver_(ex), state_(state) {}
 
-  // A connection to host:port: from the pool when one is idle there, else a new one.
+  // A connection to host:port: from the pool when one is idle there (allow_pooled), else a
+  // new one. With check_pooled, a pooled connection is first checked with a non-blocking
+  // peek (one system call) and dropped if the origin has closed it: for requests that could
+  // not be retried on a fresh connection should the origin have closed it meanwhile.
   net::awaitable<acquire_result> acquire(std::string host, std::uint16_t port, const configuration& cfg,
-                                         bool allow_pooled = true);
+                                         bool allow_pooled = true, bool check_pooled = true);
   // Returns a connection whose last response was complete and kept alive.
   void release(std::unique_ptr<upstream_connection> c, const configuration& cfg);
   // Closes pooled connections idle for longer than pool_idle. Called by the worker's timer.

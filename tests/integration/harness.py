@@ -165,6 +165,7 @@ class PyOrigin:
     /close      responds without length, ends the body by closing
     /truncated  declares Content-Length 4096, sends 2048 bytes and closes (/truncated-big:
                 1 MiB declared, 300 KiB sent: the spliced path)
+    /then-close answers "ok" as if keeping the connection alive, then closes it 0.2 s later
     /reset      closes the connection at once (RST)
     /hang       never answers
     /ws         WebSocket handshake, then echoes frames' payloads back as text frames
@@ -249,6 +250,12 @@ class PyOrigin:
                     sent, promised = (2048, 4096) if path == "/truncated" else (300 * 1024, 1024 * 1024)
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % promised + b"t" * sent)
                     conn.shutdown(socket.SHUT_WR)
+                    return
+                elif path == "/then-close":
+                    # Answers as if keeping the connection alive, then closes it a moment later:
+                    # the proxy's pooled connection to this origin goes stale.
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    time.sleep(0.2)
                     return
                 elif path == "/reset":
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -355,7 +362,7 @@ connect:
   ports: [443, {tls_port}]
   hello_timeout: 3s
 drain: {drain}
-workers: 2
+workers: {workers}
 """
 
 TEST_HOSTS = ["origin.test", "py.test", "facebook.test", "www.facebook.test", "instagram.test",
@@ -364,7 +371,7 @@ TEST_HOSTS = ["origin.test", "py.test", "facebook.test", "www.facebook.test", "i
 
 class Proxy:
     def __init__(self, extra="", response_timeout="3s", head_timeout="2s", drain="5s", tls_port=8443,
-                 policy_text=None, args=()):
+                 policy_text=None, args=(), workers=2):
         self.dir = tempfile.mkdtemp(prefix="hallpass-it-")
         os.chmod(self.dir, 0o711)  # a daemon that drops privileges must still reach its state dir
         self.port = free_port()
@@ -374,7 +381,7 @@ class Proxy:
         hosts = "\n".join(f"  {h}: 127.0.0.1" for h in TEST_HOSTS)
         self.policy_text = policy_text or BASE_POLICY.format(
             pupil=PUPIL, staff=STAFF, guest=GUEST, hosts=hosts, response_timeout=response_timeout,
-            head_timeout=head_timeout, drain=drain, tls_port=tls_port) + extra
+            head_timeout=head_timeout, drain=drain, tls_port=tls_port, workers=workers) + extra
         self.write_policy(self.policy_text)
         self.stderr_lines = []
         self.proc = subprocess.Popen(

@@ -173,6 +173,24 @@ class HttpTest(unittest.TestCase):
         lines = wait_for(logged, what="two log lines for the truncated bodies")
         self.assertTrue(all("response body" in l.get("note", "") for l in lines), lines)
 
+    def test_a_pooled_connection_the_origin_closed_is_not_a_failure(self):
+        """A GET goes out on the stale pooled connection and is retried on a fresh one; a POST
+        (not retryable) has the pooled connection checked first and never uses a stale one."""
+        proxy = Proxy(workers=1)  # one worker: one pool, so the stale connection is the one offered
+        try:
+            for method, extra, reused in (("GET", [], 1), ("POST", ["--data", "x=1"], 0)):
+                status, body, err = curl(proxy, f"http://py.test:{self.py.port}/then-close", source=STAFF,
+                                         extra=["-X", method, *extra])
+                self.assertEqual((status, body), (200, b"ok"), err)
+                time.sleep(0.5)  # the origin has closed the pooled connection by now
+                before = proxy.metric("hallpass_upstream_connections_reused_total")
+                status, body, err = curl(proxy, f"http://py.test:{self.py.port}/echo", source=STAFF,
+                                         extra=["-X", method, *extra])
+                self.assertEqual(status, 200, f"{method} after a stale pooled connection: {err}")
+                self.assertEqual(proxy.metric("hallpass_upstream_connections_reused_total") - before, reused, method)
+        finally:
+            proxy.stop()
+
     def test_websocket_upgrade_is_relayed(self):
         s = socket.socket()
         s.bind((STAFF, 0))
