@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# hallpass against peer proxies (squid, tinyproxy, privoxy, e2guardian, nginx direct) on this
+# machine, in one run (issue 5). Results: bench/results/latest.md and latest.json.
+#
+#   bench/run.sh                        install what is missing, build Release, run (~20 min)
+#   bench/run.sh --no-build --quick     smoke run with the existing build (~3 min)
+#   bench/run.sh --no-build --only hallpass,squid --loads small50,connect --rounds 5
+#
+# Every option but --no-build goes to bench/peers.py (bench/peers.py --help lists them).
+# Runs the peers as root (they drop to their own users); uses sudo when not root.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=1
+args=()
+for a in "$@"; do
+  if [[ "$a" == "--no-build" ]]; then build=0; else args+=("$a"); fi
+done
+
+"$root/deploy/install-deps.sh" --bench
+
+if ((build)); then
+  cmake -S "$root" -B "$root/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release
+  ninja -C "$root/build-release" hallpass bench_rules
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+exec $SUDO python3 "$root/bench/peers.py" "${args[@]}"
