@@ -1,6 +1,7 @@
 #include "proxy/http_session.hpp"
 
 #include <charconv>
+
 #include <iostream>
 
 #include "proxy/access_record.hpp"
@@ -660,6 +661,165 @@ net::awaitable<void> answer_local(client_connection& c, exchange& ex, unsigned v
       false, version);
 }
 
+// One request on the connection, from its head to the end of its answer. Returns whether
+// the connection may carry another. A function of its own, so that its large coroutine frame
+// (the parser, the exchange) exists only while a request is in hand, not while the
+// connection waits idle for the next one.
+net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_ptr<const configuration> cfg) {
+  const auto& limits = cfg->daemon.limits;
+  exchange ex;
+  ex.cfg = std::move(cfg);
+  request_parser rp;
+  rp.header_limit(static_cast<std::uint32_t>(limits.header_bytes));
+  if (limits.body_bytes > 0) {
+    rp.body_limit(limits.body_bytes);
+  } else {
+    rp.body_limit(boost::none);
+  }
+  c.stream.expires_after(limits.head_timeout);
+  auto [ec, n] = co_await http::async_read_header(c.stream, c.buffer, rp, nothrow);
+  ex.bytes_in += n;
+  if (ec) {
+    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) co_return false;
+    if (ec == beast::error::timeout) {
+      w.state().metrics.rejected(metrics::rejection::head_timeout).Increment();
+      ex.reason_override = "the request head did not arrive in time";
+      ex.status = 408;
+      ex.note = "head timeout";
+      finish_exchange(w, c, ex);
+      co_return false;
+    }
+    if (ec == http::error::body_limit) {
+      // Beast checks a declared Content-Length against the limit while reading the head.
+      w.state().metrics.rejected(metrics::rejection::body_too_large).Increment();
+      ex.reason_override = "the request body is larger than the school allows";
+      co_await write_error_page(c, ex, http::status::payload_too_large, "The upload is too large",
+                                "The request body is larger than the school's limit.");
+    } else if (ec == http::error::header_limit) {
+      w.state().metrics.rejected(metrics::rejection::head_too_large).Increment();
+      ex.reason_override = "the request head is too large";
+      co_await write_error_page(c, ex, http::status::request_header_fields_too_large, "The request is too large",
+                                "The request's headers are larger than the web filter accepts.");
+    } else {
+      w.state().metrics.rejected(metrics::rejection::malformed).Increment();
+      ex.reason_override = "the request is malformed";
+      ex.note = ec.message();
+      co_await write_error_page(c, ex, http::status::bad_request, "The request is malformed",
+                                "The web filter could not read this request.");
+    }
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
+  auto& req = rp.get();
+  ex.method = std::string(req.method_string());
+  const unsigned version = req.version();
+
+  // Framing and grammar checks Beast's parser does not make (request smuggling).
+  framing_check fc;
+  std::size_t fields = 0;
+  for (const auto& f : req) {
+    fc.add(f.name_string(), f.value());
+    ++fields;
+  }
+  std::optional<std::string> problem = fc.finish(version);
+  if (!problem && version >= 11 && !fc.has_host()) problem = "an HTTP/1.1 request without a Host field";
+  if (!problem && fields > limits.header_count) problem = "too many header fields";
+  if (problem) {
+    const bool too_many = fields > limits.header_count;
+    w.state().metrics.rejected(too_many ? metrics::rejection::head_too_large : metrics::rejection::smuggling).Increment();
+    ex.reason_override = too_many ? "the request has too many header fields" : "the request's framing is ambiguous";
+    ex.note = *problem;
+    co_await write_error_page(c, ex, too_many ? http::status::request_header_fields_too_large : http::status::bad_request,
+                              "The request was refused", "The web filter refused an ambiguous or malformed request.");
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
+  if (limits.body_bytes > 0 && rp.content_length() && *rp.content_length() > limits.body_bytes) {
+    w.state().metrics.rejected(metrics::rejection::body_too_large).Increment();
+    ex.reason_override = "the request body is larger than the school allows";
+    co_await write_error_page(c, ex, http::status::payload_too_large, "The upload is too large",
+                              "The request body is larger than the school's limit.");
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
+
+  const bool is_connect = req.method() == http::verb::connect;
+  std::string target_error;
+  auto target = parse_target(req.target(), is_connect, target_error);
+  if (!target) {
+    if (target_error == "origin-form") {
+      co_await answer_local(c, ex, version);
+    } else {
+      w.state().metrics.rejected(metrics::rejection::malformed).Increment();
+      ex.reason_override = "the request target is not a URL the proxy can use";
+      ex.note = target_error;
+      co_await write_error_page(c, ex, http::status::bad_request, "The request was refused", target_error);
+    }
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
+  ex.scheme = target->scheme;
+  ex.host = target->host;
+  ex.port = target->port;
+  ex.path = target->path;
+  ex.query = target->query;
+
+  if (!is_connect && beast::iequals(target->host, form_host)) {
+    co_await answer_form(w, c, ex, rp);
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
+
+  std::optional<std::string_view> path_for_rules;
+  std::string path_and_query = target->path + (target->query.empty() ? "" : "?" + target->query);
+  if (!is_connect) path_for_rules = path_and_query;
+  const auto& v = decide_exchange(w, c, ex, path_for_rules);
+  if (!v.host.text.empty()) ex.host = v.host.text;
+
+  if (is_connect) {
+    if (v.act == rules::action::block) {
+      ex.action = "block";
+      co_await write_local(c, ex, http::status::forbidden,
+                           "Blocked by " + ex.cfg->policy->school_name + "'s web filter: " + std::string(v.reason) + "\n",
+                           "text/plain; charset=utf-8", false, version);
+      finish_exchange(w, c, ex);
+      co_return false;
+    }
+    const auto& ports = ex.cfg->daemon.connect.ports;
+    if (std::find(ports.begin(), ports.end(), ex.port) == ports.end()) {
+      w.state().metrics.rejected(metrics::rejection::port_not_allowed).Increment();
+      ex.action = "block";
+      ex.reason_override = "tunnels to this port are not allowed";
+      co_await write_local(c, ex, http::status::forbidden,
+                           "Blocked by the web filter: tunnels to port " + std::to_string(ex.port) + " are not allowed.\n",
+                           "text/plain; charset=utf-8", false, version);
+      finish_exchange(w, c, ex);
+      co_return false;
+    }
+    ex.action = "allow";  // run_tunnel changes it when the ClientHello or the upstream says otherwise
+    co_await run_tunnel(w, c, ex);
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
+
+  if (v.act == rules::action::block) {
+    ex.action = "block";
+    // A request body that was not read would be taken for the next request: close instead.
+    const bool unread_body = !rp.is_done();
+    const std::string url = "http://" + target->host + (target->port != 80 ? ":" + std::to_string(target->port) : "") +
+                            path_and_query;
+    const bool ok = co_await write_block_page(w, c, ex, url, req.keep_alive() && !unread_body, version);
+    finish_exchange(w, c, ex);
+    if (!ok || unread_body || !req.keep_alive()) co_return false;
+    co_return true;
+  }
+
+  ex.action = "allow";
+  const auto outcome = co_await forward(w, c, ex, rp, *target);
+  finish_exchange(w, c, ex);
+  co_return outcome == forward_outcome::keep_alive;
+}
+
 net::awaitable<void> session_loop(worker& w, client_connection& c) {
   bool first = true;
   for (;;) {
@@ -668,172 +828,28 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
     // Wait for the next request: keep-alive timeout while idle, then the head deadline.
     c.idle = true;
     if (c.buffer.size() == 0) {
-      // A connection that has not sent a request holds 1 KiB; one that has keeps a 4 KiB
-      // buffer between requests (a request head usually arrives in one read), never more.
+      // A connection keeps a 4 KiB buffer between requests (a request head usually arrives
+      // in one read), never more; a new one has none until its first bytes have arrived.
       if (c.buffer.capacity() > client_buffer_kept) c.buffer.shrink_to_fit();
       if (w.state().draining) co_return;
       c.stream.expires_after(first ? limits.head_timeout : limits.keepalive_timeout);
-      auto [ec, n] = co_await c.stream.async_read_some(c.buffer.prepare(first ? 1024 : client_buffer_kept), nothrow);
+      // A new connection's first bytes go into a few bytes inside the connection, so that one
+      // that sends nothing holds no buffer (it costs one more read for its first request).
+      // (Chosen before the co_await: GCC 12 evaluated both arms of a conditional written
+      // inside the co_await expression, allocating the buffer anyway; massif showed it.)
+      net::mutable_buffer into(c.first_bytes.data(), c.first_bytes.size());
+      if (!first) into = c.buffer.prepare(client_buffer_kept);
+      auto [ec, n] = co_await c.stream.async_read_some(into, nothrow);
       if (ec) {
         if (ec == beast::error::timeout && first) w.state().metrics.rejected(metrics::rejection::head_timeout).Increment();
         co_return;
       }
+      if (first) net::buffer_copy(c.buffer.prepare(client_buffer_kept), net::buffer(c.first_bytes.data(), n));
       c.buffer.commit(n);
     }
     c.idle = false;
     first = false;
-
-    exchange ex;
-    ex.cfg = std::move(cfg);
-    request_parser rp;
-    rp.header_limit(static_cast<std::uint32_t>(limits.header_bytes));
-    if (limits.body_bytes > 0) {
-      rp.body_limit(limits.body_bytes);
-    } else {
-      rp.body_limit(boost::none);
-    }
-    c.stream.expires_after(limits.head_timeout);
-    auto [ec, n] = co_await http::async_read_header(c.stream, c.buffer, rp, nothrow);
-    ex.bytes_in += n;
-    if (ec) {
-      if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) co_return;
-      if (ec == beast::error::timeout) {
-        w.state().metrics.rejected(metrics::rejection::head_timeout).Increment();
-        ex.reason_override = "the request head did not arrive in time";
-        ex.status = 408;
-        ex.note = "head timeout";
-        finish_exchange(w, c, ex);
-        co_return;
-      }
-      if (ec == http::error::body_limit) {
-        // Beast checks a declared Content-Length against the limit while reading the head.
-        w.state().metrics.rejected(metrics::rejection::body_too_large).Increment();
-        ex.reason_override = "the request body is larger than the school allows";
-        co_await write_error_page(c, ex, http::status::payload_too_large, "The upload is too large",
-                                  "The request body is larger than the school's limit.");
-      } else if (ec == http::error::header_limit) {
-        w.state().metrics.rejected(metrics::rejection::head_too_large).Increment();
-        ex.reason_override = "the request head is too large";
-        co_await write_error_page(c, ex, http::status::request_header_fields_too_large, "The request is too large",
-                                  "The request's headers are larger than the web filter accepts.");
-      } else {
-        w.state().metrics.rejected(metrics::rejection::malformed).Increment();
-        ex.reason_override = "the request is malformed";
-        ex.note = ec.message();
-        co_await write_error_page(c, ex, http::status::bad_request, "The request is malformed",
-                                  "The web filter could not read this request.");
-      }
-      finish_exchange(w, c, ex);
-      co_return;
-    }
-    auto& req = rp.get();
-    ex.method = std::string(req.method_string());
-    const unsigned version = req.version();
-
-    // Framing and grammar checks Beast's parser does not make (request smuggling).
-    framing_check fc;
-    std::size_t fields = 0;
-    for (const auto& f : req) {
-      fc.add(f.name_string(), f.value());
-      ++fields;
-    }
-    std::optional<std::string> problem = fc.finish(version);
-    if (!problem && version >= 11 && !fc.has_host()) problem = "an HTTP/1.1 request without a Host field";
-    if (!problem && fields > limits.header_count) problem = "too many header fields";
-    if (problem) {
-      const bool too_many = fields > limits.header_count;
-      w.state().metrics.rejected(too_many ? metrics::rejection::head_too_large : metrics::rejection::smuggling).Increment();
-      ex.reason_override = too_many ? "the request has too many header fields" : "the request's framing is ambiguous";
-      ex.note = *problem;
-      co_await write_error_page(c, ex, too_many ? http::status::request_header_fields_too_large : http::status::bad_request,
-                                "The request was refused", "The web filter refused an ambiguous or malformed request.");
-      finish_exchange(w, c, ex);
-      co_return;
-    }
-    if (limits.body_bytes > 0 && rp.content_length() && *rp.content_length() > limits.body_bytes) {
-      w.state().metrics.rejected(metrics::rejection::body_too_large).Increment();
-      ex.reason_override = "the request body is larger than the school allows";
-      co_await write_error_page(c, ex, http::status::payload_too_large, "The upload is too large",
-                                "The request body is larger than the school's limit.");
-      finish_exchange(w, c, ex);
-      co_return;
-    }
-
-    const bool is_connect = req.method() == http::verb::connect;
-    std::string target_error;
-    auto target = parse_target(req.target(), is_connect, target_error);
-    if (!target) {
-      if (target_error == "origin-form") {
-        co_await answer_local(c, ex, version);
-      } else {
-        w.state().metrics.rejected(metrics::rejection::malformed).Increment();
-        ex.reason_override = "the request target is not a URL the proxy can use";
-        ex.note = target_error;
-        co_await write_error_page(c, ex, http::status::bad_request, "The request was refused", target_error);
-      }
-      finish_exchange(w, c, ex);
-      co_return;
-    }
-    ex.scheme = target->scheme;
-    ex.host = target->host;
-    ex.port = target->port;
-    ex.path = target->path;
-    ex.query = target->query;
-
-    if (!is_connect && beast::iequals(target->host, form_host)) {
-      co_await answer_form(w, c, ex, rp);
-      finish_exchange(w, c, ex);
-      co_return;
-    }
-
-    std::optional<std::string_view> path_for_rules;
-    std::string path_and_query = target->path + (target->query.empty() ? "" : "?" + target->query);
-    if (!is_connect) path_for_rules = path_and_query;
-    const auto& v = decide_exchange(w, c, ex, path_for_rules);
-    if (!v.host.text.empty()) ex.host = v.host.text;
-
-    if (is_connect) {
-      if (v.act == rules::action::block) {
-        ex.action = "block";
-        co_await write_local(c, ex, http::status::forbidden,
-                             "Blocked by " + ex.cfg->policy->school_name + "'s web filter: " + std::string(v.reason) + "\n",
-                             "text/plain; charset=utf-8", false, version);
-        finish_exchange(w, c, ex);
-        co_return;
-      }
-      const auto& ports = ex.cfg->daemon.connect.ports;
-      if (std::find(ports.begin(), ports.end(), ex.port) == ports.end()) {
-        w.state().metrics.rejected(metrics::rejection::port_not_allowed).Increment();
-        ex.action = "block";
-        ex.reason_override = "tunnels to this port are not allowed";
-        co_await write_local(c, ex, http::status::forbidden,
-                             "Blocked by the web filter: tunnels to port " + std::to_string(ex.port) + " are not allowed.\n",
-                             "text/plain; charset=utf-8", false, version);
-        finish_exchange(w, c, ex);
-        co_return;
-      }
-      ex.action = "allow";  // run_tunnel changes it when the ClientHello or the upstream says otherwise
-      co_await run_tunnel(w, c, ex);
-      finish_exchange(w, c, ex);
-      co_return;
-    }
-
-    if (v.act == rules::action::block) {
-      ex.action = "block";
-      // A request body that was not read would be taken for the next request: close instead.
-      const bool unread_body = !rp.is_done();
-      const std::string url = "http://" + target->host + (target->port != 80 ? ":" + std::to_string(target->port) : "") +
-                              path_and_query;
-      const bool ok = co_await write_block_page(w, c, ex, url, req.keep_alive() && !unread_body, version);
-      finish_exchange(w, c, ex);
-      if (!ok || unread_body || !req.keep_alive()) co_return;
-      continue;
-    }
-
-    ex.action = "allow";
-    const auto outcome = co_await forward(w, c, ex, rp, *target);
-    finish_exchange(w, c, ex);
-    if (outcome == forward_outcome::close) co_return;
+    if (!co_await serve_request(w, c, std::move(cfg))) co_return;
   }
 }
 

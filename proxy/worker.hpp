@@ -6,6 +6,7 @@
 // stop(), which post to it.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <thread>
 #include <unordered_set>
@@ -30,6 +31,7 @@ struct client_connection {
   rules::ip_address ip;
   std::string ip_text;
   bool idle = true;  // waiting for the next request: may be closed at once on drain
+  std::array<char, 16> first_bytes;  // a new connection's first read, before it has a buffer
 };
 
 class worker {
