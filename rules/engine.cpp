@@ -84,9 +84,21 @@ struct context {
     if (patterns_done) return;
     patterns_done = true;
     if (!p.patterns) return;
-    const std::string subject = pattern_subject(f.scheme, host, f.port, f.path);
+    // The subject is built in a buffer each thread keeps, so a decision allocates nothing here.
+    thread_local std::string subject;
+    if (subject.capacity() > 16384) std::string().swap(subject);  // a huge URL's buffer is not kept
+    append_pattern_subject(subject, f.scheme, host, f.port, f.path);
+    // Most URLs match no pattern. Asked only whether any matches, RE2::Set runs its DFA to the
+    // earliest match and allocates nothing; asked which ones, it allocates a match set and
+    // reads the whole URL. So ask which only after a match, and only when that can matter.
+    if (!p.patterns->Match(subject, nullptr)) return;
+    if (p.patterns_one_set) {
+      add(*p.patterns_one_set);
+      return;
+    }
     std::vector<int> hits;
     if (p.patterns->Match(subject, &hits)) {
+      std::sort(hits.begin(), hits.end());  // pattern order, so sets are added in policy order
       for (int h : hits) add(p.pattern_set[static_cast<std::size_t>(h)]);
     }
   }
@@ -150,6 +162,13 @@ std::string verdict::period_name() const {
 std::string pattern_subject(std::string_view scheme, const normalized_host& host,
                             std::uint16_t port, std::optional<std::string_view> path) {
   std::string s;
+  append_pattern_subject(s, scheme, host, port, path);
+  return s;
+}
+
+void append_pattern_subject(std::string& s, std::string_view scheme, const normalized_host& host,
+                            std::uint16_t port, std::optional<std::string_view> path) {
+  s.clear();
   s.reserve(scheme.size() + host.text.size() + (path ? path->size() : 1) + 16);
   s.append(scheme.empty() ? "http" : scheme).append("://");
   if (host.kind == host_kind::ipv6) {
@@ -164,7 +183,6 @@ std::string pattern_subject(std::string_view scheme, const normalized_host& host
   } else {
     s.push_back('/');
   }
-  return s;
 }
 
 verdict decide(const policy& p, const request_facts& f) {

@@ -59,5 +59,8 @@ verdict decide(const policy& p, const request_facts& facts);
 // The URL as patterns see it: scheme://host[:port]/path?query (port only when not default).
 std::string pattern_subject(std::string_view scheme, const normalized_host& host,
                             std::uint16_t port, std::optional<std::string_view> path);
+// The same, written into `out` (cleared first; its capacity is reused).
+void append_pattern_subject(std::string& out, std::string_view scheme, const normalized_host& host,
+                            std::uint16_t port, std::optional<std::string_view> path);
 
 }  // namespace hallpass::rules

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -140,6 +141,9 @@ struct policy {
       url_prefixes;
   std::unique_ptr<re2::RE2::Set> patterns;  // null when no set has patterns
   std::vector<set_id> pattern_set;          // pattern index -> set
+  // The set every pattern belongs to when they all belong to one (as in the shipped policy):
+  // then a match needs no second pass to learn which pattern matched.
+  std::optional<set_id> patterns_one_set;
   bool locked_has_patterns = false;
 
   std::vector<rule> everyone_rules;  // evaluated for every role, before its own

@@ -864,6 +864,10 @@ class loader : private yaml_reader {
       return;
     }
     p_->patterns = std::move(set);
+    const auto& ps = p_->pattern_set;
+    if (std::all_of(ps.begin(), ps.end(), [&](set_id s) { return s == ps.front(); })) {
+      p_->patterns_one_set = ps.front();
+    }
   }
 
   struct pending_pattern {

@@ -303,3 +303,53 @@ roles:
   CHECK_FALSE(kids.allowed(t, "http://167838211/play"));  // 10.1.2.3 spelled as one number
   CHECK(kids.allowed(t, "http://10.1.2.3/work"));
 }
+
+TEST_CASE("URL patterns in several sets: each match reaches its own set, locked ones first") {
+  // The engine asks RE2 which patterns matched only after a cheap "does any match" pass, and
+  // only when the patterns belong to more than one set; this covers that second pass.
+  auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
+categories:
+  videos: {patterns: ['^https?://video\.example/watch']}
+  games:  {patterns: ['^https?://[^/]*\.example/.*[?&]game=', 'play\.example/']}
+  iwf:    {locked: true, patterns: ['^https?://video\.example/watch\?v=bad']}
+roles:
+  pupils:
+    networks: [10.10.0.0/16]
+    default: allow
+    rules:
+      - {action: block, categories: [games]}
+      - {action: block, categories: [videos]}
+  staff:
+    networks: [10.20.0.0/16]
+    default: block
+    rules:
+      - {action: allow, categories: [videos]}
+      - {name: own list, action: allow, patterns: ['^https://intranet\.example/']}
+)");
+  REQUIRE(!p->patterns_one_set);
+  ask pupils{*p, "pupils"};
+  ask staff{*p, "staff"};
+  const std::string t = "2026-11-23 11:00";
+  CHECK(pupils.allowed(t, "https://www.example/"));
+  auto both = pupils.at(t, "https://video.example/watch?v=1&game=2");  // videos and games match
+  CHECK(both.act == action::block);
+  CHECK(both.rule_id == "pupils rule 1");
+  CHECK(both.category_name() == "games");
+  CHECK(pupils.at(t, "https://video.example/watch?v=1").category_name() == "videos");
+  CHECK(pupils.at(t, "http://www.play.example/x").category_name() == "games");  // second pattern
+  CHECK(staff.allowed(t, "https://video.example/watch?v=1"));
+  CHECK(staff.allowed(t, "https://intranet.example/timetable"));
+  CHECK_FALSE(staff.allowed(t, "https://other.example/"));
+  auto locked = staff.at(t, "https://video.example/watch?v=bad");
+  CHECK(locked.by == decided_by::locked_category);
+  CHECK(locked.category_name() == "iwf");
+  // A URL longer than the engine keeps a buffer for is matched all the same, and so is the next.
+  CHECK(pupils.at(t, "https://a.example/" + std::string(40000, 'x') + "?game=1").category_name() == "games");
+  CHECK(pupils.at(t, "https://video.example/watch").category_name() == "videos");
+}
+
+TEST_CASE("URL patterns that all belong to one set skip the second pass") {
+  auto p = test::load_yaml(staff_policy);
+  REQUIRE(p->patterns_one_set);
+  CHECK(p->set_names[*p->patterns_one_set] == "wiki");
+}
