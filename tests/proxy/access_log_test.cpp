@@ -173,7 +173,7 @@ TEST_CASE("access log: reopen after a rename writes to the new file (logrotate)"
   CHECK(log.dropped() == 0);
 }
 
-TEST_CASE("access log: a full queue drops and counts; write() never blocks") {
+TEST_CASE("access log: a full queue drops and counts, and write() never blocks") {
   temp_dir dir;
   const fs::path fifo = dir.path / "stuck";
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);

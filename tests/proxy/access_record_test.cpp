@@ -241,7 +241,7 @@ TEST_CASE("access record: the exact line for a blocked request") {
         "\"bytes_in\":412,\"bytes_out\":2048,\"duration_ms\":3,\"circumvention\":false}\n");
 }
 
-TEST_CASE("access record: keys in the documented order; note only when present") {
+TEST_CASE("access record: keys in the documented order, note only when present") {
   auto r = typical();
   const std::vector<std::string> expected = {
       "time",     "client", "user",     "role",      "method",      "scheme",

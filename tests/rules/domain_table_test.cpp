@@ -29,7 +29,7 @@ TEST_CASE("a domain matches itself and its subdomains on a label boundary") {
   CHECK(sets_of(t, "com").empty());
 }
 
-TEST_CASE("a domain in several sets reports each; suffixes add up") {
+TEST_CASE("a domain in several sets reports each, and suffixes add up") {
   domain_table t;
   REQUIRE(t.add("example.com", 1));
   REQUIRE(t.add("example.com", 2));

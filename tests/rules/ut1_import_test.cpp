@@ -61,7 +61,7 @@ roles: {pupils: {default: allow}}
   CHECK(r.errors[0].message.find("UT1 category 'no_such_category' not found") != std::string::npos);
 }
 
-TEST_CASE("unreadable lines in a list file are warnings with their line; the policy loads") {
+TEST_CASE("unreadable lines in a list file are warnings with their line, and the policy loads") {
   const auto dir = std::filesystem::temp_directory_path() / "hallpass-list-test";
   std::filesystem::create_directories(dir);
   {
