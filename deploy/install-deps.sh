@@ -20,6 +20,7 @@ build_pkgs=(
 )
 test_pkgs=(
   python3 curl nginx-light openssl procps iproute2
+  chromium                  # a real browser through the proxy (tests/integration/browser_test.py)
 )
 bench_pkgs=(
   wrk squid tinyproxy privoxy e2guardian nginx-light linux-perf valgrind

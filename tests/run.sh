@@ -28,7 +28,7 @@ fi
 echo "== all tests passed"
 if [[ $(id -u) -ne 0 ]]; then
   # CTest reports a Python suite whose cases were skipped as passed; say so here.
-  echo "== NOTE: not run as root, so these were SKIPPED: integration.exceptions (creates OS users" \
+  echo "== NOTE: not run as root, so these were SKIPPED: integration.exceptions and integration.browser (OS users" \
        "for the admin roles), dropping privileges (integration.proxy_lifecycle) and hallpassctl" \
        "as another user (ctl.hallpassctl). Run tests/run.sh as root for the whole suite."
 fi

@@ -1,0 +1,214 @@
+"""A real browser through the real proxy: headless Chromium (Debian's `chromium`) loads an
+allowed page, a blocked page and an HTTPS page through a CONNECT tunnel, then fills in the
+block page's access request form and submits it the way a pupil would; the request reaches
+the real store (checked with hallpassctl as the technician). Needs root (OS users for the
+admin roles, as exceptions_test.py, and Chromium without its sandbox)."""
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.request
+
+from exceptions_test import ADMIN, ctl_json, ensure_users
+from harness import Origin, Proxy, wait_for
+from proxy_connect_test import TlsOrigin
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+class Browser:
+    """Headless Chromium driven over the DevTools protocol (a WebSocket on loopback)."""
+
+    def __init__(self, proxy_port):
+        self.dir = tempfile.mkdtemp(prefix="hallpass-chromium-")
+        # The flags keep Chromium from reaching out on its own (this machine has no network),
+        # and send every URL through the proxy; the CONNECT test's origin has a throwaway
+        # certificate, hence --ignore-certificate-errors.
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-extensions", "--disable-default-apps", "--ignore-certificate-errors",
+             f"--user-data-dir={self.dir}", f"--proxy-server=http://127.0.0.1:{proxy_port}",
+             "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        active = os.path.join(self.dir, "DevToolsActivePort")
+
+        def read_active():
+            try:
+                with open(active) as f:
+                    return f.read().split()
+            except FileNotFoundError:
+                return []
+
+        wait_for(lambda: len(read_active()) >= 2 or self.proc.poll() is not None, timeout=30,
+                 what="Chromium's DevTools port")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"chromium exited with {self.proc.returncode}")
+        self.port = int(read_active()[0])
+        pages = []
+
+        def find_page():
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=5) as r:
+                pages[:] = [t for t in json.load(r) if t.get("type") == "page"]
+            return bool(pages)
+
+        wait_for(find_page, timeout=15, what="a page in Chromium")
+        path = pages[0]["webSocketDebuggerUrl"].split(str(self.port), 1)[1]
+        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=15)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                          .encode())
+        self.f = self.sock.makefile("rb")
+        status = self.f.readline()
+        if b" 101 " not in status:
+            raise AssertionError(f"DevTools refused the WebSocket: {status!r}")
+        for _ in range(100):
+            if self.f.readline() in (b"\r\n", b""):
+                break
+        self.next_id = 0
+
+    def close(self):
+        try:
+            self.f.close()
+            self.sock.close()
+        except OSError:
+            pass
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _send(self, payload):
+        n = len(payload)
+        head = bytes([0x81])
+        if n < 126:
+            head += bytes([0x80 | n])
+        elif n < 65536:
+            head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+        mask = os.urandom(4)
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def _receive(self):
+        data = b""
+        for _ in range(1000):  # fragments of one message
+            head = self.f.read(2)
+            if len(head) < 2:
+                raise AssertionError("DevTools closed the WebSocket")
+            n = head[1] & 0x7F
+            if n == 126:
+                n = int.from_bytes(self.f.read(2), "big")
+            elif n == 127:
+                n = int.from_bytes(self.f.read(8), "big")
+            data += self.f.read(n)
+            if head[0] & 0x80:  # FIN
+                return json.loads(data)
+        raise AssertionError("a DevTools message in over 1,000 fragments")
+
+    def call(self, method, **params):
+        self.next_id += 1
+        self._send(json.dumps({"id": self.next_id, "method": method, "params": params}).encode())
+        for _ in range(10_000):  # skip events; the answer carries our id
+            msg = self._receive()
+            if msg.get("id") == self.next_id:
+                if "error" in msg:
+                    raise AssertionError(f"{method}: {msg['error']}")
+                return msg["result"]
+        raise AssertionError(f"no answer to {method}")
+
+    def js(self, expression):
+        r = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return r["result"].get("value")
+
+    def open(self, url, timeout=20):
+        """Navigates and waits until the new document has loaded; returns its text."""
+        self.js("document.documentElement.setAttribute('data-old', '1')")
+        self.call("Page.navigate", url=url)
+        wait_for(lambda: self.js("document.readyState === 'complete' && "
+                                 "!document.documentElement.hasAttribute('data-old')"),
+                 timeout=timeout, interval=0.1, what=f"Chromium to load {url}")
+        return self.js("document.body ? document.body.innerText : ''")
+
+
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs Chromium without its sandbox: needs root")
+class BrowserTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        ensure_users()
+        cls.nginx = Origin()
+        cls.tls = TlsOrigin()
+        cls.state = tempfile.mkdtemp(prefix="hallpass-state-")
+        os.chmod(cls.state, 0o711)
+        cls.sock = os.path.join(cls.state, "admin.sock")
+        cls.proxy = Proxy(extra=ADMIN, tls_port=cls.tls.port,
+                          args=["--state-dir", cls.state, "--admin-socket", cls.sock])
+        cls.browser = Browser(cls.proxy.port)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.close()
+        cls.proxy.stop()
+        cls.tls.stop()
+        cls.nginx.stop()
+        shutil.rmtree(cls.state, ignore_errors=True)
+
+    def log_for(self, host):
+        with open(self.proxy.access_log) as f:
+            lines = [json.loads(l) for l in f if l.strip()]
+        return [l for l in lines if l.get("host") == host]
+
+    def test_allowed_blocked_and_https_pages_in_a_real_browser(self):
+        # Chromium connects from 127.0.0.1, in no role's networks: the fallback role, pupils.
+        text = self.browser.open(f"http://origin.test:{self.nginx.port}/small")
+        self.assertEqual(text.strip(), "s" * 1024)
+        text = self.browser.open(f"http://facebook.test:{self.nginx.port}/profile?id=7")
+        for part in ("Integration Test School", "facebook.test", "pupils", "social media"):
+            self.assertIn(part, text)
+        self.assertEqual(self.browser.js("document.documentElement.lang"), "en-GB")
+        self.assertEqual(self.browser.js("document.querySelector('form').action"), "http://hallpass.invalid/request")
+        # HTTPS: a CONNECT tunnel to openssl s_server, whose -www page names the cipher in use.
+        text = self.browser.open(f"https://allowed.test:{self.tls.port}/")
+        self.assertIn("Ciphers", text)
+        # A blocked HTTPS site: the proxy answers CONNECT with 403, so the browser shows its
+        # own error page and nothing reaches the origin.
+        self.browser.open(f"https://facebook.test:{self.tls.port}/")
+        wait_for(lambda: any(l["method"] == "CONNECT" and l["action"] == "block" for l in self.log_for("facebook.test")),
+                 timeout=10, what="the blocked tunnel in the access log")
+        self.assertTrue(any(l["method"] == "CONNECT" and l["action"] == "allow" for l in self.log_for("allowed.test")))
+        self.assertTrue(any(l["status"] == 200 for l in self.log_for("origin.test")))
+
+    def test_a_pupil_fills_in_the_block_page_form(self):
+        url = f"http://facebook.test:{self.nginx.port}/groups/year6?tab=posts"
+        self.browser.open(url)
+        self.assertEqual(self.browser.js("document.querySelector('input[name=url]').value"), url)
+        fill = {"requester": "Ben (Year 6)", "reasons": "Our class page for the school trip",
+                "site_content": "photos from the trip", "risks": "comments from strangers",
+                "control_measures": "teacher reads it with the class"}
+        for name, value in fill.items():
+            found = self.browser.js(f"(() => {{ const e = document.querySelector('[name={name}]');"
+                                    f" if (!e) return false; e.value = {json.dumps(value)}; return true; }})()")
+            self.assertTrue(found, f"the form has no field '{name}'")
+        self.browser.js("document.querySelector('[name=reasons]').form.requestSubmit()")
+        wait_for(lambda: "has been sent" in (self.browser.js("document.body ? document.body.innerText : ''") or ""),
+                 timeout=20, interval=0.1, what="the form's answer page")
+        pending = ctl_json("hp_tech", self.sock, "list", "--pending")["requests"]
+        mine = [r for r in pending if r["url"] == url]
+        self.assertEqual(len(mine), 1, pending)
+        self.assertEqual((mine[0]["requester"], mine[0]["source"], mine[0]["client"], mine[0]["scope"]["roles"]),
+                         ("Ben (Year 6)", "block page", "127.0.0.1", ["pupils"]))
+        shown = ctl_json("hp_dsl", self.sock, "show", str(mine[0]["id"]))
+        self.assertEqual(shown["reasons"], fill["reasons"])
+
+
+if __name__ == "__main__":
+    unittest.main()
