@@ -558,20 +558,20 @@ class UsageTest(DaemonTestCase):
         self.assert_no_connection()
 
     def test_help_and_version(self):
-        r = run("--help")
+        r = self.ctl("--help")
         self.assertEqual(r.returncode, 0)
         for verb in ("request", "approve", "deny", "revoke", "list", "show", "report", "reports", "block",
                      "unblock", "audit", "reload", "status"):
             self.assertIn(verb, r.stdout)
         self.assertIn("Exit codes", r.stdout)
         for argv in (["approve", "--help"], ["help", "approve"], ["approve", "7", "--for", "90", "-h"]):
-            r = run(*argv)
+            r = self.ctl(*argv)
             self.assertEqual(r.returncode, 0, argv)
             self.assertIn("hallpassctl approve ID (--for DURATION", r.stdout)
             self.assertIn("headteacher", r.stdout)
-        r = run("request", "--help")
+        r = self.ctl("request", "--help")
         self.assertIn("--control-measures", r.stdout)
-        r = run("--version")
+        r = self.ctl("--version")
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout, r"^hallpassctl \d+\.\d+\.\d+\n$")
         self.assert_no_connection()

@@ -48,8 +48,12 @@ def connect_tunnel(proxy, target, source):
 
 
 def closed_by_peer(sock):
+    """True when the peer closed or reset the connection; False if it sent data or stayed
+    silent until the socket's timeout."""
     try:
         return sock.recv(1) == b""
+    except socket.timeout:
+        return False
     except (ConnectionResetError, ssl.SSLError, OSError):
         return True
 
@@ -109,6 +113,12 @@ class ConnectTest(unittest.TestCase):
         with ctx.wrap_socket(s, server_hostname="facebook.test") as t:
             t.sendall(b"GET / HTTP/1.0\r\n\r\n")
             self.assertIn(b"HTTP/1.0 200", t.recv(4096))
+        flagged = wait_for(lambda: [l for l in self.proxy.log_lines() if l["method"] == "CONNECT"
+                                    and l["client"] == STAFF and l["circumvention"]
+                                    and "facebook.test" in l.get("note", "")] or None,
+                           what="the staff tunnel's flagged log line")
+        self.assertEqual([l["action"] for l in flagged], ["allow"])
+        self.assertEqual(flagged[0]["host"], "allowed.test")
 
     def test_missing_sni_and_non_tls_streams_are_blocked_and_flagged(self):
         before = self.proxy.metric("hallpass_circumvention_attempts_total")
@@ -126,16 +136,24 @@ class ConnectTest(unittest.TestCase):
         s.close()
         wait_for(lambda: self.proxy.metric("hallpass_circumvention_attempts_total") >= before + 2,
                  what="two circumvention attempts counted")
-        def notes():
-            found = [l.get("note", "") for l in self.proxy.log_lines() if l["circumvention"]]
-            return found if any("SNI" in n for n in found) and any("TLS" in n for n in found) else None
-        wait_for(notes, what="log lines for both circumvention attempts (SNI and not TLS)")
+        def lines_with(note):
+            return [l for l in self.proxy.log_lines() if l["circumvention"] and l.get("note") == note]
+        no_sni = wait_for(lambda: lines_with("TLS without a server name (SNI)") or None,
+                          what="the log line for TLS without SNI")
+        not_tls = wait_for(lambda: lines_with("the tunnel does not carry TLS") or None,
+                           what="the log line for a tunnel that does not carry TLS")
+        self.assertEqual([l["action"] for l in no_sni + not_tls], ["block", "block"])
 
     def test_tunnel_log_line_has_bytes_both_ways(self):
-        curl(self.proxy, f"https://allowed.test:{self.tls.port}/", source=STAFF, extra=["-k"])
-        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["method"] == "CONNECT" and
-                                 l["client"] == STAFF and l["action"] == "allow" and l["bytes_out"] > 1000] or None,
-                        what="the tunnel's log line")[-1]
+        before = len(self.proxy.log_lines())
+        status, body, err = curl(self.proxy, f"https://allowed.test:{self.tls.port}/", source=STAFF, extra=["-k"])
+        self.assertEqual(status, 200, err)
+        new = self.proxy.log_lines(count=before + 1)[before:]
+        mine = [l for l in new if l["method"] == "CONNECT" and l["client"] == STAFF and l["host"] == "allowed.test"]
+        self.assertEqual(len(mine), 1, new)
+        line = mine[0]
+        self.assertEqual(line["action"], "allow")
+        self.assertGreater(line["bytes_out"], 1000)
         self.assertGreater(line["bytes_in"], 200)
         self.assertEqual(line["scheme"], "https")
         self.assertEqual(line["status"], 200)

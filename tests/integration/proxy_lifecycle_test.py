@@ -64,8 +64,9 @@ class LifecycleTest(unittest.TestCase):
             wait_for(lambda: any("stopping" in l for l in proxy.stderr_lines), what="drain to begin")
             # New connections are no longer accepted.
             time.sleep(0.2)
-            status, _, _ = curl(proxy, self.url("origin.test"), source=STAFF, timeout=3)
+            status, _, err = curl(proxy, self.url("origin.test"), source=STAFF, timeout=3)
             self.assertEqual(status, 0)
+            self.assertIn("(7)", err, "curl should be refused at connect, not time out")  # exit 7: could not connect
             self.assertTrue(download.is_alive(), "the download ended before the drain: nothing was tested")
             download.join(40)
             self.assertEqual((download.status, download.size, download.error), (200, BIG, ""))

@@ -218,7 +218,9 @@ class LimitsTest(unittest.TestCase):
         finally:
             proxy.stop()
 
-    def test_good_requests_still_work_after_bad_ones(self):
+    def test_zz_good_requests_still_work_after_all_the_bad_ones(self):
+        # "zz": unittest runs a class's tests in name order, so this one runs after every
+        # refused request above has been sent to the same proxy.
         out = raw_request(self.proxy, f"GET {self.target('/chunked')} HTTP/1.1\r\nHost: py.test\r\nConnection: close\r\n\r\n".encode(),
                           source=STAFF)
         self.assertEqual(status_of(out), 200)
