@@ -23,6 +23,8 @@ namespace {
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t max_line = 64 * 1024;
 constexpr std::size_t max_admin_connections = 16;
+constexpr std::size_t max_connections_per_uid = 4;  // so one account cannot lock the others out
+constexpr auto admin_idle_timeout = std::chrono::seconds(30);  // for each read and write
 
 struct caller {
   std::string user;
@@ -146,7 +148,9 @@ std::string admin_server::start() {
   std::string err;
   store_ = store::exception_store::open(d.state_dir, cfg->policy->zone, &err);
   if (!store_) return "cannot open the exception store in " + d.state_dir + ": " + err;
-  publish_index();
+  // Without the local blocks the filter would be open where a technician closed it: do not
+  // start until the store can be read.
+  if (auto e = publish_index(); !e.empty()) return "cannot read the exception store in " + d.state_dir + ": " + e;
   if (!d.admin.socket.empty()) {
     socket_path_ = d.admin.socket;
     std::error_code ec;
@@ -195,18 +199,33 @@ void admin_server::stop() {
   if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
 }
 
-void admin_server::publish_index() {
-  auto [exceptions, entries] = store_->load_active(store::now_seconds());
-  state_.exceptions.store(rules::exception_index::build(std::move(exceptions), std::move(entries)));
+std::string admin_server::publish_index() {
+  std::string err;
+  auto active = store_->load_active(store::now_seconds(), &err);
+  if (!active) {
+    // Keep the index in force (never publish a partial one: that would drop local blocks);
+    // the prune loop tries again every 10 seconds until it succeeds.
+    index_stale_ = true;
+    std::cerr << "hallpass: admin: cannot read exceptions and local entries from the store (" << err
+              << "); the previous ones stay in force\n";
+    return err;
+  }
+  index_stale_ = false;
+  state_.exceptions.store(rules::exception_index::build(std::move(active->first), std::move(active->second)));
+  return {};
 }
 
 net::awaitable<void> admin_server::prune_loop() {
   // Expired exceptions stop matching by themselves; this only keeps the index small.
+  // Every 10 minutes, or every 10 seconds while the last attempt to read the store failed.
   net::steady_timer t(ioc_);
+  auto last = std::chrono::steady_clock::now();
   for (;;) {
-    t.expires_after(std::chrono::minutes(10));
+    t.expires_after(std::chrono::seconds(10));
     auto [ec] = co_await t.async_wait(nothrow);
     if (ec) co_return;
+    if (!index_stale_ && std::chrono::steady_clock::now() - last < std::chrono::minutes(10)) continue;
+    last = std::chrono::steady_clock::now();
     publish_index();
   }
 }
@@ -215,26 +234,55 @@ net::awaitable<void> admin_server::accept_loop() {
   for (;;) {
     auto [ec, socket] = co_await acceptor_->async_accept(nothrow);
     if (ec) co_return;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) continue;
     if (live_connections_ >= max_admin_connections) continue;  // closing is the answer
+    if (connections_by_uid_[cred.uid] >= max_connections_per_uid) continue;
     ++live_connections_;
+    ++connections_by_uid_[cred.uid];
     // A member coroutine, not a lambda: GCC 12 mishandles coroutine lambdas made inside a coroutine.
-    net::co_spawn(ioc_, serve(std::move(socket)), net::detached);
+    net::co_spawn(ioc_, serve(std::make_shared<admin_connection>(std::move(socket), cred.uid)), net::detached);
   }
 }
 
-net::awaitable<void> admin_server::serve(net::local::stream_protocol::socket socket) {
+// Closes the connection when its deadline passes; serve() moves the deadline before each
+// read and write, and closes the socket when it ends, which ends this too.
+net::awaitable<void> admin_server::watchdog(std::shared_ptr<admin_connection> c) {
+  while (c->socket.is_open()) {
+    co_await c->deadline.async_wait(nothrow);
+    if (c->deadline.expiry() <= std::chrono::steady_clock::now()) {
+      error_code ignored;
+      c->socket.close(ignored);
+      co_return;
+    }
+  }
+}
+
+net::awaitable<void> admin_server::serve(std::shared_ptr<admin_connection> c) {
   struct release {
-    std::size_t& n;
-    ~release() { --n; }
-  } counted{live_connections_};
+    admin_server& s;
+    admin_connection& c;
+    ~release() {
+      --s.live_connections_;
+      if (--s.connections_by_uid_[c.uid] == 0) s.connections_by_uid_.erase(c.uid);
+      error_code ignored;
+      c.socket.close(ignored);
+      c.deadline.cancel();
+    }
+  } counted{*this, *c};
+  c->deadline.expires_after(admin_idle_timeout);
+  net::co_spawn(ioc_, watchdog(c), net::detached);
+  auto& socket = c->socket;
   std::string buffer;
-  net::steady_timer idle(ioc_);
   for (;;) {
     // A line at a time, bounded in size and time.
+    c->deadline.expires_after(admin_idle_timeout);
     auto [ec, n] = co_await net::async_read_until(socket, net::dynamic_buffer(buffer, max_line + 1), '\n', nothrow);
     if (ec) {
       if (ec == net::error::not_found || buffer.size() > max_line) {
         const std::string err = response(store::result::fail("bad_request", "the message is longer than 64 KiB"));
+        c->deadline.expires_after(admin_idle_timeout);
         co_await net::async_write(socket, net::buffer(err), nothrow);
       }
       co_return;
@@ -242,6 +290,7 @@ net::awaitable<void> admin_server::serve(net::local::stream_protocol::socket soc
     std::string line = buffer.substr(0, n - 1);
     buffer.erase(0, n);
     const std::string reply = handle_line(line, socket.native_handle());
+    c->deadline.expires_after(admin_idle_timeout);
     auto [wec, wn] = co_await net::async_write(socket, net::buffer(reply), nothrow);
     if (wec) co_return;
   }
@@ -337,8 +386,8 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     f.user = text_arg(args, "user", false, &err);
     f.client = text_arg(args, "client", false, &err);
     if (f.client) {
-      const auto slash = f.client->find('/');
-      if (!rules::ip_address::parse(f.client->substr(0, slash))) return bad("'client' must be an address or CIDR");
+      std::string why;
+      if (!rules::ip_network::parse(*f.client, &why)) return bad("'client' must be an address or a network: " + why);
     }
     const int scopes = !f.roles.empty() + f.user.has_value() + f.client.has_value();
     if (scopes != 1) return bad("give exactly one scope: roles, user or client");
@@ -475,7 +524,12 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
         {"pending_requests", store_->pending_requests()},
         {"version", HALLPASS_VERSION}};
   }
-  if (changed) publish_index();
+  if (changed) {
+    if (auto e = publish_index(); !e.empty()) {
+      r = store::result::fail("internal", "the change is saved but not yet in force: the store could not be read back (" +
+                                              e + "); hallpass tries again every 10 seconds");
+    }
+  }
   return response(r);
 }
 

@@ -10,9 +10,12 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
+
+#include <sys/types.h>
 
 #include "proxy/net.hpp"
 #include "store/exception_store.hpp"
@@ -42,9 +45,19 @@ class admin_server {
 
  private:
   net::awaitable<void> accept_loop();
-  net::awaitable<void> serve(net::local::stream_protocol::socket socket);
+  struct admin_connection {
+    admin_connection(net::local::stream_protocol::socket s, uid_t u)
+        : socket(std::move(s)), deadline(socket.get_executor()), uid(u) {}
+    net::local::stream_protocol::socket socket;
+    net::steady_timer deadline;
+    uid_t uid;
+  };
+  net::awaitable<void> serve(std::shared_ptr<admin_connection> c);
+  net::awaitable<void> watchdog(std::shared_ptr<admin_connection> c);
   std::string handle_line(const std::string& line, int fd);
-  void publish_index();
+  // Reads the store and swaps in a new exception index; returns the error, if any (the old
+  // index then stays).
+  std::string publish_index();
   net::awaitable<void> prune_loop();
 
   shared_state& state_;
@@ -54,8 +67,10 @@ class admin_server {
   std::unique_ptr<store::exception_store> store_;
   std::string socket_path_;
   std::size_t live_connections_ = 0;  // admin connections (store thread only)
+  std::map<uid_t, std::size_t> connections_by_uid_;  // (store thread only)
   std::thread thread_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  bool index_stale_ = false;  // the last publish_index() failed (admin thread only)
 };
 
 }  // namespace hallpass

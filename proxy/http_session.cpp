@@ -464,6 +464,23 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
 
   auto& res = resp->get();
   ex.status = static_cast<int>(res.result_int());
+  {
+    // A response whose framing can be read two ways (Transfer-Encoding with Content-Length,
+    // differing Content-Lengths, bad bytes) is not passed on: the client could frame it
+    // differently from us and take the rest of the stream for the next response.
+    framing_check fc(message_kind::response);
+    for (const auto& f : res) fc.add(f.name_string(), f.value());
+    if (auto problem = fc.finish(res.version())) {
+      w.state().metrics.upstream_failed(metrics::upstream_failure::reset).Increment();
+      ex.note = "upstream response: " + *problem;
+      ex.reason_override = "the site's answer was malformed";
+      co_await write_error_page(c, ex, http::status::bad_gateway, "The site's answer was malformed",
+                                "The site answered in a way that can be read more than one way, so the web filter "
+                                "did not pass it on.",
+                                false, client_version);
+      co_return forward_outcome::close;
+    }
+  }
   const bool upstream_reusable = resp->keep_alive() && !resp->need_eof() && !websocket;
 
   if (websocket && res.result() == http::status::switching_protocols) {

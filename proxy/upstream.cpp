@@ -11,6 +11,20 @@ constexpr std::size_t max_dns_cache = 10000;
 constexpr std::size_t max_idle_total = 1024;
 constexpr std::size_t upstream_buffer_size = 16 * 1024;
 
+// An IPv4-mapped IPv6 address (::ffff:10.0.0.1) as the IPv4 address it carries.
+net::ip::address unmapped(const net::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) return net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6());
+  return a;
+}
+
+// Link-local: 169.254.0.0/16 (where clouds and some appliances answer metadata requests,
+// 169.254.169.254) and fe80::/10. Never a web destination for a school's users.
+bool is_link_local(const net::ip::address& address) {
+  const auto a = unmapped(address);
+  if (a.is_v4()) return (a.to_v4().to_uint() >> 16) == 0xA9FE;
+  return a.to_v6().is_link_local();
+}
+
 bool is_loopback_or_unspecified(const net::ip::address& a) {
   if (a.is_loopback() || a.is_unspecified()) return true;
   if (a.is_v6()) {
@@ -29,7 +43,7 @@ std::string_view describe(upstream_error e) {
     case upstream_error::none: return "ok";
     case upstream_error::bad_name: return "the host name is not valid";
     case upstream_error::dns: return "the site's name could not be found";
-    case upstream_error::refused_destination: return "the destination is not allowed (loopback or the proxy itself)";
+    case upstream_error::refused_destination: return "the destination is not allowed (loopback, link-local or the proxy itself)";
     case upstream_error::connect_refused: return "the site refused the connection";
     case upstream_error::connect_timeout: return "the site did not answer in time";
     case upstream_error::connect_failed: return "the connection to the site failed";
@@ -39,13 +53,16 @@ std::string_view describe(upstream_error e) {
 
 bool upstream::destination_allowed(const tcp::endpoint& e, const configuration& cfg) const {
   // Never the proxy itself, whatever the configuration says: that would loop.
+  // (The metrics endpoint is in own_listeners too.)
+  const auto dest = unmapped(e.address());
   for (const auto& [addr, port] : state_.own_listeners) {
     if (e.port() != port) continue;
     error_code ec;
     const auto listen = net::ip::make_address(addr, ec);
-    if (!ec && (listen == e.address() || listen.is_unspecified() || is_loopback_or_unspecified(e.address()))) return false;
+    if (ec || unmapped(listen) == dest || listen.is_unspecified() || is_loopback_or_unspecified(dest)) return false;
   }
-  if (!cfg.daemon.upstream.allow_loopback && is_loopback_or_unspecified(e.address())) return false;
+  if (is_link_local(dest)) return false;
+  if (!cfg.daemon.upstream.allow_loopback && is_loopback_or_unspecified(dest)) return false;
   return true;
 }
 

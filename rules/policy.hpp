@@ -98,6 +98,12 @@ struct ip_network {
   std::string text;  // as written, for explanations
   std::size_t role = 0;
   bool contains(const ip_address& a) const;
+
+  // "10.10.0.0/16", "fd00:10::/64", or one address ("10.1.2.3": /32, /128). Returns nullopt
+  // with *error set (a sentence about `text`) for anything else: a bad address, a prefix that
+  // is not a number from 0 to 32 (IPv4) or 128 (IPv6), or (when `strict`) address bits set
+  // after the prefix, which contains() would ignore but which usually mean a typing mistake.
+  static std::optional<ip_network> parse(std::string_view text, std::string* error = nullptr, bool strict = true);
 };
 
 struct role {

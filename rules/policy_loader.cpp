@@ -729,30 +729,9 @@ class loader : private yaml_reader {
   std::optional<ip_network> parse_network(const YAML::Node& n, const std::string& what) {
     auto s = scalar(n, what);
     if (!s) return std::nullopt;
-    const auto slash = s->find('/');
-    auto ip = ip_address::parse(std::string_view(*s).substr(0, slash));
-    if (!ip) {
-      error(n, what + ": " + quote(*s) + " is not an IPv4 or IPv6 network like 10.10.0.0/16 or fd00:10::/64");
-      return std::nullopt;
-    }
-    const int max = ip->v6 ? 128 : 32;
-    int prefix = max;
-    if (slash != std::string::npos) {
-      const std::string_view digits = std::string_view(*s).substr(slash + 1);
-      auto r = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
-      if (r.ec != std::errc() || r.ptr != digits.data() + digits.size() || prefix < 0 || prefix > max) {
-        error(n, what + ": " + quote(*s) + " has a prefix length that is not a number from 0 to " + std::to_string(max));
-        return std::nullopt;
-      }
-    }
-    ip_network net{*ip, prefix, *s, 0};
-    ip_network masked = net;
-    for (int b = prefix; b < max; ++b) masked.base.bytes[b / 8] &= static_cast<std::uint8_t>(~(0x80u >> (b % 8)));
-    if (!(masked.base == net.base)) {
-      error(n, what + ": " + quote(*s) + " has address bits set after the prefix; did you mean " +
-                   quote(masked.base.to_string() + "/" + std::to_string(prefix)) + "?");
-      return std::nullopt;
-    }
+    std::string why;
+    auto net = ip_network::parse(*s, &why);
+    if (!net) error(n, what + ": " + why);
     return net;
   }
 
@@ -904,8 +883,37 @@ load_result load_policy(const std::string& path, const load_options& options) {
   return load_policy_text(*text, path, options);
 }
 
+std::optional<ip_network> ip_network::parse(std::string_view text, std::string* error, bool strict) {
+  auto fail = [&](const std::string& why) -> std::optional<ip_network> {
+    if (error) *error = why;
+    return std::nullopt;
+  };
+  const std::string quoted = "'" + std::string(text) + "'";
+  const auto slash = text.find('/');
+  auto ip = ip_address::parse(text.substr(0, slash));
+  if (!ip) return fail(quoted + " is not an IPv4 or IPv6 network like 10.10.0.0/16 or fd00:10::/64");
+  const int max = ip->v6 ? 128 : 32;
+  int prefix = max;
+  if (slash != std::string_view::npos) {
+    const std::string_view digits = text.substr(slash + 1);
+    auto r = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
+    if (digits.empty() || r.ec != std::errc() || r.ptr != digits.data() + digits.size() || prefix < 0 || prefix > max) {
+      return fail(quoted + " has a prefix length that is not a number from 0 to " + std::to_string(max));
+    }
+  }
+  ip_network net{*ip, prefix, std::string(text), 0};
+  ip_network masked = net;
+  for (int b = prefix; b < max; ++b) masked.base.bytes[b / 8] &= static_cast<std::uint8_t>(~(0x80u >> (b % 8)));
+  if (strict && !(masked.base == net.base)) {
+    return fail(quoted + " has address bits set after the prefix; did you mean '" + masked.base.to_string() + "/" +
+                std::to_string(prefix) + "'?");
+  }
+  return net;
+}
+
 bool ip_network::contains(const ip_address& a) const {
   if (a.v6 != base.v6) return false;
+  if (prefix < 0 || prefix > (base.v6 ? 128 : 32)) return false;  // never built so by parse()
   const int full = prefix / 8;
   for (int i = 0; i < full; ++i) {
     if (a.bytes[i] != base.bytes[i]) return false;

@@ -518,16 +518,21 @@ std::size_t exception_store::pending_requests() {
   return static_cast<std::size_t>(st.integer(0));
 }
 
-std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>> exception_store::load_active(
-    seconds_t now) {
+std::optional<std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>>>
+exception_store::load_active(seconds_t now, std::string* error) {
   std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>> out;
   std::string err;
+  auto failed = [&] {
+    if (error) *error = err.empty() ? std::string("unknown SQLite error") : err;
+    return std::nullopt;
+  };
   auto st = db_.prepare(
       "SELECT r.id, r.scope_roles, r.scope_user, r.scope_client, e.kind, e.host, e.path, e.display, e.valid_from, "
       "e.valid_until, r.decided_by FROM exceptions e JOIN requests r ON r.id = e.request_id "
       "WHERE e.revoked_at IS NULL AND e.valid_until > ?",
       &err);
-  if (st) {
+  if (!st) return failed();
+  {
     st.bind(1, now.time_since_epoch().count());
     while (st.step(&err)) {
       rules::exception_entry e;
@@ -535,14 +540,9 @@ std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>> 
       e.roles = split_roles(st.text(1));
       if (auto u = st.optional_text(2)) e.user = *u;
       if (auto c = st.optional_text(3)) {
-        const auto slash = c->find('/');
-        if (auto ip = rules::ip_address::parse(c->substr(0, slash))) {
-          rules::ip_network n;
-          n.base = *ip;
-          n.prefix = slash == std::string::npos ? (ip->v6 ? 128 : 32) : std::stoi(c->substr(slash + 1));
-          n.text = *c;
-          e.client = n;
-        }
+        auto n = rules::ip_network::parse(*c, nullptr, /*strict=*/false);
+        if (!n) continue;  // filed before clients were checked fully: it allows nothing
+        e.client = std::move(*n);
       }
       e.target.kind = rules::parse_target_kind(st.text(4)).value_or(rules::target_kind::url);
       e.target.host = st.text(5);
@@ -554,10 +554,12 @@ std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>> 
                  iso(st.integer(9)) + " (blocked content access request, 000 7.5).";
       out.first.push_back(std::move(e));
     }
+    if (!err.empty()) return failed();
   }
   auto le = db_.prepare("SELECT id, block, kind, host, path, display, reason FROM local_entries WHERE removed_at IS NULL",
                         &err);
-  if (le) {
+  if (!le) return failed();
+  {
     while (le.step(&err)) {
       rules::local_entry e;
       e.id = le.integer(0);
@@ -569,6 +571,7 @@ std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>> 
       e.reason = le.text(6);
       out.second.push_back(std::move(e));
     }
+    if (!err.empty()) return failed();
   }
   return out;
 }

@@ -92,7 +92,12 @@ class exception_store {
   std::optional<std::string> request_url(std::int64_t id);
   std::size_t pending_requests();
   // Everything the proxy needs now: unexpired, unrevoked exceptions and live local entries.
-  std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>> load_active(seconds_t now);
+  // Everything the exception index needs: live exceptions and local entries. Returns nullopt
+  // with *error set when the store cannot be read completely, so that the caller keeps the
+  // index it has rather than publishing a partial one (which would drop local blocks). A row
+  // whose client scope does not parse is left out: that exception allows nothing.
+  std::optional<std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>>> load_active(
+      seconds_t now, std::string* error);
 
  private:
   explicit exception_store(database db, const rules::time_zone& zone) : db_(std::move(db)), zone_(zone) {}

@@ -6,6 +6,7 @@ import os
 import pwd
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -13,7 +14,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import GUEST, PUPIL, STAFF, Origin, Proxy, curl, raw_request, status_of, wait_for
+from harness import GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, curl, raw_request, status_of, wait_for
 from proxy_connect_test import TlsOrigin
 
 CTL = os.environ.get("HALLPASSCTL_BIN", "")
@@ -172,6 +173,47 @@ class ExceptionsTest(unittest.TestCase):
         self.assertEqual(self.http("origin.test", STAFF, "/small"), 200)  # only the reported page
         reports = ctl_json("hp_dsl", self.sock, "reports")["reports"]
         self.assertTrue(any(r["url"] == url and r["action"] and r["action"]["taken"] == "blocked" for r in reports))
+
+    def test_a_bad_client_network_is_refused_and_later_changes_still_take_effect(self):
+        # A client scope is checked whole when it is filed: a prefix that is not a number in
+        # range once stopped the exception index from ever being rebuilt.
+        for bad, why in (("10.0.0.1/abc", "prefix length"), ("10.0.0.1/99", "prefix length"),
+                         ("10.0.0.1/-5", "prefix length"), ("10.0.0.1/", "prefix length"),
+                         ("10.0.0.7/24", "did you mean '10.0.0.0/24'"), ("nonsense", "not an IPv4 or IPv6")):
+            with self.subTest(client=bad):
+                code, out, err = ctl("hp_tech", self.sock, "request", "--url", "http://x.test/", "--client", bad,
+                                     "--requester", "Mr C", "--reason", "test")
+                self.assertNotEqual(code, 0)
+                self.assertIn(why, out + err)
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", f"http://facebook.test:{self.nginx.port}/small",
+                       "--client", f"{PUPIL}/32", "--requester", "Mr C", "--reason", "test")["id"]
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--scope", "url", check=0)
+        self.assertEqual(self.http("facebook.test", PUPIL), 200)
+        self.assertEqual(self.http("facebook.test", UNKNOWN), 403)  # another pupil device
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "done", check=0)
+        self.assertEqual(self.http("facebook.test", PUPIL), 403)
+
+    def test_one_account_cannot_lock_the_others_out_of_the_socket(self):
+        # At most 4 connections per OS account (here root, the test's own), 16 in all, and
+        # each read or write has a 30 s deadline: idle connections cannot starve the headteacher.
+        held = []
+        try:
+            for _ in range(4):
+                s = socket.socket(socket.AF_UNIX)
+                s.settimeout(5)
+                s.connect(self.sock)
+                held.append(s)
+            extra = socket.socket(socket.AF_UNIX)
+            extra.settimeout(5)
+            extra.connect(self.sock)
+            self.assertEqual(extra.recv(1), b"")  # closed at once: the fifth for this account
+            extra.close()
+            self.assertIn("pending_requests", ctl_json("hp_head", self.sock, "status"))  # another account
+            held[0].sendall(b'{"verb": "status", "args": {}}\n')  # the held ones still answer
+            self.assertIn(b'"ok"', held[0].recv(65536))
+        finally:
+            for s in held:
+                s.close()
 
     def test_block_page_form_files_a_pending_request(self):
         out = raw_request(self.proxy, f"GET http://facebook.test:{self.nginx.port}/feed?x=1 HTTP/1.1\r\n"

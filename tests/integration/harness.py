@@ -257,6 +257,15 @@ class PyOrigin:
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                     time.sleep(0.2)
                     return
+                elif path == "/ambiguous-te":
+                    # Framing a proxy must not pass on: Transfer-Encoding without chunked plus
+                    # Content-Length (RFC 9112 6.1: read as close-delimited or 5 bytes?).
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\n"
+                                 b"hello" + b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
+                    return
+                elif path == "/ambiguous-cl":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhellosmuggled")
+                    return
                 elif path == "/reset":
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                     conn.close()

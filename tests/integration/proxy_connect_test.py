@@ -148,9 +148,11 @@ class ConnectTest(unittest.TestCase):
         before = len(self.proxy.log_lines())
         status, body, err = curl(self.proxy, f"https://allowed.test:{self.tls.port}/", source=STAFF, extra=["-k"])
         self.assertEqual(status, 200, err)
-        new = self.proxy.log_lines(count=before + 1)[before:]
-        mine = [l for l in new if l["method"] == "CONNECT" and l["client"] == STAFF and l["host"] == "allowed.test"]
-        self.assertEqual(len(mine), 1, new)
+        # Lines from earlier tests may still be arriving: wait for this tunnel's own line.
+        mine = wait_for(lambda: [l for l in self.proxy.log_lines()[before:] if l["method"] == "CONNECT"
+                                 and l["client"] == STAFF and l["host"] == "allowed.test"] or None,
+                        what="the tunnel's log line")
+        self.assertEqual(len(mine), 1, mine)
         line = mine[0]
         self.assertEqual(line["action"], "allow")
         self.assertGreater(line["bytes_out"], 1000)

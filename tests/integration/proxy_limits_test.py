@@ -4,6 +4,7 @@ import os
 import socket
 import time
 import unittest
+import urllib.request
 
 from harness import PUPIL, STAFF, Proxy, PyOrigin, raw_request, status_of, wait_for
 
@@ -198,6 +199,24 @@ class LimitsTest(unittest.TestCase):
             self.assertGreaterEqual(proxy.metric("hallpass_rejected_total", {"reason": "loopback_refused"}), 4)
         finally:
             proxy.stop()
+
+    def test_the_proxy_itself_its_metrics_and_link_local_are_never_destinations(self):
+        # Even with allow_loopback (as here, for the test origins): the proxy's own port, its
+        # metrics endpoint (however the address is written) and link-local addresses such as
+        # the cloud metadata address are refused.
+        targets = [f"http://127.0.0.1:{self.proxy.port}/", f"http://127.0.0.1:{self.proxy.metrics_port}/metrics",
+                   f"http://[::ffff:127.0.0.1]:{self.proxy.metrics_port}/metrics",
+                   f"http://0x7f000001:{self.proxy.metrics_port}/metrics",
+                   "http://169.254.169.254/latest/meta-data/", f"http://[fe80::1]:{self.py.port}/"]
+        for target in targets:
+            with self.subTest(target=target):
+                out = raw_request(self.proxy, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                                  .encode(), source=STAFF)
+                self.assertEqual(status_of(out), 403, out[:300])
+                self.assertNotIn(b"hallpass_requests_total", out)
+        # The same metrics port on its own, without the proxy, does answer: the refusal is the proxy's.
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.proxy.metrics_port}/metrics", timeout=5) as r:
+            self.assertIn(b"hallpass_requests_total", r.read())
 
     def test_request_body_limit_gives_413(self):
         proxy = Proxy()
