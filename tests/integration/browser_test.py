@@ -10,13 +10,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import unittest
 import urllib.request
 
-from exceptions_test import ADMIN, ctl_json, ensure_users
-from harness import Origin, Proxy, wait_for
-from proxy_connect_test import TlsOrigin
+from exceptions_test import DaemonWithAdminSocket, ctl_json
+from harness import wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -141,25 +139,16 @@ class Browser:
 
 
 @unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs Chromium without its sandbox: needs root")
-class BrowserTest(unittest.TestCase):
+class BrowserTest(DaemonWithAdminSocket, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        ensure_users()
-        cls.nginx = Origin()
-        cls.tls = TlsOrigin()
-        cls.state = tempfile.mkdtemp(prefix="hallpass-state-")
-        os.chmod(cls.state, 0o711)
-        cls.sock = os.path.join(cls.state, "admin.sock")
-        cls.proxy = Proxy(extra=ADMIN, tls_port=cls.tls.port,
-                          args=["--state-dir", cls.state, "--admin-socket", cls.sock])
+        super().setUpClass()
         cls.browser = Browser(cls.proxy.port)
 
     @classmethod
     def tearDownClass(cls):
         cls.browser.close()
-        cls.proxy.stop()
-        cls.tls.stop()
-        cls.nginx.stop()
+        super().tearDownClass()
         shutil.rmtree(cls.state, ignore_errors=True)
 
     def log_for(self, host):

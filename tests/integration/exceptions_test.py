@@ -62,8 +62,10 @@ def ctl_json(user, socket_path, *args):
     return json.loads(out)
 
 
-@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
-class ExceptionsTest(unittest.TestCase):
+class DaemonWithAdminSocket:
+    """A mixin for test classes (not a TestCase itself, so importing it runs no tests): the
+    real daemon with the admin roles above, a TLS origin and nginx, shared by the class."""
+
     @classmethod
     def setUpClass(cls):
         ensure_users()
@@ -85,6 +87,9 @@ class ExceptionsTest(unittest.TestCase):
         cls.tls.stop()
         cls.nginx.stop()
 
+
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
+class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
     def http(self, host, source, path="/small"):
         return curl(self.proxy, f"http://{host}:{self.nginx.port}{path}", source=source)[0]
 
