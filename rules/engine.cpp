@@ -71,6 +71,7 @@ struct context {
   const policy& p;
   const request_facts& f;
   const normalized_host& host;
+  std::optional<std::string_view> path;  // f.path in canonical form (normalize_path)
   matched_sets sets;
   int first_locked = -1;  // the first locked set added, as the verdict reports it
   bool patterns_done = false;
@@ -87,7 +88,7 @@ struct context {
     // The subject is built in a buffer each thread keeps, so a decision allocates nothing here.
     thread_local std::string subject;
     if (subject.capacity() > 16384) std::string().swap(subject);  // a huge URL's buffer is not kept
-    append_pattern_subject(subject, f.scheme, host, f.port, f.path);
+    append_pattern_subject(subject, f.scheme, host, f.port, path);
     // Most URLs match no pattern. Asked only whether any matches, RE2::Set runs its DFA to the
     // earliest match and allocates nothing; asked which ones, it allocates a match set and
     // reads the whole URL. So ask which only after a match, and only when that can matter.
@@ -230,7 +231,11 @@ verdict decide(const policy& p, const request_facts& f) {
     return v;
   }
   v.host = std::move(*host);
-  context ctx{p, f, v.host, matched_sets(p.set_names.size()), -1, false};
+  // Paths compare in canonical form, so "/%62ad", "//bad" and "/x/../bad" are all "/bad".
+  std::string canonical_path;
+  std::optional<std::string_view> path_seen = f.path;
+  if (f.path && normalize_path(*f.path, canonical_path)) path_seen = canonical_path;
+  context ctx{p, f, v.host, path_seen, matched_sets(p.set_names.size()), -1, false};
   // The domain table's walk gives each suffix's sets and whether it has URL prefixes; the
   // URL-prefix map is then read only for those suffixes, after every domain set (the order
   // in which sets are added decides which locked category a verdict names).
@@ -251,7 +256,7 @@ verdict decide(const policy& p, const request_facts& f) {
                              }
                            });
   if (url_levels > 0) {
-    const std::string_view path = *f.path;
+    const std::string_view path = *path_seen;
     auto add_url_sets = [&](std::string_view suffix) {
       if (auto it = p.url_prefixes.find(suffix); it != p.url_prefixes.end()) {
         for (const auto& u : it->second) {

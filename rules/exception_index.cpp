@@ -36,6 +36,8 @@ std::optional<target> make_target(std::string_view url, target_kind kind, std::s
   t.host = host->text;
   std::string path(parts->path.empty() ? "/" : parts->path);
   if (path.front() == '?') path.insert(path.begin(), '/');
+  std::string canonical;
+  if (normalize_path(path, canonical)) path = std::move(canonical);
   t.path = kind == target_kind::domain ? "/" : path;
   t.text = kind == target_kind::domain ? t.host : std::string(parts->scheme) + "://" + t.host + t.path;
   return t;
@@ -46,6 +48,14 @@ std::shared_ptr<const exception_index> exception_index::build(std::vector<except
   auto idx = std::make_shared<exception_index>();
   idx->exceptions_ = std::move(exceptions);
   idx->entries_ = std::move(entries);
+  // Paths in canonical form (entries stored before paths were normalised may not be).
+  std::string canonical;
+  for (auto& e : idx->exceptions_) {
+    if (normalize_path(e.target.path, canonical)) e.target.path = canonical;
+  }
+  for (auto& e : idx->entries_) {
+    if (normalize_path(e.target.path, canonical)) e.target.path = canonical;
+  }
   for (std::size_t i = 0; i < idx->exceptions_.size(); ++i) {
     idx->by_host_[idx->exceptions_[i].target.host].push_back(static_cast<std::int64_t>(i));
     idx->ids_.push_back("exception " + std::to_string(idx->exceptions_[i].id));
@@ -62,7 +72,8 @@ bool exception_index::target_matches(const rules::target& t, const verdict& v, c
                                      bool for_block) const {
   if (t.kind == target_kind::domain) return true;  // the host already matched
   if (!f.path) return for_block;                     // a tunnel: path unknown, fail closed
-  const std::string_view path = *f.path;
+  std::string canonical;
+  const std::string_view path = normalize_path(*f.path, canonical) ? std::string_view(canonical) : *f.path;
   if (t.kind == target_kind::prefix) {
     // Host-only entries like "x.test" keep "/"; "x.test/a" matches "/a", "/a/b", "/a?x".
     return path.starts_with(t.path);

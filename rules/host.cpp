@@ -4,6 +4,7 @@
 #include <idn2.h>
 
 #include <cstdlib>
+#include <vector>
 
 namespace hallpass::rules {
 namespace {
@@ -365,6 +366,92 @@ bool is_same_or_subdomain(std::string_view host, std::string_view domain) {
   if (host.size() == domain.size()) return host == domain;
   return host.size() > domain.size() && host.ends_with(domain) &&
          host[host.size() - domain.size() - 1] == '.';
+}
+
+namespace {
+
+bool is_unreserved(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_' || c == '~';
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-escapes normalised: unreserved characters decoded, other escapes in upper case, a
+// '%' that starts no valid escape kept as it is.
+void normalize_escapes(std::string_view in, std::string& out) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '%' && i + 2 < in.size()) {
+      const int hi = hex_digit(in[i + 1]), lo = hex_digit(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        const auto decoded = static_cast<unsigned char>(hi * 16 + lo);
+        if (is_unreserved(decoded)) {
+          out.push_back(static_cast<char>(decoded));
+        } else {
+          out.push_back('%');
+          out.push_back(hex[hi]);
+          out.push_back(hex[lo]);
+        }
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(c);
+  }
+}
+
+// RFC 3986 5.2.4 on a path that starts with '/', with runs of '/' taken as one.
+std::string remove_dot_segments(std::string_view path) {
+  std::vector<std::string_view> segments;
+  bool trailing_slash = false;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/') ++i;
+    std::size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    const std::string_view seg = path.substr(i, j - i);
+    trailing_slash = j < path.size() || seg.empty() || seg == "." || seg == "..";
+    if (seg == "..") {
+      if (!segments.empty()) segments.pop_back();
+    } else if (!seg.empty() && seg != ".") {
+      segments.push_back(seg);
+    }
+    i = j;
+  }
+  std::string out;
+  out.reserve(path.size());
+  for (auto seg : segments) out.append("/").append(seg);
+  if (out.empty() || trailing_slash) out.push_back('/');
+  return out;
+}
+
+}  // namespace
+
+bool normalize_path(std::string_view raw, std::string& out) {
+  const std::size_t q = raw.find('?');
+  const std::string_view path = raw.substr(0, q);
+  const bool needs = raw.find('%') != std::string_view::npos || path.find("//") != std::string_view::npos ||
+                     path.find("/.") != std::string_view::npos || (!path.empty() && path.front() != '/');
+  if (!needs) return false;
+  std::string p;
+  p.reserve(path.size() + 1);
+  if (path.empty() || path.front() != '/') p.push_back('/');
+  normalize_escapes(path, p);
+  std::string result = remove_dot_segments(p);
+  if (q != std::string_view::npos) {
+    result.push_back('?');
+    normalize_escapes(raw.substr(q + 1), result);
+  }
+  if (result == raw) return false;
+  out = std::move(result);
+  return true;
 }
 
 }  // namespace hallpass::rules

@@ -43,6 +43,14 @@ std::optional<normalized_host> normalize_host(std::string_view raw, std::string*
 // already canonical): the same answers and errors, slower. Tests compare the two.
 std::optional<normalized_host> normalize_host_full(std::string_view raw, std::string* error = nullptr);
 
+// The canonical form of a path and query ("/a/b?x=1"), so that a rule or a local block of
+// "/bad" also matches "/%62ad", "//bad" and "/x/../bad": percent-escapes of unreserved
+// characters (letters, digits, "-._~") decoded and the rest written with upper-case hex, then
+// in the path runs of "/" collapsed and "." and ".." segments removed (RFC 3986 6.2.2, 5.2.4).
+// The query is only percent-normalised. Case is kept. Returns false, leaving `out` alone, when
+// `raw` is already canonical (the common case: no allocation); otherwise writes it to `out`.
+bool normalize_path(std::string_view raw, std::string& out);
+
 // Returns true when `host` equals `domain` or ends with "." + domain. Both must be normalized.
 bool is_same_or_subdomain(std::string_view host, std::string_view domain);
 

@@ -129,6 +129,11 @@ TEST_CASE("URL prefixes, patterns and methods") {
   CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "http://news.example/games/chess"));
   CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "http://www.news.example/games"));
   CHECK(pupils.allowed("2026-11-23 11:00", "http://news.example/politics"));
+  // The same paths written differently are the same paths.
+  CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "http://news.example/%67ames/chess"));
+  CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "http://news.example//games"));
+  CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "http://news.example/politics/../games"));
+  CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "https://en.wikipedia.org/w/index.php?title=X&%61ction=edit"));
   CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "https://en.wikipedia.org/w/index.php?title=X&action=edit"));
   CHECK(pupils.allowed("2026-11-23 11:00", "https://en.wikipedia.org/wiki/Owl"));
   ask posting{*p, "pupils", "", "POST"};

@@ -187,3 +187,27 @@ TEST_CASE("addresses print as inet_ntop prints them") {
     same_as_inet_ntop(v6);
   }
 }
+
+TEST_CASE("paths compare in canonical form") {
+  auto norm = [](std::string_view in) {
+    std::string out;
+    return normalize_path(in, out) ? out : std::string(in);
+  };
+  std::string untouched;
+  CHECK_FALSE(normalize_path("/a/b?x=1", untouched));  // already canonical: nothing written
+  CHECK(untouched.empty());
+  CHECK(norm("/%62ad") == "/bad");
+  CHECK(norm("//bad") == "/bad");
+  CHECK(norm("/x/../bad") == "/bad");
+  CHECK(norm("/./bad/.") == "/bad/");
+  CHECK(norm("/%2e%2e/%2E%2e/bad") == "/bad");
+  CHECK(norm("/a/b/../../../c") == "/c");  // never above the root
+  CHECK(norm("/a%2fb") == "/a%2Fb");       // an encoded slash stays encoded (reserved)
+  CHECK(norm("/a%zz") == "/a%zz");         // not an escape: kept
+  CHECK(norm("/a%") == "/a%");
+  CHECK(norm("/w/index.php?title=X&%61ction=edit") == "/w/index.php?title=X&action=edit");
+  CHECK(norm("/q?a=%2f//..") == "/q?a=%2F//..");  // the query: escapes only
+  CHECK(norm("/A/B/") == "/A/B/");                // case and a trailing slash kept
+  CHECK(norm("") == "");  // no path at all is left alone
+  CHECK(norm("/..") == "/");
+}
