@@ -1,7 +1,6 @@
 #include "proxy/http_session.hpp"
 
 #include <charconv>
-
 #include <iostream>
 
 #include "proxy/access_record.hpp"

@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <filesystem>
 #include <mutex>
 #include <iostream>
@@ -96,18 +95,7 @@ int run_server(const run_options& options) {
   m->policy_generation.Set(static_cast<double>(cfg->generation));
   // The metrics endpoint is never a destination either: it is for the admin network only
   // (deploy/nftables-hallpass.nft), and a pupil must not reach it through the proxy.
-  if (const auto& ml = d.metrics.listen; !ml.empty() && ml != "off") {
-    if (const auto colon = ml.rfind(':'); colon != std::string::npos) {
-      std::string host = ml.substr(0, colon);
-      if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-      unsigned port = 0;
-      const auto digits = std::string_view(ml).substr(colon + 1);
-      auto r = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-      if (r.ec == std::errc() && port > 0 && port < 65536) {
-        state.own_listeners.emplace_back(host, static_cast<std::uint16_t>(port));
-      }
-    }
-  }
+  if (auto ml = parse_listen_address(d.metrics.listen)) state.own_listeners.emplace_back(ml->host, ml->port);
 
   unsigned n_workers = d.workers ? d.workers : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::unique_ptr<worker>> workers;

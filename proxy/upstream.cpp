@@ -25,16 +25,9 @@ bool is_link_local(const net::ip::address& address) {
   return a.to_v6().is_link_local();
 }
 
-bool is_loopback_or_unspecified(const net::ip::address& a) {
-  if (a.is_loopback() || a.is_unspecified()) return true;
-  if (a.is_v6()) {
-    const auto v6 = a.to_v6();
-    if (v6.is_v4_mapped()) {
-      const auto v4 = net::ip::make_address_v4(net::ip::v4_mapped, v6);
-      return v4.is_loopback() || v4.is_unspecified();
-    }
-  }
-  return false;
+bool is_loopback_or_unspecified(const net::ip::address& address) {
+  const auto a = unmapped(address);
+  return a.is_loopback() || a.is_unspecified();
 }
 }  // namespace
 

@@ -68,18 +68,14 @@ std::shared_ptr<const exception_index> exception_index::build(std::vector<except
   return idx;
 }
 
-bool exception_index::target_matches(const rules::target& t, const verdict& v, const request_facts& f,
-                                     bool for_block) const {
+bool exception_index::target_matches(const rules::target& t, std::optional<std::string_view> path, bool for_block) {
   if (t.kind == target_kind::domain) return true;  // the host already matched
-  if (!f.path) return for_block;                     // a tunnel: path unknown, fail closed
-  std::string canonical;
-  const std::string_view path = normalize_path(*f.path, canonical) ? std::string_view(canonical) : *f.path;
+  if (!path) return for_block;                       // a tunnel: path unknown, fail closed
   if (t.kind == target_kind::prefix) {
     // Host-only entries like "x.test" keep "/"; "x.test/a" matches "/a", "/a/b", "/a?x".
-    return path.starts_with(t.path);
+    return path->starts_with(t.path);
   }
-  (void)v;
-  return path == t.path;
+  return *path == t.path;
 }
 
 bool exception_index::scope_matches(const exception_entry& e, const verdict& v, const request_facts& f) const {
@@ -103,6 +99,10 @@ void exception_index::apply(verdict& v, const request_facts& f) const {
   std::size_t block_i = 0, allow_i = 0, exception_i = 0;
   std::string_view h = v.host.text;
   const bool exact_only = v.host.kind != host_kind::name;
+  // The request's path in canonical form, as the entries' paths are (once, not per entry).
+  std::string canonical;
+  std::optional<std::string_view> path = f.path;
+  if (f.path && normalize_path(*f.path, canonical)) path = canonical;
   bool first = true;
   while (true) {
     if (auto it = by_host_.find(h); it != by_host_.end()) {
@@ -112,7 +112,7 @@ void exception_index::apply(verdict& v, const request_facts& f) const {
           // Only a domain exception covers subdomains; the others name one host.
           if (!first && e.target.kind != target_kind::domain) continue;
           if (f.time < e.from || f.time >= e.until) continue;
-          if (!scope_matches(e, v, f) || !target_matches(e.target, v, f, false)) continue;
+          if (!scope_matches(e, v, f) || !target_matches(e.target, path, false)) continue;
           if (!exception) {
             exception = &e;
             exception_i = static_cast<std::size_t>(code);
@@ -121,7 +121,7 @@ void exception_index::apply(verdict& v, const request_facts& f) const {
           const auto i = static_cast<std::size_t>(-1 - code);
           const auto& e = entries_[i];
           if (!first && e.target.kind != target_kind::domain) continue;
-          if (!target_matches(e.target, v, f, e.block)) continue;
+          if (!target_matches(e.target, path, e.block)) continue;
           if (e.block && !block) {
             block = &e;
             block_i = i;

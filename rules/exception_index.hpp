@@ -75,7 +75,8 @@ class exception_index {
   std::size_t size() const { return exceptions_.size() + entries_.size(); }
 
  private:
-  bool target_matches(const rules::target& t, const verdict& v, const request_facts& f, bool for_block) const;
+  // `path`: the request's path and query in canonical form; nullopt inside a tunnel.
+  static bool target_matches(const rules::target& t, std::optional<std::string_view> path, bool for_block);
   bool scope_matches(const exception_entry& e, const verdict& v, const request_facts& f) const;
 
   std::vector<exception_entry> exceptions_;

@@ -375,13 +375,6 @@ bool is_unreserved(unsigned char c) {
          c == '_' || c == '~';
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Percent-escapes normalised: unreserved characters decoded, other escapes in upper case, a
 // '%' that starts no valid escape kept as it is.
 void normalize_escapes(std::string_view in, std::string& out) {
@@ -389,7 +382,7 @@ void normalize_escapes(std::string_view in, std::string& out) {
   for (std::size_t i = 0; i < in.size(); ++i) {
     const char c = in[i];
     if (c == '%' && i + 2 < in.size()) {
-      const int hi = hex_digit(in[i + 1]), lo = hex_digit(in[i + 2]);
+      const int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
       if (hi >= 0 && lo >= 0) {
         const auto decoded = static_cast<unsigned char>(hi * 16 + lo);
         if (is_unreserved(decoded)) {
