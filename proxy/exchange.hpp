@@ -17,6 +17,22 @@ namespace hallpass {
 class worker;
 struct client_connection;
 
+// How an exchange ended, for the access log's `action` and the metrics: one vocabulary for
+// forwarded requests and tunnels alike.
+enum class outcome : std::uint8_t {
+  allow,  // decided allow and answered by the origin (or relayed, for a tunnel)
+  block,  // decided block: the block page, a refused tunnel
+  error,  // refused before a decision (malformed, too large, ...), or the origin failed
+};
+constexpr std::string_view to_string(outcome o) {
+  switch (o) {
+    case outcome::allow: return "allow";
+    case outcome::block: return "block";
+    case outcome::error: return "error";
+  }
+  return "error";
+}
+
 struct exchange {
   std::shared_ptr<const configuration> cfg;  // pinned for the whole exchange
   std::chrono::system_clock::time_point start = std::chrono::system_clock::now();
@@ -26,7 +42,7 @@ struct exchange {
   std::optional<rules::verdict> verdict;
   std::shared_ptr<const rules::exception_index> exceptions;  // pinned: the verdict may point into it
   int status = 0;
-  std::string_view action = "error";  // allow, block, error
+  outcome action = outcome::error;
   std::uint64_t bytes_in = 0, bytes_out = 0;
   bool circumvention = false;
   std::string note;

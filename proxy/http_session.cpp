@@ -7,11 +7,12 @@
 #include "proxy/access_request_form.hpp"
 #include "proxy/admin_server.hpp"
 #include "proxy/block_page.hpp"
+#include "proxy/body_relay.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/message_head.hpp"
 #include "proxy/request_checks.hpp"
+#include "proxy/response_head.hpp"
 #include "proxy/shared_state.hpp"
-#include "proxy/splice_pump.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
 #include "rules/explain.hpp"
@@ -22,11 +23,8 @@ namespace {
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::string_view via_value = "1.1 hallpass";
 constexpr std::size_t client_buffer_kept = 4096;
-// Bodies with at least this much left after the first write are spliced in the kernel.
-constexpr std::uint64_t splice_threshold = 128 * 1024;
 
 using request_parser = http::request_parser<http::buffer_body>;
-using response_parser = http::response_parser<http::buffer_body>;
 
 bool iequals(std::string_view a, std::string_view b) { return beast::iequals(a, b); }
 
@@ -207,120 +205,65 @@ http::status status_for(upstream_error e) {
   }
 }
 
-// Streams the rest of a message body from `in` (parser p) to `out` (serializer sr).
-// Returns the body bytes moved, or an error.
-struct pump_result {
-  error_code read_error;   // from the side being read (the parser's errors land here)
-  error_code write_error;  // from the side being written
-  std::uint64_t moved = 0;    // body bytes read
-  std::uint64_t written = 0;  // bytes written: the body with its framing, and the head if it was not yet sent
-  explicit operator bool() const { return !read_error && !write_error; }
-};
-
-template <bool isRequest>
-net::awaitable<pump_result> pump_body(worker& w, beast::tcp_stream& in,
-                                                               beast::flat_buffer& in_buffer,
-                                                               http::parser<isRequest, http::buffer_body>& p,
-                                                               beast::tcp_stream& out,
-                                                               http::serializer<isRequest, http::buffer_body>& sr,
-                                                               std::chrono::milliseconds idle) {
-  auto buf = w.take_buffer();
-  pump_result r;
-  do {
-    if (!p.is_done()) {
-      p.get().body().data = buf.get();
-      p.get().body().size = worker::relay_buffer_size;
-      in.expires_after(idle);
-      auto [rec, n] = co_await http::async_read(in, in_buffer, p, nothrow);
-      if (rec == http::error::need_buffer) rec = {};
-      if (rec) {
-        r.read_error = rec;
-        break;
-      }
-      const std::size_t got = worker::relay_buffer_size - p.get().body().size;
-      p.get().body().size = got;
-      p.get().body().data = buf.get();
-      p.get().body().more = !p.is_done();
-      r.moved += got;
-    } else {
-      p.get().body().data = nullptr;
-      p.get().body().size = 0;
-      p.get().body().more = false;
-    }
-    out.expires_after(idle);
-    auto [wec, wn] = co_await http::async_write(out, sr, nothrow);
-    r.written += wn;
-    if (wec == http::error::need_buffer) wec = {};
-    if (wec) {
-      r.write_error = wec;
-      break;
-    }
-  } while (!p.is_done() || !sr.is_done());
-  w.give_buffer(std::move(buf));
-  co_return r;
-}
-
-// Sends `head` followed by exactly `length` body bytes taken first from `in_buffer` (what
-// the head's read brought along) and then straight from `in`, through the worker's relay
-// buffer: no parser and no extra copy. The head and the first bytes go out in one write.
-// `moved` counts the body bytes read, `written` everything written.
-net::awaitable<pump_result> relay_fixed(worker& w, beast::tcp_stream& in, beast::flat_buffer& in_buffer,
-                                        beast::tcp_stream& out, const std::string& head, std::uint64_t length,
-                                        std::chrono::milliseconds idle) {
-  pump_result r;
-  const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(in_buffer.size(), length));
-  {
-    const std::array<net::const_buffer, 2> parts{net::buffer(head), net::buffer(in_buffer.data().data(), first)};
-    out.expires_after(idle);
-    auto [wec, wn] = co_await net::async_write(out, parts, nothrow);
-    r.written += wn;
-    if (wec) {
-      r.write_error = wec;
-      co_return r;
-    }
-  }
-  in_buffer.consume(first);
-  r.moved += first;
-  std::uint64_t remaining = length - first;
-  if (remaining == 0) co_return r;
-  if (remaining >= splice_threshold) {
-    if (auto pipe = w.take_pipe()) {
-      const auto s = co_await splice_bytes_or_idle(in.socket(), out.socket(), *pipe, remaining, idle);
-      w.give_pipe(std::move(pipe));
-      r.moved += s.moved;
-      r.read_error = s.read_error;
-      r.write_error = s.write_error;
-      if (!r.read_error && !r.write_error && s.moved < remaining) r.read_error = net::error::eof;
-      r.written += s.moved;
-      co_return r;
-    }
-  }
-  auto buf = w.take_buffer();
-  while (remaining > 0) {
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, worker::relay_buffer_size));
-    in.expires_after(idle);
-    auto [rec, n] = co_await in.async_read_some(net::buffer(buf.get(), want), nothrow);
-    if (rec) {
-      r.read_error = rec;
-      break;
-    }
-    r.moved += n;
-    remaining -= n;
-    out.expires_after(idle);
-    auto [wec, wn] = co_await net::async_write(out, net::buffer(buf.get(), n), nothrow);
-    r.written += wn;
-    if (wec) {
-      r.write_error = wec;
-      break;
-    }
-  }
-  w.give_buffer(std::move(buf));
-  co_return r;
-}
-
 enum class forward_outcome { keep_alive, close };
 
-// Forwards an allowed plain-HTTP request and streams the response back.
+// Interim (1xx) responses an origin may send before its final one; more is refused.
+constexpr int max_interim_responses = 16;
+
+bool connection_has(const response_head& h, std::string_view option) {
+  for (const auto& f : h.fields) {
+    if (iequals(f.name, "connection") && list_has(f.value, option)) return true;
+  }
+  return false;
+}
+
+struct head_read {
+  head_parse result = head_parse::need_more;  // need_more here means the read failed: see ec
+  error_code ec;
+  std::size_t bytes_read = 0;
+  std::string error;
+};
+
+// Reads from the origin until up.buffer starts with a complete response head (parsed into
+// `head`, whose views point into up.buffer until it is consumed), the head proves malformed
+// or too large, or a read fails. The caller has set the stream's deadline.
+net::awaitable<head_read> read_response_head(upstream_connection& up, response_head& head,
+                                             const daemon_config::limit_settings& limits) {
+  head_read r;
+  for (;;) {
+    const std::string_view view(static_cast<const char*>(up.buffer.data().data()), up.buffer.size());
+    r.result = parse_response_head(view, limits.header_bytes, limits.header_count, head, r.error);
+    if (r.result != head_parse::need_more) co_return r;
+    const auto into = up.buffer.prepare(16 * 1024);
+    auto [ec, n] = co_await up.stream.async_read_some(into, nothrow);
+    up.buffer.commit(n);
+    r.bytes_read += n;
+    if (ec) {
+      r.ec = ec;
+      co_return r;
+    }
+  }
+}
+
+// The origin's answer could not be used: counts it, and sends the 502 page when nothing has
+// gone to the client yet.
+net::awaitable<void> refuse_response(worker& w, client_connection& c, exchange& ex, std::string_view problem,
+                                     unsigned client_version) {
+  w.state().metrics.upstream_failed(metrics::upstream_failure::reset).Increment();
+  ex.action = outcome::error;
+  ex.note = "upstream response: " + std::string(problem);
+  ex.reason_override = "the site's answer was malformed";
+  co_await write_error_page(c, ex, http::status::bad_gateway, "The site's answer was malformed",
+                            "The site answered in a way that can be read more than one way, so the web filter "
+                            "did not pass it on.",
+                            false, client_version);
+}
+
+// Forwards an allowed plain-HTTP request and streams the response back. The proxy frames
+// both messages itself: the request with the length it read or its own chunks, the response
+// with its own version, length or chunks (body_relay.hpp, response_head.hpp). An upstream
+// connection goes back to the pool only after a response that ended exactly where its framing
+// said, with no byte read beyond it.
 net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchange& ex, request_parser& rp,
                                         const parsed_target& t) {
   auto& req = rp.get();
@@ -329,10 +272,11 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   const bool client_keep_alive = req.keep_alive();
   const bool is_head = req.method() == http::verb::head;
   const bool websocket = rp.upgrade() && list_has(req[http::field::upgrade], "websocket");
-  const bool has_body = rp.chunked() || (rp.content_length() && *rp.content_length() > 0);
+  const bool chunked_body = rp.chunked();
+  const std::uint64_t body_length = rp.content_length() ? *rp.content_length() : 0;
+  const bool has_body = chunked_body || body_length > 0;
   // May go again on a fresh upstream connection if a pooled one turns out to be closed: no
-  // body to replay, and a method that may be repeated (RFC 9110 9.2.2). Such requests skip
-  // the pooled connection's liveness check (a system call) and rely on the retry instead.
+  // body to replay, and a method that may be repeated (RFC 9110 9.2.2).
   const auto verb = req.method();
   const bool retryable = !has_body && (verb == http::verb::get || verb == http::verb::head ||
                                        verb == http::verb::options || verb == http::verb::trace ||
@@ -350,99 +294,112 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   }
   req.version(11);
   if (!websocket) req.keep_alive(true);
+  // Our own framing: the length as we read it (never the client's spelling, "010" say), or our
+  // own chunks.
+  req.erase(http::field::content_length);
+  req.erase(http::field::transfer_encoding);
+  if (chunked_body) {
+    req.set(http::field::transfer_encoding, "chunked");
+  } else if (rp.content_length()) {
+    req.set(http::field::content_length, std::to_string(body_length));
+  }
+  const std::string request_head = serialize_request_head(req.base());
 
-  const std::string request_head = rp.chunked() ? std::string() : serialize_request_head(req.base());
   std::unique_ptr<upstream_connection> up;
-  std::optional<response_parser> resp;
+  response_head head;
+  bool sent_continue = false;
   const auto upstream_started = std::chrono::steady_clock::now();
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto acquired = co_await w.upstream().acquire(ex.host, t.port, *ex.cfg, attempt == 0, !retryable);
     if (!acquired.conn) {
+      ex.action = outcome::error;
       ex.note = std::string(describe(acquired.error)) + ": " + acquired.detail;
       ex.reason_override = describe(acquired.error);
       const auto status = status_for(acquired.error);
-      const bool ok = co_await write_error_page(
+      co_await write_error_page(
           c, ex, status, status == http::status::forbidden ? "This destination is not allowed" : "The site could not be reached",
           describe(acquired.error), false, client_version);
-      (void)ok;
       co_return forward_outcome::close;
     }
     up = std::move(acquired.conn);
-    if (expect_continue && attempt == 0) {
+    if (expect_continue && !sent_continue) {
       static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
       c.stream.expires_after(daemon.upstream.idle_timeout);
       auto [cec, cn] = co_await net::async_write(c.stream, net::buffer(cont), nothrow);
       if (cec) co_return forward_outcome::close;
       ex.bytes_out += cn;
+      sent_continue = true;
     }
-    error_code hec;
-    pump_result body;
-    if (!rp.chunked()) {
+    relay_result body;
+    if (!chunked_body) {
       // The fast path: our own head, then a Content-Length body (if any) as raw bytes.
-      const std::uint64_t length = rp.content_length() ? *rp.content_length_remaining() : 0;
-      body = co_await relay_fixed(w, c.stream, c.buffer, up->stream, request_head, length, daemon.upstream.idle_timeout);
-      ex.bytes_in += body.moved;
-      if (body.read_error) {
-        ex.note = "client body: " + body.read_error.message();
-        co_return forward_outcome::close;  // the client went away mid-upload
-      }
+      body = co_await relay_fixed(w, c.stream, c.buffer, up->stream, request_head, body_length,
+                                  daemon.upstream.idle_timeout);
     } else {
-      // A chunked body: Beast's parser checks the chunk framing as it streams.
-      http::request_serializer<http::buffer_body> sr{req};
-      up->stream.expires_after(daemon.upstream.idle_timeout);
-      std::tie(hec, std::ignore) = co_await http::async_write_header(up->stream, sr, nothrow);
-      if (!hec) {
-        body = co_await pump_body(w, c.stream, c.buffer, rp, up->stream, sr, daemon.upstream.idle_timeout);
-        ex.bytes_in += body.moved;
-        if (body.read_error == http::error::body_limit) {
-          w.state().metrics.rejected(metrics::rejection::body_too_large).Increment();
-          ex.reason_override = "the request body is larger than the school allows";
-          co_await write_error_page(c, ex, http::status::payload_too_large, "The upload is too large",
-                                    "The request body is larger than the school's limit.", false, client_version);
-          co_return forward_outcome::close;
-        }
-        if (body.read_error && body.read_error.category() == http::make_error_code(http::error::bad_chunk).category()) {
-          // The client's body is malformed (a bad chunk size, say): the client's fault, a 400.
-          w.state().metrics.rejected(metrics::rejection::malformed).Increment();
-          ex.reason_override = "the request body is malformed";
-          ex.note = body.read_error.message();
-          co_await write_error_page(c, ex, http::status::bad_request, "The request is malformed",
-                                    "The web filter could not read this request's body.", false, client_version);
-          co_return forward_outcome::close;
-        }
-        if (body.read_error) {
-          ex.note = "client body: " + body.read_error.message();
-          co_return forward_outcome::close;  // the client went away mid-upload
-        }
-      }
+      // A chunked body: decoded strictly, each chunk sent on as our own as soon as it arrives.
+      decoded_relay how;
+      how.source = body_source::chunked;
+      how.encode_chunked = true;
+      how.limit = daemon.limits.body_bytes;
+      how.idle = daemon.upstream.idle_timeout;
+      body = co_await relay_decoded(c.stream, c.buffer, up->stream, request_head, how);
     }
-    if (hec || body.write_error) {
+    ex.bytes_in += body.moved;
+    if (body.over_limit) {
+      w.state().metrics.rejected(metrics::rejection::body_too_large).Increment();
+      ex.action = outcome::error;
+      ex.reason_override = "the request body is larger than the school allows";
+      co_await write_error_page(c, ex, http::status::payload_too_large, "The upload is too large",
+                                "The request body is larger than the school's limit.", false, client_version);
+      co_return forward_outcome::close;
+    }
+    if (body.framing_error) {
+      // The client's chunks are malformed: the client's fault, a 400. The origin's half-sent
+      // request dies with its connection.
+      w.state().metrics.rejected(metrics::rejection::malformed).Increment();
+      ex.action = outcome::error;
+      ex.reason_override = "the request body is malformed";
+      ex.note = *body.framing_error;
+      co_await write_error_page(c, ex, http::status::bad_request, "The request is malformed",
+                                "The web filter could not read this request's body.", false, client_version);
+      co_return forward_outcome::close;
+    }
+    if (body.read_error) {
+      ex.note = "client body: " + body.read_error.message();
+      co_return forward_outcome::close;  // the client went away mid-upload
+    }
+    if (body.write_error) {
       // A pooled connection the origin closed meanwhile: try once more on a fresh one.
       if (up->reused && retryable && attempt == 0) continue;
-      ex.note = "upstream write failed: " + (hec ? hec : body.write_error).message();
+      ex.action = outcome::error;
+      ex.note = "upstream write failed: " + body.write_error.message();
       ex.reason_override = "the connection to the site failed";
       co_await write_error_page(c, ex, http::status::bad_gateway, "The site could not be reached",
                                 "The connection to the site failed while sending the request.", false, client_version);
       co_return forward_outcome::close;
     }
-    // The response head; 1xx interim responses other than 101 are skipped.
+    // The response head. Interim responses (100 Continue, 103 Early Hints) go on to an
+    // HTTP/1.1 client (RFC 9110 15.2), except a 100 when the proxy sent its own.
     bool retry = false;
+    int interim = 0;
+    up->stream.expires_after(daemon.upstream.response_timeout);
     for (;;) {
-      resp.emplace();
-      resp->header_limit(static_cast<std::uint32_t>(daemon.limits.header_bytes));
-      resp->body_limit(boost::none);
-      if (is_head) resp->skip(true);
-      up->stream.expires_after(daemon.upstream.response_timeout);
-      auto [rec, rn] = co_await http::async_read_header(up->stream, up->buffer, *resp, nothrow);
-      if (rec) {
-        if (up->reused && retryable && attempt == 0 && rn == 0 &&
-            (rec == http::error::end_of_stream || rec == net::error::connection_reset || rec == net::error::eof)) {
+      auto hr = co_await read_response_head(*up, head, daemon.limits);
+      if (hr.result == head_parse::error) {
+        co_await refuse_response(w, c, ex, hr.error, client_version);
+        co_return forward_outcome::close;
+      }
+      if (hr.result == head_parse::need_more) {
+        const auto rec = hr.ec;
+        if (up->reused && retryable && attempt == 0 && interim == 0 && up->buffer.size() == 0 &&
+            (rec == net::error::eof || rec == net::error::connection_reset)) {
           retry = true;
           break;
         }
         const bool timeout = rec == beast::error::timeout;
         w.state().metrics.upstream_failed(timeout ? metrics::upstream_failure::timeout : metrics::upstream_failure::reset)
             .Increment();
+        ex.action = outcome::error;
         ex.note = "upstream response: " + rec.message();
         ex.reason_override = timeout ? "the site did not answer in time" : "the site closed the connection";
         co_await write_error_page(c, ex, timeout ? http::status::gateway_timeout : http::status::bad_gateway,
@@ -451,9 +408,21 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
                                   false, client_version);
         co_return forward_outcome::close;
       }
-      const unsigned code = resp->get().result_int();
-      if (code >= 100 && code < 200 && code != 101) continue;
-      break;
+      if (head.status >= 200 || head.status == 101) break;
+      if (++interim > max_interim_responses) {
+        co_await refuse_response(w, c, ex, "too many interim responses", client_version);
+        co_return forward_outcome::close;
+      }
+      if (client_version >= 11 && !(head.status == 100 && sent_continue)) {
+        client_head_options interim_head;
+        interim_head.via = via_value;
+        const std::string text = write_client_response_head(head, interim_head);
+        c.stream.expires_after(daemon.upstream.idle_timeout);
+        auto [iec, in] = co_await net::async_write(c.stream, net::buffer(text), nothrow);
+        ex.bytes_out += in;
+        if (iec) co_return forward_outcome::close;
+      }
+      up->buffer.consume(head.size);
     }
     if (retry) continue;
     break;
@@ -461,33 +430,32 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   w.state().metrics.upstream_seconds.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - upstream_started).count());
 
-  auto& res = resp->get();
-  ex.status = static_cast<int>(res.result_int());
-  {
-    // A response whose framing can be read two ways (Transfer-Encoding with Content-Length,
-    // differing Content-Lengths, bad bytes) is not passed on: the client could frame it
-    // differently from us and take the rest of the stream for the next response.
-    framing_check fc(message_kind::response);
-    for (const auto& f : res) fc.add(f.name_string(), f.value());
-    if (auto problem = fc.finish(res.version())) {
-      w.state().metrics.upstream_failed(metrics::upstream_failure::reset).Increment();
-      ex.note = "upstream response: " + *problem;
-      ex.reason_override = "the site's answer was malformed";
-      co_await write_error_page(c, ex, http::status::bad_gateway, "The site's answer was malformed",
-                                "The site answered in a way that can be read more than one way, so the web filter "
-                                "did not pass it on.",
-                                false, client_version);
+  // A response whose framing can be read two ways (Transfer-Encoding with Content-Length,
+  // differing Content-Lengths, a coding other than chunked, Connection naming a framing field,
+  // Transfer-Encoding on HTTP/1.0) is not passed on: 502.
+  framing_check fc(message_kind::response);
+  for (const auto& f : head.fields) fc.add(f.name, f.value);
+  if (auto problem = fc.finish(head.version)) {
+    co_await refuse_response(w, c, ex, *problem, client_version);
+    co_return forward_outcome::close;
+  }
+  ex.status = static_cast<int>(head.status);
+  const bool origin_keep_alive =
+      head.version >= 11 ? !connection_has(head, "close") : connection_has(head, "keep-alive");
+
+  if (head.status == 101) {
+    if (!websocket) {
+      // Switching protocols that nobody asked for: whatever follows is not HTTP we can frame.
+      co_await refuse_response(w, c, ex, "101 Switching Protocols without an upgrade request", client_version);
       co_return forward_outcome::close;
     }
-  }
-  const bool upstream_reusable = resp->keep_alive() && !resp->need_eof() && !websocket;
-
-  if (websocket && res.result() == http::status::switching_protocols) {
-    strip_hop_by_hop(res, true);
-    add_via(res.base());
-    http::response_serializer<http::buffer_body> rs{res};
+    client_head_options o;
+    o.upgrade = true;
+    o.via = via_value;
+    const std::string text = write_client_response_head(head, o);
+    up->buffer.consume(head.size);
     c.stream.expires_after(daemon.upstream.idle_timeout);
-    auto [wec, wn] = co_await http::async_write_header(c.stream, rs, nothrow);
+    auto [wec, wn] = co_await net::async_write(c.stream, net::buffer(text), nothrow);
     ex.bytes_out += wn;
     if (wec) co_return forward_outcome::close;
     auto [in, out] = co_await relay(w, c.stream, c.buffer, up->stream, up->buffer, daemon.upstream.idle_timeout);
@@ -497,53 +465,76 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     co_return forward_outcome::close;
   }
 
-  strip_hop_by_hop(res, false);
-  add_via(res.base());
+  // The body as the origin frames it (RFC 9112 6.3), and as we frame it for the client.
+  enum class origin_body { none, length, chunked, until_close };
+  origin_body from = origin_body::until_close;
+  if (is_head || status_has_no_content(head.status)) {
+    from = origin_body::none;
+  } else if (fc.chunked()) {
+    from = origin_body::chunked;
+  } else if (fc.content_length()) {
+    from = origin_body::length;
+  }
   bool keep = client_keep_alive && !w.state().draining;
-  if (client_version == 10) {
-    res.version(10);
-    if (res.chunked()) res.chunked(false);
-    if (!res.has_content_length() && !is_head) keep = false;
-  } else if (resp->need_eof() && !is_head) {
-    // The origin ends the body by closing: re-frame it as chunked for the client.
-    res.chunked(true);
+  client_head_options o;
+  o.version = client_version >= 11 ? 11 : 10;
+  o.via = via_value;
+  switch (from) {
+    case origin_body::none:
+      // HEAD and 304 may say the size of the resource; no other response without content may.
+      if ((is_head || head.status == 304) && fc.content_length()) {
+        o.framing = client_framing::length_info;
+        o.content_length = *fc.content_length();
+      }
+      break;
+    case origin_body::length:
+      o.framing = client_framing::length;
+      o.content_length = *fc.content_length();
+      break;
+    case origin_body::chunked:
+    case origin_body::until_close:
+      if (o.version == 11) {
+        o.framing = client_framing::chunked;
+      } else {
+        o.framing = client_framing::close;  // an HTTP/1.0 client reads until we close
+        keep = false;
+      }
+      break;
   }
-  res.keep_alive(keep);
-  // The fast path: a response without a body (HEAD, 204, 304) or with a Content-Length is
-  // sent as our own serialised head plus the body relayed as raw bytes.
-  const bool no_body = is_head || resp->is_done();
-  if (no_body || (resp->content_length() && !resp->chunked())) {
-    const std::string head = serialize_response_head(res.base());
-    const std::uint64_t length = no_body ? 0 : *resp->content_length_remaining();
-    auto body = co_await relay_fixed(w, up->stream, up->buffer, c.stream, head, length, daemon.upstream.idle_timeout);
-    ex.bytes_out += body.written;
-    if (!body) {
-      ex.note = "response body: " + (body.read_error ? body.read_error : body.write_error).message();
-      co_return forward_outcome::close;
+  o.keep_alive = keep;
+  const bool upstream_reusable = origin_keep_alive && from != origin_body::until_close && !websocket;
+  std::string client_head = write_client_response_head(head, o);
+  up->buffer.consume(head.size);
+
+  relay_result body;
+  if (from == origin_body::none || from == origin_body::length) {
+    const std::uint64_t length = from == origin_body::length ? o.content_length : 0;
+    body = co_await relay_fixed(w, up->stream, up->buffer, c.stream, client_head, length, daemon.upstream.idle_timeout);
+  } else {
+    decoded_relay how;
+    how.source = from == origin_body::chunked ? body_source::chunked : body_source::until_close;
+    how.encode_chunked = o.framing == client_framing::chunked;
+    how.idle = daemon.upstream.idle_timeout;
+    body = co_await relay_decoded(up->stream, up->buffer, c.stream, std::move(client_head), how);
+  }
+  ex.bytes_out += body.written;
+  if (body.framing_error) {
+    if (body.written == 0) {
+      co_await refuse_response(w, c, ex, *body.framing_error, client_version);
+    } else {
+      // Part of the answer is out: closing without the last chunk tells the client it is cut short.
+      w.state().metrics.upstream_failed(metrics::upstream_failure::reset).Increment();
+      ex.note = "upstream response: " + *body.framing_error;
     }
-    if (upstream_reusable) w.upstream().release(std::move(up), *ex.cfg);
-    co_return keep ? forward_outcome::keep_alive : forward_outcome::close;
+    co_return forward_outcome::close;
   }
-  // Chunked, or ended by the origin closing: through Beast's parser and serializer, which
-  // check the chunk framing (and re-frame an until-close body as chunked).
-  http::response_serializer<http::buffer_body> rs{res};
-  // The head goes out with the first body bytes in one write when they are already here.
-  // When they are not, it goes out alone at once, so a streamed response is not held back.
-  if (!resp->is_done() && up->buffer.size() == 0) {
-    c.stream.expires_after(daemon.upstream.idle_timeout);
-    auto [wec, wn] = co_await http::async_write_header(c.stream, rs, nothrow);
-    ex.bytes_out += wn;
-    if (wec) co_return forward_outcome::close;
+  if (!body) {
+    ex.note = "response body: " + (body.read_error ? body.read_error : body.write_error).message();
+    co_return forward_outcome::close;
   }
-  {
-    auto body = co_await pump_body(w, up->stream, up->buffer, *resp, c.stream, rs, daemon.upstream.idle_timeout);
-    ex.bytes_out += body.written;
-    if (!body) {
-      ex.note = "response body: " + (body.read_error ? body.read_error : body.write_error).message();
-      co_return forward_outcome::close;
-    }
-  }
-  if (upstream_reusable && resp->is_done()) w.upstream().release(std::move(up), *ex.cfg);
+  // Reusable only when the response ended exactly where its framing said: a byte already read
+  // beyond it (a body after a 204 or a HEAD, say) would become the next user's answer.
+  if (upstream_reusable && up->buffer.size() == 0) w.upstream().release(std::move(up), *ex.cfg);
   co_return keep ? forward_outcome::keep_alive : forward_outcome::close;
 }
 
@@ -569,7 +560,7 @@ struct file_form_job {
 net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, request_parser& rp) {
   auto& state = w.state();
   const std::string_view school = ex.cfg->policy->school_name;
-  ex.action = "allow";
+  ex.action = outcome::allow;
   ex.reason_override = "the block page's access request form";
   const unsigned version = rp.get().version();
   if (rp.get().method() != http::verb::post || ex.path != form_path) {
@@ -794,7 +785,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
 
   if (is_connect) {
     if (v.act == rules::action::block) {
-      ex.action = "block";
+      ex.action = outcome::block;
       co_await write_local(c, ex, http::status::forbidden,
                            "Blocked by " + ex.cfg->policy->school_name + "'s web filter: " + std::string(v.reason) + "\n",
                            "text/plain; charset=utf-8", false, version);
@@ -804,7 +795,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     const auto& ports = ex.cfg->daemon.connect.ports;
     if (std::find(ports.begin(), ports.end(), ex.port) == ports.end()) {
       w.state().metrics.rejected(metrics::rejection::port_not_allowed).Increment();
-      ex.action = "block";
+      ex.action = outcome::block;
       ex.reason_override = "tunnels to this port are not allowed";
       co_await write_local(c, ex, http::status::forbidden,
                            "Blocked by the web filter: tunnels to port " + std::to_string(ex.port) + " are not allowed.\n",
@@ -812,14 +803,14 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
       finish_exchange(w, c, ex);
       co_return false;
     }
-    ex.action = "allow";  // run_tunnel changes it when the ClientHello or the upstream says otherwise
+    ex.action = outcome::allow;  // run_tunnel changes it when the ClientHello or the upstream says otherwise
     co_await run_tunnel(w, c, ex);
     finish_exchange(w, c, ex);
     co_return false;
   }
 
   if (v.act == rules::action::block) {
-    ex.action = "block";
+    ex.action = outcome::block;
     // A request body that was not read would be taken for the next request: close instead.
     const bool unread_body = !rp.is_done();
     const std::string url = "http://" + target->host + (target->port != 80 ? ":" + std::to_string(target->port) : "") +
@@ -830,7 +821,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     co_return true;
   }
 
-  ex.action = "allow";
+  ex.action = outcome::allow;
   const auto outcome = co_await forward(w, c, ex, rp, *target);
   finish_exchange(w, c, ex);
   co_return outcome == forward_outcome::keep_alive;
@@ -897,11 +888,11 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   m.bytes_to_clients.Increment(static_cast<double>(ex.bytes_out));
   if (ex.circumvention) m.circumvention_attempts.Increment();
   const rules::verdict* v = ex.verdict ? &*ex.verdict : nullptr;
-  if (v && v->chosen_role && ex.action != "error") {
+  if (v && v->chosen_role && ex.action != outcome::error) {
     const auto& counters = w.role_counters();
     const auto index = static_cast<std::size_t>(v->chosen_role - ex.cfg->policy->roles.data());
     if (index < counters.size() && ex.cfg->generation == w.config()->generation) {
-      (ex.action == "allow" ? counters[index].allowed : counters[index].blocked)->Increment();
+      (ex.action == outcome::allow ? counters[index].allowed : counters[index].blocked)->Increment();
     }
   }
   if (!w.state().access_log.enabled() || !ex.cfg) return;
@@ -916,7 +907,7 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   r.path = ex.path;
   r.query = ex.query;
   r.status = ex.status;
-  r.action = ex.action;
+  r.action = to_string(ex.action);
   r.rule = v ? v->rule_id : std::string_view();
   r.category = v ? v->category_name() : std::string_view();
   r.reason = !ex.reason_override.empty() ? ex.reason_override : v ? v->reason : std::string_view();

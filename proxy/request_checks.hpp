@@ -50,7 +50,7 @@ class framing_check {
   std::optional<std::string> finish(unsigned http_version) const;
 
   // Meaningful after finish() returned nullopt.
-  bool chunked() const { return te_seen_ && te_last_is_chunked_; }
+  bool chunked() const { return te_count_ > 0; }
   std::optional<std::uint64_t> content_length() const { return content_length_; }
   bool has_host() const { return host_count_ > 0; }
 
@@ -58,13 +58,11 @@ class framing_check {
   void fail(std::string reason);
   void add_transfer_encoding(std::string_view value);
   void add_content_length(std::string_view value);
+  void add_connection(std::string_view value);
 
   message_kind kind_;
   std::optional<std::string> error_;  // the first problem found by add()
-  bool te_seen_ = false;
-  bool te_last_is_chunked_ = false;
-  bool te_has_coding_ = false;
-  unsigned te_chunked_count_ = 0;
+  unsigned te_count_ = 0;
   unsigned cl_count_ = 0;
   std::optional<std::uint64_t> content_length_;
   unsigned host_count_ = 0;

@@ -107,7 +107,7 @@ net::awaitable<void> run_tunnel(worker& w, client_connection& c, exchange& ex) {
   const auto& daemon = ex.cfg->daemon;
   auto acquired = co_await w.upstream().acquire(ex.host, ex.port, *ex.cfg, false);
   if (!acquired.conn) {
-    ex.action = "error";
+    ex.action = outcome::error;
     ex.reason_override = describe(acquired.error);
     ex.note = acquired.detail;
     const bool forbidden = acquired.error == upstream_error::refused_destination;
@@ -185,7 +185,7 @@ net::awaitable<void> run_tunnel(worker& w, client_connection& c, exchange& ex) {
   }
   if (blocked) {
     // The 200 is already sent; closing is the only answer a TLS client can receive here.
-    ex.action = "block";
+    ex.action = outcome::block;
     ex.status = 403;
     ex.bytes_in += c.buffer.size();
     co_return;

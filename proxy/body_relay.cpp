@@ -1,0 +1,144 @@
+#include "proxy/body_relay.hpp"
+
+#include <array>
+
+#include "proxy/chunked_codec.hpp"
+#include "proxy/splice_pump.hpp"
+#include "proxy/worker.hpp"
+
+namespace hallpass {
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+// Bodies with at least this much left after the first write are spliced in the kernel.
+constexpr std::uint64_t splice_threshold = 128 * 1024;
+constexpr std::size_t decoded_read_size = 16 * 1024;
+
+std::string_view buffered(const beast::flat_buffer& b) {
+  return {static_cast<const char*>(b.data().data()), b.size()};
+}
+
+// Adds decoded body bytes to what goes out next. (A plain function: no lambdas with captures
+// inside coroutines, see proxy/README.md on GCC 12.)
+void emit(relay_result& r, std::string& pending, bool encode_chunked, std::string_view data) {
+  r.moved += data.size();
+  if (encode_chunked) {
+    append_chunk(pending, data);
+  } else {
+    pending.append(data);
+  }
+}
+
+}  // namespace
+
+net::awaitable<relay_result> relay_fixed(worker& w, beast::tcp_stream& in, beast::flat_buffer& in_buffer,
+                                         beast::tcp_stream& out, const std::string& head, std::uint64_t length,
+                                         std::chrono::milliseconds idle) {
+  relay_result r;
+  const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(in_buffer.size(), length));
+  {
+    const std::array<net::const_buffer, 2> parts{net::buffer(head), net::buffer(in_buffer.data().data(), first)};
+    out.expires_after(idle);
+    auto [wec, wn] = co_await net::async_write(out, parts, nothrow);
+    r.written += wn;
+    if (wec) {
+      r.write_error = wec;
+      co_return r;
+    }
+  }
+  in_buffer.consume(first);
+  r.moved += first;
+  std::uint64_t remaining = length - first;
+  if (remaining == 0) co_return r;
+  if (remaining >= splice_threshold) {
+    if (auto pipe = w.take_pipe()) {
+      const auto s = co_await splice_bytes_or_idle(in.socket(), out.socket(), *pipe, remaining, idle);
+      w.give_pipe(std::move(pipe));
+      r.moved += s.moved;
+      r.read_error = s.read_error;
+      r.write_error = s.write_error;
+      if (!r.read_error && !r.write_error && s.moved < remaining) r.read_error = net::error::eof;
+      r.written += s.moved;
+      co_return r;
+    }
+  }
+  auto buf = w.take_buffer();
+  while (remaining > 0) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, worker::relay_buffer_size));
+    in.expires_after(idle);
+    auto [rec, n] = co_await in.async_read_some(net::buffer(buf.get(), want), nothrow);
+    if (rec) {
+      r.read_error = rec;
+      break;
+    }
+    r.moved += n;
+    remaining -= n;
+    out.expires_after(idle);
+    auto [wec, wn] = co_await net::async_write(out, net::buffer(buf.get(), n), nothrow);
+    r.written += wn;
+    if (wec) {
+      r.write_error = wec;
+      break;
+    }
+  }
+  w.give_buffer(std::move(buf));
+  co_return r;
+}
+
+net::awaitable<relay_result> relay_decoded(beast::tcp_stream& in, beast::flat_buffer& in_buffer,
+                                           beast::tcp_stream& out, std::string head, const decoded_relay& how) {
+  relay_result r;
+  chunked_decoder decoder;
+  std::string pending = std::move(head);  // what goes out in the next write
+  bool ended = false;
+  for (;;) {
+    // Decode everything already read.
+    while (!ended && in_buffer.size() > 0) {
+      const auto view = buffered(in_buffer);
+      if (how.source == body_source::until_close) {
+        emit(r, pending, how.encode_chunked, view);
+        in_buffer.consume(view.size());
+        break;
+      }
+      const auto step = decoder.next(view);
+      emit(r, pending, how.encode_chunked, step.data);
+      in_buffer.consume(step.consumed);
+      if (decoder.error()) {
+        r.framing_error = *decoder.error();
+        co_return r;
+      }
+      if (decoder.done()) ended = true;
+      if (step.consumed == 0) break;
+    }
+    if (how.limit > 0 && r.moved > how.limit) {
+      r.over_limit = true;
+      co_return r;
+    }
+    if (ended && how.encode_chunked) append_last_chunk(pending);
+    if (!pending.empty()) {
+      out.expires_after(how.idle);
+      auto [wec, wn] = co_await net::async_write(out, net::buffer(pending), nothrow);
+      r.written += wn;
+      if (wec) {
+        r.write_error = wec;
+        co_return r;
+      }
+      pending.clear();
+    }
+    if (ended) co_return r;
+    in.expires_after(how.idle);
+    const auto into = in_buffer.prepare(decoded_read_size);
+    auto [rec, n] = co_await in.async_read_some(into, nothrow);
+    in_buffer.commit(n);
+    if (rec) {
+      if (rec == net::error::eof && how.source == body_source::until_close) {
+        ended = true;
+        continue;
+      }
+      r.read_error = rec;
+      co_return r;
+    }
+  }
+}
+
+}  // namespace hallpass
