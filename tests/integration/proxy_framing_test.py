@@ -1,0 +1,276 @@
+"""How the proxy frames what it forwards: streamed chunks both ways, interim responses,
+trailers, HTTP/1.0 clients, normalised lengths, the 502 page for broken chunk framing.
+
+Real hallpass, an origin in the test that scripts each answer byte by byte, raw sockets.
+"""
+import os
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import PUPIL, Proxy, free_port, wait_for  # noqa: E402
+from proxy_smuggling_test import StrictReader  # noqa: E402
+
+
+class ScriptOrigin:
+    """Accepts connections; each is handed to `self.script(conn, head_bytes)`."""
+
+    def __init__(self, script):
+        self.script = script
+        self.port = free_port()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(16)
+        self.received = []  # raw bytes of each connection, as they arrived
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self):
+        self.sock.close()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        conn.settimeout(10)
+        got = b""
+        try:
+            while b"\r\n\r\n" not in got:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                got += data
+            self.received.append(got)
+            self.script(conn, got)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+def client(proxy, source=PUPIL):
+    s = socket.socket()
+    s.bind((source, 0))
+    s.settimeout(10)
+    s.connect(("127.0.0.1", proxy.port))
+    return s
+
+
+def recv_until(s, marker, timeout=5.0):
+    data = b""
+    deadline = time.monotonic() + timeout
+    while marker not in data and time.monotonic() < deadline:
+        s.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            more = s.recv(65536)
+        except socket.timeout:
+            break
+        if not more:
+            break
+        data += more
+    return data
+
+
+class Framing(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.proxy = Proxy()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+
+    def log_line_for(self, port):
+        """The access log line of the (only) request to `port`, once the writer has written it."""
+        return wait_for(lambda: next((l for l in self.proxy.log_lines() if l["port"] == port), None),
+                        timeout=5, what=f"the log line for port {port}")
+
+    def origin(self, script):
+        o = ScriptOrigin(script)
+        self.addCleanup(o.stop)
+        return o
+
+    def test_server_sent_events_stream_chunk_by_chunk(self):
+        release = threading.Event()
+
+        def script(conn, _):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"d\r\ndata: first\n\n\r\n")
+            release.wait(10)  # the second event only after the client has seen the first
+            conn.sendall(b"e\r\ndata: second\n\n\r\n0\r\n\r\n")
+
+        o = self.origin(script)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"GET http://origin.test:%d/events HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
+        first = recv_until(s, b"data: first", timeout=3)
+        self.assertIn(b"data: first", first, "the first event must arrive before the origin sends the second")
+        self.assertNotIn(b"data: second", first)
+        release.set()
+        rest = recv_until(s, b"0\r\n\r\n", timeout=5)
+        self.assertIn(b"data: second", rest)
+        self.assertTrue(rest.endswith(b"0\r\n\r\n"))
+
+    def test_chunked_upload_streams_to_the_origin(self):
+        first_seen = threading.Event()
+        done = threading.Event()
+        bodies = []
+
+        def script(conn, got):
+            buf = got
+            deadline = time.monotonic() + 5
+            while b"part-one" not in buf and time.monotonic() < deadline:
+                buf += conn.recv(65536)
+            if b"part-one" in buf:
+                first_seen.set()
+            while not buf.endswith(b"0\r\n\r\n") and time.monotonic() < deadline + 5:
+                more = conn.recv(65536)
+                if not more:
+                    break
+                buf += more
+            bodies.append(buf)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            done.set()
+
+        o = self.origin(script)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"POST http://origin.test:%d/upload HTTP/1.1\r\nHost: origin.test\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n8\r\npart-one\r\n" % o.port)
+        self.assertTrue(first_seen.wait(3), "the first chunk must reach the origin before the upload ends")
+        s.sendall(b"8;ext=1\r\npart-two\r\n0\r\nX-Trailer: t\r\n\r\n")
+        reply = recv_until(s, b"ok")
+        self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply[:80])
+        self.assertTrue(done.wait(5))
+        head, _, body = bodies[0].partition(b"\r\n\r\n")
+        self.assertIn(b"transfer-encoding: chunked", head.lower())
+        # Our own chunks: no extension, no trailer, one last chunk.
+        self.assertEqual(body, b"8\r\npart-one\r\n8\r\npart-two\r\n0\r\n\r\n")
+
+    def test_interim_responses_reach_http11_clients_only(self):
+        def script(conn, _):
+            conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        o = self.origin(script)
+        for version, expect_103 in ((b"HTTP/1.1", True), (b"HTTP/1.0", False)):
+            s = client(self.proxy)
+            s.sendall(b"GET http://origin.test:%d/ %s\r\nHost: origin.test\r\n\r\n" % (o.port, version))
+            data = recv_until(s, b"\r\n\r\nok")
+            s.close()
+            self.assertEqual(data.startswith(b"HTTP/1.1 103 Early Hints\r\n"), expect_103, data[:120])
+            self.assertIn(b"Link: </style.css>; rel=preload", data) if expect_103 else None
+            self.assertIn(b" 200 OK\r\n", data)
+
+    def test_trailers_are_dropped_and_never_moved_into_the_head(self):
+        def script(conn, _):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"
+                         b"2\r\nok\r\n0\r\nX-Checksum: abc\r\n\r\n")
+
+        o = self.origin(script)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"GET http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
+        reader = StrictReader(s)
+        status, fields, body, _ = reader.response()
+        self.assertEqual((status, body), (200, b"ok"))
+        names = [n for n, _ in fields]
+        self.assertNotIn("x-checksum", names)
+        self.assertNotIn("trailer", names)
+
+    def test_http10_client_gets_a_chunked_answer_as_plain_bytes_and_a_close(self):
+        def script(conn, _):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+
+        o = self.origin(script)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"GET http://origin.test:%d/ HTTP/1.0\r\nHost: origin.test\r\nConnection: keep-alive\r\n\r\n" % o.port)
+        data = recv_until(s, b"never", timeout=5)
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.0 200 OK\r\n"), head)
+        self.assertNotIn(b"transfer-encoding", head.lower())
+        self.assertEqual(body, b"hello world")
+
+    def test_the_proxy_sends_its_own_version_and_one_content_length(self):
+        def script(conn, _):
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok")
+
+        o = self.origin(script)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"GET http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
+        data = recv_until(s, b"\r\n\r\nok")
+        head = data.partition(b"\r\n\r\n")[0]
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 OK\r\n"), head)
+        self.assertEqual(head.lower().count(b"content-length"), 1)
+
+    def test_content_length_is_forwarded_normalised(self):
+        def script(conn, got):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        o = self.origin(script)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"POST http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 010\r\n\r\n0123456789"
+                  % o.port)
+        self.assertIn(b"ok", recv_until(s, b"ok"))
+        head = o.received[0].partition(b"\r\n\r\n")[0].lower()
+        self.assertIn(b"content-length: 10\r\n", head + b"\r\n")
+        self.assertNotIn(b"010", head)
+
+    def test_broken_chunk_framing_gets_a_502_page_when_nothing_was_sent(self):
+        def script(conn, _):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nbroken\r\n0\r\n\r\n")
+
+        o = self.origin(script)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"GET http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
+        data = recv_until(s, b"</html>")
+        self.assertTrue(data.startswith(b"HTTP/1.1 502"), data[:80])
+        self.assertNotIn(b"broken", data)
+        line = self.log_line_for(o.port)
+        self.assertEqual((line["action"], line["status"]), ("error", 502))
+
+    def test_an_empty_chunked_request_body_is_sent_once(self):
+        def script(conn, got):
+            time.sleep(0.3)  # anything extra the proxy sent has arrived by now
+            try:
+                conn.settimeout(0.2)
+                more = conn.recv(65536)
+            except socket.timeout:
+                more = b""
+            o.received[-1] = got + more
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        o = self.origin(script)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"GET http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"0\r\n\r\n" % o.port)
+        self.assertIn(b"ok", recv_until(s, b"ok"))
+        body = o.received[0].partition(b"\r\n\r\n")[2]
+        self.assertEqual(body, b"0\r\n\r\n")
+
+    def test_failed_requests_are_logged_as_errors(self):
+        port = free_port()  # nothing listens there
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"GET http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\n\r\n" % port)
+        data = recv_until(s, b"</html>")
+        self.assertTrue(data.startswith(b"HTTP/1.1 502"), data[:60])
+        line = self.log_line_for(port)
+        self.assertEqual((line["action"], line["status"]), ("error", 502))
+
+
+if __name__ == "__main__":
+    unittest.main()
