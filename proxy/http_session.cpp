@@ -877,6 +877,9 @@ const rules::verdict& decide_exchange(worker& w, const client_connection& c, exc
   // Headteacher-approved exceptions and local entries (never over a locked category).
   ex.exceptions = w.state().exceptions.load(std::memory_order_acquire);
   if (ex.exceptions) ex.exceptions->apply(*ex.verdict, f);
+  // A blocked VPN, web proxy or DNS-over-HTTPS host is an attempt to get round the filter.
+  const auto& v = *ex.verdict;
+  if (v.act == rules::action::block && v.matched_category && v.matched_category->circumvention) ex.circumvention = true;
   w.state().metrics.decision_seconds.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return *ex.verdict;

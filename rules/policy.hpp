@@ -33,6 +33,10 @@ struct category {
   std::string name;
   std::string description;
   bool locked = false;  // illegal-content feeds: nothing may allow them
+  // Ways round the filter (VPNs, web proxies, DNS over HTTPS): a blocked request in this
+  // category is logged and counted as a circumvention attempt (000 7.2; 002). Default: true
+  // for a category named "circumvention", false for others; the `circumvention:` key overrides.
+  bool circumvention = false;
   set_id set = 0;
   std::size_t domain_count = 0, url_count = 0, pattern_count = 0;
   std::vector<std::string> sources;  // files and UT1 categories it was read from

@@ -529,8 +529,8 @@ class loader : private yaml_reader {
       }
       const std::string what = "category " + quote(name);
       const YAML::Node& n = kv.second;
-      if (!check_map(n, what, {"description", "locked", "domains", "domain_files", "urls", "url_files",
-                               "patterns", "ut1"}))
+      if (!check_map(n, what, {"description", "locked", "circumvention", "domains", "domain_files", "urls",
+                               "url_files", "patterns", "ut1"}))
         continue;
       category c;
       c.name = name;
@@ -539,6 +539,10 @@ class loader : private yaml_reader {
       }
       if (n["locked"]) {
         if (auto b = boolean(n["locked"], what + " locked")) c.locked = *b;
+      }
+      c.circumvention = name == "circumvention";
+      if (n["circumvention"]) {
+        if (auto b = boolean(n["circumvention"], what + " circumvention")) c.circumvention = *b;
       }
       auto set = new_set(name, p_->categories.size(), c.locked, kv.first);
       if (!set) return;

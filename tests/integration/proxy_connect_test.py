@@ -87,6 +87,26 @@ class ConnectTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=20)
         self.assertEqual(r.stdout, "403")
 
+    def test_blocked_circumvention_hosts_are_flagged_over_connect_and_http(self):
+        before = self.proxy.metric("hallpass_circumvention_attempts_total")
+        s, head = connect_tunnel(self.proxy, f"vpn.test:{self.tls.port}", PUPIL)
+        self.assertEqual(status_of(head), 403)
+        s.close()
+        status, _, _ = curl(self.proxy, "http://vpn.test/", source=STAFF)
+        self.assertEqual(status, 403)
+        lines = wait_for(lambda: [l for l in self.proxy.log_lines() if l["host"] == "vpn.test"] if len(
+            [l for l in self.proxy.log_lines() if l["host"] == "vpn.test"]) >= 2 else None, what="two vpn.test lines")
+        self.assertEqual([(l["method"], l["action"], l["circumvention"]) for l in lines],
+                         [("CONNECT", "block", True), ("GET", "block", True)])
+        wait_for(lambda: self.proxy.metric("hallpass_circumvention_attempts_total") >= before + 2,
+                 what="two circumvention attempts counted")
+        # A blocked site that is not a way round the filter is not flagged.
+        s, head = connect_tunnel(self.proxy, f"facebook.test:{self.tls.port}", PUPIL)
+        s.close()
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["host"] == "facebook.test"
+                                 and l["method"] == "CONNECT" and l["action"] == "block"] or None)[-1]
+        self.assertFalse(line["circumvention"])
+
     def test_ports_other_than_allowed_are_refused(self):
         s, head = connect_tunnel(self.proxy, "allowed.test:25", STAFF)
         self.assertEqual(status_of(head), 403)
