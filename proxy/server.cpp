@@ -6,9 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
-#include <mutex>
 #include <iostream>
+#include <mutex>
+#include <vector>
 
 #include "proxy/access_log.hpp"
 #include "proxy/admin_server.hpp"
@@ -47,13 +50,35 @@ int bind_listener(const tcp::endpoint& ep, std::string& error) {
   return a.release();
 }
 
+// The supplementary groups `pw` is a member of in /etc/group, without its primary group.
+// Empty when it is in none (or when the list cannot be read).
+std::vector<gid_t> supplementary_groups(const passwd& pw) {
+  std::vector<gid_t> gids(32);
+  for (int attempt = 0;; ++attempt) {
+    int n = static_cast<int>(gids.size());
+    if (::getgrouplist(pw.pw_name, pw.pw_gid, gids.data(), &n) >= 0) {
+      gids.resize(static_cast<std::size_t>(n));
+      break;
+    }
+    if (attempt == 3) return {};
+    gids.resize(static_cast<std::size_t>(n));  // n is now the number needed
+  }
+  std::erase(gids, pw.pw_gid);
+  return gids;
+}
+
+// Becomes `user`: its primary group and its supplementary groups from /etc/group (as login and
+// systemd's User= do), then its uid. The supplementary groups are kept on purpose: the admin
+// socket is given to admin.socket_group after the drop, which needs the daemon's user to be a
+// member of that group (deploy/README.md, "The admin socket").
 bool drop_privileges(const std::string& user) {
   const passwd* pw = ::getpwnam(user.c_str());
   if (!pw) {
     std::cerr << "hallpass: --user " << user << ": no such user\n";
     return false;
   }
-  if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) {
+  const std::vector<gid_t> groups = supplementary_groups(*pw);
+  if (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) {
     std::cerr << "hallpass: cannot drop privileges to " << user << ": " << std::strerror(errno) << "\n";
     return false;
   }
@@ -62,6 +87,39 @@ bool drop_privileges(const std::string& user) {
     return false;
   }
   return true;
+}
+
+// Before the drop, so that a missing group or membership is one clear message instead of an
+// EPERM from chown after it. Returns "" or the error.
+std::string check_socket_group(const daemon_config& d, const passwd& pw) {
+  if (d.admin.socket.empty() || d.admin.socket_group.empty()) return {};
+  const group* g = ::getgrnam(d.admin.socket_group.c_str());
+  if (!g) {
+    return "admin.socket_group '" + d.admin.socket_group + "' is not a group on this system; create it with: groupadd --system " +
+           d.admin.socket_group;
+  }
+  const auto groups = supplementary_groups(pw);
+  if (g->gr_gid != pw.pw_gid && std::find(groups.begin(), groups.end(), g->gr_gid) == groups.end()) {
+    return "--user " + std::string(pw.pw_name) + " is not a member of admin.socket_group '" + d.admin.socket_group +
+           "', so it cannot give the admin socket to that group; add it with: usermod -aG " + d.admin.socket_group +
+           " " + pw.pw_name;
+  }
+  return {};
+}
+
+// The admin socket's directory when it does not exist yet (/run/hallpass outside systemd,
+// which makes it with RuntimeDirectory=): created as root, then given to the daemon's user,
+// which creates the socket in it after the drop. An existing directory is left as it is.
+void prepare_socket_directory(const daemon_config& d, const passwd& pw) {
+  if (d.admin.socket.empty()) return;
+  const auto dir = std::filesystem::path(d.admin.socket).parent_path();
+  std::error_code ec;
+  if (dir.empty() || std::filesystem::exists(dir, ec)) return;
+  if (!std::filesystem::create_directories(dir, ec) || ::chown(dir.c_str(), pw.pw_uid, pw.pw_gid) != 0 ||
+      ::chmod(dir.c_str(), 0755) != 0) {
+    std::cerr << "hallpass: warning: cannot prepare " << dir << " for the admin socket: "
+              << (ec ? ec.message() : std::strerror(errno)) << "\n";
+  }
 }
 
 }  // namespace
@@ -132,6 +190,11 @@ int run_server(const run_options& options) {
         std::cerr << "hallpass: warning: cannot give " << d.state_dir << " to " << *options.user << ": "
                   << std::strerror(errno) << "\n";
       }
+      if (auto e = check_socket_group(d, *pw); !e.empty()) {
+        std::cerr << "hallpass: " << e << "\n";
+        return 1;
+      }
+      prepare_socket_directory(d, *pw);
     }
     if (!drop_privileges(*options.user)) return 1;
     std::cerr << "hallpass: running as " << *options.user << "\n";
