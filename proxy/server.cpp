@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -22,6 +23,9 @@
 
 namespace hallpass {
 namespace {
+
+// Set by stop_daemon_on_failure, returned by run_server.
+std::atomic<int> exit_code{0};
 
 void print_errors(const rules::diagnostics& d, std::string_view prefix = "") {
   for (const auto& e : d) std::cerr << prefix << e.to_string() << "\n";
@@ -123,6 +127,24 @@ void prepare_socket_directory(const daemon_config& d, const passwd& pw) {
 }
 
 }  // namespace
+
+void stop_daemon_on_failure::operator()(std::exception_ptr e) const {
+  if (!e) return;
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  } catch (...) {
+  }
+  std::cerr << "hallpass: " << loop << " failed: " << what << "; stopping the daemon (exit " << loop_failure_exit_code
+            << ") so that the service manager restarts it" << std::endl;
+  exit_code = loop_failure_exit_code;
+  // The same stop as `systemctl stop`: run_server's signal handler drains and returns.
+  ::kill(::getpid(), SIGTERM);
+}
+
+int daemon_exit_code() { return exit_code.load(); }
 
 int run_server(const run_options& options) {
   ::signal(SIGPIPE, SIG_IGN);
@@ -287,7 +309,7 @@ int run_server(const run_options& options) {
   const std::size_t left = state.connections();
   std::cerr << "hallpass: stopped" << (left ? " (closed " + std::to_string(left) + " connections at the drain deadline)" : "")
             << std::endl;
-  return 0;
+  return daemon_exit_code();
 }
 
 }  // namespace hallpass
