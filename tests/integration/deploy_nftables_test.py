@@ -39,14 +39,15 @@ SERVER = textwrap.dedent("""
                 conn, _ = key.fileobj.accept(); conn.sendall(b"ok"); conn.close()
 """)
 
-# From the LAN device: one probe, prints "pass" when the server answered, else "blocked".
+# From the LAN device: one probe (a UDP datagram of `size` bytes, or a TCP connection), prints
+# "pass" when the server answered, else "blocked".
 PROBE = textwrap.dedent("""
     import socket, sys
-    proto, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    proto, host, port, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     try:
         if proto == "udp":
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1.5)
-            s.connect((host, port)); s.send(b"q"); ok = s.recv(16) == b"ok"
+            s.connect((host, port)); s.send(b"q" * size); ok = s.recv(16) == b"ok"
         else:
             s = socket.create_connection((host, port), timeout=1.5); ok = s.recv(16) == b"ok"
     except OSError:
@@ -101,8 +102,8 @@ class NftablesRulesTest(unittest.TestCase):
         for ns in (LAN, GW, NET):
             sh("ip", "netns", "del", ns, check=False)
 
-    def probe(self, proto, host, port):
-        return in_ns(LAN, "python3", "-c", PROBE, proto, host, str(port)).stdout.strip()
+    def probe(self, proto, host, port, size=1):
+        return in_ns(LAN, "python3", "-c", PROBE, proto, host, str(port), str(size)).stdout.strip()
 
     def load_rules(self):
         in_ns(GW, "nft", "-f", RULES)
@@ -122,7 +123,8 @@ class NftablesRulesTest(unittest.TestCase):
         try:
             self.assertEqual(self.probe("udp", SCHOOL_DNS, 53), "pass")   # the school's resolver
             self.assertEqual(self.probe("udp", OTHER_DNS, 53), "blocked")  # any other resolver
-            self.assertEqual(self.probe("udp", OTHER_DNS, 123), "pass")   # NTP
+            self.assertEqual(self.probe("udp", OTHER_DNS, 123, size=48), "pass")  # an NTP request
+            self.assertEqual(self.probe("udp", OTHER_DNS, 123, size=148), "blocked")  # a VPN handshake on 123
             self.assertEqual(self.probe("tcp", OTHER_DNS, 22), "blocked")  # SSH
             self.assertEqual(self.probe("tcp", OTHER_DNS, 853), "blocked")  # DNS over TLS
             self.assertEqual(self.probe("udp", OTHER_DNS, 443), "blocked")  # QUIC
