@@ -61,16 +61,18 @@ class process_collector : public prometheus::Collectable {
       f.help = help;
       f.type = type;
       prometheus::ClientMetric m;
-      if (type == prometheus::MetricType::Counter) m.counter.value = value;
-      else m.gauge.value = value;
+      if (type == prometheus::MetricType::Counter)
+        m.counter.value = value;
+      else
+        m.gauge.value = value;
       f.metric.push_back(m);
       out.push_back(std::move(f));
     };
     using prometheus::MetricType;
     if (const auto st = read_stat()) {
       const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
-      add("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", MetricType::Counter,
-          static_cast<double>(st->utime + st->stime) / ticks);
+      add("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+          MetricType::Counter, static_cast<double>(st->utime + st->stime) / ticks);
       add("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge,
           static_cast<double>(st->vsize));
       add("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
@@ -78,16 +80,20 @@ class process_collector : public prometheus::Collectable {
     }
     std::error_code ec;
     std::size_t fds = 0;
-    for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) ++fds;
+    for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
+         it.increment(ec))
+      ++fds;
     // The directory iterator's own descriptor is one of those counted.
-    if (!ec && fds > 0) add("process_open_fds", "Number of open file descriptors.", MetricType::Gauge, static_cast<double>(fds - 1));
+    if (!ec && fds > 0)
+      add("process_open_fds", "Number of open file descriptors.", MetricType::Gauge,
+          static_cast<double>(fds - 1));
     rlimit rl{};
     if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
       add("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge,
           rl.rlim_cur == RLIM_INFINITY ? -1.0 : static_cast<double>(rl.rlim_cur));
     }
-    add("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", MetricType::Gauge,
-        start_time_);
+    add("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+        MetricType::Gauge, start_time_);
     return out;
   }
 
@@ -126,7 +132,8 @@ class process_collector : public prometheus::Collectable {
   // ProcSubset=pid /proc/stat is hidden: then the time this collector was made, which is
   // within milliseconds of the start (the metrics are made first thing in `hallpass run`).
   static double read_start_time() {
-    const auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     std::ifstream f("/proc/stat");
     std::string key;
     double btime = 0;
@@ -217,17 +224,18 @@ metrics::metrics(const std::string& listen)
           histogram(*registry_, "hallpass_upstream_response_seconds",
                     "From sending a request upstream to receiving its response head.",
                     {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})),
-      request_seconds(histogram(*registry_, "hallpass_request_duration_seconds",
-                                "From a request head's arrival to the last byte of its response "
-                                "(forwarded, refused or answered locally; for CONNECT, until the "
-                                "proxy's answer).",
-                                {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-                                 10, 30, 60})),
+      request_seconds(histogram(
+          *registry_, "hallpass_request_duration_seconds",
+          "From a request head's arrival to the last byte of its response "
+          "(forwarded, refused or answered locally; for CONNECT, until the "
+          "proxy's answer).",
+          {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60})),
       process_(std::make_shared<process_collector>()) {
   auto& responses = counter_family(*registry_, "hallpass_responses_total",
                                    "Responses sent to clients, by status class.");
   static constexpr const char* classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-  for (std::size_t i = 0; i < responses_.size(); ++i) responses_[i] = &responses.Add({{"code", classes[i]}});
+  for (std::size_t i = 0; i < responses_.size(); ++i)
+    responses_[i] = &responses.Add({{"code", classes[i]}});
   prometheus::BuildGauge()
       .Name("hallpass_build_info")
       .Help("Always 1; the labels say which hallpass is running.")
@@ -290,7 +298,8 @@ std::vector<metrics::role_counters> metrics::resolve_roles(
 
 void metrics::observe_exchange(int status, double seconds) {
   request_seconds.Observe(seconds);
-  if (status >= 100 && status <= 599) responses_[static_cast<std::size_t>(status / 100 - 1)]->Increment();
+  if (status >= 100 && status <= 599)
+    responses_[static_cast<std::size_t>(status / 100 - 1)]->Increment();
 }
 
 std::string metrics::scrape_for_tests() {

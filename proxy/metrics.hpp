@@ -118,14 +118,15 @@ class metrics {
   prometheus::Gauge& policy_generation;       // 1 at start, +1 per successful reload
   prometheus::Histogram& decision_seconds;    // time in the policy engine per decision
   prometheus::Histogram& upstream_seconds;    // request sent -> upstream response head received
-  prometheus::Histogram& request_seconds;     // request head -> last byte of the response (observe_exchange)
+  prometheus::Histogram&
+      request_seconds;  // request head -> last byte of the response (observe_exchange)
 
  private:
   static constexpr std::size_t rejection_count = 8;
   static constexpr std::size_t upstream_failure_count = 5;
   std::array<prometheus::Counter*, rejection_count> rejected_{};
   std::array<prometheus::Counter*, upstream_failure_count> upstream_failed_{};
-  std::array<prometheus::Counter*, 5> responses_{};  // hallpass_responses_total, 1xx..5xx
+  std::array<prometheus::Counter*, 5> responses_{};   // hallpass_responses_total, 1xx..5xx
   std::shared_ptr<prometheus::Collectable> process_;  // process_* from /proc/self
   std::unique_ptr<prometheus::Exposer> exposer_;  // declared last: stops serving first
   std::uint16_t port_ = 0;

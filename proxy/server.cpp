@@ -82,7 +82,8 @@ bool drop_privileges(const std::string& user) {
     return false;
   }
   const std::vector<gid_t> groups = supplementary_groups(*pw);
-  if (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) {
+  if (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(pw->pw_gid) != 0 ||
+      ::setuid(pw->pw_uid) != 0) {
     std::cerr << "hallpass: cannot drop privileges to " << user << ": " << std::strerror(errno) << "\n";
     return false;
   }
@@ -99,14 +100,17 @@ std::string check_socket_group(const daemon_config& d, const passwd& pw) {
   if (d.admin.socket.empty() || d.admin.socket_group.empty()) return {};
   const group* g = ::getgrnam(d.admin.socket_group.c_str());
   if (!g) {
-    return "admin.socket_group '" + d.admin.socket_group + "' is not a group on this system; create it with: groupadd --system " +
+    return "admin.socket_group '" + d.admin.socket_group +
+           "' is not a group on this system; create it with: groupadd --system " +
            d.admin.socket_group;
   }
   const auto groups = supplementary_groups(pw);
-  if (g->gr_gid != pw.pw_gid && std::find(groups.begin(), groups.end(), g->gr_gid) == groups.end()) {
-    return "--user " + std::string(pw.pw_name) + " is not a member of admin.socket_group '" + d.admin.socket_group +
-           "', so it cannot give the admin socket to that group; add it with: usermod -aG " + d.admin.socket_group +
-           " " + pw.pw_name;
+  if (g->gr_gid != pw.pw_gid &&
+      std::find(groups.begin(), groups.end(), g->gr_gid) == groups.end()) {
+    return "--user " + std::string(pw.pw_name) + " is not a member of admin.socket_group '" +
+           d.admin.socket_group +
+           "', so it cannot give the admin socket to that group; add it with: usermod -aG " +
+           d.admin.socket_group + " " + pw.pw_name;
   }
   return {};
 }
@@ -119,10 +123,10 @@ void prepare_socket_directory(const daemon_config& d, const passwd& pw) {
   const auto dir = std::filesystem::path(d.admin.socket).parent_path();
   std::error_code ec;
   if (dir.empty() || std::filesystem::exists(dir, ec)) return;
-  if (!std::filesystem::create_directories(dir, ec) || ::chown(dir.c_str(), pw.pw_uid, pw.pw_gid) != 0 ||
-      ::chmod(dir.c_str(), 0755) != 0) {
-    std::cerr << "hallpass: warning: cannot prepare " << dir << " for the admin socket: "
-              << (ec ? ec.message() : std::strerror(errno)) << "\n";
+  if (!std::filesystem::create_directories(dir, ec) ||
+      ::chown(dir.c_str(), pw.pw_uid, pw.pw_gid) != 0 || ::chmod(dir.c_str(), 0755) != 0) {
+    std::cerr << "hallpass: warning: cannot prepare " << dir
+              << " for the admin socket: " << (ec ? ec.message() : std::strerror(errno)) << "\n";
   }
 }
 
@@ -137,14 +141,16 @@ void stop_daemon_on_failure::operator()(std::exception_ptr e) const {
     what = ex.what();
   } catch (...) {
   }
-  std::cerr << "hallpass: " << loop << " failed: " << what << "; stopping the daemon (exit " << loop_failure_exit_code
-            << ") so that the service manager restarts it" << std::endl;
+  std::cerr << "hallpass: " << loop << " failed: " << what << "; stopping the daemon (exit "
+            << loop_failure_exit_code << ") so that the service manager restarts it" << std::endl;
   exit_code = loop_failure_exit_code;
   // The same stop as `systemctl stop`: run_server's signal handler drains and returns.
   ::kill(::getpid(), SIGTERM);
 }
 
-int daemon_exit_code() { return exit_code.load(); }
+int daemon_exit_code() {
+  return exit_code.load();
+}
 
 int run_server(const run_options& options) {
   ::signal(SIGPIPE, SIG_IGN);

@@ -62,7 +62,8 @@ void worker::start() {
   // serving without accepting (or with a pool that is never swept).
   accept_loop_name_ = "worker " + std::to_string(index_) + " accept loop";
   sweep_loop_name_ = "worker " + std::to_string(index_) + " sweep loop";
-  for (auto& a : acceptors_) net::co_spawn(ioc_, accept_loop(*a), stop_daemon_on_failure{accept_loop_name_.c_str()});
+  for (auto& a : acceptors_)
+    net::co_spawn(ioc_, accept_loop(*a), stop_daemon_on_failure{accept_loop_name_.c_str()});
   net::co_spawn(ioc_, sweep_loop(), stop_daemon_on_failure{sweep_loop_name_.c_str()});
   thread_ = std::thread([this] { run_until_stopped(ioc_, "worker " + std::to_string(index_)); });
 }

@@ -14,7 +14,9 @@
 namespace {
 
 volatile std::sig_atomic_t sigterm_seen = 0;
-void on_sigterm(int) { sigterm_seen = 1; }
+void on_sigterm(int) {
+  sigterm_seen = 1;
+}
 
 // While alive: SIGTERM sets sigterm_seen instead of ending the test run, and std::cerr is
 // captured.
@@ -40,7 +42,9 @@ hallpass::net::awaitable<void> failing_loop() {
   co_return;
 }
 
-hallpass::net::awaitable<void> finishing_loop() { co_return; }
+hallpass::net::awaitable<void> finishing_loop() {
+  co_return;
+}
 
 }  // namespace
 

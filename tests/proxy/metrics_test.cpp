@@ -2,8 +2,8 @@
 
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <netinet/in.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -84,17 +84,31 @@ TEST_CASE("metrics: every documented family is in the scrape") {
   CHECK(m.port() == 0);
   m.resolve_roles({"pupils"});
   const std::string scrape = m.scrape_for_tests();
-  for (const char* name :
-       {"hallpass_requests_total", "hallpass_active_connections", "hallpass_tunnels_active",
-        "hallpass_bytes_total", "hallpass_decision_seconds", "hallpass_upstream_response_seconds",
-        "hallpass_reloads_total", "hallpass_reload_failures_total",
-        "hallpass_access_log_queue_depth", "hallpass_access_log_write_failures_total",
-        "hallpass_access_log_dropped_total", "hallpass_rejected_total",
-        "hallpass_upstream_failures_total", "hallpass_circumvention_attempts_total",
-        "hallpass_policy_generation", "hallpass_upstream_connections_reused_total",
-        "hallpass_request_duration_seconds", "hallpass_responses_total", "hallpass_build_info",
-        "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds",
-        "process_max_fds", "process_cpu_seconds_total", "process_start_time_seconds"}) {
+  for (const char* name : {"hallpass_requests_total",
+                           "hallpass_active_connections",
+                           "hallpass_tunnels_active",
+                           "hallpass_bytes_total",
+                           "hallpass_decision_seconds",
+                           "hallpass_upstream_response_seconds",
+                           "hallpass_reloads_total",
+                           "hallpass_reload_failures_total",
+                           "hallpass_access_log_queue_depth",
+                           "hallpass_access_log_write_failures_total",
+                           "hallpass_access_log_dropped_total",
+                           "hallpass_rejected_total",
+                           "hallpass_upstream_failures_total",
+                           "hallpass_circumvention_attempts_total",
+                           "hallpass_policy_generation",
+                           "hallpass_upstream_connections_reused_total",
+                           "hallpass_request_duration_seconds",
+                           "hallpass_responses_total",
+                           "hallpass_build_info",
+                           "process_resident_memory_bytes",
+                           "process_virtual_memory_bytes",
+                           "process_open_fds",
+                           "process_max_fds",
+                           "process_cpu_seconds_total",
+                           "process_start_time_seconds"}) {
     CHECK_MESSAGE(scrape.find(std::string("# TYPE ") + name + " ") != std::string::npos, name);
   }
   // Every metric name is ours or the standard process_ set; nothing else was registered.
@@ -139,7 +153,8 @@ TEST_CASE("metrics: observe_exchange times the exchange and counts its status cl
 
 TEST_CASE("metrics: build info names the version") {
   metrics m("off");
-  CHECK(has_line(m.scrape_for_tests(), std::string("hallpass_build_info{version=\"") + HALLPASS_VERSION + "\"} 1"));
+  CHECK(has_line(m.scrape_for_tests(),
+                 std::string("hallpass_build_info{version=\"") + HALLPASS_VERSION + "\"} 1"));
 }
 
 TEST_CASE("metrics: process metrics describe this process") {
