@@ -94,9 +94,11 @@ bool drop_privileges(const std::string& user) {
   return true;
 }
 
-// Before the drop, so that a missing group or membership is one clear message instead of an
-// EPERM from chown after it. Returns "" or the error.
-std::string check_socket_group(const daemon_config& d, const passwd& pw) {
+// The error when admin.socket_group names no group, or when `user` (who will own the socket)
+// is not in it and so may not give the socket to it (chown(2) needs membership). "" when
+// fine. `in_group(gid)` says whether the user has the group.
+template <typename InGroup>
+std::string socket_group_error(const daemon_config& d, const std::string& user, InGroup in_group) {
   if (d.admin.socket.empty() || d.admin.socket_group.empty()) return {};
   const group* g = ::getgrnam(d.admin.socket_group.c_str());
   if (!g) {
@@ -104,15 +106,32 @@ std::string check_socket_group(const daemon_config& d, const passwd& pw) {
            "' is not a group on this system; create it with: groupadd --system " +
            d.admin.socket_group;
   }
+  if (in_group(g->gr_gid)) return {};
+  return "the daemon's user " + user + " is not a member of admin.socket_group '" +
+         d.admin.socket_group +
+         "', so it cannot give the admin socket to that group; add it with: usermod -aG " +
+         d.admin.socket_group + " " + user + " (then start hallpass again)";
+}
+
+// For --user, before the drop: one clear message instead of an EPERM from chown after it.
+std::string check_socket_group(const daemon_config& d, const passwd& pw) {
   const auto groups = supplementary_groups(pw);
-  if (g->gr_gid != pw.pw_gid &&
-      std::find(groups.begin(), groups.end(), g->gr_gid) == groups.end()) {
-    return "--user " + std::string(pw.pw_name) + " is not a member of admin.socket_group '" +
-           d.admin.socket_group +
-           "', so it cannot give the admin socket to that group; add it with: usermod -aG " +
-           d.admin.socket_group + " " + pw.pw_name;
-  }
-  return {};
+  return socket_group_error(d, pw.pw_name, [&](gid_t gid) {
+    return gid == pw.pw_gid || std::find(groups.begin(), groups.end(), gid) != groups.end();
+  });
+}
+
+// For a daemon started as its own user (systemd's User=): the groups it has now.
+std::string check_own_socket_group(const daemon_config& d) {
+  if (::geteuid() == 0) return {};  // root may give the socket to any group
+  const passwd* pw = ::getpwuid(::geteuid());
+  const std::string user = pw ? pw->pw_name : "uid " + std::to_string(::geteuid());
+  return socket_group_error(d, user, [](gid_t gid) {
+    if (gid == ::getegid()) return true;
+    std::vector<gid_t> groups(static_cast<std::size_t>(std::max(::getgroups(0, nullptr), 0)));
+    const int n = ::getgroups(static_cast<int>(groups.size()), groups.data());
+    return n > 0 && std::find(groups.begin(), groups.begin() + n, gid) != groups.begin() + n;
+  });
 }
 
 // The admin socket's directory when it does not exist yet (/run/hallpass outside systemd,
@@ -259,6 +278,10 @@ int run_server(const run_options& options) {
 
   // The store and the admin socket, after privileges are dropped: the database and the
   // socket belong to the daemon's user.
+  if (auto e = check_own_socket_group(d); !e.empty()) {
+    std::cerr << "hallpass: " << e << "\n";
+    return 1;
+  }
   admin_server admin(state, reload);
   if (auto e = admin.start(); !e.empty()) {
     std::cerr << "hallpass: " << e << "\n";

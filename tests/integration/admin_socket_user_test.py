@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import Proxy
+from harness import BIN, SRC, Proxy
 
 CTL = os.environ.get("HALLPASSCTL_BIN", "")
 DAEMON_USER = "hp_daemon"  # the service user (deploy/README.md: `hallpass`)
@@ -117,6 +117,23 @@ class AdminSocketUserTest(unittest.TestCase):
         with self.assertRaises(AssertionError) as cm:
             Proxy(extra=ADMIN, args=["--admin-socket", sock, "--user", OUTSIDER])
         self.assertIn(f"usermod -aG {SOCKET_GROUP} {OUTSIDER}", str(cm.exception))
+
+    def test_started_as_a_user_outside_the_group_is_the_same_clear_error(self):
+        # As systemd's User= starts it: already the service user, no --user. The shipped policy
+        # with the admin section, readable by that user.
+        d = self.socket_dir(OUTSIDER)
+        config = os.path.join(d, "school.yaml")
+        with open(os.path.join(SRC, "rules", "school.yaml")) as f:
+            policy = f.read()
+        with open(config, "w") as f:
+            f.write(policy + ADMIN)
+        os.chmod(config, 0o644)
+        r = subprocess.run(["runuser", "-u", OUTSIDER, "--", BIN, "run", "--config", config,
+                            "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--access-log", "off",
+                            "--state-dir", os.path.join(d, "state"), "--admin-socket", os.path.join(d, "admin.socket")],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(f"usermod -aG {SOCKET_GROUP} {OUTSIDER}", r.stderr)
 
 
 if __name__ == "__main__":
