@@ -84,8 +84,10 @@ function FindProxyForURL(url, host) {
   }
 
   // IPv4 literals: isInNet on an address does no DNS lookup (on a name it would, which is
-  // why names are never given to it here).
+  // why names are never given to it here). Without leading zeros: "010.0.0.1" is 8.0.0.1 to
+  // some clients (octal), so it must not be judged as 10.0.0.1; it goes to the proxy.
   if (/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) {
+    if (/(^|\.)0\d/.test(host)) return PROXY;
     for (var j = 0; j < SCHOOL_IPV4.length; j++) {
       if (isInNet(host, SCHOOL_IPV4[j][0], SCHOOL_IPV4[j][1])) return "DIRECT";
     }

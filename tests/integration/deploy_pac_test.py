@@ -23,6 +23,8 @@ CASES = {
     "100.64.0.1": PROXY,
     "10.0.0.1.": "DIRECT",             # trailing dot
     "11.0.0.1": PROXY,
+    "010.0.0.1": PROXY,                # octal to some clients: 8.0.0.1
+    "10.0.0.010": PROXY,
     # IPv6, with and without brackets (browsers differ)
     "2606:4700:4700::1111": PROXY,     # Cloudflare DoH: once DIRECT (no dots: "plain host name")
     "[2606:4700:4700::1111]": PROXY,
