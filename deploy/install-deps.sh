@@ -21,6 +21,8 @@ build_pkgs=(
 test_pkgs=(
   python3 curl nginx-light openssl procps iproute2
   chromium                  # a real browser through the proxy (tests/integration/browser_test.py)
+  nodejs                    # evaluates deploy/proxy.pac (tests/integration/deploy_pac_test.py)
+  nftables                  # checks and loads deploy/nftables-hallpass.nft (tests/integration/deploy_nftables_test.py)
 )
 bench_pkgs=(
   wrk squid tinyproxy privoxy e2guardian nginx-light linux-perf valgrind

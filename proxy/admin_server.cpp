@@ -12,6 +12,7 @@
 #include <set>
 
 #include "proxy/run_loop.hpp"
+#include "proxy/server.hpp"
 #include "proxy/shared_state.hpp"
 #include "rules/explain.hpp"
 #include "rules/yaml_reader.hpp"
@@ -178,9 +179,9 @@ std::string admin_server::start() {
                std::strerror(errno);
       }
     }
-    net::co_spawn(ioc_, accept_loop(), net::detached);
+    net::co_spawn(ioc_, accept_loop(), stop_daemon_on_failure{"admin socket accept loop"});
   }
-  net::co_spawn(ioc_, prune_loop(), net::detached);
+  net::co_spawn(ioc_, prune_loop(), stop_daemon_on_failure{"exception store prune loop"});
   thread_ = std::thread([this] { run_until_stopped(ioc_, "admin"); });
   return {};
 }
@@ -233,7 +234,14 @@ net::awaitable<void> admin_server::prune_loop() {
 net::awaitable<void> admin_server::accept_loop() {
   for (;;) {
     auto [ec, socket] = co_await acceptor_->async_accept(nothrow);
-    if (ec) co_return;
+    if (ec == net::error::operation_aborted || !acceptor_->is_open()) co_return;  // stop()
+    if (ec) {
+      // EMFILE and friends: back off briefly and go on; ending here would shut the admin
+      // socket for good while the daemon kept running.
+      net::steady_timer t(ioc_, std::chrono::milliseconds(100));
+      co_await t.async_wait(nothrow);
+      continue;
+    }
     ucred cred{};
     socklen_t len = sizeof cred;
     if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) continue;

@@ -1,12 +1,21 @@
 #include "proxy/metrics.hpp"
 
 #include <arpa/inet.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <charconv>
+#include <chrono>
 #include <exception>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <stdexcept>
 
+#include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
@@ -37,16 +46,109 @@ prometheus::Histogram& histogram(prometheus::Registry& r, const std::string& nam
   return prometheus::BuildHistogram().Name(name).Help(help).Register(r).Add({}, std::move(buckets));
 }
 
-// 1, 2.5, 5 per decade from `from` up to and including `to`.
-Histogram::BucketBoundaries decades(double from, double to) {
-  Histogram::BucketBoundaries b;
-  for (double d = from; d <= to * 1.0001; d *= 10) {
-    for (double m : {1.0, 2.5, 5.0}) {
-      if (d * m <= to * 1.0001) b.push_back(d * m);
+// The standard process metrics (the names every Prometheus client library uses), read from
+// /proc/self when scraped. Collect() runs on the endpoint's thread. A value that cannot be read
+// is left out rather than reported as 0.
+class process_collector : public prometheus::Collectable {
+ public:
+  process_collector() : start_time_(read_start_time()) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> out;
+    auto add = [&](const char* name, const char* help, prometheus::MetricType type, double value) {
+      prometheus::MetricFamily f;
+      f.name = name;
+      f.help = help;
+      f.type = type;
+      prometheus::ClientMetric m;
+      if (type == prometheus::MetricType::Counter)
+        m.counter.value = value;
+      else
+        m.gauge.value = value;
+      f.metric.push_back(m);
+      out.push_back(std::move(f));
+    };
+    using prometheus::MetricType;
+    if (const auto st = read_stat()) {
+      const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+      add("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+          MetricType::Counter, static_cast<double>(st->utime + st->stime) / ticks);
+      add("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge,
+          static_cast<double>(st->vsize));
+      add("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
+          static_cast<double>(st->rss_pages) * static_cast<double>(::sysconf(_SC_PAGESIZE)));
     }
+    std::error_code ec;
+    std::size_t fds = 0;
+    for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
+         it.increment(ec))
+      ++fds;
+    // The directory iterator's own descriptor is one of those counted.
+    if (!ec && fds > 0)
+      add("process_open_fds", "Number of open file descriptors.", MetricType::Gauge,
+          static_cast<double>(fds - 1));
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+      add("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge,
+          rl.rlim_cur == RLIM_INFINITY ? -1.0 : static_cast<double>(rl.rlim_cur));
+    }
+    add("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+        MetricType::Gauge, start_time_);
+    return out;
   }
-  return b;
-}
+
+ private:
+  struct stat_fields {
+    unsigned long long utime = 0, stime = 0, starttime = 0, vsize = 0;
+    long long rss_pages = 0;
+  };
+
+  // /proc/self/stat (proc(5)); the command name in parentheses may hold spaces, so fields are
+  // counted from the last ')'.
+  static std::optional<stat_fields> read_stat() {
+    std::ifstream f("/proc/self/stat");
+    std::string line;
+    if (!std::getline(f, line)) return std::nullopt;
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) return std::nullopt;
+    std::istringstream in(line.substr(close + 1));
+    std::vector<std::string> fields;  // fields[0] is field 3, "state"
+    for (std::string w; in >> w && fields.size() < 22;) fields.push_back(w);
+    if (fields.size() < 22) return std::nullopt;
+    stat_fields s;
+    try {
+      s.utime = std::stoull(fields[11]);
+      s.stime = std::stoull(fields[12]);
+      s.starttime = std::stoull(fields[19]);
+      s.vsize = std::stoull(fields[20]);
+      s.rss_pages = std::stoll(fields[21]);
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  // Boot time (/proc/stat btime) plus the process's start in ticks after boot. Under systemd's
+  // ProcSubset=pid /proc/stat is hidden: then the time this collector was made, which is
+  // within milliseconds of the start (the metrics are made first thing in `hallpass run`).
+  static double read_start_time() {
+    const auto now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    std::ifstream f("/proc/stat");
+    std::string key;
+    double btime = 0;
+    for (std::string line; std::getline(f, line);) {
+      std::istringstream in(line);
+      if (in >> key && key == "btime" && in >> btime) break;
+      btime = 0;
+    }
+    const auto st = read_stat();
+    if (btime <= 0 || !st) return now;
+    return btime + static_cast<double>(st->starttime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+
+  double start_time_;
+};
 
 // Called once per direction: the registry (InsertBehavior::Merge) returns the existing family
 // the second time.
@@ -117,11 +219,30 @@ metrics::metrics(const std::string& listen)
                 "Generation of the policy in force: 1 at start, +1 per successful reload.")),
       decision_seconds(histogram(*registry_, "hallpass_decision_seconds",
                                  "Time spent in the policy engine deciding one request.",
-                                 decades(1e-7, 1e-2))),
+                                 decade_buckets(-7, -2))),
       upstream_seconds(
           histogram(*registry_, "hallpass_upstream_response_seconds",
                     "From sending a request upstream to receiving its response head.",
-                    {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})) {
+                    {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})),
+      request_seconds(histogram(
+          *registry_, "hallpass_request_duration_seconds",
+          "From a request head's arrival to the last byte of its response "
+          "(forwarded, refused or answered locally; for CONNECT, until the "
+          "proxy's answer).",
+          {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60})),
+      process_(std::make_shared<process_collector>()) {
+  auto& responses = counter_family(*registry_, "hallpass_responses_total",
+                                   "Responses sent to clients, by status class.");
+  static constexpr const char* classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (std::size_t i = 0; i < responses_.size(); ++i)
+    responses_[i] = &responses.Add({{"code", classes[i]}});
+  prometheus::BuildGauge()
+      .Name("hallpass_build_info")
+      .Help("Always 1; the labels say which hallpass is running.")
+      .Register(*registry_)
+      .Add({{"version", HALLPASS_VERSION}})
+      .Set(1);
+
   auto& rejected =
       counter_family(*registry_, "hallpass_rejected_total",
                      "Requests or connections refused before a policy decision, by reason.");
@@ -157,6 +278,7 @@ metrics::metrics(const std::string& listen)
                                    : "is the port in use by another process?"));
   }
   exposer_->RegisterCollectable(registry_);
+  exposer_->RegisterCollectable(process_);
   const auto ports = exposer_->GetListeningPorts();
   if (!ports.empty()) port_ = static_cast<std::uint16_t>(ports.front());
 }
@@ -174,8 +296,30 @@ std::vector<metrics::role_counters> metrics::resolve_roles(
   return out;
 }
 
+void metrics::observe_exchange(int status, double seconds) {
+  request_seconds.Observe(seconds);
+  if (status >= 100 && status <= 599)
+    responses_[static_cast<std::size_t>(status / 100 - 1)]->Increment();
+}
+
 std::string metrics::scrape_for_tests() {
-  return prometheus::TextSerializer().Serialize(registry_->Collect());
+  auto families = registry_->Collect();
+  for (auto& f : process_->Collect()) families.push_back(std::move(f));
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+std::vector<double> metrics::decade_buckets(int from_exponent, int to_exponent) {
+  std::vector<double> b;
+  for (int e = from_exponent; e <= to_exponent; ++e) {
+    for (const char* m : {"1", "2.5", "5"}) {
+      if (e == to_exponent && m[0] != '1') break;
+      const std::string text = std::string(m) + "e" + std::to_string(e);
+      double v = 0;
+      std::from_chars(text.data(), text.data() + text.size(), v);
+      b.push_back(v);
+    }
+  }
+  return b;
 }
 
 }  // namespace hallpass

@@ -2,7 +2,12 @@
 // an optional HTTP endpoint (prometheus-cpp's Exposer, on its own address, never the proxy
 // port). Names and labels are listed in proxy/README.md, "Metrics".
 //
-// Labels are bounded by design: role (from the policy), action, reason, kind, direction.
+// Besides the hallpass_* families, the endpoint serves the standard process_* metrics (memory,
+// descriptors, CPU, start time), read from /proc/self at each scrape on the endpoint's own
+// thread, never on an event loop.
+//
+// Labels are bounded by design: role (from the policy), action, reason, kind, direction,
+// status class, version.
 // Nothing is ever labelled by host, URL, client or user: those belong in the access log.
 //
 // Thread-safety: every member is safe to call from any thread. The public references are
@@ -25,6 +30,7 @@
 #include <prometheus/histogram.h>
 
 namespace prometheus {
+class Collectable;
 class Exposer;
 class Registry;
 }  // namespace prometheus
@@ -76,8 +82,21 @@ class metrics {
     return *upstream_failed_[static_cast<std::size_t>(f)];
   }
 
-  // The text exposition format of everything registered, exactly what a scrape returns.
+  // One HTTP exchange has ended (a forwarded request, a local answer such as a block page, or
+  // the proxy's answer to CONNECT; not a tunnel's lifetime). Observes `seconds`, from the
+  // request head's arrival to the response's last byte, in hallpass_request_duration_seconds,
+  // and counts `status` in hallpass_responses_total{code="1xx".."5xx"}. A status outside
+  // 100..599 (0: nothing was sent) is timed but counted as no response. A few atomic
+  // increments and one short mutex (the histogram's); safe from any thread.
+  void observe_exchange(int status, double seconds);
+
+  // The text exposition format of everything served, exactly what a scrape returns.
   std::string scrape_for_tests();
+
+  // 1, 2.5 and 5 times each power of ten from 10^from_exponent up to 10^to_exponent
+  // (included), built from exact decimal text so that each bound is the double nearest its
+  // decimal value and prints as written ("1e-05", not "9.999999999999999e-06").
+  static std::vector<double> decade_buckets(int from_exponent, int to_exponent);
 
  private:
   // Declared before the public references, which are bound to metrics inside it.
@@ -99,12 +118,16 @@ class metrics {
   prometheus::Gauge& policy_generation;       // 1 at start, +1 per successful reload
   prometheus::Histogram& decision_seconds;    // time in the policy engine per decision
   prometheus::Histogram& upstream_seconds;    // request sent -> upstream response head received
+  prometheus::Histogram&
+      request_seconds;  // request head -> last byte of the response (observe_exchange)
 
  private:
   static constexpr std::size_t rejection_count = 8;
   static constexpr std::size_t upstream_failure_count = 5;
   std::array<prometheus::Counter*, rejection_count> rejected_{};
   std::array<prometheus::Counter*, upstream_failure_count> upstream_failed_{};
+  std::array<prometheus::Counter*, 5> responses_{};   // hallpass_responses_total, 1xx..5xx
+  std::shared_ptr<prometheus::Collectable> process_;  // process_* from /proc/self
   std::unique_ptr<prometheus::Exposer> exposer_;  // declared last: stops serving first
   std::uint16_t port_ = 0;
 };

@@ -6,9 +6,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <filesystem>
-#include <mutex>
 #include <iostream>
+#include <mutex>
+#include <vector>
 
 #include "proxy/access_log.hpp"
 #include "proxy/admin_server.hpp"
@@ -19,6 +23,9 @@
 
 namespace hallpass {
 namespace {
+
+// Set by stop_daemon_on_failure, returned by run_server.
+std::atomic<int> exit_code{0};
 
 void print_errors(const rules::diagnostics& d, std::string_view prefix = "") {
   for (const auto& e : d) std::cerr << prefix << e.to_string() << "\n";
@@ -47,13 +54,36 @@ int bind_listener(const tcp::endpoint& ep, std::string& error) {
   return a.release();
 }
 
+// The supplementary groups `pw` is a member of in /etc/group, without its primary group.
+// Empty when it is in none (or when the list cannot be read).
+std::vector<gid_t> supplementary_groups(const passwd& pw) {
+  std::vector<gid_t> gids(32);
+  for (int attempt = 0;; ++attempt) {
+    int n = static_cast<int>(gids.size());
+    if (::getgrouplist(pw.pw_name, pw.pw_gid, gids.data(), &n) >= 0) {
+      gids.resize(static_cast<std::size_t>(n));
+      break;
+    }
+    if (attempt == 3) return {};
+    gids.resize(static_cast<std::size_t>(n));  // n is now the number needed
+  }
+  std::erase(gids, pw.pw_gid);
+  return gids;
+}
+
+// Becomes `user`: its primary group and its supplementary groups from /etc/group (as login and
+// systemd's User= do), then its uid. The supplementary groups are kept on purpose: the admin
+// socket is given to admin.socket_group after the drop, which needs the daemon's user to be a
+// member of that group (deploy/README.md, "The admin socket").
 bool drop_privileges(const std::string& user) {
   const passwd* pw = ::getpwnam(user.c_str());
   if (!pw) {
     std::cerr << "hallpass: --user " << user << ": no such user\n";
     return false;
   }
-  if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) {
+  const std::vector<gid_t> groups = supplementary_groups(*pw);
+  if (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(pw->pw_gid) != 0 ||
+      ::setuid(pw->pw_uid) != 0) {
     std::cerr << "hallpass: cannot drop privileges to " << user << ": " << std::strerror(errno) << "\n";
     return false;
   }
@@ -64,7 +94,82 @@ bool drop_privileges(const std::string& user) {
   return true;
 }
 
+// The error when admin.socket_group names no group, or when `user` (who will own the socket)
+// is not in it and so may not give the socket to it (chown(2) needs membership). "" when
+// fine. `in_group(gid)` says whether the user has the group.
+template <typename InGroup>
+std::string socket_group_error(const daemon_config& d, const std::string& user, InGroup in_group) {
+  if (d.admin.socket.empty() || d.admin.socket_group.empty()) return {};
+  const group* g = ::getgrnam(d.admin.socket_group.c_str());
+  if (!g) {
+    return "admin.socket_group '" + d.admin.socket_group +
+           "' is not a group on this system; create it with: groupadd --system " +
+           d.admin.socket_group;
+  }
+  if (in_group(g->gr_gid)) return {};
+  return "the daemon's user " + user + " is not a member of admin.socket_group '" +
+         d.admin.socket_group +
+         "', so it cannot give the admin socket to that group; add it with: usermod -aG " +
+         d.admin.socket_group + " " + user + " (then start hallpass again)";
+}
+
+// For --user, before the drop: one clear message instead of an EPERM from chown after it.
+std::string check_socket_group(const daemon_config& d, const passwd& pw) {
+  const auto groups = supplementary_groups(pw);
+  return socket_group_error(d, pw.pw_name, [&](gid_t gid) {
+    return gid == pw.pw_gid || std::find(groups.begin(), groups.end(), gid) != groups.end();
+  });
+}
+
+// For a daemon started as its own user (systemd's User=): the groups it has now.
+std::string check_own_socket_group(const daemon_config& d) {
+  if (::geteuid() == 0) return {};  // root may give the socket to any group
+  const passwd* pw = ::getpwuid(::geteuid());
+  const std::string user = pw ? pw->pw_name : "uid " + std::to_string(::geteuid());
+  return socket_group_error(d, user, [](gid_t gid) {
+    if (gid == ::getegid()) return true;
+    std::vector<gid_t> groups(static_cast<std::size_t>(std::max(::getgroups(0, nullptr), 0)));
+    const int n = ::getgroups(static_cast<int>(groups.size()), groups.data());
+    return n > 0 && std::find(groups.begin(), groups.begin() + n, gid) != groups.begin() + n;
+  });
+}
+
+// The admin socket's directory when it does not exist yet (/run/hallpass outside systemd,
+// which makes it with RuntimeDirectory=): created as root, then given to the daemon's user,
+// which creates the socket in it after the drop. An existing directory is left as it is.
+void prepare_socket_directory(const daemon_config& d, const passwd& pw) {
+  if (d.admin.socket.empty()) return;
+  const auto dir = std::filesystem::path(d.admin.socket).parent_path();
+  std::error_code ec;
+  if (dir.empty() || std::filesystem::exists(dir, ec)) return;
+  if (!std::filesystem::create_directories(dir, ec) ||
+      ::chown(dir.c_str(), pw.pw_uid, pw.pw_gid) != 0 || ::chmod(dir.c_str(), 0755) != 0) {
+    std::cerr << "hallpass: warning: cannot prepare " << dir
+              << " for the admin socket: " << (ec ? ec.message() : std::strerror(errno)) << "\n";
+  }
+}
+
 }  // namespace
+
+void stop_daemon_on_failure::operator()(std::exception_ptr e) const {
+  if (!e) return;
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  } catch (...) {
+  }
+  std::cerr << "hallpass: " << loop << " failed: " << what << "; stopping the daemon (exit "
+            << loop_failure_exit_code << ") so that the service manager restarts it" << std::endl;
+  exit_code = loop_failure_exit_code;
+  // The same stop as `systemctl stop`: run_server's signal handler drains and returns.
+  ::kill(::getpid(), SIGTERM);
+}
+
+int daemon_exit_code() {
+  return exit_code.load();
+}
 
 int run_server(const run_options& options) {
   ::signal(SIGPIPE, SIG_IGN);
@@ -132,6 +237,11 @@ int run_server(const run_options& options) {
         std::cerr << "hallpass: warning: cannot give " << d.state_dir << " to " << *options.user << ": "
                   << std::strerror(errno) << "\n";
       }
+      if (auto e = check_socket_group(d, *pw); !e.empty()) {
+        std::cerr << "hallpass: " << e << "\n";
+        return 1;
+      }
+      prepare_socket_directory(d, *pw);
     }
     if (!drop_privileges(*options.user)) return 1;
     std::cerr << "hallpass: running as " << *options.user << "\n";
@@ -168,6 +278,10 @@ int run_server(const run_options& options) {
 
   // The store and the admin socket, after privileges are dropped: the database and the
   // socket belong to the daemon's user.
+  if (auto e = check_own_socket_group(d); !e.empty()) {
+    std::cerr << "hallpass: " << e << "\n";
+    return 1;
+  }
   admin_server admin(state, reload);
   if (auto e = admin.start(); !e.empty()) {
     std::cerr << "hallpass: " << e << "\n";
@@ -224,7 +338,7 @@ int run_server(const run_options& options) {
   const std::size_t left = state.connections();
   std::cerr << "hallpass: stopped" << (left ? " (closed " + std::to_string(left) + " connections at the drain deadline)" : "")
             << std::endl;
-  return 0;
+  return daemon_exit_code();
 }
 
 }  // namespace hallpass

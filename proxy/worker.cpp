@@ -4,6 +4,7 @@
 
 #include "proxy/http_session.hpp"
 #include "proxy/run_loop.hpp"
+#include "proxy/server.hpp"
 #include "proxy/shared_state.hpp"
 
 namespace hallpass {
@@ -57,8 +58,13 @@ void worker::give_pipe(std::unique_ptr<splice_pipe> p) {
 }
 
 void worker::start() {
-  for (auto& a : acceptors_) net::co_spawn(ioc_, accept_loop(*a), net::detached);
-  net::co_spawn(ioc_, sweep_loop(), net::detached);
+  // Not detached: a loop that ends by an exception stops the daemon rather than leave it
+  // serving without accepting (or with a pool that is never swept).
+  accept_loop_name_ = "worker " + std::to_string(index_) + " accept loop";
+  sweep_loop_name_ = "worker " + std::to_string(index_) + " sweep loop";
+  for (auto& a : acceptors_)
+    net::co_spawn(ioc_, accept_loop(*a), stop_daemon_on_failure{accept_loop_name_.c_str()});
+  net::co_spawn(ioc_, sweep_loop(), stop_daemon_on_failure{sweep_loop_name_.c_str()});
   thread_ = std::thread([this] { run_until_stopped(ioc_, "worker " + std::to_string(index_)); });
 }
 

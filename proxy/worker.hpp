@@ -8,6 +8,7 @@
 
 #include <array>
 #include <memory>
+#include <string>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -86,6 +87,7 @@ class worker {
   std::unordered_set<client_connection*> connections_;
   std::thread thread_;
   bool draining_ = false;
+  std::string accept_loop_name_, sweep_loop_name_;  // for stop_daemon_on_failure
 };
 
 }  // namespace hallpass

@@ -2,9 +2,13 @@
 
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <ctime>
 
 #include <cerrno>
 #include <set>
@@ -80,21 +84,123 @@ TEST_CASE("metrics: every documented family is in the scrape") {
   CHECK(m.port() == 0);
   m.resolve_roles({"pupils"});
   const std::string scrape = m.scrape_for_tests();
-  for (const char* name :
-       {"hallpass_requests_total", "hallpass_active_connections", "hallpass_tunnels_active",
-        "hallpass_bytes_total", "hallpass_decision_seconds", "hallpass_upstream_response_seconds",
-        "hallpass_reloads_total", "hallpass_reload_failures_total",
-        "hallpass_access_log_queue_depth", "hallpass_access_log_write_failures_total",
-        "hallpass_access_log_dropped_total", "hallpass_rejected_total",
-        "hallpass_upstream_failures_total", "hallpass_circumvention_attempts_total",
-        "hallpass_policy_generation", "hallpass_upstream_connections_reused_total"}) {
+  for (const char* name : {"hallpass_requests_total",
+                           "hallpass_active_connections",
+                           "hallpass_tunnels_active",
+                           "hallpass_bytes_total",
+                           "hallpass_decision_seconds",
+                           "hallpass_upstream_response_seconds",
+                           "hallpass_reloads_total",
+                           "hallpass_reload_failures_total",
+                           "hallpass_access_log_queue_depth",
+                           "hallpass_access_log_write_failures_total",
+                           "hallpass_access_log_dropped_total",
+                           "hallpass_rejected_total",
+                           "hallpass_upstream_failures_total",
+                           "hallpass_circumvention_attempts_total",
+                           "hallpass_policy_generation",
+                           "hallpass_upstream_connections_reused_total",
+                           "hallpass_request_duration_seconds",
+                           "hallpass_responses_total",
+                           "hallpass_build_info",
+                           "process_resident_memory_bytes",
+                           "process_virtual_memory_bytes",
+                           "process_open_fds",
+                           "process_max_fds",
+                           "process_cpu_seconds_total",
+                           "process_start_time_seconds"}) {
     CHECK_MESSAGE(scrape.find(std::string("# TYPE ") + name + " ") != std::string::npos, name);
   }
-  // Every metric name is prefixed; nothing else was registered.
+  // Every metric name is ours or the standard process_ set; nothing else was registered.
   std::size_t at = 0;
   while ((at = scrape.find("# TYPE ", at)) != std::string::npos) {
     at += 7;
-    CHECK(scrape.compare(at, 9, "hallpass_") == 0);
+    CHECK((scrape.compare(at, 9, "hallpass_") == 0 || scrape.compare(at, 8, "process_") == 0));
+  }
+}
+
+// The value of the first sample line that starts with `prefix` (name and labels), or -1.
+static double sample(const std::string& scrape, const std::string& prefix) {
+  const auto at = scrape.find("\n" + prefix + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(scrape.substr(at + 1 + prefix.size() + 1));
+}
+
+TEST_CASE("metrics: observe_exchange times the exchange and counts its status class") {
+  metrics m("off");
+  m.observe_exchange(200, 0.003);
+  m.observe_exchange(204, 0.2);
+  m.observe_exchange(403, 0.0004);
+  m.observe_exchange(502, 3.5);
+  m.observe_exchange(101, 0.01);
+  m.observe_exchange(0, 0.5);    // nothing sent: timed, not a response
+  m.observe_exchange(999, 0.5);  // not a status: the same
+  const std::string s = m.scrape_for_tests();
+  INFO(s);
+  CHECK(has_line(s, "hallpass_responses_total{code=\"1xx\"} 1"));
+  CHECK(has_line(s, "hallpass_responses_total{code=\"2xx\"} 2"));
+  CHECK(has_line(s, "hallpass_responses_total{code=\"3xx\"} 0"));
+  CHECK(has_line(s, "hallpass_responses_total{code=\"4xx\"} 1"));
+  CHECK(has_line(s, "hallpass_responses_total{code=\"5xx\"} 1"));
+  CHECK(has_line(s, "hallpass_request_duration_seconds_count 7"));
+  CHECK(has_line(s, "hallpass_request_duration_seconds_bucket{le=\"0.001\"} 1"));
+  CHECK(has_line(s, "hallpass_request_duration_seconds_bucket{le=\"0.005\"} 2"));
+  CHECK(has_line(s, "hallpass_request_duration_seconds_bucket{le=\"0.25\"} 4"));
+  CHECK(has_line(s, "hallpass_request_duration_seconds_bucket{le=\"0.5\"} 6"));
+  CHECK(has_line(s, "hallpass_request_duration_seconds_bucket{le=\"5\"} 7"));
+  CHECK(has_line(s, "hallpass_request_duration_seconds_bucket{le=\"60\"} 7"));
+}
+
+TEST_CASE("metrics: build info names the version") {
+  metrics m("off");
+  CHECK(has_line(m.scrape_for_tests(),
+                 std::string("hallpass_build_info{version=\"") + HALLPASS_VERSION + "\"} 1"));
+}
+
+TEST_CASE("metrics: process metrics describe this process") {
+  metrics m("off");
+  const std::string s = m.scrape_for_tests();
+  INFO(s);
+  CHECK(sample(s, "process_resident_memory_bytes") > 1e6);
+  CHECK(sample(s, "process_virtual_memory_bytes") >= sample(s, "process_resident_memory_bytes"));
+  CHECK(sample(s, "process_cpu_seconds_total") >= 0);
+  rlimit rl{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &rl) == 0);
+  CHECK(sample(s, "process_max_fds") == static_cast<double>(rl.rlim_cur));
+  // Opening one more descriptor shows up in the next scrape.
+  const double fds = sample(s, "process_open_fds");
+  CHECK(fds >= 3);
+  const int extra = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  REQUIRE(extra >= 0);
+  CHECK(sample(m.scrape_for_tests(), "process_open_fds") == fds + 1);
+  ::close(extra);
+  const double now = static_cast<double>(::time(nullptr));
+  const double start = sample(s, "process_start_time_seconds");
+  CHECK(start <= now + 1);
+  CHECK(start > now - 24 * 3600);  // this test process started less than a day ago
+}
+
+TEST_CASE("metrics: bucket bounds are exact decimals and print as written") {
+  const auto b = metrics::decade_buckets(-7, -2);
+  REQUIRE(b.size() == 16);
+  CHECK(b.front() == 1e-7);
+  CHECK(b[6] == 1e-5);
+  CHECK(b[7] == 2.5e-5);
+  CHECK(b.back() == 1e-2);
+
+  metrics m("off");
+  const std::string s = m.scrape_for_tests();
+  INFO(s);
+  CHECK(has_line(s, "hallpass_decision_seconds_bucket{le=\"1e-05\"} 0"));
+  CHECK(has_line(s, "hallpass_decision_seconds_bucket{le=\"1e-06\"} 0"));
+  CHECK(has_line(s, "hallpass_decision_seconds_bucket{le=\"2.5e-05\"} 0"));
+  // No bound anywhere prints with float noise (9.999999999999999e-06, 0.30000000000000004).
+  std::size_t at = 0;
+  while ((at = s.find("{le=\"", at)) != std::string::npos) {
+    at += 5;
+    const std::string label = s.substr(at, s.find('"', at) - at);
+    CAPTURE(label);
+    CHECK(label.size() <= 7);
   }
 }
 

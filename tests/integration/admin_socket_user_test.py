@@ -1,0 +1,140 @@
+"""`hallpass run --user` with `admin.socket_group`, exactly as deploy/README.md says to set it
+up: a service user that is a member of the socket's group. Real OS users and groups (created
+here; needs root, as in CI), the real daemon, hallpassctl run as a member of the group."""
+import grp
+import os
+import pwd
+import stat
+import subprocess
+import tempfile
+import unittest
+
+from harness import BIN, SRC, Proxy
+
+CTL = os.environ.get("HALLPASSCTL_BIN", "")
+DAEMON_USER = "hp_daemon"  # the service user (deploy/README.md: `hallpass`)
+SOCKET_GROUP = "hp_sockgrp"  # admin.socket_group (deploy/README.md: `hallpass-admin`)
+MEMBER = "hp_sockmember"  # a member of staff in the group, with an admin role
+OUTSIDER = "hp_sockout"  # an account that is not in the group
+
+ADMIN = f"""
+admin:
+  socket_group: {SOCKET_GROUP}
+  roles:
+    dsl: [{MEMBER}, {OUTSIDER}]
+"""
+
+
+def run(*cmd):
+    subprocess.run(cmd, check=True, timeout=30, stdout=subprocess.DEVNULL)
+
+
+def ensure_group(name):
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        run("groupadd", "--system", name)
+
+
+def ensure_user(name):
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        run("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name)
+
+
+def ctl(user, socket_path, *args):
+    r = subprocess.run(["runuser", "-u", user, "--", CTL, "--socket", socket_path, *args],
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout + r.stderr
+
+
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and groups and starts hallpass as root with --user: "
+                                        "needs root (CI runs as root)")
+class AdminSocketUserTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        ensure_group(SOCKET_GROUP)
+        for user in (DAEMON_USER, MEMBER, OUTSIDER):
+            ensure_user(user)
+        # The commands deploy/README.md gives for the service user and for a member of staff.
+        run("usermod", "-aG", SOCKET_GROUP, DAEMON_USER)
+        run("usermod", "-aG", SOCKET_GROUP, MEMBER)
+
+    def start(self, socket_dir):
+        sock = os.path.join(socket_dir, "admin.socket")
+        return sock, Proxy(extra=ADMIN, args=["--admin-socket", sock, "--user", DAEMON_USER])
+
+    def socket_dir(self, owner, create=True):
+        """A fresh directory for the socket, like systemd's RuntimeDirectory= (owned by `owner`),
+        or (create=False) the path of one that does not exist yet, like /run/hallpass without
+        systemd. Removed after the test."""
+        top = tempfile.mkdtemp(prefix="hallpass-run-")
+        os.chmod(top, 0o755)
+        self.addCleanup(subprocess.run, ["rm", "-rf", top], timeout=30)
+        d = os.path.join(top, "hallpass")
+        if create:
+            os.mkdir(d, 0o755)
+            u = pwd.getpwnam(owner)
+            os.chown(d, u.pw_uid, u.pw_gid)
+        return d
+
+    def test_starts_and_the_socket_is_the_groups_0660_and_a_member_can_use_it(self):
+        sock, proxy = self.start(self.socket_dir(DAEMON_USER))
+        try:
+            st = os.stat(sock)
+            self.assertTrue(stat.S_ISSOCK(st.st_mode))
+            self.assertEqual(grp.getgrgid(st.st_gid).gr_name, SOCKET_GROUP)
+            self.assertEqual(pwd.getpwuid(st.st_uid).pw_name, DAEMON_USER)
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o660)
+            # Still the daemon's user, with the group among its supplementary groups.
+            with open(f"/proc/{proxy.proc.pid}/status") as f:
+                ids = {l.split(":")[0]: l.split()[1:] for l in f if l.startswith(("Uid", "Groups"))}
+            self.assertEqual(set(ids["Uid"]), {str(pwd.getpwnam(DAEMON_USER).pw_uid)})
+            self.assertIn(str(grp.getgrnam(SOCKET_GROUP).gr_gid), ids["Groups"])
+
+            code, out = ctl(MEMBER, sock, "status", "--json")
+            self.assertEqual(code, 0, out)
+            self.assertIn('"generation"', out)
+            code, out = ctl(OUTSIDER, sock, "status")
+            self.assertNotEqual(code, 0, out)  # not in the group: the socket's mode keeps it out
+            self.assertIn("admin socket's group", out)
+        finally:
+            proxy.stop()
+
+    def test_a_missing_socket_directory_is_made_for_the_service_user(self):
+        d = self.socket_dir(DAEMON_USER, create=False)
+        sock, proxy = self.start(d)
+        try:
+            self.assertEqual(pwd.getpwuid(os.stat(d).st_uid).pw_name, DAEMON_USER)
+            self.assertEqual(grp.getgrgid(os.stat(sock).st_gid).gr_name, SOCKET_GROUP)
+            self.assertEqual(ctl(MEMBER, sock, "status")[0], 0)
+        finally:
+            proxy.stop()
+
+    def test_a_service_user_outside_the_group_is_a_clear_error_at_start(self):
+        sock = os.path.join(self.socket_dir(OUTSIDER), "admin.socket")
+        with self.assertRaises(AssertionError) as cm:
+            Proxy(extra=ADMIN, args=["--admin-socket", sock, "--user", OUTSIDER])
+        self.assertIn(f"usermod -aG {SOCKET_GROUP} {OUTSIDER}", str(cm.exception))
+
+    def test_started_as_a_user_outside_the_group_is_the_same_clear_error(self):
+        # As systemd's User= starts it: already the service user, no --user. The shipped policy
+        # with the admin section, readable by that user.
+        d = self.socket_dir(OUTSIDER)
+        config = os.path.join(d, "school.yaml")
+        with open(os.path.join(SRC, "rules", "school.yaml")) as f:
+            policy = f.read()
+        with open(config, "w") as f:
+            f.write(policy + ADMIN)
+        os.chmod(config, 0o644)
+        r = subprocess.run(["runuser", "-u", OUTSIDER, "--", BIN, "run", "--config", config,
+                            "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--access-log", "off",
+                            "--state-dir", os.path.join(d, "state"), "--admin-socket", os.path.join(d, "admin.socket")],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(f"usermod -aG {SOCKET_GROUP} {OUTSIDER}", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
