@@ -37,6 +37,8 @@ struct exchange {
   std::shared_ptr<const configuration> cfg;  // pinned for the whole exchange
   std::chrono::system_clock::time_point start = std::chrono::system_clock::now();
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  // When the answer was complete, if earlier than the end of the exchange (a tunnel's 200).
+  std::optional<std::chrono::steady_clock::time_point> answered;
   std::string method, scheme, host, path, query;
   std::uint16_t port = 0;
   std::optional<rules::verdict> verdict;

@@ -890,6 +890,8 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   m.bytes_from_clients.Increment(static_cast<double>(ex.bytes_in));
   m.bytes_to_clients.Increment(static_cast<double>(ex.bytes_out));
   if (ex.circumvention) m.circumvention_attempts.Increment();
+  const auto ended = ex.answered.value_or(std::chrono::steady_clock::now());
+  m.observe_exchange(ex.status, std::chrono::duration<double>(ended - ex.started).count());
   const rules::verdict* v = ex.verdict ? &*ex.verdict : nullptr;
   if (v && v->chosen_role && ex.action != outcome::error) {
     const auto& counters = w.role_counters();

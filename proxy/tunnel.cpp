@@ -124,6 +124,7 @@ net::awaitable<void> run_tunnel(worker& w, client_connection& c, exchange& ex) {
   auto [wec, wn] = co_await net::async_write(c.stream, net::buffer(established), nothrow);
   ex.bytes_out += wn;
   ex.status = 200;
+  ex.answered = std::chrono::steady_clock::now();  // a tunnel's request is timed to its 200, not to its end
   if (wec) co_return;
 
   // Peek at the ClientHello before relaying anything.
