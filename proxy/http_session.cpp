@@ -717,6 +717,10 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     finish_exchange(w, c, ex);
     co_return false;
   }
+  // The policy this request is decided by: the one in force now that its head has arrived, not
+  // the one in force when a kept-alive connection began to wait (a reload in between must
+  // apply). The exception index is pinned with the decision (decide_exchange).
+  ex.cfg = w.config();
   auto& req = rp.get();
   ex.method = std::string(req.method_string());
   const unsigned version = req.version();

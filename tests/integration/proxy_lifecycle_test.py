@@ -1,6 +1,7 @@
 """The daemon's life: reloads that never fail open, drain on SIGTERM, log reopening, and a
 1 GiB download with flat memory."""
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -51,6 +52,39 @@ class LifecycleTest(unittest.TestCase):
             self.assertTrue(download.is_alive(), "the download ended before the reloads: nothing was tested")
             download.join(40)
             self.assertEqual((download.status, download.size, download.error), (200, BIG, ""))
+        finally:
+            proxy.stop()
+
+    def test_a_reload_applies_to_the_next_request_on_a_kept_alive_connection(self):
+        proxy = Proxy()
+        try:
+            import socket
+            s = socket.socket()
+            s.bind((STAFF, 0))
+            s.settimeout(5)
+            s.connect(("127.0.0.1", proxy.port))
+            request = b"GET %s HTTP/1.1\r\nHost: origin.test\r\n\r\n" % self.url("origin.test").encode()
+
+            def status():
+                s.sendall(request)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += s.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+                while len(body) < length:
+                    body += s.recv(65536)
+                return int(head.split()[1])
+
+            self.assertEqual(status(), 200)
+            good = proxy.policy_text
+            proxy.write_policy(good.replace("  staff:\n    networks: [127.0.0.3/32]\n    default: allow",
+                                            "  staff:\n    networks: [127.0.0.3/32]\n    default: allow\n"
+                                            "    rules: [{action: block, domains: [origin.test]}]"))
+            proxy.reload(expect_ok=True)
+            # The same connection, opened under the old policy: the new one decides.
+            self.assertEqual(status(), 403)
+            s.close()
         finally:
             proxy.stop()
 
