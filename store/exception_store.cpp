@@ -404,6 +404,32 @@ result exception_store::remove_local(const actor& who, std::int64_t id, const st
   return r;
 }
 
+result exception_store::local_blocks(bool all) {
+  std::string err;
+  auto st = db_.prepare(
+      std::string("SELECT id, kind, display, reason, created_by, created_at, report_id, removed_by, removed_at, "
+                  "remove_reason FROM local_entries WHERE block = 1") +
+          (all ? "" : " AND removed_at IS NULL") + " ORDER BY id",
+      &err);
+  if (!st) return result::fail("internal", err);
+  json::array out;
+  while (st.step(&err)) {
+    json::object o{{"id", st.integer(0)},       {"kind", st.text(1)},          {"value", st.text(2)},
+                   {"reason", st.text(3)},      {"created_by", st.text(4)},    {"created", iso(st.integer(5))},
+                   {"report", st.is_null(6) ? json::value(nullptr) : json::value(st.integer(6))}};
+    if (!st.is_null(8)) {
+      o["removed"] = json::object{{"by", st.text(7)}, {"at", iso(st.integer(8))}, {"reason", st.text(9)}};
+    } else {
+      o["removed"] = nullptr;
+    }
+    out.push_back(std::move(o));
+  }
+  if (!err.empty()) return result::fail("internal", err);
+  result r;
+  r.data = json::object{{"blocks", std::move(out)}};
+  return r;
+}
+
 result exception_store::file_report(const actor& who, const std::string& url, const std::string& nature,
                                     const std::string& reporter, const std::optional<std::string>& individual,
                                     const std::optional<rules::target>& block) {
