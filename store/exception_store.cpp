@@ -221,6 +221,26 @@ result exception_store::file_request(const actor& who, const request_form& f) {
   transaction tx(db_);
   if (!tx.error().empty()) return result::fail("internal", tx.error());
   std::string err;
+  if (f.client_address) {
+    // The same device asking again for the same URL while its request waits: one request,
+    // not five (the answer says so). The repeat is audited, so nothing asked is lost.
+    auto same = db_.prepare(
+        "SELECT id FROM requests WHERE decision IS NULL AND client_address = ? AND url = ? ORDER BY id LIMIT 1", &err);
+    if (!same) return result::fail("internal", err);
+    same.bind(1, *f.client_address).bind(2, f.url);
+    if (same.step(&err)) {
+      const auto id = same.integer(0);
+      json::object asked{{"requester", f.requester}, {"reasons", f.reasons}, {"client", *f.client_address}};
+      if (auto e = write_audit(who, "request", "request " + std::to_string(id), nullptr, asked, f.reasons, "merged");
+          !e.empty())
+        return result::fail("internal", e);
+      if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
+      result r;
+      r.data = json::object{{"id", id}, {"status", "pending"}, {"merged", true}};
+      return r;
+    }
+    if (!err.empty()) return result::fail("internal", err);
+  }
   auto st = db_.prepare(
       "INSERT INTO requests(created_at, url, requester, reasons, site_content, risks, control_measures, scope_roles, "
       "scope_user, scope_client, filed_by, source, client_address) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -249,7 +269,7 @@ result exception_store::file_request(const actor& who, const request_form& f) {
     return result::fail("internal", e);
   if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
   result r;
-  r.data = json::object{{"id", id}, {"status", "pending"}};
+  r.data = json::object{{"id", id}, {"status", "pending"}, {"merged", false}};
   return r;
 }
 
