@@ -10,6 +10,18 @@
 #include "proxy/block_page.hpp"
 
 namespace hallpass {
+namespace {
+std::string to_hex(const unsigned char* bytes, std::size_t n) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out += hex[bytes[i] >> 4];
+    out += hex[bytes[i] & 15];
+  }
+  return out;
+}
+}  // namespace
 
 form_keys::form_keys() {
   if (RAND_bytes(key_, sizeof key_) != 1) throw std::runtime_error("cannot make a random key for the request form");
@@ -18,13 +30,7 @@ form_keys::form_keys() {
 std::string form_keys::random_nonce() {
   unsigned char bytes[16];
   if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("cannot make a random nonce for the request form");
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
+  return to_hex(bytes, sizeof bytes);
 }
 
 std::string form_keys::token(std::string_view client, std::string_view url, std::int64_t issued,
@@ -34,13 +40,7 @@ std::string form_keys::token(std::string_view client, std::string_view url, std:
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), key_, sizeof key_, reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += hex[mac[i] >> 4];
-    out += hex[mac[i] & 15];
-  }
-  return out;
+  return to_hex(mac, len);
 }
 
 bool form_keys::verify(std::string_view client, std::string_view url, std::int64_t issued, std::string_view nonce,

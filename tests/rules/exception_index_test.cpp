@@ -44,6 +44,17 @@ verdict decide_with(const policy& p, const exception_index& idx, const std::stri
   return v;
 }
 
+// An exception for pupils over target, in force from 08:00 to 15:00 on the test day.
+exception_entry pupils_exception(const policy& p, std::int64_t id, const std::string& url) {
+  exception_entry e;
+  e.id = id;
+  e.roles = {"pupils"};
+  e.target = prefix(url);
+  e.from = p.zone.to_sys(*parse_local_time("2026-11-23 08:00"));
+  e.until = p.zone.to_sys(*parse_local_time("2026-11-23 15:00"));
+  return e;
+}
+
 }  // namespace
 
 TEST_CASE("a path prefix matches on a segment boundary") {
@@ -77,13 +88,7 @@ TEST_CASE("a local block of /a blocks /a and under it, never /admin") {
 
 TEST_CASE("an exception for /a opens /a and under it, never /admin") {
   auto p = test::load_yaml(open_policy);
-  exception_entry e;
-  e.id = 7;
-  e.roles = {"pupils"};
-  e.target = prefix("http://shut.example/a");
-  e.from = p->zone.to_sys(*parse_local_time("2026-11-23 08:00"));
-  e.until = p->zone.to_sys(*parse_local_time("2026-11-23 15:00"));
-  auto idx = exception_index::build({e}, {});
+  auto idx = exception_index::build({pupils_exception(*p, 7, "http://shut.example/a")}, {});
   CHECK(decide_with(*p, *idx, "http://shut.example/a").act == action::allow);
   CHECK(decide_with(*p, *idx, "http://shut.example/a/b").act == action::allow);
   CHECK(decide_with(*p, *idx, "http://shut.example/admin").act == action::block);
@@ -92,13 +97,7 @@ TEST_CASE("an exception for /a opens /a and under it, never /admin") {
 
 TEST_CASE("an exception for /a/ opens everything under it but not /a itself") {
   auto p = test::load_yaml(open_policy);
-  exception_entry e;
-  e.id = 8;
-  e.roles = {"pupils"};
-  e.target = prefix("http://shut.example/a/");
-  e.from = p->zone.to_sys(*parse_local_time("2026-11-23 08:00"));
-  e.until = p->zone.to_sys(*parse_local_time("2026-11-23 15:00"));
-  auto idx = exception_index::build({e}, {});
+  auto idx = exception_index::build({pupils_exception(*p, 8, "http://shut.example/a/")}, {});
   CHECK(decide_with(*p, *idx, "http://shut.example/a/x").act == action::allow);
   CHECK(decide_with(*p, *idx, "http://shut.example/a").act == action::block);
 }
