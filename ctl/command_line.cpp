@@ -183,12 +183,14 @@ std::string build_approve(const verb_arguments& a, json::object& out) {
   if (duration && until) return "give --for or --until, not both";
   if (duration && !is_duration(*duration)) {
     const std::string_view number = std::string_view(*duration).substr(0, duration->size() - 1);
-    if (!number.empty() && std::all_of(number.begin(), number.end(), [](char c) { return c == '0'; }) &&
+    if (!number.empty() &&
+        std::all_of(number.begin(), number.end(), [](char c) { return c == '0'; }) &&
         std::string_view("smhd").find(duration->back()) != std::string_view::npos) {
       return "--for " + *duration + " is zero: an exception must last at least 1s";
     }
     if (duration->front() == '-') {
-      return "--for " + *duration + " is negative: use a whole number above zero and a unit, such as 30s, 45m, 2h or 1d";
+      return "--for " + *duration +
+             " is negative: use a whole number above zero and a unit, such as 30s, 45m, 2h or 1d";
     }
     return quote(*duration) +
            " is not a duration: use a whole number and a unit, such as 30s, 45m, 2h or 1d";

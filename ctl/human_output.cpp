@@ -272,8 +272,10 @@ std::string render_reports(const json::object& data) {
 std::string render_blocks(const json::object& data, const json::object& args) {
   const json::value* blocks = find(data, "blocks");
   const json::array* rows = blocks ? blocks->if_array() : nullptr;
-  const bool all = find(args, "all") && find(args, "all")->is_bool() && find(args, "all")->get_bool();
-  if (!rows || rows->empty()) return all ? "no local block entries\n" : "no local block entries in force\n";
+  const bool all =
+      find(args, "all") && find(args, "all")->is_bool() && find(args, "all")->get_bool();
+  if (!rows || rows->empty())
+    return all ? "no local block entries\n" : "no local block entries in force\n";
   std::vector<std::string> header{"ID", "CREATED", "BY", "VALUE", "KIND", "REASON"};
   if (all) header.push_back("REMOVED");
   text_table table(header);
