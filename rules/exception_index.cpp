@@ -43,15 +43,19 @@ std::optional<target> make_target(std::string_view url, target_kind kind, std::s
   return t;
 }
 
+std::string duration_text(std::chrono::seconds d) {
+  using namespace std::chrono;
+  if (d % days(1) == seconds(0)) return std::to_string(d / days(1)) + "d";
+  if (d % hours(1) == seconds(0)) return std::to_string(d / hours(1)) + "h";
+  if (d % minutes(1) == seconds(0)) return std::to_string(d / minutes(1)) + "m";
+  return std::to_string(d.count()) + "s";
+}
+
 exception_limit max_exception_until(const policy& p, std::chrono::sys_seconds now) {
   using namespace std::chrono;
   if (p.max_exception_duration) {
     const auto d = *p.max_exception_duration;
-    std::string text = d % days(1) == seconds(0) ? std::to_string(d / days(1)) + "d"
-                       : d % hours(1) == seconds(0) ? std::to_string(d / hours(1)) + "h"
-                       : d % minutes(1) == seconds(0) ? std::to_string(d / minutes(1)) + "m"
-                                                      : std::to_string(d.count()) + "s";
-    return {now + d, "exceptions.max_duration (" + text + ")"};
+    return {now + d, "exceptions.max_duration (" + duration_text(d) + ")"};
   }
   // Term dates are school-local and inclusive: a term ends at local midnight after its last day.
   const auto today = floor<days>(p.zone.to_local(now)).time_since_epoch();

@@ -63,6 +63,8 @@ struct exception_limit {
 };
 exception_limit max_exception_until(const policy& p, std::chrono::sys_seconds now);
 inline constexpr std::chrono::days default_max_exception{90};
+// "30d", "2h", "45m", "90s": the largest whole unit, as the policy file writes durations.
+std::string duration_text(std::chrono::seconds d);
 
 struct exception_entry {
   std::int64_t id = 0;

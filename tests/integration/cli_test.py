@@ -26,7 +26,8 @@ class CheckTest(unittest.TestCase):
         r = run("check", "--config", SCHOOL)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("OK", r.stdout)
-        for word in ("pupils", "staff", "office", "guests", "social_media", "circumvention", "Lesson 1 08:50-10:30"):
+        for word in ("pupils", "staff", "office", "guests", "social_media", "circumvention", "Lesson 1 08:50-10:30",
+                     "Longest exception: 90 days (no term dates)"):
             self.assertIn(word, r.stdout)
 
     def test_broken_policy_lists_every_error_with_location(self):
