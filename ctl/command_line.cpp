@@ -182,6 +182,16 @@ std::string build_approve(const verb_arguments& a, json::object& out) {
   }
   if (duration && until) return "give --for or --until, not both";
   if (duration && !is_duration(*duration)) {
+    const std::string_view number = std::string_view(*duration).substr(0, duration->size() - 1);
+    if (!number.empty() &&
+        std::all_of(number.begin(), number.end(), [](char c) { return c == '0'; }) &&
+        std::string_view("smhd").find(duration->back()) != std::string_view::npos) {
+      return "--for " + *duration + " is zero: an exception must last at least 1s";
+    }
+    if (duration->front() == '-') {
+      return "--for " + *duration +
+             " is negative: use a whole number above zero and a unit, such as 30s, 45m, 2h or 1d";
+    }
     return quote(*duration) +
            " is not a duration: use a whole number and a unit, such as 30s, 45m, 2h or 1d";
   }
@@ -248,6 +258,11 @@ std::string build_block(const verb_arguments& a, json::object& out) {
   copy_value(a, "--url", "url", out);
   copy_value(a, "--scope", "scope", out);
   copy_value(a, "--reason", "reason", out);
+  return {};
+}
+
+std::string build_blocks(const verb_arguments& a, json::object& out) {
+  out["all"] = a.flags.contains("--all");
   return {};
 }
 
@@ -352,6 +367,15 @@ const std::vector<verb_spec>& verbs() {
        "it (prefix) or that one URL. Prints the entry's id, for unblock.\n"
        "Allowed for: technician, headteacher.",
        build_block},
+      {"blocks",
+       "",
+       {{"--all", k::flag}},
+       "hallpassctl blocks [--all]",
+       "List the local block entries in force (from block and report --block): id, when and by\n"
+       "whom, what is blocked, its kind and the reason. --all includes removed entries and who\n"
+       "removed them. The ID is what unblock takes.\n"
+       "Allowed for: technician, headteacher, dsl.",
+       build_blocks},
       {"unblock",
        "block entry ID",
        {{"--reason", k::value}},
@@ -576,6 +600,7 @@ Inappropriate content reports and local blocks:
   report    file a report; --block blocks the page for everyone  technician, headteacher
   reports   list the reports                                     any admin role
   block     add a local block entry                              technician, headteacher
+  blocks    list the local block entries; --all with removed     any admin role
   unblock   remove a local block entry                           technician, headteacher
 The daemon:
   audit     who changed what, and every refusal                  any admin role

@@ -269,6 +269,32 @@ std::string render_reports(const json::object& data) {
   return table.render();
 }
 
+std::string render_blocks(const json::object& data, const json::object& args) {
+  const json::value* blocks = find(data, "blocks");
+  const json::array* rows = blocks ? blocks->if_array() : nullptr;
+  const bool all =
+      find(args, "all") && find(args, "all")->is_bool() && find(args, "all")->get_bool();
+  if (!rows || rows->empty())
+    return all ? "no local block entries\n" : "no local block entries in force\n";
+  std::vector<std::string> header{"ID", "CREATED", "BY", "VALUE", "KIND", "REASON"};
+  if (all) header.push_back("REMOVED");
+  text_table table(header);
+  table.limit_width(3, 50);
+  table.limit_width(5, 40);
+  for (const auto& row : *rows) {
+    const json::object* b = row.if_object();
+    if (!b) continue;
+    std::vector<std::string> cells{text(*b, "id"),    text(*b, "created"), text(*b, "created_by"),
+                                   text(*b, "value"), text(*b, "kind"),    text(*b, "reason")};
+    if (all) {
+      const json::object* removed = find_object(*b, "removed");
+      cells.push_back(removed ? text(*removed, "at") + " by " + text(*removed, "by") : "-");
+    }
+    table.add_row(cells);
+  }
+  return table.render();
+}
+
 std::string render_audit(const json::object& data, const json::object& args) {
   const json::value* entries = find(data, "entries");
   const json::array* rows = entries ? entries->if_array() : nullptr;
@@ -335,6 +361,7 @@ std::string render_human(const command& request, const json::object& data) {
   if (verb == "show") return render_show(data);
   if (verb == "report") return render_report_filed(data);
   if (verb == "reports") return render_reports(data);
+  if (verb == "blocks") return render_blocks(data, request.args);
   if (verb == "block") {
     // The daemon may say what it blocked ("value", "kind"); else the request's URL and scope.
     std::string what = text(data, "value"), kind = text(data, "kind");

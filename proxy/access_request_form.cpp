@@ -10,30 +10,79 @@
 #include "proxy/block_page.hpp"
 
 namespace hallpass {
+namespace {
+std::string to_hex(const unsigned char* bytes, std::size_t n) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out += hex[bytes[i] >> 4];
+    out += hex[bytes[i] & 15];
+  }
+  return out;
+}
+}  // namespace
 
 form_keys::form_keys() {
   if (RAND_bytes(key_, sizeof key_) != 1) throw std::runtime_error("cannot make a random key for the request form");
 }
 
-std::string form_keys::token(std::string_view client, std::string_view url, std::int64_t issued) const {
-  const std::string msg = std::string(client) + '\n' + std::string(url) + '\n' + std::to_string(issued);
+std::string form_keys::random_nonce() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("cannot make a random nonce for the request form");
+  return to_hex(bytes, sizeof bytes);
+}
+
+std::string form_keys::token(std::string_view client, std::string_view url, std::int64_t issued,
+                             std::string_view nonce) const {
+  const std::string msg = std::string(client) + '\n' + std::string(url) + '\n' + std::to_string(issued) + '\n' +
+                          std::string(nonce);
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), key_, sizeof key_, reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += hex[mac[i] >> 4];
-    out += hex[mac[i] & 15];
-  }
-  return out;
+  return to_hex(mac, len);
 }
 
-bool form_keys::verify(std::string_view client, std::string_view url, std::int64_t issued, std::string_view t,
-                       std::int64_t now) const {
-  if (issued > now + 60 || now - issued > 3600) return false;
-  const std::string want = token(client, url, issued);
+bool form_keys::verify(std::string_view client, std::string_view url, std::int64_t issued, std::string_view nonce,
+                       std::string_view t, std::int64_t now) const {
+  if (issued > now + 60 || now - issued > form_token_lifetime) return false;
+  if (nonce.size() != 32) return false;
+  const std::string want = token(client, url, issued, nonce);
   return t.size() == want.size() && CRYPTO_memcmp(want.data(), t.data(), want.size()) == 0;
+}
+
+form_keys::redeem_result form_keys::redeem(std::string_view token, std::int64_t issued, std::int64_t now) {
+  std::lock_guard lock(used_mutex_);
+  if (now >= next_sweep_ || used_.size() >= max_used) {
+    std::erase_if(used_, [now](const auto& kv) { return kv.second < now; });
+    next_sweep_ = now + 60;
+  }
+  if (used_.contains(std::string(token))) return redeem_result::already_used;
+  if (used_.size() >= max_used) return redeem_result::full;
+  // Kept a little past the token's own end, so a clock step cannot revive it.
+  used_.emplace(std::string(token), issued + form_token_lifetime + 120);
+  return redeem_result::fresh;
+}
+
+void form_keys::release(std::string_view token) {
+  std::lock_guard lock(used_mutex_);
+  used_.erase(std::string(token));
+}
+
+std::string url_for_storage(std::string_view url, bool keep_query) {
+  if (keep_query) return std::string(url);
+  return std::string(url.substr(0, url.find_first_of("?#")));
+}
+
+std::string describe_window(std::chrono::seconds window) {
+  const auto n = window.count();
+  auto plural = [](long long v, const char* unit) {
+    return std::to_string(v) + " " + unit + (v == 1 ? "" : "s");
+  };
+  if (n == 3600) return "an hour";
+  if (n % 3600 == 0) return plural(n / 3600, "hour");
+  if (n % 60 == 0) return n == 60 ? "a minute" : plural(n / 60, "minute");
+  return plural(n, "second");
 }
 
 std::string render_request_form(const form_keys& keys, std::string_view client, std::string_view url,
@@ -56,7 +105,9 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
   out += "\">\n<input type=\"hidden\" name=\"url\" value=\"";
   append_html_escaped(out, url);
   out += "\">\n<input type=\"hidden\" name=\"issued\" value=\"" + std::to_string(now) + "\">\n";
-  out += "<input type=\"hidden\" name=\"token\" value=\"" + keys.token(client, url, now) + "\">\n";
+  const std::string nonce = form_keys::random_nonce();
+  out += "<input type=\"hidden\" name=\"nonce\" value=\"" + nonce + "\">\n";
+  out += "<input type=\"hidden\" name=\"token\" value=\"" + keys.token(client, url, now, nonce) + "\">\n";
   out +=
       "<label for=\"rq-requester\">Your name (the person asking)</label>"
       "<input type=\"text\" id=\"rq-requester\" name=\"requester\" required maxlength=\"200\" autocomplete=\"name\">\n"

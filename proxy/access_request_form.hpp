@@ -2,11 +2,14 @@
 // itself from the block page. The form posts to a reserved name that only the proxy answers
 // (http://hallpass.invalid/request: the .invalid TLD never resolves, so no real site can
 // be shadowed). Each form carries a token: an HMAC, with a key made at start-up, of the
-// client address, the URL and the time it was issued; a submission whose token does not
+// client address, the URL, the time it was issued and a random nonce; a submission whose token does not
 // verify, or is over an hour old, is refused. A cross-site page cannot read the block page,
-// so it cannot forge a token (CSRF). Submissions are rate-limited per client address.
+// so it cannot forge a token (CSRF). A token files at most one request: form_keys remembers
+// the tokens used until they expire (bounded), so a replayed submission is refused.
+// Submissions are rate-limited per client address.
 //
-// Pure functions except form_keys (random key) and submission_limiter (a mutex); any thread.
+// Pure functions except form_keys (random key; the used tokens behind a mutex) and
+// submission_limiter (a mutex); any thread.
 #pragma once
 
 #include <chrono>
@@ -23,16 +26,41 @@ namespace hallpass {
 inline constexpr std::string_view form_host = "hallpass.invalid";
 inline constexpr std::string_view form_path = "/request";
 
+inline constexpr std::int64_t form_token_lifetime = 3600;  // seconds
+
 class form_keys {
  public:
   form_keys();  // a fresh random key
-  std::string token(std::string_view client, std::string_view url, std::int64_t issued) const;
-  bool verify(std::string_view client, std::string_view url, std::int64_t issued, std::string_view token,
-              std::int64_t now) const;
+  // `nonce`: random per block page (random_nonce()), so two pages shown in the same second
+  // carry different tokens and each may file its own request.
+  std::string token(std::string_view client, std::string_view url, std::int64_t issued, std::string_view nonce) const;
+  bool verify(std::string_view client, std::string_view url, std::int64_t issued, std::string_view nonce,
+              std::string_view token, std::int64_t now) const;
+  static std::string random_nonce();  // 32 hex digits
+
+  enum class redeem_result { fresh, already_used, full };
+  // Marks a verified token used. `already_used` when it was redeemed before (a replay or a
+  // second click); `full` when max_used tokens are remembered and none has expired (refuse:
+  // forgetting one would let it be replayed). Call release() when the request could not be
+  // filed, so the same form can be sent again.
+  redeem_result redeem(std::string_view token, std::int64_t issued, std::int64_t now);
+  void release(std::string_view token);
+
+  static constexpr std::size_t max_used = 65536;  // about 8 MiB at most
 
  private:
   unsigned char key_[32];
+  std::mutex used_mutex_;
+  std::unordered_map<std::string, std::int64_t> used_;  // token -> when it expires
+  std::int64_t next_sweep_ = 0;
 };
+
+// The URL as the store keeps it: without its query and fragment unless access_log.keep_query
+// is on (a query often holds personal data: search words, names, ids).
+std::string url_for_storage(std::string_view url, bool keep_query);
+
+// "10 minutes", "1 minute", "an hour", "90 seconds": a limiter's window in words.
+std::string describe_window(std::chrono::seconds window);
 
 // The form's HTML, to insert in the block page.
 std::string render_request_form(const form_keys& keys, std::string_view client, std::string_view url,
@@ -47,6 +75,8 @@ class submission_limiter {
  public:
   submission_limiter(std::size_t limit, std::chrono::seconds window) : limit_(limit), window_(window) {}
   bool allow(const std::string& client, std::chrono::steady_clock::time_point now);
+  std::size_t limit() const { return limit_; }
+  std::chrono::seconds window() const { return window_; }
 
  private:
   std::mutex mutex_;

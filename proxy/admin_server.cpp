@@ -80,7 +80,7 @@ const std::set<std::string>* allowed_roles(const std::string& verb) {
       {"request", &filing}, {"report", &filing},   {"block", &filing},   {"unblock", &filing},
       {"reload", &filing},  {"approve", &deciding}, {"deny", &deciding},  {"revoke", &deciding},
       {"list", &reading},   {"show", &reading},    {"status", &reading}, {"audit", &reading},
-      {"reports", &reading}};
+      {"reports", &reading}, {"blocks", &reading}};
   auto it = table.find(verb);
   return it == table.end() ? nullptr : it->second;
 }
@@ -135,6 +135,32 @@ std::optional<std::int64_t> id_arg(const json::object& a, std::string* err) {
   }
   *err = "'id' must be a request number";
   return std::nullopt;
+}
+
+// An approval's 'for': a whole number above zero and one unit (s, m, h, d). Returns nullopt
+// with a message for zero, negative, oversized and unreadable values.
+std::optional<std::chrono::seconds> approval_duration(const std::string& text, std::string& error) {
+  const std::string shape = "'for' must be a duration like 30s, 45m, 2h or 1d (a whole number and one unit)";
+  if (!text.empty() && text.front() == '-') {
+    error = "'for' " + text + " is negative: " + shape;
+    return std::nullopt;
+  }
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 9 || text.size() != digits + 1) {
+    error = digits > 9 ? "'for' " + text + " is far too long" : shape + ", not '" + text + "'";
+    return std::nullopt;
+  }
+  auto d = rules::parse_duration(text);
+  if (!d) {
+    error = shape + ", not '" + text + "'";
+    return std::nullopt;
+  }
+  if (*d < std::chrono::seconds(1)) {
+    error = "'for' " + text + " is zero: an exception must last at least 1s";
+    return std::nullopt;
+  }
+  return std::chrono::ceil<std::chrono::seconds>(*d);
 }
 
 }  // namespace
@@ -408,17 +434,28 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     if (!url) return response(store::result::fail("not_found", "there is no request " + std::to_string(*id)));
     const auto now = store::now_seconds();
     store::seconds_t until;
+    // The longest exception allowed now (exceptions.max_duration, else the end of term, else
+    // 90 days). Checked here, not only in hallpassctl: scripts speak the protocol directly.
+    const auto limit = rules::max_exception_until(policy, now);
+    std::string asked;
     if (auto d = text_arg(args, "for", false, &err)) {
-      auto dur = rules::parse_duration(*d);
-      if (!dur || dur->count() < 1000) return bad("'for' must be a duration like 30s, 45m, 2h or 1d");
-      until = now + std::chrono::ceil<std::chrono::seconds>(*dur);
+      asked = "'for' " + *d;
+      auto dur = approval_duration(*d, err);
+      if (!dur) return bad(err);
+      until = now + *dur;
     } else if (auto u = text_arg(args, "until", false, &err)) {
+      asked = "'until' " + *u;
       auto local = rules::parse_local_time(*u);
       if (!local) return bad("'until' must be a school-local time like \"2026-11-23 15:15\"");
       until = policy.zone.to_sys(*local);
       if (until <= now) return bad("'until' is in the past");
     } else {
       return bad("give 'for' (a duration) or 'until' (a time)");
+    }
+    if (until > limit.until) {
+      return bad(asked + " is longer than an exception may last: at most until " +
+                 rules::iso8601_local(policy.zone, limit.until) + " (" + limit.description +
+                 "); approve a shorter time, or ask again then (exceptions.max_duration in the policy sets the limit)");
     }
     auto kind = rules::default_target_kind(*url);
     if (auto s = text_arg(args, "scope", false, &err)) {
@@ -498,6 +535,13 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     if (!t) return bad("'url': " + terr);
     r = store_->add_local(actor, true, *t, *reason);
     changed = r.ok;
+  } else if (verb == "blocks") {
+    bool all = false;
+    if (auto it = args.find("all"); it != args.end()) {
+      if (!it->value().is_bool()) return bad("'all' must be true or false");
+      all = it->value().as_bool();
+    }
+    r = store_->local_blocks(all);
   } else if (verb == "unblock") {
     auto id = id_arg(args, &err);
     auto reason = text_arg(args, "reason", true, &err);

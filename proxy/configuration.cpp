@@ -19,11 +19,17 @@ config_load_result load_configuration(const std::string& path, const overrides& 
   c->generation = generation;
   // The daemon sections are read only from a file that parsed as YAML (else the policy
   // loader has already reported the syntax error).
-  try {
-    YAML::Node root = YAML::LoadFile(path);
-    if (root.IsMap()) c->daemon = load_daemon_config(root, path, out.errors);
-  } catch (const YAML::Exception&) {
-    if (out.errors.empty()) out.errors.push_back({path, 0, 0, "cannot read the file as YAML"});
+  // A file the policy loader could not read at all ("FILE: is a directory") is not read again.
+  const bool unreadable = !out.errors.empty() && out.errors.front().file == path && out.errors.front().line == 0;
+  if (!unreadable) {
+    try {
+      YAML::Node root = YAML::LoadFile(path);
+      if (root.IsMap()) c->daemon = load_daemon_config(root, path, out.errors);
+    } catch (const std::exception&) {
+      // YAML errors, and std::ios_failure from yaml-cpp's stream reads (a file replaced by a
+      // directory since): never let one escape and abort the daemon.
+      if (out.errors.empty()) out.errors.push_back({path, 0, 0, "cannot read the file as YAML"});
+    }
   }
   if (!out.errors.empty()) return out;
 

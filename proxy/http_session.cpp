@@ -598,7 +598,7 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   } catch (const std::exception&) {
   }
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count();
-  if (url.empty() || !state.form_keys.verify(c.ip_text, url, issued, fields["token"], now)) {
+  if (url.empty() || !state.form_keys.verify(c.ip_text, url, issued, fields["nonce"], fields["token"], now)) {
     ex.note = "access request form: bad or old token";
     co_await form_page(c, ex, school, version, http::status::forbidden, "The form has expired",
                   "Please open the blocked page again and fill in the form there.");
@@ -609,13 +609,34 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
                   "Please give your name and why you need the page.");
     co_return;
   }
+  // A token files one request: a replay (or a second click) is told so plainly.
+  const std::string token = fields["token"];
+  const auto redeemed = state.form_keys.redeem(token, issued, now);
+  if (redeemed == form_keys::redeem_result::already_used) {
+    ex.note = "access request form: token already used";
+    co_await form_page(c, ex, school, version, http::status::conflict, "This form has already been sent",
+                  "This form was sent once already, so it was not sent again. To ask again, open the blocked page "
+                  "again and fill in the form there.");
+    co_return;
+  }
+  if (redeemed == form_keys::redeem_result::full) {
+    ex.note = "access request form: too many forms in the last hour";
+    co_await form_page(c, ex, school, version, http::status::service_unavailable, "Requests cannot be sent now",
+                  "Too many requests have been sent in the last hour. Please ask your teacher.");
+    co_return;
+  }
   if (!state.form_limiter.allow(c.ip_text, std::chrono::steady_clock::now())) {
     ex.note = "access request form: rate limited";
-    co_await form_page(c, ex, school, version, http::status::too_many_requests, "Too many requests",
-                  "This device has sent several requests in the last few minutes. Please wait and try again.");
+    state.form_keys.release(token);  // not used: the same form may be sent later
+    // The window in words comes from the limiter itself, so the page cannot disagree with it.
+    const std::string wait = "This device has sent " + std::to_string(state.form_limiter.limit()) +
+                             " requests in the last " + describe_window(state.form_limiter.window()) +
+                             ", the most it may send in that time. Please wait and try again later.";
+    co_await form_page(c, ex, school, version, http::status::too_many_requests, "Too many requests", wait);
     co_return;
   }
   if (!state.admin) {
+    state.form_keys.release(token);
     co_await form_page(c, ex, school, version, http::status::service_unavailable, "Requests cannot be sent now", "Please ask your teacher.");
     co_return;
   }
@@ -628,7 +649,9 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   f.time = std::chrono::floor<std::chrono::seconds>(ex.start);
   const auto role = rules::decide(*ex.cfg->policy, f).chosen_role->name;
   auto form = std::make_shared<store::request_form>();
-  form->url = url;
+  // The query (and fragment) is kept only where the school keeps it in the access log.
+  const std::string stored_url = url_for_storage(url, ex.cfg->daemon.access_log.keep_query);
+  form->url = stored_url;
   form->requester = fields["requester"];
   form->reasons = fields["reasons"];
   form->site_content = fields["site_content"];
@@ -645,13 +668,26 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   auto filed = co_await net::co_spawn(state.admin->executor(), std::move(job), net::use_awaitable);
   if (!filed.ok) {
     ex.note = "access request form: " + filed.error;
+    state.form_keys.release(token);  // nothing was filed: the same form may be sent again
     co_await form_page(c, ex, school, version, http::status::service_unavailable, "The request could not be saved",
                   "Please try again in a minute, or ask your teacher.");
     co_return;
   }
-  const auto id = filed.data.as_object().at("id").as_int64();
+  const auto& answer = filed.data.as_object();
+  const auto id = answer.at("id").as_int64();
+  const bool merged = answer.contains("merged") && answer.at("merged").as_bool();
+  if (merged) {
+    // One device asking again for the same page adds no second pending request.
+    ex.note = "access request " + std::to_string(id) + " asked again (merged)";
+    const std::string again = "You have already asked for this page; your request number " + std::to_string(id) +
+                              " for " + stored_url +
+                              " is waiting for the headteacher's decision. It was not sent a second time. If it is "
+                              "approved, the page opens by itself; you do not need to do anything else.";
+    co_await form_page(c, ex, school, version, http::status::ok, "You have already asked for this page", again);
+    co_return;
+  }
   ex.note = "access request " + std::to_string(id) + " filed";
-  const std::string text = "Your request number " + std::to_string(id) + " for " + url +
+  const std::string text = "Your request number " + std::to_string(id) + " for " + stored_url +
                            " has been sent. The ICT technician passes it to the headteacher, who decides. If it is "
                            "approved, the page opens by itself for the time the headteacher sets; you do not need to "
                            "do anything else. If it is not, your teacher will tell you why.";

@@ -43,6 +43,47 @@ std::optional<target> make_target(std::string_view url, target_kind kind, std::s
   return t;
 }
 
+std::string duration_text(std::chrono::seconds d) {
+  using namespace std::chrono;
+  if (d % days(1) == seconds(0)) return std::to_string(d / days(1)) + "d";
+  if (d % hours(1) == seconds(0)) return std::to_string(d / hours(1)) + "h";
+  if (d % minutes(1) == seconds(0)) return std::to_string(d / minutes(1)) + "m";
+  return std::to_string(d.count()) + "s";
+}
+
+exception_limit max_exception_until(const policy& p, std::chrono::sys_seconds now) {
+  using namespace std::chrono;
+  if (p.max_exception_duration) {
+    const auto d = *p.max_exception_duration;
+    return {now + d, "exceptions.max_duration (" + duration_text(d) + ")"};
+  }
+  // Term dates are school-local and inclusive: a term ends at local midnight after its last day.
+  const auto today = floor<days>(p.zone.to_local(now)).time_since_epoch();
+  const date_range* term = nullptr;
+  for (const auto& t : p.timetable.terms) {
+    if (t.last.time_since_epoch() < today) continue;
+    if (!term || t.first < term->first) term = &t;
+  }
+  if (term) {
+    const auto end = p.zone.to_sys(local_seconds{(term->last + days(1)).time_since_epoch()});
+    return {end, "the end of term '" + term->name + "'"};
+  }
+  return {now + default_max_exception, "90 days (the policy has no term dates ahead)"};
+}
+
+bool path_prefix_matches(std::string_view prefix, std::string_view path) {
+  if (!path.starts_with(prefix)) return false;
+  if (path.size() == prefix.size() || prefix.empty()) return true;
+  const char last = prefix.back();
+  const char next = path[prefix.size()];
+  if (prefix.find('?') != std::string_view::npos) {
+    // Inside the query the boundary is a parameter: "/a?x=1" matches "/a?x=1&y=2", not "/a?x=10".
+    return last == '&' || last == '?' || next == '&';
+  }
+  // "/a/" names everything under it; "/a" names the segment a and what is under it.
+  return last == '/' || next == '/' || next == '?';
+}
+
 std::shared_ptr<const exception_index> exception_index::build(std::vector<exception_entry> exceptions,
                                                               std::vector<local_entry> entries) {
   auto idx = std::make_shared<exception_index>();
@@ -71,10 +112,7 @@ std::shared_ptr<const exception_index> exception_index::build(std::vector<except
 bool exception_index::target_matches(const rules::target& t, std::optional<std::string_view> path, bool for_block) {
   if (t.kind == target_kind::domain) return true;  // the host already matched
   if (!path) return for_block;                       // a tunnel: path unknown, fail closed
-  if (t.kind == target_kind::prefix) {
-    // Host-only entries like "x.test" keep "/"; "x.test/a" matches "/a", "/a/b", "/a?x".
-    return path->starts_with(t.path);
-  }
+  if (t.kind == target_kind::prefix) return path_prefix_matches(t.path, *path);
   return *path == t.path;
 }
 

@@ -9,6 +9,7 @@
 //   3. if still blocked: an active exception whose scope (role, user or client network)
 //      and target match, or a local allow entry: allowed, with the exception's id;
 //   4. otherwise the policy's verdict stands.
+// A `prefix` target matches on a path-segment boundary (path_prefix_matches).
 // An exception is active from `from` (inclusive) to `until` (exclusive) of the request's
 // time, so it ends by itself with nobody acting. Inside a tunnel the path is unknown: a
 // `prefix` or `url` exception then does not match (fail closed), while a `prefix` or `url`
@@ -44,6 +45,26 @@ struct target {
 std::optional<target> make_target(std::string_view url, target_kind kind, std::string* error);
 // The default kind for a URL: domain when its path is "/", else prefix.
 target_kind default_target_kind(std::string_view url);
+
+// Whether a `prefix` entry's path covers a request's path (both canonical), on a path-segment
+// boundary: "/a" matches "/a", "/a/b" and "/a?x" but never "/admin"; "/a/" matches everything
+// under /a/. A prefix with a query ends on a parameter boundary: "/a?x=1" matches "/a?x=1&y"
+// but not "/a?x=10". (The policy's own URL prefixes, from UT1 and list files, stay plain
+// prefixes: rules/README.md says why.)
+bool path_prefix_matches(std::string_view prefix, std::string_view path);
+
+// The latest end an exception approved at `now` may have, and how to say it to the
+// headteacher: exceptions.max_duration after now when the policy sets it; else the end of the
+// term that contains now (or of the next term, between terms) when the policy has terms; else
+// 90 days. A pure function of the policy and the instant.
+struct exception_limit {
+  std::chrono::sys_seconds until{};
+  std::string description;  // "exceptions.max_duration (30d)", "the end of term 'Autumn 2026'", "90 days"
+};
+exception_limit max_exception_until(const policy& p, std::chrono::sys_seconds now);
+inline constexpr std::chrono::days default_max_exception{90};
+// "30d", "2h", "45m", "90s": the largest whole unit, as the policy file writes durations.
+std::string duration_text(std::chrono::seconds d);
 
 struct exception_entry {
   std::int64_t id = 0;

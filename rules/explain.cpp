@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "rules/exception_index.hpp"
 #include "rules/json_writer.hpp"
 
 namespace hallpass::rules {
@@ -83,6 +84,12 @@ std::string policy_summary(const policy& p) {
   }
   out += "Terms: " + std::to_string(p.timetable.terms.size()) + ", holidays: " +
          std::to_string(p.timetable.holidays.size()) + "\n";
+  out += "Longest exception: ";
+  if (p.max_exception_duration) {
+    out += duration_text(*p.max_exception_duration) + " (exceptions.max_duration)\n";
+  } else {
+    out += p.timetable.terms.empty() ? "90 days (no term dates)\n" : "until the end of the current term\n";
+  }
   return out;
 }
 

@@ -6,6 +6,7 @@
 // All members are const after loading; any thread may read them.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -160,6 +161,9 @@ struct policy {
   std::vector<role> roles;
   std::vector<ip_network> networks;  // longest prefix first
   std::size_t fallback_role = 0;
+  // exceptions.max_duration: the longest exception the headteacher may approve. Unset: until
+  // the end of the current term when the policy has terms, else 90 days (max_exception_until).
+  std::optional<std::chrono::seconds> max_exception_duration;
 
   const role* find_role(std::string_view name) const;
   const category* find_category(std::string_view name) const;

@@ -18,19 +18,40 @@ namespace fs = std::filesystem;
 
 constexpr std::size_t max_warnings_per_file = 10;
 
+// Reads a whole file. On failure *error says why in a few words, without the path ("is a
+// directory", "does not exist", "cannot be read: Permission denied"): callers put the path
+// where their message needs it. Never throws (a directory once escaped as std::ios_failure).
 std::optional<std::string> read_file(const fs::path& path, std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = "cannot open " + path.string() + ": " + std::strerror(errno);
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) {
+    *error = ec && ec != std::errc::no_such_file_or_directory ? "cannot be read: " + ec.message() : "does not exist";
     return std::nullopt;
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) {
-    *error = "cannot read " + path.string();
+  if (fs::is_directory(status)) {
+    *error = "is a directory";
     return std::nullopt;
   }
-  return std::move(ss).str();
+  try {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      *error = std::string("cannot be read: ") + std::strerror(errno);
+      return std::nullopt;
+    }
+    // istream::read, not `ss << in.rdbuf()`: the latter swallows a read error (EIO) and
+    // returns what it had, so an unreadable file looked empty.
+    std::string text;
+    char buf[65536];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) text.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (in.bad()) {
+      *error = std::string("cannot be read: ") + std::strerror(errno);
+      return std::nullopt;
+    }
+    return text;
+  } catch (const std::exception&) {
+    *error = std::string("cannot be read: ") + std::strerror(errno);
+    return std::nullopt;
+  }
 }
 
 bool is_plain_domain(std::string_view s) {
@@ -85,7 +106,7 @@ class loader : private yaml_reader {
     if (!root || root.IsNull()) {
       error_at_file("the policy file is empty");
     } else if (check_map(root, "the policy file",
-                         {"school", "categories", "roles", "everyone", "fallback_role", "ut1_dir"},
+                         {"school", "categories", "roles", "everyone", "fallback_role", "ut1_dir", "exceptions"},
                          opt_.other_sections)) {
       load_document(root);
     }
@@ -133,6 +154,15 @@ class loader : private yaml_reader {
         p_->everyone_rules = load_rules(e["rules"], "everyone");
       }
     }
+    if (const auto e = root["exceptions"]; e && check_map(e, "exceptions", {"max_duration"}) && e["max_duration"]) {
+      if (auto d = duration(e["max_duration"], "exceptions.max_duration")) {
+        if (*d < std::chrono::minutes(1) || *d > std::chrono::days(366)) {
+          error(e["max_duration"], "exceptions.max_duration must be from 1m to 366d");
+        } else {
+          p_->max_exception_duration = std::chrono::floor<std::chrono::seconds>(*d);
+        }
+      }
+    }
     choose_fallback(root["fallback_role"]);
     finish_patterns();
     p_->domains.finish();
@@ -173,7 +203,7 @@ class loader : private yaml_reader {
     std::string err;
     auto bytes = read_file(fs::path(opt_.tzdir) / name, &err);
     if (!bytes) {
-      error(where, "school.timezone " + quote(name) + " is not a known time zone (" + err + ")");
+      error(where, "school.timezone " + quote(name) + " is not a known time zone (" + (fs::path(opt_.tzdir) / name).string() + " " + err + ")");
       return;
     }
     auto z = time_zone::from_tzif(name, *bytes, &err);
@@ -418,14 +448,16 @@ class loader : private yaml_reader {
 
   // Reads a list file of domains (or URL prefixes). Unreadable lines are warnings, not errors:
   // a feed with one odd line must not take the whole policy down.
+  // *read: whether the file was read (so that 0 entries means an empty list, not an error).
   std::size_t load_list_file(const fs::path& path, bool urls, set_id set, const YAML::Node& where,
-                             bool required = true) {
+                             bool required = true, bool* read = nullptr) {
     std::string err;
     auto text = read_file(path, &err);
     if (!text) {
-      if (required) error(where, err);
+      if (required) error(where, path.string() + " " + err);
       return 0;
     }
+    if (read) *read = true;
     std::size_t added = 0, bad = 0, line_no = 0;
     std::string_view rest = *text;
     if (!urls) {
@@ -468,6 +500,20 @@ class loader : private yaml_reader {
                                             std::to_string(bad - max_warnings_per_file) + " not shown)"});
     }
     return added;
+  }
+
+  // A list that yields no entries: a truncated download or the wrong file. A warning (shown by
+  // check, start and reload), but an error for a locked category: an empty illegal-content
+  // feed must never pass unnoticed.
+  void empty_list(const YAML::Node& where, const category& c, const std::string& shown) {
+    if (c.locked) {
+      error(where, "category " + quote(c.name) + " is locked (illegal content) but its list " + shown +
+                       " has no entries: an empty feed would block nothing; fix the download or remove the file");
+      return;
+    }
+    const auto mark = where.Mark();
+    warnings_.push_back({file_, mark.line + 1, mark.column + 1,
+                         "category " + quote(c.name) + ": " + shown + " has no entries (empty list file)"});
   }
 
   void add_pattern(const YAML::Node& n, const std::string& text, set_id set) {
@@ -551,7 +597,10 @@ class loader : private yaml_reader {
       if (n["domain_files"]) {
         for (const auto& f : items(n["domain_files"], what + " domain_files")) {
           if (auto s = scalar(f, what + " domain file")) {
-            c.domain_count += load_list_file(resolve(*s), false, c.set, f);
+            bool read = false;
+            const auto added = load_list_file(resolve(*s), false, c.set, f, true, &read);
+            if (read && added == 0) empty_list(f, c, resolve(*s).string());
+            c.domain_count += added;
             c.sources.push_back(*s);
           }
         }
@@ -559,7 +608,10 @@ class loader : private yaml_reader {
       if (n["url_files"]) {
         for (const auto& f : items(n["url_files"], what + " url_files")) {
           if (auto s = scalar(f, what + " url file")) {
-            c.url_count += load_list_file(resolve(*s), true, c.set, f);
+            bool read = false;
+            const auto added = load_list_file(resolve(*s), true, c.set, f, true, &read);
+            if (read && added == 0) empty_list(f, c, resolve(*s).string());
+            c.url_count += added;
             c.sources.push_back(*s);
           }
         }
@@ -588,8 +640,19 @@ class loader : private yaml_reader {
             error(u, "UT1 category " + quote(*s) + " has neither a 'domains' nor a 'urls' file in " + dir.string());
             continue;
           }
-          if (has_domains) c.domain_count += load_list_file(dir / "domains", false, c.set, u);
-          if (has_urls) c.url_count += load_list_file(dir / "urls", true, c.set, u);
+          bool read_domains = false, read_urls = false;
+          std::size_t added = 0;
+          if (has_domains) {
+            const auto n_domains = load_list_file(dir / "domains", false, c.set, u, true, &read_domains);
+            c.domain_count += n_domains;
+            added += n_domains;
+          }
+          if (has_urls) {
+            const auto n_urls = load_list_file(dir / "urls", true, c.set, u, true, &read_urls);
+            c.url_count += n_urls;
+            added += n_urls;
+          }
+          if ((read_domains || read_urls) && added == 0) empty_list(u, c, "UT1 category " + quote(*s) + " in " + dir.string());
           c.sources.push_back("ut1:" + *s);
         }
       }
@@ -881,7 +944,7 @@ load_result load_policy(const std::string& path, const load_options& options) {
   auto text = read_file(path, &err);
   if (!text) {
     load_result r;
-    r.errors.push_back({path, 0, 0, err});
+    r.errors.push_back({path, 0, 0, err});  // "school.yaml: is a directory"
     return r;
   }
   return load_policy_text(*text, path, options);

@@ -221,6 +221,26 @@ result exception_store::file_request(const actor& who, const request_form& f) {
   transaction tx(db_);
   if (!tx.error().empty()) return result::fail("internal", tx.error());
   std::string err;
+  if (f.client_address) {
+    // The same device asking again for the same URL while its request waits: one request,
+    // not five (the answer says so). The repeat is audited, so nothing asked is lost.
+    auto same = db_.prepare(
+        "SELECT id FROM requests WHERE decision IS NULL AND client_address = ? AND url = ? ORDER BY id LIMIT 1", &err);
+    if (!same) return result::fail("internal", err);
+    same.bind(1, *f.client_address).bind(2, f.url);
+    if (same.step(&err)) {
+      const auto id = same.integer(0);
+      json::object asked{{"requester", f.requester}, {"reasons", f.reasons}, {"client", *f.client_address}};
+      if (auto e = write_audit(who, "request", "request " + std::to_string(id), nullptr, asked, f.reasons, "merged");
+          !e.empty())
+        return result::fail("internal", e);
+      if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
+      result r;
+      r.data = json::object{{"id", id}, {"status", "pending"}, {"merged", true}};
+      return r;
+    }
+    if (!err.empty()) return result::fail("internal", err);
+  }
   auto st = db_.prepare(
       "INSERT INTO requests(created_at, url, requester, reasons, site_content, risks, control_measures, scope_roles, "
       "scope_user, scope_client, filed_by, source, client_address) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -249,7 +269,7 @@ result exception_store::file_request(const actor& who, const request_form& f) {
     return result::fail("internal", e);
   if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
   result r;
-  r.data = json::object{{"id", id}, {"status", "pending"}};
+  r.data = json::object{{"id", id}, {"status", "pending"}, {"merged", false}};
   return r;
 }
 
@@ -401,6 +421,32 @@ result exception_store::remove_local(const actor& who, std::int64_t id, const st
   if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
   result r;
   r.data = json::object{{"id", id}};
+  return r;
+}
+
+result exception_store::local_blocks(bool all) {
+  std::string err;
+  auto st = db_.prepare(
+      std::string("SELECT id, kind, display, reason, created_by, created_at, report_id, removed_by, removed_at, "
+                  "remove_reason FROM local_entries WHERE block = 1") +
+          (all ? "" : " AND removed_at IS NULL") + " ORDER BY id",
+      &err);
+  if (!st) return result::fail("internal", err);
+  json::array out;
+  while (st.step(&err)) {
+    json::object o{{"id", st.integer(0)},       {"kind", st.text(1)},          {"value", st.text(2)},
+                   {"reason", st.text(3)},      {"created_by", st.text(4)},    {"created", iso(st.integer(5))},
+                   {"report", st.is_null(6) ? json::value(nullptr) : json::value(st.integer(6))}};
+    if (!st.is_null(8)) {
+      o["removed"] = json::object{{"by", st.text(7)}, {"at", iso(st.integer(8))}, {"reason", st.text(9)}};
+    } else {
+      o["removed"] = nullptr;
+    }
+    out.push_back(std::move(o));
+  }
+  if (!err.empty()) return result::fail("internal", err);
+  result r;
+  r.data = json::object{{"blocks", std::move(out)}};
   return r;
 }
 

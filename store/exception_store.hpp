@@ -81,6 +81,8 @@ class exception_store {
   result reports();
   result add_local(const actor& who, bool block, const rules::target& target, const std::string& reason);
   result remove_local(const actor& who, std::int64_t id, const std::string& reason);
+  // The local block entries, oldest first: those in force, or (all) removed ones too.
+  result local_blocks(bool all);
   result audit(std::optional<seconds_t> since);
   // Records an action that changes no table here (a policy reload) in the audit log.
   void audit_event(const actor& who, const std::string& action, const std::string& object, const std::string& reason,

@@ -190,6 +190,8 @@ class ProtocolTest(DaemonTestCase):
          {"verb": "report", "args": {"url": "https://bad.example/page", "nature": "n", "reporter": "Mrs Brown",
                                      "individual": "pupil in 6B", "block": True}}),
         (["reports"], {"verb": "reports", "args": {}}),
+        (["blocks"], {"verb": "blocks", "args": {"all": False}}),
+        (["blocks", "--all"], {"verb": "blocks", "args": {"all": True}}),
         (["block", "--url", "https://games.example/", "--reason", "distracting"],
          {"verb": "block", "args": {"url": "https://games.example/", "reason": "distracting"}}),
         (["block", "--url", "https://games.example/x", "--scope", "url", "--reason", "r"],
@@ -262,6 +264,12 @@ class OutputTest(DaemonTestCase):
              "url": "https://odd.example/", "nature": "unkind comments", "filed_by": "ict.tech", "action": None}]}),
         "block": ok({"id": 13, "value": "games.example", "kind": "domain"}),
         "unblock": ok({"id": 13}),
+        "blocks": ok({"blocks": [
+            {"id": 12, "kind": "url", "value": "https://bad.example/page", "reason": "Reported as inappropriate",
+             "created_by": "ict.tech", "created": "2026-11-23T09:01:00+00:00", "report": 3, "removed": None},
+            {"id": 13, "kind": "domain", "value": "games.example", "reason": "distracting", "created_by": "ict.tech",
+             "created": "2026-11-23T10:00:00+00:00", "report": None,
+             "removed": {"by": "mrs.head", "at": "2026-11-23T11:00:00+00:00", "reason": "mistake"}}]}),
         "audit": ok({"entries": [
             {"id": 1, "at": "2026-11-23T11:00:00+00:00", "os_user": "ict.tech", "admin_role": "technician",
              "action": "approve", "object": "request 7", "before": None, "after": None,
@@ -391,6 +399,20 @@ class OutputTest(DaemonTestCase):
         self.assertIn("13 removed", self.human("unblock", "13", "--reason", "r"))
         self.assertEqual(self.human("reload"), "policy reloaded: generation 4\n")
 
+    def test_blocks_is_a_table(self):
+        lines = self.human("blocks").splitlines()
+        self.assertEqual(len(lines), 3)
+        for column in ("ID", "CREATED", "BY", "VALUE", "KIND", "REASON"):
+            self.assertIn(column, lines[0])
+        self.assertNotIn("REMOVED", lines[0])
+        for fact in ("12", "ict.tech", "https://bad.example/page", "url", "Reported as inappropriate"):
+            self.assertIn(fact, lines[1])
+        lines = self.human("blocks", "--all").splitlines()
+        self.assertIn("REMOVED", lines[0])
+        self.assertIn("2026-11-23T11:00:00+00:00 by mrs.head", lines[2])
+        self.daemon.handler = lambda request: ok({"blocks": []})
+        self.assertEqual(self.human("blocks"), "no local block entries in force\n")
+
     def test_audit_is_a_table(self):
         out = self.human("audit", "--since", "2026-11-23 08:00")
         lines = out.splitlines()
@@ -493,10 +515,12 @@ class RefusalTest(DaemonTestCase):
 class UsageTest(DaemonTestCase):
     BAD = [
         (["approve", "7", "--for", "90"], "not a duration"),
-        (["approve", "7", "--for", "0h"], "not a duration"),
+        (["approve", "7", "--for", "0h"], "--for 0h is zero: an exception must last at least 1s"),
+        (["approve", "7", "--for", "0s"], "is zero"),
         (["approve", "7", "--for", "1h30m"], "not a duration"),
         (["approve", "7", "--for", "2 hours"], "not a duration"),
-        (["approve", "7", "--for", "-2h"], "--for"),
+        (["approve", "7", "--for", "-2h"], "--for -2h is negative"),
+        (["blocks", "--all=yes"], "takes no value"),
         (["approve", "7"], "--for DURATION"),
         (["approve", "7", "--for", "2h", "--until", "2026-11-23 15:30"], "not both"),
         (["approve", "--for", "2h"], "missing the request ID"),
@@ -561,7 +585,7 @@ class UsageTest(DaemonTestCase):
         r = self.ctl("--help")
         self.assertEqual(r.returncode, 0)
         for verb in ("request", "approve", "deny", "revoke", "list", "show", "report", "reports", "block",
-                     "unblock", "audit", "reload", "status"):
+                     "blocks", "unblock", "audit", "reload", "status"):
             self.assertIn(verb, r.stdout)
         self.assertIn("Exit codes", r.stdout)
         for argv in (["approve", "--help"], ["help", "approve"], ["approve", "7", "--for", "90", "-h"]):

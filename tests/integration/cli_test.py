@@ -1,6 +1,7 @@
 """hallpass check / explain as a technician runs them: the real binary, the shipped policy."""
 import json
 import os
+import re
 import subprocess
 import tempfile
 import unittest
@@ -25,7 +26,8 @@ class CheckTest(unittest.TestCase):
         r = run("check", "--config", SCHOOL)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("OK", r.stdout)
-        for word in ("pupils", "staff", "office", "guests", "social_media", "circumvention", "Lesson 1 08:50-10:30"):
+        for word in ("pupils", "staff", "office", "guests", "social_media", "circumvention", "Lesson 1 08:50-10:30",
+                     "Longest exception: 90 days (no term dates)"):
             self.assertIn(word, r.stdout)
 
     def test_broken_policy_lists_every_error_with_location(self):
@@ -65,6 +67,47 @@ class CheckTest(unittest.TestCase):
             self.assertIn("unknown key 'conect_timeout' in upstream; did you mean 'connect_timeout'?", r.stderr)
             self.assertIn("limits.head_timeout must be a duration", r.stderr)
             self.assertIn("3 errors", r.stderr)
+
+    def test_a_config_that_cannot_be_read_is_a_clear_error_for_check_explain_and_run(self):
+        # A directory once escaped as std::ios_failure and aborted all three (exit 134).
+        with tempfile.TemporaryDirectory() as d:
+            missing = os.path.join(d, "missing.yaml")
+            # /proc/self/mem is a regular file that cannot be read at offset 0 (EIO), even as root.
+            for path, words in ((d, f"{d}: is a directory"), (missing, f"{missing}: does not exist"),
+                                ("/proc/self/mem", "/proc/self/mem: cannot be read")):
+                for cmd in (["check", "--config", path], ["explain", "--config", path, "--role", "pupils", "x.com"],
+                            ["run", "--config", path, "--listen", "127.0.0.1:0"]):
+                    with self.subTest(cmd=cmd[0], path=path):
+                        r = run(*cmd, timeout=30)
+                        self.assertEqual(r.returncode, 1, r.stderr)  # README: 1 for an invalid config
+                        self.assertIn(words, r.stderr)
+                        self.assertNotIn("terminate", r.stderr)
+
+    def test_list_files_that_are_folders_or_empty(self):
+        with tempfile.TemporaryDirectory() as d:
+            os.mkdir(os.path.join(d, "lists"))
+            open(os.path.join(d, "empty.txt"), "w").close()
+            with open(SCHOOL) as f:
+                school = f.read()
+            path = os.path.join(d, "p.yaml")
+
+            def check_with(categories):
+                # Insert extra categories at the top of the shipped policy's categories.
+                with open(path, "w") as f:
+                    f.write(school.replace("\ncategories:\n", "\ncategories:\n" + categories, 1))
+                return run("check", "--config", path)
+
+            r = check_with("  extra:\n    domain_files: [lists]\n")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertRegex(r.stderr, re.escape(path) + r":\d+:\d+: " + re.escape(os.path.join(d, "lists")) +
+                             " is a directory")
+            r = check_with("  extra:\n    domain_files: [empty.txt]\n")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stderr, r"warning: " + re.escape(path) + r":\d+:\d+: category 'extra': " +
+                             re.escape(os.path.join(d, "empty.txt")) + r" has no entries")
+            r = check_with("  feed:\n    locked: true\n    domain_files: [empty.txt]\n")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("category 'feed' is locked (illegal content) but its list", r.stderr)
 
     def test_usage_errors_exit_2(self):
         self.assertEqual(run("check").returncode, 2)

@@ -1,0 +1,216 @@
+"""Issue 9 defects in the exception workflow, through the real daemon, admin socket and proxy:
+local entries and exceptions match on a path-segment boundary; the block page's form keeps no
+query string unless the school keeps them, files one request per token, merges one device's
+repeats for one URL, and states the rate limit's real window; approvals have an upper bound,
+enforced by the daemon; `hallpassctl blocks` lists the local blocks."""
+import json
+import os
+import re
+import subprocess
+import unittest
+import urllib.parse
+
+from exceptions_test import ADMIN, CTL, DaemonWithAdminSocket, ctl, ctl_json
+from harness import PUPIL, STAFF, Proxy, raw_request, status_of
+
+
+def block_page_form(proxy, port, path, source):
+    """The hidden fields of the form on the block page a device gets for facebook.test{path}."""
+    out = raw_request(proxy, f"GET http://facebook.test:{port}{path} HTTP/1.1\r\n"
+                             "Host: facebook.test\r\nConnection: close\r\n\r\n".encode(), source=source)
+    assert status_of(out) == 403, out[:300]
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', out.decode("utf-8", "replace")))
+    fields["url"] = fields["url"].replace("&amp;", "&")
+    return dict(fields, requester="Ava (Year 6)", reasons="A school project", site_content="posts", risks="none",
+                control_measures="teacher nearby")
+
+
+def post_form(proxy, form, source):
+    body = urllib.parse.urlencode(form).encode()
+    return raw_request(proxy, b"POST http://hallpass.invalid/request HTTP/1.1\r\nHost: hallpass.invalid\r\n"
+                       b"Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n"
+                       b"Content-Length: %d\r\n\r\n" % len(body) + body, source=source)
+
+
+def socket_request(user, sock, message):
+    """One raw admin-protocol line sent as OS user `user` (no hallpassctl checks in between)."""
+    script = ("import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.settimeout(20)\ns.connect(sys.argv[1])\n"
+              "s.sendall(sys.argv[2].encode()+b'\\n')\nb=b''\n"
+              "while not b.endswith(b'\\n'):\n  c=s.recv(65536)\n  if not c: break\n  b+=c\nprint(b.decode())\n")
+    r = subprocess.run(["runuser", "-u", user, "--", "python3", "-c", script, sock, json.dumps(message)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
+class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
+    # Each test sends forms from its own address (all in the fallback role, pupils), so the
+    # per-device rate limit of one test does not spill into another.
+    def http(self, host, source, path):
+        out = raw_request(self.proxy, f"GET http://{host}:{self.nginx.port}{path} HTTP/1.1\r\nHost: {host}\r\n"
+                                      "Connection: close\r\n\r\n".encode(), source=source)
+        return status_of(out)
+
+    def requests_from(self, source):
+        return [r for r in ctl_json("hp_tech", self.sock, "list", "--all")["requests"] if r["client"] == source]
+
+    # ---- 1. path-segment boundary -------------------------------------------------------------
+    def test_a_local_block_of_a_path_leaves_longer_names_open(self):
+        base = f"http://origin.test:{self.nginx.port}"
+        entry = ctl_json("hp_tech", self.sock, "block", "--url", f"{base}/sm", "--scope", "prefix",
+                         "--reason", "reported page")["id"]
+        try:
+            self.assertEqual(self.http("origin.test", STAFF, "/sm"), 403)
+            self.assertEqual(self.http("origin.test", STAFF, "/sm/inner"), 403)
+            self.assertEqual(self.http("origin.test", STAFF, "/sm?page=2"), 403)
+            self.assertEqual(self.http("origin.test", STAFF, "/%73m"), 403)  # the same path, escaped
+            # /small begins with /sm but is another page: it stays open.
+            self.assertEqual(self.http("origin.test", STAFF, "/small"), 200)
+        finally:
+            ctl("hp_tech", self.sock, "unblock", str(entry), "--reason", "test over", check=0)
+        self.assertEqual(self.http("origin.test", STAFF, "/small"), 200)
+
+    def test_an_exception_for_a_path_opens_no_longer_names(self):
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", f"http://instagram.test:{self.nginx.port}/sm",
+                       "--client", "127.0.0.40/32", "--requester", "Mr C", "--reason", "lesson")["id"]
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--scope", "prefix", check=0)
+        try:
+            self.assertEqual(self.http("instagram.test", "127.0.0.40", "/sm"), 404)  # allowed; nginx has no /sm
+            self.assertEqual(self.http("instagram.test", "127.0.0.40", "/small"), 403)
+        finally:
+            ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "test over", check=0)
+
+    # ---- 2. the block page's form -------------------------------------------------------------
+    def test_the_form_stores_no_query_string_when_keep_query_is_off(self):
+        source = "127.0.0.21"
+        form = block_page_form(self.proxy, self.nginx.port, "/feed?child=Ava+Smith&q=secret#top", source)
+        self.assertIn("?child=", form["url"])  # the page asked for it...
+        reply = post_form(self.proxy, form, source)
+        self.assertEqual(status_of(reply), 200, reply[:300])
+        self.assertNotIn(b"secret", reply)
+        mine = self.requests_from(source)
+        self.assertEqual([r["url"] for r in mine], [f"http://facebook.test:{self.nginx.port}/feed"])  # ...not kept
+
+    def test_a_form_token_files_one_request_and_a_replay_is_told_so(self):
+        source = "127.0.0.22"
+        form = block_page_form(self.proxy, self.nginx.port, "/one", source)
+        first = post_form(self.proxy, form, source)
+        self.assertEqual(status_of(first), 200, first[:300])
+        self.assertIn(b"has been sent", first)
+        again = post_form(self.proxy, form, source)
+        self.assertEqual(status_of(again), 409, again[:300])
+        self.assertIn(b"already been sent", again)
+        self.assertEqual(len(self.requests_from(source)), 1)
+        # Refused tokens stay refused: a forged one, and one from another device.
+        self.assertEqual(status_of(post_form(self.proxy, dict(form, token="0" * 64), source)), 403)
+        self.assertEqual(status_of(post_form(self.proxy, form, "127.0.0.29")), 403)
+
+    def test_one_device_sending_the_form_five_times_makes_one_request_then_the_limit_names_its_window(self):
+        source = "127.0.0.23"
+        replies = [post_form(self.proxy, block_page_form(self.proxy, self.nginx.port, "/five", source), source)
+                   for _ in range(5)]
+        self.assertEqual([status_of(r) for r in replies], [200] * 5)
+        mine = self.requests_from(source)
+        self.assertEqual(len(mine), 1, mine)
+        rid = mine[0]["id"]
+        self.assertIn(b"has been sent", replies[0])
+        for r in replies[1:]:
+            self.assertIn(f"You have already asked for this page; your request number {rid}".encode(), r)
+        # Another device asking for the same page has its own request.
+        other = post_form(self.proxy, block_page_form(self.proxy, self.nginx.port, "/five", "127.0.0.24"),
+                          "127.0.0.24")
+        self.assertIn(b"has been sent", other)
+        self.assertEqual(len(self.requests_from("127.0.0.24")), 1)
+        # The sixth from the first device is over the limit (5 in 10 minutes): the page says so.
+        sixth = post_form(self.proxy, block_page_form(self.proxy, self.nginx.port, "/six", source), source)
+        self.assertEqual(status_of(sixth), 429)
+        self.assertIn(b"5 requests in the last 10 minutes", sixth)
+        self.assertEqual(len(self.requests_from(source)), 1)
+        ctl("hp_head", self.sock, "deny", str(rid), "--reason", "not for this lesson", check=0)
+
+    # ---- 5. approval limits -------------------------------------------------------------------
+    def test_approvals_have_an_upper_bound_enforced_by_the_daemon(self):
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", "http://instagram.test/limits", "--role", "pupils",
+                       "--requester", "Mr L", "--reason", "test")["id"]
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "400d")
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("longer than an exception may last: at most until", err)
+        self.assertIn("90 days", err)  # the test policy has no term dates
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--until", "2099-01-01 09:00")
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("at most until", err)
+        for bad, ctl_words, words in (("0m", "is zero", "is zero"), ("0s", "is zero", "is zero"),
+                                      ("-5m", "negative", "negative"), ("soon", "is not a duration", "not 'soon'")):
+            with self.subTest(duration=bad):
+                code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", bad)
+                self.assertEqual(code, 2, out + err)  # hallpassctl says so before connecting
+                self.assertIn(ctl_words, err)
+                # A script speaking the protocol directly gets the same answer from the daemon.
+                answer = socket_request("hp_head", self.sock, {"verb": "approve", "args": {"id": rid, "for": bad}})
+                self.assertFalse(answer["ok"])
+                self.assertEqual(answer["code"], "bad_request")
+                self.assertIn(words, answer["error"])
+        answer = socket_request("hp_head", self.sock, {"verb": "approve", "args": {"id": rid, "for": "400d"}})
+        self.assertFalse(answer["ok"])
+        self.assertIn("at most until", answer["error"])
+        self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(rid))["status"], "pending")
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "89d", check=0)
+        self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(rid))["status"], "approved")
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "test over", check=0)
+
+    # ---- 6. listing local blocks --------------------------------------------------------------
+    def test_blocks_lists_the_local_blocks_in_force_and_with_all_the_removed(self):
+        kept = ctl_json("hp_tech", self.sock, "block", "--url", "http://games.test/", "--reason", "distracting")["id"]
+        gone = ctl_json("hp_tech", self.sock, "block", "--url", "http://old.test/x", "--scope", "url",
+                        "--reason", "mistake")["id"]
+        ctl("hp_tech", self.sock, "unblock", str(gone), "--reason", "added by mistake", check=0)
+        try:
+            listed = ctl_json("hp_dsl", self.sock, "blocks")["blocks"]  # any admin role may read
+            by_id = {b["id"]: b for b in listed}
+            self.assertIn(kept, by_id)
+            self.assertNotIn(gone, by_id)
+            self.assertEqual((by_id[kept]["value"], by_id[kept]["kind"], by_id[kept]["reason"],
+                              by_id[kept]["created_by"], by_id[kept]["removed"]),
+                             ("games.test", "domain", "distracting", "hp_tech", None))
+            every = {b["id"]: b for b in ctl_json("hp_head", self.sock, "blocks", "--all")["blocks"]}
+            self.assertEqual(every[gone]["removed"]["by"], "hp_tech")
+            self.assertEqual(every[gone]["removed"]["reason"], "added by mistake")
+            code, out, err = ctl("hp_tech", self.sock, "blocks", check=0)
+            self.assertRegex(out, r"ID +CREATED +BY +VALUE +KIND +REASON")
+            self.assertRegex(out, rf"\n{kept} +\S+ +hp_tech +games\.test +domain +distracting")
+            self.assertNotIn("old.test", out)
+            code, out, err = ctl("hp_norole", self.sock, "blocks")
+            self.assertEqual(code, 1)
+            self.assertIn("forbidden", err)
+        finally:
+            ctl("hp_tech", self.sock, "unblock", str(kept), "--reason", "test over", check=0)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
+class ConfiguredLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
+    """A school that keeps query strings, and sets its own longest exception."""
+
+    @classmethod
+    def start_proxy(cls):
+        return Proxy(extra=ADMIN + "access_log:\n  keep_query: true\nexceptions:\n  max_duration: 2h\n",
+                     tls_port=cls.tls.port, args=["--state-dir", cls.state, "--admin-socket", cls.sock])
+
+    def test_the_query_is_stored_when_the_school_keeps_queries(self):
+        source = "127.0.0.31"
+        form = block_page_form(self.proxy, self.nginx.port, "/feed?topic=volcanoes", source)
+        self.assertEqual(status_of(post_form(self.proxy, form, source)), 200)
+        mine = [r for r in ctl_json("hp_tech", self.sock, "list")["requests"] if r["client"] == source]
+        self.assertEqual([r["url"] for r in mine], [f"http://facebook.test:{self.nginx.port}/feed?topic=volcanoes"])
+
+    def test_max_duration_from_the_policy_is_the_limit(self):
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", "http://instagram.test/", "--role", "pupils",
+                       "--requester", "Mr L", "--reason", "test")["id"]
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "3h")
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("exceptions.max_duration (2h)", err)
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "2h", check=0)
+
+
+if __name__ == "__main__":
+    unittest.main()

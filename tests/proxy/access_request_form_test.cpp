@@ -1,0 +1,68 @@
+// The block page's request form: tokens verify once per page and are single-use (bounded
+// memory), the stored URL drops the query unless the school keeps queries, and the rate
+// limit's window is put into words from the limiter itself.
+#include <doctest/doctest.h>
+
+#include <chrono>
+
+#include "proxy/access_request_form.hpp"
+
+using namespace hallpass;
+
+TEST_CASE("a form token verifies for its device, URL, time and nonce only") {
+  form_keys keys;
+  const auto nonce = form_keys::random_nonce();
+  CHECK(nonce.size() == 32);
+  CHECK(nonce != form_keys::random_nonce());
+  const auto t = keys.token("10.0.0.1", "http://x.test/", 1000, nonce);
+  CHECK(keys.verify("10.0.0.1", "http://x.test/", 1000, nonce, t, 1010));
+  CHECK_FALSE(keys.verify("10.0.0.2", "http://x.test/", 1000, nonce, t, 1010));
+  CHECK_FALSE(keys.verify("10.0.0.1", "http://x.test/a", 1000, nonce, t, 1010));
+  CHECK_FALSE(keys.verify("10.0.0.1", "http://x.test/", 1000, form_keys::random_nonce(), t, 1010));
+  CHECK_FALSE(keys.verify("10.0.0.1", "http://x.test/", 1000, nonce, t, 1000 + form_token_lifetime + 1));
+  // Two pages in the same second carry different tokens.
+  CHECK(t != keys.token("10.0.0.1", "http://x.test/", 1000, form_keys::random_nonce()));
+}
+
+TEST_CASE("a form token is redeemed once; a release lets it be sent again") {
+  form_keys keys;
+  CHECK(keys.redeem("aa", 1000, 1010) == form_keys::redeem_result::fresh);
+  CHECK(keys.redeem("aa", 1000, 1020) == form_keys::redeem_result::already_used);
+  CHECK(keys.redeem("bb", 1000, 1020) == form_keys::redeem_result::fresh);
+  keys.release("bb");
+  CHECK(keys.redeem("bb", 1000, 1030) == form_keys::redeem_result::fresh);
+  // Remembered past the token's own lifetime, so it cannot be replayed while it verifies.
+  CHECK(keys.redeem("aa", 1000, 1000 + form_token_lifetime) == form_keys::redeem_result::already_used);
+}
+
+TEST_CASE("used tokens take bounded memory: expired ones are forgotten, and a full table refuses") {
+  form_keys keys;
+  for (std::size_t i = 0; i < form_keys::max_used; ++i) {
+    REQUIRE(keys.redeem("t" + std::to_string(i), 1000, 1000) == form_keys::redeem_result::fresh);
+  }
+  // Full, none expired: refuse rather than forget one (which could then be replayed).
+  CHECK(keys.redeem("one more", 1000, 1000) == form_keys::redeem_result::full);
+  CHECK(keys.redeem("t0", 1000, 1000) == form_keys::redeem_result::already_used);
+  // Once they have expired, they are swept and new tokens are accepted.
+  CHECK(keys.redeem("one more", 9000, 9000) == form_keys::redeem_result::fresh);
+}
+
+TEST_CASE("the stored URL keeps its query only when the school keeps queries") {
+  CHECK(url_for_storage("http://x.test/feed?child=Ava&q=1", false) == "http://x.test/feed");
+  CHECK(url_for_storage("http://x.test/feed#top", false) == "http://x.test/feed");
+  CHECK(url_for_storage("http://x.test/feed", false) == "http://x.test/feed");
+  CHECK(url_for_storage("http://x.test/feed?child=Ava", true) == "http://x.test/feed?child=Ava");
+}
+
+TEST_CASE("a limiter's window in words") {
+  using std::chrono::seconds;
+  CHECK(describe_window(seconds(600)) == "10 minutes");
+  CHECK(describe_window(seconds(60)) == "a minute");
+  CHECK(describe_window(seconds(3600)) == "an hour");
+  CHECK(describe_window(seconds(7200)) == "2 hours");
+  CHECK(describe_window(seconds(90)) == "90 seconds");
+  CHECK(describe_window(seconds(1)) == "1 second");
+  submission_limiter limiter(5, seconds(600));
+  CHECK(describe_window(limiter.window()) == "10 minutes");
+  CHECK(limiter.limit() == 5);
+}

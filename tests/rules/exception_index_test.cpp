@@ -1,0 +1,140 @@
+// The exception index: URL-prefix exceptions and local entries match on a path-segment
+// boundary (a block of /a leaves /admin open), while the policy's own URL prefixes stay plain.
+#include <doctest/doctest.h>
+
+#include "rules/exception_index.hpp"
+#include "tests/rules/policy_fixture.hpp"
+
+using namespace hallpass::rules;
+
+namespace {
+
+const std::string open_policy = std::string(test::timetable_yaml) + R"(
+categories:
+  games: {urls: ["plain.example/a"]}
+roles:
+  pupils:
+    networks: [10.10.0.0/16]
+    default: allow
+    rules:
+      - {action: block, categories: [games]}
+      - {action: block, domains: [shut.example]}
+)";
+
+target prefix(const std::string& url) {
+  std::string err;
+  auto t = make_target(url, target_kind::prefix, &err);
+  REQUIRE_MESSAGE(t, err);
+  return *t;
+}
+
+// Decides url for a pupil at a lesson time, then overlays idx.
+verdict decide_with(const policy& p, const exception_index& idx, const std::string& url) {
+  auto v = test::ask{p, "pupils", ""}.at("2026-11-23 09:00", url);
+  auto parts = split_url(url, nullptr);
+  REQUIRE(parts);
+  request_facts f;
+  f.role = "pupils";
+  f.method = "GET";
+  f.scheme = parts->scheme;
+  f.host = parts->host;
+  f.path = parts->path;
+  f.time = p.zone.to_sys(*parse_local_time("2026-11-23 09:00"));
+  idx.apply(v, f);
+  return v;
+}
+
+// An exception for pupils over target, in force from 08:00 to 15:00 on the test day.
+exception_entry pupils_exception(const policy& p, std::int64_t id, const std::string& url) {
+  exception_entry e;
+  e.id = id;
+  e.roles = {"pupils"};
+  e.target = prefix(url);
+  e.from = p.zone.to_sys(*parse_local_time("2026-11-23 08:00"));
+  e.until = p.zone.to_sys(*parse_local_time("2026-11-23 15:00"));
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("a path prefix matches on a segment boundary") {
+  CHECK(path_prefix_matches("/a", "/a"));
+  CHECK(path_prefix_matches("/a", "/a/"));
+  CHECK(path_prefix_matches("/a", "/a/b/c"));
+  CHECK(path_prefix_matches("/a", "/a?x=1"));
+  CHECK_FALSE(path_prefix_matches("/a", "/admin"));
+  CHECK_FALSE(path_prefix_matches("/a", "/a.html"));
+  CHECK_FALSE(path_prefix_matches("/a", "/"));
+  CHECK(path_prefix_matches("/a/", "/a/"));
+  CHECK(path_prefix_matches("/a/", "/a/anything"));
+  CHECK_FALSE(path_prefix_matches("/a/", "/a"));
+  CHECK(path_prefix_matches("/", "/anything"));
+  CHECK(path_prefix_matches("/a?x=1", "/a?x=1"));
+  CHECK(path_prefix_matches("/a?x=1", "/a?x=1&y=2"));
+  CHECK_FALSE(path_prefix_matches("/a?x=1", "/a?x=10"));
+  CHECK(path_prefix_matches("/a?", "/a?x=10"));
+}
+
+TEST_CASE("a local block of /a blocks /a and under it, never /admin") {
+  auto p = test::load_yaml(open_policy);
+  auto idx = exception_index::build({}, {local_entry{1, true, prefix("http://open.example/a"), "reported"}});
+  CHECK(decide_with(*p, *idx, "http://open.example/a").act == action::block);
+  CHECK(decide_with(*p, *idx, "http://open.example/a/page").act == action::block);
+  CHECK(decide_with(*p, *idx, "http://open.example/a?q=1").act == action::block);
+  CHECK(decide_with(*p, *idx, "http://open.example/%61/page").act == action::block);
+  CHECK(decide_with(*p, *idx, "http://open.example/admin").act == action::allow);
+  CHECK(decide_with(*p, *idx, "http://open.example/ab").act == action::allow);
+}
+
+TEST_CASE("an exception for /a opens /a and under it, never /admin") {
+  auto p = test::load_yaml(open_policy);
+  auto idx = exception_index::build({pupils_exception(*p, 7, "http://shut.example/a")}, {});
+  CHECK(decide_with(*p, *idx, "http://shut.example/a").act == action::allow);
+  CHECK(decide_with(*p, *idx, "http://shut.example/a/b").act == action::allow);
+  CHECK(decide_with(*p, *idx, "http://shut.example/admin").act == action::block);
+  CHECK(decide_with(*p, *idx, "http://shut.example/").act == action::block);
+}
+
+TEST_CASE("an exception for /a/ opens everything under it but not /a itself") {
+  auto p = test::load_yaml(open_policy);
+  auto idx = exception_index::build({pupils_exception(*p, 8, "http://shut.example/a/")}, {});
+  CHECK(decide_with(*p, *idx, "http://shut.example/a/x").act == action::allow);
+  CHECK(decide_with(*p, *idx, "http://shut.example/a").act == action::block);
+}
+
+TEST_CASE("the policy's own URL prefixes stay plain prefixes, as UT1 lists are written") {
+  auto p = test::load_yaml(open_policy);
+  CHECK_FALSE(test::ask{*p, "pupils", ""}.allowed("2026-11-23 09:00", "http://plain.example/a"));
+  CHECK_FALSE(test::ask{*p, "pupils", ""}.allowed("2026-11-23 09:00", "http://plain.example/admin"));
+  CHECK(test::ask{*p, "pupils", ""}.allowed("2026-11-23 09:00", "http://plain.example/b"));
+}
+
+TEST_CASE("the longest exception: max_duration, else the end of term, else 90 days") {
+  const std::string terms = std::string(test::timetable_yaml) + R"(
+  terms:
+    - {name: Autumn 2026, from: 2026-09-02, to: 2026-12-18}
+    - {name: Spring 2027, from: 2027-01-05, to: 2027-03-26}
+roles:
+  pupils: {default: allow}
+)";
+  auto p = test::load_yaml(terms);
+  auto at = [&](const char* local) { return p->zone.to_sys(*parse_local_time(local)); };
+  // In term: the local midnight after its last day.
+  auto in_term = max_exception_until(*p, at("2026-11-23 09:00"));
+  CHECK(in_term.until == at("2026-12-19 00:00"));
+  CHECK(in_term.description == "the end of term 'Autumn 2026'");
+  // On the last day, and between terms: that term, then the next one.
+  CHECK(max_exception_until(*p, at("2026-12-18 23:59")).until == at("2026-12-19 00:00"));
+  CHECK(max_exception_until(*p, at("2026-12-25 12:00")).until == at("2027-03-27 00:00"));
+  // After the last term: 90 days.
+  CHECK(max_exception_until(*p, at("2027-06-01 12:00")).until == at("2027-06-01 12:00") + std::chrono::days(90));
+
+  auto no_terms = test::load_yaml(std::string(test::timetable_yaml) + "roles: {pupils: {default: allow}}\n");
+  const auto now = at("2026-11-23 09:00");
+  CHECK(max_exception_until(*no_terms, now).until == now + std::chrono::days(90));
+
+  auto set = test::load_yaml(terms + "exceptions: {max_duration: 14d}\n");
+  auto fixed = max_exception_until(*set, now);
+  CHECK(fixed.until == now + std::chrono::days(14));
+  CHECK(fixed.description == "exceptions.max_duration (14d)");
+}
