@@ -24,7 +24,7 @@ TEST_CASE("a form token verifies for its device, URL, time and nonce only") {
   CHECK(t != keys.token("10.0.0.1", "http://x.test/", 1000, form_keys::random_nonce()));
 }
 
-TEST_CASE("a form token is redeemed once; a release lets it be sent again") {
+TEST_CASE("a form token is redeemed once, and a release lets it be sent again") {
   form_keys keys;
   CHECK(keys.redeem("aa", 1000, 1010) == form_keys::redeem_result::fresh);
   CHECK(keys.redeem("aa", 1000, 1020) == form_keys::redeem_result::already_used);
