@@ -236,7 +236,7 @@ struct waiter_registration {
 };
 }  // namespace
 
-net::awaitable<dns_resolver::answer> dns_resolver::lookup(std::string name, std::chrono::milliseconds deadline) {
+net::awaitable<dns_resolver::answer> dns_resolver::lookup(const std::string& name, std::chrono::milliseconds deadline) {
   if (is_localhost(name)) {
     answer a;
     a.result = status::ok;

@@ -55,10 +55,11 @@ class dns_resolver {
   // configuration's list before each lookup and a reload takes effect for the next query.
   void use_servers(const std::vector<std::string>& servers);
 
-  // Looks `name` up (a normalised host name, not an IP literal). Returns within `deadline`:
+  // Looks `name` up (a normalised host name, not an IP literal; REQUIRES: it outlives the
+  // call, which the caller awaits at once). Returns within `deadline`:
   // timeout when it has passed, though the query goes on for the callers that share it and
   // for the cache.
-  net::awaitable<answer> lookup(std::string name, std::chrono::milliseconds deadline);
+  net::awaitable<answer> lookup(const std::string& name, std::chrono::milliseconds deadline);
 
   std::size_t queries_in_flight() const { return pending_.size(); }
 
