@@ -52,7 +52,9 @@ class dns_resolver {
 
   // The name servers to ask, as upstream.dns_servers lists them ("10.0.0.53:5353"); empty:
   // those c-ares read at start. Cheap when unchanged (one comparison), so callers pass the
-  // configuration's list before each lookup and a reload takes effect for the next query.
+  // configuration's list before each lookup. c-ares 1.18 refuses to change servers while a
+  // query is open (ARES_ENOTIMP): the change is then tried again at the next lookup, so a
+  // reload takes effect at the first lookup that finds the worker with no query open.
   void use_servers(const std::vector<std::string>& servers);
 
   // Looks `name` up (a normalised host name, not an IP literal; REQUIRES: it outlives the
