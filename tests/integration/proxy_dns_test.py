@@ -221,6 +221,15 @@ class DnsTest(unittest.TestCase):
         self.assertLess(took, 3.5)  # dns_timeout 2s, plus slack
         self.assertGreater(self.proxy.metric("hallpass_upstream_failures_total", {"kind": "dns"}), failures_before)
 
+    def test_a_tunnel_to_a_silent_name_gets_504_within_the_deadline(self):
+        started = time.monotonic()
+        response = raw_request(self.proxy, b"CONNECT silent.dnstest:443 HTTP/1.1\r\nHost: silent.dnstest:443\r\n\r\n",
+                               timeout=8)
+        took = time.monotonic() - started
+        self.assertEqual(status_of(response), 504, response[:200])
+        self.assertIn(b"could not be found in time", response)
+        self.assertLess(took, 3.5)
+
     def test_a_name_that_does_not_exist_gets_502_and_is_remembered(self):
         status, body, _ = timed_curl(self.proxy, f"http://nx-missing.dnstest:{self.origin.port}/echo")
         self.assertEqual(status, 502)
