@@ -14,6 +14,7 @@ build_pkgs=(
   libyaml-cpp-dev           # policy files (rules/)
   libidn2-dev               # IDNA host names to punycode (rules/)
   prometheus-cpp-dev        # metrics endpoint (proxy/)
+  libc-ares-dev             # DNS lookups on the event loop, each with its own deadline (proxy/)
   libsqlite3-dev sqlite3    # durable state
   doctest-dev               # unit tests
   tzdata                    # school time zones (rules/ reads TZif files)

@@ -31,6 +31,13 @@ std::optional<listen_address> parse_listen_address(std::string_view text) {
   return a;
 }
 
+std::optional<std::string> parse_name_server(std::string_view text) {
+  if (rules::ip_address::parse(text) && text.front() != '[') return std::string(text);  // no port: 53
+  auto a = parse_listen_address(text);
+  if (!a || a->port == 0) return std::nullopt;
+  return a->text;
+}
+
 std::vector<std::string> daemon_section_names() {
   return {"listen", "state_dir", "workers", "drain", "upstream", "hosts", "limits", "connect", "access_log", "metrics",
           "admin"};
@@ -71,7 +78,9 @@ class daemon_reader : public rules::yaml_reader {
     }
     if (const auto n = root["upstream"]; n && check_map(n, "upstream",
                                                        {"allow_loopback", "connect_timeout", "response_timeout",
-                                                        "idle_timeout", "pool_per_origin", "pool_idle", "dns_cache"})) {
+                                                        "idle_timeout", "pool_per_origin", "pool_idle", "dns_cache",
+                                                        "dns_timeout", "dns_servers", "deny_networks", "allow_networks",
+                                                        "ports"})) {
       auto& u = c.upstream;
       if (n["allow_loopback"]) u.allow_loopback = boolean(n["allow_loopback"], "upstream.allow_loopback").value_or(false);
       read_duration(n, "connect_timeout", "upstream.connect_timeout", u.connect_timeout);
@@ -79,6 +88,33 @@ class daemon_reader : public rules::yaml_reader {
       read_duration(n, "idle_timeout", "upstream.idle_timeout", u.idle_timeout);
       read_duration(n, "pool_idle", "upstream.pool_idle", u.pool_idle);
       read_duration(n, "dns_cache", "upstream.dns_cache", u.dns_cache);
+      read_duration(n, "dns_timeout", "upstream.dns_timeout", u.dns_timeout);
+      if (n["dns_timeout"] && u.dns_timeout.count() == 0) error(n["dns_timeout"], "upstream.dns_timeout must be more than 0s");
+      if (n["dns_servers"]) {
+        for (const auto& item : items(n["dns_servers"], "upstream.dns_servers")) {
+          auto s = scalar(item, "upstream.dns_servers entry");
+          if (!s) continue;
+          if (auto server = parse_name_server(*s)) {
+            u.dns_servers.push_back(*server);
+          } else {
+            error(item, "upstream.dns_servers entry " + rules::quote(*s) +
+                            " must be an IP address with an optional port, like 10.0.0.53, 10.0.0.53:5353 or [fd00::53]:53");
+          }
+        }
+      }
+      if (n["deny_networks"]) {
+        u.deny_networks_set = true;
+        read_networks(n["deny_networks"], "upstream.deny_networks", u.deny_networks);
+      }
+      if (n["allow_networks"]) read_networks(n["allow_networks"], "upstream.allow_networks", u.allow_networks);
+      if (n["ports"] && n["ports"].IsScalar() && n["ports"].Scalar() == "any") {
+        u.any_port = true;
+      } else if (n["ports"]) {
+        u.ports_set = true;
+        for (const auto& item : items(n["ports"], "upstream.ports")) {
+          if (auto v = integer(item, "upstream.ports entry", 1, 65535)) u.ports.push_back(static_cast<std::uint16_t>(*v));
+        }
+      }
       if (n["pool_per_origin"]) {
         if (auto v = integer(n["pool_per_origin"], "upstream.pool_per_origin", 0, 1024)) u.pool_per_origin = static_cast<unsigned>(*v);
       }
@@ -176,6 +212,18 @@ class daemon_reader : public rules::yaml_reader {
   }
 
  private:
+  void read_networks(const YAML::Node& n, const std::string& what, std::vector<rules::ip_network>& out) {
+    for (const auto& item : items(n, what)) {
+      auto s = scalar(item, what + " entry");
+      if (!s) continue;
+      std::string why;
+      if (auto net = rules::ip_network::parse(*s, &why)) {
+        out.push_back(std::move(*net));
+      } else {
+        error(item, what + ": " + why);
+      }
+    }
+  }
   void read_duration(const YAML::Node& n, const char* key, const std::string& what, std::chrono::milliseconds& out) {
     if (!n[key]) return;
     if (auto d = duration(n[key], what)) out = *d;

@@ -15,6 +15,7 @@
 
 #include "rules/diagnostic.hpp"
 #include "rules/host.hpp"
+#include "rules/policy.hpp"
 
 namespace YAML {
 class Node;
@@ -30,6 +31,9 @@ struct listen_address {
   std::string text;  // as written
 };
 std::optional<listen_address> parse_listen_address(std::string_view text);  // "127.0.0.1:3128", "[::1]:3128"
+// A name server for upstream.dns_servers: "10.0.0.53", "10.0.0.53:5353", "fd00::53", "[fd00::53]:53".
+// Returns it as written (the form c-ares' ares_set_servers_ports_csv reads), or nullopt.
+std::optional<std::string> parse_name_server(std::string_view text);
 
 struct daemon_config {
   std::vector<listen_address> listen;  // default 127.0.0.1:3128
@@ -45,6 +49,18 @@ struct daemon_config {
     unsigned pool_per_origin = 64;                    // idle keep-alive connections kept per origin
     std::chrono::milliseconds pool_idle = 30s;        // an idle pooled connection is closed after
     std::chrono::milliseconds dns_cache = 60s;        // positive DNS answers are kept this long
+    std::chrono::milliseconds dns_timeout = 5s;       // one request's wait for its name: then 504
+    // Name servers as "ADDRESS" or "ADDRESS:PORT" ("[v6]:PORT"); empty: /etc/resolv.conf's,
+    // read when each worker starts.
+    std::vector<std::string> dns_servers;
+    // Destinations refused unless in allow_networks (see proxy/destination.hpp); unset: the
+    // private ranges of destination.cpp's default_deny_networks().
+    std::vector<rules::ip_network> deny_networks;
+    bool deny_networks_set = false;
+    std::vector<rules::ip_network> allow_networks;
+    std::vector<std::uint16_t> ports;                 // plain HTTP destination ports; unset: 80, 443, 8080
+    bool ports_set = false;
+    bool any_port = false;                            // `ports: any`: no port restriction (tests)
   } upstream;
 
   // Names resolved before DNS, like /etc/hosts (split-horizon schools; tests).

@@ -201,6 +201,7 @@ http::status status_for(upstream_error e) {
   switch (e) {
     case upstream_error::refused_destination: return http::status::forbidden;
     case upstream_error::connect_timeout: return http::status::gateway_timeout;
+    case upstream_error::dns_timeout: return http::status::gateway_timeout;
     default: return http::status::bad_gateway;
   }
 }
@@ -276,7 +277,8 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   const std::uint64_t body_length = rp.content_length() ? *rp.content_length() : 0;
   const bool has_body = chunked_body || body_length > 0;
   // May go again on a fresh upstream connection if a pooled one turns out to be closed: no
-  // body to replay, and a method that may be repeated (RFC 9110 9.2.2).
+  // body to replay, and a method that may be repeated (RFC 9110 9.2.2). (Every pooled
+  // connection is peeked before reuse: see upstream.hpp.)
   const auto verb = req.method();
   const bool retryable = !has_body && (verb == http::verb::get || verb == http::verb::head ||
                                        verb == http::verb::options || verb == http::verb::trace ||
@@ -310,15 +312,15 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   bool sent_continue = false;
   const auto upstream_started = std::chrono::steady_clock::now();
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto acquired = co_await w.upstream().acquire(ex.host, t.port, *ex.cfg, attempt == 0, !retryable);
+    auto acquired = co_await w.upstream().acquire(ex.host, t.port, *ex.cfg, upstream_use::http, attempt == 0);
     if (!acquired.conn) {
       ex.action = outcome::error;
-      ex.note = std::string(describe(acquired.error)) + ": " + acquired.detail;
-      ex.reason_override = describe(acquired.error);
+      ex.note = std::string(acquired.reason) + ": " + acquired.detail;
+      ex.reason_override = acquired.reason;
       const auto status = status_for(acquired.error);
       co_await write_error_page(
           c, ex, status, status == http::status::forbidden ? "This destination is not allowed" : "The site could not be reached",
-          describe(acquired.error), false, client_version);
+          acquired.reason, false, client_version);
       co_return forward_outcome::close;
     }
     up = std::move(acquired.conn);

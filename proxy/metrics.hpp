@@ -73,6 +73,7 @@ class metrics {
     connection_limit,
     port_not_allowed,
     loopback_refused,
+    destination_denied,  // upstream.deny_networks or the gateway's own addresses
   };
   prometheus::Counter& rejected(rejection r) { return *rejected_[static_cast<std::size_t>(r)]; }
 
@@ -122,7 +123,7 @@ class metrics {
       request_seconds;  // request head -> last byte of the response (observe_exchange)
 
  private:
-  static constexpr std::size_t rejection_count = 8;
+  static constexpr std::size_t rejection_count = 9;
   static constexpr std::size_t upstream_failure_count = 5;
   std::array<prometheus::Counter*, rejection_count> rejected_{};
   std::array<prometheus::Counter*, upstream_failure_count> upstream_failed_{};

@@ -105,16 +105,17 @@ net::awaitable<std::pair<std::uint64_t, std::uint64_t>> relay(worker& w, beast::
 
 net::awaitable<void> run_tunnel(worker& w, client_connection& c, exchange& ex) {
   const auto& daemon = ex.cfg->daemon;
-  auto acquired = co_await w.upstream().acquire(ex.host, ex.port, *ex.cfg, false);
+  auto acquired = co_await w.upstream().acquire(ex.host, ex.port, *ex.cfg, upstream_use::tunnel, false);
   if (!acquired.conn) {
     ex.action = outcome::error;
-    ex.reason_override = describe(acquired.error);
+    ex.reason_override = acquired.reason;
     ex.note = acquired.detail;
     const bool forbidden = acquired.error == upstream_error::refused_destination;
-    const bool timeout = acquired.error == upstream_error::connect_timeout;
+    const bool timeout =
+        acquired.error == upstream_error::connect_timeout || acquired.error == upstream_error::dns_timeout;
     co_await write_text(c, ex, forbidden ? 403 : timeout ? 504 : 502,
                         forbidden ? "Forbidden" : timeout ? "Gateway Timeout" : "Bad Gateway",
-                        "The web filter could not open the tunnel: " + std::string(describe(acquired.error)) + ".\n");
+                        "The web filter could not open the tunnel: " + std::string(acquired.reason) + ".\n");
     co_return;
   }
   auto up = std::move(acquired.conn);

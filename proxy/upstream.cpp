@@ -1,6 +1,12 @@
 #include "proxy/upstream.hpp"
 
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
 
 #include "proxy/shared_state.hpp"
 
@@ -11,23 +17,51 @@ constexpr std::size_t max_dns_cache = 10000;
 constexpr std::size_t max_idle_total = 1024;
 constexpr std::size_t upstream_buffer_size = 16 * 1024;
 
-// An IPv4-mapped IPv6 address (::ffff:10.0.0.1) as the IPv4 address it carries.
-net::ip::address unmapped(const net::ip::address& a) {
-  if (a.is_v6() && a.to_v6().is_v4_mapped()) return net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6());
-  return a;
+rules::ip_address to_rules(const net::ip::address& a) {
+  rules::ip_address r;
+  if (a.is_v4()) {
+    const auto b = a.to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), r.bytes.begin());
+  } else {
+    r.v6 = true;
+    const auto b = a.to_v6().to_bytes();
+    std::copy(b.begin(), b.end(), r.bytes.begin());
+  }
+  return r;
 }
 
-// Link-local: 169.254.0.0/16 (where clouds and some appliances answer metadata requests,
-// 169.254.169.254) and fe80::/10. Never a web destination for a school's users.
-bool is_link_local(const net::ip::address& address) {
-  const auto a = unmapped(address);
-  if (a.is_v4()) return (a.to_v4().to_uint() >> 16) == 0xA9FE;
-  return a.to_v6().is_link_local();
+// The machine's own addresses, but loopback (allow_loopback decides that) and IPv6
+// link-local (always refused): a school's gateway is often also its router, NAS or printer
+// server, whose pages pupils must not reach through the proxy.
+std::vector<rules::ip_address> gateway_addresses() {
+  std::vector<rules::ip_address> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (auto* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_LOOPBACK)) continue;
+    rules::ip_address a;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+      std::memcpy(a.bytes.data(), &sin->sin_addr, 4);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+      if (IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr)) continue;
+      a.v6 = true;
+      std::memcpy(a.bytes.data(), &sin6->sin6_addr, 16);
+    } else {
+      continue;
+    }
+    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  }
+  ::freeifaddrs(list);
+  return out;
 }
 
-bool is_loopback_or_unspecified(const net::ip::address& address) {
-  const auto a = unmapped(address);
-  return a.is_loopback() || a.is_unspecified();
+// Nothing readable on a pooled connection: no stray bytes, no EOF, no error. One system call.
+bool quiet(upstream_connection& c) {
+  char probe;
+  const ssize_t n = ::recv(c.stream.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 }  // namespace
 
@@ -36,7 +70,8 @@ std::string_view describe(upstream_error e) {
     case upstream_error::none: return "ok";
     case upstream_error::bad_name: return "the host name is not valid";
     case upstream_error::dns: return "the site's name could not be found";
-    case upstream_error::refused_destination: return "the destination is not allowed (loopback, link-local or the proxy itself)";
+    case upstream_error::dns_timeout: return "the site's name could not be found in time";
+    case upstream_error::refused_destination: return "the destination is not allowed";
     case upstream_error::connect_refused: return "the site refused the connection";
     case upstream_error::connect_timeout: return "the site did not answer in time";
     case upstream_error::connect_failed: return "the connection to the site failed";
@@ -44,37 +79,48 @@ std::string_view describe(upstream_error e) {
   return "error";
 }
 
-bool upstream::destination_allowed(const tcp::endpoint& e, const configuration& cfg) const {
-  // Never the proxy itself, whatever the configuration says: that would loop.
-  // (The metrics endpoint is in own_listeners too.)
-  const auto dest = unmapped(e.address());
+upstream::upstream(net::any_io_executor ex, shared_state& state)
+    : ex_(ex), resolver_(ex), state_(state), gateway_addresses_(gateway_addresses()) {}
+
+const destination_rules& upstream::rules_for(const configuration& cfg) {
+  if (cfg.generation == rules_generation_) return rules_;
+  const auto& u = cfg.daemon.upstream;
+  destination_rules r;
+  r.allow_loopback = u.allow_loopback;
+  r.deny = u.deny_networks_set ? u.deny_networks : default_deny_networks();
+  r.allow = u.allow_networks;
+  r.gateway = gateway_addresses_;
+  // Never the proxy itself, whatever the configuration says: that would loop. (The metrics
+  // endpoint is in own_listeners too.)
   for (const auto& [addr, port] : state_.own_listeners) {
-    if (e.port() != port) continue;
-    error_code ec;
-    const auto listen = net::ip::make_address(addr, ec);
-    if (ec || unmapped(listen) == dest || listen.is_unspecified() || is_loopback_or_unspecified(dest)) return false;
+    if (auto ip = rules::ip_address::parse(addr)) r.own_listeners.emplace_back(*ip, port);
   }
-  if (is_link_local(dest)) return false;
-  if (!cfg.daemon.upstream.allow_loopback && is_loopback_or_unspecified(dest)) return false;
-  return true;
+  rules_ = std::move(r);
+  rules_generation_ = cfg.generation;
+  return rules_;
 }
 
-net::awaitable<std::pair<std::vector<tcp::endpoint>, std::string>> upstream::resolve(const std::string& host,
-                                                                                     std::uint16_t port,
-                                                                                     const configuration& cfg) {
+destination_verdict upstream::check(const tcp::endpoint& e, const configuration& cfg) {
+  return check_destination(to_rules(e.address()), e.port(), rules_for(cfg));
+}
+
+net::awaitable<std::pair<std::vector<tcp::endpoint>, upstream_error>> upstream::resolve(const std::string& host,
+                                                                                        std::uint16_t port,
+                                                                                        const configuration& cfg,
+                                                                                        std::string& detail) {
   std::vector<tcp::endpoint> out;
   error_code ec;
   // An IP literal (brackets already removed by the engine's normalisation).
   const auto literal = net::ip::make_address(host, ec);
   if (!ec) {
     out.emplace_back(literal, port);
-    co_return std::make_pair(std::move(out), std::string());
+    co_return std::make_pair(std::move(out), upstream_error::none);
   }
   if (auto it = cfg.daemon.hosts.find(host); it != cfg.daemon.hosts.end()) {
     for (const auto& ip : it->second) {
       out.emplace_back(net::ip::make_address(ip.to_string()), port);
     }
-    co_return std::make_pair(std::move(out), std::string());
+    co_return std::make_pair(std::move(out), upstream_error::none);
   }
   const auto now = std::chrono::steady_clock::now();
   if (auto it = dns_cache_.find(host); it != dns_cache_.end()) {
@@ -83,23 +129,40 @@ net::awaitable<std::pair<std::vector<tcp::endpoint>, std::string>> upstream::res
         e.port(port);
         out.push_back(e);
       }
-      co_return std::make_pair(std::move(out), std::string());
+      co_return std::make_pair(std::move(out), upstream_error::none);
     }
     dns_cache_.erase(it);
   }
-  auto [rec, results] = co_await resolver_.async_resolve(host, std::to_string(port), nothrow);
-  if (rec) co_return std::make_pair(std::move(out), rec.message());
-  for (const auto& r : results) out.push_back(r.endpoint());
-  if (!out.empty() && cfg.daemon.upstream.dns_cache.count() > 0) {
-    if (dns_cache_.size() >= max_dns_cache) dns_cache_.clear();
-    dns_cache_[host] = cached_name{out, now + cfg.daemon.upstream.dns_cache};
+  const auto& u = cfg.daemon.upstream;
+  resolver_.use_servers(u.dns_servers);
+  auto answer = co_await resolver_.lookup(host, u.dns_timeout);
+  if (answer.result != dns_resolver::status::ok) {
+    detail = std::move(answer.detail);
+    const auto error = answer.result == dns_resolver::status::timeout ? upstream_error::dns_timeout : upstream_error::dns;
+    co_return std::make_pair(std::move(out), error);
   }
-  co_return std::make_pair(std::move(out), std::string());
+  for (const auto& a : answer.addresses) out.emplace_back(a, port);
+  if (u.dns_cache.count() > 0) {
+    if (dns_cache_.size() >= max_dns_cache) dns_cache_.clear();
+    dns_cache_[host] = cached_name{out, std::chrono::steady_clock::now() + u.dns_cache};
+  }
+  co_return std::make_pair(std::move(out), upstream_error::none);
 }
 
 net::awaitable<acquire_result> upstream::acquire(std::string host, std::uint16_t port, const configuration& cfg,
-                                                 bool allow_pooled, bool check_pooled) {
+                                                 upstream_use use, bool allow_pooled) {
   acquire_result r;
+  if (use == upstream_use::http && !cfg.daemon.upstream.any_port) {
+    const auto& u = cfg.daemon.upstream;
+    const auto& ports = u.ports_set ? u.ports : default_http_ports();
+    if (std::find(ports.begin(), ports.end(), port) == ports.end()) {
+      r.error = upstream_error::refused_destination;
+      r.reason = "requests to this port are not allowed";
+      r.detail = "port " + std::to_string(port);
+      state_.metrics.rejected(metrics::rejection::port_not_allowed).Increment();
+      co_return r;
+    }
+  }
   std::string key = host + ":" + std::to_string(port);
   if (allow_pooled) {
     if (auto it = idle_.find(key); it != idle_.end()) {
@@ -109,14 +172,9 @@ net::awaitable<acquire_result> upstream::acquire(std::string host, std::uint16_t
         auto c = std::move(list.back());
         list.pop_back();
         --idle_count_;
-        // A pooled connection the origin has closed reads as EOF (or has stray bytes): drop it.
-        bool alive = true;
-        if (check_pooled) {
-          char probe;
-          const ssize_t n = ::recv(c->stream.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-          alive = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-        }
-        if (alive) {
+        // Anything readable (stray bytes from the origin, or EOF) closes it: those bytes are
+        // no answer to this request. A reload may have denied its address meanwhile.
+        if (quiet(*c) && check(c->peer, cfg) == destination_verdict::allowed) {
           c->reused = true;
           state_.metrics.upstream_pool_reused.Increment();
           r.conn = std::move(c);
@@ -125,21 +183,33 @@ net::awaitable<acquire_result> upstream::acquire(std::string host, std::uint16_t
       }
     }
   }
-  auto [endpoints, dns_error] = co_await resolve(host, port, cfg);
-  if (endpoints.empty()) {
-    r.error = upstream_error::dns;
-    r.detail = dns_error.empty() ? "no addresses" : dns_error;
+  std::string dns_detail;
+  auto [endpoints, dns_error] = co_await resolve(host, port, cfg, dns_detail);
+  if (dns_error != upstream_error::none || endpoints.empty()) {
+    r.error = dns_error == upstream_error::none ? upstream_error::dns : dns_error;
+    r.reason = describe(r.error);
+    r.detail = dns_detail.empty() ? "no addresses" : dns_detail;
     state_.metrics.upstream_failed(metrics::upstream_failure::dns).Increment();
     co_return r;
   }
   std::vector<tcp::endpoint> allowed;
+  destination_verdict refusal = destination_verdict::allowed;
   for (const auto& e : endpoints) {
-    if (destination_allowed(e, cfg)) allowed.push_back(e);
+    const auto v = check(e, cfg);
+    if (v == destination_verdict::allowed) {
+      allowed.push_back(e);
+    } else if (refusal == destination_verdict::allowed) {
+      refusal = v;
+    }
   }
   if (allowed.empty()) {
     r.error = upstream_error::refused_destination;
+    r.reason = describe(refusal);
     r.detail = endpoints.front().address().to_string();
-    state_.metrics.rejected(metrics::rejection::loopback_refused).Increment();
+    state_.metrics
+        .rejected(refusal == destination_verdict::denied_network ? metrics::rejection::destination_denied
+                                                                 : metrics::rejection::loopback_refused)
+        .Increment();
     co_return r;
   }
   auto c = std::make_unique<upstream_connection>(ex_);
@@ -157,9 +227,11 @@ net::awaitable<acquire_result> upstream::acquire(std::string host, std::uint16_t
       r.error = upstream_error::connect_failed;
       state_.metrics.upstream_failed(metrics::upstream_failure::connect).Increment();
     }
+    r.reason = describe(r.error);
     r.detail = ec.message();
     co_return r;
   }
+  c->peer = ep;
   c->stream.expires_never();
   error_code ignored;
   c->stream.socket().set_option(tcp::no_delay(true), ignored);
@@ -173,6 +245,9 @@ net::awaitable<acquire_result> upstream::acquire(std::string host, std::uint16_t
 void upstream::release(std::unique_ptr<upstream_connection> c, const configuration& cfg) {
   const unsigned per_origin = cfg.daemon.upstream.pool_per_origin;
   if (per_origin == 0 || idle_count_ >= max_idle_total || c->buffer.size() != 0) return;
+  // Bytes after the end of the response (a body after a 204 or a HEAD answer) or an EOF:
+  // the connection is out of step with its framing, or closing. Never pool it.
+  if (!quiet(*c)) return;
   auto& list = idle_[c->key];
   if (list.size() >= per_origin) return;
   c->stream.expires_never();

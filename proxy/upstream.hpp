@@ -1,7 +1,15 @@
 // The upstream side of one worker: name resolution (the config's `hosts:` map, then DNS
-// through Asio's resolver thread, with a small positive cache), the destination check
-// (loopback and the proxy's own ports refused unless allowed), connecting with a deadline,
-// and a bounded pool of idle keep-alive connections per origin.
+// through the worker's c-ares resolver with a deadline per request, with a small positive
+// cache), the destination check before any packet is sent (proxy/destination.hpp: the
+// proxy's own ports, loopback, link-local, upstream.deny_networks / allow_networks, and for
+// plain HTTP upstream.ports), connecting with a deadline, and a bounded pool of idle
+// keep-alive connections per origin.
+//
+// The pool never hands one user's bytes to another: a connection goes back to the pool only
+// when its response ended exactly where its framing said (the caller's promise), its read
+// buffer is empty and a non-blocking peek finds nothing more from the origin (no late body
+// after a 204 or a HEAD, no EOF); and it is peeked again before reuse, when anything readable
+// (bytes or EOF) closes it instead. One recv(MSG_PEEK | MSG_DONTWAIT) each time.
 //
 // Belongs to one worker: use only from that worker's event-loop thread.
 #pragma once
@@ -13,6 +21,8 @@
 #include <vector>
 
 #include "proxy/configuration.hpp"
+#include "proxy/destination.hpp"
+#include "proxy/dns_resolver.hpp"
 #include "proxy/net.hpp"
 
 namespace hallpass {
@@ -24,30 +34,49 @@ struct upstream_connection {
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
   std::string key;  // "host:port" of the origin, for returning it to the pool
+  tcp::endpoint peer;  // checked again against the destination rules before reuse
   bool reused = false;
   std::chrono::steady_clock::time_point idle_since;
 };
 
-enum class upstream_error { none, bad_name, dns, refused_destination, connect_refused, connect_timeout, connect_failed };
+enum class upstream_error {
+  none,
+  bad_name,
+  dns,                  // the name does not exist or the lookup failed: 502
+  dns_timeout,          // no answer within upstream.dns_timeout: 504
+  refused_destination,  // the destination check or the port: 403, before any connection
+  connect_refused,
+  connect_timeout,
+  connect_failed
+};
 std::string_view describe(upstream_error e);
+
+// What a request is for: plain HTTP is held to upstream.ports; a tunnel's port was checked
+// against connect.ports by the session.
+enum class upstream_use { http, tunnel };
 
 struct acquire_result {
   std::unique_ptr<upstream_connection> conn;
   upstream_error error = upstream_error::none;
+  std::string_view reason;  // a sentence for the error page and the log (describe(error) or finer)
   std::string detail;
 };
 
 class upstream {
  public:
-  upstream(net::any_io_executor ex, shared_state& state) : ex_(ex), resolver_(ex), state_(state) {}
+  // Sets up the worker's resolver (reads /etc/resolv.conf) and finds the gateway's own
+  // addresses (getifaddrs): at worker start, on the main thread.
+  upstream(net::any_io_executor ex, shared_state& state);
 
-  // A connection to host:port: from the pool when one is idle there (allow_pooled), else a
-  // new one. With check_pooled, a pooled connection is first checked with a non-blocking
-  // peek (one system call) and dropped if the origin has closed it: for requests that could
-  // not be retried on a fresh connection should the origin have closed it meanwhile.
+  // A connection to host:port: from the pool when one is idle there (allow_pooled) and
+  // passes the peek, else a new one. Refused (refused_destination) before any lookup when
+  // the port is not allowed for `use`, and before connecting when no resolved address passes
+  // the destination check.
   net::awaitable<acquire_result> acquire(std::string host, std::uint16_t port, const configuration& cfg,
-                                         bool allow_pooled = true, bool check_pooled = true);
-  // Returns a connection whose last response was complete and kept alive.
+                                         upstream_use use, bool allow_pooled = true);
+  // Offers back a connection whose last response was complete (ended where its framing said)
+  // and kept alive. REQUIRES: nothing of a later message was read into c->buffer by the
+  // caller. Taken only when its buffer is empty and the peek shows nothing; else closed.
   void release(std::unique_ptr<upstream_connection> c, const configuration& cfg);
   // Closes pooled connections idle for longer than pool_idle. Called by the worker's timer.
   void sweep(std::chrono::milliseconds pool_idle);
@@ -58,13 +87,22 @@ class upstream {
     std::vector<tcp::endpoint> endpoints;
     std::chrono::steady_clock::time_point expires;
   };
-  net::awaitable<std::pair<std::vector<tcp::endpoint>, std::string>> resolve(const std::string& host, std::uint16_t port,
-                                                                             const configuration& cfg);
-  bool destination_allowed(const tcp::endpoint& e, const configuration& cfg) const;
+  // The addresses of host (an IP literal, a `hosts:` entry, the cache or DNS), or an error
+  // (dns, dns_timeout) with c-ares' words in `detail`.
+  net::awaitable<std::pair<std::vector<tcp::endpoint>, upstream_error>> resolve(const std::string& host,
+                                                                                std::uint16_t port,
+                                                                                const configuration& cfg,
+                                                                                std::string& detail);
+  // The destination rules for cfg's generation, built once per generation.
+  const destination_rules& rules_for(const configuration& cfg);
+  destination_verdict check(const tcp::endpoint& e, const configuration& cfg);
 
   net::any_io_executor ex_;
-  tcp::resolver resolver_;
+  dns_resolver resolver_;
   shared_state& state_;
+  std::vector<rules::ip_address> gateway_addresses_;
+  destination_rules rules_;
+  std::uint64_t rules_generation_ = ~std::uint64_t{0};
   std::unordered_map<std::string, cached_name> dns_cache_;
   // Idle connections per "host:port", oldest first. An emptied entry stays until the sweep, so
   // a busy origin does not allocate its key again on every request.

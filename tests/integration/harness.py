@@ -357,6 +357,7 @@ roles:
 fallback_role: pupils
 upstream:
   allow_loopback: true
+  ports: any
   connect_timeout: 2s
   response_timeout: {response_timeout}
   idle_timeout: 10s

@@ -1,0 +1,135 @@
+#include "proxy/destination.hpp"
+
+#include <array>
+
+namespace hallpass {
+namespace {
+
+rules::ip_address v4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
+  rules::ip_address r;
+  r.bytes[0] = a;
+  r.bytes[1] = b;
+  r.bytes[2] = c;
+  r.bytes[3] = d;
+  return r;
+}
+
+bool starts_with(const rules::ip_address& a, std::initializer_list<std::uint8_t> prefix) {
+  std::size_t i = 0;
+  for (auto b : prefix) {
+    if (a.bytes[i++] != b) return false;
+  }
+  return true;
+}
+
+bool is_loopback_or_unspecified(const rules::ip_address& a) {
+  if (!a.v6) return a.bytes[0] == 127 || a.bytes[0] == 0;  // 127/8; 0/8 ("this network") reaches the host itself
+  for (std::size_t i = 0; i < 15; ++i) {
+    if (a.bytes[i] != 0) return false;
+  }
+  return a.bytes[15] <= 1;  // :: or ::1
+}
+
+bool is_unspecified(const rules::ip_address& a) {
+  for (auto b : a.bytes) {
+    if (b != 0) return false;
+  }
+  return true;
+}
+
+bool is_link_local(const rules::ip_address& a) {
+  if (!a.v6) return a.bytes[0] == 169 && a.bytes[1] == 254;
+  return a.bytes[0] == 0xfe && (a.bytes[1] & 0xc0) == 0x80;
+}
+
+bool in_any(const rules::ip_address& a, const std::vector<rules::ip_network>& nets) {
+  for (const auto& n : nets) {
+    if (n.contains(a)) return true;
+  }
+  return false;
+}
+
+bool is_own_listener(const rules::ip_address& a, std::uint16_t port, const destination_rules& r) {
+  for (const auto& [listen, listen_port] : r.own_listeners) {
+    if (port != listen_port) continue;
+    // A listener on 0.0.0.0 or :: is on every address of the machine; loopback reaches any listener.
+    if (listen == a || is_unspecified(listen) || is_loopback_or_unspecified(a)) return true;
+    for (const auto& g : r.gateway) {
+      if (g == a) return true;
+    }
+  }
+  return false;
+}
+
+destination_verdict check_one(const rules::ip_address& a, std::uint16_t port, const destination_rules& r) {
+  if (is_own_listener(a, port, r)) return destination_verdict::own_listener;
+  // allow_loopback opens loopback to the lists below (deny_networks may still name 127.0.0.5/32).
+  if (!r.allow_loopback && is_loopback_or_unspecified(a)) return destination_verdict::loopback;
+  if (is_link_local(a)) return destination_verdict::link_local;
+  if (in_any(a, r.allow)) return destination_verdict::allowed;
+  if (in_any(a, r.deny)) return destination_verdict::denied_network;
+  for (const auto& g : r.gateway) {
+    if (g == a) return destination_verdict::denied_network;
+  }
+  return destination_verdict::allowed;
+}
+
+}  // namespace
+
+std::string_view describe(destination_verdict v) {
+  switch (v) {
+    case destination_verdict::allowed: return "the destination is allowed";
+    case destination_verdict::own_listener: return "the destination is the web filter itself";
+    case destination_verdict::loopback: return "the destination is the gateway's loopback address";
+    case destination_verdict::link_local: return "the destination is a link-local address";
+    case destination_verdict::denied_network: return "the destination is on a network the school does not open to the web filter's users";
+  }
+  return "the destination is not allowed";
+}
+
+std::vector<rules::ip_network> default_deny_networks() {
+  std::vector<rules::ip_network> out;
+  for (const char* text : {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+                           "fc00::/7", "fe80::/10"}) {
+    out.push_back(*rules::ip_network::parse(text));
+  }
+  return out;
+}
+
+std::vector<std::uint16_t> default_http_ports() { return {80, 443, 8080}; }
+
+std::optional<rules::ip_address> embedded_ipv4(const rules::ip_address& a) {
+  if (!a.v6) return std::nullopt;
+  const auto& b = a.bytes;
+  auto tail = [&](std::size_t at) { return v4(b[at], b[at + 1], b[at + 2], b[at + 3]); };
+  // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible, deprecated by RFC 4291 but still parsed).
+  bool zero10 = true;
+  for (std::size_t i = 0; i < 10; ++i) zero10 = zero10 && b[i] == 0;
+  if (zero10 && b[10] == 0xff && b[11] == 0xff) return tail(12);
+  if (zero10 && b[10] == 0 && b[11] == 0) {
+    if (is_loopback_or_unspecified(a)) return std::nullopt;  // :: and ::1 are IPv6's own
+    return tail(12);
+  }
+  // NAT64, RFC 6052 well-known prefix 64:ff9b::/96: the last 32 bits.
+  if (starts_with(a, {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0})) return tail(12);
+  // Local-use NAT64 64:ff9b:1::/48 (RFC 8215): assume the /96 layout its operators use.
+  if (starts_with(a, {0x00, 0x64, 0xff, 0x9b, 0x00, 0x01})) return tail(12);
+  // 6to4, RFC 3056: 2002:AABB:CCDD::/48 carries AA.BB.CC.DD in bits 16-47.
+  if (starts_with(a, {0x20, 0x02})) return tail(2);
+  // Teredo, RFC 4380: 2001:0000::/32; the client's address is the last 32 bits inverted.
+  if (starts_with(a, {0x20, 0x01, 0x00, 0x00})) {
+    auto r = tail(12);
+    for (std::size_t i = 0; i < 4; ++i) r.bytes[i] = static_cast<std::uint8_t>(~r.bytes[i]);
+    return r;
+  }
+  return std::nullopt;
+}
+
+destination_verdict check_destination(const rules::ip_address& a, std::uint16_t port, const destination_rules& r) {
+  const auto verdict = check_one(a, port, r);
+  if (verdict != destination_verdict::allowed) return verdict;
+  if (auto inner = embedded_ipv4(a)) return check_one(*inner, port, r);
+  return verdict;
+}
+
+}  // namespace hallpass

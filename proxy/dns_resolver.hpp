@@ -1,0 +1,91 @@
+// Name lookups for one worker: c-ares driven by the worker's own event loop, so that a lookup
+// can be abandoned. Each caller waits at most its own deadline; a name server that never
+// answers delays only the requests for the names it was asked about. (Asio's resolver ran
+// getaddrinfo on one background thread per worker, which cannot be abandoned: one silent
+// query held up every later lookup on that worker.)
+//
+// - One c-ares channel per worker, made in the constructor (which reads /etc/resolv.conf:
+//   at worker start, on the main thread, never per request). c-ares' sockets are watched
+//   through Asio (posix::stream_descriptor::async_wait, released, never closed, when c-ares
+//   lets go of them) and its retransmissions are driven by a steady_timer.
+// - A and AAAA together (ares_getaddrinfo); DNS only: /etc/hosts is not read (that would be a
+//   file read on the event loop); the daemon's `hosts:` map does that job. "localhost" and
+//   names under ".localhost" are loopback (RFC 6761 6.3) without a query.
+// - Concurrent lookups of one name share one query. A name that does not exist (NXDOMAIN,
+//   or no A/AAAA records) is remembered for negative_ttl, so a flood of bad names costs one
+//   query each per 10 s. (Positive answers are cached by upstream, for upstream.dns_cache.)
+//
+// Belongs to one worker: use only from that worker's event-loop thread. Not movable (c-ares
+// holds a pointer to it).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/net.hpp"
+
+struct ares_channeldata;
+struct ares_addrinfo;
+
+namespace hallpass {
+
+class dns_resolver {
+ public:
+  static constexpr std::chrono::seconds negative_ttl{10};
+
+  enum class status { ok, not_found, timeout, failed };
+  struct answer {
+    status result = status::failed;
+    std::vector<net::ip::address> addresses;  // when ok: at least one
+    std::string detail;                       // when not ok: c-ares' words, for the log
+  };
+
+  // Throws std::runtime_error when c-ares cannot be set up (no resolv.conf is not an error:
+  // c-ares then uses 127.0.0.1).
+  explicit dns_resolver(net::any_io_executor ex);
+  ~dns_resolver();
+  dns_resolver(const dns_resolver&) = delete;
+  dns_resolver& operator=(const dns_resolver&) = delete;
+
+  // The name servers to ask, as upstream.dns_servers lists them ("10.0.0.53:5353"); empty:
+  // those c-ares read at start. Cheap when unchanged (one comparison), so callers pass the
+  // configuration's list before each lookup. c-ares 1.18 refuses to change servers while a
+  // query is open (ARES_ENOTIMP): the change is then tried again at the next lookup, so a
+  // reload takes effect at the first lookup that finds the worker with no query open.
+  void use_servers(const std::vector<std::string>& servers);
+
+  // Looks `name` up (a normalised host name, not an IP literal; REQUIRES: it outlives the
+  // call, which the caller awaits at once). Returns within `deadline`:
+  // timeout when it has passed, though the query goes on for the callers that share it and
+  // for the cache.
+  net::awaitable<answer> lookup(const std::string& name, std::chrono::milliseconds deadline);
+
+  std::size_t queries_in_flight() const { return pending_.size(); }
+
+ private:
+  struct pending_query;
+  struct socket_watch;
+  struct query_context;
+
+  static void on_socket_state(void* data, int fd, int readable, int writable);
+  static void on_answer(void* arg, int status, int timeouts, ares_addrinfo* result);
+  void arm(const std::shared_ptr<socket_watch>& w);
+  void schedule_timeout();
+  void start_query(const std::string& name, const std::shared_ptr<pending_query>& q);
+  void finish_query(const std::string& name, const std::shared_ptr<pending_query>& q, answer a);
+
+  net::any_io_executor ex_;
+  ares_channeldata* channel_ = nullptr;
+  net::steady_timer timer_;
+  std::unordered_map<int, std::shared_ptr<socket_watch>> sockets_;
+  std::unordered_map<std::string, std::shared_ptr<pending_query>> pending_;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> not_found_;  // name -> until
+  std::vector<std::string> servers_;  // as last applied; empty: c-ares' own from resolv.conf
+  std::string default_servers_;       // resolv.conf's, to go back to when dns_servers is emptied
+  bool destroying_ = false;
+};
+
+}  // namespace hallpass

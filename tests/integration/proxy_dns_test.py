@@ -1,0 +1,371 @@
+"""Name lookups with a deadline, denied networks and ports, IPv6 forms that embed IPv4, and the
+upstream pool's checks (issue 9), against the real hallpass process.
+
+A DNS server runs in the test (UDP on 127.0.0.1, a random port): names under .dnstest are
+127.0.0.1 (A; no AAAA records), `nx*.dnstest` do not exist, `silent.dnstest` is never
+answered, `slow*.dnstest` is answered after 0.5 s. Nothing here sends a packet outside
+127.0.0.0/8, and no real external name is used.
+"""
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (BASE_POLICY, GUEST, PUPIL, STAFF, TEST_HOSTS, Proxy, PyOrigin, curl, free_port,  # noqa: E402
+                     raw_request, status_of)
+
+
+class DnsServer:
+    """A UDP name server for .dnstest, one thread. Every wait is bounded."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.queries = []  # (name, qtype) in arrival order
+        self.lock = threading.Lock()
+        self.stopped = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.stopped = True
+        self.thread.join(5)
+        self.sock.close()
+
+    def count(self, name, qtype=1):
+        with self.lock:
+            return sum(1 for n, t in self.queries if n == name and t == qtype)
+
+    def _serve(self):
+        while not self.stopped:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                self._answer(data, peer)
+            except (ValueError, IndexError, struct.error):
+                continue
+
+    def _answer(self, data, peer):
+        qid, flags, qdcount = struct.unpack(">HHH", data[:6])
+        labels, at = [], 12
+        while data[at]:
+            n = data[at]
+            labels.append(data[at + 1:at + 1 + n].decode("ascii").lower())
+            at += 1 + n
+        question_end = at + 5
+        qtype = struct.unpack(">H", data[at + 1:at + 3])[0]
+        name = ".".join(labels)
+        with self.lock:
+            self.queries.append((name, qtype))
+        question = data[12:question_end]
+        if name == "silent.dnstest":
+            return
+        rcode, answers = 3, b""  # NXDOMAIN unless below
+        if name.endswith(".dnstest") and not name.startswith("nx"):
+            rcode = 0
+            if qtype == 1:
+                answers = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton("127.0.0.1")
+        reply = struct.pack(">HHHHHH", qid, 0x8180 | rcode, 1, 1 if answers else 0, 0, 0) + question + answers
+        if name.startswith("slow"):
+            threading.Timer(0.5, self._send, args=(reply, peer)).start()
+        else:
+            self._send(reply, peer)
+
+    def _send(self, reply, peer):
+        try:
+            self.sock.sendto(reply, peer)
+        except OSError:
+            pass
+
+
+class LateBytesOrigin:
+    """An origin that misbehaves after some responses, on a given 127.0.0.x address.
+
+    /late-204   answers 204, then 0.1 s later sends a whole second response ("smuggled")
+    HEAD        answers with a Content-Length, then 0.1 s later sends that many bytes: a response
+    anything else: 200 with the request path as the body. Keeps connections alive.
+    """
+
+    def __init__(self, host="127.0.0.1"):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        conn.settimeout(10)
+        f = conn.makefile("rb")
+        try:
+            while True:
+                line = f.readline(8192)
+                if not line:
+                    return
+                method, target, _ = line.decode("latin-1").split(" ", 2)
+                while f.readline(8192) not in (b"\r\n", b"\n", b""):
+                    pass
+                if target == "/late-204":
+                    conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+                    time.sleep(0.1)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
+                elif method == "HEAD":
+                    # A "body" after a HEAD answer, shaped as a whole response.
+                    late = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(late))
+                    time.sleep(0.1)
+                    conn.sendall(late)
+                else:
+                    body = target.encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        except (OSError, ValueError):
+            return
+        finally:
+            conn.close()
+
+
+def policy(upstream_extra="", connect_ports="443", allow_loopback=True):
+    """The harness policy, one worker, with more upstream settings and CONNECT ports.
+    upstream_extra may set `ports` (the harness's `ports: any` is dropped then)."""
+    hosts = "\n".join(f"  {h}: 127.0.0.1" for h in TEST_HOSTS + ["denied.test"])
+    text = BASE_POLICY.format(pupil=PUPIL, staff=STAFF, guest=GUEST, hosts=hosts, response_timeout="3s",
+                              head_timeout="2s", drain="2s", tls_port=8443, workers=1)
+    text = text.replace("  denied.test: 127.0.0.1", "  denied.test: 127.0.0.5")
+    text = text.replace("  ports: [443, 8443]", f"  ports: [{connect_ports}]")
+    base = "upstream:\n  allow_loopback: true\n  ports: any\n"
+    assert base in text
+    ours = f"upstream:\n  allow_loopback: {'true' if allow_loopback else 'false'}\n"
+    if "ports:" not in upstream_extra:
+        ours += "  ports: any\n"
+    return text.replace(base, ours + upstream_extra, 1)
+
+
+def timed_curl(proxy, url, source=PUPIL, timeout=15):
+    started = time.monotonic()
+    status, body, err = curl(proxy, url, source=source, timeout=timeout)
+    return status, body, time.monotonic() - started
+
+
+class DnsTest(unittest.TestCase):
+    """upstream.dns_servers and upstream.dns_timeout, with the name server in the test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = DnsServer()
+        cls.origin = PyOrigin()
+        cls.proxy = Proxy(policy_text=policy(f'  dns_servers: ["127.0.0.1:{cls.dns.port}"]\n  dns_timeout: 2s\n'))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.origin.stop()
+        cls.dns.stop()
+
+    def test_a_name_is_looked_up_through_the_configured_server(self):
+        status, body, _ = timed_curl(self.proxy, f"http://www.dnstest:{self.origin.port}/echo")
+        self.assertEqual(status, 200)
+        self.assertGreaterEqual(self.dns.count("www.dnstest"), 1)
+
+    def test_a_silent_name_server_delays_only_its_own_name(self):
+        failures_before = self.proxy.metric("hallpass_upstream_failures_total", {"kind": "dns"})
+        result = {}
+
+        def silent():
+            result["silent"] = timed_curl(self.proxy, f"http://silent.dnstest:{self.origin.port}/echo")
+
+        t = threading.Thread(target=silent)
+        t.start()
+        try:
+            # Wait until the proxy has asked for the silent name, then ask for fresh names on
+            # the same (only) worker while that lookup is still pending.
+            deadline = time.monotonic() + 5
+            while self.dns.count("silent.dnstest") == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertGreater(self.dns.count("silent.dnstest"), 0, "the proxy never asked for silent.dnstest")
+            for i in range(3):
+                status, _, took = timed_curl(self.proxy, f"http://fresh{i}.dnstest:{self.origin.port}/echo")
+                self.assertEqual(status, 200)
+                self.assertLess(took, 0.5, f"fresh{i}.dnstest waited behind the silent lookup")
+            self.assertTrue(t.is_alive(), "the silent request should still be waiting")
+        finally:
+            t.join(15)
+        status, body, took = result["silent"]
+        self.assertEqual(status, 504)
+        self.assertIn(b"could not be found in time", body)
+        self.assertGreater(took, 1.8)
+        self.assertLess(took, 3.5)  # dns_timeout 2s, plus slack
+        self.assertGreater(self.proxy.metric("hallpass_upstream_failures_total", {"kind": "dns"}), failures_before)
+
+    def test_a_tunnel_to_a_silent_name_gets_504_within_the_deadline(self):
+        started = time.monotonic()
+        response = raw_request(self.proxy, b"CONNECT silent.dnstest:443 HTTP/1.1\r\nHost: silent.dnstest:443\r\n\r\n",
+                               timeout=8)
+        took = time.monotonic() - started
+        self.assertEqual(status_of(response), 504, response[:200])
+        self.assertIn(b"could not be found in time", response)
+        self.assertLess(took, 3.5)
+
+    def test_a_name_that_does_not_exist_gets_502_and_is_remembered(self):
+        status, body, _ = timed_curl(self.proxy, f"http://nx-missing.dnstest:{self.origin.port}/echo")
+        self.assertEqual(status, 502)
+        self.assertIn(b"name could not be found", body)
+        asked = self.dns.count("nx-missing.dnstest")
+        self.assertGreaterEqual(asked, 1)
+        status, _, took = timed_curl(self.proxy, f"http://nx-missing.dnstest:{self.origin.port}/echo")
+        self.assertEqual(status, 502)
+        self.assertEqual(self.dns.count("nx-missing.dnstest"), asked, "the negative answer was not cached")
+
+    def test_concurrent_lookups_of_one_name_share_one_query(self):
+        results = []
+
+        def fetch():
+            results.append(timed_curl(self.proxy, f"http://slow-shared.dnstest:{self.origin.port}/echo"))
+
+        threads = [threading.Thread(target=fetch) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(15)
+        self.assertEqual([r[0] for r in results], [200] * 4)
+        self.assertEqual(self.dns.count("slow-shared.dnstest"), 1)
+
+
+class DestinationTest(unittest.TestCase):
+    """upstream.deny_networks, allow_networks and ports, and IPv6 forms embedding IPv4."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.origin = LateBytesOrigin("127.0.0.1")
+        cls.denied_origin = LateBytesOrigin("127.0.0.5")
+        cls.extra = f"  deny_networks: [127.0.0.5/32]\n  ports: [{cls.origin.port}, {cls.denied_origin.port}]\n"
+        cls.proxy = Proxy(policy_text=policy(cls.extra))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.origin.stop()
+        cls.denied_origin.stop()
+
+    def setUp(self):
+        # Each test starts from the class's policy (some tests reload another).
+        if self.proxy.policy_text != policy(self.extra):
+            self.proxy.policy_text = policy(self.extra)
+            self.proxy.write_policy(self.proxy.policy_text)
+            self.proxy.reload()
+
+    def reload(self, text):
+        self.proxy.policy_text = text
+        self.proxy.write_policy(text)
+        self.proxy.reload()
+
+    def test_a_denied_network_is_refused_before_connecting(self):
+        before = self.proxy.metric("hallpass_rejected_total", {"reason": "destination_denied"})
+        connections = self.denied_origin.connections
+        status, body, _ = timed_curl(self.proxy, f"http://127.0.0.5:{self.denied_origin.port}/x")
+        self.assertEqual(status, 403)
+        self.assertIn(b"network the school does not open", body)
+        status, _, _ = timed_curl(self.proxy, f"http://denied.test:{self.denied_origin.port}/x")
+        self.assertEqual(status, 403)
+        self.assertEqual(self.denied_origin.connections, connections, "a denied destination was connected to")
+        self.assertEqual(self.proxy.metric("hallpass_rejected_total", {"reason": "destination_denied"}), before + 2)
+        status, body, _ = timed_curl(self.proxy, f"http://127.0.0.1:{self.origin.port}/served")
+        self.assertEqual((status, body), (200, b"/served"))
+
+    def test_a_denied_network_is_refused_for_connect_too(self):
+        self.reload(policy(self.extra, connect_ports=f"443, {self.denied_origin.port}"))
+        response = raw_request(self.proxy, f"CONNECT 127.0.0.5:{self.denied_origin.port} HTTP/1.1\r\n"
+                               f"Host: 127.0.0.5:{self.denied_origin.port}\r\n\r\n".encode())
+        self.assertEqual(status_of(response), 403)
+
+    def test_allow_networks_opens_a_denied_address(self):
+        self.reload(policy(self.extra + "  allow_networks: [127.0.0.5/32]\n"))
+        status, body, _ = timed_curl(self.proxy, f"http://127.0.0.5:{self.denied_origin.port}/opened")
+        self.assertEqual((status, body), (200, b"/opened"))
+
+    def test_a_port_outside_upstream_ports_is_refused(self):
+        before = self.proxy.metric("hallpass_rejected_total", {"reason": "port_not_allowed"})
+        other = free_port()
+        status, body, _ = timed_curl(self.proxy, f"http://127.0.0.1:{other}/x")
+        self.assertEqual(status, 403)
+        self.assertIn(b"port are not allowed", body)
+        self.assertEqual(self.proxy.metric("hallpass_rejected_total", {"reason": "port_not_allowed"}), before + 1)
+
+    def test_ipv6_forms_of_loopback_are_loopback(self):
+        self.reload(policy(self.extra, allow_loopback=False))
+        for host in ("[::127.0.0.1]", "[::7f00:1]", "[::ffff:127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::1]"):
+            response = raw_request(self.proxy, f"GET http://{host}:{self.origin.port}/x HTTP/1.1\r\n"
+                                   f"Host: {host}:{self.origin.port}\r\n\r\n".encode())
+            self.assertEqual(status_of(response), 403, f"GET {host}: {response[:200]!r}")
+            response = raw_request(self.proxy, f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n".encode())
+            self.assertEqual(status_of(response), 403, f"CONNECT {host}: {response[:200]!r}")
+
+    def test_ipv6_forms_of_the_proxy_itself_are_refused(self):
+        port = self.proxy.port
+        self.reload(policy(self.extra.replace(f"{self.origin.port},", f"{self.origin.port}, {port},"),
+                           connect_ports=f"443, {port}"))
+        for host in ("[::127.0.0.1]", "[::7f00:1]"):
+            response = raw_request(self.proxy, f"GET http://{host}:{port}/x HTTP/1.1\r\n"
+                                   f"Host: {host}:{port}\r\n\r\n".encode())
+            self.assertEqual(status_of(response), 403, f"GET {host}: {response[:200]!r}")
+            response = raw_request(self.proxy, f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            self.assertEqual(status_of(response), 403, f"CONNECT {host}: {response[:200]!r}")
+
+
+class PoolTest(unittest.TestCase):
+    """Bytes an origin sends after a response never reach another request (issue 9, section 1)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.origin = LateBytesOrigin("127.0.0.1")
+        cls.proxy = Proxy(workers=1)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.origin.stop()
+
+    def check_next_request_gets_its_own_answer(self, first_method, first_path):
+        for i in range(3):
+            extra = ("-I",) if first_method == "HEAD" else ()
+            status, _, err = curl(self.proxy, f"http://origin.test:{self.origin.port}{first_path}", source=PUPIL,
+                                  extra=extra, timeout=10)
+            self.assertIn(status, (200, 204), err)
+            time.sleep(0.3)  # the late bytes arrive while the connection sits in the pool
+            status, body, err = curl(self.proxy, f"http://origin.test:{self.origin.port}/staff-file-{i}",
+                                     source=STAFF, timeout=10)
+            self.assertEqual((status, body), (200, f"/staff-file-{i}".encode()), err)
+
+    def test_bytes_after_a_204_are_not_the_next_users_answer(self):
+        self.check_next_request_gets_its_own_answer("GET", "/late-204")
+
+    def test_a_body_after_a_head_answer_is_not_the_next_users_answer(self):
+        self.check_next_request_gets_its_own_answer("HEAD", "/head")
+
+
+if __name__ == "__main__":
+    unittest.main()
