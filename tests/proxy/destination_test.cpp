@@ -50,7 +50,7 @@ TEST_CASE("the default deny list refuses private, CGNAT, link-local and ULA addr
   }
 }
 
-TEST_CASE("loopback follows allow_loopback; the proxy's own ports never") {
+TEST_CASE("loopback follows allow_loopback, and the proxy's own ports never") {
   auto r = defaults();
   CHECK(verdict("127.0.0.1", r) == destination_verdict::loopback);
   CHECK(verdict("127.0.0.5", r) == destination_verdict::loopback);
