@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "certs/x509_fields.hpp"
 
@@ -85,7 +86,12 @@ result<std::shared_ptr<const authority>> create_ca(const std::string& dir, const
   const std::string crt_path = ca_certificate_path(dir), key_path = ca_key_path(dir);
   struct stat st{};
   if (::stat(dir.c_str(), &st) != 0) {
-    if (errno != ENOENT || ::mkdir(dir.c_str(), 0700) != 0) {
+    // Parents as `mkdir -p` makes them; the CA's own directory for its owner only.
+    std::error_code ec;
+    const auto parent = std::filesystem::path(dir).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (ec) return r::failure("cannot create the directory " + parent.string() + ": " + ec.message());
+    if (::mkdir(dir.c_str(), 0700) != 0) {
       return r::failure("cannot create the directory " + dir + ": " + errno_text(errno));
     }
   } else if (!S_ISDIR(st.st_mode)) {

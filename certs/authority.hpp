@@ -39,7 +39,7 @@ inline constexpr auto ca_lifetime = std::chrono::days(3652);  // 10 years
 // load_ca() warns when the CA expires sooner than this.
 inline constexpr auto ca_expiry_warning = std::chrono::days(90);
 
-// Creates DIR (mode 0700) if it does not exist, then DIR/ca.key (mode 0600 from its creation)
+// Creates DIR (mode 0700, its parents like `mkdir -p`) if it does not exist, then DIR/ca.key (mode 0600 from its creation)
 // and DIR/ca.crt: ECDSA P-256, self-signed, subject "CN=<school_name> web filter CA,
 // O=<school_name>", basicConstraints critical CA:TRUE pathlen:0, keyUsage critical
 // keyCertSign+cRLSign, subject and authority key identifiers, a random 128-bit serial, valid

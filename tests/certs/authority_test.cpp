@@ -114,15 +114,15 @@ TEST_CASE("ca init refuses to overwrite an existing CA and changes nothing") {
 TEST_CASE("ca init makes the key file 0600 whatever the umask, and creates the directory") {
   temp_dir d;
   const mode_t old = ::umask(0);
-  auto ca = create_ca(d / "new", "Test School");
+  auto ca = create_ca(d / "parent/new", "Test School");
   ::umask(old);
   REQUIRE_MESSAGE(ca.ok(), ca.error());
   struct stat st{};
-  REQUIRE(::stat((d / "new/ca.key").c_str(), &st) == 0);
+  REQUIRE(::stat((d / "parent/new/ca.key").c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0600);
-  REQUIRE(::stat((d / "new").c_str(), &st) == 0);
+  REQUIRE(::stat((d / "parent/new").c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0700);
-  CHECK(load_ca(d / "new").usable());
+  CHECK(load_ca(d / "parent/new").usable());
 }
 
 TEST_CASE("a long school name still gives a CN of at most 64 characters") {
