@@ -162,6 +162,9 @@ result<std::shared_ptr<SSL_CTX>> leaf_minter::server_context(std::string_view ho
     return r::failure("cannot make a TLS context for " + std::string(host) + ": " + openssl_error());
   }
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION);
+  // No server-side session cache (it would grow in each of thousands of contexts): clients
+  // resume with stateless session tickets instead.
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);  // idle inspected connections hold no buffers
   SSL_CTX_set_alpn_select_cb(ctx.get(), select_http11, nullptr);
   return std::shared_ptr<SSL_CTX>(ctx.release(), SSL_CTX_free);

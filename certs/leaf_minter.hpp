@@ -40,7 +40,8 @@ class leaf_minter {
 
   // mint(), then a server SSL_CTX presenting that leaf with the shared key: TLS 1.2 or later,
   // ALPN selects http/1.1 (a client offering only h2 gets no ALPN answer and falls back to
-  // HTTP/1.1), renegotiation off. The context is complete and is not changed afterwards:
+  // HTTP/1.1), renegotiation off, no server-side session cache (resumption by stateless
+  // tickets, which are per context). The context is complete and is not changed afterwards:
   // the caller only makes SSL objects from it, from any thread.
   result<std::shared_ptr<SSL_CTX>> server_context(std::string_view host, clock::time_point now = clock::now()) const;
 
