@@ -34,7 +34,9 @@ struct stats {
 stats summarize(std::vector<double> us) {
   std::sort(us.begin(), us.end());
   stats s;
-  auto at = [&](double q) { return us[std::min(us.size() - 1, static_cast<std::size_t>(q * us.size()))]; };
+  auto at = [&](double q) {
+    return us[std::min(us.size() - 1, static_cast<std::size_t>(q * us.size()))];
+  };
   s.p50 = at(0.50);
   s.p99 = at(0.99);
   double sum = 0;
@@ -54,11 +56,14 @@ long rss_kib() {
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-std::string host(const char* prefix, int i) { return std::string(prefix) + std::to_string(i) + ".example.org"; }
+std::string host(const char* prefix, int i) {
+  return std::string(prefix) + std::to_string(i) + ".example.org";
+}
 
 std::string row(const char* what, const stats& s, std::size_t n) {
   char buf[200];
-  std::snprintf(buf, sizeof buf, "| %s | %.0f us | %.0f us | %.0f us | %zu |\n", what, s.p50, s.p99, s.mean, n);
+  std::snprintf(buf, sizeof buf, "| %s | %.0f us | %.0f us | %.0f us | %zu |\n", what, s.p50, s.p99,
+                s.mean, n);
   return buf;
 }
 
@@ -150,30 +155,34 @@ int main(int argc, char** argv) {
   const double heap_per_entry = static_cast<double>(heap1 - heap0) / fill;
   const double rss_per_entry = static_cast<double>(rss1 - rss0) * 1024.0 / fill;
 
-  const auto m = summarize(mint_us), c = summarize(ctx_us), cf = summarize(cache_first_us), fh = summarize(find_us),
-             gh = summarize(get_us);
+  const auto m = summarize(mint_us), c = summarize(ctx_us), cf = summarize(cache_first_us),
+             fh = summarize(find_us), gh = summarize(get_us);
   std::cout << "| measurement | p50 | p99 | mean | calls |\n|---|---|---|---|---|\n"
             << row("mint a leaf (new host)", m, mint_us.size())
             << row("mint + server SSL_CTX (new host)", c, ctx_us.size())
-            << row("first visit through leaf_cache::get (1 minting thread)", cf, cache_first_us.size());
+            << row("first visit through leaf_cache::get (1 minting thread)", cf,
+                   cache_first_us.size());
   char buf[300];
-  std::snprintf(buf, sizeof buf, "| cache hit, find() | %.2f us | %.2f us | %.2f us | %zu |\n", fh.p50, fh.p99, fh.mean,
-                find_us.size());
+  std::snprintf(buf, sizeof buf, "| cache hit, find() | %.2f us | %.2f us | %.2f us | %zu |\n",
+                fh.p50, fh.p99, fh.mean, find_us.size());
   std::cout << buf;
-  std::snprintf(buf, sizeof buf, "| cache hit, get() | %.2f us | %.2f us | %.2f us | %zu |\n", gh.p50, gh.p99, gh.mean,
-                get_us.size());
+  std::snprintf(buf, sizeof buf, "| cache hit, get() | %.2f us | %.2f us | %.2f us | %zu |\n",
+                gh.p50, gh.p99, gh.mean, get_us.size());
   std::cout << buf;
   std::snprintf(buf, sizeof buf,
                 "\nleaf key generation (once per minter): %.0f us\n"
                 "filling a cache of %d hosts with 2 minting threads: %.2f s (%.0f mints/s)\n"
-                "memory per cache entry: %.0f bytes of heap, %.0f bytes resident (a leaf certificate alone: %.0f bytes)\n",
-                keygen_us, fill, fill_s, fill / fill_s, heap_per_entry, rss_per_entry, leaf_per_entry);
+                "memory per cache entry: %.0f bytes of heap, %.0f bytes resident (a leaf "
+                "certificate alone: %.0f bytes)\n",
+                keygen_us, fill, fill_s, fill / fill_s, heap_per_entry, rss_per_entry,
+                leaf_per_entry);
   std::cout << buf;
-  std::snprintf(buf, sizeof buf,
-                "{\"mint_p50_us\":%.1f,\"mint_p99_us\":%.1f,\"ctx_p50_us\":%.1f,\"ctx_p99_us\":%.1f,"
-                "\"first_visit_p50_us\":%.1f,\"first_visit_p99_us\":%.1f,\"hit_find_p50_us\":%.2f,"
-                "\"hit_get_p50_us\":%.2f,\"heap_bytes_per_entry\":%.0f,\"rss_bytes_per_entry\":%.0f}\n",
-                m.p50, m.p99, c.p50, c.p99, cf.p50, cf.p99, fh.p50, gh.p50, heap_per_entry, rss_per_entry);
+  std::snprintf(
+      buf, sizeof buf,
+      "{\"mint_p50_us\":%.1f,\"mint_p99_us\":%.1f,\"ctx_p50_us\":%.1f,\"ctx_p99_us\":%.1f,"
+      "\"first_visit_p50_us\":%.1f,\"first_visit_p99_us\":%.1f,\"hit_find_p50_us\":%.2f,"
+      "\"hit_get_p50_us\":%.2f,\"heap_bytes_per_entry\":%.0f,\"rss_bytes_per_entry\":%.0f}\n",
+      m.p50, m.p99, c.p50, c.p99, cf.p50, cf.p99, fh.p50, gh.p50, heap_per_entry, rss_per_entry);
   std::cout << buf;
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);

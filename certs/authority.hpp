@@ -27,7 +27,7 @@ struct authority {
   std::string fingerprint_sha256;  // "AB:CD:...", as browsers and MDM consoles show it
   std::string key_type;            // "ECDSA P-256", "RSA 2048", ...
   clock::time_point not_before, not_after;
-  std::string dir;                 // where it was loaded from or created
+  std::string dir;  // where it was loaded from or created
 };
 
 // The file names inside a CA directory.
@@ -39,13 +39,14 @@ inline constexpr auto ca_lifetime = std::chrono::days(3652);  // 10 years
 // load_ca() warns when the CA expires sooner than this.
 inline constexpr auto ca_expiry_warning = std::chrono::days(90);
 
-// Creates DIR (mode 0700, its parents like `mkdir -p`) if it does not exist, then DIR/ca.key (mode 0600 from its creation)
-// and DIR/ca.crt: ECDSA P-256, self-signed, subject "CN=<school_name> web filter CA,
-// O=<school_name>", basicConstraints critical CA:TRUE pathlen:0, keyUsage critical
+// Creates DIR (mode 0700, its parents like `mkdir -p`) if it does not exist, then DIR/ca.key (mode
+// 0600 from its creation) and DIR/ca.crt: ECDSA P-256, self-signed, subject "CN=<school_name> web
+// filter CA, O=<school_name>", basicConstraints critical CA:TRUE pathlen:0, keyUsage critical
 // keyCertSign+cRLSign, subject and authority key identifiers, a random 128-bit serial, valid
 // from `now` for ca_lifetime. Refuses (and changes nothing) when either file exists.
 // REQUIRES: school_name is not empty.
-result<std::shared_ptr<const authority>> create_ca(const std::string& dir, const std::string& school_name,
+result<std::shared_ptr<const authority>> create_ca(const std::string& dir,
+                                                   const std::string& school_name,
                                                    clock::time_point now = clock::now());
 
 // What load_ca() found. `ca` is set whenever both files could be read and parsed (so `ca show`

@@ -11,9 +11,11 @@ std::shared_future<leaf_cache::lookup> ready(const leaf_cache::lookup& r) {
 
 }  // namespace
 
-leaf_cache::leaf_cache(std::shared_ptr<const leaf_minter> minter, options o) : minter_(std::move(minter)), options_(o) {
+leaf_cache::leaf_cache(std::shared_ptr<const leaf_minter> minter, options o)
+    : minter_(std::move(minter)), options_(o) {
   threads_.reserve(options_.threads);
-  for (unsigned i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { run_minting_thread(); });
+  for (unsigned i = 0; i < options_.threads; ++i)
+    threads_.emplace_back([this] { run_minting_thread(); });
 }
 
 leaf_cache::~leaf_cache() {
@@ -25,7 +27,8 @@ leaf_cache::~leaf_cache() {
   }
   work_.notify_all();
   for (auto& t : threads_) t.join();
-  const lookup stopped = lookup::failure("the certificate cache was shut down before this host's certificate was made");
+  const lookup stopped = lookup::failure(
+      "the certificate cache was shut down before this host's certificate was made");
   for (auto& j : left) {
     std::vector<callback> waiters;
     {
@@ -37,9 +40,13 @@ leaf_cache::~leaf_cache() {
   }
 }
 
-void leaf_cache::async_get(std::string_view host, callback done) { start(host, std::move(done)); }
+void leaf_cache::async_get(std::string_view host, callback done) {
+  start(host, std::move(done));
+}
 
-std::shared_future<leaf_cache::lookup> leaf_cache::get(std::string_view host) { return start(host, nullptr); }
+std::shared_future<leaf_cache::lookup> leaf_cache::get(std::string_view host) {
+  return start(host, nullptr);
+}
 
 leaf_cache::context leaf_cache::find(std::string_view host) {
   const std::string key = leaf_minter::normalize_host(host);
@@ -58,7 +65,8 @@ std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, 
   std::unique_lock lock(mutex_);
   std::optional<lookup> refused;
   if (key.empty()) {
-    refused = lookup::failure("'" + std::string(host) + "' is neither a DNS name nor an IP address");
+    refused =
+        lookup::failure("'" + std::string(host) + "' is neither a DNS name nor an IP address");
   } else if (const auto it = entries_.find(key); it != entries_.end()) {
     lru_.splice(lru_.begin(), lru_, it->second.lru);
     auto f = it->second.mint;
@@ -130,7 +138,8 @@ void leaf_cache::run_minting_thread() {
       } else {
         ++counters_.mint_failures;
         // Not cached: the next request for the host tries again.
-        if (const auto it = entries_.find(j.host); it != entries_.end() && it->second.mint == j.mint) {
+        if (const auto it = entries_.find(j.host);
+            it != entries_.end() && it->second.mint == j.mint) {
           lru_.erase(it->second.lru);
           entries_.erase(it);
         }

@@ -53,14 +53,14 @@ class leaf_cache {
   };
 
   struct counters {
-    std::uint64_t hits = 0;           // a ready context was returned
-    std::uint64_t misses = 0;         // a mint was started
-    std::uint64_t joined = 0;         // a request waited for a mint already in flight
-    std::uint64_t mints = 0;          // mints that succeeded
+    std::uint64_t hits = 0;    // a ready context was returned
+    std::uint64_t misses = 0;  // a mint was started
+    std::uint64_t joined = 0;  // a request waited for a mint already in flight
+    std::uint64_t mints = 0;   // mints that succeeded
     std::uint64_t mint_failures = 0;
     std::uint64_t evictions = 0;
-    std::uint64_t rejected = 0;       // bad host name, or the queue was full
-    std::size_t size = 0;             // entries now (ready or in flight)
+    std::uint64_t rejected = 0;  // bad host name, or the queue was full
+    std::size_t size = 0;        // entries now (ready or in flight)
   };
 
   // REQUIRES: minter, o.capacity >= 1, o.threads >= 1.

@@ -43,7 +43,8 @@ class leaf_minter {
   // HTTP/1.1), renegotiation off, no server-side session cache (resumption by stateless
   // tickets, which are per context). The context is complete and is not changed afterwards:
   // the caller only makes SSL objects from it, from any thread.
-  result<std::shared_ptr<SSL_CTX>> server_context(std::string_view host, clock::time_point now = clock::now()) const;
+  result<std::shared_ptr<SSL_CTX>> server_context(std::string_view host,
+                                                  clock::time_point now = clock::now()) const;
 
   const authority& ca() const { return *ca_; }
   EVP_PKEY* leaf_key() const { return leaf_key_.get(); }

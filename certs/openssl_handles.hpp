@@ -32,9 +32,11 @@ using pkey_ctx_ptr = std::unique_ptr<EVP_PKEY_CTX, openssl_deleter<EVP_PKEY_CTX_
 using bio_ptr = std::unique_ptr<BIO, openssl_deleter<BIO_free_all>>;
 using bignum_ptr = std::unique_ptr<BIGNUM, openssl_deleter<BN_free>>;
 using asn1_integer_ptr = std::unique_ptr<ASN1_INTEGER, openssl_deleter<ASN1_INTEGER_free>>;
-using asn1_octet_string_ptr = std::unique_ptr<ASN1_OCTET_STRING, openssl_deleter<ASN1_OCTET_STRING_free>>;
+using asn1_octet_string_ptr =
+    std::unique_ptr<ASN1_OCTET_STRING, openssl_deleter<ASN1_OCTET_STRING_free>>;
 using asn1_bit_string_ptr = std::unique_ptr<ASN1_BIT_STRING, openssl_deleter<ASN1_BIT_STRING_free>>;
-using basic_constraints_ptr = std::unique_ptr<BASIC_CONSTRAINTS, openssl_deleter<BASIC_CONSTRAINTS_free>>;
+using basic_constraints_ptr =
+    std::unique_ptr<BASIC_CONSTRAINTS, openssl_deleter<BASIC_CONSTRAINTS_free>>;
 using authority_keyid_ptr = std::unique_ptr<AUTHORITY_KEYID, openssl_deleter<AUTHORITY_KEYID_free>>;
 using general_names_ptr = std::unique_ptr<GENERAL_NAMES, openssl_deleter<GENERAL_NAMES_free>>;
 using eku_ptr = std::unique_ptr<EXTENDED_KEY_USAGE, openssl_deleter<EXTENDED_KEY_USAGE_free>>;

@@ -43,7 +43,9 @@ std::string sha256_fingerprint(const X509* cert) {
 
 std::string one_line_name(const X509_NAME* name) {
   bio_ptr bio(BIO_new(BIO_s_mem()));
-  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~XN_FLAG_DN_REV & ~ASN1_STRFLGS_ESC_MSB) < 0) return "";
+  if (!bio || X509_NAME_print_ex(bio.get(), name, 0,
+                                 XN_FLAG_RFC2253 & ~XN_FLAG_DN_REV & ~ASN1_STRFLGS_ESC_MSB) < 0)
+    return "";
   char* data = nullptr;
   const long n = BIO_get_mem_data(bio.get(), &data);
   return std::string(data, static_cast<std::size_t>(n));

@@ -18,8 +18,9 @@ std::chrono::system_clock::time_point to_time_point(const ASN1_TIME* t);
 bool set_time(ASN1_TIME* t, std::chrono::system_clock::time_point at);
 
 std::string sha256_fingerprint(const X509* cert);  // "AB:CD:..."
-std::string one_line_name(const X509_NAME* name);  // RFC 2253 escaping, in certificate order: "CN=..,O=.."
-std::string key_type(const EVP_PKEY* key);          // "ECDSA P-256", "RSA 2048"
+std::string one_line_name(
+    const X509_NAME* name);                 // RFC 2253 escaping, in certificate order: "CN=..,O=.."
+std::string key_type(const EVP_PKEY* key);  // "ECDSA P-256", "RSA 2048"
 std::string utc_text(std::chrono::system_clock::time_point t);  // "2026-12-02 11:08 UTC"
 
 // The first `max_chars` UTF-8 characters of s (X.509 name fields count characters).

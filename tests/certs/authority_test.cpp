@@ -64,7 +64,8 @@ TEST_CASE("ca init then load: the same CA, with the fields devices need") {
   CHECK(ca.fingerprint_sha256.size() == 32 * 3 - 1);
   CHECK(ca.subject == "CN=Test School web filter CA,O=Test School");
   CHECK(ca.key_type == "ECDSA P-256");
-  const auto years = std::chrono::duration_cast<std::chrono::days>(ca.not_after - ca.not_before).count();
+  const auto years =
+      std::chrono::duration_cast<std::chrono::days>(ca.not_after - ca.not_before).count();
   CHECK(years >= 3650);
   CHECK(years <= 3653);
 
@@ -88,8 +89,9 @@ TEST_CASE("ca init then load: the same CA, with the fields devices need") {
 
   CHECK(describe(ca).find(ca.fingerprint_sha256) != std::string::npos);
   const auto how = install_instructions(ca);
-  for (const char* word : {"Windows", "ChromeOS", "iPad", "macOS", "Firefox", "ImportEnterpriseRoots",
-                           "security.enterprise_roots", "Trusted Root Certification Authorities"}) {
+  for (const char* word :
+       {"Windows", "ChromeOS", "iPad", "macOS", "Firefox", "ImportEnterpriseRoots",
+        "security.enterprise_roots", "Trusted Root Certification Authorities"}) {
     CHECK_MESSAGE(how.find(word) != std::string::npos, word);
   }
 }
@@ -117,7 +119,7 @@ TEST_CASE("ca init makes the key file 0600 whatever the umask, and creates the d
   auto ca = create_ca(d / "parent/new", "Test School");
   ::umask(old);
   REQUIRE_MESSAGE(ca.ok(), ca.error());
-  struct stat st{};
+  struct stat st {};
   REQUIRE(::stat((d / "parent/new/ca.key").c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0600);
   REQUIRE(::stat((d / "parent/new").c_str(), &st) == 0);

@@ -28,7 +28,8 @@ struct temp_dir {
   std::string operator/(const std::string& name) const { return path + "/" + name; }
 };
 
-inline std::shared_ptr<const authority> make_ca(const std::string& dir, clock::time_point now = clock::now()) {
+inline std::shared_ptr<const authority> make_ca(const std::string& dir,
+                                                clock::time_point now = clock::now()) {
   auto ca = create_ca(dir, "Test School", now);
   REQUIRE_MESSAGE(ca.ok(), ca.error());
   return *ca;

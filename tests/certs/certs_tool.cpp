@@ -58,7 +58,8 @@ int write(std::map<std::string, std::string> f) {
     std::cerr << "certs_tool: " << leaf.error() << "\n";
     return 1;
   }
-  if (!write_pem(f["--cert"], false, leaf->get(), nullptr) || !write_pem(f["--key"], true, nullptr, minter->leaf_key())) {
+  if (!write_pem(f["--cert"], false, leaf->get(), nullptr) ||
+      !write_pem(f["--key"], true, nullptr, minter->leaf_key())) {
     std::cerr << "certs_tool: cannot write the files\n";
     return 1;
   }
@@ -70,7 +71,8 @@ int pick_context(SSL* ssl, int*, void* arg) {
   auto* cache = static_cast<leaf_cache*>(arg);
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   auto f = cache->get(name ? name : "127.0.0.1");
-  if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready || !f.get()) return SSL_TLSEXT_ERR_ALERT_FATAL;
+  if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready || !f.get())
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
   SSL_set_SSL_CTX(ssl, f.get()->get());
   return SSL_TLSEXT_ERR_OK;
 }
@@ -94,7 +96,8 @@ int serve(std::map<std::string, std::string> f) {
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(std::stoi(f["--port"])));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listener, 16) != 0) {
+  if (::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::listen(listener, 16) != 0) {
     std::perror("certs_tool: bind");
     return 1;
   }
@@ -118,10 +121,11 @@ int serve(std::map<std::string, std::string> f) {
       const unsigned char* alpn = nullptr;
       unsigned alpn_len = 0;
       SSL_get0_alpn_selected(ssl.get(), &alpn, &alpn_len);
-      const std::string body = "host=" + std::string(name ? name : "127.0.0.1") +
-                               " alpn=" + std::string(reinterpret_cast<const char*>(alpn), alpn_len) + "\n";
-      const std::string response = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
-                                   "\r\nConnection: close\r\n\r\n" + body;
+      const std::string body = "host=" + std::string(name ? name : "127.0.0.1") + " alpn=" +
+                               std::string(reinterpret_cast<const char*>(alpn), alpn_len) + "\n";
+      const std::string response =
+          "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+          "\r\nConnection: close\r\n\r\n" + body;
       SSL_write(ssl.get(), response.data(), static_cast<int>(response.size()));
       SSL_shutdown(ssl.get());
     }

@@ -91,7 +91,8 @@ TEST_CASE("concurrent first requests for one host mint once (single flight)") {
   CHECK(s.hits + s.joined == 5 * (askers - 1));
 }
 
-TEST_CASE("async_get calls back once: on a minting thread for a miss, at once for a hit or a bad name") {
+TEST_CASE(
+    "async_get calls back once: on a minting thread for a miss, at once for a hit or a bad name") {
   temp_dir d;
   leaf_cache cache(test_minter(d), {.capacity = 10, .threads = 1});
   std::promise<std::thread::id> miss_thread;

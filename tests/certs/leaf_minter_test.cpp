@@ -30,7 +30,8 @@ std::string verify_strict(X509* leaf, const authority& ca, clock::time_point at 
 
 std::vector<std::pair<int, std::string>> san_entries(X509* x) {
   std::vector<std::pair<int, std::string>> out;
-  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
   for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
     const GENERAL_NAME* g = sk_GENERAL_NAME_value(names, i);
     int type = 0;
@@ -82,11 +83,17 @@ TEST_CASE("a leaf for a DNS name has the fields browsers require and verifies st
   CHECK(critical(x, NID_key_usage));
   CHECK(X509_get_extended_key_usage(x) == XKU_SSL_SERVER);
   REQUIRE(X509_get0_authority_key_id(x) != nullptr);
-  CHECK(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(x), X509_get0_subject_key_id(m.ca->certificate.get())) == 0);
-  CHECK(X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(m.ca->certificate.get())) == 0);
-  const auto seconds = [](auto d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); };
-  CHECK(std::abs(seconds(to_time_point(X509_get0_notBefore(x)) - (now - std::chrono::hours(1)))) <= 1);
-  CHECK(std::abs(seconds(to_time_point(X509_get0_notAfter(x)) - (now + std::chrono::days(30)))) <= 1);
+  CHECK(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(x),
+                              X509_get0_subject_key_id(m.ca->certificate.get())) == 0);
+  CHECK(X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(m.ca->certificate.get())) ==
+        0);
+  const auto seconds = [](auto d) {
+    return std::chrono::duration_cast<std::chrono::seconds>(d).count();
+  };
+  CHECK(std::abs(seconds(to_time_point(X509_get0_notBefore(x)) - (now - std::chrono::hours(1)))) <=
+        1);
+  CHECK(std::abs(seconds(to_time_point(X509_get0_notAfter(x)) - (now + std::chrono::days(30)))) <=
+        1);
   // The leaf is for a server, not a CA: it must not verify as an issuer.
   CHECK(X509_check_ca(x) == 0);
 }
@@ -97,7 +104,8 @@ TEST_CASE("a leaf for an IP address has an IP SAN") {
   REQUIRE_MESSAGE(v4.ok(), v4.error());
   CHECK(verify_strict(v4->get(), *m.ca) == "");
   CHECK(X509_check_ip_asc(v4->get(), "192.0.2.7", 0) == 1);
-  CHECK(san_entries(v4->get()) == std::vector<std::pair<int, std::string>>{{GEN_IPADD, std::string("\xc0\x00\x02\x07", 4)}});
+  CHECK(san_entries(v4->get()) ==
+        std::vector<std::pair<int, std::string>>{{GEN_IPADD, std::string("\xc0\x00\x02\x07", 4)}});
 
   auto v6 = m.minter->mint("[2001:DB8::1]");
   REQUIRE_MESSAGE(v6.ok(), v6.error());
@@ -111,7 +119,8 @@ TEST_CASE("host names are normalized, and what is not a host is refused") {
   CHECK(leaf_minter::normalize_host("[::0001]") == "::1");
   CHECK(leaf_minter::normalize_host("010.0.0.1") == "");  // octal to some clients: never guessed
   CHECK(leaf_minter::normalize_host("1.2.3") == "");
-  for (const char* bad : {"", ".", "a..b", "exa mple.org", "*.example.org", "bad/slash", "caf\xc3\xa9.fr", "::g"}) {
+  for (const char* bad :
+       {"", ".", "a..b", "exa mple.org", "*.example.org", "bad/slash", "caf\xc3\xa9.fr", "::g"}) {
     CHECK_MESSAGE(leaf_minter::normalize_host(bad) == "", bad);
   }
   minted m;
@@ -169,7 +178,8 @@ TEST_CASE("a server context completes a TLS handshake that verifies the host and
   SSL_CTX_set_verify(client_ctx.get(), SSL_VERIFY_PEER, nullptr);
   SSL_CTX_set_max_proto_version(client_ctx.get(), TLS1_2_VERSION);  // and TLS 1.2 works too
 
-  auto handshake = [&](const char* name, const std::vector<unsigned char>& alpn, std::string& selected) {
+  auto handshake = [&](const char* name, const std::vector<unsigned char>& alpn,
+                       std::string& selected) {
     ssl_ptr server(SSL_new(server_ctx->get())), client(SSL_new(client_ctx.get()));
     BIO *a = nullptr, *b = nullptr;
     BIO_new_bio_pair(&a, 0, &b, 0);
@@ -183,13 +193,17 @@ TEST_CASE("a server context completes a TLS handshake that verifies the host and
     for (int i = 0; i < 50 && !(client_done && server_done); ++i) {
       if (!client_done) {
         const int r = SSL_connect(client.get());
-        if (r == 1) client_done = true;
-        else if (SSL_get_error(client.get(), r) != SSL_ERROR_WANT_READ) break;
+        if (r == 1)
+          client_done = true;
+        else if (SSL_get_error(client.get(), r) != SSL_ERROR_WANT_READ)
+          break;
       }
       if (!server_done) {
         const int r = SSL_accept(server.get());
-        if (r == 1) server_done = true;
-        else if (SSL_get_error(server.get(), r) != SSL_ERROR_WANT_READ) break;
+        if (r == 1)
+          server_done = true;
+        else if (SSL_get_error(server.get(), r) != SSL_ERROR_WANT_READ)
+          break;
       }
     }
     const unsigned char* p = nullptr;
@@ -200,9 +214,10 @@ TEST_CASE("a server context completes a TLS handshake that verifies the host and
     return client_done && server_done && SSL_get_verify_result(client.get()) == X509_V_OK;
   };
   std::string selected;
-  CHECK(handshake("school-test.test", {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'}, selected));
+  CHECK(handshake("school-test.test", {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'},
+                  selected));
   CHECK(selected == "http/1.1");
   CHECK(handshake("school-test.test", {2, 'h', '2'}, selected));
-  CHECK(selected == "");  // no ALPN answer; the client speaks HTTP/1.1
+  CHECK(selected == "");                               // no ALPN answer; the client speaks HTTP/1.1
   CHECK_FALSE(handshake("other.test", {}, selected));  // the wrong name does not verify
 }
