@@ -3,6 +3,7 @@
 s_server` and curl trusting the school CA. certs_tool (tests/certs/certs_tool.cpp) mints the
 leaves and serves with the leaf cache's contexts. Every wait is bounded."""
 import os
+import re
 import select
 import shutil
 import stat
@@ -136,6 +137,14 @@ class SchoolCA(unittest.TestCase):
         r = run(BIN, "check", "--config", policy)
         self.assertEqual(r.returncode, 1)
         self.assertIn("is not a CA certificate", r.stderr)
+
+    def test_check_reports_a_bad_tls_section_with_its_location(self):
+        policy = self.write_policy("tls:\n  leaf_cache: 0\n  ca_dri: x\n")
+        r = run(BIN, "check", "--config", policy)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("tls.leaf_cache", r.stderr)
+        self.assertIn("did you mean 'ca_dir'?", r.stderr)
+        self.assertRegex(r.stderr, re.escape(policy) + r":\d+:\d+: ")
 
     def test_check_without_a_ca_says_https_blocks_show_no_page(self):
         r = run(BIN, "check", "--config", SCHOOL)
