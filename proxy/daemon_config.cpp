@@ -40,7 +40,7 @@ std::optional<std::string> parse_name_server(std::string_view text) {
 
 std::vector<std::string> daemon_section_names() {
   return {"listen", "state_dir", "workers", "drain", "upstream", "hosts", "limits", "connect", "access_log", "metrics",
-          "admin"};
+          "admin", "tls"};
 }
 
 namespace {
@@ -193,6 +193,10 @@ class daemon_reader : public rules::yaml_reader {
           }
         }
       }
+    }
+    if (const auto n = root["tls"]; n && check_map(n, "tls", {"ca_dir", "leaf_cache"})) {
+      if (n["ca_dir"]) c.tls.ca_dir = scalar(n["ca_dir"], "tls.ca_dir").value_or("");
+      read_size(n, "leaf_cache", "tls.leaf_cache", c.tls.leaf_cache, 1, 10000000);
     }
     if (const auto n = root["metrics"]; n && check_map(n, "metrics", {"listen"})) {
       if (n["listen"]) {

@@ -1,6 +1,6 @@
 // The daemon's own settings: the top-level sections of the policy file that are not policy
 // (`listen`, `upstream`, `hosts`, `limits`, `connect`, `access_log`, `metrics`, `state_dir`,
-// `drain`, `workers`). Read with the same FILE:LINE:COL errors as the policy, and reloaded
+// `drain`, `workers`, `admin`, `tls`). Read with the same FILE:LINE:COL errors as the policy, and reloaded
 // with it on SIGHUP (settings that need a restart say so; see README "Configuration").
 //
 // A plain value; immutable once loaded and shared like the policy.
@@ -99,6 +99,12 @@ struct daemon_config {
   struct metrics_settings {
     std::string listen = "127.0.0.1:9131";            // "" or "off": no metrics endpoint
   } metrics;
+
+  // HTTPS inspection (certs/README.md). Checked by `hallpass check`; not yet used by `run`.
+  struct tls_settings {
+    std::string ca_dir;              // holds ca.crt and ca.key; "": no school CA, no inspection
+    std::size_t leaf_cache = 10000;  // ready TLS contexts kept, one per inspected host (LRU)
+  } tls;
 
 };
 

@@ -24,6 +24,12 @@ usage:
       Decide one request as the proxy would and say why: the role and how it was chosen,
       the period, the rule and category that decided, and what would allow a block.
       --at is school-local time (default: now).
+  hallpass ca init --dir DIR [--name "School name"]
+      Create the school's root CA (DIR/ca.crt, DIR/ca.key) for HTTPS inspection, and print
+      how to install it on the school's devices. Never overwrites an existing CA.
+  hallpass ca show --dir DIR
+      Print the CA's subject, SHA-256 fingerprint, validity and key type; exit 1 when it is
+      missing or cannot be used.
   hallpass --help | --version
 
 Exit codes: 0 done, 1 the policy is invalid, 2 bad usage.
@@ -91,6 +97,7 @@ int main(int argc, char** argv) {
   if (command == "run") return run_command(args);
   if (command == "check") return hallpass::run_check(args);
   if (command == "explain") return hallpass::run_explain(args);
+  if (command == "ca") return hallpass::run_ca(args);
   std::cerr << "hallpass: unknown command '" << command << "'\n" << usage;
   return 2;
 }

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <iostream>
 
+#include "certs/authority.hpp"
+#include "certs/x509_fields.hpp"
 #include "rules/explain.hpp"
 #include "rules/policy_loader.hpp"
 #include "proxy/configuration.hpp"
@@ -43,6 +45,25 @@ void print_diagnostics(const rules::diagnostics& d, std::ostream& out, std::stri
   for (const auto& x : d) out << prefix << x.to_string() << "\n";
 }
 
+// The school CA named by tls.ca_dir, as `run` will load it: errors and warnings on standard
+// error; false when a CA is configured but cannot be used.
+bool check_school_ca(const daemon_config::tls_settings& tls, std::string& summary) {
+  if (tls.ca_dir.empty()) {
+    summary = "HTTPS inspection: off (no tls.ca_dir). HTTPS blocks show no page: the browser shows its own\n"
+              "  connection error instead of the block page and its request form. See certs/README.md.\n";
+    return true;
+  }
+  const auto l = certs::load_ca(tls.ca_dir);
+  for (const auto& w : l.warnings) std::cerr << "warning: tls.ca_dir: " << w << "\n";
+  for (const auto& e : l.errors) std::cerr << "tls.ca_dir: " << e << "\n";
+  if (!l.usable()) return false;
+  summary = "HTTPS inspection CA: " + tls.ca_dir + ": OK, " + l.ca->subject + ", " + l.ca->key_type + ", valid until " +
+            certs::utc_text(l.ca->not_after) + "\n  SHA-256 " + l.ca->fingerprint_sha256 +
+            "; leaf cache " + std::to_string(tls.leaf_cache) +
+            " hosts\n  (this version checks the CA only: the proxy does not inspect HTTPS yet)\n";
+  return true;
+}
+
 }  // namespace
 
 int run_check(const std::vector<std::string>& args) {
@@ -73,6 +94,11 @@ int run_check(const std::vector<std::string>& args) {
               << "; the policy was not loaded\n";
     return 1;
   }
+  std::string ca_summary;
+  if (!check_school_ca(result.config->daemon.tls, ca_summary)) {
+    std::cerr << config << ": the school CA in tls.ca_dir cannot be used\n";
+    return 1;
+  }
   std::cout << config << ": OK\n";
   if (!quiet) {
     const auto& d = result.config->daemon;
@@ -83,7 +109,7 @@ int run_check(const std::vector<std::string>& args) {
               << (d.access_log.path.empty() || d.access_log.path == "off" ? "off" : d.access_log.path)
               << (d.access_log.keep_query ? " (with query strings)" : "") << "; CONNECT ports";
     for (auto p : d.connect.ports) std::cout << " " << p;
-    std::cout << "\n";
+    std::cout << "\n" << ca_summary;
   }
   return 0;
 }
@@ -178,6 +204,52 @@ int run_explain(const std::vector<std::string>& args) {
     std::cout << "URL:      " << url << "\n" << rules::explanation_text(p, f, e);
   }
   return 0;
+}
+
+int run_ca(const std::vector<std::string>& args) {
+  static constexpr const char* usage =
+      "usage: hallpass ca init --dir DIR [--name \"School name\"]\n"
+      "       hallpass ca show --dir DIR\n";
+  if (args.empty() || (args[0] != "init" && args[0] != "show")) {
+    std::cerr << "hallpass ca: give init or show\n" << usage;
+    return 2;
+  }
+  const std::string verb = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  std::string dir, name, error;
+  bool name_given = false;
+  arg_reader r{rest};
+  while (!r.done() && error.empty()) {
+    if (r.take("--dir", dir, error)) continue;
+    if (verb == "init" && r.take("--name", name, error)) {
+      name_given = true;
+      continue;
+    }
+    error = "unknown argument '" + r.peek() + "'";
+  }
+  if (error.empty() && dir.empty()) error = "--dir DIR is required";
+  if (error.empty() && name_given && name.empty()) error = "--name must not be empty";
+  if (!error.empty()) {
+    std::cerr << "hallpass ca " << verb << ": " << error << "\n" << usage;
+    return 2;
+  }
+  if (verb == "init") {
+    auto ca = certs::create_ca(dir, name_given ? name : "hallpass");
+    if (!ca) {
+      std::cerr << "hallpass ca init: " << ca.error() << "\n";
+      return 1;
+    }
+    std::cout << "Created the school CA in " << dir << ":\n"
+              << certs::describe(**ca) << "\n"
+              << certs::install_instructions(**ca) << "\nTo use it, add to the policy file:\n"
+              << "  tls:\n    ca_dir: " << dir << "\nand run: hallpass check --config FILE\n";
+    return 0;
+  }
+  const auto l = certs::load_ca(dir);
+  if (l.ca) std::cout << certs::describe(*l.ca);
+  for (const auto& w : l.warnings) std::cerr << "warning: " << w << "\n";
+  for (const auto& e : l.errors) std::cerr << "hallpass ca show: " << e << "\n";
+  return l.usable() ? 0 : 1;
 }
 
 }  // namespace hallpass

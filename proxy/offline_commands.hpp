@@ -1,6 +1,7 @@
 // The commands that work on a policy file without serving: `hallpass check` and
 // `hallpass explain`. They load the policy the same way the daemon does and call the same
-// decide() the proxy calls.
+// decide() the proxy calls. And `hallpass ca`, which makes and shows the school CA
+// (certs/README.md).
 #pragma once
 
 #include <string>
@@ -11,5 +12,7 @@ namespace hallpass {
 // Each returns the process exit code: 0 success, 1 the policy is invalid, 2 bad usage.
 int run_check(const std::vector<std::string>& args);
 int run_explain(const std::vector<std::string>& args);
+// `hallpass ca init|show`: 0 done, 1 the CA could not be made or is missing or broken, 2 usage.
+int run_ca(const std::vector<std::string>& args);
 
 }  // namespace hallpass

@@ -1,0 +1,159 @@
+#include "certs/leaf_cache.hpp"
+
+namespace hallpass::certs {
+namespace {
+
+std::shared_future<leaf_cache::lookup> ready(const leaf_cache::lookup& r) {
+  std::promise<leaf_cache::lookup> p;
+  p.set_value(r);
+  return p.get_future().share();
+}
+
+}  // namespace
+
+leaf_cache::leaf_cache(std::shared_ptr<const leaf_minter> minter, options o)
+    : minter_(std::move(minter)), options_(o) {
+  threads_.reserve(options_.threads);
+  for (unsigned i = 0; i < options_.threads; ++i)
+    threads_.emplace_back([this] { run_minting_thread(); });
+}
+
+leaf_cache::~leaf_cache() {
+  std::deque<job> left;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    left.swap(queue_);
+  }
+  work_.notify_all();
+  for (auto& t : threads_) t.join();
+  const lookup stopped = lookup::failure(
+      "the certificate cache was shut down before this host's certificate was made");
+  for (auto& j : left) {
+    std::vector<callback> waiters;
+    {
+      std::lock_guard lock(mutex_);
+      j.mint->done = true;
+      waiters.swap(j.mint->waiters);
+    }
+    complete(*j.mint, waiters, stopped);
+  }
+}
+
+void leaf_cache::async_get(std::string_view host, callback done) {
+  start(host, std::move(done));
+}
+
+std::shared_future<leaf_cache::lookup> leaf_cache::get(std::string_view host) {
+  return start(host, nullptr);
+}
+
+leaf_cache::context leaf_cache::find(std::string_view host) {
+  const std::string key = leaf_minter::normalize_host(host);
+  std::lock_guard lock(mutex_);
+  const auto it = entries_.find(key);
+  if (it == entries_.end() || !it->second.mint->done) return nullptr;
+  const lookup& r = it->second.mint->future.get();
+  if (!r) return nullptr;
+  lru_.splice(lru_.begin(), lru_, it->second.lru);
+  ++counters_.hits;
+  return *r;
+}
+
+std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, callback done) {
+  std::string key = leaf_minter::normalize_host(host);
+  std::unique_lock lock(mutex_);
+  std::optional<lookup> refused;
+  if (key.empty()) {
+    refused =
+        lookup::failure("'" + std::string(host) + "' is neither a DNS name nor an IP address");
+  } else if (const auto it = entries_.find(key); it != entries_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    auto f = it->second.mint;
+    if (!f->done) {
+      ++counters_.joined;
+      if (done) f->waiters.push_back(std::move(done));
+      return f->future;
+    }
+    ++counters_.hits;
+    lock.unlock();
+    if (done) done(f->future.get());
+    return f->future;
+  } else if (stopping_) {
+    refused = lookup::failure("the certificate cache is shutting down");
+  } else if (queue_.size() >= options_.max_queued) {
+    refused = lookup::failure("too many new sites are waiting for a certificate (" +
+                              std::to_string(options_.max_queued) + "); try again");
+  }
+  if (refused) {
+    ++counters_.rejected;
+    lock.unlock();
+    if (done) done(*refused);
+    return ready(*refused);
+  }
+  ++counters_.misses;
+  auto f = std::make_shared<flight>();
+  if (done) f->waiters.push_back(std::move(done));
+  lru_.push_front(key);
+  entries_.emplace(key, entry{f, lru_.begin()});
+  queue_.push_back(job{std::move(key), f});
+  evict_locked();
+  lock.unlock();
+  work_.notify_one();
+  return f->future;
+}
+
+void leaf_cache::evict_locked() {
+  while (entries_.size() > options_.capacity && !lru_.empty()) {
+    // An evicted entry that is still minting completes for its waiters all the same.
+    entries_.erase(lru_.back());
+    lru_.pop_back();
+    ++counters_.evictions;
+  }
+}
+
+void leaf_cache::complete(flight& f, std::vector<callback>& waiters, const lookup& r) {
+  f.promise.set_value(r);
+  for (auto& w : waiters) w(r);
+}
+
+void leaf_cache::run_minting_thread() {
+  for (;;) {
+    job j;
+    {
+      std::unique_lock lock(mutex_);
+      work_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;  // the destructor fails what is left
+      j = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    lookup r = minter_->server_context(j.host);
+    std::vector<callback> waiters;
+    {
+      std::lock_guard lock(mutex_);
+      j.mint->done = true;
+      waiters.swap(j.mint->waiters);
+      if (r) {
+        ++counters_.mints;
+      } else {
+        ++counters_.mint_failures;
+        // Not cached: the next request for the host tries again.
+        if (const auto it = entries_.find(j.host);
+            it != entries_.end() && it->second.mint == j.mint) {
+          lru_.erase(it->second.lru);
+          entries_.erase(it);
+        }
+      }
+    }
+    complete(*j.mint, waiters, r);
+  }
+}
+
+leaf_cache::counters leaf_cache::stats() const {
+  std::lock_guard lock(mutex_);
+  counters c = counters_;
+  c.size = entries_.size();
+  return c;
+}
+
+}  // namespace hallpass::certs

@@ -1,0 +1,119 @@
+// leaf_cache: the ready server TLS contexts (SSL_CTX with a minted leaf) of inspected hosts,
+// so that a repeat handshake to a host mints nothing.
+//
+// - Bounded LRU keyed by the normalized host (leaf_minter::normalize_host); `capacity`
+//   entries at most (tls.leaf_cache in the config), the least recently used goes first.
+//   Each entry costs the memory measured in certs/README.md.
+// - A miss is minted on the cache's own small pool of minting threads (`threads`, fixed at
+//   construction), never on the caller's thread: an event loop that asks returns at once and
+//   is called back. At most `max_queued` distinct hosts wait for a thread; beyond that a
+//   request fails at once (the proxy then refuses the connection rather than stall).
+// - Single flight: concurrent first requests for one host join the one mint in flight and
+//   all get its result. A failed mint is not cached (the next request tries again).
+// - The cache belongs to one CA (one leaf_minter). A reload that loads the same CA (same
+//   ca_fingerprint()) keeps the cache; a changed CA means a new minter and a new cache, and
+//   contexts already handed out stay valid for the connections that hold them.
+//
+// Thread-safety: every member function may be called from any thread. Callbacks run on a
+// minting thread (after a mint) or on the calling thread (a hit, or an immediate failure);
+// they must be quick, must not throw, and must not call back into this cache while it is
+// being destroyed. An event loop posts them back to itself. The destructor joins the pool;
+// hosts still waiting complete with an error.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "certs/leaf_minter.hpp"
+#include "certs/result.hpp"
+
+namespace hallpass::certs {
+
+class leaf_cache {
+ public:
+  using context = std::shared_ptr<SSL_CTX>;
+  using lookup = result<context>;
+  using callback = std::function<void(const lookup&)>;
+
+  struct options {
+    std::size_t capacity = 10000;    // tls.leaf_cache
+    unsigned threads = 2;            // minting threads
+    std::size_t max_queued = 10000;  // distinct hosts waiting for a minting thread
+  };
+
+  struct counters {
+    std::uint64_t hits = 0;    // a ready context was returned
+    std::uint64_t misses = 0;  // a mint was started
+    std::uint64_t joined = 0;  // a request waited for a mint already in flight
+    std::uint64_t mints = 0;   // mints that succeeded
+    std::uint64_t mint_failures = 0;
+    std::uint64_t evictions = 0;
+    std::uint64_t rejected = 0;  // bad host name, or the queue was full
+    std::size_t size = 0;        // entries now (ready or in flight)
+  };
+
+  // REQUIRES: minter, o.capacity >= 1, o.threads >= 1.
+  leaf_cache(std::shared_ptr<const leaf_minter> minter, options o);
+  ~leaf_cache();
+  leaf_cache(const leaf_cache&) = delete;
+  leaf_cache& operator=(const leaf_cache&) = delete;
+
+  // The context for `host`. A hit calls `done` at once on this thread; a miss starts (or
+  // joins) the host's mint and returns; `done` then runs on a minting thread.
+  void async_get(std::string_view host, callback done);
+  // The same as a future, for tools and tests (an event loop uses async_get and never waits).
+  std::shared_future<lookup> get(std::string_view host);
+  // A ready context, or null; never starts a mint.
+  context find(std::string_view host);
+
+  counters stats() const;
+  std::size_t capacity() const { return options_.capacity; }
+  const std::string& ca_fingerprint() const { return minter_->ca().fingerprint_sha256; }
+  const leaf_minter& minter() const { return *minter_; }
+
+ private:
+  struct flight {  // one host's mint, shared by the map entry, the queue and the waiters
+    std::promise<lookup> promise;
+    std::shared_future<lookup> future = promise.get_future().share();
+    std::vector<callback> waiters;
+    bool done = false;
+  };
+  struct entry {
+    std::shared_ptr<flight> mint;
+    std::list<std::string>::iterator lru;  // position in lru_
+  };
+  struct job {
+    std::string host;
+    std::shared_ptr<flight> mint;
+  };
+
+  std::shared_future<lookup> start(std::string_view host, callback done);
+  void evict_locked();
+  void run_minting_thread();
+  static void complete(flight& f, std::vector<callback>& waiters, const lookup& r);
+
+  const std::shared_ptr<const leaf_minter> minter_;
+  const options options_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable work_;
+  std::unordered_map<std::string, entry> entries_;
+  std::list<std::string> lru_;  // front: most recently used
+  std::deque<job> queue_;
+  counters counters_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace hallpass::certs

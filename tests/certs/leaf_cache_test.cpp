@@ -1,0 +1,139 @@
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <latch>
+#include <thread>
+
+#include "certs/leaf_cache.hpp"
+#include "certs_fixture.hpp"
+
+using namespace hallpass::certs;
+using hallpass::certs::testing::make_ca;
+using hallpass::certs::testing::temp_dir;
+
+namespace {
+
+constexpr auto wait_limit = std::chrono::seconds(20);
+
+std::shared_ptr<const leaf_minter> test_minter(const temp_dir& d) {
+  auto m = leaf_minter::create(make_ca(d.path));
+  REQUIRE_MESSAGE(m.ok(), m.error());
+  return *m;
+}
+
+leaf_cache::context fetch(leaf_cache& c, const std::string& host) {
+  auto f = c.get(host);
+  REQUIRE(f.wait_for(wait_limit) == std::future_status::ready);
+  const auto& r = f.get();
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  return *r;
+}
+
+}  // namespace
+
+TEST_CASE("a repeat request for a host mints nothing and returns the same context") {
+  temp_dir d;
+  leaf_cache cache(test_minter(d), {.capacity = 10, .threads = 1});
+  CHECK(cache.find("a.test") == nullptr);
+  const auto first = fetch(cache, "a.test");
+  const auto second = fetch(cache, "A.TEST.");
+  CHECK(first == second);
+  CHECK(cache.find("a.test") == first);
+  const auto s = cache.stats();
+  CHECK(s.mints == 1);
+  CHECK(s.misses == 1);
+  CHECK(s.hits == 2);
+  CHECK(s.size == 1);
+}
+
+TEST_CASE("the cache holds at most its capacity and evicts the least recently used") {
+  temp_dir d;
+  leaf_cache cache(test_minter(d), {.capacity = 3, .threads = 1});
+  for (const char* h : {"a.test", "b.test", "c.test"}) fetch(cache, h);
+  fetch(cache, "a.test");  // a is now the most recent: b is the least
+  fetch(cache, "d.test");
+  auto s = cache.stats();
+  CHECK(s.size == 3);
+  CHECK(s.evictions == 1);
+  CHECK(cache.find("b.test") == nullptr);
+  for (const char* h : {"a.test", "c.test", "d.test"}) CHECK_MESSAGE(cache.find(h) != nullptr, h);
+  for (int i = 0; i < 20; ++i) fetch(cache, "more" + std::to_string(i) + ".test");
+  s = cache.stats();
+  CHECK(s.size == 3);
+  CHECK(s.evictions == 21);
+  CHECK(s.mints == 24);
+}
+
+TEST_CASE("concurrent first requests for one host mint once (single flight)") {
+  temp_dir d;
+  leaf_cache cache(test_minter(d), {.capacity = 100, .threads = 2});
+  constexpr int askers = 16;
+  for (int round = 0; round < 5; ++round) {
+    const std::string host = "round" + std::to_string(round) + ".test";
+    std::latch go(askers);
+    std::vector<leaf_cache::context> got(askers);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < askers; ++i) {
+      threads.emplace_back([&, i] {
+        go.arrive_and_wait();
+        auto f = cache.get(host);
+        if (f.wait_for(wait_limit) == std::future_status::ready && f.get()) got[i] = *f.get();
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (int i = 0; i < askers; ++i) CHECK(got[i] == got[0]);
+    CHECK(got[0] != nullptr);
+  }
+  const auto s = cache.stats();
+  CHECK(s.mints == 5);
+  CHECK(s.misses == 5);
+  CHECK(s.hits + s.joined == 5 * (askers - 1));
+}
+
+TEST_CASE(
+    "async_get calls back once: on a minting thread for a miss, at once for a hit or a bad name") {
+  temp_dir d;
+  leaf_cache cache(test_minter(d), {.capacity = 10, .threads = 1});
+  std::promise<std::thread::id> miss_thread;
+  std::atomic<int> calls{0};
+  cache.async_get("cb.test", [&](const leaf_cache::lookup& r) {
+    CHECK(r.ok());
+    ++calls;
+    miss_thread.set_value(std::this_thread::get_id());
+  });
+  auto f = miss_thread.get_future();
+  REQUIRE(f.wait_for(wait_limit) == std::future_status::ready);
+  CHECK(f.get() != std::this_thread::get_id());
+
+  std::thread::id hit_thread;
+  cache.async_get("cb.test", [&](const leaf_cache::lookup& r) {
+    CHECK(r.ok());
+    ++calls;
+    hit_thread = std::this_thread::get_id();
+  });
+  CHECK(hit_thread == std::this_thread::get_id());
+
+  bool refused = false;
+  cache.async_get("not a host", [&](const leaf_cache::lookup& r) {
+    refused = !r.ok() && r.error().find("neither a DNS name") != std::string::npos;
+  });
+  CHECK(refused);
+  CHECK(calls == 2);
+  CHECK(cache.stats().rejected == 1);
+}
+
+TEST_CASE("destroying the cache completes every waiting request") {
+  temp_dir d;
+  std::vector<std::shared_future<leaf_cache::lookup>> waiting;
+  {
+    leaf_cache cache(test_minter(d), {.capacity = 1000, .threads = 1});
+    for (int i = 0; i < 200; ++i) waiting.push_back(cache.get("w" + std::to_string(i) + ".test"));
+  }
+  int failed = 0;
+  for (auto& f : waiting) {
+    REQUIRE(f.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
+    if (!f.get()) ++failed;
+  }
+  CHECK(failed > 0);  // 200 mints take far longer than stopping
+}
