@@ -21,6 +21,7 @@ build_pkgs=(
 test_pkgs=(
   python3 curl nginx-light openssl procps iproute2
   chromium                  # a real browser through the proxy (tests/integration/browser_test.py)
+  clang-14 libclang-rt-14-dev  # the libFuzzer targets in tests/fuzz/ (libFuzzer, ASan, UBSan runtimes)
 )
 bench_pkgs=(
   wrk squid tinyproxy privoxy e2guardian nginx-light linux-perf valgrind

@@ -1,11 +1,6 @@
-// libFuzzer target for parse_client_hello() and the header checks in request_checks. Not part
-// of the CMake build (the name does not end in _test.cpp); build and run it with clang:
-//
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
-//     -fno-sanitize-recover=undefined -I. \
-//     tests/proxy/fuzz_client_hello.cpp proxy/client_hello.cpp proxy/request_checks.cpp \
-//     -o /tmp/fuzz_client_hello
-//   /tmp/fuzz_client_hello -max_total_time=60 -max_len=70000
+// libFuzzer target: parse_client_hello() (proxy/client_hello.hpp), and the same bytes as
+// header fields through framing_check and as a chunk-size line (proxy/request_checks.hpp).
+// Built with -DHALLPASS_FUZZ=ON (tests/fuzz/CMakeLists.txt); docs/fuzzing.md says how to run it.
 //
 // Properties checked beyond "no crash, no sanitizer report":
 //  - not_tls and ok do not change when more bytes follow (they are decided on a prefix);
