@@ -1,11 +1,37 @@
 #include "proxy/admin_request.hpp"
 
+#include <cmath>
 #include <map>
 
 #include <boost/json/parse.hpp>
 
 namespace hallpass {
 namespace json = boost::json;
+namespace {
+
+// Boost.JSON reads a number beyond the range of a double (1e999) as infinity, which it then
+// writes back as "Infinity", which is not JSON. Found by tests/fuzz/fuzz_admin_line.cpp.
+// The parser's depth limit (32) bounds the recursion.
+bool has_non_finite_number(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::double_:
+      return !std::isfinite(v.get_double());
+    case json::kind::array:
+      for (const auto& e : v.get_array()) {
+        if (has_non_finite_number(e)) return true;
+      }
+      return false;
+    case json::kind::object:
+      for (const auto& kv : v.get_object()) {
+        if (has_non_finite_number(kv.value())) return true;
+      }
+      return false;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
 
 const std::set<std::string>* admin_verb_roles(std::string_view verb) {
   static const std::set<std::string> filing = {"technician", "headteacher"};
@@ -25,6 +51,10 @@ std::optional<admin_request> parse_admin_line(std::string_view line, std::string
   json::value v = json::parse(line, jec);
   if (jec || !v.is_object()) {
     error = "the message is not a JSON object";
+    return std::nullopt;
+  }
+  if (has_non_finite_number(v)) {
+    error = "a number in the message is too large";
     return std::nullopt;
   }
   auto& o = v.as_object();

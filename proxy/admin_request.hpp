@@ -27,7 +27,8 @@ struct admin_request {
 const std::set<std::string>* admin_verb_roles(std::string_view verb);
 
 // Parses one line, without its '\n'. On failure returns nullopt and sets `error` to the
-// message the daemon answers with code bad_request.
+// message the daemon answers with code bad_request. A number too large for a double (1e999)
+// is refused: it would come out as infinity, which no JSON reader can read back.
 std::optional<admin_request> parse_admin_line(std::string_view line, std::string& error);
 
 }  // namespace hallpass

@@ -59,3 +59,14 @@ TEST_CASE("bad admin lines get the daemon's bad_request messages") {
   CHECK(refused(R"({"verb":"shutdown","args":{}})") == "unknown verb 'shutdown'");
   CHECK(refused(R"({"verb":"shutdown","args":5})") == "'args' must be an object");  // checked first, as before
 }
+
+TEST_CASE("a number too large for a double is refused, not read as infinity") {
+  // Found by fuzz_admin_line: Boost.JSON reads 2e308 as infinity and writes it back as
+  // "Infinity", which is not JSON.
+  CHECK(refused(R"({"verb":"status","args":{"a":[[[[{"b":2e308,"c":-0.0}]]]]}})") ==
+        "a number in the message is too large");
+  CHECK(refused(R"({"verb":"approve","args":{"id":-1e999,"for":"2h"}})") == "a number in the message is too large");
+  CHECK(refused(R"({"verb":"list","extra":1e400})") == "a number in the message is too large");
+  std::string error;
+  CHECK(parse_admin_line(R"({"verb":"status","args":{"a":1e308,"b":-0.0,"c":18446744073709551615}})", error));
+}
