@@ -19,14 +19,11 @@
 #include <boost/json/serialize.hpp>
 
 #include "proxy/admin_request.hpp"
+#include "tests/fuzz/fuzz_require.hpp"
 
 using namespace hallpass;
 
 namespace {
-
-void require(bool condition) {
-  if (!condition) std::abort();
-}
 
 // Equal, except that doubles may differ in their last bits: Boost.JSON 1.81 does not round
 // decimal numbers exactly (12e26 and its own output 1.2E27 read back one ULP apart). No
@@ -66,13 +63,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string error;
   const auto r = parse_admin_line(line, error);
   if (!r) {
-    require(!error.empty());
+    FUZZ_REQUIRE(!error.empty());
     return 0;
   }
-  require(r->allowed_roles != nullptr && r->allowed_roles == admin_verb_roles(r->verb));
-  require(!r->allowed_roles->empty());
+  FUZZ_REQUIRE(r->allowed_roles != nullptr && r->allowed_roles == admin_verb_roles(r->verb));
+  FUZZ_REQUIRE(!r->allowed_roles->empty());
   for (const auto& role : *r->allowed_roles) {
-    require(role == "headteacher" || role == "technician" || role == "dsl");
+    FUZZ_REQUIRE(role == "headteacher" || role == "technician" || role == "dsl");
   }
 
   boost::json::object o;
@@ -80,6 +77,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   o["args"] = r->args;
   std::string error2;
   const auto again = parse_admin_line(boost::json::serialize(o), error2);
-  require(again.has_value() && again->verb == r->verb && same_json(again->args, r->args));
+  FUZZ_REQUIRE(again.has_value() && again->verb == r->verb && same_json(again->args, r->args));
   return 0;
 }

@@ -15,14 +15,11 @@
 
 #include "proxy/client_hello.hpp"
 #include "proxy/request_checks.hpp"
+#include "tests/fuzz/fuzz_require.hpp"
 
 using namespace hallpass;
 
 namespace {
-
-void require(bool condition) {
-  if (!condition) std::abort();
-}
 
 std::string reframe_one_byte_records(std::string_view handshake) {
   std::string out;
@@ -40,9 +37,9 @@ std::string reframe_one_byte_records(std::string_view handshake) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
   auto r = parse_client_hello(bytes);
-  if (size >= max_client_hello_bytes) require(r.status != hello_status::need_more);
+  if (size >= max_client_hello_bytes) FUZZ_REQUIRE(r.status != hello_status::need_more);
   if (r.status == hello_status::not_tls) {
-    require(parse_client_hello(std::string(bytes) + "more").status == hello_status::not_tls);
+    FUZZ_REQUIRE(parse_client_hello(std::string(bytes) + "more").status == hello_status::not_tls);
   }
   if (r.status == hello_status::ok) {
     // Reassemble the handshake message from the records to re-frame it.
@@ -59,11 +56,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     handshake.resize(body + 4);
     if (handshake.size() * 6 < max_client_hello_bytes) {
       auto again = parse_client_hello(reframe_one_byte_records(handshake));
-      require(again.status == hello_status::ok);
-      require(again.hello.sni == r.hello.sni);
-      require(again.hello.alpn == r.hello.alpn);
+      FUZZ_REQUIRE(again.status == hello_status::ok);
+      FUZZ_REQUIRE(again.hello.sni == r.hello.sni);
+      FUZZ_REQUIRE(again.hello.alpn == r.hello.alpn);
     }
-    require(parse_client_hello(std::string(bytes) + "trailing").status == hello_status::ok);
+    FUZZ_REQUIRE(parse_client_hello(std::string(bytes) + "trailing").status == hello_status::ok);
   }
 
   // The same bytes as header fields: "name\0value" pairs separated by '\n'.
@@ -76,7 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check.add(line.substr(0, nul), nul == std::string_view::npos ? "" : line.substr(nul + 1));
   }
   auto verdict = check.finish(11);
-  if (!verdict && check.chunked()) require(!check.content_length().has_value());
+  if (!verdict && check.chunked()) FUZZ_REQUIRE(!check.content_length().has_value());
   (void)check_chunk_size_line(bytes.substr(0, 64));
   return 0;
 }

@@ -14,14 +14,11 @@
 #include <string_view>
 
 #include "proxy/access_request_form.hpp"
+#include "tests/fuzz/fuzz_require.hpp"
 
 using namespace hallpass;
 
 namespace {
-
-void require(bool condition) {
-  if (!condition) std::abort();
-}
 
 std::string encode(std::string_view s) {
   static constexpr char hex[] = "0123456789ABCDEF";
@@ -48,9 +45,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   std::size_t parts = 1, decoded = 0;
   for (char c : body) parts += c == '&';
-  require(fields.size() <= parts);
+  FUZZ_REQUIRE(fields.size() <= parts);
   for (const auto& [name, value] : fields) decoded += name.size() + value.size();
-  require(decoded <= body.size());
+  FUZZ_REQUIRE(decoded <= body.size());
 
   std::string again;
   for (const auto& [name, value] : fields) {
@@ -60,6 +57,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto round_trip = parse_form(again);
   // An empty name with an empty value is written as "=", which parses back as the same field;
   // a part with no '=' at all ("name") parses as name with an empty value, written "name=".
-  require(round_trip == fields);
+  FUZZ_REQUIRE(round_trip == fields);
   return 0;
 }

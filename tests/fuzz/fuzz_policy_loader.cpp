@@ -26,16 +26,13 @@
 
 #include "rules/engine.hpp"
 #include "rules/policy_loader.hpp"
+#include "tests/fuzz/fuzz_require.hpp"
 
 using namespace hallpass::rules;
 
 namespace {
 
 std::string policy_file;  // <temporary directory>/policy.yaml (never written)
-
-void require(bool condition) {
-  if (!condition) std::abort();
-}
 
 // True when some scalar (key or value) could make the loader read outside the directory.
 bool names_outside_path(const YAML::Node& n, int depth = 0) {
@@ -91,16 +88,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 
   const auto r = load_policy_text(text, policy_file);
-  require(r.ok() == r.errors.empty());
-  for (const auto& e : r.errors) require(!e.file.empty() && !e.message.empty());
-  for (const auto& w : r.warnings) require(!w.file.empty() && !w.message.empty());
+  FUZZ_REQUIRE(r.ok() == r.errors.empty());
+  for (const auto& e : r.errors) FUZZ_REQUIRE(!e.file.empty() && !e.message.empty());
+  for (const auto& w : r.warnings) FUZZ_REQUIRE(!w.file.empty() && !w.message.empty());
 
   const auto again = load_policy_text(text, policy_file);
-  require(again.ok() == r.ok() && same_errors(again.errors, r.errors) && same_errors(again.warnings, r.warnings));
+  FUZZ_REQUIRE(again.ok() == r.ok() && same_errors(again.errors, r.errors) && same_errors(again.warnings, r.warnings));
   if (!r.ok()) return 0;
 
   const policy& p = *r.compiled;
-  require(!p.roles.empty() && p.fallback_role < p.roles.size());
+  FUZZ_REQUIRE(!p.roles.empty() && p.fallback_role < p.roles.size());
   for (const auto& role : p.roles) {
     for (const bool tunnel : {false, true}) {
       request_facts f;
@@ -111,7 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (!tunnel) f.path = std::string_view("/a/b?c=d");
       f.time = std::chrono::sys_seconds(std::chrono::seconds(1796112000));  // 2026-12-01 08:00 UTC, a Tuesday: school hours
       const auto v = decide(p, f);
-      require(v.chosen_role != nullptr);
+      FUZZ_REQUIRE(v.chosen_role != nullptr);
     }
   }
   return 0;

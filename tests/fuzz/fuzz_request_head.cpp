@@ -35,6 +35,7 @@
 
 #include "proxy/request_checks.hpp"
 #include "proxy/request_target.hpp"
+#include "tests/fuzz/fuzz_require.hpp"
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -45,10 +46,6 @@ namespace {
 
 constexpr std::size_t header_bytes = 32 * 1024;  // daemon_config limits.header_bytes default
 constexpr std::size_t header_count = 100;        // limits.header_count default
-
-void require(bool condition) {
-  if (!condition) std::abort();
-}
 
 // A SyncReadStream that hands out `data` `chunk` bytes per read, then end of stream.
 class chunked_input {
@@ -99,12 +96,12 @@ outcome run(std::string_view bytes, std::size_t chunk) {
   boost::system::error_code ec;
   http::read_header(in, buffer, rp, ec);
   if (ec) return out;
-  require(rp.is_header_done());
+  FUZZ_REQUIRE(rp.is_header_done());
   const auto& req = rp.get();
   out.method = std::string(req.method_string());
   out.target = std::string(req.target());
   out.version = req.version();
-  require(out.version == 10 || out.version == 11);
+  FUZZ_REQUIRE(out.version == 10 || out.version == 11);
 
   framing_check fc;
   for (const auto& f : req) {
@@ -115,28 +112,28 @@ outcome run(std::string_view bytes, std::size_t chunk) {
   if (!problem && out.version >= 11 && !fc.has_host()) problem = "an HTTP/1.1 request without a Host field";
   if (!problem && out.fields.size() > header_count) problem = "too many header fields";
   if (problem) {
-    require(!problem->empty());
+    FUZZ_REQUIRE(!problem->empty());
     out.v = verdict::refused_framing;
     return out;
   }
 
   // The framing the proxy will read the body with (Beast's) is the framing it checked.
-  require(rp.chunked() == fc.chunked());
-  require(rp.content_length() == (fc.content_length() ? boost::optional<std::uint64_t>(*fc.content_length())
+  FUZZ_REQUIRE(rp.chunked() == fc.chunked());
+  FUZZ_REQUIRE(rp.content_length() == (fc.content_length() ? boost::optional<std::uint64_t>(*fc.content_length())
                                                       : boost::optional<std::uint64_t>()));
-  if (!fc.chunked() && !fc.content_length()) require(rp.is_done());
+  if (!fc.chunked() && !fc.content_length()) FUZZ_REQUIRE(rp.is_done());
 
   const bool is_connect = req.method() == http::verb::connect;
   std::string error;
   out.parsed = parse_request_target(req.target(), is_connect, error);
   if (!out.parsed) {
-    require(!error.empty());
+    FUZZ_REQUIRE(!error.empty());
     out.v = verdict::refused_target;
     return out;
   }
-  for (char c : req.target()) require(static_cast<unsigned char>(c) >= 0x21 && static_cast<unsigned char>(c) <= 0x7E);
-  require(!out.parsed->host.empty() && out.parsed->port != 0);
-  if (!is_connect) require(!out.parsed->path.empty() && out.parsed->path.front() == '/');
+  for (char c : req.target()) FUZZ_REQUIRE(static_cast<unsigned char>(c) >= 0x21 && static_cast<unsigned char>(c) <= 0x7E);
+  FUZZ_REQUIRE(!out.parsed->host.empty() && out.parsed->port != 0);
+  if (!is_connect) FUZZ_REQUIRE(!out.parsed->path.empty() && out.parsed->path.front() == '/');
   out.v = verdict::accepted;
   return out;
 }
@@ -158,6 +155,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view bytes(reinterpret_cast<const char*>(data + 1), size - 1);
   const outcome split = run(bytes, chunk);
   const outcome whole = run(bytes, bytes.size() + 1);
-  require(same(split, whole));
+  FUZZ_REQUIRE(same(split, whole));
   return 0;
 }

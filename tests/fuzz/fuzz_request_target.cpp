@@ -16,14 +16,11 @@
 #include <string_view>
 
 #include "proxy/request_target.hpp"
+#include "tests/fuzz/fuzz_require.hpp"
 
 using namespace hallpass;
 
 namespace {
-
-void require(bool condition) {
-  if (!condition) std::abort();
-}
 
 bool visible_ascii(std::string_view s) {
   for (char c : s) {
@@ -45,25 +42,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string error;
   const auto t = parse_request_target(target, connect, error);
   if (!t) {
-    require(!error.empty());
+    FUZZ_REQUIRE(!error.empty());
     return 0;
   }
-  require(visible_ascii(target));
-  require(!t->host.empty() && t->port != 0);
-  require(visible_ascii(t->host) && visible_ascii(t->path + t->query));
+  FUZZ_REQUIRE(visible_ascii(target));
+  FUZZ_REQUIRE(!t->host.empty() && t->port != 0);
+  FUZZ_REQUIRE(visible_ascii(t->host) && visible_ascii(t->path + t->query));
   std::string again;
   if (connect) {
-    require(t->scheme == "https" && t->path.empty() && t->query.empty());
+    FUZZ_REQUIRE(t->scheme == "https" && t->path.empty() && t->query.empty());
     again = t->host + ":" + std::to_string(t->port);
   } else {
-    require(t->scheme == "http");
-    require(!t->path.empty() && t->path.front() == '/');
-    require(t->path.find_first_of("?#") == std::string::npos && t->query.find('#') == std::string::npos);
-    require(t->host.find_first_of("@/?#") == std::string::npos);
+    FUZZ_REQUIRE(t->scheme == "http");
+    FUZZ_REQUIRE(!t->path.empty() && t->path.front() == '/');
+    FUZZ_REQUIRE(t->path.find_first_of("?#") == std::string::npos && t->query.find('#') == std::string::npos);
+    FUZZ_REQUIRE(t->host.find_first_of("@/?#") == std::string::npos);
     again = "http://" + t->host + ":" + std::to_string(t->port) + t->path + (t->query.empty() ? "" : "?" + t->query);
   }
   std::string error2;
   const auto t2 = parse_request_target(again, connect, error2);
-  require(t2.has_value() && same(*t, *t2));
+  FUZZ_REQUIRE(t2.has_value() && same(*t, *t2));
   return 0;
 }
