@@ -25,7 +25,8 @@ std::string hex_byte(unsigned char b) {
 
 }  // namespace
 
-std::optional<parsed_target> parse_request_target(std::string_view target, bool connect, std::string& error) {
+std::optional<parsed_target> parse_request_target(std::string_view target, bool connect,
+                                                  std::string& error) {
   for (std::size_t i = 0; i < target.size(); ++i) {
     const auto b = static_cast<unsigned char>(target[i]);
     if (b < 0x21 || b > 0x7E) {
@@ -39,7 +40,8 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
     std::string_view host, port;
     if (!target.empty() && target.front() == '[') {
       const auto close = target.find(']');
-      if (close == std::string_view::npos || close + 1 >= target.size() || target[close + 1] != ':') {
+      if (close == std::string_view::npos || close + 1 >= target.size() ||
+          target[close + 1] != ':') {
         error = "CONNECT needs host:port";
         return std::nullopt;
       }
@@ -56,7 +58,8 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
     }
     unsigned p = 0;
     auto r = std::from_chars(port.data(), port.data() + port.size(), p);
-    if (host.empty() || r.ec != std::errc() || r.ptr != port.data() + port.size() || p == 0 || p > 65535) {
+    if (host.empty() || r.ec != std::errc() || r.ptr != port.data() + port.size() || p == 0 ||
+        p > 65535) {
       error = "CONNECT target '" + std::string(target) + "' is not host:port";
       return std::nullopt;
     }
@@ -66,7 +69,8 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
     return t;
   }
   if (target.size() < 8 || !starts_with_http_scheme(target)) {
-    error = target.starts_with("/") ? "origin-form" : "only http:// URLs can be forwarded; use CONNECT for https";
+    error = target.starts_with("/") ? "origin-form"
+                                    : "only http:// URLs can be forwarded; use CONNECT for https";
     return std::nullopt;
   }
   // split_url compares the scheme case-sensitively.

@@ -15,10 +15,10 @@
 namespace hallpass {
 
 struct parsed_target {
-  std::string scheme;  // "http" (absolute-form) or "https" (CONNECT)
-  std::string host;    // as written, without userinfo; "[v6]" keeps its brackets
-  std::string path;    // absolute-form only: starts with '/', no query, no fragment
-  std::string query;   // absolute-form only: after the first '?', without the '?'
+  std::string scheme;      // "http" (absolute-form) or "https" (CONNECT)
+  std::string host;        // as written, without userinfo; "[v6]" keeps its brackets
+  std::string path;        // absolute-form only: starts with '/', no query, no fragment
+  std::string query;       // absolute-form only: after the first '?', without the '?'
   std::uint16_t port = 0;  // never 0 on success; 80 when an absolute-form URL names none
 };
 
@@ -38,6 +38,7 @@ struct parsed_target {
 // Kept as rules::split_url reads them: userinfo ("user@") is dropped from the host, a
 // fragment ("#...") is dropped, "http://h?q" has path "/" and query "q". The host is not
 // validated here (the policy engine judges it: an invalid host is blocked there).
-std::optional<parsed_target> parse_request_target(std::string_view target, bool connect, std::string& error);
+std::optional<parsed_target> parse_request_target(std::string_view target, bool connect,
+                                                  std::string& error);
 
 }  // namespace hallpass

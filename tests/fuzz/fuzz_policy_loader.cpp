@@ -49,7 +49,8 @@ bool names_outside_path(const YAML::Node& n, int depth = 0) {
       return false;
     case YAML::NodeType::Map:
       for (const auto& kv : n) {
-        if (names_outside_path(kv.first, depth + 1) || names_outside_path(kv.second, depth + 1)) return true;
+        if (names_outside_path(kv.first, depth + 1) || names_outside_path(kv.second, depth + 1))
+          return true;
       }
       return false;
     default:
@@ -70,7 +71,8 @@ bool same_errors(const diagnostics& a, const diagnostics& b) {
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   char dir[] = "/tmp/hallpass-fuzz-policy-XXXXXX";
   if (!::mkdtemp(dir)) std::abort();
-  std::ofstream(std::string(dir) + "/domains.txt") << "example.org\nwww.example.com\n# a comment\nbad..name\n";
+  std::ofstream(std::string(dir) + "/domains.txt")
+      << "example.org\nwww.example.com\n# a comment\nbad..name\n";
   std::ofstream(std::string(dir) + "/urls.txt") << "example.net/blocked/path\nexample.org/a\n";
   policy_file = std::string(dir) + "/policy.yaml";
   return 0;
@@ -93,7 +95,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& w : r.warnings) FUZZ_REQUIRE(!w.file.empty() && !w.message.empty());
 
   const auto again = load_policy_text(text, policy_file);
-  FUZZ_REQUIRE(again.ok() == r.ok() && same_errors(again.errors, r.errors) && same_errors(again.warnings, r.warnings));
+  FUZZ_REQUIRE(again.ok() == r.ok() && same_errors(again.errors, r.errors) &&
+               same_errors(again.warnings, r.warnings));
   if (!r.ok()) return 0;
 
   const policy& p = *r.compiled;
@@ -106,7 +109,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       f.scheme = tunnel ? "https" : "http";
       f.host = "www.example.org";
       if (!tunnel) f.path = std::string_view("/a/b?c=d");
-      f.time = std::chrono::sys_seconds(std::chrono::seconds(1796112000));  // 2026-12-01 08:00 UTC, a Tuesday: school hours
+      f.time = std::chrono::sys_seconds(
+          std::chrono::seconds(1796112000));  // 2026-12-01 08:00 UTC, a Tuesday: school hours
       const auto v = decide(p, f);
       FUZZ_REQUIRE(v.chosen_role != nullptr);
     }

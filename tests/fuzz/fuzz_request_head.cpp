@@ -59,7 +59,8 @@ class chunked_input {
       return 0;
     }
     ec = {};
-    const auto n = net::buffer_copy(buffers, net::buffer(data_.data(), std::min(chunk_, data_.size())));
+    const auto n =
+        net::buffer_copy(buffers, net::buffer(data_.data(), std::min(chunk_, data_.size())));
     data_.remove_prefix(n);
     return n;
   }
@@ -109,7 +110,8 @@ outcome run(std::string_view bytes, std::size_t chunk) {
     out.fields.emplace_back(f.name_string(), f.value());
   }
   std::optional<std::string> problem = fc.finish(out.version);
-  if (!problem && out.version >= 11 && !fc.has_host()) problem = "an HTTP/1.1 request without a Host field";
+  if (!problem && out.version >= 11 && !fc.has_host())
+    problem = "an HTTP/1.1 request without a Host field";
   if (!problem && out.fields.size() > header_count) problem = "too many header fields";
   if (problem) {
     FUZZ_REQUIRE(!problem->empty());
@@ -119,8 +121,9 @@ outcome run(std::string_view bytes, std::size_t chunk) {
 
   // The framing the proxy will read the body with (Beast's) is the framing it checked.
   FUZZ_REQUIRE(rp.chunked() == fc.chunked());
-  FUZZ_REQUIRE(rp.content_length() == (fc.content_length() ? boost::optional<std::uint64_t>(*fc.content_length())
-                                                      : boost::optional<std::uint64_t>()));
+  FUZZ_REQUIRE(rp.content_length() == (fc.content_length()
+                                           ? boost::optional<std::uint64_t>(*fc.content_length())
+                                           : boost::optional<std::uint64_t>()));
   if (!fc.chunked() && !fc.content_length()) FUZZ_REQUIRE(rp.is_done());
 
   const bool is_connect = req.method() == http::verb::connect;
@@ -131,7 +134,8 @@ outcome run(std::string_view bytes, std::size_t chunk) {
     out.v = verdict::refused_target;
     return out;
   }
-  for (char c : req.target()) FUZZ_REQUIRE(static_cast<unsigned char>(c) >= 0x21 && static_cast<unsigned char>(c) <= 0x7E);
+  for (char c : req.target())
+    FUZZ_REQUIRE(static_cast<unsigned char>(c) >= 0x21 && static_cast<unsigned char>(c) <= 0x7E);
   FUZZ_REQUIRE(!out.parsed->host.empty() && out.parsed->port != 0);
   if (!is_connect) FUZZ_REQUIRE(!out.parsed->path.empty() && out.parsed->path.front() == '/');
   out.v = verdict::accepted;
@@ -139,12 +143,14 @@ outcome run(std::string_view bytes, std::size_t chunk) {
 }
 
 bool same(const outcome& a, const outcome& b) {
-  if (a.v != b.v || a.method != b.method || a.target != b.target || a.version != b.version || a.fields != b.fields)
+  if (a.v != b.v || a.method != b.method || a.target != b.target || a.version != b.version ||
+      a.fields != b.fields)
     return false;
   if (a.parsed.has_value() != b.parsed.has_value()) return false;
   if (!a.parsed) return true;
-  return a.parsed->host == b.parsed->host && a.parsed->port == b.parsed->port && a.parsed->path == b.parsed->path &&
-         a.parsed->query == b.parsed->query && a.parsed->scheme == b.parsed->scheme;
+  return a.parsed->host == b.parsed->host && a.parsed->port == b.parsed->port &&
+         a.parsed->path == b.parsed->path && a.parsed->query == b.parsed->query &&
+         a.parsed->scheme == b.parsed->scheme;
 }
 
 }  // namespace

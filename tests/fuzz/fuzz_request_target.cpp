@@ -30,7 +30,8 @@ bool visible_ascii(std::string_view s) {
 }
 
 bool same(const parsed_target& a, const parsed_target& b) {
-  return a.scheme == b.scheme && a.host == b.host && a.port == b.port && a.path == b.path && a.query == b.query;
+  return a.scheme == b.scheme && a.host == b.host && a.port == b.port && a.path == b.path &&
+         a.query == b.query;
 }
 
 }  // namespace
@@ -55,9 +56,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } else {
     FUZZ_REQUIRE(t->scheme == "http");
     FUZZ_REQUIRE(!t->path.empty() && t->path.front() == '/');
-    FUZZ_REQUIRE(t->path.find_first_of("?#") == std::string::npos && t->query.find('#') == std::string::npos);
+    FUZZ_REQUIRE(t->path.find_first_of("?#") == std::string::npos &&
+                 t->query.find('#') == std::string::npos);
     FUZZ_REQUIRE(t->host.find_first_of("@/?#") == std::string::npos);
-    again = "http://" + t->host + ":" + std::to_string(t->port) + t->path + (t->query.empty() ? "" : "?" + t->query);
+    again = "http://" + t->host + ":" + std::to_string(t->port) + t->path +
+            (t->query.empty() ? "" : "?" + t->query);
   }
   std::string error2;
   const auto t2 = parse_request_target(again, connect, error2);

@@ -6,10 +6,12 @@
 #include <cstdio>
 #include <cstdlib>
 
-[[noreturn]] inline void hallpass_fuzz_invariant_broken(const char* condition, const char* file, int line) {
+[[noreturn]] inline void hallpass_fuzz_invariant_broken(const char* condition, const char* file,
+                                                        int line) {
   std::fprintf(stderr, "%s:%d: invariant broken: %s\n", file, line, condition);
   std::abort();
 }
 
-#define FUZZ_REQUIRE(condition) \
-  ((condition) ? static_cast<void>(0) : hallpass_fuzz_invariant_broken(#condition, __FILE__, __LINE__))
+#define FUZZ_REQUIRE(condition)       \
+  ((condition) ? static_cast<void>(0) \
+               : hallpass_fuzz_invariant_broken(#condition, __FILE__, __LINE__))

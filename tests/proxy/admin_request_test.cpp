@@ -39,9 +39,11 @@ TEST_CASE("the protocol's authorisation table") {
   const std::set<std::string> filing{"headteacher", "technician"};
   const std::set<std::string> deciding{"headteacher"};
   const std::set<std::string> reading{"dsl", "headteacher", "technician"};
-  for (const char* v : {"request", "report", "block", "unblock", "reload"}) CHECK(*admin_verb_roles(v) == filing);
+  for (const char* v : {"request", "report", "block", "unblock", "reload"})
+    CHECK(*admin_verb_roles(v) == filing);
   for (const char* v : {"approve", "deny", "revoke"}) CHECK(*admin_verb_roles(v) == deciding);
-  for (const char* v : {"list", "show", "status", "audit", "reports"}) CHECK(*admin_verb_roles(v) == reading);
+  for (const char* v : {"list", "show", "status", "audit", "reports"})
+    CHECK(*admin_verb_roles(v) == reading);
   CHECK(admin_verb_roles("shutdown") == nullptr);
   CHECK(admin_verb_roles("") == nullptr);
   CHECK(admin_verb_roles("Approve") == nullptr);
@@ -57,7 +59,8 @@ TEST_CASE("bad admin lines get the daemon's bad_request messages") {
   CHECK(refused(R"({"verb":"list","args":[1]})") == "'args' must be an object");
   CHECK(refused(R"({"verb":"list","args":null})") == "'args' must be an object");
   CHECK(refused(R"({"verb":"shutdown","args":{}})") == "unknown verb 'shutdown'");
-  CHECK(refused(R"({"verb":"shutdown","args":5})") == "'args' must be an object");  // checked first, as before
+  CHECK(refused(R"({"verb":"shutdown","args":5})") ==
+        "'args' must be an object");  // checked first, as before
 }
 
 TEST_CASE("a number too large for a double is refused, not read as infinity") {
@@ -65,8 +68,10 @@ TEST_CASE("a number too large for a double is refused, not read as infinity") {
   // "Infinity", which is not JSON.
   CHECK(refused(R"({"verb":"status","args":{"a":[[[[{"b":2e308,"c":-0.0}]]]]}})") ==
         "a number in the message is too large");
-  CHECK(refused(R"({"verb":"approve","args":{"id":-1e999,"for":"2h"}})") == "a number in the message is too large");
+  CHECK(refused(R"({"verb":"approve","args":{"id":-1e999,"for":"2h"}})") ==
+        "a number in the message is too large");
   CHECK(refused(R"({"verb":"list","extra":1e400})") == "a number in the message is too large");
   std::string error;
-  CHECK(parse_admin_line(R"({"verb":"status","args":{"a":1e308,"b":-0.0,"c":18446744073709551615}})", error));
+  CHECK(parse_admin_line(
+      R"({"verb":"status","args":{"a":1e308,"b":-0.0,"c":18446744073709551615}})", error));
 }

@@ -104,9 +104,10 @@ TEST_CASE("absolute-form: IPv6 literals keep their brackets") {
 }
 
 TEST_CASE("absolute-form: bad ports and empty hosts are refused") {
-  for (const char* t : {"http://example.org:0/", "http://example.org:65536/", "http://example.org:-1/",
-                        "http://example.org:8o/", "http://example.org:+80/", "http://example.org:99999999999/",
-                        "http://[::1]:0/"}) {
+  for (const char* t :
+       {"http://example.org:0/", "http://example.org:65536/", "http://example.org:-1/",
+        "http://example.org:8o/", "http://example.org:+80/", "http://example.org:99999999999/",
+        "http://[::1]:0/"}) {
     CHECK(refused(t).find("port") != std::string::npos);
   }
   for (const char* t : {"http:///path", "http://:80/", "http://user@/", "http://?q", "http://#f"}) {
@@ -117,8 +118,9 @@ TEST_CASE("absolute-form: bad ports and empty hosts are refused") {
 TEST_CASE("only absolute http:// URLs are forwarded; origin-form is told apart") {
   CHECK(refused("/") == "origin-form");
   CHECK(refused("/index.html?x") == "origin-form");
-  for (const char* t : {"https://example.org/", "ftp://example.org/", "example.org/", "example.org:80", "*",
-                        "http://", "http:/example.org/", "", "ws://example.org/"}) {
+  for (const char* t :
+       {"https://example.org/", "ftp://example.org/", "example.org/", "example.org:80", "*",
+        "http://", "http:/example.org/", "", "ws://example.org/"}) {
     const auto e = refused(t);
     CHECK(e != "origin-form");
     CHECK(e.find("http://") != std::string::npos);
@@ -149,20 +151,23 @@ TEST_CASE("CONNECT: anything but host:port is refused") {
   CHECK(refused("[::1]443", true) == "CONNECT needs host:port");
   CHECK(refused("[::1", true) == "CONNECT needs host:port");
   CHECK(refused("[::1]:", true).find("is not host:port") != std::string::npos);
-  for (const char* t : {":443", "example.org:", "example.org:0", "example.org:65536", "example.org:99999999999",
-                        "example.org:44a", "example.org:+443", "example.org:-443", "[]:"}) {
+  for (const char* t :
+       {":443", "example.org:", "example.org:0", "example.org:65536", "example.org:99999999999",
+        "example.org:44a", "example.org:+443", "example.org:-443", "[]:"}) {
     CHECK(refused(t, true).find("is not host:port") != std::string::npos);
   }
 }
 
 TEST_CASE("bytes outside visible ASCII are refused, never forwarded") {
   const auto e = refused("http://example.org/caf\xc3\xa9");
-  CHECK(e == "the request target has byte 0xC3 at offset 22: only visible ASCII is allowed "
-             "(percent-encode anything else)");
+  CHECK(e ==
+        "the request target has byte 0xC3 at offset 22: only visible ASCII is allowed "
+        "(percent-encode anything else)");
   CHECK(refused("http://ex ample.org/").find("0x20 at offset 9") != std::string::npos);
   CHECK(refused("http://example.org/\tx").find("0x09") != std::string::npos);
   CHECK(refused("http://example.org/\x7f").find("0x7F") != std::string::npos);
-  CHECK(refused("http://example.org/\r\nGET http://www.facebook.com/").find("0x0D") != std::string::npos);
+  CHECK(refused("http://example.org/\r\nGET http://www.facebook.com/").find("0x0D") !=
+        std::string::npos);
   CHECK(refused("http://example.org/"s + '\0').find("0x00") != std::string::npos);
   CHECK(refused("/caf\xc3\xa9").find("0xC3") != std::string::npos);  // not "origin-form"
   CHECK(refused("www.exampl\xe9.org:443", true).find("0xE9") != std::string::npos);
