@@ -11,13 +11,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-deploy/install-deps.sh
-
 mode=${1:-}
 case "$mode" in
   "" | --quick | --fuzz-only) ;;
   *) echo "usage: tests/run.sh [--quick | --fuzz-only]" >&2; exit 2 ;;
 esac
+
+deploy/install-deps.sh
 
 jobs=$(nproc)
 run_suite() {
