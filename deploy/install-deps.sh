@@ -24,6 +24,7 @@ test_pkgs=(
   chromium                  # a real browser through the proxy (tests/integration/browser_test.py)
   nodejs                    # evaluates deploy/proxy.pac (tests/integration/deploy_pac_test.py)
   nftables                  # checks and loads deploy/nftables-hallpass.nft (tests/integration/deploy_nftables_test.py)
+  clang-14 libclang-rt-14-dev  # the libFuzzer targets in tests/fuzz/ (libFuzzer, ASan, UBSan runtimes)
 )
 bench_pkgs=(
   wrk squid tinyproxy privoxy e2guardian nginx-light linux-perf valgrind

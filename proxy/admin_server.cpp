@@ -11,6 +11,7 @@
 #include <iostream>
 #include <set>
 
+#include "proxy/admin_request.hpp"
 #include "proxy/run_loop.hpp"
 #include "proxy/server.hpp"
 #include "proxy/shared_state.hpp"
@@ -69,20 +70,6 @@ std::optional<caller> identify(int fd, const daemon_config& d, std::string& erro
     }
   }
   return c;
-}
-
-// Which admin roles may use each verb (docs/admin-protocol.md).
-const std::set<std::string>* allowed_roles(const std::string& verb) {
-  static const std::set<std::string> filing = {"technician", "headteacher"};
-  static const std::set<std::string> deciding = {"headteacher"};
-  static const std::set<std::string> reading = {"technician", "headteacher", "dsl"};
-  static const std::map<std::string, const std::set<std::string>*> table = {
-      {"request", &filing}, {"report", &filing},   {"block", &filing},   {"unblock", &filing},
-      {"reload", &filing},  {"approve", &deciding}, {"deny", &deciding},  {"revoke", &deciding},
-      {"list", &reading},   {"show", &reading},    {"status", &reading}, {"audit", &reading},
-      {"reports", &reading}, {"blocks", &reading}};
-  auto it = table.find(verb);
-  return it == table.end() ? nullptr : it->second;
 }
 
 std::string response(const store::result& r) {
@@ -351,21 +338,11 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
   auto who = identify(fd, cfg->daemon, err);
   if (!who) return response(store::result::fail("forbidden", err));
 
-  boost::system::error_code jec;
-  json::value v = json::parse(line, jec);
-  if (jec || !v.is_object()) return response(store::result::fail("bad_request", "the message is not a JSON object"));
-  auto& o = v.as_object();
-  auto verb_it = o.find("verb");
-  if (verb_it == o.end() || !verb_it->value().is_string())
-    return response(store::result::fail("bad_request", "the message has no 'verb'"));
-  const std::string verb(verb_it->value().as_string());
-  json::object args;
-  if (auto a = o.find("args"); a != o.end()) {
-    if (!a->value().is_object()) return response(store::result::fail("bad_request", "'args' must be an object"));
-    args = a->value().as_object();
-  }
-  const auto* allowed = allowed_roles(verb);
-  if (!allowed) return response(store::result::fail("bad_request", "unknown verb '" + verb + "'"));
+  auto parsed = parse_admin_line(line, err);
+  if (!parsed) return response(store::result::fail("bad_request", err));
+  const std::string& verb = parsed->verb;
+  json::object& args = parsed->args;
+  const auto* allowed = parsed->allowed_roles;
   std::string as_role;
   for (const auto& r : who->roles) {
     if (allowed->count(r)) {

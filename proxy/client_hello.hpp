@@ -9,7 +9,7 @@
 // RFC 6066 3, RFC 7301 3.1), and never reads past `bytes`. Bytes after the ClientHello
 // (0-RTT data) are ignored; the caller relays everything it read, untouched.
 //
-// Pure: no I/O, no Asio, no OpenSSL. Thread-safe. Fuzzed by tests/proxy/fuzz_client_hello.cpp.
+// Pure: no I/O, no Asio, no OpenSSL. Thread-safe. Fuzzed by tests/fuzz/fuzz_client_hello.cpp.
 #pragma once
 
 #include <cstddef>

@@ -11,6 +11,7 @@
 #include "proxy/exchange.hpp"
 #include "proxy/message_head.hpp"
 #include "proxy/request_checks.hpp"
+#include "proxy/request_target.hpp"
 #include "proxy/response_head.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/tunnel.hpp"
@@ -76,67 +77,6 @@ void add_via(http::fields& f) {
   } else {
     f.set(http::field::via, via_value);
   }
-}
-
-struct parsed_target {
-  std::string scheme, host, path, query;
-  std::uint16_t port = 0;
-};
-
-// "http://host[:port]/path?query" (absolute-form) or "host:port" (CONNECT authority-form).
-std::optional<parsed_target> parse_target(std::string_view target, bool connect, std::string& error) {
-  parsed_target t;
-  if (connect) {
-    std::string_view host, port;
-    if (!target.empty() && target.front() == '[') {
-      const auto close = target.find(']');
-      if (close == std::string_view::npos || close + 1 >= target.size() || target[close + 1] != ':') {
-        error = "CONNECT needs host:port";
-        return std::nullopt;
-      }
-      host = target.substr(0, close + 1);
-      port = target.substr(close + 2);
-    } else {
-      const auto colon = target.rfind(':');
-      if (colon == std::string_view::npos) {
-        error = "CONNECT needs host:port";
-        return std::nullopt;
-      }
-      host = target.substr(0, colon);
-      port = target.substr(colon + 1);
-    }
-    unsigned p = 0;
-    auto r = std::from_chars(port.data(), port.data() + port.size(), p);
-    if (host.empty() || r.ec != std::errc() || r.ptr != port.data() + port.size() || p == 0 || p > 65535) {
-      error = "CONNECT target '" + std::string(target) + "' is not host:port";
-      return std::nullopt;
-    }
-    t.scheme = "https";
-    t.host = std::string(host);
-    t.port = static_cast<std::uint16_t>(p);
-    return t;
-  }
-  if (target.size() < 8 || !iequals(target.substr(0, 7), "http://")) {
-    error = target.starts_with("/") ? "origin-form" : "only http:// URLs can be forwarded; use CONNECT for https";
-    return std::nullopt;
-  }
-  std::string lowered = "http" + std::string(target.substr(4));
-  auto parts = rules::split_url(lowered, &error);
-  if (!parts) return std::nullopt;
-  t.scheme = "http";
-  t.host = std::string(parts->host);
-  t.port = parts->port ? parts->port : 80;
-  std::string_view pq = parts->path;
-  if (pq.empty() || pq.front() != '/') {
-    t.path = "/";
-    if (!pq.empty() && pq.front() == '?') t.query = std::string(pq.substr(1));
-  } else if (auto q = pq.find('?'); q != std::string_view::npos) {
-    t.path = std::string(pq.substr(0, q));
-    t.query = std::string(pq.substr(q + 1));
-  } else {
-    t.path = std::string(pq);
-  }
-  return t;
 }
 
 std::string local_time_text(const configuration& cfg, std::chrono::system_clock::time_point t) {
@@ -794,7 +734,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
 
   const bool is_connect = req.method() == http::verb::connect;
   std::string target_error;
-  auto target = parse_target(req.target(), is_connect, target_error);
+  auto target = parse_request_target(req.target(), is_connect, target_error);
   if (!target) {
     if (target_error == "origin-form") {
       co_await answer_local(c, ex, version);

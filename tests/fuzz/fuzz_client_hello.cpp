@@ -1,11 +1,6 @@
-// libFuzzer target for parse_client_hello() and the header checks in request_checks. Not part
-// of the CMake build (the name does not end in _test.cpp); build and run it with clang:
-//
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
-//     -fno-sanitize-recover=undefined -I. \
-//     tests/proxy/fuzz_client_hello.cpp proxy/client_hello.cpp proxy/request_checks.cpp \
-//     -o /tmp/fuzz_client_hello
-//   /tmp/fuzz_client_hello -max_total_time=60 -max_len=70000
+// libFuzzer target: parse_client_hello() (proxy/client_hello.hpp), and the same bytes as
+// header fields through framing_check and as a chunk-size line (proxy/request_checks.hpp).
+// Built with -DHALLPASS_FUZZ=ON (tests/fuzz/CMakeLists.txt); docs/fuzzing.md says how to run it.
 //
 // Properties checked beyond "no crash, no sanitizer report":
 //  - not_tls and ok do not change when more bytes follow (they are decided on a prefix);
@@ -20,14 +15,11 @@
 
 #include "proxy/client_hello.hpp"
 #include "proxy/request_checks.hpp"
+#include "tests/fuzz/fuzz_require.hpp"
 
 using namespace hallpass;
 
 namespace {
-
-void require(bool condition) {
-  if (!condition) std::abort();
-}
 
 std::string reframe_one_byte_records(std::string_view handshake) {
   std::string out;
@@ -45,9 +37,9 @@ std::string reframe_one_byte_records(std::string_view handshake) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
   auto r = parse_client_hello(bytes);
-  if (size >= max_client_hello_bytes) require(r.status != hello_status::need_more);
+  if (size >= max_client_hello_bytes) FUZZ_REQUIRE(r.status != hello_status::need_more);
   if (r.status == hello_status::not_tls) {
-    require(parse_client_hello(std::string(bytes) + "more").status == hello_status::not_tls);
+    FUZZ_REQUIRE(parse_client_hello(std::string(bytes) + "more").status == hello_status::not_tls);
   }
   if (r.status == hello_status::ok) {
     // Reassemble the handshake message from the records to re-frame it.
@@ -64,11 +56,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     handshake.resize(body + 4);
     if (handshake.size() * 6 < max_client_hello_bytes) {
       auto again = parse_client_hello(reframe_one_byte_records(handshake));
-      require(again.status == hello_status::ok);
-      require(again.hello.sni == r.hello.sni);
-      require(again.hello.alpn == r.hello.alpn);
+      FUZZ_REQUIRE(again.status == hello_status::ok);
+      FUZZ_REQUIRE(again.hello.sni == r.hello.sni);
+      FUZZ_REQUIRE(again.hello.alpn == r.hello.alpn);
     }
-    require(parse_client_hello(std::string(bytes) + "trailing").status == hello_status::ok);
+    FUZZ_REQUIRE(parse_client_hello(std::string(bytes) + "trailing").status == hello_status::ok);
   }
 
   // The same bytes as header fields: "name\0value" pairs separated by '\n'.
@@ -81,7 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check.add(line.substr(0, nul), nul == std::string_view::npos ? "" : line.substr(nul + 1));
   }
   auto verdict = check.finish(11);
-  if (!verdict && check.chunked()) require(!check.content_length().has_value());
+  if (!verdict && check.chunked()) FUZZ_REQUIRE(!check.content_length().has_value());
   (void)check_chunk_size_line(bytes.substr(0, 64));
   return 0;
 }

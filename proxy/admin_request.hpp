@@ -1,0 +1,34 @@
+// One request line of the admin socket protocol (docs/admin-protocol.md), parsed and checked
+// before the caller's roles are compared and anything is looked up in the store: a JSON
+// object with a string "verb" naming a known verb, and an optional object "args".
+//
+// Pure: no I/O, no Asio, no store. Functions of their arguments; any thread. Split out of
+// admin_server.cpp so that tests/fuzz/fuzz_admin_line.cpp can reach it without a socket.
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include <boost/json/object.hpp>
+
+namespace hallpass {
+
+struct admin_request {
+  std::string verb;
+  boost::json::object args;  // empty when the line has none
+  // The admin roles that may use the verb (headteacher, technician, dsl); never null.
+  const std::set<std::string>* allowed_roles = nullptr;
+};
+
+// Which admin roles may use `verb`; nullptr for an unknown verb. The table is
+// docs/admin-protocol.md "Authorisation".
+const std::set<std::string>* admin_verb_roles(std::string_view verb);
+
+// Parses one line, without its '\n'. On failure returns nullopt and sets `error` to the
+// message the daemon answers with code bad_request. A number too large for a double (1e999)
+// is refused: it would come out as infinity, which no JSON reader can read back.
+std::optional<admin_request> parse_admin_line(std::string_view line, std::string& error);
+
+}  // namespace hallpass

@@ -1,0 +1,44 @@
+// The request-target of a request the proxy received (RFC 9112 3.2), split into the facts the
+// session decides on and forwards: absolute-form "http://host[:port]/path?query" for plain
+// HTTP, authority-form "host:port" for CONNECT.
+//
+// Pure: no I/O, no Asio or Beast, no clock. A function of its arguments; any thread.
+// Fuzzed by tests/fuzz/fuzz_request_target.cpp and, behind Beast's parser and the framing
+// checks, by tests/fuzz/fuzz_request_head.cpp.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace hallpass {
+
+struct parsed_target {
+  std::string scheme;      // "http" (absolute-form) or "https" (CONNECT)
+  std::string host;        // as written, without userinfo; "[v6]" keeps its brackets
+  std::string path;        // absolute-form only: starts with '/', no query, no fragment
+  std::string query;       // absolute-form only: after the first '?', without the '?'
+  std::uint16_t port = 0;  // never 0 on success; 80 when an absolute-form URL names none
+};
+
+// Splits `target`. On failure returns nullopt and sets `error` to a short reason fit for a
+// 400 page and the log, except for an origin-form target ("/path", a request addressed to
+// the proxy itself), where `error` is exactly "origin-form" so that the session can answer
+// with its own page.
+//
+// Refused:
+//  - any byte outside visible ASCII (0x21-0x7E): raw non-ASCII, controls, spaces. Beast's
+//    parser passes obs-text (0x80-0xFF) through, and an origin may read it differently (or
+//    as a second request line); a browser always percent-encodes, so nothing real is lost;
+//  - CONNECT: anything but host:port ("[v6]:port" for IPv6), an empty host, a port that is
+//    not decimal 1-65535;
+//  - otherwise: anything but an absolute http:// URL (scheme case-insensitive) whose
+//    authority has a non-empty host and, if any, a port 1-65535 (an empty port is 80).
+// Kept as rules::split_url reads them: userinfo ("user@") is dropped from the host, a
+// fragment ("#...") is dropped, "http://h?q" has path "/" and query "q". The host is not
+// validated here (the policy engine judges it: an invalid host is blocked there).
+std::optional<parsed_target> parse_request_target(std::string_view target, bool connect,
+                                                  std::string& error);
+
+}  // namespace hallpass

@@ -1,0 +1,185 @@
+// parse_request_target: the absolute-form and authority-form request-targets the session
+// accepts, what it keeps of them, and what it refuses (with the error the 400 page shows).
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "proxy/request_target.hpp"
+
+using namespace hallpass;
+using namespace std::string_literals;
+
+namespace {
+
+parsed_target ok(std::string_view target, bool connect = false) {
+  std::string error;
+  auto t = parse_request_target(target, connect, error);
+  INFO("target: " << std::string(target) << " error: " << error);
+  REQUIRE(t.has_value());
+  return *t;
+}
+
+std::string refused(std::string_view target, bool connect = false) {
+  std::string error;
+  auto t = parse_request_target(target, connect, error);
+  INFO("target: " << std::string(target));
+  REQUIRE_FALSE(t.has_value());
+  CHECK_FALSE(error.empty());
+  return error;
+}
+
+}  // namespace
+
+TEST_CASE("absolute-form: scheme, host, port, path and query") {
+  auto t = ok("http://example.org/a/b?x=1&y=2");
+  CHECK(t.scheme == "http");
+  CHECK(t.host == "example.org");
+  CHECK(t.port == 80);
+  CHECK(t.path == "/a/b");
+  CHECK(t.query == "x=1&y=2");
+
+  t = ok("HTTP://Example.ORG:8080/");
+  CHECK(t.scheme == "http");
+  CHECK(t.host == "Example.ORG");  // the engine folds the case
+  CHECK(t.port == 8080);
+  CHECK(t.path == "/");
+
+  t = ok("http://example.org");
+  CHECK(t.path == "/");
+  CHECK(t.query.empty());
+
+  t = ok("http://example.org?q=1");
+  CHECK(t.path == "/");
+  CHECK(t.query == "q=1");
+
+  t = ok("http://example.org/p?");
+  CHECK(t.path == "/p");
+  CHECK(t.query.empty());
+
+  t = ok("http://example.org/a?b?c");
+  CHECK(t.path == "/a");
+  CHECK(t.query == "b?c");
+
+  t = ok("http://example.org:/x");  // an empty port is the default
+  CHECK(t.port == 80);
+  CHECK(t.path == "/x");
+
+  // The last ':' starts the port; what is before it is the host, judged by the engine.
+  t = ok("http://example.org:80:81/");
+  CHECK(t.host == "example.org:80");
+  CHECK(t.port == 81);
+}
+
+TEST_CASE("absolute-form: fragments are dropped") {
+  auto t = ok("http://example.org/p#frag");
+  CHECK(t.path == "/p");
+  CHECK(t.query.empty());
+  t = ok("http://example.org/p?q=1#frag?x");
+  CHECK(t.path == "/p");
+  CHECK(t.query == "q=1");
+  t = ok("http://example.org#/other?q");
+  CHECK(t.host == "example.org");
+  CHECK(t.path == "/");
+  CHECK(t.query.empty());
+}
+
+TEST_CASE("absolute-form: userinfo is dropped from the host") {
+  auto t = ok("http://user:secret@example.org:81/x");
+  CHECK(t.host == "example.org");
+  CHECK(t.port == 81);
+  CHECK(t.path == "/x");
+  // The last '@' ends the userinfo, as browsers read it.
+  CHECK(ok("http://a@b.example@www.facebook.com/").host == "www.facebook.com");
+}
+
+TEST_CASE("absolute-form: IPv6 literals keep their brackets") {
+  auto t = ok("http://[2001:db8::1]:8080/x?y");
+  CHECK(t.host == "[2001:db8::1]");
+  CHECK(t.port == 8080);
+  CHECK(t.path == "/x");
+  CHECK(t.query == "y");
+  CHECK(ok("http://[::1]/").port == 80);
+  CHECK(refused("http://[::1/").find("closing ']'") != std::string::npos);
+  CHECK(refused("http://[::1]x/").find("after the IPv6 address") != std::string::npos);
+}
+
+TEST_CASE("absolute-form: bad ports and empty hosts are refused") {
+  for (const char* t :
+       {"http://example.org:0/", "http://example.org:65536/", "http://example.org:-1/",
+        "http://example.org:8o/", "http://example.org:+80/", "http://example.org:99999999999/",
+        "http://[::1]:0/"}) {
+    CHECK(refused(t).find("port") != std::string::npos);
+  }
+  for (const char* t : {"http:///path", "http://:80/", "http://user@/", "http://?q", "http://#f"}) {
+    CHECK(refused(t).find("no host") != std::string::npos);
+  }
+}
+
+TEST_CASE("only absolute http:// URLs are forwarded; origin-form is told apart") {
+  CHECK(refused("/") == "origin-form");
+  CHECK(refused("/index.html?x") == "origin-form");
+  for (const char* t :
+       {"https://example.org/", "ftp://example.org/", "example.org/", "example.org:80", "*",
+        "http://", "http:/example.org/", "", "ws://example.org/"}) {
+    const auto e = refused(t);
+    CHECK(e != "origin-form");
+    CHECK(e.find("http://") != std::string::npos);
+  }
+}
+
+TEST_CASE("authority-form for CONNECT") {
+  auto t = ok("example.org:443", true);
+  CHECK(t.scheme == "https");
+  CHECK(t.host == "example.org");
+  CHECK(t.port == 443);
+  CHECK(t.path.empty());
+  CHECK(t.query.empty());
+
+  t = ok("[2001:db8::1]:8443", true);
+  CHECK(t.host == "[2001:db8::1]");
+  CHECK(t.port == 8443);
+
+  // Kept as written; the engine refuses such hosts as invalid.
+  CHECK(ok("a:b:443", true).host == "a:b");
+  CHECK(ok("user@example.org:443", true).host == "user@example.org");
+  CHECK(ok("http://example.org:443", true).host == "http://example.org");
+}
+
+TEST_CASE("CONNECT: anything but host:port is refused") {
+  CHECK(refused("example.org", true) == "CONNECT needs host:port");
+  CHECK(refused("[::1]", true) == "CONNECT needs host:port");
+  CHECK(refused("[::1]443", true) == "CONNECT needs host:port");
+  CHECK(refused("[::1", true) == "CONNECT needs host:port");
+  CHECK(refused("[::1]:", true).find("is not host:port") != std::string::npos);
+  for (const char* t :
+       {":443", "example.org:", "example.org:0", "example.org:65536", "example.org:99999999999",
+        "example.org:44a", "example.org:+443", "example.org:-443", "[]:"}) {
+    CHECK(refused(t, true).find("is not host:port") != std::string::npos);
+  }
+}
+
+TEST_CASE("bytes outside visible ASCII are refused, never forwarded") {
+  const auto e = refused("http://example.org/caf\xc3\xa9");
+  CHECK(e ==
+        "the request target has byte 0xC3 at offset 22: only visible ASCII is allowed "
+        "(percent-encode anything else)");
+  CHECK(refused("http://ex ample.org/").find("0x20 at offset 9") != std::string::npos);
+  CHECK(refused("http://example.org/\tx").find("0x09") != std::string::npos);
+  CHECK(refused("http://example.org/\x7f").find("0x7F") != std::string::npos);
+  CHECK(refused("http://example.org/\r\nGET http://www.facebook.com/").find("0x0D") !=
+        std::string::npos);
+  CHECK(refused("http://example.org/"s + '\0').find("0x00") != std::string::npos);
+  CHECK(refused("/caf\xc3\xa9").find("0xC3") != std::string::npos);  // not "origin-form"
+  CHECK(refused("www.exampl\xe9.org:443", true).find("0xE9") != std::string::npos);
+  CHECK(refused("example.org:443\x85", true).find("0x85") != std::string::npos);
+}
+
+TEST_CASE("every byte value in a path: accepted exactly when visible ASCII") {
+  for (int b = 0; b < 256; ++b) {
+    const std::string target = "http://example.org/a"s + static_cast<char>(b) + "z";
+    std::string error;
+    const auto t = parse_request_target(target, false, error);
+    INFO("byte " << b);
+    CHECK(t.has_value() == (b >= 0x21 && b <= 0x7E));
+  }
+}
