@@ -115,7 +115,7 @@ TEST_CASE("absolute-form: bad ports and empty hosts are refused") {
   }
 }
 
-TEST_CASE("only absolute http:// URLs are forwarded; origin-form is told apart") {
+TEST_CASE("only absolute http:// URLs are forwarded, and origin-form is told apart") {
   CHECK(refused("/") == "origin-form");
   CHECK(refused("/index.html?x") == "origin-form");
   for (const char* t :
