@@ -103,8 +103,12 @@ class loader : private yaml_reader {
     }
     p_ = std::make_unique<policy>();
     p_->source_file = file_;
+    const bool blank = text.find_first_not_of(" \t\r\n") == std::string_view::npos;
     if (!root || root.IsNull()) {
-      error_at_file("the policy file is empty");
+      // yaml-cpp reads some broken text (",a: 1") as an empty document: say so, not "empty".
+      error_at_file(blank ? "the policy file is empty"
+                          : "the policy file holds no settings: YAML read it as empty (look for a stray "
+                            "character at its start, such as a comma)");
     } else if (check_map(root, "the policy file",
                          {"school", "categories", "roles", "everyone", "fallback_role", "ut1_dir", "exceptions"},
                          opt_.other_sections)) {

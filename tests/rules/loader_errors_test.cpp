@@ -189,6 +189,10 @@ TEST_CASE("a missing file and an empty file are clear errors") {
   auto empty = load("");
   REQUIRE_FALSE(empty.ok());
   CHECK(empty.errors[0].message == "the policy file is empty");
+  // Text that yaml-cpp reads as nothing is not called empty (found by fuzzing, docs/fuzzing.md F4).
+  auto stray = load(",a: 1\n");
+  REQUIRE_FALSE(stray.ok());
+  CHECK(stray.errors[0].message.find("holds no settings") != std::string::npos);
 }
 
 TEST_CASE("sections owned by another component are accepted only when declared") {
