@@ -6,17 +6,6 @@
 
 namespace hallpass {
 
-namespace {
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
-
 void chunked_decoder::fail(std::string reason) {
   if (!error_) error_ = std::move(reason);
   state_ = state::failed;
@@ -30,7 +19,7 @@ void chunked_decoder::end_size_line() {
   // check_chunk_size_line allows at most 16 hex digits: the size fits in 64 bits.
   std::uint64_t size = 0;
   for (char c : line_) {
-    const int d = hex_digit(c);
+    const int d = hex_digit_value(c);
     if (d < 0) break;
     size = size * 16 + static_cast<std::uint64_t>(d);
   }

@@ -27,7 +27,18 @@ std::string_view trim_ows(std::string_view s) {
   return s;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
+
+// A printable rendering of a field name for error messages: never echo control bytes.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s.substr(0, 40))
+    out += (c > 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  return out;
+}
+
+}  // namespace
+
+bool ascii_iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
     auto x = static_cast<unsigned char>(a[i]);
@@ -39,22 +50,12 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-int hex_value(char c) {
+int hex_digit_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
-
-// A printable rendering of a field name for error messages: never echo control bytes.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s.substr(0, 40))
-    out += (c > 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-  return out;
-}
-
-}  // namespace
 
 bool is_http_token(std::string_view s) {
   if (s.empty()) return false;
@@ -86,13 +87,13 @@ void framing_check::add(std::string_view name, std::string_view value) {
     return;
   }
   value = trim_ows(value);
-  if (iequals(name, "transfer-encoding")) {
+  if (ascii_iequals(name, "transfer-encoding")) {
     add_transfer_encoding(value);
-  } else if (iequals(name, "content-length")) {
+  } else if (ascii_iequals(name, "content-length")) {
     add_content_length(value);
-  } else if (iequals(name, "host")) {
+  } else if (ascii_iequals(name, "host")) {
     ++host_count_;
-  } else if (iequals(name, "connection") || iequals(name, "proxy-connection")) {
+  } else if (ascii_iequals(name, "connection") || ascii_iequals(name, "proxy-connection")) {
     add_connection(value);
   }
 }
@@ -106,7 +107,7 @@ void framing_check::add_transfer_encoding(std::string_view value) {
     fail("empty Transfer-Encoding");
     return;
   }
-  if (!iequals(value, "chunked")) fail("Transfer-Encoding other than chunked");
+  if (!ascii_iequals(value, "chunked")) fail("Transfer-Encoding other than chunked");
 }
 
 void framing_check::add_connection(std::string_view value) {
@@ -114,8 +115,8 @@ void framing_check::add_connection(std::string_view value) {
   while (true) {
     const auto comma = value.find(',');
     const auto option = trim_ows(value.substr(0, comma));
-    if (iequals(option, "content-length") || iequals(option, "transfer-encoding") ||
-        (kind_ == message_kind::request && iequals(option, "host"))) {
+    if (ascii_iequals(option, "content-length") || ascii_iequals(option, "transfer-encoding") ||
+        (kind_ == message_kind::request && ascii_iequals(option, "host"))) {
       fail("Connection names a framing field (" + printable(option) + ")");
       return;
     }
@@ -163,7 +164,7 @@ std::optional<std::string> framing_check::finish(unsigned http_version) const {
 
 std::optional<std::string> check_chunk_size_line(std::string_view line) {
   std::size_t i = 0;
-  while (i < line.size() && hex_value(line[i]) >= 0) ++i;
+  while (i < line.size() && hex_digit_value(line[i]) >= 0) ++i;
   if (i == 0) return "chunk size is not hexadecimal";
   if (i > 16) return "chunk size too large";
   // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )

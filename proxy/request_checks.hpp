@@ -71,6 +71,12 @@ class framing_check {
 // RFC 9110 token (tchar+): field names, transfer-coding names, chunk-extension names.
 bool is_http_token(std::string_view s);
 
+// Case-insensitive comparison of ASCII text (field names, tokens); other bytes compare exactly.
+bool ascii_iequals(std::string_view a, std::string_view b);
+
+// The value of one hexadecimal digit, or -1.
+int hex_digit_value(char c);
+
 // True when every byte is field-vchar, obs-text, SP or HTAB (RFC 9110 5.5).
 bool is_field_value(std::string_view s);
 

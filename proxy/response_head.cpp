@@ -84,22 +84,11 @@ bool parse_status_line(std::string_view line, response_head& out, std::string& e
   return true;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto x = static_cast<unsigned char>(a[i]);
-    auto y = static_cast<unsigned char>(b[i]);
-    if (x >= 'A' && x <= 'Z') x += 'a' - 'A';
-    if (y >= 'A' && y <= 'Z') y += 'a' - 'A';
-    if (x != y) return false;
-  }
-  return true;
-}
 
 bool list_has(std::string_view list, std::string_view token) {
   while (true) {
     const auto comma = list.find(',');
-    if (iequals(trim_ows(list.substr(0, comma)), token)) return true;
+    if (ascii_iequals(trim_ows(list.substr(0, comma)), token)) return true;
     if (comma == std::string_view::npos) return false;
     list.remove_prefix(comma + 1);
   }
@@ -109,11 +98,11 @@ bool is_dropped_field(const response_head& h, std::string_view name, bool upgrad
   static constexpr std::string_view always[] = {"connection", "keep-alive",      "proxy-connection",  "te",
                                                 "trailer",    "transfer-encoding", "content-length", "proxy-authenticate"};
   for (auto n : always)
-    if (iequals(name, n)) return true;
-  if (iequals(name, "upgrade")) return !upgrade;
+    if (ascii_iequals(name, n)) return true;
+  if (ascii_iequals(name, "upgrade")) return !upgrade;
   // Fields named by Connection are for this hop only.
   for (const auto& f : h.fields) {
-    if ((iequals(f.name, "connection") || iequals(f.name, "proxy-connection")) && list_has(f.value, name)) return true;
+    if ((ascii_iequals(f.name, "connection") || ascii_iequals(f.name, "proxy-connection")) && list_has(f.value, name)) return true;
   }
   return false;
 }

@@ -156,29 +156,17 @@ class SlowDownload(threading.Thread):
             self.started_body.set()
 
 
-class PyOrigin:
-    """A small HTTP/1.1 origin in the test, one thread per connection.
+class ThreadedServer:
+    """A listening TCP socket on loopback whose connections are each served on a thread by the
+    subclass's `_serve(conn)`. Port 0: the system picks a free one."""
 
-    /echo       responds with the request body (Content-Length)
-    /chunked    responds with a chunked body of 3 chunks
-    /headers    responds with the request headers as JSON
-    /close      responds without length, ends the body by closing
-    /truncated  declares Content-Length 4096, sends 2048 bytes and closes (/truncated-big:
-                1 MiB declared, 300 KiB sent: the spliced path)
-    /then-close answers "ok" as if keeping the connection alive, then closes it 0.2 s later
-    /reset      closes the connection at once (RST)
-    /hang       never answers
-    /ws         WebSocket handshake, then echoes frames' payloads back as text frames
-    """
-
-    def __init__(self):
-        self.port = free_port()
+    def __init__(self, host="127.0.0.1", backlog=128):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(128)
+        self.sock.bind((host, 0))
+        self.sock.listen(backlog)
+        self.port = self.sock.getsockname()[1]
         self.connections = 0
-        self.requests = []
         self.stopped = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
@@ -198,6 +186,29 @@ class PyOrigin:
                 return
             self.connections += 1
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        raise NotImplementedError
+
+
+class PyOrigin(ThreadedServer):
+    """A small HTTP/1.1 origin in the test, one thread per connection.
+
+    /echo       responds with the request body (Content-Length)
+    /chunked    responds with a chunked body of 3 chunks
+    /headers    responds with the request headers as JSON
+    /close      responds without length, ends the body by closing
+    /truncated  declares Content-Length 4096, sends 2048 bytes and closes (/truncated-big:
+                1 MiB declared, 300 KiB sent: the spliced path)
+    /then-close answers "ok" as if keeping the connection alive, then closes it 0.2 s later
+    /reset      closes the connection at once (RST)
+    /hang       never answers
+    /ws         WebSocket handshake, then echoes frames' payloads back as text frames
+    """
+
+    def __init__(self):
+        self.requests = []
+        super().__init__()
 
     def _serve(self, conn):
         conn.settimeout(30)

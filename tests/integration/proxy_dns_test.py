@@ -15,7 +15,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (BASE_POLICY, GUEST, PUPIL, STAFF, TEST_HOSTS, Proxy, PyOrigin, curl, free_port,  # noqa: E402
+from harness import (BASE_POLICY, GUEST, PUPIL, STAFF, TEST_HOSTS, Proxy, PyOrigin, ThreadedServer, curl, free_port,  # noqa: E402
                      raw_request, status_of)
 
 
@@ -88,36 +88,13 @@ class DnsServer:
             pass
 
 
-class LateBytesOrigin:
+class LateBytesOrigin(ThreadedServer):
     """An origin that misbehaves after some responses, on a given 127.0.0.x address.
 
     /late-204   answers 204, then 0.1 s later sends a whole second response ("smuggled")
     HEAD        answers with a Content-Length, then 0.1 s later sends that many bytes: a response
     anything else: 200 with the request path as the body. Keeps connections alive.
     """
-
-    def __init__(self, host="127.0.0.1"):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self.stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def stop(self):
-        self.stopped = True
-        self.sock.close()
-
-    def _accept(self):
-        while not self.stopped:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
         conn.settimeout(10)

@@ -11,33 +11,17 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import PUPIL, Proxy, free_port, wait_for  # noqa: E402
+from harness import PUPIL, Proxy, ThreadedServer, free_port, wait_for  # noqa: E402
 from proxy_smuggling_test import StrictReader  # noqa: E402
 
 
-class ScriptOrigin:
+class ScriptOrigin(ThreadedServer):
     """Accepts connections; each is handed to `self.script(conn, head_bytes)`."""
 
     def __init__(self, script):
         self.script = script
-        self.port = free_port()
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(16)
         self.received = []  # raw bytes of each connection, as they arrived
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def stop(self):
-        self.sock.close()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__(backlog=16)
 
     def _serve(self, conn):
         conn.settimeout(10)

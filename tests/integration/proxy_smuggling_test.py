@@ -27,7 +27,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import PUPIL, STAFF, Proxy, free_port  # noqa: E402
+from harness import PUPIL, STAFF, Proxy, ThreadedServer  # noqa: E402
 
 SMUGGLED = (b"GET http://www.facebook.test/ HTTP/1.1\r\nHost: www.facebook.test\r\n\r\n")
 SMUGGLED_ORIGIN_FORM = b"GET /smuggled HTTP/1.1\r\nHost: www.facebook.test\r\n\r\n"
@@ -171,7 +171,7 @@ class StrictReader:
             return status, fields, body, interim
 
 
-class RecordingOrigin:
+class RecordingOrigin(ThreadedServer):
     """An origin that reads requests strictly and records them.
 
     /req/<id>: answers 200 with the body "answer:<target>", keeping the connection open.
@@ -180,29 +180,11 @@ class RecordingOrigin:
     """
 
     def __init__(self):
-        self.port = free_port()
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(256)
         self.lock = threading.Lock()
         self.seen = []        # (target, host) of every request read
         self.ambiguous = []   # (reason, first bytes of the connection)
         self.responses = {}   # case -> (bytes, late bytes or None)
-        self.stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def stop(self):
-        self.stopped = True
-        self.sock.close()
-
-    def _accept(self):
-        while not self.stopped:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__(backlog=256)
 
     def _serve(self, conn):
         reader = StrictReader(conn, timeout=15)
