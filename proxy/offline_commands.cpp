@@ -8,6 +8,7 @@
 #include "rules/explain.hpp"
 #include "rules/policy_loader.hpp"
 #include "proxy/configuration.hpp"
+#include "store/exception_store.hpp"
 
 namespace hallpass {
 namespace {
@@ -115,12 +116,13 @@ int run_check(const std::vector<std::string>& args) {
 }
 
 int run_explain(const std::vector<std::string>& args) {
-  std::string config, role, client, user, at, method = "GET", url, error;
+  std::string config, role, client, user, at, method = "GET", url, state_dir, error;
   bool json = false;
   arg_reader r{args};
   while (!r.done() && error.empty()) {
     if (r.take("--config", config, error) || r.take("--role", role, error) || r.take("--client", client, error) ||
-        r.take("--user", user, error) || r.take("--at", at, error) || r.take("--method", method, error)) {
+        r.take("--user", user, error) || r.take("--at", at, error) || r.take("--method", method, error) ||
+        r.take("--state-dir", state_dir, error)) {
       continue;
     }
     if (r.peek() == "--json") {
@@ -143,7 +145,7 @@ int run_explain(const std::vector<std::string>& args) {
   if (!error.empty()) {
     std::cerr << "hallpass explain: " << error
               << "\nusage: hallpass explain --config FILE (--role NAME | --client ADDRESS) [--user NAME]\n"
-                 "                        [--at \"YYYY-MM-DD HH:MM\"] [--method M] [--json] URL\n";
+                 "                        [--at \"YYYY-MM-DD HH:MM\"] [--method M] [--state-dir DIR] [--json] URL\n";
     return 2;
   }
   const auto result = load(config);
@@ -187,6 +189,17 @@ int run_explain(const std::vector<std::string>& args) {
   f.host = parts->host;
   f.port = parts->port;
   f.path = parts->path;
+  std::vector<std::string> notes;
+  // The proxy does not decrypt HTTPS (yet): inside a tunnel it decides on the host alone, so
+  // explain does the same and says so, rather than judge a path the proxy never sees.
+  if (f.scheme == "https" || f.scheme == "wss") {
+    if (!parts->path.empty() && parts->path != "/") {
+      notes.push_back("HTTPS is not inspected, so the proxy sees only the host name: the path '" +
+                      std::string(parts->path) + "' plays no part in this decision.");
+    }
+    f.method = "CONNECT";
+    f.path = std::nullopt;
+  }
   if (at.empty()) {
     f.time = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
   } else {
@@ -197,7 +210,24 @@ int run_explain(const std::vector<std::string>& args) {
     }
     f.time = p.zone.to_sys(*local);
   }
-  const auto e = rules::explain(p, f);
+  // The exceptions and local entries the proxy applies, read (read-only) from the store in the
+  // state directory: the config's, or --state-dir.
+  if (state_dir.empty()) state_dir = result.config->daemon.state_dir;
+  std::shared_ptr<const rules::exception_index> overlay;
+  {
+    std::string store_error;
+    auto st = store::exception_store::open_read_only(state_dir, p.zone, &store_error);
+    std::optional<std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>>> active;
+    if (st) active = st->load_active(f.time, &store_error);
+    if (active) {
+      overlay = rules::exception_index::build(std::move(active->first), std::move(active->second));
+    } else {
+      notes.push_back("No exceptions or local blocks were read (" + store_error +
+                      "): this is the policy alone. Give --state-dir for the store the proxy uses.");
+    }
+  }
+  auto e = rules::explain(p, f, overlay.get());
+  e.notes.insert(e.notes.begin(), notes.begin(), notes.end());
   if (json) {
     std::cout << rules::explanation_json(p, f, e) << "\n";
   } else {

@@ -157,8 +157,8 @@ std::optional<std::chrono::local_seconds> parse_local_time(std::string_view t) {
   return local_days{ymd} + hours{h} + minutes{mi};
 }
 
-explanation explain(const policy& p, const request_facts& facts) {
-  explanation e{decide(p, facts), {}};
+explanation explain(const policy& p, const request_facts& facts, const exception_index* overlay) {
+  explanation e{decide_request(p, overlay, facts), {}, {}};
   const verdict& v = e.v;
   if (v.act == action::allow) return e;
   if (v.by == decided_by::locked_category) {
@@ -180,7 +180,7 @@ explanation explain(const policy& p, const request_facts& facts) {
     request_facts f = facts;
     f.time = p.zone.to_sys(local);
     f.role = v.chosen_role->name;
-    if (decide(p, f).act == action::allow) times.push_back(label);
+    if (decide_request(p, overlay, f).act == action::allow) times.push_back(label);
   };
   for (const auto& pd : periods) {
     if (v.when.current == &pd) continue;
@@ -203,7 +203,7 @@ explanation explain(const policy& p, const request_facts& facts) {
     if (&r == v.chosen_role || r.builtin) continue;
     request_facts f = facts;
     f.role = r.name;
-    if (decide(p, f).act == action::allow) roles.push_back(r.name);
+    if (decide_request(p, overlay, f).act == action::allow) roles.push_back(r.name);
   }
   if (!roles.empty()) {
     std::string s = "Another role at this time: ";
@@ -252,6 +252,7 @@ std::string explanation_text(const policy& p, const request_facts& f, const expl
   line("Category:", v.category_name());
   line("Clause:", v.clause);
   line("Reason:", v.reason);
+  for (const auto& n : e.notes) line("Note:", n);
   if (!e.would_allow.empty()) {
     out += "What would allow it:\n";
     for (const auto& w : e.would_allow) out += "  - " + w + "\n";
@@ -288,6 +289,14 @@ std::string explanation_json(const policy& p, const request_facts& f, const expl
   }
   o.str("clause", v.clause).str("reason", v.reason).boolean("locked", v.by == decided_by::locked_category);
   o.raw("would_allow", allow);
+  std::string notes = "[";
+  for (std::size_t i = 0; i < e.notes.size(); ++i) {
+    if (i) notes += ",";
+    notes += '"';
+    json_escape(notes, e.notes[i]);
+    notes += '"';
+  }
+  o.raw("notes", notes + "]");
   return o.done();
 }
 

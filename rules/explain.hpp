@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "rules/decision.hpp"
 #include "rules/engine.hpp"
 #include "rules/policy.hpp"
 
@@ -30,8 +31,11 @@ std::optional<std::chrono::local_seconds> parse_local_time(std::string_view text
 struct explanation {
   verdict v;
   std::vector<std::string> would_allow;  // for a block: what would let it through
+  std::vector<std::string> notes;        // what the reader should know about how it was decided
 };
-explanation explain(const policy& p, const request_facts& facts);
+// Decides with decide_request (decision.hpp), the proxy's own function: the policy, then the
+// exceptions and local entries in `overlay` (null: the policy alone).
+explanation explain(const policy& p, const request_facts& facts, const exception_index* overlay = nullptr);
 
 std::string explanation_text(const policy& p, const request_facts& facts, const explanation& e);
 std::string explanation_json(const policy& p, const request_facts& facts, const explanation& e);

@@ -128,6 +128,19 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
   return s;
 }
 
+std::unique_ptr<exception_store> exception_store::open_read_only(const std::string& dir,
+                                                                 const rules::time_zone& zone, std::string* error) {
+  const auto path = std::filesystem::path(dir) / "hallpass.db";
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    if (error) *error = path.string() + " does not exist";
+    return nullptr;
+  }
+  auto db = database::open_read_only(path.string(), error);
+  if (!db) return nullptr;
+  return std::unique_ptr<exception_store>(new exception_store(std::move(*db), zone));
+}
+
 std::string exception_store::migrate() { return db_.exec(schema); }
 
 std::string exception_store::write_audit(const actor& who, const std::string& action, const std::string& object,

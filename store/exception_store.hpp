@@ -67,6 +67,11 @@ class exception_store {
   static std::unique_ptr<exception_store> open(const std::string& dir, const rules::time_zone& zone,
                                                std::string* error);
 
+  // Opens an existing <dir>/hallpass.db for reading only (load_active and the other reads);
+  // nullptr with *error when there is none or it cannot be read. Never creates or migrates.
+  static std::unique_ptr<exception_store> open_read_only(const std::string& dir, const rules::time_zone& zone,
+                                                         std::string* error);
+
   void set_zone(const rules::time_zone& zone) { zone_ = zone; }
 
   result file_request(const actor& who, const request_form& form);

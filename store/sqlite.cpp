@@ -40,6 +40,16 @@ std::optional<database> database::open(const std::string& path, std::string* err
   return d;
 }
 
+std::optional<database> database::open_read_only(const std::string& path, std::string* error) {
+  database d;
+  if (sqlite3_open_v2(path.c_str(), &d.db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+    if (error) *error = d.db_ ? sqlite3_errmsg(d.db_) : "out of memory";
+    return std::nullopt;
+  }
+  sqlite3_busy_timeout(d.db_, 5000);
+  return d;
+}
+
 std::string database::exec(std::string_view sql) {
   char* msg = nullptr;
   const std::string s(sql);

@@ -62,6 +62,9 @@ class database {
   // Opens (creating if needed) with WAL and synchronous=FULL: a committed change survives a
   // crash, kill -9 or power loss.
   static std::optional<database> open(const std::string& path, std::string* error);
+  // Opens an existing database for reading only (hallpass explain): never creates, migrates or
+  // writes it, and reads while the daemon writes (WAL).
+  static std::optional<database> open_read_only(const std::string& path, std::string* error);
   database(database&& o) noexcept : db_(std::exchange(o.db_, nullptr)) {}
   database& operator=(database&& o) noexcept {
     std::swap(db_, o.db_);

@@ -14,7 +14,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, curl, raw_request, status_of, wait_for
+from harness import BIN, GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, curl, raw_request, status_of, wait_for
 from proxy_connect_test import TlsOrigin
 
 CTL = os.environ.get("HALLPASSCTL_BIN", "")
@@ -165,6 +165,33 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(self.http("instagram.test", GUEST), 200)
         ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "misused", check=0)
         self.assertEqual(self.http("instagram.test", GUEST), 403)
+
+    def explain(self, *args):
+        r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", self.state, "--json", *args],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_explain_applies_the_stores_exceptions_and_local_blocks_as_the_proxy_does(self):
+        url = "http://instagram.test/small"
+        self.assertEqual(self.explain("--role", "pupils", url)["action"], "block")
+        rid = self.file_request(url=url, role="pupils")
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--reason", "lesson", check=0)
+        self.assertEqual(self.http("instagram.test", PUPIL, "/small"), 200)
+        e = self.explain("--role", "pupils", url)
+        self.assertEqual((e["action"], e["rule"]), ("allow", f"exception {rid}"))
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "done", check=0)
+        self.assertEqual(self.explain("--role", "pupils", url)["action"], "block")
+        # A reported page: blocked for staff too, in explain as in the proxy.
+        page = f"http://origin.test:{self.nginx.port}/explained"
+        self.assertEqual(self.explain("--role", "staff", page)["action"], "allow")
+        ctl("hp_tech", self.sock, "report", "--url", page, "--nature", "violence", "--reporter", "Mrs Jones", "--block",
+            check=0)
+        self.assertEqual(self.http("origin.test", STAFF, "/explained"), 403)
+        e = self.explain("--role", "staff", page)
+        self.assertEqual(e["action"], "block")
+        self.assertTrue(e["rule"].startswith("local block"), e["rule"])
+        self.assertEqual(e["notes"], [])
 
     def test_report_block_blocks_for_everyone_within_a_second(self):
         url = f"http://origin.test:{self.nginx.port}/medium"
