@@ -95,10 +95,13 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
       ".rq textarea{min-height:4.5rem}.rq button{margin-top:1rem;font:inherit;font-weight:600;padding:.55rem 1.1rem;"
       "border:0;border-radius:.3rem;background:var(--askline);color:#fff;cursor:pointer}"
       ".rq .hint{font-weight:400;color:var(--muted);font-size:.95rem}</style>\n";
-  out += "<p>Fill in the blocked content access request form. The ICT technician passes it to the headteacher, "
-         "who decides (000 7.5). Your group (";
+  // The pupil says, in their own words, what they need and why. The adult questions of the
+  // school's form (identified risks, control measures) are for the teacher or technician who
+  // passes the request on, not for a seven-year-old.
+  out += "<p>Tell us what you need this page for. Your teacher or the ICT technician puts your request on the "
+         "school's blocked content access request form, and the headteacher decides (000 7.5). Your group (";
   append_html_escaped(out, role);
-  out += ") and your device's address are added for you.</p>\n";
+  out += ") and your device are added for you.</p>\n";
   out += "<form class=\"rq\" method=\"post\" action=\"http://";
   out += form_host;
   out += form_path;
@@ -109,17 +112,13 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
   out += "<input type=\"hidden\" name=\"nonce\" value=\"" + nonce + "\">\n";
   out += "<input type=\"hidden\" name=\"token\" value=\"" + keys.token(client, url, now, nonce) + "\">\n";
   out +=
-      "<label for=\"rq-requester\">Your name (the person asking)</label>"
+      "<label for=\"rq-requester\">Your name <span class=\"hint\">(and your class)</span></label>"
       "<input type=\"text\" id=\"rq-requester\" name=\"requester\" required maxlength=\"200\" autocomplete=\"name\">\n"
-      "<label for=\"rq-content\">What is on the site <span class=\"hint\">(site content)</span></label>"
-      "<textarea id=\"rq-content\" name=\"site_content\" maxlength=\"2000\"></textarea>\n"
-      "<label for=\"rq-reasons\">Why you need it <span class=\"hint\">(reasons for access)</span></label>"
+      "<label for=\"rq-reasons\">What do you need this page for?</label>"
       "<textarea id=\"rq-reasons\" name=\"reasons\" required maxlength=\"2000\"></textarea>\n"
-      "<label for=\"rq-risks\">Risks you can see <span class=\"hint\">(identified risks)</span></label>"
-      "<textarea id=\"rq-risks\" name=\"risks\" maxlength=\"2000\"></textarea>\n"
-      "<label for=\"rq-control\">How the risks will be managed <span class=\"hint\">(control measures)</span></label>"
-      "<textarea id=\"rq-control\" name=\"control_measures\" maxlength=\"2000\"></textarea>\n"
-      "<button type=\"submit\">Send the request</button>\n</form>";
+      "<label for=\"rq-content\">What is on the page? <span class=\"hint\">(if you know)</span></label>"
+      "<textarea id=\"rq-content\" name=\"site_content\" maxlength=\"2000\"></textarea>\n"
+      "<button type=\"submit\">Send my request</button>\n</form>";
   return out;
 }
 

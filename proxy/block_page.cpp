@@ -27,6 +27,8 @@ dd{margin:0;overflow-wrap:anywhere}
 .ask{background:var(--ask);border-left:.3rem solid var(--askline);padding:1rem 1.25rem;border-radius:.25rem;margin:1.5rem 0}
 .ask p:last-child{margin-bottom:0}
 .note{color:var(--muted);font-size:.95rem;margin:0}
+details{margin:1.5rem 0}
+summary{cursor:pointer;font-weight:600;color:var(--muted)}
 .code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.95em}
 )css";
 
@@ -132,39 +134,41 @@ std::string render_block_page(const block_page_info& info) {
   }
   begin_document(out, title, school);
 
+  // A child reads the top of the page: what happened, in the school's own words, and how to
+  // ask. The details a teacher or the technician needs are folded below.
   out += "<h1>This page is blocked</h1>\n<p class=\"lead\">";
+  if (!info.reason.empty()) {
+    append_value(out, info.reason);
+  } else {
+    out += "The school has decided this page should not be used here.";
+  }
+  out += "</p>\n<p>";
   append_value(out, school);
   out += "\u2019s internet filter stopped this page";
+  if (!info.host.empty()) {
+    out += " from <strong>";
+    append_value(out, info.host, 100);
+    out += "</strong>";
+  }
   if (!info.role.empty()) {
     out += " for <strong>";
     append_value(out, info.role);
     out += "</strong>";
   }
-  out += ".</p>\n<dl>\n";
-  row(out, "Page", info.url, max_url_bytes, true);
-  row(out, "Website", info.host);
-  row(out, "Your group", info.role);
-  row(out, "Why", info.reason);
-  row(out, "Rule", info.rule);
-  // "social_media" reads as "social media" to a pupil; the rule line names it exactly.
+  // "social_media" reads as "social media"; the rule in the details names it exactly.
   std::string category(info.category);
   for (char& c : category)
     if (c == '_') c = ' ';
-  row(out, "Category", category);
-  std::string when(info.time_text);
-  if (!info.period.empty()) {
-    if (!when.empty()) when += " \u00b7 ";
-    when += info.period;
+  if (!category.empty()) {
+    out += ": it is listed as <strong>";
+    append_value(out, category, 100);
+    out += "</strong>";
   }
-  row(out, "When", when);
-  row(out, "School policy", info.clause);
-  row(out, "Your device", info.client);
-  out += "</dl>\n";
+  out += ".</p>\n";
 
   out +=
       "<section class=\"ask\" aria-labelledby=\"ask\">\n<h2 id=\"ask\">Need this page for your "
       "school work?</h2>\n";
-  // hallpass:access-request -- the access request form goes here (exceptions issue).
   if (!info.request_form_html.empty()) {
     out += info.request_form_html;
     out += '\n';
@@ -175,6 +179,23 @@ std::string render_block_page(const block_page_info& info) {
         "a limited time.</p>\n";
   }
   out += "</section>\n";
+
+  out += "<details>\n<summary>Details for your teacher or the ICT technician</summary>\n<dl>\n";
+  row(out, "Page", info.url, max_url_bytes, true);
+  row(out, "Website", info.host);
+  row(out, "Your group", info.role);
+  row(out, "Why", info.reason);
+  row(out, "Rule", info.rule);
+  row(out, "Category", category);
+  std::string when(info.time_text);
+  if (!info.period.empty()) {
+    if (!when.empty()) when += " \u00b7 ";
+    when += info.period;
+  }
+  row(out, "When", when);
+  row(out, "School policy", info.clause);
+  row(out, "Your device", info.client);
+  out += "</dl>\n</details>\n";
   out +=
       "<p class=\"note\">The school filters and monitors internet use to keep everyone safe. "
       "This visit has been recorded. If you think this page was blocked by mistake, tell "

@@ -181,8 +181,14 @@ class BrowserTest(DaemonWithAdminSocket, unittest.TestCase):
         self.browser.open(url)
         self.assertEqual(self.browser.js("document.querySelector('input[name=url]').value"), url)
         fill = {"requester": "Ben (Year 6)", "reasons": "Our class page for the school trip",
-                "site_content": "photos from the trip", "risks": "comments from strangers",
-                "control_measures": "teacher reads it with the class"}
+                "site_content": "photos from the trip"}
+        # The adult questions of the school's form are not put to a pupil.
+        for name in ("risks", "control_measures"):
+            self.assertFalse(self.browser.js(f"!!document.querySelector('[name={name}]')"), name)
+        # The reason and the way to ask come before the folded details.
+        text = self.browser.js("document.body.innerText")
+        self.assertLess(text.index("Need this page for your school work?"),
+                        text.index("Details for your teacher or the ICT technician"))
         for name, value in fill.items():
             found = self.browser.js(f"(() => {{ const e = document.querySelector('[name={name}]');"
                                     f" if (!e) return false; e.value = {json.dumps(value)}; return true; }})()")

@@ -127,8 +127,19 @@ TEST_CASE("the block page says what, why, which rule, category, when and clause"
   CHECK(contains(page, "<dt>School policy</dt><dd>000 6.9; 003 s6</dd>"));
   CHECK(contains(page, "<dt>Your device</dt><dd>10.10.4.20</dd>"));
   CHECK(contains(page,
-                 "Pimperne C of E Primary School\u2019s internet filter stopped this page for "
-                 "<strong>pupils</strong>."));
+                 "Pimperne C of E Primary School\u2019s internet filter stopped this page from "
+                 "<strong>www.instagram.com</strong> for <strong>pupils</strong>: it is listed as "
+                 "<strong>social media</strong>."));
+  // A child reads the reason first, then how to ask; the details for adults are folded below.
+  CHECK(contains(page, "<p class=\"lead\">Pupils may not use social media in school.</p>"));
+  const auto ask = page.find("<section class=\"ask\"");
+  const auto details = page.find("<details>\n<summary>Details for your teacher or the ICT technician</summary>");
+  const auto rule = page.find("<dt>Rule</dt>");
+  REQUIRE(ask != std::string::npos);
+  REQUIRE(details != std::string::npos);
+  CHECK(ask < details);
+  CHECK(details < rule);
+  CHECK(page.find("</details>") > page.find("<dt>Your device</dt>"));
   // Users are told that filtering and monitoring are in place.
   CHECK(contains(page, "filters and monitors"));
 }
@@ -182,7 +193,7 @@ TEST_CASE("empty fields leave their line out") {
     CAPTURE(label);
     CHECK_FALSE(contains(page, "<dt>"s + label + "</dt>"));
   }
-  CHECK(contains(page, "School\u2019s internet filter stopped this page."));  // default name
+  CHECK(contains(page, "School\u2019s internet filter stopped this page from <strong>a.example</strong>."));  // default name
 
   auto info = sample();
   info.time_text = "";
