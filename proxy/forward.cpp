@@ -6,7 +6,7 @@
 #include "proxy/request_checks.hpp"
 #include "proxy/response_head.hpp"
 #include "proxy/shared_state.hpp"
-#include "proxy/tunnel.hpp"
+#include "proxy/byte_relay.hpp"
 #include "proxy/worker.hpp"
 
 namespace hallpass {
