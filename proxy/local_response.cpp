@@ -128,7 +128,7 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
   co_return co_await write_error_page(c, ex, status, row.title, text, false, version);
 }
 
-net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::status status, std::string body,
+net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::status status, std::string&& body,
                                  std::string_view content_type, bool keep_alive, unsigned version) {
   http::response<http::string_body> res{status, version};
   res.set(http::field::server, "hallpass");

@@ -82,8 +82,9 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
                             unsigned version = 11);
 
 // Writes a complete local response and sets ex.status and ex.bytes_out. Returns false when
-// the client is gone.
-net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::status status, std::string body,
+// the client is gone. `body` is taken by rvalue reference (callers move a named local in), so
+// that no by-value string is made inside the caller's co_await (proxy/README.md, GCC 12 rule 2).
+net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::status status, std::string&& body,
                                  std::string_view content_type, bool keep_alive, unsigned version);
 
 // The school's error page with a title and an explanation.
