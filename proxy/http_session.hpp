@@ -1,7 +1,8 @@
-// One client connection from accept to close: reads each request head under a deadline,
-// rejects smuggling shapes and oversize heads, decides the request with the pinned policy,
-// then answers locally (block page, error page), forwards it upstream (streaming bodies both
-// ways, pooled upstream connections, WebSocket upgrades), or hands CONNECT to the tunnel.
+// One client connection from accept to close: the connection loop, and each request's
+// dispatch from top to bottom: read the head under a deadline, the framing and size checks,
+// the target, the decision with the policy in force when the head arrived, then the hand-off:
+// a refusal or block page (local_response.hpp), the request form (request_form_handler.hpp),
+// forwarding (forward.hpp) or the tunnel (tunnel.hpp).
 //
 // Runs on its worker's thread; errors are values, and exceptions are caught once here.
 #pragma once

@@ -1,0 +1,27 @@
+// Relays raw bytes both ways between two TCP streams until both directions have ended or
+// the pair has been idle too long: a CONNECT tunnel, or a WebSocket after its 101. Spliced in
+// the kernel (splice_pump.hpp) when a pipe is to be had, copied through a worker buffer
+// otherwise; back-pressure by waiting for each write; counted in hallpass_tunnels_active.
+//
+// Runs on the worker thread that owns both streams.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <utility>
+
+#include "proxy/net.hpp"
+
+namespace hallpass {
+
+class worker;
+
+// Relays until both directions have ended or one side is idle for `idle`. Bytes already
+// read into a_buffer / b_buffer are sent first. Returns (bytes a->b, bytes b->a).
+net::awaitable<std::pair<std::uint64_t, std::uint64_t>> relay(worker& w, beast::tcp_stream& a,
+                                                               beast::flat_buffer& a_buffer,
+                                                               beast::tcp_stream& b,
+                                                               beast::flat_buffer& b_buffer,
+                                                               std::chrono::milliseconds idle);
+
+}  // namespace hallpass

@@ -1,0 +1,368 @@
+#include "proxy/forward.hpp"
+
+#include "proxy/body_relay.hpp"
+#include "proxy/local_response.hpp"
+#include "proxy/message_head.hpp"
+#include "proxy/request_checks.hpp"
+#include "proxy/response_head.hpp"
+#include "proxy/shared_state.hpp"
+#include "proxy/byte_relay.hpp"
+#include "proxy/worker.hpp"
+
+namespace hallpass {
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+constexpr std::string_view via_value = "1.1 hallpass";
+
+bool iequals(std::string_view a, std::string_view b) { return beast::iequals(a, b); }
+
+// Does a comma-separated header list (Connection, Upgrade) contain `token`?
+bool list_has(std::string_view list, std::string_view token) {
+  const http::token_list tokens(list);
+  for (auto part : tokens) {
+    if (iequals(part, token)) return true;
+  }
+  return false;
+}
+
+// Removes the hop-by-hop fields (RFC 9110 7.6.1), including those named by Connection.
+// With keep_upgrade the Upgrade/Connection pair of a WebSocket handshake is kept.
+template <bool isRequest, class Body>
+void strip_hop_by_hop(http::message<isRequest, Body>& m, bool keep_upgrade) {
+  std::vector<std::string> named;
+  for (auto field : {http::field::connection, http::field::proxy_connection}) {
+    auto range = m.base().equal_range(field);
+    for (auto it = range.first; it != range.second; ++it) {
+      const http::token_list tokens(it->value());
+      for (auto token : tokens) named.emplace_back(token);
+    }
+  }
+  for (const auto& n : named) {
+    if (keep_upgrade && iequals(n, "upgrade")) continue;
+    if (iequals(n, "close") || iequals(n, "keep-alive")) continue;
+    m.erase(n);
+  }
+  m.erase(http::field::proxy_connection);
+  m.erase(http::field::keep_alive);
+  m.erase(http::field::te);
+  m.erase(http::field::trailer);
+  m.erase(http::field::proxy_authorization);
+  m.erase(http::field::proxy_authenticate);
+  m.erase(http::field::connection);
+  if (keep_upgrade) {
+    m.set(http::field::connection, "Upgrade");
+  } else {
+    m.erase(http::field::upgrade);
+  }
+}
+
+void add_via(http::fields& f) {
+  if (auto it = f.find(http::field::via); it != f.end()) {
+    std::string v(it->value());
+    v.append(", ").append(via_value);
+    f.set(http::field::via, v);
+  } else {
+    f.set(http::field::via, via_value);
+  }
+}
+
+// Interim (1xx) responses an origin may send before its final one; more is refused.
+constexpr int max_interim_responses = 16;
+
+bool connection_has(const response_head& h, std::string_view option) {
+  for (const auto& f : h.fields) {
+    if (iequals(f.name, "connection") && list_has(f.value, option)) return true;
+  }
+  return false;
+}
+
+struct head_read {
+  head_parse result = head_parse::need_more;  // need_more here means the read failed: see ec
+  error_code ec;
+  std::size_t bytes_read = 0;
+  std::string error;
+};
+
+// Reads from the origin until up.buffer starts with a complete response head (parsed into
+// `head`, whose views point into up.buffer until it is consumed), the head proves malformed
+// or too large, or a read fails. The caller has set the stream's deadline.
+net::awaitable<head_read> read_response_head(upstream_connection& up, response_head& head,
+                                             const daemon_config::limit_settings& limits) {
+  head_read r;
+  for (;;) {
+    const std::string_view view(static_cast<const char*>(up.buffer.data().data()), up.buffer.size());
+    r.result = parse_response_head(view, limits.header_bytes, limits.header_count, head, r.error);
+    if (r.result != head_parse::need_more) co_return r;
+    const auto into = up.buffer.prepare(16 * 1024);
+    auto [ec, n] = co_await up.stream.async_read_some(into, nothrow);
+    up.buffer.commit(n);
+    r.bytes_read += n;
+    if (ec) {
+      r.ec = ec;
+      co_return r;
+    }
+  }
+}
+
+
+}  // namespace
+
+// Forwards an allowed plain-HTTP request and streams the response back. The proxy frames
+// both messages itself: the request with the length it read or its own chunks, the response
+// with its own version, length or chunks (body_relay.hpp, response_head.hpp). An upstream
+// connection goes back to the pool only after a response that ended exactly where its framing
+// said, with no byte read beyond it.
+net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchange& ex, request_parser& rp,
+                                        const parsed_target& t) {
+  auto& req = rp.get();
+  const auto& daemon = ex.cfg->daemon;
+  const unsigned client_version = req.version();
+  const bool client_keep_alive = req.keep_alive();
+  const bool is_head = req.method() == http::verb::head;
+  const bool websocket = rp.upgrade() && list_has(req[http::field::upgrade], "websocket");
+  const bool chunked_body = rp.chunked();
+  const std::uint64_t body_length = rp.content_length() ? *rp.content_length() : 0;
+  const bool has_body = chunked_body || body_length > 0;
+  // May go again on a fresh upstream connection if a pooled one turns out to be closed: no
+  // body to replay, and a method that may be repeated (RFC 9110 9.2.2). (Every pooled
+  // connection is peeked before reuse: see upstream.hpp.)
+  const auto verb = req.method();
+  const bool retryable = !has_body && (verb == http::verb::get || verb == http::verb::head ||
+                                       verb == http::verb::options || verb == http::verb::trace ||
+                                       verb == http::verb::put || verb == http::verb::delete_);
+  const bool expect_continue = list_has(req[http::field::expect], "100-continue");
+
+  strip_hop_by_hop(req, websocket);
+  req.erase(http::field::expect);
+  add_via(req.base());
+  req.target(t.path + (t.query.empty() ? "" : "?" + t.query));
+  {
+    std::string host_value = t.host;
+    if (t.port != 80) host_value += ":" + std::to_string(t.port);
+    req.set(http::field::host, host_value);
+  }
+  req.version(11);
+  if (!websocket) req.keep_alive(true);
+  // Our own framing: the length as we read it (never the client's spelling, "010" say), or our
+  // own chunks.
+  req.erase(http::field::content_length);
+  req.erase(http::field::transfer_encoding);
+  if (chunked_body) {
+    req.set(http::field::transfer_encoding, "chunked");
+  } else if (rp.content_length()) {
+    req.set(http::field::content_length, std::to_string(body_length));
+  }
+  const std::string request_head = serialize_request_head(req.base());
+
+  std::unique_ptr<upstream_connection> up;
+  response_head head;
+  bool sent_continue = false;
+  const auto upstream_started = std::chrono::steady_clock::now();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto acquired = co_await w.upstream().acquire(ex.host, t.port, *ex.cfg, upstream_use::http, attempt == 0);
+    if (!acquired.conn) {
+      // The upstream's reason (a static string) is the log reason and the page text.
+      ex.note = std::string(acquired.reason) + ": " + acquired.detail;
+      co_await refuse(w, c, ex, refusal_for(acquired.error), acquired.reason, client_version);
+      co_return forward_outcome::close;
+    }
+    up = std::move(acquired.conn);
+    if (expect_continue && !sent_continue) {
+      static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+      c.stream.expires_after(daemon.upstream.idle_timeout);
+      auto [cec, cn] = co_await net::async_write(c.stream, net::buffer(cont), nothrow);
+      if (cec) co_return forward_outcome::close;
+      ex.bytes_out += cn;
+      sent_continue = true;
+    }
+    relay_result body;
+    if (!chunked_body) {
+      // The fast path: our own head, then a Content-Length body (if any) as raw bytes.
+      body = co_await relay_fixed(w, c.stream, c.buffer, up->stream, request_head, body_length,
+                                  daemon.upstream.idle_timeout);
+    } else {
+      // A chunked body: decoded strictly, each chunk sent on as our own as soon as it arrives.
+      decoded_relay how;
+      how.source = body_source::chunked;
+      how.encode_chunked = true;
+      how.limit = daemon.limits.body_bytes;
+      how.idle = daemon.upstream.idle_timeout;
+      body = co_await relay_decoded(c.stream, c.buffer, up->stream, request_head, how);
+    }
+    ex.bytes_in += body.moved;
+    if (body.over_limit) {
+      co_await refuse(w, c, ex, refusal::body_too_large, {}, client_version);
+      co_return forward_outcome::close;
+    }
+    if (body.framing_error) {
+      // The client's chunks are malformed: the client's fault, a 400. The origin's half-sent
+      // request dies with its connection.
+      co_await refuse(w, c, ex, refusal::malformed_body, *body.framing_error, client_version);
+      co_return forward_outcome::close;
+    }
+    if (body.read_error) {
+      ex.note = "client body: " + body.read_error.message();
+      co_return forward_outcome::close;  // the client went away mid-upload
+    }
+    if (body.write_error) {
+      // A pooled connection the origin closed meanwhile: try once more on a fresh one.
+      if (up->reused && retryable && attempt == 0) continue;
+      const std::string problem = body.write_error.message();
+      co_await refuse(w, c, ex, refusal::upstream_send_failed, problem, client_version);
+      co_return forward_outcome::close;
+    }
+    // The response head. Interim responses (100 Continue, 103 Early Hints) go on to an
+    // HTTP/1.1 client (RFC 9110 15.2), except a 100 when the proxy sent its own.
+    bool retry = false;
+    int interim = 0;
+    up->stream.expires_after(daemon.upstream.response_timeout);
+    for (;;) {
+      auto hr = co_await read_response_head(*up, head, daemon.limits);
+      if (hr.result == head_parse::error) {
+        co_await refuse(w, c, ex, refusal::upstream_malformed, hr.error, client_version);
+        co_return forward_outcome::close;
+      }
+      if (hr.result == head_parse::need_more) {
+        const auto rec = hr.ec;
+        if (up->reused && retryable && attempt == 0 && interim == 0 && up->buffer.size() == 0 &&
+            (rec == net::error::eof || rec == net::error::connection_reset)) {
+          retry = true;
+          break;
+        }
+        const auto kind = rec == beast::error::timeout ? refusal::upstream_no_answer : refusal::upstream_closed;
+        const std::string problem = rec.message();
+        co_await refuse(w, c, ex, kind, problem, client_version);
+        co_return forward_outcome::close;
+      }
+      if (head.status >= 200 || head.status == 101) break;
+      if (++interim > max_interim_responses) {
+        co_await refuse(w, c, ex, refusal::upstream_malformed, "too many interim responses", client_version);
+        co_return forward_outcome::close;
+      }
+      if (client_version >= 11 && !(head.status == 100 && sent_continue)) {
+        client_head_options interim_head;
+        interim_head.via = via_value;
+        const std::string text = write_client_response_head(head, interim_head);
+        c.stream.expires_after(daemon.upstream.idle_timeout);
+        auto [iec, in] = co_await net::async_write(c.stream, net::buffer(text), nothrow);
+        ex.bytes_out += in;
+        if (iec) co_return forward_outcome::close;
+      }
+      up->buffer.consume(head.size);
+    }
+    if (retry) continue;
+    break;
+  }
+  w.state().metrics.upstream_seconds.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - upstream_started).count());
+
+  // A response whose framing can be read two ways (Transfer-Encoding with Content-Length,
+  // differing Content-Lengths, a coding other than chunked, Connection naming a framing field,
+  // Transfer-Encoding on HTTP/1.0) is not passed on: 502.
+  framing_check fc(message_kind::response);
+  for (const auto& f : head.fields) fc.add(f.name, f.value);
+  if (auto problem = fc.finish(head.version)) {
+    co_await refuse(w, c, ex, refusal::upstream_malformed, *problem, client_version);
+    co_return forward_outcome::close;
+  }
+  ex.status = static_cast<int>(head.status);
+  const bool origin_keep_alive =
+      head.version >= 11 ? !connection_has(head, "close") : connection_has(head, "keep-alive");
+
+  if (head.status == 101) {
+    if (!websocket) {
+      // Switching protocols that nobody asked for: whatever follows is not HTTP we can frame.
+      co_await refuse(w, c, ex, refusal::upstream_malformed, "101 Switching Protocols without an upgrade request", client_version);
+      co_return forward_outcome::close;
+    }
+    client_head_options o;
+    o.upgrade = true;
+    o.via = via_value;
+    const std::string text = write_client_response_head(head, o);
+    up->buffer.consume(head.size);
+    c.stream.expires_after(daemon.upstream.idle_timeout);
+    auto [wec, wn] = co_await net::async_write(c.stream, net::buffer(text), nothrow);
+    ex.bytes_out += wn;
+    if (wec) co_return forward_outcome::close;
+    auto [in, out] = co_await relay(w, c.stream, c.buffer, up->stream, up->buffer, daemon.upstream.idle_timeout);
+    ex.bytes_in += in;
+    ex.bytes_out += out;
+    ex.note = "websocket";
+    co_return forward_outcome::close;
+  }
+
+  // The body as the origin frames it (RFC 9112 6.3), and as we frame it for the client.
+  enum class origin_body { none, length, chunked, until_close };
+  origin_body from = origin_body::until_close;
+  if (is_head || status_has_no_content(head.status)) {
+    from = origin_body::none;
+  } else if (fc.chunked()) {
+    from = origin_body::chunked;
+  } else if (fc.content_length()) {
+    from = origin_body::length;
+  }
+  bool keep = client_keep_alive && !w.state().draining;
+  client_head_options o;
+  o.version = client_version >= 11 ? 11 : 10;
+  o.via = via_value;
+  switch (from) {
+    case origin_body::none:
+      // HEAD and 304 may say the size of the resource; no other response without content may.
+      if ((is_head || head.status == 304) && fc.content_length()) {
+        o.framing = client_framing::length_info;
+        o.content_length = *fc.content_length();
+      }
+      break;
+    case origin_body::length:
+      o.framing = client_framing::length;
+      o.content_length = *fc.content_length();
+      break;
+    case origin_body::chunked:
+    case origin_body::until_close:
+      if (o.version == 11) {
+        o.framing = client_framing::chunked;
+      } else {
+        o.framing = client_framing::close;  // an HTTP/1.0 client reads until we close
+        keep = false;
+      }
+      break;
+  }
+  o.keep_alive = keep;
+  const bool upstream_reusable = origin_keep_alive && from != origin_body::until_close && !websocket;
+  std::string client_head = write_client_response_head(head, o);
+  up->buffer.consume(head.size);
+
+  relay_result body;
+  if (from == origin_body::none || from == origin_body::length) {
+    const std::uint64_t length = from == origin_body::length ? o.content_length : 0;
+    body = co_await relay_fixed(w, up->stream, up->buffer, c.stream, client_head, length, daemon.upstream.idle_timeout);
+  } else {
+    decoded_relay how;
+    how.source = from == origin_body::chunked ? body_source::chunked : body_source::until_close;
+    how.encode_chunked = o.framing == client_framing::chunked;
+    how.idle = daemon.upstream.idle_timeout;
+    body = co_await relay_decoded(up->stream, up->buffer, c.stream, std::move(client_head), how);
+  }
+  ex.bytes_out += body.written;
+  if (body.framing_error) {
+    if (body.written == 0) {
+      co_await refuse(w, c, ex, refusal::upstream_malformed, *body.framing_error, client_version);
+    } else {
+      // Part of the answer is out: closing without the last chunk tells the client it is cut short.
+      w.state().metrics.upstream_failed(metrics::upstream_failure::reset).Increment();
+      ex.note = "upstream response: " + *body.framing_error;
+    }
+    co_return forward_outcome::close;
+  }
+  if (!body) {
+    ex.note = "response body: " + (body.read_error ? body.read_error : body.write_error).message();
+    co_return forward_outcome::close;
+  }
+  // Reusable only when the response ended exactly where its framing said: a byte already read
+  // beyond it (a body after a 204 or a HEAD, say) would become the next user's answer.
+  if (upstream_reusable && up->buffer.size() == 0) w.upstream().release(std::move(up), *ex.cfg);
+  co_return keep ? forward_outcome::keep_alive : forward_outcome::close;
+}
+
+}  // namespace hallpass

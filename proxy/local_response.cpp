@@ -1,0 +1,197 @@
+#include "proxy/local_response.hpp"
+
+#include <array>
+
+#include "proxy/access_request_form.hpp"
+#include "proxy/block_page.hpp"
+#include "proxy/shared_state.hpp"
+#include "proxy/worker.hpp"
+#include "rules/explain.hpp"
+
+namespace hallpass {
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+
+using rej = metrics::rejection;
+using upf = metrics::upstream_failure;
+constexpr std::optional<rej> no_rejection;
+constexpr std::optional<upf> no_upstream_failure;
+
+constexpr std::string_view refused_title = "The request was refused";
+constexpr std::string_view refused_text = "The web filter refused an ambiguous or malformed request.";
+constexpr std::string_view unreachable_title = "The site could not be reached";
+
+// The table, in the order of enum refusal (checked below). The texts are those the tests
+// and the documentation (proxy/README.md) name.
+constexpr std::array<refusal_row, 17> rows{{
+    // head_timeout
+    {408, outcome::error, rej::head_timeout, no_upstream_failure, "the request head did not arrive in time", true, "",
+     refusal_page::none, "", ""},
+    // malformed
+    {400, outcome::error, rej::malformed, no_upstream_failure, "the request is malformed", true, "", refusal_page::html,
+     "The request is malformed", "The web filter could not read this request."},
+    // head_too_large
+    {431, outcome::error, rej::head_too_large, no_upstream_failure, "the request head is too large", false, "",
+     refusal_page::html, "The request is too large", "The request's headers are larger than the web filter accepts."},
+    // too_many_fields
+    {431, outcome::error, rej::head_too_large, no_upstream_failure, "the request has too many header fields", true, "",
+     refusal_page::html, refused_title, refused_text},
+    // ambiguous_framing
+    {400, outcome::error, rej::smuggling, no_upstream_failure, "the request's framing is ambiguous", true, "",
+     refusal_page::html, refused_title, refused_text},
+    // body_too_large
+    {413, outcome::error, rej::body_too_large, no_upstream_failure, "the request body is larger than the school allows",
+     false, "", refusal_page::html, "The upload is too large", "The request body is larger than the school's limit."},
+    // malformed_body
+    {400, outcome::error, rej::malformed, no_upstream_failure, "the request body is malformed", true, "",
+     refusal_page::html, "The request is malformed", "The web filter could not read this request's body."},
+    // bad_target
+    {400, outcome::error, rej::malformed, no_upstream_failure, "the request target is not a URL the proxy can use", true,
+     "", refusal_page::html, refused_title, ""},
+    // addressed_to_proxy
+    {400, outcome::error, no_rejection, no_upstream_failure, "a request addressed to the proxy itself", false, "",
+     refusal_page::html, "This is the school's web filter",
+     "Your device sent a request to the web filter as if it were a web site. Set it as your browser's proxy "
+     "(or use the automatic proxy configuration the school provides) and try again."},
+    // port_not_allowed
+    {403, outcome::block, rej::port_not_allowed, no_upstream_failure, "tunnels to this port are not allowed", false, "",
+     refusal_page::plain, "", "Blocked by the web filter: tunnels to port {} are not allowed.\n"},
+    // destination_refused (the upstream counts its own failures and refusals)
+    {403, outcome::error, no_rejection, no_upstream_failure, "", false, "", refusal_page::html,
+     "This destination is not allowed", ""},
+    // upstream_unreachable
+    {502, outcome::error, no_rejection, no_upstream_failure, "", false, "", refusal_page::html, unreachable_title, ""},
+    // upstream_timeout
+    {504, outcome::error, no_rejection, no_upstream_failure, "", false, "", refusal_page::html, unreachable_title, ""},
+    // upstream_send_failed
+    {502, outcome::error, no_rejection, no_upstream_failure, "the connection to the site failed", true,
+     "upstream write failed: ", refusal_page::html, unreachable_title,
+     "The connection to the site failed while sending the request."},
+    // upstream_no_answer
+    {504, outcome::error, no_rejection, upf::timeout, "the site did not answer in time", true, "upstream response: ",
+     refusal_page::html, "The site did not answer in time", "The site took too long to answer."},
+    // upstream_closed
+    {502, outcome::error, no_rejection, upf::reset, "the site closed the connection", true, "upstream response: ",
+     refusal_page::html, unreachable_title, "The site closed the connection without answering."},
+    // upstream_malformed
+    {502, outcome::error, no_rejection, upf::reset, "the site's answer was malformed", true, "upstream response: ",
+     refusal_page::html, "The site's answer was malformed",
+     "The site answered in a way that can be read more than one way, so the web filter did not pass it on."},
+}};
+static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_malformed) + 1,
+              "one row per refusal kind, in the enum's order");
+
+std::string local_time_text(const configuration& cfg, std::chrono::system_clock::time_point t) {
+  return rules::iso8601_local(cfg.policy->zone, std::chrono::floor<std::chrono::seconds>(t));
+}
+
+}  // namespace
+
+const refusal_row& refusal_info(refusal r) { return rows[static_cast<std::size_t>(r)]; }
+
+std::string refusal_text(const refusal_row& row, std::string_view detail) {
+  if (row.text.empty()) return std::string(detail);
+  std::string text(row.text);
+  if (const auto at = text.find("{}"); at != std::string::npos) text.replace(at, 2, detail);
+  return text;
+}
+
+refusal refusal_for(upstream_error e) {
+  switch (e) {
+    case upstream_error::refused_destination: return refusal::destination_refused;
+    case upstream_error::connect_timeout: return refusal::upstream_timeout;
+    case upstream_error::dns_timeout: return refusal::upstream_timeout;
+    default: return refusal::upstream_unreachable;
+  }
+}
+
+net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refusal r, std::string_view detail,
+                            unsigned version) {
+  const auto& row = refusal_info(r);
+  if (row.rejected) w.state().metrics.rejected(*row.rejected).Increment();
+  if (row.upstream) w.state().metrics.upstream_failed(*row.upstream).Increment();
+  ex.action = row.action;
+  ex.reason_override = row.log_reason.empty() ? detail : row.log_reason;
+  if (row.detail_is_note) ex.note = std::string(row.note_prefix) + std::string(detail);
+  const auto status = static_cast<http::status>(row.status);
+  std::string text = refusal_text(row, detail);
+  switch (row.page) {
+    case refusal_page::none:
+      ex.status = row.status;
+      co_return false;
+    case refusal_page::plain:
+      co_return co_await write_local(c, ex, status, std::move(text), "text/plain; charset=utf-8", false, version);
+    case refusal_page::html:
+      break;
+  }
+  co_return co_await write_error_page(c, ex, status, row.title, text, false, version);
+}
+
+net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::status status, std::string&& body,
+                                 std::string_view content_type, bool keep_alive, unsigned version) {
+  http::response<http::string_body> res{status, version};
+  res.set(http::field::server, "hallpass");
+  res.set(http::field::content_type, content_type);
+  res.set(http::field::cache_control, "no-store");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.body() = std::move(body);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  ex.status = static_cast<int>(status);
+  c.stream.expires_after(std::chrono::seconds(30));
+  auto [ec, n] = co_await http::async_write(c.stream, res, nothrow);
+  ex.bytes_out += n;
+  co_return !ec;
+}
+
+net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::status status, std::string_view title,
+                                      std::string_view explanation, bool keep_alive, unsigned version) {
+  const std::string_view school = ex.cfg ? std::string_view(ex.cfg->policy->school_name) : std::string_view();
+  std::string page = render_error_page(static_cast<int>(status), title, explanation, school);
+  co_return co_await write_local(c, ex, status, std::move(page), "text/html; charset=utf-8", keep_alive, version);
+}
+
+net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange& ex, std::string_view url,
+                                      bool keep_alive, unsigned version) {
+  const auto& v = *ex.verdict;
+  const std::string period = v.period_name();
+  const std::string when = local_time_text(*ex.cfg, ex.start);
+  block_page_info info;
+  info.school_name = ex.cfg->policy->school_name;
+  info.url = url;
+  info.host = v.host.text.empty() ? std::string_view(ex.host) : std::string_view(v.host.text);
+  info.role = v.chosen_role->name;
+  info.rule = v.rule_id;
+  info.category = v.category_name();
+  info.reason = v.reason;
+  info.clause = v.clause;
+  info.period = period;
+  info.time_text = when;
+  info.client = c.ip_text;
+  // The access request form, except where no exception could ever help.
+  std::string form;
+  if (v.by != rules::decided_by::locked_category && v.by != rules::decided_by::invalid_host &&
+      w.state().admin != nullptr) {
+    form = render_request_form(w.state().form_keys, c.ip_text, url, info.role,
+                               std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count());
+    info.request_form_html = form;
+  }
+  std::string page = render_block_page(info);
+  co_return co_await write_local(c, ex, http::status::forbidden, std::move(page), "text/html; charset=utf-8",
+                                 keep_alive, version);
+}
+
+net::awaitable<bool> write_connect_block(client_connection& c, exchange& ex, unsigned version) {
+  ex.action = outcome::block;
+  std::string text =
+      "Blocked by " + ex.cfg->policy->school_name + "'s web filter: " + std::string(ex.verdict->reason) + "\n";
+  co_return co_await write_local(c, ex, http::status::forbidden, std::move(text), "text/plain; charset=utf-8", false,
+                                 version);
+}
+
+net::awaitable<void> answer_local(worker& w, client_connection& c, exchange& ex, unsigned version) {
+  co_await refuse(w, c, ex, refusal::addressed_to_proxy, {}, version);
+}
+
+}  // namespace hallpass

@@ -1,0 +1,104 @@
+// Responses the proxy writes itself: a complete local response, the error page, the block
+// page, the answer to a request addressed to the proxy, and the refusals. Every refusal (a
+// request refused before a decision, a destination refused, an origin that failed) is one row
+// of one table (refusal_row): its status, the metric it counts, the reason the access log
+// gives, and the page the client gets; refuse() applies a row.
+//
+// Coroutines run on the session's worker thread; the table is constant and may be read from
+// any thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "proxy/exchange.hpp"
+#include "proxy/metrics.hpp"
+#include "proxy/net.hpp"
+#include "proxy/upstream.hpp"
+
+namespace hallpass {
+
+class worker;
+struct client_connection;
+
+// The kinds of refusal, one row each in the table.
+enum class refusal : std::uint8_t {
+  head_timeout,          // the request head did not arrive in time: 408 recorded, nothing sent
+  malformed,             // Beast could not read the request head
+  head_too_large,        // the head is over limits.header_bytes
+  too_many_fields,       // more fields than limits.header_count
+  ambiguous_framing,     // request smuggling shapes (request_checks.hpp)
+  body_too_large,        // declared or counted body over limits.body_bytes
+  malformed_body,        // the client's chunks are broken
+  bad_target,            // a request-target the proxy cannot use (the detail is the page text)
+  addressed_to_proxy,    // origin-form: a device that does not know it talks to a proxy
+  port_not_allowed,      // CONNECT outside connect.ports (a plain-text answer)
+  destination_refused,   // upstream: loopback, deny_networks, ... (the detail is the reason)
+  upstream_unreachable,  // upstream: DNS, connect or reset failures (the detail is the reason)
+  upstream_timeout,      // upstream: connect or DNS deadline passed (the detail is the reason)
+  upstream_send_failed,  // the request could not be written to the origin
+  upstream_no_answer,    // the origin did not answer within upstream.response_timeout
+  upstream_closed,       // the origin closed the connection without answering
+  upstream_malformed,    // the origin's answer can be read more than one way
+};
+
+enum class refusal_page : std::uint8_t {
+  none,   // nothing is sent (the client is not waiting for an answer)
+  html,   // the error page (block_page.hpp's render_error_page)
+  plain,  // one line of text/plain (the answer to a CONNECT)
+};
+
+// One row. Texts are constants; "{}" in `text` stands for the refusal's detail, and an empty
+// `log_reason` or `text` means the detail itself (which must then outlive the exchange when it
+// is the log reason: the upstream's reasons are static strings).
+struct refusal_row {
+  int status;                                            // sent to the client and logged
+  outcome action;                                        // the access log's `action`
+  std::optional<metrics::rejection> rejected;            // hallpass_rejected_total{reason}
+  std::optional<metrics::upstream_failure> upstream;     // hallpass_upstream_failures_total{kind}
+  std::string_view log_reason;                           // the access log's `reason`
+  bool detail_is_note;                                   // the log's `note`: note_prefix + detail
+  std::string_view note_prefix;
+  refusal_page page;
+  std::string_view title;  // the page's title (html)
+  std::string_view text;   // the page's explanation (html) or the whole body (plain)
+};
+
+// The row for a kind. Every kind has one (checked by a unit test).
+const refusal_row& refusal_info(refusal r);
+
+// The page text of a row for a detail: "{}" replaced by the detail; the detail when empty.
+std::string refusal_text(const refusal_row& row, std::string_view detail);
+
+// The refusal for an upstream connection that could not be made.
+refusal refusal_for(upstream_error e);
+
+// Applies a row: counts its metric, sets ex's action, reason, note and status, and writes its
+// page (HTTP `version`, then the connection closes). Returns false when nothing was sent or
+// the client is gone.
+net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refusal r, std::string_view detail = {},
+                            unsigned version = 11);
+
+// Writes a complete local response and sets ex.status and ex.bytes_out. Returns false when
+// the client is gone. `body` is taken by rvalue reference (callers move a named local in), so
+// that no by-value string is made inside the caller's co_await (proxy/README.md, GCC 12 rule 2).
+net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::status status, std::string&& body,
+                                 std::string_view content_type, bool keep_alive, unsigned version);
+
+// The school's error page with a title and an explanation.
+net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::status status, std::string_view title,
+                                      std::string_view explanation, bool keep_alive = false, unsigned version = 11);
+
+// The block page for ex's verdict (with the access request form where an exception could help).
+net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange& ex, std::string_view url,
+                                      bool keep_alive, unsigned version);
+
+// The answer to a CONNECT the policy blocked: one line naming the reason, then close.
+net::awaitable<bool> write_connect_block(client_connection& c, exchange& ex, unsigned version);
+
+// Answers a request addressed to the proxy itself (origin-form).
+net::awaitable<void> answer_local(worker& w, client_connection& c, exchange& ex, unsigned version);
+
+}  // namespace hallpass

@@ -1,0 +1,173 @@
+#include "proxy/request_form_handler.hpp"
+
+#include "proxy/access_request_form.hpp"
+#include "proxy/admin_server.hpp"
+#include "proxy/block_page.hpp"
+#include "proxy/local_response.hpp"
+#include "proxy/shared_state.hpp"
+#include "proxy/worker.hpp"
+
+namespace hallpass {
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+
+// A page in answer to the form. An ordinary coroutine function, not a lambda: GCC 12
+// corrupts the heap with coroutine lambdas defined inside another coroutine (seen here).
+net::awaitable<void> form_page(client_connection& c, exchange& ex, std::string_view school, unsigned version,
+                               http::status st, std::string_view title, std::string_view text) {
+  std::string body = st == http::status::ok ? render_notice_page(title, text, school)
+                                            : render_error_page(static_cast<int>(st), title, text, school);
+  co_await write_local(c, ex, st, std::move(body), "text/html; charset=utf-8", false, version);
+}
+
+// Files a request on the store thread. A named functor rather than a lambda: GCC 12 miscopies
+// non-trivial lambda captures made inside a coroutine (a string ended up bit-copied and freed
+// from inside a coroutine frame; found by ASan).
+struct file_form_job {
+  admin_server* admin;
+  std::shared_ptr<const store::request_form> form;
+  net::awaitable<store::result> operator()() const { co_return admin->file_form(*form); }
+};
+
+}  // namespace
+
+// http://hallpass.invalid/request: the block page's access request form.
+net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, request_parser& rp) {
+  auto& state = w.state();
+  const std::string_view school = ex.cfg->policy->school_name;
+  ex.action = outcome::allow;
+  ex.reason_override = "the block page's access request form";
+  const unsigned version = rp.get().version();
+  if (rp.get().method() != http::verb::post || ex.path != form_path) {
+    co_await form_page(c, ex, school, version, http::status::not_found, "Nothing here",
+                  "This address belongs to the school's web filter. Use the form on a block page to ask for access.");
+    co_return;
+  }
+  // The body: a small urlencoded form, read whole (bounded).
+  constexpr std::size_t max_form = 16 * 1024;
+  if (rp.content_length() && *rp.content_length() > max_form) {
+    co_await form_page(c, ex, school, version, http::status::payload_too_large, "The form is too long", "Please shorten your answers and try again.");
+    co_return;
+  }
+  std::string body;
+  char buf[4096];
+  while (!rp.is_done()) {
+    rp.get().body().data = buf;
+    rp.get().body().size = sizeof buf;
+    c.stream.expires_after(std::chrono::seconds(10));
+    auto [ec, n] = co_await http::async_read(c.stream, c.buffer, rp, nothrow);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return;
+    body.append(buf, sizeof buf - rp.get().body().size);
+    if (body.size() > max_form) {
+      co_await form_page(c, ex, school, version, http::status::payload_too_large, "The form is too long", "Please shorten your answers and try again.");
+      co_return;
+    }
+  }
+  ex.bytes_in += body.size();
+  auto fields = parse_form(body);
+  const std::string& url = fields["url"];
+  std::int64_t issued = 0;
+  try {
+    issued = std::stoll(fields["issued"]);
+  } catch (const std::exception&) {
+  }
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count();
+  if (url.empty() || !state.form_keys.verify(c.ip_text, url, issued, fields["nonce"], fields["token"], now)) {
+    ex.note = "access request form: bad or old token";
+    co_await form_page(c, ex, school, version, http::status::forbidden, "The form has expired",
+                  "Please open the blocked page again and fill in the form there.");
+    co_return;
+  }
+  if (fields["requester"].empty() || fields["reasons"].empty()) {
+    co_await form_page(c, ex, school, version, http::status::bad_request, "Some answers are missing",
+                  "Please give your name and why you need the page.");
+    co_return;
+  }
+  // A token files one request: a replay (or a second click) is told so plainly.
+  const std::string token = fields["token"];
+  const auto redeemed = state.form_keys.redeem(token, issued, now);
+  if (redeemed == form_keys::redeem_result::already_used) {
+    ex.note = "access request form: token already used";
+    co_await form_page(c, ex, school, version, http::status::conflict, "This form has already been sent",
+                  "This form was sent once already, so it was not sent again. To ask again, open the blocked page "
+                  "again and fill in the form there.");
+    co_return;
+  }
+  if (redeemed == form_keys::redeem_result::full) {
+    ex.note = "access request form: too many forms in the last hour";
+    co_await form_page(c, ex, school, version, http::status::service_unavailable, "Requests cannot be sent now",
+                  "Too many requests have been sent in the last hour. Please ask your teacher.");
+    co_return;
+  }
+  if (!state.form_limiter.allow(c.ip_text, std::chrono::steady_clock::now())) {
+    ex.note = "access request form: rate limited";
+    state.form_keys.release(token);  // not used: the same form may be sent later
+    // The window in words comes from the limiter itself, so the page cannot disagree with it.
+    const std::string wait = "This device has sent " + std::to_string(state.form_limiter.limit()) +
+                             " requests in the last " + describe_window(state.form_limiter.window()) +
+                             ", the most it may send in that time. Please wait and try again later.";
+    co_await form_page(c, ex, school, version, http::status::too_many_requests, "Too many requests", wait);
+    co_return;
+  }
+  if (!state.admin) {
+    state.form_keys.release(token);
+    co_await form_page(c, ex, school, version, http::status::service_unavailable, "Requests cannot be sent now", "Please ask your teacher.");
+    co_return;
+  }
+  // The requester's role, as the policy sees this device.
+  rules::request_facts f;
+  f.client = c.ip;
+  f.method = "GET";
+  f.scheme = "http";
+  f.host = form_host;
+  f.time = std::chrono::floor<std::chrono::seconds>(ex.start);
+  const auto role = rules::decide(*ex.cfg->policy, f).chosen_role->name;
+  auto form = std::make_shared<store::request_form>();
+  // The query (and fragment) is kept only where the school keeps it in the access log.
+  const std::string stored_url = url_for_storage(url, ex.cfg->daemon.access_log.keep_query);
+  form->url = stored_url;
+  form->requester = fields["requester"];
+  form->reasons = fields["reasons"];
+  form->site_content = fields["site_content"];
+  form->risks = fields["risks"];
+  form->control_measures = fields["control_measures"];
+  form->roles = {role};
+  form->source = "block page";
+  form->client_address = c.ip_text;
+  // Filed on the store thread (SQLite never runs on an event loop); co_spawn brings the result
+  // back to this worker. The job is a named local, moved in: GCC 12 destroys a non-trivial
+  // temporary made inside a co_await expression a second time after the resume (ASan caught
+  // the shared_ptr freed twice), so no such temporary may appear in one.
+  file_form_job job{state.admin, std::move(form)};
+  auto filed = co_await net::co_spawn(state.admin->executor(), std::move(job), net::use_awaitable);
+  if (!filed.ok) {
+    ex.note = "access request form: " + filed.error;
+    state.form_keys.release(token);  // nothing was filed: the same form may be sent again
+    co_await form_page(c, ex, school, version, http::status::service_unavailable, "The request could not be saved",
+                  "Please try again in a minute, or ask your teacher.");
+    co_return;
+  }
+  const auto& answer = filed.data.as_object();
+  const auto id = answer.at("id").as_int64();
+  const bool merged = answer.contains("merged") && answer.at("merged").as_bool();
+  if (merged) {
+    // One device asking again for the same page adds no second pending request.
+    ex.note = "access request " + std::to_string(id) + " asked again (merged)";
+    const std::string again = "You have already asked for this page; your request number " + std::to_string(id) +
+                              " for " + stored_url +
+                              " is waiting for the headteacher's decision. It was not sent a second time. If it is "
+                              "approved, the page opens by itself; you do not need to do anything else.";
+    co_await form_page(c, ex, school, version, http::status::ok, "You have already asked for this page", again);
+    co_return;
+  }
+  ex.note = "access request " + std::to_string(id) + " filed";
+  const std::string text = "Your request number " + std::to_string(id) + " for " + stored_url +
+                           " has been sent. The ICT technician passes it to the headteacher, who decides. If it is "
+                           "approved, the page opens by itself for the time the headteacher sets; you do not need to "
+                           "do anything else. If it is not, your teacher will tell you why.";
+  co_await form_page(c, ex, school, version, http::status::ok, "Your request has been sent", text);
+}
+
+}  // namespace hallpass
