@@ -86,7 +86,7 @@ net::awaitable<relay_result> relay_fixed(worker& w, beast::tcp_stream& in, beast
 }
 
 net::awaitable<relay_result> relay_decoded(beast::tcp_stream& in, beast::flat_buffer& in_buffer,
-                                           beast::tcp_stream& out, std::string head, const decoded_relay& how) {
+                                           beast::tcp_stream& out, std::string& head, const decoded_relay& how) {
   relay_result r;
   chunked_decoder decoder;
   std::string pending = std::move(head);  // what goes out in the next write

@@ -56,7 +56,9 @@ struct decoded_relay {
 // `written` is 0 on a framing error, nothing has reached the receiver and the caller may still
 // answer with an error page. A chunked body stops exactly at its end; what follows stays in
 // `in_buffer`.
+// `head` is consumed (moved from); it is a reference, not a by-value parameter, so that no
+// string is built inside the caller's co_await expression (proxy/README.md, GCC 12 rule 2).
 net::awaitable<relay_result> relay_decoded(beast::tcp_stream& in, beast::flat_buffer& in_buffer,
-                                           beast::tcp_stream& out, std::string head, const decoded_relay& how);
+                                           beast::tcp_stream& out, std::string& head, const decoded_relay& how);
 
 }  // namespace hallpass

@@ -6,6 +6,7 @@
 #include "proxy/access_record.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
+#include "rules/decision.hpp"
 
 namespace hallpass {
 
@@ -20,10 +21,11 @@ const rules::verdict& decide_exchange(worker& w, const client_connection& c, exc
   f.path = path;
   f.time = std::chrono::floor<std::chrono::seconds>(ex.start);
   const auto t0 = std::chrono::steady_clock::now();
-  ex.verdict.emplace(rules::decide(*ex.cfg->policy, f));
-  // Headteacher-approved exceptions and local entries (never over a locked category).
+  // The one decision function (rules/decision.hpp), the same explain uses: the policy, then the
+  // headteacher's exceptions and local entries (never over a locked category). The index is
+  // pinned with the verdict, whose views point into it.
   ex.exceptions = w.state().exceptions.load(std::memory_order_acquire);
-  if (ex.exceptions) ex.exceptions->apply(*ex.verdict, f);
+  ex.verdict.emplace(rules::decide_request(*ex.cfg->policy, ex.exceptions.get(), f));
   // A blocked VPN, web proxy or DNS-over-HTTPS host is an attempt to get round the filter.
   const auto& v = *ex.verdict;
   if (v.act == rules::action::block && v.matched_category && v.matched_category->circumvention) ex.circumvention = true;

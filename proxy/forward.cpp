@@ -188,7 +188,8 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       how.encode_chunked = true;
       how.limit = daemon.limits.body_bytes;
       how.idle = daemon.upstream.idle_timeout;
-      body = co_await relay_decoded(c.stream, c.buffer, up->stream, request_head, how);
+      std::string head_copy = request_head;  // consumed; request_head stays for a retry
+      body = co_await relay_decoded(c.stream, c.buffer, up->stream, head_copy, how);
     }
     ex.bytes_in += body.moved;
     if (body.over_limit) {
@@ -342,7 +343,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     how.source = from == origin_body::chunked ? body_source::chunked : body_source::until_close;
     how.encode_chunked = o.framing == client_framing::chunked;
     how.idle = daemon.upstream.idle_timeout;
-    body = co_await relay_decoded(up->stream, up->buffer, c.stream, std::move(client_head), how);
+    body = co_await relay_decoded(up->stream, up->buffer, c.stream, client_head, how);
   }
   ex.bytes_out += body.written;
   if (body.framing_error) {

@@ -1,6 +1,7 @@
 #include "proxy/local_response.hpp"
 
 #include <array>
+#include <cstdio>
 
 #include "proxy/access_request_form.hpp"
 #include "proxy/block_page.hpp"
@@ -82,8 +83,23 @@ constexpr std::array<refusal_row, 17> rows{{
 static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_malformed) + 1,
               "one row per refusal kind, in the enum's order");
 
+// School-local time in words for the block page: "Wednesday 2 December 2026, 12:16".
 std::string local_time_text(const configuration& cfg, std::chrono::system_clock::time_point t) {
-  return rules::iso8601_local(cfg.policy->zone, std::chrono::floor<std::chrono::seconds>(t));
+  using namespace std::chrono;
+  static constexpr const char* weekdays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
+  static constexpr const char* months[] = {"January", "February", "March",     "April",   "May",      "June",
+                                           "July",    "August",   "September", "October", "November", "December"};
+  const auto s = floor<seconds>(t);
+  const local_seconds local{s.time_since_epoch() + cfg.policy->zone.offset_at(s)};
+  const auto day = floor<days>(local);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{local - day};
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%s %u %s %d, %02d:%02d", weekdays[weekday{day}.c_encoding()],
+                static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
+                static_cast<int>(ymd.year()), static_cast<int>(hms.hours().count()),
+                static_cast<int>(hms.minutes().count()));
+  return buf;
 }
 
 }  // namespace
