@@ -153,7 +153,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   } else if (rp.content_length()) {
     req.set(http::field::content_length, std::to_string(body_length));
   }
-  const std::string request_head = serialize_request_head(req.base());
+  std::string request_head = serialize_request_head(req.base());
 
   std::unique_ptr<upstream_connection> up;
   response_head head;
@@ -188,8 +188,8 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       how.encode_chunked = true;
       how.limit = daemon.limits.body_bytes;
       how.idle = daemon.upstream.idle_timeout;
-      std::string head_copy = request_head;  // consumed; request_head stays for a retry
-      body = co_await relay_decoded(c.stream, c.buffer, up->stream, head_copy, how);
+      // Consumes request_head: a request with a body is never retried, so no copy is kept.
+      body = co_await relay_decoded(c.stream, c.buffer, up->stream, request_head, how);
     }
     ex.bytes_in += body.moved;
     if (body.over_limit) {
