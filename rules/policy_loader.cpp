@@ -942,6 +942,10 @@ class loader : private yaml_reader {
       const std::string what = "inspection.inspect entry " + std::to_string(index);
       if (!check_map(e, what, {"name", "roles", "categories", "domains", "safesearch", "everything", "clause", "why"}))
         continue;
+      if (ins.inspect.size() >= 65535) {  // entry indexes are the set ids of inspect_domains
+        error(e, "inspection.inspect has more than 65,535 entries");
+        return;
+      }
       inspect_entry entry;
       entry.id = "inspection entry " + std::to_string(index);
       if (e["name"]) {
