@@ -530,21 +530,41 @@ class loader : private yaml_reader {
     p_->set_has_patterns[set] = true;
   }
 
+  // Calls f(normalized domain) for each valid entry of an inline domain list; an invalid
+  // entry is an error at its place ("`what`: reason").
+  template <class F>
+  void each_domain(const YAML::Node& list, const std::string& what, F&& f) {
+    for (const auto& d : items(list, what + " domains")) {
+      auto s = scalar(d, what + " domain");
+      if (!s) continue;
+      std::string err;
+      auto dom = list_domain(*s, &err);
+      if (!dom) {
+        error(d, what + ": " + err);
+        continue;
+      }
+      f(*dom);
+    }
+  }
+
+  // The category a list item names, or null after an error with a "did you mean".
+  const category* named_category(const YAML::Node& item, const std::string& what) {
+    auto s = scalar(item, what + " category");
+    if (!s) return nullptr;
+    const category* cat = p_->find_category(*s);
+    if (!cat) {
+      error(item, what + " names category " + quote(*s) + ", which is not defined" + did_you_mean(*s, category_names_));
+    }
+    return cat;
+  }
+
   // Inline lists shared by categories and rules. Returns counts via the category (if any).
   void load_inline_lists(const YAML::Node& n, const std::string& what, set_id set, category* c) {
     if (n["domains"]) {
-      for (const auto& d : items(n["domains"], what + " domains")) {
-        auto s = scalar(d, what + " domain");
-        if (!s) continue;
-        std::string err;
-        auto dom = list_domain(*s, &err);
-        if (!dom) {
-          error(d, what + ": " + err);
-          continue;
-        }
-        add_domain(*dom, set);
+      each_domain(n["domains"], what, [&](const std::string& dom) {
+        add_domain(dom, set);
         if (c) ++c->domain_count;
-      }
+      });
     }
     if (n["urls"]) {
       for (const auto& u : items(n["urls"], what + " urls")) {
@@ -739,22 +759,16 @@ class loader : private yaml_reader {
       std::vector<std::string> target_words;
       if (n["categories"]) {
         for (const auto& c : items(n["categories"], what + " categories")) {
-          auto s = scalar(c, what + " category");
-          if (!s) continue;
-          const category* cat = p_->find_category(*s);
-          if (!cat) {
-            error(c, what + " names category " + quote(*s) + ", which is not defined" +
-                         did_you_mean(*s, category_names_));
-            continue;
-          }
+          const category* cat = named_category(c, what);
+          if (!cat) continue;
           if (cat->locked && r.act == action::allow) {
-            error(c, what + " allows category " + quote(*s) +
+            error(c, what + " allows category " + quote(cat->name) +
                          ", which is locked: illegal-content lists cannot be allowed by any rule or exception");
             continue;
           }
           r.targets.push_back(cat->set);
           if (p_->set_has_patterns[cat->set]) r.needs_patterns = true;
-          target_words.push_back(*s);
+          target_words.push_back(cat->name);
         }
         r.has_targets = true;
       }
@@ -901,18 +915,10 @@ class loader : private yaml_reader {
     auto& ins = p_->inspection;
     if (const auto nv = n["never"]; nv && check_map(nv, "inspection.never", {"domains", "domain_files"})) {
       if (nv["domains"]) {
-        for (const auto& d : items(nv["domains"], "inspection.never domains")) {
-          auto s = scalar(d, "inspection.never domain");
-          if (!s) continue;
-          std::string err;
-          auto dom = list_domain(*s, &err);
-          if (!dom) {
-            error(d, "inspection.never: " + err);
-            continue;
-          }
-          ins.never.add(*dom, 0);
+        each_domain(nv["domains"], "inspection.never", [&](const std::string& dom) {
+          ins.never.add(dom, 0);
           ++ins.never_count;
-        }
+        });
       }
       if (nv["domain_files"]) {
         for (const auto& f : items(nv["domain_files"], "inspection.never domain_files")) {
@@ -965,30 +971,14 @@ class loader : private yaml_reader {
       }
       if (e["categories"]) {
         for (const auto& c : items(e["categories"], what + " categories")) {
-          auto s = scalar(c, what + " category");
-          if (!s) continue;
-          const category* cat = p_->find_category(*s);
-          if (!cat) {
-            error(c, what + " names category " + quote(*s) + ", which is not defined" +
-                         did_you_mean(*s, category_names_));
-            continue;
-          }
-          entry.categories.push_back(cat->set);
+          if (const category* cat = named_category(c, what)) entry.categories.push_back(cat->set);
         }
       }
       if (e["domains"]) {
-        for (const auto& d : items(e["domains"], what + " domains")) {
-          auto s = scalar(d, what + " domain");
-          if (!s) continue;
-          std::string err;
-          auto dom = list_domain(*s, &err);
-          if (!dom) {
-            error(d, what + ": " + err);
-            continue;
-          }
-          ins.inspect_domains.add(*dom, static_cast<set_id>(ins.inspect.size()));
+        each_domain(e["domains"], what, [&](const std::string& dom) {
+          ins.inspect_domains.add(dom, static_cast<set_id>(ins.inspect.size()));
           entry.has_domains = true;
-        }
+        });
       }
       if (e["safesearch"]) {
         if (auto b = boolean(e["safesearch"], what + " safesearch")) entry.safesearch = *b;

@@ -64,13 +64,7 @@ struct connect_to {
   bool later = false;
 
   request_facts facts() const {
-    request_facts f;
-    f.role = role;
-    f.method = "CONNECT";
-    f.scheme = "https";
-    f.host = host;
-    f.port = 443;
-    f.time = p.zone.to_sys(*parse_local_time(lesson));
+    request_facts f = test::connect_facts(p, role, host, lesson);
     f.path_seen_later = later;
     return f;
   }
@@ -80,20 +74,26 @@ struct connect_to {
   }
 };
 
-// A request inside a tunnel (or plain HTTP): the URL's scheme, the method, the path.
-verdict request(const policy& p, const std::string& role, const std::string& method, const std::string& url,
-                const exception_index* overlay = nullptr) {
+// Calls f with the facts of a request for `url` (its scheme, host, port and path) by `role`
+// in a lesson: a request inside a tunnel, or plain HTTP.
+template <class F>
+auto with_request(const policy& p, const std::string& role, const std::string& method, const std::string& url, F&& f) {
   auto parts = split_url(url, nullptr);
   REQUIRE(parts);
-  request_facts f;
-  f.role = role;
-  f.method = method;
-  f.scheme = parts->scheme;
-  f.host = parts->host;
-  f.port = parts->port;
-  f.path = parts->path;
-  f.time = p.zone.to_sys(*parse_local_time(lesson));
-  return decide_request(p, overlay, f);
+  request_facts facts;
+  facts.role = role;
+  facts.method = method;
+  facts.scheme = parts->scheme;
+  facts.host = parts->host;
+  facts.port = parts->port;
+  facts.path = parts->path;
+  facts.time = p.zone.to_sys(*parse_local_time(lesson));
+  return f(facts);
+}
+
+verdict request(const policy& p, const std::string& role, const std::string& method, const std::string& url,
+                const exception_index* overlay = nullptr) {
+  return with_request(p, role, method, url, [&](const request_facts& f) { return decide_request(p, overlay, f); });
 }
 
 bool allowed(const verdict& v) { return v.act == action::allow; }
@@ -202,7 +202,8 @@ TEST_CASE("an inspected CONNECT (path_seen_later) is decided on host-level entri
   CHECK_FALSE(allowed(later("pupils", "tunnel.example")));
   CHECK(allowed(later("staff", "wiki.example")));
   // A path in the facts means a request, not a CONNECT: path_seen_later changes nothing then.
-  auto f = connect_to{*p, "pupils", "pages.example", true}.facts();
+  const connect_to pages{*p, "pupils", "pages.example", true};  // the facts view its strings
+  auto f = pages.facts();
   f.method = "GET";
   const std::string path = "/games";
   f.path = path;
@@ -302,56 +303,45 @@ TEST_CASE("decide_inspection: local blocks and exceptions with a path inspect th
 
 TEST_CASE("explain_url: the path is seen only when the host is inspected") {
   auto p = load();
-  auto facts = [&](const char* role, const char* method, const char* url, std::string& keep) {
-    keep = url;
-    auto parts = split_url(keep, nullptr);
-    REQUIRE(parts);
-    request_facts f;
-    f.role = role;
-    f.method = method;
-    f.scheme = parts->scheme;
-    f.host = parts->host;
-    f.port = parts->port;
-    f.path = parts->path;
-    f.time = p->zone.to_sys(*parse_local_time(lesson));
-    return f;
+  // explain_url for `url` with or without a school CA.
+  auto explained = [&](const char* role, const char* method, const char* url, bool ca) {
+    return with_request(*p, role, method, url, [&](const request_facts& f) { return explain_url(*p, f, nullptr, ca); });
   };
-  std::string url;
   // No CA: the host alone, with a note, and no inspection line.
-  auto no_ca = explain_url(*p, facts("staff", "POST", "https://wiki.example/w/api.php", url), nullptr, false);
+  auto no_ca = explained("staff", "POST", "https://wiki.example/w/api.php", false);
   CHECK(no_ca.v.act == action::allow);
   CHECK_FALSE(no_ca.path_seen);
   CHECK_FALSE(no_ca.inspection);
   CHECK(no_ca.notes.front().find("plays no part") != std::string::npos);
   // A CA and an inspected host: decided with the method and path.
-  auto inspected = explain_url(*p, facts("staff", "POST", "https://wiki.example/w/api.php", url), nullptr, true);
+  auto inspected = explained("staff", "POST", "https://wiki.example/w/api.php", true);
   CHECK(inspected.v.act == action::block);
   CHECK(inspected.path_seen);
   REQUIRE(inspected.inspection);
   CHECK(inspected.inspection->handling == tls_handling::inspect);
   // A CA and a relayed host: the host alone.
-  auto relayed = explain_url(*p, facts("pupils", "GET", "https://plain.example/x", url), nullptr, true);
+  auto relayed = explained("pupils", "GET", "https://plain.example/x", true);
   CHECK_FALSE(relayed.path_seen);
   CHECK(relayed.inspection->handling == tls_handling::relay);
   CHECK(relayed.notes.front().find("relayed without decryption") != std::string::npos);
   // Inspected, but blocked at host level: the CONNECT's block (the HTTPS block page).
-  auto blocked = explain_url(*p, facts("guests", "GET", "https://social.example/x", url), nullptr, true);
+  auto blocked = explained("guests", "GET", "https://social.example/x", true);
   CHECK(blocked.v.act == action::block);
   CHECK_FALSE(blocked.path_seen);
   CHECK(blocked.inspection->handling == tls_handling::inspect);
   CHECK(blocked.notes.front().find("HTTPS block page") != std::string::npos);
-  auto host_block = explain_url(*p, facts("pupils", "GET", "https://shut.example/ok", url), nullptr, true);
+  auto host_block = explained("pupils", "GET", "https://shut.example/ok", true);
   CHECK(host_block.v.act == action::allow);  // the page the allow rule names
   CHECK(host_block.path_seen);
-  auto other_page = explain_url(*p, facts("pupils", "GET", "https://shut.example/other", url), nullptr, true);
+  auto other_page = explained("pupils", "GET", "https://shut.example/other", true);
   CHECK(other_page.v.act == action::block);
   // SafeSearch: the mapping and the rewrite.
-  auto search = explain_url(*p, facts("pupils", "GET", "https://www.google.com/search?q=owls&safe=off", url), nullptr, true);
+  auto search = explained("pupils", "GET", "https://www.google.com/search?q=owls&safe=off", true);
   CHECK(search.safesearch_connect.starts_with("forcesafesearch.google.com"));
   CHECK(search.safesearch_change == "the request becomes /search?q=owls&safe=active");
-  auto mapped_only = explain_url(*p, facts("pupils", "GET", "https://www.google.com/search?q=owls", url), nullptr, false);
+  auto mapped_only = explained("pupils", "GET", "https://www.google.com/search?q=owls", false);
   CHECK(mapped_only.safesearch_connect.starts_with("forcesafesearch.google.com"));
   CHECK(mapped_only.safesearch_change.empty());  // no CA: the proxy cannot change the request
-  auto plain_http = explain_url(*p, facts("pupils", "GET", "http://www.bing.com/search?q=owls", url), nullptr, false);
+  auto plain_http = explained("pupils", "GET", "http://www.bing.com/search?q=owls", false);
   CHECK(plain_http.safesearch_change == "the request becomes /search?q=owls&adlt=strict");
 }

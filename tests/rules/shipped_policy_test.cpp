@@ -72,13 +72,7 @@ TEST_CASE("shipped policy: unknown devices get the pupils' filtering, never none
 TEST_CASE("shipped policy: what is inspected with a school CA, and SafeSearch per role") {
   auto p = shipped();
   auto connect = [&](const char* role, const char* host) {
-    request_facts f;
-    f.role = role;
-    f.method = "CONNECT";
-    f.scheme = "https";
-    f.host = host;
-    f.port = 443;
-    f.time = p->zone.to_sys(*parse_local_time("2026-11-23 11:00"));
+    const auto f = test::connect_facts(*p, role, host, "2026-11-23 11:00");
     return decide_inspection(*p, nullptr, f, decide_request(*p, nullptr, f));
   };
   // Staff traffic to Wikipedia, for the edit rule (004 6.11); not pupils'.
