@@ -15,6 +15,7 @@
 #include "proxy/shared_state.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
+#include "rules/safesearch.hpp"
 
 namespace hallpass {
 namespace {
@@ -165,6 +166,11 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   }
   const auto& v = decide_exchange(w, c, ex, path_for_rules);
   if (!v.host.text.empty()) ex.host = v.host.text;
+  // The search terms of a search, allowed or blocked (the DfE standard asks for the term of a
+  // block), only where the school keeps them.
+  if (ex.cfg->daemon.access_log.search_terms) {
+    if (auto terms = rules::search_terms(ex.host, path_and_query)) ex.search_terms = std::move(*terms);
+  }
 
   if (v.act == rules::action::block) {
     ex.action = outcome::block;
