@@ -22,7 +22,7 @@ import unittest
 from harness import BIN, PUPIL, STAFF, Proxy, ThreadedServer, curl, wait_for
 
 NAMES = ["origin.test", "wiki.test", "search.test", "facebook.test", "www.facebook.test", "never.test",
-         "www.google.com", "www.youtube.com"]
+         "www.google.com", "www.youtube.com", "en.wikipedia.org"]
 
 
 def run(cmd, **kw):
@@ -108,6 +108,21 @@ class TlsOrigin(ThreadedServer):
                 pass
 
 
+WIKIPEDIA_RULES = """    rules:
+      - name: wikipedia edits
+        action: block
+        domains: [wikipedia.org]
+        methods: [POST, PUT, PATCH, DELETE]
+        clause: "004 6.11"
+        reason: Staff must not edit Wikipedia in a personal capacity at work.
+      - name: wikipedia editor
+        action: block
+        patterns: ['^https?://([a-z0-9-]+\\.)*wikipedia\\.org(:[0-9]+)?/[^#]*[?&]action=(edit|submit)(&|$)']
+        clause: "004 6.11"
+        reason: Staff must not edit Wikipedia in a personal capacity at work.
+"""
+
+
 class InspectionTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -152,6 +167,10 @@ class InspectionTest(unittest.TestCase):
         text = text.replace("hosts:\n", "hosts:\n  www.google.com: 127.0.0.1\n  forcesafesearch.google.com: 127.0.0.5\n"
                                          "  www.youtube.com: 127.0.0.1\n"
                                          "  restrict.youtube.com: 127.0.0.5\n", 1)
+        # The shipped policy's staff rules for Wikipedia (004 6.11), as rules/school.yaml writes them.
+        text = text.replace("    networks: [{staff}/32]\n    default: allow\n".format(staff=STAFF),
+                            "    networks: [{staff}/32]\n    default: allow\n".format(staff=STAFF) + WIKIPEDIA_RULES, 1)
+        text = text.replace("hosts:\n", "hosts:\n  en.wikipedia.org: 127.0.0.1\n", 1)
         return text + """
 access_log:
   search_terms: true
@@ -164,6 +183,9 @@ inspection:
     - name: search engines
       roles: [pupils]
       safesearch: true
+    - name: wikipedia editing
+      roles: [staff]
+      domains: [wikipedia.org]
 """
 
     def start_proxy(self, port):
@@ -345,6 +367,41 @@ inspection:
         gets = [l for l in p.log_lines(4) if l["method"] == "GET"]
         self.assertEqual(gets[0].get("search"), "cute cats")
         self.assertEqual(gets[0]["tls"], "inspected")
+
+    def explain(self, proxy, role, url, method="GET"):
+        r = subprocess.run([BIN, "explain", "--config", proxy.config, "--role", role, "--ca-dir", self.school_ca,
+                            "--method", method, "--json", url], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_staff_wikipedia_edits_are_blocked_by_post_and_action_edit_and_explain_agrees(self):
+        p = self.start_proxy(self.origin.port)
+        base = f"https://en.wikipedia.org:{self.origin.port}"
+        cases = [  # (method, path, expected status)
+            ("GET", "/wiki/Cats", 200),
+            ("GET", "/w/index.php?title=Cats&action=edit", 403),
+            ("POST", "/w/index.php?title=Cats", 403),
+            ("GET", "/w/index.php?title=Cats&action=history", 200),
+        ]
+        for method, path, expected in cases:
+            extra = ["-A", "Mozilla/5.0"] + (["--data", "wpTextbox1=vandalism"] if method == "POST" else [])
+            status, body, err = self.get(p, base + path, source=STAFF, extra=extra)
+            self.assertEqual(status, expected, (method, path, err, body[:300]))
+            verdict = self.explain(p, "staff", base + path, method)
+            self.assertEqual(verdict["action"], "allow" if expected == 200 else "block", (method, path, verdict))
+            self.assertTrue(verdict["path_seen"], verdict)
+        self.assertFalse(any("vandalism" in s["body"] for s in self.origin.seen))
+        self.assertFalse(any("action=edit" in s["target"] for s in self.origin.seen))
+        # explain agrees on the rest too: a blocked host, a never-inspected host (relayed on
+        # the host alone), and the path rule of the test's wiki.
+        self.assertEqual(self.explain(p, "pupils", f"https://facebook.test:{self.origin.port}/")["action"], "block")
+        never = self.explain(p, "pupils", f"https://never.test:{self.origin.port}/bank")
+        self.assertEqual(never["action"], "allow")
+        self.assertFalse(never["path_seen"])
+        self.assertTrue(never["inspection_never"])
+        wiki = self.explain(p, "pupils", f"https://wiki.test:{self.origin.port}/edit/Cats")
+        self.assertEqual(wiki["action"], "block")
+        self.assertTrue(wiki["path_seen"])
 
 
 if __name__ == "__main__":
