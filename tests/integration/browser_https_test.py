@@ -11,7 +11,8 @@ made with `certutil` in the browser's HOME), and never told to ignore certificat
    technician).
 3. An allowed, inspected HTTPS origin (its certificate from a test CA the proxy trusts through
    `upstream.ca_file`) loads with no interstitial: the school CA vouches, after the proxy
-   verified the origin.
+   verified the origin; an origin whose certificate fails that check gets the proxy's page
+   naming the problem, never its content under the school CA.
 4. The same browser without the school CA in its NSS database shows Chromium's certificate
    interstitial instead, and the proxy counts a client that rejected the school CA.
 
@@ -96,6 +97,8 @@ class BrowserHttpsTest(unittest.TestCase):
         cls.test_ca = TestCA(cls.tmp)
         cls.origin = TlsOrigin(*cls.test_ca.issue("origin", ["origin.test"]))
         cls.addClassCleanup(cls.origin.stop)
+        cls.bad_origin = TlsOrigin(*cls.test_ca.issue("bad", ["badcert.test"], self_signed=True))
+        cls.addClassCleanup(cls.bad_origin.stop)
         school_ca = os.path.join(cls.tmp, "school-ca")
         run([BIN, "ca", "init", "--dir", school_ca, "--name", SCHOOL])
         cls.school_crt = os.path.join(school_ca, "ca.crt")
@@ -114,11 +117,13 @@ class BrowserHttpsTest(unittest.TestCase):
     @classmethod
     def edit_policy(cls, text):
         """The base policy, plus: the proxy trusts the test CA for origins; www.facebook.com is
-        social media (blocked for pupils, the role Chromium on 127.0.0.1 falls back to) and
-        mapped to 127.0.0.1."""
+        social media (blocked for pupils, the role Chromium on 127.0.0.1 falls back to);
+        www.facebook.com and badcert.test are mapped to 127.0.0.1, and CONNECT may reach the
+        origin with the self-signed certificate."""
         edits = [("upstream:\n  allow_loopback: true",
                   f"upstream:\n  ca_file: {cls.test_ca.crt}\n  allow_loopback: true"),
-                 ("hosts:\n", "hosts:\n  www.facebook.com: 127.0.0.1\n"),
+                 ("hosts:\n", "hosts:\n  www.facebook.com: 127.0.0.1\n  badcert.test: 127.0.0.1\n"),
+                 (f"ports: [443, {cls.origin.port}]", f"ports: [443, {cls.origin.port}, {cls.bad_origin.port}]"),
                  ("social_media: {domains: [facebook.test, instagram.test]}",
                   "social_media: {domains: [facebook.test, instagram.test, facebook.com]}")]
         for old, new in edits:
@@ -213,6 +218,18 @@ class BrowserHttpsTest(unittest.TestCase):
         lines = self.log_for("origin.test")
         gets = [l for l in lines if l["method"] == "GET" and l["path"] == "/lesson/plants"]
         self.assertEqual([(l["action"], l.get("tls")) for l in gets], [("allow", "inspected")], lines)
+
+    def test_origin_the_proxy_cannot_verify_gets_the_proxys_page_never_the_school_cas_word(self):
+        b = self.browser
+        url = f"https://badcert.test:{self.bad_origin.port}/homework"
+        text = b.open(url)
+        screenshot(b, "5-origin-certificate-not-trusted.png")
+        # The school CA vouches only for the proxy's own page that names the problem; the
+        # origin's content never reaches the browser.
+        self.assert_shown_without_interstitial(b, url, text)
+        for part in ("could not be trusted", "self-signed", "badcert.test"):
+            self.assertIn(part, text)
+        self.assertNotIn("/homework", [s["target"] for s in self.bad_origin.seen])
 
     def test_without_the_school_ca_chromium_shows_its_certificate_interstitial(self):
         before = self.proxy.metric("hallpass_tls_client_failures_total", {"reason": "rejected_ca"})
