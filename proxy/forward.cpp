@@ -256,7 +256,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       if (hr.result == head_parse::need_more) {
         const auto rec = hr.ec;
         if (up->reused && retryable && attempt == 0 && interim == 0 && up->buffer.size() == 0 &&
-            (rec == net::error::eof || rec == net::error::connection_reset)) {
+            (closed_by_peer(rec) || rec == net::error::connection_reset)) {
           retry = true;
           break;
         }

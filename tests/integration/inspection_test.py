@@ -308,6 +308,7 @@ inspection:
         self.assertIn(b"could not be trusted", body)
         self.assertIn(b"self-signed", body)
         self.assertIn(b"badcert.test", body)
+        self.assertNotIn(b"Try again in a minute", body)  # trying again will not help
         self.assertEqual(p.metric("hallpass_tls_origin_failures_total", {"kind": "verify"}), 1)
         line = [l for l in p.log_lines(2) if l["method"] == "GET"][0]
         self.assertEqual(line["action"], "error")
