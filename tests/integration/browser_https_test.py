@@ -38,12 +38,12 @@ SCHOOL = "Test School"  # the school CA's CN is "<name> web filter CA"
 ARTEFACTS = os.path.join(os.environ.get("HALLPASS_ARTEFACTS") or os.path.join(os.getcwd(), "test-artefacts"),
                          "browser_https")
 
-# The allowed origin is inspected by name, so the test holds whether or not the proxy inspects
-# every allowed tunnel by default.
+# The allowed origins are inspected by name (the policy's inspection section decides what is
+# decrypted; nothing is by default).
 INSPECTION = """
 inspection:
   inspect:
-    - {name: test origin, domains: [origin.test], why: the allowed page of browser_https_test.py}
+    - {name: test origins, domains: [origin.test, badcert.test], why: the allowed pages of browser_https_test.py}
 """
 
 
