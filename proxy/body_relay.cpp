@@ -1,6 +1,7 @@
 #include "proxy/body_relay.hpp"
 
 #include <array>
+#include <cstring>
 
 #include "proxy/chunked_codec.hpp"
 #include "proxy/splice_pump.hpp"
@@ -36,7 +37,21 @@ net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::fl
                                          std::chrono::milliseconds idle) {
   relay_result r;
   const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(in_buffer.size(), length));
-  {
+  if (out.is_tls() && head.size() + first <= worker::relay_buffer_size) {
+    // TLS writes one buffer per record (and per send): the head and the first bytes are copied
+    // into one buffer first, so a small response is one record and one system call, not two.
+    auto joined = w.take_buffer();
+    std::memcpy(joined.get(), head.data(), head.size());
+    net::buffer_copy(net::buffer(joined.get() + head.size(), first), in_buffer.data());
+    out.expires_after(idle);
+    auto [wec, wn] = co_await net::async_write(out, net::buffer(joined.get(), head.size() + first), nothrow);
+    w.give_buffer(std::move(joined));
+    r.written += wn;
+    if (wec) {
+      r.write_error = wec;
+      co_return r;
+    }
+  } else {
     const std::array<net::const_buffer, 2> parts{net::buffer(head), net::buffer(in_buffer.data().data(), first)};
     out.expires_after(idle);
     auto [wec, wn] = co_await net::async_write(out, parts, nothrow);
