@@ -201,7 +201,6 @@ std::string build_approve(const verb_arguments& a, json::object& out) {
   copy_value(a, "--until", "until", out);
   copy_value(a, "--scope", "scope", out);
   copy_value(a, "--reason", "reason", out);
-  if (a.flags.contains("--force")) out["force"] = true;
   return {};
 }
 
@@ -335,17 +334,16 @@ const std::vector<verb_spec>& verbs() {
        {{"--for", k::value},
         {"--until", k::value},
         {"--scope", k::value},
-        {"--reason", k::value},
-        {"--force", k::flag}},
+        {"--reason", k::value}},
        "hallpassctl approve ID (--for DURATION | --until \"YYYY-MM-DD HH:MM\")\n"
-       "                   [--scope url|prefix|domain] [--reason TEXT] [--force]",
+       "                   [--scope url|prefix|domain] [--reason TEXT]",
        "Approve a pending request. The exception starts at once and ends by itself after --for\n"
        "(30s, 45m, 2h, 1d) or at --until (school-local time): the block comes back with nobody\n"
        "acting. --scope says what it opens: the whole domain, every URL under the request's URL\n"
        "(prefix) or that one URL; the default is domain when the URL's path is /, else prefix.\n"
        "A locked category is never opened. A request whose identified risks or control\n"
-       "measures are still empty is refused (complete them with review); --force approves it\n"
-       "without them, and the audit log says so.\n"
+       "measures are still empty is approved too, with a warning on stderr (complete them\n"
+       "with review), and the audit log says so.\n"
        "Allowed for: headteacher.",
        build_approve},
       {"deny",

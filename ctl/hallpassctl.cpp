@@ -131,6 +131,11 @@ int run(const command& cmd) {
     return exit_refused;
   }
 
+  // A warning comes with a success (approve of an incomplete form): it goes to stderr, so
+  // that stdout (and --json) stays the answer's data and the exit status stays 0.
+  if (auto it = object->find("warning"); it != object->end() && it->value().is_string()) {
+    std::cerr << "hallpassctl: warning: " << printable(std::string(it->value().get_string())) << "\n";
+  }
   static const json::object no_data;
   const json::object* data = &no_data;
   if (auto it = object->find("data"); it != object->end() && it->value().is_object()) {

@@ -77,6 +77,7 @@ std::string response(const store::result& r) {
   o["ok"] = r.ok;
   if (r.ok) {
     o["data"] = r.data;
+    if (!r.warning.empty()) o["warning"] = r.warning;
   } else {
     o["error"] = r.error;
     o["code"] = r.code;
@@ -457,12 +458,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
       store_->audit_refusal(actor, "approve", "request " + std::to_string(*id), why);
       return response(store::result::fail("forbidden", why));
     }
-    bool force = false;
-    if (auto it = args.find("force"); it != args.end()) {
-      if (!it->value().is_bool()) return bad("'force' must be true or false");
-      force = it->value().as_bool();
-    }
-    r = store_->approve(actor, *id, now, until, *target, text_arg(args, "reason", false, &err).value_or(""), force);
+    r = store_->approve(actor, *id, now, until, *target, text_arg(args, "reason", false, &err).value_or(""));
     changed = r.ok;
   } else if (verb == "review") {
     auto id = id_arg(args, &err);

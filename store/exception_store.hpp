@@ -44,6 +44,7 @@ struct result {
   boost::json::value data;
   std::string error;
   std::string code;  // bad_request, forbidden, not_found, conflict, internal
+  std::string warning;  // when ok: something the caller should hear although it succeeded
   static result fail(std::string code, std::string error) {
     result r;
     r.ok = false;
@@ -98,10 +99,11 @@ class exception_store {
   // Audited with the request before and after.
   result review(const actor& who, std::int64_t id, const request_review& review);
   // Approves a pending request. A request whose identified risks or control measures are
-  // still empty is refused (conflict; the refusal is audited) unless `force`: the headteacher
-  // then approves without them knowingly, and the audit entry says so.
+  // still empty is approved too (scripts file then approve, issue 4): the result's warning
+  // names what is missing and how to complete it, and the audit entry's reason ends with
+  // "(approved without the form's identified risks and control measures)".
   result approve(const actor& who, std::int64_t id, seconds_t from, seconds_t until, rules::target target,
-                 const std::string& reason, bool force = false);
+                 const std::string& reason);
   result deny(const actor& who, std::int64_t id, const std::string& reason);
   result revoke(const actor& who, std::int64_t id, const std::string& reason);
   result show(std::int64_t id);
@@ -143,7 +145,7 @@ class exception_store {
   // (when given) whether the request as it stands may take the change (a refusal is audited
   // and returned, nothing else changes), runs apply(), audits before and after, commits.
   // approve, deny, revoke and review are this with their UPDATEs.
-  // A check may also add to the reason the audit entry gives (approve notes a forced approval).
+  // A check may also add to the reason the audit entry gives (approve notes an incomplete form).
   using refusal_check =
       std::function<std::optional<result>(const boost::json::object& before, std::string& audit_reason)>;
   result change_request(const actor& who, std::int64_t id, const char* action, const char* need,

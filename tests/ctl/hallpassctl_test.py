@@ -188,7 +188,6 @@ class ProtocolTest(DaemonTestCase):
                                       "reason": "supervised"}}),
         (["approve", "7", "--for", "1d", "--scope", "url"],
          {"verb": "approve", "args": {"id": 7, "for": "1d", "scope": "url"}}),
-        (["approve", "7", "--for", "1h", "--force"], {"verb": "approve", "args": {"id": 7, "for": "1h", "force": True}}),
         (["review", "8", "--risks", "Public comments", "--control-measures", "Teacher-led",
           "--site-content", "The school's page", "--note", "Her teacher agrees"],
          {"verb": "review", "args": {"id": 8, "risks": "Public comments", "control_measures": "Teacher-led",
@@ -531,6 +530,25 @@ class OutputTest(DaemonTestCase):
         self.assertEqual(json.loads(r.stdout), {"id": 7, "status": "pending"})
 
 
+class WarningTest(DaemonTestCase):
+    """A success that carries a warning (approve of an incomplete form): exit 0, the usual
+    output on stdout (human or --json), the warning on stderr."""
+    WARNING = ("request 7's form was approved without its identified risks and control measures "
+               "(complete them with hallpassctl review 7)")
+    handler = staticmethod(lambda request: dict(ok(REQUEST_7), warning=WarningTest.WARNING))
+
+    def test_the_warning_goes_to_stderr_and_the_exit_status_stays_0(self):
+        r = self.ctl("approve", "7", "--for", "5m")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout,
+                         "approved request 7: www.facebook.com (domain) for pupils until 2026-11-23T11:05:00+00:00\n")
+        self.assertEqual(r.stderr, f"hallpassctl: warning: {self.WARNING}\n")
+        r = self.ctl("approve", "7", "--for", "5m", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), REQUEST_7)
+        self.assertEqual(r.stderr, f"hallpassctl: warning: {self.WARNING}\n")
+
+
 class RefusalTest(DaemonTestCase):
     def test_refusal_exits_1_with_the_error_and_code(self):
         self.daemon.handler = lambda request: {"ok": False, "error": "only the headteacher may approve requests",
@@ -608,7 +626,7 @@ class UsageTest(DaemonTestCase):
         (["review", "8", "--risks", ""], "--risks must not be empty"),
         (["review", "8", "--risk", "r"], "did you mean '--risks'"),
         (["review", "8", "--requester", "someone else"], "unknown option '--requester' for review"),
-        (["approve", "7", "--for", "1h", "--force=yes"], "takes no value"),
+        (["approve", "7", "--for", "1h", "--force"], "unknown option '--force' for approve"),
         (["deny", "7"], "missing --reason"),
         (["deny", "7", "--reason"], "--reason needs a value"),
         (["revoke", "--reason", "r"], "missing the request ID"),
@@ -669,7 +687,7 @@ class UsageTest(DaemonTestCase):
         r = self.ctl("review", "--help")
         self.assertIn("hallpassctl review ID [--risks TEXT] [--control-measures TEXT]", r.stdout)
         self.assertIn("Allowed for: technician, headteacher.", r.stdout)
-        self.assertIn("--force", self.ctl("approve", "--help").stdout)
+        self.assertNotIn("--force", self.ctl("approve", "--help").stdout)
         r = self.ctl("--version")
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout, r"^hallpassctl \d+\.\d+\.\d+\n$")

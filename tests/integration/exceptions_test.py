@@ -23,7 +23,7 @@ ICT_GROUP = "hp_ict"  # technicians, by group
 USERS = {"hp_head": [GROUP], "hp_tech": [GROUP, ICT_GROUP], "hp_dsl": [GROUP], "hp_norole": [GROUP], "hp_outsider": []}
 
 # The adult questions of the form (000 appendix), for requests whose approval is not what a
-# test is about: approve refuses a form without them (review_test.py).
+# test is about: approve of a form without them warns (review_test.py).
 ASSESSED = ("--risks", "contact with strangers", "--control-measures", "teacher supervises")
 
 ADMIN = """

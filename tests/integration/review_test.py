@@ -1,9 +1,11 @@
 """Completing a pupil's access request when it is reviewed (issue 10, section 3, the block page):
 the block page asks the pupil what they need and why; the technician or the headteacher
 completes the form's adult questions ("identified risks and control measures", 000 7.5 and
-appendix) with `hallpassctl review`, and `approve` refuses a form without them unless forced.
+appendix) with `hallpassctl review`; `approve` of a form without them still succeeds (issue 4's
+file-then-approve interface), warns, and the audit log says so.
 Real daemon, admin socket, SQLite and OS users (needs root), as exceptions_test.py; and a store
 made by the schema before the review columns, opened by the real daemon."""
+import json
 import os
 import shutil
 import sqlite3
@@ -58,15 +60,6 @@ class ReviewTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(shown["Form"], "to complete: identified risks and control measures (hallpassctl review)")
         self.assertEqual(shown["Completed by"], "not reviewed")
 
-        # Approving it as it is: refused, and nothing opens.
-        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h")
-        self.assertEqual(code, 1, out + err)
-        self.assertIn(f"request {rid}'s form is not complete: its identified risks and control measures are empty",
-                      err)
-        self.assertIn(f"hallpassctl review {rid}", err)
-        self.assertIn("(conflict)", err)
-        self.assertEqual(self.http("facebook.test", source), 403)
-
         # The DSL reads but does not complete: refused and audited.
         code, out, err = ctl("hp_dsl", self.sock, "review", str(rid), "--risks", "x")
         self.assertEqual(code, 1)
@@ -95,17 +88,23 @@ class ReviewTest(DaemonWithAdminSocket, unittest.TestCase):
 
         entries = [e for e in ctl_json("hp_dsl", self.sock, "audit")["entries"] if e["object"] == f"request {rid}"]
         self.assertEqual([(e["os_user"], e["action"], e["outcome"]) for e in entries],
-                         [("block page", "request", "ok"), ("hp_head", "approve", "refused"),
-                          ("hp_dsl", "review", "refused"), ("hp_tech", "review", "ok")])
+                         [("block page", "request", "ok"), ("hp_dsl", "review", "refused"),
+                          ("hp_tech", "review", "ok")])
         review = entries[-1]
         self.assertEqual(review["admin_role"], "technician")
         self.assertEqual(review["reason"], "completed identified risks, control measures, site content, note")
         self.assertEqual((review["before"]["risks"], review["after"]["risks"]), ("", "Public comments; adverts"))
         self.assertEqual(review["after"]["review"]["by"], "hp_tech")
 
-        ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--scope", "domain", check=0)
+        # A complete form: approved with no warning, and the audit reason notes nothing.
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--scope", "domain",
+                             "--reason", "project", check=0)
         try:
+            self.assertEqual(err, "")
             self.assertEqual(self.http("facebook.test", source), 200)
+            approved = [e for e in ctl_json("hp_dsl", self.sock, "audit")["entries"]
+                        if e["object"] == f"request {rid}" and e["action"] == "approve"]
+            self.assertEqual([(e["outcome"], e["reason"]) for e in approved], [("ok", "project")])
             # Decided: the form stays as it was when it was decided.
             code, out, err = ctl("hp_tech", self.sock, "review", str(rid), "--note", "afterwards")
             self.assertEqual(code, 1)
@@ -114,33 +113,56 @@ class ReviewTest(DaemonWithAdminSocket, unittest.TestCase):
         finally:
             ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "test over", check=0)
 
-    def test_approve_with_force_approves_an_incomplete_form_and_the_audit_says_so(self):
+    def test_approve_of_an_incomplete_form_succeeds_warns_and_the_audit_says_so(self):
+        # Issue 4's interface, as scripts and acceptance checks use it: file without the adult
+        # questions, then approve. It must keep working (exit 0), with a warning on stderr only.
         rid = self.file_without_assessment(f"http://instagram.test:{self.nginx.port}/small")
-        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h")
-        self.assertEqual(code, 1, out + err)
         self.assertEqual(self.http("instagram.test", GUEST), 403)
-        # A script on the socket gets the same answer.
-        answer = socket_request("hp_head", self.sock, {"verb": "approve", "args": {"id": rid, "for": "1h"}})
-        self.assertEqual((answer["ok"], answer["code"]), (False, "conflict"))
-        answer = socket_request("hp_head", self.sock,
-                                {"verb": "approve", "args": {"id": rid, "for": "1h", "force": "yes"}})
-        self.assertEqual((answer["ok"], answer["code"]), (False, "bad_request"))
-        self.assertIn("'force' must be true or false", answer["error"])
-        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--reason", "urgent lesson",
-                             "--force", check=0)
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--reason", "urgent lesson")
         try:
+            self.assertEqual(code, 0, out + err)
             self.assertIn(f"approved request {rid}", out)
+            self.assertNotIn("warning", out)
+            self.assertEqual(err, f"hallpassctl: warning: request {rid}'s form was approved without its identified "
+                                  f"risks and control measures (complete them with hallpassctl review {rid})\n")
             self.assertEqual(self.http("instagram.test", GUEST), 200)
             shown = shown_lines(ctl("hp_dsl", self.sock, "show", str(rid), check=0)[1])
             self.assertEqual(shown["Form"], "decided without identified risks and control measures")
             self.assertEqual(shown["Decision reason"], "urgent lesson")
             ok = [e for e in ctl_json("hp_dsl", self.sock, "audit")["entries"]
-                  if e["object"] == f"request {rid}" and e["action"] == "approve" and e["outcome"] == "ok"]
-            self.assertEqual(len(ok), 1)
-            self.assertEqual(ok[0]["reason"], "urgent lesson (approved with force: the form's identified risks and "
-                                              "control measures were empty)")
+                  if e["object"] == f"request {rid}" and e["action"] == "approve"]
+            self.assertEqual([(e["outcome"], e["reason"]) for e in ok],
+                             [("ok", "urgent lesson (approved without the form's identified risks and control "
+                                     "measures)")])
         finally:
             ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "test over", check=0)
+
+    def test_a_script_on_the_socket_gets_the_warning_and_force_is_no_argument(self):
+        # --json keeps stdout the request object; the warning is still on stderr.
+        rid = self.file_without_assessment("http://instagram.test/json")
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--json", check=0)
+        self.assertEqual(json.loads(out)["status"], "approved")
+        self.assertIn(f"hallpassctl: warning: request {rid}'s form was approved without", err)
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "test over", check=0)
+
+        # On the socket: "warning" beside "data". "force" is no longer an argument, so it is
+        # ignored as any unknown argument is, whatever its value.
+        rid = self.file_without_assessment("http://instagram.test/socket")
+        answer = socket_request("hp_head", self.sock,
+                                {"verb": "approve", "args": {"id": rid, "for": "1h", "force": "yes"}})
+        self.assertTrue(answer["ok"], answer)
+        self.assertEqual(answer["data"]["status"], "approved")
+        self.assertEqual(answer["warning"], f"request {rid}'s form was approved without its identified risks and "
+                                            f"control measures (complete them with hallpassctl review {rid})")
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "test over", check=0)
+
+        # A complete form: no warning field at all.
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", "http://instagram.test/complete", "--role",
+                       "guests", "--requester", "Mr Smith", "--reason", "Year 6 lesson", *ASSESSED)["id"]
+        answer = socket_request("hp_head", self.sock, {"verb": "approve", "args": {"id": rid, "for": "1h"}})
+        self.assertTrue(answer["ok"], answer)
+        self.assertNotIn("warning", answer)
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "test over", check=0)
 
     def test_review_refuses_unknown_ids_empty_and_over_long_text_and_loses_nothing(self):
         rid = self.file_without_assessment("http://instagram.test/refusals")

@@ -89,10 +89,9 @@ rules::target domain_target() {
   return *t;
 }
 
-store::result approve(exception_store& s, std::int64_t id, bool force = false) {
+store::result approve(exception_store& s, std::int64_t id) {
   const auto now = store::now_seconds();
-  return s.approve(headteacher, id, now, now + std::chrono::hours(1), domain_target(),
-                   "for the lesson", force);
+  return s.approve(headteacher, id, now, now + std::chrono::hours(1), domain_target(), "for the lesson");
 }
 
 std::string read_file(const std::filesystem::path& p) {
@@ -296,45 +295,44 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "approve refuses a form without risks or control measures unless forced, and the audit says "
+    "approve of a form without risks or control measures succeeds with a warning, and the audit says "
     "so") {
+  // Issue 4's interface: a request filed without the adult questions is approved as before.
   temp_dir dir;
   auto s = open_store(dir);
   const auto id = file(*s, pupil_form());
+  const auto n = std::to_string(id);
   auto r = approve(*s, id);
-  CHECK(!r.ok);
-  CHECK(r.code == "conflict");
-  CHECK(r.error.find("its identified risks and control measures are empty") != std::string::npos);
-  CHECK(r.error.find("hallpassctl review " + std::to_string(id)) != std::string::npos);
-  CHECK(shown(*s, id).at("status") == "pending");
-  auto entries = audit_of(*s, id);
-  REQUIRE(entries.size() == 2);
-  CHECK(entries[1].at("action") == "approve");
-  CHECK(entries[1].at("outcome") == "refused");
-  CHECK(entries[1].at("reason") == json::value(r.error));
-  std::string error;
-  CHECK(s->load_active(store::now_seconds(), &error)->first.empty());
-
-  // One of the two is not enough.
-  store::request_review rv;
-  rv.risks = "contact";
-  REQUIRE(s->review(technician, id, rv).ok);
-  r = approve(*s, id);
-  CHECK(r.code == "conflict");
-  CHECK(r.error.find("its control measures are empty") != std::string::npos);
-
-  r = approve(*s, id, /*force=*/true);
   REQUIRE(r.ok);
   CHECK(r.data.at("status") == "approved");
   CHECK(r.data.at("decision").at("reason") == "for the lesson");
-  entries = audit_of(*s, id);
-  CHECK(entries.back().at("outcome") == "ok");
-  CHECK(entries.back().at("reason") ==
-        "for the lesson (approved with force: the form's control measures were empty)");
+  CHECK(r.warning == "request " + n +
+                         "'s form was approved without its identified risks and control measures (complete them "
+                         "with hallpassctl review " + n + ")");
+  auto entries = audit_of(*s, id);
+  REQUIRE(entries.size() == 2);
+  CHECK(entries[1].at("action") == "approve");
+  CHECK(entries[1].at("outcome") == "ok");
+  CHECK(entries[1].at("reason") ==
+        "for the lesson (approved without the form's identified risks and control measures)");
+  std::string error;
   CHECK(s->load_active(store::now_seconds(), &error)->first.size() == 1);
 }
 
-TEST_CASE("approve of a complete form needs no force and notes nothing") {
+TEST_CASE("approve of a form with only one of the two names the other in its warning and audit") {
+  temp_dir dir;
+  auto s = open_store(dir);
+  const auto id = file(*s, pupil_form());
+  store::request_review rv;
+  rv.risks = "contact";
+  REQUIRE(s->review(technician, id, rv).ok);
+  auto r = approve(*s, id);
+  REQUIRE(r.ok);
+  CHECK(r.warning.find("approved without its control measures (complete them") != std::string::npos);
+  CHECK(audit_of(*s, id).back().at("reason") == "for the lesson (approved without the form's control measures)");
+}
+
+TEST_CASE("approve of a complete form warns of nothing and notes nothing") {
   temp_dir dir;
   auto s = open_store(dir);
   auto f = pupil_form();
@@ -346,6 +344,7 @@ TEST_CASE("approve of a complete form needs no force and notes nothing") {
   CHECK(shown(*s, filed).at("to_complete").as_array().empty());
   auto r = approve(*s, filed);
   REQUIRE(r.ok);
+  CHECK(r.warning.empty());
   CHECK(audit_of(*s, filed).back().at("reason") == "for the lesson");
 }
 
