@@ -41,7 +41,13 @@ struct arg_reader {
 };
 
 // The same loading `hallpass run` does: the policy and the daemon's sections of the file.
-config_load_result load(const std::string& path) { return load_configuration(path, overrides{}, 1); }
+// `state_dir` (--state-dir, may be empty) overrides the file's, as `run --state-dir` does: the
+// feeds are read from STATE_DIR/feeds.
+config_load_result load(const std::string& path, const std::string& state_dir = "") {
+  overrides o;
+  if (!state_dir.empty()) o.state_dir = state_dir;
+  return load_configuration(path, o, 1);
+}
 
 void print_diagnostics(const rules::diagnostics& d, std::ostream& out, std::string_view prefix = "") {
   for (const auto& x : d) out << prefix << x.to_string() << "\n";
@@ -79,11 +85,11 @@ bool check_school_ca(const daemon_config& daemon, std::string& summary) {
 }  // namespace
 
 int run_check(const std::vector<std::string>& args) {
-  std::string config, error;
+  std::string config, state_dir, error;
   bool quiet = false;
   arg_reader r{args};
   while (!r.done()) {
-    if (r.take("--config", config, error)) {
+    if (r.take("--config", config, error) || r.take("--state-dir", state_dir, error)) {
       if (!error.empty()) break;
     } else if (r.peek() == "--quiet" || r.peek() == "-q") {
       quiet = true;
@@ -95,10 +101,10 @@ int run_check(const std::vector<std::string>& args) {
   }
   if (error.empty() && config.empty()) error = "--config FILE is required";
   if (!error.empty()) {
-    std::cerr << "hallpass check: " << error << "\nusage: hallpass check --config FILE [--quiet]\n";
+    std::cerr << "hallpass check: " << error << "\nusage: hallpass check --config FILE [--state-dir DIR] [--quiet]\n";
     return 2;
   }
-  const auto result = load(config);
+  const auto result = load(config, state_dir);
   print_diagnostics(result.warnings, std::cerr, "warning: ");
   if (!result.config) {
     print_diagnostics(result.errors, std::cerr);
@@ -115,6 +121,8 @@ int run_check(const std::vector<std::string>& args) {
   if (!quiet) {
     const auto& d = result.config->daemon;
     std::cout << rules::policy_summary(*result.config->policy);
+    std::cout << rules::feeds_summary(*result.config->policy,
+                                      std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
     std::cout << "Proxy: listen";
     for (const auto& l : d.listen) std::cout << " " << l.text;
     std::cout << "; metrics " << (d.metrics.listen.empty() ? "off" : d.metrics.listen) << "; access log "
@@ -160,7 +168,7 @@ int run_explain(const std::vector<std::string>& args) {
                  "                        [--json] URL\n";
     return 2;
   }
-  const auto result = load(config);
+  const auto result = load(config, state_dir);
   print_diagnostics(result.warnings, std::cerr, "warning: ");
   if (!result.config) {
     print_diagnostics(result.errors, std::cerr);
