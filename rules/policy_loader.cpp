@@ -823,7 +823,12 @@ class loader : private yaml_reader {
         f.dir = (fs::path(opt_.feeds_dir) / name / "current").string();
         std::error_code ec;
         f.present = fs::is_directory(f.dir, ec);
-        if (f.present) f.fetched_at = read_fetched_at(fs::path(f.dir) / "feed.info");
+        if (f.present) {
+          // `current` is a link that `feeds update` may switch while this load reads: resolve
+          // it once, so that every list of the feed comes from the same version.
+          if (auto real = fs::canonical(f.dir, ec); !ec) f.dir = real.string();
+          f.fetched_at = read_fetched_at(fs::path(f.dir) / "feed.info");
+        }
       }
       p_->feeds.push_back(std::move(f));
       feed_nodes_.push_back(kv.first);
