@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, PUPIL, Proxy, curl, wait_for  # noqa: E402
+from harness import BIN, PUPIL, Proxy, curl, raw_request, status_of, wait_for  # noqa: E402
 
 SRC = os.environ["HALLPASS_SOURCE_DIR"]
 UT1 = os.path.normpath(os.path.join(SRC, "..", "shared", "ut1", "blacklists"))
@@ -178,10 +178,27 @@ class FeedUpdateTest(unittest.TestCase):
         self.assertNotEqual(self.status("newly-listed.test"), 403)
         self.lists["gambling"]["domains"] = self.gambling[1:] + ["newly-listed.test"]
         self.server.routes["/ut1.tar.gz"] = (tarball(self.lists), '"v2"')
-        r = self.update("--feed", "ut1")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn(f"ut1/gambling: {len(self.gambling) + 5} entries, +1 -1", r.stdout)
-        wait_for(lambda: self.status("newly-listed.test") == 403, timeout=10, what="the newly listed domain blocked")
+        # Requests keep being answered while the daemon reloads the feed (bounded: 20 s, 5000 requests).
+        statuses, stop = [], threading.Event()
+
+        def load():
+            deadline = time.monotonic() + 20
+            while not stop.is_set() and time.monotonic() < deadline and len(statuses) < 5000:
+                statuses.append(status_of(raw_request(
+                    self.proxy, b"GET http://facebook.test/ HTTP/1.1\r\nHost: facebook.test\r\nConnection: close\r\n\r\n")))
+        loader = threading.Thread(target=load)
+        loader.start()
+        try:
+            r = self.update("--feed", "ut1")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(f"ut1/gambling: {len(self.gambling) + 5} entries, +1 -1", r.stdout)
+            wait_for(lambda: self.status("newly-listed.test") == 403, timeout=10,
+                     what="the newly listed domain blocked")
+        finally:
+            stop.set()
+            loader.join(30)
+        self.assertGreater(len(statuses), 0)
+        self.assertEqual([st for st in statuses if st != 403], [], "requests failed during the reload")
         self.assertEqual(os.readlink(os.path.join(self.home, "previous")), first)
         self.assertNotEqual(self.current(), first)
 
