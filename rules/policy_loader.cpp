@@ -873,8 +873,11 @@ class loader : private yaml_reader {
     auto& users = feed_users_[fl.feed];
     if (std::find(users.begin(), users.end(), c.name) == users.end()) users.push_back(c.name);
     c.sources.push_back("feed:" + f.name + "/" + fl.list);
+    // Each list once in f.lists (check, feeds status and the metrics' series), however many
+    // categories use it; each category still gets its own copy of the entries.
+    const bool recorded = std::any_of(f.lists.begin(), f.lists.end(), [&](const auto& l) { return l.first == fl.list; });
     if (!f.present) {
-      f.lists.emplace_back(fl.list, 0);  // reported once per feed, by report_missing_feeds
+      if (!recorded) f.lists.emplace_back(fl.list, 0);  // reported once per feed, by report_missing_feeds
       return;
     }
     const fs::path cur(f.dir);
@@ -896,7 +899,7 @@ class loader : private yaml_reader {
       c.domain_count += n - last_url_entries_;
       added += n;
     }
-    f.lists.emplace_back(fl.list, added);
+    if (!recorded) f.lists.emplace_back(fl.list, added);
     const std::string shown = "feed list " + f.name + "/" + fl.list;
     if (!any) {
       // The feed is there but not this list: renamed upstream, or a typo in the policy.

@@ -105,6 +105,7 @@ TEST_CASE("feeds: a category loads its list from STATE_DIR/feeds/NAME/current") 
   ut1: {url: "https://example.org/bl.tar.gz", format: ut1}
 categories:
   gambling: {feed: ut1/gambling}
+  betting: {feed: ut1/gambling}
 )" + roles;
   auto r = load(yaml, s.feeds());
   REQUIRE_MESSAGE(r.ok(), all(r.errors));
@@ -114,7 +115,7 @@ categories:
   const auto& f = r.compiled->feeds.at(0);
   CHECK(f.present);
   CHECK(f.fetched_at == 1764676800);
-  REQUIRE(f.lists.size() == 1);
+  REQUIRE(f.lists.size() == 1);  // once, though two categories use it
   CHECK(f.lists[0] == std::pair<std::string, std::size_t>{"gambling", 3});
   const auto summary = feeds_summary(*r.compiled, std::chrono::sys_seconds{std::chrono::seconds{1764676800 + 7200}});
   CHECK(summary.find("ut1 (ut1): fetched 2025-12-02 12:00 UTC") != std::string::npos);
@@ -126,7 +127,7 @@ categories:
     REQUIRE(m.warnings.size() == 1);
     CHECK(m.warnings[0].line == 7);
     CHECK(m.warnings[0].message.find("feed 'ut1' is missing") != std::string::npos);
-    CHECK(m.warnings[0].message.find("categories gambling block nothing") != std::string::npos);
+    CHECK(m.warnings[0].message.find("categories gambling, betting block nothing") != std::string::npos);
     CHECK_FALSE(blocked(*m.compiled, "bet.example"));
   }
   SUBCASE("feeds.required: a missing feed is an error") {
