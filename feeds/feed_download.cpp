@@ -39,7 +39,8 @@ std::string header_value(std::string_view line, std::string_view name) {
   }
   line.remove_prefix(name.size() + 1);
   while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
-  while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' ')) line.remove_suffix(1);
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' '))
+    line.remove_suffix(1);
   return std::string(line);
 }
 
@@ -99,7 +100,8 @@ download_result download(const download_request& r) {
   }
   curl_slist* headers = nullptr;
   if (!r.etag.empty()) headers = curl_slist_append(headers, ("If-None-Match: " + r.etag).c_str());
-  if (!r.last_modified.empty()) headers = curl_slist_append(headers, ("If-Modified-Since: " + r.last_modified).c_str());
+  if (!r.last_modified.empty())
+    headers = curl_slist_append(headers, ("If-Modified-Since: " + r.last_modified).c_str());
   std::unique_ptr<curl_slist, void (*)(curl_slist*)> header_list(headers, curl_slist_free_all);
   if (headers) curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 
@@ -114,11 +116,13 @@ download_result download(const download_request& r) {
     return out;
   };
   if (s.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-    return fail("the download is larger than the limit of " + std::to_string(r.max_bytes >> 20) + " MiB");
+    return fail("the download is larger than the limit of " + std::to_string(r.max_bytes >> 20) +
+                " MiB");
   }
   if (s.write_failed || !closed) return fail("cannot write " + r.into + " (disk full?)");
   if (rc == CURLE_OPERATION_TIMEDOUT) {
-    return fail(std::string("timed out (") + (curl_error[0] ? curl_error : curl_easy_strerror(rc)) + ")");
+    return fail(std::string("timed out (") + (curl_error[0] ? curl_error : curl_easy_strerror(rc)) +
+                ")");
   }
   if (rc != CURLE_OK) return fail(curl_error[0] ? curl_error : curl_easy_strerror(rc));
   if (status == 304) {
@@ -127,7 +131,8 @@ download_result download(const download_request& r) {
     out.ok = out.not_modified = true;
     return out;
   }
-  if (status < 200 || status > 299) return fail("the server answered HTTP " + std::to_string(status));
+  if (status < 200 || status > 299)
+    return fail("the server answered HTTP " + std::to_string(status));
   out.ok = true;
   out.bytes = s.bytes;
   out.etag = s.etag;

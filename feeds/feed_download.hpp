@@ -14,8 +14,8 @@ namespace hallpass::feeds {
 
 struct download_request {
   std::string url;
-  std::string credentials;  // "user:password" for HTTP basic auth, or empty; never logged
-  std::string etag;         // from the version on disk: sent as If-None-Match
+  std::string credentials;    // "user:password" for HTTP basic auth, or empty; never logged
+  std::string etag;           // from the version on disk: sent as If-None-Match
   std::string last_modified;  // sent as If-Modified-Since
   std::string into;           // the file the body is written to (created; removed on failure)
   std::chrono::seconds connect_timeout{20};

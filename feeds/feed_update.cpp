@@ -19,7 +19,9 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  while (!s.empty() &&
+         (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t'))
+    s.pop_back();
   std::size_t b = 0;
   while (b < s.size() && (s[b] == ' ' || s[b] == '\t')) ++b;
   return s.substr(b);
@@ -30,7 +32,8 @@ std::string info_value(const fs::path& info, std::string_view key) {
   std::ifstream in(info);
   std::string line;
   while (std::getline(in, line)) {
-    if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 && line[key.size()] == ':') {
+    if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 &&
+        line[key.size()] == ':') {
       return trim(line.substr(key.size() + 1));
     }
   }
@@ -86,29 +89,35 @@ std::string unpack_ut1(const std::string& archive_path, const fs::path& dir) {
     la_ssize_t n = 0;
     bool write_ok = true;
     while ((n = archive_read_data(a.get(), buf, sizeof buf)) > 0) {
-      write_ok = write_ok && std::fwrite(buf, 1, static_cast<std::size_t>(n), f) == static_cast<std::size_t>(n);
+      write_ok = write_ok &&
+                 std::fwrite(buf, 1, static_cast<std::size_t>(n), f) == static_cast<std::size_t>(n);
     }
     write_ok = std::fclose(f) == 0 && write_ok;
-    if (n < 0) return std::string("the archive is damaged or truncated: ") + archive_error_string(a.get());
+    if (n < 0)
+      return std::string("the archive is damaged or truncated: ") + archive_error_string(a.get());
     if (!write_ok) return "cannot write " + out.string() + " (disk full?)";
     ++lists;
   }
-  if (lists == 0) return "not a UT1 archive: it holds no blacklists/<category>/domains or urls file";
+  if (lists == 0)
+    return "not a UT1 archive: it holds no blacklists/<category>/domains or urls file";
   return {};
 }
 
 // The entries of one list in a version directory (both files of a UT1 list).
-std::vector<std::string> list_entries(const fs::path& version, const rules::feed& f, const std::string& list) {
+std::vector<std::string> list_entries(const fs::path& version, const rules::feed& f,
+                                      const std::string& list) {
   if (f.format == rules::feed_format::lines) return read_entries((version / "list").string());
   auto out = read_entries((version / "blacklists" / list / "domains").string());
-  for (auto& u : read_entries((version / "blacklists" / list / "urls").string())) out.push_back(std::move(u));
+  for (auto& u : read_entries((version / "blacklists" / list / "urls").string()))
+    out.push_back(std::move(u));
   return out;
 }
 
 bool list_exists(const fs::path& version, const rules::feed& f, const std::string& list) {
   std::error_code ec;
   if (f.format == rules::feed_format::lines) return fs::exists(version / "list", ec);
-  return fs::exists(version / "blacklists" / list / "domains", ec) || fs::exists(version / "blacklists" / list / "urls", ec);
+  return fs::exists(version / "blacklists" / list / "domains", ec) ||
+         fs::exists(version / "blacklists" / list / "urls", ec);
 }
 
 // Points `link` at `target` (a name in the same directory) atomically.
@@ -223,8 +232,9 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
     }
     const auto now_entries = list_entries(fresh, f, list);
     if (now_entries.size() < minimum) {
-      r.error = "list " + shown + " has " + std::to_string(now_entries.size()) + " entries, fewer than its minimum of " +
-                std::to_string(minimum) + (f.locked ? " (the feed is locked: an empty list is never accepted)" : "");
+      r.error = "list " + shown + " has " + std::to_string(now_entries.size()) +
+                " entries, fewer than its minimum of " + std::to_string(minimum) +
+                (f.locked ? " (the feed is locked: an empty list is never accepted)" : "");
       return r;
     }
     std::set<std::string> before;

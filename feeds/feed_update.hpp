@@ -31,8 +31,8 @@ struct list_change {
 
 struct update_result {
   bool ok = false;
-  bool unchanged = false;  // 304 Not Modified: nothing was written
-  std::string error;       // when !ok: what failed, in words (never the credentials)
+  bool unchanged = false;            // 304 Not Modified: nothing was written
+  std::string error;                 // when !ok: what failed, in words (never the credentials)
   std::vector<list_change> changes;  // each list the policy uses, when updated
 };
 

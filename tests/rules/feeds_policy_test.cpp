@@ -73,7 +73,9 @@ bool blocked(const policy& p, std::string_view host) {
 
 }  // namespace
 
-TEST_CASE("feeds: a typo in a feed's keys, an unknown format and an undefined feed are errors with their place") {
+TEST_CASE(
+    "feeds: a typo in a feed's keys, an unknown format and an undefined feed are errors with their "
+    "place") {
   auto r = load(head + R"(feeds:
   ut1:
     url: https://example.org/blacklists.tar.gz
@@ -85,15 +87,20 @@ TEST_CASE("feeds: a typo in a feed's keys, an unknown format and an undefined fe
 categories:
   gambling: {feed: ut2/gambling}
   other: {feed: iwf/urls}
-)" + roles, "");
+)" + roles,
+                "");
   REQUIRE_FALSE(r.ok());
   const auto text = all(r.errors);
-  CHECK(text.find("policy.yaml:9:5: unknown key 'fromat' in feed 'ut1'; did you mean 'format'?") != std::string::npos);
+  CHECK(text.find("policy.yaml:9:5: unknown key 'fromat' in feed 'ut1'; did you mean 'format'?") !=
+        std::string::npos);
   CHECK(text.find("policy.yaml:7:3: feed 'ut1' has no format") != std::string::npos);
-  CHECK(text.find("policy.yaml:13:47: feed 'odd' format must be 'ut1' or 'lines', not 'csv'") != std::string::npos);
-  CHECK(text.find("policy.yaml:15:20: category 'gambling' names feed 'ut2', which the feeds section does not define; "
+  CHECK(text.find("policy.yaml:13:47: feed 'odd' format must be 'ut1' or 'lines', not 'csv'") !=
+        std::string::npos);
+  CHECK(text.find("policy.yaml:15:20: category 'gambling' names feed 'ut2', which the feeds "
+                  "section does not define; "
                   "did you mean 'ut1'?") != std::string::npos);
-  CHECK(text.find("policy.yaml:16:17: feed 'iwf' is a 'lines' feed: its one list is 'iwf/list'") != std::string::npos);
+  CHECK(text.find("policy.yaml:16:17: feed 'iwf' is a 'lines' feed: its one list is 'iwf/list'") !=
+        std::string::npos);
 }
 
 TEST_CASE("feeds: a category loads its list from STATE_DIR/feeds/NAME/current") {
@@ -117,21 +124,26 @@ categories:
   CHECK(f.fetched_at == 1764676800);
   REQUIRE(f.lists.size() == 1);  // once, though two categories use it
   CHECK(f.lists[0] == std::pair<std::string, std::size_t>{"gambling", 3});
-  const auto summary = feeds_summary(*r.compiled, std::chrono::sys_seconds{std::chrono::seconds{1764676800 + 7200}});
+  const auto summary =
+      feeds_summary(*r.compiled, std::chrono::sys_seconds{std::chrono::seconds{1764676800 + 7200}});
   CHECK(summary.find("ut1 (ut1): fetched 2025-12-02 12:00 UTC") != std::string::npos);
   CHECK(summary.find("ut1/gambling: 3 entries") != std::string::npos);
 
-  SUBCASE("the same policy without the feed: a warning naming the feed and its categories; the rest serves") {
+  SUBCASE(
+      "the same policy without the feed: a warning naming the feed and its categories; the rest "
+      "serves") {
     auto m = load(yaml, (s.path / "elsewhere").string());
     REQUIRE_MESSAGE(m.ok(), all(m.errors));
     REQUIRE(m.warnings.size() == 1);
     CHECK(m.warnings[0].line == 7);
     CHECK(m.warnings[0].message.find("feed 'ut1' is missing") != std::string::npos);
-    CHECK(m.warnings[0].message.find("categories gambling, betting block nothing") != std::string::npos);
+    CHECK(m.warnings[0].message.find("categories gambling, betting block nothing") !=
+          std::string::npos);
     CHECK_FALSE(blocked(*m.compiled, "bet.example"));
   }
   SUBCASE("feeds.required: a missing feed is an error") {
-    auto m = load(head + "feeds:\n  required: true\n" + yaml.substr(head.size() + 7), (s.path / "elsewhere").string());
+    auto m = load(head + "feeds:\n  required: true\n" + yaml.substr(head.size() + 7),
+                  (s.path / "elsewhere").string());
     REQUIRE_FALSE(m.ok());
     CHECK(all(m.errors).find("feeds.required is true") != std::string::npos);
   }
