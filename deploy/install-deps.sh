@@ -16,6 +16,8 @@ build_pkgs=(
   prometheus-cpp-dev        # metrics endpoint (proxy/)
   libc-ares-dev             # DNS lookups on the event loop, each with its own deadline (proxy/)
   libsqlite3-dev sqlite3    # durable state
+  libcurl4-openssl-dev      # `hallpass feeds update`: HTTPS downloads, verified, with timeouts (feeds/)
+  libarchive-dev            # `hallpass feeds update`: the UT1 tarball (gzip + tar, integrity errors) (feeds/)
   doctest-dev               # unit tests
   tzdata                    # school time zones (rules/ reads TZif files)
 )

@@ -10,13 +10,24 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build hallpass
 
 policy=rules/school.yaml
+state=build/state
+mkdir -p "$state"
+# The category feeds (the UT1 lists, about 20 MB). Without internet the proxy still serves the
+# rest of the policy, and says which feeds are missing.
 echo
-echo "== hallpass check --config $policy"
-build/hallpass check --config "$policy"
+echo "== hallpass feeds update --config $policy --state-dir $state"
+if ! build/hallpass feeds update --config "$policy" --state-dir "$state"; then
+  echo "The category feeds could not be fetched (no internet?): pornography, gambling and the other"
+  echo "feed categories block nothing until they are. Fetch them later with:"
+  echo "  build/hallpass feeds update --config $policy --state-dir $state"
+fi
+echo
+echo "== hallpass check --config $policy --state-dir $state"
+build/hallpass check --config "$policy" --state-dir "$state"
 explain() {
   echo
   echo "== hallpass explain --config $policy $*"
-  build/hallpass explain --config "$policy" "$@"
+  build/hallpass explain --config "$policy" --state-dir "$state" "$@"
 }
 explain --role pupils --at "2026-11-23 11:00" https://www.facebook.com/
 explain --role staff --at "2026-11-23 12:30" https://www.instagram.com/
@@ -33,5 +44,4 @@ A browser: set its HTTP and HTTPS proxy to 127.0.0.1 port 3128, or
   chromium --proxy-server=127.0.0.1:3128
 SIGHUP reloads the policy (kill -HUP <pid>); Ctrl-C drains and stops.
 TXT
-mkdir -p build/state
-exec build/hallpass run --config "$policy" --state-dir build/state
+exec build/hallpass run --config "$policy" --state-dir "$state"

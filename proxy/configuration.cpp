@@ -45,6 +45,24 @@ void load_tls(configuration& c, const configuration* previous, config_load_resul
   c.origin_tls = *origin;
 }
 
+// The policy's feeds are read from STATE_DIR/feeds, so the state directory is known before the
+// policy loads: --state-dir, else the file's state_dir, else the default. (load_daemon_config
+// reads and checks the same key again, after the policy.)
+std::string feeds_dir_for(const std::string& path, const overrides& o) {
+  std::string dir = daemon_config{}.state_dir;
+  if (o.state_dir) {
+    dir = *o.state_dir;
+  } else {
+    try {
+      const YAML::Node root = YAML::LoadFile(path);
+      if (root.IsMap() && root["state_dir"] && root["state_dir"].IsScalar()) dir = root["state_dir"].Scalar();
+    } catch (const std::exception&) {
+      // Reported by the policy loader.
+    }
+  }
+  return dir.empty() ? std::string() : dir + "/feeds";
+}
+
 }  // namespace
 
 config_load_result load_configuration(const std::string& path, const overrides& o, std::uint64_t generation,
@@ -52,6 +70,8 @@ config_load_result load_configuration(const std::string& path, const overrides& 
   config_load_result out;
   rules::load_options lo;
   lo.other_sections = daemon_section_names();
+  lo.feeds_dir = feeds_dir_for(path, o);
+  lo.feeds_may_be_missing = o.feeds_may_be_missing;
   auto policy = rules::load_policy(path, lo);
   out.errors = std::move(policy.errors);
   out.warnings = std::move(policy.warnings);

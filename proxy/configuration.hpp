@@ -31,6 +31,8 @@ struct overrides {
   std::optional<std::string> ca_dir;
   // Set by `run`: make the TLS contexts of inspection (offline commands only validate).
   bool serving = false;
+  // Set by `feeds update`: a missing feed is no error even with feeds.required.
+  bool feeds_may_be_missing = false;
 };
 
 struct configuration {

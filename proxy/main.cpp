@@ -18,9 +18,14 @@ usage:
       the school CA that turns HTTPS inspection on). SIGHUP reloads the
       policy (the old one stays if the new one has errors), SIGUSR1 reopens the access log,
       SIGTERM drains and stops.
-  hallpass check --config FILE [--quiet]
+  hallpass check --config FILE [--state-dir DIR] [--quiet]
       Validate a policy. Exit 0 with a summary when valid; exit 1 with every error as
-      FILE:LINE:COL: message when not.
+      FILE:LINE:COL: message when not. Feeds are read from DIR/feeds (default: state_dir).
+  hallpass feeds update [--feed NAME] [--config FILE] [--state-dir DIR]
+      Download, verify and install the policy's feeds (default config /etc/hallpass/school.yaml),
+      then ask the running daemon to reload. Exit 1 when a feed failed (its lists in force stay).
+  hallpass feeds status [--config FILE] [--state-dir DIR]
+      Each feed's last update, age and entry counts; exit 1 when a feed is missing.
   hallpass explain --config FILE (--role NAME | --client ADDRESS) [--user NAME]
                    [--at "YYYY-MM-DD HH:MM"] [--method M] [--json] URL
       Decide one request as the proxy would and say why: the role and how it was chosen,
@@ -103,6 +108,7 @@ int main(int argc, char** argv) {
   if (command == "check") return hallpass::run_check(args);
   if (command == "explain") return hallpass::run_explain(args);
   if (command == "ca") return hallpass::run_ca(args);
+  if (command == "feeds") return hallpass::run_feeds(args);
   std::cerr << "hallpass: unknown command '" << command << "'\n" << usage;
   return 2;
 }

@@ -4,11 +4,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -55,6 +57,67 @@ prometheus::Histogram& histogram(prometheus::Registry& r, const std::string& nam
                                  const std::string& help, Histogram::BucketBoundaries buckets) {
   return prometheus::BuildHistogram().Name(name).Help(help).Register(r).Add({}, std::move(buckets));
 }
+
+// hallpass_feed_*: computed from the policy in force at each scrape (the age keeps growing
+// between updates, which is what an alert on a stale feed needs).
+class feed_collector : public prometheus::Collectable {
+ public:
+  void set(std::function<std::vector<metrics::feed_sample>()> source) {
+    std::lock_guard lock(mutex_);
+    source_ = std::move(source);
+  }
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::function<std::vector<metrics::feed_sample>()> source;
+    {
+      std::lock_guard lock(mutex_);
+      source = source_;
+    }
+    if (!source) return {};
+    const auto samples = source();
+    if (samples.empty()) return {};
+    prometheus::MetricFamily missing{"hallpass_feed_missing",
+                                     "1 when a feed of the policy has never been fetched (its categories block nothing "
+                                     "from it), else 0.",
+                                     prometheus::MetricType::Gauge,
+                                     {}};
+    prometheus::MetricFamily age{"hallpass_feed_age_seconds",
+                                 "Seconds since the feed in force was fetched by `hallpass feeds update`.",
+                                 prometheus::MetricType::Gauge,
+                                 {}};
+    prometheus::MetricFamily entries{"hallpass_feed_entries",
+                                     "Entries loaded from each list of a feed that the policy uses.",
+                                     prometheus::MetricType::Gauge,
+                                     {}};
+    const double now = static_cast<double>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    for (const auto& s : samples) {
+      prometheus::ClientMetric m;
+      m.label = {{"feed", s.feed}};
+      m.gauge.value = s.present ? 0 : 1;
+      missing.metric.push_back(m);
+      if (s.fetched_at) {
+        m.gauge.value = std::max(0.0, now - static_cast<double>(*s.fetched_at));
+        age.metric.push_back(m);
+      }
+      for (const auto& [list, n] : s.lists) {
+        prometheus::ClientMetric e;
+        e.label = {{"category", list}, {"feed", s.feed}};
+        e.gauge.value = static_cast<double>(n);
+        entries.metric.push_back(e);
+      }
+    }
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(std::move(missing));
+    if (!age.metric.empty()) out.push_back(std::move(age));
+    if (!entries.metric.empty()) out.push_back(std::move(entries));
+    return out;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::function<std::vector<metrics::feed_sample>()> source_;
+};
 
 // The standard process metrics (the names every Prometheus client library uses), read from
 // /proc/self when scraped. Collect() runs on the endpoint's thread. A value that cannot be read
@@ -255,7 +318,8 @@ metrics::metrics(const std::string& listen)
           "(forwarded, refused or answered locally; for CONNECT, until the "
           "proxy's answer).",
           {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60})),
-      process_(std::make_shared<process_collector>()) {
+      process_(std::make_shared<process_collector>()),
+      feeds_(std::make_shared<feed_collector>()) {
   auto& responses = counter_family(*registry_, "hallpass_responses_total",
                                    "Responses sent to clients, by status class.");
   static constexpr const char* classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -305,11 +369,16 @@ metrics::metrics(const std::string& listen)
   }
   exposer_->RegisterCollectable(registry_);
   exposer_->RegisterCollectable(process_);
+  exposer_->RegisterCollectable(feeds_);
   const auto ports = exposer_->GetListeningPorts();
   if (!ports.empty()) port_ = static_cast<std::uint16_t>(ports.front());
 }
 
 metrics::~metrics() = default;
+
+void metrics::set_feed_source(std::function<std::vector<feed_sample>()> source) {
+  static_cast<feed_collector&>(*feeds_).set(std::move(source));
+}
 
 std::vector<metrics::role_counters> metrics::resolve_roles(
     const std::vector<std::string>& role_names) {
@@ -331,6 +400,7 @@ void metrics::observe_exchange(int status, double seconds) {
 std::string metrics::scrape_for_tests() {
   auto families = registry_->Collect();
   for (auto& f : process_->Collect()) families.push_back(std::move(f));
+  for (auto& f : feeds_->Collect()) families.push_back(std::move(f));
   return prometheus::TextSerializer().Serialize(families);
 }
 

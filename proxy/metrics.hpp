@@ -20,8 +20,11 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <prometheus/counter.h>
@@ -91,6 +94,20 @@ class metrics {
   // increments and one short mutex (the histogram's); safe from any thread.
   void observe_exchange(int status, double seconds);
 
+  // The policy's feeds as a scrape sees them: hallpass_feed_missing{feed} (1 before the first
+  // successful update), hallpass_feed_age_seconds{feed} (now - fetched_at, computed at each
+  // scrape, so it grows between reloads) and hallpass_feed_entries{feed,category} (entries
+  // loaded from each feed list the policy uses; category is the feed's own list name).
+  struct feed_sample {
+    std::string feed;
+    bool present = false;
+    std::optional<std::int64_t> fetched_at;  // Unix seconds
+    std::vector<std::pair<std::string, std::size_t>> lists;
+  };
+  // `source` is called on the endpoint's thread at each scrape (and by scrape_for_tests); it
+  // must be thread-safe and cheap (the server's reads the pinned current policy).
+  void set_feed_source(std::function<std::vector<feed_sample>()> source);
+
   // The text exposition format of everything served, exactly what a scrape returns.
   std::string scrape_for_tests();
 
@@ -137,6 +154,7 @@ class metrics {
   std::array<prometheus::Counter*, upstream_failure_count> upstream_failed_{};
   std::array<prometheus::Counter*, 5> responses_{};   // hallpass_responses_total, 1xx..5xx
   std::shared_ptr<prometheus::Collectable> process_;  // process_* from /proc/self
+  std::shared_ptr<prometheus::Collectable> feeds_;    // hallpass_feed_* from set_feed_source
   std::unique_ptr<prometheus::Exposer> exposer_;  // declared last: stops serving first
   std::uint16_t port_ = 0;
 };

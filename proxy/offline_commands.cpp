@@ -1,11 +1,18 @@
 #include "proxy/offline_commands.hpp"
 
+#include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include "certs/authority.hpp"
 #include "certs/origin_context.hpp"
 #include "certs/x509_fields.hpp"
+#include "feeds/feed_update.hpp"
 #include "rules/explain.hpp"
 #include "rules/policy_loader.hpp"
 #include "proxy/configuration.hpp"
@@ -41,7 +48,13 @@ struct arg_reader {
 };
 
 // The same loading `hallpass run` does: the policy and the daemon's sections of the file.
-config_load_result load(const std::string& path) { return load_configuration(path, overrides{}, 1); }
+// `state_dir` (--state-dir, may be empty) overrides the file's, as `run --state-dir` does: the
+// feeds are read from STATE_DIR/feeds.
+config_load_result load(const std::string& path, const std::string& state_dir = "") {
+  overrides o;
+  if (!state_dir.empty()) o.state_dir = state_dir;
+  return load_configuration(path, o, 1);
+}
 
 void print_diagnostics(const rules::diagnostics& d, std::ostream& out, std::string_view prefix = "") {
   for (const auto& x : d) out << prefix << x.to_string() << "\n";
@@ -79,11 +92,11 @@ bool check_school_ca(const daemon_config& daemon, std::string& summary) {
 }  // namespace
 
 int run_check(const std::vector<std::string>& args) {
-  std::string config, error;
+  std::string config, state_dir, error;
   bool quiet = false;
   arg_reader r{args};
   while (!r.done()) {
-    if (r.take("--config", config, error)) {
+    if (r.take("--config", config, error) || r.take("--state-dir", state_dir, error)) {
       if (!error.empty()) break;
     } else if (r.peek() == "--quiet" || r.peek() == "-q") {
       quiet = true;
@@ -95,10 +108,10 @@ int run_check(const std::vector<std::string>& args) {
   }
   if (error.empty() && config.empty()) error = "--config FILE is required";
   if (!error.empty()) {
-    std::cerr << "hallpass check: " << error << "\nusage: hallpass check --config FILE [--quiet]\n";
+    std::cerr << "hallpass check: " << error << "\nusage: hallpass check --config FILE [--state-dir DIR] [--quiet]\n";
     return 2;
   }
-  const auto result = load(config);
+  const auto result = load(config, state_dir);
   print_diagnostics(result.warnings, std::cerr, "warning: ");
   if (!result.config) {
     print_diagnostics(result.errors, std::cerr);
@@ -115,6 +128,8 @@ int run_check(const std::vector<std::string>& args) {
   if (!quiet) {
     const auto& d = result.config->daemon;
     std::cout << rules::policy_summary(*result.config->policy);
+    std::cout << rules::feeds_summary(*result.config->policy,
+                                      std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
     std::cout << "Proxy: listen";
     for (const auto& l : d.listen) std::cout << " " << l.text;
     std::cout << "; metrics " << (d.metrics.listen.empty() ? "off" : d.metrics.listen) << "; access log "
@@ -160,7 +175,7 @@ int run_explain(const std::vector<std::string>& args) {
                  "                        [--json] URL\n";
     return 2;
   }
-  const auto result = load(config);
+  const auto result = load(config, state_dir);
   print_diagnostics(result.warnings, std::cerr, "warning: ");
   if (!result.config) {
     print_diagnostics(result.errors, std::cerr);
@@ -285,6 +300,110 @@ int run_ca(const std::vector<std::string>& args) {
   for (const auto& w : l.warnings) std::cerr << "warning: " << w << "\n";
   for (const auto& e : l.errors) std::cerr << "hallpass ca show: " << e << "\n";
   return l.usable() ? 0 : 1;
+}
+
+
+namespace {
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Asks the daemon that recorded its pid in STATE_DIR/hallpass.pid to reload (SIGHUP, the
+// documented reload path: it validates aside and keeps the old policy on any error).
+void ask_daemon_to_reload(const std::string& state_dir) {
+  const std::string pid_file = state_dir + "/hallpass.pid";
+  std::ifstream in(pid_file);
+  long pid = 0;
+  if (!(in >> pid) || pid <= 1) {
+    std::cout << "No running daemon recorded in " << pid_file
+              << ": the new lists apply when hallpass next starts or reloads.\n";
+    return;
+  }
+  if (::kill(static_cast<pid_t>(pid), SIGHUP) != 0) {
+    std::cout << "The daemon recorded in " << pid_file << " (pid " << pid << ") could not be signalled ("
+              << std::strerror(errno) << "): reload it with `systemctl reload hallpass`.\n";
+    return;
+  }
+  std::cout << "Asked the running daemon (pid " << pid << ") to reload.\n";
+}
+
+}  // namespace
+
+int run_feeds(const std::vector<std::string>& args) {
+  constexpr const char* usage_text =
+      "usage: hallpass feeds update [--feed NAME] [--config FILE] [--state-dir DIR]\n"
+      "       hallpass feeds status [--config FILE] [--state-dir DIR]\n";
+  if (args.empty() || (args[0] != "update" && args[0] != "status")) {
+    std::cerr << "hallpass feeds: " << (args.empty() ? "a verb is required" : "unknown verb '" + args[0] + "'") << "\n"
+              << usage_text;
+    return 2;
+  }
+  const bool update = args[0] == "update";
+  std::string config = "/etc/hallpass/school.yaml", state_dir, only, error;
+  arg_reader r{args};
+  r.i = 1;
+  while (!r.done() && error.empty()) {
+    if (r.take("--config", config, error) || r.take("--state-dir", state_dir, error) ||
+        (update && r.take("--feed", only, error))) {
+      continue;
+    }
+    error = "unknown argument '" + r.peek() + "'";
+  }
+  if (!error.empty()) {
+    std::cerr << "hallpass feeds: " << error << "\n" << usage_text;
+    return 2;
+  }
+  overrides o;
+  if (!state_dir.empty()) o.state_dir = state_dir;
+  o.feeds_may_be_missing = update;
+  const auto loaded = load_configuration(config, o, 1);
+  if (!loaded.config) {
+    print_diagnostics(loaded.errors, std::cerr);
+    std::cerr << "hallpass feeds: " << config << " is not valid; nothing was done\n";
+    return 1;
+  }
+  const auto& p = *loaded.config->policy;
+  const std::string dir = loaded.config->daemon.state_dir;
+  if (!update) {
+    if (p.feeds.empty()) {
+      std::cout << config << " has no feeds section.\n";
+      return 0;
+    }
+    std::cout << rules::feeds_summary(p, std::chrono::sys_seconds{std::chrono::seconds{unix_now()}});
+    const bool missing = std::any_of(p.feeds.begin(), p.feeds.end(), [](const auto& f) { return !f.present; });
+    return missing ? 1 : 0;
+  }
+  if (!only.empty() && std::none_of(p.feeds.begin(), p.feeds.end(), [&](const auto& f) { return f.name == only; })) {
+    std::cerr << "hallpass feeds update: " << config << " has no feed '" << only << "'\n";
+    return 2;
+  }
+  feeds::update_options uo;
+  uo.feeds_dir = dir + "/feeds";
+  uo.now = unix_now();
+  int failures = 0, changed = 0;
+  for (const auto& f : p.feeds) {
+    if (!only.empty() && f.name != only) continue;
+    const auto u = feeds::update_feed(f, uo);
+    if (!u.ok) {
+      ++failures;
+      std::cerr << "hallpass feeds update: feed " << f.name << ": " << u.error
+                << (f.present ? "; the lists in force are unchanged\n" : "; the feed is still missing\n");
+      continue;
+    }
+    if (u.unchanged) {
+      std::cout << "feed " << f.name << ": unchanged (the server says it is not modified); nothing was written\n";
+      continue;
+    }
+    ++changed;
+    std::cout << "feed " << f.name << ": updated in " << uo.feeds_dir << "/" << f.name << "/current\n";
+    for (const auto& c : u.changes) {
+      std::cout << "  " << f.name << "/" << c.list << ": " << c.entries << " entries, +" << c.added << " -"
+                << c.removed << "\n";
+    }
+  }
+  if (changed > 0) ask_daemon_to_reload(dir);
+  return failures > 0 ? 1 : 0;
 }
 
 }  // namespace hallpass

@@ -14,5 +14,8 @@ int run_check(const std::vector<std::string>& args);
 int run_explain(const std::vector<std::string>& args);
 // `hallpass ca init|show`: 0 done, 1 the CA could not be made or is missing or broken, 2 usage.
 int run_ca(const std::vector<std::string>& args);
+// `hallpass feeds update [--feed NAME] [--config FILE] [--state-dir DIR]` and
+// `hallpass feeds status [--config FILE] [--state-dir DIR]` (feeds/README.md).
+int run_feeds(const std::vector<std::string>& args);
 
 }  // namespace hallpass

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <vector>
@@ -200,6 +201,15 @@ int run_server(const run_options& options) {
   access_log log(d.access_log.path, d.access_log.queue_lines, m.get());
   shared_state state(configs, *m, log);
   m->policy_generation.Set(static_cast<double>(cfg->generation));
+  // hallpass_feed_*: from the policy in force at each scrape (a reload after `feeds update`
+  // shows the new lists; the age is computed then).
+  m->set_feed_source([&configs] {
+    std::vector<metrics::feed_sample> out;
+    const auto c = configs.current();
+    if (!c || !c->policy) return out;
+    for (const auto& f : c->policy->feeds) out.push_back({f.name, f.present, f.fetched_at, f.lists});
+    return out;
+  });
   // The metrics endpoint is never a destination either: it is for the admin network only
   // (deploy/nftables-hallpass.nft), and a pupil must not reach it through the proxy.
   if (auto ml = parse_listen_address(d.metrics.listen)) state.own_listeners.emplace_back(ml->host, ml->port);
@@ -301,6 +311,12 @@ int run_server(const run_options& options) {
             << " workers; metrics " << (d.metrics.listen.empty() ? "off" : "on " + d.metrics.listen) << "; access log "
             << (log.enabled() ? d.access_log.path : "off") << std::endl;
 
+  // STATE_DIR/hallpass.pid: where `hallpass feeds update` finds the daemon to send SIGHUP to.
+  const std::string pid_file = d.state_dir + "/hallpass.pid";
+  if (std::ofstream pf(pid_file); !(pf << ::getpid() << "\n")) {
+    std::cerr << "hallpass: warning: cannot write " << pid_file << ": feeds update cannot ask for a reload\n";
+  }
+
   bool stopping = false;
   net::steady_timer drain_timer(main_ioc);
   std::chrono::steady_clock::time_point drain_deadline;
@@ -334,6 +350,7 @@ int run_server(const run_options& options) {
   };
   signals.async_wait(on_signal);
   main_ioc.run();
+  ::unlink(pid_file.c_str());
   for (auto& w : workers) w->join();
   state.admin = nullptr;
   admin.stop();

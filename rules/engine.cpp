@@ -154,6 +154,7 @@ void set_category(const policy& p, verdict& v, int set) {
 }  // namespace
 
 std::string_view to_string(action a) { return a == action::allow ? "allow" : "block"; }
+std::string_view to_string(feed_format f) { return f == feed_format::ut1 ? "ut1" : "lines"; }
 
 std::string_view to_string(role_source s) {
   switch (s) {

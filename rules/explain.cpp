@@ -126,6 +126,37 @@ std::string policy_summary(const policy& p) {
   return out;
 }
 
+std::string feeds_summary(const policy& p, std::chrono::sys_seconds now) {
+  using namespace std::chrono;
+  if (p.feeds.empty()) return "";
+  std::string out = std::string("Feeds") + (p.feeds_required ? " (required: the policy does not load without them)" : "") + ":\n";
+  for (const auto& f : p.feeds) {
+    out += "  " + f.name + " (" + std::string(to_string(f.format)) + (f.locked ? ", locked" : "") + "): ";
+    if (!f.present) {
+      out += "MISSING, never fetched (" + (f.dir.empty() ? std::string("no state directory") : f.dir) +
+             "): run `hallpass feeds update --feed " + f.name + "`\n";
+      continue;
+    }
+    if (f.fetched_at) {
+      const sys_seconds at{seconds{*f.fetched_at}};
+      const auto day = floor<days>(at);
+      const year_month_day ymd{day};
+      const auto secs = (at - day).count();
+      char buf[80];
+      std::snprintf(buf, sizeof buf, "fetched %04d-%02u-%02u %02lld:%02lld UTC", static_cast<int>(ymd.year()),
+                    static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                    static_cast<long long>(secs / 3600), static_cast<long long>(secs % 3600 / 60));
+      out += buf;
+      out += " (" + duration_text(std::max(seconds{0}, now - at)) + " ago)";
+    } else {
+      out += "fetched at an unknown time (no feed.info)";
+    }
+    out += ", " + f.dir + "\n";
+    for (const auto& [list, n] : f.lists) out += "    " + f.name + "/" + list + ": " + std::to_string(n) + " entries\n";
+  }
+  return out;
+}
+
 std::optional<url_parts> split_url(std::string_view url, std::string* error) {
   url_parts u;
   auto fail = [&](std::string m) -> std::optional<url_parts> {

@@ -18,6 +18,11 @@ namespace hallpass::rules {
 // A short human summary: roles, categories with entry counts, timetable.
 std::string policy_summary(const policy& p);
 
+// The policy's feeds, one line each: missing (never fetched), or when fetched, how long
+// before `now` (the caller reads the clock), and the entries of each list the policy uses.
+// Empty when the policy has no feeds.
+std::string feeds_summary(const policy& p, std::chrono::sys_seconds now);
+
 // Splits an absolute URL (http://, https://, ws://, wss://; or host[:port][/path]) into facts.
 // The returned views point into `url`. Returns an error message on a malformed URL.
 struct url_parts {

@@ -43,6 +43,31 @@ struct category {
   std::vector<std::string> sources;  // files and UT1 categories it was read from
 };
 
+// A category feed (the `feeds:` section): a list source that `hallpass feeds update` keeps
+// current on disk, and what the loader found of it there. The on-disk layout (feeds/README.md):
+// FEEDS_DIR/NAME/current/ holds the version in force (ut1: blacklists/<category>/{domains,urls};
+// lines: one file `list`) and `feed.info` (when it was fetched); previous/ the one before.
+enum class feed_format : std::uint8_t { ut1, lines };
+std::string_view to_string(feed_format f);
+
+struct feed {
+  std::string name;
+  std::string url;
+  feed_format format = feed_format::ut1;
+  std::string credentials_file;  // "user:password" on one line; never logged
+  std::size_t min_entries = 1;   // each list the policy uses, at update time
+  bool locked = false;           // every category fed by it is locked
+  std::chrono::seconds connect_timeout{20};  // `feeds update`: to connect (TLS included)
+  std::chrono::seconds timeout{600};         // `feeds update`: the whole download
+  std::uint64_t max_bytes = 512ull << 20;    // `feeds update`: a larger download is refused
+  std::string dir;               // FEEDS_DIR/NAME/current ("" when loaded without a state dir)
+  bool present = false;          // `dir` exists: the feed has been fetched at least once
+  std::optional<std::int64_t> fetched_at;  // Unix seconds, from current/feed.info
+  // The lists of this feed the policy uses, as FEED-CATEGORY names (`gambling`, `list`), and
+  // the entries each gave (0 when missing).
+  std::vector<std::pair<std::string, std::size_t>> lists;
+};
+
 // A rule's target sets, kept two ways: as the policy lists them (read like a
 // std::vector<set_id>; the first listed set the request is in names the category a verdict
 // reports), and as (word, mask) pairs over a bitset of set ids, so that the engine tests a
@@ -201,6 +226,9 @@ struct policy {
   // the end of the current term when the policy has terms, else 90 days (max_exception_until).
   std::optional<std::chrono::seconds> max_exception_duration;
   inspection_settings inspection;
+  std::vector<feed> feeds;
+  // feeds.required: a missing feed is an error (the daemon does not start) instead of a warning.
+  bool feeds_required = false;
 
   const role* find_role(std::string_view name) const;
   const category* find_category(std::string_view name) const;

@@ -22,6 +22,12 @@ struct load_options {
   // Top-level keys that belong to another component (the proxy's `listen`, `upstream`, ...).
   // The loader accepts them without reading them; every other unknown key is an error.
   std::vector<std::string> other_sections;
+  // Where the `feeds:` section's feeds are on disk: STATE_DIR/feeds (each feed in NAME/current).
+  // Empty: no feed is looked for; each is missing (a warning, or an error with feeds.required).
+  std::string feeds_dir;
+  // For `hallpass feeds update`: a missing feed is never an error (feeds.required), since the
+  // update is what fetches it.
+  bool feeds_may_be_missing = false;
 };
 
 struct load_result {

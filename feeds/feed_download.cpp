@@ -1,0 +1,143 @@
+#include "feeds/feed_download.hpp"
+
+#include <curl/curl.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+
+namespace hallpass::feeds {
+namespace {
+
+struct sink {
+  std::FILE* file = nullptr;
+  std::uint64_t bytes = 0, max = 0;
+  bool too_large = false, write_failed = false;
+  std::string etag, last_modified;
+};
+
+std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* s = static_cast<sink*>(user);
+  const std::size_t len = size * n;
+  if (s->bytes + len > s->max) {
+    s->too_large = true;
+    return 0;  // aborts the transfer
+  }
+  if (std::fwrite(data, 1, len, s->file) != len) {
+    s->write_failed = true;
+    return 0;
+  }
+  s->bytes += len;
+  return len;
+}
+
+std::string header_value(std::string_view line, std::string_view name) {
+  if (line.size() <= name.size() || line[name.size()] != ':') return {};
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(line[i])) != name[i]) return {};
+  }
+  line.remove_prefix(name.size() + 1);
+  while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' '))
+    line.remove_suffix(1);
+  return std::string(line);
+}
+
+std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* s = static_cast<sink*>(user);
+  const std::string_view line(data, size * n);
+  if (auto v = header_value(line, "etag"); !v.empty()) s->etag = v;
+  if (auto v = header_value(line, "last-modified"); !v.empty()) s->last_modified = v;
+  return size * n;
+}
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+}  // namespace
+
+download_result download(const download_request& r) {
+  global_init();
+  download_result out;
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) {
+    out.error = "libcurl could not start";
+    return out;
+  }
+  sink s;
+  s.max = r.max_bytes;
+  s.file = std::fopen(r.into.c_str(), "wb");
+  if (!s.file) {
+    out.error = "cannot create " + r.into;
+    return out;
+  }
+  CURL* c = curl.get();
+  char curl_error[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(c, CURLOPT_URL, r.url.c_str());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https");  // a redirect never downgrades to http
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(r.connect_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(r.total_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(r.max_bytes));
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "hallpass-feeds/" HALLPASS_VERSION);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_error);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &s);
+  if (!r.credentials.empty()) {
+    // Sent only to the feed's own host (libcurl drops it on a redirect to another host).
+    curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    curl_easy_setopt(c, CURLOPT_USERPWD, r.credentials.c_str());
+  }
+  curl_slist* headers = nullptr;
+  if (!r.etag.empty()) headers = curl_slist_append(headers, ("If-None-Match: " + r.etag).c_str());
+  if (!r.last_modified.empty())
+    headers = curl_slist_append(headers, ("If-Modified-Since: " + r.last_modified).c_str());
+  std::unique_ptr<curl_slist, void (*)(curl_slist*)> header_list(headers, curl_slist_free_all);
+  if (headers) curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+
+  const CURLcode rc = curl_easy_perform(c);
+  const bool closed = std::fclose(s.file) == 0;
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  auto fail = [&](std::string why) {
+    std::error_code ec;
+    std::filesystem::remove(r.into, ec);
+    out.error = std::move(why);
+    return out;
+  };
+  if (s.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+    return fail("the download is larger than the limit of " + std::to_string(r.max_bytes >> 20) +
+                " MiB");
+  }
+  if (s.write_failed || !closed) return fail("cannot write " + r.into + " (disk full?)");
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    return fail(std::string("timed out (") + (curl_error[0] ? curl_error : curl_easy_strerror(rc)) +
+                ")");
+  }
+  if (rc != CURLE_OK) return fail(curl_error[0] ? curl_error : curl_easy_strerror(rc));
+  if (status == 304) {
+    std::error_code ec;
+    std::filesystem::remove(r.into, ec);
+    out.ok = out.not_modified = true;
+    return out;
+  }
+  if (status < 200 || status > 299)
+    return fail("the server answered HTTP " + std::to_string(status));
+  out.ok = true;
+  out.bytes = s.bytes;
+  out.etag = s.etag;
+  out.last_modified = s.last_modified;
+  return out;
+}
+
+}  // namespace hallpass::feeds

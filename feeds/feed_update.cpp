@@ -1,0 +1,308 @@
+#include "feeds/feed_update.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+
+#include "feeds/feed_download.hpp"
+
+namespace hallpass::feeds {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string trim(std::string s) {
+  while (!s.empty() &&
+         (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t'))
+    s.pop_back();
+  std::size_t b = 0;
+  while (b < s.size() && (s[b] == ' ' || s[b] == '\t')) ++b;
+  return s.substr(b);
+}
+
+// The `key: value` lines of a feed.info.
+std::string info_value(const fs::path& info, std::string_view key) {
+  std::ifstream in(info);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 &&
+        line[key.size()] == ':') {
+      return trim(line.substr(key.size() + 1));
+    }
+  }
+  return {};
+}
+
+bool valid_list_name(std::string_view s) {
+  return !s.empty() && s.size() <= 64 && s != "." && s != ".." &&
+         std::all_of(s.begin(), s.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+         });
+}
+
+// Unpacks blacklists/<category>/{domains,urls} of a UT1 tarball into `dir`; everything else
+// (usage files, symbolic-link aliases, absolute or '..' paths) is skipped.
+std::string unpack_ut1(const std::string& archive_path, const fs::path& dir) {
+  std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
+  archive_read_support_filter_all(a.get());
+  archive_read_support_format_tar(a.get());
+  archive_read_support_format_gnutar(a.get());
+  if (archive_read_open_filename(a.get(), archive_path.c_str(), 65536) != ARCHIVE_OK) {
+    return std::string("the archive is damaged or truncated: ") + archive_error_string(a.get());
+  }
+  std::size_t lists = 0;
+  archive_entry* e = nullptr;
+  for (;;) {
+    const int rc = archive_read_next_header(a.get(), &e);
+    if (rc == ARCHIVE_EOF) break;
+    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+      return std::string("the archive is damaged or truncated: ") + archive_error_string(a.get());
+    }
+    std::string path = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+    while (path.starts_with("./")) path.erase(0, 2);
+    // blacklists/<category>/<file>
+    const auto s1 = path.find('/'), s2 = path.find('/', s1 == std::string::npos ? 0 : s1 + 1);
+    const bool wanted = archive_entry_filetype(e) == AE_IFREG && s1 != std::string::npos &&
+                        s2 != std::string::npos && path.substr(0, s1) == "blacklists" &&
+                        path.find('/', s2 + 1) == std::string::npos &&
+                        valid_list_name(path.substr(s1 + 1, s2 - s1 - 1)) &&
+                        (path.substr(s2 + 1) == "domains" || path.substr(s2 + 1) == "urls");
+    if (!wanted) {
+      if (archive_read_data_skip(a.get()) != ARCHIVE_OK) {
+        return std::string("the archive is damaged or truncated: ") + archive_error_string(a.get());
+      }
+      continue;
+    }
+    const fs::path out = dir / path;
+    std::error_code ec;
+    fs::create_directories(out.parent_path(), ec);
+    std::FILE* f = std::fopen(out.c_str(), "wb");
+    if (!f) return "cannot create " + out.string();
+    char buf[65536];
+    la_ssize_t n = 0;
+    bool write_ok = true;
+    while ((n = archive_read_data(a.get(), buf, sizeof buf)) > 0) {
+      write_ok = write_ok &&
+                 std::fwrite(buf, 1, static_cast<std::size_t>(n), f) == static_cast<std::size_t>(n);
+    }
+    write_ok = std::fclose(f) == 0 && write_ok;
+    if (n < 0)
+      return std::string("the archive is damaged or truncated: ") + archive_error_string(a.get());
+    if (!write_ok) return "cannot write " + out.string() + " (disk full?)";
+    ++lists;
+  }
+  if (lists == 0)
+    return "not a UT1 archive: it holds no blacklists/<category>/domains or urls file";
+  return {};
+}
+
+// The entries of one list in a version directory (both files of a UT1 list).
+std::vector<std::string> list_entries(const fs::path& version, const rules::feed& f,
+                                      const std::string& list) {
+  if (f.format == rules::feed_format::lines) return read_entries((version / "list").string());
+  auto out = read_entries((version / "blacklists" / list / "domains").string());
+  for (auto& u : read_entries((version / "blacklists" / list / "urls").string()))
+    out.push_back(std::move(u));
+  return out;
+}
+
+bool list_exists(const fs::path& version, const rules::feed& f, const std::string& list) {
+  std::error_code ec;
+  if (f.format == rules::feed_format::lines) return fs::exists(version / "list", ec);
+  return fs::exists(version / "blacklists" / list / "domains", ec) ||
+         fs::exists(version / "blacklists" / list / "urls", ec);
+}
+
+// Points `link` at `target` (a name in the same directory) atomically.
+bool relink(const fs::path& link, const std::string& target, std::string* error) {
+  const fs::path tmp = link.string() + ".tmp";
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_directory_symlink(target, tmp, ec);
+  if (!ec) fs::rename(tmp, link, ec);
+  if (ec) *error = "cannot point " + link.string() + " at " + target + ": " + ec.message();
+  return !ec;
+}
+
+}  // namespace
+
+std::vector<std::string> read_entries(const std::string& path) {
+  std::vector<std::string> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (auto h = line.find('#'); h != std::string::npos) line.resize(h);
+    line = trim(line);
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
+update_result update_feed(const rules::feed& f, const update_options& o) {
+  update_result r;
+  const fs::path home = fs::path(o.feeds_dir) / f.name;
+  const fs::path current = home / "current";
+  std::error_code ec;
+  fs::create_directories(home, ec);
+  if (ec) {
+    r.error = "cannot create " + home.string() + ": " + ec.message();
+    return r;
+  }
+  const std::string tag = std::to_string(o.now) + "-" + std::to_string(::getpid());
+  const fs::path download_file = home / (".download-" + tag);
+  const fs::path fresh = home / (".new-" + tag);
+  // Whatever happens below, no scratch file outlives the command.
+  struct cleanup {
+    fs::path a, b;
+    ~cleanup() {
+      std::error_code e;
+      fs::remove(a, e);
+      fs::remove_all(b, e);
+    }
+  } scratch{download_file, fresh};
+
+  download_request d;
+  d.url = f.url;
+  d.into = download_file.string();
+  d.connect_timeout = f.connect_timeout;
+  d.total_timeout = f.timeout;
+  d.max_bytes = f.max_bytes;
+  const bool have_current = fs::is_directory(current, ec);
+  if (have_current) {
+    d.etag = info_value(current / "feed.info", "etag");
+    d.last_modified = info_value(current / "feed.info", "last_modified");
+  }
+  if (!f.credentials_file.empty()) {
+    std::ifstream in(f.credentials_file);
+    std::getline(in, d.credentials);
+    d.credentials = trim(d.credentials);
+    if (!in && d.credentials.empty()) {
+      r.error = "cannot read credentials_file " + f.credentials_file;
+      return r;
+    }
+  }
+  auto got = download(d);
+  if (!got.ok) {
+    r.error = "download from " + f.url + " failed: " + got.error;
+    return r;
+  }
+  if (got.not_modified) {
+    r.ok = r.unchanged = true;
+    return r;
+  }
+
+  fs::create_directories(fresh, ec);
+  if (ec) {
+    r.error = "cannot create " + fresh.string() + ": " + ec.message();
+    return r;
+  }
+  if (f.format == rules::feed_format::ut1) {
+    if (auto e = unpack_ut1(download_file.string(), fresh); !e.empty()) {
+      r.error = e;
+      return r;
+    }
+  } else {
+    fs::rename(download_file, fresh / "list", ec);
+    if (ec) {
+      r.error = "cannot move the download into " + fresh.string() + ": " + ec.message();
+      return r;
+    }
+  }
+
+  // Verify every list the policy uses before anything is switched.
+  std::vector<std::string> lists;
+  for (const auto& [list, n] : f.lists) {
+    if (std::find(lists.begin(), lists.end(), list) == lists.end()) lists.push_back(list);
+  }
+  if (f.format == rules::feed_format::lines && lists.empty()) lists.push_back("list");
+  const std::size_t minimum = std::max<std::size_t>(f.min_entries, f.locked ? 1 : 0);
+  for (const auto& list : lists) {
+    const std::string shown = f.name + "/" + list;
+    if (!list_exists(fresh, f, list)) {
+      r.error = "list " + shown + " is not in the download" +
+                (f.locked ? " (the feed is locked: a missing list is never accepted)" : "");
+      return r;
+    }
+    const auto now_entries = list_entries(fresh, f, list);
+    if (now_entries.size() < minimum) {
+      r.error = "list " + shown + " has " + std::to_string(now_entries.size()) +
+                " entries, fewer than its minimum of " + std::to_string(minimum) +
+                (f.locked ? " (the feed is locked: an empty list is never accepted)" : "");
+      return r;
+    }
+    std::set<std::string> before;
+    if (have_current) {
+      for (auto& e : list_entries(current, f, list)) before.insert(std::move(e));
+    }
+    const std::set<std::string> after(now_entries.begin(), now_entries.end());
+    list_change c;
+    c.list = list;
+    c.entries = now_entries.size();
+    for (const auto& e : after) c.added += before.count(e) == 0;
+    for (const auto& e : before) c.removed += after.count(e) == 0;
+    r.changes.push_back(c);
+  }
+
+  {
+    // The URL without credentials: they live only in credentials_file.
+    std::ofstream info(fresh / "feed.info");
+    info << "# Written by `hallpass feeds update`; read by the policy loader.\n"
+         << "fetched_at: " << o.now << "\nurl: " << f.url << "\n";
+    if (!got.etag.empty()) info << "etag: " << got.etag << "\n";
+    if (!got.last_modified.empty()) info << "last_modified: " << got.last_modified << "\n";
+    info.close();
+    if (!info) {
+      r.error = "cannot write " + (fresh / "feed.info").string();
+      return r;
+    }
+  }
+
+  // Switch: the new version gets its name, previous -> the version in force, current -> new.
+  const std::string version = "v" + tag;
+  fs::rename(fresh, home / version, ec);
+  if (ec) {
+    r.error = "cannot rename " + fresh.string() + ": " + ec.message();
+    return r;
+  }
+  std::string old_version;
+  if (fs::is_symlink(fs::symlink_status(current, ec))) {
+    old_version = fs::read_symlink(current, ec).filename().string();
+  } else if (have_current) {
+    // A real directory (made by hand, or an older hallpass): it becomes a version itself.
+    old_version = "v0-" + tag;
+    fs::rename(current, home / old_version, ec);
+    if (ec) {
+      r.error = "cannot move " + current.string() + " aside: " + ec.message();
+      return r;
+    }
+  }
+  std::string old_previous;
+  if (fs::is_symlink(fs::symlink_status(home / "previous", ec))) {
+    old_previous = fs::read_symlink(home / "previous", ec).filename().string();
+  }
+  std::string err;
+  if (!relink(current, version, &err)) {
+    r.error = err;
+    return r;
+  }
+  if (!old_version.empty()) {
+    if (!relink(home / "previous", old_version, &err)) {
+      r.error = "the new version is in force, but " + err;
+      return r;
+    }
+    if (!old_previous.empty() && old_previous != old_version && old_previous != version) {
+      fs::remove_all(home / old_previous, ec);
+    }
+  }
+  r.ok = true;
+  return r;
+}
+
+}  // namespace hallpass::feeds

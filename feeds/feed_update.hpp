@@ -1,0 +1,45 @@
+// `hallpass feeds update` for one feed: download (feed_download.hpp), unpack into a new
+// directory, verify, then switch STATE_DIR/feeds/NAME/current to it with one rename, keeping
+// the version it replaces as previous/. On any failure nothing in force changes.
+//
+// The layout (feeds/README.md): NAME/v<TIME>-<PID>/ are versions; NAME/current and
+// NAME/previous are symbolic links to two of them, each replaced atomically (a new link
+// renamed over the old), so a reader (the policy loader) sees the old version or the new one,
+// never a half-written one. Blocking; not for an event loop. Two updates of the same feed at
+// once are not supported (the systemd timer runs one at a time).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "rules/policy.hpp"
+
+namespace hallpass::feeds {
+
+struct update_options {
+  std::string feeds_dir;  // STATE_DIR/feeds
+  std::int64_t now = 0;   // Unix seconds, recorded in feed.info as fetched_at
+  // The timeouts and size limit are the feed's own (rules::feed).
+};
+
+struct list_change {
+  std::string list;  // the feed's category: `gambling`, `list`
+  std::size_t entries = 0, added = 0, removed = 0;
+};
+
+struct update_result {
+  bool ok = false;
+  bool unchanged = false;            // 304 Not Modified: nothing was written
+  std::string error;                 // when !ok: what failed, in words (never the credentials)
+  std::vector<list_change> changes;  // each list the policy uses, when updated
+};
+
+// REQUIRES: f comes from a loaded policy (f.lists names the lists its categories use).
+update_result update_feed(const rules::feed& f, const update_options& o);
+
+// Lines of a list file that are entries (not blank, not a '#' comment).
+std::vector<std::string> read_entries(const std::string& path);
+
+}  // namespace hallpass::feeds

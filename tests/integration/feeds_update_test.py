@@ -1,0 +1,245 @@
+"""`hallpass feeds update` against an origin in the test: a UT1-layout tarball built here from
+a few lists of ../shared/ut1 (never committed) and a locked `lines` feed, with a running
+daemon that must pick up a changed feed, and every failure leaving the lists in force alone."""
+import base64
+import http.server
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import BIN, PUPIL, Proxy, curl, raw_request, status_of, wait_for  # noqa: E402
+
+SRC = os.environ["HALLPASS_SOURCE_DIR"]
+UT1 = os.path.normpath(os.path.join(SRC, "..", "shared", "ut1", "blacklists"))
+if not os.path.isdir(UT1):
+    UT1 = "/work/shared/ut1/blacklists"
+
+
+def tarball(lists, truncate=False):
+    """A UT1-layout .tar.gz: {category: {"domains": [..], "urls": [..]}}."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        for cat, files in lists.items():
+            for name, entries in files.items():
+                data = ("\n".join(entries) + "\n").encode()
+                info = tarfile.TarInfo(f"blacklists/{cat}/{name}")
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+        usage = b"black\n"
+        info = tarfile.TarInfo("blacklists/gambling/usage")
+        info.size = len(usage)
+        t.addfile(info, io.BytesIO(usage))
+    data = buf.getvalue()
+    return data[: len(data) // 2] if truncate else data
+
+
+def ut1_list(cat, name, count):
+    with open(os.path.join(UT1, cat, name)) as f:
+        return [l.strip() for l in f if l.strip() and not l.startswith("#")][:count]
+
+
+class FeedServer:
+    """Serves self.routes[path] = (body, etag) with ETag / If-None-Match; 'stall' never answers in time."""
+
+    def __init__(self):
+        self.routes = {}
+        self.requests = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                owner.requests.append((self.path, self.headers.get("If-None-Match"), self.headers.get("Authorization")))
+                route = owner.routes.get(self.path)
+                if route is None:
+                    self.send_error(404)
+                    return
+                body, etag = route
+                if body == "stall":
+                    time.sleep(6)
+                    return
+                if etag and self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                if etag:
+                    self.send_header("ETag", etag)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@unittest.skipUnless(os.path.isdir(UT1), "the UT1 lists of ../shared/ut1 are not here")
+class FeedUpdateTest(unittest.TestCase):
+    def setUp(self):
+        self.server = FeedServer()
+        self.gambling = ut1_list("gambling", "domains", 200)
+        self.lists = {"gambling": {"domains": self.gambling, "urls": ut1_list("gambling", "urls", 5)},
+                      "drogue": {"domains": ut1_list("drogue", "domains", 50)}}
+        self.server.routes["/ut1.tar.gz"] = (tarball(self.lists), '"v1"')
+        self.server.routes["/iwf.txt"] = (b"abuse.test\nhost.test/bad/page\n", '"i1"')
+        self.secrets = tempfile.TemporaryDirectory()
+        self.creds = os.path.join(self.secrets.name, "iwf.credentials")
+        with open(self.creds, "w") as f:
+            f.write("school:s3cret-pass\n")
+        base = f"http://127.0.0.1:{self.server.port}"
+        feeds = (f"feeds:\n"
+                 f"  ut1: {{url: \"{base}/ut1.tar.gz\", format: ut1, min_entries: 10, timeout: 2s}}\n"
+                 f"  iwf: {{url: \"{base}/iwf.txt\", format: lines, locked: true, timeout: 2s, "
+                 f"credentials_file: \"{self.creds}\"}}\n")
+
+        def edit(text):
+            text = text.replace("  circumvention: {domains: [vpn.test]}\n",
+                                "  circumvention: {domains: [vpn.test]}\n"
+                                "  gambling: {feed: ut1/gambling}\n"
+                                "  drugs: {feed: ut1/drogue}\n"
+                                "  illegal: {feed: iwf/list}\n")
+            return text.replace("      - {action: block, categories: [social_media]}\n",
+                                "      - {action: block, categories: [social_media, gambling, drugs]}\n", 1)
+        self.proxy = Proxy(extra=feeds, policy_edit=edit)
+        self.state = os.path.join(self.proxy.dir, "state")
+        self.home = os.path.join(self.state, "feeds", "ut1")
+
+    def tearDown(self):
+        self.proxy.stop()
+        self.server.stop()
+        self.secrets.cleanup()
+
+    def update(self, *args):
+        r = subprocess.run([BIN, "feeds", "update", "--config", self.proxy.config, "--state-dir", self.state, *args],
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotIn("s3cret", r.stdout + r.stderr)  # credentials are never printed
+        return r
+
+    def status(self, host):
+        return curl(self.proxy, f"http://{host}/", source=PUPIL, timeout=10)[0]
+
+    def current(self):
+        return os.readlink(os.path.join(self.home, "current"))
+
+    def test_first_unchanged_and_changed_updates_reach_the_running_daemon(self):
+        self.assertTrue(any("feed 'ut1' is missing" in l for l in self.proxy.stderr_lines))
+        self.assertEqual(self.proxy.metric("hallpass_feed_missing", {"feed": "ut1"}), 1.0)
+        casino = self.gambling[0]
+        self.assertNotEqual(self.status(casino), 403)
+
+        r = self.update()
+        self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
+        self.assertIn("feed ut1: updated", r.stdout)
+        self.assertIn(f"ut1/gambling: {len(self.gambling) + 5} entries, +{len(self.gambling) + 5} -0", r.stdout)
+        self.assertIn("iwf/list: 2 entries", r.stdout)
+        self.assertIn("Asked the running daemon", r.stdout)
+        wait_for(lambda: self.status(casino) == 403, timeout=10, what="the daemon to block a listed domain")
+        self.assertEqual(self.status("abuse.test"), 403)
+        self.assertEqual(self.proxy.metric("hallpass_feed_missing", {"feed": "ut1"}), 0.0)
+        self.assertEqual(self.proxy.metric("hallpass_feed_entries", {"feed": "ut1", "category": "gambling"}),
+                         len(self.gambling) + 5)
+        self.assertLess(self.proxy.metric("hallpass_feed_age_seconds", {"feed": "ut1"}), 120)
+        first = self.current()
+        with open(os.path.join(self.home, "current", "feed.info")) as f:
+            info = f.read()
+        self.assertIn('etag: "v1"', info)
+        # The lines feed was fetched with its credentials (HTTP basic), which are never written down.
+        auth = "Basic " + base64.b64encode(b"school:s3cret-pass").decode()
+        self.assertIn(("/iwf.txt", None, auth), self.server.requests)
+        with open(os.path.join(self.state, "feeds", "iwf", "current", "feed.info")) as f:
+            self.assertNotIn("s3cret", f.read())
+        self.assertFalse(any("s3cret" in l for l in self.proxy.stderr_lines))
+
+        # Unchanged: a conditional request, 304, nothing rewritten.
+        r = self.update()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("feed ut1: unchanged", r.stdout)
+        self.assertNotIn("Asked the running daemon", r.stdout)
+        self.assertEqual(self.current(), first)
+        self.assertIn(("/ut1.tar.gz", '"v1"', None), self.server.requests)
+
+        # Changed: a newly listed domain is blocked by the running daemon within seconds.
+        self.assertNotEqual(self.status("newly-listed.test"), 403)
+        self.lists["gambling"]["domains"] = self.gambling[1:] + ["newly-listed.test"]
+        self.server.routes["/ut1.tar.gz"] = (tarball(self.lists), '"v2"')
+        # Requests keep being answered while the daemon reloads the feed (bounded: 20 s, 5000 requests).
+        statuses, stop = [], threading.Event()
+
+        def load():
+            deadline = time.monotonic() + 20
+            while not stop.is_set() and time.monotonic() < deadline and len(statuses) < 5000:
+                statuses.append(status_of(raw_request(
+                    self.proxy, b"GET http://facebook.test/ HTTP/1.1\r\nHost: facebook.test\r\nConnection: close\r\n\r\n")))
+        loader = threading.Thread(target=load)
+        loader.start()
+        try:
+            r = self.update("--feed", "ut1")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(f"ut1/gambling: {len(self.gambling) + 5} entries, +1 -1", r.stdout)
+            wait_for(lambda: self.status("newly-listed.test") == 403, timeout=10,
+                     what="the newly listed domain blocked")
+        finally:
+            stop.set()
+            loader.join(30)
+        self.assertGreater(len(statuses), 0)
+        self.assertEqual([st for st in statuses if st != 403], [], "requests failed during the reload")
+        self.assertEqual(os.readlink(os.path.join(self.home, "previous")), first)
+        self.assertNotEqual(self.current(), first)
+
+    def test_failures_keep_the_lists_in_force(self):
+        r = self.update()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        casino = self.gambling[0]
+        wait_for(lambda: self.status(casino) == 403, timeout=10, what="the first update in force")
+        good = self.current()
+        good_iwf = os.readlink(os.path.join(self.state, "feeds", "iwf", "current"))
+        cases = [
+            ("truncated archive", "/ut1.tar.gz", (tarball(self.lists, truncate=True), '"t"'), "ut1",
+             "damaged or truncated"),
+            ("404", "/ut1.tar.gz", None, "ut1", "HTTP 404"),
+            ("stall past the timeout", "/ut1.tar.gz", ("stall", '"s"'), "ut1", "timed out"),
+            ("under the minimum", "/ut1.tar.gz",
+             (tarball({"gambling": {"domains": ["a.test", "b.test"]}, "drogue": self.lists["drogue"]}), '"m"'),
+             "ut1", "list ut1/gambling has 2 entries, fewer than its minimum of 10"),
+            ("empty locked feed", "/iwf.txt", (b"# nothing\n", '"e"'), "iwf",
+             "list iwf/list has 0 entries, fewer than its minimum of 1 (the feed is locked"),
+            ("404 with credentials", "/iwf.txt", None, "iwf", "HTTP 404"),
+        ]
+        for name, path, route, feed, message in cases:
+            with self.subTest(name):
+                if route is None:
+                    self.server.routes.pop(path, None)
+                else:
+                    self.server.routes[path] = route
+                started = time.monotonic()
+                r = self.update("--feed", feed)
+                self.assertLess(time.monotonic() - started, 30)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertIn(f"feed {feed}: ", r.stderr)
+                self.assertIn(message, r.stderr)
+                self.assertIn("the lists in force are unchanged", r.stderr)
+                self.assertEqual(self.current(), good)
+                self.assertEqual(os.readlink(os.path.join(self.state, "feeds", "iwf", "current")), good_iwf)
+                self.assertEqual(sorted(n for n in os.listdir(self.home) if n.startswith(".")), [])
+                self.assertEqual(self.status(casino), 403)
+                self.assertEqual(self.status("abuse.test"), 403)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,182 @@
+// The policy's `feeds:` section and `feed: NAME/LIST` categories: typos are errors with their
+// place, lists load from the feed's current version on disk, a missing feed is a warning
+// (an error with feeds.required), and a locked feed locks its categories.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "rules/engine.hpp"
+#include "rules/explain.hpp"
+#include "rules/policy_loader.hpp"
+
+using namespace hallpass::rules;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string head = R"(school:
+  name: S
+  timetable:
+    weekdays:
+      - {name: Lesson 1, kind: lesson, from: "09:00", to: "10:00"}
+)";  // 5 lines
+
+const std::string roles = R"(roles:
+  pupils:
+    default: allow
+    rules:
+      - {action: block, categories: [gambling]}
+)";
+
+// A scratch state directory, removed at the end of the test.
+struct state_dir {
+  fs::path path;
+  state_dir() {
+    char tmpl[] = "/tmp/hallpass-feeds-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~state_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string feeds() const { return (path / "feeds").string(); }
+  void write(const std::string& rel, const std::string& text) const {
+    fs::create_directories((path / rel).parent_path());
+    std::ofstream(path / rel) << text;
+  }
+};
+
+load_result load(const std::string& yaml, const std::string& feeds_dir) {
+  load_options o;
+  o.feeds_dir = feeds_dir;
+  return load_policy_text(yaml, "policy.yaml", o);
+}
+
+std::string all(const diagnostics& d) {
+  std::string s;
+  for (const auto& e : d) s += e.to_string() + "\n";
+  return s;
+}
+
+bool blocked(const policy& p, std::string_view host) {
+  request_facts f;
+  f.role = "pupils";
+  f.scheme = "http";
+  f.host = host;
+  f.path = "/";
+  f.time = std::chrono::sys_seconds{std::chrono::seconds{1764676800}};
+  return decide(p, f).act == action::block;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "feeds: a typo in a feed's keys, an unknown format and an undefined feed are errors with their "
+    "place") {
+  auto r = load(head + R"(feeds:
+  ut1:
+    url: https://example.org/blacklists.tar.gz
+    fromat: ut1
+  iwf:
+    url: https://example.org/iwf.txt
+    format: lines
+  odd: {url: "https://example.org/x", format: csv}
+categories:
+  gambling: {feed: ut2/gambling}
+  other: {feed: iwf/urls}
+)" + roles,
+                "");
+  REQUIRE_FALSE(r.ok());
+  const auto text = all(r.errors);
+  CHECK(text.find("policy.yaml:9:5: unknown key 'fromat' in feed 'ut1'; did you mean 'format'?") !=
+        std::string::npos);
+  CHECK(text.find("policy.yaml:7:3: feed 'ut1' has no format") != std::string::npos);
+  CHECK(text.find("policy.yaml:13:47: feed 'odd' format must be 'ut1' or 'lines', not 'csv'") !=
+        std::string::npos);
+  CHECK(text.find("policy.yaml:15:20: category 'gambling' names feed 'ut2', which the feeds "
+                  "section does not define; "
+                  "did you mean 'ut1'?") != std::string::npos);
+  CHECK(text.find("policy.yaml:16:17: feed 'iwf' is a 'lines' feed: its one list is 'iwf/list'") !=
+        std::string::npos);
+}
+
+TEST_CASE("feeds: a category loads its list from STATE_DIR/feeds/NAME/current") {
+  state_dir s;
+  s.write("feeds/ut1/current/blacklists/gambling/domains", "bet.example\ncasino.example\n");
+  s.write("feeds/ut1/current/blacklists/gambling/urls", "games.example/poker\n");
+  s.write("feeds/ut1/current/feed.info", "fetched_at: 1764676800\n");
+  const std::string yaml = head + R"(feeds:
+  ut1: {url: "https://example.org/bl.tar.gz", format: ut1}
+categories:
+  gambling: {feed: ut1/gambling}
+  betting: {feed: ut1/gambling}
+)" + roles;
+  auto r = load(yaml, s.feeds());
+  REQUIRE_MESSAGE(r.ok(), all(r.errors));
+  CHECK(r.warnings.empty());
+  CHECK(blocked(*r.compiled, "www.bet.example"));
+  CHECK_FALSE(blocked(*r.compiled, "example.org"));
+  const auto& f = r.compiled->feeds.at(0);
+  CHECK(f.present);
+  CHECK(f.fetched_at == 1764676800);
+  REQUIRE(f.lists.size() == 1);  // once, though two categories use it
+  CHECK(f.lists[0] == std::pair<std::string, std::size_t>{"gambling", 3});
+  const auto summary =
+      feeds_summary(*r.compiled, std::chrono::sys_seconds{std::chrono::seconds{1764676800 + 7200}});
+  CHECK(summary.find("ut1 (ut1): fetched 2025-12-02 12:00 UTC") != std::string::npos);
+  CHECK(summary.find("ut1/gambling: 3 entries") != std::string::npos);
+
+  SUBCASE(
+      "the same policy without the feed: a warning naming the feed and its categories; the rest "
+      "serves") {
+    auto m = load(yaml, (s.path / "elsewhere").string());
+    REQUIRE_MESSAGE(m.ok(), all(m.errors));
+    REQUIRE(m.warnings.size() == 1);
+    CHECK(m.warnings[0].line == 7);
+    CHECK(m.warnings[0].message.find("feed 'ut1' is missing") != std::string::npos);
+    CHECK(m.warnings[0].message.find("categories gambling, betting block nothing") !=
+          std::string::npos);
+    CHECK_FALSE(blocked(*m.compiled, "bet.example"));
+  }
+  SUBCASE("feeds.required: a missing feed is an error") {
+    auto m = load(head + "feeds:\n  required: true\n" + yaml.substr(head.size() + 7),
+                  (s.path / "elsewhere").string());
+    REQUIRE_FALSE(m.ok());
+    CHECK(all(m.errors).find("feeds.required is true") != std::string::npos);
+  }
+}
+
+TEST_CASE("feeds: a locked lines feed locks its category; empty, it is an error") {
+  state_dir s;
+  s.write("feeds/iwf/current/list", "abuse.example\nhost.example/bad/page\n");
+  const std::string yaml = head + R"(feeds:
+  iwf: {url: "https://example.org/iwf.txt", format: lines, locked: true}
+categories:
+  illegal: {feed: iwf/list}
+  gambling: {domains: [bet.example]}
+roles:
+  pupils:
+    default: allow
+    rules:
+      - {action: block, categories: [gambling]}
+)";
+  auto r = load(yaml, s.feeds());
+  REQUIRE_MESSAGE(r.ok(), all(r.errors));
+  const auto* c = r.compiled->find_category("illegal");
+  REQUIRE(c);
+  CHECK(c->locked);
+  CHECK(c->domain_count == 1);
+  CHECK(c->url_count == 1);
+  CHECK(blocked(*r.compiled, "abuse.example"));
+  // An allow rule naming it is refused, as for any locked category.
+  auto allow = load(yaml + "      - {action: allow, categories: [illegal]}\n", s.feeds());
+  CHECK_FALSE(allow.ok());
+
+  s.write("feeds/iwf/current/list", "# nothing today\n");
+  auto empty = load(yaml, s.feeds());
+  REQUIRE_FALSE(empty.ok());
+  CHECK(all(empty.errors).find("is locked") != std::string::npos);
+}
