@@ -155,8 +155,10 @@ class Running:
 
 def prepare_hallpass(ctx):
     """The school CA (`hallpass ca init`), and the policy: rules/school.yaml as shipped, a
-    pupils rule with a path on bench.test (so its tunnels must be inspected), and the daemon
-    sections of configs/hallpass-tls.yaml; checked with `hallpass check`."""
+    pupils rule with a path on bench.test (so its tunnels must be inspected; it also proves,
+    before measuring, that requests inside the tunnel are decided), an `inspection.inspect`
+    entry for bench.test where the policy has that section, and the daemon sections of
+    configs/hallpass-tls.yaml; checked with `hallpass check`."""
     d = ctx.tmp / "hallpass-ca"
     r = ctx.procs.run([ctx.hallpass, "ca", "init", "--dir", d, "--name", "hallpass bench school"], timeout=60)
     if r.returncode != 0:
@@ -169,10 +171,24 @@ def prepare_hallpass(ctx):
             f"        urls: [\"bench.test{BLOCKED_PATH}\"]\n"
             "        reason: A path rule on the bench's hosts, so that their HTTPS is inspected.\n")
     text = text[:staff + 1] + rule + text[staff + 1:]
+    # Where the policy has an `inspection:` section (issue 10 part 3), also an explicit entry
+    # for the bench's domain, as a school would write one.
+    inspect = "\ninspection:\n"
+    if inspect in text:
+        at = text.index("\n  inspect:\n", text.index(inspect)) + len("\n  inspect:\n")
+        text = text[:at] + ("    - name: bench hosts\n      roles: [pupils]\n      domains: [bench.test]\n"
+                            "      why: The bench measures inspected HTTPS (bench/README.md, issue 10).\n") + text[at:]
     hosts = "".join(f"  {n}: {ctx.origin_addr}\n" for n in [WARM_HOST] + first_visit_names(ctx))
     text += P.render("hallpass-tls.yaml", ORIGIN_CA=ctx.origin_ca, ORIGIN_PORT=ctx.origin_port, CA_DIR=d,
                      HOSTS=hosts.rstrip("\n"))
-    ctx.policy = ctx.tmp / "hallpass-policy.yaml"
+    pd = ctx.tmp / "policy"
+    pd.mkdir()
+    os.chmod(pd, 0o755)
+    for f in (ROOT / "rules").glob("*.txt"):  # lists the shipped policy names by relative path
+        if f.name == "CMakeLists.txt":
+            continue
+        shutil.copy(f, pd / f.name)
+    ctx.policy = pd / "policy.yaml"
     ctx.policy.write_text(text)
     r = ctx.procs.run([ctx.hallpass, "check", "--config", ctx.policy], timeout=120)
     ctx.report["hallpass_check"] = (r.stdout + r.stderr).strip()[-2000:]
@@ -522,6 +538,11 @@ def targets(med):
     return out
 
 
+def one_line(text):
+    """An error message on one Markdown line."""
+    return " / ".join(l.strip() for l in text.splitlines() if l.strip()).replace("|", "/")
+
+
 def fmt(v, f):
     return "-" if v is None else format(v, f)
 
@@ -559,15 +580,26 @@ def report_md(ctx, med, tg):
     add("")
     add("## Every round\n")
     for p in PEERS:
+        rows = [r for load in ctx.loads for r in ctx.results.get(p, {}).get(load, [])]
+        errs = {r.get("error") for r in rows}
+        if rows and len(errs) == 1 and None not in errs:  # the same error everywhere: say it once
+            add(f"- {TITLES[p]}, every load and round: **error**: {one_line(errs.pop())}")
+            continue
         for load in ctx.loads:
             for r in ctx.results.get(p, {}).get(load, []):
                 if "error" in r:
-                    add(f"- {TITLES[p]}, {load}, round {r['round']}: **error**: {r['error']}")
+                    add(f"- {TITLES[p]}, {load}, round {r['round']}: **error**: {one_line(r['error'])}")
                 else:
                     figs = ", ".join(f"{k} {v:.4g}" for k, v in r.items() if isinstance(v, float) and k != "seconds")
                     errs = f"; errors {r['error_count']}: {json.dumps(r['errors'])[:300]}" if r.get("error_count") else ""
                     add(f"- {TITLES[p]}, {load}, round {r['round']}: {figs}{errs}")
     add("")
+    notes = observations(ctx)
+    if notes:
+        add("## Notes on what was seen\n")
+        for n in notes:
+            add(f"- {n}")
+        add("")
     add("## Checks before measuring\n")
     for p, info in rep["peers"].items():
         add(f"- {TITLES[p]}: " + "; ".join(f"{k}: {v}" for k, v in info.get("checks", {}).items()))
@@ -589,6 +621,20 @@ def report_md(ctx, med, tg):
             add(cmd)
     add("```")
     return "\n".join(L) + "\n"
+
+
+def observations(ctx):
+    """Facts about the peers' behaviour that the figures alone do not explain."""
+    out = []
+    for p in PEERS:
+        rows = [r for r in ctx.results.get(p, {}).get("keepalive", []) if "error" not in r]
+        if rows and all(r["connections_opened"] >= 0.5 * r["requests"] for r in rows):
+            out.append(f"{TITLES[p]} closed the client connection after every response inside the decrypted "
+                       "tunnel (" + "/".join(f"{r['connections_opened']:,} connections for {r['requests']:,} requests"
+                                             for r in rows)
+                       + "), so its keep-alive figure is really a new connection, CONNECT and TLS handshake per "
+                         "request (the reconnection is not in the latencies, which time each GET).")
+    return out
 
 
 def parse_args(argv):
