@@ -741,6 +741,8 @@ def main(argv):
     ctx.report["medians"], ctx.report["targets"] = med, [{"target": t, "measured": v, "met": ok} for t, v, ok in tg]
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
+    if aborted:  # an interrupted run does not replace the last complete one
+        args.name += "-aborted"
     (out / f"{args.name}.json").write_text(json.dumps(ctx.report, indent=1, default=str) + "\n")
     (out / f"{args.name}.md").write_text(report_md(ctx, med, tg))
     log(f"wrote {out / args.name}.md and .json")
