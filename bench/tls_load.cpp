@@ -23,6 +23,7 @@
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
+#include <csignal>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -607,6 +608,7 @@ int run_download(const options& o, SSL_CTX* ctx) {
 
 int main(int argc, char** argv) {
   const options o = parse(argc, argv);
+  std::signal(SIGPIPE, SIG_IGN);  // a peer that closes mid-write is an error to count, not the end of the run
   SSL_CTX* ctx = client_context(o);
   int rc;
   if (o.mode == "keepalive") rc = run_keepalive(o, ctx);
