@@ -30,10 +30,10 @@ import peers as P  # noqa: E402  (the shared process, /proc and template helpers
 from peers import PeerError, log  # noqa: E402
 
 ROOT = P.ROOT
-PEERS = ["hallpass", "squid", "e2guardian", "nginx"]
+PEERS = ["hallpass", "squid", "e2guardian", "nginx", "hallpass-relay"]
 LOADS = ["keepalive", "newconn", "firstvisit", "download"]
 TITLES = {"hallpass": "hallpass (inspecting)", "squid": "squid ssl_bump", "e2guardian": "e2guardian MITM",
-          "nginx": "nginx TLS reverse proxy"}
+          "nginx": "nginx TLS reverse proxy", "hallpass-relay": "hallpass relaying (no inspection)"}
 WARM_HOST = "www.bench.test"
 BLOCKED_PATH = "/bench-blocked-path"  # hallpass's policy blocks it: proof that a request was inspected
 
@@ -179,8 +179,6 @@ def prepare_hallpass(ctx):
         text = text[:at] + ("    - name: bench hosts\n      roles: [pupils]\n      domains: [bench.test]\n"
                             "      why: The bench measures inspected HTTPS (bench/README.md, issue 10).\n") + text[at:]
     hosts = "".join(f"  {n}: {ctx.origin_addr}\n" for n in [WARM_HOST] + first_visit_names(ctx))
-    text += P.render("hallpass-tls.yaml", ORIGIN_CA=ctx.origin_ca, ORIGIN_PORT=ctx.origin_port, CA_DIR=d,
-                     HOSTS=hosts.rstrip("\n"))
     pd = ctx.tmp / "policy"
     pd.mkdir()
     os.chmod(pd, 0o755)
@@ -188,13 +186,26 @@ def prepare_hallpass(ctx):
         if f.name == "CMakeLists.txt":
             continue
         shutil.copy(f, pd / f.name)
+    # The same policy twice: with the school CA (inspecting) and without (relaying, the reference).
+    common = {"ORIGIN_PORT": ctx.origin_port, "HOSTS": hosts.rstrip("\n")}
     ctx.policy = pd / "policy.yaml"
-    ctx.policy.write_text(text)
-    r = ctx.procs.run([ctx.hallpass, "check", "--config", ctx.policy], timeout=120)
-    ctx.report["hallpass_check"] = (r.stdout + r.stderr).strip()[-2000:]
-    if r.returncode != 0:
-        raise PeerError("hallpass check refused the bench's configuration (this build of hallpass may not have "
-                        f"HTTPS inspection yet): exit {r.returncode}: {(r.stdout + r.stderr).strip()[-800:]}")
+    ctx.policy.write_text(text + P.render(
+        "hallpass-tls.yaml", **common,
+        INSPECTION_UPSTREAM=f"  ca_file: {ctx.origin_ca}    # the bench's test CA, which signed the origin's certificate",
+        INSPECTION_TLS=f"tls:\n  ca_dir: {d}    # the school CA made by `hallpass ca init` for this run\n"
+                       "  leaf_cache: 10000              # the shipped default: room for the 1,001 bench hosts"))
+    ctx.policy_relay = pd / "policy-relay.yaml"
+    ctx.policy_relay.write_text(text + P.render("hallpass-tls.yaml", **common, INSPECTION_UPSTREAM="",
+                                                INSPECTION_TLS=""))
+    for name, policy in (("hallpass-relay", ctx.policy_relay), ("hallpass", ctx.policy)):
+        r = ctx.procs.run([ctx.hallpass, "check", "--config", policy], timeout=120)
+        ctx.report[f"{name}_check"] = (r.stdout + r.stderr).strip()[-2000:]
+        if r.returncode == 0:
+            continue
+        why = f"hallpass check refused {policy.name}: exit {r.returncode}: {(r.stdout + r.stderr).strip()[-800:]}"
+        if name == "hallpass":
+            raise PeerError(why + " (this build of hallpass may not have HTTPS inspection yet)")
+        ctx.unavailable["hallpass-relay"] = why
 
 
 def start_hallpass(ctx, rnd):
@@ -205,6 +216,18 @@ def start_hallpass(ctx, rnd):
                             "--access-log", d / "access.log", "--state-dir", d / "state", "--metrics-listen",
                             f"127.0.0.1:{metrics}"], log_file)
     return Running("hallpass", port, proc, log_file, ctx.hallpass_ca, stop_timeout=20)
+
+
+def start_hallpass_relay(ctx, rnd):
+    """The same hallpass and policy without a school CA: tunnels are relayed, not decrypted
+    (the client sees the origin's own certificate). The reference for what inspection adds."""
+    d = P.peer_dir(ctx, "hallpass-relay", rnd)
+    port, metrics = P.free_port(), P.free_port()
+    log_file = d / "stderr.log"
+    proc = ctx.procs.start([ctx.hallpass, "run", "--config", ctx.policy_relay, "--listen", f"127.0.0.1:{port}",
+                            "--access-log", d / "access.log", "--state-dir", d / "state", "--metrics-listen",
+                            f"127.0.0.1:{metrics}"], log_file)
+    return Running("hallpass-relay", port, proc, log_file, ctx.origin_ca, stop_timeout=20)
 
 
 def start_squid(ctx, rnd):
@@ -288,7 +311,7 @@ def start_nginx(ctx, rnd):
     return Running("nginx", port, proc, d / "stdout.log", ctx.origin_ca, direct=True)  # (its start-up errors)
 
 
-STARTERS = {"hallpass": start_hallpass, "squid": start_squid, "e2guardian": start_e2guardian, "nginx": start_nginx}
+STARTERS = {"hallpass": start_hallpass, "hallpass-relay": start_hallpass_relay, "squid": start_squid, "e2guardian": start_e2guardian, "nginx": start_nginx}
 
 
 # ---------------------------------------------------------------------------------------
@@ -687,7 +710,7 @@ class Context:
         self.peers = [p for p in PEERS if p in args.peers]
         self.loads = [l for l in LOADS if l in args.load_list]
         self.results, self.report, self.unavailable = {}, {"peers": {}}, {}
-        self.origin_port = self.origin_proc = self.policy = self.hallpass_ca = None
+        self.origin_port = self.origin_proc = self.policy = self.policy_relay = self.hallpass_ca = None
 
 
 def main(argv):
@@ -720,12 +743,16 @@ def main(argv):
         ctx.bump_ca, ctx.bump_key = make_ca(ctx, tmp / "bump-ca", "hallpass bench interception CA (squid, e2guardian)")
         ctx.origin_addr, ctx.origin_port, ctx.origin_proc = start_origin(ctx)
         log(f"origin nginx (TLS) on {ctx.origin_addr}:{ctx.origin_port}")
-        if "hallpass" in ctx.peers:
+        if {"hallpass", "hallpass-relay"} & set(ctx.peers):
             try:
                 prepare_hallpass(ctx)
             except PeerError as e:
                 log(f"hallpass: {e}")
                 ctx.unavailable["hallpass"] = str(e)
+                if ctx.policy_relay is None:
+                    ctx.unavailable["hallpass-relay"] = str(e)
+            if "hallpass-relay" in ctx.unavailable:
+                log(f"hallpass-relay: {ctx.unavailable['hallpass-relay']}")
         for rnd in range(1, args.rounds + 1):
             run_round(ctx, rnd)
     except KeyboardInterrupt as e:
