@@ -70,6 +70,8 @@ std::string format_access_record(const access_record& r, const rules::time_zone&
       .raw("bytes_out", std::to_string(r.bytes_to_client))
       .num("duration_ms", r.duration_ms)
       .boolean("circumvention", r.circumvention);
+  if (!r.tls.empty()) o.str("tls", r.tls);
+  if (!r.search.empty()) o.str("search", r.search);
   if (!r.note.empty()) o.str("note", r.note);
   std::string line = o.done();
   line += '\n';

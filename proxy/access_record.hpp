@@ -36,6 +36,9 @@ struct access_record {
   std::uint64_t bytes_to_client = 0;    // written as bytes_out
   std::int64_t duration_ms = 0;
   bool circumvention = false;  // e.g. SNI differing from the CONNECT host
+  std::string_view tls;        // "inspected": decrypted with the school CA (the CONNECT and each
+                               // request inside); omitted when empty
+  std::string_view search;     // search terms (access_log.search_terms); omitted when empty
   std::string_view note;       // free text ("sni=...", "upstream timeout"); omitted when empty
 };
 

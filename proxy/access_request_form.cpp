@@ -103,9 +103,14 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
          "school's blocked content access request form, and the headteacher decides (000 7.5). Your group (";
   append_html_escaped(out, role);
   out += ") and your device are added for you.</p>\n";
-  out += "<form class=\"rq\" method=\"post\" action=\"http://";
-  out += form_host;
-  out += form_path;
+  out += "<form class=\"rq\" method=\"post\" action=\"";
+  if (url.starts_with("https://")) {
+    out += tunnel_form_path;  // the block page of an inspected tunnel: posted back through it
+  } else {
+    out += "http://";
+    out += form_host;
+    out += form_path;
+  }
   out += "\">\n<input type=\"hidden\" name=\"url\" value=\"";
   append_html_escaped(out, url);
   out += "\">\n<input type=\"hidden\" name=\"issued\" value=\"" + std::to_string(now) + "\">\n";

@@ -25,6 +25,11 @@ namespace hallpass {
 
 inline constexpr std::string_view form_host = "hallpass.invalid";
 inline constexpr std::string_view form_path = "/request";
+// The same form on a block page inside an inspected HTTPS tunnel posts to this path of the
+// blocked site itself (same origin, so the browser sends it through the same tunnel, with no
+// warning about a form leaving HTTPS); the proxy answers it on every inspected host and never
+// forwards it. (RFC 8615 reserves /.well-known/ for such site-wide names.)
+inline constexpr std::string_view tunnel_form_path = "/.well-known/hallpass/request";
 
 inline constexpr std::int64_t form_token_lifetime = 3600;  // seconds
 

@@ -31,8 +31,8 @@ void emit(relay_result& r, std::string& pending, bool encode_chunked, std::strin
 
 }  // namespace
 
-net::awaitable<relay_result> relay_fixed(worker& w, beast::tcp_stream& in, beast::flat_buffer& in_buffer,
-                                         beast::tcp_stream& out, const std::string& head, std::uint64_t length,
+net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::flat_buffer& in_buffer,
+                                         duplex_stream& out, const std::string& head, std::uint64_t length,
                                          std::chrono::milliseconds idle) {
   relay_result r;
   const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(in_buffer.size(), length));
@@ -50,7 +50,8 @@ net::awaitable<relay_result> relay_fixed(worker& w, beast::tcp_stream& in, beast
   r.moved += first;
   std::uint64_t remaining = length - first;
   if (remaining == 0) co_return r;
-  if (remaining >= splice_threshold) {
+  // splice(2) moves bytes between plain sockets only: TLS bytes must go through OpenSSL.
+  if (remaining >= splice_threshold && !in.is_tls() && !out.is_tls()) {
     if (auto pipe = w.take_pipe()) {
       const auto s = co_await splice_bytes_or_idle(in.socket(), out.socket(), *pipe, remaining, idle);
       w.give_pipe(std::move(pipe));
@@ -85,8 +86,8 @@ net::awaitable<relay_result> relay_fixed(worker& w, beast::tcp_stream& in, beast
   co_return r;
 }
 
-net::awaitable<relay_result> relay_decoded(beast::tcp_stream& in, beast::flat_buffer& in_buffer,
-                                           beast::tcp_stream& out, std::string& head, const decoded_relay& how) {
+net::awaitable<relay_result> relay_decoded(duplex_stream& in, beast::flat_buffer& in_buffer,
+                                           duplex_stream& out, std::string& head, const decoded_relay& how) {
   relay_result r;
   chunked_decoder decoder;
   std::string pending = std::move(head);  // what goes out in the next write

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "proxy/duplex_stream.hpp"
 #include "proxy/net.hpp"
 
 namespace hallpass {
@@ -34,8 +35,8 @@ struct relay_result {
 // head's read brought along) and then straight from `in`: no parser and no extra copy; spliced
 // in the kernel when much is left. The head and the first bytes go out in one write. Bytes
 // beyond `length` stay in `in_buffer`.
-net::awaitable<relay_result> relay_fixed(worker& w, beast::tcp_stream& in, beast::flat_buffer& in_buffer,
-                                         beast::tcp_stream& out, const std::string& head, std::uint64_t length,
+net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::flat_buffer& in_buffer,
+                                         duplex_stream& out, const std::string& head, std::uint64_t length,
                                          std::chrono::milliseconds idle);
 
 enum class body_source : std::uint8_t {
@@ -58,7 +59,7 @@ struct decoded_relay {
 // `in_buffer`.
 // `head` is consumed (moved from); it is a reference, not a by-value parameter, so that no
 // string is built inside the caller's co_await expression (proxy/README.md, GCC 12 rule 2).
-net::awaitable<relay_result> relay_decoded(beast::tcp_stream& in, beast::flat_buffer& in_buffer,
-                                           beast::tcp_stream& out, std::string& head, const decoded_relay& how);
+net::awaitable<relay_result> relay_decoded(duplex_stream& in, beast::flat_buffer& in_buffer,
+                                           duplex_stream& out, std::string& head, const decoded_relay& how);
 
 }  // namespace hallpass

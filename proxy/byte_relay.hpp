@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "proxy/duplex_stream.hpp"
 #include "proxy/net.hpp"
 
 namespace hallpass {
@@ -18,9 +19,9 @@ class worker;
 
 // Relays until both directions have ended or one side is idle for `idle`. Bytes already
 // read into a_buffer / b_buffer are sent first. Returns (bytes a->b, bytes b->a).
-net::awaitable<std::pair<std::uint64_t, std::uint64_t>> relay(worker& w, beast::tcp_stream& a,
+net::awaitable<std::pair<std::uint64_t, std::uint64_t>> relay(worker& w, duplex_stream& a,
                                                                beast::flat_buffer& a_buffer,
-                                                               beast::tcp_stream& b,
+                                                               duplex_stream& b,
                                                                beast::flat_buffer& b_buffer,
                                                                std::chrono::milliseconds idle);
 

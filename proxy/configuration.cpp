@@ -2,11 +2,53 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "certs/origin_context.hpp"
 #include "rules/policy_loader.hpp"
 
 namespace hallpass {
 
-config_load_result load_configuration(const std::string& path, const overrides& o, std::uint64_t generation) {
+namespace {
+
+// Loads the school CA of tls.ca_dir and makes the TLS contexts inspection needs. The leaf
+// cache of `previous` is kept when it belongs to the same CA (same fingerprint) and the same
+// bound, so a reload mints nothing again; a changed CA gets a new cache (connections holding
+// contexts from the old one keep them).
+void load_tls(configuration& c, const configuration* previous, config_load_result& out) {
+  const auto& tls = c.daemon.tls;
+  const std::string& dir = tls.ca_dir;
+  auto l = certs::load_ca(dir);
+  for (auto& w : l.warnings) out.warnings.push_back({c.path, 0, 0, "tls.ca_dir: " + w});
+  if (!l.usable()) {
+    for (auto& e : l.errors) out.errors.push_back({c.path, 0, 0, "tls.ca_dir: " + e});
+    if (l.errors.empty()) out.errors.push_back({c.path, 0, 0, "tls.ca_dir: the school CA in " + dir + " cannot be used"});
+    return;
+  }
+  if (previous && previous->leaves && previous->leaves->ca_fingerprint() == l.ca->fingerprint_sha256 &&
+      previous->leaves->capacity() == tls.leaf_cache) {
+    c.leaves = previous->leaves;
+  } else {
+    auto minter = certs::leaf_minter::create(l.ca);
+    if (!minter) {
+      out.errors.push_back({c.path, 0, 0, "tls.ca_dir: " + minter.error()});
+      return;
+    }
+    certs::leaf_cache::options lo;
+    lo.capacity = tls.leaf_cache;
+    c.leaves = std::make_shared<certs::leaf_cache>(*minter, lo);
+  }
+  auto origin = certs::make_origin_context(c.daemon.upstream.ca_file);
+  if (!origin) {
+    out.errors.push_back({c.path, 0, 0, origin.error()});
+    c.leaves.reset();
+    return;
+  }
+  c.origin_tls = *origin;
+}
+
+}  // namespace
+
+config_load_result load_configuration(const std::string& path, const overrides& o, std::uint64_t generation,
+                                      const configuration* previous) {
   config_load_result out;
   rules::load_options lo;
   lo.other_sections = daemon_section_names();
@@ -48,7 +90,12 @@ config_load_result load_configuration(const std::string& path, const overrides& 
   if (o.state_dir) c->daemon.state_dir = *o.state_dir;
   if (o.admin_socket) c->daemon.admin.socket = *o.admin_socket;
   if (o.metrics_listen) c->daemon.metrics.listen = *o.metrics_listen == "off" ? "" : *o.metrics_listen;
+  if (o.ca_dir) c->daemon.tls.ca_dir = *o.ca_dir;
   if (!out.errors.empty()) return out;
+  if (o.serving && !c->daemon.tls.ca_dir.empty()) {
+    load_tls(*c, previous, out);
+    if (!out.errors.empty()) return out;
+  }
   c->policy = std::move(policy.compiled);
   out.config = std::move(c);
   return out;
@@ -56,7 +103,8 @@ config_load_result load_configuration(const std::string& path, const overrides& 
 
 config_load_result config_store::reload() {
   std::lock_guard lock(reload_mutex_);
-  auto r = load_configuration(path_, overrides_, generation_.load() + 1);
+  const auto previous = current_.load(std::memory_order_acquire);
+  auto r = load_configuration(path_, overrides_, generation_.load() + 1, previous.get());
   if (r.config) {
     current_.store(r.config, std::memory_order_release);
     generation_.store(r.config->generation, std::memory_order_release);

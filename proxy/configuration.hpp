@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "certs/leaf_cache.hpp"
 #include "proxy/daemon_config.hpp"
 #include "rules/diagnostic.hpp"
 #include "rules/policy.hpp"
@@ -27,6 +28,9 @@ struct overrides {
   std::optional<std::string> state_dir;
   std::optional<std::string> metrics_listen;
   std::optional<std::string> admin_socket;
+  std::optional<std::string> ca_dir;
+  // Set by `run`: make the TLS contexts of inspection (offline commands only validate).
+  bool serving = false;
 };
 
 struct configuration {
@@ -34,6 +38,12 @@ struct configuration {
   std::uint64_t generation = 0;
   std::shared_ptr<const rules::policy> policy;
   daemon_config daemon;
+  // HTTPS inspection, when tls.ca_dir names a usable CA: the ready leaf contexts of inspected
+  // hosts (kept across reloads while the CA is the same), and the client context for origins
+  // (system trust store + upstream.ca_file; verification, SNI, TLS 1.2+, ALPN http/1.1).
+  std::shared_ptr<certs::leaf_cache> leaves;
+  std::shared_ptr<SSL_CTX> origin_tls;
+  bool inspecting() const { return leaves != nullptr; }
 };
 
 struct config_load_result {
@@ -41,7 +51,10 @@ struct config_load_result {
   rules::diagnostics errors, warnings;
 };
 
-config_load_result load_configuration(const std::string& path, const overrides& o, std::uint64_t generation);
+// `previous` (may be null): the configuration in force, whose leaf cache is kept when the CA is
+// the same one.
+config_load_result load_configuration(const std::string& path, const overrides& o, std::uint64_t generation,
+                                      const configuration* previous = nullptr);
 
 class config_store {
  public:

@@ -80,10 +80,11 @@ class daemon_reader : public rules::yaml_reader {
                                                        {"allow_loopback", "connect_timeout", "response_timeout",
                                                         "idle_timeout", "pool_per_origin", "pool_idle", "dns_cache",
                                                         "dns_timeout", "dns_servers", "deny_networks", "allow_networks",
-                                                        "ports"})) {
+                                                        "ports", "ca_file"})) {
       auto& u = c.upstream;
       if (n["allow_loopback"]) u.allow_loopback = boolean(n["allow_loopback"], "upstream.allow_loopback").value_or(false);
       read_duration(n, "connect_timeout", "upstream.connect_timeout", u.connect_timeout);
+      if (n["ca_file"]) u.ca_file = scalar(n["ca_file"], "upstream.ca_file").value_or("");
       read_duration(n, "response_timeout", "upstream.response_timeout", u.response_timeout);
       read_duration(n, "idle_timeout", "upstream.idle_timeout", u.idle_timeout);
       read_duration(n, "pool_idle", "upstream.pool_idle", u.pool_idle);
@@ -171,7 +172,8 @@ class daemon_reader : public rules::yaml_reader {
       }
       read_duration(n, "hello_timeout", "connect.hello_timeout", c.connect.hello_timeout);
     }
-    if (const auto n = root["access_log"]; n && check_map(n, "access_log", {"path", "keep_query", "queue_lines"})) {
+    if (const auto n = root["access_log"]; n && check_map(n, "access_log", {"path", "keep_query", "queue_lines", "search_terms"})) {
+      if (n["search_terms"]) c.access_log.search_terms = boolean(n["search_terms"], "access_log.search_terms").value_or(false);
       if (n["path"]) c.access_log.path = scalar(n["path"], "access_log.path").value_or("-");
       if (n["keep_query"]) c.access_log.keep_query = boolean(n["keep_query"], "access_log.keep_query").value_or(false);
       read_size(n, "queue_lines", "access_log.queue_lines", c.access_log.queue_lines, 16, 10000000);

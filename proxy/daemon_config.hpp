@@ -61,6 +61,9 @@ struct daemon_config {
     std::vector<std::uint16_t> ports;                 // plain HTTP destination ports; unset: 80, 443, 8080
     bool ports_set = false;
     bool any_port = false;                            // `ports: any`: no port restriction (tests)
+    // Extra CA certificates (PEM) trusted for HTTPS origins of inspected tunnels, besides the
+    // system store (/etc/ssl/certs): a school's internal CA, or a test's. "": the system's only.
+    std::string ca_file;
   } upstream;
 
   // Names resolved before DNS, like /etc/hosts (split-horizon schools; tests).
@@ -86,6 +89,9 @@ struct daemon_config {
   struct access_log_settings {
     std::string path = "-";                           // "-": standard output; "" or "off": none
     bool keep_query = false;                          // query strings are personal data: off by default
+    // The search terms of inspected (and plain-HTTP) search requests, in the line's `search`
+    // field (the DfE standard asks for the term of a blocked search). Off by default: personal data.
+    bool search_terms = false;
     std::size_t queue_lines = 65536;                  // lines waiting for the writer thread
   } access_log;
 
@@ -100,7 +106,8 @@ struct daemon_config {
     std::string listen = "127.0.0.1:9131";            // "" or "off": no metrics endpoint
   } metrics;
 
-  // HTTPS inspection (certs/README.md). Checked by `hallpass check`; not yet used by `run`.
+  // HTTPS inspection (certs/README.md, proxy/README.md "HTTPS inspection"): with a CA, CONNECT
+  // tunnels the policy's `inspection:` section names are decrypted and decided request by request.
   struct tls_settings {
     std::string ca_dir;              // holds ca.crt and ca.key; "": no school CA, no inspection
     std::size_t leaf_cache = 10000;  // ready TLS contexts kept, one per inspected host (LRU)

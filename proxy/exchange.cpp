@@ -34,6 +34,28 @@ const rules::verdict& decide_exchange(worker& w, const client_connection& c, exc
   return *ex.verdict;
 }
 
+namespace {
+
+// Every browser's User-Agent begins with "Mozilla/" (Chrome, Edge, Safari, Firefox alike); apps,
+// update agents and command-line tools send their own. Only a browser can show a page in
+// answer to a blocked HTTPS site; other clients get the plain refusal.
+bool looks_like_browser(std::string_view user_agent) { return user_agent.starts_with("Mozilla/"); }
+
+}  // namespace
+
+tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std::string_view user_agent) {
+  const auto& v = decide_exchange(w, c, ex, std::nullopt);
+  if (!v.host.text.empty()) ex.host = v.host.text;
+  const bool ca = ex.cfg->inspecting();
+  if (v.act == rules::action::block) {
+    if (ca && v.by != rules::decided_by::invalid_host && looks_like_browser(user_agent)) return tunnel_plan::block_page;
+    return tunnel_plan::refuse;
+  }
+  if (!ca) return tunnel_plan::relay;
+  // TODO(inspection rules): rules::decide_inspection; until then every allowed tunnel is inspected.
+  return tunnel_plan::inspect;
+}
+
 void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   auto& m = w.state().metrics;
   m.bytes_from_clients.Increment(static_cast<double>(ex.bytes_in));
@@ -69,6 +91,8 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   r.bytes_to_client = ex.bytes_out;
   r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ex.started).count();
   r.circumvention = ex.circumvention;
+  r.tls = ex.inspected ? std::string_view("inspected") : std::string_view();
+  if (ex.cfg->daemon.access_log.search_terms) r.search = ex.search_terms;
   r.note = ex.note;
   w.state().access_log.write(format_access_record(r, ex.cfg->policy->zone, ex.cfg->daemon.access_log.keep_query));
 }

@@ -47,9 +47,28 @@ struct exchange {
   outcome action = outcome::error;
   std::uint64_t bytes_in = 0, bytes_out = 0;
   bool circumvention = false;
+  bool inspected = false;     // a decrypted tunnel's CONNECT, or a request inside one
+  std::string connect_host;   // connect to this name's addresses instead (SafeSearch); "" for ex.host's
+  std::string search_terms;   // of a search request (logged with access_log.search_terms)
   std::string note;
   std::string_view reason_override;  // for errors decided before the policy (400, 502, ...)
 };
+
+// What to do with a CONNECT, decided by plan_tunnel.
+enum class tunnel_plan : std::uint8_t {
+  refuse,      // blocked: a 403 naming the reason (no CA, or not a browser)
+  relay,       // allowed and not inspected: bytes both ways (to ex.connect_host when set)
+  inspect,     // allowed and inspected: each request inside is decided and forwarded
+  block_page,  // blocked, from a browser, with a CA: the handshake only to show the HTTPS block page
+};
+
+// Decides a CONNECT to ex.host:ex.port with the pinned policy and exceptions, and chooses how
+// the tunnel goes: with a school CA the policy's inspection rules (rules/inspection.hpp) say
+// whether it is decrypted, and a decrypted tunnel is decided on the host alone now (its
+// path-level rules apply to each request inside). Sets ex.verdict, ex.host (normalised),
+// ex.connect_host (SafeSearch) and ex.note. `user_agent` tells a browser (which can show the
+// HTTPS block page) from other clients.
+tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std::string_view user_agent);
 
 // Writes the access log line for the exchange and counts it. Call once per exchange.
 void finish_exchange(worker& w, const client_connection& c, exchange& ex);

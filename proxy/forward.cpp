@@ -95,7 +95,7 @@ net::awaitable<head_read> read_response_head(upstream_connection& up, response_h
     r.result = parse_response_head(view, limits.header_bytes, limits.header_count, head, r.error);
     if (r.result != head_parse::need_more) co_return r;
     const auto into = up.buffer.prepare(16 * 1024);
-    auto [ec, n] = co_await up.stream.async_read_some(into, nothrow);
+    auto [ec, n] = co_await up.io.async_read_some(into, nothrow);
     up.buffer.commit(n);
     r.bytes_read += n;
     if (ec) {
@@ -139,7 +139,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   req.target(t.path + (t.query.empty() ? "" : "?" + t.query));
   {
     std::string host_value = t.host;
-    if (t.port != 80) host_value += ":" + std::to_string(t.port);
+    if (t.port != (t.scheme == "https" ? 443 : 80)) host_value += ":" + std::to_string(t.port);
     req.set(http::field::host, host_value);
   }
   req.version(11);
@@ -160,18 +160,28 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   bool sent_continue = false;
   const auto upstream_started = std::chrono::steady_clock::now();
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto acquired = co_await w.upstream().acquire(ex.host, t.port, *ex.cfg, upstream_use::http, attempt == 0);
+    origin_address to;
+    to.host = ex.host;
+    to.port = t.port;
+    to.tls = t.scheme == "https";
+    to.connect_host = ex.connect_host;
+    // An inspected request's port was held to connect.ports when its tunnel was opened.
+    const auto use = to.tls ? upstream_use::tunnel : upstream_use::http;
+    auto acquired = co_await w.upstream().acquire(to, *ex.cfg, use, attempt == 0);
     if (!acquired.conn) {
-      // The upstream's reason (a static string) is the log reason and the page text.
+      // The upstream's reason (a static string) is the log reason and the page text; a failed
+      // certificate check's page says which check failed.
       ex.note = std::string(acquired.reason) + ": " + acquired.detail;
-      co_await refuse(w, c, ex, refusal_for(acquired.error), acquired.reason, client_version);
+      const bool certificate = acquired.error == upstream_error::tls_unverified;
+      const std::string_view detail = certificate ? std::string_view(acquired.detail) : acquired.reason;
+      co_await refuse(w, c, ex, refusal_for(acquired.error), detail, client_version);
       co_return forward_outcome::close;
     }
     up = std::move(acquired.conn);
     if (expect_continue && !sent_continue) {
       static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
       c.stream.expires_after(daemon.upstream.idle_timeout);
-      auto [cec, cn] = co_await net::async_write(c.stream, net::buffer(cont), nothrow);
+      auto [cec, cn] = co_await net::async_write(c.io, net::buffer(cont), nothrow);
       if (cec) co_return forward_outcome::close;
       ex.bytes_out += cn;
       sent_continue = true;
@@ -179,7 +189,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     relay_result body;
     if (!chunked_body) {
       // The fast path: our own head, then a Content-Length body (if any) as raw bytes.
-      body = co_await relay_fixed(w, c.stream, c.buffer, up->stream, request_head, body_length,
+      body = co_await relay_fixed(w, c.io, c.buffer, up->io, request_head, body_length,
                                   daemon.upstream.idle_timeout);
     } else {
       // A chunked body: decoded strictly, each chunk sent on as our own as soon as it arrives.
@@ -189,7 +199,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       how.limit = daemon.limits.body_bytes;
       how.idle = daemon.upstream.idle_timeout;
       // Consumes request_head: a request with a body is never retried, so no copy is kept.
-      body = co_await relay_decoded(c.stream, c.buffer, up->stream, request_head, how);
+      body = co_await relay_decoded(c.io, c.buffer, up->io, request_head, how);
     }
     ex.bytes_in += body.moved;
     if (body.over_limit) {
@@ -246,7 +256,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
         interim_head.via = via_value;
         const std::string text = write_client_response_head(head, interim_head);
         c.stream.expires_after(daemon.upstream.idle_timeout);
-        auto [iec, in] = co_await net::async_write(c.stream, net::buffer(text), nothrow);
+        auto [iec, in] = co_await net::async_write(c.io, net::buffer(text), nothrow);
         ex.bytes_out += in;
         if (iec) co_return forward_outcome::close;
       }
@@ -283,10 +293,10 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     const std::string text = write_client_response_head(head, o);
     up->buffer.consume(head.size);
     c.stream.expires_after(daemon.upstream.idle_timeout);
-    auto [wec, wn] = co_await net::async_write(c.stream, net::buffer(text), nothrow);
+    auto [wec, wn] = co_await net::async_write(c.io, net::buffer(text), nothrow);
     ex.bytes_out += wn;
     if (wec) co_return forward_outcome::close;
-    auto [in, out] = co_await relay(w, c.stream, c.buffer, up->stream, up->buffer, daemon.upstream.idle_timeout);
+    auto [in, out] = co_await relay(w, c.io, c.buffer, up->io, up->buffer, daemon.upstream.idle_timeout);
     ex.bytes_in += in;
     ex.bytes_out += out;
     ex.note = "websocket";
@@ -337,13 +347,13 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   relay_result body;
   if (from == origin_body::none || from == origin_body::length) {
     const std::uint64_t length = from == origin_body::length ? o.content_length : 0;
-    body = co_await relay_fixed(w, up->stream, up->buffer, c.stream, client_head, length, daemon.upstream.idle_timeout);
+    body = co_await relay_fixed(w, up->io, up->buffer, c.io, client_head, length, daemon.upstream.idle_timeout);
   } else {
     decoded_relay how;
     how.source = from == origin_body::chunked ? body_source::chunked : body_source::until_close;
     how.encode_chunked = o.framing == client_framing::chunked;
     how.idle = daemon.upstream.idle_timeout;
-    body = co_await relay_decoded(up->stream, up->buffer, c.stream, client_head, how);
+    body = co_await relay_decoded(up->io, up->buffer, c.io, client_head, how);
   }
   ex.bytes_out += body.written;
   if (body.framing_error) {

@@ -6,6 +6,7 @@
 #include "proxy/access_request_form.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/forward.hpp"
+#include "proxy/inspection.hpp"
 #include "proxy/local_response.hpp"
 #include "proxy/request_checks.hpp"
 #include "proxy/request_form_handler.hpp"
@@ -37,7 +38,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     rp.body_limit(boost::none);
   }
   c.stream.expires_after(limits.head_timeout);
-  auto [ec, n] = co_await http::async_read_header(c.stream, c.buffer, rp, nothrow);
+  auto [ec, n] = co_await http::async_read_header(c.io, c.buffer, rp, nothrow);
   ex.bytes_in += n;
   if (ec) {
     if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) co_return false;
@@ -90,7 +91,24 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
 
   const bool is_connect = req.method() == http::verb::connect;
   std::string target_error;
-  auto target = parse_request_target(req.target(), is_connect, target_error);
+  std::optional<parsed_target> target;
+  if (c.inside) {
+    // Inside an inspected tunnel: origin-form with a Host naming the tunnel's host.
+    ex.inspected = true;
+    if (!is_connect) {
+      target = parse_tunnel_request_target(req.target(), req[http::field::host], c.inside->host, c.inside->port,
+                                           target_error);
+    } else {
+      target_error = "CONNECT inside an HTTPS tunnel";
+    }
+    if (!target) {
+      co_await refuse(w, c, ex, refusal::misdirected, target_error, version);
+      finish_exchange(w, c, ex);
+      co_return false;
+    }
+  } else {
+    target = parse_request_target(req.target(), is_connect, target_error);
+  }
   if (!target) {
     if (target_error == "origin-form") {
       co_await answer_local(w, c, ex, version);
@@ -106,7 +124,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   ex.path = target->path;
   ex.query = target->query;
 
-  if (!is_connect && beast::iequals(target->host, form_host)) {
+  if (!is_connect && (c.inside ? target->path == tunnel_form_path : beast::iequals(target->host, form_host))) {
     co_await answer_form(w, c, ex, rp);
     finish_exchange(w, c, ex);
     co_return false;
@@ -115,11 +133,11 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   std::optional<std::string_view> path_for_rules;
   std::string path_and_query = target->path + (target->query.empty() ? "" : "?" + target->query);
   if (!is_connect) path_for_rules = path_and_query;
-  const auto& v = decide_exchange(w, c, ex, path_for_rules);
-  if (!v.host.text.empty()) ex.host = v.host.text;
-
   if (is_connect) {
-    if (v.act == rules::action::block) {
+    // What the tunnel will be: refused, relayed, or inspected (exchange.hpp's plan_tunnel,
+    // which makes the decision and the inspection choice together).
+    const auto plan = plan_tunnel(w, c, ex, req[http::field::user_agent]);
+    if (plan == tunnel_plan::refuse) {
       co_await write_connect_block(c, ex, version);
       finish_exchange(w, c, ex);
       co_return false;
@@ -131,18 +149,30 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
       finish_exchange(w, c, ex);
       co_return false;
     }
-    ex.action = outcome::allow;  // run_tunnel changes it when the ClientHello or the upstream says otherwise
-    co_await run_tunnel(w, c, ex);
+    // run_tunnel changes the action when the ClientHello or the upstream says otherwise.
+    ex.action = plan == tunnel_plan::block_page ? outcome::block : outcome::allow;
+    const auto mode = plan == tunnel_plan::relay ? tunnel_mode::relay : tunnel_mode::inspect;
+    const auto end = co_await run_tunnel(w, c, ex, mode);
+    if (end == tunnel_end::inspect) {
+      // The connection now carries decrypted requests: the loop goes on reading them.
+      const bool inspected = co_await start_inspection(w, c, ex);
+      if (inspected && plan == tunnel_plan::block_page) ex.note = "inspected to show the HTTPS block page";
+      finish_exchange(w, c, ex);
+      co_return inspected;
+    }
     finish_exchange(w, c, ex);
     co_return false;
   }
+  const auto& v = decide_exchange(w, c, ex, path_for_rules);
+  if (!v.host.text.empty()) ex.host = v.host.text;
 
   if (v.act == rules::action::block) {
     ex.action = outcome::block;
     // A request body that was not read would be taken for the next request: close instead.
     const bool unread_body = !rp.is_done();
-    const std::string url = "http://" + target->host + (target->port != 80 ? ":" + std::to_string(target->port) : "") +
-                            path_and_query;
+    const std::uint16_t default_port = target->scheme == "https" ? 443 : 80;
+    const std::string url = target->scheme + "://" + target->host +
+                            (target->port != default_port ? ":" + std::to_string(target->port) : "") + path_and_query;
     const bool ok = co_await write_block_page(w, c, ex, url, req.keep_alive() && !unread_body, version);
     finish_exchange(w, c, ex);
     if (!ok || unread_body || !req.keep_alive()) co_return false;
@@ -174,7 +204,7 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
       // inside the co_await expression, allocating the buffer anyway; massif showed it.)
       net::mutable_buffer into(c.first_bytes.data(), c.first_bytes.size());
       if (!first) into = c.buffer.prepare(client_buffer_kept);
-      auto [ec, n] = co_await c.stream.async_read_some(into, nothrow);
+      auto [ec, n] = co_await c.io.async_read_some(into, nothrow);
       if (ec) {
         if (ec == beast::error::timeout && first) w.state().metrics.rejected(metrics::rejection::head_timeout).Increment();
         co_return;

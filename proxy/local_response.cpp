@@ -25,7 +25,7 @@ constexpr std::string_view unreachable_title = "The site could not be reached";
 
 // The table, in the order of enum refusal (checked below). The texts are those the tests
 // and the documentation (proxy/README.md) name.
-constexpr std::array<refusal_row, 17> rows{{
+constexpr std::array<refusal_row, 19> rows{{
     // head_timeout
     {408, outcome::error, rej::head_timeout, no_upstream_failure, "the request head did not arrive in time", true, "",
      refusal_page::none, "", ""},
@@ -79,8 +79,18 @@ constexpr std::array<refusal_row, 17> rows{{
     {502, outcome::error, no_rejection, upf::reset, "the site's answer was malformed", true, "upstream response: ",
      refusal_page::html, "The site's answer was malformed",
      "The site answered in a way that can be read more than one way, so the web filter did not pass it on."},
+    // misdirected
+    {421, outcome::error, rej::malformed, no_upstream_failure, "the request names another site than its HTTPS tunnel",
+     true, "", refusal_page::html, refused_title,
+     "The web filter refused a request for another site inside a secure connection ({})."},
+    // upstream_certificate (counted in hallpass_tls_origin_failures_total by the upstream)
+    {502, outcome::error, no_rejection, no_upstream_failure, "the site's certificate could not be trusted", true,
+     "upstream certificate: ", refusal_page::html, "This site's certificate could not be trusted",
+     "The web filter could not confirm that this is the real site, so it did not open it: {}. Usually the site is set "
+     "up wrongly; sometimes someone is pretending to be it. The school's certificate is never given to a site that "
+     "fails this check. If you need this site, tell the ICT technician."},
 }};
-static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_malformed) + 1,
+static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_certificate) + 1,
               "one row per refusal kind, in the enum's order");
 
 // School-local time in words for the block page: "Wednesday 2 December 2026, 12:16".
@@ -102,6 +112,22 @@ std::string local_time_text(const configuration& cfg, std::chrono::system_clock:
   return buf;
 }
 
+// Refusals about reaching an origin: their page names the address that was tried.
+bool names_address(refusal r) {
+  switch (r) {
+    case refusal::destination_refused:
+    case refusal::upstream_unreachable:
+    case refusal::upstream_timeout:
+    case refusal::upstream_send_failed:
+    case refusal::upstream_no_answer:
+    case refusal::upstream_closed:
+    case refusal::upstream_certificate:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 const refusal_row& refusal_info(refusal r) { return rows[static_cast<std::size_t>(r)]; }
@@ -118,6 +144,7 @@ refusal refusal_for(upstream_error e) {
     case upstream_error::refused_destination: return refusal::destination_refused;
     case upstream_error::connect_timeout: return refusal::upstream_timeout;
     case upstream_error::dns_timeout: return refusal::upstream_timeout;
+    case upstream_error::tls_unverified: return refusal::upstream_certificate;
     default: return refusal::upstream_unreachable;
   }
 }
@@ -132,6 +159,13 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
   if (row.detail_is_note) ex.note = std::string(row.note_prefix) + std::string(detail);
   const auto status = static_cast<http::status>(row.status);
   std::string text = refusal_text(row, detail);
+  if (names_address(r) && !ex.host.empty()) {
+    // The page names the address that could not be reached, for the technician.
+    const bool tls = ex.scheme == "https";
+    const bool default_port = ex.port == (tls ? 443 : 80);
+    text += " The address was " + ex.scheme + "://" + ex.host + (default_port ? "" : ":" + std::to_string(ex.port)) +
+            "/.";
+  }
   switch (row.page) {
     case refusal_page::none:
       ex.status = row.status;
@@ -156,7 +190,7 @@ net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::statu
   res.prepare_payload();
   ex.status = static_cast<int>(status);
   c.stream.expires_after(std::chrono::seconds(30));
-  auto [ec, n] = co_await http::async_write(c.stream, res, nothrow);
+  auto [ec, n] = co_await http::async_write(c.io, res, nothrow);
   ex.bytes_out += n;
   co_return !ec;
 }

@@ -42,6 +42,8 @@ enum class refusal : std::uint8_t {
   upstream_no_answer,    // the origin did not answer within upstream.response_timeout
   upstream_closed,       // the origin closed the connection without answering
   upstream_malformed,    // the origin's answer can be read more than one way
+  misdirected,           // inside an inspected tunnel, a request naming another site (421)
+  upstream_certificate,  // an https origin failed certificate verification (the detail: OpenSSL's reason)
 };
 
 enum class refusal_page : std::uint8_t {

@@ -13,7 +13,9 @@ constexpr const char* usage = R"(hallpass - a web-filtering forward proxy for sc
 usage:
   hallpass run --config FILE [--listen ADDRESS:PORT ...] [--access-log PATH|-] [--state-dir DIR]
                [--metrics-listen ADDRESS:PORT|off] [--admin-socket PATH] [--user NAME]
-      Serve as the school's forward proxy. Flags override the file. SIGHUP reloads the
+               [--ca-dir DIR]
+      Serve as the school's forward proxy. Flags override the file (--ca-dir: tls.ca_dir,
+      the school CA that turns HTTPS inspection on). SIGHUP reloads the
       policy (the old one stays if the new one has errors), SIGUSR1 reopens the access log,
       SIGTERM drains and stops.
   hallpass check --config FILE [--quiet]
@@ -62,6 +64,9 @@ int run_command(const std::vector<std::string>& args) {
     } else if (a == "--metrics-listen") {
       if (!value(v)) return 2;
       o.flags.metrics_listen = v;
+    } else if (a == "--ca-dir") {
+      if (!value(v)) return 2;
+      o.flags.ca_dir = v;
     } else if (a == "--admin-socket") {
       if (!value(v)) return 2;
       o.flags.admin_socket = v;

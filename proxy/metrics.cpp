@@ -31,6 +31,16 @@ prometheus::Family<prometheus::Counter>& counter_family(prometheus::Registry& r,
   return prometheus::BuildCounter().Name(name).Help(help).Register(r);
 }
 
+const std::string leaf_help =
+    "Leaf certificates for inspected handshakes: from the cache (no minting), or minted (the "
+    "handshake waited for a new leaf).";
+const std::string client_help =
+    "Inspected handshakes that failed on the client's side: rejected_ca when the client refused "
+    "the school CA (a device without the CA installed, or an app that pins its certificates).";
+const std::string origin_help =
+    "Origins of inspected requests whose TLS failed: verify (their certificate could not be "
+    "trusted) or handshake.";
+
 prometheus::Counter& counter(prometheus::Registry& r, const std::string& name,
                              const std::string& help) {
   return counter_family(r, name, help).Add({});
@@ -210,6 +220,21 @@ metrics::metrics(const std::string& listen)
                           "Access log lines lost: queue full, or the file could not be written.")),
       upstream_pool_reused(counter(*registry_, "hallpass_upstream_connections_reused_total",
                                    "Requests sent on a pooled keep-alive upstream connection.")),
+      tls_inspected(counter(*registry_, "hallpass_tls_inspected_total",
+                            "CONNECT tunnels decrypted with the school CA (HTTPS inspection), including "
+                            "those opened only to show the HTTPS block page.")),
+      tls_leaf_cached(counter_family(*registry_, "hallpass_tls_leaf_contexts_total", leaf_help)
+                          .Add({{"source", "cache"}})),
+      tls_leaf_minted(counter_family(*registry_, "hallpass_tls_leaf_contexts_total", leaf_help)
+                          .Add({{"source", "minted"}})),
+      tls_client_rejected_ca(counter_family(*registry_, "hallpass_tls_client_failures_total", client_help)
+                                 .Add({{"reason", "rejected_ca"}})),
+      tls_client_failed(counter_family(*registry_, "hallpass_tls_client_failures_total", client_help)
+                            .Add({{"reason", "handshake"}})),
+      tls_origin_unverified(counter_family(*registry_, "hallpass_tls_origin_failures_total", origin_help)
+                                .Add({{"kind", "verify"}})),
+      tls_origin_failed(counter_family(*registry_, "hallpass_tls_origin_failures_total", origin_help)
+                            .Add({{"kind", "handshake"}})),
       log_queue_depth(
           gauge(*registry_, "hallpass_access_log_queue_depth",
                 "Access log lines waiting for the writer thread (sampled by the writer at "

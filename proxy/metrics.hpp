@@ -115,6 +115,14 @@ class metrics {
   prometheus::Counter& log_write_failures;    // failed opens and writes of the access log
   prometheus::Counter& log_dropped;           // access log lines lost (queue full or disk failing)
   prometheus::Counter& upstream_pool_reused;  // requests sent on a pooled upstream connection
+  // HTTPS inspection (proxy/inspection.hpp).
+  prometheus::Counter& tls_inspected;          // hallpass_tls_inspected_total: tunnels decrypted
+  prometheus::Counter& tls_leaf_cached;        // hallpass_tls_leaf_contexts_total{source="cache"}
+  prometheus::Counter& tls_leaf_minted;        // {source="minted"}: waited for a mint (or joined one)
+  prometheus::Counter& tls_client_rejected_ca;  // hallpass_tls_client_failures_total{reason="rejected_ca"}
+  prometheus::Counter& tls_client_failed;       // {reason="handshake"}: other client handshake failures
+  prometheus::Counter& tls_origin_unverified;   // hallpass_tls_origin_failures_total{kind="verify"}
+  prometheus::Counter& tls_origin_failed;       // {kind="handshake"}
   prometheus::Gauge& log_queue_depth;         // access log lines waiting for the writer
   prometheus::Gauge& policy_generation;       // 1 at start, +1 per successful reload
   prometheus::Histogram& decision_seconds;    // time in the policy engine per decision

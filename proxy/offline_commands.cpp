@@ -116,13 +116,13 @@ int run_check(const std::vector<std::string>& args) {
 }
 
 int run_explain(const std::vector<std::string>& args) {
-  std::string config, role, client, user, at, method = "GET", url, state_dir, error;
+  std::string config, role, client, user, at, method = "GET", url, state_dir, ca_dir, error;
   bool json = false;
   arg_reader r{args};
   while (!r.done() && error.empty()) {
     if (r.take("--config", config, error) || r.take("--role", role, error) || r.take("--client", client, error) ||
         r.take("--user", user, error) || r.take("--at", at, error) || r.take("--method", method, error) ||
-        r.take("--state-dir", state_dir, error)) {
+        r.take("--state-dir", state_dir, error) || r.take("--ca-dir", ca_dir, error)) {
       continue;
     }
     if (r.peek() == "--json") {
@@ -145,7 +145,8 @@ int run_explain(const std::vector<std::string>& args) {
   if (!error.empty()) {
     std::cerr << "hallpass explain: " << error
               << "\nusage: hallpass explain --config FILE (--role NAME | --client ADDRESS) [--user NAME]\n"
-                 "                        [--at \"YYYY-MM-DD HH:MM\"] [--method M] [--state-dir DIR] [--json] URL\n";
+                 "                        [--at \"YYYY-MM-DD HH:MM\"] [--method M] [--state-dir DIR] [--ca-dir DIR]\n"
+                 "                        [--json] URL\n";
     return 2;
   }
   const auto result = load(config);
@@ -190,16 +191,9 @@ int run_explain(const std::vector<std::string>& args) {
   f.port = parts->port;
   f.path = parts->path;
   std::vector<std::string> notes;
-  // The proxy does not decrypt HTTPS (yet): inside a tunnel it decides on the host alone, so
-  // explain does the same and says so, rather than judge a path the proxy never sees.
-  if (f.scheme == "https" || f.scheme == "wss") {
-    if (!parts->path.empty() && parts->path != "/") {
-      notes.push_back("HTTPS is not inspected, so the proxy sees only the host name: the path '" +
-                      std::string(parts->path) + "' plays no part in this decision.");
-    }
-    f.method = "CONNECT";
-    f.path = std::nullopt;
-  }
+  // HTTPS is inspected only with a school CA (tls.ca_dir, or --ca-dir here); then
+  // decide_inspection says, per host, whether the proxy sees the path (explain_url).
+  if (ca_dir.empty()) ca_dir = result.config->daemon.tls.ca_dir;
   if (at.empty()) {
     f.time = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
   } else {
@@ -226,7 +220,7 @@ int run_explain(const std::vector<std::string>& args) {
                       "): this is the policy alone. Give --state-dir for the store the proxy uses.");
     }
   }
-  auto e = rules::explain(p, f, overlay.get());
+  auto e = rules::explain_url(p, f, overlay.get(), !ca_dir.empty());
   e.notes.insert(e.notes.begin(), notes.begin(), notes.end());
   if (json) {
     std::cout << rules::explanation_json(p, f, e) << "\n";

@@ -39,7 +39,8 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   ex.action = outcome::allow;
   ex.reason_override = "the block page's access request form";
   const unsigned version = rp.get().version();
-  if (rp.get().method() != http::verb::post || ex.path != form_path) {
+  const bool form_address = c.inside ? ex.path == tunnel_form_path : ex.path == form_path;
+  if (rp.get().method() != http::verb::post || !form_address) {
     co_await form_page(c, ex, school, version, http::status::not_found, "Nothing here",
                   "This address belongs to the school's web filter. Use the form on a block page to ask for access.");
     co_return;
@@ -56,7 +57,7 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
     rp.get().body().data = buf;
     rp.get().body().size = sizeof buf;
     c.stream.expires_after(std::chrono::seconds(10));
-    auto [ec, n] = co_await http::async_read(c.stream, c.buffer, rp, nothrow);
+    auto [ec, n] = co_await http::async_read(c.io, c.buffer, rp, nothrow);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return;
     body.append(buf, sizeof buf - rp.get().body().size);

@@ -23,18 +23,117 @@ std::string hex_byte(unsigned char b) {
   return std::string("0x") + digits[b >> 4] + digits[b & 15];
 }
 
-}  // namespace
 
-std::optional<parsed_target> parse_request_target(std::string_view target, bool connect,
-                                                  std::string& error) {
+bool visible_ascii(std::string_view target, std::string& error) {
   for (std::size_t i = 0; i < target.size(); ++i) {
     const auto b = static_cast<unsigned char>(target[i]);
     if (b < 0x21 || b > 0x7E) {
       error = "the request target has byte " + hex_byte(b) + " at offset " + std::to_string(i) +
               ": only visible ASCII is allowed (percent-encode anything else)";
-      return std::nullopt;
+      return false;
     }
   }
+  return true;
+}
+
+// Splits "/path?query#fragment" into t.path and t.query (the fragment dropped).
+void split_path(std::string_view pq, parsed_target& t) {
+  if (const auto hash = pq.find('#'); hash != std::string_view::npos) pq = pq.substr(0, hash);
+  if (pq.empty() || pq.front() != '/') {
+    t.path = "/";
+    if (!pq.empty() && pq.front() == '?') t.query = std::string(pq.substr(1));
+  } else if (auto q = pq.find('?'); q != std::string_view::npos) {
+    t.path = std::string(pq.substr(0, q));
+    t.query = std::string(pq.substr(q + 1));
+  } else {
+    t.path = std::string(pq);
+  }
+}
+
+// Host names compare without case and without a trailing dot.
+bool same_host(std::string_view a, std::string_view b) {
+  if (a.ends_with('.')) a.remove_suffix(1);
+  if (b.ends_with('.')) b.remove_suffix(1);
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// "host", "host:port", "[v6]" or "[v6]:port" -> host and port (default_port when none);
+// false when the port is not 1-65535.
+bool split_authority(std::string_view a, std::uint16_t default_port, std::string_view& host, std::uint16_t& port) {
+  std::string_view p;
+  if (!a.empty() && a.front() == '[') {
+    const auto close = a.find(']');
+    if (close == std::string_view::npos) return false;
+    host = a.substr(0, close + 1);
+    if (close + 1 < a.size()) {
+      if (a[close + 1] != ':') return false;
+      p = a.substr(close + 2);
+    }
+  } else if (const auto colon = a.rfind(':'); colon != std::string_view::npos) {
+    host = a.substr(0, colon);
+    p = a.substr(colon + 1);
+  } else {
+    host = a;
+  }
+  port = default_port;
+  if (p.empty()) return !host.empty();
+  unsigned n = 0;
+  auto r = std::from_chars(p.data(), p.data() + p.size(), n);
+  if (r.ec != std::errc() || r.ptr != p.data() + p.size() || n == 0 || n > 65535) return false;
+  port = static_cast<std::uint16_t>(n);
+  return !host.empty();
+}
+
+}  // namespace
+
+std::optional<parsed_target> parse_tunnel_request_target(std::string_view target, std::string_view host_field,
+                                                         std::string_view tunnel_host, std::uint16_t tunnel_port,
+                                                         std::string& error) {
+  if (!visible_ascii(target, error)) return std::nullopt;
+  parsed_target t;
+  std::string_view authority = host_field;
+  if (target.starts_with("/")) {
+    split_path(target, t);
+  } else {
+    constexpr std::string_view https = "https://";
+    if (target.size() <= https.size() || !same_host(target.substr(0, https.size() - 3), "https") ||
+        target.substr(5, 3) != "://") {
+      error = "inside an HTTPS tunnel only paths (origin-form) and https:// URLs can be requested";
+      return std::nullopt;
+    }
+    const std::string_view rest = target.substr(https.size());
+    const auto end = rest.find_first_of("/?#");
+    authority = rest.substr(0, end);
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) authority = authority.substr(at + 1);
+    split_path(end == std::string_view::npos ? std::string_view{} : rest.substr(end), t);
+  }
+  std::string_view host = tunnel_host;
+  std::uint16_t port = tunnel_port;
+  if (!authority.empty() && !split_authority(authority, 443, host, port)) {
+    error = "the request names '" + std::string(authority) + "', which is not host[:port]";
+    return std::nullopt;
+  }
+  if (!same_host(host, tunnel_host) || port != tunnel_port) {
+    error = "the request names '" + std::string(authority) + "' inside the tunnel to '" + std::string(tunnel_host) +
+            ":" + std::to_string(tunnel_port) + "'";
+    return std::nullopt;
+  }
+  t.scheme = "https";
+  t.host = std::string(tunnel_host);
+  t.port = tunnel_port;
+  return t;
+}
+
+std::optional<parsed_target> parse_request_target(std::string_view target, bool connect,
+                                                  std::string& error) {
+  if (!visible_ascii(target, error)) return std::nullopt;
   parsed_target t;
   if (connect) {
     std::string_view host, port;

@@ -41,4 +41,15 @@ struct parsed_target {
 std::optional<parsed_target> parse_request_target(std::string_view target, bool connect,
                                                   std::string& error);
 
+// A request inside an inspected tunnel (CONNECT tunnel_host:tunnel_port, decrypted): the
+// browser sends origin-form ("/path?query") with a Host field, or, rarely, absolute-form
+// "https://host[:port]/path". Either must name the tunnel's host (compared without case and
+// a trailing dot) and port (443 when none is written): a request for another site inside the
+// tunnel (domain fronting) is refused with `error` saying which names differ. `host_field` is
+// the request's Host value ("" when it has none: HTTP/1.0). The result has scheme "https" and
+// the tunnel's host and port. The visible-ASCII rule of parse_request_target applies.
+std::optional<parsed_target> parse_tunnel_request_target(std::string_view target, std::string_view host_field,
+                                                         std::string_view tunnel_host, std::uint16_t tunnel_port,
+                                                         std::string& error);
+
 }  // namespace hallpass

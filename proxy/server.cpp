@@ -173,7 +173,9 @@ int daemon_exit_code() {
 
 int run_server(const run_options& options) {
   ::signal(SIGPIPE, SIG_IGN);
-  config_store configs(options.config_path, options.flags);
+  overrides flags = options.flags;
+  flags.serving = true;
+  config_store configs(options.config_path, std::move(flags));
   auto loaded = configs.reload();
   print_errors(loaded.warnings, "warning: ");
   if (!loaded.config) {

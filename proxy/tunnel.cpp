@@ -27,10 +27,20 @@ net::awaitable<void> write_text(client_connection& c, exchange& ex, int status, 
 
 }  // namespace
 
-net::awaitable<void> run_tunnel(worker& w, client_connection& c, exchange& ex) {
+net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange& ex, tunnel_mode mode) {
   const auto& daemon = ex.cfg->daemon;
-  auto acquired = co_await w.upstream().acquire(ex.host, ex.port, *ex.cfg, upstream_use::tunnel, false);
-  if (!acquired.conn) {
+  const bool inspect = mode == tunnel_mode::inspect;
+  // A relayed tunnel connects to the origin first (its failure is the CONNECT's answer); an
+  // inspected one connects per request, after the handshake, so none is made here.
+  acquire_result acquired;
+  if (!inspect) {
+    origin_address to;
+    to.host = ex.host;
+    to.port = ex.port;
+    to.connect_host = ex.connect_host;
+    acquired = co_await w.upstream().acquire(to, *ex.cfg, upstream_use::tunnel, false);
+  }
+  if (!inspect && !acquired.conn) {
     ex.action = outcome::error;
     ex.reason_override = acquired.reason;
     ex.note = acquired.detail;
@@ -40,9 +50,9 @@ net::awaitable<void> run_tunnel(worker& w, client_connection& c, exchange& ex) {
     co_await write_text(c, ex, forbidden ? 403 : timeout ? 504 : 502,
                         forbidden ? "Forbidden" : timeout ? "Gateway Timeout" : "Bad Gateway",
                         "The web filter could not open the tunnel: " + std::string(acquired.reason) + ".\n");
-    co_return;
+    co_return tunnel_end::closed;
   }
-  auto up = std::move(acquired.conn);
+  auto up = std::move(acquired.conn);  // null when inspecting
 
   static constexpr std::string_view established = "HTTP/1.1 200 Connection established\r\n\r\n";
   c.stream.expires_after(std::chrono::seconds(10));
@@ -50,7 +60,7 @@ net::awaitable<void> run_tunnel(worker& w, client_connection& c, exchange& ex) {
   ex.bytes_out += wn;
   ex.status = 200;
   ex.answered = std::chrono::steady_clock::now();  // a tunnel's request is timed to its 200, not to its end
-  if (wec) co_return;
+  if (wec) co_return tunnel_end::closed;
 
   // Peek at the ClientHello before relaying anything.
   hello_result hello;
@@ -68,7 +78,7 @@ net::awaitable<void> run_tunnel(worker& w, client_connection& c, exchange& ex) {
     if (rec) {
       ex.note = rec == beast::error::timeout ? "no TLS ClientHello in time" : "client closed before the TLS ClientHello";
       ex.bytes_in += c.buffer.size();
-      co_return;
+      co_return tunnel_end::closed;
     }
     c.buffer.commit(n);
   }
@@ -99,7 +109,7 @@ net::awaitable<void> run_tunnel(worker& w, client_connection& c, exchange& ex) {
     case hello_status::not_tls:
       ex.circumvention = true;
       ex.note = "the tunnel does not carry TLS";
-      blocked = !daemon.connect.allow_non_tls;
+      blocked = !daemon.connect.allow_non_tls || inspect;
       if (blocked) ex.reason_override = "tunnels must carry HTTPS";
       break;
     default:
@@ -114,11 +124,13 @@ net::awaitable<void> run_tunnel(worker& w, client_connection& c, exchange& ex) {
     ex.action = outcome::block;
     ex.status = 403;
     ex.bytes_in += c.buffer.size();
-    co_return;
+    co_return tunnel_end::closed;
   }
-  auto [in, out] = co_await relay(w, c.stream, c.buffer, up->stream, up->buffer, daemon.upstream.idle_timeout);
+  if (inspect) co_return tunnel_end::inspect;  // the ClientHello stays in c.buffer for the handshake
+  auto [in, out] = co_await relay(w, c.io, c.buffer, up->io, up->buffer, daemon.upstream.idle_timeout);
   ex.bytes_in += in;
   ex.bytes_out += out;
+  co_return tunnel_end::closed;
 }
 
 }  // namespace hallpass

@@ -19,7 +19,18 @@ class worker;
 struct client_connection;
 struct upstream_connection;
 
-// Handles an allowed CONNECT to ex.host:ex.port. Writes the response itself and fills ex.
-net::awaitable<void> run_tunnel(worker& w, client_connection& c, exchange& ex);
+enum class tunnel_mode {
+  relay,    // bytes both ways, end to end encrypted; spliced in the kernel
+  inspect,  // answer 200 and check the ClientHello, then hand over to inspection.hpp
+};
+enum class tunnel_end {
+  closed,   // the tunnel is over (relayed to its end, refused, or failed): close the connection
+  inspect,  // the ClientHello passed; it waits in c.buffer for start_inspection()
+};
+
+// Handles a CONNECT to ex.host:ex.port that may go ahead (allowed; or, for `inspect`, blocked
+// with the HTTPS block page to show). Writes the response itself and fills ex. A relayed tunnel
+// connects to ex.connect_host's addresses when set (SafeSearch), the SNI unchanged.
+net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange& ex, tunnel_mode mode);
 
 }  // namespace hallpass

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "certs/origin_context.hpp"
 #include "proxy/shared_state.hpp"
 
 namespace hallpass {
@@ -57,8 +58,14 @@ std::vector<rules::ip_address> gateway_addresses() {
   return out;
 }
 
-// Nothing readable on a pooled connection: no stray bytes, no EOF, no error. One system call.
+// Nothing readable on a pooled connection: no stray bytes, no EOF, no error. One system call;
+// for TLS also nothing decrypted or undecrypted held inside OpenSSL (a TLS record that arrived
+// with the response's last one).
 bool quiet(upstream_connection& c) {
+  if (c.tls) {
+    SSL* ssl = c.tls->native_handle();
+    if (SSL_pending(ssl) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0) return false;
+  }
   char probe;
   const ssize_t n = ::recv(c.stream.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -75,6 +82,8 @@ std::string_view describe(upstream_error e) {
     case upstream_error::connect_refused: return "the site refused the connection";
     case upstream_error::connect_timeout: return "the site did not answer in time";
     case upstream_error::connect_failed: return "the connection to the site failed";
+    case upstream_error::tls_unverified: return "the site's certificate could not be trusted";
+    case upstream_error::tls_failed: return "the secure connection to the site failed";
   }
   return "error";
 }
@@ -149,9 +158,13 @@ net::awaitable<std::pair<std::vector<tcp::endpoint>, upstream_error>> upstream::
   co_return std::make_pair(std::move(out), upstream_error::none);
 }
 
-net::awaitable<acquire_result> upstream::acquire(std::string host, std::uint16_t port, const configuration& cfg,
+net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const configuration& cfg,
                                                  upstream_use use, bool allow_pooled) {
   acquire_result r;
+  const std::uint16_t port = to.port;
+  // The name whose addresses are used: the site's, or the one the policy connects to instead
+  // (SafeSearch: forcesafesearch.google.com for www.google.com).
+  const std::string& host = to.connect_host.empty() ? to.host : to.connect_host;
   if (use == upstream_use::http && !cfg.daemon.upstream.any_port) {
     const auto& u = cfg.daemon.upstream;
     const auto& ports = u.ports_set ? u.ports : default_http_ports();
@@ -163,7 +176,8 @@ net::awaitable<acquire_result> upstream::acquire(std::string host, std::uint16_t
       co_return r;
     }
   }
-  std::string key = host + ":" + std::to_string(port);
+  std::string key = (to.tls ? "https://" : "http://") + to.host + ":" + std::to_string(port);
+  if (!to.connect_host.empty()) key += "@" + to.connect_host;
   if (allow_pooled) {
     if (auto it = idle_.find(key); it != idle_.end()) {
       // Most recently used first: the connection the origin is least likely to have closed.
@@ -238,8 +252,46 @@ net::awaitable<acquire_result> upstream::acquire(std::string host, std::uint16_t
   // Beast reads into this buffer at most its free capacity at a time (512 bytes when it is
   // empty): without room, a 1 KiB response took three reads and a 1 MiB body 2,048.
   c->buffer.reserve(upstream_buffer_size);
+  if (to.tls) {
+    if (!co_await handshake(*c, to.host, cfg, r)) co_return r;
+  }
   r.conn = std::move(c);
   co_return r;
+}
+
+net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::string& name, const configuration& cfg,
+                                         acquire_result& r) {
+  SSL* ssl = cfg.origin_tls ? SSL_new(cfg.origin_tls.get()) : nullptr;
+  if (ssl == nullptr || !certs::prepare_origin_ssl(ssl, name)) {
+    if (ssl != nullptr) SSL_free(ssl);
+    r.error = upstream_error::tls_failed;
+    r.reason = describe(r.error);
+    r.detail = "cannot set up TLS for '" + name + "'";
+    state_.metrics.tls_origin_failed.Increment();
+    co_return false;
+  }
+  c.tls = std::make_unique<tls_stream>(c.stream, ssl);  // owns ssl from here
+  c.stream.expires_after(cfg.daemon.upstream.connect_timeout);
+  auto [ec] = co_await c.tls->async_handshake(net::ssl::stream_base::client, nothrow);
+  c.stream.expires_never();
+  if (ec) {
+    // Verification first: the school CA must never vouch for a site that failed it, and the
+    // page says which check failed.
+    std::string why = certs::verify_failure(c.tls->native_handle());
+    if (!why.empty()) {
+      r.error = upstream_error::tls_unverified;
+      r.detail = std::move(why);
+      state_.metrics.tls_origin_unverified.Increment();
+    } else {
+      r.error = ec == beast::error::timeout ? upstream_error::connect_timeout : upstream_error::tls_failed;
+      r.detail = ec.message();
+      state_.metrics.tls_origin_failed.Increment();
+    }
+    r.reason = describe(r.error);
+    co_return false;
+  }
+  c.io.use_tls(*c.tls);
+  co_return true;
 }
 
 void upstream::release(std::unique_ptr<upstream_connection> c, const configuration& cfg) {

@@ -23,6 +23,7 @@
 #include "proxy/configuration.hpp"
 #include "proxy/destination.hpp"
 #include "proxy/dns_resolver.hpp"
+#include "proxy/duplex_stream.hpp"
 #include "proxy/net.hpp"
 
 namespace hallpass {
@@ -31,9 +32,11 @@ class shared_state;
 
 struct upstream_connection {
   explicit upstream_connection(net::any_io_executor ex) : stream(ex) {}
-  beast::tcp_stream stream;
+  beast::tcp_stream stream;  // the TCP connection: deadlines, splice
+  duplex_stream io{stream};  // what requests are written to and responses read from
+  std::unique_ptr<tls_stream> tls;  // set for an https origin, after its verified handshake
   beast::flat_buffer buffer;
-  std::string key;  // "host:port" of the origin, for returning it to the pool
+  std::string key;  // "scheme://host:port" (+ "@address host" when that differs), for the pool
   tcp::endpoint peer;  // checked again against the destination rules before reuse
   bool reused = false;
   std::chrono::steady_clock::time_point idle_since;
@@ -47,13 +50,25 @@ enum class upstream_error {
   refused_destination,  // the destination check or the port: 403, before any connection
   connect_refused,
   connect_timeout,
-  connect_failed
+  connect_failed,
+  tls_unverified,  // an https origin's certificate failed verification: 502 naming the check
+  tls_failed       // an https origin's handshake failed otherwise
 };
 std::string_view describe(upstream_error e);
 
 // What a request is for: plain HTTP is held to upstream.ports; a tunnel's port was checked
 // against connect.ports by the session.
 enum class upstream_use { http, tunnel };
+
+// Where a request goes: the site (its Host, and for TLS its SNI and the name its certificate
+// must carry), the port, whether it is https, and the name whose addresses to connect to
+// instead when the policy says so (SafeSearch); "" for the site's own.
+struct origin_address {
+  std::string host;
+  std::uint16_t port = 80;
+  bool tls = false;
+  std::string connect_host;
+};
 
 struct acquire_result {
   std::unique_ptr<upstream_connection> conn;
@@ -72,8 +87,11 @@ class upstream {
   // passes the peek, else a new one. Refused (refused_destination) before any lookup when
   // the port is not allowed for `use`, and before connecting when no resolved address passes
   // the destination check.
-  net::awaitable<acquire_result> acquire(std::string host, std::uint16_t port, const configuration& cfg,
-                                         upstream_use use, bool allow_pooled = true);
+  // An https origin is connected with TLS (cfg.origin_tls: verified, SNI, TLS 1.2+) before it
+  // is returned; its failures are tls_unverified (with OpenSSL's reason in `detail`) or
+  // tls_failed. Pooled connections are keyed by scheme, host, port and connect_host.
+  net::awaitable<acquire_result> acquire(const origin_address& to, const configuration& cfg, upstream_use use,
+                                         bool allow_pooled = true);
   // Offers back a connection whose last response was complete (ended where its framing said)
   // and kept alive. REQUIRES: nothing of a later message was read into c->buffer by the
   // caller. Taken only when its buffer is empty and the peek shows nothing; else closed.
@@ -93,6 +111,10 @@ class upstream {
                                                                                 std::uint16_t port,
                                                                                 const configuration& cfg,
                                                                                 std::string& detail);
+  // The TLS handshake with an https origin, verified against cfg.origin_tls's trust. Fills r
+  // on failure.
+  net::awaitable<bool> handshake(upstream_connection& c, const std::string& name, const configuration& cfg,
+                                 acquire_result& r);
   // The destination rules for cfg's generation, built once per generation.
   const destination_rules& rules_for(const configuration& cfg);
   destination_verdict check(const tcp::endpoint& e, const configuration& cfg);

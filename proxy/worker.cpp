@@ -15,7 +15,15 @@ constexpr std::size_t max_free_pipes = 64;
 }  // namespace
 
 worker::worker(shared_state& state, unsigned index)
-    : state_(state), index_(index), upstream_(ioc_.get_executor(), state) {}
+    : state_(state), index_(index), upstream_(ioc_.get_executor(), state),
+      inbox_(std::make_shared<mailbox>(ioc_.get_executor())) {}
+
+worker::~worker() { close_inbox(); }
+
+void worker::close_inbox() {
+  std::lock_guard lock(inbox_->mutex);
+  inbox_->open = false;
+}
 
 void worker::adopt_acceptor(tcp::acceptor::native_handle_type fd, const tcp::endpoint& local) {
   acceptors_.push_back(std::make_unique<tcp::acceptor>(ioc_, local.protocol(), fd));
@@ -70,6 +78,7 @@ void worker::start() {
 
 void worker::join() {
   if (thread_.joinable()) thread_.join();
+  close_inbox();
 }
 
 net::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor) {

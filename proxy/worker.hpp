@@ -8,11 +8,14 @@
 
 #include <array>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_set>
 #include <vector>
 
+#include "proxy/duplex_stream.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/net.hpp"
 #include "proxy/splice_pump.hpp"
@@ -27,7 +30,16 @@ class shared_state;
 // registry only as a raw pointer, removed before destruction).
 struct client_connection {
   explicit client_connection(tcp::socket s) : stream(std::move(s)) {}
-  beast::tcp_stream stream;
+  beast::tcp_stream stream;  // the TCP connection: deadlines, splice, shutdown
+  duplex_stream io{stream};  // what requests are read from and answers written to
+  std::unique_ptr<tls_stream> tls;  // set when the connection became an inspected tunnel
+  // Inside an inspected tunnel: the CONNECT's host and port, which every request inside must
+  // name (request_target.hpp); unset on a plain proxy connection.
+  struct tunnel_origin {
+    std::string host;
+    std::uint16_t port = 443;
+  };
+  std::optional<tunnel_origin> inside;
   beast::flat_buffer buffer;
   rules::ip_address ip;
   std::string ip_text;
@@ -40,6 +52,7 @@ class worker {
   static constexpr std::size_t relay_buffer_size = 64 * 1024;
 
   worker(shared_state& state, unsigned index);
+  ~worker();
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
 
@@ -67,6 +80,17 @@ class worker {
   std::unique_ptr<splice_pipe> take_pipe();
   void give_pipe(std::unique_ptr<splice_pipe> p);
 
+  // Where other threads (the leaf cache's minting threads) post completions back to this
+  // worker. Closed when the worker's thread has been joined, so nothing is ever posted to an
+  // io_context that is gone: post only under `mutex` and only while `open`.
+  struct mailbox {
+    explicit mailbox(net::any_io_executor e) : ex(std::move(e)) {}
+    std::mutex mutex;
+    bool open = true;
+    net::any_io_executor ex;
+  };
+  const std::shared_ptr<mailbox>& inbox() const { return inbox_; }
+
   void register_connection(client_connection* c) { connections_.insert(c); }
   void unregister_connection(client_connection* c) { connections_.erase(c); }
   std::size_t live_connections() const { return connections_.size(); }
@@ -74,6 +98,7 @@ class worker {
  private:
   net::awaitable<void> accept_loop(tcp::acceptor& acceptor);
   net::awaitable<void> sweep_loop();
+  void close_inbox();
 
   shared_state& state_;
   unsigned index_;
@@ -88,6 +113,7 @@ class worker {
   std::thread thread_;
   bool draining_ = false;
   std::string accept_loop_name_, sweep_loop_name_;  // for stop_daemon_on_failure
+  std::shared_ptr<mailbox> inbox_;
 };
 
 }  // namespace hallpass

@@ -73,6 +73,10 @@ struct context {
   const normalized_host& host;
   std::optional<std::string_view> path;  // f.path in canonical form (normalize_path)
   matched_sets sets;
+  // f.path_seen_later without a path: the sets that have URL prefixes on the host, whatever
+  // their path (rules on them may match a request in the tunnel later).
+  bool later;
+  matched_sets later_sets;
   int first_locked = -1;  // the first locked set added, as the verdict reports it
   bool patterns_done = false;
 
@@ -84,7 +88,7 @@ struct context {
   void match_patterns() {
     if (patterns_done) return;
     patterns_done = true;
-    if (!p.patterns) return;
+    if (!p.patterns || later) return;  // later: patterns see each request's URL in the tunnel
     // The subject is built in a buffer each thread keeps, so a decision allocates nothing here.
     thread_local std::string subject;
     if (subject.capacity() > 16384) std::string().swap(subject);  // a huge URL's buffer is not kept
@@ -119,6 +123,17 @@ struct context {
       }
     }
     return -1;
+  }
+
+  // Whether a rule whose targets did not match the host alone may match a request in an
+  // inspected tunnel: it has patterns, or URL prefixes on this host.
+  bool may_match_later(const rule& r) const {
+    if (!later) return false;
+    if (r.needs_patterns) return true;
+    for (const auto& wm : r.targets.words()) {
+      if (later_sets.in_word(wm.word, wm.mask) != 0) return true;
+    }
+    return false;
   }
 
   bool method_matches(const rule& r) const {
@@ -235,12 +250,14 @@ verdict decide(const policy& p, const request_facts& f) {
   std::string canonical_path;
   std::optional<std::string_view> path_seen = f.path;
   if (f.path && normalize_path(*f.path, canonical_path)) path_seen = canonical_path;
-  context ctx{p, f, v.host, path_seen, matched_sets(p.set_names.size()), -1, false};
+  const bool later = f.path_seen_later && !f.path;
+  context ctx{p, f, v.host, path_seen, matched_sets(p.set_names.size()), later,
+              matched_sets(later ? p.set_names.size() : 0), -1, false};
   // The domain table's walk gives each suffix's sets and whether it has URL prefixes; the
   // URL-prefix map is then read only for those suffixes, after every domain set (the order
   // in which sets are added decides which locked category a verdict names).
   const std::string_view name = v.host.text;
-  const bool want_urls = !p.url_prefixes.empty() && f.path;
+  const bool want_urls = !p.url_prefixes.empty() && (f.path || later);
   // Where the suffixes that have URL prefixes start, in walk order; should there be more than
   // fit (never in practice), every suffix is looked up afterwards as if none had been marked.
   std::array<std::size_t, 8> url_suffixes;  // only the first url_levels are set
@@ -256,11 +273,15 @@ verdict decide(const policy& p, const request_facts& f) {
                              }
                            });
   if (url_levels > 0) {
-    const std::string_view path = *path_seen;
+    const std::string_view path = path_seen ? *path_seen : std::string_view();
     auto add_url_sets = [&](std::string_view suffix) {
       if (auto it = p.url_prefixes.find(suffix); it != p.url_prefixes.end()) {
         for (const auto& u : it->second) {
-          if (path.starts_with(u.path)) ctx.add(u.set);
+          if (later) {
+            ctx.later_sets.add(u.set);
+          } else if (path.starts_with(u.path)) {
+            ctx.add(u.set);
+          }
         }
       }
     };
@@ -293,9 +314,20 @@ verdict decide(const policy& p, const request_facts& f) {
   auto try_rules = [&](const std::vector<rule>& list) -> bool {
     for (const auto& rl : list) {
       if (!(rl.during & now_bit)) continue;
-      if (!ctx.method_matches(rl)) continue;
-      const int t = ctx.match_targets(rl);
-      if (t < 0) continue;
+      int t = -1;
+      if (later) {
+        // An inspected CONNECT: a rule that needs the path or the method cannot block it (each
+        // request is decided later), but if it allows it may open the tunnel for them.
+        const bool method_known = ctx.method_matches(rl);
+        t = ctx.match_targets(rl);
+        const bool maybe = (t < 0 && ctx.may_match_later(rl)) || (t >= 0 && !method_known);
+        if (t < 0 && !maybe) continue;
+        if (maybe && rl.act == action::block) continue;
+      } else {
+        if (!ctx.method_matches(rl)) continue;
+        t = ctx.match_targets(rl);
+        if (t < 0) continue;
+      }
       v.act = rl.act;
       v.by = decided_by::rule;
       v.matched_rule = &rl;
@@ -315,6 +347,25 @@ verdict decide(const policy& p, const request_facts& f) {
   v.rule_id = r->default_id;
   v.reason = r->default_reason;
   return v;
+}
+
+host_sets sets_of_host(const policy& p, const normalized_host& host) {
+  host_sets out;
+  if (host.text.empty()) return out;
+  const bool parents = host.kind == host_kind::name;
+  p.domains.for_each_level(host.text, parents, [&](std::string_view suffix, std::span<const set_id> sets,
+                                                   bool has_urls) {
+    out.by_domain.insert(out.by_domain.end(), sets.begin(), sets.end());
+    if (!has_urls) return;
+    if (auto it = p.url_prefixes.find(suffix); it != p.url_prefixes.end()) {
+      for (const auto& u : it->second) out.by_url_prefix.push_back(u.set);
+    }
+  });
+  for (auto* v : {&out.by_domain, &out.by_url_prefix}) {
+    std::sort(v->begin(), v->end());
+    v->erase(std::unique(v->begin(), v->end()), v->end());
+  }
+  return out;
 }
 
 }  // namespace hallpass::rules

@@ -26,6 +26,13 @@ struct request_facts {
   std::uint16_t port = 0;   // 0: the scheme's default
   std::optional<std::string_view> path;  // path and query ("/a?b=c"); nullopt inside a tunnel
   std::chrono::sys_seconds time{};
+  // Set by the proxy for a CONNECT it will inspect (path nullopt): each decrypted request is
+  // decided later with its method and path, so the CONNECT is decided on host-level entries
+  // only. Entries that need the path or the method (URL prefixes, URL patterns, rules with
+  // `methods`, local blocks and exceptions with a path) do not block it; an allow among them
+  // that could match some request opens it (the requests are then decided one by one).
+  // False (a relayed tunnel): paths are unknown for good, as described in rules/README.md.
+  bool path_seen_later = false;
 };
 
 enum class role_source : std::uint8_t { given, network, fallback };
@@ -55,6 +62,15 @@ struct verdict {
 };
 
 verdict decide(const policy& p, const request_facts& facts);
+
+// The sets a host is in by its domains (itself and its parent domains), and the sets that have
+// URL prefixes on it or on a parent domain: what a CONNECT to it can tell before any path is
+// seen. Each list sorted, without repeats.
+struct host_sets {
+  std::vector<set_id> by_domain;
+  std::vector<set_id> by_url_prefix;
+};
+host_sets sets_of_host(const policy& p, const normalized_host& host);
 
 // The URL as patterns see it: scheme://host[:port]/path?query (port only when not default).
 std::string pattern_subject(std::string_view scheme, const normalized_host& host,

@@ -109,9 +109,12 @@ std::shared_ptr<const exception_index> exception_index::build(std::vector<except
   return idx;
 }
 
-bool exception_index::target_matches(const rules::target& t, std::optional<std::string_view> path, bool for_block) {
+bool exception_index::target_matches(const rules::target& t, std::optional<std::string_view> path, bool for_block,
+                                     bool later) {
   if (t.kind == target_kind::domain) return true;  // the host already matched
-  if (!path) return for_block;                       // a tunnel: path unknown, fail closed
+  // A relayed tunnel: the path is unknown for good, fail closed. An inspected one: the path
+  // comes with each request, so a page entry neither blocks the CONNECT nor keeps it shut.
+  if (!path) return later ? !for_block : for_block;
   if (t.kind == target_kind::prefix) return path_prefix_matches(t.path, *path);
   return *path == t.path;
 }
@@ -141,6 +144,7 @@ void exception_index::apply(verdict& v, const request_facts& f) const {
   std::string canonical;
   std::optional<std::string_view> path = f.path;
   if (f.path && normalize_path(*f.path, canonical)) path = canonical;
+  const bool later = f.path_seen_later && !f.path;
   bool first = true;
   while (true) {
     if (auto it = by_host_.find(h); it != by_host_.end()) {
@@ -150,7 +154,7 @@ void exception_index::apply(verdict& v, const request_facts& f) const {
           // Only a domain exception covers subdomains; the others name one host.
           if (!first && e.target.kind != target_kind::domain) continue;
           if (f.time < e.from || f.time >= e.until) continue;
-          if (!scope_matches(e, v, f) || !target_matches(e.target, path, false)) continue;
+          if (!scope_matches(e, v, f) || !target_matches(e.target, path, false, later)) continue;
           if (!exception) {
             exception = &e;
             exception_i = static_cast<std::size_t>(code);
@@ -159,7 +163,7 @@ void exception_index::apply(verdict& v, const request_facts& f) const {
           const auto i = static_cast<std::size_t>(-1 - code);
           const auto& e = entries_[i];
           if (!first && e.target.kind != target_kind::domain) continue;
-          if (!target_matches(e.target, path, e.block)) continue;
+          if (!target_matches(e.target, path, e.block, later)) continue;
           if (e.block && !block) {
             block = &e;
             block_i = i;
@@ -202,6 +206,24 @@ void exception_index::apply(verdict& v, const request_facts& f) const {
     v.rule_id = ids_[exceptions_.size() + allow_i];
     v.reason = allow->reason;
   }
+}
+
+std::string_view exception_index::path_entry_for(const verdict& v, const request_facts& f) const {
+  if (v.host.text.empty()) return {};
+  const auto it = by_host_.find(v.host.text);  // entries with a path name one host exactly
+  if (it == by_host_.end()) return {};
+  for (std::int64_t code : it->second) {
+    if (code >= 0) {
+      const auto& e = exceptions_[static_cast<std::size_t>(code)];
+      if (e.target.kind == target_kind::domain || f.time < e.from || f.time >= e.until) continue;
+      if (!scope_matches(e, v, f)) continue;
+      return ids_[static_cast<std::size_t>(code)];
+    }
+    const auto i = static_cast<std::size_t>(-1 - code);
+    if (entries_[i].target.kind == target_kind::domain) continue;
+    return ids_[exceptions_.size() + i];
+  }
+  return {};
 }
 
 std::size_t exception_index::active_exceptions(std::chrono::sys_seconds now) const {

@@ -11,9 +11,12 @@
 //   4. otherwise the policy's verdict stands.
 // A `prefix` target matches on a path-segment boundary (path_prefix_matches).
 // An exception is active from `from` (inclusive) to `until` (exclusive) of the request's
-// time, so it ends by itself with nobody acting. Inside a tunnel the path is unknown: a
-// `prefix` or `url` exception then does not match (fail closed), while a `prefix` or `url`
-// block entry blocks the whole host (fail closed too).
+// time, so it ends by itself with nobody acting. Inside a relayed tunnel the path is unknown:
+// a `prefix` or `url` exception then does not match (fail closed), while a `prefix` or `url`
+// block entry blocks the whole host (fail closed too). For a CONNECT the proxy inspects
+// (facts.path_seen_later), each request is decided later with its path: a `prefix` or `url`
+// block entry then does not block the CONNECT, and an exception or allow entry with a path
+// opens it (its other pages are still decided, and blocked, one by one).
 //
 // Pure and immutable after build(); thread-safe.
 #pragma once
@@ -92,12 +95,20 @@ class exception_index {
   // the caller keeps the index alive as long as the verdict.
   void apply(verdict& v, const request_facts& facts) const;
 
+  // The id ("local block 3", "exception 7") of the first entry on v's host (exactly that host)
+  // that needs the path: a `prefix` or `url` local entry, or such an exception active at
+  // facts.time whose scope covers the request. Empty when there is none. decide_inspection
+  // asks it: such a host is inspected so the entry applies to its page, not the whole site.
+  std::string_view path_entry_for(const verdict& v, const request_facts& facts) const;
+
   std::size_t active_exceptions(std::chrono::sys_seconds now) const;
   std::size_t size() const { return exceptions_.size() + entries_.size(); }
 
  private:
   // `path`: the request's path and query in canonical form; nullopt inside a tunnel.
-  static bool target_matches(const rules::target& t, std::optional<std::string_view> path, bool for_block);
+  // `later`: an inspected CONNECT (request_facts::path_seen_later) without a path.
+  static bool target_matches(const rules::target& t, std::optional<std::string_view> path, bool for_block,
+                             bool later);
   bool scope_matches(const exception_entry& e, const verdict& v, const request_facts& f) const;
 
   std::vector<exception_entry> exceptions_;

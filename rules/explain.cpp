@@ -5,6 +5,7 @@
 
 #include "rules/exception_index.hpp"
 #include "rules/json_writer.hpp"
+#include "rules/safesearch.hpp"
 
 namespace hallpass::rules {
 namespace {
@@ -42,6 +43,17 @@ std::string role_how(const verdict& v) {
 std::string rule_text(const verdict& v) {
   if (v.matched_rule) return v.matched_rule->id + ": " + v.matched_rule->summary;
   return std::string(v.rule_id);
+}
+
+// What SafeSearch changes in a request the proxy reads, in words; empty when nothing.
+std::string rewrite_text(const policy& p, const verdict& v, std::string_view host, std::string_view path) {
+  const auto rw = safesearch_request(p, v, host, path);
+  std::string out;
+  if (rw.target) out = "the request becomes " + *rw.target;
+  for (const auto& [name, value] : rw.set_headers) {
+    out += (out.empty() ? "" : "; ") + ("header " + name + ": " + value + " is set");
+  }
+  return out;
 }
 
 }  // namespace
@@ -89,6 +101,27 @@ std::string policy_summary(const policy& p) {
     out += duration_text(*p.max_exception_duration) + " (exceptions.max_duration)\n";
   } else {
     out += p.timetable.terms.empty() ? "90 days (no term dates)\n" : "until the end of the current term\n";
+  }
+  std::string safe;
+  for (const auto& r : p.roles) {
+    if (!r.safesearch.any()) continue;
+    safe += (safe.empty() ? "" : "; ") + r.name + " search " + std::string(to_string(r.safesearch.search)) +
+            ", YouTube " + std::string(to_string(r.safesearch.youtube));
+  }
+  out += "SafeSearch: " + (safe.empty() ? std::string("off for every role") : safe) + "\n";
+  const auto& ins = p.inspection;
+  out += "HTTPS inspection (with a school CA): " + std::to_string(ins.never_count) + " never-inspect domains, " +
+         std::to_string(ins.inspect.size()) + (ins.inspect.size() == 1 ? " entry" : " entries") +
+         ", plus hosts whose entries need the path\n";
+  for (const auto& e : ins.inspect) {
+    std::string roles;
+    for (auto i : e.roles) roles += (roles.empty() ? "" : ", ") + p.roles[i].name;
+    std::string what;
+    if (e.everything) what = "everything";
+    if (e.has_domains) what += (what.empty() ? "" : ", ") + std::string("listed domains");
+    for (auto c : e.categories) what += (what.empty() ? "" : ", ") + p.set_names[c];
+    if (e.safesearch) what += (what.empty() ? "" : ", ") + std::string("SafeSearch hosts");
+    out += "  " + e.id + ": " + what + " for " + (roles.empty() ? std::string("every role") : roles) + "\n";
   }
   return out;
 }
@@ -216,6 +249,62 @@ explanation explain(const policy& p, const request_facts& facts, const exception
   return e;
 }
 
+explanation explain_url(const policy& p, const request_facts& facts, const exception_index* overlay,
+                        bool inspection_on) {
+  const bool tls = facts.scheme == "https" || facts.scheme == "wss";
+  if (!tls) {
+    explanation e = explain(p, facts, overlay);
+    if (facts.path) e.safesearch_change = rewrite_text(p, e.v, facts.host, *facts.path);
+    return e;
+  }
+  const std::string_view shown_path = facts.path ? *facts.path : std::string_view("/");
+  const bool has_path = shown_path != "/" && !shown_path.empty();
+  request_facts connect = facts;
+  connect.method = "CONNECT";
+  connect.path = std::nullopt;
+  connect.path_seen_later = false;
+  explanation e;
+  std::string note;
+  std::optional<inspection_verdict> ins;
+  if (inspection_on) {
+    const verdict relayed = decide_request(p, overlay, connect);
+    ins = decide_inspection(p, overlay, connect, relayed);
+  }
+  if (ins && ins->handling == tls_handling::inspect) {
+    connect.path_seen_later = true;
+    const verdict opened = decide_request(p, overlay, connect);
+    if (opened.act == action::block) {
+      e = explain(p, connect, overlay);
+      e.path_seen = false;
+      note = "HTTPS to this host is inspected, but the host itself is blocked: the proxy shows the HTTPS block page "
+             "for every page on it.";
+    } else {
+      e = explain(p, facts, overlay);
+      note = "HTTPS to this host is inspected: the proxy sees the method and path and decides each request with "
+             "them, as here.";
+    }
+  } else {
+    e = explain(p, connect, overlay);
+    e.path_seen = false;
+    if (has_path) {
+      note = std::string(ins ? "HTTPS to this host is relayed without decryption"
+                             : "HTTPS is not inspected (no school CA: tls.ca_dir or --ca-dir)") +
+             ", so the proxy sees only the host name: the path '" + std::string(shown_path) +
+             "' plays no part in this decision.";
+    }
+  }
+  e.inspection = std::move(ins);
+  if (!note.empty()) e.notes.insert(e.notes.begin(), note);
+  if (const auto to = safesearch_connect_host(p, e.v, facts.host)) {
+    const auto service = search_service_of(facts.host);
+    e.safesearch_connect = std::string(*to) + " (" + std::string(to_string(service)) + " " +
+                           std::string(to_string(safesearch_for(p, e.v, service))) + " for " +
+                           e.v.chosen_role->name + "; SNI and Host unchanged)";
+  }
+  if (e.path_seen && facts.path) e.safesearch_change = rewrite_text(p, e.v, facts.host, *facts.path);
+  return e;
+}
+
 std::string iso8601_local(const time_zone& z, std::chrono::sys_seconds t) {
   using namespace std::chrono;
   const auto off = z.offset_at(t);
@@ -252,6 +341,12 @@ std::string explanation_text(const policy& p, const request_facts& f, const expl
   line("Category:", v.category_name());
   line("Clause:", v.clause);
   line("Reason:", v.reason);
+  if (e.inspection) {
+    line("HTTPS:", std::string(e.inspection->handling == tls_handling::inspect ? "inspected" : "relayed") +
+                       (e.inspection->never ? " (never-inspect list)" : "") + ": " + e.inspection->why);
+  }
+  if (!e.safesearch_connect.empty()) line("SafeSearch:", "the tunnel connects to " + e.safesearch_connect);
+  if (!e.safesearch_change.empty()) line("SafeSearch:", e.safesearch_change);
   for (const auto& n : e.notes) line("Note:", n);
   if (!e.would_allow.empty()) {
     out += "What would allow it:\n";
@@ -297,6 +392,16 @@ std::string explanation_json(const policy& p, const request_facts& f, const expl
     notes += '"';
   }
   o.raw("notes", notes + "]");
+  o.boolean("path_seen", e.path_seen);
+  if (e.inspection) {
+    o.str("inspection", to_string(e.inspection->handling))
+        .boolean("inspection_never", e.inspection->never)
+        .str("inspection_why", e.inspection->why);
+  } else {
+    o.null("inspection");
+  }
+  if (!e.safesearch_connect.empty()) o.str("safesearch_connect", e.safesearch_connect);
+  if (!e.safesearch_change.empty()) o.str("safesearch_change", e.safesearch_change);
   return o.done();
 }
 

@@ -10,6 +10,7 @@
 
 #include "rules/decision.hpp"
 #include "rules/engine.hpp"
+#include "rules/inspection.hpp"
 #include "rules/policy.hpp"
 
 namespace hallpass::rules {
@@ -32,10 +33,25 @@ struct explanation {
   verdict v;
   std::vector<std::string> would_allow;  // for a block: what would let it through
   std::vector<std::string> notes;        // what the reader should know about how it was decided
+  // For an https:// or wss:// URL with a school CA configured: decide_inspection's answer.
+  std::optional<inspection_verdict> inspection;
+  bool path_seen = true;           // whether the proxy decides with the path (false: the host alone)
+  std::string safesearch_connect;  // the host a tunnel connects to instead (SafeSearch), if any
+  std::string safesearch_change;   // what the proxy changes in the request (SafeSearch), if anything
 };
 // Decides with decide_request (decision.hpp), the proxy's own function: the policy, then the
 // exceptions and local entries in `overlay` (null: the policy alone).
 explanation explain(const policy& p, const request_facts& facts, const exception_index* overlay = nullptr);
+
+// Explains a URL as the proxy would handle it. `facts` hold the URL's scheme, host, port and
+// path and the request's method. Plain http (and ws): decided with the path. https (and
+// wss): without a school CA (`inspection_on` false) or when decide_inspection relays the
+// host, the proxy sees only a CONNECT, so it is decided on the host alone (method CONNECT, no
+// path) and a note says the path plays no part; when the host is inspected, the CONNECT is
+// decided with path_seen_later (a host-level block is the HTTPS block page), then the request
+// itself with its method and path. Adds the SafeSearch mapping and rewrite when they apply.
+explanation explain_url(const policy& p, const request_facts& facts, const exception_index* overlay,
+                        bool inspection_on);
 
 std::string explanation_text(const policy& p, const request_facts& facts, const explanation& e);
 std::string explanation_json(const policy& p, const request_facts& facts, const explanation& e);

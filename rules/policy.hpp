@@ -111,6 +111,18 @@ struct ip_network {
   static std::optional<ip_network> parse(std::string_view text, std::string* error = nullptr, bool strict = true);
 };
 
+// SafeSearch for a role (roles.<name>.safesearch), locked by the proxy: search engines
+// (Google, Bing, DuckDuckGo) strict or off; YouTube Restricted Mode strict, moderate or off.
+// How it is enforced: rules/safesearch.hpp.
+enum class safesearch_level : std::uint8_t { off, moderate, strict };
+std::string_view to_string(safesearch_level l);
+struct safesearch_settings {
+  safesearch_level search = safesearch_level::off;   // strict or off (search engines have no moderate lock)
+  safesearch_level youtube = safesearch_level::off;
+  std::string clause;  // the policy clause the school cites for it
+  bool any() const { return search != safesearch_level::off || youtube != safesearch_level::off; }
+};
+
 struct role {
   std::string name;
   std::string description;
@@ -119,6 +131,30 @@ struct role {
   std::string default_reason;
   std::vector<rule> rules;
   bool builtin = false;  // the "unassigned" fallback made when the policy names none
+  safesearch_settings safesearch;
+};
+
+// One entry of inspection.inspect: which CONNECTs to decrypt when a school CA is configured
+// (rules/inspection.hpp decides; rules/README.md documents the keys).
+struct inspect_entry {
+  std::string id;                 // "inspection entry 2 (search engines)"
+  std::vector<std::size_t> roles;  // indexes into policy::roles; empty: every role
+  std::vector<set_id> categories;  // the host is in one of these categories (by domain)
+  bool has_domains = false;        // its own `domains:` (in inspection_settings::inspect_domains)
+  bool safesearch = false;         // the search and YouTube hosts of the role's SafeSearch
+  bool everything = false;         // every host (except the never list)
+  std::string clause;
+  std::string why;                 // the sentence explain and the access log show
+};
+
+struct inspection_settings {
+  // Hosts never decrypted (banking, health, OS and app updates, pinned apps): set 0.
+  domain_table never;
+  std::size_t never_count = 0;
+  std::vector<std::string> never_sources;  // the list files it was read from
+  std::vector<inspect_entry> inspect;
+  // Each entry's own domains; the set id is the entry's index in `inspect`.
+  domain_table inspect_domains;
 };
 
 // Heterogeneous lookup, so a string_view finds a std::string key without allocating.
@@ -164,6 +200,7 @@ struct policy {
   // exceptions.max_duration: the longest exception the headteacher may approve. Unset: until
   // the end of the current term when the policy has terms, else 90 days (max_exception_until).
   std::optional<std::chrono::seconds> max_exception_duration;
+  inspection_settings inspection;
 
   const role* find_role(std::string_view name) const;
   const category* find_category(std::string_view name) const;

@@ -110,7 +110,8 @@ class loader : private yaml_reader {
                           : "the policy file holds no settings: YAML read it as empty (look for a stray "
                             "character at its start, such as a comma)");
     } else if (check_map(root, "the policy file",
-                         {"school", "categories", "roles", "everyone", "fallback_role", "ut1_dir", "exceptions"},
+                         {"school", "categories", "roles", "everyone", "fallback_role", "ut1_dir", "exceptions",
+                          "inspection"},
                          opt_.other_sections)) {
       load_document(root);
     }
@@ -167,9 +168,12 @@ class loader : private yaml_reader {
         }
       }
     }
+    if (root["inspection"]) load_inspection(root["inspection"]);
     choose_fallback(root["fallback_role"]);
     finish_patterns();
     p_->domains.finish();
+    p_->inspection.never.finish();
+    p_->inspection.inspect_domains.finish();
   }
 
   // ---- school and timetable -----------------------------------------------------------------
@@ -453,8 +457,9 @@ class loader : private yaml_reader {
   // Reads a list file of domains (or URL prefixes). Unreadable lines are warnings, not errors:
   // a feed with one odd line must not take the whole policy down.
   // *read: whether the file was read (so that 0 entries means an empty list, not an error).
+  // `into`: a table other than the policy's domain table (the never-inspect list), domains only.
   std::size_t load_list_file(const fs::path& path, bool urls, set_id set, const YAML::Node& where,
-                             bool required = true, bool* read = nullptr) {
+                             bool required = true, bool* read = nullptr, domain_table* into = nullptr) {
     std::string err;
     auto text = read_file(path, &err);
     if (!text) {
@@ -467,7 +472,7 @@ class loader : private yaml_reader {
     if (!urls) {
       // Room for every line at once, so a large list does not make the table rehash as it grows.
       const auto lines = static_cast<std::size_t>(std::count(rest.begin(), rest.end(), '\n')) + 1;
-      p_->domains.reserve(lines, rest.size());  // a record is a length byte and the name
+      (into ? *into : p_->domains).reserve(lines, rest.size());  // a record is a length byte and the name
     }
     const std::string shown = path.string();
     while (!rest.empty()) {
@@ -487,11 +492,11 @@ class loader : private yaml_reader {
           continue;
         }
       } else if (is_plain_domain(line)) {
-        if (!add_domain(line, set)) return added;
+        if (into ? !into->add(line, set) : !add_domain(line, set)) return added;
         ++added;
         continue;
       } else if (auto d = list_domain(line, &why)) {
-        if (!add_domain(*d, set)) return added;
+        if (into ? !into->add(*d, set) : !add_domain(*d, set)) return added;
         ++added;
         continue;
       }
@@ -525,21 +530,41 @@ class loader : private yaml_reader {
     p_->set_has_patterns[set] = true;
   }
 
+  // Calls f(normalized domain) for each valid entry of an inline domain list; an invalid
+  // entry is an error at its place ("`what`: reason").
+  template <class F>
+  void each_domain(const YAML::Node& list, const std::string& what, F&& f) {
+    for (const auto& d : items(list, what + " domains")) {
+      auto s = scalar(d, what + " domain");
+      if (!s) continue;
+      std::string err;
+      auto dom = list_domain(*s, &err);
+      if (!dom) {
+        error(d, what + ": " + err);
+        continue;
+      }
+      f(*dom);
+    }
+  }
+
+  // The category a list item names, or null after an error with a "did you mean".
+  const category* named_category(const YAML::Node& item, const std::string& what) {
+    auto s = scalar(item, what + " category");
+    if (!s) return nullptr;
+    const category* cat = p_->find_category(*s);
+    if (!cat) {
+      error(item, what + " names category " + quote(*s) + ", which is not defined" + did_you_mean(*s, category_names_));
+    }
+    return cat;
+  }
+
   // Inline lists shared by categories and rules. Returns counts via the category (if any).
   void load_inline_lists(const YAML::Node& n, const std::string& what, set_id set, category* c) {
     if (n["domains"]) {
-      for (const auto& d : items(n["domains"], what + " domains")) {
-        auto s = scalar(d, what + " domain");
-        if (!s) continue;
-        std::string err;
-        auto dom = list_domain(*s, &err);
-        if (!dom) {
-          error(d, what + ": " + err);
-          continue;
-        }
-        add_domain(*dom, set);
+      each_domain(n["domains"], what, [&](const std::string& dom) {
+        add_domain(dom, set);
         if (c) ++c->domain_count;
-      }
+      });
     }
     if (n["urls"]) {
       for (const auto& u : items(n["urls"], what + " urls")) {
@@ -734,22 +759,16 @@ class loader : private yaml_reader {
       std::vector<std::string> target_words;
       if (n["categories"]) {
         for (const auto& c : items(n["categories"], what + " categories")) {
-          auto s = scalar(c, what + " category");
-          if (!s) continue;
-          const category* cat = p_->find_category(*s);
-          if (!cat) {
-            error(c, what + " names category " + quote(*s) + ", which is not defined" +
-                         did_you_mean(*s, category_names_));
-            continue;
-          }
+          const category* cat = named_category(c, what);
+          if (!cat) continue;
           if (cat->locked && r.act == action::allow) {
-            error(c, what + " allows category " + quote(*s) +
+            error(c, what + " allows category " + quote(cat->name) +
                          ", which is locked: illegal-content lists cannot be allowed by any rule or exception");
             continue;
           }
           r.targets.push_back(cat->set);
           if (p_->set_has_patterns[cat->set]) r.needs_patterns = true;
-          target_words.push_back(*s);
+          target_words.push_back(cat->name);
         }
         r.has_targets = true;
       }
@@ -821,7 +840,7 @@ class loader : private yaml_reader {
         continue;
       }
       const YAML::Node& n = kv.second;
-      if (!check_map(n, what, {"description", "networks", "default", "rules"})) continue;
+      if (!check_map(n, what, {"description", "networks", "default", "rules", "safesearch"})) continue;
       role r;
       r.name = name;
       if (n["description"]) {
@@ -851,11 +870,136 @@ class loader : private yaml_reader {
         }
       }
       if (n["rules"]) r.rules = load_rules(n["rules"], name);
+      if (n["safesearch"]) load_safesearch(n["safesearch"], what, r.safesearch);
       role_names_.push_back(name);
       p_->roles.push_back(std::move(r));
     }
     std::stable_sort(p_->networks.begin(), p_->networks.end(),
                      [](const ip_network& a, const ip_network& b) { return a.prefix > b.prefix; });
+  }
+
+  // roles.<name>.safesearch: {search: strict|off, youtube: strict|moderate|off, clause: "..."}
+  void load_safesearch(const YAML::Node& n, const std::string& role_what, safesearch_settings& out) {
+    const std::string what = role_what + " safesearch";
+    if (!check_map(n, what, {"search", "youtube", "clause"})) return;
+    auto level = [&](const char* key, bool moderate_ok) -> std::optional<safesearch_level> {
+      auto s = scalar(n[key], what + " " + key);
+      if (!s) return std::nullopt;
+      if (*s == "strict") return safesearch_level::strict;
+      if (*s == "off") return safesearch_level::off;
+      if (*s == "moderate" && moderate_ok) return safesearch_level::moderate;
+      const std::vector<std::string> words =
+          moderate_ok ? std::vector<std::string>{"strict", "moderate", "off"} : std::vector<std::string>{"strict", "off"};
+      error(n[key], what + " " + key + " must be " + (moderate_ok ? "strict, moderate or off" : "strict or off") +
+                        ", not " + quote(*s) +
+                        (!moderate_ok && *s == "moderate"
+                             ? " (search engines offer no locked moderate mode)"
+                             : did_you_mean(*s, words)));
+      return std::nullopt;
+    };
+    if (n["search"]) {
+      if (auto l = level("search", false)) out.search = *l;
+    }
+    if (n["youtube"]) {
+      if (auto l = level("youtube", true)) out.youtube = *l;
+    }
+    if (n["clause"]) {
+      if (auto s = scalar(n["clause"], what + " clause")) out.clause = *s;
+    }
+  }
+
+  // inspection: {never: {domains, domain_files}, inspect: [{name, roles, categories, domains,
+  // safesearch, everything, clause, why}]}. Roles and categories must exist (read after them).
+  void load_inspection(const YAML::Node& n) {
+    if (!check_map(n, "inspection", {"never", "inspect"})) return;
+    auto& ins = p_->inspection;
+    if (const auto nv = n["never"]; nv && check_map(nv, "inspection.never", {"domains", "domain_files"})) {
+      if (nv["domains"]) {
+        each_domain(nv["domains"], "inspection.never", [&](const std::string& dom) {
+          ins.never.add(dom, 0);
+          ++ins.never_count;
+        });
+      }
+      if (nv["domain_files"]) {
+        for (const auto& f : items(nv["domain_files"], "inspection.never domain_files")) {
+          auto s = scalar(f, "inspection.never domain file");
+          if (!s) continue;
+          bool read = false;
+          const auto added = load_list_file(resolve(*s), false, 0, f, true, &read, &ins.never);
+          if (read && added == 0) {
+            const auto mark = f.Mark();
+            warnings_.push_back({file_, mark.line + 1, mark.column + 1,
+                                 "inspection.never: " + resolve(*s).string() + " has no entries (empty list file)"});
+          }
+          ins.never_count += added;
+          ins.never_sources.push_back(*s);
+        }
+      }
+    }
+    if (!n["inspect"]) return;
+    if (!n["inspect"].IsSequence()) {
+      error(n["inspect"], "inspection.inspect must be a list of entries ({roles, categories, domains, safesearch, "
+                          "everything, why})");
+      return;
+    }
+    int index = 0;
+    for (const auto& e : n["inspect"]) {
+      ++index;
+      const std::string what = "inspection.inspect entry " + std::to_string(index);
+      if (!check_map(e, what, {"name", "roles", "categories", "domains", "safesearch", "everything", "clause", "why"}))
+        continue;
+      if (ins.inspect.size() >= 65535) {  // entry indexes are the set ids of inspect_domains
+        error(e, "inspection.inspect has more than 65,535 entries");
+        return;
+      }
+      inspect_entry entry;
+      entry.id = "inspection entry " + std::to_string(index);
+      if (e["name"]) {
+        if (auto s = scalar(e["name"], what + " name")) entry.id += " (" + *s + ")";
+      }
+      if (e["roles"]) {
+        for (const auto& rn : items(e["roles"], what + " roles")) {
+          auto s = scalar(rn, what + " role");
+          if (!s) continue;
+          const auto it = std::find(role_names_.begin(), role_names_.end(), *s);
+          if (it == role_names_.end()) {
+            error(rn, what + " names role " + quote(*s) + ", which is not defined" + did_you_mean(*s, role_names_));
+            continue;
+          }
+          entry.roles.push_back(static_cast<std::size_t>(it - role_names_.begin()));
+        }
+      }
+      if (e["categories"]) {
+        for (const auto& c : items(e["categories"], what + " categories")) {
+          if (const category* cat = named_category(c, what)) entry.categories.push_back(cat->set);
+        }
+      }
+      if (e["domains"]) {
+        each_domain(e["domains"], what, [&](const std::string& dom) {
+          ins.inspect_domains.add(dom, static_cast<set_id>(ins.inspect.size()));
+          entry.has_domains = true;
+        });
+      }
+      if (e["safesearch"]) {
+        if (auto b = boolean(e["safesearch"], what + " safesearch")) entry.safesearch = *b;
+      }
+      if (e["everything"]) {
+        if (auto b = boolean(e["everything"], what + " everything")) entry.everything = *b;
+      }
+      if (e["clause"]) {
+        if (auto s = scalar(e["clause"], what + " clause")) entry.clause = *s;
+      }
+      if (e["why"]) {
+        if (auto s = scalar(e["why"], what + " why")) entry.why = *s;
+      }
+      // Decrypting is a privacy matter: an entry says what it covers, never everything by omission.
+      if (!e["categories"] && !e["domains"] && !entry.safesearch && !entry.everything) {
+        error(e, what + " names nothing to inspect: give categories, domains, 'safesearch: true' or "
+                        "'everything: true'");
+        continue;
+      }
+      ins.inspect.push_back(std::move(entry));
+    }
   }
 
   void choose_fallback(const YAML::Node& n) {

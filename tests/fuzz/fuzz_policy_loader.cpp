@@ -12,7 +12,8 @@
 //    error has a file name and a message;
 //  - loading the same text again gives the same errors and the same outcome (no hidden state);
 //  - a loaded policy has roles and a fallback role among them, and decide() answers for every
-//    role, for a plain-HTTP request and a tunnel, without failing.
+//    role, for a plain-HTTP request, a relayed tunnel and an inspected one (path_seen_later),
+//    without failing; decide_inspection and the SafeSearch mapping answer for the tunnels.
 #include <unistd.h>
 
 #include <cstddef>
@@ -25,7 +26,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include "rules/engine.hpp"
+#include "rules/inspection.hpp"
 #include "rules/policy_loader.hpp"
+#include "rules/safesearch.hpp"
 #include "tests/fuzz/fuzz_require.hpp"
 
 using namespace hallpass::rules;
@@ -102,17 +105,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const policy& p = *r.compiled;
   FUZZ_REQUIRE(!p.roles.empty() && p.fallback_role < p.roles.size());
   for (const auto& role : p.roles) {
-    for (const bool tunnel : {false, true}) {
+    for (const int kind : {0, 1, 2}) {  // plain HTTP, relayed tunnel, inspected tunnel
+      const bool tunnel = kind > 0;
       request_facts f;
       f.role = role.name;
       f.method = tunnel ? "CONNECT" : "GET";
       f.scheme = tunnel ? "https" : "http";
       f.host = "www.example.org";
       if (!tunnel) f.path = std::string_view("/a/b?c=d");
+      f.path_seen_later = kind == 2;
       f.time = std::chrono::sys_seconds(
           std::chrono::seconds(1796112000));  // 2026-12-01 08:00 UTC, a Tuesday: school hours
       const auto v = decide(p, f);
       FUZZ_REQUIRE(v.chosen_role != nullptr);
+      if (tunnel) {
+        FUZZ_REQUIRE(!decide_inspection(p, nullptr, f, v).why.empty());
+        (void)safesearch_connect_host(p, v, "www.google.com");
+      }
     }
   }
   return 0;

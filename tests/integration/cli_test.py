@@ -180,5 +180,72 @@ class ExplainTest(unittest.TestCase):
         self.assertTrue(any("HTTPS is not inspected" in n for n in v["notes"]), v["notes"])
 
 
+class ExplainInspectionTest(unittest.TestCase):
+    """explain and HTTPS inspection (issue 10): with a school CA (tls.ca_dir, or --ca-dir) an
+    inspected host is decided with the method and path, a relayed one on the host alone."""
+
+    CA = ("--ca-dir", "/etc/hallpass/ca")  # explain only asks whether a CA is configured
+
+    def test_the_staff_wikipedia_edit_rule_applies_once_inspected(self):
+        edit = explain("--role", "staff", "--method", "POST", *self.CA, "https://en.wikipedia.org/w/api.php")
+        self.assertEqual((edit["action"], edit["clause"], edit["path_seen"], edit["inspection"]),
+                         ("block", "004 6.11", True, "inspect"))
+        self.assertIn("Wikipedia is inspected for staff", edit["inspection_why"])
+        editor = explain("--role", "staff", *self.CA, "https://en.wikipedia.org/w/index.php?title=Owl&action=edit")
+        self.assertEqual(editor["action"], "block")
+        read = explain("--role", "staff", *self.CA, "https://en.wikipedia.org/wiki/Owl")
+        self.assertEqual((read["action"], read["path_seen"]), ("allow", True))
+        # Pupils have no Wikipedia rule: relayed, decided on the host alone, and explain says so.
+        pupil = explain("--role", "pupils", "--method", "POST", *self.CA, "https://en.wikipedia.org/w/api.php")
+        self.assertEqual((pupil["action"], pupil["path_seen"], pupil["inspection"]), ("allow", False, "relay"))
+        self.assertTrue(any("relayed without decryption" in n and "plays no part" in n for n in pupil["notes"]),
+                        pupil["notes"])
+
+    def test_without_a_ca_nothing_is_inspected(self):
+        v = explain("--role", "staff", "--method", "POST", "https://en.wikipedia.org/w/api.php")
+        self.assertEqual((v["action"], v["path_seen"], v["inspection"]), ("allow", False, None))
+
+    def test_tls_ca_dir_in_the_config_turns_inspection_on(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(SCHOOL) as src, open(os.path.join(d, "school.yaml"), "w") as dst:
+                dst.write(src.read())
+            with open(os.path.join(d, "school.yaml"), "a") as f:
+                f.write("tls:\n  ca_dir: %s\n" % os.path.join(d, "ca"))
+            r = run("explain", "--config", os.path.join(d, "school.yaml"), "--json", "--role", "staff", "--method",
+                    "POST", "https://en.wikipedia.org/w/api.php")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(json.loads(r.stdout)["action"], "block")
+
+    def test_the_never_list_is_relayed(self):
+        v = explain("--role", "pupils", *self.CA, "https://www.hsbc.co.uk/login")
+        self.assertEqual((v["inspection"], v["inspection_never"], v["path_seen"]), ("relay", True, False))
+        self.assertIn("never-inspect list", v["inspection_why"])
+
+    def test_safesearch_mapping_and_rewrite(self):
+        url = "https://www.google.co.uk/search?q=owls&safe=off"
+        inspected = explain("--role", "pupils", *self.CA, url)
+        self.assertEqual(inspected["inspection"], "inspect")
+        self.assertIn("search engines are inspected for pupils (SafeSearch)", inspected["inspection_why"])
+        self.assertTrue(inspected["safesearch_connect"].startswith("forcesafesearch.google.com"))
+        self.assertEqual(inspected["safesearch_change"], "the request becomes /search?q=owls&safe=active")
+        mapped = explain("--role", "pupils", url)  # no CA: the address is mapped, the request unread
+        self.assertTrue(mapped["safesearch_connect"].startswith("forcesafesearch.google.com"))
+        self.assertNotIn("safesearch_change", mapped)
+        youtube = explain("--role", "staff", "https://www.youtube.com/watch?v=1")
+        self.assertTrue(youtube["safesearch_connect"].startswith("restrictmoderate.youtube.com"))
+        self.assertNotIn("safesearch_connect", explain("--role", "office", "https://www.youtube.com/"))
+        self.assertNotIn("safesearch_connect", explain("--role", "staff", url))
+
+    def test_text_output_shows_the_inspection_and_safesearch_lines(self):
+        r = run("explain", "--config", SCHOOL, "--role", "pupils", "--at", "2026-11-23 11:00", *self.CA,
+                "https://www.bing.com/search?q=owls")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^Verdict:  ALLOW$")
+        self.assertRegex(r.stdout, r"(?m)^HTTPS:    inspected: search engines are inspected for pupils \(SafeSearch\)$")
+        self.assertRegex(r.stdout, r"(?m)^SafeSearch: the tunnel connects to strict\.bing\.com ")
+        self.assertRegex(r.stdout, r"(?m)^SafeSearch: the request becomes /search\?q=owls&adlt=strict$")
+        self.assertEqual(run("explain", "--config", SCHOOL, "--role", "pupils", "--ca-dir").returncode, 2)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -392,7 +392,7 @@ TEST_HOSTS = ["origin.test", "py.test", "facebook.test", "www.facebook.test", "i
 
 class Proxy:
     def __init__(self, extra="", response_timeout="3s", head_timeout="2s", drain="5s", tls_port=8443,
-                 policy_text=None, args=(), workers=2):
+                 policy_text=None, args=(), workers=2, policy_edit=None):
         self.dir = tempfile.mkdtemp(prefix="hallpass-it-")
         os.chmod(self.dir, 0o711)  # a daemon that drops privileges must still reach its state dir
         self.port = free_port()
@@ -403,6 +403,8 @@ class Proxy:
         self.policy_text = policy_text or BASE_POLICY.format(
             pupil=PUPIL, staff=STAFF, guest=GUEST, hosts=hosts, response_timeout=response_timeout,
             head_timeout=head_timeout, drain=drain, tls_port=tls_port, workers=workers) + extra
+        if policy_edit:
+            self.policy_text = policy_edit(self.policy_text)  # a test's own changes to the base policy
         self.write_policy(self.policy_text)
         self.stderr_lines = []
         self.proc = subprocess.Popen(

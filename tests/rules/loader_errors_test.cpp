@@ -301,3 +301,59 @@ TEST_CASE("exceptions.max_duration is read and checked") {
   find_error(load(head + "roles: {pupils: {default: allow}}\nexceptions: {max_duraton: 30d}\n"),
              "did you mean 'max_duration'?");
 }
+
+TEST_CASE("inspection and safesearch: typos and bad values are errors with their place") {
+  auto r = load(head + R"(categories:
+  news: {domains: [news.example]}
+inspection:
+  nevr: {domains: [bank.example]}
+  inspect:
+    - {roles: [pupil], domains: [a.example]}
+    - {roles: [pupils], categories: [nws]}
+    - {roles: [pupils], domain: [a.example]}
+    - {roles: [pupils]}
+    - {everything: maybe}
+roles:
+  pupils:
+    default: allow
+    safesearch: {search: moderate, youtube: strikt, yotube: off}
+  staff:
+    default: allow
+    safesearh: {search: strict}
+)");
+  REQUIRE_FALSE(r.ok());
+  CHECK(find_error(r, "unknown key 'nevr' in inspection").message.find("did you mean 'never'") != std::string::npos);
+  CHECK(find_error(r, "names role 'pupil'").message.find("did you mean 'pupils'") != std::string::npos);
+  CHECK(find_error(r, "names category 'nws'").message.find("did you mean 'news'") != std::string::npos);
+  CHECK(find_error(r, "unknown key 'domain'").message.find("did you mean 'domains'") != std::string::npos);
+  auto empty = find_error(r, "inspection.inspect entry 4 names nothing to inspect");
+  CHECK(empty.line == 14);
+  find_error(r, "inspection.inspect entry 5 everything");
+  CHECK(find_error(r, "search must be strict or off, not 'moderate'").message.find("no locked moderate") !=
+        std::string::npos);
+  CHECK(find_error(r, "youtube must be strict, moderate or off, not 'strikt'").message.find("did you mean 'strict'") !=
+        std::string::npos);
+  find_error(r, "unknown key 'yotube'");
+  CHECK(find_error(r, "unknown key 'safesearh'").message.find("did you mean 'safesearch'") != std::string::npos);
+}
+
+TEST_CASE("inspection.never: a missing list file is an error, an empty one a warning") {
+  const auto dir = std::filesystem::temp_directory_path() / ("hallpass-never-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "empty.txt") << "# nothing yet\n";
+  std::ofstream(dir / "banks.txt") << "bank.example\n*.health.example\nnot a domain\n";
+  const std::string base = head + "roles: {pupils: {default: allow}}\ninspection:\n  never:\n    domain_files: ";
+  auto missing = load_policy_text(base + "[missing.txt]\n", (dir / "p.yaml").string());
+  REQUIRE_FALSE(missing.ok());
+  find_error(missing, "missing.txt does not exist");
+  auto empty = load_policy_text(base + "[empty.txt]\n", (dir / "p.yaml").string());
+  REQUIRE(empty.ok());
+  REQUIRE(empty.warnings.size() == 1);
+  CHECK(empty.warnings[0].message.find("has no entries") != std::string::npos);
+  auto banks = load_policy_text(base + "[banks.txt]\n", (dir / "p.yaml").string());
+  REQUIRE(banks.ok());
+  CHECK(banks.compiled->inspection.never_count == 2);
+  REQUIRE(banks.warnings.size() == 1);
+  CHECK(banks.warnings[0].line == 3);
+  std::filesystem::remove_all(dir);
+}

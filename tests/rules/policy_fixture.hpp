@@ -47,6 +47,22 @@ struct ask {
   }
 };
 
+// The facts of a CONNECT to `host` (port 443) by `role` at school-local time `local`. The
+// facts view `role` and `host`: keep them alive.
+inline hallpass::rules::request_facts connect_facts(const hallpass::rules::policy& p, std::string_view role,
+                                                    std::string_view host, const std::string& local) {
+  hallpass::rules::request_facts f;
+  f.role = role;
+  f.method = "CONNECT";
+  f.scheme = "https";
+  f.host = host;
+  f.port = 443;
+  auto t = hallpass::rules::parse_local_time(local);
+  REQUIRE(t);
+  f.time = p.zone.to_sys(*t);
+  return f;
+}
+
 // A school day like the shipped one; 2026-11-23 is a Monday.
 inline const char* timetable_yaml = R"(
 school:

@@ -1,6 +1,7 @@
 // The shipped policy (rules/school.yaml) does what the school policies ask.
 #include <doctest/doctest.h>
 
+#include "rules/inspection.hpp"
 #include "tests/rules/policy_fixture.hpp"
 
 using namespace hallpass::rules;
@@ -66,4 +67,48 @@ TEST_CASE("shipped policy: unknown devices get the pupils' filtering, never none
   CHECK(v.role_from == role_source::fallback);
   CHECK(v.act == action::block);
   CHECK(test::ask{*p, "", "10.20.3.4"}.at("2026-11-23 11:00", "https://a.example/").chosen_role->name == "staff");
+}
+
+TEST_CASE("shipped policy: what is inspected with a school CA, and SafeSearch per role") {
+  auto p = shipped();
+  auto connect = [&](const char* role, const char* host) {
+    const auto f = test::connect_facts(*p, role, host, "2026-11-23 11:00");
+    return decide_inspection(*p, nullptr, f, decide_request(*p, nullptr, f));
+  };
+  // Staff traffic to Wikipedia, for the edit rule (004 6.11); not pupils'.
+  CHECK(connect("staff", "en.wikipedia.org").handling == tls_handling::inspect);
+  CHECK(connect("pupils", "en.wikipedia.org").handling == tls_handling::relay);
+  // Search engines for the roles with SafeSearch.
+  for (const char* role : {"pupils", "guests"}) {
+    for (const char* host : {"www.google.com", "www.google.co.uk", "www.bing.com", "duckduckgo.com", "www.youtube.com"}) {
+      CAPTURE(role);
+      CAPTURE(host);
+      CHECK(connect(role, host).handling == tls_handling::inspect);
+    }
+  }
+  CHECK(connect("staff", "www.google.com").handling == tls_handling::relay);
+  CHECK(connect("office", "www.google.com").handling == tls_handling::relay);
+  // The never list: banks, health, updates, pinned apps.
+  for (const char* host : {"www.hsbc.co.uk", "onlinebanking.nationwide.co.uk", "www.nhs.uk", "ctldl.windowsupdate.com",
+                           "update.microsoft.com", "swcdn.apple.com", "dl.google.com", "deb.debian.org",
+                           "security.ubuntu.com", "web.whatsapp.com"}) {
+    CAPTURE(host);
+    auto v = connect("pupils", host);
+    CHECK(v.handling == tls_handling::relay);
+    CHECK(v.never);
+  }
+  CHECK(connect("pupils", "www.bbc.co.uk").handling == tls_handling::relay);
+  // SafeSearch: pupils and guests strict; staff YouTube moderate, search off; office off.
+  CHECK(p->find_role("pupils")->safesearch.search == safesearch_level::strict);
+  CHECK(p->find_role("pupils")->safesearch.youtube == safesearch_level::strict);
+  CHECK(p->find_role("guests")->safesearch.search == safesearch_level::strict);
+  CHECK(p->find_role("staff")->safesearch.search == safesearch_level::off);
+  CHECK(p->find_role("staff")->safesearch.youtube == safesearch_level::moderate);
+  CHECK_FALSE(p->find_role("office")->safesearch.any());
+  // The staff Wikipedia edit rule on inspected HTTPS: edits blocked, reading open.
+  test::ask post{*p, "staff", "", "POST"};
+  CHECK_FALSE(post.allowed("2026-11-23 11:00", "https://en.wikipedia.org/w/api.php"));
+  test::ask get{*p, "staff"};
+  CHECK_FALSE(get.allowed("2026-11-23 11:00", "https://en.wikipedia.org/w/index.php?title=Owl&action=edit"));
+  CHECK(get.allowed("2026-11-23 11:00", "https://en.wikipedia.org/wiki/Owl"));
 }

@@ -1,0 +1,67 @@
+#include "certs/origin_context.hpp"
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include <array>
+
+namespace hallpass::certs {
+namespace {
+
+std::string openssl_error(std::string_view what) {
+  std::string s(what);
+  if (const unsigned long e = ERR_get_error(); e != 0) {
+    std::array<char, 256> buf{};
+    ERR_error_string_n(e, buf.data(), buf.size());
+    s += ": ";
+    s += buf.data();
+  }
+  ERR_clear_error();
+  return s;
+}
+
+bool is_ip_literal(const std::string& host) {
+  // What OpenSSL itself would parse as an address (IPv4 dotted or IPv6).
+  ASN1_OCTET_STRING* ip = a2i_IPADDRESS(host.c_str());
+  if (ip == nullptr) return false;
+  ASN1_OCTET_STRING_free(ip);
+  return true;
+}
+
+}  // namespace
+
+result<std::shared_ptr<SSL_CTX>> make_origin_context(const std::string& extra_ca_file) {
+  std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+  if (!ctx) return result<std::shared_ptr<SSL_CTX>>::failure(openssl_error("cannot make a TLS client context"));
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
+    return result<std::shared_ptr<SSL_CTX>>::failure(openssl_error("cannot read the system's trusted certificates"));
+  }
+  if (!extra_ca_file.empty() && SSL_CTX_load_verify_locations(ctx.get(), extra_ca_file.c_str(), nullptr) != 1) {
+    return result<std::shared_ptr<SSL_CTX>>::failure(
+        openssl_error("upstream.ca_file: cannot read CA certificates from '" + extra_ca_file + "'"));
+  }
+  static constexpr unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  SSL_CTX_set_alpn_protos(ctx.get(), alpn, sizeof alpn);
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION);
+  return ctx;
+}
+
+bool prepare_origin_ssl(SSL* ssl, const std::string& host) {
+  if (is_ip_literal(host)) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    return X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) == 1;
+  }
+  if (SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) return false;
+  SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  return SSL_set1_host(ssl, host.c_str()) == 1;
+}
+
+std::string verify_failure(SSL* ssl) {
+  const long r = SSL_get_verify_result(ssl);
+  if (r == X509_V_OK) return {};
+  return X509_verify_cert_error_string(r);
+}
+
+}  // namespace hallpass::certs

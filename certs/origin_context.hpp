@@ -1,0 +1,33 @@
+// The client TLS context for origins behind inspected tunnels: the proxy re-encrypts each
+// decrypted request towards the real site, and must never let the school CA vouch for a site
+// that failed verification.
+//
+// - Trust: the system store (OpenSSL's default paths: /etc/ssl/certs on Debian) plus, when
+//   given, `extra_ca_file` (upstream.ca_file: a school's internal CA, or a test's CA).
+// - Verification on (SSL_VERIFY_PEER); the caller sets the host name to check (prepare_origin_ssl).
+// - TLS 1.2 or later; ALPN offers http/1.1 only (the proxy speaks HTTP/1.1 to origins).
+//
+// The context is complete when returned and never changed afterwards: any thread may make SSL
+// objects from it.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+
+#include "certs/result.hpp"
+
+namespace hallpass::certs {
+
+result<std::shared_ptr<SSL_CTX>> make_origin_context(const std::string& extra_ca_file);
+
+// Sets SNI (for a DNS name; none for an IP address, as RFC 6066 says) and the name or address
+// the origin's certificate must carry. Returns false when OpenSSL refuses the name.
+bool prepare_origin_ssl(SSL* ssl, const std::string& host);
+
+// Why verification failed, for the page and the log: "certificate has expired", "unable to get
+// local issuer certificate", "hostname mismatch", ...; empty when it did not fail.
+std::string verify_failure(SSL* ssl);
+
+}  // namespace hallpass::certs

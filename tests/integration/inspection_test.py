@@ -1,0 +1,261 @@
+"""HTTPS inspection end to end, with real TLS on both sides: the real `hallpass run --ca-dir`
+with a school CA made by `hallpass ca init`, curl (and Python's ssl module as a raw client)
+trusting that CA, and TLS origins in the test whose certificates come from a test CA the proxy
+trusts through `upstream.ca_file` (names mapped to 127.0.0.1 with `hosts:`).
+
+What is checked: a request inside an inspected tunnel is decided with its path (a path rule
+blocks with the HTTPS block page, other paths pass); the certificate the client sees is minted
+by the school CA for the host, and a second handshake mints nothing; a blocked host shows the
+HTTPS block page to a browser and a plain refusal to other clients; the block page's form
+posts back through the tunnel and is answered by the proxy, never the origin; an origin whose
+certificate fails verification gets the clear page; a request naming another host inside the
+tunnel is refused; a device without the school CA is logged and counted."""
+import json
+import os
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import unittest
+
+from harness import BIN, PUPIL, STAFF, Proxy, ThreadedServer, curl, wait_for
+
+NAMES = ["origin.test", "wiki.test", "search.test", "facebook.test", "www.facebook.test", "never.test"]
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60, **kw)
+
+
+class TestCA:
+    """A throwaway CA (openssl CLI) that signs the origins' certificates."""
+
+    def __init__(self, folder):
+        self.dir = folder
+        self.key = os.path.join(folder, "test-ca.key")
+        self.crt = os.path.join(folder, "test-ca.crt")
+        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", self.key, "-out", self.crt, "-days", "2", "-subj", "/CN=hallpass test origin CA",
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"])
+
+    def issue(self, name, sans, self_signed=False):
+        key = os.path.join(self.dir, name + ".key")
+        crt = os.path.join(self.dir, name + ".crt")
+        csr = os.path.join(self.dir, name + ".csr")
+        ext = os.path.join(self.dir, name + ".ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=" + ",".join("DNS:" + s for s in sans) + "\nextendedKeyUsage=serverAuth\n")
+        if self_signed:
+            run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + sans[0], "-addext",
+                 "subjectAltName=" + ",".join("DNS:" + s for s in sans)])
+            return crt, key
+        run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", csr, "-subj", "/CN=" + sans[0]])
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", self.crt, "-CAkey", self.key, "-CAcreateserial",
+             "-out", crt, "-days", "2", "-extfile", ext])
+        return crt, key
+
+
+class TlsOrigin(ThreadedServer):
+    """An HTTPS origin: answers every request with a JSON echo of what it received (method,
+    target, headers), keeping the connection alive."""
+
+    def __init__(self, crt, key):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(crt, key)
+        self.ctx.set_alpn_protocols(["http/1.1"])
+        self.seen = []
+        super().__init__()
+
+    def _serve(self, conn):
+        conn.settimeout(10)
+        try:
+            tls = self.ctx.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):
+            conn.close()
+            return
+        f = tls.makefile("rb")
+        try:
+            while True:
+                line = f.readline(65536)
+                if not line:
+                    return
+                method, target, _ = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+                headers = {}
+                while True:
+                    h = f.readline(65536).decode("latin-1")
+                    if h in ("\r\n", "\n", ""):
+                        break
+                    name, _, value = h.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length", "0"))
+                body = f.read(length) if length else b""
+                seen = {"method": method, "target": target, "headers": headers, "body": body.decode("latin-1"),
+                        "sni": getattr(tls, "server_hostname", None)}
+                self.seen.append(seen)
+                out = json.dumps(seen).encode()
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                            str(len(out)).encode() + b"\r\n\r\n" + out)
+        except (OSError, ValueError, ssl.SSLError):
+            pass
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+
+class InspectionTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="hallpass-inspect-")
+        os.chmod(cls.tmp, 0o755)
+        cls.test_ca = TestCA(cls.tmp)
+        crt, key = cls.test_ca.issue("origin", NAMES)
+        cls.origin = TlsOrigin(crt, key)
+        bad_crt, bad_key = cls.test_ca.issue("bad", ["badcert.test"], self_signed=True)
+        cls.bad_origin = TlsOrigin(bad_crt, bad_key)
+        cls.school_ca = os.path.join(cls.tmp, "school-ca")
+        run([BIN, "ca", "init", "--dir", cls.school_ca, "--name", "Test School"])
+        cls.school_crt = os.path.join(cls.school_ca, "ca.crt")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.origin.stop()
+        cls.bad_origin.stop()
+
+    def edit_policy(self, text):
+        text = text.replace("upstream:\n  allow_loopback: true",
+                            f"upstream:\n  ca_file: {self.test_ca.crt}\n  allow_loopback: true")
+        text = text.replace("hosts:\n", "hosts:\n  badcert.test: 127.0.0.1\n  wiki.test: 127.0.0.1\n"
+                                         "  search.test: 127.0.0.1\n  never.test: 127.0.0.1\n", 1)
+        text = text.replace("categories:\n", "categories:\n  wiki_edits: {urls: [\"wiki.test/edit\"]}\n", 1)
+        return text.replace("      - {action: block, categories: [social_media]}\n",
+                            "      - {action: block, categories: [social_media]}\n"
+                            "      - {action: block, categories: [wiki_edits]}\n", 1)
+
+    def start_proxy(self, port):
+        p = Proxy(tls_port=port, args=["--ca-dir", self.school_ca], policy_edit=self.edit_policy)
+        self.addCleanup(p.stop)
+        return p
+
+    def get(self, proxy, url, source=PUPIL, extra=()):
+        return curl(proxy, url, source=source, extra=["--cacert", self.school_crt, *extra])
+
+    def test_inspected_request_is_decided_by_path(self):
+        p = self.start_proxy(self.origin.port)
+        base = f"https://wiki.test:{self.origin.port}"
+        status, body, err = self.get(p, base + "/wiki/Cats?x=1")
+        self.assertEqual(status, 200, err)
+        seen = json.loads(body)
+        self.assertEqual(seen["target"], "/wiki/Cats?x=1")
+        self.assertEqual(seen["headers"]["host"], f"wiki.test:{self.origin.port}")
+        self.assertIn("hallpass", seen["headers"].get("via", ""))
+        status, body, err = self.get(p, base + "/edit/Cats", extra=["-A", "Mozilla/5.0 (X11; Linux x86_64)"])
+        self.assertEqual(status, 403, err)
+        self.assertIn(b"wiki.test", body)
+        # The form posts back through the tunnel, to a path only the proxy answers.
+        self.assertIn(b'action="/.well-known/hallpass/request"', body)
+        self.assertFalse(any(s["target"].startswith("/edit") for s in self.origin.seen))
+        lines = p.log_lines(4)
+        connects = [l for l in lines if l["method"] == "CONNECT"]
+        gets = [l for l in lines if l["method"] == "GET"]
+        self.assertTrue(all(l.get("tls") == "inspected" for l in connects + gets), lines)
+        self.assertEqual([l["path"] for l in gets], ["/wiki/Cats", "/edit/Cats"])
+        self.assertEqual([l["action"] for l in gets], ["allow", "block"])
+        self.assertEqual(gets[1]["scheme"], "https")
+
+    def test_client_sees_a_leaf_from_the_school_ca_and_a_repeat_mints_nothing(self):
+        p = self.start_proxy(self.origin.port)
+        url = f"https://origin.test:{self.origin.port}/a"
+        status, _, err = self.get(p, url, extra=["-v"])
+        self.assertEqual(status, 200, err)
+        self.assertIn("Test School", err)  # curl -v prints the issuer
+        minted = p.metric("hallpass_tls_leaf_contexts_total", {"source": "minted"})
+        self.assertEqual(minted, 1)
+        for _ in range(3):
+            status, _, err = self.get(p, url)
+            self.assertEqual(status, 200, err)
+        self.assertEqual(p.metric("hallpass_tls_leaf_contexts_total", {"source": "minted"}), 1)
+        self.assertGreaterEqual(p.metric("hallpass_tls_leaf_contexts_total", {"source": "cache"}), 3)
+        # The leaf verifies strictly against the school CA.
+        pem = subprocess.run(
+            ["openssl", "s_client", "-proxy", f"127.0.0.1:{p.port}", "-connect", f"origin.test:{self.origin.port}",
+             "-servername", "origin.test", "-showcerts"], input="", capture_output=True, text=True, timeout=30).stdout
+        leaf = pem[pem.index("-----BEGIN CERTIFICATE-----"):pem.index("-----END CERTIFICATE-----") + 25]
+        leaf_file = os.path.join(self.tmp, "leaf.pem")
+        with open(leaf_file, "w") as f:
+            f.write(leaf + "\n")
+        r = subprocess.run(["openssl", "verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", self.school_crt,
+                            leaf_file], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_keep_alive_inside_the_tunnel_reuses_the_origin_connection(self):
+        p = self.start_proxy(self.origin.port)
+        base = f"https://origin.test:{self.origin.port}"
+        before = self.origin.connections
+        status, body, err = self.get(p, base + "/one", extra=[base + "/two", base + "/three"])
+        self.assertEqual(status, 200, err)
+        self.assertEqual(self.origin.connections - before, 1)
+        self.assertGreaterEqual(p.metric("hallpass_upstream_connections_reused_total"), 2)
+
+    def test_blocked_host_shows_the_https_block_page_to_a_browser_only(self):
+        p = self.start_proxy(self.origin.port)
+        url = f"https://facebook.test:{self.origin.port}/"
+        status, body, err = self.get(p, url, extra=["-A", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"])
+        self.assertEqual(status, 403, err)
+        self.assertIn(b"facebook.test", body)
+        self.assertIn(b"<form", body)
+        self.assertEqual(self.origin.seen and [s for s in self.origin.seen if "facebook" in s["headers"]["host"]], [])
+        # Not a browser: the CONNECT itself is refused (curl reports the proxy's 403).
+        status, body, err = self.get(p, url)
+        self.assertEqual(status, 0)
+        self.assertIn("403", err)
+        # The form posts back through the tunnel and is answered by the proxy (a forged token
+        # is refused), never forwarded to the origin.
+        status, body, err = self.get(p, url + ".well-known/hallpass/request",
+                                     extra=["-A", "Mozilla/5.0", "--data", "url=x&issued=1&nonce=a&token=b&requester=a&reasons=b"])
+        self.assertEqual(status, 403, err)
+        self.assertIn(b"expired", body)
+        self.assertFalse(any("hallpass" in s["target"] for s in self.origin.seen))
+
+    def test_origin_with_an_untrusted_certificate_gets_a_clear_page(self):
+        p = self.start_proxy(self.bad_origin.port)
+        status, body, err = self.get(p, f"https://badcert.test:{self.bad_origin.port}/")
+        self.assertEqual(status, 502, err)
+        self.assertIn(b"could not be trusted", body)
+        self.assertIn(b"self-signed", body)
+        self.assertIn(b"badcert.test", body)
+        self.assertEqual(p.metric("hallpass_tls_origin_failures_total", {"kind": "verify"}), 1)
+        line = [l for l in p.log_lines(2) if l["method"] == "GET"][0]
+        self.assertEqual(line["action"], "error")
+        self.assertIn("self-signed", line["note"])
+
+    def test_request_for_another_host_inside_the_tunnel_is_refused(self):
+        p = self.start_proxy(self.origin.port)
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(f"CONNECT origin.test:{self.origin.port} HTTP/1.1\r\nHost: origin.test\r\n\r\n".encode())
+        self.assertIn(b" 200 ", s.recv(4096))
+        ctx = ssl.create_default_context(cafile=self.school_crt)
+        tls = ctx.wrap_socket(s, server_hostname="origin.test")
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: facebook.test\r\n\r\n")
+        answer = tls.recv(65536)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 421"), answer[:200])
+        self.assertFalse(any("facebook" in x["headers"].get("host", "") for x in self.origin.seen))
+
+    def test_device_without_the_school_ca_is_counted(self):
+        p = self.start_proxy(self.origin.port)
+        status, _, err = curl(p, f"https://origin.test:{self.origin.port}/")
+        self.assertEqual(status, 0)
+        wait_for(lambda: p.metric("hallpass_tls_client_failures_total", {"reason": "rejected_ca"}) == 1,
+                 what="the rejected CA counted")
+        line = p.log_lines(1)[0]
+        self.assertEqual(line["method"], "CONNECT")
+        self.assertIn("rejected the school CA", line["note"])
+
+
+if __name__ == "__main__":
+    unittest.main()

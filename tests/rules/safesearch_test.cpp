@@ -1,0 +1,138 @@
+// SafeSearch locked per role: the providers' locked front ends for tunnels, the request
+// rewrite for requests the proxy reads, and search terms for the log, with hostile input.
+#include <doctest/doctest.h>
+
+#include "rules/safesearch.hpp"
+#include "tests/rules/policy_fixture.hpp"
+
+using namespace hallpass::rules;
+
+namespace {
+
+const std::string policy_yaml = std::string(test::timetable_yaml) + R"(
+roles:
+  pupils:
+    default: allow
+    safesearch: {search: strict, youtube: strict}
+  staff:
+    default: allow
+    safesearch: {search: off, youtube: moderate}
+  office:
+    default: allow
+)";
+
+struct fixture {
+  std::shared_ptr<const policy> p = test::load_yaml(policy_yaml);
+  verdict as(const char* role) const { return test::ask{*p, role}.at("2026-11-23 11:00", "https://x.example/"); }
+  std::optional<std::string_view> connect(const char* role, std::string_view host) const {
+    return safesearch_connect_host(*p, as(role), host);
+  }
+  std::optional<std::string> target(const char* role, std::string_view host, std::string_view pq) const {
+    return safesearch_request(*p, as(role), host, pq).target;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("SafeSearch: the locked front end each tunnel connects to, per role") {
+  fixture t;
+  for (const char* h : {"www.google.com", "google.com", "www.google.co.uk", "google.co.uk", "www.google.de",
+                        "www.google.com.au", "WWW.Google.COM."}) {
+    CAPTURE(h);
+    CHECK(t.connect("pupils", h) == std::optional<std::string_view>("forcesafesearch.google.com"));
+  }
+  CHECK(t.connect("pupils", "www.bing.com") == std::optional<std::string_view>("strict.bing.com"));
+  CHECK(t.connect("pupils", "bing.com") == std::optional<std::string_view>("strict.bing.com"));
+  CHECK(t.connect("pupils", "duckduckgo.com") == std::optional<std::string_view>("safe.duckduckgo.com"));
+  CHECK(t.connect("pupils", "www.duckduckgo.com") == std::optional<std::string_view>("safe.duckduckgo.com"));
+  for (const char* h : {"www.youtube.com", "m.youtube.com", "youtubei.googleapis.com", "youtube.googleapis.com",
+                        "www.youtube-nocookie.com"}) {
+    CAPTURE(h);
+    CHECK(t.connect("pupils", h) == std::optional<std::string_view>("restrict.youtube.com"));
+    CHECK(t.connect("staff", h) == std::optional<std::string_view>("restrictmoderate.youtube.com"));
+    CHECK_FALSE(t.connect("office", h));
+  }
+  // Search off for staff, nothing for office.
+  CHECK_FALSE(t.connect("staff", "www.google.com"));
+  CHECK_FALSE(t.connect("office", "www.bing.com"));
+  // Not search hosts: other Google services, look-alikes, the front ends themselves.
+  for (const char* h : {"mail.google.com", "google.evil.com", "www.google.evil", "google.com.evil.example",
+                        "notgoogle.com", "forcesafesearch.google.com", "strict.bing.com", "images.bing.com.example",
+                        "youtube.com.example", "", "www.google.c0m"}) {
+    CAPTURE(h);
+    CHECK_FALSE(t.connect("pupils", h));
+  }
+}
+
+TEST_CASE("SafeSearch: the request rewrite replaces a conflicting parameter and keeps the rest byte for byte") {
+  fixture t;
+  using opt = std::optional<std::string>;
+  CHECK(t.target("pupils", "www.google.com", "/search?q=owls") == opt("/search?q=owls&safe=active"));
+  CHECK(t.target("pupils", "www.google.com", "/search?q=owls&safe=off&hl=en") == opt("/search?q=owls&safe=active&hl=en"));
+  CHECK(t.target("pupils", "www.google.com", "/search?safe=off&q=a%20b+c&safe=images") == opt("/search?safe=active&q=a%20b+c"));
+  CHECK(t.target("pupils", "www.google.com", "/search?q=x&s%61fe=off") == opt("/search?q=x&safe=active"));
+  CHECK(t.target("pupils", "www.google.com", "/search?q=x&SAFE=off") == opt("/search?q=x&safe=active"));
+  CHECK(t.target("pupils", "www.google.com", "/search") == opt("/search?safe=active"));
+  CHECK(t.target("pupils", "www.google.com", "/search?") == opt("/search?safe=active"));
+  CHECK(t.target("pupils", "www.google.com", "/search?q=%zz&&x=%") == opt("/search?q=%zz&&x=%&safe=active"));
+  // Already locked: nothing to change.
+  CHECK_FALSE(t.target("pupils", "www.google.com", "/search?q=owls&safe=active"));
+  // Not a search path, not a search host, or search off for the role.
+  CHECK_FALSE(t.target("pupils", "www.google.com", "/maps?q=x"));
+  CHECK_FALSE(t.target("pupils", "mail.google.com", "/search?q=x"));
+  CHECK_FALSE(t.target("staff", "www.google.com", "/search?q=x"));
+  // Bing and DuckDuckGo.
+  CHECK(t.target("pupils", "www.bing.com", "/search?q=x&adlt=off") == opt("/search?q=x&adlt=strict"));
+  CHECK(t.target("pupils", "www.bing.com", "/images/search?q=x") == opt("/images/search?q=x&adlt=strict"));
+  CHECK(t.target("pupils", "duckduckgo.com", "/?q=x&kp=-2") == opt("/?q=x&kp=1"));
+  CHECK(t.target("pupils", "html.duckduckgo.com", "/html/?q=x") == opt("/html/?q=x&kp=1"));
+  CHECK_FALSE(t.target("pupils", "duckduckgo.com", "/?t=h_"));  // the home page, not a search
+  // YouTube: the header, Strict or Moderate; the target stays.
+  auto yt = safesearch_request(*t.p, t.as("pupils"), "www.youtube.com", "/watch?v=1");
+  CHECK_FALSE(yt.target);
+  REQUIRE(yt.set_headers.size() == 1);
+  CHECK(yt.set_headers[0] == std::pair<std::string, std::string>("YouTube-Restrict", "Strict"));
+  auto moderate = safesearch_request(*t.p, t.as("staff"), "m.youtube.com", "/");
+  REQUIRE(moderate.set_headers.size() == 1);
+  CHECK(moderate.set_headers[0].second == "Moderate");
+  CHECK(safesearch_request(*t.p, t.as("office"), "www.youtube.com", "/").empty());
+}
+
+TEST_CASE("SafeSearch: a huge query with many repeats is rewritten in one pass") {
+  fixture t;
+  std::string pq = "/search?q=x";
+  for (int i = 0; i < 20000; ++i) pq += "&safe=off";
+  pq += "&hl=en";
+  CHECK(t.target("pupils", "www.google.com", pq) == std::optional<std::string>("/search?q=x&safe=active&hl=en"));
+}
+
+TEST_CASE("search terms: decoded, bounded, only on search paths") {
+  CHECK(search_terms("www.google.com", "/search?q=owls+and%20bats&safe=off") == std::optional<std::string>("owls and bats"));
+  CHECK(search_terms("www.google.co.uk", "/search?hl=en&q=caf%C3%A9") == std::optional<std::string>("caf\xC3\xA9"));
+  CHECK(search_terms("www.bing.com", "/search?q=x%2By") == std::optional<std::string>("x+y"));
+  CHECK(search_terms("duckduckgo.com", "/?q=ducks&ia=web") == std::optional<std::string>("ducks"));
+  CHECK(search_terms("www.youtube.com", "/results?search_query=lego+owl") == std::optional<std::string>("lego owl"));
+  // Odd escapes are kept as written; controls become spaces; the first of repeats.
+  CHECK(search_terms("www.google.com", "/search?q=100%+%zz%4") == std::optional<std::string>("100% %zz%4"));
+  CHECK(search_terms("www.google.com", "/search?q=a%0d%0ab%00c") == std::optional<std::string>("a  b c"));
+  CHECK(search_terms("www.google.com", "/search?q=first&q=second") == std::optional<std::string>("first"));
+  CHECK(search_terms("www.google.com", "/search?%71=encoded") == std::optional<std::string>("encoded"));
+  // Not a search, or nothing searched.
+  CHECK_FALSE(search_terms("www.google.com", "/maps?q=x"));
+  CHECK_FALSE(search_terms("www.google.com", "/search"));
+  CHECK_FALSE(search_terms("www.google.com", "/search?q="));
+  CHECK_FALSE(search_terms("www.google.com", "/search?q=+%20+"));
+  CHECK_FALSE(search_terms("www.google.com", "/search?qq=x"));
+  CHECK_FALSE(search_terms("example.com", "/search?q=x"));
+  CHECK_FALSE(search_terms("www.youtube.com", "/watch?v=1&search_query=x"));
+  // A huge query: cut at the bound, on a character boundary.
+  std::string huge = "/search?q=";
+  for (int i = 0; i < 100000; ++i) huge += "%C3%A9";  // é, two bytes each
+  auto cut = search_terms("www.google.com", huge);
+  REQUIRE(cut);
+  CHECK(cut->size() <= max_search_terms_bytes);
+  CHECK(cut->size() % 2 == 0);
+  CHECK(cut->substr(cut->size() - 2) == "\xC3\xA9");
+  std::string plain = "/search?q=" + std::string(1 << 20, 'a');
+  CHECK(search_terms("www.google.com", plain)->size() == max_search_terms_bytes);
+}
