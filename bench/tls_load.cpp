@@ -10,7 +10,7 @@
 //   newconn     --connections loops of: connect, CONNECT, full TLS handshake (no resumption),
 //               one GET with Connection: close, close; for --duration seconds
 //   firstvisit  --hosts names from --host-format (h%04d.bench.test), each visited once as in
-//               newconn (the first visit), then all again (warm); meanwhile --background
+//               newconn (the first visit), then, after --pause seconds, all again (warm); meanwhile --background
 //               kept-alive connections to --host paced at --rate, whose latencies are reported
 //               for a baseline phase before the burst, during the first visits and during the
 //               warm visits
@@ -65,6 +65,7 @@ struct options {
   double rate = 0;  // per connection; 0: back to back
   double duration = 10;
   double baseline = 3;  // firstvisit: seconds of background alone before the burst
+  double pause = 0;     // firstvisit: seconds between the first and the warm pass
   double io_timeout = 10;
   double max_seconds = 300;  // download: stop (and say so) after this long
 };
@@ -83,6 +84,7 @@ struct options {
                "  --rate R               keepalive: requests per second per connection (default: unpaced)\n"
                "  --hosts N --first-host N --host-format F   firstvisit names (1000, 1, h%%04d.bench.test)\n"
                "  --background N --baseline S               firstvisit: paced keep-alive connections (8, 3 s)\n"
+               "  --pause S              firstvisit: seconds between the first and the warm pass (0)\n"
                "  --io-timeout S         per read or write (default 10)\n"
                "  --max-seconds S        download: give up after S seconds (default 300)\n",
                why.c_str());
@@ -113,6 +115,7 @@ options parse(int argc, char** argv) {
     else if (k == "--rate") o.rate = std::stod(v);
     else if (k == "--duration") o.duration = std::stod(v);
     else if (k == "--baseline") o.baseline = std::stod(v);
+    else if (k == "--pause") o.pause = std::stod(v);
     else if (k == "--io-timeout") o.io_timeout = std::stod(v);
     else if (k == "--max-seconds") o.max_seconds = std::stod(v);
     else usage("unknown option " + k);
@@ -558,10 +561,10 @@ std::pair<std::vector<std::uint32_t>, double> visit_all(const options& o, SSL_CT
 
 int run_firstvisit(options o, SSL_CTX* ctx) {
   if (o.rate <= 0) o.rate = 50;
-  enum : int { baseline = 0, first = 1, warm = 2, after = 3 };
+  enum : int { baseline = 0, first = 1, between = 2, warm = 3, after = 4, phases = 5 };
   std::atomic<int> phase{baseline};
   std::atomic<bool> stop{false};
-  std::vector<std::vector<samples>> bg(static_cast<std::size_t>(o.background), std::vector<samples>(4));
+  std::vector<std::vector<samples>> bg(static_cast<std::size_t>(o.background), std::vector<samples>(phases));
   std::vector<std::thread> threads;
   for (int i = 0; i < o.background; ++i)
     threads.emplace_back([&, i] { keepalive_worker(o, ctx, stop, bg[static_cast<std::size_t>(i)], &phase); });
@@ -570,14 +573,16 @@ int run_firstvisit(options o, SSL_CTX* ctx) {
   const double baseline_s = seconds_since(t0);
   phase = first;
   auto [first_lat, first_s] = visit_all(o, ctx);
+  phase = between;  // (an idle pause lets the peer's pooled origin connections expire, see README)
+  std::this_thread::sleep_for(std::chrono::duration<double>(o.pause));
   phase = warm;
   auto [warm_lat, warm_s] = visit_all(o, ctx);
   phase = after;
   stop = true;
   for (auto& t : threads) t.join();
-  std::vector<std::vector<std::uint32_t>> bgp(4);
+  std::vector<std::vector<std::uint32_t>> bgp(phases);
   for (auto& b : bg)
-    for (std::size_t p = 0; p < 4; ++p) bgp[p].insert(bgp[p].end(), b[p].us.begin(), b[p].us.end());
+    for (std::size_t p = 0; p < phases; ++p) bgp[p].insert(bgp[p].end(), b[p].us.begin(), b[p].us.end());
   std::printf("{\"mode\":\"firstvisit\",\"hosts\":%d,\"connections\":%d,\"first\":%s,\"warm\":%s,"
               "\"background\":{\"connections\":%d,\"rate_per_conn\":%.1f,\"baseline\":%s,\"during_first\":%s,"
               "\"during_warm\":%s},\"errors\":%s,\"error_count\":%llu}\n",

@@ -422,7 +422,7 @@ def load_firstvisit(ctx, run):
     a = ctx.args
     out = tls_load(ctx, run, "firstvisit", "--host", WARM_HOST, "--path", "/small", "--hosts", a.hosts,
                    "--connections", a.firstvisit_connections, "--background", a.background, "--rate",
-                   a.background_rate, "--baseline", a.baseline, timeout=900)
+                   a.background_rate, "--baseline", a.baseline, "--pause", a.pause, timeout=900)
     f, w, bg = out["first"], out["warm"], out["background"]
     if not f["count"] or not w["count"]:
         raise PeerError(f"no visit succeeded: {first_error(out)}")
@@ -679,6 +679,8 @@ def parse_args(argv):
                                                               "visits (default 8)")
     p.add_argument("--background-rate", type=float, default=20, help="GETs/s per background connection (20)")
     p.add_argument("--baseline", type=float, default=3, help="seconds of background alone before the burst (3)")
+    p.add_argument("--pause", type=float, default=3.5, help="seconds between the first and the warm visits, so "
+                                                            "that pooled origin connections expire (3.5)")
     p.add_argument("--download-timeout", type=int, default=180, help="seconds a download may take (180)")
     p.add_argument("--origin-workers", type=int, default=1)
     p.add_argument("--start-timeout", type=float, default=60)
@@ -728,7 +730,7 @@ def main(argv):
     machine, versions = P.machine_and_versions(ctx)
     versions["openssl"] = P.first_line(["openssl", "version"])
     ctx.report.update({"started": started.isoformat(timespec="seconds"), "machine": machine, "versions": versions,
-                       "options": vars(args), "command": "bench/run-tls.sh " + " ".join(argv)})
+                       "options": vars(args), "command": " ".join(["bench/run-tls.sh", *argv])})
 
     def on_signal(sig, _frame):
         raise KeyboardInterrupt(f"signal {sig}")
