@@ -201,6 +201,22 @@ std::string build_approve(const verb_arguments& a, json::object& out) {
   copy_value(a, "--until", "until", out);
   copy_value(a, "--scope", "scope", out);
   copy_value(a, "--reason", "reason", out);
+  if (a.flags.contains("--force")) out["force"] = true;
+  return {};
+}
+
+// The adult questions of a pending request; at least one. Blank and over-long text is the
+// daemon's to refuse, so that scripts on the socket get the same answers.
+std::string build_review(const verb_arguments& a, json::object& out) {
+  if (auto e = take_id(a, "request ID", out); !e.empty()) return e;
+  if (!a.has("--risks") && !a.has("--control-measures") && !a.has("--site-content") &&
+      !a.has("--note")) {
+    return "nothing to complete: give --risks, --control-measures, --site-content or --note";
+  }
+  copy_value(a, "--risks", "risks", out);
+  copy_value(a, "--control-measures", "control_measures", out);
+  copy_value(a, "--site-content", "site_content", out);
+  copy_value(a, "--note", "note", out);
   return {};
 }
 
@@ -298,16 +314,38 @@ const std::vector<verb_spec>& verbs() {
        "The request then waits for the headteacher. Prints the new request's id.\n"
        "Allowed for: technician, headteacher.",
        build_request},
+      {"review",
+       "request ID",
+       {{"--risks", k::value},
+        {"--control-measures", k::value},
+        {"--site-content", k::value},
+        {"--note", k::value}},
+       "hallpassctl review ID [--risks TEXT] [--control-measures TEXT] [--site-content TEXT]\n"
+       "                  [--note TEXT]",
+       "Complete the adult questions of a pending request's form (000 7.5 and appendix): the\n"
+       "identified risks and the control measures, which the block page does not ask a pupil.\n"
+       "--site-content adds your description of the site beside the requester's own words,\n"
+       "which are never changed; --note is for the headteacher. Give at least one; each is at\n"
+       "most 2,000 characters and replaces what an earlier review gave (the audit log keeps\n"
+       "both). Only a pending request can be completed.\n"
+       "Allowed for: technician, headteacher.",
+       build_review},
       {"approve",
        "request ID",
-       {{"--for", k::value}, {"--until", k::value}, {"--scope", k::value}, {"--reason", k::value}},
+       {{"--for", k::value},
+        {"--until", k::value},
+        {"--scope", k::value},
+        {"--reason", k::value},
+        {"--force", k::flag}},
        "hallpassctl approve ID (--for DURATION | --until \"YYYY-MM-DD HH:MM\")\n"
-       "                   [--scope url|prefix|domain] [--reason TEXT]",
+       "                   [--scope url|prefix|domain] [--reason TEXT] [--force]",
        "Approve a pending request. The exception starts at once and ends by itself after --for\n"
        "(30s, 45m, 2h, 1d) or at --until (school-local time): the block comes back with nobody\n"
        "acting. --scope says what it opens: the whole domain, every URL under the request's URL\n"
        "(prefix) or that one URL; the default is domain when the URL's path is /, else prefix.\n"
-       "A locked category is never opened.\n"
+       "A locked category is never opened. A request whose identified risks or control\n"
+       "measures are still empty is refused (complete them with review); --force approves it\n"
+       "without them, and the audit log says so.\n"
        "Allowed for: headteacher.",
        build_approve},
       {"deny",
@@ -591,6 +629,7 @@ usage: hallpassctl [--socket PATH] VERB ... [--json]
 
 Access requests (the blocked content access request form):      who may
   request   file a request for a blocked page                    technician, headteacher
+  review    complete a pending request's risks and controls      technician, headteacher
   approve   approve a request for a time; it ends by itself      headteacher
   deny      refuse a request                                     headteacher
   revoke    end an approved exception now                        headteacher

@@ -75,6 +75,40 @@ std::string or_dash(std::string s) {
   return s.empty() ? "-" : std::move(s);
 }
 
+// The form's adult questions still empty, in the form's words: "identified risks and control
+// measures"; "" when none is (or the daemon does not say).
+std::string still_to_complete(const json::object& request) {
+  const json::value* v = find(request, "to_complete");
+  const json::array* fields = v ? v->if_array() : nullptr;
+  if (!fields) return {};
+  std::vector<std::string> words;
+  for (const auto& f : *fields) {
+    const std::string name = text(&f);
+    words.push_back(name == "risks"              ? "identified risks"
+                    : name == "control_measures" ? "control measures"
+                                                 : name);
+  }
+  std::string out;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) out += i + 1 == words.size() ? " and " : ", ";
+    out += words[i];
+  }
+  return out;
+}
+
+// The list's FORM column: "complete (ict.tech)", naming who completed the adult questions
+// (the reviewer, else whoever filed the form whole); "needs review" while pending and not
+// complete; "incomplete" for a request decided so; "-" from a daemon that does not say.
+std::string form_state(const json::object& request) {
+  if (!find(request, "to_complete")) return "-";
+  if (!still_to_complete(request).empty())
+    return text(request, "status") == "pending" ? "needs review" : "incomplete";
+  std::string by;
+  if (const json::object* review = find_object(request, "review")) by = text(*review, "by");
+  if (by.empty()) by = text(request, "filed_by");
+  return by.empty() ? "complete" : "complete (" + by + ")";
+}
+
 // Lines of "Label:  value", values aligned; multi-line values continue under the value.
 class labelled_lines {
  public:
@@ -160,7 +194,7 @@ std::string render_list(const json::object& data, const json::object& args) {
     const std::string filter = text(args, "filter");
     return filter == "all" || filter.empty() ? "no requests\n" : "no " + filter + " requests\n";
   }
-  text_table table({"ID", "STATUS", "REQUESTER", "URL", "SCOPE", "UNTIL"});
+  text_table table({"ID", "STATUS", "REQUESTER", "URL", "SCOPE", "UNTIL", "FORM"});
   table.limit_width(2, 24);
   table.limit_width(3, 60);
   for (const auto& row : *rows) {
@@ -172,7 +206,8 @@ std::string render_list(const json::object& data, const json::object& args) {
       if (std::string kind = text(*exception, "kind"); !kind.empty()) scope += " (" + kind + ")";
     }
     table.add_row({text(*r, "id"), text(*r, "status"), text(*r, "requester"), text(*r, "url"),
-                   or_dash(scope), or_dash(exception ? text(*exception, "until") : "")});
+                   or_dash(scope), or_dash(exception ? text(*exception, "until") : ""),
+                   form_state(*r)});
   }
   return table.render();
 }
@@ -188,10 +223,29 @@ std::string render_show(const json::object& r) {
   lines.add("Reasons for access", text(r, "reasons"));
   lines.add("Identified risks", text(r, "risks"));
   lines.add("Control measures", text(r, "control_measures"));
+  if (find(r, "to_complete")) {
+    const std::string missing = still_to_complete(r);
+    lines.add("Form", missing.empty() ? "complete"
+                      : text(r, "status") == "pending"
+                          ? "to complete: " + missing + " (hallpassctl review)"
+                          : "decided without " + missing);
+  }
   lines.add("For", who(r));
   lines.add("Filed by", text(r, "filed_by"));
   lines.add("Source", text(r, "source"));
   lines.add("Client", text(r, "client"));
+  if (const json::object* review = find_object(r, "review")) {
+    std::string by = text(*review, "by");
+    if (std::string role = text(*review, "role"); !role.empty()) by += " (" + role + ")";
+    lines.add("Completed by", by);
+    lines.add("Completed at", text(*review, "at"));
+    if (std::string site = text(*review, "site_content"); !site.empty())
+      lines.add("Site content, reviewer", site);
+    if (std::string note = text(*review, "note"); !note.empty()) lines.add("Reviewer's note", note);
+    add_unknown_fields(lines, *review, {"by", "role", "at", "site_content", "note"}, "Review ");
+  } else if (find(r, "review")) {
+    lines.add("Completed by", "not reviewed");
+  }
   if (const json::object* d = find_object(r, "decision")) {
     if (find(*d, "outcome")) lines.add("Decision", text(*d, "outcome"));
     lines.add("Decided by", text(*d, "by"));
@@ -214,11 +268,29 @@ std::string render_show(const json::object& r) {
   } else {
     lines.add("Exception", "none");
   }
-  add_unknown_fields(
-      lines, r,
-      {"id", "status", "created", "requester", "url", "site_content", "reasons", "risks",
-       "control_measures", "scope", "filed_by", "source", "client", "decision", "exception"});
+  add_unknown_fields(lines, r,
+                     {"id", "status", "created", "requester", "url", "site_content", "reasons",
+                      "risks", "control_measures", "to_complete", "review", "scope", "filed_by",
+                      "source", "client", "decision", "exception"});
   return lines.render();
+}
+
+// After review: what was completed, and whether the form is ready for the headteacher.
+std::string render_review(const json::object& request, const json::object& args) {
+  std::vector<std::string> given;
+  for (auto [key, words] :
+       {std::pair{"risks", "identified risks"}, std::pair{"control_measures", "control measures"},
+        std::pair{"site_content", "site content"}, std::pair{"note", "note"}}) {
+    if (find(args, key)) given.push_back(words);
+  }
+  std::string line = "request " + text(request, "id") + " completed:";
+  for (std::size_t i = 0; i < given.size(); ++i) line += (i ? ", " : " ") + given[i];
+  if (find(request, "to_complete")) {
+    const std::string missing = still_to_complete(request);
+    line += missing.empty() ? "; the form is ready for the headteacher"
+                            : "; still to complete: " + missing;
+  }
+  return printable(line) + "\n";
 }
 
 std::string render_report_filed(const json::object& data) {
@@ -357,6 +429,7 @@ std::string render_human(const command& request, const json::object& data) {
   const std::string& verb = request.verb;
   if (verb == "request") return render_request_filed(data);
   if (verb == "approve" || verb == "deny" || verb == "revoke") return render_decision(verb, data);
+  if (verb == "review") return render_review(data, request.args);
   if (verb == "list") return render_list(data, request.args);
   if (verb == "show") return render_show(data);
   if (verb == "report") return render_report_filed(data);

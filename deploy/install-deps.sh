@@ -22,6 +22,7 @@ build_pkgs=(
 test_pkgs=(
   python3 curl nginx-light openssl procps iproute2
   chromium                  # a real browser through the proxy (tests/integration/browser_test.py)
+  libnss3-tools             # certutil: Chromium's NSS database trusts the school CA (tests/integration/browser_https_test.py)
   nodejs                    # evaluates deploy/proxy.pac (tests/integration/deploy_pac_test.py)
   nftables                  # checks and loads deploy/nftables-hallpass.nft (tests/integration/deploy_nftables_test.py)
   clang-14 libclang-rt-14-dev  # the libFuzzer targets in tests/fuzz/ (libFuzzer, ASan, UBSan runtimes)

@@ -38,8 +38,9 @@ const std::set<std::string>* admin_verb_roles(std::string_view verb) {
   static const std::set<std::string> deciding = {"headteacher"};
   static const std::set<std::string> reading = {"technician", "headteacher", "dsl"};
   static const std::map<std::string, const std::set<std::string>*, std::less<>> table = {
-      {"request", &filing}, {"report", &filing},    {"block", &filing},   {"unblock", &filing},
-      {"reload", &filing},  {"approve", &deciding}, {"deny", &deciding},  {"revoke", &deciding},
+      {"request", &filing}, {"review", &filing},    {"report", &filing},  {"block", &filing},
+      {"unblock", &filing}, {"reload", &filing},    {"approve", &deciding}, {"deny", &deciding},
+      {"revoke", &deciding},
       {"list", &reading},   {"show", &reading},     {"status", &reading}, {"audit", &reading},
       {"reports", &reading}, {"blocks", &reading}};
   auto it = table.find(verb);

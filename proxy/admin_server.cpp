@@ -457,8 +457,28 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
       store_->audit_refusal(actor, "approve", "request " + std::to_string(*id), why);
       return response(store::result::fail("forbidden", why));
     }
-    r = store_->approve(actor, *id, now, until, *target, text_arg(args, "reason", false, &err).value_or(""));
+    bool force = false;
+    if (auto it = args.find("force"); it != args.end()) {
+      if (!it->value().is_bool()) return bad("'force' must be true or false");
+      force = it->value().as_bool();
+    }
+    r = store_->approve(actor, *id, now, until, *target, text_arg(args, "reason", false, &err).value_or(""), force);
     changed = r.ok;
+  } else if (verb == "review") {
+    auto id = id_arg(args, &err);
+    if (!id) return bad(err);
+    // Only the type is checked here: what may be completed, how long it may be (the line's
+    // 64 KiB bounds it first) and when, is the store's (exception_store::review).
+    store::request_review review;
+    for (auto [key, field] : {std::pair{"risks", &review.risks},
+                              std::pair{"control_measures", &review.control_measures},
+                              std::pair{"site_content", &review.site_content}, std::pair{"note", &review.note}}) {
+      auto it = args.find(key);
+      if (it == args.end() || it->value().is_null()) continue;
+      if (!it->value().is_string()) return bad(std::string("'") + key + "' must be text");
+      *field = std::string(it->value().as_string());
+    }
+    r = store_->review(actor, *id, review);
   } else if (verb == "deny" || verb == "revoke") {
     auto id = id_arg(args, &err);
     auto reason = text_arg(args, "reason", true, &err);

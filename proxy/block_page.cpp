@@ -221,11 +221,13 @@ std::string render_titled_page(std::string_view title, std::string_view text, st
 }  // namespace
 
 std::string render_error_page(int status, std::string_view title, std::string_view explanation,
-                              std::string_view school_name) {
+                              std::string_view school_name, bool transient) {
   std::string out = render_titled_page(title, explanation, school_name);
-  out +=
-      "<p>Try again in a minute. If it keeps happening, tell your teacher or the ICT "
-      "technician what you were trying to open and when.</p>\n<p class=\"note\">Error ";
+  if (transient) {
+    out += "<p>Try again in a minute. If it keeps happening, tell your teacher or the ICT technician what you were "
+           "trying to open and when.</p>\n";
+  }
+  out += "<p class=\"note\">Error ";
   out += std::to_string(status);
   out += " \u00b7 reported by the school\u2019s internet filter, not by the website.</p>\n";
   end_document(out);

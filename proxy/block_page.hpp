@@ -35,8 +35,10 @@ std::string render_block_page(const block_page_info& info);
 
 // For 400, 502, 504 and the like: the status, a short title ("The website did not answer"),
 // one or two sentences of explanation, and what to do next.
+// `transient`: the problem may go away by itself (a site not answering), so the page says to try
+// again in a minute; false for one that will not (a certificate that cannot be trusted).
 std::string render_error_page(int status, std::string_view title, std::string_view explanation,
-                              std::string_view school_name);
+                              std::string_view school_name, bool transient = true);
 
 // Appends `s` with & < > " ' escaped; control characters become U+FFFD.
 // A page that tells the user something went well (the access request was sent).

@@ -132,7 +132,7 @@ net::awaitable<relay_result> relay_decoded(duplex_stream& in, beast::flat_buffer
     auto [rec, n] = co_await in.async_read_some(into, nothrow);
     in_buffer.commit(n);
     if (rec) {
-      if (rec == net::error::eof && how.source == body_source::until_close) {
+      if (closed_by_peer(rec) && how.source == body_source::until_close) {
         ended = true;
         continue;
       }

@@ -59,7 +59,7 @@ net::awaitable<void> pump(worker& w, duplex_stream& from, duplex_stream& to, bea
   for (;;) {
     auto [ec, n] = co_await from.async_read_some(net::buffer(buf.get(), worker::relay_buffer_size), nothrow);
     if (ec) {
-      end_direction(from, to, ec == net::error::eof || ec == net::ssl::error::stream_truncated);
+      end_direction(from, to, closed_by_peer(ec));
       break;
     }
     st.last_activity = std::chrono::steady_clock::now();

@@ -15,6 +15,7 @@
 // worker's thread.
 #pragma once
 
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 
@@ -65,6 +66,14 @@ class prefixed_stream {
 };
 
 using tls_stream = net::ssl::stream<prefixed_stream>;
+
+// The peer closed its side: a TCP EOF, or on TLS a close_notify (eof) or a TCP close without
+// one (stream_truncated), which many servers do. Where the framing says the message ends at
+// the close (a close-delimited body) or nothing was expected (an idle pooled connection), both
+// mean "closed".
+inline bool closed_by_peer(const error_code& ec) {
+  return ec == net::error::eof || ec == net::ssl::error::stream_truncated;
+}
 
 class duplex_stream {
  public:

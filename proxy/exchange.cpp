@@ -7,11 +7,15 @@
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 #include "rules/decision.hpp"
+#include "rules/inspection.hpp"
+#include "rules/safesearch.hpp"
 
 namespace hallpass {
 
-const rules::verdict& decide_exchange(worker& w, const client_connection& c, exchange& ex,
-                                      std::optional<std::string_view> path) {
+namespace {
+
+rules::request_facts facts_of(const client_connection& c, const exchange& ex, std::optional<std::string_view> path,
+                              bool path_seen_later) {
   rules::request_facts f;
   f.client = c.ip;
   f.method = ex.method;
@@ -19,7 +23,16 @@ const rules::verdict& decide_exchange(worker& w, const client_connection& c, exc
   f.host = ex.host;
   f.port = ex.port;
   f.path = path;
+  f.path_seen_later = path_seen_later;
   f.time = std::chrono::floor<std::chrono::seconds>(ex.start);
+  return f;
+}
+
+}  // namespace
+
+const rules::verdict& decide_exchange(worker& w, const client_connection& c, exchange& ex,
+                                      std::optional<std::string_view> path, bool path_seen_later) {
+  const rules::request_facts f = facts_of(c, ex, path, path_seen_later);
   const auto t0 = std::chrono::steady_clock::now();
   // The one decision function (rules/decision.hpp), the same explain uses: the policy, then the
   // headteacher's exceptions and local entries (never over a locked category). The index is
@@ -44,16 +57,31 @@ bool looks_like_browser(std::string_view user_agent) { return user_agent.starts_
 }  // namespace
 
 tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std::string_view user_agent) {
-  const auto& v = decide_exchange(w, c, ex, std::nullopt);
-  if (!v.host.text.empty()) ex.host = v.host.text;
-  const bool ca = ex.cfg->inspecting();
-  if (v.act == rules::action::block) {
-    if (ca && v.by != rules::decided_by::invalid_host && looks_like_browser(user_agent)) return tunnel_plan::block_page;
+  const auto& policy = *ex.cfg->policy;
+  const rules::verdict* v = &decide_exchange(w, c, ex, std::nullopt);
+  if (!v->host.text.empty()) ex.host = v->host.text;
+  const bool browser = looks_like_browser(user_agent);
+  if (ex.cfg->inspecting() && v->by != rules::decided_by::invalid_host) {
+    const auto facts = facts_of(c, ex, std::nullopt, false);
+    const auto inspection = rules::decide_inspection(policy, ex.exceptions.get(), facts, *v);
+    if (inspection.handling == rules::tls_handling::inspect) {
+      // Decided on the host alone now; what needs the path applies to each request inside.
+      ex.note = inspection.why;
+      v = &decide_exchange(w, c, ex, std::nullopt, true);
+      if (v->act == rules::action::block) return browser ? tunnel_plan::block_page : tunnel_plan::refuse;
+      return tunnel_plan::inspect;
+    }
+    // A blocked site is shown its block page even when it is never inspected otherwise: the
+    // handshake then serves only the proxy's own page, and nothing goes to the site.
+    if (v->act == rules::action::block) return browser ? tunnel_plan::block_page : tunnel_plan::refuse;
+    if (inspection.never) ex.note = inspection.why;
+  } else if (v->act == rules::action::block) {
     return tunnel_plan::refuse;
   }
-  if (!ca) return tunnel_plan::relay;
-  // TODO(inspection rules): rules::decide_inspection; until then every allowed tunnel is inspected.
-  return tunnel_plan::inspect;
+  // Relayed: SafeSearch by address (forcesafesearch.google.com's for www.google.com, ...), the
+  // client's TLS to the real name untouched.
+  if (const auto mapped = rules::safesearch_connect_host(policy, *v, ex.host)) ex.connect_host = std::string(*mapped);
+  return tunnel_plan::relay;
 }
 
 void finish_exchange(worker& w, const client_connection& c, exchange& ex) {

@@ -74,7 +74,8 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
 void finish_exchange(worker& w, const client_connection& c, exchange& ex);
 
 // Decides the exchange's request with the pinned policy; records timing metrics.
+// `path_seen_later`: a CONNECT that will be inspected (rules::request_facts).
 const rules::verdict& decide_exchange(worker& w, const client_connection& c, exchange& ex,
-                                      std::optional<std::string_view> path);
+                                      std::optional<std::string_view> path, bool path_seen_later = false);
 
 }  // namespace hallpass

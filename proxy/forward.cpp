@@ -8,6 +8,7 @@
 #include "proxy/shared_state.hpp"
 #include "proxy/byte_relay.hpp"
 #include "proxy/worker.hpp"
+#include "rules/safesearch.hpp"
 
 namespace hallpass {
 namespace {
@@ -114,8 +115,26 @@ net::awaitable<head_read> read_response_head(upstream_connection& up, response_h
 // connection goes back to the pool only after a response that ended exactly where its framing
 // said, with no byte read beyond it.
 net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchange& ex, request_parser& rp,
-                                        const parsed_target& t) {
+                                        const parsed_target& target) {
   auto& req = rp.get();
+  // SafeSearch, locked for the role: the search engine's own safe mode by its parameters and
+  // headers, and its locked front end's address (rules/safesearch.hpp).
+  parsed_target t = target;
+  const auto& policy = *ex.cfg->policy;
+  if (ex.verdict) {
+    const std::string path_and_query = t.path + (t.query.empty() ? "" : "?" + t.query);
+    auto rewrite = rules::safesearch_request(policy, *ex.verdict, ex.host, path_and_query);
+    if (rewrite.target) {
+      const auto q = rewrite.target->find('?');
+      t.path = rewrite.target->substr(0, q);
+      t.query = q == std::string::npos ? std::string() : rewrite.target->substr(q + 1);
+    }
+    for (auto& [name, value] : rewrite.set_headers) req.set(name, value);
+    if (!rewrite.empty()) ex.note = "SafeSearch enforced";
+    if (const auto mapped = rules::safesearch_connect_host(policy, *ex.verdict, ex.host)) {
+      ex.connect_host = std::string(*mapped);
+    }
+  }
   const auto& daemon = ex.cfg->daemon;
   const unsigned client_version = req.version();
   const bool client_keep_alive = req.keep_alive();
@@ -237,7 +256,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       if (hr.result == head_parse::need_more) {
         const auto rec = hr.ec;
         if (up->reused && retryable && attempt == 0 && interim == 0 && up->buffer.size() == 0 &&
-            (rec == net::error::eof || rec == net::error::connection_reset)) {
+            (closed_by_peer(rec) || rec == net::error::connection_reset)) {
           retry = true;
           break;
         }

@@ -15,12 +15,47 @@
 #include "proxy/shared_state.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
+#include "rules/safesearch.hpp"
 
 namespace hallpass {
 namespace {
 
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t client_buffer_kept = 4096;
+
+// A CONNECT, from the decision to the end of its tunnel. Returns whether the connection goes on
+// carrying requests: only when it became an inspected tunnel (its requests follow, decrypted).
+net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex, std::string_view user_agent,
+                                   unsigned version) {
+  // What the tunnel will be: refused, relayed, or inspected (exchange.hpp's plan_tunnel,
+  // which makes the decision and the inspection choice together).
+  const auto plan = plan_tunnel(w, c, ex, user_agent);
+  if (plan == tunnel_plan::refuse) {
+    co_await write_connect_block(c, ex, version);
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
+  const auto& ports = ex.cfg->daemon.connect.ports;
+  if (std::find(ports.begin(), ports.end(), ex.port) == ports.end()) {
+    const std::string port = std::to_string(ex.port);
+    co_await refuse(w, c, ex, refusal::port_not_allowed, port, version);
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
+  // run_tunnel changes the action when the ClientHello or the upstream says otherwise.
+  ex.action = plan == tunnel_plan::block_page ? outcome::block : outcome::allow;
+  const auto mode = plan == tunnel_plan::relay ? tunnel_mode::relay : tunnel_mode::inspect;
+  const auto end = co_await run_tunnel(w, c, ex, mode);
+  if (end == tunnel_end::inspect) {
+    // The connection now carries decrypted requests: the loop goes on reading them.
+    const bool inspected = co_await start_inspection(w, c, ex);
+    if (inspected && plan == tunnel_plan::block_page) ex.note = "inspected to show the HTTPS block page";
+    finish_exchange(w, c, ex);
+    co_return inspected;
+  }
+  finish_exchange(w, c, ex);
+  co_return false;
+}
 
 // One request on the connection, from its head to the end of its answer. Returns whether
 // the connection may carry another. A function of its own, so that its large coroutine frame
@@ -133,38 +168,14 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   std::optional<std::string_view> path_for_rules;
   std::string path_and_query = target->path + (target->query.empty() ? "" : "?" + target->query);
   if (!is_connect) path_for_rules = path_and_query;
-  if (is_connect) {
-    // What the tunnel will be: refused, relayed, or inspected (exchange.hpp's plan_tunnel,
-    // which makes the decision and the inspection choice together).
-    const auto plan = plan_tunnel(w, c, ex, req[http::field::user_agent]);
-    if (plan == tunnel_plan::refuse) {
-      co_await write_connect_block(c, ex, version);
-      finish_exchange(w, c, ex);
-      co_return false;
-    }
-    const auto& ports = ex.cfg->daemon.connect.ports;
-    if (std::find(ports.begin(), ports.end(), ex.port) == ports.end()) {
-      const std::string port = std::to_string(ex.port);
-      co_await refuse(w, c, ex, refusal::port_not_allowed, port, version);
-      finish_exchange(w, c, ex);
-      co_return false;
-    }
-    // run_tunnel changes the action when the ClientHello or the upstream says otherwise.
-    ex.action = plan == tunnel_plan::block_page ? outcome::block : outcome::allow;
-    const auto mode = plan == tunnel_plan::relay ? tunnel_mode::relay : tunnel_mode::inspect;
-    const auto end = co_await run_tunnel(w, c, ex, mode);
-    if (end == tunnel_end::inspect) {
-      // The connection now carries decrypted requests: the loop goes on reading them.
-      const bool inspected = co_await start_inspection(w, c, ex);
-      if (inspected && plan == tunnel_plan::block_page) ex.note = "inspected to show the HTTPS block page";
-      finish_exchange(w, c, ex);
-      co_return inspected;
-    }
-    finish_exchange(w, c, ex);
-    co_return false;
-  }
+  if (is_connect) co_return co_await serve_connect(w, c, ex, req[http::field::user_agent], version);
   const auto& v = decide_exchange(w, c, ex, path_for_rules);
   if (!v.host.text.empty()) ex.host = v.host.text;
+  // The search terms of a search, allowed or blocked (the DfE standard asks for the term of a
+  // block), only where the school keeps them.
+  if (ex.cfg->daemon.access_log.search_terms) {
+    if (auto terms = rules::search_terms(ex.host, path_and_query)) ex.search_terms = std::move(*terms);
+  }
 
   if (v.act == rules::action::block) {
     ex.action = outcome::block;

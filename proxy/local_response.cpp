@@ -175,7 +175,9 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
     case refusal_page::html:
       break;
   }
-  co_return co_await write_error_page(c, ex, status, row.title, text, false, version);
+  // A failed certificate check or a misdirected request will not go away by trying again.
+  const bool transient = r != refusal::upstream_certificate && r != refusal::misdirected;
+  co_return co_await write_error_page(c, ex, status, row.title, text, false, version, transient);
 }
 
 net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::status status, std::string&& body,
@@ -196,9 +198,10 @@ net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::statu
 }
 
 net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::status status, std::string_view title,
-                                      std::string_view explanation, bool keep_alive, unsigned version) {
+                                      std::string_view explanation, bool keep_alive, unsigned version,
+                                      bool transient) {
   const std::string_view school = ex.cfg ? std::string_view(ex.cfg->policy->school_name) : std::string_view();
-  std::string page = render_error_page(static_cast<int>(status), title, explanation, school);
+  std::string page = render_error_page(static_cast<int>(status), title, explanation, school, transient);
   co_return co_await write_local(c, ex, status, std::move(page), "text/html; charset=utf-8", keep_alive, version);
 }
 

@@ -91,7 +91,8 @@ net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::statu
 
 // The school's error page with a title and an explanation.
 net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::status status, std::string_view title,
-                                      std::string_view explanation, bool keep_alive = false, unsigned version = 11);
+                                      std::string_view explanation, bool keep_alive = false, unsigned version = 11,
+                                      bool transient = true);
 
 // The block page for ex's verdict (with the access request form where an exception could help).
 net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange& ex, std::string_view url,

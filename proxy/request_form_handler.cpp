@@ -132,8 +132,9 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   form->requester = fields["requester"];
   form->reasons = fields["reasons"];
   form->site_content = fields["site_content"];
-  form->risks = fields["risks"];
-  form->control_measures = fields["control_measures"];
+  // The adult questions (identified risks, control measures) are never taken from a pupil's
+  // post: a crafted form must not make a request look assessed. The technician or the
+  // headteacher completes them with `hallpassctl review`.
   form->roles = {role};
   form->source = "block page";
   form->client_address = c.ip_text;

@@ -50,10 +50,17 @@ void split_path(std::string_view pq, parsed_target& t) {
   }
 }
 
-// Host names compare without case and without a trailing dot.
+// Host names compare without case, a trailing dot, or an IPv6 literal's brackets (the tunnel's
+// host is kept normalised, "::1", while a Host field writes "[::1]").
+std::string_view bare_host(std::string_view h) {
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h.ends_with('.')) h.remove_suffix(1);
+  return h;
+}
+
 bool same_host(std::string_view a, std::string_view b) {
-  if (a.ends_with('.')) a.remove_suffix(1);
-  if (b.ends_with('.')) b.remove_suffix(1);
+  a = bare_host(a);
+  b = bare_host(b);
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
     char x = a[i], y = b[i];

@@ -4,6 +4,7 @@
 
 #include "proxy/byte_relay.hpp"
 #include "proxy/client_hello.hpp"
+#include "proxy/local_response.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/splice_pump.hpp"
 #include "proxy/worker.hpp"
@@ -13,17 +14,6 @@ namespace {
 
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 using namespace net::experimental::awaitable_operators;
-
-net::awaitable<void> write_text(client_connection& c, exchange& ex, int status, std::string_view reason,
-                                std::string body) {
-  std::string msg = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
-                    "\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nConnection: close\r\n"
-                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  c.stream.expires_after(std::chrono::seconds(10));
-  auto [ec, n] = co_await net::async_write(c.stream, net::buffer(msg), nothrow);
-  ex.bytes_out += n;
-  ex.status = status;
-}
 
 }  // namespace
 
@@ -41,15 +31,10 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
     acquired = co_await w.upstream().acquire(to, *ex.cfg, upstream_use::tunnel, false);
   }
   if (!inspect && !acquired.conn) {
-    ex.action = outcome::error;
-    ex.reason_override = acquired.reason;
+    // The refusal table's row for the upstream's failure (local_response.hpp), as for a
+    // forwarded request: its status, metric, log reason and page (naming the address tried).
     ex.note = acquired.detail;
-    const bool forbidden = acquired.error == upstream_error::refused_destination;
-    const bool timeout =
-        acquired.error == upstream_error::connect_timeout || acquired.error == upstream_error::dns_timeout;
-    co_await write_text(c, ex, forbidden ? 403 : timeout ? 504 : 502,
-                        forbidden ? "Forbidden" : timeout ? "Gateway Timeout" : "Bad Gateway",
-                        "The web filter could not open the tunnel: " + std::string(acquired.reason) + ".\n");
+    co_await refuse(w, c, ex, refusal_for(acquired.error), acquired.reason);
     co_return tunnel_end::closed;
   }
   auto up = std::move(acquired.conn);  // null when inspecting

@@ -807,7 +807,11 @@ class loader : private yaml_reader {
       if (n["reason"]) {
         if (auto s = scalar(n["reason"], what + " reason")) r.reason = *s;
       } else {
-        r.reason = targets + (r.act == action::block ? " is blocked" : " is allowed") + " for " +
+        // In words for the block page: a category key's underscores read as spaces
+        // ("Social media is blocked", not "Social_media").
+        std::string words = targets;
+        std::replace(words.begin(), words.end(), '_', ' ');
+        r.reason = words + (r.act == action::block ? " is blocked" : " is allowed") + " for " +
                    (owner == "everyone" ? std::string("everyone") : owner) + " " + r.during_text + ".";
         r.reason[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(r.reason[0])));
       }

@@ -2,8 +2,10 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <string_view>
 
 #include "rules/explain.hpp"
 
@@ -12,7 +14,10 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr const char* schema = R"sql(
+// Schema 1, the tables as first made; every store is brought from there to schema_version
+// by the added columns below, a fresh one too, so that the path an existing school's store
+// takes is the path every test takes.
+constexpr const char* schema_1 = R"sql(
 CREATE TABLE IF NOT EXISTS requests (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   created_at INTEGER NOT NULL,
@@ -89,8 +94,39 @@ CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-PRAGMA user_version = 1;
 )sql";
+
+// PRAGMA user_version. 1: the tables above; 2: who completed a request's adult questions
+// (reviewed_*), the adult's own site description beside the requester's, and a note.
+constexpr std::int64_t schema_version = 2;
+
+struct added_column {
+  std::int64_t version;
+  const char* table;
+  const char* name;
+  const char* definition;
+};
+
+// Added only where missing, so that a store an older hallpass reopened after an upgrade (it
+// writes user_version 1 again over columns it does not know) still opens.
+constexpr added_column added_columns[] = {
+    {2, "requests", "reviewer_site_content", "TEXT NOT NULL DEFAULT ''"},
+    {2, "requests", "review_note", "TEXT NOT NULL DEFAULT ''"},
+    {2, "requests", "reviewed_by", "TEXT"},
+    {2, "requests", "reviewed_role", "TEXT"},
+    {2, "requests", "reviewed_at", "INTEGER"},
+};
+
+// The questions of the access request form that are for an adult (000 appendix, "Identified
+// risks and control measures"), as the request object names them. approve wants both.
+constexpr const char* adult_questions[] = {"risks", "control_measures"};
+
+bool is_blank(std::string_view s) { return s.find_first_not_of(" \t\r\n") == std::string_view::npos; }
+
+// Characters as a person counts them: UTF-8 code points (the protocol's JSON is valid UTF-8).
+std::size_t characters(std::string_view s) {
+  return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+}
 
 json::value nullable(const std::optional<std::string>& s) { return s ? json::value(*s) : json::value(nullptr); }
 
@@ -122,7 +158,7 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
   if (!db) return nullptr;
   std::unique_ptr<exception_store> s(new exception_store(std::move(*db), zone));
   if (auto e = s->migrate(); !e.empty()) {
-    if (error) *error = "cannot create the store's tables: " + e;
+    if (error) *error = "cannot prepare the store's tables: " + e;
     return nullptr;
   }
   return s;
@@ -141,7 +177,37 @@ std::unique_ptr<exception_store> exception_store::open_read_only(const std::stri
   return std::unique_ptr<exception_store>(new exception_store(std::move(*db), zone));
 }
 
-std::string exception_store::migrate() { return db_.exec(schema); }
+std::string exception_store::migrate() {
+  // One transaction: a store is either brought fully up to date or left as it was.
+  transaction tx(db_);
+  if (!tx.error().empty()) return tx.error();
+  std::string err;
+  std::int64_t version = 0;
+  {
+    auto st = db_.prepare("PRAGMA user_version", &err);
+    if (!st || !st.step(&err)) return err.empty() ? "cannot read the schema version" : err;
+    version = st.integer(0);
+  }
+  if (version > schema_version) {
+    return "it was made by a newer hallpass (schema " + std::to_string(version) + "; this one knows schema " +
+           std::to_string(schema_version) + " and older), and could lose what it holds: run the newer hallpass, " +
+           "or restore the store from before the upgrade";
+  }
+  if (auto e = db_.exec(schema_1); !e.empty()) return e;
+  for (const auto& c : added_columns) {
+    bool present = false;
+    auto info = db_.prepare(std::string("PRAGMA table_info(") + c.table + ")", &err);
+    if (!info) return err;
+    while (info.step(&err)) present = present || info.text(1) == c.name;
+    if (!err.empty()) return err;
+    if (present) continue;
+    if (auto e = db_.exec(std::string("ALTER TABLE ") + c.table + " ADD COLUMN " + c.name + " " + c.definition);
+        !e.empty())
+      return e;
+  }
+  if (auto e = db_.exec("PRAGMA user_version = " + std::to_string(schema_version)); !e.empty()) return e;
+  return tx.commit();
+}
 
 std::string exception_store::write_audit(const actor& who, const std::string& action, const std::string& object,
                                          const json::value& before, const json::value& after, const std::string& reason,
@@ -179,8 +245,8 @@ std::optional<json::object> exception_store::request_object(std::int64_t id, sec
       "SELECT r.id, r.created_at, r.url, r.requester, r.reasons, r.site_content, r.risks, r.control_measures, "
       "r.scope_roles, r.scope_user, r.scope_client, r.filed_by, r.source, r.client_address, r.decision, "
       "r.decided_by, r.decided_at, r.decision_reason, e.kind, e.display, e.valid_from, e.valid_until, "
-      "e.revoked_by, e.revoked_at, e.revoke_reason FROM requests r LEFT JOIN exceptions e ON e.request_id = r.id "
-      "WHERE r.id = ?",
+      "e.revoked_by, e.revoked_at, e.revoke_reason, r.reviewer_site_content, r.review_note, r.reviewed_by, "
+      "r.reviewed_role, r.reviewed_at FROM requests r LEFT JOIN exceptions e ON e.request_id = r.id WHERE r.id = ?",
       &err);
   if (!st) return std::nullopt;
   st.bind(1, id);
@@ -194,6 +260,17 @@ std::optional<json::object> exception_store::request_object(std::int64_t id, sec
   o["site_content"] = st.text(5);
   o["risks"] = st.text(6);
   o["control_measures"] = st.text(7);
+  json::array to_complete;
+  for (const auto* field : adult_questions) {
+    if (is_blank(o[field].as_string())) to_complete.emplace_back(field);
+  }
+  o["to_complete"] = std::move(to_complete);
+  if (!st.is_null(27)) {
+    o["review"] = json::object{{"by", st.text(27)},           {"role", st.text(28)}, {"at", iso(st.integer(29))},
+                               {"site_content", st.text(25)}, {"note", st.text(26)}};
+  } else {
+    o["review"] = nullptr;
+  }
   json::array roles;
   for (auto& r : split_roles(st.text(8))) roles.emplace_back(r);
   o["scope"] = json::object{{"roles", roles}, {"user", nullable(st.optional_text(9))}, {"client", nullable(st.optional_text(10))}};
@@ -261,13 +338,17 @@ result exception_store::file_request(const actor& who, const request_form& f) {
   if (!st) return result::fail("internal", err);
   std::string roles;
   for (const auto& r : f.roles) roles += (roles.empty() ? "" : ",") + r;
+  // The block page asks a pupil only what they need and why; the adult questions are for the
+  // technician or headteacher (review). Answers to them in a form posted from a device did
+  // not come from the page, and must not make the form look assessed.
+  const bool from_device = f.source == "block page";
   st.bind(1, now_seconds().time_since_epoch().count())
       .bind(2, f.url)
       .bind(3, f.requester)
       .bind(4, f.reasons)
       .bind(5, f.site_content)
-      .bind(6, f.risks)
-      .bind(7, f.control_measures)
+      .bind(6, from_device ? std::string() : f.risks)
+      .bind(7, from_device ? std::string() : f.control_measures)
       .bind(8, roles)
       .bind_optional(9, f.user)
       .bind_optional(10, f.client)
@@ -287,7 +368,8 @@ result exception_store::file_request(const actor& who, const request_form& f) {
 }
 
 result exception_store::change_request(const actor& who, std::int64_t id, const char* action, const char* need,
-                                       const std::string& reason, const std::function<std::string()>& apply) {
+                                       const std::string& reason, const std::function<std::string()>& apply,
+                                       const refusal_check& refuse) {
   transaction tx(db_);
   if (!tx.error().empty()) return result::fail("internal", tx.error());
   const auto now = now_seconds();
@@ -295,19 +377,79 @@ result exception_store::change_request(const actor& who, std::int64_t id, const 
   if (!before) return result::fail("not_found", "there is no request " + std::to_string(id));
   const std::string status((*before)["status"].as_string());
   if (status != need) {
-    return result::fail("conflict", "request " + std::to_string(id) + " is " + status + ", not " + need +
-                                        (std::string(action) == "revoke" ? ": only an approved, unexpired exception "
-                                                                           "can be revoked"
-                                                                         : ""));
+    const std::string_view verb(action);
+    const char* why = verb == "revoke"   ? ": only an approved, unexpired exception can be revoked"
+                      : verb == "review" ? ": only a pending request can be completed (its form stays as it was "
+                                           "when it was decided)"
+                                         : "";
+    return result::fail("conflict", "request " + std::to_string(id) + " is " + status + ", not " + need + why);
+  }
+  std::string audit_reason = reason;
+  if (refuse) {
+    if (auto refused = refuse(*before, audit_reason)) {
+      if (auto e = write_audit(who, action, "request " + std::to_string(id), *before, nullptr, refused->error,
+                               "refused");
+          !e.empty())
+        return result::fail("internal", e);
+      if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
+      return *refused;
+    }
   }
   if (auto e = apply(); !e.empty()) return result::fail("internal", e);
   auto after = request_object(id, now);
-  if (auto e = write_audit(who, action, "request " + std::to_string(id), *before, *after, reason, "ok"); !e.empty())
+  if (auto e = write_audit(who, action, "request " + std::to_string(id), *before, *after, audit_reason, "ok");
+      !e.empty())
     return result::fail("internal", e);
   if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
   result r;
   r.data = *after;
   return r;
+}
+
+result exception_store::review(const actor& who, std::int64_t id, const request_review& rv) {
+  struct field {
+    const char* arg;     // the protocol's name
+    const char* column;  // in requests
+    const char* words;   // for the audit entry
+    const std::optional<std::string>& value;
+  };
+  const field fields[] = {{"risks", "risks", "identified risks", rv.risks},
+                          {"control_measures", "control_measures", "control measures", rv.control_measures},
+                          {"site_content", "reviewer_site_content", "site content", rv.site_content},
+                          {"note", "review_note", "note", rv.note}};
+  std::string completed;
+  for (const auto& f : fields) {
+    if (!f.value) continue;
+    if (is_blank(*f.value)) return result::fail("bad_request", std::string("'") + f.arg + "' must not be empty");
+    if (const auto n = characters(*f.value); n > max_review_chars) {
+      return result::fail("bad_request", std::string("'") + f.arg + "' is " + std::to_string(n) +
+                                             " characters long: at most " + std::to_string(max_review_chars));
+    }
+    completed += (completed.empty() ? "" : ", ") + std::string(f.words);
+  }
+  if (completed.empty()) {
+    return result::fail("bad_request",
+                        "nothing to complete: give at least one of 'risks', 'control_measures', 'site_content' and "
+                        "'note'");
+  }
+  return change_request(who, id, "review", "pending", "completed " + completed, [&]() -> std::string {
+    // Only the columns given, and the reviewer; the requester's own words are not touched.
+    std::string sql = "UPDATE requests SET reviewed_by=?, reviewed_role=?, reviewed_at=?";
+    for (const auto& f : fields) {
+      if (f.value) sql += std::string(", ") + f.column + "=?";
+    }
+    sql += " WHERE id=?";
+    std::string err;
+    auto upd = db_.prepare(sql, &err);
+    if (!upd) return err;
+    upd.bind(1, who.os_user).bind(2, who.admin_role).bind(3, now_seconds().time_since_epoch().count());
+    int i = 4;
+    for (const auto& f : fields) {
+      if (f.value) upd.bind(i++, std::string_view(*f.value));
+    }
+    upd.bind(i, id);
+    return upd.run();
+  });
 }
 
 std::string exception_store::decide_request(std::int64_t id, const actor& who, const char* decision,
@@ -321,8 +463,32 @@ std::string exception_store::decide_request(std::int64_t id, const actor& who, c
 }
 
 result exception_store::approve(const actor& who, std::int64_t id, seconds_t from, seconds_t until, rules::target t,
-                                const std::string& reason) {
-  return change_request(who, id, "approve", "pending", reason, [&]() -> std::string {
+                                const std::string& reason, bool force) {
+  // The headteacher signs the school's form under its "identified risks and control
+  // measures" (000 7.5 and appendix). An approval takes effect within a second, so a warning
+  // afterwards would come when pupils already have the site: refuse, and say how to go on.
+  auto incomplete = [&](const json::object& before, std::string& audit_reason) -> std::optional<result> {
+    std::string missing;
+    for (const auto& q : before.at("to_complete").as_array()) {
+      missing += (missing.empty() ? "" : " and ") +
+                 std::string(q.as_string() == "risks" ? "identified risks" : "control measures");
+    }
+    if (missing.empty()) return std::nullopt;
+    if (force) {
+      audit_reason += std::string(audit_reason.empty() ? "" : " ") + "(approved with force: the form's " + missing +
+                      " were empty)";
+      return std::nullopt;
+    }
+    const std::string n = std::to_string(id);
+    return result::fail("conflict", "request " + n + "'s form is not complete: its " + missing +
+                                        " are empty. Complete them first (hallpassctl review " + n +
+                                        " --risks TEXT --control-measures TEXT, by the technician or the "
+                                        "headteacher), or approve without them with force (hallpassctl approve " +
+                                        n + " ... --force), which the audit log records");
+  };
+  return change_request(
+      who, id, "approve", "pending", reason,
+      [&]() -> std::string {
     if (auto e = decide_request(id, who, "approved", reason); !e.empty()) return e;
     std::string err;
     auto ins = db_.prepare(
@@ -337,7 +503,8 @@ result exception_store::approve(const actor& who, std::int64_t id, seconds_t fro
         .bind(6, from.time_since_epoch().count())
         .bind(7, until.time_since_epoch().count());
     return ins.run();
-  });
+      },
+      incomplete);
 }
 
 result exception_store::deny(const actor& who, std::int64_t id, const std::string& reason) {

@@ -5,15 +5,18 @@
 //
 // SQLite in WAL mode with synchronous=FULL, one transaction per change: a change is
 // acknowledged (the call returns ok) only after it is committed, so no acknowledged change
-// is lost to a crash, kill -9 or power loss.
+// is lost to a crash, kill -9 or power loss. open() brings a store made by an older hallpass
+// up to date in one transaction (its rows are kept); a store made by a newer one is refused.
 //
 // Not thread-safe: one store thread owns an exception_store and calls it. Never call it from
 // a proxy event loop.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -59,6 +62,20 @@ struct request_form {
   std::optional<std::string> client_address;  // the device the form came from
 };
 
+// The adult questions of the same form ("Identified risks and control measures"), completed
+// while the request is pending by the technician or the headteacher who passes it on: the
+// block page asks a pupil only what they need and why, in their own words. A field left
+// unset keeps its value. site_content here is the adult's description of the site, kept
+// beside the requester's own; the requester's words (requester, reasons, site_content) are
+// never changed by a review.
+struct request_review {
+  std::optional<std::string> risks, control_measures, site_content, note;
+};
+
+// The longest text a review field may hold, in characters (Unicode code points): the block
+// page's own textareas allow 2,000, and a form's box needs no more.
+inline constexpr std::size_t max_review_chars = 2000;
+
 enum class list_filter { pending, active, expired, all };
 
 class exception_store {
@@ -75,8 +92,16 @@ class exception_store {
   void set_zone(const rules::time_zone& zone) { zone_ = zone; }
 
   result file_request(const actor& who, const request_form& form);
+  // Completes the adult questions of a pending request (request_review). Refuses, with
+  // nothing changed: an unknown id (not_found), a request no longer pending (conflict), no
+  // field given, a field empty or only spaces, or longer than max_review_chars (bad_request).
+  // Audited with the request before and after.
+  result review(const actor& who, std::int64_t id, const request_review& review);
+  // Approves a pending request. A request whose identified risks or control measures are
+  // still empty is refused (conflict; the refusal is audited) unless `force`: the headteacher
+  // then approves without them knowingly, and the audit entry says so.
   result approve(const actor& who, std::int64_t id, seconds_t from, seconds_t until, rules::target target,
-                 const std::string& reason);
+                 const std::string& reason, bool force = false);
   result deny(const actor& who, std::int64_t id, const std::string& reason);
   result revoke(const actor& who, std::int64_t id, const std::string& reason);
   result show(std::int64_t id);
@@ -114,10 +139,16 @@ class exception_store {
                           const boost::json::value& before, const boost::json::value& after, const std::string& reason,
                           const std::string& outcome);
   std::string iso(std::int64_t unix_seconds) const;
-  // One change to a request in one transaction: checks the status is `need`, runs apply(),
-  // audits before and after, commits. approve, deny and revoke are this with their UPDATEs.
+  // One change to a request in one transaction: checks the status is `need`, asks refuse()
+  // (when given) whether the request as it stands may take the change (a refusal is audited
+  // and returned, nothing else changes), runs apply(), audits before and after, commits.
+  // approve, deny, revoke and review are this with their UPDATEs.
+  // A check may also add to the reason the audit entry gives (approve notes a forced approval).
+  using refusal_check =
+      std::function<std::optional<result>(const boost::json::object& before, std::string& audit_reason)>;
   result change_request(const actor& who, std::int64_t id, const char* action, const char* need,
-                        const std::string& reason, const std::function<std::string()>& apply);
+                        const std::string& reason, const std::function<std::string()>& apply,
+                        const refusal_check& refuse = {});
   std::string decide_request(std::int64_t id, const actor& who, const char* decision, const std::string& reason);
 
   database db_;

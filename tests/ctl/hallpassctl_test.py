@@ -33,6 +33,20 @@ REQUEST_7 = {
                   "until": "2026-11-23T11:05:00+00:00", "revoked": None},
 }
 
+# A block-page request completed by the technician, as a daemon with `review` sends it.
+REQUEST_9 = {
+    "id": 9, "status": "pending", "created": "2026-11-23T11:20:00+00:00",
+    "requester": "Ava (Year 6)", "url": "https://www.facebook.com/",
+    "site_content": "posts", "reasons": "My project",
+    "risks": "Public comments", "control_measures": "Teacher-led",
+    "to_complete": [],
+    "review": {"by": "ict.tech", "role": "technician", "at": "2026-11-23T11:30:00+00:00",
+               "site_content": "The school's own page", "note": "Her teacher agrees"},
+    "scope": {"roles": ["pupils"], "user": None, "client": None},
+    "filed_by": "block page", "source": "block page", "client": "10.10.4.20",
+    "decision": None, "exception": None,
+}
+
 REQUEST_8 = {
     "id": 8, "status": "pending", "created": "2026-11-23T11:10:00+00:00",
     "requester": "Ms Jones", "url": "https://en.wikipedia.org/wiki/Instagram",
@@ -174,6 +188,12 @@ class ProtocolTest(DaemonTestCase):
                                       "reason": "supervised"}}),
         (["approve", "7", "--for", "1d", "--scope", "url"],
          {"verb": "approve", "args": {"id": 7, "for": "1d", "scope": "url"}}),
+        (["approve", "7", "--for", "1h", "--force"], {"verb": "approve", "args": {"id": 7, "for": "1h", "force": True}}),
+        (["review", "8", "--risks", "Public comments", "--control-measures", "Teacher-led",
+          "--site-content", "The school's page", "--note", "Her teacher agrees"],
+         {"verb": "review", "args": {"id": 8, "risks": "Public comments", "control_measures": "Teacher-led",
+                                     "site_content": "The school's page", "note": "Her teacher agrees"}}),
+        (["review", "--note", "n", "8"], {"verb": "review", "args": {"id": 8, "note": "n"}}),
         (["deny", "7", "--reason", "not needed"], {"verb": "deny", "args": {"id": 7, "reason": "not needed"}}),
         (["revoke", "7", "--reason", "lesson over"], {"verb": "revoke", "args": {"id": 7, "reason": "lesson over"}}),
         (["list"], {"verb": "list", "args": {"filter": "pending"}}),
@@ -341,6 +361,51 @@ class OutputTest(DaemonTestCase):
         self.assertIn("2026-11-23T11:05:00+00:00", lines[1])
         self.assertIn("pending", lines[2])
         self.assertIn("client 10.10.4.0/24", lines[2])
+
+    def test_list_says_whether_the_form_is_complete_and_who_completed_it(self):
+        incomplete = dict(REQUEST_9, id=10, risks="", control_measures="", to_complete=["risks", "control_measures"],
+                          review=None)
+        decided = dict(incomplete, id=11, status="denied")
+        filed_complete = dict(REQUEST_9, id=12, review=None, filed_by="ict.tech", source="hallpassctl")
+        self.daemon.handler = lambda request: ok({"requests": [REQUEST_9, incomplete, decided, filed_complete,
+                                                               REQUEST_8]})
+        lines = self.human("list", "--all").splitlines()
+        self.assertRegex(lines[0], r"UNTIL +FORM$")
+        self.assertTrue(lines[1].endswith(" complete (ict.tech)"), lines[1])
+        self.assertTrue(lines[2].endswith(" needs review"), lines[2])
+        self.assertTrue(lines[3].endswith(" incomplete"), lines[3])
+        self.assertTrue(lines[4].endswith(" complete (ict.tech)"), lines[4])
+        self.assertTrue(lines[5].endswith(" -"), lines[5])  # a daemon that does not say
+
+    def test_review_says_what_was_completed_and_what_is_left(self):
+        self.daemon.handler = lambda request: ok(REQUEST_9)
+        self.assertEqual(self.human("review", "9", "--risks", "r", "--control-measures", "c"),
+                         "request 9 completed: identified risks, control measures; the form is ready for the "
+                         "headteacher\n")
+        self.daemon.handler = lambda request: ok(dict(REQUEST_9, to_complete=["control_measures"]))
+        self.assertEqual(self.human("review", "9", "--risks", "r"),
+                         "request 9 completed: identified risks; still to complete: control measures\n")
+
+    def test_show_says_who_completed_the_form(self):
+        self.daemon.handler = lambda request: ok(REQUEST_9)
+        out = self.human("show", "9")
+        for label, value in [("Form", "complete"), ("Completed by", "ict.tech (technician)"),
+                             ("Completed at", "2026-11-23T11:30:00+00:00"),
+                             ("Site content, reviewer", "The school's own page"),
+                             ("Reviewer's note", "Her teacher agrees"), ("Site content", "posts"),
+                             ("Reasons for access", "My project")]:
+            matching = [l for l in out.splitlines() if l.startswith(label + ":")]
+            self.assertEqual(len(matching), 1, f"{label} in {out}")
+            self.assertTrue(matching[0].endswith(value), matching[0])
+        self.assertNotIn("to_complete", out)
+        self.assertNotIn("review:", out)
+        self.daemon.handler = lambda request: ok(dict(REQUEST_9, risks="", to_complete=["risks"], review=None))
+        out = self.human("show", "9")
+        self.assertRegex(out, r"\nForm: +to complete: identified risks \(hallpassctl review\)\n")
+        self.assertRegex(out, r"\nCompleted by: +not reviewed\n")
+        self.daemon.handler = lambda request: ok(dict(REQUEST_9, status="approved", control_measures="",
+                                                      to_complete=["control_measures"]))
+        self.assertRegex(self.human("show", "9"), r"\nForm: +decided without control measures\n")
 
     def test_empty_list(self):
         self.daemon.handler = lambda request: ok({"requests": []})
@@ -538,6 +603,12 @@ class UsageTest(DaemonTestCase):
         (["request", "--url", "u", "--role", "pupils,,staff", "--requester", "r", "--reason", "x"], "empty role"),
         (["request", "--url", "u", "--url", "v", "--role", "p", "--requester", "r", "--reason", "x"], "given twice"),
         (["request", "--url", "", "--role", "p", "--requester", "r", "--reason", "x"], "must not be empty"),
+        (["review", "8"], "nothing to complete: give --risks, --control-measures, --site-content or --note"),
+        (["review", "--risks", "r"], "missing the request ID"),
+        (["review", "8", "--risks", ""], "--risks must not be empty"),
+        (["review", "8", "--risk", "r"], "did you mean '--risks'"),
+        (["review", "8", "--requester", "someone else"], "unknown option '--requester' for review"),
+        (["approve", "7", "--for", "1h", "--force=yes"], "takes no value"),
         (["deny", "7"], "missing --reason"),
         (["deny", "7", "--reason"], "--reason needs a value"),
         (["revoke", "--reason", "r"], "missing the request ID"),
@@ -584,7 +655,7 @@ class UsageTest(DaemonTestCase):
     def test_help_and_version(self):
         r = self.ctl("--help")
         self.assertEqual(r.returncode, 0)
-        for verb in ("request", "approve", "deny", "revoke", "list", "show", "report", "reports", "block",
+        for verb in ("request", "review", "approve", "deny", "revoke", "list", "show", "report", "reports", "block",
                      "blocks", "unblock", "audit", "reload", "status"):
             self.assertIn(verb, r.stdout)
         self.assertIn("Exit codes", r.stdout)
@@ -595,6 +666,10 @@ class UsageTest(DaemonTestCase):
             self.assertIn("headteacher", r.stdout)
         r = self.ctl("request", "--help")
         self.assertIn("--control-measures", r.stdout)
+        r = self.ctl("review", "--help")
+        self.assertIn("hallpassctl review ID [--risks TEXT] [--control-measures TEXT]", r.stdout)
+        self.assertIn("Allowed for: technician, headteacher.", r.stdout)
+        self.assertIn("--force", self.ctl("approve", "--help").stdout)
         r = self.ctl("--version")
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout, r"^hallpassctl \d+\.\d+\.\d+\n$")

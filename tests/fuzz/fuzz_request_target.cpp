@@ -1,5 +1,7 @@
 // libFuzzer target: parse_request_target() alone (proxy/request_target.hpp).
 // Input: the first byte's low bit chooses CONNECT (authority-form); the rest is the target.
+// The same target is also read as a request inside an inspected tunnel to www.example.org:443
+// (parse_tunnel_request_target), with the Host field the part after a first '\n' if any.
 //
 // Asserted beyond "no crash, no sanitizer report":
 //  - success only when every input byte is visible ASCII, and every output is visible ASCII;
@@ -7,6 +9,8 @@
 //  - success gives a non-empty host, a port 1-65535, scheme "https" for CONNECT (empty path
 //    and query) and "http" otherwise (a path starting with '/', no '#' anywhere, no '?' in
 //    the path, no '@' in the host);
+//  - inside a tunnel, success always names exactly the tunnel's host and port, with a path
+//    starting with '/' (no request for another site gets through);
 //  - the outputs written back as a target ("http://host:port/path?query", "host:port") parse
 //    to the same outputs: what the session forwards and decides on is a fixed point.
 #include <cstddef>
@@ -40,6 +44,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   const bool connect = data[0] & 1;
   const std::string_view target(reinterpret_cast<const char*>(data + 1), size - 1);
+  {
+    std::string_view inner_target = target, host_field;
+    if (const auto nl = target.find('\n'); nl != std::string_view::npos) {
+      inner_target = target.substr(0, nl);
+      host_field = target.substr(nl + 1);
+    }
+    std::string inner_error;
+    const auto in = parse_tunnel_request_target(inner_target, host_field, "www.example.org", 443, inner_error);
+    if (!in) {
+      FUZZ_REQUIRE(!inner_error.empty());
+    } else {
+      FUZZ_REQUIRE(visible_ascii(inner_target));
+      FUZZ_REQUIRE(in->scheme == "https" && in->host == "www.example.org" && in->port == 443);
+      FUZZ_REQUIRE(!in->path.empty() && in->path.front() == '/');
+      FUZZ_REQUIRE(in->path.find_first_of("?#") == std::string::npos && in->query.find('#') == std::string::npos);
+    }
+  }
   std::string error;
   const auto t = parse_request_target(target, connect, error);
   if (!t) {

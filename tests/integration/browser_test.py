@@ -4,6 +4,7 @@ block page's access request form and submits it the way a pupil would; the reque
 the real store (checked with hallpassctl as the technician). Needs root (OS users for the
 admin roles, as exceptions_test.py, and Chromium without its sandbox)."""
 import base64
+import collections
 import json
 import os
 import shutil
@@ -22,18 +23,22 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 class Browser:
     """Headless Chromium driven over the DevTools protocol (a WebSocket on loopback)."""
 
-    def __init__(self, proxy_port):
+    def __init__(self, proxy_port, home=None, ignore_certificate_errors=True):
+        """`home`: the HOME Chromium runs with; on Linux it trusts the CAs of the NSS database
+        `$HOME/.pki/nssdb` (browser_https_test.py puts the school CA there)."""
         self.dir = tempfile.mkdtemp(prefix="hallpass-chromium-")
+        self.events = collections.deque(maxlen=2000)  # DevTools events seen while waiting for answers
         # The flags keep Chromium from reaching out on its own (this machine has no network),
         # and send every URL through the proxy; the CONNECT test's origin has a throwaway
-        # certificate, hence --ignore-certificate-errors.
+        # certificate, hence --ignore-certificate-errors (off where a test checks certificates).
         self.proc = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-extensions", "--disable-default-apps", "--ignore-certificate-errors",
+             "--disable-extensions", "--disable-default-apps",
+             *(["--ignore-certificate-errors"] if ignore_certificate_errors else []),
              f"--user-data-dir={self.dir}", f"--proxy-server=http://127.0.0.1:{proxy_port}",
              "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env=dict(os.environ, HOME=home) if home else None, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         active = os.path.join(self.dir, "DevToolsActivePort")
 
         def read_active():
@@ -122,6 +127,8 @@ class Browser:
                 if "error" in msg:
                     raise AssertionError(f"{method}: {msg['error']}")
                 return msg["result"]
+            if "method" in msg:
+                self.events.append(msg)
         raise AssertionError(f"no answer to {method}")
 
     def js(self, expression):

@@ -120,7 +120,7 @@ class SchoolCA(unittest.TestCase):
         policy = self.write_policy(f"tls:\n  ca_dir: {self.ca}\n  leaf_cache: 500\n")
         r = run(BIN, "check", "--config", policy)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("HTTPS inspection CA", r.stdout)
+        self.assertIn("HTTPS inspection: on. CA", r.stdout)
         self.assertIn(self.fingerprint(), r.stdout)
         self.assertIn("leaf cache 500", r.stdout)
 

@@ -10,7 +10,7 @@ import subprocess
 import unittest
 import urllib.parse
 
-from exceptions_test import ADMIN, CTL, DaemonWithAdminSocket, ctl, ctl_json
+from exceptions_test import ADMIN, ASSESSED, CTL, DaemonWithAdminSocket, ctl, ctl_json
 from harness import PUPIL, STAFF, Proxy, raw_request, status_of
 
 
@@ -73,7 +73,7 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
 
     def test_an_exception_for_a_path_opens_no_longer_names(self):
         rid = ctl_json("hp_tech", self.sock, "request", "--url", f"http://instagram.test:{self.nginx.port}/sm",
-                       "--client", "127.0.0.40/32", "--requester", "Mr C", "--reason", "lesson")["id"]
+                       "--client", "127.0.0.40/32", "--requester", "Mr C", "--reason", "lesson", *ASSESSED)["id"]
         ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--scope", "prefix", check=0)
         try:
             self.assertEqual(self.http("instagram.test", "127.0.0.40", "/sm"), 404)  # allowed; nginx has no /sm
@@ -132,7 +132,7 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
     # ---- 5. approval limits -------------------------------------------------------------------
     def test_approvals_have_an_upper_bound_enforced_by_the_daemon(self):
         rid = ctl_json("hp_tech", self.sock, "request", "--url", "http://instagram.test/limits", "--role", "pupils",
-                       "--requester", "Mr L", "--reason", "test")["id"]
+                       "--requester", "Mr L", "--reason", "test", *ASSESSED)["id"]
         code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "400d")
         self.assertEqual(code, 1, out + err)
         self.assertIn("longer than an exception may last: at most until", err)
@@ -205,7 +205,7 @@ class ConfiguredLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
 
     def test_max_duration_from_the_policy_is_the_limit(self):
         rid = ctl_json("hp_tech", self.sock, "request", "--url", "http://instagram.test/", "--role", "pupils",
-                       "--requester", "Mr L", "--reason", "test")["id"]
+                       "--requester", "Mr L", "--reason", "test", *ASSESSED)["id"]
         code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "3h")
         self.assertEqual(code, 1, out + err)
         self.assertIn("exceptions.max_duration (2h)", err)

@@ -22,6 +22,10 @@ GROUP = "hp_admin"  # may connect to the socket
 ICT_GROUP = "hp_ict"  # technicians, by group
 USERS = {"hp_head": [GROUP], "hp_tech": [GROUP, ICT_GROUP], "hp_dsl": [GROUP], "hp_norole": [GROUP], "hp_outsider": []}
 
+# The adult questions of the form (000 appendix), for requests whose approval is not what a
+# test is about: approve refuses a form without them (review_test.py).
+ASSESSED = ("--risks", "contact with strangers", "--control-measures", "teacher supervises")
+
 ADMIN = """
 admin:
   socket_group: hp_admin
@@ -220,7 +224,7 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
                 self.assertNotEqual(code, 0)
                 self.assertIn(why, out + err)
         rid = ctl_json("hp_tech", self.sock, "request", "--url", f"http://facebook.test:{self.nginx.port}/small",
-                       "--client", f"{PUPIL}/32", "--requester", "Mr C", "--reason", "test")["id"]
+                       "--client", f"{PUPIL}/32", "--requester", "Mr C", "--reason", "test", *ASSESSED)["id"]
         ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--scope", "url", check=0)
         self.assertEqual(self.http("facebook.test", PUPIL), 200)
         self.assertEqual(self.http("facebook.test", UNKNOWN), 403)  # another pupil device
@@ -307,9 +311,9 @@ class DurabilityTest(unittest.TestCase):
 
     def test_approval_survives_restart_and_expired_stays_expired(self):
         long_id = ctl_json("hp_tech", self.sock, "request", "--url", "http://facebook.test/", "--role", "pupils",
-                           "--requester", "Mr A", "--reason", "r")["id"]
+                           "--requester", "Mr A", "--reason", "r", *ASSESSED)["id"]
         short_id = ctl_json("hp_tech", self.sock, "request", "--url", "http://instagram.test/", "--role", "pupils",
-                            "--requester", "Mr B", "--reason", "r")["id"]
+                            "--requester", "Mr B", "--reason", "r", *ASSESSED)["id"]
         ctl("hp_head", self.sock, "approve", str(long_id), "--for", "1h", check=0)
         ctl("hp_head", self.sock, "approve", str(short_id), "--for", "2s", check=0)
         self.assertEqual(self.http("instagram.test", PUPIL), 200)
@@ -324,7 +328,7 @@ class DurabilityTest(unittest.TestCase):
 
     def test_kill_9_during_a_burst_of_approvals_loses_none_acknowledged(self):
         ids = [ctl_json("hp_tech", self.sock, "request", "--url", f"http://site{i}.test/", "--role", "pupils",
-                        "--requester", "Mr C", "--reason", "burst")["id"] for i in range(40)]
+                        "--requester", "Mr C", "--reason", "burst", *ASSESSED)["id"] for i in range(40)]
         acknowledged = []
         stop = threading.Event()
 

@@ -160,10 +160,10 @@ class ThreadedServer:
     """A listening TCP socket on loopback whose connections are each served on a thread by the
     subclass's `_serve(conn)`. Port 0: the system picks a free one."""
 
-    def __init__(self, host="127.0.0.1", backlog=128):
+    def __init__(self, host="127.0.0.1", backlog=128, port=0):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
+        self.sock.bind((host, port))
         self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
         self.connections = 0

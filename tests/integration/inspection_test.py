@@ -21,7 +21,8 @@ import unittest
 
 from harness import BIN, PUPIL, STAFF, Proxy, ThreadedServer, curl, wait_for
 
-NAMES = ["origin.test", "wiki.test", "search.test", "facebook.test", "www.facebook.test", "never.test"]
+NAMES = ["origin.test", "wiki.test", "search.test", "facebook.test", "www.facebook.test", "never.test",
+         "www.google.com", "www.youtube.com", "en.wikipedia.org"]
 
 
 def run(cmd, **kw):
@@ -62,12 +63,12 @@ class TlsOrigin(ThreadedServer):
     """An HTTPS origin: answers every request with a JSON echo of what it received (method,
     target, headers), keeping the connection alive."""
 
-    def __init__(self, crt, key):
+    def __init__(self, crt, key, host="127.0.0.1", port=0):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(crt, key)
         self.ctx.set_alpn_protocols(["http/1.1"])
         self.seen = []
-        super().__init__()
+        super().__init__(host=host, port=port)
 
     def _serve(self, conn):
         conn.settimeout(10)
@@ -93,7 +94,7 @@ class TlsOrigin(ThreadedServer):
                 length = int(headers.get("content-length", "0"))
                 body = f.read(length) if length else b""
                 seen = {"method": method, "target": target, "headers": headers, "body": body.decode("latin-1"),
-                        "sni": getattr(tls, "server_hostname", None)}
+                        "address": self.sock.getsockname()[0]}
                 self.seen.append(seen)
                 out = json.dumps(seen).encode()
                 tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
@@ -107,6 +108,21 @@ class TlsOrigin(ThreadedServer):
                 pass
 
 
+WIKIPEDIA_RULES = """    rules:
+      - name: wikipedia edits
+        action: block
+        domains: [wikipedia.org]
+        methods: [POST, PUT, PATCH, DELETE]
+        clause: "004 6.11"
+        reason: Staff must not edit Wikipedia in a personal capacity at work.
+      - name: wikipedia editor
+        action: block
+        patterns: ['^https?://([a-z0-9-]+\\.)*wikipedia\\.org(:[0-9]+)?/[^#]*[?&]action=(edit|submit)(&|$)']
+        clause: "004 6.11"
+        reason: Staff must not edit Wikipedia in a personal capacity at work.
+"""
+
+
 class InspectionTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -115,16 +131,24 @@ class InspectionTest(unittest.TestCase):
         cls.test_ca = TestCA(cls.tmp)
         crt, key = cls.test_ca.issue("origin", NAMES)
         cls.origin = TlsOrigin(crt, key)
+        # The locked SafeSearch front ends (forcesafesearch.google.com, restrict.youtube.com)
+        # answer on another loopback address, same port: the test sees which one was used.
+        cls.safe_origin = TlsOrigin(crt, key, host="127.0.0.5", port=cls.origin.port)
+        cls.both_cas = os.path.join(cls.tmp, "both.crt")
         bad_crt, bad_key = cls.test_ca.issue("bad", ["badcert.test"], self_signed=True)
         cls.bad_origin = TlsOrigin(bad_crt, bad_key)
         cls.school_ca = os.path.join(cls.tmp, "school-ca")
         run([BIN, "ca", "init", "--dir", cls.school_ca, "--name", "Test School"])
         cls.school_crt = os.path.join(cls.school_ca, "ca.crt")
+        with open(cls.both_cas, "w") as out:
+            for f in (cls.school_crt, cls.test_ca.crt):
+                out.write(open(f).read())
 
     @classmethod
     def tearDownClass(cls):
         cls.origin.stop()
         cls.bad_origin.stop()
+        cls.safe_origin.stop()
 
     def edit_policy(self, text):
         text = text.replace("upstream:\n  allow_loopback: true",
@@ -132,9 +156,37 @@ class InspectionTest(unittest.TestCase):
         text = text.replace("hosts:\n", "hosts:\n  badcert.test: 127.0.0.1\n  wiki.test: 127.0.0.1\n"
                                          "  search.test: 127.0.0.1\n  never.test: 127.0.0.1\n", 1)
         text = text.replace("categories:\n", "categories:\n  wiki_edits: {urls: [\"wiki.test/edit\"]}\n", 1)
-        return text.replace("      - {action: block, categories: [social_media]}\n",
+        text = text.replace("      - {action: block, categories: [social_media]}\n",
                             "      - {action: block, categories: [social_media]}\n"
                             "      - {action: block, categories: [wiki_edits]}\n", 1)
+        # Pupils get SafeSearch; the test's search engine is www.google.com mapped to the origin
+        # (and forcesafesearch.google.com to the other origin, so the address swap is seen).
+        text = text.replace("    networks: [{pupil}/32]\n".format(pupil=PUPIL),
+                            "    networks: [{pupil}/32]\n    safesearch: {{search: strict, youtube: strict}}\n"
+                            .format(pupil=PUPIL), 1)
+        text = text.replace("hosts:\n", "hosts:\n  www.google.com: 127.0.0.1\n  forcesafesearch.google.com: 127.0.0.5\n"
+                                         "  www.youtube.com: 127.0.0.1\n"
+                                         "  restrict.youtube.com: 127.0.0.5\n", 1)
+        # The shipped policy's staff rules for Wikipedia (004 6.11), as rules/school.yaml writes them.
+        text = text.replace("    networks: [{staff}/32]\n    default: allow\n".format(staff=STAFF),
+                            "    networks: [{staff}/32]\n    default: allow\n".format(staff=STAFF) + WIKIPEDIA_RULES, 1)
+        text = text.replace("hosts:\n", "hosts:\n  en.wikipedia.org: 127.0.0.1\n", 1)
+        return text + """
+access_log:
+  search_terms: true
+inspection:
+  never:
+    domains: [never.test]
+  inspect:
+    - name: the test origins
+      domains: [origin.test, badcert.test, never.test, facebook.test]
+    - name: search engines
+      roles: [pupils]
+      safesearch: true
+    - name: wikipedia editing
+      roles: [staff]
+      domains: [wikipedia.org]
+"""
 
     def start_proxy(self, port):
         p = Proxy(tls_port=port, args=["--ca-dir", self.school_ca], policy_edit=self.edit_policy)
@@ -192,6 +244,34 @@ class InspectionTest(unittest.TestCase):
                             leaf_file], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+    def test_leaf_cache_survives_a_reload_and_a_changed_ca_is_picked_up(self):
+        ca_dir = os.path.join(self.tmp, "reload-ca")
+        if not os.path.exists(ca_dir):
+            run([BIN, "ca", "init", "--dir", ca_dir, "--name", "First School"])
+        p = Proxy(tls_port=self.origin.port, args=["--ca-dir", ca_dir], policy_edit=self.edit_policy)
+        self.addCleanup(p.stop)
+        url = f"https://origin.test:{self.origin.port}/r"
+        first_crt = os.path.join(self.tmp, "first.crt")
+        with open(first_crt, "w") as f:
+            f.write(open(os.path.join(ca_dir, "ca.crt")).read())
+        status, _, err = curl(p, url, extra=["--cacert", first_crt])
+        self.assertEqual(status, 200, err)
+        p.reload()
+        status, _, err = curl(p, url, extra=["--cacert", first_crt])
+        self.assertEqual(status, 200, err)
+        self.assertEqual(p.metric("hallpass_tls_leaf_contexts_total", {"source": "minted"}), 1)  # kept
+        # A new CA in the same directory: the reload picks it up; the old one is no longer used.
+        other = os.path.join(self.tmp, "other-ca")
+        run([BIN, "ca", "init", "--dir", other, "--name", "Second School"])
+        for name in ("ca.crt", "ca.key"):
+            os.replace(os.path.join(other, name), os.path.join(ca_dir, name))
+        p.reload()
+        status, _, err = curl(p, url, extra=["--cacert", os.path.join(ca_dir, "ca.crt"), "-v"])
+        self.assertEqual(status, 200, err)
+        self.assertIn("Second School", err)
+        status, _, err = curl(p, url, extra=["--cacert", first_crt])
+        self.assertEqual(status, 0)
+
     def test_keep_alive_inside_the_tunnel_reuses_the_origin_connection(self):
         p = self.start_proxy(self.origin.port)
         base = f"https://origin.test:{self.origin.port}"
@@ -228,6 +308,7 @@ class InspectionTest(unittest.TestCase):
         self.assertIn(b"could not be trusted", body)
         self.assertIn(b"self-signed", body)
         self.assertIn(b"badcert.test", body)
+        self.assertNotIn(b"Try again in a minute", body)  # trying again will not help
         self.assertEqual(p.metric("hallpass_tls_origin_failures_total", {"kind": "verify"}), 1)
         line = [l for l in p.log_lines(2) if l["method"] == "GET"][0]
         self.assertEqual(line["action"], "error")
@@ -255,6 +336,73 @@ class InspectionTest(unittest.TestCase):
         line = p.log_lines(1)[0]
         self.assertEqual(line["method"], "CONNECT")
         self.assertIn("rejected the school CA", line["note"])
+
+    def test_never_list_host_is_relayed_with_the_origins_own_certificate(self):
+        p = self.start_proxy(self.origin.port)
+        status, body, err = curl(p, f"https://never.test:{self.origin.port}/bank", source=PUPIL,
+                                 extra=["--cacert", self.test_ca.crt, "-v"])
+        self.assertEqual(status, 200, err)
+        self.assertIn("hallpass test origin CA", err)  # the origin's issuer, not the school's
+        self.assertNotIn("Test School", err)
+        line = p.log_lines(1)[0]
+        self.assertEqual(line["method"], "CONNECT")
+        self.assertNotIn("tls", line)
+        self.assertIn("never-inspect", line.get("note", ""))
+        self.assertEqual(p.metric("hallpass_tls_inspected_total"), 0)
+
+    def test_safesearch_is_locked_for_pupils_by_address_and_parameters(self):
+        p = self.start_proxy(self.origin.port)
+        before = len(self.safe_origin.seen)
+        status, body, err = self.get(p, f"https://www.google.com:{self.origin.port}/search?q=cute+cats&safe=off&hl=en")
+        self.assertEqual(status, 200, err)
+        seen = json.loads(body)
+        self.assertEqual(seen["address"], "127.0.0.5")  # forcesafesearch.google.com's address
+        self.assertEqual(seen["headers"]["host"], f"www.google.com:{self.origin.port}")
+        self.assertEqual(seen["target"], "/search?q=cute+cats&safe=active&hl=en")
+        status, body, err = self.get(p, f"https://www.youtube.com:{self.origin.port}/watch?v=x")
+        self.assertEqual(status, 200, err)
+        seen = json.loads(body)
+        self.assertEqual(seen["address"], "127.0.0.5")  # restrict.youtube.com's address
+        self.assertEqual(seen["headers"].get("youtube-restrict"), "Strict")
+        self.assertEqual(len(self.safe_origin.seen) - before, 2)
+        gets = [l for l in p.log_lines(4) if l["method"] == "GET"]
+        self.assertEqual(gets[0].get("search"), "cute cats")
+        self.assertEqual(gets[0]["tls"], "inspected")
+
+    def explain(self, proxy, role, url, method="GET"):
+        r = subprocess.run([BIN, "explain", "--config", proxy.config, "--role", role, "--ca-dir", self.school_ca,
+                            "--method", method, "--json", url], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_staff_wikipedia_edits_are_blocked_by_post_and_action_edit_and_explain_agrees(self):
+        p = self.start_proxy(self.origin.port)
+        base = f"https://en.wikipedia.org:{self.origin.port}"
+        cases = [  # (method, path, expected status)
+            ("GET", "/wiki/Cats", 200),
+            ("GET", "/w/index.php?title=Cats&action=edit", 403),
+            ("POST", "/w/index.php?title=Cats", 403),
+            ("GET", "/w/index.php?title=Cats&action=history", 200),
+        ]
+        for method, path, expected in cases:
+            extra = ["-A", "Mozilla/5.0"] + (["--data", "wpTextbox1=vandalism"] if method == "POST" else [])
+            status, body, err = self.get(p, base + path, source=STAFF, extra=extra)
+            self.assertEqual(status, expected, (method, path, err, body[:300]))
+            verdict = self.explain(p, "staff", base + path, method)
+            self.assertEqual(verdict["action"], "allow" if expected == 200 else "block", (method, path, verdict))
+            self.assertTrue(verdict["path_seen"], verdict)
+        self.assertFalse(any("vandalism" in s["body"] for s in self.origin.seen))
+        self.assertFalse(any("action=edit" in s["target"] for s in self.origin.seen))
+        # explain agrees on the rest too: a blocked host, a never-inspected host (relayed on
+        # the host alone), and the path rule of the test's wiki.
+        self.assertEqual(self.explain(p, "pupils", f"https://facebook.test:{self.origin.port}/")["action"], "block")
+        never = self.explain(p, "pupils", f"https://never.test:{self.origin.port}/bank")
+        self.assertEqual(never["action"], "allow")
+        self.assertFalse(never["path_seen"])
+        self.assertTrue(never["inspection_never"])
+        wiki = self.explain(p, "pupils", f"https://wiki.test:{self.origin.port}/edit/Cats")
+        self.assertEqual(wiki["action"], "block")
+        self.assertTrue(wiki["path_seen"])
 
 
 if __name__ == "__main__":

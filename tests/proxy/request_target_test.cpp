@@ -183,3 +183,61 @@ TEST_CASE("every byte value in a path: accepted exactly when visible ASCII") {
     CHECK(t.has_value() == (b >= 0x21 && b <= 0x7E));
   }
 }
+
+// Inside an inspected tunnel (CONNECT host:port, decrypted).
+namespace {
+std::optional<parsed_target> inner(std::string_view target, std::string_view host_field,
+                                   std::string_view tunnel_host = "www.example.org", std::uint16_t port = 443) {
+  std::string error;
+  return parse_tunnel_request_target(target, host_field, tunnel_host, port, error);
+}
+std::string inner_error(std::string_view target, std::string_view host_field,
+                        std::string_view tunnel_host = "www.example.org", std::uint16_t port = 443) {
+  std::string error;
+  CHECK_FALSE(parse_tunnel_request_target(target, host_field, tunnel_host, port, error));
+  return error;
+}
+}  // namespace
+
+TEST_CASE("tunnel: origin-form with a Host naming the tunnel's host") {
+  auto t = inner("/wiki/Cats?action=edit#top", "www.example.org");
+  REQUIRE(t);
+  CHECK(t->scheme == "https");
+  CHECK(t->host == "www.example.org");
+  CHECK(t->port == 443);
+  CHECK(t->path == "/wiki/Cats");
+  CHECK(t->query == "action=edit");
+  CHECK(inner("/", "WWW.Example.ORG."));                // case and a trailing dot
+  CHECK(inner("/", "www.example.org:443"));             // the default port written out
+  CHECK(inner("/", "www.example.org:8443", "www.example.org", 8443));
+  CHECK(inner("/", ""));                                // HTTP/1.0 without Host: the tunnel's
+  CHECK(inner("/", "[::1]", "::1"));                    // an IPv6 tunnel, bracketed Host
+  CHECK(inner("/", "[::1]:443", "::1"));
+}
+
+TEST_CASE("tunnel: a request naming another site is refused (domain fronting)") {
+  CHECK(inner_error("/", "www.facebook.com").find("www.facebook.com") != std::string::npos);
+  CHECK_FALSE(inner("/", "www.example.org:444"));       // another port
+  CHECK_FALSE(inner("/", "example.org"));               // the parent domain is another host
+  CHECK_FALSE(inner("/", "www.example.org.evil"));
+  CHECK_FALSE(inner("/", "www.example.org:0"));
+  CHECK_FALSE(inner("/", "www.example.org:99999"));
+  CHECK_FALSE(inner("https://www.facebook.com/", "www.example.org"));
+}
+
+TEST_CASE("tunnel: absolute https:// URLs naming the tunnel's host are accepted") {
+  auto t = inner("https://www.example.org/a?b", "ignored.example");
+  REQUIRE(t);
+  CHECK(t->path == "/a");
+  CHECK(t->query == "b");
+  CHECK(inner("HTTPS://user@www.example.org:443/", ""));
+  CHECK(inner("https://www.example.org", "")->path == "/");
+}
+
+TEST_CASE("tunnel: other forms and raw bytes are refused") {
+  CHECK_FALSE(inner("http://www.example.org/", "www.example.org"));  // plain http inside TLS
+  CHECK_FALSE(inner("*", "www.example.org"));
+  CHECK_FALSE(inner("www.example.org:443", "www.example.org"));
+  CHECK_FALSE(inner("/a b", "www.example.org"));
+  CHECK_FALSE(inner("/\x80", "www.example.org"));
+}

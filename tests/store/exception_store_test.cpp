@@ -1,0 +1,432 @@
+// The exception store on real SQLite files in a temporary directory: completing a pending
+// request's adult questions (review), approval of an incomplete form, and opening stores made
+// by the schema before the review columns (tests/store/schema_v1.sql).
+#include "store/exception_store.hpp"
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <boost/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+namespace json = boost::json;
+using namespace hallpass;
+using store::actor;
+using store::exception_store;
+
+const actor technician{"ict.tech", "technician"};
+const actor headteacher{"mrs.head", "headteacher"};
+const actor block_page{"block page", "requester"};
+
+// A fresh directory, removed with everything in it at the end of the test.
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "hallpass-store-XXXXXX").string();
+    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+    path = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  std::string db() const { return (path / "hallpass.db").string(); }
+};
+
+std::unique_ptr<exception_store> open_store(const temp_dir& dir) {
+  std::string error;
+  auto s = exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
+  INFO(error);
+  REQUIRE(s != nullptr);
+  return s;
+}
+
+// What the block page files: the pupil's own words, no adult questions.
+store::request_form pupil_form(std::string url = "https://www.facebook.com/") {
+  store::request_form f;
+  f.url = std::move(url);
+  f.requester = "Ava (Year 6)";
+  f.reasons = "For my project about how our school uses its page";
+  f.site_content = "the school's posts";
+  f.roles = {"pupils"};
+  f.source = "block page";
+  f.client_address = "10.10.4.20";
+  return f;
+}
+
+std::int64_t file(exception_store& s, const store::request_form& f, const actor& who = block_page) {
+  auto r = s.file_request(who, f);
+  REQUIRE(r.ok);
+  return r.data.at("id").as_int64();
+}
+
+json::object shown(exception_store& s, std::int64_t id) {
+  auto r = s.show(id);
+  REQUIRE(r.ok);
+  return r.data.as_object();
+}
+
+json::array audit_of(exception_store& s, std::int64_t id) {
+  json::array out;
+  const auto all = s.audit(std::nullopt);
+  for (const auto& e : all.data.at("entries").as_array()) {
+    if (e.at("object").as_string() == "request " + std::to_string(id)) out.push_back(e);
+  }
+  return out;
+}
+
+rules::target domain_target() {
+  std::string error;
+  auto t = rules::make_target("https://www.facebook.com/", rules::target_kind::domain, &error);
+  REQUIRE(t.has_value());
+  return *t;
+}
+
+store::result approve(exception_store& s, std::int64_t id, bool force = false) {
+  const auto now = store::now_seconds();
+  return s.approve(headteacher, id, now, now + std::chrono::hours(1), domain_target(),
+                   "for the lesson", force);
+}
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  REQUIRE(in.good());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::int64_t user_version(const std::string& db) {
+  std::string error;
+  auto d = store::database::open_read_only(db, &error);
+  REQUIRE(d.has_value());
+  auto st = d->prepare("PRAGMA user_version", &error);
+  REQUIRE(st.step(&error));
+  return st.integer(0);
+}
+
+// A store as hallpass made it before the review columns, with a row in every table: a
+// pending request from the block page, an approved one with its exception, a report with its
+// local block, and their audit entries.
+void make_schema_1_store(const temp_dir& dir) {
+  std::string error;
+  auto d = store::database::open(dir.db(), &error);
+  REQUIRE(d.has_value());
+  REQUIRE(d->exec(read_file(std::filesystem::path(HALLPASS_SOURCE_DIR) /
+                            "tests/store/schema_1.sql")) == "");
+  const auto now = store::now_seconds().time_since_epoch().count();
+  const std::string n = std::to_string(now);
+  for (const std::string& sql : {
+           "INSERT INTO requests(created_at, url, requester, reasons, site_content, scope_roles, "
+           "filed_by, source, "
+           "client_address) VALUES(" +
+               n +
+               ", 'https://www.instagram.com/', 'Ben (Year 5)', 'Art homework', "
+               "'pictures', 'pupils', 'block page', 'block page', '10.10.4.21')",
+           "INSERT INTO requests(created_at, url, requester, reasons, site_content, risks, "
+           "control_measures, "
+           "scope_roles, filed_by, source, decision, decided_by, decided_at, decision_reason) "
+           "VALUES(" +
+               n +
+               ", 'https://www.facebook.com/', 'Mr Smith', 'Year 6 lesson', 'social network', "
+               "'contact', "
+               "'supervised', 'pupils', 'ict.tech', 'hallpassctl', 'approved', 'mrs.head', " +
+               n + ", 'lesson')",
+           "INSERT INTO exceptions(request_id, kind, host, path, display, valid_from, valid_until) "
+           "VALUES(2, "
+           "'domain', 'www.facebook.com', '/', 'www.facebook.com', " +
+               n + ", " + std::to_string(now + 3600) + ")",
+           "INSERT INTO reports(created_at, reporter, url, nature, filed_by, action_taken, "
+           "action_by, action_at, "
+           "entry_id) VALUES(" +
+               n +
+               ", 'Mrs Jones', 'http://bad.example/page', 'violence', 'ict.tech', 'blocked', "
+               "'ict.tech', " +
+               n + ", 1)",
+           "INSERT INTO local_entries(block, kind, host, path, display, reason, created_by, "
+           "created_at, report_id) "
+           "VALUES(1, 'url', 'bad.example', '/page', 'http://bad.example/page', 'Reported', "
+           "'ict.tech', " +
+               n + ", 1)",
+           "INSERT INTO audit(at, os_user, admin_role, action, object, reason, outcome) VALUES(" +
+               n + ", 'mrs.head', 'headteacher', 'approve', 'request 2', 'lesson', 'ok')",
+       }) {
+    INFO(sql);
+    REQUIRE(d->exec(sql) == "");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("review completes a block-page request's adult questions and keeps the pupil's words") {
+  temp_dir dir;
+  auto s = open_store(dir);
+  const auto id = file(*s, pupil_form());
+  auto before = shown(*s, id);
+  CHECK(before.at("to_complete") == json::array{"risks", "control_measures"});
+  CHECK(before.at("review").is_null());
+
+  store::request_review rv;
+  rv.risks = "Public comments under the posts; adverts";
+  rv.control_measures = "Teacher-led on the classroom screen; pupils do not log in";
+  rv.site_content = "The school's own Facebook page and its public posts";
+  rv.note = "Asked by Ava's teacher, Mr Smith";
+  auto r = s->review(technician, id, rv);
+  REQUIRE(r.ok);
+  auto after = shown(*s, id);
+  CHECK(after.at("status") == "pending");
+  CHECK(after.at("risks") == "Public comments under the posts; adverts");
+  CHECK(after.at("control_measures") ==
+        "Teacher-led on the classroom screen; pupils do not log in");
+  CHECK(after.at("to_complete").as_array().empty());
+  // The pupil's own words, as the block page filed them.
+  CHECK(after.at("requester") == "Ava (Year 6)");
+  CHECK(after.at("reasons") == "For my project about how our school uses its page");
+  CHECK(after.at("site_content") == "the school's posts");
+  const auto& review = after.at("review").as_object();
+  CHECK(review.at("by") == "ict.tech");
+  CHECK(review.at("role") == "technician");
+  CHECK(review.at("site_content") == "The school's own Facebook page and its public posts");
+  CHECK(review.at("note") == "Asked by Ava's teacher, Mr Smith");
+  CHECK(!review.at("at").as_string().empty());
+  CHECK(r.data == after);
+
+  // Audited: who, what changed (the request before and after), in words.
+  auto entries = audit_of(*s, id);
+  REQUIRE(entries.size() == 2);  // filed, reviewed
+  const auto& e = entries.back().as_object();
+  CHECK(e.at("action") == "review");
+  CHECK(e.at("os_user") == "ict.tech");
+  CHECK(e.at("admin_role") == "technician");
+  CHECK(e.at("outcome") == "ok");
+  CHECK(e.at("reason") == "completed identified risks, control measures, site content, note");
+  CHECK(e.at("before").at("risks") == "");
+  CHECK(e.at("after").at("risks") == "Public comments under the posts; adverts");
+}
+
+TEST_CASE("a later review changes only the fields it gives, and the audit keeps the earlier text") {
+  temp_dir dir;
+  auto s = open_store(dir);
+  const auto id = file(*s, pupil_form());
+  store::request_review first;
+  first.risks = "contact with strangers";
+  REQUIRE(s->review(technician, id, first).ok);
+  CHECK(shown(*s, id).at("to_complete") == json::array{"control_measures"});
+  store::request_review second;
+  second.control_measures = "supervised";
+  second.risks = "contact with strangers; adverts";
+  REQUIRE(s->review(headteacher, id, second).ok);
+  auto after = shown(*s, id);
+  CHECK(after.at("risks") == "contact with strangers; adverts");
+  CHECK(after.at("control_measures") == "supervised");
+  CHECK(after.at("review").at("by") == "mrs.head");
+  CHECK(after.at("review").at("role") == "headteacher");
+  auto entries = audit_of(*s, id);
+  REQUIRE(entries.size() == 3);
+  CHECK(entries[2].at("before").at("risks") == "contact with strangers");
+}
+
+TEST_CASE(
+    "review refuses an unknown id, a decided request, empty and over-long text, and changes "
+    "nothing") {
+  temp_dir dir;
+  auto s = open_store(dir);
+  const auto id = file(*s, pupil_form());
+  const auto untouched = shown(*s, id);
+  store::request_review ok_review;
+  ok_review.risks = "contact";
+
+  auto r = s->review(technician, 999, ok_review);
+  CHECK(!r.ok);
+  CHECK(r.code == "not_found");
+  CHECK(r.error == "there is no request 999");
+
+  r = s->review(technician, id, store::request_review{});
+  CHECK(r.code == "bad_request");
+  CHECK(r.error.find("nothing to complete") != std::string::npos);
+
+  for (const std::string blank : {"", "   ", "\n\t "}) {
+    store::request_review rv;
+    rv.control_measures = blank;
+    r = s->review(technician, id, rv);
+    CHECK(r.code == "bad_request");
+    CHECK(r.error == "'control_measures' must not be empty");
+  }
+
+  store::request_review too_long;
+  too_long.note = std::string(store::max_review_chars + 1, 'x');
+  r = s->review(technician, id, too_long);
+  CHECK(r.code == "bad_request");
+  CHECK(r.error == "'note' is 2001 characters long: at most 2000");
+  // A field is refused whole: a good one beside it is not saved either.
+  too_long.risks = "contact";
+  CHECK(s->review(technician, id, too_long).code == "bad_request");
+  CHECK(shown(*s, id) == untouched);
+  CHECK(audit_of(*s, id).size() == 1);
+
+  // Characters, not bytes: 2,000 accented letters (4,000 bytes) fit.
+  store::request_review accented;
+  std::string e_acute;
+  for (std::size_t i = 0; i < store::max_review_chars; ++i) e_acute += "\xC3\xA9";
+  accented.risks = e_acute;
+  CHECK(s->review(technician, id, accented).ok);
+
+  // Decided requests keep the form as it was decided.
+  store::request_review rv;
+  rv.control_measures = "supervised";
+  REQUIRE(s->review(technician, id, rv).ok);
+  REQUIRE(approve(*s, id).ok);
+  const auto decided = shown(*s, id);
+  rv.note = "too late";
+  r = s->review(technician, id, rv);
+  CHECK(r.code == "conflict");
+  CHECK(r.error.find("request " + std::to_string(id) + " is approved, not pending") == 0);
+  CHECK(shown(*s, id) == decided);
+
+  const auto denied = file(*s, pupil_form("https://www.tiktok.com/"));
+  REQUIRE(s->deny(headteacher, denied, "no").ok);
+  CHECK(s->review(technician, denied, rv).code == "conflict");
+}
+
+TEST_CASE(
+    "approve refuses a form without risks or control measures unless forced, and the audit says "
+    "so") {
+  temp_dir dir;
+  auto s = open_store(dir);
+  const auto id = file(*s, pupil_form());
+  auto r = approve(*s, id);
+  CHECK(!r.ok);
+  CHECK(r.code == "conflict");
+  CHECK(r.error.find("its identified risks and control measures are empty") != std::string::npos);
+  CHECK(r.error.find("hallpassctl review " + std::to_string(id)) != std::string::npos);
+  CHECK(shown(*s, id).at("status") == "pending");
+  auto entries = audit_of(*s, id);
+  REQUIRE(entries.size() == 2);
+  CHECK(entries[1].at("action") == "approve");
+  CHECK(entries[1].at("outcome") == "refused");
+  CHECK(entries[1].at("reason") == json::value(r.error));
+  std::string error;
+  CHECK(s->load_active(store::now_seconds(), &error)->first.empty());
+
+  // One of the two is not enough.
+  store::request_review rv;
+  rv.risks = "contact";
+  REQUIRE(s->review(technician, id, rv).ok);
+  r = approve(*s, id);
+  CHECK(r.code == "conflict");
+  CHECK(r.error.find("its control measures are empty") != std::string::npos);
+
+  r = approve(*s, id, /*force=*/true);
+  REQUIRE(r.ok);
+  CHECK(r.data.at("status") == "approved");
+  CHECK(r.data.at("decision").at("reason") == "for the lesson");
+  entries = audit_of(*s, id);
+  CHECK(entries.back().at("outcome") == "ok");
+  CHECK(entries.back().at("reason") ==
+        "for the lesson (approved with force: the form's control measures were empty)");
+  CHECK(s->load_active(store::now_seconds(), &error)->first.size() == 1);
+}
+
+TEST_CASE("approve of a complete form needs no force and notes nothing") {
+  temp_dir dir;
+  auto s = open_store(dir);
+  auto f = pupil_form();
+  f.source = "hallpassctl";
+  f.client_address.reset();
+  f.risks = "contact";
+  f.control_measures = "supervised";
+  const auto filed = file(*s, f, technician);
+  CHECK(shown(*s, filed).at("to_complete").as_array().empty());
+  auto r = approve(*s, filed);
+  REQUIRE(r.ok);
+  CHECK(audit_of(*s, filed).back().at("reason") == "for the lesson");
+}
+
+TEST_CASE("a store made by schema 1 opens with its rows, and its requests can be reviewed") {
+  temp_dir dir;
+  make_schema_1_store(dir);
+  REQUIRE(user_version(dir.db()) == 1);
+  auto s = open_store(dir);
+  CHECK(user_version(dir.db()) == 2);
+
+  auto pending = shown(*s, 1);
+  CHECK(pending.at("status") == "pending");
+  CHECK(pending.at("requester") == "Ben (Year 5)");
+  CHECK(pending.at("site_content") == "pictures");
+  CHECK(pending.at("client") == "10.10.4.21");
+  CHECK(pending.at("to_complete") == json::array{"risks", "control_measures"});
+  CHECK(pending.at("review").is_null());
+  auto approved = shown(*s, 2);
+  CHECK(approved.at("status") == "approved");
+  CHECK(approved.at("exception").at("value") == "www.facebook.com");
+  CHECK(approved.at("to_complete").as_array().empty());
+  CHECK(s->reports().data.at("reports").as_array().size() == 1);
+  CHECK(s->local_blocks(false).data.at("blocks").as_array().size() == 1);
+  CHECK(s->audit(std::nullopt).data.at("entries").as_array().size() == 1);
+  std::string error;
+  auto active = s->load_active(store::now_seconds(), &error);
+  REQUIRE(active.has_value());
+  CHECK(active->first.size() == 1);
+  CHECK(active->second.size() == 1);
+
+  store::request_review rv;
+  rv.risks = "strangers' comments";
+  rv.control_measures = "at home with a parent";
+  REQUIRE(s->review(technician, 1, rv).ok);
+  REQUIRE(approve(*s, 1).ok);
+  // New ids follow the old ones.
+  CHECK(file(*s, pupil_form("https://www.tiktok.com/")) == 3);
+
+  // Opening again (every restart) changes nothing.
+  s.reset();
+  s = open_store(dir);
+  CHECK(shown(*s, 1).at("risks") == "strangers' comments");
+  CHECK(user_version(dir.db()) == 2);
+}
+
+TEST_CASE("a store an older hallpass reopened after the upgrade still opens") {
+  // The older hallpass writes user_version 1 over columns it does not know.
+  temp_dir dir;
+  {
+    auto s = open_store(dir);
+    const auto id = file(*s, pupil_form());
+    store::request_review rv;
+    rv.note = "kept";
+    REQUIRE(s->review(technician, id, rv).ok);
+  }
+  {
+    std::string error;
+    auto d = store::database::open(dir.db(), &error);
+    REQUIRE(d->exec(read_file(std::filesystem::path(HALLPASS_SOURCE_DIR) /
+                              "tests/store/schema_1.sql")) == "");
+  }
+  REQUIRE(user_version(dir.db()) == 1);
+  auto s = open_store(dir);
+  CHECK(shown(*s, 1).at("review").at("note") == "kept");
+  CHECK(user_version(dir.db()) == 2);
+}
+
+TEST_CASE("a store made by a newer hallpass is refused, not changed") {
+  temp_dir dir;
+  {
+    auto s = open_store(dir);
+    file(*s, pupil_form());
+  }
+  {
+    std::string error;
+    auto d = store::database::open(dir.db(), &error);
+    REQUIRE(d->exec("PRAGMA user_version = 3") == "");
+  }
+  std::string error;
+  auto s = exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
+  CHECK(s == nullptr);
+  CHECK(error.find("made by a newer hallpass (schema 3") != std::string::npos);
+  CHECK(user_version(dir.db()) == 3);
+}
