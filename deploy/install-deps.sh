@@ -30,7 +30,9 @@ test_pkgs=(
   clang-14 libclang-rt-14-dev  # the libFuzzer targets in tests/fuzz/ (libFuzzer, ASan, UBSan runtimes)
 )
 bench_pkgs=(
-  wrk squid tinyproxy privoxy e2guardian nginx-light linux-perf valgrind
+  wrk tinyproxy privoxy e2guardian nginx-light linux-perf valgrind
+  squid-openssl             # squid built with OpenSSL, for ssl_bump (bench/tls_peers.py); it conflicts with
+                            # (and replaces) Debian's GnuTLS `squid`, which the plain-HTTP bench ran before
 )
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
