@@ -149,7 +149,7 @@ categories:
   }
 }
 
-TEST_CASE("feeds: a locked lines feed locks its category; empty, it is an error") {
+TEST_CASE("feeds: a locked lines feed locks its category, and empty it is an error") {
   state_dir s;
   s.write("feeds/iwf/current/list", "abuse.example\nhost.example/bad/page\n");
   const std::string yaml = head + R"(feeds:
