@@ -186,16 +186,7 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
   t.scheme = "http";
   t.host = std::string(parts->host);
   t.port = parts->port ? parts->port : 80;
-  const std::string_view pq = parts->path;
-  if (pq.empty() || pq.front() != '/') {
-    t.path = "/";
-    if (!pq.empty() && pq.front() == '?') t.query = std::string(pq.substr(1));
-  } else if (auto q = pq.find('?'); q != std::string_view::npos) {
-    t.path = std::string(pq.substr(0, q));
-    t.query = std::string(pq.substr(q + 1));
-  } else {
-    t.path = std::string(pq);
-  }
+  split_path(parts->path, t);  // split_url has dropped the fragment already
   return t;
 }
 

@@ -191,6 +191,25 @@ class ThreadedServer:
         raise NotImplementedError
 
 
+def read_request_head(f):
+    """Reads one request head from a binary file object: (method, target, version, headers by
+    lower-case name, [name, value] pairs as sent), or None at the end of the stream."""
+    line = f.readline(65536)
+    if not line:
+        return None
+    method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+    headers = {}
+    raw_headers = []
+    while True:
+        h = f.readline(65536).decode("latin-1")
+        if h in ("\r\n", "\n", ""):
+            break
+        name, _, value = h.partition(":")
+        headers[name.strip().lower()] = value.strip()
+        raw_headers.append([name.strip(), value.strip()])
+    return method, target, version, headers, raw_headers
+
+
 class PyOrigin(ThreadedServer):
     """A small HTTP/1.1 origin in the test, one thread per connection.
 
@@ -215,19 +234,10 @@ class PyOrigin(ThreadedServer):
         f = conn.makefile("rb")
         try:
             while True:
-                line = f.readline(65536)
-                if not line:
+                head = read_request_head(f)
+                if head is None:
                     return
-                method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-                headers = {}
-                raw_headers = []
-                while True:
-                    h = f.readline(65536).decode("latin-1")
-                    if h in ("\r\n", "\n", ""):
-                        break
-                    name, _, value = h.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                    raw_headers.append([name.strip(), value.strip()])
+                method, target, version, headers, raw_headers = head
                 body = b""
                 if headers.get("transfer-encoding", "").lower() == "chunked":
                     while True:

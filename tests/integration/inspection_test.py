@@ -19,7 +19,7 @@ import tempfile
 import threading
 import unittest
 
-from harness import BIN, PUPIL, STAFF, Proxy, ThreadedServer, curl, wait_for
+from harness import BIN, PUPIL, STAFF, Proxy, ThreadedServer, curl, read_request_head, wait_for
 
 NAMES = ["origin.test", "wiki.test", "search.test", "facebook.test", "www.facebook.test", "never.test",
          "www.google.com", "www.youtube.com", "en.wikipedia.org"]
@@ -80,17 +80,10 @@ class TlsOrigin(ThreadedServer):
         f = tls.makefile("rb")
         try:
             while True:
-                line = f.readline(65536)
-                if not line:
+                head = read_request_head(f)
+                if head is None:
                     return
-                method, target, _ = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-                headers = {}
-                while True:
-                    h = f.readline(65536).decode("latin-1")
-                    if h in ("\r\n", "\n", ""):
-                        break
-                    name, _, value = h.partition(":")
-                    headers[name.strip().lower()] = value.strip()
+                method, target, _, headers, _ = head
                 length = int(headers.get("content-length", "0"))
                 body = f.read(length) if length else b""
                 seen = {"method": method, "target": target, "headers": headers, "body": body.decode("latin-1"),
