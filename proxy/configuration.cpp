@@ -2,6 +2,10 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "certs/origin_context.hpp"
 #include "rules/policy_loader.hpp"
 
@@ -53,11 +57,22 @@ std::string feeds_dir_for(const std::string& path, const overrides& o) {
   if (o.state_dir) {
     dir = *o.state_dir;
   } else {
-    try {
-      const YAML::Node root = YAML::LoadFile(path);
-      if (root.IsMap() && root["state_dir"] && root["state_dir"].IsScalar()) dir = root["state_dir"].Scalar();
-    } catch (const std::exception&) {
-      // Reported by the policy loader.
+    // Read into memory first: yaml-cpp's LoadFile leaks its buffer when the stream read fails
+    // (a directory, /proc/self/mem; LeakSanitizer caught it). A file that cannot be read is
+    // reported by the policy loader.
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(path, ec)) {
+      std::ifstream in(path, std::ios::binary);
+      std::ostringstream text;
+      if (in) text << in.rdbuf();
+      if (in && !text.fail()) {
+        try {
+          const YAML::Node root = YAML::Load(text.str());
+          if (root.IsMap() && root["state_dir"] && root["state_dir"].IsScalar()) dir = root["state_dir"].Scalar();
+        } catch (const std::exception&) {
+          // Reported by the policy loader.
+        }
+      }
     }
   }
   return dir.empty() ? std::string() : dir + "/feeds";
