@@ -118,16 +118,20 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
                                         const parsed_target& target) {
   auto& req = rp.get();
   // SafeSearch, locked for the role: the search engine's own safe mode by its parameters and
-  // headers, and its locked front end's address (rules/safesearch.hpp).
-  parsed_target t = target;
+  // headers, and its locked front end's address (rules/safesearch.hpp). Only a search
+  // engine's host costs anything here: no string is built or copied for any other request.
+  parsed_target rewritten;
+  bool rewrote = false;
   const auto& policy = *ex.cfg->policy;
-  if (ex.verdict) {
-    const std::string path_and_query = t.path + (t.query.empty() ? "" : "?" + t.query);
+  if (ex.verdict && rules::search_service_of(ex.host) != rules::search_service::none) {
+    const std::string path_and_query = target.path + (target.query.empty() ? "" : "?" + target.query);
     auto rewrite = rules::safesearch_request(policy, *ex.verdict, ex.host, path_and_query);
     if (rewrite.target) {
+      rewritten = target;
       const auto q = rewrite.target->find('?');
-      t.path = rewrite.target->substr(0, q);
-      t.query = q == std::string::npos ? std::string() : rewrite.target->substr(q + 1);
+      rewritten.path = rewrite.target->substr(0, q);
+      rewritten.query = q == std::string::npos ? std::string() : rewrite.target->substr(q + 1);
+      rewrote = true;
     }
     for (auto& [name, value] : rewrite.set_headers) req.set(name, value);
     if (!rewrite.empty()) ex.note = "SafeSearch enforced";
@@ -135,6 +139,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       ex.connect_host = std::string(*mapped);
     }
   }
+  const parsed_target& t = rewrote ? rewritten : target;
   const auto& daemon = ex.cfg->daemon;
   const unsigned client_version = req.version();
   const bool client_keep_alive = req.keep_alive();
