@@ -82,13 +82,13 @@ constexpr std::array<refusal_row, 19> rows{{
     // misdirected
     {421, outcome::error, rej::malformed, no_upstream_failure, "the request names another site than its HTTPS tunnel",
      true, "", refusal_page::html, refused_title,
-     "The web filter refused a request for another site inside a secure connection ({})."},
+     "The web filter refused a request for another site inside a secure connection ({}).", false},
     // upstream_certificate (counted in hallpass_tls_origin_failures_total by the upstream)
     {502, outcome::error, no_rejection, no_upstream_failure, "the site's certificate could not be trusted", true,
      "upstream certificate: ", refusal_page::html, "This site's certificate could not be trusted",
      "The web filter could not confirm that this is the real site, so it did not open it: {}. Usually the site is set "
      "up wrongly; sometimes someone is pretending to be it. The school's certificate is never given to a site that "
-     "fails this check. If you need this site, tell the ICT technician."},
+     "fails this check. If you need this site, tell the ICT technician.", false},
 }};
 static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_certificate) + 1,
               "one row per refusal kind, in the enum's order");
@@ -175,9 +175,7 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
     case refusal_page::html:
       break;
   }
-  // A failed certificate check or a misdirected request will not go away by trying again.
-  const bool transient = r != refusal::upstream_certificate && r != refusal::misdirected;
-  co_return co_await write_error_page(c, ex, status, row.title, text, false, version, transient);
+  co_return co_await write_error_page(c, ex, status, row.title, text, false, version, row.transient);
 }
 
 net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::status status, std::string&& body,

@@ -66,6 +66,7 @@ struct refusal_row {
   refusal_page page;
   std::string_view title;  // the page's title (html)
   std::string_view text;   // the page's explanation (html) or the whole body (plain)
+  bool transient = true;   // the page says to try again in a minute (false: that cannot help)
 };
 
 // The row for a kind. Every kind has one (checked by a unit test).
