@@ -102,6 +102,19 @@ std::string policy_summary(const policy& p) {
   } else {
     out += p.timetable.terms.empty() ? "90 days (no term dates)\n" : "until the end of the current term\n";
   }
+  {
+    // Bans (rules/ban.hpp): the supervised-use list and the threshold.
+    const auto& b = p.bans;
+    std::string list;
+    for (const auto& d : b.domains) list += (list.empty() ? "" : ", ") + d;
+    for (const auto id : b.categories) list += (list.empty() ? "category " : ", category ") + p.set_names[id];
+    out += "Bans: supervised use " + (list.empty() ? std::string("(nothing listed: a ban blocks everything)") : list) +
+           "; " +
+           (b.attempts ? "automatic after " + std::to_string(b.attempts) + " circumvention attempts within " +
+                             duration_text(b.within) + ", for " + duration_text(b.duration)
+                       : std::string("no automatic bans (bans.threshold)")) +
+           "\n";
+  }
   std::string safe;
   for (const auto& r : p.roles) {
     if (!r.safesearch.any()) continue;
