@@ -35,14 +35,18 @@ std::optional<std::int64_t> number(const json::object& a, const char* key) {
   return std::nullopt;
 }
 
-store::result bad(std::string message) { return store::result::fail("bad_request", std::move(message)); }
+store::result bad(std::string message) {
+  return store::result::fail("bad_request", std::move(message));
+}
 
 // A ban's 'for': a whole number and one unit, from 1m to 366d.
 std::optional<std::chrono::seconds> ban_length(const std::string& t, std::string& error) {
-  const std::string shape = "'for' must be a duration like 45m, 6h or 3d (a whole number and one unit)";
+  const std::string shape =
+      "'for' must be a duration like 45m, 6h or 3d (a whole number and one unit)";
   std::size_t digits = 0;
   while (digits < t.size() && t[digits] >= '0' && t[digits] <= '9') ++digits;
-  auto d = digits > 0 && digits <= 6 && t.size() == digits + 1 ? rules::parse_duration(t) : std::nullopt;
+  auto d =
+      digits > 0 && digits <= 6 && t.size() == digits + 1 ? rules::parse_duration(t) : std::nullopt;
   if (!d) {
     error = shape + ", not '" + t + "'";
     return std::nullopt;
@@ -56,7 +60,8 @@ std::optional<std::chrono::seconds> ban_length(const std::string& t, std::string
 
 // One line on the access log for each ban put in force, so the DSL's monitoring (the log)
 // sees it beside the attempts that led to it.
-void log_ban(shared_state& state, const rules::time_zone& zone, const json::object& ban, const std::string& how) {
+void log_ban(shared_state& state, const rules::time_zone& zone, const json::object& ban,
+             const std::string& how) {
   if (!state.access_log.enabled()) return;
   json::object line{{"time", rules::iso8601_local(zone, store::now_seconds())},
                     {"event", "ban"},
@@ -72,12 +77,14 @@ void log_ban(shared_state& state, const rules::time_zone& zone, const json::obje
 }  // namespace
 
 store::result admin_server::handle_ban_verb(const std::string& verb, const json::object& args,
-                                            const std::string& os_user, const std::set<std::string>& roles,
-                                            bool& changed) {
+                                            const std::string& os_user,
+                                            const std::set<std::string>& roles, bool& changed) {
   const auto cfg = state_.configs.current();
   const auto& zone = cfg->policy->zone;
   // The DSL and the headteacher decide bans (000 7.2; 002); a technician proposes.
-  const char* deciding_role = roles.count("dsl") ? "dsl" : roles.count("headteacher") ? "headteacher" : nullptr;
+  const char* deciding_role = roles.count("dsl")           ? "dsl"
+                              : roles.count("headteacher") ? "headteacher"
+                                                           : nullptr;
   const store::actor actor{os_user, deciding_role ? deciding_role : "technician"};
   if (verb == "bans") {
     bool all = false;
@@ -92,8 +99,9 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
     const auto id = number(args, "confirm");
     if (!id) return bad("'confirm' must be the number of a proposed ban");
     if (!deciding_role) {
-      const std::string why = "OS user '" + os_user +
-                              "' (admin role technician) may not confirm a ban: that needs the dsl or headteacher role";
+      const std::string why =
+          "OS user '" + os_user +
+          "' (admin role technician) may not confirm a ban: that needs the dsl or headteacher role";
       store_->audit_refusal(actor, "confirm ban", "ban " + std::to_string(*id), why);
       return store::result::fail("forbidden", why);
     }
@@ -105,7 +113,8 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
     }
     return r;
   }
-  if (!reason || reason->find_first_not_of(" \t\r\n") == std::string::npos) return bad("'reason' is required");
+  if (!reason || reason->find_first_not_of(" \t\r\n") == std::string::npos)
+    return bad("'reason' is required");
   if (reason->size() > 2000) return bad("'reason' is longer than 2000 characters");
   const auto user = text(args, "user");
   const auto device = text(args, "device");
@@ -117,12 +126,15 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
   }
   std::string subject;
   if (user) {
-    if (user->empty() || user->size() > 256) return bad("'user' must be a user name (1 to 256 characters)");
+    if (user->empty() || user->size() > 256)
+      return bad("'user' must be a user name (1 to 256 characters)");
     subject = *user;
   } else if (device) {
     // One device: its address as the proxy sees it (a network would ban a whole classroom).
     const auto a = rules::ip_address::parse(*device);
-    if (!a) return bad("'device' must be one device's address, like 10.10.4.20 or fd00::20, not '" + *device + "'");
+    if (!a)
+      return bad("'device' must be one device's address, like 10.10.4.20 or fd00::20, not '" +
+                 *device + "'");
     subject = a->to_string();
   }
   if (verb == "unban") {
@@ -154,8 +166,8 @@ void admin_server::file_automatic_ban(bool device, std::string subject, std::chr
                                       std::string reason) {
   if (queued_bans_.fetch_add(1) >= max_queued_bans) {
     queued_bans_.fetch_sub(1);
-    std::cerr << "hallpass: bans: too many automatic bans waiting; not filed: " << (device ? "device " : "user ")
-              << subject << " (" << reason << ")\n";
+    std::cerr << "hallpass: bans: too many automatic bans waiting; not filed: "
+              << (device ? "device " : "user ") << subject << " (" << reason << ")\n";
     return;
   }
   net::post(ioc_, [this, device, subject = std::move(subject), length, reason = std::move(reason)] {
@@ -172,15 +184,16 @@ void admin_server::file_automatic_ban(bool device, std::string subject, std::chr
     auto r = store_->ban(store::actor{"hallpass", "automatic"}, f);
     if (!r.ok) {
       // Already banned (conflict): that ban stands. Anything else is a store error.
-      if (r.code != "conflict") std::cerr << "hallpass: bans: cannot file an automatic ban: " << r.error << "\n";
+      if (r.code != "conflict")
+        std::cerr << "hallpass: bans: cannot file an automatic ban: " << r.error << "\n";
       return;
     }
     publish_index();
     state_.metrics.bans("automatic").Increment();
     log_ban(state_, cfg->policy->zone, r.data.as_object(), "automatic");
-    std::cerr << "hallpass: bans: " << (device ? "device " : "user ") << subject << " banned automatically until "
-              << r.data.at("until").as_string().c_str() << " (ban " << r.data.at("id").as_int64() << ": " << reason
-              << ")\n";
+    std::cerr << "hallpass: bans: " << (device ? "device " : "user ") << subject
+              << " banned automatically until " << r.data.at("until").as_string().c_str()
+              << " (ban " << r.data.at("id").as_int64() << ": " << reason << ")\n";
   });
 }
 

@@ -2,15 +2,15 @@
 
 namespace hallpass {
 
-std::vector<circumvention_tracker::subject> circumvention_tracker::note_attempt(const rules::ip_address& client,
-                                                                             std::string_view user,
-                                                                             std::chrono::sys_seconds time,
-                                                                             const rules::ban_settings& bans) {
+std::vector<circumvention_tracker::subject> circumvention_tracker::note_attempt(
+    const rules::ip_address& client, std::string_view user, std::chrono::sys_seconds time,
+    const rules::ban_settings& bans) {
   std::vector<subject> reached;
   if (bans.attempts == 0) return reached;
   const std::string address = client.to_string();
   std::lock_guard lock(mutex_);
-  if (!user.empty() && count("u " + std::string(user), time, bans)) reached.push_back({false, std::string(user)});
+  if (!user.empty() && count("u " + std::string(user), time, bans))
+    reached.push_back({false, std::string(user)});
   if (count("d " + address, time, bans)) reached.push_back({true, address});
   return reached;
 }
@@ -22,7 +22,9 @@ bool circumvention_tracker::count(const std::string& key, std::chrono::sys_secon
     if (attempts_.size() >= max_subjects_ && time != last_sweep_) {
       // Full: forget subjects with no attempt inside the window (at most once a second).
       last_sweep_ = time;
-      std::erase_if(attempts_, [&](const auto& kv) { return kv.second.empty() || kv.second.back() <= time - bans.within; });
+      std::erase_if(attempts_, [&](const auto& kv) {
+        return kv.second.empty() || kv.second.back() <= time - bans.within;
+      });
     }
     if (attempts_.size() >= max_subjects_) {
       ++dropped_;

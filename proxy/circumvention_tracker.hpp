@@ -45,7 +45,8 @@ class circumvention_tracker {
   std::size_t dropped() const;
 
  private:
-  bool count(const std::string& key, std::chrono::sys_seconds time, const rules::ban_settings& bans);
+  bool count(const std::string& key, std::chrono::sys_seconds time,
+             const rules::ban_settings& bans);
 
   mutable std::mutex mutex_;
   const std::size_t max_subjects_;

@@ -20,7 +20,8 @@ bool on_supervised_list(const policy& p, const normalized_host& host) {
   }
   if (!s.categories.empty()) {
     for (set_id id : sets_of_host(p, host).by_domain) {
-      if (std::find(s.categories.begin(), s.categories.end(), id) != s.categories.end()) return true;
+      if (std::find(s.categories.begin(), s.categories.end(), id) != s.categories.end())
+        return true;
     }
   }
   return false;

@@ -11,10 +11,13 @@ namespace json = boost::json;
 namespace {
 
 constexpr const char* ban_columns =
-    "id, kind, subject, reason, how, created_by, created_role, created_at, length, valid_from, valid_until, "
+    "id, kind, subject, reason, how, created_by, created_role, created_at, length, valid_from, "
+    "valid_until, "
     "confirmed_by, confirmed_at, lifted_by, lifted_at, lift_reason";
 
-std::string ban_name(std::int64_t id) { return "ban " + std::to_string(id); }
+std::string ban_name(std::int64_t id) {
+  return "ban " + std::to_string(id);
+}
 
 std::string subject_text(bool device, const std::string& subject) {
   return (device ? "device " : "user ") + subject;
@@ -41,11 +44,15 @@ std::optional<json::object> exception_store::ban_object(std::int64_t id, seconds
   const bool proposed = st.is_null(9);
   o["from"] = proposed ? json::value(nullptr) : json::value(iso(st.integer(9)));
   o["until"] = proposed ? json::value(nullptr) : json::value(iso(st.integer(10)));
-  o["confirmed"] = st.is_null(12) ? json::value(nullptr)
-                                  : json::value(json::object{{"by", st.text(11)}, {"at", iso(st.integer(12))}});
-  std::string status = proposed ? "proposed" : st.integer(10) <= now.time_since_epoch().count() ? "expired" : "active";
+  o["confirmed"] =
+      st.is_null(12) ? json::value(nullptr)
+                     : json::value(json::object{{"by", st.text(11)}, {"at", iso(st.integer(12))}});
+  std::string status = proposed                                           ? "proposed"
+                       : st.integer(10) <= now.time_since_epoch().count() ? "expired"
+                                                                          : "active";
   if (!st.is_null(14)) {
-    o["lifted"] = json::object{{"by", st.text(13)}, {"at", iso(st.integer(14))}, {"reason", st.text(15)}};
+    o["lifted"] =
+        json::object{{"by", st.text(13)}, {"at", iso(st.integer(14))}, {"reason", st.text(15)}};
     status = proposed ? "withdrawn" : "lifted";
   } else {
     o["lifted"] = nullptr;
@@ -64,17 +71,21 @@ result exception_store::ban(const actor& who, const ban_form& f) {
   if (f.how == "automatic") {
     // One ban per burst: the tracker may count more attempts before the first ban is in force.
     auto same = db_.prepare(
-        "SELECT id FROM bans WHERE kind = ? AND subject = ? AND lifted_at IS NULL AND valid_until > ? LIMIT 1", &err);
+        "SELECT id FROM bans WHERE kind = ? AND subject = ? AND lifted_at IS NULL AND valid_until "
+        "> ? LIMIT 1",
+        &err);
     if (!same) return result::fail("internal", err);
     same.bind(1, kind).bind(2, f.subject).bind(3, n);
     if (same.step(&err)) {
-      return result::fail("conflict", subject_text(f.device, f.subject) + " is already banned (ban " +
+      return result::fail("conflict", subject_text(f.device, f.subject) +
+                                          " is already banned (ban " +
                                           std::to_string(same.integer(0)) + ")");
     }
     if (!err.empty()) return result::fail("internal", err);
   }
   auto st = db_.prepare(
-      "INSERT INTO bans(kind, subject, reason, how, created_by, created_role, created_at, length, valid_from, "
+      "INSERT INTO bans(kind, subject, reason, how, created_by, created_role, created_at, length, "
+      "valid_from, "
       "valid_until) VALUES(?,?,?,?,?,?,?,?,?,?)",
       &err);
   if (!st) return result::fail("internal", err);
@@ -119,13 +130,16 @@ result exception_store::confirm_ban(const actor& who, std::int64_t id, const std
   }
   std::string err;
   auto upd = db_.prepare(
-      "UPDATE bans SET valid_from = ?, valid_until = ? + length, confirmed_by = ?, confirmed_at = ? WHERE id = ?", &err);
+      "UPDATE bans SET valid_from = ?, valid_until = ? + length, confirmed_by = ?, confirmed_at = "
+      "? WHERE id = ?",
+      &err);
   if (!upd) return result::fail("internal", err);
   const auto n = now.time_since_epoch().count();
   upd.bind(1, n).bind(2, n).bind(3, who.os_user).bind(4, n).bind(5, id);
   if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
   auto after = ban_object(id, now);
-  if (auto e = write_audit(who, "confirm ban", ban_name(id), *before, *after, reason, "ok"); !e.empty())
+  if (auto e = write_audit(who, "confirm ban", ban_name(id), *before, *after, reason, "ok");
+      !e.empty())
     return result::fail("internal", e);
   if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
   result r;
@@ -143,12 +157,15 @@ result exception_store::unban(const actor& who, std::optional<std::int64_t> id, 
   // The bans to lift: one by id, or every one in force or proposed on the subject.
   std::vector<std::int64_t> ids;
   {
-    auto st = id ? db_.prepare("SELECT id FROM bans WHERE id = ? AND lifted_at IS NULL AND "
-                               "(valid_until IS NULL OR valid_until > ?)",
-                               &err)
-                 : db_.prepare("SELECT id FROM bans WHERE kind = ? AND subject = ? AND lifted_at IS NULL AND "
-                               "(valid_until IS NULL OR valid_until > ?) ORDER BY id",
-                               &err);
+    auto st =
+        id ? db_.prepare(
+                 "SELECT id FROM bans WHERE id = ? AND lifted_at IS NULL AND "
+                 "(valid_until IS NULL OR valid_until > ?)",
+                 &err)
+           : db_.prepare(
+                 "SELECT id FROM bans WHERE kind = ? AND subject = ? AND lifted_at IS NULL AND "
+                 "(valid_until IS NULL OR valid_until > ?) ORDER BY id",
+                 &err);
     if (!st) return result::fail("internal", err);
     if (id) {
       st.bind(1, *id).bind(2, n);
@@ -163,14 +180,17 @@ result exception_store::unban(const actor& who, std::optional<std::int64_t> id, 
       auto o = ban_object(*id, now);
       if (!o) return result::fail("not_found", "there is no ban " + std::to_string(*id));
       return result::fail("conflict", "ban " + std::to_string(*id) + " is " +
-                                          std::string(o->at("status").as_string()) + ": there is nothing to lift");
+                                          std::string(o->at("status").as_string()) +
+                                          ": there is nothing to lift");
     }
-    return result::fail("not_found", subject_text(device, subject) + " has no ban in force or proposed");
+    return result::fail("not_found",
+                        subject_text(device, subject) + " has no ban in force or proposed");
   }
   json::array lifted;
   for (const auto b : ids) {
     auto before = ban_object(b, now);
-    auto upd = db_.prepare("UPDATE bans SET lifted_by = ?, lifted_at = ?, lift_reason = ? WHERE id = ?", &err);
+    auto upd = db_.prepare(
+        "UPDATE bans SET lifted_by = ?, lifted_at = ?, lift_reason = ? WHERE id = ?", &err);
     if (!upd) return result::fail("internal", err);
     upd.bind(1, who.os_user).bind(2, n).bind(3, reason).bind(4, b);
     if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
@@ -189,7 +209,8 @@ result exception_store::bans(bool all) {
   const auto now = now_seconds();
   std::string err;
   auto st = db_.prepare(all ? "SELECT id FROM bans ORDER BY id"
-                            : "SELECT id FROM bans WHERE lifted_at IS NULL AND (valid_until IS NULL OR valid_until > ?) "
+                            : "SELECT id FROM bans WHERE lifted_at IS NULL AND (valid_until IS "
+                              "NULL OR valid_until > ?) "
                               "ORDER BY id",
                         &err);
   if (!st) return result::fail("internal", err);
@@ -204,7 +225,8 @@ result exception_store::bans(bool all) {
   return r;
 }
 
-std::optional<std::vector<rules::ban_entry>> exception_store::load_bans(seconds_t now, std::string* error) {
+std::optional<std::vector<rules::ban_entry>> exception_store::load_bans(seconds_t now,
+                                                                        std::string* error) {
   std::string err;
   auto failed = [&] {
     if (error) *error = err.empty() ? std::string("unknown SQLite error") : err;
@@ -229,7 +251,8 @@ std::optional<std::vector<rules::ban_entry>> exception_store::load_bans(seconds_
     b.until_text = iso(st.integer(6));
     if (b.device) {
       b.address = rules::ip_address::parse(b.subject);
-      if (!b.address) continue;  // not an address: it can match no device (the daemon checks at ban)
+      if (!b.address)
+        continue;  // not an address: it can match no device (the daemon checks at ban)
     }
     out.push_back(std::move(b));
   }

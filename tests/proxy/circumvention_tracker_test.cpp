@@ -22,7 +22,8 @@ const auto device = *rules::ip_address::parse("10.10.4.20");
 
 }  // namespace
 
-TEST_CASE("the third attempt within the window reaches the threshold, for the device and the user") {
+TEST_CASE(
+    "the third attempt within the window reaches the threshold, for the device and the user") {
   circumvention_tracker t;
   CHECK(t.note_attempt(device, "ava.b", t0, threshold()).empty());
   CHECK(t.note_attempt(device, "ava.b", t0 + 1min, threshold()).empty());
@@ -39,7 +40,8 @@ TEST_CASE("attempts older than the window do not count, and no user counts the d
   circumvention_tracker t;
   CHECK(t.note_attempt(device, "", t0, threshold()).empty());
   CHECK(t.note_attempt(device, "", t0 + 1min, threshold()).empty());
-  CHECK(t.note_attempt(device, "", t0 + 10min, threshold()).empty());  // the first is out of the window now
+  CHECK(t.note_attempt(device, "", t0 + 10min, threshold())
+            .empty());  // the first is out of the window now
   const auto reached = t.note_attempt(device, "", t0 + 10min + 30s, threshold());
   REQUIRE(reached.size() == 1);
   CHECK(reached[0].device);

@@ -45,8 +45,9 @@ ban_entry device_ban(const policy& p, std::int64_t id, const std::string& addres
   return b;
 }
 
-verdict decide_at(const policy& p, const exception_index* idx, const std::string& client, const std::string& url,
-                  const std::string& time = "09:00", std::string_view user = {}) {
+verdict decide_at(const policy& p, const exception_index* idx, const std::string& client,
+                  const std::string& url, const std::string& time = "09:00",
+                  std::string_view user = {}) {
   auto parts = split_url(url, nullptr);
   REQUIRE(parts);
   request_facts f;
@@ -72,15 +73,19 @@ TEST_CASE("a banned device gets only the supervised-use list, each site still de
   CHECK(v.clause == "000 7.2; 002");
   REQUIRE(v.ban != nullptr);
   CHECK(v.ban->reason == "VPN in ICT");
-  CHECK(decide_at(*p, idx.get(), "10.10.4.20", "http://www.oak.example/").act == action::allow);  // by category
-  // On the list and blocked by the role's rule: still blocked, by that rule (narrows, never widens).
+  CHECK(decide_at(*p, idx.get(), "10.10.4.20", "http://www.oak.example/").act ==
+        action::allow);  // by category
+  // On the list and blocked by the role's rule: still blocked, by that rule (narrows, never
+  // widens).
   const auto shut = decide_at(*p, idx.get(), "10.10.4.20", "http://shut.example/");
   CHECK(shut.act == action::block);
   CHECK(shut.ban == nullptr);
   // Another device, and the same device after the ban's end, are decided as before.
   CHECK(decide_at(*p, idx.get(), "10.10.4.21", "http://open.example/").act == action::allow);
-  CHECK(decide_at(*p, idx.get(), "10.10.4.20", "http://open.example/", "15:00").act == action::allow);
-  CHECK(decide_at(*p, idx.get(), "10.10.4.20", "http://open.example/", "07:59").act == action::allow);
+  CHECK(decide_at(*p, idx.get(), "10.10.4.20", "http://open.example/", "15:00").act ==
+        action::allow);
+  CHECK(decide_at(*p, idx.get(), "10.10.4.20", "http://open.example/", "07:59").act ==
+        action::allow);
 }
 
 TEST_CASE("a ban wins over an exception, and a locked category stays locked with its own reason") {
@@ -116,8 +121,10 @@ TEST_CASE("a user ban matches that user only, and the one that ends last decides
   later.id = 6;
   later.until += std::chrono::hours(1);
   auto idx = exception_index::build({}, {}, {user, later});
-  CHECK(decide_at(*p, idx.get(), "10.10.4.30", "http://open.example/", "09:00", "ava.b").rule_id == "ban 6");
-  CHECK(decide_at(*p, idx.get(), "10.10.4.30", "http://open.example/", "09:00", "ben.c").act == action::allow);
+  CHECK(decide_at(*p, idx.get(), "10.10.4.30", "http://open.example/", "09:00", "ava.b").rule_id ==
+        "ban 6");
+  CHECK(decide_at(*p, idx.get(), "10.10.4.30", "http://open.example/", "09:00", "ben.c").act ==
+        action::allow);
   CHECK(decide_at(*p, idx.get(), "10.10.4.30", "http://open.example/").act == action::allow);
   CHECK(idx->active_bans(p->zone.to_sys(*parse_local_time(day + "09:00"))) == 2);
 }
@@ -129,7 +136,8 @@ TEST_CASE("the bans section is loaded: list, message, threshold") {
   CHECK(p->bans.attempts == 3);
   CHECK(p->bans.within == std::chrono::minutes(10));
   CHECK(p->bans.duration == std::chrono::hours(24));
-  auto none = test::load_yaml(std::string(test::timetable_yaml) + "roles: {pupils: {default: allow}}\n");
+  auto none =
+      test::load_yaml(std::string(test::timetable_yaml) + "roles: {pupils: {default: allow}}\n");
   CHECK(none->bans.attempts == 0);  // no section: no automatic bans
 }
 
@@ -143,15 +151,18 @@ TEST_CASE("errors in the bans section name the key") {
     for (const auto& e : r.errors) all += e.to_string() + "\n";
     return all;
   };
-  CHECK(errors("bans: {policy: {categories: [illegal]}}\n").find("cannot list category 'illegal'") !=
+  CHECK(
+      errors("bans: {policy: {categories: [illegal]}}\n").find("cannot list category 'illegal'") !=
+      std::string::npos);
+  CHECK(errors("bans: {policy: {categories: [learnin]}}\n").find("not defined") !=
         std::string::npos);
-  CHECK(errors("bans: {policy: {categories: [learnin]}}\n").find("not defined") != std::string::npos);
-  CHECK(errors("bans: {threshold: {attempts: 3, within: 10m}}\n").find("bans.threshold.duration is missing") !=
+  CHECK(errors("bans: {threshold: {attempts: 3, within: 10m}}\n")
+            .find("bans.threshold.duration is missing") != std::string::npos);
+  CHECK(errors("bans: {threshold: {attempts: 0, within: 10m, duration: 1d}}\n")
+            .find("bans.threshold.attempts") != std::string::npos);
+  CHECK(errors("bans: {threshold: {attempts: 3, within: 10m, duration: 500d}}\n")
+            .find("1m to 366d") != std::string::npos);
+  CHECK(errors("bans: {message: \" \"}\n").find("bans.message must not be empty") !=
         std::string::npos);
-  CHECK(errors("bans: {threshold: {attempts: 0, within: 10m, duration: 1d}}\n").find("bans.threshold.attempts") !=
-        std::string::npos);
-  CHECK(errors("bans: {threshold: {attempts: 3, within: 10m, duration: 500d}}\n").find("1m to 366d") !=
-        std::string::npos);
-  CHECK(errors("bans: {message: \" \"}\n").find("bans.message must not be empty") != std::string::npos);
   CHECK(errors("bans: {polcy: {}}\n").find("polcy") != std::string::npos);
 }

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "store/exception_store.hpp"
+#include "tests/store/store_fixture.hpp"
 
 namespace {
 
@@ -18,32 +19,14 @@ namespace json = boost::json;
 using namespace hallpass;
 using store::actor;
 using store::exception_store;
+using store_test::open_store;
+using store_test::read_file;
+using store_test::temp_dir;
+using store_test::user_version;
 
 const actor dsl{"mr.dsl", "dsl"};
 const actor technician{"ict.tech", "technician"};
 const actor automatic{"hallpass", "automatic"};
-
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "hallpass-bans-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  std::string db() const { return (path / "hallpass.db").string(); }
-};
-
-std::unique_ptr<exception_store> open_store(const temp_dir& dir) {
-  std::string error;
-  auto s = exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
-  INFO(error);
-  REQUIRE(s != nullptr);
-  return s;
-}
 
 store::ban_form device_ban(std::string how = "command", std::string address = "10.10.4.20") {
   store::ban_form f;
@@ -55,7 +38,8 @@ store::ban_form device_ban(std::string how = "command", std::string address = "1
   return f;
 }
 
-std::vector<rules::ban_entry> in_force(exception_store& s, store::seconds_t at = store::now_seconds()) {
+std::vector<rules::ban_entry> in_force(exception_store& s,
+                                       store::seconds_t at = store::now_seconds()) {
   std::string error;
   auto bans = s.load_bans(at, &error);
   INFO(error);
@@ -70,23 +54,6 @@ std::vector<json::object> audit_of(exception_store& s, std::int64_t id) {
     if (e.at("object").as_string() == "ban " + std::to_string(id)) out.push_back(e.as_object());
   }
   return out;
-}
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  REQUIRE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::int64_t user_version(const std::string& db) {
-  std::string error;
-  auto d = store::database::open_read_only(db, &error);
-  REQUIRE(d.has_value());
-  auto st = d->prepare("PRAGMA user_version", &error);
-  REQUIRE(st.step(&error));
-  return st.integer(0);
 }
 
 }  // namespace
@@ -122,7 +89,8 @@ TEST_CASE("a ban by the DSL is in force at once, for its length, and survives a 
   CHECK(audit[0].at("after").at("subject") == "10.10.4.20");
 }
 
-TEST_CASE("a technician's proposal has no effect until confirmed, then runs for its length from then") {
+TEST_CASE(
+    "a technician's proposal has no effect until confirmed, then runs for its length from then") {
   temp_dir dir;
   auto s = open_store(dir);
   auto r = s->ban(technician, device_ban("proposal"));
@@ -195,7 +163,8 @@ TEST_CASE("a store made by schema 2 gets the bans table and keeps its rows") {
     std::string error;
     auto d = store::database::open(dir.db(), &error);
     REQUIRE(d.has_value());
-    REQUIRE(d->exec(read_file(std::filesystem::path(HALLPASS_SOURCE_DIR) / "tests/store/schema_1.sql")) == "");
+    REQUIRE(d->exec(read_file(std::filesystem::path(HALLPASS_SOURCE_DIR) /
+                              "tests/store/schema_1.sql")) == "");
     for (const char* sql : {
              "ALTER TABLE requests ADD COLUMN reviewer_site_content TEXT NOT NULL DEFAULT ''",
              "ALTER TABLE requests ADD COLUMN review_note TEXT NOT NULL DEFAULT ''",
@@ -203,8 +172,10 @@ TEST_CASE("a store made by schema 2 gets the bans table and keeps its rows") {
              "ALTER TABLE requests ADD COLUMN reviewed_role TEXT",
              "ALTER TABLE requests ADD COLUMN reviewed_at INTEGER",
              "PRAGMA user_version = 2",
-             "INSERT INTO requests(created_at, url, requester, reasons, scope_roles, filed_by, source) "
-             "VALUES(1700000000, 'https://www.tiktok.com/', 'Mr Smith', 'lesson', 'pupils', 'ict.tech', 'hallpassctl')",
+             "INSERT INTO requests(created_at, url, requester, reasons, scope_roles, filed_by, "
+             "source) "
+             "VALUES(1700000000, 'https://www.tiktok.com/', 'Mr Smith', 'lesson', 'pupils', "
+             "'ict.tech', 'hallpassctl')",
          }) {
       INFO(sql);
       REQUIRE(d->exec(sql) == "");
