@@ -287,6 +287,51 @@ std::string build_audit(const verb_arguments& a, json::object& out) {
   return {};
 }
 
+// ban: --user NAME or --device ADDRESS, --for, --reason; or --confirm ID (a technician's
+// proposal, confirmed by the DSL or the headteacher, with an optional --reason).
+std::string build_ban(const verb_arguments& a, json::object& out) {
+  if (const std::string* id = a.value("--confirm")) {
+    if (a.has("--user") || a.has("--device") || a.has("--for")) {
+      return "--confirm ID confirms a proposed ban as it was proposed: give no --user, --device or --for";
+    }
+    verb_arguments only_id;
+    only_id.positionals.push_back(*id);
+    json::object parsed;
+    if (auto e = take_id(only_id, "ban ID of --confirm", parsed); !e.empty()) return e;
+    out["confirm"] = parsed["id"];
+    copy_value(a, "--reason", "reason", out);
+    return {};
+  }
+  const int who = (a.has("--user") ? 1 : 0) + (a.has("--device") ? 1 : 0);
+  if (who == 0) return "say who is banned: --user NAME or --device ADDRESS";
+  if (who > 1) return "give --user or --device, not both";
+  if (auto m = missing(a, {"--for", "--reason"}); !m.empty()) return m;
+  const std::string& d = *a.value("--for");
+  if (!is_duration(d)) {
+    return quote(d) + " is not a duration: use a whole number and a unit, such as 45m, 6h or 3d";
+  }
+  copy_value(a, "--user", "user", out);
+  copy_value(a, "--device", "device", out);
+  copy_value(a, "--for", "for", out);
+  copy_value(a, "--reason", "reason", out);
+  return {};
+}
+
+// unban: a ban ID, or --user NAME, or --device ADDRESS; and --reason.
+std::string build_unban(const verb_arguments& a, json::object& out) {
+  const int who = (a.positionals.empty() ? 0 : 1) + (a.has("--user") ? 1 : 0) + (a.has("--device") ? 1 : 0);
+  if (who == 0) return "say which ban: a ban ID, --user NAME or --device ADDRESS";
+  if (who > 1) return "give only one of a ban ID, --user and --device";
+  if (!a.positionals.empty()) {
+    if (auto e = take_id(a, "ban ID", out); !e.empty()) return e;
+  }
+  if (auto m = missing(a, {"--reason"}); !m.empty()) return m;
+  copy_value(a, "--user", "user", out);
+  copy_value(a, "--device", "device", out);
+  copy_value(a, "--reason", "reason", out);
+  return {};
+}
+
 using k = option_kind;
 
 const std::vector<verb_spec>& verbs() {
@@ -435,6 +480,39 @@ const std::vector<verb_spec>& verbs() {
        "running policy stays and every error is printed.\n"
        "Allowed for: technician, headteacher.",
        build_nothing},
+      {"ban",
+       "",
+       {{"--user", k::value},
+        {"--device", k::value},
+        {"--for", k::value},
+        {"--reason", k::value},
+        {"--confirm", k::value}},
+       "hallpassctl ban (--user NAME | --device ADDRESS) --for DURATION --reason TEXT\n"
+       "hallpassctl ban --confirm ID [--reason TEXT]",
+       "Ban a user or one device (its address) from everything but the sites the policy lists\n"
+       "for supervised use (bans.policy; 000 7.2, 002) for --for (45m, 6h, 3d; at most 366d).\n"
+       "The reason is for staff: the pupil's page shows the school's neutral bans.message and\n"
+       "the end time. By the DSL or the headteacher the ban is in force at once; by a\n"
+       "technician it is a proposal, with no effect until the DSL or the headteacher confirms\n"
+       "it with --confirm ID (it then runs for its length from that moment).\n"
+       "Allowed for: dsl, headteacher (technician: proposals only).",
+       build_ban},
+      {"unban",
+       "ban ID",
+       {{"--user", k::value}, {"--device", k::value}, {"--reason", k::value}},
+       "hallpassctl unban (ID | --user NAME | --device ADDRESS) --reason TEXT",
+       "Lift a ban now: one ban by its ID (a proposal is withdrawn), or every ban in force or\n"
+       "proposed on a user or a device.\n"
+       "Allowed for: dsl, headteacher.",
+       build_unban},
+      {"bans",
+       "",
+       {{"--all", k::flag}},
+       "hallpassctl bans [--all]",
+       "The bans in force and the proposals waiting, with who, why, how (command, proposal,\n"
+       "automatic) and until when. --all includes ended, lifted and withdrawn ones.\n"
+       "Allowed for: technician, headteacher, dsl.",
+       build_blocks},
       {"status",
        "",
        {},

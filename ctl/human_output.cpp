@@ -367,6 +367,56 @@ std::string render_blocks(const json::object& data, const json::object& args) {
   return table.render();
 }
 
+// "device 10.10.4.20", "user ava.b".
+std::string ban_subject(const json::object& b) { return text(b, "kind") + " " + text(b, "subject"); }
+
+// One ban's answer: "ban 4: device 10.10.4.20 is on supervised use until ...", or the proposal.
+std::string render_ban(const json::object& b) {
+  const std::string status = text(b, "status");
+  if (status == "proposed") {
+    return printable("ban " + text(b, "id") + " proposed: " + ban_subject(b) + " for " + text(b, "length") +
+                     "; no effect until the DSL or the headteacher confirms it (hallpassctl ban --confirm " +
+                     text(b, "id") + ")") +
+           "\n";
+  }
+  return printable("ban " + text(b, "id") + ": " + ban_subject(b) + " is on supervised use only until " +
+                   text(b, "until") + " (" + text(b, "reason") + ")") +
+         "\n";
+}
+
+std::string render_bans(const json::object& data, const json::object& args) {
+  const json::value* bans = find(data, "bans");
+  const json::array* rows = bans ? bans->if_array() : nullptr;
+  const bool all = find(args, "all") && find(args, "all")->is_bool() && find(args, "all")->get_bool();
+  if (!rows || rows->empty()) return all ? "no bans\n" : "no bans in force or proposed\n";
+  text_table table({"ID", "STATUS", "WHO", "HOW", "BY", "CREATED", "UNTIL", "REASON"});
+  table.limit_width(7, 40);
+  for (const auto& row : *rows) {
+    const json::object* b = row.if_object();
+    if (!b) continue;
+    std::string until = text(*b, "until");
+    if (until.empty()) until = "(" + text(*b, "length") + " once confirmed)";
+    std::string status = text(*b, "status");
+    if (const json::object* lifted = find_object(*b, "lifted")) status += " by " + text(*lifted, "by");
+    table.add_row({text(*b, "id"), status, ban_subject(*b), text(*b, "how"), text(*b, "by"), text(*b, "created"),
+                   until, text(*b, "reason")});
+  }
+  return table.render();
+}
+
+std::string render_unban(const json::object& data) {
+  const json::value* bans = find(data, "bans");
+  const json::array* rows = bans ? bans->if_array() : nullptr;
+  std::string out;
+  if (!rows) return "lifted\n";
+  for (const auto& row : *rows) {
+    const json::object* b = row.if_object();
+    if (!b) continue;
+    out += printable("ban " + text(*b, "id") + " " + text(*b, "status") + ": " + ban_subject(*b)) + "\n";
+  }
+  return out;
+}
+
 std::string render_audit(const json::object& data, const json::object& args) {
   const json::value* entries = find(data, "entries");
   const json::array* rows = entries ? entries->if_array() : nullptr;
@@ -401,9 +451,10 @@ std::string render_status(const json::object& data) {
   }
   lines.add("Active exceptions", text(data, "active_exceptions"));
   lines.add("Pending requests", text(data, "pending_requests"));
+  if (find(data, "active_bans")) lines.add("Active bans", text(data, "active_bans"));
   add_unknown_fields(
       lines, data,
-      {"version", "generation", "uptime_seconds", "active_exceptions", "pending_requests"});
+      {"version", "generation", "uptime_seconds", "active_exceptions", "pending_requests", "active_bans"});
   return lines.render();
 }
 
@@ -450,6 +501,9 @@ std::string render_human(const command& request, const json::object& data) {
   if (verb == "reload")
     return "policy reloaded: generation " + printable(text(data, "generation")) + "\n";
   if (verb == "status") return render_status(data);
+  if (verb == "ban") return render_ban(data);
+  if (verb == "unban") return render_unban(data);
+  if (verb == "bans") return render_bans(data, request.args);
   labelled_lines lines;  // a verb this renderer does not know: show what came back
   add_unknown_fields(lines, data, {});
   return lines.render();

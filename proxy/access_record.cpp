@@ -70,6 +70,7 @@ std::string format_access_record(const access_record& r, const rules::time_zone&
       .raw("bytes_out", std::to_string(r.bytes_to_client))
       .num("duration_ms", r.duration_ms)
       .boolean("circumvention", r.circumvention);
+  if (r.ban != 0) o.raw("ban", std::to_string(r.ban));
   if (!r.tls.empty()) o.str("tls", r.tls);
   if (!r.search.empty()) o.str("search", r.search);
   if (!r.note.empty()) o.str("note", r.note);

@@ -36,6 +36,7 @@ struct access_record {
   std::uint64_t bytes_to_client = 0;    // written as bytes_out
   std::int64_t duration_ms = 0;
   bool circumvention = false;  // e.g. SNI differing from the CONNECT host
+  std::int64_t ban = 0;        // the ban that decided (rules/ban.hpp); omitted when 0
   std::string_view tls;        // "inspected": decrypted with the school CA (the CONNECT and each
                                // request inside); omitted when empty
   std::string_view search;     // search terms (access_log.search_terms); omitted when empty

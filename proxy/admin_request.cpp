@@ -37,12 +37,17 @@ const std::set<std::string>* admin_verb_roles(std::string_view verb) {
   static const std::set<std::string> filing = {"technician", "headteacher"};
   static const std::set<std::string> deciding = {"headteacher"};
   static const std::set<std::string> reading = {"technician", "headteacher", "dsl"};
+  // Bans (000 7.2; 002): the DSL and the headteacher ban and unban; a technician's `ban` is
+  // only a proposal, which one of them confirms (admin_server.cpp, "ban").
+  static const std::set<std::string> banning = {"dsl", "headteacher", "technician"};
+  static const std::set<std::string> unbanning = {"dsl", "headteacher"};
   static const std::map<std::string, const std::set<std::string>*, std::less<>> table = {
       {"request", &filing}, {"review", &filing},    {"report", &filing},  {"block", &filing},
       {"unblock", &filing}, {"reload", &filing},    {"approve", &deciding}, {"deny", &deciding},
       {"revoke", &deciding},
       {"list", &reading},   {"show", &reading},     {"status", &reading}, {"audit", &reading},
-      {"reports", &reading}, {"blocks", &reading}};
+      {"reports", &reading}, {"blocks", &reading},
+      {"ban", &banning},    {"unban", &unbanning},  {"bans", &reading}};
   auto it = table.find(verb);
   return it == table.end() ? nullptr : it->second;
 }

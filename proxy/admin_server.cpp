@@ -225,8 +225,15 @@ std::string admin_server::publish_index() {
               << "); the previous ones stay in force\n";
     return err;
   }
+  auto bans = store_->load_bans(store::now_seconds(), &err);
+  if (!bans) {
+    index_stale_ = true;
+    std::cerr << "hallpass: admin: cannot read bans from the store (" << err << "); the previous ones stay in force\n";
+    return err;
+  }
   index_stale_ = false;
-  state_.exceptions.store(rules::exception_index::build(std::move(active->first), std::move(active->second)));
+  state_.exceptions.store(
+      rules::exception_index::build(std::move(active->first), std::move(active->second), std::move(*bans)));
   return {};
 }
 
@@ -559,6 +566,8 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     } else {
       r.data = json::object{{"generation", generation}};
     }
+  } else if (verb == "ban" || verb == "unban" || verb == "bans") {
+    r = handle_ban_verb(verb, args, who->user, who->roles, changed);
   } else if (verb == "status") {
     auto idx = state_.exceptions.load();
     r.data = json::object{
@@ -566,6 +575,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
         {"uptime_seconds",
          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
         {"active_exceptions", idx ? idx->active_exceptions(store::now_seconds()) : 0},
+        {"active_bans", idx ? idx->active_bans(store::now_seconds()) : 0},
         {"pending_requests", store_->pending_requests()},
         {"version", HALLPASS_VERSION}};
   }

@@ -8,7 +8,9 @@
 // atomic store (shared_state::exceptions): an approval takes effect on the next request.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <set>
 #include <functional>
 #include <map>
 #include <memory>
@@ -16,6 +18,8 @@
 #include <thread>
 
 #include <sys/types.h>
+
+#include <boost/json/object.hpp>
 
 #include "proxy/net.hpp"
 #include "store/exception_store.hpp"
@@ -42,6 +46,12 @@ class admin_server {
   void audit_reload(std::string source, bool ok, std::uint64_t generation, std::string errors);
   // On the store thread: files a request from the block page.
   store::result file_form(const store::request_form& form);
+  // Any thread (a worker, when the circumvention tracker reaches bans.threshold): files an
+  // automatic ban of `subject` on the store thread, in force at once (000 7.2 "will result in
+  // a ban"), then publishes the index, counts hallpass_bans_total{how="automatic"} and writes
+  // an alert line for the DSL on the access log. At most 64 wait at once; more are dropped,
+  // said on standard error (the attempts are still in the access log). Never blocks.
+  void file_automatic_ban(bool device, std::string subject, std::chrono::seconds length, std::string reason);
 
  private:
   net::awaitable<void> accept_loop();
@@ -71,6 +81,10 @@ class admin_server {
   std::thread thread_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   bool index_stale_ = false;  // the last publish_index() failed (admin thread only)
+  std::atomic<std::size_t> queued_bans_{0};  // automatic bans posted, not yet filed
+  // The verbs ban, unban and bans (000 7.2; 002). Sets `changed` when the overlay must be rebuilt.
+  store::result handle_ban_verb(const std::string& verb, const boost::json::object& args, const std::string& os_user,
+                                const std::set<std::string>& roles, bool& changed);
 };
 
 }  // namespace hallpass

@@ -122,8 +122,40 @@ std::string html_escape(std::string_view s) {
   return out;
 }
 
+namespace {
+
+// A ban's page (000 7.2; 002). Child-first: a screen others may see says only that use is
+// limited for now and until when, in the school's own neutral words, never why or what was
+// tried; the adult details (which ban, its reason) are in hallpassctl bans and the access log.
+std::string render_ban_page(const block_page_info& info, std::string_view school) {
+  std::string out;
+  out.reserve(4 * 1024);
+  begin_document(out, "Supervised use only", school);
+  out += "<h1>Only some websites are open for now</h1>\n<p class=\"lead\">";
+  append_value(out, info.reason, 2 * max_field_bytes);
+  out += "</p>\n<p>This lasts until <strong>";
+  append_value(out, info.ban_until);
+  out += "</strong>. After that the internet works as it did before, with nothing for you to do.</p>\n";
+  out +=
+      "<section class=\"ask\" aria-labelledby=\"ask\">\n<h2 id=\"ask\">Need a website for your "
+      "school work?</h2>\n<p>Ask your teacher: they can help you use it with them, or find another way "
+      "to do the work.</p>\n</section>\n";
+  out += "<details>\n<summary>Details for your teacher or the ICT technician</summary>\n<dl>\n";
+  row(out, "Page", info.url, max_url_bytes, true);
+  row(out, "Rule", info.rule);
+  row(out, "Until", info.ban_until);
+  row(out, "School policy", info.clause);
+  row(out, "Your device", info.client);
+  out += "</dl>\n</details>\n";
+  end_document(out);
+  return out;
+}
+
+}  // namespace
+
 std::string render_block_page(const block_page_info& info) {
   const auto school = school_or_default(info.school_name);
+  if (!info.ban_until.empty()) return render_ban_page(info, school);
   std::string out;
   out.reserve(6 * 1024);
   std::string title = "Blocked";

@@ -29,6 +29,10 @@ struct block_page_info {
   // Trusted HTML inserted as is in the "how to ask for access" section (the access request
   // form, from the exceptions issue). Empty: the section says whom to ask, in words.
   std::string_view request_form_html;
+  // Set when a ban decided (rules/ban.hpp): when it ends, school-local ("Thursday 3 December
+  // 2026, 16:30"). The page then says the device or user is on supervised use until then, in
+  // the school's neutral words (reason: bans.message), names no attempt and offers no form.
+  std::string_view ban_until;
 };
 
 std::string render_block_page(const block_page_info& info);

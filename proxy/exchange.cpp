@@ -4,6 +4,7 @@
 #include "proxy/exchange.hpp"
 
 #include "proxy/access_record.hpp"
+#include "proxy/admin_server.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 #include "rules/decision.hpp"
@@ -84,11 +85,37 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
   return tunnel_plan::relay;
 }
 
+namespace {
+
+// Counts the attempt for bans.threshold; a subject that reaches it is banned through the
+// store thread (admin_server::file_automatic_ban), in force at once (000 7.2; 002).
+void note_circumvention(shared_state& state, const client_connection& c, const exchange& ex) {
+  if (!ex.cfg || !state.admin) return;
+  const auto& bans = ex.cfg->policy->bans;
+  if (bans.attempts == 0) return;
+  // The signed-in user, when logins know one (issue 12's logins); until then the device only.
+  const std::string_view user;
+  const auto reached =
+      state.circumvention.note_attempt(c.ip, user, std::chrono::floor<std::chrono::seconds>(ex.start), bans);
+  for (const auto& s : reached) {
+    std::string reason = std::to_string(bans.attempts) + " attempts to get round the filter within " +
+                         rules::duration_text(bans.within) + " (the last: " + ex.host;
+    if (ex.verdict && !ex.verdict->category_name().empty()) reason += ", " + std::string(ex.verdict->category_name());
+    reason += ")";
+    state.admin->file_automatic_ban(s.device, s.name, bans.duration, std::move(reason));
+  }
+}
+
+}  // namespace
+
 void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   auto& m = w.state().metrics;
   m.bytes_from_clients.Increment(static_cast<double>(ex.bytes_in));
   m.bytes_to_clients.Increment(static_cast<double>(ex.bytes_out));
-  if (ex.circumvention) m.circumvention_attempts.Increment();
+  if (ex.circumvention) {
+    m.circumvention_attempts.Increment();
+    note_circumvention(w.state(), c, ex);
+  }
   const auto ended = ex.answered.value_or(std::chrono::steady_clock::now());
   m.observe_exchange(ex.status, std::chrono::duration<double>(ended - ex.started).count());
   const rules::verdict* v = ex.verdict ? &*ex.verdict : nullptr;
@@ -119,6 +146,7 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   r.bytes_to_client = ex.bytes_out;
   r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ex.started).count();
   r.circumvention = ex.circumvention;
+  r.ban = v && v->ban ? v->ban->id : 0;
   r.tls = ex.inspected ? std::string_view("inspected") : std::string_view();
   if (ex.cfg->daemon.access_log.search_terms) r.search = ex.search_terms;
   r.note = ex.note;

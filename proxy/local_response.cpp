@@ -220,9 +220,15 @@ net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange&
   info.period = period;
   info.time_text = when;
   info.client = c.ip_text;
+  // A ban's page says until when (rules/ban.hpp); no exception opens a page during a ban.
+  std::string ban_until;
+  if (v.ban) {
+    ban_until = local_time_text(*ex.cfg, std::chrono::system_clock::time_point(v.ban->until));
+    info.ban_until = ban_until;
+  }
   // The access request form, except where no exception could ever help.
   std::string form;
-  if (v.by != rules::decided_by::locked_category && v.by != rules::decided_by::invalid_host &&
+  if (v.by != rules::decided_by::locked_category && v.by != rules::decided_by::invalid_host && !v.ban &&
       w.state().admin != nullptr) {
     form = render_request_form(w.state().form_keys, c.ip_text, url, info.role,
                                std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count());

@@ -380,6 +380,13 @@ void metrics::set_feed_source(std::function<std::vector<feed_sample>()> source) 
   static_cast<feed_collector&>(*feeds_).set(std::move(source));
 }
 
+prometheus::Counter& metrics::bans(const std::string& how) {
+  return counter_family(*registry_, "hallpass_bans_total",
+                        "Bans put in force (000 7.2; 002): by command (the DSL or the headteacher), a "
+                        "technician's proposal confirmed, or automatic (bans.threshold).")
+      .Add({{"how", how}});
+}
+
 std::vector<metrics::role_counters> metrics::resolve_roles(
     const std::vector<std::string>& role_names) {
   std::vector<role_counters> out;

@@ -66,6 +66,10 @@ class metrics {
   };
   std::vector<role_counters> resolve_roles(const std::vector<std::string>& role_names);
 
+  // hallpass_bans_total{how="command"|"confirmed"|"automatic"}: bans put in force (000 7.2).
+  // Called on the store thread only, once per ban.
+  prometheus::Counter& bans(const std::string& how);
+
   // hallpass_rejected_total{reason}: requests or connections refused before a decision.
   enum class rejection {
     malformed,

@@ -239,8 +239,11 @@ int run_explain(const std::vector<std::string>& args) {
     auto st = store::exception_store::open_read_only(state_dir, p.zone, &store_error);
     std::optional<std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>>> active;
     if (st) active = st->load_active(f.time, &store_error);
-    if (active) {
-      overlay = rules::exception_index::build(std::move(active->first), std::move(active->second));
+    // The bans in force, as the proxy applies them (rules/ban.hpp).
+    std::optional<std::vector<rules::ban_entry>> bans;
+    if (active) bans = st->load_bans(f.time, &store_error);
+    if (active && bans) {
+      overlay = rules::exception_index::build(std::move(active->first), std::move(active->second), std::move(*bans));
     } else {
       notes.push_back("No exceptions or local blocks were read (" + store_error +
                       "): this is the policy alone. Give --state-dir for the store the proxy uses.");

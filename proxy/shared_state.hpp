@@ -12,6 +12,7 @@
 
 #include "proxy/access_log.hpp"
 #include "proxy/access_request_form.hpp"
+#include "proxy/circumvention_tracker.hpp"
 #include "proxy/configuration.hpp"
 #include "proxy/metrics.hpp"
 #include "rules/exception_index.hpp"
@@ -32,6 +33,8 @@ class shared_state {
   submission_limiter form_limiter{5, std::chrono::seconds(600)};            // per client address  // set before the workers start, cleared after they stop
   // Exceptions and local entries, rebuilt by the admin thread after every change.
   std::atomic<std::shared_ptr<const rules::exception_index>> exceptions;
+  // Circumvention attempts counted for bans.threshold (finish_exchange; 000 7.2).
+  circumvention_tracker circumvention;
   std::vector<std::pair<std::string, std::uint16_t>> own_listeners;  // (address, port): never a destination
 
   // Connection limits. Returns false (and counts nothing) when over a limit.

@@ -1,6 +1,8 @@
 // The one decision hallpass makes about a request: the compiled policy first (rules, role
 // defaults, locked categories), then the overlay of the headteacher's exceptions and the
-// technician's local block/allow entries (never over a locked category). The proxy, `hallpass
+// technician's local block/allow entries (never over a locked category), then the bans in the
+// same overlay (rules/ban.hpp: a banned user or device gets the supervised-use list of the
+// policy's `bans:` section, and nothing else). The proxy, `hallpass
 // explain` and the admin socket all call this function, so what explain prints is what the
 // proxy does.
 //

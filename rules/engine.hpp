@@ -35,6 +35,8 @@ struct request_facts {
   bool path_seen_later = false;
 };
 
+struct ban_entry;  // rules/exception_index.hpp
+
 enum class role_source : std::uint8_t { given, network, fallback };
 std::string_view to_string(role_source s);
 
@@ -54,6 +56,8 @@ struct verdict {
   std::string_view reason;
   std::string_view clause;
   std::string exception_id;  // set by the exception layer (later); empty here
+  // Set when a ban decided (rules/ban.hpp, apply_ban): points into the overlay, like rule_id.
+  const ban_entry* ban = nullptr;
   normalized_host host;
   std::string host_error;  // when by == invalid_host
 

@@ -85,8 +85,14 @@ bool path_prefix_matches(std::string_view prefix, std::string_view path) {
 }
 
 std::shared_ptr<const exception_index> exception_index::build(std::vector<exception_entry> exceptions,
-                                                              std::vector<local_entry> entries) {
+                                                              std::vector<local_entry> entries,
+                                                              std::vector<ban_entry> bans) {
   auto idx = std::make_shared<exception_index>();
+  idx->bans_ = std::move(bans);
+  for (auto& b : idx->bans_) {
+    if (b.device && !b.address) b.address = ip_address::parse(b.subject);
+    b.rule_id = "ban " + std::to_string(b.id);
+  }
   idx->exceptions_ = std::move(exceptions);
   idx->entries_ = std::move(entries);
   // Paths in canonical form (entries stored before paths were normalised may not be).
@@ -224,6 +230,23 @@ std::string_view exception_index::path_entry_for(const verdict& v, const request
     return ids_[exceptions_.size() + i];
   }
   return {};
+}
+
+const ban_entry* exception_index::ban_for(const request_facts& f) const {
+  const ban_entry* found = nullptr;
+  for (const auto& b : bans_) {
+    if (f.time < b.from || f.time >= b.until) continue;
+    const bool matches = b.device ? (b.address && f.client && *b.address == *f.client)
+                                  : (!f.user.empty() && f.user == b.subject);
+    if (matches && (!found || b.until > found->until)) found = &b;
+  }
+  return found;
+}
+
+std::size_t exception_index::active_bans(std::chrono::sys_seconds now) const {
+  std::size_t n = 0;
+  for (const auto& b : bans_) n += now >= b.from && now < b.until;
+  return n;
 }
 
 std::size_t exception_index::active_exceptions(std::chrono::sys_seconds now) const {

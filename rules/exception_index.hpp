@@ -86,10 +86,25 @@ struct local_entry {
   std::string reason;
 };
 
+// A ban in force or still to come (000 7.2; 002): a user name or one device address on the
+// restricted policy (policy::bans) from `from` to `until`. rules/ban.hpp says how it decides.
+struct ban_entry {
+  std::int64_t id = 0;
+  bool device = false;              // subject names a device address, else a user
+  std::string subject;              // the user name, or the address as written
+  std::optional<ip_address> address;  // for a device
+  std::chrono::sys_seconds from{}, until{};
+  std::string reason;               // the adult's reason: explain and the admin verbs, never the page
+  std::string how;                  // "command" or "automatic"
+  std::string until_text;           // school-local, for explain and the ban page
+  std::string rule_id;              // "ban 4": the verdict's rule (set by build())
+};
+
 class exception_index {
  public:
   static std::shared_ptr<const exception_index> build(std::vector<exception_entry> exceptions,
-                                                      std::vector<local_entry> entries);
+                                                      std::vector<local_entry> entries,
+                                                      std::vector<ban_entry> bans = {});
 
   // Overlays the index on v (see the header comment). Views in v point into this index:
   // the caller keeps the index alive as long as the verdict.
@@ -100,6 +115,11 @@ class exception_index {
   // facts.time whose scope covers the request. Empty when there is none. decide_inspection
   // asks it: such a host is inspected so the entry applies to its page, not the whole site.
   std::string_view path_entry_for(const verdict& v, const request_facts& facts) const;
+
+  // The ban in force at facts.time on facts.user (when known) or facts.client, the one that
+  // ends last when several do; null when none.
+  const ban_entry* ban_for(const request_facts& facts) const;
+  std::size_t active_bans(std::chrono::sys_seconds now) const;
 
   std::size_t active_exceptions(std::chrono::sys_seconds now) const;
   std::size_t size() const { return exceptions_.size() + entries_.size(); }
@@ -113,6 +133,7 @@ class exception_index {
 
   std::vector<exception_entry> exceptions_;
   std::vector<local_entry> entries_;
+  std::vector<ban_entry> bans_;
   std::vector<std::string> ids_;  // "exception 7", "local block 3": the verdict's rule_id
   // host -> indexes into exceptions_ (>= 0) or entries_ (encoded as -1 - i)
   std::unordered_map<std::string, std::vector<std::int64_t>, string_hash, std::equal_to<>> by_host_;

@@ -102,6 +102,19 @@ std::string policy_summary(const policy& p) {
   } else {
     out += p.timetable.terms.empty() ? "90 days (no term dates)\n" : "until the end of the current term\n";
   }
+  {
+    // Bans (rules/ban.hpp): the supervised-use list and the threshold.
+    const auto& b = p.bans;
+    std::string list;
+    for (const auto& d : b.domains) list += (list.empty() ? "" : ", ") + d;
+    for (const auto id : b.categories) list += (list.empty() ? "category " : ", category ") + p.set_names[id];
+    out += "Bans: supervised use " + (list.empty() ? std::string("(nothing listed: a ban blocks everything)") : list) +
+           "; " +
+           (b.attempts ? "automatic after " + std::to_string(b.attempts) + " circumvention attempts within " +
+                             duration_text(b.within) + ", for " + duration_text(b.duration)
+                       : std::string("no automatic bans (bans.threshold)")) +
+           "\n";
+  }
   std::string safe;
   for (const auto& r : p.roles) {
     if (!r.safesearch.any()) continue;
@@ -232,6 +245,13 @@ explanation explain(const policy& p, const request_facts& facts, const exception
   }
   if (v.by == decided_by::invalid_host) {
     e.would_allow.push_back("Nothing: the host name is not valid (" + v.host_error + ").");
+    return e;
+  }
+  if (v.ban) {
+    // Nothing else opens it while the ban lasts (rules/ban.hpp): no other time, no exception.
+    e.would_allow.push_back("The end of " + v.ban->rule_id + " (" + v.ban->until_text +
+                            "), or the DSL or the headteacher lifting it (hallpassctl unban " +
+                            std::to_string(v.ban->id) + "). Until then only the supervised-use list (bans.policy) is open.");
     return e;
   }
   using namespace std::chrono;
@@ -372,6 +392,10 @@ std::string explanation_text(const policy& p, const request_facts& f, const expl
   line("Category:", v.category_name());
   line("Clause:", v.clause);
   line("Reason:", v.reason);
+  if (v.ban) {
+    line("Ban:", v.ban->rule_id + " of " + (v.ban->device ? "device " : "user ") + v.ban->subject + " until " +
+                     v.ban->until_text + " (" + v.ban->how + "): " + v.ban->reason);
+  }
   if (e.inspection) {
     line("HTTPS:", std::string(e.inspection->handling == tls_handling::inspect ? "inspected" : "relayed") +
                        (e.inspection->never ? " (never-inspect list)" : "") + ": " + e.inspection->why);
@@ -415,6 +439,18 @@ std::string explanation_json(const policy& p, const request_facts& f, const expl
   }
   o.str("clause", v.clause).str("reason", v.reason).boolean("locked", v.by == decided_by::locked_category);
   o.raw("would_allow", allow);
+  if (v.ban) {
+    json_object b;
+    b.num("id", v.ban->id)
+        .str("kind", v.ban->device ? "device" : "user")
+        .str("subject", v.ban->subject)
+        .str("until", v.ban->until_text)
+        .str("how", v.ban->how)
+        .str("reason", v.ban->reason);
+    o.raw("ban", b.done());
+  } else {
+    o.null("ban");
+  }
   std::string notes = "[";
   for (std::size_t i = 0; i < e.notes.size(); ++i) {
     if (i) notes += ",";

@@ -194,6 +194,23 @@ struct url_prefix {
   set_id set = 0;
 };
 
+// The `bans:` section (000 7.2; 002): what a banned user or device may still use, the page's
+// words, and the threshold that bans automatically. How a ban decides: rules/ban.hpp.
+struct ban_settings {
+  // bans.policy: the supervised-use list. A host in one of these domains (or a subdomain), or
+  // in one of these categories by domain, is decided as usual; anything else is blocked.
+  std::vector<std::string> domains;  // normalized
+  std::vector<set_id> categories;
+  // bans.message: what the ban page and the verdict's reason say (neutral words, the school's).
+  std::string message =
+      "For now your internet use at school is limited to the websites your school has chosen for "
+      "supervised use. A member of staff can explain, and can help you with your work.";
+  // bans.threshold: `attempts` circumvention attempts within `within` ban the user (when known)
+  // and the device for `duration`. attempts 0: no automatic bans (the section is absent).
+  std::size_t attempts = 0;
+  std::chrono::seconds within{0}, duration{0};
+};
+
 struct policy {
   std::string source_file;
   std::string school_name;
@@ -229,6 +246,7 @@ struct policy {
   std::vector<feed> feeds;
   // feeds.required: a missing feed is an error (the daemon does not start) instead of a warning.
   bool feeds_required = false;
+  ban_settings bans;
 
   const role* find_role(std::string_view name) const;
   const category* find_category(std::string_view name) const;

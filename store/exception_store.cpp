@@ -97,8 +97,33 @@ CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
 )sql";
 
 // PRAGMA user_version. 1: the tables above; 2: who completed a request's adult questions
-// (reviewed_*), the adult's own site description beside the requester's, and a note.
-constexpr std::int64_t schema_version = 2;
+// (reviewed_*), the adult's own site description beside the requester's, and a note;
+// 3: the bans table (added_tables).
+constexpr std::int64_t schema_version = 3;
+
+// Tables added after schema 1, made where missing (CREATE TABLE IF NOT EXISTS).
+constexpr const char* added_tables[] = {
+    // 3: bans (000 7.2; 002). valid_from/valid_until are NULL while a technician's proposal
+    // waits for the DSL or the headteacher; `length` is the time asked for, in seconds.
+    R"sql(CREATE TABLE IF NOT EXISTS bans (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,             -- 'user' or 'device'
+  subject TEXT NOT NULL,          -- the user name, or the device's address
+  reason TEXT NOT NULL,           -- the adult's reason; never shown on the ban page
+  how TEXT NOT NULL,              -- 'command', 'proposal', 'automatic'
+  created_by TEXT NOT NULL,
+  created_role TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  length INTEGER NOT NULL,
+  valid_from INTEGER,
+  valid_until INTEGER,
+  confirmed_by TEXT,
+  confirmed_at INTEGER,
+  lifted_by TEXT,
+  lifted_at INTEGER,
+  lift_reason TEXT
+))sql",
+};
 
 struct added_column {
   std::int64_t version;
@@ -204,6 +229,9 @@ std::string exception_store::migrate() {
     if (auto e = db_.exec(std::string("ALTER TABLE ") + c.table + " ADD COLUMN " + c.name + " " + c.definition);
         !e.empty())
       return e;
+  }
+  for (const char* t : added_tables) {
+    if (auto e = db_.exec(t); !e.empty()) return e;
   }
   if (auto e = db_.exec("PRAGMA user_version = " + std::to_string(schema_version)); !e.empty()) return e;
   return tx.commit();

@@ -79,6 +79,19 @@ inline constexpr std::size_t max_review_chars = 2000;
 
 enum class list_filter { pending, active, expired, all };
 
+// A ban (000 7.2; 002): a user name or a device address put on the policy's supervised-use
+// list (rules/ban.hpp) for `length`. `how`: "command" (hallpassctl ban by the DSL or the
+// headteacher: in force at once), "proposal" (by the technician: stored pending, no effect
+// until the DSL or the headteacher confirms it), "automatic" (the threshold rule: in force at
+// once, 000 7.2 "will result in a ban"; proxy/circumvention_tracker.hpp).
+struct ban_form {
+  bool device = false;
+  std::string subject;  // user name, or the device's address (canonical)
+  std::chrono::seconds length{0};
+  std::string reason;
+  std::string how = "command";
+};
+
 class exception_store {
  public:
   // Opens or creates <dir>/hallpass.db. The zone formats times in responses.
@@ -122,6 +135,21 @@ class exception_store {
   // Records a refused command (who, what, why) in the audit log.
   void audit_refusal(const actor& who, const std::string& action, const std::string& object, const std::string& why);
 
+  // Bans (store/bans.cpp). ban() files a ban (in force from now) or a proposal (how
+  // "proposal"); an automatic ban on a subject that already has one in force is refused
+  // (conflict), so a burst of attempts files one. confirm_ban() puts a proposal in force from
+  // now for the length it asked. unban() lifts one ban or proposal by id, or every ban and
+  // proposal in force on a subject (not_found when there is none). Every change is audited
+  // with the ban before and after. bans(): those in force and proposed (all: every one).
+  result ban(const actor& who, const ban_form& form);
+  result confirm_ban(const actor& who, std::int64_t id, const std::string& reason);
+  result unban(const actor& who, std::optional<std::int64_t> id, bool device, const std::string& subject,
+               const std::string& reason);
+  result bans(bool all);
+  // The bans in force now or later (not lifted, not proposals, until > now), for the overlay;
+  // nullopt with *error when the store cannot be read completely.
+  std::optional<std::vector<rules::ban_entry>> load_bans(seconds_t now, std::string* error);
+
   // The URL a request asks for (empty when the id does not exist).
   std::optional<std::string> request_url(std::int64_t id);
   std::size_t pending_requests();
@@ -141,6 +169,7 @@ class exception_store {
                           const boost::json::value& before, const boost::json::value& after, const std::string& reason,
                           const std::string& outcome);
   std::string iso(std::int64_t unix_seconds) const;
+  std::optional<boost::json::object> ban_object(std::int64_t id, seconds_t now);
   // One change to a request in one transaction: checks the status is `need`, asks refuse()
   // (when given) whether the request as it stands may take the change (a refusal is audited
   // and returned, nothing else changes), runs apply(), audits before and after, commits.

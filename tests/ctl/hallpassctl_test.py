@@ -221,7 +221,40 @@ class ProtocolTest(DaemonTestCase):
         (["reload"], {"verb": "reload", "args": {}}),
         (["status"], {"verb": "status", "args": {}}),
         (["status", "--json"], {"verb": "status", "args": {}}),
+        (["ban", "--device", "10.10.4.20", "--for", "1d", "--reason", "VPN app"],
+         {"verb": "ban", "args": {"device": "10.10.4.20", "for": "1d", "reason": "VPN app"}}),
+        (["ban", "--user", "ava.b", "--for", "45m", "--reason", "proxy site"],
+         {"verb": "ban", "args": {"user": "ava.b", "for": "45m", "reason": "proxy site"}}),
+        (["ban", "--confirm", "5"], {"verb": "ban", "args": {"confirm": 5}}),
+        (["ban", "--confirm", "5", "--reason", "agreed"], {"verb": "ban", "args": {"confirm": 5, "reason": "agreed"}}),
+        (["unban", "4", "--reason", "spoke with parents"],
+         {"verb": "unban", "args": {"id": 4, "reason": "spoke with parents"}}),
+        (["unban", "--device", "10.10.4.20", "--reason", "r"],
+         {"verb": "unban", "args": {"device": "10.10.4.20", "reason": "r"}}),
+        (["bans"], {"verb": "bans", "args": {"all": False}}),
+        (["bans", "--all"], {"verb": "bans", "args": {"all": True}}),
     ]
+
+    BAN_USAGE_ERRORS = [
+        (["ban", "--for", "1d", "--reason", "r"], "say who is banned"),
+        (["ban", "--user", "a", "--device", "10.0.0.1", "--for", "1d", "--reason", "r"], "not both"),
+        (["ban", "--device", "10.0.0.1", "--reason", "r"], "missing --for"),
+        (["ban", "--device", "10.0.0.1", "--for", "soon", "--reason", "r"], "is not a duration"),
+        (["ban", "--confirm", "x"], "must be a whole number"),
+        (["ban", "--confirm", "5", "--user", "a"], "as it was proposed"),
+        (["unban", "--reason", "r"], "say which ban"),
+        (["unban", "4", "--user", "a", "--reason", "r"], "only one of"),
+        (["unban", "4"], "missing --reason"),
+    ]
+
+    def test_ban_usage_errors_send_nothing(self):
+        for argv, words in self.BAN_USAGE_ERRORS:
+            with self.subTest(argv=argv):
+                before = len(self.daemon.requests)
+                r = self.ctl(*argv)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(words, r.stderr)
+                self.assertEqual(len(self.daemon.requests), before)
 
     def test_each_verb_sends_the_documented_json(self):
         for argv, expected in self.CASES:

@@ -270,3 +270,24 @@ TEST_CASE("html_escape") {
   CHECK(html_escape("nul\0del\x7f"s) == "nul\ufffddel\ufffd");
   CHECK(html_escape("") == "");
 }
+
+TEST_CASE("a ban's page says until when in the school's words, accuses no one and offers no form") {
+  hallpass::block_page_info info;
+  info.school_name = "Test School";
+  info.url = "http://open.example/";
+  info.host = "open.example";
+  info.role = "pupils";
+  info.rule = "ban 4";
+  info.reason = "Only some websites are open for now.";
+  info.clause = "000 7.2; 002";
+  info.ban_until = "Thursday 3 December 2026, 16:30";
+  info.request_form_html = "<form id=request-form>";
+  const std::string page = hallpass::render_block_page(info);
+  CHECK(page.find("Only some websites are open for now</h1>") != std::string::npos);
+  CHECK(page.find("Only some websites are open for now.") != std::string::npos);
+  CHECK(page.find("This lasts until <strong>Thursday 3 December 2026, 16:30</strong>") != std::string::npos);
+  CHECK(page.find("request-form") == std::string::npos);
+  CHECK(page.find("This page is blocked") == std::string::npos);
+  CHECK(page.find("circumvent") == std::string::npos);
+  CHECK(page.find("recorded") == std::string::npos);
+}

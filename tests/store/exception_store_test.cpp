@@ -2,6 +2,7 @@
 // request's adult questions (review), approval of an incomplete form, and opening stores made
 // by the schema before the review columns (tests/store/schema_v1.sql).
 #include "store/exception_store.hpp"
+#include "tests/store/store_fixture.hpp"
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
@@ -19,34 +20,14 @@ namespace json = boost::json;
 using namespace hallpass;
 using store::actor;
 using store::exception_store;
+using store_test::open_store;
+using store_test::read_file;
+using store_test::temp_dir;
+using store_test::user_version;
 
 const actor technician{"ict.tech", "technician"};
 const actor headteacher{"mrs.head", "headteacher"};
 const actor block_page{"block page", "requester"};
-
-// A fresh directory, removed with everything in it at the end of the test.
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "hallpass-store-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  std::string db() const { return (path / "hallpass.db").string(); }
-};
-
-std::unique_ptr<exception_store> open_store(const temp_dir& dir) {
-  std::string error;
-  auto s = exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
-  INFO(error);
-  REQUIRE(s != nullptr);
-  return s;
-}
 
 // What the block page files: the pupil's own words, no adult questions.
 store::request_form pupil_form(std::string url = "https://www.facebook.com/") {
@@ -92,23 +73,6 @@ rules::target domain_target() {
 store::result approve(exception_store& s, std::int64_t id) {
   const auto now = store::now_seconds();
   return s.approve(headteacher, id, now, now + std::chrono::hours(1), domain_target(), "for the lesson");
-}
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  REQUIRE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::int64_t user_version(const std::string& db) {
-  std::string error;
-  auto d = store::database::open_read_only(db, &error);
-  REQUIRE(d.has_value());
-  auto st = d->prepare("PRAGMA user_version", &error);
-  REQUIRE(st.step(&error));
-  return st.integer(0);
 }
 
 // A store as hallpass made it before the review columns, with a row in every table: a
@@ -353,7 +317,7 @@ TEST_CASE("a store made by schema 1 opens with its rows, and its requests can be
   make_schema_1_store(dir);
   REQUIRE(user_version(dir.db()) == 1);
   auto s = open_store(dir);
-  CHECK(user_version(dir.db()) == 2);
+  CHECK(user_version(dir.db()) == 3);
 
   auto pending = shown(*s, 1);
   CHECK(pending.at("status") == "pending");
@@ -387,7 +351,7 @@ TEST_CASE("a store made by schema 1 opens with its rows, and its requests can be
   s.reset();
   s = open_store(dir);
   CHECK(shown(*s, 1).at("risks") == "strangers' comments");
-  CHECK(user_version(dir.db()) == 2);
+  CHECK(user_version(dir.db()) == 3);
 }
 
 TEST_CASE("a store an older hallpass reopened after the upgrade still opens") {
@@ -409,7 +373,7 @@ TEST_CASE("a store an older hallpass reopened after the upgrade still opens") {
   REQUIRE(user_version(dir.db()) == 1);
   auto s = open_store(dir);
   CHECK(shown(*s, 1).at("review").at("note") == "kept");
-  CHECK(user_version(dir.db()) == 2);
+  CHECK(user_version(dir.db()) == 3);
 }
 
 TEST_CASE("a store made by a newer hallpass is refused, not changed") {
@@ -421,11 +385,11 @@ TEST_CASE("a store made by a newer hallpass is refused, not changed") {
   {
     std::string error;
     auto d = store::database::open(dir.db(), &error);
-    REQUIRE(d->exec("PRAGMA user_version = 3") == "");
+    REQUIRE(d->exec("PRAGMA user_version = 4") == "");
   }
   std::string error;
   auto s = exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
   CHECK(s == nullptr);
-  CHECK(error.find("made by a newer hallpass (schema 3") != std::string::npos);
-  CHECK(user_version(dir.db()) == 3);
+  CHECK(error.find("made by a newer hallpass (schema 4") != std::string::npos);
+  CHECK(user_version(dir.db()) == 4);
 }

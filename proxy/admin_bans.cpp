@@ -1,0 +1,200 @@
+// The admin socket's ban verbs (docs/admin-protocol.md, "Bans"; 000 7.2; 002) and automatic
+// bans from the circumvention tracker. Part of admin_server: runs on the store thread only.
+#include <boost/json.hpp>
+
+#include <charconv>
+#include <iostream>
+
+#include "proxy/admin_server.hpp"
+#include "proxy/shared_state.hpp"
+#include "rules/explain.hpp"
+#include "rules/yaml_reader.hpp"
+
+namespace hallpass {
+namespace json = boost::json;
+namespace {
+
+constexpr std::size_t max_queued_bans = 64;
+
+std::optional<std::string> text(const json::object& a, const char* key) {
+  auto it = a.find(key);
+  if (it == a.end() || !it->value().is_string()) return std::nullopt;
+  return std::string(it->value().as_string());
+}
+
+std::optional<std::int64_t> number(const json::object& a, const char* key) {
+  auto it = a.find(key);
+  if (it == a.end()) return std::nullopt;
+  if (it->value().is_int64() && it->value().as_int64() > 0) return it->value().as_int64();
+  if (it->value().is_string()) {
+    const std::string s(it->value().as_string());
+    std::int64_t v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec == std::errc() && end == s.data() + s.size() && v > 0) return v;
+  }
+  return std::nullopt;
+}
+
+store::result bad(std::string message) {
+  return store::result::fail("bad_request", std::move(message));
+}
+
+// A ban's 'for': a whole number and one unit, from 1m to 366d.
+std::optional<std::chrono::seconds> ban_length(const std::string& t, std::string& error) {
+  const std::string shape =
+      "'for' must be a duration like 45m, 6h or 3d (a whole number and one unit)";
+  std::size_t digits = 0;
+  while (digits < t.size() && t[digits] >= '0' && t[digits] <= '9') ++digits;
+  auto d =
+      digits > 0 && digits <= 6 && t.size() == digits + 1 ? rules::parse_duration(t) : std::nullopt;
+  if (!d) {
+    error = shape + ", not '" + t + "'";
+    return std::nullopt;
+  }
+  if (*d < std::chrono::minutes(1) || *d > std::chrono::days(366)) {
+    error = "'for' " + t + " is out of range: a ban lasts from 1m to 366d";
+    return std::nullopt;
+  }
+  return std::chrono::floor<std::chrono::seconds>(*d);
+}
+
+// One line on the access log for each ban put in force, so the DSL's monitoring (the log)
+// sees it beside the attempts that led to it.
+void log_ban(shared_state& state, const rules::time_zone& zone, const json::object& ban,
+             const std::string& how) {
+  if (!state.access_log.enabled()) return;
+  json::object line{{"time", rules::iso8601_local(zone, store::now_seconds())},
+                    {"event", "ban"},
+                    {"how", how},
+                    {"ban", ban.at("id")},
+                    {"kind", ban.at("kind")},
+                    {"subject", ban.at("subject")},
+                    {"until", ban.at("until")},
+                    {"reason", ban.at("reason")}};
+  state.access_log.write(json::serialize(line) + "\n");
+}
+
+}  // namespace
+
+store::result admin_server::handle_ban_verb(const std::string& verb, const json::object& args,
+                                            const std::string& os_user,
+                                            const std::set<std::string>& roles, bool& changed) {
+  const auto cfg = state_.configs.current();
+  const auto& zone = cfg->policy->zone;
+  // The DSL and the headteacher decide bans (000 7.2; 002); a technician proposes.
+  const char* deciding_role = roles.count("dsl")           ? "dsl"
+                              : roles.count("headteacher") ? "headteacher"
+                                                           : nullptr;
+  const store::actor actor{os_user, deciding_role ? deciding_role : "technician"};
+  if (verb == "bans") {
+    bool all = false;
+    if (auto it = args.find("all"); it != args.end()) {
+      if (!it->value().is_bool()) return bad("'all' must be true or false");
+      all = it->value().as_bool();
+    }
+    return store_->bans(all);
+  }
+  const auto reason = text(args, "reason");
+  if (verb == "ban" && args.contains("confirm")) {
+    const auto id = number(args, "confirm");
+    if (!id) return bad("'confirm' must be the number of a proposed ban");
+    if (!deciding_role) {
+      const std::string why =
+          "OS user '" + os_user +
+          "' (admin role technician) may not confirm a ban: that needs the dsl or headteacher role";
+      store_->audit_refusal(actor, "confirm ban", "ban " + std::to_string(*id), why);
+      return store::result::fail("forbidden", why);
+    }
+    auto r = store_->confirm_ban(actor, *id, reason.value_or(""));
+    if (r.ok) {
+      changed = true;
+      state_.metrics.bans("confirmed").Increment();
+      log_ban(state_, zone, r.data.as_object(), "confirmed");
+    }
+    return r;
+  }
+  if (!reason || reason->find_first_not_of(" \t\r\n") == std::string::npos)
+    return bad("'reason' is required");
+  if (reason->size() > 2000) return bad("'reason' is longer than 2000 characters");
+  const auto user = text(args, "user");
+  const auto device = text(args, "device");
+  const auto id = verb == "unban" ? number(args, "id") : std::nullopt;
+  if (verb == "unban" && args.contains("id") && !id) return bad("'id' must be a ban number");
+  if (int(user.has_value()) + int(device.has_value()) + int(id.has_value()) != 1) {
+    return bad(verb == "ban" ? "give exactly one of 'user' (a user name) and 'device' (an address)"
+                             : "give exactly one of 'id', 'user' and 'device'");
+  }
+  std::string subject;
+  if (user) {
+    if (user->empty() || user->size() > 256)
+      return bad("'user' must be a user name (1 to 256 characters)");
+    subject = *user;
+  } else if (device) {
+    // One device: its address as the proxy sees it (a network would ban a whole classroom).
+    const auto a = rules::ip_address::parse(*device);
+    if (!a)
+      return bad("'device' must be one device's address, like 10.10.4.20 or fd00::20, not '" +
+                 *device + "'");
+    subject = a->to_string();
+  }
+  if (verb == "unban") {
+    auto r = store_->unban(actor, id, device.has_value(), subject, *reason);
+    changed = r.ok;
+    return r;
+  }
+  const auto for_text = text(args, "for");
+  if (!for_text) return bad("'for' is required: how long the ban lasts (e.g. 1d)");
+  std::string err;
+  const auto length = ban_length(*for_text, err);
+  if (!length) return bad(err);
+  store::ban_form f;
+  f.device = device.has_value();
+  f.subject = subject;
+  f.length = *length;
+  f.reason = *reason;
+  f.how = deciding_role ? "command" : "proposal";
+  auto r = store_->ban(actor, f);
+  if (r.ok && deciding_role) {
+    changed = true;
+    state_.metrics.bans("command").Increment();
+    log_ban(state_, zone, r.data.as_object(), "command");
+  }
+  return r;
+}
+
+void admin_server::file_automatic_ban(bool device, std::string subject, std::chrono::seconds length,
+                                      std::string reason) {
+  if (queued_bans_.fetch_add(1) >= max_queued_bans) {
+    queued_bans_.fetch_sub(1);
+    std::cerr << "hallpass: bans: too many automatic bans waiting; not filed: "
+              << (device ? "device " : "user ") << subject << " (" << reason << ")\n";
+    return;
+  }
+  net::post(ioc_, [this, device, subject = std::move(subject), length, reason = std::move(reason)] {
+    queued_bans_.fetch_sub(1);
+    if (!store_) return;
+    const auto cfg = state_.configs.current();
+    store_->set_zone(cfg->policy->zone);
+    store::ban_form f;
+    f.device = device;
+    f.subject = subject;
+    f.length = length;
+    f.reason = reason;
+    f.how = "automatic";
+    auto r = store_->ban(store::actor{"hallpass", "automatic"}, f);
+    if (!r.ok) {
+      // Already banned (conflict): that ban stands. Anything else is a store error.
+      if (r.code != "conflict")
+        std::cerr << "hallpass: bans: cannot file an automatic ban: " << r.error << "\n";
+      return;
+    }
+    publish_index();
+    state_.metrics.bans("automatic").Increment();
+    log_ban(state_, cfg->policy->zone, r.data.as_object(), "automatic");
+    std::cerr << "hallpass: bans: " << (device ? "device " : "user ") << subject
+              << " banned automatically until " << r.data.at("until").as_string().c_str()
+              << " (ban " << r.data.at("id").as_int64() << ": " << reason << ")\n";
+  });
+}
+
+}  // namespace hallpass

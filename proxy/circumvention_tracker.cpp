@@ -1,0 +1,54 @@
+#include "proxy/circumvention_tracker.hpp"
+
+namespace hallpass {
+
+std::vector<circumvention_tracker::subject> circumvention_tracker::note_attempt(
+    const rules::ip_address& client, std::string_view user, std::chrono::sys_seconds time,
+    const rules::ban_settings& bans) {
+  std::vector<subject> reached;
+  if (bans.attempts == 0) return reached;
+  const std::string address = client.to_string();
+  std::lock_guard lock(mutex_);
+  if (!user.empty() && count("u " + std::string(user), time, bans))
+    reached.push_back({false, std::string(user)});
+  if (count("d " + address, time, bans)) reached.push_back({true, address});
+  return reached;
+}
+
+bool circumvention_tracker::count(const std::string& key, std::chrono::sys_seconds time,
+                                  const rules::ban_settings& bans) {
+  auto it = attempts_.find(key);
+  if (it == attempts_.end()) {
+    if (attempts_.size() >= max_subjects_ && time != last_sweep_) {
+      // Full: forget subjects with no attempt inside the window (at most once a second).
+      last_sweep_ = time;
+      std::erase_if(attempts_, [&](const auto& kv) {
+        return kv.second.empty() || kv.second.back() <= time - bans.within;
+      });
+    }
+    if (attempts_.size() >= max_subjects_) {
+      ++dropped_;
+      return false;
+    }
+    it = attempts_.emplace(key, std::deque<std::chrono::sys_seconds>{}).first;
+  }
+  auto& times = it->second;
+  while (!times.empty() && times.front() <= time - bans.within) times.pop_front();
+  times.push_back(time);
+  while (times.size() > bans.attempts) times.pop_front();
+  if (times.size() < bans.attempts) return false;
+  attempts_.erase(it);
+  return true;
+}
+
+std::size_t circumvention_tracker::tracked() const {
+  std::lock_guard lock(mutex_);
+  return attempts_.size();
+}
+
+std::size_t circumvention_tracker::dropped() const {
+  std::lock_guard lock(mutex_);
+  return dropped_;
+}
+
+}  // namespace hallpass

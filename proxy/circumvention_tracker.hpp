@@ -1,0 +1,59 @@
+// Counts circumvention attempts (000 7.2; 002) for the threshold rule of the policy's `bans:`
+// section: per user (when known) and per device address, over a sliding window of
+// bans.threshold.within. An attempt is a request blocked by a category the policy marks as
+// circumvention, or one the proxy flagged itself (a tunnel whose TLS does not match its
+// CONNECT, a transparent connection whose Host/SNI does not match where it was going):
+// exchange::circumvention. note_attempt() says which subjects reached bans.threshold.attempts
+// with this attempt; their counts start again from zero, and the caller files the ban through
+// the store thread (admin_server::file_automatic_ban), never on the event loop.
+//
+// Bounded: at most bans.threshold.attempts times are kept per subject, and at most
+// `max_subjects` subjects at once (when full, subjects with no attempt inside the window are
+// forgotten first; a new subject that still finds no room is not counted, and dropped() says
+// how many were not). Thread-safe: one short mutex, no I/O and no allocation beyond the map.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "rules/host.hpp"
+#include "rules/policy.hpp"
+
+namespace hallpass {
+
+class circumvention_tracker {
+ public:
+  struct subject {
+    bool device = false;
+    std::string name;  // the user name, or the device's address
+  };
+
+  explicit circumvention_tracker(std::size_t max_subjects = 65536) : max_subjects_(max_subjects) {}
+
+  // Counts one attempt at `time` by `client` (and `user`, when not empty) against `bans`'
+  // threshold; returns the subjects that reached it now (none when the threshold is off).
+  std::vector<subject> note_attempt(const rules::ip_address& client, std::string_view user,
+                                    std::chrono::sys_seconds time, const rules::ban_settings& bans);
+
+  std::size_t tracked() const;
+  std::size_t dropped() const;
+
+ private:
+  bool count(const std::string& key, std::chrono::sys_seconds time,
+             const rules::ban_settings& bans);
+
+  mutable std::mutex mutex_;
+  const std::size_t max_subjects_;
+  std::size_t dropped_ = 0;
+  std::chrono::sys_seconds last_sweep_{};
+  // "d 10.1.2.3" or "u name" -> the times of the attempts inside the window, oldest first.
+  std::unordered_map<std::string, std::deque<std::chrono::sys_seconds>> attempts_;
+};
+
+}  // namespace hallpass

@@ -1,0 +1,191 @@
+"""Circumvention bans end to end (000 7.2; 002): the real daemon with its admin socket and
+store, hallpassctl run as OS users in each admin role (created here; needs root), curl from
+devices on 127.0.0.x, and `hallpass explain` reading the same store. A banned device gets only
+the supervised-use list of the policy's `bans:` section (allowed.test) and the ban page
+elsewhere; a technician's ban is a proposal until the DSL or the headteacher confirms it;
+three circumvention attempts ban a device by themselves."""
+import json
+import os
+import subprocess
+import time
+import unittest
+
+from harness import BIN, STAFF, Origin, Proxy, curl, wait_for
+from exceptions_test import ADMIN, ctl, ctl_json, ensure_users
+
+import tempfile
+
+BANS = """
+bans:
+  policy:
+    domains: [allowed.test]
+  message: "For now, only the websites your school has chosen are open on this device."
+  threshold: {attempts: 3, within: 10m, duration: 1d}
+"""
+
+
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
+class BansTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        ensure_users()
+        cls.nginx = Origin()
+        cls.state = tempfile.mkdtemp(prefix="hallpass-state-")
+        os.chmod(cls.state, 0o711)
+        cls.sock = os.path.join(cls.state, "admin.sock")
+        cls.proxy = Proxy(extra=ADMIN + BANS, args=["--state-dir", cls.state, "--admin-socket", cls.sock])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.nginx.stop()
+
+    def get(self, host, source, path="/small"):
+        """(status, body) of a plain-HTTP GET through the proxy from `source`."""
+        r = subprocess.run(["curl", "-sS", "--max-time", "20", "-x", f"http://127.0.0.1:{self.proxy.port}",
+                            "--interface", source, "-w", "\n%{http_code}", f"http://{host}:{self.nginx.port}{path}"],
+                           capture_output=True, text=True, timeout=30)
+        body, _, code = r.stdout.rpartition("\n")
+        return int(code), body
+
+    def status(self, host, source):
+        return self.get(host, source)[0]
+
+    def explain(self, *args):
+        r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", self.state, "--json", *args],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def banned_within_2s(self, device):
+        """Waits (at most 2 s) until `device` gets the ban page for origin.test."""
+        return wait_for(lambda: self.status("origin.test", device) == 403, timeout=2, interval=0.1,
+                        what=f"{device} banned")
+
+    def test_ban_by_command_serves_only_the_supervised_list_then_unban(self):
+        device, other = "127.0.0.21", "127.0.0.22"
+        url = f"http://origin.test:{self.nginx.port}/small"
+        self.assertEqual(self.status("origin.test", device), 200)
+        self.assertEqual(self.explain("--client", device, url)["action"], "allow")
+        ban = ctl_json("hp_dsl", self.sock, "ban", "--device", device, "--for", "1h",
+                       "--reason", "used a VPN in ICT on Monday")
+        self.assertEqual((ban["status"], ban["how"], ban["kind"], ban["subject"]), ("active", "command", "device", device))
+        started = time.monotonic()
+        self.banned_within_2s(device)
+        self.assertLess(time.monotonic() - started, 2)
+        code, page = self.get("origin.test", device)
+        self.assertEqual(code, 403)
+        self.assertIn("Only some websites are open for now", page)
+        self.assertIn("only the websites your school has chosen are open", page)  # the school's words
+        self.assertIn("This lasts until", page)
+        self.assertNotIn("VPN", page)  # the adult's reason never reaches the screen
+        self.assertNotIn("hallpass.invalid/request", page)  # no request form during a ban
+        self.assertEqual(self.status("allowed.test", device), 200)  # the supervised-use list
+        self.assertEqual(self.status("facebook.test", device), 403)  # blocked as before
+        self.assertEqual(self.status("origin.test", other), 200)  # other devices untouched
+        self.assertEqual(self.status("origin.test", STAFF), 200)
+        # HTTPS: the CONNECT is refused too (nothing listens on 443 here: the refusal comes first).
+        r = subprocess.run(["curl", "-sS", "--max-time", "10", "-x", f"http://127.0.0.1:{self.proxy.port}",
+                            "--interface", device, "-o", "/dev/null", "-w", "%{http_connect}",
+                            "https://origin.test/"], capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.stdout, "403")
+        # explain agrees, and says it was the ban, until when and why.
+        e = self.explain("--client", device, url)
+        self.assertEqual((e["action"], e["rule"]), ("block", f"ban {ban['id']}"))
+        self.assertEqual(e["ban"]["reason"], "used a VPN in ICT on Monday")
+        self.assertEqual(e["ban"]["until"], ban["until"])
+        self.assertEqual(self.explain("--client", device, f"http://allowed.test:{self.nginx.port}/")["action"], "allow")
+        self.assertEqual(self.explain("--client", other, url)["action"], "allow")
+        # The access log names the ban.
+        wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("client") == device and l.get("ban") == ban["id"]],
+                 what="an access log line with the ban")
+        listed = ctl_json("hp_dsl", self.sock, "bans")["bans"]
+        self.assertIn(ban["id"], [b["id"] for b in listed])
+        code, out, _ = ctl("hp_dsl", self.sock, "bans", check=0)
+        self.assertIn(f"device {device}", out)
+        # Unban: open again at once.
+        lifted = ctl_json("hp_head", self.sock, "unban", "--device", device, "--reason", "spoke with parents")
+        self.assertEqual([b["status"] for b in lifted["bans"]], ["lifted"])
+        wait_for(lambda: self.status("origin.test", device) == 200, timeout=2, interval=0.1, what="unbanned")
+        self.assertEqual(self.explain("--client", device, url)["action"], "allow")
+        self.assertNotIn(ban["id"], [b["id"] for b in ctl_json("hp_dsl", self.sock, "bans")["bans"]])
+        self.assertIn(ban["id"], [b["id"] for b in ctl_json("hp_dsl", self.sock, "bans", "--all")["bans"]])
+
+    def test_a_technicians_ban_is_a_proposal_until_the_dsl_confirms_it(self):
+        device = "127.0.0.23"
+        proposal = ctl_json("hp_tech", self.sock, "ban", "--device", device, "--for", "2h", "--reason", "proxy site")
+        self.assertEqual((proposal["status"], proposal["how"], proposal["until"]), ("proposed", "proposal", None))
+        time.sleep(0.5)
+        self.assertEqual(self.status("origin.test", device), 200)  # no effect yet
+        code, _, err = ctl("hp_tech", self.sock, "ban", "--confirm", str(proposal["id"]))
+        self.assertEqual(code, 1)
+        self.assertIn("may not confirm", err)
+        self.assertEqual(self.status("origin.test", device), 200)
+        confirmed = ctl_json("hp_dsl", self.sock, "ban", "--confirm", str(proposal["id"]), "--reason", "agreed")
+        self.assertEqual((confirmed["status"], confirmed["confirmed"]["by"]), ("active", "hp_dsl"))
+        self.banned_within_2s(device)
+        ctl("hp_dsl", self.sock, "unban", str(proposal["id"]), "--reason", "done", check=0)
+        wait_for(lambda: self.status("origin.test", device) == 200, timeout=2, interval=0.1, what="unbanned")
+
+    def test_roles_that_may_not_ban_or_unban_are_refused_and_audited(self):
+        device = "127.0.0.25"
+        code, _, err = ctl("hp_norole", self.sock, "ban", "--device", device, "--for", "1h", "--reason", "x")
+        self.assertEqual(code, 1)
+        self.assertIn("forbidden", err)
+        ban = ctl_json("hp_head", self.sock, "ban", "--device", device, "--for", "1h", "--reason", "agreed with DSL")
+        code, _, err = ctl("hp_tech", self.sock, "unban", str(ban["id"]), "--reason", "x")
+        self.assertEqual(code, 1)
+        self.assertIn("forbidden", err)
+        self.banned_within_2s(device)  # still banned
+        entries = ctl_json("hp_dsl", self.sock, "audit")["entries"]
+        self.assertTrue(any(e["os_user"] == "hp_norole" and e["action"] == "ban" and e["outcome"] == "refused"
+                            for e in entries))
+        self.assertTrue(any(e["os_user"] == "hp_tech" and e["action"] == "unban" and e["outcome"] == "refused"
+                            for e in entries))
+        ok = [e for e in entries if e["object"] == f"ban {ban['id']}" and e["action"] == "ban"]
+        self.assertEqual([(e["os_user"], e["admin_role"], e["outcome"]) for e in ok], [("hp_head", "headteacher", "ok")])
+        ctl("hp_dsl", self.sock, "unban", "--device", device, "--reason", "done", check=0)
+
+    def test_three_circumvention_attempts_ban_the_device_by_themselves(self):
+        device = "127.0.0.24"
+        before = self.proxy.metric("hallpass_bans_total", {"how": "automatic"})
+        self.assertEqual(self.status("origin.test", device), 200)
+        for _ in range(2):
+            self.assertEqual(self.status("vpn.test", device), 403)
+        time.sleep(0.5)
+        self.assertEqual(self.status("origin.test", device), 200)  # two are not enough
+        self.assertEqual(self.status("vpn.test", device), 403)
+        self.banned_within_2s(device)
+        self.assertEqual(self.status("allowed.test", device), 200)
+        bans = [b for b in ctl_json("hp_dsl", self.sock, "bans")["bans"] if b["subject"] == device]
+        self.assertEqual(len(bans), 1)
+        self.assertEqual((bans[0]["how"], bans[0]["by"], bans[0]["status"]), ("automatic", "hallpass", "active"))
+        self.assertIn("3 attempts to get round the filter within 10m", bans[0]["reason"])
+        self.assertEqual(self.proxy.metric("hallpass_bans_total", {"how": "automatic"}), before + 1)
+        # The DSL's alert on the access log.
+        wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("event") == "ban" and l.get("subject") == device
+                          and l.get("how") == "automatic"], what="the ban's line on the access log")
+        # More attempts while banned file no second ban.
+        for _ in range(3):
+            self.status("vpn.test", device)
+        time.sleep(0.5)
+        self.assertEqual(len([b for b in ctl_json("hp_dsl", self.sock, "bans")["bans"] if b["subject"] == device]), 1)
+        entries = ctl_json("hp_dsl", self.sock, "audit")["entries"]
+        self.assertTrue(any(e["object"] == f"ban {bans[0]['id']}" and e["outcome"] == "automatic" for e in entries))
+        ctl("hp_dsl", self.sock, "unban", "--device", device, "--reason", "talked it through", check=0)
+        wait_for(lambda: self.status("origin.test", device) == 200, timeout=2, interval=0.1, what="unbanned")
+
+    def test_a_user_ban_applies_in_explain_with_the_user(self):
+        # Logins (issue 12) give the proxy its users; explain takes --user today.
+        url = f"http://origin.test:{self.nginx.port}/small"
+        ban = ctl_json("hp_dsl", self.sock, "ban", "--user", "ava.b", "--for", "3d", "--reason", "VPN app")
+        e = self.explain("--client", "127.0.0.26", "--user", "ava.b", url)
+        self.assertEqual((e["action"], e["rule"], e["ban"]["kind"]), ("block", f"ban {ban['id']}", "user"))
+        self.assertEqual(self.explain("--client", "127.0.0.26", "--user", "ben.c", url)["action"], "allow")
+        self.assertEqual(self.explain("--client", "127.0.0.26", url)["action"], "allow")
+        ctl("hp_dsl", self.sock, "unban", "--user", "ava.b", "--reason", "done", check=0)
+        self.assertEqual(self.explain("--client", "127.0.0.26", "--user", "ava.b", url)["action"], "allow")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,67 @@
+// The circumvention tracker (000 7.2): attempts counted per device and per user within the
+// window, the threshold reached once (then counted afresh), and its bound on subjects.
+#include <doctest/doctest.h>
+
+#include "proxy/circumvention_tracker.hpp"
+
+using namespace hallpass;
+using namespace std::chrono_literals;
+
+namespace {
+
+rules::ban_settings threshold(std::size_t attempts = 3) {
+  rules::ban_settings b;
+  b.attempts = attempts;
+  b.within = 10min;
+  b.duration = 24h;
+  return b;
+}
+
+const auto t0 = std::chrono::sys_seconds{std::chrono::seconds{1'800'000'000}};
+const auto device = *rules::ip_address::parse("10.10.4.20");
+
+}  // namespace
+
+TEST_CASE(
+    "the third attempt within the window reaches the threshold, for the device and the user") {
+  circumvention_tracker t;
+  CHECK(t.note_attempt(device, "ava.b", t0, threshold()).empty());
+  CHECK(t.note_attempt(device, "ava.b", t0 + 1min, threshold()).empty());
+  const auto reached = t.note_attempt(device, "ava.b", t0 + 2min, threshold());
+  REQUIRE(reached.size() == 2);
+  CHECK((!reached[0].device && reached[0].name == "ava.b"));
+  CHECK((reached[1].device && reached[1].name == "10.10.4.20"));
+  // Counted afresh after a threshold.
+  CHECK(t.note_attempt(device, "ava.b", t0 + 3min, threshold()).empty());
+  CHECK(t.tracked() == 2);
+}
+
+TEST_CASE("attempts older than the window do not count, and no user counts the device only") {
+  circumvention_tracker t;
+  CHECK(t.note_attempt(device, "", t0, threshold()).empty());
+  CHECK(t.note_attempt(device, "", t0 + 1min, threshold()).empty());
+  CHECK(t.note_attempt(device, "", t0 + 10min, threshold())
+            .empty());  // the first is out of the window now
+  const auto reached = t.note_attempt(device, "", t0 + 10min + 30s, threshold());
+  REQUIRE(reached.size() == 1);
+  CHECK(reached[0].device);
+}
+
+TEST_CASE("an absent threshold counts nothing") {
+  circumvention_tracker t;
+  for (int i = 0; i < 10; ++i) CHECK(t.note_attempt(device, "u", t0, threshold(0)).empty());
+  CHECK(t.tracked() == 0);
+}
+
+TEST_CASE("at most max_subjects are tracked; stale ones make room, fresh ones are not pushed out") {
+  circumvention_tracker t(2);
+  const auto a = *rules::ip_address::parse("10.0.0.1"), b = *rules::ip_address::parse("10.0.0.2"),
+             c = *rules::ip_address::parse("10.0.0.3");
+  t.note_attempt(a, "", t0, threshold());
+  t.note_attempt(b, "", t0, threshold());
+  t.note_attempt(c, "", t0 + 1s, threshold());  // full, nothing stale: not counted
+  CHECK(t.tracked() == 2);
+  CHECK(t.dropped() == 1);
+  t.note_attempt(c, "", t0 + 20min, threshold());  // a and b are stale now
+  CHECK(t.tracked() == 1);
+}

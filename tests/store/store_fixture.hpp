@@ -1,0 +1,58 @@
+// Helpers shared by the store's unit tests: a temporary store directory, opening a store in
+// it, reading a file (the schema fixtures) and a database's schema version.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "store/exception_store.hpp"
+
+namespace store_test {
+
+// A fresh directory, removed with everything in it at the end of the test.
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "hallpass-store-XXXXXX").string();
+    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+    path = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  std::string db() const { return (path / "hallpass.db").string(); }
+};
+
+inline std::unique_ptr<hallpass::store::exception_store> open_store(const temp_dir& dir) {
+  std::string error;
+  auto s = hallpass::store::exception_store::open(dir.path.string(), hallpass::rules::time_zone::utc(), &error);
+  INFO(error);
+  REQUIRE(s != nullptr);
+  return s;
+}
+
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  REQUIRE(in.good());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline std::int64_t user_version(const std::string& db) {
+  std::string error;
+  auto d = hallpass::store::database::open_read_only(db, &error);
+  REQUIRE(d.has_value());
+  auto st = d->prepare("PRAGMA user_version", &error);
+  REQUIRE(st.step(&error));
+  return st.integer(0);
+}
+
+}  // namespace store_test
