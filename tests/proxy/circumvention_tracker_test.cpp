@@ -53,7 +53,7 @@ TEST_CASE("an absent threshold counts nothing") {
   CHECK(t.tracked() == 0);
 }
 
-TEST_CASE("at most max_subjects are tracked; stale ones make room, fresh ones are not pushed out") {
+TEST_CASE("at most max_subjects are tracked: stale ones make room, fresh ones are not pushed out") {
   circumvention_tracker t(2);
   const auto a = *rules::ip_address::parse("10.0.0.1"), b = *rules::ip_address::parse("10.0.0.2"),
              c = *rules::ip_address::parse("10.0.0.3");
