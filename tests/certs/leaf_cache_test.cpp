@@ -142,7 +142,7 @@ TEST_CASE("destroying the cache completes every waiting request") {
 
 TEST_CASE("a cache entry holds a leaf certificate, not a TLS context: a few KB per host") {
   // certs/README.md documents the memory per entry (tls.leaf_cache sizes it). An SSL_CTX per
-  // host, as before the one shared server context, cost about 17 KB; a leaf is under 3 KB.
+  // host, as before the one shared server context, cost about 17 KB; a leaf entry about 3.2 KB.
   temp_dir d;
   auto minter = test_minter(d);
   constexpr int hosts = 300;
