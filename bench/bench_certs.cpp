@@ -173,8 +173,7 @@ int main(int argc, char** argv) {
   const double rss_per_entry = static_cast<double>(rss1 - rss0) * 1024.0 / fill;
 
   const auto m = summarize(mint_us), c = summarize(ctx_us), oc = summarize(own_ctx_us),
-             cf = summarize(cache_first_us),
-             fh = summarize(find_us), gh = summarize(get_us);
+             cf = summarize(cache_first_us), fh = summarize(find_us), gh = summarize(get_us);
   std::cout << "| measurement | p50 | p99 | mean | calls |\n|---|---|---|---|---|\n"
             << row("mint a leaf (new host)", m, mint_us.size())
             << row("mint + SSL from the shared context with the leaf (new host)", c, ctx_us.size())
@@ -199,10 +198,12 @@ int main(int argc, char** argv) {
   std::cout << buf;
   std::snprintf(
       buf, sizeof buf,
-      "{\"mint_p50_us\":%.1f,\"mint_p99_us\":%.1f,\"ctx_p50_us\":%.1f,\"ctx_p99_us\":%.1f,\"own_ctx_p50_us\":%.1f,"
+      "{\"mint_p50_us\":%.1f,\"mint_p99_us\":%.1f,\"ctx_p50_us\":%.1f,\"ctx_p99_us\":%.1f,"
+      "\"own_ctx_p50_us\":%.1f,"
       "\"first_visit_p50_us\":%.1f,\"first_visit_p99_us\":%.1f,\"hit_find_p50_us\":%.2f,"
       "\"hit_get_p50_us\":%.2f,\"heap_bytes_per_entry\":%.0f,\"rss_bytes_per_entry\":%.0f}\n",
-      m.p50, m.p99, c.p50, c.p99, oc.p50, cf.p50, cf.p99, fh.p50, gh.p50, heap_per_entry, rss_per_entry);
+      m.p50, m.p99, c.p50, c.p99, oc.p50, cf.p50, cf.p99, fh.p50, gh.p50, heap_per_entry,
+      rss_per_entry);
   std::cout << buf;
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);

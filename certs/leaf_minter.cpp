@@ -109,7 +109,8 @@ result<std::shared_ptr<const leaf_minter>> leaf_minter::create(
   // No server-side session cache (it would hold sessions of every site in one table that each
   // handshake locks): clients resume with stateless session tickets instead.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);  // idle inspected connections hold no buffers
+  // Idle inspected connections hold no buffers.
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_alpn_select_cb(ctx.get(), select_http11, nullptr);
   m->server_ctx_ = std::shared_ptr<SSL_CTX>(ctx.release(), SSL_CTX_free);
   return std::shared_ptr<const leaf_minter>(std::move(m));

@@ -147,7 +147,8 @@ TEST_CASE("a cache entry holds a leaf certificate, not a TLS context: a few KB p
   auto minter = test_minter(d);
   constexpr int hosts = 300;
   leaf_cache cache(minter, {.capacity = hosts + 1, .threads = 1});
-  fetch(cache, "first.test");  // the minting thread's arena and OpenSSL's lazy setup, before measuring
+  // The minting thread's arena and OpenSSL's lazy setup, before measuring.
+  fetch(cache, "first.test");
   malloc_trim(0);
   const auto before = mallinfo2().uordblks;
   for (int i = 0; i < hosts; ++i) fetch(cache, "m" + std::to_string(i) + ".test");

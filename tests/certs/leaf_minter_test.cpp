@@ -167,7 +167,7 @@ TEST_CASE("every leaf has its own random serial and the one shared key") {
   CHECK(serials.size() == 50);
 }
 
-TEST_CASE("the shared server context with a host's leaf completes a TLS handshake that verifies the host and picks http/1.1") {
+TEST_CASE("one shared server context: a host's leaf on its SSL verifies and picks http/1.1") {
   minted m;
   SSL_CTX* server_ctx = m.minter->server_context().get();
   REQUIRE(server_ctx != nullptr);
@@ -224,7 +224,8 @@ TEST_CASE("the shared server context with a host's leaf completes a TLS handshak
   CHECK(selected == "http/1.1");
   CHECK(handshake("school-test.test", {2, 'h', '2'}, selected, school->get()));
   CHECK(selected == "");  // no ALPN answer; the client speaks HTTP/1.1
-  CHECK_FALSE(handshake("other.test", {}, selected, school->get()));  // the wrong name does not verify
+  // The wrong name does not verify.
+  CHECK_FALSE(handshake("other.test", {}, selected, school->get()));
   // Two hosts on the one context: each SSL presents its own leaf, and only that one verifies.
   CHECK(handshake("other-site.test", {}, selected, other->get()));
   CHECK_FALSE(handshake("school-test.test", {}, selected, other->get()));
