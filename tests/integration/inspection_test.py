@@ -9,9 +9,11 @@ by the school CA for the host, and a second handshake mints nothing; a blocked h
 HTTPS block page to a browser and a plain refusal to other clients; the block page's form
 posts back through the tunnel and is answered by the proxy, never the origin; an origin whose
 certificate fails verification gets the clear page; a request naming another host inside the
-tunnel is refused; a device without the school CA is logged and counted."""
+tunnel is refused; a device without the school CA is logged and counted; a reused origin
+connection is peeked once per request (strace counts the recv(MSG_PEEK) calls)."""
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -284,6 +286,7 @@ inspection:
         self.assertEqual(self.origin.connections - before, 1)
         self.assertGreaterEqual(p.metric("hallpass_upstream_connections_reused_total"), 2)
 
+    @unittest.skipUnless(shutil.which("strace"), "needs strace (deploy/install-deps.sh installs it)")
     def test_a_reused_origin_connection_is_peeked_once_per_request(self):
         """The pool peeks a connection once, before reuse (proxy/README.md, "Upstream pool"):
         keep-alive requests inside a tunnel cost one recv(MSG_PEEK) each, not one at release and
