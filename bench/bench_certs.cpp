@@ -1,8 +1,9 @@
 // bench_certs: what HTTPS inspection's certificates cost (issue 10, section 2).
 //
 // - mint: leaf_minter::mint() alone, over 1,000 new hosts (p50, p99);
-// - first visit: leaf_minter::server_context() (mint + SSL_CTX) over 1,000 new hosts, and the
-//   same through leaf_cache::get() (minting thread hand-off included);
+// - first visit: mint + an SSL from the one shared server context presenting the leaf
+//   (leaf_minter::use_leaf), over 1,000 new hosts; for comparison the older design, mint + an
+//   SSL_CTX of its own per host; and leaf_cache::get() (minting thread hand-off included);
 // - cache hit: leaf_cache::find() and get() for warm hosts;
 // - memory per cache entry: heap and resident memory added by filling a cache of N hosts.
 // Prints a Markdown table, then one JSON line. Not a test: needs a Release build and a
@@ -86,7 +87,7 @@ int main(int argc, char** argv) {
   if (!minter_r) return 1;
   auto minter = *minter_r;
 
-  std::vector<double> mint_us, ctx_us, cache_first_us, find_us, get_us;
+  std::vector<double> mint_us, ctx_us, own_ctx_us, cache_first_us, find_us, get_us;
   for (int i = 0; i < hosts; ++i) {
     auto t0 = steady::now();
     auto leaf = minter->mint(host("m", i));
@@ -95,9 +96,21 @@ int main(int argc, char** argv) {
   }
   for (int i = 0; i < hosts; ++i) {
     auto t0 = steady::now();
-    auto ctx = minter->server_context(host("c", i));
+    auto leaf = minter->mint(host("c", i));
+    ssl_ptr ssl(SSL_new(minter->server_context().get()));
+    const bool ok = leaf && ssl && minter->use_leaf(ssl.get(), leaf->get());
     ctx_us.push_back(since_us(t0));
-    if (!ctx) return 1;
+    if (!ok) return 1;
+  }
+  for (int i = 0; i < hosts; ++i) {
+    // The design before one shared context: an SSL_CTX per host, made when the host's leaf is.
+    auto t0 = steady::now();
+    auto leaf = minter->mint(host("o", i));
+    ssl_ctx_ptr ctx(SSL_CTX_new(TLS_server_method()));
+    const bool ok = leaf && ctx && SSL_CTX_use_certificate(ctx.get(), leaf->get()) == 1 &&
+                    SSL_CTX_use_PrivateKey(ctx.get(), minter->leaf_key()) == 1;
+    own_ctx_us.push_back(since_us(t0));
+    if (!ok) return 1;
   }
   {
     leaf_cache cache(minter, {.capacity = static_cast<std::size_t>(hosts), .threads = 1});
@@ -141,28 +154,34 @@ int main(int argc, char** argv) {
     heap1 = mallinfo2().uordblks;
     rss1 = rss_kib();
   }
-  // For comparison: the leaf certificate alone (what a cache of certificates, with one
-  // shared SSL_CTX choosing the certificate per connection, would hold).
+  // For comparison, the older design: an SSL_CTX per host holding its leaf.
   malloc_trim(0);
-  const auto leaf_heap0 = mallinfo2().uordblks;
-  std::size_t leaf_heap1 = 0;
+  const auto ctx_heap0 = mallinfo2().uordblks;
+  std::size_t ctx_heap1 = 0;
   {
-    std::vector<x509_ptr> leaves;
-    for (int i = 0; i < fill; ++i) leaves.push_back(std::move(*minter->mint(host("l", i))));
-    leaf_heap1 = mallinfo2().uordblks;
+    std::vector<ssl_ctx_ptr> contexts;
+    for (int i = 0; i < fill; ++i) {
+      auto leaf = minter->mint(host("l", i));
+      ssl_ctx_ptr ctx(SSL_CTX_new(TLS_server_method()));
+      if (!leaf || !ctx || SSL_CTX_use_certificate(ctx.get(), leaf->get()) != 1) return 1;
+      contexts.push_back(std::move(ctx));
+    }
+    ctx_heap1 = mallinfo2().uordblks;
   }
-  const double leaf_per_entry = static_cast<double>(leaf_heap1 - leaf_heap0) / fill;
+  const double ctx_per_entry = static_cast<double>(ctx_heap1 - ctx_heap0) / fill;
   const double heap_per_entry = static_cast<double>(heap1 - heap0) / fill;
   const double rss_per_entry = static_cast<double>(rss1 - rss0) * 1024.0 / fill;
 
-  const auto m = summarize(mint_us), c = summarize(ctx_us), cf = summarize(cache_first_us),
-             fh = summarize(find_us), gh = summarize(get_us);
+  const auto m = summarize(mint_us), c = summarize(ctx_us), oc = summarize(own_ctx_us),
+             cf = summarize(cache_first_us), fh = summarize(find_us), gh = summarize(get_us);
   std::cout << "| measurement | p50 | p99 | mean | calls |\n|---|---|---|---|---|\n"
             << row("mint a leaf (new host)", m, mint_us.size())
-            << row("mint + server SSL_CTX (new host)", c, ctx_us.size())
+            << row("mint + SSL from the shared context with the leaf (new host)", c, ctx_us.size())
+            << row("mint + an SSL_CTX of its own (the older design, for comparison)", oc,
+                   own_ctx_us.size())
             << row("first visit through leaf_cache::get (1 minting thread)", cf,
                    cache_first_us.size());
-  char buf[300];
+  char buf[600];
   std::snprintf(buf, sizeof buf, "| cache hit, find() | %.2f us | %.2f us | %.2f us | %zu |\n",
                 fh.p50, fh.p99, fh.mean, find_us.size());
   std::cout << buf;
@@ -172,17 +191,19 @@ int main(int argc, char** argv) {
   std::snprintf(buf, sizeof buf,
                 "\nleaf key generation (once per minter): %.0f us\n"
                 "filling a cache of %d hosts with 2 minting threads: %.2f s (%.0f mints/s)\n"
-                "memory per cache entry: %.0f bytes of heap, %.0f bytes resident (a leaf "
-                "certificate alone: %.0f bytes)\n",
+                "memory per cache entry: %.0f bytes of heap, %.0f bytes resident (an SSL_CTX "
+                "per host, the older design: %.0f bytes)\n",
                 keygen_us, fill, fill_s, fill / fill_s, heap_per_entry, rss_per_entry,
-                leaf_per_entry);
+                ctx_per_entry);
   std::cout << buf;
   std::snprintf(
       buf, sizeof buf,
       "{\"mint_p50_us\":%.1f,\"mint_p99_us\":%.1f,\"ctx_p50_us\":%.1f,\"ctx_p99_us\":%.1f,"
+      "\"own_ctx_p50_us\":%.1f,"
       "\"first_visit_p50_us\":%.1f,\"first_visit_p99_us\":%.1f,\"hit_find_p50_us\":%.2f,"
       "\"hit_get_p50_us\":%.2f,\"heap_bytes_per_entry\":%.0f,\"rss_bytes_per_entry\":%.0f}\n",
-      m.p50, m.p99, c.p50, c.p99, cf.p50, cf.p99, fh.p50, gh.p50, heap_per_entry, rss_per_entry);
+      m.p50, m.p99, c.p50, c.p99, oc.p50, cf.p50, cf.p99, fh.p50, gh.p50, heap_per_entry,
+      rss_per_entry);
   std::cout << buf;
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);

@@ -11,6 +11,12 @@ std::shared_future<leaf_cache::lookup> ready(const leaf_cache::lookup& r) {
 
 }  // namespace
 
+leaf_cache::lookup leaf_cache::mint(const std::string& host) const {
+  auto leaf = minter_->mint(host);
+  if (!leaf) return lookup::failure(leaf.error());
+  return certificate(leaf->release(), X509_free);
+}
+
 leaf_cache::leaf_cache(std::shared_ptr<const leaf_minter> minter, options o)
     : minter_(std::move(minter)), options_(o) {
   threads_.reserve(options_.threads);
@@ -48,7 +54,7 @@ std::shared_future<leaf_cache::lookup> leaf_cache::get(std::string_view host) {
   return start(host, nullptr);
 }
 
-leaf_cache::context leaf_cache::find(std::string_view host) {
+leaf_cache::certificate leaf_cache::find(std::string_view host) {
   const std::string key = leaf_minter::normalize_host(host);
   std::lock_guard lock(mutex_);
   const auto it = entries_.find(key);
@@ -127,7 +133,7 @@ void leaf_cache::run_minting_thread() {
       j = std::move(queue_.front());
       queue_.pop_front();
     }
-    lookup r = minter_->server_context(j.host);
+    lookup r = mint(j.host);
     std::vector<callback> waiters;
     {
       std::lock_guard lock(mutex_);

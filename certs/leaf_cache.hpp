@@ -1,5 +1,6 @@
-// leaf_cache: the ready server TLS contexts (SSL_CTX with a minted leaf) of inspected hosts,
-// so that a repeat handshake to a host mints nothing.
+// leaf_cache: the minted leaf certificates of inspected hosts, so that a repeat handshake to
+// a host mints nothing. Every handshake starts from the minter's one shared server context and
+// presents the host's leaf on its own SSL (leaf_minter::use_leaf).
 //
 // - Bounded LRU keyed by the normalized host (leaf_minter::normalize_host); `capacity`
 //   entries at most (tls.leaf_cache in the config), the least recently used goes first.
@@ -12,7 +13,7 @@
 //   all get its result. A failed mint is not cached (the next request tries again).
 // - The cache belongs to one CA (one leaf_minter). A reload that loads the same CA (same
 //   ca_fingerprint()) keeps the cache; a changed CA means a new minter and a new cache, and
-//   contexts already handed out stay valid for the connections that hold them.
+//   leaves already handed out stay valid for the connections that hold them.
 //
 // Thread-safety: every member function may be called from any thread. Callbacks run on a
 // minting thread (after a mint) or on the calling thread (a hit, or an immediate failure);
@@ -42,8 +43,8 @@ namespace hallpass::certs {
 
 class leaf_cache {
  public:
-  using context = std::shared_ptr<SSL_CTX>;
-  using lookup = result<context>;
+  using certificate = std::shared_ptr<X509>;  // a minted leaf; never changed once minted
+  using lookup = result<certificate>;
   using callback = std::function<void(const lookup&)>;
 
   struct options {
@@ -53,7 +54,7 @@ class leaf_cache {
   };
 
   struct counters {
-    std::uint64_t hits = 0;    // a ready context was returned
+    std::uint64_t hits = 0;    // a ready leaf was returned
     std::uint64_t misses = 0;  // a mint was started
     std::uint64_t joined = 0;  // a request waited for a mint already in flight
     std::uint64_t mints = 0;   // mints that succeeded
@@ -69,18 +70,20 @@ class leaf_cache {
   leaf_cache(const leaf_cache&) = delete;
   leaf_cache& operator=(const leaf_cache&) = delete;
 
-  // The context for `host`. A hit calls `done` at once on this thread; a miss starts (or
+  // The leaf for `host`. A hit calls `done` at once on this thread; a miss starts (or
   // joins) the host's mint and returns; `done` then runs on a minting thread.
   void async_get(std::string_view host, callback done);
   // The same as a future, for tools and tests (an event loop uses async_get and never waits).
   std::shared_future<lookup> get(std::string_view host);
-  // A ready context, or null; never starts a mint.
-  context find(std::string_view host);
+  // A ready leaf, or null; never starts a mint.
+  certificate find(std::string_view host);
 
   counters stats() const;
   std::size_t capacity() const { return options_.capacity; }
   const std::string& ca_fingerprint() const { return minter_->ca().fingerprint_sha256; }
   const leaf_minter& minter() const { return *minter_; }
+  // The server context every inspected handshake starts from (leaf_minter::server_context).
+  const std::shared_ptr<SSL_CTX>& server_context() const { return minter_->server_context(); }
 
  private:
   struct flight {  // one host's mint, shared by the map entry, the queue and the waiters
@@ -99,6 +102,7 @@ class leaf_cache {
   };
 
   std::shared_future<lookup> start(std::string_view host, callback done);
+  lookup mint(const std::string& host) const;
   void evict_locked();
   void run_minting_thread();
   static void complete(flight& f, std::vector<callback>& waiters, const lookup& r);

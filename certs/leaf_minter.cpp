@@ -99,6 +99,20 @@ result<std::shared_ptr<const leaf_minter>> leaf_minter::create(
   m->leaf_key_id_ = key_identifier(m->leaf_key_.get());
   if (!m->ca_key_id_ || !m->leaf_key_id_)
     return r::failure("cannot compute key identifiers: " + openssl_error());
+  // One context for every inspected host. SSL_CTX_new costs about as much as minting a leaf
+  // in OpenSSL 3.0 (it fetches every cipher and group from the provider), and takes locks
+  // that other threads' handshakes contend for: made once here, never per site.
+  ssl_ctx_ptr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx || SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1)
+    return r::failure("cannot make the server TLS context: " + openssl_error());
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION);
+  // No server-side session cache (it would hold sessions of every site in one table that each
+  // handshake locks): clients resume with stateless session tickets instead.
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  // Idle inspected connections hold no buffers.
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_alpn_select_cb(ctx.get(), select_http11, nullptr);
+  m->server_ctx_ = std::shared_ptr<SSL_CTX>(ctx.release(), SSL_CTX_free);
   return std::shared_ptr<const leaf_minter>(std::move(m));
 }
 
@@ -167,26 +181,10 @@ result<x509_ptr> leaf_minter::mint(std::string_view host, clock::time_point now)
   return x;
 }
 
-result<std::shared_ptr<SSL_CTX>> leaf_minter::server_context(std::string_view host,
-                                                             clock::time_point now) const {
-  using r = result<std::shared_ptr<SSL_CTX>>;
-  auto leaf = mint(host, now);
-  if (!leaf) return r::failure(leaf.error());
-  ssl_ctx_ptr ctx(SSL_CTX_new(TLS_server_method()));
-  if (!ctx || SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1 ||
-      SSL_CTX_use_certificate(ctx.get(), leaf->get()) != 1 ||
-      SSL_CTX_use_PrivateKey(ctx.get(), leaf_key_.get()) != 1) {
-    return r::failure("cannot make a TLS context for " + std::string(host) + ": " +
-                      openssl_error());
-  }
-  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION);
-  // No server-side session cache (it would grow in each of thousands of contexts): clients
-  // resume with stateless session tickets instead.
-  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_mode(ctx.get(),
-                   SSL_MODE_RELEASE_BUFFERS);  // idle inspected connections hold no buffers
-  SSL_CTX_set_alpn_select_cb(ctx.get(), select_http11, nullptr);
-  return std::shared_ptr<SSL_CTX>(ctx.release(), SSL_CTX_free);
+bool leaf_minter::use_leaf(SSL* ssl, X509* leaf) const {
+  // Reference counts, no copies; SSL_use_PrivateKey also checks that the key is the leaf's
+  // (a comparison of two P-256 points).
+  return SSL_use_certificate(ssl, leaf) == 1 && SSL_use_PrivateKey(ssl, leaf_key_.get()) == 1;
 }
 
 }  // namespace hallpass::certs

@@ -1,13 +1,14 @@
 // leaf_minter: makes the certificate the proxy shows a client for one inspected HTTPS host,
-// signed by the school CA, and the ready server SSL_CTX that presents it.
+// signed by the school CA, and the one server SSL_CTX that every inspected handshake starts
+// from (the leaf is set on each SSL, not on the context: use_leaf()).
 //
 // All leaves share one ECDSA P-256 key generated when the minter is created: key generation
-// (about 200 ms for RSA) never happens per site, and a leaf costs only the building and
-// signing of one certificate (see certs/README.md for the measured figures).
+// (about 200 ms for RSA) never happens per site, and a new site costs only the building and
+// signing of one certificate, not a new SSL_CTX (see certs/README.md for the measured figures).
 //
-// Thread-safety: immutable after create(); mint() and server_context() are const and may run
-// on many threads at once. They take hundreds of microseconds of CPU: call them from a
-// minting thread (leaf_cache does), never from an event loop.
+// Thread-safety: immutable after create(); every member is const and may run on many threads
+// at once. mint() takes hundreds of microseconds of CPU: call it from a minting thread
+// (leaf_cache does), never from an event loop. use_leaf() is cheap (reference counts).
 #pragma once
 
 #include <memory>
@@ -38,13 +39,17 @@ class leaf_minter {
   // min(now+30 days, the CA's notAfter). Fails for a host that is neither.
   result<x509_ptr> mint(std::string_view host, clock::time_point now = clock::now()) const;
 
-  // mint(), then a server SSL_CTX presenting that leaf with the shared key: TLS 1.2 or later,
+  // The server context shared by all inspected hosts, made by create(): TLS 1.2 or later,
   // ALPN selects http/1.1 (a client offering only h2 gets no ALPN answer and falls back to
   // HTTP/1.1), renegotiation off, no server-side session cache (resumption by stateless
-  // tickets, which are per context). The context is complete and is not changed afterwards:
-  // the caller only makes SSL objects from it, from any thread.
-  result<std::shared_ptr<SSL_CTX>> server_context(std::string_view host,
-                                                  clock::time_point now = clock::now()) const;
+  // tickets), and no certificate: an SSL made from it presents nothing until use_leaf().
+  // Never changed after create(): any thread makes SSL objects from it.
+  const std::shared_ptr<SSL_CTX>& server_context() const { return server_ctx_; }
+
+  // Makes `ssl` (from server_context(), before its handshake) present `leaf` (one of this
+  // minter's leaves) with the shared key. Returns false when OpenSSL refuses (the reason is
+  // on this thread's error queue).
+  bool use_leaf(SSL* ssl, X509* leaf) const;
 
   const authority& ca() const { return *ca_; }
   EVP_PKEY* leaf_key() const { return leaf_key_.get(); }
@@ -59,6 +64,7 @@ class leaf_minter {
   pkey_ptr leaf_key_;
   asn1_octet_string_ptr ca_key_id_;    // the CA's subject key identifier, for the leaves' AKI
   asn1_octet_string_ptr leaf_key_id_;  // the shared leaf key's identifier, for the leaves' SKI
+  std::shared_ptr<SSL_CTX> server_ctx_;
 };
 
 }  // namespace hallpass::certs

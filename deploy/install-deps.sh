@@ -27,6 +27,7 @@ test_pkgs=(
   libnss3-tools             # certutil: Chromium's NSS database trusts the school CA (tests/integration/browser_https_test.py)
   nodejs                    # evaluates deploy/proxy.pac (tests/integration/deploy_pac_test.py)
   nftables                  # checks and loads deploy/nftables-hallpass.nft (tests/integration/deploy_nftables_test.py)
+  strace                    # counts the upstream pool's peeks per request (tests/integration/inspection_test.py)
   clang-14 libclang-rt-14-dev  # the libFuzzer targets in tests/fuzz/ (libFuzzer, ASan, UBSan runtimes)
 )
 bench_pkgs=(

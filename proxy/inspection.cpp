@@ -57,8 +57,8 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
   auto& m = w.state().metrics;
   auto& cache = *ex.cfg->leaves;
   const std::string host = ex.host;
-  certs::leaf_cache::context ctx = cache.find(host);
-  if (ctx) {
+  certs::leaf_cache::certificate leaf = cache.find(host);
+  if (leaf) {
     m.tls_leaf_cached.Increment();
   } else {
     const auto got = co_await wait_for_leaf(w, cache, host);
@@ -67,11 +67,15 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
       m.tls_client_failed.Increment();
       co_return false;
     }
-    ctx = *got;
+    leaf = *got;
     m.tls_leaf_minted.Increment();
   }
-  SSL* ssl = SSL_new(ctx.get());
-  if (ssl == nullptr) {
+  // The one shared server context, with the host's leaf on this SSL: a new host costs one
+  // mint, not a context of its own (certs/leaf_minter.hpp).
+  SSL* ssl = SSL_new(cache.server_context().get());
+  if (ssl == nullptr || !cache.minter().use_leaf(ssl, leaf.get())) {
+    if (ssl != nullptr) SSL_free(ssl);
+    ERR_clear_error();
     ex.note = "cannot start TLS with the client";
     m.tls_client_failed.Increment();
     co_return false;

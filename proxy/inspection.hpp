@@ -5,9 +5,10 @@
 // decided with its method, path and query and forwarded to the origin over a verified TLS
 // connection (upstream.hpp).
 //
-// A leaf already in the cache costs a lookup; a new host waits for its mint on the cache's
-// own threads (the event loop goes on serving other connections meanwhile) and is posted
-// back through the worker's mailbox.
+// Every handshake starts from the leaf cache's one shared server context, with the host's leaf
+// set on its own SSL. A leaf already in the cache costs a lookup; a new host waits for its mint on
+// the cache's own threads (the event loop goes on serving other connections meanwhile) and is
+// posted back through the worker's mailbox.
 //
 // Runs on the session's worker thread.
 #pragma once

@@ -58,14 +58,24 @@ std::vector<rules::ip_address> gateway_addresses() {
   return out;
 }
 
-// Nothing readable on a pooled connection: no stray bytes, no EOF, no error. One system call;
-// for TLS also nothing decrypted or undecrypted held inside OpenSSL (a TLS record that arrived
-// with the response's last one).
+// The pool's key: "scheme://host:port", plus "@connect_host" when the addresses are another
+// name's (SafeSearch).
+void write_pool_key(const origin_address& to, std::string& out) {
+  out.assign(to.tls ? "https://" : "http://").append(to.host).append(":").append(std::to_string(to.port));
+  if (!to.connect_host.empty()) out.append("@").append(to.connect_host);
+}
+
+// Nothing held inside OpenSSL on a TLS connection: no decrypted bytes and no undecrypted TLS
+// record that arrived with the response's last one. No system call.
+bool nothing_held(upstream_connection& c) {
+  if (!c.tls) return true;
+  SSL* ssl = c.tls->native_handle();
+  return SSL_pending(ssl) == 0 && BIO_ctrl_pending(SSL_get_rbio(ssl)) == 0;
+}
+
+// Nothing readable on a pooled connection: no stray bytes, no EOF, no error. One system call.
 bool quiet(upstream_connection& c) {
-  if (c.tls) {
-    SSL* ssl = c.tls->native_handle();
-    if (SSL_pending(ssl) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0) return false;
-  }
+  if (!nothing_held(c)) return false;
   char probe;
   const ssize_t n = ::recv(c.stream.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -176,10 +186,11 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
       co_return r;
     }
   }
-  std::string key = (to.tls ? "https://" : "http://") + to.host + ":" + std::to_string(port);
-  if (!to.connect_host.empty()) key += "@" + to.connect_host;
   if (allow_pooled) {
-    if (auto it = idle_.find(key); it != idle_.end()) {
+    // The key is written into a string kept across requests (no allocation per request) and
+    // used before any co_await: another request on this worker rewrites it.
+    write_pool_key(to, key_scratch_);
+    if (auto it = idle_.find(key_scratch_); it != idle_.end()) {
       // Most recently used first: the connection the origin is least likely to have closed.
       auto& list = it->second;
       while (!list.empty()) {
@@ -227,7 +238,7 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
     co_return r;
   }
   auto c = std::make_unique<upstream_connection>(ex_);
-  c->key = std::move(key);
+  write_pool_key(to, c->key);
   c->stream.expires_after(cfg.daemon.upstream.connect_timeout);
   auto [ec, ep] = co_await c->stream.async_connect(allowed, nothrow);
   if (ec) {
@@ -297,9 +308,11 @@ net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::stri
 void upstream::release(std::unique_ptr<upstream_connection> c, const configuration& cfg) {
   const unsigned per_origin = cfg.daemon.upstream.pool_per_origin;
   if (per_origin == 0 || idle_count_ >= max_idle_total || c->buffer.size() != 0) return;
-  // Bytes after the end of the response (a body after a 204 or a HEAD answer) or an EOF:
-  // the connection is out of step with its framing, or closing. Never pool it.
-  if (!quiet(*c)) return;
+  // Bytes after the end of the response already read or decrypted: out of step with its
+  // framing. What is still in the socket (a late body after a 204, an EOF) is found by the
+  // peek before reuse, which sees everything a peek here would and what arrived since: one
+  // recv per request, not two (bench/README.md, issue 10 keep-alive).
+  if (!nothing_held(*c)) return;
   auto& list = idle_[c->key];
   if (list.size() >= per_origin) return;
   c->stream.expires_never();

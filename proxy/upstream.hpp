@@ -6,10 +6,11 @@
 // keep-alive connections per origin.
 //
 // The pool never hands one user's bytes to another: a connection goes back to the pool only
-// when its response ended exactly where its framing said (the caller's promise), its read
-// buffer is empty and a non-blocking peek finds nothing more from the origin (no late body
-// after a 204 or a HEAD, no EOF); and it is peeked again before reuse, when anything readable
-// (bytes or EOF) closes it instead. One recv(MSG_PEEK | MSG_DONTWAIT) each time.
+// when its response ended exactly where its framing said (the caller's promise) and nothing
+// more has been read (its buffer, and for TLS OpenSSL's, are empty); before reuse a
+// non-blocking peek must find nothing more from the origin (no late body after a 204 or a
+// HEAD, no EOF), or the connection is closed instead. One recv(MSG_PEEK | MSG_DONTWAIT) per
+// reuse: the peek is made once, as late as possible, not also at release.
 //
 // Belongs to one worker: use only from that worker's event-loop thread.
 #pragma once
@@ -94,7 +95,7 @@ class upstream {
                                          bool allow_pooled = true);
   // Offers back a connection whose last response was complete (ended where its framing said)
   // and kept alive. REQUIRES: nothing of a later message was read into c->buffer by the
-  // caller. Taken only when its buffer is empty and the peek shows nothing; else closed.
+  // caller. Taken only when its buffer (and OpenSSL's) is empty; else closed.
   void release(std::unique_ptr<upstream_connection> c, const configuration& cfg);
   // Closes pooled connections idle for longer than pool_idle. Called by the worker's timer.
   void sweep(std::chrono::milliseconds pool_idle);
@@ -130,6 +131,7 @@ class upstream {
   // a busy origin does not allocate its key again on every request.
   std::unordered_map<std::string, std::vector<std::unique_ptr<upstream_connection>>> idle_;
   std::size_t idle_count_ = 0;
+  std::string key_scratch_;  // acquire()'s pool key, reused so a lookup allocates nothing
 };
 
 }  // namespace hallpass

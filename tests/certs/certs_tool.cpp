@@ -4,8 +4,8 @@
 //   certs_tool write --ca-dir DIR --host HOST --cert FILE --key FILE
 //       mint a leaf for HOST and write it and the shared leaf key as PEM.
 //   certs_tool serve --ca-dir DIR --port PORT --count N
-//       serve N HTTPS connections on 127.0.0.1:PORT (30 s at most), each with the context the
-//       leaf_cache gives for the client's SNI (no SNI: 127.0.0.1), answering one request with
+//       serve N HTTPS connections on 127.0.0.1:PORT (30 s at most), each presenting the leaf
+//       the leaf_cache gives for the client's SNI (no SNI: 127.0.0.1), answering one request with
 //       "host=HOST alpn=ALPN"; then print the cache's counters.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -66,14 +66,14 @@ int write(std::map<std::string, std::string> f) {
   return 0;
 }
 
-// SNI callback: switch the connection to the cached context for the name the client asked for.
-int pick_context(SSL* ssl, int*, void* arg) {
+// SNI callback: present the cached leaf for the name the client asked for.
+int pick_leaf(SSL* ssl, int*, void* arg) {
   auto* cache = static_cast<leaf_cache*>(arg);
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   auto f = cache->get(name ? name : "127.0.0.1");
   if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready || !f.get())
     return SSL_TLSEXT_ERR_ALERT_FATAL;
-  SSL_set_SSL_CTX(ssl, f.get()->get());
+  if (!cache->minter().use_leaf(ssl, f.get()->get())) return SSL_TLSEXT_ERR_ALERT_FATAL;
   return SSL_TLSEXT_ERR_OK;
 }
 
@@ -81,12 +81,11 @@ int serve(std::map<std::string, std::string> f) {
   auto minter = minter_for(f["--ca-dir"]);
   if (!minter) return 1;
   leaf_cache cache(minter, {.capacity = 100, .threads = 1});
-  // The context the handshake starts on, outside the cache: the servername callback (which
-  // OpenSSL calls with or without SNI) moves every connection to the cache's context.
-  auto front = minter->server_context("front.invalid");
-  if (!front) return 1;
-  SSL_CTX_set_tlsext_servername_callback(front->get(), pick_context);
-  SSL_CTX_set_tlsext_servername_arg(front->get(), &cache);
+  // The minter's one shared context (this tool's own minter): the servername callback, which
+  // OpenSSL calls with or without SNI, sets the cached leaf on each connection.
+  SSL_CTX* front = minter->server_context().get();
+  SSL_CTX_set_tlsext_servername_callback(front, pick_leaf);
+  SSL_CTX_set_tlsext_servername_arg(front, &cache);
 
   const int count = std::stoi(f["--count"]);
   const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -112,7 +111,7 @@ int serve(std::map<std::string, std::string> f) {
     timeval tv{5, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    ssl_ptr ssl(SSL_new(front->get()));
+    ssl_ptr ssl(SSL_new(front));
     SSL_set_fd(ssl.get(), fd);
     if (SSL_accept(ssl.get()) == 1) {
       char buf[4096];

@@ -167,11 +167,15 @@ TEST_CASE("every leaf has its own random serial and the one shared key") {
   CHECK(serials.size() == 50);
 }
 
-TEST_CASE("a server context completes a TLS handshake that verifies the host and picks http/1.1") {
+TEST_CASE("one shared server context: a host's leaf on its SSL verifies and picks http/1.1") {
   minted m;
-  auto server_ctx = m.minter->server_context("school-test.test");
-  REQUIRE_MESSAGE(server_ctx.ok(), server_ctx.error());
-  CHECK(SSL_CTX_get_min_proto_version(server_ctx->get()) == TLS1_2_VERSION);
+  SSL_CTX* server_ctx = m.minter->server_context().get();
+  REQUIRE(server_ctx != nullptr);
+  CHECK(SSL_CTX_get_min_proto_version(server_ctx) == TLS1_2_VERSION);
+  auto school = m.minter->mint("school-test.test");
+  auto other = m.minter->mint("other-site.test");
+  REQUIRE(school.ok());
+  REQUIRE(other.ok());
 
   ssl_ctx_ptr client_ctx(SSL_CTX_new(TLS_client_method()));
   X509_STORE_add_cert(SSL_CTX_get_cert_store(client_ctx.get()), m.ca->certificate.get());
@@ -179,8 +183,9 @@ TEST_CASE("a server context completes a TLS handshake that verifies the host and
   SSL_CTX_set_max_proto_version(client_ctx.get(), TLS1_2_VERSION);  // and TLS 1.2 works too
 
   auto handshake = [&](const char* name, const std::vector<unsigned char>& alpn,
-                       std::string& selected) {
-    ssl_ptr server(SSL_new(server_ctx->get())), client(SSL_new(client_ctx.get()));
+                       std::string& selected, X509* leaf) {
+    ssl_ptr server(SSL_new(server_ctx)), client(SSL_new(client_ctx.get()));
+    REQUIRE(m.minter->use_leaf(server.get(), leaf));
     BIO *a = nullptr, *b = nullptr;
     BIO_new_bio_pair(&a, 0, &b, 0);
     SSL_set_bio(server.get(), a, a);
@@ -215,9 +220,14 @@ TEST_CASE("a server context completes a TLS handshake that verifies the host and
   };
   std::string selected;
   CHECK(handshake("school-test.test", {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'},
-                  selected));
+                  selected, school->get()));
   CHECK(selected == "http/1.1");
-  CHECK(handshake("school-test.test", {2, 'h', '2'}, selected));
-  CHECK(selected == "");                               // no ALPN answer; the client speaks HTTP/1.1
-  CHECK_FALSE(handshake("other.test", {}, selected));  // the wrong name does not verify
+  CHECK(handshake("school-test.test", {2, 'h', '2'}, selected, school->get()));
+  CHECK(selected == "");  // no ALPN answer; the client speaks HTTP/1.1
+  // The wrong name does not verify.
+  CHECK_FALSE(handshake("other.test", {}, selected, school->get()));
+  // Two hosts on the one context: each SSL presents its own leaf, and only that one verifies.
+  CHECK(handshake("other-site.test", {}, selected, other->get()));
+  CHECK_FALSE(handshake("school-test.test", {}, selected, other->get()));
+  CHECK(handshake("school-test.test", {}, selected, school->get()));
 }

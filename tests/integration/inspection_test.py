@@ -9,9 +9,11 @@ by the school CA for the host, and a second handshake mints nothing; a blocked h
 HTTPS block page to a browser and a plain refusal to other clients; the block page's form
 posts back through the tunnel and is answered by the proxy, never the origin; an origin whose
 certificate fails verification gets the clear page; a request naming another host inside the
-tunnel is refused; a device without the school CA is logged and counted."""
+tunnel is refused; a device without the school CA is logged and counted; a reused origin
+connection is peeked once per request (strace counts the recv(MSG_PEEK) calls)."""
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -23,6 +25,16 @@ from harness import BIN, PUPIL, STAFF, Proxy, ThreadedServer, curl, read_request
 
 NAMES = ["origin.test", "wiki.test", "search.test", "facebook.test", "www.facebook.test", "never.test",
          "www.google.com", "www.youtube.com", "en.wikipedia.org"]
+
+
+def traced_by(pid, tracer):
+    """Whether every thread of process `pid` is traced by `tracer` (ptrace attached)."""
+    tasks = os.listdir(f"/proc/{pid}/task")
+    for t in tasks:
+        with open(f"/proc/{pid}/task/{t}/status") as f:
+            if f"TracerPid:\t{tracer}\n" not in f.read():
+                return False
+    return bool(tasks)
 
 
 def run(cmd, **kw):
@@ -273,6 +285,32 @@ inspection:
         self.assertEqual(status, 200, err)
         self.assertEqual(self.origin.connections - before, 1)
         self.assertGreaterEqual(p.metric("hallpass_upstream_connections_reused_total"), 2)
+
+    @unittest.skipUnless(shutil.which("strace"), "needs strace (deploy/install-deps.sh installs it)")
+    def test_a_reused_origin_connection_is_peeked_once_per_request(self):
+        """The pool peeks a connection once, before reuse (proxy/README.md, "Upstream pool"):
+        keep-alive requests inside a tunnel cost one recv(MSG_PEEK) each, not one at release and
+        another at reuse. Counted with strace attached to the real proxy."""
+        p = self.start_proxy(self.origin.port)
+        base = f"https://origin.test:{self.origin.port}"
+        status, _, err = self.get(p, base + "/warm")  # the leaf and one pooled origin connection
+        self.assertEqual(status, 200, err)
+        trace = os.path.join(self.tmp, "peeks.trace")
+        strace = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=recvfrom", "-o", trace, "-p", str(p.proc.pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: traced_by(p.proc.pid, strace.pid), timeout=10, what="strace to attach to every thread")
+            requests = 20
+            urls = [f"{base}/k{i}" for i in range(requests)]
+            status, _, err = self.get(p, urls[0], extra=urls[1:])
+            self.assertEqual(status, 200, err)
+        finally:
+            strace.terminate()
+            strace.wait(timeout=10)
+        peeks = [l for l in open(trace) if "MSG_PEEK" in l]
+        # 20 requests on one client connection: each reuses the pooled origin connection once.
+        self.assertGreaterEqual(len(peeks), requests - 1, peeks)
+        self.assertLessEqual(len(peeks), requests, peeks)
 
     def test_blocked_host_shows_the_https_block_page_to_a_browser_only(self):
         p = self.start_proxy(self.origin.port)
