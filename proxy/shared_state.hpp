@@ -13,6 +13,7 @@
 #include "proxy/access_log.hpp"
 #include "proxy/access_request_form.hpp"
 #include "proxy/configuration.hpp"
+#include "proxy/dhcp_leases.hpp"
 #include "proxy/metrics.hpp"
 #include "rules/exception_index.hpp"
 
@@ -33,6 +34,9 @@ class shared_state {
   // Exceptions and local entries, rebuilt by the admin thread after every change.
   std::atomic<std::shared_ptr<const rules::exception_index>> exceptions;
   std::vector<std::pair<std::string, std::uint16_t>> own_listeners;  // (address, port): never a destination
+  // Device names from the DHCP leases file (dhcp_leases), published by the lease_watcher's
+  // thread; null when none are configured or none could be read yet.
+  std::atomic<std::shared_ptr<const device_table>> devices;
 
   // Connection limits. Returns false (and counts nothing) when over a limit.
   bool admit(const std::string& client, std::size_t total_limit, std::size_t per_client_limit) {
