@@ -85,9 +85,9 @@ std::optional<std::string> hardware_address(std::string_view s) {
   return out;
 }
 
-// A device's host name as the lease gives it: without a trailing dot, at most 253 bytes.
+// A device's host name as the lease gives it: without trailing dots, at most 253 bytes.
 std::string host_name(std::string_view s) {
-  if (!s.empty() && s.back() == '.') s.remove_suffix(1);
+  while (!s.empty() && s.back() == '.') s.remove_suffix(1);
   return std::string(s.substr(0, max_name_bytes));
 }
 
