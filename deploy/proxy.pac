@@ -1,6 +1,8 @@
 // Proxy auto-configuration for the school network: every web request goes through hallpass.
 // Serve this file as http://wpad.<school domain>/wpad.dat (WPAD) or at any URL given to
 // devices by policy, with Content-Type: application/x-ns-proxy-autoconfig. See deploy/README.md.
+// hallpass can serve one itself instead, generated from its configuration and regenerated on
+// every reload (`pac.listen`); this file is the static alternative for another web server.
 //
 // Edit the four settings below: the proxy, the school's internal domain, and the school's own
 // networks (the addresses in the policy's role `networks:`, rules/school.yaml). Only those go

@@ -50,6 +50,8 @@ std::string format_access_record(const access_record& r, const rules::time_zone&
   rules::json_object o;
   o.str("time", time_text(r.start, zone)).str("client", r.client);
   str_or_null(o, "user", r.user);
+  if (!r.device_name.empty()) o.str("device", r.device_name);
+  if (!r.hardware_address.empty()) o.str("mac", r.hardware_address);
   o.str("role", r.role)
       .str("method", r.method)
       .str("scheme", r.scheme)

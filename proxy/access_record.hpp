@@ -20,6 +20,8 @@ struct access_record {
   std::chrono::system_clock::time_point start;  // when the request head (or CONNECT) arrived
   std::string_view client;                      // client address, e.g. "10.10.4.20" or "::1"
   std::string_view user;                        // empty when unknown: written as null
+  std::string_view device_name;       // the device's host name from the DHCP leases: `device`, omitted when empty
+  std::string_view hardware_address;  // its hardware address ("3c:22:fb:12:9a:01"): `mac`, omitted when empty
   std::string_view role;
   std::string_view method;  // "GET", "CONNECT", ...
   std::string_view scheme;  // "http", "https" (CONNECT), "ws"

@@ -227,6 +227,7 @@ std::string render_block_page(const block_page_info& info) {
   row(out, "When", when);
   row(out, "School policy", info.clause);
   row(out, "Your device", info.client);
+  row(out, "Device name", info.device_name);
   out += "</dl>\n</details>\n";
   out +=
       "<p class=\"note\">The school filters and monitors internet use to keep everyone safe. "

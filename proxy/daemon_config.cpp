@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "proxy/pac_script.hpp"
 #include "rules/yaml_reader.hpp"
 
 namespace hallpass {
@@ -40,7 +41,7 @@ std::optional<std::string> parse_name_server(std::string_view text) {
 
 std::vector<std::string> daemon_section_names() {
   return {"listen", "state_dir", "workers", "drain", "upstream", "hosts", "limits", "connect", "access_log", "metrics",
-          "admin", "tls"};
+          "admin", "tls", "pac", "dhcp_leases"};
 }
 
 namespace {
@@ -214,10 +215,75 @@ class daemon_reader : public rules::yaml_reader {
         }
       }
     }
+    read_pac(root, c);
+    read_dhcp_leases(root, c);
     return c;
   }
 
  private:
+  void read_pac(const YAML::Node& root, daemon_config& c) {
+    const auto n = root["pac"];
+    if (!n || !check_map(n, "pac", {"listen", "proxy", "direct_networks", "direct_domains"})) return;
+    if (n["listen"]) {
+      auto s = scalar(n["listen"], "pac.listen");
+      if (s && *s != "off" && !s->empty() && !parse_listen_address(*s)) {
+        error(n["listen"], "pac.listen " + rules::quote(*s) + " must be ADDRESS:PORT (like 10.0.0.1:80 or [fd00::1]:80) or off");
+      } else if (s) {
+        c.pac.listen = *s == "off" ? "" : *s;
+      }
+    }
+    if (n["proxy"]) {
+      for (const auto& item : items(n["proxy"], "pac.proxy")) {
+        auto s = scalar(item, "pac.proxy entry");
+        if (!s) continue;
+        std::string why;
+        if (auto p = parse_pac_proxy(*s, &why)) {
+          c.pac.proxy.push_back(std::move(*p));
+        } else {
+          error(item, "pac.proxy: " + why);
+        }
+      }
+    }
+    if (n["direct_networks"]) {
+      c.pac.direct_networks_set = true;
+      read_networks(n["direct_networks"], "pac.direct_networks", c.pac.direct_networks);
+    }
+    if (n["direct_domains"]) {
+      for (const auto& item : items(n["direct_domains"], "pac.direct_domains")) {
+        auto s = scalar(item, "pac.direct_domains entry");
+        if (!s) continue;
+        std::string err;
+        auto name = rules::normalize_host(*s, &err);
+        if (!name || name->kind != rules::host_kind::name || name->text.find('.') == std::string::npos) {
+          error(item, "pac.direct_domains: " + rules::quote(*s) + " is not a domain name like school.internal" +
+                          (err.empty() ? "" : ": " + err));
+          continue;
+        }
+        c.pac.direct_domains.push_back(name->text);
+      }
+    }
+  }
+
+  void read_dhcp_leases(const YAML::Node& root, daemon_config& c) {
+    const auto n = root["dhcp_leases"];
+    if (!n || !check_map(n, "dhcp_leases", {"path", "format"})) return;
+    if (n["path"]) c.dhcp_leases.path = scalar(n["path"], "dhcp_leases.path").value_or("");
+    if (n["format"]) {
+      auto s = scalar(n["format"], "dhcp_leases.format");
+      if (s) {
+        if (auto f = parse_lease_format(*s)) {
+          c.dhcp_leases.format = *f;
+        } else {
+          error(n["format"], "dhcp_leases.format " + rules::quote(*s) +
+                                 " must be dnsmasq (dnsmasq.leases), isc (dhcpd.leases) or kea (kea-leases4.csv, kea-leases6.csv)");
+        }
+      }
+    }
+    if (!c.dhcp_leases.path.empty() && c.dhcp_leases.path.front() != '/') {
+      error(n["path"], "dhcp_leases.path " + rules::quote(c.dhcp_leases.path) + " must be an absolute path");
+    }
+  }
+
   void read_networks(const YAML::Node& n, const std::string& what, std::vector<rules::ip_network>& out) {
     for (const auto& item : items(n, what)) {
       auto s = scalar(item, what + " entry");

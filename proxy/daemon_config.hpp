@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/dhcp_leases.hpp"
 #include "rules/diagnostic.hpp"
 #include "rules/host.hpp"
 #include "rules/policy.hpp"
@@ -112,6 +113,21 @@ struct daemon_config {
     std::string ca_dir;              // holds ca.crt and ca.key; "": no school CA, no inspection
     std::size_t leaf_cache = 10000;  // ready TLS contexts kept, one per inspected host (LRU)
   } tls;
+
+  // The PAC file served as /proxy.pac and /wpad.dat (proxy/pac_server.hpp, pac_script.hpp).
+  struct pac_settings {
+    std::string listen;                             // "ADDRESS:PORT"; "" or "off": not served
+    std::vector<std::string> proxy;                 // "HOST:PORT"s the PAC names; empty: from listen
+    std::vector<rules::ip_network> direct_networks; // unset: every role's networks in the policy
+    bool direct_networks_set = false;
+    std::vector<std::string> direct_domains;        // the school's internal domains: DIRECT
+  } pac;
+
+  // Device names for the access log and the block page (proxy/dhcp_leases.hpp).
+  struct dhcp_leases_settings {
+    std::string path;                               // the DHCP server's leases file; "": none
+    lease_format format = lease_format::dnsmasq;
+  } dhcp_leases;
 
 };
 

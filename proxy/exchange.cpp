@@ -130,6 +130,13 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   access_record r;
   r.start = ex.start;
   r.client = c.ip_text;
+  // Only with dhcp_leases set: otherwise not even the atomic load is paid for.
+  std::shared_ptr<const device_table> devices;
+  if (!ex.cfg->daemon.dhcp_leases.path.empty()) devices = w.state().devices.load(std::memory_order_acquire);
+  if (const device_identity* d = devices ? devices->find(c.ip) : nullptr) {
+    r.device_name = d->name;
+    r.hardware_address = d->hardware_address;
+  }
   r.role = v && v->chosen_role ? std::string_view(v->chosen_role->name) : std::string_view();
   r.method = ex.method;
   r.scheme = ex.scheme;

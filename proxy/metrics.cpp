@@ -39,6 +39,9 @@ const std::string leaf_help =
 const std::string client_help =
     "Inspected handshakes that failed on the client's side: rejected_ca when the client refused "
     "the school CA (a device without the CA installed, or an app that pins its certificates).";
+const std::string pac_help =
+    "Requests to the PAC endpoint (pac.listen): served (/proxy.pac or /wpad.dat), or refused (another "
+    "path or method, malformed, too large or too slow).";
 const std::string origin_help =
     "Origins of inspected requests whose TLS failed: verify (their certificate could not be "
     "trusted) or handshake.";
@@ -318,6 +321,14 @@ metrics::metrics(const std::string& listen)
           "(forwarded, refused or answered locally; for CONNECT, until the "
           "proxy's answer).",
           {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60})),
+      pac_served(counter_family(*registry_, "hallpass_pac_requests_total", pac_help).Add({{"result", "served"}})),
+      pac_refused(counter_family(*registry_, "hallpass_pac_requests_total", pac_help).Add({{"result", "refused"}})),
+      dhcp_devices(gauge(*registry_, "hallpass_dhcp_lease_devices",
+                         "Addresses the DHCP leases file names a device for (dhcp_leases), at the last read.")),
+      dhcp_skipped(counter(*registry_, "hallpass_dhcp_lease_entries_skipped_total",
+                           "Malformed lines, blocks or rows of the DHCP leases file, skipped at each read.")),
+      dhcp_read_failures(counter(*registry_, "hallpass_dhcp_lease_read_failures_total",
+                                 "Reads of the DHCP leases file that failed (missing, unreadable, too large).")),
       process_(std::make_shared<process_collector>()),
       feeds_(std::make_shared<feed_collector>()) {
   auto& responses = counter_family(*registry_, "hallpass_responses_total",

@@ -150,6 +150,12 @@ class metrics {
   prometheus::Histogram& upstream_seconds;    // request sent -> upstream response head received
   prometheus::Histogram&
       request_seconds;  // request head -> last byte of the response (observe_exchange)
+  // The PAC endpoint (proxy/pac_server.hpp) and device names (proxy/dhcp_leases.hpp).
+  prometheus::Counter& pac_served;          // hallpass_pac_requests_total{result="served"}
+  prometheus::Counter& pac_refused;         // {result="refused"}: another path or method, malformed, too slow
+  prometheus::Gauge& dhcp_devices;          // hallpass_dhcp_lease_devices: addresses with a device name
+  prometheus::Counter& dhcp_skipped;        // hallpass_dhcp_lease_entries_skipped_total: malformed entries
+  prometheus::Counter& dhcp_read_failures;  // hallpass_dhcp_lease_read_failures_total
 
  private:
   static constexpr std::size_t rejection_count = 9;

@@ -19,6 +19,7 @@
 #include "proxy/admin_server.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/net.hpp"
+#include "proxy/pac_server.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 
@@ -242,6 +243,19 @@ int run_server(const run_options& options) {
               << ":" << ep.port() << "\n";
   }
 
+  // The PAC endpoint binds now, like the listeners, so that port 80 works when started as root.
+  pac_server pac(configs, *m);
+  if (!d.pac.listen.empty()) {
+    if (auto e = pac.bind(d.pac.listen); !e.empty()) {
+      std::cerr << "hallpass: " << e << "\n";
+      return 1;
+    }
+    const auto ep = *pac.endpoint();
+    state.own_listeners.emplace_back(ep.address().to_string(), ep.port());
+    const std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+    std::cerr << "hallpass: PAC file on http://" << host << ":" << ep.port() << "/proxy.pac and /wpad.dat\n";
+  }
+
   if (options.user && ::geteuid() == 0) {
     // The state directory is the daemon's to write (the exception store lives there).
     if (const passwd* pw = ::getpwnam(options.user->c_str())) {
@@ -281,9 +295,10 @@ int run_server(const run_options& options) {
     const auto& a = before->daemon;
     const auto& b = r.config->daemon;
     if (a.listen.size() != b.listen.size() || a.metrics.listen != b.metrics.listen ||
-        a.access_log.path != b.access_log.path || a.workers != b.workers || a.admin.socket != b.admin.socket) {
-      std::cerr << "hallpass: note: listen, metrics, access_log.path, admin.socket and workers take effect at the "
-                   "next restart\n";
+        a.access_log.path != b.access_log.path || a.workers != b.workers || a.admin.socket != b.admin.socket ||
+        a.pac.listen != b.pac.listen) {
+      std::cerr << "hallpass: note: listen, metrics, access_log.path, admin.socket, pac.listen and workers take "
+                   "effect at the next restart\n";
     }
     return {std::string(), r.config->generation};
   };
@@ -301,6 +316,20 @@ int run_server(const run_options& options) {
   }
   state.admin = &admin;
   if (!d.admin.socket.empty()) std::cerr << "hallpass: admin socket " << d.admin.socket << "\n";
+
+  // Device names: read once now (the first requests already have them), then watched on a
+  // thread of its own. The settings in force are read at each check, so a reload applies them.
+  lease_watcher leases(
+      [&configs] {
+        const auto c = configs.current();
+        return lease_watcher::source{c->daemon.dhcp_leases.path, c->daemon.dhcp_leases.format};
+      },
+      state.devices,
+      {[&m](std::size_t n) { m->dhcp_skipped.Increment(static_cast<double>(n)); },
+       [&m] { m->dhcp_read_failures.Increment(); },
+       [&m](std::size_t n) { m->dhcp_devices.Set(static_cast<double>(n)); }});
+  leases.start();
+  pac.start();
 
   net::io_context main_ioc;
   net::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
@@ -352,6 +381,8 @@ int run_server(const run_options& options) {
   main_ioc.run();
   ::unlink(pid_file.c_str());
   for (auto& w : workers) w->join();
+  pac.stop();
+  leases.stop();
   state.admin = nullptr;
   admin.stop();
   const std::size_t left = state.connections();

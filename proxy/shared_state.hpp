@@ -14,6 +14,7 @@
 #include "proxy/access_request_form.hpp"
 #include "proxy/circumvention_tracker.hpp"
 #include "proxy/configuration.hpp"
+#include "proxy/dhcp_leases.hpp"
 #include "proxy/metrics.hpp"
 #include "rules/exception_index.hpp"
 
@@ -36,6 +37,9 @@ class shared_state {
   // Circumvention attempts counted for bans.threshold (finish_exchange; 000 7.2).
   circumvention_tracker circumvention;
   std::vector<std::pair<std::string, std::uint16_t>> own_listeners;  // (address, port): never a destination
+  // Device names from the DHCP leases file (dhcp_leases), published by the lease_watcher's
+  // thread; null when none are configured or none could be read yet.
+  std::atomic<std::shared_ptr<const device_table>> devices;
 
   // Connection limits. Returns false (and counts nothing) when over a limit.
   bool admit(const std::string& client, std::size_t total_limit, std::size_t per_client_limit) {

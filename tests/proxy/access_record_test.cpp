@@ -378,3 +378,32 @@ TEST_CASE("access record: hostile bytes in every field still give one valid JSON
     }
   }
 }
+
+TEST_CASE("access record: device and mac from the DHCP leases follow user, only when known") {
+  auto r = typical();
+  auto parsed = strict_parser(format_access_record(r, time_zone::utc(), false)).object();
+  REQUIRE(parsed);
+  for (const auto& [k, v] : *parsed) {
+    CHECK(k != "device");
+    CHECK(k != "mac");
+  }
+
+  r.device_name = "pupil-laptop-07";
+  r.hardware_address = "3c:22:fb:12:9a:01";
+  parsed = strict_parser(format_access_record(r, time_zone::utc(), false)).object();
+  REQUIRE(parsed);
+  const auto k = keys(*parsed);
+  REQUIRE(k.size() == 20);
+  CHECK(k[2] == "user");
+  CHECK(k[3] == "device");
+  CHECK(k[4] == "mac");
+  CHECK(field(*parsed, "device").text == "pupil-laptop-07");
+  CHECK(field(*parsed, "mac").text == "3c:22:fb:12:9a:01");
+
+  // A device name is whatever the device sent the DHCP server: escaped like every field.
+  r.device_name = "evil\"}\n{\"role\":\"staff";
+  parsed = strict_parser(format_access_record(r, time_zone::utc(), false)).object();
+  REQUIRE(parsed);
+  CHECK(field(*parsed, "device").text == "evil\"}\n{\"role\":\"staff");
+  CHECK(field(*parsed, "role").text == "pupils");
+}

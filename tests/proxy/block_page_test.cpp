@@ -126,6 +126,11 @@ TEST_CASE("the block page says what, why, which rule, category, when and clause"
                  "<dt>When</dt><dd>Monday 23 November 2026, 11:00 \u00b7 Lesson 2 (lesson)</dd>"));
   CHECK(contains(page, "<dt>School policy</dt><dd>000 6.9; 003 s6</dd>"));
   CHECK(contains(page, "<dt>Your device</dt><dd>10.10.4.20</dd>"));
+  CHECK_FALSE(contains(page, "<dt>Device name</dt>"));  // no DHCP leases: no line
+  auto named = sample();
+  named.device_name = "pupil-laptop-07";
+  CHECK(contains(render_block_page(named),
+                 "<dt>Your device</dt><dd>10.10.4.20</dd></div>\n<div><dt>Device name</dt><dd>pupil-laptop-07</dd>"));
   CHECK(contains(page,
                  "Pimperne C of E Primary School\u2019s internet filter stopped this page from "
                  "<strong>www.instagram.com</strong> for <strong>pupils</strong>: it is listed as "
