@@ -194,6 +194,7 @@ std::string render_block_page(const block_page_info& info) {
   }
   row(out, "When", when);
   row(out, "School policy", info.clause);
+  row(out, "Signed in as", info.user);
   row(out, "Your device", info.client);
   out += "</dl>\n</details>\n";
   out +=

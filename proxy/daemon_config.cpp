@@ -40,7 +40,7 @@ std::optional<std::string> parse_name_server(std::string_view text) {
 
 std::vector<std::string> daemon_section_names() {
   return {"listen", "state_dir", "workers", "drain", "upstream", "hosts", "limits", "connect", "access_log", "metrics",
-          "admin", "tls"};
+          "admin", "tls", "logins"};
 }
 
 namespace {
@@ -214,6 +214,7 @@ class daemon_reader : public rules::yaml_reader {
         }
       }
     }
+    if (const auto n = root["logins"]) read_login_settings(*this, n, c.logins);
     return c;
   }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/login_config.hpp"
 #include "rules/diagnostic.hpp"
 #include "rules/host.hpp"
 #include "rules/policy.hpp"
@@ -112,6 +113,9 @@ struct daemon_config {
     std::string ca_dir;              // holds ca.crt and ca.key; "": no school CA, no inspection
     std::size_t leaf_cache = 10000;  // ready TLS contexts kept, one per inspected host (LRU)
   } tls;
+
+  // Logins on the explicit proxy (proxy/login_config.hpp; README.md "Logins").
+  login_settings logins;
 
 };
 

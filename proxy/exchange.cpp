@@ -4,6 +4,7 @@
 #include "proxy/exchange.hpp"
 
 #include "proxy/access_record.hpp"
+#include "proxy/login_service.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 #include "rules/decision.hpp"
@@ -18,6 +19,10 @@ rules::request_facts facts_of(const client_connection& c, const exchange& ex, st
                               bool path_seen_later) {
   rules::request_facts f;
   f.client = c.ip;
+  if (ex.login) {
+    f.user = ex.login->user;
+    f.groups = ex.login->groups;
+  }
   f.method = ex.method;
   f.scheme = ex.scheme;
   f.host = ex.host;
@@ -103,6 +108,7 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   access_record r;
   r.start = ex.start;
   r.client = c.ip_text;
+  if (ex.login) r.user = ex.login->user;
   r.role = v && v->chosen_role ? std::string_view(v->chosen_role->name) : std::string_view();
   r.method = ex.method;
   r.scheme = ex.scheme;

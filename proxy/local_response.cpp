@@ -5,6 +5,7 @@
 
 #include "proxy/access_request_form.hpp"
 #include "proxy/block_page.hpp"
+#include "proxy/login_service.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 #include "rules/explain.hpp"
@@ -220,12 +221,14 @@ net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange&
   info.period = period;
   info.time_text = when;
   info.client = c.ip_text;
+  if (ex.login) info.user = ex.login->user;
   // The access request form, except where no exception could ever help.
   std::string form;
   if (v.by != rules::decided_by::locked_category && v.by != rules::decided_by::invalid_host &&
       w.state().admin != nullptr) {
     form = render_request_form(w.state().form_keys, c.ip_text, url, info.role,
-                               std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count());
+                               std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count(),
+                               info.user);
     info.request_form_html = form;
   }
   std::string page = render_block_page(info);

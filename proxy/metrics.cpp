@@ -318,6 +318,11 @@ metrics::metrics(const std::string& listen)
           "(forwarded, refused or answered locally; for CONNECT, until the "
           "proxy's answer).",
           {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60})),
+      logins(counter_family(*registry_, "hallpass_logins_total",
+                            "Proxy sign-ins, by result: ok (the directory said yes), cached (a recent "
+                            "success, no directory call), bad_credentials, rate_limited (refused after "
+                            "too many failures), unavailable (the directory failed or did not answer in "
+                            "time), busy (too many sign-ins waiting).")),
       process_(std::make_shared<process_collector>()),
       feeds_(std::make_shared<feed_collector>()) {
   auto& responses = counter_family(*registry_, "hallpass_responses_total",

@@ -146,6 +146,8 @@ class metrics {
   prometheus::Histogram& upstream_seconds;    // request sent -> upstream response head received
   prometheus::Histogram&
       request_seconds;  // request head -> last byte of the response (observe_exchange)
+  // hallpass_logins_total{result}: sign-ins on the explicit proxy (proxy/login_gate.hpp).
+  prometheus::Family<prometheus::Counter>& logins;
 
  private:
   static constexpr std::size_t rejection_count = 9;
