@@ -297,6 +297,18 @@ class LoginsTest(unittest.TestCase):
                                  l.get("user") == "dave"], what="dave's CONNECT")[-1]
         self.assertEqual(line["role"], "year6")
 
+    def test_explain_with_groups_decides_as_for_a_signed_in_user(self):
+        from harness import BIN
+        r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", os.path.join(self.proxy.dir, "state"), "--client", STAFF, "--user", "dave",
+                            "--groups", "Year 6, Pupils", "http://facebook.test/"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("BLOCK", r.stdout)
+        self.assertIn("year6 (signed-in user is in group Year 6)", r.stdout)
+        r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", os.path.join(self.proxy.dir, "state"), "--client", STAFF, "http://facebook.test/"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertIn("ALLOW", r.stdout)  # the address's role without groups
+
     def test_zz_group_change_is_picked_up_after_the_cache_lifetime(self):
         # erin is in no group: the address's role (pupils). Signed in once (cached for 2s)...
         status, _, err = self.get("facebook.test", "erin:erin-pw", source="127.0.0.9")
