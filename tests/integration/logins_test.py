@@ -209,8 +209,8 @@ class LoginsTest(unittest.TestCase):
         # dave is in Year 6 only: the Year 6 role blocks social media, and the page says who.
         status, body, err = self.get("facebook.test", "dave:dave-pw")
         self.assertEqual(status, 403, err)
-        self.assertIn(b"Signed in as", body)
-        self.assertIn(b"dave", body)
+        self.assertIn(b"<dt>Signed in as</dt><dd>dave</dd>", body)
+        self.assertIn(b'name="requester" required maxlength="200" autocomplete="name" value="dave"', body)
         line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("user") == "dave"], what="dave's line")[-1]
         self.assertEqual(line["role"], "year6")
 
