@@ -18,6 +18,7 @@ build_pkgs=(
   libsqlite3-dev sqlite3    # durable state
   libcurl4-openssl-dev      # `hallpass feeds update`: HTTPS downloads, verified, with timeouts (feeds/)
   libarchive-dev            # `hallpass feeds update`: the UT1 tarball (gzip + tar, integrity errors) (feeds/)
+  libldap-dev               # logins: Basic checked by a simple bind to the school directory (proxy/ldap_directory.cpp)
   doctest-dev               # unit tests
   tzdata                    # school time zones (rules/ reads TZif files)
 )
@@ -26,6 +27,7 @@ test_pkgs=(
   chromium                  # a real browser through the proxy (tests/integration/browser_test.py)
   libnss3-tools             # certutil: Chromium's NSS database trusts the school CA (tests/integration/browser_https_test.py)
   nodejs                    # evaluates deploy/proxy.pac (tests/integration/deploy_pac_test.py)
+  slapd ldap-utils          # a test directory (slapadd, slaptest, slapd) for tests/integration/logins_test.py
   nftables                  # checks and loads deploy/nftables-hallpass.nft (tests/integration/deploy_nftables_test.py)
   strace                    # counts the upstream pool's peeks per request (tests/integration/inspection_test.py)
   clang-14 libclang-rt-14-dev  # the libFuzzer targets in tests/fuzz/ (libFuzzer, ASan, UBSan runtimes)

@@ -87,7 +87,7 @@ std::string describe_window(std::chrono::seconds window) {
 }
 
 std::string render_request_form(const form_keys& keys, std::string_view client, std::string_view url,
-                                std::string_view role, std::int64_t now) {
+                                std::string_view role, std::int64_t now, std::string_view user) {
   std::string out;
   out +=
       "<style>.rq label{display:block;font-weight:600;margin:.75rem 0 .25rem}"
@@ -119,7 +119,14 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
   out += "<input type=\"hidden\" name=\"token\" value=\"" + keys.token(client, url, now, nonce) + "\">\n";
   out +=
       "<label for=\"rq-requester\">Your name <span class=\"hint\">(and your class)</span></label>"
-      "<input type=\"text\" id=\"rq-requester\" name=\"requester\" required maxlength=\"200\" autocomplete=\"name\">\n"
+      "<input type=\"text\" id=\"rq-requester\" name=\"requester\" required maxlength=\"200\" autocomplete=\"name\"";
+  if (!user.empty()) {
+    out += " value=\"";
+    append_html_escaped(out, user);
+    out += "\"";
+  }
+  out +=
+      ">\n"
       "<label for=\"rq-reasons\">What do you need this page for?</label>"
       "<textarea id=\"rq-reasons\" name=\"reasons\" required maxlength=\"2000\"></textarea>\n"
       "<label for=\"rq-content\">What is on the page? <span class=\"hint\">(if you know)</span></label>"

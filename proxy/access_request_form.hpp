@@ -67,9 +67,10 @@ std::string url_for_storage(std::string_view url, bool keep_query);
 // "10 minutes", "1 minute", "an hour", "90 seconds": a limiter's window in words.
 std::string describe_window(std::chrono::seconds window);
 
-// The form's HTML, to insert in the block page.
+// The form's HTML, to insert in the block page. `user`: who signed in to the proxy (logins),
+// filled in as the requester (the pupil may still add their class); empty: nobody.
 std::string render_request_form(const form_keys& keys, std::string_view client, std::string_view url,
-                                std::string_view role, std::int64_t now);
+                                std::string_view role, std::int64_t now, std::string_view user = {});
 
 // application/x-www-form-urlencoded -> fields (repeated names: the last wins). Bounded by the
 // caller's body limit.

@@ -226,6 +226,7 @@ std::string render_block_page(const block_page_info& info) {
   }
   row(out, "When", when);
   row(out, "School policy", info.clause);
+  row(out, "Signed in as", info.user);
   row(out, "Your device", info.client);
   row(out, "Device name", info.device_name);
   out += "</dl>\n</details>\n";

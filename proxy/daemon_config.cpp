@@ -41,7 +41,7 @@ std::optional<std::string> parse_name_server(std::string_view text) {
 
 std::vector<std::string> daemon_section_names() {
   return {"listen", "state_dir", "workers", "drain", "upstream", "hosts", "limits", "connect", "access_log", "metrics",
-          "admin", "tls", "pac", "dhcp_leases"};
+          "admin", "tls", "pac", "dhcp_leases", "logins"};
 }
 
 namespace {
@@ -217,6 +217,7 @@ class daemon_reader : public rules::yaml_reader {
     }
     read_pac(root, c);
     read_dhcp_leases(root, c);
+    if (const auto n = root["logins"]) read_login_settings(*this, n, c.logins);
     return c;
   }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proxy/dhcp_leases.hpp"
+#include "proxy/login_config.hpp"
 #include "rules/diagnostic.hpp"
 #include "rules/host.hpp"
 #include "rules/policy.hpp"
@@ -128,6 +129,8 @@ struct daemon_config {
     std::string path;                               // the DHCP server's leases file; "": none
     lease_format format = lease_format::dnsmasq;
   } dhcp_leases;
+  // Logins on the explicit proxy (proxy/login_config.hpp; README.md "Logins").
+  login_settings logins;
 
 };
 

@@ -5,6 +5,7 @@
 
 #include "proxy/access_record.hpp"
 #include "proxy/admin_server.hpp"
+#include "proxy/login_service.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 #include "rules/decision.hpp"
@@ -19,6 +20,10 @@ rules::request_facts facts_of(const client_connection& c, const exchange& ex, st
                               bool path_seen_later) {
   rules::request_facts f;
   f.client = c.ip;
+  if (ex.login) {
+    f.user = ex.login->user;
+    f.groups = ex.login->groups;
+  }
   f.method = ex.method;
   f.scheme = ex.scheme;
   f.host = ex.host;
@@ -93,8 +98,8 @@ void note_circumvention(shared_state& state, const client_connection& c, const e
   if (!ex.cfg || !state.admin) return;
   const auto& bans = ex.cfg->policy->bans;
   if (bans.attempts == 0) return;
-  // The signed-in user, when logins know one (issue 12's logins); until then the device only.
-  const std::string_view user;
+  // The signed-in user, when logins know one; the device (address) always.
+  const std::string_view user = ex.login ? std::string_view(ex.login->user) : std::string_view();
   const auto reached =
       state.circumvention.note_attempt(c.ip, user, std::chrono::floor<std::chrono::seconds>(ex.start), bans);
   for (const auto& s : reached) {
@@ -137,6 +142,7 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
     r.device_name = d->name;
     r.hardware_address = d->hardware_address;
   }
+  if (ex.login) r.user = ex.login->user;
   r.role = v && v->chosen_role ? std::string_view(v->chosen_role->name) : std::string_view();
   r.method = ex.method;
   r.scheme = ex.scheme;

@@ -16,6 +16,7 @@ namespace hallpass {
 
 class worker;
 struct client_connection;
+struct login_identity;
 
 // How an exchange ended, for the access log's `action` and the metrics: one vocabulary for
 // forwarded requests and tunnels alike.
@@ -52,6 +53,7 @@ struct exchange {
   std::string search_terms;   // of a search request (logged with access_log.search_terms)
   std::string note;
   std::string_view reason_override;  // for errors decided before the policy (400, 502, ...)
+  std::shared_ptr<const login_identity> login;  // who signed in (login_gate.hpp); null: nobody
 };
 
 // What to do with a CONNECT, decided by plan_tunnel.

@@ -8,6 +8,7 @@
 #include "proxy/forward.hpp"
 #include "proxy/inspection.hpp"
 #include "proxy/local_response.hpp"
+#include "proxy/login_gate.hpp"
 #include "proxy/request_checks.hpp"
 #include "proxy/request_form_handler.hpp"
 #include "proxy/request_parser.hpp"
@@ -158,6 +159,15 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   ex.port = target->port;
   ex.path = target->path;
   ex.query = target->query;
+
+  // Who is asking (logins.networks): a 407, 429 or 503 ends the request here.
+  bool again = false;
+  const bool may_continue = req.keep_alive() && rp.is_done();
+  const auto login = co_await sign_in(w, c, ex, req[http::field::proxy_authorization], version, may_continue, &again);
+  if (login == login_step::answered) {
+    finish_exchange(w, c, ex);
+    co_return again;
+  }
 
   if (!is_connect && (c.inside ? target->path == tunnel_form_path : beast::iequals(target->host, form_host))) {
     co_await answer_form(w, c, ex, rp);

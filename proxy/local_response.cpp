@@ -5,6 +5,7 @@
 
 #include "proxy/access_request_form.hpp"
 #include "proxy/block_page.hpp"
+#include "proxy/login_service.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 #include "rules/explain.hpp"
@@ -229,12 +230,14 @@ net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange&
   std::shared_ptr<const device_table> devices;  // pins the name for the page's lifetime
   if (!ex.cfg->daemon.dhcp_leases.path.empty()) devices = w.state().devices.load(std::memory_order_acquire);
   if (const device_identity* d = devices ? devices->find(c.ip) : nullptr) info.device_name = d->name;
+  if (ex.login) info.user = ex.login->user;
   // The access request form, except where no exception could ever help.
   std::string form;
   if (v.by != rules::decided_by::locked_category && v.by != rules::decided_by::invalid_host && !v.ban &&
       w.state().admin != nullptr) {
     form = render_request_form(w.state().form_keys, c.ip_text, url, info.role,
-                               std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count());
+                               std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count(),
+                               info.user);
     info.request_form_html = form;
   }
   std::string page = render_block_page(info);

@@ -156,6 +156,8 @@ class metrics {
   prometheus::Gauge& dhcp_devices;          // hallpass_dhcp_lease_devices: addresses with a device name
   prometheus::Counter& dhcp_skipped;        // hallpass_dhcp_lease_entries_skipped_total: malformed entries
   prometheus::Counter& dhcp_read_failures;  // hallpass_dhcp_lease_read_failures_total
+  // hallpass_logins_total{result}: sign-ins on the explicit proxy (proxy/login_gate.hpp).
+  prometheus::Family<prometheus::Counter>& logins;
 
  private:
   static constexpr std::size_t rejection_count = 9;

@@ -142,13 +142,14 @@ int run_check(const std::vector<std::string>& args) {
 }
 
 int run_explain(const std::vector<std::string>& args) {
-  std::string config, role, client, user, at, method = "GET", url, state_dir, ca_dir, error;
+  std::string config, role, client, user, groups, at, method = "GET", url, state_dir, ca_dir, error;
   bool json = false;
   arg_reader r{args};
   while (!r.done() && error.empty()) {
     if (r.take("--config", config, error) || r.take("--role", role, error) || r.take("--client", client, error) ||
-        r.take("--user", user, error) || r.take("--at", at, error) || r.take("--method", method, error) ||
-        r.take("--state-dir", state_dir, error) || r.take("--ca-dir", ca_dir, error)) {
+        r.take("--user", user, error) || r.take("--groups", groups, error) || r.take("--at", at, error) ||
+        r.take("--method", method, error) || r.take("--state-dir", state_dir, error) ||
+        r.take("--ca-dir", ca_dir, error)) {
       continue;
     }
     if (r.peek() == "--json") {
@@ -165,12 +166,14 @@ int run_explain(const std::vector<std::string>& args) {
   }
   if (error.empty()) {
     if (config.empty()) error = "--config FILE is required";
-    else if (role.empty() == client.empty()) error = "give exactly one of --role NAME or --client ADDRESS";
+    else if (!role.empty() && !client.empty()) error = "give exactly one of --role NAME or --client ADDRESS";
+    else if (role.empty() && client.empty() && groups.empty())
+      error = "give one of --role NAME, --client ADDRESS or --groups \"A,B\"";
     else if (url.empty()) error = "give the URL to explain";
   }
   if (!error.empty()) {
     std::cerr << "hallpass explain: " << error
-              << "\nusage: hallpass explain --config FILE (--role NAME | --client ADDRESS) [--user NAME]\n"
+              << "\nusage: hallpass explain --config FILE (--role NAME | --client ADDRESS) [--user NAME] [--groups \"A,B\"]\n"
                  "                        [--at \"YYYY-MM-DD HH:MM\"] [--method M] [--state-dir DIR] [--ca-dir DIR]\n"
                  "                        [--json] URL\n";
     return 2;
@@ -204,6 +207,18 @@ int run_explain(const std::vector<std::string>& args) {
     }
   }
   f.user = user;
+  // --groups "Year 6,Pupils": the signed-in user's directory groups, as the proxy would have
+  // them from the directory (resolving --user against the directory is not done here).
+  std::vector<std::string> group_list;
+  for (std::size_t from = 0; !groups.empty() && from <= groups.size();) {
+    const auto comma = std::min(groups.find(',', from), groups.size());
+    auto g = std::string_view(groups).substr(from, comma - from);
+    while (!g.empty() && g.front() == ' ') g.remove_prefix(1);
+    while (!g.empty() && g.back() == ' ') g.remove_suffix(1);
+    if (!g.empty()) group_list.emplace_back(g);
+    from = comma + 1;
+  }
+  f.groups = group_list;
   for (auto& c : method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   f.method = method;
   std::string url_error;

@@ -4,6 +4,7 @@
 #include "proxy/admin_server.hpp"
 #include "proxy/block_page.hpp"
 #include "proxy/local_response.hpp"
+#include "proxy/login_service.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 
@@ -117,9 +118,13 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
     co_await form_page(c, ex, school, version, http::status::service_unavailable, "Requests cannot be sent now", "Please ask your teacher.");
     co_return;
   }
-  // The requester's role, as the policy sees this device.
+  // The requester's role, as the policy sees this device (and the signed-in user's groups).
   rules::request_facts f;
   f.client = c.ip;
+  if (ex.login) {
+    f.user = ex.login->user;
+    f.groups = ex.login->groups;
+  }
   f.method = "GET";
   f.scheme = "http";
   f.host = form_host;
@@ -130,6 +135,10 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   const std::string stored_url = url_for_storage(url, ex.cfg->daemon.access_log.keep_query);
   form->url = stored_url;
   form->requester = fields["requester"];
+  // Who signed in is a fact, not what the form says: the reviewer sees it beside the name typed.
+  if (ex.login && form->requester.find(ex.login->user) == std::string::npos) {
+    form->requester += " (signed in as " + ex.login->user + ")";
+  }
   form->reasons = fields["reasons"];
   form->site_content = fields["site_content"];
   // The adult questions (identified risks, control measures) are never taken from a pupil's

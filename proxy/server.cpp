@@ -20,6 +20,7 @@
 #include "proxy/metrics.hpp"
 #include "proxy/net.hpp"
 #include "proxy/pac_server.hpp"
+#include "proxy/login_service.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 
@@ -201,6 +202,11 @@ int run_server(const run_options& options) {
   }
   access_log log(d.access_log.path, d.access_log.queue_lines, m.get());
   shared_state state(configs, *m, log);
+  // Sign-ins are checked on threads of their own (never on a worker's loop). Made even when no
+  // directory is configured yet, so a reload can turn logins on; the thread count
+  // (logins.ldap.max_in_flight) takes effect at a restart. Outlives the workers.
+  login_service logins(d.logins.ldap.max_in_flight);
+  state.logins = &logins;
   m->policy_generation.Set(static_cast<double>(cfg->generation));
   // hallpass_feed_*: from the policy in force at each scrape (a reload after `feeds update`
   // shows the new lists; the age is computed then).

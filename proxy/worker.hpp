@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +26,7 @@
 namespace hallpass {
 
 class shared_state;
+struct login_identity;
 
 // One client TCP connection. Owned by its session coroutine (shared with the worker's
 // registry only as a raw pointer, removed before destruction).
@@ -45,6 +47,11 @@ struct client_connection {
   std::string ip_text;
   bool idle = true;  // waiting for the next request: may be closed at once on drain
   std::array<char, 16> first_bytes;  // a new connection's first read, before it has a buffer
+  // Who signed in on this connection (login_gate.hpp), and the salted digest of the
+  // credentials they used: the same credentials again need no directory call.
+  std::shared_ptr<const login_identity> login;
+  std::array<unsigned char, 32> login_digest{};
+  std::chrono::steady_clock::time_point login_until{};  // then the directory is asked again (cache_ttl)
 };
 
 class worker {

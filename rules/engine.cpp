@@ -161,6 +161,7 @@ std::string_view to_string(role_source s) {
     case role_source::given: return "given";
     case role_source::network: return "network";
     case role_source::fallback: return "fallback";
+    case role_source::group: return "group";
   }
   return "fallback";
 }
@@ -214,6 +215,20 @@ verdict decide(const policy& p, const request_facts& f) {
       v.role_detail = "named by the caller";
     }
   }
+  // A signed-in user's groups come before the address: the first role in policy order that
+  // lists one of them (a pupil signed in on a staff laptop is still a pupil).
+  for (std::size_t i = 0; !r && !f.groups.empty() && i < p.roles.size(); ++i) {
+    for (const auto& g : p.roles[i].groups) {
+      const auto it = std::find_if(f.groups.begin(), f.groups.end(),
+                                   [&g](const std::string& mine) { return iequals(mine, g); });
+      if (it != f.groups.end()) {
+        r = &p.roles[i];
+        v.role_from = role_source::group;
+        v.role_detail = g;
+        break;
+      }
+    }
+  }
   if (!r && f.client) {
     for (const auto& net : p.networks) {
       if (net.contains(*f.client)) {
@@ -227,8 +242,9 @@ verdict decide(const policy& p, const request_facts& f) {
   if (!r) {
     r = &p.roles[p.fallback_role];
     v.role_from = role_source::fallback;
-    v.role_detail = f.role.empty() ? "the client address is in no role's networks"
-                                   : "the named role does not exist";
+    v.role_detail = !f.role.empty()   ? "the named role does not exist"
+                    : f.groups.empty() ? "the client address is in no role's networks"
+                                       : "no role lists the user's groups, and the client address is in no role's networks";
   }
   v.chosen_role = r;
 

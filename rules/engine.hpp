@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,9 @@ namespace hallpass::rules {
 struct request_facts {
   std::optional<ip_address> client;
   std::string_view user;    // empty when not known
+  // The signed-in user's directory groups (empty when not signed in): the first role in policy
+  // order whose roles.<name>.groups holds one of them is chosen before the address's role.
+  std::span<const std::string> groups;
   std::string_view role;    // empty: choose by client address
   std::string_view method;  // "GET", "POST", "CONNECT", ... (compared case-insensitively)
   std::string_view scheme;  // "http" or "https"
@@ -37,7 +41,7 @@ struct request_facts {
 
 struct ban_entry;  // rules/exception_index.hpp
 
-enum class role_source : std::uint8_t { given, network, fallback };
+enum class role_source : std::uint8_t { given, network, fallback, group };
 std::string_view to_string(role_source s);
 
 enum class decided_by : std::uint8_t { rule, role_default, locked_category, invalid_host };
@@ -46,7 +50,7 @@ struct verdict {
   action act = action::block;
   const role* chosen_role = nullptr;
   role_source role_from = role_source::fallback;
-  std::string_view role_detail;  // the network that matched, or why the fallback was used
+  std::string_view role_detail;  // the network or group that matched, or why the fallback was used
   period_at when;
   std::chrono::local_seconds local_time{};
   decided_by by = decided_by::role_default;

@@ -36,6 +36,7 @@ std::string role_how(const verdict& v) {
     case role_source::given: return "named with --role";
     case role_source::network: return "client address is in network " + std::string(v.role_detail);
     case role_source::fallback: return "fallback role: " + std::string(v.role_detail);
+    case role_source::group: return "signed-in user is in group " + std::string(v.role_detail);
   }
   return "";
 }

@@ -157,6 +157,10 @@ struct role {
   std::vector<rule> rules;
   bool builtin = false;  // the "unassigned" fallback made when the policy names none
   safesearch_settings safesearch;
+  // roles.<name>.groups: directory groups ("Year 6", "Staff") whose signed-in members get this
+  // role, whatever their address; compared case-insensitively (directories do). The first
+  // role in policy order with one of the user's groups wins (rules/README.md, "Logins").
+  std::vector<std::string> groups;
 };
 
 // One entry of inspection.inspect: which CONNECTs to decrypt when a school CA is configured

@@ -1161,7 +1161,7 @@ class loader : private yaml_reader {
         continue;
       }
       const YAML::Node& n = kv.second;
-      if (!check_map(n, what, {"description", "networks", "default", "rules", "safesearch"})) continue;
+      if (!check_map(n, what, {"description", "networks", "default", "rules", "safesearch", "groups"})) continue;
       role r;
       r.name = name;
       if (n["description"]) {
@@ -1192,11 +1192,44 @@ class loader : private yaml_reader {
       }
       if (n["rules"]) r.rules = load_rules(n["rules"], name);
       if (n["safesearch"]) load_safesearch(n["safesearch"], what, r.safesearch);
+      if (n["groups"]) load_role_groups(n["groups"], what, r.groups);
       role_names_.push_back(name);
       p_->roles.push_back(std::move(r));
     }
     std::stable_sort(p_->networks.begin(), p_->networks.end(),
                      [](const ip_network& a, const ip_network& b) { return a.prefix > b.prefix; });
+  }
+
+  // roles.<name>.groups: directory group names, as the directory spells them ("Year 6").
+  // Empty names and a group listed twice in one role are refused; a group listed by two roles
+  // is allowed (the first in policy order wins) but warned about, since the second never applies.
+  void load_role_groups(const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
+    for (const auto& item : items(n, what + " groups")) {
+      auto s = scalar(item, what + " group");
+      if (!s) continue;
+      if (s->empty()) {
+        error(item, what + " groups: a group name cannot be empty");
+        continue;
+      }
+      const auto same = [&s](const std::string& g) {
+        return g.size() == s->size() && std::equal(g.begin(), g.end(), s->begin(), [](char a, char b) {
+                 return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+               });
+      };
+      if (std::any_of(out.begin(), out.end(), same)) {
+        error(item, what + " lists group " + quote(*s) + " twice");
+        continue;
+      }
+      for (const auto& earlier : p_->roles) {
+        if (std::any_of(earlier.groups.begin(), earlier.groups.end(), same)) {
+          const auto m = item.Mark();
+          warnings_.push_back({file_, m.line + 1, m.column + 1,
+                               what + " group " + quote(*s) + " is already listed by role " + quote(earlier.name) +
+                                   ", which comes first and wins: this entry never applies"});
+        }
+      }
+      out.push_back(*s);
+    }
   }
 
   // roles.<name>.safesearch: {search: strict|off, youtube: strict|moderate|off, clause: "..."}

@@ -1,0 +1,217 @@
+#include "proxy/ldap_directory.hpp"
+
+#include <fstream>
+#include <memory>
+
+#define LDAP_DEPRECATED 0
+#include <ldap.h>
+
+namespace hallpass {
+
+std::string ldap_filter_value(std::string_view value) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(value.size());
+  for (char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '*' || c == '(' || c == ')' || c == '\\' || c == 0 || c >= 0x80) {
+      out.push_back('\\');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  return out;
+}
+
+std::string ldap_dn_value(std::string_view value) {
+  std::string out;
+  out.reserve(value.size() + 4);
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const char c = value[i];
+    if (c == 0) {
+      out += "\\00";
+      continue;
+    }
+    const bool special = c == ',' || c == '+' || c == '"' || c == '\\' || c == '<' || c == '>' || c == ';' || c == '=';
+    const bool edge = (i == 0 && (c == ' ' || c == '#')) || (i + 1 == value.size() && c == ' ');
+    if (special || edge) out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string first_rdn_value(std::string_view dn) {
+  const auto eq = dn.find('=');
+  if (eq == std::string_view::npos) return std::string(dn);
+  std::string out;
+  for (std::size_t i = eq + 1; i < dn.size(); ++i) {
+    const char c = dn[i];
+    if (c == '\\' && i + 1 < dn.size()) {
+      const auto is_hex = [](char h) {
+        return (h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F');
+      };
+      if (i + 2 < dn.size() && is_hex(dn[i + 1]) && is_hex(dn[i + 2])) {
+        out.push_back(static_cast<char>(std::stoi(std::string(dn.substr(i + 1, 2)), nullptr, 16)));
+        i += 2;
+      } else {
+        out.push_back(dn[++i]);
+      }
+      continue;
+    }
+    if (c == ',' || c == '+') break;
+    out.push_back(c);
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+namespace {
+
+struct ldap_closer {
+  void operator()(LDAP* ld) const { ldap_unbind_ext_s(ld, nullptr, nullptr); }
+};
+struct message_freer {
+  void operator()(LDAPMessage* m) const { ldap_msgfree(m); }
+};
+using ldap_handle = std::unique_ptr<LDAP, ldap_closer>;
+using ldap_message = std::unique_ptr<LDAPMessage, message_freer>;
+
+directory_answer fail(directory_answer::status st, std::string detail) {
+  directory_answer a;
+  a.result = st;
+  a.detail = std::move(detail);
+  return a;
+}
+
+directory_answer ldap_failure(const char* step, int rc) {
+  const auto st = rc == LDAP_INVALID_CREDENTIALS ? directory_answer::status::bad_credentials
+                                                  : directory_answer::status::unavailable;
+  return fail(st, std::string(step) + ": " + ldap_err2string(rc));
+}
+
+// The first line of the service account's password file (read at each bind: a changed password
+// needs no reload). Never logged.
+bool read_password(const std::string& path, std::string& out) {
+  std::ifstream in(path);
+  if (!in || !std::getline(in, out)) return false;
+  while (!out.empty() && (out.back() == '\r' || out.back() == ' ')) out.pop_back();
+  return true;
+}
+
+int simple_bind(LDAP* ld, const std::string& dn, std::string_view password) {
+  berval cred;
+  cred.bv_val = const_cast<char*>(password.data());
+  cred.bv_len = password.size();
+  return ldap_sasl_bind_s(ld, dn.c_str(), LDAP_SASL_SIMPLE, &cred, nullptr, nullptr, nullptr);
+}
+
+// Searches and collects one attribute's values of every entry (and the entries' DNs).
+int search(LDAP* ld, const ldap_settings& s, const std::string& base, int scope, const std::string& filter,
+           const std::string& attribute, int size_limit, std::vector<std::string>& dns,
+           std::vector<std::string>& values) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(s.timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((s.timeout.count() % 1000) * 1000);
+  std::string attr = attribute.empty() ? std::string("1.1") : attribute;  // 1.1: no attributes
+  char* attrs[] = {attr.data(), nullptr};
+  LDAPMessage* raw = nullptr;
+  const int rc = ldap_search_ext_s(ld, base.c_str(), scope, filter.c_str(), attrs, 0, nullptr, nullptr, &tv,
+                                   size_limit, &raw);
+  ldap_message res(raw);
+  if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) return rc;
+  for (LDAPMessage* e = ldap_first_entry(ld, res.get()); e != nullptr; e = ldap_next_entry(ld, e)) {
+    if (char* dn = ldap_get_dn(ld, e)) {
+      dns.emplace_back(dn);
+      ldap_memfree(dn);
+    }
+    if (attribute.empty()) continue;
+    berval** vals = ldap_get_values_len(ld, e, attribute.c_str());
+    for (int i = 0; vals && vals[i]; ++i) values.emplace_back(vals[i]->bv_val, vals[i]->bv_len);
+    ldap_value_free_len(vals);
+  }
+  return rc;
+}
+
+}  // namespace
+
+directory_answer check_login(const ldap_settings& s, std::string_view user, std::string_view password) {
+  using st = directory_answer::status;
+  if (user.empty() || password.empty()) return fail(st::bad_credentials, "empty user name or password");
+  if (user.size() > 256 || password.size() > 1024) return fail(st::bad_credentials, "user name or password too long");
+
+  LDAP* raw = nullptr;
+  int rc = ldap_initialize(&raw, s.url.c_str());
+  ldap_handle ld(raw);
+  if (rc != LDAP_SUCCESS) return ldap_failure("ldap_initialize", rc);
+  const int version = LDAP_VERSION3;
+  ldap_set_option(ld.get(), LDAP_OPT_PROTOCOL_VERSION, &version);
+  ldap_set_option(ld.get(), LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+  // The deadline of each step: connecting (LDAP_OPT_NETWORK_TIMEOUT) and every synchronous
+  // call's wait for its answer (LDAP_OPT_TIMEOUT), so a directory that accepts and then says
+  // nothing costs at most a few timeouts, never a thread for ever.
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(s.timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((s.timeout.count() % 1000) * 1000);
+  ldap_set_option(ld.get(), LDAP_OPT_NETWORK_TIMEOUT, &tv);
+  ldap_set_option(ld.get(), LDAP_OPT_TIMEOUT, &tv);
+  const int demand = LDAP_OPT_X_TLS_DEMAND;
+  ldap_set_option(ld.get(), LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
+  if (!s.ca_file.empty()) ldap_set_option(ld.get(), LDAP_OPT_X_TLS_CACERTFILE, s.ca_file.c_str());
+  const int new_ctx = 0;
+  ldap_set_option(ld.get(), LDAP_OPT_X_TLS_NEWCTX, &new_ctx);
+  if (s.starttls) {
+    rc = ldap_start_tls_s(ld.get(), nullptr, nullptr);
+    if (rc != LDAP_SUCCESS) return fail(st::unavailable, std::string("StartTLS: ") + ldap_err2string(rc));
+  }
+
+  std::string user_dn;
+  std::vector<std::string> dns, values;
+  const std::string& group_attr = s.group_base_dn.empty() ? s.group_attribute : std::string();
+  if (!s.bind_dn_template.empty()) {
+    user_dn = s.bind_dn_template;
+    user_dn.replace(user_dn.find("{user}"), 6, ldap_dn_value(user));
+  } else {
+    if (!s.bind_dn.empty()) {
+      std::string service_password;
+      if (!read_password(s.bind_password_file, service_password)) {
+        return fail(st::unavailable, "logins.ldap.bind_password_file " + s.bind_password_file + " cannot be read");
+      }
+      rc = simple_bind(ld.get(), s.bind_dn, service_password);
+      if (rc != LDAP_SUCCESS) {
+        return fail(st::unavailable, std::string("service account bind: ") + ldap_err2string(rc));
+      }
+    }
+    const std::string filter = "(&" + s.user_filter + "(" + s.user_attribute + "=" + ldap_filter_value(user) + "))";
+    rc = search(ld.get(), s, s.base_dn, LDAP_SCOPE_SUBTREE, filter, "", 2, dns, values);
+    if (rc == LDAP_SIZELIMIT_EXCEEDED || dns.size() > 1) {
+      return fail(st::bad_credentials, "the user name matches more than one directory entry");
+    }
+    if (rc != LDAP_SUCCESS) return ldap_failure("user search", rc);
+    if (dns.empty()) return fail(st::bad_credentials, "no such user");
+    user_dn = dns.front();
+    dns.clear();
+  }
+  rc = simple_bind(ld.get(), user_dn, password);
+  if (rc != LDAP_SUCCESS) return ldap_failure("bind as the user", rc);
+
+  directory_answer a;
+  a.result = st::ok;
+  if (!group_attr.empty()) {
+    // memberOf on the user's own entry (Active Directory; OpenLDAP's memberof overlay).
+    rc = search(ld.get(), s, user_dn, LDAP_SCOPE_BASE, "(objectClass=*)", group_attr, 1, dns, values);
+    if (rc != LDAP_SUCCESS) return ldap_failure("reading the user's groups", rc);
+    for (const auto& dn : values) a.groups.push_back(first_rdn_value(dn));
+  } else if (!s.group_base_dn.empty()) {
+    const bool by_name = s.group_member_attribute == "memberUid";
+    const std::string member = ldap_filter_value(by_name ? std::string(user) : user_dn);
+    const std::string filter = "(&" + s.group_filter + "(" + s.group_member_attribute + "=" + member + "))";
+    rc = search(ld.get(), s, s.group_base_dn, LDAP_SCOPE_SUBTREE, filter, s.group_name_attribute, 1000, dns, values);
+    if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) return ldap_failure("group search", rc);
+    a.groups = std::move(values);
+  }
+  return a;
+}
+
+}  // namespace hallpass

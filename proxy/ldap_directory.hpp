@@ -1,0 +1,42 @@
+// The school directory over LDAP (OpenLDAP's libldap; the only file that uses it): checks a
+// user name and password with a simple bind AS THE USER, and reads the user's groups.
+//
+// check_login() BLOCKS (connect, TLS, bind, searches; each bounded by ldap_settings::timeout)
+// and must never run on an event loop: login_service calls it on its own directory threads.
+// Each call opens its own connection; any thread may call it. The escaping functions are pure.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/login_config.hpp"
+
+namespace hallpass {
+
+struct directory_answer {
+  enum class status : std::uint8_t {
+    ok,               // the bind as the user succeeded; groups read
+    bad_credentials,  // no such user, or the directory refused the password
+    unavailable,      // the directory could not be reached, failed, or did not answer in time
+  };
+  status result = status::unavailable;
+  std::vector<std::string> groups;
+  std::string detail;  // for the log: never the password
+};
+
+// Checks `user` / `password` against the directory. An empty user name or password is
+// bad_credentials without a call (an empty password would be an "unauthenticated bind",
+// which LDAP servers accept: RFC 4513 5.1.2).
+directory_answer check_login(const ldap_settings& s, std::string_view user, std::string_view password);
+
+// A value for an LDAP filter (RFC 4515 3): * ( ) \ NUL and non-ASCII bytes as \XX, so a user
+// name cannot add filter syntax.
+std::string ldap_filter_value(std::string_view value);
+// A value for a DN attribute (RFC 4514 2.4): , + " \ < > ; = escaped with '\', a leading space
+// or '#' and a trailing space escaped, NUL as \00.
+std::string ldap_dn_value(std::string_view value);
+// The value of a DN's first RDN, unescaped: "cn=Year 6,ou=groups,dc=x" -> "Year 6".
+std::string first_rdn_value(std::string_view dn);
+
+}  // namespace hallpass

@@ -1,0 +1,258 @@
+#include "proxy/login_config.hpp"
+
+#include "rules/yaml_reader.hpp"
+
+namespace hallpass {
+
+std::string_view to_string(login_mode m) {
+  switch (m) {
+    case login_mode::none: return "none";
+    case login_mode::optional: return "optional";
+    case login_mode::required: return "required";
+  }
+  return "none";
+}
+
+login_mode login_settings::mode_for(const rules::ip_address& client) const {
+  int best = -1;
+  login_mode mode = default_mode;
+  for (const auto& entry : networks) {
+    for (const auto& net : entry.networks) {
+      if (net.prefix > best && net.contains(client)) {
+        best = net.prefix;
+        mode = entry.mode;
+      }
+    }
+  }
+  return mode;
+}
+
+bool login_settings::any() const {
+  if (default_mode != login_mode::none) return true;
+  for (const auto& e : networks) {
+    if (e.mode != login_mode::none) return true;
+  }
+  return false;
+}
+
+namespace {
+
+std::optional<login_mode> read_mode(rules::yaml_reader& r, const YAML::Node& n, const std::string& what) {
+  auto s = r.scalar(n, what);
+  if (!s) return std::nullopt;
+  if (*s == "none") return login_mode::none;
+  if (*s == "optional") return login_mode::optional;
+  if (*s == "required") return login_mode::required;
+  if (*s == "page") {
+    r.error(n, what + ": 'page' (the sign-in page for devices that cannot do proxy logins) is not built yet; "
+                      "use required, optional or none");
+    return std::nullopt;
+  }
+  r.error(n, what + " must be required, optional or none, not " + rules::quote(*s) +
+                 r.did_you_mean(*s, {"required", "optional", "none"}));
+  return std::nullopt;
+}
+
+void read_string(rules::yaml_reader& r, const YAML::Node& n, const char* key, const std::string& what,
+                 std::string& out) {
+  if (!n[key]) return;
+  if (auto s = r.scalar(n[key], what)) out = *s;
+}
+
+// An attribute name per RFC 4512 (descr: a letter, then letters, digits and '-'), or an OID:
+// put into filters as is, so nothing else may pass.
+bool is_attribute_name(std::string_view s) {
+  if (s.empty()) return false;
+  const bool oid = s.front() >= '0' && s.front() <= '9';
+  for (char c : s) {
+    const bool ok = oid ? ((c >= '0' && c <= '9') || c == '.')
+                        : ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void read_attribute(rules::yaml_reader& r, const YAML::Node& n, const char* key, const std::string& what,
+                    std::string& out) {
+  if (!n[key]) return;
+  auto s = r.scalar(n[key], what);
+  if (!s) return;
+  if (!is_attribute_name(*s)) {
+    r.error(n[key], what + " " + rules::quote(*s) + " is not an LDAP attribute name (like uid or sAMAccountName)");
+    return;
+  }
+  out = *s;
+}
+
+void read_filter(rules::yaml_reader& r, const YAML::Node& n, const char* key, const std::string& what,
+                 std::string& out) {
+  if (!n[key]) return;
+  auto s = r.scalar(n[key], what);
+  if (!s) return;
+  int depth = 0;
+  bool balanced = s->size() >= 2 && s->front() == '(' && s->back() == ')';
+  for (char c : *s) {
+    depth += c == '(' ? 1 : c == ')' ? -1 : 0;
+    if (depth < 0) balanced = false;
+  }
+  if (!balanced || depth != 0) {
+    r.error(n[key], what + " " + rules::quote(*s) + " must be one LDAP filter in parentheses, like (objectClass=person)");
+    return;
+  }
+  out = *s;
+}
+
+void read_ldap(rules::yaml_reader& r, const YAML::Node& n, ldap_settings& l) {
+  if (!r.check_map(n, "logins.ldap",
+                   {"url", "starttls", "insecure", "ca_file", "base_dn", "user_attribute", "user_filter",
+                    "bind_dn_template", "bind_dn", "bind_password_file", "group_attribute", "group_base_dn",
+                    "group_filter", "group_member_attribute", "group_name_attribute", "timeout", "max_in_flight",
+                    "max_queued", "cache_ttl"})) {
+    return;
+  }
+  read_string(r, n, "url", "logins.ldap.url", l.url);
+  bool all_ldaps = !l.url.empty();
+  for (std::size_t from = 0; from < l.url.size();) {
+    const auto space = std::min(l.url.find(' ', from), l.url.size());
+    const std::string_view one = std::string_view(l.url).substr(from, space - from);
+    if (!one.empty()) {
+      if (!one.starts_with("ldap://") && !one.starts_with("ldaps://") && !one.starts_with("ldapi://")) {
+        r.error(n["url"], "logins.ldap.url " + rules::quote(one) + " must begin with ldaps://, ldap:// or ldapi://");
+      }
+      all_ldaps = all_ldaps && (one.starts_with("ldaps://") || one.starts_with("ldapi://"));
+    }
+    from = space + 1;
+  }
+  if (n["url"] && l.url.empty()) r.error(n["url"], "logins.ldap.url is empty");
+  if (!n["url"]) r.error(n, "logins.ldap has no url (ldaps://HOST or ldap://HOST)");
+  if (n["insecure"]) l.insecure = r.boolean(n["insecure"], "logins.ldap.insecure").value_or(false);
+  // StartTLS unless the connection is TLS already (ldaps://, or a local ldapi:// socket), or the
+  // school has said in writing that the directory is reached in the clear.
+  l.starttls = !all_ldaps && !l.insecure;
+  if (n["starttls"]) {
+    l.starttls = r.boolean(n["starttls"], "logins.ldap.starttls").value_or(l.starttls);
+    if (!l.starttls && !all_ldaps && !l.insecure) {
+      r.error(n["starttls"], "logins.ldap.starttls: false would send passwords in the clear over ldap://; "
+                             "use ldaps://, or say insecure: true if the school accepts that");
+    }
+  }
+  read_string(r, n, "ca_file", "logins.ldap.ca_file", l.ca_file);
+  read_string(r, n, "base_dn", "logins.ldap.base_dn", l.base_dn);
+  read_attribute(r, n, "user_attribute", "logins.ldap.user_attribute", l.user_attribute);
+  read_filter(r, n, "user_filter", "logins.ldap.user_filter", l.user_filter);
+  read_string(r, n, "bind_dn_template", "logins.ldap.bind_dn_template", l.bind_dn_template);
+  if (!l.bind_dn_template.empty() && l.bind_dn_template.find("{user}") == std::string::npos) {
+    r.error(n["bind_dn_template"], "logins.ldap.bind_dn_template must contain {user}, like uid={user},ou=people,dc=school,dc=internal");
+  }
+  read_string(r, n, "bind_dn", "logins.ldap.bind_dn", l.bind_dn);
+  read_string(r, n, "bind_password_file", "logins.ldap.bind_password_file", l.bind_password_file);
+  if (!l.bind_dn.empty() && l.bind_password_file.empty()) {
+    r.error(n["bind_dn"], "logins.ldap.bind_dn needs bind_password_file (the password is never written in the policy)");
+  }
+  if (l.bind_dn_template.empty() && l.base_dn.empty() && n["url"]) {
+    r.error(n, "logins.ldap needs base_dn (to search for users) or bind_dn_template");
+  }
+  if (n["group_base_dn"]) l.group_attribute.clear();
+  read_attribute(r, n, "group_attribute", "logins.ldap.group_attribute", l.group_attribute);
+  read_string(r, n, "group_base_dn", "logins.ldap.group_base_dn", l.group_base_dn);
+  if (n["group_attribute"] && n["group_base_dn"]) {
+    r.error(n["group_attribute"], "logins.ldap: give group_attribute (memberOf) or group_base_dn (a group search), not both");
+  }
+  read_filter(r, n, "group_filter", "logins.ldap.group_filter", l.group_filter);
+  read_attribute(r, n, "group_member_attribute", "logins.ldap.group_member_attribute", l.group_member_attribute);
+  read_attribute(r, n, "group_name_attribute", "logins.ldap.group_name_attribute", l.group_name_attribute);
+  if (n["timeout"]) {
+    if (auto d = r.duration(n["timeout"], "logins.ldap.timeout")) {
+      if (*d < std::chrono::milliseconds(100) || *d > std::chrono::minutes(1)) {
+        r.error(n["timeout"], "logins.ldap.timeout must be from 100ms to 1m");
+      } else {
+        l.timeout = *d;
+      }
+    }
+  }
+  if (n["cache_ttl"]) {
+    if (auto d = r.duration(n["cache_ttl"], "logins.ldap.cache_ttl")) {
+      if (*d > std::chrono::hours(24)) {
+        r.error(n["cache_ttl"], "logins.ldap.cache_ttl must be at most 1d (a removed account must stop working)");
+      } else {
+        l.cache_ttl = *d;
+      }
+    }
+  }
+  if (n["max_in_flight"]) {
+    if (auto v = r.integer(n["max_in_flight"], "logins.ldap.max_in_flight", 1, 64)) l.max_in_flight = static_cast<unsigned>(*v);
+  }
+  if (n["max_queued"]) {
+    if (auto v = r.integer(n["max_queued"], "logins.ldap.max_queued", 1, 100000)) l.max_queued = static_cast<std::size_t>(*v);
+  }
+}
+
+}  // namespace
+
+void read_login_settings(rules::yaml_reader& r, const YAML::Node& n, login_settings& out) {
+  if (!r.check_map(n, "logins", {"realm", "login", "networks", "ldap", "failures"})) return;
+  read_string(r, n, "realm", "logins.realm", out.realm);
+  if (out.realm.find('"') != std::string::npos || out.realm.find('\\') != std::string::npos) {
+    r.error(n["realm"], "logins.realm cannot contain \" or \\ (it is sent in a quoted header)");
+    out.realm = "School internet";
+  }
+  if (n["login"]) {
+    if (auto m = read_mode(r, n["login"], "logins.login")) out.default_mode = *m;
+  }
+  if (n["networks"]) {
+    for (const auto& entry : r.items(n["networks"], "logins.networks")) {
+      const std::string what = "logins.networks entry";
+      if (!r.check_map(entry, what, {"networks", "login"})) continue;
+      login_network ln;
+      if (!entry["login"]) r.error(entry, what + " has no login (required, optional or none)");
+      if (entry["login"]) {
+        if (auto m = read_mode(r, entry["login"], what + " login")) ln.mode = *m;
+      }
+      if (!entry["networks"]) r.error(entry, what + " has no networks (like [10.10.0.0/16])");
+      if (entry["networks"]) {
+        for (const auto& item : r.items(entry["networks"], what + " networks")) {
+          auto s = r.scalar(item, what + " network");
+          if (!s) continue;
+          std::string why;
+          auto net = rules::ip_network::parse(*s, &why);
+          if (!net) {
+            r.error(item, what + " network: " + why);
+            continue;
+          }
+          for (const auto& other : out.networks) {
+            for (const auto& o : other.networks) {
+              if (o.prefix == net->prefix && o.base == net->base) {
+                r.error(item, what + " network " + rules::quote(*s) + " is listed twice in logins.networks");
+              }
+            }
+          }
+          ln.networks.push_back(std::move(*net));
+        }
+      }
+      out.networks.push_back(std::move(ln));
+    }
+  }
+  if (n["ldap"]) read_ldap(r, n["ldap"], out.ldap);
+  if (const auto f = n["failures"]; f && r.check_map(f, "logins.failures", {"per_client", "per_user", "within"})) {
+    if (f["per_client"]) {
+      if (auto v = r.integer(f["per_client"], "logins.failures.per_client", 1, 100000)) out.failures_per_client = static_cast<std::size_t>(*v);
+    }
+    if (f["per_user"]) {
+      if (auto v = r.integer(f["per_user"], "logins.failures.per_user", 1, 100000)) out.failures_per_user = static_cast<std::size_t>(*v);
+    }
+    if (f["within"]) {
+      if (auto d = r.duration(f["within"], "logins.failures.within")) {
+        if (d->count() <= 0 || *d > std::chrono::hours(24)) {
+          r.error(f["within"], "logins.failures.within must be from 1s to 1d");
+        } else {
+          out.failures_within = *d;
+        }
+      }
+    }
+  }
+  if (out.any() && !out.ldap.configured() && !n["ldap"]) {
+    r.error(n, "logins: some networks need a login, but there is no logins.ldap directory to check passwords against");
+  }
+}
+
+}  // namespace hallpass

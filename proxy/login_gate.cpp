@@ -1,0 +1,217 @@
+#include "proxy/login_gate.hpp"
+
+#include <openssl/crypto.h>
+
+#include <boost/beast/core/detail/base64.hpp>
+#include <iostream>
+
+#include "proxy/login_service.hpp"
+#include "proxy/shared_state.hpp"
+#include "proxy/worker.hpp"
+
+namespace hallpass {
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+using result = login_service::result;
+using kind = login_service::result_kind;
+
+// "Basic dXNlcjpwYXNz" -> user, password. False for any other scheme or a malformed value.
+bool parse_basic(std::string_view header, std::string& user, std::string& password) {
+  while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
+  if (header.size() < 6 || !beast::iequals(header.substr(0, 6), "basic ")) return false;
+  header.remove_prefix(6);
+  while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
+  while (!header.empty() && header.back() == ' ') header.remove_suffix(1);
+  if (header.empty() || header.size() > 4096) return false;
+  std::string decoded(beast::detail::base64::decoded_size(header.size()), '\0');
+  const auto [written, read] = beast::detail::base64::decode(decoded.data(), header.data(), header.size());
+  // Beast's decoder stops at the padding: what is left may only be '='.
+  if (read > header.size() || header.substr(read).find_first_not_of('=') != std::string_view::npos) return false;
+  decoded.resize(written);
+  const auto colon = decoded.find(':');
+  if (colon == std::string::npos) return false;
+  user = decoded.substr(0, colon);
+  password = decoded.substr(colon + 1);
+  OPENSSL_cleanse(decoded.data(), decoded.size());
+  return !user.empty() && user.find_first_of(std::string_view("\0\r\n", 3)) == std::string::npos;
+}
+
+// The state one wait shares between the directory's answer and the deadline: whichever comes
+// first completes the coroutine; both arrive on the worker's thread.
+template <class Handler>
+struct wait_state {
+  wait_state(Handler&& h, const net::any_io_executor& ex) : handler(std::move(h)), timer(ex) {}
+  Handler handler;
+  net::steady_timer timer;
+  bool done = false;
+  void finish(result r) {
+    if (done) return;
+    done = true;
+    timer.cancel();
+    handler(std::move(r));
+  }
+};
+
+template <class State>
+struct deadline_passed {
+  std::shared_ptr<State> state;
+  void operator()(const error_code& ec) const {
+    if (ec == net::error::operation_aborted) return;
+    result r;
+    r.kind = kind::unavailable;
+    r.detail = "the directory did not answer in time";
+    state->finish(std::move(r));
+  }
+};
+
+// The initiation of a directory check (a named type, not a lambda inside a coroutine:
+// proxy/README.md, GCC 12). The answer is posted back through the worker's mailbox.
+struct directory_wait {
+  std::shared_ptr<worker::mailbox> box;
+  login_service* service;
+  const login_settings* settings;
+  std::string client, user, password;
+  std::chrono::milliseconds deadline;
+
+  template <class Handler>
+  void operator()(Handler&& handler) {
+    using state_t = wait_state<std::decay_t<Handler>>;
+    auto state = std::make_shared<state_t>(std::forward<Handler>(handler), box->ex);
+    state->timer.expires_after(deadline);
+    state->timer.async_wait(deadline_passed<state_t>{state});
+    auto mailbox = box;
+    service->check(*settings, std::move(client), std::move(user), std::move(password), [mailbox, state](result r) {
+      std::lock_guard lock(mailbox->mutex);
+      if (!mailbox->open) return;
+      net::post(mailbox->ex, [state, r = std::move(r)]() mutable { state->finish(std::move(r)); });
+    });
+  }
+};
+
+// The strings are taken by rvalue reference: callers move named locals in, so no by-value
+// string is made inside their co_await (proxy/README.md, GCC 12 rule 2).
+net::awaitable<result> ask_directory(worker& w, login_service& service, const login_settings& s,
+                                     std::string&& client, std::string&& user, std::string&& password) {
+  // The directory's own per-step timeouts free its thread; this deadline frees the client
+  // (queue wait included) even when several steps each take nearly their whole timeout.
+  directory_wait wait{w.inbox(), &service, &s, std::move(client), std::move(user), std::move(password),
+                      s.ldap.timeout + std::chrono::seconds(1)};
+  auto r = co_await net::async_initiate<const net::use_awaitable_t<>&, void(result)>(std::move(wait),
+                                                                                     net::use_awaitable);
+  co_return r;
+}
+
+net::awaitable<bool> write_answer(client_connection& c, exchange& ex, http::status status, std::string&& body,
+                                  const login_settings& s, std::chrono::seconds retry_after, bool keep_alive,
+                                  unsigned version) {
+  http::response<http::string_body> res{status, version};
+  res.set(http::field::server, "hallpass");
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  res.set(http::field::cache_control, "no-store");
+  if (status == http::status::proxy_authentication_required) {
+    res.set(http::field::proxy_authenticate, "Basic realm=\"" + s.realm + "\", charset=\"UTF-8\"");
+  }
+  if (retry_after.count() > 0) res.set(http::field::retry_after, std::to_string(retry_after.count()));
+  res.body() = std::move(body);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  ex.status = static_cast<int>(status);
+  c.stream.expires_after(std::chrono::seconds(30));
+  auto [ec, n] = co_await http::async_write(c.io, res, nothrow);
+  ex.bytes_out += n;
+  co_return !ec;
+}
+
+void count(worker& w, kind k) {
+  w.state().metrics.logins.Add({{"result", std::string(login_service::to_string(k))}}).Increment();
+}
+
+}  // namespace
+
+net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex, std::string_view authorization,
+                                   unsigned version, bool keep_alive, bool* again) {
+  *again = false;
+  if (c.inside) {
+    // A request inside an inspected tunnel: the identity the CONNECT signed in with.
+    ex.login = c.login;
+    co_return login_step::proceed;
+  }
+  const auto& s = ex.cfg->daemon.logins;
+  login_service* service = w.state().logins;
+  const login_mode mode = service == nullptr || !s.ldap.configured() ? login_mode::none : s.mode_for(c.ip);
+  if (mode == login_mode::none) co_return login_step::proceed;
+
+  std::string user, password;
+  const bool sent = !authorization.empty();
+  const bool readable = sent && parse_basic(authorization, user, password);
+  const auto now = login_service::clock::now();
+  http::status status = http::status::proxy_authentication_required;
+  std::string body;
+  std::chrono::seconds retry_after{0};
+  if (!sent) {
+    if (mode == login_mode::optional) co_return login_step::proceed;
+    body = "Sign in to use the school internet.\n";
+    ex.reason_override = "login required";
+  } else if (!readable) {
+    body = "The sign-in could not be read: only Basic is accepted here.\n";
+    ex.reason_override = "login unreadable";
+    count(w, kind::bad_credentials);
+  } else if (c.login && now < c.login_until && c.login->user == user &&
+             c.login_digest == service->digest(user, password)) {
+    // The same credentials on the same connection: it signed in already.
+    ex.login = c.login;
+    OPENSSL_cleanse(password.data(), password.size());
+    co_return login_step::proceed;
+  } else if (auto who = service->cached(s.ldap, user, password, now)) {
+    count(w, kind::cached);
+    c.login = who;
+    c.login_digest = service->digest(user, password);
+    c.login_until = now + s.ldap.cache_ttl;
+    ex.login = std::move(who);
+    OPENSSL_cleanse(password.data(), password.size());
+    co_return login_step::proceed;
+  } else if (service->refused(s, c.ip_text, user, now, &retry_after)) {
+    count(w, kind::rate_limited);
+    status = http::status::too_many_requests;
+    body = "Too many wrong passwords. Wait a few minutes, then try again.\n";
+    ex.reason_override = "login refused after too many failures";
+    ex.note = "login rate-limited for user " + user;
+  } else {
+    const auto digest = service->digest(user, password);
+    std::string client = c.ip_text, name = user;
+    auto answer = co_await ask_directory(w, *service, s, std::move(client), std::move(name), std::move(password));
+    count(w, answer.kind);
+    if (answer.kind == kind::ok) {
+      c.login = answer.who;
+      c.login_digest = digest;
+      c.login_until = now + s.ldap.cache_ttl;
+      ex.login = std::move(answer.who);
+      co_return login_step::proceed;
+    }
+    if (answer.kind == kind::bad_credentials) {
+      body = "The user name or password was not right.\n";
+      ex.reason_override = "login failed";
+      ex.note = "login failed for user " + user + ": " + answer.detail;
+      std::cerr << "hallpass: login failed for user " << user << " from " << c.ip_text << ": " << answer.detail
+                << "\n";
+    } else {
+      status = http::status::service_unavailable;
+      body = "The school directory could not check the sign-in just now. Try again in a minute.\n";
+      ex.reason_override = "login directory unavailable";
+      ex.note = "login for user " + user + " not checked: " + answer.detail;
+      std::cerr << "hallpass: login for user " << user << " from " << c.ip_text << " not checked: " << answer.detail
+                << "\n";
+    }
+  }
+  ex.action = outcome::error;
+  // The connection goes on after a 407 (the client retries on it with credentials); a failed
+  // connection forgets any earlier sign-in.
+  c.login.reset();
+  const bool keep = keep_alive && status == http::status::proxy_authentication_required;
+  const bool ok = co_await write_answer(c, ex, status, std::move(body), s, retry_after, keep, version);
+  *again = ok && keep;
+  co_return login_step::answered;
+}
+
+}  // namespace hallpass

@@ -1,0 +1,35 @@
+// The sign-in step of a request on an explicit listener (issue 12, "Logins"): reads
+// Proxy-Authorization (Basic), checks it (the connection's earlier sign-in, the login cache,
+// else the directory through login_service, awaited with a deadline, never blocking the loop),
+// and either lets the request go on with ex.login set, or answers it: 407 with
+// Proxy-Authenticate when a login is required and missing or wrong, 429 when the client or
+// name has failed too often, 503 when the directory cannot answer in time.
+//
+// Per network (logins.networks): required, optional (credentials used when sent; none: the
+// address's role) or none (never asked; a Proxy-Authorization is ignored). A CONNECT signs in
+// on the CONNECT; requests inside an inspected tunnel carry the CONNECT's identity.
+// Credentials are never logged. Runs on the worker's thread.
+#pragma once
+
+#include <string_view>
+
+#include "proxy/exchange.hpp"
+#include "proxy/net.hpp"
+
+namespace hallpass {
+
+class worker;
+struct client_connection;
+
+enum class login_step : std::uint8_t {
+  proceed,  // decide the request (ex.login set when someone signed in)
+  answered, // a 407, 429 or 503 was written; ex filled; the caller finishes the exchange
+};
+
+// `keep_alive`: whether the connection may carry another request after a 407 (the client
+// usually retries at once with credentials on the same connection). On `answered`, *again says
+// whether it may.
+net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex, std::string_view authorization,
+                                   unsigned version, bool keep_alive, bool* again);
+
+}  // namespace hallpass

@@ -1,0 +1,205 @@
+#include "proxy/login_service.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <functional>
+#include <stdexcept>
+
+namespace hallpass {
+
+namespace {
+
+constexpr std::size_t max_cached_users = 100000;
+constexpr std::size_t max_tracked_failures = 100000;  // addresses + names with recent failures
+
+// Drops failure times older than the window; the deque is empty when none is left.
+void expire(std::deque<login_service::clock::time_point>& times, login_service::clock::time_point now,
+            std::chrono::milliseconds within) {
+  while (!times.empty() && times.front() + within <= now) times.pop_front();
+}
+
+}  // namespace
+
+std::string_view login_service::to_string(result_kind k) {
+  switch (k) {
+    case result_kind::ok: return "ok";
+    case result_kind::cached: return "cached";
+    case result_kind::bad_credentials: return "bad_credentials";
+    case result_kind::rate_limited: return "rate_limited";
+    case result_kind::unavailable: return "unavailable";
+    case result_kind::busy: return "busy";
+  }
+  return "unavailable";
+}
+
+login_service::login_service(unsigned threads) {
+  if (RAND_bytes(salt_, sizeof salt_) != 1) throw std::runtime_error("cannot make a random salt for the login cache");
+  threads_.reserve(threads);
+  for (unsigned i = 0; i < std::max(1u, threads); ++i) threads_.emplace_back([this] { run(); });
+}
+
+login_service::~login_service() {
+  std::deque<job> left;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    left.swap(queue_);
+  }
+  work_.notify_all();
+  for (auto& t : threads_) t.join();
+  for (auto& j : left) {
+    result r;
+    r.detail = "the proxy is stopping";
+    j.done(std::move(r));
+  }
+}
+
+std::array<unsigned char, 32> login_service::digest(std::string_view user, std::string_view password) const {
+  std::array<unsigned char, 32> out{};
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  unsigned len = 0;
+  const unsigned char zero = 0;
+  const bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
+                  EVP_DigestUpdate(ctx, salt_, sizeof salt_) == 1 &&
+                  EVP_DigestUpdate(ctx, user.data(), user.size()) == 1 && EVP_DigestUpdate(ctx, &zero, 1) == 1 &&
+                  EVP_DigestUpdate(ctx, password.data(), password.size()) == 1 &&
+                  EVP_DigestFinal_ex(ctx, out.data(), &len) == 1;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) RAND_bytes(out.data(), static_cast<int>(out.size()));  // matches nothing
+  return out;
+}
+
+std::size_t login_service::settings_key(const ldap_settings& s) {
+  // A changed directory, tree or group lookup makes earlier successes count for nothing.
+  const std::hash<std::string> h;
+  return h(s.url + '\n' + s.base_dn + '\n' + s.bind_dn_template + '\n' + s.user_attribute + '\n' + s.user_filter +
+           '\n' + s.group_attribute + '\n' + s.group_base_dn + '\n' + s.group_filter + '\n' + s.group_member_attribute);
+}
+
+std::shared_ptr<const login_identity> login_service::cached(const ldap_settings& s, std::string_view user,
+                                                            std::string_view password, clock::time_point now) {
+  const auto hash = digest(user, password);
+  std::lock_guard lock(mutex_);
+  const auto it = cache_.find(std::string(user));
+  if (it == cache_.end()) return nullptr;
+  const auto& e = it->second;
+  if (e.expires <= now || e.settings_key != settings_key(s)) return nullptr;
+  if (CRYPTO_memcmp(e.hash.data(), hash.data(), hash.size()) != 0) return nullptr;
+  return e.who;
+}
+
+void login_service::remember(const ldap_settings& s, const std::string& user, const std::string& password,
+                             std::shared_ptr<const login_identity> who, clock::time_point now) {
+  if (s.cache_ttl.count() <= 0) return;
+  const auto hash = digest(user, password);
+  std::lock_guard lock(mutex_);
+  if (cache_.size() >= max_cached_users && !cache_.contains(user)) {
+    std::erase_if(cache_, [now](const auto& kv) { return kv.second.expires <= now; });
+    if (cache_.size() >= max_cached_users) return;  // full of live entries: this one is simply not cached
+  }
+  auto& e = cache_[user];
+  e.hash = hash;
+  e.settings_key = settings_key(s);
+  e.who = std::move(who);
+  e.expires = now + s.cache_ttl;
+}
+
+bool login_service::refused(const login_settings& s, const std::string& client, std::string_view user,
+                            clock::time_point now, std::chrono::seconds* retry_after) {
+  std::lock_guard lock(mutex_);
+  const auto over = [&](auto& map, const std::string& key, std::size_t limit) {
+    const auto it = map.find(key);
+    if (it == map.end()) return false;
+    expire(it->second, now, s.failures_within);
+    if (it->second.size() < limit) return false;
+    const auto wait = it->second.front() + s.failures_within - now;
+    *retry_after = std::max(*retry_after, std::chrono::ceil<std::chrono::seconds>(wait));
+    return true;
+  };
+  *retry_after = std::chrono::seconds(0);
+  const bool by_client = over(client_failures_, client, s.failures_per_client);
+  const bool by_user = over(user_failures_, std::string(user), s.failures_per_user);
+  return by_client || by_user;
+}
+
+void login_service::note_failure(const login_settings& s, const std::string& client, const std::string& user,
+                                 clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (now >= next_sweep_ || client_failures_.size() + user_failures_.size() > max_tracked_failures) {
+    next_sweep_ = now + std::chrono::minutes(1);
+    for (auto* map : {&client_failures_, &user_failures_}) {
+      for (auto it = map->begin(); it != map->end();) {
+        expire(it->second, now, s.failures_within);
+        it = it->second.empty() ? map->erase(it) : std::next(it);
+      }
+    }
+  }
+  if (client_failures_.size() + user_failures_.size() > max_tracked_failures) return;  // under attack from everywhere
+  const auto add = [&](std::deque<clock::time_point>& times, std::size_t limit) {
+    times.push_back(now);
+    while (times.size() > limit) times.pop_front();  // only the last `limit` matter
+  };
+  add(client_failures_[client], s.failures_per_client);
+  add(user_failures_[user], s.failures_per_user);
+}
+
+void login_service::check(const login_settings& s, std::string client, std::string user, std::string password,
+                          callback done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_ && queue_.size() < s.ldap.max_queued) {
+      queue_.push_back(job{std::make_shared<const login_settings>(s), std::move(client), std::move(user),
+                           std::move(password), std::move(done)});
+      work_.notify_one();
+      return;
+    }
+  }
+  result r;
+  r.kind = result_kind::busy;
+  r.detail = "too many sign-ins waiting for the directory";
+  done(std::move(r));
+}
+
+void login_service::run() {
+  for (;;) {
+    job j;
+    {
+      std::unique_lock lock(mutex_);
+      work_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      j = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    const auto& s = *j.settings;
+    auto answer = check_login(s.ldap, j.user, j.password);
+    const auto now = clock::now();
+    result r;
+    r.detail = std::move(answer.detail);
+    switch (answer.result) {
+      case directory_answer::status::ok: {
+        auto who = std::make_shared<login_identity>();
+        who->user = j.user;
+        who->groups = std::move(answer.groups);
+        r.kind = result_kind::ok;
+        r.who = who;
+        remember(s.ldap, j.user, j.password, std::move(who), now);
+        break;
+      }
+      case directory_answer::status::bad_credentials:
+        r.kind = result_kind::bad_credentials;
+        note_failure(s, j.client, j.user, now);
+        break;
+      case directory_answer::status::unavailable:
+        r.kind = result_kind::unavailable;
+        break;
+    }
+    // The password goes no further than this thread.
+    OPENSSL_cleanse(j.password.data(), j.password.size());
+    j.done(std::move(r));
+  }
+}
+
+}  // namespace hallpass

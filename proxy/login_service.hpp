@@ -1,0 +1,112 @@
+// login_service: checks proxy sign-ins against the directory off the event loops, remembers
+// recent successes, and slows password guessing. One per daemon, owned by the server, shared
+// by every worker (shared_state::logins).
+//
+// - Directory calls (ldap_directory.hpp's check_login, which blocks) run on the service's own
+//   threads (logins.ldap.max_in_flight, fixed at start), never on an event loop. At most
+//   logins.ldap.max_queued checks wait for a thread; beyond that a check fails at once (busy).
+// - Cache of successful logins: per user name, a salted SHA-256 of the password (the salt is
+//   random per process, so the hashes are useless outside it) with the groups, kept for
+//   logins.ldap.cache_ttl. A hit answers without a directory call; the password itself is never kept.
+// - Failed logins are counted per client address and per user name; past the limits of
+//   logins.failures, further attempts are refused without a directory call until the oldest
+//   failure in the window is older than the window. A name's limit blocks only that name, and
+//   a password that matches the cache still passes, so a guesser cannot lock a user out whose
+//   sign-in is recent; no limit ever applies to everyone.
+//
+// Thread-safety: every member function may be called from any thread. Callbacks of check()
+// run on a directory thread (or on the caller's thread when refused at once); they must be
+// quick and must not throw; an event loop posts them back to itself (login_gate.cpp).
+// The destructor stops the threads after the checks in progress (each bounded by its timeout);
+// checks still queued complete as unavailable.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/ldap_directory.hpp"
+#include "proxy/login_config.hpp"
+
+namespace hallpass {
+
+// Who signed in: shared by the connection that authenticated and its exchanges.
+struct login_identity {
+  std::string user;
+  std::vector<std::string> groups;
+};
+
+class login_service {
+ public:
+  using clock = std::chrono::steady_clock;
+  enum class result_kind : std::uint8_t { ok, cached, bad_credentials, rate_limited, unavailable, busy };
+  struct result {
+    result_kind kind = result_kind::unavailable;
+    std::shared_ptr<const login_identity> who;  // ok, cached
+    std::string detail;                          // for the log; never the password
+  };
+  using callback = std::function<void(result)>;
+
+  // REQUIRES: threads >= 1.
+  explicit login_service(unsigned threads);
+  ~login_service();
+  login_service(const login_service&) = delete;
+  login_service& operator=(const login_service&) = delete;
+
+  // A recent success with this password, or null. Never calls the directory.
+  std::shared_ptr<const login_identity> cached(const ldap_settings& s, std::string_view user,
+                                               std::string_view password, clock::time_point now);
+  // Whether a new attempt from `client` for `user` is refused now; *retry_after: when it may be tried.
+  bool refused(const login_settings& s, const std::string& client, std::string_view user, clock::time_point now,
+               std::chrono::seconds* retry_after);
+  // Queues a directory check (the settings are copied). `done` runs once. Successes are
+  // cached, failures counted (bad_credentials only: a directory outage is nobody's guess).
+  void check(const login_settings& s, std::string client, std::string user, std::string password, callback done);
+
+  static std::string_view to_string(result_kind k);
+
+  // The salted SHA-256 of a user name and password (what the cache and a connection keep).
+  std::array<unsigned char, 32> digest(std::string_view user, std::string_view password) const;
+
+ private:
+  struct job {
+    std::shared_ptr<const login_settings> settings;
+    std::string client, user, password;
+    callback done;
+  };
+  struct cache_entry {
+    std::array<unsigned char, 32> hash{};
+    std::size_t settings_key = 0;
+    std::shared_ptr<const login_identity> who;
+    clock::time_point expires;
+  };
+
+  void run();
+  static std::size_t settings_key(const ldap_settings& s);
+  void note_failure(const login_settings& s, const std::string& client, const std::string& user, clock::time_point now);
+  void remember(const ldap_settings& s, const std::string& user, const std::string& password,
+                std::shared_ptr<const login_identity> who, clock::time_point now);
+
+  unsigned char salt_[32];
+  std::mutex mutex_;
+  std::condition_variable work_;
+  std::deque<job> queue_;
+  bool stopping_ = false;
+  std::unordered_map<std::string, cache_entry> cache_;  // by user name
+  // Failure times within the window, oldest first, per client address and per user name.
+  std::unordered_map<std::string, std::deque<clock::time_point>> client_failures_, user_failures_;
+  clock::time_point next_sweep_{};
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace hallpass

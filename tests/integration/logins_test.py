@@ -1,0 +1,362 @@
+"""Logins on the explicit proxy (issue 12): Basic checked by a simple bind to a real slapd
+(started here from Debian's packages, over StartTLS with a test certificate), groups as roles,
+login required / optional / none per network, the login cache, the guesser's limit, and a
+directory that stalls. Every wait is bounded."""
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import GUEST, PUPIL, STAFF, Origin, Proxy, curl, free_port, raw_request, status_of, wait_for
+
+SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
+SLAPADD = shutil.which("slapadd") or "/usr/sbin/slapadd"
+HAVE_SLAPD = os.path.exists(SLAPD) and os.path.exists(SLAPADD) and shutil.which("ldapmodify")
+GUESSER = "127.0.0.5"
+BASE = "dc=school,dc=test"
+
+TREE = f"""dn: {BASE}
+objectClass: dcObject
+objectClass: organization
+o: School
+dc: school
+
+dn: ou=people,{BASE}
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,{BASE}
+objectClass: organizationalUnit
+ou: groups
+""" + "".join(f"""
+dn: uid={uid},ou=people,{BASE}
+objectClass: inetOrgPerson
+uid: {uid}
+cn: {uid}
+sn: {uid}
+userPassword: {pw}
+""" for uid, pw in [("dave", "dave-pw"), ("sam", "sam-pw"), ("carol", "carol-pw"), ("victim", "victim-pw"), ("erin", "erin-pw")]) + f"""
+dn: cn=Year 6,ou=groups,{BASE}
+objectClass: groupOfNames
+cn: Year 6
+member: uid=dave,ou=people,{BASE}
+member: uid=carol,ou=people,{BASE}
+
+dn: cn=Staff,ou=groups,{BASE}
+objectClass: groupOfNames
+cn: Staff
+member: uid=sam,ou=people,{BASE}
+member: uid=carol,ou=people,{BASE}
+"""
+
+
+class Slapd:
+    """slapd from Debian on 127.0.0.1:PORT (ldap:// with StartTLS), an mdb database made with slapadd."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="hallpass-slapd-")
+        self.port = free_port()
+        d = self.dir
+        os.makedirs(f"{d}/db")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", f"{d}/key.pem", "-out", f"{d}/cert.pem"],
+                       check=True, capture_output=True, timeout=60)
+        self.ca_file = f"{d}/cert.pem"
+        with open(f"{d}/slapd.conf", "w") as f:
+            f.write(f"""include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/nis.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile {d}/slapd.pid
+TLSCertificateFile {d}/cert.pem
+TLSCertificateKeyFile {d}/key.pem
+database mdb
+maxsize 10485760
+suffix "{BASE}"
+rootdn "cn=admin,{BASE}"
+rootpw admin-secret
+directory {d}/db
+access to attrs=userPassword by anonymous auth by self read by * none
+access to * by * read
+""")
+        with open(f"{d}/tree.ldif", "w") as f:
+            f.write(TREE)
+        subprocess.run([SLAPADD, "-f", f"{d}/slapd.conf", "-l", f"{d}/tree.ldif"], check=True, capture_output=True,
+                       timeout=60)
+        self.proc = subprocess.Popen([SLAPD, "-f", f"{d}/slapd.conf", "-h", f"ldap://127.0.0.1:{self.port}/", "-d", "0"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: _can_connect(self.port), timeout=20, what="slapd to listen")
+
+    def modify(self, ldif):
+        subprocess.run(["ldapmodify", "-x", "-H", f"ldap://127.0.0.1:{self.port}", "-D", f"cn=admin,{BASE}",
+                        "-w", "admin-secret"], input=ldif.encode(), check=True, capture_output=True, timeout=20)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _can_connect(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Staller:
+    """A 'directory' that accepts connections and never says anything."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def with_group_roles(text):
+    # staff also by group; a Year 6 class role (after staff in policy order) that blocks social media.
+    text = text.replace("  staff:\n    networks:", "  staff:\n    groups: [Staff]\n    networks:")
+    return text.replace("  guests:\n", "  year6:\n    groups: [\"Year 6\"]\n    default: allow\n    rules:\n"
+                                       "      - {action: block, categories: [social_media]}\n  guests:\n")
+
+
+def logins_section(url, ca_file, cache_ttl="2s", timeout="2s"):
+    return f"""
+logins:
+  realm: "Test School internet"
+  networks:
+    - {{networks: [127.0.0.0/8], login: required}}
+    - {{networks: ["{STAFF}/32"], login: optional}}
+    - {{networks: ["{GUEST}/32"], login: none}}
+  ldap:
+    url: "{url}"
+    ca_file: "{ca_file}"
+    base_dn: "ou=people,{BASE}"
+    user_attribute: uid
+    group_base_dn: "ou=groups,{BASE}"
+    group_member_attribute: member
+    timeout: {timeout}
+    cache_ttl: {cache_ttl}
+  failures: {{per_client: 3, per_user: 3, within: 1m}}
+"""
+
+
+@unittest.skipUnless(HAVE_SLAPD, "slapd, slapadd or ldapmodify is not installed (apt-get install slapd ldap-utils)")
+class LoginsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.nginx = Origin()
+        cls.slapd = Slapd()
+        cls.proxy = Proxy(extra=logins_section(f"ldap://127.0.0.1:{cls.slapd.port}", cls.slapd.ca_file),
+                          policy_edit=with_group_roles)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.slapd.stop()
+        cls.nginx.stop()
+
+    def url(self, host, path="/small"):
+        return f"http://{host}:{self.nginx.port}{path}"
+
+    def get(self, host, user=None, source=PUPIL, extra=()):
+        args = list(extra) + (["--proxy-user", user] if user else [])
+        return curl(self.proxy, self.url(host), source=source, extra=args)
+
+    def last_log(self, host):
+        lines = self.proxy.log_lines()
+        mine = [l for l in lines if l.get("host") == host]
+        self.assertTrue(mine, f"no log line for {host}")
+        return mine[-1]
+
+    def test_right_password_signs_in_and_the_group_is_the_role(self):
+        status, body, err = self.get("origin.test", "sam:sam-pw")
+        self.assertEqual(status, 200, err)
+        # sam is in Staff: staff's rules, though the address is a pupil's.
+        status, _, err = self.get("facebook.test", "sam:sam-pw")
+        self.assertEqual(status, 200, err)
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("user") == "sam" and
+                                 l.get("host") == "facebook.test"], what="sam's line")[-1]
+        self.assertEqual(line["role"], "staff")
+        # dave is in Year 6 only: the Year 6 role blocks social media, and the page says who.
+        status, body, err = self.get("facebook.test", "dave:dave-pw")
+        self.assertEqual(status, 403, err)
+        self.assertIn(b"<dt>Signed in as</dt><dd>dave</dd>", body)
+        self.assertIn(b'name="requester" required maxlength="200" autocomplete="name" value="dave"', body)
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("user") == "dave"], what="dave's line")[-1]
+        self.assertEqual(line["role"], "year6")
+
+    def test_a_user_in_two_groups_gets_the_first_role_in_policy_order(self):
+        status, _, err = self.get("facebook.test", "carol:carol-pw")
+        self.assertEqual(status, 200, err)  # Staff (staff comes before year6 in the policy)
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("user") == "carol"], what="carol")[-1]
+        self.assertEqual(line["role"], "staff")
+
+    def test_missing_or_wrong_password_is_407_counted_and_never_logged(self):
+        out = raw_request(self.proxy, f"GET {self.url('origin.test')} HTTP/1.1\r\nHost: origin.test\r\n"
+                                      f"Connection: close\r\n\r\n".encode())
+        self.assertEqual(status_of(out), 407)
+        self.assertIn(b'Proxy-Authenticate: Basic realm="Test School internet"', out)
+        before = self.proxy.metric("hallpass_logins_total", {"result": "bad_credentials"})
+        status, _, err = self.get("origin.test", "dave:not-the-Secret-123", source="127.0.0.7")
+        self.assertEqual(status, 407, err)
+        after = self.proxy.metric("hallpass_logins_total", {"result": "bad_credentials"})
+        self.assertEqual(after, before + 1)
+        # Nothing anywhere holds the password (the log and stderr name the user only).
+        with open(self.proxy.access_log) as f:
+            log = f.read()
+        self.assertNotIn("not-the-Secret-123", log)
+        self.assertNotIn("not-the-Secret-123", "".join(self.proxy.stderr_lines))
+        self.assertIn("login failed for user dave", "".join(self.proxy.stderr_lines))
+        for good in ("dave-pw", "sam-pw"):
+            self.assertNotIn(good, log)
+
+    def test_a_guesser_is_refused_while_another_user_still_signs_in(self):
+        for i in range(3):
+            status, _, err = self.get("origin.test", f"victim:guess{i}", source=GUESSER)
+            self.assertEqual(status, 407, err)
+        t0 = time.monotonic()
+        status, _, err = self.get("origin.test", "victim:guess-more", source=GUESSER)
+        self.assertEqual(status, 429, err)
+        # Even the right password is not tried from that address now (no directory call).
+        status, _, err = self.get("origin.test", "sam:sam-pw", source=GUESSER)
+        self.assertEqual(status, 429, err)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertGreaterEqual(self.proxy.metric("hallpass_logins_total", {"result": "rate_limited"}), 2)
+        # Someone else, elsewhere, is not locked out.
+        status, _, err = self.get("origin.test", "sam:sam-pw", source="127.0.0.8")
+        self.assertEqual(status, 200, err)
+
+    def test_keep_alive_connection_asks_the_directory_once(self):
+        before = sum(self.proxy.metric("hallpass_logins_total", {"result": r}) for r in ("ok", "cached"))
+        cmd = ["curl", "-sS", "--max-time", "20", "-x", f"http://127.0.0.1:{self.proxy.port}", "--interface", PUPIL,
+               "--proxy-user", "carol:carol-pw", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
+               "-w", "%{http_code} %{num_connects}\n", self.url("origin.test"), self.url("origin.test", "/small?2"),
+               self.url("origin.test", "/small?3")]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        lines = r.stdout.split()
+        self.assertEqual(lines[0::2], ["200", "200", "200"], r.stderr)
+        self.assertEqual(lines[1::2], ["1", "0", "0"], r.stdout)  # one connection
+        after = sum(self.proxy.metric("hallpass_logins_total", {"result": r}) for r in ("ok", "cached"))
+        self.assertEqual(after, before + 1)
+
+    def test_optional_and_none_networks(self):
+        # optional: nothing sent -> the address's role (staff); credentials sent -> the user's.
+        status, _, err = self.get("facebook.test", source=STAFF)
+        self.assertEqual(status, 200, err)
+        status, _, err = self.get("facebook.test", "dave:dave-pw", source=STAFF)
+        self.assertEqual(status, 403, err)
+        status, _, err = self.get("origin.test", "dave:wrong", source=STAFF)
+        self.assertEqual(status, 407, err)  # sent and wrong is refused even where optional
+        # none: never asked, credentials ignored, the guest network's role.
+        status, _, err = self.get("facebook.test", source=GUEST)
+        self.assertEqual(status, 403, err)
+        status, _, err = self.get("origin.test", "sam:sam-pw", source=GUEST)
+        self.assertEqual(status, 200, err)
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("client") == GUEST and
+                                 l.get("host") == "origin.test"], what="the guest's line")[-1]
+        self.assertIsNone(line["user"])
+        self.assertEqual(line["role"], "guests")
+
+    def test_connect_signs_in_on_the_connect(self):
+        out = raw_request(self.proxy, b"CONNECT facebook.test:443 HTTP/1.1\r\nHost: facebook.test:443\r\n\r\n")
+        self.assertEqual(status_of(out), 407)
+        cred = __import__("base64").b64encode(b"dave:dave-pw").decode()
+        out = raw_request(self.proxy, f"CONNECT facebook.test:443 HTTP/1.1\r\nHost: facebook.test:443\r\n"
+                                      f"Proxy-Authorization: Basic {cred}\r\n\r\n".encode())
+        self.assertEqual(status_of(out), 403)
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("method") == "CONNECT" and
+                                 l.get("user") == "dave"], what="dave's CONNECT")[-1]
+        self.assertEqual(line["role"], "year6")
+
+    def test_explain_with_groups_decides_as_for_a_signed_in_user(self):
+        from harness import BIN
+        r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", os.path.join(self.proxy.dir, "state"), "--client", STAFF, "--user", "dave",
+                            "--groups", "Year 6, Pupils", "http://facebook.test/"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("BLOCK", r.stdout)
+        self.assertIn("year6 (signed-in user is in group Year 6)", r.stdout)
+        r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", os.path.join(self.proxy.dir, "state"), "--client", STAFF, "http://facebook.test/"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertIn("ALLOW", r.stdout)  # the address's role without groups
+
+    def test_zz_group_change_is_picked_up_after_the_cache_lifetime(self):
+        # erin is in no group: the address's role (pupils). Signed in once (cached for 2s)...
+        status, _, err = self.get("facebook.test", "erin:erin-pw", source="127.0.0.9")
+        self.assertEqual(status, 403, err)
+        self.slapd.modify(f"dn: cn=Staff,ou=groups,{BASE}\nchangetype: modify\nadd: member\n"
+                          f"member: uid=erin,ou=people,{BASE}\n")
+        status, _, err = self.get("facebook.test", "erin:erin-pw", source="127.0.0.9")
+        self.assertEqual(status, 403, err)  # still the cached groups
+        time.sleep(2.5)
+        status, _, err = self.get("facebook.test", "erin:erin-pw", source="127.0.0.9")
+        self.assertEqual(status, 200, err)  # now staff
+
+
+@unittest.skipUnless(HAVE_SLAPD, "slapd is not installed")
+class StalledDirectoryTest(unittest.TestCase):
+    def test_a_directory_that_says_nothing_gives_503_within_the_deadline(self):
+        nginx = Origin()
+        staller = Staller()
+        proxy = Proxy(extra=logins_section(f"ldap://127.0.0.1:{staller.port}", "/etc/ssl/certs/ca-certificates.crt",
+                                           timeout="1s"), policy_edit=with_group_roles)
+        try:
+            results = []
+
+            def ask():
+                t0 = time.monotonic()
+                status, _, _ = curl(proxy, f"http://origin.test:{nginx.port}/small", extra=["--proxy-user", "sam:sam-pw"])
+                results.append((status, time.monotonic() - t0))
+
+            threads = [threading.Thread(target=ask) for _ in range(3)]
+            for t in threads:
+                t.start()
+            # Others are unaffected meanwhile: the guest network needs no login.
+            t0 = time.monotonic()
+            status, _, err = curl(proxy, f"http://origin.test:{nginx.port}/small", source=GUEST)
+            self.assertEqual(status, 200, err)
+            self.assertLess(time.monotonic() - t0, 1.0)
+            for t in threads:
+                t.join(20)
+            self.assertEqual(len(results), 3)
+            for status, took in results:
+                self.assertEqual(status, 503)
+                self.assertLess(took, 4.0)  # timeout 1s (+1s for the whole wait)
+            self.assertGreaterEqual(proxy.metric("hallpass_logins_total", {"result": "unavailable"}), 3)
+        finally:
+            proxy.stop()
+            staller.stop()
+            nginx.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
