@@ -170,6 +170,7 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
 
   download_request d;
   d.url = f.url;
+  d.ca_file = f.ca_file;
   d.into = download_file.string();
   d.connect_timeout = f.connect_timeout;
   d.total_timeout = f.timeout;
@@ -302,6 +303,7 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
     }
   }
   r.ok = true;
+  r.version = version;
   return r;
 }
 
