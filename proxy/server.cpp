@@ -367,6 +367,7 @@ int run_server(const run_options& options) {
   main_ioc.run();
   ::unlink(pid_file.c_str());
   for (auto& w : workers) w->join();
+  wait_for_released_configurations(std::chrono::seconds{10});
   state.admin = nullptr;
   admin.stop();
   const std::size_t left = state.connections();
