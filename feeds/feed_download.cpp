@@ -83,6 +83,11 @@ download_result download(const download_request& r) {
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!r.ca_file.empty()) {
+    // CAINFO replaces Debian's bundle file, but the CA directory (/etc/ssl/certs, libcurl's
+    // built-in CAPATH) is still searched: the feed's CA is trusted besides the system's.
+    curl_easy_setopt(c, CURLOPT_CAINFO, r.ca_file.c_str());
+  }
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(r.connect_timeout.count()));
   curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(r.total_timeout.count()));
   curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(r.max_bytes));
@@ -122,6 +127,12 @@ download_result download(const download_request& r) {
   if (s.write_failed || !closed) return fail("cannot write " + r.into + " (disk full?)");
   if (rc == CURLE_OPERATION_TIMEDOUT) {
     return fail(std::string("timed out (") + (curl_error[0] ? curl_error : curl_easy_strerror(rc)) +
+                ")");
+  }
+  if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE) {
+    return fail(std::string("the server's certificate could not be verified (") +
+                (curl_error[0] ? curl_error : curl_easy_strerror(rc)) +
+                (r.ca_file.empty() ? "; a private mirror's CA goes in the feed's ca_file" : "; ca_file " + r.ca_file) +
                 ")");
   }
   if (rc != CURLE_OK) return fail(curl_error[0] ? curl_error : curl_easy_strerror(rc));

@@ -17,6 +17,7 @@ struct download_request {
   std::string credentials;    // "user:password" for HTTP basic auth, or empty; never logged
   std::string etag;           // from the version on disk: sent as If-None-Match
   std::string last_modified;  // sent as If-Modified-Since
+  std::string ca_file;        // PEM CAs trusted besides the system's (a private mirror's CA), or empty
   std::string into;           // the file the body is written to (created; removed on failure)
   std::chrono::seconds connect_timeout{20};
   std::chrono::seconds total_timeout{600};

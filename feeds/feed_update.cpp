@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <set>
 
 #include "feeds/feed_download.hpp"
 
@@ -131,6 +130,33 @@ bool relink(const fs::path& link, const std::string& target, std::string* error)
   return !ec;
 }
 
+void sort_unique(std::vector<std::string>& v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+}
+
+// Entries in `after` and not in `before` (added), and the other way round (removed); both
+// sorted and without repeats.
+void count_differences(const std::vector<std::string>& before,
+                       const std::vector<std::string>& after, list_change& c) {
+  std::size_t i = 0, j = 0;
+  while (i < before.size() && j < after.size()) {
+    const int cmp = before[i].compare(after[j]);
+    if (cmp < 0) {
+      ++c.removed;
+      ++i;
+    } else if (cmp > 0) {
+      ++c.added;
+      ++j;
+    } else {
+      ++i;
+      ++j;
+    }
+  }
+  c.removed += before.size() - i;
+  c.added += after.size() - j;
+}
+
 }  // namespace
 
 std::vector<std::string> read_entries(const std::string& path) {
@@ -170,6 +196,7 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
 
   download_request d;
   d.url = f.url;
+  d.ca_file = f.ca_file;
   d.into = download_file.string();
   d.connect_timeout = f.connect_timeout;
   d.total_timeout = f.timeout;
@@ -230,23 +257,25 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
                 (f.locked ? " (the feed is locked: a missing list is never accepted)" : "");
       return r;
     }
-    const auto now_entries = list_entries(fresh, f, list);
-    if (now_entries.size() < minimum) {
+    auto now_entries = list_entries(fresh, f, list);
+    const std::size_t count = now_entries.size();
+    if (count < minimum) {
       r.error = "list " + shown + " has " + std::to_string(now_entries.size()) +
                 " entries, fewer than its minimum of " + std::to_string(minimum) +
                 (f.locked ? " (the feed is locked: an empty list is never accepted)" : "");
       return r;
     }
-    std::set<std::string> before;
-    if (have_current) {
-      for (auto& e : list_entries(current, f, list)) before.insert(std::move(e));
-    }
-    const std::set<std::string> after(now_entries.begin(), now_entries.end());
+    // Sorted vectors, not std::set: the adult list alone can hold millions of entries (4.1 M
+    // in the bench), and node-per-entry sets made the update slow and large (bench/README.md,
+    // issue 11).
+    std::vector<std::string> after = std::move(now_entries), before;
+    if (have_current) before = list_entries(current, f, list);
+    sort_unique(after);
+    sort_unique(before);
     list_change c;
     c.list = list;
-    c.entries = now_entries.size();
-    for (const auto& e : after) c.added += before.count(e) == 0;
-    for (const auto& e : before) c.removed += after.count(e) == 0;
+    c.entries = count;
+    count_differences(before, after, c);
     r.changes.push_back(c);
   }
 
@@ -302,6 +331,7 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
     }
   }
   r.ok = true;
+  r.version = version;
   return r;
 }
 

@@ -34,6 +34,7 @@ struct update_result {
   bool unchanged = false;            // 304 Not Modified: nothing was written
   std::string error;                 // when !ok: what failed, in words (never the credentials)
   std::vector<list_change> changes;  // each list the policy uses, when updated
+  std::string version;               // the new version's directory name, when updated
 };
 
 // REQUIRES: f comes from a loaded policy (f.lists names the lists its categories use).

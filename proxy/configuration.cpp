@@ -2,9 +2,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <system_error>
+#include <thread>
 
 #include "certs/origin_context.hpp"
 #include "rules/policy_loader.hpp"
@@ -80,6 +84,43 @@ std::string feeds_dir_for(const std::string& path, const overrides& o) {
 
 }  // namespace
 
+namespace {
+
+thread_local bool event_loop_thread = false;
+std::atomic<int> being_released{0};
+
+// The deleter of every configuration (configuration.hpp, mark_event_loop_thread).
+void release_configuration(configuration* c) {
+  if (!event_loop_thread) {
+    delete c;
+    return;
+  }
+  being_released.fetch_add(1);
+  try {
+    std::thread([c] {
+      delete c;
+      being_released.fetch_sub(1);
+    }).detach();
+  } catch (const std::system_error&) {
+    // No thread to be had: free it here, a stall rather than a leak.
+    being_released.fetch_sub(1);
+    delete c;
+  }
+}
+
+}  // namespace
+
+void mark_event_loop_thread() {
+  event_loop_thread = true;
+}
+
+void wait_for_released_configurations(std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (being_released.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 config_load_result load_configuration(const std::string& path, const overrides& o, std::uint64_t generation,
                                       const configuration* previous) {
   config_load_result out;
@@ -91,7 +132,7 @@ config_load_result load_configuration(const std::string& path, const overrides& 
   out.errors = std::move(policy.errors);
   out.warnings = std::move(policy.warnings);
 
-  auto c = std::make_shared<configuration>();
+  std::shared_ptr<configuration> c(new configuration, release_configuration);
   c->path = path;
   c->generation = generation;
   // The daemon sections are read only from a file that parsed as YAML (else the policy

@@ -25,7 +25,11 @@ usage:
       Download, verify and install the policy's feeds (default config /etc/hallpass/school.yaml),
       then ask the running daemon to reload. Exit 1 when a feed failed (its lists in force stay).
   hallpass feeds status [--config FILE] [--state-dir DIR]
-      Each feed's last update, age and entry counts; exit 1 when a feed is missing.
+      Each feed's last update, age and entry counts, and when the proxy last loaded it (from
+      STATE_DIR/feeds/history); exit 1 when a feed is missing.
+  hallpass feeds history [--since DURATION] [--config FILE] [--state-dir DIR]
+      The feeds' downloads and loads since DURATION ago (default 7d), as a table for the weekly
+      figures.
   hallpass explain --config FILE (--role NAME | --client ADDRESS) [--user NAME]
                    [--at "YYYY-MM-DD HH:MM"] [--method M] [--json] URL
       Decide one request as the proxy would and say why: the role and how it was chosen,

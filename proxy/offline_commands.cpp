@@ -12,9 +12,12 @@
 #include "certs/authority.hpp"
 #include "certs/origin_context.hpp"
 #include "certs/x509_fields.hpp"
+#include "feeds/feed_history.hpp"
 #include "feeds/feed_update.hpp"
+#include "rules/exception_index.hpp"
 #include "rules/explain.hpp"
 #include "rules/policy_loader.hpp"
+#include "rules/yaml_reader.hpp"
 #include "proxy/configuration.hpp"
 #include "store/exception_store.hpp"
 
@@ -346,27 +349,109 @@ void ask_daemon_to_reload(const std::string& state_dir) {
   std::cout << "Asked the running daemon (pid " << pid << ") to reload.\n";
 }
 
+// "2026-12-02 03:12 UTC" for Unix seconds.
+std::string utc_minutes(std::int64_t t) {
+  return certs::utc_text(std::chrono::system_clock::time_point{std::chrono::seconds{t}});
+}
+
+// The last "loaded" (by the daemon) and "updated" (by `feeds update`) entry of each feed, for
+// `feeds status`: the DfE standard's "when each list was last loaded".
+void print_last_loads(const rules::policy& p, const feeds::history_read& h, std::int64_t now, std::ostream& out) {
+  out << "Last loaded (from the load history; `hallpass feeds history` lists the week's loads):\n";
+  for (const auto& f : p.feeds) {
+    const feeds::history_entry* loaded = nullptr;
+    const feeds::history_entry* updated = nullptr;
+    for (const auto& e : h.entries) {
+      if (e.feed != f.name) continue;
+      if (e.event == "loaded") loaded = &e;
+      if (e.event == "updated") updated = &e;
+    }
+    out << "  " << f.name << ": ";
+    if (loaded) {
+      out << "loaded by the proxy " << utc_minutes(loaded->time) << " ("
+          << rules::duration_text(std::chrono::seconds{std::max<std::int64_t>(0, now - loaded->time)}) << " ago, version "
+          << loaded->version << ")";
+    } else {
+      out << "never loaded by the proxy";
+    }
+    if (updated) out << "; last updated " << utc_minutes(updated->time) << " (version " << updated->version << ")";
+    out << "\n";
+  }
+  if (h.unreadable) out << "  (" << h.unreadable << " lines of the history could not be read and were skipped)\n";
+}
+
+std::string thousands(std::size_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
+  return s;
+}
+
+// `feeds history`: the loads since a time, as a Markdown table the DSL pastes into the weekly
+// figures.
+void print_history(const rules::policy& p, const feeds::history_read& h, std::int64_t since, std::int64_t now,
+                   std::string_view since_text, std::ostream& out) {
+  out << "Category feed loads, " << utc_minutes(since) << " to " << utc_minutes(now) << " (last " << since_text
+      << "):\n\n| When (UTC) | Feed | What | Version | Entries | Added | Removed |\n|---|---|---|---|---|---|---|\n";
+  std::size_t rows = 0;
+  for (const auto& e : h.entries) {
+    if (e.time < since || e.time > now) continue;
+    std::size_t entries = 0, added = 0, removed = 0;
+    bool diffed = false;
+    for (const auto& l : e.lists) {
+      entries += l.entries;
+      if (l.added && l.removed) {
+        diffed = true;
+        added += *l.added;
+        removed += *l.removed;
+      }
+    }
+    std::string when = utc_minutes(e.time);
+    if (when.ends_with(" UTC")) when.resize(when.size() - 4);
+    out << "| " << when << " | " << e.feed << " | "
+        << (e.event == "loaded" ? "loaded by the proxy" : e.event == "updated" ? "downloaded (feeds update)" : e.event)
+        << " | " << e.version << " | " << thousands(entries) << " | " << (diffed ? thousands(added) : "") << " | "
+        << (diffed ? thousands(removed) : "") << " |\n";
+    ++rows;
+  }
+  if (rows == 0) out << "| (none) | | | | | | |\n";
+  out << "\n";
+  for (const auto& f : p.feeds) {
+    const feeds::history_entry* last = nullptr;
+    for (const auto& e : h.entries) {
+      if (e.feed == f.name && e.event == "loaded") last = &e;
+    }
+    out << "Feed " << f.name << " last loaded by the proxy: "
+        << (last ? utc_minutes(last->time) + " (version " + last->version + ")" : std::string("never")) << "\n";
+  }
+  if (h.unreadable) out << "(" << h.unreadable << " lines of the history could not be read and were skipped)\n";
+}
+
 }  // namespace
 
 int run_feeds(const std::vector<std::string>& args) {
   constexpr const char* usage_text =
       "usage: hallpass feeds update [--feed NAME] [--config FILE] [--state-dir DIR]\n"
-      "       hallpass feeds status [--config FILE] [--state-dir DIR]\n";
-  if (args.empty() || (args[0] != "update" && args[0] != "status")) {
+      "       hallpass feeds status [--config FILE] [--state-dir DIR]\n"
+      "       hallpass feeds history [--since DURATION] [--config FILE] [--state-dir DIR]   (default --since 7d)\n";
+  if (args.empty() || (args[0] != "update" && args[0] != "status" && args[0] != "history")) {
     std::cerr << "hallpass feeds: " << (args.empty() ? "a verb is required" : "unknown verb '" + args[0] + "'") << "\n"
               << usage_text;
     return 2;
   }
-  const bool update = args[0] == "update";
-  std::string config = "/etc/hallpass/school.yaml", state_dir, only, error;
+  const bool update = args[0] == "update", history = args[0] == "history";
+  std::string config = "/etc/hallpass/school.yaml", state_dir, only, since_text = "7d", error;
   arg_reader r{args};
   r.i = 1;
   while (!r.done() && error.empty()) {
     if (r.take("--config", config, error) || r.take("--state-dir", state_dir, error) ||
-        (update && r.take("--feed", only, error))) {
+        (update && r.take("--feed", only, error)) || (history && r.take("--since", since_text, error))) {
       continue;
     }
     error = "unknown argument '" + r.peek() + "'";
+  }
+  const auto since_duration = rules::parse_duration(since_text);
+  if (error.empty() && (!since_duration || *since_duration < std::chrono::seconds{1})) {
+    error = "--since must be a duration like 7d, 24h or 30m, not '" + since_text + "'";
   }
   if (!error.empty()) {
     std::cerr << "hallpass feeds: " << error << "\n" << usage_text;
@@ -374,7 +459,7 @@ int run_feeds(const std::vector<std::string>& args) {
   }
   overrides o;
   if (!state_dir.empty()) o.state_dir = state_dir;
-  o.feeds_may_be_missing = update;
+  o.feeds_may_be_missing = update || history;
   const auto loaded = load_configuration(config, o, 1);
   if (!loaded.config) {
     print_diagnostics(loaded.errors, std::cerr);
@@ -383,23 +468,34 @@ int run_feeds(const std::vector<std::string>& args) {
   }
   const auto& p = *loaded.config->policy;
   const std::string dir = loaded.config->daemon.state_dir;
+  const std::string feeds_dir = dir + "/feeds";
+  const std::int64_t now = unix_now();
   if (!update) {
     if (p.feeds.empty()) {
       std::cout << config << " has no feeds section.\n";
       return 0;
     }
-    std::cout << rules::feeds_summary(p, std::chrono::sys_seconds{std::chrono::seconds{unix_now()}});
+    const auto h = feeds::read_history(feeds_dir);
+    if (!h.error.empty()) std::cerr << "hallpass feeds: " << h.error << "\n";
+    if (history) {
+      const auto span = std::chrono::duration_cast<std::chrono::seconds>(*since_duration).count();
+      print_history(p, h, now - span, now, since_text, std::cout);
+      return h.error.empty() ? 0 : 1;
+    }
+    std::cout << rules::feeds_summary(p, std::chrono::sys_seconds{std::chrono::seconds{now}});
+    print_last_loads(p, h, now, std::cout);
     const bool missing = std::any_of(p.feeds.begin(), p.feeds.end(), [](const auto& f) { return !f.present; });
-    return missing ? 1 : 0;
+    return missing || !h.error.empty() ? 1 : 0;
   }
   if (!only.empty() && std::none_of(p.feeds.begin(), p.feeds.end(), [&](const auto& f) { return f.name == only; })) {
     std::cerr << "hallpass feeds update: " << config << " has no feed '" << only << "'\n";
     return 2;
   }
   feeds::update_options uo;
-  uo.feeds_dir = dir + "/feeds";
-  uo.now = unix_now();
+  uo.feeds_dir = feeds_dir;
+  uo.now = now;
   int failures = 0, changed = 0;
+  std::vector<feeds::history_entry> updated;
   for (const auto& f : p.feeds) {
     if (!only.empty() && f.name != only) continue;
     const auto u = feeds::update_feed(f, uo);
@@ -415,10 +511,17 @@ int run_feeds(const std::vector<std::string>& args) {
     }
     ++changed;
     std::cout << "feed " << f.name << ": updated in " << uo.feeds_dir << "/" << f.name << "/current\n";
+    feeds::history_entry e{now, "updated", f.name, u.version, {}};
     for (const auto& c : u.changes) {
       std::cout << "  " << f.name << "/" << c.list << ": " << c.entries << " entries, +" << c.added << " -"
                 << c.removed << "\n";
+      e.lists.push_back({c.list, c.entries, c.added, c.removed});
     }
+    updated.push_back(std::move(e));
+  }
+  // Recorded before the reload, so that the daemon's "loaded" line follows it.
+  if (auto e = feeds::append_history(feeds_dir, updated); !e.empty()) {
+    std::cerr << "hallpass feeds update: warning: the load history was not written: " << e << "\n";
   }
   if (changed > 0) ask_daemon_to_reload(dir);
   return failures > 0 ? 1 : 0;

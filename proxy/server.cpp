@@ -15,6 +15,7 @@
 #include <mutex>
 #include <vector>
 
+#include "feeds/feed_history.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/admin_server.hpp"
 #include "proxy/metrics.hpp"
@@ -279,6 +280,18 @@ int run_server(const run_options& options) {
     std::cerr << "hallpass: running as " << *options.user << "\n";
   }
 
+  // STATE_DIR/feeds/history gets a "loaded" line for each feed version this daemon starts
+  // serving (feeds/feed_history.hpp). Called on the signal thread or the admin thread, never
+  // on a worker's event loop: it writes and syncs a small file.
+  auto record_feed_loads = [](const rules::policy* before, const configuration& after) {
+    const auto loads = feeds::loads_between(before, *after.policy, std::chrono::duration_cast<std::chrono::seconds>(
+                                                                      std::chrono::system_clock::now().time_since_epoch())
+                                                                      .count());
+    if (auto e = feeds::append_history(after.daemon.state_dir + "/feeds", loads); !e.empty()) {
+      std::cerr << "hallpass: warning: the feeds' load history was not written: " << e << std::endl;
+    }
+  };
+
   // One reload for SIGHUP and `hallpassctl reload`: validate aside, swap, or keep the old one.
   std::mutex reload_report_mutex;
   auto reload = [&]() -> std::pair<std::string, std::uint64_t> {
@@ -296,6 +309,7 @@ int run_server(const run_options& options) {
     }
     m->reloads.Increment();
     m->policy_generation.Set(static_cast<double>(r.config->generation));
+    record_feed_loads(before->policy.get(), *r.config);
     std::cerr << "hallpass: reloaded " << options.config_path << ": policy generation " << r.config->generation
               << std::endl;
     const auto& a = before->daemon;
@@ -351,6 +365,7 @@ int run_server(const run_options& options) {
   if (std::ofstream pf(pid_file); !(pf << ::getpid() << "\n")) {
     std::cerr << "hallpass: warning: cannot write " << pid_file << ": feeds update cannot ask for a reload\n";
   }
+  record_feed_loads(nullptr, *cfg);
 
   bool stopping = false;
   net::steady_timer drain_timer(main_ioc);
@@ -389,6 +404,7 @@ int run_server(const run_options& options) {
   for (auto& w : workers) w->join();
   pac.stop();
   leases.stop();
+  wait_for_released_configurations(std::chrono::seconds{10});
   state.admin = nullptr;
   admin.stop();
   const std::size_t left = state.connections();

@@ -73,7 +73,10 @@ void worker::start() {
   for (auto& a : acceptors_)
     net::co_spawn(ioc_, accept_loop(*a), stop_daemon_on_failure{accept_loop_name_.c_str()});
   net::co_spawn(ioc_, sweep_loop(), stop_daemon_on_failure{sweep_loop_name_.c_str()});
-  thread_ = std::thread([this] { run_until_stopped(ioc_, "worker " + std::to_string(index_)); });
+  thread_ = std::thread([this] {
+    mark_event_loop_thread();
+    run_until_stopped(ioc_, "worker " + std::to_string(index_));
+  });
 }
 
 void worker::join() {

@@ -55,6 +55,7 @@ struct feed {
   std::string url;
   feed_format format = feed_format::ut1;
   std::string credentials_file;  // "user:password" on one line; never logged
+  std::string ca_file;           // PEM CAs trusted for this feed's HTTPS besides the system's
   std::size_t min_entries = 1;   // each list the policy uses, at update time
   bool locked = false;           // every category fed by it is locked
   std::chrono::seconds connect_timeout{20};  // `feeds update`: to connect (TLS included)

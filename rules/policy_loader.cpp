@@ -833,8 +833,8 @@ class loader : private yaml_reader {
       const YAML::Node& n = kv.second;
       feed f;
       f.name = name;
-      if (check_map(n, what, {"url", "format", "credentials_file", "min_entries", "locked", "connect_timeout",
-                              "timeout", "max_mib"})) {
+      if (check_map(n, what, {"url", "format", "credentials_file", "ca_file", "min_entries", "locked",
+                              "connect_timeout", "timeout", "max_mib"})) {
         if (n["connect_timeout"]) {
           if (auto d = duration(n["connect_timeout"], what + " connect_timeout")) {
             f.connect_timeout = std::max(std::chrono::seconds{1}, std::chrono::ceil<std::chrono::seconds>(*d));
@@ -875,6 +875,10 @@ class loader : private yaml_reader {
         }
         if (n["credentials_file"]) {
           if (auto c = scalar(n["credentials_file"], what + " credentials_file")) f.credentials_file = resolve(*c).string();
+        }
+        if (n["ca_file"]) {
+          // Read by `feeds update` (libcurl), not here: a missing file is its clear error then.
+          if (auto c = scalar(n["ca_file"], what + " ca_file")) f.ca_file = resolve(*c).string();
         }
         if (n["min_entries"]) {
           if (auto m = integer(n["min_entries"], what + " min_entries", 0, 1'000'000'000)) {

@@ -4,6 +4,7 @@ daemon that must pick up a changed feed, and every failure leaving the lists in 
 import base64
 import http.server
 import io
+import json
 import os
 import subprocess
 import sys
@@ -46,9 +47,10 @@ def ut1_list(cat, name, count):
 
 
 class FeedServer:
-    """Serves self.routes[path] = (body, etag) with ETag / If-None-Match; 'stall' never answers in time."""
+    """Serves self.routes[path] = (body, etag) with ETag / If-None-Match; 'stall' never answers in time.
+    With an ssl.SSLContext, over HTTPS."""
 
-    def __init__(self):
+    def __init__(self, context=None):
         self.routes = {}
         self.requests = []
         owner = self
@@ -80,6 +82,8 @@ class FeedServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if context is not None:
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -201,6 +205,68 @@ class FeedUpdateTest(unittest.TestCase):
         self.assertEqual([st for st in statuses if st != 403], [], "requests failed during the reload")
         self.assertEqual(os.readlink(os.path.join(self.home, "previous")), first)
         self.assertNotEqual(self.current(), first)
+
+    def history(self):
+        with open(os.path.join(self.state, "feeds", "history")) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def feeds_cmd(self, *args):
+        return subprocess.run([BIN, "feeds", *args, "--config", self.proxy.config, "--state-dir", self.state],
+                              capture_output=True, text=True, timeout=60)
+
+    def test_load_history_status_and_weekly_figures(self):
+        feeds_dir = os.path.join(self.state, "feeds")
+        os.makedirs(feeds_dir, exist_ok=True)
+        # 450 lines from ten days ago and one that is not an entry: the history keeps the newest 400.
+        old = int(time.time()) - 10 * 86400
+        with open(os.path.join(feeds_dir, "history"), "w") as f:
+            f.write("not json\n")
+            for i in range(450):
+                f.write(json.dumps({"time": old + i, "event": "updated", "feed": "ut1", "version": f"v-old-{i}",
+                                    "lists": [{"list": "gambling", "entries": 7, "added": 1, "removed": 0}]},
+                                   separators=(",", ":")) + "\n")
+        r = self.update()
+        self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
+        version = self.current()
+        # The daemon, asked to reload, records that it now serves the new versions.
+        wait_for(lambda: sum(e["event"] == "loaded" for e in self.history()) >= 2, timeout=10,
+                 what="the daemon's 'loaded' lines")
+        h = self.history()
+        self.assertEqual(len(h), 400)
+        self.assertEqual(h[0]["version"], "v-old-54")  # "not json" and the 54 oldest dropped
+        upd = [e for e in h if e["event"] == "updated" and e["feed"] == "ut1" and e["version"] == version]
+        self.assertEqual(len(upd), 1, h[-4:])
+        gambling = next(l for l in upd[0]["lists"] if l["list"] == "gambling")
+        n = len(self.gambling) + 5
+        self.assertEqual(gambling, {"list": "gambling", "entries": n, "added": n, "removed": 0})
+        loaded = [e for e in h if e["event"] == "loaded" and e["feed"] == "ut1"]
+        self.assertEqual([e["version"] for e in loaded], [version])
+        self.assertIn({"list": "gambling", "entries": n}, loaded[0]["lists"])
+        self.assertTrue(any(e["event"] == "loaded" and e["feed"] == "iwf" for e in h))
+        self.assertLess(abs(loaded[0]["time"] - time.time()), 120)
+
+        r = self.feeds_cmd("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Last loaded", r.stdout)
+        self.assertRegex(r.stdout, rf"ut1: loaded by the proxy 20\d\d-\d\d-\d\d \d\d:\d\d UTC \(.* ago, version {version}\)")
+
+        r = self.feeds_cmd("history")  # the week by default
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("| When (UTC) | Feed | What | Version | Entries | Added | Removed |", r.stdout)
+        self.assertRegex(r.stdout, rf"\| ut1 \| downloaded \(feeds update\) \| {version} \| {n + 50} \| {n + 50} \| 0 \|")
+        self.assertRegex(r.stdout, rf"\| ut1 \| loaded by the proxy \| {version} \| {n + 50} \|  \|  \|")
+        self.assertNotIn("v-old-", r.stdout)
+        self.assertIn(f"Feed ut1 last loaded by the proxy: ", r.stdout)
+        r = self.feeds_cmd("history", "--since", "11d")
+        self.assertIn("v-old-449", r.stdout)
+        r = self.feeds_cmd("history", "--since", "a week")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--since must be a duration", r.stderr)
+
+        # An unchanged feed is not a new load: nothing is appended.
+        r = self.update()
+        self.assertIn("feed ut1: unchanged", r.stdout)
+        self.assertEqual(self.history(), h)
 
     def test_failures_keep_the_lists_in_force(self):
         r = self.update()
