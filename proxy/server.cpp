@@ -235,11 +235,12 @@ int run_server(const run_options& options) {
         ep.port(ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
                                               : reinterpret_cast<sockaddr_in*>(&ss)->sin_port));
       }
-      w->adopt_acceptor(fd, ep);
+      w->adopt_acceptor(fd, ep, l.transparent, l.tls);
     }
     state.own_listeners.emplace_back(ep.address().to_string(), ep.port());
     std::cerr << "hallpass: listening on " << (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string())
-              << ":" << ep.port() << "\n";
+              << ":" << ep.port() << (l.transparent ? (l.tls ? " (transparent, tls)" : " (transparent, http)") : "")
+              << "\n";
   }
 
   if (options.user && ::geteuid() == 0) {

@@ -178,6 +178,8 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
   }
   std::string key = (to.tls ? "https://" : "http://") + to.host + ":" + std::to_string(port);
   if (!to.connect_host.empty()) key += "@" + to.connect_host;
+  const bool fixed_address = to.address && to.connect_host.empty();
+  if (fixed_address) key += "@" + to.address->address().to_string() + ":" + std::to_string(to.address->port());
   if (allow_pooled) {
     if (auto it = idle_.find(key); it != idle_.end()) {
       // Most recently used first: the connection the origin is least likely to have closed.
@@ -198,7 +200,15 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
     }
   }
   std::string dns_detail;
-  auto [endpoints, dns_error] = co_await resolve(host, port, cfg, dns_detail);
+  std::pair<std::vector<tcp::endpoint>, upstream_error> resolved;
+  if (fixed_address) {
+    resolved.first.push_back(*to.address);
+    resolved.second = upstream_error::none;
+  } else {
+    resolved = co_await resolve(host, port, cfg, dns_detail);
+  }
+  const auto& endpoints = resolved.first;
+  const upstream_error dns_error = resolved.second;
   if (dns_error != upstream_error::none || endpoints.empty()) {
     r.error = dns_error == upstream_error::none ? upstream_error::dns : dns_error;
     r.reason = describe(r.error);
