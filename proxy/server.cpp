@@ -281,7 +281,12 @@ int run_server(const run_options& options) {
               << std::endl;
     const auto& a = before->daemon;
     const auto& b = r.config->daemon;
-    if (a.listen.size() != b.listen.size() || a.metrics.listen != b.metrics.listen ||
+    const auto listen_text = [](const daemon_config& c) {
+      std::string all;
+      for (const auto& l : c.listen) all += l.text + "\n";  // the text names a transparent listener's mode
+      return all;
+    };
+    if (listen_text(a) != listen_text(b) || a.metrics.listen != b.metrics.listen ||
         a.access_log.path != b.access_log.path || a.workers != b.workers || a.admin.socket != b.admin.socket) {
       std::cerr << "hallpass: note: listen, metrics, access_log.path, admin.socket and workers take effect at the "
                    "next restart\n";

@@ -102,7 +102,7 @@ roles:
     default: allow
 fallback_role: pupils
 listen:
-  - "10.10.0.1:3128"
+  - "127.0.0.1:3128"   # replaced by --listen; the transparent listeners stay
   - {{address: "0.0.0.0:3129", mode: transparent, protocol: http}}
   - {{address: "[::]:3129", mode: transparent, protocol: http}}
   - {{address: "0.0.0.0:3130", mode: transparent, protocol: tls}}
@@ -219,7 +219,8 @@ class TransparentGatewayTest(unittest.TestCase):
             f.write(POLICY.format(pupil=PUPIL, pupil6=PUPIL6, staff=STAFF, origin=ORIGIN, origin6=ORIGIN6, other=OTHER,
                                   cdn_other=CDN_OTHER, test_ca=cls.test_ca, school_ca=cls.school_ca))
         cls.proxy = subprocess.Popen(
-            ["ip", "netns", "exec", GW, BIN, "run", "--config", cls.config, "--access-log", cls.access_log,
+            ["ip", "netns", "exec", GW, BIN, "run", "--config", cls.config, "--listen", "10.10.0.1:3128",
+             "--access-log", cls.access_log,
              "--metrics-listen", "off", "--state-dir", os.path.join(cls.tmp, "state")],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=lambda: [cls.stderr_lines.append(l) for l in cls.proxy.stderr], daemon=True).start()
@@ -343,6 +344,15 @@ class TransparentGatewayTest(unittest.TestCase):
         entry = self.log_line(lambda e: e["path"] == "/six", "the IPv6 request")
         self.assertEqual((entry["client"], entry["role"]), (PUPIL6, "pupils"))
         self.assertEqual(entry["original_dst"], f"[{ORIGIN6}]:80")
+
+    def test_the_explicit_proxy_still_serves_beside_the_transparent_listeners(self):
+        r = in_ns(CLIENT, "curl", "-sS", "--max-time", "8", "--interface", PUPIL, "-x", "http://10.10.0.1:3128",
+                  "-o", "-", "-w", "\n%{http_code}", "http://allowed.test/explicit", check=False, timeout=20)
+        body, _, code = r.stdout.rpartition("\n")
+        self.assertEqual(code, "200", r.stderr)
+        self.assertEqual(json.loads(body)["reached"], ORIGIN)
+        entry = self.log_line(lambda e: e["path"] == "/explicit", "the explicit-proxy request")
+        self.assertNotIn("original_dst", entry)
 
     # --- HTTPS ---------------------------------------------------------------------------------
 
