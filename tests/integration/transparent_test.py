@@ -407,6 +407,20 @@ class TransparentGatewayTest(unittest.TestCase):
         self.assertTrue(entry["circumvention"])
         self.assertEqual(entry["original_dst"], CDN_OTHER + ":443")
 
+    def test_no_redirect_destinations_are_left_to_the_firewall(self):
+        # A service the school allows directly is not redirected; here the gateway forwards
+        # nothing, so the connection fails and hallpass never sees it.
+        in_ns(GW, "nft", "add", "element", "inet", "hallpass_transparent", "no_redirect_v4", "{", CDN_OTHER, "}")
+        try:
+            status, _, _ = self.curl("http://allowed.test/direct", CDN_OTHER, extra=["--connect-timeout", "2"])
+            self.assertEqual(status, 0)
+        finally:
+            in_ns(GW, "nft", "delete", "element", "inet", "hallpass_transparent", "no_redirect_v4", "{", CDN_OTHER, "}")
+        status, _, err = self.curl("http://allowed.test/redirected", CDN_OTHER)
+        self.assertEqual(status, 200, err)
+        with open(self.access_log) as f:
+            self.assertNotIn('"/direct"', f.read())
+
     # --- what the transparent ports must not be ------------------------------------------------
 
     def test_direct_connections_to_the_transparent_ports_are_refused(self):
