@@ -76,6 +76,7 @@ std::string format_access_record(const access_record& r, const rules::time_zone&
   if (!r.tls.empty()) o.str("tls", r.tls);
   if (!r.search.empty()) o.str("search", r.search);
   if (!r.note.empty()) o.str("note", r.note);
+  if (!r.original_dst.empty()) o.str("original_dst", r.original_dst);
   std::string line = o.done();
   line += '\n';
   return line;

@@ -43,6 +43,7 @@ struct access_record {
                                // request inside); omitted when empty
   std::string_view search;     // search terms (access_log.search_terms); omitted when empty
   std::string_view note;       // free text ("sni=...", "upstream timeout"); omitted when empty
+  std::string_view original_dst;  // transparent mode: "203.0.113.5:443"; omitted when empty
 };
 
 // One JSON object on one line, ending in '\n'. `time` is school-local ISO 8601 with

@@ -152,7 +152,9 @@ config_load_result load_configuration(const std::string& path, const overrides& 
   if (!out.errors.empty()) return out;
 
   if (!o.listen.empty()) {
-    c->daemon.listen.clear();
+    // --listen names explicit-proxy listeners: the file's transparent ones stay (they belong
+    // with the nftables rules, not with a command line).
+    std::erase_if(c->daemon.listen, [](const listen_address& l) { return !l.transparent; });
     for (const auto& l : o.listen) {
       auto a = parse_listen_address(l);
       if (!a) {

@@ -57,6 +57,10 @@ class daemon_reader : public rules::yaml_reader {
       c.listen.clear();
       const auto entries = items(n, "listen");
       for (const auto& item : entries) {
+        if (item.IsMap()) {
+          if (auto a = transparent_listener(item)) c.listen.push_back(std::move(*a));
+          continue;
+        }
         auto s = scalar(item, "listen address");
         if (!s) continue;
         auto a = parse_listen_address(*s);
@@ -285,6 +289,43 @@ class daemon_reader : public rules::yaml_reader {
     }
   }
 
+  // A map entry of `listen:`: {address: ADDRESS:PORT, mode: transparent | explicit,
+  // protocol: http | tls}. `protocol` is required for a transparent listener (each redirected
+  // port gets its own listener: guessing TLS from the first byte would let a client choose).
+  std::optional<listen_address> transparent_listener(const YAML::Node& item) {
+    check_map(item, "listen entry", {"address", "mode", "protocol"});
+    const auto address = item["address"] ? scalar(item["address"], "listen.address") : std::nullopt;
+    if (!address) {
+      if (!item["address"]) error(item, "a listen entry needs address: ADDRESS:PORT");
+      return std::nullopt;
+    }
+    auto a = parse_listen_address(*address);
+    if (!a) {
+      error(item["address"], "listen address " + rules::quote(*address) +
+                                 " must be ADDRESS:PORT, like 0.0.0.0:3129 or [::]:3129");
+      return std::nullopt;
+    }
+    const auto mode = item["mode"] ? scalar(item["mode"], "listen.mode") : std::optional<std::string>("explicit");
+    if (!mode) return std::nullopt;
+    if (*mode != "explicit" && *mode != "transparent") {
+      error(item["mode"], "listen.mode " + rules::quote(*mode) + " must be explicit or transparent");
+      return std::nullopt;
+    }
+    a->transparent = *mode == "transparent";
+    if (!a->transparent) {
+      if (item["protocol"]) error(item["protocol"], "listen.protocol is only for mode: transparent");
+      return a;
+    }
+    const auto protocol = item["protocol"] ? scalar(item["protocol"], "listen.protocol") : std::nullopt;
+    if (!protocol || (*protocol != "http" && *protocol != "tls")) {
+      error(item["protocol"] ? item["protocol"] : item,
+            "a transparent listener needs protocol: http (for the redirected port 80) or tls (for 443)");
+      return std::nullopt;
+    }
+    a->tls = *protocol == "tls";
+    a->text += a->tls ? " (transparent, tls)" : " (transparent, http)";
+    return a;
+  }
   void read_networks(const YAML::Node& n, const std::string& what, std::vector<rules::ip_network>& out) {
     for (const auto& item : items(n, what)) {
       auto s = scalar(item, what + " entry");

@@ -31,6 +31,10 @@ struct listen_address {
   std::string host;  // "127.0.0.1", "::1", "0.0.0.0"
   std::uint16_t port = 0;
   std::string text;  // as written
+  // `listen: [{address: ..., mode: transparent, protocol: http | tls}]` (proxy/transparent.hpp):
+  // the listener gets the connections nftables redirected to it, not proxy requests.
+  bool transparent = false;
+  bool tls = false;  // transparent only: the redirected port carries TLS (443), else HTTP (80)
 };
 std::optional<listen_address> parse_listen_address(std::string_view text);  // "127.0.0.1:3128", "[::1]:3128"
 // A name server for upstream.dns_servers: "10.0.0.53", "10.0.0.53:5353", "fd00::53", "[fd00::53]:53".
@@ -38,7 +42,7 @@ std::optional<listen_address> parse_listen_address(std::string_view text);  // "
 std::optional<std::string> parse_name_server(std::string_view text);
 
 struct daemon_config {
-  std::vector<listen_address> listen;  // default 127.0.0.1:3128
+  std::vector<listen_address> listen;  // default 127.0.0.1:3128; strings are explicit-proxy listeners
   std::string state_dir = "/var/lib/hallpass";
   unsigned workers = 0;                               // event-loop threads; 0: one per core
   std::chrono::milliseconds drain = 10s;              // SIGTERM: time to let requests finish

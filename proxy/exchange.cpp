@@ -66,7 +66,8 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
   const auto& policy = *ex.cfg->policy;
   const rules::verdict* v = &decide_exchange(w, c, ex, std::nullopt);
   if (!v->host.text.empty()) ex.host = v->host.text;
-  const bool browser = looks_like_browser(user_agent);
+  // A transparent TLS connection shows no User-Agent before its handshake (proxy/transparent.hpp).
+  const bool browser = looks_like_browser(user_agent) || c.transparent.has_value();
   if (ex.cfg->inspecting() && v->by != rules::decided_by::invalid_host) {
     const auto facts = facts_of(c, ex, std::nullopt, false);
     const auto inspection = rules::decide_inspection(policy, ex.exceptions.get(), facts, *v);
@@ -163,6 +164,7 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   r.tls = ex.inspected ? std::string_view("inspected") : std::string_view();
   if (ex.cfg->daemon.access_log.search_terms) r.search = ex.search_terms;
   r.note = ex.note;
+  if (c.transparent) r.original_dst = c.transparent->text;
   w.state().access_log.write(format_access_record(r, ex.cfg->policy->zone, ex.cfg->daemon.access_log.keep_query));
 }
 }  // namespace hallpass

@@ -6,6 +6,7 @@
 #include "proxy/request_checks.hpp"
 #include "proxy/response_head.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/transparent.hpp"
 #include "proxy/byte_relay.hpp"
 #include "proxy/worker.hpp"
 #include "rules/safesearch.hpp"
@@ -189,6 +190,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     to.port = t.port;
     to.tls = t.scheme == "https";
     to.connect_host = ex.connect_host;
+    to.address = original_endpoint(c);  // transparent mode: where the client was going
     // An inspected request's port was held to connect.ports when its tunnel was opened.
     const auto use = to.tls ? upstream_use::tunnel : upstream_use::http;
     auto acquired = co_await w.upstream().acquire(to, *ex.cfg, use, attempt == 0);

@@ -14,6 +14,7 @@
 #include "proxy/request_parser.hpp"
 #include "proxy/request_target.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/transparent.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
 #include "rules/safesearch.hpp"
@@ -142,6 +143,14 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
       finish_exchange(w, c, ex);
       co_return false;
     }
+  } else if (c.transparent) {
+    // Redirected by nftables: origin-form with a Host; the port is the original destination's.
+    if (!is_connect) {
+      target = parse_transparent_request_target(req.target(), req[http::field::host], c.transparent->dst.ip.to_string(),
+                                                c.transparent->dst.port, target_error);
+    } else {
+      target_error = "CONNECT on a transparent listener";
+    }
   } else {
     target = parse_request_target(req.target(), is_connect, target_error);
   }
@@ -179,7 +188,16 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   std::string path_and_query = target->path + (target->query.empty() ? "" : "?" + target->query);
   if (!is_connect) path_for_rules = path_and_query;
   if (is_connect) co_return co_await serve_connect(w, c, ex, req[http::field::user_agent], version);
-  const auto& v = decide_exchange(w, c, ex, path_for_rules);
+  if (c.transparent && !c.inside) {
+    // Decided on the Host and, when it does not lead to the original destination, on that too.
+    if (!co_await decide_transparent_request(w, c, ex, path_for_rules, version)) {
+      finish_exchange(w, c, ex);
+      co_return false;
+    }
+  } else {
+    decide_exchange(w, c, ex, path_for_rules);
+  }
+  const auto& v = *ex.verdict;
   if (!v.host.text.empty()) ex.host = v.host.text;
   // The search terms of a search, allowed or blocked (the DfE standard asks for the term of a
   // block), only where the school keeps them.
@@ -245,7 +263,11 @@ net::awaitable<void> run_http_session(worker& w, std::shared_ptr<client_connecti
   w.register_connection(c.get());
   w.state().metrics.active_connections.Increment();
   try {
-    co_await session_loop(w, *c);
+    // A transparent connection first: refused when not redirected; a TLS one is relayed or
+    // becomes an inspected connection, whose requests the loop then reads.
+    bool requests = true;
+    if (c->transparent) requests = co_await start_transparent(w, *c);
+    if (requests) co_await session_loop(w, *c);
   } catch (const std::exception& e) {
     std::cerr << "hallpass: session for " << c->ip_text << " ended by an unexpected error: " << e.what() << "\n";
   }

@@ -229,9 +229,10 @@ pac_script_inputs pac_inputs_for(const daemon_config& d, const rules::policy& p,
   if (!d.pac.proxy.empty()) {
     in.proxies = d.pac.proxy;
   } else {
-    // Only listeners a browser can be pointed at belong here (a transparent-mode listener,
-    // once listeners have a mode, does not).
+    // Only listeners a browser can be pointed at belong here: not a transparent one (it takes
+    // only what nftables redirected, and reads no proxy requests).
     for (const auto& l : d.listen) {
+      if (l.transparent) continue;
       auto ip = rules::ip_address::parse(l.host);
       if (!ip) continue;
       const bool wildcard =

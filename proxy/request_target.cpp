@@ -138,6 +138,50 @@ std::optional<parsed_target> parse_tunnel_request_target(std::string_view target
   return t;
 }
 
+std::optional<parsed_target> parse_transparent_request_target(std::string_view target, std::string_view host_field,
+                                                              std::string_view destination_host,
+                                                              std::uint16_t destination_port, std::string& error) {
+  if (!visible_ascii(target, error)) return std::nullopt;
+  parsed_target t;
+  std::string_view authority = host_field;
+  if (target.starts_with("/")) {
+    split_path(target, t);
+  } else if (target.size() > 7 && starts_with_http_scheme(target)) {
+    const std::string_view rest = target.substr(7);
+    const auto end = rest.find_first_of("/?#");
+    authority = rest.substr(0, end);
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) authority = authority.substr(at + 1);
+    split_path(end == std::string_view::npos ? std::string_view{} : rest.substr(end), t);
+  } else {
+    error = "a transparent listener takes paths (origin-form) or http:// URLs";
+    return std::nullopt;
+  }
+  std::string_view host = destination_host;  // no Host (HTTP/1.0): the address the client connected to
+  if (!authority.empty()) {
+    // Only a host and a port: "a.test/x?" or "user@a.test" would change how the URL is read.
+    bool plain = true;
+    for (const char ch : authority) {
+      const auto b = static_cast<unsigned char>(ch);
+      if (b < 0x21 || b > 0x7E || ch == '/' || ch == '?' || ch == '#' || ch == '@' || ch == '\\') plain = false;
+    }
+    std::uint16_t written = 0;  // 0: no port written
+    if (!plain || !split_authority(authority, 0, host, written) ||
+        (host.front() != '[' && host.find(':') != std::string_view::npos)) {
+      error = "the request names '" + std::string(authority) + "', which is not host[:port]";
+      return std::nullopt;
+    }
+    if (written != 0 && written != destination_port) {
+      error = "the request names port " + std::to_string(written) + ", but the connection was to port " +
+              std::to_string(destination_port);
+      return std::nullopt;
+    }
+  }
+  t.scheme = "http";
+  t.host = std::string(host);
+  t.port = destination_port;
+  return t;
+}
+
 std::optional<parsed_target> parse_request_target(std::string_view target, bool connect,
                                                   std::string& error) {
   if (!visible_ascii(target, error)) return std::nullopt;

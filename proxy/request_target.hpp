@@ -52,4 +52,15 @@ std::optional<parsed_target> parse_tunnel_request_target(std::string_view target
                                                          std::string_view tunnel_host, std::uint16_t tunnel_port,
                                                          std::string& error);
 
+// A request on a transparent HTTP listener (transparent.hpp): the client thinks it talks to
+// the site, so it sends origin-form ("/path?query") with a Host field, or rarely absolute-form
+// "http://host[:port]/path". The host is the Host field's (or the URL's); without one
+// (HTTP/1.0) it is `destination_host`, the address the client connected to. The port is
+// always `destination_port`, the original destination's: a Host or URL naming another port is
+// refused, as is a Host that is not plain host[:port] (no '/', '?', '#', '@'). Scheme "http".
+// The visible-ASCII rule of parse_request_target applies.
+std::optional<parsed_target> parse_transparent_request_target(std::string_view target, std::string_view host_field,
+                                                              std::string_view destination_host,
+                                                              std::uint16_t destination_port, std::string& error);
+
 }  // namespace hallpass

@@ -243,11 +243,12 @@ int run_server(const run_options& options) {
         ep.port(ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
                                               : reinterpret_cast<sockaddr_in*>(&ss)->sin_port));
       }
-      w->adopt_acceptor(fd, ep);
+      w->adopt_acceptor(fd, ep, l.transparent, l.tls);
     }
     state.own_listeners.emplace_back(ep.address().to_string(), ep.port());
     std::cerr << "hallpass: listening on " << (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string())
-              << ":" << ep.port() << "\n";
+              << ":" << ep.port() << (l.transparent ? (l.tls ? " (transparent, tls)" : " (transparent, http)") : "")
+              << "\n";
   }
 
   // The PAC endpoint binds now, like the listeners, so that port 80 works when started as root.
@@ -314,7 +315,12 @@ int run_server(const run_options& options) {
               << std::endl;
     const auto& a = before->daemon;
     const auto& b = r.config->daemon;
-    if (a.listen.size() != b.listen.size() || a.metrics.listen != b.metrics.listen ||
+    const auto listen_text = [](const daemon_config& c) {
+      std::string all;
+      for (const auto& l : c.listen) all += l.text + "\n";  // the text names a transparent listener's mode
+      return all;
+    };
+    if (listen_text(a) != listen_text(b) || a.metrics.listen != b.metrics.listen ||
         a.access_log.path != b.access_log.path || a.workers != b.workers || a.admin.socket != b.admin.socket ||
         a.pac.listen != b.pac.listen) {
       std::cerr << "hallpass: note: listen, metrics, access_log.path, admin.socket, pac.listen and workers take "

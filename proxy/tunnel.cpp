@@ -17,6 +17,27 @@ using namespace net::experimental::awaitable_operators;
 
 }  // namespace
 
+net::awaitable<hello_result> read_client_hello(client_connection& c, std::chrono::milliseconds timeout) {
+  hello_result hello;
+  c.stream.expires_after(timeout);
+  for (;;) {
+    const auto data = c.buffer.cdata();
+    hello = parse_client_hello(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    if (hello.status != hello_status::need_more) co_return hello;
+    if (c.buffer.size() >= max_client_hello_bytes) {
+      hello.status = hello_status::malformed;
+      hello.error = "ClientHello too large";
+      co_return hello;
+    }
+    auto [rec, n] = co_await c.stream.async_read_some(c.buffer.prepare(4096), nothrow);
+    if (rec) {
+      hello.error = rec == beast::error::timeout ? "no TLS ClientHello in time" : "client closed before the TLS ClientHello";
+      co_return hello;
+    }
+    c.buffer.commit(n);
+  }
+}
+
 net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange& ex, tunnel_mode mode) {
   const auto& daemon = ex.cfg->daemon;
   const bool inspect = mode == tunnel_mode::inspect;
@@ -48,24 +69,11 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
   if (wec) co_return tunnel_end::closed;
 
   // Peek at the ClientHello before relaying anything.
-  hello_result hello;
-  c.stream.expires_after(daemon.connect.hello_timeout);
-  for (;;) {
-    const auto data = c.buffer.cdata();
-    hello = parse_client_hello(std::string_view(static_cast<const char*>(data.data()), data.size()));
-    if (hello.status != hello_status::need_more) break;
-    if (c.buffer.size() >= max_client_hello_bytes) {
-      hello.status = hello_status::malformed;
-      hello.error = "ClientHello too large";
-      break;
-    }
-    auto [rec, n] = co_await c.stream.async_read_some(c.buffer.prepare(4096), nothrow);
-    if (rec) {
-      ex.note = rec == beast::error::timeout ? "no TLS ClientHello in time" : "client closed before the TLS ClientHello";
-      ex.bytes_in += c.buffer.size();
-      co_return tunnel_end::closed;
-    }
-    c.buffer.commit(n);
+  hello_result hello = co_await read_client_hello(c, daemon.connect.hello_timeout);
+  if (hello.status == hello_status::need_more) {
+    ex.note = std::move(hello.error);
+    ex.bytes_in += c.buffer.size();
+    co_return tunnel_end::closed;
   }
 
   bool blocked = false;

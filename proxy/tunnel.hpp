@@ -7,9 +7,11 @@
 // worker thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <utility>
 
+#include "proxy/client_hello.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/net.hpp"
 
@@ -27,6 +29,12 @@ enum class tunnel_end {
   closed,   // the tunnel is over (relayed to its end, refused, or failed): close the connection
   inspect,  // the ClientHello passed; it waits in c.buffer for start_inspection()
 };
+
+// Reads from the client into c.buffer until it holds a whole ClientHello (or proof that it is
+// none: not_tls, malformed), within `timeout`; the bytes stay in c.buffer for the relay or the
+// handshake. need_more means the client closed or the time ran out (`error` says which).
+// Shared with transparent TLS listeners (transparent.hpp).
+net::awaitable<hello_result> read_client_hello(client_connection& c, std::chrono::milliseconds timeout);
 
 // Handles a CONNECT to ex.host:ex.port that may go ahead (allowed; or, for `inspect`, blocked
 // with the HTTPS block page to show). Writes the response itself and fills ex. A relayed tunnel

@@ -62,7 +62,11 @@ std::vector<rules::ip_address> gateway_addresses() {
 // name's (SafeSearch).
 void write_pool_key(const origin_address& to, std::string& out) {
   out.assign(to.tls ? "https://" : "http://").append(to.host).append(":").append(std::to_string(to.port));
-  if (!to.connect_host.empty()) out.append("@").append(to.connect_host);
+  if (!to.connect_host.empty()) {
+    out.append("@").append(to.connect_host);
+  } else if (to.address) {  // a transparent connection's original destination: its own pool
+    out.append("@").append(to.address->address().to_string()).append(":").append(std::to_string(to.address->port()));
+  }
 }
 
 // Nothing held inside OpenSSL on a TLS connection: no decrypted bytes and no undecrypted TLS
@@ -186,6 +190,7 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
       co_return r;
     }
   }
+  const bool fixed_address = to.address && to.connect_host.empty();
   if (allow_pooled) {
     // The key is written into a string kept across requests (no allocation per request) and
     // used before any co_await: another request on this worker rewrites it.
@@ -209,7 +214,15 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
     }
   }
   std::string dns_detail;
-  auto [endpoints, dns_error] = co_await resolve(host, port, cfg, dns_detail);
+  std::pair<std::vector<tcp::endpoint>, upstream_error> resolved;
+  if (fixed_address) {
+    resolved.first.push_back(*to.address);
+    resolved.second = upstream_error::none;
+  } else {
+    resolved = co_await resolve(host, port, cfg, dns_detail);
+  }
+  const auto& endpoints = resolved.first;
+  const upstream_error dns_error = resolved.second;
   if (dns_error != upstream_error::none || endpoints.empty()) {
     r.error = dns_error == upstream_error::none ? upstream_error::dns : dns_error;
     r.reason = describe(r.error);

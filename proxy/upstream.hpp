@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -69,6 +70,10 @@ struct origin_address {
   std::uint16_t port = 80;
   bool tls = false;
   std::string connect_host;
+  // Transparent mode (transparent.hpp): connect to exactly this address, the client's original
+  // destination, instead of any address of `host` (unless connect_host is set: SafeSearch's
+  // front end is the policy's choice, not the client's). Still held to the destination check.
+  std::optional<tcp::endpoint> address;
 };
 
 struct acquire_result {
@@ -101,17 +106,19 @@ class upstream {
   void sweep(std::chrono::milliseconds pool_idle);
   void close_all();
 
+  // The addresses of host (an IP literal, a `hosts:` entry, the cache or DNS), or an error
+  // (dns, dns_timeout) with c-ares' words in `detail`. Public for transparent mode, which
+  // checks that a Host or SNI leads to the connection's original destination.
+  net::awaitable<std::pair<std::vector<tcp::endpoint>, upstream_error>> resolve(const std::string& host,
+                                                                                std::uint16_t port,
+                                                                                const configuration& cfg,
+                                                                                std::string& detail);
+
  private:
   struct cached_name {
     std::vector<tcp::endpoint> endpoints;
     std::chrono::steady_clock::time_point expires;
   };
-  // The addresses of host (an IP literal, a `hosts:` entry, the cache or DNS), or an error
-  // (dns, dns_timeout) with c-ares' words in `detail`.
-  net::awaitable<std::pair<std::vector<tcp::endpoint>, upstream_error>> resolve(const std::string& host,
-                                                                                std::uint16_t port,
-                                                                                const configuration& cfg,
-                                                                                std::string& detail);
   // The TLS handshake with an https origin, verified against cfg.origin_tls's trust. Fills r
   // on failure.
   net::awaitable<bool> handshake(upstream_connection& c, const std::string& name, const configuration& cfg,

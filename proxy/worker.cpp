@@ -6,6 +6,7 @@
 #include "proxy/run_loop.hpp"
 #include "proxy/server.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/transparent.hpp"
 
 namespace hallpass {
 namespace {
@@ -25,8 +26,9 @@ void worker::close_inbox() {
   inbox_->open = false;
 }
 
-void worker::adopt_acceptor(tcp::acceptor::native_handle_type fd, const tcp::endpoint& local) {
-  acceptors_.push_back(std::make_unique<tcp::acceptor>(ioc_, local.protocol(), fd));
+void worker::adopt_acceptor(tcp::acceptor::native_handle_type fd, const tcp::endpoint& local, bool transparent,
+                            bool tls) {
+  acceptors_.push_back({std::make_unique<tcp::acceptor>(ioc_, local.protocol(), fd), transparent, tls});
 }
 
 const std::shared_ptr<const configuration>& worker::config() {
@@ -71,7 +73,7 @@ void worker::start() {
   accept_loop_name_ = "worker " + std::to_string(index_) + " accept loop";
   sweep_loop_name_ = "worker " + std::to_string(index_) + " sweep loop";
   for (auto& a : acceptors_)
-    net::co_spawn(ioc_, accept_loop(*a), stop_daemon_on_failure{accept_loop_name_.c_str()});
+    net::co_spawn(ioc_, accept_loop(a), stop_daemon_on_failure{accept_loop_name_.c_str()});
   net::co_spawn(ioc_, sweep_loop(), stop_daemon_on_failure{sweep_loop_name_.c_str()});
   thread_ = std::thread([this] {
     mark_event_loop_thread();
@@ -84,7 +86,8 @@ void worker::join() {
   close_inbox();
 }
 
-net::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor) {
+net::awaitable<void> worker::accept_loop(listener& l) {
+  tcp::acceptor& acceptor = *l.acceptor;
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(nothrow);
     if (ec) {
@@ -113,6 +116,7 @@ net::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor) {
     auto c = std::make_shared<client_connection>(std::move(socket));
     c->ip_text = std::move(ip_text);
     if (auto ip = rules::ip_address::parse(c->ip_text)) c->ip = *ip;
+    if (l.transparent) c->transparent = transparent_origin_of(c->stream.socket(), l.tls);
     net::co_spawn(ioc_, run_http_session(*this, std::move(c)), net::detached);
   }
 }
@@ -132,7 +136,7 @@ void worker::begin_drain() {
     draining_ = true;
     for (auto& a : acceptors_) {
       error_code ignored;
-      a->close(ignored);
+      a.acceptor->close(ignored);
     }
     for (auto* c : connections_) {
       if (c->idle) c->stream.socket().close();

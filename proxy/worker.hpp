@@ -19,6 +19,7 @@
 #include "proxy/duplex_stream.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/net.hpp"
+#include "proxy/original_destination.hpp"
 #include "proxy/splice_pump.hpp"
 #include "proxy/upstream.hpp"
 #include "rules/host.hpp"
@@ -42,6 +43,15 @@ struct client_connection {
     std::uint16_t port = 443;
   };
   std::optional<tunnel_origin> inside;
+  // On a transparent listener (transparent.hpp): where the client was going before nftables
+  // redirected it; every upstream connection goes there. Unset on an explicit-proxy connection.
+  struct transparent_origin {
+    socket_address dst;  // the original destination
+    std::string text;    // "203.0.113.5:443", "[2001:db8::5]:443": the access log's original_dst
+    bool tls = false;    // the listener's protocol: tls (443) or http (80)
+    std::string error;   // why there is no usable original destination (then dst is unset)
+  };
+  std::optional<transparent_origin> transparent;
   beast::flat_buffer buffer;
   rules::ip_address ip;
   std::string ip_text;
@@ -63,8 +73,10 @@ class worker {
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
 
-  // Takes ownership of bound, listening acceptors (created on the main thread).
-  void adopt_acceptor(tcp::acceptor::native_handle_type fd, const tcp::endpoint& local);
+  // Takes ownership of bound, listening acceptors (created on the main thread). `transparent`:
+  // a transparent listener (nftables redirects to it), whose connections carry TLS when `tls`.
+  void adopt_acceptor(tcp::acceptor::native_handle_type fd, const tcp::endpoint& local, bool transparent = false,
+                      bool tls = false);
   void start();  // starts the thread
   void join();
   void begin_drain();  // stop accepting; close idle connections; let busy ones finish
@@ -103,7 +115,12 @@ class worker {
   std::size_t live_connections() const { return connections_.size(); }
 
  private:
-  net::awaitable<void> accept_loop(tcp::acceptor& acceptor);
+  struct listener {
+    std::unique_ptr<tcp::acceptor> acceptor;
+    bool transparent = false;
+    bool tls = false;
+  };
+  net::awaitable<void> accept_loop(listener& l);
   net::awaitable<void> sweep_loop();
   void close_inbox();
 
@@ -111,7 +128,7 @@ class worker {
   unsigned index_;
   net::io_context ioc_{1};
   hallpass::upstream upstream_;
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
+  std::vector<listener> acceptors_;
   std::shared_ptr<const configuration> config_;
   std::vector<metrics::role_counters> role_counters_;
   std::vector<std::unique_ptr<char[]>> free_buffers_;

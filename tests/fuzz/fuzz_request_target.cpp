@@ -11,6 +11,10 @@
 //    the path, no '@' in the host);
 //  - inside a tunnel, success always names exactly the tunnel's host and port, with a path
 //    starting with '/' (no request for another site gets through);
+//  - on a transparent listener (parse_transparent_request_target, original destination
+//    203.0.113.10:80, the same Host field), success gives scheme "http", port 80, a host
+//    without '@', '/', '?', '#' (and ':' only inside brackets), and reads the same again from
+//    its own origin-form and Host;
 //  - the outputs written back as a target ("http://host:port/path?query", "host:port") parse
 //    to the same outputs: what the session forwards and decides on is a fixed point.
 #include <cstddef>
@@ -59,6 +63,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_REQUIRE(in->scheme == "https" && in->host == "www.example.org" && in->port == 443);
       FUZZ_REQUIRE(!in->path.empty() && in->path.front() == '/');
       FUZZ_REQUIRE(in->path.find_first_of("?#") == std::string::npos && in->query.find('#') == std::string::npos);
+    }
+    std::string tp_error;
+    const auto tp = parse_transparent_request_target(inner_target, host_field, "203.0.113.10", 80, tp_error);
+    if (!tp) {
+      FUZZ_REQUIRE(!tp_error.empty());
+    } else {
+      FUZZ_REQUIRE(visible_ascii(inner_target) && visible_ascii(tp->host));
+      FUZZ_REQUIRE(tp->scheme == "http" && tp->port == 80 && !tp->host.empty());
+      FUZZ_REQUIRE(tp->host.find_first_of("@/?#") == std::string::npos);
+      FUZZ_REQUIRE(tp->host.front() == '[' || tp->host.find(':') == std::string::npos);
+      FUZZ_REQUIRE(!tp->path.empty() && tp->path.front() == '/');
+      const std::string origin_form = tp->path + (tp->query.empty() ? "" : "?" + tp->query);
+      std::string tp_error2;
+      const auto tp2 = parse_transparent_request_target(origin_form, tp->host, "203.0.113.10", 80, tp_error2);
+      FUZZ_REQUIRE(tp2.has_value() && same(*tp, *tp2));
     }
   }
   std::string error;

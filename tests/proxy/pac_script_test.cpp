@@ -69,6 +69,10 @@ TEST_CASE(
   CHECK(pac_inputs_for(d, p, std::nullopt)
             .proxies.empty());  // nothing to name: the server answers 503
 
+  d = listening_on({"10.0.0.1:3128", "10.0.0.1:3129"});
+  d.listen[1].transparent = true;  // takes only redirected traffic: never named in the PAC
+  CHECK(pac_inputs_for(d, p, ip("10.0.0.1")).proxies == std::vector<std::string>{"10.0.0.1:3128"});
+
   d.pac.proxy = {"proxy.school.internal:3128"};  // pac.proxy wins
   CHECK(pac_inputs_for(d, p, ip("10.0.0.1")).proxies ==
         std::vector<std::string>{"proxy.school.internal:3128"});

@@ -241,3 +241,72 @@ TEST_CASE("tunnel: other forms and raw bytes are refused") {
   CHECK_FALSE(inner("/a b", "www.example.org"));
   CHECK_FALSE(inner("/\x80", "www.example.org"));
 }
+
+namespace {
+
+std::optional<parsed_target> transparent(std::string_view target, std::string_view host_field, std::string& error,
+                                         std::uint16_t port = 80) {
+  return parse_transparent_request_target(target, host_field, "203.0.113.10", port, error);
+}
+
+}  // namespace
+
+TEST_CASE("transparent: origin-form with a Host, the port is the original destination's") {
+  std::string error;
+  auto t = transparent("/a/b?q=1#frag", "Example.TEST", error);
+  REQUIRE(t.has_value());
+  CHECK(t->scheme == "http");
+  CHECK(t->host == "Example.TEST");  // normalised by the engine, as for the other forms
+  CHECK(t->port == 80);
+  CHECK(t->path == "/a/b");
+  CHECK(t->query == "q=1");
+  t = transparent("/", "example.test:8080", error, 8080);
+  REQUIRE(t.has_value());
+  CHECK(t->port == 8080);
+  t = transparent("/", "example.test", error, 8080);  // no port written: the destination's
+  REQUIRE(t.has_value());
+  CHECK(t->port == 8080);
+  t = transparent("/", "[2001:db8::1]:80", error);
+  REQUIRE(t.has_value());
+  CHECK(t->host == "[2001:db8::1]");
+}
+
+TEST_CASE("transparent: without a Host the original destination's address is the host") {
+  std::string error;
+  auto t = transparent("/x", "", error);
+  REQUIRE(t.has_value());
+  CHECK(t->host == "203.0.113.10");
+  CHECK(t->port == 80);
+}
+
+TEST_CASE("transparent: absolute-form names the host, held to the destination's port") {
+  std::string error;
+  auto t = transparent("HTTP://site.test/p?x", "ignored.test", error);
+  REQUIRE(t.has_value());
+  CHECK(t->host == "site.test");
+  CHECK(t->path == "/p");
+  CHECK(t->query == "x");
+  CHECK_FALSE(transparent("http://site.test:81/p", "", error).has_value());
+  CHECK(error == "the request names port 81, but the connection was to port 80");
+}
+
+TEST_CASE("transparent: a Host that is not plain host and port is refused") {
+  std::string error;
+  for (const char* host : {"a.test/x", "a.test?", "user@a.test", "a.test#f", "a b.test", "a.test:0", "a.test:99999",
+                           "a.test:80:80", "[::1"}) {
+    INFO("Host: " << host);
+    CHECK_FALSE(transparent("/", host, error).has_value());
+    CHECK(error.find("not host[:port]") != std::string::npos);
+  }
+  CHECK_FALSE(transparent("/", "a.test:443", error).has_value());
+  CHECK(error == "the request names port 443, but the connection was to port 80");
+}
+
+TEST_CASE("transparent: other request-target forms are refused") {
+  std::string error;
+  CHECK_FALSE(transparent("a.test:443", "a.test", error).has_value());
+  CHECK(error == "a transparent listener takes paths (origin-form) or http:// URLs");
+  CHECK_FALSE(transparent("https://a.test/", "a.test", error).has_value());
+  CHECK_FALSE(transparent("*", "a.test", error).has_value());
+  CHECK_FALSE(transparent("/a\x01", "a.test", error).has_value());
+}

@@ -1,0 +1,256 @@
+#include "proxy/transparent.hpp"
+
+#include <algorithm>
+
+#include "proxy/byte_relay.hpp"
+#include "proxy/inspection.hpp"
+#include "proxy/local_response.hpp"
+#include "proxy/shared_state.hpp"
+#include "proxy/tunnel.hpp"
+
+namespace hallpass {
+namespace {
+
+// Whether `e` is the address `a` (an IPv4-mapped IPv6 answer counts as its IPv4 address).
+bool same_address(const tcp::endpoint& e, const rules::ip_address& a) {
+  auto ip = e.address();
+  if (ip.is_v6() && ip.to_v6().is_v4_mapped()) ip = net::ip::make_address_v4(net::ip::v4_mapped, ip.to_v6());
+  if (ip.is_v4() != !a.v6) return false;
+  if (ip.is_v4()) {
+    const auto b = ip.to_v4().to_bytes();
+    return std::equal(b.begin(), b.end(), a.bytes.begin());
+  }
+  const auto b = ip.to_v6().to_bytes();
+  return std::equal(b.begin(), b.end(), a.bytes.begin());
+}
+
+tcp::endpoint endpoint_of(const socket_address& a) {
+  error_code ignored;
+  return {net::ip::make_address(a.ip.to_string(), ignored), a.port};
+}
+
+// What deciding on the name and the original destination found.
+struct destination_check {
+  upstream_error lookup = upstream_error::none;  // the name's lookup failed: nothing was decided
+  bool blocked_by_destination = false;           // the name was allowed, its destination is not
+};
+
+// Decides ex (ex.host: the Host or SNI as sent) on the name; when the name is allowed and does
+// not lead to c's original destination, flags the exchange and decides on the destination
+// address as well, keeping the verdict that blocks. A blocked name needs no lookup.
+net::awaitable<destination_check> decide_name_and_destination(worker& w, client_connection& c, exchange& ex,
+                                                              std::optional<std::string_view> path) {
+  destination_check r;
+  const auto& dst = c.transparent->dst;
+  const rules::verdict& by_name = decide_exchange(w, c, ex, path);
+  if (by_name.act == rules::action::block) co_return r;
+  const std::string name = by_name.host.text;
+  bool leads_there = false;
+  if (by_name.host.kind != rules::host_kind::name) {
+    const auto literal = rules::ip_address::parse(name);
+    leads_there = literal && *literal == dst.ip;
+  } else {
+    std::string detail;
+    auto resolved = co_await w.upstream().resolve(name, dst.port, *ex.cfg, detail);
+    if (resolved.second != upstream_error::none) {
+      // Unverifiable: refused as an explicit proxy refuses a name it cannot find (fail closed).
+      r.lookup = resolved.second;
+      ex.note = "the name '" + name + "' could not be checked against the original destination " +
+                c.transparent->text + ": " + detail;
+      w.state().metrics.upstream_failed(metrics::upstream_failure::dns).Increment();
+      co_return r;
+    }
+    // CDNs: a name with many addresses leads there when any of them is the destination.
+    for (const auto& e : resolved.first) leads_there = leads_there || same_address(e, dst.ip);
+  }
+  if (leads_there) co_return r;
+  ex.circumvention = true;
+  ex.note = "'" + name + "' does not resolve to the original destination " + c.transparent->text +
+            ": decided on both";
+  ex.host = dst.ip.to_string();
+  const rules::verdict& by_address = decide_exchange(w, c, ex, path);
+  if (by_address.act == rules::action::block) {
+    r.blocked_by_destination = true;
+    ex.note += " (the destination address is blocked)";
+    co_return r;
+  }
+  ex.host = name;
+  decide_exchange(w, c, ex, path);
+  co_return r;
+}
+
+// A transparent connection that is not redirected traffic: logged and closed.
+void refuse_unredirected(worker& w, client_connection& c) {
+  exchange ex;
+  ex.cfg = w.config();
+  ex.scheme = c.transparent->tls ? "https" : "http";
+  ex.host = c.transparent->dst.port ? c.transparent->dst.ip.to_string() : std::string();
+  ex.port = c.transparent->dst.port;
+  ex.reason_override = "not a connection nftables redirected to the transparent listener";
+  ex.note = c.transparent->error;
+  w.state().metrics.rejected(metrics::rejection::loopback_refused).Increment();
+  finish_exchange(w, c, ex);
+}
+
+// Ends a transparent TLS connection that is not relayed: nothing can be said to a TLS client
+// before its handshake, so closing is the answer. Decides on the destination address first
+// when nothing was decided yet, so that the line names the client's role.
+void close_tls(worker& w, client_connection& c, exchange& ex, outcome action, std::string_view reason) {
+  if (!ex.verdict) {
+    const std::string host = ex.host;
+    ex.host = c.transparent->dst.ip.to_string();
+    decide_exchange(w, c, ex, std::nullopt);
+    ex.host = host;
+  }
+  ex.action = action;
+  if (!reason.empty()) ex.reason_override = reason;
+  ex.bytes_in += c.buffer.size();
+  finish_exchange(w, c, ex);
+}
+
+// A transparent TLS connection (port 443 redirected): the ClientHello, the decision on its SNI
+// and the original destination, then the relay or the hand-over to inspection.
+net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
+  exchange ex;
+  ex.cfg = w.config();
+  const auto& daemon = ex.cfg->daemon;
+  const auto& dst = c.transparent->dst;
+  // Logged like a CONNECT (the policy decides it as one): a tunnel to the original destination.
+  ex.method = "CONNECT";
+  ex.scheme = "https";
+  ex.host = dst.ip.to_string();
+  ex.port = dst.port;
+  hello_result hello = co_await read_client_hello(c, daemon.connect.hello_timeout);
+  switch (hello.status) {
+    case hello_status::need_more:
+      ex.note = std::move(hello.error);
+      close_tls(w, c, ex, outcome::error, "the connection ended before its TLS ClientHello");
+      co_return false;
+    case hello_status::not_tls:
+      ex.circumvention = true;
+      ex.note = "the connection to port " + std::to_string(dst.port) + " does not carry TLS";
+      close_tls(w, c, ex, outcome::block, "connections to HTTPS ports must carry HTTPS");
+      co_return false;
+    case hello_status::malformed:
+      ex.circumvention = true;
+      ex.note = "malformed TLS ClientHello: " + hello.error;
+      close_tls(w, c, ex, outcome::block, "the TLS handshake is malformed");
+      co_return false;
+    case hello_status::ok:
+      break;
+  }
+  if (!hello.hello.sni) {
+    // No name to decide on: connect.require_sni as for a CONNECT; otherwise decided on the
+    // destination address alone (ex.host already is it).
+    ex.circumvention = true;
+    ex.note = "TLS without a server name (SNI)";
+    if (daemon.connect.require_sni) {
+      close_tls(w, c, ex, outcome::block, "HTTPS without a server name is not allowed on the school network");
+      co_return false;
+    }
+  } else {
+    ex.host = *hello.hello.sni;
+  }
+  const auto& ports = daemon.connect.ports;
+  if (std::find(ports.begin(), ports.end(), ex.port) == ports.end()) {
+    w.state().metrics.rejected(metrics::rejection::port_not_allowed).Increment();
+    close_tls(w, c, ex, outcome::block, "tunnels to this port are not allowed");
+    co_return false;
+  }
+  const destination_check check = co_await decide_name_and_destination(w, c, ex, std::nullopt);
+  if (check.lookup != upstream_error::none) {
+    close_tls(w, c, ex, outcome::error, describe(check.lookup));
+    co_return false;
+  }
+  if (check.blocked_by_destination) {
+    // Not the block page: a certificate for the SNI would vouch for a name that does not lead
+    // to this address.
+    close_tls(w, c, ex, outcome::block, {});
+    co_return false;
+  }
+  // Decided again on the name with the inspection choice, as for a CONNECT. No User-Agent is
+  // seen before the handshake, so a blocked site with a CA always gets the block page's
+  // handshake (a client without the school CA fails it, which closes the connection anyway).
+  const tunnel_plan plan = plan_tunnel(w, c, ex, {});
+  if (plan == tunnel_plan::refuse) {
+    close_tls(w, c, ex, outcome::block, {});
+    co_return false;
+  }
+  ex.action = plan == tunnel_plan::block_page ? outcome::block : outcome::allow;
+  if (plan == tunnel_plan::relay) {
+    origin_address to;
+    to.host = ex.host;
+    to.port = ex.port;
+    to.connect_host = ex.connect_host;
+    to.address = endpoint_of(dst);
+    auto acquired = co_await w.upstream().acquire(to, *ex.cfg, upstream_use::tunnel, false);
+    if (!acquired.conn) {
+      ex.note = std::string(acquired.reason) + ": " + acquired.detail;
+      close_tls(w, c, ex, outcome::error, acquired.reason);
+      co_return false;
+    }
+    auto up = std::move(acquired.conn);
+    ex.answered = std::chrono::steady_clock::now();
+    // The ClientHello in c.buffer goes first, untouched.
+    auto [in, out] = co_await relay(w, c.io, c.buffer, up->io, up->buffer, daemon.upstream.idle_timeout);
+    ex.bytes_in += in;
+    ex.bytes_out += out;
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
+  // Inspected, or the HTTPS block page: the handshake with a leaf for the SNI, then requests.
+  const bool inspected = co_await start_inspection(w, c, ex);
+  if (inspected && plan == tunnel_plan::block_page) ex.note = "inspected to show the HTTPS block page";
+  finish_exchange(w, c, ex);
+  co_return inspected;
+}
+
+}  // namespace
+
+client_connection::transparent_origin transparent_origin_of(tcp::socket& s, bool tls) {
+  client_connection::transparent_origin t;
+  t.tls = tls;
+  error_code ec;
+  const bool v6 = s.local_endpoint(ec).address().is_v6();
+  std::string error;
+  const auto dst = original_destination(s.native_handle(), v6, error);
+  if (!dst) {
+    t.error = "no original destination (" + error + ")";
+    return t;
+  }
+  t.dst = *dst;
+  t.text = dst->ip.v6 ? "[" + dst->ip.to_string() + "]:" + std::to_string(dst->port)
+                      : dst->ip.to_string() + ":" + std::to_string(dst->port);
+  const auto local = local_address(s.native_handle());
+  if (local && local->ip == dst->ip && local->port == dst->port) {
+    t.error = "the connection was made to the transparent listener itself, not redirected to it (a loop)";
+  }
+  return t;
+}
+
+std::optional<tcp::endpoint> original_endpoint(const client_connection& c) {
+  if (!c.transparent || !c.transparent->error.empty()) return std::nullopt;
+  return endpoint_of(c.transparent->dst);
+}
+
+net::awaitable<bool> start_transparent(worker& w, client_connection& c) {
+  if (!c.transparent->error.empty()) {
+    refuse_unredirected(w, c);
+    co_return false;
+  }
+  if (!c.transparent->tls) co_return true;
+  c.idle = false;
+  const bool go_on = co_await serve_transparent_tls(w, c);
+  co_return go_on;
+}
+
+net::awaitable<bool> decide_transparent_request(worker& w, client_connection& c, exchange& ex,
+                                                std::optional<std::string_view> path, unsigned version) {
+  const destination_check check = co_await decide_name_and_destination(w, c, ex, path);
+  if (check.lookup == upstream_error::none) co_return true;
+  const auto reason = describe(check.lookup);  // a static string: it is the log's reason
+  co_await refuse(w, c, ex, refusal_for(check.lookup), reason, version);
+  co_return false;
+}
+
+}  // namespace hallpass
