@@ -86,7 +86,7 @@ TEST_CASE("dnsmasq: malformed lines are skipped and counted, the others still re
   CHECK(find(r, "10.10.4.30") == std::nullopt);
 }
 
-TEST_CASE("isc: the last block of an address wins; only active leases that have not ended") {
+TEST_CASE("isc: the last block of an address wins: only active leases that have not ended") {
   // As isc-dhcp-server 4.4.3 writes dhcpd.leases: header, then blocks appended as leases change.
   const std::string text =
       R"(# The format of this file is documented in the dhcpd.leases(5) manual page.
@@ -161,7 +161,7 @@ lease 10.20.0.2 {
   CHECK(find(r, "10.20.0.2")->name == "staffroom-printer");
 }
 
-TEST_CASE("isc: a malformed block is skipped and counted; an unclosed one ends the read") {
+TEST_CASE("isc: a malformed block is skipped and counted: an unclosed one ends the read") {
   const std::string text = R"(lease 10.10.4.40 {
   binding state active;
   ends 3 2026/13/02 20:00:00;
@@ -224,7 +224,7 @@ TEST_CASE("kea: DHCPv4 memfile CSV, columns found by the header, the last row wi
   CHECK(find(r, "10.20.1.8")->name == "comma,name");
 }
 
-TEST_CASE("kea: DHCPv6 memfile CSV; delegated prefixes are not devices") {
+TEST_CASE("kea: DHCPv6 memfile CSV: delegated prefixes are not devices") {
   const std::string text =
       "address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,lease_type,iaid,prefix_len,fqdn_"
       "fwd,fqdn_rev,"
@@ -246,7 +246,7 @@ TEST_CASE("kea: DHCPv6 memfile CSV; delegated prefixes are not devices") {
   CHECK(find(r, "fd00:99:1::") == std::nullopt);
 }
 
-TEST_CASE("kea: rows that do not fit the header are skipped and counted; no header, nothing read") {
+TEST_CASE("kea: rows that do not fit the header are skipped and counted: no header, nothing read") {
   const std::string text =
       "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,"
       "user_context\n"
