@@ -91,12 +91,18 @@ http {{
         wait_for(lambda: _can_connect(self.port), what="nginx to listen")
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def stop_process(proc, timeout=10):
+    """Ends a helper server the test started: SIGTERM, then SIGKILL if it is not gone in `timeout` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
 
 
 def _can_connect(port, host="127.0.0.1"):
@@ -343,18 +349,22 @@ def ws_read_frame(f):
     return data
 
 
-BASE_POLICY = """
-school:
-  name: Integration Test School
-  timezone: Europe/London
-  timetable:
+# A lesson all day, every day: so that a test's decisions do not depend on when it runs. A piece
+# of a str.format() template (braces doubled), under `school:`.
+LESSON_ALL_WEEK = '''  timetable:
     weekdays:
       - {{name: Lesson, kind: lesson, from: "00:00", to: "23:59"}}
     saturday:
       - {{name: Lesson, kind: lesson, from: "00:00", to: "23:59"}}
     sunday:
       - {{name: Lesson, kind: lesson, from: "00:00", to: "23:59"}}
-categories:
+'''
+
+BASE_POLICY = """
+school:
+  name: Integration Test School
+  timezone: Europe/London
+""" + LESSON_ALL_WEEK + """categories:
   social_media: {{domains: [facebook.test, instagram.test]}}
   circumvention: {{domains: [vpn.test]}}
 everyone:

@@ -11,7 +11,8 @@ import threading
 import time
 import unittest
 
-from harness import GUEST, PUPIL, STAFF, Origin, Proxy, curl, free_port, raw_request, status_of, wait_for
+from harness import (GUEST, PUPIL, STAFF, Origin, Proxy, _can_connect, curl, free_port, raw_request, status_of,
+                     stop_process, wait_for)
 
 SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
 SLAPADD = shutil.which("slapadd") or "/usr/sbin/slapadd"
@@ -98,20 +99,8 @@ access to * by * read
                         "-w", "admin-secret"], input=ldif.encode(), check=True, capture_output=True, timeout=20)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _can_connect(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 class Staller:

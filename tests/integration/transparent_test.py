@@ -21,6 +21,8 @@ import threading
 import time
 import unittest
 
+from harness import LESSON_ALL_WEEK
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("HALLPASS_SOURCE_DIR", os.path.join(HERE, "..", ".."))
 BIN = os.environ.get("HALLPASS_BIN", "")
@@ -81,14 +83,7 @@ POLICY = """
 school:
   name: Transparent Test School
   timezone: Europe/London
-  timetable:
-    weekdays:
-      - {{name: Lesson, kind: lesson, from: "00:00", to: "23:59"}}
-    saturday:
-      - {{name: Lesson, kind: lesson, from: "00:00", to: "23:59"}}
-    sunday:
-      - {{name: Lesson, kind: lesson, from: "00:00", to: "23:59"}}
-categories:
+""" + LESSON_ALL_WEEK + """categories:
   social_media: {{domains: [facebook.test]}}
   bad_addresses: {{domains: ["{other}"]}}
 roles:

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -38,6 +39,11 @@ const std::string dnsmasq_sample =
     "duid 00:01:00:01:2c:5f:1a:3e:52:54:00:12:34:56\n"
     "1796241600 305419896 fd00:10::1234 pupil-laptop-07 00:01:00:01:2d:11:22:33:3c:22:fb:12:9a:01\n"
     "1796241600 T12 fd00:10::99 Tablet-3 00:03:00:01:aa:bb:cc:dd:ee:ff\n";
+
+// The header of kea-leases4.csv as Kea 2.2 writes it (2.4 adds a pool_id column).
+const std::string kea4_header =
+    "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,"
+    "user_context\n";
 
 }  // namespace
 
@@ -247,13 +253,11 @@ TEST_CASE("kea: DHCPv6 memfile CSV: delegated prefixes are not devices") {
 }
 
 TEST_CASE("kea: rows that do not fit the header are skipped and counted: no header, nothing read") {
-  const std::string text =
-      "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,"
-      "user_context\n"
-      "10.10.4.20,3c:22:fb:12:9a:01,,43200,1796241600,1,0,0,ok,0,\n"
-      "10.10.4.21,3c:22:fb:12:9a:02,,43200,1796241600,1,0,0,short\n"
-      "10.10.4.22,3c:22:fb:12:9a:03,,43200,soon,1,0,0,bad-expire,0,\n"
-      "10.10.4.300,3c:22:fb:12:9a:04,,43200,1796241600,1,0,0,bad-address,0,\n";
+  const std::string text = kea4_header +
+                           "10.10.4.20,3c:22:fb:12:9a:01,,43200,1796241600,1,0,0,ok,0,\n"
+                           "10.10.4.21,3c:22:fb:12:9a:02,,43200,1796241600,1,0,0,short\n"
+                           "10.10.4.22,3c:22:fb:12:9a:03,,43200,soon,1,0,0,bad-expire,0,\n"
+                           "10.10.4.300,3c:22:fb:12:9a:04,,43200,1796241600,1,0,0,bad-address,0,\n";
   const auto r = parse_kea_leases(text, now);
   CHECK(r.skipped == 3);
   CHECK(r.first_error.starts_with("line 3: "));
@@ -291,12 +295,17 @@ void write_file(const std::filesystem::path& p, const std::string& text) {
   std::filesystem::rename(tmp, p);
 }
 
+// The Unix time `later` from now, as the lease files write an expiry: the watcher's tests read
+// with the real clock, so their leases must not have ended.
+std::string seconds_from_now(std::chrono::seconds later) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch() + later)
+                            .count());
+}
+
 std::string dnsmasq_line(std::string_view address, std::string_view name) {
-  const auto end = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch() + std::chrono::hours(12))
-                       .count();
-  return std::to_string(end) + " 3c:22:fb:12:9a:01 " + std::string(address) + " " +
-         std::string(name) + " *\n";
+  return seconds_from_now(std::chrono::hours(12)) + " 3c:22:fb:12:9a:01 " + std::string(address) +
+         " " + std::string(name) + " *\n";
 }
 
 }  // namespace
@@ -339,17 +348,12 @@ TEST_CASE("lease_watcher: reads, re-reads on change only, keeps the old table wh
 TEST_CASE("lease_watcher: kea's older files are read first, the current file wins") {
   temp_dir dir;
   const auto file = dir.path / "kea-leases4.csv";
-  const std::string header =
-      "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,"
-      "user_context\n";
-  const auto later = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count() +
-                                    3600);
+  const auto later = seconds_from_now(std::chrono::hours(1));
   write_file(dir.path / "kea-leases4.csv.2",
-             header + "10.10.4.20,3c:22:fb:12:9a:01,,3600," + later + ",1,0,0,old-name,0,\n" +
+             kea4_header + "10.10.4.20,3c:22:fb:12:9a:01,,3600," + later + ",1,0,0,old-name,0,\n" +
                  "10.10.4.21,3c:22:fb:12:9a:02,,3600," + later + ",1,0,0,kept,0,\n");
-  write_file(file, header + "10.10.4.20,3c:22:fb:12:9a:01,,3600," + later + ",1,0,0,new-name,0,\n");
+  write_file(file,
+             kea4_header + "10.10.4.20,3c:22:fb:12:9a:01,,3600," + later + ",1,0,0,new-name,0,\n");
   std::atomic<std::shared_ptr<const device_table>> target;
   lease_watcher w([&] { return lease_watcher::source{file.string(), lease_format::kea}; }, target);
   CHECK(w.poll());
