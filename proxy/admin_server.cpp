@@ -11,6 +11,7 @@
 #include <iostream>
 #include <set>
 
+#include "proxy/accept_next.hpp"
 #include "proxy/admin_request.hpp"
 #include "proxy/run_loop.hpp"
 #include "proxy/server.hpp"
@@ -254,24 +255,18 @@ net::awaitable<void> admin_server::prune_loop() {
 
 net::awaitable<void> admin_server::accept_loop() {
   for (;;) {
-    auto [ec, socket] = co_await acceptor_->async_accept(nothrow);
-    if (ec == net::error::operation_aborted || !acceptor_->is_open()) co_return;  // stop()
-    if (ec) {
-      // EMFILE and friends: back off briefly and go on; ending here would shut the admin
-      // socket for good while the daemon kept running.
-      net::steady_timer t(ioc_, std::chrono::milliseconds(100));
-      co_await t.async_wait(nothrow);
-      continue;
-    }
+    auto socket = co_await accept_next(*acceptor_);
+    if (!socket) co_return;  // stop()
     ucred cred{};
     socklen_t len = sizeof cred;
-    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) continue;
+    if (::getsockopt(socket->native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) continue;
     if (live_connections_ >= max_admin_connections) continue;  // closing is the answer
     if (connections_by_uid_[cred.uid] >= max_connections_per_uid) continue;
     ++live_connections_;
     ++connections_by_uid_[cred.uid];
     // A member coroutine, not a lambda: GCC 12 mishandles coroutine lambdas made inside a coroutine.
-    net::co_spawn(ioc_, serve(std::make_shared<admin_connection>(std::move(socket), cred.uid)), net::detached);
+    net::co_spawn(ioc_, serve(std::make_shared<admin_connection>(std::move(*socket), cred.uid)),
+                  net::detached);
   }
 }
 

@@ -181,15 +181,26 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
 
 net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::status status, std::string&& body,
                                  std::string_view content_type, bool keep_alive, unsigned version) {
+  auto res = local_head(status, version, content_type);
+  res.set("X-Content-Type-Options", "nosniff");
+  res.body() = std::move(body);
+  co_return co_await send_local(c, ex, res, keep_alive);
+}
+
+http::response<http::string_body> local_head(http::status status, unsigned version,
+                                             std::string_view content_type) {
   http::response<http::string_body> res{status, version};
   res.set(http::field::server, "hallpass");
   res.set(http::field::content_type, content_type);
   res.set(http::field::cache_control, "no-store");
-  res.set("X-Content-Type-Options", "nosniff");
-  res.body() = std::move(body);
+  return res;
+}
+
+net::awaitable<bool> send_local(client_connection& c, exchange& ex,
+                                http::response<http::string_body>& res, bool keep_alive) {
   res.keep_alive(keep_alive);
   res.prepare_payload();
-  ex.status = static_cast<int>(status);
+  ex.status = static_cast<int>(res.result_int());
   c.stream.expires_after(std::chrono::seconds(30));
   auto [ec, n] = co_await http::async_write(c.io, res, nothrow);
   ex.bytes_out += n;

@@ -90,6 +90,19 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
 net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::status status, std::string&& body,
                                  std::string_view content_type, bool keep_alive, unsigned version);
 
+// The head every local response starts with: `status`, Server: hallpass, the content type and
+// Cache-Control: no-store. The caller adds what its answer needs, sets the body and sends it
+// with send_local.
+http::response<http::string_body> local_head(http::status status, unsigned version,
+                                             std::string_view content_type);
+
+// Sends a local response the caller built (a named local, alive until the co_await returns):
+// sets keep-alive and the length, writes it under a 30 s deadline, and sets ex.status and
+// ex.bytes_out. Returns false when the client is gone. write_local and the login gate's
+// answers are this.
+net::awaitable<bool> send_local(client_connection& c, exchange& ex,
+                                http::response<http::string_body>& res, bool keep_alive);
+
 // The school's error page with a title and an explanation.
 net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::status status, std::string_view title,
                                       std::string_view explanation, bool keep_alive = false, unsigned version = 11,

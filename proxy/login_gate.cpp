@@ -5,6 +5,7 @@
 #include <boost/beast/core/detail/base64.hpp>
 #include <iostream>
 
+#include "proxy/local_response.hpp"
 #include "proxy/login_service.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
@@ -12,7 +13,6 @@
 namespace hallpass {
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 using result = login_service::result;
 using kind = login_service::result_kind;
 
@@ -105,22 +105,13 @@ net::awaitable<result> ask_directory(worker& w, login_service& service, const lo
 net::awaitable<bool> write_answer(client_connection& c, exchange& ex, http::status status, std::string&& body,
                                   const login_settings& s, std::chrono::seconds retry_after, bool keep_alive,
                                   unsigned version) {
-  http::response<http::string_body> res{status, version};
-  res.set(http::field::server, "hallpass");
-  res.set(http::field::content_type, "text/plain; charset=utf-8");
-  res.set(http::field::cache_control, "no-store");
+  auto res = local_head(status, version, "text/plain; charset=utf-8");
   if (status == http::status::proxy_authentication_required) {
     res.set(http::field::proxy_authenticate, "Basic realm=\"" + s.realm + "\", charset=\"UTF-8\"");
   }
   if (retry_after.count() > 0) res.set(http::field::retry_after, std::to_string(retry_after.count()));
   res.body() = std::move(body);
-  res.keep_alive(keep_alive);
-  res.prepare_payload();
-  ex.status = static_cast<int>(status);
-  c.stream.expires_after(std::chrono::seconds(30));
-  auto [ec, n] = co_await http::async_write(c.io, res, nothrow);
-  ex.bytes_out += n;
-  co_return !ec;
+  co_return co_await send_local(c, ex, res, keep_alive);
 }
 
 void count(worker& w, kind k) {

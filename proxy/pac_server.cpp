@@ -3,6 +3,7 @@
 #include <chrono>
 #include <iostream>
 
+#include "proxy/accept_next.hpp"
 #include "proxy/configuration.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/pac_script.hpp"
@@ -108,20 +109,14 @@ void pac_server::stop() {
 
 net::awaitable<void> pac_server::accept_loop() {
   for (;;) {
-    auto [ec, socket] = co_await acceptor_->async_accept(nothrow);
-    if (ec == net::error::operation_aborted || !acceptor_->is_open()) co_return;  // stop()
-    if (ec) {
-      // EMFILE and friends: back off briefly instead of spinning.
-      net::steady_timer t(ioc_, std::chrono::milliseconds(100));
-      co_await t.async_wait(nothrow);
-      continue;
-    }
+    auto socket = co_await accept_next(*acceptor_);
+    if (!socket) co_return;  // stop()
     if (live_ >= max_connections) {
       metrics_.pac_refused.Increment();
       continue;  // closing the socket is the answer
     }
     ++live_;
-    net::co_spawn(ioc_, serve(std::move(socket)), net::detached);
+    net::co_spawn(ioc_, serve(std::move(*socket)), net::detached);
   }
 }
 

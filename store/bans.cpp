@@ -107,14 +107,8 @@ result exception_store::ban(const actor& who, const ban_form& f) {
   auto after = ban_object(id, now);
   if (!after) return result::fail("internal", "the new ban cannot be read back");
   const char* action = f.how == "proposal" ? "propose ban" : "ban";
-  if (auto e = write_audit(who, action, ban_name(id), nullptr, *after, f.reason,
-                           f.how == "automatic" ? "automatic" : "ok");
-      !e.empty())
-    return result::fail("internal", e);
-  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
-  result r;
-  r.data = *after;
-  return r;
+  return audit_and_commit(tx, who, action, ban_name(id), nullptr, *after, f.reason,
+                          f.how == "automatic" ? "automatic" : "ok", *after);
 }
 
 result exception_store::confirm_ban(const actor& who, std::int64_t id, const std::string& reason) {
@@ -138,13 +132,8 @@ result exception_store::confirm_ban(const actor& who, std::int64_t id, const std
   upd.bind(1, n).bind(2, n).bind(3, who.os_user).bind(4, n).bind(5, id);
   if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
   auto after = ban_object(id, now);
-  if (auto e = write_audit(who, "confirm ban", ban_name(id), *before, *after, reason, "ok");
-      !e.empty())
-    return result::fail("internal", e);
-  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
-  result r;
-  r.data = *after;
-  return r;
+  return audit_and_commit(tx, who, "confirm ban", ban_name(id), *before, *after, reason, "ok",
+                          *after);
 }
 
 result exception_store::unban(const actor& who, std::optional<std::int64_t> id, bool device,
@@ -199,10 +188,7 @@ result exception_store::unban(const actor& who, std::optional<std::int64_t> id, 
       return result::fail("internal", e);
     lifted.push_back(std::move(*after));
   }
-  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
-  result r;
-  r.data = json::object{{"bans", std::move(lifted)}};
-  return r;
+  return commit(tx, json::object{{"bans", std::move(lifted)}});
 }
 
 result exception_store::bans(bool all) {

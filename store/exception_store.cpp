@@ -257,6 +257,23 @@ std::string exception_store::write_audit(const actor& who, const std::string& ac
   return st.run();
 }
 
+result exception_store::audit_and_commit(transaction& tx, const actor& who,
+                                         const std::string& action, const std::string& object,
+                                         const json::value& before, const json::value& after,
+                                         const std::string& reason, const std::string& outcome,
+                                         json::value data) {
+  if (auto e = write_audit(who, action, object, before, after, reason, outcome); !e.empty())
+    return result::fail("internal", e);
+  return commit(tx, std::move(data));
+}
+
+result exception_store::commit(transaction& tx, json::value data) {
+  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
+  result r;
+  r.data = std::move(data);
+  return r;
+}
+
 void exception_store::audit_event(const actor& who, const std::string& action, const std::string& object,
                                   const std::string& reason, const std::string& outcome) {
   write_audit(who, action, object, nullptr, nullptr, reason, outcome);
@@ -349,13 +366,9 @@ result exception_store::file_request(const actor& who, const request_form& f) {
     if (same.step(&err)) {
       const auto id = same.integer(0);
       json::object asked{{"requester", f.requester}, {"reasons", f.reasons}, {"client", *f.client_address}};
-      if (auto e = write_audit(who, "request", "request " + std::to_string(id), nullptr, asked, f.reasons, "merged");
-          !e.empty())
-        return result::fail("internal", e);
-      if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
-      result r;
-      r.data = json::object{{"id", id}, {"status", "pending"}, {"merged", true}};
-      return r;
+      return audit_and_commit(tx, who, "request", "request " + std::to_string(id), nullptr, asked,
+                              f.reasons, "merged",
+                              json::object{{"id", id}, {"status", "pending"}, {"merged", true}});
     }
     if (!err.empty()) return result::fail("internal", err);
   }
@@ -386,13 +399,9 @@ result exception_store::file_request(const actor& who, const request_form& f) {
   if (auto e = st.run(); !e.empty()) return result::fail("internal", e);
   const auto id = db_.last_insert_id();
   auto after = request_object(id, now_seconds());
-  if (auto e = write_audit(who, "request", "request " + std::to_string(id), nullptr, *after, f.reasons, "ok");
-      !e.empty())
-    return result::fail("internal", e);
-  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
-  result r;
-  r.data = json::object{{"id", id}, {"status", "pending"}, {"merged", false}};
-  return r;
+  return audit_and_commit(tx, who, "request", "request " + std::to_string(id), nullptr, *after,
+                          f.reasons, "ok",
+                          json::object{{"id", id}, {"status", "pending"}, {"merged", false}});
 }
 
 result exception_store::change_request(const actor& who, std::int64_t id, const char* action, const char* need,
@@ -415,23 +424,15 @@ result exception_store::change_request(const actor& who, std::int64_t id, const 
   std::string audit_reason = reason;
   if (refuse) {
     if (auto refused = refuse(*before, audit_reason)) {
-      if (auto e = write_audit(who, action, "request " + std::to_string(id), *before, nullptr, refused->error,
-                               "refused");
-          !e.empty())
-        return result::fail("internal", e);
-      if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
-      return *refused;
+      auto audited = audit_and_commit(tx, who, action, "request " + std::to_string(id), *before,
+                                      nullptr, refused->error, "refused", nullptr);
+      return audited.ok ? *refused : audited;
     }
   }
   if (auto e = apply(); !e.empty()) return result::fail("internal", e);
   auto after = request_object(id, now);
-  if (auto e = write_audit(who, action, "request " + std::to_string(id), *before, *after, audit_reason, "ok");
-      !e.empty())
-    return result::fail("internal", e);
-  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
-  result r;
-  r.data = *after;
-  return r;
+  return audit_and_commit(tx, who, action, "request " + std::to_string(id), *before, *after,
+                          audit_reason, "ok", *after);
 }
 
 result exception_store::review(const actor& who, std::int64_t id, const request_review& rv) {
@@ -600,14 +601,10 @@ result exception_store::add_local(const actor& who, bool block, const rules::tar
   if (auto e = st.run(); !e.empty()) return result::fail("internal", e);
   const auto id = db_.last_insert_id();
   json::object after{{"id", id}, {"block", block}, {"kind", rules::to_string(t.kind)}, {"value", t.text}};
-  if (auto e = write_audit(who, block ? "block" : "allow", "local entry " + std::to_string(id), nullptr, after, reason,
-                           "ok");
-      !e.empty())
-    return result::fail("internal", e);
-  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
-  result r;
-  r.data = json::object{{"id", id}, {"value", t.text}, {"kind", rules::to_string(t.kind)}};
-  return r;
+  return audit_and_commit(
+      tx, who, block ? "block" : "allow", "local entry " + std::to_string(id), nullptr, after,
+      reason, "ok",
+      json::object{{"id", id}, {"value", t.text}, {"kind", rules::to_string(t.kind)}});
 }
 
 result exception_store::remove_local(const actor& who, std::int64_t id, const std::string& reason) {
@@ -623,13 +620,8 @@ result exception_store::remove_local(const actor& who, std::int64_t id, const st
   if (!upd) return result::fail("internal", err);
   upd.bind(1, who.os_user).bind(2, now_seconds().time_since_epoch().count()).bind(3, reason).bind(4, id);
   if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
-  if (auto e = write_audit(who, "unblock", "local entry " + std::to_string(id), before, nullptr, reason, "ok");
-      !e.empty())
-    return result::fail("internal", e);
-  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
-  result r;
-  r.data = json::object{{"id", id}};
-  return r;
+  return audit_and_commit(tx, who, "unblock", "local entry " + std::to_string(id), before, nullptr,
+                          reason, "ok", json::object{{"id", id}});
 }
 
 result exception_store::local_blocks(bool all) {
@@ -696,13 +688,9 @@ result exception_store::file_report(const actor& who, const std::string& url, co
   }
   json::object after{{"id", report_id}, {"url", url}, {"nature", nature}, {"reporter", reporter},
                      {"individual", nullable(individual)}, {"blocked", block.has_value()}, {"entry", entry}};
-  if (auto e = write_audit(who, "report", "report " + std::to_string(report_id), nullptr, after, nature, "ok");
-      !e.empty())
-    return result::fail("internal", e);
-  if (auto e = tx.commit(); !e.empty()) return result::fail("internal", e);
-  result r;
-  r.data = json::object{{"id", report_id}, {"blocked", block.has_value()}, {"entry", entry}};
-  return r;
+  return audit_and_commit(
+      tx, who, "report", "report " + std::to_string(report_id), nullptr, after, nature, "ok",
+      json::object{{"id", report_id}, {"blocked", block.has_value()}, {"entry", entry}});
 }
 
 result exception_store::reports() {

@@ -168,6 +168,15 @@ class exception_store {
   std::string write_audit(const actor& who, const std::string& action, const std::string& object,
                           const boost::json::value& before, const boost::json::value& after, const std::string& reason,
                           const std::string& outcome);
+  // The end of every change: writes its audit entry, commits `tx` and answers `data`. When
+  // either fails the answer is an internal error and `tx` rolls back as it goes, so no change
+  // stands unaudited.
+  result audit_and_commit(transaction& tx, const actor& who, const std::string& action,
+                          const std::string& object, const boost::json::value& before,
+                          const boost::json::value& after, const std::string& reason,
+                          const std::string& outcome, boost::json::value data);
+  // Commits `tx` and answers `data`: for a change whose audit entries are written already.
+  static result commit(transaction& tx, boost::json::value data);
   std::string iso(std::int64_t unix_seconds) const;
   std::optional<boost::json::object> ban_object(std::int64_t id, seconds_t now);
   // One change to a request in one transaction: checks the status is `need`, asks refuse()
