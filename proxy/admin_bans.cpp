@@ -39,23 +39,14 @@ store::result bad(std::string message) {
   return store::result::fail("bad_request", std::move(message));
 }
 
-// A ban's 'for': a whole number and one unit, from 1m to 366d.
+// A ban's 'for': admin_duration's shape, from 1m to 366d.
 std::optional<std::chrono::seconds> ban_length(const std::string& t, std::string& error) {
-  const std::string shape =
-      "'for' must be a duration like 45m, 6h or 3d (a whole number and one unit)";
-  std::size_t digits = 0;
-  while (digits < t.size() && t[digits] >= '0' && t[digits] <= '9') ++digits;
-  auto d =
-      digits > 0 && digits <= 6 && t.size() == digits + 1 ? rules::parse_duration(t) : std::nullopt;
-  if (!d) {
-    error = shape + ", not '" + t + "'";
-    return std::nullopt;
-  }
-  if (*d < std::chrono::minutes(1) || *d > std::chrono::days(366)) {
+  const auto d = admin_duration(t, error);
+  if (d && (*d < std::chrono::minutes(1) || *d > std::chrono::days(366))) {
     error = "'for' " + t + " is out of range: a ban lasts from 1m to 366d";
     return std::nullopt;
   }
-  return std::chrono::floor<std::chrono::seconds>(*d);
+  return d;
 }
 
 // One line on the access log for each ban put in force, so the DSL's monitoring (the log)

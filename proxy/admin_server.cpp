@@ -126,9 +126,9 @@ std::optional<std::int64_t> id_arg(const json::object& a, std::string* err) {
   return std::nullopt;
 }
 
-// An approval's 'for': a whole number above zero and one unit (s, m, h, d). Returns nullopt
-// with a message for zero, negative, oversized and unreadable values.
-std::optional<std::chrono::seconds> approval_duration(const std::string& text, std::string& error) {
+}  // namespace
+
+std::optional<std::chrono::seconds> admin_duration(const std::string& text, std::string& error) {
   const std::string shape = "'for' must be a duration like 30s, 45m, 2h or 1d (a whole number and one unit)";
   if (!text.empty() && text.front() == '-') {
     error = "'for' " + text + " is negative: " + shape;
@@ -146,13 +146,11 @@ std::optional<std::chrono::seconds> approval_duration(const std::string& text, s
     return std::nullopt;
   }
   if (*d < std::chrono::seconds(1)) {
-    error = "'for' " + text + " is zero: an exception must last at least 1s";
+    error = "'for' " + text + " is zero: it must last at least 1s";
     return std::nullopt;
   }
   return std::chrono::ceil<std::chrono::seconds>(*d);
 }
-
-}  // namespace
 
 admin_server::admin_server(shared_state& state, reload_fn reload) : state_(state), reload_(std::move(reload)) {}
 
@@ -420,7 +418,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     std::string asked;
     if (auto d = text_arg(args, "for", false, &err)) {
       asked = "'for' " + *d;
-      auto dur = approval_duration(*d, err);
+      auto dur = admin_duration(*d, err);
       if (!dur) return bad(err);
       until = now + *dur;
     } else if (auto u = text_arg(args, "until", false, &err)) {

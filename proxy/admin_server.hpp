@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -27,6 +28,11 @@
 namespace hallpass {
 
 class shared_state;
+
+// An admin verb's 'for' (approve, ban): a whole number above zero and one unit (s, m, h, d).
+// Returns nullopt with a message for zero, negative, oversized and unreadable values; the
+// verb checks its own range. Pure; any thread.
+std::optional<std::chrono::seconds> admin_duration(const std::string& text, std::string& error);
 
 class admin_server {
  public:

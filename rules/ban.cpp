@@ -30,10 +30,13 @@ bool on_supervised_list(const policy& p, const normalized_host& host) {
 void apply_ban(const policy& p, const ban_entry& b, verdict& v) {
   if (v.by == decided_by::locked_category || v.by == decided_by::invalid_host) return;
   if (on_supervised_list(p, v.host)) return;
+  // A site the policy blocked anyway keeps its category: the access log and the attempts
+  // counter (proxy/exchange.cpp: a block by a circumvention category) still see a banned
+  // pupil's further attempts to get round the filter (000 7.4 monitoring).
+  if (v.act != action::block) v.matched_category = nullptr;
   v.act = action::block;
   v.by = decided_by::rule;
   v.matched_rule = nullptr;
-  v.matched_category = nullptr;
   v.exception_id.clear();
   v.rule_id = b.rule_id;
   v.reason = p.bans.message;

@@ -20,7 +20,8 @@ namespace hallpass::rules {
 bool on_supervised_list(const policy& p, const normalized_host& host);
 
 // Overlays ban `b` on v (see above). The verdict then points into `b` (v.ban, v.rule_id) and
-// into p (v.reason, the school's neutral bans.message).
+// into p (v.reason, the school's neutral bans.message). A request the policy blocked anyway
+// keeps its matched_category, so a blocked circumvention site is still an attempt.
 void apply_ban(const policy& p, const ban_entry& b, verdict& v);
 
 }  // namespace hallpass::rules

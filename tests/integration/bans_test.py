@@ -168,6 +168,10 @@ class BansTest(unittest.TestCase):
         # More attempts while banned file no second ban.
         for _ in range(3):
             self.status("vpn.test", device)
+        # ...and are still logged as attempts, beside the ban (the DSL's monitoring, 000 7.4).
+        wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("client") == device
+                          and l.get("ban") == bans[0]["id"] and l.get("circumvention") is True],
+                 what="an attempt while banned logged as one")
         time.sleep(0.5)
         self.assertEqual(len([b for b in ctl_json("hp_dsl", self.sock, "bans")["bans"] if b["subject"] == device]), 1)
         entries = ctl_json("hp_dsl", self.sock, "audit")["entries"]

@@ -22,7 +22,7 @@ roles:
     default: allow
     rules:
       - {action: block, domains: [shut.example, platform.example]}
-      - {action: block, categories: [illegal]}
+      - {action: block, categories: [illegal, circumvention]}
 bans:
   policy:
     domains: [platform.example, shut.example]
@@ -111,6 +111,18 @@ TEST_CASE("a ban wins over an exception, and a locked category stays locked with
   const auto locked = decide_at(*p, idx.get(), "10.10.4.20", "http://bad.example/");
   CHECK(locked.by == decided_by::locked_category);
   CHECK(locked.ban == nullptr);
+}
+
+TEST_CASE("a banned device's attempt to get round the filter is still one, by its category") {
+  // proxy/exchange.cpp counts a block by a circumvention category as an attempt (the access
+  // log's `circumvention`, hallpass_circumvention_attempts_total): a ban must not hide it.
+  auto p = test::load_yaml(ban_policy);
+  auto idx = exception_index::build({}, {}, {device_ban(*p, 4, "10.10.4.20")});
+  const auto vpn = decide_at(*p, idx.get(), "10.10.4.20", "http://vpn.example/");
+  CHECK(vpn.act == action::block);
+  CHECK(vpn.rule_id == "ban 4");
+  REQUIRE(vpn.matched_category != nullptr);
+  CHECK(vpn.matched_category->circumvention);
 }
 
 TEST_CASE("a user ban matches that user only, and the one that ends last decides") {
