@@ -75,10 +75,9 @@ class login_service {
 
   static std::string_view to_string(result_kind k);
 
-  // The salted SHA-256 of a user name and password (what the cache and a connection keep).
-  std::array<unsigned char, 32> digest(std::string_view user, std::string_view password) const;
-
  private:
+  // The salted SHA-256 of a user name and password (what the cache keeps).
+  std::array<unsigned char, 32> digest(std::string_view user, std::string_view password) const;
   struct job {
     std::shared_ptr<const login_settings> settings;
     std::string client, user, password;
