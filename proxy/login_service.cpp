@@ -23,18 +23,6 @@ void expire(std::deque<login_service::clock::time_point>& times, login_service::
 
 }  // namespace
 
-std::string_view login_service::to_string(result_kind k) {
-  switch (k) {
-    case result_kind::ok: return "ok";
-    case result_kind::cached: return "cached";
-    case result_kind::bad_credentials: return "bad_credentials";
-    case result_kind::rate_limited: return "rate_limited";
-    case result_kind::unavailable: return "unavailable";
-    case result_kind::busy: return "busy";
-  }
-  return "unavailable";
-}
-
 login_service::login_service(unsigned threads) {
   if (RAND_bytes(salt_, sizeof salt_) != 1) throw std::runtime_error("cannot make a random salt for the login cache");
   threads_.reserve(threads);
