@@ -69,12 +69,14 @@ std::size_t login_service::settings_key(const ldap_settings& s) {
 
 std::shared_ptr<const login_identity> login_service::cached(const ldap_settings& s, std::string_view user,
                                                             std::string_view password, clock::time_point now) {
+  // Both computed before the lock, which every worker and directory thread shares.
   const auto hash = digest(user, password);
+  const auto key = settings_key(s);
   std::lock_guard lock(mutex_);
   const auto it = cache_.find(std::string(user));
   if (it == cache_.end()) return nullptr;
   const auto& e = it->second;
-  if (e.expires <= now || e.settings_key != settings_key(s)) return nullptr;
+  if (e.expires <= now || e.settings_key != key) return nullptr;
   if (CRYPTO_memcmp(e.hash.data(), hash.data(), hash.size()) != 0) return nullptr;
   return e.who;
 }
@@ -83,6 +85,7 @@ void login_service::remember(const ldap_settings& s, const std::string& user, co
                              std::shared_ptr<const login_identity> who, clock::time_point now) {
   if (s.cache_ttl.count() <= 0) return;
   const auto hash = digest(user, password);
+  const auto key = settings_key(s);
   std::lock_guard lock(mutex_);
   if (cache_.size() >= max_cached_users && !cache_.contains(user)) {
     std::erase_if(cache_, [now](const auto& kv) { return kv.second.expires <= now; });
@@ -90,7 +93,7 @@ void login_service::remember(const ldap_settings& s, const std::string& user, co
   }
   auto& e = cache_[user];
   e.hash = hash;
-  e.settings_key = settings_key(s);
+  e.settings_key = key;
   e.who = std::move(who);
   e.expires = now + s.cache_ttl;
 }
