@@ -114,18 +114,34 @@ net::awaitable<bool> write_answer(client_connection& c, exchange& ex, http::stat
   co_return co_await send_local(c, ex, res, keep_alive);
 }
 
-void count(worker& w, kind k) {
-  w.state().metrics.logins.Add({{"result", std::string(login_service::to_string(k))}}).Increment();
+// The connection signed in with `authorization` (checked by the cache or the directory).
+void remember(client_connection& c, std::shared_ptr<const login_identity> who, std::string_view authorization,
+              login_service::clock::time_point until) {
+  c.login.forget();
+  c.login.who = std::move(who);
+  c.login.credentials.assign(authorization);
+  c.login.until = until;
 }
 
+static_assert(metrics::login_results.size() == static_cast<std::size_t>(kind::busy) + 1,
+              "one hallpass_logins_total series per result kind, in its order");
+
+void count(worker& w, kind k) { w.state().metrics.logins[static_cast<std::size_t>(k)]->Increment(); }
+
 }  // namespace
+
+void client_connection::signed_in::forget() {
+  who.reset();
+  OPENSSL_cleanse(credentials.data(), credentials.size());
+  credentials.clear();
+}
 
 net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex, std::string_view authorization,
                                    unsigned version, bool keep_alive, bool* again) {
   *again = false;
   if (c.inside) {
     // A request inside an inspected tunnel: the identity the CONNECT signed in with.
-    ex.login = c.login;
+    ex.login = c.login.who;
     co_return login_step::proceed;
   }
   const auto& s = ex.cfg->daemon.logins;
@@ -133,10 +149,17 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
   const login_mode mode = service == nullptr || !s.ldap.configured() ? login_mode::none : s.mode_for(c.ip);
   if (mode == login_mode::none) co_return login_step::proceed;
 
+  const auto now = login_service::clock::now();
+  if (c.login.who && now < c.login.until && authorization.size() == c.login.credentials.size() &&
+      CRYPTO_memcmp(authorization.data(), c.login.credentials.data(), authorization.size()) == 0) {
+    // The same credentials on the same connection: it signed in already. The keep-alive path:
+    // a clock read and a comparison of a few dozen bytes.
+    ex.login = c.login.who;
+    co_return login_step::proceed;
+  }
   std::string user, password;
   const bool sent = !authorization.empty();
   const bool readable = sent && parse_basic(authorization, user, password);
-  const auto now = login_service::clock::now();
   http::status status = http::status::proxy_authentication_required;
   std::string body;
   std::chrono::seconds retry_after{0};
@@ -148,17 +171,9 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     body = "The sign-in could not be read: only Basic is accepted here.\n";
     ex.reason_override = "login unreadable";
     count(w, kind::bad_credentials);
-  } else if (c.login && now < c.login_until && c.login->user == user &&
-             c.login_digest == service->digest(user, password)) {
-    // The same credentials on the same connection: it signed in already.
-    ex.login = c.login;
-    OPENSSL_cleanse(password.data(), password.size());
-    co_return login_step::proceed;
   } else if (auto who = service->cached(s.ldap, user, password, now)) {
     count(w, kind::cached);
-    c.login = who;
-    c.login_digest = service->digest(user, password);
-    c.login_until = now + s.ldap.cache_ttl;
+    remember(c, who, authorization, now + s.ldap.cache_ttl);
     ex.login = std::move(who);
     OPENSSL_cleanse(password.data(), password.size());
     co_return login_step::proceed;
@@ -169,14 +184,11 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     ex.reason_override = "login refused after too many failures";
     ex.note = "login rate-limited for user " + user;
   } else {
-    const auto digest = service->digest(user, password);
     std::string client = c.ip_text, name = user;
     auto answer = co_await ask_directory(w, *service, s, std::move(client), std::move(name), std::move(password));
     count(w, answer.kind);
     if (answer.kind == kind::ok) {
-      c.login = answer.who;
-      c.login_digest = digest;
-      c.login_until = now + s.ldap.cache_ttl;
+      remember(c, answer.who, authorization, now + s.ldap.cache_ttl);
       ex.login = std::move(answer.who);
       co_return login_step::proceed;
     }
@@ -198,7 +210,7 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
   ex.action = outcome::error;
   // The connection goes on after a 407 (the client retries on it with credentials); a failed
   // connection forgets any earlier sign-in.
-  c.login.reset();
+  c.login.forget();
   const bool keep = keep_alive && status == http::status::proxy_authentication_required;
   const bool ok = co_await write_answer(c, ex, status, std::move(body), s, retry_after, keep, version);
   *again = ok && keep;

@@ -23,18 +23,6 @@ void expire(std::deque<login_service::clock::time_point>& times, login_service::
 
 }  // namespace
 
-std::string_view login_service::to_string(result_kind k) {
-  switch (k) {
-    case result_kind::ok: return "ok";
-    case result_kind::cached: return "cached";
-    case result_kind::bad_credentials: return "bad_credentials";
-    case result_kind::rate_limited: return "rate_limited";
-    case result_kind::unavailable: return "unavailable";
-    case result_kind::busy: return "busy";
-  }
-  return "unavailable";
-}
-
 login_service::login_service(unsigned threads) {
   if (RAND_bytes(salt_, sizeof salt_) != 1) throw std::runtime_error("cannot make a random salt for the login cache");
   threads_.reserve(threads);
@@ -81,12 +69,14 @@ std::size_t login_service::settings_key(const ldap_settings& s) {
 
 std::shared_ptr<const login_identity> login_service::cached(const ldap_settings& s, std::string_view user,
                                                             std::string_view password, clock::time_point now) {
+  // Both computed before the lock, which every worker and directory thread shares.
   const auto hash = digest(user, password);
+  const auto key = settings_key(s);
   std::lock_guard lock(mutex_);
   const auto it = cache_.find(std::string(user));
   if (it == cache_.end()) return nullptr;
   const auto& e = it->second;
-  if (e.expires <= now || e.settings_key != settings_key(s)) return nullptr;
+  if (e.expires <= now || e.settings_key != key) return nullptr;
   if (CRYPTO_memcmp(e.hash.data(), hash.data(), hash.size()) != 0) return nullptr;
   return e.who;
 }
@@ -95,6 +85,7 @@ void login_service::remember(const ldap_settings& s, const std::string& user, co
                              std::shared_ptr<const login_identity> who, clock::time_point now) {
   if (s.cache_ttl.count() <= 0) return;
   const auto hash = digest(user, password);
+  const auto key = settings_key(s);
   std::lock_guard lock(mutex_);
   if (cache_.size() >= max_cached_users && !cache_.contains(user)) {
     std::erase_if(cache_, [now](const auto& kv) { return kv.second.expires <= now; });
@@ -102,7 +93,7 @@ void login_service::remember(const ldap_settings& s, const std::string& user, co
   }
   auto& e = cache_[user];
   e.hash = hash;
-  e.settings_key = settings_key(s);
+  e.settings_key = key;
   e.who = std::move(who);
   e.expires = now + s.cache_ttl;
 }

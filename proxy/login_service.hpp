@@ -49,6 +49,7 @@ struct login_identity {
 class login_service {
  public:
   using clock = std::chrono::steady_clock;
+  // Named in hallpass_logins_total{result} by metrics::login_results, in this order.
   enum class result_kind : std::uint8_t { ok, cached, bad_credentials, rate_limited, unavailable, busy };
   struct result {
     result_kind kind = result_kind::unavailable;
@@ -73,12 +74,9 @@ class login_service {
   // cached, failures counted (bad_credentials only: a directory outage is nobody's guess).
   void check(const login_settings& s, std::string client, std::string user, std::string password, callback done);
 
-  static std::string_view to_string(result_kind k);
-
-  // The salted SHA-256 of a user name and password (what the cache and a connection keep).
-  std::array<unsigned char, 32> digest(std::string_view user, std::string_view password) const;
-
  private:
+  // The salted SHA-256 of a user name and password (what the cache keeps).
+  std::array<unsigned char, 32> digest(std::string_view user, std::string_view password) const;
   struct job {
     std::shared_ptr<const login_settings> settings;
     std::string client, user, password;

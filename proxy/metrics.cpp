@@ -329,13 +329,16 @@ metrics::metrics(const std::string& listen)
                            "Malformed lines, blocks or rows of the DHCP leases file, skipped at each read.")),
       dhcp_read_failures(counter(*registry_, "hallpass_dhcp_lease_read_failures_total",
                                  "Reads of the DHCP leases file that failed (missing, unreadable, too large).")),
-      logins(counter_family(*registry_, "hallpass_logins_total",
-                            "Proxy sign-ins, by result: ok (the directory said yes), cached (a recent "
-                            "success, no directory call), bad_credentials, rate_limited (refused after "
-                            "too many failures), unavailable (the directory failed or did not answer in "
-                            "time), busy (too many sign-ins waiting).")),
       process_(std::make_shared<process_collector>()),
       feeds_(std::make_shared<feed_collector>()) {
+  auto& logins_family = counter_family(*registry_, "hallpass_logins_total",
+                                       "Proxy sign-ins, by result: ok (the directory said yes), cached (a recent "
+                                       "success, no directory call), bad_credentials, rate_limited (refused after "
+                                       "too many failures), unavailable (the directory failed or did not answer in "
+                                       "time), busy (too many sign-ins waiting).");
+  for (std::size_t i = 0; i < login_results.size(); ++i) {
+    logins[i] = &logins_family.Add({{"result", std::string(login_results[i])}});
+  }
   auto& responses = counter_family(*registry_, "hallpass_responses_total",
                                    "Responses sent to clients, by status class.");
   static constexpr const char* classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};

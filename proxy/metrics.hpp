@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -156,8 +157,12 @@ class metrics {
   prometheus::Gauge& dhcp_devices;          // hallpass_dhcp_lease_devices: addresses with a device name
   prometheus::Counter& dhcp_skipped;        // hallpass_dhcp_lease_entries_skipped_total: malformed entries
   prometheus::Counter& dhcp_read_failures;  // hallpass_dhcp_lease_read_failures_total
-  // hallpass_logins_total{result}: sign-ins on the explicit proxy (proxy/login_gate.hpp).
-  prometheus::Family<prometheus::Counter>& logins;
+  // hallpass_logins_total{result}: sign-ins on the explicit proxy (proxy/login_gate.hpp), one
+  // counter per result in login_service::result_kind's order, made at start so that a sign-in
+  // pays no label lookup (Family::Add locks, allocates and hashes) and every series starts at 0.
+  static constexpr std::array<std::string_view, 6> login_results{"ok",           "cached",      "bad_credentials",
+                                                                 "rate_limited", "unavailable", "busy"};
+  std::array<prometheus::Counter*, login_results.size()> logins{};
 
  private:
   static constexpr std::size_t rejection_count = 9;

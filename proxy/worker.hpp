@@ -57,11 +57,22 @@ struct client_connection {
   std::string ip_text;
   bool idle = true;  // waiting for the next request: may be closed at once on drain
   std::array<char, 16> first_bytes;  // a new connection's first read, before it has a buffer
-  // Who signed in on this connection (login_gate.hpp), and the salted digest of the
-  // credentials they used: the same credentials again need no directory call.
-  std::shared_ptr<const login_identity> login;
-  std::array<unsigned char, 32> login_digest{};
-  std::chrono::steady_clock::time_point login_until{};  // then the directory is asked again (cache_ttl)
+  // Who signed in on this connection (login_gate.hpp). `credentials` is the Proxy-Authorization
+  // value they signed in with: the same value on a later request of this connection is the same
+  // sign-in, recognised by comparing bytes (no decoding, hashing, allocation or directory call
+  // per request) until `until` (logins.ldap.cache_ttl). The value is wiped when the sign-in is
+  // forgotten and when the connection ends. Defined in login_gate.cpp.
+  struct signed_in {
+    std::shared_ptr<const login_identity> who;
+    std::string credentials;
+    std::chrono::steady_clock::time_point until{};
+    signed_in() = default;
+    signed_in(const signed_in&) = delete;
+    signed_in& operator=(const signed_in&) = delete;
+    ~signed_in() { forget(); }
+    void forget();
+  };
+  signed_in login;
 };
 
 class worker {

@@ -153,6 +153,18 @@ void set_category(const policy& p, verdict& v, int set) {
 
 }  // namespace
 
+// ASCII case folded, as iequals compares (group names as directories compare them).
+std::size_t policy::group_name_hash::operator()(std::string_view s) const {
+  std::size_t h = 14695981039346656037ull;  // FNV-1a
+  for (char c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  }
+  return h;
+}
+
+bool policy::group_name_equal::operator()(std::string_view a, std::string_view b) const { return iequals(a, b); }
+
 std::string_view to_string(action a) { return a == action::allow ? "allow" : "block"; }
 std::string_view to_string(feed_format f) { return f == feed_format::ut1 ? "ut1" : "lines"; }
 
@@ -217,16 +229,19 @@ verdict decide(const policy& p, const request_facts& f) {
   }
   // A signed-in user's groups come before the address: the first role in policy order that
   // lists one of them (a pupil signed in on a staff laptop is still a pupil).
-  for (std::size_t i = 0; !r && !f.groups.empty() && i < p.roles.size(); ++i) {
-    for (const auto& g : p.roles[i].groups) {
-      const auto it = std::find_if(f.groups.begin(), f.groups.end(),
-                                   [&g](const std::string& mine) { return iequals(mine, g); });
-      if (it != f.groups.end()) {
-        r = &p.roles[i];
-        v.role_from = role_source::group;
-        v.role_detail = g;
-        break;
-      }
+  // Each user group's first place in the policy (policy::group_roles); the earliest wins.
+  if (!r && !f.groups.empty() && !p.group_roles.empty()) {
+    const policy::group_role* best = nullptr;
+    for (const auto& mine : f.groups) {
+      const auto it = p.group_roles.find(std::string_view(mine));
+      if (it == p.group_roles.end()) continue;
+      const auto& at = it->second;
+      if (!best || at.role < best->role || (at.role == best->role && at.group < best->group)) best = &at;
+    }
+    if (best) {
+      r = &p.roles[best->role];
+      v.role_from = role_source::group;
+      v.role_detail = r->groups[best->group];
     }
   }
   if (!r && f.client) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -244,6 +245,23 @@ struct policy {
   std::vector<role> roles;
   std::vector<ip_network> networks;  // longest prefix first
   std::size_t fallback_role = 0;
+  // roles.<name>.groups, compared without case: a group name -> the first role in policy order
+  // that lists it, and where in that role's list (made by the loader after the roles). A
+  // signed-in user's groups choose the role with one lookup each, not one comparison per
+  // (role group, user group) pair on every request.
+  struct group_role {
+    std::size_t role = 0;
+    std::size_t group = 0;  // index in roles[role].groups
+  };
+  struct group_name_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const;
+  };
+  struct group_name_equal {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const;
+  };
+  std::unordered_map<std::string, group_role, group_name_hash, group_name_equal> group_roles;
   // exceptions.max_duration: the longest exception the headteacher may approve. Unset: until
   // the end of the current term when the policy has terms, else 90 days (max_exception_until).
   std::optional<std::chrono::seconds> max_exception_duration;

@@ -1202,6 +1202,12 @@ class loader : private yaml_reader {
     }
     std::stable_sort(p_->networks.begin(), p_->networks.end(),
                      [](const ip_network& a, const ip_network& b) { return a.prefix > b.prefix; });
+    // In policy order, so that a name listed twice keeps its first place (emplace keeps it).
+    for (std::size_t i = 0; i < p_->roles.size(); ++i) {
+      for (std::size_t g = 0; g < p_->roles[i].groups.size(); ++g) {
+        p_->group_roles.emplace(p_->roles[i].groups[g], policy::group_role{i, g});
+      }
+    }
   }
 
   // roles.<name>.groups: directory group names, as the directory spells them ("Year 6").

@@ -257,6 +257,23 @@ class LoginsTest(unittest.TestCase):
         after = sum(self.proxy.metric("hallpass_logins_total", {"result": r}) for r in ("ok", "cached"))
         self.assertEqual(after, before + 1)
 
+    def test_other_credentials_on_a_signed_in_connection_are_checked_again(self):
+        # One connection, three pipelined requests: sam signs in; then sam with a wrong password of
+        # the same length (so only the bytes differ) is refused, not taken for sam's sign-in;
+        # then dave signs in on it and gets his own role (year6 blocks social media).
+        import base64
+        import re
+
+        def req(host, cred, close=False):
+            b64 = base64.b64encode(cred.encode()).decode()
+            return (f"GET {self.url(host)} HTTP/1.1\r\nHost: {host}\r\nProxy-Authorization: Basic {b64}\r\n" +
+                    ("Connection: close\r\n" if close else "") + "\r\n").encode()
+
+        out = raw_request(self.proxy, req("origin.test", "sam:sam-pw") + req("origin.test", "sam:sam-px") +
+                          req("facebook.test", "dave:dave-pw", close=True), source="127.0.0.10", timeout=10)
+        statuses = [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) [A-Z]", out)]
+        self.assertEqual(statuses, [200, 407, 403], out[:2000])
+
     def test_optional_and_none_networks(self):
         # optional: nothing sent -> the address's role (staff); credentials sent -> the user's.
         status, _, err = self.get("facebook.test", source=STAFF)

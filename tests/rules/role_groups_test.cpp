@@ -70,6 +70,13 @@ TEST_CASE("the first role in policy order wins, not the first group of the user"
   CHECK(v.role_detail == "Staff");
 }
 
+TEST_CASE("two of the user's groups in one role: the role's first listed group is the reason") {
+  const auto p = test::load_yaml(groups_policy);
+  const auto v = decide_as(*p, "10.10.1.1", {"Governors", "office", "Year 6", "STAFF"});
+  CHECK(v.chosen_role->name == "staff");
+  CHECK(v.role_detail == "Staff");  // as the policy spells it, not the directory
+}
+
 TEST_CASE("group names compare without case, as directories do") {
   const auto p = test::load_yaml(groups_policy);
   CHECK(decide_as(*p, "10.10.1.1", {"year 6"}).chosen_role->name == "year6");
