@@ -238,7 +238,10 @@ net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange&
     ban_until = local_time_text(*ex.cfg, std::chrono::system_clock::time_point(v.ban->until));
     info.ban_until = ban_until;
   }
-  if (const device_identity* d = device_of(w, c, ex)) info.device_name = d->name;  // ex pins it
+  if (const device_identity* d = device_of(w, c, ex)) {  // ex pins it for the page's lifetime
+    info.device_name = d->name;
+    info.hardware_address = d->hardware_address;
+  }
   if (ex.login) info.user = ex.login->user;
   // The access request form, except where no exception could ever help.
   std::string form;
