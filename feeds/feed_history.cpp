@@ -6,36 +6,19 @@
 
 #include <cerrno>
 #include <charconv>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+
+#include "rules/json_writer.hpp"
 
 namespace hallpass::feeds {
 namespace {
 
 namespace fs = std::filesystem;
 
-void put_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x",
-                    static_cast<unsigned>(static_cast<unsigned char>(c)));
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-}
-
-// A reader for the lines put_string and to_json write (objects, arrays, strings, unsigned
-// integers); anything else makes the line unreadable, which readers skip.
+// A reader for the lines to_json writes (objects, arrays, strings with rules::json_escape's
+// escapes, unsigned integers); anything else makes the line unreadable, which readers skip.
 struct reader {
   std::string_view s;
   std::size_t i = 0;
@@ -61,7 +44,13 @@ struct reader {
       if (c == '\\') {
         if (i >= s.size()) break;
         c = s[i++];
-        if (c == 'u') {
+        if (c == 'n') {
+          c = '\n';
+        } else if (c == 'r') {
+          c = '\r';
+        } else if (c == 't') {
+          c = '\t';
+        } else if (c == 'u') {
           if (i + 4 > s.size()) {
             ok = false;
             break;
@@ -134,24 +123,23 @@ struct lock_file {
 }  // namespace
 
 std::string to_json(const history_entry& e) {
-  std::string out = "{\"time\":" + std::to_string(e.time) + ",\"event\":";
-  put_string(out, e.event);
-  out += ",\"feed\":";
-  put_string(out, e.feed);
-  out += ",\"version\":";
-  put_string(out, e.version);
-  out += ",\"lists\":[";
-  for (std::size_t n = 0; n < e.lists.size(); ++n) {
-    const auto& l = e.lists[n];
-    out += n ? ",{\"list\":" : "{\"list\":";
-    put_string(out, l.list);
-    out += ",\"entries\":" + std::to_string(l.entries);
-    if (l.added) out += ",\"added\":" + std::to_string(*l.added);
-    if (l.removed) out += ",\"removed\":" + std::to_string(*l.removed);
-    out += "}";
+  std::string lists = "[";
+  for (const auto& l : e.lists) {
+    rules::json_object o;
+    o.str("list", l.list).num("entries", static_cast<std::int64_t>(l.entries));
+    if (l.added) o.num("added", static_cast<std::int64_t>(*l.added));
+    if (l.removed) o.num("removed", static_cast<std::int64_t>(*l.removed));
+    if (lists.size() > 1) lists += ',';
+    lists += o.done();
   }
-  out += "]}";
-  return out;
+  lists += ']';
+  return rules::json_object()
+      .num("time", e.time)
+      .str("event", e.event)
+      .str("feed", e.feed)
+      .str("version", e.version)
+      .raw("lists", lists)
+      .done();
 }
 
 std::optional<history_entry> parse_history_line(const std::string& line) {

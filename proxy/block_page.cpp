@@ -229,6 +229,7 @@ std::string render_block_page(const block_page_info& info) {
   row(out, "Signed in as", info.user);
   row(out, "Your device", info.client);
   row(out, "Device name", info.device_name);
+  row(out, "Hardware address", info.hardware_address);
   out += "</dl>\n</details>\n";
   out +=
       "<p class=\"note\">The school filters and monitors internet use to keep everyone safe. "

@@ -27,6 +27,7 @@ struct block_page_info {
   std::string_view time_text;  // school-local time, "Monday 23 November 2026, 11:00"
   std::string_view client;     // the device's address
   std::string_view device_name;  // its name from the DHCP leases ("pupil-laptop-07"); "" leaves it out
+  std::string_view hardware_address;  // its hardware address from them ("3c:22:fb:12:9a:01"); "" leaves it out
   std::string_view user;       // who signed in to the proxy (logins); "" : nobody
   // Trusted HTML inserted as is in the "how to ask for access" section (the access request
   // form, from the exceptions issue). Empty: the section says whom to ask, in words.

@@ -3,12 +3,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <system_error>
 #include <thread>
+#include <vector>
 
 #include "certs/origin_context.hpp"
 #include "rules/policy_loader.hpp"
@@ -87,7 +89,38 @@ std::string feeds_dir_for(const std::string& path, const overrides& o) {
 namespace {
 
 thread_local bool event_loop_thread = false;
-std::atomic<int> being_released{0};
+
+// The one thread that frees configurations dropped on an event loop, started by the first
+// mark_event_loop_thread (before that loop runs) and never joined: it outlives the workers and
+// ends with the process. Releasing costs the loop a lock and a push, never a thread creation.
+struct releaser {
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::vector<configuration*> queue;  // guarded by mutex
+  std::atomic<int> pending{0};        // queued or being freed
+
+  void run() {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      wake.wait(lock, [this] { return !queue.empty(); });
+      std::vector<configuration*> batch;
+      batch.swap(queue);
+      lock.unlock();
+      for (configuration* c : batch) {
+        delete c;
+        pending.fetch_sub(1);
+      }
+      lock.lock();
+    }
+  }
+};
+
+releaser& the_releaser() {
+  static releaser* r = new releaser;  // never destroyed: its thread may still be waiting on it
+  return *r;
+}
+
+std::once_flag releaser_started;
 
 // The deleter of every configuration (configuration.hpp, mark_event_loop_thread).
 void release_configuration(configuration* c) {
@@ -95,28 +128,29 @@ void release_configuration(configuration* c) {
     delete c;
     return;
   }
-  being_released.fetch_add(1);
-  try {
-    std::thread([c] {
-      delete c;
-      being_released.fetch_sub(1);
-    }).detach();
-  } catch (const std::system_error&) {
-    // No thread to be had: free it here, a stall rather than a leak.
-    being_released.fetch_sub(1);
-    delete c;
+  auto& r = the_releaser();
+  r.pending.fetch_add(1);
+  {
+    std::lock_guard lock(r.mutex);
+    r.queue.push_back(c);
   }
+  r.wake.notify_one();
 }
 
 }  // namespace
 
 void mark_event_loop_thread() {
+  try {
+    std::call_once(releaser_started, [] { std::thread([] { the_releaser().run(); }).detach(); });
+  } catch (const std::system_error&) {
+    return;  // no thread to be had: this loop frees in place, a stall rather than a leak
+  }
   event_loop_thread = true;
 }
 
 void wait_for_released_configurations(std::chrono::milliseconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (being_released.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+  while (the_releaser().pending.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }

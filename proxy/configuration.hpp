@@ -62,8 +62,9 @@ config_load_result load_configuration(const std::string& path, const overrides& 
 // A configuration is destroyed where its last reference is dropped, and that is usually a
 // worker: each caches the configuration in force and drops the old one when it sees a new
 // generation. Freeing a policy with millions of entries takes long enough to stall an event
-// loop (bench/README.md, issue 11), so on a thread marked here the destruction is handed to a
-// short-lived thread of its own. Every configuration from load_configuration behaves so.
+// loop (bench/README.md, issue 11), so on a thread marked here the destruction is queued for one
+// release thread (started by the first call, before the loop runs: releasing never creates a
+// thread on a loop). Every configuration from load_configuration behaves so.
 void mark_event_loop_thread();
 // For a clean exit: waits, at most `limit`, for configurations still being destroyed.
 void wait_for_released_configurations(std::chrono::milliseconds limit);

@@ -85,10 +85,12 @@ std::optional<std::string> hardware_address(std::string_view s) {
   return out;
 }
 
-// A device's host name as the lease gives it: without trailing dots, at most 253 bytes.
+// A device's host name as the lease gives it: at most 253 bytes, without trailing dots (cut
+// first, so that a cut that falls after a dot leaves none either).
 std::string host_name(std::string_view s) {
+  s = s.substr(0, max_name_bytes);
   while (!s.empty() && s.back() == '.') s.remove_suffix(1);
-  return std::string(s.substr(0, max_name_bytes));
+  return std::string(s);
 }
 
 std::optional<device_identity> identity(std::string name, std::string mac) {

@@ -114,6 +114,16 @@ void note_circumvention(shared_state& state, const client_connection& c, const e
 
 }  // namespace
 
+const device_identity* device_of(worker& w, const client_connection& c, exchange& ex) {
+  if (!ex.device) {
+    if (ex.cfg && !ex.cfg->daemon.dhcp_leases.path.empty()) {
+      ex.devices = w.state().devices.load(std::memory_order_acquire);
+    }
+    ex.device = ex.devices ? ex.devices->find(c.ip) : nullptr;
+  }
+  return *ex.device;
+}
+
 void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   auto& m = w.state().metrics;
   m.bytes_from_clients.Increment(static_cast<double>(ex.bytes_in));
@@ -136,10 +146,7 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   access_record r;
   r.start = ex.start;
   r.client = c.ip_text;
-  // Only with dhcp_leases set: otherwise not even the atomic load is paid for.
-  std::shared_ptr<const device_table> devices;
-  if (!ex.cfg->daemon.dhcp_leases.path.empty()) devices = w.state().devices.load(std::memory_order_acquire);
-  if (const device_identity* d = devices ? devices->find(c.ip) : nullptr) {
+  if (const device_identity* d = device_of(w, c, ex)) {
     r.device_name = d->name;
     r.hardware_address = d->hardware_address;
   }

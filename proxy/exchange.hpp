@@ -17,6 +17,8 @@ namespace hallpass {
 class worker;
 struct client_connection;
 struct login_identity;
+struct device_identity;
+class device_table;
 
 // How an exchange ended, for the access log's `action` and the metrics: one vocabulary for
 // forwarded requests and tunnels alike.
@@ -54,7 +56,15 @@ struct exchange {
   std::string note;
   std::string_view reason_override;  // for errors decided before the policy (400, 502, ...)
   std::shared_ptr<const login_identity> login;  // who signed in (login_gate.hpp); null: nobody
+  // device_of's answer, pinned with its table: nullopt until it is first asked.
+  std::optional<const device_identity*> device;
+  std::shared_ptr<const device_table> devices;
 };
+
+// The device that holds the client's address (dhcp_leases), or null when none is known.
+// Looked up once per exchange, so the block page and the access log line name the same device
+// for one load and one hash lookup; with dhcp_leases unset not even the atomic load is paid.
+const device_identity* device_of(worker& w, const client_connection& c, exchange& ex);
 
 // What to do with a CONNECT, decided by plan_tunnel.
 enum class tunnel_plan : std::uint8_t {

@@ -238,9 +238,10 @@ net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange&
     ban_until = local_time_text(*ex.cfg, std::chrono::system_clock::time_point(v.ban->until));
     info.ban_until = ban_until;
   }
-  std::shared_ptr<const device_table> devices;  // pins the name for the page's lifetime
-  if (!ex.cfg->daemon.dhcp_leases.path.empty()) devices = w.state().devices.load(std::memory_order_acquire);
-  if (const device_identity* d = devices ? devices->find(c.ip) : nullptr) info.device_name = d->name;
+  if (const device_identity* d = device_of(w, c, ex)) {  // ex pins it for the page's lifetime
+    info.device_name = d->name;
+    info.hardware_address = d->hardware_address;
+  }
   if (ex.login) info.user = ex.login->user;
   // The access request form, except where no exception could ever help.
   std::string form;

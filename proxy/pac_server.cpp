@@ -160,10 +160,7 @@ net::awaitable<void> pac_server::serve(tcp::socket socket) {
   if (ec) {
     // Malformed, too large, or a body: one plain answer and the connection closes.
     metrics_.pac_refused.Increment();
-    reply =
-        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "
-        "12\r\n"
-        "Connection: close\r\n\r\nBad request\n";
+    reply = response("400 Bad Request", "text/plain; charset=utf-8", "Bad request\n", false);
   } else {
     const auto& req = parser.get();
     error_code lec;

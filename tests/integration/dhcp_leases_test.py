@@ -79,6 +79,7 @@ class DhcpLeasesTest(unittest.TestCase):
         status, body, _ = curl(self.proxy, "http://www.facebook.test/", source=PUPIL)
         self.assertEqual(status, 403)
         self.assertIn(b"<dt>Device name</dt><dd>pupil-laptop-07</dd>", body)
+        self.assertIn(b"<dt>Hardware address</dt><dd>" + MAC_PUPIL.encode() + b"</dd>", body)
         self.assertEqual(self.line_for(PUPIL, 4)["device"], "pupil-laptop-07")
 
         self.assertEqual(self.proxy.metric("hallpass_dhcp_lease_devices"), 2)

@@ -13,6 +13,7 @@ namespace {
 struct destroyed_where {
   std::atomic<bool> done{false};
   std::thread::id on;
+  const std::atomic<bool>* hold = nullptr;  // when set, the deleter waits (at most 2 s) for it
 };
 
 // The shipped policy, loaded as the daemon loads it, with a policy whose deleter records the
@@ -26,6 +27,8 @@ std::shared_ptr<const hallpass::configuration> config_recording(destroyed_where&
   c->policy = std::shared_ptr<const hallpass::rules::policy>(
       new hallpass::rules::policy, [&w](const hallpass::rules::policy* p) {
         w.on = std::this_thread::get_id();
+        for (int i = 0; i < 200 && w.hold && !*w.hold; ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
         delete p;
         w.done = true;
       });
@@ -52,6 +55,30 @@ TEST_CASE("a configuration dropped last on an event loop thread is destroyed on 
   loop.join();
   REQUIRE(wait_done(w));
   CHECK(w.on != loop_id);
+  hallpass::wait_for_released_configurations(std::chrono::seconds{5});
+}
+
+// One thread frees them all, made before any loop runs: creating a thread per release would be
+// a thread creation on the event loop, and a burst of reloads a burst of threads.
+TEST_CASE("configurations dropped on event loop threads are freed one after another on one thread") {
+  std::atomic<bool> second_dropped{false};
+  destroyed_where first, second;
+  first.hold = &second_dropped;  // still being freed when the second is dropped
+  auto a = config_recording(first);
+  auto b = config_recording(second);
+  const auto drop_on_a_loop = [](std::shared_ptr<const hallpass::configuration> c) {
+    std::thread loop([&c] {
+      hallpass::mark_event_loop_thread();
+      c.reset();
+    });
+    loop.join();
+  };
+  drop_on_a_loop(std::move(a));
+  drop_on_a_loop(std::move(b));
+  second_dropped = true;
+  REQUIRE(wait_done(first));
+  REQUIRE(wait_done(second));
+  CHECK(first.on == second.on);
   hallpass::wait_for_released_configurations(std::chrono::seconds{5});
 }
 

@@ -388,3 +388,16 @@ TEST_CASE("lease_watcher: its thread picks a change up within its interval, and 
   w.stop();
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
 }
+
+TEST_CASE("a device name is cut to 253 bytes and never ends with a dot, even where the cut falls") {
+  // A name whose 253rd byte is a dot: cut there, it would end with one.
+  const std::string long_name = std::string(252, 'a') + ".bbbb";
+  const auto r = parse_dnsmasq_leases(
+      "1796241600 3c:22:fb:12:9a:01 10.10.4.20 " + long_name + " *\n" +
+          "1796241600 3c:22:fb:12:9a:02 10.10.4.21 laptop.. *\n",
+      now);
+  REQUIRE(find(r, "10.10.4.20"));
+  CHECK(find(r, "10.10.4.20")->name == std::string(252, 'a'));
+  REQUIRE(find(r, "10.10.4.21"));
+  CHECK(find(r, "10.10.4.21")->name == "laptop");
+}
