@@ -36,8 +36,9 @@ ORIGIN6 = "2001:db8::10"
 NAMES = ["allowed.test", "facebook.test", "inspected.test", "other.test", "cdn.test", "fronted.test"]
 
 # The origin: answers every HTTP or HTTPS request with JSON naming the address it was reached
-# at (so the test sees where hallpass connected), the Host and the target. Ends by itself after
-# 180 s at the latest.
+# at (so the test sees where hallpass connected), the Host, the target and the request's number
+# on its connection. It keeps connections alive (at most 50 requests, 5 s idle), so that
+# hallpass pools them. Ends by itself after 180 s at the latest.
 ORIGIN_SERVER = textwrap.dedent("""
     import json, socket, ssl, sys, threading, time
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[1], sys.argv[2])
@@ -47,18 +48,26 @@ ORIGIN_SERVER = textwrap.dedent("""
             if tls:
                 conn = ctx.wrap_socket(conn, server_side=True)
             f = conn.makefile("rb")
-            line = f.readline().decode("latin-1").split()
-            headers = {}
-            for _ in range(100):
-                h = f.readline()
-                if h in (b"\\r\\n", b"\\n", b""):
+            for n in range(1, 51):
+                line = f.readline().decode("latin-1").split()
+                if not line:
                     break
-                k, _, v = h.decode("latin-1").partition(":")
-                headers[k.strip().lower()] = v.strip()
-            body = json.dumps({"reached": conn.getsockname()[0], "host": headers.get("host", ""),
-                               "target": line[1] if len(line) > 1 else "", "tls": tls}).encode()
-            conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nConnection: close\\r\\n"
-                         b"Content-Length: %d\\r\\n\\r\\n" % len(body) + body)
+                headers = {}
+                for _ in range(100):
+                    h = f.readline()
+                    if h in (b"\\r\\n", b"\\n", b""):
+                        break
+                    k, _, v = h.decode("latin-1").partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                f.read(int(headers.get("content-length", "0")))
+                last = n == 50 or headers.get("connection", "").lower() == "close"
+                body = json.dumps({"reached": conn.getsockname()[0], "host": headers.get("host", ""),
+                                   "target": line[1] if len(line) > 1 else "", "tls": tls, "nth": n}).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nConnection: %s\\r\\n"
+                             b"Content-Length: %d\\r\\n\\r\\n" % (b"close" if last else b"keep-alive", len(body))
+                             + body)
+                if last:
+                    break
         except Exception:
             pass
         finally:
@@ -317,6 +326,21 @@ class TransparentGatewayTest(unittest.TestCase):
         entry = self.log_line(lambda e: e["path"] == "/sneaky", "the request to a blocked address")
         self.assertEqual((entry["action"], entry["category"]), ("block", "bad_addresses"))
         self.assertTrue(entry["circumvention"])
+
+    def test_pooled_origin_connections_are_kept_apart_by_original_destination(self):
+        # The origin keeps connections alive, so hallpass pools them (per worker). One name
+        # asked at two addresses in turn: every answer must come from the address the client
+        # connected to, never from a pooled connection to the other (the pool key holds the
+        # original destination).
+        reused = False
+        for i in range(8):
+            for address in (ORIGIN, CDN_OTHER):
+                status, body, err = self.curl(f"http://allowed.test/pool{i}", address)
+                self.assertEqual(status, 200, err)
+                seen = json.loads(body)
+                self.assertEqual(seen["reached"], address, f"round {i}: a pooled connection to another address")
+                reused = reused or seen["nth"] > 1
+        self.assertTrue(reused, "no origin connection was reused: the test did not exercise the pool")
 
     def test_a_cdn_name_with_many_addresses_matches_any_of_them(self):
         status, body, err = self.curl("http://cdn.test/asset", ORIGIN)
