@@ -10,8 +10,10 @@ it chooses the destination address while the Host or SNI names a site, which is 
 device (or a pupil getting round the filter) can do. hallpass resolves names with its `hosts:`.
 Needs root; every address lives only inside the namespaces this test creates and deletes, and
 every wait is bounded."""
+import html
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -307,6 +309,25 @@ class TransparentGatewayTest(unittest.TestCase):
         self.assertEqual(status, 200, err)
         entry = self.log_line(lambda e: e["path"] == "/staffroom", "the staff request")
         self.assertEqual((entry["client"], entry["role"], entry["action"]), (STAFF, "staff", "allow"))
+
+    def test_the_http_block_page_form_posts_back_through_the_blocked_site(self):
+        # A device with no proxy setting cannot reach http://hallpass.invalid/: the form posts to
+        # a path of the blocked site itself, whose address is redirected to hallpass, which
+        # answers it (never the origin) and files the request.
+        status, page, _ = self.curl("http://facebook.test/ask", ORIGIN)
+        self.assertEqual(status, 403)
+        self.assertIn('action="/.well-known/hallpass/request"', page)
+        fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
+        fields["url"] = html.unescape(fields["url"])
+        self.assertEqual(fields["url"], "http://facebook.test/ask")
+        form = dict(fields, requester="Ava (Year 6)", reasons="A school project")
+        data = [x for k, v in form.items() for x in ("--data-urlencode", f"{k}={v}")]
+        status, reply, err = self.curl("http://facebook.test/.well-known/hallpass/request", ORIGIN, extra=data)
+        self.assertEqual(status, 200, reply + err)
+        self.assertIn("has been sent", reply)
+        self.assertNotIn('"reached"', reply)
+        entry = self.log_line(lambda e: e["path"] == "/.well-known/hallpass/request", "the form's submission")
+        self.assertEqual((entry["method"], entry["action"], entry["original_dst"]), ("POST", "allow", ORIGIN + ":80"))
 
     def test_host_that_does_not_lead_to_the_destination_is_flagged_and_goes_to_the_destination(self):
         # allowed.test is 203.0.113.10 in hallpass's hosts:, but the client connected to .30:
