@@ -87,7 +87,8 @@ std::string describe_window(std::chrono::seconds window) {
 }
 
 std::string render_request_form(const form_keys& keys, std::string_view client, std::string_view url,
-                                std::string_view role, std::int64_t now, std::string_view user) {
+                                std::string_view role, std::int64_t now, bool same_site,
+                                std::string_view user) {
   std::string out;
   out +=
       "<style>.rq label{display:block;font-weight:600;margin:.75rem 0 .25rem}"
@@ -104,8 +105,8 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
   append_html_escaped(out, role);
   out += ") and your device are added for you.</p>\n";
   out += "<form class=\"rq\" method=\"post\" action=\"";
-  if (url.starts_with("https://")) {
-    out += tunnel_form_path;  // the block page of an inspected tunnel: posted back through it
+  if (same_site) {
+    out += tunnel_form_path;  // posted back to the blocked site's address, which is the proxy
   } else {
     out += "http://";
     out += form_host;

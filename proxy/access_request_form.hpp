@@ -67,10 +67,15 @@ std::string url_for_storage(std::string_view url, bool keep_query);
 // "10 minutes", "1 minute", "an hour", "90 seconds": a limiter's window in words.
 std::string describe_window(std::chrono::seconds window);
 
-// The form's HTML, to insert in the block page. `user`: who signed in to the proxy (logins),
-// filled in as the requester (the pupil may still add their class); empty: nobody.
+// The form's HTML, to insert in the block page. `same_site`: the form posts to
+// tunnel_form_path on the blocked site itself, for a device that reaches the proxy only through
+// the site's own address (inside an inspected tunnel; on a transparent listener, where
+// hallpass.invalid leads nowhere); otherwise to http://hallpass.invalid/request through the
+// proxy. `user`: who signed in to the proxy (logins), filled in as the requester (the pupil
+// may still add their class); empty: nobody.
 std::string render_request_form(const form_keys& keys, std::string_view client, std::string_view url,
-                                std::string_view role, std::int64_t now, std::string_view user = {});
+                                std::string_view role, std::int64_t now, bool same_site,
+                                std::string_view user = {});
 
 // application/x-www-form-urlencoded -> fields (repeated names: the last wins). Bounded by the
 // caller's body limit.

@@ -178,7 +178,10 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     co_return again;
   }
 
-  if (!is_connect && (c.inside ? target->path == tunnel_form_path : beast::iequals(target->host, form_host))) {
+  // The block page's form (access_request_form.hpp): on the blocked site's own address where
+  // that is how the device reaches the proxy (an inspected tunnel, a transparent listener).
+  const bool same_site_form = c.inside || c.transparent;
+  if (!is_connect && (same_site_form ? target->path == tunnel_form_path : beast::iequals(target->host, form_host))) {
     co_await answer_form(w, c, ex, rp);
     finish_exchange(w, c, ex);
     co_return false;

@@ -249,7 +249,7 @@ net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange&
       w.state().admin != nullptr) {
     form = render_request_form(w.state().form_keys, c.ip_text, url, info.role,
                                std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count(),
-                               info.user);
+                               c.inside || c.transparent, info.user);
     info.request_form_html = form;
   }
   std::string page = render_block_page(info);

@@ -40,7 +40,7 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   ex.action = outcome::allow;
   ex.reason_override = "the block page's access request form";
   const unsigned version = rp.get().version();
-  const bool form_address = c.inside ? ex.path == tunnel_form_path : ex.path == form_path;
+  const bool form_address = c.inside || c.transparent ? ex.path == tunnel_form_path : ex.path == form_path;
   if (rp.get().method() != http::verb::post || !form_address) {
     co_await form_page(c, ex, school, version, http::status::not_found, "Nothing here",
                   "This address belongs to the school's web filter. Use the form on a block page to ask for access.");

@@ -10,8 +10,10 @@ it chooses the destination address while the Host or SNI names a site, which is 
 device (or a pupil getting round the filter) can do. hallpass resolves names with its `hosts:`.
 Needs root; every address lives only inside the namespaces this test creates and deletes, and
 every wait is bounded."""
+import html
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -36,8 +38,9 @@ ORIGIN6 = "2001:db8::10"
 NAMES = ["allowed.test", "facebook.test", "inspected.test", "other.test", "cdn.test", "fronted.test"]
 
 # The origin: answers every HTTP or HTTPS request with JSON naming the address it was reached
-# at (so the test sees where hallpass connected), the Host and the target. Ends by itself after
-# 180 s at the latest.
+# at (so the test sees where hallpass connected), the Host, the target and the request's number
+# on its connection. It keeps connections alive (at most 50 requests, 5 s idle), so that
+# hallpass pools them. Ends by itself after 180 s at the latest.
 ORIGIN_SERVER = textwrap.dedent("""
     import json, socket, ssl, sys, threading, time
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[1], sys.argv[2])
@@ -47,18 +50,26 @@ ORIGIN_SERVER = textwrap.dedent("""
             if tls:
                 conn = ctx.wrap_socket(conn, server_side=True)
             f = conn.makefile("rb")
-            line = f.readline().decode("latin-1").split()
-            headers = {}
-            for _ in range(100):
-                h = f.readline()
-                if h in (b"\\r\\n", b"\\n", b""):
+            for n in range(1, 51):
+                line = f.readline().decode("latin-1").split()
+                if not line:
                     break
-                k, _, v = h.decode("latin-1").partition(":")
-                headers[k.strip().lower()] = v.strip()
-            body = json.dumps({"reached": conn.getsockname()[0], "host": headers.get("host", ""),
-                               "target": line[1] if len(line) > 1 else "", "tls": tls}).encode()
-            conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nConnection: close\\r\\n"
-                         b"Content-Length: %d\\r\\n\\r\\n" % len(body) + body)
+                headers = {}
+                for _ in range(100):
+                    h = f.readline()
+                    if h in (b"\\r\\n", b"\\n", b""):
+                        break
+                    k, _, v = h.decode("latin-1").partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                f.read(int(headers.get("content-length", "0")))
+                last = n == 50 or headers.get("connection", "").lower() == "close"
+                body = json.dumps({"reached": conn.getsockname()[0], "host": headers.get("host", ""),
+                                   "target": line[1] if len(line) > 1 else "", "tls": tls, "nth": n}).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nConnection: %s\\r\\n"
+                             b"Content-Length: %d\\r\\n\\r\\n" % (b"close" if last else b"keep-alive", len(body))
+                             + body)
+                if last:
+                    break
         except Exception:
             pass
         finally:
@@ -299,6 +310,25 @@ class TransparentGatewayTest(unittest.TestCase):
         entry = self.log_line(lambda e: e["path"] == "/staffroom", "the staff request")
         self.assertEqual((entry["client"], entry["role"], entry["action"]), (STAFF, "staff", "allow"))
 
+    def test_the_http_block_page_form_posts_back_through_the_blocked_site(self):
+        # A device with no proxy setting cannot reach http://hallpass.invalid/: the form posts to
+        # a path of the blocked site itself, whose address is redirected to hallpass, which
+        # answers it (never the origin) and files the request.
+        status, page, _ = self.curl("http://facebook.test/ask", ORIGIN)
+        self.assertEqual(status, 403)
+        self.assertIn('action="/.well-known/hallpass/request"', page)
+        fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
+        fields["url"] = html.unescape(fields["url"])
+        self.assertEqual(fields["url"], "http://facebook.test/ask")
+        form = dict(fields, requester="Ava (Year 6)", reasons="A school project")
+        data = [x for k, v in form.items() for x in ("--data-urlencode", f"{k}={v}")]
+        status, reply, err = self.curl("http://facebook.test/.well-known/hallpass/request", ORIGIN, extra=data)
+        self.assertEqual(status, 200, reply + err)
+        self.assertIn("has been sent", reply)
+        self.assertNotIn('"reached"', reply)
+        entry = self.log_line(lambda e: e["path"] == "/.well-known/hallpass/request", "the form's submission")
+        self.assertEqual((entry["method"], entry["action"], entry["original_dst"]), ("POST", "allow", ORIGIN + ":80"))
+
     def test_host_that_does_not_lead_to_the_destination_is_flagged_and_goes_to_the_destination(self):
         # allowed.test is 203.0.113.10 in hallpass's hosts:, but the client connected to .30:
         # decided on both (both allowed), flagged, and sent where the client was going.
@@ -317,6 +347,21 @@ class TransparentGatewayTest(unittest.TestCase):
         entry = self.log_line(lambda e: e["path"] == "/sneaky", "the request to a blocked address")
         self.assertEqual((entry["action"], entry["category"]), ("block", "bad_addresses"))
         self.assertTrue(entry["circumvention"])
+
+    def test_pooled_origin_connections_are_kept_apart_by_original_destination(self):
+        # The origin keeps connections alive, so hallpass pools them (per worker). One name
+        # asked at two addresses in turn: every answer must come from the address the client
+        # connected to, never from a pooled connection to the other (the pool key holds the
+        # original destination).
+        reused = False
+        for i in range(8):
+            for address in (ORIGIN, CDN_OTHER):
+                status, body, err = self.curl(f"http://allowed.test/pool{i}", address)
+                self.assertEqual(status, 200, err)
+                seen = json.loads(body)
+                self.assertEqual(seen["reached"], address, f"round {i}: a pooled connection to another address")
+                reused = reused or seen["nth"] > 1
+        self.assertTrue(reused, "no origin connection was reused: the test did not exercise the pool")
 
     def test_a_cdn_name_with_many_addresses_matches_any_of_them(self):
         status, body, err = self.curl("http://cdn.test/asset", ORIGIN)
