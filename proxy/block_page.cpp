@@ -231,6 +231,13 @@ std::string render_block_page(const block_page_info& info) {
   row(out, "Device name", info.device_name);
   row(out, "Hardware address", info.hardware_address);
   out += "</dl>\n</details>\n";
+  if (!info.signout_url.empty() && !info.user.empty()) {
+    out += "<p class=\"note\">This device is signed in as ";
+    append_value(out, info.user);
+    out += ". <a href=\"";
+    append_html_escaped(out, info.signout_url);
+    out += "\">Sign out</a> when you finish, on a shared device.</p>\n";
+  }
   out +=
       "<p class=\"note\">The school filters and monitors internet use to keep everyone safe. "
       "This visit has been recorded. If you think this page was blocked by mistake, tell "
@@ -269,8 +276,10 @@ std::string render_error_page(int status, std::string_view title, std::string_vi
   return out;
 }
 
-std::string render_notice_page(std::string_view title, std::string_view text, std::string_view school_name) {
+std::string render_notice_page(std::string_view title, std::string_view text, std::string_view school_name,
+                               std::string_view trusted_html) {
   std::string out = render_titled_page(title, text, school_name);
+  out += trusted_html;
   end_document(out);
   return out;
 }

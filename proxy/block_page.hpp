@@ -29,6 +29,7 @@ struct block_page_info {
   std::string_view device_name;  // its name from the DHCP leases ("pupil-laptop-07"); "" leaves it out
   std::string_view hardware_address;  // its hardware address from them ("3c:22:fb:12:9a:01"); "" leaves it out
   std::string_view user;       // who signed in to the proxy (logins); "" : nobody
+  std::string_view signout_url;  // signed in through the sign-in page: its sign-out address; "" : no link
   // Trusted HTML inserted as is in the "how to ask for access" section (the access request
   // form, from the exceptions issue). Empty: the section says whom to ask, in words.
   std::string_view request_form_html;
@@ -49,7 +50,9 @@ std::string render_error_page(int status, std::string_view title, std::string_vi
 
 // Appends `s` with & < > " ' escaped; control characters become U+FFFD.
 // A page that tells the user something went well (the access request was sent).
-std::string render_notice_page(std::string_view title, std::string_view text, std::string_view school_name);
+// `trusted_html` (the sign-in page's form) is inserted as is after the text.
+std::string render_notice_page(std::string_view title, std::string_view text, std::string_view school_name,
+                               std::string_view trusted_html = {});
 
 void append_html_escaped(std::string& out, std::string_view s);
 std::string html_escape(std::string_view s);

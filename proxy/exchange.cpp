@@ -53,14 +53,10 @@ const rules::verdict& decide_exchange(worker& w, const client_connection& c, exc
   return *ex.verdict;
 }
 
-namespace {
-
 // Every browser's User-Agent begins with "Mozilla/" (Chrome, Edge, Safari, Firefox alike); apps,
 // update agents and command-line tools send their own. Only a browser can show a page in
 // answer to a blocked HTTPS site; other clients get the plain refusal.
 bool looks_like_browser(std::string_view user_agent) { return user_agent.starts_with("Mozilla/"); }
-
-}  // namespace
 
 tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std::string_view user_agent) {
   const auto& policy = *ex.cfg->policy;

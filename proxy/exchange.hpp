@@ -66,6 +66,9 @@ struct exchange {
 // for one load and one hash lookup; with dhcp_leases unset not even the atomic load is paid.
 const device_identity* device_of(worker& w, const client_connection& c, exchange& ex);
 
+// Whether a User-Agent is a browser's (one that can show a page in answer to an HTTPS site).
+bool looks_like_browser(std::string_view user_agent);
+
 // What to do with a CONNECT, decided by plan_tunnel.
 enum class tunnel_plan : std::uint8_t {
   refuse,      // blocked: a 403 naming the reason (no CA, or not a browser)

@@ -14,6 +14,7 @@
 #include "proxy/request_parser.hpp"
 #include "proxy/request_target.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/signin_handler.hpp"
 #include "proxy/transparent.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
@@ -177,6 +178,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     finish_exchange(w, c, ex);
     co_return again;
   }
+  if (login == login_step::page) co_return co_await serve_signin(w, c, ex, rp, req[http::field::user_agent], version);
 
   // The block page's form (access_request_form.hpp): on the blocked site's own address where
   // that is how the device reaches the proxy (an inspected tunnel, a transparent listener).

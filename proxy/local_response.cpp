@@ -7,6 +7,7 @@
 #include "proxy/block_page.hpp"
 #include "proxy/login_service.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/signin_page.hpp"
 #include "proxy/worker.hpp"
 #include "rules/explain.hpp"
 
@@ -243,6 +244,9 @@ net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange&
     info.hardware_address = d->hardware_address;
   }
   if (ex.login) info.user = ex.login->user;
+  if (ex.login && ex.cfg->daemon.logins.mode_for(c.ip) == login_mode::page) {
+    info.signout_url = signout_link(c.inside || c.transparent);  // signin_page.hpp
+  }
   // The access request form, except where no exception could ever help.
   std::string form;
   if (v.by != rules::decided_by::locked_category && v.by != rules::decided_by::invalid_host && !v.ban &&

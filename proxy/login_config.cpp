@@ -9,6 +9,7 @@ std::string_view to_string(login_mode m) {
     case login_mode::none: return "none";
     case login_mode::optional: return "optional";
     case login_mode::required: return "required";
+    case login_mode::page: return "page";
   }
   return "none";
 }
@@ -43,13 +44,9 @@ std::optional<login_mode> read_mode(rules::yaml_reader& r, const YAML::Node& n, 
   if (*s == "none") return login_mode::none;
   if (*s == "optional") return login_mode::optional;
   if (*s == "required") return login_mode::required;
-  if (*s == "page") {
-    r.error(n, what + ": 'page' (the sign-in page for devices that cannot do proxy logins) is not built yet; "
-                      "use required, optional or none");
-    return std::nullopt;
-  }
-  r.error(n, what + " must be required, optional or none, not " + rules::quote(*s) +
-                 r.did_you_mean(*s, {"required", "optional", "none"}));
+  if (*s == "page") return login_mode::page;
+  r.error(n, what + " must be required, optional, page or none, not " + rules::quote(*s) +
+                 r.did_you_mean(*s, {"required", "optional", "page", "none"}));
   return std::nullopt;
 }
 
@@ -190,7 +187,7 @@ void read_ldap(rules::yaml_reader& r, const YAML::Node& n, ldap_settings& l) {
 }  // namespace
 
 void read_login_settings(rules::yaml_reader& r, const YAML::Node& n, login_settings& out) {
-  if (!r.check_map(n, "logins", {"realm", "login", "networks", "ldap", "failures"})) return;
+  if (!r.check_map(n, "logins", {"realm", "login", "networks", "ldap", "failures", "page"})) return;
   read_string(r, n, "realm", "logins.realm", out.realm);
   if (out.realm.find('"') != std::string::npos || out.realm.find('\\') != std::string::npos) {
     r.error(n["realm"], "logins.realm cannot contain \" or \\ (it is sent in a quoted header)");
@@ -204,7 +201,7 @@ void read_login_settings(rules::yaml_reader& r, const YAML::Node& n, login_setti
       const std::string what = "logins.networks entry";
       if (!r.check_map(entry, what, {"networks", "login"})) continue;
       login_network ln;
-      if (!entry["login"]) r.error(entry, what + " has no login (required, optional or none)");
+      if (!entry["login"]) r.error(entry, what + " has no login (required, optional, page or none)");
       if (entry["login"]) {
         if (auto m = read_mode(r, entry["login"], what + " login")) ln.mode = *m;
       }
@@ -246,6 +243,28 @@ void read_login_settings(rules::yaml_reader& r, const YAML::Node& n, login_setti
           r.error(f["within"], "logins.failures.within must be from 1s to 1d");
         } else {
           out.failures_within = *d;
+        }
+      }
+    }
+  }
+  if (const auto p = n["page"]; p && r.check_map(p, "logins.page", {"idle", "lifetime"})) {
+    // A device left signed in is someone else's risk (a shared tablet): the bounds keep a
+    // binding from outliving a school day by accident.
+    if (p["idle"]) {
+      if (auto d = r.duration(p["idle"], "logins.page.idle")) {
+        if (*d < std::chrono::seconds(1) || *d > std::chrono::hours(24)) {
+          r.error(p["idle"], "logins.page.idle must be from 1s to 1d");
+        } else {
+          out.page.idle = *d;
+        }
+      }
+    }
+    if (p["lifetime"]) {
+      if (auto d = r.duration(p["lifetime"], "logins.page.lifetime")) {
+        if (*d < std::chrono::seconds(1) || *d > std::chrono::hours(24 * 7)) {
+          r.error(p["lifetime"], "logins.page.lifetime must be from 1s to 7d");
+        } else {
+          out.page.lifetime = *d;
         }
       }
     }

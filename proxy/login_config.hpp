@@ -11,6 +11,7 @@
 //       - {networks: [10.99.0.0/16], login: none}          # guests keep address roles
 //     ldap: {url: "ldaps://dc1.school.internal", base_dn: "dc=school,dc=internal", ...}
 //     failures: {per_client: 10, per_user: 5, within: 5m}
+//     page: {idle: 30m, lifetime: 8h}     # networks with login: page (the sign-in page)
 //
 // Every key and its default: README.md, "Logins".
 #pragma once
@@ -39,6 +40,7 @@ enum class login_mode : std::uint8_t {
   none,      // never asked; the address's role (the guest network)
   optional,  // credentials used when sent (and checked: wrong ones are refused); none: the address's role
   required,  // 407 until the client signs in
+  page,      // the sign-in page (signin_page.hpp): the device's address is bound to the user
 };
 std::string_view to_string(login_mode m);
 
@@ -76,6 +78,13 @@ struct login_network {
   login_mode mode = login_mode::none;
 };
 
+// logins.page: how long a device stays signed in through the sign-in page (signin_table.hpp).
+struct page_settings {
+  std::chrono::milliseconds idle = std::chrono::minutes(30);     // no request for this long: signed out
+  std::chrono::milliseconds lifetime = std::chrono::hours(8);    // signed out this long after signing in
+  bool operator==(const page_settings&) const = default;
+};
+
 struct login_settings {
   std::string realm = "School internet";
   login_mode default_mode = login_mode::none;  // addresses in no listed network
@@ -87,6 +96,7 @@ struct login_settings {
   std::size_t failures_per_client = 10;
   std::size_t failures_per_user = 5;
   std::chrono::milliseconds failures_within = std::chrono::minutes(5);
+  page_settings page;
 
   // The mode for a client address: the listed network with the longest prefix, else default_mode.
   login_mode mode_for(const rules::ip_address& client) const;

@@ -8,6 +8,7 @@
 #include "proxy/local_response.hpp"
 #include "proxy/login_service.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/signin_page.hpp"
 #include "proxy/worker.hpp"
 
 namespace hallpass {
@@ -130,6 +131,43 @@ void count(worker& w, kind k) { w.state().metrics.logins[static_cast<std::size_t
 
 }  // namespace
 
+net::awaitable<result> check_password(worker& w, const client_connection& c, const login_settings& s,
+                                      std::string&& user, std::string&& password, std::chrono::seconds* retry_after) {
+  result r;
+  login_service* service = w.state().logins;
+  const auto now = login_service::clock::now();
+  if (service == nullptr) {
+    OPENSSL_cleanse(password.data(), password.size());
+    r.detail = "no directory is configured";
+    co_return r;
+  }
+  if (auto who = service->cached(s.ldap, user, password, now)) {
+    OPENSSL_cleanse(password.data(), password.size());
+    count(w, kind::cached);
+    r.kind = kind::cached;
+    r.who = std::move(who);
+    co_return r;
+  }
+  if (service->refused(s, c.ip_text, user, now, retry_after)) {
+    OPENSSL_cleanse(password.data(), password.size());
+    count(w, kind::rate_limited);
+    r.kind = kind::rate_limited;
+    r.detail = "too many failures";
+    co_return r;
+  }
+  std::string client = c.ip_text, name = user;
+  r = co_await ask_directory(w, *service, s, std::move(client), std::move(name), std::move(password));
+  count(w, r.kind);
+  if (r.kind == kind::bad_credentials) {
+    std::cerr << "hallpass: sign-in page: login failed for user " << user << " from " << c.ip_text << ": "
+              << r.detail << "\n";
+  } else if (r.kind != kind::ok) {
+    std::cerr << "hallpass: sign-in page: login for user " << user << " from " << c.ip_text
+              << " not checked: " << r.detail << "\n";
+  }
+  co_return r;
+}
+
 void client_connection::signed_in::forget() {
   who.reset();
   OPENSSL_cleanse(credentials.data(), credentials.size());
@@ -139,6 +177,15 @@ void client_connection::signed_in::forget() {
 net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex, std::string_view authorization,
                                    unsigned version, bool keep_alive, bool* again) {
   *again = false;
+  if (w.state().logins != nullptr && ex.cfg->daemon.logins.ldap.configured() &&
+      ex.cfg->daemon.logins.mode_for(c.ip) == login_mode::page) {
+    // The sign-in page: the device's address is who it is (signin_table.hpp), in an inspected
+    // tunnel too (its CONNECT or handshake was made to show the page, not as a sign-in).
+    ex.login = w.state().signins.find(c.ip_text, ex.cfg->daemon.logins.page, login_service::clock::now());
+    const bool same_site = c.inside || c.transparent;
+    if (!ex.login || signin_address_of(same_site, ex.host, ex.path) != signin_address::none) co_return login_step::page;
+    co_return login_step::proceed;
+  }
   if (c.inside) {
     // A request inside an inspected tunnel: the identity the CONNECT signed in with.
     ex.login = c.login.who;

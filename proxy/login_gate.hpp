@@ -11,9 +11,12 @@
 // Credentials are never logged. Runs on the worker's thread.
 #pragma once
 
+#include <chrono>
+#include <string>
 #include <string_view>
 
 #include "proxy/exchange.hpp"
+#include "proxy/login_service.hpp"
 #include "proxy/net.hpp"
 
 namespace hallpass {
@@ -24,11 +27,22 @@ struct client_connection;
 enum class login_step : std::uint8_t {
   proceed,  // decide the request (ex.login set when someone signed in)
   answered, // a 407, 429 or 503 was written; ex filled; the caller finishes the exchange
+  page,     // login: page, and the device is not signed in or the request is for the page's
+            // own addresses: the caller answers with signin_handler.hpp (nothing written yet;
+            // ex.login set when the device is signed in)
 };
 
 // `keep_alive`: whether the connection may carry another request after a 407 (the client
 // usually retries at once with credentials on the same connection). On `answered`, *again says
 // whether it may.
+// The directory check the sign-in page's post uses (signin_handler.cpp), the same as Basic's:
+// the login cache, the failure limits (per client and per name; *retry_after set when
+// refused), then login_service off the loop with its deadline. Counts hallpass_logins_total and
+// logs a failure on standard error with the user name only. `password` is wiped.
+net::awaitable<login_service::result> check_password(worker& w, const client_connection& c, const login_settings& s,
+                                                      std::string&& user, std::string&& password,
+                                                      std::chrono::seconds* retry_after);
+
 net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex, std::string_view authorization,
                                    unsigned version, bool keep_alive, bool* again);
 

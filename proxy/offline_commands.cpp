@@ -14,6 +14,7 @@
 #include "certs/x509_fields.hpp"
 #include "feeds/feed_history.hpp"
 #include "feeds/feed_update.hpp"
+#include "proxy/signin_page.hpp"
 #include "rules/exception_index.hpp"
 #include "rules/explain.hpp"
 #include "rules/policy_loader.hpp"
@@ -140,6 +141,7 @@ int run_check(const std::vector<std::string>& args) {
               << (d.access_log.keep_query ? " (with query strings)" : "") << "; CONNECT ports";
     for (auto p : d.connect.ports) std::cout << " " << p;
     std::cout << "\n" << ca_summary;
+    std::cout << signin_check_summary(d);
   }
   return 0;
 }

@@ -16,6 +16,7 @@
 #include "proxy/configuration.hpp"
 #include "proxy/dhcp_leases.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/signin_table.hpp"
 #include "rules/exception_index.hpp"
 
 namespace hallpass {
@@ -41,6 +42,8 @@ class shared_state {
   // Device names from the DHCP leases file (dhcp_leases), published by the lease_watcher's
   // thread; null when none are configured or none could be read yet.
   std::atomic<std::shared_ptr<const device_table>> devices;
+  // Devices signed in through the sign-in page (`login: page`): kept across reloads.
+  signin_table signins;
 
   // Connection limits. Returns false (and counts nothing) when over a limit.
   bool admit(const std::string& client, std::size_t total_limit, std::size_t per_client_limit) {

@@ -6,6 +6,7 @@
 #include "proxy/inspection.hpp"
 #include "proxy/local_response.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/signin_handler.hpp"
 #include "proxy/tunnel.hpp"
 
 namespace hallpass {
@@ -156,6 +157,22 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
     w.state().metrics.rejected(metrics::rejection::port_not_allowed).Increment();
     close_tls(w, c, ex, outcome::block, "tunnels to this port are not allowed");
     co_return false;
+  }
+  if (signin_missing(w, c, ex)) {
+    // login: page and not signed in: only the sign-in page is served, inside a handshake with
+    // the school CA (signin_handler.hpp); without a CA nothing can be shown, so it is closed.
+    const rules::verdict& v = decide_exchange(w, c, ex, std::nullopt);  // the log line's role
+    if (!v.host.text.empty()) ex.host = v.host.text;
+    if (!ex.cfg->inspecting() || v.by == rules::decided_by::invalid_host) {
+      close_tls(w, c, ex, outcome::block, "not signed in (login: page; no school CA to show the page over HTTPS)");
+      co_return false;
+    }
+    ex.action = outcome::block;
+    ex.reason_override = "not signed in (login: page)";
+    const bool inspected = co_await start_inspection(w, c, ex);
+    if (inspected) ex.note = "inspected to show the sign-in page";
+    finish_exchange(w, c, ex);
+    co_return inspected;
   }
   const destination_check check = co_await decide_name_and_destination(w, c, ex, std::nullopt);
   if (check.lookup != upstream_error::none) {

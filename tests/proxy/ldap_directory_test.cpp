@@ -83,7 +83,7 @@ TEST_CASE("logins: typos and unsafe settings are refused with file:line:col") {
     bind_dn: "cn=svc,dc=test"
     cahce_ttl: 5m
 )"));
-  CHECK(e.find("p.yaml:3:41: logins.networks entry login must be required, optional or none, not 'requried'") !=
+  CHECK(e.find("p.yaml:3:41: logins.networks entry login must be required, optional, page or none, not 'requried'") !=
         std::string::npos);
   CHECK(e.find("p.yaml:5:10: logins.ldap.url 'http://dc.test' must begin with ldaps://") != std::string::npos);
   CHECK(e.find("p.yaml:7:15: logins.ldap.starttls: false would send passwords in the clear") != std::string::npos);

@@ -1,0 +1,258 @@
+#include "proxy/signin_handler.hpp"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+
+#include "proxy/access_request_form.hpp"
+#include "proxy/block_page.hpp"
+#include "proxy/inspection.hpp"
+#include "proxy/local_response.hpp"
+#include "proxy/login_gate.hpp"
+#include "proxy/login_service.hpp"
+#include "proxy/shared_state.hpp"
+#include "proxy/signin_page.hpp"
+#include "proxy/tunnel.hpp"
+#include "proxy/worker.hpp"
+
+namespace hallpass {
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+constexpr std::size_t max_post = 16 * 1024;
+constexpr std::string_view html = "text/html; charset=utf-8";
+using kind = login_service::result_kind;
+
+std::int64_t seconds_of(const exchange& ex) {
+  return std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count();
+}
+
+// The URL the request asked for, as the page's token covers it and the redirect goes back to.
+std::string url_of(const exchange& ex) {
+  const std::uint16_t default_port = ex.scheme == "https" ? 443 : 80;
+  return ex.scheme + "://" + ex.host + (ex.port != default_port ? ":" + std::to_string(ex.port) : "") + ex.path +
+         (ex.query.empty() ? "" : "?" + ex.query);
+}
+
+// A URL fit for Location: http(s), no control characters or spaces (it came from a parsed
+// request, but the header must never be made to carry anything else).
+bool redirectable(std::string_view url) {
+  if (!url.starts_with("http://") && !url.starts_with("https://")) return false;
+  return std::none_of(url.begin(), url.end(), [](char ch) { return static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f; });
+}
+
+net::awaitable<void> send_page(client_connection& c, exchange& ex, http::status st, std::string&& body,
+                               unsigned version) {
+  co_await write_local(c, ex, st, std::move(body), html, false, version);
+}
+
+net::awaitable<void> send_signin_page(worker& w, client_connection& c, exchange& ex, http::status st,
+                                      std::string_view url, std::string_view user, std::string_view problem,
+                                      unsigned version) {
+  signin_page_info info;
+  info.school_name = ex.cfg->policy->school_name;
+  info.url = url;
+  info.client = c.ip_text;
+  info.user = user;
+  info.problem = problem;
+  info.same_site = c.inside || c.transparent;
+  info.now = seconds_of(ex);
+  std::string body = render_signin_page(w.state().form_keys, info);
+  co_await send_page(c, ex, st, std::move(body), version);
+}
+
+net::awaitable<void> send_notice(client_connection& c, exchange& ex, http::status st, std::string_view title,
+                                 std::string_view text, std::string_view trusted_html, unsigned version) {
+  std::string body = render_notice_page(title, text, ex.cfg->policy->school_name, trusted_html);
+  co_await send_page(c, ex, st, std::move(body), version);
+}
+
+// "Signed in as NAME" and the sign-out link, for the notice after a sign-in with nowhere to go back to.
+std::string signed_in_html(const client_connection& c) {
+  std::string out = "<p><a href=\"";
+  out += signout_link(c.inside || c.transparent);
+  out += "\">Sign out</a> when you finish, on a shared device.</p>\n";
+  return out;
+}
+
+// The post's body, whole (at most max_post bytes), or nullopt when it is too long or the
+// client went away.
+net::awaitable<std::optional<std::string>> read_post(client_connection& c, request_parser& rp) {
+  std::optional<std::string> none;
+  if (rp.content_length() && *rp.content_length() > max_post) co_return none;
+  std::string body;
+  char buf[4096];
+  for (int reads = 0; !rp.is_done() && reads < 64; ++reads) {
+    rp.get().body().data = buf;
+    rp.get().body().size = sizeof buf;
+    c.stream.expires_after(std::chrono::seconds(10));
+    auto [ec, n] = co_await http::async_read(c.io, c.buffer, rp, nothrow);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return none;
+    body.append(buf, sizeof buf - rp.get().body().size);
+    if (body.size() > max_post) {
+      OPENSSL_cleanse(body.data(), body.size());
+      co_return none;
+    }
+  }
+  OPENSSL_cleanse(buf, sizeof buf);
+  if (!rp.is_done()) co_return none;
+  co_return body;
+}
+
+// The post of the page's form: token, then the directory, then the binding and the way back.
+net::awaitable<void> answer_post(worker& w, client_connection& c, exchange& ex, request_parser& rp,
+                                 unsigned version) {
+  const auto& s = ex.cfg->daemon.logins;
+  auto read = co_await read_post(c, rp);
+  if (!read) {
+    ex.note = "sign-in page: the post is too long or incomplete";
+    co_await send_notice(c, ex, http::status::payload_too_large, "The sign-in could not be read",
+                         "Please open the page you wanted again and sign in there.", {}, version);
+    co_return;
+  }
+  ex.bytes_in += read->size();
+  auto fields = parse_form(*read);
+  OPENSSL_cleanse(read->data(), read->size());
+  std::string password = std::move(fields["password"]);
+  const std::string url = fields["url"];
+  const std::string user = fields["user"];
+  std::int64_t issued = 0;
+  try {
+    issued = std::stoll(fields["issued"]);
+  } catch (const std::exception&) {
+  }
+  const bool same_site = c.inside || c.transparent;
+  const bool token_ok = w.state().form_keys.verify(c.ip_text, signin_token_subject(url), issued, fields["nonce"],
+                                                   fields["token"], seconds_of(ex));
+  // On the site itself, the way back must be on that same site.
+  const bool same_origin = url.empty() || !same_site || url.find("://" + ex.host) != std::string::npos;
+  if (!token_ok || !same_origin || (!url.empty() && !redirectable(url))) {
+    OPENSSL_cleanse(password.data(), password.size());
+    ex.note = "sign-in page: bad or old token";
+    ex.reason_override = "sign-in page: refused (bad or old token)";
+    co_await send_notice(c, ex, http::status::forbidden, "The sign-in page has expired",
+                         "Please open the page you wanted again, and sign in on the page that appears.", {},
+                         version);
+    co_return;
+  }
+  if (user.empty() || password.empty() || user.size() > 200 || password.size() > 1000) {
+    OPENSSL_cleanse(password.data(), password.size());
+    const std::string typed = user.substr(0, 200);  // a named local: no temporary inside co_await (GCC 12)
+    co_await send_signin_page(w, c, ex, http::status::bad_request, url, typed, "Type your user name and your password.",
+                              version);
+    co_return;
+  }
+  std::chrono::seconds retry_after{0};
+  std::string name = user;
+  auto answer = co_await check_password(w, c, s, std::move(name), std::move(password), &retry_after);
+  if (answer.kind == kind::ok || answer.kind == kind::cached) {
+    w.state().signins.bind(c.ip_text, answer.who, s.page, login_service::clock::now());
+    ex.login = answer.who;
+    ex.note = "signed in through the sign-in page";
+    ex.reason_override = "sign-in page: signed in";
+    if (url.empty()) {
+      const std::string text = "This device is signed in to the school internet as " + user + ".";
+      const std::string more = signed_in_html(c);
+      co_await send_notice(c, ex, http::status::ok, "You are signed in", text, more, version);
+      co_return;
+    }
+    auto res = local_head(http::status::see_other, version, html);
+    res.set(http::field::location, url);
+    res.body() = "<!doctype html>\n<title>Signed in</title>\n<p><a href=\"" + html_escape(url) +
+                 "\">Go back to the page you asked for</a>.</p>\n";
+    co_await send_local(c, ex, res, false);
+    co_return;
+  }
+  http::status st = http::status::service_unavailable;
+  std::string_view problem = "The school directory could not check the sign-in just now. Try again in a minute.";
+  ex.reason_override = "sign-in page: directory unavailable";
+  if (answer.kind == kind::bad_credentials) {
+    st = http::status::forbidden;
+    problem = "The user name or password was not right. Try again.";
+    ex.reason_override = "sign-in page: login failed";
+    ex.note = "login failed for user " + user + ": " + answer.detail;
+  } else if (answer.kind == kind::rate_limited) {
+    st = http::status::too_many_requests;
+    problem = "Too many wrong passwords. Wait a few minutes, then try again.";
+    ex.reason_override = "sign-in page: refused after too many failures";
+    ex.note = "login rate-limited for user " + user;
+  } else {
+    ex.note = "login for user " + user + " not checked: " + answer.detail;
+  }
+  co_await send_signin_page(w, c, ex, st, url, user, problem, version);
+}
+
+// A CONNECT from a device that is not signed in: the page inside the handshake with the
+// school CA, for a browser; otherwise refused.
+net::awaitable<bool> answer_connect(worker& w, client_connection& c, exchange& ex, std::string_view user_agent,
+                                    unsigned version) {
+  // Decided as usual only for the log line's role; nothing goes to the site.
+  const rules::verdict& v = decide_exchange(w, c, ex, std::nullopt);
+  if (!v.host.text.empty()) ex.host = v.host.text;
+  ex.action = outcome::block;
+  ex.reason_override = "not signed in (login: page)";
+  const auto& ports = ex.cfg->daemon.connect.ports;
+  const bool port_ok = std::find(ports.begin(), ports.end(), ex.port) != ports.end();
+  if (ex.cfg->inspecting() && looks_like_browser(user_agent) && port_ok && v.by != rules::decided_by::invalid_host) {
+    const auto end = co_await run_tunnel(w, c, ex, tunnel_mode::inspect);
+    bool inspected = false;
+    if (end == tunnel_end::inspect) inspected = co_await start_inspection(w, c, ex);
+    if (inspected) ex.note = "inspected to show the sign-in page";
+    finish_exchange(w, c, ex);
+    co_return inspected;
+  }
+  std::string text = "Sign in to " + ex.cfg->policy->school_name +
+                     "'s internet first: open any http:// web page on this device to get the sign-in page.\n";
+  co_await write_local(c, ex, http::status::forbidden, std::move(text), "text/plain; charset=utf-8", false, version);
+  finish_exchange(w, c, ex);
+  co_return false;
+}
+
+}  // namespace
+
+net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex, request_parser& rp,
+                                  std::string_view user_agent, unsigned version) {
+  const auto& req = rp.get();
+  if (req.method() == http::verb::connect) {
+    const bool go_on = co_await answer_connect(w, c, ex, user_agent, version);
+    co_return go_on;
+  }
+  const bool same_site = c.inside || c.transparent;
+  const auto address = signin_address_of(same_site, ex.host, ex.path);
+  ex.action = outcome::allow;  // the page is the answer; nothing was asked of a site
+  if (address == signin_address::signout) {
+    w.state().signins.unbind(c.ip_text);
+    ex.reason_override = "sign-in page: signed out";
+    ex.note = ex.login ? "signed out" : "signed out (was not signed in)";
+    co_await send_notice(c, ex, http::status::ok, "You have signed out",
+                         "This device is no longer signed in to the school internet. To use it again, open any web "
+                         "page and sign in.",
+                         {}, version);
+  } else if (address == signin_address::signin && req.method() == http::verb::post) {
+    co_await answer_post(w, c, ex, rp, version);
+  } else if (address == signin_address::signin && ex.login) {
+    ex.reason_override = "sign-in page";
+    const std::string text = "This device is signed in to the school internet as " + ex.login->user + ".";
+    const std::string more = signed_in_html(c);
+    co_await send_notice(c, ex, http::status::ok, "You are signed in", text, more, version);
+  } else {
+    // Not signed in: the page instead of the site (or on its own address, with nowhere to go back to).
+    ex.action = outcome::block;
+    ex.reason_override = "not signed in (login: page)";
+    const std::string url = address == signin_address::signin ? std::string() : url_of(ex);
+    const auto st = address == signin_address::signin ? http::status::ok : http::status::network_authentication_required;
+    co_await send_signin_page(w, c, ex, st, url, {}, {}, version);
+  }
+  finish_exchange(w, c, ex);
+  co_return false;
+}
+
+bool signin_missing(worker& w, const client_connection& c, exchange& ex) {
+  const auto& s = ex.cfg->daemon.logins;
+  if (w.state().logins == nullptr || !s.ldap.configured() || s.mode_for(c.ip) != login_mode::page) return false;
+  ex.login = w.state().signins.find(c.ip_text, s.page, login_service::clock::now());
+  return !ex.login;
+}
+
+}  // namespace hallpass

@@ -1,0 +1,122 @@
+#include "proxy/signin_page.hpp"
+
+#include "proxy/block_page.hpp"
+#include "proxy/daemon_config.hpp"
+#include "rules/exception_index.hpp"
+
+namespace hallpass {
+namespace {
+
+bool same_name(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+void hidden(std::string& out, std::string_view name, std::string_view value) {
+  out += "<input type=\"hidden\" name=\"";
+  out += name;
+  out += "\" value=\"";
+  append_html_escaped(out, value);
+  out += "\">\n";
+}
+
+// The form's own look, beside block_page.cpp's shared style (contrast as there).
+constexpr std::string_view form_style = R"css(<style>
+.signin label{display:block;font-weight:600;margin:0 0 .25rem}
+.signin input[type=text],.signin input[type=password]{width:100%;max-width:24rem;font:inherit;padding:.5rem;border:1px solid var(--muted);border-radius:.25rem;background:var(--card);color:var(--text)}
+.signin button{font:inherit;font-weight:600;padding:.55rem 1.4rem;border:0;border-radius:.25rem;background:var(--askline);color:#fff;cursor:pointer}
+.problem{border-left:.3rem solid var(--accent);padding:.5rem 1rem;font-weight:600}
+</style>
+)css";
+
+}  // namespace
+
+signin_address signin_address_of(bool same_site, std::string_view host, std::string_view path) {
+  if (same_site) {
+    if (path == site_signin_path) return signin_address::signin;
+    if (path == site_signout_path) return signin_address::signout;
+    return signin_address::none;
+  }
+  if (!same_name(host, form_host)) return signin_address::none;
+  if (path == signin_path) return signin_address::signin;
+  if (path == signout_path) return signin_address::signout;
+  return signin_address::none;
+}
+
+std::string signin_token_subject(std::string_view url) { return "signin " + std::string(url); }
+
+std::string_view signout_link(bool same_site) {
+  return same_site ? site_signout_path : std::string_view("http://hallpass.invalid/signout");
+}
+
+std::string render_signin_page(const form_keys& keys, const signin_page_info& info) {
+  const std::string nonce = form_keys::random_nonce();
+  const std::string token = keys.token(info.client, signin_token_subject(info.url), info.now, nonce);
+  std::string form(form_style);
+  if (!info.problem.empty()) {
+    form += "<p class=\"problem\" role=\"alert\">";
+    append_html_escaped(form, info.problem);
+    form += "</p>\n";
+  }
+  form += "<form class=\"signin\" method=\"post\" action=\"";
+  form += info.same_site ? std::string(site_signin_path) : "http://hallpass.invalid" + std::string(signin_path);
+  form += "\">\n";
+  hidden(form, "url", info.url);
+  hidden(form, "issued", std::to_string(info.now));
+  hidden(form, "nonce", nonce);
+  hidden(form, "token", token);
+  form +=
+      "<p><label for=\"user\">User name</label><input type=\"text\" id=\"user\" name=\"user\" required "
+      "maxlength=\"200\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" value=\"";
+  append_html_escaped(form, info.user);
+  form +=
+      "\"></p>\n<p><label for=\"password\">Password</label><input type=\"password\" id=\"password\" "
+      "name=\"password\" required maxlength=\"1000\" autocomplete=\"current-password\"></p>\n"
+      "<p><button type=\"submit\">Sign in</button></p>\n</form>\n";
+  if (!info.url.empty()) {
+    form += "<p class=\"note\">After you sign in, this device goes back to <span class=\"code\">";
+    std::string_view shown = info.url.substr(0, 600);
+    append_html_escaped(form, shown);
+    if (shown.size() < info.url.size()) form += "\u2026";
+    form += "</span>.</p>\n";
+  }
+  form +=
+      "<p class=\"note\">Everything this device does on the internet is then recorded under your name until you "
+      "sign out (";
+  form += signout_link(info.same_site);
+  form +=
+      "), or after a while without use. On a shared device, sign out when you finish. The school filters and "
+      "monitors internet use to keep everyone safe.</p>\n";
+  return render_notice_page("Sign in to the school internet",
+                            "Use your school user name and password to use the internet on this device.",
+                            info.school_name, form);
+}
+
+std::string signin_check_summary(const daemon_config& d) {
+  const auto& l = d.logins;
+  std::string nets;
+  for (const auto& e : l.networks) {
+    if (e.mode != login_mode::page) continue;
+    for (const auto& n : e.networks) nets += (nets.empty() ? "" : ", ") + n.text;
+  }
+  if (l.default_mode == login_mode::page) nets += std::string(nets.empty() ? "" : ", ") + "every unlisted address";
+  if (nets.empty()) return {};
+  std::string out = "Sign-in page (login: page): " + nets + "; signed out after " +
+                    rules::duration_text(std::chrono::duration_cast<std::chrono::seconds>(l.page.idle)) +
+                    " idle or " +
+                    rules::duration_text(std::chrono::duration_cast<std::chrono::seconds>(l.page.lifetime)) + ".\n";
+  if (d.tls.ca_dir.empty()) {
+    out +=
+        "  No school CA (tls.ca_dir): a device not signed in gets the page for plain http:// addresses only; its\n"
+        "  HTTPS connections are refused (the browser shows its own error) until it signs in on an http:// page.\n";
+  } else {
+    out += "  HTTPS: the page is shown inside the handshake with the school CA (devices must trust it).\n";
+  }
+  return out;
+}
+
+}  // namespace hallpass

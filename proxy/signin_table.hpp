@@ -1,0 +1,62 @@
+// signin_table: which client addresses are signed in through the sign-in page (issue 12,
+// `login: page`), and as whom. A device that cannot do proxy logins (a guest phone, a tablet
+// on the transparent gateway) signs in once on the page; its address then carries the user
+// and their groups until it signs out, makes no request for `logins.page.idle`, or
+// `logins.page.lifetime` has passed since it signed in.
+//
+// One per daemon, in shared_state (not in the configuration), so a reload keeps every
+// binding; the limits are the configuration's at each lookup, so a reload that shortens them
+// applies at once. In memory only: a restart signs every device out. The password is never
+// here, only the identity the directory answered with.
+//
+// Thread-safety: every member function may be called from any thread (one mutex; each call
+// is a hash lookup, a sweep of expired bindings at most once a minute, or both).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "proxy/login_config.hpp"
+
+namespace hallpass {
+
+struct login_identity;
+
+class signin_table {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  // Who `client` is signed in as, or null. A binding past its idle time or lifetime is removed
+  // and not returned. A hit is activity: its idle time starts again at `now`.
+  std::shared_ptr<const login_identity> find(const std::string& client, const page_settings& limits,
+                                             clock::time_point now);
+  // Binds `client` to `who` from `now` (replacing any binding it had).
+  // REQUIRES: who is not null.
+  void bind(const std::string& client, std::shared_ptr<const login_identity> who, const page_settings& limits,
+            clock::time_point now);
+  // Signs `client` out. Returns whether it was signed in.
+  bool unbind(const std::string& client);
+  std::size_t size() const;
+
+  // Bindings beyond this many (a flood of sign-ins from spoofed addresses cannot grow the
+  // table without bound): the one idle longest is dropped for a new one.
+  static constexpr std::size_t max_bindings = 100000;
+
+ private:
+  struct binding {
+    std::shared_ptr<const login_identity> who;
+    clock::time_point signed_in, last_seen;
+  };
+  static bool expired(const binding& b, const page_settings& limits, clock::time_point now);
+  void sweep(const page_settings& limits, clock::time_point now);  // REQUIRES: mutex_ held
+
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, binding> bindings_;
+  clock::time_point next_sweep_{};
+};
+
+}  // namespace hallpass

@@ -1,0 +1,75 @@
+// signin_table: the sign-in page's bindings end at sign-out, after `idle` without a request, or
+// `lifetime` after signing in; a request inside the idle time keeps one.
+#include "proxy/signin_table.hpp"
+
+#include <doctest/doctest.h>
+
+#include "proxy/login_service.hpp"
+
+using namespace hallpass;
+using namespace std::chrono_literals;
+
+namespace {
+std::shared_ptr<const login_identity> who(const char* name) {
+  auto i = std::make_shared<login_identity>();
+  i->user = name;
+  i->groups = {"Year 6"};
+  return i;
+}
+}  // namespace
+
+TEST_CASE("signin_table: a binding is found until sign-out") {
+  signin_table t;
+  const page_settings limits;  // 30m idle, 8h lifetime
+  const auto t0 = signin_table::clock::time_point{} + 1h;
+  CHECK(t.find("10.40.0.2", limits, t0) == nullptr);
+  t.bind("10.40.0.2", who("dave"), limits, t0);
+  const auto got = t.find("10.40.0.2", limits, t0 + 1s);
+  REQUIRE(got != nullptr);
+  CHECK(got->user == "dave");
+  CHECK(got->groups == std::vector<std::string>{"Year 6"});
+  CHECK(t.find("10.40.0.3", limits, t0 + 1s) == nullptr);  // another device
+  CHECK(t.unbind("10.40.0.2"));
+  CHECK_FALSE(t.unbind("10.40.0.2"));
+  CHECK(t.find("10.40.0.2", limits, t0 + 2s) == nullptr);
+}
+
+TEST_CASE("signin_table: idle ends a binding and a request keeps it") {
+  signin_table t;
+  page_settings limits;
+  limits.idle = 10s;
+  const auto t0 = signin_table::clock::time_point{} + 1h;
+  t.bind("a", who("sam"), limits, t0);
+  t.bind("b", who("carol"), limits, t0);
+  // a is used every 6 s for a minute: never idle 10 s.
+  for (int i = 1; i <= 10; ++i) CHECK(t.find("a", limits, t0 + i * 6s) != nullptr);
+  CHECK(t.find("b", limits, t0 + 60s) == nullptr);  // b was idle
+  CHECK(t.size() == 1);
+  CHECK(t.find("a", limits, t0 + 70s) == nullptr);   // now a too
+  CHECK(t.size() == 0);
+}
+
+TEST_CASE("signin_table: lifetime ends a binding however busy") {
+  signin_table t;
+  page_settings limits;
+  limits.idle = 10s;
+  limits.lifetime = 30s;
+  const auto t0 = signin_table::clock::time_point{} + 1h;
+  t.bind("a", who("sam"), limits, t0);
+  for (int i = 1; i <= 5; ++i) CHECK(t.find("a", limits, t0 + i * 5s) != nullptr);
+  CHECK(t.find("a", limits, t0 + 30s) == nullptr);
+  // Signing in again starts a new lifetime.
+  t.bind("a", who("sam"), limits, t0 + 31s);
+  CHECK(t.find("a", limits, t0 + 40s) != nullptr);
+}
+
+TEST_CASE("signin_table: shorter limits after a reload apply to existing bindings") {
+  signin_table t;
+  const page_settings long_limits;
+  const auto t0 = signin_table::clock::time_point{} + 1h;
+  t.bind("a", who("sam"), long_limits, t0);
+  CHECK(t.find("a", long_limits, t0 + 5min) != nullptr);
+  page_settings shorter;
+  shorter.lifetime = 1min;
+  CHECK(t.find("a", shorter, t0 + 6min) == nullptr);
+}
