@@ -244,8 +244,10 @@ net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange&
     info.hardware_address = d->hardware_address;
   }
   if (ex.login) info.user = ex.login->user;
+  std::string signout;
   if (ex.login && ex.cfg->daemon.logins.mode_for(c.ip) == login_mode::page) {
-    info.signout_url = signout_link(c.inside || c.transparent);  // signin_page.hpp
+    signout = signout_link(c.transparent.has_value(), info.host);  // signin_page.hpp
+    info.signout_url = signout;
   }
   // The access request form, except where no exception could ever help.
   std::string form;

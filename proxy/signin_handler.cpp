@@ -56,6 +56,8 @@ net::awaitable<void> send_signin_page(worker& w, client_connection& c, exchange&
   info.user = user;
   info.problem = problem;
   info.same_site = c.inside || c.transparent;
+  const std::string signout = signout_link(c.transparent.has_value(), ex.host);
+  info.signout = signout;
   info.now = seconds_of(ex);
   std::string body = render_signin_page(w.state().form_keys, info);
   co_await send_page(c, ex, st, std::move(body), version);
@@ -68,9 +70,9 @@ net::awaitable<void> send_notice(client_connection& c, exchange& ex, http::statu
 }
 
 // "Signed in as NAME" and the sign-out link, for the notice after a sign-in with nowhere to go back to.
-std::string signed_in_html(const client_connection& c) {
+std::string signed_in_html(const client_connection& c, std::string_view host) {
   std::string out = "<p><a href=\"";
-  out += signout_link(c.inside || c.transparent);
+  append_html_escaped(out, signout_link(c.transparent.has_value(), host));
   out += "\">Sign out</a> when you finish, on a shared device.</p>\n";
   return out;
 }
@@ -153,7 +155,7 @@ net::awaitable<void> answer_post(worker& w, client_connection& c, exchange& ex, 
     ex.reason_override = "sign-in page: signed in";
     if (url.empty()) {
       const std::string text = "This device is signed in to the school internet as " + user + ".";
-      const std::string more = signed_in_html(c);
+      const std::string more = signed_in_html(c, ex.host);
       co_await send_notice(c, ex, http::status::ok, "You are signed in", text, more, version);
       co_return;
     }
@@ -234,7 +236,7 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
   } else if (address == signin_address::signin && ex.login) {
     ex.reason_override = "sign-in page";
     const std::string text = "This device is signed in to the school internet as " + ex.login->user + ".";
-    const std::string more = signed_in_html(c);
+    const std::string more = signed_in_html(c, ex.host);
     co_await send_notice(c, ex, http::status::ok, "You are signed in", text, more, version);
   } else {
     // Not signed in: the page instead of the site (or on its own address, with nowhere to go back to).

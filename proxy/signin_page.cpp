@@ -49,8 +49,9 @@ signin_address signin_address_of(bool same_site, std::string_view host, std::str
 
 std::string signin_token_subject(std::string_view url) { return "signin " + std::string(url); }
 
-std::string_view signout_link(bool same_site) {
-  return same_site ? site_signout_path : std::string_view("http://hallpass.invalid/signout");
+std::string signout_link(bool transparent, std::string_view host) {
+  if (!transparent || host.empty()) return "http://hallpass.invalid" + std::string(signout_path);
+  return "http://" + std::string(host) + std::string(site_signout_path);
 }
 
 std::string render_signin_page(const form_keys& keys, const signin_page_info& info) {
@@ -87,7 +88,7 @@ std::string render_signin_page(const form_keys& keys, const signin_page_info& in
   form +=
       "<p class=\"note\">Everything this device does on the internet is then recorded under your name until you "
       "sign out (";
-  form += signout_link(info.same_site);
+  append_html_escaped(form, info.signout);
   form +=
       "), or after a while without use. On a shared device, sign out when you finish. The school filters and "
       "monitors internet use to keep everyone safe.</p>\n";

@@ -47,6 +47,7 @@ struct signin_page_info {
   std::string_view user;      // the name typed last time (after a wrong password); ""
   std::string_view problem;   // why the last attempt failed, in plain words; ""
   bool same_site = false;     // post to site_signin_path, else to http://hallpass.invalid/signin
+  std::string_view signout;   // signout_link()'s address for this device
   std::int64_t now = 0;       // seconds since the epoch: the token's issue time
 };
 
@@ -56,9 +57,11 @@ std::string render_signin_page(const form_keys& keys, const signin_page_info& in
 // form's token is accepted by the other.
 std::string signin_token_subject(std::string_view url);
 
-// Where the sign-out link of a device points ("http://hallpass.invalid/signout", or the site
-// path when `same_site`).
-std::string_view signout_link(bool same_site);
+// Where a device's sign-out link points: always plain HTTP, which hallpass sees whatever
+// becomes of HTTPS (a relayed tunnel to the site would carry the site's own path to the site).
+// Through the explicit proxy http://hallpass.invalid/signout; on a transparent listener
+// http://HOST/.well-known/hallpass/signout on the site being shown (its port 80 is redirected).
+std::string signout_link(bool transparent, std::string_view host);
 
 // `hallpass check`'s line about the sign-in page: which networks use it and what HTTPS does
 // there (served inside the handshake with a school CA; refused without one). "" when no

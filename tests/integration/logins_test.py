@@ -58,7 +58,8 @@ member: uid=carol,ou=people,{BASE}
 class Slapd:
     """slapd from Debian on 127.0.0.1:PORT (ldap:// with StartTLS), an mdb database made with slapadd."""
 
-    def __init__(self):
+    def __init__(self, netns=None):
+        """`netns`: run it inside that network namespace (signin_page_test.py's transparent gateway)."""
         self.dir = tempfile.mkdtemp(prefix="hallpass-slapd-")
         self.port = free_port()
         d = self.dir
@@ -90,9 +91,16 @@ access to * by * read
             f.write(TREE)
         subprocess.run([SLAPADD, "-f", f"{d}/slapd.conf", "-l", f"{d}/tree.ldif"], check=True, capture_output=True,
                        timeout=60)
-        self.proc = subprocess.Popen([SLAPD, "-f", f"{d}/slapd.conf", "-h", f"ldap://127.0.0.1:{self.port}/", "-d", "0"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: _can_connect(self.port), timeout=20, what="slapd to listen")
+        prefix = ["ip", "netns", "exec", netns] if netns else []
+        self.proc = subprocess.Popen([*prefix, SLAPD, "-f", f"{d}/slapd.conf", "-h", f"ldap://127.0.0.1:{self.port}/",
+                                      "-d", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if netns:
+            probe = f"import socket; socket.create_connection(('127.0.0.1', {self.port}), 1)"
+            wait_for(lambda: subprocess.run([*prefix, "python3", "-c", probe], capture_output=True,
+                                            timeout=10).returncode == 0, timeout=20, interval=0.2,
+                     what="slapd to listen in its namespace")
+        else:
+            wait_for(lambda: _can_connect(self.port), timeout=20, what="slapd to listen")
 
     def modify(self, ldif):
         subprocess.run(["ldapmodify", "-x", "-H", f"ldap://127.0.0.1:{self.port}", "-D", f"cn=admin,{BASE}",

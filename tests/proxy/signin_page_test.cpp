@@ -38,6 +38,8 @@ const char* ldap = "  ldap: {url: \"ldaps://dc1.school.test\", base_dn: \"dc=sch
 }  // namespace
 
 TEST_CASE("signin page: its addresses through the proxy and on the site") {
+  CHECK(signout_link(false, "example.com") == "http://hallpass.invalid/signout");
+  CHECK(signout_link(true, "example.com") == "http://example.com/.well-known/hallpass/signout");
   CHECK(signin_address_of(false, "hallpass.invalid", "/signin") == signin_address::signin);
   CHECK(signin_address_of(false, "HALLPASS.invalid", "/signout") == signin_address::signout);
   CHECK(signin_address_of(false, "hallpass.invalid", "/request") == signin_address::none);
@@ -118,7 +120,8 @@ TEST_CASE("signin page: the block page of a device signed in through it offers s
   info.url = "http://facebook.test/";
   info.host = "facebook.test";
   info.user = "dave<";
-  info.signout_url = signout_link(false);
+  const std::string link = signout_link(false, "facebook.test");
+  info.signout_url = link;
   const std::string page = render_block_page(info);
   CHECK(page.find("signed in as dave&lt;. <a href=\"http://hallpass.invalid/signout\">Sign out</a>") !=
         std::string::npos);
