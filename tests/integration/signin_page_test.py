@@ -40,7 +40,7 @@ logins:
     group_member_attribute: member
     timeout: 3s
     cache_ttl: 2s
-  failures: {{per_client: 20, per_user: 20, within: 1m}}
+  failures: {{per_client: 3, per_user: 3, within: 1m}}
   page: {{idle: {idle}, lifetime: {lifetime}}}
 """
 
@@ -169,6 +169,21 @@ class SigninPageTest(SigninBase, unittest.TestCase):
         with open(self.proxy.access_log) as f:
             self.assertNotIn("not-the-Secret-987", f.read())
         self.assertNotIn("not-the-Secret-987", "".join(self.proxy.stderr_lines))
+
+    def test_a_guesser_is_slowed_as_with_basic(self):
+        source = "127.0.0.33"
+        before = self.proxy.metric("hallpass_logins_total", {"result": "rate_limited"})
+        for i in range(3):
+            status, out = self.sign_in(source, "victim", f"guess{i}")
+            self.assertEqual(status, 403, out)
+        t0 = time.monotonic()
+        status, out = self.sign_in(source, "victim", "victim-pw")  # not even tried now
+        self.assertEqual(status, 429, out)
+        self.assertIn(b"Too many wrong passwords", out)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertEqual(self.proxy.metric("hallpass_logins_total", {"result": "rate_limited"}), before + 1)
+        status, _, err = self.get(source)
+        self.assertEqual(status, 511, err)
 
     def test_sign_out_unbinds(self):
         source = "127.0.0.25"
