@@ -120,6 +120,13 @@ class NegotiateTest(unittest.TestCase):
         os.environ["KRB5_CONFIG"] = cls.kdc.krb5_conf
         os.environ["KRB5RCACHEDIR"] = cls.kdc.dir
         logins = logins_section(f"ldap://127.0.0.1:{cls.slapd.port}", cls.slapd.ca_file)
+        # The groups of a Negotiate user are read as the service account (no user password).
+        password_file = os.path.join(cls.kdc.dir, "service-password")
+        with open(password_file, "w") as f:
+            f.write("admin-secret\n")
+        os.chmod(password_file, 0o644)
+        logins = logins.replace("    user_attribute: uid\n", f"    user_attribute: uid\n    bind_dn: \"cn=admin,{BASE}\"\n"
+                                f"    bind_password_file: \"{password_file}\"\n")
         logins = logins.replace("  failures:", negotiate_section(cls.kdc.keytab, f"HTTP/{PROXY_HOST}@{REALM}") +
                                 "  failures:")
         cls.proxy = Proxy(extra=logins, policy_edit=with_group_roles)
