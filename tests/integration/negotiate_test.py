@@ -110,6 +110,17 @@ def negotiate_section(keytab, principal=None):
 class NegotiateTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # A failure half-way stops what was started (tearDownClass does not run then).
+        cls.nginx = cls.slapd = cls.kdc = cls.proxy = None
+        cls.saved_env = {}
+        try:
+            cls.start()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def start(cls):
         cls.nginx = Origin()
         cls.slapd = Slapd()
         cls.kdc = Kdc()
@@ -133,15 +144,14 @@ class NegotiateTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.proxy.stop()
         for k, v in cls.saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        cls.kdc.stop()
-        cls.slapd.stop()
-        cls.nginx.stop()
+        for part in (cls.proxy, cls.kdc, cls.slapd, cls.nginx):
+            if part is not None:
+                part.stop()
 
     def url(self, host, path="/small"):
         return f"http://{host}:{self.nginx.port}{path}"
