@@ -19,6 +19,7 @@ build_pkgs=(
   libcurl4-openssl-dev      # `hallpass feeds update`: HTTPS downloads, verified, with timeouts (feeds/)
   libarchive-dev            # `hallpass feeds update`: the UT1 tarball (gzip + tar, integrity errors) (feeds/)
   libldap-dev               # logins: Basic checked by a simple bind to the school directory (proxy/ldap_directory.cpp)
+  libkrb5-dev               # logins: Negotiate accepted with MIT Kerberos's GSS-API (proxy/negotiate_acceptor.cpp)
   doctest-dev               # unit tests
   tzdata                    # school time zones (rules/ reads TZif files)
 )
@@ -28,6 +29,9 @@ test_pkgs=(
   libnss3-tools             # certutil: Chromium's NSS database trusts the school CA (tests/integration/browser_https_test.py)
   nodejs                    # evaluates deploy/proxy.pac (tests/integration/deploy_pac_test.py)
   slapd ldap-utils          # a test directory (slapadd, slaptest, slapd) for tests/integration/logins_test.py
+  krb5-kdc krb5-admin-server krb5-user  # a test KDC (krb5kdc, kdb5_util, kadmin.local) and kinit for
+                            # tests/integration/negotiate_test.py, which starts its own krb5kdc: the
+                            # system services are left disabled and stopped (below)
   nftables                  # checks and loads deploy/nftables-hallpass.nft (tests/integration/deploy_nftables_test.py)
   strace                    # counts the upstream pool's peeks per request (tests/integration/inspection_test.py)
   clang-14 libclang-rt-14-dev  # the libFuzzer targets in tests/fuzz/ (libFuzzer, ASan, UBSan runtimes)
@@ -66,3 +70,13 @@ if [[ ! -e /usr/sbin/policy-rc.d ]]; then
   trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The KDC packages enable their services; the tests start their own krb5kdc on a loopback port.
+for svc in krb5-kdc krb5-admin-server; do
+  if [[ " ${missing[*]} " == *" $svc "* ]]; then
+    if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+      $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    else
+      $SUDO update-rc.d "$svc" disable >/dev/null 2>&1 || true
+    fi
+  fi
+done

@@ -1,5 +1,6 @@
 #include "proxy/ldap_directory.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 
@@ -134,17 +135,16 @@ int search(LDAP* ld, const ldap_settings& s, const std::string& base, int scope,
   return rc;
 }
 
-}  // namespace
-
-directory_answer check_login(const ldap_settings& s, std::string_view user, std::string_view password) {
+// Opens a connection with the deadlines, TLS settings and StartTLS of `s`. On failure, *failed is set.
+ldap_handle open_directory(const ldap_settings& s, directory_answer* failed) {
   using st = directory_answer::status;
-  if (user.empty() || password.empty()) return fail(st::bad_credentials, "empty user name or password");
-  if (user.size() > 256 || password.size() > 1024) return fail(st::bad_credentials, "user name or password too long");
-
   LDAP* raw = nullptr;
   int rc = ldap_initialize(&raw, s.url.c_str());
   ldap_handle ld(raw);
-  if (rc != LDAP_SUCCESS) return ldap_failure("ldap_initialize", rc);
+  if (rc != LDAP_SUCCESS) {
+    *failed = ldap_failure("ldap_initialize", rc);
+    return nullptr;
+  }
   const int version = LDAP_VERSION3;
   ldap_set_option(ld.get(), LDAP_OPT_PROTOCOL_VERSION, &version);
   ldap_set_option(ld.get(), LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
@@ -163,54 +163,128 @@ directory_answer check_login(const ldap_settings& s, std::string_view user, std:
   ldap_set_option(ld.get(), LDAP_OPT_X_TLS_NEWCTX, &new_ctx);
   if (s.starttls) {
     rc = ldap_start_tls_s(ld.get(), nullptr, nullptr);
-    if (rc != LDAP_SUCCESS) return fail(st::unavailable, std::string("StartTLS: ") + ldap_err2string(rc));
+    if (rc != LDAP_SUCCESS) {
+      *failed = fail(st::unavailable, std::string("StartTLS: ") + ldap_err2string(rc));
+      return nullptr;
+    }
   }
+  return ld;
+}
 
-  std::string user_dn;
+// Binds as the service account (logins.ldap.bind_dn), or stays anonymous when there is none.
+bool bind_service_account(LDAP* ld, const ldap_settings& s, directory_answer* failed) {
+  using st = directory_answer::status;
+  if (s.bind_dn.empty()) return true;
+  std::string service_password;
+  if (!read_password(s.bind_password_file, service_password)) {
+    *failed = fail(st::unavailable, "logins.ldap.bind_password_file " + s.bind_password_file + " cannot be read");
+    return false;
+  }
+  const int rc = simple_bind(ld, s.bind_dn, service_password);
+  std::fill(service_password.begin(), service_password.end(), '\0');
+  if (rc != LDAP_SUCCESS) {
+    *failed = fail(st::unavailable, std::string("service account bind: ") + ldap_err2string(rc));
+    return false;
+  }
+  return true;
+}
+
+// The user's DN by searching base_dn for (user_attribute=NAME) (as the connection is bound now).
+// bad_credentials when there is no such user or more than one.
+bool search_user_dn(LDAP* ld, const ldap_settings& s, std::string_view user, std::string& user_dn,
+                    directory_answer* failed) {
+  using st = directory_answer::status;
+  std::vector<std::string> dns, values;
+  const std::string filter = "(&" + s.user_filter + "(" + s.user_attribute + "=" + ldap_filter_value(user) + "))";
+  const int rc = search(ld, s, s.base_dn, LDAP_SCOPE_SUBTREE, filter, "", 2, dns, values);
+  if (rc == LDAP_SIZELIMIT_EXCEEDED || dns.size() > 1) {
+    *failed = fail(st::bad_credentials, "the user name matches more than one directory entry");
+    return false;
+  }
+  if (rc != LDAP_SUCCESS) {
+    *failed = ldap_failure("user search", rc);
+    return false;
+  }
+  if (dns.empty()) {
+    *failed = fail(st::bad_credentials, "no such user");
+    return false;
+  }
+  user_dn = dns.front();
+  return true;
+}
+
+// Reads the groups of the user with this DN into a.groups (memberOf, or the group search).
+void read_groups(LDAP* ld, const ldap_settings& s, std::string_view user, const std::string& user_dn,
+                 directory_answer& a) {
   std::vector<std::string> dns, values;
   const std::string& group_attr = s.group_base_dn.empty() ? s.group_attribute : std::string();
-  if (!s.bind_dn_template.empty()) {
-    user_dn = s.bind_dn_template;
-    user_dn.replace(user_dn.find("{user}"), 6, ldap_dn_value(user));
-  } else {
-    if (!s.bind_dn.empty()) {
-      std::string service_password;
-      if (!read_password(s.bind_password_file, service_password)) {
-        return fail(st::unavailable, "logins.ldap.bind_password_file " + s.bind_password_file + " cannot be read");
-      }
-      rc = simple_bind(ld.get(), s.bind_dn, service_password);
-      if (rc != LDAP_SUCCESS) {
-        return fail(st::unavailable, std::string("service account bind: ") + ldap_err2string(rc));
-      }
-    }
-    const std::string filter = "(&" + s.user_filter + "(" + s.user_attribute + "=" + ldap_filter_value(user) + "))";
-    rc = search(ld.get(), s, s.base_dn, LDAP_SCOPE_SUBTREE, filter, "", 2, dns, values);
-    if (rc == LDAP_SIZELIMIT_EXCEEDED || dns.size() > 1) {
-      return fail(st::bad_credentials, "the user name matches more than one directory entry");
-    }
-    if (rc != LDAP_SUCCESS) return ldap_failure("user search", rc);
-    if (dns.empty()) return fail(st::bad_credentials, "no such user");
-    user_dn = dns.front();
-    dns.clear();
-  }
-  rc = simple_bind(ld.get(), user_dn, password);
-  if (rc != LDAP_SUCCESS) return ldap_failure("bind as the user", rc);
-
-  directory_answer a;
-  a.result = st::ok;
   if (!group_attr.empty()) {
     // memberOf on the user's own entry (Active Directory; OpenLDAP's memberof overlay).
-    rc = search(ld.get(), s, user_dn, LDAP_SCOPE_BASE, "(objectClass=*)", group_attr, 1, dns, values);
-    if (rc != LDAP_SUCCESS) return ldap_failure("reading the user's groups", rc);
+    const int rc = search(ld, s, user_dn, LDAP_SCOPE_BASE, "(objectClass=*)", group_attr, 1, dns, values);
+    if (rc == LDAP_NO_SUCH_OBJECT) {
+      a = fail(directory_answer::status::bad_credentials, "no such user");
+      return;
+    }
+    if (rc != LDAP_SUCCESS) {
+      a = ldap_failure("reading the user's groups", rc);
+      return;
+    }
     for (const auto& dn : values) a.groups.push_back(first_rdn_value(dn));
   } else if (!s.group_base_dn.empty()) {
     const bool by_name = s.group_member_attribute == "memberUid";
     const std::string member = ldap_filter_value(by_name ? std::string(user) : user_dn);
     const std::string filter = "(&" + s.group_filter + "(" + s.group_member_attribute + "=" + member + "))";
-    rc = search(ld.get(), s, s.group_base_dn, LDAP_SCOPE_SUBTREE, filter, s.group_name_attribute, 1000, dns, values);
-    if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) return ldap_failure("group search", rc);
+    const int rc = search(ld, s, s.group_base_dn, LDAP_SCOPE_SUBTREE, filter, s.group_name_attribute, 1000, dns, values);
+    if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
+      a = ldap_failure("group search", rc);
+      return;
+    }
     a.groups = std::move(values);
   }
+}
+
+}  // namespace
+
+directory_answer check_login(const ldap_settings& s, std::string_view user, std::string_view password) {
+  using st = directory_answer::status;
+  if (user.empty() || password.empty()) return fail(st::bad_credentials, "empty user name or password");
+  if (user.size() > 256 || password.size() > 1024) return fail(st::bad_credentials, "user name or password too long");
+
+  directory_answer a;
+  ldap_handle ld = open_directory(s, &a);
+  if (!ld) return a;
+  std::string user_dn;
+  if (!s.bind_dn_template.empty()) {
+    user_dn = s.bind_dn_template;
+    user_dn.replace(user_dn.find("{user}"), 6, ldap_dn_value(user));
+  } else if (!bind_service_account(ld.get(), s, &a) || !search_user_dn(ld.get(), s, user, user_dn, &a)) {
+    return a;
+  }
+  const int rc = simple_bind(ld.get(), user_dn, password);
+  if (rc != LDAP_SUCCESS) return ldap_failure("bind as the user", rc);
+
+  a.result = st::ok;
+  read_groups(ld.get(), s, user, user_dn, a);
+  return a;
+}
+
+directory_answer groups_of(const ldap_settings& s, std::string_view user) {
+  using st = directory_answer::status;
+  if (user.empty() || user.size() > 256) return fail(st::bad_credentials, "empty or too long user name");
+  directory_answer a;
+  ldap_handle ld = open_directory(s, &a);
+  if (!ld) return a;
+  // As the service account (or anonymously), never as the user: there is no password here.
+  if (!bind_service_account(ld.get(), s, &a)) return a;
+  std::string user_dn;
+  if (!s.bind_dn_template.empty()) {
+    user_dn = s.bind_dn_template;
+    user_dn.replace(user_dn.find("{user}"), 6, ldap_dn_value(user));
+  } else if (!search_user_dn(ld.get(), s, user, user_dn, &a)) {
+    return a;
+  }
+  a.result = st::ok;
+  read_groups(ld.get(), s, user, user_dn, a);
   return a;
 }
 

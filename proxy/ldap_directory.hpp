@@ -1,7 +1,8 @@
 // The school directory over LDAP (OpenLDAP's libldap; the only file that uses it): checks a
-// user name and password with a simple bind AS THE USER, and reads the user's groups.
+// user name and password with a simple bind AS THE USER, and reads the user's groups; or reads
+// the groups of a user who signed in another way (Negotiate) without their password.
 //
-// check_login() BLOCKS (connect, TLS, bind, searches; each bounded by ldap_settings::timeout)
+// check_login() and groups_of() BLOCK (connect, TLS, bind, searches; each bounded by ldap_settings::timeout)
 // and must never run on an event loop: login_service calls it on its own directory threads.
 // Each call opens its own connection; any thread may call it. The escaping functions are pure.
 #pragma once
@@ -29,6 +30,14 @@ struct directory_answer {
 // bad_credentials without a call (an empty password would be an "unauthenticated bind",
 // which LDAP servers accept: RFC 4513 5.1.2).
 directory_answer check_login(const ldap_settings& s, std::string_view user, std::string_view password);
+
+// The groups of `user` without their password: bound as the service account
+// (logins.ldap.bind_dn + bind_password_file) or anonymously, the user found as check_login
+// finds them (bind_dn_template, or the search), then the same group lookup. ok with the
+// groups; bad_credentials when there is no such user (or more than one); unavailable when the
+// directory cannot answer. For Negotiate sign-ins (login_service::identity_of) and
+// `hallpass explain --user` without --groups: one lookup for both.
+directory_answer groups_of(const ldap_settings& s, std::string_view user);
 
 // A value for an LDAP filter (RFC 4515 3): * ( ) \ NUL and non-ASCII bytes as \XX, so a user
 // name cannot add filter syntax.

@@ -1,5 +1,9 @@
 #include "proxy/login_config.hpp"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
 #include "rules/yaml_reader.hpp"
 
 namespace hallpass {
@@ -184,10 +188,43 @@ void read_ldap(rules::yaml_reader& r, const YAML::Node& n, ldap_settings& l) {
   }
 }
 
+// A keytab must be readable now (by the user `check` or `run` runs as) and look like one: MIT
+// and Heimdal keytabs begin 0x05 0x02 (version 2) or 0x05 0x01.
+void read_negotiate(rules::yaml_reader& r, const YAML::Node& n, negotiate_settings& g) {
+  if (!r.check_map(n, "logins.negotiate", {"keytab", "principal"})) return;
+  if (!n["keytab"]) {
+    r.error(n, "logins.negotiate has no keytab (the proxy's service key, like /etc/hallpass/proxy.keytab)");
+    return;
+  }
+  read_string(r, n, "keytab", "logins.negotiate.keytab", g.keytab);
+  read_string(r, n, "principal", "logins.negotiate.principal", g.principal);
+  if (n["keytab"] && !g.keytab.empty()) {
+    std::ifstream in(g.keytab, std::ios::binary);
+    char head[2] = {0, 0};
+    if (!in) {
+      r.error(n["keytab"], "logins.negotiate.keytab " + rules::quote(g.keytab) + " cannot be read: " +
+                               std::strerror(errno));
+    } else if (!in.read(head, 2) || head[0] != 5 || (head[1] != 1 && head[1] != 2)) {
+      r.error(n["keytab"], "logins.negotiate.keytab " + rules::quote(g.keytab) +
+                               " is not a Kerberos keytab (make one with kadmin's ktadd, or ktpass on Active Directory)");
+    }
+  } else if (n["keytab"]) {
+    r.error(n["keytab"], "logins.negotiate.keytab is empty");
+  }
+  if (!g.principal.empty()) {
+    const auto at = g.principal.rfind('@');
+    if (at == std::string::npos || at == 0 || at + 1 == g.principal.size() ||
+        g.principal.find_first_of(" \t\r\n") != std::string::npos) {
+      r.error(n["principal"], "logins.negotiate.principal " + rules::quote(g.principal) +
+                                  " must be a Kerberos principal with its realm, like HTTP/proxy.school.internal@SCHOOL.INTERNAL");
+    }
+  }
+}
+
 }  // namespace
 
 void read_login_settings(rules::yaml_reader& r, const YAML::Node& n, login_settings& out) {
-  if (!r.check_map(n, "logins", {"realm", "login", "networks", "ldap", "failures", "page"})) return;
+  if (!r.check_map(n, "logins", {"realm", "login", "networks", "ldap", "negotiate", "failures", "page"})) return;
   read_string(r, n, "realm", "logins.realm", out.realm);
   if (out.realm.find('"') != std::string::npos || out.realm.find('\\') != std::string::npos) {
     r.error(n["realm"], "logins.realm cannot contain \" or \\ (it is sent in a quoted header)");
@@ -230,6 +267,7 @@ void read_login_settings(rules::yaml_reader& r, const YAML::Node& n, login_setti
     }
   }
   if (n["ldap"]) read_ldap(r, n["ldap"], out.ldap);
+  if (n["negotiate"]) read_negotiate(r, n["negotiate"], out.negotiate);
   if (const auto f = n["failures"]; f && r.check_map(f, "logins.failures", {"per_client", "per_user", "within"})) {
     if (f["per_client"]) {
       if (auto v = r.integer(f["per_client"], "logins.failures.per_client", 1, 100000)) out.failures_per_client = static_cast<std::size_t>(*v);

@@ -10,6 +10,7 @@
 //       - {networks: [10.10.0.0/16, 10.20.0.0/16], login: required}
 //       - {networks: [10.99.0.0/16], login: none}          # guests keep address roles
 //     ldap: {url: "ldaps://dc1.school.internal", base_dn: "dc=school,dc=internal", ...}
+//     negotiate: {keytab: /etc/hallpass/proxy.keytab, principal: "HTTP/proxy.school.internal@SCHOOL.INTERNAL"}
 //     failures: {per_client: 10, per_user: 5, within: 5m}
 //     page: {idle: 30m, lifetime: 8h}     # networks with login: page (the sign-in page)
 //
@@ -73,6 +74,16 @@ struct ldap_settings {
   bool operator==(const ldap_settings&) const = default;
 };
 
+// Negotiate (Kerberos through SPNEGO, GSS-API): single sign-on for domain-joined devices.
+// The proxy's service key comes from `keytab`; `principal` ("HTTP/proxy.school.example@REALM")
+// limits the keys used to that one, "" accepts a ticket for any principal in the keytab.
+struct negotiate_settings {
+  std::string keytab;     // "": Negotiate is not offered
+  std::string principal;  // "": any principal in the keytab
+  bool configured() const { return !keytab.empty(); }
+  bool operator==(const negotiate_settings&) const = default;
+};
+
 struct login_network {
   std::vector<rules::ip_network> networks;
   login_mode mode = login_mode::none;
@@ -90,6 +101,7 @@ struct login_settings {
   login_mode default_mode = login_mode::none;  // addresses in no listed network
   std::vector<login_network> networks;
   ldap_settings ldap;
+  negotiate_settings negotiate;  // offered first in a 407 when configured; groups still come from ldap
   // Failed logins: a client address with per_client failures, or a user name with per_user
   // failures, within `within` is refused (429) until the oldest failure is older than `within`.
   // A user name's lock applies to every address, but only to that name: no one else is locked out.

@@ -7,6 +7,7 @@
 
 #include "proxy/local_response.hpp"
 #include "proxy/login_service.hpp"
+#include "proxy/negotiate_login.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/signin_page.hpp"
 #include "proxy/worker.hpp"
@@ -90,6 +91,52 @@ struct directory_wait {
   }
 };
 
+// The initiation of a Negotiate acceptance (negotiate_login.hpp) on the login service's threads,
+// answered like a directory check. The context is kept alive by the task while it runs.
+struct negotiate_wait {
+  std::shared_ptr<worker::mailbox> box;
+  login_service* service;
+  negotiate_acceptor* acceptor;
+  std::shared_ptr<const login_settings> settings;
+  std::shared_ptr<negotiate_context> ctx;
+  std::string client, header;
+  std::chrono::milliseconds deadline;
+
+  template <class Handler>
+  void operator()(Handler&& handler) {
+    using state_t = wait_state<std::decay_t<Handler>>;
+    auto state = std::make_shared<state_t>(std::forward<Handler>(handler), box->ex);
+    state->timer.expires_after(deadline);
+    state->timer.async_wait(deadline_passed<state_t>{state});
+    auto mailbox = box;
+    auto task = [mailbox, state, service = service, acceptor = acceptor, settings = std::move(settings),
+                 ctx = std::move(ctx), client = std::move(client), header = std::move(header)]() mutable {
+      auto r = negotiate_sign_in(*service, *acceptor, *settings, client, *ctx, header);
+      OPENSSL_cleanse(header.data(), header.size());
+      std::lock_guard lock(mailbox->mutex);
+      if (!mailbox->open) return;
+      net::post(mailbox->ex, [state, r = std::move(r)]() mutable { state->finish(std::move(r)); });
+    };
+    if (!service->submit(settings_max_queued, std::move(task))) {
+      result r;
+      r.kind = kind::busy;
+      r.detail = "too many sign-ins waiting for the directory";
+      state->finish(std::move(r));
+    }
+  }
+  std::size_t settings_max_queued = 0;
+};
+
+net::awaitable<result> ask_negotiate(worker& w, const login_settings& s, std::shared_ptr<negotiate_context>&& ctx,
+                                     std::string&& client, std::string&& header) {
+  negotiate_wait wait{w.inbox(), w.state().logins, w.state().negotiate, std::make_shared<const login_settings>(s),
+                      std::move(ctx), std::move(client), std::move(header), s.ldap.timeout + std::chrono::seconds(1),
+                      s.ldap.max_queued};
+  auto r = co_await net::async_initiate<const net::use_awaitable_t<>&, void(result)>(std::move(wait),
+                                                                                     net::use_awaitable);
+  co_return r;
+}
+
 // The strings are taken by rvalue reference: callers move named locals in, so no by-value
 // string is made inside their co_await (proxy/README.md, GCC 12 rule 2).
 net::awaitable<result> ask_directory(worker& w, login_service& service, const login_settings& s,
@@ -103,12 +150,20 @@ net::awaitable<result> ask_directory(worker& w, login_service& service, const lo
   co_return r;
 }
 
+// `reply_token`: a Negotiate exchange continues (RFC 4559 5): only `Negotiate <token>` is offered.
 net::awaitable<bool> write_answer(client_connection& c, exchange& ex, http::status status, std::string&& body,
                                   const login_settings& s, std::chrono::seconds retry_after, bool keep_alive,
-                                  unsigned version) {
+                                  unsigned version, const std::string& reply_token) {
   auto res = local_head(status, version, "text/plain; charset=utf-8");
   if (status == http::status::proxy_authentication_required) {
-    res.set(http::field::proxy_authenticate, "Basic realm=\"" + s.realm + "\", charset=\"UTF-8\"");
+    // Negotiate first (browsers take the first scheme they can do: single sign-on on a
+    // domain-joined device), then Basic for everyone else.
+    if (!reply_token.empty()) {
+      res.insert(http::field::proxy_authenticate, "Negotiate " + reply_token);
+    } else {
+      if (s.negotiate.configured()) res.insert(http::field::proxy_authenticate, "Negotiate");
+      res.insert(http::field::proxy_authenticate, "Basic realm=\"" + s.realm + "\", charset=\"UTF-8\"");
+    }
   }
   if (retry_after.count() > 0) res.set(http::field::retry_after, std::to_string(retry_after.count()));
   res.body() = std::move(body);
@@ -170,6 +225,8 @@ net::awaitable<result> check_password(worker& w, const client_connection& c, con
 
 void client_connection::signed_in::forget() {
   who.reset();
+  connection_bound = false;
+  negotiation.reset();
   OPENSSL_cleanse(credentials.data(), credentials.size());
   credentials.clear();
 }
@@ -204,18 +261,67 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     ex.login = c.login.who;
     co_return login_step::proceed;
   }
+  if (c.login.who && c.login.connection_bound && now < c.login.until && authorization.empty()) {
+    // Negotiate authenticated this connection (RFC 4559 4.2 leaves it to the server; like
+    // IIS and squid, the connection keeps the identity): no header needed on later requests.
+    ex.login = c.login.who;
+    co_return login_step::proceed;
+  }
   std::string user, password;
   const bool sent = !authorization.empty();
-  const bool readable = sent && parse_basic(authorization, user, password);
+  const bool negotiate = sent && s.negotiate.configured() && w.state().negotiate != nullptr && is_negotiate(authorization);
+  const bool readable = sent && !negotiate && parse_basic(authorization, user, password);
   http::status status = http::status::proxy_authentication_required;
   std::string body;
+  std::string reply_token;  // a Negotiate exchange that continues
+  std::shared_ptr<negotiate_context> negotiation;
   std::chrono::seconds retry_after{0};
-  if (!sent) {
+  if (negotiate && service->refused(s, c.ip_text, "", now, &retry_after)) {
+    count(w, kind::rate_limited);
+    status = http::status::too_many_requests;
+    body = "Too many failed sign-ins. Wait a few minutes, then try again.\n";
+    ex.reason_override = "login refused after too many failures";
+    ex.note = "Negotiate login rate-limited";
+  } else if (negotiate) {
+    // The exchange in progress on this connection, if any, else a new one.
+    negotiation = c.login.negotiation ? c.login.negotiation : make_negotiate_context();
+    auto ctx = negotiation;
+    std::string client = c.ip_text, header(authorization);
+    auto answer = co_await ask_negotiate(w, s, std::move(ctx), std::move(client), std::move(header));
+    if (answer.kind == kind::ok) {
+      count(w, answer.kind);
+      remember(c, answer.who, authorization, now + s.ldap.cache_ttl);
+      c.login.connection_bound = true;
+      ex.login = std::move(answer.who);
+      co_return login_step::proceed;
+    }
+    if (answer.continue_needed) {
+      reply_token = std::move(answer.reply_token);
+      body = "Signing in (Negotiate continues).\n";
+      ex.reason_override = "login continues";
+    } else if (answer.kind == kind::bad_credentials) {
+      count(w, answer.kind);
+      negotiation.reset();
+      body = "The single sign-on ticket was not accepted. Sign in again.\n";
+      ex.reason_override = "login failed";
+      ex.note = "Negotiate login failed: " + answer.detail;
+      std::cerr << "hallpass: Negotiate login failed from " << c.ip_text << ": " << answer.detail << "\n";
+    } else {
+      count(w, answer.kind);
+      negotiation.reset();
+      status = http::status::service_unavailable;
+      body = "The school directory could not check the sign-in just now. Try again in a minute.\n";
+      ex.reason_override = "login directory unavailable";
+      ex.note = "Negotiate login not checked: " + answer.detail;
+      std::cerr << "hallpass: Negotiate login from " << c.ip_text << " not checked: " << answer.detail << "\n";
+    }
+  } else if (!sent) {
     if (mode == login_mode::optional) co_return login_step::proceed;
     body = "Sign in to use the school internet.\n";
     ex.reason_override = "login required";
   } else if (!readable) {
-    body = "The sign-in could not be read: only Basic is accepted here.\n";
+    body = s.negotiate.configured() ? "The sign-in could not be read: only Negotiate and Basic are accepted here.\n"
+                                    : "The sign-in could not be read: only Basic is accepted here.\n";
     ex.reason_override = "login unreadable";
     count(w, kind::bad_credentials);
   } else if (auto who = service->cached(s.ldap, user, password, now)) {
@@ -258,8 +364,9 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
   // The connection goes on after a 407 (the client retries on it with credentials); a failed
   // connection forgets any earlier sign-in.
   c.login.forget();
+  c.login.negotiation = std::move(negotiation);  // a Negotiate exchange that continues on this connection
   const bool keep = keep_alive && status == http::status::proxy_authentication_required;
-  const bool ok = co_await write_answer(c, ex, status, std::move(body), s, retry_after, keep, version);
+  const bool ok = co_await write_answer(c, ex, status, std::move(body), s, retry_after, keep, version, reply_token);
   *again = ok && keep;
   co_return login_step::answered;
 }

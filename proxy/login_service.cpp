@@ -39,6 +39,7 @@ login_service::~login_service() {
   work_.notify_all();
   for (auto& t : threads_) t.join();
   for (auto& j : left) {
+    if (j.task) continue;
     result r;
     r.detail = "the proxy is stopping";
     j.done(std::move(r));
@@ -134,7 +135,50 @@ void login_service::note_failure(const login_settings& s, const std::string& cli
     while (times.size() > limit) times.pop_front();  // only the last `limit` matter
   };
   add(client_failures_[client], s.failures_per_client);
-  add(user_failures_[user], s.failures_per_user);
+  if (!user.empty()) add(user_failures_[user], s.failures_per_user);
+}
+
+bool login_service::submit(std::size_t max_queued, std::function<void()> task) {
+  std::lock_guard lock(mutex_);
+  if (stopping_ || queue_.size() >= max_queued) return false;
+  job j;
+  j.task = std::move(task);
+  queue_.push_back(std::move(j));
+  work_.notify_one();
+  return true;
+}
+
+std::shared_ptr<const login_identity> login_service::identity_of(const ldap_settings& s, const std::string& user,
+                                                                 clock::time_point now, std::string* failure) {
+  const auto key = settings_key(s);
+  {
+    std::lock_guard lock(mutex_);
+    if (const auto it = identities_.find(user);
+        it != identities_.end() && it->second.expires > now && it->second.settings_key == key) {
+      return it->second.who;
+    }
+  }
+  auto answer = groups_of(s, user);
+  if (answer.result == directory_answer::status::unavailable) {
+    *failure = std::move(answer.detail);
+    return nullptr;
+  }
+  auto who = std::make_shared<login_identity>();
+  who->user = user;
+  who->groups = std::move(answer.groups);  // none when the directory does not know the user
+  if (s.cache_ttl.count() > 0) {
+    std::lock_guard lock(mutex_);
+    if (identities_.size() >= max_cached_users && !identities_.contains(user)) {
+      std::erase_if(identities_, [now](const auto& kv) { return kv.second.expires <= now; });
+    }
+    if (identities_.size() < max_cached_users || identities_.contains(user)) {
+      auto& e = identities_[user];
+      e.settings_key = key;
+      e.who = who;
+      e.expires = now + s.cache_ttl;
+    }
+  }
+  return who;
 }
 
 void login_service::check(const login_settings& s, std::string client, std::string user, std::string password,
@@ -163,6 +207,10 @@ void login_service::run() {
       if (stopping_) return;
       j = std::move(queue_.front());
       queue_.pop_front();
+    }
+    if (j.task) {
+      j.task();
+      continue;
     }
     const auto& s = *j.settings;
     auto answer = check_login(s.ldap, j.user, j.password);

@@ -55,6 +55,9 @@ class login_service {
     result_kind kind = result_kind::unavailable;
     std::shared_ptr<const login_identity> who;  // ok, cached
     std::string detail;                          // for the log; never the password
+    // Negotiate (negotiate_login.hpp): another leg is needed; reply_token (base64) goes in the 407.
+    bool continue_needed = false;
+    std::string reply_token;
   };
   using callback = std::function<void(result)>;
 
@@ -74,6 +77,20 @@ class login_service {
   // cached, failures counted (bad_credentials only: a directory outage is nobody's guess).
   void check(const login_settings& s, std::string client, std::string user, std::string password, callback done);
 
+  // Runs `task` on a directory thread (other sign-in methods: Negotiate, negotiate_gate.cpp),
+  // in the same bounded queue as check(). False, without running it, when max_queued tasks
+  // wait already or the service is stopping. A task still queued at destruction is dropped.
+  bool submit(std::size_t max_queued, std::function<void()> task);
+  // The identity of a user who proved who they are another way (Negotiate): their groups from
+  // the directory without a password (ldap_directory.hpp groups_of), kept per user name for
+  // logins.ldap.cache_ttl, so a keep-alive sign-in storm asks the directory once per user.
+  // A user the directory does not know signs in with no groups (the address's role). Null
+  // when the directory cannot answer; *failure says why. BLOCKS: call on a directory thread.
+  std::shared_ptr<const login_identity> identity_of(const ldap_settings& s, const std::string& user,
+                                                    clock::time_point now, std::string* failure);
+  // Counts a failed sign-in for `client` and, unless empty, `user` (as a wrong password is).
+  void note_failure(const login_settings& s, const std::string& client, const std::string& user, clock::time_point now);
+
  private:
   // The salted SHA-256 of a user name and password (what the cache keeps).
   std::array<unsigned char, 32> digest(std::string_view user, std::string_view password) const;
@@ -81,6 +98,7 @@ class login_service {
     std::shared_ptr<const login_settings> settings;
     std::string client, user, password;
     callback done;
+    std::function<void()> task;  // set: a submit()ted task, run instead of a password check
   };
   struct cache_entry {
     std::array<unsigned char, 32> hash{};
@@ -91,7 +109,6 @@ class login_service {
 
   void run();
   static std::size_t settings_key(const ldap_settings& s);
-  void note_failure(const login_settings& s, const std::string& client, const std::string& user, clock::time_point now);
   void remember(const ldap_settings& s, const std::string& user, const std::string& password,
                 std::shared_ptr<const login_identity> who, clock::time_point now);
 
@@ -101,6 +118,7 @@ class login_service {
   std::deque<job> queue_;
   bool stopping_ = false;
   std::unordered_map<std::string, cache_entry> cache_;  // by user name
+  std::unordered_map<std::string, cache_entry> identities_;  // identity_of's, by user name (no hash)
   // Failure times within the window, oldest first, per client address and per user name.
   std::unordered_map<std::string, std::deque<clock::time_point>> client_failures_, user_failures_;
   clock::time_point next_sweep_{};

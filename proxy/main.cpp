@@ -30,11 +30,12 @@ usage:
   hallpass feeds history [--since DURATION] [--config FILE] [--state-dir DIR]
       The feeds' downloads and loads since DURATION ago (default 7d), as a table for the weekly
       figures.
-  hallpass explain --config FILE (--role NAME | --client ADDRESS) [--user NAME]
+  hallpass explain --config FILE (--role NAME | --client ADDRESS) [--user NAME] [--groups "A,B"]
                    [--at "YYYY-MM-DD HH:MM"] [--method M] [--json] URL
       Decide one request as the proxy would and say why: the role and how it was chosen,
       the period, the rule and category that decided, and what would allow a block.
-      --at is school-local time (default: now).
+      --at is school-local time (default: now). --user without --groups reads the user's
+      groups from logins.ldap (exit 1 when the directory cannot be reached).
   hallpass ca init --dir DIR [--name "School name"]
       Create the school's root CA (DIR/ca.crt, DIR/ca.key) for HTTPS inspection, and print
       how to install it on the school's devices. Never overwrites an existing CA.

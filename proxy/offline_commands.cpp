@@ -20,6 +20,7 @@
 #include "rules/policy_loader.hpp"
 #include "rules/yaml_reader.hpp"
 #include "proxy/configuration.hpp"
+#include "proxy/ldap_directory.hpp"
 #include "store/exception_store.hpp"
 
 namespace hallpass {
@@ -172,8 +173,8 @@ int run_explain(const std::vector<std::string>& args) {
   if (error.empty()) {
     if (config.empty()) error = "--config FILE is required";
     else if (!role.empty() && !client.empty()) error = "give exactly one of --role NAME or --client ADDRESS";
-    else if (role.empty() && client.empty() && groups.empty())
-      error = "give one of --role NAME, --client ADDRESS or --groups \"A,B\"";
+    else if (role.empty() && client.empty() && groups.empty() && user.empty())
+      error = "give one of --role NAME, --client ADDRESS, --user NAME or --groups \"A,B\"";
     else if (url.empty()) error = "give the URL to explain";
   }
   if (!error.empty()) {
@@ -213,8 +214,28 @@ int run_explain(const std::vector<std::string>& args) {
   }
   f.user = user;
   // --groups "Year 6,Pupils": the signed-in user's directory groups, as the proxy would have
-  // them from the directory (resolving --user against the directory is not done here).
+  // them from the directory. Without it, --user is looked up in logins.ldap when the config has
+  // one (groups_of: the service account or anonymous, as a Negotiate sign-in is).
   std::vector<std::string> group_list;
+  std::vector<std::string> notes;
+  if (!user.empty() && groups.empty() && result.config->daemon.logins.ldap.configured()) {
+    const auto answer = groups_of(result.config->daemon.logins.ldap, user);
+    if (answer.result == directory_answer::status::unavailable) {
+      std::cerr << "hallpass explain: the directory (logins.ldap.url " << result.config->daemon.logins.ldap.url
+                << ") could not give the groups of '" << user << "': " << answer.detail
+                << "\n(give --groups \"A,B\" to explain without asking it)\n";
+      return 1;
+    }
+    if (answer.result == directory_answer::status::bad_credentials) {
+      notes.push_back("The directory knows no user '" + user + "' (" + answer.detail +
+                      "): decided as for a user in no group, as the proxy would after a Negotiate sign-in.");
+    } else {
+      std::string list;
+      for (const auto& g : answer.groups) list += (list.empty() ? "" : ", ") + g;
+      notes.push_back("Groups of '" + user + "' from the directory: " + (list.empty() ? "none" : list) + ".");
+      group_list = answer.groups;
+    }
+  }
   for (std::size_t from = 0; !groups.empty() && from <= groups.size();) {
     const auto comma = std::min(groups.find(',', from), groups.size());
     auto g = std::string_view(groups).substr(from, comma - from);
@@ -236,7 +257,6 @@ int run_explain(const std::vector<std::string>& args) {
   f.host = parts->host;
   f.port = parts->port;
   f.path = parts->path;
-  std::vector<std::string> notes;
   // HTTPS is inspected only with a school CA (tls.ca_dir, or --ca-dir here); then
   // decide_inspection says, per host, whether the proxy sees the path (explain_url).
   if (ca_dir.empty()) ca_dir = result.config->daemon.tls.ca_dir;

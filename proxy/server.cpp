@@ -22,6 +22,7 @@
 #include "proxy/net.hpp"
 #include "proxy/pac_server.hpp"
 #include "proxy/login_service.hpp"
+#include "proxy/negotiate_acceptor.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 
@@ -206,6 +207,10 @@ int run_server(const run_options& options) {
   // Sign-ins are checked on threads of their own (never on a worker's loop). Made even when no
   // directory is configured yet, so a reload can turn logins on; the thread count
   // (logins.ldap.max_in_flight) takes effect at a restart. Outlives the workers.
+  // Negotiate tokens are accepted on the login service's threads: made before it, so it is
+  // destroyed after the service has joined them.
+  negotiate_acceptor negotiate;
+  state.negotiate = &negotiate;
   login_service logins(d.logins.ldap.max_in_flight);
   state.logins = &logins;
   m->policy_generation.Set(static_cast<double>(cfg->generation));

@@ -28,6 +28,7 @@ namespace hallpass {
 
 class shared_state;
 struct login_identity;
+struct negotiate_context;
 
 // One client TCP connection. Owned by its session coroutine (shared with the worker's
 // registry only as a raw pointer, removed before destruction).
@@ -66,6 +67,11 @@ struct client_connection {
     std::shared_ptr<const login_identity> who;
     std::string credentials;
     std::chrono::steady_clock::time_point until{};
+    // Negotiate authenticates the connection: once it signed in, later requests on it without
+    // a Proxy-Authorization carry the same identity (until `until`). `negotiation`: an
+    // exchange of several legs in progress (GSS_S_CONTINUE_NEEDED).
+    bool connection_bound = false;
+    std::shared_ptr<negotiate_context> negotiation;
     signed_in() = default;
     signed_in(const signed_in&) = delete;
     signed_in& operator=(const signed_in&) = delete;
