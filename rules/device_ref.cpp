@@ -70,10 +70,14 @@ std::optional<device_ref> parse_device(std::string_view t, std::string* error) {
 bool device_matches(const device_ref& d, const request_facts& f) {
   switch (d.by) {
     case device_key::address: return d.address && f.client && *d.address == *f.client;
-    case device_key::name: return !f.device.empty() && same_name(d.text, f.device);
-    case device_key::mac: return !f.mac.empty() && same_name(d.text, f.mac);
+    case device_key::name:
+      if (f.device.empty() || !same_name(d.text, f.device)) return false;
+      break;
+    case device_key::mac:
+      if (f.mac.empty() || !same_name(d.text, f.mac)) return false;
+      break;
   }
-  return false;
+  return !d.address || (f.client && *d.address == *f.client);
 }
 
 }  // namespace hallpass::rules

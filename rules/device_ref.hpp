@@ -27,7 +27,10 @@ std::string_view to_string(device_key k);  // "address", "name", "hardware addre
 struct device_ref {
   device_key by = device_key::address;
   std::string text;                    // canonical
-  std::optional<ip_address> address;  // when by == address
+  // When by == address: that address. When by == name or mac and set: the device must also
+  // be at this address (a device-scoped exception records where the form came from, so that
+  // another device taking the name gets nothing: an exception never widens on a name alone).
+  std::optional<ip_address> address;
 };
 
 // Reads what an adult wrote: an IPv4 or IPv6 address, a hardware address (six pairs of hex
@@ -39,7 +42,8 @@ std::optional<std::string> parse_mac(std::string_view text);
 
 // Whether the request comes from the device: its client address, or the name or hardware
 // address the proxy found for it in the leases (request_facts::device, ::mac; a name compared
-// without case). A request with no lease matches no name or hardware address.
+// without case), and then the address too when d.address is set. A request with no lease
+// matches no name or hardware address.
 bool device_matches(const device_ref& d, const request_facts& f);
 
 }  // namespace hallpass::rules

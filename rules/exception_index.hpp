@@ -72,9 +72,9 @@ std::string duration_text(std::chrono::seconds d);
 
 // Whom an exception opens the site for (its scope; `hallpassctl approve --who`): any of the
 // listed roles, or the user, or a signed-in user in the directory group (compared without
-// case, as roles.<name>.groups are), or the device (by address, DHCP name or hardware
-// address), or the client network (requests filed with hallpassctl --client). Any one that
-// matches is enough; an approval fills one of them.
+// case, as roles.<name>.groups are), or the device (by its address; or by its DHCP name at the
+// address the form came from: device_ref::address), or the client network (requests filed
+// with hallpassctl --client). Any one that matches is enough; an approval fills one of them.
 struct exception_entry {
   std::int64_t id = 0;
   std::vector<std::string> roles;        // any of these roles

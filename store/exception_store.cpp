@@ -204,11 +204,13 @@ narrowing narrow_request(const json::object& request, const std::optional<std::s
   const std::string id = std::to_string(request.at("id").as_int64());
   auto text = [](const json::value& v) { return v.is_string() ? std::string(v.as_string()) : std::string(); };
   const std::string asker = text(by.at("user")).empty() ? text(scope.at("user")) : text(by.at("user"));
-  // The device the form came from: by the name the DHCP leases gave it (the exception follows
-  // the device if its lease moves), else by its address.
+  // The device the form came from: its address, and the name the DHCP leases gave it when
+  // they did ("NAME@ADDRESS"): both must match, so a device that takes the name elsewhere gets
+  // nothing (an exception never widens on a name alone), and a moved lease closes it.
   const bool from_device = request.at("source") == "block page" && request.at("client").is_string();
   std::string device = text(request.at("client"));
-  if (auto d = rules::parse_device(text(by.at("device"))); d && d->by == rules::device_key::name) device = d->text;
+  if (auto d = rules::parse_device(text(by.at("device"))); d && d->by == rules::device_key::name)
+    device = d->text + "@" + device;
   std::string roles;
   for (const auto& r : scope.at("roles").as_array()) roles += (roles.empty() ? "" : ",") + std::string(r.as_string());
   if (!asked) {
@@ -885,8 +887,14 @@ exception_store::load_active(seconds_t now, std::string* error) {
       } else if (*who == "group") {
         e.group = value;
       } else if (*who == "device") {
-        auto d = rules::parse_device(value);
+        // "ADDRESS", or "NAME@ADDRESS": that name at that address (narrow_request).
+        const auto at = value.rfind('@');
+        auto d = rules::parse_device(at == std::string::npos ? value : value.substr(0, at));
         if (!d) continue;  // cannot name a device: it allows nothing
+        if (at != std::string::npos) {
+          d->address = rules::ip_address::parse(value.substr(at + 1));
+          if (!d->address) continue;
+        }
         e.device = std::move(*d);
       } else if (*who == "client") {
         client = value;

@@ -101,13 +101,15 @@ TEST_CASE("an exception narrowed to a directory group opens it for its members, 
   CHECK(decide_for(*p, *idx, {}).act == action::block);  // not signed in: no groups
 }
 
-TEST_CASE("an exception narrowed to a device by name follows its lease, one by address stays") {
+TEST_CASE("an exception narrowed to a device by name needs its address too, so a name never widens") {
   auto p = test::load_yaml(scope_policy);
   auto by_name = shut_exception(*p);
   by_name.device = parse_device("Pupil-Laptop-07");
+  by_name.device->address = ip_address::parse("10.10.4.20");
   auto idx = exception_index::build({by_name}, {});
-  CHECK(opened(decide_for(*p, *idx, {.device = "pupil-laptop-07"})));
-  CHECK(opened(decide_for(*p, *idx, {.client = "10.10.5.5", .device = "PUPIL-LAPTOP-07"})));
+  CHECK(opened(decide_for(*p, *idx, {.device = "PUPIL-LAPTOP-07"})));
+  // Another device taking the name elsewhere, and the device after its lease moved: closed.
+  CHECK(decide_for(*p, *idx, {.client = "10.10.5.5", .device = "pupil-laptop-07"}).act == action::block);
   CHECK(decide_for(*p, *idx, {.device = "pupil-laptop-08"}).act == action::block);
   CHECK(decide_for(*p, *idx, {}).act == action::block);  // the address, with no lease: not the device
 
@@ -115,6 +117,7 @@ TEST_CASE("an exception narrowed to a device by name follows its lease, one by a
   by_address.device = parse_device("10.10.4.20");
   idx = exception_index::build({by_address}, {});
   CHECK(opened(decide_for(*p, *idx, {})));
+  CHECK(opened(decide_for(*p, *idx, {.device = "anything"})));
   CHECK(decide_for(*p, *idx, {.client = "10.10.4.21"}).act == action::block);
 }
 

@@ -86,15 +86,17 @@ TEST_CASE("approve narrows a signed-in pupil's request to that pupil by default"
   CHECK_FALSE(e.client);
 }
 
-TEST_CASE("without a signed-in user the default is the device, by its DHCP name when known") {
+TEST_CASE("without a signed-in user the default is the device: its address, and its DHCP name when known") {
   temp_dir dir;
   auto s = open_store(dir);
   const auto named = file(*s, form_from_device(std::nullopt, "Pupil-Laptop-07"));
   REQUIRE(approve(*s, named).ok);
-  CHECK(who_of(*s, named) == "device pupil-laptop-07");
+  CHECK(who_of(*s, named) == "device pupil-laptop-07@10.10.4.20");
   const auto e = active(*s);
   REQUIRE(e.device);
   CHECK(e.device->by == rules::device_key::name);
+  CHECK(e.device->text == "pupil-laptop-07");
+  CHECK(e.device->address == rules::ip_address::parse("10.10.4.20"));
   CHECK(e.roles.empty());
 
   temp_dir dir2;
