@@ -148,12 +148,8 @@ TEST_CASE("a store made by schema 3 keeps its exceptions' scopes and gains the n
     auto d = store::database::open(dir.db(), &error);
     REQUIRE(d.has_value());
     REQUIRE(d->exec(read_file(std::filesystem::path(HALLPASS_SOURCE_DIR) / "tests/store/schema_1.sql")) == "");
+    for (const char* sql : store_test::schema_2_additions) REQUIRE(d->exec(sql) == "");
     for (const char* sql : {
-             "ALTER TABLE requests ADD COLUMN reviewer_site_content TEXT NOT NULL DEFAULT ''",
-             "ALTER TABLE requests ADD COLUMN review_note TEXT NOT NULL DEFAULT ''",
-             "ALTER TABLE requests ADD COLUMN reviewed_by TEXT",
-             "ALTER TABLE requests ADD COLUMN reviewed_role TEXT",
-             "ALTER TABLE requests ADD COLUMN reviewed_at INTEGER",
              "CREATE TABLE bans (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, subject TEXT NOT NULL, "
              "reason TEXT NOT NULL, how TEXT NOT NULL, created_by TEXT NOT NULL, created_role TEXT NOT NULL, "
              "created_at INTEGER NOT NULL, length INTEGER NOT NULL, valid_from INTEGER, valid_until INTEGER, "
