@@ -26,7 +26,7 @@ std::string_view to_string(device_key k);  // "address", "name", "hardware addre
 
 struct device_ref {
   device_key by = device_key::address;
-  std::string text;                    // canonical
+  std::string text;  // canonical
   // When by == address: that address. When by == name or mac and set: the device must also
   // be at this address (a device-scoped exception records where the form came from, so that
   // another device taking the name gets nothing: an exception never widens on a name alone).

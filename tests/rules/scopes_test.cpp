@@ -74,8 +74,12 @@ ban_entry device_ban(const policy& p, const std::string& subject) {
   return b;
 }
 
-bool opened(const verdict& v) { return v.act == action::allow && v.rule_id == "exception 7"; }
-bool banned(const verdict& v) { return v.act == action::block && v.rule_id == "ban 4"; }
+bool opened(const verdict& v) {
+  return v.act == action::allow && v.rule_id == "exception 7";
+}
+bool banned(const verdict& v) {
+  return v.act == action::block && v.rule_id == "ban 4";
+}
 
 }  // namespace
 
@@ -97,11 +101,13 @@ TEST_CASE("an exception narrowed to a directory group opens it for its members, 
   auto idx = exception_index::build({e}, {});
   CHECK(opened(decide_for(*p, *idx, {.user = "ava.b", .groups = {"Pupils", "Year 6"}})));
   CHECK(opened(decide_for(*p, *idx, {.user = "cat.d", .groups = {"YEAR 6"}})));
-  CHECK(decide_for(*p, *idx, {.user = "ben.c", .groups = {"Pupils", "Year 5"}}).act == action::block);
+  CHECK(decide_for(*p, *idx, {.user = "ben.c", .groups = {"Pupils", "Year 5"}}).act ==
+        action::block);
   CHECK(decide_for(*p, *idx, {}).act == action::block);  // not signed in: no groups
 }
 
-TEST_CASE("an exception narrowed to a device by name needs its address too, so a name never widens") {
+TEST_CASE(
+    "an exception narrowed to a device by name needs its address too, so a name never widens") {
   auto p = test::load_yaml(scope_policy);
   auto by_name = shut_exception(*p);
   by_name.device = parse_device("Pupil-Laptop-07");
@@ -109,9 +115,11 @@ TEST_CASE("an exception narrowed to a device by name needs its address too, so a
   auto idx = exception_index::build({by_name}, {});
   CHECK(opened(decide_for(*p, *idx, {.device = "PUPIL-LAPTOP-07"})));
   // Another device taking the name elsewhere, and the device after its lease moved: closed.
-  CHECK(decide_for(*p, *idx, {.client = "10.10.5.5", .device = "pupil-laptop-07"}).act == action::block);
+  CHECK(decide_for(*p, *idx, {.client = "10.10.5.5", .device = "pupil-laptop-07"}).act ==
+        action::block);
   CHECK(decide_for(*p, *idx, {.device = "pupil-laptop-08"}).act == action::block);
-  CHECK(decide_for(*p, *idx, {}).act == action::block);  // the address, with no lease: not the device
+  CHECK(decide_for(*p, *idx, {}).act ==
+        action::block);  // the address, with no lease: not the device
 
   auto by_address = shut_exception(*p);
   by_address.device = parse_device("10.10.4.20");
@@ -129,18 +137,21 @@ TEST_CASE("a ban by device name or hardware address follows the device to anothe
   CHECK(banned(decide_for(*p, *idx, {.client = "10.10.7.7", .device = "pupil-laptop-07"},
                           "http://open.example/")));
   // The address it had, now another device's: not banned.
-  CHECK(decide_for(*p, *idx, {.device = "pupil-laptop-08"}, "http://open.example/").act == action::allow);
+  CHECK(decide_for(*p, *idx, {.device = "pupil-laptop-08"}, "http://open.example/").act ==
+        action::allow);
   CHECK(decide_for(*p, *idx, {}, "http://open.example/").act == action::allow);
 
   idx = exception_index::build({}, {}, {device_ban(*p, "3c:22:fb:12:9a:01")});
   CHECK(banned(decide_for(*p, *idx, {.client = "10.10.7.7", .mac = "3c:22:fb:12:9a:01"},
                           "http://open.example/")));
-  CHECK(decide_for(*p, *idx, {.mac = "3c:22:fb:12:9a:02"}, "http://open.example/").act == action::allow);
+  CHECK(decide_for(*p, *idx, {.mac = "3c:22:fb:12:9a:02"}, "http://open.example/").act ==
+        action::allow);
   // A ban by address stays on the address, whatever device holds it.
   idx = exception_index::build({}, {}, {device_ban(*p, "10.10.4.20")});
   CHECK(banned(decide_for(*p, *idx, {.device = "other"}, "http://open.example/")));
-  CHECK(decide_for(*p, *idx, {.client = "10.10.4.21", .device = "pupil-laptop-07"}, "http://open.example/").act ==
-        action::allow);
+  CHECK(decide_for(*p, *idx, {.client = "10.10.4.21", .device = "pupil-laptop-07"},
+                   "http://open.example/")
+            .act == action::allow);
 }
 
 TEST_CASE("a device is named by its address, name or hardware address, in canonical form") {

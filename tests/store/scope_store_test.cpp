@@ -25,7 +25,8 @@ const actor headteacher{"mrs.head", "headteacher"};
 const actor technician{"ict.tech", "technician"};
 const actor block_page{"block page", "requester"};
 
-store::request_form form_from_device(std::optional<std::string> user, std::optional<std::string> device) {
+store::request_form form_from_device(std::optional<std::string> user,
+                                     std::optional<std::string> device) {
   store::request_form f;
   f.url = "https://www.facebook.com/";
   f.requester = "Ava";
@@ -45,7 +46,8 @@ std::int64_t file(exception_store& s, const store::request_form& f, const actor&
   return r.data.at("id").as_int64();
 }
 
-store::result approve(exception_store& s, std::int64_t id, std::optional<std::string> who = std::nullopt) {
+store::result approve(exception_store& s, std::int64_t id,
+                      std::optional<std::string> who = std::nullopt) {
   std::string err;
   auto t = rules::make_target("https://www.facebook.com/", rules::target_kind::domain, &err);
   REQUIRE(t);
@@ -86,7 +88,9 @@ TEST_CASE("approve narrows a signed-in pupil's request to that pupil by default"
   CHECK_FALSE(e.client);
 }
 
-TEST_CASE("without a signed-in user the default is the device: its address, and its DHCP name when known") {
+TEST_CASE(
+    "without a signed-in user the default is the device: its address, and its DHCP name when "
+    "known") {
   temp_dir dir;
   auto s = open_store(dir);
   const auto named = file(*s, form_from_device(std::nullopt, "Pupil-Laptop-07"));
@@ -107,7 +111,8 @@ TEST_CASE("without a signed-in user the default is the device: its address, and 
   CHECK(active(*s2).device->by == rules::device_key::address);
 }
 
-TEST_CASE("approve --who group, role and user, and what a request cannot give is refused and audited") {
+TEST_CASE(
+    "approve --who group, role and user, and what a request cannot give is refused and audited") {
   temp_dir dir;
   auto s = open_store(dir);
   const auto id = file(*s, form_from_device(std::nullopt, std::nullopt));
@@ -147,20 +152,30 @@ TEST_CASE("a store made by schema 3 keeps its exceptions' scopes and gains the n
     std::string error;
     auto d = store::database::open(dir.db(), &error);
     REQUIRE(d.has_value());
-    REQUIRE(d->exec(read_file(std::filesystem::path(HALLPASS_SOURCE_DIR) / "tests/store/schema_1.sql")) == "");
+    REQUIRE(d->exec(read_file(std::filesystem::path(HALLPASS_SOURCE_DIR) /
+                              "tests/store/schema_1.sql")) == "");
     for (const char* sql : store_test::schema_2_additions) REQUIRE(d->exec(sql) == "");
     for (const char* sql : {
-             "CREATE TABLE bans (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, subject TEXT NOT NULL, "
-             "reason TEXT NOT NULL, how TEXT NOT NULL, created_by TEXT NOT NULL, created_role TEXT NOT NULL, "
-             "created_at INTEGER NOT NULL, length INTEGER NOT NULL, valid_from INTEGER, valid_until INTEGER, "
-             "confirmed_by TEXT, confirmed_at INTEGER, lifted_by TEXT, lifted_at INTEGER, lift_reason TEXT)",
+             "CREATE TABLE bans (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, subject "
+             "TEXT NOT NULL, "
+             "reason TEXT NOT NULL, how TEXT NOT NULL, created_by TEXT NOT NULL, created_role TEXT "
+             "NOT NULL, "
+             "created_at INTEGER NOT NULL, length INTEGER NOT NULL, valid_from INTEGER, "
+             "valid_until INTEGER, "
+             "confirmed_by TEXT, confirmed_at INTEGER, lifted_by TEXT, lifted_at INTEGER, "
+             "lift_reason TEXT)",
              "PRAGMA user_version = 3",
-             "INSERT INTO requests(created_at, url, requester, reasons, scope_roles, filed_by, source, "
-             "client_address, decision, decided_by, decided_at, decision_reason) VALUES(1700000000, "
-             "'https://www.facebook.com/', 'Ava', 'project', 'pupils', 'block page', 'block page', '10.10.4.20', "
+             "INSERT INTO requests(created_at, url, requester, reasons, scope_roles, filed_by, "
+             "source, "
+             "client_address, decision, decided_by, decided_at, decision_reason) "
+             "VALUES(1700000000, "
+             "'https://www.facebook.com/', 'Ava', 'project', 'pupils', 'block page', 'block page', "
+             "'10.10.4.20', "
              "'approved', 'mrs.head', 1700000000, 'lesson')",
-             "INSERT INTO exceptions(request_id, kind, host, path, display, valid_from, valid_until) "
-             "VALUES(1, 'domain', 'www.facebook.com', '/', 'www.facebook.com', 1700000000, 4000000000)",
+             "INSERT INTO exceptions(request_id, kind, host, path, display, valid_from, "
+             "valid_until) "
+             "VALUES(1, 'domain', 'www.facebook.com', '/', 'www.facebook.com', 1700000000, "
+             "4000000000)",
          }) {
       INFO(sql);
       REQUIRE(d->exec(sql) == "");
