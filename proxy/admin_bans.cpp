@@ -113,7 +113,8 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
   const auto id = verb == "unban" ? number(args, "id") : std::nullopt;
   if (verb == "unban" && args.contains("id") && !id) return bad("'id' must be a ban number");
   if (int(user.has_value()) + int(device.has_value()) + int(id.has_value()) != 1) {
-    return bad(verb == "ban" ? "give exactly one of 'user' (a user name) and 'device' (an address, name or hardware address)"
+    return bad(verb == "ban" ? "give exactly one of 'user' (a user name) and 'device' (an address, "
+                               "name or hardware address)"
                              : "give exactly one of 'id', 'user' and 'device'");
   }
   std::string subject;
