@@ -124,6 +124,63 @@ std::string check_scope(const verb_arguments& a) {
   return {};
 }
 
+// --who for approve: user, group:NAME, device or role (the daemon checks it against the request).
+std::string check_who(const verb_arguments& a) {
+  const std::string* who = a.value("--who");
+  if (!who) return {};
+  if (*who == "user" || *who == "device" || *who == "role") return {};
+  if (who->starts_with("group:") && who->find_first_not_of(" \t", 6) != std::string::npos) return {};
+  return "--who must be user, group:NAME (a directory group, such as \"group:Year 6\"), device or role, not " +
+         quote(*who);
+}
+
+// --device for ban and unban, in the canonical form the daemon compares (rules/device_ref.hpp):
+// a hardware address in lower case with colons, a DHCP name case-folded; an address as given
+// (the daemon writes it canonically). Empty when `text` cannot be a device, with *error set.
+std::string canonical_device(const std::string& text, std::string& error) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+  auto is_hex = [&](char c) { return (c >= '0' && c <= '9') || (lower(c) >= 'a' && lower(c) <= 'f'); };
+  if (text.size() == 17 && (text[2] == ':' || text[2] == '-')) {
+    std::string mac;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      const bool sep = i % 3 == 2;
+      if (sep ? text[i] != text[2] : !is_hex(text[i])) {
+        error = "--device " + quote(text) + " is not a hardware address like 3c:22:fb:12:9a:01";
+        return {};
+      }
+      mac += sep ? ':' : lower(text[i]);
+    }
+    return mac;
+  }
+  if (text.find(':') != std::string::npos) return text;  // IPv6: the daemon checks it
+  if (text.empty() || text.size() > 253) {
+    error = "--device takes an address, a hardware address or a device name (1 to 253 characters)";
+    return {};
+  }
+  std::string name;
+  for (char c : text) {
+    const char l = lower(c);
+    if (!((l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '.' || l == '-' || l == '_')) {
+      error = "--device " + quote(text) +
+              " is not a device: give an address (10.10.4.20), a hardware address (3c:22:fb:12:9a:01) or a "
+              "device name from the DHCP leases (letters, digits, '.', '-', '_')";
+      return {};
+    }
+    name += l;
+  }
+  return name;
+}
+
+std::string copy_device(const verb_arguments& a, json::object& out) {
+  const std::string* d = a.value("--device");
+  if (!d) return {};
+  std::string error;
+  const std::string canonical = canonical_device(*d, error);
+  if (canonical.empty()) return error;
+  out["device"] = canonical;
+  return {};
+}
+
 std::string check_local_time(const verb_arguments& a, std::string_view flag) {
   const std::string* t = a.value(flag);
   if (t && !is_local_time(*t)) {
@@ -197,9 +254,11 @@ std::string build_approve(const verb_arguments& a, json::object& out) {
   }
   if (auto e = check_local_time(a, "--until"); !e.empty()) return e;
   if (auto e = check_scope(a); !e.empty()) return e;
+  if (auto e = check_who(a); !e.empty()) return e;
   copy_value(a, "--for", "for", out);
   copy_value(a, "--until", "until", out);
   copy_value(a, "--scope", "scope", out);
+  copy_value(a, "--who", "who", out);
   copy_value(a, "--reason", "reason", out);
   return {};
 }
@@ -311,7 +370,7 @@ std::string build_ban(const verb_arguments& a, json::object& out) {
     return quote(d) + " is not a duration: use a whole number and a unit, such as 45m, 6h or 3d";
   }
   copy_value(a, "--user", "user", out);
-  copy_value(a, "--device", "device", out);
+  if (auto e = copy_device(a, out); !e.empty()) return e;
   copy_value(a, "--for", "for", out);
   copy_value(a, "--reason", "reason", out);
   return {};
@@ -327,7 +386,7 @@ std::string build_unban(const verb_arguments& a, json::object& out) {
   }
   if (auto m = missing(a, {"--reason"}); !m.empty()) return m;
   copy_value(a, "--user", "user", out);
-  copy_value(a, "--device", "device", out);
+  if (auto e = copy_device(a, out); !e.empty()) return e;
   copy_value(a, "--reason", "reason", out);
   return {};
 }
@@ -379,13 +438,19 @@ const std::vector<verb_spec>& verbs() {
        {{"--for", k::value},
         {"--until", k::value},
         {"--scope", k::value},
+        {"--who", k::value},
         {"--reason", k::value}},
        "hallpassctl approve ID (--for DURATION | --until \"YYYY-MM-DD HH:MM\")\n"
-       "                   [--scope url|prefix|domain] [--reason TEXT]",
+       "                   [--scope url|prefix|domain] [--who user|group:NAME|device|role] [--reason TEXT]",
        "Approve a pending request. The exception starts at once and ends by itself after --for\n"
        "(30s, 45m, 2h, 1d) or at --until (school-local time): the block comes back with nobody\n"
        "acting. --scope says what it opens: the whole domain, every URL under the request's URL\n"
        "(prefix) or that one URL; the default is domain when the URL's path is /, else prefix.\n"
+       "--who says whom it opens it for: the signed-in user who asked (user), a directory\n"
+       "group such as a class (group:\"Year 6\"), the device the form came from (device: by\n"
+       "its DHCP name when known, else its address) or the whole role (role). The default is\n"
+       "the narrowest: the user when a signed-in user asked, else the device; a request filed\n"
+       "with hallpassctl keeps the role, user or network it was filed for.\n"
        "A locked category is never opened. A request whose identified risks or control\n"
        "measures are still empty is approved too, with a warning on stderr (complete them\n"
        "with review), and the audit log says so.\n"
@@ -487,14 +552,16 @@ const std::vector<verb_spec>& verbs() {
         {"--for", k::value},
         {"--reason", k::value},
         {"--confirm", k::value}},
-       "hallpassctl ban (--user NAME | --device ADDRESS) --for DURATION --reason TEXT\n"
+       "hallpassctl ban (--user NAME | --device ADDRESS|NAME|HARDWARE-ADDRESS) --for DURATION --reason TEXT\n"
        "hallpassctl ban --confirm ID [--reason TEXT]",
-       "Ban a user or one device (its address) from everything but the sites the policy lists\n"
+       "Ban a user or one device from everything but the sites the policy lists\n"
        "for supervised use (bans.policy; 000 7.2, 002) for --for (45m, 6h, 3d; at most 366d).\n"
        "The reason is for staff: the pupil's page shows the school's neutral bans.message and\n"
        "the end time. By the DSL or the headteacher the ban is in force at once; by a\n"
        "technician it is a proposal, with no effect until the DSL or the headteacher confirms\n"
        "it with --confirm ID (it then runs for its length from that moment).\n"
+       "A device is named by its address, or by its name or hardware address from the DHCP\n"
+       "leases (dhcp_leases): then the ban follows the device when its lease moves.\n"
        "Allowed for: dsl, headteacher (technician: proposals only).",
        build_ban},
       {"unban",

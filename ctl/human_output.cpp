@@ -54,8 +54,20 @@ std::string first_of(const json::object& o, std::initializer_list<std::string_vi
   return {};
 }
 
-// Who an exception is for: "pupils, staff", "user jsmith", "client 10.10.4.0/24".
+// Who an exception is for: "pupils, staff", "user jsmith", "group Year 6", "device
+// pupil-laptop-07", "client 10.10.4.0/24". An approved request's exception says (its "who",
+// approve --who); otherwise the scope the request was filed with.
 std::string who(const json::object& request) {
+  if (const json::object* e = find_object(request, "exception")) {
+    if (const json::object* w = find_object(*e, "who")) {
+      const std::string kind = text(*w, "kind");
+      if (kind == "role") return text(*w, "value");
+      std::string value = text(*w, "value");
+      // A device by name is "NAME@ADDRESS" (that name at that address): said in words.
+      if (const auto at = value.rfind('@'); kind == "device" && at != std::string::npos) value.replace(at, 1, " at ");
+      if (!kind.empty()) return kind + " " + value;
+    }
+  }
   const json::object* scope = find_object(request, "scope");
   if (!scope) return {};
   if (std::string roles = text(*scope, "roles"); !roles.empty()) return roles;
@@ -234,6 +246,14 @@ std::string render_show(const json::object& r) {
   lines.add("Filed by", text(r, "filed_by"));
   lines.add("Source", text(r, "source"));
   lines.add("Client", text(r, "client"));
+  if (const json::object* by = find_object(r, "asked_by")) {
+    // Who asked from the block page, as the proxy knew it (approve --who narrows to them).
+    std::string asked;
+    if (std::string u = text(*by, "user"); !u.empty()) asked = "user " + u;
+    if (std::string d = text(*by, "device"); !d.empty()) asked += (asked.empty() ? "" : ", ") + ("device " + d);
+    if (std::string m = text(*by, "mac"); !m.empty()) asked += (asked.empty() ? "" : " ") + ("(" + m + ")");
+    if (!asked.empty()) lines.add("Asked by", asked);
+  }
   if (const json::object* review = find_object(r, "review")) {
     std::string by = text(*review, "by");
     if (std::string role = text(*review, "role"); !role.empty()) by += " (" + role + ")";
@@ -264,14 +284,14 @@ std::string render_show(const json::object& r) {
       lines.add("Revoked at", text(*revoked, "at"));
       lines.add("Revoke reason", text(*revoked, "reason"));
     }
-    add_unknown_fields(lines, *e, {"kind", "value", "from", "until", "revoked"}, "Exception ");
+    add_unknown_fields(lines, *e, {"kind", "value", "from", "until", "revoked", "who"}, "Exception ");
   } else {
     lines.add("Exception", "none");
   }
   add_unknown_fields(lines, r,
                      {"id", "status", "created", "requester", "url", "site_content", "reasons",
                       "risks", "control_measures", "to_complete", "review", "scope", "filed_by",
-                      "source", "client", "decision", "exception"});
+                      "source", "client", "decision", "exception", "asked_by"});
   return lines.render();
 }
 

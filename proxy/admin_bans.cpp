@@ -7,6 +7,7 @@
 
 #include "proxy/admin_server.hpp"
 #include "proxy/shared_state.hpp"
+#include "rules/device_ref.hpp"
 #include "rules/explain.hpp"
 #include "rules/yaml_reader.hpp"
 
@@ -112,7 +113,8 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
   const auto id = verb == "unban" ? number(args, "id") : std::nullopt;
   if (verb == "unban" && args.contains("id") && !id) return bad("'id' must be a ban number");
   if (int(user.has_value()) + int(device.has_value()) + int(id.has_value()) != 1) {
-    return bad(verb == "ban" ? "give exactly one of 'user' (a user name) and 'device' (an address)"
+    return bad(verb == "ban" ? "give exactly one of 'user' (a user name) and 'device' (an address, "
+                               "name or hardware address)"
                              : "give exactly one of 'id', 'user' and 'device'");
   }
   std::string subject;
@@ -121,12 +123,13 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
       return bad("'user' must be a user name (1 to 256 characters)");
     subject = *user;
   } else if (device) {
-    // One device: its address as the proxy sees it (a network would ban a whole classroom).
-    const auto a = rules::ip_address::parse(*device);
-    if (!a)
-      return bad("'device' must be one device's address, like 10.10.4.20 or fd00::20, not '" +
-                 *device + "'");
-    subject = a->to_string();
+    // One device (a network would ban a whole classroom): its address as the proxy sees it,
+    // or its DHCP name or hardware address (the ban follows it when its lease moves), in the
+    // canonical form the overlay compares (rules/device_ref.hpp).
+    std::string why;
+    const auto d = rules::parse_device(*device, &why);
+    if (!d) return bad("'device': " + why);
+    subject = d->text;
   }
   if (verb == "unban") {
     auto r = store_->unban(actor, id, device.has_value(), subject, *reason);

@@ -458,7 +458,10 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
       store_->audit_refusal(actor, "approve", "request " + std::to_string(*id), why);
       return response(store::result::fail("forbidden", why));
     }
-    r = store_->approve(actor, *id, now, until, *target, text_arg(args, "reason", false, &err).value_or(""));
+    // 'who' (user, group:NAME, device, role) is checked by the store against the request.
+    const auto narrow = text_arg(args, "who", false, &err);
+    r = store_->approve(actor, *id, now, until, *target,
+                        text_arg(args, "reason", false, &err).value_or(""), narrow);
     changed = r.ok;
   } else if (verb == "review") {
     auto id = id_arg(args, &err);

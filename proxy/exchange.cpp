@@ -5,6 +5,7 @@
 
 #include "proxy/access_record.hpp"
 #include "proxy/admin_server.hpp"
+#include "proxy/dhcp_leases.hpp"
 #include "proxy/login_service.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
@@ -16,13 +17,19 @@ namespace hallpass {
 
 namespace {
 
-rules::request_facts facts_of(const client_connection& c, const exchange& ex, std::optional<std::string_view> path,
-                              bool path_seen_later) {
+rules::request_facts facts_of(worker& w, const client_connection& c, exchange& ex,
+                              std::optional<std::string_view> path, bool path_seen_later) {
   rules::request_facts f;
   f.client = c.ip;
   if (ex.login) {
     f.user = ex.login->user;
     f.groups = ex.login->groups;
+  }
+  // The device's DHCP name and hardware address, for bans and exceptions that name a device
+  // (the same lookup the block page and the log line use: one per exchange).
+  if (const device_identity* d = device_of(w, c, ex)) {
+    f.device = d->name;
+    f.mac = d->hardware_address;
   }
   f.method = ex.method;
   f.scheme = ex.scheme;
@@ -38,7 +45,7 @@ rules::request_facts facts_of(const client_connection& c, const exchange& ex, st
 
 const rules::verdict& decide_exchange(worker& w, const client_connection& c, exchange& ex,
                                       std::optional<std::string_view> path, bool path_seen_later) {
-  const rules::request_facts f = facts_of(c, ex, path, path_seen_later);
+  const rules::request_facts f = facts_of(w, c, ex, path, path_seen_later);
   const auto t0 = std::chrono::steady_clock::now();
   // The one decision function (rules/decision.hpp), the same explain uses: the policy, then the
   // headteacher's exceptions and local entries (never over a locked category). The index is
@@ -65,7 +72,7 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
   // A transparent TLS connection shows no User-Agent before its handshake (proxy/transparent.hpp).
   const bool browser = looks_like_browser(user_agent) || c.transparent.has_value();
   if (ex.cfg->inspecting() && v->by != rules::decided_by::invalid_host) {
-    const auto facts = facts_of(c, ex, std::nullopt, false);
+    const auto facts = facts_of(w, c, ex, std::nullopt, false);
     const auto inspection = rules::decide_inspection(policy, ex.exceptions.get(), facts, *v);
     if (inspection.handling == rules::tls_handling::inspect) {
       // Decided on the host alone now; what needs the path applies to each request inside.

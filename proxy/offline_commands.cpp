@@ -15,6 +15,7 @@
 #include "feeds/feed_history.hpp"
 #include "feeds/feed_update.hpp"
 #include "proxy/signin_page.hpp"
+#include "rules/device_ref.hpp"
 #include "rules/exception_index.hpp"
 #include "rules/explain.hpp"
 #include "rules/policy_loader.hpp"
@@ -94,6 +95,78 @@ bool check_school_ca(const daemon_config& daemon, std::string& summary) {
   return true;
 }
 
+std::string duration_words(std::chrono::milliseconds d) {
+  if (d.count() % 1000 != 0) return std::to_string(d.count()) + "ms";
+  return rules::duration_text(std::chrono::duration_cast<std::chrono::seconds>(d));
+}
+
+// The daemon sections that name the school's network, as `check` prints them: the PAC file,
+// the DHCP leases (device names) and logins. Nothing secret: the LDAP service account's
+// password stays in its file, which is named, never read here.
+std::string daemon_sections_summary(const daemon_config& d) {
+  std::string out = "PAC file: ";
+  if (d.pac.listen.empty() || d.pac.listen == "off") {
+    out += "not served (pac.listen)\n";
+  } else {
+    out += "http://" + d.pac.listen + "/proxy.pac and /wpad.dat; proxy";
+    if (d.pac.proxy.empty()) {
+      out += " every listen address";
+    } else {
+      for (const auto& x : d.pac.proxy) out += " " + x;
+    }
+    out += "; direct networks";
+    if (!d.pac.direct_networks_set) {
+      out += " every role's networks";
+    } else if (d.pac.direct_networks.empty()) {
+      out += " none";
+    } else {
+      for (const auto& n : d.pac.direct_networks) out += " " + n.text;
+    }
+    out += " (and loopback); direct domains";
+    if (d.pac.direct_domains.empty()) out += " none";
+    for (const auto& x : d.pac.direct_domains) out += " " + x;
+    out += "\n";
+  }
+  out += "Device names: ";
+  if (d.dhcp_leases.path.empty()) {
+    out += "none (dhcp_leases.path): the log and the block page name no device, and bans and exceptions by "
+           "device name or hardware address match nothing\n";
+  } else {
+    out += std::string(to_string(d.dhcp_leases.format)) + " leases from " + d.dhcp_leases.path + "\n";
+  }
+  const auto& l = d.logins;
+  out += "Logins: ";
+  if (!l.any()) {
+    out += "none (no network asks to sign in; roles by address)\n";
+    return out;
+  }
+  out += "realm \"" + l.realm + "\"; elsewhere " + std::string(to_string(l.default_mode)) + "\n";
+  for (const auto& n : l.networks) {
+    out += "  " + std::string(to_string(n.mode)) + ":";
+    for (const auto& x : n.networks) out += " " + x.text;
+    out += "\n";
+  }
+  const auto& x = l.ldap;
+  if (x.configured()) {
+    out += "  LDAP " + x.url + (x.starttls ? " with StartTLS" : "") + (x.insecure ? " (insecure: passwords in the clear)" : "") +
+           "; CA " + (x.ca_file.empty() ? std::string("the system's") : x.ca_file) + "\n";
+    out += "  users: " + (x.bind_dn_template.empty()
+                              ? x.user_attribute + " under " + x.base_dn + ", searched " +
+                                    (x.bind_dn.empty() ? std::string("anonymously")
+                                                       : "as " + x.bind_dn + " (password in " + x.bind_password_file + ")")
+                              : "bound as " + x.bind_dn_template) +
+           "; groups: " +
+           (x.group_base_dn.empty() ? x.group_attribute
+                                    : x.group_name_attribute + " under " + x.group_base_dn + " by " + x.group_member_attribute) +
+           "\n";
+    out += "  timeout " + duration_words(x.timeout) + ", " + std::to_string(x.max_in_flight) + " at once, " +
+           std::to_string(x.max_queued) + " queued, sign-ins cached " + duration_words(x.cache_ttl) + "\n";
+  }
+  out += "  failed sign-ins limited to " + std::to_string(l.failures_per_client) + " per address and " +
+         std::to_string(l.failures_per_user) + " per user within " + duration_words(l.failures_within) + "\n";
+  return out;
+}
+
 }  // namespace
 
 int run_check(const std::vector<std::string>& args) {
@@ -141,21 +214,21 @@ int run_check(const std::vector<std::string>& args) {
               << (d.access_log.path.empty() || d.access_log.path == "off" ? "off" : d.access_log.path)
               << (d.access_log.keep_query ? " (with query strings)" : "") << "; CONNECT ports";
     for (auto p : d.connect.ports) std::cout << " " << p;
-    std::cout << "\n" << ca_summary;
+    std::cout << "\n" << daemon_sections_summary(d) << ca_summary;
     std::cout << signin_check_summary(d);
   }
   return 0;
 }
 
 int run_explain(const std::vector<std::string>& args) {
-  std::string config, role, client, user, groups, at, method = "GET", url, state_dir, ca_dir, error;
+  std::string config, role, client, user, groups, device, mac, at, method = "GET", url, state_dir, ca_dir, error;
   bool json = false;
   arg_reader r{args};
   while (!r.done() && error.empty()) {
     if (r.take("--config", config, error) || r.take("--role", role, error) || r.take("--client", client, error) ||
         r.take("--user", user, error) || r.take("--groups", groups, error) || r.take("--at", at, error) ||
         r.take("--method", method, error) || r.take("--state-dir", state_dir, error) ||
-        r.take("--ca-dir", ca_dir, error)) {
+        r.take("--ca-dir", ca_dir, error) || r.take("--device", device, error) || r.take("--mac", mac, error)) {
       continue;
     }
     if (r.peek() == "--json") {
@@ -180,6 +253,7 @@ int run_explain(const std::vector<std::string>& args) {
   if (!error.empty()) {
     std::cerr << "hallpass explain: " << error
               << "\nusage: hallpass explain --config FILE (--role NAME | --client ADDRESS) [--user NAME] [--groups \"A,B\"]\n"
+                 "                        [--device NAME] [--mac HARDWARE-ADDRESS]\n"
                  "                        [--at \"YYYY-MM-DD HH:MM\"] [--method M] [--state-dir DIR] [--ca-dir DIR]\n"
                  "                        [--json] URL\n";
     return 2;
@@ -245,6 +319,29 @@ int run_explain(const std::vector<std::string>& args) {
     from = comma + 1;
   }
   f.groups = group_list;
+  // --device NAME, --mac 3c:22:fb:12:9a:01: what the DHCP leases would give the proxy for the
+  // client (request_facts::device, ::mac), in the canonical forms bans and exceptions use.
+  std::string device_text, mac_text;
+  if (!device.empty()) {
+    std::string why;
+    const auto d = rules::parse_device(device, &why);
+    if (!d || d->by != rules::device_key::name) {
+      std::cerr << "hallpass explain: --device takes a device name from the DHCP leases"
+                << (d ? " (for an address use --client, for a hardware address --mac)" : ": " + why) << "\n";
+      return 2;
+    }
+    device_text = d->text;
+    f.device = device_text;
+  }
+  if (!mac.empty()) {
+    const auto m = rules::parse_mac(mac);
+    if (!m) {
+      std::cerr << "hallpass explain: --mac '" << mac << "' is not a hardware address like 3c:22:fb:12:9a:01\n";
+      return 2;
+    }
+    mac_text = *m;
+    f.mac = mac_text;
+  }
   for (auto& c : method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   f.method = method;
   std::string url_error;
@@ -292,9 +389,20 @@ int run_explain(const std::vector<std::string>& args) {
   auto e = rules::explain_url(p, f, overlay.get(), !ca_dir.empty());
   e.notes.insert(e.notes.begin(), notes.begin(), notes.end());
   if (json) {
-    std::cout << rules::explanation_json(p, f, e) << "\n";
+    std::string out = rules::explanation_json(p, f, e);
+    // The device as given (canonical forms need no escaping: letters, digits, . - _ :).
+    if ((!device_text.empty() || !mac_text.empty()) && out.starts_with("{")) {
+      out.insert(1, "\"device\":" + (device_text.empty() ? std::string("null") : "\"" + device_text + "\"") +
+                        ",\"mac\":" + (mac_text.empty() ? std::string("null") : "\"" + mac_text + "\"") + ",");
+    }
+    std::cout << out << "\n";
   } else {
-    std::cout << "URL:      " << url << "\n" << rules::explanation_text(p, f, e);
+    std::cout << "URL:      " << url << "\n";
+    if (!device_text.empty() || !mac_text.empty()) {
+      std::cout << "Device:   " << (device_text.empty() ? "(no name)" : device_text)
+                << (mac_text.empty() ? "" : " (" + mac_text + ")") << "\n";
+    }
+    std::cout << rules::explanation_text(p, f, e);
   }
   return 0;
 }

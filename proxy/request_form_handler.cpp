@@ -2,6 +2,7 @@
 
 #include "proxy/access_request_form.hpp"
 #include "proxy/admin_server.hpp"
+#include "proxy/dhcp_leases.hpp"
 #include "proxy/block_page.hpp"
 #include "proxy/local_response.hpp"
 #include "proxy/login_service.hpp"
@@ -147,6 +148,12 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   form->roles = {role};
   form->source = "block page";
   form->client_address = c.ip_text;
+  // Who asked, for approve --who (the default narrows to the user, else to the device).
+  if (ex.login) form->asker_user = ex.login->user;
+  if (const device_identity* d = device_of(w, c, ex)) {
+    if (!d->name.empty()) form->device_name = d->name;
+    if (!d->hardware_address.empty()) form->device_mac = d->hardware_address;
+  }
   // Filed on the store thread (SQLite never runs on an event loop); co_spawn brings the result
   // back to this worker. The job is a named local, moved in: GCC 12 destroys a non-trivial
   // temporary made inside a co_await expression a second time after the resume (ASan caught

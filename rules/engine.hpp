@@ -23,6 +23,12 @@ struct request_facts {
   // The signed-in user's directory groups (empty when not signed in): the first role in policy
   // order whose roles.<name>.groups holds one of them is chosen before the address's role.
   std::span<const std::string> groups;
+  // The device's host name and hardware address from the DHCP leases (empty when the leases do
+  // not name it): bans and device-scoped exceptions can name a device by either
+  // (rules/device_ref.hpp). The name as the leases give it (compared without case); the
+  // hardware address lower case, colon-separated.
+  std::string_view device;
+  std::string_view mac;
   std::string_view role;    // empty: choose by client address
   std::string_view method;  // "GET", "POST", "CONNECT", ... (compared case-insensitively)
   std::string_view scheme;  // "http" or "https"

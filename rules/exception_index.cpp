@@ -90,7 +90,13 @@ std::shared_ptr<const exception_index> exception_index::build(std::vector<except
   auto idx = std::make_shared<exception_index>();
   idx->bans_ = std::move(bans);
   for (auto& b : idx->bans_) {
-    if (b.device && !b.address) b.address = ip_address::parse(b.subject);
+    if (b.device) {
+      if (auto d = parse_device(b.subject)) {
+        if (!b.address) b.address = d->address;
+        b.device_id = std::move(*d);
+      }
+      b.device_id.address = b.address;
+    }
     b.rule_id = "ban " + std::to_string(b.id);
   }
   idx->exceptions_ = std::move(exceptions);
@@ -133,6 +139,12 @@ bool exception_index::scope_matches(const exception_entry& e, const verdict& v, 
   }
   if (!e.user.empty() && e.user == f.user) return true;
   if (e.client && f.client && e.client->contains(*f.client)) return true;
+  if (!e.group.empty()) {
+    for (const auto& g : f.groups) {
+      if (policy::group_name_equal{}(g, e.group)) return true;
+    }
+  }
+  if (e.device && device_matches(*e.device, f)) return true;
   return false;
 }
 
@@ -236,8 +248,12 @@ const ban_entry* exception_index::ban_for(const request_facts& f) const {
   const ban_entry* found = nullptr;
   for (const auto& b : bans_) {
     if (f.time < b.from || f.time >= b.until) continue;
-    const bool matches = b.device ? (b.address && f.client && *b.address == *f.client)
-                                  : (!f.user.empty() && f.user == b.subject);
+    bool matches = false;
+    if (!b.device) {
+      matches = !f.user.empty() && f.user == b.subject;
+    } else {
+      matches = device_matches(b.device_id, f);
+    }
     if (matches && (!found || b.until > found->until)) found = &b;
   }
   return found;

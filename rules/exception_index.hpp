@@ -6,8 +6,8 @@
 // Order of precedence (apply()):
 //   1. a locked category (illegal content) or an invalid host: nothing changes the verdict;
 //   2. a local block entry that matches: blocked, for everyone (reported pages, 000 7.3);
-//   3. if still blocked: an active exception whose scope (role, user or client network)
-//      and target match, or a local allow entry: allowed, with the exception's id;
+//   3. if still blocked: an active exception whose scope (role, user, directory group,
+//      device or client network) and target match, or a local allow entry: allowed, with the exception's id;
 //   4. otherwise the policy's verdict stands.
 // A `prefix` target matches on a path-segment boundary (path_prefix_matches).
 // An exception is active from `from` (inclusive) to `until` (exclusive) of the request's
@@ -29,6 +29,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "rules/device_ref.hpp"
 #include "rules/engine.hpp"
 
 namespace hallpass::rules {
@@ -69,11 +70,18 @@ inline constexpr std::chrono::days default_max_exception{90};
 // "30d", "2h", "45m", "90s": the largest whole unit, as the policy file writes durations.
 std::string duration_text(std::chrono::seconds d);
 
+// Whom an exception opens the site for (its scope; `hallpassctl approve --who`): any of the
+// listed roles, or the user, or a signed-in user in the directory group (compared without
+// case, as roles.<name>.groups are), or the device (by its address; or by its DHCP name at the
+// address the form came from: device_ref::address), or the client network (requests filed
+// with hallpassctl --client). Any one that matches is enough; an approval fills one of them.
 struct exception_entry {
   std::int64_t id = 0;
   std::vector<std::string> roles;        // any of these roles
   std::string user;                      // or this user
   std::optional<ip_network> client;      // or this client network / device
+  std::string group;                     // or a signed-in user in this directory group
+  std::optional<device_ref> device;      // or this device
   rules::target target;
   std::chrono::sys_seconds from{}, until{};
   std::string reason;                    // shown in the verdict
@@ -86,13 +94,17 @@ struct local_entry {
   std::string reason;
 };
 
-// A ban in force or still to come (000 7.2; 002): a user name or one device address on the
+// A ban in force or still to come (000 7.2; 002): a user name or one device on the
 // restricted policy (policy::bans) from `from` to `until`. rules/ban.hpp says how it decides.
+// A device is named by its address, its DHCP name or its hardware address (device_ref;
+// build() reads which from the subject's canonical form): by name or hardware address the ban
+// follows the device when its lease moves.
 struct ban_entry {
   std::int64_t id = 0;
-  bool device = false;              // subject names a device address, else a user
-  std::string subject;              // the user name, or the address as written
-  std::optional<ip_address> address;  // for a device
+  bool device = false;              // subject names a device, else a user
+  std::string subject;              // the user name, or the device in canonical form
+  std::optional<ip_address> address;  // for a device named by its address
+  device_ref device_id;             // the device as matched (set by build())
   std::chrono::sys_seconds from{}, until{};
   std::string reason;               // the adult's reason: explain and the admin verbs, never the page
   std::string how;                  // "command" or "automatic"
@@ -116,8 +128,8 @@ class exception_index {
   // asks it: such a host is inspected so the entry applies to its page, not the whole site.
   std::string_view path_entry_for(const verdict& v, const request_facts& facts) const;
 
-  // The ban in force at facts.time on facts.user (when known) or facts.client, the one that
-  // ends last when several do; null when none.
+  // The ban in force at facts.time on facts.user (when known) or the device (facts.client,
+  // facts.device, facts.mac), the one that ends last when several do; null when none.
   const ban_entry* ban_for(const request_facts& facts) const;
   std::size_t active_bans(std::chrono::sys_seconds now) const;
 

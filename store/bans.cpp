@@ -236,9 +236,10 @@ std::optional<std::vector<rules::ban_entry>> exception_store::load_bans(seconds_
     b.until = seconds_t{std::chrono::seconds{st.integer(6)}};
     b.until_text = iso(st.integer(6));
     if (b.device) {
-      b.address = rules::ip_address::parse(b.subject);
-      if (!b.address)
-        continue;  // not an address: it can match no device (the daemon checks at ban)
+      // An address, a DHCP name or a hardware address (rules/device_ref.hpp).
+      const auto d = rules::parse_device(b.subject);
+      if (!d) continue;  // names no device: it can match none (the daemon checks at ban)
+      b.address = d->address;
     }
     out.push_back(std::move(b));
   }

@@ -98,8 +98,10 @@ CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
 
 // PRAGMA user_version. 1: the tables above; 2: who completed a request's adult questions
 // (reviewed_*), the adult's own site description beside the requester's, and a note;
-// 3: the bans table (added_tables).
-constexpr std::int64_t schema_version = 3;
+// 3: the bans table (added_tables); 4: who asked from the block page (the signed-in user, the
+// device's DHCP name and hardware address) and whom an exception opens the site for
+// (exceptions.who, who_value: approve --who).
+constexpr std::int64_t schema_version = 4;
 
 // Tables added after schema 1, made where missing (CREATE TABLE IF NOT EXISTS).
 constexpr const char* added_tables[] = {
@@ -140,6 +142,13 @@ constexpr added_column added_columns[] = {
     {2, "requests", "reviewed_by", "TEXT"},
     {2, "requests", "reviewed_role", "TEXT"},
     {2, "requests", "reviewed_at", "INTEGER"},
+    {4, "requests", "asker_user", "TEXT"},
+    {4, "requests", "asker_device", "TEXT"},
+    {4, "requests", "asker_mac", "TEXT"},
+    // 'user', 'group', 'device', 'role' or 'client'; NULL (exceptions approved before schema
+    // 4): the request's scope as filed (scope_roles, scope_user, scope_client), as before.
+    {4, "exceptions", "who", "TEXT"},
+    {4, "exceptions", "who_value", "TEXT"},
 };
 
 // The questions of the access request form that are for an adult (000 appendix, "Identified
@@ -165,6 +174,77 @@ std::vector<std::string> split_roles(const std::string& s) {
     start = comma + 1;
   }
   return out;
+}
+
+// Whom an exception opens the site for, as list and show give it: {"kind", "value"}. An
+// exception approved before schema 4 (who NULL) has the request's scope as filed.
+json::object exception_who(const std::optional<std::string>& who, const std::optional<std::string>& value,
+                           const json::object& scope) {
+  if (!who) {
+    if (!scope.at("roles").as_array().empty()) {
+      std::string roles;
+      for (const auto& r : scope.at("roles").as_array()) roles += (roles.empty() ? "" : ",") + std::string(r.as_string());
+      return {{"kind", "role"}, {"value", roles}};
+    }
+    if (scope.at("user").is_string()) return {{"kind", "user"}, {"value", scope.at("user")}};
+    return {{"kind", "client"}, {"value", scope.at("client")}};
+  }
+  return {{"kind", *who}, {"value", nullable(value)}};
+}
+
+// The scope approve gives an exception (exception_store::approve, `narrow`): the who/who_value
+// columns, or an error saying why the request cannot be narrowed so.
+struct narrowing {
+  std::string who, value, error;
+};
+
+narrowing narrow_request(const json::object& request, const std::optional<std::string>& asked) {
+  const auto& by = request.at("asked_by").as_object();
+  const auto& scope = request.at("scope").as_object();
+  const std::string id = std::to_string(request.at("id").as_int64());
+  auto text = [](const json::value& v) { return v.is_string() ? std::string(v.as_string()) : std::string(); };
+  const std::string asker = text(by.at("user")).empty() ? text(scope.at("user")) : text(by.at("user"));
+  // The device the form came from: its address, and the name the DHCP leases gave it when
+  // they did ("NAME@ADDRESS"): both must match, so a device that takes the name elsewhere gets
+  // nothing (an exception never widens on a name alone), and a moved lease closes it.
+  const bool from_device = request.at("source") == "block page" && request.at("client").is_string();
+  std::string device = text(request.at("client"));
+  if (auto d = rules::parse_device(text(by.at("device"))); d && d->by == rules::device_key::name)
+    device = d->text + "@" + device;
+  std::string roles;
+  for (const auto& r : scope.at("roles").as_array()) roles += (roles.empty() ? "" : ",") + std::string(r.as_string());
+  if (!asked) {
+    if (!asker.empty()) return {"user", asker, ""};
+    if (from_device) return {"device", device, ""};
+    if (!roles.empty()) return {"role", roles, ""};
+    return {"client", text(scope.at("client")), ""};
+  }
+  const std::string_view a = *asked;
+  if (a == "user") {
+    if (asker.empty())
+      return {"", "", "request " + id + " was not sent by a signed-in user: there is no user to narrow it to "
+                      "(--who device, group:NAME or role)"};
+    return {"user", asker, ""};
+  }
+  if (a == "device") {
+    if (!from_device)
+      return {"", "", "request " + id + " did not come from a device's block page: there is no device to "
+                      "narrow it to (--who user, group:NAME or role)"};
+    return {"device", device, ""};
+  }
+  if (a == "role") {
+    if (roles.empty()) return {"", "", "request " + id + " names no role: it was filed for a user or a network"};
+    return {"role", roles, ""};
+  }
+  if (a.starts_with("group:")) {
+    std::string group(a.substr(6));
+    const auto first = group.find_first_not_of(" \t");
+    const auto last = group.find_last_not_of(" \t");
+    group = first == std::string::npos ? std::string() : group.substr(first, last - first + 1);
+    if (group.empty() || group.size() > 256) return {"", "", "'who' group:NAME needs a directory group's name (1 to 256 characters)"};
+    return {"group", group, ""};
+  }
+  return {"", "", "'who' must be user, group:NAME, device or role, not '" + std::string(a) + "'"};
 }
 
 }  // namespace
@@ -291,7 +371,8 @@ std::optional<json::object> exception_store::request_object(std::int64_t id, sec
       "r.scope_roles, r.scope_user, r.scope_client, r.filed_by, r.source, r.client_address, r.decision, "
       "r.decided_by, r.decided_at, r.decision_reason, e.kind, e.display, e.valid_from, e.valid_until, "
       "e.revoked_by, e.revoked_at, e.revoke_reason, r.reviewer_site_content, r.review_note, r.reviewed_by, "
-      "r.reviewed_role, r.reviewed_at FROM requests r LEFT JOIN exceptions e ON e.request_id = r.id WHERE r.id = ?",
+      "r.reviewed_role, r.reviewed_at, r.asker_user, r.asker_device, r.asker_mac, e.who, e.who_value "
+      "FROM requests r LEFT JOIN exceptions e ON e.request_id = r.id WHERE r.id = ?",
       &err);
   if (!st) return std::nullopt;
   st.bind(1, id);
@@ -322,6 +403,9 @@ std::optional<json::object> exception_store::request_object(std::int64_t id, sec
   o["filed_by"] = st.text(11);
   o["source"] = st.text(12);
   o["client"] = nullable(st.optional_text(13));
+  o["asked_by"] = json::object{{"user", nullable(st.optional_text(30))},
+                               {"device", nullable(st.optional_text(31))},
+                               {"mac", nullable(st.optional_text(32))}};
   const auto decision = st.optional_text(14);
   std::string status = "pending";
   if (decision) {
@@ -337,6 +421,7 @@ std::optional<json::object> exception_store::request_object(std::int64_t id, sec
     e["value"] = st.text(19);
     e["from"] = iso(st.integer(20));
     e["until"] = iso(st.integer(21));
+    e["who"] = exception_who(st.optional_text(33), st.optional_text(34), o["scope"].as_object());
     if (!st.is_null(22)) {
       e["revoked"] = json::object{{"by", st.text(22)}, {"at", iso(st.integer(23))}, {"reason", st.text(24)}};
       status = "revoked";
@@ -374,7 +459,8 @@ result exception_store::file_request(const actor& who, const request_form& f) {
   }
   auto st = db_.prepare(
       "INSERT INTO requests(created_at, url, requester, reasons, site_content, risks, control_measures, scope_roles, "
-      "scope_user, scope_client, filed_by, source, client_address) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      "scope_user, scope_client, filed_by, source, client_address, asker_user, asker_device, asker_mac) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
       &err);
   if (!st) return result::fail("internal", err);
   std::string roles;
@@ -395,7 +481,10 @@ result exception_store::file_request(const actor& who, const request_form& f) {
       .bind_optional(10, f.client)
       .bind(11, who.os_user)
       .bind(12, f.source)
-      .bind_optional(13, f.client_address);
+      .bind_optional(13, f.client_address)
+      .bind_optional(14, f.asker_user)
+      .bind_optional(15, f.device_name)
+      .bind_optional(16, f.device_mac);
   if (auto e = st.run(); !e.empty()) return result::fail("internal", e);
   const auto id = db_.last_insert_id();
   auto after = request_object(id, now_seconds());
@@ -492,14 +581,17 @@ std::string exception_store::decide_request(std::int64_t id, const actor& who, c
 }
 
 result exception_store::approve(const actor& who, std::int64_t id, seconds_t from, seconds_t until, rules::target t,
-                                const std::string& reason) {
+                                const std::string& reason, const std::optional<std::string>& narrow) {
   // The headteacher signs the school's form under its "identified risks and control
   // measures" (000 7.5 and appendix). Issue 4's interface (file a request, then approve it)
   // must keep working for scripts and the block page's forms, so an incomplete form is
   // approved, never refused: the answer warns how to complete it, and the audit entry's
   // reason records that it was approved without them.
   std::string missing;
+  narrowing scope;
   auto note_incomplete = [&](const json::object& before, std::string& audit_reason) -> std::optional<result> {
+    scope = narrow_request(before, narrow);
+    if (!scope.error.empty()) return result::fail("bad_request", scope.error);
     for (const auto& q : before.at("to_complete").as_array()) {
       missing += (missing.empty() ? "" : " and ") +
                  std::string(q.as_string() == "risks" ? "identified risks" : "control measures");
@@ -515,9 +607,11 @@ result exception_store::approve(const actor& who, std::int64_t id, seconds_t fro
     if (auto e = decide_request(id, who, "approved", reason); !e.empty()) return e;
     std::string err;
     auto ins = db_.prepare(
-        "INSERT INTO exceptions(request_id, kind, host, path, display, valid_from, valid_until) VALUES(?,?,?,?,?,?,?)",
+        "INSERT INTO exceptions(request_id, kind, host, path, display, valid_from, valid_until, who, who_value) "
+        "VALUES(?,?,?,?,?,?,?,?,?)",
         &err);
     if (!ins) return err;
+    ins.bind(8, scope.who).bind(9, scope.value);
     ins.bind(1, id)
         .bind(2, rules::to_string(t.kind))
         .bind(3, t.host)
@@ -770,7 +864,7 @@ exception_store::load_active(seconds_t now, std::string* error) {
   };
   auto st = db_.prepare(
       "SELECT r.id, r.scope_roles, r.scope_user, r.scope_client, e.kind, e.host, e.path, e.display, e.valid_from, "
-      "e.valid_until, r.decided_by FROM exceptions e JOIN requests r ON r.id = e.request_id "
+      "e.valid_until, r.decided_by, e.who, e.who_value FROM exceptions e JOIN requests r ON r.id = e.request_id "
       "WHERE e.revoked_at IS NULL AND e.valid_until > ?",
       &err);
   if (!st) return failed();
@@ -779,10 +873,36 @@ exception_store::load_active(seconds_t now, std::string* error) {
     while (st.step(&err)) {
       rules::exception_entry e;
       e.id = st.integer(0);
-      e.roles = split_roles(st.text(1));
-      if (auto u = st.optional_text(2)) e.user = *u;
-      if (auto c = st.optional_text(3)) {
-        auto n = rules::ip_network::parse(*c, nullptr, /*strict=*/false);
+      const auto who = st.optional_text(11);
+      const std::string value = st.optional_text(12).value_or("");
+      std::optional<std::string> client;
+      if (!who) {  // approved before schema 4: the request's scope as filed
+        e.roles = split_roles(st.text(1));
+        if (auto u = st.optional_text(2)) e.user = *u;
+        client = st.optional_text(3);
+      } else if (*who == "role") {
+        e.roles = split_roles(value);
+      } else if (*who == "user") {
+        e.user = value;
+      } else if (*who == "group") {
+        e.group = value;
+      } else if (*who == "device") {
+        // "ADDRESS", or "NAME@ADDRESS": that name at that address (narrow_request).
+        const auto at = value.rfind('@');
+        auto d = rules::parse_device(at == std::string::npos ? value : value.substr(0, at));
+        if (!d) continue;  // cannot name a device: it allows nothing
+        if (at != std::string::npos) {
+          d->address = rules::ip_address::parse(value.substr(at + 1));
+          if (!d->address) continue;
+        }
+        e.device = std::move(*d);
+      } else if (*who == "client") {
+        client = value;
+      } else {
+        continue;  // a scope this hallpass does not know: it allows nothing (never everyone)
+      }
+      if (client) {
+        auto n = rules::ip_network::parse(*client, nullptr, /*strict=*/false);
         if (!n) continue;  // filed before clients were checked fully: it allows nothing
         e.client = std::move(*n);
       }

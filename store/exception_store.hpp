@@ -61,6 +61,9 @@ struct request_form {
   std::optional<std::string> user, client;  // client: CIDR or address
   std::string source = "hallpassctl";      // or "block page"
   std::optional<std::string> client_address;  // the device the form came from
+  // Who asked, as the proxy knew it when the block page's form came (schema 4): the signed-in
+  // user, and the device's DHCP name and hardware address. approve --who narrows to them.
+  std::optional<std::string> asker_user, device_name, device_mac;
 };
 
 // The adult questions of the same form ("Identified risks and control measures"), completed
@@ -115,8 +118,17 @@ class exception_store {
   // still empty is approved too (scripts file then approve, issue 4): the result's warning
   // names what is missing and how to complete it, and the audit entry's reason ends with
   // "(approved without the form's identified risks and control measures)".
+  //
+  // `narrow` (hallpassctl approve --who) is whom the exception opens the site for: "user" (the
+  // signed-in user who asked from the block page, or the request's --user), "group:NAME" (a
+  // signed-in user in that directory group), "device" (the device the form came from: by its
+  // DHCP name when the leases named it, else its address), "role" (the request's roles).
+  // nullopt: the narrowest that makes sense: the user when a signed-in user asked, else the
+  // device when the form came from one, else the scope the request was filed with
+  // (hallpassctl request --role/--user/--client). A narrowing the request cannot give (no
+  // signed-in user, no device, no role) is refused (bad_request) and audited.
   result approve(const actor& who, std::int64_t id, seconds_t from, seconds_t until, rules::target target,
-                 const std::string& reason);
+                 const std::string& reason, const std::optional<std::string>& narrow = std::nullopt);
   result deny(const actor& who, std::int64_t id, const std::string& reason);
   result revoke(const actor& who, std::int64_t id, const std::string& reason);
   result show(std::int64_t id);

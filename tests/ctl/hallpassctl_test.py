@@ -188,6 +188,10 @@ class ProtocolTest(DaemonTestCase):
                                       "reason": "supervised"}}),
         (["approve", "7", "--for", "1d", "--scope", "url"],
          {"verb": "approve", "args": {"id": 7, "for": "1d", "scope": "url"}}),
+        (["approve", "7", "--for", "1h", "--who", "group:Year 6"],
+         {"verb": "approve", "args": {"id": 7, "for": "1h", "who": "group:Year 6"}}),
+        (["approve", "7", "--for", "1h", "--who", "device"],
+         {"verb": "approve", "args": {"id": 7, "for": "1h", "who": "device"}}),
         (["review", "8", "--risks", "Public comments", "--control-measures", "Teacher-led",
           "--site-content", "The school's page", "--note", "Her teacher agrees"],
          {"verb": "review", "args": {"id": 8, "risks": "Public comments", "control_measures": "Teacher-led",
@@ -231,6 +235,13 @@ class ProtocolTest(DaemonTestCase):
          {"verb": "unban", "args": {"id": 4, "reason": "spoke with parents"}}),
         (["unban", "--device", "10.10.4.20", "--reason", "r"],
          {"verb": "unban", "args": {"device": "10.10.4.20", "reason": "r"}}),
+        # A device by DHCP name (case-folded) or hardware address (lower case, colons).
+        (["ban", "--device", "Pupil-Laptop-07", "--for", "1d", "--reason", "r"],
+         {"verb": "ban", "args": {"device": "pupil-laptop-07", "for": "1d", "reason": "r"}}),
+        (["ban", "--device", "3C-22-FB-12-9A-01", "--for", "1d", "--reason", "r"],
+         {"verb": "ban", "args": {"device": "3c:22:fb:12:9a:01", "for": "1d", "reason": "r"}}),
+        (["unban", "--device", "Tablet-31", "--reason", "r"],
+         {"verb": "unban", "args": {"device": "tablet-31", "reason": "r"}}),
         (["bans"], {"verb": "bans", "args": {"all": False}}),
         (["bans", "--all"], {"verb": "bans", "args": {"all": True}}),
     ]
@@ -245,6 +256,10 @@ class ProtocolTest(DaemonTestCase):
         (["unban", "--reason", "r"], "say which ban"),
         (["unban", "4", "--user", "a", "--reason", "r"], "only one of"),
         (["unban", "4"], "missing --reason"),
+        (["ban", "--device", "pupil laptop", "--for", "1d", "--reason", "r"], "is not a device"),
+        (["ban", "--device", "3c:22:fb:12:9a:0g", "--for", "1d", "--reason", "r"], "is not a hardware address"),
+        (["approve", "7", "--for", "1h", "--who", "everyone"], "--who must be user, group:NAME"),
+        (["approve", "7", "--for", "1h", "--who", "group:"], "--who must be user, group:NAME"),
     ]
 
     def test_ban_usage_errors_send_nothing(self):

@@ -7,12 +7,17 @@
 //  - every name is at most 253 bytes and has no final dot; every hardware address is lower-case
 //    hex octets joined by ':' (or empty);
 //  - the table built from the result holds at most one device per entry, and finds each
-//    address whose last entry named a device.
+//    address whose last entry named a device;
+//  - a device named as the leases give it (rules/device_ref.hpp: `ban --device NAME|MAC`) is
+//    canonical once (parsing the canonical form again gives it back) and matches the request
+//    facts the proxy fills from that lease.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 #include "proxy/dhcp_leases.hpp"
+#include "rules/device_ref.hpp"
+#include "rules/engine.hpp"
 #include "tests/fuzz/fuzz_require.hpp"
 
 using namespace hallpass;
@@ -48,6 +53,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_REQUIRE(e.device->name.size() <= 253);
     FUZZ_REQUIRE(e.device->name.empty() || e.device->name.back() != '.');
     FUZZ_REQUIRE(hardware_address_ok(e.device->hardware_address));
+    rules::request_facts f;
+    f.client = e.address;
+    f.device = e.device->name;
+    f.mac = e.device->hardware_address;
+    // A name that reads as an address or a hardware address is taken as one (the adult gets
+    // what they typed); the property is for a name read as a name, a MAC as a MAC.
+    for (const auto& [named, key] : {std::pair{&e.device->name, rules::device_key::name},
+                                     std::pair{&e.device->hardware_address, rules::device_key::mac}}) {
+      const auto d = rules::parse_device(*named);
+      if (!d || named->empty() || d->by != key) continue;
+      const auto again = rules::parse_device(d->text);
+      FUZZ_REQUIRE(again && again->text == d->text && again->by == d->by);
+      FUZZ_REQUIRE(rules::device_matches(*d, f));
+    }
   }
   const device_table table({r});
   FUZZ_REQUIRE(table.size() <= r.entries.size());

@@ -30,6 +30,59 @@ class CheckTest(unittest.TestCase):
                      "Longest exception: 90 days (no term dates)"):
             self.assertIn(word, r.stdout)
 
+    def test_check_prints_the_pac_device_names_logins_and_bans_sections_without_secrets(self):
+        with tempfile.TemporaryDirectory() as d:
+            secret = os.path.join(d, "bind.pw")
+            with open(secret, "w") as f:
+                f.write("s3cret-bind-password\n")
+            path = os.path.join(d, "p.yaml")
+            with open(SCHOOL) as f:
+                text = f.read()
+            with open(path, "w") as f:
+                f.write(text + f"""
+pac:
+  listen: 127.0.0.1:8081
+  proxy: ["10.0.0.1:3128"]
+  direct_domains: [school.internal]
+dhcp_leases:
+  path: {d}/kea-leases4.csv
+  format: kea
+logins:
+  realm: "Test realm"
+  networks:
+    - {{networks: [10.10.0.0/16], login: required}}
+    - {{networks: [10.99.0.0/16], login: none}}
+  ldap:
+    url: "ldaps://dc1.school.internal"
+    base_dn: "ou=people,dc=school,dc=internal"
+    user_attribute: sAMAccountName
+    bind_dn: "cn=hallpass,ou=service,dc=school,dc=internal"
+    bind_password_file: {secret}
+    cache_ttl: 10m
+  failures: {{per_client: 7, per_user: 4, within: 2m}}
+""")
+            r = run("check", "--config", path)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = r.stdout
+            self.assertIn("PAC file: http://127.0.0.1:8081/proxy.pac and /wpad.dat; proxy 10.0.0.1:3128; direct "
+                          "networks every role's networks (and loopback); direct domains school.internal\n", out)
+            self.assertIn(f"Device names: kea leases from {d}/kea-leases4.csv\n", out)
+            self.assertIn('Logins: realm "Test realm"; elsewhere none\n  required: 10.10.0.0/16\n  none: 10.99.0.0/16\n',
+                          out)
+            self.assertIn("  LDAP ldaps://dc1.school.internal; CA the system's\n", out)
+            self.assertIn("  users: sAMAccountName under ou=people,dc=school,dc=internal, searched as "
+                          f"cn=hallpass,ou=service,dc=school,dc=internal (password in {secret})", out)
+            self.assertIn("sign-ins cached 10m", out)
+            self.assertIn("  failed sign-ins limited to 7 per address and 4 per user within 2m\n", out)
+            self.assertIn("Bans: supervised use bbc.co.uk, thenational.academy; automatic after 3 circumvention "
+                          "attempts within 10m, for 1d\n", out)
+            self.assertNotIn("s3cret", out + r.stderr)
+        # Without the sections: each says what is off.
+        r = run("check", "--config", SCHOOL)
+        self.assertIn("PAC file: not served (pac.listen)\n", r.stdout)
+        self.assertIn("Device names: none (dhcp_leases.path)", r.stdout)
+        self.assertIn("Logins: none (no network asks to sign in; roles by address)\n", r.stdout)
+
     def test_broken_policy_lists_every_error_with_location(self):
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "broken.yaml")

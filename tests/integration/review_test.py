@@ -265,18 +265,20 @@ class SchemaOneStoreTest(unittest.TestCase):
         self.assertEqual(len(ctl_json("hp_dsl", self.sock, "blocks")["blocks"]), 1)
 
         ctl("hp_tech", self.sock, "review", "1", *ASSESSED, check=0)
-        ctl("hp_head", self.sock, "approve", "1", "--for", "1h", check=0)
+        # Filed from the device 10.10.4.21 before approvals were narrowed: the default now is
+        # that device (scopes_test.py); --who role opens it for every pupil, as before.
+        ctl("hp_head", self.sock, "approve", "1", "--for", "1h", "--who", "role", check=0)
         self.assertEqual(curl(self.proxy, f"http://instagram.test:{self.nginx.port}/small", source=PUPIL)[0], 200)
         self.assertEqual(ctl_json("hp_tech", self.sock, "request", "--url", "http://x.test/", "--role", "pupils",
                                   "--requester", "Mr C", "--reason", "r")["id"], 3)
         db = sqlite3.connect(os.path.join(self.state, "hallpass.db"))
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 3)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 4)
         db.close()
 
     def test_a_store_from_a_newer_hallpass_stops_the_daemon_with_a_clear_error(self):
         self.make_schema_1_store()
         db = sqlite3.connect(os.path.join(self.state, "hallpass.db"))
-        db.execute("PRAGMA user_version = 4")
+        db.execute("PRAGMA user_version = 5")
         db.commit()
         db.close()
         config = os.path.join(self.state, "policy.yaml")
@@ -288,10 +290,10 @@ class SchemaOneStoreTest(unittest.TestCase):
                             "--metrics-listen", "off", "--access-log", "off", "--state-dir", self.state,
                             "--admin-socket", self.sock], capture_output=True, text=True, timeout=30)
         self.assertNotEqual(r.returncode, 0, r.stderr)
-        self.assertIn("made by a newer hallpass (schema 4", r.stderr)
+        self.assertIn("made by a newer hallpass (schema 5", r.stderr)
         self.assertNotIn("serving", r.stderr)
         db = sqlite3.connect(os.path.join(self.state, "hallpass.db"))
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 4)  # left as it was
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 5)  # left as it was
         self.assertEqual(db.execute("SELECT count(*) FROM requests").fetchone()[0], 2)
         db.close()
 

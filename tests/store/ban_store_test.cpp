@@ -165,12 +165,8 @@ TEST_CASE("a store made by schema 2 gets the bans table and keeps its rows") {
     REQUIRE(d.has_value());
     REQUIRE(d->exec(read_file(std::filesystem::path(HALLPASS_SOURCE_DIR) /
                               "tests/store/schema_1.sql")) == "");
+    for (const char* sql : store_test::schema_2_additions) REQUIRE(d->exec(sql) == "");
     for (const char* sql : {
-             "ALTER TABLE requests ADD COLUMN reviewer_site_content TEXT NOT NULL DEFAULT ''",
-             "ALTER TABLE requests ADD COLUMN review_note TEXT NOT NULL DEFAULT ''",
-             "ALTER TABLE requests ADD COLUMN reviewed_by TEXT",
-             "ALTER TABLE requests ADD COLUMN reviewed_role TEXT",
-             "ALTER TABLE requests ADD COLUMN reviewed_at INTEGER",
              "PRAGMA user_version = 2",
              "INSERT INTO requests(created_at, url, requester, reasons, scope_roles, filed_by, "
              "source) "
@@ -183,7 +179,7 @@ TEST_CASE("a store made by schema 2 gets the bans table and keeps its rows") {
   }
   REQUIRE(user_version(dir.db()) == 2);
   auto s = open_store(dir);
-  CHECK(user_version(dir.db()) == 3);
+  CHECK(user_version(dir.db()) == 4);
   CHECK(s->show(1).data.at("url") == "https://www.tiktok.com/");
   CHECK(s->bans(true).data.at("bans").as_array().empty());
   REQUIRE(s->ban(dsl, device_ban()).ok);

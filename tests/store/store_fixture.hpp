@@ -46,6 +46,16 @@ inline std::string read_file(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// What schema 2 added to schema 1 (tests/store/schema_1.sql), as an older hallpass wrote it:
+// the tests that make a store of schema 2 or 3 by hand run these after the schema 1 file.
+inline constexpr const char* schema_2_additions[] = {
+    "ALTER TABLE requests ADD COLUMN reviewer_site_content TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE requests ADD COLUMN review_note TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE requests ADD COLUMN reviewed_by TEXT",
+    "ALTER TABLE requests ADD COLUMN reviewed_role TEXT",
+    "ALTER TABLE requests ADD COLUMN reviewed_at INTEGER",
+};
+
 inline std::int64_t user_version(const std::string& db) {
   std::string error;
   auto d = hallpass::store::database::open_read_only(db, &error);

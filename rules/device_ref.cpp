@@ -1,0 +1,93 @@
+#include "rules/device_ref.hpp"
+
+#include "rules/engine.hpp"
+
+namespace hallpass::rules {
+
+namespace {
+
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+}
+
+bool hex(char c) {
+  return (c >= '0' && c <= '9') || (lower(c) >= 'a' && lower(c) <= 'f');
+}
+
+bool same_name(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string_view to_string(device_key k) {
+  switch (k) {
+    case device_key::address:
+      return "address";
+    case device_key::name:
+      return "name";
+    case device_key::mac:
+      return "hardware address";
+  }
+  return "address";
+}
+
+std::optional<std::string> parse_mac(std::string_view t) {
+  if (t.size() != 17) return std::nullopt;
+  std::string out;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    if (i % 3 == 2) {
+      if (t[i] != ':' && t[i] != '-') return std::nullopt;
+      if (t[i] != t[2]) return std::nullopt;  // one separator throughout
+      out += ':';
+    } else {
+      if (!hex(t[i])) return std::nullopt;
+      out += lower(t[i]);
+    }
+  }
+  return out;
+}
+
+std::optional<device_ref> parse_device(std::string_view t, std::string* error) {
+  auto fail = [&](std::string why) -> std::optional<device_ref> {
+    if (error) *error = std::move(why);
+    return std::nullopt;
+  };
+  if (t.empty())
+    return fail("a device is named by its address, its name or its hardware address: none given");
+  if (auto mac = parse_mac(t)) return device_ref{device_key::mac, std::move(*mac), std::nullopt};
+  if (auto a = ip_address::parse(t)) return device_ref{device_key::address, a->to_string(), a};
+  if (t.size() > 253) return fail("a device name is at most 253 characters");
+  std::string name;
+  for (char c : t) {
+    const char l = lower(c);
+    if (!((l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '.' || l == '-' || l == '_')) {
+      return fail("'" + std::string(t) +
+                  "' is not a device: give an address (10.10.4.20, fd00::20), a hardware address "
+                  "(3c:22:fb:12:9a:01) or a device name from the DHCP leases (letters, digits, "
+                  "'.', '-', '_')");
+    }
+    name += l;
+  }
+  return device_ref{device_key::name, std::move(name), std::nullopt};
+}
+
+bool device_matches(const device_ref& d, const request_facts& f) {
+  switch (d.by) {
+    case device_key::address:
+      return d.address && f.client && *d.address == *f.client;
+    case device_key::name:
+      if (f.device.empty() || !same_name(d.text, f.device)) return false;
+      break;
+    case device_key::mac:
+      if (f.mac.empty() || !same_name(d.text, f.mac)) return false;
+      break;
+  }
+  return !d.address || (f.client && *d.address == *f.client);
+}
+
+}  // namespace hallpass::rules

@@ -1,0 +1,176 @@
+// Narrowed exceptions and devices by name (issue 12): an exception for one user, a directory
+// group or a device (by address, DHCP name or hardware address) opens the site for them only,
+// through the one decision function; a ban by device name or hardware address follows the
+// device to another address; and how an adult names a device (rules/device_ref.hpp).
+#include <doctest/doctest.h>
+
+#include "rules/decision.hpp"
+#include "rules/device_ref.hpp"
+#include "tests/rules/policy_fixture.hpp"
+
+using namespace hallpass::rules;
+
+namespace {
+
+const std::string scope_policy = std::string(test::timetable_yaml) + R"(
+roles:
+  pupils:
+    networks: [10.10.0.0/16]
+    groups: [Pupils]
+    default: allow
+    rules:
+      - {action: block, domains: [shut.example]}
+bans:
+  policy: {domains: [platform.example]}
+)";
+
+const std::string day = "2026-11-23 ";
+
+// Who asks: the address, and what logins and the DHCP leases say about them.
+struct asker {
+  std::string client = "10.10.4.20";
+  std::string user;
+  std::vector<std::string> groups;
+  std::string device;
+  std::string mac;
+};
+
+verdict decide_for(const policy& p, const exception_index& idx, const asker& a,
+                   const std::string& url = "http://shut.example/") {
+  auto parts = split_url(url, nullptr);
+  REQUIRE(parts);
+  request_facts f;
+  f.client = ip_address::parse(a.client);
+  f.user = a.user;
+  f.groups = a.groups;
+  f.device = a.device;
+  f.mac = a.mac;
+  f.method = "GET";
+  f.scheme = parts->scheme;
+  f.host = parts->host;
+  f.path = parts->path;
+  f.time = p.zone.to_sys(*parse_local_time(day + "09:00"));
+  return decide_request(p, &idx, f);
+}
+
+exception_entry shut_exception(const policy& p) {
+  exception_entry e;
+  e.id = 7;
+  std::string err;
+  e.target = *make_target("http://shut.example/", target_kind::domain, &err);
+  e.from = p.zone.to_sys(*parse_local_time(day + "08:00"));
+  e.until = p.zone.to_sys(*parse_local_time(day + "15:00"));
+  return e;
+}
+
+ban_entry device_ban(const policy& p, const std::string& subject) {
+  ban_entry b;
+  b.id = 4;
+  b.device = true;
+  b.subject = subject;
+  b.from = p.zone.to_sys(*parse_local_time(day + "08:00"));
+  b.until = p.zone.to_sys(*parse_local_time(day + "15:00"));
+  b.how = "command";
+  return b;
+}
+
+bool opened(const verdict& v) {
+  return v.act == action::allow && v.rule_id == "exception 7";
+}
+bool banned(const verdict& v) {
+  return v.act == action::block && v.rule_id == "ban 4";
+}
+
+}  // namespace
+
+TEST_CASE("an exception narrowed to a user opens the site for that signed-in user only") {
+  auto p = test::load_yaml(scope_policy);
+  auto e = shut_exception(*p);
+  e.user = "ava.b";
+  auto idx = exception_index::build({e}, {});
+  CHECK(opened(decide_for(*p, *idx, {.user = "ava.b", .groups = {"Pupils"}})));
+  CHECK(opened(decide_for(*p, *idx, {.client = "10.10.9.9", .user = "ava.b"})));  // any device
+  CHECK(decide_for(*p, *idx, {.user = "ben.c", .groups = {"Pupils"}}).act == action::block);
+  CHECK(decide_for(*p, *idx, {}).act == action::block);  // the same device, nobody signed in
+}
+
+TEST_CASE("an exception narrowed to a directory group opens it for its members, without case") {
+  auto p = test::load_yaml(scope_policy);
+  auto e = shut_exception(*p);
+  e.group = "Year 6";
+  auto idx = exception_index::build({e}, {});
+  CHECK(opened(decide_for(*p, *idx, {.user = "ava.b", .groups = {"Pupils", "Year 6"}})));
+  CHECK(opened(decide_for(*p, *idx, {.user = "cat.d", .groups = {"YEAR 6"}})));
+  CHECK(decide_for(*p, *idx, {.user = "ben.c", .groups = {"Pupils", "Year 5"}}).act ==
+        action::block);
+  CHECK(decide_for(*p, *idx, {}).act == action::block);  // not signed in: no groups
+}
+
+TEST_CASE(
+    "an exception narrowed to a device by name needs its address too, so a name never widens") {
+  auto p = test::load_yaml(scope_policy);
+  auto by_name = shut_exception(*p);
+  by_name.device = parse_device("Pupil-Laptop-07");
+  by_name.device->address = ip_address::parse("10.10.4.20");
+  auto idx = exception_index::build({by_name}, {});
+  CHECK(opened(decide_for(*p, *idx, {.device = "PUPIL-LAPTOP-07"})));
+  // Another device taking the name elsewhere, and the device after its lease moved: closed.
+  CHECK(decide_for(*p, *idx, {.client = "10.10.5.5", .device = "pupil-laptop-07"}).act ==
+        action::block);
+  CHECK(decide_for(*p, *idx, {.device = "pupil-laptop-08"}).act == action::block);
+  CHECK(decide_for(*p, *idx, {}).act ==
+        action::block);  // the address, with no lease: not the device
+
+  auto by_address = shut_exception(*p);
+  by_address.device = parse_device("10.10.4.20");
+  idx = exception_index::build({by_address}, {});
+  CHECK(opened(decide_for(*p, *idx, {})));
+  CHECK(opened(decide_for(*p, *idx, {.device = "anything"})));
+  CHECK(decide_for(*p, *idx, {.client = "10.10.4.21"}).act == action::block);
+}
+
+TEST_CASE("a ban by device name or hardware address follows the device to another address") {
+  auto p = test::load_yaml(scope_policy);
+  auto idx = exception_index::build({}, {}, {device_ban(*p, "pupil-laptop-07")});
+  CHECK(banned(decide_for(*p, *idx, {.device = "Pupil-Laptop-07", .mac = "3c:22:fb:12:9a:01"},
+                          "http://open.example/")));
+  CHECK(banned(decide_for(*p, *idx, {.client = "10.10.7.7", .device = "pupil-laptop-07"},
+                          "http://open.example/")));
+  // The address it had, now another device's: not banned.
+  CHECK(decide_for(*p, *idx, {.device = "pupil-laptop-08"}, "http://open.example/").act ==
+        action::allow);
+  CHECK(decide_for(*p, *idx, {}, "http://open.example/").act == action::allow);
+
+  idx = exception_index::build({}, {}, {device_ban(*p, "3c:22:fb:12:9a:01")});
+  CHECK(banned(decide_for(*p, *idx, {.client = "10.10.7.7", .mac = "3c:22:fb:12:9a:01"},
+                          "http://open.example/")));
+  CHECK(decide_for(*p, *idx, {.mac = "3c:22:fb:12:9a:02"}, "http://open.example/").act ==
+        action::allow);
+  // A ban by address stays on the address, whatever device holds it.
+  idx = exception_index::build({}, {}, {device_ban(*p, "10.10.4.20")});
+  CHECK(banned(decide_for(*p, *idx, {.device = "other"}, "http://open.example/")));
+  CHECK(decide_for(*p, *idx, {.client = "10.10.4.21", .device = "pupil-laptop-07"},
+                   "http://open.example/")
+            .act == action::allow);
+}
+
+TEST_CASE("a device is named by its address, name or hardware address, in canonical form") {
+  auto a = parse_device("10.10.4.20");
+  REQUIRE(a);
+  CHECK(a->by == device_key::address);
+  CHECK(parse_device("FD00:0::20")->text == "fd00::20");
+  auto n = parse_device("Pupil-Laptop_07.school");
+  REQUIRE(n);
+  CHECK(n->by == device_key::name);
+  CHECK(n->text == "pupil-laptop_07.school");
+  auto m = parse_device("3C-22-FB-12-9A-01");
+  REQUIRE(m);
+  CHECK(m->by == device_key::mac);
+  CHECK(m->text == "3c:22:fb:12:9a:01");
+  std::string why;
+  CHECK_FALSE(parse_device("pupil laptop", &why));
+  CHECK(why.find("not a device") != std::string::npos);
+  CHECK_FALSE(parse_device("", &why));
+  CHECK_FALSE(parse_mac("3c:22:fb-12:9a:01"));  // one separator throughout
+  CHECK_FALSE(parse_mac("3c:22:fb:12:9a:0g"));
+}
