@@ -76,6 +76,17 @@ class TestCA:
         return crt, key
 
 
+def accept_tls(ctx, conn):
+    """The server side of a TLS handshake on an accepted connection: the TLS socket, or None
+    (the connection closed) when the handshake failed."""
+    conn.settimeout(10)
+    try:
+        return ctx.wrap_socket(conn, server_side=True)
+    except (ssl.SSLError, OSError):
+        conn.close()
+        return None
+
+
 class TlsOrigin(ThreadedServer):
     """An HTTPS origin: answers every request with a JSON echo of what it received (method,
     target, headers), keeping the connection alive."""
@@ -89,11 +100,8 @@ class TlsOrigin(ThreadedServer):
         super().__init__(host=host, port=port)
 
     def _serve(self, conn):
-        conn.settimeout(10)
-        try:
-            tls = self.ctx.wrap_socket(conn, server_side=True)
-        except (ssl.SSLError, OSError):
-            conn.close()
+        tls = accept_tls(self.ctx, conn)
+        if tls is None:
             return
         self.resumed.append(tls.session_reused)
         f = tls.makefile("rb")
@@ -129,13 +137,9 @@ class TlsPyOrigin(PyOrigin):
         super().__init__()
 
     def _serve(self, conn):
-        conn.settimeout(10)
-        try:
-            tls = self.ctx.wrap_socket(conn, server_side=True)
-        except (ssl.SSLError, OSError):
-            conn.close()
-            return
-        super()._serve(tls)
+        tls = accept_tls(self.ctx, conn)
+        if tls is not None:
+            super()._serve(tls)
 
 
 WIKIPEDIA_RULES = """    rules:
