@@ -5,6 +5,8 @@
 
 #include <array>
 
+#include "certs/origin_sessions.hpp"
+
 namespace hallpass::certs {
 namespace {
 
@@ -45,6 +47,10 @@ result<std::shared_ptr<SSL_CTX>> make_origin_context(const std::string& extra_ca
   static constexpr unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   SSL_CTX_set_alpn_protos(ctx.get(), alpn, sizeof alpn);
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION);
+  // Sessions the origins issue go to the connection's origin_sessions store (per worker, keyed
+  // by origin), never to OpenSSL's internal cache, which is keyed by nothing the proxy chooses.
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx.get(), &origin_sessions::on_new_session);
   return ctx;
 }
 

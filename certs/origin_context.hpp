@@ -6,6 +6,8 @@
 //   given, `extra_ca_file` (upstream.ca_file: a school's internal CA, or a test's CA).
 // - Verification on (SSL_VERIFY_PEER); the caller sets the host name to check (prepare_origin_ssl).
 // - TLS 1.2 or later; ALPN offers http/1.1 only (the proxy speaks HTTP/1.1 to origins).
+// - Client sessions are handed to the connection's origin_sessions store (origin_sessions.hpp)
+//   for resumption; an SSL not attached to a store keeps none.
 //
 // The context is complete when returned and never changed afterwards: any thread may make SSL
 // objects from it.

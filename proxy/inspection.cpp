@@ -10,6 +10,9 @@ namespace hallpass {
 namespace {
 
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+// Long enough to write one alert to a client that is reading; a client that is not reading
+// (its window full) does not hold the session longer than this.
+constexpr std::chrono::seconds close_notify_timeout{2};
 using lookup = certs::leaf_cache::lookup;
 
 // The initiation of leaf_context's wait: asks the cache, and when the mint completes on a
@@ -105,6 +108,18 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
   ex.inspected = true;
   m.tls_inspected.Increment();
   co_return true;
+}
+
+net::awaitable<void> end_inspection(client_connection& c) {
+  SSL* ssl = c.tls->native_handle();
+  if (SSL_is_init_finished(ssl) != 1 || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) != 0) co_return;
+  // As if the client's close_notify had arrived: SSL_shutdown then completes once ours is
+  // written, and Asio's shutdown does not wait to read the client's.
+  SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
+  c.stream.expires_after(close_notify_timeout);
+  auto [ec] = co_await c.tls->async_shutdown(nothrow);
+  c.stream.expires_never();
+  if (ec) ERR_clear_error();
 }
 
 }  // namespace hallpass

@@ -28,4 +28,11 @@ struct client_connection;
 // returns false: the connection then closes.
 net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange& ex);
 
+// Ends an inspected connection the way TLS should end: a close_notify alert to the client
+// (so a client reading to the end sees the end, not a truncation), written within
+// close_notify_timeout; the client's own close_notify is not waited for (RFC 8446 6.1 does not
+// ask the closer to wait). Nothing is sent when the handshake did not complete or the
+// connection already sent its alert (a failed handshake's). The caller closes the socket after.
+net::awaitable<void> end_inspection(client_connection& c);
+
 }  // namespace hallpass

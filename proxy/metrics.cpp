@@ -42,6 +42,9 @@ const std::string client_help =
 const std::string pac_help =
     "Requests to the PAC endpoint (pac.listen): served (/proxy.pac or /wpad.dat), or refused (another "
     "path or method, malformed, too large or too slow).";
+const std::string origin_handshake_help =
+    "TLS handshakes with origins of inspected requests that succeeded: full, or resumed from the "
+    "session kept for that origin (no certificate sent or verified).";
 const std::string origin_help =
     "Origins of inspected requests whose TLS failed: verify (their certificate could not be "
     "trusted) or handshake.";
@@ -301,6 +304,10 @@ metrics::metrics(const std::string& listen)
                                 .Add({{"kind", "verify"}})),
       tls_origin_failed(counter_family(*registry_, "hallpass_tls_origin_failures_total", origin_help)
                             .Add({{"kind", "handshake"}})),
+      tls_origin_full(counter_family(*registry_, "hallpass_tls_origin_handshakes_total", origin_handshake_help)
+                          .Add({{"kind", "full"}})),
+      tls_origin_resumed(counter_family(*registry_, "hallpass_tls_origin_handshakes_total", origin_handshake_help)
+                             .Add({{"kind", "resumed"}})),
       log_queue_depth(
           gauge(*registry_, "hallpass_access_log_queue_depth",
                 "Access log lines waiting for the writer thread (sampled by the writer at "

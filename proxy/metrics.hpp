@@ -145,6 +145,8 @@ class metrics {
   prometheus::Counter& tls_client_failed;       // {reason="handshake"}: other client handshake failures
   prometheus::Counter& tls_origin_unverified;   // hallpass_tls_origin_failures_total{kind="verify"}
   prometheus::Counter& tls_origin_failed;       // {kind="handshake"}
+  prometheus::Counter& tls_origin_full;         // hallpass_tls_origin_handshakes_total{kind="full"}
+  prometheus::Counter& tls_origin_resumed;      // {kind="resumed"}: a kept session (certs/origin_sessions.hpp)
   prometheus::Gauge& log_queue_depth;         // access log lines waiting for the writer
   prometheus::Gauge& policy_generation;       // 1 at start, +1 per successful reload
   prometheus::Histogram& decision_seconds;    // time in the policy engine per decision

@@ -17,6 +17,9 @@ constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t max_dns_cache = 10000;
 constexpr std::size_t max_idle_total = 1024;
 constexpr std::size_t upstream_buffer_size = 16 * 1024;
+// TLS sessions kept per worker, one per origin (pool key): a few KB each (the session and the
+// origin's certificate), so at most a few MB per worker.
+constexpr std::size_t max_origin_sessions = 1024;
 
 rules::ip_address to_rules(const net::ip::address& a) {
   rules::ip_address r;
@@ -295,10 +298,19 @@ net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::stri
     co_return false;
   }
   c.tls = std::make_unique<tls_stream>(c.stream, ssl);  // owns ssl from here
+  // The session kept for this origin, if any; sessions the origin issues replace it. Same
+  // context only: a session verified under another generation's trust is never resumed.
+  if (sessions_context_.owner_before(cfg.origin_tls) || cfg.origin_tls.owner_before(sessions_context_) || !sessions_) {
+    sessions_ = std::make_shared<certs::origin_sessions>(max_origin_sessions);
+    sessions_context_ = cfg.origin_tls;
+  }
+  c.sessions = sessions_;
+  c.sessions->attach(ssl, c.key);
   c.stream.expires_after(cfg.daemon.upstream.connect_timeout);
   auto [ec] = co_await c.tls->async_handshake(net::ssl::stream_base::client, nothrow);
   c.stream.expires_never();
   if (ec) {
+    c.sessions->forget(c.key);
     // Verification first: the school CA must never vouch for a site that failed it, and the
     // page says which check failed.
     std::string why = certs::verify_failure(c.tls->native_handle());
@@ -314,6 +326,7 @@ net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::stri
     r.reason = describe(r.error);
     co_return false;
   }
+  (SSL_session_reused(ssl) == 1 ? state_.metrics.tls_origin_resumed : state_.metrics.tls_origin_full).Increment();
   c.io.use_tls(*c.tls);
   co_return true;
 }

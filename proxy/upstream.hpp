@@ -12,6 +12,10 @@
 // HEAD, no EOF), or the connection is closed instead. One recv(MSG_PEEK | MSG_DONTWAIT) per
 // reuse: the peek is made once, as late as possible, not also at release.
 //
+// A new TLS connection to an origin offers the session kept from the last connection to the
+// same pool key (certs/origin_sessions.hpp, at most max_origin_sessions per worker), so a
+// reconnection resumes instead of paying a full handshake and chain verification.
+//
 // Belongs to one worker: use only from that worker's event-loop thread.
 #pragma once
 
@@ -22,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "certs/origin_sessions.hpp"
 #include "proxy/configuration.hpp"
 #include "proxy/destination.hpp"
 #include "proxy/dns_resolver.hpp"
@@ -36,6 +41,9 @@ struct upstream_connection {
   explicit upstream_connection(net::any_io_executor ex) : stream(ex) {}
   beast::tcp_stream stream;  // the TCP connection: deadlines, splice
   duplex_stream io{stream};  // what requests are written to and responses read from
+  // The TLS session store this connection's SSL hands new sessions to: a ticket may arrive
+  // with any response, even after a reload replaced the worker's store. Declared before tls.
+  std::shared_ptr<certs::origin_sessions> sessions;
   std::unique_ptr<tls_stream> tls;  // set for an https origin, after its verified handshake
   beast::flat_buffer buffer;
   std::string key;  // "scheme://host:port" (+ "@address host" when that differs), for the pool
@@ -139,6 +147,10 @@ class upstream {
   std::unordered_map<std::string, std::vector<std::unique_ptr<upstream_connection>>> idle_;
   std::size_t idle_count_ = 0;
   std::string key_scratch_;  // acquire()'s pool key, reused so a lookup allocates nothing
+  // TLS sessions per pool key for resumption (certs/origin_sessions.hpp), for one origin
+  // context: a reload's new context (new trust) starts an empty store.
+  std::shared_ptr<certs::origin_sessions> sessions_;
+  std::weak_ptr<SSL_CTX> sessions_context_;
 };
 
 }  // namespace hallpass

@@ -10,7 +10,11 @@ HTTPS block page to a browser and a plain refusal to other clients; the block pa
 posts back through the tunnel and is answered by the proxy, never the origin; an origin whose
 certificate fails verification gets the clear page; a request naming another host inside the
 tunnel is refused; a device without the school CA is logged and counted; a reused origin
-connection is peeked once per request (strace counts the recv(MSG_PEEK) calls)."""
+connection is peeked once per request (strace counts the recv(MSG_PEEK) calls); a new origin
+connection resumes the TLS session kept from the last one (the origin sees it resumed), and not
+across a reload; an inspected connection ends with a TLS close_notify; a WebSocket upgrade works
+inside an inspected tunnel; a ClientHello whose SNI differs from the CONNECT host is decided on
+the SNI and, when allowed, still inspected as the CONNECT host."""
 import json
 import os
 import shutil
@@ -21,7 +25,8 @@ import tempfile
 import threading
 import unittest
 
-from harness import BIN, PUPIL, STAFF, Proxy, ThreadedServer, curl, read_request_head, wait_for
+from harness import (BIN, PUPIL, STAFF, Proxy, PyOrigin, ThreadedServer, curl, read_request_head, wait_for, ws_frame,
+                     ws_read_frame)
 
 NAMES = ["origin.test", "wiki.test", "search.test", "facebook.test", "www.facebook.test", "never.test",
          "www.google.com", "www.youtube.com", "en.wikipedia.org"]
@@ -71,6 +76,17 @@ class TestCA:
         return crt, key
 
 
+def accept_tls(ctx, conn):
+    """The server side of a TLS handshake on an accepted connection: the TLS socket, or None
+    (the connection closed) when the handshake failed."""
+    conn.settimeout(10)
+    try:
+        return ctx.wrap_socket(conn, server_side=True)
+    except (ssl.SSLError, OSError):
+        conn.close()
+        return None
+
+
 class TlsOrigin(ThreadedServer):
     """An HTTPS origin: answers every request with a JSON echo of what it received (method,
     target, headers), keeping the connection alive."""
@@ -80,15 +96,14 @@ class TlsOrigin(ThreadedServer):
         self.ctx.load_cert_chain(crt, key)
         self.ctx.set_alpn_protocols(["http/1.1"])
         self.seen = []
+        self.resumed = []  # per accepted TLS connection: whether its handshake resumed a session
         super().__init__(host=host, port=port)
 
     def _serve(self, conn):
-        conn.settimeout(10)
-        try:
-            tls = self.ctx.wrap_socket(conn, server_side=True)
-        except (ssl.SSLError, OSError):
-            conn.close()
+        tls = accept_tls(self.ctx, conn)
+        if tls is None:
             return
+        self.resumed.append(tls.session_reused)
         f = tls.makefile("rb")
         try:
             while True:
@@ -111,6 +126,20 @@ class TlsOrigin(ThreadedServer):
                 tls.close()
             except OSError:
                 pass
+
+
+class TlsPyOrigin(PyOrigin):
+    """The harness's PyOrigin (/ws: a WebSocket echo, ...) over TLS."""
+
+    def __init__(self, crt, key):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(crt, key)
+        super().__init__()
+
+    def _serve(self, conn):
+        tls = accept_tls(self.ctx, conn)
+        if tls is not None:
+            super()._serve(tls)
 
 
 WIKIPEDIA_RULES = """    rules:
@@ -142,6 +171,7 @@ class InspectionTest(unittest.TestCase):
         cls.both_cas = os.path.join(cls.tmp, "both.crt")
         bad_crt, bad_key = cls.test_ca.issue("bad", ["badcert.test"], self_signed=True)
         cls.bad_origin = TlsOrigin(bad_crt, bad_key)
+        cls.py_origin = TlsPyOrigin(crt, key)
         cls.school_ca = os.path.join(cls.tmp, "school-ca")
         run([BIN, "ca", "init", "--dir", cls.school_ca, "--name", "Test School"])
         cls.school_crt = os.path.join(cls.school_ca, "ca.crt")
@@ -154,6 +184,7 @@ class InspectionTest(unittest.TestCase):
         cls.origin.stop()
         cls.bad_origin.stop()
         cls.safe_origin.stop()
+        cls.py_origin.stop()
 
     def edit_policy(self, text):
         text = text.replace("upstream:\n  allow_loopback: true",
@@ -399,6 +430,125 @@ inspection:
         gets = [l for l in p.log_lines(4) if l["method"] == "GET"]
         self.assertEqual(gets[0].get("search"), "cute cats")
         self.assertEqual(gets[0]["tls"], "inspected")
+
+    def tunnel(self, proxy, host, port, sni=None):
+        """A raw CONNECT to host:port, then TLS (server name `sni`, default the host) trusting the
+        school CA only. Returns the TLS socket; the host name is checked only when sni is None."""
+        s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        self.assertIn(b" 200 ", s.recv(4096))
+        ctx = ssl.create_default_context(cafile=self.school_crt)
+        if sni is not None:
+            ctx.check_hostname = False
+        # A TCP close without a close_notify is an error here, as a TLS client should see it.
+        ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+        tls = ctx.wrap_socket(s, server_hostname=sni or host, suppress_ragged_eofs=False)
+        self.addCleanup(tls.close)
+        return tls
+
+    def read_to_end(self, tls, limit=1 << 20):
+        """Everything until the proxy ends the TLS connection. Python raises SSLEOFError when the
+        TCP connection ends without a close_notify (a truncation attack, to a TLS client)."""
+        data = b""
+        while len(data) < limit:
+            chunk = tls.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        self.fail("more than %d bytes" % limit)
+
+    def test_a_new_origin_connection_resumes_the_kept_tls_session(self):
+        """certs/origin_sessions.hpp: with no pooled connection (pool_per_origin: 0), each request
+        opens a new TLS connection to the origin; the second and third resume the session the
+        first got (the origin says so, and the metric), and a reload (a new origin context,
+        perhaps new trust) starts with a full handshake again. One worker: sessions are kept
+        per worker."""
+        def edit(text):
+            return self.edit_policy(text).replace("upstream:\n", "upstream:\n  pool_per_origin: 0\n", 1)
+        p = Proxy(tls_port=self.origin.port, args=["--ca-dir", self.school_ca], policy_edit=edit, workers=1)
+        self.addCleanup(p.stop)
+        url = f"https://origin.test:{self.origin.port}/resume"
+        before = len(self.origin.resumed)
+        for _ in range(3):
+            status, _, err = self.get(p, url)
+            self.assertEqual(status, 200, err)
+        self.assertEqual(self.origin.resumed[before:], [False, True, True])
+        self.assertEqual(p.metric("hallpass_tls_origin_handshakes_total", {"kind": "full"}), 1)
+        self.assertEqual(p.metric("hallpass_tls_origin_handshakes_total", {"kind": "resumed"}), 2)
+        p.reload()
+        for _ in range(2):
+            status, _, err = self.get(p, url)
+            self.assertEqual(status, 200, err)
+        self.assertEqual(self.origin.resumed[before + 3:], [False, True])
+
+    def test_an_inspected_connection_ends_with_a_tls_close_notify(self):
+        p = self.start_proxy(self.origin.port)
+        tls = self.tunnel(p, "origin.test", self.origin.port)
+        tls.sendall(f"GET /bye HTTP/1.1\r\nHost: origin.test:{self.origin.port}\r\nConnection: close\r\n\r\n"
+                    .encode())
+        data = self.read_to_end(tls)  # SSLEOFError without the close_notify
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+        # A request the proxy refuses and closes on (another host: 421) ends the same way.
+        tls = self.tunnel(p, "origin.test", self.origin.port)
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: facebook.test\r\nConnection: close\r\n\r\n")
+        data = self.read_to_end(tls)
+        self.assertTrue(data.startswith(b"HTTP/1.1 421"), data[:200])
+
+    def test_websocket_upgrade_inside_an_inspected_tunnel(self):
+        p = self.start_proxy(self.py_origin.port)
+        tls = self.tunnel(p, "origin.test", self.py_origin.port)
+        tls.sendall(f"GET /ws HTTP/1.1\r\nHost: origin.test:{self.py_origin.port}\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        f = tls.makefile("rb")
+        head = read_request_head(f)  # a response head reads the same way: status line, fields
+        self.assertIsNotNone(head)
+        self.assertEqual(head[1], "101", head)
+        self.assertEqual(head[3].get("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        for word in (b"one", b"two" * 100):
+            tls.sendall(ws_frame(word))
+            self.assertEqual(ws_read_frame(f), b"echo:" + word)
+        f.close()  # the socket closes only when its file objects are closed too
+        tls.close()
+        self.assertEqual(self.py_origin.requests[-1]["target"], "/ws")
+        line = [l for l in p.log_lines(2) if l["method"] == "GET"][0]
+        self.assertEqual(line["status"], 101)
+        self.assertEqual(line.get("tls"), "inspected")
+        self.assertEqual(line.get("note"), "websocket")
+
+    def test_sni_other_than_the_connect_host_is_decided_on_the_sni_and_inspected_as_the_connect_host(self):
+        """README "CONNECT": an SNI that differs from the CONNECT host is decided again on the SNI
+        and logged as a circumvention attempt. Allowed, the tunnel is still the CONNECT host's:
+        its leaf names that host, and a request inside it must name that host (421 otherwise)."""
+        p = self.start_proxy(self.origin.port)
+        tls = self.tunnel(p, "origin.test", self.origin.port, sni="search.test")
+        names = [v for k, v in tls.getpeercert()["subjectAltName"] if k == "DNS"]
+        self.assertEqual(names, ["origin.test"])
+        tls.sendall(f"GET /sni HTTP/1.1\r\nHost: origin.test:{self.origin.port}\r\n\r\n".encode())
+        self.assertTrue(tls.recv(65536).startswith(b"HTTP/1.1 200"))
+        tls.sendall(f"GET /sni HTTP/1.1\r\nHost: search.test:{self.origin.port}\r\nConnection: close\r\n\r\n"
+                    .encode())
+        self.assertTrue(self.read_to_end(tls).startswith(b"HTTP/1.1 421"))
+        connect = [l for l in p.log_lines(3) if l["method"] == "CONNECT"][0]
+        self.assertEqual(connect["host"], "origin.test")
+        self.assertTrue(connect["circumvention"], connect)
+        self.assertIn("SNI 'search.test' differs", connect["note"])
+        self.assertEqual(connect["tls"], "inspected")
+        # An SNI the policy blocks: refused before any handshake, and the origin sees nothing.
+        seen = len(self.origin.seen)
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(f"CONNECT origin.test:{self.origin.port} HTTP/1.1\r\nHost: origin.test\r\n\r\n".encode())
+        self.assertIn(b" 200 ", s.recv(4096))
+        ctx = ssl.create_default_context(cafile=self.school_crt)
+        ctx.check_hostname = False
+        with self.assertRaises((ssl.SSLError, OSError)):
+            ctx.wrap_socket(s, server_hostname="facebook.test")
+        line = p.log_lines(4)[-1]
+        self.assertEqual((line["method"], line["action"], line["status"]), ("CONNECT", "block", 403), line)
+        self.assertIn("SNI 'facebook.test' differs", line["note"])
+        self.assertEqual(len(self.origin.seen), seen)
 
     def explain(self, proxy, role, url, method="GET"):
         r = subprocess.run([BIN, "explain", "--config", proxy.config, "--role", role, "--ca-dir", self.school_ca,
