@@ -26,6 +26,7 @@ import base64
 import datetime
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -395,13 +397,32 @@ def measure(ctx, c, load):
         go = lambda secs: run_wrk(ctx, c, script, url, conns, secs)  # noqa: E731
     if ctx.args.warmup > 0:
         go(ctx.args.warmup)
+    logins0 = login_counts(c)
     cpu0 = P.cpu_seconds(c.proc.pid)
     out = go(ctx.args.duration)
     cpu = P.cpu_seconds(c.proc.pid) - cpu0
+    logins1 = login_counts(c)
+    if logins0 is not None and logins1 is not None:
+        # How the measured run's sign-ins were answered: `ok` asked the directory (or KDC),
+        # `cached` came from the login cache; a kept-alive connection's later requests are neither.
+        out["logins"] = {k: logins1.get(k, 0) - logins0.get(k, 0) for k in logins1 if logins1[k] != logins0.get(k, 0)}
     if out.get("requests"):
         out["cpu_us_per_req"] = cpu / out["requests"] * 1e6
     out["connections"] = conns
     return out
+
+
+def login_counts(c):
+    """hallpass_logins_total by result from the contender's metrics endpoint, or None."""
+    if not c.metrics:
+        return None
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{c.metrics}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    return {m.group(1): float(m.group(2)) for m in
+            re.finditer(r'^hallpass_logins_total\{[^}]*result="([^"]+)"[^}]*\}\s+(\S+)$', text, re.M)}
 
 
 def check_contender(ctx, c):
@@ -735,7 +756,22 @@ def report_md(ctx, tg):
                         ("hallpass transparent / explicit (netns)", "hallpass-transparent", "hallpass-explicit")):
         cells = [ratio(median_of(ctx, x, l), median_of(ctx, y, l)) for l in LOADS]
         L.append(f"| {label} | " + " | ".join(f"{v:.2f}x" if v else "-" for v in cells) + " |")
+    for label, x, y in (("CPU per request, squid Basic / hallpass Basic", "squid-basic", "hallpass-basic"),
+                        ("CPU per request, squid Negotiate / hallpass Negotiate", "squid-negotiate",
+                         "hallpass-negotiate")):
+        cells = [ratio(median_of(ctx, x, l, "cpu_us_per_req"), median_of(ctx, y, l, "cpu_us_per_req")) for l in LOADS]
+        L.append(f"| {label} | " + " | ".join(f"{v:.2f}x" if v else "-" for v in cells) + " |")
     L.append("")
+    L.append("CPU per request is the contender's own CPU time (all its processes and threads; squid's "
+             "helpers included) over the measured run, divided by its requests: steadier than req/s on a "
+             "shared machine, because other work slows the contender and the load client alike.\n")
+    lg = [(n, l, r["logins"]) for n in ctx.contenders for l in ctx.loads
+          for r in ctx.results.get(n, {}).get(l, []) if r.get("logins")]
+    if lg:
+        L.append("hallpass's `hallpass_logins_total` during each measured run (`ok`: asked the directory; "
+                 "`cached`: the shared login cache; a kept-alive connection's later requests count as neither): "
+                 + "; ".join(f"{n} {l}: " + ", ".join(f"{k} {v:,.0f}" for k, v in sorted(x.items())) for n, l, x in lg)
+                 + "\n")
     neg = [r for n in ("hallpass-negotiate", "squid-negotiate") for r in
            ctx.results.get(n, {}).get("keepalive", []) if "error" not in r]
     if neg:
