@@ -63,7 +63,8 @@ STAFF_GROUP, PUPIL_GROUP = "Staff", "Pupils"
 def start_slapd(ctx):
     """slapd on 127.0.0.1:PORT (ldap:// with StartTLS, a self-signed certificate), an mdb
     database made with slapadd: ou=people with --users users (u001 ... with password
-    u001-pw; odd ones in Staff, even ones in Pupils), ou=groups with Staff and Pupils."""
+    u001-pw; odd ones in Staff, even ones in Pupils) and alice (Staff), ou=groups with Staff
+    and Pupils."""
     d = ctx.tmp / "slapd"
     (d / "db").mkdir(parents=True)
     os.chmod(d, 0o755)
@@ -100,7 +101,11 @@ access to * by * read
             f"dn: ou=groups,{BASE}\nobjectClass: organizationalUnit\nou: groups\n\n")
     tree += "".join(f"dn: uid={u},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {u}\ncn: {u}\nsn: {u}\n"
                     f"userPassword: {u}-pw\n\n" for u in users)
-    for group, members in ((STAFF_GROUP, users[0::2]), (PUPIL_GROUP, users[1::2])):
+    # alice: the Kerberos client's name (start_kdc), in Staff, so that a Negotiate sign-in's
+    # group lookup finds her as it would find a domain user.
+    tree += (f"dn: uid=alice,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: alice\ncn: alice\nsn: alice\n"
+             f"userPassword: alice-pw\n\n")
+    for group, members in ((STAFF_GROUP, users[0::2] + ["alice"]), (PUPIL_GROUP, users[1::2])):
         tree += f"dn: cn={group},ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: {group}\n"
         tree += "".join(f"member: uid={u},ou=people,{BASE}\n" for u in members) + "\n"
     (d / "tree.ldif").write_text(tree)
