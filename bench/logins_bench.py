@@ -63,7 +63,7 @@ STAFF_GROUP, PUPIL_GROUP = "Staff", "Pupils"
 def start_slapd(ctx):
     """slapd on 127.0.0.1:PORT (ldap:// with StartTLS, a self-signed certificate), an mdb
     database made with slapadd: ou=people with --users users (u001 ... with password
-    u001-pw; odd ones in Staff, even ones in Pupils) and alice (Staff), ou=groups with Staff
+    u001-pw; odd ones in Staff, even ones in Pupils) and alice (Pupils), ou=groups with Staff
     and Pupils."""
     d = ctx.tmp / "slapd"
     (d / "db").mkdir(parents=True)
@@ -101,11 +101,11 @@ access to * by * read
             f"dn: ou=groups,{BASE}\nobjectClass: organizationalUnit\nou: groups\n\n")
     tree += "".join(f"dn: uid={u},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {u}\ncn: {u}\nsn: {u}\n"
                     f"userPassword: {u}-pw\n\n" for u in users)
-    # alice: the Kerberos client's name (start_kdc), in Staff, so that a Negotiate sign-in's
-    # group lookup finds her as it would find a domain user.
+    # alice: the Kerberos client's name (start_kdc), a pupil, so that a Negotiate sign-in's
+    # group lookup finds her as it would find a domain user, and chooses (a)'s role.
     tree += (f"dn: uid=alice,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: alice\ncn: alice\nsn: alice\n"
              f"userPassword: alice-pw\n\n")
-    for group, members in ((STAFF_GROUP, users[0::2] + ["alice"]), (PUPIL_GROUP, users[1::2])):
+    for group, members in ((STAFF_GROUP, users[0::2]), (PUPIL_GROUP, users[1::2] + ["alice"])):
         tree += f"dn: cn={group},ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: {group}\n"
         tree += "".join(f"member: uid={u},ou=people,{BASE}\n" for u in members) + "\n"
     (d / "tree.ldif").write_text(tree)
@@ -342,9 +342,11 @@ class Contender:
 
 
 def basic_users(ctx):
-    """The wrk threads' users: a staff user and a pupil user in turn ("name:password")."""
+    """The wrk threads' users ("name:password"): two pupils (u002, u004), so that a signed-in
+    request is decided for the same role (pupils) as (a)'s requests from 127.0.0.1 (the
+    fallback role): the difference measured is the sign-in, not another role's rules."""
     u = ctx.slapd["users"]
-    return [f"{u[0]}:{u[0]}-pw", f"{u[1]}:{u[1]}-pw"]
+    return [f"{u[1]}:{u[1]}-pw", f"{u[3]}:{u[3]}-pw"]
 
 
 def wrk_lua(ctx, name, target, host, users, close):
