@@ -772,7 +772,7 @@ def report_md(ctx, tg):
     L.append("CPU per request is the contender's own CPU time (all its processes and threads; squid's "
              "helpers included) over the measured run, divided by its requests: steadier than req/s on a "
              "shared machine, because other work slows the contender and the load client alike.\n")
-    lg = [(n, l, r["logins"]) for n in ctx.contenders for l in ctx.loads
+    lg = [(n, f"{l} round {r['round']}", r["logins"]) for n in ctx.contenders for l in ctx.loads
           for r in ctx.results.get(n, {}).get(l, []) if r.get("logins")]
     if lg:
         L.append("hallpass's `hallpass_logins_total` during each measured run (`ok`: asked the directory; "
