@@ -4,8 +4,8 @@
 # same slapd and KDC; hallpass's transparent listener against its explicit one in network
 # namespaces. Results: bench/results/issue12-logins.{md,json}.
 #
-#   bench/run-logins.sh                       install what is missing, build Release, run (~12 min)
-#   bench/run-logins.sh --no-build --quick    smoke run with the existing build (~3 min)
+#   bench/run-logins.sh                       install what is missing, build Release, run (~7 min)
+#   bench/run-logins.sh --no-build --quick    smoke run with the existing build (~1 min)
 #   bench/run-logins.sh --no-build --only hallpass-open,hallpass-basic,squid-basic --rounds 5
 #
 # Every option but --no-build goes to bench/logins_bench.py (--help lists them). Runs as root
