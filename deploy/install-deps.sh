@@ -40,6 +40,8 @@ bench_pkgs=(
   wrk tinyproxy privoxy e2guardian nginx-light linux-perf valgrind
   squid-openssl             # squid built with OpenSSL, for ssl_bump (bench/tls_peers.py); it conflicts with
                             # (and replaces) Debian's GnuTLS `squid`, which the plain-HTTP bench ran before
+  krb5-kdc krb5-user        # the logins bench's KDC and kinit (bench/logins_bench.py, Negotiate)
+  libkrb5-dev               # GSS-API for its SPNEGO load client (bench/negotiate_load.cpp)
 )
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Logins and the transparent gateway (issue 12): hallpass without logins, with Basic over LDAP
+# and with Negotiate, against squid with basic_ldap_auth and negotiate_kerberos_auth on the
+# same slapd and KDC; hallpass's transparent listener against its explicit one in network
+# namespaces. Results: bench/results/issue12-logins.{md,json}.
+#
+#   bench/run-logins.sh                       install what is missing, build Release, run (~7 min)
+#   bench/run-logins.sh --no-build --quick    smoke run with the existing build (~1 min)
+#   bench/run-logins.sh --no-build --only hallpass-open,hallpass-basic,squid-basic --rounds 5
+#
+# Every option but --no-build goes to bench/logins_bench.py (--help lists them). Runs as root
+# (squid drops to `proxy`; the namespaces and nftables need root); uses sudo when not root.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=1
+args=()
+for a in "$@"; do
+  if [[ "$a" == "--no-build" ]]; then build=0; else args+=("$a"); fi
+done
+
+"$root/deploy/install-deps.sh" --bench
+
+if ((build)); then
+  cmake -S "$root" -B "$root/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release
+  ninja -C "$root/build-release" hallpass negotiate_load
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+exec $SUDO python3 "$root/bench/logins_bench.py" "${args[@]}"
