@@ -67,14 +67,16 @@ struct deadline_passed {
   }
 };
 
-// The initiation of a directory check (a named type, not a lambda inside a coroutine:
-// proxy/README.md, GCC 12). The answer is posted back through the worker's mailbox.
-struct directory_wait {
+// The initiation of a sign-in check on the login service's threads (a named type, not a lambda
+// inside a coroutine: proxy/README.md, GCC 12). `Start` queues the check and calls the
+// callback it is given with the answer, on a directory thread (or at once when the queue is
+// full); the answer is posted back through the worker's mailbox, and the deadline frees the
+// client first if the directory is slow.
+template <class Start>
+struct service_wait {
   std::shared_ptr<worker::mailbox> box;
-  login_service* service;
-  const login_settings* settings;
-  std::string client, user, password;
   std::chrono::milliseconds deadline;
+  Start start;
 
   template <class Handler>
   void operator()(Handler&& handler) {
@@ -83,7 +85,7 @@ struct directory_wait {
     state->timer.expires_after(deadline);
     state->timer.async_wait(deadline_passed<state_t>{state});
     auto mailbox = box;
-    service->check(*settings, std::move(client), std::move(user), std::move(password), [mailbox, state](result r) {
+    start([mailbox, state](result r) {
       std::lock_guard lock(mailbox->mutex);
       if (!mailbox->open) return;
       net::post(mailbox->ex, [state, r = std::move(r)]() mutable { state->finish(std::move(r)); });
@@ -91,62 +93,65 @@ struct directory_wait {
   }
 };
 
-// The initiation of a Negotiate acceptance (negotiate_login.hpp) on the login service's threads,
-// answered like a directory check. The context is kept alive by the task while it runs.
-struct negotiate_wait {
-  std::shared_ptr<worker::mailbox> box;
-  login_service* service;
-  negotiate_acceptor* acceptor;
-  std::shared_ptr<const login_settings> settings;
-  std::shared_ptr<negotiate_context> ctx;
-  std::string client, header;
-  std::chrono::milliseconds deadline;
-
-  template <class Handler>
-  void operator()(Handler&& handler) {
-    using state_t = wait_state<std::decay_t<Handler>>;
-    auto state = std::make_shared<state_t>(std::forward<Handler>(handler), box->ex);
-    state->timer.expires_after(deadline);
-    state->timer.async_wait(deadline_passed<state_t>{state});
-    auto mailbox = box;
-    auto task = [mailbox, state, service = service, acceptor = acceptor, settings = std::move(settings),
-                 ctx = std::move(ctx), client = std::move(client), header = std::move(header)]() mutable {
-      auto r = negotiate_sign_in(*service, *acceptor, *settings, client, *ctx, header);
-      OPENSSL_cleanse(header.data(), header.size());
-      std::lock_guard lock(mailbox->mutex);
-      if (!mailbox->open) return;
-      net::post(mailbox->ex, [state, r = std::move(r)]() mutable { state->finish(std::move(r)); });
-    };
-    if (!service->submit(settings_max_queued, std::move(task))) {
-      result r;
-      r.kind = kind::busy;
-      r.detail = "too many sign-ins waiting for the directory";
-      state->finish(std::move(r));
-    }
-  }
-  std::size_t settings_max_queued = 0;
-};
-
-net::awaitable<result> ask_negotiate(worker& w, const login_settings& s, std::shared_ptr<negotiate_context>&& ctx,
-                                     std::string&& client, std::string&& header) {
-  negotiate_wait wait{w.inbox(), w.state().logins, w.state().negotiate, std::make_shared<const login_settings>(s),
-                      std::move(ctx), std::move(client), std::move(header), s.ldap.timeout + std::chrono::seconds(1),
-                      s.ldap.max_queued};
+template <class Start>
+net::awaitable<result> ask_service(worker& w, const login_settings& s, Start&& start) {
+  // The directory's own per-step timeouts free its thread; this deadline frees the client
+  // (queue wait included) even when several steps each take nearly their whole timeout.
+  service_wait<std::decay_t<Start>> wait{w.inbox(), s.ldap.timeout + std::chrono::seconds(1),
+                                         std::forward<Start>(start)};
   auto r = co_await net::async_initiate<const net::use_awaitable_t<>&, void(result)>(std::move(wait),
                                                                                      net::use_awaitable);
   co_return r;
 }
 
+// A password check (login_service::check: the cache, the failure counts, the bind).
+struct password_check {
+  login_service* service;
+  const login_settings* settings;
+  std::string client, user, password;
+  void operator()(login_service::callback done) {
+    service->check(*settings, std::move(client), std::move(user), std::move(password), std::move(done));
+  }
+};
+
+// A Negotiate acceptance (negotiate_login.hpp), in the same bounded queue as a password check.
+// The task keeps the connection's context and a copy of the settings alive while it runs.
+struct negotiate_check {
+  login_service* service;
+  negotiate_acceptor* acceptor;
+  std::shared_ptr<const login_settings> settings;
+  std::shared_ptr<negotiate_context> ctx;
+  std::string client, header;
+  void operator()(login_service::callback done) {
+    auto task = [done, service = service, acceptor = acceptor, settings = settings, ctx = std::move(ctx),
+                 client = std::move(client), header = std::move(header)]() mutable {
+      auto r = negotiate_sign_in(*service, *acceptor, *settings, client, *ctx, header);
+      OPENSSL_cleanse(header.data(), header.size());
+      done(std::move(r));
+    };
+    if (!service->submit(settings->ldap.max_queued, std::move(task))) {
+      result r;
+      r.kind = kind::busy;
+      r.detail = "too many sign-ins waiting for the directory";
+      done(std::move(r));
+    }
+  }
+};
+
 // The strings are taken by rvalue reference: callers move named locals in, so no by-value
 // string is made inside their co_await (proxy/README.md, GCC 12 rule 2).
+net::awaitable<result> ask_negotiate(worker& w, const login_settings& s, std::shared_ptr<negotiate_context>&& ctx,
+                                     std::string&& client, std::string&& header) {
+  negotiate_check check{w.state().logins, w.state().negotiate, std::make_shared<const login_settings>(s),
+                        std::move(ctx), std::move(client), std::move(header)};
+  auto r = co_await ask_service(w, s, std::move(check));
+  co_return r;
+}
+
 net::awaitable<result> ask_directory(worker& w, login_service& service, const login_settings& s,
                                      std::string&& client, std::string&& user, std::string&& password) {
-  // The directory's own per-step timeouts free its thread; this deadline frees the client
-  // (queue wait included) even when several steps each take nearly their whole timeout.
-  directory_wait wait{w.inbox(), &service, &s, std::move(client), std::move(user), std::move(password),
-                      s.ldap.timeout + std::chrono::seconds(1)};
-  auto r = co_await net::async_initiate<const net::use_awaitable_t<>&, void(result)>(std::move(wait),
-                                                                                     net::use_awaitable);
+  password_check check{&service, &s, std::move(client), std::move(user), std::move(password)};
+  auto r = co_await ask_service(w, s, std::move(check));
   co_return r;
 }
 
