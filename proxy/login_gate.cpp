@@ -140,10 +140,13 @@ struct negotiate_check {
 
 // The strings are taken by rvalue reference: callers move named locals in, so no by-value
 // string is made inside their co_await (proxy/README.md, GCC 12 rule 2).
-net::awaitable<result> ask_negotiate(worker& w, const login_settings& s, std::shared_ptr<negotiate_context>&& ctx,
-                                     std::string&& client, std::string&& header) {
-  negotiate_check check{w.state().logins, w.state().negotiate, std::make_shared<const login_settings>(s),
-                        std::move(ctx), std::move(client), std::move(header)};
+// `settings`: the exchange's pinned configuration's logins (an aliasing pointer, not a copy).
+net::awaitable<result> ask_negotiate(worker& w, std::shared_ptr<const login_settings>&& settings,
+                                     std::shared_ptr<negotiate_context>&& ctx, std::string&& client,
+                                     std::string&& header) {
+  const login_settings& s = *settings;
+  negotiate_check check{w.state().logins, w.state().negotiate, std::move(settings), std::move(ctx),
+                        std::move(client), std::move(header)};
   auto r = co_await ask_service(w, s, std::move(check));
   co_return r;
 }
@@ -292,7 +295,8 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     negotiation = c.login.negotiation ? c.login.negotiation : make_negotiate_context();
     auto ctx = negotiation;
     std::string client = c.ip_text, header(authorization);
-    auto answer = co_await ask_negotiate(w, s, std::move(ctx), std::move(client), std::move(header));
+    std::shared_ptr<const login_settings> settings(ex.cfg, &s);
+    auto answer = co_await ask_negotiate(w, std::move(settings), std::move(ctx), std::move(client), std::move(header));
     if (answer.kind == kind::ok) {
       count(w, answer.kind);
       remember(c, answer.who, authorization, now + s.ldap.cache_ttl);
