@@ -189,11 +189,17 @@ bool bind_service_account(LDAP* ld, const ldap_settings& s, directory_answer* fa
   return true;
 }
 
-// The user's DN by searching base_dn for (user_attribute=NAME) (as the connection is bound now).
-// bad_credentials when there is no such user or more than one.
-bool search_user_dn(LDAP* ld, const ldap_settings& s, std::string_view user, std::string& user_dn,
-                    directory_answer* failed) {
+// The user's DN: logins.ldap.bind_dn_template with the name in it, or else by searching
+// base_dn for (user_attribute=NAME) (as the connection is bound now). bad_credentials when
+// the search finds no such user or more than one.
+bool find_user_dn(LDAP* ld, const ldap_settings& s, std::string_view user, std::string& user_dn,
+                  directory_answer* failed) {
   using st = directory_answer::status;
+  if (!s.bind_dn_template.empty()) {
+    user_dn = s.bind_dn_template;
+    user_dn.replace(user_dn.find("{user}"), 6, ldap_dn_value(user));
+    return true;
+  }
   std::vector<std::string> dns, values;
   const std::string filter = "(&" + s.user_filter + "(" + s.user_attribute + "=" + ldap_filter_value(user) + "))";
   const int rc = search(ld, s, s.base_dn, LDAP_SCOPE_SUBTREE, filter, "", 2, dns, values);
@@ -253,13 +259,10 @@ directory_answer check_login(const ldap_settings& s, std::string_view user, std:
   directory_answer a;
   ldap_handle ld = open_directory(s, &a);
   if (!ld) return a;
+  // With a DN template the bind as the user is the only one; else the service account searches first.
   std::string user_dn;
-  if (!s.bind_dn_template.empty()) {
-    user_dn = s.bind_dn_template;
-    user_dn.replace(user_dn.find("{user}"), 6, ldap_dn_value(user));
-  } else if (!bind_service_account(ld.get(), s, &a) || !search_user_dn(ld.get(), s, user, user_dn, &a)) {
-    return a;
-  }
+  if (s.bind_dn_template.empty() && !bind_service_account(ld.get(), s, &a)) return a;
+  if (!find_user_dn(ld.get(), s, user, user_dn, &a)) return a;
   const int rc = simple_bind(ld.get(), user_dn, password);
   if (rc != LDAP_SUCCESS) return ldap_failure("bind as the user", rc);
 
@@ -277,12 +280,7 @@ directory_answer groups_of(const ldap_settings& s, std::string_view user) {
   // As the service account (or anonymously), never as the user: there is no password here.
   if (!bind_service_account(ld.get(), s, &a)) return a;
   std::string user_dn;
-  if (!s.bind_dn_template.empty()) {
-    user_dn = s.bind_dn_template;
-    user_dn.replace(user_dn.find("{user}"), 6, ldap_dn_value(user));
-  } else if (!search_user_dn(ld.get(), s, user, user_dn, &a)) {
-    return a;
-  }
+  if (!find_user_dn(ld.get(), s, user, user_dn, &a)) return a;
   a.result = st::ok;
   read_groups(ld.get(), s, user, user_dn, a);
   return a;
