@@ -198,7 +198,9 @@ void read_negotiate(rules::yaml_reader& r, const YAML::Node& n, negotiate_settin
   }
   read_string(r, n, "keytab", "logins.negotiate.keytab", g.keytab);
   read_string(r, n, "principal", "logins.negotiate.principal", g.principal);
-  if (n["keytab"] && !g.keytab.empty()) {
+  if (g.keytab.empty()) {
+    r.error(n["keytab"], "logins.negotiate.keytab is empty");
+  } else {
     std::ifstream in(g.keytab, std::ios::binary);
     char head[2] = {0, 0};
     if (!in) {
@@ -208,8 +210,6 @@ void read_negotiate(rules::yaml_reader& r, const YAML::Node& n, negotiate_settin
       r.error(n["keytab"], "logins.negotiate.keytab " + rules::quote(g.keytab) +
                                " is not a Kerberos keytab (make one with kadmin's ktadd, or ktpass on Active Directory)");
     }
-  } else if (n["keytab"]) {
-    r.error(n["keytab"], "logins.negotiate.keytab is empty");
   }
   if (!g.principal.empty()) {
     const auto at = g.principal.rfind('@');
