@@ -77,7 +77,7 @@ class login_service {
   // cached, failures counted (bad_credentials only: a directory outage is nobody's guess).
   void check(const login_settings& s, std::string client, std::string user, std::string password, callback done);
 
-  // Runs `task` on a directory thread (other sign-in methods: Negotiate, negotiate_gate.cpp),
+  // Runs `task` on a directory thread (other sign-in methods: Negotiate, negotiate_login.hpp),
   // in the same bounded queue as check(). False, without running it, when max_queued tasks
   // wait already or the service is stopping. A task still queued at destruction is dropped.
   bool submit(std::size_t max_queued, std::function<void()> task);

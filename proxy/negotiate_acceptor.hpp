@@ -10,7 +10,7 @@
 // effect without a reload.
 //
 // accept() BLOCKS (keytab reads, the replay cache) and must not run on an event loop: the
-// login gate runs it on login_service's directory threads (negotiate_gate.hpp).
+// login gate runs it on login_service's directory threads (negotiate_login.hpp).
 // Thread-safety: one acceptor serves every thread (the credential is shared under a mutex;
 // MIT's credentials lock themselves). A negotiate_context is one connection's exchange in
 // progress: used by one accept() at a time.
