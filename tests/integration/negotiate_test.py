@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 from harness import BIN, PUPIL, Origin, Proxy, _can_connect, free_port, raw_request, status_of, stop_process, wait_for
@@ -339,6 +340,25 @@ class NegotiateTest(unittest.TestCase):
                             "--user", "dave", "http://facebook.test/"], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertIn("could not give the groups of 'dave'", r.stderr)
+
+    def test_zz_groups_are_kept_for_the_cache_lifetime_then_read_again(self):
+        # login_service::identity_of: a Negotiate sign-in on a new connection takes the groups
+        # from the cache (logins.ldap.cache_ttl, 2s here) without a directory call, and reads
+        # them again once it has passed. Last in the class: it moves dave into Staff (and back).
+        time.sleep(2.1)  # dave's groups as an earlier test cached them have expired
+        self.kdc.kinit("dave", self.dave_keytab)
+        [(status, _)] = self.curl_negotiate([self.url("facebook.test", "/small?cache1")])
+        self.assertEqual(status, 403)  # Year 6
+        staff = f"dn: cn=Staff,ou=groups,{BASE}\nchangetype: modify\n%s: member\nmember: uid=dave,ou=people,{BASE}\n"
+        self.slapd.modify(staff % "add")
+        try:
+            [(status, _)] = self.curl_negotiate([self.url("facebook.test", "/small?cache2")])
+            self.assertEqual(status, 403)  # a new connection, a new token, the cached groups
+            time.sleep(2.5)
+            [(status, _)] = self.curl_negotiate([self.url("facebook.test", "/small?cache3")])
+            self.assertEqual(status, 200)  # read again: staff comes first in policy order
+        finally:
+            self.slapd.modify(staff % "delete")
 
 
 @unittest.skipUnless(HAVE_KRB5, "the MIT KDC tools are not installed")
