@@ -21,6 +21,28 @@ void expire(std::deque<login_service::clock::time_point>& times, login_service::
   while (!times.empty() && times.front() + within <= now) times.pop_front();
 }
 
+// The live entry for `user` in one of the caches (the password cache, identity_of's), made
+// under the same `settings_key`; null when there is none. REQUIRES: the service's mutex held.
+template <class Map>
+const typename Map::mapped_type* live_entry(const Map& cache, const std::string& user, std::size_t settings_key,
+                                            login_service::clock::time_point now) {
+  const auto it = cache.find(user);
+  if (it == cache.end() || it->second.expires <= now || it->second.settings_key != settings_key) return nullptr;
+  return &it->second;
+}
+
+// The entry to fill for `user` in one of the caches: once max_cached_users are kept, expired
+// entries are dropped first; null when it is full of live ones (this user is simply not
+// cached). REQUIRES: the service's mutex held.
+template <class Map>
+typename Map::mapped_type* cache_slot(Map& cache, const std::string& user, login_service::clock::time_point now) {
+  if (cache.size() >= max_cached_users && !cache.contains(user)) {
+    std::erase_if(cache, [now](const auto& kv) { return kv.second.expires <= now; });
+    if (cache.size() >= max_cached_users) return nullptr;
+  }
+  return &cache[user];
+}
+
 }  // namespace
 
 login_service::login_service(unsigned threads) {
@@ -74,12 +96,9 @@ std::shared_ptr<const login_identity> login_service::cached(const ldap_settings&
   const auto hash = digest(user, password);
   const auto key = settings_key(s);
   std::lock_guard lock(mutex_);
-  const auto it = cache_.find(std::string(user));
-  if (it == cache_.end()) return nullptr;
-  const auto& e = it->second;
-  if (e.expires <= now || e.settings_key != key) return nullptr;
-  if (CRYPTO_memcmp(e.hash.data(), hash.data(), hash.size()) != 0) return nullptr;
-  return e.who;
+  const auto* e = live_entry(cache_, std::string(user), key, now);
+  if (e == nullptr || CRYPTO_memcmp(e->hash.data(), hash.data(), hash.size()) != 0) return nullptr;
+  return e->who;
 }
 
 void login_service::remember(const ldap_settings& s, const std::string& user, const std::string& password,
@@ -88,15 +107,12 @@ void login_service::remember(const ldap_settings& s, const std::string& user, co
   const auto hash = digest(user, password);
   const auto key = settings_key(s);
   std::lock_guard lock(mutex_);
-  if (cache_.size() >= max_cached_users && !cache_.contains(user)) {
-    std::erase_if(cache_, [now](const auto& kv) { return kv.second.expires <= now; });
-    if (cache_.size() >= max_cached_users) return;  // full of live entries: this one is simply not cached
-  }
-  auto& e = cache_[user];
-  e.hash = hash;
-  e.settings_key = key;
-  e.who = std::move(who);
-  e.expires = now + s.cache_ttl;
+  auto* e = cache_slot(cache_, user, now);
+  if (e == nullptr) return;
+  e->hash = hash;
+  e->settings_key = key;
+  e->who = std::move(who);
+  e->expires = now + s.cache_ttl;
 }
 
 bool login_service::refused(const login_settings& s, const std::string& client, std::string_view user,
@@ -153,10 +169,7 @@ std::shared_ptr<const login_identity> login_service::identity_of(const ldap_sett
   const auto key = settings_key(s);
   {
     std::lock_guard lock(mutex_);
-    if (const auto it = identities_.find(user);
-        it != identities_.end() && it->second.expires > now && it->second.settings_key == key) {
-      return it->second.who;
-    }
+    if (const auto* e = live_entry(identities_, user, key, now)) return e->who;
   }
   auto answer = groups_of(s, user);
   if (answer.result == directory_answer::status::unavailable) {
@@ -168,14 +181,10 @@ std::shared_ptr<const login_identity> login_service::identity_of(const ldap_sett
   who->groups = std::move(answer.groups);  // none when the directory does not know the user
   if (s.cache_ttl.count() > 0) {
     std::lock_guard lock(mutex_);
-    if (identities_.size() >= max_cached_users && !identities_.contains(user)) {
-      std::erase_if(identities_, [now](const auto& kv) { return kv.second.expires <= now; });
-    }
-    if (identities_.size() < max_cached_users || identities_.contains(user)) {
-      auto& e = identities_[user];
-      e.settings_key = key;
-      e.who = who;
-      e.expires = now + s.cache_ttl;
+    if (auto* e = cache_slot(identities_, user, now)) {
+      e->settings_key = key;
+      e->who = who;
+      e->expires = now + s.cache_ttl;
     }
   }
   return who;
