@@ -147,7 +147,7 @@ net::awaitable<void> answer_post(worker& w, client_connection& c, exchange& ex, 
   }
   std::chrono::seconds retry_after{0};
   std::string name = user;
-  auto answer = co_await check_password(w, c, s, std::move(name), std::move(password), &retry_after);
+  auto answer = co_await check_password(w, c, s, std::move(name), std::move(password), &retry_after, "sign-in page: ");
   if (answer.kind == kind::ok || answer.kind == kind::cached) {
     w.state().signins.bind(c.ip_text, answer.who, s.page, login_service::clock::now());
     ex.login = answer.who;
