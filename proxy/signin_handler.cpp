@@ -128,7 +128,7 @@ net::awaitable<void> answer_post(worker& w, client_connection& c, exchange& ex, 
   const bool token_ok = w.state().form_keys.verify(c.ip_text, signin_token_subject(url), issued, fields["nonce"],
                                                    fields["token"], seconds_of(ex));
   // On the site itself, the way back must be on that same site.
-  const bool same_origin = url.empty() || !same_site || url.find("://" + ex.host) != std::string::npos;
+  const bool same_origin = url.empty() || !same_site || url_on_host(url, ex.host);
   if (!token_ok || !same_origin || (!url.empty() && !redirectable(url))) {
     OPENSSL_cleanse(password.data(), password.size());
     ex.note = "sign-in page: bad or old token";

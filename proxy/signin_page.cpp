@@ -39,6 +39,14 @@ signin_address signin_address_of(bool same_site, std::string_view host, std::str
   return signin_address::none;
 }
 
+bool url_on_host(std::string_view url, std::string_view host) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos || host.empty()) return false;
+  const std::string_view rest = url.substr(scheme_end + 3);
+  if (rest.size() < host.size() || !ascii_iequals(rest.substr(0, host.size()), host)) return false;
+  return rest.size() == host.size() || std::string_view(":/?#").find(rest[host.size()]) != std::string_view::npos;
+}
+
 std::string signin_token_subject(std::string_view url) { return "signin " + std::string(url); }
 
 std::string signout_link(bool transparent, std::string_view host) {

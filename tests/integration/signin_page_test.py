@@ -353,6 +353,26 @@ class SigninPageHttpsTest(SigninBase, unittest.TestCase):
         status, _, err = self.get(source, url, tls)
         self.assertEqual(status, 511, err)
 
+    def test_the_way_back_stays_on_the_site_the_form_was_posted_on(self):
+        # A page's token posted on another site's address is refused, even where that site's
+        # name appears inside the URL the token covers (the check is on the URL's host).
+        source = "127.0.0.43"
+        url = f"https://origin.test:{self.origin.port}/lesson?next=https://other.test/"
+        bundle = os.path.join(self.tmp, "school-ca-only.pem")
+        shutil.copyfile(self.school_crt, bundle)
+        tls = ["--cacert", bundle, "-A", "Mozilla/5.0 (X11; Linux x86_64)"]
+        status, body, err = self.get(source, url, tls)
+        self.assertEqual(status, 511, err)
+        fields = hidden_fields(body)
+        self.assertEqual(fields["url"], url)
+        fields.update(user="sam", password="sam-pw")
+        status, out, err = self.post(source, f"https://other.test:{self.origin.port}/.well-known/hallpass/signin",
+                                     fields, tls)
+        self.assertEqual(status, 403, out + err.encode())
+        self.assertIn(b"The sign-in page has expired", out)
+        status, _, err = self.get(source, url, tls)
+        self.assertEqual(status, 511, err)
+
     def test_check_says_the_page_is_served_inside_https(self):
         config = os.path.join(self.tmp, "with-ca.yaml")
         with open(config, "w") as f:
