@@ -224,6 +224,10 @@ net::awaitable<result> check_password(worker& w, const client_connection& c, con
   co_return r;
 }
 
+login_mode login_mode_of(worker& w, const client_connection& c, const login_settings& s) {
+  return w.state().logins == nullptr || !s.ldap.configured() ? login_mode::none : s.mode_for(c.ip);
+}
+
 void client_connection::signed_in::forget() {
   who.reset();
   connection_bound = false;
@@ -235,11 +239,13 @@ void client_connection::signed_in::forget() {
 net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex, std::string_view authorization,
                                    unsigned version, bool keep_alive, bool* again) {
   *again = false;
-  if (w.state().logins != nullptr && ex.cfg->daemon.logins.ldap.configured() &&
-      ex.cfg->daemon.logins.mode_for(c.ip) == login_mode::page) {
+  const auto& s = ex.cfg->daemon.logins;
+  login_service* service = w.state().logins;
+  const login_mode mode = login_mode_of(w, c, s);
+  if (mode == login_mode::page) {
     // The sign-in page: the device's address is who it is (signin_table.hpp), in an inspected
     // tunnel too (its CONNECT or handshake was made to show the page, not as a sign-in).
-    ex.login = w.state().signins.find(c.ip_text, ex.cfg->daemon.logins.page, login_service::clock::now());
+    ex.login = w.state().signins.find(c.ip_text, s.page, login_service::clock::now());
     const bool same_site = c.inside || c.transparent;
     if (!ex.login || signin_address_of(same_site, ex.host, ex.path) != signin_address::none) co_return login_step::page;
     co_return login_step::proceed;
@@ -249,9 +255,6 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     ex.login = c.login.who;
     co_return login_step::proceed;
   }
-  const auto& s = ex.cfg->daemon.logins;
-  login_service* service = w.state().logins;
-  const login_mode mode = service == nullptr || !s.ldap.configured() ? login_mode::none : s.mode_for(c.ip);
   if (mode == login_mode::none) co_return login_step::proceed;
 
   const auto now = login_service::clock::now();

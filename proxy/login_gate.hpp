@@ -32,9 +32,6 @@ enum class login_step : std::uint8_t {
             // ex.login set when the device is signed in)
 };
 
-// `keep_alive`: whether the connection may carry another request after a 407 (the client
-// usually retries at once with credentials on the same connection). On `answered`, *again says
-// whether it may.
 // The check of a user name and password, for Basic (sign_in) and the sign-in page's post
 // (signin_handler.cpp) alike: the login cache, the failure limits (per client and per name;
 // *retry_after set when refused), then login_service off the loop with its deadline. Counts
@@ -44,6 +41,13 @@ net::awaitable<login_service::result> check_password(worker& w, const client_con
                                                       std::string&& user, std::string&& password,
                                                       std::chrono::seconds* retry_after, std::string_view via);
 
+// The login mode `c` is under: logins.networks' for its address, or none where no directory
+// is configured (nothing could check a sign-in).
+login_mode login_mode_of(worker& w, const client_connection& c, const login_settings& s);
+
+// `keep_alive`: whether the connection may carry another request after a 407 (the client
+// usually retries at once with credentials on the same connection). On `answered`, *again says
+// whether it may.
 net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex, std::string_view authorization,
                                    unsigned version, bool keep_alive, bool* again);
 

@@ -252,7 +252,7 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
 
 bool signin_missing(worker& w, const client_connection& c, exchange& ex) {
   const auto& s = ex.cfg->daemon.logins;
-  if (w.state().logins == nullptr || !s.ldap.configured() || s.mode_for(c.ip) != login_mode::page) return false;
+  if (login_mode_of(w, c, s) != login_mode::page) return false;
   ex.login = w.state().signins.find(c.ip_text, s.page, login_service::clock::now());
   return !ex.login;
 }
