@@ -19,7 +19,7 @@ import urllib.parse
 
 from harness import BIN, STAFF, Origin, Proxy, curl, wait_for
 from inspection_test import TestCA, TlsOrigin
-from logins_test import BASE, HAVE_SLAPD, Slapd, with_group_roles
+from logins_test import HAVE_SLAPD, Slapd, ldap_and_failures, with_group_roles
 
 IDLE_SECONDS = 6
 
@@ -31,18 +31,8 @@ logins:
   networks:
     - {{networks: [127.0.0.0/8], login: page}}
     - {{networks: ["{STAFF}/32"], login: none}}
-  ldap:
-    url: "{url}"
-    ca_file: "{ca_file}"
-    base_dn: "ou=people,{BASE}"
-    user_attribute: uid
-    group_base_dn: "ou=groups,{BASE}"
-    group_member_attribute: member
-    timeout: 3s
-    cache_ttl: 2s
-  failures: {{per_client: 3, per_user: 3, within: 1m}}
   page: {{idle: {idle}, lifetime: {lifetime}}}
-"""
+""" + ldap_and_failures(url, ca_file, cache_ttl="2s", timeout="3s")
 
 
 def hidden_fields(body):
