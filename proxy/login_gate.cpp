@@ -195,7 +195,8 @@ void count(worker& w, kind k) { w.state().metrics.logins[static_cast<std::size_t
 }  // namespace
 
 net::awaitable<result> check_password(worker& w, const client_connection& c, const login_settings& s,
-                                      std::string&& user, std::string&& password, std::chrono::seconds* retry_after) {
+                                      std::string&& user, std::string&& password, std::chrono::seconds* retry_after,
+                                      std::string_view via) {
   result r;
   login_service* service = w.state().logins;
   const auto now = login_service::clock::now();
@@ -222,13 +223,17 @@ net::awaitable<result> check_password(worker& w, const client_connection& c, con
   r = co_await ask_directory(w, *service, s, std::move(client), std::move(name), std::move(password));
   count(w, r.kind);
   if (r.kind == kind::bad_credentials) {
-    std::cerr << "hallpass: sign-in page: login failed for user " << user << " from " << c.ip_text << ": "
+    std::cerr << "hallpass: " << via << "login failed for user " << user << " from " << c.ip_text << ": "
               << r.detail << "\n";
   } else if (r.kind != kind::ok) {
-    std::cerr << "hallpass: sign-in page: login for user " << user << " from " << c.ip_text
+    std::cerr << "hallpass: " << via << "login for user " << user << " from " << c.ip_text
               << " not checked: " << r.detail << "\n";
   }
   co_return r;
+}
+
+login_mode login_mode_of(worker& w, const client_connection& c, const login_settings& s) {
+  return w.state().logins == nullptr || !s.ldap.configured() ? login_mode::none : s.mode_for(c.ip);
 }
 
 void client_connection::signed_in::forget() {
@@ -242,11 +247,13 @@ void client_connection::signed_in::forget() {
 net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex, std::string_view authorization,
                                    unsigned version, bool keep_alive, bool* again) {
   *again = false;
-  if (w.state().logins != nullptr && ex.cfg->daemon.logins.ldap.configured() &&
-      ex.cfg->daemon.logins.mode_for(c.ip) == login_mode::page) {
+  const auto& s = ex.cfg->daemon.logins;
+  login_service* service = w.state().logins;
+  const login_mode mode = login_mode_of(w, c, s);
+  if (mode == login_mode::page) {
     // The sign-in page: the device's address is who it is (signin_table.hpp), in an inspected
     // tunnel too (its CONNECT or handshake was made to show the page, not as a sign-in).
-    ex.login = w.state().signins.find(c.ip_text, ex.cfg->daemon.logins.page, login_service::clock::now());
+    ex.login = w.state().signins.find(c.ip_text, s.page, login_service::clock::now());
     const bool same_site = c.inside || c.transparent;
     if (!ex.login || signin_address_of(same_site, ex.host, ex.path) != signin_address::none) co_return login_step::page;
     co_return login_step::proceed;
@@ -256,9 +263,6 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     ex.login = c.login.who;
     co_return login_step::proceed;
   }
-  const auto& s = ex.cfg->daemon.logins;
-  login_service* service = w.state().logins;
-  const login_mode mode = service == nullptr || !s.ldap.configured() ? login_mode::none : s.mode_for(c.ip);
   if (mode == login_mode::none) co_return login_step::proceed;
 
   const auto now = login_service::clock::now();
@@ -333,40 +337,28 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
                                     : "The sign-in could not be read: only Basic is accepted here.\n";
     ex.reason_override = "login unreadable";
     count(w, kind::bad_credentials);
-  } else if (auto who = service->cached(s.ldap, user, password, now)) {
-    count(w, kind::cached);
-    remember(c, who, authorization, now + s.ldap.cache_ttl);
-    ex.login = std::move(who);
-    OPENSSL_cleanse(password.data(), password.size());
-    co_return login_step::proceed;
-  } else if (service->refused(s, c.ip_text, user, now, &retry_after)) {
-    count(w, kind::rate_limited);
-    status = http::status::too_many_requests;
-    body = "Too many wrong passwords. Wait a few minutes, then try again.\n";
-    ex.reason_override = "login refused after too many failures";
-    ex.note = "login rate-limited for user " + user;
   } else {
-    std::string client = c.ip_text, name = user;
-    auto answer = co_await ask_directory(w, *service, s, std::move(client), std::move(name), std::move(password));
-    count(w, answer.kind);
-    if (answer.kind == kind::ok) {
+    std::string name = user;
+    auto answer = co_await check_password(w, c, s, std::move(name), std::move(password), &retry_after, "");
+    if (answer.kind == kind::ok || answer.kind == kind::cached) {
       remember(c, answer.who, authorization, now + s.ldap.cache_ttl);
       ex.login = std::move(answer.who);
       co_return login_step::proceed;
     }
-    if (answer.kind == kind::bad_credentials) {
+    if (answer.kind == kind::rate_limited) {
+      status = http::status::too_many_requests;
+      body = "Too many wrong passwords. Wait a few minutes, then try again.\n";
+      ex.reason_override = "login refused after too many failures";
+      ex.note = "login rate-limited for user " + user;
+    } else if (answer.kind == kind::bad_credentials) {
       body = "The user name or password was not right.\n";
       ex.reason_override = "login failed";
       ex.note = "login failed for user " + user + ": " + answer.detail;
-      std::cerr << "hallpass: login failed for user " << user << " from " << c.ip_text << ": " << answer.detail
-                << "\n";
     } else {
       status = http::status::service_unavailable;
       body = "The school directory could not check the sign-in just now. Try again in a minute.\n";
       ex.reason_override = "login directory unavailable";
       ex.note = "login for user " + user + " not checked: " + answer.detail;
-      std::cerr << "hallpass: login for user " << user << " from " << c.ip_text << " not checked: " << answer.detail
-                << "\n";
     }
   }
   ex.action = outcome::error;

@@ -32,17 +32,22 @@ enum class login_step : std::uint8_t {
             // ex.login set when the device is signed in)
 };
 
+// The check of a user name and password, for Basic (sign_in) and the sign-in page's post
+// (signin_handler.cpp) alike: the login cache, the failure limits (per client and per name;
+// *retry_after set when refused), then login_service off the loop with its deadline. Counts
+// hallpass_logins_total and logs a failure on standard error with the user name only, after
+// `via` ("sign-in page: ", or "" for Basic). `password` is wiped.
+net::awaitable<login_service::result> check_password(worker& w, const client_connection& c, const login_settings& s,
+                                                      std::string&& user, std::string&& password,
+                                                      std::chrono::seconds* retry_after, std::string_view via);
+
+// The login mode `c` is under: logins.networks' for its address, or none where no directory
+// is configured (nothing could check a sign-in).
+login_mode login_mode_of(worker& w, const client_connection& c, const login_settings& s);
+
 // `keep_alive`: whether the connection may carry another request after a 407 (the client
 // usually retries at once with credentials on the same connection). On `answered`, *again says
 // whether it may.
-// The directory check the sign-in page's post uses (signin_handler.cpp), the same as Basic's:
-// the login cache, the failure limits (per client and per name; *retry_after set when
-// refused), then login_service off the loop with its deadline. Counts hallpass_logins_total and
-// logs a failure on standard error with the user name only. `password` is wiped.
-net::awaitable<login_service::result> check_password(worker& w, const client_connection& c, const login_settings& s,
-                                                      std::string&& user, std::string&& password,
-                                                      std::chrono::seconds* retry_after);
-
 net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex, std::string_view authorization,
                                    unsigned version, bool keep_alive, bool* again);
 

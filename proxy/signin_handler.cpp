@@ -128,7 +128,7 @@ net::awaitable<void> answer_post(worker& w, client_connection& c, exchange& ex, 
   const bool token_ok = w.state().form_keys.verify(c.ip_text, signin_token_subject(url), issued, fields["nonce"],
                                                    fields["token"], seconds_of(ex));
   // On the site itself, the way back must be on that same site.
-  const bool same_origin = url.empty() || !same_site || url.find("://" + ex.host) != std::string::npos;
+  const bool same_origin = url.empty() || !same_site || url_on_host(url, ex.host);
   if (!token_ok || !same_origin || (!url.empty() && !redirectable(url))) {
     OPENSSL_cleanse(password.data(), password.size());
     ex.note = "sign-in page: bad or old token";
@@ -147,7 +147,7 @@ net::awaitable<void> answer_post(worker& w, client_connection& c, exchange& ex, 
   }
   std::chrono::seconds retry_after{0};
   std::string name = user;
-  auto answer = co_await check_password(w, c, s, std::move(name), std::move(password), &retry_after);
+  auto answer = co_await check_password(w, c, s, std::move(name), std::move(password), &retry_after, "sign-in page: ");
   if (answer.kind == kind::ok || answer.kind == kind::cached) {
     w.state().signins.bind(c.ip_text, answer.who, s.page, login_service::clock::now());
     ex.login = answer.who;
@@ -252,7 +252,7 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
 
 bool signin_missing(worker& w, const client_connection& c, exchange& ex) {
   const auto& s = ex.cfg->daemon.logins;
-  if (w.state().logins == nullptr || !s.ldap.configured() || s.mode_for(c.ip) != login_mode::page) return false;
+  if (login_mode_of(w, c, s) != login_mode::page) return false;
   ex.login = w.state().signins.find(c.ip_text, s.page, login_service::clock::now());
   return !ex.login;
 }

@@ -2,19 +2,11 @@
 
 #include "proxy/block_page.hpp"
 #include "proxy/daemon_config.hpp"
+#include "proxy/request_checks.hpp"
 #include "rules/exception_index.hpp"
 
 namespace hallpass {
 namespace {
-
-bool same_name(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 void hidden(std::string& out, std::string_view name, std::string_view value) {
   out += "<input type=\"hidden\" name=\"";
@@ -41,10 +33,18 @@ signin_address signin_address_of(bool same_site, std::string_view host, std::str
     if (path == site_signout_path) return signin_address::signout;
     return signin_address::none;
   }
-  if (!same_name(host, form_host)) return signin_address::none;
+  if (!ascii_iequals(host, form_host)) return signin_address::none;
   if (path == signin_path) return signin_address::signin;
   if (path == signout_path) return signin_address::signout;
   return signin_address::none;
+}
+
+bool url_on_host(std::string_view url, std::string_view host) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos || host.empty()) return false;
+  const std::string_view rest = url.substr(scheme_end + 3);
+  if (rest.size() < host.size() || !ascii_iequals(rest.substr(0, host.size()), host)) return false;
+  return rest.size() == host.size() || std::string_view(":/?#").find(rest[host.size()]) != std::string_view::npos;
 }
 
 std::string signin_token_subject(std::string_view url) { return "signin " + std::string(url); }

@@ -39,6 +39,10 @@ enum class signin_address : std::uint8_t { none, signin, signout };
 // only the /.well-known/ paths count; otherwise only form_host's.
 signin_address signin_address_of(bool same_site, std::string_view host, std::string_view path);
 
+// Whether `url` (scheme://authority/...) names `host` as its whole host (any port), ASCII case
+// aside: the way back from a page posted on a site itself must stay on that site.
+bool url_on_host(std::string_view url, std::string_view host);
+
 // What the page shows.
 struct signin_page_info {
   std::string_view school_name;

@@ -145,15 +145,10 @@ def with_group_roles(text):
                                        "      - {action: block, categories: [social_media]}\n  guests:\n")
 
 
-def logins_section(url, ca_file, cache_ttl="2s", timeout="2s"):
-    return f"""
-logins:
-  realm: "Test School internet"
-  networks:
-    - {{networks: [127.0.0.0/8], login: required}}
-    - {{networks: ["{STAFF}/32"], login: optional}}
-    - {{networks: ["{GUEST}/32"], login: none}}
-  ldap:
+def ldap_and_failures(url, ca_file, cache_ttl="2s", timeout="2s"):
+    """The logins section's ldap (the test tree on slapd at `url`) and failures keys, for any
+    section of logins (required here, login: page in signin_page_test.py)."""
+    return f"""  ldap:
     url: "{url}"
     ca_file: "{ca_file}"
     base_dn: "ou=people,{BASE}"
@@ -164,6 +159,17 @@ logins:
     cache_ttl: {cache_ttl}
   failures: {{per_client: 3, per_user: 3, within: 1m}}
 """
+
+
+def logins_section(url, ca_file, cache_ttl="2s", timeout="2s"):
+    return f"""
+logins:
+  realm: "Test School internet"
+  networks:
+    - {{networks: [127.0.0.0/8], login: required}}
+    - {{networks: ["{STAFF}/32"], login: optional}}
+    - {{networks: ["{GUEST}/32"], login: none}}
+""" + ldap_and_failures(url, ca_file, cache_ttl, timeout)
 
 
 @unittest.skipUnless(HAVE_SLAPD, "slapd, slapadd or ldapmodify is not installed (apt-get install slapd ldap-utils)")

@@ -19,7 +19,7 @@ import urllib.parse
 
 from harness import BIN, STAFF, Origin, Proxy, curl, wait_for
 from inspection_test import TestCA, TlsOrigin
-from logins_test import BASE, HAVE_SLAPD, Slapd, with_group_roles
+from logins_test import HAVE_SLAPD, Slapd, ldap_and_failures, with_group_roles
 
 IDLE_SECONDS = 6
 
@@ -31,18 +31,8 @@ logins:
   networks:
     - {{networks: [127.0.0.0/8], login: page}}
     - {{networks: ["{STAFF}/32"], login: none}}
-  ldap:
-    url: "{url}"
-    ca_file: "{ca_file}"
-    base_dn: "ou=people,{BASE}"
-    user_attribute: uid
-    group_base_dn: "ou=groups,{BASE}"
-    group_member_attribute: member
-    timeout: 3s
-    cache_ttl: 2s
-  failures: {{per_client: 3, per_user: 3, within: 1m}}
   page: {{idle: {idle}, lifetime: {lifetime}}}
-"""
+""" + ldap_and_failures(url, ca_file, cache_ttl="2s", timeout="3s")
 
 
 def hidden_fields(body):
@@ -350,6 +340,26 @@ class SigninPageHttpsTest(SigninBase, unittest.TestCase):
         status, body, err = self.get(source, "http://hallpass.invalid/signout")
         self.assertEqual(status, 200, err)
         self.assertIn(b"You have signed out", body)
+        status, _, err = self.get(source, url, tls)
+        self.assertEqual(status, 511, err)
+
+    def test_the_way_back_stays_on_the_site_the_form_was_posted_on(self):
+        # A page's token posted on another site's address is refused, even where that site's
+        # name appears inside the URL the token covers (the check is on the URL's host).
+        source = "127.0.0.43"
+        url = f"https://origin.test:{self.origin.port}/lesson?next=https://other.test/"
+        bundle = os.path.join(self.tmp, "school-ca-only.pem")
+        shutil.copyfile(self.school_crt, bundle)
+        tls = ["--cacert", bundle, "-A", "Mozilla/5.0 (X11; Linux x86_64)"]
+        status, body, err = self.get(source, url, tls)
+        self.assertEqual(status, 511, err)
+        fields = hidden_fields(body)
+        self.assertEqual(fields["url"], url)
+        fields.update(user="sam", password="sam-pw")
+        status, out, err = self.post(source, f"https://other.test:{self.origin.port}/.well-known/hallpass/signin",
+                                     fields, tls)
+        self.assertEqual(status, 403, out + err.encode())
+        self.assertIn(b"The sign-in page has expired", out)
         status, _, err = self.get(source, url, tls)
         self.assertEqual(status, 511, err)
 

@@ -49,6 +49,19 @@ TEST_CASE("signin page: its addresses through the proxy and on the site") {
   CHECK(signin_address_of(true, "hallpass.invalid", "/signin") == signin_address::none);
 }
 
+TEST_CASE("signin page: the way back is on the site only when the URL's host is that site") {
+  CHECK(url_on_host("https://example.com/a", "example.com"));
+  CHECK(url_on_host("https://Example.COM:8443/a?b", "example.com"));
+  CHECK(url_on_host("http://example.com", "example.com"));
+  CHECK(url_on_host("http://example.com?q", "example.com"));
+  CHECK_FALSE(url_on_host("https://example.com.evil.test/", "example.com"));
+  CHECK_FALSE(url_on_host("https://evil.test/?next=https://example.com/", "example.com"));
+  CHECK_FALSE(url_on_host("https://myexample.com/", "example.com"));
+  CHECK_FALSE(url_on_host("https://example.co/", "example.com"));
+  CHECK_FALSE(url_on_host("example.com/", "example.com"));
+  CHECK_FALSE(url_on_host("https://example.com/", ""));
+}
+
 TEST_CASE("signin page: escaped, self-contained, with a token bound to device and URL") {
   form_keys keys;
   signin_page_info info;
