@@ -389,19 +389,9 @@ int run_explain(const std::vector<std::string>& args) {
   auto e = rules::explain_url(p, f, overlay.get(), !ca_dir.empty());
   e.notes.insert(e.notes.begin(), notes.begin(), notes.end());
   if (json) {
-    std::string out = rules::explanation_json(p, f, e);
-    // The device as given (canonical forms need no escaping: letters, digits, . - _ :).
-    if ((!device_text.empty() || !mac_text.empty()) && out.starts_with("{")) {
-      out.insert(1, "\"device\":" + (device_text.empty() ? std::string("null") : "\"" + device_text + "\"") +
-                        ",\"mac\":" + (mac_text.empty() ? std::string("null") : "\"" + mac_text + "\"") + ",");
-    }
-    std::cout << out << "\n";
+    std::cout << rules::explanation_json(p, f, e) << "\n";
   } else {
     std::cout << "URL:      " << url << "\n";
-    if (!device_text.empty() || !mac_text.empty()) {
-      std::cout << "Device:   " << (device_text.empty() ? "(no name)" : device_text)
-                << (mac_text.empty() ? "" : " (" + mac_text + ")") << "\n";
-    }
     std::cout << rules::explanation_text(p, f, e);
   }
   return 0;

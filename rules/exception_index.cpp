@@ -90,12 +90,9 @@ std::shared_ptr<const exception_index> exception_index::build(std::vector<except
   auto idx = std::make_shared<exception_index>();
   idx->bans_ = std::move(bans);
   for (auto& b : idx->bans_) {
+    // A subject that names no device leaves the default device_id, which matches nothing.
     if (b.device) {
-      if (auto d = parse_device(b.subject)) {
-        if (!b.address) b.address = d->address;
-        b.device_id = std::move(*d);
-      }
-      b.device_id.address = b.address;
+      if (auto d = parse_device(b.subject)) b.device_id = std::move(*d);
     }
     b.rule_id = "ban " + std::to_string(b.id);
   }

@@ -103,8 +103,7 @@ struct ban_entry {
   std::int64_t id = 0;
   bool device = false;              // subject names a device, else a user
   std::string subject;              // the user name, or the device in canonical form
-  std::optional<ip_address> address;  // for a device named by its address
-  device_ref device_id;             // the device as matched (set by build())
+  device_ref device_id;             // the device as matched (build() reads it from subject)
   std::chrono::sys_seconds from{}, until{};
   std::string reason;               // the adult's reason: explain and the admin verbs, never the page
   std::string how;                  // "command" or "automatic"

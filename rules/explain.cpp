@@ -384,6 +384,12 @@ std::string explanation_text(const policy& p, const request_facts& f, const expl
     out += value;
     out += "\n";
   };
+  // The device the DHCP leases would name (explain --device, --mac): bans and exceptions by
+  // name or hardware address match on it.
+  if (!f.device.empty() || !f.mac.empty()) {
+    line("Device:", (f.device.empty() ? std::string("(no name)") : std::string(f.device)) +
+                        (f.mac.empty() ? "" : " (" + std::string(f.mac) + ")"));
+  }
   line("Verdict:", v.act == action::allow ? "ALLOW" : "BLOCK");
   line("Host:", v.host.text.empty() ? std::string(f.host) : v.host.text);
   line("Role:", v.chosen_role->name + " (" + role_how(v) + ")");
@@ -422,6 +428,10 @@ std::string explanation_json(const policy& p, const request_facts& f, const expl
   }
   allow += "]";
   json_object o;
+  if (!f.device.empty() || !f.mac.empty()) {
+    if (f.device.empty()) o.null("device"); else o.str("device", f.device);
+    if (f.mac.empty()) o.null("mac"); else o.str("mac", f.mac);
+  }
   o.str("action", to_string(v.act))
       .str("host", v.host.text.empty() ? f.host : std::string_view(v.host.text))
       .str("role", v.chosen_role->name)

@@ -58,6 +58,7 @@ explanation explain(const policy& p, const request_facts& facts, const exception
 explanation explain_url(const policy& p, const request_facts& facts, const exception_index* overlay,
                         bool inspection_on);
 
+// Both name the device asked about (facts.device, facts.mac; explain --device, --mac) when either is set.
 std::string explanation_text(const policy& p, const request_facts& facts, const explanation& e);
 std::string explanation_json(const policy& p, const request_facts& facts, const explanation& e);
 

@@ -235,12 +235,9 @@ std::optional<std::vector<rules::ban_entry>> exception_store::load_bans(seconds_
     b.from = seconds_t{std::chrono::seconds{st.integer(5)}};
     b.until = seconds_t{std::chrono::seconds{st.integer(6)}};
     b.until_text = iso(st.integer(6));
-    if (b.device) {
-      // An address, a DHCP name or a hardware address (rules/device_ref.hpp).
-      const auto d = rules::parse_device(b.subject);
-      if (!d) continue;  // names no device: it can match none (the daemon checks at ban)
-      b.address = d->address;
-    }
+    // An address, a DHCP name or a hardware address (rules/device_ref.hpp; exception_index::build
+    // reads which). A subject that names no device can match none (the daemon checks at ban).
+    if (b.device && !rules::parse_device(b.subject)) continue;
     out.push_back(std::move(b));
   }
   if (!err.empty()) return failed();

@@ -176,16 +176,19 @@ std::vector<std::string> split_roles(const std::string& s) {
   return out;
 }
 
+// A request's scope.roles as the who_value column keeps them: "pupils,staff" (split_roles).
+std::string joined_roles(const json::object& scope) {
+  std::string roles;
+  for (const auto& r : scope.at("roles").as_array()) roles += (roles.empty() ? "" : ",") + std::string(r.as_string());
+  return roles;
+}
+
 // Whom an exception opens the site for, as list and show give it: {"kind", "value"}. An
 // exception approved before schema 4 (who NULL) has the request's scope as filed.
 json::object exception_who(const std::optional<std::string>& who, const std::optional<std::string>& value,
                            const json::object& scope) {
   if (!who) {
-    if (!scope.at("roles").as_array().empty()) {
-      std::string roles;
-      for (const auto& r : scope.at("roles").as_array()) roles += (roles.empty() ? "" : ",") + std::string(r.as_string());
-      return {{"kind", "role"}, {"value", roles}};
-    }
+    if (auto roles = joined_roles(scope); !roles.empty()) return {{"kind", "role"}, {"value", roles}};
     if (scope.at("user").is_string()) return {{"kind", "user"}, {"value", scope.at("user")}};
     return {{"kind", "client"}, {"value", scope.at("client")}};
   }
@@ -211,8 +214,7 @@ narrowing narrow_request(const json::object& request, const std::optional<std::s
   std::string device = text(request.at("client"));
   if (auto d = rules::parse_device(text(by.at("device"))); d && d->by == rules::device_key::name)
     device = d->text + "@" + device;
-  std::string roles;
-  for (const auto& r : scope.at("roles").as_array()) roles += (roles.empty() ? "" : ",") + std::string(r.as_string());
+  const std::string roles = joined_roles(scope);
   if (!asked) {
     if (!asker.empty()) return {"user", asker, ""};
     if (from_device) return {"device", device, ""};

@@ -6,6 +6,7 @@
 
 #include "rules/decision.hpp"
 #include "rules/device_ref.hpp"
+#include "rules/explain.hpp"
 #include "tests/rules/policy_fixture.hpp"
 
 using namespace hallpass::rules;
@@ -173,4 +174,27 @@ TEST_CASE("a device is named by its address, name or hardware address, in canoni
   CHECK_FALSE(parse_device("", &why));
   CHECK_FALSE(parse_mac("3c:22:fb-12:9a:01"));  // one separator throughout
   CHECK_FALSE(parse_mac("3c:22:fb:12:9a:0g"));
+}
+
+TEST_CASE("explain says which device it was asked about, in text and JSON") {
+  auto p = test::load_yaml(scope_policy);
+  auto idx = exception_index::build({}, {}, {device_ban(*p, "3c:22:fb:12:9a:01")});
+  auto parts = split_url("http://open.example/", nullptr);
+  REQUIRE(parts);
+  request_facts f;
+  f.client = ip_address::parse("10.10.4.20");
+  f.mac = "3c:22:fb:12:9a:01";
+  f.method = "GET";
+  f.scheme = parts->scheme;
+  f.host = parts->host;
+  f.path = parts->path;
+  f.time = p->zone.to_sys(*parse_local_time(day + "09:00"));
+  const auto e = explain_url(*p, f, idx.get(), false);
+  CHECK(e.v.rule_id == "ban 4");
+  const auto json = explanation_json(*p, f, e);
+  CHECK(json.find(R"("device":null,"mac":"3c:22:fb:12:9a:01")") != std::string::npos);
+  CHECK(explanation_text(*p, f, e).starts_with("Device:   (no name) (3c:22:fb:12:9a:01)\n"));
+  // Asked about no device: neither says one.
+  f.mac = {};
+  CHECK(explanation_json(*p, f, explain_url(*p, f, idx.get(), false)).find("\"mac\"") == std::string::npos);
 }
