@@ -12,5 +12,6 @@
 # (squid drops to `proxy`; the namespaces and nftables need root); uses sudo when not root.
 set -euo pipefail
 
+# shellcheck source=bench/run_bench.sh
 source "$(dirname "${BASH_SOURCE[0]}")/run_bench.sh"
 run_bench "hallpass negotiate_load" logins_bench.py "$@"

@@ -11,5 +11,6 @@
 # its hosts file); uses sudo when not root.
 set -euo pipefail
 
+# shellcheck source=bench/run_bench.sh
 source "$(dirname "${BASH_SOURCE[0]}")/run_bench.sh"
 run_bench "hallpass tls_load" tls_peers.py "$@"

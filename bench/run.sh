@@ -10,5 +10,6 @@
 # Runs the peers as root (they drop to their own users); uses sudo when not root.
 set -euo pipefail
 
+# shellcheck source=bench/run_bench.sh
 source "$(dirname "${BASH_SOURCE[0]}")/run_bench.sh"
 run_bench "hallpass bench_rules" peers.py "$@"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The shared body of bench/run.sh, run-tls.sh and run-logins.sh (sourced, not run): install
 # the bench's packages, build the Release tree unless --no-build, then run the bench's Python
 # script as root (the peers drop to their own users; namespaces and nftables need root), with
