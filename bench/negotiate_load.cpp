@@ -45,7 +45,11 @@
 #include <thread>
 #include <vector>
 
+#include "load_client.hpp"
+
 namespace {
+
+using namespace hallpass::bench;
 
 using steady = std::chrono::steady_clock;
 
@@ -94,44 +98,9 @@ options parse(int argc, char** argv) {
   return o;
 }
 
-// Errors counted by kind, the first message of each kind kept for the report.
-class error_counts {
- public:
-  void add(const std::string& kind, const std::string& message) {
-    std::lock_guard lock(mutex_);
-    if (counts_[kind]++ == 0) first_[kind] = message;
-  }
-  std::string json() const {
-    std::lock_guard lock(mutex_);
-    std::string s = "{";
-    for (const auto& [k, n] : counts_) {
-      if (s.size() > 1) s += ",";
-      std::string m;
-      for (unsigned char c : first_.at(k)) m += (c == '"' || c == '\\') ? ' ' : (c < 0x20 ? ' ' : static_cast<char>(c));
-      s += "\"" + k + "\":{\"count\":" + std::to_string(n) + ",\"first\":\"" + m + "\"}";
-    }
-    return s + "}";
-  }
-  std::uint64_t total() const {
-    std::lock_guard lock(mutex_);
-    std::uint64_t t = 0;
-    for (const auto& [k, n] : counts_) t += n;
-    return t;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::map<std::string, std::uint64_t> counts_;
-  std::map<std::string, std::string> first_;
-};
-
 error_counts errors;
 std::atomic<std::uint64_t> requests_ok{0}, tokens_made{0}, reauths{0}, connections_opened{0};
 std::atomic<std::uint64_t> latency_us_total{0};
-
-struct failure {
-  std::string kind, message;
-};
 
 std::string gss_text(OM_uint32 major, OM_uint32 minor) {
   std::string s;
@@ -183,13 +152,9 @@ std::optional<std::string> negotiate_token(const options& o, failure& why) {
 }
 
 sockaddr_in address(const std::string& hostport) {
-  const auto colon = hostport.rfind(':');
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  if (colon == std::string::npos || inet_pton(AF_INET, hostport.substr(0, colon).c_str(), &a.sin_addr) != 1)
-    usage("not an IPv4 ADDR:PORT: " + hostport);
-  a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(hostport.substr(colon + 1))));
-  return a;
+  const auto a = ipv4_address(hostport);
+  if (!a) usage("not an IPv4 ADDR:PORT: " + hostport);
+  return *a;
 }
 
 class connection {
@@ -200,17 +165,7 @@ class connection {
   ~connection() { close(); }
 
   std::optional<failure> open(const options& o) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return failure{"socket", std::strerror(errno)};
-    const auto whole = static_cast<time_t>(o.io_timeout);
-    timeval tv{whole, static_cast<suseconds_t>((o.io_timeout - static_cast<double>(whole)) * 1e6)};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    const int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    const sockaddr_in a = address(o.proxy);
-    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0)
-      return failure{"connect", std::strerror(errno)};
+    if (auto f = connect_tcp(fd_, address(o.proxy), o.io_timeout)) return f;
     ++connections_opened;
     return std::nullopt;
   }

@@ -12,20 +12,6 @@
 # (squid drops to `proxy`; the namespaces and nftables need root); uses sudo when not root.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=1
-args=()
-for a in "$@"; do
-  if [[ "$a" == "--no-build" ]]; then build=0; else args+=("$a"); fi
-done
-
-"$root/deploy/install-deps.sh" --bench
-
-if ((build)); then
-  cmake -S "$root" -B "$root/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release
-  ninja -C "$root/build-release" hallpass negotiate_load
-fi
-
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-exec $SUDO python3 "$root/bench/logins_bench.py" "${args[@]}"
+# shellcheck source=bench/run_bench.sh
+source "$(dirname "${BASH_SOURCE[0]}")/run_bench.sh"
+run_bench "hallpass negotiate_load" logins_bench.py "$@"

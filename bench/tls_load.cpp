@@ -45,7 +45,11 @@
 #include <thread>
 #include <vector>
 
+#include "load_client.hpp"
+
 namespace {
+
+using namespace hallpass::bench;
 
 using steady = std::chrono::steady_clock;
 
@@ -129,53 +133,10 @@ options parse(int argc, char** argv) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Errors: counted by kind, the first message of each kind kept for the report.
-
-class error_counts {
- public:
-  void add(const std::string& kind, const std::string& message) {
-    std::lock_guard lock(mutex_);
-    auto& e = counts_[kind];
-    if (e.first == 0) first_[kind] = message;
-    ++e.first;
-  }
-  std::string json() const {
-    std::lock_guard lock(mutex_);
-    std::string s = "{";
-    for (const auto& [k, v] : counts_) {
-      if (s.size() > 1) s += ",";
-      s += "\"" + k + "\":{\"count\":" + std::to_string(v.first) + ",\"first\":\"" + escape(first_.at(k)) + "\"}";
-    }
-    return s + "}";
-  }
-  std::uint64_t total() const {
-    std::lock_guard lock(mutex_);
-    std::uint64_t n = 0;
-    for (const auto& [k, v] : counts_) n += v.first;
-    return n;
-  }
-  static std::string escape(const std::string& in) {
-    std::string out;
-    for (unsigned char c : in) {
-      if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
-      else if (c < 0x20) out += ' ';
-      else out += static_cast<char>(c);
-    }
-    return out;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::map<std::string, std::pair<std::uint64_t, int>> counts_;
-  std::map<std::string, std::string> first_;
-};
+// Errors (load_client.hpp's error_counts) and their text.
 
 error_counts errors;
 std::atomic<std::uint64_t> connections_opened{0};  // keepalive: more than --connections: the peer closed some
-
-struct failure {
-  std::string kind, message;
-};
 
 std::string ssl_error_text() {
   std::string s;
@@ -207,13 +168,9 @@ int remember_issuer(int preverify_ok, X509_STORE_CTX* store) {
 }
 
 sockaddr_in address(const std::string& hostport) {
-  const auto colon = hostport.rfind(':');
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  if (colon == std::string::npos || inet_pton(AF_INET, hostport.substr(0, colon).c_str(), &a.sin_addr) != 1)
-    usage("not an IPv4 ADDR:PORT: " + hostport);
-  a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(hostport.substr(colon + 1))));
-  return a;
+  const auto a = ipv4_address(hostport);
+  if (!a) usage("not an IPv4 ADDR:PORT: " + hostport);
+  return *a;
 }
 
 class connection {
@@ -225,16 +182,7 @@ class connection {
 
   // Connects (through the proxy if any) and completes the TLS handshake for `host`.
   std::optional<failure> open(const options& o, SSL_CTX* ctx, const std::string& host) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return failure{"socket", std::strerror(errno)};
-    timeval tv{static_cast<time_t>(o.io_timeout), static_cast<suseconds_t>((o.io_timeout - static_cast<time_t>(o.io_timeout)) * 1e6)};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    const int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    const sockaddr_in a = address(o.proxy.empty() ? o.connect : o.proxy);
-    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0)
-      return failure{"connect", std::strerror(errno)};
+    if (auto f = connect_tcp(fd_, address(o.proxy.empty() ? o.connect : o.proxy), o.io_timeout)) return f;
     if (!o.proxy.empty()) {
       if (auto f = proxy_connect(host, o.port)) return f;
     }

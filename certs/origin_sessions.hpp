@@ -39,6 +39,7 @@ class origin_sessions {
   // REQUIRES: ssl was made from a context prepared by make_origin_context (its new-session
   // callback); `key` and this store outlive every read and handshake on ssl.
   bool attach(SSL* ssl, const std::string& key);
+  bool attach(SSL* ssl, std::string&& key) = delete;  // the SSL keeps the key's address: no temporaries
   // Drops the session of `key` (its handshake failed: do not offer it again).
   void forget(const std::string& key);
   std::size_t size() const { return sessions_.size(); }

@@ -65,8 +65,44 @@ TEST_CASE("origin sessions: kept per key, the newest wins, bounded with the olde
 TEST_CASE("origin sessions: an SSL not attached to a store keeps nothing") {
   auto ctx = make_origin_context("");
   REQUIRE(ctx);
+  origin_sessions store(4);
+  const std::string key = "https://a.test:443";  // attach keeps its address: it must outlive the SSL
+  ssl_ptr attached(SSL_new(ctx->get()));
+  store.attach(attached.get(), key);  // another connection of the same context
   ssl_ptr ssl(SSL_new(ctx->get()));
   SSL_SESSION* s = resumable_session(9);
   CHECK(origin_sessions::on_new_session(ssl.get(), s) == 0);
   SSL_SESSION_free(s);
+  CHECK(store.size() == 0);
+  CHECK(offered(ctx->get(), store, key) == -1);
+}
+
+TEST_CASE("origin sessions: the kept session survives its connection ending without a close_notify") {
+  auto ctx = make_origin_context("");
+  REQUIRE(ctx);
+  origin_sessions store(4);
+  const std::string key = "https://a.test:443";  // attach keeps its address: it must outlive the SSL
+  ssl_ptr ssl(SSL_new(ctx->get()));
+  store.attach(ssl.get(), key);
+  SSL_SESSION* s = resumable_session(5);
+  CHECK(origin_sessions::on_new_session(ssl.get(), s) == 0);
+  // What SSL_free does to the connection's session when no close_notify was sent (a pooled
+  // origin connection dropped): marks it not resumable.
+  SSL_CTX_remove_session(ctx->get(), s);
+  CHECK(SSL_SESSION_is_resumable(s) == 0);
+  SSL_SESSION_free(s);
+  CHECK(offered(ctx->get(), store, key) == 5);
+}
+
+TEST_CASE("origin sessions: a session that cannot be resumed is neither kept nor offered") {
+  auto ctx = make_origin_context("");
+  REQUIRE(ctx);
+  origin_sessions store(4);
+  const std::string key = "https://a.test:443";  // attach keeps its address: it must outlive the SSL
+  ssl_ptr ssl(SSL_new(ctx->get()));
+  store.attach(ssl.get(), key);
+  SSL_SESSION* none = SSL_SESSION_new();  // no id, no ticket
+  CHECK(origin_sessions::on_new_session(ssl.get(), none) == 0);
+  SSL_SESSION_free(none);
+  CHECK(store.size() == 0);
 }
