@@ -64,7 +64,7 @@ login_service::~login_service() {
     if (j.task) continue;
     result r;
     r.detail = "the proxy is stopping";
-    j.done(std::move(r));
+    finish(j, std::move(r));
   }
 }
 
@@ -190,17 +190,36 @@ std::shared_ptr<const login_identity> login_service::identity_of(const ldap_sett
   return who;
 }
 
+std::string login_service::check_key(const ldap_settings& s, std::string_view user, std::string_view password) const {
+  const auto hash = digest(user, password);
+  const auto settings = settings_key(s);
+  std::string key(reinterpret_cast<const char*>(hash.data()), hash.size());
+  key.append(reinterpret_cast<const char*>(&settings), sizeof settings);
+  return key;
+}
+
 void login_service::check(const login_settings& s, std::string client, std::string user, std::string password,
                           callback done) {
+  std::string key = check_key(s.ldap, user, password);  // hashed before the shared lock
   {
     std::lock_guard lock(mutex_);
-    if (!stopping_ && queue_.size() < s.ldap.max_queued) {
-      queue_.push_back(job{std::make_shared<const login_settings>(s), std::move(client), std::move(user),
-                           std::move(password), std::move(done)});
-      work_.notify_one();
-      return;
+    if (!stopping_) {
+      if (const auto it = waiting_.find(key); it != waiting_.end()) {
+        if (it->second.size() < s.ldap.max_queued) {
+          it->second.push_back(std::move(done));  // the identical check in flight answers this one
+          OPENSSL_cleanse(password.data(), password.size());
+          return;
+        }
+      } else if (queue_.size() < s.ldap.max_queued) {
+        waiting_.emplace(key, std::vector<callback>{});
+        queue_.push_back(job{std::make_shared<const login_settings>(s), std::move(client), std::move(user),
+                             std::move(password), std::move(done), {}, std::move(key)});
+        work_.notify_one();
+        return;
+      }
     }
   }
+  OPENSSL_cleanse(password.data(), password.size());
   result r;
   r.kind = result_kind::busy;
   r.detail = "too many sign-ins waiting for the directory";
@@ -246,8 +265,25 @@ void login_service::run() {
     }
     // The password goes no further than this thread.
     OPENSSL_cleanse(j.password.data(), j.password.size());
-    j.done(std::move(r));
+    finish(j, std::move(r));
   }
+}
+
+void login_service::finish(job& j, result r) {
+  std::vector<callback> waiters;
+  {
+    std::lock_guard lock(mutex_);
+    if (const auto it = waiting_.find(j.key); it != waiting_.end()) {
+      waiters = std::move(it->second);
+      waiting_.erase(it);
+    }
+  }
+  if (!waiters.empty()) {
+    result shared = r;
+    if (shared.kind == result_kind::ok) shared.kind = result_kind::cached;
+    for (auto& w : waiters) w(shared);
+  }
+  j.done(std::move(r));
 }
 
 }  // namespace hallpass

@@ -8,6 +8,12 @@
 // - Cache of successful logins: per user name, a salted SHA-256 of the password (the salt is
 //   random per process, so the hashes are useless outside it) with the groups, kept for
 //   logins.ldap.cache_ttl. A hit answers without a directory call; the password itself is never kept.
+// - Identical checks in flight are asked once: a check for a user name and password (the same
+//   salted hash, the same directory settings) that is already queued or running waits for
+//   that one's answer instead of queueing its own, so fifty tabs opening at once, or a class
+//   signing in with one shared account, make one directory call. The waiters' answer is the
+//   same, reported as `cached` when it was a success (they did not ask the directory); a wrong
+//   password counts as one failure, for the client that asked first.
 // - Failed logins are counted per client address and per user name; past the limits of
 //   logins.failures, further attempts are refused without a directory call until the oldest
 //   failure in the window is older than the window. A name's limit blocks only that name, and
@@ -99,6 +105,7 @@ class login_service {
     std::string client, user, password;
     callback done;
     std::function<void()> task;  // set: a submit()ted task, run instead of a password check
+    std::string key;             // check_key() of a password check: where its waiters are
   };
   struct cache_entry {
     std::array<unsigned char, 32> hash{};
@@ -108,7 +115,12 @@ class login_service {
   };
 
   void run();
+  // Answers a finished password check: its own callback, then every identical check that
+  // waited for it (waiting_), whose successes are reported as cached.
+  void finish(job& j, result r);
   static std::size_t settings_key(const ldap_settings& s);
+  // User name, salted hash of the password and settings: what makes two checks identical.
+  std::string check_key(const ldap_settings& s, std::string_view user, std::string_view password) const;
   void remember(const ldap_settings& s, const std::string& user, const std::string& password,
                 std::shared_ptr<const login_identity> who, clock::time_point now);
 
@@ -119,6 +131,10 @@ class login_service {
   bool stopping_ = false;
   std::unordered_map<std::string, cache_entry> cache_;  // by user name
   std::unordered_map<std::string, cache_entry> identities_;  // identity_of's, by user name (no hash)
+  // Checks queued or running, by check_key -> the callbacks of identical checks waiting for it.
+  // Bounded: at most max_queued + max_in_flight keys; a waiter joins only an existing key (at
+  // most logins.ldap.max_queued waiters per key, beyond that a check is busy, as a full queue is).
+  std::unordered_map<std::string, std::vector<callback>> waiting_;
   // Failure times within the window, oldest first, per client address and per user name.
   std::unordered_map<std::string, std::deque<clock::time_point>> client_failures_, user_failures_;
   clock::time_point next_sweep_{};

@@ -352,12 +352,13 @@ class StalledDirectoryTest(unittest.TestCase):
         try:
             results = []
 
-            def ask():
+            def ask(cred):
                 t0 = time.monotonic()
-                status, _, _ = curl(proxy, f"http://origin.test:{nginx.port}/small", extra=["--proxy-user", "sam:sam-pw"])
+                status, _, _ = curl(proxy, f"http://origin.test:{nginx.port}/small", extra=["--proxy-user", cred])
                 results.append((status, time.monotonic() - t0))
 
-            threads = [threading.Thread(target=ask) for _ in range(3)]
+            # Three identical sign-ins at once and one with another password.
+            threads = [threading.Thread(target=ask, args=(c,)) for c in ("sam:sam-pw",) * 3 + ("sam:other-pw",)]
             for t in threads:
                 t.start()
             # Others are unaffected meanwhile: the guest network needs no login.
@@ -367,11 +368,13 @@ class StalledDirectoryTest(unittest.TestCase):
             self.assertLess(time.monotonic() - t0, 1.0)
             for t in threads:
                 t.join(20)
-            self.assertEqual(len(results), 3)
+            self.assertEqual(len(results), 4)
             for status, took in results:
                 self.assertEqual(status, 503)
                 self.assertLess(took, 4.0)  # timeout 1s (+1s for the whole wait)
-            self.assertGreaterEqual(proxy.metric("hallpass_logins_total", {"result": "unavailable"}), 3)
+            self.assertGreaterEqual(proxy.metric("hallpass_logins_total", {"result": "unavailable"}), 4)
+            # The identical ones waited for one directory call: two connections, not four.
+            self.assertEqual(len(staller.conns), 2)
         finally:
             proxy.stop()
             staller.stop()
