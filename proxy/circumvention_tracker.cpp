@@ -3,15 +3,14 @@
 namespace hallpass {
 
 std::vector<circumvention_tracker::subject> circumvention_tracker::note_attempt(
-    const rules::ip_address& client, std::string_view user, std::chrono::sys_seconds time,
+    std::string_view device, std::string_view user, std::chrono::sys_seconds time,
     const rules::ban_settings& bans) {
   std::vector<subject> reached;
   if (bans.attempts == 0) return reached;
-  const std::string address = client.to_string();
   std::lock_guard lock(mutex_);
   if (!user.empty() && count("u " + std::string(user), time, bans))
     reached.push_back({false, std::string(user)});
-  if (count("d " + address, time, bans)) reached.push_back({true, address});
+  if (count("d " + std::string(device), time, bans)) reached.push_back({true, std::string(device)});
   return reached;
 }
 

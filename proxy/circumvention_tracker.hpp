@@ -31,14 +31,17 @@ class circumvention_tracker {
  public:
   struct subject {
     bool device = false;
-    std::string name;  // the user name, or the device's address
+    std::string name;  // the user name, or the device (its hardware address, else its address)
   };
 
   explicit circumvention_tracker(std::size_t max_subjects = 65536) : max_subjects_(max_subjects) {}
 
-  // Counts one attempt at `time` by `client` (and `user`, when not empty) against `bans`'
+  // Counts one attempt at `time` by `device` (and `user`, when not empty) against `bans`'
   // threshold; returns the subjects that reached it now (none when the threshold is off).
-  std::vector<subject> note_attempt(const rules::ip_address& client, std::string_view user,
+  // `device` is what a ban of the device names (device_ban_subject): its hardware address when
+  // the DHCP leases know it, so that the count and the ban follow the device to a new address;
+  // else its address.
+  std::vector<subject> note_attempt(std::string_view device, std::string_view user,
                                     std::chrono::sys_seconds time, const rules::ban_settings& bans);
 
   std::size_t tracked() const;
@@ -52,7 +55,7 @@ class circumvention_tracker {
   const std::size_t max_subjects_;
   std::size_t dropped_ = 0;
   std::chrono::sys_seconds last_sweep_{};
-  // "d 10.1.2.3" or "u name" -> the times of the attempts inside the window, oldest first.
+  // "d 10.1.2.3" (or "d 3c:22:fb:12:9a:01") or "u name" -> the times of the attempts inside the window, oldest first.
   std::unordered_map<std::string, std::deque<std::chrono::sys_seconds>> attempts_;
 };
 

@@ -98,14 +98,19 @@ namespace {
 
 // Counts the attempt for bans.threshold; a subject that reaches it is banned through the
 // store thread (admin_server::file_automatic_ban), in force at once (000 7.2; 002).
-void note_circumvention(shared_state& state, const client_connection& c, const exchange& ex) {
+void note_circumvention(worker& w, const client_connection& c, exchange& ex) {
+  auto& state = w.state();
   if (!ex.cfg || !state.admin) return;
   const auto& bans = ex.cfg->policy->bans;
   if (bans.attempts == 0) return;
-  // The signed-in user, when logins know one; the device (address) always.
+  // The signed-in user, when logins know one; the device always: by its hardware address when
+  // the DHCP leases name it (a new address from DHCP does not escape the count or the ban; the
+  // host name is not used, since a device chooses its own), else by its address.
   const std::string_view user = ex.login ? std::string_view(ex.login->user) : std::string_view();
+  const device_identity* d = device_of(w, c, ex);
+  const std::string device = d && !d->hardware_address.empty() ? d->hardware_address : c.ip.to_string();
   const auto reached =
-      state.circumvention.note_attempt(c.ip, user, std::chrono::floor<std::chrono::seconds>(ex.start), bans);
+      state.circumvention.note_attempt(device, user, std::chrono::floor<std::chrono::seconds>(ex.start), bans);
   for (const auto& s : reached) {
     std::string reason = std::to_string(bans.attempts) + " attempts to get round the filter within " +
                          rules::duration_text(bans.within) + " (the last: " + ex.host;
@@ -133,7 +138,7 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   m.bytes_to_clients.Increment(static_cast<double>(ex.bytes_out));
   if (ex.circumvention) {
     m.circumvention_attempts.Increment();
-    note_circumvention(w.state(), c, ex);
+    note_circumvention(w, c, ex);
   }
   const auto ended = ex.answered.value_or(std::chrono::steady_clock::now());
   m.observe_exchange(ex.status, std::chrono::duration<double>(ended - ex.started).count());

@@ -253,6 +253,27 @@ class ScopesTest(unittest.TestCase):
             ctl("hp_dsl", self.sock, "unban", "--user", "erin", "--reason", "done", check=0)
             ctl("hp_dsl", self.sock, "unban", "--device", "127.0.0.43", "--reason", "done", check=0)
 
+    def test_three_attempts_from_a_named_device_ban_its_hardware_address(self):
+        # tablet-35 is in the leases: the automatic ban names its hardware address, so a new
+        # address from DHCP does not end it (an unleased device is banned by address, above).
+        mac = MAC["127.0.0.35"]
+        self.assertEqual(self.status("origin.test", "127.0.0.35"), 200)
+        try:
+            for _ in range(3):
+                self.assertEqual(self.status("vpn.test", "127.0.0.35"), 403)
+            self.until(lambda: self.status("origin.test", "127.0.0.35") == 403, "tablet-35's automatic ban")
+            bans = [b for b in ctl_json("hp_dsl", self.sock, "bans")["bans"] if b["how"] == "automatic"]
+            self.assertIn(("device", mac), [(b["kind"], b["subject"]) for b in bans])
+            self.assertNotIn(("device", "127.0.0.35"), [(b["kind"], b["subject"]) for b in bans])
+            write_atomically(self.leases, leases_text({"127.0.0.31": "tablet-31", "127.0.0.33": "tablet-33",
+                                                       "127.0.0.37": "tablet-35"}))
+            self.until(lambda: self.status("origin.test", "127.0.0.37") == 403, "the ban at the new address")
+            self.until(lambda: self.status("origin.test", "127.0.0.35") == 200, "the old address free again")
+        finally:
+            ctl("hp_dsl", self.sock, "unban", "--device", mac, "--reason", "done", check=0)
+            write_atomically(self.leases, leases_text({"127.0.0.31": "tablet-31", "127.0.0.33": "tablet-33",
+                                                       "127.0.0.35": "tablet-35"}))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -18,7 +18,7 @@ rules::ban_settings threshold(std::size_t attempts = 3) {
 }
 
 const auto t0 = std::chrono::sys_seconds{std::chrono::seconds{1'800'000'000}};
-const auto device = *rules::ip_address::parse("10.10.4.20");
+constexpr std::string_view device = "10.10.4.20";
 
 }  // namespace
 
@@ -55,8 +55,7 @@ TEST_CASE("an absent threshold counts nothing") {
 
 TEST_CASE("at most max_subjects are tracked: stale ones make room, fresh ones are not pushed out") {
   circumvention_tracker t(2);
-  const auto a = *rules::ip_address::parse("10.0.0.1"), b = *rules::ip_address::parse("10.0.0.2"),
-             c = *rules::ip_address::parse("10.0.0.3");
+  constexpr std::string_view a = "10.0.0.1", b = "10.0.0.2", c = "3c:22:fb:12:9a:01";
   t.note_attempt(a, "", t0, threshold());
   t.note_attempt(b, "", t0, threshold());
   t.note_attempt(c, "", t0 + 1s, threshold());  // full, nothing stale: not counted
@@ -64,4 +63,16 @@ TEST_CASE("at most max_subjects are tracked: stale ones make room, fresh ones ar
   CHECK(t.dropped() == 1);
   t.note_attempt(c, "", t0 + 20min, threshold());  // a and b are stale now
   CHECK(t.tracked() == 1);
+}
+
+TEST_CASE("a device named by its hardware address is counted as one, whatever its address") {
+  // The caller passes the hardware address when the DHCP leases know the device: attempts made
+  // from two addresses (a new DHCP lease between them) add up, and the ban names the device.
+  circumvention_tracker t;
+  CHECK(t.note_attempt("3c:22:fb:12:9a:01", "", t0, threshold()).empty());
+  CHECK(t.note_attempt("3c:22:fb:12:9a:01", "", t0 + 1min, threshold()).empty());
+  CHECK(t.note_attempt("10.10.4.21", "", t0 + 1min, threshold()).empty());
+  const auto reached = t.note_attempt("3c:22:fb:12:9a:01", "", t0 + 2min, threshold());
+  REQUIRE(reached.size() == 1);
+  CHECK((reached[0].device && reached[0].name == "3c:22:fb:12:9a:01"));
 }
