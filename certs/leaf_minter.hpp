@@ -7,7 +7,7 @@
 // signing of one certificate, not a new SSL_CTX (see certs/README.md for the measured figures).
 //
 // Thread-safety: immutable after create(); every member is const and may run on many threads
-// at once. mint() takes hundreds of microseconds of CPU: call it from a minting thread
+// at once. mint() takes tens of microseconds of CPU (mostly the ECDSA signature): call it from a minting thread
 // (leaf_cache does), never from an event loop. use_leaf() is cheap (reference counts).
 #pragma once
 
@@ -62,6 +62,7 @@ class leaf_minter {
   leaf_minter() = default;
   std::shared_ptr<const authority> ca_;
   pkey_ptr leaf_key_;
+  pkey_ptr leaf_public_key_;  // the same key, legacy-backed: what mint() puts in a leaf (fast)
   asn1_octet_string_ptr ca_key_id_;    // the CA's subject key identifier, for the leaves' AKI
   asn1_octet_string_ptr leaf_key_id_;  // the shared leaf key's identifier, for the leaves' SKI
   std::shared_ptr<SSL_CTX> server_ctx_;
