@@ -42,6 +42,8 @@ import peers as P  # noqa: E402
 from peers import PeerError, log  # noqa: E402
 
 ROOT = P.ROOT
+# hallpass-open's keep-alive load under negotiate_load --tokens no: what Negotiate is compared with.
+NL_BASELINE = "keepalive, negotiate_load without tokens"
 CONTENDERS = ["hallpass-open", "hallpass-basic", "squid-basic", "hallpass-negotiate", "squid-negotiate",
               "hallpass-explicit", "hallpass-transparent"]
 LOADS = ["keepalive", "newconn"]
@@ -367,9 +369,10 @@ def run_wrk(ctx, c, script, url, conns, duration):
     return P.parse_wrk(r.stdout, r.stderr)
 
 
-def run_negotiate(ctx, c, mode, conns, duration):
+def run_negotiate(ctx, c, mode, conns, duration, tokens=True):
     argv = [ctx.negotiate_load, mode, "--proxy", f"{c.addr}:{c.port}", "--spn", f"HTTP@{PROXY_NAME}", "--url",
-            f"http://127.0.0.1:{ctx.origin_port}/small", "--connections", conns, "--duration", duration]
+            f"http://127.0.0.1:{ctx.origin_port}/small", "--connections", conns, "--duration", duration,
+            "--tokens", "yes" if tokens else "no"]
     r = ctx.procs.run(argv, timeout=duration + 60)
     line = next((l for l in r.stdout.splitlines() if l.startswith("NEGOTIATE_RESULT ")), None)
     if line is None:
@@ -382,9 +385,12 @@ def run_negotiate(ctx, c, mode, conns, duration):
 
 def measure(ctx, c, load):
     """A discarded warm-up, then the measured run, with the contender's CPU per request."""
-    conns = ctx.args.connections if load == "keepalive" else ctx.args.newconn_connections
+    conns = ctx.args.connections if load in ("keepalive", NL_BASELINE) else ctx.args.newconn_connections
     close = load == "newconn"
-    if c.name.endswith("negotiate"):
+    if load == NL_BASELINE:
+        # hallpass without logins under negotiate_load with no tokens: the Negotiate baseline.
+        go = lambda secs: run_negotiate(ctx, c, "keepalive", conns, secs, tokens=False)  # noqa: E731
+    elif c.name.endswith("negotiate"):
         mode = "keepalive" if load == "keepalive" else "newconn"
         go = lambda secs: run_negotiate(ctx, c, mode, conns, secs)  # noqa: E731
     else:
@@ -655,6 +661,9 @@ def run_round(ctx, rnd):
                     record(ctx, name, load, rnd, error=f"ended earlier: {P.tail(c.log)}")
                     continue
                 record(ctx, name, load, rnd, lambda: measure(ctx, c, load))
+            if name == "hallpass-open" and "hallpass-negotiate" in ctx.contenders and "keepalive" in ctx.loads \
+                    and getattr(ctx, "negotiate_load", None) and c.alive():
+                record(ctx, name, NL_BASELINE, rnd, lambda: measure(ctx, c, NL_BASELINE))
         finally:
             ctx.report["contenders"][name].setdefault("other_work", []).append(
                 {"round": rnd, **P.other_work_since(snapshot)})
@@ -681,9 +690,12 @@ def targets(ctx):
     out.append(("Basic over LDAP keep-alive req/s >= 3x squid basic_ldap_auth",
                 f"{r:.2f}x ({b:,.0f} vs {c:,.0f})" if r else "not measured", (r >= 3) if r else None))
     hn, sn = median_of(ctx, "hallpass-negotiate", "keepalive"), median_of(ctx, "squid-negotiate", "keepalive")
-    r = ratio(hn, a)
-    out.append(("Negotiate keep-alive req/s >= 0.9x hallpass without logins",
-                f"{r:.2f}x ({hn:,.0f} vs {a:,.0f})" if r else why_missing(ctx, "hallpass-negotiate"),
+    # Against hallpass without logins under the same client (negotiate_load, no tokens); the wrk
+    # figure of (a) comes from a lighter client and is not the same load.
+    an = median_of(ctx, "hallpass-open", NL_BASELINE)
+    r = ratio(hn, an)
+    out.append(("Negotiate keep-alive req/s >= 0.9x hallpass without logins (both under negotiate_load)",
+                f"{r:.2f}x ({hn:,.0f} vs {an:,.0f})" if r else why_missing(ctx, "hallpass-negotiate"),
                 (r >= 0.9) if r else None))
     r = ratio(hn, sn)
     out.append(("Negotiate keep-alive req/s >= 3x squid negotiate_kerberos_auth",
@@ -738,7 +750,7 @@ def report_md(ctx, tg):
     L.append("| contender | load | req/s median | rounds | CPU us/req | failed | load average |")
     L.append("|---|---|---:|---|---:|---|---|")
     for name in ctx.contenders:
-        for load in ctx.loads:
+        for load in ctx.loads + [NL_BASELINE]:
             rows = ctx.results.get(name, {}).get(load, [])
             if not rows:
                 continue
