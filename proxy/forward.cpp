@@ -3,6 +3,7 @@
 #include "proxy/body_relay.hpp"
 #include "proxy/local_response.hpp"
 #include "proxy/message_head.hpp"
+#include "proxy/origin_prefetch.hpp"
 #include "proxy/request_checks.hpp"
 #include "proxy/response_head.hpp"
 #include "proxy/shared_state.hpp"
@@ -193,7 +194,15 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     to.address = original_endpoint(c);  // transparent mode: where the client was going
     // An inspected request's port was held to connect.ports when its tunnel was opened.
     const auto use = to.tls ? upstream_use::tunnel : upstream_use::http;
-    auto acquired = co_await w.upstream().acquire(to, *ex.cfg, use, attempt == 0);
+    // An inspected tunnel's first request: the connection made during its handshake.
+    std::optional<acquire_result> early;
+    if (attempt == 0 && c.prefetch) early = co_await take_prefetched(c.prefetch, to);
+    acquire_result acquired;
+    if (early) {
+      acquired = std::move(*early);
+    } else {
+      acquired = co_await w.upstream().acquire(to, *ex.cfg, use, attempt == 0);
+    }
     if (!acquired.conn) {
       // The upstream's reason (a static string) is the log reason and the page text; a failed
       // certificate check's page says which check failed.

@@ -7,6 +7,7 @@
 #include "proxy/exchange.hpp"
 #include "proxy/forward.hpp"
 #include "proxy/inspection.hpp"
+#include "proxy/origin_prefetch.hpp"
 #include "proxy/local_response.hpp"
 #include "proxy/login_gate.hpp"
 #include "proxy/request_checks.hpp"
@@ -50,6 +51,8 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
   const auto mode = plan == tunnel_plan::relay ? tunnel_mode::relay : tunnel_mode::inspect;
   const auto end = co_await run_tunnel(w, c, ex, mode);
   if (end == tunnel_end::inspect) {
+    // The origin's connection and handshake run while the leaf and the client's handshake do.
+    if (plan == tunnel_plan::inspect) prefetch_tunnel_origin(w, c, ex);
     // The connection now carries decrypted requests: the loop goes on reading them.
     const bool inspected = co_await start_inspection(w, c, ex);
     if (inspected && plan == tunnel_plan::block_page) ex.note = "inspected to show the HTTPS block page";

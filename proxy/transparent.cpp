@@ -4,6 +4,7 @@
 
 #include "proxy/byte_relay.hpp"
 #include "proxy/inspection.hpp"
+#include "proxy/origin_prefetch.hpp"
 #include "proxy/local_response.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/signin_handler.hpp"
@@ -215,7 +216,9 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
     finish_exchange(w, c, ex);
     co_return false;
   }
-  // Inspected, or the HTTPS block page: the handshake with a leaf for the SNI, then requests.
+  // Inspected, or the HTTPS block page: the handshake with a leaf for the SNI, then requests
+  // (an inspected one's origin connection made meanwhile, origin_prefetch.hpp).
+  if (plan == tunnel_plan::inspect) prefetch_tunnel_origin(w, c, ex);
   const bool inspected = co_await start_inspection(w, c, ex);
   if (inspected && plan == tunnel_plan::block_page) ex.note = "inspected to show the HTTPS block page";
   finish_exchange(w, c, ex);

@@ -29,6 +29,7 @@ namespace hallpass {
 class shared_state;
 struct login_identity;
 struct negotiate_context;
+struct origin_prefetch;
 
 // One client TCP connection. Owned by its session coroutine (shared with the worker's
 // registry only as a raw pointer, removed before destruction).
@@ -44,6 +45,9 @@ struct client_connection {
     std::uint16_t port = 443;
   };
   std::optional<tunnel_origin> inside;
+  // An inspected tunnel's origin connection, made while the client's handshake runs and taken
+  // by its first request (origin_prefetch.hpp); null otherwise.
+  std::shared_ptr<origin_prefetch> prefetch;
   // On a transparent listener (transparent.hpp): where the client was going before nftables
   // redirected it; every upstream connection goes there. Unset on an explicit-proxy connection.
   struct transparent_origin {

@@ -14,7 +14,9 @@ connection is peeked once per request (strace counts the recv(MSG_PEEK) calls); 
 connection resumes the TLS session kept from the last one (the origin sees it resumed), and not
 across a reload; an inspected connection ends with a TLS close_notify; a WebSocket upgrade works
 inside an inspected tunnel; a ClientHello whose SNI differs from the CONNECT host is decided on
-the SNI and, when allowed, still inspected as the CONNECT host."""
+the SNI and, when allowed, still inspected as the CONNECT host; the origin is connected during
+the client's handshake and that connection serves the first request (replaced when the origin
+closed it meanwhile), and a tunnel shown only the HTTPS block page connects to nothing."""
 import json
 import os
 import shutil
@@ -23,6 +25,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 
 from harness import (BIN, PUPIL, STAFF, Proxy, PyOrigin, ThreadedServer, curl, read_request_head, wait_for, ws_frame,
@@ -584,6 +587,125 @@ inspection:
         wiki = self.explain(p, "pupils", f"https://wiki.test:{self.origin.port}/edit/Cats")
         self.assertEqual(wiki["action"], "block")
         self.assertTrue(wiki["path_seen"])
+
+
+class TimedTlsOrigin(ThreadedServer):
+    """An HTTPS origin that records, per connection, when it was accepted and when its first
+    request arrived; with `idle_close`, it closes a connection that sends nothing that long
+    after its handshake (as origins close idle keep-alive connections)."""
+
+    def __init__(self, crt, key, idle_close=None):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(crt, key)
+        self.idle_close = idle_close
+        self.events = []  # {"accepted": monotonic, "request": monotonic or None}
+        super().__init__()
+
+    def _serve(self, conn):
+        entry = {"accepted": time.monotonic(), "request": None}
+        tls = accept_tls(self.ctx, conn)
+        if tls is None:
+            return
+        self.events.append(entry)
+        try:
+            if self.idle_close:
+                tls.settimeout(self.idle_close)
+            head = read_request_head(tls.makefile("rb"))
+            if head is None:
+                return
+            entry["request"] = time.monotonic()
+            tls.settimeout(10)
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        except (OSError, ValueError, ssl.SSLError):
+            pass
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+
+class OriginPrefetchTest(unittest.TestCase):
+    """An inspected tunnel's origin connection is made while the client's handshake runs
+    (proxy/origin_prefetch.hpp), taken by the first request, replaced when the origin closed it
+    meanwhile, and never made for a tunnel that only shows the HTTPS block page."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="hallpass-prefetch-")
+        os.chmod(cls.tmp, 0o755)
+        cls.test_ca = TestCA(cls.tmp)
+        cls.crt, cls.key = cls.test_ca.issue("origin", NAMES)
+        cls.school_ca = os.path.join(cls.tmp, "school-ca")
+        run([BIN, "ca", "init", "--dir", cls.school_ca, "--name", "Test School"])
+        cls.school_crt = os.path.join(cls.school_ca, "ca.crt")
+
+    def start(self, idle_close=None):
+        origin = TimedTlsOrigin(self.crt, self.key, idle_close)
+        self.addCleanup(origin.stop)
+        p = Proxy(tls_port=origin.port, args=["--ca-dir", self.school_ca],
+                  policy_edit=lambda text: InspectionTest.edit_policy(self, text))
+        self.addCleanup(p.stop)
+        return origin, p
+
+    def tunnel_get(self, proxy, host, port, wait, user_agent="curl/8.0"):
+        """CONNECT, the TLS handshake trusting the school CA, `wait` seconds of nothing, then one
+        GET; returns its status line."""
+        s = socket.socket()
+        s.bind((PUPIL, 0))
+        s.settimeout(10)
+        s.connect(("127.0.0.1", proxy.port))
+        s.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {user_agent}\r\n\r\n"
+                  .encode())
+        reply = b""
+        while b"\r\n\r\n" not in reply and len(reply) < 8192:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply)
+        tls = ssl.create_default_context(cafile=self.school_crt).wrap_socket(s, server_hostname=host)
+        time.sleep(wait)
+        tls.sendall(f"GET /x HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {user_agent}\r\n"
+                    "Connection: close\r\n\r\n".encode())
+        out = b""
+        for _ in range(1000):
+            try:
+                chunk = tls.recv(65536)
+            except (ssl.SSLError, OSError):
+                break
+            if not chunk:
+                break
+            out += chunk
+        tls.close()
+        return out.split(b"\r\n", 1)[0]
+
+    def test_the_origin_is_connected_during_the_handshake_and_used_by_the_first_request(self):
+        origin, p = self.start()
+        status = self.tunnel_get(p, "origin.test", origin.port, wait=1.0)
+        self.assertEqual(status, b"HTTP/1.1 200 OK")
+        wait_for(lambda: origin.events and origin.events[-1]["request"], what="the origin's request")
+        self.assertEqual(len(origin.events), 1, origin.events)  # one connection: the prefetched one
+        e = origin.events[0]
+        # Connected before the client's request existed: the client slept 1 s after its handshake.
+        self.assertGreater(e["request"] - e["accepted"], 0.8, e)
+
+    def test_a_prefetched_connection_the_origin_closed_meanwhile_is_replaced(self):
+        origin, p = self.start(idle_close=0.3)
+        status = self.tunnel_get(p, "origin.test", origin.port, wait=1.0)
+        self.assertEqual(status, b"HTTP/1.1 200 OK")  # not a 502: retried on a new connection
+        self.assertEqual(len(origin.events), 2, origin.events)
+        self.assertIsNone(origin.events[0]["request"])
+        self.assertIsNotNone(origin.events[1]["request"])
+
+    def test_a_tunnel_shown_the_https_block_page_makes_no_origin_connection(self):
+        origin, p = self.start()
+        status = self.tunnel_get(p, "facebook.test", origin.port, wait=0.5,
+                                 user_agent="Mozilla/5.0 (Windows NT 10.0; Win64; x64)")
+        self.assertEqual(status, b"HTTP/1.1 403 Forbidden")
+        time.sleep(0.3)
+        self.assertEqual(origin.events, [])
+        self.assertEqual(origin.connections, 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,62 @@
+#include "proxy/origin_prefetch.hpp"
+
+#include "proxy/configuration.hpp"
+#include "proxy/exchange.hpp"
+#include "proxy/transparent.hpp"
+#include "proxy/worker.hpp"
+#include "rules/safesearch.hpp"
+
+namespace hallpass {
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+
+// A named coroutine, not a lambda (proxy/README.md, "Coroutines and GCC 12").
+net::awaitable<void> run_prefetch(worker& w, std::shared_ptr<origin_prefetch> p,
+                                  std::shared_ptr<const configuration> cfg) {
+  auto r = co_await w.upstream().acquire(p->to, *cfg, upstream_use::tunnel, true);
+  p->result = std::move(r);
+  p->ready.cancel();
+}
+
+bool same_origin(const origin_address& a, const origin_address& b) {
+  return a.host == b.host && a.port == b.port && a.tls == b.tls && a.connect_host == b.connect_host &&
+         a.address == b.address;
+}
+
+}  // namespace
+
+void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex) {
+  auto p = std::make_shared<origin_prefetch>(w.context().get_executor());
+  p->to.host = ex.host;
+  p->to.port = ex.port;
+  p->to.tls = true;
+  // What forward.cpp will ask for: the same mapping from the same policy and role.
+  if (ex.verdict && rules::search_service_of(ex.host) != rules::search_service::none) {
+    if (const auto mapped = rules::safesearch_connect_host(*ex.cfg->policy, *ex.verdict, ex.host))
+      p->to.connect_host = std::string(*mapped);
+  }
+  p->to.address = original_endpoint(c);
+  net::co_spawn(w.context(), run_prefetch(w, p, ex.cfg), net::detached);
+  c.prefetch = std::move(p);
+}
+
+net::awaitable<std::optional<acquire_result>> take_prefetched(std::shared_ptr<origin_prefetch>& p,
+                                                              const origin_address& to) {
+  auto held = std::move(p);
+  p.reset();
+  if (!held || !same_origin(held->to, to)) co_return std::nullopt;
+  if (!held->result) {
+    // acquire() has its own deadlines (DNS, connect, handshake): the wait ends with them.
+    auto [ec] = co_await held->ready.async_wait(nothrow);
+    (void)ec;  // cancelled: the result is in
+  }
+  if (!held->result) co_return std::nullopt;
+  // A connection that waited for its request may have been closed by the origin meanwhile (a
+  // pupil reading a page before the next click): like a pooled one, an idempotent request that
+  // finds it dead before any answer is retried once on a new connection (forward.cpp).
+  if (held->result->conn) held->result->conn->reused = true;
+  co_return std::move(*held->result);
+}
+
+}  // namespace hallpass

@@ -1,0 +1,53 @@
+// The origin connection of an inspected tunnel, opened while the client's TLS handshake runs.
+//
+// An inspected CONNECT used to reach its origin only when the first request arrived inside the
+// tunnel: after the leaf (minted on a first visit) and the client's whole handshake, the
+// request then waited for a TCP connection and a TLS handshake to the origin. Started when
+// the tunnel is known to be inspected and allowed (tunnel_plan::inspect), the origin's
+// connection and handshake run in parallel with the leaf and the client's handshake, and the
+// first request takes the connection (or the failure, answered as acquire()'s would be) when
+// it is ready. Like acquire(), a pooled connection to that origin is taken first when one is
+// idle; a failed or unused prefetch is simply dropped (the connection closes).
+//
+// The connection is made to the tunnel's own origin only (a CONNECT the policy allowed), with
+// the same checks as any other (the destination rules, upstream verification): nothing is
+// sent on it until a request inside the tunnel was decided. A blocked tunnel shown the HTTPS
+// block page (tunnel_plan::block_page) prefetches nothing.
+//
+// Used only on the owning worker's thread; the prefetch is shared between the connecting
+// coroutine and the client connection, so either may end first.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "proxy/net.hpp"
+#include "proxy/upstream.hpp"
+
+namespace hallpass {
+
+class worker;
+struct client_connection;
+struct configuration;
+struct exchange;
+
+struct origin_prefetch {
+  explicit origin_prefetch(net::any_io_executor ex) : ready(ex, std::chrono::steady_clock::time_point::max()) {}
+  origin_address to;
+  std::optional<acquire_result> result;  // set when acquire() has ended
+  net::steady_timer ready;               // cancelled when result is set: wakes a waiting request
+};
+
+// For an inspected tunnel (tunnel_plan::inspect) whose handshake is about to start: sets
+// c.prefetch to a connection being made to the origin its first request will be forwarded to
+// (the tunnel's host and port over TLS; SafeSearch's front end for a search engine, as
+// forward.cpp maps it; transparent mode's original destination).
+void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex);
+
+// The prefetched connection (or failure) when `p` was started for exactly `to` (host, port,
+// scheme, connect_host, address), waiting for it if it is still connecting; nullopt when there
+// is none for `to`. Either way `p` is used up (reset): a prefetch serves one request.
+net::awaitable<std::optional<acquire_result>> take_prefetched(std::shared_ptr<origin_prefetch>& p,
+                                                              const origin_address& to);
+
+}  // namespace hallpass
