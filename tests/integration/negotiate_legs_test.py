@@ -36,7 +36,7 @@ except ImportError:
 KRB5 = "1.2.840.113554.1.2.2"
 SPNEGO = "1.3.6.1.5.5.2"
 NTLMSSP = "1.3.6.1.4.1.311.2.2.10"  # a mechanism the proxy does not offer: the client's first choice
-ACCEPT_COMPLETED, ACCEPT_INCOMPLETE, REJECT, REQUEST_MIC = 0, 1, 2, 3  # NegTokenResp negState
+ACCEPT_INCOMPLETE, REQUEST_MIC = 1, 3  # NegTokenResp negState (RFC 4178 4.2.2)
 MAX_LEGS = 4  # negotiate_acceptor::max_legs
 
 
@@ -81,14 +81,11 @@ def der_items(data):
     return out
 
 
-def neg_token_init(mechs, mech_token=None):
-    """InitialContextToken ([APPLICATION 0] SPNEGO OID, [0] NegTokenInit) and the DER of its
-    mechTypes (what the mechListMIC signs)."""
+def neg_token_init(mechs):
+    """InitialContextToken ([APPLICATION 0] SPNEGO OID, [0] NegTokenInit with mechTypes and no
+    optimistic mechToken) and the DER of its mechTypes (what a mechListMIC signs)."""
     mech_types = der(0x30, b"".join(der_oid(m) for m in mechs))
-    fields = der(0xA0, mech_types)
-    if mech_token is not None:
-        fields += der(0xA2, der(0x04, mech_token))
-    return der(0x60, der_oid(SPNEGO) + der(0xA0, der(0x30, fields))), mech_types
+    return der(0x60, der_oid(SPNEGO) + der(0xA0, der(0x30, der(0xA0, mech_types)))), mech_types
 
 
 def neg_token_resp(response_token=None, mic=None):
@@ -105,7 +102,7 @@ def parse_neg_token_resp(data):
     [(tag, body)] = der_items(data)
     if tag != 0xA1:
         raise ValueError(f"not a NegTokenResp (tag {tag:#x})")
-    [(seq, fields)] = der_items(body)
+    [(_, fields)] = der_items(body)
     out = {}
     for ftag, value in der_items(fields):
         [(inner_tag, inner)] = der_items(value)
@@ -173,22 +170,18 @@ def reply_token(testcase, headers):
 
 @unittest.skipUnless(gssapi is not None, "python3-gssapi is not installed (deploy/install-deps.sh)")
 class NegotiateLegsTest(NegotiateFixture):
-    @classmethod
-    def start(cls):
-        super().start()
-        cls.sent = []  # every token a test sent or got, base64: none may reach a log
-
     def setUp(self):
         self.kdc.kinit("dave", self.dave_keytab)  # a fresh ticket cache: only dave's TGT
+        self.sent = []  # every token the test sent or got, base64: none may reach a log
 
     def tearDown(self):
         with open(self.proxy.access_log) as f:
             log = f.read()
         stderr = "".join(self.proxy.stderr_lines)
         for token in self.sent:
-            self.assertNotIn(token, log)
-            self.assertNotIn(token, stderr)
-            self.assertNotIn(token[:40], log + stderr)  # nor a piece of one
+            # The start of a token is enough to find one (and the message stays short).
+            self.assertFalse(token[:40] in log, f"a Negotiate token is in the access log: {token[:40]}")
+            self.assertFalse(token[:40] in stderr, f"a Negotiate token is on standard error: {token[:40]}")
 
     def krb5_context(self, mutual):
         """dave's Kerberos initiator context for HTTP@<the proxy's host>, from the KDC's ticket cache."""
@@ -307,9 +300,10 @@ class NegotiateLegsTest(NegotiateFixture):
         self.assertEqual(lines[1]["reason"], "login failed")
 
     def test_legs_beyond_the_bound_are_refused(self):
-        # MIT's SPNEGO acceptor answers a NegTokenResp that carries only a mechListMIC, before
-        # any mechanism token, with accept-incomplete again, for as long as the client goes on:
-        # a client could hold an acceptor context forever. The proxy stops at max_legs.
+        # MIT's SPNEGO acceptor (1.20) answers a NegTokenResp that carries only a mechListMIC,
+        # before any mechanism token, with accept-incomplete again each time (seven in a row
+        # when tried by hand): a client could hold an acceptor context for ever. The proxy
+        # stops at max_legs.
         failed = self.proxy.metric("hallpass_logins_total", {"result": "bad_credentials"})
         conn = Connection(self.proxy, "127.0.0.23")
         try:
