@@ -32,6 +32,8 @@ test_pkgs=(
   krb5-kdc krb5-admin-server krb5-user  # a test KDC (krb5kdc, kdb5_util, kadmin.local) and kinit for
                             # tests/integration/negotiate_test.py, which starts its own krb5kdc: the
                             # system services are left disabled and stopped (below)
+  python3-gssapi            # MIT's GSS-API from Python: the Kerberos tokens of the multi-leg SPNEGO
+                            # client in tests/integration/negotiate_legs_test.py (curl does one leg)
   nftables                  # checks and loads deploy/nftables-hallpass.nft (tests/integration/deploy_nftables_test.py)
   strace                    # counts the upstream pool's peeks per request (tests/integration/inspection_test.py)
   clang-14 libclang-rt-14-dev  # the libFuzzer targets in tests/fuzz/ (libFuzzer, ASan, UBSan runtimes)

@@ -108,7 +108,10 @@ def negotiate_section(keytab, principal=None):
 
 @unittest.skipUnless(HAVE_SLAPD and HAVE_KRB5, "slapd or the MIT KDC (krb5-kdc, krb5-admin-server, krb5-user) "
                                                "is not installed")
-class NegotiateTest(unittest.TestCase):
+class NegotiateFixture(unittest.TestCase):
+    """The origin, slapd, KDC (users dave and sam) and proxy with logins.negotiate that the
+    Negotiate tests share, started once per class (negotiate_legs_test.py's too). No tests."""
+
     @classmethod
     def setUpClass(cls):
         # A failure half-way stops what was started (tearDownClass does not run then).
@@ -157,6 +160,8 @@ class NegotiateTest(unittest.TestCase):
     def url(self, host, path="/small"):
         return f"http://{host}:{self.nginx.port}{path}"
 
+
+class NegotiateTest(NegotiateFixture):
     def curl_negotiate(self, urls, source=PUPIL):
         """curl --proxy-negotiate with the KDC's ticket cache: [(status, connects)] per URL."""
         cmd = ["curl", "-sS", "--max-time", "20", "-x", f"http://{PROXY_HOST}:{self.proxy.port}", "--interface",
