@@ -90,6 +90,13 @@ def accept_tls(ctx, conn):
         return None
 
 
+def close_quietly(sock):
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
 class TlsOrigin(ThreadedServer):
     """An HTTPS origin: answers every request with a JSON echo of what it received (method,
     target, headers), keeping the connection alive."""
@@ -125,10 +132,7 @@ class TlsOrigin(ThreadedServer):
         except (OSError, ValueError, ssl.SSLError):
             pass
         finally:
-            try:
-                tls.close()
-            except OSError:
-                pass
+            close_quietly(tls)
 
 
 class TlsPyOrigin(PyOrigin):
@@ -619,10 +623,7 @@ class TimedTlsOrigin(ThreadedServer):
         except (OSError, ValueError, ssl.SSLError):
             pass
         finally:
-            try:
-                tls.close()
-            except OSError:
-                pass
+            close_quietly(tls)
 
 
 class OriginPrefetchTest(unittest.TestCase):
