@@ -197,6 +197,9 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     // An inspected tunnel's first request: the connection made during its handshake.
     std::optional<acquire_result> early;
     if (attempt == 0 && c.prefetch) early = co_await take_prefetched(c.prefetch, to);
+    // It was connected under the tunnel's configuration: a reload meanwhile may have denied its
+    // address, as acquire() checks of a pooled connection. Denied: acquire() decides afresh.
+    if (early && early->conn && !w.upstream().still_allowed(*early->conn, *ex.cfg)) early.reset();
     acquire_result acquired;
     if (early) {
       acquired = std::move(*early);
