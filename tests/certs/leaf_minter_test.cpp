@@ -177,12 +177,15 @@ TEST_CASE("a leaf's public key is encoded exactly as the shared key's own encode
   auto der = [](auto write) {
     unsigned char* out = nullptr;
     const int n = write(&out);
-    std::string bytes = n > 0 ? std::string(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n)) : "";
+    std::string bytes;
+    if (n > 0) bytes.assign(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
     OPENSSL_free(out);
     return bytes;
   };
-  const std::string in_leaf = der([&](unsigned char** out) { return i2d_X509_PUBKEY(X509_get_X509_PUBKEY(leaf->get()), out); });
-  const std::string own = der([&](unsigned char** out) { return i2d_PUBKEY(m.minter->leaf_key(), out); });
+  X509_PUBKEY* spki = X509_get_X509_PUBKEY(leaf->get());
+  const std::string in_leaf = der([&](unsigned char** out) { return i2d_X509_PUBKEY(spki, out); });
+  EVP_PKEY* key = m.minter->leaf_key();
+  const std::string own = der([&](unsigned char** out) { return i2d_PUBKEY(key, out); });
   REQUIRE(!own.empty());
   CHECK(in_leaf == own);
   CHECK(X509_check_private_key(leaf->get(), m.minter->leaf_key()) == 1);
