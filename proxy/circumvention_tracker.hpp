@@ -38,9 +38,9 @@ class circumvention_tracker {
 
   // Counts one attempt at `time` by `device` (and `user`, when not empty) against `bans`'
   // threshold; returns the subjects that reached it now (none when the threshold is off).
-  // `device` is what a ban of the device names (device_ban_subject): its hardware address when
-  // the DHCP leases know it, so that the count and the ban follow the device to a new address;
-  // else its address.
+  // `device` is what a ban of the device names (note_circumvention, exchange.cpp): its
+  // hardware address when the DHCP leases know it, so that the count and the ban follow the
+  // device to a new address; else its address.
   std::vector<subject> note_attempt(std::string_view device, std::string_view user,
                                     std::chrono::sys_seconds time, const rules::ban_settings& bans);
 

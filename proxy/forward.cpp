@@ -194,9 +194,16 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     to.address = original_endpoint(c);  // transparent mode: where the client was going
     // An inspected request's port was held to connect.ports when its tunnel was opened.
     const auto use = to.tls ? upstream_use::tunnel : upstream_use::http;
-    // An inspected tunnel's first request: the connection made during its handshake.
+    // An inspected tunnel's first request: the connection made during its handshake. Only a
+    // retryable one: the connection may have waited long (a browser's preconnect) and been
+    // closed by the origin meanwhile, which the retry below covers, and no peek can see (a
+    // TLS 1.3 origin's unread session tickets look like data). A request with a body takes a
+    // pooled or new connection, and leaves the prefetched one to the next request.
     std::optional<acquire_result> early;
-    if (attempt == 0 && c.prefetch) early = co_await take_prefetched(c.prefetch, to);
+    if (attempt == 0 && retryable && c.prefetch) early = co_await take_prefetched(c.prefetch, to);
+    // It was connected under the tunnel's configuration: a reload meanwhile may have denied its
+    // address, as acquire() checks of a pooled connection. Denied: acquire() decides afresh.
+    if (early && early->conn && !w.upstream().still_allowed(*early->conn, *ex.cfg)) early.reset();
     acquire_result acquired;
     if (early) {
       acquired = std::move(*early);

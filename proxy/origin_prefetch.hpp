@@ -7,7 +7,10 @@
 // connection and handshake run in parallel with the leaf and the client's handshake, and the
 // first request takes the connection (or the failure, answered as acquire()'s would be) when
 // it is ready. Like acquire(), a pooled connection to that origin is taken first when one is
-// idle; a failed or unused prefetch is simply dropped (the connection closes).
+// idle; a failed or unused prefetch is simply dropped (the connection closes). Only a request
+// forward.cpp may retry (no body, an idempotent method) takes it: the origin may have closed it
+// while it waited, and only a retry recovers from that. A reload meanwhile that denies its
+// address drops it (upstream::still_allowed), as it would a pooled one.
 //
 // The connection is made to the tunnel's own origin only (a CONNECT the policy allowed), with
 // the same checks as any other (the destination rules, upstream verification): nothing is

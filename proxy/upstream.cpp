@@ -331,6 +331,10 @@ net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::stri
   co_return true;
 }
 
+bool upstream::still_allowed(const upstream_connection& c, const configuration& cfg) {
+  return check(c.peer, cfg) == destination_verdict::allowed;
+}
+
 void upstream::release(std::unique_ptr<upstream_connection> c, const configuration& cfg) {
   const unsigned per_origin = cfg.daemon.upstream.pool_per_origin;
   if (per_origin == 0 || idle_count_ >= max_idle_total || c->buffer.size() != 0) return;

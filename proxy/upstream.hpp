@@ -110,6 +110,11 @@ class upstream {
   // and kept alive. REQUIRES: nothing of a later message was read into c->buffer by the
   // caller. Taken only when its buffer (and OpenSSL's) is empty; else closed.
   void release(std::unique_ptr<upstream_connection> c, const configuration& cfg);
+  // Whether c's address is still allowed by cfg's destination rules (a reload may have denied
+  // it since c was connected): what acquire() checks of a pooled connection before reuse, for
+  // one that waited elsewhere (origin_prefetch.hpp). Not the peek: a TLS 1.3 origin's session
+  // tickets, unread after the handshake, would fail it.
+  bool still_allowed(const upstream_connection& c, const configuration& cfg);
   // Closes pooled connections idle for longer than pool_idle. Called by the worker's timer.
   void sweep(std::chrono::milliseconds pool_idle);
   void close_all();

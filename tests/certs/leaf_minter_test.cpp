@@ -167,6 +167,30 @@ TEST_CASE("every leaf has its own random serial and the one shared key") {
   CHECK(serials.size() == 50);
 }
 
+// mint() sets the key from a legacy EC_KEY-backed copy (leaf_minter.cpp, legacy_public_key):
+// the leaf must carry the very SubjectPublicKeyInfo that the provider key encodes to (named
+// curve, uncompressed point), byte for byte, as leaves did before, not merely an equal key.
+TEST_CASE("a leaf's public key is encoded exactly as the shared key's own encoder writes it") {
+  minted m;
+  auto leaf = m.minter->mint("spki.example");
+  REQUIRE(leaf.ok());
+  auto der = [](auto write) {
+    unsigned char* out = nullptr;
+    const int n = write(&out);
+    std::string bytes;
+    if (n > 0) bytes.assign(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
+    OPENSSL_free(out);
+    return bytes;
+  };
+  X509_PUBKEY* spki = X509_get_X509_PUBKEY(leaf->get());
+  const std::string in_leaf = der([&](unsigned char** out) { return i2d_X509_PUBKEY(spki, out); });
+  EVP_PKEY* key = m.minter->leaf_key();
+  const std::string own = der([&](unsigned char** out) { return i2d_PUBKEY(key, out); });
+  REQUIRE(!own.empty());
+  CHECK(in_leaf == own);
+  CHECK(X509_check_private_key(leaf->get(), m.minter->leaf_key()) == 1);
+}
+
 TEST_CASE("one shared server context: a host's leaf on its SSL verifies and picks http/1.1") {
   minted m;
   SSL_CTX* server_ctx = m.minter->server_context().get();

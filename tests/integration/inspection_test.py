@@ -649,9 +649,10 @@ class OriginPrefetchTest(unittest.TestCase):
         self.addCleanup(p.stop)
         return origin, p
 
-    def tunnel_get(self, proxy, host, port, wait, user_agent="curl/8.0"):
-        """CONNECT, the TLS handshake trusting the school CA, `wait` seconds of nothing, then one
-        GET; returns its status line."""
+    def tunnel_get(self, proxy, host, port, wait, user_agent="curl/8.0", meanwhile=None, body=None):
+        """CONNECT, the TLS handshake trusting the school CA, `wait` seconds of nothing (then
+        `meanwhile()`, when given), then one GET (a POST of `body`, when given); returns its
+        status line."""
         s = socket.socket()
         s.bind((PUPIL, 0))
         s.settimeout(10)
@@ -667,8 +668,11 @@ class OriginPrefetchTest(unittest.TestCase):
         self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply)
         tls = ssl.create_default_context(cafile=self.school_crt).wrap_socket(s, server_hostname=host)
         time.sleep(wait)
-        tls.sendall(f"GET /x HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {user_agent}\r\n"
-                    "Connection: close\r\n\r\n".encode())
+        if meanwhile:
+            meanwhile()
+        method, framing = ("GET", "") if body is None else ("POST", f"Content-Length: {len(body)}\r\n")
+        tls.sendall(f"{method} /x HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {user_agent}\r\n"
+                    f"{framing}Connection: close\r\n\r\n".encode() + (body or b""))
         out = b""
         for _ in range(1000):
             try:
@@ -698,6 +702,34 @@ class OriginPrefetchTest(unittest.TestCase):
         self.assertEqual(len(origin.events), 2, origin.events)
         self.assertIsNone(origin.events[0]["request"])
         self.assertIsNotNone(origin.events[1]["request"])
+
+    def test_a_request_with_a_body_never_goes_out_on_a_prefetched_connection(self):
+        # It cannot be retried: on a connection the origin closed while the pupil filled in
+        # the form it would fail (a 502, the form lost), where a new connection succeeds.
+        origin, p = self.start(idle_close=0.3)
+        status = self.tunnel_get(p, "origin.test", origin.port, wait=1.0, body=b"name=sam&answer=42")
+        self.assertEqual(status, b"HTTP/1.1 200 OK")
+        self.assertEqual(len(origin.events), 2, origin.events)
+        self.assertIsNone(origin.events[0]["request"])
+
+    def test_a_prefetched_connection_is_checked_against_a_reload_s_destination_rules(self):
+        # Made while loopback was allowed; the reload before the request denies it: as for a
+        # pooled connection, the request does not go out on it (nor on a new one).
+        origin, p = self.start()
+
+        def deny_loopback():
+            wait_for(lambda: origin.events, what="the prefetched connection")
+            with open(p.config) as f:
+                text = f.read()
+            self.assertIn("  allow_loopback: true\n", text)
+            p.write_policy(text.replace("  allow_loopback: true\n", "  allow_loopback: false\n", 1))
+            p.reload()
+
+        status = self.tunnel_get(p, "origin.test", origin.port, wait=0.2, meanwhile=deny_loopback)
+        self.assertNotEqual(status, b"HTTP/1.1 200 OK")
+        self.assertTrue(status.startswith(b"HTTP/1.1 4") or status.startswith(b"HTTP/1.1 5"), status)
+        time.sleep(0.3)
+        self.assertEqual([e for e in origin.events if e["request"] is not None], [])
 
     def test_a_tunnel_shown_the_https_block_page_makes_no_origin_connection(self):
         origin, p = self.start()
