@@ -279,6 +279,7 @@ net::awaitable<void> run_http_session(worker& w, std::shared_ptr<client_connecti
   } catch (const std::exception& e) {
     std::cerr << "hallpass: session for " << c->ip_text << " ended by an unexpected error: " << e.what() << "\n";
   }
+  return_unused_prefetch(w, *c);             // an origin connection no request took: to the pool
   if (c->tls) co_await end_inspection(*c);  // the close_notify of an inspected connection
   error_code ignored;
   c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);

@@ -41,6 +41,12 @@ void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex)
   c.prefetch = std::move(p);
 }
 
+void return_unused_prefetch(worker& w, client_connection& c) {
+  auto p = std::move(c.prefetch);
+  if (!p || !p->result || !p->result->conn) return;  // none, still connecting, or failed: dropped
+  w.upstream().release(std::move(p->result->conn), *w.config());
+}
+
 net::awaitable<std::optional<acquire_result>> take_prefetched(std::shared_ptr<origin_prefetch>& p,
                                                               const origin_address& to) {
   auto held = std::move(p);

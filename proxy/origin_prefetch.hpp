@@ -47,6 +47,13 @@ struct origin_prefetch {
 // forward.cpp maps it; transparent mode's original destination).
 void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex);
 
+// At the end of a client connection: a prefetched origin connection no request took (a
+// browser's speculative tunnel, a tunnel whose requests were all blocked) goes back to the
+// worker's pool rather than being closed, so that a pooled connection the prefetch took is
+// not lost; release() and the peek before reuse decide whether it can serve again (a fresh
+// TLS 1.3 connection whose session tickets are unread is dropped there).
+void return_unused_prefetch(worker& w, client_connection& c);
+
 // The prefetched connection (or failure) when `p` was started for exactly `to` (host, port,
 // scheme, connect_host, address), waiting for it if it is still connecting; nullopt when there
 // is none for `to`. Either way `p` is used up (reset): a prefetch serves one request.

@@ -649,10 +649,10 @@ class OriginPrefetchTest(unittest.TestCase):
         self.addCleanup(p.stop)
         return origin, p
 
-    def tunnel_get(self, proxy, host, port, wait, user_agent="curl/8.0", meanwhile=None, body=None):
+    def tunnel_get(self, proxy, host, port, wait, user_agent="curl/8.0", meanwhile=None, body=None, request=True):
         """CONNECT, the TLS handshake trusting the school CA, `wait` seconds of nothing (then
         `meanwhile()`, when given), then one GET (a POST of `body`, when given); returns its
-        status line."""
+        status line. With request=False the tunnel closes after the wait, asking nothing."""
         s = socket.socket()
         s.bind((PUPIL, 0))
         s.settimeout(10)
@@ -668,6 +668,9 @@ class OriginPrefetchTest(unittest.TestCase):
         self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply)
         tls = ssl.create_default_context(cafile=self.school_crt).wrap_socket(s, server_hostname=host)
         time.sleep(wait)
+        if not request:
+            tls.close()
+            return b""
         if meanwhile:
             meanwhile()
         method, framing = ("GET", "") if body is None else ("POST", f"Content-Length: {len(body)}\r\n")
@@ -684,6 +687,23 @@ class OriginPrefetchTest(unittest.TestCase):
             out += chunk
         tls.close()
         return out.split(b"\r\n", 1)[0]
+
+    def test_a_tunnel_that_sends_no_request_gives_back_the_pooled_connection_it_took(self):
+        # A keep-alive origin and one worker (one pool): the first tunnel's request leaves its
+        # origin connection pooled; a tunnel that only hand-shakes (a browser's speculative
+        # connection) takes it for its prefetch; at its end the connection goes back, and the
+        # third tunnel's request reuses it: one origin connection in all.
+        origin = TlsOrigin(self.crt, self.key)
+        self.addCleanup(origin.stop)
+        p = Proxy(tls_port=origin.port, args=["--ca-dir", self.school_ca], workers=1,
+                  policy_edit=lambda text: InspectionTest.edit_policy(self, text))
+        self.addCleanup(p.stop)
+        self.assertEqual(self.tunnel_get(p, "origin.test", origin.port, wait=0), b"HTTP/1.1 200 OK")
+        self.tunnel_get(p, "origin.test", origin.port, wait=0.5, request=False)
+        time.sleep(0.3)  # the second tunnel's end reaches the proxy
+        self.assertEqual(self.tunnel_get(p, "origin.test", origin.port, wait=0), b"HTTP/1.1 200 OK")
+        self.assertEqual(origin.connections, 1)
+        self.assertEqual(len(origin.seen), 2)
 
     def test_the_origin_is_connected_during_the_handshake_and_used_by_the_first_request(self):
         origin, p = self.start()
