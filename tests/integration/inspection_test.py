@@ -699,8 +699,10 @@ class OriginPrefetchTest(unittest.TestCase):
                   policy_edit=lambda text: InspectionTest.edit_policy(self, text))
         self.addCleanup(p.stop)
         self.assertEqual(self.tunnel_get(p, "origin.test", origin.port, wait=0), b"HTTP/1.1 200 OK")
-        self.tunnel_get(p, "origin.test", origin.port, wait=0.5, request=False)
-        time.sleep(0.3)  # the second tunnel's end reaches the proxy
+        self.tunnel_get(p, "origin.test", origin.port, wait=1.0, request=False)
+        # The second tunnel's end has been handled (its prefetch released) when no client
+        # connection is open any more.
+        wait_for(lambda: p.metric("hallpass_active_connections") == 0, what="the tunnel's end")
         self.assertEqual(self.tunnel_get(p, "origin.test", origin.port, wait=0), b"HTTP/1.1 200 OK")
         self.assertEqual(origin.connections, 1)
         self.assertEqual(len(origin.seen), 2)
