@@ -31,8 +31,9 @@ void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex)
   p->to.host = ex.host;
   p->to.port = ex.port;
   p->to.tls = true;
-  // What forward.cpp will ask for: the same mapping from the same policy and role.
-  if (ex.verdict && rules::search_service_of(ex.host) != rules::search_service::none) {
+  // What forward.cpp will ask for: SafeSearch's front end from the same policy and role (none
+  // for a host that is not a search engine).
+  if (ex.verdict) {
     if (const auto mapped = rules::safesearch_connect_host(*ex.cfg->policy, *ex.verdict, ex.host))
       p->to.connect_host = std::string(*mapped);
   }
@@ -49,9 +50,10 @@ void return_unused_prefetch(worker& w, client_connection& c) {
 
 net::awaitable<std::optional<acquire_result>> take_prefetched(std::shared_ptr<origin_prefetch>& p,
                                                               const origin_address& to) {
+  // Another origin: left in place, to go back to the pool when the connection ends.
+  if (!p || !same_origin(p->to, to)) co_return std::nullopt;
   auto held = std::move(p);
   p.reset();
-  if (!held || !same_origin(held->to, to)) co_return std::nullopt;
   if (!held->result) {
     // acquire() has its own deadlines (DNS, connect, handshake): the wait ends with them.
     auto [ec] = co_await held->ready.async_wait(nothrow);

@@ -7,7 +7,8 @@
 // connection and handshake run in parallel with the leaf and the client's handshake, and the
 // first request takes the connection (or the failure, answered as acquire()'s would be) when
 // it is ready. Like acquire(), a pooled connection to that origin is taken first when one is
-// idle; a failed or unused prefetch is simply dropped (the connection closes). Only a request
+// idle; a failed prefetch is dropped, and an unused one goes back to the pool when the client
+// connection ends (return_unused_prefetch). Only a request
 // forward.cpp may retry (no body, an idempotent method) takes it: the origin may have closed it
 // while it waited, and only a retry recovers from that. A reload meanwhile that denies its
 // address drops it (upstream::still_allowed), as it would a pooled one.
@@ -56,7 +57,8 @@ void return_unused_prefetch(worker& w, client_connection& c);
 
 // The prefetched connection (or failure) when `p` was started for exactly `to` (host, port,
 // scheme, connect_host, address), waiting for it if it is still connecting; nullopt when there
-// is none for `to`. Either way `p` is used up (reset): a prefetch serves one request.
+// is none for `to` (then `p` is left as it is). A prefetch serves one request: `p` is reset
+// when it matched.
 net::awaitable<std::optional<acquire_result>> take_prefetched(std::shared_ptr<origin_prefetch>& p,
                                                               const origin_address& to);
 
