@@ -113,6 +113,18 @@ def _can_connect(port, host="127.0.0.1"):
         return False
 
 
+def recv_head(sock, limit=65536):
+    """Reads from `sock` until a message head's end (CRLF CRLF) has arrived, the peer closed,
+    or `limit` bytes; returns what was read (body bytes after the head included)."""
+    data = b""
+    while b"\r\n\r\n" not in data and len(data) < limit:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 class SlowDownload(threading.Thread):
     """GET `url` through the proxy from `source`, reading about `rate` bytes a second with a
     small receive buffer, so that the transfer really is in flight for about size/rate
@@ -134,12 +146,7 @@ class SlowDownload(threading.Thread):
                 s.settimeout(10)
                 s.connect(("127.0.0.1", self.proxy.port))
                 s.sendall(f"GET {self.url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-                data = b""
-                while b"\r\n\r\n" not in data and len(data) < 65536:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = recv_head(s)
                 head, _, body = data.partition(b"\r\n\r\n")
                 self.status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
                 m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)

@@ -28,8 +28,8 @@ import threading
 import time
 import unittest
 
-from harness import (BIN, PUPIL, STAFF, Proxy, PyOrigin, ThreadedServer, curl, read_request_head, wait_for, ws_frame,
-                     ws_read_frame)
+from harness import (BIN, PUPIL, STAFF, Proxy, PyOrigin, ThreadedServer, curl, read_request_head, recv_head, wait_for,
+                     ws_frame, ws_read_frame)
 
 NAMES = ["origin.test", "wiki.test", "search.test", "facebook.test", "www.facebook.test", "never.test",
          "www.google.com", "www.youtube.com", "en.wikipedia.org"]
@@ -659,12 +659,7 @@ class OriginPrefetchTest(unittest.TestCase):
         s.connect(("127.0.0.1", proxy.port))
         s.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {user_agent}\r\n\r\n"
                   .encode())
-        reply = b""
-        while b"\r\n\r\n" not in reply and len(reply) < 8192:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
+        reply = recv_head(s, 8192)
         self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply)
         tls = ssl.create_default_context(cafile=self.school_crt).wrap_socket(s, server_hostname=host)
         time.sleep(wait)
