@@ -10,10 +10,12 @@
 //   newconn     --connections loops of: connect, CONNECT, full TLS handshake (no resumption),
 //               one GET with Connection: close, close; for --duration seconds
 //   firstvisit  --hosts names from --host-format (h%04d.bench.test), each visited once as in
-//               newconn (the first visit), then, after --pause seconds, all again (warm); meanwhile --background
+//               newconn (the first visit) and once more (warm, after --pause seconds): with
+//               --order paired (the default) each thread alternates a new name's first visit
+//               with the warm visit of a name that became due, so first and warm visits share
+//               the machine's moment; with --order passes all names first, then all again. Meanwhile --background
 //               kept-alive connections to --host paced at --rate, whose latencies are reported
-//               for a baseline phase before the burst, during the first visits and during the
-//               warm visits
+//               for a baseline before the burst, during the visits and for a window after
 //   download    one connection, one GET of --path, the body read and discarded: MB/s
 //
 // Every loop is bounded by the duration or a count, and every socket has a receive and send
@@ -38,6 +40,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -69,7 +72,8 @@ struct options {
   double rate = 0;  // per connection; 0: back to back
   double duration = 10;
   double baseline = 3;  // firstvisit: seconds of background alone before the burst
-  double pause = 0;     // firstvisit: seconds between the first and the warm pass
+  double pause = 0;     // firstvisit: seconds between the first and the warm pass (passes)
+  bool paired = true;   // firstvisit: --order paired (each new name visited twice in a row) or passes
   double io_timeout = 10;
   double max_seconds = 300;  // download: stop (and say so) after this long
 };
@@ -88,7 +92,9 @@ struct options {
                "  --rate R               keepalive: requests per second per connection (default: unpaced)\n"
                "  --hosts N --first-host N --host-format F   firstvisit names (1000, 1, h%%04d.bench.test)\n"
                "  --background N --baseline S               firstvisit: paced keep-alive connections (8, 3 s)\n"
-               "  --pause S              firstvisit: seconds between the first and the warm pass (0)\n"
+               "  --order paired|passes  firstvisit: warm visits interleaved with first visits (paired,\n"
+               "                         the default) or a second pass over all names after the first\n"
+               "  --pause S              firstvisit: at least S seconds between a name's two visits (0)\n"
                "  --io-timeout S         per read or write (default 10)\n"
                "  --max-seconds S        download: give up after S seconds (default 300)\n",
                why.c_str());
@@ -120,6 +126,7 @@ options parse(int argc, char** argv) {
     else if (k == "--duration") o.duration = std::stod(v);
     else if (k == "--baseline") o.baseline = std::stod(v);
     else if (k == "--pause") o.pause = std::stod(v);
+    else if (k == "--order" && (v == "paired" || v == "passes")) o.paired = v == "paired";
     else if (k == "--io-timeout") o.io_timeout = std::stod(v);
     else if (k == "--max-seconds") o.max_seconds = std::stod(v);
     else usage("unknown option " + k);
@@ -451,9 +458,12 @@ int run_keepalive(const options& o, SSL_CTX* ctx) {
 // ---------------------------------------------------------------------------------------
 // newconn and firstvisit: a whole visit per sample.
 
-std::optional<failure> visit(const options& o, SSL_CTX* ctx, const std::string& host) {
+// `opened`: when the connection was ready for the GET (CONNECT answered, handshake done).
+std::optional<failure> visit(const options& o, SSL_CTX* ctx, const std::string& host,
+                             steady::time_point* opened = nullptr) {
   connection c;
   if (auto f = c.open(o, ctx, host)) return f;
+  if (opened) *opened = steady::now();
   return c.get(host, o.port, o.path, true);
 }
 
@@ -483,9 +493,15 @@ int run_newconn(const options& o, SSL_CTX* ctx) {
   return 0;
 }
 
-// Visits every host once from --connections threads taking the next name in turn; returns
-// the latencies of the successful visits and how long the pass took.
-std::pair<std::vector<std::uint32_t>, double> visit_all(const options& o, SSL_CTX* ctx) {
+// Visits every host once from --connections threads taking the next name in turn; returns the
+// latencies of the successful visits and how long the pass took.
+struct pass_result {
+  std::vector<std::uint32_t> first, again;
+  double seconds = 0;
+  std::vector<std::uint32_t> first_open, again_open;  // paired: the part up to the handshake's end
+};
+
+pass_result visit_all(const options& o, SSL_CTX* ctx) {
   std::atomic<int> next{0};
   std::vector<samples> res(static_cast<std::size_t>(o.connections));
   std::vector<std::thread> threads;
@@ -504,7 +520,83 @@ std::pair<std::vector<std::uint32_t>, double> visit_all(const options& o, SSL_CT
       }
     });
   for (auto& t : threads) t.join();
-  return {merge(res), seconds_since(t0)};
+  return {merge(res), {}, seconds_since(t0)};
+}
+
+// --order paired: each thread alternates a first visit to the next new name with the warm visit
+// of a name whose first visit ended at least --pause seconds ago (so that, as in --order
+// passes, the peer's pooled origin connection for it has expired and only the leaf is warm).
+// After the first --pause seconds, first and warm visits therefore run side by side and share
+// whatever else the machine is doing at that moment; the warm visits left when the names run
+// out follow at the pace their first visits had.
+pass_result visit_paired(const options& o, SSL_CTX* ctx) {
+  std::atomic<int> next{0};
+  std::mutex m;
+  std::deque<std::pair<steady::time_point, int>> due;  // names visited once, by when their first visit ended
+  std::atomic<int> first_done{0};                      // first visits ended, successful or not
+  std::vector<samples> first(static_cast<std::size_t>(o.connections)), again(first.size());
+  std::vector<samples> first_open(first.size()), again_open(first.size());  // connect to handshake done
+  const auto pause = std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(o.pause));
+  const auto name_of = [&](int k) {
+    char name[256];
+    std::snprintf(name, sizeof name, o.host_format.c_str(), o.first_host + k);
+    return std::string(name);
+  };
+  std::vector<std::thread> threads;
+  const auto t0 = steady::now();
+  for (int i = 0; i < o.connections; ++i)
+    threads.emplace_back([&, i] {
+      // Each turn makes at most two visits and at least one, or waits for a due name (at
+      // most --pause): bounded by 2 * --hosts turns with visits.
+      for (int turn = 0; turn < 4 * o.hosts + 16; ++turn) {
+        std::optional<int> warm;
+        std::optional<steady::time_point> wait_until;
+        {
+          std::lock_guard lk(m);
+          if (!due.empty()) {
+            if (due.front().first + pause <= steady::now()) warm = due.front().second, due.pop_front();
+            else wait_until = due.front().first + pause;
+          }
+        }
+        if (warm) {
+          const auto name = name_of(*warm);
+          const auto s = steady::now();
+          steady::time_point opened;
+          if (auto f = visit(o, ctx, name, &opened)) errors.add(f->kind, name + " (warm): " + f->message);
+          else {
+            again[static_cast<std::size_t>(i)].add(steady::now() - s);
+            again_open[static_cast<std::size_t>(i)].add(opened - s);
+          }
+        }
+        if (const int k = next.fetch_add(1); k < o.hosts) {
+          const auto name = name_of(k);
+          const auto s = steady::now();
+          steady::time_point opened;
+          auto f = visit(o, ctx, name, &opened);
+          const auto e = steady::now();
+          if (f) errors.add(f->kind, name + ": " + f->message);
+          else {
+            first[static_cast<std::size_t>(i)].add(e - s);
+            first_open[static_cast<std::size_t>(i)].add(opened - s);
+            std::lock_guard lk(m);
+            due.emplace_back(e, k);
+          }
+          first_done.fetch_add(1);
+          continue;
+        }
+        if (warm) continue;
+        // No new name left and nothing due yet: done when every first visit has ended and
+        // nothing waits; otherwise wait for the next due name (or a first visit still running).
+        if (first_done.load() >= o.hosts && !wait_until) {
+          std::lock_guard lk(m);
+          if (due.empty()) break;
+          continue;
+        }
+        std::this_thread::sleep_until(wait_until.value_or(steady::now() + std::chrono::milliseconds(5)));
+      }
+    });
+  for (auto& t : threads) t.join();
+  return {merge(first), merge(again), seconds_since(t0), merge(first_open), merge(again_open)};
 }
 
 int run_firstvisit(options o, SSL_CTX* ctx) {
@@ -520,23 +612,42 @@ int run_firstvisit(options o, SSL_CTX* ctx) {
   std::this_thread::sleep_for(std::chrono::duration<double>(o.baseline));
   const double baseline_s = seconds_since(t0);
   phase = first;
-  auto [first_lat, first_s] = visit_all(o, ctx);
-  phase = between;  // (an idle pause lets the peer's pooled origin connections expire, see README)
-  std::this_thread::sleep_for(std::chrono::duration<double>(o.pause));
-  phase = warm;
-  auto [warm_lat, warm_s] = visit_all(o, ctx);
+  pass_result firsts = o.paired ? visit_paired(o, ctx) : visit_all(o, ctx);
+  pass_result warms;
+  if (!o.paired) {
+    phase = between;  // (an idle pause lets the peer's pooled origin connections expire, see README)
+    std::this_thread::sleep_for(std::chrono::duration<double>(o.pause));
+    phase = warm;
+    warms = visit_all(o, ctx);
+    warms.again = std::move(warms.first);
+  } else {
+    warms.again = std::move(firsts.again);
+    warms.again_open = std::move(firsts.again_open);
+    warms.seconds = firsts.seconds;
+  }
+  // The background alone again for as long as the baseline: a second sample of the quiet
+  // state, so that a disturbance of the machine in one window does not make the baseline.
   phase = after;
+  const auto t1 = steady::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(o.baseline));
+  const double after_s = seconds_since(t1);
   stop = true;
   for (auto& t : threads) t.join();
   std::vector<std::vector<std::uint32_t>> bgp(phases);
   for (auto& b : bg)
     for (std::size_t p = 0; p < phases; ++p) bgp[p].insert(bgp[p].end(), b[p].us.begin(), b[p].us.end());
-  std::printf("{\"mode\":\"firstvisit\",\"hosts\":%d,\"connections\":%d,\"first\":%s,\"warm\":%s,"
-              "\"background\":{\"connections\":%d,\"rate_per_conn\":%.1f,\"baseline\":%s,\"during_first\":%s,"
-              "\"during_warm\":%s},\"errors\":%s,\"error_count\":%llu}\n",
-              o.hosts, o.connections, summary_json(first_lat, first_s).c_str(), summary_json(warm_lat, warm_s).c_str(),
-              o.background, o.rate, summary_json(bgp[baseline], baseline_s).c_str(),
-              summary_json(bgp[first], first_s).c_str(), summary_json(bgp[warm], warm_s).c_str(),
+  std::vector<std::uint32_t> quiet = bgp[baseline];  // before and after the burst, together
+  quiet.insert(quiet.end(), bgp[after].begin(), bgp[after].end());
+  std::printf("{\"mode\":\"firstvisit\",\"order\":\"%s\",\"hosts\":%d,\"connections\":%d,\"first\":%s,"
+              "\"warm\":%s,\"background\":{\"connections\":%d,\"rate_per_conn\":%.1f,\"baseline\":%s,"
+              "\"during_first\":%s,\"during_warm\":%s,\"after\":%s,\"quiet\":%s},\"first_handshake\":%s,"
+              "\"warm_handshake\":%s,\"errors\":%s,\"error_count\":%llu}\n",
+              o.paired ? "paired" : "passes", o.hosts, o.connections, summary_json(firsts.first, firsts.seconds).c_str(),
+              summary_json(warms.again, warms.seconds).c_str(), o.background, o.rate,
+              summary_json(bgp[baseline], baseline_s).c_str(), summary_json(bgp[first], firsts.seconds).c_str(),
+              summary_json(bgp[warm], warms.seconds).c_str(), summary_json(bgp[after], after_s).c_str(),
+              summary_json(quiet, baseline_s + after_s).c_str(), summary_json(firsts.first_open, firsts.seconds).c_str(),
+              summary_json(warms.again_open, warms.seconds).c_str(),
               errors.json().c_str(), static_cast<unsigned long long>(errors.total()));
   return 0;
 }

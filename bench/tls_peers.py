@@ -422,7 +422,8 @@ def load_firstvisit(ctx, run):
     a = ctx.args
     out = tls_load(ctx, run, "firstvisit", "--host", WARM_HOST, "--path", "/small", "--hosts", a.hosts,
                    "--connections", a.firstvisit_connections, "--background", a.background, "--rate",
-                   a.background_rate, "--baseline", a.baseline, "--pause", a.pause, timeout=900)
+                   a.background_rate, "--baseline", a.baseline, "--pause", a.pause, "--order", a.firstvisit_order,
+                   timeout=900)
     f, w, bg = out["first"], out["warm"], out["background"]
     if not f["count"] or not w["count"]:
         raise PeerError(f"no visit succeeded: {first_error(out)}")
@@ -430,12 +431,17 @@ def load_firstvisit(ctx, run):
            "warm_p99_ms": w["p99_ms"], "first_minus_warm_p50_ms": f["p50_ms"] - w["p50_ms"],
            "first_visits": f["count"], "warm_visits": w["count"], "first_seconds": f["seconds"],
            "bg_baseline_p99_ms": bg["baseline"].get("p99_ms"), "bg_first_p99_ms": bg["during_first"].get("p99_ms"),
-           "bg_warm_p99_ms": bg["during_warm"].get("p99_ms"), "bg_counts": [bg["baseline"]["count"],
-                                                                             bg["during_first"]["count"],
-                                                                             bg["during_warm"]["count"]],
+           "bg_warm_p99_ms": bg["during_warm"].get("p99_ms"), "bg_after_p99_ms": bg["after"].get("p99_ms"),
+           "bg_quiet_p99_ms": bg["quiet"].get("p99_ms"),
+           "bg_counts": [bg["baseline"]["count"], bg["during_first"]["count"], bg["during_warm"]["count"],
+                         bg["after"]["count"]], "order": out["order"],
+           "first_handshake_p50_ms": out["first_handshake"].get("p50_ms"),
+           "warm_handshake_p50_ms": out["warm_handshake"].get("p50_ms"),
            "errors": out["errors"], "error_count": out["error_count"], "raw": out}
     if res["bg_baseline_p99_ms"] and res["bg_first_p99_ms"]:
-        res["bg_p99_ratio"] = res["bg_first_p99_ms"] / res["bg_baseline_p99_ms"]
+        res["bg_p99_ratio_before"] = res["bg_first_p99_ms"] / res["bg_baseline_p99_ms"]
+    if res["bg_quiet_p99_ms"] and res["bg_first_p99_ms"]:
+        res["bg_p99_ratio"] = res["bg_first_p99_ms"] / res["bg_quiet_p99_ms"]
     return res
 
 
@@ -475,7 +481,7 @@ def record(ctx, peer, load, rnd, fn=None, error=None):
 
 
 SHOW = {"keepalive": ("rps", "p99_ms", "cpu_us_per_req"), "newconn": ("per_s", "p99_ms", "cpu_us_per_conn"),
-        "firstvisit": ("first_p50_ms", "warm_p50_ms", "first_p99_ms", "bg_baseline_p99_ms", "bg_first_p99_ms"),
+        "firstvisit": ("first_p50_ms", "warm_p50_ms", "first_handshake_p50_ms", "warm_handshake_p50_ms", "first_p99_ms", "bg_quiet_p99_ms", "bg_first_p99_ms"),
         "download": ("mb_s", "cpu_s_per_gb")}
 
 
@@ -522,10 +528,18 @@ FIGURES = [  # (load, field, what, unit, better, format)
     ("firstvisit", "warm_p50_ms", "the same hosts again (warm): p50", "ms", "lower", ".2f"),
     ("firstvisit", "warm_p99_ms", "the same hosts again (warm): p99", "ms", "lower", ".2f"),
     ("firstvisit", "first_minus_warm_p50_ms", "first minus warm, p50", "ms", "lower", ".2f"),
+    ("firstvisit", "first_handshake_p50_ms", "first visit, up to the client's handshake done: p50 (paired)", "ms",
+     "lower", ".2f"),
+    ("firstvisit", "warm_handshake_p50_ms", "warm visit, up to the client's handshake done: p50 (paired)", "ms",
+     "lower", ".2f"),
     ("firstvisit", "bg_baseline_p99_ms", "other keep-alive connections: p99 before the burst", "ms", "lower", ".2f"),
+    ("firstvisit", "bg_after_p99_ms", "other keep-alive connections: p99 after the burst", "ms", "lower", ".2f"),
+    ("firstvisit", "bg_quiet_p99_ms", "other keep-alive connections: p99 before and after, together (the baseline)",
+     "ms", "lower", ".2f"),
     ("firstvisit", "bg_first_p99_ms", "other keep-alive connections: p99 during the first visits", "ms", "lower",
      ".2f"),
-    ("firstvisit", "bg_p99_ratio", "... during / before", "x", "lower", ".2f"),
+    ("firstvisit", "bg_p99_ratio", "... during / baseline", "x", "lower", ".2f"),
+    ("firstvisit", "bg_p99_ratio_before", "... during / before only", "x", "lower", ".2f"),
     ("download", "mb_s", "one large download", "MB/s", "higher", ",.0f"),
     ("download", "cpu_s_per_gb", "one large download: the peer's CPU", "s/GB", "lower", ".2f"),
 ]
@@ -578,7 +592,8 @@ def report_md(ctx, med, tg):
     add(f"Command: `{rep['command']}`. {a.rounds} round(s); medians over rounds. Keep-alive and new-connection "
         f"loads {a.duration} s each (warm-up {a.warmup} s); {a.connections} keep-alive connections; "
         f"{a.newconn_connections} concurrent new connections; {a.hosts} first-visit hosts over "
-        f"{a.firstvisit_connections} connections with {a.background} background connections at "
+        f"{a.firstvisit_connections} connections, each visited again (warm) at least {a.pause:g} s later "
+        f"({a.firstvisit_order}), with {a.background} background connections at "
         f"{a.background_rate:g} GETs/s each; download `{a.download_path}`.\n")
     m = rep["machine"]
     add(f"Machine: {m['nproc']} x {m['cpu_model']}, kernel {m['kernel']}; load average at start "
@@ -678,9 +693,13 @@ def parse_args(argv):
     p.add_argument("--background", type=int, default=8, help="paced keep-alive connections during the first "
                                                               "visits (default 8)")
     p.add_argument("--background-rate", type=float, default=20, help="GETs/s per background connection (20)")
-    p.add_argument("--baseline", type=float, default=3, help="seconds of background alone before the burst (3)")
-    p.add_argument("--pause", type=float, default=3.5, help="seconds between the first and the warm visits, so "
-                                                            "that pooled origin connections expire (3.5)")
+    p.add_argument("--baseline", type=float, default=3, help="seconds of background alone before the burst, and "
+                                                             "again after it (3)")
+    p.add_argument("--firstvisit-order", choices=("paired", "passes"), default="paired",
+                   help="warm visits interleaved with the first visits, each at least --pause after its name's "
+                        "first (paired, the default), or a second pass after the first (passes)")
+    p.add_argument("--pause", type=float, default=2.2, help="seconds between a name's first and warm visits, so "
+                                                            "that pooled origin connections expire (2.2)")
     p.add_argument("--download-timeout", type=int, default=180, help="seconds a download may take (180)")
     p.add_argument("--origin-workers", type=int, default=1)
     p.add_argument("--start-timeout", type=float, default=60)
