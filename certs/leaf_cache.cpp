@@ -66,7 +66,13 @@ leaf_cache::certificate leaf_cache::find(std::string_view host) {
   return *r;
 }
 
-std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, callback done) {
+bool leaf_cache::prepare(std::string_view host) {
+  bool started = false;
+  start(host, nullptr, &started);
+  return started;
+}
+
+std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, callback done, bool* started) {
   std::string key = leaf_minter::normalize_host(host);
   std::unique_lock lock(mutex_);
   std::optional<lookup> refused;
@@ -77,11 +83,11 @@ std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, 
     lru_.splice(lru_.begin(), lru_, it->second.lru);
     auto f = it->second.mint;
     if (!f->done) {
-      ++counters_.joined;
+      if (started == nullptr) ++counters_.joined;
       if (done) f->waiters.push_back(std::move(done));
       return f->future;
     }
-    ++counters_.hits;
+    if (started == nullptr) ++counters_.hits;
     lock.unlock();
     if (done) done(f->future.get());
     return f->future;
@@ -92,12 +98,13 @@ std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, 
                               std::to_string(options_.max_queued) + "); try again");
   }
   if (refused) {
-    ++counters_.rejected;
+    if (started == nullptr) ++counters_.rejected;  // counted once, when the handshake asks
     lock.unlock();
     if (done) done(*refused);
     return ready(*refused);
   }
   ++counters_.misses;
+  if (started != nullptr) *started = true;
   auto f = std::make_shared<flight>();
   if (done) f->waiters.push_back(std::move(done));
   lru_.push_front(key);

@@ -77,6 +77,11 @@ class leaf_cache {
   std::shared_future<lookup> get(std::string_view host);
   // A ready leaf, or null; never starts a mint.
   certificate find(std::string_view host);
+  // Starts the host's mint when its leaf is neither ready nor in flight, and returns at once
+  // whether it did (no callback, no wait, hits not counted). An inspected CONNECT calls it
+  // before writing its 200, so that the mint runs while the client reads the 200 and sends its
+  // ClientHello; the handshake then finds the leaf ready or joins the flight.
+  bool prepare(std::string_view host);
 
   counters stats() const;
   std::size_t capacity() const { return options_.capacity; }
@@ -101,7 +106,8 @@ class leaf_cache {
     std::shared_ptr<flight> mint;
   };
 
-  std::shared_future<lookup> start(std::string_view host, callback done);
+  // `started`: prepare()'s call: set when a mint was started; a hit or a join is not counted.
+  std::shared_future<lookup> start(std::string_view host, callback done, bool* started = nullptr);
   lookup mint(const std::string& host) const;
   void evict_locked();
   void run_minting_thread();

@@ -49,10 +49,17 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
   // run_tunnel changes the action when the ClientHello or the upstream says otherwise.
   ex.action = plan == tunnel_plan::block_page ? outcome::block : outcome::allow;
   const auto mode = plan == tunnel_plan::relay ? tunnel_mode::relay : tunnel_mode::inspect;
+  if (mode == tunnel_mode::inspect) {
+    // Before the 200: the host's leaf is minted on a minting thread, and an inspected site's
+    // origin connected and its handshake run, while the 200 travels and the client sends its
+    // ClientHello and handshakes. A tunnel that then turns out not to carry TLS has cost one
+    // origin connection (a relayed tunnel connects before its 200 too); an unused one goes
+    // back to the pool when the client's connection ends.
+    ex.leaf_prepared = ex.cfg->leaves->prepare(ex.host);
+    if (plan == tunnel_plan::inspect) prefetch_tunnel_origin(w, c, ex);
+  }
   const auto end = co_await run_tunnel(w, c, ex, mode);
   if (end == tunnel_end::inspect) {
-    // The origin's connection and handshake run while the leaf and the client's handshake do.
-    if (plan == tunnel_plan::inspect) prefetch_tunnel_origin(w, c, ex);
     // The connection now carries decrypted requests: the loop goes on reading them.
     const bool inspected = co_await start_inspection(w, c, ex);
     if (inspected && plan == tunnel_plan::block_page) ex.note = "inspected to show the HTTPS block page";

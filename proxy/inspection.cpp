@@ -62,7 +62,8 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
   const std::string host = ex.host;
   certs::leaf_cache::certificate leaf = cache.find(host);
   if (leaf) {
-    m.tls_leaf_cached.Increment();
+    // Ready, but minted for this CONNECT (leaf_prepared) if it started the mint before its 200.
+    (ex.leaf_prepared ? m.tls_leaf_minted : m.tls_leaf_cached).Increment();
   } else {
     const auto got = co_await wait_for_leaf(w, cache, host);
     if (!got) {

@@ -3,7 +3,8 @@
 // An inspected CONNECT used to reach its origin only when the first request arrived inside the
 // tunnel: after the leaf (minted on a first visit) and the client's whole handshake, the
 // request then waited for a TCP connection and a TLS handshake to the origin. Started when
-// the tunnel is known to be inspected and allowed (tunnel_plan::inspect), the origin's
+// the tunnel is known to be inspected and allowed (tunnel_plan::inspect), before its 200 is
+// written (so that it overlaps the client's round trip for the 200 and its ClientHello too), the origin's
 // connection and handshake run in parallel with the leaf and the client's handshake, and the
 // first request takes the connection (or the failure, answered as acquire()'s would be) when
 // it is ready. Like acquire(), a pooled connection to that origin is taken first when one is

@@ -49,6 +49,22 @@ TEST_CASE("a repeat request for a host mints nothing and returns the same leaf")
   CHECK(s.size == 1);
 }
 
+TEST_CASE("prepare starts a host's mint once, ahead of the handshake that then finds it") {
+  temp_dir d;
+  leaf_cache cache(test_minter(d), {.capacity = 10, .threads = 1});
+  CHECK(cache.prepare("a.test"));         // started
+  CHECK_FALSE(cache.prepare("A.test."));  // in flight or ready: nothing more
+  const auto leaf = fetch(cache, "a.test");
+  CHECK_FALSE(cache.prepare("a.test"));
+  CHECK(cache.find("a.test") == leaf);
+  CHECK_FALSE(cache.prepare("not a host name"));
+  const auto s = cache.stats();
+  CHECK(s.mints == 1);
+  CHECK(s.misses == 1);
+  CHECK(s.rejected == 0);  // prepare's refusals are counted when the handshake asks
+  CHECK(s.size == 1);
+}
+
 TEST_CASE("the cache holds at most its capacity and evicts the least recently used") {
   temp_dir d;
   leaf_cache cache(test_minter(d), {.capacity = 3, .threads = 1});

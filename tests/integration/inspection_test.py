@@ -649,10 +649,12 @@ class OriginPrefetchTest(unittest.TestCase):
         self.addCleanup(p.stop)
         return origin, p
 
-    def tunnel_get(self, proxy, host, port, wait, user_agent="curl/8.0", meanwhile=None, body=None, request=True):
-        """CONNECT, the TLS handshake trusting the school CA, `wait` seconds of nothing (then
-        `meanwhile()`, when given), then one GET (a POST of `body`, when given); returns its
-        status line. With request=False the tunnel closes after the wait, asking nothing."""
+    def tunnel_get(self, proxy, host, port, wait, user_agent="curl/8.0", meanwhile=None, body=None, request=True,
+                   before_hello=None):
+        """CONNECT (then `before_hello()`, when given, before the ClientHello), the TLS handshake
+        trusting the school CA, `wait` seconds of nothing (then `meanwhile()`, when given), then
+        one GET (a POST of `body`, when given); returns its status line. With request=False the
+        tunnel closes after the wait, asking nothing."""
         s = socket.socket()
         s.bind((PUPIL, 0))
         s.settimeout(10)
@@ -661,6 +663,8 @@ class OriginPrefetchTest(unittest.TestCase):
                   .encode())
         reply = recv_head(s, 8192)
         self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply)
+        if before_hello:
+            before_hello()
         tls = ssl.create_default_context(cafile=self.school_crt).wrap_socket(s, server_hostname=host)
         time.sleep(wait)
         if not request:
@@ -711,6 +715,20 @@ class OriginPrefetchTest(unittest.TestCase):
         e = origin.events[0]
         # Connected before the client's request existed: the client slept 1 s after its handshake.
         self.assertGreater(e["request"] - e["accepted"], 0.8, e)
+
+    def test_the_origin_is_connected_before_the_client_s_hello(self):
+        # Started with the CONNECT's 200, not after the ClientHello: the origin's connection
+        # (and the leaf's mint) overlap the client's round trip. The client sends nothing until
+        # the origin has the connection.
+        origin, p = self.start()
+        minted_before = p.metric("hallpass_tls_leaf_contexts_total", {"source": "minted"})
+        status = self.tunnel_get(p, "origin.test", origin.port, wait=0,
+                                 before_hello=lambda: wait_for(lambda: origin.events, what="the origin's connection"))
+        self.assertEqual(status, b"HTTP/1.1 200 OK")
+        self.assertEqual(len(origin.events), 1, origin.events)  # the one made before the hello, used
+        # The leaf minted ahead is counted as this tunnel's mint, not as a cache hit.
+        self.assertEqual(p.metric("hallpass_tls_leaf_contexts_total", {"source": "minted"}), minted_before + 1)
+        self.assertEqual(p.metric("hallpass_tls_leaf_contexts_total", {"source": "cache"}), 0)
 
     def test_a_prefetched_connection_the_origin_closed_meanwhile_is_replaced(self):
         origin, p = self.start(idle_close=0.3)
