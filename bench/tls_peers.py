@@ -77,10 +77,15 @@ def first_visit_names(ctx):
     return [f"h{i:04d}.bench.test" for i in range(1, ctx.args.hosts + 1)]
 
 
+def bench_names(ctx):
+    """(name, address) of every bench name: the warm name at the origin, the first-visit names
+    at the second origin (or the same one with --first-visit-origin same)."""
+    return [(WARM_HOST, ctx.origin_addr)] + [(n, ctx.first_origin_addr) for n in first_visit_names(ctx)]
+
+
 def hosts_file(ctx, path):
-    """An /etc/hosts-format file: the warm name and every first-visit name at the origin."""
-    path.write_text("127.0.0.1 localhost\n" + "".join(f"{ctx.origin_addr} {n}\n"
-                                                      for n in [WARM_HOST] + first_visit_names(ctx)))
+    """An /etc/hosts-format file of bench_names()."""
+    path.write_text("127.0.0.1 localhost\n" + "".join(f"{a} {n}\n" for n, a in bench_names(ctx)))
     os.chmod(path, 0o644)
     return path
 
@@ -118,10 +123,10 @@ def wait_listening_at(addr, port, proc, log_file, timeout):
     raise PeerError(f"not listening on {addr}:{port} after {timeout} s: {P.tail(log_file)}")
 
 
-def start_origin(ctx):
+def start_origin(ctx, name="origin"):
     """nginx with TLS on ORIGIN_ADDR:443: /small (1 KiB text), /big (64 MiB) and /huge (1 GiB),
     both sparse."""
-    d = ctx.tmp / "origin"
+    d = ctx.tmp / name
     www = d / "www"
     www.mkdir(parents=True)
     for p in (d, www):
@@ -132,8 +137,10 @@ def start_origin(ctx):
             f.truncate(size)
     addr, port = origin_address(), 443
     conf = d / "nginx.conf"
+    sessions = ("    ssl_session_cache shared:origin:10m;" if ctx.args.origin_resumption == "on" else
+                "    ssl_session_cache off;\n    ssl_session_tickets off;")
     conf.write_text(P.render("nginx-tls-origin.conf", DIR=d, ADDR=addr, PORT=port, WORKERS=ctx.args.origin_workers,
-                             NOFILE=P.NOFILE, CERT=ctx.origin_cert, KEY=ctx.origin_key))
+                             NOFILE=P.NOFILE, CERT=ctx.origin_cert, KEY=ctx.origin_key, SESSIONS=sessions))
     proc = ctx.procs.start(["nginx", "-c", conf], d / "stdout.log")
     wait_listening_at(addr, port, proc, d / "error.log", 15)
     return addr, port, proc
@@ -178,7 +185,7 @@ def prepare_hallpass(ctx):
         at = text.index("\n  inspect:\n", text.index(inspect)) + len("\n  inspect:\n")
         text = text[:at] + ("    - name: bench hosts\n      roles: [pupils]\n      domains: [bench.test]\n"
                             "      why: The bench measures inspected HTTPS (bench/README.md, issue 10).\n") + text[at:]
-    hosts = "".join(f"  {n}: {ctx.origin_addr}\n" for n in [WARM_HOST] + first_visit_names(ctx))
+    hosts = "".join(f"  {n}: {a}\n" for n, a in bench_names(ctx))
     pd = ctx.tmp / "policy"
     pd.mkdir()
     os.chmod(pd, 0o755)
@@ -305,7 +312,7 @@ def start_nginx(ctx, rnd):
     conf = d / "nginx.conf"
     conf.write_text(P.render("nginx-tls-reverse.conf", DIR=d, PORT=port, WORKERS=ctx.args.origin_workers,
                              NOFILE=P.NOFILE, CERT=ctx.origin_cert, KEY=ctx.origin_key, ORIGIN_ADDR=ctx.origin_addr,
-                             ORIGIN_PORT=ctx.origin_port,
+                             FIRST_ORIGIN_ADDR=ctx.first_origin_addr, ORIGIN_PORT=ctx.origin_port,
                              ORIGIN_CA=ctx.origin_ca))
     proc = ctx.procs.start(["nginx", "-c", conf], d / "stdout.log")
     return Running("nginx", port, proc, d / "stdout.log", ctx.origin_ca, direct=True)  # (its start-up errors)
@@ -594,7 +601,8 @@ def report_md(ctx, med, tg):
         f"{a.newconn_connections} concurrent new connections; {a.hosts} first-visit hosts over "
         f"{a.firstvisit_connections} connections, each visited again (warm) at least {a.pause:g} s later "
         f"({a.firstvisit_order}), with {a.background} background connections at "
-        f"{a.background_rate:g} GETs/s each; download `{a.download_path}`.\n")
+        f"{a.background_rate:g} GETs/s each; the first-visit names' origin: {a.first_visit_origin}; the origins "
+        f"resume TLS sessions: {a.origin_resumption}; download `{a.download_path}`.\n")
     m = rep["machine"]
     add(f"Machine: {m['nproc']} x {m['cpu_model']}, kernel {m['kernel']}; load average at start "
         f"{' '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}, at end "
@@ -702,6 +710,13 @@ def parse_args(argv):
                                                             "that pooled origin connections expire (2.2)")
     p.add_argument("--download-timeout", type=int, default=180, help="seconds a download may take (180)")
     p.add_argument("--origin-workers", type=int, default=1)
+    p.add_argument("--first-visit-origin", choices=("separate", "same"), default="separate",
+                   help="the first-visit names served by a second origin nginx (separate, the default: new "
+                        "sites are other servers) or by the warm name's origin (same)")
+    p.add_argument("--origin-resumption", choices=("on", "off"), default="on",
+                   help="the origins resume TLS sessions (on, the default, as real origins do) or not (off: "
+                        "every connection to an origin is a full handshake, so that a warm visit differs from a "
+                        "first one by the leaf alone)")
     p.add_argument("--start-timeout", type=float, default=60)
     p.add_argument("--hallpass", default=str(ROOT / "build-release" / "hallpass"))
     p.add_argument("--tls-load", default=str(ROOT / "build-release" / "tls_load"))
@@ -731,6 +746,7 @@ class Context:
         self.peers = [p for p in PEERS if p in args.peers]
         self.loads = [l for l in LOADS if l in args.load_list]
         self.results, self.report, self.unavailable = {}, {"peers": {}}, {}
+        self.first_origin_addr = self.first_origin_proc = None
         self.origin_port = self.origin_proc = self.policy = self.policy_relay = self.hallpass_ca = None
 
 
@@ -764,6 +780,11 @@ def main(argv):
         ctx.bump_ca, ctx.bump_key = make_ca(ctx, tmp / "bump-ca", "hallpass bench interception CA (squid, e2guardian)")
         ctx.origin_addr, ctx.origin_port, ctx.origin_proc = start_origin(ctx)
         log(f"origin nginx (TLS) on {ctx.origin_addr}:{ctx.origin_port}")
+        if args.first_visit_origin == "separate":
+            ctx.first_origin_addr, _, ctx.first_origin_proc = start_origin(ctx, "first-visit-origin")
+            log(f"first-visit names' origin nginx (TLS) on {ctx.first_origin_addr}:{ctx.origin_port}")
+        else:
+            ctx.first_origin_addr = ctx.origin_addr
         if {"hallpass", "hallpass-relay"} & set(ctx.peers):
             try:
                 prepare_hallpass(ctx)
