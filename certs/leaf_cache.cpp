@@ -1,5 +1,7 @@
 #include "certs/leaf_cache.hpp"
 
+#include <utility>
+
 namespace hallpass::certs {
 namespace {
 
@@ -62,7 +64,7 @@ leaf_cache::certificate leaf_cache::find(std::string_view host) {
   const lookup& r = it->second.mint->future.get();
   if (!r) return nullptr;
   lru_.splice(lru_.begin(), lru_, it->second.lru);
-  ++counters_.hits;
+  if (!std::exchange(it->second.mint->ahead, false)) ++counters_.hits;
   return *r;
 }
 
@@ -82,12 +84,14 @@ std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, 
   } else if (const auto it = entries_.find(key); it != entries_.end()) {
     lru_.splice(lru_.begin(), lru_, it->second.lru);
     auto f = it->second.mint;
+    // A request's first ask for a leaf prepare() started was counted as that mint's miss.
+    const bool counted = started != nullptr || std::exchange(f->ahead, false);
     if (!f->done) {
-      if (started == nullptr) ++counters_.joined;
+      if (!counted) ++counters_.joined;
       if (done) f->waiters.push_back(std::move(done));
       return f->future;
     }
-    if (started == nullptr) ++counters_.hits;
+    if (!counted) ++counters_.hits;
     lock.unlock();
     if (done) done(f->future.get());
     return f->future;
@@ -104,8 +108,8 @@ std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, 
     return ready(*refused);
   }
   ++counters_.misses;
-  if (started != nullptr) *started = true;
   auto f = std::make_shared<flight>();
+  if (started != nullptr) *started = f->ahead = true;
   if (done) f->waiters.push_back(std::move(done));
   lru_.push_front(key);
   entries_.emplace(key, entry{f, lru_.begin()});

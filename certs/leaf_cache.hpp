@@ -54,9 +54,9 @@ class leaf_cache {
   };
 
   struct counters {
-    std::uint64_t hits = 0;    // a ready leaf was returned
-    std::uint64_t misses = 0;  // a mint was started
-    std::uint64_t joined = 0;  // a request waited for a mint already in flight
+    std::uint64_t hits = 0;    // a ready leaf was returned (not the first ask after prepare())
+    std::uint64_t misses = 0;  // a mint was started (by a request or by prepare())
+    std::uint64_t joined = 0;  // a request waited for a mint already in flight (likewise)
     std::uint64_t mints = 0;   // mints that succeeded
     std::uint64_t mint_failures = 0;
     std::uint64_t evictions = 0;
@@ -96,6 +96,7 @@ class leaf_cache {
     std::shared_future<lookup> future = promise.get_future().share();
     std::vector<callback> waiters;
     bool done = false;
+    bool ahead = false;  // started by prepare(): the handshake that then asks is not a hit or a join
   };
   struct entry {
     std::shared_ptr<flight> mint;

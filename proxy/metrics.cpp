@@ -34,8 +34,9 @@ prometheus::Family<prometheus::Counter>& counter_family(prometheus::Registry& r,
 }
 
 const std::string leaf_help =
-    "Leaf certificates for inspected handshakes: from the cache (no minting), or minted (the "
-    "handshake waited for a new leaf).";
+    "Leaf certificates for inspected handshakes: minted (for this tunnel, started at its CONNECT, "
+    "or the handshake waited for a mint in flight), or from the cache (ready when the handshake "
+    "asked, this tunnel having started no mint).";
 const std::string client_help =
     "Inspected handshakes that failed on the client's side: rejected_ca when the client refused "
     "the school CA (a device without the CA installed, or an app that pins its certificates).";

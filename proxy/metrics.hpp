@@ -140,7 +140,7 @@ class metrics {
   // HTTPS inspection (proxy/inspection.hpp).
   prometheus::Counter& tls_inspected;          // hallpass_tls_inspected_total: tunnels decrypted
   prometheus::Counter& tls_leaf_cached;        // hallpass_tls_leaf_contexts_total{source="cache"}
-  prometheus::Counter& tls_leaf_minted;        // {source="minted"}: waited for a mint (or joined one)
+  prometheus::Counter& tls_leaf_minted;        // {source="minted"}: started for this tunnel, or waited for
   prometheus::Counter& tls_client_rejected_ca;  // hallpass_tls_client_failures_total{reason="rejected_ca"}
   prometheus::Counter& tls_client_failed;       // {reason="handshake"}: other client handshake failures
   prometheus::Counter& tls_origin_unverified;   // hallpass_tls_origin_failures_total{kind="verify"}

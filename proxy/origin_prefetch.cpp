@@ -45,7 +45,7 @@ void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex)
 void return_unused_prefetch(worker& w, client_connection& c) {
   auto p = std::move(c.prefetch);
   if (!p || !p->result || !p->result->conn) return;  // none, still connecting, or failed: dropped
-  w.upstream().release(std::move(p->result->conn), *w.config());
+  w.upstream().give_back_unused(std::move(p->result->conn), *w.config());
 }
 
 net::awaitable<std::optional<acquire_result>> take_prefetched(std::shared_ptr<origin_prefetch>& p,

@@ -52,8 +52,9 @@ void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex)
 // At the end of a client connection: a prefetched origin connection no request took (a
 // browser's speculative tunnel, a tunnel whose requests were all blocked) goes back to the
 // worker's pool rather than being closed, so that a pooled connection the prefetch took is
-// not lost; release() and the peek before reuse decide whether it can serve again (a fresh
-// TLS 1.3 connection whose session tickets are unread is dropped there).
+// not lost. upstream::give_back_unused first reads what arrived through OpenSSL (a fresh TLS
+// 1.3 connection's session tickets, which the peek before reuse would take for stray bytes);
+// release() and that peek then decide whether it can serve again.
 void return_unused_prefetch(worker& w, client_connection& c);
 
 // The prefetched connection (or failure) when `p` was started for exactly `to` (host, port,

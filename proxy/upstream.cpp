@@ -5,7 +5,12 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <cstring>
 
 #include "certs/origin_context.hpp"
@@ -77,7 +82,53 @@ void write_pool_key(const origin_address& to, std::string& out) {
 bool nothing_held(upstream_connection& c) {
   if (!c.tls) return true;
   SSL* ssl = c.tls->native_handle();
-  return SSL_pending(ssl) == 0 && BIO_ctrl_pending(SSL_get_rbio(ssl)) == 0;
+  return SSL_pending(ssl) == 0 && SSL_has_pending(ssl) == 0 && BIO_ctrl_pending(SSL_get_rbio(ssl)) == 0;
+}
+
+// Whether raw[0, n) is whole TLS records: every header's length ends inside it and the last
+// ends exactly at n. A partial record handed to OpenSSL would wait in its record buffer, out
+// of sight of every check, and be completed by whatever the origin sends next.
+bool whole_records(const unsigned char* raw, std::size_t n) {
+  std::size_t off = 0;
+  while (off + 5 <= n) off += 5 + ((static_cast<std::size_t>(raw[off + 3]) << 8) | raw[off + 4]);
+  return off == n;
+}
+
+// What a TLS origin sent on a connection that carried no request yet, read through OpenSSL:
+// true when it was only handshake messages (TLS 1.3 session tickets), now consumed, or nothing
+// at all; false for anything else: application data, an alert, EOF, a partial record, more
+// than one read's worth, or a message OpenSSL answers (a key update, a renegotiation
+// request: its answer would wait in the stream's output). The bytes are read from the socket
+// here and handed to OpenSSL through a memory BIO put in place of the stream's own for one
+// SSL_read; Asio's engine (which owns that BIO pair) finds it as it left it.
+bool absorb_post_handshake(upstream_connection& c) {
+  if (!c.tls) return true;
+  if (!nothing_held(c)) return false;
+  SSL* ssl = c.tls->native_handle();
+  if (SSL_is_init_finished(ssl) != 1) return false;
+  std::array<unsigned char, 16384> raw;
+  const ssize_t n = ::recv(c.stream.socket().native_handle(), raw.data(), raw.size(), MSG_DONTWAIT);
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;  // nothing arrived
+  if (n == 0 || static_cast<std::size_t>(n) == raw.size()) return false;  // EOF, or more than tickets
+  if (!whole_records(raw.data(), static_cast<std::size_t>(n))) return false;
+  BIO* mem = BIO_new(BIO_s_mem());  // empty reads ask to retry (a static buffer's would be EOF)
+  if (mem == nullptr || BIO_write(mem, raw.data(), static_cast<int>(n)) != static_cast<int>(n)) {
+    BIO_free(mem);
+    return false;
+  }
+  BIO* own = SSL_get_rbio(ssl);
+  const std::size_t out_before = BIO_ctrl_wpending(SSL_get_wbio(ssl));
+  BIO_up_ref(own);          // the reference SSL_set0_rbio drops now and takes back below
+  SSL_set0_rbio(ssl, mem);  // the SSL owns mem until the next call
+  ERR_clear_error();        // SSL_get_error reads the queue: nothing of earlier calls
+  char byte;
+  const int r = SSL_read(ssl, &byte, 1);
+  const int err = SSL_get_error(ssl, r);
+  const bool all_read = BIO_ctrl_pending(mem) == 0;
+  SSL_set0_rbio(ssl, own);  // frees mem
+  ERR_clear_error();
+  return r <= 0 && err == SSL_ERROR_WANT_READ && all_read && SSL_has_pending(ssl) == 0 &&
+         BIO_ctrl_wpending(SSL_get_wbio(ssl)) == out_before;
 }
 
 // Nothing readable on a pooled connection: no stray bytes, no EOF, no error. One system call.
@@ -350,6 +401,11 @@ void upstream::release(std::unique_ptr<upstream_connection> c, const configurati
   c->reused = false;
   list.push_back(std::move(c));
   ++idle_count_;
+}
+
+void upstream::give_back_unused(std::unique_ptr<upstream_connection> c, const configuration& cfg) {
+  if (!absorb_post_handshake(*c)) return;
+  release(std::move(c), cfg);
 }
 
 void upstream::sweep(std::chrono::milliseconds pool_idle) {

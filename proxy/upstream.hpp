@@ -110,6 +110,13 @@ class upstream {
   // and kept alive. REQUIRES: nothing of a later message was read into c->buffer by the
   // caller. Taken only when its buffer (and OpenSSL's) is empty; else closed.
   void release(std::unique_ptr<upstream_connection> c, const configuration& cfg);
+  // Offers back a connection that never carried a request (an inspected tunnel's prefetched
+  // one that no request took). A TLS 1.3 origin sends its session tickets after the handshake;
+  // unread, they would fail the peek before reuse and the connection would be closed there.
+  // What has arrived is read through OpenSSL first (no system call beyond one recv): tickets
+  // and other handshake messages are taken (a ticket is kept for resumption), and anything
+  // else (application data, an alert, EOF, a partial record) closes the connection.
+  void give_back_unused(std::unique_ptr<upstream_connection> c, const configuration& cfg);
   // Whether c's address is still allowed by cfg's destination rules (a reload may have denied
   // it since c was connected): what acquire() checks of a pooled connection before reuse, for
   // one that waited elsewhere (origin_prefetch.hpp). Not the peek: a TLS 1.3 origin's session

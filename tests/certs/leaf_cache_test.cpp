@@ -61,6 +61,8 @@ TEST_CASE("prepare starts a host's mint once, ahead of the handshake that then f
   const auto s = cache.stats();
   CHECK(s.mints == 1);
   CHECK(s.misses == 1);
+  CHECK(s.hits == 1);    // find() above; the first ask after prepare is the miss's own
+  CHECK(s.joined == 0);
   CHECK(s.rejected == 0);  // prepare's refusals are counted when the handshake asks
   CHECK(s.size == 1);
 }

@@ -626,6 +626,40 @@ class TimedTlsOrigin(ThreadedServer):
             close_quietly(tls)
 
 
+class EagerTlsOrigin(ThreadedServer):
+    """An HTTPS origin that, on its first connection only, right after the handshake and before
+    any request, sends an answer nobody asked for (418); it answers every request with 200
+    (the stray bytes must never become a later request's answer)."""
+
+    def __init__(self, crt, key, partial_record=False):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(crt, key)
+        self.handshakes = 0
+        self.partial_record = partial_record  # the stray bytes: the start of a TLS record, not a whole one
+        super().__init__()
+
+    def _serve(self, conn):
+        tls = accept_tls(self.ctx, conn)
+        if tls is None:
+            return
+        self.handshakes += 1
+        try:
+            if self.handshakes == 1 and self.partial_record:
+                # Past OpenSSL, on the socket itself: a record header announcing 64 bytes, and 10.
+                os.write(tls.fileno(), b"\x17\x03\x03\x00\x40" + b"\x00" * 10)
+            elif self.handshakes == 1:
+                tls.sendall(b"HTTP/1.1 418 Stray\r\nContent-Length: 5\r\n\r\nstray")
+            f = tls.makefile("rb")
+            for _ in range(100):
+                if read_request_head(f) is None:
+                    return
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
+        except (OSError, ValueError, ssl.SSLError):
+            pass
+        finally:
+            close_quietly(tls)
+
+
 class OriginPrefetchTest(unittest.TestCase):
     """An inspected tunnel's origin connection is made while the client's handshake runs
     (proxy/origin_prefetch.hpp), taken by the first request, replaced when the origin closed it
@@ -705,6 +739,45 @@ class OriginPrefetchTest(unittest.TestCase):
         self.assertEqual(self.tunnel_get(p, "origin.test", origin.port, wait=0), b"HTTP/1.1 200 OK")
         self.assertEqual(origin.connections, 1)
         self.assertEqual(len(origin.seen), 2)
+
+    def test_a_fresh_connection_no_request_took_is_pooled_with_its_session_tickets_read(self):
+        # The first tunnel only hand-shakes: its prefetch is a new TLS 1.3 connection whose
+        # origin sent session tickets after the handshake. Given back at the tunnel's end, what
+        # arrived is read through OpenSSL (tickets), so the peek before reuse finds it quiet and
+        # the next tunnel's request goes out on it: one origin connection in all (two when the
+        # unread tickets failed the peek).
+        origin = TlsOrigin(self.crt, self.key)
+        self.addCleanup(origin.stop)
+        p = Proxy(tls_port=origin.port, args=["--ca-dir", self.school_ca], workers=1,
+                  policy_edit=lambda text: InspectionTest.edit_policy(self, text))
+        self.addCleanup(p.stop)
+        self.tunnel_get(p, "origin.test", origin.port, wait=0.5, request=False)
+        wait_for(lambda: p.metric("hallpass_active_connections") == 0, what="the tunnel's end")
+        self.assertEqual(self.tunnel_get(p, "origin.test", origin.port, wait=0), b"HTTP/1.1 200 OK")
+        self.assertEqual(origin.connections, 1)
+        self.assertEqual(len(origin.seen), 1)
+        self.assertEqual(p.metric("hallpass_upstream_connections_reused_total"), 1)
+
+    def test_a_fresh_connection_holding_application_data_is_closed_not_pooled(self, partial_record=False):
+        # Bytes an origin sent unasked on a connection no request took are no one's answer:
+        # read through OpenSSL at the give-back, they close the connection, and the next
+        # tunnel's request goes out on a new one and gets its own answer. (A guard of the
+        # property: the peek before reuse would catch whole records too.)
+        origin = EagerTlsOrigin(self.crt, self.key, partial_record)
+        self.addCleanup(origin.stop)
+        p = Proxy(tls_port=origin.port, args=["--ca-dir", self.school_ca], workers=1,
+                  policy_edit=lambda text: InspectionTest.edit_policy(self, text))
+        self.addCleanup(p.stop)
+        self.tunnel_get(p, "origin.test", origin.port, wait=0.5, request=False)
+        wait_for(lambda: p.metric("hallpass_active_connections") == 0, what="the tunnel's end")
+        self.assertEqual(self.tunnel_get(p, "origin.test", origin.port, wait=0), b"HTTP/1.1 200 OK")
+        self.assertEqual(origin.connections, 2)
+        self.assertEqual(p.metric("hallpass_upstream_connections_reused_total"), 0)
+
+    def test_a_fresh_connection_holding_part_of_a_record_is_closed_not_pooled(self):
+        # Handed to OpenSSL, a partial record would wait in its record buffer, out of sight of
+        # the peek, to be completed by whatever the origin sent next: another request's answer.
+        self.test_a_fresh_connection_holding_application_data_is_closed_not_pooled(partial_record=True)
 
     def test_the_origin_is_connected_during_the_handshake_and_used_by_the_first_request(self):
         origin, p = self.start()
