@@ -721,22 +721,30 @@ class OriginPrefetchTest(unittest.TestCase):
         tls.close()
         return out.split(b"\r\n", 1)[0]
 
+    def one_worker_proxy_for(self, origin):
+        """A proxy with one worker (one pool) inspecting origin.test on `origin`."""
+        self.addCleanup(origin.stop)
+        p = Proxy(tls_port=origin.port, args=["--ca-dir", self.school_ca], workers=1,
+                  policy_edit=lambda text: InspectionTest.edit_policy(self, text))
+        self.addCleanup(p.stop)
+        return p
+
+    def handshake_only_then_get(self, p, origin):
+        """A tunnel that only hand-shakes, its end awaited (its prefetch given back when no
+        client connection is open any more), then a tunnel with one GET: its status line."""
+        self.tunnel_get(p, "origin.test", origin.port, wait=0.5, request=False)
+        wait_for(lambda: p.metric("hallpass_active_connections") == 0, what="the tunnel's end")
+        return self.tunnel_get(p, "origin.test", origin.port, wait=0)
+
     def test_a_tunnel_that_sends_no_request_gives_back_the_pooled_connection_it_took(self):
         # A keep-alive origin and one worker (one pool): the first tunnel's request leaves its
         # origin connection pooled; a tunnel that only hand-shakes (a browser's speculative
         # connection) takes it for its prefetch; at its end the connection goes back, and the
         # third tunnel's request reuses it: one origin connection in all.
         origin = TlsOrigin(self.crt, self.key)
-        self.addCleanup(origin.stop)
-        p = Proxy(tls_port=origin.port, args=["--ca-dir", self.school_ca], workers=1,
-                  policy_edit=lambda text: InspectionTest.edit_policy(self, text))
-        self.addCleanup(p.stop)
+        p = self.one_worker_proxy_for(origin)
         self.assertEqual(self.tunnel_get(p, "origin.test", origin.port, wait=0), b"HTTP/1.1 200 OK")
-        self.tunnel_get(p, "origin.test", origin.port, wait=1.0, request=False)
-        # The second tunnel's end has been handled (its prefetch released) when no client
-        # connection is open any more.
-        wait_for(lambda: p.metric("hallpass_active_connections") == 0, what="the tunnel's end")
-        self.assertEqual(self.tunnel_get(p, "origin.test", origin.port, wait=0), b"HTTP/1.1 200 OK")
+        self.assertEqual(self.handshake_only_then_get(p, origin), b"HTTP/1.1 200 OK")
         self.assertEqual(origin.connections, 1)
         self.assertEqual(len(origin.seen), 2)
 
@@ -747,13 +755,8 @@ class OriginPrefetchTest(unittest.TestCase):
         # the next tunnel's request goes out on it: one origin connection in all (two when the
         # unread tickets failed the peek).
         origin = TlsOrigin(self.crt, self.key)
-        self.addCleanup(origin.stop)
-        p = Proxy(tls_port=origin.port, args=["--ca-dir", self.school_ca], workers=1,
-                  policy_edit=lambda text: InspectionTest.edit_policy(self, text))
-        self.addCleanup(p.stop)
-        self.tunnel_get(p, "origin.test", origin.port, wait=0.5, request=False)
-        wait_for(lambda: p.metric("hallpass_active_connections") == 0, what="the tunnel's end")
-        self.assertEqual(self.tunnel_get(p, "origin.test", origin.port, wait=0), b"HTTP/1.1 200 OK")
+        p = self.one_worker_proxy_for(origin)
+        self.assertEqual(self.handshake_only_then_get(p, origin), b"HTTP/1.1 200 OK")
         self.assertEqual(origin.connections, 1)
         self.assertEqual(len(origin.seen), 1)
         self.assertEqual(p.metric("hallpass_upstream_connections_reused_total"), 1)
@@ -764,13 +767,8 @@ class OriginPrefetchTest(unittest.TestCase):
         # tunnel's request goes out on a new one and gets its own answer. (A guard of the
         # property: the peek before reuse would catch whole records too.)
         origin = EagerTlsOrigin(self.crt, self.key, partial_record)
-        self.addCleanup(origin.stop)
-        p = Proxy(tls_port=origin.port, args=["--ca-dir", self.school_ca], workers=1,
-                  policy_edit=lambda text: InspectionTest.edit_policy(self, text))
-        self.addCleanup(p.stop)
-        self.tunnel_get(p, "origin.test", origin.port, wait=0.5, request=False)
-        wait_for(lambda: p.metric("hallpass_active_connections") == 0, what="the tunnel's end")
-        self.assertEqual(self.tunnel_get(p, "origin.test", origin.port, wait=0), b"HTTP/1.1 200 OK")
+        p = self.one_worker_proxy_for(origin)
+        self.assertEqual(self.handshake_only_then_get(p, origin), b"HTTP/1.1 200 OK")
         self.assertEqual(origin.connections, 2)
         self.assertEqual(p.metric("hallpass_upstream_connections_reused_total"), 0)
 
