@@ -403,6 +403,34 @@ void upstream::release(std::unique_ptr<upstream_connection> c, const configurati
   ++idle_count_;
 }
 
+upstream_connection::~upstream_connection() {
+  // The alert is written by SSL_shutdown into a memory BIO put in place of the stream's own
+  // output BIO (Asio's engine would need an asynchronous write to send it) and sent straight
+  // to the socket without waiting; a full send buffer or a closed peer just loses it. Skipped
+  // when the stream's output BIO still holds bytes (they must go first) or nothing was
+  // established.
+  if (!tls || !stream.socket().is_open()) return;
+  SSL* ssl = tls->native_handle();
+  BIO* own = SSL_get_wbio(ssl);
+  if (SSL_is_init_finished(ssl) != 1 || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) != 0 || own == nullptr ||
+      BIO_ctrl_wpending(own) != 0)
+    return;
+  BIO* mem = BIO_new(BIO_s_mem());
+  if (mem == nullptr) return;
+  BIO_up_ref(own);          // the reference SSL_set0_wbio drops now and takes back below
+  SSL_set0_wbio(ssl, mem);  // the SSL owns mem until the next call
+  // As if the origin's close_notify had come: SSL_shutdown sends ours and does not wait.
+  SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
+  ERR_clear_error();
+  if (SSL_shutdown(ssl) >= 0) {
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(mem, &data);
+    if (n > 0) (void)::send(stream.socket().native_handle(), data, static_cast<std::size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+  SSL_set0_wbio(ssl, own);  // frees mem
+  ERR_clear_error();
+}
+
 void upstream::give_back_unused(std::unique_ptr<upstream_connection> c, const configuration& cfg) {
   if (!absorb_post_handshake(*c)) return;
   release(std::move(c), cfg);

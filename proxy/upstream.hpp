@@ -39,6 +39,11 @@ class shared_state;
 
 struct upstream_connection {
   explicit upstream_connection(net::any_io_executor ex) : stream(ex) {}
+  // A TLS connection whose handshake completed ends with a close_notify to the origin (sent
+  // without waiting: one non-blocking send), so the origin sees a clean end, not a truncation.
+  ~upstream_connection();
+  upstream_connection(const upstream_connection&) = delete;
+  upstream_connection& operator=(const upstream_connection&) = delete;
   beast::tcp_stream stream;  // the TCP connection: deadlines, splice
   duplex_stream io{stream};  // what requests are written to and responses read from
   // The TLS session store this connection's SSL hands new sessions to: a ticket may arrive

@@ -660,6 +660,42 @@ class EagerTlsOrigin(ThreadedServer):
             close_quietly(tls)
 
 
+class EndRecordingTlsOrigin(ThreadedServer):
+    """An HTTPS origin that keeps connections alive and records how each ended: "close_notify"
+    (the client's TLS alert came first) or "eof" (the TCP connection just closed)."""
+
+    def __init__(self, crt, key):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(crt, key)
+        self.ends = []
+        super().__init__()
+
+    def _serve(self, conn):
+        conn.settimeout(20)
+        try:
+            tls = self.ctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
+        except (ssl.SSLError, OSError):
+            conn.close()
+            return
+        data = b""
+        try:
+            for _ in range(1000):
+                chunk = tls.recv(65536)
+                if not chunk:
+                    self.ends.append("close_notify")
+                    return
+                data += chunk
+                while b"\r\n\r\n" in data:
+                    data = data.split(b"\r\n\r\n", 1)[1]
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        except ssl.SSLEOFError:
+            self.ends.append("eof")
+        except (OSError, ssl.SSLError):
+            self.ends.append("error")
+        finally:
+            close_quietly(tls)
+
+
 class OriginPrefetchTest(unittest.TestCase):
     """An inspected tunnel's origin connection is made while the client's handshake runs
     (proxy/origin_prefetch.hpp), taken by the first request, replaced when the origin closed it
@@ -776,6 +812,21 @@ class OriginPrefetchTest(unittest.TestCase):
         # Handed to OpenSSL, a partial record would wait in its record buffer, out of sight of
         # the peek, to be completed by whatever the origin sent next: another request's answer.
         self.test_a_fresh_connection_holding_application_data_is_closed_not_pooled(partial_record=True)
+
+    def test_a_pooled_origin_connection_closed_by_the_proxy_ends_with_close_notify(self):
+        # Pooled after its response, swept after pool_idle: the origin sees the TLS close_notify
+        # before the TCP close, not a truncated connection.
+        origin = EndRecordingTlsOrigin(self.crt, self.key)
+        self.addCleanup(origin.stop)
+
+        def short_pool(text):
+            text = InspectionTest.edit_policy(self, text)
+            return text.replace("  idle_timeout: 10s\n", "  idle_timeout: 10s\n  pool_idle: 1s\n", 1)
+        p = Proxy(tls_port=origin.port, args=["--ca-dir", self.school_ca], policy_edit=short_pool)
+        self.addCleanup(p.stop)
+        self.assertEqual(self.tunnel_get(p, "origin.test", origin.port, wait=0), b"HTTP/1.1 200 OK")
+        wait_for(lambda: origin.ends, what="the origin connection's end")
+        self.assertEqual(origin.ends, ["close_notify"])
 
     def test_the_origin_is_connected_during_the_handshake_and_used_by_the_first_request(self):
         origin, p = self.start()
