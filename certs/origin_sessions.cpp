@@ -28,27 +28,16 @@ bool origin_sessions::attach(SSL* ssl, const std::string& key) {
       SSL_set_ex_data(ssl, key_index(), const_cast<std::string*>(&key)) != 1) {
     return false;
   }
-  std::lock_guard lock(mutex_);
   auto it = sessions_.find(key);
   if (it == sessions_.end()) return false;
   if (SSL_SESSION_is_resumable(it->second.session) != 1) {
-    forget_locked(key);
+    forget(key);
     return false;
   }
   return SSL_set_session(ssl, it->second.session) == 1;
 }
 
 void origin_sessions::forget(const std::string& key) {
-  std::lock_guard lock(mutex_);
-  forget_locked(key);
-}
-
-std::size_t origin_sessions::size() const {
-  std::lock_guard lock(mutex_);
-  return sessions_.size();
-}
-
-void origin_sessions::forget_locked(const std::string& key) {
   auto it = sessions_.find(key);
   if (it == sessions_.end()) return;
   SSL_SESSION_free(it->second.session);
@@ -57,14 +46,13 @@ void origin_sessions::forget_locked(const std::string& key) {
 }
 
 void origin_sessions::keep(const std::string& key, SSL_SESSION* session) {
-  std::lock_guard lock(mutex_);
   if (auto it = sessions_.find(key); it != sessions_.end()) {
     SSL_SESSION_free(it->second.session);
     it->second.session = session;
     order_.splice(order_.end(), order_, it->second.age);
     return;
   }
-  if (sessions_.size() >= capacity_) forget_locked(order_.front());
+  if (sessions_.size() >= capacity_) forget(order_.front());
   order_.push_back(key);
   sessions_.emplace(key, entry{session, std::prev(order_.end())});
 }

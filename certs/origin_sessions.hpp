@@ -11,17 +11,15 @@
 // proxy makes a new store when a reload makes a new context (new trust), so a session
 // verified under the old trust is never resumed under the new one.
 //
-// One store per event-loop thread (a worker's upstream). The new-session callback runs inside
-// SSL_read on that thread, or inside a handshake step on a handshake thread
-// (certs/handshake_pool.hpp; a TLS 1.2 origin issues its session in the handshake), so the
-// store has a lock of its own; it is never contended for long.
+// Not thread-safe: one store per event-loop thread (a worker's upstream), used only from that
+// thread. The new-session callback runs inside SSL_read or the handshake on the SSL's own
+// thread, so the store is only touched from that thread too.
 #pragma once
 
 #include <openssl/ssl.h>
 
 #include <cstddef>
 #include <list>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -44,7 +42,7 @@ class origin_sessions {
   bool attach(SSL* ssl, std::string&& key) = delete;  // the SSL keeps the key's address: no temporaries
   // Drops the session of `key` (its handshake failed: do not offer it again).
   void forget(const std::string& key);
-  std::size_t size() const;
+  std::size_t size() const { return sessions_.size(); }
 
   // The context's new-session callback (installed by make_origin_context): keeps a copy of a
   // resumable session when the SSL is attached to a store. Returns 0: OpenSSL's reference stays
@@ -57,10 +55,8 @@ class origin_sessions {
     std::list<std::string>::iterator age;  // place in order_
   };
   void keep(const std::string& key, SSL_SESSION* session);
-  void forget_locked(const std::string& key);
 
   std::size_t capacity_;
-  mutable std::mutex mutex_;
   std::unordered_map<std::string, entry> sessions_;
   std::list<std::string> order_;  // keys, oldest first
 };

@@ -201,12 +201,9 @@ class daemon_reader : public rules::yaml_reader {
         }
       }
     }
-    if (const auto n = root["tls"]; n && check_map(n, "tls", {"ca_dir", "leaf_cache", "handshake_threads"})) {
+    if (const auto n = root["tls"]; n && check_map(n, "tls", {"ca_dir", "leaf_cache"})) {
       if (n["ca_dir"]) c.tls.ca_dir = scalar(n["ca_dir"], "tls.ca_dir").value_or("");
       read_size(n, "leaf_cache", "tls.leaf_cache", c.tls.leaf_cache, 1, 10000000);
-      if (const auto t = n["handshake_threads"]) {
-        if (auto v = integer(t, "tls.handshake_threads", 0, 64)) c.tls.handshake_threads = static_cast<unsigned>(*v);
-      }
     }
     if (const auto n = root["metrics"]; n && check_map(n, "metrics", {"listen"})) {
       if (n["listen"]) {

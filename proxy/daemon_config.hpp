@@ -117,9 +117,6 @@ struct daemon_config {
   struct tls_settings {
     std::string ca_dir;              // holds ca.crt and ca.key; "": no school CA, no inspection
     std::size_t leaf_cache = 10000;  // ready TLS contexts kept, one per inspected host (LRU)
-    // Threads that run the CPU of inspected TLS handshakes (both legs), off the event loops
-    // (proxy/tls_handshake.hpp). 0: on the event loops. Read at start (a reload keeps the pool).
-    unsigned handshake_threads = 2;
   } tls;
 
   // The PAC file served as /proxy.pac and /wpad.dat (proxy/pac_server.hpp, pac_script.hpp).

@@ -4,7 +4,6 @@
 #include <openssl/ssl.h>
 
 #include "proxy/shared_state.hpp"
-#include "proxy/tls_handshake.hpp"
 #include "proxy/worker.hpp"
 
 namespace hallpass {
@@ -29,7 +28,9 @@ struct leaf_wait {
     auto held = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler));
     auto mailbox = box;
     cache->async_get(host, [mailbox, held](const lookup& r) {
-      post_to(mailbox, [held, r]() mutable { (*held)(std::move(r)); });
+      std::lock_guard lock(mailbox->mutex);
+      if (!mailbox->open) return;
+      net::post(mailbox->ex, [held, r]() mutable { (*held)(std::move(r)); });
     });
   }
 };
@@ -83,20 +84,15 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
     m.tls_client_failed.Increment();
     co_return false;
   }
-  // The handshake's CPU runs on the handshake threads (tls_handshake.hpp); the ClientHello the
-  // tunnel peeked at (in c.buffer) goes to OpenSSL first.
+  c.tls = std::make_unique<tls_stream>(c.stream, ssl);  // owns ssl from here
+  // The ClientHello the tunnel peeked at goes to OpenSSL first.
+  auto& pre = c.tls->next_layer().prefix();
+  const auto hello = c.buffer.data();
+  pre.commit(net::buffer_copy(pre.prepare(hello.size()), hello));
   ex.bytes_in += c.buffer.size();
+  c.buffer.consume(c.buffer.size());
   c.stream.expires_after(ex.cfg->daemon.connect.hello_timeout);
-  const error_code ec = co_await run_tls_handshake(c.stream, ssl, true, c.buffer, w.handshakes());
-  if (!ec) {
-    c.tls = std::make_unique<tls_stream>(c.stream, ssl);  // owns ssl from here
-    // What the client sent behind its Finished (its first request) is read through the stream.
-    auto& pre = c.tls->next_layer().prefix();
-    pre.commit(net::buffer_copy(pre.prepare(c.buffer.size()), c.buffer.data()));
-    c.buffer.consume(c.buffer.size());
-  } else {
-    SSL_free(ssl);
-  }
+  auto [ec] = co_await c.tls->async_handshake(net::ssl::stream_base::server, nothrow);
   if (ec) {
     if (rejected_certificate(ec)) {
       ex.note = "the device rejected the school CA's certificate (" + ec.message() +

@@ -86,7 +86,9 @@ struct service_wait {
     state->timer.async_wait(deadline_passed<state_t>{state});
     auto mailbox = box;
     start([mailbox, state](result r) {
-      post_to(mailbox, [state, r = std::move(r)]() mutable { state->finish(std::move(r)); });
+      std::lock_guard lock(mailbox->mutex);
+      if (!mailbox->open) return;
+      net::post(mailbox->ex, [state, r = std::move(r)]() mutable { state->finish(std::move(r)); });
     });
   }
 };

@@ -43,10 +43,6 @@ const std::string client_help =
 const std::string pac_help =
     "Requests to the PAC endpoint (pac.listen): served (/proxy.pac or /wpad.dat), or refused (another "
     "path or method, malformed, too large or too slow).";
-const std::string handshake_steps_help =
-    "Steps of inspected TLS handshakes (both legs; one SSL_do_handshake each) by where their CPU ran: "
-    "on=\"threads\" on the handshake threads (tls.handshake_threads), on=\"loop\" on an event loop "
-    "(no handshake threads, or their queue was full).";
 const std::string origin_handshake_help =
     "TLS handshakes with origins of inspected requests that succeeded: full, or resumed from the "
     "session kept for that origin (no certificate sent or verified).";
@@ -313,10 +309,6 @@ metrics::metrics(const std::string& listen)
                           .Add({{"kind", "full"}})),
       tls_origin_resumed(counter_family(*registry_, "hallpass_tls_origin_handshakes_total", origin_handshake_help)
                              .Add({{"kind", "resumed"}})),
-      tls_steps_on_threads(counter_family(*registry_, "hallpass_tls_handshake_steps_total", handshake_steps_help)
-                               .Add({{"on", "threads"}})),
-      tls_steps_on_loop(counter_family(*registry_, "hallpass_tls_handshake_steps_total", handshake_steps_help)
-                            .Add({{"on", "loop"}})),
       log_queue_depth(
           gauge(*registry_, "hallpass_access_log_queue_depth",
                 "Access log lines waiting for the writer thread (sampled by the writer at "

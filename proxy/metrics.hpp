@@ -147,8 +147,6 @@ class metrics {
   prometheus::Counter& tls_origin_failed;       // {kind="handshake"}
   prometheus::Counter& tls_origin_full;         // hallpass_tls_origin_handshakes_total{kind="full"}
   prometheus::Counter& tls_origin_resumed;      // {kind="resumed"}: a kept session (certs/origin_sessions.hpp)
-  prometheus::Counter& tls_steps_on_threads;    // hallpass_tls_handshake_steps_total{on="threads"}
-  prometheus::Counter& tls_steps_on_loop;       // {on="loop"}: no handshake threads, or their queue was full
   prometheus::Gauge& log_queue_depth;         // access log lines waiting for the writer
   prometheus::Gauge& policy_generation;       // 1 at start, +1 per successful reload
   prometheus::Histogram& decision_seconds;    // time in the policy engine per decision

@@ -88,10 +88,7 @@ bool check_school_ca(const daemon_config& daemon, std::string& summary) {
   summary = "HTTPS inspection: on. CA " + tls.ca_dir + ": OK, " + l.ca->subject + ", " + l.ca->key_type +
             ", valid until " + certs::utc_text(l.ca->not_after) + "\n  SHA-256 " + l.ca->fingerprint_sha256 +
             "; leaf cache " + std::to_string(tls.leaf_cache) +
-            " hosts (about 3.2 KB each); handshakes on " +
-            (tls.handshake_threads ? std::to_string(tls.handshake_threads) + " thread(s) of their own"
-                                   : std::string("the event loops (tls.handshake_threads: 0)")) +
-            "\n  The policy's inspection section says which HTTPS sites are decrypted; a "
+            " hosts (about 3.2 KB each)\n  The policy's inspection section says which HTTPS sites are decrypted; a "
             "blocked site shows the HTTPS block page to browsers.\n  Origins are verified against the system's "
             "trusted certificates" +
             (daemon.upstream.ca_file.empty() ? std::string() : " and " + daemon.upstream.ca_file) + ".\n";

@@ -15,7 +15,6 @@
 #include <mutex>
 #include <vector>
 
-#include "certs/handshake_pool.hpp"
 #include "feeds/feed_history.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/admin_server.hpp"
@@ -32,8 +31,6 @@ namespace {
 
 // Set by stop_daemon_on_failure, returned by run_server.
 std::atomic<int> exit_code{0};
-// Handshake steps waiting for a handshake thread; beyond this a worker runs its step itself.
-constexpr std::size_t max_queued_handshake_steps = 4096;
 
 void print_errors(const rules::diagnostics& d, std::string_view prefix = "") {
   for (const auto& e : d) std::cerr << prefix << e.to_string() << "\n";
@@ -230,14 +227,6 @@ int run_server(const run_options& options) {
   // (deploy/nftables-hallpass.nft), and a pupil must not reach it through the proxy.
   if (auto ml = parse_listen_address(d.metrics.listen)) state.own_listeners.emplace_back(ml->host, ml->port);
 
-  // The CPU of inspected TLS handshakes runs on threads of its own (proxy/tls_handshake.hpp),
-  // made before the workers and stopped after their threads are joined (a step still queued
-  // then posts to a closed mailbox: nothing runs on a worker that is gone).
-  std::unique_ptr<certs::handshake_pool> handshakes;
-  if (d.tls.handshake_threads > 0) {
-    handshakes = std::make_unique<certs::handshake_pool>(d.tls.handshake_threads, max_queued_handshake_steps);
-    state.handshakes = handshakes.get();
-  }
   unsigned n_workers = d.workers ? d.workers : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::unique_ptr<worker>> workers;
   for (unsigned i = 0; i < n_workers; ++i) workers.push_back(std::make_unique<worker>(state, i));
@@ -424,8 +413,6 @@ int run_server(const run_options& options) {
   main_ioc.run();
   ::unlink(pid_file.c_str());
   for (auto& w : workers) w->join();
-  handshakes.reset();
-  state.handshakes = nullptr;
   pac.stop();
   leases.stop();
   wait_for_released_configurations(std::chrono::seconds{10});

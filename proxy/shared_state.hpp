@@ -19,10 +19,6 @@
 #include "proxy/signin_table.hpp"
 #include "rules/exception_index.hpp"
 
-namespace hallpass::certs {
-class handshake_pool;
-}
-
 namespace hallpass {
 
 class shared_state {
@@ -37,9 +33,6 @@ class shared_state {
   class admin_server* admin = nullptr;
   class login_service* logins = nullptr;  // set before the workers start when logins.ldap is configured
   class negotiate_acceptor* negotiate = nullptr;  // logins.negotiate's GSS-API acceptor; set with logins
-  // The TLS handshake threads (tls.handshake_threads); null: handshakes run on the workers. Set
-  // before the workers are made, stopped after their threads are joined.
-  certs::handshake_pool* handshakes = nullptr;
   hallpass::form_keys form_keys;                                            // CSRF tokens for the request form
   submission_limiter form_limiter{5, std::chrono::seconds(600)};            // per client address  // set before the workers start, cleared after they stop
   // Exceptions and local entries, rebuilt by the admin thread after every change.

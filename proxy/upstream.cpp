@@ -78,12 +78,11 @@ void write_pool_key(const origin_address& to, std::string& out) {
 }
 
 // Nothing held inside OpenSSL on a TLS connection: no decrypted bytes and no undecrypted TLS
-// record that arrived with the response's last one, nor bytes read behind the handshake and
-// not yet handed to OpenSSL (the stream's prefix). No system call.
+// record that arrived with the response's last one. No system call.
 bool nothing_held(upstream_connection& c) {
   if (!c.tls) return true;
   SSL* ssl = c.tls->native_handle();
-  return c.tls->next_layer().prefix().size() == 0 && SSL_pending(ssl) == 0 && SSL_has_pending(ssl) == 0 && BIO_ctrl_pending(SSL_get_rbio(ssl)) == 0;
+  return SSL_pending(ssl) == 0 && SSL_has_pending(ssl) == 0 && BIO_ctrl_pending(SSL_get_rbio(ssl)) == 0;
 }
 
 // Whether raw[0, n) is whole TLS records: every header's length ends inside it and the last
@@ -349,6 +348,7 @@ net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::stri
     state_.metrics.tls_origin_failed.Increment();
     co_return false;
   }
+  c.tls = std::make_unique<tls_stream>(c.stream, ssl);  // owns ssl from here
   // The session kept for this origin, if any; sessions the origin issues replace it. Same
   // context only: a session verified under another generation's trust is never resumed.
   if (sessions_context_.owner_before(cfg.origin_tls) || cfg.origin_tls.owner_before(sessions_context_) || !sessions_) {
@@ -357,18 +357,14 @@ net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::stri
   }
   c.sessions = sessions_;
   c.sessions->attach(ssl, c.key);
-  // The handshake's CPU (the verification of the origin's chain above all) runs on the
-  // handshake threads (tls_handshake.hpp); the connection is this worker's throughout.
-  static const handshake_offload on_loop;
   c.stream.expires_after(cfg.daemon.upstream.connect_timeout);
-  const error_code ec = co_await run_tls_handshake(c.stream, ssl, false, c.buffer, handshakes_ ? *handshakes_ : on_loop);
+  auto [ec] = co_await c.tls->async_handshake(net::ssl::stream_base::client, nothrow);
   c.stream.expires_never();
   if (ec) {
     c.sessions->forget(c.key);
     // Verification first: the school CA must never vouch for a site that failed it, and the
     // page says which check failed.
-    std::string why = certs::verify_failure(ssl);
-    SSL_free(ssl);
+    std::string why = certs::verify_failure(c.tls->native_handle());
     if (!why.empty()) {
       r.error = upstream_error::tls_unverified;
       r.detail = std::move(why);
@@ -381,11 +377,6 @@ net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::stri
     r.reason = describe(r.error);
     co_return false;
   }
-  c.tls = std::make_unique<tls_stream>(c.stream, ssl);  // owns ssl from here
-  // Bytes behind the handshake (a TLS 1.3 ticket, already) are read through the stream.
-  auto& pre = c.tls->next_layer().prefix();
-  pre.commit(net::buffer_copy(pre.prepare(c.buffer.size()), c.buffer.data()));
-  c.buffer.consume(c.buffer.size());
   (SSL_session_reused(ssl) == 1 ? state_.metrics.tls_origin_resumed : state_.metrics.tls_origin_full).Increment();
   c.io.use_tls(*c.tls);
   co_return true;

@@ -32,7 +32,6 @@
 #include "proxy/dns_resolver.hpp"
 #include "proxy/duplex_stream.hpp"
 #include "proxy/net.hpp"
-#include "proxy/tls_handshake.hpp"
 
 namespace hallpass {
 
@@ -102,9 +101,6 @@ class upstream {
   // Sets up the worker's resolver (reads /etc/resolv.conf) and finds the gateway's own
   // addresses (getifaddrs): at worker start, on the main thread.
   upstream(net::any_io_executor ex, shared_state& state);
-  // Where TLS handshakes to origins run their CPU (the worker's; proxy/tls_handshake.hpp). Not
-  // set: on the event loop.
-  void use_handshakes(const handshake_offload* h) { handshakes_ = h; }
 
   // A connection to host:port: from the pool when one is idle there (allow_pooled) and
   // passes the peek, else a new one. Refused (refused_destination) before any lookup when
@@ -159,7 +155,6 @@ class upstream {
   net::any_io_executor ex_;
   dns_resolver resolver_;
   shared_state& state_;
-  const handshake_offload* handshakes_ = nullptr;
   std::vector<rules::ip_address> gateway_addresses_;
   destination_rules rules_;
   std::uint64_t rules_generation_ = ~std::uint64_t{0};

@@ -17,9 +17,7 @@ constexpr std::size_t max_free_pipes = 64;
 
 worker::worker(shared_state& state, unsigned index)
     : state_(state), index_(index), upstream_(ioc_.get_executor(), state),
-      inbox_(std::make_shared<mailbox>(ioc_.get_executor())), handshakes_{state.handshakes, inbox_, &state.metrics} {
-  upstream_.use_handshakes(&handshakes_);
-}
+      inbox_(std::make_shared<mailbox>(ioc_.get_executor())) {}
 
 worker::~worker() { close_inbox(); }
 

@@ -17,12 +17,10 @@
 #include <vector>
 
 #include "proxy/duplex_stream.hpp"
-#include "proxy/mailbox.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/net.hpp"
 #include "proxy/original_destination.hpp"
 #include "proxy/splice_pump.hpp"
-#include "proxy/tls_handshake.hpp"
 #include "proxy/upstream.hpp"
 #include "rules/host.hpp"
 
@@ -122,11 +120,16 @@ class worker {
   std::unique_ptr<splice_pipe> take_pipe();
   void give_pipe(std::unique_ptr<splice_pipe> p);
 
-  // Where other threads post completions back to this worker (proxy/mailbox.hpp).
-  using mailbox = hallpass::mailbox;
+  // Where other threads (the leaf cache's minting threads) post completions back to this
+  // worker. Closed when the worker's thread has been joined, so nothing is ever posted to an
+  // io_context that is gone: post only under `mutex` and only while `open`.
+  struct mailbox {
+    explicit mailbox(net::any_io_executor e) : ex(std::move(e)) {}
+    std::mutex mutex;
+    bool open = true;
+    net::any_io_executor ex;
+  };
   const std::shared_ptr<mailbox>& inbox() const { return inbox_; }
-  // Where this worker's TLS handshakes run their CPU (proxy/tls_handshake.hpp).
-  const handshake_offload& handshakes() const { return handshakes_; }
 
   void register_connection(client_connection* c) { connections_.insert(c); }
   void unregister_connection(client_connection* c) { connections_.erase(c); }
@@ -156,7 +159,6 @@ class worker {
   bool draining_ = false;
   std::string accept_loop_name_, sweep_loop_name_;  // for stop_daemon_on_failure
   std::shared_ptr<mailbox> inbox_;
-  handshake_offload handshakes_;
 };
 
 }  // namespace hallpass

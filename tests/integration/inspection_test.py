@@ -287,34 +287,6 @@ inspection:
                             leaf_file], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
-    def test_handshakes_run_on_their_threads_and_on_the_event_loop_alike(self):
-        """Both legs' handshake steps run on the handshake threads by default
-        (hallpass_tls_handshake_steps_total{on="threads"}), and on the event loops with
-        tls.handshake_threads: 0, with the same results: the request passes, and a device
-        without the school CA is still told apart."""
-        for threads, where, other in ((None, "threads", "loop"), (0, "loop", "threads")):
-            with self.subTest(handshake_threads=threads):
-                extra = "" if threads is None else f"tls:\n  handshake_threads: {threads}\n"
-                p = Proxy(tls_port=self.origin.port, args=["--ca-dir", self.school_ca],
-                          policy_edit=lambda text: self.edit_policy(text) + extra)
-                self.addCleanup(p.stop)
-                status, body, err = self.get(p, f"https://origin.test:{self.origin.port}/steps")
-                self.assertEqual(status, 200, err)
-                self.assertEqual(json.loads(body)["target"], "/steps")
-                # The client's leg: ClientHello -> server flight, Finished -> tickets; the
-                # origin's: ClientHello, then the server's flight -> Finished.
-                steps = p.metric("hallpass_tls_handshake_steps_total", {"on": where})
-                self.assertGreaterEqual(steps, 4)
-                self.assertEqual(p.metric("hallpass_tls_handshake_steps_total", {"on": other}), 0)
-                # A device without the school CA: its rejection comes back from wherever the
-                # step ran, and is counted as such.
-                status, _, err = curl(p, f"https://origin.test:{self.origin.port}/")
-                self.assertEqual(status, 0)
-                wait_for(lambda: p.metric("hallpass_tls_client_failures_total", {"reason": "rejected_ca"}) == 1,
-                         what="the rejected school CA counted")
-                notes = [l.get("note", "") for l in p.log_lines(3) if l["method"] == "CONNECT"]
-                self.assertEqual(len([n for n in notes if "rejected the school CA" in n]), 1, notes)
-
     def test_leaf_cache_survives_a_reload_and_a_changed_ca_is_picked_up(self):
         ca_dir = os.path.join(self.tmp, "reload-ca")
         if not os.path.exists(ca_dir):
