@@ -91,11 +91,27 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
         // Domain fronting or a mismatched tunnel: decide again on the name the client sent.
         ex.circumvention = true;
         ex.note = "SNI '" + *hello.hello.sni + "' differs from the CONNECT host '" + ex.host + "'";
-        const std::string connect_host = ex.host;
+        // The SNI's own plan, as if the CONNECT had named it: blocked, or filtered in a way a
+        // relay to the CONNECT host would skip (inspected for its paths or SafeSearch
+        // parameters, or sent to SafeSearch's locked front end), closes the tunnel. Else the
+        // tunnel stays the CONNECT host's, and so do its log line's rule and reason.
+        const std::string connect_host = ex.host, connect_to = ex.connect_host, note = ex.note;
         ex.host = sni ? sni->text : *hello.hello.sni;
-        const auto& again = decide_exchange(w, c, ex, std::nullopt);
-        blocked = again.act == rules::action::block;
-        if (!blocked) ex.host = connect_host;
+        const tunnel_plan sni_plan = plan_tunnel(w, c, ex, {});
+        if (sni_plan == tunnel_plan::refuse || sni_plan == tunnel_plan::block_page) {
+          blocked = true;
+        } else if (!inspect && (sni_plan == tunnel_plan::inspect || ex.connect_host != connect_to)) {
+          blocked = true;
+          ex.reason_override =
+              "the site named inside this tunnel is filtered page by page (or by SafeSearch), which a tunnel "
+              "opened to another name would get round";
+        }
+        ex.note = note;
+        if (!blocked) {
+          ex.host = connect_host;
+          ex.connect_host = connect_to;
+          decide_exchange(w, c, ex, std::nullopt, inspect);
+        }
       }
       break;
     }

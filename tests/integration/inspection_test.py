@@ -557,6 +557,47 @@ inspection:
         self.assertIn("SNI 'facebook.test' differs", line["note"])
         self.assertEqual(len(self.origin.seen), seen)
 
+    def test_an_sni_that_must_be_inspected_is_not_relayed_under_another_connect_host(self):
+        """A tunnel CONNECTed to a relayed name (or an address) whose ClientHello names a site
+        the policy inspects (paths, SafeSearch) would carry that site's requests unfiltered:
+        it is closed, logged as a circumvention attempt, and the origin sees nothing. An SNI
+        that is relayed itself still passes, as the CONNECT host's tunnel."""
+        p = self.start_proxy(self.origin.port)
+        ctx = ssl.create_default_context(cafile=self.test_ca.crt)
+        ctx.check_hostname = False
+        for sni in ("origin.test", "www.google.com"):
+            with self.subTest(sni=sni):
+                seen = len(self.origin.seen) + len(self.safe_origin.seen)
+                s = socket.create_connection(("127.0.0.1", p.port), timeout=10, source_address=(PUPIL, 0))
+                self.addCleanup(s.close)
+                s.sendall(f"CONNECT search.test:{self.origin.port} HTTP/1.1\r\nHost: search.test\r\n\r\n".encode())
+                self.assertIn(b" 200 ", s.recv(4096))
+                with self.assertRaises((ssl.SSLError, OSError)):
+                    tls = ctx.wrap_socket(s, server_hostname=sni)
+                    tls.sendall(f"GET /search?q=x HTTP/1.1\r\nHost: {sni}\r\n\r\n".encode())
+                    if not tls.recv(65536):
+                        raise OSError("closed")
+                line = wait_for(lambda: [l for l in p.log_lines() if l["method"] == "CONNECT"
+                                         and f"SNI '{sni}' differs" in l.get("note", "")] or None,
+                                what="the tunnel's log line")[0]
+                self.assertEqual((line["action"], line["status"]), ("block", 403), line)
+                self.assertTrue(line["circumvention"], line)
+                self.assertEqual(len(self.origin.seen) + len(self.safe_origin.seen), seen)
+        # Relayed itself (the never-inspect list): the origin's own certificate, the request
+        # reaches it.
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10, source_address=(PUPIL, 0))
+        self.addCleanup(s.close)
+        s.sendall(f"CONNECT search.test:{self.origin.port} HTTP/1.1\r\nHost: search.test\r\n\r\n".encode())
+        self.assertIn(b" 200 ", s.recv(4096))
+        tls = ctx.wrap_socket(s, server_hostname="never.test")
+        tls.sendall(f"GET /relayed HTTP/1.1\r\nHost: never.test\r\nConnection: close\r\n\r\n".encode())
+        self.assertTrue(self.read_to_end(tls).startswith(b"HTTP/1.1 200"))
+        self.assertTrue(any(r["target"] == "/relayed" for r in self.origin.seen))
+        tls.close()  # the tunnel's line is written when it ends
+        line = wait_for(lambda: [l for l in p.log_lines() if l["method"] == "CONNECT"
+                                 and "SNI 'never.test' differs" in l.get("note", "")] or None, what="the relayed line")[0]
+        self.assertEqual((line["host"], line["action"]), ("search.test", "allow"), line)
+
     def explain(self, proxy, role, url, method="GET"):
         r = subprocess.run([BIN, "explain", "--config", proxy.config, "--role", role, "--ca-dir", self.school_ca,
                             "--method", method, "--json", url], capture_output=True, text=True, timeout=30)
