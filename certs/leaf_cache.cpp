@@ -1,5 +1,7 @@
 #include "certs/leaf_cache.hpp"
 
+#include <openssl/x509.h>
+
 #include <utility>
 
 namespace hallpass::certs {
@@ -13,8 +15,20 @@ std::shared_future<leaf_cache::lookup> ready(const leaf_cache::lookup& r) {
 
 }  // namespace
 
+// Mint again when less than renew_before of the leaf's validity is left, and a new leaf would
+// last longer (one capped at the CA's own end is as good as the CA allows).
+bool leaf_cache::due_for_renewal(const flight& f) const {
+  if (!f.done) return false;
+  const lookup& r = f.future.get();
+  if (!r) return false;
+  const ASN1_TIME* leaf_end = X509_get0_notAfter(r->get());
+  const ASN1_TIME* ca_end = X509_get0_notAfter(minter_->ca().certificate.get());
+  std::time_t horizon = clock::to_time_t(options_.now() + options_.renew_before);
+  return X509_cmp_time(leaf_end, &horizon) < 0 && ASN1_TIME_compare(leaf_end, ca_end) < 0;
+}
+
 leaf_cache::lookup leaf_cache::mint(const std::string& host) const {
-  auto leaf = minter_->mint(host);
+  auto leaf = minter_->mint(host, options_.now());
   if (!leaf) return lookup::failure(leaf.error());
   return certificate(leaf->release(), X509_free);
 }
@@ -60,7 +74,7 @@ leaf_cache::certificate leaf_cache::find(std::string_view host) {
   const std::string key = leaf_minter::normalize_host(host);
   std::lock_guard lock(mutex_);
   const auto it = entries_.find(key);
-  if (it == entries_.end() || !it->second.mint->done) return nullptr;
+  if (it == entries_.end() || !it->second.mint->done || due_for_renewal(*it->second.mint)) return nullptr;
   const lookup& r = it->second.mint->future.get();
   if (!r) return nullptr;
   lru_.splice(lru_.begin(), lru_, it->second.lru);
@@ -78,6 +92,12 @@ std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, 
   std::string key = leaf_minter::normalize_host(host);
   std::unique_lock lock(mutex_);
   std::optional<lookup> refused;
+  if (const auto old = entries_.find(key); old != entries_.end() && due_for_renewal(*old->second.mint)) {
+    // Close to its end: dropped and minted again below (handshakes holding it keep it).
+    lru_.erase(old->second.lru);
+    entries_.erase(old);
+    ++counters_.renewals;
+  }
   if (key.empty()) {
     refused =
         lookup::failure("'" + std::string(host) + "' is neither a DNS name nor an IP address");

@@ -51,6 +51,10 @@ class leaf_cache {
     std::size_t capacity = 10000;    // tls.leaf_cache
     unsigned threads = 2;            // minting threads
     std::size_t max_queued = 10000;  // distinct hosts waiting for a minting thread
+    // A cached leaf with less validity than this left is minted again when next asked for
+    // (leaves last leaf_lifetime, 30 days; a busy host never leaves the LRU).
+    std::chrono::seconds renew_before = std::chrono::days(7);
+    std::function<clock::time_point()> now = [] { return clock::now(); };  // tests move it
   };
 
   struct counters {
@@ -60,6 +64,7 @@ class leaf_cache {
     std::uint64_t mints = 0;   // mints that succeeded
     std::uint64_t mint_failures = 0;
     std::uint64_t evictions = 0;
+    std::uint64_t renewals = 0;  // leaves close to their end dropped to be minted again
     std::uint64_t rejected = 0;  // bad host name, or the queue was full
     std::size_t size = 0;        // entries now (ready or in flight)
   };
@@ -110,6 +115,7 @@ class leaf_cache {
   // `started`: prepare()'s call: set when a mint was started; a hit or a join is not counted.
   std::shared_future<lookup> start(std::string_view host, callback done, bool* started = nullptr);
   lookup mint(const std::string& host) const;
+  bool due_for_renewal(const flight& f) const;
   void evict_locked();
   void run_minting_thread();
   static void complete(flight& f, std::vector<callback>& waiters, const lookup& r);

@@ -176,3 +176,31 @@ TEST_CASE("a cache entry holds a leaf certificate, not a TLS context: a few KB p
   MESSAGE("heap per cache entry: " << per_entry << " bytes");
   CHECK(per_entry < 6000);
 }
+
+TEST_CASE("a cached leaf close to its end is minted again, however busy its host") {
+  temp_dir d;
+  std::atomic<std::int64_t> days{0};
+  const auto start = clock::now();
+  leaf_cache::options o{.capacity = 10, .threads = 1};
+  o.now = [&] { return start + std::chrono::days(days.load()); };
+  leaf_cache cache(test_minter(d), o);
+  const auto first = fetch(cache, "busy.test");
+  // Used every day: still the same leaf while more than 7 of its 30 days are left.
+  for (days = 1; days <= 22; ++days) CHECK(fetch(cache, "busy.test") == first);
+  days = 24;  // 6 days left
+  CHECK(cache.find("busy.test") == nullptr);
+  const auto renewed = fetch(cache, "busy.test");
+  CHECK(renewed != first);
+  CHECK(ASN1_TIME_compare(X509_get0_notAfter(renewed.get()), X509_get0_notAfter(first.get())) > 0);
+  std::time_t at = clock::to_time_t(start + std::chrono::days(24));
+  CHECK(X509_cmp_time(X509_get0_notBefore(renewed.get()), &at) <= 0);
+  CHECK(cache.find("busy.test") == renewed);
+  const auto s = cache.stats();
+  CHECK(s.renewals == 1);
+  CHECK(s.mints == 2);
+  CHECK(s.size == 1);
+  // Once the new leaf is old too (past day 24 + 23), it is renewed again.
+  days = 48;
+  CHECK(fetch(cache, "busy.test") != renewed);
+  CHECK(cache.stats().renewals == 2);
+}
