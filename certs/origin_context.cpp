@@ -60,7 +60,10 @@ bool prepare_origin_ssl(SSL* ssl, const std::string& host) {
     return X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) == 1;
   }
   if (SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) return false;
-  SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  // NEVER_CHECK_SUBJECT: a name only in the subject's CN (no subjectAltName) does not match, as
+  // browsers have required since 2017 (RFC 6125 6.4.4 leaves it to the client; OpenSSL falls
+  // back to the CN by default). The school's CA must not vouch for what a browser would refuse.
+  SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
   return SSL_set1_host(ssl, host.c_str()) == 1;
 }
 

@@ -60,13 +60,17 @@ class TestCA:
              "-keyout", self.key, "-out", self.crt, "-days", "2", "-subj", "/CN=hallpass test origin CA",
              "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"])
 
-    def issue(self, name, sans, self_signed=False):
+    def issue(self, name, sans, self_signed=False, cn_only=False):
+        """A leaf for sans, signed by this CA (or self-signed). cn_only: the name in the subject's
+        CN alone, no subjectAltName (what browsers have refused since 2017)."""
         key = os.path.join(self.dir, name + ".key")
         crt = os.path.join(self.dir, name + ".crt")
         csr = os.path.join(self.dir, name + ".csr")
         ext = os.path.join(self.dir, name + ".ext")
         with open(ext, "w") as f:
-            f.write("subjectAltName=" + ",".join("DNS:" + s for s in sans) + "\nextendedKeyUsage=serverAuth\n")
+            if not cn_only:
+                f.write("subjectAltName=" + ",".join("DNS:" + s for s in sans) + "\n")
+            f.write("extendedKeyUsage=serverAuth\n")
         if self_signed:
             run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                  "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + sans[0], "-addext",
@@ -178,6 +182,8 @@ class InspectionTest(unittest.TestCase):
         cls.both_cas = os.path.join(cls.tmp, "both.crt")
         bad_crt, bad_key = cls.test_ca.issue("bad", ["badcert.test"], self_signed=True)
         cls.bad_origin = TlsOrigin(bad_crt, bad_key)
+        cn_crt, cn_key = cls.test_ca.issue("cnonly", ["cnonly.test"], cn_only=True)
+        cls.cn_only_origin = TlsOrigin(cn_crt, cn_key)
         cls.py_origin = TlsPyOrigin(crt, key)
         cls.school_ca = os.path.join(cls.tmp, "school-ca")
         run([BIN, "ca", "init", "--dir", cls.school_ca, "--name", "Test School"])
@@ -190,13 +196,14 @@ class InspectionTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.origin.stop()
         cls.bad_origin.stop()
+        cls.cn_only_origin.stop()
         cls.safe_origin.stop()
         cls.py_origin.stop()
 
     def edit_policy(self, text):
         text = text.replace("upstream:\n  allow_loopback: true",
                             f"upstream:\n  ca_file: {self.test_ca.crt}\n  allow_loopback: true")
-        text = text.replace("hosts:\n", "hosts:\n  badcert.test: 127.0.0.1\n  wiki.test: 127.0.0.1\n"
+        text = text.replace("hosts:\n", "hosts:\n  badcert.test: 127.0.0.1\n  cnonly.test: 127.0.0.1\n  wiki.test: 127.0.0.1\n"
                                          "  search.test: 127.0.0.1\n  never.test: 127.0.0.1\n", 1)
         text = text.replace("categories:\n", "categories:\n  wiki_edits: {urls: [\"wiki.test/edit\"]}\n", 1)
         text = text.replace("      - {action: block, categories: [social_media]}\n",
@@ -222,7 +229,7 @@ inspection:
     domains: [never.test]
   inspect:
     - name: the test origins
-      domains: [origin.test, badcert.test, never.test, facebook.test]
+      domains: [origin.test, badcert.test, cnonly.test, never.test, facebook.test]
     - name: search engines
       roles: [pupils]
       safesearch: true
@@ -382,6 +389,18 @@ inspection:
         line = [l for l in p.log_lines(2) if l["method"] == "GET"][0]
         self.assertEqual(line["action"], "error")
         self.assertIn("self-signed", line["note"])
+
+    def test_origin_naming_its_host_only_in_the_cn_is_refused(self):
+        """A certificate with the host in the subject's CN and no subjectAltName is refused, as
+        browsers refuse it (RFC 6125 6.4.4; Chromium 58, 2017): the school's CA must not vouch
+        for an origin that a browser would not accept directly."""
+        p = self.start_proxy(self.cn_only_origin.port)
+        status, body, err = self.get(p, f"https://cnonly.test:{self.cn_only_origin.port}/")
+        self.assertEqual(status, 502, err)
+        self.assertIn(b"could not be trusted", body)
+        self.assertIn(b"hostname mismatch", body)
+        self.assertEqual(self.cn_only_origin.seen, [])
+        self.assertEqual(p.metric("hallpass_tls_origin_failures_total", {"kind": "verify"}), 1)
 
     def test_request_for_another_host_inside_the_tunnel_is_refused(self):
         p = self.start_proxy(self.origin.port)
