@@ -78,6 +78,14 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   const auto& limits = cfg->daemon.limits;
   exchange ex;
   ex.cfg = std::move(cfg);
+  if (c.inside) {
+    // Inside an inspected tunnel every request is for the tunnel's host, so even one refused
+    // before its target is read (400, 408, 431) is logged with that host and as inspected.
+    ex.inspected = true;
+    ex.scheme = "https";
+    ex.host = c.inside->host;
+    ex.port = c.inside->port;
+  }
   request_parser rp;
   rp.header_limit(static_cast<std::uint32_t>(limits.header_bytes));
   if (limits.body_bytes > 0) {
@@ -142,7 +150,6 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   std::optional<parsed_target> target;
   if (c.inside) {
     // Inside an inspected tunnel: origin-form with a Host naming the tunnel's host.
-    ex.inspected = true;
     if (!is_connect) {
       target = parse_tunnel_request_target(req.target(), req[http::field::host], c.inside->host, c.inside->port,
                                            target_error);

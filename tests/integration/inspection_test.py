@@ -415,6 +415,39 @@ inspection:
         self.assertTrue(answer.startswith(b"HTTP/1.1 421"), answer[:200])
         self.assertFalse(any("facebook" in x["headers"].get("host", "") for x in self.origin.seen))
 
+    def test_malformed_requests_inside_the_tunnel_are_logged_with_its_host(self):
+        """A request refused before its target is read (framing, an oversized head, no Host)
+        is still a request to the tunnel's host: the log line names that host and says it was
+        inspected, so the technician sees which site a device was sending malformed requests to."""
+        p = self.start_proxy(self.origin.port)
+        shapes = [
+            (b"GET / HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", b" 400 "),
+            (b"GET / HTTP/1.1\r\nHost: origin.test\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", b" 431 "),
+            (b"GET / HTTP/1.1\r\n\r\n", b" 400 "),
+        ]
+        ctx = ssl.create_default_context(cafile=self.school_crt)
+        for request, status in shapes:
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+            self.addCleanup(s.close)
+            s.sendall(f"CONNECT origin.test:{self.origin.port} HTTP/1.1\r\nHost: origin.test\r\n\r\n".encode())
+            self.assertIn(b" 200 ", s.recv(4096))
+            tls = ctx.wrap_socket(s, server_hostname="origin.test")
+            try:
+                tls.sendall(request)
+            except OSError:
+                pass  # the proxy may answer and close before the whole oversized head is sent
+            answer = tls.recv(65536)
+            self.assertIn(status, answer.split(b"\r\n")[0], answer[:200])
+            tls.close()
+        lines = [l for l in p.log_lines(2 * len(shapes)) if l["method"] != "CONNECT"]
+        self.assertEqual(len(lines), len(shapes), lines)
+        for line in lines:
+            self.assertEqual(line["host"], "origin.test", line)
+            self.assertEqual(line.get("tls"), "inspected", line)
+            self.assertEqual(line["action"], "error", line)
+        self.assertEqual(self.origin.seen and [x for x in self.origin.seen if x["target"] == "/" and
+                                               "x-big" in x["headers"]], [])
+
     def test_device_without_the_school_ca_is_counted(self):
         p = self.start_proxy(self.origin.port)
         status, _, err = curl(p, f"https://origin.test:{self.origin.port}/")
