@@ -147,7 +147,10 @@ net::awaitable<relay_result> relay_decoded(duplex_stream& in, beast::flat_buffer
     auto [rec, n] = co_await in.async_read_some(into, nothrow);
     in_buffer.commit(n);
     if (rec) {
-      if (closed_by_peer(rec) && how.source == body_source::until_close) {
+      // Only a clean close ends such a body: a TCP FIN, or over TLS a close_notify (Asio's
+      // eof). A TLS connection closed without one (stream_truncated) was cut short (RFC 8446
+      // 6.1) and is a read error, so the receiver is not told the body is complete.
+      if (rec == net::error::eof && how.source == body_source::until_close) {
         ended = true;
         continue;
       }

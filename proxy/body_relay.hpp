@@ -41,7 +41,8 @@ net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::fl
 
 enum class body_source : std::uint8_t {
   chunked,      // the sender's chunked coding, decoded strictly (chunked_codec.hpp); trailers dropped
-  until_close,  // everything until the sender closes (an origin's response without framing)
+  until_close,  // everything until the sender closes cleanly (an origin's response without
+                // framing); a TLS close without close_notify is a read error, not the end
 };
 
 struct decoded_relay {

@@ -405,11 +405,13 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       // Part of the answer is out: closing without the last chunk tells the client it is cut short.
       w.state().metrics.upstream_failed(metrics::upstream_failure::reset).Increment();
       ex.note = "upstream response: " + *body.framing_error;
+      c.answer_cut_short = true;
     }
     co_return forward_outcome::close;
   }
   if (!body) {
     ex.note = "response body: " + (body.read_error ? body.read_error : body.write_error).message();
+    if (body.read_error) c.answer_cut_short = true;
     co_return forward_outcome::close;
   }
   // Reusable only when the response ended exactly where its framing said: a byte already read

@@ -294,7 +294,9 @@ net::awaitable<void> run_http_session(worker& w, std::shared_ptr<client_connecti
     std::cerr << "hallpass: session for " << c->ip_text << " ended by an unexpected error: " << e.what() << "\n";
   }
   return_unused_prefetch(w, *c);             // an origin connection no request took: to the pool
-  if (c->tls) co_await end_inspection(*c);  // the close_notify of an inspected connection
+  // The close_notify of an inspected connection; none after an answer cut short, whose end
+  // must not look like a clean one.
+  if (c->tls && !c->answer_cut_short) co_await end_inspection(*c);
   error_code ignored;
   c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   c->stream.socket().close(ignored);

@@ -61,6 +61,10 @@ struct client_connection {
   rules::ip_address ip;
   std::string ip_text;
   bool idle = true;  // waiting for the next request: may be closed at once on drain
+  // An answer's body was cut short by the origin after its head went out: an inspected
+  // connection then ends without a close_notify, so the client sees a truncation (RFC 8446 6.1)
+  // even where nothing else could tell it (an HTTP/1.0 client reading until the close).
+  bool answer_cut_short = false;
   std::array<char, 16> first_bytes;  // a new connection's first read, before it has a buffer
   // Who signed in on this connection (login_gate.hpp). `credentials` is the Proxy-Authorization
   // value they signed in with: the same value on a later request of this connection is the same

@@ -230,6 +230,7 @@ class PyOrigin(ThreadedServer):
     /chunked    responds with a chunked body of 3 chunks
     /headers    responds with the request headers as JSON
     /close      responds without length, ends the body by closing
+    /close-cut  the same, but over TLS the connection ends without a close_notify (cut short)
     /truncated  declares Content-Length 4096, sends 2048 bytes and closes (/truncated-big:
                 1 MiB declared, 300 KiB sent: the spliced path)
     /then-close answers "ok" as if keeping the connection alive, then closes it 0.2 s later
@@ -275,8 +276,12 @@ class PyOrigin(ThreadedServer):
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
                                  b"Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\n\r\n"
                                  % len(data) + data)
-                elif path == "/close":
+                elif path in ("/close", "/close-cut"):
                     conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close")
+                    if path == "/close" and hasattr(conn, "unwrap"):
+                        conn = conn.unwrap()  # over TLS a clean end is a close_notify first
+                    # /close-cut over TLS: the TCP connection ends with no close_notify, as
+                    # when a connection is cut short (RFC 8446 6.1: a truncation, not an end).
                     conn.shutdown(socket.SHUT_WR)
                     return
                 elif path in ("/truncated", "/truncated-big"):
