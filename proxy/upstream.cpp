@@ -94,13 +94,34 @@ bool whole_records(const unsigned char* raw, std::size_t n) {
   return off == n;
 }
 
+// Runs `call(mem)` with a new, empty memory BIO in place of the SSL's own BIO on one side, then
+// puts its own back (freeing mem). For the few OpenSSL calls made outside Asio's engine
+// (absorb_post_handshake, ~upstream_connection): the engine owns the BIO pair and finds it as
+// it left it. A memory BIO's empty read asks to retry (a static buffer's would be EOF). The
+// error queue is cleared before (SSL_get_error reads it) and after. False when no BIO could be
+// made; `call` did not run then.
+enum class bio_side { read, write };
+template <class Call>
+bool with_memory_bio(SSL* ssl, bio_side side, Call&& call) {
+  BIO* own = side == bio_side::read ? SSL_get_rbio(ssl) : SSL_get_wbio(ssl);
+  BIO* mem = own != nullptr ? BIO_new(BIO_s_mem()) : nullptr;
+  if (mem == nullptr) return false;
+  const auto set = side == bio_side::read ? &SSL_set0_rbio : &SSL_set0_wbio;
+  BIO_up_ref(own);  // the reference set() drops now and takes back below
+  set(ssl, mem);    // the SSL owns mem until its own is set back
+  ERR_clear_error();
+  call(mem);
+  set(ssl, own);  // frees mem
+  ERR_clear_error();
+  return true;
+}
+
 // What a TLS origin sent on a connection that carried no request yet, read through OpenSSL:
 // true when it was only handshake messages (TLS 1.3 session tickets), now consumed, or nothing
 // at all; false for anything else: application data, an alert, EOF, a partial record, more
 // than one read's worth, or a message OpenSSL answers (a key update, a renegotiation
 // request: its answer would wait in the stream's output). The bytes are read from the socket
-// here and handed to OpenSSL through a memory BIO put in place of the stream's own for one
-// SSL_read; Asio's engine (which owns that BIO pair) finds it as it left it.
+// here and handed to one SSL_read through a memory BIO (with_memory_bio).
 bool absorb_post_handshake(upstream_connection& c) {
   if (!c.tls) return true;
   if (!nothing_held(c)) return false;
@@ -111,24 +132,15 @@ bool absorb_post_handshake(upstream_connection& c) {
   if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;  // nothing arrived
   if (n == 0 || static_cast<std::size_t>(n) == raw.size()) return false;  // EOF, or more than tickets
   if (!whole_records(raw.data(), static_cast<std::size_t>(n))) return false;
-  BIO* mem = BIO_new(BIO_s_mem());  // empty reads ask to retry (a static buffer's would be EOF)
-  if (mem == nullptr || BIO_write(mem, raw.data(), static_cast<int>(n)) != static_cast<int>(n)) {
-    BIO_free(mem);
-    return false;
-  }
-  BIO* own = SSL_get_rbio(ssl);
   const std::size_t out_before = BIO_ctrl_wpending(SSL_get_wbio(ssl));
-  BIO_up_ref(own);          // the reference SSL_set0_rbio drops now and takes back below
-  SSL_set0_rbio(ssl, mem);  // the SSL owns mem until the next call
-  ERR_clear_error();        // SSL_get_error reads the queue: nothing of earlier calls
-  char byte;
-  const int r = SSL_read(ssl, &byte, 1);
-  const int err = SSL_get_error(ssl, r);
-  const bool all_read = BIO_ctrl_pending(mem) == 0;
-  SSL_set0_rbio(ssl, own);  // frees mem
-  ERR_clear_error();
-  return r <= 0 && err == SSL_ERROR_WANT_READ && all_read && SSL_has_pending(ssl) == 0 &&
-         BIO_ctrl_wpending(SSL_get_wbio(ssl)) == out_before;
+  bool absorbed = false;
+  const bool ran = with_memory_bio(ssl, bio_side::read, [&](BIO* mem) {
+    if (BIO_write(mem, raw.data(), static_cast<int>(n)) != static_cast<int>(n)) return;
+    char byte;
+    const int r = SSL_read(ssl, &byte, 1);
+    absorbed = r <= 0 && SSL_get_error(ssl, r) == SSL_ERROR_WANT_READ && BIO_ctrl_pending(mem) == 0;
+  });
+  return ran && absorbed && SSL_has_pending(ssl) == 0 && BIO_ctrl_wpending(SSL_get_wbio(ssl)) == out_before;
 }
 
 // Nothing readable on a pooled connection: no stray bytes, no EOF, no error. One system call.
@@ -411,24 +423,17 @@ upstream_connection::~upstream_connection() {
   // established.
   if (!tls || !stream.socket().is_open()) return;
   SSL* ssl = tls->native_handle();
-  BIO* own = SSL_get_wbio(ssl);
-  if (SSL_is_init_finished(ssl) != 1 || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) != 0 || own == nullptr ||
-      BIO_ctrl_wpending(own) != 0)
+  if (SSL_is_init_finished(ssl) != 1 || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) != 0 ||
+      BIO_ctrl_wpending(SSL_get_wbio(ssl)) != 0)
     return;
-  BIO* mem = BIO_new(BIO_s_mem());
-  if (mem == nullptr) return;
-  BIO_up_ref(own);          // the reference SSL_set0_wbio drops now and takes back below
-  SSL_set0_wbio(ssl, mem);  // the SSL owns mem until the next call
-  // As if the origin's close_notify had come: SSL_shutdown sends ours and does not wait.
-  SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
-  ERR_clear_error();
-  if (SSL_shutdown(ssl) >= 0) {
+  with_memory_bio(ssl, bio_side::write, [&](BIO* mem) {
+    // As if the origin's close_notify had come: SSL_shutdown writes ours and does not wait.
+    SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
+    if (SSL_shutdown(ssl) < 0) return;
     char* data = nullptr;
     const long n = BIO_get_mem_data(mem, &data);
     if (n > 0) (void)::send(stream.socket().native_handle(), data, static_cast<std::size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
-  }
-  SSL_set0_wbio(ssl, own);  // frees mem
-  ERR_clear_error();
+  });
 }
 
 void upstream::give_back_unused(std::unique_ptr<upstream_connection> c, const configuration& cfg) {
