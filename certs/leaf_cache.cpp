@@ -1,7 +1,9 @@
 #include "certs/leaf_cache.hpp"
 
+#include <openssl/asn1.h>
 #include <openssl/x509.h>
 
+#include <ctime>
 #include <utility>
 
 namespace hallpass::certs {
@@ -15,16 +17,19 @@ std::shared_future<leaf_cache::lookup> ready(const leaf_cache::lookup& r) {
 
 }  // namespace
 
-// Mint again when less than renew_before of the leaf's validity is left, and a new leaf would
-// last longer (one capped at the CA's own end is as good as the CA allows).
-bool leaf_cache::due_for_renewal(const flight& f) const {
-  if (!f.done) return false;
-  const lookup& r = f.future.get();
-  if (!r) return false;
-  const ASN1_TIME* leaf_end = X509_get0_notAfter(r->get());
+// When a leaf is due to be minted again: renew_before before its end, or never when it ends
+// with the CA (a new one could not last longer) or its end cannot be read. Worked out once,
+// when the mint completes; every find() then compares two time points.
+std::optional<clock::time_point> leaf_cache::renewal_time(const X509& leaf) const {
+  const ASN1_TIME* leaf_end = X509_get0_notAfter(&leaf);
   const ASN1_TIME* ca_end = X509_get0_notAfter(minter_->ca().certificate.get());
-  std::time_t horizon = clock::to_time_t(options_.now() + options_.renew_before);
-  return X509_cmp_time(leaf_end, &horizon) < 0 && ASN1_TIME_compare(leaf_end, ca_end) < 0;
+  std::tm end{};
+  if (ASN1_TIME_compare(leaf_end, ca_end) >= 0 || ASN1_TIME_to_tm(leaf_end, &end) != 1) return std::nullopt;
+  return clock::from_time_t(::timegm(&end)) - options_.renew_before;
+}
+
+bool leaf_cache::due_for_renewal(const flight& f) const {
+  return f.done && f.renew_at && options_.now() >= *f.renew_at;
 }
 
 leaf_cache::lookup leaf_cache::mint(const std::string& host) const {
@@ -165,9 +170,11 @@ void leaf_cache::run_minting_thread() {
       queue_.pop_front();
     }
     lookup r = mint(j.host);
+    const auto renew_at = r ? renewal_time(**r) : std::nullopt;
     std::vector<callback> waiters;
     {
       std::lock_guard lock(mutex_);
+      j.mint->renew_at = renew_at;
       j.mint->done = true;
       waiters.swap(j.mint->waiters);
       if (r) {

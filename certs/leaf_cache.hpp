@@ -30,6 +30,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -102,6 +103,7 @@ class leaf_cache {
     std::vector<callback> waiters;
     bool done = false;
     bool ahead = false;  // started by prepare(): the handshake that then asks is not a hit or a join
+    std::optional<clock::time_point> renew_at;  // set with done; unset: never (renewal_time)
   };
   struct entry {
     std::shared_ptr<flight> mint;
@@ -115,7 +117,8 @@ class leaf_cache {
   // `started`: prepare()'s call: set when a mint was started; a hit or a join is not counted.
   std::shared_future<lookup> start(std::string_view host, callback done, bool* started = nullptr);
   lookup mint(const std::string& host) const;
-  bool due_for_renewal(const flight& f) const;
+  std::optional<clock::time_point> renewal_time(const X509& leaf) const;
+  bool due_for_renewal(const flight& f) const;  // under mutex_
   void evict_locked();
   void run_minting_thread();
   static void complete(flight& f, std::vector<callback>& waiters, const lookup& r);

@@ -204,3 +204,24 @@ TEST_CASE("a cached leaf close to its end is minted again, however busy its host
   CHECK(fetch(cache, "busy.test") != renewed);
   CHECK(cache.stats().renewals == 2);
 }
+
+TEST_CASE("a leaf that already ends with the CA is not minted again before the CA's end") {
+  // A new leaf could not last longer than the CA: renewing it would mint on every handshake of
+  // the CA's last week.
+  temp_dir d;
+  auto minter = test_minter(d);
+  const auto ca_end_days = std::chrono::duration_cast<std::chrono::days>(ca_lifetime).count();
+  std::atomic<std::int64_t> days{ca_end_days - 12};  // the CA ends in 12 days, a leaf would last 30
+  const auto start = clock::now();
+  leaf_cache::options o{.capacity = 10, .threads = 1};
+  o.now = [&] { return start + std::chrono::days(days.load()); };
+  leaf_cache cache(minter, o);
+  const auto first = fetch(cache, "late.test");
+  CHECK(ASN1_TIME_compare(X509_get0_notAfter(first.get()), X509_get0_notAfter(minter->ca().certificate.get())) == 0);
+  days = ca_end_days - 4;  // 4 days left, fewer than renew_before's 7
+  CHECK(cache.find("late.test") == first);
+  CHECK(fetch(cache, "late.test") == first);
+  const auto s = cache.stats();
+  CHECK(s.renewals == 0);
+  CHECK(s.mints == 1);
+}
