@@ -91,26 +91,26 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
         // Domain fronting or a mismatched tunnel: decide again on the name the client sent.
         ex.circumvention = true;
         ex.note = "SNI '" + *hello.hello.sni + "' differs from the CONNECT host '" + ex.host + "'";
-        // The SNI's own plan, as if the CONNECT had named it: blocked, or filtered in a way a
-        // relay to the CONNECT host would skip (inspected for its paths or SafeSearch
-        // parameters, or sent to SafeSearch's locked front end), closes the tunnel. Else the
-        // tunnel stays the CONNECT host's, and so do its log line's rule and reason.
-        const std::string connect_host = ex.host, connect_to = ex.connect_host, note = ex.note;
-        ex.host = sni ? sni->text : *hello.hello.sni;
-        const tunnel_plan sni_plan = plan_tunnel(w, c, ex, {});
+        // The SNI's own plan, as if the CONNECT had named it (a copy of the exchange: the same
+        // client, time and policy, and nothing of the CONNECT host's decision): blocked, or
+        // filtered in a way a relay to the CONNECT host would skip (inspected for its paths or
+        // SafeSearch parameters, or sent to SafeSearch's locked front end), closes the tunnel.
+        // A block is logged with the SNI's host and rule; otherwise the log line keeps the
+        // CONNECT host's decision, and the note names the SNI.
+        exchange as_sni = ex;
+        as_sni.host = sni ? sni->text : *hello.hello.sni;
+        as_sni.connect_host.clear();
+        const tunnel_plan sni_plan = plan_tunnel(w, c, as_sni, {});
         if (sni_plan == tunnel_plan::refuse || sni_plan == tunnel_plan::block_page) {
           blocked = true;
-        } else if (!inspect && (sni_plan == tunnel_plan::inspect || ex.connect_host != connect_to)) {
+          ex.host = std::move(as_sni.host);
+          ex.verdict = std::move(as_sni.verdict);
+          ex.exceptions = std::move(as_sni.exceptions);  // the verdict may point into it
+        } else if (!inspect && (sni_plan == tunnel_plan::inspect || as_sni.connect_host != ex.connect_host)) {
           blocked = true;
           ex.reason_override =
               "the site named inside this tunnel is filtered page by page (or by SafeSearch), which a tunnel "
               "opened to another name would get round";
-        }
-        ex.note = note;
-        if (!blocked) {
-          ex.host = connect_host;
-          ex.connect_host = connect_to;
-          decide_exchange(w, c, ex, std::nullopt, inspect);
         }
       }
       break;

@@ -644,6 +644,8 @@ inspection:
         line = p.log_lines(4)[-1]
         self.assertEqual((line["method"], line["action"], line["status"]), ("CONNECT", "block", 403), line)
         self.assertIn("SNI 'facebook.test' differs", line["note"])
+        # Logged with the SNI's host and the rule that blocks it, not the CONNECT host's.
+        self.assertEqual((line["host"], line["category"]), ("facebook.test", "social_media"), line)
         self.assertEqual(len(self.origin.seen), seen)
 
     def test_an_sni_that_must_be_inspected_is_not_relayed_under_another_connect_host(self):
