@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <iostream>
+#include <optional>
+#include <string_view>
 
 #include "proxy/access_request_form.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/forward.hpp"
 #include "proxy/inspection.hpp"
 #include "proxy/origin_prefetch.hpp"
+#include "proxy/read_deadline.hpp"
 #include "proxy/local_response.hpp"
 #include "proxy/login_gate.hpp"
 #include "proxy/request_checks.hpp"
@@ -26,6 +29,12 @@ namespace {
 
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t client_buffer_kept = 4096;
+
+// Whether the buffer holds a request head's end (CRLF CRLF): the head's read then reads nothing.
+bool head_in(const beast::flat_buffer& b) {
+  const std::string_view data(static_cast<const char*>(b.data().data()), b.size());
+  return data.find("\r\n\r\n") != std::string_view::npos;
+}
 
 // A CONNECT, from the decision to the end of its tunnel. Returns whether the connection goes on
 // carrying requests: only when it became an inspected tunnel (its requests follow, decrypted).
@@ -93,8 +102,22 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   } else {
     rp.body_limit(boost::none);
   }
-  c.stream.expires_after(limits.head_timeout);
+  // The head's deadline (read_deadline.hpp: a 408 can still be sent when it fires). A head
+  // already whole in the buffer (the usual case: it came with the wait's read) needs no read;
+  // the timer is not armed for it, and the stream's own deadline covers the unlikely read
+  // (then closing without a 408).
+  std::optional<read_deadline> deadline;
+  if (head_in(c.buffer)) {
+    c.stream.expires_after(limits.head_timeout);
+  } else {
+    c.stream.expires_never();
+    deadline.emplace(c.read_timer, c.read_state, c.stream.socket(), limits.head_timeout);
+  }
   auto [ec, n] = co_await http::async_read_header(c.io, c.buffer, rp, nothrow);
+  if (deadline) {
+    deadline->disarm();
+    if (ec && deadline->expired()) ec = beast::error::timeout;  // the read was cancelled: answer 408
+  }
   ex.bytes_in += n;
   if (ec) {
     if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) co_return false;
@@ -258,16 +281,21 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
       // in one read), never more; a new one has none until its first bytes have arrived.
       if (c.buffer.capacity() > client_buffer_kept) c.buffer.shrink_to_fit();
       if (w.state().draining) co_return;
-      c.stream.expires_after(first ? limits.head_timeout : limits.keepalive_timeout);
       // A new connection's first bytes go into a few bytes inside the connection, so that one
       // that sends nothing holds no buffer (it costs one more read for its first request).
       // (Chosen before the co_await: GCC 12 evaluated both arms of a conditional written
       // inside the co_await expression, allocating the buffer anyway; massif showed it.)
       net::mutable_buffer into(c.first_bytes.data(), c.first_bytes.size());
       if (!first) into = c.buffer.prepare(client_buffer_kept);
+      // The deadline cancels the read and leaves the socket open: an inspected connection that
+      // idled out still ends with a close_notify (run_http_session).
+      c.stream.expires_never();
+      read_deadline deadline(c.read_timer, c.read_state, c.stream.socket(),
+                             first ? limits.head_timeout : limits.keepalive_timeout);
       auto [ec, n] = co_await c.io.async_read_some(into, nothrow);
+      deadline.disarm();
       if (ec) {
-        if (ec == beast::error::timeout && first) w.state().metrics.rejected(metrics::rejection::head_timeout).Increment();
+        if (deadline.expired() && first) w.state().metrics.rejected(metrics::rejection::head_timeout).Increment();
         co_return;
       }
       if (first) net::buffer_copy(c.buffer.prepare(client_buffer_kept), net::buffer(c.first_bytes.data(), n));

@@ -30,7 +30,7 @@ constexpr std::string_view unreachable_title = "The site could not be reached";
 constexpr std::array<refusal_row, 19> rows{{
     // head_timeout
     {408, outcome::error, rej::head_timeout, no_upstream_failure, "the request head did not arrive in time", true, "",
-     refusal_page::none, "", ""},
+     refusal_page::plain, "", "The request did not arrive in time; the web filter closed the connection.\n"},
     // malformed
     {400, outcome::error, rej::malformed, no_upstream_failure, "the request is malformed", true, "", refusal_page::html,
      "The request is malformed", "The web filter could not read this request."},
@@ -169,9 +169,6 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
             "/.";
   }
   switch (row.page) {
-    case refusal_page::none:
-      ex.status = row.status;
-      co_return false;
     case refusal_page::plain:
       co_return co_await write_local(c, ex, status, std::move(text), "text/plain; charset=utf-8", false, version);
     case refusal_page::html:

@@ -47,9 +47,8 @@ enum class refusal : std::uint8_t {
 };
 
 enum class refusal_page : std::uint8_t {
-  none,   // nothing is sent (the client is not waiting for an answer)
   html,   // the error page (block_page.hpp's render_error_page)
-  plain,  // one line of text/plain (the answer to a CONNECT)
+  plain,  // one line of text/plain (the answer to a CONNECT, the 408)
 };
 
 // One row. Texts are constants; "{}" in `text` stands for the refusal's detail, and an empty

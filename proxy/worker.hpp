@@ -20,6 +20,7 @@
 #include "proxy/metrics.hpp"
 #include "proxy/net.hpp"
 #include "proxy/original_destination.hpp"
+#include "proxy/read_deadline.hpp"
 #include "proxy/splice_pump.hpp"
 #include "proxy/upstream.hpp"
 #include "rules/host.hpp"
@@ -61,6 +62,10 @@ struct client_connection {
   rules::ip_address ip;
   std::string ip_text;
   bool idle = true;  // waiting for the next request: may be closed at once on drain
+  // The deadline of the waits for the next request and its head (read_deadline.hpp): it
+  // cancels the read and leaves the socket open for a 408 and a TLS close_notify.
+  net::steady_timer read_timer{stream.get_executor()};
+  std::shared_ptr<read_deadline_state> read_state;
   // An answer's body was cut short by the origin after its head went out: an inspected
   // connection then ends without a close_notify, so the client sees a truncation (RFC 8446 6.1)
   // even where nothing else could tell it (an HTTP/1.0 client reading until the close).

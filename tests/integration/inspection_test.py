@@ -19,6 +19,7 @@ the client's handshake and that connection serves the first request (replaced wh
 closed it meanwhile), and a tunnel shown only the HTTPS block page connects to nothing."""
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -553,6 +554,38 @@ inspection:
                 return data
             data += chunk
         self.fail("more than %d bytes" % limit)
+
+    def test_an_inspected_connection_that_times_out_ends_with_a_408_and_a_close_notify(self):
+        """The waits for a request and its head cancel the read rather than close the socket
+        (proxy/read_deadline.hpp): a head that does not arrive in time (limits.head_timeout,
+        2 s here) gets its 408, and an idle connection (keepalive_timeout, 5 s here) is closed;
+        both end with a close_notify, so the client sees an end, not a truncation (read_to_end
+        raises SSLEOFError on a close without one)."""
+        p = self.start_proxy(self.origin.port)
+        port = self.origin.port
+        tls = self.tunnel(p, "origin.test", port)
+        started = time.monotonic()
+        tls.sendall(f"GET /slow HTTP/1.1\r\nHost: origin.test:{port}\r\n".encode())  # the head never ends
+        answer = self.read_to_end(tls)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 408 "), answer[:200])
+        self.assertIn(b"did not arrive in time", answer)
+        self.assertLess(time.monotonic() - started, 10)
+        line = wait_for(lambda: [l for l in p.log_lines() if l["status"] == 408] or None, what="the 408's line")[0]
+        self.assertEqual((line["host"], line.get("tls")), ("origin.test", "inspected"), line)
+        self.assertFalse(any(x["target"] == "/slow" for x in self.origin.seen))
+
+        tls = self.tunnel(p, "origin.test", port)
+        tls.sendall(f"GET /idle HTTP/1.1\r\nHost: origin.test:{port}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += tls.recv(65536)
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        body = head.partition(b"\r\n\r\n")[2]
+        while len(body) < length:
+            body += tls.recv(65536)
+        started = time.monotonic()
+        self.assertEqual(self.read_to_end(tls), b"")  # idle: closed with a close_notify
+        self.assertGreater(time.monotonic() - started, 3)
 
     def test_a_new_origin_connection_resumes_the_kept_tls_session(self):
         """certs/origin_sessions.hpp: with no pooled connection (pool_per_origin: 0), each request
