@@ -72,6 +72,9 @@ void add_via(http::fields& f) {
 
 // Interim (1xx) responses an origin may send before its final one; more is refused.
 constexpr int max_interim_responses = 16;
+// How long an answer the origin sent before it stopped reading the request body (an early 413
+// or 401) is waited for once sending the body has failed: it has usually arrived already.
+constexpr std::chrono::seconds early_answer_wait{2};
 
 bool connection_has(const response_head& h, std::string_view option) {
   for (const auto& f : h.fields) {
@@ -184,6 +187,9 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   std::unique_ptr<upstream_connection> up;
   response_head head;
   bool sent_continue = false;
+  // Sending the request failed, and the origin may have answered before it stopped reading
+  // (RFC 9110 15.5.14: a 413 may close the connection): that answer, if any, is the client's.
+  std::optional<std::string> send_failure;
   const auto upstream_started = std::chrono::steady_clock::now();
   for (int attempt = 0; attempt < 2; ++attempt) {
     origin_address to;
@@ -261,17 +267,21 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     if (body.write_error) {
       // A pooled connection the origin closed meanwhile: try once more on a fresh one.
       if (up->reused && retryable && attempt == 0) continue;
-      const std::string problem = body.write_error.message();
-      co_await refuse(w, c, ex, refusal::upstream_send_failed, problem, client_version);
-      co_return forward_outcome::close;
+      send_failure = body.write_error.message();
     }
     // The response head. Interim responses (100 Continue, 103 Early Hints) go on to an
     // HTTP/1.1 client (RFC 9110 15.2), except a 100 when the proxy sent its own.
     bool retry = false;
     int interim = 0;
-    up->stream.expires_after(daemon.upstream.response_timeout);
+    up->stream.expires_after(send_failure ? std::chrono::milliseconds(early_answer_wait)
+                                          : std::chrono::milliseconds(daemon.upstream.response_timeout));
     for (;;) {
       auto hr = co_await read_response_head(*up, head, daemon.limits);
+      if (send_failure && hr.result != head_parse::complete) {
+        // No answer came before the origin stopped reading: the request could not be sent.
+        co_await refuse(w, c, ex, refusal::upstream_send_failed, *send_failure, client_version);
+        co_return forward_outcome::close;
+      }
       if (hr.result == head_parse::error) {
         co_await refuse(w, c, ex, refusal::upstream_malformed, hr.error, client_version);
         co_return forward_outcome::close;
@@ -355,7 +365,10 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   } else if (fc.content_length()) {
     from = origin_body::length;
   }
-  bool keep = client_keep_alive && !w.state().draining;
+  // After an early answer the rest of the request body is still on its way: the connection
+  // cannot carry another request.
+  bool keep = client_keep_alive && !w.state().draining && !send_failure;
+  if (send_failure) ex.note = "answered before the request was sent whole (upstream write failed: " + *send_failure + ")";
   client_head_options o;
   o.version = client_version >= 11 ? 11 : 10;
   o.via = via_value;
@@ -382,7 +395,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       break;
   }
   o.keep_alive = keep;
-  const bool upstream_reusable = origin_keep_alive && from != origin_body::until_close && !websocket;
+  const bool upstream_reusable = origin_keep_alive && from != origin_body::until_close && !websocket && !send_failure;
   std::string client_head = write_client_response_head(head, o);
   up->buffer.consume(head.size);
 

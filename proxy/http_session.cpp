@@ -1,5 +1,7 @@
 #include "proxy/http_session.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <iostream>
 #include <optional>
@@ -307,6 +309,31 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
   }
 }
 
+// Closing a socket with bytes still unread makes the kernel send a reset, which can destroy an
+// answer the client has not read yet: an early 413 (ours or the origin's) while it uploads, a
+// block page for a POST. So when bytes are waiting, our sending side is shut down first and
+// what the client still sends is read and dropped (a lingering close, as nginx and Apache do)
+// until it closes, pauses for linger_pause, or linger_total has passed.
+constexpr auto linger_pause = std::chrono::seconds(2);
+constexpr auto linger_total = std::chrono::seconds(10);
+
+net::awaitable<void> linger_close(worker& w, client_connection& c) {
+  auto& socket = c.stream.socket();
+  if (!socket.is_open()) co_return;
+  char probe;
+  if (::recv(socket.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) co_return;  // nothing waiting
+  error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  const auto until = std::chrono::steady_clock::now() + linger_total;
+  auto buf = w.take_buffer();
+  while (std::chrono::steady_clock::now() < until) {
+    c.stream.expires_after(std::min<std::chrono::steady_clock::duration>(linger_pause, until - std::chrono::steady_clock::now()));
+    auto [ec, n] = co_await c.stream.async_read_some(net::buffer(buf.get(), worker::relay_buffer_size), nothrow);
+    if (ec) break;
+  }
+  w.give_buffer(std::move(buf));
+}
+
 }  // namespace
 
 net::awaitable<void> run_http_session(worker& w, std::shared_ptr<client_connection> c) {
@@ -325,6 +352,7 @@ net::awaitable<void> run_http_session(worker& w, std::shared_ptr<client_connecti
   // The close_notify of an inspected connection; none after an answer cut short, whose end
   // must not look like a clean one.
   if (c->tls && !c->answer_cut_short) co_await end_inspection(*c);
+  co_await linger_close(w, *c);  // a client still sending: its answer is not destroyed by a reset
   error_code ignored;
   c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   c->stream.socket().close(ignored);

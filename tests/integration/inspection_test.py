@@ -486,6 +486,21 @@ inspection:
             self.assertIn("truncated", line["note"], line)
         self.assertTrue(all(l.get("note", "") == "" for l in lines if l["path"] == "/close"), lines)
 
+    def test_an_origin_that_refuses_an_upload_early_is_heard_through_inspection(self):
+        """The origin answers 413 from the head and closes without reading the body: the TLS
+        write fails, and the answer already received is read through the same TLS connection
+        and reaches the client instead of a 502."""
+        p = self.start_proxy(self.py_origin.port)
+        upload = os.path.join(self.tmp, "upload.bin")
+        with open(upload, "wb") as f:
+            f.write(b"u" * (16 << 20))
+        status, body, err = self.get(p, f"https://origin.test:{self.py_origin.port}/early-413",
+                                     extra=["--data-binary", "@" + upload])
+        self.assertEqual((status, body), (413, b"too large"), err)
+        line = [l for l in p.log_lines(2) if l["method"] == "POST"][0]
+        self.assertEqual((line["status"], line.get("tls")), (413, "inspected"), line)
+        self.assertIn("answered before the request was sent whole", line["note"])
+
     def test_device_without_the_school_ca_is_counted(self):
         p = self.start_proxy(self.origin.port)
         status, _, err = curl(p, f"https://origin.test:{self.origin.port}/")

@@ -1,5 +1,6 @@
 """Plain HTTP through the real proxy: roles, block page, bodies, keep-alive, pooling, logs, metrics."""
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -175,6 +176,24 @@ class HttpTest(unittest.TestCase):
             return found if len(found) >= 2 else None
         lines = wait_for(logged, what="two log lines for the truncated bodies")
         self.assertTrue(all("response body" in l.get("note", "") for l in lines), lines)
+
+    def test_an_origin_that_refuses_an_upload_early_is_heard(self):
+        """An origin that answers 413 from the head and closes without reading the body makes
+        the proxy's upload fail (a broken pipe or a reset); the origin's answer, already
+        received, goes to the client instead of a 502, and the client connection then closes
+        (the rest of its body is still on its way)."""
+        folder = tempfile.mkdtemp(prefix="hallpass-upload-")
+        self.addCleanup(shutil.rmtree, folder)
+        upload = os.path.join(folder, "big.bin")
+        with open(upload, "wb") as f:
+            f.write(b"u" * (16 << 20))
+        status, body, err = curl(self.proxy, f"http://py.test:{self.py.port}/early-413", source=STAFF,
+                                 extra=["--data-binary", "@" + upload])
+        self.assertEqual((status, body), (413, b"too large"), err)
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["path"] == "/early-413"] or None,
+                        what="the upload's log line")[0]
+        self.assertEqual((line["status"], line["action"]), (413, "allow"), line)
+        self.assertIn("answered before the request was sent whole", line["note"])
 
     def test_a_pooled_connection_the_origin_closed_is_not_a_failure(self):
         """Every pooled connection is checked (a peek) before reuse: neither a GET nor a POST
