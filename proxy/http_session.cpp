@@ -120,6 +120,9 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     deadline->disarm();
     if (ec && deadline->expired()) ec = beast::error::timeout;  // the read was cancelled: answer 408
   }
+  // Never left without a deadline: what follows sets its own before each read or write, and
+  // anything that did not would still be bounded.
+  c.stream.expires_after(limits.head_timeout);
   ex.bytes_in += n;
   if (ec) {
     if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) co_return false;
