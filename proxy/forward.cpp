@@ -268,6 +268,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       // A pooled connection the origin closed meanwhile: try once more on a fresh one.
       if (up->reused && retryable && attempt == 0) continue;
       send_failure = body.write_error.message();
+      c.request_body_unread = true;  // the rest of it is still on its way
     }
     // The response head. Interim responses (100 Continue, 103 Early Hints) go on to an
     // HTTP/1.1 client (RFC 9110 15.2), except a 100 when the proxy sent its own.
@@ -385,13 +386,21 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       o.content_length = *fc.content_length();
       break;
     case origin_body::chunked:
-    case origin_body::until_close:
       if (o.version == 11) {
         o.framing = client_framing::chunked;
       } else {
         o.framing = client_framing::close;  // an HTTP/1.0 client reads until we close
         keep = false;
       }
+      break;
+    case origin_body::until_close:
+      // Ended by our close, as the origin's was by its own (RFC 9112 6.3 rule 8), for every
+      // client: over TLS the client then sees our close_notify exactly when the origin sent
+      // one (run_http_session), and judges a close without one as it would the origin's
+      // (browsers accept it; strict clients do not). Re-chunking would have to decide that
+      // for it: a last chunk says "complete", its absence breaks pages that load directly.
+      o.framing = client_framing::close;
+      keep = false;
       break;
   }
   o.keep_alive = keep;

@@ -148,6 +148,17 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   // apply). The exception index is pinned with the decision (decide_exchange).
   ex.cfg = w.config();
   auto& req = rp.get();
+  // A request answered here with its body unread (refused, blocked, a 407) marks the
+  // connection for a lingering close; forward() reads the body itself and marks it when it
+  // leaves part unread.
+  struct unread_body_mark {
+    client_connection& c;
+    const request_parser& rp;
+    bool handed_off = false;
+    ~unread_body_mark() {
+      if (!handed_off && !rp.is_done()) c.request_body_unread = true;
+    }
+  } unread_body{c, rp};
   ex.method = std::string(req.method_string());
   const unsigned version = req.version();
 
@@ -269,6 +280,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   }
 
   ex.action = outcome::allow;
+  unread_body.handed_off = true;
   const auto outcome = co_await forward(w, c, ex, rp, *target);
   finish_exchange(w, c, ex);
   co_return outcome == forward_outcome::keep_alive;
@@ -314,7 +326,8 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
 
 // Closing a socket with bytes still unread makes the kernel send a reset, which can destroy an
 // answer the client has not read yet: an early 413 (ours or the origin's) while it uploads, a
-// block page for a POST. So when bytes are waiting, our sending side is shut down first and
+// block page for a POST. So when bytes are waiting, or a request's body was left unread (the
+// rest may not have arrived yet), our sending side is shut down first and
 // what the client still sends is read and dropped (a lingering close, as nginx and Apache do)
 // until it closes, pauses for linger_pause, or linger_total has passed.
 constexpr auto linger_pause = std::chrono::seconds(2);
@@ -322,11 +335,14 @@ constexpr auto linger_total = std::chrono::seconds(10);
 
 net::awaitable<void> linger_close(worker& w, client_connection& c) {
   auto& socket = c.stream.socket();
-  if (!socket.is_open()) co_return;
+  if (!socket.is_open() || w.state().draining) co_return;  // a drain closes at once
   char probe;
-  if (::recv(socket.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) co_return;  // nothing waiting
+  if (!c.request_body_unread && ::recv(socket.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) {
+    co_return;  // nothing waiting, and nothing known to be on its way
+  }
   error_code ignored;
   socket.shutdown(tcp::socket::shutdown_send, ignored);
+  c.idle = true;  // a drain closes it at once, as an idle connection
   const auto until = std::chrono::steady_clock::now() + linger_total;
   auto buf = w.take_buffer();
   while (std::chrono::steady_clock::now() < until) {

@@ -70,6 +70,9 @@ struct client_connection {
   // connection then ends without a close_notify, so the client sees a truncation (RFC 8446 6.1)
   // even where nothing else could tell it (an HTTP/1.0 client reading until the close).
   bool answer_cut_short = false;
+  // A request was answered without its body being read (a refusal, a block page, an early
+  // answer): the connection ends with a lingering close (http_session.cpp's linger_close).
+  bool request_body_unread = false;
   std::array<char, 16> first_bytes;  // a new connection's first read, before it has a buffer
   // Who signed in on this connection (login_gate.hpp). `credentials` is the Proxy-Authorization
   // value they signed in with: the same value on a later request of this connection is the same

@@ -255,10 +255,14 @@ class PyOrigin(ThreadedServer):
                 method, target, version, headers, raw_headers = head
                 if target.split("?")[0] == "/early-413":
                     # Refuses the upload from its head alone and closes without reading the
-                    # body (RFC 9110 15.5.14); the unread body makes the close a reset.
+                    # body (RFC 9110 15.5.14); the unread body makes the close a reset. The
+                    # pause first lets the answer leave: a reset right after the send can make
+                    # the origin's own kernel drop it unsent (seen over TLS, whose session
+                    # tickets were still queued), and no client, direct or proxied, gets it then.
                     self.requests.append({"method": method, "target": target, "headers": raw_headers, "body_len": 0})
                     conn.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\n"
                                  b"too large")
+                    time.sleep(0.3)
                     return
                 body = b""
                 if headers.get("transfer-encoding", "").lower() == "chunked":
