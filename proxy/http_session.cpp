@@ -32,6 +32,17 @@ namespace {
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t client_buffer_kept = 4096;
 
+// Drops CRLF and LF from the start of the buffer: the empty lines RFC 9112 2.2 says a server
+// should ignore before a request line.
+void drop_leading_empty_lines(beast::flat_buffer& b) {
+  const std::string_view data(static_cast<const char*>(b.data().data()), b.size());
+  std::size_t n = 0;
+  while (n < data.size() && (data[n] == '\n' || (data[n] == '\r' && n + 1 < data.size() && data[n + 1] == '\n'))) {
+    n += data[n] == '\r' ? 2 : 1;
+  }
+  b.consume(n);
+}
+
 // Whether the buffer holds a request head's end (CRLF CRLF): the head's read then reads nothing.
 bool head_in(const beast::flat_buffer& b) {
   const std::string_view data(static_cast<const char*>(b.data().data()), b.size());
@@ -287,7 +298,9 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
 }
 
 net::awaitable<void> session_loop(worker& w, client_connection& c) {
+  constexpr int max_empty_reads = 2;
   bool first = true;
+  int empty_reads = 0;  // reads in a row that brought only empty lines
   for (;;) {
     auto cfg = w.config();
     const auto& limits = cfg->daemon.limits;
@@ -320,6 +333,14 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
     }
     c.idle = false;
     first = false;
+    // RFC 9112 2.2: empty lines before a request line are ignored (older clients send a CRLF
+    // after a POST's body). A few reads of nothing else are tolerated, not a stream of them.
+    drop_leading_empty_lines(c.buffer);
+    if (c.buffer.size() == 0) {
+      if (++empty_reads > max_empty_reads) co_return;
+      continue;
+    }
+    empty_reads = 0;
     if (!co_await serve_request(w, c, std::move(cfg))) co_return;
   }
 }

@@ -184,6 +184,57 @@ class Framing(unittest.TestCase):
         self.assertNotIn(b"transfer-encoding", head.lower())
         self.assertEqual(body, b"hello world")
 
+    def test_empty_lines_before_a_request_line_are_ignored(self):
+        """RFC 9112 2.2: a server should ignore at least one empty line before a request line
+        (older clients send a CRLF after a POST's body). A pipelined request after empty lines
+        is served; a connection that sends nothing but empty lines is not kept open by them."""
+        def script(conn, _):  # answers the head already read, then each following one
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            while True:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    head += chunk
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        o = self.origin(script)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        request = b"GET http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port
+        s.sendall(b"\r\n" + request + b"\r\n\r\n\n" + request)
+        data = b""
+        deadline = time.monotonic() + 5
+        while data.count(b"\r\n\r\nok") < 2 and time.monotonic() < deadline:
+            more = recv_until(s, b"\r\n\r\nok", timeout=max(0.1, deadline - time.monotonic()))
+            if not more:
+                break
+            data += more
+        self.assertEqual(data.count(b"HTTP/1.1 200 OK"), 2, data)
+        # Only empty lines, read after read: closed after a few reads, well before keep-alive's end.
+        e = client(self.proxy)
+        self.addCleanup(e.close)
+        e.settimeout(5)
+        closed = False
+        for _ in range(10):
+            try:
+                e.sendall(b"\r\n")
+                time.sleep(0.05)
+                e.setblocking(False)
+                try:
+                    if e.recv(1) == b"":
+                        closed = True
+                        break
+                except BlockingIOError:
+                    pass
+                finally:
+                    e.setblocking(True)
+            except OSError:
+                closed = True
+                break
+        self.assertTrue(closed, "a stream of empty lines kept the connection open")
+
     def test_the_proxy_sends_its_own_version_and_one_content_length(self):
         def script(conn, _):
             conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok")
