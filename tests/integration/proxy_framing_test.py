@@ -11,7 +11,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import PUPIL, Proxy, ThreadedServer, free_port, wait_for  # noqa: E402
+from harness import PUPIL, Proxy, ThreadedServer, free_port, recv_head, wait_for  # noqa: E402
 from proxy_smuggling_test import StrictReader  # noqa: E402
 
 
@@ -189,15 +189,10 @@ class Framing(unittest.TestCase):
         (older clients send a CRLF after a POST's body). A pipelined request after empty lines
         is served; a connection that sends nothing but empty lines is not kept open by them."""
         def script(conn, _):  # answers the head already read, then each following one
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             while True:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    head += chunk
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                if b"\r\n\r\n" not in recv_head(conn):
+                    return
 
         o = self.origin(script)
         s = client(self.proxy)
