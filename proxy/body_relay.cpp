@@ -15,10 +15,6 @@ constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::uint64_t splice_threshold = 128 * 1024;
 constexpr std::size_t decoded_read_size = 16 * 1024;
 
-std::string_view buffered(const beast::flat_buffer& b) {
-  return {static_cast<const char*>(b.data().data()), b.size()};
-}
-
 // Adds decoded body bytes to what goes out next. (A plain function: no lambdas with captures
 // inside coroutines, see proxy/README.md on GCC 12.)
 void emit(relay_result& r, std::string& pending, bool encode_chunked, std::string_view data) {

@@ -97,7 +97,7 @@ net::awaitable<head_read> read_response_head(upstream_connection& up, response_h
                                              const daemon_config::limit_settings& limits) {
   head_read r;
   for (;;) {
-    const std::string_view view(static_cast<const char*>(up.buffer.data().data()), up.buffer.size());
+    const std::string_view view = buffered(up.buffer);
     r.result = parse_response_head(view, limits.header_bytes, limits.header_count, head, r.error);
     if (r.result != head_parse::need_more) co_return r;
     const auto into = up.buffer.prepare(16 * 1024);

@@ -35,7 +35,7 @@ constexpr std::size_t client_buffer_kept = 4096;
 // Drops CRLF and LF from the start of the buffer: the empty lines RFC 9112 2.2 says a server
 // should ignore before a request line.
 void drop_leading_empty_lines(beast::flat_buffer& b) {
-  const std::string_view data(static_cast<const char*>(b.data().data()), b.size());
+  const std::string_view data = buffered(b);
   std::size_t n = 0;
   while (n < data.size() && (data[n] == '\n' || (data[n] == '\r' && n + 1 < data.size() && data[n + 1] == '\n'))) {
     n += data[n] == '\r' ? 2 : 1;
@@ -44,10 +44,7 @@ void drop_leading_empty_lines(beast::flat_buffer& b) {
 }
 
 // Whether the buffer holds a request head's end (CRLF CRLF): the head's read then reads nothing.
-bool head_in(const beast::flat_buffer& b) {
-  const std::string_view data(static_cast<const char*>(b.data().data()), b.size());
-  return data.find("\r\n\r\n") != std::string_view::npos;
-}
+bool head_in(const beast::flat_buffer& b) { return buffered(b).find("\r\n\r\n") != std::string_view::npos; }
 
 // A CONNECT, from the decision to the end of its tunnel. Returns whether the connection goes on
 // carrying requests: only when it became an inspected tunnel (its requests follow, decrypted).

@@ -5,10 +5,17 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <string_view>
+
 namespace hallpass {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 using error_code = boost::system::error_code;
+
+// The bytes a flat_buffer holds, as text (a view: valid until the buffer changes).
+inline std::string_view buffered(const beast::flat_buffer& b) {
+  return {static_cast<const char*>(b.data().data()), b.size()};
+}
 }  // namespace hallpass
