@@ -51,6 +51,9 @@ struct exchange {
   std::uint64_t bytes_in = 0, bytes_out = 0;
   bool circumvention = false;
   bool inspected = false;     // a decrypted tunnel's CONNECT, or a request inside one
+  // forward() read the request's whole body from the client; else one not read to its end
+  // (refused, blocked, answered early) leaves the connection to a lingering close.
+  bool request_body_read = false;
   bool leaf_prepared = false;  // this CONNECT started its host's mint before its 200 (http_session.cpp)
   std::string connect_host;   // connect to this name's addresses instead (SafeSearch); "" for ex.host's
   std::string search_terms;   // of a search request (logged with access_log.search_terms)

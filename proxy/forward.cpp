@@ -268,7 +268,8 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       // A pooled connection the origin closed meanwhile: try once more on a fresh one.
       if (up->reused && retryable && attempt == 0) continue;
       send_failure = body.write_error.message();
-      c.request_body_unread = true;  // the rest of it is still on its way
+    } else {
+      ex.request_body_read = true;  // all of it, from the client (a body-less request's nothing)
     }
     // The response head. Interim responses (100 Continue, 103 Early Hints) go on to an
     // HTTP/1.1 client (RFC 9110 15.2), except a 100 when the proxy sent its own.

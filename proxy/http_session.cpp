@@ -156,17 +156,17 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   // apply). The exception index is pinned with the decision (decide_exchange).
   ex.cfg = w.config();
   auto& req = rp.get();
-  // A request answered here with its body unread (refused, blocked, a 407) marks the
-  // connection for a lingering close; forward() reads the body itself and marks it when it
-  // leaves part unread.
+  // A request whose body was not read to its end, here (refused, blocked, a 407) or by
+  // forward() (its own relay reads it: unreachable site, early answer), marks the connection
+  // for a lingering close, whichever way the exchange ends.
   struct unread_body_mark {
     client_connection& c;
     const request_parser& rp;
-    bool handed_off = false;
+    const exchange& ex;
     ~unread_body_mark() {
-      if (!handed_off && !rp.is_done()) c.request_body_unread = true;
+      if (!rp.is_done() && !ex.request_body_read) c.request_body_unread = true;
     }
-  } unread_body{c, rp};
+  } unread_body{c, rp, ex};
   ex.method = std::string(req.method_string());
   const unsigned version = req.version();
 
@@ -288,7 +288,6 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   }
 
   ex.action = outcome::allow;
-  unread_body.handed_off = true;
   const auto outcome = co_await forward(w, c, ex, rp, *target);
   finish_exchange(w, c, ex);
   co_return outcome == forward_outcome::keep_alive;

@@ -7,7 +7,7 @@ import tempfile
 import time
 import unittest
 
-from harness import (GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, PyOrigin, curl, raw_request, status_of,
+from harness import (GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, PyOrigin, curl, free_port, raw_request, status_of,
                      wait_for, ws_frame, ws_read_frame)
 
 
@@ -194,6 +194,30 @@ class HttpTest(unittest.TestCase):
                         what="the upload's log line")[0]
         self.assertEqual((line["status"], line["action"]), (413, "allow"), line)
         self.assertIn("answered before the request was sent whole", line["note"])
+
+    def test_an_upload_answered_from_its_head_is_not_reset(self):
+        """A request answered without its body being read (a blocked upload; a site that
+        cannot be reached) ends with a lingering close even when none of the body has arrived
+        yet at the answer: the body that follows is read and dropped, not answered by a reset
+        that would destroy the answer (proxy/README.md, "A lingering close")."""
+        closed_port = free_port()
+        for url, want in ((f"http://noupload.test:{self.py.port}/x", 403),
+                          (f"http://py.test:{closed_port}/x", 502)):
+            with self.subTest(url=url):
+                s = socket.socket()
+                s.bind((PUPIL, 0))
+                s.settimeout(10)
+                s.connect(("127.0.0.1", self.proxy.port))
+                self.addCleanup(s.close)
+                s.sendall(f"POST {url} HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n".encode())
+                time.sleep(0.1)  # the answer is written before any of the body arrives
+                for _ in range(40):  # 2.5 MiB, without reading, as an uploading client does
+                    s.sendall(b"x" * 65536)
+                    time.sleep(0.005)
+                answer = b""
+                while chunk := s.recv(65536):
+                    answer += chunk
+                self.assertEqual(status_of(answer), want, answer[:200])
 
     def test_a_pooled_connection_the_origin_closed_is_not_a_failure(self):
         """Every pooled connection is checked (a peek) before reuse: neither a GET nor a POST
