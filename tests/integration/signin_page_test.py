@@ -32,7 +32,7 @@ logins:
     - {{networks: [127.0.0.0/8], login: page}}
     - {{networks: ["{STAFF}/32"], login: none}}
   page: {{idle: {idle}, lifetime: {lifetime}}}
-""" + ldap_and_failures(url, ca_file, cache_ttl="2s", timeout="3s")
+""" + ldap_and_failures(url, ca_file, cache_ttl="2s")
 
 
 def hidden_fields(body):
