@@ -278,9 +278,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     ex.action = outcome::block;
     // A request body that was not read would be taken for the next request: close instead.
     const bool unread_body = !rp.is_done();
-    const std::uint16_t default_port = target->scheme == "https" ? 443 : 80;
-    const std::string url = target->scheme + "://" + target->host +
-                            (target->port != default_port ? ":" + std::to_string(target->port) : "") + path_and_query;
+    const std::string url = url_of(target->scheme, target->host, target->port, path_and_query);
     const bool ok = co_await write_block_page(w, c, ex, url, req.keep_alive() && !unread_body, version);
     finish_exchange(w, c, ex);
     if (!ok || unread_body || !req.keep_alive()) co_return false;

@@ -6,6 +6,7 @@
 #include "proxy/access_request_form.hpp"
 #include "proxy/block_page.hpp"
 #include "proxy/login_service.hpp"
+#include "proxy/request_target.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/signin_page.hpp"
 #include "proxy/worker.hpp"
@@ -163,10 +164,7 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
   std::string text = refusal_text(row, detail);
   if (names_address(r) && !ex.host.empty()) {
     // The page names the address that could not be reached, for the technician.
-    const bool tls = ex.scheme == "https";
-    const bool default_port = ex.port == (tls ? 443 : 80);
-    text += " The address was " + ex.scheme + "://" + ex.host + (default_port ? "" : ":" + std::to_string(ex.port)) +
-            "/.";
+    text += " The address was " + url_of(ex.scheme, ex.host, ex.port, "/") + ".";
   }
   switch (row.page) {
     case refusal_page::plain:

@@ -133,7 +133,7 @@ std::optional<parsed_target> parse_tunnel_request_target(std::string_view target
     return std::nullopt;
   }
   t.scheme = "https";
-  t.host = std::string(tunnel_host);
+  t.host = host_for_url(tunnel_host);
   t.port = tunnel_port;
   return t;
 }
@@ -177,7 +177,7 @@ std::optional<parsed_target> parse_transparent_request_target(std::string_view t
     }
   }
   t.scheme = "http";
-  t.host = std::string(host);
+  t.host = host_for_url(host);
   t.port = destination_port;
   return t;
 }
@@ -232,6 +232,24 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
   t.port = parts->port ? parts->port : 80;
   split_path(parts->path, t);  // split_url has dropped the fragment already
   return t;
+}
+
+std::string host_for_url(std::string_view host) {
+  if (host.find(':') == std::string_view::npos || host.starts_with('[')) return std::string(host);
+  std::string s;
+  s.reserve(host.size() + 2);
+  s.append("[").append(host).append("]");
+  return s;
+}
+
+std::string url_of(std::string_view scheme, std::string_view host, std::uint16_t port,
+                   std::string_view path_and_query) {
+  const std::uint16_t default_port = scheme == "https" ? 443 : 80;
+  std::string s;
+  s.reserve(scheme.size() + host.size() + path_and_query.size() + 16);
+  s.append(scheme).append("://").append(host_for_url(host));
+  if (port != default_port) s.append(":").append(std::to_string(port));
+  return s.append(path_and_query);
 }
 
 }  // namespace hallpass

@@ -16,7 +16,7 @@ namespace hallpass {
 
 struct parsed_target {
   std::string scheme;      // "http" (absolute-form) or "https" (CONNECT)
-  std::string host;        // as written, without userinfo; "[v6]" keeps its brackets
+  std::string host;        // without userinfo; an IPv6 literal in brackets, "[::1]", as a Host field writes it
   std::string path;        // absolute-form only: starts with '/', no query, no fragment
   std::string query;       // absolute-form only: after the first '?', without the '?'
   std::uint16_t port = 0;  // never 0 on success; 80 when an absolute-form URL names none
@@ -62,5 +62,14 @@ std::optional<parsed_target> parse_tunnel_request_target(std::string_view target
 std::optional<parsed_target> parse_transparent_request_target(std::string_view target, std::string_view host_field,
                                                               std::string_view destination_host,
                                                               std::uint16_t destination_port, std::string& error);
+
+// A host as a URL or a Host field writes it: an IPv6 literal ("::1", as the policy engine
+// normalises it) in brackets, "[::1]"; anything else (already bracketed too) unchanged.
+std::string host_for_url(std::string_view host);
+
+// "scheme://host[:port]" + path_and_query: the host by host_for_url, the port only when it is
+// not the scheme's default (80 for http, 443 for https). For pages, forms and the log.
+std::string url_of(std::string_view scheme, std::string_view host, std::uint16_t port,
+                   std::string_view path_and_query);
 
 }  // namespace hallpass

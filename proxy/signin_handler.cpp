@@ -10,6 +10,7 @@
 #include "proxy/local_response.hpp"
 #include "proxy/login_gate.hpp"
 #include "proxy/login_service.hpp"
+#include "proxy/request_target.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/signin_page.hpp"
 #include "proxy/tunnel.hpp"
@@ -28,10 +29,8 @@ std::int64_t seconds_of(const exchange& ex) {
 }
 
 // The URL the request asked for, as the page's token covers it and the redirect goes back to.
-std::string url_of(const exchange& ex) {
-  const std::uint16_t default_port = ex.scheme == "https" ? 443 : 80;
-  return ex.scheme + "://" + ex.host + (ex.port != default_port ? ":" + std::to_string(ex.port) : "") + ex.path +
-         (ex.query.empty() ? "" : "?" + ex.query);
+std::string requested_url(const exchange& ex) {
+  return url_of(ex.scheme, ex.host, ex.port, ex.query.empty() ? ex.path : ex.path + "?" + ex.query);
 }
 
 // A URL fit for Location: http(s), no control characters or spaces (it came from a parsed
@@ -242,7 +241,7 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
     // Not signed in: the page instead of the site (or on its own address, with nowhere to go back to).
     ex.action = outcome::block;
     ex.reason_override = "not signed in (login: page)";
-    const std::string url = address == signin_address::signin ? std::string() : url_of(ex);
+    const std::string url = address == signin_address::signin ? std::string() : requested_url(ex);
     const auto st = address == signin_address::signin ? http::status::ok : http::status::network_authentication_required;
     co_await send_signin_page(w, c, ex, st, url, {}, {}, version);
   }

@@ -174,7 +174,7 @@ class ThreadedServer:
     subclass's `_serve(conn)`. Port 0: the system picks a free one."""
 
     def __init__(self, host="127.0.0.1", backlog=128, port=0):
-        self.sock = socket.socket()
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.sock.listen(backlog)

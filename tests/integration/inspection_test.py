@@ -70,7 +70,7 @@ class TestCA:
         ext = os.path.join(self.dir, name + ".ext")
         with open(ext, "w") as f:
             if not cn_only:
-                f.write("subjectAltName=" + ",".join("DNS:" + s for s in sans) + "\n")
+                f.write("subjectAltName=" + ",".join(("IP:" if ":" in s else "DNS:") + s for s in sans) + "\n")
             f.write("extendedKeyUsage=serverAuth\n")
         if self_signed:
             run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -230,7 +230,7 @@ inspection:
     domains: [never.test]
   inspect:
     - name: the test origins
-      domains: [origin.test, badcert.test, cnonly.test, never.test, facebook.test]
+      domains: [origin.test, badcert.test, cnonly.test, never.test, facebook.test, "::1"]
     - name: search engines
       roles: [pupils]
       safesearch: true
@@ -546,6 +546,27 @@ inspection:
         gets = [l for l in p.log_lines(4) if l["method"] == "GET"]
         self.assertEqual(gets[0].get("search"), "cute cats")
         self.assertEqual(gets[0]["tls"], "inspected")
+
+    def test_an_inspected_ipv6_origin_gets_a_bracketed_host(self):
+        # A tunnel to [::1]: the request inside names the host as a Host field writes it,
+        # "[::1]:port" (it was "::1:port", which no origin can read), and so does the 502 page.
+        crt, key = self.test_ca.issue("origin6", ["::1"])
+        origin = TlsOrigin(crt, key, host="::1")
+        self.addCleanup(origin.stop)
+        # curl sends no SNI for an address: allowed here (connect.require_sni, default true).
+        p = Proxy(tls_port=origin.port, args=["--ca-dir", self.school_ca],
+                  policy_edit=lambda t: self.edit_policy(t).replace("connect:\n", "connect:\n  require_sni: false\n", 1))
+        self.addCleanup(p.stop)
+        status, body, err = self.get(p, f"https://[::1]:{origin.port}/v6?x=1", extra=["-g"])
+        self.assertEqual(status, 200, err)
+        seen = json.loads(body)
+        self.assertEqual(seen["headers"]["host"], f"[::1]:{origin.port}")
+        self.assertEqual(seen["target"], "/v6?x=1")
+        self.assertEqual(p.log_lines(2)[-1]["tls"], "inspected")
+        origin.stop()
+        status, body, err = self.get(p, f"https://[::1]:{origin.port}/gone", extra=["-g"])
+        self.assertEqual(status, 502, err)
+        self.assertIn(f"https://[::1]:{origin.port}/".encode(), body)
 
     def tunnel(self, proxy, host, port, sni=None):
         """A raw CONNECT to host:port, then TLS (server name `sni`, default the host) trusting the

@@ -213,6 +213,10 @@ TEST_CASE("tunnel: origin-form with a Host naming the tunnel's host") {
   CHECK(inner("/", ""));                                // HTTP/1.0 without Host: the tunnel's
   CHECK(inner("/", "[::1]", "::1"));                    // an IPv6 tunnel, bracketed Host
   CHECK(inner("/", "[::1]:443", "::1"));
+  // The tunnel's host is kept normalised ("::1"); the target's is written as a Host field
+  // and a URL write it, in brackets (the origin got "Host: ::1:8443" before).
+  CHECK(inner("/", "", "::1")->host == "[::1]");
+  CHECK(inner("/", "[::1]:443", "::1")->host == "[::1]");
 }
 
 TEST_CASE("tunnel: a request naming another site is refused (domain fronting)") {
@@ -269,6 +273,20 @@ TEST_CASE("transparent: origin-form with a Host, the port is the original destin
   t = transparent("/", "[2001:db8::1]:80", error);
   REQUIRE(t.has_value());
   CHECK(t->host == "[2001:db8::1]");
+}
+
+TEST_CASE("URLs and Host values write an IPv6 host in brackets, and only a port that is not the default") {
+  CHECK(host_for_url("::1") == "[::1]");
+  CHECK(host_for_url("[::1]") == "[::1]");
+  CHECK(host_for_url("2001:db8::1") == "[2001:db8::1]");
+  CHECK(host_for_url("www.example.org") == "www.example.org");
+  CHECK(host_for_url("192.0.2.1") == "192.0.2.1");
+  CHECK(url_of("https", "::1", 443, "/") == "https://[::1]/");
+  CHECK(url_of("http", "::1", 8099, "/x?y") == "http://[::1]:8099/x?y");
+  CHECK(url_of("http", "[::1]", 80, "/") == "http://[::1]/");
+  CHECK(url_of("https", "www.example.org", 8443, "/a") == "https://www.example.org:8443/a");
+  CHECK(url_of("http", "www.example.org", 80, "/") == "http://www.example.org/");
+  CHECK(url_of("http", "www.example.org", 443, "/") == "http://www.example.org:443/");
 }
 
 TEST_CASE("transparent: without a Host the original destination's address is the host") {
