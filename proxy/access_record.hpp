@@ -49,7 +49,7 @@ struct access_record {
 // One JSON object on one line, ending in '\n'. `time` is school-local ISO 8601 with
 // milliseconds and the offset, "2026-11-23T11:00:00.123+00:00". Whatever bytes the fields
 // hold (control characters, quotes, invalid UTF-8), the line is valid JSON and has no raw
-// newline: rules::json_escape writes every byte outside printable ASCII as \u00XX.
+// newline: rules::json_escape writes only printable ASCII (text as \uXXXX escapes).
 std::string format_access_record(const access_record& r, const rules::time_zone& zone,
                                  bool keep_query);
 

@@ -11,7 +11,7 @@ namespace hallpass {
 
 namespace {
 
-// A JavaScript string literal: JSON's escaping (every byte outside printable ASCII as \u00XX)
+// A JavaScript string literal: JSON's escaping (only printable ASCII, the rest as \uXXXX)
 // is valid ES5. Only canonical addresses and names reach here; the escaping is belt and braces.
 void js_string(std::string& out, std::string_view s) {
   out += '"';

@@ -1,6 +1,6 @@
 // A minimal JSON object writer for log lines and --json output: flat objects of strings,
-// numbers, booleans and nested raw values. Escapes per RFC 8259; invalid UTF-8 bytes are
-// written as \u00XX so a hostile URL can never break a log line.
+// numbers, booleans and nested raw values. Escapes per RFC 8259 (json_escape below) so that a
+// hostile URL can never break a log line.
 #pragma once
 
 #include <cstdint>
@@ -9,8 +9,46 @@
 
 namespace hallpass::rules {
 
+// One UTF-8 sequence at s[i] (RFC 3629: shortest form, no surrogates, at most U+10FFFF):
+// its code point and length; 0 (cp untouched) when the byte at i does not start a valid one.
+inline std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_t& cp) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const auto cont = [&](std::size_t k) { return i + k < s.size() && (b(k) & 0xC0) == 0x80; };
+  const unsigned char c = b(0);
+  if (c >= 0xC2 && c <= 0xDF && cont(1)) {
+    cp = ((c & 0x1Fu) << 6) | (b(1) & 0x3Fu);
+    return 2;
+  }
+  if (c >= 0xE0 && c <= 0xEF && cont(1) && cont(2)) {
+    const std::uint32_t v = ((c & 0x0Fu) << 12) | ((b(1) & 0x3Fu) << 6) | (b(2) & 0x3Fu);
+    if (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF)) return 0;  // overlong, or a surrogate
+    cp = v;
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4 && cont(1) && cont(2) && cont(3)) {
+    const std::uint32_t v = ((c & 0x07u) << 18) | ((b(1) & 0x3Fu) << 12) | ((b(2) & 0x3Fu) << 6) | (b(3) & 0x3Fu);
+    if (v < 0x10000 || v > 0x10FFFF) return 0;  // overlong, or beyond Unicode
+    cp = v;
+    return 4;
+  }
+  return 0;
+}
+
+// The output is always printable ASCII: whatever a client sent, a log line stays one line and
+// a terminal shows it as it is (no control or bidi characters reach the reader's screen).
+// - Valid UTF-8 (a search for "école", a name) is written as its characters' \uXXXX escapes
+//   (a surrogate pair above U+FFFF), which every JSON reader turns back into the text.
+// - A byte that is not valid UTF-8 is read as Latin-1, \u00XX, as browsers read legacy text:
+//   the reader sees a character for it, never a broken line.
 inline void json_escape(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
+  const auto u = [&](std::uint32_t v) {
+    out += "\\u";
+    out += hex[(v >> 12) & 15];
+    out += hex[(v >> 8) & 15];
+    out += hex[(v >> 4) & 15];
+    out += hex[v & 15];
+  };
   // Runs of characters that need no escape (nearly all of a host or a path) go in at once.
   auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; };
   std::size_t i = 0;
@@ -20,19 +58,28 @@ inline void json_escape(std::string& out, std::string_view s) {
     out.append(s.data() + i, j - i);
     if (j == s.size()) break;
     const auto c = static_cast<unsigned char>(s[j]);
+    std::size_t used = 1;
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
       case '\n': out += "\\n"; break;
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
-      default:
-        // Non-ASCII is escaped byte by byte: log readers see exactly what was sent.
-        out += "\\u00";
-        out += hex[c >> 4];
-        out += hex[c & 15];
+      default: {
+        std::uint32_t cp = c;
+        if (c >= 0x80) {
+          if (const auto n = utf8_sequence(s, j, cp)) used = n;
+        }
+        if (cp >= 0x10000) {
+          cp -= 0x10000;
+          u(0xD800 + (cp >> 10));
+          u(0xDC00 + (cp & 0x3FF));
+        } else {
+          u(cp);
+        }
+      }
     }
-    i = j + 1;
+    i = j + used;
   }
 }
 

@@ -546,6 +546,14 @@ inspection:
         gets = [l for l in p.log_lines(4) if l["method"] == "GET"]
         self.assertEqual(gets[0].get("search"), "cute cats")
         self.assertEqual(gets[0]["tls"], "inspected")
+        # Search terms in any language reach the log as their text (they were escaped byte by
+        # byte and read back as "Ã©cole").
+        status, _, err = self.get(p, f"https://www.google.com:{self.origin.port}/search?q=%C3%A9cole+caf%C3%A9+%E2%9C%93")
+        self.assertEqual(status, 200, err)
+        searches = [l.get("search") for l in p.log_lines(6) if l["method"] == "GET"]
+        self.assertEqual(searches[-1], "\u00e9cole caf\u00e9 \u2713")
+        with open(p.access_log, "rb") as f:
+            self.assertIn(b'"search":"\\u00e9cole caf\\u00e9 \\u2713"', f.read())  # printable ASCII on disk
 
     def test_an_inspected_ipv6_origin_gets_a_bracketed_host(self):
         # A tunnel to [::1]: the request inside names the host as a Host field writes it,

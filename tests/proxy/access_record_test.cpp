@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "rules/json_writer.hpp"
+
 using namespace std::chrono;
 using hallpass::access_record;
 using hallpass::format_access_record;
@@ -17,9 +19,9 @@ using hallpass::rules::time_zone;
 namespace {
 
 // A strict RFC 8259 parser for one flat object (values: string, number, true, false, null), so
-// the test does not trust the writer it checks. Keys keep their order. Strings are decoded;
-// \u00XX escapes below 0x100 decode to the single byte XX, which is how json_escape writes
-// bytes outside printable ASCII, so decoding gives back exactly the bytes that were logged.
+// the test does not trust the writer it checks. Keys keep their order. Strings are decoded to
+// UTF-8, as any JSON reader does: \uXXXX (a surrogate pair for one character above U+FFFF; a
+// lone surrogate is refused) becomes that character's UTF-8.
 struct json_value {
   enum kind_t { string, number, boolean, null } kind;
   std::string text;  // decoded string, number as written, "true"/"false"/"null"
@@ -115,6 +117,35 @@ class strict_parser {
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
   }
+  std::optional<std::uint32_t> hex4() {
+    if (i_ + 4 > s_.size()) return std::nullopt;
+    std::uint32_t v = 0;
+    for (int k = 0; k < 4; ++k) {
+      const int h = hexval(s_[i_++]);
+      if (h < 0) return std::nullopt;
+      v = v * 16 + static_cast<std::uint32_t>(h);
+    }
+    return v;
+  }
+  static std::string utf8(std::uint32_t cp) {
+    std::string o;
+    if (cp < 0x80) {
+      o += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      o += static_cast<char>(0xC0 | (cp >> 6));
+      o += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      o += static_cast<char>(0xE0 | (cp >> 12));
+      o += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      o += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      o += static_cast<char>(0xF0 | (cp >> 18));
+      o += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      o += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      o += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+    return o;
+  }
   std::optional<std::string> string() {
     if (!eat('"')) return std::nullopt;
     std::string out;
@@ -155,15 +186,16 @@ class strict_parser {
           out += '\t';
           break;
         case 'u': {
-          if (i_ + 4 > s_.size()) return std::nullopt;
-          int v = 0;
-          for (int k = 0; k < 4; ++k) {
-            const int h = hexval(s_[i_++]);
-            if (h < 0) return std::nullopt;
-            v = v * 16 + h;
+          auto v = hex4();
+          if (!v || (*v >= 0xDC00 && *v <= 0xDFFF)) return std::nullopt;
+          std::uint32_t cp = *v;
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (!eat('\\') || !eat('u')) return std::nullopt;
+            auto low = hex4();
+            if (!low || *low < 0xDC00 || *low > 0xDFFF) return std::nullopt;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (*low - 0xDC00);
           }
-          if (v >= 0x100) return std::nullopt;  // not produced by json_escape
-          out += static_cast<char>(v);
+          out += utf8(cp);
           break;
         }
         default:
@@ -331,6 +363,61 @@ TEST_CASE("access record: numbers are written exactly, including 64-bit byte cou
   CHECK(field(*parsed, "duration_ms").text == "86400000");
 }
 
+namespace {
+
+// What a reader should get back for logged bytes: each valid UTF-8 sequence (RFC 3629: the
+// shortest form, no surrogates, at most U+10FFFF) as it is, every other byte as the Latin-1
+// character of that value. Written here from the RFC's table of well-formed sequences, not
+// from the writer's code.
+std::string as_read(std::string_view s) {
+  std::string out;
+  std::size_t i = 0;
+  const auto at = [&](std::size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0x100u; };
+  const auto in = [](unsigned v, unsigned lo, unsigned hi) { return v >= lo && v <= hi; };
+  while (i < s.size()) {
+    const unsigned b0 = at(0), b1 = at(1), b2 = at(2), b3 = at(3);
+    std::size_t n = 0;
+    if (b0 < 0x80) n = 1;
+    else if (in(b0, 0xC2, 0xDF) && in(b1, 0x80, 0xBF)) n = 2;
+    else if (b0 == 0xE0 && in(b1, 0xA0, 0xBF) && in(b2, 0x80, 0xBF)) n = 3;
+    else if ((in(b0, 0xE1, 0xEC) || in(b0, 0xEE, 0xEF)) && in(b1, 0x80, 0xBF) && in(b2, 0x80, 0xBF)) n = 3;
+    else if (b0 == 0xED && in(b1, 0x80, 0x9F) && in(b2, 0x80, 0xBF)) n = 3;
+    else if (b0 == 0xF0 && in(b1, 0x90, 0xBF) && in(b2, 0x80, 0xBF) && in(b3, 0x80, 0xBF)) n = 4;
+    else if (in(b0, 0xF1, 0xF3) && in(b1, 0x80, 0xBF) && in(b2, 0x80, 0xBF) && in(b3, 0x80, 0xBF)) n = 4;
+    else if (b0 == 0xF4 && in(b1, 0x80, 0x8F) && in(b2, 0x80, 0xBF) && in(b3, 0x80, 0xBF)) n = 4;
+    if (n) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {  // Latin-1: U+0080..U+00FF in UTF-8
+      out += static_cast<char>(0xC0 | (b0 >> 6));
+      out += static_cast<char>(0x80 | (b0 & 0x3F));
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("access record: text outside ASCII is written as its characters, one \\u escape each") {
+  const auto escaped = [](std::string_view text) {
+    std::string out;
+    hallpass::rules::json_escape(out, text);
+    return out;
+  };
+  CHECK(escaped("\xc3\xa9" "cole") == "\\u00e9cole");                 // a search for "école"
+  CHECK(escaped("\xe2\x9c\x93 caf\xc3\xa9") == "\\u2713 caf\\u00e9");
+  CHECK(escaped("\xf0\x9f\x98\x80") == "\\ud83d\\ude00");           // above U+FFFF: a surrogate pair
+  CHECK(escaped("\xe2\x80\xae") == "\\u202e");                     // bidi override: escaped, not shown
+  CHECK(escaped("\xe2\x80\xa8") == "\\u2028");
+  CHECK(escaped("\xe9t\xe9") == "\\u00e9t\\u00e9");                   // Latin-1 bytes read as Latin-1
+  CHECK(escaped("\xc0\xaf") == "\\u00c0\\u00af");                     // overlong: byte by byte
+  CHECK(escaped("\xed\xa0\x80") == "\\u00ed\\u00a0\\u0080");           // a surrogate in UTF-8
+  CHECK(escaped("\xf4\x90\x80\x80") == "\\u00f4\\u0090\\u0080\\u0080");  // above U+10FFFF
+  CHECK(escaped("\xe2\x82") == "\\u00e2\\u0082");                     // cut short
+  CHECK(escaped(std::string_view("\0\x1f\x7f", 3)) == "\\u0000\\u001f\\u007f");
+}
+
 TEST_CASE("access record: hostile bytes in every field still give one valid JSON line") {
   // Every byte value, plus the usual suspects: quotes, backslashes, newlines that would split
   // the line, a NUL, DEL, invalid and overlong UTF-8, a lone surrogate encoded in UTF-8.
@@ -344,6 +431,7 @@ TEST_CASE("access record: hostile bytes in every field still give one valid JSON
       "back\\slash\\",
       "\xff\xfe\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80",
       "caf\xc3\xa9 \xe2\x80\xa8 \x7f \x1b[31mred",
+      "\xf0\x9f\x98\x80 \xe2\x80\xae \xe2\x82 \xf0\x9f",
   };
   for (const auto& bad : nasty) {
     access_record r = typical();
@@ -370,11 +458,12 @@ TEST_CASE("access record: hostile bytes in every field still give one valid JSON
       auto parsed = strict_parser(std::string_view(line).substr(0, line.size() - 1)).object();
       REQUIRE_MESSAGE(parsed, line);
       CHECK(parsed->size() == 19);
-      // Decoding gives back exactly the bytes that were logged.
-      CHECK(field(*parsed, "host").text == bad);
-      CHECK(field(*parsed, "reason").text == bad);
-      CHECK(field(*parsed, "note").text == bad);
-      CHECK(field(*parsed, "path").text == (keep ? bad + "?" + bad : bad));
+      // Decoding gives back the text: valid UTF-8 as it was, any other byte as Latin-1.
+      const std::string read = as_read(bad);
+      CHECK(field(*parsed, "host").text == read);
+      CHECK(field(*parsed, "reason").text == read);
+      CHECK(field(*parsed, "note").text == read);
+      CHECK(field(*parsed, "path").text == (keep ? read + "?" + read : read));
     }
   }
 }
