@@ -80,8 +80,59 @@ bool path_prefix_matches(std::string_view prefix, std::string_view path) {
     // Inside the query the boundary is a parameter: "/a?x=1" matches "/a?x=1&y=2", not "/a?x=10".
     return last == '&' || last == '?' || next == '&';
   }
-  // "/a/" names everything under it; "/a" names the segment a and what is under it.
-  return last == '/' || next == '/' || next == '?';
+  // "/a/" names everything under it; "/a" names the segment a (with any path parameters,
+  // "/a;x") and what is under it.
+  return last == '/' || next == '/' || next == '?' || next == ';';
+}
+
+namespace {
+
+// A path as same_page compares it: lower case, path parameters dropped from every segment, no
+// trailing "/" (except the root's).
+std::string page_path(std::string_view path) {
+  std::string out;
+  out.reserve(path.size());
+  bool in_parameters = false;
+  for (const char c : path) {
+    if (c == '/') {
+      in_parameters = false;
+    } else if (c == ';') {
+      in_parameters = true;
+    }
+    if (in_parameters) continue;
+    out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  }
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
+
+bool has_parameter(std::string_view query, std::string_view parameter) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    if (query.substr(0, amp) == parameter) return true;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
+}  // namespace
+
+bool same_page(std::string_view entry, std::string_view request) {
+  const auto eq = entry.find('?');
+  const auto rq = request.find('?');
+  if (page_path(entry.substr(0, eq)) != page_path(request.substr(0, rq))) return false;
+  if (eq == std::string_view::npos) return true;
+  std::string_view wanted = entry.substr(eq + 1);
+  const std::string_view query = rq == std::string_view::npos ? std::string_view{} : request.substr(rq + 1);
+  while (!wanted.empty()) {
+    const auto amp = wanted.find('&');
+    const auto parameter = wanted.substr(0, amp);
+    if (!parameter.empty() && !has_parameter(query, parameter)) return false;
+    if (amp == std::string_view::npos) break;
+    wanted.remove_prefix(amp + 1);
+  }
+  return true;
 }
 
 std::shared_ptr<const exception_index> exception_index::build(std::vector<exception_entry> exceptions,
@@ -125,7 +176,7 @@ bool exception_index::target_matches(const rules::target& t, std::optional<std::
   // comes with each request, so a page entry neither blocks the CONNECT nor keeps it shut.
   if (!path) return later ? !for_block : for_block;
   if (t.kind == target_kind::prefix) return path_prefix_matches(t.path, *path);
-  return *path == t.path;
+  return for_block ? same_page(t.path, *path) : *path == t.path;
 }
 
 bool exception_index::scope_matches(const exception_entry& e, const verdict& v, const request_facts& f) const {

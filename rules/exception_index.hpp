@@ -57,6 +57,15 @@ target_kind default_target_kind(std::string_view url);
 // prefixes: rules/README.md says why.)
 bool path_prefix_matches(std::string_view prefix, std::string_view path);
 
+// Whether a `url` block entry (a reported page) covers a request's path and query (both
+// canonical): the same page however it is asked for, so that "?x=1" or a trailing "/" does not
+// get round a report. The paths compare without case, a trailing "/" or path parameters
+// (";jsessionid=..." in any segment). An entry without a query matches any query; one with a
+// query matches when every one of its parameters is among the request's, in any order
+// ("/watch?v=abc" blocks "/watch?t=10&v=abc", not "/watch?v=abcd"). A `url` exception or
+// allow entry opens exactly its URL: only a block is widened (fail closed).
+bool same_page(std::string_view entry, std::string_view request);
+
 // The latest end an exception approved at `now` may have, and how to say it to the
 // headteacher: exceptions.max_duration after now when the policy sets it; else the end of the
 // term that contains now (or of the next term, between terms) when the policy has terms; else

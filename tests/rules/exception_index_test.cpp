@@ -75,6 +75,57 @@ TEST_CASE("a path prefix matches on a segment boundary") {
   CHECK(path_prefix_matches("/a?", "/a?x=10"));
 }
 
+TEST_CASE("a path prefix ends at path parameters too") {
+  CHECK(path_prefix_matches("/a", "/a;jsessionid=1"));
+  CHECK(path_prefix_matches("/a", "/a;x/b"));
+  CHECK_FALSE(path_prefix_matches("/a", "/ab;x"));
+}
+
+TEST_CASE("a reported page is the same page however it is asked for") {
+  CHECK(same_page("/bad/page", "/bad/page"));
+  CHECK(same_page("/bad/page", "/bad/page?x=1"));
+  CHECK(same_page("/bad/page", "/bad/page/"));
+  CHECK(same_page("/bad/page", "/bad/page/?x=1"));
+  CHECK(same_page("/bad/page", "/bad/page;x"));
+  CHECK(same_page("/bad/page", "/bad;v=2/page;jsessionid=1?y"));
+  CHECK(same_page("/bad/page", "/BAD/Page"));
+  CHECK(same_page("/bad/page/", "/bad/page"));
+  CHECK(same_page("/", "/?utm=1"));
+  CHECK_FALSE(same_page("/bad/page", "/bad/page/other"));
+  CHECK_FALSE(same_page("/bad/page", "/bad/pages"));
+  CHECK_FALSE(same_page("/bad/page", "/bad"));
+  CHECK_FALSE(same_page("/bad/page", "/"));
+  // An entry with a query: its parameters, in any order, among others.
+  CHECK(same_page("/watch?v=abc", "/watch?v=abc"));
+  CHECK(same_page("/watch?v=abc", "/watch?t=10&v=abc"));
+  CHECK(same_page("/watch?v=abc&list=1", "/watch?list=1&x&v=abc"));
+  CHECK_FALSE(same_page("/watch?v=abc", "/watch?v=abcd"));
+  CHECK_FALSE(same_page("/watch?v=abc", "/watch"));
+  CHECK_FALSE(same_page("/watch?v=abc", "/watch?xv=abc"));
+  CHECK_FALSE(same_page("/watch?v=abc&list=1", "/watch?v=abc"));
+}
+
+TEST_CASE("a reported page's url block holds against another spelling; a url exception stays exact") {
+  auto p = test::load_yaml(open_policy);
+  auto t = make_target("http://open.example/bad/page", target_kind::url, nullptr);
+  REQUIRE(t);
+  auto idx = exception_index::build({}, {local_entry{1, true, *t, "reported"}});
+  for (const char* url : {"http://open.example/bad/page", "http://open.example/bad/page?x=1",
+                          "http://open.example/bad/page/", "http://open.example/bad/page;x",
+                          "http://open.example/bad/%70age", "http://open.example//bad/page"}) {
+    INFO(url);
+    CHECK(decide_with(*p, *idx, url).act == action::block);
+  }
+  CHECK(decide_with(*p, *idx, "http://open.example/bad/page2").act == action::allow);
+  CHECK(decide_with(*p, *idx, "http://open.example/bad").act == action::allow);
+
+  auto e = pupils_exception(*p, 7, "http://shut.example/good/page");
+  e.target = *make_target("http://shut.example/good/page", target_kind::url, nullptr);
+  auto open = exception_index::build({e}, {});
+  CHECK(decide_with(*p, *open, "http://shut.example/good/page").act == action::allow);
+  CHECK(decide_with(*p, *open, "http://shut.example/good/page?x=1").act == action::block);
+}
+
 TEST_CASE("a local block of /a blocks /a and under it, never /admin") {
   auto p = test::load_yaml(open_policy);
   auto idx = exception_index::build({}, {local_entry{1, true, prefix("http://open.example/a"), "reported"}});
