@@ -73,7 +73,7 @@ class daemon_reader : public rules::yaml_reader {
       if (entries.empty()) error(n, "listen must name at least one ADDRESS:PORT");
     }
     if (const auto n = root["state_dir"]) {
-      if (auto s = scalar(n, "state_dir")) c.state_dir = *s;
+      if (auto s = path(n, "state_dir")) c.state_dir = *s;
     }
     if (const auto n = root["workers"]) {
       if (auto v = integer(n, "workers", 0, 64)) c.workers = static_cast<unsigned>(*v);
@@ -89,7 +89,7 @@ class daemon_reader : public rules::yaml_reader {
       auto& u = c.upstream;
       if (n["allow_loopback"]) u.allow_loopback = boolean(n["allow_loopback"], "upstream.allow_loopback").value_or(false);
       read_duration(n, "connect_timeout", "upstream.connect_timeout", u.connect_timeout);
-      if (n["ca_file"]) u.ca_file = scalar(n["ca_file"], "upstream.ca_file").value_or("");
+      if (n["ca_file"]) u.ca_file = path(n["ca_file"], "upstream.ca_file").value_or("");
       read_duration(n, "response_timeout", "upstream.response_timeout", u.response_timeout);
       read_duration(n, "idle_timeout", "upstream.idle_timeout", u.idle_timeout);
       read_duration(n, "pool_idle", "upstream.pool_idle", u.pool_idle);
@@ -179,12 +179,15 @@ class daemon_reader : public rules::yaml_reader {
     }
     if (const auto n = root["access_log"]; n && check_map(n, "access_log", {"path", "keep_query", "queue_lines", "search_terms"})) {
       if (n["search_terms"]) c.access_log.search_terms = boolean(n["search_terms"], "access_log.search_terms").value_or(false);
-      if (n["path"]) c.access_log.path = scalar(n["path"], "access_log.path").value_or("-");
+      if (n["path"]) {
+        const auto v = scalar(n["path"], "access_log.path").value_or("-");
+        c.access_log.path = v == "-" || v == "off" ? v : resolve_path(v);  // "-", "off": not files
+      }
       if (n["keep_query"]) c.access_log.keep_query = boolean(n["keep_query"], "access_log.keep_query").value_or(false);
       read_size(n, "queue_lines", "access_log.queue_lines", c.access_log.queue_lines, 16, 10000000);
     }
     if (const auto n = root["admin"]; n && check_map(n, "admin", {"socket", "socket_group", "roles"})) {
-      if (n["socket"]) c.admin.socket = scalar(n["socket"], "admin.socket").value_or("");
+      if (n["socket"]) c.admin.socket = path(n["socket"], "admin.socket").value_or("");
       if (n["socket_group"]) c.admin.socket_group = scalar(n["socket_group"], "admin.socket_group").value_or("");
       if (const auto r = n["roles"]; r && check_map(r, "admin.roles", {"headteacher", "technician", "dsl"})) {
         for (const auto& kv : r) {
@@ -202,7 +205,7 @@ class daemon_reader : public rules::yaml_reader {
       }
     }
     if (const auto n = root["tls"]; n && check_map(n, "tls", {"ca_dir", "leaf_cache"})) {
-      if (n["ca_dir"]) c.tls.ca_dir = scalar(n["ca_dir"], "tls.ca_dir").value_or("");
+      if (n["ca_dir"]) c.tls.ca_dir = path(n["ca_dir"], "tls.ca_dir").value_or("");
       read_size(n, "leaf_cache", "tls.leaf_cache", c.tls.leaf_cache, 1, 10000000);
     }
     if (const auto n = root["metrics"]; n && check_map(n, "metrics", {"listen"})) {
@@ -272,7 +275,7 @@ class daemon_reader : public rules::yaml_reader {
   void read_dhcp_leases(const YAML::Node& root, daemon_config& c) {
     const auto n = root["dhcp_leases"];
     if (!n || !check_map(n, "dhcp_leases", {"path", "format"})) return;
-    if (n["path"]) c.dhcp_leases.path = scalar(n["path"], "dhcp_leases.path").value_or("");
+    if (n["path"]) c.dhcp_leases.path = path(n["path"], "dhcp_leases.path").value_or("");
     if (n["format"]) {
       auto s = scalar(n["format"], "dhcp_leases.format");
       if (s) {

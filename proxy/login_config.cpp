@@ -60,6 +60,13 @@ void read_string(rules::yaml_reader& r, const YAML::Node& n, const char* key, co
   if (auto s = r.scalar(n[key], what)) out = *s;
 }
 
+// A file's path: relative to the policy file (yaml_reader::resolve_path).
+void read_path(rules::yaml_reader& r, const YAML::Node& n, const char* key, const std::string& what,
+               std::string& out) {
+  if (!n[key]) return;
+  if (auto s = r.path(n[key], what)) out = *s;
+}
+
 // An attribute name per RFC 4512 (descr: a letter, then letters, digits and '-'), or an OID:
 // put into filters as is, so nothing else may pass.
 bool is_attribute_name(std::string_view s) {
@@ -137,7 +144,7 @@ void read_ldap(rules::yaml_reader& r, const YAML::Node& n, ldap_settings& l) {
                              "use ldaps://, or say insecure: true if the school accepts that");
     }
   }
-  read_string(r, n, "ca_file", "logins.ldap.ca_file", l.ca_file);
+  read_path(r, n, "ca_file", "logins.ldap.ca_file", l.ca_file);
   read_string(r, n, "base_dn", "logins.ldap.base_dn", l.base_dn);
   read_attribute(r, n, "user_attribute", "logins.ldap.user_attribute", l.user_attribute);
   read_filter(r, n, "user_filter", "logins.ldap.user_filter", l.user_filter);
@@ -146,7 +153,7 @@ void read_ldap(rules::yaml_reader& r, const YAML::Node& n, ldap_settings& l) {
     r.error(n["bind_dn_template"], "logins.ldap.bind_dn_template must contain {user}, like uid={user},ou=people,dc=school,dc=internal");
   }
   read_string(r, n, "bind_dn", "logins.ldap.bind_dn", l.bind_dn);
-  read_string(r, n, "bind_password_file", "logins.ldap.bind_password_file", l.bind_password_file);
+  read_path(r, n, "bind_password_file", "logins.ldap.bind_password_file", l.bind_password_file);
   if (!l.bind_dn.empty() && l.bind_password_file.empty()) {
     r.error(n["bind_dn"], "logins.ldap.bind_dn needs bind_password_file (the password is never written in the policy)");
   }
@@ -196,7 +203,7 @@ void read_negotiate(rules::yaml_reader& r, const YAML::Node& n, negotiate_settin
     r.error(n, "logins.negotiate has no keytab (the proxy's service key, like /etc/hallpass/proxy.keytab)");
     return;
   }
-  read_string(r, n, "keytab", "logins.negotiate.keytab", g.keytab);
+  read_path(r, n, "keytab", "logins.negotiate.keytab", g.keytab);
   read_string(r, n, "principal", "logins.negotiate.principal", g.principal);
   if (g.keytab.empty()) {
     r.error(n["keytab"], "logins.negotiate.keytab is empty");

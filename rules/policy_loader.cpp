@@ -112,9 +112,7 @@ std::optional<std::int64_t> read_fetched_at(const fs::path& info) {
 
 class loader : private yaml_reader {
  public:
-  loader(const load_options& options, std::string file) : yaml_reader(std::move(file)), opt_(options) {
-    base_dir_ = fs::path(file_).parent_path();
-  }
+  loader(const load_options& options, std::string file) : yaml_reader(std::move(file)), opt_(options) {}
 
   load_result run(std::string_view text) {
     load_result result;
@@ -156,10 +154,7 @@ class loader : private yaml_reader {
     return std::nullopt;
   }
 
-  fs::path resolve(const std::string& path) const {
-    fs::path p(path);
-    return p.is_absolute() ? p : base_dir_ / p;
-  }
+  fs::path resolve(const std::string& path) const { return resolve_path(path); }
 
   // ---- the document -------------------------------------------------------------------------
   void load_document(const YAML::Node& root) {
@@ -1435,7 +1430,6 @@ class loader : private yaml_reader {
   };
 
   const load_options& opt_;
-  fs::path base_dir_;
   fs::path ut1_dir_;
   std::size_t last_url_entries_ = 0;
   // Per feed (index into p_->feeds): its YAML node, and the categories that use it.

@@ -88,6 +88,19 @@ bool yaml_reader::check_map(const YAML::Node& n, const std::string& what,
   return true;
 }
 
+std::string yaml_reader::resolve_path(const std::string& path) const {
+  if (path.empty() || file_.empty() || path.front() == '/') return path;
+  const auto slash = file_.rfind('/');
+  if (slash == std::string::npos) return path;  // a file in the working directory
+  return file_.substr(0, slash + 1) + path;
+}
+
+std::optional<std::string> yaml_reader::path(const YAML::Node& n, const std::string& what) {
+  auto s = scalar(n, what);
+  if (s) *s = resolve_path(*s);
+  return s;
+}
+
 std::optional<std::string> yaml_reader::scalar(const YAML::Node& n, const std::string& what) {
   if (!n.IsScalar()) {
     error(n, what + " must be a single value, not " +

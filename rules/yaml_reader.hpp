@@ -49,6 +49,12 @@ class yaml_reader {
   std::optional<std::chrono::milliseconds> duration(const YAML::Node& n, const std::string& what);
   // A whole number in [min, max].
   std::optional<long long> integer(const YAML::Node& n, const std::string& what, long long min, long long max);
+  // A path written in the file: relative to the file's directory (the working directory of
+  // whoever runs `check` or `run` must not change what a policy means). Absolute and empty
+  // paths, and any path when the text was not read from a file, are returned as they are.
+  std::string resolve_path(const std::string& path) const;
+  // scalar(), as a path by resolve_path().
+  std::optional<std::string> path(const YAML::Node& n, const std::string& what);
 
  protected:
   std::string file_;

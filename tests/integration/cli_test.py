@@ -11,8 +11,8 @@ SRC = os.environ["HALLPASS_SOURCE_DIR"]
 SCHOOL = os.path.join(SRC, "rules", "school.yaml")
 
 
-def run(*args, timeout=60):
-    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout)
+def run(*args, timeout=60, cwd=None):
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def explain(*args):
@@ -268,6 +268,25 @@ class ExplainInspectionTest(unittest.TestCase):
                     "POST", "https://en.wikipedia.org/w/api.php")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(json.loads(r.stdout)["action"], "block")
+
+    def test_relative_paths_in_the_config_are_relative_to_the_config_file(self):
+        # What `ca init --dir ca` suggests pasting ("ca_dir: ca") means the same from any working
+        # directory; so does a relative upstream.ca_file (both were read from the working directory).
+        with tempfile.TemporaryDirectory() as d:
+            self.assertEqual(run("ca", "init", "--dir", os.path.join(d, "ca")).returncode, 0)
+            with open(SCHOOL) as src, open(os.path.join(d, "school.yaml"), "w") as dst:
+                dst.write(src.read() + "tls:\n  ca_dir: ca\n")
+            for cwd in ("/", d):
+                r = run("check", "--config", os.path.join(d, "school.yaml"), cwd=cwd)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertIn("HTTPS inspection: on. CA " + os.path.join(d, "ca") + ": OK", r.stdout)
+                v = run("explain", "--config", os.path.join(d, "school.yaml"), "--json", "--role", "staff", "--method",
+                        "POST", "https://en.wikipedia.org/w/api.php", cwd=cwd)
+                self.assertEqual(json.loads(v.stdout)["action"], "block", v.stderr)
+            os.rename(os.path.join(d, "ca"), os.path.join(d, "moved"))
+            r = run("check", "--config", os.path.join(d, "school.yaml"), cwd=d)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn(os.path.join(d, "ca"), r.stdout + r.stderr)
 
     def test_the_never_list_is_relayed(self):
         v = explain("--role", "pupils", *self.CA, "https://www.hsbc.co.uk/login")
