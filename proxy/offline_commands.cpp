@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -26,6 +27,14 @@
 
 namespace hallpass {
 namespace {
+
+// DIR as the policy file should name it: absolute, so that the line printed for pasting means
+// the same wherever the policy file is (its relative paths are relative to itself).
+std::string absolute_path(const std::string& dir) {
+  std::error_code ec;
+  const auto p = std::filesystem::absolute(dir, ec);
+  return ec ? dir : p.lexically_normal().string();
+}
 
 struct arg_reader {
   const std::vector<std::string>& args;
@@ -420,6 +429,9 @@ int run_ca(const std::vector<std::string>& args) {
   }
   if (error.empty() && dir.empty()) error = "--dir DIR is required";
   if (error.empty() && name_given && name.empty()) error = "--name must not be empty";
+  if (error.empty() && std::any_of(name.begin(), name.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+    error = "--name must be one line of text, without control characters";  // it becomes the CA's subject
+  }
   if (!error.empty()) {
     std::cerr << "hallpass ca " << verb << ": " << error << "\n" << usage;
     return 2;
@@ -433,7 +445,7 @@ int run_ca(const std::vector<std::string>& args) {
     std::cout << "Created the school CA in " << dir << ":\n"
               << certs::describe(**ca) << "\n"
               << certs::install_instructions(**ca) << "\nTo use it, add to the policy file:\n"
-              << "  tls:\n    ca_dir: " << dir << "\nand run: hallpass check --config FILE\n";
+              << "  tls:\n    ca_dir: " << absolute_path(dir) << "\nand run: hallpass check --config FILE\n";
     return 0;
   }
   const auto l = certs::load_ca(dir);

@@ -95,6 +95,18 @@ class SchoolCA(unittest.TestCase):
         self.assertIn("refusing to overwrite", r.stderr)
         self.assertEqual(read(), before)
 
+    def test_init_refuses_a_name_of_more_than_one_line_and_prints_an_absolute_ca_dir(self):
+        d = os.path.join(self.dir, "named")
+        r = run(BIN, "ca", "init", "--dir", d, "--name", "Pimperne\nCN=Evil")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("one line of text", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(d, "ca.crt")))
+        # Run from the parent with a relative DIR: the line to paste names it absolutely.
+        r = subprocess.run([BIN, "ca", "init", "--dir", "named"], cwd=self.dir, capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("ca_dir: " + os.path.realpath(d), r.stdout)
+
     def test_show_prints_subject_fingerprint_validity_and_key_type(self):
         r = run(BIN, "ca", "show", "--dir", self.ca)
         self.assertEqual(r.returncode, 0, r.stderr)
