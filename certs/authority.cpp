@@ -211,7 +211,13 @@ ca_load load_ca(const std::string& dir, clock::time_point now) {
         crt_path +
         " is not a CA certificate (its basicConstraints do not say CA:TRUE), so it "
         "cannot sign the certificates of inspected sites");
-  } else if ((flags & EXFLAG_KUSAGE) != 0 && (X509_get_key_usage(x) & KU_KEY_CERT_SIGN) == 0) {
+  } else if ((flags & EXFLAG_KUSAGE) == 0) {
+    // RFC 5280 4.2.1.3: a CA's certificate must carry keyUsage. Without it OpenSSL's strict
+    // verification (and so some clients) refuses every leaf it signs.
+    out.errors.push_back(crt_path +
+                         " is a CA certificate that has no keyUsage extension, so strict clients refuse the "
+                         "certificates it signs; make it with keyUsage keyCertSign (hallpass ca init does)");
+  } else if ((X509_get_key_usage(x) & KU_KEY_CERT_SIGN) == 0) {
     out.errors.push_back(
         crt_path + " is a CA whose keyUsage does not allow signing certificates (keyCertSign)");
   }

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
+#include <openssl/ec.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -51,7 +53,56 @@ std::string cert_pem(X509* x) {
   return std::string(data, static_cast<std::size_t>(n));
 }
 
+// A self-signed P-256 CA:TRUE certificate (with `key_usage`, or no keyUsage at all when empty)
+// and its key, written as DIR/ca.crt and DIR/ca.key: a school's own CA made elsewhere.
+void write_other_ca(const std::string& dir, const char* key_usage) {
+  EVP_PKEY* raw = EVP_EC_gen("P-256");
+  REQUIRE(raw != nullptr);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(raw, EVP_PKEY_free);
+  std::unique_ptr<X509, decltype(&X509_free)> x(X509_new(), X509_free);
+  X509_set_version(x.get(), 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x.get()), 7);
+  X509_gmtime_adj(X509_getm_notBefore(x.get()), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(x.get()), 86400L * 365);
+  X509_NAME* name = X509_get_subject_name(x.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("Other CA"), -1, -1, 0);
+  X509_set_issuer_name(x.get(), name);
+  X509_set_pubkey(x.get(), key.get());
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, x.get(), x.get(), nullptr, nullptr, 0);
+  const auto add = [&](int nid, const char* value) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+    REQUIRE(ext != nullptr);
+    X509_add_ext(x.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  };
+  add(NID_basic_constraints, "critical,CA:TRUE");
+  if (*key_usage) add(NID_key_usage, key_usage);
+  REQUIRE(X509_sign(x.get(), key.get(), EVP_sha256()) > 0);
+  write_file(dir + "/ca.crt", cert_pem(x.get()));
+  write_file(dir + "/ca.key", key_pem(key.get()), 0600);
+}
+
 }  // namespace
+
+TEST_CASE("a CA made elsewhere must say in its keyUsage that it signs certificates") {
+  temp_dir d;
+  SUBCASE("no keyUsage: strict verifiers refuse every leaf it signs") {
+    write_other_ca(d.path, "");
+    const auto l = load_ca(d.path);
+    CHECK_FALSE(l.usable());
+    CHECK(has_error(l, "has no keyUsage extension"));
+  }
+  SUBCASE("keyUsage without keyCertSign") {
+    write_other_ca(d.path, "critical,digitalSignature");
+    CHECK(has_error(load_ca(d.path), "does not allow signing certificates"));
+  }
+  SUBCASE("keyUsage with keyCertSign") {
+    write_other_ca(d.path, "critical,keyCertSign,cRLSign");
+    const auto l = load_ca(d.path);
+    CHECK_MESSAGE(l.usable(), (l.errors.empty() ? "" : l.errors.front()));
+  }
+}
 
 TEST_CASE("ca init then load: the same CA, with the fields devices need") {
   temp_dir d;
