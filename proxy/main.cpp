@@ -18,9 +18,10 @@ usage:
       the school CA that turns HTTPS inspection on). SIGHUP reloads the
       policy (the old one stays if the new one has errors), SIGUSR1 reopens the access log,
       SIGTERM drains and stops.
-  hallpass check --config FILE [--state-dir DIR] [--quiet]
+  hallpass check --config FILE [--state-dir DIR] [--ca-dir DIR] [--quiet]
       Validate a policy. Exit 0 with a summary when valid; exit 1 with every error as
       FILE:LINE:COL: message when not. Feeds are read from DIR/feeds (default: state_dir).
+      --ca-dir checks the school CA that `run --ca-dir DIR` would use instead of tls.ca_dir.
   hallpass feeds update [--feed NAME] [--config FILE] [--state-dir DIR]
       Download, verify and install the policy's feeds (default config /etc/hallpass/school.yaml),
       then ask the running daemon to reload. Exit 1 when a feed failed (its lists in force stay).

@@ -82,6 +82,13 @@ bool check_school_ca(const daemon_config& daemon, std::string& summary) {
   if (tls.ca_dir.empty()) {
     summary = "HTTPS inspection: off (no tls.ca_dir). HTTPS blocks show no page: the browser shows its own\n"
               "  connection error instead of the block page and its request form. See certs/README.md.\n";
+    // Used only with inspection, but named: `run --ca-dir` would refuse to start on it.
+    if (!daemon.upstream.ca_file.empty()) {
+      if (const auto origin = certs::make_origin_context(daemon.upstream.ca_file); !origin) {
+        std::cerr << "warning: " << origin.error()
+                  << " (used only with HTTPS inspection, which would then refuse to start)\n";
+      }
+    }
     return true;
   }
   const auto l = certs::load_ca(tls.ca_dir);
@@ -179,11 +186,12 @@ std::string daemon_sections_summary(const daemon_config& d) {
 }  // namespace
 
 int run_check(const std::vector<std::string>& args) {
-  std::string config, state_dir, error;
+  std::string config, state_dir, ca_dir, error;
   bool quiet = false;
   arg_reader r{args};
   while (!r.done()) {
-    if (r.take("--config", config, error) || r.take("--state-dir", state_dir, error)) {
+    if (r.take("--config", config, error) || r.take("--state-dir", state_dir, error) ||
+        r.take("--ca-dir", ca_dir, error)) {
       if (!error.empty()) break;
     } else if (r.peek() == "--quiet" || r.peek() == "-q") {
       quiet = true;
@@ -195,7 +203,8 @@ int run_check(const std::vector<std::string>& args) {
   }
   if (error.empty() && config.empty()) error = "--config FILE is required";
   if (!error.empty()) {
-    std::cerr << "hallpass check: " << error << "\nusage: hallpass check --config FILE [--state-dir DIR] [--quiet]\n";
+    std::cerr << "hallpass check: " << error
+              << "\nusage: hallpass check --config FILE [--state-dir DIR] [--ca-dir DIR] [--quiet]\n";
     return 2;
   }
   const auto result = load(config, state_dir);
@@ -206,14 +215,16 @@ int run_check(const std::vector<std::string>& args) {
               << "; the policy was not loaded\n";
     return 1;
   }
+  // --ca-dir as `run` takes it: the CA that would be used instead of tls.ca_dir.
+  daemon_config d = result.config->daemon;
+  if (!ca_dir.empty()) d.tls.ca_dir = ca_dir;
   std::string ca_summary;
-  if (!check_school_ca(result.config->daemon, ca_summary)) {
-    std::cerr << config << ": the school CA in tls.ca_dir cannot be used\n";
+  if (!check_school_ca(d, ca_summary)) {
+    std::cerr << config << ": the school CA in " << (ca_dir.empty() ? "tls.ca_dir" : "--ca-dir") << " cannot be used\n";
     return 1;
   }
   std::cout << config << ": OK\n";
   if (!quiet) {
-    const auto& d = result.config->daemon;
     std::cout << rules::policy_summary(*result.config->policy);
     std::cout << rules::feeds_summary(*result.config->policy,
                                       std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));

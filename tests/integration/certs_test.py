@@ -166,6 +166,29 @@ class SchoolCA(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("cannot read", r.stderr)
 
+    def test_check_takes_ca_dir_as_run_does_and_warns_of_a_bad_upstream_ca_file(self):
+        # No tls section: `check --ca-dir` checks what `run --ca-dir` would load.
+        r = run(BIN, "check", "--config", SCHOOL, "--ca-dir", self.ca)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("HTTPS inspection: on. CA " + self.ca, r.stdout)
+        r = run(BIN, "check", "--config", SCHOOL, "--ca-dir", os.path.join(self.dir, "none"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("school CA in --ca-dir cannot be used", r.stderr)
+        garbage = os.path.join(self.dir, "garbage.pem")
+        with open(garbage, "w") as f:
+            f.write("not a certificate\n")
+        for ca_file in (garbage, os.path.join(self.dir, "missing.pem")):
+            policy = self.write_policy(f"upstream:\n  ca_file: {ca_file}\n")
+            # Without inspection the file is unused: a warning that names it.
+            r = run(BIN, "check", "--config", policy)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("warning: ", r.stderr)
+            self.assertIn(ca_file, r.stderr)
+            # With it, as `run --ca-dir` would, an error.
+            r = run(BIN, "check", "--config", policy, "--ca-dir", self.ca)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn(ca_file, r.stderr)
+
     # leaves, checked by openssl and curl
 
     def test_a_minted_leaf_verifies_strictly_and_curl_trusts_it_for_its_name_only(self):
