@@ -81,10 +81,18 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
       if (v->act == rules::action::block) return browser ? tunnel_plan::block_page : tunnel_plan::refuse;
       return tunnel_plan::inspect;
     }
-    // A blocked site is shown its block page even when it is never inspected otherwise: the
-    // handshake then serves only the proxy's own page, and nothing goes to the site.
-    if (v->act == rules::action::block) return browser ? tunnel_plan::block_page : tunnel_plan::refuse;
-    if (inspection.never) ex.note = inspection.why;
+    if (inspection.never) {
+      ex.note = v->act == rules::action::block
+                    ? "on the never-inspect list: blocked without the HTTPS block page (never decrypted)"
+                    : inspection.why;
+    }
+    // A blocked site is shown its block page even when it is not inspected otherwise: the
+    // handshake then serves only the proxy's own page, and nothing goes to the site. Not a
+    // host on the never-inspect list: that promise (banking, health) is never decrypted,
+    // whatever else asks for it; the browser shows its own connection error instead.
+    if (v->act == rules::action::block) {
+      return browser && !inspection.never ? tunnel_plan::block_page : tunnel_plan::refuse;
+    }
   } else if (v->act == rules::action::block) {
     return tunnel_plan::refuse;
   }

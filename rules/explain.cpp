@@ -338,6 +338,15 @@ explanation explain_url(const policy& p, const request_facts& facts, const excep
   } else {
     e = explain(p, connect, overlay);
     e.path_seen = false;
+    if (ins && e.v.act == action::block) {
+      // As the proxy's plan for the CONNECT (proxy/exchange.cpp, plan_tunnel).
+      e.notes.push_back(ins->never
+                            ? "The host is blocked and on the never-inspect list, so it is not decrypted even for "
+                              "the block page: a browser shows its own connection error, other clients a 403."
+                            : "The host is blocked: a browser is shown the HTTPS block page (the proxy completes "
+                              "the handshake with the school CA only to show it; nothing reaches the site), other "
+                              "clients a 403.");
+    }
     if (has_path) {
       note = std::string(ins ? "HTTPS to this host is relayed without decryption"
                              : "HTTPS is not inspected (no school CA: tls.ca_dir or --ca-dir)") +

@@ -383,6 +383,35 @@ inspection:
         self.assertIn(b"expired", body)
         self.assertFalse(any("hallpass" in s["target"] for s in self.origin.seen))
 
+    def test_a_blocked_host_on_the_never_list_is_not_decrypted_even_for_the_block_page(self):
+        # instagram.test is blocked for pupils and not inspected: a browser gets the HTTPS block
+        # page (the handshake serves only the proxy's page)...
+        p = self.start_proxy(self.origin.port)
+        url = f"https://instagram.test:{self.origin.port}/"
+        browser = ["-A", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"]
+        status, body, err = self.get(p, url, extra=browser)
+        self.assertEqual(status, 403, err)
+        self.assertIn(b"<form", body)
+        v = self.explain(p, "pupils", url)
+        self.assertEqual((v["action"], v["inspection"]), ("block", "relay"))
+        self.assertTrue(any("shown the HTTPS block page" in n for n in v["notes"]), v["notes"])
+        # ... unless the host is on the never-inspect list: never decrypted, whatever asks.
+        never = Proxy(tls_port=self.origin.port, args=["--ca-dir", self.school_ca],
+                      policy_edit=lambda t: self.edit_policy(t).replace("domains: [never.test]",
+                                                                        "domains: [never.test, instagram.test]", 1))
+        self.addCleanup(never.stop)
+        status, body, err = self.get(never, url, extra=browser)
+        self.assertEqual(status, 0)
+        self.assertIn("403", err)  # the CONNECT's refusal; no handshake with the school CA
+        self.assertNotIn("Test School", err)
+        line = never.log_lines(1)[-1]
+        self.assertEqual((line["method"], line["action"]), ("CONNECT", "block"))
+        self.assertNotIn("tls", line)
+        self.assertIn("never-inspect list", line.get("note", ""))
+        v = self.explain(never, "pupils", url)
+        self.assertEqual((v["action"], v["inspection"], v["inspection_never"]), ("block", "relay", True))
+        self.assertTrue(any("not decrypted even for the block page" in n for n in v["notes"]), v["notes"])
+
     def test_origin_with_an_untrusted_certificate_gets_a_clear_page(self):
         p = self.start_proxy(self.bad_origin.port)
         status, body, err = self.get(p, f"https://badcert.test:{self.bad_origin.port}/")
