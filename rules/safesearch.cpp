@@ -128,8 +128,33 @@ std::optional<std::string_view> first_param(std::string_view query, std::string_
   return found;
 }
 
+// Whether the query names the parameter, spelt any way set_param would replace it.
+bool has_param(std::string_view query, std::string_view name) {
+  bool found = false;
+  if (query.empty()) return found;
+  for_each_param(query, [&](std::string_view piece) {
+    found = found || iequals(form_decode(param_name(piece), 64), name);
+  });
+  return found;
+}
+
+// A path as the search paths below are written: percent-decoded, lower case, without path
+// parameters (";x"), repeated slashes or a trailing slash, so that "//Search/" or "/search;x"
+// is still the search path (a search engine may serve them as such). At most 64 bytes: no
+// search path is longer. Only for the comparison: the request is sent as written.
+std::string search_path_of(std::string_view path) {
+  std::string out;
+  for (const char c : form_decode(path.substr(0, path.find(';')), 64)) {
+    if (c == '/' && !out.empty() && out.back() == '/') continue;
+    out.push_back(lower(c));
+  }
+  if (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
+
 bool one_of(std::string_view path, std::initializer_list<std::string_view> paths) {
-  return std::find(paths.begin(), paths.end(), path) != paths.end();
+  const std::string p = search_path_of(path);
+  return std::find(paths.begin(), paths.end(), p) != paths.end();
 }
 
 bool google_search_path(std::string_view path) {
@@ -138,7 +163,7 @@ bool google_search_path(std::string_view path) {
 bool bing_search_path(std::string_view path) {
   return one_of(path, {"/search", "/images/search", "/videos/search", "/news/search"});
 }
-bool duckduckgo_search_path(std::string_view path) { return one_of(path, {"/", "/html", "/html/", "/lite", "/lite/"}); }
+bool duckduckgo_search_path(std::string_view path) { return one_of(path, {"/", "/html", "/lite"}); }
 
 }  // namespace
 
@@ -209,21 +234,24 @@ safesearch_rewrite safesearch_request(const policy& p, const verdict& v, std::st
   const auto service = search_service_of(host);
   const auto level = safesearch_for(p, v, service);
   if (level == safesearch_level::off) return r;
-  const std::string_view path = pq.substr(0, pq.find('?'));
+  const auto q = pq.find('?');
+  const std::string_view path = pq.substr(0, q);
+  const std::string_view query = q == std::string_view::npos ? std::string_view() : pq.substr(q + 1);
+  // The search paths get the lock; any other path that names the parameter (a search
+  // endpoint not listed, "/d.js?kp=-2") has it replaced, so that no request to the engine
+  // ever carries "off".
   switch (service) {
     case search_service::google:
-      if (google_search_path(path)) r.target = set_param(pq, "safe", "active");
+      if (google_search_path(path) || has_param(query, "safe")) r.target = set_param(pq, "safe", "active");
       break;
     case search_service::bing:
-      if (bing_search_path(path)) r.target = set_param(pq, "adlt", "strict");
+      if (bing_search_path(path) || has_param(query, "adlt")) r.target = set_param(pq, "adlt", "strict");
       break;
-    case search_service::duckduckgo: {
-      const auto q = pq.find('?');
-      if (duckduckgo_search_path(path) && q != std::string_view::npos && first_param(pq.substr(q + 1), "q")) {
+    case search_service::duckduckgo:
+      if ((duckduckgo_search_path(path) && first_param(query, "q")) || has_param(query, "kp")) {
         r.target = set_param(pq, "kp", "1");
       }
       break;
-    }
     case search_service::youtube:
       r.set_headers.emplace_back("YouTube-Restrict", level == safesearch_level::strict ? "Strict" : "Moderate");
       break;
@@ -239,7 +267,7 @@ std::optional<std::string> search_terms(std::string_view host, std::string_view 
   std::optional<std::string_view> raw;
   switch (search_service_of(host)) {
     case search_service::google:
-      if (path == "/search" || path == "/webhp" || path == "/images") raw = first_param(query, "q");
+      if (one_of(path, {"/search", "/webhp", "/images"})) raw = first_param(query, "q");
       break;
     case search_service::bing:
       if (bing_search_path(path)) raw = first_param(query, "q");
@@ -248,7 +276,7 @@ std::optional<std::string> search_terms(std::string_view host, std::string_view 
       if (duckduckgo_search_path(path)) raw = first_param(query, "q");
       break;
     case search_service::youtube:
-      if (path == "/results") raw = first_param(query, "search_query");
+      if (one_of(path, {"/results"})) raw = first_param(query, "search_query");
       break;
     case search_service::none: break;
   }

@@ -47,9 +47,12 @@ struct safesearch_rewrite {
 // What to change in a request the proxy reads: Google search paths (/search, /webhp, /images,
 // /imghp, /complete/search) get safe=active; Bing search paths (/search, /images/search,
 // /videos/search, /news/search) adlt=strict; DuckDuckGo searches (a q= parameter) kp=1; every
-// YouTube request the header YouTube-Restrict: Strict or Moderate. A parameter of the same
-// name (compared after percent-decoding, case-insensitively: s%61fe=off, SAFE=off) is replaced
-// where it first stands and its repeats are removed; the rest of the query is kept byte for byte.
+// YouTube request the header YouTube-Restrict: Strict or Moderate. Paths compare however they
+// are spelt ("//Search/", "/search;x", "/%73earch" are /search). On any other path of the
+// engine, a request that names the parameter gets it set too ("/d.js?kp=-2"). A parameter of
+// the same name (compared after percent-decoding, case-insensitively: s%61fe=off, SAFE=off) is
+// replaced where it first stands and its repeats are removed; the rest of the query is kept
+// byte for byte.
 safesearch_rewrite safesearch_request(const policy& p, const verdict& v, std::string_view host,
                                       std::string_view path_and_query);
 

@@ -98,6 +98,29 @@ TEST_CASE("SafeSearch: the request rewrite replaces a conflicting parameter and 
   CHECK(safesearch_request(*t.p, t.as("office"), "www.youtube.com", "/").empty());
 }
 
+TEST_CASE("SafeSearch: a search path however it is spelt, and the parameter on any path that names it") {
+  fixture t;
+  using opt = std::optional<std::string>;
+  // The search path, written otherwise: still locked (the request is sent as written).
+  CHECK(t.target("pupils", "www.google.com", "//search?q=x&safe=off") == opt("//search?q=x&safe=active"));
+  CHECK(t.target("pupils", "www.google.com", "/search/?q=x") == opt("/search/?q=x&safe=active"));
+  CHECK(t.target("pupils", "www.google.com", "/Search?q=x") == opt("/Search?q=x&safe=active"));
+  CHECK(t.target("pupils", "www.google.com", "/search;x?q=x") == opt("/search;x?q=x&safe=active"));
+  CHECK(t.target("pupils", "www.google.com", "/%73earch?q=x") == opt("/%73earch?q=x&safe=active"));
+  CHECK(t.target("pupils", "www.bing.com", "/SEARCH?q=x&adlt=off") == opt("/SEARCH?q=x&adlt=strict"));
+  CHECK(t.target("pupils", "duckduckgo.com", "//?q=x") == opt("//?q=x&kp=1"));
+  // Any other path that names the parameter has it set: "off" never reaches the engine.
+  CHECK(t.target("pupils", "duckduckgo.com", "/d.js?q=x&kp=-2") == opt("/d.js?q=x&kp=1"));
+  CHECK(t.target("pupils", "www.google.com", "/maps?q=x&SAFE=off") == opt("/maps?q=x&safe=active"));
+  CHECK(t.target("pupils", "www.bing.com", "/api/v7?adlt=off") == opt("/api/v7?adlt=strict"));
+  // Other paths that do not name it are left alone; so is a path that only looks like one.
+  CHECK_FALSE(t.target("pupils", "www.google.com", "/searches?q=x"));
+  CHECK_FALSE(t.target("pupils", "duckduckgo.com", "/d.js?q=x"));
+  // The search terms, likewise.
+  CHECK(search_terms("www.google.com", "//Search/?q=owls") == std::optional<std::string>("owls"));
+  CHECK(search_terms("www.youtube.com", "/results/?search_query=owl") == std::optional<std::string>("owl"));
+}
+
 TEST_CASE("SafeSearch: a huge query with many repeats is rewritten in one pass") {
   fixture t;
   std::string pq = "/search?q=x";
