@@ -218,10 +218,12 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     }
     if (!acquired.conn) {
       // The upstream's reason (a static string) is the log reason and the page text; a failed
-      // certificate check's page says which check failed.
+      // certificate check's page says which check failed, and the log note of both TLS
+      // refusals has OpenSSL's words.
       ex.note = std::string(acquired.reason) + ": " + acquired.detail;
-      const bool certificate = acquired.error == upstream_error::tls_unverified;
-      const std::string_view detail = certificate ? std::string_view(acquired.detail) : acquired.reason;
+      const bool tls_detail =
+          acquired.error == upstream_error::tls_unverified || acquired.error == upstream_error::tls_outdated;
+      const std::string_view detail = tls_detail ? std::string_view(acquired.detail) : acquired.reason;
       co_await refuse(w, c, ex, refusal_for(acquired.error), detail, client_version);
       co_return forward_outcome::close;
     }

@@ -28,7 +28,7 @@ constexpr std::string_view unreachable_title = "The site could not be reached";
 
 // The table, in the order of enum refusal (checked below). The texts are those the tests
 // and the documentation (proxy/README.md) name.
-constexpr std::array<refusal_row, 19> rows{{
+constexpr std::array<refusal_row, 20> rows{{
     // head_timeout
     {408, outcome::error, rej::head_timeout, no_upstream_failure, "the request head did not arrive in time", true, "",
      refusal_page::plain, "", "The request did not arrive in time; the web filter closed the connection.\n"},
@@ -92,8 +92,13 @@ constexpr std::array<refusal_row, 19> rows{{
      "The web filter could not confirm that this is the real site, so it did not open it: {}. Usually the site is set "
      "up wrongly; sometimes someone is pretending to be it. The school's certificate is never given to a site that "
      "fails this check. If you need this site, tell the ICT technician.", false},
+    // upstream_outdated_tls (counted in hallpass_tls_origin_failures_total by the upstream)
+    {502, outcome::error, no_rejection, no_upstream_failure, "the site offers only an outdated secure connection",
+     true, "upstream TLS: ", refusal_page::html, "This site's security is out of date",
+     "This site only offers an old kind of secure connection (older than TLS 1.2) that is no longer safe, so the web "
+     "filter did not open it. Trying again will not help. If you need this site, tell the ICT technician.", false},
 }};
-static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_certificate) + 1,
+static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_outdated_tls) + 1,
               "one row per refusal kind, in the enum's order");
 
 // School-local time in words for the block page: "Wednesday 2 December 2026, 12:16".
@@ -125,6 +130,7 @@ bool names_address(refusal r) {
     case refusal::upstream_no_answer:
     case refusal::upstream_closed:
     case refusal::upstream_certificate:
+    case refusal::upstream_outdated_tls:
       return true;
     default:
       return false;
@@ -148,6 +154,7 @@ refusal refusal_for(upstream_error e) {
     case upstream_error::connect_timeout: return refusal::upstream_timeout;
     case upstream_error::dns_timeout: return refusal::upstream_timeout;
     case upstream_error::tls_unverified: return refusal::upstream_certificate;
+    case upstream_error::tls_outdated: return refusal::upstream_outdated_tls;
     default: return refusal::upstream_unreachable;
   }
 }

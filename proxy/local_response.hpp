@@ -44,6 +44,7 @@ enum class refusal : std::uint8_t {
   upstream_malformed,    // the origin's answer can be read more than one way
   misdirected,           // inside an inspected tunnel, a request naming another site (421)
   upstream_certificate,  // an https origin failed certificate verification (the detail: OpenSSL's reason)
+  upstream_outdated_tls,  // an https origin offers only TLS older than 1.2
 };
 
 enum class refusal_page : std::uint8_t {

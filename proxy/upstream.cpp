@@ -163,6 +163,7 @@ std::string_view describe(upstream_error e) {
     case upstream_error::connect_timeout: return "the site did not answer in time";
     case upstream_error::connect_failed: return "the connection to the site failed";
     case upstream_error::tls_unverified: return "the site's certificate could not be trusted";
+    case upstream_error::tls_outdated: return "the site offers only an outdated secure connection";
     case upstream_error::tls_failed: return "the secure connection to the site failed";
   }
   return "error";
@@ -349,6 +350,25 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
   co_return r;
 }
 
+namespace {
+
+// The origin's TLS is older than the 1.2 we require (origin_context.hpp), or it speaks no
+// version we do: an answer that trying again will not change.
+bool outdated_protocol(const error_code& ec) {
+  if (ec.category() != net::error::get_ssl_category()) return false;
+  switch (ERR_GET_REASON(static_cast<unsigned long>(ec.value()))) {
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_NO_PROTOCOLS_AVAILABLE:
+    case SSL_R_VERSION_TOO_LOW:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::string& name, const configuration& cfg,
                                          acquire_result& r) {
   SSL* ssl = cfg.origin_tls ? SSL_new(cfg.origin_tls.get()) : nullptr;
@@ -382,7 +402,9 @@ net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::stri
       r.detail = std::move(why);
       state_.metrics.tls_origin_unverified.Increment();
     } else {
-      r.error = ec == beast::error::timeout ? upstream_error::connect_timeout : upstream_error::tls_failed;
+      r.error = ec == beast::error::timeout ? upstream_error::connect_timeout
+                : outdated_protocol(ec)         ? upstream_error::tls_outdated
+                                                : upstream_error::tls_failed;
       r.detail = ec.message();
       state_.metrics.tls_origin_failed.Increment();
     }

@@ -67,6 +67,7 @@ enum class upstream_error {
   connect_timeout,
   connect_failed,
   tls_unverified,  // an https origin's certificate failed verification: 502 naming the check
+  tls_outdated,    // an https origin offers only TLS older than 1.2: 502 saying retrying cannot help
   tls_failed       // an https origin's handshake failed otherwise
 };
 std::string_view describe(upstream_error e);

@@ -412,6 +412,25 @@ inspection:
         self.assertEqual((v["action"], v["inspection"], v["inspection_never"]), ("block", "relay", True))
         self.assertTrue(any("not decrypted even for the block page" in n for n in v["notes"]), v["notes"])
 
+    def test_an_origin_that_offers_only_tls_1_0_or_1_1_gets_a_page_that_says_so(self):
+        crt, key = self.test_ca.issue("old", ["origin.test"])
+        old = TlsOrigin(crt, key)
+        self.addCleanup(old.stop)
+        old.ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        old.ctx.minimum_version = ssl.TLSVersion.TLSv1
+        old.ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        p = self.start_proxy(old.port)
+        status, body, err = self.get(p, f"https://origin.test:{old.port}/")
+        self.assertEqual(status, 502, err)
+        self.assertIn(b"older than TLS 1.2", body)
+        self.assertIn(b"Trying again will not help", body)
+        self.assertNotIn(b"Try again in a minute", body)
+        self.assertIn(f"https://origin.test:{old.port}/".encode(), body)
+        line = [l for l in p.log_lines(2) if l["method"] == "GET"][0]
+        self.assertEqual((line["status"], line["action"]), (502, "error"))
+        self.assertIn("outdated", line["reason"])
+        self.assertIn("protocol version", line["note"])
+
     def test_origin_with_an_untrusted_certificate_gets_a_clear_page(self):
         p = self.start_proxy(self.bad_origin.port)
         status, body, err = self.get(p, f"https://badcert.test:{self.bad_origin.port}/")
