@@ -60,6 +60,12 @@ const rules::verdict& decide_exchange(worker& w, const client_connection& c, exc
   return *ex.verdict;
 }
 
+void note_asker_role(worker& w, const client_connection& c, exchange& ex) {
+  // The role comes from the client's facts alone (address, user, groups); no exception or
+  // local entry changes it, so the policy alone answers.
+  ex.asker_role = rules::decide_request(*ex.cfg->policy, nullptr, facts_of(w, c, ex, std::nullopt, false)).chosen_role;
+}
+
 // Every browser's User-Agent begins with "Mozilla/" (Chrome, Edge, Safari, Firefox alike); apps,
 // update agents and command-line tools send their own. Only a browser can show a page in
 // answer to a blocked HTTPS site; other clients get the plain refusal.
@@ -167,7 +173,8 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
     r.hardware_address = d->hardware_address;
   }
   if (ex.login) r.user = ex.login->user;
-  r.role = v && v->chosen_role ? std::string_view(v->chosen_role->name) : std::string_view();
+  const rules::role* role = v ? v->chosen_role : ex.asker_role;
+  r.role = role ? std::string_view(role->name) : std::string_view();
   r.method = ex.method;
   r.scheme = ex.scheme;
   r.host = ex.host;

@@ -46,6 +46,9 @@ struct exchange {
   std::uint16_t port = 0;
   std::optional<rules::verdict> verdict;
   std::shared_ptr<const rules::exception_index> exceptions;  // pinned: the verdict may point into it
+  // The asker's role when no verdict is made (the request form's POST is the proxy's own
+  // page, not a request to decide), for the log line; the verdict's role otherwise.
+  const rules::role* asker_role = nullptr;
   int status = 0;
   outcome action = outcome::error;
   std::uint64_t bytes_in = 0, bytes_out = 0;
@@ -91,6 +94,10 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
 
 // Writes the access log line for the exchange and counts it. Call once per exchange.
 void finish_exchange(worker& w, const client_connection& c, exchange& ex);
+
+// Sets ex.asker_role: the role the policy gives whoever sends this exchange (address, user,
+// groups), as decide_exchange would choose it, without deciding the request.
+void note_asker_role(worker& w, const client_connection& c, exchange& ex);
 
 // Decides the exchange's request with the pinned policy; records timing metrics.
 // `path_seen_later`: a CONNECT that will be inspected (rules::request_facts).

@@ -248,6 +248,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   // that is how the device reaches the proxy (an inspected tunnel, a transparent listener).
   const bool same_site_form = c.inside || c.transparent;
   if (!is_connect && (same_site_form ? target->path == tunnel_form_path : beast::iequals(target->host, form_host))) {
+    note_asker_role(w, c, ex);
     co_await answer_form(w, c, ex, rp);
     finish_exchange(w, c, ex);
     co_return false;
