@@ -287,9 +287,6 @@ class daemon_reader : public rules::yaml_reader {
         }
       }
     }
-    if (!c.dhcp_leases.path.empty() && c.dhcp_leases.path.front() != '/') {
-      error(n["path"], "dhcp_leases.path " + rules::quote(c.dhcp_leases.path) + " must be an absolute path");
-    }
   }
 
   // A map entry of `listen:`: {address: ADDRESS:PORT, mode: transparent | explicit,

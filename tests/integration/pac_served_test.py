@@ -254,9 +254,10 @@ class PacServedTest(unittest.TestCase):
                      "pac.direct_networks: '10.0.0.1/8' has address bits set after the prefix",
                      "pac.direct_domains: 'not a domain' is not a domain name",
                      "colour",
-                     "dhcp_leases.format 'windows' must be dnsmasq",
-                     "dhcp_leases.path 'leases.txt' must be an absolute path"]:
+                     "dhcp_leases.format 'windows' must be dnsmasq"]:
             self.assertIn(part, out)
+        # A relative leases path is read beside the policy file, as every path in it.
+        self.assertNotIn("dhcp_leases.path", out)
         self.assertIn(path + ":", out)  # FILE:LINE:COL
 
 

@@ -105,7 +105,7 @@ TEST_CASE("a reported page is the same page however it is asked for") {
   CHECK_FALSE(same_page("/watch?v=abc&list=1", "/watch?v=abc"));
 }
 
-TEST_CASE("a reported page's url block holds against another spelling; a url exception stays exact") {
+TEST_CASE("a reported page's url block holds against another spelling, a url exception stays exact") {
   auto p = test::load_yaml(open_policy);
   auto t = make_target("http://open.example/bad/page", target_kind::url, nullptr);
   REQUIRE(t);
