@@ -14,6 +14,7 @@
 
 #include "certs/origin_context.hpp"
 #include "rules/policy_loader.hpp"
+#include "rules/yaml_reader.hpp"
 
 namespace hallpass {
 
@@ -74,7 +75,10 @@ std::string feeds_dir_for(const std::string& path, const overrides& o) {
       if (in && !text.fail()) {
         try {
           const YAML::Node root = YAML::Load(text.str());
-          if (root.IsMap() && root["state_dir"] && root["state_dir"].IsScalar()) dir = root["state_dir"].Scalar();
+          // Relative to the policy file, as load_daemon_config reads it (yaml_reader::resolve_path).
+          if (root.IsMap() && root["state_dir"] && root["state_dir"].IsScalar()) {
+            dir = rules::yaml_reader(path).resolve_path(root["state_dir"].Scalar());
+          }
         } catch (const std::exception&) {
           // Reported by the policy loader.
         }

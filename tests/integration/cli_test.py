@@ -275,11 +275,14 @@ class ExplainInspectionTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             self.assertEqual(run("ca", "init", "--dir", os.path.join(d, "ca")).returncode, 0)
             with open(SCHOOL) as src, open(os.path.join(d, "school.yaml"), "w") as dst:
-                dst.write(src.read() + "tls:\n  ca_dir: ca\n")
+                dst.write(src.read() + "tls:\n  ca_dir: ca\nstate_dir: state\n")
             for cwd in ("/", d):
                 r = run("check", "--config", os.path.join(d, "school.yaml"), cwd=cwd)
                 self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
                 self.assertIn("HTTPS inspection: on. CA " + os.path.join(d, "ca") + ": OK", r.stdout)
+                # The feeds are looked for in the state directory beside the file, where
+                # `feeds update` puts them (they were looked for in the working directory).
+                self.assertIn("(" + os.path.join(d, "state", "feeds", "ut1", "current"), r.stdout)
                 v = run("explain", "--config", os.path.join(d, "school.yaml"), "--json", "--role", "staff", "--method",
                         "POST", "https://en.wikipedia.org/w/api.php", cwd=cwd)
                 self.assertEqual(json.loads(v.stdout)["action"], "block", v.stderr)
