@@ -87,25 +87,6 @@ bool path_prefix_matches(std::string_view prefix, std::string_view path) {
 
 namespace {
 
-// A path as same_page compares it: lower case, path parameters dropped from every segment, no
-// trailing "/" (except the root's).
-std::string page_path(std::string_view path) {
-  std::string out;
-  out.reserve(path.size());
-  bool in_parameters = false;
-  for (const char c : path) {
-    if (c == '/') {
-      in_parameters = false;
-    } else if (c == ';') {
-      in_parameters = true;
-    }
-    if (in_parameters) continue;
-    out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
-  }
-  while (out.size() > 1 && out.back() == '/') out.pop_back();
-  return out;
-}
-
 bool has_parameter(std::string_view query, std::string_view parameter) {
   while (!query.empty()) {
     const auto amp = query.find('&');

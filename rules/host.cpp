@@ -427,6 +427,25 @@ std::string remove_dot_segments(std::string_view path) {
 
 }  // namespace
 
+std::string page_path(std::string_view path) {
+  std::string canonical;
+  if (normalize_path(path, canonical)) path = canonical;
+  std::string out;
+  out.reserve(path.size());
+  bool in_parameters = false;
+  for (const char c : path) {
+    if (c == '/') {
+      in_parameters = false;
+    } else if (c == ';') {
+      in_parameters = true;
+    }
+    if (in_parameters) continue;
+    out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  }
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
+
 bool normalize_path(std::string_view raw, std::string& out) {
   const std::size_t q = raw.find('?');
   const std::string_view path = raw.substr(0, q);

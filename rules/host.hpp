@@ -51,6 +51,12 @@ std::optional<normalized_host> normalize_host_full(std::string_view raw, std::st
 // `raw` is already canonical (the common case: no allocation); otherwise writes it to `out`.
 bool normalize_path(std::string_view raw, std::string& out);
 
+// A path (without its query) as two spellings of one page compare: normalize_path's canonical
+// form, then lower case, path parameters (";jsessionid=...") dropped from every segment, and
+// no trailing "/" (except the root's). For matching a reported page or a search engine's
+// search path, never for forwarding: the request is sent as written.
+std::string page_path(std::string_view path);
+
 // Returns true when `host` equals `domain` or ends with "." + domain. Both must be normalized.
 bool is_same_or_subdomain(std::string_view host, std::string_view domain);
 

@@ -138,32 +138,24 @@ bool has_param(std::string_view query, std::string_view name) {
   return found;
 }
 
-// A path as the search paths below are written: percent-decoded, lower case, without path
-// parameters (";x"), repeated slashes or a trailing slash, so that "//Search/" or "/search;x"
-// is still the search path (a search engine may serve them as such). At most 64 bytes: no
-// search path is longer. Only for the comparison: the request is sent as written.
-std::string search_path_of(std::string_view path) {
-  std::string out;
-  for (const char c : form_decode(path.substr(0, path.find(';')), 64)) {
-    if (c == '/' && !out.empty() && out.back() == '/') continue;
-    out.push_back(lower(c));
-  }
-  if (out.size() > 1 && out.back() == '/') out.pop_back();
-  return out;
+bool one_of(std::string_view s, std::initializer_list<std::string_view> list) {
+  return std::find(list.begin(), list.end(), s) != list.end();
 }
 
-bool one_of(std::string_view path, std::initializer_list<std::string_view> paths) {
-  const std::string p = search_path_of(path);
-  return std::find(paths.begin(), paths.end(), p) != paths.end();
+// Whether a path is one of `paths` however it is spelt ("//Search/", "/search;x",
+// "/x/../search", "/%73earch": page_path). Builds one small string: only for a search
+// engine's host.
+bool path_in(std::string_view path, std::initializer_list<std::string_view> paths) {
+  return one_of(page_path(path), paths);
 }
 
 bool google_search_path(std::string_view path) {
-  return one_of(path, {"/search", "/webhp", "/images", "/imghp", "/complete/search"});
+  return path_in(path, {"/search", "/webhp", "/images", "/imghp", "/complete/search"});
 }
 bool bing_search_path(std::string_view path) {
-  return one_of(path, {"/search", "/images/search", "/videos/search", "/news/search"});
+  return path_in(path, {"/search", "/images/search", "/videos/search", "/news/search"});
 }
-bool duckduckgo_search_path(std::string_view path) { return one_of(path, {"/", "/html", "/lite"}); }
+bool duckduckgo_search_path(std::string_view path) { return path_in(path, {"/", "/html", "/lite"}); }
 
 }  // namespace
 
@@ -267,7 +259,7 @@ std::optional<std::string> search_terms(std::string_view host, std::string_view 
   std::optional<std::string_view> raw;
   switch (search_service_of(host)) {
     case search_service::google:
-      if (one_of(path, {"/search", "/webhp", "/images"})) raw = first_param(query, "q");
+      if (path_in(path, {"/search", "/webhp", "/images"})) raw = first_param(query, "q");
       break;
     case search_service::bing:
       if (bing_search_path(path)) raw = first_param(query, "q");
@@ -276,7 +268,7 @@ std::optional<std::string> search_terms(std::string_view host, std::string_view 
       if (duckduckgo_search_path(path)) raw = first_param(query, "q");
       break;
     case search_service::youtube:
-      if (one_of(path, {"/results"})) raw = first_param(query, "search_query");
+      if (path_in(path, {"/results"})) raw = first_param(query, "search_query");
       break;
     case search_service::none: break;
   }

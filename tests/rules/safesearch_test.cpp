@@ -109,6 +109,11 @@ TEST_CASE("SafeSearch: a search path however it is spelt, and the parameter on a
   CHECK(t.target("pupils", "www.google.com", "/%73earch?q=x") == opt("/%73earch?q=x&safe=active"));
   CHECK(t.target("pupils", "www.bing.com", "/SEARCH?q=x&adlt=off") == opt("/SEARCH?q=x&adlt=strict"));
   CHECK(t.target("pupils", "duckduckgo.com", "//?q=x") == opt("//?q=x&kp=1"));
+  CHECK(t.target("pupils", "www.google.com", "/x/../search?q=x") == opt("/x/../search?q=x&safe=active"));
+  CHECK(t.target("pupils", "www.google.com", "/./search?q=x") == opt("/./search?q=x&safe=active"));
+  CHECK(t.target("pupils", "www.google.com", "/%2e%2e/search?q=x") == opt("/%2e%2e/search?q=x&safe=active"));
+  CHECK(t.target("pupils", "html.duckduckgo.com", std::string(70, '/') + "html?q=x") ==
+        opt(std::string(70, '/') + "html?q=x&kp=1"));
   // Any other path that names the parameter has it set: "off" never reaches the engine.
   CHECK(t.target("pupils", "duckduckgo.com", "/d.js?q=x&kp=-2") == opt("/d.js?q=x&kp=1"));
   CHECK(t.target("pupils", "www.google.com", "/maps?q=x&SAFE=off") == opt("/maps?q=x&safe=active"));
