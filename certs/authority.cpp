@@ -213,10 +213,13 @@ ca_load load_ca(const std::string& dir, clock::time_point now) {
         "cannot sign the certificates of inspected sites");
   } else if ((flags & EXFLAG_KUSAGE) == 0) {
     // RFC 5280 4.2.1.3: a CA's certificate must carry keyUsage. Without it OpenSSL's strict
-    // verification (and so some clients) refuses every leaf it signs.
-    out.errors.push_back(crt_path +
-                         " is a CA certificate that has no keyUsage extension, so strict clients refuse the "
-                         "certificates it signs; make it with keyUsage keyCertSign (hallpass ca init does)");
+    // verification (and so some clients) refuses every leaf it signs. A warning, not an error:
+    // browsers accept it, and a school running on such a CA must not lose its filter on an
+    // upgrade.
+    out.warnings.push_back(crt_path +
+                           " has no keyUsage extension: browsers accept the certificates it signs, but strict "
+                           "clients (openssl verify -x509_strict, some apps) refuse them; when you can, make a new "
+                           "CA with hallpass ca init (keyUsage keyCertSign) and install it on the devices");
   } else if ((X509_get_key_usage(x) & KU_KEY_CERT_SIGN) == 0) {
     out.errors.push_back(
         crt_path + " is a CA whose keyUsage does not allow signing certificates (keyCertSign)");
