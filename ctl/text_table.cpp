@@ -3,50 +3,31 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "rules/utf8.hpp"
+
 namespace hallpass::ctl {
 namespace {
 
 // Length of the valid UTF-8 sequence at text[i], or 0 when the bytes there are not one.
 std::size_t sequence_length(std::string_view text, std::size_t i) {
-  const auto byte = [&](std::size_t at) { return static_cast<unsigned char>(text[at]); };
-  const unsigned char lead = byte(i);
-  std::size_t length;
-  std::uint32_t min;
-  if (lead < 0x80) return 1;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-    min = 0x80;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    min = 0x800;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (i + length > text.size()) return 0;
-  std::uint32_t cp = lead & (0x7F >> length);
-  for (std::size_t k = 1; k < length; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(i + k) & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return length;
+  std::uint32_t cp = 0;
+  return rules::utf8_sequence(text, i, cp);
 }
 
-std::uint32_t code_point(std::string_view text, std::size_t i, std::size_t length) {
-  const auto lead = static_cast<unsigned char>(text[i]);
-  if (length == 1) return lead;
-  std::uint32_t cp = lead & (0x7F >> length);
-  for (std::size_t k = 1; k < length; ++k)
-    cp = (cp << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+std::uint32_t code_point(std::string_view text, std::size_t i, std::size_t) {
+  std::uint32_t cp = 0;
+  rules::utf8_sequence(text, i, cp);
   return cp;
 }
 
+// Characters that control a terminal or change how the text around them reads without
+// showing themselves: shown as escapes.
 bool is_unsafe(std::uint32_t cp) {
   return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) ||           // C0, DEL, C1
-         (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);  // bidi overrides
+         (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||  // bidi embeddings, isolates
+         (cp >= 0x200B && cp <= 0x200F) || cp == 0x061C ||                   // zero-width, LRM, RLM, ALM
+         cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF || cp == 0x00AD ||       // separators, BOM, soft hyphen
+         (cp >= 0xE0000 && cp <= 0xE007F);                                   // tag characters
 }
 
 std::string hex(std::uint32_t value, int digits) {
@@ -94,7 +75,7 @@ std::string printable(std::string_view text) {
     } else if (cp < 0x80) {
       out += "\\x" + hex(cp, 2);
     } else {
-      out += "\\u" + hex(cp, 4);
+      out += cp > 0xFFFF ? "\\U" + hex(cp, 8) : "\\u" + hex(cp, 4);
     }
     i += length;
   }

@@ -9,6 +9,7 @@
 
 #include "proxy/block_page.hpp"
 #include "proxy/request_checks.hpp"
+#include "rules/utf8.hpp"
 
 namespace hallpass {
 namespace {
@@ -162,7 +163,10 @@ std::map<std::string, std::string> parse_form(std::string_view body) {
     body.remove_prefix(amp == std::string_view::npos ? body.size() : amp + 1);
     if (pair.empty()) continue;
     const auto eq = pair.find('=');
-    out[decode(pair.substr(0, eq))] = eq == std::string_view::npos ? std::string() : decode(pair.substr(eq + 1));
+    // Stored and shown to the reviewer, and sent in the admin protocol's JSON, whose readers
+    // refuse invalid UTF-8: bytes that are not text become U+FFFD.
+    out[decode(pair.substr(0, eq))] =
+        eq == std::string_view::npos ? std::string() : rules::valid_utf8(decode(pair.substr(eq + 1)));
   }
   return out;
 }

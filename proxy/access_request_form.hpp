@@ -77,8 +77,8 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
                                 std::string_view role, std::int64_t now, bool same_site,
                                 std::string_view user = {});
 
-// application/x-www-form-urlencoded -> fields (repeated names: the last wins). Bounded by the
-// caller's body limit.
+// application/x-www-form-urlencoded -> fields (repeated names: the last wins), each value valid
+// UTF-8 (bytes that are not text become U+FFFD). Bounded by the caller's body limit.
 std::map<std::string, std::string> parse_form(std::string_view body);
 
 // At most `limit` submissions per client address in any `window`.

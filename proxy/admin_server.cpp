@@ -18,6 +18,7 @@
 #include "proxy/shared_state.hpp"
 #include "rules/explain.hpp"
 #include "rules/yaml_reader.hpp"
+#include "store/valid_json.hpp"
 
 namespace hallpass {
 namespace json = boost::json;
@@ -78,6 +79,9 @@ std::string response(const store::result& r) {
   o["ok"] = r.ok;
   if (r.ok) {
     o["data"] = r.data;
+    // Text from outside (a form, a device's name) stored before it was checked: the answer is
+    // valid UTF-8 whatever the store holds, so that hallpassctl can read it (valid_json.hpp).
+    store::make_valid_utf8(o["data"]);
     if (!r.warning.empty()) o["warning"] = r.warning;
   } else {
     o["error"] = r.error;

@@ -9,6 +9,8 @@
 #include <iostream>
 #include <sstream>
 
+#include "rules/utf8.hpp"
+
 namespace hallpass {
 
 std::optional<lease_format> parse_lease_format(std::string_view text) {
@@ -86,11 +88,13 @@ std::optional<std::string> hardware_address(std::string_view s) {
 }
 
 // A device's host name as the lease gives it: at most 253 bytes, without trailing dots (cut
-// first, so that a cut that falls after a dot leaves none either).
+// first, so that a cut that falls after a dot leaves none either), as valid UTF-8 (a device
+// chooses its own name: bytes that are not text become U+FFFD, so that the name can go into a
+// stored request and the admin protocol's JSON).
 std::string host_name(std::string_view s) {
   s = s.substr(0, max_name_bytes);
   while (!s.empty() && s.back() == '.') s.remove_suffix(1);
-  return std::string(s);
+  return rules::valid_utf8(s);
 }
 
 std::optional<device_identity> identity(std::string name, std::string mac) {

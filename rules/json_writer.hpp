@@ -7,32 +7,9 @@
 #include <string>
 #include <string_view>
 
-namespace hallpass::rules {
+#include "rules/utf8.hpp"
 
-// One UTF-8 sequence at s[i] (RFC 3629: shortest form, no surrogates, at most U+10FFFF):
-// its code point and length; 0 (cp untouched) when the byte at i does not start a valid one.
-inline std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_t& cp) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const auto cont = [&](std::size_t k) { return i + k < s.size() && (b(k) & 0xC0) == 0x80; };
-  const unsigned char c = b(0);
-  if (c >= 0xC2 && c <= 0xDF && cont(1)) {
-    cp = ((c & 0x1Fu) << 6) | (b(1) & 0x3Fu);
-    return 2;
-  }
-  if (c >= 0xE0 && c <= 0xEF && cont(1) && cont(2)) {
-    const std::uint32_t v = ((c & 0x0Fu) << 12) | ((b(1) & 0x3Fu) << 6) | (b(2) & 0x3Fu);
-    if (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF)) return 0;  // overlong, or a surrogate
-    cp = v;
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4 && cont(1) && cont(2) && cont(3)) {
-    const std::uint32_t v = ((c & 0x07u) << 18) | ((b(1) & 0x3Fu) << 12) | ((b(2) & 0x3Fu) << 6) | (b(3) & 0x3Fu);
-    if (v < 0x10000 || v > 0x10FFFF) return 0;  // overlong, or beyond Unicode
-    cp = v;
-    return 4;
-  }
-  return 0;
-}
+namespace hallpass::rules {
 
 // The output is always printable ASCII: whatever a client sent, a log line stays one line and
 // a terminal shows it as it is (no control or bidi characters reach the reader's screen).
@@ -66,7 +43,7 @@ inline void json_escape(std::string& out, std::string_view s) {
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default: {
-        std::uint32_t cp = c;
+        std::uint32_t cp = c;  // an invalid byte: its Latin-1 character
         if (c >= 0x80) {
           if (const auto n = utf8_sequence(s, j, cp)) used = n;
         }

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "rules/explain.hpp"
+#include "store/valid_json.hpp"
 
 namespace hallpass::store {
 namespace json = boost::json;
@@ -333,9 +334,15 @@ std::string exception_store::write_audit(const actor& who, const std::string& ac
       .bind(3, who.admin_role)
       .bind(4, action)
       .bind(5, object);
-  if (before.is_null()) st.bind_null(6); else st.bind(6, json::serialize(before));
-  if (after.is_null()) st.bind_null(7); else st.bind(7, json::serialize(after));
-  st.bind(8, reason).bind(9, outcome);
+  // Stored as JSON that reads back: its text made valid UTF-8 (valid_json.hpp).
+  const auto text = [](const json::value& v) {
+    json::value copy = v;
+    make_valid_utf8(copy);
+    return json::serialize(copy);
+  };
+  if (before.is_null()) st.bind_null(6); else st.bind(6, text(before));
+  if (after.is_null()) st.bind_null(7); else st.bind(7, text(after));
+  st.bind(8, rules::valid_utf8(reason)).bind(9, outcome);
   return st.run();
 }
 

@@ -560,6 +560,18 @@ class OutputTest(DaemonTestCase):
             self.assertIn("\\x1b[2J", out)
         self.assertIn("line two\\u202e", self.human("show", "8"))
 
+    def test_invisible_and_direction_marks_are_shown_as_escapes(self):
+        # Zero-width and direction marks, separators, a BOM, a soft hyphen and tag characters
+        # change how a line reads without showing themselves.
+        hidden = ["\u200b", "\u200e", "\u200f", "\u061c", "\u2028", "\u2029", "\ufeff", "\u00ad", "\U000e0041"]
+        evil = dict(REQUEST_8, reasons="a" + "b".join(hidden) + "c")
+        self.daemon.handler = lambda request: ok({"requests": [evil]}) if request["verb"] == "list" else ok(evil)
+        out = self.human("show", "8")
+        for ch in hidden:
+            self.assertNotIn(ch, out)
+        self.assertIn("\\u200e", out)
+        self.assertIn("b\\U000e0041c", out)
+
     def test_large_answer(self):
         many = [dict(REQUEST_8, id=i, reasons="x" * 2000) for i in range(1, 2001)]  # about 4.5 MiB
         self.daemon.handler = lambda request: ok({"requests": many})

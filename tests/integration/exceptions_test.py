@@ -294,6 +294,24 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         # repeats with fresh tokens, are in exception_limits_test.py).
         self.assertEqual(status_of(post(form)), 409)
 
+        # Bytes that are not UTF-8 text in a field are stored as U+FFFD: the reviewers' list,
+        # show and audit stay readable (one such form made every later answer unreadable).
+        out = raw_request(self.proxy, f"GET http://facebook.test:{self.nginx.port}/other HTTP/1.1\r\n"
+                                      "Host: facebook.test\r\nConnection: close\r\n\r\n".encode(), source=PUPIL)
+        fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', out.decode("utf-8", "replace")))
+        body = (urllib.parse.urlencode(dict(fields, reasons="r\u00e9sum\u00e9")) + "&requester=%FF%FEab%C3").encode()
+        reply = raw_request(self.proxy, b"POST http://hallpass.invalid/request HTTP/1.1\r\nHost: hallpass.invalid\r\n"
+                            b"Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n"
+                            b"Content-Length: %d\r\n\r\n" % len(body) + body, source=PUPIL)
+        self.assertEqual(status_of(reply), 200, reply[:300])
+        pending = ctl_json("hp_tech", self.sock, "list", "--pending")["requests"]
+        odd = [r for r in pending if r["url"].endswith("/other")]
+        self.assertEqual(len(odd), 1, pending)
+        self.assertEqual((odd[0]["requester"], odd[0]["reasons"]), ("\ufffd\ufffdab\ufffd", "r\u00e9sum\u00e9"))
+        self.assertIn("ab", ctl("hp_tech", self.sock, "list", "--pending", check=0)[1])
+        ctl("hp_head", self.sock, "deny", str(odd[0]["id"]), "--reason", "test", check=0)
+        self.assertIn("deny", ctl("hp_head", self.sock, "audit", check=0)[1])
+
 
 @unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
 class DurabilityTest(unittest.TestCase):
