@@ -205,6 +205,14 @@ net::awaitable<bool> send_local(client_connection& c, exchange& ex,
   res.prepare_payload();
   ex.status = static_cast<int>(res.result_int());
   c.stream.expires_after(std::chrono::seconds(30));
+  if (ex.method == "HEAD") {
+    // The head alone, with the page's Content-Length (RFC 9110 9.3.2): a body after it would
+    // be read as the answer to the client's next request.
+    http::response_serializer<http::string_body> head{res};
+    auto [ec, n] = co_await http::async_write_header(c.io, head, nothrow);
+    ex.bytes_out += n;
+    co_return !ec;
+  }
   auto [ec, n] = co_await http::async_write(c.io, res, nothrow);
   ex.bytes_out += n;
   co_return !ec;

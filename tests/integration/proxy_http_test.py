@@ -111,6 +111,37 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(headers["via"], "1.1 hallpass")
         s.close()
 
+    def test_a_head_answered_by_the_proxy_itself_has_no_body(self):
+        """The block page and the other pages the proxy writes: a HEAD gets the head alone
+        (with the page's length), so the next response on the connection is read as itself."""
+        s = socket.socket()
+        s.bind((PUPIL, 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", self.proxy.port))
+        f = s.makefile("rb")
+
+        def head(method, host, path="/small"):
+            s.sendall(f"{method} http://{host}:{self.nginx.port}{path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            status = int(f.readline().split()[1])
+            headers = {}
+            while (line := f.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                headers[name.strip().lower()] = value.strip()
+            return status, headers
+
+        status, headers = head("HEAD", "facebook.test")  # blocked for pupils: the block page's head
+        self.assertEqual(status, 403)
+        self.assertGreater(int(headers["content-length"]), 1000)
+        # In step: the next answer on the connection is the origin's, not the rest of a page.
+        status, headers = head("GET", "origin.test")
+        self.assertEqual(status, 200)
+        self.assertEqual(f.read(int(headers["content-length"])), b"s" * 1024)
+        status, headers = head("HEAD", "hallpass.invalid", "/nothing")  # the proxy's own address: 404
+        self.assertEqual(status, 404)
+        self.assertGreater(int(headers["content-length"]), 100)
+        self.assertEqual(f.read(), b"")  # the head alone, then the proxy closes
+        s.close()
+
     def test_hop_by_hop_headers_and_via(self):
         out = raw_request(self.proxy, (
             f"GET http://py.test:{self.py.port}/headers HTTP/1.1\r\nHost: py.test\r\n"
