@@ -377,7 +377,9 @@ bool is_unreserved(unsigned char c) {
 
 // Percent-escapes normalised: unreserved characters decoded, other escapes in upper case, a
 // '%' that starts no valid escape kept as it is.
-void normalize_escapes(std::string_view in, std::string& out) {
+// `slash`: %2F is decoded too (the path: most servers, nginx among them, read it as "/", so a
+// rule or a block for "/a/b" must also match "/a%2Fb"; the request is still sent as written).
+void normalize_escapes(std::string_view in, std::string& out, bool slash = false) {
   static constexpr char hex[] = "0123456789ABCDEF";
   for (std::size_t i = 0; i < in.size(); ++i) {
     const char c = in[i];
@@ -385,7 +387,7 @@ void normalize_escapes(std::string_view in, std::string& out) {
       const int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
       if (hi >= 0 && lo >= 0) {
         const auto decoded = static_cast<unsigned char>(hi * 16 + lo);
-        if (is_unreserved(decoded)) {
+        if (is_unreserved(decoded) || (slash && decoded == '/')) {
           out.push_back(static_cast<char>(decoded));
         } else {
           out.push_back('%');
@@ -455,7 +457,7 @@ bool normalize_path(std::string_view raw, std::string& out) {
   std::string p;
   p.reserve(path.size() + 1);
   if (path.empty() || path.front() != '/') p.push_back('/');
-  normalize_escapes(path, p);
+  normalize_escapes(path, p, true);
   std::string result = remove_dot_segments(p);
   if (q != std::string_view::npos) {
     result.push_back('?');

@@ -44,8 +44,9 @@ std::optional<normalized_host> normalize_host(std::string_view raw, std::string*
 std::optional<normalized_host> normalize_host_full(std::string_view raw, std::string* error = nullptr);
 
 // The canonical form of a path and query ("/a/b?x=1"), so that a rule or a local block of
-// "/bad" also matches "/%62ad", "//bad" and "/x/../bad": percent-escapes of unreserved
-// characters (letters, digits, "-._~") decoded and the rest written with upper-case hex, then
+// "/bad" also matches "/%62ad", "//bad", "/x/../bad" and "/x%2F..%2Fbad": percent-escapes of
+// unreserved characters (letters, digits, "-._~") and, in the path, of "/" (%2F, which most
+// servers read as "/") decoded and the rest written with upper-case hex, then
 // in the path runs of "/" collapsed and "." and ".." segments removed (RFC 3986 6.2.2, 5.2.4).
 // The query is only percent-normalised. Case is kept. Returns false, leaving `out` alone, when
 // `raw` is already canonical (the common case: no allocation); otherwise writes it to `out`.

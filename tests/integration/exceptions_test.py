@@ -208,7 +208,7 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertLess(time.monotonic() - start, 1.0)
         # The same page, written otherwise (curl itself squashes "/x/.."), or with a query, a
         # trailing slash or path parameters added to get round the report.
-        for spelling in ("/%6dedium", "//medium", "/medium?x=1", "/medium/", "/medium;x", "/MEDIUM"):
+        for spelling in ("/%6dedium", "//medium", "/medium?x=1", "/medium/", "/medium;x", "/MEDIUM", "/%2Fmedium"):
             self.assertEqual(self.http("origin.test", PUPIL, spelling), 403, spelling)
         self.assertEqual(self.http("origin.test", STAFF, "/small"), 200)  # only the reported page
         reports = ctl_json("hp_dsl", self.sock, "reports")["reports"]

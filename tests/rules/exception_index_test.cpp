@@ -112,7 +112,8 @@ TEST_CASE("a reported page's url block holds against another spelling, a url exc
   auto idx = exception_index::build({}, {local_entry{1, true, *t, "reported"}});
   for (const char* url : {"http://open.example/bad/page", "http://open.example/bad/page?x=1",
                           "http://open.example/bad/page/", "http://open.example/bad/page;x",
-                          "http://open.example/bad/%70age", "http://open.example//bad/page"}) {
+                          "http://open.example/bad/%70age", "http://open.example//bad/page",
+                          "http://open.example/bad%2Fpage", "http://open.example/%2fbad/page"}) {
     INFO(url);
     CHECK(decide_with(*p, *idx, url).act == action::block);
   }

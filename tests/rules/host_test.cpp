@@ -202,7 +202,11 @@ TEST_CASE("paths compare in canonical form") {
   CHECK(norm("/./bad/.") == "/bad/");
   CHECK(norm("/%2e%2e/%2E%2e/bad") == "/bad");
   CHECK(norm("/a/b/../../../c") == "/c");  // never above the root
-  CHECK(norm("/a%2fb") == "/a%2Fb");       // an encoded slash stays encoded (reserved)
+  // An encoded slash is a slash (nginx and most servers read it so: "/docs%2Fsecret" reached
+  // the page a block of "/docs/secret" named), also for dot segments.
+  CHECK(norm("/a%2fb") == "/a/b");
+  CHECK(norm("/%2Fadmin/") == "/admin/");
+  CHECK(norm("/x%2F..%2Fadmin") == "/admin");
   CHECK(norm("/a%zz") == "/a%zz");         // not an escape: kept
   CHECK(norm("/a%") == "/a%");
   CHECK(norm("/w/index.php?title=X&%61ction=edit") == "/w/index.php?title=X&action=edit");
