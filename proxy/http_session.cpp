@@ -229,7 +229,11 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     co_return false;
   }
   ex.scheme = target->scheme;
-  ex.host = target->host;
+  // As the decision will normalise it (and the log writes it): an IPv6 literal without the
+  // brackets its URL and Host field give it. URLs put them back (request_target.hpp, url_of).
+  ex.host = target->host.size() > 2 && target->host.front() == '[' && target->host.back() == ']'
+                ? target->host.substr(1, target->host.size() - 2)
+                : target->host;
   ex.port = target->port;
   ex.path = target->path;
   ex.query = target->query;

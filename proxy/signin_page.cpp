@@ -1,6 +1,7 @@
 #include "proxy/signin_page.hpp"
 
 #include "proxy/block_page.hpp"
+#include "proxy/request_target.hpp"
 #include "proxy/daemon_config.hpp"
 #include "proxy/request_checks.hpp"
 #include "rules/exception_index.hpp"
@@ -51,7 +52,7 @@ std::string signin_token_subject(std::string_view url) { return "signin " + std:
 
 std::string signout_link(bool transparent, std::string_view host) {
   if (!transparent || host.empty()) return "http://hallpass.invalid" + std::string(signout_path);
-  return "http://" + std::string(host) + std::string(site_signout_path);
+  return url_of("http", host, 80, site_signout_path);  // an IPv6 host in brackets
 }
 
 std::string render_signin_page(const form_keys& keys, const signin_page_info& info) {

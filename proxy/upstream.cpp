@@ -359,7 +359,6 @@ bool outdated_protocol(const error_code& ec) {
   switch (ERR_GET_REASON(static_cast<unsigned long>(ec.value()))) {
     case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
     case SSL_R_UNSUPPORTED_PROTOCOL:
-    case SSL_R_NO_PROTOCOLS_AVAILABLE:
     case SSL_R_VERSION_TOO_LOW:
       return true;
     default:

@@ -342,10 +342,11 @@ explanation explain_url(const policy& p, const request_facts& facts, const excep
       // As the proxy's plan for the CONNECT (proxy/exchange.cpp, plan_tunnel).
       e.notes.push_back(ins->never
                             ? "The host is blocked and on the never-inspect list, so it is not decrypted even for "
-                              "the block page: a browser shows its own connection error, other clients a 403."
+                              "the block page: a browser shows its own connection error; the proxy refuses the "
+                              "tunnel (a 403 to a CONNECT)."
                             : "The host is blocked: a browser is shown the HTTPS block page (the proxy completes "
-                              "the handshake with the school CA only to show it; nothing reaches the site), other "
-                              "clients a 403.");
+                              "the handshake with the school CA only to show it; nothing reaches the site); other "
+                              "clients are refused (a 403 to a CONNECT).");
     }
     if (has_path) {
       note = std::string(ins ? "HTTPS to this host is relayed without decryption"
