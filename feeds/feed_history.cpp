@@ -9,8 +9,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "rules/json_writer.hpp"
+#include "rules/utf8.hpp"
 
 namespace hallpass::feeds {
 namespace {
@@ -51,24 +53,35 @@ struct reader {
         } else if (c == 't') {
           c = '\t';
         } else if (c == 'u') {
-          if (i + 4 > s.size()) {
+          // As rules::json_escape writes it: a character's \\uXXXX, a surrogate pair above U+FFFF.
+          auto v = hex4();
+          if (v && *v >= 0xD800 && *v <= 0xDBFF) {
+            const auto low = s.substr(i, 2) == "\\u" ? (i += 2, hex4()) : std::nullopt;
+            v = low && *low >= 0xDC00 && *low <= 0xDFFF ? std::optional<unsigned>(0x10000 + ((*v - 0xD800) << 10) + (*low - 0xDC00))
+                                                         : std::nullopt;
+          } else if (v && *v >= 0xDC00 && *v <= 0xDFFF) {
+            v.reset();
+          }
+          if (!v) {
             ok = false;
             break;
           }
-          unsigned v = 0;
-          const auto [end, ec] = std::from_chars(s.data() + i, s.data() + i + 4, v, 16);
-          if (ec != std::errc() || end != s.data() + i + 4) {
-            ok = false;
-            break;
-          }
-          c = static_cast<char>(v);
-          i += 4;
+          rules::append_utf8(out, *v);
+          continue;
         }
       }
       out += c;
     }
     expect('"');
     return out;
+  }
+  std::optional<unsigned> hex4() {
+    unsigned v = 0;
+    if (i + 4 > s.size()) return std::nullopt;
+    const auto [end, ec] = std::from_chars(s.data() + i, s.data() + i + 4, v, 16);
+    if (ec != std::errc() || end != s.data() + i + 4) return std::nullopt;
+    i += 4;
+    return v;
   }
   std::int64_t number() {
     space();

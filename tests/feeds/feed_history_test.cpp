@@ -63,6 +63,22 @@ TEST_CASE("a history line reads back as written, escapes included") {
   CHECK(to_json(*back) == line);
 }
 
+TEST_CASE("a history line's text outside ASCII reads back as the same text") {
+  auto e = entry(1764693000);
+  e.feed = "caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80";  // two-, three- and four-byte characters
+  const auto back = parse_history_line(to_json(e));
+  REQUIRE(back);
+  CHECK(back->feed == e.feed);
+  // A lone surrogate is not text: the line is refused (and skipped by readers).
+  e.feed = "x";
+  std::string line = to_json(e);
+  const auto at = line.find(R"("feed":"x")");
+  REQUIRE(at != std::string::npos);
+  CHECK(parse_history_line(line));
+  line.replace(at, 10, R"("feed":"\ud83d")");
+  CHECK_FALSE(parse_history_line(line));
+}
+
 TEST_CASE("lines that are not history entries are refused, unknown fields are skipped") {
   CHECK_FALSE(parse_history_line(""));
   CHECK_FALSE(parse_history_line("not json"));
