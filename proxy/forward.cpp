@@ -160,7 +160,8 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   const bool retryable = !has_body && (verb == http::verb::get || verb == http::verb::head ||
                                        verb == http::verb::options || verb == http::verb::trace ||
                                        verb == http::verb::put || verb == http::verb::delete_);
-  const bool expect_continue = list_has(req[http::field::expect], "100-continue");
+  // Ignored from an HTTP/1.0 client (RFC 9110 10.1.1), which cannot read a 100.
+  const bool expect_continue = client_version >= 11 && list_has(req[http::field::expect], "100-continue");
 
   strip_hop_by_hop(req, websocket);
   req.erase(http::field::expect);

@@ -39,7 +39,9 @@ std::optional<target> make_target(std::string_view url, target_kind kind, std::s
   std::string canonical;
   if (normalize_path(path, canonical)) path = std::move(canonical);
   t.path = kind == target_kind::domain ? "/" : path;
-  t.text = kind == target_kind::domain ? t.host : std::string(parts->scheme) + "://" + t.host + t.path;
+  // As people read it: an IPv6 host in brackets ("http://[::1]/page"), as in a URL.
+  const std::string shown_host = t.host.find(':') != std::string::npos ? "[" + t.host + "]" : t.host;
+  t.text = kind == target_kind::domain ? t.host : std::string(parts->scheme) + "://" + shown_host + t.path;
   return t;
 }
 

@@ -1,5 +1,6 @@
 #include "rules/explain.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 
@@ -178,10 +179,20 @@ std::optional<url_parts> split_url(std::string_view url, std::string* error) {
     return std::nullopt;
   };
   if (auto s = url.find("://"); s != std::string_view::npos) {
-    u.scheme = url.substr(0, s);
+    // Without case (RFC 3986 3.1: "HTTP://" is "http://", and the proxy accepts it), kept as
+    // the lower-case name.
+    const std::string_view written = url.substr(0, s);
     url.remove_prefix(s + 3);
-    if (u.scheme != "http" && u.scheme != "https" && u.scheme != "ws" && u.scheme != "wss") {
-      return fail("the URL scheme '" + std::string(u.scheme) + "' is not http, https, ws or wss");
+    u.scheme = {};
+    for (const std::string_view known : {"http", "https", "ws", "wss"}) {
+      if (written.size() == known.size() &&
+          std::equal(written.begin(), written.end(), known.begin(),
+                     [](char a, char b) { return (a >= 'A' && a <= 'Z' ? a + 32 : a) == b; })) {
+        u.scheme = known;
+      }
+    }
+    if (u.scheme.empty()) {
+      return fail("the URL scheme '" + std::string(written) + "' is not http, https, ws or wss");
     }
   } else {
     u.scheme = "http";

@@ -111,6 +111,24 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(headers["via"], "1.1 hallpass")
         s.close()
 
+    def test_expect_100_continue_is_answered_for_http_1_1_and_ignored_for_1_0(self):
+        for version, interim in (("1.1", True), ("1.0", False)):
+            with self.subTest(version=version):
+                s = socket.socket()
+                s.bind((STAFF, 0))
+                s.settimeout(5)
+                s.connect(("127.0.0.1", self.proxy.port))
+                f = s.makefile("rb")
+                s.sendall(f"POST http://py.test:{self.py.port}/echo HTTP/{version}\r\nHost: py.test\r\n"
+                          "Expect: 100-continue\r\nContent-Length: 5\r\n\r\n".encode())
+                if interim:
+                    self.assertEqual(f.readline(), b"HTTP/1.1 100 Continue\r\n")
+                    self.assertEqual(f.readline(), b"\r\n")
+                s.sendall(b"hello")
+                status = f.readline()
+                self.assertTrue(status.startswith(b"HTTP/1.") and b" 200 " in status, status)  # never a 100 to 1.0
+                s.close()
+
     def test_a_head_answered_by_the_proxy_itself_has_no_body(self):
         """The block page and the other pages the proxy writes: a HEAD gets the head alone
         (with the page's length), so the next response on the connection is read as itself."""

@@ -190,3 +190,26 @@ roles:
   CHECK(fixed.until == now + std::chrono::days(14));
   CHECK(fixed.description == "exceptions.max_duration (14d)");
 }
+
+TEST_CASE("a URL's scheme is read without case, as the proxy reads it") {
+  for (const char* url : {"HTTP://Shut.Example/a", "Http://shut.example/a", "HTTPS://shut.example/a"}) {
+    INFO(url);
+    auto parts = split_url(url, nullptr);
+    REQUIRE(parts);
+    CHECK((parts->scheme == "http" || parts->scheme == "https"));
+    CHECK(make_target(url, target_kind::url, nullptr));
+  }
+  std::string error;
+  CHECK_FALSE(split_url("FTP://x.example/", &error));
+  CHECK(error.find("'FTP'") != std::string::npos);
+}
+
+TEST_CASE("a target on an IPv6 host is shown as a URL writes it, and reads back the same") {
+  auto t = make_target("http://[::1]:8080/page", target_kind::url, nullptr);
+  REQUIRE(t);
+  CHECK(t->host == "::1");
+  CHECK(t->text == "http://[::1]/page");
+  auto again = make_target(t->text, target_kind::url, nullptr);
+  REQUIRE(again);
+  CHECK((again->host == t->host && again->path == t->path && again->text == t->text));
+}
