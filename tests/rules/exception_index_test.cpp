@@ -213,3 +213,14 @@ TEST_CASE("a target on an IPv6 host is shown as a URL writes it, and reads back 
   REQUIRE(again);
   CHECK((again->host == t->host && again->path == t->path && again->text == t->text));
 }
+
+TEST_CASE("a page typed with letters outside ASCII or spaces matches what a browser sends") {
+  auto p = test::load_yaml(open_policy);
+  auto t = make_target("http://open.example/wiki/\xC3\x89" "cole a b", target_kind::url, nullptr);
+  REQUIRE(t);
+  CHECK(t->path == "/wiki/%C3%89cole%20a%20b");
+  auto idx = exception_index::build({}, {local_entry{1, true, *t, "reported"}});
+  CHECK(decide_with(*p, *idx, "http://open.example/wiki/%C3%89cole%20a%20b").act == action::block);
+  CHECK(decide_with(*p, *idx, "http://open.example/wiki/%c3%89cole%20a%20b").act == action::block);
+  CHECK(decide_with(*p, *idx, "http://open.example/wiki/Ecole").act == action::allow);
+}
