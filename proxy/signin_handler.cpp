@@ -15,6 +15,7 @@
 #include "proxy/signin_page.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
+#include "rules/inspection.hpp"
 
 namespace hallpass {
 namespace {
@@ -195,7 +196,11 @@ net::awaitable<bool> answer_connect(worker& w, client_connection& c, exchange& e
   ex.reason_override = "not signed in (login: page)";
   const auto& ports = ex.cfg->daemon.connect.ports;
   const bool port_ok = std::find(ports.begin(), ports.end(), ex.port) != ports.end();
-  if (ex.cfg->inspecting() && looks_like_browser(user_agent) && port_ok && v.by != rules::decided_by::invalid_host) {
+  // Not a host on the never-inspect list: never decrypted, not even for the proxy's own page.
+  const bool never = v.by != rules::decided_by::invalid_host && rules::never_inspected(*ex.cfg->policy, v.host);
+  if (never) ex.note = "on the never-inspect list: not decrypted to show the sign-in page";
+  if (ex.cfg->inspecting() && looks_like_browser(user_agent) && port_ok && v.by != rules::decided_by::invalid_host &&
+      !never) {
     const auto end = co_await run_tunnel(w, c, ex, tunnel_mode::inspect);
     bool inspected = false;
     if (end == tunnel_end::inspect) inspected = co_await start_inspection(w, c, ex);

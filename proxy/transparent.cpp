@@ -9,6 +9,7 @@
 #include "proxy/shared_state.hpp"
 #include "proxy/signin_handler.hpp"
 #include "proxy/tunnel.hpp"
+#include "rules/inspection.hpp"
 
 namespace hallpass {
 namespace {
@@ -166,6 +167,10 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
     if (!v.host.text.empty()) ex.host = v.host.text;
     if (!ex.cfg->inspecting() || v.by == rules::decided_by::invalid_host) {
       close_tls(w, c, ex, outcome::block, "not signed in (login: page; no school CA to show the page over HTTPS)");
+      co_return false;
+    }
+    if (rules::never_inspected(*ex.cfg->policy, v.host)) {
+      close_tls(w, c, ex, outcome::block, "not signed in (login: page; on the never-inspect list, so not decrypted)");
       co_return false;
     }
     ex.action = outcome::block;

@@ -29,6 +29,12 @@ std::string entry_why(const inspect_entry& e, const role& r, std::string_view ho
 
 std::string_view to_string(tls_handling h) { return h == tls_handling::inspect ? "inspect" : "relay"; }
 
+bool never_inspected(const policy& p, const normalized_host& host) {
+  bool never = false;
+  p.inspection.never.for_each_match(host.text, host.kind == host_kind::name, [&](set_id) { never = true; });
+  return never;
+}
+
 inspection_verdict decide_inspection(const policy& p, const exception_index* overlay, const request_facts& facts,
                                      const verdict& connect) {
   inspection_verdict out;
@@ -41,9 +47,7 @@ inspection_verdict decide_inspection(const policy& p, const exception_index* ove
   const bool parents = connect.host.kind == host_kind::name;
 
   // 1. Never: banking, health, updates, pinned apps. Whatever else asks for inspection.
-  bool never = false;
-  p.inspection.never.for_each_match(host, parents, [&](set_id) { never = true; });
-  if (never) {
+  if (never_inspected(p, connect.host)) {
     out.never = true;
     out.why = std::string(host) +
               " is on the never-inspect list (banking, health, updates, apps that pin certificates): relayed, "

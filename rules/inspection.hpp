@@ -45,4 +45,9 @@ struct inspection_verdict {
 inspection_verdict decide_inspection(const policy& p, const exception_index* overlay, const request_facts& facts,
                                      const verdict& connect);
 
+// Whether a host (as a verdict normalises it) is on the never-inspect list: decide_inspection's
+// step 1, for the places that decrypt for the proxy's own page (the sign-in page), which the
+// list forbids as it forbids the block page.
+bool never_inspected(const policy& p, const normalized_host& host);
+
 }  // namespace hallpass::rules

@@ -300,7 +300,9 @@ class SigninPageHttpsTest(SigninBase, unittest.TestCase):
         cls.proxy = Proxy(extra=page_section(f"ldap://127.0.0.1:{cls.slapd.port}", cls.slapd.ca_file),
                           tls_port=cls.origin.port, args=["--ca-dir", cls.school_ca],
                           policy_edit=lambda t: with_group_roles(t).replace(
-                              "upstream:\n", f"upstream:\n  ca_file: {ca.crt}\n", 1))
+                              "upstream:\n", f"upstream:\n  ca_file: {ca.crt}\n", 1).replace(
+                              "hosts:\n", "hosts:\n  never.test: 127.0.0.1\n", 1)
+                          + "inspection:\n  never:\n    domains: [never.test]\n")
 
     @classmethod
     def tearDownClass(cls):
@@ -342,6 +344,17 @@ class SigninPageHttpsTest(SigninBase, unittest.TestCase):
         self.assertIn(b"You have signed out", body)
         status, _, err = self.get(source, url, tls)
         self.assertEqual(status, 511, err)
+
+    def test_a_never_inspect_host_is_not_decrypted_for_the_sign_in_page(self):
+        source = "127.0.0.44"
+        status, body, err = self.get(source, f"https://never.test:{self.origin.port}/bank",
+                                     ["--cacert", self.school_crt, "-A", "Mozilla/5.0 (X11; Linux x86_64)"])
+        self.assertEqual(status, 0, err)  # the CONNECT's refusal: no handshake with the school CA
+        self.assertIn("403", err)
+        line = wait_for(lambda: self.lines_for(source) or None, timeout=5, what="the CONNECT's log line")[-1]
+        self.assertEqual((line["method"], line["action"]), ("CONNECT", "block"))
+        self.assertIn("never-inspect", line.get("note", ""))
+        self.assertNotIn("tls", line)
 
     def test_the_way_back_stays_on_the_site_the_form_was_posted_on(self):
         # A page's token posted on another site's address is refused, even where that site's
