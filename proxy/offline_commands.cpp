@@ -20,6 +20,7 @@
 #include "rules/exception_index.hpp"
 #include "rules/explain.hpp"
 #include "rules/policy_loader.hpp"
+#include "rules/utf8.hpp"
 #include "rules/yaml_reader.hpp"
 #include "proxy/configuration.hpp"
 #include "proxy/ldap_directory.hpp"
@@ -34,6 +35,17 @@ std::string absolute_path(const std::string& dir) {
   std::error_code ec;
   const auto p = std::filesystem::absolute(dir, ec);
   return ec ? dir : p.lexically_normal().string();
+}
+
+// Valid UTF-8 without control characters (C0, DEL, C1) or line and paragraph separators.
+bool one_line_of_text(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    std::uint32_t cp = 0;
+    const std::size_t n = rules::utf8_sequence(s, i, cp);
+    if (n == 0 || cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029) return false;
+    i += n;
+  }
+  return true;
 }
 
 struct arg_reader {
@@ -440,8 +452,8 @@ int run_ca(const std::vector<std::string>& args) {
   }
   if (error.empty() && dir.empty()) error = "--dir DIR is required";
   if (error.empty() && name_given && name.empty()) error = "--name must not be empty";
-  if (error.empty() && std::any_of(name.begin(), name.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
-    error = "--name must be one line of text, without control characters";  // it becomes the CA's subject
+  if (error.empty() && !one_line_of_text(name)) {
+    error = "--name must be one line of text (UTF-8), without control characters";  // it becomes the CA's subject
   }
   if (!error.empty()) {
     std::cerr << "hallpass ca " << verb << ": " << error << "\n" << usage;

@@ -97,9 +97,13 @@ class SchoolCA(unittest.TestCase):
 
     def test_init_refuses_a_name_of_more_than_one_line_and_prints_an_absolute_ca_dir(self):
         d = os.path.join(self.dir, "named")
-        r = run(BIN, "ca", "init", "--dir", d, "--name", "Pimperne\nCN=Evil")
-        self.assertEqual(r.returncode, 2)
-        self.assertIn("one line of text", r.stderr)
+        for name in ("Pimperne\nCN=Evil", "Pimperne\u0085School", "Pimperne\u2028School"):
+            r = run(BIN, "ca", "init", "--dir", d, "--name", name)
+            self.assertEqual(r.returncode, 2, name)
+            self.assertIn("one line of text", r.stderr)
+        r = subprocess.run([BIN, "ca", "init", "--dir", d, "--name", b"Pimperne \xff School"], capture_output=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 2)  # not UTF-8
         self.assertFalse(os.path.exists(os.path.join(d, "ca.crt")))
         # Run from the parent with a relative DIR: the line to paste names it absolutely.
         r = subprocess.run([BIN, "ca", "init", "--dir", "named"], cwd=self.dir, capture_output=True, text=True,
