@@ -8,6 +8,7 @@
 #include "proxy/login_service.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
+#include "rules/utf8.hpp"
 
 namespace hallpass {
 namespace {
@@ -35,6 +36,34 @@ struct file_form_job {
 }  // namespace
 
 // http://hallpass.invalid/request: the block page's access request form.
+namespace {
+
+// The first `n` characters of valid UTF-8 text (parse_form makes it valid).
+std::string first_characters(const std::string& s, std::size_t n) {
+  std::size_t i = 0;
+  for (std::size_t count = 0; i < s.size() && count < n; ++count) {
+    std::uint32_t cp = 0;
+    i += std::max<std::size_t>(1, rules::utf8_sequence(s, i, cp));
+  }
+  return s.substr(0, i);
+}
+
+// Whether the text has something to read: not only spaces, tabs, no-break spaces or
+// zero-width characters (a name of " \u200b\u00a0 " is no name).
+bool has_visible_text(const std::string& s) {
+  for (std::size_t i = 0; i < s.size();) {
+    std::uint32_t cp = 0;
+    const std::size_t n = std::max<std::size_t>(1, rules::utf8_sequence(s, i, cp));
+    const bool blank = cp <= 0x20 || cp == 0x7F || cp == 0xA0 || (cp >= 0x200B && cp <= 0x200F) || cp == 0xFEFF ||
+                       cp == 0x2028 || cp == 0x2029 || cp == 0x3000 || (cp >= 0x2000 && cp <= 0x200A);
+    if (!blank) return true;
+    i += n;
+  }
+  return false;
+}
+
+}  // namespace
+
 net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, request_parser& rp) {
   auto& state = w.state();
   const std::string_view school = ex.cfg->policy->school_name;
@@ -48,7 +77,9 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
     co_return;
   }
   // The body: a small urlencoded form, read whole (bounded).
-  constexpr std::size_t max_form = 16 * 1024;
+  // The hidden URL may be as long as a request head (limits.header_bytes, 32 KiB by default),
+  // and the answers add at most 4,200 characters: a pupil cannot shorten a long URL.
+  constexpr std::size_t max_form = 64 * 1024;
   if (rp.content_length() && *rp.content_length() > max_form) {
     co_await form_page(c, ex, school, version, http::status::payload_too_large, "The form is too long", "Please shorten your answers and try again.");
     co_return;
@@ -83,7 +114,11 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
                   "Please open the blocked page again and fill in the form there.");
     co_return;
   }
-  if (fields["requester"].empty() || fields["reasons"].empty()) {
+  // As the form's own limits say (maxlength), for a post that did not come from the form.
+  fields["requester"] = first_characters(fields["requester"], 200);
+  fields["reasons"] = first_characters(fields["reasons"], 2000);
+  fields["site_content"] = first_characters(fields["site_content"], 2000);
+  if (!has_visible_text(fields["requester"]) || !has_visible_text(fields["reasons"])) {
     co_await form_page(c, ex, school, version, http::status::bad_request, "Some answers are missing",
                   "Please give your name and why you need the page.");
     co_return;

@@ -312,6 +312,19 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         ctl("hp_head", self.sock, "deny", str(odd[0]["id"]), "--reason", "test", check=0)
         self.assertIn("deny", ctl("hp_head", self.sock, "audit", check=0)[1])
 
+        # The form's limits hold for a post that did not come from the form: a name of only
+        # blanks is no name, and answers are cut to the form's maxlength.
+        out = raw_request(self.proxy, f"GET http://facebook.test:{self.nginx.port}/third HTTP/1.1\r\n"
+                                      "Host: facebook.test\r\nConnection: close\r\n\r\n".encode(), source=PUPIL)
+        fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', out.decode("utf-8", "replace")))
+        fields["url"] = fields["url"].replace("&amp;", "&")
+        self.assertEqual(status_of(post(dict(fields, requester=" \u200b\u00a0\t", reasons="r"))), 400)
+        self.assertEqual(status_of(post(dict(fields, requester="\u00e9" * 300, reasons="x" * 2500))), 200)
+        pending = ctl_json("hp_tech", self.sock, "list", "--pending")["requests"]
+        third = [r for r in pending if r["url"].endswith("/third")]
+        self.assertEqual(len(third), 1, pending)
+        self.assertEqual((third[0]["requester"], len(third[0]["reasons"])), ("\u00e9" * 200, 2000))
+
 
 @unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
 class DurabilityTest(unittest.TestCase):
