@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "rules/json_writer.hpp"
+#include "rules/utf8.hpp"
 
 using namespace std::chrono;
 using hallpass::access_record;
@@ -127,25 +128,6 @@ class strict_parser {
     }
     return v;
   }
-  static std::string utf8(std::uint32_t cp) {
-    std::string o;
-    if (cp < 0x80) {
-      o += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      o += static_cast<char>(0xC0 | (cp >> 6));
-      o += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      o += static_cast<char>(0xE0 | (cp >> 12));
-      o += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      o += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      o += static_cast<char>(0xF0 | (cp >> 18));
-      o += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      o += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      o += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-    return o;
-  }
   std::optional<std::string> string() {
     if (!eat('"')) return std::nullopt;
     std::string out;
@@ -195,7 +177,7 @@ class strict_parser {
             if (!low || *low < 0xDC00 || *low > 0xDFFF) return std::nullopt;
             cp = 0x10000 + ((cp - 0xD800) << 10) + (*low - 0xDC00);
           }
-          out += utf8(cp);
+          hallpass::rules::append_utf8(out, cp);  // the encoding only: decoding is this parser's own
           break;
         }
         default:
