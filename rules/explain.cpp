@@ -6,6 +6,7 @@
 
 #include "rules/exception_index.hpp"
 #include "rules/json_writer.hpp"
+#include "rules/utf8.hpp"
 #include "rules/safesearch.hpp"
 
 namespace hallpass::rules {
@@ -398,11 +399,13 @@ std::string iso8601_local(const time_zone& z, std::chrono::sys_seconds t) {
 std::string explanation_text(const policy& p, const request_facts& f, const explanation& e) {
   const verdict& v = e.v;
   std::string out;
+  // Every value made safe for the terminal: reasons, reports and names come from people
+  // outside the office (a form, a device's name) or are typed by staff (utf8.hpp).
   auto line = [&](std::string_view label, std::string_view value) {
     if (value.empty()) return;
     out += label;
     out.append(label.size() < 10 ? 10 - label.size() : 1, ' ');
-    out += value;
+    out += terminal_safe(value);
     out += "\n";
   };
   // The device the DHCP leases would name (explain --device, --mac): bans and exceptions by
@@ -433,7 +436,7 @@ std::string explanation_text(const policy& p, const request_facts& f, const expl
   for (const auto& n : e.notes) line("Note:", n);
   if (!e.would_allow.empty()) {
     out += "What would allow it:\n";
-    for (const auto& w : e.would_allow) out += "  - " + w + "\n";
+    for (const auto& w : e.would_allow) out += "  - " + terminal_safe(w) + "\n";
   }
   return out;
 }

@@ -95,4 +95,53 @@ inline bool is_valid_utf8(std::string_view s) {
   return true;
 }
 
+// Characters that control a terminal or change how the text around them reads without
+// showing themselves.
+inline bool is_unsafe_on_a_terminal(std::uint32_t cp) {
+  return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) ||           // C0, DEL, C1
+         (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||  // bidi embeddings, isolates
+         (cp >= 0x200B && cp <= 0x200F) || cp == 0x061C ||                   // zero-width, LRM, RLM, ALM
+         cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF || cp == 0x00AD ||       // separators, BOM, soft hyphen
+         (cp >= 0xE0000 && cp <= 0xE007F);                                   // tag characters
+}
+
+// `text` safe to print on a terminal: the characters above as visible escapes (\n, \t, \x1b,
+// \u202e, \U000e0041), bytes that are not UTF-8 as \xNN; everything else as it is. For text
+// that people outside the office can write (a form, a reason, a report) on its way to the
+// headteacher's or technician's terminal (hallpassctl, hallpass explain).
+inline std::string terminal_safe(std::string_view text) {
+  static constexpr char digits[] = "0123456789abcdef";
+  const auto hex = [](std::uint32_t value, int width) {
+    std::string out(static_cast<std::size_t>(width), '0');
+    for (int d = width - 1; d >= 0; --d, value >>= 4) out[static_cast<std::size_t>(d)] = digits[value & 0xF];
+    return out;
+  };
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    std::uint32_t cp = 0;
+    const std::size_t length = utf8_sequence(text, i, cp);
+    if (length == 0) {
+      out += "\\x" + hex(static_cast<unsigned char>(text[i]), 2);
+      ++i;
+      continue;
+    }
+    if (!is_unsafe_on_a_terminal(cp)) {
+      out.append(text.substr(i, length));
+    } else if (cp == '\n') {
+      out += "\\n";
+    } else if (cp == '\t') {
+      out += "\\t";
+    } else if (cp == '\r') {
+      out += "\\r";
+    } else if (cp < 0x80) {
+      out += "\\x" + hex(cp, 2);
+    } else {
+      out += cp > 0xFFFF ? "\\U" + hex(cp, 8) : "\\u" + hex(cp, 4);
+    }
+    i += length;
+  }
+  return out;
+}
+
 }  // namespace hallpass::rules

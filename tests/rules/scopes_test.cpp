@@ -198,3 +198,29 @@ TEST_CASE("explain says which device it was asked about, in text and JSON") {
   f.mac = {};
   CHECK(explanation_json(*p, f, explain_url(*p, f, idx.get(), false)).find("\"mac\"") == std::string::npos);
 }
+
+TEST_CASE("explain's text is safe for a terminal: a block's reason cannot drive it") {
+  auto p = test::load_yaml(scope_policy);
+  auto t = make_target("http://open.example/evil", target_kind::url, nullptr);
+  REQUIRE(t);
+  auto idx = exception_index::build({}, {local_entry{1, true, *t, "OSC\x1b]0;pwned\x07 CLS\x1b[2J \xe2\x80\xae" "bidi"}});
+  auto parts = split_url("http://open.example/evil", nullptr);
+  REQUIRE(parts);
+  request_facts f;
+  f.client = ip_address::parse("10.10.4.20");
+  f.method = "GET";
+  f.scheme = parts->scheme;
+  f.host = parts->host;
+  f.path = parts->path;
+  f.time = p->zone.to_sys(*parse_local_time("2026-11-23 09:00"));
+  const auto e = explain_url(*p, f, idx.get(), false);
+  REQUIRE(e.v.act == action::block);
+  const auto text = explanation_text(*p, f, e);
+  CHECK(text.find('\x1b') == std::string::npos);
+  CHECK(text.find('\x07') == std::string::npos);
+  CHECK(text.find("\xe2\x80\xae") == std::string::npos);
+  CHECK(text.find("\\x1b[2J") != std::string::npos);
+  CHECK(text.find("\\u202e") != std::string::npos);
+  // --json stays exact: JSON readers get the reason as it was written.
+  CHECK(explanation_json(*p, f, e).find("\\u001b[2J") != std::string::npos);
+}
