@@ -92,9 +92,15 @@ std::optional<std::string> hardware_address(std::string_view s) {
 // chooses its own name: bytes that are not text become U+FFFD, so that the name can go into a
 // stored request and the admin protocol's JSON).
 std::string host_name(std::string_view s) {
-  s = s.substr(0, max_name_bytes);
-  while (!s.empty() && s.back() == '.') s.remove_suffix(1);
-  return rules::valid_utf8(s);
+  std::string name = rules::valid_utf8(s.substr(0, max_name_bytes));
+  // U+FFFD is three bytes: back to the bound, on a character boundary.
+  while (name.size() > max_name_bytes) {
+    name.pop_back();
+    while (!name.empty() && (static_cast<unsigned char>(name.back()) & 0xC0) == 0x80) name.pop_back();
+    if (!name.empty() && static_cast<unsigned char>(name.back()) >= 0xC0) name.pop_back();
+  }
+  while (!name.empty() && name.back() == '.') name.pop_back();
+  return name;
 }
 
 std::optional<device_identity> identity(std::string name, std::string mac) {

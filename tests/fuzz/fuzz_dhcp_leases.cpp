@@ -19,6 +19,7 @@
 #include "rules/device_ref.hpp"
 #include "rules/engine.hpp"
 #include "tests/fuzz/fuzz_require.hpp"
+#include "rules/utf8.hpp"
 
 using namespace hallpass;
 
@@ -51,6 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!e.device) continue;
     FUZZ_REQUIRE(!e.device->name.empty() || !e.device->hardware_address.empty());
     FUZZ_REQUIRE(e.device->name.size() <= 253);
+    FUZZ_REQUIRE(rules::is_valid_utf8(e.device->name));  // it goes into stored requests and JSON
     FUZZ_REQUIRE(e.device->name.empty() || e.device->name.back() != '.');
     FUZZ_REQUIRE(hardware_address_ok(e.device->hardware_address));
     rules::request_facts f;

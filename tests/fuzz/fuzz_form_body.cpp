@@ -15,6 +15,7 @@
 
 #include "proxy/access_request_form.hpp"
 #include "tests/fuzz/fuzz_require.hpp"
+#include "rules/utf8.hpp"
 
 using namespace hallpass;
 
@@ -46,8 +47,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::size_t parts = 1, decoded = 0;
   for (char c : body) parts += c == '&';
   FUZZ_REQUIRE(fields.size() <= parts);
-  for (const auto& [name, value] : fields) decoded += name.size() + value.size();
-  FUZZ_REQUIRE(decoded <= body.size());
+  for (const auto& [name, value] : fields) {
+    decoded += name.size() + value.size();
+    FUZZ_REQUIRE(rules::is_valid_utf8(value));  // stored and sent as JSON: never invalid UTF-8
+  }
+  FUZZ_REQUIRE(decoded <= 3 * body.size());  // a byte that is not UTF-8 becomes U+FFFD, three bytes
 
   std::string again;
   for (const auto& [name, value] : fields) {
