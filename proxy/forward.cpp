@@ -167,11 +167,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   req.erase(http::field::expect);
   add_via(req.base());
   req.target(t.path + (t.query.empty() ? "" : "?" + t.query));
-  {
-    std::string host_value = t.host;
-    if (t.port != (t.scheme == "https" ? 443 : 80)) host_value += ":" + std::to_string(t.port);
-    req.set(http::field::host, host_value);
-  }
+  req.set(http::field::host, authority_of(t.scheme, t.host, t.port));
   req.version(11);
   if (!websocket) req.keep_alive(true);
   // Our own framing: the length as we read it (never the client's spelling, "010" say), or our

@@ -231,9 +231,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   ex.scheme = target->scheme;
   // As the decision will normalise it (and the log writes it): an IPv6 literal without the
   // brackets its URL and Host field give it. URLs put them back (request_target.hpp, url_of).
-  ex.host = target->host.size() > 2 && target->host.front() == '[' && target->host.back() == ']'
-                ? target->host.substr(1, target->host.size() - 2)
-                : target->host;
+  ex.host = without_brackets(target->host);
   ex.port = target->port;
   ex.path = target->path;
   ex.query = target->query;
@@ -252,7 +250,6 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   // that is how the device reaches the proxy (an inspected tunnel, a transparent listener).
   const bool same_site_form = c.inside || c.transparent;
   if (!is_connect && (same_site_form ? target->path == tunnel_form_path : beast::iequals(target->host, form_host))) {
-    note_asker_role(w, c, ex);
     co_await answer_form(w, c, ex, rp);
     finish_exchange(w, c, ex);
     co_return false;

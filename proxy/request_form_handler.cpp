@@ -35,7 +35,6 @@ struct file_form_job {
 
 }  // namespace
 
-// http://hallpass.invalid/request: the block page's access request form.
 namespace {
 
 // The first `n` characters of valid UTF-8 text (parse_form makes it valid).
@@ -64,11 +63,14 @@ bool has_visible_text(const std::string& s) {
 
 }  // namespace
 
+// http://hallpass.invalid/request: the block page's access request form.
 net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, request_parser& rp) {
   auto& state = w.state();
   const std::string_view school = ex.cfg->policy->school_name;
   ex.action = outcome::allow;
   ex.reason_override = "the block page's access request form";
+  // Who asks: the role for the log line and for the request filed (no verdict is made here).
+  note_asker_role(w, c, ex);
   const unsigned version = rp.get().version();
   const bool form_address = c.inside || c.transparent ? ex.path == tunnel_form_path : ex.path == form_path;
   if (rp.get().method() != http::verb::post || !form_address) {
@@ -155,17 +157,7 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
     co_return;
   }
   // The requester's role, as the policy sees this device (and the signed-in user's groups).
-  rules::request_facts f;
-  f.client = c.ip;
-  if (ex.login) {
-    f.user = ex.login->user;
-    f.groups = ex.login->groups;
-  }
-  f.method = "GET";
-  f.scheme = "http";
-  f.host = form_host;
-  f.time = std::chrono::floor<std::chrono::seconds>(ex.start);
-  const auto role = rules::decide(*ex.cfg->policy, f).chosen_role->name;
+  const std::string role = ex.asker_role ? ex.asker_role->name : std::string();
   auto form = std::make_shared<store::request_form>();
   // The query (and fragment) is kept only where the school keeps it in the access log.
   const std::string stored_url = url_for_storage(url, ex.cfg->daemon.access_log.keep_query);

@@ -53,7 +53,7 @@ void split_path(std::string_view pq, parsed_target& t) {
 // Host names compare without case, a trailing dot, or an IPv6 literal's brackets (the tunnel's
 // host is kept normalised, "::1", while a Host field writes "[::1]").
 std::string_view bare_host(std::string_view h) {
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  h = without_brackets(h);
   if (h.ends_with('.')) h.remove_suffix(1);
   return h;
 }
@@ -223,9 +223,7 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
                                     : "only http:// URLs can be forwarded; use CONNECT for https";
     return std::nullopt;
   }
-  // split_url compares the scheme case-sensitively.
-  const std::string lowered = "http" + std::string(target.substr(4));
-  auto parts = rules::split_url(lowered, &error);
+  auto parts = rules::split_url(target, &error);  // the scheme without case, as checked above
   if (!parts) return std::nullopt;
   t.scheme = "http";
   t.host = std::string(parts->host);
@@ -242,14 +240,22 @@ std::string host_for_url(std::string_view host) {
   return s;
 }
 
+std::string_view without_brackets(std::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host;
+}
+
+std::string authority_of(std::string_view scheme, std::string_view host, std::uint16_t port) {
+  std::string s = host_for_url(host);
+  if (port != (scheme == "https" ? 443 : 80)) s.append(":").append(std::to_string(port));
+  return s;
+}
+
 std::string url_of(std::string_view scheme, std::string_view host, std::uint16_t port,
                    std::string_view path_and_query) {
-  const std::uint16_t default_port = scheme == "https" ? 443 : 80;
-  std::string s;
-  s.reserve(scheme.size() + host.size() + path_and_query.size() + 16);
-  s.append(scheme).append("://").append(host_for_url(host));
-  if (port != default_port) s.append(":").append(std::to_string(port));
-  return s.append(path_and_query);
+  std::string s(scheme);
+  s.append("://").append(authority_of(scheme, host, port)).append(path_and_query);
+  return s;
 }
 
 }  // namespace hallpass

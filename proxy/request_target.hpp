@@ -67,8 +67,15 @@ std::optional<parsed_target> parse_transparent_request_target(std::string_view t
 // normalises it) in brackets, "[::1]"; anything else (already bracketed too) unchanged.
 std::string host_for_url(std::string_view host);
 
-// "scheme://host[:port]" + path_and_query: the host by host_for_url, the port only when it is
-// not the scheme's default (80 for http, 443 for https). For pages, forms and the log.
+// An IPv6 literal's host without its brackets ("[::1]" -> "::1", as the policy engine
+// normalises it); anything else unchanged.
+std::string_view without_brackets(std::string_view host);
+
+// "host[:port]" as a Host field writes it: the host by host_for_url, the port only when it is
+// not the scheme's default (80 for http, 443 for https).
+std::string authority_of(std::string_view scheme, std::string_view host, std::uint16_t port);
+
+// "scheme://" + authority_of + path_and_query. For pages, forms and the log.
 std::string url_of(std::string_view scheme, std::string_view host, std::uint16_t port,
                    std::string_view path_and_query);
 
