@@ -52,9 +52,9 @@ std::optional<target> make_target(std::string_view url, target_kind kind, std::s
   std::string canonical;
   if (normalize_path(path, canonical)) path = std::move(canonical);
   t.path = kind == target_kind::domain ? "/" : path;
-  // As people read it: an IPv6 host in brackets ("http://[::1]/page"), as in a URL.
-  const std::string shown_host = t.host.find(':') != std::string::npos ? "[" + t.host + "]" : t.host;
-  t.text = kind == target_kind::domain ? t.host : std::string(parts->scheme) + "://" + shown_host + t.path;
+  // As people read it, a URL (an IPv6 host in brackets: "http://[::1]/page"); no port, since
+  // an entry names a host, not a port.
+  t.text = kind == target_kind::domain ? t.host : pattern_subject(parts->scheme, *host, 0, t.path);
   return t;
 }
 
