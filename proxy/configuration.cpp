@@ -75,9 +75,9 @@ std::string feeds_dir_for(const std::string& path, const overrides& o) {
       if (in && !text.fail()) {
         try {
           const YAML::Node root = YAML::Load(text.str());
-          // Relative to the policy file, as load_daemon_config reads it (yaml_reader::resolve_path).
+          // Relative to the policy file, as load_daemon_config reads it.
           if (root.IsMap() && root["state_dir"] && root["state_dir"].IsScalar()) {
-            dir = rules::yaml_reader(path).resolve_path(root["state_dir"].Scalar());
+            dir = rules::resolve_beside(path, root["state_dir"].Scalar());
           }
         } catch (const std::exception&) {
           // Reported by the policy loader.

@@ -88,12 +88,14 @@ bool yaml_reader::check_map(const YAML::Node& n, const std::string& what,
   return true;
 }
 
-std::string yaml_reader::resolve_path(const std::string& path) const {
-  if (path.empty() || file_.empty() || path.front() == '/') return path;
-  const auto slash = file_.rfind('/');
+std::string resolve_beside(const std::string& file, const std::string& path) {
+  if (path.empty() || file.empty() || path.front() == '/') return path;
+  const auto slash = file.rfind('/');
   if (slash == std::string::npos) return path;  // a file in the working directory
-  return file_.substr(0, slash + 1) + path;
+  return file.substr(0, slash + 1) + path;
 }
+
+std::string yaml_reader::resolve_path(const std::string& path) const { return resolve_beside(file_, path); }
 
 std::optional<std::string> yaml_reader::path(const YAML::Node& n, const std::string& what) {
   auto s = scalar(n, what);

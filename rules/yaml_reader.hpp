@@ -24,6 +24,12 @@ std::string join(const std::vector<std::string>& v, std::string_view sep);
 // Closest candidate within a small edit distance, for "did you mean ...?" hints; empty if none.
 std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
 
+// A path written in `file`: relative to the file's directory (the working directory of
+// whoever runs `check` or `run` must not change what a policy means). Absolute and empty
+// paths, and any path when the text was not read from a file ("" file), are returned as they
+// are.
+std::string resolve_beside(const std::string& file, const std::string& path);
+
 class yaml_reader {
  public:
   explicit yaml_reader(std::string file) : file_(std::move(file)) {}
@@ -49,9 +55,7 @@ class yaml_reader {
   std::optional<std::chrono::milliseconds> duration(const YAML::Node& n, const std::string& what);
   // A whole number in [min, max].
   std::optional<long long> integer(const YAML::Node& n, const std::string& what, long long min, long long max);
-  // A path written in the file: relative to the file's directory (the working directory of
-  // whoever runs `check` or `run` must not change what a policy means). Absolute and empty
-  // paths, and any path when the text was not read from a file, are returned as they are.
+  // A path written in the file: resolve_beside(file(), path).
   std::string resolve_path(const std::string& path) const;
   // scalar(), as a path by resolve_path().
   std::optional<std::string> path(const YAML::Node& n, const std::string& what);
