@@ -60,6 +60,11 @@ const rules::verdict& decide_exchange(worker& w, const client_connection& c, exc
   return *ex.verdict;
 }
 
+bool may_show_own_https_page(const exchange& ex, const rules::verdict& v) {
+  return ex.cfg->inspecting() && v.by != rules::decided_by::invalid_host &&
+         !rules::never_inspected(*ex.cfg->policy, v.host);
+}
+
 void note_asker_role(worker& w, const client_connection& c, exchange& ex) {
   // The role comes from the client's facts alone (address, user, groups); no exception or
   // local entry changes it, so the policy alone answers.

@@ -92,6 +92,11 @@ enum class tunnel_plan : std::uint8_t {
 // HTTPS block page) from other clients.
 tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std::string_view user_agent);
 
+// Whether the proxy may complete a TLS handshake with the school CA only to show its own page
+// (the HTTPS block page, the sign-in page) to the host of verdict v: a school CA is configured,
+// the host is valid, and it is not on the never-inspect list (never decrypted, whatever asks).
+bool may_show_own_https_page(const exchange& ex, const rules::verdict& v);
+
 // Writes the access log line for the exchange and counts it. Call once per exchange.
 void finish_exchange(worker& w, const client_connection& c, exchange& ex);
 

@@ -15,7 +15,6 @@
 #include "proxy/signin_page.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
-#include "rules/inspection.hpp"
 
 namespace hallpass {
 namespace {
@@ -196,11 +195,11 @@ net::awaitable<bool> answer_connect(worker& w, client_connection& c, exchange& e
   ex.reason_override = "not signed in (login: page)";
   const auto& ports = ex.cfg->daemon.connect.ports;
   const bool port_ok = std::find(ports.begin(), ports.end(), ex.port) != ports.end();
-  // Not a host on the never-inspect list: never decrypted, not even for the proxy's own page.
-  const bool never = v.by != rules::decided_by::invalid_host && rules::never_inspected(*ex.cfg->policy, v.host);
-  if (never) ex.note = "on the never-inspect list: not decrypted to show the sign-in page";
-  if (ex.cfg->inspecting() && looks_like_browser(user_agent) && port_ok && v.by != rules::decided_by::invalid_host &&
-      !never) {
+  const bool may_show = may_show_own_https_page(ex, v);
+  if (!may_show && ex.cfg->inspecting() && v.by != rules::decided_by::invalid_host) {
+    ex.note = "on the never-inspect list: not decrypted to show the sign-in page";
+  }
+  if (may_show && looks_like_browser(user_agent) && port_ok) {
     const auto end = co_await run_tunnel(w, c, ex, tunnel_mode::inspect);
     bool inspected = false;
     if (end == tunnel_end::inspect) inspected = co_await start_inspection(w, c, ex);

@@ -9,7 +9,6 @@
 #include "proxy/shared_state.hpp"
 #include "proxy/signin_handler.hpp"
 #include "proxy/tunnel.hpp"
-#include "rules/inspection.hpp"
 
 namespace hallpass {
 namespace {
@@ -165,12 +164,10 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
     // the school CA (signin_handler.hpp); without a CA nothing can be shown, so it is closed.
     const rules::verdict& v = decide_exchange(w, c, ex, std::nullopt);  // the log line's role
     if (!v.host.text.empty()) ex.host = v.host.text;
-    if (!ex.cfg->inspecting() || v.by == rules::decided_by::invalid_host) {
-      close_tls(w, c, ex, outcome::block, "not signed in (login: page; no school CA to show the page over HTTPS)");
-      co_return false;
-    }
-    if (rules::never_inspected(*ex.cfg->policy, v.host)) {
-      close_tls(w, c, ex, outcome::block, "not signed in (login: page; on the never-inspect list, so not decrypted)");
+    if (!may_show_own_https_page(ex, v)) {
+      close_tls(w, c, ex, outcome::block,
+                ex.cfg->inspecting() ? "not signed in (login: page; the page cannot be shown to this host over HTTPS)"
+                                     : "not signed in (login: page; no school CA to show the page over HTTPS)");
       co_return false;
     }
     ex.action = outcome::block;
