@@ -401,3 +401,17 @@ TEST_CASE("a device name is cut to 253 bytes and never ends with a dot, even whe
   REQUIRE(find(r, "10.10.4.21"));
   CHECK(find(r, "10.10.4.21")->name == "laptop");
 }
+
+TEST_CASE("a device name that is not UTF-8 is stored as valid text, still within 253 bytes") {
+  // Each byte that is not UTF-8 becomes U+FFFD (three bytes): cut back to 253 bytes on a
+  // character boundary, so a stored request and the admin protocol's JSON can carry it.
+  const auto r = parse_dnsmasq_leases("1796241600 3c:22:fb:12:9a:01 10.10.4.20 " + std::string(200, '\xff') +
+                                          " *\n1796241600 3c:22:fb:12:9a:02 10.10.4.21 caf\xc3\xa9\xff *\n",
+                                      now);
+  REQUIRE(find(r, "10.10.4.20"));
+  const std::string name = find(r, "10.10.4.20")->name;
+  CHECK(name.size() == 252);  // 84 replacement characters: an 85th would pass 253
+  CHECK(name.substr(0, 3) == "\xEF\xBF\xBD");
+  REQUIRE(find(r, "10.10.4.21"));
+  CHECK(find(r, "10.10.4.21")->name == "caf\xc3\xa9\xEF\xBF\xBD");
+}
