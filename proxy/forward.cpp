@@ -166,7 +166,13 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   strip_hop_by_hop(req, websocket);
   req.erase(http::field::expect);
   add_via(req.base());
-  req.target(t.path + (t.query.empty() ? "" : "?" + t.query));
+  // An OPTIONS for the server as a whole ("http://h" with no path, or "*") goes on as "*"
+  // (RFC 9112 3.2.4).
+  if (verb == http::verb::options && t.no_path) {
+    req.target("*");
+  } else {
+    req.target(t.path + (t.query.empty() ? "" : "?" + t.query));
+  }
   req.set(http::field::host, authority_of(t.scheme, t.host, t.port));
   req.version(11);
   if (!websocket) req.keep_alive(true);

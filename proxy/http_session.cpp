@@ -219,9 +219,22 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   } else {
     target = parse_request_target(req.target(), is_connect, target_error);
   }
+  if (target && target->no_path && req.target() == "*" && req.method() != http::verb::options) {
+    target.reset();
+    target_error = "'*' as a request target is only for OPTIONS";
+  }
   if (!target) {
     if (target_error == "origin-form") {
       co_await answer_local(w, c, ex, version);
+    } else if (target_error == "asterisk-form" && req.method() == http::verb::options) {
+      // OPTIONS * asks about the proxy itself (RFC 9110 9.3.7): what it can forward.
+      ex.action = outcome::allow;
+      const bool keep = req.keep_alive() && rp.is_done();
+      const bool ok = co_await answer_as_last_hop(c, ex, req.base(), keep, version);
+      finish_exchange(w, c, ex);
+      co_return ok && keep;
+    } else if (target_error == "asterisk-form") {
+      co_await refuse(w, c, ex, refusal::bad_target, "'*' as a request target is only for OPTIONS");
     } else {
       co_await refuse(w, c, ex, refusal::bad_target, target_error);
     }
@@ -288,6 +301,19 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   }
 
   ex.action = outcome::allow;
+  // OPTIONS and TRACE count their hops (RFC 9110 7.6.2): at Max-Forwards 0 the proxy is the
+  // last recipient and answers itself; otherwise one hop fewer goes on.
+  if (req.method() == http::verb::options || req.method() == http::verb::trace) {
+    if (const auto left = max_forwards_value(req[http::field::max_forwards])) {
+      if (*left == 0) {
+        const bool keep = req.keep_alive() && rp.is_done();
+        const bool ok = co_await answer_as_last_hop(c, ex, req.base(), keep, version);
+        finish_exchange(w, c, ex);
+        co_return ok && keep;
+      }
+      req.set(http::field::max_forwards, std::to_string(*left - 1));
+    }
+  }
   const auto outcome = co_await forward(w, c, ex, rp, *target);
   finish_exchange(w, c, ex);
   co_return outcome == forward_outcome::keep_alive;

@@ -281,6 +281,33 @@ net::awaitable<bool> write_connect_block(client_connection& c, exchange& ex, uns
                                  version);
 }
 
+net::awaitable<bool> answer_as_last_hop(client_connection& c, exchange& ex, const http::request_header<>& req,
+                                        bool keep_alive, unsigned version) {
+  const bool trace = req.method() == http::verb::trace;
+  auto res = local_head(http::status::ok, version, trace ? "message/http" : "text/plain; charset=utf-8");
+  if (trace) {
+    std::string echo;
+    echo.append(req.method_string()).append(" ").append(req.target()).append(req.version() == 10 ? " HTTP/1.0" : " HTTP/1.1");
+    echo.append("\r\n");
+    for (const auto& f : req) {
+      const auto name = f.name();
+      if (name == http::field::cookie || name == http::field::authorization ||
+          name == http::field::proxy_authorization) {
+        continue;
+      }
+      echo.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
+    }
+    echo.append("\r\n");
+    res.body() = std::move(echo);
+  } else {
+    res.erase(http::field::content_type);  // no body
+    res.set(http::field::allow, "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE, CONNECT");
+  }
+  ex.note = ex.host.empty() ? "OPTIONS * answered by the proxy"
+                                          : "answered by the proxy: Max-Forwards was 0";
+  co_return co_await send_local(c, ex, res, keep_alive);
+}
+
 net::awaitable<void> answer_local(worker& w, client_connection& c, exchange& ex, unsigned version) {
   co_await refuse(w, c, ex, refusal::addressed_to_proxy, {}, version);
 }

@@ -115,6 +115,13 @@ net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange&
 // The answer to a CONNECT the policy blocked: one line naming the reason, then close.
 net::awaitable<bool> write_connect_block(client_connection& c, exchange& ex, unsigned version);
 
+// The proxy's own answer to an OPTIONS or TRACE that may go no further (Max-Forwards: 0, RFC
+// 9110 7.6.2), and to "OPTIONS *" addressed to the proxy: OPTIONS gets 200 with Allow and no
+// body; TRACE gets 200 with the request as received (message/http, RFC 9110 9.3.8), less the
+// fields that carry credentials (Cookie, Authorization, Proxy-Authorization). Sets ex.note.
+net::awaitable<bool> answer_as_last_hop(client_connection& c, exchange& ex, const http::request_header<>& req,
+                                        bool keep_alive, unsigned version);
+
 // Answers a request addressed to the proxy itself (origin-form).
 net::awaitable<void> answer_local(worker& w, client_connection& c, exchange& ex, unsigned version);
 

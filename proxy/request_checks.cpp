@@ -1,5 +1,6 @@
 #include "proxy/request_checks.hpp"
 
+#include <algorithm>
 #include <array>
 #include <limits>
 
@@ -214,6 +215,17 @@ std::optional<std::string> check_chunk_size_line(std::string_view line) {
       return "malformed chunk extension";
     }
   }
+}
+
+std::optional<std::uint32_t> max_forwards_value(std::string_view value) {
+  value = trim_ows(value);
+  if (value.empty()) return std::nullopt;
+  std::uint64_t n = 0;
+  for (const char c : value) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = std::min<std::uint64_t>(n * 10 + static_cast<std::uint64_t>(c - '0'), 0xFFFFFFFFu);
+  }
+  return static_cast<std::uint32_t>(n);
 }
 
 }  // namespace hallpass

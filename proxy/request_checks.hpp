@@ -85,4 +85,9 @@ bool is_field_value(std::string_view s);
 // (*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )). nullopt when valid.
 std::optional<std::string> check_chunk_size_line(std::string_view line);
 
+// A Max-Forwards value (RFC 9110 7.6.2: 1*DIGIT, here with surrounding OWS): the number, at
+// most 2^32 - 1 (a larger one is that); nullopt when it is not a number, and the field is then
+// passed on as it came, as for any other method.
+std::optional<std::uint32_t> max_forwards_value(std::string_view value);
+
 }  // namespace hallpass

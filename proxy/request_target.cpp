@@ -106,7 +106,10 @@ std::optional<parsed_target> parse_tunnel_request_target(std::string_view target
   if (!visible_ascii(target, error)) return std::nullopt;
   parsed_target t;
   std::string_view authority = host_field;
-  if (target.starts_with("/")) {
+  if (target == "*") {
+    t.path = "/";
+    t.no_path = true;
+  } else if (target.starts_with("/")) {
     split_path(target, t);
   } else {
     constexpr std::string_view https = "https://";
@@ -120,6 +123,7 @@ std::optional<parsed_target> parse_tunnel_request_target(std::string_view target
     authority = rest.substr(0, end);
     if (const auto at = authority.rfind('@'); at != std::string_view::npos) authority = authority.substr(at + 1);
     split_path(end == std::string_view::npos ? std::string_view{} : rest.substr(end), t);
+    t.no_path = end == std::string_view::npos || rest[end] == '#';
   }
   std::string_view host = tunnel_host;
   std::uint16_t port = tunnel_port;
@@ -144,7 +148,10 @@ std::optional<parsed_target> parse_transparent_request_target(std::string_view t
   if (!visible_ascii(target, error)) return std::nullopt;
   parsed_target t;
   std::string_view authority = host_field;
-  if (target.starts_with("/")) {
+  if (target == "*") {
+    t.path = "/";
+    t.no_path = true;
+  } else if (target.starts_with("/")) {
     split_path(target, t);
   } else if (target.size() > 7 && starts_with_http_scheme(target)) {
     const std::string_view rest = target.substr(7);
@@ -152,6 +159,7 @@ std::optional<parsed_target> parse_transparent_request_target(std::string_view t
     authority = rest.substr(0, end);
     if (const auto at = authority.rfind('@'); at != std::string_view::npos) authority = authority.substr(at + 1);
     split_path(end == std::string_view::npos ? std::string_view{} : rest.substr(end), t);
+    t.no_path = end == std::string_view::npos || rest[end] == '#';
   } else {
     error = "a transparent listener takes paths (origin-form) or http:// URLs";
     return std::nullopt;
@@ -218,6 +226,10 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
     t.port = static_cast<std::uint16_t>(p);
     return t;
   }
+  if (target == "*") {
+    error = "asterisk-form";
+    return std::nullopt;
+  }
   if (target.size() < 8 || !starts_with_http_scheme(target)) {
     error = target.starts_with("/") ? "origin-form"
                                     : "only http:// URLs can be forwarded; use CONNECT for https";
@@ -229,6 +241,8 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
   t.host = std::string(parts->host);
   t.port = parts->port ? parts->port : 80;
   split_path(parts->path, t);  // split_url has dropped the fragment already
+  const auto end = target.find_first_of("/?#", 7);
+  t.no_path = end == std::string_view::npos || target[end] == '#';
   return t;
 }
 

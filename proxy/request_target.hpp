@@ -20,12 +20,17 @@ struct parsed_target {
   std::string path;        // absolute-form only: starts with '/', no query, no fragment
   std::string query;       // absolute-form only: after the first '?', without the '?'
   std::uint16_t port = 0;  // never 0 on success; 80 when an absolute-form URL names none
+  // The URL had neither a path nor a query ("http://h", "http://h#f"), or the target was "*"
+  // (asterisk-form, inside a tunnel or on a transparent listener). `path` is "/" for the
+  // decision either way; an OPTIONS request is forwarded as "OPTIONS *" (RFC 9112 3.2.4).
+  bool no_path = false;
 };
 
 // Splits `target`. On failure returns nullopt and sets `error` to a short reason fit for a
 // 400 page and the log, except for an origin-form target ("/path", a request addressed to
 // the proxy itself), where `error` is exactly "origin-form" so that the session can answer
-// with its own page.
+// with its own page, and for "*" (asterisk-form: OPTIONS asking about the proxy itself), where
+// `error` is exactly "asterisk-form".
 //
 // Refused:
 //  - any byte outside visible ASCII (0x21-0x7E): raw non-ASCII, controls, spaces. Beast's
@@ -47,7 +52,9 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
 // a trailing dot) and port (443 when none is written): a request for another site inside the
 // tunnel (domain fronting) is refused with `error` saying which names differ. `host_field` is
 // the request's Host value ("" when it has none: HTTP/1.0). The result has scheme "https" and
-// the tunnel's host and port. The visible-ASCII rule of parse_request_target applies.
+// the tunnel's host and port. The visible-ASCII rule of parse_request_target applies. A target
+// of "*" (asterisk-form, for OPTIONS: the caller refuses it with any other method) is the
+// tunnel's site itself: path "/", no_path set.
 std::optional<parsed_target> parse_tunnel_request_target(std::string_view target, std::string_view host_field,
                                                          std::string_view tunnel_host, std::uint16_t tunnel_port,
                                                          std::string& error);
@@ -58,7 +65,7 @@ std::optional<parsed_target> parse_tunnel_request_target(std::string_view target
 // (HTTP/1.0) it is `destination_host`, the address the client connected to. The port is
 // always `destination_port`, the original destination's: a Host or URL naming another port is
 // refused, as is a Host that is not plain host[:port] (no '/', '?', '#', '@'). Scheme "http".
-// The visible-ASCII rule of parse_request_target applies.
+// The visible-ASCII rule of parse_request_target applies; "*" is read as inside a tunnel.
 std::optional<parsed_target> parse_transparent_request_target(std::string_view target, std::string_view host_field,
                                                               std::string_view destination_host,
                                                               std::uint16_t destination_port, std::string& error);

@@ -266,3 +266,14 @@ TEST_CASE("chunk size lines") {
   CHECK(check_chunk_size_line("5\r").has_value());
   CHECK(check_chunk_size_line("5\n").has_value());
 }
+
+TEST_CASE("Max-Forwards values") {
+  CHECK(max_forwards_value("0") == 0u);
+  CHECK(max_forwards_value(" 10 ") == 10u);
+  CHECK(max_forwards_value("007") == 7u);
+  CHECK(max_forwards_value("99999999999999999999999") == 0xFFFFFFFFu);
+  for (const char* bad : {"", " ", "-1", "1.5", "0x10", "1 2", "ten"}) {
+    INFO("value: '" << bad << "'");
+    CHECK_FALSE(max_forwards_value(bad).has_value());
+  }
+}

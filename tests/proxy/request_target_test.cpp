@@ -119,11 +119,24 @@ TEST_CASE("only absolute http:// URLs are forwarded, and origin-form is told apa
   CHECK(refused("/") == "origin-form");
   CHECK(refused("/index.html?x") == "origin-form");
   for (const char* t :
-       {"https://example.org/", "ftp://example.org/", "example.org/", "example.org:80", "*",
+       {"https://example.org/", "ftp://example.org/", "example.org/", "example.org:80", "**",
         "http://", "http:/example.org/", "", "ws://example.org/"}) {
     const auto e = refused(t);
     CHECK(e != "origin-form");
     CHECK(e.find("http://") != std::string::npos);
+  }
+}
+
+TEST_CASE("asterisk-form is told apart, and a URL without a path is marked for OPTIONS") {
+  CHECK(refused("*") == "asterisk-form");
+  for (const char* t : {"http://example.org", "http://example.org#top", "HTTP://example.org:8080", "http://u@example.org"}) {
+    const auto p = ok(t);
+    CHECK(p.no_path);
+    CHECK(p.path == "/");
+    CHECK(p.query.empty());
+  }
+  for (const char* t : {"http://example.org/", "http://example.org?x", "http://example.org/a", "http://example.org:81/"}) {
+    CHECK_FALSE(ok(t).no_path);
   }
 }
 
@@ -240,10 +253,26 @@ TEST_CASE("tunnel: absolute https:// URLs naming the tunnel's host are accepted"
 
 TEST_CASE("tunnel: other forms and raw bytes are refused") {
   CHECK_FALSE(inner("http://www.example.org/", "www.example.org"));  // plain http inside TLS
-  CHECK_FALSE(inner("*", "www.example.org"));
   CHECK_FALSE(inner("www.example.org:443", "www.example.org"));
   CHECK_FALSE(inner("/a b", "www.example.org"));
   CHECK_FALSE(inner("/\x80", "www.example.org"));
+}
+
+TEST_CASE("tunnel: '*' is the tunnel's site as a whole (OPTIONS), as is an https:// URL without a path") {
+  std::string error;
+  for (const char* target : {"*", "https://www.example.org", "https://www.example.org#x"}) {
+    auto t = parse_tunnel_request_target(target, "www.example.org", "www.example.org", 443, error);
+    INFO(target << ": " << error);
+    REQUIRE(t.has_value());
+    CHECK(t->no_path);
+    CHECK(t->path == "/");
+    CHECK(t->host == "www.example.org");
+  }
+  auto t = parse_tunnel_request_target("/", "www.example.org", "www.example.org", 443, error);
+  REQUIRE(t.has_value());
+  CHECK_FALSE(t->no_path);
+  // "*" still names the Host's site, which must be the tunnel's.
+  CHECK_FALSE(parse_tunnel_request_target("*", "other.example", "www.example.org", 443, error).has_value());
 }
 
 namespace {
@@ -325,6 +354,18 @@ TEST_CASE("transparent: other request-target forms are refused") {
   CHECK_FALSE(transparent("a.test:443", "a.test", error).has_value());
   CHECK(error == "a transparent listener takes paths (origin-form) or http:// URLs");
   CHECK_FALSE(transparent("https://a.test/", "a.test", error).has_value());
-  CHECK_FALSE(transparent("*", "a.test", error).has_value());
   CHECK_FALSE(transparent("/a\x01", "a.test", error).has_value());
+}
+
+TEST_CASE("transparent: '*' is the Host's site as a whole (OPTIONS)") {
+  std::string error;
+  auto t = transparent("*", "a.test", error);
+  REQUIRE(t.has_value());
+  CHECK(t->no_path);
+  CHECK(t->host == "a.test");
+  CHECK(t->path == "/");
+  auto u = transparent("http://a.test", "", error);
+  REQUIRE(u.has_value());
+  CHECK(u->no_path);
+  CHECK_FALSE(transparent("/", "a.test", error)->no_path);
 }
