@@ -453,7 +453,9 @@ const std::vector<verb_spec>& verbs() {
        "with hallpassctl keeps the role, user or network it was filed for.\n"
        "A locked category is never opened. A request whose identified risks or control\n"
        "measures are still empty is approved too, with a warning on stderr (complete them\n"
-       "with review), and the audit log says so.\n"
+       "with review), and the audit log says so. A block-page request's URL is stored without\n"
+       "its query unless access_log.keep_query is on: --scope url then opens exactly that URL,\n"
+       "not the page with a query, and a warning says so.\n"
        "Allowed for: headteacher.",
        build_approve},
       {"deny",

@@ -412,8 +412,9 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
   } else if (verb == "approve") {
     auto id = id_arg(args, &err);
     if (!id) return bad(err);
-    auto url = store_->request_url(*id);
-    if (!url) return response(store::result::fail("not_found", "there is no request " + std::to_string(*id)));
+    const auto requested = store_->request_url(*id);
+    if (!requested) return response(store::result::fail("not_found", "there is no request " + std::to_string(*id)));
+    const std::string* url = &requested->url;
     const auto now = store::now_seconds();
     store::seconds_t until;
     // The longest exception allowed now (exceptions.max_duration, else the end of term, else
@@ -467,6 +468,17 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     r = store_->approve(actor, *id, now, until, *target,
                         text_arg(args, "reason", false, &err).value_or(""), narrow);
     changed = r.ok;
+    // The block page's form keeps a URL's query only where the access log does: an exception
+    // for exactly that URL does not open the same page with a query (a video's "?v=..."), so
+    // the headteacher is told, rather than the pupil finding the page still blocked.
+    if (r.ok && kind == rules::target_kind::url && requested->from_block_page && !cfg->daemon.access_log.keep_query) {
+      const std::string note = "the block page stored this request's URL without its query string "
+                               "(access_log.keep_query is off), so the exception opens " + target->text +
+                               " exactly, not that page with a query string (" + target->text +
+                               "?...); if the pupil's page had one, revoke this exception and file the full address with "
+                               "hallpassctl request --url, or approve with --scope prefix";
+      r.warning = r.warning.empty() ? note : r.warning + "; " + note;
+    }
   } else if (verb == "review") {
     auto id = id_arg(args, &err);
     if (!id) return bad(err);

@@ -847,13 +847,13 @@ result exception_store::audit(std::optional<seconds_t> since) {
   return r;
 }
 
-std::optional<std::string> exception_store::request_url(std::int64_t id) {
+std::optional<exception_store::requested_url> exception_store::request_url(std::int64_t id) {
   std::string err;
-  auto st = db_.prepare("SELECT url FROM requests WHERE id=?", &err);
+  auto st = db_.prepare("SELECT url, source FROM requests WHERE id=?", &err);
   if (!st) return std::nullopt;
   st.bind(1, id);
   if (!st.step(&err)) return std::nullopt;
-  return st.text(0);
+  return requested_url{st.text(0), st.text(1) == "block page"};
 }
 
 std::size_t exception_store::pending_requests() {

@@ -162,8 +162,13 @@ class exception_store {
   // nullopt with *error when the store cannot be read completely.
   std::optional<std::vector<rules::ban_entry>> load_bans(seconds_t now, std::string* error);
 
-  // The URL a request asks for (empty when the id does not exist).
-  std::optional<std::string> request_url(std::int64_t id);
+  // The URL a request asks for, and whether it came from the block page's form (whose URL is
+  // stored without its query unless access_log.keep_query); nullopt when the id does not exist.
+  struct requested_url {
+    std::string url;
+    bool from_block_page = false;
+  };
+  std::optional<requested_url> request_url(std::int64_t id);
   std::size_t pending_requests();
   // Everything the proxy needs now: unexpired, unrevoked exceptions and live local entries.
   // Everything the exception index needs: live exceptions and local entries. Returns nullopt

@@ -90,7 +90,20 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(status_of(reply), 200, reply[:300])
         self.assertNotIn(b"secret", reply)
         mine = self.requests_from(source)
-        self.assertEqual([r["url"] for r in mine], [f"http://facebook.test:{self.nginx.port}/feed"])  # ...not kept
+        page = f"http://facebook.test:{self.nginx.port}/feed"
+        self.assertEqual([r["url"] for r in mine], [page])  # ...not kept
+        # Approved for exactly that URL, the page with its query stays blocked: the headteacher
+        # is told so at once (a warning on stderr), not by the pupil later.
+        code, out, err = ctl("hp_head", self.sock, "approve", str(mine[0]["id"]), "--for", "1h", "--scope", "url")
+        try:
+            self.assertEqual(code, 0, out + err)
+            self.assertIn("hallpassctl: warning:", err)
+            self.assertIn("without its query string", err)
+            self.assertIn("opens http://facebook.test/feed exactly", err)  # an entry names a host, not a port
+            self.assertEqual(self.http("facebook.test", source, "/feed?child=Ava+Smith&q=secret"), 403)
+            self.assertNotEqual(self.http("facebook.test", source, "/feed"), 403)
+        finally:
+            ctl("hp_head", self.sock, "revoke", str(mine[0]["id"]), "--reason", "test over", check=0)
 
     def test_a_form_token_files_one_request_and_a_replay_is_told_so(self):
         source = "127.0.0.22"
@@ -190,6 +203,7 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
 @unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
 class ConfiguredLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
     """A school that keeps query strings, and sets its own longest exception."""
+    http = ExceptionLimitsTest.http
 
     @classmethod
     def start_proxy(cls):
@@ -202,6 +216,14 @@ class ConfiguredLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(status_of(post_form(self.proxy, form, source)), 200)
         mine = [r for r in ctl_json("hp_tech", self.sock, "list")["requests"] if r["client"] == source]
         self.assertEqual([r["url"] for r in mine], [f"http://facebook.test:{self.nginx.port}/feed?topic=volcanoes"])
+        # With the query kept, an exception for exactly that URL opens the page asked for: no warning.
+        code, out, err = ctl("hp_head", self.sock, "approve", str(mine[0]["id"]), "--for", "1h", "--scope", "url")
+        try:
+            self.assertEqual(code, 0, out + err)
+            self.assertNotIn("query string", err)
+            self.assertNotEqual(self.http("facebook.test", source, "/feed?topic=volcanoes"), 403)
+        finally:
+            ctl("hp_head", self.sock, "revoke", str(mine[0]["id"]), "--reason", "test over", check=0)
 
     def test_max_duration_from_the_policy_is_the_limit(self):
         rid = ctl_json("hp_tech", self.sock, "request", "--url", "http://instagram.test/", "--role", "pupils",
