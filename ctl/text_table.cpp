@@ -1,5 +1,8 @@
 #include "ctl/text_table.hpp"
 
+#include <locale.h>
+#include <wchar.h>
+
 #include <algorithm>
 #include <cstdint>
 
@@ -8,20 +11,32 @@
 namespace hallpass::ctl {
 namespace {
 
-// Length of the valid UTF-8 sequence at text[i], or 0 when the bytes there are not one.
-std::size_t sequence_length(std::string_view text, std::size_t i) {
-  std::uint32_t cp = 0;
-  return rules::utf8_sequence(text, i, cp);
+// The columns a terminal gives one code point: glibc's wcwidth under its built-in C.UTF-8
+// locale (Unicode's East Asian width and zero-width marks: "日" is 2, a combining accent or a
+// zero-width joiner 0, most emoji 2), asked through a locale object of our own so that the
+// user's LANG does not matter. 1 where the locale is missing or the code point unassigned.
+std::size_t columns_of(std::uint32_t cp) {
+  static const locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+  if (utf8 == static_cast<locale_t>(nullptr)) return 1;
+  const locale_t before = uselocale(utf8);
+  const int w = wcwidth(static_cast<wchar_t>(cp));
+  uselocale(before);
+  return w < 0 ? 1 : static_cast<std::size_t>(w);
 }
 
-// The first `width` code points of printable text, with "..." when it was longer.
+// Printable text cut to `width` columns, ending in "..." when it was wider; a character that
+// would straddle the cut is left out whole.
 std::string cut(const std::string& text, std::size_t width) {
   if (width < 4 || display_width(text) <= width) return text;
   std::string out;
   std::size_t shown = 0;
-  for (std::size_t i = 0; i < text.size() && shown < width - 3; ++shown) {
-    const std::size_t length = std::max<std::size_t>(1, sequence_length(text, i));
+  for (std::size_t i = 0; i < text.size();) {
+    std::uint32_t cp = 0;
+    const std::size_t length = std::max<std::size_t>(1, rules::utf8_sequence(text, i, cp));
+    const std::size_t w = length == 1 && static_cast<unsigned char>(text[i]) >= 0x80 ? 1 : columns_of(cp);
+    if (shown + w > width - 3) break;
     out.append(text, i, length);
+    shown += w;
     i += length;
   }
   return out + "...";
@@ -33,8 +48,12 @@ std::string printable(std::string_view text) { return rules::terminal_safe(text)
 
 std::size_t display_width(std::string_view text) {
   std::size_t width = 0;
-  for (std::size_t i = 0; i < text.size(); ++width)
-    i += std::max<std::size_t>(1, sequence_length(text, i));
+  for (std::size_t i = 0; i < text.size();) {
+    std::uint32_t cp = 0;
+    const std::size_t length = rules::utf8_sequence(text, i, cp);
+    width += length == 0 ? 1 : columns_of(cp);  // a byte that is not UTF-8: one column
+    i += std::max<std::size_t>(1, length);
+  }
   return width;
 }
 

@@ -1,5 +1,6 @@
 // An aligned plain-text table for a terminal: a header row, then rows, columns padded to the
-// widest cell (counted in code points). Cells are made safe to print first: control and
+// widest cell (counted in terminal columns: wide East Asian characters and emoji take two,
+// combining marks none). Cells are made safe to print first: control and
 // bidirectional-override characters, which anyone filling in the block page's form could send,
 // are shown as escapes instead of reaching the terminal.
 // A value type; not thread-safe.
@@ -16,7 +17,8 @@ namespace hallpass::ctl {
 // (\n, \t, \x1b, \u202e); invalid UTF-8 bytes as \xNN.
 std::string printable(std::string_view text);
 
-// Number of code points in valid UTF-8 `text` (what a terminal shows for most scripts).
+// The columns a terminal takes to show UTF-8 `text` (wcwidth of each code point under C.UTF-8;
+// a byte that is not UTF-8 counts one).
 std::size_t display_width(std::string_view text);
 
 class text_table {
@@ -26,7 +28,7 @@ class text_table {
   // Cells beyond the header's count are ignored; missing ones are empty.
   void add_row(std::vector<std::string> cells);
 
-  // Cuts column `column`'s cells to `width` code points with a trailing "...". The last
+  // Cuts column `column`'s cells to `width` columns with a trailing "...". The last
   // column is never padded, so long text there just runs on.
   void limit_width(std::size_t column, std::size_t width);
 

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unicodedata
 import unittest
 
 BIN = os.environ["HALLPASSCTL_BIN"]
@@ -571,6 +572,24 @@ class OutputTest(DaemonTestCase):
             self.assertNotIn(ch, out)
         self.assertIn("\\u200e", out)
         self.assertIn("b\\U000e0041c", out)
+
+    def test_columns_are_aligned_by_what_a_terminal_shows(self):
+        # Wide characters take two columns, a combining accent none: counted in code points the
+        # URL column would start at a different place on each of these lines.
+        names = ["Mr \u65e5\u672c\u8a9e", "Zoe\u0308 Smith", "Ava \U0001F600", "Plain name"]
+        rows = [dict(REQUEST_8, id=i + 1, requester=n) for i, n in enumerate(names)]
+        self.daemon.handler = lambda request: ok({"requests": rows})
+        out = self.human("list", "--all")
+        lines = out.splitlines()
+        self.assertEqual(len(lines), 1 + len(names), out)
+
+        def columns(text):
+            return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+                       for ch in text)
+
+        starts = {columns(line[:line.index("https://")]) for line in lines[1:]}
+        self.assertEqual(len(starts), 1, out)
+        self.assertEqual(columns(lines[0][:lines[0].index("URL")]), starts.pop(), out)
 
     def test_large_answer(self):
         many = [dict(REQUEST_8, id=i, reasons="x" * 2000) for i in range(1, 2001)]  # about 4.5 MiB
