@@ -1,5 +1,7 @@
 #include "rules/exception_index.hpp"
 
+#include <algorithm>
+
 #include "rules/explain.hpp"
 
 namespace hallpass::rules {
@@ -86,8 +88,17 @@ exception_limit max_exception_until(const policy& p, std::chrono::sys_seconds no
   return {now + default_max_exception, "90 days (the policy has no term dates ahead)"};
 }
 
-bool path_prefix_matches(std::string_view prefix, std::string_view path) {
-  if (!path.starts_with(prefix)) return false;
+bool path_prefix_matches(std::string_view prefix, std::string_view path, bool path_without_case) {
+  if (path.size() < prefix.size()) return false;
+  const std::size_t folded = path_without_case ? std::min(prefix.find('?'), prefix.size()) : 0;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    char a = prefix[i], b = path[i];
+    if (i < folded) {
+      if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
+      if (b >= 'A' && b <= 'Z') b = static_cast<char>(b - 'A' + 'a');
+    }
+    if (a != b) return false;
+  }
   if (path.size() == prefix.size() || prefix.empty()) return true;
   const char last = prefix.back();
   const char next = path[prefix.size()];
@@ -100,35 +111,21 @@ bool path_prefix_matches(std::string_view prefix, std::string_view path) {
   return last == '/' || next == '/' || next == '?' || next == ';';
 }
 
-namespace {
-
-bool has_parameter(std::string_view query, std::string_view parameter) {
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    if (query.substr(0, amp) == parameter) return true;
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return false;
-}
-
-}  // namespace
-
 bool same_page(std::string_view entry, std::string_view request) {
   const auto eq = entry.find('?');
   const auto rq = request.find('?');
   if (page_path(entry.substr(0, eq)) != page_path(request.substr(0, rq))) return false;
   if (eq == std::string_view::npos) return true;
-  std::string_view wanted = entry.substr(eq + 1);
   const std::string_view query = rq == std::string_view::npos ? std::string_view{} : request.substr(rq + 1);
-  while (!wanted.empty()) {
-    const auto amp = wanted.find('&');
-    const auto parameter = wanted.substr(0, amp);
-    if (!parameter.empty() && !has_parameter(query, parameter)) return false;
-    if (amp == std::string_view::npos) break;
-    wanted.remove_prefix(amp + 1);
-  }
-  return true;
+  // Every parameter of the entry's query stands among the request's, in any order.
+  bool all = true;
+  for_each_param(entry.substr(eq + 1), [&](std::string_view wanted) {
+    if (wanted.empty() || !all) return;
+    bool found = false;
+    if (!query.empty()) for_each_param(query, [&](std::string_view piece) { found = found || piece == wanted; });
+    all = found;
+  });
+  return all;
 }
 
 std::shared_ptr<const exception_index> exception_index::build(std::vector<exception_entry> exceptions,
@@ -171,7 +168,7 @@ bool exception_index::target_matches(const rules::target& t, std::optional<std::
   // A relayed tunnel: the path is unknown for good, fail closed. An inspected one: the path
   // comes with each request, so a page entry neither blocks the CONNECT nor keeps it shut.
   if (!path) return later ? !for_block : for_block;
-  if (t.kind == target_kind::prefix) return path_prefix_matches(t.path, *path);
+  if (t.kind == target_kind::prefix) return path_prefix_matches(t.path, *path, for_block);
   return for_block ? same_page(t.path, *path) : *path == t.path;
 }
 

@@ -53,9 +53,11 @@ target_kind default_target_kind(std::string_view url);
 // Whether a `prefix` entry's path covers a request's path (both canonical), on a path-segment
 // boundary: "/a" matches "/a", "/a/b" and "/a?x" but never "/admin"; "/a/" matches everything
 // under /a/. A prefix with a query ends on a parameter boundary: "/a?x=1" matches "/a?x=1&y"
-// but not "/a?x=10". (The policy's own URL prefixes, from UT1 and list files, stay plain
-// prefixes: rules/README.md says why.)
-bool path_prefix_matches(std::string_view prefix, std::string_view path);
+// but not "/a?x=10". With `path_without_case` (a block: fail closed, as same_page does) the
+// path before any '?' compares without ASCII case, so "/Videos" blocks "/videos/x" too; a
+// query always compares exactly ("v=abc" and "v=ABC" are different videos). (The policy's own
+// URL prefixes, from UT1 and list files, stay plain prefixes: rules/README.md says why.)
+bool path_prefix_matches(std::string_view prefix, std::string_view path, bool path_without_case = false);
 
 // Whether a `url` block entry (a reported page) covers a request's path and query (both
 // canonical): the same page however it is asked for, so that "?x=1" or a trailing "/" does not

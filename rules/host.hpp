@@ -58,6 +58,18 @@ bool normalize_path(std::string_view raw, std::string& out);
 // search path, never for forwarding: the request is sent as written.
 std::string page_path(std::string_view path);
 
+// Calls f(piece) for each '&'-separated piece of a query (without its '?'), empty pieces
+// included: how a reported page's parameters and SafeSearch's read a query.
+template <class F>
+void for_each_param(std::string_view query, F&& f) {
+  while (true) {
+    const auto amp = query.find('&');
+    f(query.substr(0, amp));
+    if (amp == std::string_view::npos) return;
+    query.remove_prefix(amp + 1);
+  }
+}
+
 // Returns true when `host` equals `domain` or ends with "." + domain. Both must be normalized.
 bool is_same_or_subdomain(std::string_view host, std::string_view domain);
 

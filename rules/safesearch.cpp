@@ -66,17 +66,6 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-// Calls f(piece) for each '&'-separated piece of the query (empty pieces included).
-template <class F>
-void for_each_param(std::string_view query, F&& f) {
-  while (true) {
-    const auto amp = query.find('&');
-    f(query.substr(0, amp));
-    if (amp == std::string_view::npos) return;
-    query.remove_prefix(amp + 1);
-  }
-}
-
 std::string_view param_name(std::string_view piece) { return piece.substr(0, piece.find('=')); }
 
 // path?query with the parameter `name` set to `value`: replaced where it first stands (its

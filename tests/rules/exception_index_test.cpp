@@ -138,6 +138,23 @@ TEST_CASE("a local block of /a blocks /a and under it, never /admin") {
   CHECK(decide_with(*p, *idx, "http://open.example/ab").act == action::allow);
 }
 
+TEST_CASE("a local block of a prefix holds against the path's case, not the query's") {
+  CHECK(path_prefix_matches("/Videos", "/videos/1", true));
+  CHECK(path_prefix_matches("/videos", "/VIDEOS", true));
+  CHECK_FALSE(path_prefix_matches("/Videos", "/videos/1"));  // exceptions stay exact
+  CHECK_FALSE(path_prefix_matches("/videos", "/videosx", true));
+  CHECK(path_prefix_matches("/Watch?v=abc", "/watch?v=abc&t=1", true));
+  CHECK_FALSE(path_prefix_matches("/watch?v=abc", "/watch?v=ABC", true));
+  auto p = test::load_yaml(open_policy);
+  auto idx = exception_index::build({}, {local_entry{1, true, prefix("http://open.example/Videos"), "reported"}});
+  CHECK(decide_with(*p, *idx, "http://open.example/videos/1").act == action::block);
+  CHECK(decide_with(*p, *idx, "http://open.example/VIDEOS").act == action::block);
+  CHECK(decide_with(*p, *idx, "http://open.example/videos2").act == action::allow);
+  auto opened = exception_index::build({pupils_exception(*p, 9, "http://shut.example/Videos")}, {});
+  CHECK(decide_with(*p, *opened, "http://shut.example/Videos/1").act == action::allow);
+  CHECK(decide_with(*p, *opened, "http://shut.example/videos/1").act == action::block);
+}
+
 TEST_CASE("an exception for /a opens /a and under it, never /admin") {
   auto p = test::load_yaml(open_policy);
   auto idx = exception_index::build({pupils_exception(*p, 7, "http://shut.example/a")}, {});
