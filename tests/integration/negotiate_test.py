@@ -8,6 +8,7 @@ import base64
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -24,15 +25,55 @@ REALM = "TEST.REALM"
 PROXY_HOST = "127.0.0.1"  # curl asks for HTTP/<the proxy's host>; rdns and canonicalisation are off
 
 
+def free_tcp_and_udp_port():
+    """A loopback port free for both TCP and UDP now (the KDC takes both)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no loopback port free for both TCP and UDP in 50 tries")
+
+
 class Kdc:
     """krb5kdc with its own kdc.conf and krb5.conf in a temp dir, listening on 127.0.0.1:PORT."""
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="hallpass-kdc-")
         os.chmod(self.dir, 0o755)
-        self.port = free_port()
         d = self.dir
         self.krb5_conf = f"{d}/krb5.conf"
+        self.write_configs(free_tcp_and_udp_port())
+        open(f"{d}/kadm5.acl", "w").close()
+        self.env = dict(os.environ, KRB5_CONFIG=self.krb5_conf, KRB5_KDC_PROFILE=f"{d}/kdc.conf",
+                        KRB5CCNAME=f"FILE:{d}/ccache", KRB5RCACHEDIR=d)
+        self.run([KDB5_UTIL, "create", "-s", "-r", REALM, "-P", "master-secret-1"])
+        self.keytab = f"{d}/proxy.keytab"
+        self.kadmin(f"addprinc -randkey HTTP/{PROXY_HOST}@{REALM}")
+        self.kadmin(f"ktadd -k {self.keytab} HTTP/{PROXY_HOST}@{REALM}")
+        os.chmod(self.keytab, 0o644)  # the daemon drops privileges and must read it
+        # krb5kdc binds UDP and TCP on its port; a port taken in between by another test (the
+        # suite runs two at a time) leaves it running without listening. Then another port, at
+        # most three times.
+        for attempt in range(3):
+            if attempt:
+                self.write_configs(free_tcp_and_udp_port())
+            self.proc = subprocess.Popen([KRB5KDC, "-n", "-r", REALM], env=self.env, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+            try:
+                wait_for(lambda: _can_connect(self.port), timeout=10, what="krb5kdc to listen")
+                return
+            except AssertionError:
+                stop_process(self.proc)
+                if attempt == 2:
+                    raise
+
+    def write_configs(self, port):
+        self.port = port
+        d = self.dir
         with open(self.krb5_conf, "w") as f:
             f.write(f"""[libdefaults]
   default_realm = {REALM}
@@ -63,17 +104,6 @@ class Kdc:
 [logging]
   kdc = FILE:{d}/kdc.log
 """)
-        open(f"{d}/kadm5.acl", "w").close()
-        self.env = dict(os.environ, KRB5_CONFIG=self.krb5_conf, KRB5_KDC_PROFILE=f"{d}/kdc.conf",
-                        KRB5CCNAME=f"FILE:{d}/ccache", KRB5RCACHEDIR=d)
-        self.run([KDB5_UTIL, "create", "-s", "-r", REALM, "-P", "master-secret-1"])
-        self.keytab = f"{d}/proxy.keytab"
-        self.kadmin(f"addprinc -randkey HTTP/{PROXY_HOST}@{REALM}")
-        self.kadmin(f"ktadd -k {self.keytab} HTTP/{PROXY_HOST}@{REALM}")
-        os.chmod(self.keytab, 0o644)  # the daemon drops privileges and must read it
-        self.proc = subprocess.Popen([KRB5KDC, "-n", "-r", REALM], env=self.env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        wait_for(lambda: _can_connect(self.port), timeout=20, what="krb5kdc to listen")
 
     def run(self, cmd, **kw):
         return subprocess.run(cmd, env=self.env, check=True, capture_output=True, timeout=60, **kw)
