@@ -63,6 +63,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_REQUIRE(in->scheme == "https" && in->host == "www.example.org" && in->port == 443);
       FUZZ_REQUIRE(!in->path.empty() && in->path.front() == '/');
       FUZZ_REQUIRE(in->path.find_first_of("?#") == std::string::npos && in->query.find('#') == std::string::npos);
+      FUZZ_REQUIRE(!in->no_path || (in->path == "/" && in->query.empty()));  // OPTIONS then goes on as "*"
     }
     std::string tp_error;
     const auto tp = parse_transparent_request_target(inner_target, host_field, "203.0.113.10", 80, tp_error);
@@ -74,6 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_REQUIRE(tp->host.find_first_of("@/?#") == std::string::npos);
       FUZZ_REQUIRE(tp->host.front() == '[' || tp->host.find(':') == std::string::npos);
       FUZZ_REQUIRE(!tp->path.empty() && tp->path.front() == '/');
+      FUZZ_REQUIRE(!tp->no_path || (tp->path == "/" && tp->query.empty()));
       const std::string origin_form = tp->path + (tp->query.empty() ? "" : "?" + tp->query);
       std::string tp_error2;
       const auto tp2 = parse_transparent_request_target(origin_form, tp->host, "203.0.113.10", 80, tp_error2);
@@ -99,6 +101,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_REQUIRE(t->path.find_first_of("?#") == std::string::npos &&
                  t->query.find('#') == std::string::npos);
     FUZZ_REQUIRE(t->host.find_first_of("@/?#") == std::string::npos);
+    FUZZ_REQUIRE(!t->no_path || (t->path == "/" && t->query.empty()));
     again = "http://" + t->host + ":" + std::to_string(t->port) + t->path +
             (t->query.empty() ? "" : "?" + t->query);
   }
