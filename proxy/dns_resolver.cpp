@@ -9,6 +9,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "proxy/request_target.hpp"
+
 namespace hallpass {
 namespace {
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
@@ -34,7 +36,7 @@ std::string servers_csv(ares_channel channel) {
     if (!inet_ntop(n->family, &n->addr, text, sizeof text)) continue;
     if (!out.empty()) out += ',';
     const int port = n->udp_port != 0 ? n->udp_port : 53;
-    out += n->family == AF_INET6 ? "[" + std::string(text) + "]" : std::string(text);
+    out += host_for_url(text);
     out += ":" + std::to_string(port);
   }
   ares_free_data(list);

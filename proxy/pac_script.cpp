@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "proxy/daemon_config.hpp"
+#include "proxy/request_target.hpp"
 #include "rules/json_writer.hpp"
 
 namespace hallpass {
@@ -202,7 +203,7 @@ std::optional<std::string> parse_pac_proxy(std::string_view text, std::string* w
     if (!ip || !ip->v6)
       return fail("'" + std::string(text) + "': '" + std::string(host) +
                   "' is not an IPv6 address");
-    return "[" + ip->to_string() + "]" + port_text;
+    return host_for_url(ip->to_string()) + port_text;
   }
   if (host.find(':') != std::string_view::npos) {
     return fail("'" + std::string(text) +
@@ -241,7 +242,7 @@ pac_script_inputs pac_inputs_for(const daemon_config& d, const rules::policy& p,
         if (!local || local->v6 != ip->v6) continue;
         ip = local;
       }
-      std::string entry = ip->v6 ? "[" + ip->to_string() + "]" : ip->to_string();
+      std::string entry = host_for_url(ip->to_string());
       entry += ":" + std::to_string(l.port);
       if (std::find(in.proxies.begin(), in.proxies.end(), entry) == in.proxies.end())
         in.proxies.push_back(entry);

@@ -25,6 +25,7 @@
 #include "proxy/negotiate_acceptor.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
+#include "proxy/request_target.hpp"
 
 namespace hallpass {
 namespace {
@@ -251,7 +252,7 @@ int run_server(const run_options& options) {
       w->adopt_acceptor(fd, ep, l.transparent, l.tls);
     }
     state.own_listeners.emplace_back(ep.address().to_string(), ep.port());
-    std::cerr << "hallpass: listening on " << (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string())
+    std::cerr << "hallpass: listening on " << host_for_url(ep.address().to_string())
               << ":" << ep.port() << (l.transparent ? (l.tls ? " (transparent, tls)" : " (transparent, http)") : "")
               << "\n";
   }
@@ -265,7 +266,7 @@ int run_server(const run_options& options) {
     }
     const auto ep = *pac.endpoint();
     state.own_listeners.emplace_back(ep.address().to_string(), ep.port());
-    const std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+    const std::string host = host_for_url(ep.address().to_string());
     std::cerr << "hallpass: PAC file on http://" << host << ":" << ep.port() << "/proxy.pac and /wpad.dat\n";
   }
 

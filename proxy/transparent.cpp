@@ -9,6 +9,7 @@
 #include "proxy/shared_state.hpp"
 #include "proxy/signin_handler.hpp"
 #include "proxy/tunnel.hpp"
+#include "proxy/request_target.hpp"
 
 namespace hallpass {
 namespace {
@@ -241,8 +242,7 @@ client_connection::transparent_origin transparent_origin_of(tcp::socket& s, bool
     return t;
   }
   t.dst = *dst;
-  t.text = dst->ip.v6 ? "[" + dst->ip.to_string() + "]:" + std::to_string(dst->port)
-                      : dst->ip.to_string() + ":" + std::to_string(dst->port);
+  t.text = host_for_url(dst->ip.to_string()) + ":" + std::to_string(dst->port);
   const auto local = local_address(s.native_handle());
   if (local && local->ip == dst->ip && local->port == dst->port) {
     t.error = "the connection was made to the transparent listener itself, not redirected to it (a loop)";
