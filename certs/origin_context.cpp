@@ -1,9 +1,14 @@
 #include "certs/origin_context.hpp"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
+#include <ctime>
+#include <memory>
 
 #include "certs/origin_sessions.hpp"
 
@@ -22,6 +27,107 @@ std::string openssl_error(std::string_view what) {
   return s;
 }
 
+// What the first failed check of an origin's chain was, kept on the SSL (ex_data) by
+// on_verify for verify_failure's words: which certificate, its names and dates.
+struct verify_note {
+  int depth = -1;
+  std::string subject;      // the failing certificate's subject CN (or whole name), printable
+  std::string issuer;       // its issuer's CN
+  std::string not_before, not_after;  // YYYY-MM-DD
+  bool has_san = false;
+  std::string names;        // up to four DNS/IP names of its subjectAltName, comma separated
+};
+
+void free_note(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<verify_note*>(ptr); }
+
+int note_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, &free_note);
+  return index;
+}
+
+// Printable ASCII of at most 100 bytes: certificate text reaches a page and the log.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (const char c : text.substr(0, 100)) out.push_back(c >= 0x20 && c < 0x7F ? c : '?');
+  return out;
+}
+
+std::string common_name(const X509_NAME* name) {
+  if (name == nullptr) return {};
+  const int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+  if (i >= 0) {
+    unsigned char* utf8 = nullptr;
+    const int n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+    if (n >= 0) {
+      std::string cn(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(n));
+      OPENSSL_free(utf8);
+      return printable(cn);
+    }
+  }
+  std::array<char, 256> buf{};
+  X509_NAME_oneline(name, buf.data(), static_cast<int>(buf.size()));
+  return printable(buf.data());
+}
+
+std::string day_of(const ASN1_TIME* t) {
+  struct tm tm {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return "?";
+  std::array<char, 16> buf{};
+  std::strftime(buf.data(), buf.size(), "%Y-%m-%d", &tm);
+  return buf.data();
+}
+
+// The first failure of a chain, noted; and the one check OpenSSL does not make: a leaf whose
+// keyUsage leaves out digitalSignature cannot sign the handshake (every suite offered is
+// ECDHE or TLS 1.3), and browsers refuse it (Chromium: ERR_SSL_KEY_USAGE_INCOMPATIBLE).
+int on_verify(int ok, X509_STORE_CTX* ctx) {
+  X509* cert = X509_STORE_CTX_get_current_cert(ctx);
+  const int depth = X509_STORE_CTX_get_error_depth(ctx);
+  if (ok == 1 && depth == 0 && cert != nullptr) {
+    const std::uint32_t usage = X509_get_key_usage(cert);
+    if (usage != UINT32_MAX && (usage & KU_DIGITAL_SIGNATURE) == 0) {
+      X509_STORE_CTX_set_error(ctx, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE);
+      ok = 0;
+    }
+  }
+  if (ok == 1) return 1;
+  auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  if (ssl == nullptr || SSL_get_ex_data(ssl, note_index()) != nullptr) return 0;
+  auto note = std::make_unique<verify_note>();
+  note->depth = depth;
+  if (cert != nullptr) {
+    note->subject = common_name(X509_get_subject_name(cert));
+    note->issuer = common_name(X509_get_issuer_name(cert));
+    note->not_before = day_of(X509_get0_notBefore(cert));
+    note->not_after = day_of(X509_get0_notAfter(cert));
+    if (auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr))) {
+      note->has_san = true;
+      int shown = 0;
+      for (int i = 0; i < sk_GENERAL_NAME_num(sans) && shown < 4; ++i) {
+        const GENERAL_NAME* g = sk_GENERAL_NAME_value(sans, i);
+        std::string name;
+        if (g->type == GEN_DNS) {
+          name = printable(std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(g->d.dNSName)),
+                                            static_cast<std::size_t>(ASN1_STRING_length(g->d.dNSName))));
+        } else if (g->type == GEN_IPADD) {
+          const int length = ASN1_STRING_length(g->d.iPAddress);
+          std::array<char, INET6_ADDRSTRLEN> text{};
+          if ((length == 4 || length == 16) &&
+              inet_ntop(length == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(g->d.iPAddress), text.data(),
+                        static_cast<socklen_t>(text.size())) != nullptr) {
+            name = text.data();
+          }
+        }
+        if (name.empty()) continue;
+        note->names += (shown++ ? ", " : "") + name;
+      }
+      GENERAL_NAMES_free(sans);
+    }
+  }
+  if (SSL_set_ex_data(ssl, note_index(), note.get()) == 1) note.release();
+  return 0;
+}
+
 bool is_ip_literal(const std::string& host) {
   // What OpenSSL itself would parse as an address (IPv4 dotted or IPv6).
   ASN1_OCTET_STRING* ip = a2i_IPADDRESS(host.c_str());
@@ -36,7 +142,15 @@ result<std::shared_ptr<SSL_CTX>> make_origin_context(const std::string& extra_ca
   std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
   if (!ctx) return result<std::shared_ptr<SSL_CTX>>::failure(openssl_error("cannot make a TLS client context"));
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
-  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  // Not below OpenSSL's level 2 whatever the system's openssl.cnf says (a "legacy fix" there
+  // lowers it for every program): no RSA or DH key under 2048 bits, no SHA-1 or MD5 signature.
+  SSL_CTX_set_security_level(ctx.get(), std::max(2, SSL_CTX_get_security_level(ctx.get())));
+  // TLS 1.2 with forward secrecy only (ECDHE), as browsers now offer it: the origin's key then
+  // always signs the handshake, so on_verify can hold its keyUsage to digitalSignature.
+  if (SSL_CTX_set_cipher_list(ctx.get(), "ECDHE:!aNULL:!eNULL") != 1) {
+    return result<std::shared_ptr<SSL_CTX>>::failure(openssl_error("cannot set the TLS 1.2 cipher suites"));
+  }
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, &on_verify);
   if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
     return result<std::shared_ptr<SSL_CTX>>::failure(openssl_error("cannot read the system's trusted certificates"));
   }
@@ -70,7 +184,37 @@ bool prepare_origin_ssl(SSL* ssl, const std::string& host) {
 std::string verify_failure(SSL* ssl) {
   const long r = SSL_get_verify_result(ssl);
   if (r == X509_V_OK) return {};
-  return X509_verify_cert_error_string(r);
+  std::string why = X509_verify_cert_error_string(r);
+  const auto* note = static_cast<const verify_note*>(SSL_get_ex_data(ssl, note_index()));
+  if (note == nullptr) return why;
+  // Which certificate: the site's own, or one it sent with it (or the chain's top).
+  const std::string which = note->depth == 0 ? "the site's own certificate ('" + note->subject + "')"
+                                             : "the certificate '" + note->subject + "' that vouches for it";
+  switch (r) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+      if (!note->has_san) {
+        return why + ": the certificate names the site only in its common name ('" + note->subject +
+               "') and has no subjectAltName, which browsers refuse";
+      }
+      return why + ": the certificate is for " + note->names + (note->names.find(',') == std::string::npos ? "" : ", ...");
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+      return why + ": " + which + " expired on " + note->not_after;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      return why + ": " + which + " is valid only from " + note->not_before;
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+      return why + ": nothing trusted here issued '" + note->issuer + "' (for " + note->subject +
+             "): the site sent no intermediate certificate, or it uses a private CA that is in neither the "
+             "system's store nor upstream.ca_file";
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+      return why + ": '" + note->subject + "' is in neither the system's store nor upstream.ca_file";
+    case X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE:
+      return why + ": its keyUsage does not allow signing the connection, which browsers refuse";
+    default:
+      return why + " (" + which + ")";
+  }
 }
 
 }  // namespace hallpass::certs

@@ -5,7 +5,9 @@
 // - Trust: the system store (OpenSSL's default paths: /etc/ssl/certs on Debian) plus, when
 //   given, `extra_ca_file` (upstream.ca_file: a school's internal CA, or a test's CA).
 // - Verification on (SSL_VERIFY_PEER); the caller sets the host name to check (prepare_origin_ssl).
-// - TLS 1.2 or later; ALPN offers http/1.1 only (the proxy speaks HTTP/1.1 to origins).
+// - TLS 1.2 or later, TLS 1.2 with ECDHE suites only; OpenSSL security level 2 at least,
+//   whatever the system's openssl.cnf lowers it to; a leaf whose keyUsage leaves out
+//   digitalSignature is refused (browsers refuse it). ALPN offers http/1.1 only.
 // - Client sessions are handed to the connection's origin_sessions store (origin_sessions.hpp)
 //   for resumption; an SSL not attached to a store keeps none.
 //
@@ -28,8 +30,11 @@ result<std::shared_ptr<SSL_CTX>> make_origin_context(const std::string& extra_ca
 // the origin's certificate must carry. Returns false when OpenSSL refuses the name.
 bool prepare_origin_ssl(SSL* ssl, const std::string& host);
 
-// Why verification failed, for the page and the log: "certificate has expired", "unable to get
-// local issuer certificate", "hostname mismatch", ...; empty when it did not fail.
+// Why verification failed, for the page and the log: OpenSSL's reason ("certificate has
+// expired", "unable to get local issuer certificate", "hostname mismatch", ...) first, then
+// what the first failed check saw: which certificate and its dates, the names it is for, what
+// to check (upstream.ca_file); empty when it did not fail. Certificate text is cut to printable
+// ASCII.
 std::string verify_failure(SSL* ssl);
 
 }  // namespace hallpass::certs

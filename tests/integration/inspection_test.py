@@ -53,12 +53,12 @@ def run(cmd, **kw):
 class TestCA:
     """A throwaway CA (openssl CLI) that signs the origins' certificates."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, name="hallpass test origin CA"):
         self.dir = folder
         self.key = os.path.join(folder, "test-ca.key")
         self.crt = os.path.join(folder, "test-ca.crt")
         run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", self.key, "-out", self.crt, "-days", "2", "-subj", "/CN=hallpass test origin CA",
+             "-keyout", self.key, "-out", self.crt, "-days", "2", "-subj", "/CN=" + name,
              "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"])
 
     def issue(self, name, sans, self_signed=False, cn_only=False):
@@ -453,6 +453,7 @@ inspection:
         self.assertEqual(status, 502, err)
         self.assertIn(b"could not be trusted", body)
         self.assertIn(b"hostname mismatch", body)
+        self.assertIn(b"no subjectAltName", body)  # said so, rather than a mismatch alone
         self.assertEqual(self.cn_only_origin.seen, [])
         self.assertEqual(p.metric("hallpass_tls_origin_failures_total", {"kind": "verify"}), 1)
 

@@ -1,0 +1,182 @@
+"""The origins behind inspected tunnels are verified as a browser would verify them, whatever the
+system's OpenSSL configuration, and a failure is named so that a technician can act on it
+(issue 10, "Upstream TLS"; certs/origin_context.hpp). Found by an outside-in audit on
+2026-12-03: a leaf whose keyUsage forbids signing was accepted; a pooled origin connection
+outlived a reload that withdrew its CA; an openssl.cnf at SECLEVEL=1 let an RSA-1024 leaf
+through; the page gave OpenSSL's one-line reason only.
+
+Real parts: TLS origins in the test (Python's ssl), certificates made with the openssl CLI, the
+real proxy with a school CA, curl trusting the school CA."""
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import unittest
+
+from harness import BIN, PUPIL, Proxy
+from inspection_test import TestCA, TlsOrigin, run
+from harness import curl
+
+
+def sign(ca, name, ext_lines, days=2, newkey=("ec", "-pkeyopt", "ec_paramgen_curve:P-256"), dates=None):
+    """A leaf for `name` signed by `ca` with the extensions given; dates=(start, end) as
+    YYYYMMDDHHMMSSZ makes its validity exactly that (openssl ca), for an expired leaf."""
+    d = ca.dir
+    key, csr, crt, ext = (os.path.join(d, name + s) for s in (".key", ".csr", ".crt", ".ext"))
+    with open(ext, "w") as f:
+        f.write("\n".join(ext_lines) + "\n")
+    run(["openssl", "req", "-new", "-newkey", *newkey, "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + name])
+    if dates is None:
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", ca.crt, "-CAkey", ca.key, "-CAcreateserial", "-out", crt,
+             "-days", str(days), "-extfile", ext])
+        return crt, key
+    db = os.path.join(d, "ca-db-" + name)
+    os.makedirs(db)
+    open(os.path.join(db, "index.txt"), "w").close()
+    with open(os.path.join(db, "serial"), "w") as f:
+        f.write("1000\n")
+    conf = os.path.join(db, "ca.cnf")
+    with open(conf, "w") as f:
+        f.write(f"[ca]\ndefault_ca = test\n[test]\ndatabase = {db}/index.txt\nserial = {db}/serial\n"
+                f"new_certs_dir = {db}\ndefault_md = sha256\npolicy = any\n[any]\ncommonName = supplied\n")
+    run(["openssl", "ca", "-batch", "-config", conf, "-cert", ca.crt, "-keyfile", ca.key, "-in", csr, "-out", crt,
+         "-startdate", dates[0], "-enddate", dates[1], "-extfile", ext, "-notext"])
+    return crt, key
+
+
+class LowSecurityOrigin(TlsOrigin):
+    """A TlsOrigin that may serve a weak key (its own context at security level 0)."""
+
+    def __init__(self, crt, key):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        self.ctx.load_cert_chain(crt, key)
+        self.ctx.set_alpn_protocols(["http/1.1"])
+        self.seen = []
+        self.resumed = []
+        super(TlsOrigin, self).__init__(host="127.0.0.1", port=0)
+
+
+class OriginVerifyTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="hallpass-verify-")
+        os.chmod(cls.tmp, 0o755)
+        cls.test_ca = TestCA(cls.tmp)
+        os.mkdir(os.path.join(cls.tmp, "other"))
+        cls.other_ca = TestCA(os.path.join(cls.tmp, "other"), name="a CA this school does not trust")
+        serve = ["extendedKeyUsage=serverAuth"]
+        cls.origins = {}
+        cls.origins["good"] = TlsOrigin(*sign(cls.test_ca, "good.test", ["subjectAltName=DNS:good.test", *serve]))
+        # keyUsage without digitalSignature: the key may not sign the handshake (browsers refuse it).
+        cls.origins["kuenc"] = TlsOrigin(*sign(cls.test_ca, "kuenc.test", [
+            "subjectAltName=DNS:kuenc.test", "keyUsage=critical,keyEncipherment", *serve]))
+        cls.origins["expired"] = TlsOrigin(*sign(cls.test_ca, "expired.test", ["subjectAltName=DNS:expired.test", *serve],
+                                                 dates=("20250101000000Z", "20250601000000Z")))
+        # Signed by a CA the proxy does not trust (and the origin sends no chain): the page must
+        # say where trust comes from.
+        cls.origins["unknown"] = TlsOrigin(*sign(cls.other_ca, "unknown.test", ["subjectAltName=DNS:unknown.test", *serve]))
+        cls.origins["othername"] = TlsOrigin(*sign(cls.test_ca, "othername.test", [
+            "subjectAltName=DNS:elsewhere.test,DNS:www.elsewhere.test", *serve]))
+        cls.origins["rsa1024"] = LowSecurityOrigin(*sign(cls.test_ca, "rsa1024.test", [
+            "subjectAltName=DNS:rsa1024.test", *serve], newkey=("rsa:1024",)))
+        cls.school_ca = os.path.join(cls.tmp, "school-ca")
+        run([BIN, "ca", "init", "--dir", cls.school_ca, "--name", "Test School"])
+        cls.school_crt = os.path.join(cls.school_ca, "ca.crt")
+        # A system OpenSSL configuration lowered to security level 1 (a common "legacy fix").
+        cls.low_conf = os.path.join(cls.tmp, "openssl-seclevel1.cnf")
+        with open(cls.low_conf, "w") as f:
+            f.write("openssl_conf = init\n[init]\nssl_conf = ssl\n[ssl]\nsystem_default = system\n"
+                    "[system]\nCipherString = DEFAULT:@SECLEVEL=1\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        for o in cls.origins.values():
+            o.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def policy(self, ca_file):
+        ports = ", ".join(str(o.port) for o in self.origins.values())
+        names = "".join(f"  {n}.test: 127.0.0.1\n" for n in self.origins)
+
+        def edit(text):
+            text = text.replace("upstream:\n  allow_loopback: true",
+                                f"upstream:\n  ca_file: {ca_file}\n  allow_loopback: true")
+            text = text.replace("hosts:\n", "hosts:\n" + names, 1)
+            text = text.replace("connect:\n  ports: [443, 8443]", f"connect:\n  ports: [443, {ports}]")
+            return text + "inspection:\n  inspect:\n    - {everything: true}\n"
+        return edit
+
+    def start_proxy(self, ca_file=None, env=None):
+        saved = {k: os.environ.get(k) for k in (env or {})}
+        os.environ.update(env or {})
+        try:
+            p = Proxy(args=["--ca-dir", self.school_ca], workers=1, policy_edit=self.policy(ca_file or self.test_ca.crt))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        self.addCleanup(p.stop)
+        return p
+
+    def get(self, proxy, name, path="/"):
+        url = f"https://{name}.test:{self.origins[name].port}{path}"
+        return curl(proxy, url, source=PUPIL, extra=["--cacert", self.school_crt])
+
+    def refused(self, proxy, name):
+        before = len(self.origins[name].seen)
+        status, body, err = self.get(proxy, name)
+        self.assertEqual(status, 502, (name, err, body[:300]))
+        self.assertIn(b"could not be trusted", body)
+        self.assertEqual(len(self.origins[name].seen), before, f"{name}: the origin got the request")
+        return body.decode("utf-8", "replace")
+
+    def test_good_origin_passes(self):
+        p = self.start_proxy()
+        status, body, err = self.get(p, "good")
+        self.assertEqual(status, 200, err)
+
+    def test_a_leaf_whose_key_usage_forbids_signing_is_refused(self):
+        p = self.start_proxy()
+        page = self.refused(p, "kuenc")
+        self.assertIn("key usage", page)
+        self.assertIn("browsers refuse", page)
+
+    def test_failures_say_which_certificate_and_what_to_check(self):
+        p = self.start_proxy()
+        page = self.refused(p, "expired")
+        self.assertIn("certificate has expired", page)
+        self.assertIn("expired on 2025-06-01", page)
+        self.assertIn("expired.test", page)
+        page = self.refused(p, "unknown")
+        self.assertIn("upstream.ca_file", page)
+        self.assertIn("a CA this school does not trust", page)  # the issuer nothing here trusts
+        page = self.refused(p, "othername")
+        self.assertIn("hostname mismatch", page)
+        self.assertIn("elsewhere.test, www.elsewhere.test", page)
+        # The log's note carries the same words.
+        notes = [l.get("note", "") for l in p.log_lines(6) if l["method"] == "GET"]
+        self.assertTrue(any("expired on 2025-06-01" in n for n in notes), notes)
+
+    def test_a_lowered_system_security_level_does_not_let_a_weak_key_through(self):
+        p = self.start_proxy(env={"OPENSSL_CONF": self.low_conf})
+        page = self.refused(p, "rsa1024")
+        self.assertIn("too weak", page)
+
+    def test_a_reload_that_withdraws_trust_closes_pooled_origin_connections(self):
+        p = self.start_proxy()
+        status, _, err = self.get(p, "good")
+        self.assertEqual(status, 200, err)  # the origin connection now waits in the pool
+        # The school no longer trusts the test CA: only the other CA is in upstream.ca_file.
+        p.write_policy(p.policy_text.replace(f"ca_file: {self.test_ca.crt}", f"ca_file: {self.other_ca.crt}"))
+        p.reload()
+        # Verified again under the new trust, not served by the pooled connection (which would
+        # answer 200: the audit saw it serve for 42 s).
+        self.refused(p, "good")
+
+
+if __name__ == "__main__":
+    unittest.main()
