@@ -270,8 +270,11 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
         list.pop_back();
         --idle_count_;
         // Anything readable (stray bytes from the origin, or EOF) closes it: those bytes are
-        // no answer to this request. A reload may have denied its address meanwhile.
-        if (quiet(*c) && check(c->peer, cfg) == destination_verdict::allowed) {
+        // no answer to this request. A reload may have denied its address meanwhile, or
+        // changed what is trusted (upstream.ca_file): a TLS connection verified under another
+        // generation's origin context is closed, as its sessions are (handshake()).
+        const bool same_trust = !c->tls || SSL_get_SSL_CTX(c->tls->native_handle()) == cfg.origin_tls.get();
+        if (same_trust && quiet(*c) && check(c->peer, cfg) == destination_verdict::allowed) {
           c->reused = true;
           state_.metrics.upstream_pool_reused.Increment();
           r.conn = std::move(c);
