@@ -414,9 +414,18 @@ net::awaitable<void> run_http_session(worker& w, std::shared_ptr<client_connecti
   // The close_notify of an inspected connection; none after an answer cut short, whose end
   // must not look like a clean one.
   if (c->tls && !c->answer_cut_short) co_await end_inspection(*c);
-  co_await linger_close(w, *c);  // a client still sending: its answer is not destroyed by a reset
   error_code ignored;
-  c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  if (c->answer_cut_short && !c->tls) {
+    // A plain connection whose answer the origin cut short ends with a reset: an orderly close
+    // is what a complete body read until the close looks like (RFC 9112 6.3, 8), and an
+    // HTTP/1.0 client or a body without framing has nothing else to tell it by. (Over TLS the
+    // missing close_notify says it.)
+    // No shutdown first: it would send the FIN this is to avoid.
+    c->stream.socket().set_option(net::socket_base::linger(true, 0), ignored);
+  } else {
+    co_await linger_close(w, *c);  // a client still sending: its answer is not destroyed by a reset
+    c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  }
   c->stream.socket().close(ignored);
   w.state().metrics.active_connections.Decrement();
   w.unregister_connection(c.get());

@@ -184,6 +184,51 @@ class Framing(unittest.TestCase):
         self.assertNotIn(b"transfer-encoding", head.lower())
         self.assertEqual(body, b"hello world")
 
+    def read_to_end(self, s, timeout=5.0):
+        """Everything until the connection ends: (bytes, 'reset' or 'closed' or 'open')."""
+        data = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                more = s.recv(65536)
+            except ConnectionResetError:
+                return data, "reset"
+            except socket.timeout:
+                return data, "open"
+            if not more:
+                return data, "closed"
+            data += more
+        return data, "open"
+
+    def test_an_answer_the_origin_cut_short_ends_with_a_reset_not_a_clean_close(self):
+        # An orderly close is what a complete body read until the close looks like: a body
+        # without framing that the origin reset, or a chunked body cut short to an HTTP/1.0
+        # client, must not look complete (the audit of 2026-12-03: curl exited 0).
+        def reset_unframed(conn, _):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil-close-body")
+            time.sleep(0.3)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+        def chunked_cut(conn, _):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            time.sleep(0.3)
+
+        def complete_unframed(conn, _):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nwhole-body")
+
+        for script, version, body, end in ((reset_unframed, b"1.1", b"until-close-body", "reset"),
+                                           (chunked_cut, b"1.0", b"hello", "reset"),
+                                           (complete_unframed, b"1.1", b"whole-body", "closed")):
+            with self.subTest(script=script.__name__):
+                o = self.origin(script)
+                s = client(self.proxy)
+                self.addCleanup(s.close)
+                s.sendall(b"GET http://origin.test:%d/ HTTP/%s\r\nHost: origin.test\r\n\r\n" % (o.port, version))
+                data, how = self.read_to_end(s)
+                self.assertEqual(data.partition(b"\r\n\r\n")[2], body, data[:300])
+                self.assertEqual(how, end)
+
     def test_empty_lines_before_a_request_line_are_ignored(self):
         """RFC 9112 2.2: a server should ignore at least one empty line before a request line
         (older clients send a CRLF after a POST's body). A pipelined request after empty lines
