@@ -415,11 +415,12 @@ net::awaitable<void> run_http_session(worker& w, std::shared_ptr<client_connecti
   // must not look like a clean one.
   if (c->tls && !c->answer_cut_short) co_await end_inspection(*c);
   error_code ignored;
-  if (c->answer_cut_short && !c->tls) {
-    // A plain connection whose answer the origin cut short ends with a reset: an orderly close
-    // is what a complete body read until the close looks like (RFC 9112 6.3, 8), and an
-    // HTTP/1.0 client or a body without framing has nothing else to tell it by. (Over TLS the
-    // missing close_notify says it.)
+  if (c->cut_short_unframed && !c->tls) {
+    // A plain connection whose answer the origin cut short, read by the client until the
+    // close, ends with a reset: an orderly close is what a complete body read until the close
+    // looks like (RFC 9112 6.3, 8). (A length or our chunks tell the client otherwise; over
+    // TLS the missing close_notify says it.) What is still unsent is lost with the reset: the
+    // answer was incomplete anyway, and now says so.
     // No shutdown first: it would send the FIN this is to avoid.
     c->stream.socket().set_option(net::socket_base::linger(true, 0), ignored);
   } else {

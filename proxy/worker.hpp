@@ -70,6 +70,10 @@ struct client_connection {
   // connection then ends without a close_notify, so the client sees a truncation (RFC 8446 6.1)
   // even where nothing else could tell it (an HTTP/1.0 client reading until the close).
   bool answer_cut_short = false;
+  // ... and the client reads that answer until the close (no length, no chunks: an unframed
+  // body, or any body to an HTTP/1.0 client): a plain connection then ends with a reset, as an
+  // orderly close would say the answer is complete (run_http_session).
+  bool cut_short_unframed = false;
   // A request was answered without its body being read (a refusal, a block page, an early
   // answer): the connection ends with a lingering close (http_session.cpp's linger_close).
   bool request_body_unread = false;

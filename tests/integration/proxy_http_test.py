@@ -236,8 +236,10 @@ class HttpTest(unittest.TestCase):
         upload = os.path.join(folder, "big.bin")
         with open(upload, "wb") as f:
             f.write(b"u" * (16 << 20))
+        # Without Expect (curl's own for a large body): that path, where the origin sees the
+        # head only, is proxy_framing_test's.
         status, body, err = curl(self.proxy, f"http://py.test:{self.py.port}/early-413", source=STAFF,
-                                 extra=["--data-binary", "@" + upload])
+                                 extra=["--data-binary", "@" + upload, "-H", "Expect:"])
         self.assertEqual((status, body), (413, b"too large"), err)
         line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["path"] == "/early-413"] or None,
                         what="the upload's log line")[0]
