@@ -1,9 +1,11 @@
 #include "proxy/forward.hpp"
 
+
 #include "proxy/body_relay.hpp"
 #include "proxy/local_response.hpp"
 #include "proxy/message_head.hpp"
 #include "proxy/origin_prefetch.hpp"
+#include "proxy/read_deadline.hpp"
 #include "proxy/request_checks.hpp"
 #include "proxy/response_head.hpp"
 #include "proxy/shared_state.hpp"
@@ -75,6 +77,10 @@ constexpr int max_interim_responses = 16;
 // How long an answer the origin sent before it stopped reading the request body (an early 413
 // or 401) is waited for once sending the body has failed: it has usually arrived already.
 constexpr std::chrono::seconds early_answer_wait{2};
+// How long an origin asked to continue (Expect: 100-continue) has to answer before the body is
+// sent anyway and the client gets the proxy's own 100: curl waits 1 s, as RFC 9110 10.1.1
+// lets a client.
+constexpr std::chrono::seconds expect_wait{1};
 
 bool connection_has(const response_head& h, std::string_view option) {
   for (const auto& f : h.fields) {
@@ -165,6 +171,10 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
 
   strip_hop_by_hop(req, websocket);
   req.erase(http::field::expect);
+  // A client that asks to be told before it sends its body: the origin is asked (RFC 9110
+  // 10.1.1: a proxy forwards the expectation), so it can refuse an upload before it is sent.
+  const bool ask_origin_first = expect_continue && has_body;
+  if (ask_origin_first) req.set(http::field::expect, "100-continue");
   add_via(req.base());
   // An OPTIONS for the server as a whole ("http://h" with no path, or "*") goes on as "*"
   // (RFC 9112 3.2.4).
@@ -190,6 +200,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   std::unique_ptr<upstream_connection> up;
   response_head head;
   bool sent_continue = false;
+  bool final_before_body = false;  // the origin answered the head alone (Expect: 100-continue)
   // Sending the request failed, and the origin may have answered before it stopped reading
   // (RFC 9110 15.5.14: a 413 may close the connection): that answer, if any, is the client's.
   std::optional<std::string> send_failure;
@@ -231,6 +242,61 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       co_return forward_outcome::close;
     }
     up = std::move(acquired.conn);
+    // The head alone first, then at most expect_wait for the origin's word: its 100 goes to the
+    // client, which then sends the body; a final answer goes to the client in place of the
+    // exchange, with the body never read; silence (an origin that ignores the expectation)
+    // gets the client our own 100, as a client itself would stop waiting.
+    if (ask_origin_first) {
+      up->stream.expires_after(daemon.upstream.idle_timeout);
+      auto [hec, hn] = co_await net::async_write(up->io, net::buffer(request_head), nothrow);
+      if (hec) {
+        const std::string problem = hec.message();
+        co_await refuse(w, c, ex, refusal::upstream_send_failed, problem, client_version);
+        co_return forward_outcome::close;
+      }
+      request_head.clear();
+      // A deadline that cancels the read rather than closing the socket (read_deadline.hpp):
+      // the body still goes on the same connection when it fires.
+      up->stream.expires_never();
+      net::steady_timer wait_timer(up->stream.get_executor());
+      std::shared_ptr<read_deadline_state> wait_state;
+      for (int interim_seen = 0;;) {
+        read_deadline deadline(wait_timer, wait_state, up->stream.socket(), expect_wait);
+        auto hr = co_await read_response_head(*up, head, daemon.limits);
+        deadline.disarm();
+        if (hr.result == head_parse::need_more && deadline.expired()) break;  // no word in time
+        if (hr.result == head_parse::error) {
+          co_await refuse(w, c, ex, refusal::upstream_malformed, hr.error, client_version);
+          co_return forward_outcome::close;
+        }
+        if (hr.result == head_parse::need_more) {
+          const std::string problem = hr.ec.message();
+          co_await refuse(w, c, ex, refusal::upstream_closed, problem, client_version);
+          co_return forward_outcome::close;
+        }
+        if (head.status >= 200 || head.status == 101) {
+          final_before_body = true;
+          break;
+        }
+        if (++interim_seen > max_interim_responses) {
+          co_await refuse(w, c, ex, refusal::upstream_malformed, "too many interim responses", client_version);
+          co_return forward_outcome::close;
+        }
+        client_head_options interim_head;
+        interim_head.via = via_value;
+        const std::string text = write_client_response_head(head, interim_head);
+        c.stream.expires_after(daemon.upstream.idle_timeout);
+        auto [iec, in] = co_await net::async_write(c.io, net::buffer(text), nothrow);
+        ex.bytes_out += in;
+        if (iec) co_return forward_outcome::close;
+        up->buffer.consume(head.size);
+        if (head.status == 100) {
+          sent_continue = true;  // the client has its 100: a second from the origin is dropped
+          break;
+        }
+      }
+      if (final_before_body) break;  // the answer is in `head`; the body is never sent
+    }
     if (expect_continue && !sent_continue) {
       static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
       c.stream.expires_after(daemon.upstream.idle_timeout);
@@ -374,7 +440,8 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   }
   // After an early answer the rest of the request body is still on its way: the connection
   // cannot carry another request.
-  bool keep = client_keep_alive && !w.state().draining && !send_failure;
+  bool keep = client_keep_alive && !w.state().draining && !send_failure && !final_before_body;
+  if (final_before_body) ex.note = "answered before the request body was sent (Expect: 100-continue)";
   if (send_failure) ex.note = "answered before the request was sent whole (upstream write failed: " + *send_failure + ")";
   client_head_options o;
   o.version = client_version >= 11 ? 11 : 10;
@@ -410,7 +477,9 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       break;
   }
   o.keep_alive = keep;
-  const bool upstream_reusable = origin_keep_alive && from != origin_body::until_close && !websocket && !send_failure;
+  // After a final answer to the head alone, the origin cannot know whether a body follows.
+  const bool upstream_reusable =
+      origin_keep_alive && from != origin_body::until_close && !websocket && !send_failure && !final_before_body;
   std::string client_head = write_client_response_head(head, o);
   up->buffer.consume(head.size);
 
@@ -434,12 +503,16 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       w.state().metrics.upstream_failed(metrics::upstream_failure::reset).Increment();
       ex.note = "upstream response: " + *body.framing_error;
       c.answer_cut_short = true;
+      c.cut_short_unframed = o.framing == client_framing::close;
     }
     co_return forward_outcome::close;
   }
   if (!body) {
     ex.note = "response body: " + (body.read_error ? body.read_error : body.write_error).message();
-    if (body.read_error) c.answer_cut_short = true;
+    if (body.read_error) {
+      c.answer_cut_short = true;
+      c.cut_short_unframed = o.framing == client_framing::close;
+    }
     co_return forward_outcome::close;
   }
   // Reusable only when the response ended exactly where its framing said: a byte already read

@@ -547,12 +547,32 @@ inspection:
         upload = os.path.join(self.tmp, "upload.bin")
         with open(upload, "wb") as f:
             f.write(b"u" * (16 << 20))
+        # Without Expect (curl's own for a large body) the whole body is on its way.
         status, body, err = self.get(p, f"https://origin.test:{self.py_origin.port}/early-413",
-                                     extra=["--data-binary", "@" + upload])
+                                     extra=["--data-binary", "@" + upload, "-H", "Expect:"])
         self.assertEqual((status, body), (413, b"too large"), err)
         line = [l for l in p.log_lines(2) if l["method"] == "POST"][0]
         self.assertEqual((line["status"], line.get("tls")), (413, "inspected"), line)
         self.assertIn("answered before the request was sent whole", line["note"])
+        # With Expect: 100-continue the origin sees the head alone and refuses before any body.
+        status, body, err = self.get(p, f"https://origin.test:{self.py_origin.port}/early-413",
+                                     extra=["--data-binary", "@" + upload, "-H", "Expect: 100-continue"])
+        self.assertEqual((status, body), (413, b"too large"), err)
+        line = [l for l in p.log_lines(4) if l["method"] == "POST"][-1]
+        self.assertIn("before the request body was sent", line["note"])
+
+    def test_an_origin_that_ignores_expect_gets_the_body_after_a_second(self):
+        """An origin that never answers the expectation (Python's /echo reads the body
+        first): the proxy's wait for it ends without closing the TLS connection, the client
+        gets the proxy's own 100, and the body reaches the origin whole."""
+        p = self.start_proxy(self.py_origin.port)
+        payload = os.path.join(self.tmp, "payload.bin")
+        with open(payload, "wb") as f:
+            f.write(b"p" * 200000)
+        status, body, err = self.get(p, f"https://origin.test:{self.py_origin.port}/echo",
+                                     extra=["--data-binary", "@" + payload, "-H", "Expect: 100-continue"])
+        self.assertEqual(status, 200, err)
+        self.assertEqual(len(body), 200000)
 
     def test_device_without_the_school_ca_is_counted(self):
         p = self.start_proxy(self.origin.port)

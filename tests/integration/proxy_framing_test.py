@@ -229,6 +229,49 @@ class Framing(unittest.TestCase):
                 self.assertEqual(data.partition(b"\r\n\r\n")[2], body, data[:300])
                 self.assertEqual(how, end)
 
+    def test_expect_100_continue_is_the_origins_to_answer(self):
+        # RFC 9110 10.1.1: the proxy forwards the expectation, so the origin can refuse an upload
+        # before it is sent; its 100 (or its refusal) is what the client gets.
+        def refuses(conn, got):
+            assert b"expect: 100-continue" in got.lower(), got
+            conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nauth")
+            time.sleep(0.5)
+
+        def continues(conn, got):
+            assert b"expect: 100-continue" in got.lower(), got
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body = got.partition(b"\r\n\r\n")[2]
+            while len(body) < 5:
+                body += conn.recv(100)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+        o = self.origin(refuses)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        started = time.monotonic()
+        s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: 100000000\r\n\r\n" % o.port)
+        data = recv_until(s, b"auth", timeout=5)
+        self.assertTrue(data.startswith(b"HTTP/1.1 401 "), data[:200])  # no 100 first: the body is not wanted
+        self.assertLess(time.monotonic() - started, 0.9, "answered only after the wait for the origin")
+        self.assertIn(b"Connection: close", data)  # the body the client may still send is not a request
+        line = self.log_line_for(o.port)
+        self.assertEqual(line["status"], 401)
+        self.assertIn("before the request body was sent", line.get("note", ""))
+
+        o = self.origin(continues)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: 5\r\n\r\n" % o.port)
+        interim = recv_until(s, b"\r\n\r\n", timeout=5)
+        self.assertTrue(interim.startswith(b"HTTP/1.1 100 Continue\r\n"), interim)
+        self.assertIn(b"Via: 1.1 hallpass", interim)  # the origin's 100, passed on
+        s.sendall(b"hello")
+        data = recv_until(s, b"hello", timeout=5)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 OK"), data[:200])
+        self.assertNotIn(b"100 Continue", data)  # one 100 only
+
     def test_empty_lines_before_a_request_line_are_ignored(self):
         """RFC 9112 2.2: a server should ignore at least one empty line before a request line
         (older clients send a CRLF after a POST's body). A pipelined request after empty lines
