@@ -32,8 +32,11 @@ splice_pipe::~splice_pipe() {
 
 net::awaitable<splice_result> splice_bytes(tcp::socket& from, tcp::socket& to, splice_pipe& pipe,
                                            std::optional<std::uint64_t> limit,
-                                           std::chrono::steady_clock::time_point* activity) {
+                                           std::chrono::steady_clock::time_point* activity,
+                                           splice_progress* progress) {
   splice_result r;
+  splice_progress unused;
+  splice_progress& live = progress != nullptr ? *progress : unused;
   error_code ec;
   from.native_non_blocking(true, ec);
   if (!ec) to.native_non_blocking(true, ec);
@@ -55,6 +58,7 @@ net::awaitable<splice_result> splice_bytes(tcp::socket& from, tcp::socket& to, s
       } else if (n == 0) {
         r.ended = true;
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        live.waiting_to_write = false;
         auto [wec] = co_await from.async_wait(tcp::socket::wait_read, nothrow);
         if (wec) {
           r.read_error = wec;
@@ -74,8 +78,10 @@ net::awaitable<splice_result> splice_bytes(tcp::socket& from, tcp::socket& to, s
       if (n > 0) {
         pending -= static_cast<std::size_t>(n);
         r.moved += static_cast<std::uint64_t>(n);
+        live.moved = r.moved;
         if (activity) *activity = std::chrono::steady_clock::now();
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        live.waiting_to_write = true;
         auto [wec] = co_await to.async_wait(tcp::socket::wait_write, nothrow);
         if (wec) {
           r.write_error = wec;
@@ -109,10 +115,12 @@ net::awaitable<splice_result> splice_bytes_or_idle(tcp::socket& from, tcp::socke
                                                    std::uint64_t limit, std::chrono::milliseconds idle) {
   using namespace net::experimental::awaitable_operators;
   auto activity = std::chrono::steady_clock::now();
-  auto done = co_await (splice_bytes(from, to, pipe, limit, &activity) || idle_watchdog(activity, idle));
+  splice_progress progress;
+  auto done = co_await (splice_bytes(from, to, pipe, limit, &activity, &progress) || idle_watchdog(activity, idle));
   if (done.index() == 0) co_return std::get<0>(std::move(done));
   splice_result r;
-  r.read_error = beast::error::timeout;
+  r.moved = progress.moved;  // the access log counts what did move (the audit saw 16 MiB logged as 241 bytes)
+  (progress.waiting_to_write ? r.write_error : r.read_error) = beast::error::timeout;
   co_return r;
 }
 

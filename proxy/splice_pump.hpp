@@ -46,19 +46,30 @@ struct splice_result {
   bool ended = false;  // `from` reached its end (before `limit`, if one was given)
 };
 
+// What a splice has done so far, kept outside it for a caller that may cancel it (an idle
+// watchdog): the bytes moved, and which side it was waiting for.
+struct splice_progress {
+  std::uint64_t moved = 0;
+  bool waiting_to_write = false;  // false: waiting to read (or not waiting)
+};
+
 // Moves bytes from `from` to `to` until `from` ends, `limit` bytes have moved, or an error.
-// `activity`, when given, is set to the time of each move (for an idle watchdog).
+// `activity`, when given, is set to the time of each move (for an idle watchdog); `progress`,
+// when given, follows the moves and waits.
 // The pipe is left empty unless a write failed.
 net::awaitable<splice_result> splice_bytes(tcp::socket& from, tcp::socket& to, splice_pipe& pipe,
                                            std::optional<std::uint64_t> limit,
-                                           std::chrono::steady_clock::time_point* activity);
+                                           std::chrono::steady_clock::time_point* activity,
+                                           splice_progress* progress = nullptr);
 
 // Completes when nothing has moved for `idle`: `activity` has not been set for that long.
 // Raced against a relay (awaitable operator ||) it ends a stalled one.
 net::awaitable<void> idle_watchdog(const std::chrono::steady_clock::time_point& activity,
                                    std::chrono::milliseconds idle);
 
-// splice_bytes() that gives up when nothing moves for `idle` (read_error is then timeout).
+// splice_bytes() that gives up when nothing moves for `idle`: then `moved` still counts what
+// did move, and the timeout is a write_error when `to` had stopped taking bytes (an origin
+// that stopped reading an upload), else a read_error (`from` fell silent).
 net::awaitable<splice_result> splice_bytes_or_idle(tcp::socket& from, tcp::socket& to, splice_pipe& pipe,
                                                    std::uint64_t limit, std::chrono::milliseconds idle);
 

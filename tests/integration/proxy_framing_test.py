@@ -272,6 +272,44 @@ class Framing(unittest.TestCase):
         self.assertTrue(data.startswith(b"HTTP/1.1 200 OK"), data[:200])
         self.assertNotIn(b"100 Continue", data)  # one 100 only
 
+    def test_an_origin_that_stops_reading_a_large_upload_is_heard(self):
+        # A body of more than 128 KiB goes by splice(2). An origin that answers from the head
+        # and stops reading, without closing, used to get the client nothing at all after
+        # idle_timeout (the log blamed the client and counted 241 bytes of 16 MiB).
+        proxy = Proxy(policy_edit=lambda t: t.replace("idle_timeout: 10s", "idle_timeout: 2s"))
+        self.addCleanup(proxy.stop)
+        release = threading.Event()
+
+        def answers_and_stops_reading(conn, _):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
+            release.wait(15)
+
+        o = self.origin(answers_and_stops_reading)
+        self.addCleanup(release.set)
+        s = client(proxy)
+        self.addCleanup(s.close)
+        size = 16 << 20
+        s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nContent-Length: %d\r\n\r\n"
+                  % (o.port, size))
+
+        def upload():
+            try:
+                s.sendall(b"u" * size)
+            except OSError:
+                pass  # the proxy closes while the rest is still on its way
+
+        sender = threading.Thread(target=upload, daemon=True)
+        sender.start()
+        data = recv_until(s, b"early", timeout=10)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 OK"), data[:200])
+        self.assertTrue(data.endswith(b"early"), data[-100:])
+        line = wait_for(lambda: next((l for l in proxy.log_lines() if l["port"] == o.port), None), timeout=5,
+                        what="the upload's log line")
+        self.assertEqual(line["status"], 200)
+        self.assertIn("answered before the request was sent whole", line.get("note", ""))
+        self.assertGreater(line["bytes_in"], 128 * 1024)  # what did move is counted
+        release.set()
+
     def test_empty_lines_before_a_request_line_are_ignored(self):
         """RFC 9112 2.2: a server should ignore at least one empty line before a request line
         (older clients send a CRLF after a POST's body). A pipelined request after empty lines
