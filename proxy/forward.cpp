@@ -118,6 +118,19 @@ net::awaitable<head_read> read_response_head(upstream_connection& up, response_h
 }
 
 
+// Passes an interim response (100, 103) on to the client with our Via. False when the client
+// is gone.
+net::awaitable<bool> send_interim(client_connection& c, exchange& ex, const response_head& head,
+                                  std::chrono::milliseconds idle) {
+  client_head_options interim_head;
+  interim_head.via = via_value;
+  const std::string text = write_client_response_head(head, interim_head);
+  c.stream.expires_after(idle);
+  auto [ec, n] = co_await net::async_write(c.io, net::buffer(text), nothrow);
+  ex.bytes_out += n;
+  co_return !ec;
+}
+
 }  // namespace
 
 // Forwards an allowed plain-HTTP request and streams the response back. The proxy frames
@@ -282,13 +295,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
           co_await refuse(w, c, ex, refusal::upstream_malformed, "too many interim responses", client_version);
           co_return forward_outcome::close;
         }
-        client_head_options interim_head;
-        interim_head.via = via_value;
-        const std::string text = write_client_response_head(head, interim_head);
-        c.stream.expires_after(daemon.upstream.idle_timeout);
-        auto [iec, in] = co_await net::async_write(c.io, net::buffer(text), nothrow);
-        ex.bytes_out += in;
-        if (iec) co_return forward_outcome::close;
+        if (!co_await send_interim(c, ex, head, daemon.upstream.idle_timeout)) co_return forward_outcome::close;
         up->buffer.consume(head.size);
         if (head.status == 100) {
           sent_continue = true;  // the client has its 100: a second from the origin is dropped
@@ -377,13 +384,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
         co_return forward_outcome::close;
       }
       if (client_version >= 11 && !(head.status == 100 && sent_continue)) {
-        client_head_options interim_head;
-        interim_head.via = via_value;
-        const std::string text = write_client_response_head(head, interim_head);
-        c.stream.expires_after(daemon.upstream.idle_timeout);
-        auto [iec, in] = co_await net::async_write(c.io, net::buffer(text), nothrow);
-        ex.bytes_out += in;
-        if (iec) co_return forward_outcome::close;
+        if (!co_await send_interim(c, ex, head, daemon.upstream.idle_timeout)) co_return forward_outcome::close;
       }
       up->buffer.consume(head.size);
     }
