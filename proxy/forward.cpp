@@ -387,6 +387,9 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
         if (!co_await send_interim(c, ex, head, daemon.upstream.idle_timeout)) co_return forward_outcome::close;
       }
       up->buffer.consume(head.size);
+      // An interim response says the origin is at work (102 Processing on a long request):
+      // the wait for the final answer starts again, at most max_interim_responses times.
+      if (!send_failure) up->stream.expires_after(std::chrono::milliseconds(daemon.upstream.response_timeout));
     }
     if (retry) continue;
     break;

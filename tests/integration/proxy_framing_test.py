@@ -310,6 +310,24 @@ class Framing(unittest.TestCase):
         self.assertGreater(line["bytes_in"], 128 * 1024)  # what did move is counted
         release.set()
 
+    def test_interim_responses_keep_a_slow_request_waiting(self):
+        # upstream.response_timeout is 3 s here: an origin that says "102 Processing" every
+        # second is still at work, and its answer after 5 s reaches the client (a 504 before).
+        def slow(conn, _):
+            for _ in range(5):
+                conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
+                time.sleep(1)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
+
+        o = self.origin(slow)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"GET http://origin.test:%d/slow HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
+        data = recv_until(s, b"done", timeout=10)
+        self.assertIn(b"HTTP/1.1 200 OK", data, data[:300])
+        self.assertTrue(data.endswith(b"done"), data[-100:])
+        self.assertEqual(data.count(b"102 Processing"), 5)
+
     def test_empty_lines_before_a_request_line_are_ignored(self):
         """RFC 9112 2.2: a server should ignore at least one empty line before a request line
         (older clients send a CRLF after a POST's body). A pipelined request after empty lines
