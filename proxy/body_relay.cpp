@@ -30,7 +30,7 @@ void emit(relay_result& r, std::string& pending, bool encode_chunked, std::strin
 
 net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::flat_buffer& in_buffer,
                                          duplex_stream& out, const std::string& head, std::uint64_t length,
-                                         std::chrono::milliseconds idle) {
+                                         std::chrono::milliseconds idle, const bool* stop) {
   relay_result r;
   const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(in_buffer.size(), length));
   if (out.is_tls() && head.size() + first <= worker::relay_buffer_size) {
@@ -64,7 +64,7 @@ net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::fl
   // splice(2) moves bytes between plain sockets only: TLS bytes must go through OpenSSL.
   if (remaining >= splice_threshold && !in.is_tls() && !out.is_tls()) {
     if (auto pipe = w.take_pipe()) {
-      const auto s = co_await splice_bytes_or_idle(in.socket(), out.socket(), *pipe, remaining, idle);
+      const auto s = co_await splice_bytes_or_idle(in.socket(), out.socket(), *pipe, remaining, idle, stop);
       w.give_pipe(std::move(pipe));
       r.moved += s.moved;
       r.read_error = s.read_error;
@@ -76,6 +76,10 @@ net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::fl
   }
   auto buf = w.take_buffer();
   while (remaining > 0) {
+    if (stop != nullptr && *stop) {
+      r.write_error = net::error::operation_aborted;
+      break;
+    }
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, worker::relay_buffer_size));
     in.expires_after(idle);
     auto [rec, n] = co_await in.async_read_some(net::buffer(buf.get(), want), nothrow);
@@ -85,6 +89,10 @@ net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::fl
     }
     r.moved += n;
     remaining -= n;
+    if (stop != nullptr && *stop) {
+      r.write_error = net::error::operation_aborted;
+      break;
+    }
     out.expires_after(idle);
     auto [wec, wn] = co_await net::async_write(out, net::buffer(buf.get(), n), nothrow);
     r.written += wn;
@@ -127,6 +135,10 @@ net::awaitable<relay_result> relay_decoded(duplex_stream& in, beast::flat_buffer
       co_return r;
     }
     if (ended && how.encode_chunked) append_last_chunk(pending);
+    if (how.stop != nullptr && *how.stop) {
+      r.write_error = net::error::operation_aborted;
+      co_return r;
+    }
     if (!pending.empty()) {
       out.expires_after(how.idle);
       auto [wec, wn] = co_await net::async_write(out, net::buffer(pending), nothrow);
@@ -138,6 +150,10 @@ net::awaitable<relay_result> relay_decoded(duplex_stream& in, beast::flat_buffer
       pending.clear();
     }
     if (ended) co_return r;
+    if (how.stop != nullptr && *how.stop) {
+      r.write_error = net::error::operation_aborted;
+      co_return r;
+    }
     in.expires_after(how.idle);
     const auto into = in_buffer.prepare(decoded_read_size);
     auto [rec, n] = co_await in.async_read_some(into, nothrow);

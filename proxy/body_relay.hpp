@@ -34,10 +34,12 @@ struct relay_result {
 // Sends `head` followed by exactly `length` body bytes taken first from `in_buffer` (what the
 // head's read brought along) and then straight from `in`: no parser and no extra copy; spliced
 // in the kernel when much is left. The head and the first bytes go out in one write. Bytes
-// beyond `length` stay in `in_buffer`.
+// beyond `length` stay in `in_buffer`. `stop`, when given and set, ends the relay before its
+// next read or write with a write_error of operation_aborted (the origin refused an upload
+// while it went up: response_reader.hpp).
 net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::flat_buffer& in_buffer,
                                          duplex_stream& out, const std::string& head, std::uint64_t length,
-                                         std::chrono::milliseconds idle);
+                                         std::chrono::milliseconds idle, const bool* stop = nullptr);
 
 enum class body_source : std::uint8_t {
   chunked,      // the sender's chunked coding, decoded strictly (chunked_codec.hpp); trailers dropped
@@ -50,6 +52,7 @@ struct decoded_relay {
   bool encode_chunked = true;  // false: raw bytes (the receiver reads until the connection closes)
   std::uint64_t limit = 0;     // body bytes allowed; 0: no limit
   std::chrono::milliseconds idle{120000};
+  const bool* stop = nullptr;  // as relay_fixed's
 };
 
 // Sends `head`, then the body read from `in_buffer` and `in`, re-framed as `how` says, until

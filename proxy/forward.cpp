@@ -8,6 +8,7 @@
 #include "proxy/read_deadline.hpp"
 #include "proxy/request_checks.hpp"
 #include "proxy/response_head.hpp"
+#include "proxy/response_reader.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/transparent.hpp"
 #include "proxy/byte_relay.hpp"
@@ -88,35 +89,6 @@ bool connection_has(const response_head& h, std::string_view option) {
   }
   return false;
 }
-
-struct head_read {
-  head_parse result = head_parse::need_more;  // need_more here means the read failed: see ec
-  error_code ec;
-  std::size_t bytes_read = 0;
-  std::string error;
-};
-
-// Reads from the origin until up.buffer starts with a complete response head (parsed into
-// `head`, whose views point into up.buffer until it is consumed), the head proves malformed
-// or too large, or a read fails. The caller has set the stream's deadline.
-net::awaitable<head_read> read_response_head(upstream_connection& up, response_head& head,
-                                             const daemon_config::limit_settings& limits) {
-  head_read r;
-  for (;;) {
-    const std::string_view view = buffered(up.buffer);
-    r.result = parse_response_head(view, limits.header_bytes, limits.header_count, head, r.error);
-    if (r.result != head_parse::need_more) co_return r;
-    const auto into = up.buffer.prepare(16 * 1024);
-    auto [ec, n] = co_await up.io.async_read_some(into, nothrow);
-    up.buffer.commit(n);
-    r.bytes_read += n;
-    if (ec) {
-      r.ec = ec;
-      co_return r;
-    }
-  }
-}
-
 
 // Passes an interim response (100, 103) on to the client with our Via. False when the client
 // is gone.
@@ -217,6 +189,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   // Sending the request failed, and the origin may have answered before it stopped reading
   // (RFC 9110 15.5.14: a 413 may close the connection): that answer, if any, is the client's.
   std::optional<std::string> send_failure;
+  bool refused_while_sending = false;  // ... because the origin refused it while it went up
   const auto upstream_started = std::chrono::steady_clock::now();
   for (int attempt = 0; attempt < 2; ++attempt) {
     origin_address to;
@@ -312,11 +285,16 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       ex.bytes_out += cn;
       sent_continue = true;
     }
+    // While the body goes up, the origin's answer is read alongside it: one that refuses the
+    // upload stops it at once and is passed on (response_reader.hpp).
+    std::optional<early_answer_watch> watch;
+    if (has_body) watch.emplace(*up, c.io.socket(), daemon.limits);
+    const bool* refused = watch ? watch->refused_flag() : nullptr;
     relay_result body;
     if (!chunked_body) {
       // The fast path: our own head, then a Content-Length body (if any) as raw bytes.
       body = co_await relay_fixed(w, c.io, c.buffer, up->io, request_head, body_length,
-                                  daemon.upstream.idle_timeout);
+                                  daemon.upstream.idle_timeout, refused);
     } else {
       // A chunked body: decoded strictly, each chunk sent on as our own as soon as it arrives.
       decoded_relay how;
@@ -324,30 +302,43 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       how.encode_chunked = true;
       how.limit = daemon.limits.body_bytes;
       how.idle = daemon.upstream.idle_timeout;
+      how.stop = refused;
       // Consumes request_head: a request with a body is never retried, so no copy is kept.
       body = co_await relay_decoded(c.io, c.buffer, up->io, request_head, how);
     }
     ex.bytes_in += body.moved;
-    if (body.over_limit) {
-      co_await refuse(w, c, ex, refusal::body_too_large, {}, client_version);
-      co_return forward_outcome::close;
-    }
-    if (body.framing_error) {
-      // The client's chunks are malformed: the client's fault, a 400. The origin's half-sent
-      // request dies with its connection.
-      co_await refuse(w, c, ex, refusal::malformed_body, *body.framing_error, client_version);
-      co_return forward_outcome::close;
-    }
-    if (body.read_error) {
-      ex.note = "client body: " + body.read_error.message();
-      co_return forward_outcome::close;  // the client went away mid-upload
-    }
-    if (body.write_error) {
-      // A pooled connection the origin closed meanwhile: try once more on a fresh one.
-      if (up->reused && retryable && attempt == 0) continue;
-      send_failure = body.write_error.message();
+    bool refused_upload = false;
+    if (watch) refused_upload = co_await watch->stop();
+    watch.reset();
+    if (refused_upload && !body) {
+      // The origin refused the body while it was on its way; its answer is in up->buffer. Our
+      // write to it was cancelled, perhaps inside a TLS record: nothing more is sent on it.
+      // (The client's read was cancelled too: its read_error says nothing about the client.)
+      up->write_cut = true;
+      send_failure = "the origin answered while the body was on its way";
+      refused_while_sending = true;
     } else {
-      ex.request_body_read = true;  // all of it, from the client (a body-less request's nothing)
+      if (body.over_limit) {
+        co_await refuse(w, c, ex, refusal::body_too_large, {}, client_version);
+        co_return forward_outcome::close;
+      }
+      if (body.framing_error) {
+        // The client's chunks are malformed: the client's fault, a 400. The origin's half-sent
+        // request dies with its connection.
+        co_await refuse(w, c, ex, refusal::malformed_body, *body.framing_error, client_version);
+        co_return forward_outcome::close;
+      }
+      if (body.read_error) {
+        ex.note = "client body: " + body.read_error.message();
+        co_return forward_outcome::close;  // the client went away mid-upload
+      }
+      if (body.write_error) {
+        // A pooled connection the origin closed meanwhile: try once more on a fresh one.
+        if (up->reused && retryable && attempt == 0) continue;
+        send_failure = body.write_error.message();
+      } else {
+        ex.request_body_read = true;  // all of it, from the client (a body-less request's nothing)
+      }
     }
     // The response head. Interim responses (100 Continue, 103 Early Hints) go on to an
     // HTTP/1.1 client (RFC 9110 15.2), except a 100 when the proxy sent its own.
@@ -446,7 +437,10 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   // cannot carry another request.
   bool keep = client_keep_alive && !w.state().draining && !send_failure && !final_before_body;
   if (final_before_body) ex.note = "answered before the request body was sent (Expect: 100-continue)";
-  if (send_failure) ex.note = "answered before the request was sent whole (upstream write failed: " + *send_failure + ")";
+  if (send_failure) {
+    ex.note = "answered before the request was sent whole (" +
+              (refused_while_sending ? *send_failure : "upstream write failed: " + *send_failure) + ")";
+  }
   client_head_options o;
   o.version = client_version >= 11 ? 11 : 10;
   o.via = via_value;

@@ -33,7 +33,7 @@ splice_pipe::~splice_pipe() {
 net::awaitable<splice_result> splice_bytes(tcp::socket& from, tcp::socket& to, splice_pipe& pipe,
                                            std::optional<std::uint64_t> limit,
                                            std::chrono::steady_clock::time_point* activity,
-                                           splice_progress* progress) {
+                                           splice_progress* progress, const bool* stop) {
   splice_result r;
   splice_progress unused;
   splice_progress& live = progress != nullptr ? *progress : unused;
@@ -48,6 +48,10 @@ net::awaitable<splice_result> splice_bytes(tcp::socket& from, tcp::socket& to, s
   const int out = to.native_handle();
   std::size_t& pending = pipe.pending();
   for (;;) {
+    if (stop != nullptr && *stop) {
+      r.write_error = net::error::operation_aborted;
+      co_return r;
+    }
     // Fill the pipe from `from`, unless it still holds bytes or the limit is reached.
     const std::uint64_t left = limit ? *limit - r.moved - pending : chunk;
     if (pending == 0 && !r.ended && left > 0) {
@@ -74,6 +78,10 @@ net::awaitable<splice_result> splice_bytes(tcp::socket& from, tcp::socket& to, s
     }
     // Drain the pipe into `to`.
     while (pending > 0) {
+      if (stop != nullptr && *stop) {
+        r.write_error = net::error::operation_aborted;
+        co_return r;
+      }
       const ssize_t n = ::splice(pipe.read_end(), nullptr, out, nullptr, pending, flags);
       if (n > 0) {
         pending -= static_cast<std::size_t>(n);
@@ -112,11 +120,12 @@ net::awaitable<void> idle_watchdog(const std::chrono::steady_clock::time_point& 
 }
 
 net::awaitable<splice_result> splice_bytes_or_idle(tcp::socket& from, tcp::socket& to, splice_pipe& pipe,
-                                                   std::uint64_t limit, std::chrono::milliseconds idle) {
+                                                   std::uint64_t limit, std::chrono::milliseconds idle,
+                                                   const bool* stop) {
   using namespace net::experimental::awaitable_operators;
   auto activity = std::chrono::steady_clock::now();
   splice_progress progress;
-  auto done = co_await (splice_bytes(from, to, pipe, limit, &activity, &progress) || idle_watchdog(activity, idle));
+  auto done = co_await (splice_bytes(from, to, pipe, limit, &activity, &progress, stop) || idle_watchdog(activity, idle));
   if (done.index() == 0) co_return std::get<0>(std::move(done));
   splice_result r;
   r.moved = progress.moved;  // the access log counts what did move (the audit saw 16 MiB logged as 241 bytes)

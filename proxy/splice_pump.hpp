@@ -55,12 +55,14 @@ struct splice_progress {
 
 // Moves bytes from `from` to `to` until `from` ends, `limit` bytes have moved, or an error.
 // `activity`, when given, is set to the time of each move (for an idle watchdog); `progress`,
-// when given, follows the moves and waits.
+// when given, follows the moves and waits. `stop`, when given and set, ends it before its next
+// move or wait with a write_error of operation_aborted (set it, then cancel the sockets to end
+// a wait already begun: a cancel alone misses an operation whose completion is queued).
 // The pipe is left empty unless a write failed.
 net::awaitable<splice_result> splice_bytes(tcp::socket& from, tcp::socket& to, splice_pipe& pipe,
                                            std::optional<std::uint64_t> limit,
                                            std::chrono::steady_clock::time_point* activity,
-                                           splice_progress* progress = nullptr);
+                                           splice_progress* progress = nullptr, const bool* stop = nullptr);
 
 // Completes when nothing has moved for `idle`: `activity` has not been set for that long.
 // Raced against a relay (awaitable operator ||) it ends a stalled one.
@@ -71,6 +73,7 @@ net::awaitable<void> idle_watchdog(const std::chrono::steady_clock::time_point& 
 // did move, and the timeout is a write_error when `to` had stopped taking bytes (an origin
 // that stopped reading an upload), else a read_error (`from` fell silent).
 net::awaitable<splice_result> splice_bytes_or_idle(tcp::socket& from, tcp::socket& to, splice_pipe& pipe,
-                                                   std::uint64_t limit, std::chrono::milliseconds idle);
+                                                   std::uint64_t limit, std::chrono::milliseconds idle,
+                                                   const bool* stop = nullptr);
 
 }  // namespace hallpass

@@ -443,9 +443,9 @@ upstream_connection::~upstream_connection() {
   // The alert is written by SSL_shutdown into a memory BIO put in place of the stream's own
   // output BIO (Asio's engine would need an asynchronous write to send it) and sent straight
   // to the socket without waiting; a full send buffer or a closed peer just loses it. Skipped
-  // when the stream's output BIO still holds bytes (they must go first) or nothing was
-  // established.
-  if (!tls || !stream.socket().is_open()) return;
+  // when the stream's output BIO still holds bytes (they must go first), nothing was
+  // established, or a write was cut part way (write_cut).
+  if (!tls || write_cut || !stream.socket().is_open()) return;
   SSL* ssl = tls->native_handle();
   if (SSL_is_init_finished(ssl) != 1 || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) != 0 ||
       BIO_ctrl_wpending(SSL_get_wbio(ssl)) != 0)

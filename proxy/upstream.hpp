@@ -54,6 +54,9 @@ struct upstream_connection {
   std::string key;  // "scheme://host:port" (+ "@address host" when that differs), for the pool
   tcp::endpoint peer;  // checked again against the destination rules before reuse
   bool reused = false;
+  // A write to it was cancelled part way (the origin refused an upload while it went up:
+  // response_reader.hpp), perhaps inside a TLS record: no close_notify follows it.
+  bool write_cut = false;
   std::chrono::steady_clock::time_point idle_since;
 };
 

@@ -232,6 +232,7 @@ class PyOrigin(ThreadedServer):
     /close      responds without length, ends the body by closing
     /close-cut  the same, but over TLS the connection ends without a close_notify (cut short)
     /early-413  answers 413 from the head alone and closes without reading the body
+    /early-413-open  the same, but then keeps the connection open for 6 s, reading nothing
     /truncated  declares Content-Length 4096, sends 2048 bytes and closes (/truncated-big:
                 1 MiB declared, 300 KiB sent: the spliced path)
     /then-close answers "ok" as if keeping the connection alive, then closes it 0.2 s later
@@ -253,6 +254,13 @@ class PyOrigin(ThreadedServer):
                 if head is None:
                     return
                 method, target, version, headers, raw_headers = head
+                if target.split("?")[0] == "/early-413-open":
+                    # Refuses the upload from its head and stops reading without closing: the
+                    # proxy's upload stalls, and only reading the answer alongside it hears it.
+                    self.requests.append({"method": method, "target": target, "headers": raw_headers, "body_len": 0})
+                    conn.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\n\r\ntoo large")
+                    time.sleep(6)
+                    return
                 if target.split("?")[0] == "/early-413":
                     # Refuses the upload from its head alone and closes without reading the
                     # body (RFC 9110 15.5.14); the unread body makes the close a reset. The

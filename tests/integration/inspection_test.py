@@ -561,6 +561,25 @@ inspection:
         line = [l for l in p.log_lines(4) if l["method"] == "POST"][-1]
         self.assertIn("before the request body was sent", line["note"])
 
+    def test_an_origin_that_refuses_an_upload_and_stops_reading_is_heard_at_once(self):
+        """The origin answers 413 from the head, then reads nothing and keeps the connection
+        open: the proxy's TLS write to it stalls. The answer, read alongside the upload, stops
+        the upload and reaches the client at once; before, the stalled write closed the socket
+        after upstream.idle_timeout (10 s) with the answer unread, and the client got a 502."""
+        p = self.start_proxy(self.py_origin.port)
+        upload = os.path.join(self.tmp, "upload-open.bin")
+        with open(upload, "wb") as f:
+            f.write(b"u" * (16 << 20))
+        started = time.monotonic()
+        status, body, err = self.get(p, f"https://origin.test:{self.py_origin.port}/early-413-open",
+                                     extra=["--data-binary", "@" + upload, "-H", "Expect:"])
+        elapsed = time.monotonic() - started
+        self.assertEqual((status, body), (413, b"too large"), err)
+        self.assertLess(elapsed, 4.5, "heard only when the origin closed or the stalled write gave up")
+        line = [l for l in p.log_lines(2) if l["method"] == "POST"][0]
+        self.assertEqual((line["status"], line.get("tls")), (413, "inspected"), line)
+        self.assertIn("the origin answered while the body was on its way", line["note"])
+
     def test_an_origin_that_ignores_expect_gets_the_body_after_a_second(self):
         """An origin that never answers the expectation (Python's /echo reads the body
         first): the proxy's wait for it ends without closing the TLS connection, the client

@@ -310,6 +310,101 @@ class Framing(unittest.TestCase):
         self.assertGreater(line["bytes_in"], 128 * 1024)  # what did move is counted
         release.set()
 
+    def test_an_origin_that_refuses_a_chunked_upload_and_stops_reading_is_heard_at_once(self):
+        # The origin answers 413 from the head and then reads nothing, without closing. A
+        # chunked body is relayed through the proxy's buffers (never spliced), so the upload's
+        # write stalls; the answer, read alongside it, stops the upload and reaches the client
+        # at once. Before, the stalled write closed the socket after upstream.idle_timeout (10 s
+        # here) with the answer unread, and the client got a 502.
+        release = threading.Event()
+
+        def refuses_and_stops_reading(conn, _):
+            conn.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\n\r\ntoo large")
+            release.wait(15)
+
+        o = self.origin(refuses_and_stops_reading)
+        self.addCleanup(release.set)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  % o.port)
+        chunk = b"10000\r\n" + b"c" * 0x10000 + b"\r\n"
+
+        def upload():
+            try:
+                for _ in range(512):  # at most 32 MiB: far more than the buffers on the way hold
+                    s.sendall(chunk)
+            except OSError:
+                pass  # the proxy closes while the rest is still on its way
+
+        started = time.monotonic()
+        threading.Thread(target=upload, daemon=True).start()
+        data = recv_until(s, b"too large", timeout=8)
+        self.assertTrue(data.startswith(b"HTTP/1.1 413 "), data[:200])
+        self.assertTrue(data.endswith(b"too large"), data[-100:])
+        self.assertLess(time.monotonic() - started, 4, "heard only when the stalled write gave up")
+        self.assertIn(b"Connection: close", data)  # the rest of the body is not a request
+        line = self.log_line_for(o.port)
+        self.assertEqual(line["status"], 413)
+        self.assertIn("the origin answered while the body was on its way", line.get("note", ""))
+
+    def test_a_refusal_reaches_a_slow_uploader_before_its_body_ends(self):
+        # RFC 9112 9.5: a client sending a body watches for an error answer. The origin here
+        # refuses from the head and goes on reading; the client has sent a tenth of its body
+        # and waits. Before, the proxy waited for the rest of the body before it read the answer.
+        def refuses_and_drains(conn, _):
+            conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nauth")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and conn.recv(65536):
+                pass
+
+        o = self.origin(refuses_and_drains)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 100000\r\n\r\n"
+                  % o.port + b"x" * 10000)
+        data = recv_until(s, b"auth", timeout=5)
+        self.assertTrue(data.startswith(b"HTTP/1.1 401 "), data[:200])
+        self.assertTrue(data.endswith(b"auth"), data[-100:])
+        self.assertIn(b"Connection: close", data)
+        line = self.log_line_for(o.port)
+        self.assertEqual(line["status"], 401)
+        self.assertIn("the origin answered while the body was on its way", line.get("note", ""))
+
+    def test_a_success_answered_while_the_body_goes_up_leaves_the_upload_going(self):
+        # Full duplex: the origin sends its 200 head first, reads the whole body, then says how
+        # much it read. A success is no refusal: the body goes on whole and the connection is
+        # kept alive.
+        size = 300000
+
+        def answers_while_reading(conn, got):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            body = got.partition(b"\r\n\r\n")[2]
+            while len(body) < size:
+                more = conn.recv(65536)
+                if not more:
+                    return
+                body += more
+            count = b"%d" % len(body)
+            conn.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(count), count))
+
+        o = self.origin(answers_while_reading)
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nContent-Length: %d\r\n\r\n"
+                  % (o.port, size))
+        for _ in range(size // 10000):
+            s.sendall(b"y" * 10000)
+            time.sleep(0.002)
+        data = recv_until(s, b"0\r\n\r\n", timeout=5)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 OK"), data[:200])
+        self.assertIn(b"\r\n300000\r\n", data)
+        self.assertNotIn(b"Connection: close", data)
+        line = self.log_line_for(o.port)
+        self.assertEqual(line["status"], 200, line)
+        self.assertGreaterEqual(line["bytes_in"], size, line)  # the whole body (and the head)
+        self.assertNotIn("answered before", line.get("note", ""))
+
     def test_interim_responses_keep_a_slow_request_waiting(self):
         # upstream.response_timeout is 3 s here: an origin that says "102 Processing" every
         # second is still at work, and its answer after 5 s reaches the client (a 504 before).

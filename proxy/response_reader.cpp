@@ -1,0 +1,113 @@
+#include "proxy/response_reader.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+
+#include "proxy/upstream.hpp"
+
+namespace hallpass {
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+constexpr std::size_t read_size = 16 * 1024;
+
+}  // namespace
+
+net::awaitable<head_read> read_response_head(upstream_connection& up, response_head& head,
+                                             const daemon_config::limit_settings& limits) {
+  head_read r;
+  for (;;) {
+    const std::string_view view = buffered(up.buffer);
+    r.result = parse_response_head(view, limits.header_bytes, limits.header_count, head, r.error);
+    if (r.result != head_parse::need_more) co_return r;
+    const auto into = up.buffer.prepare(read_size);
+    auto [ec, n] = co_await up.io.async_read_some(into, nothrow);
+    up.buffer.commit(n);
+    r.bytes_read += n;
+    if (ec) {
+      r.ec = ec;
+      co_return r;
+    }
+  }
+}
+
+struct early_answer_watch::state {
+  explicit state(net::any_io_executor ex) : done(ex) {}
+  upstream_connection* up = nullptr;
+  tcp::socket* client = nullptr;
+  std::size_t header_bytes = 0;
+  std::size_t header_count = 0;
+  bool running = true;   // the watch's coroutine has not ended
+  bool stopping = false; // stop() was called: the upload is over, nothing is cancelled for it
+  bool refused = false;  // a final answer >= 300 came and the upload was stopped
+  net::steady_timer done;  // cancelled when the coroutine ends, to wake stop()
+};
+
+namespace {
+
+// Reads the origin's answer head into up.buffer while the upload runs. Ends at a complete head
+// (cutting the upload when it refuses), a malformed one (the response loop says why), a read
+// that fails (the upload's write will fail too, or stop() cancelled it).
+net::awaitable<void> watch_for_answer(std::shared_ptr<early_answer_watch::state> s) {
+  for (;;) {
+    response_head head;
+    std::string error;
+    const auto parsed = parse_response_head(buffered(s->up->buffer), s->header_bytes, s->header_count, head, error);
+    if (parsed == head_parse::complete) {
+      if (head.status >= 300 && !s->stopping) {
+        s->refused = true;
+        error_code ignored;
+        s->client->cancel(ignored);              // the client's body is no longer read
+        s->up->stream.socket().cancel(ignored);  // nor sent
+      }
+      co_return;
+    }
+    if (parsed == head_parse::error) co_return;
+    auto [ec, n] = co_await s->up->io.async_read_some(s->up->buffer.prepare(read_size), nothrow);
+    if (s->up == nullptr) co_return;  // the watch was destroyed without stop(): touch nothing
+    s->up->buffer.commit(n);
+    if (ec || s->stopping) co_return;
+  }
+}
+
+}  // namespace
+
+early_answer_watch::early_answer_watch(upstream_connection& up, tcp::socket& client,
+                                       const daemon_config::limit_settings& limits)
+    : s_(std::make_shared<state>(up.stream.get_executor())) {
+  s_->up = &up;
+  s_->client = &client;
+  s_->header_bytes = limits.header_bytes;
+  s_->header_count = limits.header_count;
+  // No read is pending on the stream here, so this clears the read deadline (a past one would
+  // end the watch's read at once); the upload sets its write deadline before each write.
+  up.stream.expires_never();
+  s_->done.expires_at(net::steady_timer::time_point::max());
+  net::co_spawn(up.stream.get_executor(), watch_for_answer(s_), [s = s_](const std::exception_ptr&) {
+    s->running = false;
+    s->done.cancel();
+  });
+}
+
+early_answer_watch::~early_answer_watch() {
+  // stop() is awaited on every path (forward.cpp). Should it not be, the read still pending is
+  // cancelled and the coroutine, which keeps the state alive, touches no stream when it ends.
+  if (!s_->running) return;
+  s_->stopping = true;
+  error_code ignored;
+  s_->up->stream.socket().cancel(ignored);
+  s_->up = nullptr;
+}
+
+const bool* early_answer_watch::refused_flag() const { return &s_->refused; }
+
+net::awaitable<bool> early_answer_watch::stop() {
+  s_->stopping = true;
+  if (s_->running) {
+    error_code ignored;
+    s_->up->stream.socket().cancel(ignored);  // only the watch's read is pending now
+    while (s_->running) co_await s_->done.async_wait(nothrow);
+  }
+  co_return s_->refused;
+}
+
+}  // namespace hallpass
