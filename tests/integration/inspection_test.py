@@ -102,6 +102,13 @@ def close_quietly(sock):
         pass
 
 
+def workdir_with_test_ca(prefix):
+    """A fresh folder (readable by the proxy's dropped user) holding a test CA: (folder, TestCA)."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(tmp, 0o755)
+    return tmp, TestCA(tmp)
+
+
 class TlsOrigin(ThreadedServer):
     """An HTTPS origin: answers every request with a JSON echo of what it received (method,
     target, headers), keeping the connection alive."""
@@ -172,9 +179,7 @@ WIKIPEDIA_RULES = """    rules:
 class InspectionTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="hallpass-inspect-")
-        os.chmod(cls.tmp, 0o755)
-        cls.test_ca = TestCA(cls.tmp)
+        cls.tmp, cls.test_ca = workdir_with_test_ca("hallpass-inspect-")
         crt, key = cls.test_ca.issue("origin", NAMES)
         cls.origin = TlsOrigin(crt, key)
         # The locked SafeSearch front ends (forcesafesearch.google.com, restrict.youtube.com)

@@ -11,11 +11,10 @@ import os
 import shutil
 import ssl
 import subprocess
-import tempfile
 import unittest
 
 from harness import BIN, PUPIL, Proxy
-from inspection_test import TestCA, TlsOrigin, run
+from inspection_test import TestCA, TlsOrigin, run, workdir_with_test_ca
 from harness import curl
 
 
@@ -61,9 +60,7 @@ class LowSecurityOrigin(TlsOrigin):
 class OriginVerifyTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="hallpass-verify-")
-        os.chmod(cls.tmp, 0o755)
-        cls.test_ca = TestCA(cls.tmp)
+        cls.tmp, cls.test_ca = workdir_with_test_ca("hallpass-verify-")
         os.mkdir(os.path.join(cls.tmp, "other"))
         cls.other_ca = TestCA(os.path.join(cls.tmp, "other"), name="a CA this school does not trust")
         serve = ["extendedKeyUsage=serverAuth"]

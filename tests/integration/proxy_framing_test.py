@@ -63,6 +63,18 @@ def recv_until(s, marker, timeout=5.0):
     return data
 
 
+def send_in_background(s, pieces):
+    """Sends each of `pieces` on `s` from a thread, until the proxy closes."""
+    def upload():
+        try:
+            for piece in pieces:
+                s.sendall(piece)
+        except OSError:
+            pass  # the proxy closes while the rest is still on its way
+
+    threading.Thread(target=upload, daemon=True).start()
+
+
 class Framing(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -77,9 +89,28 @@ class Framing(unittest.TestCase):
         return wait_for(lambda: next((l for l in self.proxy.log_lines() if l["port"] == port), None),
                         timeout=5, what=f"the log line for port {port}")
 
+    def connected(self, proxy=None):
+        """A client socket connected to the proxy (the class's own unless given), closed at the end."""
+        s = client(proxy or self.proxy)
+        self.addCleanup(s.close)
+        return s
+
     def origin(self, script):
         o = ScriptOrigin(script)
         self.addCleanup(o.stop)
+        return o
+
+    def origin_that_answers_and_stops_reading(self, answer):
+        """An origin that sends `answer` from the request head, then reads nothing and keeps
+        the connection open (until the test ends, at most 15 s)."""
+        release = threading.Event()
+
+        def script(conn, _):
+            conn.sendall(answer)
+            release.wait(15)
+
+        o = self.origin(script)
+        self.addCleanup(release.set)
         return o
 
     def test_server_sent_events_stream_chunk_by_chunk(self):
@@ -92,8 +123,7 @@ class Framing(unittest.TestCase):
             conn.sendall(b"e\r\ndata: second\n\n\r\n0\r\n\r\n")
 
         o = self.origin(script)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         s.sendall(b"GET http://origin.test:%d/events HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
         first = recv_until(s, b"data: first", timeout=3)
         self.assertIn(b"data: first", first, "the first event must arrive before the origin sends the second")
@@ -125,8 +155,7 @@ class Framing(unittest.TestCase):
             done.set()
 
         o = self.origin(script)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         s.sendall(b"POST http://origin.test:%d/upload HTTP/1.1\r\nHost: origin.test\r\n"
                   b"Transfer-Encoding: chunked\r\n\r\n8\r\npart-one\r\n" % o.port)
         self.assertTrue(first_seen.wait(3), "the first chunk must reach the origin before the upload ends")
@@ -160,8 +189,7 @@ class Framing(unittest.TestCase):
                          b"2\r\nok\r\n0\r\nX-Checksum: abc\r\n\r\n")
 
         o = self.origin(script)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         s.sendall(b"GET http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
         reader = StrictReader(s)
         status, fields, body, _ = reader.response()
@@ -175,8 +203,7 @@ class Framing(unittest.TestCase):
             conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
 
         o = self.origin(script)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         s.sendall(b"GET http://origin.test:%d/ HTTP/1.0\r\nHost: origin.test\r\nConnection: keep-alive\r\n\r\n" % o.port)
         data = recv_until(s, b"never", timeout=5)
         head, _, body = data.partition(b"\r\n\r\n")
@@ -246,8 +273,7 @@ class Framing(unittest.TestCase):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
         o = self.origin(refuses)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         started = time.monotonic()
         s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nExpect: 100-continue\r\n"
                   b"Content-Length: 100000000\r\n\r\n" % o.port)
@@ -260,8 +286,7 @@ class Framing(unittest.TestCase):
         self.assertIn("before the request body was sent", line.get("note", ""))
 
         o = self.origin(continues)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nExpect: 100-continue\r\n"
                   b"Content-Length: 5\r\n\r\n" % o.port)
         interim = recv_until(s, b"\r\n\r\n", timeout=5)
@@ -278,28 +303,12 @@ class Framing(unittest.TestCase):
         # idle_timeout (the log blamed the client and counted 241 bytes of 16 MiB).
         proxy = Proxy(policy_edit=lambda t: t.replace("idle_timeout: 10s", "idle_timeout: 2s"))
         self.addCleanup(proxy.stop)
-        release = threading.Event()
-
-        def answers_and_stops_reading(conn, _):
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
-            release.wait(15)
-
-        o = self.origin(answers_and_stops_reading)
-        self.addCleanup(release.set)
-        s = client(proxy)
-        self.addCleanup(s.close)
+        o = self.origin_that_answers_and_stops_reading(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
+        s = self.connected(proxy)
         size = 16 << 20
         s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nContent-Length: %d\r\n\r\n"
                   % (o.port, size))
-
-        def upload():
-            try:
-                s.sendall(b"u" * size)
-            except OSError:
-                pass  # the proxy closes while the rest is still on its way
-
-        sender = threading.Thread(target=upload, daemon=True)
-        sender.start()
+        send_in_background(s, [b"u" * size])
         data = recv_until(s, b"early", timeout=10)
         self.assertTrue(data.startswith(b"HTTP/1.1 200 OK"), data[:200])
         self.assertTrue(data.endswith(b"early"), data[-100:])
@@ -308,7 +317,6 @@ class Framing(unittest.TestCase):
         self.assertEqual(line["status"], 200)
         self.assertIn("answered before the request was sent whole", line.get("note", ""))
         self.assertGreater(line["bytes_in"], 128 * 1024)  # what did move is counted
-        release.set()
 
     def test_an_origin_that_refuses_a_chunked_upload_and_stops_reading_is_heard_at_once(self):
         # The origin answers 413 from the head and then reads nothing, without closing. A
@@ -316,29 +324,14 @@ class Framing(unittest.TestCase):
         # write stalls; the answer, read alongside it, stops the upload and reaches the client
         # at once. Before, the stalled write closed the socket after upstream.idle_timeout (10 s
         # here) with the answer unread, and the client got a 502.
-        release = threading.Event()
-
-        def refuses_and_stops_reading(conn, _):
-            conn.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\n\r\ntoo large")
-            release.wait(15)
-
-        o = self.origin(refuses_and_stops_reading)
-        self.addCleanup(release.set)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        o = self.origin_that_answers_and_stops_reading(
+            b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\n\r\ntoo large")
+        s = self.connected()
         s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nTransfer-Encoding: chunked\r\n\r\n"
                   % o.port)
-        chunk = b"10000\r\n" + b"c" * 0x10000 + b"\r\n"
-
-        def upload():
-            try:
-                for _ in range(512):  # at most 32 MiB: far more than the buffers on the way hold
-                    s.sendall(chunk)
-            except OSError:
-                pass  # the proxy closes while the rest is still on its way
-
         started = time.monotonic()
-        threading.Thread(target=upload, daemon=True).start()
+        # At most 32 MiB: far more than the buffers on the way hold.
+        send_in_background(s, [b"10000\r\n" + b"c" * 0x10000 + b"\r\n"] * 512)
         data = recv_until(s, b"too large", timeout=8)
         self.assertTrue(data.startswith(b"HTTP/1.1 413 "), data[:200])
         self.assertTrue(data.endswith(b"too large"), data[-100:])
@@ -359,8 +352,7 @@ class Framing(unittest.TestCase):
                 pass
 
         o = self.origin(refuses_and_drains)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 100000\r\n\r\n"
                   % o.port + b"x" * 10000)
         data = recv_until(s, b"auth", timeout=5)
@@ -389,8 +381,7 @@ class Framing(unittest.TestCase):
             conn.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(count), count))
 
         o = self.origin(answers_while_reading)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nContent-Length: %d\r\n\r\n"
                   % (o.port, size))
         for _ in range(size // 10000):
@@ -415,8 +406,7 @@ class Framing(unittest.TestCase):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
 
         o = self.origin(slow)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         s.sendall(b"GET http://origin.test:%d/slow HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
         data = recv_until(s, b"done", timeout=10)
         self.assertIn(b"HTTP/1.1 200 OK", data, data[:300])
@@ -434,8 +424,7 @@ class Framing(unittest.TestCase):
                     return
 
         o = self.origin(script)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         request = b"GET http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port
         s.sendall(b"\r\n" + request + b"\r\n\r\n\n" + request)
         data = b""
@@ -474,8 +463,7 @@ class Framing(unittest.TestCase):
             conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok")
 
         o = self.origin(script)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         s.sendall(b"GET http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
         data = recv_until(s, b"\r\n\r\nok")
         head = data.partition(b"\r\n\r\n")[0]
@@ -487,8 +475,7 @@ class Framing(unittest.TestCase):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
         o = self.origin(script)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         s.sendall(b"POST http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 010\r\n\r\n0123456789"
                   % o.port)
         self.assertIn(b"ok", recv_until(s, b"ok"))
@@ -501,8 +488,7 @@ class Framing(unittest.TestCase):
             conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nbroken\r\n0\r\n\r\n")
 
         o = self.origin(script)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         s.sendall(b"GET http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
         data = recv_until(s, b"</html>")
         self.assertTrue(data.startswith(b"HTTP/1.1 502"), data[:80])
@@ -522,8 +508,7 @@ class Framing(unittest.TestCase):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
         o = self.origin(script)
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         s.sendall(b"GET http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\nTransfer-Encoding: chunked\r\n\r\n"
                   b"0\r\n\r\n" % o.port)
         self.assertIn(b"ok", recv_until(s, b"ok"))
@@ -532,8 +517,7 @@ class Framing(unittest.TestCase):
 
     def test_failed_requests_are_logged_as_errors(self):
         port = free_port()  # nothing listens there
-        s = client(self.proxy)
-        self.addCleanup(s.close)
+        s = self.connected()
         s.sendall(b"GET http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\n\r\n" % port)
         data = recv_until(s, b"</html>")
         self.assertTrue(data.startswith(b"HTTP/1.1 502"), data[:60])
