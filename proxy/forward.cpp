@@ -73,8 +73,6 @@ void add_via(http::fields& f) {
   }
 }
 
-// Interim (1xx) responses an origin may send before its final one; more is refused.
-constexpr int max_interim_responses = 16;
 // How long an answer the origin sent before it stopped reading the request body (an early 413
 // or 401) is waited for once sending the body has failed: it has usually arrived already.
 constexpr std::chrono::seconds early_answer_wait{2};
@@ -190,6 +188,9 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   // (RFC 9110 15.5.14: a 413 may close the connection): that answer, if any, is the client's.
   std::optional<std::string> send_failure;
   bool refused_while_sending = false;  // ... because the origin refused it while it went up
+  // The origin refused the body before it had all of it, even if all of it then went: whether
+  // it read the rest is its own affair, so its connection is not reused.
+  bool refused_early = false;
   const auto upstream_started = std::chrono::steady_clock::now();
   for (int attempt = 0; attempt < 2; ++attempt) {
     origin_address to;
@@ -307,10 +308,9 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       body = co_await relay_decoded(c.io, c.buffer, up->io, request_head, how);
     }
     ex.bytes_in += body.moved;
-    bool refused_upload = false;
-    if (watch) refused_upload = co_await watch->stop();
+    if (watch) refused_early = co_await watch->stop();
     watch.reset();
-    if (refused_upload && !body) {
+    if (refused_early && !body) {
       // The origin refused the body while it was on its way; its answer is in up->buffer. Our
       // write to it was cancelled, perhaps inside a TLS record: nothing more is sent on it.
       // (The client's read was cancelled too: its read_error says nothing about the client.)
@@ -477,7 +477,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   o.keep_alive = keep;
   // After a final answer to the head alone, the origin cannot know whether a body follows.
   const bool upstream_reusable =
-      origin_keep_alive && from != origin_body::until_close && !websocket && !send_failure && !final_before_body;
+      origin_keep_alive && from != origin_body::until_close && !websocket && !send_failure && !final_before_body && !refused_early;
   std::string client_head = write_client_response_head(head, o);
   up->buffer.consume(head.size);
 

@@ -44,24 +44,43 @@ struct early_answer_watch::state {
 
 namespace {
 
-// Reads the origin's answer head into up.buffer while the upload runs. Ends at a complete head
-// (cutting the upload when it refuses), a malformed one (the response loop says why), a read
-// that fails (the upload's write will fail too, or stop() cancelled it).
+// Ends the upload: the relays see the flag before their next step (body_relay.hpp), and what is
+// pending now is cancelled.
+void refuse_upload(early_answer_watch::state& s) {
+  if (s.stopping) return;  // the upload is over already
+  s.refused = true;
+  error_code ignored;
+  s.client->cancel(ignored);              // the client's body is no longer read
+  s.up->stream.socket().cancel(ignored);  // nor sent
+}
+
+// Reads the origin's answer into up.buffer while the upload runs, without consuming anything:
+// interim responses (100, 102, 103) are stepped over and left for the response loop, which
+// passes them on. Ends at the final head (cutting the upload when it refuses), a malformed
+// head (cutting it too: the response loop answers 502 and says why), more interim responses
+// than the response loop takes, or a read that fails (the upload's write will fail too, or
+// stop() cancelled it).
 net::awaitable<void> watch_for_answer(std::shared_ptr<early_answer_watch::state> s) {
+  std::size_t offset = 0;  // where the next head starts: after the interim ones
+  int interim = 0;
   for (;;) {
     response_head head;
     std::string error;
-    const auto parsed = parse_response_head(buffered(s->up->buffer), s->header_bytes, s->header_count, head, error);
+    const auto parsed = parse_response_head(buffered(s->up->buffer).substr(offset), s->header_bytes,
+                                            s->header_count, head, error);
+    if (parsed == head_parse::complete && head.status < 200 && head.status != 101) {
+      if (++interim > max_interim_responses) co_return;  // the response loop refuses those
+      offset += head.size;
+      continue;
+    }
     if (parsed == head_parse::complete) {
-      if (head.status >= 300 && !s->stopping) {
-        s->refused = true;
-        error_code ignored;
-        s->client->cancel(ignored);              // the client's body is no longer read
-        s->up->stream.socket().cancel(ignored);  // nor sent
-      }
+      if (head.status >= 300) refuse_upload(*s);
       co_return;
     }
-    if (parsed == head_parse::error) co_return;
+    if (parsed == head_parse::error) {
+      refuse_upload(*s);
+      co_return;
+    }
     auto [ec, n] = co_await s->up->io.async_read_some(s->up->buffer.prepare(read_size), nothrow);
     if (s->up == nullptr) co_return;  // the watch was destroyed without stop(): touch nothing
     s->up->buffer.commit(n);

@@ -7,10 +7,12 @@
 // then stop reading without closing. Without the watch the proxy heard that answer only once
 // its own write failed, and a write that merely stalls fails only after upstream.idle_timeout,
 // by closing the socket with the answer unread (a 502 to the client). With it, the answer is
-// read alongside the upload: a final answer of 300 or more stops the upload at once (the
-// client's read and the origin's write are cancelled) and is passed on; any other answer
-// (1xx, 2xx: an origin that streams its answer while it reads, in full duplex) leaves the
-// upload going, and its head waits in up.buffer for the response loop.
+// read alongside the upload: a final answer of 300 or more, or a malformed head, stops the
+// upload at once (the client's read and the origin's write are cancelled) and is passed on
+// (the malformed one as a 502). Interim responses (100, 102, 103) are stepped over, left in
+// up.buffer for the response loop, and the watch reads on for the final answer. A 2xx (an
+// origin that streams its answer while it reads, in full duplex) leaves the upload going, and
+// its head waits in up.buffer for the response loop.
 //
 // Runs on the session's worker thread; the streams belong to that thread.
 #pragma once
@@ -25,6 +27,9 @@
 namespace hallpass {
 
 struct upstream_connection;
+
+// Interim (1xx) responses an origin may send before its final one; more is refused.
+constexpr int max_interim_responses = 16;
 
 struct head_read {
   head_parse result = head_parse::need_more;  // need_more here means the read failed: see ec
@@ -50,7 +55,8 @@ class early_answer_watch {
   early_answer_watch& operator=(const early_answer_watch&) = delete;
 
   // Ends the watch (its read, if still pending, is cancelled) and waits for it. True when a
-  // final answer of 300 or more arrived and the upload was stopped for it. Either way what the
+  // final answer of 300 or more (or a malformed head) arrived and the upload was stopped for it
+  // (if the upload had not ended already). Either way what the
   // watch read stays in up.buffer, where read_response_head finds it. Must be awaited before
   // `up` or `client` go.
   net::awaitable<bool> stop();

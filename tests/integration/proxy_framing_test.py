@@ -341,6 +341,49 @@ class Framing(unittest.TestCase):
         self.assertEqual(line["status"], 413)
         self.assertIn("the origin answered while the body was on its way", line.get("note", ""))
 
+    def test_a_refusal_after_interim_responses_or_a_malformed_head_stops_the_upload(self):
+        # The watch steps over interim responses (103 Early Hints, an origin's late 100) and
+        # reads on for the final answer; a malformed head stops the upload too (502). The
+        # origins then read nothing and do not close: each answer must come at once, not after
+        # upstream.idle_timeout (10 s here). The interim responses reach the client first.
+        cases = [
+            ("103 then 413", [b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+                              b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\n\r\ntoo large"],
+             b"413", b"103 Early Hints", "the origin answered while the body was on its way"),
+            ("100 then 401", [b"HTTP/1.1 100 Continue\r\n\r\n",
+                              b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 9\r\n\r\ntoo large"],
+             b"401", b"100 Continue", "the origin answered while the body was on its way"),
+            ("malformed", [b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\ntoo large"], b"502", None, None),
+        ]
+        for name, answers, status, interim, note in cases:
+            with self.subTest(name):
+                release = threading.Event()
+
+                def script(conn, _, answers=answers, release=release):
+                    for answer in answers:
+                        conn.sendall(answer)
+                        time.sleep(0.3)
+                    release.wait(15)
+
+                o = self.origin(script)
+                self.addCleanup(release.set)
+                s = self.connected()
+                s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n" % o.port)
+                started = time.monotonic()
+                send_in_background(s, [b"10000\r\n" + b"c" * 0x10000 + b"\r\n"] * 512)
+                data = recv_until(s, b"Connection: close\r\n\r\n" if note is None else b"too large", timeout=8)
+                self.assertLess(time.monotonic() - started, 4, data[:300])
+                final = data[data.rfind(b"HTTP/1.1 "):]
+                self.assertTrue(final.startswith(b"HTTP/1.1 " + status), data[:400])
+                if interim:
+                    self.assertTrue(data.startswith(b"HTTP/1.1 " + interim), data[:200])
+                line = self.log_line_for(o.port)
+                self.assertEqual(line["status"], int(status), line)
+                if note:
+                    self.assertIn(note, line.get("note", ""))
+                release.set()
+
     def test_a_refusal_reaches_a_slow_uploader_before_its_body_ends(self):
         # RFC 9112 9.5: a client sending a body watches for an error answer. The origin here
         # refuses from the head and goes on reading; the client has sent a tenth of its body
