@@ -105,9 +105,10 @@ std::string unpack_ut1(const std::string& archive_path, const fs::path& dir) {
 // The entries of one list in a version directory (both files of a UT1 list).
 std::vector<std::string> list_entries(const fs::path& version, const rules::feed& f,
                                       const std::string& list) {
-  if (f.format == rules::feed_format::lines) return read_entries((version / "list").string());
-  auto out = read_entries((version / "blacklists" / list / "domains").string());
-  for (auto& u : read_entries((version / "blacklists" / list / "urls").string()))
+  using kind = rules::list_file_kind;
+  if (f.format == rules::feed_format::lines) return read_entries((version / "list").string(), kind::mixed);
+  auto out = read_entries((version / "blacklists" / list / "domains").string(), kind::domains);
+  for (auto& u : read_entries((version / "blacklists" / list / "urls").string(), kind::urls))
     out.push_back(std::move(u));
   return out;
 }
@@ -159,14 +160,14 @@ void count_differences(const std::vector<std::string>& before,
 
 }  // namespace
 
-std::vector<std::string> read_entries(const std::string& path) {
+std::vector<std::string> read_entries(const std::string& path, rules::list_file_kind kind) {
   std::vector<std::string> out;
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
     if (auto h = line.find('#'); h != std::string::npos) line.resize(h);
     line = trim(line);
-    if (!line.empty()) out.push_back(line);
+    if (rules::is_list_entry(line, kind)) out.push_back(line);
   }
   return out;
 }
@@ -276,6 +277,13 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
     c.list = list;
     c.entries = count;
     count_differences(before, after, c);
+    if (!o.allow_shrink && before.size() >= shrink_guard_entries && after.size() * 2 < before.size()) {
+      r.error = "list " + shown + " would shrink from " + std::to_string(before.size()) + " to " +
+                std::to_string(after.size()) +
+                " entries (more than half gone: a truncated or wrong download?); if the source really "
+                "shrank, run `hallpass feeds update --feed " + f.name + " --allow-shrink`";
+      return r;
+    }
     r.changes.push_back(c);
   }
 

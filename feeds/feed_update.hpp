@@ -15,14 +15,21 @@
 #include <vector>
 
 #include "rules/policy.hpp"
+#include "rules/policy_loader.hpp"
 
 namespace hallpass::feeds {
 
 struct update_options {
   std::string feeds_dir;  // STATE_DIR/feeds
   std::int64_t now = 0;   // Unix seconds, recorded in feed.info as fetched_at
+  // A list in force of at least shrink_guard_entries that would lose more than half its
+  // entries is refused (a truncated or wrong download that still passes min_entries) unless
+  // this is set (`hallpass feeds update --allow-shrink`, after a look at the source).
+  bool allow_shrink = false;
   // The timeouts and size limit are the feed's own (rules::feed).
 };
+
+constexpr std::size_t shrink_guard_entries = 20;
 
 struct list_change {
   std::string list;  // the feed's category: `gambling`, `list`
@@ -40,7 +47,9 @@ struct update_result {
 // REQUIRES: f comes from a loaded policy (f.lists names the lists its categories use).
 update_result update_feed(const rules::feed& f, const update_options& o);
 
-// Lines of a list file that are entries (not blank, not a '#' comment).
-std::vector<std::string> read_entries(const std::string& path);
+// Lines of a list file that are entries as the policy loader reads them (rules::is_list_entry):
+// not blank, not a '#' comment, and a domain or URL prefix it accepts. An HTML page or
+// garbage served in place of a list has none, and never counts towards a feed's minimum.
+std::vector<std::string> read_entries(const std::string& path, rules::list_file_kind kind);
 
 }  // namespace hallpass::feeds

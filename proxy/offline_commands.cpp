@@ -585,7 +585,7 @@ void print_history(const rules::policy& p, const feeds::history_read& h, std::in
 
 int run_feeds(const std::vector<std::string>& args) {
   constexpr const char* usage_text =
-      "usage: hallpass feeds update [--feed NAME] [--config FILE] [--state-dir DIR]\n"
+      "usage: hallpass feeds update [--feed NAME] [--allow-shrink] [--config FILE] [--state-dir DIR]\n"
       "       hallpass feeds status [--config FILE] [--state-dir DIR]\n"
       "       hallpass feeds history [--since DURATION] [--config FILE] [--state-dir DIR]   (default --since 7d)\n";
   if (args.empty() || (args[0] != "update" && args[0] != "status" && args[0] != "history")) {
@@ -595,9 +595,15 @@ int run_feeds(const std::vector<std::string>& args) {
   }
   const bool update = args[0] == "update", history = args[0] == "history";
   std::string config = "/etc/hallpass/school.yaml", state_dir, only, since_text = "7d", error;
+  bool allow_shrink = false;
   arg_reader r{args};
   r.i = 1;
   while (!r.done() && error.empty()) {
+    if (update && r.peek() == "--allow-shrink") {
+      allow_shrink = true;
+      ++r.i;
+      continue;
+    }
     if (r.take("--config", config, error) || r.take("--state-dir", state_dir, error) ||
         (update && r.take("--feed", only, error)) || (history && r.take("--since", since_text, error))) {
       continue;
@@ -649,6 +655,7 @@ int run_feeds(const std::vector<std::string>& args) {
   feeds::update_options uo;
   uo.feeds_dir = feeds_dir;
   uo.now = now;
+  uo.allow_shrink = allow_shrink;
   int failures = 0, changed = 0;
   std::vector<feeds::history_entry> updated;
   for (const auto& f : p.feeds) {

@@ -91,6 +91,31 @@ bool is_url_line(std::string_view line) {
   return line.find('/') != std::string_view::npos;
 }
 
+// Returns the normalized domain or nullopt with err.
+std::optional<std::string> list_domain(std::string_view raw, std::string* err) {
+  raw = strip_wildcard(trim(raw));
+  if (is_plain_domain(raw)) return std::string(raw);
+  auto h = normalize_host(raw, err);
+  if (!h) return std::nullopt;
+  return std::move(h->text);
+}
+
+// Parses "host/path" (UT1 urls format; a scheme is tolerated) into host and path prefix.
+std::optional<std::pair<std::string, std::string>> list_url(std::string_view raw, std::string* err) {
+  raw = trim(raw);
+  if (auto s = raw.find("://"); s != std::string_view::npos) raw.remove_prefix(s + 3);
+  const auto slash = raw.find('/');
+  std::string_view host = raw.substr(0, slash);
+  std::string path = slash == std::string_view::npos ? "/" : std::string(raw.substr(slash));
+  if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']') == std::string_view::npos &&
+                                    host.find(':') == colon) {
+    host = host.substr(0, colon);  // a port in a list entry does not change the match
+  }
+  auto d = list_domain(host, err);
+  if (!d) return std::nullopt;
+  return std::make_pair(std::move(*d), std::move(path));
+}
+
 // The Unix time in a feed's feed.info (`fetched_at: SECONDS`), or nothing when it has none.
 std::optional<std::int64_t> read_fetched_at(const fs::path& info) {
   std::string err;
@@ -511,31 +536,6 @@ class loader : private yaml_reader {
     return true;
   }
 
-  // Returns the normalized domain or nullopt with err.
-  std::optional<std::string> list_domain(std::string_view raw, std::string* err) {
-    raw = strip_wildcard(trim(raw));
-    if (is_plain_domain(raw)) return std::string(raw);
-    auto h = normalize_host(raw, err);
-    if (!h) return std::nullopt;
-    return std::move(h->text);
-  }
-
-  // Parses "host/path" (UT1 urls format; a scheme is tolerated) into host and path prefix.
-  std::optional<std::pair<std::string, std::string>> list_url(std::string_view raw, std::string* err) {
-    raw = trim(raw);
-    if (auto s = raw.find("://"); s != std::string_view::npos) raw.remove_prefix(s + 3);
-    const auto slash = raw.find('/');
-    std::string_view host = raw.substr(0, slash);
-    std::string path = slash == std::string_view::npos ? "/" : std::string(raw.substr(slash));
-    if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']') == std::string_view::npos &&
-                                      host.find(':') == colon) {
-      host = host.substr(0, colon);  // a port in a list entry does not change the match
-    }
-    auto d = list_domain(host, err);
-    if (!d) return std::nullopt;
-    return std::make_pair(std::move(*d), std::move(path));
-  }
-
   void add_url(std::string host, std::string path, set_id set) {
     // Marked in the domain table too, so the engine reads url_prefixes only for such hosts.
     add_domain(host, domain_table::url_prefix_marker);
@@ -548,7 +548,7 @@ class loader : private yaml_reader {
   // `into`: a table other than the policy's domain table (the never-inspect list), domains only.
   // What a list file holds: domains, URL prefixes, or either per line (a `lines` feed: an
   // entry with a '/' after its host is a URL prefix).
-  enum class list_kind { domains, urls, mixed };
+  using list_kind = list_file_kind;
 
   // Reads a list file into `set`; returns the entries added (of them, URL prefixes in
   // last_url_entries_).
@@ -1443,6 +1443,16 @@ class loader : private yaml_reader {
 };
 
 }  // namespace
+
+bool is_list_entry(std::string_view line, list_file_kind kind) {
+  line = trim(line);
+  if (line.empty()) return false;
+  std::string why;
+  if (kind == list_file_kind::urls || (kind == list_file_kind::mixed && is_url_line(line))) {
+    return list_url(line, &why).has_value();
+  }
+  return list_domain(line, &why).has_value();
+}
 
 load_result load_policy_text(std::string_view yaml, const std::string& file_name, const load_options& options) {
   loader l(options, file_name);

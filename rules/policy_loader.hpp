@@ -38,6 +38,15 @@ struct load_result {
 };
 
 load_result load_policy(const std::string& path, const load_options& options = {});
+
+// The kinds of category list file: one domain a line (UT1 `domains`, `domain_files`), one URL
+// prefix a line (UT1 `urls`, `url_files`), or either (a `lines` feed).
+enum class list_file_kind { domains, urls, mixed };
+
+// Whether one line of a list file (its '#' comment removed) is an entry the loader takes, as
+// load_policy reads the file: `hallpass feeds update` counts only these against a feed's
+// minimum, so a captive portal's HTML page never passes for a list.
+bool is_list_entry(std::string_view line, list_file_kind kind);
 // For tests and tools: the YAML text as if read from `file_name` (relative paths inside it
 // resolve against file_name's directory).
 load_result load_policy_text(std::string_view yaml, const std::string& file_name,

@@ -286,6 +286,17 @@ class FeedUpdateTest(unittest.TestCase):
             ("empty locked feed", "/iwf.txt", (b"# nothing\n", '"e"'), "iwf",
              "list iwf/list has 0 entries, fewer than its minimum of 1 (the feed is locked"),
             ("404 with credentials", "/iwf.txt", None, "iwf", "HTTP 404"),
+            # A captive portal's sign-in page served with 200 in place of the list: none of its
+            # lines is an entry the loader takes, so it never counts towards the minimum.
+            ("captive portal page for a locked feed", "/iwf.txt",
+             (b"<!DOCTYPE html>\n<html>\n<head><title>Sign in to the network</title></head>\n"
+              b"<body>\n<p>Please sign in to use this network.</p>\n<form method=post>\n"
+              b"<input name=user>\n</form>\n</body>\n</html>\n", '"p"'), "iwf",
+             "list iwf/list has 0 entries, fewer than its minimum of 1 (the feed is locked"),
+            # Cut short where a line ends, or the wrong file: more than half of a list gone.
+            ("more than half of a list gone", "/ut1.tar.gz",
+             (tarball({"gambling": {"domains": self.gambling[:60]}, "drogue": self.lists["drogue"]}), '"h"'),
+             "ut1", "list ut1/gambling would shrink from 205 to 60 entries (more than half gone"),
         ]
         for name, path, route, feed, message in cases:
             with self.subTest(name):
@@ -305,6 +316,11 @@ class FeedUpdateTest(unittest.TestCase):
                 self.assertEqual(sorted(n for n in os.listdir(self.home) if n.startswith(".")), [])
                 self.assertEqual(self.status(casino), 403)
                 self.assertEqual(self.status("abuse.test"), 403)
+        # A list that really shrank goes in when the technician says so.
+        r = self.update("--feed", "ut1", "--allow-shrink")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("ut1/gambling: 60 entries", r.stdout + r.stderr)
+        self.assertNotEqual(self.current(), good)
 
 
 if __name__ == "__main__":
