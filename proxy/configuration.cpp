@@ -221,6 +221,10 @@ config_load_result config_store::reload() {
   std::lock_guard lock(reload_mutex_);
   const auto previous = current_.load(std::memory_order_acquire);
   auto r = load_configuration(path_, overrides_, generation_.load() + 1, previous.get());
+  if (r.config && previous) {
+    for (auto& e : rules::emptied_sources(*previous->policy, *r.config->policy)) r.errors.push_back({path_, 0, 0, e});
+    if (!r.errors.empty()) r.config.reset();
+  }
   if (r.config) {
     current_.store(r.config, std::memory_order_release);
     generation_.store(r.config->generation, std::memory_order_release);

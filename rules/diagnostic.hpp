@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "rules/utf8.hpp"
+
 namespace hallpass::rules {
 
 struct diagnostic {
@@ -13,10 +15,12 @@ struct diagnostic {
   int column = 0;
   std::string message;
 
+  // Safe on a terminal (rules/utf8.hpp): a message may quote a list file's line, which a feed
+  // (text from outside the school) wrote, control bytes and escape sequences included.
   std::string to_string() const {
     std::string s = file;
     if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(column);
-    return s + ": " + message;
+    return terminal_safe(s + ": " + message);
   }
 };
 

@@ -42,6 +42,7 @@ struct category {
   set_id set = 0;
   std::size_t domain_count = 0, url_count = 0, pattern_count = 0;
   std::vector<std::string> sources;  // files and UT1 categories it was read from
+  std::vector<std::size_t> source_entries;  // the entries read from each of `sources`, in order
 };
 
 // A category feed (the `feeds:` section): a list source that `hallpass feeds update` keeps

@@ -730,6 +730,7 @@ class loader : private yaml_reader {
             if (read && added == 0) empty_list(f, c, resolve(*s).string());
             c.domain_count += added;
             c.sources.push_back(*s);
+            c.source_entries.push_back(added);
           }
         }
       }
@@ -741,6 +742,7 @@ class loader : private yaml_reader {
             if (read && added == 0) empty_list(f, c, resolve(*s).string());
             c.url_count += added;
             c.sources.push_back(*s);
+            c.source_entries.push_back(added);
           }
         }
       }
@@ -782,6 +784,7 @@ class loader : private yaml_reader {
           }
           if ((read_domains || read_urls) && added == 0) empty_list(u, c, "UT1 category " + quote(*s) + " in " + dir.string());
           c.sources.push_back("ut1:" + *s);
+          c.source_entries.push_back(added);
         }
       }
       for (const auto& f : fed) load_feed_list(f, c);
@@ -938,6 +941,7 @@ class loader : private yaml_reader {
     auto& users = feed_users_[fl.feed];
     if (std::find(users.begin(), users.end(), c.name) == users.end()) users.push_back(c.name);
     c.sources.push_back("feed:" + f.name + "/" + fl.list);
+    c.source_entries.push_back(0);  // until the list is read, below
     // Each list once in f.lists (check, feeds status and the metrics' series), however many
     // categories use it; each category still gets its own copy of the entries.
     const bool recorded = std::any_of(f.lists.begin(), f.lists.end(), [&](const auto& l) { return l.first == fl.list; });
@@ -965,6 +969,7 @@ class loader : private yaml_reader {
       added += n;
     }
     if (!recorded) f.lists.emplace_back(fl.list, added);
+    c.source_entries.back() = added;
     const std::string shown = "feed list " + f.name + "/" + fl.list;
     if (!any) {
       // The feed is there but not this list: renamed upstream, or a typo in the policy.
@@ -1443,6 +1448,26 @@ class loader : private yaml_reader {
 };
 
 }  // namespace
+
+std::vector<std::string> emptied_sources(const policy& before, const policy& after) {
+  std::vector<std::string> out;
+  for (const auto& c : after.categories) {
+    const auto old = std::find_if(before.categories.begin(), before.categories.end(),
+                                  [&](const category& b) { return b.name == c.name; });
+    if (old == before.categories.end()) continue;
+    for (std::size_t i = 0; i < c.sources.size() && i < c.source_entries.size(); ++i) {
+      if (c.source_entries[i] > 0) continue;
+      const auto j = static_cast<std::size_t>(std::find(old->sources.begin(), old->sources.end(), c.sources[i]) -
+                                              old->sources.begin());
+      if (j >= old->sources.size() || j >= old->source_entries.size() || old->source_entries[j] == 0) continue;
+      out.push_back("category " + quote(c.name) + ": " + c.sources[i] + " had " + std::to_string(old->source_entries[j]) +
+                    " entries in the policy in force and has none now (emptied, cut short or the wrong file?): "
+                    "the reload is refused and the lists in force stay; to empty it on purpose, take it out of "
+                    "the policy, or restart hallpass");
+    }
+  }
+  return out;
+}
 
 bool is_list_entry(std::string_view line, list_file_kind kind) {
   line = trim(line);

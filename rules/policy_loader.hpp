@@ -39,6 +39,12 @@ struct load_result {
 
 load_result load_policy(const std::string& path, const load_options& options = {});
 
+// A reload must not empty a list that blocked something (rules/README.md): each list source of a
+// category (a list file, a UT1 category, a feed list) that gave entries in `before` and gives
+// none in `after`, in words. The daemon refuses such a reload, keeping the policy in force (an
+// emptied file, a truncated copy, an editor's half-written save would otherwise fail open).
+std::vector<std::string> emptied_sources(const policy& before, const policy& after);
+
 // The kinds of category list file: one domain a line (UT1 `domains`, `domain_files`), one URL
 // prefix a line (UT1 `urls`, `url_files`), or either (a `lines` feed).
 enum class list_file_kind { domains, urls, mixed };

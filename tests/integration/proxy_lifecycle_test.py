@@ -55,6 +55,39 @@ class LifecycleTest(unittest.TestCase):
         finally:
             proxy.stop()
 
+    def test_a_reload_never_empties_a_list_that_blocked_something(self):
+        # An emptied list file (a truncated copy, an editor's half-written save) or one of
+        # garbage used to load with a warning, and its category then blocked nothing.
+        proxy = Proxy()
+        try:
+            listed = os.path.join(proxy.dir, "listed.txt")
+            with open(listed, "w") as f:
+                f.write("origin.test\n")
+            good = proxy.policy_text.replace(
+                "  circumvention: {domains: [vpn.test]}\n",
+                f"  circumvention: {{domains: [vpn.test]}}\n  listed: {{domain_files: [\"{listed}\"]}}\n").replace(
+                "      - {action: block, categories: [social_media]}\n",
+                "      - {action: block, categories: [social_media, listed]}\n", 1)
+            self.assertNotEqual(good, proxy.policy_text)
+            proxy.write_policy(good)
+            proxy.reload(expect_ok=True)
+            self.assertEqual(curl(proxy, self.url("origin.test"), source=PUPIL)[0], 403)
+            for name, content in (("emptied", b""), ("garbage", b"\x00\x01\xff binary <html>\n")):
+                with self.subTest(name):
+                    with open(listed, "wb") as f:
+                        f.write(content)
+                    proxy.reload(expect_ok=False)
+                    self.assertTrue(any("had 1 entries in the policy in force and has none now" in l
+                                        for l in proxy.stderr_lines), proxy.stderr_lines[-5:])
+                    self.assertEqual(curl(proxy, self.url("origin.test"), source=PUPIL)[0], 403)
+            # Taken out of the policy on purpose: accepted.
+            proxy.write_policy(good.replace(f"  listed: {{domain_files: [\"{listed}\"]}}\n", "").replace(
+                "categories: [social_media, listed]", "categories: [social_media]"))
+            proxy.reload(expect_ok=True)
+            self.assertEqual(curl(proxy, self.url("origin.test"), source=PUPIL)[0], 200)
+        finally:
+            proxy.stop()
+
     def test_a_reload_applies_to_the_next_request_on_a_kept_alive_connection(self):
         proxy = Proxy()
         try:
