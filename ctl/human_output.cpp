@@ -518,8 +518,13 @@ std::string render_human(const command& request, const json::object& data) {
   }
   if (verb == "unblock") return "local block entry " + printable(text(data, "id")) + " removed\n";
   if (verb == "audit") return render_audit(data, request.args);
-  if (verb == "reload")
-    return "policy reloaded: generation " + printable(text(data, "generation")) + "\n";
+  if (verb == "reload") {
+    std::string out = "policy reloaded: generation " + printable(text(data, "generation")) + "\n";
+    if (const auto e = text(data, "audit_error"); !e.empty()) {
+      out += "warning: the reload is not in the audit log (" + printable(e) + ")\n";
+    }
+    return out;
+  }
   if (verb == "status") return render_status(data);
   if (verb == "ban") return render_ban(data);
   if (verb == "unban") return render_unban(data);

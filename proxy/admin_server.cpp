@@ -570,13 +570,14 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     r = store_->audit(since);
   } else if (verb == "reload") {
     auto [errors, generation] = reload_();
-    store_->audit_event(actor, "reload", "policy generation " + std::to_string(generation), errors,
-                        errors.empty() ? "ok" : "failed");
+    const auto unaudited = store_->audit_event(actor, "reload", "policy generation " + std::to_string(generation),
+                                               errors, errors.empty() ? "ok" : "failed");
     if (!errors.empty()) {
       r = store::result::fail("bad_request", "the policy was not reloaded; still serving generation " +
                                                  std::to_string(state_.configs.generation()) + ":\n" + errors);
     } else {
       r.data = json::object{{"generation", generation}};
+      if (!unaudited.empty()) r.data.as_object()["audit_error"] = unaudited;
     }
   } else if (verb == "ban" || verb == "unban" || verb == "bans") {
     r = handle_ban_verb(verb, args, who->user, who->roles, changed);

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <iostream>
 #include <string_view>
 
 #include "rules/explain.hpp"
+#include "rules/utf8.hpp"
 #include "store/valid_json.hpp"
 
 namespace hallpass::store {
@@ -363,14 +365,21 @@ result exception_store::commit(transaction& tx, json::value data) {
   return r;
 }
 
-void exception_store::audit_event(const actor& who, const std::string& action, const std::string& object,
-                                  const std::string& reason, const std::string& outcome) {
-  write_audit(who, action, object, nullptr, nullptr, reason, outcome);
+std::string exception_store::audit_event(const actor& who, const std::string& action, const std::string& object,
+                                         const std::string& reason, const std::string& outcome) {
+  auto e = write_audit(who, action, object, nullptr, nullptr, reason, outcome);
+  if (!e.empty()) {
+    // Nothing else records it: the journal must (audit14 D3: a full disk lost these silently).
+    std::cerr << "hallpass: warning: the audit log could not be written (" << e << "): " << action << " "
+              << rules::terminal_safe(object) << " by " << rules::terminal_safe(who.os_user) << ", " << outcome
+              << std::endl;
+  }
+  return e;
 }
 
-void exception_store::audit_refusal(const actor& who, const std::string& action, const std::string& object,
-                                    const std::string& why) {
-  write_audit(who, action, object, nullptr, nullptr, why, "refused");
+std::string exception_store::audit_refusal(const actor& who, const std::string& action, const std::string& object,
+                                           const std::string& why) {
+  return audit_event(who, action, object, why, "refused");
 }
 
 std::optional<json::object> exception_store::request_object(std::int64_t id, seconds_t now) {

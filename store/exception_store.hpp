@@ -141,11 +141,14 @@ class exception_store {
   // The local block entries, oldest first: those in force, or (all) removed ones too.
   result local_blocks(bool all);
   result audit(std::optional<seconds_t> since);
-  // Records an action that changes no table here (a policy reload) in the audit log.
-  void audit_event(const actor& who, const std::string& action, const std::string& object, const std::string& reason,
-                   const std::string& outcome);
-  // Records a refused command (who, what, why) in the audit log.
-  void audit_refusal(const actor& who, const std::string& action, const std::string& object, const std::string& why);
+  // Records an action that changes no table here (a policy reload) in the audit log. On
+  // failure (a full disk) says so on stderr (who, what: never the reason's text) and returns
+  // the error, so an answer can say the action was not audited; empty when written.
+  std::string audit_event(const actor& who, const std::string& action, const std::string& object,
+                          const std::string& reason, const std::string& outcome);
+  // Records a refused command (who, what, why) in the audit log; a failure as audit_event's.
+  std::string audit_refusal(const actor& who, const std::string& action, const std::string& object,
+                            const std::string& why);
 
   // Bans (store/bans.cpp). ban() files a ban (in force from now) or a proposal (how
   // "proposal"); an automatic ban on a subject that already has one in force is refused

@@ -326,6 +326,61 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual((third[0]["requester"], len(third[0]["reasons"])), ("\u00e9" * 200, 2000))
 
 
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and a small tmpfs for the state: needs root")
+class FullDiskTest(unittest.TestCase):
+    """The state directory on a full disk: commands fail with a clear error, a reload that
+    cannot be audited says so (it was lost silently), filtering goes on, and all works again
+    once there is room."""
+
+    def setUp(self):
+        ensure_users()
+        self.nginx = Origin()
+        self.addCleanup(self.nginx.stop)
+        self.mount = tempfile.mkdtemp(prefix="hallpass-full-")
+        self.addCleanup(os.rmdir, self.mount)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0711", "tmpfs", self.mount],
+                                 capture_output=True, text=True, timeout=30)
+        if mounted.returncode != 0:  # a container without CAP_SYS_ADMIN: say so, do not pretend
+            self.skipTest("cannot mount a small tmpfs for a full disk here: " + mounted.stderr.strip())
+        self.addCleanup(subprocess.run, ["umount", "-l", self.mount], timeout=30)
+        self.state = os.path.join(self.mount, "state")
+        os.mkdir(self.state, 0o711)
+        self.sock = os.path.join(self.state, "admin.sock")
+        self.proxy = Proxy(extra=ADMIN, args=["--state-dir", self.state, "--admin-socket", self.sock])
+        self.addCleanup(self.proxy.stop)
+
+    def fill(self):
+        filler = os.path.join(self.mount, "filler")
+        with open(filler, "wb") as f:
+            for _ in range(512):  # 32 MiB at most: far more than the 4 MiB there is
+                try:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+                except OSError:
+                    break
+        return filler
+
+    def test_commands_fail_clearly_reloads_say_they_were_not_audited_and_filtering_goes_on(self):
+        request = ctl_json("hp_tech", self.sock, "request", "--url", "http://facebook.test/", "--role", "pupils",
+                           "--requester", "Mr A", "--reason", "r", *ASSESSED)["id"]
+        filler = self.fill()
+        code, out, err = ctl("hp_head", self.sock, "approve", str(request), "--for", "1h")
+        self.assertNotEqual(code, 0, out)
+        self.assertTrue(err.strip(), "a failed approval must say why")
+        code, out, err = ctl("hp_tech", self.sock, "reload")
+        self.assertEqual(code, 0, err)
+        self.assertIn("policy reloaded", out)
+        self.assertIn("the reload is not in the audit log", out + err)
+        wait_for(lambda: any("the audit log could not be written" in l and "reload" in l
+                             for l in self.proxy.stderr_lines), what="the lost audit entry on stderr")
+        self.assertEqual(curl(self.proxy, f"http://facebook.test:{self.nginx.port}/small", source=PUPIL)[0], 403)
+        os.unlink(filler)
+        ctl("hp_head", self.sock, "approve", str(request), "--for", "1h", check=0)
+        self.assertEqual(curl(self.proxy, f"http://facebook.test:{self.nginx.port}/small", source=PUPIL)[0], 200)
+        code, out, err = ctl("hp_tech", self.sock, "reload")
+        self.assertNotIn("not in the audit log", out + err)
+
+
 @unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
 class DurabilityTest(unittest.TestCase):
     def setUp(self):
