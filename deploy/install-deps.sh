@@ -18,6 +18,7 @@ build_pkgs=(
   libsqlite3-dev sqlite3    # durable state
   libcurl4-openssl-dev      # `hallpass feeds update`: HTTPS downloads, verified, with timeouts (feeds/)
   libarchive-dev            # `hallpass feeds update`: the UT1 tarball (gzip + tar, integrity errors) (feeds/)
+  zlib1g-dev                # ... and gzip's CRC-32, which libarchive does not check (feeds/feed_update.cpp)
   libldap-dev               # logins: Basic checked by a simple bind to the school directory (proxy/ldap_directory.cpp)
   libkrb5-dev               # logins: Negotiate accepted with MIT Kerberos's GSS-API (proxy/negotiate_acceptor.cpp)
   doctest-dev               # unit tests

@@ -2,6 +2,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <zlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,9 +47,37 @@ bool valid_list_name(std::string_view s) {
          });
 }
 
+// A gzip download is read whole through zlib first, which checks each member's CRC-32 and
+// length: libarchive's gzip filter does not, and its tar reader stops at the archive's end
+// blocks before the trailer, so a flipped byte or a damaged trailer went in unnoticed (audit14
+// D4). Other formats carry no such check here beyond libarchive's own.
+std::string verify_compressed_stream(const std::string& archive_path) {
+  unsigned char magic[2] = {0, 0};
+  if (std::FILE* f = std::fopen(archive_path.c_str(), "rb")) {
+    const auto got = std::fread(magic, 1, 2, f);
+    std::fclose(f);
+    if (got != 2) return {};  // libarchive says what is wrong with it
+  }
+  if (magic[0] != 0x1f || magic[1] != 0x8b) return {};
+  gzFile gz = gzopen(archive_path.c_str(), "rb");
+  if (gz == nullptr) return "cannot read " + archive_path;
+  std::vector<char> buf(65536);
+  int n = 0;
+  while ((n = gzread(gz, buf.data(), static_cast<unsigned>(buf.size()))) > 0) {
+  }
+  int code = Z_OK;
+  const char* message = gzerror(gz, &code);
+  std::string error = n < 0 ? std::string(message) : std::string();
+  gzclose(gz);
+  if (!error.empty()) return "the archive is damaged or truncated: gzip: " + error;
+  return {};
+}
+
 // Unpacks blacklists/<category>/{domains,urls} of a UT1 tarball into `dir`; everything else
-// (usage files, symbolic-link aliases, absolute or '..' paths) is skipped.
+// (usage files, symbolic-link aliases, absolute or '..' paths) is skipped. The compressed
+// stream is checked whole first (verify_compressed_stream).
 std::string unpack_ut1(const std::string& archive_path, const fs::path& dir) {
+  if (auto e = verify_compressed_stream(archive_path); !e.empty()) return e;
   std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());

@@ -275,9 +275,15 @@ class FeedUpdateTest(unittest.TestCase):
         wait_for(lambda: self.status(casino) == 403, timeout=10, what="the first update in force")
         good = self.current()
         good_iwf = os.readlink(os.path.join(self.state, "feeds", "iwf", "current"))
+        flipped = bytearray(tarball(self.lists))
+        flipped[len(flipped) // 2] ^= 0xFF
+        bad_crc = bytearray(tarball(self.lists))
+        bad_crc[-6] ^= 0xFF  # gzip's trailer: CRC-32, then the length
         cases = [
             ("truncated archive", "/ut1.tar.gz", (tarball(self.lists, truncate=True), '"t"'), "ut1",
              "damaged or truncated"),
+            ("one byte flipped", "/ut1.tar.gz", (bytes(flipped), '"f"'), "ut1", "damaged or truncated"),
+            ("gzip trailer damaged", "/ut1.tar.gz", (bytes(bad_crc), '"c"'), "ut1", "damaged or truncated"),
             ("404", "/ut1.tar.gz", None, "ut1", "HTTP 404"),
             ("stall past the timeout", "/ut1.tar.gz", ("stall", '"s"'), "ut1", "timed out"),
             ("under the minimum", "/ut1.tar.gz",
