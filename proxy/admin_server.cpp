@@ -102,7 +102,8 @@ std::optional<std::string> text_arg(const json::object& a, const char* key, bool
     return std::nullopt;
   }
   std::string s(it->value().as_string());
-  if (required && s.empty()) {
+  // Blanks alone are no text: a reason of "   " says nothing the audit log could keep.
+  if (required && s.find_first_not_of(" \t\r\n") == std::string::npos) {
     *err = std::string("'") + key + "' must not be empty";
     return std::nullopt;
   }

@@ -140,6 +140,10 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(status_of(sixth), 429)
         self.assertIn(b"5 requests in the last 10 minutes", sixth)
         self.assertEqual(len(self.requests_from(source)), 1)
+        # A reason of blanks is no reason (audit14 D8): refused, the request still pending.
+        code, out, err = ctl("hp_head", self.sock, "deny", str(rid), "--reason", "   ")
+        self.assertNotEqual(code, 0, out)
+        self.assertIn("'reason' must not be empty", err)
         ctl("hp_head", self.sock, "deny", str(rid), "--reason", "not for this lesson", check=0)
 
     # ---- 5. approval limits -------------------------------------------------------------------
