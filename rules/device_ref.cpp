@@ -60,7 +60,17 @@ std::optional<device_ref> parse_device(std::string_view t, std::string* error) {
   if (t.empty())
     return fail("a device is named by its address, its name or its hardware address: none given");
   if (auto mac = parse_mac(t)) return device_ref{device_key::mac, std::move(*mac), std::nullopt};
-  if (auto a = ip_address::parse(t)) return device_ref{device_key::address, a->to_string(), a};
+  if (auto a = ip_address::parse(t)) {
+    if (a->to_string() == "0.0.0.0" || a->to_string() == "::") {
+      return fail("'" + std::string(t) + "' is the unspecified address, which no device has");
+    }
+    return device_ref{device_key::address, a->to_string(), a};
+  }
+  // Digits and dots only, yet not an address (999.1.1.1, 10.0.0): a typo in an address, not a
+  // device name (DHCP names do not look like that), which would never match (audit14 D6).
+  if (!t.empty() && t.find_first_not_of("0123456789.") == std::string_view::npos) {
+    return fail("'" + std::string(t) + "' is not an IPv4 address (four numbers 0-255, like 10.10.4.20)");
+  }
   if (t.size() > 253) return fail("a device name is at most 253 characters");
   std::string name;
   for (char c : t) {

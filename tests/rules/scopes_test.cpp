@@ -172,6 +172,13 @@ TEST_CASE("a device is named by its address, name or hardware address, in canoni
   CHECK_FALSE(parse_device("pupil laptop", &why));
   CHECK(why.find("not a device") != std::string::npos);
   CHECK_FALSE(parse_device("", &why));
+  // A typo in an address is not a device name, and no device has the unspecified address.
+  for (const char* typo : {"999.1.1.1", "10.0.0", "10.10.4.20.", "0.0.0.0", "::"}) {
+    CAPTURE(typo);
+    CHECK_FALSE(parse_device(typo, &why));
+  }
+  CHECK(why.find("unspecified") != std::string::npos);
+  CHECK(parse_device("lab-3.2")->by == device_key::name);  // a name may hold digits and dots
   CHECK_FALSE(parse_mac("3c:22:fb-12:9a:01"));  // one separator throughout
   CHECK_FALSE(parse_mac("3c:22:fb:12:9a:0g"));
 }
