@@ -1,5 +1,7 @@
 #include "ctl/command_line.hpp"
 
+#include "rules/utf8.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
@@ -741,6 +743,10 @@ parse_result parse_command_line(const std::vector<std::string>& args) {
       auto v = take_value();
       if (!v) return usage_error{verb_name, name + " needs a value"};
       if (v->empty()) return usage_error{verb_name, name + " must not be empty"};
+      // Said here, by name: the daemon could only say the message was not JSON (audit14 D9).
+      if (!rules::is_valid_utf8(*v)) {
+        return usage_error{verb_name, name + " is not UTF-8 text (check the terminal's or the script's encoding)"};
+      }
       auto& slot = typed.values[name];
       if (!slot.empty() && option->kind == option_kind::value) {
         return usage_error{verb_name, name + " given twice"};
@@ -749,6 +755,7 @@ parse_result parse_command_line(const std::vector<std::string>& args) {
       continue;
     }
 
+    if (!rules::is_valid_utf8(args[i])) return usage_error{verb_name, "an argument is not UTF-8 text"};
     typed.positionals.push_back(args[i]);
   }
 

@@ -272,6 +272,17 @@ class ProtocolTest(DaemonTestCase):
                 self.assertIn(words, r.stderr)
                 self.assertEqual(len(self.daemon.requests), before)
 
+    def test_arguments_that_are_not_utf8_are_refused_by_name(self):
+        # Before, the bytes went to the daemon, which could only say "not a JSON object".
+        for argv, words in ((["request", "--url", "http://x.test/", "--role", "pupils", "--requester", b"Mr \xff",
+                              "--reason", "r"], "--requester is not UTF-8 text"),
+                            (["deny", b"7\xfe", "--reason", "r"], "an argument is not UTF-8 text")):
+            with self.subTest(argv=argv):
+                r = self.ctl(*argv)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(words, r.stderr)
+        self.assert_no_connection()
+
     def test_each_verb_sends_the_documented_json(self):
         for argv, expected in self.CASES:
             with self.subTest(argv=argv):
