@@ -225,6 +225,17 @@ void access_log::write_batch(std::vector<std::string>& batch) {
     while (whole < line_ends_.size() && line_ends_[whole] <= off) ++whole;
     const std::size_t lost = (next - first - whole) + (batch.size() - next);
     mid_line_ = off > 0 && buffer_[off - 1] != '\n';
+    if (mid_line_ && !to_stdout_) {
+      // Take the half line back out, so the file holds whole JSON lines only (a reader that
+      // parses each line must not meet a fragment): it is the last `fragment` bytes of the
+      // file. Truncating needs no space; if it fails, the reopen ends the fragment instead.
+      const std::size_t fragment = off - (whole > 0 ? line_ends_[whole - 1] : 0);
+      struct stat st {};
+      if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) && static_cast<std::size_t>(st.st_size) >= fragment &&
+          ::ftruncate(fd_, st.st_size - static_cast<off_t>(fragment)) == 0) {
+        mid_line_ = false;
+      }
+    }
     fail("write", err, lost);
     close_file();  // reopened after retry_open_ms
     return;
