@@ -111,6 +111,15 @@ std::optional<std::string> text_arg(const json::object& a, const char* key, bool
     *err = std::string("'") + key + "' is longer than 8192 characters";
     return std::nullopt;
   }
+  // A NUL or another control byte (tabs and line ends aside) is no part of a URL, a name or a
+  // reason: refused, not stored or cut at (audit14 D11: "127.0.0.61\0x" banned 127.0.0.61).
+  if (std::any_of(s.begin(), s.end(), [](char ch) {
+        const auto u = static_cast<unsigned char>(ch);
+        return (u < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') || u == 0x7f;
+      })) {
+    *err = std::string("'") + key + "' must not contain control characters";
+    return std::nullopt;
+  }
   return s;
 }
 

@@ -218,7 +218,8 @@ std::optional<ip_address> ip_address::parse(std::string_view text) {
   if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
     text = text.substr(1, text.size() - 2);
   }
-  if (text.empty() || text.size() > 45) return std::nullopt;
+  // inet_pton reads a C string: an embedded NUL would cut "127.0.0.61\0x" to an address.
+  if (text.empty() || text.size() > 45 || text.find('\0') != std::string_view::npos) return std::nullopt;
   char buf[64];
   text.copy(buf, text.size());
   buf[text.size()] = '\0';

@@ -176,6 +176,25 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(rid))["status"], "approved")
         ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "test over", check=0)
 
+    def test_text_with_control_bytes_is_refused_not_stored_or_cut(self):
+        # A script speaking the protocol directly (hallpassctl refuses such text itself):
+        # a NUL in a URL was stored, and "127.0.0.61\0x" banned 127.0.0.61 (audit14 D11).
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", "http://ctl.test/", "--role", "pupils",
+                       "--requester", "Mr A", "--reason", "r", *ASSESSED)["id"]
+        self.addCleanup(ctl, "hp_head", self.sock, "deny", str(rid), "--reason", "test over")
+        for message in ({"verb": "request", "args": {"url": "http://x.test/\u0000a", "roles": ["pupils"],
+                                                      "requester": "Mr A", "reason": "r"}},
+                        {"verb": "deny", "args": {"id": rid, "reason": "no\u001b[31m"}}):
+            with self.subTest(verb=message["verb"]):
+                answer = socket_request("hp_head", self.sock, message)
+                self.assertFalse(answer["ok"], answer)
+                self.assertEqual(answer["code"], "bad_request")
+                self.assertIn("must not contain control characters", answer["error"])
+        answer = socket_request("hp_head", self.sock, {"verb": "ban", "args": {
+            "device": "127.0.0.61\u0000x", "for": "1h", "reason": "test"}})
+        self.assertFalse(answer["ok"], answer)  # refused: not a ban of 127.0.0.61
+        self.assertEqual(answer["code"], "bad_request")
+
     # ---- 6. listing local blocks --------------------------------------------------------------
     def test_blocks_lists_the_local_blocks_in_force_and_with_all_the_removed(self):
         kept = ctl_json("hp_tech", self.sock, "block", "--url", "http://games.test/", "--reason", "distracting")["id"]

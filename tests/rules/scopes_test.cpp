@@ -179,6 +179,7 @@ TEST_CASE("a device is named by its address, name or hardware address, in canoni
   }
   CHECK(why.find("unspecified") != std::string::npos);
   CHECK(parse_device("lab-3.2")->by == device_key::name);  // a name may hold digits and dots
+  CHECK_FALSE(parse_device(std::string_view("127.0.0.61\0x", 12), &why));  // not cut at the NUL
   CHECK_FALSE(parse_mac("3c:22:fb-12:9a:01"));  // one separator throughout
   CHECK_FALSE(parse_mac("3c:22:fb:12:9a:0g"));
 }
