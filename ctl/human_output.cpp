@@ -520,6 +520,13 @@ std::string render_human(const command& request, const json::object& data) {
   if (verb == "audit") return render_audit(data, request.args);
   if (verb == "reload") {
     std::string out = "policy reloaded: generation " + printable(text(data, "generation")) + "\n";
+    // The loader's warnings (a list file with no entries, skipped lines), one a line.
+    const std::string warnings = text(data, "warnings");
+    for (std::size_t start = 0; start < warnings.size();) {
+      const auto end = std::min(warnings.find('\n', start), warnings.size());
+      if (end > start) out += "warning: " + printable(warnings.substr(start, end - start)) + "\n";
+      start = end + 1;
+    }
     if (const auto e = text(data, "audit_error"); !e.empty()) {
       out += "warning: the reload is not in the audit log (" + printable(e) + ")\n";
     }

@@ -579,7 +579,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     }
     r = store_->audit(since);
   } else if (verb == "reload") {
-    auto [errors, generation] = reload_();
+    const auto [errors, warnings, generation] = reload_();
     const auto unaudited = store_->audit_event(actor, "reload", "policy generation " + std::to_string(generation),
                                                errors, errors.empty() ? "ok" : "failed");
     if (!errors.empty()) {
@@ -587,6 +587,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
                                                  std::to_string(state_.configs.generation()) + ":\n" + errors);
     } else {
       r.data = json::object{{"generation", generation}};
+      if (!warnings.empty()) r.data.as_object()["warnings"] = warnings;
       if (!unaudited.empty()) r.data.as_object()["audit_error"] = unaudited;
     }
   } else if (verb == "ban" || verb == "unban" || verb == "bans") {

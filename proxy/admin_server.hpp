@@ -37,7 +37,14 @@ std::optional<std::chrono::seconds> admin_duration(const std::string& text, std:
 class admin_server {
  public:
   // reload: reloads the configuration; returns "" and the new generation, or the errors.
-  using reload_fn = std::function<std::pair<std::string, std::uint64_t>()>;
+  // A reload's outcome: every error (empty when it took effect), every warning (skipped list
+  // lines, an empty list file: hallpassctl shows them too), and the generation now serving.
+  struct reload_outcome {
+    std::string errors;
+    std::string warnings;
+    std::uint64_t generation = 0;
+  };
+  using reload_fn = std::function<reload_outcome()>;
 
   admin_server(shared_state& state, reload_fn reload);
   ~admin_server();

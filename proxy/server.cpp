@@ -301,18 +301,20 @@ int run_server(const run_options& options) {
 
   // One reload for SIGHUP and `hallpassctl reload`: validate aside, swap, or keep the old one.
   std::mutex reload_report_mutex;
-  auto reload = [&]() -> std::pair<std::string, std::uint64_t> {
+  auto reload = [&]() -> admin_server::reload_outcome {
     const auto before = configs.current();
     auto r = configs.reload();
     std::lock_guard lock(reload_report_mutex);
     print_errors(r.warnings, "warning: ");
+    std::string warnings;
+    for (const auto& w : r.warnings) warnings += w.to_string() + "\n";
     if (!r.config) {
       m->reload_failures.Increment();
       std::string all;
       for (const auto& e : r.errors) all += e.to_string() + "\n";
       std::cerr << all << "hallpass: reload failed; still serving policy generation " << configs.generation()
                 << std::endl;
-      return {all, configs.generation()};
+      return {all, warnings, configs.generation()};
     }
     m->reloads.Increment();
     m->policy_generation.Set(static_cast<double>(r.config->generation));
@@ -332,7 +334,7 @@ int run_server(const run_options& options) {
       std::cerr << "hallpass: note: listen, metrics, access_log.path, admin.socket, pac.listen and workers take "
                    "effect at the next restart\n";
     }
-    return {std::string(), r.config->generation};
+    return {std::string(), warnings, r.config->generation};
   };
 
   // The store and the admin socket, after privileges are dropped: the database and the
@@ -396,8 +398,8 @@ int run_server(const run_options& options) {
   on_signal = [&](const error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP && !stopping) {
-      auto [errors, generation] = reload();
-      admin.audit_reload("SIGHUP", errors.empty(), generation, errors);
+      const auto outcome = reload();
+      admin.audit_reload("SIGHUP", outcome.errors.empty(), outcome.generation, outcome.errors);
     } else if (sig == SIGUSR1) {
       log.reopen();
     } else if ((sig == SIGTERM || sig == SIGINT) && !stopping) {

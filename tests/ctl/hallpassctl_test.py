@@ -669,6 +669,20 @@ class RefusalTest(DaemonTestCase):
         self.assertIn("school.yaml:9:38: no category 'socal_media'", r.stderr)
         self.assertIn("school.yaml:10:18: action must be", r.stderr)
 
+    def test_reload_warnings_and_an_unaudited_reload_are_printed(self):
+        self.daemon.handler = lambda request: {"ok": True, "data": {
+            "generation": 5,
+            "warnings": "/etc/hallpass/lists/local.txt:3:1: skipped: 'not a domain!'\n"
+                        "/etc/hallpass/school.yaml:12:5: category 'local': list.txt has no entries (empty list file)\n",
+            "audit_error": "database or disk is full"}}
+        r = self.ctl("reload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.splitlines(), [
+            "policy reloaded: generation 5",
+            "warning: /etc/hallpass/lists/local.txt:3:1: skipped: 'not a domain!'",
+            "warning: /etc/hallpass/school.yaml:12:5: category 'local': list.txt has no entries (empty list file)",
+            "warning: the reload is not in the audit log (database or disk is full)"])
+
     def test_broken_answers_exit_1(self):
         for reply in (b"this is not json\n", b"[1,2]\n", b'{"data":{}}\n', None):
             with self.subTest(reply=reply):
