@@ -1,6 +1,5 @@
 #include "proxy/forward.hpp"
 
-
 #include "proxy/body_relay.hpp"
 #include "proxy/local_response.hpp"
 #include "proxy/message_head.hpp"
@@ -187,7 +186,6 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   // Sending the request failed, and the origin may have answered before it stopped reading
   // (RFC 9110 15.5.14: a 413 may close the connection): that answer, if any, is the client's.
   std::optional<std::string> send_failure;
-  bool refused_while_sending = false;  // ... because the origin refused it while it went up
   // The origin refused the body before it had all of it, even if all of it then went: whether
   // it read the rest is its own affair, so its connection is not reused.
   bool refused_early = false;
@@ -316,7 +314,6 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       // (The client's read was cancelled too: its read_error says nothing about the client.)
       up->write_cut = true;
       send_failure = "the origin answered while the body was on its way";
-      refused_while_sending = true;
     } else {
       if (body.over_limit) {
         co_await refuse(w, c, ex, refusal::body_too_large, {}, client_version);
@@ -439,7 +436,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   if (final_before_body) ex.note = "answered before the request body was sent (Expect: 100-continue)";
   if (send_failure) {
     ex.note = "answered before the request was sent whole (" +
-              (refused_while_sending ? *send_failure : "upstream write failed: " + *send_failure) + ")";
+              (refused_early ? *send_failure : "upstream write failed: " + *send_failure) + ")";
   }
   client_head_options o;
   o.version = client_version >= 11 ? 11 : 10;
