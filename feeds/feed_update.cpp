@@ -3,6 +3,9 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <zlib.h>
+
+#include <cerrno>
+#include <vector>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,42 +50,50 @@ bool valid_list_name(std::string_view s) {
          });
 }
 
-// A gzip download is read whole through zlib first, which checks each member's CRC-32 and
-// length: libarchive's gzip filter does not, and its tar reader stops at the archive's end
-// blocks before the trailer, so a flipped byte or a damaged trailer went in unnoticed (audit14
-// D4). Other formats carry no such check here beyond libarchive's own.
-std::string verify_compressed_stream(const std::string& archive_path) {
-  unsigned char magic[2] = {0, 0};
-  if (std::FILE* f = std::fopen(archive_path.c_str(), "rb")) {
-    const auto got = std::fread(magic, 1, 2, f);
-    std::fclose(f);
-    if (got != 2) return {};  // libarchive says what is wrong with it
+// The download, read through zlib for libarchive: zlib undoes gzip and checks each member's
+// CRC-32 and length, which libarchive's gzip filter does not (a flipped byte or a damaged
+// trailer went in: audit14 D4); anything else zlib passes through as it is, for libarchive's
+// own filters. One pass: the archive is decompressed once.
+struct gz_source {
+  gzFile gz = nullptr;
+  std::vector<char> buf = std::vector<char>(65536);
+  ~gz_source() {
+    if (gz != nullptr) gzclose(gz);
   }
-  if (magic[0] != 0x1f || magic[1] != 0x8b) return {};
-  gzFile gz = gzopen(archive_path.c_str(), "rb");
-  if (gz == nullptr) return "cannot read " + archive_path;
-  std::vector<char> buf(65536);
-  int n = 0;
-  while ((n = gzread(gz, buf.data(), static_cast<unsigned>(buf.size()))) > 0) {
+  // The rest of the stream, read to its end: the tar reader stops at the archive's end blocks,
+  // before gzip's trailer, where the check is. Empty, or what is wrong.
+  std::string finish() {
+    int n = 0;
+    while ((n = gzread(gz, buf.data(), static_cast<unsigned>(buf.size()))) > 0) {
+    }
+    int code = Z_OK;
+    return n < 0 ? std::string("gzip: ") + gzerror(gz, &code) : std::string();
   }
-  int code = Z_OK;
-  const char* message = gzerror(gz, &code);
-  std::string error = n < 0 ? std::string(message) : std::string();
-  gzclose(gz);
-  if (!error.empty()) return "the archive is damaged or truncated: gzip: " + error;
-  return {};
+};
+
+la_ssize_t read_through_zlib(archive* a, void* data, const void** block) {
+  auto& src = *static_cast<gz_source*>(data);
+  const int n = gzread(src.gz, src.buf.data(), static_cast<unsigned>(src.buf.size()));
+  if (n < 0) {
+    int code = Z_OK;
+    archive_set_error(a, EIO, "gzip: %s", gzerror(src.gz, &code));
+    return -1;
+  }
+  *block = src.buf.data();
+  return n;
 }
 
 // Unpacks blacklists/<category>/{domains,urls} of a UT1 tarball into `dir`; everything else
-// (usage files, symbolic-link aliases, absolute or '..' paths) is skipped. The compressed
-// stream is checked whole first (verify_compressed_stream).
+// (usage files, symbolic-link aliases, absolute or '..' paths) is skipped.
 std::string unpack_ut1(const std::string& archive_path, const fs::path& dir) {
-  if (auto e = verify_compressed_stream(archive_path); !e.empty()) return e;
+  gz_source src;
+  src.gz = gzopen(archive_path.c_str(), "rb");
+  if (src.gz == nullptr) return "cannot read " + archive_path;
   std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
   archive_read_support_format_gnutar(a.get());
-  if (archive_read_open_filename(a.get(), archive_path.c_str(), 65536) != ARCHIVE_OK) {
+  if (archive_read_open(a.get(), &src, nullptr, read_through_zlib, nullptr) != ARCHIVE_OK) {
     return std::string("the archive is damaged or truncated: ") + archive_error_string(a.get());
   }
   std::size_t lists = 0;
@@ -126,6 +137,7 @@ std::string unpack_ut1(const std::string& archive_path, const fs::path& dir) {
     if (!write_ok) return "cannot write " + out.string() + " (disk full?)";
     ++lists;
   }
+  if (auto e = src.finish(); !e.empty()) return "the archive is damaged or truncated: " + e;
   if (lists == 0)
     return "not a UT1 archive: it holds no blacklists/<category>/domains or urls file";
   return {};
