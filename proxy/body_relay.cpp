@@ -76,10 +76,7 @@ net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::fl
   }
   auto buf = w.take_buffer();
   while (remaining > 0) {
-    if (stop != nullptr && *stop) {
-      r.write_error = net::error::operation_aborted;
-      break;
-    }
+    if (stop_requested(stop, r.write_error)) break;
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, worker::relay_buffer_size));
     in.expires_after(idle);
     auto [rec, n] = co_await in.async_read_some(net::buffer(buf.get(), want), nothrow);
@@ -89,10 +86,7 @@ net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::fl
     }
     r.moved += n;
     remaining -= n;
-    if (stop != nullptr && *stop) {
-      r.write_error = net::error::operation_aborted;
-      break;
-    }
+    if (stop_requested(stop, r.write_error)) break;
     out.expires_after(idle);
     auto [wec, wn] = co_await net::async_write(out, net::buffer(buf.get(), n), nothrow);
     r.written += wn;
@@ -135,10 +129,7 @@ net::awaitable<relay_result> relay_decoded(duplex_stream& in, beast::flat_buffer
       co_return r;
     }
     if (ended && how.encode_chunked) append_last_chunk(pending);
-    if (how.stop != nullptr && *how.stop) {
-      r.write_error = net::error::operation_aborted;
-      co_return r;
-    }
+    if (stop_requested(how.stop, r.write_error)) co_return r;
     if (!pending.empty()) {
       out.expires_after(how.idle);
       auto [wec, wn] = co_await net::async_write(out, net::buffer(pending), nothrow);
@@ -150,10 +141,7 @@ net::awaitable<relay_result> relay_decoded(duplex_stream& in, beast::flat_buffer
       pending.clear();
     }
     if (ended) co_return r;
-    if (how.stop != nullptr && *how.stop) {
-      r.write_error = net::error::operation_aborted;
-      co_return r;
-    }
+    if (stop_requested(how.stop, r.write_error)) co_return r;
     in.expires_after(how.idle);
     const auto into = in_buffer.prepare(decoded_read_size);
     auto [rec, n] = co_await in.async_read_some(into, nothrow);

@@ -48,10 +48,7 @@ net::awaitable<splice_result> splice_bytes(tcp::socket& from, tcp::socket& to, s
   const int out = to.native_handle();
   std::size_t& pending = pipe.pending();
   for (;;) {
-    if (stop != nullptr && *stop) {
-      r.write_error = net::error::operation_aborted;
-      co_return r;
-    }
+    if (stop_requested(stop, r.write_error)) co_return r;
     // Fill the pipe from `from`, unless it still holds bytes or the limit is reached.
     const std::uint64_t left = limit ? *limit - r.moved - pending : chunk;
     if (pending == 0 && !r.ended && left > 0) {
@@ -78,10 +75,7 @@ net::awaitable<splice_result> splice_bytes(tcp::socket& from, tcp::socket& to, s
     }
     // Drain the pipe into `to`.
     while (pending > 0) {
-      if (stop != nullptr && *stop) {
-        r.write_error = net::error::operation_aborted;
-        co_return r;
-      }
+      if (stop_requested(stop, r.write_error)) co_return r;
       const ssize_t n = ::splice(pipe.read_end(), nullptr, out, nullptr, pending, flags);
       if (n > 0) {
         pending -= static_cast<std::size_t>(n);

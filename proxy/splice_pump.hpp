@@ -53,6 +53,14 @@ struct splice_progress {
   bool waiting_to_write = false;  // false: waiting to read (or not waiting)
 };
 
+// A relay's stop check, the same in every relay here and in body_relay.cpp: true when `stop` is
+// given and set, with `write_error` then operation_aborted, as each relay reports a stop.
+inline bool stop_requested(const bool* stop, error_code& write_error) {
+  if (stop == nullptr || !*stop) return false;
+  write_error = net::error::operation_aborted;
+  return true;
+}
+
 // Moves bytes from `from` to `to` until `from` ends, `limit` bytes have moved, or an error.
 // `activity`, when given, is set to the time of each move (for an idle watchdog); `progress`,
 // when given, follows the moves and waits. `stop`, when given and set, ends it before its next
