@@ -206,9 +206,8 @@ std::vector<std::string> read_entries(const std::string& path, rules::list_file_
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
-    if (auto h = line.find('#'); h != std::string::npos) line.resize(h);
-    line = trim(line);
-    if (rules::is_list_entry(line, kind)) out.push_back(line);
+    const auto entry = rules::classify_list_line(line, kind);
+    if (rules::is_list_entry(entry)) out.emplace_back(entry.text);
   }
   return out;
 }

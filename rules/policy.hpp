@@ -41,8 +41,13 @@ struct category {
   bool circumvention = false;
   set_id set = 0;
   std::size_t domain_count = 0, url_count = 0, pattern_count = 0;
-  std::vector<std::string> sources;  // files and UT1 categories it was read from
-  std::vector<std::size_t> source_entries;  // the entries read from each of `sources`, in order
+  // Where its lists were read from, each with the entries read from it (a reload compares
+  // them with the policy in force: rules::emptied_sources).
+  struct source {
+    std::string name;  // the file as written in the policy, "ut1:NAME" or "feed:FEED/LIST"
+    std::size_t entries = 0;
+  };
+  std::vector<source> sources;
 };
 
 // A category feed (the `feeds:` section): a list source that `hallpass feeds update` keeps

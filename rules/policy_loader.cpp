@@ -573,13 +573,11 @@ class loader : private yaml_reader {
     while (!rest.empty()) {
       ++line_no;
       auto nl = rest.find('\n');
-      std::string_view line = rest.substr(0, nl);
+      const auto [line_kind, line] = classify_list_line(rest.substr(0, nl), kind);
       rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
-      if (auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-      line = trim(line);
-      if (line.empty()) continue;
+      if (line_kind == list_line_kind::blank) continue;
       std::string why;
-      if (kind == list_kind::urls || (kind == list_kind::mixed && is_url_line(line))) {
+      if (line_kind == list_line_kind::url) {
         auto u = list_url(line, &why);
         if (u) {
           add_url(std::move(u->first), std::move(u->second), set);
@@ -729,8 +727,7 @@ class loader : private yaml_reader {
             const auto added = load_list_file(resolve(*s), list_kind::domains, c.set, f, true, &read);
             if (read && added == 0) empty_list(f, c, resolve(*s).string());
             c.domain_count += added;
-            c.sources.push_back(*s);
-            c.source_entries.push_back(added);
+            c.sources.push_back({*s, added});
           }
         }
       }
@@ -741,8 +738,7 @@ class loader : private yaml_reader {
             const auto added = load_list_file(resolve(*s), list_kind::urls, c.set, f, true, &read);
             if (read && added == 0) empty_list(f, c, resolve(*s).string());
             c.url_count += added;
-            c.sources.push_back(*s);
-            c.source_entries.push_back(added);
+            c.sources.push_back({*s, added});
           }
         }
       }
@@ -783,8 +779,7 @@ class loader : private yaml_reader {
             added += n_urls;
           }
           if ((read_domains || read_urls) && added == 0) empty_list(u, c, "UT1 category " + quote(*s) + " in " + dir.string());
-          c.sources.push_back("ut1:" + *s);
-          c.source_entries.push_back(added);
+          c.sources.push_back({"ut1:" + *s, added});
         }
       }
       for (const auto& f : fed) load_feed_list(f, c);
@@ -940,8 +935,7 @@ class loader : private yaml_reader {
     auto& f = p_->feeds[fl.feed];
     auto& users = feed_users_[fl.feed];
     if (std::find(users.begin(), users.end(), c.name) == users.end()) users.push_back(c.name);
-    c.sources.push_back("feed:" + f.name + "/" + fl.list);
-    c.source_entries.push_back(0);  // until the list is read, below
+    c.sources.push_back({"feed:" + f.name + "/" + fl.list, 0});  // its entries once read, below
     // Each list once in f.lists (check, feeds status and the metrics' series), however many
     // categories use it; each category still gets its own copy of the entries.
     const bool recorded = std::any_of(f.lists.begin(), f.lists.end(), [&](const auto& l) { return l.first == fl.list; });
@@ -969,7 +963,7 @@ class loader : private yaml_reader {
       added += n;
     }
     if (!recorded) f.lists.emplace_back(fl.list, added);
-    c.source_entries.back() = added;
+    c.sources.back().entries = added;
     const std::string shown = "feed list " + f.name + "/" + fl.list;
     if (!any) {
       // The feed is there but not this list: renamed upstream, or a typo in the policy.
@@ -1455,12 +1449,12 @@ std::vector<std::string> emptied_sources(const policy& before, const policy& aft
     const auto old = std::find_if(before.categories.begin(), before.categories.end(),
                                   [&](const category& b) { return b.name == c.name; });
     if (old == before.categories.end()) continue;
-    for (std::size_t i = 0; i < c.sources.size() && i < c.source_entries.size(); ++i) {
-      if (c.source_entries[i] > 0) continue;
-      const auto j = static_cast<std::size_t>(std::find(old->sources.begin(), old->sources.end(), c.sources[i]) -
-                                              old->sources.begin());
-      if (j >= old->sources.size() || j >= old->source_entries.size() || old->source_entries[j] == 0) continue;
-      out.push_back("category " + quote(c.name) + ": " + c.sources[i] + " had " + std::to_string(old->source_entries[j]) +
+    for (const auto& now : c.sources) {
+      if (now.entries > 0) continue;
+      const auto was = std::find_if(old->sources.begin(), old->sources.end(),
+                                    [&](const category::source& s) { return s.name == now.name; });
+      if (was == old->sources.end() || was->entries == 0) continue;
+      out.push_back("category " + quote(c.name) + ": " + now.name + " had " + std::to_string(was->entries) +
                     " entries in the policy in force and has none now (emptied, cut short or the wrong file?): "
                     "the reload is refused and the lists in force stay; to empty it on purpose, take it out of "
                     "the policy, or restart hallpass");
@@ -1469,14 +1463,22 @@ std::vector<std::string> emptied_sources(const policy& before, const policy& aft
   return out;
 }
 
-bool is_list_entry(std::string_view line, list_file_kind kind) {
-  line = trim(line);
-  if (line.empty()) return false;
+list_line classify_list_line(std::string_view raw, list_file_kind kind) {
+  if (const auto hash = raw.find('#'); hash != std::string_view::npos) raw = raw.substr(0, hash);
+  const std::string_view text = trim(raw);
+  if (text.empty()) return {};
+  const bool url = kind == list_file_kind::urls || (kind == list_file_kind::mixed && is_url_line(text));
+  return {url ? list_line_kind::url : list_line_kind::domain, text};
+}
+
+bool is_list_entry(const list_line& line) {
   std::string why;
-  if (kind == list_file_kind::urls || (kind == list_file_kind::mixed && is_url_line(line))) {
-    return list_url(line, &why).has_value();
+  switch (line.kind) {
+    case list_line_kind::blank: return false;
+    case list_line_kind::url: return list_url(line.text, &why).has_value();
+    case list_line_kind::domain: return is_plain_domain(line.text) || list_domain(line.text, &why).has_value();
   }
-  return list_domain(line, &why).has_value();
+  return false;
 }
 
 load_result load_policy_text(std::string_view yaml, const std::string& file_name, const load_options& options) {

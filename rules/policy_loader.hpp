@@ -49,10 +49,20 @@ std::vector<std::string> emptied_sources(const policy& before, const policy& aft
 // prefix a line (UT1 `urls`, `url_files`), or either (a `lines` feed).
 enum class list_file_kind { domains, urls, mixed };
 
-// Whether one line of a list file (its '#' comment removed) is an entry the loader takes, as
-// load_policy reads the file: `hallpass feeds update` counts only these against a feed's
-// minimum, so a captive portal's HTML page never passes for a list.
-bool is_list_entry(std::string_view line, list_file_kind kind);
+// One line of a list file as the loader reads it: its '#' comment and surrounding blanks gone
+// (`text`), and whether it is read as a domain or a URL prefix, by the file's kind (a line of a
+// `mixed` file is a URL when a '/' follows its host). Whether it is a valid one is
+// is_list_entry's question (the loader asks it with list_domain and list_url, for the reason).
+enum class list_line_kind { blank, domain, url };
+struct list_line {
+  list_line_kind kind = list_line_kind::blank;
+  std::string_view text;
+};
+list_line classify_list_line(std::string_view raw, list_file_kind kind);
+
+// Whether a line is an entry the loader takes: `hallpass feeds update` counts only these
+// against a feed's minimum, so a captive portal's HTML page never passes for a list.
+bool is_list_entry(const list_line& line);
 // For tests and tools: the YAML text as if read from `file_name` (relative paths inside it
 // resolve against file_name's directory).
 load_result load_policy_text(std::string_view yaml, const std::string& file_name,

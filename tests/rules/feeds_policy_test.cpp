@@ -180,3 +180,21 @@ roles:
   REQUIRE_FALSE(empty.ok());
   CHECK(all(empty.errors).find("is locked") != std::string::npos);
 }
+
+TEST_CASE("list lines: one classifier for the loader and feeds update, comments and blanks are no entries") {
+  auto kind_of = [](std::string_view raw, list_file_kind k) { return classify_list_line(raw, k).kind; };
+  CHECK(kind_of("   # a comment", list_file_kind::domains) == list_line_kind::blank);
+  CHECK(kind_of("", list_file_kind::urls) == list_line_kind::blank);
+  CHECK(classify_list_line("  example.org  # added 2026", list_file_kind::domains).text == "example.org");
+  CHECK(kind_of("example.org", list_file_kind::urls) == list_line_kind::url);
+  CHECK(kind_of("example.org/games", list_file_kind::mixed) == list_line_kind::url);
+  CHECK(kind_of("https://example.org", list_file_kind::mixed) == list_line_kind::domain);
+  CHECK(kind_of("example.org/games", list_file_kind::domains) == list_line_kind::domain);
+
+  CHECK(is_list_entry(classify_list_line("example.org # ok", list_file_kind::domains)));
+  CHECK(is_list_entry(classify_list_line("EXAMPLE.org.", list_file_kind::domains)));
+  CHECK(is_list_entry(classify_list_line("example.org/games", list_file_kind::urls)));
+  CHECK_FALSE(is_list_entry(classify_list_line("# example.org", list_file_kind::domains)));
+  CHECK_FALSE(is_list_entry(classify_list_line("<html><body>Sign in to the Wi-Fi</body></html>", list_file_kind::domains)));
+  CHECK_FALSE(is_list_entry(classify_list_line("<title>Portal</title>", list_file_kind::mixed)));
+}
