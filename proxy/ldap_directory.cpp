@@ -1,6 +1,7 @@
 #include "proxy/ldap_directory.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <memory>
 
@@ -189,10 +190,29 @@ bool bind_service_account(LDAP* ld, const ldap_settings& s, directory_answer* fa
   return true;
 }
 
+// The directory's spelling of the user's name among an entry's user_attribute values: the one
+// that is the typed name but for ASCII case and outer blanks, else the first (an attribute with
+// several values; LDAP matched the typed name against one of them by its own rules).
+std::string directory_name(const std::vector<std::string>& values, std::string_view typed) {
+  if (values.empty()) return {};
+  std::string_view t = typed;
+  while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  for (const auto& v : values) {
+    if (v.size() == t.size() && std::equal(v.begin(), v.end(), t.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return v;
+    }
+  }
+  return values.front();
+}
+
 // The user's DN: logins.ldap.bind_dn_template with the name in it, or else by searching
 // base_dn for (user_attribute=NAME) (as the connection is bound now). bad_credentials when
-// the search finds no such user or more than one.
-bool find_user_dn(LDAP* ld, const ldap_settings& s, std::string_view user, std::string& user_dn,
+// the search finds no such user or more than one. The search also reads the entry's own
+// spelling of the name into *name (with a template it is read after the bind: read_name).
+bool find_user_dn(LDAP* ld, const ldap_settings& s, std::string_view user, std::string& user_dn, std::string* name,
                   directory_answer* failed) {
   using st = directory_answer::status;
   if (!s.bind_dn_template.empty()) {
@@ -202,7 +222,7 @@ bool find_user_dn(LDAP* ld, const ldap_settings& s, std::string_view user, std::
   }
   std::vector<std::string> dns, values;
   const std::string filter = "(&" + s.user_filter + "(" + s.user_attribute + "=" + ldap_filter_value(user) + "))";
-  const int rc = search(ld, s, s.base_dn, LDAP_SCOPE_SUBTREE, filter, "", 2, dns, values);
+  const int rc = search(ld, s, s.base_dn, LDAP_SCOPE_SUBTREE, filter, s.user_attribute, 2, dns, values);
   if (rc == LDAP_SIZELIMIT_EXCEEDED || dns.size() > 1) {
     *failed = fail(st::bad_credentials, "the user name matches more than one directory entry");
     return false;
@@ -216,7 +236,17 @@ bool find_user_dn(LDAP* ld, const ldap_settings& s, std::string_view user, std::
     return false;
   }
   user_dn = dns.front();
+  *name = directory_name(values, user);
   return true;
+}
+
+// The user_attribute of the entry at user_dn (with a bind_dn_template, once bound as the
+// user: an entry may read itself under OpenLDAP's and Active Directory's defaults). Empty when
+// it cannot be read.
+std::string read_name(LDAP* ld, const ldap_settings& s, const std::string& user_dn, std::string_view typed) {
+  std::vector<std::string> dns, values;
+  const int rc = search(ld, s, user_dn, LDAP_SCOPE_BASE, "(objectClass=*)", s.user_attribute, 1, dns, values);
+  return rc == LDAP_SUCCESS ? directory_name(values, typed) : std::string();
 }
 
 // Reads the groups of the user with this DN into a.groups (memberOf, or the group search).
@@ -251,7 +281,8 @@ void read_groups(LDAP* ld, const ldap_settings& s, std::string_view user, const 
 
 }  // namespace
 
-directory_answer check_login(const ldap_settings& s, std::string_view user, std::string_view password) {
+directory_answer check_login(const ldap_settings& s, std::string_view user, std::string_view password,
+                             const std::function<bool(std::string_view user)>& may_bind) {
   using st = directory_answer::status;
   if (user.empty() || password.empty()) return fail(st::bad_credentials, "empty user name or password");
   if (user.size() > 256 || password.size() > 1024) return fail(st::bad_credentials, "user name or password too long");
@@ -260,14 +291,27 @@ directory_answer check_login(const ldap_settings& s, std::string_view user, std:
   ldap_handle ld = open_directory(s, &a);
   if (!ld) return a;
   // With a DN template the bind as the user is the only one; else the service account searches first.
-  std::string user_dn;
+  std::string user_dn, name;
   if (s.bind_dn_template.empty() && !bind_service_account(ld.get(), s, &a)) return a;
-  if (!find_user_dn(ld.get(), s, user, user_dn, &a)) return a;
+  if (!find_user_dn(ld.get(), s, user, user_dn, &name, &a)) {
+    a.user = std::move(name);
+    return a;
+  }
+  if (may_bind && !may_bind(name.empty() ? user : std::string_view(name))) {
+    a = fail(st::held, "too many failed sign-ins for this user");
+    a.user = std::move(name);
+    return a;
+  }
   const int rc = simple_bind(ld.get(), user_dn, password);
-  if (rc != LDAP_SUCCESS) return ldap_failure("bind as the user", rc);
-
+  if (rc != LDAP_SUCCESS) {
+    a = ldap_failure("bind as the user", rc);
+    a.user = std::move(name);
+    return a;
+  }
+  if (name.empty()) name = read_name(ld.get(), s, user_dn, user);
   a.result = st::ok;
-  read_groups(ld.get(), s, user, user_dn, a);
+  a.user = std::move(name);
+  read_groups(ld.get(), s, a.user.empty() ? user : std::string_view(a.user), user_dn, a);
   return a;
 }
 
@@ -279,10 +323,12 @@ directory_answer groups_of(const ldap_settings& s, std::string_view user) {
   if (!ld) return a;
   // As the service account (or anonymously), never as the user: there is no password here.
   if (!bind_service_account(ld.get(), s, &a)) return a;
-  std::string user_dn;
-  if (!find_user_dn(ld.get(), s, user, user_dn, &a)) return a;
+  std::string user_dn, name;
+  if (!find_user_dn(ld.get(), s, user, user_dn, &name, &a)) return a;
+  if (name.empty() && !s.bind_dn_template.empty()) name = read_name(ld.get(), s, user_dn, user);
   a.result = st::ok;
-  read_groups(ld.get(), s, user, user_dn, a);
+  a.user = std::move(name);
+  read_groups(ld.get(), s, a.user.empty() ? user : std::string_view(a.user), user_dn, a);
   return a;
 }
 

@@ -7,6 +7,7 @@
 // Each call opens its own connection; any thread may call it. The escaping functions are pure.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,8 +21,14 @@ struct directory_answer {
     ok,               // the bind as the user succeeded; groups read
     bad_credentials,  // no such user, or the directory refused the password
     unavailable,      // the directory could not be reached, failed, or did not answer in time
+    held,             // check_login's may_bind said no: the password was never tried
   };
   status result = status::unavailable;
+  // The user's name as the directory spells it: the user_attribute value of the entry found
+  // ("sam" for a typed "SAM", " sam" or fullwidth "ｓａｍ", which LDAP's caseIgnoreMatch finds
+  // too). Bans, exceptions, limits and the logs key on this, never on what was typed. Empty
+  // when it could not be read (then the typed name stands).
+  std::string user;
   std::vector<std::string> groups;
   std::string detail;  // for the log: never the password
 };
@@ -29,7 +36,11 @@ struct directory_answer {
 // Checks `user` / `password` against the directory. An empty user name or password is
 // bad_credentials without a call (an empty password would be an "unauthenticated bind",
 // which LDAP servers accept: RFC 4513 5.1.2).
-directory_answer check_login(const ldap_settings& s, std::string_view user, std::string_view password);
+// `may_bind`, when given, is asked with the directory's name for the user (or, with
+// bind_dn_template, the typed name) once the entry is found and before the password is tried:
+// false gives `held` (the failure limits, login_service.hpp, judged on the directory's name).
+directory_answer check_login(const ldap_settings& s, std::string_view user, std::string_view password,
+                             const std::function<bool(std::string_view user)>& may_bind = {});
 
 // The groups of `user` without their password: bound as the service account
 // (logins.ldap.bind_dn + bind_password_file) or anonymously, the user found as check_login

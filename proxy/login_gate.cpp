@@ -11,6 +11,7 @@
 #include "proxy/shared_state.hpp"
 #include "proxy/signin_page.hpp"
 #include "proxy/worker.hpp"
+#include "rules/utf8.hpp"
 
 namespace hallpass {
 namespace {
@@ -222,12 +223,15 @@ net::awaitable<result> check_password(worker& w, const client_connection& c, con
   std::string client = c.ip_text, name = user;
   r = co_await ask_directory(w, *service, s, std::move(client), std::move(name), std::move(password));
   count(w, r.kind);
-  if (r.kind == kind::bad_credentials) {
-    std::cerr << "hallpass: " << via << "login failed for user " << user << " from " << c.ip_text << ": "
-              << r.detail << "\n";
+  if (r.kind == kind::rate_limited) *retry_after = r.retry_after;
+  // The name as typed is anyone's text: escaped, so that it cannot forge a line of its own or
+  // move a technician's terminal (rules/utf8.hpp terminal_safe).
+  if (r.kind == kind::bad_credentials || r.kind == kind::rate_limited) {
+    std::cerr << "hallpass: " << via << "login failed for user " << rules::terminal_safe(user) << " from " << c.ip_text
+              << ": " << rules::terminal_safe(r.detail) << "\n";
   } else if (r.kind != kind::ok) {
-    std::cerr << "hallpass: " << via << "login for user " << user << " from " << c.ip_text
-              << " not checked: " << r.detail << "\n";
+    std::cerr << "hallpass: " << via << "login for user " << rules::terminal_safe(user) << " from " << c.ip_text
+              << " not checked: " << rules::terminal_safe(r.detail) << "\n";
   }
   co_return r;
 }
@@ -318,7 +322,7 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
       body = "The single sign-on ticket was not accepted. Sign in again.\n";
       ex.reason_override = "login failed";
       ex.note = "Negotiate login failed: " + answer.detail;
-      std::cerr << "hallpass: Negotiate login failed from " << c.ip_text << ": " << answer.detail << "\n";
+      std::cerr << "hallpass: Negotiate login failed from " << c.ip_text << ": " << rules::terminal_safe(answer.detail) << "\n";
     } else {
       count(w, answer.kind);
       negotiation.reset();
@@ -326,7 +330,7 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
       body = "The school directory could not check the sign-in just now. Try again in a minute.\n";
       ex.reason_override = "login directory unavailable";
       ex.note = "Negotiate login not checked: " + answer.detail;
-      std::cerr << "hallpass: Negotiate login from " << c.ip_text << " not checked: " << answer.detail << "\n";
+      std::cerr << "hallpass: Negotiate login from " << c.ip_text << " not checked: " << rules::terminal_safe(answer.detail) << "\n";
     }
   } else if (!sent) {
     if (mode == login_mode::optional) co_return login_step::proceed;

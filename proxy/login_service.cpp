@@ -115,27 +115,53 @@ void login_service::remember(const ldap_settings& s, const std::string& user, co
   e->expires = now + s.cache_ttl;
 }
 
+std::string login_service::user_key(std::string_view user) {
+  while (!user.empty() && user.front() == ' ') user.remove_prefix(1);
+  while (!user.empty() && user.back() == ' ') user.remove_suffix(1);
+  std::string key(user);
+  for (auto& ch : key) {
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  }
+  return key;
+}
+
+bool login_service::over_limit(std::unordered_map<std::string, std::deque<clock::time_point>>& failures,
+                               const std::unordered_map<std::string, std::size_t>& in_flight, const std::string& key,
+                               std::size_t limit, std::chrono::milliseconds within, clock::time_point now,
+                               std::chrono::seconds* retry_after) {
+  const auto f = failures.find(key);
+  if (f != failures.end()) expire(f->second, now, within);
+  const std::size_t failed = f == failures.end() ? 0 : f->second.size();
+  const auto i = in_flight.find(key);
+  const std::size_t running = i == in_flight.end() ? 0 : i->second;
+  if (failed + running < limit) return false;
+  // Over by checks still running: they end within the directory's timeout; ask again soon.
+  const auto wait = failed >= limit ? f->second[failed - limit] + within - now : std::chrono::duration_cast<clock::duration>(std::chrono::seconds(1));
+  *retry_after = std::max(*retry_after, std::chrono::ceil<std::chrono::seconds>(wait));
+  return true;
+}
+
 bool login_service::refused(const login_settings& s, const std::string& client, std::string_view user,
                             clock::time_point now, std::chrono::seconds* retry_after) {
+  const std::string key = user_key(user);
+  static const std::unordered_map<std::string, std::size_t> none;
   std::lock_guard lock(mutex_);
-  const auto over = [&](auto& map, const std::string& key, std::size_t limit) {
-    const auto it = map.find(key);
-    if (it == map.end()) return false;
-    expire(it->second, now, s.failures_within);
-    if (it->second.size() < limit) return false;
-    const auto wait = it->second.front() + s.failures_within - now;
-    *retry_after = std::max(*retry_after, std::chrono::ceil<std::chrono::seconds>(wait));
-    return true;
-  };
   *retry_after = std::chrono::seconds(0);
-  const bool by_client = over(client_failures_, client, s.failures_per_client);
-  const bool by_user = over(user_failures_, std::string(user), s.failures_per_user);
+  // Failures only: the checks in flight are counted on the directory thread (run), where the
+  // limits are judged again on the directory's own name for the user.
+  const bool by_client = over_limit(client_failures_, none, client, s.failures_per_client, s.failures_within, now, retry_after);
+  const bool by_user = !key.empty() && over_limit(user_failures_, none, key, s.failures_per_user, s.failures_within, now, retry_after);
   return by_client || by_user;
 }
 
 void login_service::note_failure(const login_settings& s, const std::string& client, const std::string& user,
                                  clock::time_point now) {
   std::lock_guard lock(mutex_);
+  add_failure(s, client, user_key(user), now);
+}
+
+void login_service::add_failure(const login_settings& s, const std::string& client, const std::string& user,
+                                clock::time_point now) {
   if (now >= next_sweep_ || client_failures_.size() + user_failures_.size() > max_tracked_failures) {
     next_sweep_ = now + std::chrono::minutes(1);
     for (auto* map : {&client_failures_, &user_failures_}) {
@@ -177,7 +203,7 @@ std::shared_ptr<const login_identity> login_service::identity_of(const ldap_sett
     return nullptr;
   }
   auto who = std::make_shared<login_identity>();
-  who->user = user;
+  who->user = answer.user.empty() ? user : answer.user;  // as the directory spells it
   who->groups = std::move(answer.groups);  // none when the directory does not know the user
   if (s.cache_ttl.count() > 0) {
     std::lock_guard lock(mutex_);
@@ -241,14 +267,46 @@ void login_service::run() {
       continue;
     }
     const auto& s = *j.settings;
-    auto answer = check_login(s.ldap, j.user, j.password);
+    // The limits once more, on the directory's name for the user, just before the password is
+    // tried; a check let through is counted in flight until its answer (no parallel burst of
+    // guesses gets past the limit).
+    std::string held_key;  // the user key counted in flight, when one is
+    bool holding = false;
+    std::chrono::seconds retry_after{0};
+    const auto may_bind = [&](std::string_view name) {
+      std::lock_guard lock(mutex_);
+      held_key = user_key(name);
+      const auto t = clock::now();
+      const bool over_client = over_limit(client_failures_, client_in_flight_, j.client, s.failures_per_client,
+                                          s.failures_within, t, &retry_after);
+      const bool over_user = !held_key.empty() && over_limit(user_failures_, user_in_flight_, held_key,
+                                                             s.failures_per_user, s.failures_within, t, &retry_after);
+      if (over_client || over_user) return false;
+      ++client_in_flight_[j.client];
+      if (!held_key.empty()) ++user_in_flight_[held_key];
+      holding = true;
+      return true;
+    };
+    auto answer = check_login(s.ldap, j.user, j.password, may_bind);
     const auto now = clock::now();
+    const std::string& name = answer.user.empty() ? j.user : answer.user;  // as the directory spells it
     result r;
     r.detail = std::move(answer.detail);
+    {
+      std::lock_guard lock(mutex_);
+      if (holding) {
+        const auto drop = [](auto& map, const std::string& key) {
+          if (const auto it = map.find(key); it != map.end() && --it->second == 0) map.erase(it);
+        };
+        drop(client_in_flight_, j.client);
+        if (!held_key.empty()) drop(user_in_flight_, held_key);
+      }
+      if (answer.result == directory_answer::status::bad_credentials) add_failure(s, j.client, user_key(name), now);
+    }
     switch (answer.result) {
       case directory_answer::status::ok: {
         auto who = std::make_shared<login_identity>();
-        who->user = j.user;
+        who->user = name;
         who->groups = std::move(answer.groups);
         r.kind = result_kind::ok;
         r.who = who;
@@ -257,7 +315,10 @@ void login_service::run() {
       }
       case directory_answer::status::bad_credentials:
         r.kind = result_kind::bad_credentials;
-        note_failure(s, j.client, j.user, now);
+        break;
+      case directory_answer::status::held:
+        r.kind = result_kind::rate_limited;
+        r.retry_after = retry_after;
         break;
       case directory_answer::status::unavailable:
         r.kind = result_kind::unavailable;

@@ -18,7 +18,12 @@
 //   logins.failures, further attempts are refused without a directory call until the oldest
 //   failure in the window is older than the window. A name's limit blocks only that name, and
 //   a password that matches the cache still passes, so a guesser cannot lock a user out whose
-//   sign-in is recent; no limit ever applies to everyone.
+//   sign-in is recent; no limit ever applies to everyone. A name is counted as the directory
+//   spells it (directory_answer::user), ASCII case and outer blanks folded (user_key), so
+//   "SAM", " sam" and a fullwidth "ｓａｍ" that the directory finds as sam share sam's count; and
+//   the limits are judged once more on a directory thread just before the password is tried,
+//   with the checks then in flight counted as failures until they end, so a hundred parallel
+//   guesses get no more tries than the limit.
 //
 // Thread-safety: every member function may be called from any thread. Callbacks of check()
 // run on a directory thread (or on the caller's thread when refused at once); they must be
@@ -61,6 +66,7 @@ class login_service {
     result_kind kind = result_kind::unavailable;
     std::shared_ptr<const login_identity> who;  // ok, cached
     std::string detail;                          // for the log; never the password
+    std::chrono::seconds retry_after{0};         // rate_limited: when it may be tried again
     // Negotiate (negotiate_login.hpp): another leg is needed; reply_token (base64) goes in the 407.
     bool continue_needed = false;
     std::string reply_token;
@@ -97,6 +103,10 @@ class login_service {
   // Counts a failed sign-in for `client` and, unless empty, `user` (as a wrong password is).
   void note_failure(const login_settings& s, const std::string& client, const std::string& user, clock::time_point now);
 
+  // The name failures are counted under: ASCII letters in lower case, outer blanks dropped (as
+  // LDAP's caseIgnoreMatch compares; the directory's own spelling is asked for first).
+  static std::string user_key(std::string_view user);
+
  private:
   // The salted SHA-256 of a user name and password (what the cache keeps).
   std::array<unsigned char, 32> digest(std::string_view user, std::string_view password) const;
@@ -115,6 +125,15 @@ class login_service {
   };
 
   void run();
+  // REQUIRES: mutex_ held. Whether `key` has `limit` failures within the window (with the
+  // checks in flight counted as failures); *retry_after then says when the oldest expires.
+  bool over_limit(std::unordered_map<std::string, std::deque<clock::time_point>>& failures,
+                  const std::unordered_map<std::string, std::size_t>& in_flight, const std::string& key,
+                  std::size_t limit, std::chrono::milliseconds within, clock::time_point now,
+                  std::chrono::seconds* retry_after);
+  // REQUIRES: mutex_ held. Counts one failure for `client` and, unless empty, `user_key`.
+  void add_failure(const login_settings& s, const std::string& client, const std::string& user_key,
+                   clock::time_point now);
   // Answers a finished password check: its own callback, then every identical check that
   // waited for it (waiting_), whose successes are reported as cached.
   void finish(job& j, result r);
@@ -137,6 +156,8 @@ class login_service {
   std::unordered_map<std::string, std::vector<callback>> waiting_;
   // Failure times within the window, oldest first, per client address and per user name.
   std::unordered_map<std::string, std::deque<clock::time_point>> client_failures_, user_failures_;
+  // Password checks past the last limit check and not yet answered, per client and user key.
+  std::unordered_map<std::string, std::size_t> client_in_flight_, user_in_flight_;
   clock::time_point next_sweep_{};
   std::vector<std::thread> threads_;
 };

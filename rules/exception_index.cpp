@@ -178,7 +178,9 @@ bool exception_index::scope_matches(const exception_entry& e, const verdict& v, 
       if (r == v.chosen_role->name) return true;
     }
   }
-  if (!e.user.empty() && e.user == f.user) return true;
+  // User names compare as the directory compares them (ASCII case ignored), so an exception
+  // typed "Sam" opens the site for the user the directory calls "sam".
+  if (!e.user.empty() && policy::group_name_equal{}(e.user, f.user)) return true;
   if (e.client && f.client && e.client->contains(*f.client)) return true;
   if (!e.group.empty()) {
     for (const auto& g : f.groups) {
@@ -291,7 +293,7 @@ const ban_entry* exception_index::ban_for(const request_facts& f) const {
     if (f.time < b.from || f.time >= b.until) continue;
     bool matches = false;
     if (!b.device) {
-      matches = !f.user.empty() && f.user == b.subject;
+      matches = !f.user.empty() && policy::group_name_equal{}(f.user, b.subject);  // as scope_matches
     } else {
       matches = device_matches(b.device_id, f);
     }

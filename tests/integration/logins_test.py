@@ -40,7 +40,8 @@ uid: {uid}
 cn: {uid}
 sn: {uid}
 userPassword: {pw}
-""" for uid, pw in [("dave", "dave-pw"), ("sam", "sam-pw"), ("carol", "carol-pw"), ("victim", "victim-pw"), ("erin", "erin-pw")]) + f"""
+""" for uid, pw in [("dave", "dave-pw"), ("sam", "sam-pw"), ("carol", "carol-pw"), ("victim", "victim-pw"), ("erin", "erin-pw"),
+                  ("frank", "frank-pw"), ("grace", "grace-pw"), ("henry", "henry-pw")]) + f"""
 dn: cn=Year 6,ou=groups,{BASE}
 objectClass: groupOfNames
 cn: Year 6
@@ -260,6 +261,72 @@ class LoginsTest(unittest.TestCase):
         # Someone else, elsewhere, is not locked out.
         status, _, err = self.get("origin.test", "sam:sam-pw", source="127.0.0.8")
         self.assertEqual(status, 200, err)
+
+    def test_a_name_typed_otherwise_is_the_user_the_directory_names(self):
+        # The directory finds uid=frank for each of these (caseIgnoreMatch, outer blanks, the
+        # fullwidth letters its string preparation folds): each is frank, never a new name that
+        # a ban, an exception or a log search for "frank" would miss.
+        for i, typed in enumerate(["FRANK", " Frank", "\uff46\uff52\uff41\uff4e\uff4b"]):
+            client = f"127.0.0.{21 + i}"
+            status, _, err = self.get("origin.test", f"{typed}:frank-pw", source=client)
+            self.assertEqual(status, 200, err)
+            line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("client") == client],
+                            what=f"the line of {typed!r}")[-1]
+            self.assertEqual(line["user"], "frank", typed)
+
+    def test_the_failure_limit_holds_for_every_spelling_of_the_name(self):
+        for i in range(3):
+            status, _, err = self.get("origin.test", f"grace:wrong{i}", source=f"127.0.0.{31 + i}")
+            self.assertEqual(status, 407, err)
+        # The right password under another spelling, from another address: still grace's limit.
+        for n, typed in enumerate(["GRACE", "grace ", "Grace"]):
+            status, _, err = self.get("origin.test", f"{typed}:grace-pw", source=f"127.0.0.{35 + n}")
+            self.assertEqual(status, 429, f"{typed!r}: {err}")
+
+    def test_parallel_guesses_get_no_more_tries_than_the_limit(self):
+        # Forty wrong passwords for henry at once, each from its own address (no client limit
+        # applies): the limit of 3 is judged just before each bind with the checks in flight
+        # counted, so no more than 3 reach the directory's password check.
+        import base64
+        before = self.proxy.metric("hallpass_logins_total", {"result": "bad_credentials"})
+        statuses = []
+        lock = threading.Lock()
+
+        def guess(n):
+            cred = base64.b64encode(f"henry:guess-{n}".encode()).decode()
+            out = raw_request(self.proxy, f"GET {self.url('origin.test')} HTTP/1.1\r\nHost: origin.test\r\n"
+                                          f"Proxy-Authorization: Basic {cred}\r\nConnection: close\r\n\r\n".encode(),
+                              source=f"127.0.3.{n + 1}", timeout=30)
+            with lock:
+                statuses.append(status_of(out))
+
+        threads = [threading.Thread(target=guess, args=(n,)) for n in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(len(statuses), 40)
+        self.assertLessEqual(statuses.count(407), 3, statuses)
+        self.assertEqual(statuses.count(407) + statuses.count(429), 40, statuses)
+        after = self.proxy.metric("hallpass_logins_total", {"result": "bad_credentials"})
+        self.assertLessEqual(after - before, 3)
+        # And henry himself, once the window has passed, is not the guessers' concern here: his
+        # right password from an address of his is refused too while the limit holds.
+        status, _, err = self.get("origin.test", "henry:henry-pw", source="127.0.0.39")
+        self.assertEqual(status, 429, err)
+
+    def test_a_typed_name_cannot_write_lines_of_its_own_on_stderr(self):
+        import base64
+        typed = "x\x1b[2Kevil\x07 hallpass: policy reloaded"
+        cred = base64.b64encode(f"{typed}:pw".encode()).decode()
+        out = raw_request(self.proxy, f"GET {self.url('origin.test')} HTTP/1.1\r\nHost: origin.test\r\n"
+                                      f"Proxy-Authorization: Basic {cred}\r\nConnection: close\r\n\r\n".encode(),
+                          source="127.0.0.41", timeout=30)
+        self.assertEqual(status_of(out), 407)
+        said = wait_for(lambda: [l for l in self.proxy.stderr_lines if "evil" in l], what="the failure on stderr")
+        self.assertIn("\\x1b[2Kevil\\x07", said[-1])
+        self.assertNotIn("\x1b", "".join(self.proxy.stderr_lines))
+        self.assertNotIn("\x07", "".join(self.proxy.stderr_lines))
 
     def test_keep_alive_connection_asks_the_directory_once(self):
         before = sum(self.proxy.metric("hallpass_logins_total", {"result": r}) for r in ("ok", "cached"))

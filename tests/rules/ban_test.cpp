@@ -137,6 +137,8 @@ TEST_CASE("a user ban matches that user only, and the one that ends last decides
         "ban 6");
   CHECK(decide_at(*p, idx.get(), "10.10.4.30", "http://open.example/", "09:00", "ben.c").act ==
         action::allow);
+  // A user name compares as the directory compares it: "Ava.B" is ava.b (ASCII case ignored).
+  CHECK(decide_at(*p, idx.get(), "10.10.4.30", "http://open.example/", "09:00", "Ava.B").rule_id == "ban 6");
   CHECK(decide_at(*p, idx.get(), "10.10.4.30", "http://open.example/").act == action::allow);
   CHECK(idx->active_bans(p->zone.to_sys(*parse_local_time(day + "09:00"))) == 2);
 }

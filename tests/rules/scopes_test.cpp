@@ -92,6 +92,7 @@ TEST_CASE("an exception narrowed to a user opens the site for that signed-in use
   CHECK(opened(decide_for(*p, *idx, {.user = "ava.b", .groups = {"Pupils"}})));
   CHECK(opened(decide_for(*p, *idx, {.client = "10.10.9.9", .user = "ava.b"})));  // any device
   CHECK(decide_for(*p, *idx, {.user = "ben.c", .groups = {"Pupils"}}).act == action::block);
+  CHECK(opened(decide_for(*p, *idx, {.user = "AVA.b", .groups = {"Pupils"}})));  // the directory's case rule
   CHECK(decide_for(*p, *idx, {}).act == action::block);  // the same device, nobody signed in
 }
 
