@@ -35,21 +35,22 @@ std::string form_keys::random_nonce() {
   return to_hex(bytes, sizeof bytes);
 }
 
-std::string form_keys::token(std::string_view client, std::string_view url, std::int64_t issued,
-                             std::string_view nonce) const {
-  const std::string msg = std::string(client) + '\n' + std::string(url) + '\n' + std::to_string(issued) + '\n' +
-                          std::string(nonce);
+std::string form_keys::token(token_purpose purpose, std::string_view client, std::string_view url,
+                             std::int64_t issued, std::string_view nonce) const {
+  const std::string_view what = purpose == token_purpose::request ? "request" : "signin";
+  const std::string msg = std::string(what) + '\n' + std::string(client) + '\n' + std::string(url) + '\n' +
+                          std::to_string(issued) + '\n' + std::string(nonce);
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), key_, sizeof key_, reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len);
   return to_hex(mac, len);
 }
 
-bool form_keys::verify(std::string_view client, std::string_view url, std::int64_t issued, std::string_view nonce,
-                       std::string_view t, std::int64_t now) const {
+bool form_keys::verify(token_purpose purpose, std::string_view client, std::string_view url, std::int64_t issued,
+                       std::string_view nonce, std::string_view t, std::int64_t now) const {
   if (issued > now + 60 || now - issued > form_token_lifetime) return false;
   if (nonce.size() != 32) return false;
-  const std::string want = token(client, url, issued, nonce);
+  const std::string want = token(purpose, client, url, issued, nonce);
   return t.size() == want.size() && CRYPTO_memcmp(want.data(), t.data(), want.size()) == 0;
 }
 
@@ -118,7 +119,7 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
   out += "\">\n<input type=\"hidden\" name=\"issued\" value=\"" + std::to_string(now) + "\">\n";
   const std::string nonce = form_keys::random_nonce();
   out += "<input type=\"hidden\" name=\"nonce\" value=\"" + nonce + "\">\n";
-  out += "<input type=\"hidden\" name=\"token\" value=\"" + keys.token(client, url, now, nonce) + "\">\n";
+  out += "<input type=\"hidden\" name=\"token\" value=\"" + keys.token(token_purpose::request, client, url, now, nonce) + "\">\n";
   out +=
       "<label for=\"rq-requester\">Your name <span class=\"hint\">(and your class)</span></label>"
       "<input type=\"text\" id=\"rq-requester\" name=\"requester\" required maxlength=\"200\" autocomplete=\"name\"";
@@ -167,6 +168,29 @@ std::map<std::string, std::string> parse_form(std::string_view body) {
     // refuse invalid UTF-8: bytes that are not text become U+FFFD.
     out[decode(pair.substr(0, eq))] =
         eq == std::string_view::npos ? std::string() : rules::valid_utf8(decode(pair.substr(eq + 1)));
+  }
+  return out;
+}
+
+std::string form_text(std::string_view value, bool multiline) {
+  std::string out;
+  out.reserve(value.size());
+  for (std::size_t i = 0; i < value.size();) {
+    std::uint32_t cp = 0;
+    const std::size_t n = rules::utf8_sequence(value, i, cp);
+    if (n == 0) {  // not UTF-8 (parse_form has made it so already): dropped
+      ++i;
+      continue;
+    }
+    if (cp == '\r' || cp == '\n') {
+      if (cp == '\r' && i + 1 < value.size() && value[i + 1] == '\n') ++i;  // CRLF: one line end
+      out += multiline ? '\n' : ' ';
+    } else if (cp == '\t') {
+      out += ' ';
+    } else if (!rules::is_unsafe_on_a_terminal(cp)) {
+      out.append(value.substr(i, n));
+    }
+    i += n;
   }
   return out;
 }

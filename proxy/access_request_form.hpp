@@ -33,14 +33,20 @@ inline constexpr std::string_view tunnel_form_path = "/.well-known/hallpass/requ
 
 inline constexpr std::int64_t form_token_lifetime = 3600;  // seconds
 
+// What a token is for: the first field of its MAC, so that a token made for one form is never
+// accepted by the other (a sign-in page's token posted to the request form with its URL made to
+// match filed requests for pages no block page was shown for).
+enum class token_purpose : std::uint8_t { request, signin };
+
 class form_keys {
  public:
   form_keys();  // a fresh random key
   // `nonce`: random per block page (random_nonce()), so two pages shown in the same second
   // carry different tokens and each may file its own request.
-  std::string token(std::string_view client, std::string_view url, std::int64_t issued, std::string_view nonce) const;
-  bool verify(std::string_view client, std::string_view url, std::int64_t issued, std::string_view nonce,
-              std::string_view token, std::int64_t now) const;
+  std::string token(token_purpose purpose, std::string_view client, std::string_view url, std::int64_t issued,
+                    std::string_view nonce) const;
+  bool verify(token_purpose purpose, std::string_view client, std::string_view url, std::int64_t issued,
+              std::string_view nonce, std::string_view token, std::int64_t now) const;
   static std::string random_nonce();  // 32 hex digits
 
   enum class redeem_result { fresh, already_used, full };
@@ -80,6 +86,14 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
 // application/x-www-form-urlencoded -> fields (repeated names: the last wins), each value valid
 // UTF-8 (bytes that are not text become U+FFFD). Bounded by the caller's body limit.
 std::map<std::string, std::string> parse_form(std::string_view body);
+
+// A form answer as it is stored: control characters and the invisible ones a terminal or an
+// editor acts on (rules::is_unsafe_on_a_terminal: ESC, NUL, BEL, bidi overrides, ...) dropped.
+// A multi-line answer (a textarea) keeps its line ends as "\n" (a browser sends CRLF) and turns
+// tabs into spaces; a one-line answer gets a space for each line end or tab. The admin
+// protocol refuses such text from the office (docs/admin-protocol.md); a child's form is
+// cleaned instead, since a page cannot be refused for a stray character.
+std::string form_text(std::string_view value, bool multiline);
 
 // At most `limit` submissions per client address in any `window`.
 class submission_limiter {

@@ -110,16 +110,18 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   } catch (const std::exception&) {
   }
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count();
-  if (url.empty() || !state.form_keys.verify(c.ip_text, url, issued, fields["nonce"], fields["token"], now)) {
+  if (url.empty() ||
+      !state.form_keys.verify(token_purpose::request, c.ip_text, url, issued, fields["nonce"], fields["token"], now)) {
     ex.note = "access request form: bad or old token";
     co_await form_page(c, ex, school, version, http::status::forbidden, "The form has expired",
                   "Please open the blocked page again and fill in the form there.");
     co_return;
   }
   // As the form's own limits say (maxlength), for a post that did not come from the form.
-  fields["requester"] = first_characters(fields["requester"], 200);
-  fields["reasons"] = first_characters(fields["reasons"], 2000);
-  fields["site_content"] = first_characters(fields["site_content"], 2000);
+  // Cleaned of control characters (form_text), then cut.
+  fields["requester"] = first_characters(form_text(fields["requester"], false), 200);
+  fields["reasons"] = first_characters(form_text(fields["reasons"], true), 2000);
+  fields["site_content"] = first_characters(form_text(fields["site_content"], true), 2000);
   if (!has_visible_text(fields["requester"]) || !has_visible_text(fields["reasons"])) {
     co_await form_page(c, ex, school, version, http::status::bad_request, "Some answers are missing",
                   "Please give your name and why you need the page.");
@@ -163,8 +165,10 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   const std::string stored_url = url_for_storage(url, ex.cfg->daemon.access_log.keep_query);
   form->url = stored_url;
   form->requester = fields["requester"];
-  // Who signed in is a fact, not what the form says: the reviewer sees it beside the name typed.
-  if (ex.login && form->requester.find(ex.login->user) == std::string::npos) {
+  // Who signed in is a fact, not what the form says: the reviewer sees it beside the name typed,
+  // unless the name typed is that user's name and nothing else. (Not "unless it appears
+  // somewhere": "Mrs Head (re: erin's class)" would then hide that erin sent it.)
+  if (ex.login && form->requester != ex.login->user) {
     form->requester += " (signed in as " + ex.login->user + ")";
   }
   form->reasons = fields["reasons"];

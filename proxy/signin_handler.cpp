@@ -124,7 +124,7 @@ net::awaitable<void> answer_post(worker& w, client_connection& c, exchange& ex, 
   } catch (const std::exception&) {
   }
   const bool same_site = c.inside || c.transparent;
-  const bool token_ok = w.state().form_keys.verify(c.ip_text, signin_token_subject(url), issued, fields["nonce"],
+  const bool token_ok = w.state().form_keys.verify(token_purpose::signin, c.ip_text, url, issued, fields["nonce"],
                                                    fields["token"], seconds_of(ex));
   // On the site itself, the way back must be on that same site.
   const bool same_origin = url.empty() || !same_site || url_on_host(url, ex.host);
@@ -226,7 +226,20 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
   const bool same_site = c.inside || c.transparent;
   const auto address = signin_address_of(same_site, ex.host, ex.path);
   ex.action = outcome::allow;  // the page is the answer; nothing was asked of a site
-  if (address == signin_address::signout) {
+  // A browser says where a request comes from (Sec-Fetch-Site, Fetch Metadata): a sign-out
+  // asked by another site's page (an <img> pointing here) is not carried out, so no page can sign
+  // a device out behind its user's back. The link on the proxy's own pages is same-origin, a
+  // typed address "none"; clients without the header (curl, older browsers) sign out as before.
+  const auto fetch_site = req[http::field::sec_fetch_site];
+  const bool from_another_site = beast::iequals(fetch_site, "cross-site") || beast::iequals(fetch_site, "same-site");
+  if (address == signin_address::signout && from_another_site) {
+    ex.action = outcome::block;
+    ex.reason_override = "sign-in page: sign-out from another site refused";
+    const std::string link = signout_link(c.transparent.has_value(), ex.host);
+    co_await send_notice(c, ex, http::status::forbidden, "Not signed out",
+                         "Another web page asked to sign this device out. To sign out, open " + link + " yourself.",
+                         {}, version);
+  } else if (address == signin_address::signout) {
     w.state().signins.unbind(c.ip_text);
     ex.reason_override = "sign-in page: signed out";
     ex.note = ex.login ? "signed out" : "signed out (was not signed in)";

@@ -48,8 +48,6 @@ bool url_on_host(std::string_view url, std::string_view host) {
   return rest.size() == host.size() || std::string_view(":/?#").find(rest[host.size()]) != std::string_view::npos;
 }
 
-std::string signin_token_subject(std::string_view url) { return "signin " + std::string(url); }
-
 std::string signout_link(bool transparent, std::string_view host) {
   if (!transparent || host.empty()) return "http://hallpass.invalid" + std::string(signout_path);
   return url_of("http", host, 80, site_signout_path);  // an IPv6 host in brackets
@@ -57,7 +55,7 @@ std::string signout_link(bool transparent, std::string_view host) {
 
 std::string render_signin_page(const form_keys& keys, const signin_page_info& info) {
   const std::string nonce = form_keys::random_nonce();
-  const std::string token = keys.token(info.client, signin_token_subject(info.url), info.now, nonce);
+  const std::string token = keys.token(token_purpose::signin, info.client, info.url, info.now, nonce);
   std::string form(form_style);
   if (!info.problem.empty()) {
     form += "<p class=\"problem\" role=\"alert\">";

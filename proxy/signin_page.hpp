@@ -7,7 +7,7 @@
 //   device that reaches hallpass only through the site's address (inside an inspected tunnel,
 //   on a transparent listener), /.well-known/hallpass/signin and /signout (same origin: the
 //   browser posts through the same connection, with no warning about a form leaving HTTPS).
-// - Token (CSRF): form_keys' HMAC of the client address, "signin " + the URL to go back to, the
+// - Token (CSRF): form_keys' HMAC (token_purpose::signin) of the client address, the URL to go back to, the
 //   time issued and a random nonce. A page on another site cannot read it, so it cannot sign a
 //   device in as someone else; the URL is inside the MAC, so the redirect after a success goes
 //   only to the URL the page was shown for (never an open redirect).
@@ -56,10 +56,6 @@ struct signin_page_info {
 };
 
 std::string render_signin_page(const form_keys& keys, const signin_page_info& info);
-
-// The token's message for a URL: domain-separated from the request form's, so that neither
-// form's token is accepted by the other.
-std::string signin_token_subject(std::string_view url);
 
 // Where a device's sign-out link points: always plain HTTP, which hallpass sees whatever
 // becomes of HTTPS (a relayed tunnel to the site would carry the site's own path to the site).

@@ -325,6 +325,21 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(len(third), 1, pending)
         self.assertEqual((third[0]["requester"], len(third[0]["reasons"])), ("\u00e9" * 200, 2000))
 
+        # Control characters are not stored (a NUL, an escape sequence for the reviewer's
+        # terminal, a bidi override); a textarea's line ends stay as plain "\n".
+        out = raw_request(self.proxy, f"GET http://facebook.test:{self.nginx.port}/fourth HTTP/1.1\r\n"
+                                      "Host: facebook.test\r\nConnection: close\r\n\r\n".encode(), source=PUPIL)
+        fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', out.decode("utf-8", "replace")))
+        fields["url"] = fields["url"].replace("&amp;", "&")
+        reply = post(dict(fields, requester="Ava\x1b[2J\r\nYear 6", reasons="r\x00eason\r\nline 2\x07\u202eevil",
+                          site_content="a\tb"))
+        self.assertEqual(status_of(reply), 200, reply[:300])
+        pending = ctl_json("hp_tech", self.sock, "list", "--pending")["requests"]
+        fourth = [r for r in pending if r["url"].endswith("/fourth")]
+        self.assertEqual(len(fourth), 1, pending)
+        self.assertEqual((fourth[0]["requester"], fourth[0]["reasons"], fourth[0]["site_content"]),
+                         ("Ava[2J Year 6", "reason\nline 2evil", "a b"))
+
 
 @unittest.skipUnless(os.geteuid() == 0, "creates OS users and a small tmpfs for the state: needs root")
 class FullDiskTest(unittest.TestCase):

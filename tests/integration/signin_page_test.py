@@ -181,7 +181,15 @@ class SigninPageTest(SigninBase, unittest.TestCase):
         self.assertEqual(status, 303, out)
         status, _, err = self.get(source)
         self.assertEqual(status, 200, err)
-        status, body, err = self.get(source, "http://hallpass.invalid/signout")
+        # Another site's page cannot sign the device out (an <img> pointing at the address):
+        # the browser says so in Sec-Fetch-Site.
+        for site in ("cross-site", "same-site"):
+            status, body, err = self.get(source, "http://hallpass.invalid/signout", extra=["-H", f"Sec-Fetch-Site: {site}"])
+            self.assertEqual(status, 403, err)
+            self.assertIn(b"Another web page asked to sign this device out", body)
+        status, _, err = self.get(source)
+        self.assertEqual(status, 200, err)  # still signed in
+        status, body, err = self.get(source, "http://hallpass.invalid/signout", extra=["-H", "Sec-Fetch-Site: same-origin"])
         self.assertEqual(status, 200, err)
         self.assertIn(b"You have signed out", body)
         status, _, err = self.get(source)

@@ -14,14 +14,14 @@ TEST_CASE("a form token verifies for its device, URL, time and nonce only") {
   const auto nonce = form_keys::random_nonce();
   CHECK(nonce.size() == 32);
   CHECK(nonce != form_keys::random_nonce());
-  const auto t = keys.token("10.0.0.1", "http://x.test/", 1000, nonce);
-  CHECK(keys.verify("10.0.0.1", "http://x.test/", 1000, nonce, t, 1010));
-  CHECK_FALSE(keys.verify("10.0.0.2", "http://x.test/", 1000, nonce, t, 1010));
-  CHECK_FALSE(keys.verify("10.0.0.1", "http://x.test/a", 1000, nonce, t, 1010));
-  CHECK_FALSE(keys.verify("10.0.0.1", "http://x.test/", 1000, form_keys::random_nonce(), t, 1010));
-  CHECK_FALSE(keys.verify("10.0.0.1", "http://x.test/", 1000, nonce, t, 1000 + form_token_lifetime + 1));
+  const auto t = keys.token(token_purpose::request, "10.0.0.1", "http://x.test/", 1000, nonce);
+  CHECK(keys.verify(token_purpose::request, "10.0.0.1", "http://x.test/", 1000, nonce, t, 1010));
+  CHECK_FALSE(keys.verify(token_purpose::request, "10.0.0.2", "http://x.test/", 1000, nonce, t, 1010));
+  CHECK_FALSE(keys.verify(token_purpose::request, "10.0.0.1", "http://x.test/a", 1000, nonce, t, 1010));
+  CHECK_FALSE(keys.verify(token_purpose::request, "10.0.0.1", "http://x.test/", 1000, form_keys::random_nonce(), t, 1010));
+  CHECK_FALSE(keys.verify(token_purpose::request, "10.0.0.1", "http://x.test/", 1000, nonce, t, 1000 + form_token_lifetime + 1));
   // Two pages in the same second carry different tokens.
-  CHECK(t != keys.token("10.0.0.1", "http://x.test/", 1000, form_keys::random_nonce()));
+  CHECK(t != keys.token(token_purpose::request, "10.0.0.1", "http://x.test/", 1000, form_keys::random_nonce()));
 }
 
 TEST_CASE("a form token is redeemed once, and a release lets it be sent again") {
@@ -65,4 +65,13 @@ TEST_CASE("a limiter's window in words") {
   submission_limiter limiter(5, seconds(600));
   CHECK(describe_window(limiter.window()) == "10 minutes");
   CHECK(limiter.limit() == 5);
+}
+
+TEST_CASE("form answers are stored without control characters (audit15 D4)") {
+  using namespace std::literals;
+  CHECK(form_text("r\x00" "eason\r\nLine2\x1b[2J"sv, true) == "reason\nLine2[2J");
+  CHECK(form_text("r\x00" "eason\r\nLine2\x1b[2J"sv, false) == "reason Line2[2J");
+  CHECK(form_text("a\rb\nc\td\x07", true) == "a\nb\nc d");
+  CHECK(form_text("Mrs \xe2\x80\xae" "evil", false) == "Mrs evil");  // a bidi override
+  CHECK(form_text("J\xc3\xa9r\xc3\xb4me, Year 6 \xf0\x9f\x99\x82", false) == "J\xc3\xa9r\xc3\xb4me, Year 6 \xf0\x9f\x99\x82");
 }

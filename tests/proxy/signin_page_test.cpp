@@ -82,13 +82,17 @@ TEST_CASE("signin page: escaped, self-contained, with a token bound to device an
   const std::string url = field(page, "url");
   CHECK(url == "http://example.test/a?b=&quot;&lt;script&gt;&quot;");
   const std::string nonce = field(page, "nonce"), token = field(page, "token");
-  const auto subject = signin_token_subject(info.url);
-  CHECK(keys.verify("10.40.0.2", subject, info.now, nonce, token, info.now + 10));
-  CHECK_FALSE(keys.verify("10.40.0.3", subject, info.now, nonce, token, info.now + 10));  // another device
-  CHECK_FALSE(keys.verify("10.40.0.2", signin_token_subject("http://evil.test/"), info.now, nonce, token,
+  constexpr auto signin = token_purpose::signin;
+  CHECK(keys.verify(signin, "10.40.0.2", info.url, info.now, nonce, token, info.now + 10));
+  CHECK_FALSE(keys.verify(signin, "10.40.0.3", info.url, info.now, nonce, token, info.now + 10));  // another device
+  CHECK_FALSE(keys.verify(signin, "10.40.0.2", "http://evil.test/", info.now, nonce, token,
                           info.now + 10));  // another way back
-  CHECK_FALSE(keys.verify("10.40.0.2", info.url, info.now, nonce, token, info.now + 10));  // the request form's subject
-  CHECK_FALSE(keys.verify("10.40.0.2", subject, info.now, nonce, token, info.now + 2 * form_token_lifetime));
+  // Never a request form's token, whatever URL is posted with it (audit15 D5: "signin " + URL
+  // once passed the request form's check).
+  CHECK_FALSE(keys.verify(token_purpose::request, "10.40.0.2", info.url, info.now, nonce, token, info.now + 10));
+  CHECK_FALSE(keys.verify(token_purpose::request, "10.40.0.2", "signin " + std::string(info.url), info.now, nonce,
+                          token, info.now + 10));
+  CHECK_FALSE(keys.verify(signin, "10.40.0.2", info.url, info.now, nonce, token, info.now + 2 * form_token_lifetime));
 
   info.same_site = true;
   const std::string on_site = render_signin_page(keys, info);
