@@ -128,6 +128,19 @@ int on_verify(int ok, X509_STORE_CTX* ctx) {
   return 0;
 }
 
+// The flag asked_for_client_certificate reads: set when the origin sent a CertificateRequest.
+// The callback sends no certificate (an inspecting proxy has none of the device's to give).
+int asked_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+int on_client_certificate_request(SSL* ssl, X509** /*cert*/, EVP_PKEY** /*key*/) {
+  static int asked = 1;  // any non-null pointer: the flag owns nothing
+  SSL_set_ex_data(ssl, asked_index(), &asked);
+  return 0;  // no certificate
+}
+
 bool is_ip_literal(const std::string& host) {
   // What OpenSSL itself would parse as an address (IPv4 dotted or IPv6).
   ASN1_OCTET_STRING* ip = a2i_IPADDRESS(host.c_str());
@@ -161,6 +174,7 @@ result<std::shared_ptr<SSL_CTX>> make_origin_context(const std::string& extra_ca
   static constexpr unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   SSL_CTX_set_alpn_protos(ctx.get(), alpn, sizeof alpn);
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_client_cert_cb(ctx.get(), &on_client_certificate_request);
   // Sessions the origins issue go to the connection's origin_sessions store (per worker, keyed
   // by origin), never to OpenSSL's internal cache, which is keyed by nothing the proxy chooses.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
@@ -179,6 +193,10 @@ bool prepare_origin_ssl(SSL* ssl, const std::string& host) {
   // back to the CN by default). The school's CA must not vouch for what a browser would refuse.
   SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
   return SSL_set1_host(ssl, host.c_str()) == 1;
+}
+
+bool asked_for_client_certificate(const SSL* ssl) {
+  return ssl != nullptr && SSL_get_ex_data(ssl, asked_index()) != nullptr;
 }
 
 std::string verify_failure(SSL* ssl) {

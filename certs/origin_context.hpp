@@ -37,4 +37,11 @@ bool prepare_origin_ssl(SSL* ssl, const std::string& host);
 // ASCII.
 std::string verify_failure(SSL* ssl);
 
+// Whether the origin asked for a client certificate in its handshake (none is ever sent: the
+// device's certificate stays with the device, and the school CA's are not the device's). A site
+// that requires one fails under inspection, in the handshake (TLS 1.2) or at the first read
+// (TLS 1.3's alert "certificate required"), or answers with an error page of its own: the
+// proxy says so on its page and in the log, and the fix is inspection.never for that site.
+bool asked_for_client_certificate(const SSL* ssl);
+
 }  // namespace hallpass::certs

@@ -1,5 +1,7 @@
 #include "proxy/forward.hpp"
 
+#include "certs/origin_context.hpp"
+
 #include "proxy/body_relay.hpp"
 #include "proxy/local_response.hpp"
 #include "proxy/message_head.hpp"
@@ -119,6 +121,18 @@ net::awaitable<bool> step_over_interim(worker& w, client_connection& c, exchange
   }
   up.buffer.consume(head.size);
   co_return true;
+}
+
+// Refuses an exchange whose origin ended without an answer, as `kind` says, unless the origin's
+// TLS session or first bytes say it wanted what an inspecting proxy cannot give (a client
+// certificate, HTTP/2: upstream.hpp origin_wants), which has a page of its own.
+net::awaitable<void> refuse_unanswered(worker& w, client_connection& c, exchange& ex, const upstream_connection& up,
+                                       refusal kind, std::string_view problem, int client_version) {
+  if (auto wants = origin_wants(up, problem)) {
+    co_await refuse(w, c, ex, refusal::upstream_needs_direct, *wants, client_version);
+  } else {
+    co_await refuse(w, c, ex, kind, problem, client_version);
+  }
 }
 
 }  // namespace
@@ -241,8 +255,9 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       // certificate check's page says which check failed, and the log note of both TLS
       // refusals has OpenSSL's words.
       ex.note = std::string(acquired.reason) + ": " + acquired.detail;
-      const bool tls_detail =
-          acquired.error == upstream_error::tls_unverified || acquired.error == upstream_error::tls_outdated;
+      const bool tls_detail = acquired.error == upstream_error::tls_unverified ||
+                              acquired.error == upstream_error::tls_outdated ||
+                              acquired.error == upstream_error::tls_needs_direct;
       const std::string_view detail = tls_detail ? std::string_view(acquired.detail) : acquired.reason;
       co_await refuse(w, c, ex, refusal_for(acquired.error), detail, client_version);
       co_return forward_outcome::close;
@@ -366,11 +381,11 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       auto hr = co_await read_response_head(*up, head, daemon.limits);
       if (send_failure && hr.result != head_parse::complete) {
         // No answer came before the origin stopped reading: the request could not be sent.
-        co_await refuse(w, c, ex, refusal::upstream_send_failed, *send_failure, client_version);
+        co_await refuse_unanswered(w, c, ex, *up, refusal::upstream_send_failed, *send_failure, client_version);
         co_return forward_outcome::close;
       }
       if (hr.result == head_parse::error) {
-        co_await refuse(w, c, ex, refusal::upstream_malformed, hr.error, client_version);
+        co_await refuse_unanswered(w, c, ex, *up, refusal::upstream_malformed, hr.error, client_version);
         co_return forward_outcome::close;
       }
       if (hr.result == head_parse::need_more) {
@@ -382,7 +397,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
         }
         const auto kind = rec == beast::error::timeout ? refusal::upstream_no_answer : refusal::upstream_closed;
         const std::string problem = rec.message();
-        co_await refuse(w, c, ex, kind, problem, client_version);
+        co_await refuse_unanswered(w, c, ex, *up, kind, problem, client_version);
         co_return forward_outcome::close;
       }
       if (head.status >= 200 || head.status == 101) break;
@@ -411,6 +426,11 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     co_return forward_outcome::close;
   }
   ex.status = static_cast<int>(head.status);
+  // A site that asked for a client certificate and answered anyway (often its own error page:
+  // "No required SSL certificate was sent"): the technician sees why in the log.
+  if (up->tls && ex.note.empty() && certs::asked_for_client_certificate(up->tls->native_handle())) {
+    ex.note = "the site asked for a client certificate, which only the device can present (inspection.never)";
+  }
   const bool origin_keep_alive =
       head.version >= 11 ? !connection_has(head, "close") : connection_has(head, "keep-alive");
 

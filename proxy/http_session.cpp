@@ -204,6 +204,8 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
       target_error = "CONNECT inside an HTTPS tunnel";
     }
     if (!target) {
+      // The path asked for still goes in the log line (only the Host named another site).
+      if (const std::string_view t = req.target(); t.starts_with('/')) ex.path = t.substr(0, t.find('?'));
       co_await refuse(w, c, ex, refusal::misdirected, target_error, version);
       finish_exchange(w, c, ex);
       co_return false;

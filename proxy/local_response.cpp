@@ -28,7 +28,7 @@ constexpr std::string_view unreachable_title = "The site could not be reached";
 
 // The table, in the order of enum refusal (checked below). The texts are those the tests
 // and the documentation (proxy/README.md) name.
-constexpr std::array<refusal_row, 20> rows{{
+constexpr std::array<refusal_row, 21> rows{{
     // head_timeout
     {408, outcome::error, rej::head_timeout, no_upstream_failure, "the request head did not arrive in time", true, "",
      refusal_page::plain, "", "The request did not arrive in time; the web filter closed the connection.\n"},
@@ -97,8 +97,13 @@ constexpr std::array<refusal_row, 20> rows{{
      true, "upstream TLS: ", refusal_page::html, "This site's security is out of date",
      "This site only offers an old kind of secure connection (older than TLS 1.2) that is no longer safe, so the web "
      "filter did not open it. Trying again will not help. If you need this site, tell the ICT technician.", false},
+    // upstream_needs_direct (upstream.hpp origin_wants: a client certificate, HTTP/2 only)
+    {502, outcome::error, no_rejection, no_upstream_failure, "the site cannot be opened with inspection", true,
+     "upstream: ", refusal_page::html, "This site cannot be opened through the web filter's checks",
+     "The web filter reads this site's pages to check them, and the site needs something it cannot give then: {}. "
+     "Trying again will not help. If you need this site, tell the ICT technician.", false},
 }};
-static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_outdated_tls) + 1,
+static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_needs_direct) + 1,
               "one row per refusal kind, in the enum's order");
 
 // School-local time in words for the block page: "Wednesday 2 December 2026, 12:16".
@@ -131,6 +136,7 @@ bool names_address(refusal r) {
     case refusal::upstream_closed:
     case refusal::upstream_certificate:
     case refusal::upstream_outdated_tls:
+    case refusal::upstream_needs_direct:
       return true;
     default:
       return false;
@@ -155,6 +161,7 @@ refusal refusal_for(upstream_error e) {
     case upstream_error::dns_timeout: return refusal::upstream_timeout;
     case upstream_error::tls_unverified: return refusal::upstream_certificate;
     case upstream_error::tls_outdated: return refusal::upstream_outdated_tls;
+    case upstream_error::tls_needs_direct: return refusal::upstream_needs_direct;
     default: return refusal::upstream_unreachable;
   }
 }

@@ -45,6 +45,7 @@ enum class refusal : std::uint8_t {
   misdirected,           // inside an inspected tunnel, a request naming another site (421)
   upstream_certificate,  // an https origin failed certificate verification (the detail: OpenSSL's reason)
   upstream_outdated_tls,  // an https origin offers only TLS older than 1.2
+  upstream_needs_direct,  // an inspected origin wants what the proxy cannot give (the detail says what)
 };
 
 enum class refusal_page : std::uint8_t {

@@ -165,6 +165,7 @@ std::string_view describe(upstream_error e) {
     case upstream_error::tls_unverified: return "the site's certificate could not be trusted";
     case upstream_error::tls_outdated: return "the site offers only an outdated secure connection";
     case upstream_error::tls_failed: return "the secure connection to the site failed";
+    case upstream_error::tls_needs_direct: return "the site cannot be opened with inspection";
   }
   return "error";
 }
@@ -371,6 +372,24 @@ bool outdated_protocol(const error_code& ec) {
 
 }  // namespace
 
+std::optional<std::string> origin_wants(const upstream_connection& c, std::string_view error) {
+  if (c.tls && certs::asked_for_client_certificate(c.tls->native_handle())) {
+    return "it asks for a client certificate, which only the device itself can present (the site belongs in "
+           "inspection.never; " + std::string(error) + ")";
+  }
+  // HTTP/2 frames where an HTTP/1.1 answer should be (the site ignored ALPN, which offered
+  // http/1.1 only): a 9-byte frame header on stream 0, SETTINGS (4) or GOAWAY (7). Or the
+  // site's refusal of ALPN itself ("no application protocol").
+  const auto* b = static_cast<const unsigned char*>(c.buffer.data().data());
+  const bool h2_frame = c.buffer.size() >= 9 && b[0] == 0 && (b[3] == 4 || b[3] == 7) && b[5] == 0 && b[6] == 0 &&
+                        b[7] == 0 && (b[8] & 0x7F) == 0;
+  if (h2_frame || error.find("no application protocol") != std::string_view::npos) {
+    return "it speaks only HTTP/2, which the checks do not read yet (the site belongs in inspection.never; " +
+           std::string(error) + ")";
+  }
+  return std::nullopt;
+}
+
 net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::string& name, const configuration& cfg,
                                          acquire_result& r) {
   SSL* ssl = cfg.origin_tls ? SSL_new(cfg.origin_tls.get()) : nullptr;
@@ -404,10 +423,12 @@ net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::stri
       r.detail = std::move(why);
       state_.metrics.tls_origin_unverified.Increment();
     } else {
+      auto wants = origin_wants(c, ec.message());
       r.error = ec == beast::error::timeout ? upstream_error::connect_timeout
                 : outdated_protocol(ec)         ? upstream_error::tls_outdated
+                : wants                         ? upstream_error::tls_needs_direct
                                                 : upstream_error::tls_failed;
-      r.detail = ec.message();
+      r.detail = wants ? std::move(*wants) : ec.message();
       state_.metrics.tls_origin_failed.Increment();
     }
     r.reason = describe(r.error);

@@ -71,7 +71,8 @@ enum class upstream_error {
   connect_failed,
   tls_unverified,  // an https origin's certificate failed verification: 502 naming the check
   tls_outdated,    // an https origin offers only TLS older than 1.2: 502 saying retrying cannot help
-  tls_failed       // an https origin's handshake failed otherwise
+  tls_failed,      // an https origin's handshake failed otherwise
+  tls_needs_direct  // an https origin wants what an inspecting proxy cannot give (origin_wants)
 };
 std::string_view describe(upstream_error e);
 
@@ -92,6 +93,13 @@ struct origin_address {
   // front end is the policy's choice, not the client's). Still held to the destination check.
   std::optional<tcp::endpoint> address;
 };
+
+// For an origin connection that ended without an answer (a failed TLS handshake, or no response
+// head): what the site wanted that an inspecting proxy cannot give, in words for the page and
+// the log, when its TLS session or its first bytes say so (it asked for a client certificate;
+// it speaks only HTTP/2); nullopt otherwise. The fix is inspection.never for the site: the
+// device then talks to it directly.
+std::optional<std::string> origin_wants(const upstream_connection& c, std::string_view error);
 
 struct acquire_result {
   std::unique_ptr<upstream_connection> conn;

@@ -147,6 +147,42 @@ class TlsOrigin(ThreadedServer):
             close_quietly(tls)
 
 
+class ClientCertOrigin(TlsOrigin):
+    """An origin that requires a client certificate (mutual TLS), at most TLS `max_version`."""
+
+    def __init__(self, crt, key, ca, host, port, max_version=ssl.TLSVersion.TLSv1_3):
+        super().__init__(crt, key, host=host, port=port)
+        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.ctx.load_verify_locations(ca)
+        self.ctx.maximum_version = max_version
+
+
+class Http2OnlyOrigin(ThreadedServer):
+    """An origin that speaks only HTTP/2: whatever it is sent, it answers with HTTP/2's first
+    frames (SETTINGS, then GOAWAY with PROTOCOL_ERROR) and closes, as such servers do to an
+    HTTP/1.1 request."""
+
+    def __init__(self, crt, key, host, port):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(crt, key)
+        self.ctx.set_alpn_protocols(["h2"])
+        super().__init__(host=host, port=port)
+
+    def _serve(self, conn):
+        tls = accept_tls(self.ctx, conn)
+        if tls is None:
+            return
+        try:
+            tls.recv(65536)
+            settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+            goaway = b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x01"
+            tls.sendall(settings + goaway)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            close_quietly(tls)
+
+
 class TlsPyOrigin(PyOrigin):
     """The harness's PyOrigin (/ws: a WebSocket echo, ...) over TLS."""
 
@@ -191,6 +227,12 @@ class InspectionTest(unittest.TestCase):
         cn_crt, cn_key = cls.test_ca.issue("cnonly", ["cnonly.test"], cn_only=True)
         cls.cn_only_origin = TlsOrigin(cn_crt, cn_key)
         cls.py_origin = TlsPyOrigin(crt, key)
+        # Sites that need a direct connection, on the main origin's port at other addresses.
+        direct_crt, direct_key = cls.test_ca.issue("direct", ["mtls.test", "mtls12.test", "h2only.test"])
+        cls.mtls_origin = ClientCertOrigin(direct_crt, direct_key, cls.test_ca.crt, "127.0.0.6", cls.origin.port)
+        cls.mtls12_origin = ClientCertOrigin(direct_crt, direct_key, cls.test_ca.crt, "127.0.0.7", cls.origin.port,
+                                             max_version=ssl.TLSVersion.TLSv1_2)
+        cls.h2_origin = Http2OnlyOrigin(direct_crt, direct_key, "127.0.0.8", cls.origin.port)
         cls.school_ca = os.path.join(cls.tmp, "school-ca")
         run([BIN, "ca", "init", "--dir", cls.school_ca, "--name", "Test School"])
         cls.school_crt = os.path.join(cls.school_ca, "ca.crt")
@@ -205,6 +247,9 @@ class InspectionTest(unittest.TestCase):
         cls.cn_only_origin.stop()
         cls.safe_origin.stop()
         cls.py_origin.stop()
+        cls.mtls_origin.stop()
+        cls.mtls12_origin.stop()
+        cls.h2_origin.stop()
 
     def edit_policy(self, text):
         text = text.replace("upstream:\n  allow_loopback: true",
@@ -227,6 +272,7 @@ class InspectionTest(unittest.TestCase):
         text = text.replace("    networks: [{staff}/32]\n    default: allow\n".format(staff=STAFF),
                             "    networks: [{staff}/32]\n    default: allow\n".format(staff=STAFF) + WIKIPEDIA_RULES, 1)
         text = text.replace("hosts:\n", "hosts:\n  en.wikipedia.org: 127.0.0.1\n", 1)
+        text = text.replace("hosts:\n", "hosts:\n  mtls.test: 127.0.0.6\n  mtls12.test: 127.0.0.7\n  h2only.test: 127.0.0.8\n", 1)
         return text + """
 access_log:
   search_terms: true
@@ -235,7 +281,8 @@ inspection:
     domains: [never.test]
   inspect:
     - name: the test origins
-      domains: [origin.test, badcert.test, cnonly.test, never.test, facebook.test, "::1"]
+      domains: [origin.test, badcert.test, cnonly.test, never.test, facebook.test, "::1", mtls.test, mtls12.test,
+                h2only.test]
     - name: search engines
       roles: [pupils]
       safesearch: true
@@ -462,6 +509,22 @@ inspection:
         self.assertEqual(self.cn_only_origin.seen, [])
         self.assertEqual(p.metric("hallpass_tls_origin_failures_total", {"kind": "verify"}), 1)
 
+    def test_a_site_that_needs_a_direct_connection_says_so(self):
+        """A site that requires a client certificate (TLS 1.3: refused at the first read; TLS 1.2:
+        in the handshake) or speaks only HTTP/2 cannot be inspected: the page says what it
+        needs and that it belongs in inspection.never, not "try again in a minute"."""
+        p = self.start_proxy(self.origin.port)
+        for host, words in [("mtls.test", b"client certificate"), ("mtls12.test", b"client certificate"),
+                            ("h2only.test", b"HTTP/2")]:
+            status, body, err = self.get(p, f"https://{host}:{self.origin.port}/")
+            self.assertEqual(status, 502, err)
+            self.assertIn(b"cannot be opened through the web filter", body, host)
+            self.assertIn(words, body, host)
+            self.assertIn(b"inspection.never", body, host)
+            self.assertNotIn(b"Try again in a minute", body, host)
+            line = wait_for(lambda: [l for l in p.log_lines() if l.get("host") == host], what=f"{host}'s line")[-1]
+            self.assertIn(words.decode(), line["note"])
+
     def test_request_for_another_host_inside_the_tunnel_is_refused(self):
         p = self.start_proxy(self.origin.port)
         s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
@@ -470,10 +533,13 @@ inspection:
         self.assertIn(b" 200 ", s.recv(4096))
         ctx = ssl.create_default_context(cafile=self.school_crt)
         tls = ctx.wrap_socket(s, server_hostname="origin.test")
-        tls.sendall(b"GET / HTTP/1.1\r\nHost: facebook.test\r\n\r\n")
+        tls.sendall(b"GET /asked/for?q=1 HTTP/1.1\r\nHost: facebook.test\r\n\r\n")
         answer = tls.recv(65536)
         self.assertTrue(answer.startswith(b"HTTP/1.1 421"), answer[:200])
         self.assertFalse(any("facebook" in x["headers"].get("host", "") for x in self.origin.seen))
+        # The log line keeps the path asked for (the Host alone was wrong).
+        line = wait_for(lambda: [l for l in p.log_lines() if l.get("status") == 421], what="the 421's line")[-1]
+        self.assertEqual((line["host"], line["path"]), ("origin.test", "/asked/for"))
 
     def test_malformed_requests_inside_the_tunnel_are_logged_with_its_host(self):
         """A request refused before its target is read (framing, an oversized head, no Host)
