@@ -232,7 +232,8 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     to.tls = t.scheme == "https";
     to.connect_host = ex.connect_host;
     to.address = original_endpoint(c);  // transparent mode: where the client was going
-    // An inspected request's port was held to connect.ports when its tunnel was opened.
+    // An inspected request's port was held to connect.ports when its tunnel was opened; plain
+    // HTTP, inside a tunnel too (a ws:// WebSocket), is held to upstream.ports as any is.
     const auto use = to.tls ? upstream_use::tunnel : upstream_use::http;
     // An inspected tunnel's first request: the connection made during its handshake. Only a
     // retryable one: the connection may have waited long (a browser's preconnect) and been

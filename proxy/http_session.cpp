@@ -78,6 +78,14 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
     if (plan == tunnel_plan::inspect) prefetch_tunnel_origin(w, c, ex);
   }
   const auto end = co_await run_tunnel(w, c, ex, mode);
+  if (end == tunnel_end::http) {
+    // Plain HTTP requests follow on this connection, each for the tunnel's host and port and
+    // each decided; the CONNECT's own line says so.
+    c.inside = client_connection::tunnel_origin{ex.host, ex.port, false};
+    ex.note = "the tunnel carries HTTP: each request inside is decided";
+    finish_exchange(w, c, ex);
+    co_return true;
+  }
   if (end == tunnel_end::inspect) {
     // The connection now carries decrypted requests: the loop goes on reading them.
     const bool inspected = co_await start_inspection(w, c, ex);
@@ -100,8 +108,9 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   if (c.inside) {
     // Inside an inspected tunnel every request is for the tunnel's host, so even one refused
     // before its target is read (400, 408, 431) is logged with that host and as inspected.
-    ex.inspected = true;
-    ex.scheme = "https";
+    // (A tunnel carrying plain HTTP is not inspected: nothing was decrypted.)
+    ex.inspected = c.inside->tls;
+    ex.scheme = c.inside->tls ? "https" : "http";
     ex.host = c.inside->host;
     ex.port = c.inside->port;
   }
@@ -199,9 +208,9 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     // Inside an inspected tunnel: origin-form with a Host naming the tunnel's host.
     if (!is_connect) {
       target = parse_tunnel_request_target(req.target(), req[http::field::host], c.inside->host, c.inside->port,
-                                           target_error);
+                                           target_error, c.inside->tls);
     } else {
-      target_error = "CONNECT inside an HTTPS tunnel";
+      target_error = "CONNECT inside a tunnel";
     }
     if (!target) {
       // The path asked for still goes in the log line (only the Host named another site).

@@ -102,7 +102,8 @@ bool split_authority(std::string_view a, std::uint16_t default_port, std::string
 
 std::optional<parsed_target> parse_tunnel_request_target(std::string_view target, std::string_view host_field,
                                                          std::string_view tunnel_host, std::uint16_t tunnel_port,
-                                                         std::string& error) {
+                                                         std::string& error, bool tls) {
+  const std::string_view scheme = tls ? "https" : "http";
   if (!visible_ascii(target, error)) return std::nullopt;
   parsed_target t;
   std::string_view authority = host_field;
@@ -112,13 +113,14 @@ std::optional<parsed_target> parse_tunnel_request_target(std::string_view target
   } else if (target.starts_with("/")) {
     split_path(target, t);
   } else {
-    constexpr std::string_view https = "https://";
-    if (target.size() <= https.size() || !same_host(target.substr(0, https.size() - 3), "https") ||
-        target.substr(5, 3) != "://") {
-      error = "inside an HTTPS tunnel only paths (origin-form) and https:// URLs can be requested";
+    const std::size_t prefix = scheme.size() + 3;  // "https://" or "http://"
+    if (target.size() <= prefix || !same_host(target.substr(0, scheme.size()), scheme) ||
+        target.substr(scheme.size(), 3) != "://") {
+      error = tls ? "inside an HTTPS tunnel only paths (origin-form) and https:// URLs can be requested"
+                  : "inside a tunnel only paths (origin-form) and http:// URLs can be requested";
       return std::nullopt;
     }
-    const std::string_view rest = target.substr(https.size());
+    const std::string_view rest = target.substr(prefix);
     const auto end = rest.find_first_of("/?#");
     authority = rest.substr(0, end);
     if (const auto at = authority.rfind('@'); at != std::string_view::npos) authority = authority.substr(at + 1);
@@ -127,7 +129,7 @@ std::optional<parsed_target> parse_tunnel_request_target(std::string_view target
   }
   std::string_view host = tunnel_host;
   std::uint16_t port = tunnel_port;
-  if (!authority.empty() && !split_authority(authority, 443, host, port)) {
+  if (!authority.empty() && !split_authority(authority, tls ? 443 : 80, host, port)) {
     error = "the request names '" + std::string(authority) + "', which is not host[:port]";
     return std::nullopt;
   }
@@ -136,7 +138,7 @@ std::optional<parsed_target> parse_tunnel_request_target(std::string_view target
             ":" + std::to_string(tunnel_port) + "'";
     return std::nullopt;
   }
-  t.scheme = "https";
+  t.scheme = std::string(scheme);
   t.host = host_for_url(tunnel_host);
   t.port = tunnel_port;
   return t;

@@ -55,9 +55,12 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
 // the tunnel's host and port. The visible-ASCII rule of parse_request_target applies. A target
 // of "*" (asterisk-form, for OPTIONS: the caller refuses it with any other method) is the
 // tunnel's site itself: path "/", no_path set.
+// With `tls` false, a tunnel that carries plain HTTP (a browser's ws:// WebSocket, which
+// Chromium and Firefox open through a CONNECT): the same rules with "http://", port 80 when
+// none is written, and scheme "http".
 std::optional<parsed_target> parse_tunnel_request_target(std::string_view target, std::string_view host_field,
                                                          std::string_view tunnel_host, std::uint16_t tunnel_port,
-                                                         std::string& error);
+                                                         std::string& error, bool tls = true);
 
 // A request on a transparent HTTP listener (transparent.hpp): the client thinks it talks to
 // the site, so it sends origin-form ("/path?query") with a Host field, or rarely absolute-form

@@ -1,5 +1,7 @@
 #include "proxy/tunnel.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "proxy/byte_relay.hpp"
@@ -16,6 +18,12 @@ constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 using namespace net::experimental::awaitable_operators;
 
 }  // namespace
+
+bool starts_http_request(std::string_view bytes) {
+  std::size_t i = 0;
+  while (i < bytes.size() && i < 16 && bytes[i] >= 'A' && bytes[i] <= 'Z') ++i;
+  return i > 0 && i < bytes.size() && bytes[i] == ' ';
+}
 
 net::awaitable<hello_result> read_client_hello(client_connection& c, std::chrono::milliseconds timeout) {
   hello_result hello;
@@ -115,12 +123,27 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
       }
       break;
     }
-    case hello_status::not_tls:
+    case hello_status::not_tls: {
+      // Plain HTTP inside the tunnel (Chromium and Firefox send a ws:// WebSocket through a
+      // CONNECT, RFC 6455 4.1): served as requests, each decided on its method and path like
+      // any other, never relayed unseen. The method and its space may come in later reads
+      // than the first byte (under the ClientHello's deadline, at most 16 bytes).
+      const auto buffered = [&] {
+        return std::string_view(static_cast<const char*>(c.buffer.cdata().data()), c.buffer.size());
+      };
+      while (c.buffer.size() < 17 && buffered().find(' ') == std::string_view::npos &&
+             std::all_of(buffered().begin(), buffered().end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; })) {
+        auto [rec, n] = co_await c.stream.async_read_some(c.buffer.prepare(64), nothrow);
+        if (rec) break;
+        c.buffer.commit(n);
+      }
+      if (starts_http_request(buffered())) co_return tunnel_end::http;
       ex.circumvention = true;
       ex.note = "the tunnel does not carry TLS";
       blocked = !daemon.connect.allow_non_tls || inspect;
       if (blocked) ex.reason_override = "tunnels must carry HTTPS";
       break;
+    }
     default:
       ex.circumvention = true;
       ex.note = "malformed TLS ClientHello: " + hello.error;

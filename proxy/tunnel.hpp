@@ -28,6 +28,8 @@ enum class tunnel_mode {
 enum class tunnel_end {
   closed,   // the tunnel is over (relayed to its end, refused, or failed): close the connection
   inspect,  // the ClientHello passed; it waits in c.buffer for start_inspection()
+  http,     // the tunnel carries plain HTTP requests (a browser's ws:// WebSocket): the first
+            // waits in c.buffer, and each is read, decided and forwarded as any request is
 };
 
 // Reads from the client into c.buffer until it holds a whole ClientHello (or proof that it is
@@ -35,6 +37,10 @@ enum class tunnel_end {
 // handshake. need_more means the client closed or the time ran out (`error` says which).
 // Shared with transparent TLS listeners (transparent.hpp).
 net::awaitable<hello_result> read_client_hello(client_connection& c, std::chrono::milliseconds timeout);
+
+// Whether the bytes a tunnel starts with begin an HTTP/1 request line: a method in capitals
+// and a space ("GET "). Pure.
+bool starts_http_request(std::string_view bytes);
 
 // Handles a CONNECT to ex.host:ex.port that may go ahead (allowed; or, for `inspect`, blocked
 // with the HTTPS block page to show). Writes the response itself and fills ex. A relayed tunnel

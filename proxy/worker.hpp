@@ -44,6 +44,7 @@ struct client_connection {
   struct tunnel_origin {
     std::string host;
     std::uint16_t port = 443;
+    bool tls = true;  // false: a tunnel that carries plain HTTP (tunnel.hpp tunnel_end::http)
   };
   std::optional<tunnel_origin> inside;
   // An inspected tunnel's origin connection, made while the client's handshake runs and taken

@@ -214,3 +214,44 @@ class BrowserTest(DaemonWithAdminSocket, unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(os.geteuid() == 0, "runs Chromium without its sandbox: needs root")
+class WebSocketBrowserTest(unittest.TestCase):
+    """A page's ws:// WebSocket in Chromium through the proxy: Chromium sends it through a
+    CONNECT (RFC 6455 4.1), so the proxy must read the HTTP inside as requests (before
+    2026-12-03 every browser ws:// WebSocket failed with a 403 or a closed tunnel)."""
+
+    @classmethod
+    def setUpClass(cls):
+        from harness import Origin, Proxy, PyOrigin
+        cls.nginx = Origin()
+        cls.py = PyOrigin()  # its /ws echoes each frame as "echo:..."
+        # The WebSocket origin's port in connect.ports, as 80 is by default.
+        cls.proxy = Proxy(tls_port=cls.py.port)
+        cls.browser = Browser(cls.proxy.port)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.close()
+        cls.proxy.stop()
+        cls.py.stop()
+        cls.nginx.stop()
+
+    def test_a_page_opens_a_ws_websocket_through_the_proxy(self):
+        self.browser.open(f"http://origin.test:{self.nginx.port}/small")
+        self.browser.js(f"""(() => {{
+            window.wsResult = null;
+            const ws = new WebSocket("ws://py.test:{self.py.port}/ws");
+            ws.onopen = () => ws.send("hello from the page");
+            ws.onmessage = (e) => {{ window.wsResult = e.data; ws.close(); }};
+            ws.onerror = () => {{ window.wsResult = "error"; }};
+        }})()""")
+        result = wait_for(lambda: self.browser.js("window.wsResult"), timeout=15, interval=0.1,
+                          what="the WebSocket's echo in the page")
+        self.assertEqual(result, "echo:hello from the page")
+        # Chromium sent it through a CONNECT, whose line says the HTTP inside is decided (the
+        # WebSocket's own line comes when Chromium lets its connection go).
+        connects = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("method") == "CONNECT" and
+                                     l.get("host") == "py.test"], timeout=10, what="the CONNECT's line")
+        self.assertEqual(connects[-1]["note"], "the tunnel carries HTTP: each request inside is decided")

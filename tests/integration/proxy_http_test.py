@@ -310,6 +310,61 @@ class HttpTest(unittest.TestCase):
                                       "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n".encode(), source=PUPIL)
         self.assertEqual(status_of(out), 403)
 
+    def test_websocket_through_a_connect_tunnel_as_browsers_send_it(self):
+        """Chromium and Firefox send a ws:// WebSocket through a CONNECT (RFC 6455 4.1), then
+        plain HTTP inside: each request in the tunnel is decided and forwarded like any other,
+        for the tunnel's host only, never relayed unseen."""
+        proxy = Proxy(tls_port=self.py.port)  # the origin's port in connect.ports
+        self.addCleanup(proxy.stop)
+
+        def tunnel(host, source):
+            s = socket.socket()
+            s.bind((source, 0))
+            s.settimeout(5)
+            s.connect(("127.0.0.1", proxy.port))
+            s.sendall(f"CONNECT {host}:{self.py.port} HTTP/1.1\r\nHost: {host}:{self.py.port}\r\n\r\n".encode())
+            f = s.makefile("rb")
+            status = f.readline()
+            while f.readline() not in (b"\r\n", b""):
+                pass
+            return s, f, status
+
+        s, f, status = tunnel("py.test", STAFF)
+        self.addCleanup(s.close)
+        self.assertIn(b" 200 ", status)
+        # The method's bytes in two writes, as a slow client may send them.
+        s.sendall(b"GE")
+        time.sleep(0.2)
+        s.sendall(f"T /ws HTTP/1.1\r\nHost: py.test:{self.py.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        self.assertIn(b"101", f.readline())
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        s.sendall(ws_frame(b"ping-1"))
+        self.assertEqual(ws_read_frame(f), b"echo:ping-1")
+        f.close()
+        s.close()  # the WebSocket's line is written when it ends
+        line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("path") == "/ws"], what="the /ws line")[-1]
+        self.assertEqual((line["method"], line["scheme"], line["host"], line["status"]), ("GET", "http", "py.test", 101))
+        self.assertNotIn("tls", line)  # nothing was decrypted
+
+        # A pupil's tunnel to an allowed site: a request inside naming another site gets 421.
+        s2, f2, status = tunnel("py.test", PUPIL)
+        self.addCleanup(s2.close)
+        self.assertIn(b" 200 ", status)
+        s2.sendall(f"GET /echo HTTP/1.1\r\nHost: facebook.test:{self.py.port}\r\n\r\n".encode())
+        self.assertIn(b" 421 ", f2.readline())
+        # A blocked site's CONNECT is refused before any byte goes through.
+        s3, _, status = tunnel("facebook.test", PUPIL)
+        self.addCleanup(s3.close)
+        self.assertIn(b" 403 ", status)
+        # Bytes that are neither TLS nor HTTP are still refused (connect.allow_non_tls: false).
+        s4, f4, status = tunnel("py.test", STAFF)
+        self.addCleanup(s4.close)
+        self.assertIn(b" 200 ", status)
+        s4.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+        self.assertEqual(f4.read(), b"")
+
     def test_origin_refuses_resets_or_hangs(self):
         closed_port = __import__("harness").free_port()
         status, body, _ = curl(self.proxy, f"http://origin.test:{closed_port}/", source=STAFF)

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proxy/client_hello.hpp"
+#include "proxy/tunnel.hpp"
 
 using namespace hallpass;
 using namespace std::string_literals;
@@ -398,4 +399,15 @@ TEST_CASE("status names") {
   CHECK(to_string(hello_status::not_tls) == "not_tls");
   CHECK(to_string(hello_status::malformed) == "malformed");
   CHECK(to_string(hello_status::ok) == "ok");
+}
+
+TEST_CASE("a tunnel's first bytes: an HTTP request line is told from TLS and from other protocols") {
+  CHECK(starts_http_request("GET /chat HTTP/1.1\r\n"));
+  CHECK(starts_http_request("OPTIONS * HTTP/1.1\r\n"));
+  CHECK_FALSE(starts_http_request("GET"));  // not yet: no space
+  CHECK_FALSE(starts_http_request("get / HTTP/1.1\r\n"));
+  CHECK_FALSE(starts_http_request("SSH-2.0-OpenSSH_9.2\r\n"));
+  CHECK_FALSE(starts_http_request(" GET /"));
+  CHECK_FALSE(starts_http_request("\x16\x03\x01\x02\x00"));
+  CHECK_FALSE(starts_http_request("ABCDEFGHIJKLMNOPQRSTUVWXYZ /"));  // no method is that long
 }

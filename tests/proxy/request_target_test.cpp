@@ -369,3 +369,22 @@ TEST_CASE("transparent: '*' is the Host's site as a whole (OPTIONS)") {
   CHECK(u->no_path);
   CHECK_FALSE(transparent("/", "a.test", error)->no_path);
 }
+
+// A tunnel that carries plain HTTP (a browser's ws:// WebSocket through a CONNECT).
+TEST_CASE("tunnel carrying plain HTTP: http scheme, port 80 by default, the tunnel's host only") {
+  std::string error;
+  auto t = parse_tunnel_request_target("/chat?room=1", "ws.example.org", "ws.example.org", 80, error, false);
+  REQUIRE(t);
+  CHECK(t->scheme == "http");
+  CHECK(t->port == 80);
+  CHECK(t->path == "/chat");
+  CHECK(t->query == "room=1");
+  CHECK(parse_tunnel_request_target("http://ws.example.org/chat", "", "ws.example.org", 80, error, false));
+  CHECK(parse_tunnel_request_target("/", "ws.example.org:8080", "ws.example.org", 8080, error, false));
+  CHECK_FALSE(parse_tunnel_request_target("/", "ws.example.org:443", "ws.example.org", 80, error, false));
+  CHECK_FALSE(parse_tunnel_request_target("/", "other.example", "ws.example.org", 80, error, false));
+  CHECK_FALSE(parse_tunnel_request_target("https://ws.example.org/", "", "ws.example.org", 80, error, false));
+  CHECK(error.find("http:// URLs") != std::string::npos);
+  // And an HTTPS tunnel still takes https:// only.
+  CHECK_FALSE(parse_tunnel_request_target("http://ws.example.org/", "", "ws.example.org", 443, error));
+}
