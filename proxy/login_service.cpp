@@ -141,6 +141,21 @@ bool login_service::over_limit(std::unordered_map<std::string, std::deque<clock:
   return true;
 }
 
+bool login_service::known_device(const std::string& user_key, const std::string& client, clock::time_point now) const {
+  const auto it = known_devices_.find(user_key + '\n' + client);
+  return it != known_devices_.end() && now - it->second < known_device_for;
+}
+
+void login_service::remember_device(const std::string& user_key, const std::string& client, clock::time_point now) {
+  if (user_key.empty()) return;
+  std::string key = user_key + '\n' + client;
+  if (known_devices_.size() >= max_cached_users && !known_devices_.contains(key)) {
+    std::erase_if(known_devices_, [now](const auto& kv) { return now - kv.second >= known_device_for; });
+    if (known_devices_.size() >= max_cached_users) return;  // full of recent ones: this one is not kept
+  }
+  known_devices_[std::move(key)] = now;
+}
+
 bool login_service::refused(const login_settings& s, const std::string& client, std::string_view user,
                             clock::time_point now, std::chrono::seconds* retry_after) {
   const std::string key = user_key(user);
@@ -150,7 +165,8 @@ bool login_service::refused(const login_settings& s, const std::string& client, 
   // Failures only: the checks in flight are counted on the directory thread (run), where the
   // limits are judged again on the directory's own name for the user.
   const bool by_client = over_limit(client_failures_, none, client, s.failures_per_client, s.failures_within, now, retry_after);
-  const bool by_user = !key.empty() && over_limit(user_failures_, none, key, s.failures_per_user, s.failures_within, now, retry_after);
+  const bool by_user = !key.empty() && !known_device(key, client, now) &&
+                       over_limit(user_failures_, none, key, s.failures_per_user, s.failures_within, now, retry_after);
   return by_client || by_user;
 }
 
@@ -279,8 +295,9 @@ void login_service::run() {
       const auto t = clock::now();
       const bool over_client = over_limit(client_failures_, client_in_flight_, j.client, s.failures_per_client,
                                           s.failures_within, t, &retry_after);
-      const bool over_user = !held_key.empty() && over_limit(user_failures_, user_in_flight_, held_key,
-                                                             s.failures_per_user, s.failures_within, t, &retry_after);
+      const bool over_user = !held_key.empty() && !known_device(held_key, j.client, t) &&
+                             over_limit(user_failures_, user_in_flight_, held_key, s.failures_per_user,
+                                        s.failures_within, t, &retry_after);
       if (over_client || over_user) return false;
       ++client_in_flight_[j.client];
       if (!held_key.empty()) ++user_in_flight_[held_key];
@@ -302,6 +319,7 @@ void login_service::run() {
         if (!held_key.empty()) drop(user_in_flight_, held_key);
       }
       if (answer.result == directory_answer::status::bad_credentials) add_failure(s, j.client, user_key(name), now);
+      if (answer.result == directory_answer::status::ok) remember_device(user_key(name), j.client, now);
     }
     switch (answer.result) {
       case directory_answer::status::ok: {

@@ -23,7 +23,10 @@
 //   "SAM", " sam" and a fullwidth "ｓａｍ" that the directory finds as sam share sam's count; and
 //   the limits are judged once more on a directory thread just before the password is tried,
 //   with the checks then in flight counted as failures until they end, so a hundred parallel
-//   guesses get no more tries than the limit.
+//   guesses get no more tries than the limit. A name's limit does not hold on a device the user
+//   signed in from within the last known_device_for (7 days): pupils typing a teacher's name
+//   with wrong passwords lock that name out on their own devices, not on the teacher's laptop
+//   (the per-address limit still holds there).
 //
 // Thread-safety: every member function may be called from any thread. Callbacks of check()
 // run on a directory thread (or on the caller's thread when refused at once); they must be
@@ -103,6 +106,8 @@ class login_service {
   // Counts a failed sign-in for `client` and, unless empty, `user` (as a wrong password is).
   void note_failure(const login_settings& s, const std::string& client, const std::string& user, clock::time_point now);
 
+  static constexpr std::chrono::hours known_device_for{24 * 7};
+
   // The name failures are counted under: ASCII letters in lower case, outer blanks dropped (as
   // LDAP's caseIgnoreMatch compares; the directory's own spelling is asked for first).
   static std::string user_key(std::string_view user);
@@ -158,6 +163,11 @@ class login_service {
   std::unordered_map<std::string, std::deque<clock::time_point>> client_failures_, user_failures_;
   // Password checks past the last limit check and not yet answered, per client and user key.
   std::unordered_map<std::string, std::size_t> client_in_flight_, user_in_flight_;
+  // user_key + '\n' + client -> the last success of that user from that address.
+  std::unordered_map<std::string, clock::time_point> known_devices_;
+  // REQUIRES: mutex_ held. Whether `user_key` signed in from `client` within known_device_for.
+  bool known_device(const std::string& user_key, const std::string& client, clock::time_point now) const;
+  void remember_device(const std::string& user_key, const std::string& client, clock::time_point now);
   clock::time_point next_sweep_{};
   std::vector<std::thread> threads_;
 };

@@ -41,7 +41,7 @@ cn: {uid}
 sn: {uid}
 userPassword: {pw}
 """ for uid, pw in [("dave", "dave-pw"), ("sam", "sam-pw"), ("carol", "carol-pw"), ("victim", "victim-pw"), ("erin", "erin-pw"),
-                  ("frank", "frank-pw"), ("grace", "grace-pw"), ("henry", "henry-pw")]) + f"""
+                  ("frank", "frank-pw"), ("grace", "grace-pw"), ("henry", "henry-pw"), ("ivan", "ivan-pw")]) + f"""
 dn: cn=Year 6,ou=groups,{BASE}
 objectClass: groupOfNames
 cn: Year 6
@@ -314,6 +314,21 @@ class LoginsTest(unittest.TestCase):
         # right password from an address of his is refused too while the limit holds.
         status, _, err = self.get("origin.test", "henry:henry-pw", source="127.0.0.39")
         self.assertEqual(status, 429, err)
+
+    def test_guessers_cannot_lock_a_user_out_of_a_device_they_use(self):
+        # ivan signs in on his laptop; pupils then guess his password on their own devices.
+        status, _, err = self.get("origin.test", "ivan:ivan-pw", source="127.0.0.51")
+        self.assertEqual(status, 200, err)
+        for n in range(3):
+            status, _, err = self.get("origin.test", f"ivan:guess{n}", source=f"127.0.0.{52 + n}")
+            self.assertEqual(status, 407, err)
+        time.sleep(2.5)  # past the login cache's lifetime (2s here): the directory is asked again
+        # The name's limit holds on every other device...
+        status, _, err = self.get("origin.test", "ivan:ivan-pw", source="127.0.0.55")
+        self.assertEqual(status, 429, err)
+        # ...but not on the laptop he signed in from: the guessers did not lock him out.
+        status, _, err = self.get("origin.test", "ivan:ivan-pw", source="127.0.0.51")
+        self.assertEqual(status, 200, err)
 
     def test_a_typed_name_cannot_write_lines_of_its_own_on_stderr(self):
         import base64
