@@ -83,9 +83,9 @@ constexpr std::array<refusal_row, 21> rows{{
      refusal_page::html, "The site's answer was malformed",
      "The site answered in a way that can be read more than one way, so the web filter did not pass it on."},
     // misdirected
-    {421, outcome::error, rej::malformed, no_upstream_failure, "the request names another site than its HTTPS tunnel",
+    {421, outcome::error, rej::malformed, no_upstream_failure, "the request names another site than its tunnel",
      true, "", refusal_page::html, refused_title,
-     "The web filter refused a request for another site inside a secure connection ({}).", false},
+     "The web filter refused a request for another site inside a connection opened for one site ({}).", false},
     // upstream_certificate (counted in hallpass_tls_origin_failures_total by the upstream)
     {502, outcome::error, no_rejection, no_upstream_failure, "the site's certificate could not be trusted", true,
      "upstream certificate: ", refusal_page::html, "This site's certificate could not be trusted",

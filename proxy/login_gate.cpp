@@ -263,8 +263,10 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     co_return login_step::proceed;
   }
   if (c.inside) {
-    // A request inside an inspected tunnel: the identity the CONNECT signed in with.
-    ex.login = c.login.who;
+    // A request inside a tunnel: the identity its CONNECT signed in with, kept with the tunnel
+    // (c.login is the connection's: a sign-in on an earlier request of it, not the CONNECT's
+    // when the CONNECT sent none on an `optional` network).
+    ex.login = c.inside->who;
     co_return login_step::proceed;
   }
   if (mode == login_mode::none) co_return login_step::proceed;

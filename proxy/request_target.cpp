@@ -102,7 +102,7 @@ bool split_authority(std::string_view a, std::uint16_t default_port, std::string
 
 std::optional<parsed_target> parse_tunnel_request_target(std::string_view target, std::string_view host_field,
                                                          std::string_view tunnel_host, std::uint16_t tunnel_port,
-                                                         std::string& error, bool tls) {
+                                                         std::string& error, bool tls, bool* other_site) {
   const std::string_view scheme = tls ? "https" : "http";
   if (!visible_ascii(target, error)) return std::nullopt;
   parsed_target t;
@@ -134,6 +134,7 @@ std::optional<parsed_target> parse_tunnel_request_target(std::string_view target
     return std::nullopt;
   }
   if (!same_host(host, tunnel_host) || port != tunnel_port) {
+    if (other_site != nullptr) *other_site = true;
     error = "the request names '" + std::string(authority) + "' inside the tunnel to '" + std::string(tunnel_host) +
             ":" + std::to_string(tunnel_port) + "'";
     return std::nullopt;

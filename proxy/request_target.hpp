@@ -58,9 +58,12 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
 // With `tls` false, a tunnel that carries plain HTTP (a browser's ws:// WebSocket, which
 // Chromium and Firefox open through a CONNECT): the same rules with "http://", port 80 when
 // none is written, and scheme "http".
+// `other_site`, when given, is set when the refusal is that the request names another host or
+// port (domain fronting: the session counts it as a way round the filter).
 std::optional<parsed_target> parse_tunnel_request_target(std::string_view target, std::string_view host_field,
                                                          std::string_view tunnel_host, std::uint16_t tunnel_port,
-                                                         std::string& error, bool tls = true);
+                                                         std::string& error, bool tls = true,
+                                                         bool* other_site = nullptr);
 
 // A request on a transparent HTTP listener (transparent.hpp): the client thinks it talks to
 // the site, so it sends origin-form ("/path?query") with a Host field, or rarely absolute-form

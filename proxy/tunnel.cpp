@@ -19,10 +19,31 @@ using namespace net::experimental::awaitable_operators;
 
 }  // namespace
 
-bool starts_http_request(std::string_view bytes) {
+namespace {
+// RFC 9110 5.6.2's tchar: what a method is made of.
+bool is_tchar(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
+}
+// Empty lines a request may follow (RFC 9112 2.2: a server ignores at least one), at most a few.
+std::size_t leading_empty_lines(std::string_view bytes) {
   std::size_t i = 0;
-  while (i < bytes.size() && i < 16 && bytes[i] >= 'A' && bytes[i] <= 'Z') ++i;
-  return i > 0 && i < bytes.size() && bytes[i] == ' ';
+  while (i < bytes.size() && i < 8 && (bytes[i] == '\r' || bytes[i] == '\n')) ++i;
+  return i;
+}
+}  // namespace
+
+bool starts_http_request(std::string_view bytes) {
+  std::size_t i = leading_empty_lines(bytes);
+  const std::size_t method = i;
+  while (i < bytes.size() && i - method < max_method_length && is_tchar(bytes[i])) ++i;
+  return i > method && i < bytes.size() && bytes[i] == ' ';
+}
+
+bool may_start_http_request(std::string_view bytes) {
+  const std::size_t start = leading_empty_lines(bytes);
+  const std::string_view rest = bytes.substr(start);
+  return rest.size() <= max_method_length && std::all_of(rest.begin(), rest.end(), is_tchar);
 }
 
 net::awaitable<hello_result> read_client_hello(client_connection& c, std::chrono::milliseconds timeout) {
@@ -127,12 +148,11 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
       // Plain HTTP inside the tunnel (Chromium and Firefox send a ws:// WebSocket through a
       // CONNECT, RFC 6455 4.1): served as requests, each decided on its method and path like
       // any other, never relayed unseen. The method and its space may come in later reads
-      // than the first byte (under the ClientHello's deadline, at most 16 bytes).
+      // than the first byte (under the ClientHello's deadline, at most a method's length).
       const auto buffered = [&] {
         return std::string_view(static_cast<const char*>(c.buffer.cdata().data()), c.buffer.size());
       };
-      while (c.buffer.size() < 17 && buffered().find(' ') == std::string_view::npos &&
-             std::all_of(buffered().begin(), buffered().end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; })) {
+      while (may_start_http_request(buffered())) {
         auto [rec, n] = co_await c.stream.async_read_some(c.buffer.prepare(64), nothrow);
         if (rec) break;
         c.buffer.commit(n);

@@ -45,6 +45,9 @@ struct client_connection {
     std::string host;
     std::uint16_t port = 443;
     bool tls = true;  // false: a tunnel that carries plain HTTP (tunnel.hpp tunnel_end::http)
+    // Who the CONNECT signed in as (null: nobody): every request inside carries this identity,
+    // whatever the connection signed in as before the CONNECT or after it.
+    std::shared_ptr<const login_identity> who;
   };
   std::optional<tunnel_origin> inside;
   // An inspected tunnel's origin connection, made while the client's handshake runs and taken

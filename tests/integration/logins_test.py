@@ -330,6 +330,46 @@ class LoginsTest(unittest.TestCase):
         status, _, err = self.get("origin.test", "ivan:ivan-pw", source="127.0.0.51")
         self.assertEqual(status, 200, err)
 
+    def test_requests_inside_a_tunnel_carry_the_connects_identity(self):
+        # On an `optional` network (STAFF: the address's role is staff), a connection signs in
+        # as dave (year6: social media blocked), then opens a tunnel without credentials (staff
+        # by address). Requests inside carry the CONNECT's identity, not the connection's
+        # earlier sign-in: facebook.test is allowed there as for any plain staff request.
+        import base64
+        proxy = Proxy(extra=logins_section(f"ldap://127.0.0.1:{self.slapd.port}", self.slapd.ca_file),
+                      policy_edit=with_group_roles, tls_port=self.nginx.port)
+        self.addCleanup(proxy.stop)
+        s = socket.socket()
+        s.bind((STAFF, 0))
+        s.settimeout(10)
+        s.connect(("127.0.0.1", proxy.port))
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+
+        def answer():
+            status = int(f.readline().split()[1])
+            length = 0
+            while (line := f.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            f.read(length)
+            return status
+
+        cred = base64.b64encode(b"dave:dave-pw").decode()
+        port = self.nginx.port
+        s.sendall(f"GET http://origin.test:{port}/small HTTP/1.1\r\nHost: origin.test:{port}\r\n"
+                  f"Proxy-Authorization: Basic {cred}\r\n\r\n".encode())
+        self.assertEqual(answer(), 200)
+        s.sendall(f"CONNECT facebook.test:{port} HTTP/1.1\r\nHost: facebook.test:{port}\r\n\r\n".encode())
+        self.assertEqual(int(f.readline().split()[1]), 200)
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        s.sendall(f"GET /small HTTP/1.1\r\nHost: facebook.test:{port}\r\n\r\n".encode())
+        self.assertEqual(answer(), 200)  # staff by address, as the CONNECT was (dave's year6 would block it)
+        line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("host") == "facebook.test" and
+                                 l.get("method") == "GET"], what="the request inside the tunnel")[-1]
+        self.assertEqual((line["user"], line["role"]), (None, "staff"))
+
     def test_a_typed_name_cannot_write_lines_of_its_own_on_stderr(self):
         import base64
         typed = "x\x1b[2Kevil\x07 hallpass: policy reloaded"
