@@ -166,13 +166,21 @@ class daemon_reader : public rules::yaml_reader {
       read_duration(n, "head_timeout", "limits.head_timeout", l.head_timeout);
       read_duration(n, "keepalive_timeout", "limits.keepalive_timeout", l.keepalive_timeout);
     }
-    if (const auto n = root["connect"]; n && check_map(n, "connect", {"ports", "hello_timeout", "require_sni", "allow_non_tls"})) {
+    if (const auto n = root["connect"]; n && check_map(n, "connect", {"ports", "http_ports", "hello_timeout", "require_sni", "allow_non_tls"})) {
       if (n["require_sni"]) c.connect.require_sni = boolean(n["require_sni"], "connect.require_sni").value_or(true);
       if (n["allow_non_tls"]) c.connect.allow_non_tls = boolean(n["allow_non_tls"], "connect.allow_non_tls").value_or(false);
       if (n["ports"]) {
         c.connect.ports.clear();
         for (const auto& item : items(n["ports"], "connect.ports")) {
           if (auto v = integer(item, "connect.ports entry", 1, 65535)) c.connect.ports.push_back(static_cast<std::uint16_t>(*v));
+        }
+      }
+      if (n["http_ports"]) {
+        c.connect.http_ports.clear();
+        for (const auto& item : items(n["http_ports"], "connect.http_ports")) {
+          if (auto v = integer(item, "connect.http_ports entry", 1, 65535)) {
+            c.connect.http_ports.push_back(static_cast<std::uint16_t>(*v));
+          }
         }
       }
       read_duration(n, "hello_timeout", "connect.hello_timeout", c.connect.hello_timeout);

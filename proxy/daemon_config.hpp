@@ -86,9 +86,11 @@ struct daemon_config {
   } limits;
 
   struct connect_settings {
-    // CONNECT to other ports is refused. 80: browsers send a ws:// WebSocket through a CONNECT,
-    // whose plain HTTP is then read and decided request by request (tunnel.hpp tunnel_end::http).
-    std::vector<std::uint16_t> ports = {443, 80};
+    std::vector<std::uint16_t> ports = {443};  // CONNECT to other ports is refused, but for:
+    // Ports a CONNECT may name to carry plain HTTP only (browsers send a ws:// WebSocket through
+    // a CONNECT): its requests are read and decided one by one (tunnel.hpp tunnel_end::http);
+    // TLS or other bytes on them are closed. A port in both lists takes either.
+    std::vector<std::uint16_t> http_ports = {80};
     std::chrono::milliseconds hello_timeout = 10s;    // for the TLS ClientHello after CONNECT
     bool require_sni = true;     // a ClientHello without a server name is blocked (IP-literal HTTPS)
     bool allow_non_tls = false;  // a tunnel that does not start with TLS is blocked

@@ -58,8 +58,12 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
     finish_exchange(w, c, ex);
     co_return false;
   }
-  const auto& ports = ex.cfg->daemon.connect.ports;
-  if (std::find(ports.begin(), ports.end(), ex.port) == ports.end()) {
+  const auto& connect = ex.cfg->daemon.connect;
+  const auto listed = [&](const std::vector<std::uint16_t>& ports) {
+    return std::find(ports.begin(), ports.end(), ex.port) != ports.end();
+  };
+  const bool any_tunnel = listed(connect.ports);
+  if (!any_tunnel && !listed(connect.http_ports)) {
     const std::string port = std::to_string(ex.port);
     co_await refuse(w, c, ex, refusal::port_not_allowed, port, version);
     finish_exchange(w, c, ex);
@@ -67,7 +71,9 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
   }
   // run_tunnel changes the action when the ClientHello or the upstream says otherwise.
   ex.action = plan == tunnel_plan::block_page ? outcome::block : outcome::allow;
-  const auto mode = plan == tunnel_plan::relay ? tunnel_mode::relay : tunnel_mode::inspect;
+  const auto mode = !any_tunnel                  ? tunnel_mode::http_only
+                    : plan == tunnel_plan::relay ? tunnel_mode::relay
+                                                 : tunnel_mode::inspect;
   if (mode == tunnel_mode::inspect) {
     // Before the 200: the host's leaf is minted on a minting thread, and an inspected site's
     // origin connected and its handshake run, while the 200 travels and the client sends its

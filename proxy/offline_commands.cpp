@@ -246,6 +246,11 @@ int run_check(const std::vector<std::string>& args) {
               << (d.access_log.path.empty() || d.access_log.path == "off" ? "off" : d.access_log.path)
               << (d.access_log.keep_query ? " (with query strings)" : "") << "; CONNECT ports";
     for (auto p : d.connect.ports) std::cout << " " << p;
+    if (!d.connect.http_ports.empty()) {
+      std::cout << " (plain HTTP only:";
+      for (auto p : d.connect.http_ports) std::cout << " " << p;
+      std::cout << ")";
+    }
     std::cout << "\n" << daemon_sections_summary(d) << ca_summary;
     std::cout << signin_check_summary(d);
   }

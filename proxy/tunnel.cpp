@@ -70,17 +70,18 @@ net::awaitable<hello_result> read_client_hello(client_connection& c, std::chrono
 net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange& ex, tunnel_mode mode) {
   const auto& daemon = ex.cfg->daemon;
   const bool inspect = mode == tunnel_mode::inspect;
+  const bool http_only = mode == tunnel_mode::http_only;
   // A relayed tunnel connects to the origin first (its failure is the CONNECT's answer); an
-  // inspected one connects per request, after the handshake, so none is made here.
+  // inspected one, or one for plain HTTP only, connects per request, so none is made here.
   acquire_result acquired;
-  if (!inspect) {
+  if (mode == tunnel_mode::relay) {
     origin_address to;
     to.host = ex.host;
     to.port = ex.port;
     to.connect_host = ex.connect_host;
     acquired = co_await w.upstream().acquire(to, *ex.cfg, upstream_use::tunnel, false);
   }
-  if (!inspect && !acquired.conn) {
+  if (mode == tunnel_mode::relay && !acquired.conn) {
     // The refusal table's row for the upstream's failure (local_response.hpp), as for a
     // forwarded request: its status, metric, log reason and page (naming the address tried).
     ex.note = acquired.detail;
@@ -106,7 +107,14 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
   }
 
   bool blocked = false;
-  switch (hello.status) {
+  if (http_only && hello.status != hello_status::not_tls) {
+    // TLS (or a broken ClientHello) on a port for plain HTTP only (connect.http_ports).
+    ex.circumvention = true;
+    ex.note = "TLS in a tunnel to a port for plain HTTP only";
+    ex.reason_override = "tunnels to this port may carry plain HTTP only";
+    blocked = true;
+  }
+  if (!blocked) switch (hello.status) {
     case hello_status::ok: {
       if (!hello.hello.sni) {
         ex.circumvention = true;
@@ -160,7 +168,7 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
       if (starts_http_request(buffered())) co_return tunnel_end::http;
       ex.circumvention = true;
       ex.note = "the tunnel does not carry TLS";
-      blocked = !daemon.connect.allow_non_tls || inspect;
+      blocked = !daemon.connect.allow_non_tls || inspect || http_only;
       if (blocked) ex.reason_override = "tunnels must carry HTTPS";
       break;
     }

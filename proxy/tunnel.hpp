@@ -22,8 +22,9 @@ struct client_connection;
 struct upstream_connection;
 
 enum class tunnel_mode {
-  relay,    // bytes both ways, end to end encrypted; spliced in the kernel
-  inspect,  // answer 200 and check the ClientHello, then hand over to inspection.hpp
+  relay,      // bytes both ways, end to end encrypted; spliced in the kernel
+  inspect,    // answer 200 and check the ClientHello, then hand over to inspection.hpp
+  http_only,  // a port of connect.http_ports only: answer 200, then plain HTTP or nothing
 };
 enum class tunnel_end {
   closed,   // the tunnel is over (relayed to its end, refused, or failed): close the connection

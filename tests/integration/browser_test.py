@@ -227,8 +227,9 @@ class WebSocketBrowserTest(unittest.TestCase):
         from harness import Origin, Proxy, PyOrigin
         cls.nginx = Origin()
         cls.py = PyOrigin()  # its /ws echoes each frame as "echo:..."
-        # The WebSocket origin's port in connect.ports, as 80 is by default.
-        cls.proxy = Proxy(tls_port=cls.py.port)
+        # The WebSocket origin's port in connect.http_ports, as 80 is by default.
+        cls.proxy = Proxy(policy_edit=lambda t: t.replace(
+            "  hello_timeout: 3s\n", f"  http_ports: [{cls.py.port}]\n  hello_timeout: 3s\n"))
         cls.browser = Browser(cls.proxy.port)
 
     @classmethod

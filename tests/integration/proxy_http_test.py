@@ -2,6 +2,7 @@
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -314,7 +315,9 @@ class HttpTest(unittest.TestCase):
         """Chromium and Firefox send a ws:// WebSocket through a CONNECT (RFC 6455 4.1), then
         plain HTTP inside: each request in the tunnel is decided and forwarded like any other,
         for the tunnel's host only, never relayed unseen."""
-        proxy = Proxy(tls_port=self.py.port)  # the origin's port in connect.ports
+        # The origin's port as a port for plain HTTP only (connect.http_ports), as 80 is by default.
+        proxy = Proxy(policy_edit=lambda t: t.replace("  hello_timeout: 3s\n",
+                                                      f"  http_ports: [{self.py.port}]\n  hello_timeout: 3s\n"))
         self.addCleanup(proxy.stop)
 
         def tunnel(host, source):
@@ -364,6 +367,21 @@ class HttpTest(unittest.TestCase):
         self.assertIn(b" 200 ", status)
         s4.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
         self.assertEqual(f4.read(), b"")
+        # Nor does TLS go through a port for plain HTTP only: the tunnel closes at the ClientHello.
+        s5, _, status = tunnel("py.test", STAFF)
+        self.addCleanup(s5.close)
+        self.assertIn(b" 200 ", status)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with self.assertRaises((ssl.SSLError, OSError)):
+            ctx.wrap_socket(s5, server_hostname="py.test")
+        line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("note") == "TLS in a tunnel to a port for "
+                                 "plain HTTP only"], what="the closed TLS tunnel's line")[-1]
+        self.assertEqual((line["action"], line["circumvention"]), ("block", True))
+        # A port in neither list is refused at the CONNECT, as before.
+        out = raw_request(proxy, b"CONNECT py.test:25 HTTP/1.1\r\nHost: py.test:25\r\n\r\n", source=STAFF)
+        self.assertEqual(status_of(out), 403)
 
     def test_origin_refuses_resets_or_hangs(self):
         closed_port = __import__("harness").free_port()
