@@ -37,7 +37,9 @@ std::string form_keys::random_nonce() {
 
 std::string form_keys::token(token_purpose purpose, std::string_view client, std::string_view url,
                              std::int64_t issued, std::string_view nonce) const {
-  const std::string_view what = purpose == token_purpose::request ? "request" : "signin";
+  const std::string_view what = purpose == token_purpose::request  ? "request"
+                                : purpose == token_purpose::signin ? "signin"
+                                                                   : "signout";
   const std::string msg = std::string(what) + '\n' + std::string(client) + '\n' + std::string(url) + '\n' +
                           std::to_string(issued) + '\n' + std::string(nonce);
   unsigned char mac[EVP_MAX_MD_SIZE];

@@ -36,7 +36,7 @@ inline constexpr std::int64_t form_token_lifetime = 3600;  // seconds
 // What a token is for: the first field of its MAC, so that a token made for one form is never
 // accepted by the other (a sign-in page's token posted to the request form with its URL made to
 // match filed requests for pages no block page was shown for).
-enum class token_purpose : std::uint8_t { request, signin };
+enum class token_purpose : std::uint8_t { request, signin, signout };
 
 class form_keys {
  public:

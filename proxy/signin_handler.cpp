@@ -101,6 +101,46 @@ net::awaitable<std::optional<std::string>> read_post(client_connection& c, reque
   co_return body;
 }
 
+// The sign-out address: a GET (a link, or another page's image) shows the sign-out page; its
+// post, with a valid token for this device, signs the device out.
+net::awaitable<void> answer_signout(worker& w, client_connection& c, exchange& ex, request_parser& rp,
+                                    unsigned version) {
+  const bool same_site = c.inside || c.transparent;
+  const std::string_view user = ex.login ? std::string_view(ex.login->user) : std::string_view();
+  std::string problem;
+  if (rp.get().method() == http::verb::post) {
+    const auto read = co_await read_post(c, rp);
+    std::map<std::string, std::string> fields;
+    if (read) {
+      ex.bytes_in += read->size();
+      fields = parse_form(*read);
+    }
+    std::int64_t issued = 0;
+    try {
+      issued = std::stoll(fields["issued"]);
+    } catch (const std::exception&) {
+    }
+    const bool token_ok = read && w.state().form_keys.verify(token_purpose::signout, c.ip_text, "", issued,
+                                                             fields["nonce"], fields["token"], seconds_of(ex));
+    if (token_ok) {
+      w.state().signins.unbind(c.ip_text);
+      ex.reason_override = "sign-in page: signed out";
+      ex.note = ex.login ? "signed out" : "signed out (was not signed in)";
+      co_await send_notice(c, ex, http::status::ok, "You have signed out",
+                           "This device is no longer signed in to the school internet. To use it again, open any "
+                           "web page and sign in.",
+                           {}, version);
+      co_return;
+    }
+    ex.note = "sign-out page: bad or old token";
+    problem = "That sign-out page had expired. Press Sign out again.";
+  }
+  ex.reason_override = "sign-out page";
+  std::string body = render_signout_page(w.state().form_keys, ex.cfg->policy->school_name, c.ip_text, user, same_site,
+                                         seconds_of(ex), problem);
+  co_await send_page(c, ex, problem.empty() ? http::status::ok : http::status::forbidden, std::move(body), version);
+}
+
 // The post of the page's form: token, then the directory, then the binding and the way back.
 net::awaitable<void> answer_post(worker& w, client_connection& c, exchange& ex, request_parser& rp,
                                  unsigned version) {
@@ -226,27 +266,8 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
   const bool same_site = c.inside || c.transparent;
   const auto address = signin_address_of(same_site, ex.host, ex.path);
   ex.action = outcome::allow;  // the page is the answer; nothing was asked of a site
-  // A browser says where a request comes from (Sec-Fetch-Site, Fetch Metadata): a sign-out
-  // asked by another site's page (an <img> pointing here) is not carried out, so no page can sign
-  // a device out behind its user's back. The link on the proxy's own pages is same-origin, a
-  // typed address "none"; clients without the header (curl, older browsers) sign out as before.
-  const auto fetch_site = req[http::field::sec_fetch_site];
-  const bool from_another_site = beast::iequals(fetch_site, "cross-site") || beast::iequals(fetch_site, "same-site");
-  if (address == signin_address::signout && from_another_site) {
-    ex.action = outcome::block;
-    ex.reason_override = "sign-in page: sign-out from another site refused";
-    const std::string link = signout_link(c.transparent.has_value(), ex.host);
-    co_await send_notice(c, ex, http::status::forbidden, "Not signed out",
-                         "Another web page asked to sign this device out. To sign out, open " + link + " yourself.",
-                         {}, version);
-  } else if (address == signin_address::signout) {
-    w.state().signins.unbind(c.ip_text);
-    ex.reason_override = "sign-in page: signed out";
-    ex.note = ex.login ? "signed out" : "signed out (was not signed in)";
-    co_await send_notice(c, ex, http::status::ok, "You have signed out",
-                         "This device is no longer signed in to the school internet. To use it again, open any web "
-                         "page and sign in.",
-                         {}, version);
+  if (address == signin_address::signout) {
+    co_await answer_signout(w, c, ex, rp, version);
   } else if (address == signin_address::signin && req.method() == http::verb::post) {
     co_await answer_post(w, c, ex, rp, version);
   } else if (address == signin_address::signin && ex.login) {

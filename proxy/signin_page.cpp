@@ -96,6 +96,31 @@ std::string render_signin_page(const form_keys& keys, const signin_page_info& in
                             info.school_name, form);
 }
 
+std::string render_signout_page(const form_keys& keys, std::string_view school_name, std::string_view client,
+                                std::string_view user, bool same_site, std::int64_t now, std::string_view problem) {
+  const std::string nonce = form_keys::random_nonce();
+  const std::string token = keys.token(token_purpose::signout, client, "", now, nonce);
+  std::string form(form_style);
+  if (!problem.empty()) {
+    form += "<p class=\"problem\" role=\"alert\">";
+    append_html_escaped(form, problem);
+    form += "</p>\n";
+  }
+  form += "<form class=\"signin\" method=\"post\" action=\"";
+  form += same_site ? std::string(site_signout_path) : "http://hallpass.invalid" + std::string(signout_path);
+  form += "\">\n";
+  hidden(form, "issued", std::to_string(now));
+  hidden(form, "nonce", nonce);
+  hidden(form, "token", token);
+  form += "<p><button type=\"submit\">Sign out</button></p>\n</form>\n";
+  std::string text = "This device is not signed in to the school internet.";
+  if (!user.empty()) {
+    text = "This device is signed in to the school internet as " + std::string(user) +
+           ". Sign out when you finish, on a shared device.";
+  }
+  return render_notice_page("Sign out of the school internet", text, school_name, form);
+}
+
 std::string signin_check_summary(const daemon_config& d) {
   const auto& l = d.logins;
   std::string nets;

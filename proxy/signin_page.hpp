@@ -57,6 +57,13 @@ struct signin_page_info {
 
 std::string render_signin_page(const form_keys& keys, const signin_page_info& info);
 
+// The sign-out page: who is signed in and a button that posts a token (token_purpose::signout,
+// bound to the device) to the sign-out address. Signing out takes that post: a link or an
+// image on another page (a GET) only shows this page, so no page can sign a device out behind
+// its user's back. `problem`: why the last post was refused ("" for none).
+std::string render_signout_page(const form_keys& keys, std::string_view school_name, std::string_view client,
+                                std::string_view user, bool same_site, std::int64_t now, std::string_view problem);
+
 // Where a device's sign-out link points: always plain HTTP, which hallpass sees whatever
 // becomes of HTTPS (a relayed tunnel to the site would carry the site's own path to the site).
 // Through the explicit proxy http://hallpass.invalid/signout; on a transparent listener

@@ -61,6 +61,13 @@ class SigninBase:
         return curl(self.proxy, action, source=source,
                     extra=["--data-raw", data, "-D", "-", *extra])
 
+    def sign_out(self, source, extra=()):
+        """Opens the sign-out page and presses its button; returns (status, head and body)."""
+        status, body, err = self.get(source, "http://hallpass.invalid/signout", extra)
+        self.assertEqual(status, 200, err)
+        self.assertIn(b"Sign out of the school internet", body)
+        return self.post(source, form_action(body), hidden_fields(body), extra)
+
     def sign_in(self, source, user, password, url=None, extra=()):
         """Gets the page for `url` from `source`, posts the credentials; returns (status, head and body)."""
         status, body, err = self.get(source, url, extra)
@@ -181,17 +188,26 @@ class SigninPageTest(SigninBase, unittest.TestCase):
         self.assertEqual(status, 303, out)
         status, _, err = self.get(source)
         self.assertEqual(status, 200, err)
-        # Another site's page cannot sign the device out (an <img> pointing at the address):
-        # the browser says so in Sec-Fetch-Site.
-        for site in ("cross-site", "same-site"):
-            status, body, err = self.get(source, "http://hallpass.invalid/signout", extra=["-H", f"Sec-Fetch-Site: {site}"])
-            self.assertEqual(status, 403, err)
-            self.assertIn(b"Another web page asked to sign this device out", body)
-        status, _, err = self.get(source)
-        self.assertEqual(status, 200, err)  # still signed in
-        status, body, err = self.get(source, "http://hallpass.invalid/signout", extra=["-H", "Sec-Fetch-Site: same-origin"])
+        # Opening the address (a link, or another page's <img> pointing at it) only shows the
+        # sign-out page: the device is still signed in.
+        status, body, err = self.get(source, "http://hallpass.invalid/signout")
         self.assertEqual(status, 200, err)
-        self.assertIn(b"You have signed out", body)
+        self.assertIn(b"signed in to the school internet as carol", body)
+        status, _, err = self.get(source)
+        self.assertEqual(status, 200, err)
+        # A post without the page's token (another site's form) signs nobody out.
+        status, out, _ = self.post(source, "http://hallpass.invalid/signout", {"token": "0" * 64})
+        self.assertEqual(status, 403, out)
+        status, _, err = self.get(source)
+        self.assertEqual(status, 200, err)
+        # Nor does another device's page.
+        other = hidden_fields(self.get("127.0.0.29", "http://hallpass.invalid/signout")[1])
+        status, out, _ = self.post(source, "http://hallpass.invalid/signout", other)
+        self.assertEqual(status, 403, out)
+        # The page's own button does.
+        status, out, _ = self.sign_out(source)
+        self.assertEqual(status, 200, out)
+        self.assertIn(b"You have signed out", out)
         status, _, err = self.get(source)
         self.assertEqual(status, 511, err)
 
@@ -254,7 +270,7 @@ class SigninPageTest(SigninBase, unittest.TestCase):
         self.assertEqual(status, 403, err)
         fields = hidden_fields(body)
         self.assertIn("token", fields)
-        self.get(source, "http://hallpass.invalid/signout")
+        self.sign_out(source)
         status, out, _ = self.post(source, "http://hallpass.invalid/signin",
                                    {**fields, "user": "dave", "password": "dave-pw"})
         self.assertEqual(status, 403, out)
@@ -347,9 +363,9 @@ class SigninPageHttpsTest(SigninBase, unittest.TestCase):
         self.assertTrue(self.origin.seen)
         self.assertTrue(any(l.get("user") == "sam" for l in self.lines_for(source)))
         # Signed out over plain HTTP: a relayed HTTPS tunnel would take the site's path to the site.
-        status, body, err = self.get(source, "http://hallpass.invalid/signout")
-        self.assertEqual(status, 200, err)
-        self.assertIn(b"You have signed out", body)
+        status, out, _ = self.sign_out(source)
+        self.assertEqual(status, 200, out)
+        self.assertIn(b"You have signed out", out)
         status, _, err = self.get(source, url, tls)
         self.assertEqual(status, 511, err)
 
@@ -535,8 +551,12 @@ class SigninPageTransparentTest(unittest.TestCase):
         entry = self.log_line(lambda e: e.get("user") == "sam" and e["path"] == "/lesson" and e["status"] == 200,
                               "sam's request")
         self.assertEqual((entry["role"], entry["original_dst"]), ("staff", tt.ORIGIN + ":80"))
-        status, body, err = self.curl("http://allowed.test/.well-known/hallpass/signout", tt.ORIGIN)
+        status, page, err = self.curl("http://allowed.test/.well-known/hallpass/signout", tt.ORIGIN)
         self.assertEqual(status, 200, err)
+        self.assertIn('action="/.well-known/hallpass/signout"', page)
+        status, out, err = self.post("http://allowed.test/.well-known/hallpass/signout", tt.ORIGIN,
+                                     hidden_fields(page), tt.PUPIL)
+        self.assertEqual(status, 200, out + err)
         status, _, err = self.curl("http://allowed.test/lesson?x=1", tt.ORIGIN)
         self.assertEqual(status, 511, err)
 
