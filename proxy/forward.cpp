@@ -128,7 +128,7 @@ net::awaitable<bool> step_over_interim(worker& w, client_connection& c, exchange
 // certificate, HTTP/2: upstream.hpp origin_wants), which has a page of its own.
 net::awaitable<void> refuse_unanswered(worker& w, client_connection& c, exchange& ex, const upstream_connection& up,
                                        refusal kind, std::string_view problem, int client_version) {
-  if (auto wants = origin_wants(up, problem)) {
+  if (auto wants = kind == refusal::upstream_no_answer ? std::nullopt : origin_wants(up, problem)) {
     co_await refuse(w, c, ex, refusal::upstream_needs_direct, *wants, client_version);
   } else {
     co_await refuse(w, c, ex, kind, problem, client_version);

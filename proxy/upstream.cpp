@@ -373,6 +373,9 @@ bool outdated_protocol(const error_code& ec) {
 }  // namespace
 
 std::optional<std::string> origin_wants(const upstream_connection& c, std::string_view error) {
+  // The origin asked for a client certificate and then ended the connection: its alert
+  // (certificate_required, handshake_failure, bad_certificate) is often lost to the reset that
+  // follows it, so the request alone decides. (A timeout never comes here: refuse_unanswered.)
   if (c.tls && certs::asked_for_client_certificate(c.tls->native_handle())) {
     return "it asks for a client certificate, which only the device itself can present (the site belongs in "
            "inspection.never; " + std::string(error) + ")";
@@ -381,9 +384,9 @@ std::optional<std::string> origin_wants(const upstream_connection& c, std::strin
   // http/1.1 only): a 9-byte frame header on stream 0, SETTINGS (4) or GOAWAY (7). Or the
   // site's refusal of ALPN itself ("no application protocol").
   const auto* b = static_cast<const unsigned char*>(c.buffer.data().data());
-  const bool h2_frame = c.buffer.size() >= 9 && b[0] == 0 && (b[3] == 4 || b[3] == 7) && b[5] == 0 && b[6] == 0 &&
+  const bool h2_frame = c.tls && c.buffer.size() >= 9 && b[0] == 0 && (b[3] == 4 || b[3] == 7) && b[5] == 0 && b[6] == 0 &&
                         b[7] == 0 && (b[8] & 0x7F) == 0;
-  if (h2_frame || error.find("no application protocol") != std::string_view::npos) {
+  if (h2_frame || (c.tls && error.find("no application protocol") != std::string_view::npos)) {
     return "it speaks only HTTP/2, which the checks do not read yet (the site belongs in inspection.never; " +
            std::string(error) + ")";
   }

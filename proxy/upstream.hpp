@@ -98,7 +98,7 @@ struct origin_address {
 // head): what the site wanted that an inspecting proxy cannot give, in words for the page and
 // the log, when its TLS session or its first bytes say so (it asked for a client certificate;
 // it speaks only HTTP/2); nullopt otherwise. The fix is inspection.never for the site: the
-// device then talks to it directly.
+// device then talks to it directly. Not for a timeout: a slow site is only slow.
 std::optional<std::string> origin_wants(const upstream_connection& c, std::string_view error);
 
 struct acquire_result {

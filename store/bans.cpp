@@ -71,7 +71,7 @@ result exception_store::ban(const actor& who, const ban_form& f) {
   if (f.how == "automatic") {
     // One ban per burst: the tracker may count more attempts before the first ban is in force.
     auto same = db_.prepare(
-        "SELECT id FROM bans WHERE kind = ? AND subject = ? AND lifted_at IS NULL AND valid_until "
+        "SELECT id FROM bans WHERE kind = ? AND subject = ? COLLATE NOCASE AND lifted_at IS NULL AND valid_until "
         "> ? LIMIT 1",
         &err);
     if (!same) return result::fail("internal", err);
@@ -152,7 +152,7 @@ result exception_store::unban(const actor& who, std::optional<std::int64_t> id, 
                  "(valid_until IS NULL OR valid_until > ?)",
                  &err)
            : db_.prepare(
-                 "SELECT id FROM bans WHERE kind = ? AND subject = ? AND lifted_at IS NULL AND "
+                 "SELECT id FROM bans WHERE kind = ? AND subject = ? COLLATE NOCASE AND lifted_at IS NULL AND "
                  "(valid_until IS NULL OR valid_until > ?) ORDER BY id",
                  &err);
     if (!st) return result::fail("internal", err);

@@ -522,7 +522,8 @@ inspection:
             self.assertIn(words, body, host)
             self.assertIn(b"inspection.never", body, host)
             self.assertNotIn(b"Try again in a minute", body, host)
-            line = wait_for(lambda: [l for l in p.log_lines() if l.get("host") == host], what=f"{host}'s line")[-1]
+            line = wait_for(lambda: [l for l in p.log_lines() if l.get("host") == host and l.get("method") == "GET"],
+                            what=f"{host}'s line")[-1]
             self.assertIn(words.decode(), line["note"])
 
     def test_request_for_another_host_inside_the_tunnel_is_refused(self):

@@ -137,6 +137,12 @@ TEST_CASE("unban lifts by id or every ban on a subject, and a withdrawn proposal
   CHECK(s->bans(false).data.at("bans").as_array().empty());
   CHECK(s->bans(true).data.at("bans").as_array().size() == 3);
   CHECK(audit_of(*s, b).back().at("after").at("lifted").at("reason") == "spoke with parents");
+  // A user's ban is lifted by the name in any ASCII case, as the proxy matches it.
+  auto user = device_ban("command", "Ava.B");
+  user.device = false;
+  REQUIRE(s->ban(dsl, user).ok);
+  CHECK(s->unban(dsl, std::nullopt, false, "ava.b", "spoke with her").ok);
+  CHECK(in_force(*s).empty());
 }
 
 TEST_CASE("an automatic ban on a subject already banned is refused, so a burst files one") {
