@@ -300,10 +300,9 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
           final_before_body = true;
           break;
         }
-        if (!co_await step_over_interim(w, c, ex, *up, head, interim_seen, true, client_version,
-                                        daemon.upstream.idle_timeout)) {
-          co_return forward_outcome::close;
-        }
+        const bool stepped = co_await step_over_interim(w, c, ex, *up, head, interim_seen, true, client_version,
+                                                        daemon.upstream.idle_timeout);
+        if (!stepped) co_return forward_outcome::close;
         if (head.status == 100) {
           sent_continue = true;  // the client has its 100: a second from the origin is dropped
           break;
@@ -403,10 +402,9 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       }
       if (head.status >= 200 || head.status == 101) break;
       const bool pass_on = client_version >= 11 && !(head.status == 100 && sent_continue);
-      if (!co_await step_over_interim(w, c, ex, *up, head, interim, pass_on, client_version,
-                                      daemon.upstream.idle_timeout)) {
-        co_return forward_outcome::close;
-      }
+      const bool stepped = co_await step_over_interim(w, c, ex, *up, head, interim, pass_on, client_version,
+                                                      daemon.upstream.idle_timeout);
+      if (!stepped) co_return forward_outcome::close;
       // An interim response says the origin is at work (102 Processing on a long request):
       // the wait for the final answer starts again, at most max_interim_responses times.
       if (!send_failure) up->stream.expires_after(std::chrono::milliseconds(daemon.upstream.response_timeout));

@@ -287,6 +287,14 @@ directory_answer check_login(const ldap_settings& s, std::string_view user, std:
   if (user.empty() || password.empty()) return fail(st::bad_credentials, "empty user name or password");
   if (user.size() > 256 || password.size() > 1024) return fail(st::bad_credentials, "user name or password too long");
 
+  // With a DN template the directory's spelling of the name is known only after the bind, so
+  // the failure limits see the typed name: one outside printable ASCII (fullwidth letters, a
+  // zero-width space) that the directory would still match is refused, or each such spelling
+  // would get a failure count of its own (login_service.hpp).
+  if (!s.bind_dn_template.empty() &&
+      std::any_of(user.begin(), user.end(), [](char ch) { return ch < 0x20 || static_cast<unsigned char>(ch) >= 0x7F; })) {
+    return fail(st::bad_credentials, "a user name outside printable ASCII, which bind_dn_template cannot check");
+  }
   directory_answer a;
   ldap_handle ld = open_directory(s, &a);
   if (!ld) return a;

@@ -345,6 +345,8 @@ int run_explain(const std::vector<std::string>& args) {
       for (const auto& g : answer.groups) list += (list.empty() ? "" : ", ") + g;
       notes.push_back("Groups of '" + user + "' from the directory: " + (list.empty() ? "none" : list) + ".");
       group_list = answer.groups;
+      // Decided as the proxy decides: for the name as the directory spells it.
+      if (!answer.user.empty()) f.user = answer.user;
     }
   }
   for (std::size_t from = 0; !groups.empty() && from <= groups.size();) {

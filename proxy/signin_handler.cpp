@@ -193,7 +193,8 @@ net::awaitable<void> answer_post(worker& w, client_connection& c, exchange& ex, 
     ex.note = "signed in through the sign-in page";
     ex.reason_override = "sign-in page: signed in";
     if (url.empty()) {
-      const std::string text = "This device is signed in to the school internet as " + user + ".";
+      // The name as the directory spells it (login_service: "SAM" signs in as sam).
+      const std::string text = "This device is signed in to the school internet as " + answer.who->user + ".";
       const std::string more = signed_in_html(c, ex.host);
       co_await send_notice(c, ex, http::status::ok, "You are signed in", text, more, version);
       co_return;

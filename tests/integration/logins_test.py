@@ -370,6 +370,23 @@ class LoginsTest(unittest.TestCase):
                                  l.get("method") == "GET"], what="the request inside the tunnel")[-1]
         self.assertEqual((line["user"], line["role"]), (None, "staff"))
 
+    def test_with_a_dn_template_the_name_is_read_back_and_non_ascii_refused(self):
+        # bind_dn_template: no search before the bind. The directory's spelling is read from the
+        # entry after it ("FRANK" is frank), and a name outside printable ASCII, which the
+        # directory would match too but the limits could not hold to one name, is refused.
+        section = logins_section(f"ldap://127.0.0.1:{self.slapd.port}", self.slapd.ca_file).replace(
+            f'    base_dn: "ou=people,{BASE}"\n', f'    bind_dn_template: "uid={{user}},ou=people,{BASE}"\n')
+        proxy = Proxy(extra=section, policy_edit=with_group_roles)
+        self.addCleanup(proxy.stop)
+        status, _, err = curl(proxy, self.url("origin.test"), source="127.0.0.61", extra=["--proxy-user", "FRANK:frank-pw"])
+        self.assertEqual(status, 200, err)
+        line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("client") == "127.0.0.61"], what="FRANK's line")[-1]
+        self.assertEqual(line["user"], "frank")
+        status, _, err = curl(proxy, self.url("origin.test"), source="127.0.0.62",
+                              extra=["--proxy-user", "\uff46\uff52\uff41\uff4e\uff4b:frank-pw"])
+        self.assertEqual(status, 407, err)
+        wait_for(lambda: any("outside printable ASCII" in l for l in proxy.stderr_lines), what="the refusal on stderr")
+
     def test_a_typed_name_cannot_write_lines_of_its_own_on_stderr(self):
         import base64
         typed = "x\x1b[2Kevil\x07 hallpass: policy reloaded"
