@@ -59,6 +59,7 @@ login_service::~login_service() {
     left.swap(queue_);
   }
   work_.notify_all();
+  settled_.notify_all();
   for (auto& t : threads_) t.join();
   for (auto& j : left) {
     if (j.task) continue;
@@ -290,15 +291,33 @@ void login_service::run() {
     bool holding = false;
     std::chrono::seconds retry_after{0};
     const auto may_bind = [&](std::string_view name) {
-      std::lock_guard lock(mutex_);
+      std::unique_lock lock(mutex_);
       held_key = user_key(name);
-      const auto t = clock::now();
-      const bool over_client = over_limit(client_failures_, client_in_flight_, j.client, s.failures_per_client,
-                                          s.failures_within, t, &retry_after);
-      const bool over_user = !held_key.empty() && !known_device(held_key, j.client, t) &&
-                             over_limit(user_failures_, user_in_flight_, held_key, s.failures_per_user,
-                                        s.failures_within, t, &retry_after);
-      if (over_client || over_user) return false;
+      static const std::unordered_map<std::string, std::size_t> none;
+      // Over the limits by failures: held. Over only because of checks still running (several
+      // people signing in at once from one address: a terminal server, a NAT): wait for them
+      // to end, each bounded by the directory's timeout, and judge again; a running check
+      // never waits here, so they do end.
+      const auto give_up = clock::now() + s.ldap.timeout + std::chrono::seconds(1);
+      for (;;) {
+        const auto t = clock::now();
+        const bool user_limited = !held_key.empty() && !known_device(held_key, j.client, t);
+        const auto over = [&](const auto& client_running, const auto& user_running, std::chrono::seconds* wait) {
+          const bool by_client = over_limit(client_failures_, client_running, j.client, s.failures_per_client,
+                                            s.failures_within, t, wait);
+          const bool by_user = user_limited && over_limit(user_failures_, user_running, held_key,
+                                                          s.failures_per_user, s.failures_within, t, wait);
+          return by_client || by_user;
+        };
+        if (over(none, none, &retry_after)) return false;
+        std::chrono::seconds ignored{0};
+        if (!over(client_in_flight_, user_in_flight_, &ignored)) break;
+        if (stopping_ || t >= give_up) {
+          retry_after = std::chrono::seconds(1);
+          return false;
+        }
+        settled_.wait_until(lock, give_up);
+      }
       ++client_in_flight_[j.client];
       if (!held_key.empty()) ++user_in_flight_[held_key];
       holding = true;
@@ -317,6 +336,7 @@ void login_service::run() {
         };
         drop(client_in_flight_, j.client);
         if (!held_key.empty()) drop(user_in_flight_, held_key);
+        settled_.notify_all();  // checks waiting in may_bind judge again
       }
       if (answer.result == directory_answer::status::bad_credentials) add_failure(s, j.client, user_key(name), now);
       if (answer.result == directory_answer::status::ok) remember_device(user_key(name), j.client, now);

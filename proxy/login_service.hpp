@@ -23,7 +23,9 @@
 //   "SAM", " sam" and a fullwidth "ｓａｍ" that the directory finds as sam share sam's count; and
 //   the limits are judged once more on a directory thread just before the password is tried,
 //   with the checks then in flight counted as failures until they end, so a hundred parallel
-//   guesses get no more tries than the limit. A name's limit does not hold on a device the user
+//   guesses get no more tries than the limit: a check over the limit only by those waits for
+//   them (at most the directory's timeout) rather than being refused, so people signing in at
+//   once from one address are not told they got a password wrong. A name's limit does not hold on a device the user
 //   signed in from within the last known_device_for (7 days): pupils typing a teacher's name
 //   with wrong passwords lock that name out on their own devices, not on the teacher's laptop
 //   (the per-address limit still holds there).
@@ -151,6 +153,7 @@ class login_service {
   unsigned char salt_[32];
   std::mutex mutex_;
   std::condition_variable work_;
+  std::condition_variable settled_;  // a check in flight ended (run's limit check waits on it)
   std::deque<job> queue_;
   bool stopping_ = false;
   std::unordered_map<std::string, cache_entry> cache_;  // by user name

@@ -41,7 +41,8 @@ cn: {uid}
 sn: {uid}
 userPassword: {pw}
 """ for uid, pw in [("dave", "dave-pw"), ("sam", "sam-pw"), ("carol", "carol-pw"), ("victim", "victim-pw"), ("erin", "erin-pw"),
-                  ("frank", "frank-pw"), ("grace", "grace-pw"), ("henry", "henry-pw"), ("ivan", "ivan-pw")]) + f"""
+                  ("frank", "frank-pw"), ("grace", "grace-pw"), ("henry", "henry-pw"), ("ivan", "ivan-pw")]
+                  + [(f"kid{n}", f"kid{n}-pw") for n in range(1, 9)]) + f"""
 dn: cn=Year 6,ou=groups,{BASE}
 objectClass: groupOfNames
 cn: Year 6
@@ -137,6 +138,49 @@ class Staller:
         self.sock.close()
         for c in self.conns:
             c.close()
+
+
+class SlowRelay:
+    """A TCP relay in front of slapd that holds each of its answers `delay` seconds, so that
+    sign-ins sent together are checked at the same time. Its threads end with their
+    connections (the proxy closes each directory connection after its check)."""
+
+    def __init__(self, target_port, delay=0.15):
+        self.target_port = target_port
+        self.delay = delay
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+            except OSError:
+                return
+            threading.Thread(target=self._pipe, args=(client, upstream, 0), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, self.delay), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink, delay):
+        try:
+            while data := source.recv(65536):
+                time.sleep(delay)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        self.sock.close()
 
 
 def with_group_roles(text):
@@ -386,6 +430,37 @@ class LoginsTest(unittest.TestCase):
                               extra=["--proxy-user", "\uff46\uff52\uff41\uff4e\uff4b:frank-pw"])
         self.assertEqual(status, 407, err)
         wait_for(lambda: any("outside printable ASCII" in l for l in proxy.stderr_lines), what="the refusal on stderr")
+
+    def test_people_signing_in_at_once_from_one_address_are_not_refused(self):
+        # Eight people sign in at the same moment from one address (a terminal server): more
+        # than the per-address limit of 3, but nobody got a password wrong, so nobody gets 429
+        # (the checks in flight wait for each other instead).
+        statuses = []
+        lock = threading.Lock()
+
+        import base64
+        relay = SlowRelay(self.slapd.port)
+        self.addCleanup(relay.stop)
+        proxy = Proxy(extra=logins_section(f"ldap://127.0.0.1:{relay.port}", self.slapd.ca_file),
+                      policy_edit=with_group_roles)
+        self.addCleanup(proxy.stop)
+        ready = threading.Barrier(8, timeout=30)
+
+        def sign_in(n):
+            cred = base64.b64encode(f"kid{n}:kid{n}-pw".encode()).decode()
+            ready.wait()  # all at once
+            out = raw_request(proxy, f"GET {self.url('origin.test')} HTTP/1.1\r\nHost: origin.test\r\n"
+                                     f"Proxy-Authorization: Basic {cred}\r\nConnection: close\r\n\r\n".encode(),
+                              source="127.0.0.71", timeout=30)
+            with lock:
+                statuses.append(status_of(out))
+
+        threads = [threading.Thread(target=sign_in, args=(n,)) for n in range(1, 9)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(statuses, [200] * 8)
 
     def test_a_typed_name_cannot_write_lines_of_its_own_on_stderr(self):
         import base64
