@@ -1,7 +1,6 @@
 #include "proxy/ldap_directory.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <fstream>
 #include <memory>
 
@@ -9,6 +8,16 @@
 #include <ldap.h>
 
 namespace hallpass {
+
+std::string directory_name_key(std::string_view user) {
+  while (!user.empty() && user.front() == ' ') user.remove_prefix(1);
+  while (!user.empty() && user.back() == ' ') user.remove_suffix(1);
+  std::string key(user);
+  for (auto& ch : key) {
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  }
+  return key;
+}
 
 std::string ldap_filter_value(std::string_view value) {
   static constexpr char hex[] = "0123456789abcdef";
@@ -195,15 +204,9 @@ bool bind_service_account(LDAP* ld, const ldap_settings& s, directory_answer* fa
 // several values; LDAP matched the typed name against one of them by its own rules).
 std::string directory_name(const std::vector<std::string>& values, std::string_view typed) {
   if (values.empty()) return {};
-  std::string_view t = typed;
-  while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
-  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  const std::string key = directory_name_key(typed);
   for (const auto& v : values) {
-    if (v.size() == t.size() && std::equal(v.begin(), v.end(), t.begin(), [](char a, char b) {
-          return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-        })) {
-      return v;
-    }
+    if (directory_name_key(v) == key) return v;
   }
   return values.front();
 }
@@ -301,21 +304,17 @@ directory_answer check_login(const ldap_settings& s, std::string_view user, std:
   // With a DN template the bind as the user is the only one; else the service account searches first.
   std::string user_dn, name;
   if (s.bind_dn_template.empty() && !bind_service_account(ld.get(), s, &a)) return a;
-  if (!find_user_dn(ld.get(), s, user, user_dn, &name, &a)) {
-    a.user = std::move(name);
-    return a;
-  }
+  // A failure still says whose name it was (the limits count it under that name).
+  const auto failed = [&name](directory_answer f) {
+    f.user = std::move(name);
+    return f;
+  };
+  if (!find_user_dn(ld.get(), s, user, user_dn, &name, &a)) return failed(std::move(a));
   if (may_bind && !may_bind(name.empty() ? user : std::string_view(name))) {
-    a = fail(st::held, "too many failed sign-ins for this user");
-    a.user = std::move(name);
-    return a;
+    return failed(fail(st::held, "too many failed sign-ins for this user"));
   }
   const int rc = simple_bind(ld.get(), user_dn, password);
-  if (rc != LDAP_SUCCESS) {
-    a = ldap_failure("bind as the user", rc);
-    a.user = std::move(name);
-    return a;
-  }
+  if (rc != LDAP_SUCCESS) return failed(ldap_failure("bind as the user", rc));
   if (name.empty()) name = read_name(ld.get(), s, user_dn, user);
   a.result = st::ok;
   a.user = std::move(name);

@@ -50,6 +50,11 @@ directory_answer check_login(const ldap_settings& s, std::string_view user, std:
 // `hallpass explain --user` without --groups: one lookup for both.
 directory_answer groups_of(const ldap_settings& s, std::string_view user);
 
+// A user name as the directory's caseIgnoreMatch compares it, in ASCII: outer blanks dropped,
+// letters in lower case ("  Sam " -> "sam"). The key of the failure limits (login_service.hpp)
+// and how the directory's own spelling is told among an attribute's values. Pure.
+std::string directory_name_key(std::string_view user);
+
 // A value for an LDAP filter (RFC 4515 3): * ( ) \ NUL and non-ASCII bytes as \XX, so a user
 // name cannot add filter syntax.
 std::string ldap_filter_value(std::string_view value);

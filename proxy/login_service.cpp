@@ -116,25 +116,17 @@ void login_service::remember(const ldap_settings& s, const std::string& user, co
   e->expires = now + s.cache_ttl;
 }
 
-std::string login_service::user_key(std::string_view user) {
-  while (!user.empty() && user.front() == ' ') user.remove_prefix(1);
-  while (!user.empty() && user.back() == ' ') user.remove_suffix(1);
-  std::string key(user);
-  for (auto& ch : key) {
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  }
-  return key;
-}
-
 bool login_service::over_limit(std::unordered_map<std::string, std::deque<clock::time_point>>& failures,
-                               const std::unordered_map<std::string, std::size_t>& in_flight, const std::string& key,
+                               const std::unordered_map<std::string, std::size_t>* in_flight, const std::string& key,
                                std::size_t limit, std::chrono::milliseconds within, clock::time_point now,
                                std::chrono::seconds* retry_after) {
   const auto f = failures.find(key);
   if (f != failures.end()) expire(f->second, now, within);
   const std::size_t failed = f == failures.end() ? 0 : f->second.size();
-  const auto i = in_flight.find(key);
-  const std::size_t running = i == in_flight.end() ? 0 : i->second;
+  std::size_t running = 0;
+  if (in_flight != nullptr) {
+    if (const auto i = in_flight->find(key); i != in_flight->end()) running = i->second;
+  }
   if (failed + running < limit) return false;
   // Over by checks still running: they end within the directory's timeout; ask again soon.
   const auto wait = failed >= limit ? f->second[failed - limit] + within - now : std::chrono::duration_cast<clock::duration>(std::chrono::seconds(1));
@@ -159,22 +151,22 @@ void login_service::remember_device(const std::string& user_key, const std::stri
 
 bool login_service::refused(const login_settings& s, const std::string& client, std::string_view user,
                             clock::time_point now, std::chrono::seconds* retry_after) {
-  const std::string key = user_key(user);
-  static const std::unordered_map<std::string, std::size_t> none;
+  const std::string key = directory_name_key(user);
   std::lock_guard lock(mutex_);
   *retry_after = std::chrono::seconds(0);
   // Failures only: the checks in flight are counted on the directory thread (run), where the
   // limits are judged again on the directory's own name for the user.
-  const bool by_client = over_limit(client_failures_, none, client, s.failures_per_client, s.failures_within, now, retry_after);
+  const bool by_client =
+      over_limit(client_failures_, nullptr, client, s.failures_per_client, s.failures_within, now, retry_after);
   const bool by_user = !key.empty() && !known_device(key, client, now) &&
-                       over_limit(user_failures_, none, key, s.failures_per_user, s.failures_within, now, retry_after);
+                       over_limit(user_failures_, nullptr, key, s.failures_per_user, s.failures_within, now, retry_after);
   return by_client || by_user;
 }
 
 void login_service::note_failure(const login_settings& s, const std::string& client, const std::string& user,
                                  clock::time_point now) {
   std::lock_guard lock(mutex_);
-  add_failure(s, client, user_key(user), now);
+  add_failure(s, client, directory_name_key(user), now);
 }
 
 void login_service::add_failure(const login_settings& s, const std::string& client, const std::string& user,
@@ -292,8 +284,7 @@ void login_service::run() {
     std::chrono::seconds retry_after{0};
     const auto may_bind = [&](std::string_view name) {
       std::unique_lock lock(mutex_);
-      held_key = user_key(name);
-      static const std::unordered_map<std::string, std::size_t> none;
+      held_key = directory_name_key(name);
       // Over the limits by failures: held. Over only because of checks still running (several
       // people signing in at once from one address: a terminal server, a NAT): wait for them
       // to end, each bounded by the directory's timeout, and judge again; a running check
@@ -302,16 +293,17 @@ void login_service::run() {
       for (;;) {
         const auto t = clock::now();
         const bool user_limited = !held_key.empty() && !known_device(held_key, j.client, t);
-        const auto over = [&](const auto& client_running, const auto& user_running, std::chrono::seconds* wait) {
-          const bool by_client = over_limit(client_failures_, client_running, j.client, s.failures_per_client,
-                                            s.failures_within, t, wait);
-          const bool by_user = user_limited && over_limit(user_failures_, user_running, held_key,
-                                                          s.failures_per_user, s.failures_within, t, wait);
+        // Over the limits with the checks in flight counted as failures, or without them.
+        const auto over = [&](bool count_running, std::chrono::seconds* wait) {
+          const bool by_client = over_limit(client_failures_, count_running ? &client_in_flight_ : nullptr, j.client,
+                                            s.failures_per_client, s.failures_within, t, wait);
+          const bool by_user = user_limited && over_limit(user_failures_, count_running ? &user_in_flight_ : nullptr,
+                                                          held_key, s.failures_per_user, s.failures_within, t, wait);
           return by_client || by_user;
         };
-        if (over(none, none, &retry_after)) return false;
+        if (over(false, &retry_after)) return false;
         std::chrono::seconds ignored{0};
-        if (!over(client_in_flight_, user_in_flight_, &ignored)) break;
+        if (!over(true, &ignored)) break;
         if (stopping_ || t >= give_up) {
           retry_after = std::chrono::seconds(1);
           return false;
@@ -338,8 +330,8 @@ void login_service::run() {
         if (!held_key.empty()) drop(user_in_flight_, held_key);
         settled_.notify_all();  // checks waiting in may_bind judge again
       }
-      if (answer.result == directory_answer::status::bad_credentials) add_failure(s, j.client, user_key(name), now);
-      if (answer.result == directory_answer::status::ok) remember_device(user_key(name), j.client, now);
+      if (answer.result == directory_answer::status::bad_credentials) add_failure(s, j.client, directory_name_key(name), now);
+      if (answer.result == directory_answer::status::ok) remember_device(directory_name_key(name), j.client, now);
     }
     switch (answer.result) {
       case directory_answer::status::ok: {

@@ -18,17 +18,18 @@
 //   logins.failures, further attempts are refused without a directory call until the oldest
 //   failure in the window is older than the window. A name's limit blocks only that name, and
 //   a password that matches the cache still passes, so a guesser cannot lock a user out whose
-//   sign-in is recent; no limit ever applies to everyone. A name is counted as the directory
-//   spells it (directory_answer::user), ASCII case and outer blanks folded (user_key), so
-//   "SAM", " sam" and a fullwidth "ｓａｍ" that the directory finds as sam share sam's count; and
-//   the limits are judged once more on a directory thread just before the password is tried,
+//   sign-in is recent; no limit ever applies to everyone.
+// - A name is counted as the directory spells it (directory_answer::user), ASCII case and outer
+//   blanks folded (directory_name_key), so "SAM", " sam" and a fullwidth "ｓａｍ" that the
+//   directory finds as sam share sam's count.
+// - The limits are judged once more on a directory thread just before the password is tried,
 //   with the checks then in flight counted as failures until they end, so a hundred parallel
-//   guesses get no more tries than the limit: a check over the limit only by those waits for
-//   them (at most the directory's timeout) rather than being refused, so people signing in at
-//   once from one address are not told they got a password wrong. A name's limit does not hold on a device the user
-//   signed in from within the last known_device_for (7 days): pupils typing a teacher's name
-//   with wrong passwords lock that name out on their own devices, not on the teacher's laptop
-//   (the per-address limit still holds there).
+//   guesses get no more tries than the limit; a check over it only by those waits for them (at
+//   most the directory's timeout) rather than being refused, so people signing in at once from
+//   one address are not told they got a password wrong.
+// - A name's limit does not hold on an address the user signed in from within the last
+//   known_device_for (7 days): pupils typing a teacher's name with wrong passwords lock that
+//   name out on their own devices, not on the teacher's laptop (the per-address limit holds).
 //
 // Thread-safety: every member function may be called from any thread. Callbacks of check()
 // run on a directory thread (or on the caller's thread when refused at once); they must be
@@ -110,9 +111,6 @@ class login_service {
 
   static constexpr std::chrono::hours known_device_for{24 * 7};
 
-  // The name failures are counted under: ASCII letters in lower case, outer blanks dropped (as
-  // LDAP's caseIgnoreMatch compares; the directory's own spelling is asked for first).
-  static std::string user_key(std::string_view user);
 
  private:
   // The salted SHA-256 of a user name and password (what the cache keeps).
@@ -133,9 +131,10 @@ class login_service {
 
   void run();
   // REQUIRES: mutex_ held. Whether `key` has `limit` failures within the window (with the
-  // checks in flight counted as failures); *retry_after then says when the oldest expires.
+  // checks in flight counted as failures, unless `in_flight` is null); *retry_after then says
+  // when the oldest expires.
   bool over_limit(std::unordered_map<std::string, std::deque<clock::time_point>>& failures,
-                  const std::unordered_map<std::string, std::size_t>& in_flight, const std::string& key,
+                  const std::unordered_map<std::string, std::size_t>* in_flight, const std::string& key,
                   std::size_t limit, std::chrono::milliseconds within, clock::time_point now,
                   std::chrono::seconds* retry_after);
   // REQUIRES: mutex_ held. Counts one failure for `client` and, unless empty, `user_key`.

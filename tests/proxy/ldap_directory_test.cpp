@@ -94,3 +94,11 @@ TEST_CASE("logins: typos and unsafe settings are refused with file:line:col") {
   const auto none = all(load("logins: {login: required}\n"));
   CHECK(none.find("no logins.ldap directory") != std::string::npos);
 }
+
+TEST_CASE("a user name's key folds what the directory's caseIgnoreMatch folds in ASCII") {
+  CHECK(directory_name_key("  Sam ") == "sam");
+  CHECK(directory_name_key("DAVE") == "dave");
+  CHECK(directory_name_key("a.b-C_d") == "a.b-c_d");
+  CHECK(directory_name_key("Ｓam") == "Ｓam");  // outside ASCII: left as it is (the directory's spelling is asked for)
+  CHECK(directory_name_key("") == "");
+}
