@@ -1,7 +1,5 @@
 #include "proxy/tunnel.hpp"
 
-#include <algorithm>
-
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "proxy/byte_relay.hpp"
@@ -33,17 +31,12 @@ std::size_t leading_empty_lines(std::string_view bytes) {
 }
 }  // namespace
 
-bool starts_http_request(std::string_view bytes) {
+http_start http_request_start(std::string_view bytes) {
   std::size_t i = leading_empty_lines(bytes);
   const std::size_t method = i;
   while (i < bytes.size() && i - method < max_method_length && is_tchar(bytes[i])) ++i;
-  return i > method && i < bytes.size() && bytes[i] == ' ';
-}
-
-bool may_start_http_request(std::string_view bytes) {
-  const std::size_t start = leading_empty_lines(bytes);
-  const std::string_view rest = bytes.substr(start);
-  return rest.size() <= max_method_length && std::all_of(rest.begin(), rest.end(), is_tchar);
+  if (i == bytes.size()) return i - method < max_method_length ? http_start::need_more : http_start::no;
+  return i > method && bytes[i] == ' ' ? http_start::yes : http_start::no;
 }
 
 net::awaitable<hello_result> read_client_hello(client_connection& c, std::chrono::milliseconds timeout) {
@@ -160,12 +153,14 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
       const auto buffered = [&] {
         return std::string_view(static_cast<const char*>(c.buffer.cdata().data()), c.buffer.size());
       };
-      while (may_start_http_request(buffered())) {
+      auto start = http_request_start(buffered());
+      while (start == http_start::need_more) {
         auto [rec, n] = co_await c.stream.async_read_some(c.buffer.prepare(64), nothrow);
         if (rec) break;
         c.buffer.commit(n);
+        start = http_request_start(buffered());
       }
-      if (starts_http_request(buffered())) co_return tunnel_end::http;
+      if (start == http_start::yes) co_return tunnel_end::http;
       ex.circumvention = true;
       ex.note = "the tunnel does not carry TLS";
       blocked = !daemon.connect.allow_non_tls || inspect || http_only;

@@ -41,11 +41,10 @@ net::awaitable<hello_result> read_client_hello(client_connection& c, std::chrono
 
 // Whether the bytes a tunnel starts with begin an HTTP/1 request line: after any empty lines
 // (at most 8 bytes of them), a method (RFC 9110 tchars, at most max_method_length) and a space
-// ("GET "). may_start_http_request: whether more bytes could still make them one (all read so
-// far is empty lines and method characters). Pure.
+// ("GET "): yes; no; or need_more, when all so far is empty lines and method characters. Pure.
 inline constexpr std::size_t max_method_length = 32;
-bool starts_http_request(std::string_view bytes);
-bool may_start_http_request(std::string_view bytes);
+enum class http_start { yes, no, need_more };
+http_start http_request_start(std::string_view bytes);
 
 // Handles a CONNECT to ex.host:ex.port that may go ahead (allowed; or, for `inspect`, blocked
 // with the HTTPS block page to show). Writes the response itself and fills ex. A relayed tunnel
