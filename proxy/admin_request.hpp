@@ -1,6 +1,7 @@
 // One request line of the admin socket protocol (docs/admin-protocol.md), parsed and checked
 // before the caller's roles are compared and anything is looked up in the store: a JSON
-// object with a string "verb" naming a known verb, and an optional object "args".
+// object with a string "verb" naming a known verb, and an optional object "args" whose names
+// are all arguments that verb takes; nothing else beside them.
 //
 // Pure: no I/O, no Asio, no store. Functions of their arguments; any thread. Split out of
 // admin_server.cpp so that tests/fuzz/fuzz_admin_line.cpp can reach it without a socket.

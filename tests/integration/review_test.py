@@ -146,10 +146,15 @@ class ReviewTest(DaemonWithAdminSocket, unittest.TestCase):
         ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "test over", check=0)
 
         # On the socket: "warning" beside "data". "force" is no longer an argument, so it is
-        # ignored as any unknown argument is, whatever its value.
+        # refused as any argument the verb does not take is, and nothing is approved.
         rid = self.file_without_assessment("http://instagram.test/socket")
         answer = socket_request("hp_head", self.sock,
                                 {"verb": "approve", "args": {"id": rid, "for": "1h", "force": "yes"}})
+        self.assertFalse(answer["ok"], answer)
+        self.assertEqual(answer["code"], "bad_request")
+        self.assertIn("'approve' takes no argument \"force\"", answer["error"])
+        self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(rid))["status"], "pending")
+        answer = socket_request("hp_head", self.sock, {"verb": "approve", "args": {"id": rid, "for": "1h"}})
         self.assertTrue(answer["ok"], answer)
         self.assertEqual(answer["data"]["status"], "approved")
         self.assertEqual(answer["warning"], f"request {rid}'s form was approved without its identified risks and "

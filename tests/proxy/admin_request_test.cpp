@@ -73,5 +73,45 @@ TEST_CASE("a number too large for a double is refused, not read as infinity") {
   CHECK(refused(R"({"verb":"list","extra":1e400})") == "a number in the message is too large");
   std::string error;
   CHECK(parse_admin_line(
-      R"({"verb":"status","args":{"a":1e308,"b":-0.0,"c":18446744073709551615}})", error));
+      R"({"verb":"approve","args":{"id":1e308,"for":-0.0,"reason":18446744073709551615}})", error));
+}
+
+TEST_CASE("an argument the verb does not take is refused, naming the ones it takes") {
+  // A misspelt name would otherwise run the verb with the default it did not ask for:
+  // "scpoe" opened the whole domain, "untill" was refused only for a missing "for".
+  CHECK(refused(R"({"verb":"approve","args":{"id":7,"for":"2h","scpoe":"url"}})") ==
+        R"('approve' takes no argument "scpoe" (it takes id, for, until, scope, who, reason))");
+  CHECK(refused(R"({"verb":"approve","args":{"id":7,"for":"2h","force":true}})") ==
+        R"('approve' takes no argument "force" (it takes id, for, until, scope, who, reason))");
+  CHECK(refused(R"({"verb":"status","args":{"verbose":true}})") ==
+        R"('status' takes no argument "verbose" (it takes none))");
+  CHECK(refused(R"({"verb":"bans","args":{"All":true}})") ==
+        R"('bans' takes no argument "All" (it takes all))");
+  // The caller's text comes back as JSON: no raw control character.
+  CHECK(refused("{\"verb\":\"show\",\"args\":{\"id\":1,\"\\u001b[31m\":1}}") ==
+        R"('show' takes no argument "\u001b[31m" (it takes id))");
+  // Keys beside verb and args are refused too.
+  CHECK(refused(R"({"verb":"status","user":"mrs.head"})") == R"(the message has "user" beside 'verb' and 'args')");
+
+  // Every argument hallpassctl sends, for each verb (ctl/command_line.cpp), is taken.
+  std::string error;
+  for (const char* line : {
+           R"({"verb":"request","args":{"url":"u","roles":["p"],"user":"u","client":"c","requester":"r",)"
+           R"("reason":"r","site_content":"s","risks":"r","control_measures":"c"}})",
+           R"({"verb":"review","args":{"id":1,"risks":"r","control_measures":"c","site_content":"s","note":"n"}})",
+           R"({"verb":"approve","args":{"id":1,"for":"1h","until":"u","scope":"url","who":"user","reason":"r"}})",
+           R"({"verb":"deny","args":{"id":1,"reason":"r"}})", R"({"verb":"revoke","args":{"id":1,"reason":"r"}})",
+           R"({"verb":"list","args":{"filter":"all"}})", R"({"verb":"show","args":{"id":1}})",
+           R"({"verb":"report","args":{"url":"u","nature":"n","reporter":"r","individual":"i","block":true}})",
+           R"({"verb":"reports","args":{}})", R"({"verb":"blocks","args":{"all":true}})",
+           R"({"verb":"block","args":{"url":"u","scope":"url","reason":"r"}})",
+           R"({"verb":"unblock","args":{"id":1,"reason":"r"}})", R"({"verb":"audit","args":{"since":"s"}})",
+           R"({"verb":"reload","args":{}})", R"({"verb":"status","args":{}})",
+           R"({"verb":"ban","args":{"user":"u","device":"d","for":"1d","reason":"r"}})",
+           R"({"verb":"ban","args":{"confirm":1,"reason":"r"}})",
+           R"({"verb":"unban","args":{"id":1,"user":"u","device":"d","reason":"r"}})",
+           R"({"verb":"bans","args":{"all":false}})"}) {
+    INFO(line);
+    CHECK(parse_admin_line(line, error).has_value());
+  }
 }
