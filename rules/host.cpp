@@ -360,6 +360,12 @@ std::optional<normalized_host> normalize_host_full(std::string_view raw, std::st
       return std::nullopt;
     }
   }
+  if (label == 0) {
+    // "social.test.." : one trailing dot is the root, a second is an empty label. Kept, it
+    // matched no rule while DNS still found social.test (audit18 D2: a blocked site opened).
+    set_error(error, "'" + std::string(raw) + "' has an empty label ('..')");
+    return std::nullopt;
+  }
   return normalized_host{std::move(s), host_kind::name};
 }
 

@@ -107,6 +107,23 @@ class ConnectTest(unittest.TestCase):
                                  and l["method"] == "CONNECT" and l["action"] == "block"] or None)[-1]
         self.assertFalse(line["circumvention"])
 
+    def test_a_blocked_name_with_two_trailing_dots_is_not_opened(self):
+        # audit18 D2: "facebook.test.." was kept as "facebook.test.", which matched no rule,
+        # while the resolver found facebook.test: the tunnel opened. One trailing dot is the
+        # same name (blocked by its category); two are no name at all (blocked as invalid).
+        for target, reason in ((f"facebook.test..:{self.tls.port}", b"not valid"),
+                               (f"facebook.test.:{self.tls.port}", b"social"),
+                               (f"FACEBOOK.test..:{self.tls.port}", b"not valid")):
+            with self.subTest(target=target):
+                s, head = connect_tunnel(self.proxy, target, PUPIL)
+                s.close()
+                self.assertEqual(status_of(head), 403, head)
+                self.assertIn(reason, head.lower())
+        status, body, _ = curl(self.proxy, f"http://facebook.test..:{self.tls.port}/", source=PUPIL)
+        self.assertEqual(status, 403)
+        self.assertIn(b"not valid", body)
+        self.assertNotIn(b"s_server", body)
+
     def test_ports_other_than_allowed_are_refused(self):
         s, head = connect_tunnel(self.proxy, "allowed.test:25", STAFF)
         self.assertEqual(status_of(head), 403)

@@ -59,6 +59,20 @@ TEST_CASE("invalid hosts are rejected with a reason") {
   CHECK_FALSE(normalize_host(std::string(64, 'a') + ".com", &err));
 }
 
+TEST_CASE("a name ending in two dots is refused, not kept with one that no rule matches") {
+  // audit18 D2: "social.test.." came out as "social.test.", which matched no domain rule
+  // while DNS resolved it as social.test: a blocked site opened, on every path.
+  std::string err;
+  for (const char* h : {"social.test..", "www.facebook.com..", "a..", "b\xc3\xbc" "cher.example.."}) {
+    INFO(h);
+    err.clear();
+    CHECK_FALSE(normalize_host(h, &err));
+    CHECK(err.find("empty label") != std::string::npos);
+  }
+  CHECK(norm("social.test.") == "social.test");
+  CHECK_FALSE(normalize_host("1.2.3.4..", &err));
+}
+
 TEST_CASE("label-boundary subdomain test") {
   CHECK(is_same_or_subdomain("facebook.com", "facebook.com"));
   CHECK(is_same_or_subdomain("m.facebook.com", "facebook.com"));
