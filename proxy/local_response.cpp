@@ -176,6 +176,10 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
   if (row.detail_is_note) ex.note = std::string(row.note_prefix) + std::string(detail);
   const auto status = static_cast<http::status>(row.status);
   std::string text = refusal_text(row, detail);
+  // A row without its own text shows the detail, a phrase ("the site's name could not be
+  // found"): made a sentence before another follows it.
+  if (!text.empty() && text.front() >= 'a' && text.front() <= 'z') text.front() = static_cast<char>(text.front() - 32);
+  if (!text.empty() && text.back() != '.' && text.back() != '?' && text.back() != '!') text += '.';
   if (names_address(r) && !ex.host.empty()) {
     // The page names the address that could not be reached, for the technician.
     text += " The address was " + url_of(ex.scheme, ex.host, ex.port, "/") + ".";

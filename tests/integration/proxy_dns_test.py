@@ -210,7 +210,8 @@ class DnsTest(unittest.TestCase):
     def test_a_name_that_does_not_exist_gets_502_and_is_remembered(self):
         status, body, _ = timed_curl(self.proxy, f"http://nx-missing.dnstest:{self.origin.port}/echo")
         self.assertEqual(status, 502)
-        self.assertIn(b"name could not be found", body)
+        # The reason as a sentence, then the address (not "found The address").
+        self.assertIn(b"The site&#39;s name could not be found. The address was http://nx-missing.dnstest:", body)
         asked = self.dns.count("nx-missing.dnstest")
         self.assertGreaterEqual(asked, 1)
         status, _, took = timed_curl(self.proxy, f"http://nx-missing.dnstest:{self.origin.port}/echo")
