@@ -87,15 +87,15 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
     const auto inspection = rules::decide_inspection(policy, ex.exceptions.get(), facts, *v);
     if (inspection.handling == rules::tls_handling::inspect) {
       // Decided on the host alone now; what needs the path applies to each request inside.
-      ex.note = inspection.why;
+      ex.add_note(inspection.why);
       v = &decide_exchange(w, c, ex, std::nullopt, true);
       if (v->act == rules::action::block) return browser ? tunnel_plan::block_page : tunnel_plan::refuse;
       return tunnel_plan::inspect;
     }
     if (inspection.never) {
-      ex.note = v->act == rules::action::block
-                    ? "on the never-inspect list: blocked without the HTTPS block page (never decrypted)"
-                    : inspection.why;
+      ex.add_note(v->act == rules::action::block
+                      ? "on the never-inspect list: blocked without the HTTPS block page (never decrypted)"
+                      : inspection.why);
     }
     // A blocked site is shown its block page even when it is not inspected otherwise: the
     // handshake then serves only the proxy's own page, and nothing goes to the site. Not a

@@ -60,12 +60,19 @@ struct exchange {
   bool leaf_prepared = false;  // this CONNECT started its host's mint before its 200 (http_session.cpp)
   std::string connect_host;   // connect to this name's addresses instead (SafeSearch); "" for ex.host's
   std::string search_terms;   // of a search request (logged with access_log.search_terms)
-  std::string note;
+  std::string note;            // for the technician; add_note() keeps what an earlier step said
   std::string_view reason_override;  // for errors decided before the policy (400, 502, ...)
   std::shared_ptr<const login_identity> login;  // who signed in (login_gate.hpp); null: nobody
   // device_of's answer, pinned with its table: nullopt until it is first asked.
   std::optional<const device_identity*> device;
   std::shared_ptr<const device_table> devices;
+
+  // Adds to the note after what is there ("; " between), so a later step does not erase an
+  // earlier one's (the transparent path's "does not resolve to the original destination").
+  void add_note(std::string_view text) {
+    if (!note.empty()) note += "; ";
+    note += text;
+  }
 };
 
 // The device that holds the client's address (dhcp_leases), or null when none is known.

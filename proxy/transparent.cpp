@@ -32,54 +32,45 @@ tcp::endpoint endpoint_of(const socket_address& a) {
   return {net::ip::make_address(a.ip.to_string(), ignored), a.port};
 }
 
-// What deciding on the name and the original destination found.
-struct destination_check {
-  upstream_error lookup = upstream_error::none;  // the name's lookup failed: nothing was decided
-  bool blocked_by_destination = false;           // the name was allowed, its destination is not
-};
-
-// Decides ex (ex.host: the Host or SNI as sent) on the name; when the name is allowed and does
-// not lead to c's original destination, flags the exchange and decides on the destination
-// address as well, keeping the verdict that blocks. A blocked name needs no lookup.
-net::awaitable<destination_check> decide_name_and_destination(worker& w, client_connection& c, exchange& ex,
-                                                              std::optional<std::string_view> path) {
-  destination_check r;
-  const auto& dst = c.transparent->dst;
+// Decides ex (ex.host: the Host or SNI as sent) on the name, and finds out whether the name
+// leads to c's original destination: when it does, the connection goes there (the device's
+// own choice among a CDN's addresses); when it does not, it goes to the name's own addresses
+// (c.transparent->name_leads_there), so that the bytes reach the site that was decided on.
+// Connecting to the destination instead would let an allowed name carry a blocked site's
+// traffic (a Host or SNI of an allowed site sent to a blocked site's address: audit18 D1, the
+// CVE-2009-0801 pattern). A blocked name needs no lookup. Returns the lookup's failure, when
+// the name could not be resolved (nothing is forwarded then: fail closed).
+net::awaitable<upstream_error> decide_name_and_destination(worker& w, client_connection& c, exchange& ex,
+                                                           std::optional<std::string_view> path) {
+  auto& t = *c.transparent;
+  t.name_leads_there = true;
   const rules::verdict& by_name = decide_exchange(w, c, ex, path);
-  if (by_name.act == rules::action::block) co_return r;
+  if (by_name.act == rules::action::block) co_return upstream_error::none;
   const std::string name = by_name.host.text;
   bool leads_there = false;
   if (by_name.host.kind != rules::host_kind::name) {
     const auto literal = rules::ip_address::parse(name);
-    leads_there = literal && *literal == dst.ip;
+    leads_there = literal && *literal == t.dst.ip;
   } else {
     std::string detail;
-    auto resolved = co_await w.upstream().resolve(name, dst.port, *ex.cfg, detail);
+    auto resolved = co_await w.upstream().resolve(name, t.dst.port, *ex.cfg, detail);
     if (resolved.second != upstream_error::none) {
-      // Unverifiable: refused as an explicit proxy refuses a name it cannot find (fail closed).
-      r.lookup = resolved.second;
-      ex.note = "the name '" + name + "' could not be checked against the original destination " +
-                c.transparent->text + ": " + detail;
+      ex.note = "the name '" + name + "' could not be checked against the original destination " + t.text + ": " +
+                detail;
       w.state().metrics.upstream_failed(metrics::upstream_failure::dns).Increment();
-      co_return r;
+      co_return resolved.second;
     }
     // CDNs: a name with many addresses leads there when any of them is the destination.
-    for (const auto& e : resolved.first) leads_there = leads_there || same_address(e, dst.ip);
+    for (const auto& e : resolved.first) leads_there = leads_there || same_address(e, t.dst.ip);
   }
-  if (leads_there) co_return r;
-  ex.circumvention = true;
-  ex.note = "'" + name + "' does not resolve to the original destination " + c.transparent->text +
-            ": decided on both";
-  ex.host = dst.ip.to_string();
-  const rules::verdict& by_address = decide_exchange(w, c, ex, path);
-  if (by_address.act == rules::action::block) {
-    r.blocked_by_destination = true;
-    ex.note += " (the destination address is blocked)";
-    co_return r;
+  if (!leads_there) {
+    // Not counted as circumvention: a device whose resolver answers otherwise than the
+    // gateway's (another CDN node) does this innocently, and it now gains nothing.
+    t.name_leads_there = false;
+    ex.note = "'" + name + "' does not resolve to the original destination " + t.text +
+              ": connected to the name's own address instead";
   }
-  ex.host = name;
-  decide_exchange(w, c, ex, path);
-  co_return r;
+  co_return upstream_error::none;
 }
 
 // A transparent connection that is not redirected traffic: logged and closed.
@@ -178,16 +169,23 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
     finish_exchange(w, c, ex);
     co_return inspected;
   }
-  const destination_check check = co_await decide_name_and_destination(w, c, ex, std::nullopt);
-  if (check.lookup != upstream_error::none) {
-    close_tls(w, c, ex, outcome::error, describe(check.lookup));
+  if (const auto lookup = co_await decide_name_and_destination(w, c, ex, std::nullopt);
+      lookup != upstream_error::none) {
+    close_tls(w, c, ex, outcome::error, describe(lookup));
     co_return false;
   }
-  if (check.blocked_by_destination) {
-    // Not the block page: a certificate for the SNI would vouch for a name that does not lead
-    // to this address.
-    close_tls(w, c, ex, outcome::block, {});
-    co_return false;
+  if (c.transparent->name_leads_there) {
+    // The destination is where the connection goes: one the school does not open (a private
+    // network, the gateway itself, link-local) is closed before any handshake, as a CONNECT
+    // to it is refused before its 200, rather than shown a page under a school-CA
+    // certificate for the name (audit18 D4).
+    if (const auto v = w.upstream().check(endpoint_of(dst), *ex.cfg); v != destination_verdict::allowed) {
+      w.state().metrics.rejected(v == destination_verdict::denied_network ? metrics::rejection::destination_denied
+                                                                          : metrics::rejection::loopback_refused)
+          .Increment();
+      close_tls(w, c, ex, outcome::block, describe(v));
+      co_return false;
+    }
   }
   // Decided again on the name with the inspection choice, as for a CONNECT. No User-Agent is
   // seen before the handshake, so a blocked site with a CA always gets the block page's
@@ -203,7 +201,7 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
     to.host = ex.host;
     to.port = ex.port;
     to.connect_host = ex.connect_host;
-    to.address = endpoint_of(dst);
+    to.address = original_endpoint(c);
     auto acquired = co_await w.upstream().acquire(to, *ex.cfg, upstream_use::tunnel, false);
     if (!acquired.conn) {
       ex.note = std::string(acquired.reason) + ": " + acquired.detail;
@@ -251,7 +249,7 @@ client_connection::transparent_origin transparent_origin_of(tcp::socket& s, bool
 }
 
 std::optional<tcp::endpoint> original_endpoint(const client_connection& c) {
-  if (!c.transparent || !c.transparent->error.empty()) return std::nullopt;
+  if (!c.transparent || !c.transparent->error.empty() || !c.transparent->name_leads_there) return std::nullopt;
   return endpoint_of(c.transparent->dst);
 }
 
@@ -268,10 +266,10 @@ net::awaitable<bool> start_transparent(worker& w, client_connection& c) {
 
 net::awaitable<bool> decide_transparent_request(worker& w, client_connection& c, exchange& ex,
                                                 std::optional<std::string_view> path, unsigned version) {
-  const destination_check check = co_await decide_name_and_destination(w, c, ex, path);
-  if (check.lookup == upstream_error::none) co_return true;
-  const auto reason = describe(check.lookup);  // a static string: it is the log's reason
-  co_await refuse(w, c, ex, refusal_for(check.lookup), reason, version);
+  const upstream_error lookup = co_await decide_name_and_destination(w, c, ex, path);
+  if (lookup == upstream_error::none) co_return true;
+  const auto reason = describe(lookup);  // a static string: it is the log's reason
+  co_await refuse(w, c, ex, refusal_for(lookup), reason, version);
   co_return false;
 }
 

@@ -151,6 +151,10 @@ class upstream {
                                                                                 const configuration& cfg,
                                                                                 std::string& detail);
 
+  // Whether `e` may be connected to under cfg (destination.hpp: loopback, link-local,
+  // upstream.deny_networks, the gateway's own addresses); acquire() asks it of every address.
+  destination_verdict check(const tcp::endpoint& e, const configuration& cfg);
+
  private:
   struct cached_name {
     std::vector<tcp::endpoint> endpoints;
@@ -162,7 +166,6 @@ class upstream {
                                  acquire_result& r);
   // The destination rules for cfg's generation, built once per generation.
   const destination_rules& rules_for(const configuration& cfg);
-  destination_verdict check(const tcp::endpoint& e, const configuration& cfg);
 
   net::any_io_executor ex_;
   dns_resolver resolver_;

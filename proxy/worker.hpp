@@ -60,6 +60,10 @@ struct client_connection {
     std::string text;    // "203.0.113.5:443", "[2001:db8::5]:443": the access log's original_dst
     bool tls = false;    // the listener's protocol: tls (443) or http (80)
     std::string error;   // why there is no usable original destination (then dst is unset)
+    // Whether the name last decided on this connection (the Host of its latest request, or the
+    // SNI) resolves to dst. When it does not, connections go to the name's own addresses, not
+    // to dst, so that the bytes go where the decision was made (transparent.cpp).
+    bool name_leads_there = true;
   };
   std::optional<transparent_origin> transparent;
   beast::flat_buffer buffer;

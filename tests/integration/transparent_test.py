@@ -120,6 +120,7 @@ hosts:
   other.test: [{other}]
   fronted.test: [{origin}]
   cdn.test: [{cdn_other}, {origin}]
+  private.test: [192.168.77.7]
 upstream:
   ca_file: {test_ca}
   dns_servers: ["192.0.2.53"]
@@ -135,7 +136,7 @@ tls:
 inspection:
   inspect:
     - name: the inspected test site
-      domains: [inspected.test]
+      domains: [inspected.test, private.test]
 workers: 2
 """
 
@@ -329,34 +330,72 @@ class TransparentGatewayTest(unittest.TestCase):
         entry = self.log_line(lambda e: e["path"] == "/.well-known/hallpass/request", "the form's submission")
         self.assertEqual((entry["method"], entry["action"], entry["original_dst"]), ("POST", "allow", ORIGIN + ":80"))
 
-    def test_host_that_does_not_lead_to_the_destination_is_flagged_and_goes_to_the_destination(self):
+    def test_host_that_does_not_lead_to_the_destination_goes_to_the_hosts_own_address(self):
         # allowed.test is 203.0.113.10 in hallpass's hosts:, but the client connected to .30:
-        # decided on both (both allowed), flagged, and sent where the client was going.
+        # the request is decided on allowed.test and goes to allowed.test, not to .30 (which
+        # could be any site: audit18 D1). Noted, not flagged: a device whose resolver answers
+        # otherwise does this innocently.
         status, body, err = self.curl("http://allowed.test/fronting", CDN_OTHER)
         self.assertEqual(status, 200, err)
-        self.assertEqual(json.loads(body)["reached"], CDN_OTHER)
+        self.assertEqual(json.loads(body)["reached"], ORIGIN)
         entry = self.log_line(lambda e: e["path"] == "/fronting", "the mismatched request")
-        self.assertTrue(entry["circumvention"], entry)
-        self.assertEqual(entry["original_dst"], CDN_OTHER + ":80")
+        self.assertFalse(entry["circumvention"], entry)
+        self.assertEqual((entry["action"], entry["original_dst"]), ("allow", CDN_OTHER + ":80"))
         self.assertIn("does not resolve to the original destination", entry["note"])
+        self.assertIn("connected to the name's own address instead", entry["note"])
 
-    def test_allowed_host_with_a_blocked_destination_is_blocked(self):
-        # The pupil names an allowed site but connects to an address the policy blocks.
-        status, body, _ = self.curl("http://allowed.test/sneaky", OTHER)
-        self.assertEqual(status, 403)
-        entry = self.log_line(lambda e: e["path"] == "/sneaky", "the request to a blocked address")
-        self.assertEqual((entry["action"], entry["category"]), ("block", "bad_addresses"))
-        self.assertTrue(entry["circumvention"])
+    def test_an_allowed_host_sent_to_a_blocked_sites_address_never_reaches_it(self):
+        # The pupil names an allowed site but connects to an address the policy blocks, over
+        # HTTP, keep-alive after a request that did lead there, and over HTTPS with the
+        # allowed name as SNI (domain fronting): nothing reaches the blocked address.
+        status, body, err = self.curl("http://allowed.test/sneaky", OTHER)
+        self.assertEqual(status, 200, err)
+        self.assertEqual(json.loads(body)["reached"], ORIGIN)
+        status, body, err = self.curl("https://fronted.test/sneaky-tls", OTHER, extra=["--cacert", self.test_ca])
+        self.assertEqual(status, 200, err)
+        self.assertEqual(json.loads(body)["reached"], ORIGIN)
+        entry = self.log_line(lambda e: e["host"] == "fronted.test" and e.get("original_dst") == OTHER + ":443",
+                              "the fronted tunnel")
+        self.assertIn("connected to the name's own address instead", entry["note"])
+        # One connection: the first request's Host leads to the destination, the second's does
+        # not; the second must not reuse the first's destination.
+        script = textwrap.dedent(f"""
+            import json, socket
+            s = socket.create_connection(("{CDN_OTHER}", 80), timeout=8, source_address=("{PUPIL}", 0))
+            f = s.makefile("rb")
+            for host in ("cdn.test", "fronted.test"):
+                s.sendall(f"GET /{{host}} HTTP/1.1\\r\\nHost: {{host}}\\r\\n\\r\\n".encode())
+                assert f.readline().split()[1] == b"200"
+                length = 0
+                while (line := f.readline()) not in (b"\\r\\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                print(f.read(length).decode(), flush=True)
+        """)
+        r = in_ns(CLIENT, "python3", "-c", script, check=False, timeout=20)
+        answers = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+        self.assertEqual([(a["host"], a["reached"]) for a in answers],
+                         [("cdn.test", CDN_OTHER), ("fronted.test", ORIGIN)], r.stderr)
+
+    def test_tls_to_a_destination_the_school_does_not_open_is_closed_before_the_handshake(self):
+        # private.test resolves to 192.168.77.7 (a private network, upstream.deny_networks) and
+        # is inspected: no school-CA handshake for it, closed as a CONNECT there is refused
+        # (audit18 D4).
+        status, _, err = self.curl("https://private.test/x", "192.168.77.7", extra=["--cacert", self.school_crt])
+        self.assertEqual(status, 0, err)
+        entry = self.log_line(lambda e: e["host"] == "private.test", "the closed tunnel")
+        self.assertEqual(entry["action"], "block")
+        self.assertIn("network the school does not open", entry["reason"])
 
     def test_pooled_origin_connections_are_kept_apart_by_original_destination(self):
         # The origin keeps connections alive, so hallpass pools them (per worker). One name
-        # asked at two addresses in turn: every answer must come from the address the client
-        # connected to, never from a pooled connection to the other (the pool key holds the
-        # original destination).
+        # (a CDN's: both addresses are its own) asked at two addresses in turn: every answer
+        # must come from the address the client connected to, never from a pooled connection
+        # to the other (the pool key holds the original destination).
         reused = False
         for i in range(8):
             for address in (ORIGIN, CDN_OTHER):
-                status, body, err = self.curl(f"http://allowed.test/pool{i}", address)
+                status, body, err = self.curl(f"http://cdn.test/pool{i}", address)
                 self.assertEqual(status, 200, err)
                 seen = json.loads(body)
                 self.assertEqual(seen["reached"], address, f"round {i}: a pooled connection to another address")
@@ -438,14 +477,24 @@ class TransparentGatewayTest(unittest.TestCase):
         self.assertEqual((entry["action"], entry["role"]), ("block", "pupils"))
         self.assertTrue(entry["circumvention"])
 
-    def test_sni_that_does_not_lead_to_the_destination_is_flagged(self):
+    def test_sni_that_does_not_lead_to_the_destination_goes_to_the_names_own_address(self):
         # fronted.test is 203.0.113.10 to hallpass; the client connected to .30 with that SNI.
         status, body, err = self.curl("https://fronted.test/x", CDN_OTHER, extra=["--cacert", self.test_ca])
         self.assertEqual(status, 200, err)
-        self.assertEqual(json.loads(body)["reached"], CDN_OTHER)
-        entry = self.log_line(lambda e: e["host"] == "fronted.test", "the mismatched tunnel")
-        self.assertTrue(entry["circumvention"])
-        self.assertEqual(entry["original_dst"], CDN_OTHER + ":443")
+        self.assertEqual(json.loads(body)["reached"], ORIGIN)
+        entry = self.log_line(lambda e: e["host"] == "fronted.test" and e.get("original_dst") == CDN_OTHER + ":443",
+                              "the mismatched tunnel")
+        self.assertFalse(entry["circumvention"])
+        self.assertIn("connected to the name's own address instead", entry["note"])
+        # Inspected: the note survives the inspection's own (audit18 D3), and the requests
+        # inside go to the name's address too.
+        status, body, err = self.curl("https://inspected.test/mismatch", CDN_OTHER,
+                                      extra=["--cacert", self.school_crt])
+        self.assertEqual(status, 200, err)
+        self.assertEqual(json.loads(body)["reached"], ORIGIN)
+        entry = self.log_line(lambda e: e["host"] == "inspected.test" and e["method"] == "CONNECT"
+                              and e.get("original_dst") == CDN_OTHER + ":443", "the inspected mismatched tunnel")
+        self.assertIn("does not resolve to the original destination", entry["note"])
 
     def test_no_redirect_destinations_are_left_to_the_firewall(self):
         # A service the school allows directly is not redirected; here the gateway forwards
