@@ -208,6 +208,7 @@ std::string admin_server::start() {
     }
     net::co_spawn(ioc_, accept_loop(), stop_daemon_on_failure{"admin socket accept loop"});
   }
+  apply_retention();
   net::co_spawn(ioc_, prune_loop(), stop_daemon_on_failure{"exception store prune loop"});
   thread_ = std::thread([this] { run_until_stopped(ioc_, "admin"); });
   return {};
@@ -262,6 +263,20 @@ net::awaitable<void> admin_server::prune_loop() {
     if (!index_stale_ && std::chrono::steady_clock::now() - last < std::chrono::minutes(10)) continue;
     last = std::chrono::steady_clock::now();
     publish_index();
+    apply_retention();
+  }
+}
+
+void admin_server::apply_retention() {
+  const auto cfg = state_.configs.current();
+  const auto& keep = cfg->daemon.retention.records;
+  if (!keep) return;  // forever
+  store_->set_zone(cfg->policy->zone);
+  const auto r = store_->apply_retention(store::now_seconds() - *keep, "retention.records " + rules::duration_text(*keep));
+  if (!r.ok) {
+    // Nothing was deleted; the next try is in ten minutes. Filtering does not depend on it.
+    std::cerr << "hallpass: retention: closed records could not be deleted from the store (" << r.error
+              << "); trying again in 10 minutes\n";
   }
 }
 
@@ -337,6 +352,7 @@ void admin_server::audit_reload(std::string source, bool ok, std::uint64_t gener
     if (store_) {
       store_->audit_event(store::actor{source, "signal"}, "reload", "policy generation " + std::to_string(generation),
                           errors, ok ? "ok" : "failed");
+      if (ok) apply_retention();  // retention.records may have changed
     }
   });
 }
@@ -589,6 +605,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
       r.data = json::object{{"generation", generation}};
       if (!warnings.empty()) r.data.as_object()["warnings"] = warnings;
       if (!unaudited.empty()) r.data.as_object()["audit_error"] = unaudited;
+      apply_retention();  // retention.records may have changed
     }
   } else if (verb == "ban" || verb == "unban" || verb == "bans") {
     r = handle_ban_verb(verb, args, who->user, who->roles, changed);

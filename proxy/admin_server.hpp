@@ -82,6 +82,9 @@ class admin_server {
   // index then stays).
   std::string publish_index();
   net::awaitable<void> prune_loop();
+  // Deletes what the store holds past retention.records (store/retention.cpp): at start,
+  // after each reload and every ten minutes. A failure is said on stderr; nothing is lost.
+  void apply_retention();
 
   shared_state& state_;
   reload_fn reload_;

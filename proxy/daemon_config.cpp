@@ -41,7 +41,7 @@ std::optional<std::string> parse_name_server(std::string_view text) {
 
 std::vector<std::string> daemon_section_names() {
   return {"listen", "state_dir", "workers", "drain", "upstream", "hosts", "limits", "connect", "access_log", "metrics",
-          "admin", "tls", "pac", "dhcp_leases", "logins"};
+          "admin", "tls", "pac", "dhcp_leases", "logins", "retention"};
 }
 
 namespace {
@@ -232,6 +232,7 @@ class daemon_reader : public rules::yaml_reader {
     }
     read_pac(root, c);
     read_dhcp_leases(root, c);
+    read_retention(root, c);
     if (const auto n = root["logins"]) read_login_settings(*this, n, c.logins);
     return c;
   }
@@ -278,6 +279,25 @@ class daemon_reader : public rules::yaml_reader {
         c.pac.direct_domains.push_back(name->text);
       }
     }
+  }
+
+  // retention.records: a duration (at least 1s) or "forever".
+  void read_retention(const YAML::Node& root, daemon_config& c) {
+    const auto n = root["retention"];
+    if (!n || !check_map(n, "retention", {"records"}) || !n["records"]) return;
+    const auto s = scalar(n["records"], "retention.records");
+    if (!s) return;
+    if (*s == "forever") {
+      c.retention.records.reset();
+      return;
+    }
+    const auto d = rules::parse_duration(*s);
+    if (!d || *d < std::chrono::seconds(1) || *d > std::chrono::days(36600)) {
+      error(n["records"], "retention.records must be how long closed records are kept, like 365d (1s to 36600d), or "
+                          "forever, not " + rules::quote(*s));
+      return;
+    }
+    c.retention.records = std::chrono::ceil<std::chrono::seconds>(*d);
   }
 
   void read_dhcp_leases(const YAML::Node& root, daemon_config& c) {

@@ -140,6 +140,13 @@ struct daemon_config {
   // Logins on the explicit proxy (proxy/login_config.hpp; README.md "Logins").
   login_settings logins;
 
+  // How long the store keeps what it holds about people once it is closed (store/retention.cpp;
+  // deploy/README.md "Logs and retention"): access requests once denied or their exception
+  // ended, reports, removed local entries, ended bans, and audit entries. nullopt: forever.
+  struct retention_settings {
+    std::optional<std::chrono::seconds> records = std::chrono::days(365);
+  } retention;
+
 };
 
 // The top-level keys this file owns (passed to the policy loader as other_sections).

@@ -136,8 +136,10 @@ std::optional<bool> yaml_reader::boolean(const YAML::Node& n, const std::string&
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view t) {
   long long v = 0;
   auto r = std::from_chars(t.data(), t.data() + t.size(), v);
-  if (r.ec != std::errc() || v < 0) return std::nullopt;
+  // At most about 100 years in any unit, so that no conversion to milliseconds overflows.
+  if (r.ec != std::errc() || v < 0 || v > 3'153'600'000'000LL) return std::nullopt;
   const std::string_view unit(r.ptr, static_cast<std::size_t>(t.data() + t.size() - r.ptr));
+  if (unit != "ms" && v > 3'153'600'000LL) return std::nullopt;
   using namespace std::chrono;
   if (unit == "ms") return milliseconds{v};
   if (unit == "s" || unit.empty()) return seconds{v};

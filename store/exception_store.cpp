@@ -95,8 +95,6 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
-  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )sql";
 
 // PRAGMA user_version. 1: the tables above; 2: who completed a request's adult questions
@@ -304,6 +302,7 @@ std::string exception_store::migrate() {
            "or restore the store from before the upgrade";
   }
   if (auto e = db_.exec(schema_1); !e.empty()) return e;
+  if (auto e = db_.exec(audit_delete_trigger); !e.empty()) return e;
   for (const auto& c : added_columns) {
     bool present = false;
     auto info = db_.prepare(std::string("PRAGMA table_info(") + c.table + ")", &err);

@@ -181,6 +181,18 @@ class exception_store {
   std::optional<std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>>> load_active(
       seconds_t now, std::string* error);
 
+  // Retention (store/retention.cpp; deploy/README.md "Logs and retention"): deletes every
+  // record that closed before `cutoff` and every audit entry written before it, in one
+  // transaction: access requests denied, or whose exception ended (expired or revoked), with
+  // their exceptions; local blocks and allows removed; reports whose local block (if any) is
+  // no longer in force; bans lifted, withdrawn or expired. Open records stay whatever their
+  // age: pending requests, exceptions and bans in force or proposed, local entries in force.
+  // When anything was deleted, says what in one audit entry (by "hallpass", role "retention",
+  // naming `rule`, the setting) and then checkpoints the WAL, so that with secure_delete the
+  // deleted text is gone from the files too. data: {"requests", "reports", "local_entries",
+  // "bans", "audit"} (counts). Refused as a whole (nothing deleted) on any error.
+  result apply_retention(seconds_t cutoff, const std::string& rule);
+
  private:
   explicit exception_store(database db, const rules::time_zone& zone) : db_(std::move(db)), zone_(zone) {}
   std::string migrate();
@@ -216,5 +228,11 @@ class exception_store {
 };
 
 seconds_t now_seconds();
+
+// The trigger that keeps audit rows from being deleted; only apply_retention() lifts it, for
+// the length of its own transaction (store/retention.cpp).
+inline constexpr const char* audit_delete_trigger =
+    "CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit\n"
+    "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";
 
 }  // namespace hallpass::store

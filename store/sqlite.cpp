@@ -31,7 +31,10 @@ std::optional<database> database::open(const std::string& path, std::string* err
     return std::nullopt;
   }
   sqlite3_busy_timeout(d.db_, 5000);
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
+  // secure_delete: a deleted row's bytes are overwritten, not left in free pages (retention
+  // deletes personal data: store/retention.cpp).
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON",
+                             "PRAGMA secure_delete=ON"}) {
     if (auto e = d.exec(pragma); !e.empty()) {
       if (error) *error = e;
       return std::nullopt;

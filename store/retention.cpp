@@ -1,0 +1,90 @@
+// Retention: the store keeps a closed record only as long as the school's setting
+// (retention.records in the daemon's config; deploy/README.md "Logs and retention"). Part of
+// exception_store: the same connection, transactions and audit log. The admin thread calls it
+// at start, after each reload and every ten minutes (proxy/admin_server.cpp).
+#include <boost/json.hpp>
+
+#include "store/exception_store.hpp"
+
+namespace hallpass::store {
+namespace json = boost::json;
+
+namespace {
+
+// When each kind of record closed, as SQL over its row; a record with no end yet (pending,
+// in force, proposed) never matches `< ?1`. Each statement takes the cutoff as ?1.
+struct deletion {
+  const char* name;  // the count's key in the answer
+  const char* sql;
+};
+
+// The requests go after their exceptions (foreign key); reports before local entries, so
+// that a report whose block was removed before the cutoff still finds that block's row.
+constexpr deletion deletions[] = {
+    {nullptr,
+     "DELETE FROM exceptions WHERE request_id IN (SELECT r.id FROM requests r JOIN exceptions e "
+     "ON e.request_id = r.id WHERE r.decision = 'approved' AND MIN(e.valid_until, COALESCE(e.revoked_at, "
+     "e.valid_until)) < ?1)"},
+    // Approved requests whose exception was just deleted (no exception row left), and denied ones.
+    {"requests",
+     "DELETE FROM requests WHERE (decision = 'denied' AND decided_at < ?1) OR (decision = 'approved' AND "
+     "decided_at < ?1 AND NOT EXISTS (SELECT 1 FROM exceptions e WHERE e.request_id = requests.id))"},
+    {"reports",
+     "DELETE FROM reports WHERE created_at < ?1 AND NOT EXISTS (SELECT 1 FROM local_entries l WHERE "
+     "l.id = reports.entry_id AND (l.removed_at IS NULL OR l.removed_at >= ?1))"},
+    {"local_entries", "DELETE FROM local_entries WHERE removed_at IS NOT NULL AND removed_at < ?1"},
+    {"bans",
+     "DELETE FROM bans WHERE (lifted_at IS NOT NULL AND lifted_at < ?1) OR (lifted_at IS NULL AND valid_until "
+     "IS NOT NULL AND valid_until < ?1)"},
+};
+
+}  // namespace
+
+result exception_store::apply_retention(seconds_t cutoff, const std::string& rule) {
+  const std::int64_t cut = cutoff.time_since_epoch().count();
+  transaction tx(db_);
+  if (!tx.error().empty()) return result::fail("internal", tx.error());
+  json::object counts;
+  std::int64_t deleted = 0;
+  auto run = [&](const char* name, const std::string& sql) -> std::string {
+    std::string err;
+    auto st = db_.prepare(sql, &err);
+    if (!st) return err;
+    st.bind(1, cut);
+    if (auto e = st.run(); !e.empty()) return e;
+    if (name) {
+      counts[name] = db_.changes();
+      deleted += db_.changes();
+    }
+    return {};
+  };
+  for (const auto& d : deletions) {
+    if (auto e = run(d.name, d.sql); !e.empty()) return result::fail("internal", e);
+  }
+  // The audit log is append-only but for this: its trigger is dropped and made again inside
+  // the same transaction, so no other writer ever sees it missing.
+  if (auto e = db_.exec("DROP TRIGGER IF EXISTS audit_append_only_delete"); !e.empty())
+    return result::fail("internal", e);
+  if (auto e = run("audit", "DELETE FROM audit WHERE at < ?1"); !e.empty()) return result::fail("internal", e);
+  if (auto e = db_.exec(audit_delete_trigger); !e.empty()) return result::fail("internal", e);
+  if (deleted == 0) return commit(tx, std::move(counts));  // nothing to say in the audit log
+
+  std::string what;
+  for (const auto& [key, label] : {std::pair{"requests", "access requests (with their exceptions)"},
+                                   std::pair{"reports", "reports"},
+                                   std::pair{"local_entries", "removed local blocks and allows"},
+                                   std::pair{"bans", "ended bans"}, std::pair{"audit", "audit entries"}}) {
+    what += std::string(what.empty() ? "" : key == std::string_view("audit") ? " and " : ", ") +
+            std::to_string(counts.at(key).as_int64()) + " " + label;
+  }
+  const std::string reason = "deleted " + what + ", closed or written before " + iso(cut) + " (" + rule + ")";
+  auto r = audit_and_commit(tx, actor{"hallpass", "retention"}, "retention", "store", nullptr, nullptr, reason, "ok",
+                            std::move(counts));
+  // The WAL still holds the pages as they were before; a checkpoint copies the overwritten
+  // ones into the database and empties it. Best effort: a reader (hallpass explain) may hold
+  // it back, and SQLite checkpoints again by itself.
+  if (r.ok) db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  return r;
+}
+
+}  // namespace hallpass::store

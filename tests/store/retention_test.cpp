@@ -1,0 +1,186 @@
+// Retention (store/retention.cpp) on real SQLite files: what closed before the cutoff goes,
+// what is open stays whatever its age, the audit log keeps one entry saying what went, and
+// the deleted words are gone from the database files, not only from its tables.
+#include <doctest/doctest.h>
+
+#include <boost/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+
+#include "store/exception_store.hpp"
+#include "tests/store/store_fixture.hpp"
+
+namespace {
+
+namespace json = boost::json;
+using namespace hallpass;
+using store::actor;
+using store::exception_store;
+using store_test::open_store;
+using store_test::temp_dir;
+
+const actor technician{"ict.tech", "technician"};
+const actor headteacher{"mrs.head", "headteacher"};
+const actor dsl{"mr.dsl", "dsl"};
+
+std::int64_t file(exception_store& s, const std::string& url, const std::string& words) {
+  store::request_form f;
+  f.url = url;
+  f.requester = "Ava (Year 6)";
+  f.reasons = words;
+  f.roles = {"pupils"};
+  f.source = "block page";
+  f.client_address = "10.10.4.20";
+  auto r = s.file_request({"block page", "requester"}, f);
+  REQUIRE(r.ok);
+  return r.data.at("id").as_int64();
+}
+
+rules::target target_of(const std::string& url, rules::target_kind kind = rules::target_kind::domain) {
+  std::string error;
+  auto t = rules::make_target(url, kind, &error);
+  REQUIRE(t.has_value());
+  return *t;
+}
+
+void approve_for(exception_store& s, std::int64_t id, const std::string& url, std::chrono::seconds length) {
+  const auto now = store::now_seconds();
+  REQUIRE(s.approve(headteacher, id, now, now + length, target_of(url), "for the lesson").ok);
+}
+
+std::set<std::int64_t> request_ids(exception_store& s) {
+  std::set<std::int64_t> ids;
+  const auto r = s.list(store::list_filter::all);
+  REQUIRE(r.ok);
+  for (const auto& q : r.data.at("requests").as_array()) ids.insert(q.at("id").as_int64());
+  return ids;
+}
+
+// Every byte of the database and its WAL: deleted text must be in neither.
+std::string files_of(const temp_dir& dir) {
+  std::string all;
+  for (const char* name : {"hallpass.db", "hallpass.db-wal"}) {
+    std::ifstream in(dir.path / name, std::ios::binary);
+    all.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("retention deletes what closed before the cutoff and keeps everything still open") {
+  temp_dir dir;
+  auto s = open_store(dir);
+  const auto hour = std::chrono::hours(1);
+  const auto day = std::chrono::hours(24);
+
+  const auto denied = file(*s, "https://denied.test/", "words-of-the-denied-request");
+  REQUIRE(s->deny(headteacher, denied, "not for school").ok);
+  const auto ended = file(*s, "https://ended.test/", "words-of-the-ended-exception");
+  approve_for(*s, ended, "https://ended.test/", hour);
+  const auto revoked = file(*s, "https://revoked.test/", "words-of-the-revoked-exception");
+  approve_for(*s, revoked, "https://revoked.test/", day);
+  REQUIRE(s->revoke(headteacher, revoked, "lesson over").ok);
+  const auto in_force = file(*s, "https://in-force.test/", "words-still-in-force");
+  approve_for(*s, in_force, "https://in-force.test/", day);
+  const auto pending = file(*s, "https://pending.test/", "words-still-pending");
+
+  // Reports: one with no block, one whose block is in force, one whose block was removed.
+  auto plain = s->file_report(technician, "http://a.test/", "violent images", "Mrs Jones", "a pupil in 4B",
+                              std::nullopt);
+  REQUIRE(plain.ok);
+  auto blocking = s->file_report(technician, "http://b.test/", "gambling", "Mr Brown", std::nullopt,
+                                 target_of("http://b.test/"));
+  REQUIRE(blocking.ok);
+  auto unblocked = s->file_report(technician, "http://c.test/", "scam", "Ms Green", std::nullopt,
+                                  target_of("http://c.test/"));
+  REQUIRE(unblocked.ok);
+  REQUIRE(s->remove_local(technician, unblocked.data.at("entry").as_int64(), "reviewed: fine").ok);
+
+  // Bans: one ended by its length, one lifted, one in force, one proposal waiting.
+  auto ban = [&](const actor& who, std::string subject, std::chrono::seconds length, std::string how) {
+    store::ban_form f;
+    f.subject = std::move(subject);
+    f.length = length;
+    f.reason = "reason-of-" + f.subject;
+    f.how = std::move(how);
+    auto r = s->ban(who, f);
+    REQUIRE(r.ok);
+    return r.data.at("id").as_int64();
+  };
+  ban(dsl, "ended.user", hour, "command");
+  ban(dsl, "lifted.user", day, "command");
+  REQUIRE(s->unban(dsl, std::nullopt, false, "lifted.user", "apologised").ok);
+  ban(dsl, "banned.user", day, "command");
+  ban(technician, "proposed.user", day, "proposal");
+
+  // Everything that ends within two hours from now has closed by the cutoff; the day-long
+  // ones have not.
+  const auto r = s->apply_retention(store::now_seconds() + 2 * hour, "retention.records 1d");
+  INFO(r.error);
+  REQUIRE(r.ok);
+  CHECK(r.data.at("requests").as_int64() == 3);
+  CHECK(r.data.at("reports").as_int64() == 2);
+  CHECK(r.data.at("local_entries").as_int64() == 1);
+  CHECK(r.data.at("bans").as_int64() == 2);
+  CHECK(r.data.at("audit").as_int64() > 10);
+
+  CHECK(request_ids(*s) == std::set<std::int64_t>{in_force, pending});
+  CHECK(s->show(denied).code == "not_found");
+  std::string error;
+  const auto active = s->load_active(store::now_seconds(), &error);
+  REQUIRE(active.has_value());
+  CHECK(active->first.size() == 1);   // the exception in force
+  CHECK(active->second.size() == 1);  // the local block in force
+  const auto reports = s->reports().data.at("reports").as_array();
+  REQUIRE(reports.size() == 1);
+  CHECK(reports[0].at("url") == "http://b.test/");
+  std::set<std::string> banned;
+  const auto bans = s->bans(true);
+  for (const auto& b : bans.data.at("bans").as_array()) banned.insert(std::string(b.at("subject").as_string()));
+  CHECK(banned == std::set<std::string>{"banned.user", "proposed.user"});
+
+  // The audit log: only the entry saying what went (the others were written before the cutoff).
+  const auto entries = s->audit(std::nullopt).data.at("entries").as_array();
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0].at("action") == "retention");
+  CHECK(entries[0].at("os_user") == "hallpass");
+  const std::string reason(entries[0].at("reason").as_string());
+  INFO(reason);
+  CHECK(reason.find("deleted 3 access requests (with their exceptions), 2 reports, 1 removed local blocks and "
+                    "allows, 2 ended bans and ") == 0);
+  CHECK(reason.find("(retention.records 1d)") != std::string::npos);
+
+  // secure_delete and the checkpoint: the words are gone from the files, the kept ones are there.
+  const std::string bytes = files_of(dir);
+  for (const char* gone : {"words-of-the-denied-request", "words-of-the-ended-exception",
+                           "words-of-the-revoked-exception", "violent images", "a pupil in 4B", "scam",
+                           "reason-of-lifted.user", "reason-of-ended.user"}) {
+    INFO(gone);
+    CHECK(bytes.find(gone) == std::string::npos);
+  }
+  CHECK(bytes.find("words-still-pending") != std::string::npos);
+  CHECK(bytes.find("words-still-in-force") != std::string::npos);
+
+  // The audit log is append-only again: the trigger is back.
+  CHECK_FALSE(s->apply_retention(store::now_seconds() - day, "retention.records 1d").data.at("audit").as_int64());
+  auto db = store::database::open(dir.db(), &error);
+  REQUIRE(db.has_value());
+  CHECK(db->exec("DELETE FROM audit").find("append-only") != std::string::npos);
+}
+
+TEST_CASE("retention with nothing to delete writes no audit entry") {
+  temp_dir dir;
+  auto s = open_store(dir);
+  file(*s, "https://pending.test/", "words");
+  const auto r = s->apply_retention(store::now_seconds() - std::chrono::hours(24), "retention.records 1d");
+  REQUIRE(r.ok);
+  CHECK(r.data.at("requests").as_int64() == 0);
+  CHECK(r.data.at("audit").as_int64() == 0);
+  const auto entries = s->audit(std::nullopt).data.at("entries").as_array();
+  REQUIRE(entries.size() == 1);  // the filing only
+  CHECK(entries[0].at("action") != "retention");
+}
