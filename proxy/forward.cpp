@@ -255,7 +255,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       // The upstream's reason (a static string) is the log reason and the page text; a failed
       // certificate check's page says which check failed, and the log note of both TLS
       // refusals has OpenSSL's words.
-      ex.note = std::string(acquired.reason) + ": " + acquired.detail;
+      ex.add_note(std::string(acquired.reason) + ": " + acquired.detail);
       const bool tls_detail = acquired.error == upstream_error::tls_unverified ||
                               acquired.error == upstream_error::tls_outdated ||
                               acquired.error == upstream_error::tls_needs_direct;

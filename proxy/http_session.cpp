@@ -294,8 +294,10 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   if (!is_connect) path_for_rules = path_and_query;
   if (is_connect) co_return co_await serve_connect(w, c, ex, req[http::field::user_agent], version);
   if (c.transparent && !c.inside) {
-    // Decided on the Host and, when it does not lead to the original destination, on that too.
-    if (!co_await decide_transparent_request(w, c, ex, path_for_rules, version)) {
+    // Decided on the Host, which also says where the request goes (transparent.hpp). The
+    // co_await's result in a named local (proxy/README.md, GCC 12 rule 4).
+    const bool decided = co_await decide_transparent_request(w, c, ex, path_for_rules, version);
+    if (!decided) {
       finish_exchange(w, c, ex);
       co_return false;
     }

@@ -43,7 +43,10 @@ tcp::endpoint endpoint_of(const socket_address& a) {
 net::awaitable<upstream_error> decide_name_and_destination(worker& w, client_connection& c, exchange& ex,
                                                            std::optional<std::string_view> path) {
   auto& t = *c.transparent;
-  t.name_leads_there = true;
+  // Fail closed: until a lookup shows the name leads to the destination, the name's own
+  // addresses are used (a name blocked here and opened later by a page exception, in
+  // plan_tunnel, is never compared, and must not go to the destination unchecked).
+  t.name_leads_there = false;
   const rules::verdict& by_name = decide_exchange(w, c, ex, path);
   if (by_name.act == rules::action::block) co_return upstream_error::none;
   const std::string name = by_name.host.text;
@@ -55,20 +58,20 @@ net::awaitable<upstream_error> decide_name_and_destination(worker& w, client_con
     std::string detail;
     auto resolved = co_await w.upstream().resolve(name, t.dst.port, *ex.cfg, detail);
     if (resolved.second != upstream_error::none) {
-      ex.note = "the name '" + name + "' could not be checked against the original destination " + t.text + ": " +
-                detail;
+      ex.add_note("the name '" + name + "' could not be checked against the original destination " + t.text + ": " +
+                  detail);
       w.state().metrics.upstream_failed(metrics::upstream_failure::dns).Increment();
       co_return resolved.second;
     }
     // CDNs: a name with many addresses leads there when any of them is the destination.
     for (const auto& e : resolved.first) leads_there = leads_there || same_address(e, t.dst.ip);
   }
+  t.name_leads_there = leads_there;
   if (!leads_there) {
     // Not counted as circumvention: a device whose resolver answers otherwise than the
     // gateway's (another CDN node) does this innocently, and it now gains nothing.
-    t.name_leads_there = false;
-    ex.note = "'" + name + "' does not resolve to the original destination " + t.text +
-              ": connected to the name's own address instead";
+    ex.add_note("'" + name + "' does not resolve to the original destination " + t.text +
+                ": connected to the name's own address instead");
   }
   co_return upstream_error::none;
 }
@@ -109,7 +112,7 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
   ex.cfg = w.config();
   const auto& daemon = ex.cfg->daemon;
   const auto& dst = c.transparent->dst;
-  // Logged like a CONNECT (the policy decides it as one): a tunnel to the original destination.
+  // Logged like a CONNECT (the policy decides it as one), with the original destination.
   ex.method = "CONNECT";
   ex.scheme = "https";
   ex.host = dst.ip.to_string();
@@ -169,8 +172,9 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
     finish_exchange(w, c, ex);
     co_return inspected;
   }
-  if (const auto lookup = co_await decide_name_and_destination(w, c, ex, std::nullopt);
-      lookup != upstream_error::none) {
+  // The co_await's result in a named local, never in the condition (proxy/README.md, GCC 12 rule 4).
+  const upstream_error lookup = co_await decide_name_and_destination(w, c, ex, std::nullopt);
+  if (lookup != upstream_error::none) {
     close_tls(w, c, ex, outcome::error, describe(lookup));
     co_return false;
   }
@@ -204,7 +208,7 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
     to.address = original_endpoint(c);
     auto acquired = co_await w.upstream().acquire(to, *ex.cfg, upstream_use::tunnel, false);
     if (!acquired.conn) {
-      ex.note = std::string(acquired.reason) + ": " + acquired.detail;
+      ex.add_note(std::string(acquired.reason) + ": " + acquired.detail);
       close_tls(w, c, ex, outcome::error, acquired.reason);
       co_return false;
     }
@@ -221,7 +225,7 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
   // (an inspected one's origin connection made meanwhile, origin_prefetch.hpp).
   if (plan == tunnel_plan::inspect) prefetch_tunnel_origin(w, c, ex);
   const bool inspected = co_await start_inspection(w, c, ex);
-  if (inspected && plan == tunnel_plan::block_page) ex.note = "inspected to show the HTTPS block page";
+  if (inspected && plan == tunnel_plan::block_page) ex.add_note("inspected to show the HTTPS block page");
   finish_exchange(w, c, ex);
   co_return inspected;
 }

@@ -61,9 +61,9 @@ struct client_connection {
     bool tls = false;    // the listener's protocol: tls (443) or http (80)
     std::string error;   // why there is no usable original destination (then dst is unset)
     // Whether the name last decided on this connection (the Host of its latest request, or the
-    // SNI) resolves to dst. When it does not, connections go to the name's own addresses, not
-    // to dst, so that the bytes go where the decision was made (transparent.cpp).
-    bool name_leads_there = true;
+    // SNI) was found to resolve to dst. Until it is, connections go to the name's own addresses,
+    // not to dst, so that the bytes go where the decision was made (transparent.cpp).
+    bool name_leads_there = false;
   };
   std::optional<transparent_origin> transparent;
   beast::flat_buffer buffer;
