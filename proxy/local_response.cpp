@@ -177,9 +177,11 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
   const auto status = static_cast<http::status>(row.status);
   std::string text = refusal_text(row, detail);
   // A row without its own text shows the detail, a phrase ("the site's name could not be
-  // found"): made a sentence before another follows it.
-  if (!text.empty() && text.front() >= 'a' && text.front() <= 'z') text.front() = static_cast<char>(text.front() - 32);
-  if (!text.empty() && text.back() != '.' && text.back() != '?' && text.back() != '!') text += '.';
+  // found"): made a sentence before another follows it. Rows with a text are left as written.
+  if (row.text.empty() && !text.empty()) {
+    if (text.front() >= 'a' && text.front() <= 'z') text.front() = static_cast<char>(text.front() - 32);
+    if (text.back() != '.' && text.back() != '?' && text.back() != '!') text += '.';
+  }
   if (names_address(r) && !ex.host.empty()) {
     // The page names the address that could not be reached, for the technician.
     text += " The address was " + url_of(ex.scheme, ex.host, ex.port, "/") + ".";
