@@ -136,17 +136,14 @@ std::optional<bool> yaml_reader::boolean(const YAML::Node& n, const std::string&
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view t) {
   long long v = 0;
   auto r = std::from_chars(t.data(), t.data() + t.size(), v);
-  // At most about 100 years in any unit, so that no conversion to milliseconds overflows.
-  if (r.ec != std::errc() || v < 0 || v > 3'153'600'000'000LL) return std::nullopt;
+  if (r.ec != std::errc() || v < 0) return std::nullopt;
   const std::string_view unit(r.ptr, static_cast<std::size_t>(t.data() + t.size() - r.ptr));
-  if (unit != "ms" && v > 3'153'600'000LL) return std::nullopt;
-  using namespace std::chrono;
-  if (unit == "ms") return milliseconds{v};
-  if (unit == "s" || unit.empty()) return seconds{v};
-  if (unit == "m") return minutes{v};
-  if (unit == "h") return hours{v};
-  if (unit == "d") return hours{24 * v};
-  return std::nullopt;
+  // At most 100 years in any unit, so that no conversion (to a steady_clock's nanoseconds
+  // for a timer, about 292 years at most) overflows.
+  const long long unit_ms = unit == "ms" ? 1 : unit == "s" || unit.empty() ? 1000 : unit == "m" ? 60'000
+                            : unit == "h" ? 3'600'000 : unit == "d" ? 86'400'000 : 0;
+  if (unit_ms == 0 || v > 3'153'600'000'000LL / unit_ms) return std::nullopt;
+  return std::chrono::milliseconds{v * unit_ms};
 }
 
 std::optional<std::chrono::milliseconds> yaml_reader::duration(const YAML::Node& n, const std::string& what) {

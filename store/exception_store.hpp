@@ -187,7 +187,7 @@ class exception_store {
   // their exceptions; local blocks and allows removed; reports whose local block (if any) is
   // no longer in force; bans lifted, withdrawn or expired. Open records stay whatever their
   // age: pending requests, exceptions and bans in force or proposed, local entries in force.
-  // When anything was deleted, says what in one audit entry (by "hallpass", role "retention",
+  // When any record was deleted, says what in one audit entry (by "hallpass", role "retention",
   // naming `rule`, the setting) and then checkpoints the WAL, so that with secure_delete the
   // deleted text is gone from the files too. data: {"requests", "reports", "local_entries",
   // "bans", "audit"} (counts). Refused as a whole (nothing deleted) on any error.

@@ -357,3 +357,22 @@ TEST_CASE("inspection.never: a missing list file is an error, an empty one a war
   CHECK(banks.warnings[0].line == 3);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("durations: every unit, and nothing past 100 years (no conversion overflows)") {
+  using namespace std::chrono;
+  CHECK(parse_duration("500ms") == milliseconds(500));
+  CHECK(parse_duration("10") == seconds(10));
+  CHECK(parse_duration("5m") == minutes(5));
+  CHECK(parse_duration("2h") == hours(2));
+  CHECK(parse_duration("365d") == hours(24 * 365));
+  CHECK(parse_duration("36500d") == hours(24 * 36500));
+  for (const char* too_long : {"36501d", "876001h", "3153600000001ms", "9223372036854775807d",
+                               "9223372036854775807ms", "99999999999999999999s"}) {
+    INFO(too_long);
+    CHECK_FALSE(parse_duration(too_long).has_value());
+  }
+  for (const char* bad : {"", "d", "-1s", "1y", "1 d", "1.5h"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_duration(bad).has_value());
+  }
+}
