@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "certs/origin_context.hpp"
+#include "proxy/list_record.hpp"
 #include "rules/policy_loader.hpp"
 #include "rules/yaml_reader.hpp"
 
@@ -221,8 +222,17 @@ config_load_result config_store::reload() {
   std::lock_guard lock(reload_mutex_);
   const auto previous = current_.load(std::memory_order_acquire);
   auto r = load_configuration(path_, overrides_, generation_.load() + 1, previous.get());
-  if (r.config && previous) {
-    for (auto& e : rules::emptied_sources(*previous->policy, *r.config->policy)) r.errors.push_back({path_, 0, 0, e});
+  if (r.config) {
+    // A list that gave entries and gives none: against the policy in force on a reload, and
+    // against the record of the last run at the start (proxy/list_record.hpp).
+    std::vector<std::string> found, warnings;
+    if (previous) {
+      found = rules::emptied_sources(*previous->policy, *r.config->policy);
+    } else if (overrides_.serving) {
+      found = emptied_since_last_run(r.config->daemon.state_dir, *r.config->policy, warnings);
+    }
+    for (auto& e : found) r.errors.push_back({path_, 0, 0, std::move(e)});
+    for (auto& w : warnings) r.warnings.push_back({path_, 0, 0, std::move(w)});
     if (!r.errors.empty()) r.config.reset();
   }
   if (r.config) {

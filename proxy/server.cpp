@@ -17,6 +17,7 @@
 
 #include "feeds/feed_history.hpp"
 #include "proxy/access_log.hpp"
+#include "proxy/list_record.hpp"
 #include "proxy/admin_server.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/net.hpp"
@@ -195,6 +196,14 @@ int run_server(const run_options& options) {
   std::error_code fs_ec;
   std::filesystem::create_directories(d.state_dir, fs_ec);
   if (fs_ec) std::cerr << "hallpass: warning: cannot create state_dir " << d.state_dir << ": " << fs_ec.message() << "\n";
+  // What the lists gave, for the next start to compare with (proxy/list_record.hpp).
+  const auto remember_lists = [](const configuration& c) {
+    if (auto e = write_list_record(c.daemon.state_dir, *c.policy); !e.empty()) {
+      std::cerr << "hallpass: warning: the lists' entry counts were not recorded (" << e
+                << "): the next start cannot tell a list emptied meanwhile" << std::endl;
+    }
+  };
+  remember_lists(*cfg);
 
   std::unique_ptr<metrics> m;
   try {
@@ -319,6 +328,7 @@ int run_server(const run_options& options) {
     m->reloads.Increment();
     m->policy_generation.Set(static_cast<double>(r.config->generation));
     record_feed_loads(before->policy.get(), *r.config);
+    remember_lists(*r.config);
     std::cerr << "hallpass: reloaded " << options.config_path << ": policy generation " << r.config->generation
               << std::endl;
     const auto& a = before->daemon;

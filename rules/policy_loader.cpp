@@ -1443,24 +1443,36 @@ class loader : private yaml_reader {
 
 }  // namespace
 
-std::vector<std::string> emptied_sources(const policy& before, const policy& after) {
+source_counts count_sources(const policy& p) {
+  source_counts out;
+  for (const auto& c : p.categories) {
+    auto& sources = out[c.name];
+    for (const auto& s : c.sources) sources[s.name] = s.entries;
+  }
+  return out;
+}
+
+std::vector<std::string> emptied_sources(const source_counts& before, const policy& after, std::string_view before_was,
+                                         std::string_view refused) {
   std::vector<std::string> out;
   for (const auto& c : after.categories) {
-    const auto old = std::find_if(before.categories.begin(), before.categories.end(),
-                                  [&](const category& b) { return b.name == c.name; });
-    if (old == before.categories.end()) continue;
+    const auto old = before.find(c.name);
+    if (old == before.end()) continue;
     for (const auto& now : c.sources) {
       if (now.entries > 0) continue;
-      const auto was = std::find_if(old->sources.begin(), old->sources.end(),
-                                    [&](const category::source& s) { return s.name == now.name; });
-      if (was == old->sources.end() || was->entries == 0) continue;
-      out.push_back("category " + quote(c.name) + ": " + now.name + " had " + std::to_string(was->entries) +
-                    " entries in the policy in force and has none now (emptied, cut short or the wrong file?): "
-                    "the reload is refused and the lists in force stay; to empty it on purpose, take it out of "
-                    "the policy, or restart hallpass");
+      const auto was = old->second.find(now.name);
+      if (was == old->second.end() || was->second == 0) continue;
+      out.push_back("category " + quote(c.name) + ": " + now.name + " had " + std::to_string(was->second) +
+                    " entries " + std::string(before_was) + " and has none now (emptied, cut short or the wrong "
+                    "file?): " + std::string(refused) + "; to empty it on purpose, take it out of the policy");
     }
   }
   return out;
+}
+
+std::vector<std::string> emptied_sources(const policy& before, const policy& after) {
+  return emptied_sources(count_sources(before), after, "in the policy in force",
+                         "the reload is refused and the lists in force stay");
 }
 
 list_line classify_list_line(std::string_view raw, list_file_kind kind) {

@@ -6,6 +6,7 @@
 // loop (a large policy takes seconds). Independent calls may run concurrently.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,6 +45,16 @@ load_result load_policy(const std::string& path, const load_options& options = {
 // none in `after`, in words. The daemon refuses such a reload, keeping the policy in force (an
 // emptied file, a truncated copy, an editor's half-written save would otherwise fail open).
 std::vector<std::string> emptied_sources(const policy& before, const policy& after);
+
+// The entries each list source gave, by category then source name (category::source::name):
+// what emptied_sources compares. The daemon keeps the last served policy's in its state_dir, so
+// that a restart compares too (proxy/list_record.hpp).
+using source_counts = std::map<std::string, std::map<std::string, std::size_t>>;
+source_counts count_sources(const policy& p);
+// emptied_sources against counts kept from an earlier run: `before` says where they came from
+// ("when hallpass last ran (FILE)"), `refused` what is refused ("hallpass does not start").
+std::vector<std::string> emptied_sources(const source_counts& before, const policy& after, std::string_view before_was,
+                                         std::string_view refused);
 
 // The kinds of category list file: one domain a line (UT1 `domains`, `domain_files`), one URL
 // prefix a line (UT1 `urls`, `url_files`), or either (a `lines` feed).

@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from harness import PUPIL, STAFF, Origin, Proxy, SlowDownload, curl, wait_for
+from harness import BIN, PUPIL, STAFF, Origin, Proxy, SlowDownload, curl, free_port, wait_for
 
 BIG = 32 * 1024 * 1024  # the origin's /big
 
@@ -85,6 +85,60 @@ class LifecycleTest(unittest.TestCase):
                 "categories: [social_media, listed]", "categories: [social_media]"))
             proxy.reload(expect_ok=True)
             self.assertEqual(curl(proxy, self.url("origin.test"), source=PUPIL)[0], 200)
+        finally:
+            proxy.stop()
+
+    def test_a_restart_never_empties_a_list_that_blocked_something_either(self):
+        # A restart has no policy in force to compare with: the daemon keeps what each list
+        # gave (state_dir/list-sources.json) and a list emptied while it was stopped keeps it
+        # from starting, instead of opening what the list blocked.
+        proxy = Proxy()
+        try:
+            listed = os.path.join(proxy.dir, "listed.txt")
+            with open(listed, "w") as f:
+                f.write("origin.test\nwww.origin.test\n")
+            entry = f'  listed: {{domain_files: ["{listed}"]}}\n'
+            good = proxy.policy_text.replace(
+                "  circumvention: {domains: [vpn.test]}\n", "  circumvention: {domains: [vpn.test]}\n" + entry).replace(
+                "      - {action: block, categories: [social_media]}\n",
+                "      - {action: block, categories: [social_media, listed]}\n", 1)
+            proxy.write_policy(good)
+            proxy.reload(expect_ok=True)
+            self.assertEqual(curl(proxy, self.url("origin.test"), source=PUPIL)[0], 403)
+            state = os.path.join(proxy.dir, "state")
+            def recorded():
+                with open(os.path.join(state, "list-sources.json")) as f:
+                    return '"' + listed + '":2' in f.read()
+            wait_for(recorded, what="the list's count recorded")
+            proxy.signal(signal.SIGTERM)
+            proxy.proc.wait(15)
+
+            def start():
+                return subprocess.run(
+                    [BIN, "run", "--config", proxy.config, "--listen", f"127.0.0.1:{free_port()}", "--access-log",
+                     "-", "--metrics-listen", "off", "--state-dir", state],
+                    capture_output=True, text=True, timeout=15)
+
+            with open(listed, "wb") as f:
+                f.write(b"")  # emptied while hallpass was stopped
+            r = start()
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("had 2 entries when hallpass last ran", r.stderr)
+            self.assertIn("hallpass does not start; to empty it on purpose, take it out of the policy", r.stderr)
+            # Taken out on purpose: it starts (still running 2 s later), then is stopped.
+            proxy.write_policy(good.replace(entry, "").replace("categories: [social_media, listed]",
+                                                               "categories: [social_media]"))
+            p = subprocess.Popen(
+                [BIN, "run", "--config", proxy.config, "--listen", f"127.0.0.1:{free_port()}", "--access-log", "-",
+                 "--metrics-listen", "off", "--state-dir", state],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(2)
+                self.assertIsNone(p.poll(), p.stderr.read() if p.poll() is not None else "")
+            finally:
+                p.send_signal(signal.SIGTERM)
+                p.wait(15)
+                p.stderr.close()
         finally:
             proxy.stop()
 
