@@ -35,7 +35,7 @@ CLIENT, GW, NET = f"{TAG}-cli", f"{TAG}-gw", f"{TAG}-net"
 PUPIL, STAFF, PUPIL6 = "10.10.0.2", "10.10.0.3", "fd00:10::2"
 ORIGIN, OTHER, CDN_OTHER = "203.0.113.10", "203.0.113.20", "203.0.113.30"
 ORIGIN6 = "2001:db8::10"
-NAMES = ["allowed.test", "facebook.test", "inspected.test", "other.test", "cdn.test", "fronted.test"]
+NAMES = ["allowed.test", "facebook.test", "pages.test", "inspected.test", "other.test", "cdn.test", "fronted.test"]
 
 # The origin: answers every HTTP or HTTPS request with JSON naming the address it was reached
 # at (so the test sees where hallpass connected), the Host, the target and the request's number
@@ -95,13 +95,15 @@ school:
   name: Transparent Test School
   timezone: Europe/London
 """ + LESSON_ALL_WEEK + """categories:
-  social_media: {{domains: [facebook.test]}}
+  social_media: {{domains: [facebook.test, pages.test]}}
+  opened_pages: {{urls: ["pages.test/allowed-page"]}}
   bad_addresses: {{domains: ["{other}"]}}
 roles:
   pupils:
     networks: [{pupil}/32, {pupil6}/128]
     default: allow
     rules:
+      - {{action: allow, categories: [opened_pages]}}
       - {{action: block, categories: [social_media, bad_addresses]}}
   staff:
     networks: [{staff}/32]
@@ -116,6 +118,7 @@ listen:
 hosts:
   allowed.test: [{origin}, {origin6}]
   facebook.test: [{origin}]
+  pages.test: [{origin}]
   inspected.test: [{origin}]
   other.test: [{other}]
   fronted.test: [{origin}]
@@ -376,6 +379,17 @@ class TransparentGatewayTest(unittest.TestCase):
         answers = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
         self.assertEqual([(a["host"], a["reached"]) for a in answers],
                          [("cdn.test", CDN_OTHER), ("fronted.test", ORIGIN)], r.stderr)
+
+    def test_a_page_opened_on_a_blocked_host_goes_to_the_hosts_own_address(self):
+        # pages.test is blocked on its host, so no lookup compares it with the destination
+        # when the SNI is decided; a URL rule opens one page, so the tunnel is inspected and that
+        # page forwarded. It must go to pages.test's address, not to .30 (review of audit18 D1).
+        status, body, err = self.curl("https://pages.test/allowed-page", CDN_OTHER,
+                                      extra=["--cacert", self.school_crt])
+        self.assertEqual(status, 200, err)
+        self.assertEqual(json.loads(body)["reached"], ORIGIN)
+        status, body, err = self.curl("https://pages.test/closed-page", CDN_OTHER, extra=["--cacert", self.school_crt])
+        self.assertEqual(status, 403, err)
 
     def test_tls_to_a_destination_the_school_does_not_open_is_closed_before_the_handshake(self):
         # private.test resolves to 192.168.77.7 (a private network, upstream.deny_networks) and
