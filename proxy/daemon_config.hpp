@@ -142,7 +142,8 @@ struct daemon_config {
 
   // How long the store keeps what it holds about people once it is closed (store/retention.cpp;
   // deploy/README.md "Logs and retention"): access requests once denied or their exception
-  // ended, reports, removed local entries, ended bans, and audit entries. nullopt: forever.
+  // ended (or never decided), reports, removed local entries, ended bans, and audit entries.
+  // nullopt: forever.
   struct retention_settings {
     std::optional<std::chrono::seconds> records = std::chrono::days(365);
   } retention;

@@ -184,9 +184,10 @@ class exception_store {
   // Retention (store/retention.cpp; deploy/README.md "Logs and retention"): deletes every
   // record that closed before `cutoff` and every audit entry written before it, in one
   // transaction: access requests denied, or whose exception ended (expired or revoked), with
-  // their exceptions; local blocks and allows removed; reports whose local block (if any) is
+  // their exceptions, and requests still pending that were filed before it (never decided in
+  // the whole period); local blocks and allows removed; reports whose local block (if any) is
   // no longer in force; bans lifted, withdrawn or expired. Open records stay whatever their
-  // age: pending requests, exceptions and bans in force or proposed, local entries in force.
+  // age: exceptions and bans in force or proposed, local entries in force.
   // When any record was deleted, says what in one audit entry (by "hallpass", role "retention",
   // naming `rule`, the setting) and then checkpoints the WAL, so that with secure_delete the
   // deleted text is gone from the files too. data: {"requests", "reports", "local_entries",

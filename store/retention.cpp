@@ -25,10 +25,12 @@ constexpr deletion deletions[] = {
      "DELETE FROM exceptions WHERE request_id IN (SELECT r.id FROM requests r JOIN exceptions e "
      "ON e.request_id = r.id WHERE r.decision = 'approved' AND MIN(e.valid_until, COALESCE(e.revoked_at, "
      "e.valid_until)) < ?1)"},
-    // Approved requests whose exception was just deleted (no exception row left), and denied ones.
+    // Approved requests whose exception was just deleted (no exception row left), denied ones,
+    // and ones never decided within the whole period (filed before the cutoff: stale).
     {"requests",
      "DELETE FROM requests WHERE (decision = 'denied' AND decided_at < ?1) OR (decision = 'approved' AND "
-     "decided_at < ?1 AND NOT EXISTS (SELECT 1 FROM exceptions e WHERE e.request_id = requests.id))"},
+     "decided_at < ?1 AND NOT EXISTS (SELECT 1 FROM exceptions e WHERE e.request_id = requests.id)) OR "
+     "(decision IS NULL AND created_at < ?1)"},
     {"reports",
      "DELETE FROM reports WHERE created_at < ?1 AND NOT EXISTS (SELECT 1 FROM local_entries l WHERE "
      "l.id = reports.entry_id AND (l.removed_at IS NULL OR l.removed_at >= ?1))"},

@@ -1,6 +1,6 @@
 """Retention of the store (deploy/README.md "Logs and retention"; store/retention.cpp): with
 `retention.records` set, the daemon deletes access requests once denied or their exception
-ended, ended bans, removed local blocks, their reports and old audit entries, at start, after
+ended (or never decided), ended bans, removed local blocks, their reports and old audit entries, at start, after
 each reload and every ten minutes; what is still open stays; the audit log says what went; the
 deleted words are gone from the database files. Real daemon, admin socket, SQLite and OS users
 (needs root), as exceptions_test.py; a `records` of 3 s stands in for a school's 365 days."""
@@ -46,7 +46,7 @@ class RetentionTest(DaemonWithAdminSocket, unittest.TestCase):
     def test_closed_records_go_after_the_period_and_open_ones_stay(self):
         denied = self.file("https://denied.test/", "words-of-a-denied-request")
         ctl("hp_head", self.sock, "deny", str(denied), "--reason", "not for school", check=0)
-        pending = self.file("https://pending.test/", "words-of-a-pending-request")
+        stale = self.file("https://stale.test/", "words-of-a-request-never-decided")
         approved = self.file("https://approved.test/", "words-of-an-exception-in-force")
         ctl("hp_head", self.sock, "approve", str(approved), "--for", "1h", "--reason", "lesson", check=0)
         closed = time.monotonic()
@@ -58,10 +58,12 @@ class RetentionTest(DaemonWithAdminSocket, unittest.TestCase):
 
         # After it, a reload applies retention at once (else the ten-minute round would).
         time.sleep(max(0.0, KEEP + 1.2 - (time.monotonic() - closed)))
+        pending = self.file("https://pending.test/", "words-of-a-pending-request")  # filed within the period
         ctl("hp_tech", self.sock, "reload", check=0)
         code, out, err = ctl("hp_dsl", self.sock, "show", str(denied))
         self.assertEqual(code, 1, out)
         self.assertIn(f"there is no request {denied}", err)
+        self.assertEqual(ctl("hp_dsl", self.sock, "show", str(stale))[0], 1)  # undecided for the whole period
         self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(pending))["status"], "pending")
         self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(approved))["status"], "approved")
 
@@ -69,7 +71,7 @@ class RetentionTest(DaemonWithAdminSocket, unittest.TestCase):
         retention = [e for e in entries if e["action"] == "retention"]
         self.assertEqual(len(retention), 1, entries)
         self.assertEqual((retention[0]["os_user"], retention[0]["admin_role"]), ("hallpass", "retention"))
-        self.assertTrue(retention[0]["reason"].startswith("deleted 1 access requests (with their exceptions), 0 "
+        self.assertTrue(retention[0]["reason"].startswith("deleted 2 access requests (with their exceptions), 0 "
                                                          "reports, 0 removed local blocks and allows, 0 ended bans "
                                                          "and "), retention[0]["reason"])
         self.assertIn("(retention.records 3s)", retention[0]["reason"])
@@ -78,6 +80,7 @@ class RetentionTest(DaemonWithAdminSocket, unittest.TestCase):
 
         data = store_bytes(self.state)
         self.assertNotIn(b"words-of-a-denied-request", data)
+        self.assertNotIn(b"words-of-a-request-never-decided", data)
         self.assertIn(b"words-of-a-pending-request", data)
         self.assertIn(b"words-of-an-exception-in-force", data)
 
