@@ -217,9 +217,9 @@ void dns_resolver::on_answer(void* arg, int status, int /*timeouts*/, ares_addri
 }
 
 void dns_resolver::finish_query(const std::string& name, const std::shared_ptr<pending_query>& q, answer a) {
-  if (a.result == status::not_found) {
-    if (not_found_.size() >= max_negative_entries) not_found_.clear();
-    not_found_[name] = std::chrono::steady_clock::now() + negative_ttl;
+  if (a.result == status::not_found || a.result == status::timeout) {
+    if (negative_.size() >= max_negative_entries) negative_.clear();
+    negative_[name] = remembered{std::chrono::steady_clock::now() + negative_ttl, a.result};
   }
   if (auto it = pending_.find(name); it != pending_.end() && it->second == q) pending_.erase(it);
   q->result = std::move(a);
@@ -246,14 +246,14 @@ net::awaitable<dns_resolver::answer> dns_resolver::lookup(const std::string& nam
     co_return a;
   }
   const auto now = std::chrono::steady_clock::now();
-  if (auto it = not_found_.find(name); it != not_found_.end()) {
-    if (it->second > now) {
+  if (auto it = negative_.find(name); it != negative_.end()) {
+    if (it->second.until > now) {
       answer a;
-      a.result = status::not_found;
-      a.detail = "not found (remembered)";
+      a.result = it->second.result;
+      a.detail = a.result == status::timeout ? "the name servers did not answer (remembered)" : "not found (remembered)";
       co_return a;
     }
-    not_found_.erase(it);
+    negative_.erase(it);
   }
   std::shared_ptr<pending_query> q;
   if (auto it = pending_.find(name); it != pending_.end()) {

@@ -13,7 +13,9 @@
 //   names under ".localhost" are loopback (RFC 6761 6.3) without a query.
 // - Concurrent lookups of one name share one query. A name that does not exist (NXDOMAIN,
 //   or no A/AAAA records) is remembered for negative_ttl, so a flood of bad names costs one
-//   query each per 10 s. (Positive answers are cached by upstream, for upstream.dns_cache.)
+//   query each per 10 s; so is a name whose query c-ares gave up on unanswered (its tries, about
+//   7 s), so that the requests for it in the next 10 s get their 504 at once instead of each
+//   waiting its own deadline. (Positive answers are cached by upstream, for upstream.dns_cache.)
 //
 // Belongs to one worker: use only from that worker's event-loop thread. Not movable (c-ares
 // holds a pointer to it).
@@ -82,7 +84,13 @@ class dns_resolver {
   net::steady_timer timer_;
   std::unordered_map<int, std::shared_ptr<socket_watch>> sockets_;
   std::unordered_map<std::string, std::shared_ptr<pending_query>> pending_;
-  std::unordered_map<std::string, std::chrono::steady_clock::time_point> not_found_;  // name -> until
+  // Names that do not exist, and names whose name servers did not answer: name -> (until, the
+  // answer given meanwhile).
+  struct remembered {
+    std::chrono::steady_clock::time_point until;
+    status result = status::not_found;
+  };
+  std::unordered_map<std::string, remembered> negative_;
   std::vector<std::string> servers_;  // as last applied; empty: c-ares' own from resolv.conf
   std::string default_servers_;       // resolv.conf's, to go back to when dns_servers is emptied
   bool destroying_ = false;
