@@ -13,6 +13,21 @@ from harness import BIN, PUPIL, STAFF, Origin, Proxy, SlowDownload, curl, free_p
 BIG = 32 * 1024 * 1024  # the origin's /big
 
 
+def with_listed_category(proxy, lines):
+    """Writes `lines` to a list file beside the proxy's policy and returns (its path, the
+    policy text with a category `listed` of that file, blocked for pupils)."""
+    listed = os.path.join(proxy.dir, "listed.txt")
+    with open(listed, "w") as f:
+        f.write(lines)
+    good = proxy.policy_text.replace(
+        "  circumvention: {domains: [vpn.test]}\n",
+        f"  circumvention: {{domains: [vpn.test]}}\n  listed: {{domain_files: [\"{listed}\"]}}\n").replace(
+        "      - {action: block, categories: [social_media]}\n",
+        "      - {action: block, categories: [social_media, listed]}\n", 1)
+    assert good != proxy.policy_text, "the base policy changed: the category was not added"
+    return listed, good
+
+
 class LifecycleTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -60,15 +75,7 @@ class LifecycleTest(unittest.TestCase):
         # garbage used to load with a warning, and its category then blocked nothing.
         proxy = Proxy()
         try:
-            listed = os.path.join(proxy.dir, "listed.txt")
-            with open(listed, "w") as f:
-                f.write("origin.test\n")
-            good = proxy.policy_text.replace(
-                "  circumvention: {domains: [vpn.test]}\n",
-                f"  circumvention: {{domains: [vpn.test]}}\n  listed: {{domain_files: [\"{listed}\"]}}\n").replace(
-                "      - {action: block, categories: [social_media]}\n",
-                "      - {action: block, categories: [social_media, listed]}\n", 1)
-            self.assertNotEqual(good, proxy.policy_text)
+            listed, good = with_listed_category(proxy, "origin.test\n")
             proxy.write_policy(good)
             proxy.reload(expect_ok=True)
             self.assertEqual(curl(proxy, self.url("origin.test"), source=PUPIL)[0], 403)
@@ -94,14 +101,8 @@ class LifecycleTest(unittest.TestCase):
         # from starting, instead of opening what the list blocked.
         proxy = Proxy()
         try:
-            listed = os.path.join(proxy.dir, "listed.txt")
-            with open(listed, "w") as f:
-                f.write("origin.test\nwww.origin.test\n")
+            listed, good = with_listed_category(proxy, "origin.test\nwww.origin.test\n")
             entry = f'  listed: {{domain_files: ["{listed}"]}}\n'
-            good = proxy.policy_text.replace(
-                "  circumvention: {domains: [vpn.test]}\n", "  circumvention: {domains: [vpn.test]}\n" + entry).replace(
-                "      - {action: block, categories: [social_media]}\n",
-                "      - {action: block, categories: [social_media, listed]}\n", 1)
             proxy.write_policy(good)
             proxy.reload(expect_ok=True)
             self.assertEqual(curl(proxy, self.url("origin.test"), source=PUPIL)[0], 403)

@@ -15,16 +15,9 @@
 
 namespace {
 
-namespace json = boost::json;
 using namespace hallpass;
-using store::actor;
+using namespace store_test;  // temp_dir, open_store, the actors
 using store::exception_store;
-using store_test::open_store;
-using store_test::temp_dir;
-
-const actor technician{"ict.tech", "technician"};
-const actor headteacher{"mrs.head", "headteacher"};
-const actor dsl{"mr.dsl", "dsl"};
 
 std::int64_t file(exception_store& s, const std::string& url, const std::string& words) {
   store::request_form f;
@@ -34,7 +27,7 @@ std::int64_t file(exception_store& s, const std::string& url, const std::string&
   f.roles = {"pupils"};
   f.source = "block page";
   f.client_address = "10.10.4.20";
-  auto r = s.file_request({"block page", "requester"}, f);
+  auto r = s.file_request(block_page, f);
   REQUIRE(r.ok);
   return r.data.at("id").as_int64();
 }
@@ -101,7 +94,7 @@ TEST_CASE("retention deletes what closed before the cutoff and keeps everything 
   REQUIRE(s->remove_local(technician, unblocked.data.at("entry").as_int64(), "reviewed: fine").ok);
 
   // Bans: one ended by its length, one lifted, one in force, one proposal waiting.
-  auto ban = [&](const actor& who, std::string subject, std::chrono::seconds length, std::string how) {
+  auto ban = [&](const store::actor& who, std::string subject, std::chrono::seconds length, std::string how) {
     store::ban_form f;
     f.subject = std::move(subject);
     f.length = length;

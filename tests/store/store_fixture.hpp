@@ -15,6 +15,12 @@
 
 namespace store_test {
 
+// Who acts, as the admin socket names them (OS user, admin role).
+inline const hallpass::store::actor technician{"ict.tech", "technician"};
+inline const hallpass::store::actor headteacher{"mrs.head", "headteacher"};
+inline const hallpass::store::actor dsl{"mr.dsl", "dsl"};
+inline const hallpass::store::actor block_page{"block page", "requester"};
+
 // A fresh directory, removed with everything in it at the end of the test.
 struct temp_dir {
   std::filesystem::path path;
