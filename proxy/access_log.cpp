@@ -249,7 +249,9 @@ bool access_log::open_file() {
   } else {
     int fd;
     do {
-      fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+      // Never through a symbolic link: the log's directory is the daemon user's, and the first
+      // open may run as root (run --user drops privileges later; audit19 D1).
+      fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) {
       fail("open", errno, 0);

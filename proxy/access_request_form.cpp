@@ -5,8 +5,10 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <stdexcept>
 
+#include "proxy/access_record.hpp"
 #include "proxy/block_page.hpp"
 #include "proxy/request_checks.hpp"
 #include "rules/utf8.hpp"
@@ -76,7 +78,17 @@ void form_keys::release(std::string_view token) {
 
 std::string url_for_storage(std::string_view url, bool keep_query) {
   if (keep_query) return std::string(url);
-  return std::string(url.substr(0, url.find_first_of("?#")));
+  return path_without_parameters(url.substr(0, url.find_first_of("?#")));
+}
+
+std::string url_without_credentials(std::string_view url) {
+  url = url.substr(0, url.find('#'));
+  const auto scheme_end = url.find("://");
+  const std::size_t authority = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  const auto authority_end = std::min(url.find_first_of("/?", authority), url.size());
+  const auto at = url.substr(authority, authority_end - authority).rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, authority)) + std::string(url.substr(authority + at + 1));
 }
 
 std::string describe_window(std::chrono::seconds window) {

@@ -67,8 +67,14 @@ class form_keys {
 };
 
 // The URL as the store keeps it: without its query and fragment unless access_log.keep_query
-// is on (a query often holds personal data: search words, names, ids).
+// is on (a query often holds personal data: search words, names, ids), and then without the
+// path parameters either (";jsessionid=...": path_without_parameters).
 std::string url_for_storage(std::string_view url, bool keep_query);
+
+// A URL an adult typed (hallpassctl request, report): without user information
+// ("name:password@") and fragment, which no request carries to a site; the query stays (the
+// headteacher may mean that page). audit19 D4.
+std::string url_without_credentials(std::string_view url);
 
 // "10 minutes", "1 minute", "an hour", "90 seconds": a limiter's window in words.
 std::string describe_window(std::chrono::seconds window);

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "proxy/accept_next.hpp"
+#include "proxy/access_request_form.hpp"
 #include "proxy/admin_request.hpp"
 #include "proxy/run_loop.hpp"
 #include "proxy/server.hpp"
@@ -407,7 +408,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     if (!url || !requester || !reason) return bad(err);
     std::string url_err;
     if (!rules::make_target(*url, rules::target_kind::url, &url_err)) return bad("'url': " + url_err);
-    f.url = *url;
+    f.url = url_without_credentials(*url);
     f.requester = *requester;
     f.reasons = *reason;
     f.site_content = text_arg(args, "site_content", false, &err).value_or("");
@@ -554,7 +555,8 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     auto t = rules::make_target(*url, rules::target_kind::url, &terr);
     if (!t) return bad("'url': " + terr);
     if (block) target = t;
-    r = store_->file_report(actor, *url, *nature, *reporter, text_arg(args, "individual", false, &err), target);
+    r = store_->file_report(actor, url_without_credentials(*url), *nature, *reporter,
+                            text_arg(args, "individual", false, &err), target);
     changed = r.ok && block;
   } else if (verb == "reports") {
     r = store_->reports();

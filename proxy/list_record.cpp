@@ -61,7 +61,9 @@ std::string write_list_record(const std::string& state_dir, const rules::policy&
   const std::string text = json::serialize(json::object{{"categories", std::move(categories)}}) + "\n";
   const std::string path = list_record_path(state_dir);
   const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  // A new file, never one that is there (nor what a symbolic link there names).
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
   if (fd < 0) return tmp + ": " + std::strerror(errno);
   std::size_t done = 0;
   while (done < text.size()) {

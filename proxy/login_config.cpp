@@ -1,6 +1,9 @@
 #include "proxy/login_config.hpp"
 
+#include <sys/stat.h>
+
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
@@ -154,6 +157,16 @@ void read_ldap(rules::yaml_reader& r, const YAML::Node& n, ldap_settings& l) {
   }
   read_string(r, n, "bind_dn", "logins.ldap.bind_dn", l.bind_dn);
   read_path(r, n, "bind_password_file", "logins.ldap.bind_password_file", l.bind_password_file);
+  if (struct stat st {}; !l.bind_password_file.empty() && ::stat(l.bind_password_file.c_str(), &st) == 0 &&
+                         (st.st_mode & S_IRWXO) != 0) {
+    // The directory's service password, like the CA key (certs/authority.cpp), is for the
+    // daemon's user and group only (audit19 D7).
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    r.error(n["bind_password_file"], "logins.ldap.bind_password_file " + l.bind_password_file +
+                                         " is open to every user (mode " + mode +
+                                         "): it holds the directory's service password; chmod o-rwx it");
+  }
   if (!l.bind_dn.empty() && l.bind_password_file.empty()) {
     r.error(n["bind_dn"], "logins.ldap.bind_dn needs bind_password_file (the password is never written in the policy)");
   }

@@ -221,7 +221,15 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
     auto r = std::from_chars(port.data(), port.data() + port.size(), p);
     if (host.empty() || r.ec != std::errc() || r.ptr != port.data() + port.size() || p == 0 ||
         p > 65535) {
-      error = "CONNECT target '" + std::string(target) + "' is not host:port";
+      // The target is not quoted: it is the client's text, and whatever it carries (a path, a
+      // query, a password) must not reach the log's note (audit19 D3).
+      error = "the CONNECT target is not host:port (a port from 1 to 65535)";
+      return std::nullopt;
+    }
+    if (host.find('@') != std::string_view::npos) {
+      // user:password@host: no browser sends one; refused, and the host field stays empty
+      // rather than log the password (audit19 D3).
+      error = "the CONNECT target names a user (name@host), which is never sent on";
       return std::nullopt;
     }
     t.scheme = "https";

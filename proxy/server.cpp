@@ -1,5 +1,6 @@
 #include "proxy/server.hpp"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -174,6 +175,52 @@ void stop_daemon_on_failure::operator()(std::exception_ptr e) const {
   ::kill(::getpid(), SIGTERM);
 }
 
+namespace {
+
+// The files of the store (store/README.md), which a daemon started as root may have made.
+constexpr const char* store_files[] = {"hallpass.db", "hallpass.db-wal", "hallpass.db-shm", "list-sources.json"};
+
+// Takes the read and write bits from other users off the store's files (a store made by an
+// older hallpass outside systemd was 0644) and off the state directory. Never follows a
+// symbolic link. Said on stderr when it changes anything.
+void restrict_store_files(const std::string& state_dir) {
+  struct stat st {};
+  if (::lstat(state_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0007) != 0) {
+    if (::chmod(state_dir.c_str(), st.st_mode & 07770) == 0)
+      std::cerr << "hallpass: " << state_dir << " was open to every user; it no longer is\n";
+  }
+  for (const char* name : store_files) {
+    const std::string path = state_dir + "/" + name;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) continue;
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0007) != 0 &&
+        ::fchmod(fd, st.st_mode & 07770) == 0) {
+      std::cerr << "hallpass: " << path << " was readable by every user; it no longer is\n";
+    }
+    ::close(fd);
+  }
+}
+
+// run --user: the store's files that a run as root made become the daemon user's, so that it
+// can still write them (a root-made store was "a readonly database" after the drop). Only
+// regular files owned by root; never through a symbolic link.
+void give_store_files(const std::string& state_dir, const passwd& pw) {
+  for (const char* name : store_files) {
+    const std::string path = state_dir + "/" + name;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) continue;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 && st.st_nlink == 1 &&
+        ::fchown(fd, pw.pw_uid, pw.pw_gid) != 0) {
+      std::cerr << "hallpass: warning: cannot give " << path << " to " << pw.pw_name << ": " << std::strerror(errno)
+                << "\n";
+    }
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
 int daemon_exit_code() {
   return exit_code.load();
 }
@@ -193,17 +240,23 @@ int run_server(const run_options& options) {
   const auto cfg = loaded.config;
   const auto& d = cfg->daemon;
 
+  // Files the daemon makes (the store and its journal, the pid file, the lists' record) hold
+  // personal data: never readable by other users, under systemd (UMask=0027) or not
+  // (audit19 D2: outside systemd the store was 0644 in a 0755 directory).
+  ::umask(0027);
   std::error_code fs_ec;
   std::filesystem::create_directories(d.state_dir, fs_ec);
+  restrict_store_files(d.state_dir);
   if (fs_ec) std::cerr << "hallpass: warning: cannot create state_dir " << d.state_dir << ": " << fs_ec.message() << "\n";
-  // What the lists gave, for the next start to compare with (proxy/list_record.hpp).
+  // What the lists gave, for the next start to compare with (proxy/list_record.hpp). Written
+  // only once privileges are dropped (below): the state directory is the daemon user's, and
+  // root must not write files there (audit19 D1).
   const auto remember_lists = [](const configuration& c) {
     if (auto e = write_list_record(c.daemon.state_dir, *c.policy); !e.empty()) {
       std::cerr << "hallpass: warning: the lists' entry counts were not recorded (" << e
                 << "): the next start cannot tell a list emptied meanwhile" << std::endl;
     }
   };
-  remember_lists(*cfg);
 
   std::unique_ptr<metrics> m;
   try {
@@ -286,6 +339,7 @@ int run_server(const run_options& options) {
         std::cerr << "hallpass: warning: cannot give " << d.state_dir << " to " << *options.user << ": "
                   << std::strerror(errno) << "\n";
       }
+      give_store_files(d.state_dir, *pw);
       if (auto e = check_socket_group(d, *pw); !e.empty()) {
         std::cerr << "hallpass: " << e << "\n";
         return 1;
@@ -295,6 +349,7 @@ int run_server(const run_options& options) {
     if (!drop_privileges(*options.user)) return 1;
     std::cerr << "hallpass: running as " << *options.user << "\n";
   }
+  remember_lists(*cfg);
 
   // STATE_DIR/feeds/history gets a "loaded" line for each feed version this daemon starts
   // serving (feeds/feed_history.hpp). Called on the signal thread or the admin thread, never

@@ -102,6 +102,61 @@ class AdminSocketUserTest(unittest.TestCase):
         finally:
             proxy.stop()
 
+    def test_root_writes_nothing_through_links_the_service_user_plants_and_the_store_is_not_world_readable(self):
+        # audit19 D1: the state directory and the log's directory are the service user's; a
+        # daemon started as root must not follow a link planted there to a root-only file.
+        # D2: the store (pupils' requests) is readable by no other user. D8: a store a root run
+        # made is given to the service user.
+        sock, proxy = self.start(self.socket_dir(DAEMON_USER))
+        state = os.path.join(proxy.dir, "state")
+        victim = os.path.join(proxy.dir, "victim")
+        try:
+            for name in ("hallpass.db", "list-sources.json"):
+                st = os.stat(os.path.join(state, name))
+                self.assertEqual(stat.S_IMODE(st.st_mode) & 0o007, 0, name)
+                self.assertEqual(pwd.getpwuid(st.st_uid).pw_name, DAEMON_USER, name)
+            self.assertEqual(stat.S_IMODE(os.stat(state).st_mode) & 0o007, 0)
+        finally:
+            proxy.signal(__import__("signal").SIGTERM)
+            proxy.proc.wait(15)
+        with open(victim, "w") as f:
+            f.write("ROOT ONLY\n")
+        os.chmod(victim, 0o600)
+        u = pwd.getpwnam(DAEMON_USER)
+        os.chmod(proxy.dir, 0o755)
+        logs = os.path.join(proxy.dir, "logs")
+        os.mkdir(logs, 0o755)
+        os.chown(logs, u.pw_uid, u.pw_gid)
+        for link in (os.path.join(state, "list-sources.json.tmp"), os.path.join(logs, "access.log")):
+            os.symlink(victim, link)
+            os.lchown(link, u.pw_uid, u.pw_gid)
+        os.chmod(os.path.join(state, "hallpass.db"), 0o644)  # as an older version left it
+        err_path = os.path.join(proxy.dir, "stderr")
+        with open(err_path, "w") as err_file:
+            r = subprocess.Popen([BIN, "run", "--config", proxy.config, "--listen", "127.0.0.1:0", "--metrics-listen",
+                                  "off", "--access-log", os.path.join(logs, "access.log"), "--state-dir", state,
+                                  "--user", DAEMON_USER], stdout=subprocess.DEVNULL, stderr=err_file)
+        try:
+            import time
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and r.poll() is None:
+                with open(err_path) as f:
+                    if "serving" in f.read():
+                        break
+                time.sleep(0.1)
+            with open(victim) as f:
+                self.assertEqual(f.read(), "ROOT ONLY\n")
+            mode = stat.S_IMODE(os.stat(os.path.join(state, "hallpass.db")).st_mode)
+        finally:
+            r.terminate()
+            r.wait(15)
+            with open(err_path) as f:
+                err = f.read()
+            proxy.stop()
+        self.assertIn("serving", err)
+        self.assertEqual(mode & 0o007, 0, err)
+        self.assertIn("was readable by every user; it no longer is", err)
+
     def test_a_missing_socket_directory_is_made_for_the_service_user(self):
         d = self.socket_dir(DAEMON_USER, create=False)
         sock, proxy = self.start(d)

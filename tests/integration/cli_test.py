@@ -35,6 +35,7 @@ class CheckTest(unittest.TestCase):
             secret = os.path.join(d, "bind.pw")
             with open(secret, "w") as f:
                 f.write("s3cret-bind-password\n")
+            os.chmod(secret, 0o640)
             path = os.path.join(d, "p.yaml")
             with open(SCHOOL) as f:
                 text = f.read()
@@ -77,6 +78,13 @@ logins:
             self.assertIn("Bans: supervised use bbc.co.uk, thenational.academy; automatic after 3 circumvention "
                           "attempts within 10m, for 1d\n", out)
             self.assertNotIn("s3cret", out + r.stderr)
+            # The password file open to every user is refused, as the CA key is (audit19 D7).
+            os.chmod(secret, 0o644)
+            r = run("check", "--config", path)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn(f"logins.ldap.bind_password_file {secret} is open to every user (mode 0644): it holds "
+                          "the directory's service password; chmod o-rwx it", r.stdout + r.stderr)
+            self.assertNotIn("s3cret", r.stdout + r.stderr)
         # Without the sections: each says what is off.
         r = run("check", "--config", SCHOOL)
         self.assertIn("PAC file: not served (pac.listen)\n", r.stdout)

@@ -169,7 +169,7 @@ class NegotiateFixture(unittest.TestCase):
         password_file = os.path.join(cls.kdc.dir, "service-password")
         with open(password_file, "w") as f:
             f.write("admin-secret\n")
-        os.chmod(password_file, 0o644)
+        os.chmod(password_file, 0o600)
         logins = logins.replace("    user_attribute: uid\n", f"    user_attribute: uid\n    bind_dn: \"cn=admin,{BASE}\"\n"
                                 f"    bind_password_file: \"{password_file}\"\n")
         logins = logins.replace("  failures:", negotiate_section(cls.kdc.keytab, f"HTTP/{PROXY_HOST}@{REALM}") +

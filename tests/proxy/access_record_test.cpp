@@ -305,6 +305,14 @@ TEST_CASE("access record: the query string is written only when kept") {
   CHECK(path_of(true) == "/groups/year7");  // no dangling '?'
   const std::string line = format_access_record(typical(), time_zone::utc(), false);
   CHECK(line.find("id=42") == std::string::npos);
+
+  // Path parameters carry session tokens as a query does (audit19 D4): gone unless kept.
+  r = typical();
+  r.path = "/app;jsessionid=SECRET/page;v=2";
+  CHECK(path_of(false) == "/app/page");
+  CHECK(path_of(true) == "/app;jsessionid=SECRET/page;v=2?id=42&ref=home");
+  CHECK(hallpass::path_without_parameters("/;a/b;/c;;d/") == "//b/c/");
+  CHECK(hallpass::path_without_parameters("") == "");
 }
 
 TEST_CASE("access record: time is school-local ISO 8601 with milliseconds and offset") {
@@ -445,7 +453,8 @@ TEST_CASE("access record: hostile bytes in every field still give one valid JSON
       CHECK(field(*parsed, "host").text == read);
       CHECK(field(*parsed, "reason").text == read);
       CHECK(field(*parsed, "note").text == read);
-      CHECK(field(*parsed, "path").text == (keep ? read + "?" + read : read));
+      CHECK(field(*parsed, "path").text ==
+            (keep ? read + "?" + read : as_read(hallpass::path_without_parameters(bad))));
     }
   }
 }

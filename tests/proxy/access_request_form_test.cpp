@@ -52,6 +52,16 @@ TEST_CASE("the stored URL keeps its query only when the school keeps queries") {
   CHECK(url_for_storage("http://x.test/feed#top", false) == "http://x.test/feed");
   CHECK(url_for_storage("http://x.test/feed", false) == "http://x.test/feed");
   CHECK(url_for_storage("http://x.test/feed?child=Ava", true) == "http://x.test/feed?child=Ava");
+  CHECK(url_for_storage("http://x.test/x;jsessionid=TOKEN/y?q=1", false) == "http://x.test/x/y");
+}
+
+TEST_CASE("a URL an adult typed loses its user information and fragment, keeps its query") {
+  CHECK(url_without_credentials("https://user:PASS@secret.test/p;a=1?tok=Q#frag") == "https://secret.test/p;a=1?tok=Q");
+  CHECK(url_without_credentials("http://a@b@x.test/") == "http://x.test/");
+  CHECK(url_without_credentials("x.test/path@home?mail=a@b.test") == "x.test/path@home?mail=a@b.test");
+  CHECK(url_without_credentials("http://x.test?mail=a@b.test") == "http://x.test?mail=a@b.test");
+  CHECK(url_without_credentials("me@x.test/p") == "x.test/p");
+  CHECK(url_without_credentials("https://x.test/") == "https://x.test/");
 }
 
 TEST_CASE("a limiter's window in words") {
