@@ -1190,6 +1190,9 @@ class loader : private yaml_reader {
       }
       if (n["rules"]) r.rules = load_rules(n["rules"], name);
       if (n["safesearch"]) load_safesearch(n["safesearch"], what, r.safesearch);
+      if (r.safesearch.search != safesearch_level::off) {
+        if (auto lock = search_front_end_lock(name, r.safesearch.clause)) r.rules.push_back(std::move(*lock));
+      }
       if (n["groups"]) load_role_groups(n["groups"], what, r.groups);
       role_names_.push_back(name);
       p_->roles.push_back(std::move(r));
@@ -1234,6 +1237,24 @@ class loader : private yaml_reader {
       }
       out.push_back(*s);
     }
+  }
+
+  // DuckDuckGo's HTML and lite pages have no locked front end to connect to, and take their
+  // searches by POST, which the request rewrite cannot reach: relayed or inspected, a search
+  // there was never locked (audit20 D1, D2). A role whose search is locked gets them blocked by
+  // a rule of its own, after the policy's rules (which may still open them on purpose) and
+  // before the role's default, so that the block page, explain and the log say why.
+  std::optional<rule> search_front_end_lock(const std::string& role, const std::string& clause) {
+    static const char* const text =
+        "[{name: SafeSearch lock, action: block, domains: [html.duckduckgo.com, lite.duckduckgo.com], "
+        "reason: \"DuckDuckGo's HTML and lite pages cannot be locked to safe search, so they are closed where "
+        "SafeSearch is on; duckduckgo.com is open, with safe search locked.\"}]";
+    auto rules = load_rules(YAML::Load(text), role);
+    if (rules.size() != 1) return std::nullopt;
+    rules[0].id = role + " SafeSearch lock";
+    rules[0].summary = "block DuckDuckGo's HTML and lite pages, which cannot be locked to safe search";
+    rules[0].clause = clause;
+    return std::move(rules[0]);
   }
 
   // roles.<name>.safesearch: {search: strict|off, youtube: strict|moderate|off, clause: "..."}

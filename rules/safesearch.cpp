@@ -172,13 +172,14 @@ search_service search_service_of(std::string_view raw) {
   std::array<char, 256> buf;
   const std::string_view h = host_key(raw, buf);
   if (h.empty()) return search_service::none;
-  if (is_google_search_host(h)) return search_service::google;
+  // ipv4. and ipv6.google.com serve search too (audit20 D3).
+  if (is_google_search_host(h) || h == "ipv4.google.com" || h == "ipv6.google.com") return search_service::google;
   if (h == "www.bing.com" || h == "bing.com") return search_service::bing;
   if (one_of(h, {"duckduckgo.com", "www.duckduckgo.com", "html.duckduckgo.com", "lite.duckduckgo.com"})) {
     return search_service::duckduckgo;
   }
-  if (one_of(h, {"www.youtube.com", "youtube.com", "m.youtube.com", "youtubei.googleapis.com",
-                 "youtube.googleapis.com", "www.youtube-nocookie.com"})) {
+  if (one_of(h, {"www.youtube.com", "youtube.com", "m.youtube.com", "music.youtube.com", "youtubei.googleapis.com",
+                 "youtube.googleapis.com", "www.youtube-nocookie.com", "youtube-nocookie.com"})) {
     return search_service::youtube;
   }
   return search_service::none;
@@ -215,6 +216,15 @@ safesearch_rewrite safesearch_request(const policy& p, const verdict& v, std::st
   const auto service = search_service_of(host);
   const auto level = safesearch_for(p, v, service);
   if (level == safesearch_level::off) return r;
+  // Some servers also split a query at ';' ("q=a;safe=off"): read as '&' here, so that a
+  // setting after one is found and replaced (audit20 D4). Browsers send a ';' in a search term
+  // as %3B, so no term changes.
+  std::string semicolons;
+  if (const auto q = pq.find('?'); q != std::string_view::npos && pq.find(';', q) != std::string_view::npos) {
+    semicolons = std::string(pq);
+    std::replace(semicolons.begin() + static_cast<std::ptrdiff_t>(q), semicolons.end(), ';', '&');
+    pq = semicolons;
+  }
   const auto q = pq.find('?');
   const std::string_view path = pq.substr(0, q);
   const std::string_view query = q == std::string_view::npos ? std::string_view() : pq.substr(q + 1);

@@ -164,3 +164,36 @@ TEST_CASE("search terms: decoded, bounded, only on search paths") {
   std::string plain = "/search?q=" + std::string(1 << 20, 'a');
   CHECK(search_terms("www.google.com", plain)->size() == max_search_terms_bytes);
 }
+
+TEST_CASE("SafeSearch: DuckDuckGo's HTML and lite pages are blocked where search is locked (audit20 D1, D2)") {
+  // No locked front end to connect to, and their forms search by POST, which no rewrite
+  // reaches: a role with search locked gets them blocked by a rule of its own.
+  fixture t;
+  for (const char* url : {"https://html.duckduckgo.com/html/", "https://lite.duckduckgo.com/lite/?q=a",
+                          "http://html.duckduckgo.com/html/?q=a&kp=-2", "https://LITE.duckduckgo.com./"}) {
+    CAPTURE(url);
+    const auto v = test::ask{*t.p, "pupils"}.at("2026-11-23 11:00", url);
+    CHECK(v.act == action::block);
+    CHECK(v.rule_id == "pupils SafeSearch lock");
+    CHECK(std::string(v.reason).find("cannot be locked to safe search") != std::string::npos);
+    // Search not locked: open as before.
+    CHECK(test::ask{*t.p, "staff"}.at("2026-11-23 11:00", url).act == action::allow);
+    CHECK(test::ask{*t.p, "office"}.at("2026-11-23 11:00", url).act == action::allow);
+  }
+  CHECK(test::ask{*t.p, "pupils"}.at("2026-11-23 11:00", "https://duckduckgo.com/?q=a").act == action::allow);
+}
+
+TEST_CASE("SafeSearch: more of Google's and YouTube's hosts, and ';' as a separator (audit20 D3, D4)") {
+  fixture t;
+  CHECK(t.connect("pupils", "ipv4.google.com") == std::optional<std::string_view>("forcesafesearch.google.com"));
+  CHECK(t.connect("pupils", "ipv6.google.com") == std::optional<std::string_view>("forcesafesearch.google.com"));
+  CHECK(t.connect("pupils", "music.youtube.com") == std::optional<std::string_view>("restrict.youtube.com"));
+  CHECK(t.connect("pupils", "youtube-nocookie.com") == std::optional<std::string_view>("restrict.youtube.com"));
+  CHECK(t.target("pupils", "www.google.com", "/search?q=a;safe=off") ==
+        std::optional<std::string>("/search?q=a&safe=active"));
+  CHECK(t.target("pupils", "www.bing.com", "/search?q=a;adlt=off;x=1") ==
+        std::optional<std::string>("/search?q=a&adlt=strict&x=1"));
+  CHECK(t.target("pupils", "duckduckgo.com", "/?q=a;kp=-2") == std::optional<std::string>("/?q=a&kp=1"));
+  // A term with an encoded ';' keeps it.
+  CHECK(t.target("pupils", "www.google.com", "/search?q=a%3Bb") == std::optional<std::string>("/search?q=a%3Bb&safe=active"));
+}
