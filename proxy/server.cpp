@@ -180,14 +180,16 @@ namespace {
 // The files of the store (store/README.md), which a daemon started as root may have made.
 constexpr const char* store_files[] = {"hallpass.db", "hallpass.db-wal", "hallpass.db-shm", "list-sources.json"};
 
-// Takes the read and write bits from other users off the store's files (a store made by an
-// older hallpass outside systemd was 0644) and off the state directory. Never follows a
-// symbolic link. Said on stderr when it changes anything.
+// Takes other users' bits off the store's files (a store made by an older hallpass outside
+// systemd was 0644), and their read and write bits off the state directory (its search bit
+// stays: an admin socket placed there must stay reachable by its group's members; the files
+// are closed to them anyway). Never follows a symbolic link. Said on stderr when it changes
+// anything.
 void restrict_store_files(const std::string& state_dir) {
   struct stat st {};
-  if (::lstat(state_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0007) != 0) {
-    if (::chmod(state_dir.c_str(), st.st_mode & 07770) == 0)
-      std::cerr << "hallpass: " << state_dir << " was open to every user; it no longer is\n";
+  if (::lstat(state_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0006) != 0) {
+    if (::chmod(state_dir.c_str(), st.st_mode & 07771) == 0)
+      std::cerr << "hallpass: " << state_dir << " could be listed or written by every user; it no longer can\n";
   }
   for (const char* name : store_files) {
     const std::string path = state_dir + "/" + name;

@@ -313,12 +313,28 @@ explanation explain(const policy& p, const request_facts& facts, const exception
   return e;
 }
 
+namespace {
+
+// The SafeSearch front end the proxy connects to for this host and role, in words; "" for none.
+// Plain HTTP is mapped too (proxy/forward.cpp), with its Host unchanged (audit20 D6).
+std::string safesearch_connect_text(const policy& p, const verdict& v, std::string_view host, bool tls) {
+  const auto to = safesearch_connect_host(p, v, host);
+  if (!to) return {};
+  const auto service = search_service_of(host);
+  return std::string(*to) + " (" + std::string(to_string(service)) + " " +
+         std::string(to_string(safesearch_for(p, v, service))) + " for " + v.chosen_role->name + "; " +
+         (tls ? "SNI and Host unchanged)" : "Host unchanged)");
+}
+
+}  // namespace
+
 explanation explain_url(const policy& p, const request_facts& facts, const exception_index* overlay,
                         bool inspection_on) {
   const bool tls = facts.scheme == "https" || facts.scheme == "wss";
   if (!tls) {
     explanation e = explain(p, facts, overlay);
     if (facts.path) e.safesearch_change = rewrite_text(p, e.v, facts.host, *facts.path);
+    e.safesearch_connect = safesearch_connect_text(p, e.v, facts.host, false);
     return e;
   }
   const std::string_view shown_path = facts.path ? *facts.path : std::string_view("/");
@@ -369,12 +385,7 @@ explanation explain_url(const policy& p, const request_facts& facts, const excep
   }
   e.inspection = std::move(ins);
   if (!note.empty()) e.notes.insert(e.notes.begin(), note);
-  if (const auto to = safesearch_connect_host(p, e.v, facts.host)) {
-    const auto service = search_service_of(facts.host);
-    e.safesearch_connect = std::string(*to) + " (" + std::string(to_string(service)) + " " +
-                           std::string(to_string(safesearch_for(p, e.v, service))) + " for " +
-                           e.v.chosen_role->name + "; SNI and Host unchanged)";
-  }
+  e.safesearch_connect = safesearch_connect_text(p, e.v, facts.host, true);
   if (e.path_seen && facts.path) e.safesearch_change = rewrite_text(p, e.v, facts.host, *facts.path);
   return e;
 }
@@ -431,7 +442,7 @@ std::string explanation_text(const policy& p, const request_facts& f, const expl
     line("HTTPS:", std::string(e.inspection->handling == tls_handling::inspect ? "inspected" : "relayed") +
                        (e.inspection->never ? " (never-inspect list)" : "") + ": " + e.inspection->why);
   }
-  if (!e.safesearch_connect.empty()) line("SafeSearch:", "the tunnel connects to " + e.safesearch_connect);
+  if (!e.safesearch_connect.empty()) line("SafeSearch:", "the proxy connects to " + e.safesearch_connect);
   if (!e.safesearch_change.empty()) line("SafeSearch:", e.safesearch_change);
   for (const auto& n : e.notes) line("Note:", n);
   if (!e.would_allow.empty()) {

@@ -115,7 +115,7 @@ class AdminSocketUserTest(unittest.TestCase):
                 st = os.stat(os.path.join(state, name))
                 self.assertEqual(stat.S_IMODE(st.st_mode) & 0o007, 0, name)
                 self.assertEqual(pwd.getpwuid(st.st_uid).pw_name, DAEMON_USER, name)
-            self.assertEqual(stat.S_IMODE(os.stat(state).st_mode) & 0o007, 0)
+            self.assertEqual(stat.S_IMODE(os.stat(state).st_mode) & 0o006, 0)
         finally:
             proxy.signal(__import__("signal").SIGTERM)
             proxy.proc.wait(15)

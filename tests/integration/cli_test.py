@@ -318,6 +318,10 @@ class ExplainInspectionTest(unittest.TestCase):
         self.assertTrue(youtube["safesearch_connect"].startswith("restrictmoderate.youtube.com"))
         self.assertNotIn("safesearch_connect", explain("--role", "office", "https://www.youtube.com/"))
         self.assertNotIn("safesearch_connect", explain("--role", "staff", url))
+        # Plain HTTP is connected to the front end too (audit20 D6: explain did not say so).
+        plain = explain("--role", "pupils", "http://www.google.com/search?q=a&safe=off")
+        self.assertTrue(plain["safesearch_connect"].startswith("forcesafesearch.google.com"), plain)
+        self.assertTrue(plain["safesearch_connect"].endswith("; Host unchanged)"), plain)
 
     def test_text_output_shows_the_inspection_and_safesearch_lines(self):
         r = run("explain", "--config", SCHOOL, "--role", "pupils", "--at", "2026-11-23 11:00", *self.CA,
@@ -325,7 +329,7 @@ class ExplainInspectionTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, r"(?m)^Verdict:  ALLOW$")
         self.assertRegex(r.stdout, r"(?m)^HTTPS:    inspected: search engines are inspected for pupils \(SafeSearch\)$")
-        self.assertRegex(r.stdout, r"(?m)^SafeSearch: the tunnel connects to strict\.bing\.com ")
+        self.assertRegex(r.stdout, r"(?m)^SafeSearch: the proxy connects to strict\.bing\.com .*SNI and Host unchanged")
         self.assertRegex(r.stdout, r"(?m)^SafeSearch: the request becomes /search\?q=owls&adlt=strict$")
         self.assertEqual(run("explain", "--config", SCHOOL, "--role", "pupils", "--ca-dir").returncode, 2)
 

@@ -183,7 +183,7 @@ TEST_CASE("SafeSearch: DuckDuckGo's HTML and lite pages are blocked where search
   CHECK(test::ask{*t.p, "pupils"}.at("2026-11-23 11:00", "https://duckduckgo.com/?q=a").act == action::allow);
 }
 
-TEST_CASE("SafeSearch: more of Google's and YouTube's hosts, and ';' as a separator (audit20 D3, D4)") {
+TEST_CASE("SafeSearch: more of Google's and YouTube's hosts, and a semicolon as a separator (audit20 D3, D4)") {
   fixture t;
   CHECK(t.connect("pupils", "ipv4.google.com") == std::optional<std::string_view>("forcesafesearch.google.com"));
   CHECK(t.connect("pupils", "ipv6.google.com") == std::optional<std::string_view>("forcesafesearch.google.com"));
