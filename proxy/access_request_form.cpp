@@ -83,8 +83,16 @@ std::string url_for_storage(std::string_view url, bool keep_query) {
 
 std::string url_without_credentials(std::string_view url) {
   url = url.substr(0, url.find('#'));
+  // A scheme only where one can stand: letters, digits, '+', '-', '.' before "://", and that
+  // before any '/', '?' (a "://" in a query is not one).
   const auto scheme_end = url.find("://");
-  const std::size_t authority = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  const bool scheme = scheme_end != std::string_view::npos && scheme_end > 0 &&
+                      scheme_end < url.find_first_of("/?") &&
+                      std::all_of(url.begin(), url.begin() + static_cast<std::ptrdiff_t>(scheme_end), [](char c) {
+                        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                               c == '+' || c == '-' || c == '.';
+                      });
+  const std::size_t authority = scheme ? scheme_end + 3 : 0;
   const auto authority_end = std::min(url.find_first_of("/?", authority), url.size());
   const auto at = url.substr(authority, authority_end - authority).rfind('@');
   if (at == std::string_view::npos) return std::string(url);

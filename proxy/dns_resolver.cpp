@@ -105,7 +105,11 @@ void dns_resolver::use_servers(const std::vector<std::string>& servers) {
   for (const auto& s : servers) csv += (csv.empty() ? "" : ",") + s;
   if (servers.empty()) csv = default_servers_;
   // Validated when the configuration was loaded; a failure here leaves the old servers.
-  if (ares_set_servers_ports_csv(channel_, csv.c_str()) == ARES_SUCCESS) servers_ = servers;
+  if (ares_set_servers_ports_csv(channel_, csv.c_str()) == ARES_SUCCESS) {
+    servers_ = servers;
+    // Timeouts were the old servers' silence: the new ones get asked.
+    std::erase_if(negative_, [](const auto& e) { return e.second.result == status::timeout; });
+  }
 }
 
 void dns_resolver::on_socket_state(void* data, int fd, int readable, int writable) {

@@ -1,6 +1,7 @@
 #include "proxy/list_record.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
@@ -8,8 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "rules/policy_loader.hpp"
 
@@ -23,12 +22,25 @@ std::string list_record_path(const std::string& state_dir) {
 std::vector<std::string> emptied_since_last_run(const std::string& state_dir, const rules::policy& p,
                                                 std::vector<std::string>& warnings) {
   const std::string path = list_record_path(state_dir);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};  // the first run, or a state_dir without one
-  std::stringstream text;
-  text << in.rdbuf();
+  // Read as root before privileges are dropped, in the daemon user's directory: never through
+  // a link, never a FIFO that would hang the start, at most 16 MiB.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) warnings.push_back(path + " cannot be read (" + std::strerror(errno) + "): the lists are not "
+                                            "compared with the last run");
+    return {};  // ENOENT: the first run, or a state_dir without one
+  }
+  std::string text;
+  struct stat st {};
+  const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= (16 << 20);
+  if (regular) {
+    text.resize(static_cast<std::size_t>(st.st_size));
+    const ssize_t n = ::read(fd, text.data(), text.size());
+    text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  }
+  ::close(fd);
   boost::system::error_code ec;
-  const json::value v = json::parse(text.str(), ec);
+  const json::value v = regular ? json::parse(text, ec) : json::value();
   rules::source_counts before;
   const json::object* categories = nullptr;
   if (!ec && v.is_object()) {
@@ -48,7 +60,8 @@ std::vector<std::string> emptied_since_last_run(const std::string& state_dir, co
       if (entries.is_uint64()) counts[std::string(source)] = static_cast<std::size_t>(entries.as_uint64());
     }
   }
-  return rules::emptied_sources(before, p, "when hallpass last ran (" + path + ")", "hallpass does not start");
+  return rules::emptied_sources(before, p, "when hallpass last ran (" + path + ")",
+                                "hallpass does not start (to start without this comparison, remove " + path + ")");
 }
 
 std::string write_list_record(const std::string& state_dir, const rules::policy& p) {

@@ -178,7 +178,8 @@ void stop_daemon_on_failure::operator()(std::exception_ptr e) const {
 namespace {
 
 // The files of the store (store/README.md), which a daemon started as root may have made.
-constexpr const char* store_files[] = {"hallpass.db", "hallpass.db-wal", "hallpass.db-shm", "list-sources.json"};
+constexpr const char* store_files[] = {"hallpass.db", "hallpass.db-wal", "hallpass.db-shm", "list-sources.json",
+                                       "hallpass.pid"};
 
 // Takes other users' bits off the store's files (a store made by an older hallpass outside
 // systemd was 0644), and their read and write bits off the state directory (its search bit
@@ -195,30 +196,31 @@ void restrict_store_files(const std::string& state_dir) {
     const std::string path = state_dir + "/" + name;
     const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) continue;
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0007) != 0 &&
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && (st.st_mode & 0007) != 0 &&
         ::fchmod(fd, st.st_mode & 07770) == 0) {
-      std::cerr << "hallpass: " << path << " was readable by every user; it no longer is\n";
+      std::cerr << "hallpass: " << path << " was open to every user; it no longer is\n";
     }
     ::close(fd);
   }
 }
 
-// run --user: the store's files that a run as root made become the daemon user's, so that it
-// can still write them (a root-made store was "a readonly database" after the drop). Only
-// regular files owned by root; never through a symbolic link.
-void give_store_files(const std::string& state_dir, const passwd& pw) {
-  for (const char* name : store_files) {
-    const std::string path = state_dir + "/" + name;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) continue;
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 && st.st_nlink == 1 &&
-        ::fchown(fd, pw.pw_uid, pw.pw_gid) != 0) {
-      std::cerr << "hallpass: warning: cannot give " << path << " to " << pw.pw_name << ": " << std::strerror(errno)
-                << "\n";
-    }
-    ::close(fd);
+// run --user: a file a run as root made becomes the daemon user's, so that it can still write
+// it (a root-made store was "a readonly database" after the drop; a root-made access log could
+// not be reopened). Only a regular file owned by root with one name; never through a link.
+void give_file(const std::string& path, const passwd& pw) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 && st.st_nlink == 1 &&
+      ::fchown(fd, pw.pw_uid, pw.pw_gid) != 0) {
+    std::cerr << "hallpass: warning: cannot give " << path << " to " << pw.pw_name << ": " << std::strerror(errno)
+              << "\n";
   }
+  ::close(fd);
+}
+
+void give_store_files(const std::string& state_dir, const passwd& pw) {
+  for (const char* name : store_files) give_file(state_dir + "/" + name, pw);
 }
 
 }  // namespace
@@ -242,10 +244,6 @@ int run_server(const run_options& options) {
   const auto cfg = loaded.config;
   const auto& d = cfg->daemon;
 
-  // Files the daemon makes (the store and its journal, the pid file, the lists' record) hold
-  // personal data: never readable by other users, under systemd (UMask=0027) or not
-  // (audit19 D2: outside systemd the store was 0644 in a 0755 directory).
-  ::umask(0027);
   std::error_code fs_ec;
   std::filesystem::create_directories(d.state_dir, fs_ec);
   restrict_store_files(d.state_dir);
@@ -342,6 +340,7 @@ int run_server(const run_options& options) {
                   << std::strerror(errno) << "\n";
       }
       give_store_files(d.state_dir, *pw);
+      if (log.enabled() && d.access_log.path != "-") give_file(d.access_log.path, *pw);
       if (auto e = check_socket_group(d, *pw); !e.empty()) {
         std::cerr << "hallpass: " << e << "\n";
         return 1;
@@ -351,6 +350,12 @@ int run_server(const run_options& options) {
     if (!drop_privileges(*options.user)) return 1;
     std::cerr << "hallpass: running as " << *options.user << "\n";
   }
+  // Files the daemon makes from here (the store and its journal, the pid file, the lists'
+  // record) hold personal data: never readable by other users, under systemd (UMask=0027) or
+  // not (audit19 D2: outside systemd the store was 0644 in a 0755 directory). Set only now, so
+  // that the directories made above as root (state_dir's parents, the admin socket's) stay
+  // reachable by the user it runs as.
+  ::umask(0027);
   remember_lists(*cfg);
 
   // STATE_DIR/feeds/history gets a "loaded" line for each feed version this daemon starts

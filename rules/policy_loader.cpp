@@ -1191,7 +1191,7 @@ class loader : private yaml_reader {
       if (n["rules"]) r.rules = load_rules(n["rules"], name);
       if (n["safesearch"]) load_safesearch(n["safesearch"], what, r.safesearch);
       if (r.safesearch.search != safesearch_level::off) {
-        if (auto lock = search_front_end_lock(name, r.safesearch.clause)) r.rules.push_back(std::move(*lock));
+        if (auto lock = search_front_end_lock(name, r.safesearch.clause)) r.rules.insert(r.rules.begin(), std::move(*lock));
       }
       if (n["groups"]) load_role_groups(n["groups"], what, r.groups);
       role_names_.push_back(name);
@@ -1242,8 +1242,8 @@ class loader : private yaml_reader {
   // DuckDuckGo's HTML and lite pages have no locked front end to connect to, and take their
   // searches by POST, which the request rewrite cannot reach: relayed or inspected, a search
   // there was never locked (audit20 D1, D2). A role whose search is locked gets them blocked by
-  // a rule of its own, after the policy's rules (which may still open them on purpose) and
-  // before the role's default, so that the block page, explain and the log say why.
+  // a rule of its own, before the role's rules (an "allow duckduckgo.com" there would open its
+  // subdomains too), so that the block page, explain and the log say why.
   std::optional<rule> search_front_end_lock(const std::string& role, const std::string& clause) {
     static const char* const text =
         "[{name: SafeSearch lock, action: block, domains: [html.duckduckgo.com, lite.duckduckgo.com], "
@@ -1464,6 +1464,20 @@ class loader : private yaml_reader {
 
 }  // namespace
 
+namespace {
+
+// A feed list the school lets be empty (feeds.NAME.min_entries: 0): feeds update accepts an
+// empty one, so neither a reload nor a start refuses it.
+bool may_be_empty(const policy& p, std::string_view source) {
+  if (!source.starts_with("feed:")) return false;
+  const auto name = source.substr(5, source.find('/') == std::string_view::npos ? std::string_view::npos
+                                                                                 : source.find('/') - 5);
+  return std::any_of(p.feeds.begin(), p.feeds.end(),
+                     [&](const feed& f) { return f.name == name && f.min_entries == 0; });
+}
+
+}  // namespace
+
 source_counts count_sources(const policy& p) {
   source_counts out;
   for (const auto& c : p.categories) {
@@ -1480,12 +1494,13 @@ std::vector<std::string> emptied_sources(const source_counts& before, const poli
     const auto old = before.find(c.name);
     if (old == before.end()) continue;
     for (const auto& now : c.sources) {
-      if (now.entries > 0) continue;
+      if (now.entries > 0 || may_be_empty(after, now.name)) continue;
       const auto was = old->second.find(now.name);
       if (was == old->second.end() || was->second == 0) continue;
       out.push_back("category " + quote(c.name) + ": " + now.name + " had " + std::to_string(was->second) +
                     " entries " + std::string(before_was) + " and has none now (emptied, cut short or the wrong "
-                    "file?): " + std::string(refused) + "; to empty it on purpose, take it out of the policy");
+                    "file?): " + std::string(refused) + "; to empty it on purpose, take it out of the policy (a "
+                    "feed's list may be empty with feeds.NAME.min_entries: 0)");
     }
   }
   return out;

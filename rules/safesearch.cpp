@@ -127,6 +127,17 @@ bool has_param(std::string_view query, std::string_view name) {
   return found;
 }
 
+// Whether a raw ';' in the query starts a parameter called `name` (spelt any way set_param
+// reads it): "q=a;safe=off" to a server that also splits at ';'.
+bool semicolon_names(std::string_view query, std::string_view name) {
+  for (auto at = query.find(';'); at != std::string_view::npos; at = query.find(';', at + 1)) {
+    std::string_view piece = query.substr(at + 1);
+    piece = piece.substr(0, piece.find_first_of("&;"));
+    if (iequals(form_decode(param_name(piece), 64), name)) return true;
+  }
+  return false;
+}
+
 bool one_of(std::string_view s, std::initializer_list<std::string_view> list) {
   return std::find(list.begin(), list.end(), s) != list.end();
 }
@@ -216,11 +227,16 @@ safesearch_rewrite safesearch_request(const policy& p, const verdict& v, std::st
   const auto service = search_service_of(host);
   const auto level = safesearch_for(p, v, service);
   if (level == safesearch_level::off) return r;
-  // Some servers also split a query at ';' ("q=a;safe=off"): read as '&' here, so that a
-  // setting after one is found and replaced (audit20 D4). Browsers send a ';' in a search term
-  // as %3B, so no term changes.
+  // Some servers also split a query at ';': when one starts the lock's own parameter
+  // ("q=a;safe=off"), the query's ';' are sent as '&', so that the setting is found and
+  // replaced (audit20 D4). Any other ';' (a term "a;b") is left as it is.
+  const std::string_view lock_param = service == search_service::google       ? "safe"
+                                      : service == search_service::bing       ? "adlt"
+                                      : service == search_service::duckduckgo ? "kp"
+                                                                              : "";
   std::string semicolons;
-  if (const auto q = pq.find('?'); q != std::string_view::npos && pq.find(';', q) != std::string_view::npos) {
+  if (const auto q = pq.find('?'); q != std::string_view::npos && !lock_param.empty() &&
+                                   semicolon_names(pq.substr(q + 1), lock_param)) {
     semicolons = std::string(pq);
     std::replace(semicolons.begin() + static_cast<std::ptrdiff_t>(q), semicolons.end(), ';', '&');
     pq = semicolons;

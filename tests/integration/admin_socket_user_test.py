@@ -155,7 +155,44 @@ class AdminSocketUserTest(unittest.TestCase):
             proxy.stop()
         self.assertIn("serving", err)
         self.assertEqual(mode & 0o007, 0, err)
-        self.assertIn("was readable by every user; it no longer is", err)
+        self.assertIn("hallpass.db was open to every user; it no longer is", err)
+
+    def test_a_store_a_root_run_made_is_given_to_the_service_user(self):
+        # audit19 D8: started once as root (no --user), then with --user: the store's files and
+        # the pid file were root's, and the store "a readonly database" after the drop.
+        proxy = Proxy()
+        state = os.path.join(proxy.dir, "state")
+        try:
+            self.assertEqual(os.stat(os.path.join(state, "hallpass.db")).st_uid, 0)
+        finally:
+            proxy.signal(__import__("signal").SIGTERM)
+            proxy.proc.wait(15)
+        u = pwd.getpwnam(DAEMON_USER)
+        err_path = os.path.join(proxy.dir, "stderr")
+        with open(err_path, "w") as err_file:
+            r = subprocess.Popen([BIN, "run", "--config", proxy.config, "--listen", "127.0.0.1:0", "--metrics-listen",
+                                  "off", "--access-log", proxy.access_log, "--state-dir", state, "--user",
+                                  DAEMON_USER], stdout=subprocess.DEVNULL, stderr=err_file)
+        try:
+            import time
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and r.poll() is None:
+                with open(err_path) as f:
+                    if "serving" in f.read():
+                        break
+                time.sleep(0.1)
+            owners = {name: os.stat(os.path.join(state, name)).st_uid
+                      for name in ("hallpass.db", "hallpass.pid", "list-sources.json")}
+            owners["access.log"] = os.stat(proxy.access_log).st_uid
+        finally:
+            r.terminate()
+            r.wait(15)
+            with open(err_path) as f:
+                err = f.read()
+            proxy.stop()
+        self.assertIn("serving", err)
+        self.assertNotIn("readonly", err)
+        self.assertEqual(owners, {name: u.pw_uid for name in owners}, err)
 
     def test_a_missing_socket_directory_is_made_for_the_service_user(self):
         d = self.socket_dir(DAEMON_USER, create=False)

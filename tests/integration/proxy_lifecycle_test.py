@@ -125,7 +125,8 @@ class LifecycleTest(unittest.TestCase):
             r = start()
             self.assertEqual(r.returncode, 1, r.stderr)
             self.assertIn("had 2 entries when hallpass last ran", r.stderr)
-            self.assertIn("hallpass does not start; to empty it on purpose, take it out of the policy", r.stderr)
+            self.assertIn("hallpass does not start (to start without this comparison, remove", r.stderr)
+            self.assertIn("to empty it on purpose, take it out of the policy", r.stderr)
             # Taken out on purpose: it starts (still running 2 s later), then is stopped.
             proxy.write_policy(good.replace(entry, "").replace("categories: [social_media, listed]",
                                                                "categories: [social_media]"))

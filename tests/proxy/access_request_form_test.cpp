@@ -62,6 +62,9 @@ TEST_CASE("a URL an adult typed loses its user information and fragment, keeps i
   CHECK(url_without_credentials("http://x.test?mail=a@b.test") == "http://x.test?mail=a@b.test");
   CHECK(url_without_credentials("me@x.test/p") == "x.test/p");
   CHECK(url_without_credentials("https://x.test/") == "https://x.test/");
+  // A "://" in the query is no scheme.
+  CHECK(url_without_credentials("user:PASS@x.test/?next=https://y") == "x.test/?next=https://y");
+  CHECK(url_without_credentials("x.test/?u=http://a:b@c") == "x.test/?u=http://a:b@c");
 }
 
 TEST_CASE("a limiter's window in words") {

@@ -194,6 +194,27 @@ TEST_CASE("SafeSearch: more of Google's and YouTube's hosts, and a semicolon as 
   CHECK(t.target("pupils", "www.bing.com", "/search?q=a;adlt=off;x=1") ==
         std::optional<std::string>("/search?q=a&adlt=strict&x=1"));
   CHECK(t.target("pupils", "duckduckgo.com", "/?q=a;kp=-2") == std::optional<std::string>("/?q=a&kp=1"));
+  // A ';' that starts no lock parameter is left as it is (the term "a;b").
+  CHECK(t.target("pupils", "www.google.com", "/search?q=a;b") == std::optional<std::string>("/search?q=a;b&safe=active"));
+  CHECK(t.target("pupils", "www.google.com", "/search?q=a;b;SAFE=off") ==
+        std::optional<std::string>("/search?q=a&b&safe=active"));
   // A term with an encoded ';' keeps it.
   CHECK(t.target("pupils", "www.google.com", "/search?q=a%3Bb") == std::optional<std::string>("/search?q=a%3Bb&safe=active"));
+}
+
+TEST_CASE("SafeSearch: the DuckDuckGo lock comes before the role's rules, so allowing duckduckgo.com keeps it") {
+  const auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
+roles:
+  pupils:
+    default: block
+    safesearch: {search: strict}
+    rules:
+      - {action: allow, domains: [duckduckgo.com, example.org]}
+)");
+  const auto at = [&](const char* url) { return test::ask{*p, "pupils"}.at("2026-11-23 11:00", url); };
+  CHECK(at("https://duckduckgo.com/?q=a").act == action::allow);
+  CHECK(at("https://html.duckduckgo.com/html/").act == action::block);
+  CHECK(at("https://html.duckduckgo.com/html/").rule_id == "pupils SafeSearch lock");
+  // The school's own rules keep their numbers.
+  CHECK(at("https://example.org/").rule_id == "pupils rule 1");
 }
