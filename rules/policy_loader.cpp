@@ -21,8 +21,16 @@ constexpr std::size_t max_warnings_per_file = 10;
 // Reads a whole file. On failure *error says why in a few words, without the path ("is a
 // directory", "does not exist", "cannot be read: Permission denied"): callers put the path
 // where their message needs it. Never throws (a directory once escaped as std::ios_failure).
-std::optional<std::string> read_file(const fs::path& path, std::string* error) {
+// Only a regular file is read (a FIFO would hang the load, a device never end). With
+// `follow_links` false a symbolic link is refused too: a feed's files live in the daemon
+// user's directory and are read as root at the start (a link there must not make root read
+// another file into the warnings).
+std::optional<std::string> read_file(const fs::path& path, std::string* error, bool follow_links = true) {
   std::error_code ec;
+  if (!follow_links && fs::is_symlink(fs::symlink_status(path, ec))) {
+    *error = "is a symbolic link (a feed's files never are)";
+    return std::nullopt;
+  }
   const auto status = fs::status(path, ec);
   if (ec || !fs::exists(status)) {
     *error = ec && ec != std::errc::no_such_file_or_directory ? "cannot be read: " + ec.message() : "does not exist";
@@ -30,6 +38,10 @@ std::optional<std::string> read_file(const fs::path& path, std::string* error) {
   }
   if (fs::is_directory(status)) {
     *error = "is a directory";
+    return std::nullopt;
+  }
+  if (!fs::is_regular_file(status)) {
+    *error = "is not a regular file";
     return std::nullopt;
   }
   try {
@@ -553,10 +565,11 @@ class loader : private yaml_reader {
   // Reads a list file into `set`; returns the entries added (of them, URL prefixes in
   // last_url_entries_).
   std::size_t load_list_file(const fs::path& path, list_kind kind, set_id set, const YAML::Node& where,
-                             bool required = true, bool* read = nullptr, domain_table* into = nullptr) {
+                             bool required = true, bool* read = nullptr, domain_table* into = nullptr,
+                             bool follow_links = true) {
     last_url_entries_ = 0;
     std::string err;
-    auto text = read_file(path, &err);
+    auto text = read_file(path, &err, follow_links);
     if (!text) {
       if (required) error(where, path.string() + " " + err);
       return 0;
@@ -957,7 +970,7 @@ class loader : private yaml_reader {
       std::error_code ec;
       if (!fs::exists(path, ec)) continue;
       any = true;
-      const auto n = load_list_file(path, kind, c.set, fl.where, true);
+      const auto n = load_list_file(path, kind, c.set, fl.where, true, nullptr, nullptr, false);
       c.url_count += last_url_entries_;
       c.domain_count += n - last_url_entries_;
       added += n;

@@ -3,6 +3,7 @@
 // (an error with feeds.required), and a locked feed locks its categories.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -197,4 +198,31 @@ TEST_CASE("list lines: one classifier for the loader and feeds update, comments 
   CHECK_FALSE(is_list_entry(classify_list_line("# example.org", list_file_kind::domains)));
   CHECK_FALSE(is_list_entry(classify_list_line("<html><body>Sign in to the Wi-Fi</body></html>", list_file_kind::domains)));
   CHECK_FALSE(is_list_entry(classify_list_line("<title>Portal</title>", list_file_kind::mixed)));
+}
+
+TEST_CASE("feeds: a feed's list that is a symbolic link or not a regular file is refused, never read") {
+  // The feeds directory is the daemon user's, and the policy is first loaded as root: a link
+  // there must not make root read another file (its lines would be quoted in the warnings),
+  // nor a FIFO hang the start.
+  state_dir s;
+  s.write("secret", "root:$y$hash:19000:0:99999:7:::\n");
+  s.write("feeds/ut1/current/feed.info", "fetched_at: 1764676800\n");
+  fs::create_directories(s.path / "feeds/ut1/current/blacklists/gambling");
+  fs::create_symlink(s.path / "secret", s.path / "feeds/ut1/current/blacklists/gambling/domains");
+  const std::string yaml = head + R"(feeds:
+  ut1: {url: "https://example.org/bl.tar.gz", format: ut1}
+categories:
+  gambling: {feed: ut1/gambling}
+)" + roles;
+  auto r = load(yaml, s.feeds());
+  CHECK_FALSE(r.ok());
+  CHECK(all(r.errors).find("is a symbolic link") != std::string::npos);
+  CHECK(all(r.errors).find("$y$hash") == std::string::npos);
+  CHECK(all(r.warnings).find("$y$hash") == std::string::npos);
+
+  fs::remove(s.path / "feeds/ut1/current/blacklists/gambling/domains");
+  REQUIRE(::mkfifo((s.path / "feeds/ut1/current/blacklists/gambling/domains").c_str(), 0600) == 0);
+  r = load(yaml, s.feeds());  // returns: a FIFO is not read
+  CHECK_FALSE(r.ok());
+  CHECK(all(r.errors).find("is not a regular file") != std::string::npos);
 }
