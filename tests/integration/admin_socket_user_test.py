@@ -7,6 +7,7 @@ import pwd
 import stat
 import subprocess
 import tempfile
+import time
 import unittest
 
 from harness import BIN, SRC, Proxy
@@ -41,6 +42,36 @@ def ensure_user(name):
         pwd.getpwnam(name)
     except KeyError:
         run("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name)
+
+
+class DaemonAsUser:
+    """`hallpass run ... --user DAEMON_USER` started as root on an existing config and state
+    directory, until it says it is serving (at most 15 s); stopped, and its stderr read, on
+    leaving the with-block (`.err`)."""
+
+    def __init__(self, config, state, access_log, err_path):
+        self.args = [BIN, "run", "--config", config, "--listen", "127.0.0.1:0", "--metrics-listen", "off",
+                     "--access-log", access_log, "--state-dir", state, "--user", DAEMON_USER]
+        self.err_path = err_path
+        self.err = ""
+
+    def __enter__(self):
+        with open(self.err_path, "w") as err_file:
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=err_file)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            with open(self.err_path) as f:
+                if "serving" in f.read():
+                    break
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(15)
+        with open(self.err_path) as f:
+            self.err = f.read()
+        return False
 
 
 def ctl(user, socket_path, *args):
@@ -131,28 +162,15 @@ class AdminSocketUserTest(unittest.TestCase):
             os.symlink(victim, link)
             os.lchown(link, u.pw_uid, u.pw_gid)
         os.chmod(os.path.join(state, "hallpass.db"), 0o644)  # as an older version left it
-        err_path = os.path.join(proxy.dir, "stderr")
-        with open(err_path, "w") as err_file:
-            r = subprocess.Popen([BIN, "run", "--config", proxy.config, "--listen", "127.0.0.1:0", "--metrics-listen",
-                                  "off", "--access-log", os.path.join(logs, "access.log"), "--state-dir", state,
-                                  "--user", DAEMON_USER], stdout=subprocess.DEVNULL, stderr=err_file)
         try:
-            import time
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and r.poll() is None:
-                with open(err_path) as f:
-                    if "serving" in f.read():
-                        break
-                time.sleep(0.1)
-            with open(victim) as f:
-                self.assertEqual(f.read(), "ROOT ONLY\n")
-            mode = stat.S_IMODE(os.stat(os.path.join(state, "hallpass.db")).st_mode)
+            with DaemonAsUser(proxy.config, state, os.path.join(logs, "access.log"),
+                              os.path.join(proxy.dir, "stderr")) as daemon:
+                with open(victim) as f:
+                    self.assertEqual(f.read(), "ROOT ONLY\n")
+                mode = stat.S_IMODE(os.stat(os.path.join(state, "hallpass.db")).st_mode)
         finally:
-            r.terminate()
-            r.wait(15)
-            with open(err_path) as f:
-                err = f.read()
             proxy.stop()
+        err = daemon.err
         self.assertIn("serving", err)
         self.assertEqual(mode & 0o007, 0, err)
         self.assertIn("hallpass.db was open to every user; it no longer is", err)
@@ -168,28 +186,14 @@ class AdminSocketUserTest(unittest.TestCase):
             proxy.signal(__import__("signal").SIGTERM)
             proxy.proc.wait(15)
         u = pwd.getpwnam(DAEMON_USER)
-        err_path = os.path.join(proxy.dir, "stderr")
-        with open(err_path, "w") as err_file:
-            r = subprocess.Popen([BIN, "run", "--config", proxy.config, "--listen", "127.0.0.1:0", "--metrics-listen",
-                                  "off", "--access-log", proxy.access_log, "--state-dir", state, "--user",
-                                  DAEMON_USER], stdout=subprocess.DEVNULL, stderr=err_file)
         try:
-            import time
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and r.poll() is None:
-                with open(err_path) as f:
-                    if "serving" in f.read():
-                        break
-                time.sleep(0.1)
-            owners = {name: os.stat(os.path.join(state, name)).st_uid
-                      for name in ("hallpass.db", "hallpass.pid", "list-sources.json")}
-            owners["access.log"] = os.stat(proxy.access_log).st_uid
+            with DaemonAsUser(proxy.config, state, proxy.access_log, os.path.join(proxy.dir, "stderr")) as daemon:
+                owners = {name: os.stat(os.path.join(state, name)).st_uid
+                          for name in ("hallpass.db", "hallpass.pid", "list-sources.json")}
+                owners["access.log"] = os.stat(proxy.access_log).st_uid
         finally:
-            r.terminate()
-            r.wait(15)
-            with open(err_path) as f:
-                err = f.read()
             proxy.stop()
+        err = daemon.err
         self.assertIn("serving", err)
         self.assertNotIn("readonly", err)
         self.assertEqual(owners, {name: u.pw_uid for name in owners}, err)
