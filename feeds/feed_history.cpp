@@ -11,6 +11,7 @@
 #include <fstream>
 #include <optional>
 
+#include "rules/file_io.hpp"
 #include "rules/json_writer.hpp"
 #include "rules/utf8.hpp"
 
@@ -225,30 +226,7 @@ std::string append_history(const std::string& feeds_dir,
   std::string text;
   for (std::size_t n = first; n < lines.size(); ++n) text += lines[n] + "\n";
 
-  const fs::path tmp = dir / "history.tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) return "cannot create " + tmp.string() + ": " + std::strerror(errno);
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  // Durable before it replaces the old history: a power cut leaves one or the other.
-  const bool written = done == text.size() && ::fsync(fd) == 0;
-  const int saved = errno;
-  ::close(fd);
-  if (!written) {
-    fs::remove(tmp, ec);
-    return "cannot write " + tmp.string() + ": " + std::strerror(saved) + " (disk full?)";
-  }
-  fs::rename(tmp, file, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    return "cannot replace " + file.string() + ": " + ec.message();
-  }
-  return {};
+  return rules::replace_file_durably(file.string(), text, 0640);
 }
 
 history_read read_history(const std::string& feeds_dir) {

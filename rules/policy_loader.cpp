@@ -2,6 +2,8 @@
 
 #include "rules/yaml_reader.hpp"
 
+#include "rules/file_io.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -18,52 +20,12 @@ namespace fs = std::filesystem;
 
 constexpr std::size_t max_warnings_per_file = 10;
 
-// Reads a whole file. On failure *error says why in a few words, without the path ("is a
-// directory", "does not exist", "cannot be read: Permission denied"): callers put the path
-// where their message needs it. Never throws (a directory once escaped as std::ios_failure).
-// Only a regular file is read (a FIFO would hang the load, a device never end). With
-// `follow_links` false a symbolic link is refused too: a feed's files live in the daemon
-// user's directory and are read as root at the start (a link there must not make root read
-// another file into the warnings).
+// Reads a whole file (rules/file_io.hpp): a regular file only (a FIFO would hang the load, a
+// device never end); with `follow_links` false a symbolic link is refused too: a feed's files
+// live in the daemon user's directory and are read as root at the start (a link there must not
+// make root read another file into the warnings).
 std::optional<std::string> read_file(const fs::path& path, std::string* error, bool follow_links = true) {
-  std::error_code ec;
-  if (!follow_links && fs::is_symlink(fs::symlink_status(path, ec))) {
-    *error = "is a symbolic link (a feed's files never are)";
-    return std::nullopt;
-  }
-  const auto status = fs::status(path, ec);
-  if (ec || !fs::exists(status)) {
-    *error = ec && ec != std::errc::no_such_file_or_directory ? "cannot be read: " + ec.message() : "does not exist";
-    return std::nullopt;
-  }
-  if (fs::is_directory(status)) {
-    *error = "is a directory";
-    return std::nullopt;
-  }
-  if (!fs::is_regular_file(status)) {
-    *error = "is not a regular file";
-    return std::nullopt;
-  }
-  try {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      *error = std::string("cannot be read: ") + std::strerror(errno);
-      return std::nullopt;
-    }
-    // istream::read, not `ss << in.rdbuf()`: the latter swallows a read error (EIO) and
-    // returns what it had, so an unreadable file looked empty.
-    std::string text;
-    char buf[65536];
-    while (in.read(buf, sizeof buf) || in.gcount() > 0) text.append(buf, static_cast<std::size_t>(in.gcount()));
-    if (in.bad()) {
-      *error = std::string("cannot be read: ") + std::strerror(errno);
-      return std::nullopt;
-    }
-    return text;
-  } catch (const std::exception&) {
-    *error = std::string("cannot be read: ") + std::strerror(errno);
-    return std::nullopt;
-  }
+  return read_regular_file(path.string(), error, follow_links);
 }
 
 bool is_plain_domain(std::string_view s) {
