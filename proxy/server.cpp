@@ -181,11 +181,23 @@ namespace {
 constexpr const char* store_files[] = {"hallpass.db", "hallpass.db-wal", "hallpass.db-shm", "list-sources.json",
                                        "hallpass.pid"};
 
+// Runs `change` on the regular file at `path` when it has one name and is not reached through
+// a symbolic link (opened O_NOFOLLOW, checked with fstat on the same descriptor: no window for
+// a swap, and a FIFO is not waited for). The daemon, still root here, acts on files in its
+// service user's directories.
+template <typename Change>
+void change_own_file(const std::string& path, Change change) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1) change(fd, st);
+  ::close(fd);
+}
+
 // Takes other users' bits off the store's files (a store made by an older hallpass outside
 // systemd was 0644), and their read and write bits off the state directory (its search bit
 // stays: an admin socket placed there must stay reachable by its group's members; the files
-// are closed to them anyway). Never follows a symbolic link. Said on stderr when it changes
-// anything.
+// are closed to them anyway). Said on stderr when it changes anything.
 void restrict_store_files(const std::string& state_dir) {
   struct stat st {};
   if (::lstat(state_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0006) != 0) {
@@ -194,29 +206,22 @@ void restrict_store_files(const std::string& state_dir) {
   }
   for (const char* name : store_files) {
     const std::string path = state_dir + "/" + name;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) continue;
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && (st.st_mode & 0007) != 0 &&
-        ::fchmod(fd, st.st_mode & 07770) == 0) {
-      std::cerr << "hallpass: " << path << " was open to every user; it no longer is\n";
-    }
-    ::close(fd);
+    change_own_file(path, [&](int fd, const struct stat& f) {
+      if ((f.st_mode & 0007) != 0 && ::fchmod(fd, f.st_mode & 07770) == 0)
+        std::cerr << "hallpass: " << path << " was open to every user; it no longer is\n";
+    });
   }
 }
 
 // run --user: a file a run as root made becomes the daemon user's, so that it can still write
 // it (a root-made store was "a readonly database" after the drop; a root-made access log could
-// not be reopened). Only a regular file owned by root with one name; never through a link.
+// not be reopened).
 void give_file(const std::string& path, const passwd& pw) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return;
-  struct stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 && st.st_nlink == 1 &&
-      ::fchown(fd, pw.pw_uid, pw.pw_gid) != 0) {
-    std::cerr << "hallpass: warning: cannot give " << path << " to " << pw.pw_name << ": " << std::strerror(errno)
-              << "\n";
-  }
-  ::close(fd);
+  change_own_file(path, [&](int fd, const struct stat& f) {
+    if (f.st_uid == 0 && ::fchown(fd, pw.pw_uid, pw.pw_gid) != 0)
+      std::cerr << "hallpass: warning: cannot give " << path << " to " << pw.pw_name << ": " << std::strerror(errno)
+                << "\n";
+  });
 }
 
 void give_store_files(const std::string& state_dir, const passwd& pw) {

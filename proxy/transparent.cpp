@@ -184,9 +184,7 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
     // to it is refused before its 200, rather than shown a page under a school-CA
     // certificate for the name (audit18 D4).
     if (const auto v = w.upstream().check(endpoint_of(dst), *ex.cfg); v != destination_verdict::allowed) {
-      w.state().metrics.rejected(v == destination_verdict::denied_network ? metrics::rejection::destination_denied
-                                                                          : metrics::rejection::loopback_refused)
-          .Increment();
+      w.upstream().count_refused(v);
       close_tls(w, c, ex, outcome::block, describe(v));
       co_return false;
     }

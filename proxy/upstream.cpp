@@ -195,6 +195,13 @@ destination_verdict upstream::check(const tcp::endpoint& e, const configuration&
   return check_destination(to_rules(e.address()), e.port(), rules_for(cfg));
 }
 
+void upstream::count_refused(destination_verdict v) {
+  state_.metrics
+      .rejected(v == destination_verdict::denied_network ? metrics::rejection::destination_denied
+                                                         : metrics::rejection::loopback_refused)
+      .Increment();
+}
+
 net::awaitable<std::pair<std::vector<tcp::endpoint>, upstream_error>> upstream::resolve(const std::string& host,
                                                                                         std::uint16_t port,
                                                                                         const configuration& cfg,
@@ -315,10 +322,7 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
     r.error = upstream_error::refused_destination;
     r.reason = describe(refusal);
     r.detail = endpoints.front().address().to_string();
-    state_.metrics
-        .rejected(refusal == destination_verdict::denied_network ? metrics::rejection::destination_denied
-                                                                 : metrics::rejection::loopback_refused)
-        .Increment();
+    count_refused(refusal);
     co_return r;
   }
   auto c = std::make_unique<upstream_connection>(ex_);

@@ -154,6 +154,8 @@ class upstream {
   // Whether `e` may be connected to under cfg (destination.hpp: loopback, link-local,
   // upstream.deny_networks, the gateway's own addresses); acquire() asks it of every address.
   destination_verdict check(const tcp::endpoint& e, const configuration& cfg);
+  // Counts a destination check()'s refusal in hallpass_rejected_total.
+  void count_refused(destination_verdict v);
 
  private:
   struct cached_name {
