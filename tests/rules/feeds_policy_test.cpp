@@ -226,3 +226,30 @@ categories:
   CHECK_FALSE(r.ok());
   CHECK(all(r.errors).find("is not a regular file") != std::string::npos);
 }
+
+TEST_CASE("feeds: an emptied feed list stops a reload, unless the feed may be empty (min_entries: 0)") {
+  state_dir s;
+  s.write("feeds/ut1/current/blacklists/gambling/domains", "bet.example\n");
+  s.write("feeds/ut1/current/feed.info", "fetched_at: 1764676800\n");
+  const auto yaml = [&](const char* extra) {
+    return head + "feeds:\n  ut1: {url: \"https://example.org/bl.tar.gz\", format: ut1" + extra +
+           "}\ncategories:\n  gambling: {feed: ut1/gambling}\n" + roles;
+  };
+  for (const char* extra : {"", ", min_entries: 0"}) {
+    CAPTURE(extra);
+    s.write("feeds/ut1/current/blacklists/gambling/domains", "bet.example\n");
+    const auto before = load(yaml(extra), s.feeds());
+    REQUIRE_MESSAGE(before.ok(), all(before.errors));
+    s.write("feeds/ut1/current/blacklists/gambling/domains", "");
+    const auto after = load(yaml(extra), s.feeds());
+    REQUIRE_MESSAGE(after.ok(), all(after.errors));
+    const auto found = emptied_sources(*before.compiled, *after.compiled);
+    if (std::string_view(extra).empty()) {
+      REQUIRE(found.size() == 1);
+      CHECK(found[0].find("feed:ut1/gambling had 1 entries in the policy in force and has none now") !=
+            std::string::npos);
+    } else {
+      CHECK(found.empty());
+    }
+  }
+}
