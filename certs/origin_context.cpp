@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdint>
 #include <ctime>
 #include <memory>
 
+#include "certs/fetched_issuers.hpp"
 #include "certs/origin_sessions.hpp"
 
 namespace hallpass::certs {
@@ -36,6 +38,9 @@ struct verify_note {
   std::string not_before, not_after;  // YYYY-MM-DD
   bool has_san = false;
   std::string names;        // up to four DNS/IP names of its subjectAltName, comma separated
+  // When its issuer was not found: where its Authority Information Access says the issuer's
+  // certificate is (the first http:// "CA Issuers" address), for fetched_issuers.hpp.
+  std::string issuer_url;
 };
 
 void free_note(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<verify_note*>(ptr); }
@@ -77,6 +82,29 @@ std::string day_of(const ASN1_TIME* t) {
   return buf.data();
 }
 
+// The first http:// "CA Issuers" address in c's Authority Information Access, if it is
+// visible ASCII and at most 1,000 bytes; "" otherwise (ldap: and other schemes are not
+// fetched, as browsers do not fetch them).
+std::string ca_issuers_url(X509* c) {
+  auto* aia = static_cast<AUTHORITY_INFO_ACCESS*>(X509_get_ext_d2i(c, NID_info_access, nullptr, nullptr));
+  if (aia == nullptr) return {};
+  std::string url;
+  for (int i = 0; i < sk_ACCESS_DESCRIPTION_num(aia) && url.empty(); ++i) {
+    const ACCESS_DESCRIPTION* ad = sk_ACCESS_DESCRIPTION_value(aia, i);
+    if (OBJ_obj2nid(ad->method) != NID_ad_ca_issuers || ad->location->type != GEN_URI) continue;
+    const ASN1_IA5STRING* uri = ad->location->d.uniformResourceIdentifier;
+    const std::string_view text(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                                static_cast<std::size_t>(ASN1_STRING_length(uri)));
+    const bool visible = std::all_of(text.begin(), text.end(), [](char ch) { return ch > 0x20 && ch < 0x7F; });
+    if (!visible || text.size() > 1000 || text.size() < 8) continue;
+    std::string scheme(text.substr(0, 7));
+    std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (scheme == "http://") url = text;
+  }
+  AUTHORITY_INFO_ACCESS_free(aia);
+  return url;
+}
+
 // The first failure of a chain, noted; and the one check OpenSSL does not make: a leaf whose
 // keyUsage leaves out digitalSignature cannot sign the handshake (every suite offered is
 // ECDHE or TLS 1.3), and browsers refuse it (Chromium: ERR_SSL_KEY_USAGE_INCOMPATIBLE).
@@ -96,6 +124,10 @@ int on_verify(int ok, X509_STORE_CTX* ctx) {
   auto note = std::make_unique<verify_note>();
   note->depth = depth;
   if (cert != nullptr) {
+    const int error = X509_STORE_CTX_get_error(ctx);
+    if (error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY || error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT) {
+      note->issuer_url = ca_issuers_url(cert);
+    }
     note->subject = common_name(X509_get_subject_name(cert));
     note->issuer = common_name(X509_get_issuer_name(cert));
     note->not_before = day_of(X509_get0_notBefore(cert));
@@ -149,9 +181,20 @@ bool is_ip_literal(const std::string& host) {
   return true;
 }
 
+// Keeps the context's fetched_issuers alive as long as the context (SSL objects hold it too).
+void free_issuers(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<std::shared_ptr<fetched_issuers>*>(ptr);
+}
+
+int issuers_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, &free_issuers);
+  return index;
+}
+
 }  // namespace
 
-result<std::shared_ptr<SSL_CTX>> make_origin_context(const std::string& extra_ca_file) {
+result<std::shared_ptr<SSL_CTX>> make_origin_context(const std::string& extra_ca_file,
+                                                     std::shared_ptr<fetched_issuers> issuers) {
   std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
   if (!ctx) return result<std::shared_ptr<SSL_CTX>>::failure(openssl_error("cannot make a TLS client context"));
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
@@ -179,6 +222,14 @@ result<std::shared_ptr<SSL_CTX>> make_origin_context(const std::string& extra_ca
   // by origin), never to OpenSSL's internal cache, which is keyed by nothing the proxy chooses.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(ctx.get(), &origin_sessions::on_new_session);
+  if (issuers) {
+    auto* kept = new std::shared_ptr<fetched_issuers>(issuers);
+    if (SSL_CTX_set_ex_data(ctx.get(), issuers_index(), kept) != 1) {
+      delete kept;
+      return result<std::shared_ptr<SSL_CTX>>::failure(openssl_error("cannot keep the fetched issuers"));
+    }
+    verify_with_fetched_issuers(ctx.get(), issuers.get());
+  }
   return ctx;
 }
 
@@ -197,6 +248,13 @@ bool prepare_origin_ssl(SSL* ssl, const std::string& host) {
 
 bool asked_for_client_certificate(const SSL* ssl) {
   return ssl != nullptr && SSL_get_ex_data(ssl, asked_index()) != nullptr;
+}
+
+std::string missing_issuer_url(SSL* ssl) {
+  const long r = SSL_get_verify_result(ssl);
+  if (r != X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY && r != X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT) return {};
+  const auto* note = static_cast<const verify_note*>(SSL_get_ex_data(ssl, note_index()));
+  return note == nullptr ? std::string() : note->issuer_url;
 }
 
 std::string verify_failure(SSL* ssl) {

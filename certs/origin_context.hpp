@@ -8,6 +8,8 @@
 // - TLS 1.2 or later, TLS 1.2 with ECDHE suites only; OpenSSL security level 2 at least,
 //   whatever the system's openssl.cnf lowers it to; a leaf whose keyUsage leaves out
 //   digitalSignature is refused (browsers refuse it). ALPN offers http/1.1 only.
+// - Intermediates an origin left out are looked for among those fetched from the "CA Issuers"
+//   addresses of earlier origins (fetched_issuers.hpp), when the caller passes the store.
 // - Client sessions are handed to the connection's origin_sessions store (origin_sessions.hpp)
 //   for resumption; an SSL not attached to a store keeps none.
 //
@@ -20,11 +22,16 @@
 #include <memory>
 #include <string>
 
+#include "certs/fetched_issuers.hpp"
 #include "certs/result.hpp"
 
 namespace hallpass::certs {
 
-result<std::shared_ptr<SSL_CTX>> make_origin_context(const std::string& extra_ca_file);
+// With `issuers`, chain building also offers the intermediates fetched from origins' "CA
+// Issuers" addresses (fetched_issuers.hpp), untrusted, as browsers do; the context keeps
+// `issuers` alive.
+result<std::shared_ptr<SSL_CTX>> make_origin_context(const std::string& extra_ca_file,
+                                                     std::shared_ptr<fetched_issuers> issuers = nullptr);
 
 // Sets SNI (for a DNS name; none for an IP address, as RFC 6066 says) and the name or address
 // the origin's certificate must carry. Returns false when OpenSSL refuses the name.
@@ -36,6 +43,11 @@ bool prepare_origin_ssl(SSL* ssl, const std::string& host);
 // to check (upstream.ca_file); empty when it did not fail. Certificate text is cut to printable
 // ASCII.
 std::string verify_failure(SSL* ssl);
+
+// When verification failed because no issuer of a certificate was found (the origin sent no
+// intermediate, or a CA nothing here trusts issued it): the http:// "CA Issuers" address that
+// certificate names for its issuer, from which a browser would fetch it; "" otherwise.
+std::string missing_issuer_url(SSL* ssl);
 
 // Whether the origin asked for a client certificate in its handshake (none is ever sent: the
 // device's certificate stays with the device, and the school CA's are not the device's). A site
