@@ -48,7 +48,9 @@ void load_tls(configuration& c, const configuration* previous, config_load_resul
     lo.capacity = tls.leaf_cache;
     c.leaves = std::make_shared<certs::leaf_cache>(*minter, lo);
   }
-  auto origin = certs::make_origin_context(c.daemon.upstream.ca_file);
+  c.issuers = previous && previous->issuers ? previous->issuers : std::make_shared<certs::fetched_issuers>();
+  auto origin = certs::make_origin_context(c.daemon.upstream.ca_file,
+                                           c.daemon.upstream.fetch_issuers ? c.issuers : nullptr);
   if (!origin) {
     out.errors.push_back({c.path, 0, 0, origin.error()});
     c.leaves.reset();

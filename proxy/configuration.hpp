@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "certs/fetched_issuers.hpp"
 #include "certs/leaf_cache.hpp"
 #include "proxy/daemon_config.hpp"
 #include "rules/diagnostic.hpp"
@@ -46,6 +47,10 @@ struct configuration {
   // (system trust store + upstream.ca_file; verification, SNI, TLS 1.2+, ALPN http/1.1).
   std::shared_ptr<certs::leaf_cache> leaves;
   std::shared_ptr<SSL_CTX> origin_tls;
+  // Intermediates fetched from origins' "CA Issuers" addresses (certs/fetched_issuers.hpp),
+  // offered to origin_tls's chain building when upstream.fetch_issuers is on; kept across
+  // reloads (they are never trusted by themselves).
+  std::shared_ptr<certs::fetched_issuers> issuers;
   bool inspecting() const { return leaves != nullptr; }
 };
 

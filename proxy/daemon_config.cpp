@@ -85,11 +85,12 @@ class daemon_reader : public rules::yaml_reader {
                                                        {"allow_loopback", "connect_timeout", "response_timeout",
                                                         "idle_timeout", "pool_per_origin", "pool_idle", "dns_cache",
                                                         "dns_timeout", "dns_servers", "deny_networks", "allow_networks",
-                                                        "ports", "ca_file"})) {
+                                                        "ports", "ca_file", "fetch_issuers"})) {
       auto& u = c.upstream;
       if (n["allow_loopback"]) u.allow_loopback = boolean(n["allow_loopback"], "upstream.allow_loopback").value_or(false);
       read_duration(n, "connect_timeout", "upstream.connect_timeout", u.connect_timeout);
       if (n["ca_file"]) u.ca_file = path(n["ca_file"], "upstream.ca_file").value_or("");
+      if (n["fetch_issuers"]) u.fetch_issuers = boolean(n["fetch_issuers"], "upstream.fetch_issuers").value_or(true);
       read_duration(n, "response_timeout", "upstream.response_timeout", u.response_timeout);
       read_duration(n, "idle_timeout", "upstream.idle_timeout", u.idle_timeout);
       read_duration(n, "pool_idle", "upstream.pool_idle", u.pool_idle);

@@ -70,6 +70,10 @@ struct daemon_config {
     // Extra CA certificates (PEM) trusted for HTTPS origins of inspected tunnels, besides the
     // system store (/etc/ssl/certs): a school's internal CA, or a test's. "": the system's only.
     std::string ca_file;
+    // An inspected origin that sends its certificate without the intermediate that issued it:
+    // fetch that intermediate from the "CA Issuers" address its certificate names (plain HTTP,
+    // through the destination checks), as browsers do (proxy/issuer_fetch.hpp).
+    bool fetch_issuers = true;
   } upstream;
 
   // Names resolved before DNS, like /etc/hosts (split-horizon schools; tests).

@@ -46,6 +46,10 @@ const std::string pac_help =
 const std::string origin_handshake_help =
     "TLS handshakes with origins of inspected requests that succeeded: full, or resumed from the "
     "session kept for that origin (no certificate sent or verified).";
+const std::string issuer_fetch_help =
+    "Intermediate certificates that origins of inspected requests left out, fetched from the "
+    "\"CA Issuers\" address in their certificate (as browsers do): fetched, or failed (no answer, "
+    "not a CA certificate, refused destination).";
 const std::string origin_help =
     "Origins of inspected requests whose TLS failed: verify (their certificate could not be "
     "trusted) or handshake.";
@@ -309,6 +313,10 @@ metrics::metrics(const std::string& listen)
                           .Add({{"kind", "full"}})),
       tls_origin_resumed(counter_family(*registry_, "hallpass_tls_origin_handshakes_total", origin_handshake_help)
                              .Add({{"kind", "resumed"}})),
+      tls_issuer_fetched(counter_family(*registry_, "hallpass_tls_issuer_fetches_total", issuer_fetch_help)
+                             .Add({{"result", "fetched"}})),
+      tls_issuer_fetch_failed(counter_family(*registry_, "hallpass_tls_issuer_fetches_total", issuer_fetch_help)
+                                  .Add({{"result", "failed"}})),
       log_queue_depth(
           gauge(*registry_, "hallpass_access_log_queue_depth",
                 "Access log lines waiting for the writer thread (sampled by the writer at "

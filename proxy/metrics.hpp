@@ -147,6 +147,10 @@ class metrics {
   prometheus::Counter& tls_origin_failed;       // {kind="handshake"}
   prometheus::Counter& tls_origin_full;         // hallpass_tls_origin_handshakes_total{kind="full"}
   prometheus::Counter& tls_origin_resumed;      // {kind="resumed"}: a kept session (certs/origin_sessions.hpp)
+  // hallpass_tls_issuer_fetches_total{result="fetched"|"failed"}: intermediates an origin left
+  // out, fetched from its certificate's "CA Issuers" address (proxy/issuer_fetch.hpp).
+  prometheus::Counter& tls_issuer_fetched;
+  prometheus::Counter& tls_issuer_fetch_failed;
   prometheus::Gauge& log_queue_depth;         // access log lines waiting for the writer
   prometheus::Gauge& policy_generation;       // 1 at start, +1 per successful reload
   prometheus::Histogram& decision_seconds;    // time in the policy engine per decision

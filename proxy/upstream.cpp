@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "certs/origin_context.hpp"
+#include "proxy/issuer_fetch.hpp"
 #include "proxy/shared_state.hpp"
 
 namespace hallpass {
@@ -325,6 +326,42 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
     count_refused(refusal);
     co_return r;
   }
+  // An origin that left out its intermediate: fetch it from the address its certificate names
+  // for it, as browsers do, and connect once more (at most twice more: rarely two are missing).
+  std::string missing_issuer;
+  for (int fetched = 0;; ++fetched) {
+    if (co_await connect_new(allowed, to, cfg, r, missing_issuer)) co_return r;
+    if (r.error != upstream_error::tls_unverified || missing_issuer.empty() || fetched == 2) co_return r;
+    if (!co_await learn_issuer(missing_issuer, cfg, r)) co_return r;
+    r = acquire_result{};
+    missing_issuer.clear();
+  }
+}
+
+net::awaitable<bool> upstream::learn_issuer(const std::string& url, const configuration& cfg, acquire_result& r) {
+  if (!cfg.daemon.upstream.fetch_issuers || !cfg.issuers) co_return false;
+  // Each address once in a while: one that failed, or whose certificate did not complete the
+  // chain, is not fetched again for every request to the site.
+  const auto now = std::chrono::steady_clock::now();
+  if (auto it = issuer_tries_.find(url); it != issuer_tries_.end() && it->second > now) {
+    r.detail += "; its certificate names " + url + " for the missing one, fetched in the last ten minutes";
+    co_return false;
+  }
+  if (issuer_tries_.size() >= max_issuer_tries) issuer_tries_.clear();
+  issuer_tries_[url] = now + issuer_retry_after;
+  auto got = co_await fetch_issuer(*this, url, cfg);
+  if (!got.error.empty()) {
+    state_.metrics.tls_issuer_fetch_failed.Increment();
+    r.detail += "; fetching the missing certificate from " + url + " failed: " + got.error;
+    co_return false;
+  }
+  state_.metrics.tls_issuer_fetched.Increment();
+  cfg.issuers->add(std::move(got.certs));
+  co_return true;
+}
+
+net::awaitable<bool> upstream::connect_new(const std::vector<tcp::endpoint>& allowed, const origin_address& to,
+                                           const configuration& cfg, acquire_result& r, std::string& missing_issuer) {
   auto c = std::make_unique<upstream_connection>(ex_);
   write_pool_key(to, c->key);
   c->stream.expires_after(cfg.daemon.upstream.connect_timeout);
@@ -342,7 +379,7 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
     }
     r.reason = describe(r.error);
     r.detail = ec.message();
-    co_return r;
+    co_return false;
   }
   c->peer = ep;
   c->stream.expires_never();
@@ -352,10 +389,13 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
   // empty): without room, a 1 KiB response took three reads and a 1 MiB body 2,048.
   c->buffer.reserve(upstream_buffer_size);
   if (to.tls) {
-    if (!co_await handshake(*c, to.host, cfg, r)) co_return r;
+    if (!co_await handshake(*c, to.host, cfg, r)) {
+      missing_issuer = certs::missing_issuer_url(c->tls->native_handle());
+      co_return false;
+    }
   }
   r.conn = std::move(c);
-  co_return r;
+  co_return true;
 }
 
 namespace {

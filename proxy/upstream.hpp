@@ -166,6 +166,15 @@ class upstream {
   // on failure.
   net::awaitable<bool> handshake(upstream_connection& c, const std::string& name, const configuration& cfg,
                                  acquire_result& r);
+  // A new connection to one of `allowed` (and its handshake for TLS): true with r.conn set, or
+  // false with r's error filled and, when the origin's chain lacked an issuer, the address its
+  // certificate names for it in missing_issuer.
+  net::awaitable<bool> connect_new(const std::vector<tcp::endpoint>& allowed, const origin_address& to,
+                                   const configuration& cfg, acquire_result& r, std::string& missing_issuer);
+  // Fetches the certificate at `url` into cfg.issuers (issuer_fetch.hpp): true when one was
+  // fetched (connect again); false, saying why in r.detail, when upstream.fetch_issuers is off,
+  // the address was tried in the last issuer_retry_after, or the fetch failed.
+  net::awaitable<bool> learn_issuer(const std::string& url, const configuration& cfg, acquire_result& r);
   // The destination rules for cfg's generation, built once per generation.
   const destination_rules& rules_for(const configuration& cfg);
 
@@ -180,6 +189,10 @@ class upstream {
   // a busy origin does not allocate its key again on every request.
   std::unordered_map<std::string, std::vector<std::unique_ptr<upstream_connection>>> idle_;
   std::size_t idle_count_ = 0;
+  // CA Issuers addresses fetched lately, until when not to fetch them again.
+  static constexpr std::size_t max_issuer_tries = 1024;
+  static constexpr std::chrono::minutes issuer_retry_after{10};
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> issuer_tries_;
   std::string key_scratch_;  // acquire()'s pool key, reused so a lookup allocates nothing
   // TLS sessions per pool key for resumption (certs/origin_sessions.hpp), for one origin
   // context: a reload's new context (new trust) starts an empty store.
