@@ -293,9 +293,9 @@ class daemon_reader : public rules::yaml_reader {
       return;
     }
     const auto d = rules::parse_duration(*s);
-    if (!d || *d < std::chrono::seconds(1) || *d > std::chrono::days(36600)) {
-      error(n["records"], "retention.records must be how long closed records are kept, like 365d (1s to 36600d), or "
-                          "forever, not " + rules::quote(*s));
+    if (!d || *d < std::chrono::seconds(1) || *d > std::chrono::days(36500)) {
+      error(n["records"], "retention.records must be how long closed records are kept, like 365d (1s to 36500d), or "
+                          "forever, not " + rules::quote(*s) + rules::duration_hint(*s));
       return;
     }
     c.retention.records = std::chrono::ceil<std::chrono::seconds>(*d);

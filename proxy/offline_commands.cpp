@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 
 #include "certs/authority.hpp"
 #include "certs/origin_context.hpp"
@@ -51,9 +52,11 @@ bool one_line_of_text(std::string_view s) {
 struct arg_reader {
   const std::vector<std::string>& args;
   std::size_t i = 0;
+  std::set<std::string, std::less<>> seen;
   bool done() const { return i >= args.size(); }
   const std::string& peek() const { return args[i]; }
-  // For "--flag VALUE" and "--flag=VALUE".
+  // For "--flag VALUE" and "--flag=VALUE". Every flag takes one value, once: an empty value
+  // ("--at ''" was silently "now") or a second one (the last used to win) is an error.
   bool take(std::string_view flag, std::string& value, std::string& error) {
     const std::string& a = args[i];
     if (a == flag) {
@@ -63,14 +66,15 @@ struct arg_reader {
       }
       value = args[i + 1];
       i += 2;
-      return true;
-    }
-    if (a.size() > flag.size() && a.starts_with(flag) && a[flag.size()] == '=') {
+    } else if (a.size() > flag.size() && a.starts_with(flag) && a[flag.size()] == '=') {
       value = a.substr(flag.size() + 1);
       ++i;
-      return true;
+    } else {
+      return false;
     }
-    return false;
+    if (value.empty()) error = std::string(flag) + " needs a value";
+    if (!seen.emplace(flag).second) error = std::string(flag) + " is given twice";
+    return true;
   }
 };
 
@@ -162,6 +166,11 @@ std::string daemon_sections_summary(const daemon_config& d) {
   } else {
     out += std::string(to_string(d.dhcp_leases.format)) + " leases from " + d.dhcp_leases.path + "\n";
   }
+  // Records are deleted for good past this (store/retention.cpp): check says what it read.
+  out += "Records kept: " +
+         (d.retention.records ? rules::duration_text(*d.retention.records) + " after they close (retention.records)"
+                              : std::string("forever (retention.records)")) +
+         "\n";
   const auto& l = d.logins;
   out += "Logins: ";
   if (!l.any()) {
@@ -405,6 +414,16 @@ int run_explain(const std::vector<std::string>& args) {
       return 2;
     }
     f.time = p.zone.to_sys(*local);
+    // A clock change makes a local time missing (spring: read as the moment an hour later) or
+    // twice over (autumn: the first is used, as for an approval's end); say so.
+    using namespace std::chrono;
+    if (p.zone.to_local(f.time) != *local) {
+      std::cerr << "hallpass explain: note: " << at << " does not exist in " << p.zone.name()
+                << " (the clocks go forward); read as " << rules::iso8601_local(p.zone, f.time) << "\n";
+    } else if (p.zone.to_local(f.time + hours(1)) == *local || p.zone.to_local(f.time + minutes(30)) == *local) {
+      std::cerr << "hallpass explain: note: " << at << " happens twice in " << p.zone.name()
+                << " (the clocks go back); the first was used, " << rules::iso8601_local(p.zone, f.time) << "\n";
+    }
   }
   // The exceptions and local entries the proxy applies, read (read-only) from the store in the
   // state directory: the config's, or --state-dir.

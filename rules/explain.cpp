@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 
 #include "rules/exception_index.hpp"
 #include "rules/json_writer.hpp"
@@ -103,7 +104,10 @@ std::string policy_summary(const policy& p) {
   if (p.max_exception_duration) {
     out += duration_text(*p.max_exception_duration) + " (exceptions.max_duration)\n";
   } else {
-    out += p.timetable.terms.empty() ? "90 days (no term dates)\n" : "until the end of the current term\n";
+    // As an approval made now would be limited: the end of the current or next term, or 90
+    // days when no term lies ahead (none listed, or all ended).
+    const auto limit = max_exception_until(p, std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
+    out += limit.description.rfind("90 days", 0) == 0 ? limit.description + "\n" : "until " + limit.description + "\n";
   }
   {
     // Bans (rules/ban.hpp): the supervised-use list and the threshold.
@@ -237,13 +241,15 @@ std::optional<std::chrono::local_seconds> parse_local_time(std::string_view t) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0;
   if (t.size() != 16 || t[4] != '-' || t[7] != '-' || (t[10] != ' ' && t[10] != 'T') || t[13] != ':') return std::nullopt;
   auto num = [&](std::size_t at, std::size_t n, int& out) {
+    // Digits only: from_chars alone takes a sign ("2026-11-23 -1:00" was Sunday 23:00).
+    if (!std::all_of(t.begin() + at, t.begin() + at + n, [](char c) { return c >= '0' && c <= '9'; })) return false;
     auto r = std::from_chars(t.data() + at, t.data() + at + n, out);
     return r.ec == std::errc() && r.ptr == t.data() + at + n;
   };
   if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi)) return std::nullopt;
   using namespace std::chrono;
   const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
-  if (!ymd.ok() || h > 23 || mi > 59) return std::nullopt;
+  if (!ymd.ok() || y < 1970 || h > 23 || mi > 59) return std::nullopt;
   return local_days{ymd} + hours{h} + minutes{mi};
 }
 
@@ -428,7 +434,15 @@ std::string explanation_text(const policy& p, const request_facts& f, const expl
   line("Verdict:", v.act == action::allow ? "ALLOW" : "BLOCK");
   line("Host:", v.host.text.empty() ? std::string(f.host) : v.host.text);
   line("Role:", v.chosen_role->name + " (" + role_how(v) + ")");
-  line("Time:", format_local(v.local_time) + ", " + p.zone.name());
+  {
+    // With the offset: in the autumn's repeated hour the same wall time is two moments.
+    const auto offset = std::chrono::duration_cast<std::chrono::minutes>(v.local_time.time_since_epoch() -
+                                                                         f.time.time_since_epoch()).count();
+    char utc[48];
+    std::snprintf(utc, sizeof utc, " (UTC%c%02lld:%02lld)", offset < 0 ? '-' : '+', std::llabs(offset) / 60,
+                  std::llabs(offset) % 60);
+    line("Time:", format_local(v.local_time) + ", " + p.zone.name() + utc);
+  }
   line("Period:", v.period_name());
   line("Rule:", rule_text(v));
   line("Category:", v.category_name());

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -277,8 +278,48 @@ class loader : private yaml_reader {
     }
     load_zone(zone, s["timezone"] ? s["timezone"] : s);
     if (s["timetable"]) load_timetable(s["timetable"]);
-    if (s["terms"]) p_->timetable.terms = load_dates(s["terms"], "school.terms");
+    if (s["terms"]) {
+      p_->timetable.terms = load_dates(s["terms"], "school.terms");
+      warn_about_terms(s["terms"]);
+    }
     if (s["holidays"]) p_->timetable.holidays = load_dates(s["holidays"], "school.holidays");
+  }
+
+  static std::string iso_day(std::chrono::sys_days d) {
+    const std::chrono::year_month_day ymd{d};
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                  static_cast<unsigned>(ymd.day()));
+    return buf;
+  }
+
+  // Terms a school forgot to renew: once every listed term has ended, every day is outside
+  // term time, so no rule scoped to lessons (or any period) applies: blocks lapse without a
+  // word. And two terms that overlap are a typing slip (a year wrong).
+  void warn_about_terms(const YAML::Node& where) {
+    using namespace std::chrono;
+    auto terms = p_->timetable.terms;
+    if (terms.empty()) return;
+    std::sort(terms.begin(), terms.end(), [](const date_range& a, const date_range& b) { return a.first < b.first; });
+    const auto mark = where.Mark();
+    for (std::size_t i = 1; i < terms.size(); ++i) {
+      if (terms[i].first <= terms[i - 1].last) {
+        warnings_.push_back({file_, mark.line + 1, mark.column + 1,
+                             "school.terms: '" + terms[i - 1].name + "' and '" + terms[i].name +
+                                 "' overlap (a year mistyped?)"});
+      }
+    }
+    const auto now = opt_.now ? *opt_.now : floor<seconds>(system_clock::now());
+    const sys_days today{floor<days>(p_->zone.to_local(now)).time_since_epoch()};
+    const auto last = std::max_element(terms.begin(), terms.end(),
+                                       [](const date_range& a, const date_range& b) { return a.last < b.last; });
+    if (last->last < today) {
+      warnings_.push_back({file_, mark.line + 1, mark.column + 1,
+                           "school.terms: the last term listed ('" + last->name + "') ended on " +
+                               iso_day(last->last) +
+                               ": every day since is outside term time, so no rule for lessons or any other "
+                               "period applies; add the coming terms"});
+    }
   }
 
   void load_zone(const std::string& name, const YAML::Node& where) {
@@ -289,6 +330,14 @@ class loader : private yaml_reader {
                       });
     if (!safe) {
       error(where, "school.timezone " + quote(name) + " is not a time zone name like 'Europe/London'");
+      return;
+    }
+    // Zones a school's clock must not follow: "right/..." counts leap seconds, which the
+    // system clock does not (and Debian's copies stop at their last listed change, so they
+    // keep summer time for ever); "posixrules" and "Factory" are tzdata's internals.
+    if (name.starts_with("right/") || name == "posixrules" || name == "Factory") {
+      error(where, "school.timezone " + quote(name) + " is not a zone for a school's clock; use a place name like "
+                   "'Europe/London'" + (name.starts_with("right/") ? " ('" + name.substr(6) + "')" : std::string()));
       return;
     }
     if (name == "UTC") {

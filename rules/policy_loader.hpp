@@ -8,6 +8,8 @@
 
 #include <map>
 #include <memory>
+#include <optional>
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +31,9 @@ struct load_options {
   // For `hallpass feeds update`: a missing feed is never an error (feeds.required), since the
   // update is what fetches it.
   bool feeds_may_be_missing = false;
+  // The moment "today" is taken from for warnings about the calendar (terms that have all
+  // ended); unset: the system clock. Decisions never depend on it.
+  std::optional<std::chrono::sys_seconds> now;
 };
 
 struct load_result {

@@ -138,6 +138,9 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view t) {
   auto r = std::from_chars(t.data(), t.data() + t.size(), v);
   if (r.ec != std::errc() || v < 0) return std::nullopt;
   const std::string_view unit(r.ptr, static_cast<std::size_t>(t.data() + t.size() - r.ptr));
+  // A number without a unit is refused (but 0, the same in every unit): "records: 365" meant as
+  // days once kept a school's records for six minutes.
+  if (unit.empty() && v != 0) return std::nullopt;
   // At most 100 years in any unit, so that no conversion (to a steady_clock's nanoseconds
   // for a timer, about 292 years at most) overflows.
   const long long unit_ms = unit == "ms" ? 1 : unit == "s" || unit.empty() ? 1000 : unit == "m" ? 60'000
@@ -146,11 +149,18 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view t) {
   return std::chrono::milliseconds{v * unit_ms};
 }
 
+std::string duration_hint(std::string_view t) {
+  const bool digits = !t.empty() && std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits) return {};
+  const std::string n(t);
+  return ": a number needs its unit (" + n + "s, " + n + "m, " + n + "h or " + n + "d?)";
+}
+
 std::optional<std::chrono::milliseconds> yaml_reader::duration(const YAML::Node& n, const std::string& what) {
   auto s = scalar(n, what);
   if (!s) return std::nullopt;
   auto d = parse_duration(*s);
-  if (!d) error(n, what + " must be a duration like 500ms, 10s, 5m or 2h, not " + quote(*s));
+  if (!d) error(n, what + " must be a duration like 500ms, 10s, 5m, 2h or 3d, not " + quote(*s) + duration_hint(*s));
   return d;
 }
 

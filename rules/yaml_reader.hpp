@@ -65,7 +65,12 @@ class yaml_reader {
   diagnostics errors_, warnings_;
 };
 
-// Parses "500ms", "10s", "5m", "2h", "1d" (a bare number is seconds).
+// Parses "500ms", "10s", "5m", "2h", "1d", at most 100 years. A number without a unit is
+// refused, but for "0": "365" could mean seconds or days.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+// For an error about a duration: ": a number needs its unit (365s, 365m, 365h or 365d?)" when
+// `text` is a bare number, else "".
+std::string duration_hint(std::string_view text);
 
 }  // namespace hallpass::rules

@@ -27,7 +27,7 @@ class CheckTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("OK", r.stdout)
         for word in ("pupils", "staff", "office", "guests", "social_media", "circumvention", "Lesson 1 08:50-10:30",
-                     "Longest exception: 90 days (no term dates)"):
+                     "Longest exception: 90 days (the policy has no term dates ahead)"):
             self.assertIn(word, r.stdout)
 
     def test_check_prints_the_pac_device_names_logins_and_bans_sections_without_secrets(self):
@@ -144,6 +144,51 @@ logins:
                         self.assertIn(words, r.stderr)
                         self.assertNotIn("terminate", r.stderr)
 
+    def test_durations_need_their_unit_and_check_says_how_long_records_are_kept(self):
+        # "records: 365" meant as days used to keep records for 365 seconds, and the next
+        # reload's retention pass deleted the school's pending requests and audit entries.
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "p.yaml")
+            with open(SCHOOL) as f:
+                text = f.read()
+            for extra, words in (("retention: {records: 365}\n", "retention.records must be how long"),
+                                 ("drain: 10\n", "drain must be a duration"),
+                                 ("exceptions: {max_duration: 1440}\n", "exceptions.max_duration must be a duration")):
+                with self.subTest(extra=extra):
+                    with open(path, "w") as f:
+                        f.write(text + extra)
+                    r = run("check", "--config", path)
+                    self.assertEqual(r.returncode, 1, r.stdout)
+                    self.assertIn(words, r.stderr)
+                    self.assertIn("a number needs its unit", r.stderr)
+            for extra, kept in (("", "Records kept: 365d after they close (retention.records)"),
+                                ("retention: {records: 30d}\n", "Records kept: 30d after they close"),
+                                ("retention: {records: forever}\n", "Records kept: forever"),
+                                ("drain: 0\n", "Records kept: 365d")):
+                with self.subTest(extra=extra):
+                    with open(path, "w") as f:
+                        f.write(text + extra)
+                    r = run("check", "--config", path)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertIn(kept, r.stdout)
+
+    def test_terms_that_have_all_ended_are_a_warning_and_the_exception_limit_follows(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "p.yaml")
+            with open(SCHOOL) as f:
+                text = f.read()
+            ended = "  terms:\n    - {name: Summer 2020, from: 2020-04-20, to: 2020-07-22}\n"
+            ahead = "  terms:\n    - {name: Far ahead, from: 2099-09-01, to: 2099-12-18}\n"
+            for terms, limit in ((ended, "Longest exception: 90 days (the policy has no term dates ahead)"),
+                                 (ahead, "Longest exception: until the end of term 'Far ahead'")):
+                with open(path, "w") as f:
+                    f.write(text.replace("school:\n", "school:\n" + terms, 1))
+                r = run("check", "--config", path)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn(limit, r.stdout)
+                lapsed = "the last term listed ('Summer 2020') ended on 2020-07-22" in r.stderr
+                self.assertEqual(lapsed, terms == ended, r.stderr)
+
     def test_list_files_that_are_folders_or_empty(self):
         with tempfile.TemporaryDirectory() as d:
             os.mkdir(os.path.join(d, "lists"))
@@ -228,6 +273,26 @@ class ExplainTest(unittest.TestCase):
         self.assertIn("BLOCK", r.stdout)
         self.assertIn("client address is in network 10.10.0.0/16", r.stdout)
         self.assertIn("What would allow it", r.stdout)
+
+    def test_at_is_refused_unless_one_school_local_time_and_clock_changes_are_named(self):
+        for args in (["--at", "2026-11-23 -1:00"], ["--at", "2026-11-23 11:-5"], ["--at", "-001-01-01 11:00"],
+                     ["--at", ""], ["--at", "2026-11-23 11:00", "--at", "2026-11-23 12:00"]):
+            with self.subTest(args=args):
+                r = run("explain", "--config", SCHOOL, "--role", "staff", *args, "https://www.instagram.com/")
+                self.assertEqual(r.returncode, 2, r.stdout)
+                self.assertIn("--at", r.stderr)
+        # Spring 2027: 01:30 never happens in Europe/London; autumn 2026: 01:30 happens twice.
+        r = run("explain", "--config", SCHOOL, "--role", "staff", "--at", "2027-03-28 01:30", "https://www.instagram.com/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("2027-03-28 01:30 does not exist in Europe/London (the clocks go forward); read as "
+                      "2027-03-28T02:30:00+01:00", r.stderr)
+        self.assertIn("Time:     2027-03-28 02:30 (Sunday), Europe/London (UTC+01:00)", r.stdout)
+        r = run("explain", "--config", SCHOOL, "--role", "staff", "--at", "2026-10-25 01:30", "https://www.instagram.com/")
+        self.assertIn("happens twice in Europe/London (the clocks go back); the first was used, "
+                      "2026-10-25T01:30:00+01:00", r.stderr)
+        r = run("explain", "--config", SCHOOL, "--role", "staff", "--at", "2026-11-23 11:00", "https://www.instagram.com/")
+        self.assertNotIn("note:", r.stderr)
+        self.assertIn("Europe/London (UTC+00:00)", r.stdout)
 
     def test_wikipedia_edit_for_staff(self):
         # Over plain HTTP the proxy sees the method and path: the edit rule applies (004 6.11).

@@ -171,6 +171,14 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
         answer = socket_request("hp_head", self.sock, {"verb": "approve", "args": {"id": rid, "for": "400d"}})
         self.assertFalse(answer["ok"])
         self.assertIn("at most until", answer["error"])
+        # A sign in a time's fields used to be read as arithmetic ("-1:00" was 23:00 the day
+        # before); the daemon takes digits only, as hallpassctl does.
+        for until in ("2099-12-05 -1:00", "2099-12-10 -9:-9", "2099-12-05 10:-5"):
+            with self.subTest(until=until):
+                answer = socket_request("hp_head", self.sock,
+                                        {"verb": "approve", "args": {"id": rid, "until": until, "reason": "t"}})
+                self.assertFalse(answer["ok"], answer)
+                self.assertIn("'until' must be a school-local time", answer["error"])
         self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(rid))["status"], "pending")
         ctl("hp_head", self.sock, "approve", str(rid), "--for", "89d", check=0)
         self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(rid))["status"], "approved")

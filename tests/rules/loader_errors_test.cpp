@@ -8,7 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "rules/explain.hpp"
 #include "rules/policy_loader.hpp"
+#include "rules/yaml_reader.hpp"
 
 using namespace hallpass::rules;
 
@@ -358,10 +360,10 @@ TEST_CASE("inspection.never: a missing list file is an error, an empty one a war
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("durations: every unit, and nothing past 100 years (no conversion overflows)") {
+TEST_CASE("durations: every unit, a unit always (but for 0), and nothing past 100 years (no conversion overflows)") {
   using namespace std::chrono;
   CHECK(parse_duration("500ms") == milliseconds(500));
-  CHECK(parse_duration("10") == seconds(10));
+  CHECK(parse_duration("0") == seconds(0));
   CHECK(parse_duration("5m") == minutes(5));
   CHECK(parse_duration("2h") == hours(2));
   CHECK(parse_duration("365d") == hours(24 * 365));
@@ -371,8 +373,74 @@ TEST_CASE("durations: every unit, and nothing past 100 years (no conversion over
     INFO(too_long);
     CHECK_FALSE(parse_duration(too_long).has_value());
   }
-  for (const char* bad : {"", "d", "-1s", "1y", "1 d", "1.5h"}) {
+  for (const char* bad : {"", "d", "-1s", "1y", "1 d", "1.5h", "10", "365", "1440"}) {
     INFO(bad);
     CHECK_FALSE(parse_duration(bad).has_value());
+  }
+}
+
+TEST_CASE("a duration without its unit is an error that asks for one (365 meant as days was 365 seconds)") {
+  auto r = load(head + "roles: {pupils: {default: allow}}\nexceptions: {max_duration: 1440}\n");
+  const auto e = find_error(r, "exceptions.max_duration must be a duration");
+  CHECK(e.line == 7);
+  CHECK(e.message.find("a number needs its unit (1440s, 1440m, 1440h or 1440d?)") != std::string::npos);
+  CHECK(duration_hint("365") == ": a number needs its unit (365s, 365m, 365h or 365d?)");
+  CHECK(duration_hint("365d").empty());
+}
+
+TEST_CASE("school.terms: all ended is a warning (every day is outside term time), and so are overlaps") {
+  using namespace std::chrono;
+  const std::string policy = head + R"(  terms:
+    - {name: Autumn 2025, from: 2025-09-01, to: 2025-12-19}
+    - {name: Summer 2026, from: 2026-04-13, to: 2026-07-20}
+roles: {pupils: {default: allow}}
+)";
+  load_options o;
+  o.now = sys_days{year{2026} / 7 / 20} + hours(14);  // the last day of the last term: no warning
+  auto in_term = load_policy_text(policy, "p.yaml", o);
+  REQUIRE(in_term.ok());
+  CHECK(in_term.warnings.empty());
+  o.now = sys_days{year{2026} / 9 / 7} + hours(9);
+  auto lapsed = load_policy_text(policy, "p.yaml", o);
+  REQUIRE(lapsed.ok());  // a warning: the policy still loads
+  REQUIRE(lapsed.warnings.size() == 1);
+  CHECK(lapsed.warnings[0].line == 7);
+  CHECK(lapsed.warnings[0].message.find("the last term listed ('Summer 2026') ended on 2026-07-20") !=
+        std::string::npos);
+  CHECK(lapsed.warnings[0].message.find("every day since is outside term time") != std::string::npos);
+
+  const std::string overlapping = head + R"(  terms:
+    - {name: Autumn, from: 2026-09-01, to: 2027-12-18}
+    - {name: Spring, from: 2027-01-05, to: 2027-03-26}
+roles: {pupils: {default: allow}}
+)";
+  o.now = sys_days{year{2026} / 10 / 1};
+  auto both = load_policy_text(overlapping, "p.yaml", o);
+  REQUIRE(both.ok());
+  REQUIRE(both.warnings.size() == 1);
+  CHECK(both.warnings[0].message.find("'Autumn' and 'Spring' overlap") != std::string::npos);
+}
+
+TEST_CASE("school.timezone: leap-second and internal zones are refused") {
+  for (const char* zone : {"right/Europe/London", "posixrules", "Factory"}) {
+    INFO(zone);
+    auto r = load(std::string("school:\n  name: S\n  timezone: ") + zone +
+                  "\n  timetable:\n    weekdays:\n      - {name: Lesson 1, kind: lesson, from: \"09:00\", to: "
+                  "\"10:00\"}\nroles: {pupils: {default: allow}}\n");
+    CHECK(find_error(r, "is not a zone for a school's clock").line == 3);
+  }
+  CHECK(find_error(load("school:\n  name: S\n  timezone: right/Europe/London\nroles: {pupils: {default: allow}}\n"),
+                   "('Europe/London')")
+            .line == 3);
+}
+
+TEST_CASE("parse_local_time: digits only, from 1970 (a sign moved the time to another day)") {
+  CHECK(parse_local_time("2026-11-23 11:00").has_value());
+  CHECK(parse_local_time("2026-11-23T11:00").has_value());
+  for (const char* bad : {"2026-11-23 -1:00", "2026-11-23 11:-5", "2026-11-23 -0:30", "-001-01-01 11:00",
+                          "0000-01-01 11:00", "1969-12-31 23:59", "2026-+1-23 11:00", "2026-11-23 +1:00",
+                          "2026-11-23 24:00", ""}) {
+    INFO(bad);
+    CHECK_FALSE(parse_local_time(bad).has_value());
   }
 }
