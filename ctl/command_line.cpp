@@ -369,7 +369,9 @@ std::string build_ban(const verb_arguments& a, json::object& out) {
   if (auto m = missing(a, {"--for", "--reason"}); !m.empty()) return m;
   const std::string& d = *a.value("--for");
   if (!is_duration(d)) {
-    return quote(d) + " is not a duration: use a whole number and a unit, such as 45m, 6h or 3d";
+    const bool zero = d.size() >= 2 && d.find_first_not_of('0') == d.size() - 1 && is_duration("1" + d);
+    return quote(d) + (zero ? " is zero: a ban lasts from 1m to 366d"
+                            : " is not a duration: use a whole number and a unit, such as 45m, 6h or 3d");
   }
   copy_value(a, "--user", "user", out);
   if (auto e = copy_device(a, out); !e.empty()) return e;

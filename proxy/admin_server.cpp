@@ -157,7 +157,9 @@ std::optional<std::chrono::seconds> admin_duration(const std::string& text, std:
   }
   auto d = rules::parse_duration(text);
   if (!d) {
-    error = shape + ", not '" + text + "'";
+    const char unit = text.back();
+    error = unit == 's' || unit == 'm' || unit == 'h' || unit == 'd' ? "'for' " + text + " is far too long"
+                                                                      : shape + ", not '" + text + "'";
     return std::nullopt;
   }
   if (*d < std::chrono::seconds(1)) {
@@ -460,7 +462,8 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
       until = policy.zone.to_sys(*local);
       if (until <= now) return bad("'until' is in the past");
     } else {
-      return bad("give 'for' (a duration) or 'until' (a time)");
+      // err: 'for' or 'until' given as something other than text (a JSON number, say).
+      return bad(err.empty() ? "give 'for' (a duration) or 'until' (a time)" : err);
     }
     if (until > limit.until) {
       return bad(asked + " is longer than an exception may last: at most until " +

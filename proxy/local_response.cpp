@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 
 #include "proxy/access_request_form.hpp"
 #include "proxy/block_page.hpp"
@@ -106,14 +107,17 @@ constexpr std::array<refusal_row, 21> rows{{
 static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_needs_direct) + 1,
               "one row per refusal kind, in the enum's order");
 
-// School-local time in words for the block page: "Wednesday 2 December 2026, 12:16".
+// School-local time in words for the block page: "Wednesday 2 December 2026, 12:16 GMT". The
+// zone is named because in the autumn's repeated hour 01:59 is followed by 01:00: GMT or BST
+// for Europe/London, else the offset ("UTC+01:00").
 std::string local_time_text(const configuration& cfg, std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
   static constexpr const char* weekdays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
   static constexpr const char* months[] = {"January", "February", "March",     "April",   "May",      "June",
                                            "July",    "August",   "September", "October", "November", "December"};
   const auto s = floor<seconds>(t);
-  const local_seconds local{s.time_since_epoch() + cfg.policy->zone.offset_at(s)};
+  const auto offset = cfg.policy->zone.offset_at(s);
+  const local_seconds local{s.time_since_epoch() + offset};
   const auto day = floor<days>(local);
   const year_month_day ymd{day};
   const hh_mm_ss hms{local - day};
@@ -122,7 +126,16 @@ std::string local_time_text(const configuration& cfg, std::chrono::system_clock:
                 static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
                 static_cast<int>(ymd.year()), static_cast<int>(hms.hours().count()),
                 static_cast<int>(hms.minutes().count()));
-  return buf;
+  std::string zone;
+  if (cfg.policy->zone.name() == "Europe/London" && (offset == hours(0) || offset == hours(1))) {
+    zone = offset == hours(0) ? " GMT" : " BST";
+  } else {
+    const auto m = duration_cast<minutes>(offset).count();
+    char z[32];
+    std::snprintf(z, sizeof z, " UTC%c%02lld:%02lld", m < 0 ? '-' : '+', std::llabs(m) / 60, std::llabs(m) % 60);
+    zone = z;
+  }
+  return buf + zone;
 }
 
 // Refusals about reaching an origin: their page names the address that was tried.

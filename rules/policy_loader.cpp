@@ -443,15 +443,19 @@ class loader : private yaml_reader {
                    {"weekdays", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}))
       return;
     std::array<YAML::Node, 7> source;
+    std::array<bool, 7> from_weekdays{};
     if (t["weekdays"]) {
-      for (int d = 1; d <= 5; ++d) source[d] = t["weekdays"];
+      for (int d = 1; d <= 5; ++d) source[d] = t["weekdays"], from_weekdays[d] = true;
     }
     for (int d = 0; d < 7; ++d) {
-      if (t[day_names[d]]) source[d] = t[day_names[d]];
+      if (t[day_names[d]]) source[d] = t[day_names[d]], from_weekdays[d] = false;
     }
+    const std::size_t errors_before = errors_.size();
     for (int d = 0; d < 7; ++d) {
       if (!source[d]) continue;
-      const std::string what = "school.timetable." + day_names[d];
+      // Named as written: the weekdays list is read for each of its days, and one mistake in it
+      // is one error, not five (duplicates are dropped below).
+      const std::string what = "school.timetable." + (from_weekdays[d] ? std::string("weekdays") : day_names[d]);
       if (source[d].IsNull()) continue;  // "saturday: ~" means no school
       if (!source[d].IsSequence()) {
         error(source[d], what + " must be a list of periods ({name, kind, from, to})");
@@ -532,6 +536,19 @@ class loader : private yaml_reader {
       }
       day = std::move(sorted);
     }
+    for (std::size_t k = errors_before; k < errors_.size();) {
+      const auto& e = errors_[k];
+      const bool seen = std::any_of(errors_.begin() + static_cast<std::ptrdiff_t>(errors_before),
+                                    errors_.begin() + static_cast<std::ptrdiff_t>(k), [&](const diagnostic& x) {
+                                      return x.line == e.line && x.column == e.column && x.message == e.message;
+                                    });
+      if (seen) {
+        errors_.erase(errors_.begin() + static_cast<std::ptrdiff_t>(k));
+      } else {
+        ++k;
+      }
+    }
+    timetable_failed_ = errors_.size() > errors_before;
   }
 
   // ---- categories ---------------------------------------------------------------------------
@@ -1052,15 +1069,18 @@ class loader : private yaml_reader {
       else {
         auto it = std::find(tt.period_names.begin(), tt.period_names.end(), w);
         if (it == tt.period_names.end()) {
-          error(item, what + " names " + quote(w) + ", which is neither a period of the timetable nor one of "
-                          "lessons, breaks, lunch, other, school_hours, outside_school_hours, any_time" +
-                          did_you_mean(w, words));
+          if (!timetable_failed_) {
+            error(item, what + " names " + quote(w) + ", which is neither a period of the timetable nor one of "
+                            "lessons, breaks, lunch, other, school_hours, outside_school_hours, any_time" +
+                            did_you_mean(w, words));
+          }
           continue;
         }
         bits = 1ull << (it - tt.period_names.begin());
       }
       if (bits == 0) {
-        error(item, what + " names " + quote(w) + " but the timetable has no such period");
+        // After a timetable error the period may be the one that failed: that error says it.
+        if (!timetable_failed_) error(item, what + " names " + quote(w) + " but the timetable has no such period");
         continue;
       }
       mask |= bits;
@@ -1482,6 +1502,7 @@ class loader : private yaml_reader {
   std::unique_ptr<policy> p_;
   std::vector<std::string> category_names_, role_names_;
   std::array<std::vector<YAML::Mark>, 7> period_marks_;
+  bool timetable_failed_ = false;  // the timetable had an error (its periods may be missing)
   std::vector<pending_pattern> pending_patterns_;
   bool membership_overflow_reported_ = false;
 };

@@ -252,6 +252,7 @@ class ProtocolTest(DaemonTestCase):
         (["ban", "--user", "a", "--device", "10.0.0.1", "--for", "1d", "--reason", "r"], "not both"),
         (["ban", "--device", "10.0.0.1", "--reason", "r"], "missing --for"),
         (["ban", "--device", "10.0.0.1", "--for", "soon", "--reason", "r"], "is not a duration"),
+        (["ban", "--device", "10.0.0.1", "--for", "0m", "--reason", "r"], "'0m' is zero: a ban lasts from 1m to 366d"),
         (["ban", "--confirm", "x"], "must be a whole number"),
         (["ban", "--confirm", "5", "--user", "a"], "as it was proposed"),
         (["unban", "--reason", "r"], "say which ban"),

@@ -78,6 +78,9 @@ class BansTest(unittest.TestCase):
         self.assertIn("Only some websites are open for now", page)
         self.assertIn("only the websites your school has chosen are open", page)  # the school's words
         self.assertIn("This lasts until", page)
+        # School-local time with its zone (the test policy's zone is Europe/London): in the
+        # autumn's repeated hour 01:59 is followed by 01:00.
+        self.assertRegex(page, r"This lasts until <strong>\w+ \d+ \w+ \d{4}, \d\d:\d\d (GMT|BST)<")
         self.assertNotIn("VPN", page)  # the adult's reason never reaches the screen
         self.assertNotIn("hallpass.invalid/request", page)  # no request form during a ban
         self.assertEqual(self.status("allowed.test", device), 200)  # the supervised-use list

@@ -171,6 +171,12 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
         answer = socket_request("hp_head", self.sock, {"verb": "approve", "args": {"id": rid, "for": "400d"}})
         self.assertFalse(answer["ok"])
         self.assertIn("at most until", answer["error"])
+        for args, words in (({"for": 60}, "'for' must be text"), ({"for": "36501d"}, "'for' 36501d is far too long"),
+                            ({"until": 1}, "'until' must be text")):
+            with self.subTest(args=args):
+                answer = socket_request("hp_head", self.sock, {"verb": "approve", "args": {"id": rid, **args}})
+                self.assertFalse(answer["ok"], answer)
+                self.assertIn(words, answer["error"])
         # A sign in a time's fields used to be read as arithmetic ("-1:00" was 23:00 the day
         # before); the daemon takes digits only, as hallpassctl does.
         for until in ("2099-12-05 -1:00", "2099-12-10 -9:-9", "2099-12-05 10:-5"):

@@ -444,3 +444,26 @@ TEST_CASE("parse_local_time: digits only, from 1970 (a sign moved the time to an
     CHECK_FALSE(parse_local_time(bad).has_value());
   }
 }
+
+TEST_CASE("one mistake in the weekdays list is one error, and no knock-on error about its period") {
+  auto r = load(R"(school:
+  name: S
+  timetable:
+    weekdays:
+      - {name: L1, kind: lesson, from: "12:60", to: "13:30"}
+categories:
+  c: {domains: [x.example]}
+roles:
+  staff:
+    default: allow
+    rules:
+      - {action: block, categories: [c], during: [L1]}
+)");
+  REQUIRE_FALSE(r.ok());
+  std::string all;
+  for (const auto& e : r.errors) all += "\n  " + e.to_string();
+  INFO(all);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].line == 5);
+  CHECK(r.errors[0].message.find("school.timetable.weekdays period 1 from must be a time") != std::string::npos);
+}
