@@ -55,9 +55,10 @@ class HttpTest(unittest.TestCase):
                      "/profile?id=1"):
             self.assertIn(part, text)
         self.assertIn('lang="en-GB"', text)
-        # The time in words, school-local, not an ISO timestamp.
+        # The time in words, school-local, not an ISO timestamp, with its zone (GMT or BST for
+        # the test policy's Europe/London: in the autumn's repeated hour 01:59 is followed by 01:00).
         self.assertRegex(text, r"<dt>When</dt><dd>(Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day [0-9]{1,2} [A-Z][a-z]+ "
-                               r"20[0-9]{2}, [0-9]{2}:[0-9]{2} \u00b7 ")
+                               r"20[0-9]{2}, [0-9]{2}:[0-9]{2} (GMT|BST) \u00b7 ")
 
     def test_methods_with_bodies_and_method_rules(self):
         data = os.urandom(200_000)
