@@ -2,7 +2,6 @@
 
 #include <array>
 #include <cstdio>
-#include <cstdlib>
 
 #include "proxy/access_request_form.hpp"
 #include "proxy/block_page.hpp"
@@ -130,10 +129,7 @@ std::string local_time_text(const configuration& cfg, std::chrono::system_clock:
   if (cfg.policy->zone.name() == "Europe/London" && (offset == hours(0) || offset == hours(1))) {
     zone = offset == hours(0) ? " GMT" : " BST";
   } else {
-    const auto m = duration_cast<minutes>(offset).count();
-    char z[32];
-    std::snprintf(z, sizeof z, " UTC%c%02lld:%02lld", m < 0 ? '-' : '+', std::llabs(m) / 60, std::llabs(m) % 60);
-    zone = z;
+    zone = " UTC" + rules::utc_offset_text(offset);
   }
   return buf + zone;
 }

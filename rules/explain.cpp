@@ -396,6 +396,13 @@ explanation explain_url(const policy& p, const request_facts& facts, const excep
   return e;
 }
 
+std::string utc_offset_text(std::chrono::seconds offset) {
+  const long long o = offset.count();
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%c%02lld:%02lld", o < 0 ? '-' : '+', std::llabs(o) / 3600, (std::llabs(o) % 3600) / 60);
+  return buf;
+}
+
 std::string iso8601_local(const time_zone& z, std::chrono::sys_seconds t) {
   using namespace std::chrono;
   const auto off = z.offset_at(t);
@@ -403,14 +410,12 @@ std::string iso8601_local(const time_zone& z, std::chrono::sys_seconds t) {
   const auto day = floor<days>(l);
   const year_month_day ymd{day};
   const hh_mm_ss hms{l - day};
-  const long long o = off.count();
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lld%c%02lld:%02lld", static_cast<int>(ymd.year()),
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lld", static_cast<int>(ymd.year()),
                 static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
                 static_cast<long long>(hms.hours().count()), static_cast<long long>(hms.minutes().count()),
-                static_cast<long long>(hms.seconds().count()), o < 0 ? '-' : '+', std::llabs(o) / 3600,
-                (std::llabs(o) % 3600) / 60);
-  return buf;
+                static_cast<long long>(hms.seconds().count()));
+  return buf + utc_offset_text(off);
 }
 
 std::string explanation_text(const policy& p, const request_facts& f, const explanation& e) {
@@ -434,15 +439,8 @@ std::string explanation_text(const policy& p, const request_facts& f, const expl
   line("Verdict:", v.act == action::allow ? "ALLOW" : "BLOCK");
   line("Host:", v.host.text.empty() ? std::string(f.host) : v.host.text);
   line("Role:", v.chosen_role->name + " (" + role_how(v) + ")");
-  {
-    // With the offset: in the autumn's repeated hour the same wall time is two moments.
-    const auto offset = std::chrono::duration_cast<std::chrono::minutes>(v.local_time.time_since_epoch() -
-                                                                         f.time.time_since_epoch()).count();
-    char utc[48];
-    std::snprintf(utc, sizeof utc, " (UTC%c%02lld:%02lld)", offset < 0 ? '-' : '+', std::llabs(offset) / 60,
-                  std::llabs(offset) % 60);
-    line("Time:", format_local(v.local_time) + ", " + p.zone.name() + utc);
-  }
+  // With the offset: in the autumn's repeated hour the same wall time is two moments.
+  line("Time:", format_local(v.local_time) + ", " + p.zone.name() + " (UTC" + utc_offset_text(p.zone.offset_at(f.time)) + ")");
   line("Period:", v.period_name());
   line("Rule:", rule_text(v));
   line("Category:", v.category_name());

@@ -65,4 +65,7 @@ std::string explanation_json(const policy& p, const request_facts& facts, const 
 // ISO 8601 with the offset, e.g. "2026-03-30T09:00:00+01:00".
 std::string iso8601_local(const time_zone& z, std::chrono::sys_seconds t);
 
+// An offset from UTC as ISO 8601 writes it: "+01:00", "-05:00", "+00:00".
+std::string utc_offset_text(std::chrono::seconds offset);
+
 }  // namespace hallpass::rules
