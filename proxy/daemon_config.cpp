@@ -222,10 +222,6 @@ class daemon_reader : public rules::yaml_reader {
         auto s = scalar(n["listen"], "metrics.listen");
         if (s && *s != "off" && !s->empty() && !parse_listen_address(*s)) {
           error(n["listen"], "metrics.listen " + rules::quote(*s) + " must be ADDRESS:PORT or off");
-        } else if (s && !s->empty() && s->front() == '[') {
-          // prometheus-cpp's web server (civetweb) in Debian 12 is built without IPv6.
-          error(n["listen"], "metrics.listen " + rules::quote(*s) + " must be an IPv4 address: the metrics "
-                             "web server in Debian 12 has no IPv6 support");
         } else if (s) {
           c.metrics.listen = *s == "off" ? "" : *s;
         }

@@ -1,6 +1,5 @@
 #include "proxy/metrics.hpp"
 
-#include <arpa/inet.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -16,10 +15,11 @@
 #include <stdexcept>
 
 #include <prometheus/collectable.h>
-#include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+
+#include "proxy/small_http_server.hpp"
 
 namespace hallpass {
 
@@ -242,9 +242,9 @@ prometheus::Family<prometheus::Counter>& bytes_family(prometheus::Registry& r) {
                         "to_client (responses, tunnel downloads).");
 }
 
-// "host:port" with a numeric host; IPv6 in brackets. Returns the text civetweb expects, or an
-// empty string when malformed. Validated here so a typo fails with our message, not civetweb's.
-std::string civetweb_address(const std::string& listen) {
+// "host:port" with a numeric host; IPv6 in brackets. Returns the address and port, or nothing
+// when malformed.
+std::optional<tcp::endpoint> numeric_endpoint(const std::string& listen) {
   std::string host, port;
   if (!listen.empty() && listen.front() == '[') {
     const auto close = listen.find(']');
@@ -252,21 +252,35 @@ std::string civetweb_address(const std::string& listen) {
       return {};
     host = listen.substr(1, close - 1);
     port = listen.substr(close + 2);
-    in6_addr a6{};
-    if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) return {};
   } else {
     const auto colon = listen.rfind(':');
     if (colon == std::string::npos || colon == 0) return {};
     host = listen.substr(0, colon);
     port = listen.substr(colon + 1);
-    in_addr a4{};
-    if (inet_pton(AF_INET, host.c_str(), &a4) != 1) return {};
   }
   unsigned value = 0;
   const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
   if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || value > 65535)
     return {};
-  return listen;
+  // Numeric only, and of the family its brackets say: "::1:9131" or "[127.0.0.1]:9131" are mistakes.
+  error_code aec;
+  const auto address = net::ip::make_address(host, aec);
+  if (aec || address.is_v6() != (listen.front() == '[')) return {};
+  return tcp::endpoint(address, static_cast<std::uint16_t>(value));
+}
+
+// GET or HEAD /metrics (a query string is ignored): the exposition text.
+std::string metrics_answer(std::string_view method, std::string_view target, metrics& m) {
+  const bool head = method == "HEAD";
+  if (method != "GET" && !head) {
+    return small_http_response("405 Method Not Allowed", "text/plain; charset=utf-8",
+                               "Only GET and HEAD are served here.\n", false, "Allow: GET, HEAD\r\n");
+  }
+  if (target.substr(0, target.find('?')) != "/metrics") {
+    return small_http_response("404 Not Found", "text/plain; charset=utf-8",
+                               "Not found. The metrics are at /metrics.\n", head);
+  }
+  return small_http_response("200 OK", "text/plain; version=0.0.4; charset=utf-8", m.scrape(), head);
 }
 
 }  // namespace
@@ -386,27 +400,23 @@ metrics::metrics(const std::string& listen)
     upstream_failed_[i] = &upstream.Add({{"kind", failure_names[i]}});
 
   if (listen.empty() || listen == "off") return;
-  const std::string address = civetweb_address(listen);
-  if (address.empty()) {
+  const auto address = numeric_endpoint(listen);
+  if (!address) {
     throw std::runtime_error(
         "metrics.listen \"" + listen +
         "\": expected a numeric address and port, such as 127.0.0.1:9131 or [::1]:9131");
   }
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
-  } catch (const std::exception& e) {
-    const bool ipv6 = listen.front() == '[';
-    throw std::runtime_error("metrics.listen " + listen + ": cannot listen (" + e.what() + "); " +
-                             (ipv6 ? "the civetweb library under prometheus-cpp may be built "
-                                     "without IPv6 (Debian 12's is): "
-                                     "use an IPv4 address such as 127.0.0.1:9131"
-                                   : "is the port in use by another process?"));
+  endpoint_ = std::make_unique<small_http_server>(
+      small_http_server::options{"metrics endpoint", 64, {}},
+      [this](std::string_view method, std::string_view target, const net::ip::address&) {
+        return metrics_answer(method, target, *this);
+      });
+  if (auto e = endpoint_->bind(*address); !e.empty()) {
+    throw std::runtime_error("metrics.listen " + listen + ": cannot listen (" + e +
+                             "); is the port in use by another process?");
   }
-  exposer_->RegisterCollectable(registry_);
-  exposer_->RegisterCollectable(process_);
-  exposer_->RegisterCollectable(feeds_);
-  const auto ports = exposer_->GetListeningPorts();
-  if (!ports.empty()) port_ = static_cast<std::uint16_t>(ports.front());
+  if (const auto ep = endpoint_->endpoint()) port_ = ep->port();
+  endpoint_->start();
 }
 
 metrics::~metrics() = default;
@@ -439,7 +449,7 @@ void metrics::observe_exchange(int status, double seconds) {
     responses_[static_cast<std::size_t>(status / 100 - 1)]->Increment();
 }
 
-std::string metrics::scrape_for_tests() {
+std::string metrics::scrape() {
   auto families = registry_->Collect();
   for (auto& f : process_->Collect()) families.push_back(std::move(f));
   for (auto& f : feeds_->Collect()) families.push_back(std::move(f));

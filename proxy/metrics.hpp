@@ -1,6 +1,6 @@
 // The daemon's Prometheus metrics: one registry, every family and counter resolved once, and
-// an optional HTTP endpoint (prometheus-cpp's Exposer, on its own address, never the proxy
-// port). Names and labels are listed in proxy/README.md, "Metrics".
+// an optional HTTP endpoint (GET /metrics on its own address, never the proxy port; served by
+// small_http_server.hpp on a thread of its own). Names and labels are listed in proxy/README.md, "Metrics".
 //
 // Besides the hallpass_* families, the endpoint serves the standard process_* metrics (memory,
 // descriptors, CPU, start time), read from /proc/self at each scrape on the endpoint's own
@@ -14,7 +14,7 @@
 // prometheus-cpp metrics, which are themselves thread-safe (counters and gauges are atomics;
 // a histogram takes a short mutex per observation).
 //
-// Ownership: owns the registry and the Exposer. The references and the pointers handed out by
+// Ownership: owns the registry and the endpoint. The references and the pointers handed out by
 // resolve_roles() stay valid for the lifetime of this object. Not copyable or movable.
 #pragma once
 
@@ -35,22 +35,22 @@
 
 namespace prometheus {
 class Collectable;
-class Exposer;
 class Registry;
 }  // namespace prometheus
 
 namespace hallpass {
 
+class small_http_server;
+
 class metrics {
  public:
-  // `listen` is "host:port" with a numeric address ("127.0.0.1:9131", "0.0.0.0:9131"); port 0
-  // picks a free port (see port()). Empty or "off": metrics are collected but not served.
-  // "[::1]:9131" is accepted, but Debian 12's civetweb (under prometheus-cpp) has no IPv6, so
-  // there it fails to bind. Throws std::runtime_error naming the address if it is malformed
-  // or cannot be bound.
+  // `listen` is "host:port" with a numeric address ("127.0.0.1:9131", "0.0.0.0:9131",
+  // "[::1]:9131"); port 0 picks a free port (see port()). Empty or "off": metrics are collected
+  // but not served. Throws std::runtime_error naming the address if it is malformed or cannot
+  // be bound. The endpoint serves GET and HEAD of /metrics (404 elsewhere, 405 for other
+  // methods) with the limits of small_http_server.hpp.
   explicit metrics(const std::string& listen);
-  // With an endpoint, takes up to 2 s: civetweb's listener thread polls with a 2 s quantum.
-  ~metrics();
+  ~metrics();  // stops the endpoint at once
   metrics(const metrics&) = delete;
   metrics& operator=(const metrics&) = delete;
 
@@ -109,12 +109,12 @@ class metrics {
     std::optional<std::int64_t> fetched_at;  // Unix seconds
     std::vector<std::pair<std::string, std::size_t>> lists;
   };
-  // `source` is called on the endpoint's thread at each scrape (and by scrape_for_tests); it
+  // `source` is called on the endpoint's thread at each scrape (and by scrape()); it
   // must be thread-safe and cheap (the server's reads the pinned current policy).
   void set_feed_source(std::function<std::vector<feed_sample>()> source);
 
   // The text exposition format of everything served, exactly what a scrape returns.
-  std::string scrape_for_tests();
+  std::string scrape();
 
   // 1, 2.5 and 5 times each power of ten from 10^from_exponent up to 10^to_exponent
   // (included), built from exact decimal text so that each bound is the double nearest its
@@ -178,7 +178,7 @@ class metrics {
   std::array<prometheus::Counter*, 5> responses_{};   // hallpass_responses_total, 1xx..5xx
   std::shared_ptr<prometheus::Collectable> process_;  // process_* from /proc/self
   std::shared_ptr<prometheus::Collectable> feeds_;    // hallpass_feed_* from set_feed_source
-  std::unique_ptr<prometheus::Exposer> exposer_;  // declared last: stops serving first
+  std::unique_ptr<small_http_server> endpoint_;  // declared last: stops serving first
   std::uint16_t port_ = 0;
 };
 

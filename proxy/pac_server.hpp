@@ -3,11 +3,11 @@
 // (deploy/README.md, "Pointing devices at the proxy"). The script is generated from the
 // configuration in force (pac_script.hpp), so a reload changes it for the next fetch.
 //
-// Strict and small: those two paths only (404 otherwise), GET and HEAD only (405), no request
-// body, one request per connection, a head of at most 8 KiB that must arrive within 5 s, at most
-// 256 connections at once (more are closed unanswered). Runs on an event loop and a thread of
-// its own, so a flood of PAC fetches never delays the proxy's workers; it reads nothing from
-// disk and looks nothing up.
+// Strict and small: those two paths only (404 otherwise), GET and HEAD only (405), and the
+// limits of small_http_server.hpp (no request body, one request per connection, a head of at
+// most 8 KiB within 5 s, at most 256 connections at once), on an event loop and a thread of its
+// own, so a flood of PAC fetches never delays the proxy's workers; it reads nothing from disk
+// and looks nothing up.
 //
 // Thread-safety: bind(), start() and stop() from the server's thread, in that order. The
 // event loop's state is touched only on its own thread.
@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "proxy/net.hpp"
+#include "proxy/small_http_server.hpp"
 
 namespace hallpass {
 
@@ -51,25 +52,22 @@ class pac_server {
   void stop();
 
  private:
-  net::awaitable<void> accept_loop();
-  net::awaitable<void> serve(tcp::socket socket);
+  // The answer to one request, on the endpoint's thread; counts it as served or refused.
+  std::string answer(std::string_view method, std::string_view target, const net::ip::address& local);
   // The script for a connection that arrived on `local`, from a cache of one per generation and
   // local address; null when it would name no proxy.
   std::shared_ptr<const std::string> script_for(const net::ip::address& local);
 
   config_store& configs_;
   metrics& metrics_;
-  net::io_context ioc_{1};
-  std::unique_ptr<tcp::acceptor> acceptor_;
-  std::thread thread_;
-  std::size_t live_ = 0;  // connections being served (event loop thread only)
   struct cached_script {
     std::uint64_t generation = 0;
     std::string local;
     std::shared_ptr<const std::string> script;
   };
-  cached_script cache_[4];  // a gateway serves the PAC on one or two addresses (event loop only)
+  cached_script cache_[4];  // a gateway serves the PAC on one or two addresses (endpoint thread only)
   std::size_t next_slot_ = 0;
+  small_http_server server_;  // declared last: stopped first, while the cache still exists
 };
 
 }  // namespace hallpass
