@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -179,7 +180,38 @@ namespace {
 
 // The files of the store (store/README.md), which a daemon started as root may have made.
 constexpr const char* store_files[] = {"hallpass.db", "hallpass.db-wal", "hallpass.db-shm", "list-sources.json",
-                                       "hallpass.pid"};
+                                       "hallpass.pid", "hallpass.lock"};
+
+// STATE_DIR/hallpass.lock, locked (flock) for as long as the daemon runs. A second `hallpass run`
+// on the same state directory would share the exception store and, with SO_REUSEPORT, the
+// proxy's port: the school's traffic split between two daemons that may hold different
+// policies, and hallpass.pid naming only one of them for `feeds update`. Returns "" or why this
+// one must not start. The descriptor stays open on purpose: the kernel lets go of the lock when
+// the process ends, however it ends. A lock file that cannot be opened is a warning only (the
+// store itself will say what is wrong with the directory).
+std::string lock_state_dir(const std::string& state_dir) {
+  const std::string path = state_dir + "/hallpass.lock";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
+  if (fd < 0) {
+    std::cerr << "hallpass: warning: cannot open " << path << " (" << std::strerror(errno)
+              << "): a second hallpass started on this state_dir would not be noticed\n";
+    return {};
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return {};
+  const int err = errno;
+  ::close(fd);
+  if (err != EWOULDBLOCK) {
+    std::cerr << "hallpass: warning: cannot lock " << path << " (" << std::strerror(err)
+              << "): a second hallpass started on this state_dir would not be noticed\n";
+    return {};
+  }
+  std::string pid;
+  std::ifstream(state_dir + "/hallpass.pid") >> pid;
+  return "another hallpass" + (pid.empty() ? std::string() : " (pid " + pid + ")") +
+         " is already running with state_dir " + state_dir +
+         ": two would share its exception store and split the school's traffic between them. Stop it "
+         "first (systemctl stop hallpass), or give this one a state_dir of its own.";
+}
 
 // Runs `change` on the regular file at `path` when it has one name and is not reached through
 // a symbolic link (opened O_NOFOLLOW, checked with fstat on the same descriptor: no window for
@@ -253,6 +285,10 @@ int run_server(const run_options& options) {
   std::filesystem::create_directories(d.state_dir, fs_ec);
   restrict_store_files(d.state_dir);
   if (fs_ec) std::cerr << "hallpass: warning: cannot create state_dir " << d.state_dir << ": " << fs_ec.message() << "\n";
+  if (auto e = lock_state_dir(d.state_dir); !e.empty()) {
+    std::cerr << "hallpass: " << e << "\n";
+    return 1;
+  }
   // What the lists gave, for the next start to compare with (proxy/list_record.hpp). Written
   // only once privileges are dropped (below): the state directory is the daemon user's, and
   // root must not write files there (audit19 D1).

@@ -144,6 +144,37 @@ class LifecycleTest(unittest.TestCase):
         finally:
             proxy.stop()
 
+    def test_a_second_daemon_on_the_same_state_dir_is_refused_until_the_first_stops(self):
+        proxy = Proxy()
+        try:
+            state = os.path.join(proxy.dir, "state")
+            wait_for(lambda: os.path.exists(os.path.join(state, "hallpass.pid")), what="the pid file")
+            cmd = [BIN, "run", "--config", proxy.config, "--listen", f"127.0.0.1:{proxy.port}", "--access-log", "-",
+                   "--metrics-listen", "off", "--state-dir", state]
+            # The same listen address too: with SO_REUSEPORT it would bind and take half the traffic.
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=15)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(f"another hallpass (pid {proxy.proc.pid}) is already running with state_dir {state}",
+                          r.stderr)
+            self.assertNotIn("listening on", r.stderr)
+            for _ in range(4):  # every connection still reaches the first daemon
+                self.assertEqual(curl(proxy, self.url("origin.test"), source=STAFF)[0], 200)
+            proxy.signal(signal.SIGTERM)
+            proxy.proc.wait(15)
+            # Stopped, it has let go: the next one starts on the same state directory.
+            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                lines = []
+                threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True).start()
+                wait_for(lambda: any("serving" in l for l in lines) or p.poll() is not None, timeout=20,
+                         what="the second daemon to start")
+                self.assertIsNone(p.poll(), "".join(lines))
+            finally:
+                p.send_signal(signal.SIGTERM)
+                p.wait(15)
+        finally:
+            proxy.stop()
+
     def test_a_reload_applies_to_the_next_request_on_a_kept_alive_connection(self):
         proxy = Proxy()
         try:
