@@ -449,7 +449,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     // The longest exception allowed now (exceptions.max_duration, else the end of term, else
     // 90 days). Checked here, not only in hallpassctl: scripts speak the protocol directly.
     const auto limit = rules::max_exception_until(policy, now);
-    std::string asked;
+    std::string asked, clock_note;
     if (auto d = text_arg(args, "for", false, &err)) {
       asked = "'for' " + *d;
       auto dur = admin_duration(*d, err);
@@ -461,6 +461,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
       if (!local) return bad("'until' must be a school-local time like \"2026-11-23 15:15\"");
       until = policy.zone.to_sys(*local);
       if (until <= now) return bad("'until' is in the past");
+      clock_note = rules::clock_change_note(policy.zone, *u, *local, until);
     } else {
       // err: 'for' or 'until' given as something other than text (a JSON number, say).
       return bad(err.empty() ? "give 'for' (a duration) or 'until' (a time)" : err);
@@ -498,6 +499,11 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     r = store_->approve(actor, *id, now, until, *target,
                         text_arg(args, "reason", false, &err).value_or(""), narrow);
     changed = r.ok;
+    // An end in the hour the clocks skip or repeat: say which instant it is.
+    if (r.ok && !clock_note.empty()) {
+      const std::string note = "'until' " + clock_note;
+      r.warning = r.warning.empty() ? note : r.warning + "; " + note;
+    }
     // The block page's form keeps a URL's query only where the access log does: an exception
     // for exactly that URL does not open the same page with a query (a video's "?v=..."), so
     // the headteacher is told, rather than the pupil finding the page still blocked.

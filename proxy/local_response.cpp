@@ -106,9 +106,8 @@ constexpr std::array<refusal_row, 21> rows{{
 static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_needs_direct) + 1,
               "one row per refusal kind, in the enum's order");
 
-// School-local time in words for the block page: "Wednesday 2 December 2026, 12:16 GMT". The
-// zone is named because in the autumn's repeated hour 01:59 is followed by 01:00: GMT or BST
-// for Europe/London, else the offset ("UTC+01:00").
+// School-local time in words for the block page: "Wednesday 2 December 2026, 12:16 GMT"
+// (rules::zone_label: GMT or BST for Europe/London, else "UTC+01:00").
 std::string local_time_text(const configuration& cfg, std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
   static constexpr const char* weekdays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
@@ -125,13 +124,7 @@ std::string local_time_text(const configuration& cfg, std::chrono::system_clock:
                 static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
                 static_cast<int>(ymd.year()), static_cast<int>(hms.hours().count()),
                 static_cast<int>(hms.minutes().count()));
-  std::string zone;
-  if (cfg.policy->zone.name() == "Europe/London" && (offset == hours(0) || offset == hours(1))) {
-    zone = offset == hours(0) ? " GMT" : " BST";
-  } else {
-    zone = " UTC" + rules::utc_offset_text(offset);
-  }
-  return buf + zone;
+  return buf + (" " + rules::zone_label(cfg.policy->zone, s));
 }
 
 // Refusals about reaching an origin: their page names the address that was tried.

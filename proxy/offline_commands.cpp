@@ -416,13 +416,8 @@ int run_explain(const std::vector<std::string>& args) {
     f.time = p.zone.to_sys(*local);
     // A clock change makes a local time missing (spring: read as the moment an hour later) or
     // twice over (autumn: the first is used, as for an approval's end); say so.
-    using namespace std::chrono;
-    if (p.zone.to_local(f.time) != *local) {
-      std::cerr << "hallpass explain: note: " << at << " does not exist in " << p.zone.name()
-                << " (the clocks go forward); read as " << rules::iso8601_local(p.zone, f.time) << "\n";
-    } else if (p.zone.to_local(f.time + hours(1)) == *local || p.zone.to_local(f.time + minutes(30)) == *local) {
-      std::cerr << "hallpass explain: note: " << at << " happens twice in " << p.zone.name()
-                << " (the clocks go back); the first was used, " << rules::iso8601_local(p.zone, f.time) << "\n";
+    if (const auto note = rules::clock_change_note(p.zone, at, *local, f.time); !note.empty()) {
+      std::cerr << "hallpass explain: note: " << note << "\n";
     }
   }
   // The exceptions and local entries the proxy applies, read (read-only) from the store in the
@@ -530,9 +525,9 @@ void ask_daemon_to_reload(const std::string& state_dir) {
   std::cout << "Asked the running daemon (pid " << pid << ") to reload.\n";
 }
 
-// "2026-12-02 03:12 UTC" for Unix seconds.
-std::string utc_minutes(std::int64_t t) {
-  return certs::utc_text(std::chrono::system_clock::time_point{std::chrono::seconds{t}});
+// "2026-12-02 03:12 GMT" for Unix seconds: school-local time, as everything else the DSL reads.
+std::string local_minutes(const rules::policy& p, std::int64_t t) {
+  return rules::local_minutes(p.zone, std::chrono::sys_seconds{std::chrono::seconds{t}});
 }
 
 // The last "loaded" (by the daemon) and "updated" (by `feeds update`) entry of each feed, for
@@ -549,13 +544,13 @@ void print_last_loads(const rules::policy& p, const feeds::history_read& h, std:
     }
     out << "  " << f.name << ": ";
     if (loaded) {
-      out << "loaded by the proxy " << utc_minutes(loaded->time) << " ("
+      out << "loaded by the proxy " << local_minutes(p, loaded->time) << " ("
           << rules::duration_text(std::chrono::seconds{std::max<std::int64_t>(0, now - loaded->time)}) << " ago, version "
           << loaded->version << ")";
     } else {
       out << "never loaded by the proxy";
     }
-    if (updated) out << "; last updated " << utc_minutes(updated->time) << " (version " << updated->version << ")";
+    if (updated) out << "; last updated " << local_minutes(p, updated->time) << " (version " << updated->version << ")";
     out << "\n";
   }
   if (h.unreadable) out << "  (" << h.unreadable << " lines of the history could not be read and were skipped)\n";
@@ -571,8 +566,12 @@ std::string thousands(std::size_t n) {
 // figures.
 void print_history(const rules::policy& p, const feeds::history_read& h, std::int64_t since, std::int64_t now,
                    std::string_view since_text, std::ostream& out) {
-  out << "Category feed loads, " << utc_minutes(since) << " to " << utc_minutes(now) << " (last " << since_text
-      << "):\n\n| When (UTC) | Feed | What | Version | Entries | Added | Removed |\n|---|---|---|---|---|---|---|\n";
+  // Rows in school time without the zone (a column of "GMT" says nothing); the title names the
+  // zone, and a row in the other half of the year says so in its own cell.
+  const std::string zone_now = rules::zone_label(p.zone, std::chrono::sys_seconds{std::chrono::seconds{now}});
+  out << "Category feed loads, " << local_minutes(p, since) << " to " << local_minutes(p, now) << " (last "
+      << since_text << "):\n\n| When (" << zone_now
+      << ") | Feed | What | Version | Entries | Added | Removed |\n|---|---|---|---|---|---|---|\n";
   std::size_t rows = 0;
   for (const auto& e : h.entries) {
     if (e.time < since || e.time > now) continue;
@@ -586,8 +585,8 @@ void print_history(const rules::policy& p, const feeds::history_read& h, std::in
         removed += *l.removed;
       }
     }
-    std::string when = utc_minutes(e.time);
-    if (when.ends_with(" UTC")) when.resize(when.size() - 4);
+    std::string when = local_minutes(p, e.time);
+    if (when.ends_with(" " + zone_now)) when.resize(when.size() - zone_now.size() - 1);
     out << "| " << when << " | " << e.feed << " | "
         << (e.event == "loaded" ? "loaded by the proxy" : e.event == "updated" ? "downloaded (feeds update)" : e.event)
         << " | " << e.version << " | " << thousands(entries) << " | " << (diffed ? thousands(added) : "") << " | "
@@ -602,7 +601,7 @@ void print_history(const rules::policy& p, const feeds::history_read& h, std::in
       if (e.feed == f.name && e.event == "loaded") last = &e;
     }
     out << "Feed " << f.name << " last loaded by the proxy: "
-        << (last ? utc_minutes(last->time) + " (version " + last->version + ")" : std::string("never")) << "\n";
+        << (last ? local_minutes(p, last->time) + " (version " + last->version + ")" : std::string("never")) << "\n";
   }
   if (h.unreadable) out << "(" << h.unreadable << " lines of the history could not be read and were skipped)\n";
 }

@@ -159,15 +159,7 @@ std::string feeds_summary(const policy& p, std::chrono::sys_seconds now) {
     }
     if (f.fetched_at) {
       const sys_seconds at{seconds{*f.fetched_at}};
-      const auto day = floor<days>(at);
-      const year_month_day ymd{day};
-      const auto secs = (at - day).count();
-      char buf[80];
-      std::snprintf(buf, sizeof buf, "fetched %04d-%02u-%02u %02lld:%02lld UTC", static_cast<int>(ymd.year()),
-                    static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                    static_cast<long long>(secs / 3600), static_cast<long long>(secs % 3600 / 60));
-      out += buf;
-      out += " (" + duration_text(std::max(seconds{0}, now - at)) + " ago)";
+      out += "fetched " + local_minutes(p.zone, at) + " (" + duration_text(std::max(seconds{0}, now - at)) + " ago)";
     } else {
       out += "fetched at an unknown time (no feed.info)";
     }
@@ -401,6 +393,43 @@ std::string utc_offset_text(std::chrono::seconds offset) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%c%02lld:%02lld", o < 0 ? '-' : '+', std::llabs(o) / 3600, (std::llabs(o) % 3600) / 60);
   return buf;
+}
+
+std::string zone_label(const time_zone& z, std::chrono::sys_seconds t) {
+  using namespace std::chrono;
+  const auto offset = z.offset_at(t);
+  if (z.name() == "Europe/London" && (offset == hours(0) || offset == hours(1))) {
+    return offset == hours(0) ? "GMT" : "BST";
+  }
+  return offset == seconds(0) ? "UTC" : "UTC" + utc_offset_text(offset);
+}
+
+std::string clock_change_note(const time_zone& z, std::string_view asked_text, std::chrono::local_seconds asked,
+                              std::chrono::sys_seconds resolved) {
+  using namespace std::chrono;
+  if (z.to_local(resolved) != asked) {
+    return std::string(asked_text) + " does not exist in " + z.name() + " (the clocks go forward); read as " +
+           iso8601_local(z, resolved);
+  }
+  // The first of two: the same wall time comes again within the hour (or half-hour) after.
+  if (z.to_local(resolved + hours(1)) == asked || z.to_local(resolved + minutes(30)) == asked) {
+    return std::string(asked_text) + " happens twice in " + z.name() + " (the clocks go back); the first was used, " +
+           iso8601_local(z, resolved);
+  }
+  return {};
+}
+
+std::string local_minutes(const time_zone& z, std::chrono::sys_seconds t) {
+  using namespace std::chrono;
+  const auto l = z.to_local(t);
+  const auto day = floor<days>(l);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{l - day};
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u %02lld:%02lld ", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<long long>(hms.hours().count()), static_cast<long long>(hms.minutes().count()));
+  return buf + zone_label(z, t);
 }
 
 std::string iso8601_local(const time_zone& z, std::chrono::sys_seconds t) {

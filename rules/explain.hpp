@@ -68,4 +68,19 @@ std::string iso8601_local(const time_zone& z, std::chrono::sys_seconds t);
 // An offset from UTC as ISO 8601 writes it: "+01:00", "-05:00", "+00:00".
 std::string utc_offset_text(std::chrono::seconds offset);
 
+// The zone's name for people at `t`: "GMT" or "BST" for Europe/London, else the offset
+// ("UTC+01:00", or "UTC" at +00:00): rules::time_zone keeps no TZif abbreviations. Named wherever a local time is
+// shown, because in the autumn's repeated hour 01:59 is followed by 01:00.
+std::string zone_label(const time_zone& z, std::chrono::sys_seconds t);
+
+// When a clock change makes the local time `asked` missing (spring: to_sys reads it as the
+// moment an hour later) or happen twice (autumn: to_sys takes the first), a sentence saying so
+// and naming the instant used (`resolved`, from z.to_sys(asked)); otherwise "". For explain's
+// --at and an approval's 'until'.
+std::string clock_change_note(const time_zone& z, std::string_view asked_text, std::chrono::local_seconds asked,
+                              std::chrono::sys_seconds resolved);
+
+// School-local time to the minute with its zone: "2026-12-02 03:12 GMT".
+std::string local_minutes(const time_zone& z, std::chrono::sys_seconds t);
+
 }  // namespace hallpass::rules

@@ -3,6 +3,7 @@ local entries and exceptions match on a path-segment boundary; the block page's 
 query string unless the school keeps them, files one request per token, merges one device's
 repeats for one URL, and states the rate limit's real window; approvals have an upper bound,
 enforced by the daemon; `hallpassctl blocks` lists the local blocks."""
+import datetime
 import json
 import os
 import re
@@ -270,6 +271,41 @@ class ConfiguredLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertIn("exceptions.max_duration (2h)", err)
         ctl("hp_head", self.sock, "approve", str(rid), "--for", "2h", check=0)
 
+
+
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
+class ClockChangeUntilTest(DaemonWithAdminSocket, unittest.TestCase):
+    """An approval that ends in the hour the clocks skip or repeat (the limit is a year, so that
+    the next changes can be reached from any date)."""
+
+    @classmethod
+    def start_proxy(cls):
+        return Proxy(extra=ADMIN + "exceptions:\n  max_duration: 366d\n",
+                     tls_port=cls.tls.port, args=["--state-dir", cls.state, "--admin-socket", cls.sock])
+
+    def approve_until(self, until):
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", "http://instagram.test/", "--role", "pupils",
+                       "--requester", "Mr L", "--reason", "test", *ASSESSED)["id"]
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--until", until)
+        self.addCleanup(ctl, "hp_head", self.sock, "revoke", str(rid), "--reason", "test over", check=0)
+        self.assertEqual(code, 0, out + err)
+        return err
+
+    def test_an_end_in_a_repeated_or_skipped_hour_says_which_instant_it_is(self):
+        # The next last Sundays of October and March after today (Europe/London: 01:00 UTC).
+        today = datetime.date.today()
+        def last_sunday(year, month):
+            d = datetime.date(year, month + 1, 1) - datetime.timedelta(days=1)
+            return d - datetime.timedelta(days=(d.weekday() + 1) % 7)
+        autumn = next(d for d in (last_sunday(y, 10) for y in (today.year, today.year + 1)) if d > today)
+        spring = next(d for d in (last_sunday(y, 3) for y in (today.year, today.year + 1)) if d > today)
+        err = self.approve_until(f"{autumn} 01:30")
+        self.assertIn(f"'until' {autumn} 01:30 happens twice in Europe/London (the clocks go back); "
+                      f"the first was used, {autumn}T01:30:00+01:00", err)
+        err = self.approve_until(f"{spring} 01:30")
+        self.assertIn(f"'until' {spring} 01:30 does not exist in Europe/London (the clocks go forward); "
+                      f"read as {spring}T02:30:00+01:00", err)
+        self.assertNotIn("clocks", self.approve_until(f"{autumn} 02:30"))
 
 if __name__ == "__main__":
     unittest.main()

@@ -248,11 +248,11 @@ class FeedUpdateTest(unittest.TestCase):
         r = self.feeds_cmd("status")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("Last loaded", r.stdout)
-        self.assertRegex(r.stdout, rf"ut1: loaded by the proxy 20\d\d-\d\d-\d\d \d\d:\d\d UTC \(.* ago, version {version}\)")
+        self.assertRegex(r.stdout, rf"ut1: loaded by the proxy 20\d\d-\d\d-\d\d \d\d:\d\d (GMT|BST) \(.* ago, version {version}\)")
 
         r = self.feeds_cmd("history")  # the week by default
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("| When (UTC) | Feed | What | Version | Entries | Added | Removed |", r.stdout)
+        self.assertRegex(r.stdout, r"\| When \((GMT|BST)\) \| Feed \| What \| Version \| Entries \| Added \| Removed \|")
         self.assertRegex(r.stdout, rf"\| ut1 \| downloaded \(feeds update\) \| {version} \| {n + 50} \| {n + 50} \| 0 \|")
         self.assertRegex(r.stdout, rf"\| ut1 \| loaded by the proxy \| {version} \| {n + 50} \|  \|  \|")
         self.assertNotIn("v-old-", r.stdout)

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "rules/explain.hpp"
 #include "rules/time_zone.hpp"
 
 using namespace hallpass::rules;
@@ -83,4 +84,34 @@ TEST_CASE("malformed TZif data is an error, never a crash") {
   junk[35] = 100;  // 100 transitions promised, none present
   junk[39] = 1;
   CHECK_FALSE(time_zone::from_tzif("x", junk, &err));
+}
+
+TEST_CASE("local times are shown with the zone's name: GMT or BST in London, else the offset") {
+  const auto z = london();
+  CHECK(local_minutes(z, utc(2026, 12, 2, 3, 12)) == "2026-12-02 03:12 GMT");
+  CHECK(local_minutes(z, utc(2026, 7, 1, 23, 30)) == "2026-07-02 00:30 BST");
+  // The autumn's repeated hour: the same local minutes, told apart by the zone.
+  CHECK(local_minutes(z, utc(2026, 10, 25, 0, 30)) == "2026-10-25 01:30 BST");
+  CHECK(local_minutes(z, utc(2026, 10, 25, 1, 30)) == "2026-10-25 01:30 GMT");
+  std::string err;
+  const auto paris = time_zone::from_posix("Europe/Paris", "CET-1CEST,M3.5.0,M10.5.0/3", &err);
+  REQUIRE_MESSAGE(paris, err);
+  CHECK(zone_label(*paris, utc(2026, 1, 15, 12, 0)) == "UTC+01:00");
+  CHECK(local_minutes(*paris, utc(2026, 7, 15, 12, 0)) == "2026-07-15 14:00 UTC+02:00");
+  CHECK(zone_label(time_zone::utc(), utc(2026, 1, 15, 12, 0)) == "UTC");
+}
+
+TEST_CASE("a local time the clocks skip or repeat gets a note naming the instant used") {
+  const auto z = london();
+  const auto autumn = local(2026, 10, 25, 1, 30);
+  CHECK(clock_change_note(z, "2026-10-25 01:30", autumn, z.to_sys(autumn)) ==
+        "2026-10-25 01:30 happens twice in Europe/London (the clocks go back); the first was used, "
+        "2026-10-25T01:30:00+01:00");
+  const auto spring = local(2026, 3, 29, 1, 30);
+  CHECK(clock_change_note(z, "2026-03-29 01:30", spring, z.to_sys(spring)) ==
+        "2026-03-29 01:30 does not exist in Europe/London (the clocks go forward); read as 2026-03-29T02:30:00+01:00");
+  for (const auto plain : {local(2026, 10, 25, 0, 59), local(2026, 10, 25, 2, 0), local(2026, 3, 29, 2, 0),
+                           local(2026, 12, 4, 15, 15)}) {
+    CHECK(clock_change_note(z, "t", plain, z.to_sys(plain)).empty());
+  }
 }
