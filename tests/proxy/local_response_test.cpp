@@ -2,6 +2,7 @@
 // labels, log reasons and page texts the integration tests and the README name.
 #include <doctest/doctest.h>
 
+#include <sstream>
 #include <string>
 
 #include "proxy/local_response.hpp"
@@ -62,4 +63,27 @@ TEST_CASE("upstream errors map to the refusal with the status they had") {
   CHECK(refusal_info(refusal_for(upstream_error::dns_timeout)).status == 504);
   CHECK(refusal_info(refusal_for(upstream_error::dns)).status == 502);
   CHECK(refusal_info(refusal_for(upstream_error::connect_refused)).status == 502);
+}
+
+TEST_CASE("a local answer's head is written as Beast would: status line, fields in order, blank line") {
+  auto res = local_head(http::status::forbidden, 11, "text/html; charset=utf-8");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.body() = "<p>blocked</p>";
+  res.keep_alive(false);
+  res.prepare_payload();
+  CHECK(serialized_head(res) ==
+        "HTTP/1.1 403 Forbidden\r\nServer: hallpass\r\nContent-Type: text/html; charset=utf-8\r\n"
+        "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n"
+        "Content-Length: 14\r\n\r\n");
+  std::ostringstream beast_wrote;  // Beast's own serializer, which sent local answers before
+  beast_wrote << res;
+  CHECK(beast_wrote.str() == serialized_head(res) + res.body());
+  auto old = local_head(http::status::proxy_authentication_required, 10, "text/plain; charset=utf-8");
+  old.keep_alive(true);
+  old.prepare_payload();
+  CHECK(serialized_head(old).starts_with("HTTP/1.0 407 Proxy Authentication Required\r\n"));
+  CHECK(serialized_head(old).find("Connection: keep-alive\r\n") != std::string::npos);
+  http::response<http::string_body> odd{static_cast<http::status>(299), 11};
+  odd.reason("Custom");
+  CHECK(serialized_head(odd) == "HTTP/1.1 299 Custom\r\n\r\n");
 }
