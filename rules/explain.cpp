@@ -420,16 +420,9 @@ std::string clock_change_note(const time_zone& z, std::string_view asked_text, s
 }
 
 std::string local_minutes(const time_zone& z, std::chrono::sys_seconds t) {
-  using namespace std::chrono;
-  const auto l = z.to_local(t);
-  const auto day = floor<days>(l);
-  const year_month_day ymd{day};
-  const hh_mm_ss hms{l - day};
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u %02lld:%02lld ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<long long>(hms.hours().count()), static_cast<long long>(hms.minutes().count()));
-  return buf + zone_label(z, t);
+  std::string text = iso8601_local(z, t).substr(0, 16);  // "2026-12-02T03:12"
+  text[10] = ' ';
+  return text + " " + zone_label(z, t);
 }
 
 std::string iso8601_local(const time_zone& z, std::chrono::sys_seconds t) {
