@@ -412,8 +412,9 @@ metrics::metrics(const std::string& listen)
         return metrics_answer(method, target, *this);
       });
   if (auto e = endpoint_->bind(*address); !e.empty()) {
-    throw std::runtime_error("metrics.listen " + listen + ": cannot listen (" + e +
-                             "); is the port in use by another process?");
+    const bool busy = e.find("in use") != std::string::npos;
+    throw std::runtime_error("metrics.listen " + listen + ": cannot listen (" + e + ")" +
+                             (busy ? "; is the port in use by another process?" : ""));
   }
   if (const auto ep = endpoint_->endpoint()) port_ = ep->port();
   endpoint_->start();
