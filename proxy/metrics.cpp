@@ -19,6 +19,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "proxy/daemon_config.hpp"
 #include "proxy/small_http_server.hpp"
 
 namespace hallpass {
@@ -242,33 +243,6 @@ prometheus::Family<prometheus::Counter>& bytes_family(prometheus::Registry& r) {
                         "to_client (responses, tunnel downloads).");
 }
 
-// "host:port" with a numeric host; IPv6 in brackets. Returns the address and port, or nothing
-// when malformed.
-std::optional<tcp::endpoint> numeric_endpoint(const std::string& listen) {
-  std::string host, port;
-  if (!listen.empty() && listen.front() == '[') {
-    const auto close = listen.find(']');
-    if (close == std::string::npos || close + 1 >= listen.size() || listen[close + 1] != ':')
-      return {};
-    host = listen.substr(1, close - 1);
-    port = listen.substr(close + 2);
-  } else {
-    const auto colon = listen.rfind(':');
-    if (colon == std::string::npos || colon == 0) return {};
-    host = listen.substr(0, colon);
-    port = listen.substr(colon + 1);
-  }
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || value > 65535)
-    return {};
-  // Numeric only, and of the family its brackets say: "::1:9131" or "[127.0.0.1]:9131" are mistakes.
-  error_code aec;
-  const auto address = net::ip::make_address(host, aec);
-  if (aec || address.is_v6() != (listen.front() == '[')) return {};
-  return tcp::endpoint(address, static_cast<std::uint16_t>(value));
-}
-
 // GET or HEAD /metrics (a query string is ignored): the exposition text.
 std::string metrics_answer(std::string_view method, std::string_view target, metrics& m) {
   const bool head = method == "HEAD";
@@ -400,7 +374,7 @@ metrics::metrics(const std::string& listen)
     upstream_failed_[i] = &upstream.Add({{"kind", failure_names[i]}});
 
   if (listen.empty() || listen == "off") return;
-  const auto address = numeric_endpoint(listen);
+  const auto address = parse_listen_address(listen);  // the daemon's own listen syntax
   if (!address) {
     throw std::runtime_error(
         "metrics.listen \"" + listen +
@@ -411,7 +385,7 @@ metrics::metrics(const std::string& listen)
       [this](std::string_view method, std::string_view target, const net::ip::address&) {
         return metrics_answer(method, target, *this);
       });
-  if (auto e = endpoint_->bind(*address); !e.empty()) {
+  if (auto e = endpoint_->bind(tcp::endpoint(net::ip::make_address(address->host), address->port)); !e.empty()) {
     const bool busy = e.find("in use") != std::string::npos;
     throw std::runtime_error("metrics.listen " + listen + ": cannot listen (" + e + ")" +
                              (busy ? "; is the port in use by another process?" : ""));

@@ -2,8 +2,8 @@
 
 #include "proxy/configuration.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/daemon_config.hpp"
 #include "proxy/pac_script.hpp"
-#include "proxy/server.hpp"
 
 namespace hallpass {
 

@@ -19,7 +19,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 
 #include "proxy/net.hpp"
 #include "proxy/small_http_server.hpp"

@@ -328,7 +328,7 @@ TEST_CASE("metrics: port 0 picks a free port and reports it") {
 TEST_CASE("metrics: a bad or busy address is a clear error, not a silent no-endpoint") {
   for (const char* bad : {"9131", "localhost:9131", "127.0.0.1", "127.0.0.1:", "127.0.0.1:99999",
                           "127.0.0.1:91x", "::1:9131", "[::1]", "[::1]9131", "[nonsense]:9131",
-                          "[127.0.0.1]:9131", "127.1:9131"}) {
+                          "127.1:9131"}) {
     CAPTURE(bad);
     CHECK_THROWS_WITH_AS(metrics{bad}, doctest::Contains(bad), std::runtime_error);
   }
