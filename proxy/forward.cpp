@@ -183,6 +183,15 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   const bool retryable = !has_body && (verb == http::verb::get || verb == http::verb::head ||
                                        verb == http::verb::options || verb == http::verb::trace ||
                                        verb == http::verb::put || verb == http::verb::delete_);
+  // A request the proxy may not repeat goes out on a pooled origin connection only when it is
+  // not the first of its client stream. The origin may close a pooled connection in the very
+  // instant the request goes out on it (no peek sees a close that has not happened yet), and a
+  // client resends a request itself only on a connection that carried an earlier one: the
+  // proxy then closes the client's connection unanswered too (leave_to_client below), as the
+  // origin's own close would look to a client connected directly, and the resend arrives as
+  // the first request of a new connection, which takes a new origin connection. (Browsers and
+  // curl resend so, a POST with its body too; HAProxy's `http-reuse safe` is the same rule.)
+  const bool client_resends = c.stream_reused;
   // Ignored from an HTTP/1.0 client (RFC 9110 10.1.1), which cannot read a 100.
   const bool expect_continue = client_version >= 11 && list_has(req[http::field::expect], "100-continue");
 
@@ -224,6 +233,19 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   // The origin refused the body before it had all of it, even if all of it then went: whether
   // it read the rest is its own affair, so its connection is not reused.
   bool refused_early = false;
+  // Whether the origin's close of a pooled connection, before a byte of its answer, is left to
+  // the client to resend (client_resends above): nothing has gone to the client yet, and the
+  // error is a close or a reset (not a stall). Sets up the log line; the caller then closes.
+  auto leave_to_client = [&](const upstream_connection& u, const error_code& why) {
+    if (retryable || !client_resends || !u.reused || sent_continue || u.buffer.size() != 0) return false;
+    if (!closed_by_peer(why) && why != net::error::connection_reset && why != net::error::broken_pipe) return false;
+    w.state().metrics.upstream_failed(metrics::upstream_failure::reset).Increment();
+    ex.action = outcome::error;
+    ex.reason_override = "the site closed a kept-alive connection as the request went out";
+    ex.note = "upstream: " + why.message() + "; the client's connection was closed unanswered, for it to send the "
+              "request again (the proxy does not repeat a " + std::string(req.method_string()) + " itself)";
+    return true;
+  };
   const auto upstream_started = std::chrono::steady_clock::now();
   for (int attempt = 0; attempt < 2; ++attempt) {
     origin_address to;
@@ -249,7 +271,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     if (early) {
       acquired = std::move(*early);
     } else {
-      acquired = co_await w.upstream().acquire(to, *ex.cfg, use, attempt == 0);
+      acquired = co_await w.upstream().acquire(to, *ex.cfg, use, attempt == 0 && (retryable || client_resends));
     }
     if (!acquired.conn) {
       // The upstream's reason (a static string) is the log reason and the page text; a failed
@@ -272,6 +294,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       up->stream.expires_after(daemon.upstream.idle_timeout);
       auto [hec, hn] = co_await net::async_write(up->io, net::buffer(request_head), nothrow);
       if (hec) {
+        if (leave_to_client(*up, hec)) co_return forward_outcome::close;
         const std::string problem = hec.message();
         co_await refuse(w, c, ex, refusal::upstream_send_failed, problem, client_version);
         co_return forward_outcome::close;
@@ -292,6 +315,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
           co_return forward_outcome::close;
         }
         if (hr.result == head_parse::need_more) {
+          if (interim_seen == 0 && leave_to_client(*up, hr.ec)) co_return forward_outcome::close;
           const std::string problem = hr.ec.message();
           co_await refuse(w, c, ex, refusal::upstream_closed, problem, client_version);
           co_return forward_outcome::close;
@@ -381,6 +405,9 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       auto hr = co_await read_response_head(*up, head, daemon.limits);
       if (send_failure && hr.result != head_parse::complete) {
         // No answer came before the origin stopped reading: the request could not be sent.
+        if (hr.result == head_parse::need_more && interim == 0 && leave_to_client(*up, hr.ec)) {
+          co_return forward_outcome::close;
+        }
         co_await refuse_unanswered(w, c, ex, *up, refusal::upstream_send_failed, *send_failure, client_version);
         co_return forward_outcome::close;
       }
@@ -395,6 +422,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
           retry = true;
           break;
         }
+        if (interim == 0 && leave_to_client(*up, rec)) co_return forward_outcome::close;
         const auto kind = rec == beast::error::timeout ? refusal::upstream_no_answer : refusal::upstream_closed;
         const std::string problem = rec.message();
         co_await refuse_unanswered(w, c, ex, *up, kind, problem, client_version);

@@ -386,7 +386,11 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
       continue;
     }
     empty_reads = 0;
+    const bool was_inside = c.inside.has_value();
     if (!co_await serve_request(w, c, std::move(cfg))) co_return;
+    // The CONNECT that opened a tunnel was answered on the outer stream: the tunnel's first
+    // request is the first of its own stream.
+    c.stream_reused = c.inside.has_value() == was_inside;
   }
 }
 

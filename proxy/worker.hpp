@@ -85,6 +85,11 @@ struct client_connection {
   // A request was answered without its body being read (a refusal, a block page, an early
   // answer): the connection ends with a lingering close (http_session.cpp's linger_close).
   bool request_body_unread = false;
+  // A request was answered on the stream requests are now read from (the client connection,
+  // or the inspected tunnel inside it, which is a new stream to the client): a client resends
+  // a request on such a stream that closes before any answer (forward.cpp), and does not on
+  // the first request of a stream.
+  bool stream_reused = false;
   std::array<char, 16> first_bytes;  // a new connection's first read, before it has a buffer
   // Who signed in on this connection (login_gate.hpp). `credentials` is the Proxy-Authorization
   // value they signed in with: the same value on a later request of this connection is the same

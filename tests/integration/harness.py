@@ -236,6 +236,9 @@ class PyOrigin(ThreadedServer):
     /truncated  declares Content-Length 4096, sends 2048 bytes and closes (/truncated-big:
                 1 MiB declared, 300 KiB sent: the spliced path)
     /then-close answers "ok" as if keeping the connection alive, then closes it 0.2 s later
+    /drop-next  answers "ok" as if keeping the connection alive, then closes it, unanswered, as
+                the next request on it arrives: the origin's close of an idle connection in the
+                instant a request went out on it, which no check before reuse can see
     /reset      closes the connection at once (RST)
     /hang       never answers
     /ws         WebSocket handshake, then echoes frames' payloads back as text frames
@@ -309,6 +312,11 @@ class PyOrigin(ThreadedServer):
                     sent, promised = (2048, 4096) if path == "/truncated" else (300 * 1024, 1024 * 1024)
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % promised + b"t" * sent)
                     conn.shutdown(socket.SHUT_WR)
+                    return
+                elif path == "/drop-next":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    read_request_head(f)  # the next request arrives (its body unread) ...
+                    conn.close()          # ... and the connection closes without an answer
                     return
                 elif path == "/then-close":
                     # Answers as if keeping the connection alive, then closes it a moment later:

@@ -633,6 +633,29 @@ inspection:
         line = [l for l in p.log_lines(4) if l["method"] == "POST"][-1]
         self.assertIn("before the request body was sent", line["note"])
 
+    def test_a_post_the_origin_drops_on_a_pooled_connection_is_resent_through_inspection(self):
+        """As over plain HTTP (proxy_http_test): a POST that a pooled origin connection drops as
+        it goes out is never repeated by the proxy; the tunnel's TLS connection closes
+        unanswered, and the client sends the POST again in a new tunnel, whose first request
+        takes a new origin connection."""
+        p = self.start_proxy(self.py_origin.port)
+        url = f"https://origin.test:{self.py_origin.port}"
+        common = ["-sS", "-v", "--max-time", "20", "-x", f"http://127.0.0.1:{p.port}", "--interface", PUPIL,
+                  "--cacert", self.school_crt]
+        cmd = ["curl", *common, "-o", "/dev/null", f"{url}/drop-next", "--next", *common, "--data", "form=3",
+               "-o", "-", "-w", "\n%{http_code}", f"{url}/echo"]
+        r = subprocess.run(cmd, capture_output=True, timeout=30)
+        err = r.stderr.decode()
+        body, _, code = r.stdout.rpartition(b"\n")
+        self.assertEqual((int(code or 0), body), (200, b"form=3"), err)
+        self.assertIn("Re-using existing connection", err)
+        self.assertIn("retrying a fresh connect", err)
+        lines = p.log_lines(5)  # CONNECT, GET, the dropped POST; CONNECT, POST
+        posts = [l for l in lines if l["method"] == "POST"]
+        self.assertEqual([(l["status"], l["action"]) for l in posts], [(0, "error"), (200, "allow")], lines)
+        self.assertIn("closed unanswered", posts[0]["note"])
+        self.assertTrue(all(l.get("tls") == "inspected" for l in posts), posts)
+
     def test_an_origin_that_refuses_an_upload_and_stops_reading_is_heard_at_once(self):
         """The origin answers 413 from the head, then reads nothing and keeps the connection
         open: the proxy's TLS write to it stalls. The answer, read alongside the upload, stops

@@ -290,6 +290,55 @@ class HttpTest(unittest.TestCase):
         finally:
             proxy.stop()
 
+    def test_a_post_the_origin_drops_on_a_pooled_connection_is_resent_by_the_client(self):
+        """The origin closes a pooled connection in the instant a POST goes out on it, which no
+        peek before reuse can see. The proxy never repeats a POST itself (RFC 9110 9.2.2), and
+        the form must not be lost to a 502: on a client connection's first request such a
+        request takes a new origin connection; on a later one the client's connection closes
+        unanswered, as the origin's own close would look to a client connected directly, and
+        the client sends it again (curl here; browsers do the same)."""
+        proxy = Proxy(workers=1)  # one worker: one pool, so the doomed connection is the one offered
+        self.addCleanup(proxy.stop)
+        url = f"http://py.test:{self.py.port}"
+        # 1. The POST is the first request of its client connection: a new origin connection,
+        # and the pooled one is left alone.
+        status, body, err = curl(proxy, f"{url}/drop-next", source=STAFF)
+        self.assertEqual((status, body), (200, b"ok"), err)
+        connections = self.py.connections
+        reused = proxy.metric("hallpass_upstream_connections_reused_total")
+        status, body, err = curl(proxy, f"{url}/echo", source=STAFF, extra=["--data", "form=1"])
+        self.assertEqual((status, body), (200, b"form=1"), err)
+        self.assertEqual(proxy.metric("hallpass_upstream_connections_reused_total"), reused)
+        self.assertEqual(self.py.connections, connections + 1)
+        # 2. The POST follows a GET on one client connection, and the GET's origin connection is
+        # the pooled one it takes (the origin drops it as the POST arrives): curl is told by the
+        # close, unanswered, and sends the POST again on a new connection, where it succeeds.
+        cmd = ["curl", "-sS", "-v", "--max-time", "20", "-x", f"http://127.0.0.1:{proxy.port}",
+               "--interface", STAFF, "-o", "/dev/null", f"{url}/drop-next",
+               "--next", "-x", f"http://127.0.0.1:{proxy.port}", "--interface", STAFF, "--data", "form=2",
+               "-o", "-", "-w", "\n%{http_code}", f"{url}/echo"]
+        r = subprocess.run(cmd, capture_output=True, timeout=30)
+        err = r.stderr.decode()
+        body, _, code = r.stdout.rpartition(b"\n")
+        self.assertEqual((int(code or 0), body), (200, b"form=2"), err)
+        self.assertIn("Re-using existing connection", err)  # the POST went out on the GET's connection first
+        self.assertIn("retrying a fresh connect", err)       # ... and was sent again by curl, not by the proxy
+        posts = [r for r in self.py.requests if r["method"] == "POST" and r["target"] == "/echo"]
+        self.assertEqual(posts[-1]["body_len"], len(b"form=2"))
+        # The log says what happened to the first attempt.
+        line = wait_for(lambda: next((e for e in reversed(proxy.log_lines())
+                                      if "closed unanswered" in e.get("note", "")), None),
+                        what="the log line of the dropped POST")
+        self.assertEqual(line["action"], "error")
+        self.assertEqual(line["method"], "POST")
+        # A GET in the same place is still repeated by the proxy itself: the client sees a 200.
+        cmd = ["curl", "-sS", "--max-time", "20", "-x", f"http://127.0.0.1:{proxy.port}", "--interface", STAFF,
+               "-o", "/dev/null", f"{url}/drop-next", "--next", "-x", f"http://127.0.0.1:{proxy.port}",
+               "--interface", STAFF, "-o", "-", "-w", "\n%{http_code}", f"{url}/chunked"]
+        r = subprocess.run(cmd, capture_output=True, timeout=30)
+        body, _, code = r.stdout.rpartition(b"\n")
+        self.assertEqual((int(code or 0), body), (200, b"hello world"), r.stderr.decode())
+
     def test_websocket_upgrade_is_relayed(self):
         s = socket.socket()
         s.bind((STAFF, 0))
