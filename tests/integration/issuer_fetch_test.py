@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 import types
 import unittest
 
@@ -33,6 +34,9 @@ class IssuerServer(http.server.ThreadingHTTPServer):
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 outer.asked.append(self.path)
+                if self.path == "/slow.crt":
+                    time.sleep(2.5)  # longer than the test's upstream.response_timeout
+                    return  # no answer at all (the proxy has stopped waiting)
                 name = os.path.join(outer.folder, self.path.lstrip("/"))
                 if not os.path.isfile(name):
                     self.send_error(404)
@@ -96,7 +100,7 @@ class IssuerFetchTest(unittest.TestCase):
             "der": ("der", "/der.crt"), "der2": ("der", "/der.crt"), "pem": ("pem", "/pem.crt"),
             "p7c": ("p7c", "/bundle.p7c"), "untrusted": ("untrusted", "/untrusted.crt"),
             "missing": ("der", "/nothing-here.crt"), "leafonly": ("pem", "/leafonly.crt"),
-            "huge": ("der", "/huge.crt"), "off": ("off", "/off.crt"),
+            "huge": ("der", "/huge.crt"), "off": ("off", "/off.crt"), "slow": ("der", "/slow.crt"),
         }
         cls.origins = {}
         for name, (ca, path) in sites.items():
@@ -116,7 +120,7 @@ class IssuerFetchTest(unittest.TestCase):
         cls.issuers.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def start_proxy(self, fetch=True):
+    def start_proxy(self, fetch=True, response_timeout="3s"):
         ports = ", ".join(str(o.port) for o in self.origins.values())
         names = "".join(f"  {n}.test: 127.0.0.1\n" for n in [*self.origins, "issuers"])
         ca = self.test_ca.crt
@@ -128,7 +132,7 @@ class IssuerFetchTest(unittest.TestCase):
             text = text.replace("hosts:\n", "hosts:\n" + names, 1)
             text = text.replace("connect:\n  ports: [443, 8443]", f"connect:\n  ports: [443, {ports}]")
             return text + "inspection:\n  inspect:\n    - {everything: true}\n"
-        p = Proxy(args=["--ca-dir", self.school_ca], workers=1, policy_edit=edit)
+        p = Proxy(args=["--ca-dir", self.school_ca], workers=1, policy_edit=edit, response_timeout=response_timeout)
         self.addCleanup(p.stop)
         return p
 
@@ -188,6 +192,15 @@ class IssuerFetchTest(unittest.TestCase):
         self.assert_refused(p, "huge", "larger than 64 KiB")
         self.assertEqual(self.fetches(p, "failed"), 3)
         self.assertEqual(self.fetches(p, "fetched"), 0)
+
+    def test_a_fetch_waits_no_longer_than_the_response_timeout_and_says_so(self):
+        # The fetch waits 10 s, or upstream.response_timeout when that is shorter: the page
+        # names the wait that applied.
+        p = self.start_proxy(response_timeout="1s")
+        started = time.monotonic()
+        self.assert_refused(p, "slow", "slow.crt", "no answer within 1 s")
+        self.assertLess(time.monotonic() - started, 2.4)
+        self.assertEqual(self.fetches(p, "failed"), 1)
 
     def test_fetching_can_be_turned_off(self):
         p = self.start_proxy(fetch=False)
