@@ -87,7 +87,7 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
   if (end == tunnel_end::http) {
     // Plain HTTP requests follow on this connection, each for the tunnel's host and port and
     // each decided; the CONNECT's own line says so.
-    c.inside = client_connection::tunnel_origin{ex.host, ex.port, false, ex.login};
+    c.inside = client_connection::tunnel_origin{ex.host, ex.port, false, ex.login, c.login.until};
     ex.note = "the tunnel carries HTTP: each request inside is decided";
     finish_exchange(w, c, ex);
     co_return true;
@@ -274,9 +274,9 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   bool again = false;
   const bool may_continue = req.keep_alive() && rp.is_done();
   const auto login = co_await sign_in(w, c, ex, req[http::field::proxy_authorization], version, may_continue, &again);
-  if (login == login_step::answered) {
+  if (login == login_step::answered || login == login_step::lapsed) {
     finish_exchange(w, c, ex);
-    co_return again;
+    co_return again;  // false when lapsed: the tunnel closes unanswered
   }
   if (login == login_step::page) co_return co_await serve_signin(w, c, ex, rp, req[http::field::user_agent], version);
 

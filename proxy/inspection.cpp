@@ -105,7 +105,7 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
     co_return false;
   }
   c.io.use_tls(*c.tls);
-  c.inside = client_connection::tunnel_origin{ex.host, ex.port, true, ex.login};
+  c.inside = client_connection::tunnel_origin{ex.host, ex.port, true, ex.login, c.login.until};
   ex.inspected = true;
   m.tls_inspected.Increment();
   co_return true;

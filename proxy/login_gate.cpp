@@ -265,8 +265,20 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
   if (c.inside) {
     // A request inside a tunnel: the identity its CONNECT signed in with, kept with the tunnel
     // (c.login is the connection's: a sign-in on an earlier request of it, not the CONNECT's
-    // when the CONNECT sent none on an `optional` network).
+    // when the CONNECT sent none on an `optional` network)...
     ex.login = c.inside->who;
+    // ... while that sign-in holds (cache_ttl, as on a kept-alive connection). Browsers send
+    // their credentials on the CONNECT only, so the tunnel ends instead: closed unanswered,
+    // which a client answers by sending the request again on a new tunnel, whose CONNECT is
+    // checked afresh. Not the tunnel's first request, which its client would not resend (and
+    // whose CONNECT was just checked).
+    if (ex.login && c.stream_reused && login_service::clock::now() >= c.inside->until) {
+      ex.action = outcome::error;
+      ex.reason_override = "the tunnel's sign-in has lapsed";
+      ex.note = "the tunnel was closed unanswered, for the client to open a new one and sign in again "
+                "(logins.ldap.cache_ttl)";
+      co_return login_step::lapsed;
+    }
     co_return login_step::proceed;
   }
   if (mode == login_mode::none) co_return login_step::proceed;

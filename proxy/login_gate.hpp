@@ -4,6 +4,8 @@
 // and either lets the request go on with ex.login set, or answers it: 407 with
 // Proxy-Authenticate when a login is required and missing or wrong, 429 when the client or
 // name has failed too often, 503 when the directory cannot answer in time.
+// A tunnel's identity lasts as long as its CONNECT's sign-in (logins.ldap.cache_ttl): a later
+// request inside it ends the tunnel (login_step::lapsed).
 //
 // Per network (logins.networks): required, optional (credentials used when sent; none: the
 // address's role) or none (never asked; a Proxy-Authorization is ignored). A CONNECT signs in
@@ -30,6 +32,10 @@ enum class login_step : std::uint8_t {
   page,     // login: page, and the device is not signed in or the request is for the page's
             // own addresses: the caller answers with signin_handler.hpp (nothing written yet;
             // ex.login set when the device is signed in)
+  lapsed,   // a request inside a tunnel whose CONNECT's sign-in has lapsed: nothing written; the
+            // caller finishes the exchange and closes the connection unanswered, and the client
+            // opens a new tunnel, signing in again (a client resends a request on a kept-alive
+            // connection that closes unanswered; the tunnel's first request is never refused so)
 };
 
 // The check of a user name and password, for Basic (sign_in) and the sign-in page's post

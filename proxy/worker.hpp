@@ -46,8 +46,12 @@ struct client_connection {
     std::uint16_t port = 443;
     bool tls = true;  // false: a tunnel that carries plain HTTP (tunnel.hpp tunnel_end::http)
     // Who the CONNECT signed in as (null: nobody): every request inside carries this identity,
-    // whatever the connection signed in as before the CONNECT or after it.
+    // whatever the connection signed in as before the CONNECT or after it, until `until`, when
+    // the sign-in lapses (logins.ldap.cache_ttl after it was checked, as on a kept-alive
+    // connection): the tunnel then ends (login_gate.cpp), and the client's new CONNECT is
+    // checked again, so that a changed group or a removed account applies within cache_ttl.
     std::shared_ptr<const login_identity> who;
+    std::chrono::steady_clock::time_point until{};
   };
   std::optional<tunnel_origin> inside;
   // An inspected tunnel's origin connection, made while the client's handshake runs and taken

@@ -41,7 +41,8 @@ cn: {uid}
 sn: {uid}
 userPassword: {pw}
 """ for uid, pw in [("dave", "dave-pw"), ("sam", "sam-pw"), ("carol", "carol-pw"), ("victim", "victim-pw"), ("erin", "erin-pw"),
-                  ("frank", "frank-pw"), ("grace", "grace-pw"), ("henry", "henry-pw"), ("ivan", "ivan-pw")]
+                  ("frank", "frank-pw"), ("grace", "grace-pw"), ("henry", "henry-pw"), ("ivan", "ivan-pw"),
+                                    ("tess", "tess-pw")]
                   + [(f"kid{n}", f"kid{n}-pw") for n in range(1, 9)]) + f"""
 dn: cn=Year 6,ou=groups,{BASE}
 objectClass: groupOfNames
@@ -413,6 +414,65 @@ class LoginsTest(unittest.TestCase):
         line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("host") == "facebook.test" and
                                  l.get("method") == "GET"], what="the request inside the tunnel")[-1]
         self.assertEqual((line["user"], line["role"]), (None, "staff"))
+
+    def test_a_tunnel_ends_when_its_sign_in_lapses_and_a_group_change_then_applies(self):
+        # tess (Staff) signs in on a CONNECT; browsers send credentials on the CONNECT only, so
+        # the requests inside carry its identity. She leaves Staff: within the sign-in's
+        # lifetime (cache_ttl, 2 s here) the tunnel still carries staff; after it, the next
+        # request ends the tunnel unanswered (a client then opens a new one), and the new
+        # CONNECT is checked afresh: tess is a pupil now, and facebook.test is refused.
+        import base64
+        self.slapd.modify(f"dn: cn=Staff,ou=groups,{BASE}\nchangetype: modify\nadd: member\n"
+                          f"member: uid=tess,ou=people,{BASE}\n")
+        proxy = Proxy(extra=logins_section(f"ldap://127.0.0.1:{self.slapd.port}", self.slapd.ca_file),
+                      policy_edit=with_group_roles, tls_port=self.nginx.port)
+        self.addCleanup(proxy.stop)
+        cred = base64.b64encode(b"tess:tess-pw").decode()
+        port = self.nginx.port
+
+        def connect():
+            s = socket.socket()
+            s.bind(("127.0.0.72", 0))
+            s.settimeout(10)
+            s.connect(("127.0.0.1", proxy.port))
+            self.addCleanup(s.close)
+            s.sendall(f"CONNECT facebook.test:{port} HTTP/1.1\r\nHost: facebook.test:{port}\r\n"
+                      f"Proxy-Authorization: Basic {cred}\r\n\r\n".encode())
+            f = s.makefile("rb")
+            status = int(f.readline().split()[1])
+            while f.readline() not in (b"\r\n", b""):
+                pass
+            return s, f, status
+
+        def get(s, f):
+            s.sendall(f"GET /small HTTP/1.1\r\nHost: facebook.test:{port}\r\n\r\n".encode())
+            line = f.readline()
+            if not line:
+                return None  # closed unanswered
+            length = 0
+            while (h := f.readline()) not in (b"\r\n", b""):
+                if h.lower().startswith(b"content-length:"):
+                    length = int(h.split(b":")[1])
+            f.read(length)
+            return int(line.split()[1])
+
+        s, f, status = connect()
+        self.assertEqual(status, 200)
+        self.assertEqual(get(s, f), 200)  # staff: social media allowed
+        self.slapd.modify(f"dn: cn=Staff,ou=groups,{BASE}\nchangetype: modify\ndelete: member\n"
+                          f"member: uid=tess,ou=people,{BASE}\n")
+        self.assertEqual(get(s, f), 200)  # within the sign-in's lifetime: still the tunnel's staff
+        time.sleep(2.5)
+        self.assertIsNone(get(s, f))      # lapsed: the tunnel ends, nothing answered
+        line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("reason") == "the tunnel's sign-in has lapsed"],
+                        what="the lapsed request's line")[-1]
+        self.assertEqual((line["user"], line["status"], line["action"]), ("tess", 0, "error"))
+        # The client's new tunnel signs in again: the directory is asked, and tess is a pupil.
+        s, f, status = connect()
+        self.assertEqual(status, 403)
+        line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("method") == "CONNECT" and l["status"] == 403],
+                        what="the new CONNECT's line")[-1]
+        self.assertEqual((line["user"], line["role"]), ("tess", "pupils"))
 
     def test_with_a_dn_template_the_name_is_read_back_and_non_ascii_refused(self):
         # bind_dn_template: no search before the bind. The directory's spelling is read from the
