@@ -45,18 +45,6 @@ void str_or_null(rules::json_object& o, std::string_view key, std::string_view v
 
 }  // namespace
 
-std::string path_without_parameters(std::string_view path) {
-  std::string out;
-  out.reserve(path.size());
-  bool in_parameters = false;
-  for (const char ch : path) {
-    if (ch == '/') in_parameters = false;
-    else if (ch == ';') in_parameters = true;
-    if (!in_parameters) out += ch;
-  }
-  return out;
-}
-
 std::string format_access_record(const access_record& r, const rules::time_zone& zone,
                                  bool keep_query) {
   rules::json_object o;
@@ -75,7 +63,7 @@ std::string format_access_record(const access_record& r, const rules::time_zone&
     path.append(r.path).append(1, '?').append(r.query);
     o.str("path", path);
   } else if (r.path.find(';') != std::string::npos) {
-    o.str("path", path_without_parameters(r.path));
+    o.str("path", rules::path_without_parameters(r.path));
   } else {
     o.str("path", r.path);
   }

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "rules/host.hpp"
 #include "rules/time_zone.hpp"
 
 namespace hallpass {
@@ -50,11 +51,6 @@ struct access_record {
 // milliseconds and the offset, "2026-11-23T11:00:00.123+00:00". Whatever bytes the fields
 // hold (control characters, quotes, invalid UTF-8), the line is valid JSON and has no raw
 // newline: rules::json_escape writes only printable ASCII (text as \uXXXX escapes).
-// A path as the log and the store keep it when access_log.keep_query is off: each segment's
-// parameters (";jsessionid=..."), which carry session tokens as a query does, taken out:
-// "/a;x=1/b;y" is "/a/b". audit19 D4.
-std::string path_without_parameters(std::string_view path);
-
 std::string format_access_record(const access_record& r, const rules::time_zone& zone,
                                  bool keep_query);
 

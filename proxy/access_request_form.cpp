@@ -78,7 +78,7 @@ void form_keys::release(std::string_view token) {
 
 std::string url_for_storage(std::string_view url, bool keep_query) {
   if (keep_query) return std::string(url);
-  return path_without_parameters(url.substr(0, url.find_first_of("?#")));
+  return rules::path_without_parameters(url.substr(0, url.find_first_of("?#")));
 }
 
 std::string url_without_credentials(std::string_view url) {

@@ -169,7 +169,19 @@ bool exception_index::target_matches(const rules::target& t, std::optional<std::
   // comes with each request, so a page entry neither blocks the CONNECT nor keeps it shut.
   if (!path) return later ? !for_block : for_block;
   if (t.kind == target_kind::prefix) return path_prefix_matches(t.path, *path, for_block);
-  return for_block ? same_page(t.path, *path) : *path == t.path;
+  if (for_block) return same_page(t.path, *path);
+  if (*path == t.path) return true;
+  // A page exception opens exactly its URL, but one written without path parameters opens the
+  // page with them too ("/x/y" opens "/x;jsessionid=1/y"): the request form stores a page
+  // without them (session tokens, as a query is left out with access_log.keep_query off), and
+  // the headteacher approves what the form stored. The query still compares exactly.
+  const std::string_view entry_path = std::string_view(t.path).substr(0, t.path.find('?'));
+  const auto q = path->find('?');
+  const std::string_view request_path = path->substr(0, q);
+  if (entry_path.find(';') != std::string_view::npos || request_path.find(';') == std::string_view::npos) return false;
+  const std::string_view entry_query = std::string_view(t.path).substr(entry_path.size());
+  const std::string_view request_query = q == std::string_view::npos ? std::string_view{} : path->substr(q);
+  return entry_query == request_query && path_without_parameters(request_path) == entry_path;
 }
 
 bool exception_index::scope_matches(const exception_entry& e, const verdict& v, const request_facts& f) const {

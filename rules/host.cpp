@@ -436,9 +436,7 @@ std::string remove_dot_segments(std::string_view path) {
 
 }  // namespace
 
-std::string page_path(std::string_view path) {
-  std::string canonical;
-  if (normalize_path(path, canonical)) path = canonical;
+std::string path_without_parameters(std::string_view path) {
   std::string out;
   out.reserve(path.size());
   bool in_parameters = false;
@@ -448,8 +446,17 @@ std::string page_path(std::string_view path) {
     } else if (c == ';') {
       in_parameters = true;
     }
-    if (in_parameters) continue;
-    out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+    if (!in_parameters) out.push_back(c);
+  }
+  return out;
+}
+
+std::string page_path(std::string_view path) {
+  std::string canonical;
+  if (normalize_path(path, canonical)) path = canonical;
+  std::string out = path_without_parameters(path);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
   while (out.size() > 1 && out.back() == '/') out.pop_back();
   return out;

@@ -52,6 +52,12 @@ std::optional<normalized_host> normalize_host_full(std::string_view raw, std::st
 // `raw` is already canonical (the common case: no allocation); otherwise writes it to `out`.
 bool normalize_path(std::string_view raw, std::string& out);
 
+// A path (without its query) with each segment's parameters (";jsessionid=...") taken out:
+// "/a;x=1/b;y" is "/a/b". What the log and the store keep when access_log.keep_query is off
+// (they carry session tokens as a query does: audit19 D4), and how a page exception written
+// without them matches a request with them (exception_index.cpp).
+std::string path_without_parameters(std::string_view path);
+
 // A path (without its query) as two spellings of one page compare: normalize_path's canonical
 // form, then lower case, path parameters (";jsessionid=...") dropped from every segment, and
 // no trailing "/" (except the root's). For matching a reported page or a search engine's

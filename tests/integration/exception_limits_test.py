@@ -106,6 +106,24 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
         finally:
             ctl("hp_head", self.sock, "revoke", str(mine[0]["id"]), "--reason", "test over", check=0)
 
+    def test_an_approved_page_opens_with_the_path_parameters_the_form_left_out(self):
+        # Path parameters carry session tokens as a query does: the form stores the page without
+        # them, and the headteacher's url approval of what it stored opens the page as asked.
+        source = "127.0.0.26"
+        form = block_page_form(self.proxy, self.nginx.port, "/app;jsessionid=SECRET/page", source)
+        self.assertEqual(status_of(post_form(self.proxy, form, source)), 200)
+        mine = self.requests_from(source)
+        self.assertEqual([r["url"] for r in mine], [f"http://facebook.test:{self.nginx.port}/app/page"])
+        code, out, err = ctl("hp_head", self.sock, "approve", str(mine[0]["id"]), "--for", "1h", "--scope", "url")
+        try:
+            self.assertEqual(code, 0, out + err)
+            # Allowed (nginx has no such page: 404, not the block page's 403).
+            self.assertEqual(self.http("facebook.test", source, "/app;jsessionid=SECRET/page"), 404)
+            self.assertEqual(self.http("facebook.test", source, "/app/page"), 404)
+            self.assertEqual(self.http("facebook.test", source, "/app/page2;jsessionid=SECRET"), 403)
+        finally:
+            ctl("hp_head", self.sock, "revoke", str(mine[0]["id"]), "--reason", "test over", check=0)
+
     def test_a_form_token_files_one_request_and_a_replay_is_told_so(self):
         source = "127.0.0.22"
         form = block_page_form(self.proxy, self.nginx.port, "/one", source)
