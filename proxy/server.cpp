@@ -270,6 +270,13 @@ int run_server(const run_options& options) {
   ::signal(SIGPIPE, SIG_IGN);
   overrides flags = options.flags;
   flags.serving = true;
+  // The first load runs as root (before the listeners bind and the privileges drop), every
+  // reload as --user: files that user could not read are not read now either (file_io.hpp).
+  if (options.user && ::geteuid() == 0) {
+    if (const passwd* pw = ::getpwnam(options.user->c_str())) {
+      flags.read_as = rules::file_reader{pw->pw_uid, pw->pw_gid, supplementary_groups(*pw)};
+    }
+  }
   config_store configs(options.config_path, std::move(flags));
   auto loaded = configs.reload();
   print_errors(loaded.warnings, "warning: ");

@@ -175,6 +175,51 @@ class AdminSocketUserTest(unittest.TestCase):
         self.assertEqual(mode & 0o007, 0, err)
         self.assertIn("hallpass.db was open to every user; it no longer is", err)
 
+    def test_the_first_load_as_root_reads_no_list_the_service_user_could_not_read(self):
+        # The policy is first loaded as root (before the drop), every reload as the service
+        # user. A list file the service user cannot read (here a link it planted in its own
+        # list folder, to a root-only file) is refused at the start too, so root never reads
+        # it into the load's warnings; a file of the user's own, mode 0600, is read.
+        proxy = Proxy()
+        state = os.path.join(proxy.dir, "state")
+        proxy.signal(__import__("signal").SIGTERM)
+        proxy.proc.wait(15)
+        u = pwd.getpwnam(DAEMON_USER)
+        os.chmod(proxy.dir, 0o755)
+        lists = os.path.join(proxy.dir, "lists")
+        os.mkdir(lists, 0o755)
+        os.chown(lists, u.pw_uid, u.pw_gid)
+        victim = os.path.join(proxy.dir, "victim")
+        with open(victim, "w") as f:
+            f.write("ROOT SECRET LINE\n")
+        os.chmod(victim, 0o600)
+        listed = os.path.join(lists, "listed.txt")
+        os.symlink(victim, listed)
+        os.lchown(listed, u.pw_uid, u.pw_gid)
+        text = proxy.policy_text.replace(
+            "  circumvention: {domains: [vpn.test]}\n",
+            f"  circumvention: {{domains: [vpn.test]}}\n  listed: {{domain_files: [\"{listed}\"]}}\n")
+        self.assertNotEqual(text, proxy.policy_text)
+        proxy.write_policy(text)
+        try:
+            with DaemonAsUser(proxy.config, state, proxy.access_log, os.path.join(proxy.dir, "stderr")) as daemon:
+                daemon.proc.wait(15)
+            self.assertNotEqual(daemon.proc.returncode, 0)
+            self.assertNotIn("serving", daemon.err)
+            self.assertIn(f"{listed} cannot be read by the user hallpass runs as (uid {u.pw_uid})", daemon.err)
+            self.assertNotIn("ROOT SECRET", daemon.err)
+            # The user's own file, readable by it alone: read.
+            os.unlink(listed)
+            with open(listed, "w") as f:
+                f.write("listed.test\n")
+            os.chown(listed, u.pw_uid, u.pw_gid)
+            os.chmod(listed, 0o600)
+            with DaemonAsUser(proxy.config, state, proxy.access_log, os.path.join(proxy.dir, "stderr")) as daemon:
+                pass
+            self.assertIn("serving", daemon.err)
+        finally:
+            proxy.stop()
+
     def test_a_store_a_root_run_made_is_given_to_the_service_user(self):
         # audit19 D8: started once as root (no --user), then with --user: the store's files and
         # the pid file were root's, and the store "a readonly database" after the drop.
