@@ -398,9 +398,14 @@ std::string utc_offset_text(std::chrono::seconds offset) {
 std::string zone_label(const time_zone& z, std::chrono::sys_seconds t) {
   using namespace std::chrono;
   const auto offset = z.offset_at(t);
-  if (z.name() == "Europe/London" && (offset == hours(0) || offset == hours(1))) {
-    return offset == hours(0) ? "GMT" : "BST";
-  }
+  // The zone file's own name for it (GMT and BST for Europe/London, and for Jersey, Guernsey and
+  // the Isle of Man, which follow it) when it is letters; tzdata writes "+04" for zones without
+  // one, shown as the offset instead.
+  const std::string& name = z.abbreviation_at(t);
+  const bool letters = name.size() >= 3 && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+  });
+  if (letters) return name;
   return offset == seconds(0) ? "UTC" : "UTC" + utc_offset_text(offset);
 }
 

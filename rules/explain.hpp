@@ -68,8 +68,9 @@ std::string iso8601_local(const time_zone& z, std::chrono::sys_seconds t);
 // An offset from UTC as ISO 8601 writes it: "+01:00", "-05:00", "+00:00".
 std::string utc_offset_text(std::chrono::seconds offset);
 
-// The zone's name for people at `t`: "GMT" or "BST" for Europe/London, else the offset
-// ("UTC+01:00", or "UTC" at +00:00): rules::time_zone keeps no TZif abbreviations. Named wherever a local time is
+// The zone's name for people at `t`: the zone file's abbreviation when it is letters ("GMT" or
+// "BST" for Europe/London, Jersey, Guernsey, the Isle of Man; "CET"), else the offset
+// ("UTC+04:00" where tzdata writes "+04", or "UTC" at +00:00). Named wherever a local time is
 // shown, because in the autumn's repeated hour 01:59 is followed by 01:00.
 std::string zone_label(const time_zone& z, std::chrono::sys_seconds t);
 

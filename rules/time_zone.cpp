@@ -44,15 +44,17 @@ std::optional<time_zone::posix_tz> time_zone::parse_posix(std::string_view tz, s
     set_error(error, std::string("time zone rule '") + std::string(tz) + "': " + what);
     return std::nullopt;
   };
-  auto name = [&]() -> bool {
+  auto name = [&](std::string& out) -> bool {
     if (i < tz.size() && tz[i] == '<') {
       auto close = tz.find('>', i);
       if (close == tz.npos) return false;
+      out = std::string(tz.substr(i + 1, close - i - 1));
       i = close + 1;
       return true;
     }
     std::size_t start = i;
     while (i < tz.size() && std::isalpha(static_cast<unsigned char>(tz[i]))) ++i;
+    out = std::string(tz.substr(start, i - start));
     return i - start >= 3;
   };
   // [+-]hh[:mm[:ss]] -> seconds
@@ -100,11 +102,11 @@ std::optional<time_zone::posix_tz> time_zone::parse_posix(std::string_view tz, s
 
   posix_tz out;
   std::int64_t std_west = 0;
-  if (!name()) return fail("missing standard time name");
+  if (!name(out.std_name)) return fail("missing standard time name");
   if (!hms(std_west)) return fail("missing standard offset");
   out.std_offset = -std_west;
   if (i == tz.size()) return out;
-  if (!name()) return fail("bad daylight-saving name");
+  if (!name(out.dst_name)) return fail("bad daylight-saving name");
   out.has_dst = true;
   out.dst_offset = out.std_offset + 3600;
   if (i < tz.size() && tz[i] != ',') {
@@ -121,16 +123,19 @@ std::optional<time_zone::posix_tz> time_zone::parse_posix(std::string_view tz, s
 }
 
 std::int64_t time_zone::posix_offset(std::int64_t utc) const {
+  return posix_in_dst(utc) ? footer_->dst_offset : footer_->std_offset;
+}
+
+bool time_zone::posix_in_dst(std::int64_t utc) const {
   const posix_tz& p = *footer_;
-  if (!p.has_dst) return p.std_offset;
+  if (!p.has_dst) return false;
   using namespace std::chrono;
   const auto ymd = year_month_day{floor<days>(sys_seconds{seconds{utc + p.std_offset}})};
   const int y = static_cast<int>(ymd.year());
   // Both transitions expressed as UTC instants for this year.
   std::int64_t start = rule_day_start(y, p.start.month, p.start.week, p.start.weekday) + p.start.time - p.std_offset;
   std::int64_t end = rule_day_start(y, p.end.month, p.end.week, p.end.weekday) + p.end.time - p.dst_offset;
-  bool dst = start < end ? (utc >= start && utc < end) : !(utc >= end && utc < start);
-  return dst ? p.dst_offset : p.std_offset;
+  return start < end ? (utc >= start && utc < end) : !(utc >= end && utc < start);
 }
 
 std::optional<time_zone> time_zone::from_posix(std::string name, std::string_view tz, std::string* error) {
@@ -140,6 +145,7 @@ std::optional<time_zone> time_zone::from_posix(std::string name, std::string_vie
   z.name_ = std::move(name);
   z.footer_ = *p;
   z.offset_before_ = static_cast<std::int32_t>(p->std_offset);
+  z.abbreviation_before_ = p->std_name;
   return z;
 }
 
@@ -179,17 +185,27 @@ std::optional<time_zone> time_zone::from_tzif(std::string name, std::string_view
   time_zone z;
   z.name_ = std::move(name);
   std::vector<std::int32_t> type_offsets(static_cast<std::size_t>(c.type));
+  std::vector<std::string> type_names(static_cast<std::size_t>(c.type));
   const std::size_t types_at = data + c.time * tsize + c.time;
-  for (std::int64_t t = 0; t < c.type; ++t) type_offsets[t] = static_cast<std::int32_t>(read_be(b, types_at + t * 6, 4));
+  const std::size_t chars_at = types_at + c.type * 6;
+  const std::string_view chars = b.substr(chars_at, static_cast<std::size_t>(c.chars));
+  for (std::int64_t t = 0; t < c.type; ++t) {
+    type_offsets[t] = static_cast<std::int32_t>(read_be(b, types_at + t * 6, 4));
+    // The abbreviation: a NUL-terminated string at its index into the characters.
+    const auto index = static_cast<unsigned char>(b[types_at + t * 6 + 5]);
+    if (index < chars.size()) type_names[t] = std::string(chars.substr(index, chars.find('\0', index) - index));
+  }
   z.transitions_.reserve(c.time);
   for (std::int64_t t = 0; t < c.time; ++t) {
     z.transitions_.push_back(read_be(b, data + t * tsize, tsize));
     auto idx = static_cast<unsigned char>(b[data + c.time * tsize + t]);
     if (idx >= type_offsets.size()) return fail("transition names a type that does not exist");
     z.offsets_after_.push_back(type_offsets[idx]);
+    z.abbreviations_after_.push_back(type_names[idx]);
   }
   if (!std::is_sorted(z.transitions_.begin(), z.transitions_.end())) return fail("transitions out of order");
   z.offset_before_ = type_offsets[0];
+  z.abbreviation_before_ = type_names[0];
 
   if (version >= '2') {
     std::size_t footer = data + block_size(c, tsize);
@@ -216,6 +232,18 @@ std::chrono::seconds time_zone::offset_at(std::chrono::sys_seconds t) const {
   auto it = std::upper_bound(transitions_.begin(), transitions_.end(), s);
   if (it == transitions_.begin()) return std::chrono::seconds{offset_before_};
   return std::chrono::seconds{offsets_after_[static_cast<std::size_t>(it - transitions_.begin() - 1)]};
+}
+
+const std::string& time_zone::abbreviation_at(std::chrono::sys_seconds t) const {
+  const std::int64_t s = t.time_since_epoch().count();
+  if (transitions_.empty() || s >= transitions_.back()) {
+    if (footer_) return posix_in_dst(s) ? footer_->dst_name : footer_->std_name;
+    if (transitions_.empty()) return abbreviation_before_;
+    return abbreviations_after_.back();
+  }
+  auto it = std::upper_bound(transitions_.begin(), transitions_.end(), s);
+  if (it == transitions_.begin()) return abbreviation_before_;
+  return abbreviations_after_[static_cast<std::size_t>(it - transitions_.begin() - 1)];
 }
 
 std::chrono::sys_seconds time_zone::to_sys(std::chrono::local_seconds t) const {

@@ -32,6 +32,9 @@ class time_zone {
 
   // UTC offset in force at the instant t.
   std::chrono::seconds offset_at(std::chrono::sys_seconds t) const;
+  // The zone's own abbreviation at the instant t, as the zone file names it ("GMT", "BST",
+  // "CET"; "+04" where tzdata has no letters for a zone): what rules::zone_label shows.
+  const std::string& abbreviation_at(std::chrono::sys_seconds t) const;
   std::chrono::local_seconds to_local(std::chrono::sys_seconds t) const {
     return std::chrono::local_seconds{t.time_since_epoch() + offset_at(t)};
   }
@@ -50,15 +53,19 @@ class time_zone {
     std::int64_t std_offset = 0;  // seconds east of UTC
     std::int64_t dst_offset = 0;
     bool has_dst = false;
+    std::string std_name, dst_name;  // "GMT", "BST"; "+04" for "<+04>-4"
     posix_rule start, end;  // DST starts (local standard time) and ends (local DST time)
   };
   static std::optional<posix_tz> parse_posix(std::string_view tz, std::string* error);
   std::int64_t posix_offset(std::int64_t utc) const;
+  bool posix_in_dst(std::int64_t utc) const;
 
   std::string name_;
   std::vector<std::int64_t> transitions_;        // UTC seconds, ascending
   std::vector<std::int32_t> offsets_after_;      // offset in force from transitions_[i]
   std::int32_t offset_before_ = 0;               // offset before the first transition
+  std::vector<std::string> abbreviations_after_;  // the abbreviation from transitions_[i]
+  std::string abbreviation_before_;
   std::optional<posix_tz> footer_;
 };
 

@@ -86,7 +86,7 @@ TEST_CASE("malformed TZif data is an error, never a crash") {
   CHECK_FALSE(time_zone::from_tzif("x", junk, &err));
 }
 
-TEST_CASE("local times are shown with the zone's name: GMT or BST in London, else the offset") {
+TEST_CASE("local times are shown with the zone's name: GMT or BST in London, the file's letters, else the offset") {
   const auto z = london();
   CHECK(local_minutes(z, utc(2026, 12, 2, 3, 12)) == "2026-12-02 03:12 GMT");
   CHECK(local_minutes(z, utc(2026, 7, 1, 23, 30)) == "2026-07-02 00:30 BST");
@@ -96,9 +96,25 @@ TEST_CASE("local times are shown with the zone's name: GMT or BST in London, els
   std::string err;
   const auto paris = time_zone::from_posix("Europe/Paris", "CET-1CEST,M3.5.0,M10.5.0/3", &err);
   REQUIRE_MESSAGE(paris, err);
-  CHECK(zone_label(*paris, utc(2026, 1, 15, 12, 0)) == "UTC+01:00");
-  CHECK(local_minutes(*paris, utc(2026, 7, 15, 12, 0)) == "2026-07-15 14:00 UTC+02:00");
+  CHECK(zone_label(*paris, utc(2026, 1, 15, 12, 0)) == "CET");
+  CHECK(local_minutes(*paris, utc(2026, 7, 15, 12, 0)) == "2026-07-15 14:00 CEST");
   CHECK(zone_label(time_zone::utc(), utc(2026, 1, 15, 12, 0)) == "UTC");
+  // tzdata's "<+04>" (no letters for the zone): the offset.
+  const auto dubai = time_zone::from_posix("Asia/Dubai", "<+04>-4", &err);
+  REQUIRE_MESSAGE(dubai, err);
+  CHECK(dubai->abbreviation_at(utc(2026, 1, 15, 12, 0)) == "+04");
+  CHECK(zone_label(*dubai, utc(2026, 1, 15, 12, 0)) == "UTC+04:00");
+  // A Crown Dependency's zone file: GMT and BST as London's, from the file itself, both before
+  // its last transition (the table) and after it (the POSIX rule in its footer).
+  std::ifstream in("/usr/share/zoneinfo/Europe/Jersey", std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const auto jersey = time_zone::from_tzif("Europe/Jersey", ss.str(), &err);
+  REQUIRE_MESSAGE(jersey, err);
+  CHECK(local_minutes(*jersey, utc(2026, 12, 2, 3, 12)) == "2026-12-02 03:12 GMT");
+  CHECK(local_minutes(*jersey, utc(2026, 7, 1, 23, 30)) == "2026-07-02 00:30 BST");
+  CHECK(zone_label(*jersey, utc(1990, 7, 1, 12, 0)) == "BST");
+  CHECK(zone_label(*jersey, utc(2090, 1, 1, 12, 0)) == "GMT");
 }
 
 TEST_CASE("a local time the clocks skip or repeat gets a note naming the instant used") {
