@@ -10,6 +10,9 @@
 //   digitalSignature is refused (browsers refuse it). ALPN offers http/1.1 only.
 // - Intermediates an origin left out are looked for among those fetched from the "CA Issuers"
 //   addresses of earlier origins (fetched_issuers.hpp), when the caller passes the store.
+// - The origin's stapled OCSP response is asked for; one verified against the chain and the
+//   trust store that says the site's certificate is revoked fails the handshake (as Firefox
+//   does). Nothing stapled, or a staple that does not verify, is accepted; no online check.
 // - Client sessions are handed to the connection's origin_sessions store (origin_sessions.hpp)
 //   for resumption; an SSL not attached to a store keeps none.
 //

@@ -13,7 +13,9 @@ import ssl
 import subprocess
 import unittest
 
-from harness import BIN, PUPIL, Proxy
+import datetime
+
+from harness import BIN, PUPIL, Proxy, _can_connect, free_port, stop_process, wait_for
 from inspection_test import TestCA, TlsOrigin, run, workdir_with_test_ca
 from harness import curl
 
@@ -57,6 +59,44 @@ class LowSecurityOrigin(TlsOrigin):
         super(TlsOrigin, self).__init__(host="127.0.0.1", port=0)
 
 
+def ocsp_response(ca, leaf_crt, revoked, out, signer=None):
+    """A DER OCSP response about leaf_crt (issued by `ca`), made by `openssl ocsp` as a CA's
+    responder: "revoked" an hour ago, or "good"; signed by `signer` (a TestCA) if given, else by
+    the issuer itself. Valid for a day."""
+    signer = signer or ca
+    folder = os.path.dirname(out)
+    serial = subprocess.run(["openssl", "x509", "-in", leaf_crt, "-noout", "-serial"], capture_output=True, text=True,
+                            check=True, timeout=30).stdout.strip().split("=")[1]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    expiry = (now + datetime.timedelta(days=2)).strftime("%y%m%d%H%M%SZ")
+    when = (now - datetime.timedelta(hours=1)).strftime("%y%m%d%H%M%SZ")
+    index = out + ".index"
+    with open(index, "w") as f:
+        f.write(f"R\t{expiry}\t{when}\t{serial}\tunknown\t/CN=x\n" if revoked else
+                f"V\t{expiry}\t\t{serial}\tunknown\t/CN=x\n")
+    request = os.path.join(folder, os.path.basename(out) + ".req")
+    run(["openssl", "ocsp", "-issuer", ca.crt, "-cert", leaf_crt, "-reqout", request, "-no_nonce"])
+    run(["openssl", "ocsp", "-index", index, "-rsigner", signer.crt, "-rkey", signer.key, "-CA", ca.crt,
+         "-reqin", request, "-respout", out, "-ndays", "1"])
+    return out
+
+
+class StaplingOrigin:
+    """`openssl s_server` that staples the OCSP response in `status_file` to every handshake and
+    answers a GET with its status page (-www)."""
+
+    def __init__(self, crt, key, status_file):
+        self.port = free_port()
+        self.seen = []  # (what OriginVerifyTest keeps per origin; s_server reports nothing)
+        self.proc = subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{self.port}", "-cert", crt,
+                                      "-key", key, "-status_file", status_file, "-www", "-quiet"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: _can_connect(self.port), what="openssl s_server to listen")
+
+    def stop(self):
+        stop_process(self.proc)
+
+
 class OriginVerifyTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -78,6 +118,13 @@ class OriginVerifyTest(unittest.TestCase):
             "subjectAltName=DNS:elsewhere.test,DNS:www.elsewhere.test", *serve]))
         cls.origins["rsa1024"] = LowSecurityOrigin(*sign(cls.test_ca, "rsa1024.test", [
             "subjectAltName=DNS:rsa1024.test", *serve], newkey=("rsa:1024",)))
+        # Stapled OCSP responses (openssl s_server -status_file): revoked, good, and "revoked" but
+        # signed by a CA that has no say over the certificate.
+        for name, revoked, signer in (("stapledrevoked", True, None), ("stapledgood", False, None),
+                                      ("stapledforged", True, cls.other_ca)):
+            crt, key = sign(cls.test_ca, name + ".test", [f"subjectAltName=DNS:{name}.test", *serve])
+            status = ocsp_response(cls.test_ca, crt, revoked, os.path.join(cls.tmp, name + ".ocsp"), signer)
+            cls.origins[name] = StaplingOrigin(crt, key, status)
         cls.school_ca = os.path.join(cls.tmp, "school-ca")
         run([BIN, "ca", "init", "--dir", cls.school_ca, "--name", "Test School"])
         cls.school_crt = os.path.join(cls.school_ca, "ca.crt")
@@ -157,6 +204,23 @@ class OriginVerifyTest(unittest.TestCase):
         # The log's note carries the same words.
         notes = [l.get("note", "") for l in p.log_lines(6) if l["method"] == "GET"]
         self.assertTrue(any("expired on 2025-06-01" in n for n in notes), notes)
+
+    def test_a_stapled_ocsp_response_that_says_revoked_is_refused(self):
+        p = self.start_proxy()
+        page = self.refused(p, "stapledrevoked")
+        today = datetime.datetime.now(datetime.timezone.utc)
+        days = {(today - datetime.timedelta(hours=1)).strftime("%Y-%m-%d"), today.strftime("%Y-%m-%d")}
+        self.assertIn("certificate revoked", page)
+        self.assertTrue(any(f"was revoked by &#39;hallpass test origin CA&#39; on {d}" in page or
+                            f"was revoked by 'hallpass test origin CA' on {d}" in page for d in days), page)
+        self.assertIn("stapled OCSP response", page)
+        line = [l for l in p.log_lines(2) if l.get("host") == "stapledrevoked.test" and l["method"] == "GET"][-1]
+        self.assertIn("certificate revoked", line["note"])
+        # A "good" staple, and a "revoked" one signed by a CA with no say over the certificate
+        # (which proves nothing): the site opens.
+        for name in ("stapledgood", "stapledforged"):
+            status, body, err = self.get(p, name)
+            self.assertEqual(status, 200, (name, err, body[:300]))
 
     def test_a_lowered_system_security_level_does_not_let_a_weak_key_through(self):
         p = self.start_proxy(env={"OPENSSL_CONF": self.low_conf})
