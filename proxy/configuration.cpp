@@ -169,7 +169,6 @@ config_load_result load_configuration(const std::string& path, const overrides& 
   lo.other_sections = daemon_section_names();
   lo.feeds_dir = feeds_dir_for(path, o);
   lo.feeds_may_be_missing = o.feeds_may_be_missing;
-  lo.read_as = o.read_as;
   auto policy = rules::load_policy(path, lo);
   out.errors = std::move(policy.errors);
   out.warnings = std::move(policy.warnings);

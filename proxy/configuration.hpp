@@ -19,7 +19,6 @@
 #include "certs/leaf_cache.hpp"
 #include "proxy/daemon_config.hpp"
 #include "rules/diagnostic.hpp"
-#include "rules/file_io.hpp"
 #include "rules/policy.hpp"
 
 namespace hallpass {
@@ -36,9 +35,6 @@ struct overrides {
   bool serving = false;
   // Set by `feeds update`: a missing feed is no error even with feeds.required.
   bool feeds_may_be_missing = false;
-  // Set by `run --user` started as root: the policy file and its lists are read only where
-  // that user could read them (rules/file_io.hpp file_reader).
-  std::optional<rules::file_reader> read_as;
 };
 
 struct configuration {

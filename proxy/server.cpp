@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "feeds/feed_history.hpp"
@@ -260,6 +262,48 @@ void give_store_files(const std::string& state_dir, const passwd& pw) {
   for (const char* name : store_files) give_file(state_dir + "/" + name, pw);
 }
 
+// The first load of the configuration, made before the listeners bind and privileges drop.
+// Started as root with --user, it reads as that user: on a thread of its own whose file-system
+// identity (fsuid, fsgid, supplementary groups) is the user's. Linux keeps credentials per
+// thread, and the raw system calls change only the calling thread's (glibc's setgroups would
+// change every thread's); moving fsuid off 0 also clears the thread's CAP_DAC_OVERRIDE. The
+// kernel then checks every open of the policy, its lists, the CA and the password files as it
+// does on each reload, which runs as that user: modes, ACLs, the directories on the way. So a
+// link the user planted in a folder it can write (a list folder) leads nowhere it could not read
+// itself (root used to read another file into the load's warnings), and a file only root can
+// read stops the start instead of failing the first reload.
+config_load_result first_load(config_store& configs, const run_options& options) {
+  if (!options.user || ::geteuid() != 0) return configs.reload();
+  const passwd* pw = ::getpwnam(options.user->c_str());
+  if (pw == nullptr) return configs.reload();  // drop_privileges says so and stops the start
+  const uid_t uid = pw->pw_uid;
+  const gid_t gid = pw->pw_gid;
+  const std::vector<gid_t> groups = supplementary_groups(*pw);
+  config_load_result out;
+  std::string failed;
+  std::thread loader([&] {
+    if (::syscall(SYS_setgroups, groups.size(), groups.data()) != 0) {
+      failed = std::string("setgroups: ") + std::strerror(errno);
+      return;
+    }
+    ::syscall(SYS_setfsgid, gid);
+    ::syscall(SYS_setfsuid, uid);
+    // Both return the previous value, never an error: an invalid id (-1) reads the current one.
+    if (static_cast<uid_t>(::syscall(SYS_setfsuid, static_cast<uid_t>(-1))) != uid ||
+        static_cast<gid_t>(::syscall(SYS_setfsgid, static_cast<gid_t>(-1))) != gid) {
+      failed = "the file-system identity did not change";
+      return;
+    }
+    out = configs.reload();
+  });
+  loader.join();
+  if (!failed.empty()) {
+    out = {};
+    out.errors.push_back({options.config_path, 0, 0, "cannot read it as " + *options.user + " (" + failed + ")"});
+  }
+  return out;
+}
+
 }  // namespace
 
 int daemon_exit_code() {
@@ -270,15 +314,8 @@ int run_server(const run_options& options) {
   ::signal(SIGPIPE, SIG_IGN);
   overrides flags = options.flags;
   flags.serving = true;
-  // The first load runs as root (before the listeners bind and the privileges drop), every
-  // reload as --user: files that user could not read are not read now either (file_io.hpp).
-  if (options.user && ::geteuid() == 0) {
-    if (const passwd* pw = ::getpwnam(options.user->c_str())) {
-      flags.read_as = rules::file_reader{pw->pw_uid, pw->pw_gid, supplementary_groups(*pw)};
-    }
-  }
   config_store configs(options.config_path, std::move(flags));
-  auto loaded = configs.reload();
+  auto loaded = first_load(configs, options);
   print_errors(loaded.warnings, "warning: ");
   if (!loaded.config) {
     print_errors(loaded.errors);

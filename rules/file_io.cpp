@@ -4,26 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 namespace hallpass::rules {
-namespace {
-
-bool readable_by(const struct stat& st, const file_reader& r) {
-  if (r.uid == 0) return true;
-  if (st.st_uid == r.uid) return (st.st_mode & S_IRUSR) != 0;
-  if (st.st_gid == r.gid || std::find(r.groups.begin(), r.groups.end(), st.st_gid) != r.groups.end()) {
-    return (st.st_mode & S_IRGRP) != 0;
-  }
-  return (st.st_mode & S_IROTH) != 0;
-}
-
-}  // namespace
 
 std::optional<std::string> read_regular_file(const std::string& path, std::string* error, bool follow_links,
-                                             std::size_t max_bytes, const file_reader* as) {
+                                             std::size_t max_bytes) {
   // O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused just below).
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow_links ? 0 : O_NOFOLLOW));
   if (fd < 0) {
@@ -41,10 +28,6 @@ std::optional<std::string> read_regular_file(const std::string& path, std::strin
     *error = "is a directory";
   } else if (!S_ISREG(st.st_mode)) {
     *error = "is not a regular file";
-  } else if (as && !readable_by(st, *as)) {
-    // Checked on the open file, so a link swapped in after a check cannot slip past it.
-    *error = "cannot be read by the user hallpass runs as (uid " + std::to_string(as->uid) +
-             "), which every reload reads it as: give that user read access";
   } else if (static_cast<std::size_t>(st.st_size) > max_bytes) {
     *error = "is larger than " + std::to_string(max_bytes) + " bytes";
   } else {

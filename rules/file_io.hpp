@@ -13,31 +13,16 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace hallpass::rules {
-
-// The user a file is read for: the daemon loads its first policy as root, before it becomes
-// `run --user`'s user, and every reload runs as that user. A file that user could not read is
-// not read at the start either: what a reload could not read would fail there, and a link
-// planted where that user can write (a list folder of its own) must not make root read another
-// file (/etc/shadow) into the load's warnings. The file's mode bits decide, as the kernel's
-// permission check does (owner, then group, then others); ACLs are not read.
-struct file_reader {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<gid_t> groups;  // supplementary
-};
 
 // Reads a whole regular file (never a FIFO, a device or a directory) of at most `max_bytes`.
 // With `follow_links` false, a symbolic link as the last component is refused (O_NOFOLLOW, so
 // no window between a check and the open). On failure *error says why in a few words, without
 // the path ("is a directory", "does not exist", "is a symbolic link", "cannot be read: ..."):
 // callers put the path where their message needs it.
-// With `as`, a file that user could not read by its mode is refused ("cannot be read by ...").
 std::optional<std::string> read_regular_file(const std::string& path, std::string* error, bool follow_links = true,
-                                             std::size_t max_bytes = std::size_t{4} << 30,
-                                             const file_reader* as = nullptr);
+                                             std::size_t max_bytes = std::size_t{4} << 30);
 
 // Replaces `path` with `data`: a new PATH.tmp (whatever stood there removed first; created
 // O_EXCL|O_NOFOLLOW with `mode`), written, fsynced, renamed over `path`. A power cut leaves the

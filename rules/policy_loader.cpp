@@ -25,9 +25,8 @@ constexpr std::size_t max_warnings_per_file = 10;
 // device never end); with `follow_links` false a symbolic link is refused too: a feed's files
 // live in the daemon user's directory and are read as root at the start (a link there must not
 // make root read another file into the warnings).
-std::optional<std::string> read_file(const fs::path& path, std::string* error, bool follow_links = true,
-                                     const std::optional<file_reader>& as = std::nullopt) {
-  return read_regular_file(path.string(), error, follow_links, std::size_t{4} << 30, as ? &*as : nullptr);
+std::optional<std::string> read_file(const fs::path& path, std::string* error, bool follow_links = true) {
+  return read_regular_file(path.string(), error, follow_links);
 }
 
 bool is_plain_domain(std::string_view s) {
@@ -598,7 +597,7 @@ class loader : private yaml_reader {
                              bool follow_links = true) {
     last_url_entries_ = 0;
     std::string err;
-    auto text = read_file(path, &err, follow_links, opt_.read_as);
+    auto text = read_file(path, &err, follow_links);
     if (!text) {
       if (required) error(where, path.string() + " " + err);
       return 0;
@@ -1582,7 +1581,7 @@ load_result load_policy_text(std::string_view yaml, const std::string& file_name
 
 load_result load_policy(const std::string& path, const load_options& options) {
   std::string err;
-  auto text = read_file(path, &err, true, options.read_as);
+  auto text = read_file(path, &err);
   if (!text) {
     load_result r;
     r.errors.push_back({path, 0, 0, err});  // "school.yaml: is a directory"

@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "rules/diagnostic.hpp"
-#include "rules/file_io.hpp"
 #include "rules/policy.hpp"
 #include "rules/yaml_reader.hpp"
 
@@ -35,9 +34,6 @@ struct load_options {
   // The moment "today" is taken from for warnings about the calendar (terms that have all
   // ended); unset: the system clock. Decisions never depend on it.
   std::optional<std::chrono::sys_seconds> now;
-  // The daemon's first load, made as root before `run --user`: the policy file and its list
-  // files are read only where that user could read them (rules/file_io.hpp file_reader).
-  std::optional<file_reader> read_as;
 };
 
 struct load_result {
