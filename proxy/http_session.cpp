@@ -87,7 +87,7 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
   if (end == tunnel_end::http) {
     // Plain HTTP requests follow on this connection, each for the tunnel's host and port and
     // each decided; the CONNECT's own line says so.
-    c.inside = client_connection::tunnel_origin{ex.host, ex.port, false, ex.login, c.login.until};
+    c.inside = client_connection::tunnel_origin{ex.host, ex.port, false, ex.login, tunnel_identity_until(c)};
     ex.note = "the tunnel carries HTTP: each request inside is decided";
     finish_exchange(w, c, ex);
     co_return true;

@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "proxy/login_gate.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 
@@ -105,7 +106,7 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
     co_return false;
   }
   c.io.use_tls(*c.tls);
-  c.inside = client_connection::tunnel_origin{ex.host, ex.port, true, ex.login, c.login.until};
+  c.inside = client_connection::tunnel_origin{ex.host, ex.port, true, ex.login, tunnel_identity_until(c)};
   ex.inspected = true;
   m.tls_inspected.Increment();
   co_return true;

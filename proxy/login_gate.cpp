@@ -206,11 +206,13 @@ net::awaitable<result> check_password(worker& w, const client_connection& c, con
     r.detail = "no directory is configured";
     co_return r;
   }
-  if (auto who = service->cached(s.ldap, user, password, now)) {
+  login_service::clock::time_point expires{};
+  if (auto who = service->cached(s.ldap, user, password, now, &expires)) {
     OPENSSL_cleanse(password.data(), password.size());
     count(w, kind::cached);
     r.kind = kind::cached;
     r.who = std::move(who);
+    r.expires = expires;
     co_return r;
   }
   if (service->refused(s, c.ip_text, user, now, retry_after)) {
@@ -246,6 +248,11 @@ void client_connection::signed_in::forget() {
   negotiation.reset();
   OPENSSL_cleanse(credentials.data(), credentials.size());
   credentials.clear();
+}
+
+login_service::clock::time_point tunnel_identity_until(const client_connection& c) {
+  const auto now = login_service::clock::now();
+  return c.login.until > now ? c.login.until : now + min_tunnel_identity;
 }
 
 net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex, std::string_view authorization,
@@ -359,7 +366,10 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     std::string name = user;
     auto answer = co_await check_password(w, c, s, std::move(name), std::move(password), &retry_after, "");
     if (answer.kind == kind::ok || answer.kind == kind::cached) {
-      remember(c, answer.who, authorization, now + s.ldap.cache_ttl);
+      // Trusted on this connection (and a tunnel it opens) until the sign-in was checked
+      // cache_ttl ago: a cached success counts from when the directory said so, not from now.
+      const auto until = answer.expires ? std::min(*answer.expires, now + s.ldap.cache_ttl) : now + s.ldap.cache_ttl;
+      remember(c, answer.who, authorization, until);
       ex.login = std::move(answer.who);
       co_return login_step::proceed;
     }

@@ -51,6 +51,13 @@ net::awaitable<login_service::result> check_password(worker& w, const client_con
 // is configured (nothing could check a sign-in).
 login_mode login_mode_of(worker& w, const client_connection& c, const login_settings& s);
 
+// How long a tunnel opened now on `c` carries its CONNECT's sign-in (tunnel_origin::until):
+// until that sign-in lapses (c.login.until: cache_ttl after the directory checked it); with
+// `cache_ttl: 0` (no sign-in reused, so it has lapsed already) a minute, so that every tunnel
+// does not end after its first request.
+login_service::clock::time_point tunnel_identity_until(const client_connection& c);
+inline constexpr std::chrono::minutes min_tunnel_identity{1};
+
 // `keep_alive`: whether the connection may carry another request after a 407 (the client
 // usually retries at once with credentials on the same connection). On `answered`, *again says
 // whether it may.

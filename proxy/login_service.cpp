@@ -92,13 +92,15 @@ std::size_t login_service::settings_key(const ldap_settings& s) {
 }
 
 std::shared_ptr<const login_identity> login_service::cached(const ldap_settings& s, std::string_view user,
-                                                            std::string_view password, clock::time_point now) {
+                                                            std::string_view password, clock::time_point now,
+                                                            clock::time_point* expires) {
   // Both computed before the lock, which every worker and directory thread shares.
   const auto hash = digest(user, password);
   const auto key = settings_key(s);
   std::lock_guard lock(mutex_);
   const auto* e = live_entry(cache_, std::string(user), key, now);
   if (e == nullptr || CRYPTO_memcmp(e->hash.data(), hash.data(), hash.size()) != 0) return nullptr;
+  if (expires != nullptr) *expires = e->expires;
   return e->who;
 }
 

@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -73,6 +74,9 @@ class login_service {
     std::shared_ptr<const login_identity> who;  // ok, cached
     std::string detail;                          // for the log; never the password
     std::chrono::seconds retry_after{0};         // rate_limited: when it may be tried again
+    // cached: when the cache entry lapses (checked at most cache_ttl before it), so that what
+    // trusts the sign-in (a kept-alive connection, a tunnel) trusts it no longer than that.
+    std::optional<clock::time_point> expires;
     // Negotiate (negotiate_login.hpp): another leg is needed; reply_token (base64) goes in the 407.
     bool continue_needed = false;
     std::string reply_token;
@@ -85,9 +89,11 @@ class login_service {
   login_service(const login_service&) = delete;
   login_service& operator=(const login_service&) = delete;
 
-  // A recent success with this password, or null. Never calls the directory.
+  // A recent success with this password, or null. Never calls the directory. *expires (when
+  // given): when that success stops being trusted (it was checked cache_ttl before).
   std::shared_ptr<const login_identity> cached(const ldap_settings& s, std::string_view user,
-                                               std::string_view password, clock::time_point now);
+                                               std::string_view password, clock::time_point now,
+                                               clock::time_point* expires = nullptr);
   // Whether a new attempt from `client` for `user` is refused now; *retry_after: when it may be tried.
   bool refused(const login_settings& s, const std::string& client, std::string_view user, clock::time_point now,
                std::chrono::seconds* retry_after);
