@@ -234,16 +234,22 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   // it read the rest is its own affair, so its connection is not reused.
   bool refused_early = false;
   // Whether the origin's close of a pooled connection, before a byte of its answer, is left to
-  // the client to resend (client_resends above): nothing has gone to the client yet, and the
-  // error is a close or a reset (not a stall). Sets up the log line; the caller then closes.
+  // the client to resend (client_resends above): nothing has gone to the client yet, the error
+  // is a close or a reset (not a stall), and it came within resend_window of the request going
+  // out, as the close of an idle connection crossing the request does. (A close long after, an
+  // origin that failed while it worked on the request, is a 502: it may have acted on it.)
+  // Sets up the log line; the caller then closes.
+  constexpr std::chrono::seconds resend_window{1};
+  std::chrono::steady_clock::time_point sent_at{};
   auto leave_to_client = [&](const upstream_connection& u, const error_code& why) {
     if (retryable || !client_resends || !u.reused || sent_continue || u.buffer.size() != 0) return false;
     if (!closed_by_peer(why) && why != net::error::connection_reset && why != net::error::broken_pipe) return false;
+    if (std::chrono::steady_clock::now() - sent_at > resend_window) return false;
     w.state().metrics.upstream_failed(metrics::upstream_failure::reset).Increment();
     ex.action = outcome::error;
     ex.reason_override = "the site closed a kept-alive connection as the request went out";
-    ex.note = "upstream: " + why.message() + "; the client's connection was closed unanswered, for it to send the "
-              "request again (the proxy does not repeat a " + std::string(req.method_string()) + " itself)";
+    ex.add_note("upstream: " + why.message() + "; the client's connection was closed unanswered, for it to send "
+                "the request again (the proxy does not repeat a " + std::string(req.method_string()) + " itself)");
     return true;
   };
   const auto upstream_started = std::chrono::steady_clock::now();
@@ -286,6 +292,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       co_return forward_outcome::close;
     }
     up = std::move(acquired.conn);
+    sent_at = std::chrono::steady_clock::now();
     // The head alone first, then at most expect_wait for the origin's word: its 100 goes to the
     // client, which then sends the body; a final answer goes to the client in place of the
     // exchange, with the body never read; silence (an origin that ignores the expectation)
