@@ -169,7 +169,9 @@ int on_verify(int ok, X509_STORE_CTX* ctx) {
 // Nothing stapled, a response that cannot be read or verified, "good" or "unknown": accepted,
 // as before. No online check is made: a gateway that asked each CA about each site would tell
 // the CAs every visit and wait on them (and browsers do not either).
-// Called by OpenSSL after the chain was verified (SSL_VERIFY_PEER), on a full handshake only.
+// Called by OpenSSL after the chain was verified (SSL_VERIFY_PEER): after ServerHelloDone in
+// TLS 1.2, after the server's Finished in TLS 1.3 (also on a resumption, which carries no
+// staple). A session resumed from before a revocation goes on until it expires.
 int on_ocsp_status(SSL* ssl, void* /*arg*/) {
   const unsigned char* der = nullptr;
   const long length = SSL_get_tlsext_status_ocsp_resp(ssl, &der);
@@ -186,16 +188,34 @@ int on_ocsp_status(SSL* ssl, void* /*arg*/) {
   }
   const std::unique_ptr<OCSP_BASICRESP, decltype(&OCSP_BASICRESP_free)> basic(
       OCSP_response_get1_basic(response.get()), &OCSP_BASICRESP_free);
-  const std::unique_ptr<OCSP_CERTID, decltype(&OCSP_CERTID_free)> id(OCSP_cert_to_id(nullptr, leaf, issuer),
-                                                                     &OCSP_CERTID_free);
-  X509_STORE* store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
+  if (!basic) {
+    ERR_clear_error();
+    return 1;
+  }
+  // The answer about the leaf: each single response names its certificate by a hash of the
+  // issuer's name and key, in the hash its responder chose (SHA-1 usually, SHA-256 some), and
+  // the serial; the leaf's id is made in that same hash to compare.
   int status = -1, reason = -1;
   ASN1_GENERALIZEDTIME *revoked_at = nullptr, *this_update = nullptr, *next_update = nullptr;
-  const bool revoked = basic && id && OCSP_basic_verify(basic.get(), chain, store, 0) == 1 &&
-                       OCSP_resp_find_status(basic.get(), id.get(), &status, &reason, &revoked_at, &this_update,
-                                             &next_update) == 1 &&
+  for (int i = 0; i < OCSP_resp_count(basic.get()) && status == -1; ++i) {
+    OCSP_SINGLERESP* single = OCSP_resp_get0(basic.get(), i);
+    ASN1_OBJECT* hash = nullptr;
+    if (OCSP_id_get0_info(nullptr, &hash, nullptr, nullptr, const_cast<OCSP_CERTID*>(OCSP_SINGLERESP_get0_id(single))) != 1) {
+      continue;
+    }
+    const EVP_MD* md = EVP_get_digestbyobj(hash);
+    if (md == nullptr) continue;
+    const std::unique_ptr<OCSP_CERTID, decltype(&OCSP_CERTID_free)> id(OCSP_cert_to_id(md, leaf, issuer),
+                                                                       &OCSP_CERTID_free);
+    if (!id || OCSP_id_cmp(id.get(), OCSP_SINGLERESP_get0_id(single)) != 0) continue;
+    status = OCSP_single_get0_status(single, &reason, &revoked_at, &this_update, &next_update);
+  }
+  // Verified (a signature check) only when it would refuse the site: "good" and "unknown" are
+  // accepted anyway, so most staples cost no verification.
+  X509_STORE* store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
+  const bool revoked = status == V_OCSP_CERTSTATUS_REVOKED &&
                        OCSP_check_validity(this_update, next_update, 300, -1) == 1 &&
-                       status == V_OCSP_CERTSTATUS_REVOKED;
+                       OCSP_basic_verify(basic.get(), chain, store, 0) == 1;
   ERR_clear_error();
   if (!revoked) return 1;
   // verify_failure names it; upstream.cpp then refuses the site as for any failed check.
