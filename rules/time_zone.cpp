@@ -185,7 +185,8 @@ std::optional<time_zone> time_zone::from_tzif(std::string name, std::string_view
   time_zone z;
   z.name_ = std::move(name);
   std::vector<std::int32_t> type_offsets(static_cast<std::size_t>(c.type));
-  std::vector<std::string> type_names(static_cast<std::size_t>(c.type));
+  std::vector<std::string>& type_names = z.type_names_;
+  type_names.resize(static_cast<std::size_t>(c.type));
   const std::size_t types_at = data + c.time * tsize + c.time;
   const std::size_t chars_at = types_at + c.type * 6;
   const std::string_view chars = b.substr(chars_at, static_cast<std::size_t>(c.chars));
@@ -201,7 +202,7 @@ std::optional<time_zone> time_zone::from_tzif(std::string name, std::string_view
     auto idx = static_cast<unsigned char>(b[data + c.time * tsize + t]);
     if (idx >= type_offsets.size()) return fail("transition names a type that does not exist");
     z.offsets_after_.push_back(type_offsets[idx]);
-    z.abbreviations_after_.push_back(type_names[idx]);
+    z.types_after_.push_back(idx);
   }
   if (!std::is_sorted(z.transitions_.begin(), z.transitions_.end())) return fail("transitions out of order");
   z.offset_before_ = type_offsets[0];
@@ -239,11 +240,11 @@ const std::string& time_zone::abbreviation_at(std::chrono::sys_seconds t) const 
   if (transitions_.empty() || s >= transitions_.back()) {
     if (footer_) return posix_in_dst(s) ? footer_->dst_name : footer_->std_name;
     if (transitions_.empty()) return abbreviation_before_;
-    return abbreviations_after_.back();
+    return type_names_[types_after_.back()];
   }
   auto it = std::upper_bound(transitions_.begin(), transitions_.end(), s);
   if (it == transitions_.begin()) return abbreviation_before_;
-  return abbreviations_after_[static_cast<std::size_t>(it - transitions_.begin() - 1)];
+  return type_names_[types_after_[static_cast<std::size_t>(it - transitions_.begin() - 1)]];
 }
 
 std::chrono::sys_seconds time_zone::to_sys(std::chrono::local_seconds t) const {

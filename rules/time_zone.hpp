@@ -64,7 +64,8 @@ class time_zone {
   std::vector<std::int64_t> transitions_;        // UTC seconds, ascending
   std::vector<std::int32_t> offsets_after_;      // offset in force from transitions_[i]
   std::int32_t offset_before_ = 0;               // offset before the first transition
-  std::vector<std::string> abbreviations_after_;  // the abbreviation from transitions_[i]
+  std::vector<std::uint8_t> types_after_;        // the type (index into type_names_) from transitions_[i]
+  std::vector<std::string> type_names_;          // each local time type's abbreviation
   std::string abbreviation_before_;
   std::optional<posix_tz> footer_;
 };
