@@ -168,7 +168,20 @@ bool exception_index::target_matches(const rules::target& t, std::optional<std::
   // A relayed tunnel: the path is unknown for good, fail closed. An inspected one: the path
   // comes with each request, so a page entry neither blocks the CONNECT nor keeps it shut.
   if (!path) return later ? !for_block : for_block;
-  if (t.kind == target_kind::prefix) return path_prefix_matches(t.path, *path, for_block);
+  if (t.kind == target_kind::prefix) {
+    if (path_prefix_matches(t.path, *path, for_block)) return true;
+    // A block also holds against the path as servers that drop path parameters before resolving
+    // dot segments read it (Tomcat, Jetty: "/x/..;/y" is "/y"). Fail closed; only a block.
+    if (!for_block) return false;
+    const auto q = path->find('?');
+    const std::string_view request_path = path->substr(0, q);
+    if (request_path.find(';') == std::string_view::npos) return false;
+    std::string resolved = path_without_parameters(request_path);
+    std::string canonical;
+    if (normalize_path(resolved, canonical)) resolved = std::move(canonical);
+    if (q != std::string_view::npos) resolved.append(path->substr(q));
+    return path_prefix_matches(t.path, resolved, true);
+  }
   if (for_block) return same_page(t.path, *path);
   if (*path == t.path) return true;
   // A page exception opens exactly its URL, but one written without path parameters opens the

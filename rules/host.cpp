@@ -452,9 +452,13 @@ std::string path_without_parameters(std::string_view path) {
 }
 
 std::string page_path(std::string_view path) {
+  // Parameters out first, then the dot segments resolved: servers that drop parameters before
+  // resolving (Tomcat, Jetty) serve /y for "/x/..;/y", so it is /y here too.
+  const std::string stripped = path_without_parameters(path);
   std::string canonical;
-  if (normalize_path(path, canonical)) path = canonical;
-  std::string out = path_without_parameters(path);
+  if (normalize_path(stripped, canonical)) path = canonical;
+  else path = stripped;
+  std::string out(path);
   for (char& c : out) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }

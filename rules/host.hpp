@@ -58,8 +58,9 @@ bool normalize_path(std::string_view raw, std::string& out);
 // without them matches a request with them (exception_index.cpp).
 std::string path_without_parameters(std::string_view path);
 
-// A path (without its query) as two spellings of one page compare: normalize_path's canonical
-// form, then lower case, path parameters (";jsessionid=...") dropped from every segment, and
+// A path (without its query) as two spellings of one page compare: path parameters
+// (";jsessionid=...") dropped from every segment, then normalize_path's canonical form (so
+// "/x/..;/y" is "/y", as Tomcat reads it), then lower case, and
 // no trailing "/" (except the root's). For matching a reported page or a search engine's
 // search path, never for forwarding: the request is sent as written.
 std::string page_path(std::string_view path);

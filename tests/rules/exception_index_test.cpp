@@ -89,6 +89,9 @@ TEST_CASE("a reported page is the same page however it is asked for") {
   CHECK(same_page("/bad/page", "/bad/page;x"));
   CHECK(same_page("/bad/page", "/bad;v=2/page;jsessionid=1?y"));
   CHECK(same_page("/bad/page", "/BAD/Page"));
+  // Parameters out before dot segments, as Tomcat and Jetty read "..;": /x/..;/bad/page is /bad/page.
+  CHECK(same_page("/bad/page", "/x/..;/bad/page"));
+  CHECK(same_page("/bad/page", "/x/..;jsessionid=1/bad/page?y"));
   CHECK(same_page("/bad/page/", "/bad/page"));
   CHECK(same_page("/", "/?utm=1"));
   CHECK_FALSE(same_page("/bad/page", "/bad/page/other"));
@@ -160,7 +163,10 @@ TEST_CASE("a local block of /a blocks /a and under it, never /admin") {
   CHECK(decide_with(*p, *idx, "http://open.example/a/page").act == action::block);
   CHECK(decide_with(*p, *idx, "http://open.example/a?q=1").act == action::block);
   CHECK(decide_with(*p, *idx, "http://open.example/%61/page").act == action::block);
+  CHECK(decide_with(*p, *idx, "http://open.example/x/..;/a/page").act == action::block);  // Tomcat's /a/page
+  CHECK(decide_with(*p, *idx, "http://open.example/x/..;y=1/a").act == action::block);
   CHECK(decide_with(*p, *idx, "http://open.example/admin").act == action::allow);
+  CHECK(decide_with(*p, *idx, "http://open.example/x/..;/admin").act == action::allow);
   CHECK(decide_with(*p, *idx, "http://open.example/ab").act == action::allow);
 }
 
