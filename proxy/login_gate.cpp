@@ -279,6 +279,8 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     // which a client answers by sending the request again on a new tunnel, whose CONNECT is
     // checked afresh. Not the tunnel's first request, which its client would not resend (and
     // whose CONNECT was just checked).
+    // (A tunnel opened by nobody keeps the address's role: a reload that makes its network
+    // require a sign-in applies to its client's next CONNECT.)
     if (ex.login && c.stream_reused && login_service::clock::now() >= c.inside->until) {
       ex.action = outcome::error;
       ex.reason_override = "the tunnel's sign-in has lapsed";
