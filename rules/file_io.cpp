@@ -11,19 +11,47 @@ namespace hallpass::rules {
 
 std::optional<std::string> read_regular_file(const std::string& path, std::string* error, bool follow_links,
                                              std::size_t max_bytes) {
-  // O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused just below).
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow_links ? 0 : O_NOFOLLOW));
-  if (fd < 0) {
+  // The path is first opened with O_PATH, which opens nothing for reading (a device's or a
+  // FIFO's open has effects: a watchdog starts, a tape rewinds, a FIFO waits), and checked with
+  // fstat; only a regular file is then opened for reading, through that same descriptor
+  // (/proc/self/fd), so nothing can be swapped in between. With O_NOFOLLOW, O_PATH opens a
+  // link itself, which fstat names.
+  const int at = ::open(path.c_str(), O_PATH | O_CLOEXEC | (follow_links ? 0 : O_NOFOLLOW));
+  if (at < 0) {
     const int e = errno;
-    *error = e == ENOENT ? "does not exist"
-             : e == ELOOP && !follow_links ? "is a symbolic link"
-                                           : std::string("cannot be read: ") + std::strerror(e);
+    *error = e == ENOENT ? "does not exist" : std::string("cannot be read: ") + std::strerror(e);
+    return std::nullopt;
+  }
+  struct stat first {};
+  if (::fstat(at, &first) != 0) {
+    *error = std::string("cannot be read: ") + std::strerror(errno);
+    ::close(at);
+    return std::nullopt;
+  }
+  if (S_ISLNK(first.st_mode) || S_ISDIR(first.st_mode) || !S_ISREG(first.st_mode)) {
+    *error = S_ISLNK(first.st_mode) ? "is a symbolic link" : S_ISDIR(first.st_mode) ? "is a directory"
+                                                                                   : "is not a regular file";
+    ::close(at);
+    return std::nullopt;
+  }
+  const std::string through = "/proc/self/fd/" + std::to_string(at);
+  int fd = ::open(through.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0 && errno == ENOENT) {
+    // No /proc (a bare chroot): the path itself, checked to be the same file below.
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow_links ? 0 : O_NOFOLLOW));
+  }
+  const int open_error = errno;
+  ::close(at);
+  if (fd < 0) {
+    *error = std::string("cannot be read: ") + std::strerror(open_error);
     return std::nullopt;
   }
   struct stat st {};
   std::string text;
   if (::fstat(fd, &st) != 0) {
     *error = std::string("cannot be read: ") + std::strerror(errno);
+  } else if (st.st_dev != first.st_dev || st.st_ino != first.st_ino) {
+    *error = "changed while it was opened";
   } else if (S_ISDIR(st.st_mode)) {
     *error = "is a directory";
   } else if (!S_ISREG(st.st_mode)) {

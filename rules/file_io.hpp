@@ -17,8 +17,9 @@
 namespace hallpass::rules {
 
 // Reads a whole regular file (never a FIFO, a device or a directory) of at most `max_bytes`.
-// With `follow_links` false, a symbolic link as the last component is refused (O_NOFOLLOW, so
-// no window between a check and the open). On failure *error says why in a few words, without
+// Nothing else is ever opened for reading: the path is opened with O_PATH and checked first,
+// then read through that descriptor. With `follow_links` false, a symbolic link as the last
+// component is refused (O_NOFOLLOW: no window between a check and the open). On failure *error says why in a few words, without
 // the path ("is a directory", "does not exist", "is a symbolic link", "cannot be read: ..."):
 // callers put the path where their message needs it.
 std::optional<std::string> read_regular_file(const std::string& path, std::string* error, bool follow_links = true,

@@ -239,6 +239,8 @@ class PyOrigin(ThreadedServer):
     /drop-next  answers "ok" as if keeping the connection alive, then closes it, unanswered, as
                 the next request on it arrives: the origin's close of an idle connection in the
                 instant a request went out on it, which no check before reuse can see
+    /form-drop-next  the same with an HTML page whose form POSTs its two fields to /echo (for a
+                browser: its POST goes out on the pooled connection the page came on)
     /reset      closes the connection at once (RST)
     /hang       never answers
     /ws         WebSocket handshake, then echoes frames' payloads back as text frames
@@ -315,6 +317,18 @@ class PyOrigin(ThreadedServer):
                     return
                 elif path == "/drop-next":
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    read_request_head(f)  # the next request arrives (its body unread) ...
+                    conn.close()          # ... and the connection closes without an answer
+                    return
+                elif path == "/form-drop-next":
+                    # As /drop-next, for a browser. The icon is inline, so that no favicon request
+                    # is the "next request" that takes the drop instead of the form's POST.
+                    page = (b'<!doctype html><html><head><title>form</title><link rel="icon" href="data:,">'
+                            b'</head><body><form method="post" action="/echo">'
+                            b'<input name="pupil" value="Ben"><input name="note" value="trip photos">'
+                            b'</form></body></html>')
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+                                 b"Content-Length: %d\r\nConnection: keep-alive\r\n\r\n" % len(page) + page)
                     read_request_head(f)  # the next request arrives (its body unread) ...
                     conn.close()          # ... and the connection closes without an answer
                     return

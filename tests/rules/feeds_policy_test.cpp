@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "rules/engine.hpp"
+#include "rules/file_io.hpp"
 #include "rules/explain.hpp"
 #include "rules/policy_loader.hpp"
 
@@ -225,6 +226,32 @@ categories:
   r = load(yaml, s.feeds());  // returns: a FIFO is not read
   CHECK_FALSE(r.ok());
   CHECK(all(r.errors).find("is not a regular file") != std::string::npos);
+}
+
+TEST_CASE("a list followed through a link to a device or a FIFO is refused without being opened for reading") {
+  // The school's own lists are read through links (its choice); what a link leads to is
+  // checked before anything is opened for reading (O_PATH, then fstat): a device's open can
+  // have effects (a watchdog starts), a FIFO's waits for a writer.
+  state_dir s;
+  s.write("real.txt", "listed.example\n");
+  fs::create_symlink(s.path / "real.txt", s.path / "to-real");
+  fs::create_symlink("/dev/null", s.path / "to-device");
+  REQUIRE(::mkfifo((s.path / "fifo").c_str(), 0600) == 0);
+  fs::create_symlink(s.path / "fifo", s.path / "to-fifo");
+  std::string error;
+  auto text = read_regular_file((s.path / "to-real").string(), &error);
+  REQUIRE_MESSAGE(text, error);
+  CHECK(*text == "listed.example\n");
+  CHECK_FALSE(read_regular_file((s.path / "to-device").string(), &error));
+  CHECK(error == "is not a regular file");
+  CHECK_FALSE(read_regular_file((s.path / "to-fifo").string(), &error));
+  CHECK(error == "is not a regular file");
+  CHECK_FALSE(read_regular_file(s.path.string(), &error));
+  CHECK(error == "is a directory");
+  CHECK_FALSE(read_regular_file((s.path / "to-real").string(), &error, false));
+  CHECK(error == "is a symbolic link");
+  CHECK_FALSE(read_regular_file((s.path / "missing").string(), &error));
+  CHECK(error == "does not exist");
 }
 
 TEST_CASE("feeds: an emptied feed list stops a reload, unless the feed may be empty (min_entries: 0)") {
