@@ -212,10 +212,6 @@ class BrowserTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(shown["reasons"], fill["reasons"])
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 @unittest.skipUnless(os.geteuid() == 0, "runs Chromium without its sandbox: needs root")
 class WebSocketBrowserTest(unittest.TestCase):
     """A page's ws:// WebSocket in Chromium through the proxy: Chromium sends it through a
@@ -256,3 +252,7 @@ class WebSocketBrowserTest(unittest.TestCase):
         connects = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("method") == "CONNECT" and
                                      l.get("host") == "py.test"], timeout=10, what="the CONNECT's line")
         self.assertEqual(connects[-1]["note"], "the tunnel carries HTTP: each request inside is decided")
+
+
+if __name__ == "__main__":
+    unittest.main()
