@@ -330,7 +330,9 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     auto answer = co_await ask_negotiate(w, std::move(settings), std::move(ctx), std::move(client), std::move(header));
     if (answer.kind == kind::ok) {
       count(w, answer.kind);
-      remember(c, answer.who, authorization, now + s.ldap.cache_ttl);
+      // Until the groups it carries are cache_ttl old (they may come from identity_of's cache).
+      remember(c, answer.who, authorization,
+               answer.expires ? std::min(*answer.expires, now + s.ldap.cache_ttl) : now + s.ldap.cache_ttl);
       c.login.connection_bound = true;
       ex.login = std::move(answer.who);
       co_return login_step::proceed;

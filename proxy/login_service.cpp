@@ -202,12 +202,17 @@ bool login_service::submit(std::size_t max_queued, std::function<void()> task) {
 }
 
 std::shared_ptr<const login_identity> login_service::identity_of(const ldap_settings& s, const std::string& user,
-                                                                 clock::time_point now, std::string* failure) {
+                                                                 clock::time_point now, std::string* failure,
+                                                                 clock::time_point* expires) {
   const auto key = settings_key(s);
   {
     std::lock_guard lock(mutex_);
-    if (const auto* e = live_entry(identities_, user, key, now)) return e->who;
+    if (const auto* e = live_entry(identities_, user, key, now)) {
+      if (expires != nullptr) *expires = e->expires;
+      return e->who;
+    }
   }
+  if (expires != nullptr) *expires = now + s.cache_ttl;
   auto answer = groups_of(s, user);
   if (answer.result == directory_answer::status::unavailable) {
     *failure = std::move(answer.detail);

@@ -109,9 +109,12 @@ class login_service {
   // the directory without a password (ldap_directory.hpp groups_of), kept per user name for
   // logins.ldap.cache_ttl, so a keep-alive sign-in storm asks the directory once per user.
   // A user the directory does not know signs in with no groups (the address's role). Null
-  // when the directory cannot answer; *failure says why. BLOCKS: call on a directory thread.
+  // when the directory cannot answer; *failure says why. *expires (when given): when the
+  // groups returned stop being trusted (cache_ttl after the directory gave them). BLOCKS: call
+  // on a directory thread.
   std::shared_ptr<const login_identity> identity_of(const ldap_settings& s, const std::string& user,
-                                                    clock::time_point now, std::string* failure);
+                                                    clock::time_point now, std::string* failure,
+                                                    clock::time_point* expires = nullptr);
   // Counts a failed sign-in for `client` and, unless empty, `user` (as a wrong password is).
   void note_failure(const login_settings& s, const std::string& client, const std::string& user, clock::time_point now);
 

@@ -42,7 +42,7 @@ sn: {uid}
 userPassword: {pw}
 """ for uid, pw in [("dave", "dave-pw"), ("sam", "sam-pw"), ("carol", "carol-pw"), ("victim", "victim-pw"), ("erin", "erin-pw"),
                   ("frank", "frank-pw"), ("grace", "grace-pw"), ("henry", "henry-pw"), ("ivan", "ivan-pw"),
-                                    ("tess", "tess-pw")]
+                                    ("tess", "tess-pw"), ("uma", "uma-pw")]
                   + [(f"kid{n}", f"kid{n}-pw") for n in range(1, 9)]) + f"""
 dn: cn=Year 6,ou=groups,{BASE}
 objectClass: groupOfNames
@@ -473,6 +473,49 @@ class LoginsTest(unittest.TestCase):
         line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("method") == "CONNECT" and l["status"] == 403],
                         what="the new CONNECT's line")[-1]
         self.assertEqual((line["user"], line["role"]), ("tess", "pupils"))
+
+    def test_a_tunnel_opened_with_a_cached_sign_in_lapses_when_the_cache_entry_does(self):
+        # uma signs in (the directory checks her: cached for 2 s); 1.3 s later a tunnel signs in
+        # with the same password from the cache. The tunnel trusts that sign-in until the
+        # directory's check is 2 s old, not for 2 s from the cache hit (which gave up to twice
+        # cache_ttl for a group change to apply).
+        import base64
+        proxy = Proxy(extra=logins_section(f"ldap://127.0.0.1:{self.slapd.port}", self.slapd.ca_file),
+                      policy_edit=with_group_roles, tls_port=self.nginx.port)  # tunnels to nginx's port
+        self.addCleanup(proxy.stop)
+        cred = base64.b64encode(b"uma:uma-pw").decode()
+        port = self.nginx.port
+        status, _, err = curl(proxy, self.url("origin.test"), source="127.0.0.73", extra=["--proxy-user", "uma:uma-pw"])
+        self.assertEqual(status, 200, err)
+        checked = time.monotonic()  # the directory's check was made before this
+        time.sleep(1.3)
+        s = socket.socket()
+        s.bind(("127.0.0.73", 0))
+        s.settimeout(10)
+        s.connect(("127.0.0.1", proxy.port))
+        self.addCleanup(s.close)
+        s.sendall(f"CONNECT origin.test:{port} HTTP/1.1\r\nHost: origin.test:{port}\r\n"
+                  f"Proxy-Authorization: Basic {cred}\r\n\r\n".encode())
+        f = s.makefile("rb")
+        self.assertEqual(int(f.readline().split()[1]), 200)
+        while f.readline() not in (b"\r\n", b""):
+            pass
+
+        def get():
+            s.sendall(f"GET /small HTTP/1.1\r\nHost: origin.test:{port}\r\n\r\n".encode())
+            line = f.readline()
+            if not line:
+                return None
+            length = 0
+            while (h := f.readline()) not in (b"\r\n", b""):
+                if h.lower().startswith(b"content-length:"):
+                    length = int(h.split(b":")[1])
+            f.read(length)
+            return int(line.split()[1])
+
+        self.assertEqual(get(), 200)
+        time.sleep(max(0.0, checked + 2.5 - time.monotonic()))
+        self.assertIsNone(get())  # 2.5 s after the directory's check: lapsed (it was good until 3.3 s)
 
     def test_with_a_dn_template_the_name_is_read_back_and_non_ascii_refused(self):
         # bind_dn_template: no search before the bind. The directory's spelling is read from the
