@@ -221,6 +221,41 @@ logins:
 """ + ldap_and_failures(url, ca_file, cache_ttl, timeout)
 
 
+class BasicTunnel:
+    """A CONNECT to host:port from `source` signed in with Basic `user_password`, as a browser
+    sends it (credentials on the CONNECT only), then plain HTTP requests inside: `status` is
+    the CONNECT's answer; get() sends GET /small inside and returns its status, or None when
+    the tunnel closed unanswered. Closed when the test ends."""
+
+    def __init__(self, test, proxy, source, user_password, host, port):
+        import base64
+        self.host, self.port = host, port
+        cred = base64.b64encode(user_password.encode()).decode()
+        self.sock = socket.socket()
+        self.sock.bind((source, 0))
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", proxy.port))
+        test.addCleanup(self.sock.close)
+        self.sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                          f"Proxy-Authorization: Basic {cred}\r\n\r\n".encode())
+        self.f = self.sock.makefile("rb")
+        self.status = int(self.f.readline().split()[1])
+        while self.f.readline() not in (b"\r\n", b""):
+            pass
+
+    def get(self):
+        self.sock.sendall(f"GET /small HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode())
+        line = self.f.readline()
+        if not line:
+            return None  # closed unanswered
+        length = 0
+        while (h := self.f.readline()) not in (b"\r\n", b""):
+            if h.lower().startswith(b"content-length:"):
+                length = int(h.split(b":")[1])
+        self.f.read(length)
+        return int(line.split()[1])
+
+
 @unittest.skipUnless(HAVE_SLAPD, "slapd, slapadd or ldapmodify is not installed (apt-get install slapd ldap-utils)")
 class LoginsTest(unittest.TestCase):
     @classmethod
@@ -421,55 +456,23 @@ class LoginsTest(unittest.TestCase):
         # lifetime (cache_ttl, 2 s here) the tunnel still carries staff; after it, the next
         # request ends the tunnel unanswered (a client then opens a new one), and the new
         # CONNECT is checked afresh: tess is a pupil now, and facebook.test is refused.
-        import base64
         self.slapd.modify(f"dn: cn=Staff,ou=groups,{BASE}\nchangetype: modify\nadd: member\n"
                           f"member: uid=tess,ou=people,{BASE}\n")
-        proxy = Proxy(extra=logins_section(f"ldap://127.0.0.1:{self.slapd.port}", self.slapd.ca_file),
-                      policy_edit=with_group_roles, tls_port=self.nginx.port)
-        self.addCleanup(proxy.stop)
-        cred = base64.b64encode(b"tess:tess-pw").decode()
-        port = self.nginx.port
-
-        def connect():
-            s = socket.socket()
-            s.bind(("127.0.0.72", 0))
-            s.settimeout(10)
-            s.connect(("127.0.0.1", proxy.port))
-            self.addCleanup(s.close)
-            s.sendall(f"CONNECT facebook.test:{port} HTTP/1.1\r\nHost: facebook.test:{port}\r\n"
-                      f"Proxy-Authorization: Basic {cred}\r\n\r\n".encode())
-            f = s.makefile("rb")
-            status = int(f.readline().split()[1])
-            while f.readline() not in (b"\r\n", b""):
-                pass
-            return s, f, status
-
-        def get(s, f):
-            s.sendall(f"GET /small HTTP/1.1\r\nHost: facebook.test:{port}\r\n\r\n".encode())
-            line = f.readline()
-            if not line:
-                return None  # closed unanswered
-            length = 0
-            while (h := f.readline()) not in (b"\r\n", b""):
-                if h.lower().startswith(b"content-length:"):
-                    length = int(h.split(b":")[1])
-            f.read(length)
-            return int(line.split()[1])
-
-        s, f, status = connect()
-        self.assertEqual(status, 200)
-        self.assertEqual(get(s, f), 200)  # staff: social media allowed
+        proxy = self.tunnel_proxy()
+        tunnel = BasicTunnel(self, proxy, "127.0.0.72", "tess:tess-pw", "facebook.test", self.nginx.port)
+        self.assertEqual(tunnel.status, 200)
+        self.assertEqual(tunnel.get(), 200)  # staff: social media allowed
         self.slapd.modify(f"dn: cn=Staff,ou=groups,{BASE}\nchangetype: modify\ndelete: member\n"
                           f"member: uid=tess,ou=people,{BASE}\n")
-        self.assertEqual(get(s, f), 200)  # within the sign-in's lifetime: still the tunnel's staff
+        self.assertEqual(tunnel.get(), 200)  # within the sign-in's lifetime: still the tunnel's staff
         time.sleep(2.5)
-        self.assertIsNone(get(s, f))      # lapsed: the tunnel ends, nothing answered
+        self.assertIsNone(tunnel.get())      # lapsed: the tunnel ends, nothing answered
         line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("reason") == "the tunnel's sign-in has lapsed"],
                         what="the lapsed request's line")[-1]
         self.assertEqual((line["user"], line["status"], line["action"]), ("tess", 0, "error"))
         # The client's new tunnel signs in again: the directory is asked, and tess is a pupil.
-        s, f, status = connect()
-        self.assertEqual(status, 403)
+        tunnel = BasicTunnel(self, proxy, "127.0.0.72", "tess:tess-pw", "facebook.test", self.nginx.port)
+        self.assertEqual(tunnel.status, 403)
         line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("method") == "CONNECT" and l["status"] == 403],
                         what="the new CONNECT's line")[-1]
         self.assertEqual((line["user"], line["role"]), ("tess", "pupils"))
@@ -479,43 +482,23 @@ class LoginsTest(unittest.TestCase):
         # with the same password from the cache. The tunnel trusts that sign-in until the
         # directory's check is 2 s old, not for 2 s from the cache hit (which gave up to twice
         # cache_ttl for a group change to apply).
-        import base64
-        proxy = Proxy(extra=logins_section(f"ldap://127.0.0.1:{self.slapd.port}", self.slapd.ca_file),
-                      policy_edit=with_group_roles, tls_port=self.nginx.port)  # tunnels to nginx's port
-        self.addCleanup(proxy.stop)
-        cred = base64.b64encode(b"uma:uma-pw").decode()
-        port = self.nginx.port
+        proxy = self.tunnel_proxy()
         status, _, err = curl(proxy, self.url("origin.test"), source="127.0.0.73", extra=["--proxy-user", "uma:uma-pw"])
         self.assertEqual(status, 200, err)
         checked = time.monotonic()  # the directory's check was made before this
         time.sleep(1.3)
-        s = socket.socket()
-        s.bind(("127.0.0.73", 0))
-        s.settimeout(10)
-        s.connect(("127.0.0.1", proxy.port))
-        self.addCleanup(s.close)
-        s.sendall(f"CONNECT origin.test:{port} HTTP/1.1\r\nHost: origin.test:{port}\r\n"
-                  f"Proxy-Authorization: Basic {cred}\r\n\r\n".encode())
-        f = s.makefile("rb")
-        self.assertEqual(int(f.readline().split()[1]), 200)
-        while f.readline() not in (b"\r\n", b""):
-            pass
-
-        def get():
-            s.sendall(f"GET /small HTTP/1.1\r\nHost: origin.test:{port}\r\n\r\n".encode())
-            line = f.readline()
-            if not line:
-                return None
-            length = 0
-            while (h := f.readline()) not in (b"\r\n", b""):
-                if h.lower().startswith(b"content-length:"):
-                    length = int(h.split(b":")[1])
-            f.read(length)
-            return int(line.split()[1])
-
-        self.assertEqual(get(), 200)
+        tunnel = BasicTunnel(self, proxy, "127.0.0.73", "uma:uma-pw", "origin.test", self.nginx.port)
+        self.assertEqual(tunnel.status, 200)
+        self.assertEqual(tunnel.get(), 200)
         time.sleep(max(0.0, checked + 2.5 - time.monotonic()))
-        self.assertIsNone(get())  # 2.5 s after the directory's check: lapsed (it was good until 3.3 s)
+        self.assertIsNone(tunnel.get())  # 2.5 s after the directory's check: lapsed (it was good until 3.3 s)
+
+    def tunnel_proxy(self):
+        """A proxy of its own whose tunnels may go to nginx's port (the class's allows 8443 only)."""
+        proxy = Proxy(extra=logins_section(f"ldap://127.0.0.1:{self.slapd.port}", self.slapd.ca_file),
+                      policy_edit=with_group_roles, tls_port=self.nginx.port)
+        self.addCleanup(proxy.stop)
+        return proxy
 
     def test_with_a_dn_template_the_name_is_read_back_and_non_ascii_refused(self):
         # bind_dn_template: no search before the bind. The directory's spelling is read from the
