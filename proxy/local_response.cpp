@@ -5,6 +5,7 @@
 
 #include "proxy/access_request_form.hpp"
 #include "proxy/block_page.hpp"
+#include "proxy/message_head.hpp"
 #include "proxy/login_service.hpp"
 #include "proxy/request_target.hpp"
 #include "proxy/shared_state.hpp"
@@ -214,22 +215,6 @@ http::response<http::string_body> local_head(http::status status, unsigned versi
   return res;
 }
 
-std::string serialized_head(const http::response_header<>& res) {
-  std::string out = res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  out += std::to_string(res.result_int());
-  out += ' ';
-  const auto reason = res.reason();
-  out.append(reason.data(), reason.size());
-  out += "\r\n";
-  for (const auto& f : res) {
-    const auto name = f.name_string();
-    const auto value = f.value();
-    out.append(name.data(), name.size()).append(": ").append(value.data(), value.size()).append("\r\n");
-  }
-  out += "\r\n";
-  return out;
-}
-
 net::awaitable<bool> send_local(client_connection& c, exchange& ex,
                                 http::response<http::string_body>& res, bool keep_alive) {
   res.keep_alive(keep_alive);
@@ -240,7 +225,7 @@ net::awaitable<bool> send_local(client_connection& c, exchange& ex,
   // TLS and the TCP stream alike, which made this file the slowest of the build (48 s of
   // 1,045 CPU-s in CI). For HEAD, the head alone with the page's Content-Length (RFC 9110
   // 9.3.2): a body after it would be read as the answer to the client's next request.
-  const std::string head = serialized_head(res);
+  const std::string head = serialize_response_head(res.base());
   const std::array<net::const_buffer, 2> wire{
       net::buffer(head), ex.method == "HEAD" ? net::const_buffer() : net::buffer(res.body())};
   c.stream.expires_after(std::chrono::seconds(30));

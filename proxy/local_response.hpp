@@ -97,10 +97,6 @@ net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::statu
 http::response<http::string_body> local_head(http::status status, unsigned version,
                                              std::string_view content_type);
 
-// A response head as it goes on the wire: status line (HTTP/1.0 or 1.1, the reason phrase as
-// set, else the standard one), the fields in order, the blank line.
-std::string serialized_head(const http::response_header<>& res);
-
 // Sends a local response the caller built (a named local, alive until the co_await returns):
 // sets keep-alive and the length, writes it under a 30 s deadline, and sets ex.status and
 // ex.bytes_out. Returns false when the client is gone. write_local and the login gate's
