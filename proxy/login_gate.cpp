@@ -206,13 +206,11 @@ net::awaitable<result> check_password(worker& w, const client_connection& c, con
     r.detail = "no directory is configured";
     co_return r;
   }
-  login_service::clock::time_point expires{};
-  if (auto who = service->cached(s.ldap, user, password, now, &expires)) {
+  if (auto who = service->cached(s.ldap, user, password, now, &r.expires)) {
     OPENSSL_cleanse(password.data(), password.size());
     count(w, kind::cached);
     r.kind = kind::cached;
     r.who = std::move(who);
-    r.expires = expires;
     co_return r;
   }
   if (service->refused(s, c.ip_text, user, now, retry_after)) {
@@ -330,9 +328,7 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     auto answer = co_await ask_negotiate(w, std::move(settings), std::move(ctx), std::move(client), std::move(header));
     if (answer.kind == kind::ok) {
       count(w, answer.kind);
-      // Until the groups it carries are cache_ttl old (they may come from identity_of's cache).
-      remember(c, answer.who, authorization,
-               answer.expires ? std::min(*answer.expires, now + s.ldap.cache_ttl) : now + s.ldap.cache_ttl);
+      remember(c, answer.who, authorization, answer.expires);  // until its groups are cache_ttl old
       c.login.connection_bound = true;
       ex.login = std::move(answer.who);
       co_return login_step::proceed;
@@ -370,10 +366,9 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     std::string name = user;
     auto answer = co_await check_password(w, c, s, std::move(name), std::move(password), &retry_after, "");
     if (answer.kind == kind::ok || answer.kind == kind::cached) {
-      // Trusted on this connection (and a tunnel it opens) until the sign-in was checked
-      // cache_ttl ago: a cached success counts from when the directory said so, not from now.
-      const auto until = answer.expires ? std::min(*answer.expires, now + s.ldap.cache_ttl) : now + s.ldap.cache_ttl;
-      remember(c, answer.who, authorization, until);
+      // Trusted on this connection (and a tunnel it opens) until the directory's check is
+      // cache_ttl old: a cached success counts from when the directory said so, not from now.
+      remember(c, answer.who, authorization, answer.expires);
       ex.login = std::move(answer.who);
       co_return login_step::proceed;
     }

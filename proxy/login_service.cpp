@@ -347,6 +347,7 @@ void login_service::run() {
         who->groups = std::move(answer.groups);
         r.kind = result_kind::ok;
         r.who = who;
+        r.expires = now + s.ldap.cache_ttl;
         remember(s.ldap, j.user, j.password, std::move(who), now);
         break;
       }

@@ -44,7 +44,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -74,9 +73,10 @@ class login_service {
     std::shared_ptr<const login_identity> who;  // ok, cached
     std::string detail;                          // for the log; never the password
     std::chrono::seconds retry_after{0};         // rate_limited: when it may be tried again
-    // cached: when the cache entry lapses (checked at most cache_ttl before it), so that what
-    // trusts the sign-in (a kept-alive connection, a tunnel) trusts it no longer than that.
-    std::optional<clock::time_point> expires;
+    // ok, cached: when the sign-in stops being trusted, cache_ttl after the directory checked
+    // it (for a cached one, when its cache entry lapses): what trusts it (a kept-alive
+    // connection, a tunnel) trusts it until then.
+    clock::time_point expires{};
     // Negotiate (negotiate_login.hpp): another leg is needed; reply_token (base64) goes in the 407.
     bool continue_needed = false;
     std::string reply_token;

@@ -29,9 +29,8 @@ login_service::result negotiate_sign_in(login_service& service, negotiate_accept
     case st::complete: break;
   }
   std::string failure;
-  login_service::clock::time_point expires{};
-  r.who = service.identity_of(s.ldap, o.user, login_service::clock::now(), &failure, &expires);
-  r.expires = expires;  // the groups' age: the connection trusts them no longer than that
+  // r.expires: cache_ttl after the directory gave the groups (perhaps from identity_of's cache).
+  r.who = service.identity_of(s.ldap, o.user, login_service::clock::now(), &failure, &r.expires);
   if (!r.who) {
     r.kind = kind::unavailable;
     r.detail = "the groups of " + o.user + " could not be read: " + failure;
