@@ -176,9 +176,7 @@ bool exception_index::target_matches(const rules::target& t, std::optional<std::
     const auto q = path->find('?');
     const std::string_view request_path = path->substr(0, q);
     if (request_path.find(';') == std::string_view::npos) return false;
-    std::string resolved = path_without_parameters(request_path);
-    std::string canonical;
-    if (normalize_path(resolved, canonical)) resolved = std::move(canonical);
+    std::string resolved = path_resolved_without_parameters(request_path);
     if (q != std::string_view::npos) resolved.append(path->substr(q));
     return path_prefix_matches(t.path, resolved, true);
   }

@@ -451,14 +451,14 @@ std::string path_without_parameters(std::string_view path) {
   return out;
 }
 
+std::string path_resolved_without_parameters(std::string_view path) {
+  std::string out = path_without_parameters(path);
+  if (std::string canonical; normalize_path(out, canonical)) out = std::move(canonical);
+  return out;
+}
+
 std::string page_path(std::string_view path) {
-  // Parameters out first, then the dot segments resolved: servers that drop parameters before
-  // resolving (Tomcat, Jetty) serve /y for "/x/..;/y", so it is /y here too.
-  const std::string stripped = path_without_parameters(path);
-  std::string canonical;
-  if (normalize_path(stripped, canonical)) path = canonical;
-  else path = stripped;
-  std::string out(path);
+  std::string out = path_resolved_without_parameters(path);
   for (char& c : out) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }

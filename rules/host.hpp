@@ -58,9 +58,13 @@ bool normalize_path(std::string_view raw, std::string& out);
 // without them matches a request with them (exception_index.cpp).
 std::string path_without_parameters(std::string_view path);
 
-// A path (without its query) as two spellings of one page compare: path parameters
-// (";jsessionid=...") dropped from every segment, then normalize_path's canonical form (so
-// "/x/..;/y" is "/y", as Tomcat reads it), then lower case, and
+// A path (without its query) as servers that drop path parameters before resolving dot
+// segments read it (Tomcat, Jetty): path_without_parameters, then normalize_path's canonical
+// form, so "/x/..;/y" is "/y". How blocks match (fail closed); never for forwarding.
+std::string path_resolved_without_parameters(std::string_view path);
+
+// A path (without its query) as two spellings of one page compare:
+// path_resolved_without_parameters, then lower case, and
 // no trailing "/" (except the root's). For matching a reported page or a search engine's
 // search path, never for forwarding: the request is sent as written.
 std::string page_path(std::string_view path);
