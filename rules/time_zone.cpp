@@ -122,10 +122,6 @@ std::optional<time_zone::posix_tz> time_zone::parse_posix(std::string_view tz, s
   return out;
 }
 
-std::int64_t time_zone::posix_offset(std::int64_t utc) const {
-  return posix_in_dst(utc) ? footer_->dst_offset : footer_->std_offset;
-}
-
 bool time_zone::posix_in_dst(std::int64_t utc) const {
   const posix_tz& p = *footer_;
   if (!p.has_dst) return false;
@@ -144,8 +140,7 @@ std::optional<time_zone> time_zone::from_posix(std::string name, std::string_vie
   time_zone z;
   z.name_ = std::move(name);
   z.footer_ = *p;
-  z.offset_before_ = static_cast<std::int32_t>(p->std_offset);
-  z.abbreviation_before_ = p->std_name;
+  z.types_ = {{static_cast<std::int32_t>(p->std_offset), p->std_name}};
   return z;
 }
 
@@ -184,29 +179,24 @@ std::optional<time_zone> time_zone::from_tzif(std::string name, std::string_view
 
   time_zone z;
   z.name_ = std::move(name);
-  std::vector<std::int32_t> type_offsets(static_cast<std::size_t>(c.type));
-  std::vector<std::string>& type_names = z.type_names_;
-  type_names.resize(static_cast<std::size_t>(c.type));
+  z.types_.assign(static_cast<std::size_t>(c.type), {});
   const std::size_t types_at = data + c.time * tsize + c.time;
   const std::size_t chars_at = types_at + c.type * 6;
   const std::string_view chars = b.substr(chars_at, static_cast<std::size_t>(c.chars));
   for (std::int64_t t = 0; t < c.type; ++t) {
-    type_offsets[t] = static_cast<std::int32_t>(read_be(b, types_at + t * 6, 4));
+    z.types_[t].offset = static_cast<std::int32_t>(read_be(b, types_at + t * 6, 4));
     // The abbreviation: a NUL-terminated string at its index into the characters.
     const auto index = static_cast<unsigned char>(b[types_at + t * 6 + 5]);
-    if (index < chars.size()) type_names[t] = std::string(chars.substr(index, chars.find('\0', index) - index));
+    if (index < chars.size()) z.types_[t].name = std::string(chars.substr(index, chars.find('\0', index) - index));
   }
   z.transitions_.reserve(c.time);
   for (std::int64_t t = 0; t < c.time; ++t) {
     z.transitions_.push_back(read_be(b, data + t * tsize, tsize));
     auto idx = static_cast<unsigned char>(b[data + c.time * tsize + t]);
-    if (idx >= type_offsets.size()) return fail("transition names a type that does not exist");
-    z.offsets_after_.push_back(type_offsets[idx]);
+    if (idx >= z.types_.size()) return fail("transition names a type that does not exist");
     z.types_after_.push_back(idx);
   }
   if (!std::is_sorted(z.transitions_.begin(), z.transitions_.end())) return fail("transitions out of order");
-  z.offset_before_ = type_offsets[0];
-  z.abbreviation_before_ = type_names[0];
 
   if (version >= '2') {
     std::size_t footer = data + block_size(c, tsize);
@@ -223,28 +213,26 @@ std::optional<time_zone> time_zone::from_tzif(std::string name, std::string_view
   return z;
 }
 
+const time_zone::local_type* time_zone::table_type(std::int64_t utc) const {
+  if (transitions_.empty() || utc >= transitions_.back()) {
+    if (footer_) return nullptr;
+    return transitions_.empty() ? &types_[0] : &types_[types_after_.back()];
+  }
+  const auto it = std::upper_bound(transitions_.begin(), transitions_.end(), utc);
+  if (it == transitions_.begin()) return &types_[0];
+  return &types_[types_after_[static_cast<std::size_t>(it - transitions_.begin() - 1)]];
+}
+
 std::chrono::seconds time_zone::offset_at(std::chrono::sys_seconds t) const {
   const std::int64_t s = t.time_since_epoch().count();
-  if (transitions_.empty() || s >= transitions_.back()) {
-    if (footer_) return std::chrono::seconds{posix_offset(s)};
-    if (transitions_.empty()) return std::chrono::seconds{offset_before_};
-    return std::chrono::seconds{offsets_after_.back()};
-  }
-  auto it = std::upper_bound(transitions_.begin(), transitions_.end(), s);
-  if (it == transitions_.begin()) return std::chrono::seconds{offset_before_};
-  return std::chrono::seconds{offsets_after_[static_cast<std::size_t>(it - transitions_.begin() - 1)]};
+  if (const local_type* type = table_type(s)) return std::chrono::seconds{type->offset};
+  return std::chrono::seconds{posix_in_dst(s) ? footer_->dst_offset : footer_->std_offset};
 }
 
 const std::string& time_zone::abbreviation_at(std::chrono::sys_seconds t) const {
   const std::int64_t s = t.time_since_epoch().count();
-  if (transitions_.empty() || s >= transitions_.back()) {
-    if (footer_) return posix_in_dst(s) ? footer_->dst_name : footer_->std_name;
-    if (transitions_.empty()) return abbreviation_before_;
-    return type_names_[types_after_.back()];
-  }
-  auto it = std::upper_bound(transitions_.begin(), transitions_.end(), s);
-  if (it == transitions_.begin()) return abbreviation_before_;
-  return type_names_[types_after_[static_cast<std::size_t>(it - transitions_.begin() - 1)]];
+  if (const local_type* type = table_type(s)) return type->name;
+  return posix_in_dst(s) ? footer_->dst_name : footer_->std_name;
 }
 
 std::chrono::sys_seconds time_zone::to_sys(std::chrono::local_seconds t) const {

@@ -57,16 +57,21 @@ class time_zone {
     posix_rule start, end;  // DST starts (local standard time) and ends (local DST time)
   };
   static std::optional<posix_tz> parse_posix(std::string_view tz, std::string* error);
-  std::int64_t posix_offset(std::int64_t utc) const;
   bool posix_in_dst(std::int64_t utc) const;
 
+  // A local time type: its offset from UTC and its abbreviation ("BST", "+04").
+  struct local_type {
+    std::int32_t offset = 0;
+    std::string name;
+  };
+  // The type the table gives for the instant `utc`, or null when the footer's rule applies
+  // (after the last transition, or a zone of a POSIX rule alone).
+  const local_type* table_type(std::int64_t utc) const;
+
   std::string name_;
-  std::vector<std::int64_t> transitions_;        // UTC seconds, ascending
-  std::vector<std::int32_t> offsets_after_;      // offset in force from transitions_[i]
-  std::int32_t offset_before_ = 0;               // offset before the first transition
-  std::vector<std::uint8_t> types_after_;        // the type (index into type_names_) from transitions_[i]
-  std::vector<std::string> type_names_;          // each local time type's abbreviation
-  std::string abbreviation_before_;
+  std::vector<std::int64_t> transitions_;  // UTC seconds, ascending
+  std::vector<std::uint8_t> types_after_;  // the type (index into types_) in force from transitions_[i]
+  std::vector<local_type> types_{{0, "UTC"}};  // types_[0] is in force before the first transition
   std::optional<posix_tz> footer_;
 };
 
