@@ -3,10 +3,14 @@
 // (an error with feeds.required), and a locked feed locks its categories.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 
 #include "rules/engine.hpp"
@@ -244,8 +248,23 @@ TEST_CASE("a list followed through a link to a device or a FIFO is refused witho
   CHECK(*text == "listed.example\n");
   CHECK_FALSE(read_regular_file((s.path / "to-device").string(), &error));
   CHECK(error == "is not a regular file");
+  // A writer waiting on the FIFO is not let through: nothing opened it for reading (an open
+  // for reading, even one closed at once, would have released the writer's open).
+  std::atomic<bool> writer_opened{false};
+  std::thread writer([&] {
+    const int fd = ::open((s.path / "fifo").c_str(), O_WRONLY | O_CLOEXEC);  // waits for a reader
+    writer_opened = true;
+    if (fd >= 0) ::close(fd);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the writer is waiting in its open
   CHECK_FALSE(read_regular_file((s.path / "to-fifo").string(), &error));
   CHECK(error == "is not a regular file");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK_FALSE(writer_opened.load());
+  const int reader = ::open((s.path / "fifo").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // lets the writer go
+  writer.join();
+  if (reader >= 0) ::close(reader);
+  CHECK(writer_opened.load());
   CHECK_FALSE(read_regular_file(s.path.string(), &error));
   CHECK(error == "is a directory");
   CHECK_FALSE(read_regular_file((s.path / "to-real").string(), &error, false));
