@@ -277,13 +277,22 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     // which a client answers by sending the request again on a new tunnel, whose CONNECT is
     // checked afresh. Not the tunnel's first request, which its client would not resend (and
     // whose CONNECT was just checked).
-    // (A tunnel opened by nobody keeps the address's role: a reload that makes its network
-    // require a sign-in applies to its client's next CONNECT.)
     if (ex.login && c.stream_reused && login_service::clock::now() >= c.inside->until) {
       ex.action = outcome::error;
       ex.reason_override = "the tunnel's sign-in has lapsed";
       ex.note = "the tunnel was closed unanswered, for the client to open a new one and sign in again "
                 "(logins.ldap.cache_ttl)";
+      co_return login_step::lapsed;
+    }
+    // A tunnel opened by nobody (an `optional` or `none` network) whose network now requires a
+    // sign-in (a reload since its CONNECT; the request's own pinned configuration says so): it
+    // ends the same way, and the client's new CONNECT is asked for one, instead of the tunnel
+    // going on under the address's role for as long as its client keeps it open.
+    if (!ex.login && c.stream_reused && mode == login_mode::required) {
+      ex.action = outcome::error;
+      ex.reason_override = "the network now requires a sign-in";
+      ex.note = "the tunnel, opened without a sign-in, was closed unanswered, for the client to open a new one "
+                "and sign in (logins.networks changed by a reload)";
       co_return login_step::lapsed;
     }
     co_return login_step::proceed;

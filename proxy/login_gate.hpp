@@ -5,7 +5,8 @@
 // Proxy-Authenticate when a login is required and missing or wrong, 429 when the client or
 // name has failed too often, 503 when the directory cannot answer in time.
 // A tunnel's identity lasts as long as its CONNECT's sign-in (logins.ldap.cache_ttl): a later
-// request inside it ends the tunnel (login_step::lapsed).
+// request inside it ends the tunnel (login_step::lapsed), as does one inside a tunnel opened
+// without a sign-in once a reload makes its network `required`.
 //
 // Per network (logins.networks): required, optional (credentials used when sent; none: the
 // address's role) or none (never asked; a Proxy-Authorization is ignored). A CONNECT signs in

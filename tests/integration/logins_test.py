@@ -222,7 +222,7 @@ logins:
 
 
 class BasicTunnel:
-    """A CONNECT to host:port from `source` signed in with Basic `user_password`, as a browser
+    """A CONNECT to host:port from `source` signed in with Basic `user_password` (None: not), as a browser
     sends it (credentials on the CONNECT only), then plain HTTP requests inside: `status` is
     the CONNECT's answer; get() sends GET /small inside and returns its status, or None when
     the tunnel closed unanswered. Closed when the test ends."""
@@ -230,14 +230,16 @@ class BasicTunnel:
     def __init__(self, test, proxy, source, user_password, host, port):
         import base64
         self.host, self.port = host, port
-        cred = base64.b64encode(user_password.encode()).decode()
+        sign_in = ""
+        if user_password is not None:  # None: a CONNECT without credentials
+            cred = base64.b64encode(user_password.encode()).decode()
+            sign_in = f"Proxy-Authorization: Basic {cred}\r\n"
         self.sock = socket.socket()
         self.sock.bind((source, 0))
         self.sock.settimeout(10)
         self.sock.connect(("127.0.0.1", proxy.port))
         test.addCleanup(self.sock.close)
-        self.sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                          f"Proxy-Authorization: Basic {cred}\r\n\r\n".encode())
+        self.sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n{sign_in}\r\n".encode())
         self.f = self.sock.makefile("rb")
         self.status = int(self.f.readline().split()[1])
         while self.f.readline() not in (b"\r\n", b""):
@@ -492,6 +494,31 @@ class LoginsTest(unittest.TestCase):
         self.assertEqual(tunnel.get(), 200)
         time.sleep(max(0.0, checked + 2.5 - time.monotonic()))
         self.assertIsNone(tunnel.get())  # 2.5 s after the directory's check: lapsed (it was good until 3.3 s)
+
+    def test_a_tunnel_opened_without_a_sign_in_ends_when_a_reload_requires_one(self):
+        # The staff address's network is `optional`: a CONNECT without credentials opens a tunnel
+        # under the address's role. A reload makes that network `required`: the tunnel's next
+        # request is not answered and the tunnel closes (not going on as the address's role for
+        # as long as its client keeps it open), and the client's new CONNECT is asked to sign in.
+        proxy = self.tunnel_proxy()
+        tunnel = BasicTunnel(self, proxy, STAFF, None, "origin.test", self.nginx.port)
+        self.assertEqual(tunnel.status, 200)
+        self.assertEqual(tunnel.get(), 200)
+        self.assertEqual(tunnel.get(), 200)  # a later request of the tunnel, before the reload
+        optional = f'{{networks: ["{STAFF}/32"], login: optional}}'
+        self.assertIn(optional, proxy.policy_text)
+        proxy.write_policy(proxy.policy_text.replace(optional, f'{{networks: ["{STAFF}/32"], login: required}}'))
+        proxy.reload()
+        self.assertIsNone(tunnel.get())
+        line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("reason") == "the network now requires a sign-in"],
+                        what="the closed tunnel's line")[-1]
+        self.assertEqual((line["client"], line["status"], line["action"]), (STAFF, 0, "error"))
+        self.assertEqual(BasicTunnel(self, proxy, STAFF, None, "origin.test", self.nginx.port).status, 407)
+        # A tunnel that signed in is not affected by the change.
+        signed = BasicTunnel(self, proxy, STAFF, "tess:tess-pw", "origin.test", self.nginx.port)
+        self.assertEqual(signed.status, 200)
+        self.assertEqual(signed.get(), 200)
+        self.assertEqual(signed.get(), 200)
 
     def tunnel_proxy(self):
         """A proxy of its own whose tunnels may go to nginx's port (the class's allows 8443 only)."""
