@@ -385,10 +385,8 @@ metrics::metrics(const std::string& listen)
       [this](std::string_view method, std::string_view target, const net::ip::address&) {
         return metrics_answer(method, target, *this);
       });
-  if (auto e = endpoint_->bind(tcp::endpoint(net::ip::make_address(address->host), address->port)); !e.empty()) {
-    const bool busy = e.find("in use") != std::string::npos;
-    throw std::runtime_error("metrics.listen " + listen + ": cannot listen (" + e + ")" +
-                             (busy ? "; is the port in use by another process?" : ""));
+  if (auto ec = endpoint_->bind(tcp::endpoint(net::ip::make_address(address->host), address->port))) {
+    throw std::runtime_error("metrics.listen " + listen + ": cannot listen: " + listen_error_text(ec));
   }
   if (const auto ep = endpoint_->endpoint()) port_ = ep->port();
   endpoint_->start();

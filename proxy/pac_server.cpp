@@ -43,8 +43,8 @@ std::string pac_server::bind(const std::string& listen) {
   error_code ec;
   const auto address = net::ip::make_address(a->host, ec);
   if (ec) return "pac.listen " + listen + ": " + ec.message();
-  if (auto e = server_.bind(tcp::endpoint(address, a->port)); !e.empty()) {
-    return "cannot serve the PAC file on pac.listen " + listen + ": " + e;
+  if (auto bind_ec = server_.bind(tcp::endpoint(address, a->port))) {
+    return "cannot serve the PAC file on pac.listen " + listen + ": " + listen_error_text(bind_ec);
   }
   return {};
 }

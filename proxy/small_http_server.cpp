@@ -40,7 +40,7 @@ small_http_server::~small_http_server() {
   stop();
 }
 
-std::string small_http_server::bind(const tcp::endpoint& ep) {
+error_code small_http_server::bind(const tcp::endpoint& ep) {
   error_code ec;
   auto acceptor = std::make_unique<tcp::acceptor>(ioc_);
   acceptor->open(ep.protocol(), ec);
@@ -48,9 +48,13 @@ std::string small_http_server::bind(const tcp::endpoint& ep) {
   if (!ec && ep.address().is_v6()) acceptor->set_option(net::ip::v6_only(true), ec);
   if (!ec) acceptor->bind(ep, ec);
   if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
-  if (ec) return ec.message();
+  if (ec) return ec;
   acceptor_ = std::move(acceptor);
   return {};
+}
+
+std::string listen_error_text(const error_code& ec) {
+  return ec.message() + (ec == net::error::address_in_use ? "; is the port in use by another process?" : "");
 }
 
 std::optional<tcp::endpoint> small_http_server::endpoint() const {

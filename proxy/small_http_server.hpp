@@ -53,8 +53,9 @@ class small_http_server {
   small_http_server& operator=(const small_http_server&) = delete;
 
   // Binds and listens. Before privileges are dropped, so that a low port works when started as
-  // root. Returns "" or the system's reason ("Address already in use").
-  std::string bind(const tcp::endpoint& ep);
+  // root. Returns the system's error (net::error::address_in_use when another socket has the
+  // port: listen_error_text adds the hint), or none.
+  error_code bind(const tcp::endpoint& ep);
   // The bound address and port (the port chosen for port 0).
   std::optional<tcp::endpoint> endpoint() const;
   void start();
@@ -71,5 +72,9 @@ class small_http_server {
   std::thread thread_;
   std::size_t live_ = 0;  // connections being served (event loop thread only)
 };
+
+// A bind's error for a person: the system's reason, and for a port in use, that another process
+// may hold it (metrics.listen, pac.listen).
+std::string listen_error_text(const error_code& ec);
 
 }  // namespace hallpass

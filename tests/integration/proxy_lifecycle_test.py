@@ -175,6 +175,24 @@ class LifecycleTest(unittest.TestCase):
         finally:
             proxy.stop()
 
+    def test_a_metrics_port_another_process_holds_stops_the_start_with_the_reason(self):
+        import socket
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        self.addCleanup(holder.close)
+        taken = holder.getsockname()[1]
+        proxy = Proxy()
+        try:
+            cmd = [BIN, "run", "--config", proxy.config, "--listen", f"127.0.0.1:{free_port()}", "--access-log", "-",
+                   "--metrics-listen", f"127.0.0.1:{taken}", "--state-dir", os.path.join(proxy.dir, "other-state")]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=15)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(f"metrics.listen 127.0.0.1:{taken}: cannot listen: ", r.stderr)
+            self.assertIn("is the port in use by another process?", r.stderr)
+        finally:
+            proxy.stop()
+
     def test_a_reload_applies_to_the_next_request_on_a_kept_alive_connection(self):
         proxy = Proxy()
         try:
