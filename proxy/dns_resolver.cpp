@@ -105,7 +105,21 @@ void dns_resolver::use_servers(const std::vector<std::string>& servers) {
   for (const auto& s : servers) csv += (csv.empty() ? "" : ",") + s;
   if (servers.empty()) csv = default_servers_;
   // Validated when the configuration was loaded; a failure here leaves the old servers.
-  if (ares_set_servers_ports_csv(channel_, csv.c_str()) == ARES_SUCCESS) {
+  int rc = ares_set_servers_ports_csv(channel_, csv.c_str());
+  if (rc == ARES_ENOTIMP && !pending_.empty()) {
+    // c-ares 1.18 changes no servers while a query is open, and under steady traffic one
+    // nearly always is. So the open queries are cancelled (on_answer keeps each aside instead
+    // of answering its callers), the servers changed, and each asked again of the new servers:
+    // its callers go on waiting within their own deadlines, and the reload applies now.
+    restarting_ = true;
+    ares_cancel(channel_);
+    restarting_ = false;
+    rc = ares_set_servers_ports_csv(channel_, csv.c_str());
+    auto again = std::move(restart_);
+    restart_.clear();
+    for (auto& [name, q] : again) start_query(name, q);  // on the old servers if the change failed
+  }
+  if (rc == ARES_SUCCESS) {
     servers_ = servers;
     // Timeouts were the old servers' silence: the new ones get asked.
     std::erase_if(negative_, [](const auto& e) { return e.second.result == status::timeout; });
@@ -188,6 +202,12 @@ void dns_resolver::on_answer(void* arg, int status, int /*timeouts*/, ares_addri
   std::unique_ptr<query_context> ctx(static_cast<query_context*>(arg));
   if (status == ARES_EDESTRUCTION || ctx->self->destroying_) {
     if (result) ares_freeaddrinfo(result);
+    return;
+  }
+  if (status == ARES_ECANCELLED && ctx->self->restarting_) {
+    // Cancelled for a change of servers (use_servers): asked again, not answered.
+    if (result) ares_freeaddrinfo(result);
+    ctx->self->restart_.emplace_back(std::move(ctx->name), std::move(ctx->query));
     return;
   }
   answer a;

@@ -25,6 +25,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "proxy/net.hpp"
@@ -55,8 +56,9 @@ class dns_resolver {
   // The name servers to ask, as upstream.dns_servers lists them ("10.0.0.53:5353"); empty:
   // those c-ares read at start. Cheap when unchanged (one comparison), so callers pass the
   // configuration's list before each lookup. c-ares 1.18 refuses to change servers while a
-  // query is open (ARES_ENOTIMP): the change is then tried again at the next lookup, so a
-  // reload takes effect at the first lookup that finds the worker with no query open.
+  // query is open (ARES_ENOTIMP): the open queries are then cancelled, the servers changed,
+  // and the queries asked again of the new servers (their callers keep waiting, within their
+  // deadlines), so a reload takes effect at the next lookup, however busy the worker is.
   void use_servers(const std::vector<std::string>& servers);
 
   // Looks `name` up (a normalised host name, not an IP literal; REQUIRES: it outlives the
@@ -94,6 +96,10 @@ class dns_resolver {
   std::vector<std::string> servers_;  // as last applied; empty: c-ares' own from resolv.conf
   std::string default_servers_;       // resolv.conf's, to go back to when dns_servers is emptied
   bool destroying_ = false;
+  // While use_servers cancels the open queries to change servers: they are kept here, to be
+  // asked again of the new servers.
+  bool restarting_ = false;
+  std::vector<std::pair<std::string, std::shared_ptr<pending_query>>> restart_;
 };
 
 }  // namespace hallpass

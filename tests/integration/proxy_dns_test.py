@@ -252,6 +252,42 @@ class DnsTest(unittest.TestCase):
         self.assertEqual(self.dns.count("slow-shared.dnstest"), 1)
 
 
+class DnsServersReloadTest(unittest.TestCase):
+    def test_changed_dns_servers_apply_at_once_while_a_lookup_is_open(self):
+        # c-ares 1.18 changes no servers while a query is open; under steady traffic one nearly
+        # always is, so a reload's new dns_servers used to wait for a quiet moment (or a
+        # restart). Here a lookup the old server never answers is open (about 7 s of c-ares
+        # tries) when the reload comes: the next lookup goes to the new server, and so does the
+        # open one, asked again there.
+        old, new = DnsServer(), DnsServer()
+        self.addCleanup(old.stop)
+        self.addCleanup(new.stop)
+        origin = PyOrigin()
+        self.addCleanup(origin.stop)
+        text = policy(f'  dns_servers: ["127.0.0.1:{old.port}"]\n  dns_timeout: 5s\n')
+        proxy = Proxy(policy_text=text)
+        self.addCleanup(proxy.stop)
+        result = {}
+        t = threading.Thread(target=lambda: result.update(
+            silent=timed_curl(proxy, f"http://silent-open.dnstest:{origin.port}/echo")))
+        t.start()
+        self.addCleanup(t.join, 15)
+        deadline = time.monotonic() + 5
+        while old.count("silent-open.dnstest") == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertGreater(old.count("silent-open.dnstest"), 0, "the proxy never asked the old server")
+        proxy.write_policy(text.replace(f"127.0.0.1:{old.port}", f"127.0.0.1:{new.port}"))
+        proxy.reload()
+        self.assertTrue(t.is_alive(), "the silent lookup ended before the reload: the test proves nothing")
+        status, _, took = timed_curl(proxy, f"http://after-reload.dnstest:{origin.port}/echo")
+        self.assertEqual(status, 200)
+        self.assertEqual(new.count("after-reload.dnstest"), 1)
+        self.assertEqual(old.count("after-reload.dnstest"), 0, "the old server was asked after the reload")
+        self.assertGreaterEqual(new.count("silent-open.dnstest"), 1, "the open lookup was not asked again")
+        t.join(15)
+        self.assertEqual(result["silent"][0], 504)  # never answered by either: its own deadline
+
+
 class DestinationTest(unittest.TestCase):
     """upstream.deny_networks, allow_networks and ports, and IPv6 forms embedding IPv4."""
 
