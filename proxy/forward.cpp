@@ -34,7 +34,11 @@ bool list_has(std::string_view list, std::string_view token) {
 }
 
 // Removes the hop-by-hop fields (RFC 9110 7.6.1), including those named by Connection.
-// With keep_upgrade the Upgrade/Connection pair of a WebSocket handshake is kept.
+// With keep_upgrade a WebSocket handshake's upgrade goes on as `Upgrade: websocket` and
+// `Connection: Upgrade`, and only that: another protocol offered beside it (`Upgrade: h2c,
+// websocket`) is dropped, since after a 101 the proxy relays bytes it no longer reads, and an
+// origin that switched to h2c would take HTTP/2 requests for any path on that connection,
+// unseen by the rules ("h2c smuggling").
 template <bool isRequest, class Body>
 void strip_hop_by_hop(http::message<isRequest, Body>& m, bool keep_upgrade) {
   std::vector<std::string> named;
@@ -58,6 +62,7 @@ void strip_hop_by_hop(http::message<isRequest, Body>& m, bool keep_upgrade) {
   m.erase(http::field::proxy_authenticate);
   m.erase(http::field::connection);
   if (keep_upgrade) {
+    m.set(http::field::upgrade, "websocket");
     m.set(http::field::connection, "Upgrade");
   } else {
     m.erase(http::field::upgrade);
@@ -81,6 +86,21 @@ constexpr std::chrono::seconds early_answer_wait{2};
 // sent anyway and the client gets the proxy's own 100: curl waits 1 s, as RFC 9110 10.1.1
 // lets a client.
 constexpr std::chrono::seconds expect_wait{1};
+
+// A 101's Upgrade names WebSocket and nothing else (RFC 6455 4.2.2: "Upgrade: websocket";
+// RFC 9110 7.8: the protocols switched to, in layer order).
+bool upgrades_to_websocket(const response_head& h) {
+  int seen = 0;
+  for (const auto& f : h.fields) {
+    if (!iequals(f.name, "upgrade")) continue;
+    if (++seen > 1) return false;
+    std::string_view v = f.value;
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    if (!iequals(v, "websocket")) return false;
+  }
+  return seen == 1;
+}
 
 bool connection_has(const response_head& h, std::string_view option) {
   for (const auto& f : h.fields) {
@@ -170,7 +190,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   const parsed_target& t = rewrote ? rewritten : target;
   const auto& daemon = ex.cfg->daemon;
   const unsigned client_version = req.version();
-  const bool client_keep_alive = req.keep_alive();
+  const bool client_keep_alive = rp.keep_alive();
   const bool is_head = req.method() == http::verb::head;
   const bool websocket = rp.upgrade() && list_has(req[http::field::upgrade], "websocket");
   const bool chunked_body = rp.chunked();
@@ -472,6 +492,12 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     if (!websocket) {
       // Switching protocols that nobody asked for: whatever follows is not HTTP we can frame.
       co_await refuse(w, c, ex, refusal::upstream_malformed, "101 Switching Protocols without an upgrade request", client_version);
+      co_return forward_outcome::close;
+    }
+    if (!upgrades_to_websocket(head)) {
+      // A switch to anything but what was asked (h2c, say): never relayed unread.
+      co_await refuse(w, c, ex, refusal::upstream_malformed,
+                      "101 Switching Protocols to a protocol other than the WebSocket asked for", client_version);
       co_return forward_outcome::close;
     }
     client_head_options o;

@@ -250,7 +250,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     } else if (target_error == "asterisk-form" && req.method() == http::verb::options) {
       // OPTIONS * asks about the proxy itself (RFC 9110 9.3.7): what it can forward.
       ex.action = outcome::allow;
-      const bool keep = req.keep_alive() && rp.is_done();
+      const bool keep = rp.keep_alive() && rp.is_done();
       const bool ok = co_await answer_as_last_hop(c, ex, req.base(), keep, version);
       finish_exchange(w, c, ex);
       co_return ok && keep;
@@ -272,7 +272,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
 
   // Who is asking (logins.networks): a 407, 429 or 503 ends the request here.
   bool again = false;
-  const bool may_continue = req.keep_alive() && rp.is_done();
+  const bool may_continue = rp.keep_alive() && rp.is_done();
   const auto login = co_await sign_in(w, c, ex, req[http::field::proxy_authorization], version, may_continue, &again);
   if (login == login_step::answered || login == login_step::lapsed) {
     finish_exchange(w, c, ex);
@@ -317,9 +317,9 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     // A request body that was not read would be taken for the next request: close instead.
     const bool unread_body = !rp.is_done();
     const std::string url = url_of(target->scheme, target->host, target->port, path_and_query);
-    const bool ok = co_await write_block_page(w, c, ex, url, req.keep_alive() && !unread_body, version);
+    const bool ok = co_await write_block_page(w, c, ex, url, rp.keep_alive() && !unread_body, version);
     finish_exchange(w, c, ex);
-    if (!ok || unread_body || !req.keep_alive()) co_return false;
+    if (!ok || unread_body || !rp.keep_alive()) co_return false;
     co_return true;
   }
 
@@ -329,7 +329,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   if (req.method() == http::verb::options || req.method() == http::verb::trace) {
     if (const auto left = max_forwards_value(req[http::field::max_forwards])) {
       if (*left == 0) {
-        const bool keep = req.keep_alive() && rp.is_done();
+        const bool keep = rp.keep_alive() && rp.is_done();
         const bool ok = co_await answer_as_last_hop(c, ex, req.base(), keep, version);
         finish_exchange(w, c, ex);
         co_return ok && keep;

@@ -244,6 +244,9 @@ class PyOrigin(ThreadedServer):
     /reset      closes the connection at once (RST)
     /hang       never answers
     /ws         WebSocket handshake, then echoes frames' payloads back as text frames
+    /h2c        an origin that takes an HTTP/2 cleartext upgrade (RFC 7540 3.2) when `Upgrade`
+                offers h2c, or always with `?always`: 101 to h2c, then echoes what it reads
+                after "h2c:"; otherwise 200 with the Upgrade it received as the body
     """
 
     def __init__(self):
@@ -354,6 +357,15 @@ class PyOrigin(ThreadedServer):
                 elif path == "/hang":
                     time.sleep(60)
                     return
+                elif path == "/h2c":
+                    offered = [t.strip().lower() for t in headers.get("upgrade", "").split(",")]
+                    if "h2c" in offered or target.endswith("?always"):
+                        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+                        data = conn.recv(4096)
+                        conn.sendall(b"h2c:" + data)
+                        return
+                    got = headers.get("upgrade", "").encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(got) + got)
                 elif path == "/ws":
                     key = headers.get("sec-websocket-key", "")
                     accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())

@@ -1,4 +1,5 @@
 """Plain HTTP through the real proxy: roles, block page, bodies, keep-alive, pooling, logs, metrics."""
+import json
 import os
 import shutil
 import socket
@@ -360,6 +361,37 @@ class HttpTest(unittest.TestCase):
         out = raw_request(self.proxy, f"GET http://facebook.test:{self.py.port}/ws HTTP/1.1\r\nHost: facebook.test\r\n"
                                       "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n".encode(), source=PUPIL)
         self.assertEqual(status_of(out), 403)
+
+    def test_close_in_a_second_connection_line_is_honoured(self):
+        # Connection is a list, and its field lines add up (RFC 9110 5.3): `close` in any of
+        # them ends the connection after the answer (Beast's message reads the first line only).
+        for fields in ["Connection: x-foo\r\nConnection: close\r\n",
+                       "Upgrade: websocket\r\nConnection: Upgrade\r\nConnection: close\r\n"]:
+            started = time.monotonic()
+            out = raw_request(self.proxy, f"GET http://py.test:{self.py.port}/echo HTTP/1.1\r\nHost: py.test\r\n"
+                                          f"{fields}\r\n".encode(), source=STAFF)
+            self.assertEqual(status_of(out), 200, out[:200])
+            self.assertIn(b"\r\nConnection: close\r\n", out.split(b"\r\n\r\n")[0] + b"\r\n")
+            self.assertLess(time.monotonic() - started, 2, f"the connection stayed open after {fields!r}")
+
+    def test_an_h2c_upgrade_is_never_relayed(self):
+        # "h2c smuggling": an origin that switches to HTTP/2 cleartext would take HTTP/2
+        # requests for any path on the relayed connection, unseen by the rules. Offered beside
+        # WebSocket, h2c is dropped (the origin sees `Upgrade: websocket` alone); a 101 to
+        # anything but WebSocket is refused with a 502, never relayed.
+        offer = ("Upgrade: h2c, websocket\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+        out = raw_request(self.proxy, f"GET http://py.test:{self.py.port}/h2c HTTP/1.1\r\nHost: py.test\r\n{offer}"
+                                      "Connection: close\r\n\r\n".encode(), source=STAFF, timeout=3)
+        self.assertEqual(status_of(out), 200, out[:300])
+        self.assertTrue(out.endswith(b"\r\n\r\nwebsocket"), out[-200:])
+        out = raw_request(self.proxy, f"GET http://py.test:{self.py.port}/h2c?always HTTP/1.1\r\nHost: py.test\r\n"
+                                      f"{offer}\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".encode(), source=STAFF)
+        self.assertEqual(status_of(out), 502, out[:300])
+        self.assertNotIn(b"h2c:", out)
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("path") == "/h2c" and l["status"] == 502],
+                        what="the refused switch's line")[-1]
+        self.assertIn("other than the WebSocket", json.dumps(line))
 
     def test_websocket_through_a_connect_tunnel_as_browsers_send_it(self):
         """Chromium and Firefox send a ws:// WebSocket through a CONNECT (RFC 6455 4.1), then
