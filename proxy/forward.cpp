@@ -280,6 +280,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     to.tls = t.scheme == "https";
     to.connect_host = ex.connect_host;
     to.address = original_endpoint(c);  // transparent mode: where the client was going
+    to.client = c.ip_text;              // the device's own pooled connections (upstream.hpp)
     // An inspected request's port was held to connect.ports when its tunnel was opened; plain
     // HTTP, inside a tunnel too (a ws:// WebSocket), is held to upstream.ports as any is.
     const auto use = to.tls ? upstream_use::tunnel : upstream_use::http;
@@ -489,9 +490,13 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       head.version >= 11 ? !connection_has(head, "close") : connection_has(head, "keep-alive");
 
   if (head.status == 101) {
-    if (!websocket) {
-      // Switching protocols that nobody asked for: whatever follows is not HTTP we can frame.
-      co_await refuse(w, c, ex, refusal::upstream_malformed, "101 Switching Protocols without an upgrade request", client_version);
+    if (!websocket || head.version < 11) {
+      // Switching protocols that nobody asked for (or in HTTP/1.0, which has no 101: RFC 9110
+      // 15.2.2): whatever follows is not HTTP we can frame.
+      co_await refuse(w, c, ex, refusal::upstream_malformed,
+                      websocket ? "101 Switching Protocols in an HTTP/1.0 answer"
+                                : "101 Switching Protocols without an upgrade request",
+                      client_version);
       co_return forward_outcome::close;
     }
     if (!upgrades_to_websocket(head)) {
@@ -569,8 +574,13 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   }
   o.keep_alive = keep;
   // After a final answer to the head alone, the origin cannot know whether a body follows.
-  const bool upstream_reusable =
-      origin_keep_alive && from != origin_body::until_close && !websocket && !send_failure && !final_before_body && !refused_early;
+  // Nor is a connection that carried a request body reused: an origin that did not read the
+  // body as a body (one that ignores Content-Length on a path, "CL.0") takes it for a request
+  // of its own and answers it after this answer, where the next request's answer is awaited:
+  // a request hidden in the body, never decided, would have its answer read as the next
+  // request's. Closed, its answer is never read.
+  const bool upstream_reusable = origin_keep_alive && from != origin_body::until_close && !websocket &&
+                                 !send_failure && !final_before_body && !refused_early && !has_body;
   std::string client_head = write_client_response_head(head, o);
   up->buffer.consume(head.size);
 

@@ -21,7 +21,7 @@ net::awaitable<void> run_prefetch(worker& w, std::shared_ptr<origin_prefetch> p,
 
 bool same_origin(const origin_address& a, const origin_address& b) {
   return a.host == b.host && a.port == b.port && a.tls == b.tls && a.connect_host == b.connect_host &&
-         a.address == b.address;
+         a.address == b.address && a.client == b.client;
 }
 
 }  // namespace
@@ -38,6 +38,7 @@ void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex)
       p->to.connect_host = std::string(*mapped);
   }
   p->to.address = original_endpoint(c);
+  p->to.client = c.ip_text;  // as forward.cpp asks: the device's own pooled connections
   net::co_spawn(w.context(), run_prefetch(w, p, ex.cfg), net::detached);
   c.prefetch = std::move(p);
 }

@@ -67,15 +67,21 @@ std::vector<rules::ip_address> gateway_addresses() {
   return out;
 }
 
-// The pool's key: "scheme://host:port", plus "@connect_host" when the addresses are another
-// name's (SafeSearch).
-void write_pool_key(const origin_address& to, std::string& out) {
+// The TLS session key: "scheme://host:port", plus "@connect_host" when the addresses are
+// another name's (SafeSearch), or "@address:port" for a transparent connection's original
+// destination. The pool's key adds "#device" (origin_address::client).
+void write_session_key(const origin_address& to, std::string& out) {
   out.assign(to.tls ? "https://" : "http://").append(to.host).append(":").append(std::to_string(to.port));
   if (!to.connect_host.empty()) {
     out.append("@").append(to.connect_host);
   } else if (to.address) {  // a transparent connection's original destination: its own pool
     out.append("@").append(to.address->address().to_string()).append(":").append(std::to_string(to.address->port()));
   }
+}
+
+void write_pool_key(const origin_address& to, std::string& out) {
+  write_session_key(to, out);
+  if (!to.client.empty()) out.append("#").append(to.client);
 }
 
 // Nothing held inside OpenSSL on a TLS connection: no decrypted bytes and no undecrypted TLS
@@ -364,6 +370,7 @@ net::awaitable<bool> upstream::connect_new(const std::vector<tcp::endpoint>& all
                                            const configuration& cfg, acquire_result& r, std::string& missing_issuer) {
   auto c = std::make_unique<upstream_connection>(ex_);
   write_pool_key(to, c->key);
+  write_session_key(to, c->session_key);
   c->stream.expires_after(cfg.daemon.upstream.connect_timeout);
   auto [ec, ep] = co_await c->stream.async_connect(allowed, nothrow);
   if (ec) {
@@ -456,12 +463,12 @@ net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::stri
     sessions_context_ = cfg.origin_tls;
   }
   c.sessions = sessions_;
-  c.sessions->attach(ssl, c.key);
+  c.sessions->attach(ssl, c.session_key);
   c.stream.expires_after(cfg.daemon.upstream.connect_timeout);
   auto [ec] = co_await c.tls->async_handshake(net::ssl::stream_base::client, nothrow);
   c.stream.expires_never();
   if (ec) {
-    c.sessions->forget(c.key);
+    c.sessions->forget(c.session_key);
     // Verification first: the school CA must never vouch for a site that failed it, and the
     // page says which check failed.
     std::string why = certs::verify_failure(c.tls->native_handle());

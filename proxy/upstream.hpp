@@ -51,7 +51,12 @@ struct upstream_connection {
   std::shared_ptr<certs::origin_sessions> sessions;
   std::unique_ptr<tls_stream> tls;  // set for an https origin, after its verified handshake
   beast::flat_buffer buffer;
-  std::string key;  // "scheme://host:port" (+ "@address host" when that differs), for the pool
+  // The pool's key: "scheme://host:port" (+ "@address host" when that differs, + "#device"
+  // for a device's own connection: origin_address::client).
+  std::string key;
+  // The TLS session kept for resumption: the pool key without the device (a session verified
+  // for one name is offered for that name only, whichever device asks).
+  std::string session_key;
   tcp::endpoint peer;  // checked again against the destination rules before reuse
   bool reused = false;
   // A write to it was cancelled part way (the origin refused an upload while it went up:
@@ -92,6 +97,11 @@ struct origin_address {
   // destination, instead of any address of `host` (unless connect_host is set: SafeSearch's
   // front end is the policy's choice, not the client's). Still held to the destination check.
   std::optional<tcp::endpoint> address;
+  // The device the request came from (its address, as logged): pooled connections are each
+  // device's own, so that whatever an origin sends late on one (a second answer after a 204,
+  // the answer to a request hidden in a body it misread) can reach no other device. Empty:
+  // not a device's (issuer fetches, never pooled).
+  std::string client;
 };
 
 // For an origin connection that ended without an answer (a failed TLS handshake, or no response
@@ -120,7 +130,8 @@ class upstream {
   // the destination check.
   // An https origin is connected with TLS (cfg.origin_tls: verified, SNI, TLS 1.2+) before it
   // is returned; its failures are tls_unverified (with OpenSSL's reason in `detail`) or
-  // tls_failed. Pooled connections are keyed by scheme, host, port and connect_host.
+  // tls_failed. Pooled connections are keyed by scheme, host, port, connect_host and the
+  // device (origin_address::client); TLS sessions by the same without the device.
   net::awaitable<acquire_result> acquire(const origin_address& to, const configuration& cfg, upstream_use use,
                                          bool allow_pooled = true);
   // Offers back a connection whose last response was complete (ended where its framing said)

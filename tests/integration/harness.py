@@ -244,6 +244,9 @@ class PyOrigin(ThreadedServer):
     /reset      closes the connection at once (RST)
     /hang       never answers
     /ws         WebSocket handshake, then echoes frames' payloads back as text frames
+    /cl0        answers "ok" from the head alone, leaving a request body unread, so that the
+                body is read as the next request (an origin that ignores Content-Length)
+    /secret-slow  answers "SECRET" after 0.3 s
     /h2c        an origin that takes an HTTP/2 cleartext upgrade (RFC 7540 3.2) when `Upgrade`
                 offers h2c, or always with `?always`: 101 to h2c, then echoes what it reads
                 after "h2c:"; otherwise 200 with the Upgrade it received as the body
@@ -262,6 +265,11 @@ class PyOrigin(ThreadedServer):
                 if head is None:
                     return
                 method, target, version, headers, raw_headers = head
+                if target.split("?")[0] == "/cl0":
+                    # The body is left unread: the next loop reads it as a request.
+                    self.requests.append({"method": method, "target": target, "headers": raw_headers, "body_len": 0})
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    continue
                 if target.split("?")[0] == "/early-413-open":
                     # Refuses the upload from its head and stops reading without closing: the
                     # proxy's upload stalls, and only reading the answer alongside it hears it.
@@ -357,6 +365,9 @@ class PyOrigin(ThreadedServer):
                 elif path == "/hang":
                     time.sleep(60)
                     return
+                elif path == "/secret-slow":
+                    time.sleep(0.3)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECRET")
                 elif path == "/h2c":
                     offered = [t.strip().lower() for t in headers.get("upgrade", "").split(",")]
                     if "h2c" in offered or target.endswith("?always"):

@@ -189,9 +189,8 @@ class HttpTest(unittest.TestCase):
         s.settimeout(5)
         s.connect(("127.0.0.1", self.proxy.port))
         f = s.makefile("rb")
-        for i in range(5):
-            s.sendall(f"POST http://py.test:{self.py.port}/echo HTTP/1.1\r\nHost: py.test\r\n"
-                      f"Content-Length: 5\r\n\r\nhello".encode())
+        def exchange(request):
+            s.sendall(request)
             status = f.readline()
             self.assertIn(b"200", status)
             length = 0
@@ -201,11 +200,69 @@ class HttpTest(unittest.TestCase):
                     break
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":")[1])
-            self.assertEqual(f.read(length), b"hello")
-        s.close()
+            return f.read(length)
+
+        for i in range(5):
+            self.assertEqual(exchange(f"GET http://py.test:{self.py.port}/echo?{i} HTTP/1.1\r\nHost: py.test\r\n\r\n".encode()), b"")
         # Five requests on one client connection used at most one new upstream connection
         # (none when an earlier test left one in the pool).
         self.assertLessEqual(self.py.connections - before, 1)
+        s.close()
+        # A connection that carried a request body is not reused (forward.cpp: an origin that
+        # misread the body as a request would answer it later). From a device of its own (pooled
+        # connections are each device's): GET (new), POST (takes it: not the stream's first
+        # request), GET (new again: the POST's was closed), POST, GET: three connections.
+        s = socket.socket()
+        s.bind(("127.0.0.77", 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", self.proxy.port))
+        f = s.makefile("rb")
+        before = self.py.connections
+        get = f"GET http://py.test:{self.py.port}/echo HTTP/1.1\r\nHost: py.test\r\n\r\n".encode()
+        post = f"POST http://py.test:{self.py.port}/echo HTTP/1.1\r\nHost: py.test\r\nContent-Length: 5\r\n\r\nhello".encode()
+        for request, answer in ((get, b""), (post, b"hello"), (get, b""), (post, b"hello"), (get, b"")):
+            self.assertEqual(exchange(request), answer)
+        s.close()
+        self.assertEqual(self.py.connections - before, 3)
+
+    def test_a_request_hidden_in_a_body_never_gets_its_answer_through(self):
+        # An origin that does not read a body on some path ("CL.0": /cl0 answers from the head
+        # and leaves the body unread) takes the body for a request of its own and answers it
+        # late. The pupil hides a request for a path the policy blocks in the body: its answer
+        # must reach nobody, neither the pupil's next request nor another device's.
+        proxy = Proxy(policy_edit=lambda t: t.replace(
+            "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n",
+            "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n"
+            "      - {name: secret, action: block, urls: [py.test/secret]}\n"))
+        self.addCleanup(proxy.stop)
+        blocked = raw_request(proxy, f"GET http://py.test:{self.py.port}/secret-slow HTTP/1.1\r\nHost: py.test\r\n"
+                                     "Connection: close\r\n\r\n".encode(), source=PUPIL)
+        self.assertEqual(status_of(blocked), 403)
+        hidden = b"GET /secret-slow HTTP/1.1\r\nHost: py.test\r\n\r\n"
+        for source in (PUPIL, STAFF):
+            out = raw_request(proxy, f"POST http://py.test:{self.py.port}/cl0 HTTP/1.1\r\nHost: py.test\r\n"
+                                     f"Content-Length: {len(hidden)}\r\nConnection: close\r\n\r\n".encode() + hidden,
+                              source=PUPIL)
+            self.assertEqual(status_of(out), 200, out[:200])
+            for _ in range(3):
+                status, body, _ = curl(proxy, f"http://py.test:{self.py.port}/echo", source=source)
+                self.assertEqual((status, body), (200, b""), "the hidden request's answer came back")
+            time.sleep(0.5)  # the hidden request's late answer has been sent by now
+            status, body, _ = curl(proxy, f"http://py.test:{self.py.port}/echo", source=source)
+            self.assertEqual((status, body), (200, b""), "the hidden request's answer came back")
+
+    def test_pooled_origin_connections_are_each_devices_own(self):
+        # Whatever an origin sends late on a connection can reach only the device whose request
+        # it followed: a device never takes another's pooled connection.
+        reused = lambda: self.proxy.metric("hallpass_upstream_connections_reused_total")
+        url = f"http://py.test:{self.py.port}/echo"
+        self.assertEqual(curl(self.proxy, url, source=GUEST)[0], 200)
+        before = reused()
+        self.assertEqual(curl(self.proxy, url, source=GUEST)[0], 200)  # the guest's own: reused
+        self.assertEqual(reused(), before + 1)
+        before = self.py.connections
+        self.assertEqual(curl(self.proxy, url, source=UNKNOWN)[0], 200)  # another device: a new one
+        self.assertEqual(self.py.connections, before + 1)
 
     def test_a_body_cut_short_by_the_origin_is_cut_short_for_the_client(self):
         """The proxy never pads or re-frames a truncated Content-Length body: it closes the
