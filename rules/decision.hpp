@@ -10,12 +10,33 @@
 // (pin the shared_ptrs) for as long as the verdict.
 #pragma once
 
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "rules/engine.hpp"
 #include "rules/exception_index.hpp"
 
 namespace hallpass::rules {
 
 // overlay may be null (no store, or none loaded yet): the policy alone decides.
+//
+// A path servers read in more than one way is decided in each: as written (RFC 3986: a
+// segment "..;" is no dot segment), with each segment's ";parameters" dropped before dot
+// segments are resolved (Tomcat, Jetty, Spring: "/page/..;/admin" is "/admin"), and with "\" or
+// "%5C" read as "/" (IIS, ASP.NET: "/page/..\admin"). If any reading is blocked, that verdict
+// is the answer (verdict::read_as names the reading), so that a block (a rule, a locked
+// category, a local block or report) is not escaped by a spelling, and an allow (a rule, an
+// exception for a page or prefix) opens only what it opens in every reading (fail closed).
+// Paths without ';', '\' or "%5C" (nearly all) are decided once.
 verdict decide_request(const policy& p, const exception_index* overlay, const request_facts& facts);
+
+// For the log and explain: "some servers read the path as '/admin' ...", the reading's path
+// without its query or parameters (what access_log.keep_query off leaves out).
+std::string read_as_note(const verdict& v);
+
+// The other readings of `path_and_query` (above), without repeats and without the path as
+// written; empty when it has none. The query is kept as written.
+std::vector<std::string> other_path_readings(std::string_view path_and_query);
 
 }  // namespace hallpass::rules

@@ -43,6 +43,9 @@ struct request_facts {
   // that could match some request opens it (the requests are then decided one by one).
   // False (a relayed tunnel): paths are unknown for good, as described in rules/README.md.
   bool path_seen_later = false;
+  // Set by decide_request (decision.hpp) when `path` is the reading with path parameters
+  // dropped: allow entries written with parameters are read without them too.
+  bool path_parameters_dropped = false;
 };
 
 struct ban_entry;  // rules/exception_index.hpp
@@ -68,6 +71,10 @@ struct verdict {
   std::string exception_id;  // set by the exception layer (later); empty here
   // Set when a ban decided (rules/ban.hpp, apply_ban): points into the overlay, like rule_id.
   const ban_entry* ban = nullptr;
+  // Set by decide_request when the path as some servers read it (decision.hpp: parameters
+  // dropped before dot segments, a backslash as "/") was blocked though the path as written was
+  // not: that reading's path ("/admin" for "/page/..;/admin"), which this verdict decided.
+  std::string read_as;
   normalized_host host;
   std::string host_error;  // when by == invalid_host
 

@@ -163,8 +163,18 @@ std::shared_ptr<const exception_index> exception_index::build(std::vector<except
 }
 
 bool exception_index::target_matches(const rules::target& t, std::optional<std::string_view> path, bool for_block,
-                                     bool later) {
+                                     bool later, bool parameters_dropped) {
   if (t.kind == target_kind::domain) return true;  // the host already matched
+  if (parameters_dropped && !for_block && path) {
+    // The reading without parameters (decision.hpp): an allow entry is read as that server reads
+    // it too, so that one written with parameters ("/page;x=1") still opens its page there.
+    const std::string_view entry_path = std::string_view(t.path).substr(0, t.path.find('?'));
+    if (entry_path.find(';') != std::string_view::npos) {
+      rules::target read = t;
+      read.path = path_without_parameters(entry_path) + t.path.substr(entry_path.size());
+      return target_matches(read, path, false, later, false);
+    }
+  }
   // A relayed tunnel: the path is unknown for good, fail closed. An inspected one: the path
   // comes with each request, so a page entry neither blocks the CONNECT nor keeps it shut.
   if (!path) return later ? !for_block : for_block;
@@ -238,7 +248,9 @@ void exception_index::apply(verdict& v, const request_facts& f) const {
           // Only a domain exception covers subdomains; the others name one host.
           if (!first && e.target.kind != target_kind::domain) continue;
           if (f.time < e.from || f.time >= e.until) continue;
-          if (!scope_matches(e, v, f) || !target_matches(e.target, path, false, later)) continue;
+          if (!scope_matches(e, v, f) || !target_matches(e.target, path, false, later, f.path_parameters_dropped)) {
+            continue;
+          }
           if (!exception) {
             exception = &e;
             exception_i = static_cast<std::size_t>(code);
@@ -247,7 +259,7 @@ void exception_index::apply(verdict& v, const request_facts& f) const {
           const auto i = static_cast<std::size_t>(-1 - code);
           const auto& e = entries_[i];
           if (!first && e.target.kind != target_kind::domain) continue;
-          if (!target_matches(e.target, path, e.block, later)) continue;
+          if (!target_matches(e.target, path, e.block, later, f.path_parameters_dropped)) continue;
           if (e.block && !block) {
             block = &e;
             block_i = i;

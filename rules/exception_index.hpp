@@ -149,8 +149,10 @@ class exception_index {
  private:
   // `path`: the request's path and query in canonical form; nullopt inside a tunnel.
   // `later`: an inspected CONNECT (request_facts::path_seen_later) without a path.
+  // `parameters_dropped`: the path is the reading without parameters (decision.hpp), where an
+  // allow entry written with parameters is read without them too.
   static bool target_matches(const rules::target& t, std::optional<std::string_view> path, bool for_block,
-                             bool later);
+                             bool later, bool parameters_dropped = false);
   bool scope_matches(const exception_entry& e, const verdict& v, const request_facts& f) const;
 
   std::vector<exception_entry> exceptions_;

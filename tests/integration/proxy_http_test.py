@@ -9,7 +9,7 @@ import tempfile
 import time
 import unittest
 
-from harness import (GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, PyOrigin, curl, free_port, raw_request, status_of,
+from harness import (BIN, GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, PyOrigin, curl, free_port, raw_request, status_of,
                      wait_for, ws_frame, ws_read_frame)
 
 
@@ -230,7 +230,8 @@ class HttpTest(unittest.TestCase):
         # and leaves the body unread) takes the body for a request of its own and answers it
         # late. The pupil hides a request for a path the policy blocks in the body: its answer
         # must reach nobody, neither the pupil's next request nor another device's.
-        proxy = Proxy(policy_edit=lambda t: t.replace(
+        # One worker, so that every connection meets the same pool (each worker has its own).
+        proxy = Proxy(workers=1, policy_edit=lambda t: t.replace(
             "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n",
             "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n"
             "      - {name: secret, action: block, urls: [py.test/secret]}\n"))
@@ -251,18 +252,52 @@ class HttpTest(unittest.TestCase):
             status, body, _ = curl(proxy, f"http://py.test:{self.py.port}/echo", source=source)
             self.assertEqual((status, body), (200, b""), "the hidden request's answer came back")
 
+    def test_a_blocked_path_is_blocked_however_servers_read_it(self):
+        # Tomcat and Jetty read "/x/..;/secret" as "/secret", IIS "/x/..\\secret" so: a block
+        # holds in every reading, and an allow (here the staff's) is unaffected. explain agrees.
+        proxy = Proxy(policy_edit=lambda t: t.replace(
+            "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n",
+            "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n"
+            "      - {name: secret, action: block, urls: [py.test/secret]}\n"))
+        self.addCleanup(proxy.stop)
+        for path in ("/x/..;/secret-slow", "/x/..;jsessionid=1/secret-slow", "/x/..\\secret-slow",
+                     "/x/..%5Csecret-slow", "/x%5c..%5csecret-slow"):
+            out = raw_request(proxy, f"GET http://py.test:{self.py.port}{path} HTTP/1.1\r\nHost: py.test\r\n"
+                                     "Connection: close\r\n\r\n".encode(), source=PUPIL)
+            self.assertEqual(status_of(out), 403, (path, out[:200]))
+            self.assertNotIn(b"SECRET", out)
+            r = subprocess.run([BIN, "explain", "--config", proxy.config, "--client", PUPIL, "--json",
+                                f"http://py.test:{self.py.port}{path}"], capture_output=True, text=True, timeout=30)
+            got = json.loads(r.stdout)
+            self.assertEqual((got["action"], got["rule"]), ("block", "pupils rule 3 (secret)"), path)
+            self.assertTrue(any("as some servers read it" in n for n in got["notes"]), got["notes"])
+        line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("status") == 403 and l.get("path", "").startswith("/x/..")],
+                        what="the blocked reading's line")[-1]
+        self.assertEqual(line["rule"], "pupils rule 3 (secret)")
+        self.assertIn("'/secret-slow'", line["note"])
+        out = raw_request(proxy, f"GET http://py.test:{self.py.port}/x/..;/secret-slow HTTP/1.1\r\nHost: py.test\r\n"
+                                 "Connection: close\r\n\r\n".encode(), source=STAFF)
+        self.assertEqual(status_of(out), 404)  # forwarded as written: the Python origin has no such path
+        self.assertEqual(self.py.requests[-1]["target"], "/x/..;/secret-slow")
+
     def test_pooled_origin_connections_are_each_devices_own(self):
         # Whatever an origin sends late on a connection can reach only the device whose request
         # it followed: a device never takes another's pooled connection.
-        reused = lambda: self.proxy.metric("hallpass_upstream_connections_reused_total")
+        # One worker: each worker has its own pool, and a new client connection may go to either.
+        proxy = Proxy(workers=1)
+        self.addCleanup(proxy.stop)
+        reused = lambda: proxy.metric("hallpass_upstream_connections_reused_total")
         url = f"http://py.test:{self.py.port}/echo"
-        self.assertEqual(curl(self.proxy, url, source=GUEST)[0], 200)
+        self.assertEqual(curl(proxy, url, source=GUEST)[0], 200)
         before = reused()
-        self.assertEqual(curl(self.proxy, url, source=GUEST)[0], 200)  # the guest's own: reused
+        self.assertEqual(curl(proxy, url, source=GUEST)[0], 200)  # the guest's own: reused
         self.assertEqual(reused(), before + 1)
         before = self.py.connections
-        self.assertEqual(curl(self.proxy, url, source=UNKNOWN)[0], 200)  # another device: a new one
+        self.assertEqual(curl(proxy, url, source=UNKNOWN)[0], 200)  # another device: a new one
         self.assertEqual(self.py.connections, before + 1)
+        before_reuse_unknown = reused()
+        self.assertEqual(curl(proxy, url, source=UNKNOWN)[0], 200)  # and then its own
+        self.assertEqual(reused(), before_reuse_unknown + 1)
 
     def test_a_body_cut_short_by_the_origin_is_cut_short_for_the_client(self):
         """The proxy never pads or re-frames a truncated Content-Length body: it closes the

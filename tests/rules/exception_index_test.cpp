@@ -2,6 +2,7 @@
 // boundary (a block of /a leaves /admin open), while the policy's own URL prefixes stay plain.
 #include <doctest/doctest.h>
 
+#include "rules/decision.hpp"
 #include "rules/exception_index.hpp"
 #include "tests/rules/policy_fixture.hpp"
 
@@ -272,4 +273,121 @@ TEST_CASE("a page typed with letters outside ASCII or spaces matches what a brow
   CHECK(decide_with(*p, *idx, "http://open.example/wiki/%C3%89cole%20a%20b").act == action::block);
   CHECK(decide_with(*p, *idx, "http://open.example/wiki/%c3%89cole%20a%20b").act == action::block);
   CHECK(decide_with(*p, *idx, "http://open.example/wiki/Ecole").act == action::allow);
+}
+
+// ---- Paths servers read in more than one way (rules/decision.hpp: decide_request) ----
+
+namespace {
+
+const std::string readings_policy = std::string(test::timetable_yaml) + R"(
+categories:
+  illegal: {locked: true, urls: ["locked.example/bad"]}
+  chat: {urls: ["open.example/secret"]}
+roles:
+  pupils:
+    networks: [10.10.0.0/16]
+    default: allow
+    rules:
+      - {name: edu only, action: allow, urls: ["games.example/edu"]}
+      - {action: block, domains: [games.example, shut.example]}
+      - {action: block, categories: [chat]}
+)";
+
+// decide_request for a pupil at a lesson time: the policy, then `idx` (may be null).
+verdict decide_all(const policy& p, const exception_index* idx, const std::string& url) {
+  auto parts = split_url(url, nullptr);
+  REQUIRE(parts);
+  request_facts f;
+  f.role = "pupils";
+  f.method = "GET";
+  f.scheme = parts->scheme;
+  f.host = parts->host;
+  f.path = parts->path;
+  f.time = p.zone.to_sys(*parse_local_time("2026-11-23 09:00"));
+  return decide_request(p, idx, f);
+}
+
+}  // namespace
+
+TEST_CASE("the other readings of a path: parameters dropped, backslashes as slashes, both") {
+  using V = std::vector<std::string>;
+  CHECK(other_path_readings("/plain/path?q=%5C;x") == V{});
+  CHECK(other_path_readings("/a/..;/b") == V{"/a/../b"});
+  CHECK(other_path_readings("/a;jsessionid=1/b?x=1") == V{"/a/b?x=1"});
+  CHECK(other_path_readings("/a\\b") == V{"/a/b"});
+  CHECK(other_path_readings("/a%5cb?q=%5C") == V{"/a/b?q=%5C"});
+  // Parameters run to the next "/", which a backslash is not, until it is read as one.
+  CHECK(other_path_readings("/a;x\\..\\b") == V{"/a", "/a;x/../b", "/a/../b"});
+  CHECK(other_path_readings("/a%5") == V{});
+}
+
+TEST_CASE("a block holds in every reading of the path, a locked category too") {
+  auto p = test::load_yaml(readings_policy);
+  for (const char* url : {"http://locked.example/x/..;/bad", "http://locked.example/x/..;jsessionid=1/bad",
+                          "http://locked.example/x\\..\\bad", "http://locked.example/x%5C..%5Cbad",
+                          "http://locked.example/x%5c..;/bad", "http://open.example/a/..;/secret",
+                          "http://open.example/a\\..\\secret", "http://open.example/x;y/..;/secret"}) {
+    INFO(url);
+    const verdict v = decide_all(*p, nullptr, url);
+    CHECK(v.act == action::block);
+    CHECK_FALSE(v.read_as.empty());
+  }
+  CHECK(decide_all(*p, nullptr, "http://locked.example/x/..;/bad").by == decided_by::locked_category);
+  CHECK(decide_all(*p, nullptr, "http://locked.example/x/..;/bad").read_as == "/bad");
+  // As written, blocked: no other reading is needed, and none is named.
+  CHECK(decide_all(*p, nullptr, "http://locked.example/bad").read_as.empty());
+  CHECK(decide_all(*p, nullptr, "http://open.example/secret;x").read_as.empty());
+  // Readings that reach nothing blocked change nothing.
+  for (const char* url : {"http://locked.example/x/..;/good", "http://open.example/a\\b", "http://open.example/a;x/b"}) {
+    INFO(url);
+    CHECK(decide_all(*p, nullptr, url).act == action::allow);
+  }
+}
+
+TEST_CASE("an allow opens a path only when every reading of it is allowed") {
+  auto p = test::load_yaml(readings_policy);
+  CHECK(decide_all(*p, nullptr, "http://games.example/edu/page").act == action::allow);
+  CHECK(decide_all(*p, nullptr, "http://games.example/edu;v=1/page").act == action::allow);
+  CHECK(decide_all(*p, nullptr, "http://games.example/edu/a\\b").act == action::allow);
+  for (const char* url : {"http://games.example/edu/..;/secret", "http://games.example/edu/..\\secret",
+                          "http://games.example/edu/..%5Csecret", "http://games.example/edu%5C..%5Csecret"}) {
+    INFO(url);
+    CHECK(decide_all(*p, nullptr, url).act == action::block);
+  }
+  // An exception for a prefix, and a local allow, alike.
+  auto e = pupils_exception(*p, 8, "http://shut.example/page/one");
+  auto t = make_target("http://shut.example/open", target_kind::prefix, nullptr);
+  REQUIRE(t);
+  auto idx = exception_index::build({e}, {local_entry{2, false, *t, "allowed"}});
+  CHECK(decide_all(*p, idx.get(), "http://shut.example/page/one/more").act == action::allow);
+  CHECK(decide_all(*p, idx.get(), "http://shut.example/open/more").act == action::allow);
+  for (const char* url : {"http://shut.example/page/one/..;/secret", "http://shut.example/page/one/..;/..;/admin",
+                          "http://shut.example/page/one/..\\secret", "http://shut.example/page/one/..%5csecret",
+                          "http://shut.example/open/..;/admin"}) {
+    INFO(url);
+    const verdict v = decide_all(*p, idx.get(), url);
+    CHECK(v.act == action::block);
+    CHECK(v.exception_id.empty());
+  }
+  // An exception written with parameters still opens its page: in the reading without them,
+  // it is read without them too.
+  e.target = *make_target("http://shut.example/app/page;v=1", target_kind::url, nullptr);
+  auto exact = exception_index::build({e}, {});
+  CHECK(decide_all(*p, exact.get(), "http://shut.example/app/page;v=1").act == action::allow);
+  CHECK(decide_all(*p, exact.get(), "http://shut.example/app/page;v=2").act == action::block);
+  CHECK(decide_all(*p, exact.get(), "http://shut.example/app/page").act == action::block);
+}
+
+TEST_CASE("a local block holds against backslashes as servers read them") {
+  auto p = test::load_yaml(open_policy);
+  auto t = make_target("http://open.example/private", target_kind::prefix, nullptr);
+  REQUIRE(t);
+  auto idx = exception_index::build({}, {local_entry{1, true, *t, "blocked"}});
+  for (const char* url : {"http://open.example/x/..\\private", "http://open.example/x/..%5cprivate",
+                          "http://open.example/private\\x", "http://open.example/%5cprivate",
+                          "http://open.example/\\private"}) {
+    INFO(url);
+    CHECK(decide_all(*p, idx.get(), url).act == action::block);
+  }
+  CHECK(decide_all(*p, idx.get(), "http://open.example/privately").act == action::allow);
 }
