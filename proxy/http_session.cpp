@@ -65,6 +65,9 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
   const bool any_tunnel = listed(connect.ports);
   if (!any_tunnel && !listed(connect.http_ports)) {
     const std::string port = std::to_string(ex.port);
+    // Refused by the daemon's settings, not by the policy: the log names no rule (the role stays).
+    ex.asker_role = ex.verdict ? ex.verdict->chosen_role : nullptr;
+    ex.verdict.reset();
     co_await refuse(w, c, ex, refusal::port_not_allowed, port, version);
     finish_exchange(w, c, ex);
     co_return false;

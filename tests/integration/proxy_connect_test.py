@@ -1,4 +1,5 @@
 """CONNECT tunnels through the real proxy, with real TLS (openssl s_server, curl, s_client)."""
+import json
 import os
 import shutil
 import socket
@@ -7,7 +8,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import PUPIL, STAFF, Proxy, curl, free_port, status_of, wait_for, _can_connect
+from harness import BIN, PUPIL, STAFF, Proxy, curl, free_port, status_of, wait_for, _can_connect
 
 
 class TlsOrigin:
@@ -128,6 +129,21 @@ class ConnectTest(unittest.TestCase):
         s, head = connect_tunnel(self.proxy, "allowed.test:25", STAFF)
         self.assertEqual(status_of(head), 403)
         s.close()
+        # Refused by connect.ports, not by the policy: the line names no rule, the role stays.
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["method"] == "CONNECT"
+                                 and l.get("port") == 25] or None, what="the refused CONNECT's line")[-1]
+        self.assertEqual((line["action"], line["reason"], line["role"]),
+                         ("block", "tunnels to this port are not allowed", "staff"))
+        self.assertFalse(line.get("rule"), line)
+        # explain says so too, where the policy alone would allow it.
+        r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--client", STAFF, "--json",
+                            "https://allowed.test:25/"], capture_output=True, text=True, timeout=30)
+        got = json.loads(r.stdout)
+        self.assertEqual((got["action"], got["rule"]), ("block", "connect.ports"), r.stdout)
+        self.assertTrue(any("connect.ports" in n for n in got["notes"]), got["notes"])
+        r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--client", STAFF, "--json",
+                            f"https://allowed.test:{self.tls.port}/"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(json.loads(r.stdout)["action"], "allow", r.stdout)
 
     def test_sni_that_differs_from_connect_host_is_decided_again(self):
         # openssl s_client through the proxy: CONNECT allowed.test, SNI facebook.test.
