@@ -79,6 +79,8 @@ bool split_authority(std::string_view a, std::uint16_t default_port, std::string
     const auto close = a.find(']');
     if (close == std::string_view::npos) return false;
     host = a.substr(0, close + 1);
+    // Brackets hold an IPv6 literal (RFC 3986 3.2.2), never a name: "[allowed.test]" is malformed.
+    if (host.find(':') == std::string_view::npos) return false;
     if (close + 1 < a.size()) {
       if (a[close + 1] != ':') return false;
       p = a.substr(close + 2);
@@ -208,6 +210,11 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
       }
       host = target.substr(0, close + 1);
       port = target.substr(close + 2);
+      // Brackets hold an IPv6 literal (RFC 3986 3.2.2), never a name: "[allowed.test]:443".
+      if (host.find(':') == std::string_view::npos) {
+        error = "the CONNECT target is not host:port (a port from 1 to 65535)";
+        return std::nullopt;
+      }
     } else {
       const auto colon = target.rfind(':');
       if (colon == std::string_view::npos) {

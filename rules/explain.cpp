@@ -204,6 +204,8 @@ std::optional<url_parts> split_url(std::string_view url, std::string* error) {
     const auto close = authority.find(']');
     if (close == std::string_view::npos) return fail("the URL's IPv6 address has no closing ']'");
     u.host = authority.substr(0, close + 1);
+    // Brackets hold an IPv6 literal (RFC 3986 3.2.2), never a name.
+    if (u.host.find(':') == std::string_view::npos) return fail("the URL's brackets hold no IPv6 address");
     if (close + 1 < authority.size()) {
       if (authority[close + 1] != ':') return fail("unexpected text after the IPv6 address");
       port = authority.substr(close + 2);

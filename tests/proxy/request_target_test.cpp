@@ -101,6 +101,9 @@ TEST_CASE("absolute-form: IPv6 literals keep their brackets") {
   CHECK(ok("http://[::1]/").port == 80);
   CHECK(refused("http://[::1/").find("closing ']'") != std::string::npos);
   CHECK(refused("http://[::1]x/").find("after the IPv6 address") != std::string::npos);
+  // Brackets hold an IPv6 literal, never a name.
+  CHECK(refused("http://[allowed.test]/").find("no IPv6 address") != std::string::npos);
+  CHECK(refused("http://[127.0.0.1]:80/").find("no IPv6 address") != std::string::npos);
 }
 
 TEST_CASE("absolute-form: bad ports and empty hosts are refused") {
@@ -163,6 +166,8 @@ TEST_CASE("CONNECT: anything but host:port is refused") {
   CHECK(refused("[::1]443", true) == "CONNECT needs host:port");
   CHECK(refused("[::1", true) == "CONNECT needs host:port");
   CHECK(refused("[::1]:", true).find("is not host:port") != std::string::npos);
+  CHECK(refused("[allowed.test]:443", true).find("is not host:port") != std::string::npos);
+  CHECK(refused("[127.0.0.1]:443", true).find("is not host:port") != std::string::npos);
   // Neither message quotes the target: a password or a query in it must not reach the log.
   CHECK(refused("u:SECRET@example.org:443", true) == "the CONNECT target names a user (name@host), which is never sent on");
   CHECK(refused("example.org:443/p?q=SECRET", true) == "the CONNECT target is not host:port (a port from 1 to 65535)");
