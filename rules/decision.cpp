@@ -23,6 +23,68 @@ bool is_backslash_escape(std::string_view s, std::size_t i) {
   return i + 2 < s.size() && s[i] == '%' && s[i + 1] == '5' && (s[i + 2] == 'C' || s[i + 2] == 'c');
 }
 
+bool is_slash_escape(std::string_view s, std::size_t i) {
+  return i + 2 < s.size() && s[i] == '%' && s[i + 1] == '2' && (s[i + 2] == 'F' || s[i + 2] == 'f');
+}
+
+bool iequals_ascii(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// "." and ".." as URL parsers recognise them, "%2e" for either dot (WHATWG; RFC 3986 6.2.2.2).
+bool is_dot_segment(std::string_view s) { return s == "." || iequals_ascii(s, "%2e"); }
+bool is_dot_dot_segment(std::string_view s) {
+  return s == ".." || iequals_ascii(s, ".%2e") || iequals_ascii(s, "%2e.") || iequals_ascii(s, "%2e%2e");
+}
+
+// RFC 3986 5.2.4's remove_dot_segments as WHATWG's path parser does it: an empty segment is a
+// segment ("/a//.." is "/a/"). `path` starts with "/".
+std::string dots_resolved_keeping_empty_segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  std::size_t at = !path.empty() && path.front() == '/' ? 1 : 0;
+  while (true) {
+    const std::size_t slash = path.find('/', at);
+    const bool last = slash == std::string_view::npos;
+    const std::string_view seg = last ? path.substr(at) : path.substr(at, slash - at);
+    if (is_dot_dot_segment(seg)) {
+      if (!out.empty()) out.pop_back();
+      if (last) out.emplace_back();
+    } else if (is_dot_segment(seg)) {
+      if (last) out.emplace_back();
+    } else {
+      out.push_back(seg);
+    }
+    if (last) break;
+    at = slash + 1;
+  }
+  std::string r;
+  for (auto seg : out) r.append("/").append(seg);
+  return r.empty() ? std::string("/") : r;
+}
+
+// "%2F" as "%252F": an escape normalize_path keeps as it is, so its segment stays whole.
+std::string slash_escapes_kept(std::string_view path) {
+  std::string out;
+  out.reserve(path.size() + 8);
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    if (is_slash_escape(path, i)) {
+      out.append("%252");
+      out.push_back(path[i + 2]);
+      i += 2;
+    } else {
+      out.push_back(path[i]);
+    }
+  }
+  return out;
+}
+
 // "/a\b" and "/a%5Cb" as "/a/b".
 std::string backslashes_as_slashes(std::string_view path) {
   std::string out;
@@ -48,14 +110,16 @@ std::vector<std::string> other_path_readings(std::string_view path_and_query) {
   const std::string_view query = q == std::string_view::npos ? std::string_view() : path_and_query.substr(q);
   const bool parameters = path.find(';') != std::string_view::npos;
   bool backslashes = path.find('\\') != std::string_view::npos;
-  for (std::size_t i = path.find('%'); !backslashes && i != std::string_view::npos; i = path.find('%', i + 1)) {
-    backslashes = is_backslash_escape(path, i);
+  bool encoded_slashes = false;
+  for (std::size_t i = path.find('%'); i != std::string_view::npos; i = path.find('%', i + 1)) {
+    backslashes = backslashes || is_backslash_escape(path, i);
+    encoded_slashes = encoded_slashes || is_slash_escape(path, i);
   }
-  std::vector<std::string> out;
-  if (!parameters && !backslashes) return out;
+  const bool empty_segments = path.find("//") != std::string_view::npos;
+  if (!parameters && !backslashes && !encoded_slashes && !empty_segments) return {};
+  std::vector<std::string> paths;  // without the query, and never the path as written
   auto add = [&](std::string reading) {
-    reading.append(query);
-    if (reading != path_and_query && std::find(out.begin(), out.end(), reading) == out.end()) out.push_back(std::move(reading));
+    if (reading != path && std::find(paths.begin(), paths.end(), reading) == paths.end()) paths.push_back(std::move(reading));
   };
   if (parameters) add(path_without_parameters(path));
   if (backslashes) {
@@ -63,14 +127,36 @@ std::vector<std::string> other_path_readings(std::string_view path_and_query) {
     add(slashed);
     if (parameters) add(path_without_parameters(slashed));
   }
+  // The path as written and each reading so far, with dot segments resolved as RFC 3986 5.2.4
+  // and WHATWG URL parsers (Node's, undici, Deno) do, empty segments kept: "/bad//.." is
+  // "/bad/" to them, where normalize_path (and nginx, Tomcat) collapse "//" first and read "/".
+  {
+    std::vector<std::string> kept{std::string(path)};
+    kept.insert(kept.end(), paths.begin(), paths.end());
+    for (const auto& k : kept) {
+      if (k.find("//") != std::string::npos) add(dots_resolved_keeping_empty_segments(k));
+    }
+  }
+  // "%2F" kept inside its segment, as servers that do not decode it before routing read it
+  // (WHATWG parsers, Express, Apache with AllowEncodedSlashes NoDecode): "/secret/%2F.." is
+  // under "/secret/" to them, where normalize_path reads "/". Written "%252F" here, an escape
+  // normalize_path keeps as it is (read_as_note shows it as "%2F" again).
+  if (encoded_slashes) add(slash_escapes_kept(path));
+  std::vector<std::string> out;
+  out.reserve(paths.size());
+  for (auto& r : paths) out.push_back(r.append(query));
   return out;
 }
 
 std::string read_as_note(const verdict& v) {
-  return "decided on the path as some servers read it, '" +
-         path_without_parameters(std::string_view(v.read_as).substr(0, v.read_as.find('?'))) +
-         "' (path parameters dropped before '..', as Tomcat and Jetty do, or '\\' read as '/', as IIS does): "
-         "that reading is blocked";
+  std::string shown = path_without_parameters(std::string_view(v.read_as).substr(0, v.read_as.find('?')));
+  for (std::size_t at = shown.find("%252"); at != std::string::npos; at = shown.find("%252", at + 1)) {
+    if (at + 4 < shown.size() && (shown[at + 4] == 'F' || shown[at + 4] == 'f')) shown.erase(at + 1, 2);
+  }
+  return "decided on the path as some servers read it, '" + shown +
+         "' (path parameters dropped before '..', as Tomcat and Jetty do; '\\' read as '/', as IIS does; "
+         "'//' kept before '..', as URL parsers such as Node's do; or '%2F' left undecoded): that reading is "
+         "blocked";
 }
 
 verdict decide_request(const policy& p, const exception_index* overlay, const request_facts& facts) {

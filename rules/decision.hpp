@@ -24,11 +24,14 @@ namespace hallpass::rules {
 // A path servers read in more than one way is decided in each: as written (RFC 3986: a
 // segment "..;" is no dot segment), with each segment's ";parameters" dropped before dot
 // segments are resolved (Tomcat, Jetty, Spring: "/page/..;/admin" is "/admin"), and with "\" or
-// "%5C" read as "/" (IIS, ASP.NET: "/page/..\admin"). If any reading is blocked, that verdict
+// "%5C" read as "/" (IIS, ASP.NET: "/page/..\admin"), with empty segments kept when dot segments
+// are resolved (RFC 3986 5.2.4 and WHATWG URL parsers, as Node's: "/bad//.." is "/bad/", where
+// the canonical form collapses "//" first), and with "%2F" left undecoded (servers that route
+// before decoding it: "/secret/%2F.." is under "/secret/"). If any reading is blocked, that verdict
 // is the answer (verdict::read_as names the reading), so that a block (a rule, a locked
 // category, a local block or report) is not escaped by a spelling, and an allow (a rule, an
 // exception for a page or prefix) opens only what it opens in every reading (fail closed).
-// Paths without ';', '\' or "%5C" (nearly all) are decided once.
+// Paths without ';', '\', "%5C", "%2F" or "//" (nearly all) are decided once.
 verdict decide_request(const policy& p, const exception_index* overlay, const request_facts& facts);
 
 // For the log and explain: "some servers read the path as '/admin' ...", the reading's path

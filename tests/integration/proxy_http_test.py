@@ -261,7 +261,7 @@ class HttpTest(unittest.TestCase):
             "      - {name: secret, action: block, urls: [py.test/secret]}\n"))
         self.addCleanup(proxy.stop)
         for path in ("/x/..;/secret-slow", "/x/..;jsessionid=1/secret-slow", "/x/..\\secret-slow",
-                     "/x/..%5Csecret-slow", "/x%5c..%5csecret-slow"):
+                     "/x/..%5Csecret-slow", "/x%5c..%5csecret-slow", "/secret-slow//..", "/secret-slow/%2F.."):
             out = raw_request(proxy, f"GET http://py.test:{self.py.port}{path} HTTP/1.1\r\nHost: py.test\r\n"
                                      "Connection: close\r\n\r\n".encode(), source=PUPIL)
             self.assertEqual(status_of(out), 403, (path, out[:200]))

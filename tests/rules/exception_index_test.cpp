@@ -319,6 +319,13 @@ TEST_CASE("the other readings of a path: parameters dropped, backslashes as slas
   // Parameters run to the next "/", which a backslash is not, until it is read as one.
   CHECK(other_path_readings("/a;x\\..\\b") == V{"/a", "/a;x/../b", "/a/../b"});
   CHECK(other_path_readings("/a%5") == V{});
+  // Empty segments kept while dot segments are resolved (RFC 3986 5.2.4, WHATWG URL parsers).
+  CHECK(other_path_readings("/bad//..") == V{"/bad/"});
+  CHECK(other_path_readings("/bad//../deep/page?x") == V{"/bad/deep/page?x"});
+  CHECK(other_path_readings("/bad//%2E%2e") == V{"/bad/"});
+  CHECK(other_path_readings("/a//b") == V{});
+  // "%2F" left inside its segment.
+  CHECK(other_path_readings("/secret/%2F..") == V{"/secret/%252F.."});
 }
 
 TEST_CASE("a block holds in every reading of the path, a locked category too") {
@@ -326,7 +333,10 @@ TEST_CASE("a block holds in every reading of the path, a locked category too") {
   for (const char* url : {"http://locked.example/x/..;/bad", "http://locked.example/x/..;jsessionid=1/bad",
                           "http://locked.example/x\\..\\bad", "http://locked.example/x%5C..%5Cbad",
                           "http://locked.example/x%5c..;/bad", "http://open.example/a/..;/secret",
-                          "http://open.example/a\\..\\secret", "http://open.example/x;y/..;/secret"}) {
+                          "http://open.example/a\\..\\secret", "http://open.example/x;y/..;/secret",
+                          "http://locked.example/bad//..", "http://locked.example/bad//../deep/page",
+                          "http://open.example/secret//%2e%2e", "http://open.example/secret/%2F..",
+                          "http://open.example/secret/x%2F..%2F.."}) {
     INFO(url);
     const verdict v = decide_all(*p, nullptr, url);
     CHECK(v.act == action::block);
@@ -338,7 +348,8 @@ TEST_CASE("a block holds in every reading of the path, a locked category too") {
   CHECK(decide_all(*p, nullptr, "http://locked.example/bad").read_as.empty());
   CHECK(decide_all(*p, nullptr, "http://open.example/secret;x").read_as.empty());
   // Readings that reach nothing blocked change nothing.
-  for (const char* url : {"http://locked.example/x/..;/good", "http://open.example/a\\b", "http://open.example/a;x/b"}) {
+  for (const char* url : {"http://locked.example/x/..;/good", "http://open.example/a\\b", "http://open.example/a;x/b",
+                          "http://open.example/a//b", "http://open.example/a//../b", "http://open.example/a%2Fb"}) {
     INFO(url);
     CHECK(decide_all(*p, nullptr, url).act == action::allow);
   }
@@ -385,7 +396,8 @@ TEST_CASE("a local block holds against backslashes as servers read them") {
   auto idx = exception_index::build({}, {local_entry{1, true, *t, "blocked"}});
   for (const char* url : {"http://open.example/x/..\\private", "http://open.example/x/..%5cprivate",
                           "http://open.example/private\\x", "http://open.example/%5cprivate",
-                          "http://open.example/\\private"}) {
+                          "http://open.example/\\private", "http://open.example/private//..",
+                          "http://open.example/private//%2e%2e", "http://open.example/private/%2F..%2F.."}) {
     INFO(url);
     CHECK(decide_all(*p, idx.get(), url).act == action::block);
   }
