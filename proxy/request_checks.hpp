@@ -18,6 +18,8 @@
 #include <string>
 #include <string_view>
 
+#include "rules/host.hpp"
+
 namespace hallpass {
 
 enum class message_kind : std::uint8_t { request, response };
@@ -71,8 +73,8 @@ class framing_check {
 // RFC 9110 token (tchar+): field names, transfer-coding names, chunk-extension names.
 bool is_http_token(std::string_view s);
 
-// Case-insensitive comparison of ASCII text (field names, tokens); other bytes compare exactly.
-bool ascii_iequals(std::string_view a, std::string_view b);
+// Case-insensitive comparison of ASCII text (field names, tokens): rules/host.hpp's.
+using rules::ascii_iequals;
 
 // The value of one hexadecimal digit, or -1.
 int hex_digit_value(char c);

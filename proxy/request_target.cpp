@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "rules/explain.hpp"
+#include "rules/host.hpp"
 
 namespace hallpass {
 namespace {
@@ -59,16 +60,7 @@ std::string_view bare_host(std::string_view h) {
 }
 
 bool same_host(std::string_view a, std::string_view b) {
-  a = bare_host(a);
-  b = bare_host(b);
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
+  return rules::ascii_iequals(bare_host(a), bare_host(b));
 }
 
 // "host", "host:port", "[v6]" or "[v6]:port" -> host and port (default_port when none);

@@ -27,21 +27,10 @@ bool is_slash_escape(std::string_view s, std::size_t i) {
   return i + 2 < s.size() && s[i] == '%' && s[i + 1] == '2' && (s[i + 2] == 'F' || s[i + 2] == 'f');
 }
 
-bool iequals_ascii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 // "." and ".." as URL parsers recognise them, "%2e" for either dot (WHATWG; RFC 3986 6.2.2.2).
-bool is_dot_segment(std::string_view s) { return s == "." || iequals_ascii(s, "%2e"); }
+bool is_dot_segment(std::string_view s) { return s == "." || ascii_iequals(s, "%2e"); }
 bool is_dot_dot_segment(std::string_view s) {
-  return s == ".." || iequals_ascii(s, ".%2e") || iequals_ascii(s, "%2e.") || iequals_ascii(s, "%2e%2e");
+  return s == ".." || ascii_iequals(s, ".%2e") || ascii_iequals(s, "%2e.") || ascii_iequals(s, "%2e%2e");
 }
 
 // RFC 3986 5.2.4's remove_dot_segments as WHATWG's path parser does it: an empty segment is a

@@ -52,6 +52,10 @@ std::optional<normalized_host> normalize_host_full(std::string_view raw, std::st
 // `raw` is already canonical (the common case: no allocation); otherwise writes it to `out`.
 bool normalize_path(std::string_view raw, std::string& out);
 
+// Case-insensitive comparison of ASCII text (field names, tokens, host names, dot segments);
+// other bytes compare exactly. The one copy: proxy/ uses it too.
+bool ascii_iequals(std::string_view a, std::string_view b);
+
 // A path (without its query) with each segment's parameters (";jsessionid=...") taken out:
 // "/a;x=1/b;y" is "/a/b". What the log and the store keep when access_log.keep_query is off
 // (they carry session tokens as a query does: audit19 D4), and how a page exception written
