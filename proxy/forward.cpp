@@ -88,16 +88,13 @@ constexpr std::chrono::seconds early_answer_wait{2};
 constexpr std::chrono::seconds expect_wait{1};
 
 // A 101's Upgrade names WebSocket and nothing else (RFC 6455 4.2.2: "Upgrade: websocket";
-// RFC 9110 7.8: the protocols switched to, in layer order).
+// RFC 9110 7.8: the protocols switched to, in layer order). Field values come trimmed of
+// whitespace (parse_response_head).
 bool upgrades_to_websocket(const response_head& h) {
   int seen = 0;
   for (const auto& f : h.fields) {
     if (!iequals(f.name, "upgrade")) continue;
-    if (++seen > 1) return false;
-    std::string_view v = f.value;
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    if (!iequals(v, "websocket")) return false;
+    if (++seen > 1 || !iequals(f.value, "websocket")) return false;
   }
   return seen == 1;
 }

@@ -441,7 +441,8 @@ int run_explain(const std::vector<std::string>& args) {
   }
   auto e = rules::explain_url(p, f, overlay.get(), !ca_dir.empty());
   // An https:// URL goes through a CONNECT, which the proxy refuses to a port outside
-  // connect.ports (http_session.cpp, serve_connect) whatever the policy says: so does explain.
+  // connect.ports (http_session.cpp, serve_connect) when the policy allows it (a blocked host
+  // gets its block first): so does explain.
   const auto& connect_ports = result.config->daemon.connect.ports;
   const std::uint16_t tunnel_port = f.port != 0 ? f.port : 443;
   if ((f.scheme == "https" || f.scheme == "wss") && e.v.act == rules::action::allow &&
@@ -455,8 +456,8 @@ int run_explain(const std::vector<std::string>& args) {
     e.v.exception_id.clear();
     e.would_allow = {"Adding port " + std::to_string(tunnel_port) +
                      " to connect.ports (the ports a CONNECT may reach); the policy alone would allow it."};
-    notes.push_back("The proxy refuses a CONNECT to port " + std::to_string(tunnel_port) +
-                    " (not in connect.ports) before the policy is asked.");
+    notes.push_back("The policy would allow it, but the proxy refuses a CONNECT to port " +
+                    std::to_string(tunnel_port) + ": it is not in connect.ports.");
   }
   e.notes.insert(e.notes.begin(), notes.begin(), notes.end());
   if (json) {
