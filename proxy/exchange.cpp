@@ -55,7 +55,9 @@ const rules::verdict& decide_exchange(worker& w, const client_connection& c, exc
   // A blocked VPN, web proxy or DNS-over-HTTPS host is an attempt to get round the filter.
   const auto& v = *ex.verdict;
   if (v.act == rules::action::block && v.matched_category && v.matched_category->circumvention) ex.circumvention = true;
-  if (!v.read_as.empty()) ex.add_note(rules::read_as_note(v));
+  if (!v.read_as.empty() || !v.url_without_case.empty()) {
+    for (auto& n : rules::path_notes(v)) ex.add_note(std::move(n));
+  }
   w.state().metrics.decision_seconds.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return *ex.verdict;

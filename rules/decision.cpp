@@ -137,6 +137,8 @@ std::vector<std::string> other_path_readings(std::string_view path_and_query) {
   return out;
 }
 
+namespace {
+
 std::string read_as_note(const verdict& v) {
   std::string shown = path_without_parameters(std::string_view(v.read_as).substr(0, v.read_as.find('?')));
   for (std::size_t at = shown.find("%252"); at != std::string::npos; at = shown.find("%252", at + 1)) {
@@ -146,6 +148,21 @@ std::string read_as_note(const verdict& v) {
          "' (path parameters dropped before '..', as Tomcat and Jetty do; '\\' read as '/', as IIS does; "
          "'//' kept before '..', as URL parsers such as Node's do; or '%2F' left undecoded): that reading is "
          "blocked";
+}
+
+}  // namespace
+
+std::vector<std::string> path_notes(const verdict& v) {
+  std::vector<std::string> notes;
+  if (!v.read_as.empty()) notes.push_back(read_as_note(v));
+  if (!v.url_without_case.empty()) {
+    // The entry's path before any query: the query compares exactly, and may be kept out of logs.
+    const std::string_view entry = v.url_without_case.substr(0, v.url_without_case.find('?'));
+    notes.push_back("the path matches the blocked URL '" + std::string(entry) +
+                    "' only without regard to case; servers such as IIS read paths without case, so a "
+                    "block's URL matches in any case (an allow's only as written)");
+  }
+  return notes;
 }
 
 verdict decide_request(const policy& p, const exception_index* overlay, const request_facts& facts) {

@@ -34,9 +34,12 @@ namespace hallpass::rules {
 // Paths without ';', '\', "%5C", "%2F" or "//" (nearly all) are decided once.
 verdict decide_request(const policy& p, const exception_index* overlay, const request_facts& facts);
 
-// For the log and explain: "some servers read the path as '/admin' ...", the reading's path
-// without its query or parameters (what access_log.keep_query off leaves out).
-std::string read_as_note(const verdict& v);
+// For the log and explain, when how a server may read the path decided a block: "decided on the
+// path as some servers read it, '/admin' ..." (verdict::read_as: the reading's path without its
+// query or parameters, what access_log.keep_query off leaves out), and "the path matches the
+// block's URL '/secret' only without regard to case ..." (verdict::url_without_case). Empty
+// for nearly every verdict.
+std::vector<std::string> path_notes(const verdict& v);
 
 // The other readings of `path_and_query` (above), without repeats and without the path as
 // written; empty when it has none. The query is kept as written.

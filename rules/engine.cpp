@@ -5,6 +5,8 @@
 #include <bit>
 #include <limits>
 #include <span>
+#include <utility>
+#include <vector>
 
 namespace hallpass::rules {
 namespace {
@@ -79,10 +81,23 @@ struct context {
   matched_sets later_sets;
   int first_locked = -1;  // the first locked set added, as the verdict reports it
   bool patterns_done = false;
+  // Sets whose URL prefix the path matches only without ASCII case ("/SECRET" for
+  // "example.com/secret"), with that prefix: they count for blocks (a locked category, a rule
+  // that blocks) and never for allows, since servers such as IIS read "/SECRET" as "/secret".
+  // Rare, so kept in a list.
+  std::vector<std::pair<set_id, std::string_view>> folded;
 
   void add(set_id s) {
     sets.add(s);
     if (first_locked < 0 && p.set_is_locked[s]) first_locked = s;
+  }
+
+  // The first locked set matched only without case, or -1.
+  const std::pair<set_id, std::string_view>* first_locked_folded() const {
+    for (const auto& f : folded) {
+      if (p.set_is_locked[f.first]) return &f;
+    }
+    return nullptr;
   }
 
   void match_patterns() {
@@ -123,6 +138,18 @@ struct context {
       }
     }
     return -1;
+  }
+
+  // For a rule that blocks and whose targets did not match: the first of its targets the path
+  // matches only without case, or nullptr.
+  const std::pair<set_id, std::string_view>* match_targets_folded(const rule& r) const {
+    if (folded.empty() || !r.has_targets || r.act != action::block) return nullptr;
+    for (set_id t : r.targets) {  // the first listed target, as match_targets reports it
+      for (const auto& f : folded) {
+        if (f.first == t) return &f;
+      }
+    }
+    return nullptr;
   }
 
   // Whether a rule whose targets did not match the host alone may match a request in an
@@ -313,6 +340,8 @@ verdict decide(const policy& p, const request_facts& f) {
             ctx.later_sets.add(u.set);
           } else if (path.starts_with(u.path)) {
             ctx.add(u.set);
+          } else if (path_starts_with(path, u.path, true)) {
+            ctx.folded.emplace_back(u.set, u.path);
           }
         }
       }
@@ -333,10 +362,12 @@ verdict decide(const policy& p, const request_facts& f) {
 
   // 4. Locked categories: nothing overrides them.
   if (p.locked_has_patterns) ctx.match_patterns();
-  if (ctx.first_locked >= 0) {
+  const auto* locked_folded = ctx.first_locked < 0 ? ctx.first_locked_folded() : nullptr;
+  if (ctx.first_locked >= 0 || locked_folded) {
     v.act = action::block;
     v.by = decided_by::locked_category;
-    set_category(p, v, ctx.first_locked);
+    if (locked_folded) v.url_without_case = locked_folded->second;
+    set_category(p, v, locked_folded ? static_cast<int>(locked_folded->first) : ctx.first_locked);
     v.rule_id = "locked category";
     v.reason = "This site is on a list of illegal content that the school is required to block.";
     return v;
@@ -358,7 +389,12 @@ verdict decide(const policy& p, const request_facts& f) {
       } else {
         if (!ctx.method_matches(rl)) continue;
         t = ctx.match_targets(rl);
-        if (t < 0) continue;
+        if (t < 0) {
+          const auto* f = ctx.match_targets_folded(rl);
+          if (!f) continue;
+          t = static_cast<int>(f->first);
+          v.url_without_case = f->second;
+        }
       }
       v.act = rl.act;
       v.by = decided_by::rule;

@@ -75,6 +75,10 @@ struct verdict {
   // dropped before dot segments, a backslash as "/") was blocked though the path as written was
   // not: that reading's path ("/admin" for "/page/..;/admin"), which this verdict decided.
   std::string read_as;
+  // Set when a block's URL prefix matched the path only without ASCII case ("/SECRET" for a
+  // policy entry "example.com/secret": IIS reads them as one): the entry's path. Points into
+  // the policy, like rule_id. Allows never match so.
+  std::string_view url_without_case;
   normalized_host host;
   std::string host_error;  // when by == invalid_host
 

@@ -89,16 +89,7 @@ exception_limit max_exception_until(const policy& p, std::chrono::sys_seconds no
 }
 
 bool path_prefix_matches(std::string_view prefix, std::string_view path, bool path_without_case) {
-  if (path.size() < prefix.size()) return false;
-  const std::size_t folded = path_without_case ? std::min(prefix.find('?'), prefix.size()) : 0;
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    char a = prefix[i], b = path[i];
-    if (i < folded) {
-      if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
-      if (b >= 'A' && b <= 'Z') b = static_cast<char>(b - 'A' + 'a');
-    }
-    if (a != b) return false;
-  }
+  if (!path_starts_with(path, prefix, path_without_case)) return false;
   if (path.size() == prefix.size() || prefix.empty()) return true;
   const char last = prefix.back();
   const char next = path[prefix.size()];

@@ -250,7 +250,7 @@ std::optional<std::chrono::local_seconds> parse_local_time(std::string_view t) {
 explanation explain(const policy& p, const request_facts& facts, const exception_index* overlay) {
   explanation e{decide_request(p, overlay, facts), {}, {}};
   const verdict& v = e.v;
-  if (!v.read_as.empty()) e.notes.push_back(read_as_note(v));
+  for (auto& n : path_notes(v)) e.notes.push_back(std::move(n));
   if (v.act == action::allow) return e;
   if (v.by == decided_by::locked_category) {
     e.would_allow.push_back("Nothing: category '" + std::string(v.category_name()) +

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <idn2.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <vector>
 
@@ -444,6 +445,20 @@ bool ascii_iequals(std::string_view a, std::string_view b) {
     if (x >= 'A' && x <= 'Z') x += 'a' - 'A';
     if (y >= 'A' && y <= 'Z') y += 'a' - 'A';
     if (x != y) return false;
+  }
+  return true;
+}
+
+bool path_starts_with(std::string_view path, std::string_view prefix, bool path_without_case) {
+  if (path.size() < prefix.size()) return false;
+  const std::size_t folded = path_without_case ? std::min(prefix.find('?'), prefix.size()) : 0;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    char a = prefix[i], b = path[i];
+    if (i < folded) {
+      if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
+      if (b >= 'A' && b <= 'Z') b = static_cast<char>(b - 'A' + 'a');
+    }
+    if (a != b) return false;
   }
   return true;
 }

@@ -56,6 +56,12 @@ bool normalize_path(std::string_view raw, std::string& out);
 // other bytes compare exactly. The one copy: proxy/ uses it too.
 bool ascii_iequals(std::string_view a, std::string_view b);
 
+// Whether `path` (canonical, with its query) starts with `prefix` (canonical). With
+// `path_without_case` the part of `prefix` before any '?' compares without ASCII case, as
+// servers that read paths without case (IIS) would match it; the query always compares exactly
+// ("v=abc" and "v=ABC" are different videos). How blocks match (fail closed), never allows.
+bool path_starts_with(std::string_view path, std::string_view prefix, bool path_without_case);
+
 // A path (without its query) with each segment's parameters (";jsessionid=...") taken out:
 // "/a;x=1/b;y" is "/a/b". What the log and the store keep when access_log.keep_query is off
 // (they carry session tokens as a query does: audit19 D4), and how a page exception written

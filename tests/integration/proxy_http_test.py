@@ -280,6 +280,34 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(status_of(out), 404)  # forwarded as written: the Python origin has no such path
         self.assertEqual(self.py.requests[-1]["target"], "/x/..;/secret-slow")
 
+    def test_a_blocked_url_is_blocked_in_any_case(self):
+        # IIS reads "/SECRET-slow" as "/secret-slow": a policy URL block holds in any ASCII case,
+        # the log and explain say why, and an allow elsewhere is not widened.
+        proxy = Proxy(policy_edit=lambda t: t.replace(
+            "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n",
+            "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n"
+            "      - {name: secret, action: block, urls: [py.test/secret]}\n"))
+        self.addCleanup(proxy.stop)
+        for path in ("/SECRET-slow", "/Secret-slow?x=1", "/%53ECRET-slow"):
+            out = raw_request(proxy, f"GET http://py.test:{self.py.port}{path} HTTP/1.1\r\nHost: py.test\r\n"
+                                     "Connection: close\r\n\r\n".encode(), source=PUPIL)
+            self.assertEqual(status_of(out), 403, (path, out[:200]))
+            r = subprocess.run([BIN, "explain", "--config", proxy.config, "--client", PUPIL, "--json",
+                                f"http://py.test:{self.py.port}{path}"], capture_output=True, text=True, timeout=30)
+            got = json.loads(r.stdout)
+            self.assertEqual((got["action"], got["rule"]), ("block", "pupils rule 3 (secret)"), path)
+            self.assertTrue(any("only without regard to case" in n for n in got["notes"]), got["notes"])
+        line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("status") == 403 and l.get("path", "") == "/SECRET-slow"],
+                        what="the case-folded block's line")[-1]
+        self.assertEqual(line["rule"], "pupils rule 3 (secret)")
+        self.assertIn("'/secret' only without regard to case", line["note"])
+        # Another path, and staff, unaffected.
+        status, _, _ = curl(proxy, f"http://py.test:{self.py.port}/echo", source=PUPIL)
+        self.assertEqual(status, 200)
+        out = raw_request(proxy, f"GET http://py.test:{self.py.port}/SECRET-slow HTTP/1.1\r\nHost: py.test\r\n"
+                                 "Connection: close\r\n\r\n".encode(), source=STAFF)
+        self.assertEqual(status_of(out), 404)  # forwarded: the Python origin has no such path
+
     def test_pooled_origin_connections_are_each_devices_own(self):
         # Whatever an origin sends late on a connection can reach only the device whose request
         # it followed: a device never takes another's pooled connection.

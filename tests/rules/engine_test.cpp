@@ -309,6 +309,67 @@ roles:
   CHECK(kids.allowed(t, "http://10.1.2.3/work"));
 }
 
+TEST_CASE("a block's URL prefix matches the path in any ASCII case; an allow's only as written") {
+  // IIS and other Windows servers read "/SECRET" as "/secret": a block written for one must
+  // catch the other (fail closed). An allow opens exactly what it names.
+  auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
+categories:
+  games: {urls: ["news.example/games", "video.example/watch?v=abc"]}
+  iwf:   {locked: true, urls: ["host.example/illegal"]}
+  open:  {urls: ["school.example/Public"]}
+  both:  {urls: ["both.example/Page"]}
+roles:
+  pupils:
+    default: allow
+    rules:
+      - {action: block, categories: [games]}
+  kiosk:
+    default: block
+    rules:
+      - {action: allow, categories: [open, both]}
+      - {action: block, categories: [both]}
+)");
+  const std::string t = "2026-11-23 11:00";
+  ask pupils{*p, "pupils"};
+  for (const char* url : {"http://news.example/GAMES/chess", "http://news.example/Games", "http://news.example/%47ames",
+                          "http://www.news.example/gAmEs/x?y=1"}) {
+    CAPTURE(url);
+    auto v = pupils.at(t, url);
+    CHECK(v.act == action::block);
+    CHECK(v.category_name() == "games");
+    CHECK(v.url_without_case == "/games");
+  }
+  // As written: no note.
+  CHECK(pupils.at(t, "http://news.example/games/chess").url_without_case.empty());
+  // The query compares exactly: another video.
+  CHECK_FALSE(pupils.allowed(t, "http://video.example/WATCH?v=abc"));
+  CHECK(pupils.allowed(t, "http://video.example/watch?v=ABC"));
+  CHECK(pupils.allowed(t, "http://news.example/politics"));
+  // A locked category's URL too.
+  auto locked = pupils.at(t, "http://host.example/ILLEGAL/x");
+  CHECK(locked.by == decided_by::locked_category);
+  CHECK(locked.url_without_case == "/illegal");
+  // An allow rule opens only the case it names; the role's default decides the rest.
+  ask kiosk{*p, "kiosk"};
+  CHECK(kiosk.allowed(t, "http://school.example/Public/x"));
+  auto other_case = kiosk.at(t, "http://school.example/public/x");
+  CHECK(other_case.act == action::block);
+  CHECK(other_case.by == decided_by::role_default);
+  CHECK(other_case.url_without_case.empty());
+  // First match wins: the allow as written comes first; in another case the allow does not
+  // match and the block (without case) does.
+  CHECK(kiosk.allowed(t, "http://both.example/Page"));
+  auto both = kiosk.at(t, "http://both.example/PAGE");
+  CHECK(both.act == action::block);
+  CHECK(both.rule_id == "kiosk rule 2");
+  // explain says why.
+  auto e = explain(*p, request_facts{.role = "pupils", .method = "GET", .scheme = "http", .host = "news.example",
+                                     .path = "/GAMES/x", .time = p->zone.to_sys(*parse_local_time(t))});
+  CHECK(e.v.act == action::block);
+  REQUIRE(e.notes.size() == 1);
+  CHECK(e.notes.front().find("'/games' only without regard to case") != std::string::npos);
+}
+
 TEST_CASE("URL patterns in several sets: each match reaches its own set, locked ones first") {
   // The engine asks RE2 which patterns matched only after a cheap "does any match" pass, and
   // only when the patterns belong to more than one set; this covers that second pass.
