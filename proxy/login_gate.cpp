@@ -288,7 +288,9 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     // sign-in (a reload since its CONNECT; the request's own pinned configuration says so): it
     // ends the same way, and the client's new CONNECT is asked for one, instead of the tunnel
     // going on under the address's role for as long as its client keeps it open.
-    if (!ex.login && c.stream_reused && mode == login_mode::required) {
+    // A transparent tunnel had no CONNECT to check: its first request too (serve_transparent_tls
+    // closes such a connection before its handshake; this is a reload in between).
+    if (!ex.login && (c.stream_reused || c.transparent) && mode == login_mode::required) {
       ex.action = outcome::error;
       ex.reason_override = "the network now requires a sign-in";
       ex.note = "the tunnel, opened without a sign-in, was closed unanswered, for the client to open a new one "

@@ -201,6 +201,14 @@ std::string daemon_sections_summary(const daemon_config& d) {
   }
   out += "  failed sign-ins limited to " + std::to_string(l.failures_per_client) + " per address and " +
          std::to_string(l.failures_per_user) + " per user within " + duration_words(l.failures_within) + "\n";
+  // A redirected TLS connection carries no Proxy-Authorization (transparent.cpp closes it).
+  const bool transparent_tls = std::any_of(d.listen.begin(), d.listen.end(), [](const listen_address& a) { return a.transparent && a.tls; });
+  const bool some_required = l.default_mode == login_mode::required ||
+                             std::any_of(l.networks.begin(), l.networks.end(), [](const auto& n) { return n.mode == login_mode::required; });
+  if (transparent_tls && some_required) {
+    out += "  HTTPS redirected to the transparent listener from a `required` network is closed (it cannot carry a\n"
+           "  proxy sign-in): give those devices the proxy setting or the PAC file, or their network login: page\n";
+  }
   return out;
 }
 

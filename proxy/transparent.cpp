@@ -6,6 +6,7 @@
 #include "proxy/inspection.hpp"
 #include "proxy/origin_prefetch.hpp"
 #include "proxy/local_response.hpp"
+#include "proxy/login_gate.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/signin_handler.hpp"
 #include "proxy/tunnel.hpp"
@@ -152,6 +153,17 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
   if (std::find(ports.begin(), ports.end(), ex.port) == ports.end()) {
     w.state().metrics.rejected(metrics::rejection::port_not_allowed).Increment();
     close_tls(w, c, ex, outcome::block, "tunnels to this port are not allowed");
+    co_return false;
+  }
+  if (login_mode_of(w, c, ex.cfg->daemon.logins) == login_mode::required) {
+    // A redirected TLS connection carries no Proxy-Authorization, so nothing can sign it in: on
+    // a network whose logins say `required` it is closed (fail closed), never relayed under the
+    // address's role (outside-in audit, 2026-12-05: it was, staff's role for a staff network).
+    // Plain HTTP on the transparent listener gets the 407 as on the explicit proxy. Such a
+    // network's devices need the proxy setting (or the PAC file), or `login: page`.
+    ex.note = "a transparent HTTPS connection cannot carry a proxy sign-in; the device needs the proxy setting "
+              "(or the PAC file), or its network login: page";
+    close_tls(w, c, ex, outcome::block, "not signed in (login: required)");
     co_return false;
   }
   if (signin_missing(w, c, ex)) {

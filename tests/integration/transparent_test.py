@@ -33,6 +33,7 @@ RULES = os.path.join(SRC, "deploy", "nftables-hallpass-transparent.nft")
 TAG = f"tp{os.getpid() % 100000}"
 CLIENT, GW, NET = f"{TAG}-cli", f"{TAG}-gw", f"{TAG}-net"
 PUPIL, STAFF, PUPIL6 = "10.10.0.2", "10.10.0.3", "fd00:10::2"
+SIGNIN_STAFF = "10.10.0.4"  # a staff-room PC on a network whose logins say `required`
 ORIGIN, OTHER, CDN_OTHER = "203.0.113.10", "203.0.113.20", "203.0.113.30"
 ORIGIN6 = "2001:db8::10"
 NAMES = ["allowed.test", "facebook.test", "pages.test", "inspected.test", "other.test", "cdn.test", "fronted.test"]
@@ -106,9 +107,16 @@ roles:
       - {{action: allow, categories: [opened_pages]}}
       - {{action: block, categories: [social_media, bad_addresses]}}
   staff:
-    networks: [{staff}/32]
+    networks: [{staff}/32, {signin_staff}/32]
     default: allow
 fallback_role: pupils
+logins:
+  networks:
+    - {{networks: ["{signin_staff}/32"], login: required}}
+  ldap:   # never reached here: a transparent TLS connection cannot sign in
+    url: "ldaps://127.0.0.1:9"
+    base_dn: "ou=people,dc=school,dc=test"
+    user_attribute: uid
 listen:
   - "127.0.0.1:3128"   # replaced by --listen; the transparent listeners stay
   - {{address: "0.0.0.0:3129", mode: transparent, protocol: http}}
@@ -207,6 +215,7 @@ class TransparentGatewayTest(unittest.TestCase):
         sh("ip", "link", "add", "c0", "netns", CLIENT, "type", "veth", "peer", "name", "lan0", "netns", GW)
         sh("ip", "link", "add", "n0", "netns", NET, "type", "veth", "peer", "name", "wan0", "netns", GW)
         for ns, dev, addr in ((CLIENT, "c0", PUPIL + "/24"), (CLIENT, "c0", STAFF + "/24"),
+                              (CLIENT, "c0", SIGNIN_STAFF + "/24"),
                               (GW, "lan0", "10.10.0.1/24"), (GW, "wan0", "203.0.113.1/24"),
                               (NET, "n0", ORIGIN + "/24"), (NET, "n0", OTHER + "/24"), (NET, "n0", CDN_OTHER + "/24")):
             in_ns(ns, "ip", "addr", "add", addr, "dev", dev)
@@ -226,7 +235,7 @@ class TransparentGatewayTest(unittest.TestCase):
         cls.config = os.path.join(cls.tmp, "policy.yaml")
         cls.access_log = os.path.join(cls.tmp, "access.log")
         with open(cls.config, "w") as f:
-            f.write(POLICY.format(pupil=PUPIL, pupil6=PUPIL6, staff=STAFF, origin=ORIGIN, origin6=ORIGIN6, other=OTHER,
+            f.write(POLICY.format(pupil=PUPIL, pupil6=PUPIL6, staff=STAFF, signin_staff=SIGNIN_STAFF, origin=ORIGIN, origin6=ORIGIN6, other=OTHER,
                                   cdn_other=CDN_OTHER, test_ca=cls.test_ca, school_ca=cls.school_ca))
         cls.proxy = subprocess.Popen(
             ["ip", "netns", "exec", GW, BIN, "run", "--config", cls.config, "--listen", "10.10.0.1:3128",
@@ -490,6 +499,31 @@ class TransparentGatewayTest(unittest.TestCase):
         entry = self.log_line(lambda e: e.get("note") == "TLS without a server name (SNI)", "the SNI-less tunnel")
         self.assertEqual((entry["action"], entry["role"]), ("block", "pupils"))
         self.assertTrue(entry["circumvention"])
+
+    def test_https_on_a_network_that_requires_a_sign_in_is_closed(self):
+        # A redirected TLS connection cannot carry a proxy sign-in: on a `login: required`
+        # network it is closed before the handshake, relayed or inspected alike, never decided
+        # under the address's role (staff here) as nobody (outside-in audit, 2026-12-05).
+        for url in ("https://allowed.test/need-signin", "https://inspected.test/need-signin"):
+            status, body, err = self.curl(url, ORIGIN, source=SIGNIN_STAFF,
+                                          extra=["--cacert", self.test_ca, "--cacert", self.school_crt])
+            self.assertEqual(status, 0, (url, body))
+        entry = self.log_line(lambda e: e["client"] == SIGNIN_STAFF and e["host"] == "inspected.test",
+                              "the closed connection")
+        self.assertEqual((entry["action"], entry["reason"], entry["role"]),
+                         ("block", "not signed in (login: required)", "staff"))
+        self.assertIsNone(entry.get("user"))
+        with open(self.access_log) as f:
+            self.assertNotIn("/need-signin", f.read())  # no request inside was ever decided
+        # Plain HTTP on the transparent listener is asked for a sign-in (407), as on the proxy.
+        status, _, err = self.curl("http://allowed.test/need-signin-http", ORIGIN, source=SIGNIN_STAFF)
+        self.assertEqual(status, 407, err)
+        # check says so.
+        r = sh(BIN, "check", "--config", self.config, check=False)
+        self.assertIn("from a `required` network is closed", r.stdout, r.stdout + r.stderr)
+        # The same staff role on an address without the requirement still browses.
+        status, _, err = self.curl("https://allowed.test/staff-ok", ORIGIN, source=STAFF, extra=["--cacert", self.test_ca])
+        self.assertEqual(status, 200, err)
 
     def test_sni_that_does_not_lead_to_the_destination_goes_to_the_names_own_address(self):
         # fronted.test is 203.0.113.10 to hallpass; the client connected to .30 with that SNI.
