@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "rules/host.hpp"
+
 namespace hallpass {
 
 namespace {
@@ -89,6 +91,8 @@ std::optional<std::string> parse_server_name(std::string_view data, client_hello
       if (b <= 0x20 || b >= 0x7f) return "host_name is not printable ASCII";
       host += (b >= 'A' && b <= 'Z') ? static_cast<char>(b + ('a' - 'A')) : c;
     }
+    const auto normalized = rules::normalize_host(host);
+    out.sni_is_address = normalized && normalized->kind != rules::host_kind::name;
     out.sni = std::move(host);
   }
   return std::nullopt;

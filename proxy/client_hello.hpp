@@ -27,6 +27,9 @@ constexpr std::size_t max_client_hello_bytes = 64 * 1024;
 
 struct client_hello {
   std::optional<std::string> sni;    // host_name, lower-case ASCII, otherwise as sent
+  // The host_name is an IP address in some spelling ("203.0.113.10", "::1", "3405803786"),
+  // which RFC 6066 3 forbids: it names no host, so it counts as no SNI (connect.require_sni).
+  bool sni_is_address = false;
   std::vector<std::string> alpn;     // protocol names in the client's order ("h2", "http/1.1")
   std::uint16_t legacy_version = 0;  // 0x0303 from every TLS 1.2 and 1.3 client
   // The encrypted_client_hello extension (0xfe0d) is present. Not evidence of ECH on its own:

@@ -137,11 +137,12 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
     case hello_status::ok:
       break;
   }
-  if (!hello.hello.sni) {
-    // No name to decide on: connect.require_sni as for a CONNECT; otherwise decided on the
-    // destination address alone (ex.host already is it).
+  if (!hello.hello.sni || hello.hello.sni_is_address) {
+    // No name to decide on (an address as the SNI names none: RFC 6066 3): connect.require_sni
+    // as for a CONNECT; otherwise decided on the destination address alone (ex.host already is it).
     ex.circumvention = true;
-    ex.note = "TLS without a server name (SNI)";
+    ex.note = hello.hello.sni ? "TLS with an IP address as its server name (SNI '" + *hello.hello.sni + "')"
+                              : "TLS without a server name (SNI)";
     if (daemon.connect.require_sni) {
       close_tls(w, c, ex, outcome::block, "HTTPS without a server name is not allowed on the school network");
       co_return false;

@@ -109,9 +109,11 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
   }
   if (!blocked) switch (hello.status) {
     case hello_status::ok: {
-      if (!hello.hello.sni) {
+      if (!hello.hello.sni || hello.hello.sni_is_address) {
+        // An address as the SNI names no host either (RFC 6066 3): the site inside is unknown.
         ex.circumvention = true;
-        ex.note = "TLS without a server name (SNI)";
+        ex.note = hello.hello.sni ? "TLS with an IP address as its server name (SNI '" + *hello.hello.sni + "')"
+                                  : "TLS without a server name (SNI)";
         blocked = daemon.connect.require_sni;
         if (blocked) ex.reason_override = "HTTPS without a server name is not allowed on the school network";
         break;

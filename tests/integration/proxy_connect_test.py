@@ -183,6 +183,13 @@ class ConnectTest(unittest.TestCase):
         with self.assertRaises((ssl.SSLError, OSError)):
             ctx.wrap_socket(s, server_hostname=None).sendall(b"x")
         s.close()
+        # An IP address as the SNI names no host either (RFC 6066 3 forbids it): refused as none,
+        # whatever host the requests inside would name (outside-in audit, 2026-12-05).
+        for sni in ("127.0.0.1", "2130706433", "::1"):
+            r = subprocess.run(["openssl", "s_client", "-proxy", f"127.0.0.1:{self.proxy.port}", "-connect",
+                                f"allowed.test:{self.tls.port}", "-servername", sni],
+                               input="", capture_output=True, text=True, timeout=30)
+            self.assertNotIn("BEGIN CERTIFICATE", r.stdout, sni)  # no handshake was relayed
         s, head = connect_tunnel(self.proxy, f"allowed.test:{self.tls.port}", STAFF)
         s.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n")
         self.assertTrue(closed_by_peer(s))
@@ -202,6 +209,11 @@ class ConnectTest(unittest.TestCase):
         not_tls = wait_for(lambda: lines_with("the tunnel does not carry TLS") or None,
                            what="the log line for a tunnel that does not carry TLS")
         self.assertEqual([l["action"] for l in no_sni + not_tls], ["block", "block"])
+        ip_sni = wait_for(lambda: [l for l in self.proxy.log_lines() if l["circumvention"]
+                                   and "as its server name" in l.get("note", "")] or None,
+                          what="the log lines for TLS with an address as its SNI")
+        self.assertEqual({l["action"] for l in ip_sni}, {"block"})
+        self.assertIn("SNI '127.0.0.1'", ip_sni[0]["note"])
 
     def test_tunnel_log_line_has_bytes_both_ways(self):
         before = len(self.proxy.log_lines())
