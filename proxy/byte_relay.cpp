@@ -74,19 +74,35 @@ net::awaitable<void> pump(worker& w, duplex_stream& from, duplex_stream& to, bea
   w.give_buffer(std::move(buf));
 }
 
+// Ends when `still_allowed` says false, asked once a second.
+net::awaitable<void> decision_watchdog(const relay_check& still_allowed) {
+  net::steady_timer t(co_await net::this_coro::executor);
+  for (;;) {
+    t.expires_after(std::chrono::seconds(1));
+    auto [ec] = co_await t.async_wait(nothrow);
+    if (ec || !still_allowed()) co_return;
+  }
+}
+
 }  // namespace
 
 net::awaitable<std::pair<std::uint64_t, std::uint64_t>> relay(worker& w, duplex_stream& a,
                                                                beast::flat_buffer& a_buffer, duplex_stream& b,
                                                                beast::flat_buffer& b_buffer,
-                                                               std::chrono::milliseconds idle) {
+                                                               std::chrono::milliseconds idle,
+                                                               relay_check still_allowed) {
   a.expires_never();
   b.expires_never();
   relay_state st;
   std::uint64_t a_to_b = 0, b_to_a = 0;
   w.state().metrics.active_tunnels.Increment();
-  co_await ((pump(w, a, b, a_buffer, a_to_b, st) && pump(w, b, a, b_buffer, b_to_a, st)) ||
-            idle_watchdog(st.last_activity, idle));
+  if (still_allowed) {
+    co_await ((pump(w, a, b, a_buffer, a_to_b, st) && pump(w, b, a, b_buffer, b_to_a, st)) ||
+              idle_watchdog(st.last_activity, idle) || decision_watchdog(still_allowed));
+  } else {
+    co_await ((pump(w, a, b, a_buffer, a_to_b, st) && pump(w, b, a, b_buffer, b_to_a, st)) ||
+              idle_watchdog(st.last_activity, idle));
+  }
   w.state().metrics.active_tunnels.Decrement();
   error_code ignored;
   a.socket().close(ignored);

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <utility>
 
 #include "proxy/duplex_stream.hpp"
@@ -17,12 +18,18 @@ namespace hallpass {
 
 class worker;
 
-// Relays until both directions have ended or one side is idle for `idle`. Bytes already
-// read into a_buffer / b_buffer are sent first. Returns (bytes a->b, bytes b->a).
+// Asked once a second while a relay runs (on its worker's thread): false ends the relay, for a
+// decision that no longer holds (exchange.hpp, decision_still_holds).
+using relay_check = std::function<bool()>;
+
+// Relays until both directions have ended, one side is idle for `idle`, or `still_allowed`
+// (when given) says false. Bytes already read into a_buffer / b_buffer are sent first.
+// Returns (bytes a->b, bytes b->a).
 net::awaitable<std::pair<std::uint64_t, std::uint64_t>> relay(worker& w, duplex_stream& a,
                                                                beast::flat_buffer& a_buffer,
                                                                duplex_stream& b,
                                                                beast::flat_buffer& b_buffer,
-                                                               std::chrono::milliseconds idle);
+                                                               std::chrono::milliseconds idle,
+                                                               relay_check still_allowed = {});
 
 }  // namespace hallpass

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -110,6 +111,16 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex);
 // Sets ex.asker_role: the role the policy gives whoever sends this exchange (address, user,
 // groups), as decide_exchange would choose it, without deciding the request.
 void note_asker_role(worker& w, const client_connection& c, exchange& ex);
+
+// For a relay that ex's allow opened (a tunnel, a WebSocket): asked once a second, true while
+// that decision holds. The request is decided again, with the policy and the store's index in
+// force and the time now, when either has changed since the last check (an exception revoked, a
+// ban, a local block, a reload) and at least every 5 s (an exception's end, a lesson's start);
+// a block ends the relay, and ex's note says why (the log line keeps the decision that opened
+// it). Before 2026-12-05 an open tunnel outlived a revocation, a ban and an expiry (audit).
+// `path`: the request's path and query for a WebSocket; nullopt for a tunnel.
+std::function<bool()> decision_still_holds(worker& w, const client_connection& c, exchange& ex,
+                                           std::optional<std::string> path);
 
 // Decides the exchange's request with the pinned policy; records timing metrics.
 // `path_seen_later`: a CONNECT that will be inspected (rules::request_facts).

@@ -511,10 +511,11 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     auto [wec, wn] = co_await net::async_write(c.io, net::buffer(text), nothrow);
     ex.bytes_out += wn;
     if (wec) co_return forward_outcome::close;
-    auto [in, out] = co_await relay(w, c.io, c.buffer, up->io, up->buffer, daemon.upstream.idle_timeout);
+    auto [in, out] = co_await relay(w, c.io, c.buffer, up->io, up->buffer, daemon.upstream.idle_timeout,
+                                    decision_still_holds(w, c, ex, ex.path + (ex.query.empty() ? "" : "?" + ex.query)));
     ex.bytes_in += in;
     ex.bytes_out += out;
-    ex.note = "websocket";
+    ex.note = "websocket" + (ex.note.empty() ? std::string() : "; " + ex.note);
     co_return forward_outcome::close;
   }
 

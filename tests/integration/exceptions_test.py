@@ -15,7 +15,9 @@ import unittest
 import urllib.parse
 
 from harness import BIN, GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, curl, raw_request, status_of, wait_for
-from proxy_connect_test import TlsOrigin
+import ssl
+
+from proxy_connect_test import TlsOrigin, connect_tunnel
 
 CTL = os.environ.get("HALLPASSCTL_BIN", "")
 GROUP = "hp_admin"  # may connect to the socket
@@ -169,6 +171,58 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(self.http("instagram.test", GUEST), 200)
         ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "misused", check=0)
         self.assertEqual(self.http("instagram.test", GUEST), 403)
+
+    def open_tunnel(self, host, source):
+        """A relayed TLS tunnel to the origin, handshake done, nothing asked: it stays open."""
+        s, head = connect_tunnel(self.proxy, f"{host}:{self.tls.port}", source)
+        self.assertEqual(status_of(head), 200, head)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        t = ctx.wrap_socket(s, server_hostname=host)
+        t.settimeout(1.5)
+        with self.assertRaises(socket.timeout):  # open: the origin waits for a request
+            t.recv(1)
+        return t
+
+    def assert_closed_within(self, t, seconds):
+        t.settimeout(seconds)
+        start = time.monotonic()
+        try:
+            self.assertEqual(t.recv(1), b"")
+        except (ssl.SSLError, ConnectionError):
+            pass
+        except socket.timeout:
+            self.fail(f"the tunnel was still open {seconds} s later")
+        finally:
+            t.close()
+        return time.monotonic() - start
+
+    def test_an_open_tunnel_ends_when_its_exception_is_revoked_or_ends(self):
+        # A revocation is immediate for tunnels already open too (audit, 2026-12-05: they went
+        # on until their client closed them); so is an approval's end, within seconds.
+        rid = self.file_request(url="https://instagram.test/", role="guests")
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", check=0)
+        t = self.open_tunnel("instagram.test", GUEST)
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "misused", check=0)
+        self.assertLess(self.assert_closed_within(t, 5), 5)
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["host"] == "instagram.test"
+                                 and l["method"] == "CONNECT" and "closed while open" in l.get("note", "")],
+                        what="the closed tunnel's log line")[-1]
+        self.assertEqual(line["action"], "allow")  # what opened it; the note says how it ended
+        rid = self.file_request(url="https://instagram.test/", role="guests")
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "3s", check=0)
+        t = self.open_tunnel("instagram.test", GUEST)
+        self.assertLess(self.assert_closed_within(t, 9), 9)  # 3 s, then at most 5 s to notice
+        # A tunnel whose site stays allowed is untouched by the changes.
+        t = self.open_tunnel("allowed.test", GUEST)
+        rid = self.file_request(url="https://instagram.test/", role="guests")
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", check=0)
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "done", check=0)
+        with self.assertRaises(socket.timeout):
+            t.settimeout(2)
+            t.recv(1)
+        t.close()
 
     def explain(self, *args):
         r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", self.state, "--json", *args],
