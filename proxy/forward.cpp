@@ -511,8 +511,12 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     auto [wec, wn] = co_await net::async_write(c.io, net::buffer(text), nothrow);
     ex.bytes_out += wn;
     if (wec) co_return forward_outcome::close;
+    // Named locals, moved in (proxy/README.md, GCC 12 rules 2 and 3).
+    std::string ws_path = ex.path;
+    if (!ex.query.empty()) ws_path.append("?").append(ex.query);
+    relay_check still_allowed = decision_still_holds(w, c, ex, std::move(ws_path));
     auto [in, out] = co_await relay(w, c.io, c.buffer, up->io, up->buffer, daemon.upstream.idle_timeout,
-                                    decision_still_holds(w, c, ex, ex.path + (ex.query.empty() ? "" : "?" + ex.query)));
+                                    std::move(still_allowed));
     ex.bytes_in += in;
     ex.bytes_out += out;
     ex.note = "websocket" + (ex.note.empty() ? std::string() : "; " + ex.note);

@@ -226,8 +226,10 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
     auto up = std::move(acquired.conn);
     ex.answered = std::chrono::steady_clock::now();
     // The ClientHello in c.buffer goes first, untouched.
+    // A named local, moved in (proxy/README.md, GCC 12 rule 2).
+    relay_check still_allowed = decision_still_holds(w, c, ex, std::nullopt);
     auto [in, out] = co_await relay(w, c.io, c.buffer, up->io, up->buffer, daemon.upstream.idle_timeout,
-                                    decision_still_holds(w, c, ex, std::nullopt));
+                                    std::move(still_allowed));
     ex.bytes_in += in;
     ex.bytes_out += out;
     finish_exchange(w, c, ex);

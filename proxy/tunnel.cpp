@@ -184,8 +184,10 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
     co_return tunnel_end::closed;
   }
   if (inspect) co_return tunnel_end::inspect;  // the ClientHello stays in c.buffer for the handshake
+  // A named local, moved in (proxy/README.md, GCC 12 rule 2).
+  relay_check still_allowed = decision_still_holds(w, c, ex, std::nullopt);
   auto [in, out] = co_await relay(w, c.io, c.buffer, up->io, up->buffer, daemon.upstream.idle_timeout,
-                                  decision_still_holds(w, c, ex, std::nullopt));
+                                  std::move(still_allowed));
   ex.bytes_in += in;
   ex.bytes_out += out;
   co_return tunnel_end::closed;

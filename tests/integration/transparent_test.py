@@ -107,16 +107,9 @@ roles:
       - {{action: allow, categories: [opened_pages]}}
       - {{action: block, categories: [social_media, bad_addresses]}}
   staff:
-    networks: [{staff}/32, {signin_staff}/32]
+    networks: [{staff}/32, """ + SIGNIN_STAFF + """/32]
     default: allow
 fallback_role: pupils
-logins:
-  networks:
-    - {{networks: ["{signin_staff}/32"], login: required}}
-  ldap:   # never reached here: a transparent TLS connection cannot sign in
-    url: "ldaps://127.0.0.1:9"
-    base_dn: "ou=people,dc=school,dc=test"
-    user_attribute: uid
 listen:
   - "127.0.0.1:3128"   # replaced by --listen; the transparent listeners stay
   - {{address: "0.0.0.0:3129", mode: transparent, protocol: http}}
@@ -149,6 +142,16 @@ inspection:
     - name: the inspected test site
       domains: [inspected.test, private.test]
 workers: 2
+"""
+
+# Appended by this test only (signin_page_test.py adds its own logins section to POLICY).
+LOGINS = """logins:
+  networks:
+    - {networks: [""" + SIGNIN_STAFF + """/32], login: required}
+  ldap:   # never reached here: a transparent TLS connection cannot sign in
+    url: "ldaps://127.0.0.1:9"
+    base_dn: "ou=people,dc=school,dc=test"
+    user_attribute: uid
 """
 
 
@@ -235,7 +238,7 @@ class TransparentGatewayTest(unittest.TestCase):
         cls.config = os.path.join(cls.tmp, "policy.yaml")
         cls.access_log = os.path.join(cls.tmp, "access.log")
         with open(cls.config, "w") as f:
-            f.write(POLICY.format(pupil=PUPIL, pupil6=PUPIL6, staff=STAFF, signin_staff=SIGNIN_STAFF, origin=ORIGIN, origin6=ORIGIN6, other=OTHER,
+            f.write(LOGINS + POLICY.format(pupil=PUPIL, pupil6=PUPIL6, staff=STAFF, origin=ORIGIN, origin6=ORIGIN6, other=OTHER,
                                   cdn_other=CDN_OTHER, test_ca=cls.test_ca, school_ca=cls.school_ca))
         cls.proxy = subprocess.Popen(
             ["ip", "netns", "exec", GW, BIN, "run", "--config", cls.config, "--listen", "10.10.0.1:3128",

@@ -309,7 +309,7 @@ roles:
   CHECK(kids.allowed(t, "http://10.1.2.3/work"));
 }
 
-TEST_CASE("a block's URL prefix matches the path in any ASCII case; an allow's only as written") {
+TEST_CASE("a block's URL prefix matches the path in any ASCII case, an allow's only as written") {
   // IIS and other Windows servers read "/SECRET" as "/secret": a block written for one must
   // catch the other (fail closed). An allow opens exactly what it names.
   auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
