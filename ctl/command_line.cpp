@@ -795,6 +795,10 @@ Inappropriate content reports and local blocks:
   block     add a local block entry                              technician, headteacher
   blocks    list the local block entries; --all with removed     any admin role
   unblock   remove a local block entry                           technician, headteacher
+Circumvention bans (000 7.2):
+  ban       ban a user or device; a technician's is a proposal    dsl, headteacher (propose: technician)
+  unban     lift a ban now                                       dsl, headteacher
+  bans      list the bans; --all with lifted and ended           any admin role
 The daemon:
   audit     who changed what, and every refusal                  any admin role
   reload    reload the policy; on any error the old one stays    technician, headteacher

@@ -51,7 +51,10 @@ std::optional<std::chrono::seconds> ban_length(const std::string& t, std::string
 }
 
 // One line on the access log for each ban put in force, so the DSL's monitoring (the log)
-// sees it beside the attempts that led to it.
+// sees it beside the attempts that led to it. The reason goes on the line only for an
+// automatic ban (the proxy's own words: so many attempts); a person's reason may be a
+// safeguarding concern, which stays in the store (retention.records) and the audit log, not
+// in a log file that logrotate keeps and the adm group reads (audit, 2026-12-05).
 void log_ban(shared_state& state, const rules::time_zone& zone, const json::object& ban,
              const std::string& how) {
   if (!state.access_log.enabled()) return;
@@ -61,8 +64,8 @@ void log_ban(shared_state& state, const rules::time_zone& zone, const json::obje
                     {"ban", ban.at("id")},
                     {"kind", ban.at("kind")},
                     {"subject", ban.at("subject")},
-                    {"until", ban.at("until")},
-                    {"reason", ban.at("reason")}};
+                    {"until", ban.at("until")}};
+  if (how == "automatic") line["reason"] = ban.at("reason");
   state.access_log.write(json::serialize(line) + "\n");
 }
 

@@ -94,6 +94,9 @@ class admin_server {
   std::string socket_path_;
   std::size_t live_connections_ = 0;  // admin connections (store thread only)
   std::map<uid_t, std::size_t> connections_by_uid_;  // (store thread only)
+  // Refused commands audited per OS user in the current minute (store thread only).
+  static constexpr std::size_t refusals_audited_per_minute = 20;
+  std::map<std::string, std::pair<std::chrono::steady_clock::time_point, std::size_t>> refusals_by_user_;
   std::thread thread_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   bool index_stale_ = false;  // the last publish_index() failed (admin thread only)

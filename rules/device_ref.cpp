@@ -1,5 +1,8 @@
 #include "rules/device_ref.hpp"
 
+#include <algorithm>
+#include <array>
+
 #include "rules/engine.hpp"
 
 namespace hallpass::rules {
@@ -61,6 +64,14 @@ std::optional<device_ref> parse_device(std::string_view t, std::string* error) {
     return fail("a device is named by its address, its name or its hardware address: none given");
   if (auto mac = parse_mac(t)) return device_ref{device_key::mac, std::move(*mac), std::nullopt};
   if (auto a = ip_address::parse(t)) {
+    // An IPv4-mapped address (::ffff:10.1.2.3) is the IPv4 device: the proxy sees its clients'
+    // IPv4 addresses so (worker.cpp), and a ban written the other way matched nothing (audit).
+    static constexpr std::array<std::uint8_t, 12> mapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (a->v6 && std::equal(mapped.begin(), mapped.end(), a->bytes.begin())) {
+      ip_address v4;
+      std::copy(a->bytes.begin() + 12, a->bytes.end(), v4.bytes.begin());
+      a = v4;
+    }
     if (a->to_string() == "0.0.0.0" || a->to_string() == "::") {
       return fail("'" + std::string(t) + "' is the unspecified address, which no device has");
     }
@@ -71,6 +82,7 @@ std::optional<device_ref> parse_device(std::string_view t, std::string* error) {
   if (!t.empty() && t.find_first_not_of("0123456789.") == std::string_view::npos) {
     return fail("'" + std::string(t) + "' is not an IPv4 address (four numbers 0-255, like 10.10.4.20)");
   }
+  if (t.size() > 1 && t.back() == '.') t.remove_suffix(1);  // "laptop-07." is "laptop-07", as a host name
   if (t.size() > 253) return fail("a device name is at most 253 characters");
   std::string name;
   for (char c : t) {

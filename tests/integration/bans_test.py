@@ -102,6 +102,14 @@ class BansTest(unittest.TestCase):
         # The access log names the ban.
         wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("client") == device and l.get("ban") == ban["id"]],
                  what="an access log line with the ban")
+        # The ban's own line says who and until when, not the DSL's reason (personal data that
+        # stays in the store and the audit log).
+        event = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("event") == "ban" and l.get("ban") == ban["id"]],
+                         what="the ban's event line")[-1]
+        self.assertEqual((event["how"], event["subject"]), ("command", device))
+        self.assertNotIn("reason", event)
+        with open(self.proxy.access_log) as f:
+            self.assertNotIn("VPN in ICT", f.read())
         listed = ctl_json("hp_dsl", self.sock, "bans")["bans"]
         self.assertIn(ban["id"], [b["id"] for b in listed])
         code, out, _ = ctl("hp_dsl", self.sock, "bans", check=0)

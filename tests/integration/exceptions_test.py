@@ -22,7 +22,8 @@ from proxy_connect_test import TlsOrigin, connect_tunnel
 CTL = os.environ.get("HALLPASSCTL_BIN", "")
 GROUP = "hp_admin"  # may connect to the socket
 ICT_GROUP = "hp_ict"  # technicians, by group
-USERS = {"hp_head": [GROUP], "hp_tech": [GROUP, ICT_GROUP], "hp_dsl": [GROUP], "hp_norole": [GROUP], "hp_outsider": []}
+USERS = {"hp_head": [GROUP], "hp_tech": [GROUP, ICT_GROUP], "hp_dsl": [GROUP], "hp_norole": [GROUP], "hp_outsider": [],
+         "hp_flood": [GROUP]}
 
 # The adult questions of the form (000 appendix), for requests whose approval is not what a
 # test is about: approve of a form without them warns (review_test.py).
@@ -158,6 +159,25 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertTrue(any(e["os_user"] == "hp_norole" and e["outcome"] == "refused" for e in entries))
         ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "lesson over", check=0)
         self.assertEqual(ctl_json("hp_tech", self.sock, "show", str(rid))["status"], "revoked")
+
+    def test_a_flood_of_refused_commands_cannot_bury_the_audit_log(self):
+        # 30 refused approvals with 20 KB ids from an account without a role (audit, 2026-12-05:
+        # 300 of them made `audit` too long to answer): 20 audited, ids cut; all refused.
+        script = ("import json, socket, sys\n"
+                  "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile('rwb')\n"
+                  "for i in range(30):\n"
+                  "    f.write(json.dumps({'verb': 'approve', 'args': {'id': '9' * 20000, 'for': '1h'}}).encode() + b'\\n')\n"
+                  "    f.flush(); print(f.readline().decode().strip())\n")
+        r = subprocess.run(["runuser", "-u", "hp_flood", "--", "python3", "-c", script, self.sock],
+                           capture_output=True, text=True, timeout=60)
+        answers = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual(len(answers), 30, r.stderr)
+        self.assertTrue(all(a["code"] == "forbidden" for a in answers), answers[:2])
+        self.assertEqual(sum("not audited" in a["error"] for a in answers), 10)
+        entries = [e for e in ctl_json("hp_dsl", self.sock, "audit")["entries"] if e["os_user"] == "hp_flood"]
+        self.assertEqual(len(entries), 20)
+        self.assertTrue(all(len(json.dumps(e)) < 2000 for e in entries), entries[0])
+        self.assertEqual(ctl("hp_head", self.sock, "status")[0], 0)
 
     def test_socket_refuses_users_outside_its_group(self):
         code, _, err = ctl("hp_outsider", self.sock, "status")

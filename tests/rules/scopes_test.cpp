@@ -161,6 +161,13 @@ TEST_CASE("a device is named by its address, name or hardware address, in canoni
   REQUIRE(a);
   CHECK(a->by == device_key::address);
   CHECK(parse_device("FD00:0::20")->text == "fd00::20");
+  // An IPv4-mapped address is the IPv4 device (the proxy sees its clients so), and a trailing
+  // dot does not make another name (audit, 2026-12-05: both were stored and matched nothing).
+  auto mapped = parse_device("::ffff:10.10.4.20");
+  REQUIRE(mapped);
+  CHECK(mapped->text == "10.10.4.20");
+  CHECK(*mapped->address == *a->address);
+  CHECK(parse_device("laptop-07.")->text == "laptop-07");
   auto n = parse_device("Pupil-Laptop_07.school");
   REQUIRE(n);
   CHECK(n->by == device_key::name);
