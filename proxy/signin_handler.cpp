@@ -40,9 +40,20 @@ bool redirectable(std::string_view url) {
   return std::none_of(url.begin(), url.end(), [](char ch) { return static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f; });
 }
 
+// Every page here: never framed (a page of the site could frame the form and read what is typed:
+// X-Frame-Options for older browsers, frame-ancestors for newer), never reachable from the
+// window that opened it (Cross-Origin-Opener-Policy: a site's script that opens the page
+// gets no handle to it), no Referer to where the form goes.
 net::awaitable<void> send_page(client_connection& c, exchange& ex, http::status st, std::string&& body,
                                unsigned version) {
-  co_await write_local(c, ex, st, std::move(body), html, false, version);
+  auto res = local_head(st, version, html);
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("X-Frame-Options", "DENY");
+  res.set("Content-Security-Policy", "frame-ancestors 'none'");
+  res.set("Cross-Origin-Opener-Policy", "same-origin");
+  res.set("Referrer-Policy", "no-referrer");
+  res.body() = std::move(body);
+  co_await send_local(c, ex, res, false);
 }
 
 net::awaitable<void> send_signin_page(worker& w, client_connection& c, exchange& ex, http::status st,
@@ -266,6 +277,24 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
   }
   const bool same_site = c.inside || c.transparent;
   const auto address = signin_address_of(same_site, ex.host, ex.path);
+  if (same_site) {
+    // On a site's own origin (a transparent listener, an inspected tunnel) that site's scripts
+    // could fetch these pages: read the user name of the "signed in" page or the sign-out
+    // page's token, or post a sign-in (outside-in audit, 2026-12-05). Only the browser's own
+    // navigations get them: every current browser says so in Sec-Fetch-Mode; a request without
+    // the header (an older browser) is served as before.
+    const std::string_view mode = req["Sec-Fetch-Mode"];
+    if (!mode.empty() && !rules::ascii_iequals(mode, "navigate")) {
+      ex.action = outcome::block;
+      ex.reason_override = "not signed in (login: page)";
+      ex.note = "the sign-in page, asked for by a script (Sec-Fetch-Mode: " + std::string(mode.substr(0, 32)) +
+                "): refused";
+      std::string text = "Sign in from the page the browser shows.\n";  // a named local: GCC 12 rule 2
+      co_await write_local(c, ex, http::status::forbidden, std::move(text), "text/plain; charset=utf-8", false, version);
+      finish_exchange(w, c, ex);
+      co_return false;
+    }
+  }
   ex.action = outcome::allow;  // the page is the answer; nothing was asked of a site
   if (address == signin_address::signout) {
     co_await answer_signout(w, c, ex, rp, version);

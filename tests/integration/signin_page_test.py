@@ -551,9 +551,28 @@ class SigninPageTransparentTest(unittest.TestCase):
         entry = self.log_line(lambda e: e.get("user") == "sam" and e["path"] == "/lesson" and e["status"] == 200,
                               "sam's request")
         self.assertEqual((entry["role"], entry["original_dst"]), ("staff", tt.ORIGIN + ":80"))
+        # The pages are the site's own origin here: a script of the site may not read them
+        # (the user name, the sign-out token) or post to them; the browser's navigation may,
+        # and the pages cannot be framed or reached from their opener.
+        for path in ("signin", "signout"):
+            status, page, err = self.curl(f"http://allowed.test/.well-known/hallpass/{path}", tt.ORIGIN,
+                                          extra=["-H", "Sec-Fetch-Mode: cors"])
+            self.assertEqual(status, 403, err)
+            self.assertNotIn("sam", page)
+        status, out, err = self.curl("http://allowed.test/.well-known/hallpass/signin", tt.ORIGIN,
+                                     extra=["-H", "Sec-Fetch-Mode: navigate", "-D", "-"])
+        self.assertEqual(status, 200, err)
+        self.assertIn("signed in to the school internet as sam", out)
+        for header in ("X-Frame-Options: DENY", "Content-Security-Policy: frame-ancestors 'none'",
+                       "Cross-Origin-Opener-Policy: same-origin"):
+            self.assertIn(header, out)
         status, page, err = self.curl("http://allowed.test/.well-known/hallpass/signout", tt.ORIGIN)
         self.assertEqual(status, 200, err)
         self.assertIn('action="/.well-known/hallpass/signout"', page)
+        status, out, err = self.post("http://allowed.test/.well-known/hallpass/signout", tt.ORIGIN,
+                                     hidden_fields(page), tt.PUPIL, ["-H", "Sec-Fetch-Mode: same-origin"])
+        self.assertEqual(status, 403, out + err)  # a script's post: refused, still signed in
+        self.assertEqual(self.curl("http://allowed.test/lesson?x=1", tt.ORIGIN)[0], 200)
         status, out, err = self.post("http://allowed.test/.well-known/hallpass/signout", tt.ORIGIN,
                                      hidden_fields(page), tt.PUPIL)
         self.assertEqual(status, 200, out + err)
