@@ -227,13 +227,18 @@ net::awaitable<result> check_password(worker& w, const client_connection& c, con
   // The name as typed is anyone's text: escaped, so that it cannot forge a line of its own or
   // move a technician's terminal (rules/utf8.hpp terminal_safe).
   if (r.kind == kind::bad_credentials || r.kind == kind::rate_limited) {
-    std::cerr << "hallpass: " << via << "login failed for user " << rules::terminal_safe(user) << " from " << c.ip_text
+    std::cerr << "hallpass: " << via << "login failed for " << name_for_log(user, r) << " from " << c.ip_text
               << ": " << rules::terminal_safe(r.detail) << "\n";
   } else if (r.kind != kind::ok) {
-    std::cerr << "hallpass: " << via << "login for user " << rules::terminal_safe(user) << " from " << c.ip_text
+    std::cerr << "hallpass: " << via << "login for " << name_for_log(user, r) << " from " << c.ip_text
               << " not checked: " << rules::terminal_safe(r.detail) << "\n";
   }
   co_return r;
+}
+
+std::string name_for_log(std::string_view typed, const login_service::result& r) {
+  if (!r.known_name.empty()) return "user " + rules::terminal_safe(r.known_name);
+  return "a user name the directory did not confirm (" + std::to_string(typed.size()) + " bytes, not logged)";
 }
 
 login_mode login_mode_of(worker& w, const client_connection& c, const login_settings& s) {
@@ -387,16 +392,16 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
       status = http::status::too_many_requests;
       body = "Too many wrong passwords. Wait a few minutes, then try again.\n";
       ex.reason_override = "login refused after too many failures";
-      ex.note = "login rate-limited for user " + user;
+      ex.note = "login rate-limited for " + name_for_log(user, answer);
     } else if (answer.kind == kind::bad_credentials) {
       body = "The user name or password was not right.\n";
       ex.reason_override = "login failed";
-      ex.note = "login failed for user " + user + ": " + answer.detail;
+      ex.note = "login failed for " + name_for_log(user, answer) + ": " + answer.detail;
     } else {
       status = http::status::service_unavailable;
       body = "The school directory could not check the sign-in just now. Try again in a minute.\n";
       ex.reason_override = "login directory unavailable";
-      ex.note = "login for user " + user + " not checked: " + answer.detail;
+      ex.note = "login for " + name_for_log(user, answer) + " not checked: " + answer.detail;
     }
   }
   ex.action = outcome::error;

@@ -52,6 +52,12 @@ net::awaitable<login_service::result> check_password(worker& w, const client_con
 // is configured (nothing could check a sign-in).
 login_mode login_mode_of(worker& w, const client_connection& c, const login_settings& s);
 
+// How a failed sign-in's user name is written to the logs (stderr, the access line's note):
+// the directory's spelling when it found that user; otherwise only its length, since a name
+// the directory does not know is often a password typed into the wrong field (outside-in
+// audit, 2026-12-05: "login failed for user <password>" was kept in both logs).
+std::string name_for_log(std::string_view typed, const login_service::result& r);
+
 // How long a tunnel opened now on `c` carries its CONNECT's sign-in (tunnel_origin::until):
 // until that sign-in lapses (c.login.until: cache_ttl after the directory checked it); with
 // `cache_ttl: 0` (no sign-in reused, so it has lapsed already) a minute, so that every tunnel

@@ -340,6 +340,7 @@ void login_service::run() {
       if (answer.result == directory_answer::status::bad_credentials) add_failure(s, j.client, directory_name_key(name), now);
       if (answer.result == directory_answer::status::ok) remember_device(directory_name_key(name), j.client, now);
     }
+    if (answer.result != directory_answer::status::ok) r.known_name = answer.user;
     switch (answer.result) {
       case directory_answer::status::ok: {
         auto who = std::make_shared<login_identity>();

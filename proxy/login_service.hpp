@@ -72,6 +72,10 @@ class login_service {
     result_kind kind = result_kind::unavailable;
     std::shared_ptr<const login_identity> who;  // ok, cached
     std::string detail;                          // for the log; never the password
+    // A failure: the name as the directory spells it when the directory found that user; empty
+    // when it did not (no such user; a bind_dn_template, which cannot tell; refused before the
+    // directory was asked). Only such a name is logged (login_gate.hpp, name_for_log).
+    std::string known_name;
     std::chrono::seconds retry_after{0};         // rate_limited: when it may be tried again
     // ok, cached: when the sign-in stops being trusted, cache_ttl after the directory checked
     // it (for a cached one, when its cache entry lapses): what trusts it (a kept-alive

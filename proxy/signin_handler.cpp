@@ -224,14 +224,14 @@ net::awaitable<void> answer_post(worker& w, client_connection& c, exchange& ex, 
     st = http::status::forbidden;
     problem = "The user name or password was not right. Try again.";
     ex.reason_override = "sign-in page: login failed";
-    ex.note = "login failed for user " + user + ": " + answer.detail;
+    ex.note = "login failed for " + name_for_log(user, answer) + ": " + answer.detail;
   } else if (answer.kind == kind::rate_limited) {
     st = http::status::too_many_requests;
     problem = "Too many wrong passwords. Wait a few minutes, then try again.";
     ex.reason_override = "sign-in page: refused after too many failures";
-    ex.note = "login rate-limited for user " + user;
+    ex.note = "login rate-limited for " + name_for_log(user, answer);
   } else {
-    ex.note = "login for user " + user + " not checked: " + answer.detail;
+    ex.note = "login for " + name_for_log(user, answer) + " not checked: " + answer.detail;
   }
   co_await send_signin_page(w, c, ex, st, url, user, problem, version);
 }

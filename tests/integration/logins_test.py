@@ -325,6 +325,17 @@ class LoginsTest(unittest.TestCase):
         self.assertNotIn("not-the-Secret-123", log)
         self.assertNotIn("not-the-Secret-123", "".join(self.proxy.stderr_lines))
         self.assertIn("login failed for user dave", "".join(self.proxy.stderr_lines))
+        # A name the directory does not know is often a password typed into the wrong field:
+        # only its length is logged.
+        status, _, err = self.get("origin.test", "Typed-Pw-In-Name-99:x", source="127.0.0.7")
+        self.assertEqual(status, 407, err)
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if "did not confirm" in l.get("note", "")],
+                        what="the unknown name's line")[-1]
+        self.assertIn("(19 bytes, not logged)", line["note"])
+        wait_for(lambda: any("did not confirm" in l for l in self.proxy.stderr_lines), what="the stderr line")
+        with open(self.proxy.access_log) as f:
+            self.assertNotIn("Typed-Pw-In-Name-99", f.read())
+        self.assertNotIn("Typed-Pw-In-Name-99", "".join(self.proxy.stderr_lines))
         for good in ("dave-pw", "sam-pw"):
             self.assertNotIn(good, log)
 
