@@ -21,6 +21,7 @@ build_pkgs=(
   zlib1g-dev                # ... and gzip's CRC-32, which libarchive does not check (feeds/feed_update.cpp)
   libldap-dev               # logins: Basic checked by a simple bind to the school directory (proxy/ldap_directory.cpp)
   libkrb5-dev               # logins: Negotiate accepted with MIT Kerberos's GSS-API (proxy/negotiate_acceptor.cpp)
+  libpsl-dev publicsuffix   # the Public Suffix List: no exception opens all of "com" or "co.uk" (proxy/public_suffix.cpp)
   doctest-dev               # unit tests
   tzdata                    # school time zones (rules/ reads TZif files)
 )

@@ -17,6 +17,7 @@
 #include "proxy/run_loop.hpp"
 #include "proxy/server.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/public_suffix.hpp"
 #include "rules/explain.hpp"
 #include "rules/yaml_reader.hpp"
 #include "store/valid_json.hpp"
@@ -495,6 +496,11 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     std::string terr;
     auto target = rules::make_target(*url, kind, &terr);
     if (!target) return bad("the request's URL cannot be used: " + terr);
+    if (kind == rules::target_kind::domain && is_public_suffix(target->host)) {
+      return bad("'" + target->host + "' is a public suffix (a top-level domain, or a name under which anyone " +
+                 "registers sites, like co.uk): a domain exception would open every site under it; approve " +
+                 "--scope prefix or url, or a request for the site's own name");
+    }
     // A locked category can never be excepted: say so now rather than approve in vain.
     rules::request_facts f;
     f.role = policy.roles.front().name;
@@ -597,6 +603,11 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     std::string terr;
     auto t = rules::make_target(*url, kind, &terr);
     if (!t) return bad("'url': " + terr);
+    if (kind == rules::target_kind::domain && is_public_suffix(t->host)) {
+      return bad("'" + t->host + "' is a public suffix (a top-level domain, or a name under which anyone " +
+                 "registers sites, like co.uk): a local block would close every site under it for everyone; " +
+                 "block the site's own name, or put such a rule in the policy");
+    }
     r = store_->add_local(actor, true, *t, *reason);
     changed = r.ok;
   } else if (verb == "blocks") {

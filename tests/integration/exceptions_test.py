@@ -179,6 +179,23 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertTrue(all(len(json.dumps(e)) < 2000 for e in entries), entries[0])
         self.assertEqual(ctl("hp_head", self.sock, "status")[0], 0)
 
+    def test_no_exception_or_local_block_covers_a_public_suffix(self):
+        # A domain exception for "test" would open facebook.test and every other .test site
+        # (audit, 2026-12-05: it did); so would one for co.uk. Refused, with a way forward.
+        for url in ("http://test/", "https://co.uk/", "http://sch.uk/"):
+            rid = self.file_request(url=url, role="pupils")
+            code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "2m")
+            self.assertEqual(code, 1, out + err)  # refused by the daemon (bad_request)
+            self.assertIn("public suffix", err)
+            self.assertEqual(ctl_json("hp_tech", self.sock, "show", str(rid))["status"], "pending")
+        self.assertEqual(self.http("facebook.test", PUPIL), 403)
+        code, out, err = ctl("hp_tech", self.sock, "block", "--url", "http://com/", "--reason", "oops")
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("public suffix", err)
+        # A site's own name is no public suffix.
+        code, out, err = ctl("hp_tech", self.sock, "block", "--url", "http://bad.co.uk/", "--reason", "reported")
+        self.assertEqual(code, 0, out + err)
+
     def test_socket_refuses_users_outside_its_group(self):
         code, _, err = ctl("hp_outsider", self.sock, "status")
         self.assertEqual(code, 3, err)

@@ -1,0 +1,24 @@
+#include "proxy/public_suffix.hpp"
+
+#include <libpsl.h>
+
+#include <string>
+
+#include "rules/host.hpp"
+
+namespace hallpass {
+
+bool is_public_suffix(std::string_view host) {
+  if (host.empty() || rules::ip_address::parse(host)) return false;
+  // psl_latest: the newer of the distribution's file and libpsl's built-in copy; never freed
+  // (one context for the life of the process).
+  static const psl_ctx_t* const list = [] {
+    const psl_ctx_t* l = psl_latest(nullptr);
+    return l ? l : psl_builtin();
+  }();
+  const std::string name(host);
+  if (!list) return name.find('.') == std::string::npos;  // no list at all: a TLD at least
+  return psl_is_public_suffix2(list, name.c_str(), PSL_TYPE_ANY) != 0;
+}
+
+}  // namespace hallpass

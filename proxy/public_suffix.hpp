@@ -1,0 +1,18 @@
+// Whether a host name is a public suffix: a top-level domain ("com", "test") or a name under
+// which anyone may register sites ("co.uk", "sch.uk", "github.io"), by the Public Suffix List
+// (Mozilla's, read with libpsl: the list Debian's `publicsuffix` package keeps up to date, else
+// the copy built into libpsl). An exception for such a domain would open every site under it:
+// the admin socket refuses one (admin_server.cpp). Names not on the list count as suffixes by
+// the list's default rule when they have one label ("intranet"): a domain exception for one
+// would cover its subdomains too; a page or prefix exception names the host alone.
+#pragma once
+
+#include <string_view>
+
+namespace hallpass {
+
+// `host` normalised (lower case, punycode, no trailing dot). False for IP addresses. Thread-safe;
+// the list is read once, at the first call (off the event loop: the admin socket's thread).
+bool is_public_suffix(std::string_view host);
+
+}  // namespace hallpass
