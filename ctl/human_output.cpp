@@ -83,6 +83,19 @@ std::string opened(const json::object& exception) {
   return value;
 }
 
+// A requester "NAME (signed in as USER)" (request_form_handler.cpp: the name typed is not the
+// user's) keeps its "(signed in as USER)" whole in the list's column, and the typed name is cut
+// instead: cut at the end, the column hid exactly that (audit, 2026-12-05).
+std::string requester_cell(std::string s) {
+  constexpr std::string_view marker = " (signed in as ";
+  constexpr std::size_t name_room = 16;
+  const auto at = s.rfind(marker);
+  if (at == std::string::npos || s.back() != ')' || at <= name_room) return s;
+  std::size_t cut = name_room - 3;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // a whole UTF-8 character
+  return s.substr(0, cut) + "..." + s.substr(at);
+}
+
 std::string or_dash(std::string s) {
   return s.empty() ? "-" : std::move(s);
 }
@@ -207,7 +220,7 @@ std::string render_list(const json::object& data, const json::object& args) {
     return filter == "all" || filter.empty() ? "no requests\n" : "no " + filter + " requests\n";
   }
   text_table table({"ID", "STATUS", "REQUESTER", "URL", "SCOPE", "UNTIL", "FORM"});
-  table.limit_width(2, 24);
+  table.limit_width(2, 48);  // a plain name is seldom long; "(signed in as USER)" must show whole
   table.limit_width(3, 60);
   for (const auto& row : *rows) {
     const json::object* r = row.if_object();
@@ -217,11 +230,16 @@ std::string render_list(const json::object& data, const json::object& args) {
     if (exception) {
       if (std::string kind = text(*exception, "kind"); !kind.empty()) scope += " (" + kind + ")";
     }
-    table.add_row({text(*r, "id"), text(*r, "status"), text(*r, "requester"), text(*r, "url"),
+    table.add_row({text(*r, "id"), text(*r, "status"), requester_cell(text(*r, "requester")), text(*r, "url"),
                    or_dash(scope), or_dash(exception ? text(*exception, "until") : ""),
                    form_state(*r)});
   }
-  return table.render();
+  std::string out = table.render();
+  if (const json::value* omitted = find(data, "omitted"); omitted && omitted->is_int64() && omitted->as_int64() > 0) {
+    out += std::to_string(omitted->as_int64()) + " older requests not shown (the newest " + std::to_string(rows->size()) +
+           " are): hallpassctl show ID\n";
+  }
+  return out;
 }
 
 std::string render_show(const json::object& r) {

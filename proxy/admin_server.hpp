@@ -96,6 +96,8 @@ class admin_server {
   std::map<uid_t, std::size_t> connections_by_uid_;  // (store thread only)
   // Refused commands audited per OS user in the current minute (store thread only).
   static constexpr std::size_t refusals_audited_per_minute = 20;
+  // `list` answers with the newest this many requests, and says how many older ones it left out.
+  static constexpr std::size_t list_limit = 200;
   std::map<std::string, std::pair<std::chrono::steady_clock::time_point, std::size_t>> refusals_by_user_;
   std::thread thread_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

@@ -127,6 +127,17 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
                   "Please give your name and why you need the page.");
     co_return;
   }
+  // The URL as it will be stored (without its query unless the log keeps queries) at most
+  // max_stored_url bytes: nobody approves a page by reading 30 KB of address, and a class's
+  // forms with such URLs made the headteacher's `list` too long to answer (audit, 2026-12-05).
+  constexpr std::size_t max_stored_url = 4096;
+  if (url_for_storage(url, ex.cfg->daemon.access_log.keep_query).size() > max_stored_url) {
+    ex.note = "access request form: the URL is longer than 4096 bytes";
+    co_await form_page(c, ex, school, version, http::status::uri_too_long, "This address is too long",
+                       "This address is too long to send with the form. Please ask your teacher, who can pass "
+                       "the request on.");
+    co_return;
+  }
   // A token files one request: a replay (or a second click) is told so plainly.
   const std::string token = fields["token"];
   const auto redeemed = state.form_keys.redeem(token, issued, now);

@@ -124,6 +124,14 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
         finally:
             ctl("hp_head", self.sock, "revoke", str(mine[0]["id"]), "--reason", "test over", check=0)
 
+    def test_the_form_refuses_a_url_longer_than_4096_bytes_and_stores_nothing(self):
+        source = "127.0.0.27"
+        form = block_page_form(self.proxy, self.nginx.port, "/long/" + "x" * 5000, source)
+        reply = post_form(self.proxy, form, source)
+        self.assertEqual(status_of(reply), 414, reply[:300])
+        self.assertIn(b"too long", reply)
+        self.assertEqual(self.requests_from(source), [])
+
     def test_a_form_token_files_one_request_and_a_replay_is_told_so(self):
         source = "127.0.0.22"
         form = block_page_form(self.proxy, self.nginx.port, "/one", source)
@@ -292,6 +300,30 @@ class ConfiguredLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
 
 
 @unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
+class ListLimitTest(DaemonWithAdminSocket, unittest.TestCase):
+    """`list` answers with the newest 200 requests and says how many it left out, so that a store
+    filled with requests still answers the headteacher (audit, 2026-12-05)."""
+
+    def test_list_shows_the_newest_200_and_says_how_many_older_ones_are_left_out(self):
+        script = ("import json, socket, sys\n"
+                  "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile('rwb')\n"
+                  "for i in range(205):\n"
+                  "    who = 'A Long Name Typed In The Form (signed in as dave)' if i == 204 else 'Pupil %d' % i\n"
+                  "    args = {'url': 'http://site%d.test/' % i, 'roles': ['pupils'], 'requester': who, 'reason': 'r'}\n"
+                  "    f.write(json.dumps({'verb': 'request', 'args': args}).encode() + b'\\n'); f.flush()\n"
+                  "    assert json.loads(f.readline())['ok']\n")
+        r = subprocess.run(["runuser", "-u", "hp_tech", "--", "python3", "-c", script, self.sock],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = ctl_json("hp_head", self.sock, "list")
+        self.assertEqual((len(data["requests"]), data["omitted"]), (200, 5))
+        self.assertEqual(data["requests"][-1]["url"], "http://site204.test/")  # the newest kept
+        code, out, err = ctl("hp_head", self.sock, "list", check=0)
+        self.assertIn("5 older requests not shown", out)
+        # A requester signed in as someone else keeps "(signed in as dave)" whole in the column.
+        self.assertIn("(signed in as dave)", out)
+
+
 class ClockChangeUntilTest(DaemonWithAdminSocket, unittest.TestCase):
     """An approval that ends in the hour the clocks skip or repeat (the limit is a year, so that
     the next changes can be reached from any date)."""
