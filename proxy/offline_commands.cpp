@@ -1,5 +1,7 @@
 #include "proxy/offline_commands.hpp"
 
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -212,6 +214,43 @@ std::string daemon_sections_summary(const daemon_config& d) {
   return out;
 }
 
+// The admin section as `check` reads it: who has which role, and a warning on standard error
+// for each user or group this machine does not know (a misspelt name gives nobody the role, and
+// nothing else would say so: audit, 2026-12-05). Looked up through NSS, as the daemon does.
+std::string admin_summary(const daemon_config& d) {
+  const auto& a = d.admin;
+  if (a.socket.empty()) return "Admin socket: none (admin.socket; hallpassctl cannot reach the daemon)\n";
+  const auto user_known = [](const std::string& name) {
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* found = nullptr;
+    return getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) == 0 && found;
+  };
+  const auto group_known = [](const std::string& name) {
+    std::vector<char> buf(65536);
+    group gr{};
+    group* found = nullptr;
+    return getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) == 0 && found;
+  };
+  std::string out = "Admin socket: " + a.socket + (a.socket_group.empty() ? " (mode 0600)" : " (group " + a.socket_group + ")");
+  if (!a.socket_group.empty() && !group_known(a.socket_group)) {
+    std::cerr << "warning: admin.socket_group: no group " << rules::quote(a.socket_group) << " on this machine\n";
+  }
+  for (const auto& [role, entries] : a.roles) {
+    out += "; " + role + ":";
+    for (const auto& e : entries) {
+      out += " " + e;
+      const bool is_group = e.starts_with('@');
+      const std::string name = is_group ? e.substr(1) : e;
+      if (is_group ? !group_known(name) : !user_known(name)) {
+        std::cerr << "warning: admin.roles." << role << ": no " << (is_group ? "group " : "OS user ") << rules::quote(name)
+                  << " on this machine (a typing mistake? this entry gives nobody the role)\n";
+      }
+    }
+  }
+  return out + "\n";
+}
+
 }  // namespace
 
 int run_check(const std::vector<std::string>& args) {
@@ -252,6 +291,7 @@ int run_check(const std::vector<std::string>& args) {
     std::cerr << config << ": the school CA in " << (ca_dir.empty() ? "tls.ca_dir" : "--ca-dir") << " cannot be used\n";
     return 1;
   }
+  const std::string admin = admin_summary(d);  // its warnings go to stderr, --quiet or not
   std::cout << config << ": OK\n";
   if (!quiet) {
     std::cout << rules::policy_summary(*result.config->policy);
@@ -270,6 +310,7 @@ int run_check(const std::vector<std::string>& args) {
     }
     std::cout << "\n" << daemon_sections_summary(d) << ca_summary;
     std::cout << signin_check_summary(d);
+    std::cout << admin;
   }
   return 0;
 }

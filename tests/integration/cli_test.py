@@ -41,6 +41,23 @@ class CheckTest(unittest.TestCase):
                      "Longest exception: 90 days (the policy has no term dates ahead)"):
             self.assertIn(word, r.stdout)
 
+    def test_check_names_the_admin_roles_and_warns_of_users_and_groups_this_machine_lacks(self):
+        r = check_edited_school(lambda t: t + """
+admin:
+  socket: /run/hallpass/admin.socket
+  socket_group: no-such-group-hp
+  roles:
+    headteacher: [root, no_such_user_hp]
+    technician: ["@root", "@no_such_group_hp"]
+""")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Admin socket: /run/hallpass/admin.socket (group no-such-group-hp); headteacher: root "
+                      "no_such_user_hp; technician: @root @no_such_group_hp\n", r.stdout)
+        self.assertIn("warning: admin.roles.headteacher: no OS user 'no_such_user_hp'", r.stderr)
+        self.assertIn("warning: admin.roles.technician: no group 'no_such_group_hp'", r.stderr)
+        self.assertIn("warning: admin.socket_group: no group 'no-such-group-hp'", r.stderr)
+        self.assertNotIn("'root'", r.stderr)
+
     def test_check_prints_the_pac_device_names_logins_and_bans_sections_without_secrets(self):
         with tempfile.TemporaryDirectory() as d:
             secret = os.path.join(d, "bind.pw")
