@@ -291,8 +291,21 @@ net::awaitable<void> admin_server::accept_loop() {
     ucred cred{};
     socklen_t len = sizeof cred;
     if (::getsockopt(socket->native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) continue;
-    if (live_connections_ >= max_admin_connections) continue;  // closing is the answer
-    if (connections_by_uid_[cred.uid] >= max_connections_per_uid) continue;
+    // Over a limit: one line saying so, written without waiting (a fresh socket's buffer takes
+    // it), then closed; hallpassctl reads it as the answer to its request.
+    const auto refuse = [&](const std::string& why) {
+      const std::string line = response(store::result::fail("busy", why));
+      [[maybe_unused]] const auto sent = ::send(socket->native_handle(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    };
+    if (live_connections_ >= max_admin_connections) {
+      refuse("the admin socket has " + std::to_string(max_admin_connections) + " connections open, its most: try again");
+      continue;
+    }
+    if (connections_by_uid_[cred.uid] >= max_connections_per_uid) {
+      refuse("this OS user has " + std::to_string(max_connections_per_uid) +
+             " admin connections open, the most one user may: close one (another hallpassctl?) and try again");
+      continue;
+    }
     ++live_connections_;
     ++connections_by_uid_[cred.uid];
     // A member coroutine, not a lambda: GCC 12 mishandles coroutine lambdas made inside a coroutine.
