@@ -271,6 +271,13 @@ verdict decide(const policy& p, const request_facts& f) {
       v.role_detail = r->groups[best->group];
     }
   }
+  // Signed in (a user, or groups: explain --groups) in no group a role lists: the fallback role
+  // when roles are chosen by groups (policy::ungrouped_users_fallback).
+  if (!r && (!f.user.empty() || !f.groups.empty()) && !p.group_roles.empty() && p.ungrouped_users_fallback) {
+    r = &p.roles[p.fallback_role];
+    v.role_from = role_source::fallback;
+    v.role_detail = "no role lists the signed-in user's groups (ungrouped_users: fallback)";
+  }
   if (!r && f.client) {
     for (const auto& net : p.networks) {
       if (net.contains(*f.client)) {

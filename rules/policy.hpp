@@ -251,6 +251,11 @@ struct policy {
   std::vector<role> roles;
   std::vector<ip_network> networks;  // longest prefix first
   std::size_t fallback_role = 0;
+  // `ungrouped_users`: a signed-in user whose groups no role lists, when some role lists groups,
+  // gets the fallback role (true, the default: "fallback") or the client address's role
+  // ("address"). A machine account, a user of another realm, a new member of staff not yet in
+  // a group, must not take a staff network's role by signing in (audit, 2026-12-05).
+  bool ungrouped_users_fallback = true;
   // roles.<name>.groups, compared without case: a group name -> the first role in policy order
   // that lists it, and where in that role's list (made by the loader after the roles). A
   // signed-in user's groups choose the role with one lookup each, not one comparison per

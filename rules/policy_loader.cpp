@@ -133,8 +133,8 @@ class loader : private yaml_reader {
                           : "the policy file holds no settings: YAML read it as empty (look for a stray "
                             "character at its start, such as a comma)");
     } else if (check_map(root, "the policy file",
-                         {"school", "categories", "roles", "everyone", "fallback_role", "ut1_dir", "exceptions",
-                          "inspection", "feeds", "bans"},
+                         {"school", "categories", "roles", "everyone", "fallback_role", "ungrouped_users", "ut1_dir",
+                          "exceptions", "inspection", "feeds", "bans"},
                          opt_.other_sections)) {
       load_document(root);
     }
@@ -193,6 +193,16 @@ class loader : private yaml_reader {
     if (root["inspection"]) load_inspection(root["inspection"]);
     if (root["bans"]) load_bans(root["bans"]);
     choose_fallback(root["fallback_role"]);
+    if (const YAML::Node u = root["ungrouped_users"]) {
+      if (auto s = scalar(u, "ungrouped_users")) {
+        if (*s == "fallback" || *s == "address") {
+          p_->ungrouped_users_fallback = *s == "fallback";
+        } else {
+          error(u, "ungrouped_users must be fallback (a signed-in user whose groups no role lists gets the fallback "
+                   "role) or address (the client address's role), not " + quote(*s));
+        }
+      }
+    }
     finish_patterns();
     p_->domains.finish();
     p_->inspection.never.finish();

@@ -83,17 +83,50 @@ TEST_CASE("group names compare without case, as directories do") {
   CHECK(decide_as(*p, "10.10.1.1", {"OFFICE"}).chosen_role->name == "staff");
 }
 
-TEST_CASE("no matching group, or not signed in: the address role, then the fallback") {
+TEST_CASE("signed in with no group a role lists: the fallback role, not the address's (ungrouped_users)") {
+  // A machine account, a user of another realm, a new teacher not yet in Staff: signing in on
+  // the staff network must not make them staff (audit, 2026-12-05).
   const auto p = test::load_yaml(groups_policy);
-  auto v = decide_as(*p, "10.99.0.5", {"Governors"});
-  CHECK(v.chosen_role->name == "guests");
-  CHECK(v.role_from == role_source::network);
-  v = decide_as(*p, "10.99.0.5", {});
-  CHECK(v.chosen_role->name == "guests");
-  v = decide_as(*p, "192.0.2.1", {"Governors"});
+  for (const std::vector<std::string>& groups : {std::vector<std::string>{"Governors"}, std::vector<std::string>{}}) {
+    request_facts f;
+    f.client = ip_address::parse("10.20.0.5");
+    f.user = "machine$";
+    f.groups = groups;
+    f.method = "GET";
+    f.scheme = "http";
+    f.host = "example.org";
+    f.path = "/";
+    f.time = p->zone.to_sys(*parse_local_time("2026-11-23 11:00"));
+    const auto v = decide(*p, f);
+    CHECK(v.chosen_role->name == "pupils");
+    CHECK(v.role_from == role_source::fallback);
+    CHECK(std::string(v.role_detail).find("ungrouped_users") != std::string::npos);
+  }
+  // Not signed in: the address's role, then the fallback.
+  CHECK(decide_as(*p, "10.99.0.5", {}).chosen_role->name == "guests");
+  CHECK(decide_as(*p, "10.20.0.5", {}).chosen_role->name == "staff");
+  auto v = decide_as(*p, "192.0.2.1", {"Governors"});
   CHECK(v.chosen_role->name == "pupils");
   CHECK(v.role_from == role_source::fallback);
   CHECK(std::string(v.role_detail).find("groups") != std::string::npos);
+  // `ungrouped_users: address`, the school's explicit choice: the address's role, as before.
+  const auto q = test::load_yaml(groups_policy + "ungrouped_users: address\n");
+  v = decide_as(*q, "10.99.0.5", {"Governors"});
+  CHECK(v.chosen_role->name == "guests");
+  CHECK(v.role_from == role_source::network);
+  // A policy whose roles list no groups: logins only name the user; the address decides.
+  const auto plain = test::load_yaml(std::string(test::timetable_yaml) + R"(
+roles:
+  staff: {networks: [10.20.0.0/16], default: allow}
+fallback_role: staff
+)");
+  CHECK(decide_as(*plain, "10.20.0.5", {"Governors"}).role_from == role_source::network);
+}
+
+TEST_CASE("ungrouped_users takes fallback or address only") {
+  auto r = load_policy_text(groups_policy + "ungrouped_users: staff\n", "t.yaml");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.errors.front().message.find("ungrouped_users must be fallback") != std::string::npos);
 }
 
 TEST_CASE("a role named by the caller still comes first (explain --role)") {
