@@ -463,6 +463,37 @@ lease_parse_result parse_kea_leases(std::string_view text, std::int64_t now) {
   return b.done();
 }
 
+lease_parse_result parse_arp_table(std::string_view text) {
+  lease_parse_result r;
+  bool header = true;
+  for (const auto line : split(text, '\n')) {
+    if (header) {  // "IP address       HW type     Flags       HW address            Mask     Device"
+      header = false;
+      continue;
+    }
+    std::vector<std::string_view> f;
+    for (const auto w : split(line, ' ')) {
+      if (!w.empty()) f.push_back(w);
+    }
+    if (f.empty()) continue;
+    if (f.size() < 6) {
+      ++r.skipped;
+      continue;
+    }
+    const auto address = rules::ip_address::parse(f[0]);
+    auto mac = hardware_address(f[3]);
+    // Ethernet (HW type 0x1) only, complete entries (ATF_COM, 0x2), a real hardware address.
+    if (!address || address->v6 || f[1] != "0x1" || !mac || mac->empty() || *mac == "00:00:00:00:00:00") continue;
+    const std::string_view flags = f[2].starts_with("0x") ? f[2].substr(2) : f[2];
+    unsigned flag_bits = 0;
+    if (std::from_chars(flags.data(), flags.data() + flags.size(), flag_bits, 16).ec != std::errc() || !(flag_bits & 0x2)) {
+      continue;
+    }
+    r.entries.push_back({*address, device_identity{std::string(), std::move(*mac)}});
+  }
+  return r;
+}
+
 lease_parse_result parse_leases(lease_format f, std::string_view text, std::int64_t now) {
   switch (f) {
     case lease_format::dnsmasq:
@@ -552,7 +583,21 @@ bool lease_watcher::poll() {
   const bool same_source =
       read_once_ && src.path == last_source_.path && src.format == last_source_.format;
   const auto now_steady = std::chrono::steady_clock::now();
-  if (same_source && states == last_files_ && now_steady - last_read_ < reread_every) return false;
+  // The gateway's own ARP table (its network namespace's), a few KB, read at each poll: a
+  // device on the LAN link that holds an address outside the leases (a static address) is
+  // still known by its hardware address, so a ban of that address holds (audit, 2026-12-05).
+  std::string arp;
+  if (!src.path.empty() && !neighbours_path_.empty()) {
+    std::ifstream in(neighbours_path_, std::ios::binary);
+    char buf[65536];
+    while (in && arp.size() < max_neighbour_bytes) {
+      in.read(buf, sizeof buf);
+      arp.append(buf, static_cast<std::size_t>(in.gcount()));
+    }
+  }
+  const bool same_neighbours = arp == last_neighbours_;
+  if (same_source && same_neighbours && states == last_files_ && now_steady - last_read_ < reread_every) return false;
+  last_neighbours_ = std::move(arp);
 
   if (src.path.empty()) {
     const bool had = target_.load() != nullptr;
@@ -614,6 +659,8 @@ bool lease_watcher::poll() {
       first_error = files[i] + ": " + parsed[j].first_error;
     skipped += parsed[j++].skipped;
   }
+  // The neighbours first: a lease, which names the device too, wins for its address.
+  parsed.insert(parsed.begin(), parse_arp_table(last_neighbours_));
   auto table = std::make_shared<const device_table>(parsed);
   const std::size_t devices = table->size();
   target_.store(std::move(table));

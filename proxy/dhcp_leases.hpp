@@ -76,6 +76,12 @@ lease_parse_result parse_isc_leases(std::string_view text, std::int64_t now);
 lease_parse_result parse_kea_leases(std::string_view text, std::int64_t now);
 lease_parse_result parse_leases(lease_format f, std::string_view text, std::int64_t now);
 
+// The kernel's IPv4 neighbour table as /proc/net/arp prints it (a header line, then "ADDRESS
+// HW-TYPE FLAGS HW-ADDRESS MASK DEVICE"): complete Ethernet entries as devices with a hardware
+// address and no name. Devices on the gateway's own links only: one behind a router is not
+// there (the router is, by its own address). IPv6 neighbours are not read (no /proc file).
+lease_parse_result parse_arp_table(std::string_view text);
+
 // The address -> device map of one read of the leases file. Immutable; any thread.
 class device_table {
  public:
@@ -132,6 +138,9 @@ class lease_watcher {
   // published a new table. Public for tests; the thread calls it every `interval`.
   bool poll();
 
+  // Tests: the neighbour table from another file ("" for none) instead of /proc/self/net/arp.
+  void read_neighbours_from(std::string path) { neighbours_path_ = std::move(path); }
+
  private:
   struct file_state {
     bool exists = false;
@@ -148,6 +157,10 @@ class lease_watcher {
   std::atomic<std::shared_ptr<const device_table>>& target_;
   counters counters_;
   std::chrono::milliseconds interval_;
+  // The neighbour table read with the leases (parse_arp_table).
+  std::string neighbours_path_ = "/proc/self/net/arp";
+  static constexpr std::size_t max_neighbour_bytes = 8u << 20;
+  std::string last_neighbours_;
   source last_source_;
   std::vector<file_state> last_files_;
   bool read_once_ = false;

@@ -310,6 +310,44 @@ std::string dnsmasq_line(std::string_view address, std::string_view name) {
 
 }  // namespace
 
+TEST_CASE("the ARP table: complete Ethernet entries are devices by hardware address; a lease wins") {
+  const std::string arp =
+      "IP address       HW type     Flags       HW address            Mask     Device\n"
+      "10.10.0.3        0x1         0x2         02:AA:00:00:00:03     *        lan0\n"
+      "10.10.0.4        0x1         0x0         00:00:00:00:00:00     *        lan0\n"   // incomplete
+      "10.10.0.5        0x1         0x6         02:aa:00:00:00:05     *        lan0\n"   // permanent, complete
+      "10.10.0.6        0x20        0x2         80:00:02:08:fe:80:00:00:00:00:00:00:00:00:00:00:00:00:00:01 * ib0\n"
+      "garbage\n";
+  const auto r = parse_arp_table(arp);
+  REQUIRE(r.entries.size() == 2);
+  CHECK(r.entries[0].address == ip("10.10.0.3"));
+  CHECK(r.entries[0].device->hardware_address == "02:aa:00:00:00:03");
+  CHECK(r.entries[0].device->name.empty());
+  CHECK(r.entries[1].address == ip("10.10.0.5"));
+  CHECK(r.skipped == 1);
+  // Watched with the leases: the lease's device wins for its address, the neighbour fills in
+  // a static address.
+  temp_dir dir;
+  const auto file = dir.path / "dnsmasq.leases";
+  const auto neighbours = dir.path / "arp";
+  write_file(file, dnsmasq_line("10.10.0.5", "leased-laptop"));
+  write_file(neighbours, arp);
+  lease_watcher::source src{file.string(), lease_format::dnsmasq};
+  std::atomic<std::shared_ptr<const device_table>> target;
+  lease_watcher w([&] { return src; }, target);
+  w.read_neighbours_from(neighbours.string());
+  CHECK(w.poll());
+  REQUIRE(target.load()->find(ip("10.10.0.3")));
+  CHECK(target.load()->find(ip("10.10.0.3"))->hardware_address == "02:aa:00:00:00:03");
+  CHECK(target.load()->find(ip("10.10.0.5"))->name == "leased-laptop");
+  CHECK_FALSE(target.load()->find(ip("10.10.0.4")));
+  // A change in the neighbours alone is picked up at the next poll.
+  write_file(neighbours, "header\n10.10.0.9 0x1 0x2 02:aa:00:00:00:09 * lan0\n");
+  CHECK(w.poll());
+  CHECK(target.load()->find(ip("10.10.0.9")));
+  CHECK_FALSE(target.load()->find(ip("10.10.0.3")));
+}
+
 TEST_CASE("lease_watcher: reads, re-reads on change only, keeps the old table when the file goes") {
   temp_dir dir;
   const auto file = dir.path / "dnsmasq.leases";
@@ -320,6 +358,7 @@ TEST_CASE("lease_watcher: reads, re-reads on change only, keeps the old table wh
   lease_watcher w([&] { return src; }, target,
                   {[&](std::size_t n) { skipped += n; }, [&] { ++failures; },
                    [&](std::size_t n) { devices = n; }});
+  w.read_neighbours_from("");  // this machine's own neighbours would count as devices
 
   CHECK(w.poll());
   REQUIRE(target.load());
