@@ -238,6 +238,11 @@ class TransparentGatewayTest(unittest.TestCase):
         cls.config = os.path.join(cls.tmp, "policy.yaml")
         cls.access_log = os.path.join(cls.tmp, "access.log")
         with open(cls.config, "w") as f:
+            # Device names from an empty leases file: the gateway's neighbour table still names
+            # the client namespace's devices by hardware address (dhcp_leases.hpp).
+            leases = os.path.join(cls.tmp, "dnsmasq.leases")
+            open(leases, "w").close()
+            f.write(f"dhcp_leases: {{path: {leases}, format: dnsmasq}}\n")
             f.write(LOGINS + POLICY.format(pupil=PUPIL, pupil6=PUPIL6, staff=STAFF, origin=ORIGIN, origin6=ORIGIN6, other=OTHER,
                                   cdn_other=CDN_OTHER, test_ca=cls.test_ca, school_ca=cls.school_ca))
         cls.proxy = subprocess.Popen(
@@ -441,6 +446,17 @@ class TransparentGatewayTest(unittest.TestCase):
         self.assertNotIn('"reached"', body)
         entry = self.log_line(lambda e: e["host"] == "unknown.test", "the unresolvable request")
         self.assertEqual(entry["action"], "error")
+
+    def test_a_device_outside_the_leases_is_known_by_its_hardware_address(self):
+        # No lease names 10.10.0.2 (a static address): the gateway's ARP table gives its
+        # hardware address, so a ban of that address would hold (audit, 2026-12-05).
+        mac = in_ns(CLIENT, "cat", "/sys/class/net/c0/address").stdout.strip()
+        self.assertEqual(self.curl("http://allowed.test/first-contact", ORIGIN)[0], 200)
+        time.sleep(1.5)  # the table is read once a second: a new neighbour is named within one
+        status, _, err = self.curl("http://allowed.test/which-device", ORIGIN)
+        self.assertEqual(status, 200, err)
+        entry = self.log_line(lambda e: e.get("path") == "/which-device", "the request from a static address")
+        self.assertEqual(entry.get("mac"), mac)
 
     def test_ipv6_http(self):
         status, body, err = self.curl("http://allowed.test/six", ORIGIN6, source=PUPIL6, extra=["-6"])
