@@ -659,10 +659,11 @@ bool lease_watcher::poll() {
       first_error = files[i] + ": " + parsed[j].first_error;
     skipped += parsed[j++].skipped;
   }
-  // The neighbours first: a lease, which names the device too, wins for its address.
+  // The devices the leases know (the metric and the journal count those), then the table
+  // with the neighbours first: a lease, which names the device too, wins for its address.
+  const std::size_t devices = device_table(parsed).size();
   parsed.insert(parsed.begin(), parse_arp_table(last_neighbours_));
   auto table = std::make_shared<const device_table>(parsed);
-  const std::size_t devices = table->size();
   target_.store(std::move(table));
   if (counters_.skipped && skipped) counters_.skipped(skipped);
   if (counters_.devices) counters_.devices(devices);
