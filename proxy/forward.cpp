@@ -167,6 +167,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   // engine's host costs anything here: no string is built or copied for any other request.
   parsed_target rewritten;
   bool rewrote = false;
+  decltype(rules::safesearch_rewrite::set_headers) safesearch_headers;
   const auto& policy = *ex.cfg->policy;
   if (ex.verdict && rules::search_service_of(ex.host) != rules::search_service::none) {
     const std::string path_and_query = target.path + (target.query.empty() ? "" : "?" + target.query);
@@ -178,8 +179,11 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       rewritten.query = q == std::string::npos ? std::string() : rewrite.target->substr(q + 1);
       rewrote = true;
     }
-    for (auto& [name, value] : rewrite.set_headers) req.set(name, value);
+    // The headers are set after strip_hop_by_hop (below): a client's `Connection:
+    // YouTube-Restrict` would otherwise name the header the lock just set, and take it out
+    // (outside-in audit, 2026-12-05).
     if (!rewrite.empty()) ex.note = "SafeSearch enforced";
+    safesearch_headers = std::move(rewrite.set_headers);
     if (const auto mapped = rules::safesearch_connect_host(policy, *ex.verdict, ex.host)) {
       ex.connect_host = std::string(*mapped);
     }
@@ -213,6 +217,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   const bool expect_continue = client_version >= 11 && list_has(req[http::field::expect], "100-continue");
 
   strip_hop_by_hop(req, websocket);
+  for (auto& [name, value] : safesearch_headers) req.set(name, value);
   req.erase(http::field::expect);
   // A client that asks to be told before it sends its body: the origin is asked (RFC 9110
   // 10.1.1: a proxy forwards the expectation), so it can refuse an upload before it is sent.

@@ -11,12 +11,14 @@ bool is_alpha2(std::string_view s) {
 }
 
 // "google." followed by com, a two-letter country code, co.CC or com.CC: Google's search
-// domains (google.co.uk, google.de, google.com.au). "google.evil.com" is not one.
+// domains (google.co.uk, google.de, google.com.au), and google.cat, the one of Google's
+// supported domains outside that pattern (found missing by an outside-in audit, 2026-12-05).
+// "google.evil.com" is not one.
 bool is_google_search_host(std::string_view h) {
   if (h.starts_with("www.")) h.remove_prefix(4);
   if (!h.starts_with("google.")) return false;
   h.remove_prefix(7);
-  if (h == "com" || is_alpha2(h)) return true;
+  if (h == "com" || h == "cat" || is_alpha2(h)) return true;
   if (h.starts_with("co.")) return is_alpha2(h.substr(3));
   if (h.starts_with("com.")) return is_alpha2(h.substr(4));
   return false;

@@ -725,15 +725,23 @@ inspection:
         seen = json.loads(body)
         self.assertEqual(seen["address"], "127.0.0.5")  # restrict.youtube.com's address
         self.assertEqual(seen["headers"].get("youtube-restrict"), "Strict")
+        # A client that names the header in Connection cannot take it out (the lock is set after
+        # the hop-by-hop fields go: outside-in audit, 2026-12-05).
+        for connection in ("YouTube-Restrict", "close, youtube-restrict"):
+            status, body, err = self.get(p, f"https://www.youtube.com:{self.origin.port}/watch?v=y",
+                                         extra=["-H", f"Connection: {connection}", "-H", "YouTube-Restrict: Off"])
+            self.assertEqual(status, 200, err)
+            self.assertEqual(json.loads(body)["headers"].get("youtube-restrict"), "Strict", connection)
+        before += 2
         self.assertEqual(len(self.safe_origin.seen) - before, 2)
-        gets = [l for l in p.log_lines(4) if l["method"] == "GET"]
+        gets = [l for l in p.log_lines(8) if l["method"] == "GET"]
         self.assertEqual(gets[0].get("search"), "cute cats")
         self.assertEqual(gets[0]["tls"], "inspected")
         # Search terms in any language reach the log as their text (they were escaped byte by
         # byte and read back as "Ã©cole").
         status, _, err = self.get(p, f"https://www.google.com:{self.origin.port}/search?q=%C3%A9cole+caf%C3%A9+%E2%9C%93")
         self.assertEqual(status, 200, err)
-        searches = [l.get("search") for l in p.log_lines(6) if l["method"] == "GET"]
+        searches = [l.get("search") for l in p.log_lines(10) if l["method"] == "GET"]
         self.assertEqual(searches[-1], "\u00e9cole caf\u00e9 \u2713")
         with open(p.access_log, "rb") as f:
             self.assertIn(b'"search":"\\u00e9cole caf\\u00e9 \\u2713"', f.read())  # printable ASCII on disk

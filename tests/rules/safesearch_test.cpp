@@ -37,7 +37,7 @@ struct fixture {
 TEST_CASE("SafeSearch: the locked front end each tunnel connects to, per role") {
   fixture t;
   for (const char* h : {"www.google.com", "google.com", "www.google.co.uk", "google.co.uk", "www.google.de",
-                        "www.google.com.au", "WWW.Google.COM."}) {
+                        "www.google.com.au", "WWW.Google.COM.", "www.google.cat", "google.cat"}) {
     CAPTURE(h);
     CHECK(t.connect("pupils", h) == std::optional<std::string_view>("forcesafesearch.google.com"));
   }
