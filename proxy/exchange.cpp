@@ -3,6 +3,8 @@
 // back into the other.
 #include "proxy/exchange.hpp"
 
+#include <array>
+
 #include "proxy/access_record.hpp"
 #include "proxy/admin_server.hpp"
 #include "proxy/dhcp_leases.hpp"
@@ -44,32 +46,37 @@ rules::request_facts facts_of(worker& w, const client_connection& c, exchange& e
 }  // namespace
 
 std::function<bool()> decision_still_holds(worker& w, const client_connection& c, exchange& ex,
-                                           std::optional<std::string> path) {
+                                           std::optional<std::string> path, std::optional<std::string> sni_host) {
   struct pinned {
     std::shared_ptr<const configuration> cfg;
     std::shared_ptr<const rules::exception_index> exceptions;
     std::chrono::steady_clock::time_point decided;
   };
   auto last = std::make_shared<pinned>(pinned{ex.cfg, ex.exceptions, std::chrono::steady_clock::now()});
-  return [&w, &c, &ex, path = std::move(path), last]() -> bool {
+  return [&w, &c, &ex, path = std::move(path), sni_host = std::move(sni_host), last]() -> bool {
     auto cfg = w.config();
     auto exceptions = w.state().exceptions.load(std::memory_order_acquire);
     const auto now = std::chrono::steady_clock::now();
     if (cfg == last->cfg && exceptions == last->exceptions && now - last->decided < std::chrono::seconds(5)) return true;
     *last = pinned{cfg, exceptions, now};
     // Decided as the relay's own request was, on a copy: the log line keeps the first decision.
-    exchange again;
-    again.cfg = std::move(cfg);
-    again.method = ex.method;
-    again.scheme = ex.scheme;
-    again.host = ex.host;
-    again.port = ex.port;
-    again.login = ex.login;
-    const rules::verdict& v = decide_exchange(w, c, again, path ? std::optional<std::string_view>(*path) : std::nullopt);
-    if (v.act == rules::action::allow) return true;
-    ex.add_note("closed while open: now blocked (" + std::string(v.rule_id) +
-                (v.reason.empty() ? std::string() : ": " + std::string(v.reason)) + ")");
-    return false;
+    const std::array<const std::string*, 2> hosts{&ex.host, sni_host ? &*sni_host : nullptr};
+    for (const std::string* host : hosts) {
+      if (!host) continue;
+      exchange again;
+      again.cfg = cfg;
+      again.method = ex.method;
+      again.scheme = ex.scheme;
+      again.host = *host;
+      again.port = ex.port;
+      again.login = ex.login;
+      const rules::verdict& v = decide_exchange(w, c, again, path ? std::optional<std::string_view>(*path) : std::nullopt);
+      if (v.act == rules::action::allow) continue;
+      ex.add_note("closed while open: " + *host + " now blocked (" + std::string(v.rule_id) +
+                  (v.reason.empty() ? std::string() : ": " + std::string(v.reason)) + ")");
+      return false;
+    }
+    return true;
   };
 }
 

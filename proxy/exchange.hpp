@@ -118,9 +118,12 @@ void note_asker_role(worker& w, const client_connection& c, exchange& ex);
 // ban, a local block, a reload) and at least every 5 s (an exception's end, a lesson's start);
 // a block ends the relay, and ex's note says why (the log line keeps the decision that opened
 // it). Before 2026-12-05 an open tunnel outlived a revocation, a ban and an expiry (audit).
-// `path`: the request's path and query for a WebSocket; nullopt for a tunnel.
+// `path`: the request's path and query for a WebSocket; nullopt for a tunnel. `sni_host`: the
+// name a relayed tunnel's TLS named when it differs from the CONNECT host (decided at the
+// start too, so decided again with it: a block of either ends the tunnel).
 std::function<bool()> decision_still_holds(worker& w, const client_connection& c, exchange& ex,
-                                           std::optional<std::string> path);
+                                           std::optional<std::string> path,
+                                           std::optional<std::string> sni_host = std::nullopt);
 
 // Decides the exchange's request with the pinned policy; records timing metrics.
 // `path_seen_later`: a CONNECT that will be inspected (rules::request_facts).

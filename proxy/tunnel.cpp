@@ -93,6 +93,7 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
 
   // Peek at the ClientHello before relaying anything.
   hello_result hello = co_await read_client_hello(c, daemon.connect.hello_timeout);
+  std::optional<std::string> sni_host;  // the SNI, when it names another host than the CONNECT
   if (hello.status == hello_status::need_more) {
     ex.note = std::move(hello.error);
     ex.bytes_in += c.buffer.size();
@@ -131,6 +132,7 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
         // CONNECT host's decision, and the note names the SNI.
         exchange as_sni = ex;
         as_sni.host = sni ? sni->text : *hello.hello.sni;
+        sni_host = as_sni.host;  // decided again with the CONNECT host while the relay runs
         as_sni.connect_host.clear();
         const tunnel_plan sni_plan = plan_tunnel(w, c, as_sni, {});
         if (sni_plan == tunnel_plan::refuse || sni_plan == tunnel_plan::block_page) {
@@ -185,7 +187,7 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
   }
   if (inspect) co_return tunnel_end::inspect;  // the ClientHello stays in c.buffer for the handshake
   // A named local, moved in (proxy/README.md, GCC 12 rule 2).
-  relay_check still_allowed = decision_still_holds(w, c, ex, std::nullopt);
+  relay_check still_allowed = decision_still_holds(w, c, ex, std::nullopt, std::move(sni_host));
   auto [in, out] = co_await relay(w, c.io, c.buffer, up->io, up->buffer, daemon.upstream.idle_timeout,
                                   std::move(still_allowed));
   ex.bytes_in += in;

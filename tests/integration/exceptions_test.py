@@ -209,14 +209,14 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "misused", check=0)
         self.assertEqual(self.http("instagram.test", GUEST), 403)
 
-    def open_tunnel(self, host, source):
+    def open_tunnel(self, host, source, sni=None):
         """A relayed TLS tunnel to the origin, handshake done, nothing asked: it stays open."""
         s, head = connect_tunnel(self.proxy, f"{host}:{self.tls.port}", source)
         self.assertEqual(status_of(head), 200, head)
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        t = ctx.wrap_socket(s, server_hostname=host)
+        t = ctx.wrap_socket(s, server_hostname=sni or host)
         t.settimeout(1.5)
         with self.assertRaises(socket.timeout):  # open: the origin waits for a request
             t.recv(1)
@@ -251,6 +251,13 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         ctl("hp_head", self.sock, "approve", str(rid), "--for", "3s", check=0)
         t = self.open_tunnel("instagram.test", GUEST)
         self.assertLess(self.assert_closed_within(t, 9), 9)  # 3 s, then at most 5 s to notice
+        # A tunnel whose TLS names the excepted site while its CONNECT named another allowed
+        # one ends too: both names are decided again.
+        rid = self.file_request(url="https://instagram.test/", role="guests")
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", check=0)
+        t = self.open_tunnel("allowed.test", GUEST, sni="instagram.test")
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "misused", check=0)
+        self.assertLess(self.assert_closed_within(t, 5), 5)
         # A tunnel whose site stays allowed is untouched by the changes.
         t = self.open_tunnel("allowed.test", GUEST)
         rid = self.file_request(url="https://instagram.test/", role="guests")
