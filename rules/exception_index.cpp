@@ -36,23 +36,9 @@ std::optional<target> make_target(std::string_view url, target_kind kind, std::s
   target t;
   t.kind = kind;
   t.host = host->text;
-  // A path typed as people read it ("/wiki/École", "/a b") as a browser sends it: every byte
-  // outside visible ASCII percent-encoded (the proxy refuses such bytes raw in a request).
-  std::string path;
-  for (const char ch : parts->path.empty() ? std::string_view("/") : parts->path) {
-    const auto b = static_cast<unsigned char>(ch);
-    if (b > 0x20 && b < 0x7F) {
-      path.push_back(ch);
-    } else {
-      static constexpr char hex[] = "0123456789ABCDEF";
-      path.push_back('%');
-      path.push_back(hex[b >> 4]);
-      path.push_back(hex[b & 15]);
-    }
-  }
-  if (path.front() == '?') path.insert(path.begin(), '/');
-  std::string canonical;
-  if (normalize_path(path, canonical)) path = std::move(canonical);
+  // A path typed as people read it ("/wiki/École", "/a b") as a browser sends it (the proxy
+  // refuses such bytes raw in a request), in canonical form.
+  const std::string path = canonical_entry_path(parts->path);
   t.path = kind == target_kind::domain ? "/" : path;
   // As people read it, a URL (an IPv6 host in brackets: "http://[::1]/page"); no port, since
   // an entry names a host, not a port.

@@ -449,6 +449,26 @@ bool ascii_iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+std::string canonical_entry_path(std::string_view typed) {
+  std::string path;
+  path.reserve(typed.size());
+  for (const char ch : typed) {
+    const auto b = static_cast<unsigned char>(ch);
+    if (b > 0x20 && b < 0x7F) {
+      path.push_back(ch);
+    } else {
+      static constexpr char hex[] = "0123456789ABCDEF";
+      path.push_back('%');
+      path.push_back(hex[b >> 4]);
+      path.push_back(hex[b & 15]);
+    }
+  }
+  if (path.empty() || path.front() == '?') path.insert(path.begin(), '/');
+  std::string canonical;
+  if (normalize_path(path, canonical)) return canonical;
+  return path;
+}
+
 bool path_starts_with(std::string_view path, std::string_view prefix, bool path_without_case) {
   if (path.size() < prefix.size()) return false;
   const std::size_t folded = path_without_case ? std::min(prefix.find('?'), prefix.size()) : 0;

@@ -52,6 +52,13 @@ std::optional<normalized_host> normalize_host_full(std::string_view raw, std::st
 // `raw` is already canonical (the common case: no allocation); otherwise writes it to `out`.
 bool normalize_path(std::string_view raw, std::string& out);
 
+// A path (and query) as a person or a list wrote it, in the canonical form requests are compared
+// in: each byte outside visible ASCII percent-encoded (as a browser sends "/wiki/École" or
+// "/a b"), then normalize_path ("/%7Euser" is "/~user", "/a/./b" is "/a/b"). How the policy's URL
+// entries, exceptions and local entries are stored, so that an entry written with escapes or
+// dot segments matches the requests it names (it matched none: outside-in audit, 2026-12-05).
+std::string canonical_entry_path(std::string_view typed);
+
 // Case-insensitive comparison of ASCII text (field names, tokens, host names, dot segments);
 // other bytes compare exactly. The one copy: proxy/ uses it too.
 bool ascii_iequals(std::string_view a, std::string_view b);

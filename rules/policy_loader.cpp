@@ -81,7 +81,8 @@ std::optional<std::pair<std::string, std::string>> list_url(std::string_view raw
   if (auto s = raw.find("://"); s != std::string_view::npos) raw.remove_prefix(s + 3);
   const auto slash = raw.find('/');
   std::string_view host = raw.substr(0, slash);
-  std::string path = slash == std::string_view::npos ? "/" : std::string(raw.substr(slash));
+  // In the canonical form requests are compared in ("/%7Euser" is "/~user", "/a/./b" is "/a/b").
+  std::string path = slash == std::string_view::npos ? "/" : canonical_entry_path(raw.substr(slash));
   if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']') == std::string_view::npos &&
                                     host.find(':') == colon) {
     host = host.substr(0, colon);  // a port in a list entry does not change the match

@@ -370,6 +370,36 @@ roles:
   CHECK(e.notes.front().find("'/games' only without regard to case") != std::string::npos);
 }
 
+TEST_CASE("a URL entry written with escapes, dot segments or raw UTF-8 matches the requests it names") {
+  // Entries are stored in the canonical form requests are compared in (they matched nothing:
+  // outside-in audit, 2026-12-05).
+  auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
+categories:
+  games: {urls: ["origin.example/%7Euser", "origin.example/a/./b", "origin.example/x//y", "origin.example/caf\u00e9"]}
+  open:  {urls: ["open.example/%50ublic"]}
+roles:
+  pupils:
+    default: allow
+    rules:
+      - {action: block, categories: [games]}
+  kiosk:
+    default: block
+    rules:
+      - {action: allow, categories: [open]}
+)");
+  const std::string t = "2026-11-23 11:00";
+  ask pupils{*p, "pupils"};
+  for (const char* url : {"http://origin.example/~user", "http://origin.example/%7Euser/x", "http://origin.example/a/b",
+                          "http://origin.example/x/y", "http://origin.example/caf%C3%A9"}) {
+    CAPTURE(url);
+    CHECK_FALSE(pupils.allowed(t, url));
+  }
+  CHECK(pupils.allowed(t, "http://origin.example/other"));
+  ask kiosk{*p, "kiosk"};
+  CHECK(kiosk.allowed(t, "http://open.example/Public/x"));
+  CHECK_FALSE(kiosk.allowed(t, "http://open.example/other"));
+}
+
 TEST_CASE("URL patterns in several sets: each match reaches its own set, locked ones first") {
   // The engine asks RE2 which patterns matched only after a cheap "does any match" pass, and
   // only when the patterns belong to more than one set; this covers that second pass.
