@@ -43,6 +43,7 @@ struct verify_note {
   // certificate is (the first http:// "CA Issuers" address), for fetched_issuers.hpp.
   std::string issuer_url;
   std::string revoked_on;  // YYYY-MM-DD: a stapled OCSP response says the leaf was revoked then
+  bool ca_as_leaf = false;  // refused as a CA certificate used as the site's own (on_verify)
 };
 
 void free_note(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<verify_note*>(ptr); }
@@ -107,9 +108,14 @@ std::string ca_issuers_url(X509* c) {
   return url;
 }
 
-// The first failure of a chain, noted; and the one check OpenSSL does not make: a leaf whose
-// keyUsage leaves out digitalSignature cannot sign the handshake (every suite offered is
-// ECDHE or TLS 1.3), and browsers refuse it (Chromium: ERR_SSL_KEY_USAGE_INCOMPATIBLE).
+// The first failure of a chain, noted; and two checks OpenSSL does not make of the site's own
+// certificate: a keyUsage that leaves out digitalSignature cannot sign the handshake (every
+// suite offered is ECDHE or TLS 1.3), and browsers refuse it (Chromium:
+// ERR_SSL_KEY_USAGE_INCOMPATIBLE); and a CA certificate (basicConstraints CA:TRUE) issued by
+// another CA is no site's certificate (Firefox: MOZILLA_PKIX_ERROR_CA_CERT_USED_AS_END_ENTITY;
+// `openssl verify -x509_strict` refuses it; outside-in audit, 2026-12-05). A self-signed one,
+// trusted as itself through upstream.ca_file (a school's own server made with
+// `openssl req -x509`, which marks it CA:TRUE), is the school's explicit choice and passes.
 int on_verify(int ok, X509_STORE_CTX* ctx) {
   X509* cert = X509_STORE_CTX_get_current_cert(ctx);
   const int depth = X509_STORE_CTX_get_error_depth(ctx);
@@ -118,6 +124,9 @@ int on_verify(int ok, X509_STORE_CTX* ctx) {
     if (usage != UINT32_MAX && (usage & KU_DIGITAL_SIGNATURE) == 0) {
       X509_STORE_CTX_set_error(ctx, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE);
       ok = 0;
+    } else if ((X509_get_extension_flags(cert) & EXFLAG_CA) != 0 && (X509_get_extension_flags(cert) & EXFLAG_SS) == 0) {
+      X509_STORE_CTX_set_error(ctx, X509_V_ERR_INVALID_PURPOSE);
+      ok = 0;
     }
   }
   if (ok == 1) return 1;
@@ -125,6 +134,9 @@ int on_verify(int ok, X509_STORE_CTX* ctx) {
   if (ssl == nullptr || SSL_get_ex_data(ssl, note_index()) != nullptr) return 0;
   auto note = std::make_unique<verify_note>();
   note->depth = depth;
+  note->ca_as_leaf = depth == 0 && cert != nullptr && (X509_get_extension_flags(cert) & EXFLAG_CA) != 0 &&
+                     (X509_get_extension_flags(cert) & EXFLAG_SS) == 0 &&
+                     X509_STORE_CTX_get_error(ctx) == X509_V_ERR_INVALID_PURPOSE;
   if (cert != nullptr) {
     const int error = X509_STORE_CTX_get_error(ctx);
     if (error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY || error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT) {
@@ -365,6 +377,13 @@ std::string verify_failure(SSL* ssl) {
              ", as the site's own stapled OCSP response says";
     case X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE:
       return why + ": its keyUsage does not allow signing the connection, which browsers refuse";
+    case X509_V_ERR_INVALID_PURPOSE:
+      if (note->ca_as_leaf) {
+        return why + ": the site's own certificate ('" + note->subject +
+               "') is a CA certificate (basicConstraints CA:TRUE), which no site may use as its own and "
+               "browsers refuse";
+      }
+      return why + " (" + which + ")";
     default:
       return why + " (" + which + ")";
   }

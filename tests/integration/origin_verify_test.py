@@ -109,6 +109,9 @@ class OriginVerifyTest(unittest.TestCase):
         # keyUsage without digitalSignature: the key may not sign the handshake (browsers refuse it).
         cls.origins["kuenc"] = TlsOrigin(*sign(cls.test_ca, "kuenc.test", [
             "subjectAltName=DNS:kuenc.test", "keyUsage=critical,keyEncipherment", *serve]))
+        # A CA certificate (CA:TRUE) issued by the test CA, served as the site's own.
+        cls.origins["caleaf"] = TlsOrigin(*sign(cls.test_ca, "caleaf.test", [
+            "subjectAltName=DNS:caleaf.test", "basicConstraints=critical,CA:TRUE", *serve]))
         cls.origins["expired"] = TlsOrigin(*sign(cls.test_ca, "expired.test", ["subjectAltName=DNS:expired.test", *serve],
                                                  dates=("20250101000000Z", "20250601000000Z")))
         # Signed by a CA the proxy does not trust (and the origin sends no chain): the page must
@@ -188,6 +191,13 @@ class OriginVerifyTest(unittest.TestCase):
         page = self.refused(p, "kuenc")
         self.assertIn("key usage", page)
         self.assertIn("browsers refuse", page)
+
+    def test_a_ca_certificate_served_as_the_sites_own_is_refused(self):
+        # Firefox and `openssl verify -x509_strict` refuse it; the school's CA must not vouch
+        # for it (outside-in audit, 2026-12-05).
+        p = self.start_proxy()
+        page = self.refused(p, "caleaf")
+        self.assertIn("is a CA certificate", page)
 
     def test_failures_say_which_certificate_and_what_to_check(self):
         p = self.start_proxy()
