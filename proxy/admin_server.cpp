@@ -629,7 +629,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     std::string terr;
     auto t = rules::make_target(*url, kind, &terr);
     if (!t) return bad("'url': " + terr);
-    if (kind == rules::target_kind::domain && is_public_suffix(t->host)) {
+    if (kind == rules::target_kind::domain && is_public_suffix(t->host, /*listed_only=*/true)) {
       return bad("'" + t->host + "' is a public suffix (a top-level domain, or a name under which anyone " +
                  "registers sites, like co.uk): a local block would close every site under it for everyone; " +
                  "block the site's own name, or put such a rule in the policy");

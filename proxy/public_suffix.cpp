@@ -8,7 +8,7 @@
 
 namespace hallpass {
 
-bool is_public_suffix(std::string_view host) {
+bool is_public_suffix(std::string_view host, bool listed_only) {
   if (host.empty() || rules::ip_address::parse(host)) return false;
   // psl_latest: the newer of the distribution's file and libpsl's built-in copy; never freed
   // (one context for the life of the process).
@@ -17,8 +17,8 @@ bool is_public_suffix(std::string_view host) {
     return l ? l : psl_builtin();
   }();
   const std::string name(host);
-  if (!list) return name.find('.') == std::string::npos;  // no list at all: a TLD at least
-  return psl_is_public_suffix2(list, name.c_str(), PSL_TYPE_ANY) != 0;
+  if (!list) return !listed_only && name.find('.') == std::string::npos;  // no list at all: a TLD at least
+  return psl_is_public_suffix2(list, name.c_str(), PSL_TYPE_ANY | (listed_only ? PSL_TYPE_NO_STAR_RULE : 0)) != 0;
 }
 
 }  // namespace hallpass

@@ -11,8 +11,10 @@
 
 namespace hallpass {
 
-// `host` normalised (lower case, punycode, no trailing dot). False for IP addresses. Thread-safe;
-// the list is read once, at the first call (off the event loop: the admin socket's thread).
-bool is_public_suffix(std::string_view host);
+// `host` normalised (lower case, punycode, no trailing dot). False for IP addresses. With
+// `listed_only`, a name the list does not name (a single-label intranet host, "printer") is no
+// suffix: a local block of it closes only the school's own host. Thread-safe; the list is read
+// once, at the first call (off the event loop: the admin socket's thread).
+bool is_public_suffix(std::string_view host, bool listed_only = false);
 
 }  // namespace hallpass

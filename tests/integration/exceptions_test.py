@@ -192,8 +192,11 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         code, out, err = ctl("hp_tech", self.sock, "block", "--url", "http://com/", "--reason", "oops")
         self.assertEqual(code, 1, out + err)
         self.assertIn("public suffix", err)
-        # A site's own name is no public suffix.
+        # A site's own name is no public suffix; nor is a single-label intranet host for a
+        # block (it closes only that host), though a domain exception for one is refused.
         code, out, err = ctl("hp_tech", self.sock, "block", "--url", "http://bad.co.uk/", "--reason", "reported")
+        self.assertEqual(code, 0, out + err)
+        code, out, err = ctl("hp_tech", self.sock, "block", "--url", "http://printer/", "--reason", "not for pupils")
         self.assertEqual(code, 0, out + err)
 
     def test_socket_refuses_users_outside_its_group(self):
