@@ -27,6 +27,7 @@
 #include "rules/yaml_reader.hpp"
 #include "proxy/configuration.hpp"
 #include "proxy/ldap_directory.hpp"
+#include "proxy/request_target.hpp"
 #include "store/exception_store.hpp"
 
 namespace hallpass {
@@ -489,6 +490,27 @@ int run_explain(const std::vector<std::string>& args) {
     }
   }
   auto e = rules::explain_url(p, f, overlay.get(), !ca_dir.empty());
+  // A path the proxy refuses before any decision (a raw space, tab or non-ASCII byte: browsers
+  // percent-encode them) is answered 400 there: so does explain, rather than decide a request
+  // that could never be made. The path and query as the proxy reads an absolute-form target
+  // (an https URL's request inside the tunnel is held to the same bytes); the host is left to
+  // the policy (a technician may type an IDN, which a browser would send as punycode).
+  if (const auto scheme_end = url.find("://"); scheme_end != std::string::npos) {
+    const auto rest = url.find_first_of("/?#", scheme_end + 3);
+    const std::string http_form = "http://h" + (rest == std::string::npos ? std::string() : url.substr(rest));
+    std::string target_error;
+    if (!parse_request_target(http_form, false, target_error)) {
+      e.v.act = rules::action::block;
+      e.v.matched_rule = nullptr;
+      e.v.matched_category = nullptr;
+      e.v.rule_id = "malformed request";
+      e.v.reason = "the proxy answers such a request with 400 Bad Request";
+      e.v.clause = {};
+      e.v.exception_id.clear();
+      e.would_allow = {"Nothing: the request itself is refused (" + target_error + "); a browser would percent-encode it."};
+      notes.push_back("The proxy refuses this request before deciding it: " + target_error + ".");
+    }
+  }
   // An https:// URL goes through a CONNECT, which the proxy refuses to a port outside
   // connect.ports (http_session.cpp, serve_connect) when the policy allows it (a blocked host
   // gets its block first): so does explain.

@@ -245,6 +245,17 @@ logins:
 
 
 class ExplainTest(unittest.TestCase):
+    def test_a_path_the_proxy_refuses_is_explained_as_refused_not_decided(self):
+        # A raw tab, space or non-ASCII byte in the path: the proxy answers 400 (browsers
+        # percent-encode them); explain said allow (outside-in audit, 2026-12-05).
+        for url in ("http://www.bbc.co.uk/a\tb", "http://www.bbc.co.uk/a b", "https://www.bbc.co.uk/caf\u00e9"):
+            with self.subTest(url=url):
+                got = explain("--role", "staff", url)
+                self.assertEqual((got["action"], got["rule"]), ("block", "malformed request"))
+        # An IDN typed as people read it is decided (a browser sends punycode).
+        self.assertEqual(explain("--role", "staff", "http://\u00e9cole.example/")["action"], "allow")
+        self.assertEqual(explain("--role", "staff", "http://www.bbc.co.uk/caf%C3%A9")["action"], "allow")
+
     # 2026-11-23 is a Monday; 2026-11-21 a Saturday.
     def test_acceptance_cases(self):
         cases = [
