@@ -310,7 +310,7 @@ std::string dnsmasq_line(std::string_view address, std::string_view name) {
 
 }  // namespace
 
-TEST_CASE("the ARP table: complete Ethernet entries are devices by hardware address; a lease wins") {
+TEST_CASE("the ARP table: complete Ethernet entries are devices by hardware address, and a lease wins") {
   const std::string arp =
       "IP address       HW type     Flags       HW address            Mask     Device\n"
       "10.10.0.3        0x1         0x2         02:AA:00:00:00:03     *        lan0\n"
