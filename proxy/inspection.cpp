@@ -1,6 +1,7 @@
 #include "proxy/inspection.hpp"
 
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 
 #include "proxy/login_gate.hpp"
@@ -78,7 +79,14 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
   // The one shared server context, with the host's leaf on this SSL: a new host costs one
   // mint, not a context of its own (certs/leaf_minter.hpp).
   SSL* ssl = SSL_new(cache.server_context().get());
-  if (ssl == nullptr || !cache.minter().use_leaf(ssl, leaf.get())) {
+  // Sessions resume for this host only: the session ID context is a digest of the host, and a
+  // session (or ticket) made for another is refused for resumption (a full handshake, with this
+  // host's certificate). One context serves every host, so without it a session from one site
+  // resumed under another's name, and the client saw no certificate for it (audit, 2026-12-05).
+  unsigned char host_digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(host.data()), host.size(), host_digest);
+  if (ssl == nullptr || SSL_set_session_id_context(ssl, host_digest, sizeof host_digest) != 1 ||
+      !cache.minter().use_leaf(ssl, leaf.get())) {
     if (ssl != nullptr) SSL_free(ssl);
     ERR_clear_error();
     ex.note = "cannot start TLS with the client";

@@ -299,6 +299,36 @@ inspection:
     def get(self, proxy, url, source=PUPIL, extra=()):
         return curl(proxy, url, source=source, extra=["--cacert", self.school_crt, *extra])
 
+    def test_a_tls_session_resumes_only_for_its_own_host(self):
+        # One server context serves every inspected host: a session made for origin.test must
+        # not resume under facebook.test's name, where the client would see no certificate for
+        # it (audit, 2026-12-05); it still resumes for origin.test (the warm visit's speed).
+        p = self.start_proxy(self.origin.port)
+        ctx = ssl.create_default_context(cafile=self.school_crt)
+
+        def visit(host, session=None):
+            s = socket.socket()
+            s.bind((STAFF, 0))
+            s.settimeout(10)
+            s.connect(("127.0.0.1", p.port))
+            s.sendall(f"CONNECT {host}:{self.origin.port} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            self.assertIn(b" 200 ", recv_head(s))
+            with ctx.wrap_socket(s, server_hostname=host, session=session) as t:
+                t.sendall(f"GET /resume HTTP/1.1\r\nHost: {host}:{self.origin.port}\r\nConnection: close\r\n\r\n".encode())
+                data = b""
+                for _ in range(1000):
+                    chunk = t.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.assertIn(b" 200 ", data.split(b"\r\n", 1)[0])
+                return t.session, t.session_reused
+
+        session, reused = visit("origin.test")
+        self.assertFalse(reused)
+        self.assertTrue(visit("origin.test", session)[1], "a session no longer resumes for its own host")
+        self.assertFalse(visit("facebook.test", session)[1], "a session resumed under another host's name")
+
     def test_inspected_request_is_decided_by_path(self):
         p = self.start_proxy(self.origin.port)
         base = f"https://wiki.test:{self.origin.port}"
