@@ -490,6 +490,17 @@ int run_explain(const std::vector<std::string>& args) {
     }
   }
   auto e = rules::explain_url(p, f, overlay.get(), !ca_dir.empty());
+  // A refusal by the proxy itself, before or beside the policy: the verdict names it alone.
+  const auto refused_by_proxy = [&e](std::string_view rule, std::string_view reason, std::string would_allow) {
+    e.v.act = rules::action::block;
+    e.v.matched_rule = nullptr;
+    e.v.matched_category = nullptr;
+    e.v.rule_id = rule;
+    e.v.reason = reason;
+    e.v.clause = {};
+    e.v.exception_id.clear();
+    e.would_allow = {std::move(would_allow)};
+  };
   // A path the proxy refuses before any decision (a raw space, tab or non-ASCII byte: browsers
   // percent-encode them) is answered 400 there: so does explain, rather than decide a request
   // that could never be made. The path and query as the proxy reads an absolute-form target
@@ -500,14 +511,8 @@ int run_explain(const std::vector<std::string>& args) {
     const std::string http_form = "http://h" + (rest == std::string::npos ? std::string() : url.substr(rest));
     std::string target_error;
     if (!parse_request_target(http_form, false, target_error)) {
-      e.v.act = rules::action::block;
-      e.v.matched_rule = nullptr;
-      e.v.matched_category = nullptr;
-      e.v.rule_id = "malformed request";
-      e.v.reason = "the proxy answers such a request with 400 Bad Request";
-      e.v.clause = {};
-      e.v.exception_id.clear();
-      e.would_allow = {"Nothing: the request itself is refused (" + target_error + "); a browser would percent-encode it."};
+      refused_by_proxy("malformed request", "the proxy answers such a request with 400 Bad Request",
+                       "Nothing: the request itself is refused (" + target_error + "); a browser would percent-encode it.");
       notes.push_back("The proxy refuses this request before deciding it: " + target_error + ".");
     }
   }
@@ -518,15 +523,9 @@ int run_explain(const std::vector<std::string>& args) {
   const std::uint16_t tunnel_port = f.port != 0 ? f.port : 443;
   if ((f.scheme == "https" || f.scheme == "wss") && e.v.act == rules::action::allow &&
       std::find(connect_ports.begin(), connect_ports.end(), tunnel_port) == connect_ports.end()) {
-    e.v.act = rules::action::block;
-    e.v.matched_rule = nullptr;
-    e.v.matched_category = nullptr;
-    e.v.rule_id = "connect.ports";
-    e.v.reason = "tunnels to this port are not allowed";
-    e.v.clause = {};
-    e.v.exception_id.clear();
-    e.would_allow = {"Adding port " + std::to_string(tunnel_port) +
-                     " to connect.ports (the ports a CONNECT may reach); the policy alone would allow it."};
+    refused_by_proxy("connect.ports", "tunnels to this port are not allowed",
+                     "Adding port " + std::to_string(tunnel_port) +
+                         " to connect.ports (the ports a CONNECT may reach); the policy alone would allow it.");
     notes.push_back("The policy would allow it, but the proxy refuses a CONNECT to port " +
                     std::to_string(tunnel_port) + ": it is not in connect.ports.");
   }

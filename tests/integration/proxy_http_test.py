@@ -13,6 +13,14 @@ from harness import (BIN, GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, PyOrigin,
                      wait_for, ws_frame, ws_read_frame)
 
 
+def with_secret_rule(text):
+    """The test policy with a block of py.test/secret for pupils ("pupils rule 3 (secret)")."""
+    return text.replace(
+        "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n",
+        "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n"
+        "      - {name: secret, action: block, urls: [py.test/secret]}\n")
+
+
 class HttpTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -231,10 +239,7 @@ class HttpTest(unittest.TestCase):
         # late. The pupil hides a request for a path the policy blocks in the body: its answer
         # must reach nobody, neither the pupil's next request nor another device's.
         # One worker, so that every connection meets the same pool (each worker has its own).
-        proxy = Proxy(workers=1, policy_edit=lambda t: t.replace(
-            "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n",
-            "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n"
-            "      - {name: secret, action: block, urls: [py.test/secret]}\n"))
+        proxy = Proxy(workers=1, policy_edit=with_secret_rule)
         self.addCleanup(proxy.stop)
         blocked = raw_request(proxy, f"GET http://py.test:{self.py.port}/secret-slow HTTP/1.1\r\nHost: py.test\r\n"
                                      "Connection: close\r\n\r\n".encode(), source=PUPIL)
@@ -255,10 +260,7 @@ class HttpTest(unittest.TestCase):
     def test_a_blocked_path_is_blocked_however_servers_read_it(self):
         # Tomcat and Jetty read "/x/..;/secret" as "/secret", IIS "/x/..\\secret" so: a block
         # holds in every reading, and an allow (here the staff's) is unaffected. explain agrees.
-        proxy = Proxy(policy_edit=lambda t: t.replace(
-            "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n",
-            "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n"
-            "      - {name: secret, action: block, urls: [py.test/secret]}\n"))
+        proxy = Proxy(policy_edit=with_secret_rule)
         self.addCleanup(proxy.stop)
         for path in ("/x/..;/secret-slow", "/x/..;jsessionid=1/secret-slow", "/x/..\\secret-slow",
                      "/x/..%5Csecret-slow", "/x%5c..%5csecret-slow", "/secret-slow//..", "/secret-slow/%2F.."):
@@ -283,10 +285,7 @@ class HttpTest(unittest.TestCase):
     def test_a_blocked_url_is_blocked_in_any_case(self):
         # IIS reads "/SECRET-slow" as "/secret-slow": a policy URL block holds in any ASCII case,
         # the log and explain say why, and an allow elsewhere is not widened.
-        proxy = Proxy(policy_edit=lambda t: t.replace(
-            "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n",
-            "      - {name: no uploads, action: block, domains: [noupload.test], methods: [POST]}\n"
-            "      - {name: secret, action: block, urls: [py.test/secret]}\n"))
+        proxy = Proxy(policy_edit=with_secret_rule)
         self.addCleanup(proxy.stop)
         for path in ("/SECRET-slow", "/Secret-slow?x=1", "/%53ECRET-slow"):
             out = raw_request(proxy, f"GET http://py.test:{self.py.port}{path} HTTP/1.1\r\nHost: py.test\r\n"
