@@ -45,6 +45,11 @@ rules::request_facts facts_of(worker& w, const client_connection& c, exchange& e
 
 }  // namespace
 
+std::string pool_client(const client_connection& c, const exchange& ex) {
+  if (!ex.login) return c.ip_text;
+  return c.ip_text + " " + ex.login->user;  // a space: in neither an address nor a key's other parts
+}
+
 std::function<bool()> decision_still_holds(worker& w, const client_connection& c, exchange& ex,
                                            std::optional<std::string> path, std::optional<std::string> sni_host) {
   struct pinned {

@@ -81,6 +81,12 @@ struct exchange {
 // for one load and one hash lookup; with dhcp_leases unset not even the atomic load is paid.
 const device_identity* device_of(worker& w, const client_connection& c, exchange& ex);
 
+// Whose pooled origin connections a request may use (origin_address::client, upstream.hpp):
+// the device's address, and the signed-in user when there is one, so that users who share an
+// address (a terminal server, a NAT) never share a connection, and whatever an origin sends
+// late on one reaches no other user. forward.cpp and origin_prefetch.cpp ask with the same key.
+std::string pool_client(const client_connection& c, const exchange& ex);
+
 // Whether a User-Agent is a browser's (one that can show a page in answer to an HTTPS site).
 bool looks_like_browser(std::string_view user_agent);
 

@@ -282,7 +282,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     to.tls = t.scheme == "https";
     to.connect_host = ex.connect_host;
     to.address = original_endpoint(c);  // transparent mode: where the client was going
-    to.client = c.ip_text;              // the device's own pooled connections (upstream.hpp)
+    to.client = pool_client(c, ex);     // the device's (and user's) own pooled connections
     // An inspected request's port was held to connect.ports when its tunnel was opened; plain
     // HTTP, inside a tunnel too (a ws:// WebSocket), is held to upstream.ports as any is.
     const auto use = to.tls ? upstream_use::tunnel : upstream_use::http;

@@ -38,7 +38,7 @@ void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex)
       p->to.connect_host = std::string(*mapped);
   }
   p->to.address = original_endpoint(c);
-  p->to.client = c.ip_text;  // as forward.cpp asks: the device's own pooled connections
+  p->to.client = pool_client(c, ex);  // as forward.cpp asks: the device's (and user's) own
   net::co_spawn(w.context(), run_prefetch(w, p, ex.cfg), net::detached);
   c.prefetch = std::move(p);
 }

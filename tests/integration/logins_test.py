@@ -313,6 +313,22 @@ class LoginsTest(unittest.TestCase):
         # Not signed in, the staff address is staff's (its network's login is optional).
         self.assertEqual(self.get("facebook.test", source=STAFF)[0], 200)
 
+    def test_users_who_share_an_address_never_share_a_pooled_origin_connection(self):
+        # A terminal server or NAT: one address, several users. Whatever an origin sends late on
+        # a connection must reach only the user whose request it followed, so pooled
+        # connections are each user's own (one worker: each worker has its own pool).
+        proxy = Proxy(workers=1, extra=logins_section(f"ldap://127.0.0.1:{self.slapd.port}", self.slapd.ca_file),
+                      policy_edit=with_group_roles)
+        self.addCleanup(proxy.stop)
+        reused = lambda: proxy.metric("hallpass_upstream_connections_reused_total")
+        source = "127.0.0.81"
+        self.assertEqual(curl(proxy, self.url("origin.test"), source=source, extra=["--proxy-user", "sam:sam-pw"])[0], 200)
+        before = reused()
+        self.assertEqual(curl(proxy, self.url("origin.test"), source=source, extra=["--proxy-user", "carol:carol-pw"])[0], 200)
+        self.assertEqual(reused(), before)  # carol: a connection of her own
+        self.assertEqual(curl(proxy, self.url("origin.test"), source=source, extra=["--proxy-user", "sam:sam-pw"])[0], 200)
+        self.assertEqual(reused(), before + 1)  # sam: his own again
+
     def test_a_user_in_two_groups_gets_the_first_role_in_policy_order(self):
         status, _, err = self.get("facebook.test", "carol:carol-pw")
         self.assertEqual(status, 200, err)  # Staff (staff comes before year6 in the policy)
