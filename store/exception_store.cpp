@@ -671,24 +671,45 @@ result exception_store::show(std::int64_t id) {
   return r;
 }
 
-result exception_store::list(list_filter filter) {
+result exception_store::list(list_filter filter, std::size_t limit) {
   const auto now = now_seconds();
+  // A request's status as request_object() derives it, in SQL, so that the newest `limit`
+  // matching rows are read and the older ones only counted: a store that pupils' forms have
+  // filled must not be read whole for one `list` (review, 2026-12-05).
+  static constexpr const char* status_sql =
+      "CASE WHEN e.kind IS NOT NULL THEN (CASE WHEN e.revoked_by IS NOT NULL THEN 'revoked' "
+      "WHEN e.valid_until <= ?1 THEN 'expired' ELSE 'approved' END) "
+      "ELSE COALESCE(r.decision, 'pending') END";
+  const char* wanted = filter == list_filter::pending   ? "pending"
+                       : filter == list_filter::active  ? "approved"
+                       : filter == list_filter::expired ? "expired"
+                                                        : nullptr;
+  const std::string where = wanted ? std::string(" WHERE ") + status_sql + " = ?2" : std::string();
+  const std::string from = " FROM requests r LEFT JOIN exceptions e ON e.request_id = r.id" + where;
   std::string err;
-  auto st = db_.prepare("SELECT id FROM requests ORDER BY id", &err);
+  auto bind_filter = [&](statement& st) {
+    if (wanted) st.bind(1, now.time_since_epoch().count()).bind(2, std::string(wanted));
+  };
+  auto count = db_.prepare("SELECT COUNT(*)" + from, &err);
+  if (!count) return result::fail("internal", err);
+  bind_filter(count);
+  if (!count.step(&err)) return result::fail("internal", err.empty() ? "count of requests failed" : err);
+  const auto total = static_cast<std::size_t>(count.integer(0));
+  auto st = db_.prepare("SELECT r.id" + from + " ORDER BY r.id DESC LIMIT ?3", &err);
   if (!st) return result::fail("internal", err);
-  json::array out;
+  bind_filter(st);
+  st.bind(3, static_cast<std::int64_t>(limit));
+  json::array newest_first;
   while (st.step(&err)) {
-    auto o = request_object(st.integer(0), now);
-    if (!o) continue;
-    const auto& status = (*o)["status"].as_string();
-    const bool keep = filter == list_filter::all || (filter == list_filter::pending && status == "pending") ||
-                      (filter == list_filter::active && status == "approved") ||
-                      (filter == list_filter::expired && status == "expired");
-    if (keep) out.push_back(std::move(*o));
+    if (auto o = request_object(st.integer(0), now)) newest_first.push_back(std::move(*o));
   }
   if (!err.empty()) return result::fail("internal", err);
+  json::array out;
+  out.reserve(newest_first.size());
+  for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) out.push_back(std::move(*it));
   result r;
   r.data = json::object{{"requests", std::move(out)}};
+  if (total > limit) r.data.as_object()["omitted"] = static_cast<std::int64_t>(total - limit);
   return r;
 }
 

@@ -132,7 +132,9 @@ class exception_store {
   result deny(const actor& who, std::int64_t id, const std::string& reason);
   result revoke(const actor& who, std::int64_t id, const std::string& reason);
   result show(std::int64_t id);
-  result list(list_filter filter);
+  // The newest `limit` requests that pass `filter`, oldest first; "omitted" counts the older
+  // ones left out (absent when none were).
+  result list(list_filter filter, std::size_t limit = 200);
   result file_report(const actor& who, const std::string& url, const std::string& nature, const std::string& reporter,
                      const std::optional<std::string>& individual, const std::optional<rules::target>& block);
   result reports();

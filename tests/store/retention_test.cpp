@@ -208,3 +208,40 @@ TEST_CASE("a request nobody decided is deleted a whole period after it was filed
   CHECK(r.data.at("requests").as_int64() == 1);
   CHECK(request_ids(*s).empty());
 }
+
+TEST_CASE("list filters by status and keeps the newest requests, counting the older ones it leaves out") {
+  temp_dir dir;
+  auto s = open_store(dir);
+  const auto now = store::now_seconds();
+  const auto pending_old = file(*s, "http://a.test/", "one");
+  const auto approved = file(*s, "http://b.test/", "two");
+  REQUIRE(s->approve(headteacher, approved, now, now + std::chrono::hours(1), target_of("http://b.test/"), "ok").ok);
+  const auto expired = file(*s, "http://c.test/", "three");
+  REQUIRE(s->approve(headteacher, expired, now - std::chrono::hours(2), now - std::chrono::hours(1),
+                     target_of("http://c.test/"), "was ok")
+              .ok);
+  const auto revoked = file(*s, "http://d.test/", "four");
+  REQUIRE(s->approve(headteacher, revoked, now, now + std::chrono::hours(1), target_of("http://d.test/"), "ok").ok);
+  REQUIRE(s->revoke(headteacher, revoked, "changed my mind").ok);
+  const auto denied = file(*s, "http://e.test/", "five");
+  REQUIRE(s->deny(headteacher, denied, "no").ok);
+  const auto pending_new = file(*s, "http://f.test/", "six");
+
+  auto ids = [&](store::list_filter f, std::size_t limit) {
+    auto r = s->list(f, limit);
+    REQUIRE(r.ok);
+    std::vector<std::int64_t> out;
+    for (const auto& q : r.data.at("requests").as_array()) out.push_back(q.at("id").as_int64());
+    const auto* omitted = r.data.as_object().if_contains("omitted");
+    return std::pair{out, omitted ? omitted->as_int64() : std::int64_t{0}};
+  };
+  using v = std::vector<std::int64_t>;
+  CHECK(ids(store::list_filter::pending, 200) == std::pair{v{pending_old, pending_new}, std::int64_t{0}});
+  CHECK(ids(store::list_filter::active, 200) == std::pair{v{approved}, std::int64_t{0}});
+  CHECK(ids(store::list_filter::expired, 200) == std::pair{v{expired}, std::int64_t{0}});
+  CHECK(ids(store::list_filter::all, 200) ==
+        std::pair{v{pending_old, approved, expired, revoked, denied, pending_new}, std::int64_t{0}});
+  // The newest, oldest first; the rest counted.
+  CHECK(ids(store::list_filter::all, 2) == std::pair{v{denied, pending_new}, std::int64_t{4}});
+  CHECK(ids(store::list_filter::pending, 1) == std::pair{v{pending_new}, std::int64_t{1}});
+}
