@@ -52,6 +52,9 @@ std::string pool_client(const client_connection& c, const exchange& ex) {
 
 std::function<bool()> decision_still_holds(worker& w, const client_connection& c, exchange& ex,
                                            std::optional<std::string> path, std::optional<std::string> sni_host) {
+  // The policy and index this relay was last decided with, its own: ex.cfg and ex.exceptions
+  // stay those of the decision that opened the relay (its log line reports that decision), so
+  // they cannot say whether anything changed since the last check.
   struct pinned {
     std::shared_ptr<const configuration> cfg;
     std::shared_ptr<const rules::exception_index> exceptions;
@@ -65,6 +68,9 @@ std::function<bool()> decision_still_holds(worker& w, const client_connection& c
     if (cfg == last->cfg && exceptions == last->exceptions && now - last->decided < std::chrono::seconds(5)) return true;
     *last = pinned{cfg, exceptions, now};
     // Decided as the relay's own request was, on a copy: the log line keeps the first decision.
+    // By the one decision function, not decide_exchange: a re-check is not a request, so it is
+    // not observed in hallpass_decision_seconds (it would skew that histogram towards idle
+    // tunnels, one observation per tunnel every 5 s).
     const std::array<const std::string*, 2> hosts{&ex.host, sni_host ? &*sni_host : nullptr};
     for (const std::string* host : hosts) {
       if (!host) continue;
@@ -75,7 +81,9 @@ std::function<bool()> decision_still_holds(worker& w, const client_connection& c
       again.host = *host;
       again.port = ex.port;
       again.login = ex.login;
-      const rules::verdict& v = decide_exchange(w, c, again, path ? std::optional<std::string_view>(*path) : std::nullopt);
+      const rules::verdict v = rules::decide_request(
+          *cfg->policy, exceptions.get(),
+          facts_of(w, c, again, path ? std::optional<std::string_view>(*path) : std::nullopt, false));
       if (v.act == rules::action::allow) continue;
       ex.add_note("closed while open: " + *host + " now blocked (" + std::string(v.rule_id) +
                   (v.reason.empty() ? std::string() : ": " + std::string(v.reason)) + ")");
@@ -97,9 +105,7 @@ const rules::verdict& decide_exchange(worker& w, const client_connection& c, exc
   // A blocked VPN, web proxy or DNS-over-HTTPS host is an attempt to get round the filter.
   const auto& v = *ex.verdict;
   if (v.act == rules::action::block && v.matched_category && v.matched_category->circumvention) ex.circumvention = true;
-  if (!v.read_as.empty() || !v.url_without_case.empty()) {
-    for (auto& n : rules::path_notes(v)) ex.add_note(std::move(n));
-  }
+  for (auto& n : rules::path_notes(v)) ex.add_note(std::move(n));  // none, and no allocation, for most
   w.state().metrics.decision_seconds.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return *ex.verdict;

@@ -130,8 +130,10 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   // The URL as it will be stored (without its query unless the log keeps queries) at most
   // max_stored_url bytes: nobody approves a page by reading 30 KB of address, and a class's
   // forms with such URLs made the headteacher's `list` too long to answer (audit, 2026-12-05).
+  // The query (and fragment) is kept only where the school keeps it in the access log.
+  const std::string stored_url = url_for_storage(url, ex.cfg->daemon.access_log.keep_query);
   constexpr std::size_t max_stored_url = 4096;
-  if (url_for_storage(url, ex.cfg->daemon.access_log.keep_query).size() > max_stored_url) {
+  if (stored_url.size() > max_stored_url) {
     ex.note = "access request form: the URL is longer than 4096 bytes";
     co_await form_page(c, ex, school, version, http::status::uri_too_long, "This address is too long",
                        "This address is too long to send with the form. Please ask your teacher, who can pass "
@@ -172,8 +174,6 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   // The requester's role, as the policy sees this device (and the signed-in user's groups).
   const std::string role = ex.asker_role ? ex.asker_role->name : std::string();
   auto form = std::make_shared<store::request_form>();
-  // The query (and fragment) is kept only where the school keeps it in the access log.
-  const std::string stored_url = url_for_storage(url, ex.cfg->daemon.access_log.keep_query);
   form->url = stored_url;
   form->requester = fields["requester"];
   // Who signed in is a fact, not what the form says: the reviewer sees it beside the name typed,

@@ -260,8 +260,12 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(line["action"], "allow")  # what opened it; the note says how it ended
         rid = self.file_request(url="https://instagram.test/", role="guests")
         ctl("hp_head", self.sock, "approve", str(rid), "--for", "3s", check=0)
+        decisions = self.proxy.metric("hallpass_decision_seconds_count")
         t = self.open_tunnel("instagram.test", GUEST)
         self.assertLess(self.assert_closed_within(t, 9), 9)  # 3 s, then at most 5 s to notice
+        # The re-checks of the open tunnel are not requests: the decision histogram counts the
+        # CONNECT alone (review, 2026-12-05: every re-check was observed).
+        self.assertEqual(self.proxy.metric("hallpass_decision_seconds_count") - decisions, 1)
         # A tunnel whose TLS names the excepted site while its CONNECT named another allowed
         # one ends too: both names are decided again.
         rid = self.file_request(url="https://instagram.test/", role="guests")
