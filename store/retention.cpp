@@ -69,7 +69,17 @@ result exception_store::apply_retention(seconds_t cutoff, const std::string& rul
   if (auto e = db_.exec(audit_delete_trigger); !e.empty()) return result::fail("internal", e);
   // An entry only when records went: old audit entries (this one's predecessors among them)
   // age out every round, and an entry for each would fill the log with entries about itself.
-  if (records == 0) return commit(tx, std::move(counts));
+  // The WAL still holds the pages as they were before; a checkpoint copies the overwritten
+  // ones into the database and empties it. Best effort: a reader (hallpass explain) may hold
+  // it back, and SQLite checkpoints again by itself. Also when only audit entries went: an
+  // entry can be the only copy of words since replaced (a review's first note), and the
+  // files must not keep them (audit, 2026-12-05: they stayed in the WAL until a restart).
+  const bool audit_deleted = counts.at("audit").as_int64() > 0;
+  auto checkpointed = [&](result r) {
+    if (r.ok && (records > 0 || audit_deleted)) db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    return r;
+  };
+  if (records == 0) return checkpointed(commit(tx, std::move(counts)));
 
   std::string what;
   for (const auto& [key, label] : {std::pair{"requests", "access requests (with their exceptions)"},
@@ -80,13 +90,8 @@ result exception_store::apply_retention(seconds_t cutoff, const std::string& rul
             std::to_string(counts.at(key).as_int64()) + " " + label;
   }
   const std::string reason = "deleted " + what + ", closed or written before " + iso(cut) + " (" + rule + ")";
-  auto r = audit_and_commit(tx, actor{"hallpass", "retention"}, "retention", "store", nullptr, nullptr, reason, "ok",
-                            std::move(counts));
-  // The WAL still holds the pages as they were before; a checkpoint copies the overwritten
-  // ones into the database and empties it. Best effort: a reader (hallpass explain) may hold
-  // it back, and SQLite checkpoints again by itself.
-  if (r.ok) db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  return r;
+  return checkpointed(audit_and_commit(tx, actor{"hallpass", "retention"}, "retention", "store", nullptr, nullptr,
+                                       reason, "ok", std::move(counts)));
 }
 
 }  // namespace hallpass::store

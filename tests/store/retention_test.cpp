@@ -245,3 +245,28 @@ TEST_CASE("list filters by status and keeps the newest requests, counting the ol
   CHECK(ids(store::list_filter::all, 2) == std::pair{v{denied, pending_new}, std::int64_t{4}});
   CHECK(ids(store::list_filter::pending, 1) == std::pair{v{pending_new}, std::int64_t{1}});
 }
+
+TEST_CASE("retention that ages out audit entries alone still leaves their words in neither file") {
+  // A review's first note lives on only in the audit entry once a second review replaces it;
+  // the request itself (approved, in force) stays. Before 2026-12-05 the WAL kept the words.
+  temp_dir dir;
+  auto s = open_store(dir);
+  const auto id = file(*s, "https://in-force.test/", "words-of-the-pupil");
+  store::request_review first;
+  first.note = "first-note-since-replaced";
+  REQUIRE(s->review(technician, id, first).ok);
+  store::request_review second;
+  second.note = "the note in force";
+  REQUIRE(s->review(technician, id, second).ok);
+  approve_for(*s, id, "https://in-force.test/", std::chrono::hours(24));
+  REQUIRE(files_of(dir).find("first-note-since-replaced") != std::string::npos);  // there before
+
+  const auto r = s->apply_retention(store::now_seconds() + std::chrono::hours(2), "retention.records 1d");
+  REQUIRE(r.ok);
+  CHECK(r.data.at("requests").as_int64() == 0);
+  CHECK(r.data.at("audit").as_int64() > 0);
+  CHECK(request_ids(*s) == std::set<std::int64_t>{id});
+  const std::string bytes = files_of(dir);
+  CHECK(bytes.find("first-note-since-replaced") == std::string::npos);
+  CHECK(bytes.find("the note in force") != std::string::npos);
+}
