@@ -1,5 +1,7 @@
 #include "rules/safesearch.hpp"
 
+#include "rules/utf8.hpp"
+
 #include <algorithm>
 #include <array>
 
@@ -290,10 +292,26 @@ std::optional<std::string> search_terms(std::string_view host, std::string_view 
     case search_service::none: break;
   }
   if (!raw) return std::nullopt;
-  std::string terms = form_decode(*raw, max_search_terms_bytes + 4);
-  for (auto& c : terms) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) c = ' ';
+  const std::string decoded = form_decode(*raw, max_search_terms_bytes + 4);
+  // Whatever would act on a reader's terminal becomes a space: control characters (a newline
+  // forging a line), and bidi overrides, zero-width and other invisible characters, which the
+  // log's JSON escapes but `jq -r` turns back into the characters (audit J, 2026-12-05: a
+  // U+202E reached the technician's screen). A byte that is not UTF-8 stays (the log reads it
+  // as Latin-1) unless that reading is a C1 control.
+  std::string terms;
+  terms.reserve(decoded.size());
+  for (std::size_t i = 0; i < decoded.size();) {
+    std::uint32_t cp = 0;
+    const std::size_t n = utf8_sequence(decoded, i, cp);
+    if (n == 0) {
+      const auto byte = static_cast<unsigned char>(decoded[i]);
+      terms += byte < 0xA0 ? ' ' : decoded[i];
+      ++i;
+      continue;
+    }
+    if (is_unsafe_on_a_terminal(cp)) terms += ' ';
+    else terms.append(decoded, i, n);
+    i += n;
   }
   if (terms.size() > max_search_terms_bytes) {
     std::size_t cut = max_search_terms_bytes;

@@ -143,6 +143,10 @@ TEST_CASE("search terms: decoded, bounded, only on search paths") {
   // Odd escapes are kept as written; controls become spaces; the first of repeats.
   CHECK(search_terms("www.google.com", "/search?q=100%+%zz%4") == std::optional<std::string>("100% %zz%4"));
   CHECK(search_terms("www.google.com", "/search?q=a%0d%0ab%00c") == std::optional<std::string>("a  b c"));
+  // Bidi overrides, zero-width and C1 characters, and bytes whose Latin-1 reading is a C1
+  // control, are spaces too: `jq -r` of the log would put them on the technician's terminal.
+  CHECK(search_terms("www.google.com", "/search?q=a%E2%80%AEevil%E2%80%8Bb%C2%9Bc%9Bd%E9") ==
+        std::optional<std::string>("a evil b c d\xE9"));
   CHECK(search_terms("www.google.com", "/search?q=first&q=second") == std::optional<std::string>("first"));
   CHECK(search_terms("www.google.com", "/search?%71=encoded") == std::optional<std::string>("encoded"));
   // Not a search, or nothing searched.
