@@ -100,20 +100,10 @@ std::vector<std::uint16_t> default_http_ports() { return {80, 443, 8080}; }
 
 std::optional<rules::ip_address> embedded_ipv4(const rules::ip_address& a) {
   if (!a.v6) return std::nullopt;
+  // Mapped, compatible and NAT64: the address a connection reaches (rules/host.hpp).
+  if (auto reached = rules::ipv4_reached_by(a)) return reached;
   const auto& b = a.bytes;
   auto tail = [&](std::size_t at) { return v4(b[at], b[at + 1], b[at + 2], b[at + 3]); };
-  // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible, deprecated by RFC 4291 but still parsed).
-  bool zero10 = true;
-  for (std::size_t i = 0; i < 10; ++i) zero10 = zero10 && b[i] == 0;
-  if (zero10 && b[10] == 0xff && b[11] == 0xff) return tail(12);
-  if (zero10 && b[10] == 0 && b[11] == 0) {
-    if (is_loopback_or_unspecified(a)) return std::nullopt;  // :: and ::1 are IPv6's own
-    return tail(12);
-  }
-  // NAT64, RFC 6052 well-known prefix 64:ff9b::/96: the last 32 bits.
-  if (starts_with(a, {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0})) return tail(12);
-  // Local-use NAT64 64:ff9b:1::/48 (RFC 8215): assume the /96 layout its operators use.
-  if (starts_with(a, {0x00, 0x64, 0xff, 0x9b, 0x00, 0x01})) return tail(12);
   // 6to4, RFC 3056: 2002:AABB:CCDD::/48 carries AA.BB.CC.DD in bits 16-47.
   if (starts_with(a, {0x20, 0x02})) return tail(2);
   // Teredo, RFC 4380: 2001:0000::/32; the client's address is the last 32 bits inverted.

@@ -154,6 +154,10 @@ std::string read_as_note(const verdict& v) {
 
 std::vector<std::string> path_notes(const verdict& v) {
   std::vector<std::string> notes;
+  if (!v.host_read_as.empty()) {
+    notes.push_back("decided as the IPv4 address " + v.host_read_as + ", which the IPv6 address " + v.host.text +
+                    " reaches");
+  }
   if (!v.read_as.empty()) notes.push_back(read_as_note(v));
   if (!v.url_without_case.empty()) {
     // The entry's path before any query: the query compares exactly, and may be kept out of logs.
@@ -165,7 +169,10 @@ std::vector<std::string> path_notes(const verdict& v) {
   return notes;
 }
 
-verdict decide_request(const policy& p, const exception_index* overlay, const request_facts& facts) {
+namespace {
+
+// decide_request for one host: the path as written, then its other readings.
+verdict decide_paths(const policy& p, const exception_index* overlay, const request_facts& facts) {
   verdict v = decide_one(p, overlay, facts);
   if (v.act == action::block || !facts.path) return v;
   const bool parameters = facts.path->substr(0, facts.path->find('?')).find(';') != std::string_view::npos;
@@ -183,6 +190,28 @@ verdict decide_request(const policy& p, const exception_index* overlay, const re
     }
   }
   return v;
+}
+
+}  // namespace
+
+verdict decide_request(const policy& p, const exception_index* overlay, const request_facts& facts) {
+  verdict v = decide_paths(p, overlay, facts);
+  if (v.act == action::block || v.host.kind != host_kind::ipv6) return v;
+  // An IPv6 address that reaches an IPv4 one (::ffff:1.1.1.1, NAT64) is decided as that address
+  // too, and blocked if it is blocked: a list's IPv4 entry (a DNS-over-HTTPS resolver) was
+  // reached through [::ffff:1.1.1.1] (outside-in audit, 2026-12-05). As with paths, an allow
+  // opens only what it opens in both readings. The verdict keeps the host as the request named it.
+  const auto address = ip_address::parse(v.host.text);
+  const auto reached = address ? ipv4_reached_by(*address) : std::nullopt;
+  if (!reached) return v;
+  const std::string ipv4 = reached->to_string();
+  request_facts other = facts;
+  other.host = ipv4;
+  verdict w = decide_paths(p, overlay, other);
+  if (w.act != action::block) return v;
+  w.host_read_as = ipv4;
+  w.host = v.host;
+  return w;
 }
 
 }  // namespace hallpass::rules

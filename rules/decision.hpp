@@ -32,9 +32,14 @@ namespace hallpass::rules {
 // category, a local block or report) is not escaped by a spelling, and an allow (a rule, an
 // exception for a page or prefix) opens only what it opens in every reading (fail closed).
 // Paths without ';', '\', "%5C", "%2F" or "//" (nearly all) are decided once.
+//
+// Likewise an IPv6 address that reaches an IPv4 one (::ffff:a.b.c.d, ::a.b.c.d, NAT64
+// 64:ff9b::/96: rules/host.hpp, ipv4_reached_by) is decided as written and as that IPv4
+// address, and blocked if either is (verdict::host_read_as names the IPv4 address).
 verdict decide_request(const policy& p, const exception_index* overlay, const request_facts& facts);
 
-// For the log and explain, when how a server may read the path decided a block: "decided on the
+// For the log and explain, when an IPv6 address was blocked as the IPv4 address it reaches
+// (verdict::host_read_as), or when how a server may read the path decided a block: "decided on the
 // path as some servers read it, '/admin' ..." (verdict::read_as: the reading's path without its
 // query or parameters, what access_log.keep_query off leaves out), and "the path matches the
 // block's URL '/secret' only without regard to case ..." (verdict::url_without_case). Empty

@@ -79,6 +79,10 @@ struct verdict {
   // policy entry "example.com/secret": IIS reads them as one): the entry's path. Points into
   // the policy, like rule_id. Allows never match so.
   std::string_view url_without_case;
+  // Set by decide_request when an IPv6 address that reaches an IPv4 one (::ffff:1.1.1.1, NAT64;
+  // rules/host.hpp, ipv4_reached_by) was blocked as that IPv4 address: its dotted form. `host`
+  // stays the IPv6 address as the request named it.
+  std::string host_read_as;
   normalized_host host;
   std::string host_error;  // when by == invalid_host
 

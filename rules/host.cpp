@@ -239,6 +239,23 @@ std::string ip_address::to_string() const {
   return std::string(buf, end);
 }
 
+std::optional<ip_address> ipv4_reached_by(const ip_address& a) {
+  if (!a.v6) return std::nullopt;
+  const auto& b = a.bytes;
+  const auto starts = [&](std::initializer_list<std::uint8_t> prefix) {
+    return std::equal(prefix.begin(), prefix.end(), b.begin());
+  };
+  const bool mapped = starts({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff});
+  const bool compatible = starts({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) &&
+                          !(b[12] == 0 && b[13] == 0 && b[14] == 0 && b[15] <= 1);  // not :: or ::1
+  const bool nat64 = starts({0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0}) ||
+                     starts({0x00, 0x64, 0xff, 0x9b, 0x00, 0x01});
+  if (!mapped && !compatible && !nat64) return std::nullopt;
+  ip_address out;
+  std::copy(b.begin() + 12, b.end(), out.bytes.begin());
+  return out;
+}
+
 // Out of line on purpose: inlined where the length is known to be at most 253, GCC copies
 // with "rep movsq", whose start-up cost is a third of the fast path; memcpy is quicker.
 [[gnu::noinline]] static normalized_host copy_host(std::string_view text, host_kind kind) {

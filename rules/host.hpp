@@ -34,6 +34,14 @@ struct ip_address {
   friend bool operator==(const ip_address&, const ip_address&) = default;
 };
 
+// The IPv4 address that a connection to IPv6 address `a` reaches: IPv4-mapped ::ffff:a.b.c.d,
+// IPv4-compatible ::a.b.c.d (deprecated by RFC 4291, still parsed; not :: or ::1, IPv6's own
+// unspecified and loopback addresses) and NAT64 64:ff9b::/96 (RFC 6052) and 64:ff9b:1::/48
+// (RFC 8215, the /96 layout its operators use). nullopt for every other address, IPv4 too.
+// A list's IPv4 entry (a DNS-over-HTTPS resolver at 1.1.1.1) must not be reached by writing
+// it as [::ffff:1.1.1.1] (outside-in audit, 2026-12-05).
+std::optional<ip_address> ipv4_reached_by(const ip_address& a);
+
 // Returns the canonical host or std::nullopt with *error set (when error is not null).
 // Accepts an optional trailing dot, percent-encoding, upper case, Unicode (to punycode),
 // "[v6]" brackets, and WHATWG IPv4 forms (decimal, octal, hex, fewer than four parts).

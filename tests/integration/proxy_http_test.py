@@ -661,3 +661,37 @@ class HttpTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class IPv4ReachedByIPv6Test(unittest.TestCase):
+    """A listed IPv4 address is not reached by spelling it as IPv6 (::ffff:a.b.c.d, NAT64):
+    outside-in audit, 2026-12-05 (the UT1 doh list's 1.1.1.1 through [::ffff:1.1.1.1])."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.nginx = Origin()
+        cls.proxy = Proxy(policy_edit=lambda t: t.replace("social_media: {domains: [facebook.test, instagram.test]}",
+                                                           "social_media: {domains: [facebook.test, instagram.test, "
+                                                           "127.0.0.1]}"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.nginx.stop()
+
+    def test_the_ipv6_spellings_of_a_blocked_ipv4_address_are_blocked(self):
+        for host in ("127.0.0.1", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::127.0.0.1]", "[64:ff9b::127.0.0.1]"):
+            with self.subTest(host=host):
+                status, _, err = curl(self.proxy, f"http://{host}:{self.nginx.port}/small", source=PUPIL)
+                self.assertEqual(status, 403, err)
+        # Staff are not blocked from it, in either spelling.
+        status, body, err = curl(self.proxy, f"http://[::ffff:127.0.0.1]:{self.nginx.port}/small", source=STAFF)
+        self.assertEqual((status, body), (200, b"s" * 1024), err)
+        # A tunnel to it likewise: refused before any connection is made.
+        out = raw_request(self.proxy, b"CONNECT [::ffff:127.0.0.1]:443 HTTP/1.1\r\nHost: [::ffff:127.0.0.1]:443\r\n\r\n",
+                          source=PUPIL)
+        self.assertEqual(status_of(out), 403, out[:200])
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("method") == "CONNECT"], what="the CONNECT's line")[-1]
+        self.assertIn("decided as the IPv4 address 127.0.0.1, which the IPv6 address ::ffff:127.0.0.1 reaches",
+                      line.get("note", ""))
+

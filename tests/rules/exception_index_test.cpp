@@ -393,3 +393,39 @@ TEST_CASE("a local block holds against backslashes, empty segments and %2F as se
   for (const auto& path : spellings) CHECK_MESSAGE(decide_all(*p, idx.get(), "http://open.example" + path).act == action::block, path);
   CHECK(decide_all(*p, idx.get(), "http://open.example/privately").act == action::allow);
 }
+
+TEST_CASE("an IPv6 address that reaches a listed IPv4 address is blocked as that address") {
+  auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
+categories:
+  doh: {locked: true, domains: ["1.1.1.1"]}
+roles:
+  pupils:
+    networks: [10.10.0.0/16]
+    default: allow
+    rules:
+      - {action: block, domains: ["9.9.9.9"]}
+)");
+  for (const char* url : {"http://[::ffff:1.1.1.1]/dns-query", "http://[::FFFF:101:101]/", "http://[::1.1.1.1]/",
+                          "http://[64:ff9b::1.1.1.1]/", "http://[64:ff9b:1::101:101]/", "http://[::ffff:9.9.9.9]/"}) {
+    INFO(url);
+    const verdict v = decide_all(*p, nullptr, url);
+    CHECK(v.act == action::block);
+    CHECK_FALSE(v.host_read_as.empty());
+    CHECK(v.host.kind == host_kind::ipv6);  // shown as the request named it
+  }
+  const verdict v = decide_all(*p, nullptr, "http://[::ffff:1.1.1.1]/");
+  CHECK(v.by == decided_by::locked_category);
+  CHECK(v.host_read_as == "1.1.1.1");
+  const auto notes = path_notes(v);
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0] == "decided as the IPv4 address 1.1.1.1, which the IPv6 address ::ffff:1.1.1.1 reaches");
+  // Addresses that reach no listed IPv4 address (or carry one only as 6to4 or Teredo, which
+  // reach another host) are decided as written.
+  for (const char* url : {"http://[::ffff:1.1.1.2]/", "http://[2001:db8::1]/", "http://[2002:101:101::1]/",
+                          "http://[::1]/", "http://1.1.1.2/"}) {
+    INFO(url);
+    const verdict w = decide_all(*p, nullptr, url);
+    CHECK(w.act == action::allow);
+    CHECK(w.host_read_as.empty());
+  }
+}
