@@ -322,8 +322,9 @@ int run_server(const run_options& options) {
     std::cerr << "hallpass: " << options.config_path << " is not valid; not starting\n";
     return 1;
   }
-  const auto cfg = loaded.config;
-  const auto& d = cfg->daemon;
+  auto cfg = loaded.config;
+  loaded.config.reset();
+  const auto& d = cfg->daemon;  // startup only: dangles once cfg is dropped (below)
 
   std::error_code fs_ec;
   std::filesystem::create_directories(d.state_dir, fs_ec);
@@ -537,6 +538,11 @@ int run_server(const run_options& options) {
     std::cerr << "hallpass: warning: cannot write " << pid_file << ": feeds update cannot ask for a reload\n";
   }
   record_feed_loads(nullptr, *cfg);
+  // From here the configuration in force is held by `configs` (and the workers' caches) alone.
+  // Held here for the daemon's life, the first policy stayed in memory beside every later one:
+  // with a feed of 3.7 M lines, 253 MB in use after a reload instead of 130 (bench/README.md,
+  // "Memory after reloads"). `d` refers into it and is not used after this line.
+  cfg.reset();
 
   bool stopping = false;
   net::steady_timer drain_timer(main_ioc);
