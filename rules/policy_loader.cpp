@@ -1126,6 +1126,19 @@ class loader : private yaml_reader {
       auto act = parse_action(n["action"], what + " action");
       if (!act) continue;
       r.act = *act;
+      // A key given with nothing in it (`categories:` whose items were commented out, `~`, `[]`)
+      // is an editing mistake, not a choice: a block rule so written blocked nothing, while the
+      // same rule without the key blocks everything (outside-in audit H, 2026-12-05).
+      bool empty_key = false;
+      for (const char* key : {"categories", "domains", "urls", "patterns", "methods", "during"}) {
+        const YAML::Node v = n[key];
+        if (v && (v.IsNull() || (v.IsSequence() && v.size() == 0))) {
+          error(v.IsNull() ? n : v, what + " has an empty '" + key + "' (items commented out?): name at least one, " +
+                                        "or leave the key out");
+          empty_key = true;
+        }
+      }
+      if (empty_key) continue;
       std::vector<std::string> target_words;
       if (n["categories"]) {
         for (const auto& c : items(n["categories"], what + " categories")) {

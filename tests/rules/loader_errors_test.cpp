@@ -467,3 +467,32 @@ roles:
   CHECK(r.errors[0].line == 5);
   CHECK(r.errors[0].message.find("school.timetable.weekdays period 1 from must be a time") != std::string::npos);
 }
+
+TEST_CASE("a rule key given with nothing in it is an error, not a rule that matches nothing") {
+  // A block rule whose category items were commented out blocked nothing (outside-in audit H,
+  // 2026-12-05): `categories:` then reads as null, and the same rule without the key blocks all.
+  auto r = load(R"(school:
+  name: S
+categories:
+  social: {domains: [facebook.example]}
+roles:
+  pupils:
+    default: allow
+    rules:
+      - action: block
+        categories:
+        #  - social
+      - {action: block, domains: ~}
+      - {action: block, urls: []}
+      - {action: block, categories: [social], during: []}
+      - {action: block, domains: [x.example], methods: ~}
+      - {action: block, categories: [social]}
+)");
+  REQUIRE_FALSE(r.ok());
+  CHECK(find_error(r, "rule 1 of role pupils has an empty 'categories' (items commented out?)").line == 9);
+  CHECK(find_error(r, "rule 2 of role pupils has an empty 'domains'").line == 12);
+  CHECK(find_error(r, "rule 3 of role pupils has an empty 'urls'").line == 13);
+  CHECK(find_error(r, "rule 4 of role pupils has an empty 'during'").line == 14);
+  CHECK(find_error(r, "rule 5 of role pupils has an empty 'methods'").line == 15);
+  CHECK(r.errors.size() == 5);
+}
