@@ -15,6 +15,7 @@
 
 #include "certs/origin_context.hpp"
 #include "proxy/list_record.hpp"
+#include "rules/file_io.hpp"
 #include "rules/policy_loader.hpp"
 #include "rules/yaml_reader.hpp"
 
@@ -62,31 +63,20 @@ void load_tls(configuration& c, const configuration* previous, config_load_resul
 
 // The policy's feeds are read from STATE_DIR/feeds, so the state directory is known before the
 // policy loads: --state-dir, else the file's state_dir, else the default. (load_daemon_config
-// reads and checks the same key again, after the policy.)
-std::string feeds_dir_for(const std::string& path, const overrides& o) {
+// reads and checks the same key again, after the policy.) `text`: the file as read once.
+std::string feeds_dir_for(const std::string& path, const std::string& text, const overrides& o) {
   std::string dir = daemon_config{}.state_dir;
   if (o.state_dir) {
     dir = *o.state_dir;
   } else {
-    // Read into memory first: yaml-cpp's LoadFile leaks its buffer when the stream read fails
-    // (a directory, /proc/self/mem; LeakSanitizer caught it). A file that cannot be read is
-    // reported by the policy loader.
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(path, ec)) {
-      std::ifstream in(path, std::ios::binary);
-      std::ostringstream text;
-      if (in) text << in.rdbuf();
-      if (in && !text.fail()) {
-        try {
-          const YAML::Node root = YAML::Load(text.str());
-          // Relative to the policy file, as load_daemon_config reads it.
-          if (root.IsMap() && root["state_dir"] && root["state_dir"].IsScalar()) {
-            dir = rules::resolve_beside(path, root["state_dir"].Scalar());
-          }
-        } catch (const std::exception&) {
-          // Reported by the policy loader.
-        }
+    try {
+      const YAML::Node root = YAML::Load(text);
+      // Relative to the policy file, as load_daemon_config reads it.
+      if (root.IsMap() && root["state_dir"] && root["state_dir"].IsScalar()) {
+        dir = rules::resolve_beside(path, root["state_dir"].Scalar());
       }
+    } catch (const std::exception&) {
+      // Reported by the policy loader.
     }
   }
   return dir.empty() ? std::string() : dir + "/feeds";
@@ -172,30 +162,37 @@ void wait_for_released_configurations(std::chrono::milliseconds limit) {
 config_load_result load_configuration(const std::string& path, const overrides& o, std::uint64_t generation,
                                       const configuration* previous) {
   config_load_result out;
+  // The file is read once, and the policy, its state directory and the daemon's own sections
+  // all come from those bytes: read three times, a file saved in place during a reload (the
+  // weekly feeds reload takes seconds) gave a policy from one version and daemon settings from
+  // an empty file, all defaults, with no error (outside-in audit H, 2026-12-05: admin roles,
+  // hosts and upstream lost on a reload that said "reloaded"). A regular file only (a FIFO
+  // would hang the load), read into memory first (yaml-cpp's LoadFile leaks its buffer when
+  // the stream read fails; LeakSanitizer caught it).
+  std::string read_error;
+  const auto text = rules::read_regular_file(path, &read_error);
+  if (!text) {
+    out.errors.push_back({path, 0, 0, read_error});  // "school.yaml: is a directory"
+    return out;
+  }
   rules::load_options lo;
   lo.other_sections = daemon_section_names();
-  lo.feeds_dir = feeds_dir_for(path, o);
+  lo.feeds_dir = feeds_dir_for(path, *text, o);
   lo.feeds_may_be_missing = o.feeds_may_be_missing;
-  auto policy = rules::load_policy(path, lo);
+  auto policy = rules::load_policy_text(*text, path, lo);
   out.errors = std::move(policy.errors);
   out.warnings = std::move(policy.warnings);
 
   std::shared_ptr<configuration> c(new configuration, release_configuration);
   c->path = path;
   c->generation = generation;
-  // The daemon sections are read only from a file that parsed as YAML (else the policy
-  // loader has already reported the syntax error).
-  // A file the policy loader could not read at all ("FILE: is a directory") is not read again.
-  const bool unreadable = !out.errors.empty() && out.errors.front().file == path && out.errors.front().line == 0;
-  if (!unreadable) {
-    try {
-      YAML::Node root = YAML::LoadFile(path);
-      if (root.IsMap()) c->daemon = load_daemon_config(root, path, out.errors);
-    } catch (const std::exception&) {
-      // YAML errors, and std::ios_failure from yaml-cpp's stream reads (a file replaced by a
-      // directory since): never let one escape and abort the daemon.
-      if (out.errors.empty()) out.errors.push_back({path, 0, 0, "cannot read the file as YAML"});
-    }
+  try {
+    const YAML::Node root = YAML::Load(*text);
+    // Anything else (an empty file, a list) the policy loader has reported already.
+    if (root.IsMap()) c->daemon = load_daemon_config(root, path, out.errors);
+  } catch (const std::exception&) {
+    // The syntax error is the policy loader's to report; never let one escape and abort the daemon.
+    if (out.errors.empty()) out.errors.push_back({path, 0, 0, "cannot read the file as YAML"});
   }
   if (!out.errors.empty()) return out;
 
