@@ -182,7 +182,7 @@ namespace {
 
 // The files of the store (store/README.md), which a daemon started as root may have made.
 constexpr const char* store_files[] = {"hallpass.db", "hallpass.db-wal", "hallpass.db-shm", "list-sources.json",
-                                       "hallpass.pid", "hallpass.lock"};
+                                       "hallpass.pid", "hallpass.lock", "hallpass.db.made"};
 
 // STATE_DIR/hallpass.lock, locked (flock) for as long as the daemon runs. A second `hallpass run`
 // on the same state directory would share the exception store and, with SO_REUSEPORT, the

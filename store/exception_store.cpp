@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <string_view>
@@ -260,14 +261,50 @@ std::string exception_store::iso(std::int64_t unix_seconds) const {
 
 std::unique_ptr<exception_store> exception_store::open(const std::string& dir, const rules::time_zone& zone,
                                                        std::string* error) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  auto db = database::open((std::filesystem::path(dir) / "hallpass.db").string(), error);
+  fs::create_directories(dir, ec);
+  const fs::path path = fs::path(dir) / "hallpass.db";
+  const fs::path made = fs::path(dir) / made_marker;
+  // A store that was there and is not (deleted, or emptied by a bad copy or a full disk's
+  // repair) must not quietly become a new, empty one: every exception, local block, ban and the
+  // audit log would be gone without a word, and reported sites open again (outside-in audit H,
+  // 2026-12-05). hallpass.db.made, written beside the first store, says one was made here. In
+  // WAL mode a store's file may be empty while its -wal holds everything: that is a store.
+  const auto size_of = [&](const fs::path& p) {
+    std::error_code e;
+    const auto n = fs::file_size(p, e);
+    return e ? std::uintmax_t{0} : n;
+  };
+  const bool exists = fs::exists(path, ec);
+  if (!exists && fs::exists(made, ec)) {
+    if (error) {
+      *error = path.string() + " is missing, though a store was made in " + dir +
+               " (hallpass.db.made): its exceptions, local blocks, bans and audit log would be lost. Restore it from "
+               "a backup; to start with an empty store on purpose, delete " + made.string();
+    }
+    return nullptr;
+  }
+  if (exists && fs::is_regular_file(path, ec) && size_of(path) == 0 && size_of(path.string() + "-wal") == 0) {
+    if (error) {
+      *error = path.string() + " is empty (0 bytes): its exceptions, local blocks, bans and audit log are not in it. "
+               "Restore it from a backup; to start with an empty store on purpose, delete it" +
+               (fs::exists(made, ec) ? " and " + made.string() : std::string());
+    }
+    return nullptr;
+  }
+  auto db = database::open(path.string(), error);
   if (!db) return nullptr;
   std::unique_ptr<exception_store> s(new exception_store(std::move(*db), zone));
   if (auto e = s->migrate(); !e.empty()) {
     if (error) *error = "cannot prepare the store's tables: " + e;
     return nullptr;
+  }
+  if (!fs::exists(made, ec)) {
+    // Best effort: without it, a store deleted later is made again as before (and said so here).
+    std::ofstream out(made);
+    out << "A hallpass store was made in this directory at " << s->iso(now_seconds().time_since_epoch().count())
+        << ".\nIf hallpass.db is missing, hallpass refuses to start rather than make an empty one.\n";
   }
   return s;
 }

@@ -97,7 +97,11 @@ struct ban_form {
 
 class exception_store {
  public:
-  // Opens or creates <dir>/hallpass.db. The zone formats times in responses.
+  // Opens or creates <dir>/hallpass.db. The zone formats times in responses. Refuses (nullptr,
+  // *error saying how to go on) a store that was made here and is now missing (<dir>/
+  // hallpass.db.made, written when a store is first opened, says one was) or a 0-byte file
+  // with no write-ahead log: never a quiet, empty store in place of one that held things.
+  static constexpr const char* made_marker = "hallpass.db.made";
   static std::unique_ptr<exception_store> open(const std::string& dir, const rules::time_zone& zone,
                                                std::string* error);
 

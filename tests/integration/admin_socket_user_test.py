@@ -245,7 +245,7 @@ class AdminSocketUserTest(unittest.TestCase):
         try:
             with DaemonAsUser(proxy.config, state, proxy.access_log, os.path.join(proxy.dir, "stderr")) as daemon:
                 owners = {name: os.stat(os.path.join(state, name)).st_uid
-                          for name in ("hallpass.db", "hallpass.pid", "list-sources.json")}
+                          for name in ("hallpass.db", "hallpass.pid", "list-sources.json", "hallpass.db.made")}
                 owners["access.log"] = os.stat(proxy.access_log).st_uid
         finally:
             proxy.stop()

@@ -393,3 +393,33 @@ TEST_CASE("a store made by a newer hallpass is refused, not changed") {
   CHECK(error.find("made by a newer hallpass (schema 5") != std::string::npos);
   CHECK(user_version(dir.db()) == 5);
 }
+
+TEST_CASE("a store that was made and is now missing or empty is refused, not made again empty") {
+  temp_dir dir;
+  const auto db = dir.path / "hallpass.db";
+  {
+    auto s = open_store(dir);
+    file(*s, pupil_form());
+  }
+  CHECK(std::filesystem::exists(dir.path / "hallpass.db.made"));
+  const auto open = [&](std::string& error) {
+    return store::exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
+  };
+  std::string error;
+  CHECK(open(error) != nullptr);  // reopened as it is
+  for (const char* name : {"hallpass.db", "hallpass.db-wal", "hallpass.db-shm"}) std::filesystem::remove(dir.path / name);
+  CHECK(open(error) == nullptr);
+  CHECK(error.find("hallpass.db is missing, though a store was made in") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(db));  // nothing made in its place
+  // A 0-byte file with no write-ahead log is no store either.
+  { std::ofstream empty(db); }
+  error.clear();
+  CHECK(open(error) == nullptr);
+  CHECK(error.find("hallpass.db is empty (0 bytes)") != std::string::npos);
+  // Deleting both, on purpose, starts an empty store.
+  std::filesystem::remove(db);
+  std::filesystem::remove(dir.path / "hallpass.db.made");
+  auto fresh = open(error);
+  REQUIRE(fresh != nullptr);
+  CHECK(fresh->list(store::list_filter::all).data.at("requests").as_array().empty());
+}
