@@ -215,6 +215,60 @@ std::string lock_state_dir(const std::string& state_dir) {
          "first (systemctl stop hallpass), or give this one a state_dir of its own.";
 }
 
+// Names hallpass itself keeps in its state directory (besides store_files): anything else in a
+// root-owned directory says it is not hallpass's own (a state_dir of /var/lib, mistyped).
+bool is_hallpass_name(std::string_view name) {
+  for (const char* f : store_files) {
+    if (name == f) return true;
+  }
+  return name == "feeds" || name.starts_with("hallpass") || name.starts_with("krb5") || name.ends_with(".log") ||
+         name.ends_with(".sock") || name.starts_with(".");
+}
+
+// Before hallpass changes anything about its state directory (its mode, its owner under
+// --user): "" to go on, or why it must not start. A directory every user may write (sticky
+// like /tmp, or o+w) or one another user owns is refused: the store of pupils' requests does
+// not belong there, and hallpass used to tighten or chown whatever directory state_dir named
+// (outside-in audit H, 2026-12-05: a 1777 directory became 1771; `run --user` gave another
+// user's directory to the service account). `*ours` says whether it is hallpass's to tighten
+// and chown: made just now, holding only hallpass's names, or owned by the service user.
+std::string check_state_dir(const std::string& dir, bool created, const passwd* user, bool* ours) {
+  *ours = false;
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};  // the store says what is wrong
+  if ((st.st_mode & (S_ISVTX | S_IWOTH)) != 0) {
+    return "state_dir " + dir +
+           " may be written by every user (like /tmp): the exception store, with pupils' requests and the audit "
+           "log, must not live there. Give hallpass a directory of its own (it makes a missing one, mode 0750).";
+  }
+  const uid_t service = user ? user->pw_uid : ::geteuid();
+  if (st.st_uid != 0 && st.st_uid != service && st.st_uid != ::geteuid()) {
+    const passwd* owner = ::getpwuid(st.st_uid);
+    return "state_dir " + dir + " belongs to " + (owner ? std::string(owner->pw_name) : std::to_string(st.st_uid)) +
+           ", not to hallpass's user: a mistyped state_dir? Give hallpass a directory of its own.";
+  }
+  std::string foreign;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!is_hallpass_name(name)) {
+      foreign = name;
+      break;
+    }
+  }
+  *ours = created || foreign.empty() || (st.st_uid != 0 && st.st_uid == service);
+  if (!*ours && user) {
+    return "state_dir " + dir + " belongs to root and holds files that are not hallpass's ('" + foreign +
+           "'): a mistyped state_dir? hallpass gives its state directory to " + user->pw_name +
+           ", and will not give this one; if it really is hallpass's, run: chown " + user->pw_name + " " + dir;
+  }
+  if (!*ours) {
+    std::cerr << "hallpass: warning: state_dir " << dir << " holds files that are not hallpass's ('" << foreign
+              << "'); its mode is left as it is\n";
+  }
+  return {};
+}
+
 // Runs `change` on the regular file at `path` when it has one name and is not reached through
 // a symbolic link (opened O_NOFOLLOW, checked with fstat on the same descriptor: no window for
 // a swap, and a FIFO is not waited for). The daemon, still root here, acts on files in its
@@ -231,10 +285,11 @@ void change_own_file(const std::string& path, Change change) {
 // Takes other users' bits off the store's files (a store made by an older hallpass outside
 // systemd was 0644), and their read and write bits off the state directory (its search bit
 // stays: an admin socket placed there must stay reachable by its group's members; the files
-// are closed to them anyway). Said on stderr when it changes anything.
-void restrict_store_files(const std::string& state_dir) {
+// are closed to them anyway; only when `directory_too`: check_state_dir found it hallpass's).
+// Said on stderr when it changes anything.
+void restrict_store_files(const std::string& state_dir, bool directory_too) {
   struct stat st {};
-  if (::lstat(state_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0006) != 0) {
+  if (directory_too && ::lstat(state_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0006) != 0) {
     if (::chmod(state_dir.c_str(), st.st_mode & 07771) == 0)
       std::cerr << "hallpass: " << state_dir << " could be listed or written by every user; it no longer can\n";
   }
@@ -327,9 +382,15 @@ int run_server(const run_options& options) {
   const auto& d = cfg->daemon;  // startup only: dangles once cfg is dropped (below)
 
   std::error_code fs_ec;
-  std::filesystem::create_directories(d.state_dir, fs_ec);
-  restrict_store_files(d.state_dir);
+  const bool state_dir_created = std::filesystem::create_directories(d.state_dir, fs_ec);
   if (fs_ec) std::cerr << "hallpass: warning: cannot create state_dir " << d.state_dir << ": " << fs_ec.message() << "\n";
+  const passwd* service_user = options.user && ::geteuid() == 0 ? ::getpwnam(options.user->c_str()) : nullptr;
+  bool state_dir_ours = false;
+  if (auto e = check_state_dir(d.state_dir, state_dir_created, service_user, &state_dir_ours); !e.empty()) {
+    std::cerr << "hallpass: " << e << "\n";
+    return 1;
+  }
+  restrict_store_files(d.state_dir, state_dir_ours);
   if (auto e = lock_state_dir(d.state_dir); !e.empty()) {
     std::cerr << "hallpass: " << e << "\n";
     return 1;
@@ -421,7 +482,7 @@ int run_server(const run_options& options) {
   if (options.user && ::geteuid() == 0) {
     // The state directory is the daemon's to write (the exception store lives there).
     if (const passwd* pw = ::getpwnam(options.user->c_str())) {
-      if (::chown(d.state_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+      if (state_dir_ours && ::chown(d.state_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
         std::cerr << "hallpass: warning: cannot give " << d.state_dir << " to " << *options.user << ": "
                   << std::strerror(errno) << "\n";
       }

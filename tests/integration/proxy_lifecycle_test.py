@@ -2,8 +2,11 @@
 1 GiB download with flat memory."""
 import os
 import re
+import shutil
 import signal
+import stat
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -143,6 +146,52 @@ class LifecycleTest(unittest.TestCase):
                 p.stderr.close()
         finally:
             proxy.stop()
+
+    @unittest.skipUnless(os.geteuid() == 0, "makes directories owned by other users: needs root")
+    def test_a_state_dir_that_is_not_hallpass_own_is_refused_and_left_as_it_was(self):
+        # Outside-in audit H, 2026-12-05: hallpass tightened whatever directory state_dir named (a
+        # 1777 one became 1771) and `run --user` gave another user's directory to its user.
+        proxy = Proxy()
+        policy_text = proxy.policy_text
+        proxy.stop()
+        base = tempfile.mkdtemp(prefix="hallpass-statedir-")
+        os.chmod(base, 0o755)
+        config = os.path.join(base, "policy.yaml")
+        with open(config, "w") as f:
+            f.write(policy_text)
+        os.chmod(config, 0o644)
+        try:
+            def start(state, *extra):
+                cmd = [BIN, "run", "--config", config, "--listen", f"127.0.0.1:{free_port()}",
+                       "--access-log", "-", "--metrics-listen", "off", "--state-dir", state, *extra]
+                return subprocess.run(cmd, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+
+            shared = os.path.join(base, "shared")
+            os.mkdir(shared)
+            os.chmod(shared, 0o1777)
+            r = start(shared)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(f"state_dir {shared} may be written by every user (like /tmp)", r.stderr)
+            self.assertEqual(stat.S_IMODE(os.stat(shared).st_mode), 0o1777)
+            self.assertEqual(os.listdir(shared), [])
+
+            theirs = os.path.join(base, "theirs")
+            os.mkdir(theirs, 0o755)
+            os.chown(theirs, 65534, 65534)  # nobody's
+            r = start(theirs, "--user", "hp_daemon")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(f"state_dir {theirs} belongs to nobody, not to hallpass's user", r.stderr)
+            self.assertEqual(os.stat(theirs).st_uid, 65534)
+
+            system = os.path.join(base, "lib")  # a state_dir of /var/lib, mistyped
+            os.mkdir(system, 0o755)
+            open(os.path.join(system, "dpkg-status"), "w").close()
+            r = start(system, "--user", "hp_daemon")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("holds files that are not hallpass's ('dpkg-status')", r.stderr)
+            self.assertEqual((os.stat(system).st_uid, stat.S_IMODE(os.stat(system).st_mode)), (0, 0o755))
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
 
     def test_a_second_daemon_on_the_same_state_dir_is_refused_until_the_first_stops(self):
         proxy = Proxy()
