@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <iostream>
 #include <limits>
 #include <system_error>
 #include <utility>
@@ -251,11 +253,30 @@ bool access_log::open_file() {
     do {
       // Never through a symbolic link: the log's directory is the daemon user's, and the first
       // open may run as root (run --user drops privileges later; audit19 D1).
-      fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+      // O_NONBLOCK: a FIFO at the path with nothing reading it fails at once (ENXIO) instead of
+      // hanging the start until something reads it (outside-in audit H, 2026-12-05). One with a
+      // reader (a log collector's pipe) is written as before, blocking: the flag goes below.
+      fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) {
-      fail("open", errno, 0);
+      const int err = errno;
+      fail(err == ENXIO ? "open (a FIFO that nothing reads)" : "open", err, 0);
       return false;
+    }
+    if (const int flags = ::fcntl(fd, F_GETFL); flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) st.st_mode = 0;
+    // An existing log keeps no mode wider than the one hallpass makes: it is personal data about
+    // children, and a file other users may read or anyone may write (made by hand, or left by
+    // a copy) was appended to as it was (outside-in audit J, 2026-12-05). Group write goes too:
+    // the log's group (adm) reads it, never forges lines in it.
+    if (S_ISREG(st.st_mode) && (st.st_mode & (S_IWGRP | S_IRWXO)) != 0) {
+      if (::fchmod(fd, st.st_mode & ~(S_IWGRP | S_IRWXO) & 07777) == 0) {
+        std::cerr << "hallpass: " << path_ << " could be read or written by other users; it no longer can\n";
+      } else {
+        std::cerr << "hallpass: warning: " << path_ << " can be read or written by other users, and its mode cannot "
+                  << "be changed (" << std::strerror(errno) << "): make it 0640\n";
+      }
     }
     fd_ = fd;
   }

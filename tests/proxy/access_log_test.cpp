@@ -358,3 +358,34 @@ TEST_CASE("access log: off and empty paths write nothing and never start a threa
     CHECK(log.write_failures() == 0);
   }
 }
+
+TEST_CASE("access log: an existing file open to other users is closed to them, and a FIFO is refused at once") {
+  // Outside-in audits H and J, 2026-12-05: a world-readable, world-writable log was appended to
+  // as it was, and a FIFO at the path hung the start until something read it.
+  temp_dir dir;
+  const fs::path file = dir.path / "access.log";
+  { std::ofstream(file) << "{\"old\":1}\n"; }
+  REQUIRE(::chmod(file.c_str(), 0666) == 0);
+  capture_stderr err(dir.path / "stderr");
+  {
+    access_log log(file.string(), 16, nullptr);
+    log.write("{\"new\":2}\n");
+  }
+  struct stat st {};
+  REQUIRE(::stat(file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0640);
+  CHECK(read_lines(file).size() == 2);
+
+  const fs::path fifo = dir.path / "fifo.log";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const auto start = std::chrono::steady_clock::now();
+  {
+    access_log log(fifo.string(), 16, nullptr);
+    CHECK(log.write_failures() >= 1);
+  }
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  err.restore();
+  const std::string said = read_all(dir.path / "stderr");
+  INFO(said);
+  CHECK(said.find("access.log could be read or written by other users; it no longer can") != std::string::npos);
+}
