@@ -91,6 +91,11 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
   }
   const auto reason = text(args, "reason");
   if (verb == "ban" && args.contains("confirm")) {
+    // Confirming a proposal takes its subject and length from the proposal: a subject or length
+    // given too would be silently ignored (audit H, 2026-12-05), so it is refused.
+    for (const char* other : {"user", "device", "for", "until"}) {
+      if (args.contains(other)) return bad(std::string("'confirm' takes the proposed ban as it is: drop '") + other + "'");
+    }
     const auto id = number(args, "confirm");
     if (!id) return bad("'confirm' must be the number of a proposed ban");
     if (!deciding_role) {

@@ -479,6 +479,8 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     // 90 days). Checked here, not only in hallpassctl: scripts speak the protocol directly.
     const auto limit = rules::max_exception_until(policy, now);
     std::string asked, clock_note;
+    // One of the two: with both, which one meant? (Taking 'for' silently: audit H, 2026-12-05.)
+    if (args.contains("for") && args.contains("until")) return bad("give 'for' or 'until', not both");
     if (auto d = text_arg(args, "for", false, &err)) {
       asked = "'for' " + *d;
       auto dur = admin_duration(*d, err);

@@ -320,6 +320,24 @@ class ListLimitTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertIn("(signed in as dave)", out)
 
 
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs scripts as them: needs root")
+class AmbiguousCommandTest(DaemonWithAdminSocket, unittest.TestCase):
+    """Arguments that say two things are refused, not half read (audit H, 2026-12-05: approve
+    with both 'for' and 'until' took 'for'; ban with 'confirm' ignored a 'user' given with it)."""
+
+    def test_approve_with_for_and_until_and_a_confirm_with_a_subject_are_refused(self):
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", "http://instagram.test/", "--role", "pupils",
+                       "--requester", "Mr L", "--reason", "test", *ASSESSED)["id"]
+        answers, err = admin_lines("hp_head", self.sock, [
+            {"verb": "approve", "args": {"id": rid, "for": "1h", "until": "2030-01-01 10:00", "reason": "r"}},
+            {"verb": "ban", "args": {"confirm": 1, "user": "someone.else", "reason": "r"}},
+            {"verb": "show", "args": {"id": rid}}])
+        self.assertEqual([a["ok"] for a in answers], [False, False, True], err)
+        self.assertIn("give 'for' or 'until', not both", answers[0]["error"])
+        self.assertIn("drop 'user'", answers[1]["error"])
+        self.assertEqual(answers[2]["data"]["status"], "pending")  # nothing approved
+
+
 class ClockChangeUntilTest(DaemonWithAdminSocket, unittest.TestCase):
     """An approval that ends in the hour the clocks skip or repeat (the limit is a year, so that
     the next changes can be reached from any date)."""
