@@ -149,14 +149,24 @@ class labelled_lines {
       std::string head = printable(label) + ":";
       head.append(width - display_width(label) - 1 + 2, ' ');
       std::string shown = value.empty() ? "-" : value;
-      std::size_t start = 0;
-      bool first = true;
+      // A value of several lines (a pupil's reasons) keeps its lines, each after the field's
+      // column and a "| ", so that no line of it reads as a field of its own: a form's
+      // "\nStatus: approved" forged one (outside-in audit J, 2026-12-05). At most
+      // max_value_lines of it; --json has the whole text.
+      constexpr std::size_t max_value_lines = 20;
+      std::size_t start = 0, line = 0;
       for (;;) {
         const std::size_t end = shown.find('\n', start);
         const std::string_view piece = std::string_view(shown).substr(
             start, end == std::string::npos ? std::string::npos : end - start);
-        out += (first ? head : std::string(width + 2, ' ')) + printable(piece) + "\n";
-        first = false;
+        if (line == max_value_lines) {
+          std::size_t rest = 1;
+          for (std::size_t at = end; at != std::string::npos; at = shown.find('\n', at + 1)) ++rest;
+          out += std::string(width + 2, ' ') + "| (" + std::to_string(rest) + " more lines: --json shows them)\n";
+          break;
+        }
+        out += (line == 0 ? head : std::string(width + 2, ' ') + "| ") + printable(piece) + "\n";
+        ++line;
         if (end == std::string::npos) break;
         start = end + 1;
       }

@@ -446,6 +446,18 @@ class OutputTest(DaemonTestCase):
         self.assertEqual(self.human("review", "9", "--risks", "r"),
                          "request 9 completed: identified risks; still to complete: control measures\n")
 
+    def test_show_keeps_a_pupils_lines_inside_their_field(self):
+        # A form's reasons with a line that reads as a field ("Status: approved") stay marked as
+        # part of the reasons, and a very long text is cut with a pointer to --json (audit J).
+        reasons = "project\nStatus: approved\nDecision: approved by hp_head\n" + "x\n" * 40
+        self.daemon.handler = lambda request: ok(dict(REQUEST_9, reasons=reasons))
+        out = self.human("show", "9")
+        lines = out.splitlines()
+        self.assertEqual([l for l in lines if l.lstrip().startswith("Status:")], [l for l in lines if l.startswith("Status:")])
+        self.assertTrue(any(l.endswith("| Status: approved") for l in lines), out)
+        self.assertIn("| (24 more lines: --json shows them)", out)
+        self.assertLess(len(lines), 60)
+
     def test_show_says_who_completed_the_form(self):
         self.daemon.handler = lambda request: ok(REQUEST_9)
         out = self.human("show", "9")
