@@ -279,7 +279,7 @@ class loader : private yaml_reader {
   void load_school(const YAML::Node& s) {
     if (!check_map(s, "school", {"name", "timezone", "timetable", "terms", "holidays"})) return;
     if (s["name"]) {
-      if (auto v = scalar(s["name"], "school.name")) p_->school_name = *v;
+      if (auto v = text(s["name"], "school.name")) p_->school_name = *v;
     } else {
       error(s, "school.name is missing: the block page shows it");
     }
@@ -419,7 +419,7 @@ class loader : private yaml_reader {
       if (!check_map(n, item, {"name", "from", "to", "date"})) continue;
       date_range r;
       if (n["name"]) {
-        if (auto s = scalar(n["name"], item + " name")) r.name = *s;
+        if (auto s = text(n["name"], item + " name")) r.name = *s;
       }
       if (n["date"]) {
         if (n["from"] || n["to"]) error(n, item + " has both 'date' and 'from'/'to'; use one or the other");
@@ -479,7 +479,7 @@ class loader : private yaml_reader {
         if (!check_map(n, item, {"name", "kind", "from", "to"})) continue;
         period pd;
         bool ok = true;
-        if (auto s = n["name"] ? scalar(n["name"], item + " name") : std::nullopt) {
+        if (auto s = n["name"] ? text(n["name"], item + " name") : std::nullopt) {
           pd.name = *s;
         } else {
           if (!n["name"]) error(n, item + " has no name");
@@ -1117,7 +1117,7 @@ class loader : private yaml_reader {
       rule r;
       r.id = (owner == "everyone" ? std::string("everyone") : owner) + " rule " + std::to_string(index);
       if (n["name"]) {
-        if (auto s = scalar(n["name"], what + " name")) r.id += " (" + *s + ")";
+        if (auto s = text(n["name"], what + " name")) r.id += " (" + *s + ")";
       }
       if (!n["action"]) {
         error(n, what + " has no action: say 'action: allow' or 'action: block'");
@@ -1176,19 +1176,33 @@ class loader : private yaml_reader {
             error(m, what + " method " + quote(*s) + " is not an HTTP method name");
             continue;
           }
+          // Any token is a method to HTTP, but one no client sends is a rule that never matches:
+          // `methods: yes`, `PSOT` (outside-in audit H, 2026-12-05). Said, not refused (a
+          // school's own WebDAV or API method may be missing here).
+          static constexpr std::string_view known[] = {
+              "GET",   "HEAD",      "POST",  "PUT",   "DELETE", "CONNECT", "OPTIONS", "TRACE",   "PATCH",
+              "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE",   "LOCK",    "UNLOCK",  "REPORT", "SEARCH",
+              "MKCALENDAR", "ACL", "BIND", "UNBIND", "REBIND", "MERGE", "CHECKOUT", "CHECKIN", "UPDATE", "LABEL",
+              "VERSION-CONTROL", "MKWORKSPACE", "MKACTIVITY", "BASELINE-CONTROL", "ORDERPATCH", "QUERY"};
+          if (std::find(std::begin(known), std::end(known), up) == std::end(known)) {
+            const auto mark = m.Mark();
+            warnings_.push_back({file_, mark.line + 1, mark.column + 1,
+                                 what + " method " + quote(*s) + " is not a method browsers or apps send (a typo?): "
+                                        "the rule matches no request by it"});
+          }
           r.methods.push_back(up);
         }
       }
       r.during_text = "at any time";
       if (n["during"]) r.during = parse_during(n["during"], what + " during", r.during_text);
       if (n["clause"]) {
-        if (auto s = scalar(n["clause"], what + " clause")) r.clause = *s;
+        if (auto s = text(n["clause"], what + " clause")) r.clause = *s;
       }
       std::string targets = target_words.empty() ? "everything" : join(target_words, ", ");
       if (!r.methods.empty()) targets += " (" + join(r.methods, ", ") + " requests)";
       r.summary = std::string(to_string(r.act)) + " " + targets + " " + r.during_text;
       if (n["reason"]) {
-        if (auto s = scalar(n["reason"], what + " reason")) r.reason = *s;
+        if (auto s = text(n["reason"], what + " reason")) r.reason = *s;
       } else {
         // In words for the block page: a category key's underscores read as spaces
         // ("Social media is blocked", not "Social_media").
@@ -1351,7 +1365,7 @@ class loader : private yaml_reader {
       if (auto l = level("youtube", true)) out.youtube = *l;
     }
     if (n["clause"]) {
-      if (auto s = scalar(n["clause"], what + " clause")) out.clause = *s;
+      if (auto s = text(n["clause"], what + " clause")) out.clause = *s;
     }
   }
 
@@ -1402,7 +1416,7 @@ class loader : private yaml_reader {
       inspect_entry entry;
       entry.id = "inspection entry " + std::to_string(index);
       if (e["name"]) {
-        if (auto s = scalar(e["name"], what + " name")) entry.id += " (" + *s + ")";
+        if (auto s = text(e["name"], what + " name")) entry.id += " (" + *s + ")";
       }
       if (e["roles"]) {
         for (const auto& rn : items(e["roles"], what + " roles")) {
@@ -1434,7 +1448,7 @@ class loader : private yaml_reader {
         if (auto b = boolean(e["everything"], what + " everything")) entry.everything = *b;
       }
       if (e["clause"]) {
-        if (auto s = scalar(e["clause"], what + " clause")) entry.clause = *s;
+        if (auto s = text(e["clause"], what + " clause")) entry.clause = *s;
       }
       if (e["why"]) {
         if (auto s = scalar(e["why"], what + " why")) entry.why = *s;

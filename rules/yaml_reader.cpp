@@ -1,5 +1,7 @@
 #include "rules/yaml_reader.hpp"
 
+#include "rules/utf8.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -110,6 +112,26 @@ std::optional<std::string> yaml_reader::scalar(const YAML::Node& n, const std::s
     return std::nullopt;
   }
   return n.Scalar();
+}
+
+std::optional<std::string> yaml_reader::text(const YAML::Node& n, const std::string& what) {
+  auto s = scalar(n, what);
+  if (!s) return std::nullopt;
+  for (std::size_t i = 0; i < s->size();) {
+    std::uint32_t cp = 0;
+    const std::size_t length = utf8_sequence(*s, i, cp);
+    if (length == 0) {
+      error(n, what + " is not valid UTF-8 text");
+      return std::nullopt;
+    }
+    if (is_unsafe_on_a_terminal(cp)) {
+      error(n, what + " holds a control or invisible character (" + terminal_safe(s->substr(i, length)) +
+                   "): write it as plain text");
+      return std::nullopt;
+    }
+    i += length;
+  }
+  return s;
 }
 
 std::vector<YAML::Node> yaml_reader::items(const YAML::Node& n, const std::string& what) {

@@ -48,6 +48,12 @@ class yaml_reader {
   bool check_map(const YAML::Node& n, const std::string& what, std::initializer_list<std::string_view> allowed,
                  const std::vector<std::string>& also_allowed = {});
   std::optional<std::string> scalar(const YAML::Node& n, const std::string& what);
+  // A scalar that people read (the school's name, a rule's name, reason or clause: on block
+  // pages, in explain, in hallpassctl): valid UTF-8 without control characters or characters
+  // that change how text reads unseen (rules/utf8.hpp, is_unsafe_on_a_terminal), which the
+  // admin protocol refuses too. Before 2026-12-05 `check` printed a school name's escape
+  // sequences raw (outside-in audit H).
+  std::optional<std::string> text(const YAML::Node& n, const std::string& what);
   // A list, or a single scalar taken as a one-item list.
   std::vector<YAML::Node> items(const YAML::Node& n, const std::string& what);
   std::optional<bool> boolean(const YAML::Node& n, const std::string& what);

@@ -496,3 +496,20 @@ roles:
   CHECK(find_error(r, "rule 5 of role pupils has an empty 'methods'").line == 15);
   CHECK(r.errors.size() == 5);
 }
+
+TEST_CASE("text people read from the policy is plain, and a method no client sends is said") {
+  // Outside-in audit H, 2026-12-05: a school name with ESC was printed raw by check, and
+  // `methods: yes` or `PSOT` made a rule that never matched without a word.
+  auto bad = load("school:\n  name: \"Oak\\e[2JPrimary\"\nroles:\n  pupils:\n    default: allow\n"
+                  "    rules:\n      - {action: block, domains: [x.example], reason: \"a\\u202Eb\"}\n");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(find_error(bad, "school.name holds a control or invisible character (\\x1b)").line == 2);
+  CHECK(find_error(bad, "rule 1 of role pupils reason holds a control or invisible character (\\u202e)").line == 7);
+  auto odd = load("school:\n  name: Oak\nroles:\n  pupils:\n    default: allow\n    rules:\n"
+                  "      - {action: block, domains: [x.example], methods: [PSOT, post]}\n"
+                  "      - {action: block, domains: [y.example], methods: yes}\n");
+  REQUIRE(odd.ok());
+  REQUIRE(odd.warnings.size() == 2);
+  CHECK(odd.warnings[0].message.find("method 'PSOT' is not a method browsers or apps send") != std::string::npos);
+  CHECK(odd.warnings[1].message.find("method 'yes' is not a method") != std::string::npos);
+}
