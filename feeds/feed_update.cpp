@@ -83,9 +83,17 @@ la_ssize_t read_through_zlib(archive* a, void* data, const void** block) {
   return n;
 }
 
-// Unpacks blacklists/<category>/{domains,urls} of a UT1 tarball into `dir`; everything else
-// (usage files, symbolic-link aliases, absolute or '..' paths) is skipped.
-std::string unpack_ut1(const std::string& archive_path, const fs::path& dir) {
+// "1024 MiB", or "150 bytes" for a limit that is not a whole number of MiB (tests).
+std::string size_text(std::uint64_t bytes) {
+  if (bytes % (std::uint64_t{1} << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+}  // namespace
+
+std::string unpack_ut1(const std::string& archive_path, const std::string& dir_name,
+                       const unpack_limits& limits) {
+  const fs::path dir(dir_name);
   gz_source src;
   src.gz = gzopen(archive_path.c_str(), "rb");
   if (src.gz == nullptr) return "cannot read " + archive_path;
@@ -96,7 +104,11 @@ std::string unpack_ut1(const std::string& archive_path, const fs::path& dir) {
   if (archive_read_open(a.get(), &src, nullptr, read_through_zlib, nullptr) != ARCHIVE_OK) {
     return std::string("the archive is damaged or truncated: ") + archive_error_string(a.get());
   }
+  // A bomb is refused before its bytes are written where the header says how large a member
+  // is, and at the limit while writing otherwise (a header can understate: a sparse member).
+  const std::string bomb = " (a compression bomb, or not the UT1 archive?)";
   std::size_t lists = 0;
+  std::uint64_t total = 0;
   archive_entry* e = nullptr;
   for (;;) {
     const int rc = archive_read_next_header(a.get(), &e);
@@ -119,6 +131,24 @@ std::string unpack_ut1(const std::string& archive_path, const fs::path& dir) {
       }
       continue;
     }
+    if (++lists > limits.list_files) {
+      return "the archive holds more than " + std::to_string(limits.list_files) +
+             " list files (blacklists/<list>/domains or urls), the limit" + bomb;
+    }
+    const auto declared = archive_entry_size_is_set(e) && archive_entry_size(e) > 0
+                              ? static_cast<std::uint64_t>(archive_entry_size(e))
+                              : 0;
+    auto too_large = [&](std::uint64_t file_bytes, std::uint64_t total_bytes) -> std::string {
+      if (file_bytes > limits.list_file_bytes) {
+        return path + " is larger than " + size_text(limits.list_file_bytes) + ", the limit for one list file" + bomb;
+      }
+      if (total_bytes > limits.total_bytes) {
+        return "the archive's list files together are larger than " + size_text(limits.total_bytes) + ", the limit" +
+               bomb;
+      }
+      return {};
+    };
+    if (auto why = too_large(declared, total + declared); !why.empty()) return why;
     const fs::path out = dir / path;
     std::error_code ec;
     fs::create_directories(out.parent_path(), ec);
@@ -126,22 +156,29 @@ std::string unpack_ut1(const std::string& archive_path, const fs::path& dir) {
     if (!f) return "cannot create " + out.string();
     char buf[65536];
     la_ssize_t n = 0;
+    std::uint64_t written = 0;
     bool write_ok = true;
+    std::string over;
     while ((n = archive_read_data(a.get(), buf, sizeof buf)) > 0) {
+      written += static_cast<std::uint64_t>(n);
+      if (over = too_large(written, total + written); !over.empty()) break;
       write_ok = write_ok &&
                  std::fwrite(buf, 1, static_cast<std::size_t>(n), f) == static_cast<std::size_t>(n);
     }
     write_ok = std::fclose(f) == 0 && write_ok;
+    if (!over.empty()) return over;
     if (n < 0)
       return std::string("the archive is damaged or truncated: ") + archive_error_string(a.get());
     if (!write_ok) return "cannot write " + out.string() + " (disk full?)";
-    ++lists;
+    total += written;
   }
   if (auto e = src.finish(); !e.empty()) return "the archive is damaged or truncated: " + e;
   if (lists == 0)
     return "not a UT1 archive: it holds no blacklists/<category>/domains or urls file";
   return {};
 }
+
+namespace {
 
 // The entries of one list in a version directory (both files of a UT1 list).
 std::vector<std::string> list_entries(const fs::path& version, const rules::feed& f,
@@ -242,6 +279,9 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
   d.connect_timeout = f.connect_timeout;
   d.total_timeout = f.timeout;
   d.max_bytes = f.max_bytes;
+  // A `lines` download is the list file itself: never larger than one list file may be (max_mib
+  // goes up to 64 GiB; the daemon would refuse such a file on its next reload or start).
+  if (f.format == rules::feed_format::lines) d.max_bytes = std::min(d.max_bytes, unpack_limits{}.list_file_bytes);
   const bool have_current = fs::is_directory(current, ec);
   if (have_current) {
     d.etag = info_value(current / "feed.info", "etag");
@@ -272,7 +312,7 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
     return r;
   }
   if (f.format == rules::feed_format::ut1) {
-    if (auto e = unpack_ut1(download_file.string(), fresh); !e.empty()) {
+    if (auto e = unpack_ut1(download_file.string(), fresh.string()); !e.empty()) {
       r.error = e;
       return r;
     }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "rules/file_io.hpp"
 #include "rules/policy.hpp"
 #include "rules/policy_loader.hpp"
 
@@ -31,6 +32,22 @@ struct update_options {
 
 constexpr std::size_t shrink_guard_entries = 20;
 
+// What an unpacked download may hold: a gzip tarball of a few MB can unpack to terabytes (a
+// compression bomb) or to a directory and a file per member (inodes). The limits are wide
+// over the real UT1 (largest list adult/domains about 100 MB; about 70-100 categories, so
+// at most about 200 domains and urls files; about 150 MB unpacked in all).
+struct unpack_limits {
+  // One list file: 10 times UT1's largest, and a quarter of what the policy loader reads at
+  // most (rules::max_read_bytes), so that an update never installs a file the daemon refuses.
+  // A `lines` feed's download is held to it too.
+  std::uint64_t list_file_bytes = std::uint64_t{1} << 30;  // 1 GiB
+  // Every list file of the archive together: disk space, and what one reload may read.
+  std::uint64_t total_bytes = std::uint64_t{2} << 30;  // 2 GiB
+  // blacklists/<list>/{domains,urls} files kept: 500 lists with both files.
+  std::size_t list_files = 1000;
+};
+static_assert(unpack_limits{}.list_file_bytes < rules::max_read_bytes);
+
 struct list_change {
   std::string list;  // the feed's category: `gambling`, `list`
   std::size_t entries = 0, added = 0, removed = 0;
@@ -46,6 +63,13 @@ struct update_result {
 
 // REQUIRES: f comes from a loaded policy (f.lists names the lists its categories use).
 update_result update_feed(const rules::feed& f, const update_options& o);
+
+// Unpacks blacklists/<list>/{domains,urls} of a UT1 tarball (gzip or not) at `archive_path`
+// into `dir`; everything else (usage files, links, absolute or '..' paths) is skipped. "" or
+// what is wrong (a damaged archive, a limit passed: naming the limit). `limits` other than
+// the defaults are for tests. REQUIRES: `dir` exists.
+std::string unpack_ut1(const std::string& archive_path, const std::string& dir,
+                       const unpack_limits& limits = {});
 
 // Lines of a list file that are entries as the policy loader reads them (rules::is_list_entry):
 // not blank, not a '#' comment, and a domain or URL prefix it accepts. An HTML page or

@@ -16,6 +16,11 @@
 
 namespace hallpass::rules {
 
+// The largest file read_regular_file reads unless told otherwise: the policy loader's limit for
+// the policy and for each list file. `hallpass feeds update` installs no list file larger than
+// its own, smaller limit (feeds/feed_update.hpp), so the daemon never refuses what it installed.
+constexpr std::size_t max_read_bytes = std::size_t{4} << 30;
+
 // Reads a whole regular file (never a FIFO, a device or a directory) of at most `max_bytes`.
 // Nothing else is ever opened for reading: the path is opened with O_PATH and checked first,
 // then read through that descriptor. With `follow_links` false, a symbolic link as the last
@@ -23,7 +28,7 @@ namespace hallpass::rules {
 // the path ("is a directory", "does not exist", "is a symbolic link", "cannot be read: ..."):
 // callers put the path where their message needs it.
 std::optional<std::string> read_regular_file(const std::string& path, std::string* error, bool follow_links = true,
-                                             std::size_t max_bytes = std::size_t{4} << 30);
+                                             std::size_t max_bytes = max_read_bytes);
 
 // Replaces `path` with `data`: a new PATH.tmp (whatever stood there removed first; created
 // O_EXCL|O_NOFOLLOW with `mode`), written, fsynced, renamed over `path`. A power cut leaves the

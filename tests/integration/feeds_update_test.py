@@ -2,6 +2,7 @@
 a few lists of ../shared/ut1 (never committed) and a locked `lines` feed, with a running
 daemon that must pick up a changed feed, and every failure leaving the lists in force alone."""
 import base64
+import gzip
 import http.server
 import io
 import json
@@ -39,6 +40,26 @@ def tarball(lists, truncate=False):
         t.addfile(info, io.BytesIO(usage))
     data = buf.getvalue()
     return data[: len(data) // 2] if truncate else data
+
+
+def bomb(lists, domains, padding):
+    """A UT1 tarball of `lists` ({category: [domains]}), then blacklists/gambling/domains holding
+    `domains` and `padding` newlines (a whole number of 16 MiB): a compression bomb of about 1 MB
+    per GiB. Built as concatenated gzip members (gzip allows them; zlib reads them as one
+    stream), the 16 MiB of newlines compressed once, so that making it takes well under a second."""
+    def member(name, size, data):
+        info = tarfile.TarInfo(name)
+        info.size = size
+        return info.tobuf(format=tarfile.GNU_FORMAT) + data
+    plain = b""
+    for cat, entries in lists.items():
+        data = ("\n".join(entries) + "\n").encode()
+        plain += member(f"blacklists/{cat}/domains", len(data), data) + b"\0" * (-len(data) % 512)
+    head = ("\n".join(domains) + "\n").encode()
+    size = len(head) + padding
+    block = gzip.compress(b"\n" * (16 << 20), 9)
+    return (gzip.compress(plain + member("blacklists/gambling/domains", size, head))
+            + block * (padding // (16 << 20)) + gzip.compress(b"\0" * (-size % 512) + b"\0" * 1024))
 
 
 def ut1_list(cat, name, count):
@@ -205,6 +226,36 @@ class FeedUpdateTest(unittest.TestCase):
         self.assertEqual([st for st in statuses if st != 403], [], "requests failed during the reload")
         self.assertEqual(os.readlink(os.path.join(self.home, "previous")), first)
         self.assertNotEqual(self.current(), first)
+
+    def test_archives_past_the_unpack_limits_are_refused(self):
+        # Outside-in audit I: a 4.2 MB tarball unpacked to 4 GiB was installed, and the daemon then
+        # refused its policy; 50,000 lists in 350 KB made 100,000 inodes.
+        r = self.update()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_for(lambda: self.status(self.gambling[0]) == 403, timeout=10, what="the first update in force")
+        good = self.current()
+        many = dict(self.lists)
+        many.update({f"list{i}": {"domains": ["a.test"]} for i in range(1000)})
+        cases = [
+            ("a list file of 1 GiB and a little", bomb({"drogue": self.lists["drogue"]["domains"]}, self.gambling, 1 << 30),
+             "blacklists/gambling/domains is larger than 1024 MiB, the limit for one list file "
+             "(a compression bomb, or not the UT1 archive?)"),
+            ("1003 list files", tarball(many),
+             "the archive holds more than 1000 list files (blacklists/<list>/domains or urls), the limit"),
+        ]
+        for name, body, message in cases:
+            with self.subTest(name):
+                self.assertLess(len(body), 2 << 20)
+                self.server.routes["/ut1.tar.gz"] = (body, f'"{name}"')
+                started = time.monotonic()
+                r = self.update("--feed", "ut1")
+                self.assertLess(time.monotonic() - started, 30)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertIn(f"feed ut1: {message}", r.stderr)
+                self.assertIn("the lists in force are unchanged", r.stderr)
+                self.assertEqual(self.current(), good)
+                self.assertEqual(sorted(n for n in os.listdir(self.home) if n.startswith(".")), [])
+        self.assertEqual(self.status(self.gambling[0]), 403)
 
     def history(self):
         with open(os.path.join(self.state, "feeds", "history")) as f:
