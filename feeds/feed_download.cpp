@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -15,11 +16,27 @@ struct sink {
   std::uint64_t bytes = 0, max = 0;
   bool too_large = false, write_failed = false;
   std::string etag, last_modified;
+  // The response whose headers were read last (reset at each status line: a redirect's, then
+  // the final one's): whether its body's end can be told from a connection cut short.
+  long status = 0;
+  bool http1 = false, has_length = false, chunked = false;
+  bool unframed = false;  // a body arrived that close_delimited() says cannot be verified
+  // HTTP/1.x ends a body with neither Content-Length nor chunked coding by closing the
+  // connection, which a server that died or a network that dropped does too: such a body may
+  // be cut anywhere (a list eroded run after run; `compare.example` went in as `com`).
+  // HTTP/2 and 3 frame every body. 204 has no body.
+  bool close_delimited() const {
+    return http1 && !has_length && !chunked && status >= 200 && status <= 299 && status != 204;
+  }
 };
 
 std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
   auto* s = static_cast<sink*>(user);
   const std::size_t len = size * n;
+  if (s->close_delimited()) {
+    s->unframed = true;
+    return 0;  // aborts the transfer: nothing of it is used
+  }
   if (s->bytes + len > s->max) {
     s->too_large = true;
     return 0;  // aborts the transfer
@@ -47,6 +64,21 @@ std::string header_value(std::string_view line, std::string_view name) {
 std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
   auto* s = static_cast<sink*>(user);
   const std::string_view line(data, size * n);
+  if (line.starts_with("HTTP/")) {
+    // "HTTP/1.1 200 OK", "HTTP/2 200": a new response begins.
+    s->http1 = line.starts_with("HTTP/1.");
+    s->has_length = s->chunked = false;
+    s->status = 0;
+    if (const auto sp = line.find(' '); sp != std::string_view::npos) {
+      for (std::size_t i = sp + 1; i < line.size() && i < sp + 4 && std::isdigit(static_cast<unsigned char>(line[i])); ++i)
+        s->status = s->status * 10 + (line[i] - '0');
+    }
+  }
+  if (!header_value(line, "content-length").empty()) s->has_length = true;
+  if (auto v = header_value(line, "transfer-encoding"); !v.empty()) {
+    for (auto& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    s->chunked = v.find("chunked") != std::string::npos;
+  }
   if (auto v = header_value(line, "etag"); !v.empty()) s->etag = v;
   if (auto v = header_value(line, "last-modified"); !v.empty()) s->last_modified = v;
   return size * n;
@@ -125,6 +157,11 @@ download_result download(const download_request& r) {
                 " MiB");
   }
   if (s.write_failed || !closed) return fail("cannot write " + r.into + " (disk full?)");
+  if (s.unframed || (rc == CURLE_OK && s.close_delimited())) {
+    return fail("the server sent the list with neither a Content-Length nor chunked transfer-coding, "
+                "only closing the connection at its end, so a download cut short cannot be told from a "
+                "whole one; the server must send the length");
+  }
   if (rc == CURLE_OPERATION_TIMEDOUT) {
     return fail(std::string("timed out (") + (curl_error[0] ? curl_error : curl_easy_strerror(rc)) +
                 ")");

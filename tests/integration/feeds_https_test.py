@@ -121,8 +121,17 @@ class FeedHttpsTest(unittest.TestCase):
         self.assertIn("certificate", r.stderr)
         self.assertEqual(os.readlink(os.path.join(self.home, "current")), good)
 
-        # The same trusted server as at first: the changed feed is taken.
+        # The trusted server sending no length over TLS, ending the body by closing the connection
+        # without close_notify: a cut could not be told from the end, so it is refused, even whole.
         self.proxy.write_policy(self.base_text)
+        self.good.routes["/ut1.tar.gz"] = (tarball(changed), '"v2"', "no-length")
+        r = self.update()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("neither a Content-Length nor chunked transfer-coding", r.stderr)
+        self.assertEqual(os.readlink(os.path.join(self.home, "current")), good)
+
+        # The same trusted server as at first: the changed feed is taken.
+        self.good.routes["/ut1.tar.gz"] = (tarball(changed), '"v2"')
         r = self.update()
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("ut1/gambling: 50 entries, +1 -1", r.stdout)

@@ -69,7 +69,8 @@ def ut1_list(cat, name, count):
 
 class FeedServer:
     """Serves self.routes[path] = (body, etag) with ETag / If-None-Match; 'stall' never answers in time.
-    With an ssl.SSLContext, over HTTPS."""
+    (body, etag, "no-length"): no Content-Length, the body ended by closing the connection
+    (HTTP/1.0 as http.server speaks it). With an ssl.SSLContext, over HTTPS."""
 
     def __init__(self, context=None):
         self.routes = {}
@@ -86,7 +87,7 @@ class FeedServer:
                 if route is None:
                     self.send_error(404)
                     return
-                body, etag = route
+                body, etag, *how = route
                 if body == "stall":
                     time.sleep(6)
                     return
@@ -95,7 +96,8 @@ class FeedServer:
                     self.end_headers()
                     return
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
+                if how != ["no-length"]:
+                    self.send_header("Content-Length", str(len(body)))
                 if etag:
                     self.send_header("ETag", etag)
                 self.end_headers()
@@ -350,6 +352,11 @@ class FeedUpdateTest(unittest.TestCase):
               b"<body>\n<p>Please sign in to use this network.</p>\n<form method=post>\n"
               b"<input name=user>\n</form>\n</body>\n</html>\n", '"p"'), "iwf",
              "list iwf/list has 0 entries, fewer than its minimum of 1 (the feed is locked"),
+            # No length: the end of the body is where the connection closed, which a server cut
+            # short does too (here in the middle of a domain). Outside-in audit I.
+            ("no Content-Length, cut by the connection closing", "/iwf.txt",
+             (b"abuse.test\nhost.test/bad/page\ncompare.exa", '"n"', "no-length"), "iwf",
+             "the server sent the list with neither a Content-Length nor chunked transfer-coding"),
             # Cut short where a line ends, or the wrong file: more than half of a list gone.
             ("more than half of a list gone", "/ut1.tar.gz",
              (tarball({"gambling": {"domains": self.gambling[:60]}, "drogue": self.lists["drogue"]}), '"h"'),
