@@ -182,11 +182,11 @@ namespace {
 
 // The entries of one list in a version directory (both files of a UT1 list).
 std::vector<std::string> list_entries(const fs::path& version, const rules::feed& f,
-                                      const std::string& list) {
+                                      const std::string& list, skipped_lines* skipped = nullptr) {
   using kind = rules::list_file_kind;
-  if (f.format == rules::feed_format::lines) return read_entries((version / "list").string(), kind::mixed);
-  auto out = read_entries((version / "blacklists" / list / "domains").string(), kind::domains);
-  for (auto& u : read_entries((version / "blacklists" / list / "urls").string(), kind::urls))
+  if (f.format == rules::feed_format::lines) return read_entries((version / "list").string(), kind::mixed, skipped);
+  auto out = read_entries((version / "blacklists" / list / "domains").string(), kind::domains, skipped);
+  for (auto& u : read_entries((version / "blacklists" / list / "urls").string(), kind::urls, skipped))
     out.push_back(std::move(u));
   return out;
 }
@@ -196,6 +196,33 @@ bool list_exists(const fs::path& version, const rules::feed& f, const std::strin
   if (f.format == rules::feed_format::lines) return fs::exists(version / "list", ec);
   return fs::exists(version / "blacklists" / list / "domains", ec) ||
          fs::exists(version / "blacklists" / list / "urls", ec);
+}
+
+// `text` for an error message: at most `max` characters, each not printable ASCII shown as '?'
+// (a download's bytes must not act on the technician's terminal).
+std::string printable(std::string_view text, std::size_t max) {
+  std::string out;
+  for (const char c : text.substr(0, max)) out += c >= 0x20 && c < 0x7f ? c : '?';
+  if (text.size() > max) out += "...";
+  return out;
+}
+
+// Whether a download is a web page rather than a list or an archive: its first bytes, after a
+// byte order mark and blanks, are '<' (`<!DOCTYPE html>`, `<html>`, `<?xml ...>`, `<head>`).
+// No list line and no archive begins so; a captive portal's sign-in page or a server's error
+// page served with 200 does. "" or the error.
+std::string page_instead_of_list(const fs::path& download) {
+  std::ifstream in(download, std::ios::binary);
+  std::string head(512, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<std::size_t>(in.gcount()));
+  std::string_view v(head);
+  if (v.starts_with("\xEF\xBB\xBF")) v.remove_prefix(3);
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t' || v.front() == '\r' || v.front() == '\n'))
+    v.remove_prefix(1);
+  if (!v.starts_with('<')) return {};
+  return "the download is a web page, not a list (it begins '" + printable(v.substr(0, v.find('\n')), 40) +
+         "'): a captive portal's sign-in page or a server's error page?";
 }
 
 // Points `link` at `target` (a name in the same directory) atomically.
@@ -238,13 +265,18 @@ void count_differences(const std::vector<std::string>& before,
 
 }  // namespace
 
-std::vector<std::string> read_entries(const std::string& path, rules::list_file_kind kind) {
+std::vector<std::string> read_entries(const std::string& path, rules::list_file_kind kind,
+                                      skipped_lines* skipped) {
   std::vector<std::string> out;
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
     const auto entry = rules::classify_list_line(line, kind);
-    if (rules::is_list_entry(entry)) out.emplace_back(entry.text);
+    if (rules::is_list_entry(entry)) {
+      out.emplace_back(entry.text);
+    } else if (skipped != nullptr && entry.kind != rules::list_line_kind::blank) {
+      if (skipped->count++ == 0) skipped->first = printable(line, 60);
+    }
   }
   return out;
 }
@@ -306,6 +338,10 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
     return r;
   }
 
+  if (auto why = page_instead_of_list(download_file); !why.empty()) {
+    r.error = why;
+    return r;
+  }
   fs::create_directories(fresh, ec);
   if (ec) {
     r.error = "cannot create " + fresh.string() + ": " + ec.message();
@@ -338,12 +374,22 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
                 (f.locked ? " (the feed is locked: a missing list is never accepted)" : "");
       return r;
     }
-    auto now_entries = list_entries(fresh, f, list);
+    skipped_lines skipped;
+    auto now_entries = list_entries(fresh, f, list, &skipped);
     const std::size_t count = now_entries.size();
     if (count < minimum) {
       r.error = "list " + shown + " has " + std::to_string(now_entries.size()) +
                 " entries, fewer than its minimum of " + std::to_string(minimum) +
                 (f.locked ? " (the feed is locked: an empty list is never accepted)" : "");
+      return r;
+    }
+    // A list is entries, with perhaps a few lines the loader skips; a page or a message with a
+    // line or two that happen to read as domains is mostly other lines (a captive portal's
+    // page passed a locked feed with 2 "entries": outside-in audit I).
+    if (skipped.count > count) {
+      r.error = "list " + shown + " has more lines that are not entries (" + std::to_string(skipped.count) +
+                ", the first '" + skipped.first + "') than entries (" + std::to_string(count) +
+                "): an error or sign-in page, not a list?";
       return r;
     }
     // Sorted vectors, not std::set: the adult list alone can hold millions of entries (4.1 M

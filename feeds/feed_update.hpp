@@ -71,9 +71,17 @@ update_result update_feed(const rules::feed& f, const update_options& o);
 std::string unpack_ut1(const std::string& archive_path, const std::string& dir,
                        const unpack_limits& limits = {});
 
+// The lines of a list file that are neither blank nor a comment, and yet not entries.
+struct skipped_lines {
+  std::size_t count = 0;
+  std::string first;  // the first of them, for the error: printable ASCII, at most 60 characters
+};
+
 // Lines of a list file that are entries as the policy loader reads them (rules::is_list_entry):
 // not blank, not a '#' comment, and a domain or URL prefix it accepts. An HTML page or
 // garbage served in place of a list has none, and never counts towards a feed's minimum.
-std::vector<std::string> read_entries(const std::string& path, rules::list_file_kind kind);
+// The other lines that are not blank or comments are counted into `skipped` when given.
+std::vector<std::string> read_entries(const std::string& path, rules::list_file_kind kind,
+                                      skipped_lines* skipped = nullptr);
 
 }  // namespace hallpass::feeds

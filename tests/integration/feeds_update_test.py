@@ -351,7 +351,18 @@ class FeedUpdateTest(unittest.TestCase):
              (b"<!DOCTYPE html>\n<html>\n<head><title>Sign in to the network</title></head>\n"
               b"<body>\n<p>Please sign in to use this network.</p>\n<form method=post>\n"
               b"<input name=user>\n</form>\n</body>\n</html>\n", '"p"'), "iwf",
-             "list iwf/list has 0 entries, fewer than its minimum of 1 (the feed is locked"),
+             "the download is a web page, not a list (it begins '<!DOCTYPE html>'): a captive portal's"),
+            # Outside-in audit I: a page with a line and a link that read as entries passed a locked
+            # feed with 2 of them.
+            ("captive portal page with lines that read as entries", "/iwf.txt",
+             (b"\n  <html><head><title>Sign in to SchoolWiFi</title></head>\n<body>\n"
+              b"<a href=\"http://portal.example/login\">login.example</a>\nportal.example\n</body></html>\n",
+              '"q"'), "iwf", "the download is a web page, not a list (it begins '<html><head><title>Sign in"),
+            ("a message in plain text with a line that reads as a domain", "/iwf.txt",
+             (b"Sorry, this network needs you to sign in first.\nPlease visit the page below:\nportal.example\n"
+              b"or ask the help desk at help.example.\n", '"r"'), "iwf",
+             "list iwf/list has more lines that are not entries (3, the first 'Sorry, this network needs you "
+             "to sign in first.') than entries (1): an error or sign-in page, not a list?"),
             # No length: the end of the body is where the connection closed, which a server cut
             # short does too (here in the middle of a domain). Outside-in audit I.
             ("no Content-Length, cut by the connection closing", "/iwf.txt",
