@@ -334,6 +334,12 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
     return r;
   }
   if (got.not_modified) {
+    // Only a version in force makes the request conditional; a 304 without one (a broken
+    // server or cache) leaves the feed missing, which is no success.
+    if (!have_current) {
+      r.error = "the server answered 304 Not Modified, but there is no version in force to keep";
+      return r;
+    }
     r.ok = r.unchanged = true;
     return r;
   }

@@ -70,7 +70,8 @@ def ut1_list(cat, name, count):
 class FeedServer:
     """Serves self.routes[path] = (body, etag) with ETag / If-None-Match; 'stall' never answers in time.
     (body, etag, "no-length"): no Content-Length, the body ended by closing the connection
-    (HTTP/1.0 as http.server speaks it). With an ssl.SSLContext, over HTTPS."""
+    (HTTP/1.0 as http.server speaks it); (b"", None, "not-modified"): 304 whatever was asked.
+    With an ssl.SSLContext, over HTTPS."""
 
     def __init__(self, context=None):
         self.routes = {}
@@ -91,7 +92,7 @@ class FeedServer:
                 if body == "stall":
                     time.sleep(6)
                     return
-                if etag and self.headers.get("If-None-Match") == etag:
+                if how == ["not-modified"] or (etag and self.headers.get("If-None-Match") == etag):
                     self.send_response(304)
                     self.end_headers()
                     return
@@ -228,6 +229,16 @@ class FeedUpdateTest(unittest.TestCase):
         self.assertEqual([st for st in statuses if st != 403], [], "requests failed during the reload")
         self.assertEqual(os.readlink(os.path.join(self.home, "previous")), first)
         self.assertNotEqual(self.current(), first)
+
+    def test_not_modified_for_a_feed_never_fetched_is_an_error(self):
+        # Outside-in audit I: "unchanged", exit 0, while the feed was missing.
+        self.server.routes["/iwf.txt"] = (b"", None, "not-modified")
+        r = self.update("--feed", "iwf")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("feed iwf: the server answered 304 Not Modified, but there is no version in force "
+                      "to keep; the feed is still missing", r.stderr)
+        self.assertNotIn("unchanged", r.stdout)
+        self.assertFalse(os.path.lexists(os.path.join(self.state, "feeds", "iwf", "current")))
 
     def test_archives_past_the_unpack_limits_are_refused(self):
         # Outside-in audit I: a 4.2 MB tarball unpacked to 4 GiB was installed, and the daemon then
