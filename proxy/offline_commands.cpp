@@ -3,6 +3,8 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -606,9 +608,41 @@ void ask_daemon_to_reload(const std::string& state_dir) {
               << ": the new lists apply when hallpass next starts or reloads.\n";
     return;
   }
-  if (::kill(static_cast<pid_t>(pid), SIGHUP) != 0) {
+  // The pid file outlives a daemon that was killed or a machine that lost power, and the pid
+  // is then reused: SIGHUP ends most programs (an unrelated `sleep` died: outside-in audit I).
+  // Only a process named hallpass is signalled, through a pidfd opened before its name is
+  // read, so that a pid reused in between is never the one signalled.
+  // By syscall: glibc 2.36's <sys/pidfd.h> declares the wrappers without extern "C".
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0u));
+  const int open_error = errno;
+  std::string name;
+  if (pidfd >= 0) {
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::getline(comm, name);
+  }
+  if (pidfd < 0 || name != "hallpass") {
+    if (pidfd >= 0) ::close(pidfd);
+    const std::string then =
+        "; nothing was signalled: the new lists apply when hallpass next starts or reloads "
+        "(`systemctl reload hallpass` if it runs).\n";
+    if (pidfd < 0 && open_error != ESRCH) {
+      std::cout << "The process recorded in " << pid_file << " (pid " << pid << ") cannot be checked ("
+                << std::strerror(open_error) << ")" << then;
+    } else if (pidfd >= 0 && name.empty()) {
+      std::cout << "The process recorded in " << pid_file << " (pid " << pid
+                << ") cannot be checked (its /proc/" << pid << "/comm cannot be read)" << then;
+    } else {
+      std::cout << "The pid file " << pid_file << " is stale: pid " << pid
+                << (pidfd < 0 ? " is not running" : " is not hallpass (it is '" + name + "')") << then;
+    }
+    return;
+  }
+  const int sent = static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, SIGHUP, nullptr, 0u));
+  const int why = errno;
+  ::close(pidfd);
+  if (sent != 0) {
     std::cout << "The daemon recorded in " << pid_file << " (pid " << pid << ") could not be signalled ("
-              << std::strerror(errno) << "): reload it with `systemctl reload hallpass`.\n";
+              << std::strerror(why) << "): reload it with `systemctl reload hallpass`.\n";
     return;
   }
   std::cout << "Asked the running daemon (pid " << pid << ") to reload.\n";

@@ -240,6 +240,30 @@ class FeedUpdateTest(unittest.TestCase):
         self.assertNotIn("unchanged", r.stdout)
         self.assertFalse(os.path.lexists(os.path.join(self.state, "feeds", "iwf", "current")))
 
+    def test_a_stale_pid_file_signals_nothing(self):
+        # Outside-in audit I: the pid in a stale hallpass.pid was another program's, and SIGHUP
+        # ended it.
+        with tempfile.TemporaryDirectory() as state:
+            other = subprocess.Popen(["sleep", "60"])
+            try:
+                with open(os.path.join(state, "hallpass.pid"), "w") as f:
+                    f.write(f"{other.pid}\n")
+                r = subprocess.run([BIN, "feeds", "update", "--config", self.proxy.config, "--state-dir", state],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn(f"is stale: pid {other.pid} is not hallpass (it is 'sleep'); nothing was signalled",
+                              r.stdout)
+                self.assertNotIn("Asked the running daemon", r.stdout)
+                time.sleep(0.2)
+                self.assertIsNone(other.poll(), "the process named in the stale pid file was signalled")
+            finally:
+                other.kill()
+                other.wait(10)
+        # The daemon's own pid file is still followed.
+        r = self.update()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"Asked the running daemon (pid {self.proxy.proc.pid}) to reload.", r.stdout)
+
     def test_archives_past_the_unpack_limits_are_refused(self):
         # Outside-in audit I: a 4.2 MB tarball unpacked to 4 GiB was installed, and the daemon then
         # refused its policy; 50,000 lists in 350 KB made 100,000 inodes.
