@@ -110,7 +110,10 @@ download_result download(const download_request& r) {
   char curl_error[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(c, CURLOPT_URL, r.url.c_str());
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
-  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https");  // a redirect never downgrades to http
+  // A redirect keeps the feed's scheme or goes from http to https: it never downgrades an https
+  // feed to http, and never leaves for file://, ftp:// and the like. An http feed gains nothing
+  // from forbidding http (a same-host relative redirect failed: outside-in audit I).
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, r.url.starts_with("http://") ? "http,https" : "https");
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);

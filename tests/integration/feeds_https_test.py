@@ -130,6 +130,13 @@ class FeedHttpsTest(unittest.TestCase):
         self.assertIn("neither a Content-Length nor chunked transfer-coding", r.stderr)
         self.assertEqual(os.readlink(os.path.join(self.home, "current")), good)
 
+        # A redirect from the https feed to http is never followed (a downgrade).
+        self.good.routes["/ut1.tar.gz"] = (f"http://127.0.0.1:{self.good.port}/plain.tar.gz", None, "redirect")
+        r = self.update()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn('Protocol "http" not supported', r.stderr)
+        self.assertEqual(os.readlink(os.path.join(self.home, "current")), good)
+
         # The same trusted server as at first: the changed feed is taken.
         self.good.routes["/ut1.tar.gz"] = (tarball(changed), '"v2"')
         r = self.update()

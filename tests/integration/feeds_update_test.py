@@ -70,7 +70,8 @@ def ut1_list(cat, name, count):
 class FeedServer:
     """Serves self.routes[path] = (body, etag) with ETag / If-None-Match; 'stall' never answers in time.
     (body, etag, "no-length"): no Content-Length, the body ended by closing the connection
-    (HTTP/1.0 as http.server speaks it); (b"", None, "not-modified"): 304 whatever was asked.
+    (HTTP/1.0 as http.server speaks it); (b"", None, "not-modified"): 304 whatever was asked;
+    (location, None, "redirect"): 302 to `location`.
     With an ssl.SSLContext, over HTTPS."""
 
     def __init__(self, context=None):
@@ -91,6 +92,12 @@ class FeedServer:
                 body, etag, *how = route
                 if body == "stall":
                     time.sleep(6)
+                    return
+                if how == ["redirect"]:
+                    self.send_response(302)
+                    self.send_header("Location", body)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 if how == ["not-modified"] or (etag and self.headers.get("If-None-Match") == etag):
                     self.send_response(304)
@@ -263,6 +270,21 @@ class FeedUpdateTest(unittest.TestCase):
         r = self.update()
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(f"Asked the running daemon (pid {self.proxy.proc.pid}) to reload.", r.stdout)
+
+    def test_an_http_feed_follows_a_redirect_on_its_own_scheme_only(self):
+        # Outside-in audit I: a same-host relative redirect of an http:// feed failed with curl's
+        # `Protocol "http" not supported`.
+        self.server.routes["/lists/iwf.txt"] = self.server.routes["/iwf.txt"]
+        self.server.routes["/iwf.txt"] = ("/lists/iwf.txt", None, "redirect")
+        r = self.update("--feed", "iwf")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("iwf/list: 2 entries, +2 -0", r.stdout)
+        # Never to another kind of URL.
+        self.server.routes["/iwf.txt"] = ("file:///etc/hostname", None, "redirect")
+        r = self.update("--feed", "iwf")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("feed iwf: download from ", r.stderr)
+        self.assertIn('Protocol "file" not supported', r.stderr)
 
     def test_archives_past_the_unpack_limits_are_refused(self):
         # Outside-in audit I: a 4.2 MB tarball unpacked to 4 GiB was installed, and the daemon then
