@@ -70,7 +70,8 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
     s->has_length = s->chunked = false;
     s->status = 0;
     if (const auto sp = line.find(' '); sp != std::string_view::npos) {
-      for (std::size_t i = sp + 1; i < line.size() && i < sp + 4 && std::isdigit(static_cast<unsigned char>(line[i])); ++i)
+      for (std::size_t i = sp + 1;
+           i < line.size() && i < sp + 4 && std::isdigit(static_cast<unsigned char>(line[i])); ++i)
         s->status = s->status * 10 + (line[i] - '0');
     }
   }
@@ -113,7 +114,8 @@ download_result download(const download_request& r) {
   // A redirect keeps the feed's scheme or goes from http to https: it never downgrades an https
   // feed to http, and never leaves for file://, ftp:// and the like. An http feed gains nothing
   // from forbidding http (a same-host relative redirect failed: outside-in audit I).
-  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, r.url.starts_with("http://") ? "http,https" : "https");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR,
+                   r.url.starts_with("http://") ? "http,https" : "https");
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -161,9 +163,10 @@ download_result download(const download_request& r) {
   }
   if (s.write_failed || !closed) return fail("cannot write " + r.into + " (disk full?)");
   if (s.unframed || (rc == CURLE_OK && s.close_delimited())) {
-    return fail("the server sent the list with neither a Content-Length nor chunked transfer-coding, "
-                "only closing the connection at its end, so a download cut short cannot be told from a "
-                "whole one; the server must send the length");
+    return fail(
+        "the server sent the list with neither a Content-Length nor chunked transfer-coding, "
+        "only closing the connection at its end, so a download cut short cannot be told from a "
+        "whole one; the server must send the length");
   }
   if (rc == CURLE_OPERATION_TIMEDOUT) {
     return fail(std::string("timed out (") + (curl_error[0] ? curl_error : curl_easy_strerror(rc)) +

@@ -140,11 +140,12 @@ std::string unpack_ut1(const std::string& archive_path, const std::string& dir_n
                               : 0;
     auto too_large = [&](std::uint64_t file_bytes, std::uint64_t total_bytes) -> std::string {
       if (file_bytes > limits.list_file_bytes) {
-        return path + " is larger than " + size_text(limits.list_file_bytes) + ", the limit for one list file" + bomb;
+        return path + " is larger than " + size_text(limits.list_file_bytes) +
+               ", the limit for one list file" + bomb;
       }
       if (total_bytes > limits.total_bytes) {
-        return "the archive's list files together are larger than " + size_text(limits.total_bytes) + ", the limit" +
-               bomb;
+        return "the archive's list files together are larger than " +
+               size_text(limits.total_bytes) + ", the limit" + bomb;
       }
       return {};
     };
@@ -184,9 +185,12 @@ namespace {
 std::vector<std::string> list_entries(const fs::path& version, const rules::feed& f,
                                       const std::string& list, skipped_lines* skipped = nullptr) {
   using kind = rules::list_file_kind;
-  if (f.format == rules::feed_format::lines) return read_entries((version / "list").string(), kind::mixed, skipped);
-  auto out = read_entries((version / "blacklists" / list / "domains").string(), kind::domains, skipped);
-  for (auto& u : read_entries((version / "blacklists" / list / "urls").string(), kind::urls, skipped))
+  if (f.format == rules::feed_format::lines)
+    return read_entries((version / "list").string(), kind::mixed, skipped);
+  auto out =
+      read_entries((version / "blacklists" / list / "domains").string(), kind::domains, skipped);
+  for (auto& u :
+       read_entries((version / "blacklists" / list / "urls").string(), kind::urls, skipped))
     out.push_back(std::move(u));
   return out;
 }
@@ -218,10 +222,12 @@ std::string page_instead_of_list(const fs::path& download) {
   head.resize(static_cast<std::size_t>(in.gcount()));
   std::string_view v(head);
   if (v.starts_with("\xEF\xBB\xBF")) v.remove_prefix(3);
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t' || v.front() == '\r' || v.front() == '\n'))
+  while (!v.empty() &&
+         (v.front() == ' ' || v.front() == '\t' || v.front() == '\r' || v.front() == '\n'))
     v.remove_prefix(1);
   if (!v.starts_with('<')) return {};
-  return "the download is a web page, not a list (it begins '" + printable(v.substr(0, v.find('\n')), 40) +
+  return "the download is a web page, not a list (it begins '" +
+         printable(v.substr(0, v.find('\n')), 40) +
          "'): a captive portal's sign-in page or a server's error page?";
 }
 
@@ -313,7 +319,8 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
   d.max_bytes = f.max_bytes;
   // A `lines` download is the list file itself: never larger than one list file may be (max_mib
   // goes up to 64 GiB; the daemon would refuse such a file on its next reload or start).
-  if (f.format == rules::feed_format::lines) d.max_bytes = std::min(d.max_bytes, unpack_limits{}.list_file_bytes);
+  if (f.format == rules::feed_format::lines)
+    d.max_bytes = std::min(d.max_bytes, unpack_limits{}.list_file_bytes);
   const bool have_current = fs::is_directory(current, ec);
   if (have_current) {
     d.etag = info_value(current / "feed.info", "etag");
@@ -393,8 +400,9 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
     // line or two that happen to read as domains is mostly other lines (a captive portal's
     // page passed a locked feed with 2 "entries": outside-in audit I).
     if (skipped.count > count) {
-      r.error = "list " + shown + " has more lines that are not entries (" + std::to_string(skipped.count) +
-                ", the first '" + skipped.first + "') than entries (" + std::to_string(count) +
+      r.error = "list " + shown + " has more lines that are not entries (" +
+                std::to_string(skipped.count) + ", the first '" + skipped.first +
+                "') than entries (" + std::to_string(count) +
                 "): an error or sign-in page, not a list?";
       return r;
     }

@@ -2,28 +2,19 @@
 #include "feeds/feed_history.hpp"
 
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <thread>
+
+#include "tests/feeds/feeds_fixture.hpp"
 
 namespace fs = std::filesystem;
 using namespace hallpass::feeds;
 
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/hallpass-history-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using feeds_test::temp_dir;
 
 history_entry entry(std::int64_t t, std::string feed = "ut1") {
   return {t,

@@ -4,29 +4,20 @@
 #include "feeds/feed_update.hpp"
 
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "tests/feeds/feeds_fixture.hpp"
+
 namespace fs = std::filesystem;
 using namespace hallpass::feeds;
 
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/hallpass-unpack-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using feeds_test::temp_dir;
 
 // A ustar archive of regular files, written by hand: a 512-byte header per member (name, size
 // in octal, checksum), the data padded to 512 bytes, two zero blocks at the end.
@@ -55,7 +46,8 @@ std::string tar_of(const std::vector<std::pair<std::string, std::string>>& membe
   return out;
 }
 
-std::string write_tar(const fs::path& dir, const std::vector<std::pair<std::string, std::string>>& members) {
+std::string write_tar(const fs::path& dir,
+                      const std::vector<std::pair<std::string, std::string>>& members) {
   const fs::path p = dir / "ut1.tar";
   std::ofstream(p, std::ios::binary) << tar_of(members);
   return p.string();
