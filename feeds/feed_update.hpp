@@ -35,7 +35,8 @@ constexpr std::size_t shrink_guard_entries = 20;
 // What an unpacked download may hold: a gzip tarball of a few MB can unpack to terabytes (a
 // compression bomb) or to a directory and a file per member (inodes). The limits are wide
 // over the real UT1 (largest list adult/domains about 100 MB; about 70-100 categories, so
-// at most about 200 domains and urls files; about 150 MB unpacked in all).
+// at most about 200 domains and urls files; roughly 150 MB unpacked in all, an estimate from
+// the 20 MB tarball, most of it the adult list).
 struct unpack_limits {
   // One list file: 10 times UT1's largest, and a quarter of what the policy loader reads at
   // most (rules::max_read_bytes), so that an update never installs a file the daemon refuses.
