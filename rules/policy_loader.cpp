@@ -588,6 +588,14 @@ class loader : private yaml_reader {
   }
 
   void add_url(std::string host, std::string path, set_id set) {
+    // A URL of a whole site (`https://site.example/`): every path of the host and its
+    // subdomains, which is what a domain entry matches, and a domain entry is decided on
+    // relayed HTTPS too, where no path is seen. As a URL prefix it blocked http:// only
+    // (outside-in audit I, 2026-12-05).
+    if (path == "/") {
+      add_domain(host, set);
+      return;
+    }
     // Marked in the domain table too, so the engine reads url_prefixes only for such hosts.
     add_domain(host, domain_table::url_prefix_marker);
     p_->url_prefixes[std::move(host)].push_back(url_prefix{std::move(path), set});

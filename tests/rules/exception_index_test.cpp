@@ -429,3 +429,34 @@ roles:
     CHECK(w.host_read_as.empty());
   }
 }
+
+TEST_CASE("a URL entry naming a whole site blocks its HTTPS tunnels too, as a domain entry does") {
+  // Outside-in audit I, 2026-12-05: `https://secure.example/` in a list blocked http:// only;
+  // a relayed tunnel shows no path, and a URL prefix needs one.
+  auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
+categories:
+  listed: {urls: ["https://secure.example/", "http://paths.example/only/this"]}
+roles:
+  pupils:
+    networks: [10.10.0.0/16]
+    default: allow
+    rules:
+      - {action: block, categories: [listed]}
+)");
+  auto tunnel = [&](const char* host) {
+    request_facts f = pupil_get(*p, "http://placeholder.example/");
+    f.method = "CONNECT";
+    f.scheme = "https";
+    f.host = host;
+    f.port = 443;
+    f.path = std::nullopt;
+    return decide_request(*p, nullptr, f);
+  };
+  CHECK(tunnel("secure.example").act == action::block);
+  CHECK(tunnel("www.secure.example").act == action::block);
+  CHECK(decide_all(*p, nullptr, "http://secure.example/any/page").act == action::block);
+  // A URL with a path stays a prefix: its site's tunnels are not blocked for it.
+  CHECK(tunnel("paths.example").act == action::allow);
+  CHECK(decide_all(*p, nullptr, "http://paths.example/only/this/page").act == action::block);
+  CHECK(decide_all(*p, nullptr, "http://paths.example/other").act == action::allow);
+}
