@@ -71,6 +71,36 @@ void log_ban(shared_state& state, const rules::time_zone& zone, const json::obje
 
 }  // namespace
 
+// A ban's reason is the DSL's or the headteacher's record of a safeguarding concern ("disclosed
+// self-harm, CP referral"): for those two roles, and for whoever wrote it, not for every
+// technician who lists bans (need to know, UK GDPR and KCSIE; outside-in audit J, 2026-12-05:
+// a technician read the DSL's reason in `bans` and `audit`). The technician still sees who is
+// banned, by whom, for how long, and reasons they wrote themselves (their own proposals).
+void withhold_ban_reasons(json::object& ban, const std::string& viewer) {
+  static const json::string withheld = "(withheld: for the DSL and the headteacher)";
+  const auto by = [](const json::object& o) -> std::string_view {
+    const auto* b = o.if_contains("by");
+    return b && b->is_string() ? std::string_view(b->as_string()) : std::string_view();
+  };
+  if (ban.contains("reason") && by(ban) != viewer) ban["reason"] = withheld;
+  if (auto* lifted = ban.if_contains("lifted"); lifted && lifted->is_object()) {
+    auto& l = lifted->as_object();
+    if (l.contains("reason") && by(l) != viewer) l["reason"] = withheld;
+  }
+}
+
+void withhold_ban_reasons_in_audit(json::object& entry, const std::string& viewer) {
+  const auto* object = entry.if_contains("object");
+  if (!object || !object->is_string() || !object->as_string().starts_with("ban ")) return;
+  const auto* os_user = entry.if_contains("os_user");
+  if (!(os_user && os_user->is_string() && os_user->as_string() == viewer)) {
+    entry["reason"] = "(withheld: for the DSL and the headteacher)";
+  }
+  for (const char* side : {"before", "after"}) {
+    if (auto* v = entry.if_contains(side); v && v->is_object()) withhold_ban_reasons(v->as_object(), viewer);
+  }
+}
+
 store::result admin_server::handle_ban_verb(const std::string& verb, const json::object& args,
                                             const std::string& os_user,
                                             const std::set<std::string>& roles, bool& changed) {
@@ -87,7 +117,15 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
       if (!it->value().is_bool()) return bad("'all' must be true or false");
       all = it->value().as_bool();
     }
-    return store_->bans(all);
+    auto r = store_->bans(all);
+    if (!deciding_role && r.ok && r.data.is_object()) {
+      if (auto* list = r.data.as_object().if_contains("bans"); list && list->is_array()) {
+        for (auto& b : list->as_array()) {
+          if (b.is_object()) withhold_ban_reasons(b.as_object(), os_user);
+        }
+      }
+    }
+    return r;
   }
   const auto reason = text(args, "reason");
   if (verb == "ban" && args.contains("confirm")) {

@@ -650,6 +650,14 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
       since = policy.zone.to_sys(*local);
     }
     r = store_->audit(since);
+    // Ban reasons are the DSL's and the headteacher's (admin_bans.cpp, withhold_ban_reasons).
+    if (!who->roles.count("dsl") && !who->roles.count("headteacher") && r.ok && r.data.is_object()) {
+      if (auto* entries = r.data.as_object().if_contains("entries"); entries && entries->is_array()) {
+        for (auto& e : entries->as_array()) {
+          if (e.is_object()) withhold_ban_reasons_in_audit(e.as_object(), who->user);
+        }
+      }
+    }
   } else if (verb == "reload") {
     const auto [errors, warnings, generation] = reload_();
     const auto unaudited = store_->audit_event(actor, "reload", "policy generation " + std::to_string(generation),

@@ -34,6 +34,12 @@ class shared_state;
 // verb checks its own range. Pure; any thread.
 std::optional<std::chrono::seconds> admin_duration(const std::string& text, std::string& error);
 
+// What a technician (no dsl or headteacher role) may read of bans: a ban's reason, and its
+// lifting's, only when `viewer` (an OS user) wrote it; in the audit log, the same for entries
+// about a ban. The reason becomes "(withheld: for the DSL and the headteacher)". admin_bans.cpp.
+void withhold_ban_reasons(boost::json::object& ban, const std::string& viewer);
+void withhold_ban_reasons_in_audit(boost::json::object& entry, const std::string& viewer);
+
 class admin_server {
  public:
   // reload: reloads the configuration; returns "" and the new generation, or the errors.

@@ -157,6 +157,28 @@ class BansTest(unittest.TestCase):
         self.assertEqual([(e["os_user"], e["admin_role"], e["outcome"]) for e in ok], [("hp_head", "headteacher", "ok")])
         ctl("hp_dsl", self.sock, "unban", "--device", device, "--reason", "done", check=0)
 
+    def test_a_technician_reads_who_is_banned_but_not_the_dsls_reasons(self):
+        # Outside-in audit J, 2026-12-05: the DSL's safeguarding note in a ban's reason was
+        # shown to every technician by `bans` and `audit`.
+        dsl_ban = ctl_json("hp_dsl", self.sock, "ban", "--device", "127.0.0.26", "--for", "1h",
+                           "--reason", "DSLCONCERN disclosed at school")
+        own = ctl_json("hp_tech", self.sock, "ban", "--device", "127.0.0.27", "--for", "1h", "--reason", "proxy site")
+        try:
+            by_id = {b["id"]: b for b in ctl_json("hp_tech", self.sock, "bans", "--all")["bans"]}
+            self.assertEqual(by_id[dsl_ban["id"]]["reason"], "(withheld: for the DSL and the headteacher)")
+            self.assertEqual(by_id[dsl_ban["id"]]["subject"], "127.0.0.26")  # who is banned: shown
+            self.assertEqual(by_id[own["id"]]["reason"], "proxy site")  # their own words
+            code, out, err = ctl("hp_tech", self.sock, "audit", "--json", check=0)
+            self.assertEqual(code, 0, err)
+            self.assertNotIn("DSLCONCERN", out)
+            self.assertIn("proxy site", out)
+            for reader in ("hp_dsl", "hp_head"):
+                by_id = {b["id"]: b for b in ctl_json(reader, self.sock, "bans", "--all")["bans"]}
+                self.assertEqual(by_id[dsl_ban["id"]]["reason"], "DSLCONCERN disclosed at school", reader)
+        finally:
+            ctl("hp_dsl", self.sock, "unban", str(dsl_ban["id"]), "--reason", "done", check=0)
+            ctl("hp_dsl", self.sock, "unban", str(own["id"]), "--reason", "done", check=0)
+
     def test_three_circumvention_attempts_ban_the_device_by_themselves(self):
         device = "127.0.0.24"
         before = self.proxy.metric("hallpass_bans_total", {"how": "automatic"})
