@@ -187,7 +187,15 @@ class daemon_reader : public rules::yaml_reader {
       read_duration(n, "hello_timeout", "connect.hello_timeout", c.connect.hello_timeout);
     }
     if (const auto n = root["access_log"]; n && check_map(n, "access_log", {"path", "keep_query", "queue_lines", "search_terms"})) {
-      if (n["search_terms"]) c.access_log.search_terms = boolean(n["search_terms"], "access_log.search_terms").value_or(false);
+      if (const auto t = n["search_terms"]) {
+        using kept = daemon_config::access_log_settings::search_terms_kept;
+        const std::string v = t.IsScalar() ? t.Scalar() : std::string();
+        if (v == "blocked") c.access_log.search_terms = kept::blocked;
+        else if (v == "true" || v == "yes" || v == "on") c.access_log.search_terms = kept::all;
+        else if (v == "false" || v == "no" || v == "off") c.access_log.search_terms = kept::none;
+        else error(t, "access_log.search_terms must be true (every search's terms), blocked (a blocked search's only) "
+                      "or false, not " + (t.IsScalar() ? rules::quote(v) : std::string("that")));
+      }
       if (n["path"]) {
         const auto v = scalar(n["path"], "access_log.path").value_or("-");
         c.access_log.path = v == "-" || v == "off" ? v : resolve_path(v);  // "-", "off": not files

@@ -104,8 +104,10 @@ struct daemon_config {
     std::string path = "-";                           // "-": standard output; "" or "off": none
     bool keep_query = false;                          // query strings are personal data: off by default
     // The search terms of inspected (and plain-HTTP) search requests, in the line's `search`
-    // field (the DfE standard asks for the term of a blocked search). Off by default: personal data.
-    bool search_terms = false;
+    // field: `true` every search's, `blocked` only a blocked search's (what the DfE standard
+    // asks for: a school that keeps less can say so), `false` none. Off by default: personal data.
+    enum class search_terms_kept : std::uint8_t { none, blocked, all };
+    search_terms_kept search_terms = search_terms_kept::none;
     std::size_t queue_lines = 65536;                  // lines waiting for the writer thread
   } access_log;
 

@@ -248,7 +248,9 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   r.circumvention = ex.circumvention;
   r.ban = v && v->ban ? v->ban->id : 0;
   r.tls = ex.inspected ? std::string_view("inspected") : std::string_view();
-  if (ex.cfg->daemon.access_log.search_terms) r.search = ex.search_terms;
+  using kept = daemon_config::access_log_settings::search_terms_kept;
+  const kept terms = ex.cfg->daemon.access_log.search_terms;
+  if (terms == kept::all || (terms == kept::blocked && ex.action == outcome::block)) r.search = ex.search_terms;
   r.note = ex.note;
   if (c.transparent) r.original_dst = c.transparent->text;
   w.state().access_log.write(format_access_record(r, ex.cfg->policy->zone, ex.cfg->daemon.access_log.keep_query));

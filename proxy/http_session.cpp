@@ -311,7 +311,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   if (!v.host.text.empty()) ex.host = v.host.text;
   // The search terms of a search, allowed or blocked (the DfE standard asks for the term of a
   // block), only where the school keeps them.
-  if (ex.cfg->daemon.access_log.search_terms) {
+  if (ex.cfg->daemon.access_log.search_terms != daemon_config::access_log_settings::search_terms_kept::none) {
     if (auto terms = rules::search_terms(ex.host, path_and_query)) ex.search_terms = std::move(*terms);
   }
 

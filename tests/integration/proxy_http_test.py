@@ -695,3 +695,36 @@ class IPv4ReachedByIPv6Test(unittest.TestCase):
         self.assertIn("decided as the IPv4 address 127.0.0.1, which the IPv6 address ::ffff:127.0.0.1 reaches",
                       line.get("note", ""))
 
+
+class SearchTermsBlockedOnlyTest(unittest.TestCase):
+    """`access_log.search_terms: blocked` keeps the terms of blocked searches only, what the DfE
+    standard asks for, so that a school can keep less (outside-in audit J, 2026-12-05)."""
+
+    def test_only_the_blocked_searchs_terms_are_logged(self):
+        origin = Origin()
+        self.addCleanup(origin.stop)
+
+        def edit(text):
+            text = text.replace("      - {name: no uploads,",
+                                "      - {action: block, urls: [\"www.google.com/search?q=forbidden\"]}\n"
+                                "      - {name: no uploads,", 1)
+            text = text.replace("hosts:\n", "hosts:\n  www.google.com: 127.0.0.1\n", 1)
+            return text + "access_log:\n  search_terms: blocked\n"
+
+        proxy = Proxy(policy_edit=edit)
+        self.addCleanup(proxy.stop)
+        base = f"http://www.google.com:{origin.port}/search?q="
+        self.assertNotEqual(curl(proxy, base + "owls+and+bats", source=PUPIL)[0], 403)
+        self.assertEqual(curl(proxy, base + "forbidden+words", source=PUPIL)[0], 403)
+        lines = wait_for(lambda: [l for l in proxy.log_lines() if l.get("host") == "www.google.com"][1:] and
+                         [l for l in proxy.log_lines() if l.get("host") == "www.google.com"], what="two lines")
+        self.assertEqual([(l["action"], l.get("search")) for l in lines],
+                         [("allow", None), ("block", "forbidden words")])
+        # A value other than true, false or blocked is refused by check.
+        bad = os.path.join(proxy.dir, "bad.yaml")
+        with open(bad, "w") as f:
+            f.write(proxy.policy_text.replace("search_terms: blocked", "search_terms: sometimes"))
+        r = subprocess.run([BIN, "check", "--config", bad], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("access_log.search_terms must be true (every search's terms), blocked", r.stdout + r.stderr)
+
