@@ -12,6 +12,7 @@
 #include <string>
 
 #include "store/exception_store.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace store_test {
 
@@ -22,17 +23,8 @@ inline const hallpass::store::actor dsl{"mr.dsl", "dsl"};
 inline const hallpass::store::actor block_page{"block page", "requester"};
 
 // A fresh directory, removed with everything in it at the end of the test.
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "hallpass-store-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
+struct temp_dir : hallpass_test::temp_dir {
+  temp_dir() : hallpass_test::temp_dir("hallpass-store") {}
   std::string db() const { return (path / "hallpass.db").string(); }
 };
 
