@@ -3,6 +3,8 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -607,6 +609,23 @@ void ask_daemon_to_reload(const std::string& state_dir) {
     std::cout << "No running daemon recorded in " << pid_file
               << ": the new lists apply when hallpass next starts or reloads.\n";
     return;
+  }
+  // A running daemon holds STATE_DIR/hallpass.lock (server.cpp, lock_state_dir). When this
+  // command can take that lock, no daemon runs on this state directory, whatever the pid file
+  // says: its pid may by now be this command's own or an admin's `hallpass check` (re-audit,
+  // 2026-12-05: a reused pid got the SIGHUP). A lock file that cannot be opened (another
+  // user's) leaves the decision to the checks below.
+  const auto stale = [&](const std::string& why) {
+    std::cout << "The pid file " << pid_file << " is stale: " << why
+              << "; nothing was signalled: the new lists apply when hallpass next starts or reloads "
+                 "(`systemctl reload hallpass` if it runs).\n";
+  };
+  if (pid == ::getpid()) return stale("its pid is this command's own");
+  if (const int lock = ::open((state_dir + "/hallpass.lock").c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+      lock >= 0) {
+    const bool free = ::flock(lock, LOCK_EX | LOCK_NB) == 0;
+    ::close(lock);  // and with it the lock, if taken
+    if (free) return stale("no hallpass holds " + state_dir + "/hallpass.lock");
   }
   // The pid file outlives a daemon that was killed or a machine that lost power, and the pid
   // is then reused: SIGHUP ends most programs (an unrelated `sleep` died: outside-in audit I).

@@ -79,6 +79,8 @@ std::optional<std::string> list_domain(std::string_view raw, std::string* err) {
 std::optional<std::pair<std::string, std::string>> list_url(std::string_view raw, std::string* err) {
   raw = trim(raw);
   if (auto s = raw.find("://"); s != std::string_view::npos) raw.remove_prefix(s + 3);
+  raw = raw.substr(0, raw.find('#'));  // a fragment never reaches a server
+  if (raw.ends_with("/?")) raw.remove_suffix(1);  // an empty query: the site itself
   const auto slash = raw.find('/');
   std::string_view host = raw.substr(0, slash);
   // In the canonical form requests are compared in ("/%7Euser" is "/~user", "/a/./b" is "/a/b").

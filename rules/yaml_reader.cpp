@@ -117,6 +117,13 @@ std::optional<std::string> yaml_reader::scalar(const YAML::Node& n, const std::s
 std::optional<std::string> yaml_reader::text(const YAML::Node& n, const std::string& what) {
   auto s = scalar(n, what);
   if (!s) return std::nullopt;
+  // A block scalar (`reason: >` or `|`) ends in a newline and may hold more: the text is read as
+  // one line, its line breaks and tabs as spaces (a reload refused `reason: >` at first: re-audit,
+  // 2026-12-05).
+  while (!s->empty() && (s->back() == '\n' || s->back() == '\r' || s->back() == ' ')) s->pop_back();
+  for (auto& c : *s) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
   for (std::size_t i = 0; i < s->size();) {
     std::uint32_t cp = 0;
     const std::size_t length = utf8_sequence(*s, i, cp);

@@ -52,7 +52,8 @@ class yaml_reader {
   // pages, in explain, in hallpassctl): valid UTF-8 without control characters or characters
   // that change how text reads unseen (rules/utf8.hpp, is_unsafe_on_a_terminal), which the
   // admin protocol refuses too. Before 2026-12-05 `check` printed a school name's escape
-  // sequences raw (outside-in audit H).
+  // sequences raw (outside-in audit H). Line breaks and tabs (a block scalar, `reason: >`) are
+  // read as spaces, and trailing ones dropped.
   std::optional<std::string> text(const YAML::Node& n, const std::string& what);
   // A list, or a single scalar taken as a one-item list.
   std::vector<YAML::Node> items(const YAML::Node& n, const std::string& what);

@@ -7,6 +7,7 @@ import http.server
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -261,6 +262,13 @@ class FeedUpdateTest(unittest.TestCase):
                 self.assertIn(f"is stale: pid {other.pid} is not hallpass (it is 'sleep'); nothing was signalled",
                               r.stdout)
                 self.assertNotIn("Asked the running daemon", r.stdout)
+                # With the state directory's lock free, no daemon runs there, whatever process
+                # holds the pid (re-audit: a reused pid may be a hallpass command's own).
+                open(os.path.join(state, "hallpass.lock"), "w").close()
+                shutil.rmtree(os.path.join(state, "feeds"))  # fetched again, so a reload is asked for
+                r = subprocess.run([BIN, "feeds", "update", "--config", self.proxy.config, "--state-dir", state],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertIn(f"is stale: no hallpass holds {state}/hallpass.lock; nothing was signalled", r.stdout)
                 time.sleep(0.2)
                 self.assertIsNone(other.poll(), "the process named in the stale pid file was signalled")
             finally:

@@ -435,7 +435,8 @@ TEST_CASE("a URL entry naming a whole site blocks its HTTPS tunnels too, as a do
   // a relayed tunnel shows no path, and a URL prefix needs one.
   auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
 categories:
-  listed: {urls: ["https://secure.example/", "http://paths.example/only/this"]}
+  listed: {urls: ["https://secure.example/", "http://paths.example/only/this", "https://q.example/?",
+                  "https://f.example/#top"]}
 roles:
   pupils:
     networks: [10.10.0.0/16]
@@ -454,6 +455,8 @@ roles:
   };
   CHECK(tunnel("secure.example").act == action::block);
   CHECK(tunnel("www.secure.example").act == action::block);
+  CHECK(tunnel("q.example").act == action::block);  // an empty query, a fragment: the site too
+  CHECK(tunnel("f.example").act == action::block);
   CHECK(decide_all(*p, nullptr, "http://secure.example/any/page").act == action::block);
   // A URL with a path stays a prefix: its site's tunnels are not blocked for it.
   CHECK(tunnel("paths.example").act == action::allow);

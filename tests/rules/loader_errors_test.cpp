@@ -513,3 +513,15 @@ TEST_CASE("text people read from the policy is plain, and a method no client sen
   CHECK(odd.warnings[0].message.find("method 'PSOT' is not a method browsers or apps send") != std::string::npos);
   CHECK(odd.warnings[1].message.find("method 'yes' is not a method") != std::string::npos);
 }
+
+TEST_CASE("a reason written as a block scalar is read as one line of text") {
+  // Re-audit, 2026-12-05: `reason: >` ends in a newline, which the plain-text check refused.
+  auto r = load("school:\n  name: Oak\nroles:\n  pupils:\n    default: allow\n    rules:\n"
+                "      - action: block\n        domains: [x.example]\n        reason: >\n          Games are not\n"
+                "          allowed.\n        clause: |\n          000 6.9\n          003 s6\n");
+  INFO((r.errors.empty() ? std::string() : r.errors.front().to_string()));
+  REQUIRE(r.ok());
+  const auto& rule = r.compiled->roles.at(0).rules.at(0);
+  CHECK(rule.reason == "Games are not allowed.");
+  CHECK(rule.clause == "000 6.9 003 s6");
+}
