@@ -111,9 +111,16 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
 // (the parser, the exchange) exists only while a request is in hand, not while the
 // connection waits idle for the next one.
 net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_ptr<const configuration> cfg) {
-  const auto& limits = cfg->daemon.limits;
+  // The head is read under the limits in force when the connection began to wait for it, and
+  // that configuration stays pinned here to the end of the request: `limits` refers into it,
+  // and ex.cfg moves on to the one in force once the head has arrived (below). Pinned only by
+  // ex.cfg, it was freed by that move after a reload while `limits` was still read: a
+  // use-after-free that the startup configuration, held for the daemon's life until
+  // 2026-12-05, hid for the first reload (AddressSanitizer, proxy_lifecycle_test).
+  const std::shared_ptr<const configuration> waited_with = std::move(cfg);
+  const auto& limits = waited_with->daemon.limits;
   exchange ex;
-  ex.cfg = std::move(cfg);
+  ex.cfg = waited_with;
   if (c.inside) {
     // Inside an inspected tunnel every request is for the tunnel's host, so even one refused
     // before its target is read (400, 408, 431) is logged with that host and as inspected.

@@ -256,11 +256,15 @@ class LifecycleTest(unittest.TestCase):
                 s.sendall(request)
                 data = b""
                 while b"\r\n\r\n" not in data:
-                    data += s.recv(65536)
+                    got = s.recv(65536)
+                    self.assertTrue(got, f"the connection closed before an answer: {proxy.stderr_lines[-5:]}")
+                    data += got
                 head, _, body = data.partition(b"\r\n\r\n")
                 length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
                 while len(body) < length:
-                    body += s.recv(65536)
+                    got = s.recv(65536)
+                    self.assertTrue(got, "the connection closed inside the body")
+                    body += got
                 return int(head.split()[1])
 
             self.assertEqual(status(), 200)
