@@ -63,21 +63,13 @@ void load_tls(configuration& c, const configuration* previous, config_load_resul
 
 // The policy's feeds are read from STATE_DIR/feeds, so the state directory is known before the
 // policy loads: --state-dir, else the file's state_dir, else the default. (load_daemon_config
-// reads and checks the same key again, after the policy.) `text`: the file as read once.
-std::string feeds_dir_for(const std::string& path, const std::string& text, const overrides& o) {
+// reads and checks the same key again, after the policy.) `root`: the file's one parse.
+std::string feeds_dir_for(const std::string& path, const YAML::Node& root, const overrides& o) {
   std::string dir = daemon_config{}.state_dir;
   if (o.state_dir) {
     dir = *o.state_dir;
-  } else {
-    try {
-      const YAML::Node root = YAML::Load(text);
-      // Relative to the policy file, as load_daemon_config reads it.
-      if (root.IsMap() && root["state_dir"] && root["state_dir"].IsScalar()) {
-        dir = rules::resolve_beside(path, root["state_dir"].Scalar());
-      }
-    } catch (const std::exception&) {
-      // Reported by the policy loader.
-    }
+  } else if (root.IsMap() && root["state_dir"] && root["state_dir"].IsScalar()) {
+    dir = rules::resolve_beside(path, root["state_dir"].Scalar());  // relative to the policy file
   }
   return dir.empty() ? std::string() : dir + "/feeds";
 }
@@ -175,11 +167,14 @@ config_load_result load_configuration(const std::string& path, const overrides& 
     out.errors.push_back({path, 0, 0, read_error});  // "school.yaml: is a directory"
     return out;
   }
+  // And parsed once: the policy, the feeds' directory and the daemon's sections are read from one
+  // document. A syntax error is the policy loader's to report, with its line.
+  const auto parsed = rules::parse_policy_yaml(*text, path);
   rules::load_options lo;
   lo.other_sections = daemon_section_names();
-  lo.feeds_dir = feeds_dir_for(path, *text, o);
+  lo.feeds_dir = feeds_dir_for(path, parsed.root, o);
   lo.feeds_may_be_missing = o.feeds_may_be_missing;
-  auto policy = rules::load_policy_text(*text, path, lo);
+  auto policy = rules::load_policy_parsed(parsed, path, lo);
   out.errors = std::move(policy.errors);
   out.warnings = std::move(policy.warnings);
 
@@ -187,12 +182,11 @@ config_load_result load_configuration(const std::string& path, const overrides& 
   c->path = path;
   c->generation = generation;
   try {
-    const YAML::Node root = YAML::Load(*text);
-    // Anything else (an empty file, a list) the policy loader has reported already.
-    if (root.IsMap()) c->daemon = load_daemon_config(root, path, out.errors);
+    // Anything but a map (an empty file, a list) the policy loader has reported already.
+    if (parsed.root.IsMap()) c->daemon = load_daemon_config(parsed.root, path, out.errors);
   } catch (const std::exception&) {
-    // The syntax error is the policy loader's to report; never let one escape and abort the daemon.
-    if (out.errors.empty()) out.errors.push_back({path, 0, 0, "cannot read the file as YAML"});
+    // yaml-cpp throws on a node of the wrong shape: never let one escape and abort the daemon.
+    if (out.errors.empty()) out.errors.push_back({path, 0, 0, "cannot read the file's daemon settings"});
   }
   if (!out.errors.empty()) return out;
 

@@ -117,19 +117,16 @@ class loader : private yaml_reader {
  public:
   loader(const load_options& options, std::string file) : yaml_reader(std::move(file)), opt_(options) {}
 
-  load_result run(std::string_view text) {
+  load_result run(const parsed_policy_yaml& parsed) {
     load_result result;
-    YAML::Node root;
-    try {
-      root = YAML::Load(std::string(text));
-    } catch (const YAML::ParserException& e) {
-      result.errors.push_back({file_, e.mark.line + 1, e.mark.column + 1,
-                               "this is not valid YAML: " + e.msg});
+    if (!parsed.errors.empty()) {
+      result.errors = parsed.errors;
       return result;
     }
+    const YAML::Node& root = parsed.root;
+    const bool blank = parsed.blank;
     p_ = std::make_unique<policy>();
     p_->source_file = file_;
-    const bool blank = text.find_first_not_of(" \t\r\n") == std::string_view::npos;
     if (!root || root.IsNull()) {
       // yaml-cpp reads some broken text (",a: 1") as an empty document: say so, not "empty".
       error_at_file(blank ? "the policy file is empty"
@@ -1622,9 +1619,25 @@ bool is_list_entry(const list_line& line) {
   return false;
 }
 
-load_result load_policy_text(std::string_view yaml, const std::string& file_name, const load_options& options) {
+parsed_policy_yaml parse_policy_yaml(std::string_view yaml, const std::string& file_name) {
+  parsed_policy_yaml out;
+  out.blank = yaml.find_first_not_of(" \t\r\n") == std::string_view::npos;
+  try {
+    out.root = YAML::Load(std::string(yaml));
+  } catch (const YAML::ParserException& e) {
+    out.errors.push_back({file_name, e.mark.line + 1, e.mark.column + 1, "this is not valid YAML: " + e.msg});
+  }
+  return out;
+}
+
+load_result load_policy_parsed(const parsed_policy_yaml& parsed, const std::string& file_name,
+                               const load_options& options) {
   loader l(options, file_name);
-  return l.run(yaml);
+  return l.run(parsed);
+}
+
+load_result load_policy_text(std::string_view yaml, const std::string& file_name, const load_options& options) {
+  return load_policy_parsed(parse_policy_yaml(yaml, file_name), file_name, options);
 }
 
 load_result load_policy(const std::string& path, const load_options& options) {

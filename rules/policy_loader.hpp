@@ -79,6 +79,18 @@ list_line classify_list_line(std::string_view raw, list_file_kind kind);
 // Whether a line is an entry the loader takes: `hallpass feeds update` counts only these
 // against a feed's minimum, so a captive portal's HTML page never passes for a list.
 bool is_list_entry(const list_line& line);
+// The policy file's YAML, parsed once: the daemon reads its own sections and the state
+// directory from the same document the policy comes from (proxy/configuration.cpp), so that
+// no two readings of one file can disagree. `errors`: the syntax error, with its line.
+struct parsed_policy_yaml {
+  YAML::Node root;
+  bool blank = false;  // the text was only white space ("the policy file is empty")
+  diagnostics errors;
+};
+parsed_policy_yaml parse_policy_yaml(std::string_view yaml, const std::string& file_name);
+load_result load_policy_parsed(const parsed_policy_yaml& parsed, const std::string& file_name,
+                               const load_options& options = {});
+
 // For tests and tools: the YAML text as if read from `file_name` (relative paths inside it
 // resolve against file_name's directory).
 load_result load_policy_text(std::string_view yaml, const std::string& file_name,
