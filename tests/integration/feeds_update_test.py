@@ -2,6 +2,7 @@
 a few lists of ../shared/ut1 (never committed) and a locked `lines` feed, with a running
 daemon that must pick up a changed feed, and every failure leaving the lists in force alone."""
 import base64
+import fcntl
 import gzip
 import http.server
 import io
@@ -278,6 +279,25 @@ class FeedUpdateTest(unittest.TestCase):
         r = self.update()
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(f"Asked the running daemon (pid {self.proxy.proc.pid}) to reload.", r.stdout)
+
+    def test_a_pid_file_naming_the_command_itself_signals_nothing(self):
+        # Re-audit of 2026-12-05: a reused pid may be the `feeds update` command's own, and a
+        # daemon may hold the state directory's lock meanwhile (here the test holds it, as a
+        # daemon would). The command once sent itself the SIGHUP and died of it, leaving the
+        # running daemon unasked.
+        with tempfile.TemporaryDirectory() as state:
+            lock = open(os.path.join(state, "hallpass.lock"), "w")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # The shell writes its own pid, then becomes the command: the same pid, named hallpass.
+                script = 'echo $$ > "$1/hallpass.pid" && exec "$2" feeds update --config "$3" --state-dir "$1"'
+                r = subprocess.run(["sh", "-c", script, "sh", state, BIN, self.proxy.config],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 0, f"{r.returncode}: {r.stdout} {r.stderr}")
+                self.assertIn("is stale: its pid is this command's own; nothing was signalled", r.stdout)
+                self.assertNotIn("Asked the running daemon", r.stdout)
+            finally:
+                lock.close()
 
     def test_an_http_feed_follows_a_redirect_on_its_own_scheme_only(self):
         # Outside-in audit I: a same-host relative redirect of an http:// feed failed with curl's
