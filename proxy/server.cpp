@@ -215,58 +215,72 @@ std::string lock_state_dir(const std::string& state_dir) {
          "first (systemctl stop hallpass), or give this one a state_dir of its own.";
 }
 
-// Names hallpass itself keeps in its state directory (besides store_files): anything else in a
-// root-owned directory says it is not hallpass's own (a state_dir of /var/lib, mistyped).
-bool is_hallpass_name(std::string_view name) {
-  for (const char* f : store_files) {
-    if (name == f) return true;
+// Whether a root-owned state directory that hallpass did not just make is hallpass's own, and so
+// its to tighten and, under --user, to give to the service user. A mistyped state_dir (/var/lib)
+// must not be: it holds others' files. hallpass's own has its store's marker (hallpass.db.made,
+// written whenever a store is opened: store/exception_store.cpp), or holds nothing yet but what
+// hallpass writes before its first store: the files above, the feeds `hallpass feeds update`
+// fetched, and the Kerberos replay cache deploy/hallpass.service keeps here (krb5_*).
+// `*foreign`: the first other name found, for the message.
+bool holds_only_hallpass_state(const std::string& dir, std::string* foreign) {
+  std::error_code ec;
+  if (std::filesystem::exists(std::filesystem::path(dir) / "hallpass.db.made", ec)) return true;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const bool own = std::find(std::begin(store_files), std::end(store_files), name) != std::end(store_files) ||
+                     name == "feeds" || name.starts_with("krb5_");
+    if (!own) {
+      *foreign = name;
+      return false;
+    }
   }
-  return name == "feeds" || name.starts_with("hallpass") || name.starts_with("krb5") || name.ends_with(".log") ||
-         name.ends_with(".sock") || name.starts_with(".");
+  return true;
 }
 
 // Before hallpass changes anything about its state directory (its mode, its owner under
-// --user): "" to go on, or why it must not start. A directory every user may write (sticky
-// like /tmp, or o+w) or one another user owns is refused: the store of pupils' requests does
-// not belong there, and hallpass used to tighten or chown whatever directory state_dir named
-// (outside-in audit H, 2026-12-05: a 1777 directory became 1771; `run --user` gave another
-// user's directory to the service account). `*ours` says whether it is hallpass's to tighten
-// and chown: made just now, holding only hallpass's names, or owned by the service user.
-std::string check_state_dir(const std::string& dir, bool created, const passwd* user, bool* ours) {
-  *ours = false;
+// --user). A directory every user may write (sticky like /tmp, or o+w) or one another user owns
+// is refused: the store of pupils' requests does not belong there, and hallpass used to tighten
+// or chown whatever directory state_dir named (outside-in audit H, 2026-12-05: a 1777 directory
+// became 1771; `run --user` gave another user's directory to the service account).
+struct state_dir_check {
+  std::string refused;  // why hallpass must not start; empty: go on
+  std::string warning;  // to say on stderr, starting anyway
+  bool ours = false;    // hallpass's to tighten and chown
+};
+
+state_dir_check check_state_dir(const std::string& dir, bool created, const passwd* user) {
+  state_dir_check out;
   struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};  // the store says what is wrong
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return out;  // the store says what is wrong
   if ((st.st_mode & (S_ISVTX | S_IWOTH)) != 0) {
-    return "state_dir " + dir +
-           " may be written by every user (like /tmp): the exception store, with pupils' requests and the audit "
-           "log, must not live there. Give hallpass a directory of its own (it makes a missing one, mode 0750).";
+    out.refused = "state_dir " + dir +
+                  " may be written by every user (like /tmp): the exception store, with pupils' requests and the "
+                  "audit log, must not live there. Give hallpass a directory of its own (it makes a missing one, "
+                  "mode 0750).";
+    return out;
   }
+  // Copied at once: getpwuid below would overwrite the buffer getpwnam filled.
+  const std::string user_name = user ? user->pw_name : "";
   const uid_t service = user ? user->pw_uid : ::geteuid();
   if (st.st_uid != 0 && st.st_uid != service && st.st_uid != ::geteuid()) {
     const passwd* owner = ::getpwuid(st.st_uid);
-    return "state_dir " + dir + " belongs to " + (owner ? std::string(owner->pw_name) : std::to_string(st.st_uid)) +
-           ", not to hallpass's user: a mistyped state_dir? Give hallpass a directory of its own.";
+    out.refused = "state_dir " + dir + " belongs to " +
+                  (owner ? std::string(owner->pw_name) : std::to_string(st.st_uid)) +
+                  ", not to hallpass's user: a mistyped state_dir? Give hallpass a directory of its own.";
+    return out;
   }
   std::string foreign;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (!is_hallpass_name(name)) {
-      foreign = name;
-      break;
-    }
+  out.ours = created || (st.st_uid != 0 && st.st_uid == service) || holds_only_hallpass_state(dir, &foreign);
+  if (out.ours) return out;
+  if (user) {
+    out.refused = "state_dir " + dir + " belongs to root and holds files that are not hallpass's ('" + foreign +
+                  "'): a mistyped state_dir? hallpass gives its state directory to " + user_name +
+                  ", and will not give this one; if it really is hallpass's, run: chown " + user_name + " " + dir;
+  } else {
+    out.warning = "state_dir " + dir + " holds files that are not hallpass's ('" + foreign +
+                  "'); its mode is left as it is";
   }
-  *ours = created || foreign.empty() || (st.st_uid != 0 && st.st_uid == service);
-  if (!*ours && user) {
-    return "state_dir " + dir + " belongs to root and holds files that are not hallpass's ('" + foreign +
-           "'): a mistyped state_dir? hallpass gives its state directory to " + user->pw_name +
-           ", and will not give this one; if it really is hallpass's, run: chown " + user->pw_name + " " + dir;
-  }
-  if (!*ours) {
-    std::cerr << "hallpass: warning: state_dir " << dir << " holds files that are not hallpass's ('" << foreign
-              << "'); its mode is left as it is\n";
-  }
-  return {};
+  return out;
 }
 
 // Runs `change` on the regular file at `path` when it has one name and is not reached through
@@ -385,12 +399,13 @@ int run_server(const run_options& options) {
   const bool state_dir_created = std::filesystem::create_directories(d.state_dir, fs_ec);
   if (fs_ec) std::cerr << "hallpass: warning: cannot create state_dir " << d.state_dir << ": " << fs_ec.message() << "\n";
   const passwd* service_user = options.user && ::geteuid() == 0 ? ::getpwnam(options.user->c_str()) : nullptr;
-  bool state_dir_ours = false;
-  if (auto e = check_state_dir(d.state_dir, state_dir_created, service_user, &state_dir_ours); !e.empty()) {
-    std::cerr << "hallpass: " << e << "\n";
+  const auto state_dir_checked = check_state_dir(d.state_dir, state_dir_created, service_user);
+  if (!state_dir_checked.refused.empty()) {
+    std::cerr << "hallpass: " << state_dir_checked.refused << "\n";
     return 1;
   }
-  restrict_store_files(d.state_dir, state_dir_ours);
+  if (!state_dir_checked.warning.empty()) std::cerr << "hallpass: warning: " << state_dir_checked.warning << "\n";
+  restrict_store_files(d.state_dir, state_dir_checked.ours);
   if (auto e = lock_state_dir(d.state_dir); !e.empty()) {
     std::cerr << "hallpass: " << e << "\n";
     return 1;
@@ -482,7 +497,7 @@ int run_server(const run_options& options) {
   if (options.user && ::geteuid() == 0) {
     // The state directory is the daemon's to write (the exception store lives there).
     if (const passwd* pw = ::getpwnam(options.user->c_str())) {
-      if (state_dir_ours && ::chown(d.state_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+      if (state_dir_checked.ours && ::chown(d.state_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
         std::cerr << "hallpass: warning: cannot give " << d.state_dir << " to " << *options.user << ": "
                   << std::strerror(errno) << "\n";
       }

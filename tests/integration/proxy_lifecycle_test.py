@@ -1,6 +1,7 @@
 """The daemon's life: reloads that never fail open, drain on SIGTERM, log reopening, and a
 1 GiB download with flat memory."""
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -151,6 +152,15 @@ class LifecycleTest(unittest.TestCase):
     def test_a_state_dir_that_is_not_hallpass_own_is_refused_and_left_as_it_was(self):
         # Outside-in audit H, 2026-12-05: hallpass tightened whatever directory state_dir named (a
         # 1777 one became 1771) and `run --user` gave another user's directory to its user.
+        for _ in range(5):  # other suites may be adding users at the same moment (/etc/passwd's lock)
+            try:
+                pwd.getpwnam("hp_daemon")
+                break
+            except KeyError:
+                subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                                "hp_daemon"], timeout=30)
+                time.sleep(0.2)
+        pwd.getpwnam("hp_daemon")  # the service user the checks below name
         proxy = Proxy()
         policy_text = proxy.policy_text
         proxy.stop()
@@ -190,6 +200,48 @@ class LifecycleTest(unittest.TestCase):
             self.assertEqual(r.returncode, 1, r.stderr)
             self.assertIn("holds files that are not hallpass's ('dpkg-status')", r.stderr)
             self.assertEqual((os.stat(system).st_uid, stat.S_IMODE(os.stat(system).st_mode)), (0, 0o755))
+
+            def serve_briefly(state, *extra):
+                """Starts the daemon, stops it once serving; returns (started, its stderr)."""
+                cmd = [BIN, "run", "--config", config, "--listen", f"127.0.0.1:{free_port()}",
+                       "--access-log", "-", "--metrics-listen", "off", "--state-dir", state, *extra]
+                p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                lines = []
+                reader = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
+                reader.start()
+                try:
+                    wait_for(lambda: any("serving" in l for l in lines) or p.poll() is not None, timeout=20,
+                             what="the daemon to start or stop")
+                    started = p.poll() is None
+                finally:
+                    p.send_signal(signal.SIGTERM)
+                    p.wait(15)
+                    reader.join(5)
+                    p.stderr.close()
+                return started, "".join(lines)
+
+            # A directory hallpass ran in as root is its own, whatever else was put there since:
+            # its store's marker says so (not a list of names that might be anyone's).
+            own = os.path.join(base, "own")
+            started, err = serve_briefly(own)
+            self.assertTrue(started, err)
+            self.assertTrue(os.path.exists(os.path.join(own, "hallpass.db.made")))
+            open(os.path.join(own, "notes.txt"), "w").close()
+            started, err = serve_briefly(own, "--user", "hp_daemon")
+            self.assertTrue(started, err)
+            self.assertEqual(os.stat(own).st_uid, pwd.getpwnam("hp_daemon").pw_uid)
+            # Before its first store: only what `feeds update` and the Kerberos replay cache put there.
+            fresh = os.path.join(base, "fresh")
+            os.makedirs(os.path.join(fresh, "feeds"), 0o755)
+            open(os.path.join(fresh, "krb5_0.rcache2"), "w").close()
+            started, err = serve_briefly(fresh, "--user", "hp_daemon")
+            self.assertTrue(started, err)
+            # Without --user, a root-owned directory with others' files is used but left as it is, said once.
+            os.chmod(system, 0o755)
+            started, err = serve_briefly(system)
+            self.assertTrue(started, err)
+            self.assertEqual(err.count("holds files that are not hallpass's ('dpkg-status'); its mode is left as it is"),
+                             1, err)
         finally:
             shutil.rmtree(base, ignore_errors=True)
 
