@@ -111,14 +111,15 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
 // (the parser, the exchange) exists only while a request is in hand, not while the
 // connection waits idle for the next one.
 net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_ptr<const configuration> cfg) {
-  // The head is read under the limits in force when the connection began to wait for it, and
-  // that configuration stays pinned here to the end of the request: `limits` refers into it,
-  // and ex.cfg moves on to the one in force once the head has arrived (below). Pinned only by
-  // ex.cfg, it was freed by that move after a reload while `limits` was still read: a
-  // use-after-free that the startup configuration, held for the daemon's life until
-  // 2026-12-05, hid for the first reload (AddressSanitizer, proxy_lifecycle_test).
+  // One rule for a request's limits: its head is read under those in force when the connection
+  // began to wait for it (they must be known before it arrives); from the head's arrival on,
+  // the decision and every later check and limit (header count, body size, the relays) are the
+  // configuration's in force then. `waited_with` stays pinned to the end of the request:
+  // `head_limits` refers into it, and pinned only by ex.cfg it was freed when ex.cfg moved on
+  // after a reload (a use-after-free that the startup configuration, held for the daemon's
+  // life until 2026-12-05, hid for the first reload: AddressSanitizer, proxy_lifecycle_test).
   const std::shared_ptr<const configuration> waited_with = std::move(cfg);
-  const auto& limits = waited_with->daemon.limits;
+  const auto& head_limits = waited_with->daemon.limits;
   exchange ex;
   ex.cfg = waited_with;
   if (c.inside) {
@@ -131,9 +132,9 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     ex.port = c.inside->port;
   }
   request_parser rp;
-  rp.header_limit(static_cast<std::uint32_t>(limits.header_bytes));
-  if (limits.body_bytes > 0) {
-    rp.body_limit(limits.body_bytes);
+  rp.header_limit(static_cast<std::uint32_t>(head_limits.header_bytes));
+  if (head_limits.body_bytes > 0) {
+    rp.body_limit(head_limits.body_bytes);
   } else {
     rp.body_limit(boost::none);
   }
@@ -143,10 +144,10 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   // (then closing without a 408).
   std::optional<read_deadline> deadline;
   if (head_in(c.buffer)) {
-    c.stream.expires_after(limits.head_timeout);
+    c.stream.expires_after(head_limits.head_timeout);
   } else {
     c.stream.expires_never();
-    deadline.emplace(c.read_timer, c.read_state, c.stream.socket(), limits.head_timeout);
+    deadline.emplace(c.read_timer, c.read_state, c.stream.socket(), head_limits.head_timeout);
   }
   auto [ec, n] = co_await http::async_read_header(c.io, c.buffer, rp, nothrow);
   if (deadline) {
@@ -155,7 +156,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   }
   // Never left without a deadline: what follows sets its own before each read or write, and
   // anything that did not would still be bounded.
-  c.stream.expires_after(limits.head_timeout);
+  c.stream.expires_after(head_limits.head_timeout);
   ex.bytes_in += n;
   if (ec) {
     if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) co_return false;
@@ -178,8 +179,17 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   }
   // The policy this request is decided by: the one in force now that its head has arrived, not
   // the one in force when a kept-alive connection began to wait (a reload in between must
-  // apply). The exception index is pinned with the decision (decide_exchange).
+  // apply). The exception index is pinned with the decision (decide_exchange). ex.cfg is not
+  // replaced again in this request, so `limits` may refer into it.
   ex.cfg = w.config();
+  const auto& limits = ex.cfg->daemon.limits;
+  // A body read through the parser (the forms') is held to these too. (A declared length over
+  // the head's limits was refused while the head was read.)
+  if (limits.body_bytes > 0) {
+    rp.body_limit(limits.body_bytes);
+  } else {
+    rp.body_limit(boost::none);
+  }
   auto& req = rp.get();
   // A request whose body was not read to its end, here (refused, blocked, a 407) or by
   // forward() (its own relay reads it: unreachable site, early answer), marks the connection

@@ -304,7 +304,7 @@ class LifecycleTest(unittest.TestCase):
             s.connect(("127.0.0.1", proxy.port))
             request = b"GET %s HTTP/1.1\r\nHost: origin.test\r\n\r\n" % self.url("origin.test").encode()
 
-            def status():
+            def status(request=request):
                 s.sendall(request)
                 data = b""
                 while b"\r\n\r\n" not in data:
@@ -327,6 +327,14 @@ class LifecycleTest(unittest.TestCase):
             proxy.reload(expect_ok=True)
             # The same connection, opened under the old policy: the new one decides.
             self.assertEqual(status(), 403)
+            # And the new limits hold from the head's arrival on (proxy/http_session.cpp,
+            # serve_request): checked once the head is in, a field count is the new one's.
+            with open(proxy.config) as f:
+                current = f.read()
+            proxy.write_policy(current.replace("  header_count: 60\n", "  header_count: 8\n"))
+            proxy.reload(expect_ok=True)
+            twelve = b"".join(b"X-Field-%d: x\r\n" % i for i in range(12))
+            self.assertEqual(status(request.replace(b"\r\n\r\n", b"\r\n" + twelve + b"\r\n")), 431)
             s.close()
         finally:
             proxy.stop()
