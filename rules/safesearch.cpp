@@ -300,19 +300,16 @@ std::optional<std::string> search_terms(std::string_view host, std::string_view 
   // as Latin-1) unless that reading is a C1 control.
   std::string terms;
   terms.reserve(decoded.size());
-  for (std::size_t i = 0; i < decoded.size();) {
-    std::uint32_t cp = 0;
-    const std::size_t n = utf8_sequence(decoded, i, cp);
-    if (n == 0) {
-      const auto byte = static_cast<unsigned char>(decoded[i]);
-      terms += byte < 0xA0 ? ' ' : decoded[i];
-      ++i;
-      continue;
-    }
-    if (is_unsafe_on_a_terminal(cp)) terms += ' ';
-    else terms.append(decoded, i, n);
-    i += n;
-  }
+  for_each_character(
+      decoded,
+      [&](std::uint32_t cp, std::string_view bytes) {
+        if (is_unsafe_on_a_terminal(cp)) {
+          terms += ' ';
+        } else {
+          terms.append(bytes);
+        }
+      },
+      [&](unsigned char byte) { terms += byte < 0xA0 ? ' ' : static_cast<char>(byte); });
   if (terms.size() > max_search_terms_bytes) {
     std::size_t cut = max_search_terms_bytes;
     while (cut > 0 && (static_cast<unsigned char>(terms[cut]) & 0xC0) == 0x80) --cut;

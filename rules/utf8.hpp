@@ -46,23 +46,32 @@ inline std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_
   return length;
 }
 
+// Walks `s` one character at a time: `character(cp, bytes)` for each valid UTF-8 sequence,
+// `stray(byte)` for each byte that starts none (it is then skipped alone).
+template <typename Character, typename Stray>
+void for_each_character(std::string_view s, Character&& character, Stray&& stray) {
+  for (std::size_t i = 0; i < s.size();) {
+    std::uint32_t cp = 0;
+    const std::size_t n = utf8_sequence(s, i, cp);
+    if (n == 0) {
+      stray(static_cast<unsigned char>(s[i]));
+      ++i;
+    } else {
+      character(cp, s.substr(i, n));
+      i += n;
+    }
+  }
+}
+
 // `s` as valid UTF-8: each byte that does not start a valid sequence becomes U+FFFD (the
 // replacement character). For text from outside (a form, a DHCP host name, a user name)
 // before it is stored or sent as JSON, whose readers refuse invalid UTF-8.
 inline std::string valid_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size();) {
-    std::uint32_t cp = 0;
-    const std::size_t n = utf8_sequence(s, i, cp);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
+  for_each_character(
+      s, [&](std::uint32_t, std::string_view bytes) { out.append(bytes); },
+      [&](unsigned char) { out += "\xEF\xBF\xBD"; });
   return out;
 }
 
@@ -118,29 +127,24 @@ inline std::string terminal_safe(std::string_view text) {
   };
   std::string out;
   out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size();) {
-    std::uint32_t cp = 0;
-    const std::size_t length = utf8_sequence(text, i, cp);
-    if (length == 0) {
-      out += "\\x" + hex(static_cast<unsigned char>(text[i]), 2);
-      ++i;
-      continue;
-    }
-    if (!is_unsafe_on_a_terminal(cp)) {
-      out.append(text.substr(i, length));
-    } else if (cp == '\n') {
-      out += "\\n";
-    } else if (cp == '\t') {
-      out += "\\t";
-    } else if (cp == '\r') {
-      out += "\\r";
-    } else if (cp < 0x80) {
-      out += "\\x" + hex(cp, 2);
-    } else {
-      out += cp > 0xFFFF ? "\\U" + hex(cp, 8) : "\\u" + hex(cp, 4);
-    }
-    i += length;
-  }
+  for_each_character(
+      text,
+      [&](std::uint32_t cp, std::string_view bytes) {
+        if (!is_unsafe_on_a_terminal(cp)) {
+          out.append(bytes);
+        } else if (cp == '\n') {
+          out += "\\n";
+        } else if (cp == '\t') {
+          out += "\\t";
+        } else if (cp == '\r') {
+          out += "\\r";
+        } else if (cp < 0x80) {
+          out += "\\x" + hex(cp, 2);
+        } else {
+          out += cp > 0xFFFF ? "\\U" + hex(cp, 8) : "\\u" + hex(cp, 4);
+        }
+      },
+      [&](unsigned char byte) { out += "\\x" + hex(byte, 2); });
   return out;
 }
 

@@ -4,28 +4,17 @@
 
 #include <doctest/doctest.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <string>
 
 #include "certs/authority.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace hallpass::certs::testing {
 
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "hallpass-certs-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
+// tests/temp_dir.hpp's, with `dir / "name"` as a string (the certs/ functions take strings).
+struct temp_dir : hallpass_test::temp_dir {
+  temp_dir() : hallpass_test::temp_dir("hallpass-certs") {}
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
 inline std::shared_ptr<const authority> make_ca(const std::string& dir,
