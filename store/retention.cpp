@@ -40,6 +40,20 @@ constexpr deletion deletions[] = {
      "IS NOT NULL AND valid_until < ?1)"},
 };
 
+// Audit entries written before the cutoff, except those about a record the store still keeps
+// (an exception in force, a ban, a local block and its report, a recent request): a record's
+// history lives as long as the record, so an exception granted for a year under a 90-day
+// setting still shows who approved it and why (before 2026-12-05 its entries went after 90
+// days while it stayed in force). They go with the record, in a later round. An entry names
+// its record as "request N", "local entry N", "report N" or "ban N" (exception_store.cpp,
+// bans.cpp).
+constexpr const char* audit_deletion =
+    "DELETE FROM audit WHERE at < ?1 AND NOT ("
+    "(object LIKE 'request %' AND CAST(substr(object, 9) AS INTEGER) IN (SELECT id FROM requests)) OR "
+    "(object LIKE 'local entry %' AND CAST(substr(object, 13) AS INTEGER) IN (SELECT id FROM local_entries)) OR "
+    "(object LIKE 'report %' AND CAST(substr(object, 8) AS INTEGER) IN (SELECT id FROM reports)) OR "
+    "(object LIKE 'ban %' AND CAST(substr(object, 5) AS INTEGER) IN (SELECT id FROM bans)))";
+
 }  // namespace
 
 result exception_store::apply_retention(seconds_t cutoff, const std::string& rule) {
@@ -65,7 +79,7 @@ result exception_store::apply_retention(seconds_t cutoff, const std::string& rul
   // the same transaction, so no other writer ever sees it missing.
   if (auto e = db_.exec("DROP TRIGGER IF EXISTS audit_append_only_delete"); !e.empty())
     return result::fail("internal", e);
-  if (auto e = run("audit", "DELETE FROM audit WHERE at < ?1"); !e.empty()) return result::fail("internal", e);
+  if (auto e = run("audit", audit_deletion); !e.empty()) return result::fail("internal", e);
   if (auto e = db_.exec(audit_delete_trigger); !e.empty()) return result::fail("internal", e);
   // An entry only when records went: old audit entries (this one's predecessors among them)
   // age out every round, and an entry for each would fill the log with entries about itself.

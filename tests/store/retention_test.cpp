@@ -137,12 +137,25 @@ TEST_CASE("retention deletes what closed before the cutoff and keeps everything 
   for (const auto& b : bans.data.at("bans").as_array()) banned.insert(std::string(b.at("subject").as_string()));
   CHECK(banned == std::set<std::string>{"banned.user", "proposed.user"});
 
-  // The audit log: only the entry saying what went (the others were written before the cutoff).
+  // The audit log: the entry saying what went, and the history of each record still kept (the
+  // exception in force, the report whose block is in force and that block, the ban in force and
+  // the proposal); every other entry was written before the cutoff and went.
   const auto entries = s->audit(std::nullopt).data.at("entries").as_array();
-  REQUIRE(entries.size() == 1);
-  CHECK(entries[0].at("action") == "retention");
-  CHECK(entries[0].at("os_user") == "hallpass");
-  const std::string reason(entries[0].at("reason").as_string());
+  std::multiset<std::string> objects;
+  for (const auto& e : entries) objects.insert(std::string(e.at("object").as_string()));
+  const std::multiset<std::string> kept{"store",
+                                        "request " + std::to_string(in_force),  // filed
+                                        "request " + std::to_string(in_force),  // approved
+                                        "report " + std::to_string(blocking.data.at("id").as_int64()),
+                                        "ban 3",   // banned.user, in force
+                                        "ban 4"};  // proposed.user, waiting
+  CHECK(objects == kept);
+  boost::json::value retention_entry;
+  for (const auto& e : entries)
+    if (e.at("action") == "retention") retention_entry = e;
+  REQUIRE(retention_entry.is_object());
+  CHECK(retention_entry.at("os_user") == "hallpass");
+  const std::string reason(retention_entry.at("reason").as_string());
   INFO(reason);
   CHECK(reason.find("deleted 4 access requests (with their exceptions), 2 reports, 1 removed local blocks and "
                     "allows, 2 ended bans and ") == 0);
@@ -164,7 +177,13 @@ TEST_CASE("retention deletes what closed before the cutoff and keeps everything 
   REQUIRE(again.ok);
   CHECK(again.data.at("audit").as_int64() == 1);
   CHECK(again.data.at("requests").as_int64() == 0);
-  CHECK(s->audit(std::nullopt).data.at("entries").as_array().empty());
+  objects.clear();
+  const auto after_again = s->audit(std::nullopt);
+  for (const auto& e : after_again.data.at("entries").as_array())
+    objects.insert(std::string(e.at("object").as_string()));
+  auto without_store = kept;
+  without_store.erase("store");
+  CHECK(objects == without_store);
 
   // The audit log is append-only again: the trigger is back.
   REQUIRE(s->audit_event(headteacher, "reload", "policy generation 2", "", "ok").empty());
@@ -247,10 +266,13 @@ TEST_CASE("list filters by status and keeps the newest requests, counting the ol
 }
 
 TEST_CASE("retention that ages out audit entries alone still leaves their words in neither file") {
-  // A review's first note lives on only in the audit entry once a second review replaces it;
-  // the request itself (approved, in force) stays. Before 2026-12-05 the WAL kept the words.
+  // An entry about no record (a reload's) ages out alone: its words must leave the WAL too
+  // (before 2026-12-05 they stayed there until a restart).
   temp_dir dir;
   auto s = open_store(dir);
+  REQUIRE(s->audit_event(technician, "reload", "policy generation 2", "words-of-an-aged-out-entry", "ok").empty());
+  // A review's first note lives on only in the audit entry once a second review replaces it:
+  // part of the history of a request still in force, it stays as long as the request does.
   const auto id = file(*s, "https://in-force.test/", "words-of-the-pupil");
   store::request_review first;
   first.note = "first-note-since-replaced";
@@ -259,14 +281,27 @@ TEST_CASE("retention that ages out audit entries alone still leaves their words 
   second.note = "the note in force";
   REQUIRE(s->review(technician, id, second).ok);
   approve_for(*s, id, "https://in-force.test/", std::chrono::hours(24));
-  REQUIRE(files_of(dir).find("first-note-since-replaced") != std::string::npos);  // there before
+  REQUIRE(files_of(dir).find("words-of-an-aged-out-entry") != std::string::npos);  // there before
 
-  const auto r = s->apply_retention(store::now_seconds() + std::chrono::hours(2), "retention.records 1d");
+  auto r = s->apply_retention(store::now_seconds() + std::chrono::hours(2), "retention.records 1d");
   REQUIRE(r.ok);
   CHECK(r.data.at("requests").as_int64() == 0);
-  CHECK(r.data.at("audit").as_int64() > 0);
+  CHECK(r.data.at("audit").as_int64() == 1);
   CHECK(request_ids(*s) == std::set<std::int64_t>{id});
-  const std::string bytes = files_of(dir);
-  CHECK(bytes.find("first-note-since-replaced") == std::string::npos);
+  std::string bytes = files_of(dir);
+  CHECK(bytes.find("words-of-an-aged-out-entry") == std::string::npos);
+  CHECK(bytes.find("first-note-since-replaced") != std::string::npos);
   CHECK(bytes.find("the note in force") != std::string::npos);
+
+  // Once the exception has ended and the request ages out, its history goes with it.
+  REQUIRE(s->revoke(headteacher, id, "lesson over").ok);
+  r = s->apply_retention(store::now_seconds() + std::chrono::hours(2), "retention.records 1d");
+  REQUIRE(r.ok);
+  CHECK(r.data.at("requests").as_int64() == 1);
+  bytes = files_of(dir);
+  CHECK(bytes.find("first-note-since-replaced") == std::string::npos);
+  CHECK(bytes.find("the note in force") == std::string::npos);
+  const auto audit = s->audit(std::nullopt);
+  for (const auto& e : audit.data.at("entries").as_array())
+    CHECK(e.at("object").as_string() != "request " + std::to_string(id));
 }
