@@ -342,13 +342,21 @@ verdict decide(const policy& p, const request_facts& f) {
     const std::string_view path = path_seen ? *path_seen : std::string_view();
     auto add_url_sets = [&](std::string_view suffix) {
       if (auto it = p.url_prefixes.find(suffix); it != p.url_prefixes.end()) {
-        for (const auto& u : it->second) {
-          if (later) {
-            ctx.later_sets.add(u.set);
-          } else if (path.starts_with(u.path)) {
-            ctx.add(u.set);
-          } else if (path_starts_with(path, u.path, true)) {
-            ctx.folded.emplace_back(u.set, u.path);
+        if (later) {
+          for (set_id s : it->second.sets()) ctx.later_sets.add(s);
+          return;
+        }
+        // Found in the list's order (by path); added in policy order (set id), so that the
+        // verdict names the first locked category as the policy lists them. Matches are few.
+        std::vector<const url_prefix*> found;
+        it->second.for_each_match(path, [&](const url_prefix& u) { found.push_back(&u); });
+        std::stable_sort(found.begin(), found.end(),
+                         [](const url_prefix* a, const url_prefix* b) { return a->set < b->set; });
+        for (const url_prefix* u : found) {
+          if (path.starts_with(u->path)) {
+            ctx.add(u->set);
+          } else {
+            ctx.folded.emplace_back(u->set, u->path);  // matched in another ASCII case only
           }
         }
       }
@@ -433,7 +441,8 @@ host_sets sets_of_host(const policy& p, const normalized_host& host) {
     out.by_domain.insert(out.by_domain.end(), sets.begin(), sets.end());
     if (!has_urls) return;
     if (auto it = p.url_prefixes.find(suffix); it != p.url_prefixes.end()) {
-      for (const auto& u : it->second) out.by_url_prefix.push_back(u.set);
+      const auto& sets = it->second.sets();
+      out.by_url_prefix.insert(out.by_url_prefix.end(), sets.begin(), sets.end());
     }
   });
   for (auto* v : {&out.by_domain, &out.by_url_prefix}) {

@@ -21,6 +21,7 @@
 #include "rules/host.hpp"
 #include "rules/time_zone.hpp"
 #include "rules/timetable.hpp"
+#include "rules/url_prefix_list.hpp"
 
 namespace hallpass::rules {
 
@@ -200,11 +201,6 @@ struct string_hash {
   std::size_t operator()(std::string_view s) const { return domain_table::hash(s); }
 };
 
-// A URL prefix entry: host (and its subdomains) + path prefix.
-struct url_prefix {
-  std::string path;  // begins with '/'
-  set_id set = 0;
-};
 
 // The `bans:` section (000 7.2; 002): what a banned user or device may still use, the page's
 // words, and the threshold that bans automatically. How a ban decides: rules/ban.hpp.
@@ -238,8 +234,7 @@ struct policy {
   domain_table domains;
   // By host. Each host here is also in `domains` with domain_table::url_prefix_marker, so the
   // engine looks here only for the suffixes of a request's host that have URL prefixes.
-  std::unordered_map<std::string, std::vector<url_prefix>, string_hash, std::equal_to<>>
-      url_prefixes;
+  std::unordered_map<std::string, url_prefix_list, string_hash, std::equal_to<>> url_prefixes;
   std::unique_ptr<re2::RE2::Set> patterns;  // null when no set has patterns
   std::vector<set_id> pattern_set;          // pattern index -> set
   // The set every pattern belongs to when they all belong to one (as in the shipped policy):

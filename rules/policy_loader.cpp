@@ -205,6 +205,7 @@ class loader : private yaml_reader {
     }
     finish_patterns();
     p_->domains.finish();
+    for (auto& [host, prefixes] : p_->url_prefixes) prefixes.finish();
     p_->inspection.never.finish();
     p_->inspection.inspect_domains.finish();
   }
@@ -597,7 +598,7 @@ class loader : private yaml_reader {
     }
     // Marked in the domain table too, so the engine reads url_prefixes only for such hosts.
     add_domain(host, domain_table::url_prefix_marker);
-    p_->url_prefixes[std::move(host)].push_back(url_prefix{std::move(path), set});
+    p_->url_prefixes[std::move(host)].add(url_prefix{std::move(path), set});
   }
 
   // Reads a list file of domains (or URL prefixes). Unreadable lines are warnings, not errors:
