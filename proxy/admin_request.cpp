@@ -1,10 +1,13 @@
 #include "proxy/admin_request.hpp"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <map>
+#include <set>
 #include <vector>
 
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -32,6 +35,71 @@ bool has_non_finite_number(const json::value& v) {
     default:
       return false;
   }
+}
+
+// Boost.JSON's parser keeps the last of two equal keys in one object, and 1.81 has no option to
+// refuse them: {"id":3,"id":4} acted on request 4 while the line, read by a person or another
+// JSON reader, names 3 (outside-in audit, 2026-12-05, second session). So the line's keys are
+// read once more, by a handler that builds no value and stops at the first key that one object
+// has twice, at any depth; keys compare unescaped ("\u0069d" is "id"). The parser's own depth
+// limit (32) and the line's 64 KiB bound what it keeps.
+class duplicate_key_finder {
+ public:
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  std::optional<std::string> duplicate;  // the first key given twice, unescaped
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_array_begin(json::error_code&) { return true; }
+  bool on_array_end(std::size_t, json::error_code&) { return true; }
+  bool on_object_begin(json::error_code&) {
+    open_.emplace_back();
+    return true;
+  }
+  bool on_object_end(std::size_t, json::error_code&) {
+    open_.pop_back();
+    return true;
+  }
+  bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, json::error_code&) { return true; }
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    key_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code& ec) {
+    key_.append(s.data(), s.size());
+    if (!open_.back().insert(key_).second) {
+      duplicate = std::move(key_);
+      ec = make_error_code(boost::system::errc::invalid_argument);  // stops the parse
+      return false;
+    }
+    key_.clear();
+    return true;
+  }
+  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_int64(std::int64_t, json::string_view, json::error_code&) { return true; }
+  bool on_uint64(std::uint64_t, json::string_view, json::error_code&) { return true; }
+  bool on_double(double, json::string_view, json::error_code&) { return true; }
+  bool on_bool(bool, json::error_code&) { return true; }
+  bool on_null(json::error_code&) { return true; }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+ private:
+  std::vector<std::set<std::string, std::less<>>> open_;  // the keys of each object being read, innermost last
+  std::string key_;                                        // the key being read
+};
+
+// The first key that one object of `line` has twice, or nullopt.
+std::optional<std::string> duplicate_key(std::string_view line) {
+  json::basic_parser<duplicate_key_finder> p{json::parse_options{}};
+  json::error_code ec;
+  p.write_some(false, line.data(), line.size(), ec);
+  return std::move(p.handler().duplicate);
 }
 
 }  // namespace
@@ -107,6 +175,11 @@ std::optional<admin_request> parse_admin_line(std::string_view line, std::string
   json::value v = json::parse(line, jec);
   if (jec || !v.is_object()) {
     error = "the message is not a JSON object";
+    return std::nullopt;
+  }
+  if (auto key = duplicate_key(line)) {
+    // As JSON: the caller's text, so a control character cannot reach a terminal raw.
+    error = "the message has the key " + json::serialize(json::string(*key)) + " twice in one object";
     return std::nullopt;
   }
   if (has_non_finite_number(v)) {

@@ -35,10 +35,15 @@ def post_form(proxy, form, source):
 
 def socket_request(user, sock, message):
     """One raw admin-protocol line sent as OS user `user` (no hallpassctl checks in between)."""
+    return socket_line(user, sock, json.dumps(message))
+
+
+def socket_line(user, sock, line):
+    """`line` (text, without its newline) sent as it is, as OS user `user`: the daemon's answer."""
     script = ("import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.settimeout(20)\ns.connect(sys.argv[1])\n"
               "s.sendall(sys.argv[2].encode()+b'\\n')\nb=b''\n"
               "while not b.endswith(b'\\n'):\n  c=s.recv(65536)\n  if not c: break\n  b+=c\nprint(b.decode())\n")
-    r = subprocess.run(["runuser", "-u", user, "--", "python3", "-c", script, sock, json.dumps(message)],
+    r = subprocess.run(["runuser", "-u", user, "--", "python3", "-c", script, sock, line],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
@@ -235,6 +240,35 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
             "device": "127.0.0.61\u0000x", "for": "1h", "reason": "test"}})
         self.assertFalse(answer["ok"], answer)  # refused: not a ban of 127.0.0.61
         self.assertEqual(answer["code"], "bad_request")
+
+    def test_a_key_given_twice_in_a_command_is_refused_and_nothing_changes(self):
+        # Boost.JSON kept the last of two equal keys: {"id": A, "id": B} approved B, while the
+        # line as a reviewer (or another JSON reader) sees it names A (outside-in audit,
+        # 2026-12-05, second session). Two requests, so that either reading would change one.
+        first, second = (ctl_json("hp_tech", self.sock, "request", "--url", f"http://twice{n}.test/", "--role", "pupils",
+                                  "--requester", "Mr T", "--reason", "r", *ASSESSED)["id"] for n in (1, 2))
+        for n in (first, second):
+            self.addCleanup(ctl, "hp_head", self.sock, "deny", str(n), "--reason", "test over")
+        for line, key in (
+                (f'{{"verb":"approve","args":{{"id":{first},"for":"1h","id":{second}}}}}', "id"),
+                (f'{{"verb":"approve","args":{{"id":{first},"for":"1h","reason":"a","reason":"b"}}}}', "reason"),
+                (f'{{"verb":"approve","args":{{"id":{first},"for":"1h","\\u0066or":"2h"}}}}', "for"),
+                (f'{{"verb":"approve","args":{{"id":{first},"for":"1h"}},"args":{{"id":{second},"for":"1h"}}}}', "args"),
+                (f'{{"verb":"status","verb":"approve","args":{{"id":{first},"for":"1h"}}}}', "verb"),
+                (f'{{"verb":"request","args":{{"url":"http://twice3.test/","roles":["pupils"],"requester":"M",'
+                 f'"reason":"r","risks":{{"x":1,"x":2}}}}}}', "x")):
+            with self.subTest(line=line):
+                answer = socket_line("hp_head", self.sock, line)
+                self.assertFalse(answer["ok"], answer)
+                self.assertEqual(answer["code"], "bad_request")
+                self.assertEqual(answer["error"], f'the message has the key "{key}" twice in one object')
+        self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(first))["status"], "pending")
+        self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(second))["status"], "pending")
+        self.assertEqual([r for r in ctl_json("hp_dsl", self.sock, "list", "--all")["requests"]
+                          if r["url"].startswith("http://twice3.test")], [])
+        # The same command without the repeat is read as usual.
+        answer = socket_line("hp_head", self.sock, f'{{"verb":"show","args":{{"id":{first}}}}}')
+        self.assertTrue(answer["ok"], answer)
 
     # ---- 6. listing local blocks --------------------------------------------------------------
     def test_blocks_lists_the_local_blocks_in_force_and_with_all_the_removed(self):

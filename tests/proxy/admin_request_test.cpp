@@ -115,3 +115,30 @@ TEST_CASE("an argument the verb does not take is refused, naming the ones it tak
     CHECK(parse_admin_line(line, error).has_value());
   }
 }
+
+TEST_CASE("a key given twice in one object of an admin line is refused, naming the key") {
+  // Boost.JSON keeps the last of two equal keys: {"id":3,"id":4} acted on request 4 while a
+  // reader of the line (a log, a reviewer, another JSON library) saw 3 (outside-in audit,
+  // 2026-12-05, second session).
+  CHECK(refused(R"({"verb":"approve","args":{"id":3,"for":"2h","id":4}})") ==
+        R"(the message has the key "id" twice in one object)");
+  CHECK(refused(R"({"verb":"deny","args":{"id":3,"reason":"a","reason":"b"}})") ==
+        R"(the message has the key "reason" twice in one object)");
+  // At the top, and at any depth.
+  CHECK(refused(R"({"verb":"status","verb":"reload"})") == R"(the message has the key "verb" twice in one object)");
+  CHECK(refused(R"({"verb":"list","args":{"filter":"all"},"args":{"filter":"pending"}})") ==
+        R"(the message has the key "args" twice in one object)");
+  CHECK(refused(R"({"verb":"request","args":{"roles":[[{"a":1,"b":{"c":1,"c":2}}]]}})") ==
+        R"(the message has the key "c" twice in one object)");
+  // Two spellings of one key are one key; the name comes back as JSON (no raw control byte).
+  CHECK(refused(R"({"verb":"show","args":{"id":1,"\u0069d":2}})") ==
+        R"(the message has the key "id" twice in one object)");
+  CHECK(refused("{\"verb\":\"show\",\"args\":{\"\\u001b\":1,\"\\u001b\":2}}") ==
+        R"(the message has the key "\u001b" twice in one object)");
+
+  // The same key in different objects, or a key equal to a value, is no repeat.
+  std::string error;
+  CHECK(parse_admin_line(R"({"verb":"request","args":{"url":"url","roles":[{"url":1},{"url":2}]}})", error));
+  CHECK(parse_admin_line(R"({"verb":"approve","args":{"id":1,"for":"id","reason":"for"}})", error));
+  CHECK(parse_admin_line(R"({"verb":"list","args":{"filter":{"a":{"a":{"a":1}}}}})", error));
+}
