@@ -78,9 +78,11 @@ struct skipped_lines {
   std::string first;  // the first of them, for the error: printable ASCII, at most 60 characters
 };
 
-// Lines of a list file that are entries as the policy loader reads them (rules::is_list_entry):
-// not blank, not a '#' comment, and a domain or URL prefix it accepts. An HTML page or
-// garbage served in place of a list has none, and never counts towards a feed's minimum.
+// The entries of a list file as the policy loader keeps them (rules::list_entry: normalised,
+// so that two spellings of one entry are the same text), repeats included, in file order:
+// lines that are not blank, not a '#' comment, and a domain or URL prefix it accepts. An HTML
+// page or garbage served in place of a list has none, and never counts towards a feed's
+// minimum.
 // The other lines that are not blank or comments are counted into `skipped` when given.
 std::vector<std::string> read_entries(const std::string& path, rules::list_file_kind kind,
                                       skipped_lines* skipped = nullptr);

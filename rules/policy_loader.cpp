@@ -1610,14 +1610,22 @@ list_line classify_list_line(std::string_view raw, list_file_kind kind) {
   return {url ? list_line_kind::url : list_line_kind::domain, text};
 }
 
-bool is_list_entry(const list_line& line) {
+bool is_list_entry(const list_line& line) { return list_entry(line).has_value(); }
+
+// As load_list_file keeps the line: add_url makes a URL of a whole site a domain entry.
+std::optional<std::string> list_entry(const list_line& line) {
   std::string why;
   switch (line.kind) {
-    case list_line_kind::blank: return false;
-    case list_line_kind::url: return list_url(line.text, &why).has_value();
-    case list_line_kind::domain: return is_plain_domain(line.text) || list_domain(line.text, &why).has_value();
+    case list_line_kind::blank: return std::nullopt;
+    case list_line_kind::url: {
+      auto u = list_url(line.text, &why);
+      if (!u) return std::nullopt;
+      if (u->second == "/") return std::move(u->first);
+      return u->first + u->second;
+    }
+    case list_line_kind::domain: return list_domain(line.text, &why);
   }
-  return false;
+  return std::nullopt;
 }
 
 parsed_policy_yaml parse_policy_yaml(std::string_view yaml, const std::string& file_name) {

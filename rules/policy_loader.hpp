@@ -79,6 +79,13 @@ list_line classify_list_line(std::string_view raw, list_file_kind kind);
 // Whether a line is an entry the loader takes: `hallpass feeds update` counts only these
 // against a feed's minimum, so a captive portal's HTML page never passes for a list.
 bool is_list_entry(const list_line& line);
+// The entry a line is, as the loader keeps it, or nullopt when the loader skips the line: a
+// domain normalised (lower case, punycode, no trailing dot, no leading "*." or "."), or a URL
+// prefix as its host and canonical path ("example.com/games"); a URL of a whole site
+// ("https://example.com/") is its domain. Two spellings of one entry give the same text, so
+// that `hallpass feeds update` counts each entry of a list once against its minimum.
+std::optional<std::string> list_entry(const list_line& line);
+
 // The policy file's YAML, parsed once: the daemon reads its own sections and the state
 // directory from the same document the policy comes from (proxy/configuration.cpp), so that
 // no two readings of one file can disagree. `errors`: the syntax error, with its line.

@@ -406,6 +406,26 @@ class FeedUpdateTest(unittest.TestCase):
         self.assertIn("feed ut1: unchanged", r.stdout)
         self.assertEqual(self.history(), h)
 
+    def test_repeated_entries_count_once_towards_the_minimum(self):
+        # One domain 100 times, and in every spelling the loader stores as one entry, passed
+        # min_entries: 10 (outside-in audit of the feeds as hostile input, 2026-12-05, second
+        # session): a feed that lost its lists but for one line said so in 100 lines.
+        one = ["casino.test"] * 100 + ["CASINO.test", "casino.test.", "*.casino.test", ".casino.test"]
+        self.server.routes["/ut1.tar.gz"] = (tarball({
+            "gambling": {"domains": one + ["bingo.test"] * 20, "urls": ["http://casino.test/", "bingo.test/"]},
+            "drogue": self.lists["drogue"]}), '"d"')
+        r = self.update("--feed", "ut1")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("list ut1/gambling has 2 entries, fewer than its minimum of 10", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.home, "current")))
+        # Ten different entries, each written twice, pass; what is counted is what the loader keeps.
+        ten = [f"site{n}.test" for n in range(10)]
+        self.server.routes["/ut1.tar.gz"] = (tarball({
+            "gambling": {"domains": ten + [d.upper() for d in ten]}, "drogue": self.lists["drogue"]}), '"e"')
+        r = self.update("--feed", "ut1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("ut1/gambling: 10 entries, +10 -0", r.stdout)
+
     def test_failures_keep_the_lists_in_force(self):
         r = self.update()
         self.assertEqual(r.returncode, 0, r.stderr)
