@@ -15,6 +15,7 @@
 
 #include "certs/origin_context.hpp"
 #include "proxy/list_record.hpp"
+#include "proxy/public_suffix.hpp"
 #include "rules/file_io.hpp"
 #include "rules/policy_loader.hpp"
 #include "rules/yaml_reader.hpp"
@@ -174,6 +175,9 @@ config_load_result load_configuration(const std::string& path, const overrides& 
   lo.other_sections = daemon_section_names();
   lo.feeds_dir = feeds_dir_for(path, parsed.root, o);
   lo.feeds_may_be_missing = o.feeds_may_be_missing;
+  // The Public Suffix List: an allow rule's list that names `com` or `co.uk` must not open
+  // every site under it (rules/README.md). Thread-safe (proxy/public_suffix.hpp).
+  lo.is_public_suffix = [](std::string_view host) { return is_public_suffix(host); };
   auto policy = rules::load_policy_parsed(parsed, path, lo);
   out.errors = std::move(policy.errors);
   out.warnings = std::move(policy.warnings);

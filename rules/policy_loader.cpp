@@ -168,6 +168,7 @@ class loader : private yaml_reader {
       p_->zone = time_zone::utc();
     }
     if (root["feeds"]) load_feeds(root["feeds"]);
+    find_allowing_rules(root);
     if (root["categories"]) load_categories(root["categories"]);
     report_missing_feeds();
     if (root["roles"]) {
@@ -223,6 +224,10 @@ class loader : private yaml_reader {
           auto dom = list_domain(*s, &err);
           if (!dom) {
             error(d, "bans.policy domain " + quote(*s) + ": " + err);
+            continue;
+          }
+          if (opens_a_suffix(*dom)) {
+            warn_at(d, suffix_refused(*dom, "bans.policy lets a banned user reach it", "left out"));
             continue;
           }
           b.domains.push_back(std::move(*dom));
@@ -630,6 +635,16 @@ class loader : private yaml_reader {
       (into ? *into : p_->domains).reserve(lines, rest.size());  // a record is a length byte and the name
     }
     const std::string shown = path.string();
+    std::size_t suffixes = 0;  // entries left out of an allow: top-level domains, public suffixes
+    // The set an entry on `host` goes to: a public suffix in a list an allow rule uses goes to
+    // the category's block-only set (checked_set), with a warning at its line.
+    auto set_for = [&](std::string_view host) {
+      if (checking_ == nullptr || !opens_a_suffix(host)) return std::optional<set_id>(set);
+      if (++suffixes <= max_warnings_per_file) {
+        warnings_.push_back({shown, static_cast<int>(line_no), 1, suffix_refused(host)});
+      }
+      return block_only_set();
+    };
     while (!rest.empty()) {
       ++line_no;
       auto nl = rest.find('\n');
@@ -640,17 +655,19 @@ class loader : private yaml_reader {
       if (line_kind == list_line_kind::url) {
         auto u = list_url(line, &why);
         if (u) {
-          add_url(std::move(u->first), std::move(u->second), set);
+          if (const auto to = set_for(u->first)) add_url(std::move(u->first), std::move(u->second), *to);
           ++added;
           ++last_url_entries_;
           continue;
         }
       } else if (is_plain_domain(line)) {
-        if (into ? !into->add(line, set) : !add_domain(line, set)) return added;
+        const auto to = set_for(line);
+        if (to && (into ? !into->add(line, *to) : !add_domain(line, *to))) return added;
         ++added;
         continue;
       } else if (auto d = list_domain(line, &why)) {
-        if (into ? !into->add(*d, set) : !add_domain(*d, set)) return added;
+        const auto to = set_for(*d);
+        if (to && (into ? !into->add(*d, *to) : !add_domain(*d, *to))) return added;
         ++added;
         continue;
       }
@@ -662,7 +679,96 @@ class loader : private yaml_reader {
       warnings_.push_back({shown, 0, 0, "skipped " + std::to_string(bad) + " unreadable lines in all (" +
                                             std::to_string(bad - max_warnings_per_file) + " not shown)"});
     }
+    if (suffixes > max_warnings_per_file) {
+      warnings_.push_back({shown, 0, 0, "left " + std::to_string(suffixes) +
+                                            " top-level domains or public suffixes in all out of an allow (" +
+                                            checking_->allowed_by + "; " +
+                                            std::to_string(suffixes - max_warnings_per_file) + " not shown)"});
+    }
     return added;
+  }
+
+  // ---- public suffixes in lists that allow -------------------------------------------------
+  // `com` in a list an allow rule uses opened every .com site (outside-in audit, 2026-12-05,
+  // second session). Such an entry is left out of what the rule allows, with a warning at its
+  // line; it still blocks where a block rule (or an inspection entry) uses the same category,
+  // through the category's block-only set: blocking a whole top-level domain is a school's
+  // choice. Which categories allow is read from the rules before the categories are loaded
+  // (find_allowing_rules), so that only their lists pay for the check.
+
+  // Whether `host` (normalised) is a top-level domain or a public suffix: by the caller's list
+  // (load_options::is_public_suffix), else a name of one label. Never an IP address.
+  bool opens_a_suffix(std::string_view host) const {
+    const bool suffix = opt_.is_public_suffix ? opt_.is_public_suffix(host) : host.find('.') == std::string_view::npos;
+    return suffix && !ip_address::parse(host);
+  }
+
+  std::string suffix_refused(std::string_view host) const {
+    return suffix_refused(host, checking_->allowed_by,
+                          checking_->category.empty() ? "left out"
+                                                      : "left out of what it allows (a rule that blocks the category "
+                                                        "still blocks with it)");
+  }
+  static std::string suffix_refused(std::string_view host, const std::string& allowed_by, const std::string& done) {
+    return quote(host) + " is a top-level domain or a public suffix (a name under which anyone registers sites, " +
+           "like co.uk): " + allowed_by + ", and it would open every site under it: " + done;
+  }
+
+  void warn_at(const YAML::Node& n, std::string message) {
+    const auto mark = n.Mark();
+    warnings_.push_back({file_, mark.line + 1, mark.column + 1, std::move(message)});
+  }
+
+  // The set a public-suffix entry of the list being read goes to: the category's block-only
+  // set (made at its first such entry: the category's name, so that a block names the
+  // category), or nullopt for an allow rule's own list, which no block rule uses.
+  std::optional<set_id> block_only_set() {
+    if (checking_->category.empty()) return std::nullopt;
+    if (!checking_->block_only) {
+      checking_->block_only = new_set(checking_->category, p_->categories.size(), false, checking_->where);
+    }
+    return checking_->block_only;
+  }
+
+  // Which categories an allow rule uses (and the supervised-use list of bans.policy, which
+  // lets a banned user reach them), by the first such rule. Lenient: mistakes in the rules
+  // are reported when the rules are loaded.
+  void find_allowing_rules(const YAML::Node& root) {
+    auto note = [&](const YAML::Node& names, const std::string& by) {
+      if (!names) return;
+      std::vector<YAML::Node> list;
+      if (names.IsScalar()) list.push_back(names);
+      if (names.IsSequence()) {
+        for (const auto& c : names) list.push_back(c);
+      }
+      for (const auto& c : list) {
+        if (c.IsScalar()) allowing_.emplace(c.Scalar(), by + " category " + quote(c.Scalar()));
+      }
+    };
+    auto scan = [&](const YAML::Node& rules, const std::string& owner) {
+      if (!rules || !rules.IsSequence()) return;
+      int index = 0;
+      for (const auto& r : rules) {
+        ++index;
+        if (!r.IsMap()) continue;
+        const YAML::Node a = r["action"];
+        if (!a || !a.IsScalar() || a.Scalar() != "allow") continue;
+        std::string id = owner + " rule " + std::to_string(index);
+        if (const YAML::Node name = r["name"]; name && name.IsScalar()) id += " (" + name.Scalar() + ")";
+        note(r["categories"], id + " allows");
+      }
+    };
+    if (const YAML::Node e = root["everyone"]; e && e.IsMap()) scan(e["rules"], "everyone");
+    if (const YAML::Node roles = root["roles"]; roles && roles.IsMap()) {
+      for (const auto& kv : roles) {
+        if (kv.second.IsMap()) scan(kv.second["rules"], kv.first.Scalar());
+      }
+    }
+    if (const YAML::Node b = root["bans"]; b && b.IsMap()) {
+      if (const YAML::Node p = b["policy"]; p && p.IsMap()) {
+        note(p["categories"], "bans.policy lets a banned user reach");
+      }
+    }
   }
 
   // A list that yields no entries: a truncated download or the wrong file. A warning (shown by
@@ -684,8 +790,8 @@ class loader : private yaml_reader {
     p_->set_has_patterns[set] = true;
   }
 
-  // Calls f(normalized domain) for each valid entry of an inline domain list; an invalid
-  // entry is an error at its place ("`what`: reason").
+  // Calls f(normalized domain, its node) for each valid entry of an inline domain list; an
+  // invalid entry is an error at its place ("`what`: reason").
   template <class F>
   void each_domain(const YAML::Node& list, const std::string& what, F&& f) {
     for (const auto& d : items(list, what + " domains")) {
@@ -697,8 +803,16 @@ class loader : private yaml_reader {
         error(d, what + ": " + err);
         continue;
       }
-      f(*dom);
+      f(*dom, d);
     }
+  }
+
+  // The set an inline entry on `host` goes to, as set_for in load_list_file: nullopt when it
+  // is left out (a public suffix in an allow rule's own list).
+  std::optional<set_id> inline_set(std::string_view host, set_id set, const YAML::Node& where) {
+    if (checking_ == nullptr || !opens_a_suffix(host)) return set;
+    warn_at(where, suffix_refused(host));
+    return block_only_set();
   }
 
   // The category a list item names, or null after an error with a "did you mean".
@@ -715,8 +829,10 @@ class loader : private yaml_reader {
   // Inline lists shared by categories and rules. Returns counts via the category (if any).
   void load_inline_lists(const YAML::Node& n, const std::string& what, set_id set, category* c) {
     if (n["domains"]) {
-      each_domain(n["domains"], what, [&](const std::string& dom) {
-        add_domain(dom, set);
+      each_domain(n["domains"], what, [&](const std::string& dom, const YAML::Node& d) {
+        const auto to = inline_set(dom, set, d);
+        if (!to) return;
+        add_domain(dom, *to);
         if (c) ++c->domain_count;
       });
     }
@@ -730,7 +846,9 @@ class loader : private yaml_reader {
           error(u, what + ": " + err);
           continue;
         }
-        add_url(std::move(parsed->first), std::move(parsed->second), set);
+        const auto to = inline_set(parsed->first, set, u);
+        if (!to) continue;
+        add_url(std::move(parsed->first), std::move(parsed->second), *to);
         if (c) ++c->url_count;
       }
     }
@@ -779,6 +897,12 @@ class loader : private yaml_reader {
       auto set = new_set(name, p_->categories.size(), c.locked, kv.first);
       if (!set) return;
       c.set = *set;
+      // A locked category cannot be allowed (an error when the rules are loaded).
+      allow_check check{"", name, kv.first, std::nullopt};
+      if (const auto it = allowing_.find(name); it != allowing_.end() && !c.locked) {
+        check.allowed_by = it->second;
+        checking_ = &check;
+      }
       load_inline_lists(n, what, c.set, &c);
       if (n["domain_files"]) {
         for (const auto& f : items(n["domain_files"], what + " domain_files")) {
@@ -843,6 +967,8 @@ class loader : private yaml_reader {
         }
       }
       for (const auto& f : fed) load_feed_list(f, c);
+      checking_ = nullptr;
+      if (check.block_only) block_only_sets_[name] = *check.block_only;
       category_names_.push_back(name);
       p_->categories.push_back(std::move(c));
     }
@@ -1158,6 +1284,9 @@ class loader : private yaml_reader {
             continue;
           }
           r.targets.push_back(cat->set);
+          if (r.act == action::block) {
+            if (const auto b = block_only_sets_.find(cat->name); b != block_only_sets_.end()) r.targets.push_back(b->second);
+          }
           if (p_->set_has_patterns[cat->set]) r.needs_patterns = true;
           target_words.push_back(cat->name);
         }
@@ -1166,7 +1295,10 @@ class loader : private yaml_reader {
       if (n["domains"] || n["urls"] || n["patterns"]) {
         auto set = new_set("rule list of " + r.id, std::string::npos, false, n);
         if (!set) continue;
+        allow_check check{r.id + " allows it", "", n, std::nullopt};
+        if (r.act == action::allow) checking_ = &check;
         load_inline_lists(n, what, *set, nullptr);
+        checking_ = nullptr;
         r.targets.push_back(*set);
         r.has_targets = true;
         if (p_->set_has_patterns[*set]) r.needs_patterns = true;
@@ -1384,7 +1516,7 @@ class loader : private yaml_reader {
     auto& ins = p_->inspection;
     if (const auto nv = n["never"]; nv && check_map(nv, "inspection.never", {"domains", "domain_files"})) {
       if (nv["domains"]) {
-        each_domain(nv["domains"], "inspection.never", [&](const std::string& dom) {
+        each_domain(nv["domains"], "inspection.never", [&](const std::string& dom, const YAML::Node&) {
           ins.never.add(dom, 0);
           ++ins.never_count;
         });
@@ -1440,11 +1572,16 @@ class loader : private yaml_reader {
       }
       if (e["categories"]) {
         for (const auto& c : items(e["categories"], what + " categories")) {
-          if (const category* cat = named_category(c, what)) entry.categories.push_back(cat->set);
+          if (const category* cat = named_category(c, what)) {
+            entry.categories.push_back(cat->set);
+            if (const auto b = block_only_sets_.find(cat->name); b != block_only_sets_.end()) {
+              entry.categories.push_back(b->second);
+            }
+          }
         }
       }
       if (e["domains"]) {
-        each_domain(e["domains"], what, [&](const std::string& dom) {
+        each_domain(e["domains"], what, [&](const std::string& dom, const YAML::Node&) {
           ins.inspect_domains.add(dom, static_cast<set_id>(ins.inspect.size()));
           entry.has_domains = true;
         });
@@ -1540,6 +1677,18 @@ class loader : private yaml_reader {
   };
 
   const load_options& opt_;
+  // Public suffixes in lists that allow (above): the categories an allow rule uses, with the
+  // words that name the first such rule; while such a category's lists (or an allow rule's
+  // own) are read, the check in force; and each category's block-only set, once made.
+  struct allow_check {
+    std::string allowed_by;  // "pupils rule 1 allows category 'x'", "pupils rule 2 allows it"
+    std::string category;    // empty for a rule's own list
+    YAML::Node where;
+    std::optional<set_id> block_only;
+  };
+  std::map<std::string, std::string, std::less<>> allowing_;
+  allow_check* checking_ = nullptr;
+  std::map<std::string, set_id, std::less<>> block_only_sets_;
   fs::path ut1_dir_;
   std::size_t last_url_entries_ = 0;
   // Per feed (index into p_->feeds): its YAML node, and the categories that use it.

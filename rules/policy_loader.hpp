@@ -6,6 +6,7 @@
 // loop (a large policy takes seconds). Independent calls may run concurrently.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,6 +35,13 @@ struct load_options {
   // The moment "today" is taken from for warnings about the calendar (terms that have all
   // ended); unset: the system clock. Decisions never depend on it.
   std::optional<std::chrono::sys_seconds> now;
+  // Whether a host (normalised) is a public suffix: a top-level domain ("com") or a name under
+  // which anyone registers sites ("co.uk", "github.io"). An entry for one in a list an allow
+  // rule uses would open every site under it, so the allow leaves it out, with a warning
+  // (rules/README.md, "List files and UT1"). The proxy passes its Public Suffix List check
+  // (proxy/public_suffix.hpp: rules/ does not link libpsl); unset: a name of one label is one.
+  // Called on the loading thread; must not be called concurrently unless thread-safe.
+  std::function<bool(std::string_view host)> is_public_suffix;
 };
 
 struct load_result {

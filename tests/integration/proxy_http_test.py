@@ -659,6 +659,53 @@ class HttpTest(unittest.TestCase):
             self.assertNotIn("pupil-name", f.read())
 
 
+class AllowListTopLevelDomainTest(unittest.TestCase):
+    """A top-level domain (`com`) in a list an allow rule uses opened every site under it
+    (outside-in audit of the feeds as hostile input, 2026-12-05, second session): the entry is
+    refused for the allow with a warning at its line, and a block rule still blocks with it."""
+
+    def test_com_in_an_allowed_list_opens_only_the_listed_sites(self):
+        origin = Origin()
+        self.addCleanup(origin.stop)
+        lists = tempfile.mkdtemp(prefix="hallpass-allow-list-")
+        self.addCleanup(shutil.rmtree, lists, True)
+        allowed = os.path.join(lists, "visitor-sites.txt")
+        with open(allowed, "w") as f:
+            f.write("# the sites visitors may use\nexample.com\ncom\n")
+        visitor = "127.0.0.5"
+
+        def edit(text):
+            text = text.replace("  circumvention: {domains: [vpn.test]}\n",
+                                "  circumvention: {domains: [vpn.test]}\n"
+                                f"  visitor_sites: {{domain_files: [\"{allowed}\"]}}\n", 1)
+            text = text.replace(f"  staff:\n    networks: [{STAFF}/32]\n    default: allow\n",
+                                f"  staff:\n    networks: [{STAFF}/32]\n    default: allow\n    rules:\n"
+                                "      - {action: block, categories: [visitor_sites]}\n", 1)
+            text = text.replace("fallback_role: pupils\n",
+                                f"  visitors:\n    networks: [{visitor}/32]\n    default: block\n    rules:\n"
+                                "      - {action: allow, categories: [visitor_sites]}\n"
+                                "fallback_role: pupils\n", 1)
+            return text.replace("hosts:\n", "hosts:\n  example.com: 127.0.0.1\n  www.example.com: 127.0.0.1\n"
+                                              "  other.com: 127.0.0.1\n", 1)
+
+        proxy = Proxy(policy_edit=edit)
+        self.addCleanup(proxy.stop)
+        self.assertIn("visitors:", proxy.policy_text)
+        self.assertIn("block, categories: [visitor_sites]", proxy.policy_text)
+        r = subprocess.run([BIN, "check", "--config", proxy.config], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(f"{allowed}:3:1: 'com' is a top-level domain or a public suffix", r.stdout + r.stderr)
+        self.assertIn("visitors rule 1 allows category 'visitor_sites'", r.stdout + r.stderr)
+        self.assertTrue(any(f"{allowed}:3:1: 'com'" in l for l in proxy.stderr_lines), proxy.stderr_lines)
+        for host, source, want in (("example.com", visitor, 200), ("www.example.com", visitor, 200),
+                                   ("other.com", visitor, 403),
+                                   # A block rule of the same list still blocks with the whole .com.
+                                   ("other.com", STAFF, 403), ("origin.test", STAFF, 200)):
+            with self.subTest(host=host, source=source):
+                status, _, err = curl(proxy, f"http://{host}:{origin.port}/small", source=source)
+                self.assertEqual(status, want, err)
+
+
 if __name__ == "__main__":
     unittest.main()
 
