@@ -808,9 +808,12 @@ class loader : private yaml_reader {
   }
 
   // The set an inline entry on `host` goes to, as set_for in load_list_file: nullopt when it
-  // is left out (a public suffix in an allow rule's own list).
+  // is left out (a top-level domain in an allow rule's own list). Written in the policy file
+  // itself, only a name of one label is left out: `com` is always a slip, while a school that
+  // writes `gov.uk`, `sch.uk` or `nhs.uk` in its own allow rule means every site under it
+  // (lists from files, UT1 and feeds are checked against the whole Public Suffix List).
   std::optional<set_id> inline_set(std::string_view host, set_id set, const YAML::Node& where) {
-    if (checking_ == nullptr || !opens_a_suffix(host)) return set;
+    if (checking_ == nullptr || host.find('.') != std::string_view::npos || ip_address::parse(host)) return set;
     warn_at(where, suffix_refused(host));
     return block_only_set();
   }

@@ -706,8 +706,6 @@ class AllowListTopLevelDomainTest(unittest.TestCase):
                 self.assertEqual(status, want, err)
 
 
-if __name__ == "__main__":
-    unittest.main()
 
 
 class IPv4ReachedByIPv6Test(unittest.TestCase):
@@ -775,3 +773,6 @@ class SearchTermsBlockedOnlyTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("access_log.search_terms must be true (every search's terms), blocked", r.stdout + r.stderr)
 
+
+if __name__ == "__main__":
+    unittest.main()

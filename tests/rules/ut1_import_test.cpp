@@ -215,5 +215,23 @@ roles:
   test::ask staff{*r.compiled, "staff"};
   CHECK_FALSE(staff.allowed("2026-11-23 11:00", "https://other.co.uk/"));  // a block keeps it
   CHECK_FALSE(staff.allowed("2026-11-23 11:00", "https://file.zip/"));
+
+  // Written in the policy itself, a suffix of more than one label is the school's choice (all
+  // of gov.uk for the office); a single label is still left out.
+  asked.clear();
+  auto own = load_policy_text(std::string(test::timetable_yaml) + R"(
+roles:
+  office:
+    default: block
+    rules:
+      - {name: government, action: allow, domains: [co.uk, com]}
+)",
+                              (dir / "p.yaml").string(), o);
+  REQUIRE(own.ok());
+  REQUIRE(own.warnings.size() == 1);
+  CHECK(own.warnings[0].message.starts_with("'com' is a top-level domain or a public suffix"));
+  test::ask office{*own.compiled, "office"};
+  CHECK(office.allowed("2026-11-23 11:00", "https://www.example.co.uk/"));
+  CHECK_FALSE(office.allowed("2026-11-23 11:00", "https://example.com/"));
   std::filesystem::remove_all(dir);
 }
