@@ -1,5 +1,6 @@
 #include "rules/policy_loader.hpp"
 
+#include "rules/yaml_load.hpp"
 #include "rules/yaml_reader.hpp"
 
 #include "rules/file_io.hpp"
@@ -1474,7 +1475,7 @@ class loader : private yaml_reader {
         "[{name: SafeSearch lock, action: block, domains: [html.duckduckgo.com, lite.duckduckgo.com], "
         "reason: \"DuckDuckGo's HTML and lite pages cannot be locked to safe search, so they are closed where "
         "SafeSearch is on; duckduckgo.com is open, with safe search locked.\"}]";
-    auto rules = load_rules(YAML::Load(text), role);
+    auto rules = load_rules(load_yaml(text), role);
     if (rules.size() != 1) return std::nullopt;
     rules[0].id = role + " SafeSearch lock";
     rules[0].summary = "block DuckDuckGo's HTML and lite pages, which cannot be locked to safe search";
@@ -1784,7 +1785,12 @@ parsed_policy_yaml parse_policy_yaml(std::string_view yaml, const std::string& f
   parsed_policy_yaml out;
   out.blank = yaml.find_first_not_of(" \t\r\n") == std::string_view::npos;
   try {
-    out.root = YAML::Load(std::string(yaml));
+    out.root = load_yaml(yaml);
+  } catch (const yaml_too_large& e) {
+    // Aliases that expand far beyond the file, an alias inside its own anchor's node, nesting
+    // deeper than yaml-cpp reads: refused in words before anything walks the tree
+    // (rules/yaml_load.hpp).
+    out.errors.push_back({file_name, e.mark.line + 1, e.mark.column + 1, e.msg});
   } catch (const YAML::ParserException& e) {
     out.errors.push_back({file_name, e.mark.line + 1, e.mark.column + 1, "this is not valid YAML: " + e.msg});
   }
