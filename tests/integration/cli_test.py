@@ -4,7 +4,10 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 import unittest
+
+from harness import alias_bomb_categories
 
 BIN = os.environ["HALLPASS_BIN"]
 SRC = os.environ["HALLPASS_SOURCE_DIR"]
@@ -156,6 +159,29 @@ logins:
             self.assertIn("unknown key 'conect_timeout' in upstream; did you mean 'connect_timeout'?", r.stderr)
             self.assertIn("limits.head_timeout must be a duration", r.stderr)
             self.assertIn("3 errors", r.stderr)
+
+    def test_aliases_that_expand_without_bound_are_refused_within_seconds(self):
+        # YAML aliases were expanded at every use: the audit's 783 KB file (one list named by
+        # 30000 categories) cost 28 s and 2.3 GB (outside-in audit H, 2026-12-05), and ten
+        # levels of ten aliases (1 KB) are 10^10 nodes (the loader reads a category's list one
+        # level deep, so that one cost little, but said "must be a single value" 90 times).
+        # Now both are refused, in words, before the policy is read.
+        with open(SCHOOL) as f:
+            text = f.read()
+        for name, bomb, line in (("nested", alias_bomb_categories(levels=10), 77),
+                                 ("one list named 30000 times", alias_bomb_categories(uses=30000), 69)):
+            with self.subTest(name), tempfile.TemporaryDirectory() as d:
+                path = os.path.join(d, "p.yaml")
+                with open(path, "w") as f:
+                    f.write(text.replace("\ncategories:\n", "\ncategories:\n" + bomb, 1))
+                start = time.monotonic()
+                r = run("check", "--config", path, timeout=20)
+                elapsed = time.monotonic() - start
+                self.assertEqual(r.returncode, 1, r.stderr[-2000:])
+                self.assertLess(elapsed, 5)
+                self.assertRegex(r.stderr, re.escape(path) + f":{line}:[0-9]+: the policy expands to more than "
+                                 "[0-9]+ nodes through YAML aliases \\(anchors\\)")
+                self.assertIn(f"{path}: 1 error; the policy was not loaded", r.stderr)
 
     def test_a_config_that_cannot_be_read_is_a_clear_error_for_check_explain_and_run(self):
         # A directory once escaped as std::ios_failure and aborted all three (exit 134).

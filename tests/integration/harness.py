@@ -483,6 +483,21 @@ drain: {drain}
 workers: {workers}
 """
 
+
+def alias_bomb_categories(levels=10, uses=0):
+    """Category lines for a policy's `categories:` whose YAML aliases expand without bound
+    (rules/yaml_load.hpp). `uses` 0: "billion laughs", `levels` lists of ten aliases of the one
+    before, 10^levels entries from 1 KB. Else the 783 KB file of outside-in audit H: one
+    anchored list of 1000 domains named by `uses` categories (28 s and 2.3 GB for 30000)."""
+    if uses:
+        first = ",".join(f"d{i}.lol.test" for i in range(1000))
+        return f"  amp0: {{domains: &D [{first}]}}\n" + "".join(f"  amp{i}: {{domains: *D}}\n" for i in range(1, uses))
+    lines = ["  bomb0: {domains: &b0 [" + ", ".join(["lol.test"] * 10) + "]}\n"]
+    for i in range(1, levels):
+        lines.append(f"  bomb{i}: {{domains: &b{i} [" + ", ".join([f"*b{i - 1}"] * 10) + "]}\n")
+    return "".join(lines)
+
+
 TEST_HOSTS = ["origin.test", "py.test", "facebook.test", "www.facebook.test", "instagram.test",
               "noupload.test", "vpn.test", "allowed.test"]
 
