@@ -217,18 +217,22 @@ std::string lock_state_dir(const std::string& state_dir) {
 
 // Whether a root-owned state directory that hallpass did not just make is hallpass's own, and so
 // its to tighten and, under --user, to give to the service user. A mistyped state_dir (/var/lib)
-// must not be: it holds others' files. hallpass's own has its store's marker (hallpass.db.made,
-// written whenever a store is opened: store/exception_store.cpp), or holds nothing yet but what
-// hallpass writes before its first store: the files above, the feeds `hallpass feeds update`
-// fetched, and the Kerberos replay cache deploy/hallpass.service keeps here (krb5_*).
+// must not be: it holds others' files. hallpass's own holds nothing but what hallpass writes
+// there: the store's files (store_files above), the feeds `hallpass feeds update` fetched, the
+// Kerberos replay cache deploy/hallpass.service keeps here (krb5_*), and the admin socket or
+// access log when the configuration puts them there (`also_own`). Not the store's marker
+// alone: hallpass writes it in a foreign directory it was started on without --user (with a
+// warning), and that must not make the directory its own for the next start with --user
+// (a review of 2026-12-05: /var/lib would have been given to the service user).
 // `*foreign`: the first other name found, for the message.
-bool holds_only_hallpass_state(const std::string& dir, std::string* foreign) {
+bool holds_only_hallpass_state(const std::string& dir, const std::vector<std::string>& also_own,
+                               std::string* foreign) {
   std::error_code ec;
-  if (std::filesystem::exists(std::filesystem::path(dir) / "hallpass.db.made", ec)) return true;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
     const bool own = std::find(std::begin(store_files), std::end(store_files), name) != std::end(store_files) ||
-                     name == "feeds" || name.starts_with("krb5_");
+                     name == "feeds" || name.starts_with("krb5_") ||
+                     std::find(also_own.begin(), also_own.end(), name) != also_own.end();
     if (!own) {
       *foreign = name;
       return false;
@@ -248,7 +252,8 @@ struct state_dir_check {
   bool ours = false;    // hallpass's to tighten and chown
 };
 
-state_dir_check check_state_dir(const std::string& dir, bool created, const passwd* user) {
+state_dir_check check_state_dir(const std::string& dir, bool created, const passwd* user,
+                                const std::vector<std::string>& also_own) {
   state_dir_check out;
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return out;  // the store says what is wrong
@@ -270,7 +275,7 @@ state_dir_check check_state_dir(const std::string& dir, bool created, const pass
     return out;
   }
   std::string foreign;
-  out.ours = created || (st.st_uid != 0 && st.st_uid == service) || holds_only_hallpass_state(dir, &foreign);
+  out.ours = created || (st.st_uid != 0 && st.st_uid == service) || holds_only_hallpass_state(dir, also_own, &foreign);
   if (out.ours) return out;
   if (user) {
     out.refused = "state_dir " + dir + " belongs to root and holds files that are not hallpass's ('" + foreign +
@@ -399,7 +404,16 @@ int run_server(const run_options& options) {
   const bool state_dir_created = std::filesystem::create_directories(d.state_dir, fs_ec);
   if (fs_ec) std::cerr << "hallpass: warning: cannot create state_dir " << d.state_dir << ": " << fs_ec.message() << "\n";
   const passwd* service_user = options.user && ::geteuid() == 0 ? ::getpwnam(options.user->c_str()) : nullptr;
-  const auto state_dir_checked = check_state_dir(d.state_dir, state_dir_created, service_user);
+  // The admin socket and the access log are hallpass's too when the configuration puts them in
+  // the state directory.
+  std::vector<std::string> also_own;
+  for (const std::string& file : {d.admin.socket, d.access_log.path}) {
+    const std::filesystem::path f(file);
+    std::error_code same_ec;
+    if (!file.empty() && f.has_parent_path() && std::filesystem::equivalent(f.parent_path(), d.state_dir, same_ec))
+      also_own.push_back(f.filename().string());
+  }
+  const auto state_dir_checked = check_state_dir(d.state_dir, state_dir_created, service_user, also_own);
   if (!state_dir_checked.refused.empty()) {
     std::cerr << "hallpass: " << state_dir_checked.refused << "\n";
     return 1;
