@@ -139,7 +139,12 @@ std::string policy_summary(const policy& p) {
     std::string what;
     if (e.everything) what = "everything";
     if (e.has_domains) what += (what.empty() ? "" : ", ") + std::string("listed domains");
-    for (auto c : e.categories) what += (what.empty() ? "" : ", ") + p.set_names[c];
+    std::vector<std::string_view> named;  // a category's block-only set has its name too
+    for (auto c : e.categories) {
+      if (std::find(named.begin(), named.end(), p.set_names[c]) != named.end()) continue;
+      named.push_back(p.set_names[c]);
+      what += (what.empty() ? "" : ", ") + p.set_names[c];
+    }
     if (e.safesearch) what += (what.empty() ? "" : ", ") + std::string("SafeSearch hosts");
     out += "  " + e.id + ": " + what + " for " + (roles.empty() ? std::string("every role") : roles) + "\n";
   }

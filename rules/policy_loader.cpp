@@ -227,7 +227,7 @@ class loader : private yaml_reader {
             error(d, "bans.policy domain " + quote(*s) + ": " + err);
             continue;
           }
-          if (opens_a_suffix(*dom)) {
+          if (is_single_label(*dom)) {  // written in the policy itself: as inline_set (below)
             warn_at(d, suffix_refused(*dom, "bans.policy lets a banned user reach it", "left out"));
             continue;
           }
@@ -809,14 +809,21 @@ class loader : private yaml_reader {
   }
 
   // The set an inline entry on `host` goes to, as set_for in load_list_file: nullopt when it
-  // is left out (a top-level domain in an allow rule's own list). Written in the policy file
-  // itself, only a name of one label is left out: `com` is always a slip, while a school that
-  // writes `gov.uk`, `sch.uk` or `nhs.uk` in its own allow rule means every site under it
-  // (lists from files, UT1 and feeds are checked against the whole Public Suffix List).
-  std::optional<set_id> inline_set(std::string_view host, set_id set, const YAML::Node& where) {
-    if (checking_ == nullptr || host.find('.') != std::string_view::npos || ip_address::parse(host)) return set;
+  // is left out (a top-level domain in an allow rule's own list). A domain written in the policy
+  // file itself is left out only when it is a single label: `com` is always a slip, while a
+  // school that writes `gov.uk`, `sch.uk` or `nhs.uk` in its own allow rule means every site
+  // under it. A URL prefix is checked against the whole list (`url`): `co.uk/news` would match
+  // /news on every site under co.uk, which no school means (a review of 2026-12-05). Lists from
+  // files, UT1 and feeds are checked against the whole list (set_for).
+  std::optional<set_id> inline_set(std::string_view host, set_id set, const YAML::Node& where, bool url) {
+    if (checking_ == nullptr || !(url ? opens_a_suffix(host) : is_single_label(host))) return set;
     warn_at(where, suffix_refused(host));
     return block_only_set();
+  }
+
+  // A name of one label (`com`, `intranet`), not an IP address.
+  static bool is_single_label(std::string_view host) {
+    return host.find('.') == std::string_view::npos && !ip_address::parse(host);
   }
 
   // The category a list item names, or null after an error with a "did you mean".
@@ -834,7 +841,7 @@ class loader : private yaml_reader {
   void load_inline_lists(const YAML::Node& n, const std::string& what, set_id set, category* c) {
     if (n["domains"]) {
       each_domain(n["domains"], what, [&](const std::string& dom, const YAML::Node& d) {
-        const auto to = inline_set(dom, set, d);
+        const auto to = inline_set(dom, set, d, false);
         if (!to) return;
         add_domain(dom, *to);
         if (c) ++c->domain_count;
@@ -850,7 +857,7 @@ class loader : private yaml_reader {
           error(u, what + ": " + err);
           continue;
         }
-        const auto to = inline_set(parsed->first, set, u);
+        const auto to = inline_set(parsed->first, set, u, true);
         if (!to) continue;
         add_url(std::move(parsed->first), std::move(parsed->second), *to);
         if (c) ++c->url_count;

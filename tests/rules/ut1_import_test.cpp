@@ -216,22 +216,37 @@ roles:
   CHECK_FALSE(staff.allowed("2026-11-23 11:00", "https://other.co.uk/"));  // a block keeps it
   CHECK_FALSE(staff.allowed("2026-11-23 11:00", "https://file.zip/"));
 
-  // Written in the policy itself, a suffix of more than one label is the school's choice (all
-  // of gov.uk for the office); a single label is still left out.
+  // Written in the policy itself, a domain that is a suffix of more than one label is the
+  // school's choice (all of gov.uk for the office, or for banned users); a single label is
+  // still left out, and so is a URL prefix on any suffix (co.uk/news is /news on every site).
   asked.clear();
   auto own = load_policy_text(std::string(test::timetable_yaml) + R"(
 roles:
   office:
+    networks: [10.10.5.0/24]
     default: block
     rules:
       - {name: government, action: allow, domains: [co.uk, com]}
+  library:
+    networks: [10.10.6.0/24]
+    default: block
+    rules:
+      - {name: news, action: allow, urls: ["co.uk/news", "www.example.co.uk/ok"]}
+bans:
+  policy: {domains: [co.uk, org]}
 )",
                               (dir / "p.yaml").string(), o);
   REQUIRE(own.ok());
-  REQUIRE(own.warnings.size() == 1);
+  REQUIRE(own.warnings.size() == 3);
   CHECK(own.warnings[0].message.starts_with("'com' is a top-level domain or a public suffix"));
+  CHECK(own.warnings[1].message.starts_with("'co.uk' is a top-level domain or a public suffix"));
+  CHECK(own.warnings[2].message.starts_with("'org' is a top-level domain or a public suffix"));
   test::ask office{*own.compiled, "office"};
   CHECK(office.allowed("2026-11-23 11:00", "https://www.example.co.uk/"));
   CHECK_FALSE(office.allowed("2026-11-23 11:00", "https://example.com/"));
+  test::ask library{*own.compiled, "library"};
+  CHECK(library.allowed("2026-11-23 11:00", "https://www.example.co.uk/ok/page"));
+  CHECK_FALSE(library.allowed("2026-11-23 11:00", "https://evil.co.uk/news/x"));
+  CHECK(own.compiled->bans.domains == std::vector<std::string>{"co.uk"});
   std::filesystem::remove_all(dir);
 }
