@@ -347,11 +347,14 @@ verdict decide(const policy& p, const request_facts& f) {
           return;
         }
         // Found in the list's order (by path); added in policy order (set id), so that the
-        // verdict names the first locked category as the policy lists them. Matches are few.
-        std::vector<const url_prefix*> found;
+        // verdict names the first locked category as the policy lists them. Matches are few;
+        // the buffer is each thread's, so a decision allocates nothing here once it has grown.
+        thread_local std::vector<const url_prefix*> found;
+        found.clear();
         it->second.for_each_match(path, [&](const url_prefix& u) { found.push_back(&u); });
-        std::stable_sort(found.begin(), found.end(),
-                         [](const url_prefix* a, const url_prefix* b) { return a->set < b->set; });
+        std::sort(found.begin(), found.end(), [](const url_prefix* a, const url_prefix* b) {
+          return a->set != b->set ? a->set < b->set : a < b;  // then the list's order
+        });
         for (const url_prefix* u : found) {
           if (path.starts_with(u->path)) {
             ctx.add(u->set);
