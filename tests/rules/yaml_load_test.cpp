@@ -2,7 +2,6 @@
 // and as expanded, the limits, and the policy loader refusing a "billion laughs" file quickly.
 #include <doctest/doctest.h>
 
-#include <chrono>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -52,9 +51,6 @@ std::string one_list_many_uses(int entries, int uses) {
   return y;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 }  // namespace
 
@@ -114,10 +110,10 @@ TEST_CASE("yaml sizes: an anchored list named a few times is within the bound") 
   CHECK(load_policy_text(y, "p.yaml").ok());
 }
 
-TEST_CASE("billion laughs: refused at the largest alias, within a second, naming the bound") {
-  const auto start = std::chrono::steady_clock::now();
+TEST_CASE("billion laughs: refused at the largest alias, naming the bound") {
+  // Unbounded, 10^10 entries: the load would not finish (CTest's timeout would end it). No
+  // clock here: the brief keeps timing out of tests (bench/ measures it; rules/README.md).
   const auto r = load_policy_text(laughs(10), "laughs.yaml");
-  CHECK(seconds_since(start) < 1.0);  // unbounded: 10^10 entries, never finishing
   REQUIRE_FALSE(r.ok());
   REQUIRE(r.errors.size() == 1);
   const auto& e = r.errors[0];
@@ -190,12 +186,11 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "nesting deeper than yaml-cpp reads is refused in words, quickly, with aliases or without") {
+    "nesting deeper than yaml-cpp reads is refused in words, with aliases or without") {
   // yaml-cpp 0.7 refuses 500 levels itself (DepthGuard), saying only "bad file". 100,000 '['
   // neither exhaust the stack nor take long.
   const std::string deep(100'000, '[');
   for (const std::string& y : {deep, "a: &x 1\nb: *x\nc: " + deep}) {
-    const auto start = std::chrono::steady_clock::now();
     try {
       (void)load_yaml(y);
       FAIL("accepted");
@@ -206,7 +201,6 @@ TEST_CASE(
             "needs fewer than 10");
       CHECK(e.mark.line >= 0);
     }
-    CHECK(seconds_since(start) < 1.0);
   }
   const auto r = load_policy_text("school: " + deep, "deep.yaml");
   REQUIRE(r.errors.size() == 1);
