@@ -518,17 +518,28 @@ class Proxy:
         if policy_edit:
             self.policy_text = policy_edit(self.policy_text)  # a test's own changes to the base policy
         self.write_policy(self.policy_text)
-        self.stderr_lines = []
-        self.proc = subprocess.Popen(
-            [BIN, "run", "--config", self.config, "--listen", f"127.0.0.1:{self.port}", "--access-log",
-             self.access_log, "--metrics-listen", f"127.0.0.1:{self.metrics_port}", "--state-dir",
-             os.path.join(self.dir, "state"), *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._reader.start()
-        wait_for(lambda: any("serving" in l for l in self.stderr_lines) or self.proc.poll() is not None,
-                 timeout=20, what="hallpass to start")
-        if self.proc.poll() is not None:
+        # free_port's port can be taken before the daemon binds it: by another suite's daemon, or
+        # as the local port of a client connection (loopback connects draw from the same range).
+        # Such a start is tried again on other ports, at most three times in all.
+        for attempt in range(3):
+            self.stderr_lines = []
+            self.proc = subprocess.Popen(
+                [BIN, "run", "--config", self.config, "--listen", f"127.0.0.1:{self.port}", "--access-log",
+                 self.access_log, "--metrics-listen", f"127.0.0.1:{self.metrics_port}", "--state-dir",
+                 os.path.join(self.dir, "state"), *args],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+            self._reader.start()
+            wait_for(lambda: any("serving" in l for l in self.stderr_lines) or self.proc.poll() is not None,
+                     timeout=20, what="hallpass to start")
+            if self.proc.poll() is None:
+                return
+            self._reader.join(5)
+            self.proc.stderr.close()
+            if attempt < 2 and any("Address already in use" in l for l in self.stderr_lines):
+                self.port = free_port()
+                self.metrics_port = free_port()
+                continue
             raise AssertionError("hallpass exited: " + "".join(self.stderr_lines))
 
     def _read_stderr(self):
