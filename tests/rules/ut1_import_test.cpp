@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tests/rules/policy_fixture.hpp"
+#include "tests/temp_dir.hpp"
 
 using namespace hallpass::rules;
 
@@ -64,8 +65,8 @@ roles: {pupils: {default: allow}}
 }
 
 TEST_CASE("unreadable lines in a list file are warnings with their line, and the policy loads") {
-  const auto dir = std::filesystem::temp_directory_path() / "hallpass-list-test";
-  std::filesystem::create_directories(dir);
+  const hallpass_test::temp_dir tmp("hallpass-list-test");
+  const auto& dir = tmp.path;
   {
     std::ofstream out(dir / "list.txt");
     out << "# comment\n\nGood.Example\nbad domain\n*.wild.example\nxn--bcher-kva.example\n";
@@ -84,15 +85,14 @@ roles: {pupils: {default: allow, rules: [{action: block, categories: [c]}]}}
   CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "http://good.example/"));
   CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "http://a.wild.example/"));
   CHECK_FALSE(pupils.allowed("2026-11-23 11:00", "http://bücher.example/"));
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("a top-level domain in a list an allow rule uses opens nothing, with a warning at its line") {
   // `com` in an allowed list opened every .com site (outside-in audit of the feeds as hostile
   // input, 2026-12-05, second session). A block rule that uses the same category still blocks
   // with it: blocking a whole top-level domain is a school's choice.
-  const auto dir = std::filesystem::temp_directory_path() / "hallpass-allow-suffix-test";
-  std::filesystem::create_directories(dir);
+  const hallpass_test::temp_dir tmp("hallpass-allow-suffix-test");
+  const auto& dir = tmp.path;
   std::ofstream(dir / "allowed.txt") << "# sites pupils may use\nexample.com\ncom\nCOM.\nsub.example.org\n192.0.2.1\n";
   std::ofstream(dir / "urls.txt") << "https://org/\nnet/some/path\nexample.net/ok\n";
   auto r = load_policy_text(std::string(test::timetable_yaml) + R"(
@@ -170,13 +170,12 @@ roles:
   test::ask office{*r.compiled, "office"};
   CHECK(office.allowed("2026-11-23 11:00", "http://example.com/"));
   CHECK_FALSE(office.allowed("2026-11-23 11:00", "http://other.com/"));
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("the public suffixes of load_options are left out of allows, and only lists that allow are checked") {
   // The proxy passes its Public Suffix List check (proxy/public_suffix.hpp); here a stand-in.
-  const auto dir = std::filesystem::temp_directory_path() / "hallpass-allow-psl-test";
-  std::filesystem::create_directories(dir);
+  const hallpass_test::temp_dir tmp("hallpass-allow-psl-test");
+  const auto& dir = tmp.path;
   std::ofstream(dir / "allowed.txt") << "co.uk\nexample.co.uk\ngithub.io\n";
   std::ofstream(dir / "blocked.txt") << "co.uk\nblocked.example\nzip\n";
   std::vector<std::string> asked;
@@ -248,5 +247,4 @@ bans:
   CHECK(library.allowed("2026-11-23 11:00", "https://www.example.co.uk/ok/page"));
   CHECK_FALSE(library.allowed("2026-11-23 11:00", "https://evil.co.uk/news/x"));
   CHECK(own.compiled->bans.domains == std::vector<std::string>{"co.uk"});
-  std::filesystem::remove_all(dir);
 }
