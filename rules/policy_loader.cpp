@@ -1294,10 +1294,7 @@ class loader : private yaml_reader {
                          ", which is locked: illegal-content lists cannot be allowed by any rule or exception");
             continue;
           }
-          r.targets.push_back(cat->set);
-          if (r.act == action::block) {
-            if (const auto b = block_only_sets_.find(cat->name); b != block_only_sets_.end()) r.targets.push_back(b->second);
-          }
+          add_category_sets(*cat, r.act == action::block, r.targets);
           if (p_->set_has_patterns[cat->set]) r.needs_patterns = true;
           target_words.push_back(cat->name);
         }
@@ -1584,10 +1581,7 @@ class loader : private yaml_reader {
       if (e["categories"]) {
         for (const auto& c : items(e["categories"], what + " categories")) {
           if (const category* cat = named_category(c, what)) {
-            entry.categories.push_back(cat->set);
-            if (const auto b = block_only_sets_.find(cat->name); b != block_only_sets_.end()) {
-              entry.categories.push_back(b->second);
-            }
+            add_category_sets(*cat, true, entry.categories);
           }
         }
       }
@@ -1700,6 +1694,15 @@ class loader : private yaml_reader {
   std::map<std::string, std::string, std::less<>> allowing_;
   allow_check* checking_ = nullptr;
   std::map<std::string, set_id, std::less<>> block_only_sets_;
+  // The sets that stand for a category where a rule or an inspection entry names it: its own,
+  // and where it blocks (an inspection entry is there to show the block page) its block-only
+  // set too. The one place that knows a category may have two.
+  template <class Sets>  // std::vector<set_id> or target_sets
+  void add_category_sets(const category& cat, bool blocks, Sets& out) const {
+    out.push_back(cat.set);
+    if (!blocks) return;
+    if (const auto b = block_only_sets_.find(cat.name); b != block_only_sets_.end()) out.push_back(b->second);
+  }
   fs::path ut1_dir_;
   std::size_t last_url_entries_ = 0;
   // Per feed (index into p_->feeds): its YAML node, and the categories that use it.
@@ -1770,7 +1773,6 @@ list_line classify_list_line(std::string_view raw, list_file_kind kind) {
   return {url ? list_line_kind::url : list_line_kind::domain, text};
 }
 
-bool is_list_entry(const list_line& line) { return list_entry(line).has_value(); }
 
 // As load_list_file keeps the line: add_url makes a URL of a whole site a domain entry.
 std::optional<std::string> list_entry(const list_line& line) {

@@ -76,7 +76,7 @@ enum class list_file_kind { domains, urls, mixed };
 // One line of a list file as the loader reads it: its '#' comment and surrounding blanks gone
 // (`text`), and whether it is read as a domain or a URL prefix, by the file's kind (a line of a
 // `mixed` file is a URL when a '/' follows its host). Whether it is a valid one is
-// is_list_entry's question (the loader asks it with list_domain and list_url, for the reason).
+// list_entry's question (the loader asks it with list_domain and list_url, for the reason).
 enum class list_line_kind { blank, domain, url };
 struct list_line {
   list_line_kind kind = list_line_kind::blank;
@@ -84,14 +84,12 @@ struct list_line {
 };
 list_line classify_list_line(std::string_view raw, list_file_kind kind);
 
-// Whether a line is an entry the loader takes: `hallpass feeds update` counts only these
-// against a feed's minimum, so a captive portal's HTML page never passes for a list.
-bool is_list_entry(const list_line& line);
 // The entry a line is, as the loader keeps it, or nullopt when the loader skips the line: a
 // domain normalised (lower case, punycode, no trailing dot, no leading "*." or "."), or a URL
 // prefix as its host and canonical path ("example.com/games"); a URL of a whole site
 // ("https://example.com/") is its domain. Two spellings of one entry give the same text, so
-// that `hallpass feeds update` counts each entry of a list once against its minimum.
+// that `hallpass feeds update` counts each entry of a list once against its minimum, and a
+// captive portal's HTML page never passes for a list.
 std::optional<std::string> list_entry(const list_line& line);
 
 // The policy file's YAML, parsed once: the daemon reads its own sections and the state

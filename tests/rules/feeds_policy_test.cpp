@@ -197,12 +197,12 @@ TEST_CASE("list lines: one classifier for the loader and feeds update, comments 
   CHECK(kind_of("https://example.org", list_file_kind::mixed) == list_line_kind::domain);
   CHECK(kind_of("example.org/games", list_file_kind::domains) == list_line_kind::domain);
 
-  CHECK(is_list_entry(classify_list_line("example.org # ok", list_file_kind::domains)));
-  CHECK(is_list_entry(classify_list_line("EXAMPLE.org.", list_file_kind::domains)));
-  CHECK(is_list_entry(classify_list_line("example.org/games", list_file_kind::urls)));
-  CHECK_FALSE(is_list_entry(classify_list_line("# example.org", list_file_kind::domains)));
-  CHECK_FALSE(is_list_entry(classify_list_line("<html><body>Sign in to the Wi-Fi</body></html>", list_file_kind::domains)));
-  CHECK_FALSE(is_list_entry(classify_list_line("<title>Portal</title>", list_file_kind::mixed)));
+  CHECK(list_entry(classify_list_line("example.org # ok", list_file_kind::domains)).has_value());
+  CHECK(list_entry(classify_list_line("EXAMPLE.org.", list_file_kind::domains)).has_value());
+  CHECK(list_entry(classify_list_line("example.org/games", list_file_kind::urls)).has_value());
+  CHECK_FALSE(list_entry(classify_list_line("# example.org", list_file_kind::domains)).has_value());
+  CHECK_FALSE(list_entry(classify_list_line("<html><body>Sign in to the Wi-Fi</body></html>", list_file_kind::domains)).has_value());
+  CHECK_FALSE(list_entry(classify_list_line("<title>Portal</title>", list_file_kind::mixed)).has_value());
 }
 
 TEST_CASE("feeds: a feed's list that is a symbolic link or not a regular file is refused, never read") {
