@@ -154,9 +154,6 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     deadline->disarm();
     if (ec && deadline->expired()) ec = beast::error::timeout;  // the read was cancelled: answer 408
   }
-  // Never left without a deadline: what follows sets its own before each read or write, and
-  // anything that did not would still be bounded.
-  c.stream.expires_after(head_limits.head_timeout);
   ex.bytes_in += n;
   if (ec) {
     if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) co_return false;
@@ -183,6 +180,10 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   // replaced again in this request, so `limits` may refer into it.
   ex.cfg = w.config();
   const auto& limits = ex.cfg->daemon.limits;
+  // Never left without a deadline: what follows sets its own before each read or write, and
+  // anything that did not would still be bounded. (The refusals above write under
+  // local_response's own deadline.)
+  c.stream.expires_after(limits.head_timeout);
   // A body read through the parser (the forms') is held to these too. (A declared length over
   // the head's limits was refused while the head was read.)
   if (limits.body_bytes > 0) {
