@@ -459,13 +459,16 @@ class loader : private yaml_reader {
     if (!check_map(t, "school.timetable",
                    {"weekdays", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}))
       return;
+    // Rebound with reset(), never `=`: a YAML::Node assigned to another node writes through to
+    // the node it refers to, so `source[5] = t["friday"]` once all five days shared the
+    // weekdays node gave Monday to Thursday Friday's periods too (docs audit, 2026-12-05).
     std::array<YAML::Node, 7> source;
     std::array<bool, 7> from_weekdays{};
     if (t["weekdays"]) {
-      for (int d = 1; d <= 5; ++d) source[d] = t["weekdays"], from_weekdays[d] = true;
+      for (int d = 1; d <= 5; ++d) source[d].reset(t["weekdays"]), from_weekdays[d] = true;
     }
     for (int d = 0; d < 7; ++d) {
-      if (t[day_names[d]]) source[d] = t[day_names[d]], from_weekdays[d] = false;
+      if (t[day_names[d]]) source[d].reset(t[day_names[d]]), from_weekdays[d] = false;
     }
     const std::size_t errors_before = errors_.size();
     for (int d = 0; d < 7; ++d) {

@@ -75,6 +75,48 @@ TEST_CASE("weekends, holidays and days outside term are outside school hours") {
   CHECK_FALSE(staff.allowed("2027-01-05 11:00", fb));  // first day of spring term
 }
 
+TEST_CASE("a named day replaces the weekdays' timetable on that day only") {
+  // yaml-cpp's `=` between nodes writes through: Friday's early finish once became every
+  // weekday's, so staff social media was allowed at 14:00 on a Monday (docs audit, 2026-12-05).
+  for (const bool friday_first : {false, true}) {
+    CAPTURE(friday_first);
+    const std::string weekdays = R"(
+    weekdays:
+      - {name: Lesson 1, kind: lesson, from: "08:50", to: "12:00"}
+      - {name: Lesson 2, kind: lesson, from: "13:00", to: "15:15"})";
+    const std::string friday = R"(
+    friday:
+      - {name: Morning, kind: lesson, from: "08:50", to: "12:00"}
+    monday:
+      - {name: Lesson 1, kind: lesson, from: "08:50", to: "12:00"}
+      - {name: Lesson 2, kind: lesson, from: "13:00", to: "16:00"})";
+    auto p = test::load_yaml(R"(
+school:
+  name: Test School
+  timezone: Europe/London
+  timetable:)" + (friday_first ? friday + weekdays : weekdays + friday) + R"(
+categories:
+  social: {domains: [facebook.com]}
+roles:
+  staff:
+    networks: [10.20.0.0/16]
+    default: allow
+    rules:
+      - {action: block, categories: [social], during: [lessons]}
+)");
+    ask staff{*p, "staff"};
+    const std::string fb = "https://www.facebook.com/";
+    CHECK_FALSE(staff.allowed("2026-11-23 15:30", fb));  // Monday: its own day, to 16:00
+    CHECK_FALSE(staff.allowed("2026-11-24 14:00", fb));  // Tuesday: the weekdays' Lesson 2
+    CHECK(staff.allowed("2026-11-24 15:30", fb));        // ... which ends at 15:15
+    CHECK_FALSE(staff.allowed("2026-11-26 14:00", fb));  // Thursday, likewise
+    CHECK(staff.allowed("2026-11-27 14:00", fb));        // Friday: the early finish
+    CHECK_FALSE(staff.allowed("2026-11-27 11:00", fb));
+    CHECK(staff.at("2026-11-27 11:00", fb).when.current->name == "Morning");
+    CHECK(staff.at("2026-11-24 11:00", fb).when.current->name == "Lesson 1");
+  }
+}
+
 TEST_CASE("both UK clock changes: a 09:00 lesson is a lesson the day after") {
   auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
 categories:
