@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package hallpass needs to build, test and benchmark.
-# Idempotent: packages already present are left alone; safe to run on every build.
+# Installs the Debian 12 packages hallpass needs to build and run, and on request those its tests
+# and benchmarks need. Idempotent: packages already present are left alone; safe to run on every build.
 #
-#   deploy/install-deps.sh            build + test dependencies
-#   deploy/install-deps.sh --bench    also the peer proxies the bench compares against
+#   deploy/install-deps.sh            build and run (what a school gateway needs; the quick start)
+#   deploy/install-deps.sh --test     also what the test suite runs against (tests/run.sh)
+#   deploy/install-deps.sh --bench    also the tests' packages and the peer proxies the bench compares against
+#
+# The test packages are kept off a gateway: they include nginx (Debian's default site takes port
+# 80, where a school may serve the PAC file), an OpenLDAP server and a KDC (docs audit, 2026-12-05).
 set -euo pipefail
+
+mode=${1:-}
+case "$mode" in
+  "" | --test | --bench) ;;
+  *) echo "usage: deploy/install-deps.sh [--test | --bench]" >&2; exit 2 ;;
+esac
 
 build_pkgs=(
   build-essential cmake ninja-build ccache pkg-config git
+  curl                      # the quick start's examples, and a technician's first check through the proxy
   libboost1.81-dev          # Asio, Beast (proxy/ only)
   libssl-dev                # OpenSSL 3 (certs/, TLS)
   libre2-dev                # URL patterns (rules/)
@@ -49,8 +60,9 @@ bench_pkgs=(
   libkrb5-dev               # GSS-API for its SPNEGO load client (bench/negotiate_load.cpp)
 )
 
-want=("${build_pkgs[@]}" "${test_pkgs[@]}")
-if [[ "${1:-}" == "--bench" ]]; then want+=("${bench_pkgs[@]}"); fi
+want=("${build_pkgs[@]}")
+if [[ "$mode" == "--test" || "$mode" == "--bench" ]]; then want+=("${test_pkgs[@]}"); fi
+if [[ "$mode" == "--bench" ]]; then want+=("${bench_pkgs[@]}"); fi
 
 missing=()
 for p in "${want[@]}"; do

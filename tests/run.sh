@@ -18,7 +18,7 @@ case "$mode" in
   *) echo "usage: tests/run.sh [--quick | --fuzz-only]" >&2; exit 2 ;;
 esac
 
-deploy/install-deps.sh
+deploy/install-deps.sh --test
 
 jobs=$(nproc)
 # Tests run two per core: most of the suite's time is the integration tests waiting on sockets,
