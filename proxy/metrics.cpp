@@ -270,8 +270,9 @@ metrics::metrics(const std::string& listen)
       bytes_to_clients(bytes_family(*registry_).Add({{"direction", "to_client"}})),
       circumvention_attempts(
           counter(*registry_, "hallpass_circumvention_attempts_total",
-                  "Tunnels whose TLS ClientHello had no SNI, was not TLS, or named "
-                  "another host than the CONNECT request.")),
+                  "Attempts to get round the filter (000 7.2; 002): requests and tunnels blocked "
+                  "in a circumvention category, and tunnels whose TLS ClientHello had no SNI, was "
+                  "not TLS, or named another host than the CONNECT request.")),
       reloads(counter(*registry_, "hallpass_reloads_total", "Successful policy reloads.")),
       reload_failures(counter(*registry_, "hallpass_reload_failures_total",
                               "Policy reloads refused because the new file had errors; the running "
@@ -372,6 +373,9 @@ metrics::metrics(const std::string& listen)
                                                                         "reset", "refused"};
   for (std::size_t i = 0; i < upstream_failure_count; ++i)
     upstream_failed_[i] = &upstream.Add({{"kind", failure_names[i]}});
+  // Every way a ban comes into force, at 0 from the start, so that an alert on
+  // increase(hallpass_bans_total{how="automatic"}[...]) has a series before the first ban.
+  for (const char* how : {"command", "confirmed", "automatic"}) bans(how);
 
   if (listen.empty() || listen == "off") return;
   const auto address = parse_listen_address(listen);  // the daemon's own listen syntax

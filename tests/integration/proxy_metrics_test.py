@@ -67,6 +67,13 @@ class ProxyMetricsTest(unittest.TestCase):
         for code in ("1xx", "2xx", "3xx", "4xx", "5xx"):
             self.assertIn(("hallpass_responses_total", frozenset({("code", code)})), s)
 
+    def test_every_ban_series_is_there_before_the_first_ban(self):
+        # An alert on increase(hallpass_bans_total{how="automatic"}[1h]) needs the series from
+        # the start, not from the first ban (docs audit, 2026-12-05).
+        s = samples(self.proxy.metrics())
+        for how in ("command", "confirmed", "automatic"):
+            self.assertEqual(s.get(("hallpass_bans_total", frozenset({("how", how)}))), 0.0, how)
+
     def test_bucket_labels_print_cleanly(self):
         labels = re.findall(r'[{,]le="([^"]*)"', self.proxy.metrics())
         self.assertIn("1e-05", labels)
