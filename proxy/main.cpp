@@ -22,9 +22,10 @@ usage:
       Validate a policy. Exit 0 with a summary when valid; exit 1 with every error as
       FILE:LINE:COL: message when not. Feeds are read from DIR/feeds (default: state_dir).
       --ca-dir checks the school CA that `run --ca-dir DIR` would use instead of tls.ca_dir.
-  hallpass feeds update [--feed NAME] [--config FILE] [--state-dir DIR]
+  hallpass feeds update [--feed NAME] [--allow-shrink] [--config FILE] [--state-dir DIR]
       Download, verify and install the policy's feeds (default config /etc/hallpass/school.yaml),
       then ask the running daemon to reload. Exit 1 when a feed failed (its lists in force stay).
+      A list that lost more than half its entries is refused unless --allow-shrink.
   hallpass feeds status [--config FILE] [--state-dir DIR]
       Each feed's last update, age and entry counts, and when the proxy last loaded it (from
       STATE_DIR/feeds/history); exit 1 when a feed is missing.
@@ -32,11 +33,14 @@ usage:
       The feeds' downloads and loads since DURATION ago (default 7d), as a table for the weekly
       figures.
   hallpass explain --config FILE (--role NAME | --client ADDRESS) [--user NAME] [--groups "A,B"]
-                   [--at "YYYY-MM-DD HH:MM"] [--method M] [--json] URL
+                   [--device NAME] [--mac MAC] [--at "YYYY-MM-DD HH:MM"] [--method M]
+                   [--state-dir DIR] [--ca-dir DIR] [--json] URL
       Decide one request as the proxy would and say why: the role and how it was chosen,
       the period, the rule and category that decided, and what would allow a block.
       --at is school-local time (default: now). --user without --groups reads the user's
-      groups from logins.ldap (exit 1 when the directory cannot be reached).
+      groups from logins.ldap (exit 1 when the directory cannot be reached). --device and
+      --mac: as for a device the DHCP leases name so. Approved exceptions and local blocks
+      are read from the store in DIR (default: state_dir); --ca-dir: as `run --ca-dir`.
   hallpass ca init --dir DIR [--name "School name"]
       Create the school's root CA (DIR/ca.crt, DIR/ca.key) for HTTPS inspection, and print
       how to install it on the school's devices. Never overwrites an existing CA.

@@ -263,6 +263,12 @@ logins:
         r = run("--help")
         self.assertEqual(r.returncode, 0)
         self.assertIn("hallpass explain", r.stdout)
+        # Every flag the commands accept is in the help (docs audit, 2026-12-05: --allow-shrink
+        # and four of explain's were missing).
+        usage = r.stdout.split("hallpass explain", 1)[1].split("hallpass ca init", 1)[0]
+        for flag in ("--user", "--groups", "--device", "--mac", "--at", "--method", "--state-dir", "--ca-dir", "--json"):
+            self.assertIn(flag, usage, "explain " + flag)
+        self.assertIn("[--allow-shrink]", r.stdout)
         r = run("--version")
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout, r"^hallpass \d+\.\d+\.\d+")
