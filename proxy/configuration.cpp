@@ -3,7 +3,9 @@
 #include <malloc.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <chrono>
 #include <filesystem>
@@ -73,6 +75,28 @@ std::string feeds_dir_for(const std::string& path, const YAML::Node& root, const
     dir = rules::resolve_beside(path, root["state_dir"].Scalar());  // relative to the policy file
   }
   return dir.empty() ? std::string() : dir + "/feeds";
+}
+
+// A path as one word for a POSIX shell: as it is when it needs no quoting, else in single quotes.
+std::string shell_word(const std::string& s) {
+  const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char ch) {
+    return std::isalnum(ch) || ch == '/' || ch == '.' || ch == '_' || ch == '-' || ch == '+' || ch == ':' || ch == '@';
+  });
+  if (plain) return s;
+  std::string out = "'";
+  for (const char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+// The command that fetches this configuration's feeds, as the technician would type it: a
+// missing feed's warning and `check` name it (docs audit, 2026-12-05: the bare `hallpass feeds
+// update --feed ut1` read /etc/hallpass/school.yaml after a quick start on rules/school.yaml).
+// --config and --state-dir only where they are not what the command would use anyway.
+std::string feeds_update_command_for(const std::string& path, const overrides& o) {
+  std::string cmd = "hallpass feeds update";
+  if (path != default_config_path) cmd += " --config " + shell_word(path);
+  if (o.state_dir) cmd += " --state-dir " + shell_word(*o.state_dir);
+  return cmd;
 }
 
 }  // namespace
@@ -174,6 +198,7 @@ config_load_result load_configuration(const std::string& path, const overrides& 
   rules::load_options lo;
   lo.other_sections = daemon_section_names();
   lo.feeds_dir = feeds_dir_for(path, parsed.root, o);
+  lo.feeds_update_command = feeds_update_command_for(path, o);
   lo.feeds_may_be_missing = o.feeds_may_be_missing;
   // The Public Suffix List: an allow rule's list that names `com` or `co.uk` must not open
   // every site under it (rules/README.md). Thread-safe (proxy/public_suffix.hpp).

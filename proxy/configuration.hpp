@@ -24,6 +24,9 @@
 namespace hallpass {
 
 // Flags given to `hallpass run` that override the file (for packaging and tests).
+// The configuration file `feeds update` reads when given no --config (the systemd units' file).
+inline constexpr const char* default_config_path = "/etc/hallpass/school.yaml";
+
 struct overrides {
   std::vector<std::string> listen;
   std::optional<std::string> access_log;

@@ -761,7 +761,7 @@ int run_feeds(const std::vector<std::string>& args) {
     return 2;
   }
   const bool update = args[0] == "update", history = args[0] == "history";
-  std::string config = "/etc/hallpass/school.yaml", state_dir, only, since_text = "7d", error;
+  std::string config = default_config_path, state_dir, only, since_text = "7d", error;
   bool allow_shrink = false;
   arg_reader r{args};
   r.i = 1;

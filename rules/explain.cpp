@@ -159,7 +159,7 @@ std::string feeds_summary(const policy& p, std::chrono::sys_seconds now) {
     out += "  " + f.name + " (" + std::string(to_string(f.format)) + (f.locked ? ", locked" : "") + "): ";
     if (!f.present) {
       out += "MISSING, never fetched (" + (f.dir.empty() ? std::string("no state directory") : f.dir) +
-             "): run `hallpass feeds update --feed " + f.name + "`\n";
+             "): run `" + p.feeds_update_command + " --feed " + f.name + "`\n";
       continue;
     }
     if (f.fetched_at) {

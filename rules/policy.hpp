@@ -275,6 +275,9 @@ struct policy {
   std::vector<feed> feeds;
   // feeds.required: a missing feed is an error (the daemon does not start) instead of a warning.
   bool feeds_required = false;
+  // How to fetch a feed for this configuration: load_options::feeds_update_command, then
+  // " --feed NAME" (the missing-feed warning and `check` print it).
+  std::string feeds_update_command = "hallpass feeds update";
   ban_settings bans;
 
   const role* find_role(std::string_view name) const;

@@ -128,6 +128,7 @@ class loader : private yaml_reader {
     const bool blank = parsed.blank;
     p_ = std::make_unique<policy>();
     p_->source_file = file_;
+    if (!opt_.feeds_update_command.empty()) p_->feeds_update_command = opt_.feeds_update_command;
     if (!root || root.IsNull()) {
       // yaml-cpp reads some broken text (",a: 1") as an empty document: say so, not "empty".
       error_at_file(blank ? "the policy file is empty"
@@ -1195,7 +1196,7 @@ class loader : private yaml_reader {
           "feed " + quote(f.name) + " is missing (" +
           (f.dir.empty() ? std::string("no state directory was given") : f.dir + " does not exist") + "): " +
           (users.empty() ? std::string("no category uses it") : "categories " + users + " block nothing from it") +
-          " until `hallpass feeds update --feed " + f.name + "` fetches it";
+          " until `" + p_->feeds_update_command + " --feed " + f.name + "` fetches it";
       const auto mark = feed_nodes_[i].Mark();
       if (p_->feeds_required && !opt_.feeds_may_be_missing) {
         error_at(mark, msg + " (feeds.required is true: the policy does not load without every feed)");

@@ -29,6 +29,10 @@ struct load_options {
   // Where the `feeds:` section's feeds are on disk: STATE_DIR/feeds (each feed in NAME/current).
   // Empty: no feed is looked for; each is missing (a warning, or an error with feeds.required).
   std::string feeds_dir;
+  // The command that fetches the feeds for this configuration, as the technician would type it
+  // ("hallpass feeds update --config rules/school.yaml --state-dir build/state"): a missing
+  // feed's warning and `check` name it with `--feed NAME` added. Empty: "hallpass feeds update".
+  std::string feeds_update_command;
   // For `hallpass feeds update`: a missing feed is never an error (feeds.required), since the
   // update is what fetches it.
   bool feeds_may_be_missing = false;

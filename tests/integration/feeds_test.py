@@ -135,8 +135,12 @@ class MissingFeedTest(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("feed 'ut1' is missing (" + os.path.join(d, "feeds", "ut1", "current") + " does not exist)",
                           r.stderr)
-            self.assertIn("hallpass feeds update --feed ut1", r.stderr)
+            # The command to run names the configuration and state directory the check was given,
+            # so that run as printed it fetches into the directory the proxy reads.
+            fetch = f"hallpass feeds update --config {SCHOOL} --state-dir {d} --feed ut1"
+            self.assertIn(f"until `{fetch}` fetches it", r.stderr)
             self.assertIn("ut1 (ut1): MISSING, never fetched", r.stdout)
+            self.assertIn(f"run `{fetch}`", r.stdout)
             v = json.loads(run("explain", "--config", SCHOOL, "--json", "--state-dir", d, "--role", "pupils",
                                "https://www.facebook.com/").stdout)
             self.assertEqual(v["action"], "block")
