@@ -44,9 +44,15 @@ std::string role_how(const verdict& v) {
   return "";
 }
 
+// What decided, as the access log's `rule` names it; with the policy's rule when that is what
+// decided, or when an exception, a local block or a ban decided over it ("exception 4, over
+// pupils rule 1: block ...": an ALLOW whose Rule line named only a block rule read as a
+// contradiction; outside-in audit, 2026-12-05).
 std::string rule_text(const verdict& v) {
-  if (v.matched_rule) return v.matched_rule->id + ": " + v.matched_rule->summary;
-  return std::string(v.rule_id);
+  if (!v.matched_rule) return std::string(v.rule_id);
+  const std::string rule = v.matched_rule->id + ": " + v.matched_rule->summary;
+  if (v.rule_id == v.matched_rule->id) return rule;
+  return std::string(v.rule_id) + ", over " + rule;
 }
 
 // What SafeSearch changes in a request the proxy reads, in words; empty when nothing.
@@ -373,6 +379,7 @@ explanation explain_url(const policy& p, const request_facts& facts, const excep
     e = explain(p, connect, overlay);
     e.path_seen = false;
     if (ins && e.v.act == action::block) {
+      e.block_page = !ins->never;
       // As the proxy's plan for the CONNECT (proxy/exchange.cpp, plan_tunnel).
       e.notes.push_back(ins->never
                             ? "The host is blocked and on the never-inspect list, so it is not decrypted even for "
@@ -485,7 +492,10 @@ std::string explanation_text(const policy& p, const request_facts& f, const expl
     line("Ban:", v.ban->rule_id + " of " + (v.ban->device ? "device " : "user ") + v.ban->subject + " until " +
                      v.ban->until_text + " (" + v.ban->how + "): " + v.ban->reason);
   }
-  if (e.inspection) {
+  if (e.block_page) {
+    line("HTTPS:", "block page: the host is blocked, so a browser's tunnel is decrypted with the school CA only to "
+                   "show the HTTPS block page; nothing reaches the site");
+  } else if (e.inspection) {
     line("HTTPS:", std::string(e.inspection->handling == tls_handling::inspect ? "inspected" : "relayed") +
                        (e.inspection->never ? " (never-inspect list)" : "") + ": " + e.inspection->why);
   }
@@ -554,7 +564,7 @@ std::string explanation_json(const policy& p, const request_facts& f, const expl
   o.raw("notes", notes + "]");
   o.boolean("path_seen", e.path_seen);
   if (e.inspection) {
-    o.str("inspection", to_string(e.inspection->handling))
+    o.str("inspection", e.block_page ? std::string_view("block_page") : to_string(e.inspection->handling))
         .boolean("inspection_never", e.inspection->never)
         .str("inspection_why", e.inspection->why);
   } else {

@@ -297,6 +297,10 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(self.http("instagram.test", PUPIL, "/small"), 200)
         e = self.explain("--role", "pupils", url)
         self.assertEqual((e["action"], e["rule"]), ("allow", f"exception {rid}"))
+        # The text says what decided too, and the rule it decided over.
+        text = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", self.state,
+                               "--role", "pupils", url], capture_output=True, text=True, timeout=30).stdout
+        self.assertRegex(text, rf"(?m)^Rule: +exception {rid}, over pupils rule \d+: block ")
         ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "done", check=0)
         self.assertEqual(self.explain("--role", "pupils", url)["action"], "block")
         # A reported page: blocked for staff too, in explain as in the proxy.
