@@ -40,6 +40,11 @@ struct explanation {
   std::vector<std::string> notes;        // what the reader should know about how it was decided
   // For an https:// or wss:// URL with a school CA configured: decide_inspection's answer.
   std::optional<inspection_verdict> inspection;
+  // The host is blocked and not on the never-inspect list, so a browser's tunnel is decrypted
+  // only to show the HTTPS block page (the proxy's plan_tunnel; its log says tls "inspected"):
+  // the HTTPS line and JSON's `inspection` say "block_page", not what decide_inspection answers
+  // for an allowed tunnel.
+  bool block_page = false;
   bool path_seen = true;           // whether the proxy decides with the path (false: the host alone)
   std::string safesearch_connect;  // the host a tunnel connects to instead (SafeSearch), if any
   std::string safesearch_change;   // what the proxy changes in the request (SafeSearch), if anything

@@ -478,7 +478,9 @@ inspection:
         self.assertEqual(status, 403, err)
         self.assertIn(b"<form", body)
         v = self.explain(p, "pupils", url)
-        self.assertEqual((v["action"], v["inspection"]), ("block", "relay"))
+        # As the proxy's log has it (tls: inspected): decrypted for the block page alone.
+        self.assertEqual((v["action"], v["inspection"]), ("block", "block_page"))
+        self.assertEqual(p.log_lines(1)[-1].get("tls"), "inspected")
         self.assertTrue(any("shown the HTTPS block page" in n for n in v["notes"]), v["notes"])
         # ... unless the host is on the never-inspect list: never decrypted, whatever asks.
         never = Proxy(tls_port=self.origin.port, args=["--ca-dir", self.school_ca],
@@ -730,6 +732,7 @@ inspection:
         line = p.log_lines(1)[0]
         self.assertEqual(line["method"], "CONNECT")
         self.assertIn("rejected the school CA", line["note"])
+        self.assertEqual(line.get("tls"), "rejected_ca", line)  # found by filtering the log on tls
 
     def test_never_list_host_is_relayed_with_the_origins_own_certificate(self):
         p = self.start_proxy(self.origin.port)
