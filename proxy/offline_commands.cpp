@@ -99,8 +99,10 @@ void print_diagnostics(const rules::diagnostics& d, std::ostream& out, std::stri
 }
 
 // The school CA named by tls.ca_dir, as `run` will load it: errors and warnings on standard
-// error; false when a CA is configured but cannot be used.
-bool check_school_ca(const daemon_config& daemon, std::string& summary) {
+// error; what cannot be used when inspection could not start ("" when it could): the CA, or
+// upstream.ca_file (a technician told that a good CA "cannot be used" may make a new one and
+// reinstall it on every device; outside-in audit, 2026-12-05).
+std::string check_school_ca(const daemon_config& daemon, std::string& summary, std::string_view ca_named_by) {
   const auto& tls = daemon.tls;
   if (tls.ca_dir.empty()) {
     summary = "HTTPS inspection: off (no tls.ca_dir). HTTPS blocks show no page: the browser shows its own\n"
@@ -112,17 +114,17 @@ bool check_school_ca(const daemon_config& daemon, std::string& summary) {
                   << " (used only with HTTPS inspection, which would then refuse to start)\n";
       }
     }
-    return true;
+    return "";
   }
   const auto l = certs::load_ca(tls.ca_dir);
   for (const auto& w : l.warnings) std::cerr << "warning: tls.ca_dir: " << w << "\n";
   for (const auto& e : l.errors) std::cerr << "tls.ca_dir: " << e << "\n";
-  if (!l.usable()) return false;
+  if (!l.usable()) return "the school CA in " + std::string(ca_named_by) + " cannot be used";
   // The trust for origins of inspected requests: the system store plus upstream.ca_file.
   const auto origin = certs::make_origin_context(daemon.upstream.ca_file);
   if (!origin) {
     std::cerr << origin.error() << "\n";
-    return false;
+    return "upstream.ca_file cannot be used, so HTTPS inspection cannot verify origins (the school CA is fine)";
   }
   summary = "HTTPS inspection: on. CA " + tls.ca_dir + ": OK, " + l.ca->subject + ", " + l.ca->key_type +
             ", valid until " + certs::utc_text(l.ca->not_after) + "\n  SHA-256 " + l.ca->fingerprint_sha256 +
@@ -131,7 +133,7 @@ bool check_school_ca(const daemon_config& daemon, std::string& summary) {
             "blocked site shows the HTTPS block page to browsers.\n  Origins are verified against the system's "
             "trusted certificates" +
             (daemon.upstream.ca_file.empty() ? std::string() : " and " + daemon.upstream.ca_file) + ".\n";
-  return true;
+  return "";
 }
 
 std::string duration_words(std::chrono::milliseconds d) {
@@ -292,8 +294,8 @@ int run_check(const std::vector<std::string>& args) {
   daemon_config d = result.config->daemon;
   if (!ca_dir.empty()) d.tls.ca_dir = ca_dir;
   std::string ca_summary;
-  if (!check_school_ca(d, ca_summary)) {
-    std::cerr << config << ": the school CA in " << (ca_dir.empty() ? "tls.ca_dir" : "--ca-dir") << " cannot be used\n";
+  if (const auto problem = check_school_ca(d, ca_summary, ca_dir.empty() ? "tls.ca_dir" : "--ca-dir"); !problem.empty()) {
+    std::cerr << config << ": " << problem << "\n";
     return 1;
   }
   const std::string admin = admin_summary(d);  // its warnings go to stderr, --quiet or not

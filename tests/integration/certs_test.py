@@ -192,6 +192,9 @@ class SchoolCA(unittest.TestCase):
             r = run(BIN, "check", "--config", policy, "--ca-dir", self.ca)
             self.assertEqual(r.returncode, 1, r.stdout)
             self.assertIn(ca_file, r.stderr)
+            # ... that blames the file, not the school CA, which is fine.
+            self.assertIn("upstream.ca_file cannot be used", r.stderr)
+            self.assertNotIn("school CA in --ca-dir cannot be used", r.stderr)
 
     # leaves, checked by openssl and curl
 
