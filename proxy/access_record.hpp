@@ -41,7 +41,8 @@ struct access_record {
   bool circumvention = false;  // e.g. SNI differing from the CONNECT host
   std::int64_t ban = 0;        // the ban that decided (rules/ban.hpp); omitted when 0
   std::string_view tls;        // "inspected": decrypted with the school CA (the CONNECT and each
-                               // request inside); omitted when empty
+                               // request inside); "rejected_ca", "client_failed": the CONNECT's
+                               // handshake with the client failed; omitted when empty
   std::string_view search;     // search terms (access_log.search_terms); omitted when empty
   std::string_view note;       // free text ("sni=...", "upstream timeout"); omitted when empty
   std::string_view original_dst;  // transparent mode: "203.0.113.5:443"; omitted when empty

@@ -247,7 +247,7 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ex.started).count();
   r.circumvention = ex.circumvention;
   r.ban = v && v->ban ? v->ban->id : 0;
-  r.tls = ex.inspected ? std::string_view("inspected") : std::string_view();
+  r.tls = ex.inspected ? std::string_view("inspected") : ex.tls_failure;
   using kept = daemon_config::access_log_settings::search_terms_kept;
   const kept terms = ex.cfg->daemon.access_log.search_terms;
   if (terms == kept::all || (terms == kept::blocked && ex.action == outcome::block)) r.search = ex.search_terms;

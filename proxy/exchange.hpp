@@ -55,6 +55,10 @@ struct exchange {
   std::uint64_t bytes_in = 0, bytes_out = 0;
   bool circumvention = false;
   bool inspected = false;     // a decrypted tunnel's CONNECT, or a request inside one
+  // A CONNECT whose school-CA handshake with the client failed: "rejected_ca" (the device does
+  // not trust the school CA: a pinning app, a device without it) or "client_failed"; the log's
+  // `tls` field, so that filtering the log on it finds the devices that still need the CA.
+  std::string_view tls_failure;
   // forward() read the request's whole body from the client; else one not read to its end
   // (refused, blocked, answered early) leaves the connection to a lingering close.
   bool request_body_read = false;

@@ -107,9 +107,11 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
       ex.note = "the device rejected the school CA's certificate (" + ec.message() +
                 "): install the school CA on it, or add the site to the never-inspect list";
       m.tls_client_rejected_ca.Increment();
+      ex.tls_failure = "rejected_ca";
     } else {
       ex.note = "TLS handshake with the client failed: " + ec.message();
       m.tls_client_failed.Increment();
+      ex.tls_failure = "client_failed";
     }
     co_return false;
   }
