@@ -178,6 +178,9 @@ result<x509_ptr> leaf_minter::mint(std::string_view host, clock::time_point now)
   sk_GENERAL_NAME_push(san.get(), name);
   aki->keyid = ASN1_OCTET_STRING_dup(ca_key_id_.get());
 
+  // Within the CA's own validity at both ends: backdated for clients whose clocks run a little
+  // slow, but never to before the CA began (a CA made minutes ago; outside-in audit, 2026-12-05).
+  const auto not_before = std::max(now - leaf_backdate, ca_->not_before);
   const auto not_after = std::min(now + leaf_lifetime, ca_->not_after);
   X509_NAME* subject = X509_get_subject_name(x.get());
   const bool built =
@@ -187,7 +190,7 @@ result<x509_ptr> leaf_minter::mint(std::string_view host, clock::time_point now)
                                  reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
                                  0) == 1 &&
       X509_set_issuer_name(x.get(), X509_get_subject_name(ca_cert)) == 1 &&
-      set_time(X509_getm_notBefore(x.get()), now - leaf_backdate) &&
+      set_time(X509_getm_notBefore(x.get()), not_before) &&
       set_time(X509_getm_notAfter(x.get()), not_after) &&
       X509_set_pubkey(x.get(), leaf_public_key_.get()) == 1 &&
       X509_add1_ext_i2d(x.get(), NID_basic_constraints, bc.get(), 1, X509V3_ADD_DEFAULT) == 1 &&

@@ -56,7 +56,8 @@ bool critical(X509* x, int nid) {
 
 struct minted {
   temp_dir dir;
-  std::shared_ptr<const authority> ca = make_ca(dir.path);
+  // Made a day ago, so that a leaf's backdated start is its own (a leaf never starts before its CA).
+  std::shared_ptr<const authority> ca = make_ca(dir.path, clock::now() - std::chrono::days(1));
   std::shared_ptr<const leaf_minter> minter = [this] {
     auto m = leaf_minter::create(ca);
     REQUIRE_MESSAGE(m.ok(), m.error());
@@ -149,6 +150,19 @@ TEST_CASE("a leaf never outlives its CA") {
   auto leaf = (*minter)->mint("www.example.org", now);
   REQUIRE(leaf.ok());
   CHECK(to_time_point(X509_get0_notAfter(leaf->get())) == ca->not_after);
+  CHECK(verify_strict(leaf->get(), *ca) == "");
+}
+
+TEST_CASE("a leaf never starts before its CA") {
+  // Backdated an hour for slow clocks, but a CA made ten minutes ago bounds it.
+  temp_dir d;
+  const auto now = clock::now();
+  auto ca = make_ca(d.path, now - std::chrono::minutes(10));
+  auto minter = leaf_minter::create(ca);
+  REQUIRE(minter.ok());
+  auto leaf = (*minter)->mint("www.example.org", now);
+  REQUIRE(leaf.ok());
+  CHECK(to_time_point(X509_get0_notBefore(leaf->get())) == ca->not_before);
   CHECK(verify_strict(leaf->get(), *ca) == "");
 }
 
