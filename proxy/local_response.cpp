@@ -187,7 +187,10 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
   }
   if (names_address(r) && !ex.host.empty()) {
     // The page names the address that could not be reached, for the technician.
-    text += " The address was " + url_of(ex.scheme, ex.host, ex.port, "/") + ".";
+    text += " The address was " + url_of(ex.scheme, ex.host, ex.port, "/");
+    // SafeSearch connects to the provider's locked front end instead: that is what failed.
+    if (!ex.connect_host.empty()) text += ", reached through " + ex.connect_host + " (SafeSearch)";
+    text += ".";
   }
   switch (row.page) {
     case refusal_page::plain:

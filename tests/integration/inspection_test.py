@@ -747,6 +747,19 @@ inspection:
         self.assertIn("never-inspect", line.get("note", ""))
         self.assertEqual(p.metric("hallpass_tls_inspected_total"), 0)
 
+    def test_a_safesearch_front_end_that_refuses_is_named_on_the_502_page(self):
+        # The page names the address that could not be reached: after the SafeSearch swap that is
+        # the provider's locked front end, not the search engine's own name (outside-in audit,
+        # 2026-12-05). 127.0.0.9 has nothing listening.
+        p = Proxy(tls_port=self.origin.port, args=["--ca-dir", self.school_ca],
+                  policy_edit=lambda t: self.edit_policy(t).replace("forcesafesearch.google.com: 127.0.0.5",
+                                                                    "forcesafesearch.google.com: 127.0.0.9", 1))
+        self.addCleanup(p.stop)
+        status, body, err = self.get(p, f"https://www.google.com:{self.origin.port}/search?q=x")
+        self.assertEqual(status, 502, err)
+        self.assertIn(f"The address was https://www.google.com:{self.origin.port}/, reached through "
+                      "forcesafesearch.google.com (SafeSearch).", body.decode())
+
     def test_safesearch_is_locked_for_pupils_by_address_and_parameters(self):
         p = self.start_proxy(self.origin.port)
         before = len(self.safe_origin.seen)
