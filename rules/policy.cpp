@@ -1,0 +1,65 @@
+// The compiled policy's own functions (policy.hpp): an IP network parsed and matched, and a
+// role or a category found by name.
+#include "rules/policy.hpp"
+
+#include <charconv>
+
+namespace hallpass::rules {
+
+std::optional<ip_network> ip_network::parse(std::string_view text, std::string* error, bool strict) {
+  auto fail = [&](const std::string& why) -> std::optional<ip_network> {
+    if (error) *error = why;
+    return std::nullopt;
+  };
+  const std::string quoted = "'" + std::string(text) + "'";
+  const auto slash = text.find('/');
+  auto ip = ip_address::parse(text.substr(0, slash));
+  if (!ip) return fail(quoted + " is not an IPv4 or IPv6 network like 10.10.0.0/16 or fd00:10::/64");
+  const int max = ip->v6 ? 128 : 32;
+  int prefix = max;
+  if (slash != std::string_view::npos) {
+    const std::string_view digits = text.substr(slash + 1);
+    auto r = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
+    if (digits.empty() || r.ec != std::errc() || r.ptr != digits.data() + digits.size() || prefix < 0 || prefix > max) {
+      return fail(quoted + " has a prefix length that is not a number from 0 to " + std::to_string(max));
+    }
+  }
+  ip_network net{*ip, prefix, std::string(text), 0};
+  ip_network masked = net;
+  for (int b = prefix; b < max; ++b) masked.base.bytes[b / 8] &= static_cast<std::uint8_t>(~(0x80u >> (b % 8)));
+  if (strict && !(masked.base == net.base)) {
+    return fail(quoted + " has address bits set after the prefix; did you mean '" + masked.base.to_string() + "/" +
+                std::to_string(prefix) + "'?");
+  }
+  return net;
+}
+
+bool ip_network::contains(const ip_address& a) const {
+  if (a.v6 != base.v6) return false;
+  if (prefix < 0 || prefix > (base.v6 ? 128 : 32)) return false;  // never built so by parse()
+  const int full = prefix / 8;
+  for (int i = 0; i < full; ++i) {
+    if (a.bytes[i] != base.bytes[i]) return false;
+  }
+  if (const int rest = prefix % 8) {
+    const auto m = static_cast<std::uint8_t>(0xFF00u >> rest);
+    if ((a.bytes[full] & m) != (base.bytes[full] & m)) return false;
+  }
+  return true;
+}
+
+const role* policy::find_role(std::string_view name) const {
+  for (const auto& r : roles) {
+    if (r.name == name) return &r;
+  }
+  return nullptr;
+}
+
+const category* policy::find_category(std::string_view name) const {
+  for (const auto& c : categories) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+}  // namespace hallpass::rules

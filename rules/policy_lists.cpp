@@ -1,0 +1,296 @@
+// List entries: a line of a list file read as a domain or a URL prefix (and the public
+// classify_list_line and list_entry that ask the same), list files, the inline lists a category
+// or a rule writes in the policy, the sets and tables the entries go to, and the URL patterns,
+// compiled once all are read.
+#include "rules/loader.hpp"
+
+#include <algorithm>
+#include <memory>
+
+namespace hallpass::rules::loading {
+
+constexpr std::size_t max_warnings_per_file = 10;
+
+bool is_plain_domain(std::string_view s) {
+  // Fast path for list files: already lower-case ASCII, well formed, not ending in a digit
+  // (which might make it an IPv4 address under WHATWG rules).
+  if (s.empty() || s.size() > 253 || s.front() == '.' || s.back() == '.' || s.front() == '-') return false;
+  if (s.back() >= '0' && s.back() <= '9') return false;
+  std::size_t label = 0;
+  for (char c : s) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
+    if (++label > 63) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// "*.example.com" and ".example.com" mean the same as "example.com" here.
+std::string_view strip_wildcard(std::string_view s) {
+  if (s.starts_with("*.")) s.remove_prefix(2);
+  else if (s.starts_with(".")) s.remove_prefix(1);
+  return s;
+}
+
+// A line of a `lines` feed is a URL prefix when a '/' follows its host (after any scheme).
+bool is_url_line(std::string_view line) {
+  if (const auto scheme = line.find("://"); scheme != std::string_view::npos) line.remove_prefix(scheme + 3);
+  return line.find('/') != std::string_view::npos;
+}
+
+// Returns the normalized domain or nullopt with err.
+std::optional<std::string> list_domain(std::string_view raw, std::string* err) {
+  raw = strip_wildcard(trim(raw));
+  if (is_plain_domain(raw)) return std::string(raw);
+  auto h = normalize_host(raw, err);
+  if (!h) return std::nullopt;
+  return std::move(h->text);
+}
+
+// Parses "host/path" (UT1 urls format; a scheme is tolerated) into host and path prefix.
+std::optional<std::pair<std::string, std::string>> list_url(std::string_view raw, std::string* err) {
+  raw = trim(raw);
+  if (auto s = raw.find("://"); s != std::string_view::npos) raw.remove_prefix(s + 3);
+  raw = raw.substr(0, raw.find('#'));  // a fragment never reaches a server
+  if (raw.ends_with("/?")) raw.remove_suffix(1);  // an empty query: the site itself
+  const auto slash = raw.find('/');
+  std::string_view host = raw.substr(0, slash);
+  // In the canonical form requests are compared in ("/%7Euser" is "/~user", "/a/./b" is "/a/b").
+  std::string path = slash == std::string_view::npos ? "/" : canonical_entry_path(raw.substr(slash));
+  if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']') == std::string_view::npos &&
+                                    host.find(':') == colon) {
+    host = host.substr(0, colon);  // a port in a list entry does not change the match
+  }
+  auto d = list_domain(host, err);
+  if (!d) return std::nullopt;
+  return std::make_pair(std::move(*d), std::move(path));
+}
+
+}  // namespace hallpass::rules::loading
+
+namespace hallpass::rules {
+
+list_line classify_list_line(std::string_view raw, list_file_kind kind) {
+  if (const auto hash = raw.find('#'); hash != std::string_view::npos) raw = raw.substr(0, hash);
+  const std::string_view text = loading::trim(raw);
+  if (text.empty()) return {};
+  const bool url = kind == list_file_kind::urls || (kind == list_file_kind::mixed && loading::is_url_line(text));
+  return {url ? list_line_kind::url : list_line_kind::domain, text};
+}
+
+// As load_list_file keeps the line: add_url makes a URL of a whole site a domain entry.
+std::optional<std::string> list_entry(const list_line& line) {
+  std::string why;
+  switch (line.kind) {
+    case list_line_kind::blank: return std::nullopt;
+    case list_line_kind::url: {
+      auto u = loading::list_url(line.text, &why);
+      if (!u) return std::nullopt;
+      if (u->second == "/") return std::move(u->first);
+      return u->first + u->second;
+    }
+    case list_line_kind::domain: return loading::list_domain(line.text, &why);
+  }
+  return std::nullopt;
+}
+
+}  // namespace hallpass::rules
+
+namespace hallpass::rules::loading {
+
+std::optional<set_id> loader::new_set(std::string name, std::size_t category_index, bool locked, const YAML::Node& where) {
+  if (p_->set_names.size() >= 65535) {
+    error(where, "the policy has more than 65,535 categories and rule lists");
+    return std::nullopt;
+  }
+  const auto id = static_cast<set_id>(p_->set_names.size());
+  p_->set_names.push_back(std::move(name));
+  p_->set_is_locked.push_back(locked);
+  p_->set_has_patterns.push_back(false);
+  p_->set_category.push_back(category_index);
+  return id;
+}
+
+bool loader::add_domain(std::string_view d, set_id set) {
+  if (!p_->domains.add(d, set)) {
+    if (!membership_overflow_reported_) {
+      error_at_file("too many different combinations of categories share domains (limit 65,535)");
+      membership_overflow_reported_ = true;
+    }
+    return false;
+  }
+  return true;
+}
+
+void loader::add_url(std::string host, std::string path, set_id set) {
+  // A URL of a whole site (`https://site.example/`): every path of the host and its
+  // subdomains, which is what a domain entry matches, and a domain entry is decided on
+  // relayed HTTPS too, where no path is seen. As a URL prefix it blocked http:// only
+  // (outside-in audit I, 2026-12-05).
+  if (path == "/") {
+    add_domain(host, set);
+    return;
+  }
+  // Marked in the domain table too, so the engine reads url_prefixes only for such hosts.
+  add_domain(host, domain_table::url_prefix_marker);
+  p_->url_prefixes[std::move(host)].add(url_prefix{std::move(path), set});
+}
+
+// Reads a list file of domains (or URL prefixes). Unreadable lines are warnings, not errors:
+// a feed with one odd line must not take the whole policy down.
+// *read: whether the file was read (so that 0 entries means an empty list, not an error).
+// `into`: a table other than the policy's domain table (the never-inspect list), domains only.
+// Reads a list file into `set`; returns the entries added (of them, URL prefixes in
+// last_url_entries_).
+std::size_t loader::load_list_file(const fs::path& path, list_kind kind, set_id set, const YAML::Node& where,
+                           bool required, bool* read, domain_table* into, bool follow_links) {
+  last_url_entries_ = 0;
+  std::string err;
+  auto text = read_file(path, &err, follow_links);
+  if (!text) {
+    if (required) error(where, path.string() + " " + err);
+    return 0;
+  }
+  if (read) *read = true;
+  std::size_t added = 0, bad = 0, line_no = 0;
+  std::string_view rest = *text;
+  if (kind != list_kind::urls) {
+    // Room for every line at once, so a large list does not make the table rehash as it grows.
+    const auto lines = static_cast<std::size_t>(std::count(rest.begin(), rest.end(), '\n')) + 1;
+    (into ? *into : p_->domains).reserve(lines, rest.size());  // a record is a length byte and the name
+  }
+  const std::string shown = path.string();
+  std::size_t suffixes = 0;  // entries left out of an allow: top-level domains, public suffixes
+  // The set an entry on `host` goes to: a public suffix in a list an allow rule uses goes to
+  // the category's block-only set (checked_set), with a warning at its line.
+  auto set_for = [&](std::string_view host) {
+    if (checking_ == nullptr || !opens_a_suffix(host)) return std::optional<set_id>(set);
+    if (++suffixes <= max_warnings_per_file) {
+      warnings_.push_back({shown, static_cast<int>(line_no), 1, suffix_refused(host)});
+    }
+    return block_only_set();
+  };
+  while (!rest.empty()) {
+    ++line_no;
+    auto nl = rest.find('\n');
+    const auto [line_kind, line] = classify_list_line(rest.substr(0, nl), kind);
+    rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
+    if (line_kind == list_line_kind::blank) continue;
+    std::string why;
+    if (line_kind == list_line_kind::url) {
+      auto u = list_url(line, &why);
+      if (u) {
+        if (const auto to = set_for(u->first)) add_url(std::move(u->first), std::move(u->second), *to);
+        ++added;
+        ++last_url_entries_;
+        continue;
+      }
+    } else if (is_plain_domain(line)) {
+      const auto to = set_for(line);
+      if (to && (into ? !into->add(line, *to) : !add_domain(line, *to))) return added;
+      ++added;
+      continue;
+    } else if (auto d = list_domain(line, &why)) {
+      const auto to = set_for(*d);
+      if (to && (into ? !into->add(*d, *to) : !add_domain(*d, *to))) return added;
+      ++added;
+      continue;
+    }
+    if (++bad <= max_warnings_per_file) {
+      warnings_.push_back({shown, static_cast<int>(line_no), 1, "skipped: " + why});
+    }
+  }
+  if (bad > max_warnings_per_file) {
+    warnings_.push_back({shown, 0, 0, "skipped " + std::to_string(bad) + " unreadable lines in all (" +
+                                          std::to_string(bad - max_warnings_per_file) + " not shown)"});
+  }
+  if (suffixes > max_warnings_per_file) {
+    warnings_.push_back({shown, 0, 0, "left " + std::to_string(suffixes) +
+                                          " top-level domains or public suffixes in all out of an allow (" +
+                                          checking_->allowed_by + "; " +
+                                          std::to_string(suffixes - max_warnings_per_file) + " not shown)"});
+  }
+  return added;
+}
+
+void loader::add_pattern(const YAML::Node& n, const std::string& text, set_id set) {
+  pending_patterns_.push_back({text, set, n.Mark()});
+  p_->set_has_patterns[set] = true;
+}
+
+// Inline lists shared by categories and rules. Returns counts via the category (if any).
+void loader::load_inline_lists(const YAML::Node& n, const std::string& what, set_id set, category* c) {
+  if (n["domains"]) {
+    each_domain(n["domains"], what, [&](const std::string& dom, const YAML::Node& d) {
+      const auto to = inline_set(dom, set, d, false);
+      if (!to) return;
+      add_domain(dom, *to);
+      if (c) ++c->domain_count;
+    });
+  }
+  if (n["urls"]) {
+    for (const auto& u : items(n["urls"], what + " urls")) {
+      auto s = scalar(u, what + " url");
+      if (!s) continue;
+      std::string err;
+      auto parsed = list_url(*s, &err);
+      if (!parsed) {
+        error(u, what + ": " + err);
+        continue;
+      }
+      const auto to = inline_set(parsed->first, set, u, true);
+      if (!to) continue;
+      add_url(std::move(parsed->first), std::move(parsed->second), *to);
+      if (c) ++c->url_count;
+    }
+  }
+  if (n["patterns"]) {
+    for (const auto& pat : items(n["patterns"], what + " patterns")) {
+      auto s = scalar(pat, what + " pattern");
+      if (!s) continue;
+      add_pattern(pat, *s, set);
+      if (c) ++c->pattern_count;
+    }
+  }
+}
+
+void loader::finish_patterns() {
+  if (pending_patterns_.empty()) return;
+  RE2::Options o;
+  o.set_max_mem(256 << 20);
+  o.set_log_errors(false);
+  auto set = std::make_unique<RE2::Set>(o, RE2::UNANCHORED);
+  bool ok = true;
+  for (const auto& pp : pending_patterns_) {
+    std::string err;
+    if (set->Add(pp.text, &err) < 0) {
+      error_at(pp.mark, "URL pattern " + quote(pp.text) + " is not a valid RE2 regular expression: " + err);
+      ok = false;
+      continue;
+    }
+    p_->pattern_set.push_back(pp.set);
+    if (p_->set_is_locked[pp.set]) p_->locked_has_patterns = true;
+  }
+  if (!ok) return;
+  if (!set->Compile()) {
+    error_at_file("the URL patterns together are too large to compile");
+    return;
+  }
+  p_->patterns = std::move(set);
+  const auto& ps = p_->pattern_set;
+  if (std::all_of(ps.begin(), ps.end(), [&](set_id s) { return s == ps.front(); })) {
+    p_->patterns_one_set = ps.front();
+  }
+}
+
+}  // namespace hallpass::rules::loading
