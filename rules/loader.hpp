@@ -40,7 +40,8 @@ namespace fs = std::filesystem;
 // device never end); with `follow_links` false a symbolic link is refused too: a feed's files
 // live in the daemon user's directory and are read as root at the start (a link there must not
 // make root read another file into the warnings).
-inline std::optional<std::string> read_file(const fs::path& path, std::string* error, bool follow_links = true) {
+inline std::optional<std::string> read_file(const fs::path& path, std::string* error,
+                                            bool follow_links = true) {
   return read_regular_file(path.string(), error, follow_links);
 }
 
@@ -54,7 +55,8 @@ std::optional<std::pair<std::string, std::string>> list_url(std::string_view raw
 
 class loader : private yaml_reader {
  public:
-  loader(const load_options& options, std::string file) : yaml_reader(std::move(file)), opt_(options) {}
+  loader(const load_options& options, std::string file)
+      : yaml_reader(std::move(file)), opt_(options) {}
 
   load_result run(const parsed_policy_yaml& parsed);
 
@@ -85,12 +87,13 @@ class loader : private yaml_reader {
   void load_timetable(const YAML::Node& t);
 
   // policy_lists.cpp
-  std::optional<set_id> new_set(std::string name, std::size_t category_index, bool locked, const YAML::Node& where);
+  std::optional<set_id> new_set(std::string name, std::size_t category_index, bool locked,
+                                const YAML::Node& where);
   bool add_domain(std::string_view d, set_id set);
   void add_url(std::string host, std::string path, set_id set);
-  std::size_t load_list_file(const fs::path& path, list_kind kind, set_id set, const YAML::Node& where,
-                             bool required = true, bool* read = nullptr, domain_table* into = nullptr,
-                             bool follow_links = true);
+  std::size_t load_list_file(const fs::path& path, list_kind kind, set_id set,
+                             const YAML::Node& where, bool required = true, bool* read = nullptr,
+                             domain_table* into = nullptr, bool follow_links = true);
   void add_pattern(const YAML::Node& n, const std::string& text, set_id set);
 
   // Calls f(normalized domain, its node) for each valid entry of an inline domain list; an
@@ -116,11 +119,13 @@ class loader : private yaml_reader {
   // policy_public_suffixes.cpp
   bool opens_a_suffix(std::string_view host) const;
   std::string suffix_refused(std::string_view host) const;
-  static std::string suffix_refused(std::string_view host, const std::string& allowed_by, const std::string& done);
+  static std::string suffix_refused(std::string_view host, const std::string& allowed_by,
+                                    const std::string& done);
   void warn_at(const YAML::Node& n, std::string message);
   std::optional<set_id> block_only_set();
   void find_allowing_rules(const YAML::Node& root);
-  std::optional<set_id> inline_set(std::string_view host, set_id set, const YAML::Node& where, bool url);
+  std::optional<set_id> inline_set(std::string_view host, set_id set, const YAML::Node& where,
+                                   bool url);
   static bool is_single_label(std::string_view host);
 
   // policy_categories.cpp
@@ -140,7 +145,8 @@ class loader : private yaml_reader {
   std::vector<rule> load_rules(const YAML::Node& list, const std::string& owner);
   std::optional<ip_network> parse_network(const YAML::Node& n, const std::string& what);
   void load_roles(const YAML::Node& roles);
-  void load_role_groups(const YAML::Node& n, const std::string& what, std::vector<std::string>& out);
+  void load_role_groups(const YAML::Node& n, const std::string& what,
+                        std::vector<std::string>& out);
   std::optional<rule> search_front_end_lock(const std::string& role, const std::string& clause);
   void load_safesearch(const YAML::Node& n, const std::string& role_what, safesearch_settings& out);
   void choose_fallback(const YAML::Node& n);
@@ -178,7 +184,8 @@ class loader : private yaml_reader {
   void add_category_sets(const category& cat, bool blocks, Sets& out) const {
     out.push_back(cat.set);
     if (!blocks) return;
-    if (const auto b = block_only_sets_.find(cat.name); b != block_only_sets_.end()) out.push_back(b->second);
+    if (const auto b = block_only_sets_.find(cat.name); b != block_only_sets_.end())
+      out.push_back(b->second);
   }
   fs::path ut1_dir_;
   std::size_t last_url_entries_ = 0;

@@ -6,7 +6,8 @@
 
 namespace hallpass::rules {
 
-std::optional<ip_network> ip_network::parse(std::string_view text, std::string* error, bool strict) {
+std::optional<ip_network> ip_network::parse(std::string_view text, std::string* error,
+                                            bool strict) {
   auto fail = [&](const std::string& why) -> std::optional<ip_network> {
     if (error) *error = why;
     return std::nullopt;
@@ -14,22 +15,26 @@ std::optional<ip_network> ip_network::parse(std::string_view text, std::string* 
   const std::string quoted = "'" + std::string(text) + "'";
   const auto slash = text.find('/');
   auto ip = ip_address::parse(text.substr(0, slash));
-  if (!ip) return fail(quoted + " is not an IPv4 or IPv6 network like 10.10.0.0/16 or fd00:10::/64");
+  if (!ip)
+    return fail(quoted + " is not an IPv4 or IPv6 network like 10.10.0.0/16 or fd00:10::/64");
   const int max = ip->v6 ? 128 : 32;
   int prefix = max;
   if (slash != std::string_view::npos) {
     const std::string_view digits = text.substr(slash + 1);
     auto r = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
-    if (digits.empty() || r.ec != std::errc() || r.ptr != digits.data() + digits.size() || prefix < 0 || prefix > max) {
-      return fail(quoted + " has a prefix length that is not a number from 0 to " + std::to_string(max));
+    if (digits.empty() || r.ec != std::errc() || r.ptr != digits.data() + digits.size() ||
+        prefix < 0 || prefix > max) {
+      return fail(quoted + " has a prefix length that is not a number from 0 to " +
+                  std::to_string(max));
     }
   }
   ip_network net{*ip, prefix, std::string(text), 0};
   ip_network masked = net;
-  for (int b = prefix; b < max; ++b) masked.base.bytes[b / 8] &= static_cast<std::uint8_t>(~(0x80u >> (b % 8)));
+  for (int b = prefix; b < max; ++b)
+    masked.base.bytes[b / 8] &= static_cast<std::uint8_t>(~(0x80u >> (b % 8)));
   if (strict && !(masked.base == net.base)) {
-    return fail(quoted + " has address bits set after the prefix; did you mean '" + masked.base.to_string() + "/" +
-                std::to_string(prefix) + "'?");
+    return fail(quoted + " has address bits set after the prefix; did you mean '" +
+                masked.base.to_string() + "/" + std::to_string(prefix) + "'?");
   }
   return net;
 }

@@ -51,15 +51,19 @@ void loader::load_bans(const YAML::Node& n) {
       }
     }
   }
-  if (const auto t = n["threshold"]; t && check_map(t, "bans.threshold", {"attempts", "within", "duration"})) {
+  if (const auto t = n["threshold"];
+      t && check_map(t, "bans.threshold", {"attempts", "within", "duration"})) {
     for (const char* key : {"attempts", "within", "duration"}) {
-      if (!t[key]) error(t, std::string("bans.threshold.") + key + " is missing (e.g. attempts: 3, within: 10m, duration: 1d)");
+      if (!t[key])
+        error(t, std::string("bans.threshold.") + key +
+                     " is missing (e.g. attempts: 3, within: 10m, duration: 1d)");
     }
     if (t["attempts"]) {
-      if (auto a = integer(t["attempts"], "bans.threshold.attempts", 1, 100)) b.attempts = static_cast<std::size_t>(*a);
+      if (auto a = integer(t["attempts"], "bans.threshold.attempts", 1, 100))
+        b.attempts = static_cast<std::size_t>(*a);
     }
-    auto length = [&](const char* key, std::chrono::seconds min, std::chrono::seconds max, const char* range,
-                      std::chrono::seconds& out) {
+    auto length = [&](const char* key, std::chrono::seconds min, std::chrono::seconds max,
+                      const char* range, std::chrono::seconds& out) {
       if (!t[key]) return;
       auto d = duration(t[key], std::string("bans.threshold.") + key);
       if (!d) return;

@@ -12,13 +12,16 @@ namespace hallpass::rules::loading {
 // feed must never pass unnoticed.
 void loader::empty_list(const YAML::Node& where, const category& c, const std::string& shown) {
   if (c.locked) {
-    error(where, "category " + quote(c.name) + " is locked (illegal content) but its list " + shown +
-                     " has no entries: an empty feed would block nothing; fix the download or remove the file");
+    error(where, "category " + quote(c.name) + " is locked (illegal content) but its list " +
+                     shown +
+                     " has no entries: an empty feed would block nothing; fix the download or "
+                     "remove the file");
     return;
   }
   const auto mark = where.Mark();
-  warnings_.push_back({file_, mark.line + 1, mark.column + 1,
-                       "category " + quote(c.name) + ": " + shown + " has no entries (empty list file)"});
+  warnings_.push_back(
+      {file_, mark.line + 1, mark.column + 1,
+       "category " + quote(c.name) + ": " + shown + " has no entries (empty list file)"});
 }
 
 // The category a list item names, or null after an error with a "did you mean".
@@ -27,7 +30,8 @@ const category* loader::named_category(const YAML::Node& item, const std::string
   if (!s) return nullptr;
   const category* cat = p_->find_category(*s);
   if (!cat) {
-    error(item, what + " names category " + quote(*s) + ", which is not defined" + did_you_mean(*s, category_names_));
+    error(item, what + " names category " + quote(*s) + ", which is not defined" +
+                    did_you_mean(*s, category_names_));
   }
   return cat;
 }
@@ -46,8 +50,9 @@ void loader::load_categories(const YAML::Node& cats) {
     }
     const std::string what = "category " + quote(name);
     const YAML::Node& n = kv.second;
-    if (!check_map(n, what, {"description", "locked", "circumvention", "domains", "domain_files", "urls",
-                             "url_files", "patterns", "ut1", "feed"}))
+    if (!check_map(n, what,
+                   {"description", "locked", "circumvention", "domains", "domain_files", "urls",
+                    "url_files", "patterns", "ut1", "feed"}))
       continue;
     category c;
     c.name = name;
@@ -102,7 +107,8 @@ void loader::load_categories(const YAML::Node& cats) {
         if (!s) continue;
         if (ut1_dir_.empty()) {
           error(u, what + " imports UT1 category " + quote(*s) +
-                       " but the policy sets no ut1_dir (the folder that holds the UT1 'blacklists' categories)");
+                       " but the policy sets no ut1_dir (the folder that holds the UT1 "
+                       "'blacklists' categories)");
           continue;
         }
         if (s->find('/') != std::string::npos || s->find("..") != std::string::npos) {
@@ -112,27 +118,33 @@ void loader::load_categories(const YAML::Node& cats) {
         const fs::path dir = ut1_dir_ / *s;
         std::error_code ec;
         if (!fs::is_directory(dir, ec)) {
-          error(u, "UT1 category " + quote(*s) + " not found: " + dir.string() + " is not a folder");
+          error(u,
+                "UT1 category " + quote(*s) + " not found: " + dir.string() + " is not a folder");
           continue;
         }
-        const bool has_domains = fs::exists(dir / "domains", ec), has_urls = fs::exists(dir / "urls", ec);
+        const bool has_domains = fs::exists(dir / "domains", ec),
+                   has_urls = fs::exists(dir / "urls", ec);
         if (!has_domains && !has_urls) {
-          error(u, "UT1 category " + quote(*s) + " has neither a 'domains' nor a 'urls' file in " + dir.string());
+          error(u, "UT1 category " + quote(*s) + " has neither a 'domains' nor a 'urls' file in " +
+                       dir.string());
           continue;
         }
         bool read_domains = false, read_urls = false;
         std::size_t added = 0;
         if (has_domains) {
-          const auto n_domains = load_list_file(dir / "domains", list_kind::domains, c.set, u, true, &read_domains);
+          const auto n_domains =
+              load_list_file(dir / "domains", list_kind::domains, c.set, u, true, &read_domains);
           c.domain_count += n_domains;
           added += n_domains;
         }
         if (has_urls) {
-          const auto n_urls = load_list_file(dir / "urls", list_kind::urls, c.set, u, true, &read_urls);
+          const auto n_urls =
+              load_list_file(dir / "urls", list_kind::urls, c.set, u, true, &read_urls);
           c.url_count += n_urls;
           added += n_urls;
         }
-        if ((read_domains || read_urls) && added == 0) empty_list(u, c, "UT1 category " + quote(*s) + " in " + dir.string());
+        if ((read_domains || read_urls) && added == 0)
+          empty_list(u, c, "UT1 category " + quote(*s) + " in " + dir.string());
         c.sources.push_back({"ut1:" + *s, added});
       }
     }

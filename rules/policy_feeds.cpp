@@ -43,7 +43,9 @@ bool valid_feed_name(std::string_view s) {
 
 void loader::load_feeds(const YAML::Node& feeds) {
   if (!feeds.IsMap()) {
-    error(feeds, "feeds must be a mapping from feed names to their settings (url, format, ...), and 'required'");
+    error(feeds,
+          "feeds must be a mapping from feed names to their settings (url, format, ...), and "
+          "'required'");
     return;
   }
   std::set<std::string> seen;
@@ -58,27 +60,33 @@ void loader::load_feeds(const YAML::Node& feeds) {
       continue;
     }
     if (!valid_feed_name(name)) {
-      error(kv.first, quote(name) + " is not a feed name: letters, digits, '-' and '_' only (it names a folder)");
+      error(kv.first,
+            quote(name) +
+                " is not a feed name: letters, digits, '-' and '_' only (it names a folder)");
       continue;
     }
     const std::string what = "feed " + quote(name);
     const YAML::Node& n = kv.second;
     feed f;
     f.name = name;
-    if (check_map(n, what, {"url", "format", "credentials_file", "ca_file", "min_entries", "locked",
-                            "connect_timeout", "timeout", "max_mib"})) {
+    if (check_map(n, what,
+                  {"url", "format", "credentials_file", "ca_file", "min_entries", "locked",
+                   "connect_timeout", "timeout", "max_mib"})) {
       if (n["connect_timeout"]) {
         if (auto d = duration(n["connect_timeout"], what + " connect_timeout")) {
-          f.connect_timeout = std::max(std::chrono::seconds{1}, std::chrono::ceil<std::chrono::seconds>(*d));
+          f.connect_timeout =
+              std::max(std::chrono::seconds{1}, std::chrono::ceil<std::chrono::seconds>(*d));
         }
       }
       if (n["timeout"]) {
         if (auto d = duration(n["timeout"], what + " timeout")) {
-          f.timeout = std::max(std::chrono::seconds{1}, std::chrono::ceil<std::chrono::seconds>(*d));
+          f.timeout =
+              std::max(std::chrono::seconds{1}, std::chrono::ceil<std::chrono::seconds>(*d));
         }
       }
       if (n["max_mib"]) {
-        if (auto m = integer(n["max_mib"], what + " max_mib", 1, 65536)) f.max_bytes = static_cast<std::uint64_t>(*m) << 20;
+        if (auto m = integer(n["max_mib"], what + " max_mib", 1, 65536))
+          f.max_bytes = static_cast<std::uint64_t>(*m) << 20;
       }
       if (!n["url"]) {
         error(kv.first, what + " has no url: where `hallpass feeds update` downloads it from");
@@ -89,24 +97,29 @@ void loader::load_feeds(const YAML::Node& feeds) {
           f.url = *u;
           const auto mark = n["url"].Mark();
           warnings_.push_back({file_, mark.line + 1, mark.column + 1,
-                               what + " url is plain http: nothing proves the lists come from their publisher; "
-                                      "use https where the publisher offers it"});
+                               what + " url is plain http: nothing proves the lists come from "
+                                      "their publisher; use https where the publisher offers it"});
         } else {
           error(n["url"], what + " url must be an https:// (or http://) URL, not " + quote(*u));
         }
       }
       if (!n["format"]) {
-        error(kv.first, what + " has no format: 'ut1' (a UT1 tarball, blacklists/<category>/{domains,urls}) "
-                               "or 'lines' (one domain or URL per line)");
+        error(kv.first,
+              what +
+                  " has no format: 'ut1' (a UT1 tarball, blacklists/<category>/{domains,urls}) or "
+                  "'lines' (one domain or URL per line)");
       } else if (auto fm = scalar(n["format"], what + " format")) {
-        if (*fm == "ut1") f.format = feed_format::ut1;
-        else if (*fm == "lines") f.format = feed_format::lines;
+        if (*fm == "ut1")
+          f.format = feed_format::ut1;
+        else if (*fm == "lines")
+          f.format = feed_format::lines;
         else
           error(n["format"], what + " format must be 'ut1' or 'lines', not " + quote(*fm) +
                                  did_you_mean(*fm, {"ut1", "lines"}));
       }
       if (n["credentials_file"]) {
-        if (auto c = scalar(n["credentials_file"], what + " credentials_file")) f.credentials_file = resolve(*c).string();
+        if (auto c = scalar(n["credentials_file"], what + " credentials_file"))
+          f.credentials_file = resolve(*c).string();
       }
       if (n["ca_file"]) {
         // Read by `feeds update` (libcurl), not here: a missing file is its clear error then.
@@ -149,7 +162,8 @@ std::vector<loader::feed_list> loader::feed_lists(const YAML::Node& n, const std
     const auto slash = s->find('/');
     if (slash == std::string::npos || slash == 0 || slash + 1 == s->size() ||
         s->find('/', slash + 1) != std::string::npos || s->find("..") != std::string::npos) {
-      error(e, what + " feed " + quote(*s) + " must be FEED/LIST, like ut1/gambling (or iwf/list for a 'lines' feed)");
+      error(e, what + " feed " + quote(*s) +
+                   " must be FEED/LIST, like ut1/gambling (or iwf/list for a 'lines' feed)");
       continue;
     }
     const std::string name = s->substr(0, slash), list = s->substr(slash + 1);
@@ -161,7 +175,8 @@ std::vector<loader::feed_list> loader::feed_lists(const YAML::Node& n, const std
     }
     const auto index = static_cast<std::size_t>(it - names.begin());
     if (p_->feeds[index].format == feed_format::lines && list != "list") {
-      error(e, "feed " + quote(name) + " is a 'lines' feed: its one list is " + quote(name + "/list"));
+      error(e,
+            "feed " + quote(name) + " is a 'lines' feed: its one list is " + quote(name + "/list"));
       continue;
     }
     out.push_back({index, list, e});
@@ -177,9 +192,11 @@ void loader::load_feed_list(const feed_list& fl, category& c) {
   c.sources.push_back({"feed:" + f.name + "/" + fl.list, 0});  // its entries once read, below
   // Each list once in f.lists (check, feeds status and the metrics' series), however many
   // categories use it; each category still gets its own copy of the entries.
-  const bool recorded = std::any_of(f.lists.begin(), f.lists.end(), [&](const auto& l) { return l.first == fl.list; });
+  const bool recorded = std::any_of(f.lists.begin(), f.lists.end(),
+                                    [&](const auto& l) { return l.first == fl.list; });
   if (!f.present) {
-    if (!recorded) f.lists.emplace_back(fl.list, 0);  // reported once per feed, by report_missing_feeds
+    if (!recorded)
+      f.lists.emplace_back(fl.list, 0);  // reported once per feed, by report_missing_feeds
     return;
   }
   const fs::path cur(f.dir);
@@ -206,16 +223,18 @@ void loader::load_feed_list(const feed_list& fl, category& c) {
   const std::string shown = "feed list " + f.name + "/" + fl.list;
   if (!any) {
     // The feed is there but not this list: renamed upstream, or a typo in the policy.
-    const std::string msg = "category " + quote(c.name) + ": " + shown + " is not in the feed (" +
-                            (f.format == feed_format::lines ? (cur / "list").string()
-                                                            : (cur / "blacklists" / fl.list).string() +
-                                                                  " has neither a domains nor a urls file") +
-                            ")";
+    const std::string msg =
+        "category " + quote(c.name) + ": " + shown + " is not in the feed (" +
+        (f.format == feed_format::lines
+             ? (cur / "list").string()
+             : (cur / "blacklists" / fl.list).string() + " has neither a domains nor a urls file") +
+        ")";
     if (c.locked) {
       error(fl.where, msg + "; the category is locked, so it must not block nothing");
     } else {
       const auto mark = fl.where.Mark();
-      warnings_.push_back({file_, mark.line + 1, mark.column + 1, msg + ": it blocks nothing from it"});
+      warnings_.push_back(
+          {file_, mark.line + 1, mark.column + 1, msg + ": it blocks nothing from it"});
     }
     return;
   }
@@ -232,12 +251,15 @@ void loader::report_missing_feeds() {
     for (const auto& u : feed_users_[i]) users += (users.empty() ? "" : ", ") + u;
     const std::string msg =
         "feed " + quote(f.name) + " is missing (" +
-        (f.dir.empty() ? std::string("no state directory was given") : f.dir + " does not exist") + "): " +
-        (users.empty() ? std::string("no category uses it") : "categories " + users + " block nothing from it") +
+        (f.dir.empty() ? std::string("no state directory was given") : f.dir + " does not exist") +
+        "): " +
+        (users.empty() ? std::string("no category uses it")
+                       : "categories " + users + " block nothing from it") +
         " until `" + p_->feeds_update_command + " --feed " + f.name + "` fetches it";
     const auto mark = feed_nodes_[i].Mark();
     if (p_->feeds_required && !opt_.feeds_may_be_missing) {
-      error_at(mark, msg + " (feeds.required is true: the policy does not load without every feed)");
+      error_at(mark,
+               msg + " (feeds.required is true: the policy does not load without every feed)");
     } else {
       warnings_.push_back({file_, mark.line + 1, mark.column + 1, msg});
     }

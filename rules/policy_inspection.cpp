@@ -12,23 +12,27 @@ namespace hallpass::rules::loading {
 void loader::load_inspection(const YAML::Node& n) {
   if (!check_map(n, "inspection", {"never", "inspect"})) return;
   auto& ins = p_->inspection;
-  if (const auto nv = n["never"]; nv && check_map(nv, "inspection.never", {"domains", "domain_files"})) {
+  if (const auto nv = n["never"];
+      nv && check_map(nv, "inspection.never", {"domains", "domain_files"})) {
     if (nv["domains"]) {
-      each_domain(nv["domains"], "inspection.never", [&](const std::string& dom, const YAML::Node&) {
-        ins.never.add(dom, 0);
-        ++ins.never_count;
-      });
+      each_domain(nv["domains"], "inspection.never",
+                  [&](const std::string& dom, const YAML::Node&) {
+                    ins.never.add(dom, 0);
+                    ++ins.never_count;
+                  });
     }
     if (nv["domain_files"]) {
       for (const auto& f : items(nv["domain_files"], "inspection.never domain_files")) {
         auto s = scalar(f, "inspection.never domain file");
         if (!s) continue;
         bool read = false;
-        const auto added = load_list_file(resolve(*s), list_kind::domains, 0, f, true, &read, &ins.never);
+        const auto added =
+            load_list_file(resolve(*s), list_kind::domains, 0, f, true, &read, &ins.never);
         if (read && added == 0) {
           const auto mark = f.Mark();
-          warnings_.push_back({file_, mark.line + 1, mark.column + 1,
-                               "inspection.never: " + resolve(*s).string() + " has no entries (empty list file)"});
+          warnings_.push_back(
+              {file_, mark.line + 1, mark.column + 1,
+               "inspection.never: " + resolve(*s).string() + " has no entries (empty list file)"});
         }
         ins.never_count += added;
         ins.never_sources.push_back(*s);
@@ -37,15 +41,18 @@ void loader::load_inspection(const YAML::Node& n) {
   }
   if (!n["inspect"]) return;
   if (!n["inspect"].IsSequence()) {
-    error(n["inspect"], "inspection.inspect must be a list of entries ({roles, categories, domains, safesearch, "
-                        "everything, why})");
+    error(n["inspect"],
+          "inspection.inspect must be a list of entries ({roles, categories, domains, safesearch, "
+          "everything, why})");
     return;
   }
   int index = 0;
   for (const auto& e : n["inspect"]) {
     ++index;
     const std::string what = "inspection.inspect entry " + std::to_string(index);
-    if (!check_map(e, what, {"name", "roles", "categories", "domains", "safesearch", "everything", "clause", "why"}))
+    if (!check_map(e, what,
+                   {"name", "roles", "categories", "domains", "safesearch", "everything", "clause",
+                    "why"}))
       continue;
     if (ins.inspect.size() >= 65535) {  // entry indexes are the set ids of inspect_domains
       error(e, "inspection.inspect has more than 65,535 entries");
@@ -62,7 +69,8 @@ void loader::load_inspection(const YAML::Node& n) {
         if (!s) continue;
         const auto it = std::find(role_names_.begin(), role_names_.end(), *s);
         if (it == role_names_.end()) {
-          error(rn, what + " names role " + quote(*s) + ", which is not defined" + did_you_mean(*s, role_names_));
+          error(rn, what + " names role " + quote(*s) + ", which is not defined" +
+                        did_you_mean(*s, role_names_));
           continue;
         }
         entry.roles.push_back(static_cast<std::size_t>(it - role_names_.begin()));
@@ -95,8 +103,9 @@ void loader::load_inspection(const YAML::Node& n) {
     }
     // Decrypting is a privacy matter: an entry says what it covers, never everything by omission.
     if (!e["categories"] && !e["domains"] && !entry.safesearch && !entry.everything) {
-      error(e, what + " names nothing to inspect: give categories, domains, 'safesearch: true' or "
-                      "'everything: true'");
+      error(e, what +
+                   " names nothing to inspect: give categories, domains, 'safesearch: true' or "
+                   "'everything: true'");
       continue;
     }
     ins.inspect.push_back(std::move(entry));

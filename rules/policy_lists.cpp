@@ -14,7 +14,8 @@ constexpr std::size_t max_warnings_per_file = 10;
 bool is_plain_domain(std::string_view s) {
   // Fast path for list files: already lower-case ASCII, well formed, not ending in a digit
   // (which might make it an IPv4 address under WHATWG rules).
-  if (s.empty() || s.size() > 253 || s.front() == '.' || s.back() == '.' || s.front() == '-') return false;
+  if (s.empty() || s.size() > 253 || s.front() == '.' || s.back() == '.' || s.front() == '-')
+    return false;
   if (s.back() >= '0' && s.back() <= '9') return false;
   std::size_t label = 0;
   for (char c : s) {
@@ -30,21 +31,26 @@ bool is_plain_domain(std::string_view s) {
 }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
 // "*.example.com" and ".example.com" mean the same as "example.com" here.
 std::string_view strip_wildcard(std::string_view s) {
-  if (s.starts_with("*.")) s.remove_prefix(2);
-  else if (s.starts_with(".")) s.remove_prefix(1);
+  if (s.starts_with("*."))
+    s.remove_prefix(2);
+  else if (s.starts_with("."))
+    s.remove_prefix(1);
   return s;
 }
 
 // A line of a `lines` feed is a URL prefix when a '/' follows its host (after any scheme).
 bool is_url_line(std::string_view line) {
-  if (const auto scheme = line.find("://"); scheme != std::string_view::npos) line.remove_prefix(scheme + 3);
+  if (const auto scheme = line.find("://"); scheme != std::string_view::npos)
+    line.remove_prefix(scheme + 3);
   return line.find('/') != std::string_view::npos;
 }
 
@@ -58,16 +64,19 @@ std::optional<std::string> list_domain(std::string_view raw, std::string* err) {
 }
 
 // Parses "host/path" (UT1 urls format; a scheme is tolerated) into host and path prefix.
-std::optional<std::pair<std::string, std::string>> list_url(std::string_view raw, std::string* err) {
+std::optional<std::pair<std::string, std::string>> list_url(std::string_view raw,
+                                                            std::string* err) {
   raw = trim(raw);
   if (auto s = raw.find("://"); s != std::string_view::npos) raw.remove_prefix(s + 3);
-  raw = raw.substr(0, raw.find('#'));  // a fragment never reaches a server
+  raw = raw.substr(0, raw.find('#'));             // a fragment never reaches a server
   if (raw.ends_with("/?")) raw.remove_suffix(1);  // an empty query: the site itself
   const auto slash = raw.find('/');
   std::string_view host = raw.substr(0, slash);
   // In the canonical form requests are compared in ("/%7Euser" is "/~user", "/a/./b" is "/a/b").
-  std::string path = slash == std::string_view::npos ? "/" : canonical_entry_path(raw.substr(slash));
-  if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']') == std::string_view::npos &&
+  std::string path =
+      slash == std::string_view::npos ? "/" : canonical_entry_path(raw.substr(slash));
+  if (auto colon = host.rfind(':'); colon != std::string_view::npos &&
+                                    host.find(']') == std::string_view::npos &&
                                     host.find(':') == colon) {
     host = host.substr(0, colon);  // a port in a list entry does not change the match
   }
@@ -84,7 +93,8 @@ list_line classify_list_line(std::string_view raw, list_file_kind kind) {
   if (const auto hash = raw.find('#'); hash != std::string_view::npos) raw = raw.substr(0, hash);
   const std::string_view text = loading::trim(raw);
   if (text.empty()) return {};
-  const bool url = kind == list_file_kind::urls || (kind == list_file_kind::mixed && loading::is_url_line(text));
+  const bool url =
+      kind == list_file_kind::urls || (kind == list_file_kind::mixed && loading::is_url_line(text));
   return {url ? list_line_kind::url : list_line_kind::domain, text};
 }
 
@@ -92,14 +102,16 @@ list_line classify_list_line(std::string_view raw, list_file_kind kind) {
 std::optional<std::string> list_entry(const list_line& line) {
   std::string why;
   switch (line.kind) {
-    case list_line_kind::blank: return std::nullopt;
+    case list_line_kind::blank:
+      return std::nullopt;
     case list_line_kind::url: {
       auto u = loading::list_url(line.text, &why);
       if (!u) return std::nullopt;
       if (u->second == "/") return std::move(u->first);
       return u->first + u->second;
     }
-    case list_line_kind::domain: return loading::list_domain(line.text, &why);
+    case list_line_kind::domain:
+      return loading::list_domain(line.text, &why);
   }
   return std::nullopt;
 }
@@ -108,7 +120,8 @@ std::optional<std::string> list_entry(const list_line& line) {
 
 namespace hallpass::rules::loading {
 
-std::optional<set_id> loader::new_set(std::string name, std::size_t category_index, bool locked, const YAML::Node& where) {
+std::optional<set_id> loader::new_set(std::string name, std::size_t category_index, bool locked,
+                                      const YAML::Node& where) {
   if (p_->set_names.size() >= 65535) {
     error(where, "the policy has more than 65,535 categories and rule lists");
     return std::nullopt;
@@ -152,8 +165,9 @@ void loader::add_url(std::string host, std::string path, set_id set) {
 // `into`: a table other than the policy's domain table (the never-inspect list), domains only.
 // Reads a list file into `set`; returns the entries added (of them, URL prefixes in
 // last_url_entries_).
-std::size_t loader::load_list_file(const fs::path& path, list_kind kind, set_id set, const YAML::Node& where,
-                           bool required, bool* read, domain_table* into, bool follow_links) {
+std::size_t loader::load_list_file(const fs::path& path, list_kind kind, set_id set,
+                                   const YAML::Node& where, bool required, bool* read,
+                                   domain_table* into, bool follow_links) {
   last_url_entries_ = 0;
   std::string err;
   auto text = read_file(path, &err, follow_links);
@@ -167,7 +181,8 @@ std::size_t loader::load_list_file(const fs::path& path, list_kind kind, set_id 
   if (kind != list_kind::urls) {
     // Room for every line at once, so a large list does not make the table rehash as it grows.
     const auto lines = static_cast<std::size_t>(std::count(rest.begin(), rest.end(), '\n')) + 1;
-    (into ? *into : p_->domains).reserve(lines, rest.size());  // a record is a length byte and the name
+    (into ? *into : p_->domains)
+        .reserve(lines, rest.size());  // a record is a length byte and the name
   }
   const std::string shown = path.string();
   std::size_t suffixes = 0;  // entries left out of an allow: top-level domains, public suffixes
@@ -190,7 +205,8 @@ std::size_t loader::load_list_file(const fs::path& path, list_kind kind, set_id 
     if (line_kind == list_line_kind::url) {
       auto u = list_url(line, &why);
       if (u) {
-        if (const auto to = set_for(u->first)) add_url(std::move(u->first), std::move(u->second), *to);
+        if (const auto to = set_for(u->first))
+          add_url(std::move(u->first), std::move(u->second), *to);
         ++added;
         ++last_url_entries_;
         continue;
@@ -211,14 +227,16 @@ std::size_t loader::load_list_file(const fs::path& path, list_kind kind, set_id 
     }
   }
   if (bad > max_warnings_per_file) {
-    warnings_.push_back({shown, 0, 0, "skipped " + std::to_string(bad) + " unreadable lines in all (" +
-                                          std::to_string(bad - max_warnings_per_file) + " not shown)"});
+    warnings_.push_back({shown, 0, 0,
+                         "skipped " + std::to_string(bad) + " unreadable lines in all (" +
+                             std::to_string(bad - max_warnings_per_file) + " not shown)"});
   }
   if (suffixes > max_warnings_per_file) {
-    warnings_.push_back({shown, 0, 0, "left " + std::to_string(suffixes) +
-                                          " top-level domains or public suffixes in all out of an allow (" +
-                                          checking_->allowed_by + "; " +
-                                          std::to_string(suffixes - max_warnings_per_file) + " not shown)"});
+    warnings_.push_back({shown, 0, 0,
+                         "left " + std::to_string(suffixes) +
+                             " top-level domains or public suffixes in all out of an allow (" +
+                             checking_->allowed_by + "; " +
+                             std::to_string(suffixes - max_warnings_per_file) + " not shown)"});
   }
   return added;
 }
@@ -229,7 +247,8 @@ void loader::add_pattern(const YAML::Node& n, const std::string& text, set_id se
 }
 
 // Inline lists shared by categories and rules. Returns counts via the category (if any).
-void loader::load_inline_lists(const YAML::Node& n, const std::string& what, set_id set, category* c) {
+void loader::load_inline_lists(const YAML::Node& n, const std::string& what, set_id set,
+                               category* c) {
   if (n["domains"]) {
     each_domain(n["domains"], what, [&](const std::string& dom, const YAML::Node& d) {
       const auto to = inline_set(dom, set, d, false);
@@ -274,7 +293,8 @@ void loader::finish_patterns() {
   for (const auto& pp : pending_patterns_) {
     std::string err;
     if (set->Add(pp.text, &err) < 0) {
-      error_at(pp.mark, "URL pattern " + quote(pp.text) + " is not a valid RE2 regular expression: " + err);
+      error_at(pp.mark,
+               "URL pattern " + quote(pp.text) + " is not a valid RE2 regular expression: " + err);
       ok = false;
       continue;
     }

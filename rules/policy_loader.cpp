@@ -26,11 +26,11 @@ load_result loader::run(const parsed_policy_yaml& parsed) {
   if (!root || root.IsNull()) {
     // yaml-cpp reads some broken text (",a: 1") as an empty document: say so, not "empty".
     error_at_file(blank ? "the policy file is empty"
-                        : "the policy file holds no settings: YAML read it as empty (look for a stray "
-                          "character at its start, such as a comma)");
+                        : "the policy file holds no settings: YAML read it as empty (look for a "
+                          "stray character at its start, such as a comma)");
   } else if (check_map(root, "the policy file",
-                       {"school", "categories", "roles", "everyone", "fallback_role", "ungrouped_users", "ut1_dir",
-                        "exceptions", "inspection", "feeds", "bans"},
+                       {"school", "categories", "roles", "everyone", "fallback_role",
+                        "ungrouped_users", "ut1_dir", "exceptions", "inspection", "feeds", "bans"},
                        opt_.other_sections)) {
     load_document(root);
   }
@@ -65,7 +65,8 @@ void loader::load_document(const YAML::Node& root) {
       p_->everyone_rules = load_rules(e["rules"], "everyone");
     }
   }
-  if (const auto e = root["exceptions"]; e && check_map(e, "exceptions", {"max_duration"}) && e["max_duration"]) {
+  if (const auto e = root["exceptions"];
+      e && check_map(e, "exceptions", {"max_duration"}) && e["max_duration"]) {
     if (auto d = duration(e["max_duration"], "exceptions.max_duration")) {
       if (*d < std::chrono::minutes(1) || *d > std::chrono::days(366)) {
         error(e["max_duration"], "exceptions.max_duration must be from 1m to 366d");
@@ -82,8 +83,10 @@ void loader::load_document(const YAML::Node& root) {
       if (*s == "fallback" || *s == "address") {
         p_->ungrouped_users_fallback = *s == "fallback";
       } else {
-        error(u, "ungrouped_users must be fallback (a signed-in user whose groups no role lists gets the fallback "
-                 "role) or address (the client address's role), not " + quote(*s));
+        error(u,
+              "ungrouped_users must be fallback (a signed-in user whose groups no role lists gets "
+              "the fallback role) or address (the client address's role), not " +
+                  quote(*s));
       }
     }
   }
@@ -109,7 +112,8 @@ parsed_policy_yaml parse_policy_yaml(std::string_view yaml, const std::string& f
     // (rules/yaml_load.hpp).
     out.errors.push_back({file_name, e.mark.line + 1, e.mark.column + 1, e.msg});
   } catch (const YAML::ParserException& e) {
-    out.errors.push_back({file_name, e.mark.line + 1, e.mark.column + 1, "this is not valid YAML: " + e.msg});
+    out.errors.push_back(
+        {file_name, e.mark.line + 1, e.mark.column + 1, "this is not valid YAML: " + e.msg});
   }
   return out;
 }
@@ -120,7 +124,8 @@ load_result load_policy_parsed(const parsed_policy_yaml& parsed, const std::stri
   return l.run(parsed);
 }
 
-load_result load_policy_text(std::string_view yaml, const std::string& file_name, const load_options& options) {
+load_result load_policy_text(std::string_view yaml, const std::string& file_name,
+                             const load_options& options) {
   return load_policy_parsed(parse_policy_yaml(yaml, file_name), file_name, options);
 }
 

@@ -13,18 +13,22 @@ namespace hallpass::rules::loading {
 // Whether `host` (normalised) is a top-level domain or a public suffix: by the caller's list
 // (load_options::is_public_suffix), else a name of one label. Never an IP address.
 bool loader::opens_a_suffix(std::string_view host) const {
-  const bool suffix = opt_.is_public_suffix ? opt_.is_public_suffix(host) : host.find('.') == std::string_view::npos;
+  const bool suffix = opt_.is_public_suffix ? opt_.is_public_suffix(host)
+                                            : host.find('.') == std::string_view::npos;
   return suffix && !ip_address::parse(host);
 }
 
 std::string loader::suffix_refused(std::string_view host) const {
-  return suffix_refused(host, checking_->allowed_by,
-                        checking_->category.empty() ? "left out"
-                                                    : "left out of what it allows (a rule that blocks the category "
-                                                      "still blocks with it)");
+  return suffix_refused(
+      host, checking_->allowed_by,
+      checking_->category.empty()
+          ? "left out"
+          : "left out of what it allows (a rule that blocks the category still blocks with it)");
 }
-std::string loader::suffix_refused(std::string_view host, const std::string& allowed_by, const std::string& done) {
-  return quote(host) + " is a top-level domain or a public suffix (a name under which anyone registers sites, " +
+std::string loader::suffix_refused(std::string_view host, const std::string& allowed_by,
+                                   const std::string& done) {
+  return quote(host) +
+         " is a top-level domain or a public suffix (a name under which anyone registers sites, " +
          "like co.uk): " + allowed_by + ", and it would open every site under it: " + done;
 }
 
@@ -39,7 +43,8 @@ void loader::warn_at(const YAML::Node& n, std::string message) {
 std::optional<set_id> loader::block_only_set() {
   if (checking_->category.empty()) return std::nullopt;
   if (!checking_->block_only) {
-    checking_->block_only = new_set(checking_->category, p_->categories.size(), false, checking_->where);
+    checking_->block_only =
+        new_set(checking_->category, p_->categories.size(), false, checking_->where);
   }
   return checking_->block_only;
 }
@@ -68,7 +73,8 @@ void loader::find_allowing_rules(const YAML::Node& root) {
       const YAML::Node a = r["action"];
       if (!a || !a.IsScalar() || a.Scalar() != "allow") continue;
       std::string id = owner + " rule " + std::to_string(index);
-      if (const YAML::Node name = r["name"]; name && name.IsScalar()) id += " (" + name.Scalar() + ")";
+      if (const YAML::Node name = r["name"]; name && name.IsScalar())
+        id += " (" + name.Scalar() + ")";
       note(r["categories"], id + " allows");
     }
   };
@@ -92,7 +98,8 @@ void loader::find_allowing_rules(const YAML::Node& root) {
 // under it. A URL prefix is checked against the whole list (`url`): `co.uk/news` would match
 // /news on every site under co.uk, which no school means (a review of 2026-12-05). Lists from
 // files, UT1 and feeds are checked against the whole list (set_for).
-std::optional<set_id> loader::inline_set(std::string_view host, set_id set, const YAML::Node& where, bool url) {
+std::optional<set_id> loader::inline_set(std::string_view host, set_id set, const YAML::Node& where,
+                                         bool url) {
   if (checking_ == nullptr || !(url ? opens_a_suffix(host) : is_single_label(host))) return set;
   warn_at(where, suffix_refused(host));
   return block_only_set();

@@ -20,11 +20,12 @@ std::optional<action> loader::parse_action(const YAML::Node& n, const std::strin
   return std::nullopt;
 }
 
-std::uint64_t loader::parse_during(const YAML::Node& n, const std::string& what, std::string& text) {
+std::uint64_t loader::parse_during(const YAML::Node& n, const std::string& what,
+                                   std::string& text) {
   const auto& tt = p_->timetable;
   std::uint64_t mask = 0;
-  std::vector<std::string> words = {"lessons", "breaks", "lunch", "other", "school_hours",
-                                    "outside_school_hours", "any_time"};
+  std::vector<std::string> words = {
+      "lessons", "breaks", "lunch", "other", "school_hours", "outside_school_hours", "any_time"};
   for (const auto& name : tt.period_names) words.push_back(name);
   std::vector<std::string> shown;
   for (const auto& item : items(n, what)) {
@@ -32,19 +33,27 @@ std::uint64_t loader::parse_during(const YAML::Node& n, const std::string& what,
     if (!s) continue;
     std::string w = *s;
     std::uint64_t bits = 0;
-    if (w == "lessons" || w == "lesson") bits = tt.bits_of_kind(period_kind::lesson);
-    else if (w == "breaks" || w == "break") bits = tt.bits_of_kind(period_kind::break_time);
-    else if (w == "lunch") bits = tt.bits_of_kind(period_kind::lunch);
-    else if (w == "other") bits = tt.bits_of_kind(period_kind::other);
-    else if (w == "school_hours") bits = tt.all_period_bits();
-    else if (w == "outside_school_hours") bits = 1ull << timetable::outside_bit;
-    else if (w == "any_time") bits = ~0ull;
+    if (w == "lessons" || w == "lesson")
+      bits = tt.bits_of_kind(period_kind::lesson);
+    else if (w == "breaks" || w == "break")
+      bits = tt.bits_of_kind(period_kind::break_time);
+    else if (w == "lunch")
+      bits = tt.bits_of_kind(period_kind::lunch);
+    else if (w == "other")
+      bits = tt.bits_of_kind(period_kind::other);
+    else if (w == "school_hours")
+      bits = tt.all_period_bits();
+    else if (w == "outside_school_hours")
+      bits = 1ull << timetable::outside_bit;
+    else if (w == "any_time")
+      bits = ~0ull;
     else {
       auto it = std::find(tt.period_names.begin(), tt.period_names.end(), w);
       if (it == tt.period_names.end()) {
         if (!timetable_failed_) {
-          error(item, what + " names " + quote(w) + ", which is neither a period of the timetable nor one of "
-                          "lessons, breaks, lunch, other, school_hours, outside_school_hours, any_time" +
+          error(item, what + " names " + quote(w) +
+                          ", which is neither a period of the timetable nor one of lessons, "
+                          "breaks, lunch, other, school_hours, outside_school_hours, any_time" +
                           did_you_mean(w, words));
         }
         continue;
@@ -53,7 +62,8 @@ std::uint64_t loader::parse_during(const YAML::Node& n, const std::string& what,
     }
     if (bits == 0) {
       // After a timetable error the period may be the one that failed: that error says it.
-      if (!timetable_failed_) error(item, what + " names " + quote(w) + " but the timetable has no such period");
+      if (!timetable_failed_)
+        error(item, what + " names " + quote(w) + " but the timetable has no such period");
       continue;
     }
     mask |= bits;
@@ -72,12 +82,15 @@ std::vector<rule> loader::load_rules(const YAML::Node& list, const std::string& 
   int index = 0;
   for (const auto& n : list) {
     ++index;
-    const std::string what = "rule " + std::to_string(index) + " of " + (owner == "everyone" ? "everyone" : "role " + owner);
-    if (!check_map(n, what, {"name", "action", "categories", "domains", "urls", "patterns", "methods",
-                             "during", "clause", "reason"}))
+    const std::string what = "rule " + std::to_string(index) + " of " +
+                             (owner == "everyone" ? "everyone" : "role " + owner);
+    if (!check_map(n, what,
+                   {"name", "action", "categories", "domains", "urls", "patterns", "methods",
+                    "during", "clause", "reason"}))
       continue;
     rule r;
-    r.id = (owner == "everyone" ? std::string("everyone") : owner) + " rule " + std::to_string(index);
+    r.id =
+        (owner == "everyone" ? std::string("everyone") : owner) + " rule " + std::to_string(index);
     if (n["name"]) {
       if (auto s = text(n["name"], what + " name")) r.id += " (" + *s + ")";
     }
@@ -95,7 +108,8 @@ std::vector<rule> loader::load_rules(const YAML::Node& list, const std::string& 
     for (const char* key : {"categories", "domains", "urls", "patterns", "methods", "during"}) {
       const YAML::Node v = n[key];
       if (v && (v.IsNull() || (v.IsSequence() && v.size() == 0))) {
-        error(v.IsNull() ? n : v, what + " has an empty '" + key + "' (items commented out?): name at least one, " +
+        error(v.IsNull() ? n : v, what + " has an empty '" + key +
+                                      "' (items commented out?): name at least one, " +
                                       "or leave the key out");
         empty_key = true;
       }
@@ -108,7 +122,8 @@ std::vector<rule> loader::load_rules(const YAML::Node& list, const std::string& 
         if (!cat) continue;
         if (cat->locked && r.act == action::allow) {
           error(c, what + " allows category " + quote(cat->name) +
-                       ", which is locked: illegal-content lists cannot be allowed by any rule or exception");
+                       ", which is locked: illegal-content lists cannot be allowed by any rule or "
+                       "exception");
           continue;
         }
         add_category_sets(*cat, r.act == action::block, r.targets);
@@ -137,23 +152,27 @@ std::vector<rule> loader::load_rules(const YAML::Node& list, const std::string& 
         if (!s) continue;
         std::string up = *s;
         for (auto& ch : up) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-        if (up.empty() || !std::all_of(up.begin(), up.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; })) {
+        if (up.empty() ||
+            !std::all_of(up.begin(), up.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; })) {
           error(m, what + " method " + quote(*s) + " is not an HTTP method name");
           continue;
         }
         // Any token is a method to HTTP, but one no client sends is a rule that never matches:
         // `methods: yes`, `PSOT` (outside-in audit H, 2026-12-05). Said, not refused (a
         // school's own WebDAV or API method may be missing here).
+        // clang-format off
         static constexpr std::string_view known[] = {
             "GET",   "HEAD",      "POST",  "PUT",   "DELETE", "CONNECT", "OPTIONS", "TRACE",   "PATCH",
             "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE",   "LOCK",    "UNLOCK",  "REPORT", "SEARCH",
             "MKCALENDAR", "ACL", "BIND", "UNBIND", "REBIND", "MERGE", "CHECKOUT", "CHECKIN", "UPDATE", "LABEL",
             "VERSION-CONTROL", "MKWORKSPACE", "MKACTIVITY", "BASELINE-CONTROL", "ORDERPATCH", "QUERY"};
+        // clang-format on
         if (std::find(std::begin(known), std::end(known), up) == std::end(known)) {
           const auto mark = m.Mark();
           warnings_.push_back({file_, mark.line + 1, mark.column + 1,
-                               what + " method " + quote(*s) + " is not a method browsers or apps send (a typo?): "
-                                      "the rule matches no request by it"});
+                               what + " method " + quote(*s) +
+                                   " is not a method browsers or apps send (a typo?): the rule "
+                                   "matches no request by it"});
         }
         r.methods.push_back(up);
       }
@@ -174,7 +193,8 @@ std::vector<rule> loader::load_rules(const YAML::Node& list, const std::string& 
       std::string words = targets;
       std::replace(words.begin(), words.end(), '_', ' ');
       r.reason = words + (r.act == action::block ? " is blocked" : " is allowed") + " for " +
-                 (owner == "everyone" ? std::string("everyone") : owner) + " " + r.during_text + ".";
+                 (owner == "everyone" ? std::string("everyone") : owner) + " " + r.during_text +
+                 ".";
       r.reason[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(r.reason[0])));
     }
     out.push_back(std::move(r));
@@ -206,7 +226,9 @@ void loader::load_roles(const YAML::Node& roles) {
       continue;
     }
     const YAML::Node& n = kv.second;
-    if (!check_map(n, what, {"description", "networks", "default", "rules", "safesearch", "groups"})) continue;
+    if (!check_map(n, what,
+                   {"description", "networks", "default", "rules", "safesearch", "groups"}))
+      continue;
     role r;
     r.name = name;
     if (n["description"]) {
@@ -218,9 +240,10 @@ void loader::load_roles(const YAML::Node& roles) {
       error(n, what + " has no 'default' (allow or block): say what happens when no rule matches");
     }
     r.default_id = "default for " + name;
-    r.default_reason = r.default_action == action::allow
-                           ? "No rule blocks this for " + name + ", so it is allowed."
-                           : "Only sites the policy allows are open to " + name + ", and this is not one of them.";
+    r.default_reason =
+        r.default_action == action::allow
+            ? "No rule blocks this for " + name + ", so it is allowed."
+            : "Only sites the policy allows are open to " + name + ", and this is not one of them.";
     if (n["networks"]) {
       for (const auto& net : items(n["networks"], what + " networks")) {
         auto parsed = parse_network(net, what + " network");
@@ -228,8 +251,9 @@ void loader::load_roles(const YAML::Node& roles) {
         parsed->role = p_->roles.size();
         for (const auto& other : p_->networks) {
           if (other.prefix == parsed->prefix && other.base == parsed->base) {
-            error(net, what + " network " + quote(parsed->text) + " is already given to role " +
-                           quote(p_->roles.size() > other.role ? p_->roles[other.role].name : name));
+            error(net,
+                  what + " network " + quote(parsed->text) + " is already given to role " +
+                      quote(p_->roles.size() > other.role ? p_->roles[other.role].name : name));
           }
         }
         p_->networks.push_back(std::move(*parsed));
@@ -238,7 +262,8 @@ void loader::load_roles(const YAML::Node& roles) {
     if (n["rules"]) r.rules = load_rules(n["rules"], name);
     if (n["safesearch"]) load_safesearch(n["safesearch"], what, r.safesearch);
     if (r.safesearch.search != safesearch_level::off) {
-      if (auto lock = search_front_end_lock(name, r.safesearch.clause)) r.rules.insert(r.rules.begin(), std::move(*lock));
+      if (auto lock = search_front_end_lock(name, r.safesearch.clause))
+        r.rules.insert(r.rules.begin(), std::move(*lock));
     }
     if (n["groups"]) load_role_groups(n["groups"], what, r.groups);
     role_names_.push_back(name);
@@ -257,7 +282,8 @@ void loader::load_roles(const YAML::Node& roles) {
 // roles.<name>.groups: directory group names, as the directory spells them ("Year 6").
 // Empty names and a group listed twice in one role are refused; a group listed by two roles
 // is allowed (the first in policy order wins) but warned about, since the second never applies.
-void loader::load_role_groups(const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
+void loader::load_role_groups(const YAML::Node& n, const std::string& what,
+                              std::vector<std::string>& out) {
   for (const auto& item : items(n, what + " groups")) {
     auto s = scalar(item, what + " group");
     if (!s) continue;
@@ -266,8 +292,10 @@ void loader::load_role_groups(const YAML::Node& n, const std::string& what, std:
       continue;
     }
     const auto same = [&s](const std::string& g) {
-      return g.size() == s->size() && std::equal(g.begin(), g.end(), s->begin(), [](char a, char b) {
-               return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+      return g.size() == s->size() &&
+             std::equal(g.begin(), g.end(), s->begin(), [](char a, char b) {
+               return std::tolower(static_cast<unsigned char>(a)) ==
+                      std::tolower(static_cast<unsigned char>(b));
              });
     };
     if (std::any_of(out.begin(), out.end(), same)) {
@@ -278,7 +306,8 @@ void loader::load_role_groups(const YAML::Node& n, const std::string& what, std:
       if (std::any_of(earlier.groups.begin(), earlier.groups.end(), same)) {
         const auto m = item.Mark();
         warnings_.push_back({file_, m.line + 1, m.column + 1,
-                             what + " group " + quote(*s) + " is already listed by role " + quote(earlier.name) +
+                             what + " group " + quote(*s) + " is already listed by role " +
+                                 quote(earlier.name) +
                                  ", which comes first and wins: this entry never applies"});
       }
     }
@@ -291,21 +320,25 @@ void loader::load_role_groups(const YAML::Node& n, const std::string& what, std:
 // there was never locked (audit20 D1, D2). A role whose search is locked gets them blocked by
 // a rule of its own, before the role's rules (an "allow duckduckgo.com" there would open its
 // subdomains too), so that the block page, explain and the log say why.
-std::optional<rule> loader::search_front_end_lock(const std::string& role, const std::string& clause) {
+std::optional<rule> loader::search_front_end_lock(const std::string& role,
+                                                  const std::string& clause) {
   static const char* const text =
-      "[{name: SafeSearch lock, action: block, domains: [html.duckduckgo.com, lite.duckduckgo.com], "
-      "reason: \"DuckDuckGo's HTML and lite pages cannot be locked to safe search, so they are closed where "
-      "SafeSearch is on; duckduckgo.com is open, with safe search locked.\"}]";
+      "[{name: SafeSearch lock, action: block, domains: [html.duckduckgo.com, "
+      "lite.duckduckgo.com], reason: \"DuckDuckGo's HTML and lite pages cannot be locked to safe "
+      "search, so they are closed where SafeSearch is on; duckduckgo.com is open, with safe search "
+      "locked.\"}]";
   auto rules = load_rules(load_yaml(text), role);
   if (rules.size() != 1) return std::nullopt;
   rules[0].id = role + " SafeSearch lock";
-  rules[0].summary = "block DuckDuckGo's HTML and lite pages, which cannot be locked to safe search";
+  rules[0].summary =
+      "block DuckDuckGo's HTML and lite pages, which cannot be locked to safe search";
   rules[0].clause = clause;
   return std::move(rules[0]);
 }
 
 // roles.<name>.safesearch: {search: strict|off, youtube: strict|moderate|off, clause: "..."}
-void loader::load_safesearch(const YAML::Node& n, const std::string& role_what, safesearch_settings& out) {
+void loader::load_safesearch(const YAML::Node& n, const std::string& role_what,
+                             safesearch_settings& out) {
   const std::string what = role_what + " safesearch";
   if (!check_map(n, what, {"search", "youtube", "clause"})) return;
   auto level = [&](const char* key, bool moderate_ok) -> std::optional<safesearch_level> {
@@ -315,12 +348,13 @@ void loader::load_safesearch(const YAML::Node& n, const std::string& role_what, 
     if (*s == "off") return safesearch_level::off;
     if (*s == "moderate" && moderate_ok) return safesearch_level::moderate;
     const std::vector<std::string> words =
-        moderate_ok ? std::vector<std::string>{"strict", "moderate", "off"} : std::vector<std::string>{"strict", "off"};
-    error(n[key], what + " " + key + " must be " + (moderate_ok ? "strict, moderate or off" : "strict or off") +
-                      ", not " + quote(*s) +
-                      (!moderate_ok && *s == "moderate"
-                           ? " (search engines offer no locked moderate mode)"
-                           : did_you_mean(*s, words)));
+        moderate_ok ? std::vector<std::string>{"strict", "moderate", "off"}
+                    : std::vector<std::string>{"strict", "off"};
+    error(n[key],
+          what + " " + key + " must be " +
+              (moderate_ok ? "strict, moderate or off" : "strict or off") + ", not " + quote(*s) +
+              (!moderate_ok && *s == "moderate" ? " (search engines offer no locked moderate mode)"
+                                                : did_you_mean(*s, words)));
     return std::nullopt;
   };
   if (n["search"]) {
@@ -344,7 +378,8 @@ void loader::choose_fallback(const YAML::Node& n) {
         return;
       }
     }
-    error(n, "fallback_role names role " + quote(*s) + ", which is not defined" + did_you_mean(*s, role_names_));
+    error(n, "fallback_role names role " + quote(*s) + ", which is not defined" +
+                 did_you_mean(*s, role_names_));
     return;
   }
   // Not configured: the most restricted role there can be, never unfiltered.
@@ -360,8 +395,8 @@ void loader::choose_fallback(const YAML::Node& n) {
   r.default_action = action::block;
   r.default_id = "default for unassigned";
   r.default_reason =
-      "This device's address is not in any network the school's policy knows, so everything is blocked. "
-      "Ask the ICT technician to add it.";
+      "This device's address is not in any network the school's policy knows, so everything is "
+      "blocked. Ask the ICT technician to add it.";
   r.builtin = true;
   p_->fallback_role = p_->roles.size();
   p_->roles.push_back(std::move(r));

@@ -15,8 +15,8 @@ namespace {
 std::string iso_day(std::chrono::sys_days d) {
   const std::chrono::year_month_day ymd{d};
   char buf[16];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                static_cast<unsigned>(ymd.day()));
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
   return buf;
 }
 
@@ -49,7 +49,8 @@ void loader::warn_about_terms(const YAML::Node& where) {
   using namespace std::chrono;
   auto terms = p_->timetable.terms;
   if (terms.empty()) return;
-  std::sort(terms.begin(), terms.end(), [](const date_range& a, const date_range& b) { return a.first < b.first; });
+  std::sort(terms.begin(), terms.end(),
+            [](const date_range& a, const date_range& b) { return a.first < b.first; });
   const auto mark = where.Mark();
   for (std::size_t i = 1; i < terms.size(); ++i) {
     if (terms[i].first <= terms[i - 1].last) {
@@ -60,14 +61,15 @@ void loader::warn_about_terms(const YAML::Node& where) {
   }
   const auto now = opt_.now ? *opt_.now : floor<seconds>(system_clock::now());
   const sys_days today{floor<days>(p_->zone.to_local(now)).time_since_epoch()};
-  const auto last = std::max_element(terms.begin(), terms.end(),
-                                     [](const date_range& a, const date_range& b) { return a.last < b.last; });
+  const auto last =
+      std::max_element(terms.begin(), terms.end(),
+                       [](const date_range& a, const date_range& b) { return a.last < b.last; });
   if (last->last < today) {
     warnings_.push_back({file_, mark.line + 1, mark.column + 1,
                          "school.terms: the last term listed ('" + last->name + "') ended on " +
                              iso_day(last->last) +
-                             ": every day since is outside term time, so no rule for lessons or any other "
-                             "period applies; add the coming terms"});
+                             ": every day since is outside term time, so no rule for lessons or "
+                             "any other period applies; add the coming terms"});
   }
 }
 
@@ -78,15 +80,17 @@ void loader::load_zone(const std::string& name, const YAML::Node& where) {
                              c == '-' || c == '+';
                     });
   if (!safe) {
-    error(where, "school.timezone " + quote(name) + " is not a time zone name like 'Europe/London'");
+    error(where,
+          "school.timezone " + quote(name) + " is not a time zone name like 'Europe/London'");
     return;
   }
   // Zones a school's clock must not follow: "right/..." counts leap seconds, which the
   // system clock does not (and Debian's copies stop at their last listed change, so they
   // keep summer time for ever); "posixrules" and "Factory" are tzdata's internals.
   if (name.starts_with("right/") || name == "posixrules" || name == "Factory") {
-    error(where, "school.timezone " + quote(name) + " is not a zone for a school's clock; use a place name like "
-                 "'Europe/London'" + (name.starts_with("right/") ? " ('" + name.substr(6) + "')" : std::string()));
+    error(where, "school.timezone " + quote(name) +
+                     " is not a zone for a school's clock; use a place name like 'Europe/London'" +
+                     (name.starts_with("right/") ? " ('" + name.substr(6) + "')" : std::string()));
     return;
   }
   if (name == "UTC") {
@@ -96,7 +100,8 @@ void loader::load_zone(const std::string& name, const YAML::Node& where) {
   std::string err;
   auto bytes = read_file(fs::path(opt_.tzdir) / name, &err);
   if (!bytes) {
-    error(where, "school.timezone " + quote(name) + " is not a known time zone (" + (fs::path(opt_.tzdir) / name).string() + " " + err + ")");
+    error(where, "school.timezone " + quote(name) + " is not a known time zone (" +
+                     (fs::path(opt_.tzdir) / name).string() + " " + err + ")");
     return;
   }
   auto z = time_zone::from_tzif(name, *bytes, &err);
@@ -124,7 +129,8 @@ std::optional<int> loader::parse_minute(const YAML::Node& n, const std::string& 
   return h * 60 + m;
 }
 
-std::optional<std::chrono::sys_days> loader::parse_date(const YAML::Node& n, const std::string& what) {
+std::optional<std::chrono::sys_days> loader::parse_date(const YAML::Node& n,
+                                                        const std::string& what) {
   auto s = scalar(n, what);
   if (!s) return std::nullopt;
   int y = 0;
@@ -137,7 +143,8 @@ std::optional<std::chrono::sys_days> loader::parse_date(const YAML::Node& n, con
     shape = a.ec == std::errc() && b.ec == std::errc() && c.ec == std::errc() &&
             a.ptr == s->data() + 4 && b.ptr == s->data() + 7 && c.ptr == s->data() + 10;
   }
-  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{mo}, std::chrono::day{d}};
+  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{mo},
+                                        std::chrono::day{d}};
   if (!shape || !ymd.ok()) {
     error(n, what + " must be a date like 2026-09-03 (YYYY-MM-DD), not " + quote(*s));
     return std::nullopt;
@@ -160,7 +167,8 @@ std::vector<date_range> loader::load_dates(const YAML::Node& list, const std::st
       if (auto s = text(n["name"], item + " name")) r.name = *s;
     }
     if (n["date"]) {
-      if (n["from"] || n["to"]) error(n, item + " has both 'date' and 'from'/'to'; use one or the other");
+      if (n["from"] || n["to"])
+        error(n, item + " has both 'date' and 'from'/'to'; use one or the other");
       auto d = parse_date(n["date"], item + " date");
       if (!d) continue;
       r.first = r.last = *d;
@@ -186,10 +194,11 @@ std::vector<date_range> loader::load_dates(const YAML::Node& list, const std::st
 }
 
 void loader::load_timetable(const YAML::Node& t) {
-  static const std::vector<std::string> day_names = {"sunday", "monday", "tuesday", "wednesday",
+  static const std::vector<std::string> day_names = {"sunday",   "monday", "tuesday", "wednesday",
                                                      "thursday", "friday", "saturday"};
   if (!check_map(t, "school.timetable",
-                 {"weekdays", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}))
+                 {"weekdays", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                  "sunday"}))
     return;
   // Rebound with reset(), never `=`: a YAML::Node assigned to another node writes through to
   // the node it refers to, so `source[5] = t["friday"]` once all five days shared the
@@ -207,7 +216,8 @@ void loader::load_timetable(const YAML::Node& t) {
     if (!source[d]) continue;
     // Named as written: the weekdays list is read for each of its days, and one mistake in it
     // is one error, not five (duplicates are dropped below).
-    const std::string what = "school.timetable." + (from_weekdays[d] ? std::string("weekdays") : day_names[d]);
+    const std::string what =
+        "school.timetable." + (from_weekdays[d] ? std::string("weekdays") : day_names[d]);
     if (source[d].IsNull()) continue;  // "saturday: ~" means no school
     if (!source[d].IsSequence()) {
       error(source[d], what + " must be a list of periods ({name, kind, from, to})");
@@ -277,7 +287,8 @@ void loader::load_timetable(const YAML::Node& t) {
     // Sort by start and reject overlaps.
     std::vector<std::size_t> order(day.size());
     for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
-    std::sort(order.begin(), order.end(), [&](auto a, auto b) { return day[a].start_minute < day[b].start_minute; });
+    std::sort(order.begin(), order.end(),
+              [&](auto a, auto b) { return day[a].start_minute < day[b].start_minute; });
     std::vector<period> sorted;
     for (auto k : order) sorted.push_back(day[k]);
     for (std::size_t k = 1; k < sorted.size(); ++k) {
@@ -290,10 +301,11 @@ void loader::load_timetable(const YAML::Node& t) {
   }
   for (std::size_t k = errors_before; k < errors_.size();) {
     const auto& e = errors_[k];
-    const bool seen = std::any_of(errors_.begin() + static_cast<std::ptrdiff_t>(errors_before),
-                                  errors_.begin() + static_cast<std::ptrdiff_t>(k), [&](const diagnostic& x) {
-                                    return x.line == e.line && x.column == e.column && x.message == e.message;
-                                  });
+    const bool seen =
+        std::any_of(errors_.begin() + static_cast<std::ptrdiff_t>(errors_before),
+                    errors_.begin() + static_cast<std::ptrdiff_t>(k), [&](const diagnostic& x) {
+                      return x.line == e.line && x.column == e.column && x.message == e.message;
+                    });
     if (seen) {
       errors_.erase(errors_.begin() + static_cast<std::ptrdiff_t>(k));
     } else {

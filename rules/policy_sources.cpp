@@ -13,8 +13,9 @@ namespace {
 // empty one, so neither a reload nor a start refuses it.
 bool may_be_empty(const policy& p, std::string_view source) {
   if (!source.starts_with("feed:")) return false;
-  const auto name = source.substr(5, source.find('/') == std::string_view::npos ? std::string_view::npos
-                                                                                 : source.find('/') - 5);
+  const auto name =
+      source.substr(5, source.find('/') == std::string_view::npos ? std::string_view::npos
+                                                                  : source.find('/') - 5);
   return std::any_of(p.feeds.begin(), p.feeds.end(),
                      [&](const feed& f) { return f.name == name && f.min_entries == 0; });
 }
@@ -30,8 +31,8 @@ source_counts count_sources(const policy& p) {
   return out;
 }
 
-std::vector<std::string> emptied_sources(const source_counts& before, const policy& after, std::string_view before_was,
-                                         std::string_view refused) {
+std::vector<std::string> emptied_sources(const source_counts& before, const policy& after,
+                                         std::string_view before_was, std::string_view refused) {
   std::vector<std::string> out;
   for (const auto& c : after.categories) {
     const auto old = before.find(c.name);
@@ -40,10 +41,12 @@ std::vector<std::string> emptied_sources(const source_counts& before, const poli
       if (now.entries > 0 || may_be_empty(after, now.name)) continue;
       const auto was = old->second.find(now.name);
       if (was == old->second.end() || was->second == 0) continue;
-      out.push_back("category " + quote(c.name) + ": " + now.name + " had " + std::to_string(was->second) +
-                    " entries " + std::string(before_was) + " and has none now (emptied, cut short or the wrong "
-                    "file?): " + std::string(refused) + "; to empty it on purpose, take it out of the policy (a "
-                    "feed's list may be empty with feeds.NAME.min_entries: 0)");
+      out.push_back(
+          "category " + quote(c.name) + ": " + now.name + " had " + std::to_string(was->second) +
+          " entries " + std::string(before_was) +
+          " and has none now (emptied, cut short or the wrong file?): " + std::string(refused) +
+          "; to empty it on purpose, take it out of the policy (a feed's list may be empty with "
+          "feeds.NAME.min_entries: 0)");
     }
   }
   return out;
