@@ -26,7 +26,9 @@ std::uint64_t loader::parse_during(const YAML::Node& n, const std::string& what,
   std::uint64_t mask = 0;
   std::vector<std::string> words = {
       "lessons", "breaks", "lunch", "other", "school_hours", "outside_school_hours", "any_time"};
-  for (const auto& name : tt.period_names) words.push_back(name);
+  for (const auto& name : tt.period_names) {
+    if (std::find(words.begin(), words.end(), name) == words.end()) words.push_back(name);
+  }
   std::vector<std::string> shown;
   for (const auto& item : items(n, what)) {
     auto s = scalar(item, what);
@@ -48,8 +50,11 @@ std::uint64_t loader::parse_during(const YAML::Node& n, const std::string& what,
     else if (w == "any_time")
       bits = ~0ull;
     else {
-      auto it = std::find(tt.period_names.begin(), tt.period_names.end(), w);
-      if (it == tt.period_names.end()) {
+      // By name: every kind the name has on any day (a bit per name and kind).
+      for (std::size_t b = 0; b < tt.period_names.size(); ++b) {
+        if (tt.period_names[b] == w) bits |= 1ull << b;
+      }
+      if (bits == 0) {
         if (!timetable_failed_) {
           error(item, what + " names " + quote(w) +
                           ", which is neither a period of the timetable nor one of lessons, "
@@ -58,7 +63,6 @@ std::uint64_t loader::parse_during(const YAML::Node& n, const std::string& what,
         }
         continue;
       }
-      bits = 1ull << (it - tt.period_names.begin());
     }
     if (bits == 0) {
       // After a timetable error the period may be the one that failed: that error says it.

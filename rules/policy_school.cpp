@@ -270,17 +270,23 @@ void loader::load_timetable(const YAML::Node& t) {
       }
       pd.start_minute = from;
       pd.end_minute = to;
+      // A period's bit stands for its name and kind together: "Period 5" a lesson from Monday
+      // to Thursday and golden time (other) on Friday are two bits, so that `during: [lessons]`
+      // follows the kind in force that day. One bit per name let the Friday kind apply every
+      // day (policy audit, 2026-12-05). `during: [Period 5]` selects both (parse_during).
       auto& names = p_->timetable.period_names;
-      auto it = std::find(names.begin(), names.end(), pd.name);
-      if (it == names.end()) {
+      auto& kinds = p_->timetable.period_kinds;
+      std::size_t bit = 0;
+      while (bit < names.size() && !(names[bit] == pd.name && kinds[bit] == pd.kind)) ++bit;
+      if (bit == names.size()) {
         if (names.size() >= timetable::max_periods) {
-          error(n, "the timetable has more than 63 differently named periods");
+          error(n, "the timetable has more than 63 different periods (by name and kind)");
           continue;
         }
         names.push_back(pd.name);
-        it = names.end() - 1;
+        kinds.push_back(pd.kind);
       }
-      pd.bit = static_cast<int>(it - names.begin());
+      pd.bit = static_cast<int>(bit);
       period_marks_[d].push_back(n.Mark());
       day.push_back(std::move(pd));
     }

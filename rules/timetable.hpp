@@ -43,13 +43,15 @@ struct period_at {
 class timetable {
  public:
   static constexpr int outside_bit = 63;  // `during: [outside_school_hours]`
-  static constexpr int max_periods = 63;  // distinct period names
+  static constexpr int max_periods = 63;  // distinct periods, by name and kind
 
   // days[0] is Sunday (std::chrono::weekday::c_encoding()).
   std::array<std::vector<period>, 7> days;
   std::vector<date_range> terms;     // empty: every week is a school week
   std::vector<date_range> holidays;  // closures within terms (and bank holidays)
-  std::vector<std::string> period_names;  // index = bit
+  // Index = bit: one bit per name and kind (a name may have two kinds on different days).
+  std::vector<std::string> period_names;
+  std::vector<period_kind> period_kinds;
 
   period_at at(std::chrono::local_seconds t) const;
   // Bits of every period whose kind is k.

@@ -117,6 +117,49 @@ roles:
   }
 }
 
+TEST_CASE("a period name with another kind on another day: the kind words follow the day's kind") {
+  // Period 2 is a lesson Monday to Thursday and a break on Friday. One bit per name made
+  // `during: [breaks]` match it every day (policy audit, 2026-12-05: games allowed in a lesson).
+  auto p = test::load_yaml(R"(
+school:
+  name: Test School
+  timezone: Europe/London
+  timetable:
+    weekdays:
+      - {name: Period 1, kind: lesson, from: "09:00", to: "10:00"}
+      - {name: Period 2, kind: lesson, from: "10:00", to: "11:00"}
+    friday:
+      - {name: Period 1, kind: lesson, from: "09:00", to: "10:00"}
+      - {name: Period 2, kind: break, from: "10:00", to: "11:00"}
+categories:
+  games: {domains: [games.example]}
+  video: {domains: [video.example]}
+roles:
+  pupils:
+    networks: [10.10.0.0/16]
+    default: block
+    rules:
+      - {action: allow, categories: [games], during: [breaks]}
+      - {action: allow, categories: [video], during: [Period 2]}
+  staff:
+    networks: [10.20.0.0/16]
+    default: allow
+    rules:
+      - {action: block, categories: [games], during: [lessons]}
+)");
+  ask pupils{*p, "pupils"}, staff{*p, "staff"};
+  const std::string games = "http://games.example/", video = "http://video.example/";
+  CHECK_FALSE(pupils.allowed("2026-12-07 10:30", games));  // Monday: Period 2 is a lesson
+  CHECK(pupils.allowed("2026-12-11 10:30", games));        // Friday: Period 2 is a break
+  CHECK(staff.allowed("2026-12-11 10:30", games));         // ... so not a lesson for staff
+  CHECK_FALSE(staff.allowed("2026-12-07 10:30", games));
+  CHECK_FALSE(staff.allowed("2026-12-11 09:30", games));   // Friday's Period 1 is a lesson
+  // By name: Period 2 whatever its kind that day.
+  CHECK(pupils.allowed("2026-12-07 10:30", video));
+  CHECK(pupils.allowed("2026-12-11 10:30", video));
+  CHECK_FALSE(pupils.allowed("2026-12-07 09:30", video));
+}
+
 TEST_CASE("both UK clock changes: a 09:00 lesson is a lesson the day after") {
   auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
 categories:
