@@ -149,7 +149,7 @@ class loader : private yaml_reader {
                         std::vector<std::string>& out);
   std::optional<rule> search_front_end_lock(const std::string& role, const std::string& clause);
   void load_safesearch(const YAML::Node& n, const std::string& role_what, safesearch_settings& out);
-  void choose_fallback(const YAML::Node& n);
+  void choose_fallback(const YAML::Node& n, const YAML::Node& roles);
 
   // policy_inspection.cpp
   void load_inspection(const YAML::Node& n);

@@ -77,7 +77,7 @@ void loader::load_document(const YAML::Node& root) {
   }
   if (root["inspection"]) load_inspection(root["inspection"]);
   if (root["bans"]) load_bans(root["bans"]);
-  choose_fallback(root["fallback_role"]);
+  choose_fallback(root["fallback_role"], root["roles"]);
   if (const YAML::Node u = root["ungrouped_users"]) {
     if (auto s = scalar(u, "ungrouped_users")) {
       if (*s == "fallback" || *s == "address") {

@@ -372,7 +372,7 @@ void loader::load_safesearch(const YAML::Node& n, const std::string& role_what,
   }
 }
 
-void loader::choose_fallback(const YAML::Node& n) {
+void loader::choose_fallback(const YAML::Node& n, const YAML::Node& roles) {
   if (n) {
     auto s = scalar(n, "fallback_role");
     if (!s) return;
@@ -386,12 +386,18 @@ void loader::choose_fallback(const YAML::Node& n) {
                  did_you_mean(*s, role_names_));
     return;
   }
-  // Not configured: the most restricted role there can be, never unfiltered.
-  for (std::size_t i = 0; i < p_->roles.size(); ++i) {
-    if (p_->roles[i].name == "unassigned") {
-      p_->fallback_role = i;
-      return;
+  // Not configured: the most restricted role there can be, never unfiltered. A school role of
+  // the built-in's name is refused rather than taken for it: taken, its `default: allow` gave
+  // every unknown device an unfiltered role the school never chose (policy audit, 2026-12-05).
+  if (std::find(role_names_.begin(), role_names_.end(), "unassigned") != role_names_.end()) {
+    YAML::Node where = roles;
+    for (const auto& kv : roles) {
+      if (kv.first.IsScalar() && kv.first.Scalar() == "unassigned") where.reset(kv.first);
     }
+    error(where, "role 'unassigned' has the name of the built-in role for devices in no role's networks (it "
+                 "blocks everything): rename this role, or set fallback_role: unassigned to make it the "
+                 "fallback on purpose");
+    return;
   }
   role r;
   r.name = "unassigned";

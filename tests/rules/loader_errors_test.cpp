@@ -184,6 +184,30 @@ roles:
   CHECK(find_error(r, "names 'lesons'").message.find("did you mean 'lessons'?") != std::string::npos);
 }
 
+TEST_CASE("a school role named like the built-in fallback is refused unless fallback_role names it") {
+  // Taken for the built-in, its default: allow made every unknown device unfiltered.
+  const std::string roles = R"(school:
+  name: S
+  timezone: Europe/London
+  timetable:
+    weekdays:
+      - {name: Lesson 1, kind: lesson, from: "09:00", to: "10:00"}
+roles:
+  pupils:
+    networks: [10.10.0.0/16]
+    default: block
+  unassigned:
+    networks: [10.30.0.0/16]
+    default: allow
+)";
+  auto r = load(roles);
+  REQUIRE_FALSE(r.ok());
+  CHECK(find_error(r, "role 'unassigned' has the name of the built-in").line == 11);
+  auto chosen = load(roles + "fallback_role: unassigned\n");
+  REQUIRE(chosen.ok());
+  CHECK(chosen.compiled->roles[chosen.compiled->fallback_role].name == "unassigned");
+}
+
 TEST_CASE("a missing file and an empty file are clear errors") {
   auto missing = load_policy("/no/such/policy.yaml");
   REQUIRE_FALSE(missing.ok());
