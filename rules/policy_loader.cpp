@@ -106,10 +106,10 @@ parsed_policy_yaml parse_policy_yaml(std::string_view yaml, const std::string& f
   out.blank = yaml.find_first_not_of(" \t\r\n") == std::string_view::npos;
   try {
     out.root = load_yaml(yaml);
-  } catch (const yaml_too_large& e) {
+  } catch (const yaml_refused& e) {
     // Aliases that expand far beyond the file, an alias inside its own anchor's node, nesting
-    // deeper than yaml-cpp reads: refused in words before anything walks the tree
-    // (rules/yaml_load.hpp).
+    // deeper than yaml-cpp reads, a second document: refused in words before anything walks
+    // the tree (rules/yaml_load.hpp).
     out.errors.push_back({file_name, e.mark.line + 1, e.mark.column + 1, e.msg});
   } catch (const YAML::ParserException& e) {
     out.errors.push_back(

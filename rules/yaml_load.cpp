@@ -187,6 +187,38 @@ std::optional<yaml_refusal> check_yaml_size(const yaml_size& size, const yaml_li
   return std::nullopt;
 }
 
+std::optional<YAML::Mark> second_document(std::string_view text) {
+  bool content = false;  // a line of the first document's content has been seen
+  bool ended = false;    // its "..." has been seen
+  int line = 0;
+  for (std::size_t pos = 0; pos < text.size(); ++line) {
+    const std::size_t line_start = pos;
+    const std::size_t nl = text.find('\n', pos);
+    std::string_view l = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+    if (line == 0 && l.starts_with("\xEF\xBB\xBF")) l.remove_prefix(3);  // a byte-order mark
+    const bool marker = l.size() >= 3 && (l.starts_with("---") || l.starts_with("...")) &&
+                        (l.size() == 3 || l[3] == ' ' || l[3] == '\t');
+    std::string_view rest = marker ? l.substr(3) : l;
+    const auto first = rest.find_first_not_of(" \t");
+    const bool has_content = first != std::string_view::npos && rest[first] != '#' && !(!marker && l[0] == '%');
+    YAML::Mark at;
+    at.line = line;
+    at.pos = static_cast<int>(std::min<std::size_t>(line_start, std::numeric_limits<int>::max()));
+    if (marker && l[0] == '-') {
+      if (content || ended) return at;
+    } else if (marker) {
+      ended = true;
+      continue;
+    } else if (has_content && ended) {
+      return at;
+    }
+    if (has_content) content = true;
+  }
+  return std::nullopt;
+}
+
 YAML::Node load_yaml(std::string_view text, const yaml_limits& limits) {
   try {
     const bool may_have_aliases =
@@ -195,6 +227,13 @@ YAML::Node load_yaml(std::string_view text, const yaml_limits& limits) {
       if (const auto refused = check_yaml_size(measure_yaml(text), limits)) {
         throw yaml_too_large(refused->mark, refused->message);
       }
+    }
+    // Only one document: a second would be silently ignored (policy audit, 2026-12-05: rules
+    // pasted after a `---` never applied, and a `listen:` there was not read).
+    if (const auto second = second_document(text)) {
+      throw yaml_more_documents(*second, "a second YAML document begins here (after '---' or '...'), and hallpass "
+                                         "reads one: remove the marker so that what follows is part of the policy, "
+                                         "or delete what follows it");
     }
     view_buffer buffer(text);
     std::istream in(&buffer);

@@ -60,10 +60,26 @@ struct yaml_size {
 // policy loader reports it as "FILE:LINE:COL: msg") and `mark` is where it is seen (the
 // largest alias, or the list or mapping too deep). A YAML::ParserException, so that code that
 // catches yaml-cpp's parse errors catches it too.
-class yaml_too_large : public YAML::ParserException {
+class yaml_refused : public YAML::ParserException {
  public:
   using YAML::ParserException::ParserException;
 };
+class yaml_too_large : public yaml_refused {
+ public:
+  using yaml_refused::yaml_refused;
+};
+// Thrown by load_yaml for a text that holds a second document (after `---`, or after the
+// first's `...` end): YAML::Load reads only the first, so the rest would be silently ignored.
+class yaml_more_documents : public yaml_refused {
+ public:
+  using yaml_refused::yaml_refused;
+};
+
+// Where a second YAML document begins in `text` (its `---` or first line after `...`), or
+// nothing. A document marker ("---" or "..." at the start of a line, then a blank or the line's
+// end) cannot occur inside a scalar (YAML 1.2, c-forbidden), so line starts are enough: one
+// `---` before the first document's content is its own start, not a second document.
+std::optional<YAML::Mark> second_document(std::string_view text);
 
 // Measures the first document of `text` (as YAML::Load reads it) without building it. Throws
 // yaml_too_large as soon as an alias names a node that holds the alias itself (`&a [*a]`,

@@ -549,3 +549,18 @@ TEST_CASE("a reason written as a block scalar is read as one line of text") {
   CHECK(rule.reason == "Games are not allowed.");
   CHECK(rule.clause == "000 6.9 003 s6");
 }
+
+TEST_CASE("a second YAML document in the policy is an error at its marker, not ignored") {
+  auto r = load(R"(school:
+  name: S
+  timezone: Europe/London
+roles:
+  pupils: {default: block}
+---
+everyone:
+  rules:
+    - {action: block, domains: [games.example]}
+)");
+  REQUIRE_FALSE(r.ok());
+  CHECK(find_error(r, "a second YAML document begins here").line == 6);
+}

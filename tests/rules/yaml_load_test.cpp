@@ -228,10 +228,10 @@ TEST_CASE("text without both '*' and '&' has no alias and loads as YAML::Load lo
   CHECK(load_yaml("a: &x 1\n")["a"].as<int>() == 1);
 }
 
-TEST_CASE("only the first document is measured, as YAML::Load reads only the first") {
+TEST_CASE("only the first document is measured, and a second is refused before it is read") {
   const auto y = "a: 1\n---\n" + laughs(30);
   CHECK(measure_yaml(y).nodes == 3);
-  CHECK(load_yaml(y)["a"].as<int>() == 1);
+  CHECK_THROWS_AS(load_yaml(y), yaml_more_documents);
 }
 
 TEST_CASE("load_yaml gives what YAML::Load gives, and its refusals are parser exceptions") {
@@ -248,4 +248,29 @@ TEST_CASE("load_yaml gives what YAML::Load gives, and its refusals are parser ex
   tight.node_factor = 1;
   tight.extra_nodes = 0;
   CHECK_THROWS_AS(load_yaml(y, tight), yaml_too_large);
+}
+
+TEST_CASE("one document: a second after '---' or '...' is refused where it begins, never ignored") {
+  // YAML::Load reads the first document only: rules pasted after a `---` never applied (policy
+  // audit, 2026-12-05).
+  CHECK_FALSE(second_document("a: 1\nb: 2\n").has_value());
+  CHECK_FALSE(second_document("---\na: 1\n").has_value());                  // the first's own start
+  CHECK_FALSE(second_document("# policy\n%YAML 1.2\n---\na: 1\n...\n").has_value());
+  CHECK_FALSE(second_document("\xEF\xBB\xBF---\r\na: 1\r\n...\r\n# end\n").has_value());
+  CHECK_FALSE(second_document("a: |\n  ---\n  text\nb: \"x\n  --- y\"\n").has_value());  // inside scalars
+  CHECK_FALSE(second_document("a: ----\nb: ...x\n").has_value());           // not markers
+  auto at = second_document("a: 1\n---\nb: 2\n");
+  REQUIRE(at.has_value());
+  CHECK(at->line == 1);
+  at = second_document("---\na: 1\n--- # more\nb: 2\n");
+  REQUIRE(at.has_value());
+  CHECK(at->line == 2);
+  at = second_document("a: 1\n...\n\nb: 2\n");
+  REQUIRE(at.has_value());
+  CHECK(at->line == 3);
+  at = second_document("a: 1\n...\n---\n");
+  REQUIRE(at.has_value());
+  CHECK(at->line == 2);
+  CHECK_THROWS_AS(load_yaml("roles: {}\n---\neveryone: {}\n"), yaml_more_documents);
+  CHECK(load_yaml("---\nroles: {a: 1}\n...\n")["roles"]["a"].as<int>() == 1);
 }
