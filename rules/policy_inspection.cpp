@@ -59,12 +59,21 @@ void loader::load_inspection(const YAML::Node& n) {
       return;
     }
     inspect_entry entry;
+    const std::size_t errors_before = errors_.size();
     entry.id = "inspection entry " + std::to_string(index);
     if (e["name"]) {
       if (auto s = text(e["name"], what + " name")) entry.id += " (" + *s + ")";
     }
     if (e["roles"]) {
-      for (const auto& rn : items(e["roles"], what + " roles")) {
+      // An empty list (`roles: []`, `roles: ~`, every item commented out) is not "every role":
+      // an entry written for pupils decrypted staff HTTPS too (policy audit, 2026-12-05).
+      const auto named = items(e["roles"], what + " roles");
+      if (named.empty() && (e["roles"].IsNull() || e["roles"].IsSequence())) {
+        error(e["roles"], what + " roles is empty: name the roles it inspects for, or leave 'roles' out "
+                                 "to mean every role");
+        continue;
+      }
+      for (const auto& rn : named) {
         auto s = scalar(rn, what + " role");
         if (!s) continue;
         const auto it = std::find(role_names_.begin(), role_names_.end(), *s);
@@ -102,7 +111,9 @@ void loader::load_inspection(const YAML::Node& n) {
       if (auto s = scalar(e["why"], what + " why")) entry.why = *s;
     }
     // Decrypting is a privacy matter: an entry says what it covers, never everything by omission.
-    if (!e["categories"] && !e["domains"] && !entry.safesearch && !entry.everything) {
+    // An empty `categories: []` or `domains: []` names nothing either.
+    if (entry.categories.empty() && !entry.has_domains && !entry.safesearch && !entry.everything) {
+      if ((e["categories"] || e["domains"]) && errors_.size() > errors_before) continue;  // said already
       error(e, what +
                    " names nothing to inspect: give categories, domains, 'safesearch: true' or "
                    "'everything: true'");

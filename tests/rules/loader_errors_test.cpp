@@ -339,6 +339,9 @@ inspection:
     - {roles: [pupils], domain: [a.example]}
     - {roles: [pupils]}
     - {everything: maybe}
+    - {roles: [], domains: [b.example]}
+    - {roles: ~, safesearch: true}
+    - {roles: [pupils], domains: [], categories: []}
 roles:
   pupils:
     default: allow
@@ -355,6 +358,11 @@ roles:
   auto empty = find_error(r, "inspection.inspect entry 4 names nothing to inspect");
   CHECK(empty.line == 14);
   find_error(r, "inspection.inspect entry 5 everything");
+  // An empty roles list is not "every role" (an entry for pupils decrypted staff HTTPS), and
+  // empty lists name nothing (policy audit, 2026-12-05).
+  CHECK(find_error(r, "inspection.inspect entry 6 roles is empty").line == 16);
+  CHECK(find_error(r, "inspection.inspect entry 7 roles is empty").line == 17);
+  CHECK(find_error(r, "inspection.inspect entry 8 names nothing to inspect").line == 18);
   CHECK(find_error(r, "search must be strict or off, not 'moderate'").message.find("no locked moderate") !=
         std::string::npos);
   CHECK(find_error(r, "youtube must be strict, moderate or off, not 'strikt'").message.find("did you mean 'strict'") !=
