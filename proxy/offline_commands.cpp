@@ -387,6 +387,8 @@ int run_explain(const std::vector<std::string>& args) {
       std::cerr << "hallpass explain: --client '" << client << "' is not an IPv4 or IPv6 address\n";
       return 2;
     }
+    // As the proxy takes a client (worker.cpp): an IPv4-mapped address is its IPv4 address.
+    if (const auto v4 = rules::ipv4_mapped(*f.client)) f.client = v4;
   }
   f.user = user;
   // --groups "Year 6,Pupils": the signed-in user's directory groups, as the proxy would have

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <iterator>
 #include <vector>
 
 namespace hallpass::rules {
@@ -237,6 +238,14 @@ std::string ip_address::to_string() const {
   char buf[INET6_ADDRSTRLEN];
   char* end = v6 ? format_ipv6(bytes, buf) : format_ipv4(bytes.data(), buf);
   return std::string(buf, end);
+}
+
+std::optional<ip_address> ipv4_mapped(const ip_address& a) {
+  static constexpr std::uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!a.v6 || !std::equal(std::begin(prefix), std::end(prefix), a.bytes.begin())) return std::nullopt;
+  ip_address out;
+  std::copy(a.bytes.begin() + 12, a.bytes.end(), out.bytes.begin());
+  return out;
 }
 
 std::optional<ip_address> ipv4_reached_by(const ip_address& a) {

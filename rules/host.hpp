@@ -41,6 +41,9 @@ struct ip_address {
 // A list's IPv4 entry (a DNS-over-HTTPS resolver at 1.1.1.1) must not be reached by writing
 // it as [::ffff:1.1.1.1] (outside-in audit, 2026-12-05).
 std::optional<ip_address> ipv4_reached_by(const ip_address& a);
+// The IPv4 address an IPv4-mapped IPv6 address (::ffff:a.b.c.d) spells, nullopt for any other:
+// how the proxy takes a client on a dual-stack socket, and a role's network written so.
+std::optional<ip_address> ipv4_mapped(const ip_address& a);
 
 // Returns the canonical host or std::nullopt with *error set (when error is not null).
 // Accepts an optional trailing dot, percent-encoding, upper case, Unicode (to punycode),

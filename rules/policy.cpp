@@ -28,9 +28,17 @@ std::optional<ip_network> ip_network::parse(std::string_view text, std::string* 
                   std::to_string(max));
     }
   }
+  // An IPv4-mapped IPv6 network (::ffff:10.30.0.0/112) is the IPv4 network it spells: the
+  // proxy matches an IPv4-mapped client address as IPv4, so kept as IPv6 it never matched
+  // (policy audit, 2026-12-05: a pupil's device fell to another role).
+  if (const auto v4 = ipv4_mapped(*ip); v4 && prefix >= 96) {
+    ip = v4;
+    prefix -= 96;
+  }
+  const int bits = ip->v6 ? 128 : 32;
   ip_network net{*ip, prefix, std::string(text), 0};
   ip_network masked = net;
-  for (int b = prefix; b < max; ++b)
+  for (int b = prefix; b < bits; ++b)
     masked.base.bytes[b / 8] &= static_cast<std::uint8_t>(~(0x80u >> (b % 8)));
   if (strict && !(masked.base == net.base)) {
     return fail(quoted + " has address bits set after the prefix; did you mean '" +

@@ -60,6 +60,14 @@ std::optional<std::string> list_domain(std::string_view raw, std::string* err) {
   if (is_plain_domain(raw)) return std::string(raw);
   auto h = normalize_host(raw, err);
   if (!h) return std::nullopt;
+  // An IPv6 spelling of an IPv4 address (::ffff:1.2.3.4, NAT64) is that IPv4 address, which
+  // is what a request to it is decided as: kept as written, it matched nothing (policy audit,
+  // 2026-12-05).
+  if (h->kind == host_kind::ipv6) {
+    if (const auto a = ip_address::parse(h->text)) {
+      if (const auto v4 = ipv4_reached_by(*a)) return v4->to_string();
+    }
+  }
   return std::move(h->text);
 }
 

@@ -321,6 +321,9 @@ class ExplainTest(unittest.TestCase):
     def test_role_from_client_address_and_text_output(self):
         v = explain("--client", "10.20.7.7", "--at", "2026-11-23 10:35", "https://www.instagram.com/")
         self.assertEqual((v["role"], v["role_source"], v["action"], v["period"]), ("staff", "network", "allow", "Break"))
+        # An IPv4-mapped spelling is the IPv4 client, as the proxy takes one on a dual-stack socket.
+        mapped = explain("--client", "::ffff:10.20.7.7", "--at", "2026-11-23 10:35", "https://www.instagram.com/")
+        self.assertEqual((mapped["role"], mapped["role_source"]), ("staff", "network"))
         r = run("explain", "--config", SCHOOL, "--client", "10.10.1.1", "--at", "2026-11-23 11:00",
                 "https://www.facebook.com/")
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -160,6 +160,38 @@ roles:
   CHECK_FALSE(pupils.allowed("2026-12-07 09:30", video));
 }
 
+TEST_CASE("IPv4-mapped IPv6 spellings in networks and block entries are their IPv4 addresses") {
+  // The proxy takes a dual-stack client ::ffff:10.30.0.5 as 10.30.0.5, and decides a request to
+  // [::ffff:1.2.3.4] as one to 1.2.3.4: written mapped, networks and entries matched nothing
+  // (policy audit, 2026-12-05: a pupil fell to the staff role).
+  auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
+categories:
+  doh: {domains: ["::ffff:1.2.3.4", "64:ff9b::5.6.7.8"]}
+roles:
+  staff:
+    networks: ["::ffff:10.20.0.0/112", 10.40.0.0/16]
+    default: allow
+  pupils:
+    networks: ["::ffff:10.30.0.0/112"]
+    default: allow
+    rules:
+      - {action: block, categories: [doh]}
+)");
+  ask pupil{*p, "", "10.30.0.5"}, staff{*p, "", "10.20.0.5"};
+  CHECK(pupil.at("2026-11-23 11:00", "http://example.org/").chosen_role->name == "pupils");  // /112 is /16
+  CHECK(staff.at("2026-11-23 11:00", "http://example.org/").chosen_role->name == "staff");
+  CHECK_FALSE(pupil.allowed("2026-11-23 11:00", "https://1.2.3.4/"));
+  CHECK_FALSE(pupil.allowed("2026-11-23 11:00", "https://5.6.7.8/"));
+  CHECK(pupil.allowed("2026-11-23 11:00", "https://1.2.3.5/"));
+  // Written both ways for two roles, it is one network given twice: an error, not a shadow.
+  auto twice = hallpass::rules::load_policy_text(std::string(test::timetable_yaml) + R"(
+roles:
+  staff: {networks: [10.30.0.0/16], default: allow}
+  pupils: {networks: ["::ffff:10.30.0.0/112"], default: block}
+)", "test.yaml");
+  CHECK_FALSE(twice.ok());
+}
+
 TEST_CASE("both UK clock changes: a 09:00 lesson is a lesson the day after") {
   auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
 categories:
