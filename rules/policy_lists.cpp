@@ -195,7 +195,7 @@ std::size_t loader::load_list_file(const fs::path& path, list_kind kind, set_id 
   const std::string shown = path.string();
   std::size_t suffixes = 0;  // entries left out of an allow: top-level domains, public suffixes
   // The set an entry on `host` goes to: a public suffix in a list an allow rule uses goes to
-  // the category's block-only set (checked_set), with a warning at its line.
+  // the category's block-only set (block_only_set), with a warning at its line.
   auto set_for = [&](std::string_view host) {
     if (checking_ == nullptr || !opens_a_suffix(host)) return std::optional<set_id>(set);
     if (++suffixes <= max_warnings_per_file) {
@@ -285,6 +285,12 @@ void loader::load_inline_lists(const YAML::Node& n, const std::string& what, set
     for (const auto& pat : items(n["patterns"], what + " patterns")) {
       auto s = scalar(pat, what + " pattern");
       if (!s) continue;
+      // An empty pattern matches every URL: in an allow, an unfiltered role by a stray ''
+      // (policy audit, 2026-12-05). Whoever means every URL writes '.*'.
+      if (s->empty()) {
+        error(pat, what + ": an empty pattern matches every URL; write '.*' if that is meant");
+        continue;
+      }
       add_pattern(pat, *s, set);
       if (c) ++c->pattern_count;
     }

@@ -116,8 +116,8 @@ std::optional<int> loader::parse_minute(const YAML::Node& n, const std::string& 
   auto s = scalar(n, what);
   if (!s) return std::nullopt;
   int h = -1, m = -1;
-  if (s->size() == 5 && (*s)[2] == ':' && std::isdigit((*s)[0]) && std::isdigit((*s)[1]) &&
-      std::isdigit((*s)[3]) && std::isdigit((*s)[4])) {
+  const auto digit = [&](std::size_t i) { return (*s)[i] >= '0' && (*s)[i] <= '9'; };  // not isdigit: a char may be negative
+  if (s->size() == 5 && (*s)[2] == ':' && digit(0) && digit(1) && digit(3) && digit(4)) {
     h = ((*s)[0] - '0') * 10 + ((*s)[1] - '0');
     m = ((*s)[3] - '0') * 10 + ((*s)[4] - '0');
   }

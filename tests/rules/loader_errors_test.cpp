@@ -572,3 +572,17 @@ everyone:
   REQUIRE_FALSE(r.ok());
   CHECK(find_error(r, "a second YAML document begins here").line == 6);
 }
+
+TEST_CASE("an empty URL pattern is an error: it would match every URL") {
+  auto r = load(R"(school:
+  name: S
+  timezone: Europe/London
+roles:
+  pupils:
+    default: block
+    rules:
+      - {action: allow, patterns: ['']}
+)");
+  REQUIRE_FALSE(r.ok());
+  CHECK(find_error(r, "an empty pattern matches every URL").line == 8);
+}
