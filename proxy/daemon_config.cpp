@@ -138,6 +138,12 @@ class daemon_reader : public rules::yaml_reader {
             error(kv.first, "hosts: " + rules::quote(raw) + " is not a host name" + (err.empty() ? "" : ": " + err));
             continue;
           }
+          // One name twice ("origin.test" and "Origin.test.") would silently pool both entries'
+          // addresses (policy audit, 2026-12-05): an error, as a duplicate key is elsewhere.
+          if (c.hosts.contains(name->text)) {
+            error(kv.first, "hosts: " + rules::quote(raw) + " is " + rules::quote(name->text) + ", which is given twice");
+            continue;
+          }
           auto& addresses = c.hosts[name->text];
           for (const auto& item : items(kv.second, "hosts." + raw)) {
             auto s = scalar(item, "hosts." + raw);

@@ -179,3 +179,14 @@ TEST_CASE("upstream settings: networks, ports and name servers are read, errors 
   CHECK(all.find("upstream.dns_servers") != std::string::npos);
   CHECK(all.find("p.yaml:5:") != std::string::npos);
 }
+
+TEST_CASE("hosts: one name given twice, however spelled, is an error, not pooled addresses") {
+  rules::diagnostics errors;
+  auto doc = YAML::Load("hosts:\n  origin.test: 127.0.0.1\n  Origin.TEST.: 127.0.0.2\n  other.test: [127.0.0.3]\n");
+  auto c = load_daemon_config(doc, "p.yaml", errors);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].to_string().find("p.yaml:3:") != std::string::npos);
+  CHECK(errors[0].to_string().find("given twice") != std::string::npos);
+  REQUIRE(c.hosts.contains("origin.test"));
+  CHECK(c.hosts.at("origin.test").size() == 1);
+}
