@@ -586,3 +586,24 @@ roles:
   REQUIRE_FALSE(r.ok());
   CHECK(find_error(r, "an empty pattern matches every URL").line == 8);
 }
+
+TEST_CASE("a period named like a during keyword is warned about once: the keyword wins") {
+  auto r = load(R"(school:
+  name: S
+  timezone: Europe/London
+  timetable:
+    weekdays:
+      - {name: lunch, kind: lunch, from: "12:00", to: "13:00"}
+roles:
+  pupils: {default: block}
+)");
+  REQUIRE(r.ok());
+  int warned = 0;
+  for (const auto& w : r.warnings) {
+    if (w.message.find("is named 'lunch', a word `during` reads") != std::string::npos) {
+      ++warned;
+      CHECK(w.line == 6);
+    }
+  }
+  CHECK(warned == 1);
+}
