@@ -249,17 +249,17 @@ std::optional<ip_address> ipv4_mapped(const ip_address& a) {
 }
 
 std::optional<ip_address> ipv4_reached_by(const ip_address& a) {
+  if (auto v4 = ipv4_mapped(a)) return v4;
   if (!a.v6) return std::nullopt;
   const auto& b = a.bytes;
   const auto starts = [&](std::initializer_list<std::uint8_t> prefix) {
     return std::equal(prefix.begin(), prefix.end(), b.begin());
   };
-  const bool mapped = starts({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff});
   const bool compatible = starts({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) &&
                           !(b[12] == 0 && b[13] == 0 && b[14] == 0 && b[15] <= 1);  // not :: or ::1
   const bool nat64 = starts({0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0}) ||
                      starts({0x00, 0x64, 0xff, 0x9b, 0x00, 0x01});
-  if (!mapped && !compatible && !nat64) return std::nullopt;
+  if (!compatible && !nat64) return std::nullopt;
   ip_address out;
   std::copy(b.begin() + 12, b.end(), out.bytes.begin());
   return out;
