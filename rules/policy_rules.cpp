@@ -24,8 +24,13 @@ std::uint64_t loader::parse_during(const YAML::Node& n, const std::string& what,
                                    std::string& text) {
   const auto& tt = p_->timetable;
   std::uint64_t mask = 0;
-  std::vector<std::string> words = {
-      "lessons", "breaks", "lunch", "other", "school_hours", "outside_school_hours", "any_time"};
+  std::vector<std::string> words;  // for "did you mean"
+  std::string keyword_list;        // "lessons, breaks, ..."
+  for (const auto& k : during_keywords) {
+    if (!k.listed) continue;
+    words.emplace_back(k.word);
+    keyword_list += (keyword_list.empty() ? "" : ", ") + std::string(k.word);
+  }
   for (const auto& name : tt.period_names) {
     if (std::find(words.begin(), words.end(), name) == words.end()) words.push_back(name);
   }
@@ -35,21 +40,9 @@ std::uint64_t loader::parse_during(const YAML::Node& n, const std::string& what,
     if (!s) continue;
     std::string w = *s;
     std::uint64_t bits = 0;
-    if (w == "lessons" || w == "lesson")
-      bits = tt.bits_of_kind(period_kind::lesson);
-    else if (w == "breaks" || w == "break")
-      bits = tt.bits_of_kind(period_kind::break_time);
-    else if (w == "lunch")
-      bits = tt.bits_of_kind(period_kind::lunch);
-    else if (w == "other")
-      bits = tt.bits_of_kind(period_kind::other);
-    else if (w == "school_hours")
-      bits = tt.all_period_bits();
-    else if (w == "outside_school_hours")
-      bits = 1ull << timetable::outside_bit;
-    else if (w == "any_time")
-      bits = ~0ull;
-    else {
+    if (const auto* keyword = find_during_keyword(w)) {
+      bits = tt.bits_of(*keyword);
+    } else {
       // By name: every kind the name has on any day (a bit per name and kind).
       for (std::size_t b = 0; b < tt.period_names.size(); ++b) {
         if (tt.period_names[b] == w) bits |= 1ull << b;
@@ -57,8 +50,7 @@ std::uint64_t loader::parse_during(const YAML::Node& n, const std::string& what,
       if (bits == 0) {
         if (!timetable_failed_) {
           error(item, what + " names " + quote(w) +
-                          ", which is neither a period of the timetable nor one of lessons, "
-                          "breaks, lunch, other, school_hours, outside_school_hours, any_time" +
+                          ", which is neither a period of the timetable nor one of " + keyword_list +
                           did_you_mean(w, words));
         }
         continue;

@@ -234,11 +234,8 @@ void loader::load_timetable(const YAML::Node& t) {
         pd.name = *s;
         // `during` reads these words as kinds (parse_during): a period so named cannot be chosen
         // alone by its name (policy audit, 2026-12-05).
-        static constexpr std::string_view keywords[] = {"lessons", "lesson",       "breaks",
-                                                        "break",   "lunch",        "other",
-                                                        "school_hours", "outside_school_hours", "any_time"};
         const bool first_reading = !from_weekdays[d] || d == 1;  // the weekdays' list is read for five days
-        if (first_reading && std::find(std::begin(keywords), std::end(keywords), pd.name) != std::end(keywords)) {
+        if (first_reading && find_during_keyword(pd.name)) {
           warn_at(n["name"], item + " is named " + quote(pd.name) + ", a word `during` reads as every period of its "
                                    "kind or time: `during: [" + pd.name + "]` does not select this period alone "
                                    "(give it another name, such as " + quote("Main " + pd.name) + ", to choose it by name)");

@@ -42,22 +42,34 @@ period_at timetable::at(std::chrono::local_seconds t) const {
   return {nullptr, "between periods"};
 }
 
+const during_keyword* find_during_keyword(std::string_view word) {
+  for (const auto& k : during_keywords) {
+    if (k.word == word) return &k;
+  }
+  return nullptr;
+}
+
+// A bit is a name and kind (period_names, period_kinds), so the kinds need no walk of the days.
 std::uint64_t timetable::bits_of_kind(period_kind k) const {
   std::uint64_t bits = 0;
-  for (const auto& day : days) {
-    for (const auto& p : day) {
-      if (p.kind == k) bits |= 1ull << p.bit;
-    }
+  for (std::size_t b = 0; b < period_kinds.size(); ++b) {
+    if (period_kinds[b] == k) bits |= 1ull << b;
   }
   return bits;
 }
 
 std::uint64_t timetable::all_period_bits() const {
-  std::uint64_t bits = 0;
-  for (const auto& day : days) {
-    for (const auto& p : day) bits |= 1ull << p.bit;
+  return period_kinds.size() >= 64 ? ~0ull : (1ull << period_kinds.size()) - 1;
+}
+
+std::uint64_t timetable::bits_of(const during_keyword& k) const {
+  switch (k.what) {
+    case during_keyword::span::kind: return bits_of_kind(k.kind);
+    case during_keyword::span::school_hours: return all_period_bits();
+    case during_keyword::span::outside_school_hours: return 1ull << outside_bit;
+    case during_keyword::span::any_time: return ~0ull;
   }
-  return bits;
+  return 0;
 }
 
 }  // namespace hallpass::rules

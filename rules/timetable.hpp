@@ -40,6 +40,30 @@ struct period_at {
   std::uint64_t bit() const;        // the bit a `during` mask must contain to match
 };
 
+// The words a rule's `during` reads as spans of the school day rather than period names: each
+// kind (plural and singular), all periods, outside school hours and any time. The loader takes
+// both its `during` parsing and its warning about periods named like these from this one table.
+struct during_keyword {
+  enum class span : std::uint8_t { kind, school_hours, outside_school_hours, any_time };
+  std::string_view word;
+  span what;
+  period_kind kind = period_kind::lesson;  // for span::kind
+  bool listed = true;                      // shown in messages; false for singular spellings
+};
+inline constexpr during_keyword during_keywords[] = {
+    {"lessons", during_keyword::span::kind, period_kind::lesson},
+    {"lesson", during_keyword::span::kind, period_kind::lesson, false},
+    {"breaks", during_keyword::span::kind, period_kind::break_time},
+    {"break", during_keyword::span::kind, period_kind::break_time, false},
+    {"lunch", during_keyword::span::kind, period_kind::lunch},
+    {"other", during_keyword::span::kind, period_kind::other},
+    {"school_hours", during_keyword::span::school_hours},
+    {"outside_school_hours", during_keyword::span::outside_school_hours},
+    {"any_time", during_keyword::span::any_time},
+};
+// Null when `word` is not a keyword (it may then name a period).
+const during_keyword* find_during_keyword(std::string_view word);
+
 class timetable {
  public:
   static constexpr int outside_bit = 63;  // `during: [outside_school_hours]`
@@ -57,6 +81,8 @@ class timetable {
   // Bits of every period whose kind is k.
   std::uint64_t bits_of_kind(period_kind k) const;
   std::uint64_t all_period_bits() const;
+  // The `during` mask a keyword stands for.
+  std::uint64_t bits_of(const during_keyword& k) const;
 };
 
 }  // namespace hallpass::rules

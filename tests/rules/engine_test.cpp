@@ -134,6 +134,7 @@ school:
 categories:
   games: {domains: [games.example]}
   video: {domains: [video.example]}
+  chat: {domains: [chat.example]}
 roles:
   pupils:
     networks: [10.10.0.0/16]
@@ -141,6 +142,7 @@ roles:
     rules:
       - {action: allow, categories: [games], during: [breaks]}
       - {action: allow, categories: [video], during: [Period 2]}
+      - {action: allow, categories: [chat], during: [break]}
   staff:
     networks: [10.20.0.0/16]
     default: allow
@@ -158,6 +160,9 @@ roles:
   CHECK(pupils.allowed("2026-12-07 10:30", video));
   CHECK(pupils.allowed("2026-12-11 10:30", video));
   CHECK_FALSE(pupils.allowed("2026-12-07 09:30", video));
+  // The singular spelling is the same keyword.
+  CHECK_FALSE(pupils.allowed("2026-12-07 10:30", "http://chat.example/"));
+  CHECK(pupils.allowed("2026-12-11 10:30", "http://chat.example/"));
 }
 
 TEST_CASE("IPv4-mapped IPv6 spellings in networks and block entries are their IPv4 addresses") {

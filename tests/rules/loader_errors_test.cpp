@@ -182,6 +182,10 @@ roles:
   CHECK(find_error(r, "sets no ut1_dir").line == 9);
   CHECK(find_error(r, "did you mean 'guests'?").line == 10);
   CHECK(find_error(r, "names 'lesons'").message.find("did you mean 'lessons'?") != std::string::npos);
+  // The keywords are listed once each, plural spellings only, from rules::during_keywords.
+  CHECK(find_error(r, "names 'lesons'").message.find(
+            "nor one of lessons, breaks, lunch, other, school_hours, outside_school_hours, any_time") !=
+        std::string::npos);
 }
 
 TEST_CASE("a school role named like the built-in fallback is refused unless fallback_role names it") {
