@@ -95,7 +95,7 @@ std::uint16_t domain_table::membership_with(std::uint16_t current, set_id set) {
   return id;
 }
 
-bool domain_table::add(std::string_view domain, set_id set) {
+domain_table::add_result domain_table::add(std::string_view domain, set_id set) {
   if ((count_ + 1) * 5 > slots_.size() * 3) rehash(slots_.empty() ? 1024 : slots_.size() * 2);  // load <= 0.6
   const std::uint64_t h = hash(domain);
   const auto tag = tag_of(h);
@@ -109,16 +109,17 @@ bool domain_table::add(std::string_view domain, set_id set) {
       if (len == domain.size() && std::memcmp(r + 1, domain.data(), len) == 0) {
         const std::uint16_t m = s.membership;
         const std::uint16_t next = membership_with(m, set);
-        if (next == no_membership) return false;
+        if (next == no_membership) return add_result::full;
+        if (next == m) return add_result::already;  // the same sets: `set` was one of them
         if (memberships_[m].empty() && !memberships_[next].empty()) --marker_only_;
         s.membership = next;
-        return true;
+        return add_result::added;
       }
     }
     i = (i + 1) & mask_;
   }
   const std::uint16_t m = membership_with(no_membership, set);
-  if (m == no_membership) return false;
+  if (m == no_membership) return add_result::full;
   const std::size_t at = arena_.size();
   arena_.resize(at + 1 + domain.size());
   arena_[at] = static_cast<char>(domain.size());
@@ -126,7 +127,7 @@ bool domain_table::add(std::string_view domain, set_id set) {
   slots_[i] = slot{static_cast<std::uint32_t>(at + 1), tag, m};
   ++count_;
   if (memberships_[m].empty()) ++marker_only_;
-  return true;
+  return add_result::added;
 }
 
 void domain_table::reserve(std::size_t more_domains, std::size_t more_bytes) {

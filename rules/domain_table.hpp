@@ -61,10 +61,14 @@ class domain_table {
   // Not a set (set ids stop at 65,534): marks a host that has URL prefixes.
   static constexpr set_id url_prefix_marker = 0xFFFF;
 
+  enum class add_result : std::uint8_t {
+    added,    // the domain is now in `set` (new to the table, or new to the set)
+    already,  // it was in `set` before: a repeated entry
+    full,     // refused: the table would need more than max_memberships distinct
+              // combinations of sets (the policy is then rejected with a clear error)
+  };
   // REQUIRES: domain is normalized (normalize_host), non-empty, at most 255 bytes.
-  // Returns false only when the table would need more than max_memberships distinct
-  // combinations of sets (the policy is then rejected with a clear error).
-  bool add(std::string_view domain, set_id set);
+  add_result add(std::string_view domain, set_id set);
 
   // Makes room for `more_domains` further entries of about `more_bytes` bytes of text in all,
   // so that adding them does not rehash the table or copy the arena. An estimate is fine.

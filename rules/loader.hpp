@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -89,8 +90,9 @@ class loader : private yaml_reader {
   // policy_lists.cpp
   std::optional<set_id> new_set(std::string name, std::size_t category_index, bool locked,
                                 const YAML::Node& where);
-  bool add_domain(std::string_view d, set_id set);
-  void add_url(std::string host, std::string path, set_id set);
+  // Both say whether the entry was new to its set: a repeated line is loaded and counted once.
+  domain_table::add_result add_domain(std::string_view d, set_id set);
+  bool add_url(std::string host, std::string path, set_id set);
   std::size_t load_list_file(const fs::path& path, list_kind kind, set_id set,
                              const YAML::Node& where, bool required = true, bool* read = nullptr,
                              domain_table* into = nullptr, bool follow_links = true);
@@ -198,6 +200,7 @@ class loader : private yaml_reader {
   bool timetable_failed_ = false;  // the timetable had an error (its periods may be missing)
   std::vector<pending_pattern> pending_patterns_;
   bool membership_overflow_reported_ = false;
+  std::unordered_set<std::string> url_keys_;  // add_url's "set host+path", each URL entry once
 };
 
 }  // namespace hallpass::rules::loading

@@ -142,29 +142,29 @@ std::optional<set_id> loader::new_set(std::string name, std::size_t category_ind
   return id;
 }
 
-bool loader::add_domain(std::string_view d, set_id set) {
-  if (!p_->domains.add(d, set)) {
-    if (!membership_overflow_reported_) {
-      error_at_file("too many different combinations of categories share domains (limit 65,535)");
-      membership_overflow_reported_ = true;
-    }
-    return false;
+domain_table::add_result loader::add_domain(std::string_view d, set_id set) {
+  const auto r = p_->domains.add(d, set);
+  if (r == domain_table::add_result::full && !membership_overflow_reported_) {
+    error_at_file("too many different combinations of categories share domains (limit 65,535)");
+    membership_overflow_reported_ = true;
   }
-  return true;
+  return r;
 }
 
-void loader::add_url(std::string host, std::string path, set_id set) {
+bool loader::add_url(std::string host, std::string path, set_id set) {
   // A URL of a whole site (`https://site.example/`): every path of the host and its
   // subdomains, which is what a domain entry matches, and a domain entry is decided on
   // relayed HTTPS too, where no path is seen. As a URL prefix it blocked http:// only
   // (outside-in audit I, 2026-12-05).
-  if (path == "/") {
-    add_domain(host, set);
-    return;
-  }
+  if (path == "/") return add_domain(host, set) == domain_table::add_result::added;
+  // Once per set, host and path, like a domain: repeated lines in a feed took memory and were
+  // compared on every request to the host. The key cannot be spelled two ways: a host has no
+  // space, and the set is its number.
+  if (!url_keys_.insert(std::to_string(set) + ' ' + host + path).second) return false;
   // Marked in the domain table too, so the engine reads url_prefixes only for such hosts.
   add_domain(host, domain_table::url_prefix_marker);
   p_->url_prefixes[std::move(host)].add(url_prefix{std::move(path), set});
+  return true;
 }
 
 // Reads a list file of domains (or URL prefixes). Unreadable lines are warnings, not errors:
@@ -172,7 +172,8 @@ void loader::add_url(std::string host, std::string path, set_id set) {
 // *read: whether the file was read (so that 0 entries means an empty list, not an error).
 // `into`: a table other than the policy's domain table (the never-inspect list), domains only.
 // Reads a list file into `set`; returns the entries added (of them, URL prefixes in
-// last_url_entries_).
+// last_url_entries_): each once, and not one the set already had from an earlier source, so
+// that a category's counts are its distinct entries.
 std::size_t loader::load_list_file(const fs::path& path, list_kind kind, set_id set,
                                    const YAML::Node& where, bool required, bool* read,
                                    domain_table* into, bool follow_links) {
@@ -213,22 +214,26 @@ std::size_t loader::load_list_file(const fs::path& path, list_kind kind, set_id 
     if (line_kind == list_line_kind::url) {
       auto u = list_url(line, &why);
       if (u) {
-        if (const auto to = set_for(u->first))
-          add_url(std::move(u->first), std::move(u->second), *to);
-        ++added;
-        ++last_url_entries_;
+        const auto to = set_for(u->first);
+        if (to && add_url(std::move(u->first), std::move(u->second), *to)) {
+          ++added;
+          ++last_url_entries_;
+        }
         continue;
       }
-    } else if (is_plain_domain(line)) {
-      const auto to = set_for(line);
-      if (to && (into ? !into->add(line, *to) : !add_domain(line, *to))) return added;
-      ++added;
-      continue;
-    } else if (auto d = list_domain(line, &why)) {
-      const auto to = set_for(*d);
-      if (to && (into ? !into->add(*d, *to) : !add_domain(*d, *to))) return added;
-      ++added;
-      continue;
+    } else {
+      // Most lines are already normalized: those are added without a copy.
+      const bool plain = is_plain_domain(line);
+      const auto normalized = plain ? std::optional<std::string>() : list_domain(line, &why);
+      if (plain || normalized) {
+        const std::string_view d = plain ? line : std::string_view(*normalized);
+        const auto to = set_for(d);
+        if (!to) continue;
+        const auto r = into ? into->add(d, *to) : add_domain(d, *to);
+        if (r == domain_table::add_result::full) return added;
+        if (r == domain_table::add_result::added) ++added;
+        continue;
+      }
     }
     if (++bad <= max_warnings_per_file) {
       warnings_.push_back({shown, static_cast<int>(line_no), 1, "skipped: " + why});
@@ -261,8 +266,7 @@ void loader::load_inline_lists(const YAML::Node& n, const std::string& what, set
     each_domain(n["domains"], what, [&](const std::string& dom, const YAML::Node& d) {
       const auto to = inline_set(dom, set, d, false);
       if (!to) return;
-      add_domain(dom, *to);
-      if (c) ++c->domain_count;
+      if (add_domain(dom, *to) == domain_table::add_result::added && c) ++c->domain_count;
     });
   }
   if (n["urls"]) {
@@ -277,8 +281,7 @@ void loader::load_inline_lists(const YAML::Node& n, const std::string& what, set
       }
       const auto to = inline_set(parsed->first, set, u, true);
       if (!to) continue;
-      add_url(std::move(parsed->first), std::move(parsed->second), *to);
-      if (c) ++c->url_count;
+      if (add_url(std::move(parsed->first), std::move(parsed->second), *to) && c) ++c->url_count;
     }
   }
   if (n["patterns"]) {

@@ -20,7 +20,7 @@ std::set<int> sets_of(const domain_table& t, std::string_view host, bool walk = 
 
 TEST_CASE("a domain matches itself and its subdomains on a label boundary") {
   domain_table t;
-  REQUIRE(t.add("facebook.com", 1));
+  REQUIRE(t.add("facebook.com", 1) == domain_table::add_result::added);
   CHECK(sets_of(t, "facebook.com") == std::set<int>{1});
   CHECK(sets_of(t, "m.facebook.com") == std::set<int>{1});
   CHECK(sets_of(t, "a.b.c.facebook.com") == std::set<int>{1});
@@ -31,10 +31,10 @@ TEST_CASE("a domain matches itself and its subdomains on a label boundary") {
 
 TEST_CASE("a domain in several sets reports each, and suffixes add up") {
   domain_table t;
-  REQUIRE(t.add("example.com", 1));
-  REQUIRE(t.add("example.com", 2));
-  REQUIRE(t.add("example.com", 2));  // duplicate: no change
-  REQUIRE(t.add("ads.example.com", 3));
+  REQUIRE(t.add("example.com", 1) == domain_table::add_result::added);
+  REQUIRE(t.add("example.com", 2) == domain_table::add_result::added);
+  REQUIRE(t.add("example.com", 2) == domain_table::add_result::already);  // duplicate: no change
+  REQUIRE(t.add("ads.example.com", 3) == domain_table::add_result::added);
   CHECK(t.size() == 2);
   CHECK(sets_of(t, "example.com") == std::set<int>{1, 2});
   CHECK(sets_of(t, "x.ads.example.com") == std::set<int>{1, 2, 3});
@@ -42,14 +42,16 @@ TEST_CASE("a domain in several sets reports each, and suffixes add up") {
 
 TEST_CASE("without the walk only the exact entry matches (IP literals)") {
   domain_table t;
-  REQUIRE(t.add("1.1.1.1", 4));
+  REQUIRE(t.add("1.1.1.1", 4) == domain_table::add_result::added);
   CHECK(sets_of(t, "1.1.1.1", false) == std::set<int>{4});
   CHECK(sets_of(t, "1.1.1", false).empty());
 }
 
 TEST_CASE("the table grows past many resizes and still finds everything") {
   domain_table t;
-  for (int i = 0; i < 200000; ++i) REQUIRE(t.add("d" + std::to_string(i) + ".example", i % 7));
+  for (int i = 0; i < 200000; ++i) {
+    REQUIRE(t.add("d" + std::to_string(i) + ".example", i % 7) == domain_table::add_result::added);
+  }
   CHECK(t.size() == 200000);
   for (int i = 0; i < 200000; i += 997) {
     CHECK(sets_of(t, "www.d" + std::to_string(i) + ".example") == std::set<int>{i % 7});
@@ -59,7 +61,7 @@ TEST_CASE("the table grows past many resizes and still finds everything") {
 
 TEST_CASE("the URL-prefix mark is reported by the walk, never as a set, and is not counted") {
   domain_table t;
-  REQUIRE(t.add("news.example", domain_table::url_prefix_marker));
+  REQUIRE(t.add("news.example", domain_table::url_prefix_marker) == domain_table::add_result::added);
   CHECK(t.size() == 0);
   CHECK(sets_of(t, "news.example").empty());
   CHECK(sets_of(t, "www.news.example").empty());
@@ -74,11 +76,12 @@ TEST_CASE("the URL-prefix mark is reported by the walk, never as a set, and is n
   using level = std::tuple<std::string, std::set<int>, bool>;
   CHECK(levels("www.news.example") == std::vector<level>{{"news.example", {}, true}});
 
-  REQUIRE(t.add("news.example", 3));  // now a listed domain too
-  REQUIRE(t.add("example", 5));
-  REQUIRE(t.add("sport.news.example", 4));
-  REQUIRE(t.add("sport.news.example", domain_table::url_prefix_marker));
-  REQUIRE(t.add("other.example", domain_table::url_prefix_marker));
+  REQUIRE(t.add("news.example", 3) == domain_table::add_result::added);  // now a listed domain too
+  REQUIRE(t.add("example", 5) == domain_table::add_result::added);
+  REQUIRE(t.add("sport.news.example", 4) == domain_table::add_result::added);
+  REQUIRE(t.add("sport.news.example", domain_table::url_prefix_marker) == domain_table::add_result::added);
+  REQUIRE(t.add("other.example", domain_table::url_prefix_marker) == domain_table::add_result::added);
+  REQUIRE(t.add("other.example", domain_table::url_prefix_marker) == domain_table::add_result::already);
   CHECK(t.size() == 3);
   CHECK(sets_of(t, "news.example") == std::set<int>{3, 5});
   CHECK(levels("a.sport.news.example") == std::vector<level>{{"sport.news.example", {4}, true},
@@ -101,7 +104,7 @@ TEST_CASE("hosts with more labels than one prefetch batch are walked in order to
     // Every third suffix that is short enough to be an entry, each in its own set (its index).
     auto listed = [&](std::size_t i) { return i % 3 == 0 && suffixes[i].size() <= 255; };
     for (std::size_t i = 0; i < suffixes.size(); ++i) {
-      if (listed(i)) REQUIRE(t.add(suffixes[i], static_cast<domain_table::set_id>(i)));
+      if (listed(i)) REQUIRE(t.add(suffixes[i], static_cast<domain_table::set_id>(i)) == domain_table::add_result::added);
     }
     std::vector<int> seen;
     t.for_each_match(host, true, [&](domain_table::set_id s) { seen.push_back(s); });
@@ -123,8 +126,8 @@ TEST_CASE("reserving room first gives the same table as growing it") {
   reserved.reserve(50000, 50000 * 16);
   for (int i = 0; i < 50000; ++i) {
     const std::string d = "d" + std::to_string(i) + (i % 2 ? ".example" : ".test");
-    REQUIRE(grown.add(d, i % 5));
-    REQUIRE(reserved.add(d, i % 5));
+    REQUIRE(grown.add(d, i % 5) == domain_table::add_result::added);
+    REQUIRE(reserved.add(d, i % 5) == domain_table::add_result::added);
   }
   reserved.reserve(10, 100);  // room enough already: nothing changes
   grown.finish();

@@ -155,6 +155,33 @@ categories:
   }
 }
 
+TEST_CASE("feeds: a repeated entry, however spelled, is loaded and counted once") {
+  // hallpass_feed_entries, check and feeds status counted lines, while feeds update's
+  // min_entries counts distinct entries (review, 2026-12-05).
+  state_dir s;
+  s.write("feeds/ut1/current/blacklists/gambling/domains",
+          "bet.example\nBET.example.\nbet.example # again\ncasino.example\n");
+  s.write("feeds/ut1/current/blacklists/gambling/urls",
+          "games.example/poker\ngames.example/poker\nhttp://Games.example/poker\ngames.example/dice\n");
+  const std::string yaml = head + R"(feeds:
+  ut1: {url: "https://example.org/bl.tar.gz", format: ut1}
+categories:
+  gambling: {domains: [casino.example], feed: ut1/gambling}
+)" + roles;
+  auto r = load(yaml, s.feeds());
+  REQUIRE_MESSAGE(r.ok(), all(r.errors));
+  const auto* c = r.compiled->find_category("gambling");
+  REQUIRE(c);
+  CHECK(c->domain_count == 2);  // casino.example once, from the inline list that had it first
+  CHECK(c->url_count == 2);
+  const auto& f = r.compiled->feeds.at(0);
+  REQUIRE(f.lists.size() == 1);
+  CHECK(f.lists[0] == std::pair<std::string, std::size_t>{"gambling", 3});  // bet, poker, dice
+  const auto& prefixes = r.compiled->url_prefixes.at("games.example");
+  CHECK(prefixes.size() == 2);
+  CHECK(blocked(*r.compiled, "bet.example"));
+}
+
 TEST_CASE("feeds: a locked lines feed locks its category, and empty it is an error") {
   state_dir s;
   s.write("feeds/iwf/current/list", "abuse.example\nhost.example/bad/page\n");
