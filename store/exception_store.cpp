@@ -269,8 +269,11 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
   // A store that was there and is not (deleted, or emptied by a bad copy or a full disk's
   // repair) must not quietly become a new, empty one: every exception, local block, ban and the
   // audit log would be gone without a word, and reported sites open again (outside-in audit H,
-  // 2026-12-05). hallpass.db.made, written beside the first store, says one was made here. In
-  // WAL mode a store's file may be empty while its -wal holds everything: that is a store.
+  // 2026-12-05). hallpass.db.made, written beside the first store, says one was made here.
+  // An empty file is never a store, whatever is beside it: a store in WAL mode has its first
+  // page in the main file from the start, and SQLite ignores a -wal beside an empty file and
+  // deletes it at close. Opening one after a crash and a bad copy lost the -wal's every block
+  // (admin audit, 2026-12-05, F1), so it is refused before SQLite sees it.
   const auto size_of = [&](const fs::path& p) {
     std::error_code e;
     const auto n = fs::file_size(p, e);
@@ -285,10 +288,13 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
     }
     return nullptr;
   }
-  if (exists && fs::is_regular_file(path, ec) && size_of(path) == 0 && size_of(path.string() + "-wal") == 0) {
+  if (exists && fs::is_regular_file(path, ec) && size_of(path) == 0) {
+    const std::string wal = path.string() + "-wal";
     if (error) {
-      *error = path.string() + " is empty (0 bytes): its exceptions, local blocks, bans and audit log are not in it. "
+      *error = path.string() + " is empty (0 bytes): its exceptions, local blocks, bans and audit log are not in it. " +
+               (size_of(wal) > 0 ? "The " + wal + " beside it cannot be read without it: keep both aside. " : "") +
                "Restore it from a backup; to start with an empty store on purpose, delete it" +
+               (size_of(wal) > 0 ? " and its -wal" : "") +
                (fs::exists(made, ec) ? " and " + made.string() : std::string());
     }
     return nullptr;

@@ -416,6 +416,17 @@ TEST_CASE("a store that was made and is now missing or empty is refused, not mad
   error.clear();
   CHECK(open(error) == nullptr);
   CHECK(error.find("hallpass.db is empty (0 bytes)") != std::string::npos);
+  // Nor with a write-ahead log beside it (a crash, then a bad copy): SQLite would ignore the
+  // -wal and delete it at close, every entry in it lost (admin audit, 2026-12-05, F1). The -wal
+  // is left as it was, for whoever restores the store.
+  const auto wal = dir.path / "hallpass.db-wal";
+  { std::ofstream(wal) << "the frames of a crashed store"; }
+  error.clear();
+  CHECK(open(error) == nullptr);
+  CHECK(error.find("hallpass.db is empty (0 bytes)") != std::string::npos);
+  CHECK(error.find("hallpass.db-wal beside it cannot be read without it") != std::string::npos);
+  CHECK(std::filesystem::file_size(wal) == 29);
+  std::filesystem::remove(wal);
   // Deleting both, on purpose, starts an empty store.
   std::filesystem::remove(db);
   std::filesystem::remove(dir.path / "hallpass.db.made");
