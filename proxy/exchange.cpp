@@ -81,13 +81,34 @@ std::function<bool()> decision_still_holds(worker& w, const client_connection& c
       again.host = *host;
       again.port = ex.port;
       again.login = ex.login;
-      const rules::verdict v = rules::decide_request(
-          *cfg->policy, exceptions.get(),
-          facts_of(w, c, again, path ? std::optional<std::string_view>(*path) : std::nullopt, false));
-      if (v.act == rules::action::allow) continue;
-      ex.add_note("closed while open: " + *host + " now blocked (" + std::string(v.rule_id) +
-                  (v.reason.empty() ? std::string() : ": " + std::string(v.reason)) + ")");
-      return false;
+      const auto facts =
+          facts_of(w, c, again, path ? std::optional<std::string_view>(*path) : std::nullopt, false);
+      const rules::verdict v = rules::decide_request(*cfg->policy, exceptions.get(), facts);
+      if (v.act != rules::action::allow) {
+        ex.add_note("closed while open: " + *host + " now blocked (" + std::string(v.rule_id) +
+                    (v.reason.empty() ? std::string() : ": " + std::string(v.reason)) + ")");
+        return false;
+      }
+      if (path) continue;
+      // A TLS tunnel relayed unseen must still be one that plan_tunnel would relay, to the
+      // same address. A host now inspected (a page blocked on it, a path rule, an inspection
+      // entry) or now sent to SafeSearch's front end is filtered in a way this relay skips:
+      // the page a reload blocked was still reached through a tunnel opened before it
+      // (hostile-input audit, 2026-12-05, F1). Closed, the browser opens a new tunnel, which
+      // is planned with the policy in force.
+      if (cfg->inspecting() && v.by != rules::decided_by::invalid_host) {
+        const auto inspection = rules::decide_inspection(*cfg->policy, exceptions.get(), facts, v);
+        if (inspection.handling == rules::tls_handling::inspect) {
+          ex.add_note("closed while open: " + *host + " is now inspected (" + inspection.why + ")");
+          return false;
+        }
+      }
+      const auto front_end = rules::safesearch_connect_host(*cfg->policy, v, *host).value_or(std::string_view());
+      if (front_end != ex.connect_host) {
+        ex.add_note("closed while open: " + *host + (front_end.empty() ? " is no longer" : " is now") +
+                    " sent to SafeSearch's locked front end");
+        return false;
+      }
     }
     return true;
   };

@@ -128,9 +128,11 @@ void note_asker_role(worker& w, const client_connection& c, exchange& ex);
 // ban, a local block, a reload) and at least every 5 s (an exception's end, a lesson's start);
 // a block ends the relay, and ex's note says why (the log line keeps the decision that opened
 // it). Before 2026-12-05 an open tunnel outlived a revocation, a ban and an expiry (audit).
-// `path`: the request's path and query for a WebSocket; nullopt for a tunnel. `sni_host`: the
-// name a relayed tunnel's TLS named when it differs from the CONNECT host (decided at the
-// start too, so decided again with it: a block of either ends the tunnel).
+// `path`: the request's path and query for a WebSocket; nullopt for a TLS tunnel relayed unseen,
+// which also ends when its host would now be inspected or sent to SafeSearch's front end (a
+// relay would get round the filtering that a new tunnel gets). `sni_host`: the name a relayed
+// tunnel's TLS named when it differs from the CONNECT host (decided at the start too, so
+// decided again with it: a block of either ends the tunnel).
 std::function<bool()> decision_still_holds(worker& w, const client_connection& c, exchange& ex,
                                            std::optional<std::string> path,
                                            std::optional<std::string> sni_host = std::nullopt);

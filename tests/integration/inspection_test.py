@@ -1012,6 +1012,58 @@ inspection:
                                  and "SNI 'never.test' differs" in l.get("note", "")] or None, what="the relayed line")[0]
         self.assertEqual((line["host"], line["action"]), ("search.test", "allow"), line)
 
+    def test_a_relayed_tunnel_ends_when_a_reload_makes_its_host_inspected_or_safesearched(self):
+        """A reload that blocks one page of a relayed site makes the site inspected: a tunnel
+        opened before it carried the page unseen, for as long as its client kept it (hostile-
+        input audit, 2026-12-05, F1). It ends now, and the next tunnel is inspected. Likewise
+        a tunnel to a search engine opened before SafeSearch was locked for its role."""
+        p = self.start_proxy(self.origin.port)
+        ctx = ssl.create_default_context(cafile=self.test_ca.crt)
+
+        def open_relayed(host, source):
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=10, source_address=(source, 0))
+            self.addCleanup(s.close)
+            s.sendall(f"CONNECT {host}:{self.origin.port} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            self.assertIn(b" 200 ", s.recv(4096))
+            tls = ctx.wrap_socket(s, server_hostname=host)  # the origin's own certificate: relayed
+            self.addCleanup(tls.close)
+            tls.sendall(f"GET /before HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            self.assertTrue(tls.recv(65536).startswith(b"HTTP/1.1 200"))
+            return tls
+
+        def assert_ends(tls, host, note):
+            tls.settimeout(8)  # checked once a second after a reload
+            start = time.monotonic()
+            try:
+                self.assertEqual(tls.recv(1), b"")
+            except (ssl.SSLError, ConnectionError):
+                pass
+            except socket.timeout:
+                self.fail(f"the tunnel to {host} was still open 8 s after the reload")
+            self.assertLess(time.monotonic() - start, 8)
+            line = wait_for(lambda: [l for l in p.log_lines() if l["method"] == "CONNECT" and l["host"] == host
+                                     and "closed while open" in l.get("note", "")] or None,
+                            what="the closed tunnel's line")[-1]
+            self.assertIn(note, line["note"])
+            self.assertEqual(line["action"], "allow")  # what opened it; the note says how it ended
+
+        tls = open_relayed("search.test", PUPIL)
+        staff_tls = open_relayed("www.google.com", STAFF)  # no SafeSearch for staff yet
+        text = p.policy_text.replace('wiki_edits: {urls: ["wiki.test/edit"]}',
+                                     'wiki_edits: {urls: ["wiki.test/edit", "search.test/secret"]}', 1)
+        text = text.replace("    networks: [{staff}/32]\n".format(staff=STAFF),
+                            "    networks: [{staff}/32]\n    safesearch: {{search: strict}}\n".format(staff=STAFF), 1)
+        self.assertNotEqual(text, p.policy_text)
+        p.write_policy(text)
+        p.reload()
+        assert_ends(tls, "search.test", "search.test is now inspected")
+        assert_ends(staff_tls, "www.google.com", "www.google.com is now sent to SafeSearch's locked front end")
+        # A new tunnel is inspected: the page is blocked, the rest of the site is not.
+        status, _, err = self.get(p, f"https://search.test:{self.origin.port}/secret")
+        self.assertEqual(status, 403, err)
+        status, _, err = self.get(p, f"https://search.test:{self.origin.port}/open")
+        self.assertEqual(status, 200, err)
+
     def explain(self, proxy, role, url, method="GET"):
         r = subprocess.run([BIN, "explain", "--config", proxy.config, "--role", role, "--ca-dir", self.school_ca,
                             "--method", method, "--json", url], capture_output=True, text=True, timeout=30)
