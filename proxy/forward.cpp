@@ -433,16 +433,17 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
                                           : std::chrono::milliseconds(daemon.upstream.response_timeout));
     for (;;) {
       auto hr = co_await read_response_head(*up, head, daemon.limits);
-      if (send_failure && hr.result != head_parse::complete) {
-        // No answer came before the origin stopped reading: the request could not be sent.
-        if (hr.result == head_parse::need_more && interim == 0 && leave_to_client(*up, hr.ec)) {
-          co_return forward_outcome::close;
-        }
-        co_await refuse_unanswered(w, c, ex, *up, refusal::upstream_send_failed, *send_failure, client_version);
-        co_return forward_outcome::close;
-      }
+      // A malformed answer is that, whether or not the body was all sent: said as a failed send
+      // (and not counted as malformed) when the origin answered mid-upload (hostile-input
+      // audit, 2026-12-05, F2).
       if (hr.result == head_parse::error) {
         co_await refuse_unanswered(w, c, ex, *up, refusal::upstream_malformed, hr.error, client_version);
+        co_return forward_outcome::close;
+      }
+      if (send_failure && hr.result != head_parse::complete) {
+        // No answer came before the origin stopped reading: the request could not be sent.
+        if (interim == 0 && leave_to_client(*up, hr.ec)) co_return forward_outcome::close;
+        co_await refuse_unanswered(w, c, ex, *up, refusal::upstream_send_failed, *send_failure, client_version);
         co_return forward_outcome::close;
       }
       if (hr.result == head_parse::need_more) {

@@ -80,7 +80,7 @@ constexpr std::array<refusal_row, 21> rows{{
     {502, outcome::error, no_rejection, upf::reset, "the site closed the connection", true, "upstream response: ",
      refusal_page::html, unreachable_title, "The site closed the connection without answering."},
     // upstream_malformed
-    {502, outcome::error, no_rejection, upf::reset, "the site's answer was malformed", true, "upstream response: ",
+    {502, outcome::error, no_rejection, upf::malformed, "the site's answer was malformed", true, "upstream response: ",
      refusal_page::html, "The site's answer was malformed",
      "The site answered in a way that can be read more than one way, so the web filter did not pass it on."},
     // misdirected

@@ -369,8 +369,8 @@ metrics::metrics(const std::string& listen)
   auto& upstream =
       counter_family(*registry_, "hallpass_upstream_failures_total",
                      "Requests and tunnels that could not reach their origin, by kind.");
-  static constexpr const char* failure_names[upstream_failure_count] = {"dns", "connect", "timeout",
-                                                                        "reset", "refused"};
+  static constexpr const char* failure_names[upstream_failure_count] = {"dns",   "connect", "timeout",
+                                                                        "reset", "refused", "malformed"};
   for (std::size_t i = 0; i < upstream_failure_count; ++i)
     upstream_failed_[i] = &upstream.Add({{"kind", failure_names[i]}});
   // Every way a ban comes into force, at 0 from the start, so that an alert on

@@ -86,7 +86,7 @@ class metrics {
   prometheus::Counter& rejected(rejection r) { return *rejected_[static_cast<std::size_t>(r)]; }
 
   // hallpass_upstream_failures_total{kind}: why a request to an origin failed.
-  enum class upstream_failure { dns, connect, timeout, reset, refused };
+  enum class upstream_failure { dns, connect, timeout, reset, refused, malformed };
   prometheus::Counter& upstream_failed(upstream_failure f) {
     return *upstream_failed_[static_cast<std::size_t>(f)];
   }
@@ -172,7 +172,7 @@ class metrics {
 
  private:
   static constexpr std::size_t rejection_count = 9;
-  static constexpr std::size_t upstream_failure_count = 5;
+  static constexpr std::size_t upstream_failure_count = 6;
   std::array<prometheus::Counter*, rejection_count> rejected_{};
   std::array<prometheus::Counter*, upstream_failure_count> upstream_failed_{};
   std::array<prometheus::Counter*, 5> responses_{};   // hallpass_responses_total, 1xx..5xx

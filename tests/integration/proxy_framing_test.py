@@ -367,6 +367,8 @@ class Framing(unittest.TestCase):
 
                 o = self.origin(script)
                 self.addCleanup(release.set)
+                malformed = self.proxy.metric("hallpass_upstream_failures_total", {"kind": "malformed"})
+                reset = self.proxy.metric("hallpass_upstream_failures_total", {"kind": "reset"})
                 s = self.connected()
                 s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\n"
                           b"Transfer-Encoding: chunked\r\n\r\n" % o.port)
@@ -382,6 +384,12 @@ class Framing(unittest.TestCase):
                 self.assertEqual(line["status"], int(status), line)
                 if note:
                     self.assertIn(note, line.get("note", ""))
+                else:  # said as what it is, not as a failed send (hostile-input audit, 2026-12-05, F2)
+                    self.assertEqual(line["reason"], "the site's answer was malformed", line)
+                # Counted as a malformed answer, not as a reset (hostile-input audit, 2026-12-05, F2).
+                self.assertEqual(self.proxy.metric("hallpass_upstream_failures_total", {"kind": "malformed"}) - malformed,
+                                 1 if status == b"502" else 0)
+                self.assertEqual(self.proxy.metric("hallpass_upstream_failures_total", {"kind": "reset"}), reset)
                 release.set()
 
     def test_a_refusal_reaches_a_slow_uploader_before_its_body_ends(self):

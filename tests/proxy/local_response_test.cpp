@@ -41,7 +41,7 @@ TEST_CASE("refusals keep the statuses, metrics and log reasons of before the spl
   CHECK(port.page == refusal_page::plain);
   const auto& answer = refusal_info(refusal::upstream_malformed);
   CHECK(answer.status == 502);
-  CHECK(answer.upstream == metrics::upstream_failure::reset);
+  CHECK(answer.upstream == metrics::upstream_failure::malformed);  // its own kind since 2026-12-05 (was reset)
   CHECK(answer.note_prefix == "upstream response: ");
   CHECK(refusal_info(refusal::upstream_no_answer).status == 504);
   CHECK(refusal_info(refusal::upstream_no_answer).upstream == metrics::upstream_failure::timeout);
