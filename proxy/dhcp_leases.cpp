@@ -90,9 +90,18 @@ std::optional<std::string> hardware_address(std::string_view s) {
 // A device's host name as the lease gives it: at most 253 bytes, without trailing dots (cut
 // first, so that a cut that falls after a dot leaves none either), as valid UTF-8 (a device
 // chooses its own name: bytes that are not text become U+FFFD, so that the name can go into a
-// stored request and the admin protocol's JSON).
+// stored request and the admin protocol's JSON), without the characters that act on a terminal
+// or hide themselves (rules::is_unsafe_on_a_terminal: ESC, bidi overrides, zero-width, ...):
+// ISC dhcpd keeps them, and the access log's `device` reached the technician's terminal
+// through `jq -r` and the block page with them (admin audit, 2026-12-05, F6).
 std::string host_name(std::string_view s) {
-  std::string name = rules::valid_utf8(s.substr(0, max_name_bytes));
+  std::string name;
+  rules::for_each_character(
+      rules::valid_utf8(s.substr(0, max_name_bytes)),
+      [&](std::uint32_t cp, std::string_view bytes) {
+        if (!rules::is_unsafe_on_a_terminal(cp)) name.append(bytes);
+      },
+      [](unsigned char) {});  // none: valid_utf8 made every byte text
   // U+FFFD is three bytes: back to the bound, on a character boundary.
   while (name.size() > max_name_bytes) {
     name.pop_back();

@@ -4,7 +4,8 @@
 //
 // Asserted beyond "no crash, no sanitizer report":
 //  - a skipped entry always says where and why ("line N: ..."); none skipped, no error text;
-//  - every name is at most 253 bytes and has no final dot; every hardware address is lower-case
+//  - every name is at most 253 bytes, has no final dot and no character that acts on a terminal
+//    (rules::is_unsafe_on_a_terminal); every hardware address is lower-case
 //    hex octets joined by ':' (or empty);
 //  - the table built from the result holds at most one device per entry, and finds each
 //    address whose last entry named a device;
@@ -54,6 +55,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_REQUIRE(e.device->name.size() <= 253);
     FUZZ_REQUIRE(rules::is_valid_utf8(e.device->name));  // it goes into stored requests and JSON
     FUZZ_REQUIRE(e.device->name.empty() || e.device->name.back() != '.');
+    bool terminal_safe = true;  // no ESC, bidi override or invisible character (admin audit F6)
+    rules::for_each_character(
+        e.device->name,
+        [&](std::uint32_t cp, std::string_view) { terminal_safe = terminal_safe && !rules::is_unsafe_on_a_terminal(cp); },
+        [&](unsigned char) { terminal_safe = false; });
+    FUZZ_REQUIRE(terminal_safe);
     FUZZ_REQUIRE(hardware_address_ok(e.device->hardware_address));
     rules::request_facts f;
     f.client = e.address;

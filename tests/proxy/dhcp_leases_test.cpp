@@ -454,3 +454,20 @@ TEST_CASE("a device name that is not UTF-8 is stored as valid text, still within
   REQUIRE(find(r, "10.10.4.21"));
   CHECK(find(r, "10.10.4.21")->name == "caf\xc3\xa9\xEF\xBF\xBD");
 }
+
+TEST_CASE("a device name keeps no character that acts on a terminal or hides itself") {
+  // ISC dhcpd keeps the escapes a device sends in its name: ESC sequences and a right-to-left
+  // override reached the access log (and `jq -r`), the store and the block page (admin audit,
+  // 2026-12-05, F6). They are dropped; the rest of the name stays.
+  const auto r = parse_isc_leases(R"(lease 10.10.4.20 {
+  starts 3 2026/12/02 07:55:12;
+  ends epoch 1796241600;
+  binding state active;
+  hardware ethernet 3c:22:fb:12:9a:01;
+  client-hostname "pc\033[2J\033[31mRED\342\200\256x\342\200\213y\000z";
+}
+)",
+                                  now);
+  REQUIRE(find(r, "10.10.4.20"));
+  CHECK(find(r, "10.10.4.20")->name == "pc[2J[31mREDxyz");
+}
