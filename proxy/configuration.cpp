@@ -233,6 +233,7 @@ config_load_result load_configuration(const std::string& path, const overrides& 
     }
   }
   if (o.access_log) c->daemon.access_log.path = *o.access_log;
+  out.state_dir_in_file = c->daemon.state_dir;
   if (o.state_dir) c->daemon.state_dir = *o.state_dir;
   if (o.admin_socket) c->daemon.admin.socket = *o.admin_socket;
   if (o.metrics_listen) c->daemon.metrics.listen = *o.metrics_listen == "off" ? "" : *o.metrics_listen;
@@ -250,7 +251,21 @@ config_load_result load_configuration(const std::string& path, const overrides& 
 config_load_result config_store::reload() {
   std::lock_guard lock(reload_mutex_);
   const auto previous = current_.load(std::memory_order_acquire);
-  auto r = load_configuration(path_, overrides_, generation_.load() + 1, previous.get());
+  // A running daemon keeps the state directory it started with: its store, lock and pid file
+  // are open there. A reload that took the file's new state_dir read the feeds and wrote the
+  // lists' record there while the store stayed behind, and said only "reloaded" (admin audit,
+  // 2026-12-05, F8). The change takes effect at the next restart, and the reload says so.
+  overrides o = overrides_;
+  const bool pinned = previous && overrides_.serving && !overrides_.state_dir;
+  if (pinned) o.state_dir = previous->daemon.state_dir;
+  auto r = load_configuration(path_, o, generation_.load() + 1, previous.get());
+  if (pinned && r.config && r.state_dir_in_file != previous->daemon.state_dir) {
+    r.warnings.push_back({path_, 0, 0,
+                          "state_dir is now " + r.state_dir_in_file + " in the file: that takes effect at the next "
+                          "restart, and until then the store, the feeds and the lock stay in " +
+                              previous->daemon.state_dir + ". Move hallpass.db (with hallpass.db.made) and feeds/ "
+                              "there before restarting, or it will start on an empty store there"});
+  }
   if (r.config) {
     // A list that gave entries and gives none: against the policy in force on a reload, and
     // against the record of the last run at the start (proxy/list_record.hpp).

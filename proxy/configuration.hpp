@@ -60,6 +60,7 @@ struct configuration {
 struct config_load_result {
   std::shared_ptr<const configuration> config;  // null on error
   rules::diagnostics errors, warnings;
+  std::string state_dir_in_file;  // the file's state_dir (or the default), before --state-dir
 };
 
 // `previous` (may be null): the configuration in force, whose leaf cache is kept when the CA is

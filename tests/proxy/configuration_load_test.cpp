@@ -73,3 +73,55 @@ TEST_CASE("a syntax error is reported once, with its line, and no configuration 
   CHECK(r.errors[0].line > 0);
   CHECK(r.errors[0].message.find("not valid YAML") != std::string::npos);
 }
+
+// A running daemon's store, lock and pid file are open in the state directory it started with.
+// A reload that took the file's new state_dir read the feeds and wrote the lists' record there
+// while the store stayed behind, and said only "reloaded" (admin audit, 2026-12-05, F8).
+TEST_CASE("a reload keeps the state directory the daemon started with, and says when the file names another") {
+  hallpass_test::temp_dir dir("hallpass-config-load");
+  const auto config = dir.path / "school.yaml";
+  const std::string policy = [] {
+    std::ifstream in(HALLPASS_SOURCE_DIR "/rules/school.yaml");
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }();
+  const auto write = [&](const std::string& state_dir) {
+    std::ofstream(config) << policy << "\nstate_dir: " << state_dir << "\n";
+  };
+  const auto said = [](const hallpass::config_load_result& r, const std::string& text) {
+    for (const auto& w : r.warnings) {
+      if (w.message.find(text) != std::string::npos) return true;
+    }
+    return false;
+  };
+  write("s1");
+  hallpass::overrides o;
+  o.serving = true;
+  hallpass::config_store store(config.string(), o);
+  const auto first = store.reload();
+  REQUIRE(first.config);
+  CHECK(first.config->daemon.state_dir == (dir.path / "s1").string());
+  CHECK_FALSE(said(first, "state_dir is now"));
+  write("s2");
+  const auto second = store.reload();
+  REQUIRE(second.config);
+  CHECK(second.config->daemon.state_dir == (dir.path / "s1").string());
+  CHECK(said(second, "state_dir is now " + (dir.path / "s2").string() +
+                         " in the file: that takes effect at the next restart, and until then the store, the "
+                         "feeds and the lock stay in " + (dir.path / "s1").string()));
+  write("s1");
+  const auto third = store.reload();
+  REQUIRE(third.config);
+  CHECK_FALSE(said(third, "state_dir is now"));
+  // A state directory given on the command line is the one in force whatever the file says.
+  hallpass::overrides given = o;
+  given.state_dir = (dir.path / "cli").string();
+  hallpass::config_store fixed(config.string(), given);
+  REQUIRE(fixed.reload().config);
+  write("s2");
+  const auto again = fixed.reload();
+  REQUIRE(again.config);
+  CHECK(again.config->daemon.state_dir == (dir.path / "cli").string());
+  CHECK_FALSE(said(again, "state_dir is now"));
+}
