@@ -1,5 +1,9 @@
 #include "store/exception_store.hpp"
 
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -259,6 +263,49 @@ std::string exception_store::iso(std::int64_t unix_seconds) const {
   return rules::iso8601_local(zone_, seconds_t{std::chrono::seconds{unix_seconds}});
 }
 
+namespace {
+
+// Why a store could not be opened or prepared, in the technician's words, when the file system
+// says: SQLite's own ("disk I/O error", "attempt to write a readonly database") named the
+// symptom of a full disk, a read-only mount or a symbolic link, not the cause (admin audit,
+// 2026-12-05, F11). Empty when nothing here explains it.
+std::string store_problem(const std::filesystem::path& dir, const std::filesystem::path& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (S_ISLNK(st.st_mode)) {
+      std::error_code ec;
+      const auto target = std::filesystem::read_symlink(path, ec);
+      return path.string() + " is a symbolic link" + (ec ? std::string() : " to " + target.string()) +
+             ": SQLite keeps the store's -wal and -shm files beside the file it points to, where hallpass's user may "
+             "not write. Keep the store itself in the state directory";
+    }
+    if (!S_ISREG(st.st_mode)) return path.string() + " is not a regular file";
+  }
+  struct statvfs fs {};
+  if (::statvfs(dir.c_str(), &fs) == 0) {
+    if (fs.f_flag & ST_RDONLY) return "the file system holding " + dir.string() + " is mounted read-only";
+    if (fs.f_bavail == 0 || (fs.f_files > 0 && fs.f_favail == 0)) {
+      return "the file system holding " + dir.string() + " is full: free some space";
+    }
+  }
+  if (::lstat(path.c_str(), &st) == 0 && ::access(path.c_str(), R_OK | W_OK) != 0) {
+    return path.string() + " cannot be read and written by this user (uid " + std::to_string(::geteuid()) +
+           "): give it to hallpass's user (chown)";
+  }
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    return dir.string() + " cannot be written by this user (uid " + std::to_string(::geteuid()) + ")";
+  }
+  return {};
+}
+
+// SQLite's words, after the cause when one is found.
+std::string with_cause(const std::filesystem::path& dir, const std::filesystem::path& path, const std::string& e) {
+  const auto cause = store_problem(dir, path);
+  return cause.empty() ? e : cause + " (SQLite: " + e + ")";
+}
+
+}  // namespace
+
 std::unique_ptr<exception_store> exception_store::open(const std::string& dir, const rules::time_zone& zone,
                                                        std::string* error) {
   namespace fs = std::filesystem;
@@ -288,8 +335,16 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
     }
     return nullptr;
   }
-  if (exists && fs::is_regular_file(path, ec) && size_of(path) == 0) {
-    const std::string wal = path.string() + "-wal";
+  const std::string wal = path.string() + "-wal";
+  if (exists && fs::is_regular_file(path, ec) && size_of(path) == 0 && !fs::exists(made, ec) && size_of(wal) == 0) {
+    // No store was ever made here (no hallpass.db.made) and nothing is beside it: the file a
+    // first start created before it failed (a full disk), not a store that lost its data.
+    if (!fs::remove(path, ec)) {
+      if (error) *error = "cannot replace the empty " + path.string() + " a first start left: " +
+                          with_cause(dir, path, ec.message());
+      return nullptr;
+    }
+  } else if (exists && fs::is_regular_file(path, ec) && size_of(path) == 0) {
     if (error) {
       *error = path.string() + " is empty (0 bytes): its exceptions, local blocks, bans and audit log are not in it. " +
                (size_of(wal) > 0 ? "The " + wal + " beside it cannot be read without it: keep both aside. " : "") +
@@ -299,11 +354,15 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
     }
     return nullptr;
   }
-  auto db = database::open(path.string(), error);
-  if (!db) return nullptr;
+  std::string open_error;
+  auto db = database::open(path.string(), &open_error);
+  if (!db) {
+    if (error) *error = with_cause(dir, path, open_error);
+    return nullptr;
+  }
   std::unique_ptr<exception_store> s(new exception_store(std::move(*db), zone));
   if (auto e = s->migrate(); !e.empty()) {
-    if (error) *error = "cannot prepare the store's tables: " + e;
+    if (error) *error = "cannot prepare the store's tables: " + with_cause(dir, path, e);
     return nullptr;
   }
   if (!fs::exists(made, ec)) {

@@ -177,6 +177,62 @@ class LifecycleTest(unittest.TestCase):
         finally:
             proxy.stop()
 
+    @unittest.skipUnless(os.geteuid() == 0, "mounts a small file system: needs root")
+    def test_a_store_that_cannot_be_opened_stops_the_start_naming_the_cause(self):
+        # SQLite's words named the symptom ("disk I/O error", "unable to open database file"),
+        # not the full disk or the read-only mount (admin audit, 2026-12-05, F11).
+        proxy = Proxy()
+        policy_text = proxy.policy_text
+        proxy.stop()
+        base = tempfile.mkdtemp(prefix="hallpass-storefs-")
+        self.addCleanup(shutil.rmtree, base, True)
+        config = os.path.join(base, "policy.yaml")
+        with open(config, "w") as f:
+            f.write(policy_text)
+        mnt = os.path.join(base, "mnt")
+        os.mkdir(mnt)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "hallpass-test", mnt], check=True, timeout=20)
+        self.addCleanup(subprocess.run, ["umount", "-l", mnt], timeout=20)
+        state = os.path.join(mnt, "state")
+        os.mkdir(state, 0o700)
+
+        def start():
+            cmd = [BIN, "run", "--config", config, "--listen", f"127.0.0.1:{free_port()}",
+                   "--access-log", "-", "--metrics-listen", "off", "--state-dir", state]
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+
+        filler = os.path.join(mnt, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            for _ in range(1024):  # 4 MiB at most, of a 1 MiB file system
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass  # full
+        finally:
+            os.close(fd)
+        r = start()
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(f"the file system holding {state} is full: free some space", r.stderr)
+        os.remove(filler)
+        subprocess.run(["mount", "-o", "remount,ro", mnt], check=True, timeout=20)
+        r = start()
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(f"the file system holding {state} is mounted read-only", r.stderr)
+        # Space again: the empty file the first start left is no store, and is made into one.
+        subprocess.run(["mount", "-o", "remount,rw", mnt], check=True, timeout=20)
+        cmd = [BIN, "run", "--config", config, "--listen", f"127.0.0.1:{free_port()}",
+               "--access-log", "-", "--metrics-listen", "off", "--state-dir", state]
+        p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not os.path.exists(os.path.join(state, "hallpass.db.made")):
+                time.sleep(0.1)
+            self.assertTrue(os.path.exists(os.path.join(state, "hallpass.db.made")))
+            self.assertIsNone(p.poll())
+        finally:
+            p.terminate()
+            p.communicate(timeout=20)
+
     @unittest.skipUnless(os.geteuid() == 0, "makes directories owned by other users: needs root")
     def test_a_state_dir_that_is_not_hallpass_own_is_refused_and_left_as_it_was(self):
         # Outside-in audit H, 2026-12-05: hallpass tightened whatever directory state_dir named (a

@@ -434,3 +434,16 @@ TEST_CASE("a store that was made and is now missing or empty is refused, not mad
   REQUIRE(fresh != nullptr);
   CHECK(fresh->list(store::list_filter::all).data.at("requests").as_array().empty());
 }
+
+TEST_CASE("the empty file of a first start that failed is made into the store at the next") {
+  // A first start on a full disk leaves a 0-byte hallpass.db and no hallpass.db.made: no store
+  // was ever made, so the next start makes it instead of asking for a backup that cannot exist
+  // (admin audit, 2026-12-05, F11).
+  temp_dir dir;
+  { std::ofstream empty(dir.path / "hallpass.db"); }
+  std::string error;
+  auto s = store::exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
+  REQUIRE_MESSAGE(s != nullptr, error);
+  CHECK(std::filesystem::exists(dir.path / "hallpass.db.made"));
+  CHECK(std::filesystem::file_size(dir.path / "hallpass.db") > 0);
+}
