@@ -217,6 +217,12 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   const bool expect_continue = client_version >= 11 && list_has(req[http::field::expect], "100-continue");
 
   strip_hop_by_hop(req, websocket);
+  // A path given again in a header, which IIS's URL Rewrite and several web frameworks serve
+  // instead of the request line's: a request for an allowed page could fetch a page a path
+  // rule or a reported-page block covers, out of sight of the decision (hostile-input audit,
+  // 2026-12-05). They are for a site's own front end to set; no browser sends them.
+  req.erase("X-Original-URL");
+  req.erase("X-Rewrite-URL");
   for (auto& [name, value] : safesearch_headers) req.set(name, value);
   req.erase(http::field::expect);
   // A client that asks to be told before it sends its body: the origin is asked (RFC 9110
