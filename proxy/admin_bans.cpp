@@ -17,6 +17,8 @@ namespace {
 
 constexpr std::size_t max_queued_bans = 64;
 
+// A text argument, or nullopt when it is absent (or null). parse_admin_line checked its kind
+// (a string without control characters; one line for user, device and for) before the verb ran.
 std::optional<std::string> text(const json::object& a, const char* key) {
   auto it = a.find(key);
   if (it == a.end() || !it->value().is_string()) return std::nullopt;

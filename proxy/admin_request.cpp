@@ -106,11 +106,29 @@ std::optional<std::string> duplicate_key(std::string_view line) {
 
 namespace {
 
+// What an argument's value must be. Checked here, for every argument of every verb, before
+// the verb runs: a verb then reads an optional argument as either absent or good, never a bad
+// value taken for an absent one (admin audit, 2026-12-05, F4: "scope": ["url"] blocked the
+// whole domain, a --who with a stray control character opened a site for the whole role, a
+// reason with an ESC was stored as "").
+enum class arg_kind {
+  text,    // free text: tabs and line ends allowed (a reason, a form's answer)
+  line,    // one line: a URL, a name, a time, a keyword; no control character at all
+  names,   // a list of one-line names (roles)
+  flag,    // true or false
+  number,  // an id: the verb reads it (a JSON number or a string of digits)
+};
+
+struct arg_spec {
+  std::string_view name;
+  arg_kind kind;
+};
+
 // One row per verb: the admin roles that may use it (docs/admin-protocol.md "Authorisation")
-// and the argument names it takes (the "args" column of the table under "Messages").
+// and the arguments it takes (the "args" column of the table under "Messages").
 struct verb_spec {
   const std::set<std::string>* roles;
-  std::vector<std::string_view> args;
+  std::vector<arg_spec> args;
 };
 
 const verb_spec* find_verb_spec(std::string_view verb) {
@@ -121,49 +139,100 @@ const verb_spec* find_verb_spec(std::string_view verb) {
   // only a proposal, which one of them confirms (admin_server.cpp, "ban").
   static const std::set<std::string> banning = {"dsl", "headteacher", "technician"};
   static const std::set<std::string> unbanning = {"dsl", "headteacher"};
+  constexpr auto text = arg_kind::text, line = arg_kind::line, number = arg_kind::number, flag = arg_kind::flag;
   static const std::map<std::string, verb_spec, std::less<>> table = {
       {"request",
        {&filing,
-        {"url", "roles", "user", "client", "requester", "reason", "site_content", "risks", "control_measures"}}},
-      {"review", {&filing, {"id", "risks", "control_measures", "site_content", "note"}}},
-      {"report", {&filing, {"url", "nature", "reporter", "individual", "block"}}},
-      {"block", {&filing, {"url", "scope", "reason"}}},
-      {"unblock", {&filing, {"id", "reason"}}},
+        {{"url", line}, {"roles", arg_kind::names}, {"user", line}, {"client", line}, {"requester", text},
+         {"reason", text}, {"site_content", text}, {"risks", text}, {"control_measures", text}}}},
+      {"review",
+       {&filing, {{"id", number}, {"risks", text}, {"control_measures", text}, {"site_content", text}, {"note", text}}}},
+      {"report", {&filing, {{"url", line}, {"nature", text}, {"reporter", text}, {"individual", text}, {"block", flag}}}},
+      {"block", {&filing, {{"url", line}, {"scope", line}, {"reason", text}}}},
+      {"unblock", {&filing, {{"id", number}, {"reason", text}}}},
       {"reload", {&filing, {}}},
-      {"approve", {&deciding, {"id", "for", "until", "scope", "who", "reason"}}},
-      {"deny", {&deciding, {"id", "reason"}}},
-      {"revoke", {&deciding, {"id", "reason"}}},
-      {"list", {&reading, {"filter"}}},
-      {"show", {&reading, {"id"}}},
+      {"approve",
+       {&deciding, {{"id", number}, {"for", line}, {"until", line}, {"scope", line}, {"who", line}, {"reason", text}}}},
+      {"deny", {&deciding, {{"id", number}, {"reason", text}}}},
+      {"revoke", {&deciding, {{"id", number}, {"reason", text}}}},
+      {"list", {&reading, {{"filter", line}}}},
+      {"show", {&reading, {{"id", number}}}},
       {"status", {&reading, {}}},
-      {"audit", {&reading, {"since"}}},
+      {"audit", {&reading, {{"since", line}}}},
       {"reports", {&reading, {}}},
-      {"blocks", {&reading, {"all"}}},
-      {"ban", {&banning, {"user", "device", "for", "reason", "confirm"}}},
-      {"unban", {&unbanning, {"id", "user", "device", "reason"}}},
-      {"bans", {&reading, {"all"}}}};
+      {"blocks", {&reading, {{"all", flag}}}},
+      {"ban", {&banning, {{"user", line}, {"device", line}, {"for", line}, {"reason", text}, {"confirm", number}}}},
+      {"unban", {&unbanning, {{"id", number}, {"user", line}, {"device", line}, {"reason", text}}}},
+      {"bans", {&reading, {{"all", flag}}}}};
   auto it = table.find(verb);
   return it == table.end() ? nullptr : &it->second;
 }
 
 // A message that names an argument the verb does not take is refused rather than run without
 // it: a script's misspelt "scpoe" or "untill" would otherwise get the default it did not ask
-// for (a whole domain opened, say). Empty when every name is known.
-std::string unknown_argument(std::string_view verb, const verb_spec& spec, const json::object& args) {
+// for (a whole domain opened, say). So is an argument whose value is not of its kind (arg_kind).
+// Empty when every argument is known and of its kind. A null value is an argument not given.
+std::string bad_argument(std::string_view verb, const verb_spec& spec, const json::object& args) {
   for (const auto& kv : args) {
     const std::string_view name = kv.key();
-    if (std::find(spec.args.begin(), spec.args.end(), name) != spec.args.end()) continue;
-    std::string takes;
-    for (auto a : spec.args) takes += (takes.empty() ? "" : ", ") + std::string(a);
-    // The name is the caller's text: printed as JSON, so a control character cannot reach a
-    // terminal raw.
-    return "'" + std::string(verb) + "' takes no argument " + json::serialize(json::string(name)) +
-           (takes.empty() ? " (it takes none)" : " (it takes " + takes + ")");
+    const auto known = std::find_if(spec.args.begin(), spec.args.end(), [&](const arg_spec& a) { return a.name == name; });
+    if (known == spec.args.end()) {
+      std::string takes;
+      for (const auto& a : spec.args) takes += (takes.empty() ? "" : ", ") + std::string(a.name);
+      // The name is the caller's text: printed as JSON, so a control character cannot reach a
+      // terminal raw.
+      return "'" + std::string(verb) + "' takes no argument " + json::serialize(json::string(name)) +
+             (takes.empty() ? " (it takes none)" : " (it takes " + takes + ")");
+    }
+    const json::value& v = kv.value();
+    if (v.is_null()) continue;
+    const std::string key(name);
+    switch (known->kind) {
+      case arg_kind::text:
+      case arg_kind::line:
+        if (!v.is_string()) return "'" + key + "' must be text";
+        if (auto e = admin_text_error(key, v.get_string(), known->kind == arg_kind::line); !e.empty()) return e;
+        break;
+      case arg_kind::names:
+        if (!v.is_array()) return "'" + key + "' must be a list of names";
+        for (const auto& item : v.get_array()) {
+          if (!item.is_string()) return "'" + key + "' must be a list of names";
+          if (auto e = admin_text_error(key, item.get_string(), true); !e.empty()) return e;
+        }
+        break;
+      case arg_kind::flag:
+        if (!v.is_bool()) return "'" + key + "' must be true or false";
+        break;
+      case arg_kind::number:
+        break;  // the verb's: each says what number it wants
+    }
   }
   return {};
 }
 
 }  // namespace
+
+std::string admin_text_error(std::string_view key, std::string_view value, bool one_line) {
+  const std::string k = "'" + std::string(key) + "'";
+  if (value.size() > max_admin_text_bytes) {
+    return k + " is longer than " + std::to_string(max_admin_text_bytes) +
+           " bytes (in UTF-8: fewer characters outside ASCII)";
+  }
+  // A NUL or another control byte is no part of a URL, a name or a reason: refused, not stored
+  // or cut at (audit14 D11: "127.0.0.61\0x" banned 127.0.0.61). Free text may have tabs and
+  // line ends; a one-line value none ("ava.c\t" banned nobody: admin audit, 2026-12-05, F5).
+  const bool control = std::any_of(value.begin(), value.end(), [&](char ch) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u == 0x7f) return true;
+    if (u >= 0x20) return false;
+    return one_line || (ch != '\t' && ch != '\n' && ch != '\r');
+  });
+  if (control) {
+    return k + (one_line ? " must not contain control characters (it is one line: no tab or line end either)"
+                         : " must not contain control characters");
+  }
+  return {};
+}
 
 const std::set<std::string>* admin_verb_roles(std::string_view verb) {
   const verb_spec* spec = find_verb_spec(verb);
@@ -212,7 +281,7 @@ std::optional<admin_request> parse_admin_line(std::string_view line, std::string
     error = "unknown verb '" + r.verb + "'";
     return std::nullopt;
   }
-  if (error = unknown_argument(r.verb, *spec, r.args); !error.empty()) return std::nullopt;
+  if (error = bad_argument(r.verb, *spec, r.args); !error.empty()) return std::nullopt;
   r.allowed_roles = spec->roles;
   return r;
 }

@@ -7,6 +7,7 @@
 // admin_server.cpp so that tests/fuzz/fuzz_admin_line.cpp can reach it without a socket.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <set>
 #include <string>
@@ -29,7 +30,20 @@ const std::set<std::string>* admin_verb_roles(std::string_view verb);
 
 // Parses one line, without its '\n'. On failure returns nullopt and sets `error` to the
 // message the daemon answers with code bad_request. A number too large for a double (1e999)
-// is refused: it would come out as infinity, which no JSON reader can read back.
+// is refused: it would come out as infinity, which no JSON reader can read back. So is an
+// argument the verb does not take, and one whose value is not of its kind, naming it: text
+// that is not a string or has a control character (free text may have tabs and line ends; a
+// URL, a name, a time or a keyword none), a flag that is not true or false, a list of roles
+// that is not a list of such names. A null value is an argument not given. Ids are the verb's
+// to check. So a verb never takes a bad optional argument for an absent one.
 std::optional<admin_request> parse_admin_line(std::string_view line, std::string& error);
+
+// The longest text argument, in bytes.
+inline constexpr std::size_t max_admin_text_bytes = 8192;
+
+// Why `value`, the text of argument `key`, is refused ("'reason' must not contain control
+// characters"), or "" when it is good: longer than max_admin_text_bytes, or with a control
+// character (NUL, ESC, DEL, ...; tab, CR and LF are allowed unless `one_line`).
+std::string admin_text_error(std::string_view key, std::string_view value, bool one_line);
 
 }  // namespace hallpass

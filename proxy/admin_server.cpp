@@ -92,11 +92,12 @@ std::string response(const store::result& r) {
   return json::serialize(o) + "\n";
 }
 
-// Argument helpers: each returns nullopt and sets *err on a bad or missing value.
-std::optional<std::string> text_arg(const json::object& a, const char* key, bool required, std::string* err) {
+// A required text argument: nullopt with *err when it is missing, blank or bad. (A present
+// one was checked by parse_admin_line already; checked again here, so this stands alone.)
+std::optional<std::string> text_arg(const json::object& a, const char* key, std::string* err) {
   auto it = a.find(key);
   if (it == a.end() || it->value().is_null()) {
-    if (required) *err = std::string("'") + key + "' is required";
+    *err = std::string("'") + key + "' is required";
     return std::nullopt;
   }
   if (!it->value().is_string()) {
@@ -105,24 +106,24 @@ std::optional<std::string> text_arg(const json::object& a, const char* key, bool
   }
   std::string s(it->value().as_string());
   // Blanks alone are no text: a reason of "   " says nothing the audit log could keep.
-  if (required && s.find_first_not_of(" \t\r\n") == std::string::npos) {
+  if (s.find_first_not_of(" \t\r\n") == std::string::npos) {
     *err = std::string("'") + key + "' must not be empty";
     return std::nullopt;
   }
-  if (s.size() > 8192) {
-    *err = std::string("'") + key + "' is longer than 8192 bytes (in UTF-8: fewer characters outside ASCII)";
-    return std::nullopt;
-  }
-  // A NUL or another control byte (tabs and line ends aside) is no part of a URL, a name or a
-  // reason: refused, not stored or cut at (audit14 D11: "127.0.0.61\0x" banned 127.0.0.61).
-  if (std::any_of(s.begin(), s.end(), [](char ch) {
-        const auto u = static_cast<unsigned char>(ch);
-        return (u < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') || u == 0x7f;
-      })) {
-    *err = std::string("'") + key + "' must not contain control characters";
+  if (auto e = admin_text_error(key, s, /*one_line=*/false); !e.empty()) {
+    *err = e;
     return std::nullopt;
   }
   return s;
+}
+
+// An optional argument: nullopt when it is absent (or null). parse_admin_line refused the
+// line when it was there but bad (not text, a control character): never read as absent, so a
+// bad 'scope' or 'who' cannot fall back to the default (admin audit, 2026-12-05, F4).
+std::optional<std::string> optional_text(const json::object& a, const char* key) {
+  auto it = a.find(key);
+  if (it == a.end() || !it->value().is_string()) return std::nullopt;
+  return std::string(it->value().get_string());
 }
 
 std::optional<std::int64_t> id_arg(const json::object& a, std::string* err) {
@@ -433,18 +434,18 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
 
   if (verb == "request") {
     store::request_form f;
-    auto url = text_arg(args, "url", true, &err);
-    auto requester = text_arg(args, "requester", true, &err);
-    auto reason = text_arg(args, "reason", true, &err);
+    auto url = text_arg(args, "url", &err);
+    auto requester = text_arg(args, "requester", &err);
+    auto reason = text_arg(args, "reason", &err);
     if (!url || !requester || !reason) return bad(err);
     std::string url_err;
     if (!rules::make_target(*url, rules::target_kind::url, &url_err)) return bad("'url': " + url_err);
     f.url = url_without_credentials(*url);
     f.requester = *requester;
     f.reasons = *reason;
-    f.site_content = text_arg(args, "site_content", false, &err).value_or("");
-    f.risks = text_arg(args, "risks", false, &err).value_or("");
-    f.control_measures = text_arg(args, "control_measures", false, &err).value_or("");
+    f.site_content = optional_text(args, "site_content").value_or("");
+    f.risks = optional_text(args, "risks").value_or("");
+    f.control_measures = optional_text(args, "control_measures").value_or("");
     if (auto it = args.find("roles"); it != args.end() && it->value().is_array()) {
       for (const auto& role : it->value().as_array()) {
         if (!role.is_string()) return bad("'roles' must be a list of role names");
@@ -457,8 +458,8 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
         f.roles.push_back(name);
       }
     }
-    f.user = text_arg(args, "user", false, &err);
-    f.client = text_arg(args, "client", false, &err);
+    f.user = optional_text(args, "user");
+    f.client = optional_text(args, "client");
     if (f.client) {
       std::string why;
       if (!rules::ip_network::parse(*f.client, &why)) return bad("'client' must be an address or a network: " + why);
@@ -481,12 +482,12 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     std::string asked, clock_note;
     // One of the two: with both, which one meant? (Taking 'for' silently: audit H, 2026-12-05.)
     if (args.contains("for") && args.contains("until")) return bad("give 'for' or 'until', not both");
-    if (auto d = text_arg(args, "for", false, &err)) {
+    if (auto d = optional_text(args, "for")) {
       asked = "'for' " + *d;
       auto dur = admin_duration(*d, err);
       if (!dur) return bad(err);
       until = now + *dur;
-    } else if (auto u = text_arg(args, "until", false, &err)) {
+    } else if (auto u = optional_text(args, "until")) {
       asked = "'until' " + *u;
       auto local = rules::parse_local_time(*u);
       if (!local) return bad("'until' must be a school-local time like \"2026-11-23 15:15\"");
@@ -494,8 +495,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
       if (until <= now) return bad("'until' is in the past");
       clock_note = rules::clock_change_note(policy.zone, *u, *local, until);
     } else {
-      // err: 'for' or 'until' given as something other than text (a JSON number, say).
-      return bad(err.empty() ? "give 'for' (a duration) or 'until' (a time)" : err);
+      return bad("give 'for' (a duration) or 'until' (a time)");
     }
     if (until > limit.until) {
       return bad(asked + " is longer than an exception may last: at most until " +
@@ -503,7 +503,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
                  "); approve a shorter time, or ask again then (exceptions.max_duration in the policy sets the limit)");
     }
     auto kind = rules::default_target_kind(*url);
-    if (auto s = text_arg(args, "scope", false, &err)) {
+    if (auto s = optional_text(args, "scope")) {
       auto k = rules::parse_target_kind(*s);
       if (!k) return bad("'scope' must be url, prefix or domain");
       kind = *k;
@@ -531,9 +531,9 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
       return response(store::result::fail("forbidden", why));
     }
     // 'who' (user, group:NAME, device, role) is checked by the store against the request.
-    const auto narrow = text_arg(args, "who", false, &err);
+    const auto narrow = optional_text(args, "who");
     r = store_->approve(actor, *id, now, until, *target,
-                        text_arg(args, "reason", false, &err).value_or(""), narrow);
+                        optional_text(args, "reason").value_or(""), narrow);
     changed = r.ok;
     // An end in the hour the clocks skip or repeat: say which instant it is.
     if (r.ok && !clock_note.empty()) {
@@ -568,12 +568,12 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     r = store_->review(actor, *id, review);
   } else if (verb == "deny" || verb == "revoke") {
     auto id = id_arg(args, &err);
-    auto reason = text_arg(args, "reason", true, &err);
+    auto reason = text_arg(args, "reason", &err);
     if (!id || !reason) return bad(err);
     r = verb == "deny" ? store_->deny(actor, *id, *reason) : store_->revoke(actor, *id, *reason);
     changed = r.ok;
   } else if (verb == "list") {
-    const std::string filter = text_arg(args, "filter", false, &err).value_or("pending");
+    const std::string filter = optional_text(args, "filter").value_or("pending");
     store::list_filter lf;
     if (filter == "pending") lf = store::list_filter::pending;
     else if (filter == "active") lf = store::list_filter::active;
@@ -590,9 +590,9 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     if (!id) return bad(err);
     r = store_->show(*id);
   } else if (verb == "report") {
-    auto url = text_arg(args, "url", true, &err);
-    auto nature = text_arg(args, "nature", true, &err);
-    auto reporter = text_arg(args, "reporter", true, &err);
+    auto url = text_arg(args, "url", &err);
+    auto nature = text_arg(args, "nature", &err);
+    auto reporter = text_arg(args, "reporter", &err);
     if (!url || !nature || !reporter) return bad(err);
     bool block = false;
     if (auto it = args.find("block"); it != args.end()) {
@@ -605,16 +605,16 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     if (!t) return bad("'url': " + terr);
     if (block) target = t;
     r = store_->file_report(actor, url_without_credentials(*url), *nature, *reporter,
-                            text_arg(args, "individual", false, &err), target);
+                            optional_text(args, "individual"), target);
     changed = r.ok && block;
   } else if (verb == "reports") {
     r = store_->reports();
   } else if (verb == "block") {
-    auto url = text_arg(args, "url", true, &err);
-    auto reason = text_arg(args, "reason", true, &err);
+    auto url = text_arg(args, "url", &err);
+    auto reason = text_arg(args, "reason", &err);
     if (!url || !reason) return bad(err);
     auto kind = rules::target_kind::domain;
-    if (auto s = text_arg(args, "scope", false, &err)) {
+    if (auto s = optional_text(args, "scope")) {
       auto k = rules::parse_target_kind(*s);
       if (!k) return bad("'scope' must be url, prefix or domain");
       kind = *k;
@@ -638,13 +638,13 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     r = store_->local_blocks(all);
   } else if (verb == "unblock") {
     auto id = id_arg(args, &err);
-    auto reason = text_arg(args, "reason", true, &err);
+    auto reason = text_arg(args, "reason", &err);
     if (!id || !reason) return bad(err);
     r = store_->remove_local(actor, *id, *reason);
     changed = r.ok;
   } else if (verb == "audit") {
     std::optional<store::seconds_t> since;
-    if (auto s = text_arg(args, "since", false, &err)) {
+    if (auto s = optional_text(args, "since")) {
       auto local = rules::parse_local_time(*s);
       if (!local) return bad("'since' must be a school-local time like \"2026-11-23 08:00\"");
       since = policy.zone.to_sys(*local);

@@ -1,0 +1,91 @@
+"""What the admin socket takes and what it answers (admin audit, 2026-12-05): the real daemon
+and store, hallpassctl and raw protocol lines run as OS users in each admin role (created here;
+needs root), and `hallpass explain` reading the same store."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+from harness import BIN, Proxy
+from exceptions_test import ADMIN, admin_lines, ctl, ctl_json, ensure_users
+from bans_test import BANS
+
+
+class OwnDaemon:
+    """A mixin: a daemon of the class's own, so that one class's refusals and audit entries
+    do not count in another's."""
+
+    @classmethod
+    def setUpClass(cls):
+        ensure_users()
+        cls.state = tempfile.mkdtemp(prefix="hallpass-state-")
+        os.chmod(cls.state, 0o711)
+        cls.sock = os.path.join(cls.state, "admin.sock")
+        cls.proxy = Proxy(extra=ADMIN + BANS, args=["--state-dir", cls.state, "--admin-socket", cls.sock])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+
+    def raw(self, user, *messages):
+        answers, err = admin_lines(user, self.sock, list(messages))
+        self.assertEqual(len(answers), len(messages), err)
+        return answers
+
+    def request(self, url="http://a.test/lesson/page", **extra):
+        args = {"url": url, "roles": ["pupils"], "requester": "Ms T", "reason": "lesson", "risks": "r",
+                "control_measures": "c", **extra}
+        return {"verb": "request", "args": args}
+
+    def file(self, url="http://a.test/lesson/page"):
+        answer = self.raw("hp_tech", self.request(url))[0]
+        self.assertTrue(answer["ok"], answer)
+        return answer["data"]["id"]
+
+
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
+class BadArgumentsTest(OwnDaemon, unittest.TestCase):
+    def test_a_bad_optional_argument_is_refused_naming_it_and_nothing_changes(self):
+        # F4: each of these went ahead with the default: the site opened for the whole role,
+        # the whole domain blocked, a decision reason stored as "", the risks dropped.
+        rid = self.file()
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--who", "group:Year 6\x0b",
+                             "--reason", "Year 6 only")
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("'who' must not contain control characters (it is one line", err)
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--reason", "agreed \x1b[0m")
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("'reason' must not contain control characters", err)
+        answers = self.raw("hp_head",
+                           {"verb": "approve", "args": {"id": rid, "for": "1h", "scope": ["url"]}},
+                           {"verb": "approve", "args": {"id": rid, "for": "1h", "who": ["group:Year 6"]}},
+                           {"verb": "approve", "args": {"id": rid, "for": "1h", "scope": "url\u0000"}})
+        self.assertEqual([(a["ok"], a["code"]) for a in answers], [(False, "bad_request")] * 3, answers)
+        self.assertEqual(answers[0]["error"], "'scope' must be text")
+        self.assertEqual(answers[1]["error"], "'who' must be text")
+        self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(rid))["status"], "pending")
+
+        answers = self.raw("hp_tech",
+                           {"verb": "block", "args": {"url": "http://news.test/one/page", "scope": ["url"],
+                                                      "reason": "one page"}},
+                           self.request("http://a4.test/", risks="strangers\x0cbullying"),
+                           self.request("http://a5.test/", site_content=7),
+                           {"verb": "report", "args": {"url": "http://r.test/", "nature": "n", "reporter": "r",
+                                                       "individual": "x\u001b"}})
+        self.assertEqual([a["code"] for a in answers], ["bad_request"] * 4, answers)
+        self.assertEqual(answers[0]["error"], "'scope' must be text")
+        self.assertEqual(answers[1]["error"], "'risks' must not contain control characters")
+        self.assertEqual(answers[2]["error"], "'site_content' must be text")
+        self.assertEqual(answers[3]["error"], "'individual' must not contain control characters")
+        self.assertFalse([b for b in ctl_json("hp_dsl", self.sock, "blocks")["blocks"] if "news.test" in b["value"]])
+        self.assertFalse([r for r in ctl_json("hp_dsl", self.sock, "reports")["reports"] if "r.test" in r["url"]])
+        self.assertFalse([r for r in ctl_json("hp_dsl", self.sock, "list", "--all")["requests"]
+                          if r["url"] in ("http://a4.test/", "http://a5.test/")])
+
+        answers = self.raw("hp_dsl", {"verb": "list", "args": {"filter": ["all"]}},
+                           {"verb": "audit", "args": {"since": 20261205}})
+        self.assertEqual([a["error"] for a in answers], ["'filter' must be text", "'since' must be text"])
+
+if __name__ == "__main__":
+    unittest.main()
