@@ -234,6 +234,24 @@ std::string admin_text_error(std::string_view key, std::string_view value, bool 
   return {};
 }
 
+std::optional<std::string> admin_user_name(std::string_view key, std::string_view text, std::string& error) {
+  const auto first = text.find_first_not_of(' ');
+  if (first == std::string_view::npos) {
+    error = "'" + std::string(key) + "' must be a user name, not blank";
+    return std::nullopt;
+  }
+  text = text.substr(first, text.find_last_not_of(' ') - first + 1);
+  if (text.size() > 256) {
+    error = "'" + std::string(key) + "' must be a user name (1 to 256 characters)";
+    return std::nullopt;
+  }
+  if (auto e = admin_text_error(key, text, true); !e.empty()) {
+    error = e;
+    return std::nullopt;
+  }
+  return std::string(text);
+}
+
 const std::set<std::string>* admin_verb_roles(std::string_view verb) {
   const verb_spec* spec = find_verb_spec(verb);
   return spec ? spec->roles : nullptr;

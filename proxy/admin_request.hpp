@@ -46,4 +46,10 @@ inline constexpr std::size_t max_admin_text_bytes = 8192;
 // character (NUL, ESC, DEL, ...; tab, CR and LF are allowed unless `one_line`).
 std::string admin_text_error(std::string_view key, std::string_view value, bool one_line);
 
+// A user name given as argument `key` (request, ban and unban's 'user'), as it is stored and
+// compared: outer blanks dropped, as approve's group:NAME and the directory (caseIgnoreMatch)
+// treat names, so "ava.b " bans ava.b. nullopt with `error` naming the key when nothing is
+// left ("   ", ""), when it is longer than 256 bytes or has a control character.
+std::optional<std::string> admin_user_name(std::string_view key, std::string_view text, std::string& error);
+
 }  // namespace hallpass

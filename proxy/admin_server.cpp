@@ -458,7 +458,12 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
         f.roles.push_back(name);
       }
     }
-    f.user = optional_text(args, "user");
+    // A user name as bans take it (admin_user_name): "   " or "" named nobody, and its approval
+    // said "approved ... for user    " (admin audit, 2026-12-05, F7).
+    if (auto u = optional_text(args, "user")) {
+      f.user = admin_user_name("user", *u, err);
+      if (!f.user) return bad(err);
+    }
     f.client = optional_text(args, "client");
     if (f.client) {
       std::string why;

@@ -87,5 +87,56 @@ class BadArgumentsTest(OwnDaemon, unittest.TestCase):
                            {"verb": "audit", "args": {"since": 20261205}})
         self.assertEqual([a["error"] for a in answers], ["'filter' must be text", "'since' must be text"])
 
+    def test_a_ban_names_the_user_it_bans(self):
+        # F5: "ava.b " was an active ban of nobody that unban --user ava.b could not find;
+        # a tab, "   ", a NUL or an ESC were stored as given.
+        url = "http://origin.test/"
+        ban = ctl_json("hp_dsl", self.sock, "ban", "--user", "ava.b ", "--for", "1h", "--reason", "proxy site, twice")
+        self.assertEqual((ban["subject"], ban["status"]), ("ava.b", "active"))
+        r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", self.state, "--json",
+                            "--client", "127.0.0.2", "--user", "ava.b", url], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["rule"], f"ban {ban['id']}")
+        code, out, err = ctl("hp_dsl", self.sock, "unban", "--user", " ava.b", "--reason", "lift it")
+        self.assertEqual(code, 0, out + err)
+        self.assertIn(f"ban {ban['id']} lifted", out)
+
+        for user, words in (("ava.c\t", "'user' must not contain control characters (it is one line"),
+                            ("   ", "'user' must be a user name, not blank")):
+            with self.subTest(user=user):
+                code, out, err = ctl("hp_dsl", self.sock, "ban", "--user", user, "--for", "1h", "--reason", "r")
+                self.assertEqual(code, 1, out + err)
+                self.assertIn(words, err)
+        answers = self.raw("hp_dsl",
+                           {"verb": "ban", "args": {"user": "pupil9\u0000x", "for": "1h", "reason": "r"}},
+                           {"verb": "ban", "args": {"user": "pupil9", "for": "1h", "reason": "r\u0000\u001b[31mRED"}},
+                           {"verb": "ban", "args": {"user": "", "for": "1h", "reason": "r"}},
+                           {"verb": "ban", "args": {"user": "pupil9", "for": "1h", "reason": "\u00e9" * 2001}},
+                           {"verb": "unban", "args": {"user": "  ", "reason": "r"}})
+        self.assertEqual([a["code"] for a in answers], ["bad_request"] * 5, answers)
+        self.assertIn("'user'", answers[0]["error"])
+        self.assertEqual(answers[1]["error"], "'reason' must not contain control characters")
+        self.assertEqual(answers[2]["error"], "'user' must be a user name, not blank")
+        self.assertEqual(answers[3]["error"], "'reason' is longer than 2000 characters")
+        self.assertEqual(answers[4]["error"], "'user' must be a user name, not blank")
+        # 2,000 characters of two bytes each are 2,000 characters.
+        self.assertTrue(self.raw("hp_dsl", {"verb": "ban", "args": {"user": "pupil9", "for": "1h",
+                                                                    "reason": "\u00e9" * 2000}})[0]["ok"])
+        self.assertEqual([b["subject"] for b in ctl_json("hp_dsl", self.sock, "bans")["bans"]], ["pupil9"])
+
+    def test_a_request_for_a_blank_user_is_refused(self):
+        # F7: it was filed, and its approval said "approved ... for user    ".
+        code, out, err = ctl("hp_tech", self.sock, "request", "--url", "http://facebook.test/", "--user", "   ",
+                             "--requester", "a", "--reason", "b")
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("'user' must be a user name, not blank", err)
+        answer = self.raw("hp_tech", {"verb": "request", "args": {"url": "http://instagram.test/", "user": "",
+                                                                  "requester": "a", "reason": "b"}})[0]
+        self.assertEqual((answer["code"], answer["error"]), ("bad_request", "'user' must be a user name, not blank"))
+        filed = ctl_json("hp_tech", self.sock, "request", "--url", "http://facebook.test/", "--user", " sam ",
+                         "--requester", "a", "--reason", "b")
+        self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(filed["id"]))["scope"]["user"], "sam")
+
 if __name__ == "__main__":
     unittest.main()
