@@ -144,8 +144,8 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
       const std::string why =
           "OS user '" + os_user +
           "' (admin role technician) may not confirm a ban: that needs the dsl or headteacher role";
-      store_->audit_refusal(actor, "confirm ban", "ban " + std::to_string(*id), why);
-      return store::result::fail("forbidden", why);
+      // Through the same limit as every other refusal (admin audit, 2026-12-05, F2).
+      return store::result::fail("forbidden", audit_refusal(actor, "confirm ban", "ban " + std::to_string(*id), why));
     }
     auto r = store_->confirm_ban(actor, *id, reason.value_or(""));
     if (r.ok) {

@@ -375,6 +375,26 @@ void admin_server::audit_reload(std::string source, bool ok, std::uint64_t gener
   });
 }
 
+// Every refusal is audited, but a flood of them must not bury the audit log (nor make `audit`
+// too long to answer): at most refusals_audited_per_minute per OS user, whichever verb was
+// refused (audit, 2026-12-05: 300 refused lines with 60 KB ids did both; admin audit,
+// 2026-12-05, F2: a technician's refused `ban --confirm` was audited every time, 400 a second).
+std::string admin_server::audit_refusal(const store::actor& who, const std::string& action, const std::string& object,
+                                        const std::string& why) {
+  auto& [since, count] = refusals_by_user_[who.os_user];
+  const auto now = std::chrono::steady_clock::now();
+  if (now - since >= std::chrono::minutes(1)) {
+    since = now;
+    count = 0;
+  }
+  if (++count > refusals_audited_per_minute) {
+    return why + " (more than " + std::to_string(refusals_audited_per_minute) +
+           " refusals within a minute: this one is not audited)";
+  }
+  store_->audit_refusal(who, action, object, why);
+  return why;
+}
+
 store::result admin_server::file_form(const store::request_form& form) {
   auto r = store_->file_request(store::actor{"block page", "requester"}, form);
   return r;
@@ -406,24 +426,11 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     for (const auto& r : *allowed) need += (need.empty() ? "" : " or ") + r;
     const std::string why = "OS user '" + who->user + "' (" + (have.empty() ? "no admin role" : "admin role " + have) +
                             ") may not " + verb + ": that needs the " + need + " role";
-    // Every refusal is audited, but a flood of them must not bury the audit log (nor make
-    // `audit` too long to answer): at most refusals_audited_per_minute per OS user, and the id
-    // as sent at most 64 bytes (audit, 2026-12-05: 300 refused lines with 60 KB ids did both).
-    auto& [since, count] = refusals_by_user_[who->user];
-    const auto now = std::chrono::steady_clock::now();
-    if (now - since >= std::chrono::minutes(1)) {
-      since = now;
-      count = 0;
-    }
-    if (++count > refusals_audited_per_minute) {
-      return response(store::result::fail(
-          "forbidden", why + " (more than " + std::to_string(refusals_audited_per_minute) +
-                           " refusals within a minute: this one is not audited)"));
-    }
+    // The id as sent at most 64 bytes (audit, 2026-12-05: 60 KB ids in refused lines).
     std::string object = args.count("id") ? "request " + json::serialize(args["id"]) : verb;
     if (object.size() > 72) object = object.substr(0, 72) + "...";
-    store_->audit_refusal(store::actor{who->user, have.empty() ? "none" : have}, verb, object, why);
-    return response(store::result::fail("forbidden", why));
+    return response(store::result::fail(
+        "forbidden", audit_refusal(store::actor{who->user, have.empty() ? "none" : have}, verb, object, why)));
   }
   const store::actor actor{who->user, as_role};
   const auto& policy = *cfg->policy;
@@ -532,8 +539,8 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     if (verdict.by == rules::decided_by::locked_category) {
       const std::string why = "the site is in locked category '" + std::string(verdict.category_name()) +
                               "' (illegal content): no exception can allow it";
-      store_->audit_refusal(actor, "approve", "request " + std::to_string(*id), why);
-      return response(store::result::fail("forbidden", why));
+      return response(
+          store::result::fail("forbidden", audit_refusal(actor, "approve", "request " + std::to_string(*id), why)));
     }
     // 'who' (user, group:NAME, device, role) is checked by the store against the request.
     const auto narrow = optional_text(args, "who");

@@ -100,6 +100,11 @@ class admin_server {
   std::string socket_path_;
   std::size_t live_connections_ = 0;  // admin connections (store thread only)
   std::map<uid_t, std::size_t> connections_by_uid_;  // (store thread only)
+  // Writes a refused command to the audit log, at most refusals_audited_per_minute per OS user
+  // (whichever verb: the role check, a technician's ban --confirm, a locked category's
+  // approve). Returns the error to answer: `why`, saying when it was not audited.
+  std::string audit_refusal(const store::actor& who, const std::string& action, const std::string& object,
+                            const std::string& why);
   // Refused commands audited per OS user in the current minute (store thread only).
   static constexpr std::size_t refusals_audited_per_minute = 20;
   // `list` answers with the newest this many requests, and says how many older ones it left out.

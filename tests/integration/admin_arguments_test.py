@@ -138,5 +138,19 @@ class BadArgumentsTest(OwnDaemon, unittest.TestCase):
                          "--requester", "a", "--reason", "b")
         self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(filed["id"]))["scope"]["user"], "sam")
 
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
+class RefusalLimitTest(OwnDaemon, unittest.TestCase):
+    def test_refused_ban_confirmations_count_towards_the_audit_limit(self):
+        # F2: a technician's refused `ban --confirm` was audited every time (72,000 of them in
+        # three minutes made `audit` unanswerable); now it shares the 20 a minute of every refusal.
+        answers = self.raw("hp_tech", *([{"verb": "approve", "args": {"id": 1, "for": "1h"}}] * 5 +
+                                        [{"verb": "ban", "args": {"confirm": i + 1}} for i in range(25)]))
+        self.assertTrue(all(a["code"] == "forbidden" for a in answers), answers[:2])
+        self.assertEqual([("not audited" in a["error"]) for a in answers], [False] * 20 + [True] * 10)
+        entries = [e for e in ctl_json("hp_dsl", self.sock, "audit")["entries"] if e["os_user"] == "hp_tech"]
+        self.assertEqual([e["action"] for e in entries], ["approve"] * 5 + ["confirm ban"] * 15)
+        self.assertTrue(all(e["outcome"] == "refused" for e in entries))
+
+
 if __name__ == "__main__":
     unittest.main()
