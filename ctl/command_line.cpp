@@ -345,6 +345,20 @@ std::string build_blocks(const verb_arguments& a, json::object& out) {
 std::string build_audit(const verb_arguments& a, json::object& out) {
   if (auto e = check_local_time(a, "--since"); !e.empty()) return e;
   copy_value(a, "--since", "since", out);
+  if (const std::string* before = a.value("--before")) {
+    verb_arguments only_id;
+    only_id.positionals.push_back(*before);
+    json::object parsed;
+    if (auto e = take_id(only_id, "audit entry ID of --before", parsed); !e.empty()) return e;
+    out["before"] = parsed["id"];
+  }
+  if (const std::string* limit = a.value("--limit")) {
+    const bool digits = !limit->empty() && limit->size() <= 4 &&
+                        std::all_of(limit->begin(), limit->end(), [](char c) { return c >= '0' && c <= '9'; });
+    const int n = digits ? std::stoi(*limit) : 0;
+    if (n < 1 || n > 1000) return "--limit takes a whole number from 1 to 1000, not " + quote(*limit);
+    out["limit"] = n;
+  }
   return {};
 }
 
@@ -537,10 +551,13 @@ const std::vector<verb_spec>& verbs() {
        build_unblock},
       {"audit",
        "",
-       {{"--since", k::value}},
-       "hallpassctl audit [--since \"YYYY-MM-DD HH:MM\"]",
+       {{"--since", k::value}, {"--before", k::value}, {"--limit", k::value}},
+       "hallpassctl audit [--since \"YYYY-MM-DD HH:MM\"] [--before ID] [--limit N]",
        "The audit log: every change and every refusal, with the OS user, the admin role, the\n"
-       "object, the outcome and the reason. --since is school-local time.\n"
+       "object, the outcome and the reason, oldest first. It shows the newest 200 entries (or\n"
+       "--limit N, 1 to 1000) and says how many older ones it left out; --before ID shows\n"
+       "those older than entry ID (the first one shown), --since those from a school-local\n"
+       "time. A long log's answer stays within what hallpassctl reads (16 MiB).\n"
        "Allowed for: technician, headteacher, dsl.",
        build_audit},
       {"reload",

@@ -482,7 +482,18 @@ std::string render_audit(const json::object& data, const json::object& args) {
                    text(*e, "action"), or_dash(text(*e, "object")), text(*e, "outcome"),
                    text(*e, "reason")});
   }
-  return table.render();
+  std::string out = table.render();
+  // The daemon answers with the newest entries only (admin audit, 2026-12-05, F3): say how
+  // many older ones there are and how to read them.
+  if (const json::value* omitted = find(data, "omitted"); omitted && omitted->is_int64() && omitted->as_int64() > 0) {
+    const json::object* first = rows->front().if_object();
+    const std::string first_id = first ? text(*first, "id") : "";
+    out += std::to_string(omitted->as_int64()) + " older audit entries not shown (the newest " +
+           std::to_string(rows->size()) + " are): hallpassctl audit " +
+           (first_id.empty() ? std::string() : "--before " + printable(first_id) + " ") +
+           "for older ones, --since \"YYYY-MM-DD HH:MM\" to narrow, --limit N (at most 1000) for more\n";
+  }
+  return out;
 }
 
 std::string render_status(const json::object& data) {

@@ -158,7 +158,7 @@ const verb_spec* find_verb_spec(std::string_view verb) {
       {"list", {&reading, {{"filter", line}}}},
       {"show", {&reading, {{"id", number}}}},
       {"status", {&reading, {}}},
-      {"audit", {&reading, {{"since", line}}}},
+      {"audit", {&reading, {{"since", line}, {"before", number}, {"limit", number}}}},
       {"reports", {&reading, {}}},
       {"blocks", {&reading, {{"all", flag}}}},
       {"ban", {&banning, {{"user", line}, {"device", line}, {"for", line}, {"reason", text}, {"confirm", number}}}},

@@ -126,18 +126,23 @@ std::optional<std::string> optional_text(const json::object& a, const char* key)
   return std::string(it->value().get_string());
 }
 
-std::optional<std::int64_t> id_arg(const json::object& a, std::string* err) {
-  auto it = a.find("id");
-  if (it != a.end()) {
-    if (it->value().is_int64() && it->value().as_int64() > 0) return it->value().as_int64();
-    if (it->value().is_string()) {
-      try {
-        std::size_t pos = 0;
-        const auto v = std::stoll(std::string(it->value().as_string()), &pos);
-        if (pos == it->value().as_string().size() && v > 0) return v;
-      } catch (const std::exception&) {
-      }
+// A whole number above 0, as a JSON number or a string of digits; nullopt otherwise.
+std::optional<std::int64_t> positive_number(const json::value& v) {
+  if (v.is_int64() && v.as_int64() > 0) return v.as_int64();
+  if (v.is_string()) {
+    try {
+      std::size_t pos = 0;
+      const auto n = std::stoll(std::string(v.as_string()), &pos);
+      if (pos == v.as_string().size() && n > 0) return n;
+    } catch (const std::exception&) {
     }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> id_arg(const json::object& a, std::string* err) {
+  if (auto it = a.find("id"); it != a.end()) {
+    if (auto id = positive_number(it->value())) return id;
   }
   *err = "'id' must be a request number";
   return std::nullopt;
@@ -661,7 +666,19 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
       if (!local) return bad("'since' must be a school-local time like \"2026-11-23 08:00\"");
       since = policy.zone.to_sys(*local);
     }
-    r = store_->audit(since);
+    // The newest `limit` (default audit_limit), older than entry `before` when given: a bounded
+    // answer, as list's, with "omitted" saying how many older ones were left out.
+    std::optional<std::int64_t> before, limit;
+    if (auto* v = args.if_contains("before"); v && !v->is_null()) {
+      before = positive_number(*v);
+      if (!before) return bad("'before' must be an audit entry's id, a whole number above 0");
+    }
+    if (auto* v = args.if_contains("limit"); v && !v->is_null()) {
+      limit = positive_number(*v);
+      if (!limit || *limit > static_cast<std::int64_t>(max_audit_limit))
+        return bad("'limit' must be a whole number from 1 to " + std::to_string(max_audit_limit));
+    }
+    r = store_->audit(since, before, limit ? static_cast<std::size_t>(*limit) : audit_limit);
     // Ban reasons are the DSL's and the headteacher's (admin_bans.cpp, withhold_ban_reasons).
     if (!who->roles.count("dsl") && !who->roles.count("headteacher") && r.ok && r.data.is_object()) {
       if (auto* entries = r.data.as_object().if_contains("entries"); entries && entries->is_array()) {

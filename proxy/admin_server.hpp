@@ -109,6 +109,10 @@ class admin_server {
   static constexpr std::size_t refusals_audited_per_minute = 20;
   // `list` answers with the newest this many requests, and says how many older ones it left out.
   static constexpr std::size_t list_limit = 200;
+  // `audit` answers with the newest this many entries (its 'limit' argument, at most
+  // max_audit_limit), and says how many older ones it left out (admin audit, 2026-12-05, F3).
+  static constexpr std::size_t audit_limit = 200;
+  static constexpr std::size_t max_audit_limit = 1000;
   std::map<std::string, std::pair<std::chrono::steady_clock::time_point, std::size_t>> refusals_by_user_;
   std::thread thread_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

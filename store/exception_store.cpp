@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <string_view>
 
 #include "rules/explain.hpp"
@@ -952,15 +953,31 @@ result exception_store::reports() {
   return r;
 }
 
-result exception_store::audit(std::optional<seconds_t> since) {
+result exception_store::audit(std::optional<seconds_t> since, std::optional<std::int64_t> before, std::size_t limit,
+                               std::size_t max_bytes) {
+  // The newest `limit` entries that match, read newest first, and the older ones only counted:
+  // pupils' forms (each entry up to tens of KB of their text) and refused commands made an
+  // answer of the whole log longer than hallpassctl's 16 MiB (admin audit, 2026-12-05, F3).
   std::string err;
+  const std::string where = " FROM audit WHERE at >= ?1 AND id < ?2";
+  auto bind = [&](statement& st) {
+    st.bind(1, since ? since->time_since_epoch().count() : std::int64_t{0})
+        .bind(2, before.value_or(std::numeric_limits<std::int64_t>::max()));
+  };
+  auto count = db_.prepare("SELECT COUNT(*)" + where, &err);
+  if (!count) return result::fail("internal", err);
+  bind(count);
+  if (!count.step(&err)) return result::fail("internal", err.empty() ? "count of audit entries failed" : err);
+  const auto total = static_cast<std::size_t>(count.integer(0));
   auto st = db_.prepare(
-      "SELECT id, at, os_user, admin_role, action, object, before_json, after_json, reason, outcome FROM audit "
-      "WHERE at >= ? ORDER BY id",
+      "SELECT id, at, os_user, admin_role, action, object, before_json, after_json, reason, outcome" + where +
+          " ORDER BY id DESC LIMIT ?3",
       &err);
   if (!st) return result::fail("internal", err);
-  st.bind(1, since ? since->time_since_epoch().count() : std::int64_t{0});
-  json::array out;
+  bind(st);
+  st.bind(3, static_cast<std::int64_t>(limit));
+  json::array newest_first;
+  std::size_t bytes = 0;
   while (st.step(&err)) {
     auto parse = [](const std::optional<std::string>& s) -> json::value {
       if (!s) return nullptr;
@@ -968,13 +985,22 @@ result exception_store::audit(std::optional<seconds_t> since) {
       auto v = json::parse(*s, ec);
       return ec ? json::value(*s) : v;
     };
-    out.push_back(json::object{{"id", st.integer(0)}, {"at", iso(st.integer(1))}, {"os_user", st.text(2)},
-                               {"admin_role", st.text(3)}, {"action", st.text(4)}, {"object", st.text(5)},
-                               {"before", parse(st.optional_text(6))}, {"after", parse(st.optional_text(7))},
-                               {"reason", st.text(8)}, {"outcome", st.text(9)}});
+    json::object e{{"id", st.integer(0)}, {"at", iso(st.integer(1))}, {"os_user", st.text(2)},
+                   {"admin_role", st.text(3)}, {"action", st.text(4)}, {"object", st.text(5)},
+                   {"before", parse(st.optional_text(6))}, {"after", parse(st.optional_text(7))},
+                   {"reason", st.text(8)}, {"outcome", st.text(9)}};
+    // And no more than max_bytes of JSON: the newest entry always.
+    bytes += json::serialize(e).size() + 1;
+    if (!newest_first.empty() && bytes > max_bytes) break;
+    newest_first.push_back(std::move(e));
   }
+  if (!err.empty()) return result::fail("internal", err);
+  json::array out;
+  out.reserve(newest_first.size());
+  for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) out.push_back(std::move(*it));
   result r;
   r.data = json::object{{"entries", std::move(out)}};
+  if (total > newest_first.size()) r.data.as_object()["omitted"] = static_cast<std::int64_t>(total - newest_first.size());
   return r;
 }
 

@@ -82,6 +82,10 @@ inline constexpr std::size_t max_review_chars = 2000;
 
 enum class list_filter { pending, active, expired, all };
 
+// The most JSON one audit() answer holds: with room to spare under hallpassctl's 16 MiB
+// answer limit, should text the store holds grow when made valid UTF-8 for the answer.
+inline constexpr std::size_t max_audit_bytes = 4 * 1024 * 1024;
+
 // A ban (000 7.2; 002): a user name or a device address put on the policy's supervised-use
 // list (rules/ban.hpp) for `length`. `how`: "command" (hallpassctl ban by the DSL or the
 // headteacher: in force at once), "proposal" (by the technician: stored pending, no effect
@@ -146,7 +150,12 @@ class exception_store {
   result remove_local(const actor& who, std::int64_t id, const std::string& reason);
   // The local block entries, oldest first: those in force, or (all) removed ones too.
   result local_blocks(bool all);
-  result audit(std::optional<seconds_t> since);
+  // The audit log, oldest first: the newest `limit` entries written at or after `since` (all
+  // when nullopt) with an id below `before` (all when nullopt; for paging back), and of those
+  // no more than the newest that fit in `max_bytes` of JSON (the newest always). "omitted"
+  // counts the older ones that match but were left out (absent when none were).
+  result audit(std::optional<seconds_t> since, std::optional<std::int64_t> before = std::nullopt,
+               std::size_t limit = 200, std::size_t max_bytes = max_audit_bytes);
   // Records an action that changes no table here (a policy reload) in the audit log. On
   // failure (a full disk) says so on stderr (who, what: never the reason's text) and returns
   // the error, so an answer can say the action was not audited; empty when written.

@@ -223,6 +223,7 @@ class ProtocolTest(DaemonTestCase):
         (["unblock", "12", "--reason", "mistake"], {"verb": "unblock", "args": {"id": 12, "reason": "mistake"}}),
         (["audit"], {"verb": "audit", "args": {}}),
         (["audit", "--since", "2026-11-23 08:00"], {"verb": "audit", "args": {"since": "2026-11-23 08:00"}}),
+        (["audit", "--before", "812", "--limit", "50"], {"verb": "audit", "args": {"before": 812, "limit": 50}}),
         (["reload"], {"verb": "reload", "args": {}}),
         (["status"], {"verb": "status", "args": {}}),
         (["status", "--json"], {"verb": "status", "args": {}}),
@@ -567,6 +568,16 @@ class OutputTest(DaemonTestCase):
         self.assertTrue(lines[1][at:].startswith("refused"))
         self.assertTrue(lines[2][at:].startswith("ok"))
 
+    def test_audit_says_how_many_older_entries_it_left_out_and_how_to_read_them(self):
+        # The daemon answers the newest entries (admin audit, 2026-12-05, F3).
+        answer = dict(self.ANSWERS["audit"]["data"], omitted=2350)
+        self.daemon.handler = lambda request: ok(answer)
+        lines = self.human("audit").splitlines()
+        self.assertEqual(len(lines), 4)
+        self.assertEqual(lines[3], '2350 older audit entries not shown (the newest 2 are): hallpassctl audit '
+                                   '--before 1 for older ones, --since "YYYY-MM-DD HH:MM" to narrow, --limit N '
+                                   '(at most 1000) for more')
+
     def test_status_is_labelled_lines(self):
         out = self.human("status")
         self.assertRegex(out, r"Version:\s+0\.1\.0")
@@ -757,6 +768,10 @@ class UsageTest(DaemonTestCase):
         (["block", "--url", "u"], "missing --reason"),
         (["block", "--url", "u", "--reason", "r", "--scope", "everything"], "url, prefix or domain"),
         (["audit", "--since", "yesterday"], "YYYY-MM-DD HH:MM"),
+        (["audit", "--limit", "0"], "--limit takes a whole number from 1 to 1000, not '0'"),
+        (["audit", "--limit", "1001"], "from 1 to 1000"),
+        (["audit", "--limit", "ten"], "from 1 to 1000"),
+        (["audit", "--before", "x"], "audit entry ID of --before must be a whole number"),
         (["status", "extra"], "unexpected argument"),
         (["aprove", "7"], "did you mean 'approve'"),
         (["--frobnicate", "status"], "unknown option"),

@@ -152,5 +152,42 @@ class RefusalLimitTest(OwnDaemon, unittest.TestCase):
         self.assertTrue(all(e["outcome"] == "refused" for e in entries))
 
 
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
+class AuditAnswerTest(OwnDaemon, unittest.TestCase):
+    def test_audit_answers_the_newest_entries_and_says_how_many_it_left_out(self):
+        # F3: pupils' forms made `audit` longer than hallpassctl's 16 MiB; like `list`, it now
+        # answers the newest 200 (or --limit) and says how many older ones there are and how
+        # to read them (--before, --since).
+        answers = self.raw("hp_tech", *[self.request(f"http://a.test/page{i}") for i in range(230)])
+        self.assertTrue(all(a["ok"] for a in answers), answers[:2])
+        data = ctl_json("hp_dsl", self.sock, "audit")
+        entries = data["entries"]
+        self.assertEqual(len(entries), 200)
+        total = 200 + data["omitted"]
+        self.assertGreaterEqual(total, 230)
+        ids = [e["id"] for e in entries]
+        self.assertEqual(ids, sorted(ids))  # oldest first
+        self.assertEqual(entries[-1]["object"], f"request {answers[-1]['data']['id']}")  # the newest
+
+        code, out, err = ctl("hp_dsl", self.sock, "audit")
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"{total - 200} older audit entries not shown (the newest 200 are): "
+                      f"hallpassctl audit --before {ids[0]} for older ones", out)
+
+        older = ctl_json("hp_dsl", self.sock, "audit", "--before", str(ids[0]), "--limit", "5")
+        self.assertEqual([e["id"] for e in older["entries"]], list(range(ids[0] - 5, ids[0])))
+        self.assertEqual(older["omitted"], total - 205)
+        self.assertNotIn("omitted", ctl_json("hp_dsl", self.sock, "audit", "--limit", "1000"))
+        self.assertEqual(len(ctl_json("hp_dsl", self.sock, "audit", "--limit", "3")["entries"]), 3)
+
+        for bad in ("0", "1001", "x"):
+            with self.subTest(limit=bad):
+                self.assertEqual(ctl("hp_dsl", self.sock, "audit", "--limit", bad)[0], 2)
+        answers = self.raw("hp_dsl", {"verb": "audit", "args": {"limit": 0}},
+                           {"verb": "audit", "args": {"limit": 1001}}, {"verb": "audit", "args": {"before": "x"}})
+        self.assertEqual([a["error"] for a in answers], ["'limit' must be a whole number from 1 to 1000"] * 2 +
+                         ["'before' must be an audit entry's id, a whole number above 0"])
+
+
 if __name__ == "__main__":
     unittest.main()
