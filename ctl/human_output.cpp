@@ -371,6 +371,10 @@ std::string render_reports(const json::object& data) {
       if (std::string by = text(*taken, "by"); !by.empty()) action += " by " + by;
       if (std::string entry = text(*taken, "entry"); !entry.empty())
         action += " (entry " + entry + ")";
+      // The block removed since (unblock): the page is open again.
+      if (const json::object* removed = find_object(*taken, "removed")) {
+        action += "; block removed by " + text(*removed, "by") + " at " + text(*removed, "at") + ", no longer in force";
+      }
     } else {
       action = text(*r, "action");
     }

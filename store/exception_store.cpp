@@ -930,9 +930,12 @@ result exception_store::file_report(const actor& who, const std::string& url, co
 
 result exception_store::reports() {
   std::string err;
+  // With the block's removal, when its local entry was removed since: the DSL reading the
+  // reports was told "blocked" of a page open again (admin audit, 2026-12-05, F9).
   auto st = db_.prepare(
-      "SELECT id, created_at, reporter, individual, url, nature, filed_by, action_taken, action_by, action_at, "
-      "entry_id FROM reports ORDER BY id",
+      "SELECT r.id, r.created_at, r.reporter, r.individual, r.url, r.nature, r.filed_by, r.action_taken, "
+      "r.action_by, r.action_at, r.entry_id, l.removed_by, l.removed_at, l.remove_reason FROM reports r "
+      "LEFT JOIN local_entries l ON l.id = r.entry_id ORDER BY r.id",
       &err);
   if (!st) return result::fail("internal", err);
   json::array out;
@@ -941,13 +944,18 @@ result exception_store::reports() {
                    {"individual", nullable(st.optional_text(3))}, {"url", st.text(4)}, {"nature", st.text(5)},
                    {"filed_by", st.text(6)}};
     if (!st.is_null(7)) {
+      json::value removed = nullptr;
+      if (!st.is_null(12)) {
+        removed = json::object{{"by", st.text(11)}, {"at", iso(st.integer(12))}, {"reason", st.text(13)}};
+      }
       o["action"] = json::object{{"taken", st.text(7)}, {"by", st.text(8)}, {"at", iso(st.integer(9))},
-                                 {"entry", st.integer(10)}};
+                                 {"entry", st.integer(10)}, {"removed", std::move(removed)}};
     } else {
       o["action"] = nullptr;
     }
     out.push_back(std::move(o));
   }
+  if (!err.empty()) return result::fail("internal", err);
   result r;
   r.data = json::object{{"reports", std::move(out)}};
   return r;

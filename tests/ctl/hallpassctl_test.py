@@ -578,6 +578,16 @@ class OutputTest(DaemonTestCase):
                                    '--before 1 for older ones, --since "YYYY-MM-DD HH:MM" to narrow, --limit N '
                                    '(at most 1000) for more')
 
+    def test_reports_say_a_removed_block_is_no_longer_in_force(self):
+        # `reports` said "blocked" of a page open again (admin audit, 2026-12-05, F9).
+        report = dict(self.ANSWERS["reports"]["data"]["reports"][0])
+        report["action"] = dict(report["action"], removed={"by": "mrs.head", "at": "2026-11-23T10:00:00+00:00",
+                                                           "reason": "mistake"})
+        self.daemon.handler = lambda request: ok({"reports": [report]})
+        lines = self.human("reports").splitlines()
+        self.assertIn("blocked by ict.tech (entry 12); block removed by mrs.head at 2026-11-23T10:00:00+00:00, "
+                      "no longer in force", lines[1])
+
     def test_status_is_labelled_lines(self):
         out = self.human("status")
         self.assertRegex(out, r"Version:\s+0\.1\.0")

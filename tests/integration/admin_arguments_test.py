@@ -138,6 +138,23 @@ class BadArgumentsTest(OwnDaemon, unittest.TestCase):
                          "--requester", "a", "--reason", "b")
         self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(filed["id"]))["scope"]["user"], "sam")
 
+    def test_reports_say_when_the_reports_block_was_removed(self):
+        # F9: `reports` still said "blocked by ... (entry N)" of a page open again.
+        filed = ctl_json("hp_tech", self.sock, "report", "--url", "http://rep.test/x", "--nature", "violent images",
+                         "--reporter", "Mrs B", "--block")
+        entry = filed["entry"]
+        mine = lambda: [r for r in ctl_json("hp_dsl", self.sock, "reports")["reports"] if r["id"] == filed["id"]][0]
+        self.assertIsNone(mine()["action"]["removed"])
+        ctl("hp_tech", self.sock, "unblock", str(entry), "--reason", "added by mistake", check=0)
+        action = mine()["action"]
+        self.assertEqual((action["taken"], action["entry"]), ("blocked", entry))
+        self.assertEqual((action["removed"]["by"], action["removed"]["reason"]), ("hp_tech", "added by mistake"))
+        code, out, err = ctl("hp_dsl", self.sock, "reports")
+        self.assertEqual(code, 0, err)
+        row = [line for line in out.splitlines() if "rep.test" in line][0]
+        self.assertIn(f"blocked by hp_tech (entry {entry}); block removed by hp_tech at", row)
+        self.assertIn("no longer in force", row)
+
 @unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
 class RefusalLimitTest(OwnDaemon, unittest.TestCase):
     def test_refused_ban_confirmations_count_towards_the_audit_limit(self):

@@ -1,6 +1,7 @@
-// What the store answers to `audit` (admin audit, 2026-12-05, F3), on real SQLite files in a
-// temporary directory: the audit log answers its newest entries within a count and a size,
-// saying how many older ones it left out, and pages back with `before`.
+// What the store answers to `audit` and `reports` (admin audit, 2026-12-05, F3 and F9), on real
+// SQLite files in a temporary directory: the audit log answers its newest entries within a
+// count and a size, saying how many older ones it left out, and pages back with `before`; a
+// report whose block was removed says so.
 #include "store/exception_store.hpp"
 #include "tests/store/store_fixture.hpp"
 
@@ -96,4 +97,34 @@ TEST_CASE("audit answers no more than its size allows, however many entries were
   // The newest entry always, even when it alone is larger.
   CHECK(ids_of(s->audit(std::nullopt, std::nullopt, 1000, 10)) == std::vector<std::int64_t>{ids_of(all).back()});
   CHECK(store::max_audit_bytes * 3 < 16u * 1024 * 1024);  // room under hallpassctl's limit
+}
+
+TEST_CASE("a report whose block was removed says who removed it, when and why") {
+  // `reports` said "blocked" of a page open again (admin audit, 2026-12-05, F9).
+  temp_dir dir;
+  auto s = open_store(dir);
+  std::string error;
+  auto t = rules::make_target("http://rep.test/x", rules::target_kind::url, &error);
+  REQUIRE(t);
+  auto filed = s->file_report(technician, "http://rep.test/x", "violent images", "Mrs B", std::nullopt, t);
+  REQUIRE(filed.ok);
+  const auto entry = filed.data.at("entry").as_int64();
+  auto plain = s->file_report(technician, "http://other.test/", "spam", "Mr C", std::nullopt, std::nullopt);
+  REQUIRE(plain.ok);
+
+  auto reports = s->reports().data.at("reports").as_array();
+  REQUIRE(reports.size() == 2);
+  CHECK(reports[0].at("action").at("removed").is_null());
+  CHECK(reports[1].at("action").is_null());
+
+  REQUIRE(s->remove_local(store_test::headteacher, entry, "added by mistake").ok);
+  reports = s->reports().data.at("reports").as_array();
+  const auto& action = reports[0].at("action").as_object();
+  CHECK(action.at("taken").as_string() == "blocked");
+  CHECK(action.at("entry").as_int64() == entry);
+  const auto& removed = action.at("removed").as_object();
+  CHECK(removed.at("by").as_string() == "mrs.head");
+  CHECK(removed.at("reason").as_string() == "added by mistake");
+  CHECK(removed.at("at").as_string().size() > 10);
+  CHECK(reports[1].at("action").is_null());
 }
