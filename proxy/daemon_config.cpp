@@ -304,8 +304,12 @@ class daemon_reader : public rules::yaml_reader {
     }
     const auto d = rules::parse_duration(*s);
     if (!d || *d < std::chrono::seconds(1) || *d > std::chrono::days(36500)) {
+      // A suggestion the setting then takes (admin audit, 2026-12-05, F10: "0" was told "0s?").
+      const std::string hint = d && d->count() == 0 ? ": 0 would keep no closed record at all; the least is 1s"
+                                                    : rules::duration_hint(*s, std::chrono::seconds(1),
+                                                                           std::chrono::days(36500));
       error(n["records"], "retention.records must be how long closed records are kept, like 365d (1s to 36500d), or "
-                          "forever, not " + rules::quote(*s) + rules::duration_hint(*s));
+                          "forever, not " + rules::quote(*s) + hint);
       return;
     }
     c.retention.records = std::chrono::ceil<std::chrono::seconds>(*d);

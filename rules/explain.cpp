@@ -1,6 +1,7 @@
 #include "rules/explain.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -203,6 +204,25 @@ std::optional<url_parts> split_url(std::string_view url, std::string* error) {
       return fail("the URL scheme '" + std::string(written) + "' is not http, https, ws or wss");
     }
   } else {
+    // No "//": "javascript:alert(1)", "data:text/html,...", "mailto:a@b.test" have a scheme
+    // all the same (RFC 3986 3.1), and were read as a host and a port ("the URL's port
+    // 'alert(1)' is not a number") or as user information ("mailto:a@" dropped, b.test
+    // stored): admin audit, 2026-12-05, F10. A name before a colon is a scheme unless what
+    // follows is a port ("x.test:8080/page"); a dotted name is a host ("x.test:abc": its port).
+    const auto colon = url.find(':');
+    const std::string_view name = url.substr(0, colon == std::string_view::npos ? 0 : colon);
+    const std::string_view rest = colon == std::string_view::npos ? std::string_view() : url.substr(colon + 1);
+    const std::string_view port = rest.substr(0, rest.find_first_of("/?#"));
+    const bool scheme_shape =
+        !name.empty() && std::isalpha(static_cast<unsigned char>(name.front())) &&
+        std::all_of(name.begin(), name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-';
+        });
+    const bool is_port =
+        !port.empty() && std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (scheme_shape && !rest.empty() && !is_port) {
+      return fail("the URL scheme '" + std::string(name) + "' is not http, https, ws or wss");
+    }
     u.scheme = "http";
   }
   const auto end = url.find_first_of("/?#");

@@ -178,11 +178,25 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view t) {
   return std::chrono::milliseconds{v * unit_ms};
 }
 
-std::string duration_hint(std::string_view t) {
-  const bool digits = !t.empty() && std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+std::string duration_hint(std::string_view t, std::chrono::milliseconds least, std::chrono::milliseconds most) {
+  const bool digits = !t.empty() && t.size() <= 12 &&
+                      std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (!digits) return {};
-  const std::string n(t);
-  return ": a number needs its unit (" + n + "s, " + n + "m, " + n + "h or " + n + "d?)";
+  // Only the spellings the setting would take: "retention.records: 0" was told "0s, 0m, 0h or
+  // 0d?", and 0s was then refused too (admin audit, 2026-12-05, F10).
+  const long long n = std::stoll(std::string(t));
+  std::vector<std::string> fits;
+  for (const auto& [unit, ms] : {std::pair{"s", 1'000LL}, std::pair{"m", 60'000LL}, std::pair{"h", 3'600'000LL},
+                                 std::pair{"d", 86'400'000LL}}) {
+    if (n > most.count() / ms) continue;
+    if (std::chrono::milliseconds(n * ms) >= least) fits.push_back(std::string(t) + unit);
+  }
+  if (fits.empty()) return {};
+  std::string list;
+  for (std::size_t i = 0; i < fits.size(); ++i) {
+    list += (i == 0 ? "" : i + 1 == fits.size() ? " or " : ", ") + fits[i];
+  }
+  return ": a number needs its unit (" + list + "?)";
 }
 
 std::optional<std::chrono::milliseconds> yaml_reader::duration(const YAML::Node& n, const std::string& what) {

@@ -77,7 +77,10 @@ class yaml_reader {
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 
 // For an error about a duration: ": a number needs its unit (365s, 365m, 365h or 365d?)" when
-// `text` is a bare number, else "".
-std::string duration_hint(std::string_view text);
+// `text` is a bare number, naming only the units that give a duration from `least` to `most`
+// (the setting's range); "" when it is not a bare number or no unit would do ("0" for a
+// setting of at least 1s).
+std::string duration_hint(std::string_view text, std::chrono::milliseconds least = std::chrono::milliseconds(0),
+                          std::chrono::milliseconds most = std::chrono::days(36500));
 
 }  // namespace hallpass::rules

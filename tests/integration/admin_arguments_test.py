@@ -155,6 +155,23 @@ class BadArgumentsTest(OwnDaemon, unittest.TestCase):
         self.assertIn(f"blocked by hp_tech (entry {entry}); block removed by hp_tech at", row)
         self.assertIn("no longer in force", row)
 
+    def test_a_url_with_another_scheme_is_refused_naming_it(self):
+        # F10: javascript: and data: were refused with "the URL's port ... is not a number";
+        # mailto:a@b.test was filed as b.test, which approve made a domain exception for.
+        for url, scheme in (("javascript:alert(1)", "javascript"), ("data:text/html,<b>x</b>", "data"),
+                            ("mailto:a@b.test", "mailto")):
+            with self.subTest(url=url):
+                code, out, err = ctl("hp_tech", self.sock, "request", "--url", url, "--role", "pupils",
+                                     "--requester", "a", "--reason", "b")
+                self.assertEqual(code, 1, out + err)
+                self.assertIn(f"the URL scheme '{scheme}' is not http, https, ws or wss", err)
+                code, out, err = ctl("hp_tech", self.sock, "block", "--url", url, "--reason", "r")
+                self.assertEqual(code, 1, out + err)
+                self.assertIn(f"the URL scheme '{scheme}'", err)
+        self.assertTrue(all("b.test" not in r["url"]
+                            for r in ctl_json("hp_dsl", self.sock, "list", "--all")["requests"]))
+
+
 @unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
 class RefusalLimitTest(OwnDaemon, unittest.TestCase):
     def test_refused_ban_confirmations_count_towards_the_audit_limit(self):

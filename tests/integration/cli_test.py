@@ -215,6 +215,18 @@ logins:
                 if code:
                     self.assertIn("a number needs its unit", r.stderr)
 
+    def test_a_retention_setting_refused_is_told_only_spellings_it_takes(self):
+        # "records: 0" was told "a number needs its unit (0s, 0m, 0h or 0d?)", and 0s was then
+        # refused too (admin audit, 2026-12-05, F10).
+        for value in ("0", "0s"):
+            with self.subTest(value=value):
+                r = check_edited_school(lambda text: text + f"retention: {{records: {value}}}\n")
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                self.assertIn("0 would keep no closed record at all; the least is 1s", r.stderr)
+                self.assertNotIn("0s,", r.stderr)
+        r = check_edited_school(lambda text: text + "retention: {records: 40000}\n")
+        self.assertIn("a number needs its unit (40000s, 40000m or 40000h?)", r.stderr)
+
     def test_terms_that_have_all_ended_are_a_warning_and_the_exception_limit_follows(self):
         ended = "  terms:\n    - {name: Summer 2020, from: 2020-04-20, to: 2020-07-22}\n"
         ahead = "  terms:\n    - {name: Far ahead, from: 2099-09-01, to: 2099-12-18}\n"

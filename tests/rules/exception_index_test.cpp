@@ -2,6 +2,9 @@
 // boundary (a block of /a leaves /admin open), while the policy's own URL prefixes stay plain.
 #include <doctest/doctest.h>
 
+#include <tuple>
+#include <utility>
+
 #include "rules/decision.hpp"
 #include "rules/exception_index.hpp"
 #include "tests/rules/policy_fixture.hpp"
@@ -257,6 +260,35 @@ TEST_CASE("a URL's scheme is read without case, as the proxy reads it") {
   std::string error;
   CHECK_FALSE(split_url("FTP://x.example/", &error));
   CHECK(error.find("'FTP'") != std::string::npos);
+}
+
+TEST_CASE("a URL with a scheme other than http(s) and no // is refused naming its scheme") {
+  // "javascript:alert(1)" was refused as "the URL's port 'alert(1)' is not a number", and
+  // "mailto:a@b.test" was stored as b.test (its "mailto:a@" read as user information), which
+  // approve then made a domain exception for (admin audit, 2026-12-05, F10).
+  for (auto [url, scheme] : {std::pair{"javascript:alert(1)", "javascript"}, std::pair{"data:text/html,<b>x</b>", "data"},
+                             std::pair{"mailto:a@b.test", "mailto"}, std::pair{"JavaScript:void(0)", "JavaScript"},
+                             std::pair{"tel:+441234", "tel"}, std::pair{"about:blank", "about"}}) {
+    INFO(url);
+    std::string error;
+    CHECK_FALSE(split_url(url, &error));
+    CHECK(error == "the URL scheme '" + std::string(scheme) + "' is not http, https, ws or wss");
+    CHECK_FALSE(make_target(url, target_kind::domain, &error));
+  }
+  // A host and its port, or a host alone, are no scheme: read as http, as before.
+  for (auto [url, host, port] : {std::tuple{"x.test/page", "x.test", 0}, std::tuple{"x.test:8080/page", "x.test", 8080},
+                                 std::tuple{"localhost:8080", "localhost", 8080}, std::tuple{"10.0.0.1:81/a", "10.0.0.1", 81},
+                                 std::tuple{"[::1]:8080/", "[::1]", 8080}, std::tuple{"host:", "host", 0}}) {
+    INFO(url);
+    auto parts = split_url(url, nullptr);
+    REQUIRE(parts);
+    CHECK(parts->scheme == "http");
+    CHECK(parts->host == host);
+    CHECK(parts->port == port);
+  }
+  std::string error;
+  CHECK_FALSE(split_url("x.test:abc/page", &error));
+  CHECK(error == "the URL's port 'abc' is not a number from 1 to 65535");
 }
 
 TEST_CASE("a target on an IPv6 host is shown as a URL writes it, and reads back the same") {

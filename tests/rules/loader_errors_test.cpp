@@ -422,6 +422,13 @@ TEST_CASE("a duration without its unit is an error that asks for one (365 meant 
   CHECK(e.message.find("a number needs its unit (1440s, 1440m, 1440h or 1440d?)") != std::string::npos);
   CHECK(duration_hint("365") == ": a number needs its unit (365s, 365m, 365h or 365d?)");
   CHECK(duration_hint("365d").empty());
+  // Only what the setting takes: retention.records (1s to 36500d) was told "0s?" for 0, and
+  // refused 0s next (admin audit, 2026-12-05, F10).
+  using namespace std::chrono;
+  CHECK(duration_hint("0", seconds(1), days(36500)).empty());
+  CHECK(duration_hint("40000", seconds(1), days(36500)) == ": a number needs its unit (40000s, 40000m or 40000h?)");
+  CHECK(duration_hint("30", minutes(1)) == ": a number needs its unit (30m, 30h or 30d?)");
+  CHECK(duration_hint("99999999999999999999").empty());
 }
 
 TEST_CASE("school.terms: all ended is a warning (every day is outside term time), and so are overlaps") {
