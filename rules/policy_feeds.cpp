@@ -15,9 +15,11 @@ namespace hallpass::rules::loading {
 namespace {
 
 // The Unix time in a feed's feed.info (`fetched_at: SECONDS`), or nothing when it has none.
+// Not through a symbolic link, as the feed's lists are not (read_file): the feed's directory
+// belongs to the daemon's user, and the start reads it as root.
 std::optional<std::int64_t> read_fetched_at(const fs::path& info) {
   std::string err;
-  const auto text = read_file(info, &err);
+  const auto text = read_file(info, &err, false);
   if (!text) return std::nullopt;
   std::string_view rest = *text;
   while (!rest.empty()) {

@@ -155,6 +155,23 @@ categories:
   }
 }
 
+TEST_CASE("feeds: feed.info is not read through a symbolic link, as the lists are not") {
+  state_dir s;
+  s.write("feeds/ut1/current/blacklists/gambling/domains", "bet.example\n");
+  s.write("elsewhere/info", "fetched_at: 1764676800\n");
+  fs::create_symlink(s.path / "elsewhere/info", s.path / "feeds/ut1/current/feed.info");
+  const std::string yaml = head + R"(feeds:
+  ut1: {url: "https://example.org/bl.tar.gz", format: ut1}
+categories:
+  gambling: {feed: ut1/gambling}
+)" + roles;
+  auto r = load(yaml, s.feeds());
+  REQUIRE_MESSAGE(r.ok(), all(r.errors));
+  CHECK(r.compiled->feeds.at(0).present);
+  CHECK_FALSE(r.compiled->feeds.at(0).fetched_at.has_value());
+  CHECK(blocked(*r.compiled, "bet.example"));
+}
+
 TEST_CASE("feeds: a repeated entry, however spelled, is loaded and counted once") {
   // hallpass_feed_entries, check and feeds status counted lines, while feeds update's
   // min_entries counts distinct entries (review, 2026-12-05).
