@@ -4,11 +4,10 @@ needs root), and `hallpass explain` reading the same store."""
 import json
 import os
 import subprocess
-import tempfile
 import unittest
 
 from harness import BIN, Proxy
-from exceptions_test import ADMIN, admin_lines, ctl, ctl_json, ensure_users
+from exceptions_test import ADMIN, admin_state_dir, admin_lines, ctl, ctl_json, ensure_users
 from bans_test import BANS
 
 
@@ -19,9 +18,7 @@ class OwnDaemon:
     @classmethod
     def setUpClass(cls):
         ensure_users()
-        cls.state = tempfile.mkdtemp(prefix="hallpass-state-")
-        os.chmod(cls.state, 0o711)
-        cls.sock = os.path.join(cls.state, "admin.sock")
+        cls.state, cls.sock = admin_state_dir()
         cls.proxy = Proxy(extra=ADMIN + BANS, args=["--state-dir", cls.state, "--admin-socket", cls.sock])
 
     @classmethod

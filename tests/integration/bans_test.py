@@ -11,9 +11,8 @@ import time
 import unittest
 
 from harness import BIN, STAFF, Origin, Proxy, curl, wait_for
-from exceptions_test import ADMIN, ctl, ctl_json, ensure_users
+from exceptions_test import ADMIN, admin_state_dir, ctl, ctl_json, ensure_users
 
-import tempfile
 
 BANS = """
 bans:
@@ -30,9 +29,7 @@ class BansTest(unittest.TestCase):
     def setUpClass(cls):
         ensure_users()
         cls.nginx = Origin()
-        cls.state = tempfile.mkdtemp(prefix="hallpass-state-")
-        os.chmod(cls.state, 0o711)
-        cls.sock = os.path.join(cls.state, "admin.sock")
+        cls.state, cls.sock = admin_state_dir()
         cls.proxy = Proxy(extra=ADMIN + BANS, args=["--state-dir", cls.state, "--admin-socket", cls.sock])
 
     @classmethod

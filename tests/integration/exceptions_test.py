@@ -39,6 +39,14 @@ admin:
 """
 
 
+def admin_state_dir():
+    """A state directory of a test's own that the daemon's user can reach once it drops its
+    privileges, and the path of the admin socket in it."""
+    state = tempfile.mkdtemp(prefix="hallpass-state-")
+    os.chmod(state, 0o711)
+    return state, os.path.join(state, "admin.sock")
+
+
 def ensure_users():
     for g in (GROUP, ICT_GROUP):
         try:
@@ -92,9 +100,7 @@ class DaemonWithAdminSocket:
         ensure_users()
         cls.nginx = Origin()
         cls.tls = TlsOrigin()
-        cls.state = tempfile.mkdtemp(prefix="hallpass-state-")
-        os.chmod(cls.state, 0o711)
-        cls.sock = os.path.join(cls.state, "admin.sock")
+        cls.state, cls.sock = admin_state_dir()
         cls.proxy = cls.start_proxy()
 
     @classmethod
@@ -527,9 +533,7 @@ class DurabilityTest(unittest.TestCase):
     def setUp(self):
         ensure_users()
         self.nginx = Origin()
-        self.state = tempfile.mkdtemp(prefix="hallpass-state-")
-        os.chmod(self.state, 0o711)
-        self.sock = os.path.join(self.state, "admin.sock")
+        self.state, self.sock = admin_state_dir()
         self.proxy = self.start()
 
     def start(self):

@@ -10,12 +10,11 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import tempfile
 import time
 import unittest
 
 from exception_limits_test import block_page_form, post_form, socket_request
-from exceptions_test import ADMIN, ASSESSED, DaemonWithAdminSocket, ctl, ctl_json, ensure_users
+from exceptions_test import ADMIN, admin_state_dir, ASSESSED, DaemonWithAdminSocket, ctl, ctl_json, ensure_users
 from harness import BASE_POLICY, BIN, GUEST, PUPIL, SRC, STAFF, Origin, Proxy, curl, free_port, status_of
 
 SCHEMA_1 = os.path.join(SRC, "tests", "store", "schema_1.sql")
@@ -220,9 +219,7 @@ class SchemaOneStoreTest(unittest.TestCase):
     def setUp(self):
         ensure_users()
         self.nginx = Origin()
-        self.state = tempfile.mkdtemp(prefix="hallpass-state-")
-        os.chmod(self.state, 0o711)
-        self.sock = os.path.join(self.state, "admin.sock")
+        self.state, self.sock = admin_state_dir()
         self.proxy = None
 
     def tearDown(self):

@@ -13,13 +13,12 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 import time
 import unittest
 import urllib.parse
 
 from harness import BIN, GUEST, Origin, Proxy, raw_request, status_of, wait_for
-from exceptions_test import ADMIN, ctl, ctl_json, ensure_users
+from exceptions_test import ADMIN, admin_state_dir, ctl, ctl_json, ensure_users
 from logins_test import BASE, HAVE_SLAPD, Slapd, with_group_roles
 
 BANS = """
@@ -74,9 +73,7 @@ class ScopesTest(unittest.TestCase):
         # erin joins Year 6 beside dave: two pupils of one class, neither staff.
         cls.slapd.modify(f"dn: cn=Year 6,ou=groups,{BASE}\nchangetype: modify\nadd: member\n"
                          f"member: uid=erin,ou=people,{BASE}\n")
-        cls.state = tempfile.mkdtemp(prefix="hallpass-state-")
-        os.chmod(cls.state, 0o711)
-        cls.sock = os.path.join(cls.state, "admin.sock")
+        cls.state, cls.sock = admin_state_dir()
         cls.leases = os.path.join(cls.state, "dnsmasq.leases")
         write_atomically(cls.leases, leases_text({"127.0.0.31": "tablet-31", "127.0.0.33": "tablet-33",
                                                   "127.0.0.35": "tablet-35"}))

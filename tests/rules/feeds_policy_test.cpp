@@ -55,6 +55,13 @@ struct state_dir {
   }
 };
 
+// A policy whose one category takes the ut1 feed's gambling list.
+const std::string one_ut1_list = head + R"(feeds:
+  ut1: {url: "https://example.org/bl.tar.gz", format: ut1}
+categories:
+  gambling: {feed: ut1/gambling}
+)" + roles;
+
 load_result load(const std::string& yaml, const std::string& feeds_dir) {
   load_options o;
   o.feeds_dir = feeds_dir;
@@ -160,12 +167,7 @@ TEST_CASE("feeds: feed.info is not read through a symbolic link, as the lists ar
   s.write("feeds/ut1/current/blacklists/gambling/domains", "bet.example\n");
   s.write("elsewhere/info", "fetched_at: 1764676800\n");
   fs::create_symlink(s.path / "elsewhere/info", s.path / "feeds/ut1/current/feed.info");
-  const std::string yaml = head + R"(feeds:
-  ut1: {url: "https://example.org/bl.tar.gz", format: ut1}
-categories:
-  gambling: {feed: ut1/gambling}
-)" + roles;
-  auto r = load(yaml, s.feeds());
+  auto r = load(one_ut1_list, s.feeds());
   REQUIRE_MESSAGE(r.ok(), all(r.errors));
   CHECK(r.compiled->feeds.at(0).present);
   CHECK_FALSE(r.compiled->feeds.at(0).fetched_at.has_value());
@@ -258,12 +260,7 @@ TEST_CASE("feeds: a feed's list that is a symbolic link or not a regular file is
   s.write("feeds/ut1/current/feed.info", "fetched_at: 1764676800\n");
   fs::create_directories(s.path / "feeds/ut1/current/blacklists/gambling");
   fs::create_symlink(s.path / "secret", s.path / "feeds/ut1/current/blacklists/gambling/domains");
-  const std::string yaml = head + R"(feeds:
-  ut1: {url: "https://example.org/bl.tar.gz", format: ut1}
-categories:
-  gambling: {feed: ut1/gambling}
-)" + roles;
-  auto r = load(yaml, s.feeds());
+  auto r = load(one_ut1_list, s.feeds());
   CHECK_FALSE(r.ok());
   CHECK(all(r.errors).find("is a symbolic link") != std::string::npos);
   CHECK(all(r.errors).find("$y$hash") == std::string::npos);
@@ -271,7 +268,7 @@ categories:
 
   fs::remove(s.path / "feeds/ut1/current/blacklists/gambling/domains");
   REQUIRE(::mkfifo((s.path / "feeds/ut1/current/blacklists/gambling/domains").c_str(), 0600) == 0);
-  r = load(yaml, s.feeds());  // returns: a FIFO is not read
+  r = load(one_ut1_list, s.feeds());  // returns: a FIFO is not read
   CHECK_FALSE(r.ok());
   CHECK(all(r.errors).find("is not a regular file") != std::string::npos);
 }
