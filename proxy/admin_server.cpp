@@ -186,6 +186,11 @@ std::string admin_server::start() {
   std::string err;
   store_ = store::exception_store::open(d.state_dir, cfg->policy->zone, &err);
   if (!store_) return "cannot open the exception store in " + d.state_dir + ": " + err;
+  if (store_->made_now()) {
+    std::cerr << "hallpass: made a new, empty store in " << d.state_dir
+              << " (hallpass.db): if the school's exceptions, local blocks and bans are in another directory (a "
+                 "changed state_dir), stop hallpass and move hallpass.db and hallpass.db.made here\n";
+  }
   // Without the local blocks the filter would be open where a technician closed it: do not
   // start until the store can be read.
   if (auto e = publish_index(); !e.empty()) return "cannot read the exception store in " + d.state_dir + ": " + e;

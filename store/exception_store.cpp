@@ -337,7 +337,9 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
     return nullptr;
   }
   const std::string wal = path.string() + "-wal";
+  bool made_now = !exists;
   if (exists && fs::is_regular_file(path, ec) && size_of(path) == 0 && !fs::exists(made, ec) && size_of(wal) == 0) {
+    made_now = true;
     // No store was ever made here (no hallpass.db.made) and nothing is beside it: the file a
     // first start created before it failed (a full disk), not a store that lost its data.
     if (!fs::remove(path, ec)) {
@@ -366,6 +368,7 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
     if (error) *error = "cannot prepare the store's tables: " + with_cause(dir, path, e);
     return nullptr;
   }
+  s->made_now_ = made_now;
   if (!fs::exists(made, ec)) {
     // Best effort: without it, a store deleted later is made again as before (and said so here).
     std::ofstream out(made);

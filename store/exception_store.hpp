@@ -108,6 +108,9 @@ class exception_store {
   static constexpr const char* made_marker = "hallpass.db.made";
   static std::unique_ptr<exception_store> open(const std::string& dir, const rules::time_zone& zone,
                                                std::string* error);
+  // Whether open made a new, empty store (no hallpass.db was there): the daemon says so at
+  // start, since a changed state_dir starts on one (admin audit, 2026-12-05, F8).
+  bool made_now() const { return made_now_; }
 
   // Opens an existing <dir>/hallpass.db for reading only (load_active and the other reads);
   // nullptr with *error when there is none or it cannot be read. Never creates or migrates.
@@ -211,6 +214,7 @@ class exception_store {
 
  private:
   explicit exception_store(database db, const rules::time_zone& zone) : db_(std::move(db)), zone_(zone) {}
+  bool made_now_ = false;
   std::string migrate();
   std::optional<boost::json::object> request_object(std::int64_t id, seconds_t now);
   std::string write_audit(const actor& who, const std::string& action, const std::string& object,

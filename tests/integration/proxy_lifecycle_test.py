@@ -231,7 +231,9 @@ class LifecycleTest(unittest.TestCase):
             self.assertIsNone(p.poll())
         finally:
             p.terminate()
-            p.communicate(timeout=20)
+            _, err = p.communicate(timeout=20)
+        # Said at the start: a changed state_dir starts on a new store (admin audit, 2026-12-05, F8).
+        self.assertIn(f"hallpass: made a new, empty store in {state} (hallpass.db)", err)
 
     @unittest.skipUnless(os.geteuid() == 0, "makes directories owned by other users: needs root")
     def test_a_state_dir_that_is_not_hallpass_own_is_refused_and_left_as_it_was(self):

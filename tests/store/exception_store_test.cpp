@@ -444,6 +444,11 @@ TEST_CASE("the empty file of a first start that failed is made into the store at
   std::string error;
   auto s = store::exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
   REQUIRE_MESSAGE(s != nullptr, error);
+  CHECK(s->made_now());  // the daemon says it made a new, empty store
   CHECK(std::filesystem::exists(dir.path / "hallpass.db.made"));
   CHECK(std::filesystem::file_size(dir.path / "hallpass.db") > 0);
+  s.reset();
+  auto again = store::exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
+  REQUIRE(again != nullptr);
+  CHECK_FALSE(again->made_now());
 }
