@@ -337,17 +337,7 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
     return nullptr;
   }
   const std::string wal = path.string() + "-wal";
-  bool made_now = !exists;
-  if (exists && fs::is_regular_file(path, ec) && size_of(path) == 0 && !fs::exists(made, ec) && size_of(wal) == 0) {
-    made_now = true;
-    // No store was ever made here (no hallpass.db.made) and nothing is beside it: the file a
-    // first start created before it failed (a full disk), not a store that lost its data.
-    if (!fs::remove(path, ec)) {
-      if (error) *error = "cannot replace the empty " + path.string() + " a first start left: " +
-                          with_cause(dir, path, ec.message());
-      return nullptr;
-    }
-  } else if (exists && fs::is_regular_file(path, ec) && size_of(path) == 0) {
+  if (exists && fs::is_regular_file(path, ec) && size_of(path) == 0) {
     if (error) {
       *error = path.string() + " is empty (0 bytes): its exceptions, local blocks, bans and audit log are not in it. " +
                (size_of(wal) > 0 ? "The " + wal + " beside it cannot be read without it: keep both aside. " : "") +
@@ -357,18 +347,32 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
     }
     return nullptr;
   }
+  // A start that creates the store and then fails (a full disk) takes away what it created:
+  // left behind, its empty file would be refused at every later start as a store that lost its
+  // data (admin audit, 2026-12-05, F11). A file that was there before is never removed.
+  const std::string shm = path.string() + "-shm";
+  const bool wal_existed = fs::exists(wal, ec), shm_existed = fs::exists(shm, ec);
+  const auto forget_created = [&] {
+    if (exists) return;
+    fs::remove(path, ec);
+    if (!wal_existed) fs::remove(wal, ec);
+    if (!shm_existed) fs::remove(shm, ec);
+  };
   std::string open_error;
   auto db = database::open(path.string(), &open_error);
   if (!db) {
     if (error) *error = with_cause(dir, path, open_error);
+    forget_created();
     return nullptr;
   }
   std::unique_ptr<exception_store> s(new exception_store(std::move(*db), zone));
   if (auto e = s->migrate(); !e.empty()) {
     if (error) *error = "cannot prepare the store's tables: " + with_cause(dir, path, e);
+    s.reset();  // closed before its files go
+    forget_created();
     return nullptr;
   }
-  s->made_now_ = made_now;
+  s->made_now_ = !exists;
   if (!fs::exists(made, ec)) {
     // Best effort: without it, a store deleted later is made again as before (and said so here).
     std::ofstream out(made);

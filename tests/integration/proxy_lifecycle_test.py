@@ -213,12 +213,15 @@ class LifecycleTest(unittest.TestCase):
         r = start()
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn(f"the file system holding {state} is full: free some space", r.stderr)
+        # The store it began to make is taken away again: left empty, every later start would
+        # refuse it as a store that lost its data.
+        self.assertFalse(any(n.startswith("hallpass.db") for n in os.listdir(state)), os.listdir(state))
         os.remove(filler)
         subprocess.run(["mount", "-o", "remount,ro", mnt], check=True, timeout=20)
         r = start()
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn(f"the file system holding {state} is mounted read-only", r.stderr)
-        # Space again: the empty file the first start left is no store, and is made into one.
+        # Space again: the store is made.
         subprocess.run(["mount", "-o", "remount,rw", mnt], check=True, timeout=20)
         cmd = [BIN, "run", "--config", config, "--listen", f"127.0.0.1:{free_port()}",
                "--access-log", "-", "--metrics-listen", "off", "--state-dir", state]

@@ -435,20 +435,26 @@ TEST_CASE("a store that was made and is now missing or empty is refused, not mad
   CHECK(fresh->list(store::list_filter::all).data.at("requests").as_array().empty());
 }
 
-TEST_CASE("the empty file of a first start that failed is made into the store at the next") {
-  // A first start on a full disk leaves a 0-byte hallpass.db and no hallpass.db.made: no store
-  // was ever made, so the next start makes it instead of asking for a backup that cannot exist
-  // (admin audit, 2026-12-05, F11).
+TEST_CASE("a new store says it is new; a store opened again does not") {
+  // The daemon says at start when it made a new, empty store (admin audit, 2026-12-05, F8).
   temp_dir dir;
-  { std::ofstream empty(dir.path / "hallpass.db"); }
   std::string error;
   auto s = store::exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
   REQUIRE_MESSAGE(s != nullptr, error);
-  CHECK(s->made_now());  // the daemon says it made a new, empty store
-  CHECK(std::filesystem::exists(dir.path / "hallpass.db.made"));
-  CHECK(std::filesystem::file_size(dir.path / "hallpass.db") > 0);
+  CHECK(s->made_now());
   s.reset();
   auto again = store::exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
   REQUIRE(again != nullptr);
   CHECK_FALSE(again->made_now());
+}
+
+TEST_CASE("a 0-byte store is refused even where no hallpass.db.made says one was made") {
+  // The marker is written after the first start, best effort, and a store copied or restored
+  // without it is still a store: an emptied one is never replaced (review, 2026-12-05).
+  temp_dir dir;
+  { std::ofstream empty(dir.path / "hallpass.db"); }
+  std::string error;
+  CHECK(store::exception_store::open(dir.path.string(), rules::time_zone::utc(), &error) == nullptr);
+  CHECK(error.find("hallpass.db is empty (0 bytes)") != std::string::npos);
+  CHECK(std::filesystem::exists(dir.path / "hallpass.db"));
 }
