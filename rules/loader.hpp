@@ -93,9 +93,19 @@ class loader : private yaml_reader {
   // Both say whether the entry was new to its set: a repeated line is loaded and counted once.
   domain_table::add_result add_domain(std::string_view d, set_id set);
   bool add_url(std::string host, std::string path, set_id set);
-  std::size_t load_list_file(const fs::path& path, list_kind kind, set_id set,
-                             const YAML::Node& where, bool required = true, bool* read = nullptr,
-                             domain_table* into = nullptr, bool follow_links = true);
+  // What load_list_file read: its valid entries, a repeated one each time (0: an empty list,
+  // as empty_list, emptied_sources and list-sources.json count), and of them those new to the
+  // set (a category's distinct domains and URLs, as check and explain show them). An entry the
+  // set had from an earlier source of the category is not new: counted as new, a list that
+  // repeated another made that list "empty" (review, 2026-12-05).
+  struct list_counts {
+    std::size_t entries = 0;
+    std::size_t new_domains = 0;
+    std::size_t new_urls = 0;
+  };
+  list_counts load_list_file(const fs::path& path, list_kind kind, set_id set, const YAML::Node& where,
+                             bool required = true, bool* read = nullptr, domain_table* into = nullptr,
+                             bool follow_links = true);
   void add_pattern(const YAML::Node& n, const std::string& text, set_id set);
 
   // Calls f(normalized domain, its node) for each valid entry of an inline domain list; an
@@ -190,7 +200,6 @@ class loader : private yaml_reader {
       out.push_back(b->second);
   }
   fs::path ut1_dir_;
-  std::size_t last_url_entries_ = 0;
   // Per feed (index into p_->feeds): its YAML node, and the categories that use it.
   std::vector<YAML::Node> feed_nodes_;
   std::vector<std::vector<std::string>> feed_users_;

@@ -83,10 +83,10 @@ void loader::load_categories(const YAML::Node& cats) {
       for (const auto& f : items(n["domain_files"], what + " domain_files")) {
         if (auto s = scalar(f, what + " domain file")) {
           bool read = false;
-          const auto added = load_list_file(resolve(*s), list_kind::domains, c.set, f, true, &read);
-          if (read && added == 0) empty_list(f, c, resolve(*s).string());
-          c.domain_count += added;
-          c.sources.push_back({*s, added});
+          const auto n = load_list_file(resolve(*s), list_kind::domains, c.set, f, true, &read);
+          if (read && n.entries == 0) empty_list(f, c, resolve(*s).string());
+          c.domain_count += n.new_domains;
+          c.sources.push_back({*s, n.entries});
         }
       }
     }
@@ -94,10 +94,10 @@ void loader::load_categories(const YAML::Node& cats) {
       for (const auto& f : items(n["url_files"], what + " url_files")) {
         if (auto s = scalar(f, what + " url file")) {
           bool read = false;
-          const auto added = load_list_file(resolve(*s), list_kind::urls, c.set, f, true, &read);
-          if (read && added == 0) empty_list(f, c, resolve(*s).string());
-          c.url_count += added;
-          c.sources.push_back({*s, added});
+          const auto n = load_list_file(resolve(*s), list_kind::urls, c.set, f, true, &read);
+          if (read && n.entries == 0) empty_list(f, c, resolve(*s).string());
+          c.url_count += n.new_urls;
+          c.sources.push_back({*s, n.entries});
         }
       }
     }
@@ -132,16 +132,14 @@ void loader::load_categories(const YAML::Node& cats) {
         bool read_domains = false, read_urls = false;
         std::size_t added = 0;
         if (has_domains) {
-          const auto n_domains =
-              load_list_file(dir / "domains", list_kind::domains, c.set, u, true, &read_domains);
-          c.domain_count += n_domains;
-          added += n_domains;
+          const auto n = load_list_file(dir / "domains", list_kind::domains, c.set, u, true, &read_domains);
+          c.domain_count += n.new_domains;
+          added += n.entries;
         }
         if (has_urls) {
-          const auto n_urls =
-              load_list_file(dir / "urls", list_kind::urls, c.set, u, true, &read_urls);
-          c.url_count += n_urls;
-          added += n_urls;
+          const auto n = load_list_file(dir / "urls", list_kind::urls, c.set, u, true, &read_urls);
+          c.url_count += n.new_urls;
+          added += n.entries;
         }
         if ((read_domains || read_urls) && added == 0)
           empty_list(u, c, "UT1 category " + quote(*s) + " in " + dir.string());

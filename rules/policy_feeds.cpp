@@ -216,9 +216,9 @@ void loader::load_feed_list(const feed_list& fl, category& c) {
     if (!fs::exists(path, ec)) continue;
     any = true;
     const auto n = load_list_file(path, kind, c.set, fl.where, true, nullptr, nullptr, false);
-    c.url_count += last_url_entries_;
-    c.domain_count += n - last_url_entries_;
-    added += n;
+    c.url_count += n.new_urls;
+    c.domain_count += n.new_domains;
+    added += n.entries;
   }
   if (!recorded) f.lists.emplace_back(fl.list, added);
   c.sources.back().entries = added;

@@ -26,15 +26,14 @@ void loader::load_inspection(const YAML::Node& n) {
         auto s = scalar(f, "inspection.never domain file");
         if (!s) continue;
         bool read = false;
-        const auto added =
-            load_list_file(resolve(*s), list_kind::domains, 0, f, true, &read, &ins.never);
-        if (read && added == 0) {
+        const auto n = load_list_file(resolve(*s), list_kind::domains, 0, f, true, &read, &ins.never);
+        if (read && n.entries == 0) {
           const auto mark = f.Mark();
           warnings_.push_back(
               {file_, mark.line + 1, mark.column + 1,
                "inspection.never: " + resolve(*s).string() + " has no entries (empty list file)"});
         }
-        ins.never_count += added;
+        ins.never_count += n.new_domains;
         ins.never_sources.push_back(*s);
       }
     }

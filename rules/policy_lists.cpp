@@ -171,21 +171,19 @@ bool loader::add_url(std::string host, std::string path, set_id set) {
 // a feed with one odd line must not take the whole policy down.
 // *read: whether the file was read (so that 0 entries means an empty list, not an error).
 // `into`: a table other than the policy's domain table (the never-inspect list), domains only.
-// Reads a list file into `set`; returns the entries added (of them, URL prefixes in
-// last_url_entries_): each once, and not one the set already had from an earlier source, so
-// that a category's counts are its distinct entries.
-std::size_t loader::load_list_file(const fs::path& path, list_kind kind, set_id set,
-                                   const YAML::Node& where, bool required, bool* read,
-                                   domain_table* into, bool follow_links) {
-  last_url_entries_ = 0;
+// Reads a list file into `set` (list_counts: what it read, and what was new).
+loader::list_counts loader::load_list_file(const fs::path& path, list_kind kind, set_id set,
+                                           const YAML::Node& where, bool required, bool* read,
+                                           domain_table* into, bool follow_links) {
+  list_counts counts;
   std::string err;
   auto text = read_file(path, &err, follow_links);
   if (!text) {
     if (required) error(where, path.string() + " " + err);
-    return 0;
+    return counts;
   }
   if (read) *read = true;
-  std::size_t added = 0, bad = 0, line_no = 0;
+  std::size_t bad = 0, line_no = 0;
   std::string_view rest = *text;
   if (kind != list_kind::urls) {
     // Room for every line at once, so a large list does not make the table rehash as it grows.
@@ -214,11 +212,9 @@ std::size_t loader::load_list_file(const fs::path& path, list_kind kind, set_id 
     if (line_kind == list_line_kind::url) {
       auto u = list_url(line, &why);
       if (u) {
+        ++counts.entries;
         const auto to = set_for(u->first);
-        if (to && add_url(std::move(u->first), std::move(u->second), *to)) {
-          ++added;
-          ++last_url_entries_;
-        }
+        if (to && add_url(std::move(u->first), std::move(u->second), *to)) ++counts.new_urls;
         continue;
       }
     } else {
@@ -227,11 +223,12 @@ std::size_t loader::load_list_file(const fs::path& path, list_kind kind, set_id 
       const auto normalized = plain ? std::optional<std::string>() : list_domain(line, &why);
       if (plain || normalized) {
         const std::string_view d = plain ? line : std::string_view(*normalized);
+        ++counts.entries;
         const auto to = set_for(d);
         if (!to) continue;
         const auto r = into ? into->add(d, *to) : add_domain(d, *to);
-        if (r == domain_table::add_result::full) return added;
-        if (r == domain_table::add_result::added) ++added;
+        if (r == domain_table::add_result::full) return counts;
+        if (r == domain_table::add_result::added) ++counts.new_domains;
         continue;
       }
     }
@@ -251,7 +248,7 @@ std::size_t loader::load_list_file(const fs::path& path, list_kind kind, set_id 
                              checking_->allowed_by + "; " +
                              std::to_string(suffixes - max_warnings_per_file) + " not shown)"});
   }
-  return added;
+  return counts;
 }
 
 void loader::add_pattern(const YAML::Node& n, const std::string& text, set_id set) {

@@ -174,9 +174,9 @@ TEST_CASE("feeds: feed.info is not read through a symbolic link, as the lists ar
   CHECK(blocked(*r.compiled, "bet.example"));
 }
 
-TEST_CASE("feeds: a repeated entry, however spelled, is loaded and counted once") {
-  // hallpass_feed_entries, check and feeds status counted lines, while feeds update's
-  // min_entries counts distinct entries (review, 2026-12-05).
+TEST_CASE("feeds: a repeated entry, however spelled, is loaded once and counted once in its category") {
+  // check's and explain's category counts counted lines (review, 2026-12-05). A list's own
+  // count stays its valid entries as read: the emptied-list checks compare it with 0.
   state_dir s;
   s.write("feeds/ut1/current/blacklists/gambling/domains",
           "bet.example\nBET.example.\nbet.example # again\ncasino.example\n");
@@ -195,11 +195,31 @@ categories:
   CHECK(c->url_count == 2);
   const auto& f = r.compiled->feeds.at(0);
   REQUIRE(f.lists.size() == 1);
-  CHECK(f.lists[0] == std::pair<std::string, std::size_t>{"gambling", 3});  // bet, poker, dice
+  CHECK(f.lists[0] == std::pair<std::string, std::size_t>{"gambling", 8});  // as read
   const auto& prefixes = r.compiled->url_prefixes.at("games.example");
-  CHECK(prefixes.size() == 2);
+  CHECK(prefixes.size() == 2);  // each URL entry once in memory
   CHECK(blocked(*r.compiled, "bet.example"));
 }
+
+TEST_CASE("a list that only repeats an earlier source of its category is not an empty list") {
+  // Counted by what was new to the category, a domain file that repeated the inline list (or a
+  // feed list that repeated the same UT1 category while a school moves to feeds) was "empty":
+  // an error for a locked category, and a reload refused as having emptied it (review,
+  // 2026-12-05).
+  state_dir s;
+  s.write("lists/same.txt", "bet.example\ncasino.example\n");
+  const std::string yaml = head + "categories:\n  gambling: {domains: [bet.example, casino.example], domain_files: [\"" +
+                           (s.path / "lists/same.txt").string() + "\"], locked: true}\n" + roles;
+  auto r = load(yaml, s.feeds());
+  REQUIRE_MESSAGE(r.ok(), all(r.errors));
+  CHECK(r.warnings.empty());
+  const auto* c = r.compiled->find_category("gambling");
+  REQUIRE(c);
+  CHECK(c->domain_count == 2);
+  REQUIRE(c->sources.size() == 1);
+  CHECK(c->sources[0].entries == 2);
+}
+
 
 TEST_CASE("feeds: a locked lines feed locks its category, and empty it is an error") {
   state_dir s;
