@@ -439,9 +439,8 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
                                           : std::chrono::milliseconds(daemon.upstream.response_timeout));
     for (;;) {
       auto hr = co_await read_response_head(*up, head, daemon.limits);
-      // A malformed answer is that, whether or not the body was all sent: said as a failed send
-      // (and not counted as malformed) when the origin answered mid-upload (hostile-input
-      // audit, 2026-12-05, F2).
+      // A malformed answer is that, whether or not the body was all sent. (Until 2026-12-05 one
+      // that came mid-upload was said to be a failed send: hostile-input audit, F2.)
       if (hr.result == head_parse::error) {
         co_await refuse_unanswered(w, c, ex, *up, refusal::upstream_malformed, hr.error, client_version);
         co_return forward_outcome::close;
@@ -615,7 +614,8 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       co_await refuse(w, c, ex, refusal::upstream_malformed, *body.framing_error, client_version);
     } else {
       // Part of the answer is out: closing without the last chunk tells the client it is cut short.
-      w.state().metrics.upstream_failed(metrics::upstream_failure::reset).Increment();
+      // The origin's chunks were malformed (chunked_codec's error), as the 502 above counts it.
+      w.state().metrics.upstream_failed(metrics::upstream_failure::malformed).Increment();
       ex.note = "upstream response: " + *body.framing_error;
       c.answer_cut_short = true;
       c.cut_short_unframed = o.framing == client_framing::close;

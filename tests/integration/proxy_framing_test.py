@@ -547,6 +547,28 @@ class Framing(unittest.TestCase):
         line = self.log_line_for(o.port)
         self.assertEqual((line["action"], line["status"]), ("error", 502))
 
+    def test_broken_chunk_framing_after_part_of_the_answer_cuts_it_short_counted_as_malformed(self):
+        def script(conn, _):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            time.sleep(0.3)  # the head and the first chunk are on their way to the client
+            conn.sendall(b"zz\r\nbroken\r\n0\r\n\r\n")
+            time.sleep(1)
+
+        malformed = self.proxy.metric("hallpass_upstream_failures_total", {"kind": "malformed"})
+        reset = self.proxy.metric("hallpass_upstream_failures_total", {"kind": "reset"})
+        o = self.origin(script)
+        s = self.connected()
+        s.sendall(b"GET http://origin.test:%d/ HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
+        data = recv_until(s, b"\r\n0\r\n\r\n", timeout=5)  # never comes: the proxy closes first
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:80])
+        self.assertIn(b"hello", data)
+        self.assertNotIn(b"broken", data)
+        self.assertFalse(data.endswith(b"\r\n0\r\n\r\n"), data[-40:])  # no last chunk: cut short
+        self.log_line_for(o.port)
+        # The origin's chunks were malformed, not reset (review, 2026-12-05).
+        self.assertEqual(self.proxy.metric("hallpass_upstream_failures_total", {"kind": "malformed"}) - malformed, 1)
+        self.assertEqual(self.proxy.metric("hallpass_upstream_failures_total", {"kind": "reset"}), reset)
+
     def test_an_empty_chunked_request_body_is_sent_once(self):
         def script(conn, got):
             time.sleep(0.3)  # anything extra the proxy sent has arrived by now
