@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <arpa/inet.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -44,6 +45,17 @@ typename Map::mapped_type* cache_slot(Map& cache, const std::string& user, login
 }
 
 }  // namespace
+
+std::string failure_client_key(const std::string& client) {
+  unsigned char a[16];
+  if (::inet_pton(AF_INET6, client.c_str(), a) != 1) return client;
+  static constexpr unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(std::begin(mapped), std::end(mapped), a)) return client;  // an IPv4 address
+  std::fill(a + 8, a + 16, 0);
+  char text[INET6_ADDRSTRLEN];
+  if (::inet_ntop(AF_INET6, a, text, sizeof text) == nullptr) return client;
+  return std::string(text) + "/64";
+}
 
 login_service::login_service(unsigned threads) {
   if (RAND_bytes(salt_, sizeof salt_) != 1) throw std::runtime_error("cannot make a random salt for the login cache");
@@ -159,7 +171,8 @@ bool login_service::refused(const login_settings& s, const std::string& client, 
   // Failures only: the checks in flight are counted on the directory thread (run), where the
   // limits are judged again on the directory's own name for the user.
   const bool by_client =
-      over_limit(client_failures_, nullptr, client, s.failures_per_client, s.failures_within, now, retry_after);
+      over_limit(client_failures_, nullptr, failure_client_key(client), s.failures_per_client, s.failures_within, now,
+                 retry_after);
   const bool by_user = !key.empty() && !known_device(key, client, now) &&
                        over_limit(user_failures_, nullptr, key, s.failures_per_user, s.failures_within, now, retry_after);
   return by_client || by_user;
@@ -187,7 +200,7 @@ void login_service::add_failure(const login_settings& s, const std::string& clie
     times.push_back(now);
     while (times.size() > limit) times.pop_front();  // only the last `limit` matter
   };
-  add(client_failures_[client], s.failures_per_client);
+  add(client_failures_[failure_client_key(client)], s.failures_per_client);
   if (!user.empty()) add(user_failures_[user], s.failures_per_user);
 }
 
@@ -283,6 +296,7 @@ void login_service::run() {
       continue;
     }
     const auto& s = *j.settings;
+    const std::string client_key = failure_client_key(j.client);  // the failures' and in-flight key
     // The limits once more, on the directory's name for the user, just before the password is
     // tried; a check let through is counted in flight until its answer (no parallel burst of
     // guesses gets past the limit).
@@ -302,7 +316,7 @@ void login_service::run() {
         const bool user_limited = !held_key.empty() && !known_device(held_key, j.client, t);
         // Over the limits with the checks in flight counted as failures, or without them.
         const auto over = [&](bool count_running, std::chrono::seconds* wait) {
-          const bool by_client = over_limit(client_failures_, count_running ? &client_in_flight_ : nullptr, j.client,
+          const bool by_client = over_limit(client_failures_, count_running ? &client_in_flight_ : nullptr, client_key,
                                             s.failures_per_client, s.failures_within, t, wait);
           const bool by_user = user_limited && over_limit(user_failures_, count_running ? &user_in_flight_ : nullptr,
                                                           held_key, s.failures_per_user, s.failures_within, t, wait);
@@ -317,7 +331,7 @@ void login_service::run() {
         }
         settled_.wait_until(lock, give_up);
       }
-      ++client_in_flight_[j.client];
+      ++client_in_flight_[client_key];
       if (!held_key.empty()) ++user_in_flight_[held_key];
       holding = true;
       return true;
@@ -333,7 +347,7 @@ void login_service::run() {
         const auto drop = [](auto& map, const std::string& key) {
           if (const auto it = map.find(key); it != map.end() && --it->second == 0) map.erase(it);
         };
-        drop(client_in_flight_, j.client);
+        drop(client_in_flight_, client_key);
         if (!held_key.empty()) drop(user_in_flight_, held_key);
         settled_.notify_all();  // checks waiting in may_bind judge again
       }

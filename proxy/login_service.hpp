@@ -63,6 +63,13 @@ struct login_identity {
   std::vector<std::string> groups;
 };
 
+// The key a client's failed sign-ins are counted under: its address, except that every IPv6
+// address of one /64 is one client ("2001:db8:1:2::/64"). A device chooses its own addresses in
+// its network's /64 (SLAAC, privacy addresses): counted per address, it had fresh guesses on
+// each, and could fill the failure tracker (audit3, 2026-12-05, F1 and F5). IPv4 and IPv4-mapped
+// addresses are themselves.
+std::string failure_client_key(const std::string& client);
+
 class login_service {
  public:
   using clock = std::chrono::steady_clock;

@@ -435,7 +435,7 @@ TEST_CASE("a store that was made and is now missing or empty is refused, not mad
   CHECK(fresh->list(store::list_filter::all).data.at("requests").as_array().empty());
 }
 
-TEST_CASE("a new store says it is new; a store opened again does not") {
+TEST_CASE("a new store says it is new, a store opened again does not") {
   // The daemon says at start when it made a new, empty store (admin audit, 2026-12-05, F8).
   temp_dir dir;
   std::string error;
