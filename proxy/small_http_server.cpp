@@ -85,20 +85,31 @@ net::awaitable<void> small_http_server::accept_loop() {
   for (;;) {
     auto socket = co_await accept_next(*acceptor_);
     if (!socket) co_return;  // stop()
-    if (live_ >= options_.max_connections) {
+    error_code ec;
+    const auto remote = socket->remote_endpoint(ec);
+    if (ec) continue;  // gone already
+    const auto client = remote.address();
+    if (live_ >= options_.max_connections || per_client_[client] >= options_.max_per_client) {
+      if (per_client_[client] == 0) per_client_.erase(client);
       if (options_.refused) options_.refused();
       continue;  // closing the socket is the answer
     }
     ++live_;
-    net::co_spawn(ioc_, serve(std::move(*socket)), net::detached);
+    ++per_client_[client];
+    net::co_spawn(ioc_, serve(std::move(*socket), client), net::detached);
   }
 }
 
-net::awaitable<void> small_http_server::serve(tcp::socket socket) {
+net::awaitable<void> small_http_server::serve(tcp::socket socket, net::ip::address client) {
   struct release {
     std::size_t& live;
-    ~release() { --live; }
-  } counted{live_};
+    std::map<net::ip::address, std::size_t>& per_client;
+    net::ip::address client;
+    ~release() {
+      --live;
+      if (const auto it = per_client.find(client); it != per_client.end() && --it->second == 0) per_client.erase(it);
+    }
+  } counted{live_, per_client_, client};
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer(max_head_bytes);
   http::request_parser<http::empty_body> parser;

@@ -4,8 +4,9 @@
 //
 // Strict and small: one request per connection ("Connection: close"), a head of at most 8 KiB
 // that must arrive within 5 s, no request body, the answer written within 5 s, at most
-// max_connections at once (more are closed unanswered). A malformed or oversized request gets a
-// plain 400. The handler builds the whole answer (small_http_response() below).
+// max_connections at once and max_per_client from one address (more are closed unanswered). A
+// malformed or oversized request gets a plain 400. The handler builds the whole answer
+// (small_http_response() below).
 //
 // It stops at once: stop() closes the listener and ends the loop, whatever is being served (the
 // prometheus-cpp Exposer it replaces for /metrics polled its listener in 2 s steps, so every
@@ -17,6 +18,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +47,9 @@ class small_http_server {
     // Called for each connection closed without an answer (too many at once, nothing asked in
     // time) or answered 400: for the endpoint's refusal counter. May be empty.
     std::function<void()> refused;
+    // At most this many of them from one client address: one device holding all 256 made every
+    // other device's fetch fail (audit3, 2026-12-05, F4). A browser fetches the PAC file once.
+    std::size_t max_per_client = 16;
   };
 
   small_http_server(options o, handler h);
@@ -63,7 +68,7 @@ class small_http_server {
 
  private:
   net::awaitable<void> accept_loop();
-  net::awaitable<void> serve(tcp::socket socket);
+  net::awaitable<void> serve(tcp::socket socket, net::ip::address client);
 
   options options_;
   handler handler_;
@@ -71,6 +76,7 @@ class small_http_server {
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::thread thread_;
   std::size_t live_ = 0;  // connections being served (event loop thread only)
+  std::map<net::ip::address, std::size_t> per_client_;  // of them, per client address (likewise)
 };
 
 // A bind's error for a person: the system's reason, and for a port in use, that another process

@@ -233,6 +233,38 @@ class PacServedTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=20)
         self.assertEqual(r.stdout, "403")
 
+    def test_one_device_cannot_hold_every_connection_of_the_endpoint(self):
+        # 256 connections in all, and no share per client: one device holding them made every
+        # other device's fetch fail (audit3, 2026-12-05, F4). At most 16 from one address.
+        proxy = self.start()
+        held = []
+        try:
+            for _ in range(16):
+                s = socket.socket()
+                s.bind(("127.0.0.3", 0))
+                s.settimeout(5)
+                s.connect(("127.0.0.1", self.pac_port))
+                held.append(s)
+            refused = proxy.metric("hallpass_pac_requests_total", {"result": "refused"})
+            extra = socket.socket()
+            extra.bind(("127.0.0.3", 0))
+            extra.settimeout(5)
+            extra.connect(("127.0.0.1", self.pac_port))
+            t0 = time.monotonic()
+            try:
+                self.assertEqual(extra.recv(1), b"")  # closed unanswered at once, not after 5 s
+            except ConnectionResetError:
+                pass
+            self.assertLess(time.monotonic() - t0, 2)
+            extra.close()
+            wait_for(lambda: proxy.metric("hallpass_pac_requests_total", {"result": "refused"}) > refused,
+                     what="the refusal counted")
+            # Another device is served meanwhile.
+            self.assertEqual(fetch(self.pac_port, "/proxy.pac")[0], 200)
+        finally:
+            for s in held:
+                s.close()
+
     def test_bad_pac_settings_are_errors_with_their_place(self):
         pac_port = free_port()
         d = tempfile.mkdtemp(prefix="hallpass-pac-")
