@@ -8,6 +8,7 @@
 #include "proxy/login_service.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
+#include "rules/host.hpp"
 #include "rules/utf8.hpp"
 
 namespace hallpass {
@@ -77,6 +78,22 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
     co_await form_page(c, ex, school, version, http::status::not_found, "Nothing here",
                   "This address belongs to the school's web filter. Use the form on a block page to ask for access.");
     co_return;
+  }
+  // On a site's own origin (an inspected tunnel, a transparent listener) that site's scripts can
+  // read a block page of the site and post its form: a request filed in the name of whoever is
+  // signed in on the device (audit3, 2026-12-05, F3). A form sent from the page is a navigation,
+  // which every current browser says in Sec-Fetch-Mode; without the header (an older browser)
+  // the form is taken as before, as the sign-in page does.
+  if (c.inside || c.transparent) {
+    const std::string_view mode = rp.get()["Sec-Fetch-Mode"];
+    if (!mode.empty() && !rules::ascii_iequals(mode, "navigate")) {
+      ex.action = outcome::block;
+      ex.note = "access request form, posted by a script (Sec-Fetch-Mode: " + std::string(mode.substr(0, 32)) +
+                "): refused";
+      co_await form_page(c, ex, school, version, http::status::forbidden, "Send the form from the block page",
+                         "Please fill in the form on the block page the browser shows.");
+      co_return;
+    }
   }
   // The body: a small urlencoded form, read whole (bounded).
   // The hidden URL may be as long as a request head (limits.header_bytes, 32 KiB by default),

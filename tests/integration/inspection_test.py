@@ -348,6 +348,17 @@ inspection:
         self.assertIn(b'action="/.well-known/hallpass/request"', body)
         self.assertFalse(any(s["target"].startswith("/edit") for s in self.origin.seen))
         lines = p.log_lines(4)
+        # The site's own scripts can read that page; a form they post is refused before its
+        # token is looked at: filed in the name of whoever is signed in (audit3, 2026-12-05, F3).
+        form = "url=x&issued=1&nonce=a&token=b&requester=a&reasons=b"
+        status, answer, err = self.get(p, base + "/.well-known/hallpass/request",
+                                       extra=["--data", form, "-H", "Sec-Fetch-Mode: cors"])
+        self.assertEqual(status, 403, err)
+        self.assertIn(b"Send the form from the block page", answer)
+        status, answer, err = self.get(p, base + "/.well-known/hallpass/request",
+                                       extra=["--data", form, "-H", "Sec-Fetch-Mode: navigate"])
+        self.assertEqual(status, 403, err)
+        self.assertIn(b"expired", answer)  # the browser's own post: on to the token check
         connects = [l for l in lines if l["method"] == "CONNECT"]
         gets = [l for l in lines if l["method"] == "GET"]
         self.assertTrue(all(l.get("tls") == "inspected" for l in connects + gets), lines)
