@@ -223,6 +223,11 @@ const device_identity* device_of(worker& w, const client_connection& c, exchange
   return *ex.device;
 }
 
+std::string_view hardware_address_of(worker& w, const client_connection& c, exchange& ex) {
+  const device_identity* d = device_of(w, c, ex);
+  return d ? std::string_view(d->hardware_address) : std::string_view();
+}
+
 void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   auto& m = w.state().metrics;
   m.bytes_from_clients.Increment(static_cast<double>(ex.bytes_in));

@@ -84,6 +84,8 @@ struct exchange {
 // Looked up once per exchange, so the block page and the access log line name the same device
 // for one load and one hash lookup; with dhcp_leases unset not even the atomic load is paid.
 const device_identity* device_of(worker& w, const client_connection& c, exchange& ex);
+// The device's hardware address as device_of finds it; empty when none is known.
+std::string_view hardware_address_of(worker& w, const client_connection& c, exchange& ex);
 
 // Whose pooled origin connections a request may use (origin_address::client, upstream.hpp):
 // the device's address, and the signed-in user when there is one, so that users who share an

@@ -267,7 +267,7 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
   if (mode == login_mode::page) {
     // The sign-in page: the device's address is who it is (signin_table.hpp), in an inspected
     // tunnel too (its CONNECT or handshake was made to show the page, not as a sign-in).
-    ex.login = w.state().signins.find(c.ip_text, s.page, login_service::clock::now());
+    ex.login = w.state().signins.find(c.ip_text, s.page, login_service::clock::now(), hardware_address_of(w, c, ex));
     const bool same_site = c.inside || c.transparent;
     if (!ex.login || signin_address_of(same_site, ex.host, ex.path) != signin_address::none) co_return login_step::page;
     co_return login_step::proceed;

@@ -199,7 +199,7 @@ net::awaitable<void> answer_post(worker& w, client_connection& c, exchange& ex, 
   std::string name = user;
   auto answer = co_await check_password(w, c, s, std::move(name), std::move(password), &retry_after, "sign-in page: ");
   if (answer.kind == kind::ok || answer.kind == kind::cached) {
-    w.state().signins.bind(c.ip_text, answer.who, s.page, login_service::clock::now());
+    w.state().signins.bind(c.ip_text, answer.who, s.page, login_service::clock::now(), hardware_address_of(w, c, ex));
     ex.login = answer.who;
     ex.note = "signed in through the sign-in page";
     ex.reason_override = "sign-in page: signed in";
@@ -320,7 +320,7 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
 bool signin_missing(worker& w, const client_connection& c, exchange& ex) {
   const auto& s = ex.cfg->daemon.logins;
   if (login_mode_of(w, c, s) != login_mode::page) return false;
-  ex.login = w.state().signins.find(c.ip_text, s.page, login_service::clock::now());
+  ex.login = w.state().signins.find(c.ip_text, s.page, login_service::clock::now(), hardware_address_of(w, c, ex));
   return !ex.login;
 }
 

@@ -14,12 +14,14 @@ void signin_table::sweep(const page_settings& limits, clock::time_point now) {
 }
 
 std::shared_ptr<const login_identity> signin_table::find(const std::string& client, const page_settings& limits,
-                                                         clock::time_point now) {
+                                                         clock::time_point now, std::string_view hardware_address) {
   std::lock_guard lock(mutex_);
   if (now >= next_sweep_) sweep(limits, now);
   const auto it = bindings_.find(client);
   if (it == bindings_.end()) return nullptr;
-  if (expired(it->second, limits, now)) {
+  const auto& bound = it->second.hardware_address;
+  const bool other_device = !bound.empty() && !hardware_address.empty() && bound != hardware_address;
+  if (other_device || expired(it->second, limits, now)) {
     bindings_.erase(it);
     return nullptr;
   }
@@ -28,7 +30,7 @@ std::shared_ptr<const login_identity> signin_table::find(const std::string& clie
 }
 
 void signin_table::bind(const std::string& client, std::shared_ptr<const login_identity> who,
-                        const page_settings& limits, clock::time_point now) {
+                        const page_settings& limits, clock::time_point now, std::string_view hardware_address) {
   std::lock_guard lock(mutex_);
   if (bindings_.size() >= max_bindings && !bindings_.contains(client)) {
     sweep(limits, now);
@@ -39,7 +41,7 @@ void signin_table::bind(const std::string& client, std::shared_ptr<const login_i
       bindings_.erase(oldest);
     }
   }
-  bindings_[client] = binding{std::move(who), now, now};
+  bindings_[client] = binding{std::move(who), now, now, std::string(hardware_address)};
 }
 
 bool signin_table::unbind(const std::string& client) {

@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "proxy/login_config.hpp"
@@ -32,12 +33,16 @@ class signin_table {
 
   // Who `client` is signed in as, or null. A binding past its idle time or lifetime is removed
   // and not returned. A hit is activity: its idle time starts again at `now`.
+  // `hardware_address`: the device's, when the DHCP leases (or the ARP table) name one for the
+  // address now. A binding made by a device with another hardware address is removed and not
+  // returned: the address has passed to another device, which must not browse as the user
+  // (audit3, 2026-12-05, F2). Unknown on either side, the address alone decides.
   std::shared_ptr<const login_identity> find(const std::string& client, const page_settings& limits,
-                                             clock::time_point now);
-  // Binds `client` to `who` from `now` (replacing any binding it had).
-  // REQUIRES: who is not null.
+                                             clock::time_point now, std::string_view hardware_address = {});
+  // Binds `client` (and its hardware address, when known) to `who` from `now` (replacing any
+  // binding it had). REQUIRES: who is not null.
   void bind(const std::string& client, std::shared_ptr<const login_identity> who, const page_settings& limits,
-            clock::time_point now);
+            clock::time_point now, std::string_view hardware_address = {});
   // Signs `client` out. Returns whether it was signed in.
   bool unbind(const std::string& client);
   std::size_t size() const;
@@ -50,6 +55,7 @@ class signin_table {
   struct binding {
     std::shared_ptr<const login_identity> who;
     clock::time_point signed_in, last_seen;
+    std::string hardware_address;  // empty when the leases did not name the device
   };
   static bool expired(const binding& b, const page_settings& limits, clock::time_point now);
   void sweep(const page_settings& limits, clock::time_point now);  // REQUIRES: mutex_ held

@@ -73,3 +73,19 @@ TEST_CASE("signin_table: shorter limits after a reload apply to existing binding
   shorter.lifetime = 1min;
   CHECK(t.find("a", shorter, t0 + 6min) == nullptr);
 }
+
+TEST_CASE("signin_table: an address that passed to a device with another hardware address is not signed in") {
+  // The DHCP lease moved to a pupil's phone, which browsed as the teacher who signed in on the
+  // address before (audit3, 2026-12-05, F2).
+  signin_table t;
+  const page_settings limits;
+  const auto t0 = signin_table::clock::time_point{} + 1h;
+  t.bind("10.40.0.2", who("sam"), limits, t0, "3c:22:fb:12:9a:01");
+  CHECK(t.find("10.40.0.2", limits, t0 + 1s, "3c:22:fb:12:9a:01") != nullptr);  // the same device
+  CHECK(t.find("10.40.0.2", limits, t0 + 2s) != nullptr);  // the device unknown now: the address decides
+  CHECK(t.find("10.40.0.2", limits, t0 + 3s, "f0:18:98:00:00:07") == nullptr);  // another device
+  CHECK(t.find("10.40.0.2", limits, t0 + 4s, "3c:22:fb:12:9a:01") == nullptr);  // and the binding is gone
+  // Bound without a hardware address (no leases): the address alone, as before.
+  t.bind("10.40.0.5", who("dave"), limits, t0);
+  CHECK(t.find("10.40.0.5", limits, t0 + 1s, "f0:18:98:00:00:07") != nullptr);
+}
