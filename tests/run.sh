@@ -7,7 +7,7 @@
 #   tests/run.sh --quick      the normal build only (no sanitizer pass, no fuzzing)
 #   tests/run.sh --fuzz-only  only the fuzz stage
 #
-# HALLPASS_FUZZ_SECONDS (default 20): how long each fuzz target runs.
+# HALLPASS_FUZZ_SECONDS (default 12): how long each fuzz target runs.
 # HALLPASS_TEST_JOBS (default twice the cores): how many CTest tests run at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +41,7 @@ run_suite() {
 # leak, timeout, out-of-memory or sanitizer report, and prints the input that caused it.
 run_fuzz() {
   echo "== fuzz (libFuzzer, ASan/UBSan)"
-  local start=$SECONDS seconds=${HALLPASS_FUZZ_SECONDS:-20}
+  local start=$SECONDS seconds=${HALLPASS_FUZZ_SECONDS:-12}
   CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DHALLPASS_FUZZ=ON -DHALLPASS_BENCH=OFF -DBUILD_TESTING=OFF >/dev/null
   ninja -C build-fuzz -j "$jobs" fuzz
