@@ -2,8 +2,6 @@
 // bans from the circumvention tracker. Part of admin_server: runs on the store thread only.
 #include <boost/json.hpp>
 
-#include <algorithm>
-#include <charconv>
 #include <iostream>
 
 #include "proxy/admin_request.hpp"
@@ -11,6 +9,7 @@
 #include "proxy/shared_state.hpp"
 #include "rules/device_ref.hpp"
 #include "rules/explain.hpp"
+#include "rules/utf8.hpp"
 #include "rules/yaml_reader.hpp"
 
 namespace hallpass {
@@ -18,27 +17,6 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::size_t max_queued_bans = 64;
-
-// A text argument, or nullopt when it is absent (or null). parse_admin_line checked its kind
-// (a string without control characters; one line for user, device and for) before the verb ran.
-std::optional<std::string> text(const json::object& a, const char* key) {
-  auto it = a.find(key);
-  if (it == a.end() || !it->value().is_string()) return std::nullopt;
-  return std::string(it->value().as_string());
-}
-
-std::optional<std::int64_t> number(const json::object& a, const char* key) {
-  auto it = a.find(key);
-  if (it == a.end()) return std::nullopt;
-  if (it->value().is_int64() && it->value().as_int64() > 0) return it->value().as_int64();
-  if (it->value().is_string()) {
-    const std::string s(it->value().as_string());
-    std::int64_t v = 0;
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec == std::errc() && end == s.data() + s.size() && v > 0) return v;
-  }
-  return std::nullopt;
-}
 
 store::result bad(std::string message) {
   return store::result::fail("bad_request", std::move(message));
@@ -131,14 +109,14 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
     }
     return r;
   }
-  const auto reason = text(args, "reason");
+  const auto reason = admin_text_arg(args, "reason");
   if (verb == "ban" && args.contains("confirm")) {
     // Confirming a proposal takes its subject and length from the proposal: a subject or length
     // given too would be silently ignored (audit H, 2026-12-05), so it is refused.
     for (const char* other : {"user", "device", "for", "until"}) {
       if (args.contains(other)) return bad(std::string("'confirm' takes the proposed ban as it is: drop '") + other + "'");
     }
-    const auto id = number(args, "confirm");
+    const auto id = admin_positive_number(args, "confirm");
     if (!id) return bad("'confirm' must be the number of a proposed ban");
     if (!deciding_role) {
       const std::string why =
@@ -159,11 +137,9 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
   // (admin_request.cpp); not blank; at most 2,000 characters (code points, as review counts).
   if (!reason || reason->find_first_not_of(" \t\r\n") == std::string::npos)
     return bad("'reason' is required");
-  const auto characters = std::count_if(reason->begin(), reason->end(),
-                                        [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
-  if (characters > 2000) return bad("'reason' is longer than 2000 characters");
+  if (rules::code_points(*reason) > 2000) return bad("'reason' is longer than 2000 characters");
   std::optional<std::string> user;
-  if (const auto typed = text(args, "user")) {
+  if (const auto typed = admin_text_arg(args, "user")) {
     // A user name as request's (admin_user_name): "ava.b " was stored as typed, an active ban
     // of nobody that `unban --user ava.b` could not find; "   " banned nobody (admin audit,
     // 2026-12-05, F5).
@@ -171,8 +147,8 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
     user = admin_user_name("user", *typed, why);
     if (!user) return bad(why);
   }
-  const auto device = text(args, "device");
-  const auto id = verb == "unban" ? number(args, "id") : std::nullopt;
+  const auto device = admin_text_arg(args, "device");
+  const auto id = verb == "unban" ? admin_positive_number(args, "id") : std::nullopt;
   if (verb == "unban" && args.contains("id") && !id) return bad("'id' must be a ban number");
   if (int(user.has_value()) + int(device.has_value()) + int(id.has_value()) != 1) {
     return bad(verb == "ban" ? "give exactly one of 'user' (a user name) and 'device' (an address, "
@@ -196,7 +172,7 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
     changed = r.ok;
     return r;
   }
-  const auto for_text = text(args, "for");
+  const auto for_text = admin_text_arg(args, "for");
   if (!for_text) return bad("'for' is required: how long the ban lasts (e.g. 1d)");
   std::string err;
   const auto length = ban_length(*for_text, err);

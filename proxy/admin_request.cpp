@@ -1,6 +1,7 @@
 #include "proxy/admin_request.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -302,6 +303,27 @@ std::optional<admin_request> parse_admin_line(std::string_view line, std::string
   if (error = bad_argument(r.verb, *spec, r.args); !error.empty()) return std::nullopt;
   r.allowed_roles = spec->roles;
   return r;
+}
+
+std::optional<std::string> admin_text_arg(const json::object& args, std::string_view key) {
+  const auto* v = args.if_contains(key);
+  if (v == nullptr || !v->is_string()) return std::nullopt;
+  return std::string(v->get_string());
+}
+
+std::optional<std::int64_t> admin_positive_number(const json::value& v) {
+  if (v.is_int64() && v.get_int64() > 0) return v.get_int64();
+  if (!v.is_string()) return std::nullopt;
+  const auto& s = v.get_string();
+  std::int64_t n = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc() || end != s.data() + s.size() || n <= 0) return std::nullopt;
+  return n;
+}
+
+std::optional<std::int64_t> admin_positive_number(const json::object& args, std::string_view key) {
+  const auto* v = args.if_contains(key);
+  return v == nullptr ? std::nullopt : admin_positive_number(*v);
 }
 
 }  // namespace hallpass

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
@@ -51,5 +52,15 @@ std::string admin_text_error(std::string_view key, std::string_view value, bool 
 // treat names, so "ava.b " bans ava.b. nullopt with `error` naming the key when nothing is
 // left ("   ", ""), when it is longer than 256 bytes or has a control character.
 std::optional<std::string> admin_user_name(std::string_view key, std::string_view text, std::string& error);
+
+// The verbs' readers of an argument parse_admin_line has checked: its text, or nullopt when it
+// is absent or null (a bad one never reaches a verb, so nullopt is never a bad value read as
+// absent: admin audit, 2026-12-05, F4).
+std::optional<std::string> admin_text_arg(const boost::json::object& args, std::string_view key);
+// A whole number above 0 given as a JSON number or a string of digits only (no sign, no
+// blanks); nullopt otherwise. Ids, 'confirm', 'before' and 'limit'.
+std::optional<std::int64_t> admin_positive_number(const boost::json::value& v);
+// The same of argument `key`; nullopt when it is absent too.
+std::optional<std::int64_t> admin_positive_number(const boost::json::object& args, std::string_view key);
 
 }  // namespace hallpass

@@ -117,33 +117,8 @@ std::optional<std::string> text_arg(const json::object& a, const char* key, std:
   return s;
 }
 
-// An optional argument: nullopt when it is absent (or null). parse_admin_line refused the
-// line when it was there but bad (not text, a control character): never read as absent, so a
-// bad 'scope' or 'who' cannot fall back to the default (admin audit, 2026-12-05, F4).
-std::optional<std::string> optional_text(const json::object& a, const char* key) {
-  auto it = a.find(key);
-  if (it == a.end() || !it->value().is_string()) return std::nullopt;
-  return std::string(it->value().get_string());
-}
-
-// A whole number above 0, as a JSON number or a string of digits; nullopt otherwise.
-std::optional<std::int64_t> positive_number(const json::value& v) {
-  if (v.is_int64() && v.as_int64() > 0) return v.as_int64();
-  if (v.is_string()) {
-    try {
-      std::size_t pos = 0;
-      const auto n = std::stoll(std::string(v.as_string()), &pos);
-      if (pos == v.as_string().size() && n > 0) return n;
-    } catch (const std::exception&) {
-    }
-  }
-  return std::nullopt;
-}
-
 std::optional<std::int64_t> id_arg(const json::object& a, std::string* err) {
-  if (auto it = a.find("id"); it != a.end()) {
-    if (auto id = positive_number(it->value())) return id;
-  }
+  if (auto id = admin_positive_number(a, "id")) return id;
   *err = "'id' must be a request number";
   return std::nullopt;
 }
@@ -460,9 +435,9 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     f.url = url_without_credentials(*url);
     f.requester = *requester;
     f.reasons = *reason;
-    f.site_content = optional_text(args, "site_content").value_or("");
-    f.risks = optional_text(args, "risks").value_or("");
-    f.control_measures = optional_text(args, "control_measures").value_or("");
+    f.site_content = admin_text_arg(args, "site_content").value_or("");
+    f.risks = admin_text_arg(args, "risks").value_or("");
+    f.control_measures = admin_text_arg(args, "control_measures").value_or("");
     if (auto it = args.find("roles"); it != args.end() && it->value().is_array()) {
       for (const auto& role : it->value().as_array()) {
         if (!role.is_string()) return bad("'roles' must be a list of role names");
@@ -477,11 +452,11 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     }
     // A user name as bans take it (admin_user_name): "   " or "" named nobody, and its approval
     // said "approved ... for user    " (admin audit, 2026-12-05, F7).
-    if (auto u = optional_text(args, "user")) {
+    if (auto u = admin_text_arg(args, "user")) {
       f.user = admin_user_name("user", *u, err);
       if (!f.user) return bad(err);
     }
-    f.client = optional_text(args, "client");
+    f.client = admin_text_arg(args, "client");
     if (f.client) {
       std::string why;
       if (!rules::ip_network::parse(*f.client, &why)) return bad("'client' must be an address or a network: " + why);
@@ -504,12 +479,12 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     std::string asked, clock_note;
     // One of the two: with both, which one meant? (Taking 'for' silently: audit H, 2026-12-05.)
     if (args.contains("for") && args.contains("until")) return bad("give 'for' or 'until', not both");
-    if (auto d = optional_text(args, "for")) {
+    if (auto d = admin_text_arg(args, "for")) {
       asked = "'for' " + *d;
       auto dur = admin_duration(*d, err);
       if (!dur) return bad(err);
       until = now + *dur;
-    } else if (auto u = optional_text(args, "until")) {
+    } else if (auto u = admin_text_arg(args, "until")) {
       asked = "'until' " + *u;
       auto local = rules::parse_local_time(*u);
       if (!local) return bad("'until' must be a school-local time like \"2026-11-23 15:15\"");
@@ -525,7 +500,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
                  "); approve a shorter time, or ask again then (exceptions.max_duration in the policy sets the limit)");
     }
     auto kind = rules::default_target_kind(*url);
-    if (auto s = optional_text(args, "scope")) {
+    if (auto s = admin_text_arg(args, "scope")) {
       auto k = rules::parse_target_kind(*s);
       if (!k) return bad("'scope' must be url, prefix or domain");
       kind = *k;
@@ -553,9 +528,9 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
           store::result::fail("forbidden", audit_refusal(actor, "approve", "request " + std::to_string(*id), why)));
     }
     // 'who' (user, group:NAME, device, role) is checked by the store against the request.
-    const auto narrow = optional_text(args, "who");
+    const auto narrow = admin_text_arg(args, "who");
     r = store_->approve(actor, *id, now, until, *target,
-                        optional_text(args, "reason").value_or(""), narrow);
+                        admin_text_arg(args, "reason").value_or(""), narrow);
     changed = r.ok;
     // An end in the hour the clocks skip or repeat: say which instant it is.
     if (r.ok && !clock_note.empty()) {
@@ -595,7 +570,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     r = verb == "deny" ? store_->deny(actor, *id, *reason) : store_->revoke(actor, *id, *reason);
     changed = r.ok;
   } else if (verb == "list") {
-    const std::string filter = optional_text(args, "filter").value_or("pending");
+    const std::string filter = admin_text_arg(args, "filter").value_or("pending");
     store::list_filter lf;
     if (filter == "pending") lf = store::list_filter::pending;
     else if (filter == "active") lf = store::list_filter::active;
@@ -627,7 +602,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     if (!t) return bad("'url': " + terr);
     if (block) target = t;
     r = store_->file_report(actor, url_without_credentials(*url), *nature, *reporter,
-                            optional_text(args, "individual"), target);
+                            admin_text_arg(args, "individual"), target);
     changed = r.ok && block;
   } else if (verb == "reports") {
     r = store_->reports();
@@ -636,7 +611,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     auto reason = text_arg(args, "reason", &err);
     if (!url || !reason) return bad(err);
     auto kind = rules::target_kind::domain;
-    if (auto s = optional_text(args, "scope")) {
+    if (auto s = admin_text_arg(args, "scope")) {
       auto k = rules::parse_target_kind(*s);
       if (!k) return bad("'scope' must be url, prefix or domain");
       kind = *k;
@@ -666,7 +641,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     changed = r.ok;
   } else if (verb == "audit") {
     std::optional<store::seconds_t> since;
-    if (auto s = optional_text(args, "since")) {
+    if (auto s = admin_text_arg(args, "since")) {
       auto local = rules::parse_local_time(*s);
       if (!local) return bad("'since' must be a school-local time like \"2026-11-23 08:00\"");
       since = policy.zone.to_sys(*local);
@@ -675,11 +650,11 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     // answer, as list's, with "omitted" saying how many older ones were left out.
     std::optional<std::int64_t> before, limit;
     if (auto* v = args.if_contains("before"); v && !v->is_null()) {
-      before = positive_number(*v);
+      before = admin_positive_number(*v);
       if (!before) return bad("'before' must be an audit entry's id, a whole number above 0");
     }
     if (auto* v = args.if_contains("limit"); v && !v->is_null()) {
-      limit = positive_number(*v);
+      limit = admin_positive_number(*v);
       if (!limit || *limit > static_cast<std::int64_t>(max_audit_limit))
         return bad("'limit' must be a whole number from 1 to " + std::to_string(max_audit_limit));
     }

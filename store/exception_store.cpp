@@ -164,10 +164,6 @@ constexpr const char* adult_questions[] = {"risks", "control_measures"};
 
 bool is_blank(std::string_view s) { return s.find_first_not_of(" \t\r\n") == std::string_view::npos; }
 
-// Characters as a person counts them: UTF-8 code points (the protocol's JSON is valid UTF-8).
-std::size_t characters(std::string_view s) {
-  return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
-}
 
 json::value nullable(const std::optional<std::string>& s) { return s ? json::value(*s) : json::value(nullptr); }
 
@@ -666,7 +662,7 @@ result exception_store::review(const actor& who, std::int64_t id, const request_
   for (const auto& f : fields) {
     if (!f.value) continue;
     if (is_blank(*f.value)) return result::fail("bad_request", std::string("'") + f.arg + "' must not be empty");
-    if (const auto n = characters(*f.value); n > max_review_chars) {
+    if (const auto n = rules::code_points(*f.value); n > max_review_chars) {
       return result::fail("bad_request", std::string("'") + f.arg + "' is " + std::to_string(n) +
                                              " characters long: at most " + std::to_string(max_review_chars));
     }
