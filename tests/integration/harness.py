@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,23 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def seconds_until_closed(sock, seconds):
+    """Waits at most `seconds` for the other end to close `sock` (a TLS alert or a reset counts);
+    returns how long that took, or None when it was still open. Closes `sock` either way."""
+    sock.settimeout(seconds)
+    start = time.monotonic()
+    try:
+        if sock.recv(1) != b"":
+            return None  # data, not a close
+    except (ssl.SSLError, ConnectionError):
+        pass
+    except socket.timeout:
+        return None
+    finally:
+        sock.close()
+    return time.monotonic() - start
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
