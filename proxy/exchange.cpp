@@ -34,6 +34,7 @@ rules::request_facts facts_of(worker& w, const client_connection& c, exchange& e
     f.mac = d->hardware_address;
   }
   f.method = ex.method;
+  f.method_overrides = ex.method_overrides;
   f.scheme = ex.scheme;
   f.host = ex.host;
   f.port = ex.port;

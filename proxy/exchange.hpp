@@ -44,6 +44,9 @@ struct exchange {
   // When the answer was complete, if earlier than the end of the exchange (a tunnel's 200).
   std::optional<std::chrono::steady_clock::time_point> answered;
   std::string method, scheme, host, path, query;
+  // Other methods the request names in method-override headers (rules::request_facts); empty
+  // for nearly every request.
+  std::vector<std::string> method_overrides;
   std::uint16_t port = 0;
   std::optional<rules::verdict> verdict;
   std::shared_ptr<const rules::exception_index> exceptions;  // pinned: the verdict may point into it

@@ -211,6 +211,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   std::size_t fields = 0;
   for (const auto& f : req) {
     fc.add(f.name_string(), f.value());
+    if (is_method_override_field(f.name_string())) add_method_override(ex.method_overrides, ex.method, f.value());
     ++fields;
   }
   std::optional<std::string> problem = fc.finish(version);

@@ -216,4 +216,20 @@ std::optional<std::uint32_t> max_forwards_value(std::string_view value) {
   return static_cast<std::uint32_t>(n);
 }
 
+bool is_method_override_field(std::string_view name) {
+  return ascii_iequals(name, "X-HTTP-Method-Override") || ascii_iequals(name, "X-HTTP-Method") ||
+         ascii_iequals(name, "X-Method-Override");
+}
+
+void add_method_override(std::vector<std::string>& methods, std::string_view method, std::string_view value) {
+  const auto first = value.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return;
+  value = value.substr(first, value.find_last_not_of(" \t") - first + 1);
+  if (!is_http_token(value) || ascii_iequals(value, method)) return;
+  std::string upper(value);
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char ch) { return static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch); });
+  if (std::find(methods.begin(), methods.end(), upper) == methods.end()) methods.push_back(std::move(upper));
+}
+
 }  // namespace hallpass

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "rules/host.hpp"
 
@@ -91,5 +92,14 @@ std::optional<std::string> check_chunk_size_line(std::string_view line);
 // most 2^32 - 1 (a larger one is that); nullopt when it is not a number, and the field is then
 // passed on as it came, as for any other method.
 std::optional<std::uint32_t> max_forwards_value(std::string_view value);
+
+// A method-override field (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override; the name
+// without case): servers built on many web frameworks act on the method it names instead of
+// the request line's, so the request is decided as that method too (rules::request_facts).
+bool is_method_override_field(std::string_view name);
+
+// Adds a method-override field's value to `methods`: trimmed of spaces and tabs, upper case,
+// when it is a token, and not the request's own `method` or already there.
+void add_method_override(std::vector<std::string>& methods, std::string_view method, std::string_view value);
 
 }  // namespace hallpass

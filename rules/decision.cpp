@@ -158,6 +158,11 @@ std::vector<std::string> path_notes(const verdict& v) {
     notes.push_back("decided as the IPv4 address " + v.host_read_as + ", which the IPv6 address " + v.host.text +
                     " reaches");
   }
+  if (!v.method_read_as.empty()) {
+    notes.push_back("decided as the method " + v.method_read_as +
+                    ", which the request names in a method-override header (X-HTTP-Method-Override); "
+                    "many servers act on that method instead");
+  }
   if (!v.read_as.empty()) notes.push_back(read_as_note(v));
   if (!v.url_without_case.empty()) {
     // The entry's path before any query: the query compares exactly, and may be kept out of logs.
@@ -192,9 +197,8 @@ verdict decide_paths(const policy& p, const exception_index* overlay, const requ
   return v;
 }
 
-}  // namespace
-
-verdict decide_request(const policy& p, const exception_index* overlay, const request_facts& facts) {
+// decide_request for one method: the host as written, then the IPv4 address it reaches.
+verdict decide_hosts(const policy& p, const exception_index* overlay, const request_facts& facts) {
   verdict v = decide_paths(p, overlay, facts);
   if (v.act == action::block || v.host.kind != host_kind::ipv6) return v;
   // An IPv6 address that reaches an IPv4 one (::ffff:1.1.1.1, NAT64) is decided as that address
@@ -212,6 +216,28 @@ verdict decide_request(const policy& p, const exception_index* overlay, const re
   w.host_read_as = ipv4;
   w.host = v.host;
   return w;
+}
+
+}  // namespace
+
+verdict decide_request(const policy& p, const exception_index* overlay, const request_facts& facts) {
+  verdict v = decide_hosts(p, overlay, facts);
+  if (v.act == action::block || facts.method_overrides.empty()) return v;
+  // A method-override header names the method some servers act on: a rule for DELETE would
+  // otherwise not see a POST that says "X-HTTP-Method-Override: DELETE". As with paths, the
+  // request is blocked if it is blocked as any method it names.
+  for (const std::string& method : facts.method_overrides) {
+    if (ascii_iequals(method, facts.method)) continue;
+    request_facts other = facts;
+    other.method = method;
+    other.method_overrides = {};
+    verdict w = decide_hosts(p, overlay, other);
+    if (w.act == action::block) {
+      w.method_read_as = method;
+      return w;
+    }
+  }
+  return v;
 }
 
 }  // namespace hallpass::rules

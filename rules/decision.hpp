@@ -35,7 +35,9 @@ namespace hallpass::rules {
 //
 // Likewise an IPv6 address that reaches an IPv4 one (::ffff:a.b.c.d, ::a.b.c.d, NAT64
 // 64:ff9b::/96: rules/host.hpp, ipv4_reached_by) is decided as written and as that IPv4
-// address, and blocked if either is (verdict::host_read_as names the IPv4 address).
+// address, and blocked if either is (verdict::host_read_as names the IPv4 address). And a request
+// that names other methods in method-override headers (request_facts::method_overrides) is
+// decided as each of them too, and blocked if any is (verdict::method_read_as).
 verdict decide_request(const policy& p, const exception_index* overlay, const request_facts& facts);
 
 // For the log and explain, when an IPv6 address was blocked as the IPv4 address it reaches

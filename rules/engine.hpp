@@ -31,6 +31,11 @@ struct request_facts {
   std::string_view mac;
   std::string_view role;    // empty: choose by client address
   std::string_view method;  // "GET", "POST", "CONNECT", ... (compared case-insensitively)
+  // The methods the request names in X-HTTP-Method-Override, X-HTTP-Method or
+  // X-Method-Override (proxy/http_session.cpp), other than `method`: servers built on many web
+  // frameworks (Express's method-override, Laravel, Google's APIs) act on that method instead of
+  // the request line's. decide_request decides the request with each of them too.
+  std::span<const std::string> method_overrides;
   std::string_view scheme;  // "http" or "https"
   std::string_view host;    // as the client sent it; normalized by decide()
   std::uint16_t port = 0;   // 0: the scheme's default
@@ -83,6 +88,9 @@ struct verdict {
   // rules/host.hpp, ipv4_reached_by) was blocked as that IPv4 address: its dotted form. `host`
   // stays the IPv6 address as the request named it.
   std::string host_read_as;
+  // Set by decide_request when the request was blocked as a method one of its method-override
+  // headers names (request_facts::method_overrides) though its own method was not: that method.
+  std::string method_read_as;
   normalized_host host;
   std::string host_error;  // when by == invalid_host
 

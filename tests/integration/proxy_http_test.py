@@ -86,6 +86,19 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(status, 403)
         status, _, _ = curl(self.proxy, f"http://noupload.test:{self.py.port}/echo")
         self.assertEqual(status, 200)
+        # A GET that names POST in a method-override header, which many frameworks act on, is
+        # decided as a POST too; the log line says why.
+        for field in ("X-HTTP-Method-Override", "x-http-method", "X-Method-Override"):
+            status, _, _ = curl(self.proxy, f"http://noupload.test:{self.py.port}/echo?via={field}",
+                                extra=["-H", f"{field}: post"])
+            self.assertEqual(status, 403, field)
+        def override_lines():
+            found = [l for l in self.proxy.log_lines() if "decided as the method POST" in l.get("note", "")]
+            return found if len(found) >= 3 else None
+        lines = wait_for(override_lines, what="the overrides' three log lines")
+        self.assertEqual([(l["status"], l["method"], l["host"]) for l in lines], [(403, "GET", "noupload.test")] * 3)
+        status, _, _ = curl(self.proxy, f"http://noupload.test:{self.py.port}/echo", extra=["-H", "X-HTTP-Method-Override: GET"])
+        self.assertEqual(status, 200)
 
     def test_chunked_and_close_delimited_responses(self):
         status, body, err = curl(self.proxy, f"http://py.test:{self.py.port}/chunked", source=STAFF)

@@ -277,3 +277,19 @@ TEST_CASE("Max-Forwards values") {
     CHECK_FALSE(max_forwards_value(bad).has_value());
   }
 }
+
+TEST_CASE("method-override fields: which names, and the methods kept") {
+  CHECK(is_method_override_field("X-HTTP-Method-Override"));
+  CHECK(is_method_override_field("x-http-method"));
+  CHECK(is_method_override_field("X-METHOD-OVERRIDE"));
+  CHECK_FALSE(is_method_override_field("X-HTTP-Method-Overrides"));
+  CHECK_FALSE(is_method_override_field("Method"));
+  std::vector<std::string> methods;
+  add_method_override(methods, "POST", " delete\t");
+  add_method_override(methods, "POST", "DELETE");  // a repeat
+  add_method_override(methods, "POST", "post");    // the request's own method
+  add_method_override(methods, "POST", "");        // blank
+  add_method_override(methods, "POST", "PUT PATCH");  // not a token
+  add_method_override(methods, "POST", "Patch");
+  CHECK(methods == std::vector<std::string>{"DELETE", "PATCH"});
+}

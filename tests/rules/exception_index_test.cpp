@@ -495,3 +495,38 @@ roles:
   CHECK(decide_all(*p, nullptr, "http://paths.example/only/this/page").act == action::block);
   CHECK(decide_all(*p, nullptr, "http://paths.example/other").act == action::allow);
 }
+
+TEST_CASE("a method named in a method-override header is decided too, and blocks if its rule blocks") {
+  // Many web frameworks (Express's method-override, Laravel, Google's APIs) act on the method
+  // X-HTTP-Method-Override names: a rule for DELETE must see "POST + override: DELETE".
+  auto p = test::load_yaml(std::string(test::timetable_yaml) + R"(
+roles:
+  pupils:
+    networks: [10.10.0.0/16]
+    default: allow
+    rules:
+      - {action: block, domains: [wiki.example], methods: [DELETE, PUT]}
+      - {action: allow, domains: [open.example], methods: [POST]}
+      - {action: block, domains: [open.example]}
+)");
+  auto decide_with = [&](const char* method, const std::string& url, std::vector<std::string> overrides) {
+    request_facts f = pupil_get(*p, url);
+    f.method = method;
+    f.method_overrides = overrides;
+    return decide_request(*p, nullptr, f);
+  };
+  CHECK(decide_with("POST", "http://wiki.example/page", {}).act == action::allow);
+  const verdict v = decide_with("POST", "http://wiki.example/page", {"DELETE"});
+  CHECK(v.act == action::block);
+  CHECK(v.method_read_as == "DELETE");
+  const auto notes = path_notes(v);
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].find("decided as the method DELETE") == 0);
+  CHECK(decide_with("GET", "http://wiki.example/page", {"OPTIONS", "put"}).act == action::block);
+  CHECK(decide_with("GET", "http://wiki.example/page", {"HEAD"}).act == action::allow);
+  // An allow opens only what it opens as every method named: POST is allowed on open.example,
+  // but a POST that names GET is decided as GET too, which the site's block covers.
+  CHECK(decide_with("POST", "http://open.example/form", {}).act == action::allow);
+  CHECK(decide_with("POST", "http://open.example/form", {"GET"}).act == action::block);
+  CHECK(decide_with("POST", "http://open.example/form", {"GET"}).method_read_as == "GET");
+}
