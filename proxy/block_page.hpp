@@ -41,6 +41,17 @@ struct block_page_info {
 
 std::string render_block_page(const block_page_info& info);
 
+// Whether a block page goes to the person at the browser, or may be read by the blocked site's
+// own scripts: on an inspected or transparent origin, and on any plain-HTTP site, the page is
+// served as the site, so a script of the site that fetches a blocked address reads the page as
+// its own. Only the person's page names them (who signed in, the device, its addresses) and
+// carries the request form; a script's gets the reason alone. From the Fetch Metadata a
+// browser sends (empty when absent, as from an older browser or another client, which are
+// taken for the person): a request that is not a navigation (`Sec-Fetch-Mode` other than
+// `navigate`: fetch, XHR, images, scripts), and a navigation of a frame of the same origin (its
+// parent page reads it), are not the person's.
+bool block_page_for_the_person(std::string_view fetch_mode, std::string_view fetch_dest, std::string_view fetch_site);
+
 // For 400, 502, 504 and the like: the status, a short title ("The website did not answer"),
 // one or two sentences of explanation, and what to do next.
 // `transient`: the problem may go away by itself (a site not answering), so the page says to try

@@ -215,6 +215,9 @@ http::response<http::string_body> local_head(http::status status, unsigned versi
   res.set(http::field::server, "hallpass");
   res.set(http::field::content_type, content_type);
   res.set(http::field::cache_control, "no-store");
+  // A page served as a site (a block page on an inspected origin) opened by the site's script
+  // with window.open: the opener cannot reach into it (browsers apply this to HTTPS pages).
+  res.set("Cross-Origin-Opener-Policy", "same-origin");
   return res;
 }
 
@@ -246,7 +249,7 @@ net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::
 }
 
 net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange& ex, std::string_view url,
-                                      bool keep_alive, unsigned version) {
+                                      bool keep_alive, unsigned version, bool for_the_person) {
   const auto& v = *ex.verdict;
   const std::string period = v.period_name();
   const std::string when = local_time_text(*ex.cfg, ex.start);
@@ -261,31 +264,34 @@ net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange&
   info.clause = v.clause;
   info.period = period;
   info.time_text = when;
-  info.client = c.ip_text;
   // A ban's page says until when (rules/ban.hpp); no exception opens a page during a ban.
   std::string ban_until;
   if (v.ban) {
     ban_until = local_time_text(*ex.cfg, std::chrono::system_clock::time_point(v.ban->until));
     info.ban_until = ban_until;
   }
-  if (const device_identity* d = device_of(w, c, ex)) {  // ex pins it for the page's lifetime
-    info.device_name = d->name;
-    info.hardware_address = d->hardware_address;
-  }
-  if (ex.login) info.user = ex.login->user;
-  std::string signout;
-  if (ex.login && ex.cfg->daemon.logins.mode_for(c.ip) == login_mode::page) {
-    signout = signout_link(c.transparent.has_value(), info.host);  // signin_page.hpp
-    info.signout_url = signout;
-  }
-  // The access request form, except where no exception could ever help.
-  std::string form;
-  if (v.by != rules::decided_by::locked_category && v.by != rules::decided_by::invalid_host && !v.ban &&
-      w.state().admin != nullptr) {
-    form = render_request_form(w.state().form_keys, c.ip_text, url, info.role,
-                               std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count(),
-                               c.inside || c.transparent, info.user);
-    info.request_form_html = form;
+  // What names the person (who signed in, the device, its addresses) and the form stay off a
+  // page the site's own scripts may read (block_page_for_the_person).
+  std::string signout, form;
+  if (for_the_person) {
+    info.client = c.ip_text;
+    if (const device_identity* d = device_of(w, c, ex)) {  // ex pins it for the page's lifetime
+      info.device_name = d->name;
+      info.hardware_address = d->hardware_address;
+    }
+    if (ex.login) info.user = ex.login->user;
+    if (ex.login && ex.cfg->daemon.logins.mode_for(c.ip) == login_mode::page) {
+      signout = signout_link(c.transparent.has_value(), info.host);  // signin_page.hpp
+      info.signout_url = signout;
+    }
+    // The access request form, except where no exception could ever help.
+    if (v.by != rules::decided_by::locked_category && v.by != rules::decided_by::invalid_host && !v.ban &&
+        w.state().admin != nullptr) {
+      form = render_request_form(w.state().form_keys, c.ip_text, url, info.role,
+                                 std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count(),
+                                 c.inside || c.transparent, info.user);
+      info.request_form_html = form;
+    }
   }
   std::string page = render_block_page(info);
   co_return co_await write_local(c, ex, http::status::forbidden, std::move(page), "text/html; charset=utf-8",

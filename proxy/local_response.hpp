@@ -110,8 +110,10 @@ net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::
                                       bool transient = true);
 
 // The block page for ex's verdict (with the access request form where an exception could help).
+// `for_the_person` (block_page_for_the_person): false leaves out who signed in, the device, its
+// addresses, the sign-out link and the form, which the blocked site's scripts could read.
 net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange& ex, std::string_view url,
-                                      bool keep_alive, unsigned version);
+                                      bool keep_alive, unsigned version, bool for_the_person = true);
 
 // The answer to a CONNECT the policy blocked: one line naming the reason, then close.
 net::awaitable<bool> write_connect_block(client_connection& c, exchange& ex, unsigned version);

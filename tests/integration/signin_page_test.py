@@ -148,6 +148,26 @@ class SigninPageTest(SigninBase, unittest.TestCase):
         self.assertEqual(status, 403, err)  # Year 6 blocks social media
         self.assertIn(b"<dt>Signed in as</dt><dd>dave</dd>", body)
         self.assertIn(b'<a href="http://hallpass.invalid/signout">Sign out</a>', body)
+        self.assertIn(b"<form", body)
+        self.assertIn(source.encode(), body)
+        # The same page asked for by the site's own script (fetch, an image, a frame of the same
+        # origin) is served as the site, which could read it: the reason, not who is signed in,
+        # the device, the sign-out link or the form.
+        for fetch in (["Sec-Fetch-Mode: cors", "Sec-Fetch-Dest: empty", "Sec-Fetch-Site: same-origin"],
+                      ["Sec-Fetch-Mode: no-cors", "Sec-Fetch-Dest: image", "Sec-Fetch-Site: same-origin"],
+                      ["Sec-Fetch-Mode: navigate", "Sec-Fetch-Dest: iframe", "Sec-Fetch-Site: same-origin"]):
+            status, page, err = self.get(source, self.url(host="facebook.test"),
+                                         [arg for h in fetch for arg in ("-H", h)])
+            self.assertEqual(status, 403, err)
+            self.assertIn(b"This page is blocked", page)
+            for personal in (b"dave", b"Signed in as", b"signout", b"<form", source.encode()):
+                self.assertNotIn(personal, page, fetch)
+        # A link followed on the site is the person's own page again.
+        status, page, err = self.get(source, self.url(host="facebook.test"),
+                                     ["-H", "Sec-Fetch-Mode: navigate", "-H", "Sec-Fetch-Dest: document",
+                                      "-H", "Sec-Fetch-Site: same-origin", "-D", "-"])
+        self.assertIn(b"<dt>Signed in as</dt><dd>dave</dd>", page)
+        self.assertIn(b"Cross-Origin-Opener-Policy: same-origin", page)
         line = wait_for(lambda: [l for l in self.lines_for(source) if l.get("host") == "facebook.test"],
                         what="the line")[-1]
         self.assertEqual((line["user"], line["role"]), ("dave", "year6"))

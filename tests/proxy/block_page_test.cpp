@@ -296,3 +296,16 @@ TEST_CASE("a ban's page says until when in the school's words, accuses no one an
   CHECK(page.find("circumvent") == std::string::npos);
   CHECK(page.find("recorded") == std::string::npos);
 }
+
+TEST_CASE("a block page names the person only when it goes to them, not to the site's scripts") {
+  CHECK(block_page_for_the_person("", "", ""));  // no Fetch Metadata: an older browser, curl
+  CHECK(block_page_for_the_person("navigate", "document", "none"));
+  CHECK(block_page_for_the_person("navigate", "document", "same-origin"));  // a link on the site
+  CHECK(block_page_for_the_person("navigate", "iframe", "cross-site"));  // an embed on another site
+  CHECK_FALSE(block_page_for_the_person("cors", "empty", "same-origin"));  // fetch() by the site
+  CHECK_FALSE(block_page_for_the_person("no-cors", "image", "same-origin"));
+  CHECK_FALSE(block_page_for_the_person("same-origin", "empty", "same-origin"));
+  CHECK_FALSE(block_page_for_the_person("websocket", "websocket", "same-origin"));
+  CHECK_FALSE(block_page_for_the_person("navigate", "iframe", "same-origin"));  // its parent reads it
+  CHECK_FALSE(block_page_for_the_person("nested-navigate", "", "same-origin"));
+}
