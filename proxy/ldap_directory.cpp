@@ -166,6 +166,13 @@ ldap_handle open_directory(const ldap_settings& s, directory_answer* failed) {
   tv.tv_usec = static_cast<suseconds_t>((s.timeout.count() % 1000) * 1000);
   ldap_set_option(ld.get(), LDAP_OPT_NETWORK_TIMEOUT, &tv);
   ldap_set_option(ld.get(), LDAP_OPT_TIMEOUT, &tv);
+  // And the TLS handshake (ldaps://, and after StartTLS): with a network timeout libldap 2.5
+  // makes the socket non-blocking for the handshake, but bounds it (polling with the timeout)
+  // only when connecting asynchronously. Otherwise it retries at once for as long as the peer
+  // says nothing: a directory that stalled in the handshake kept every directory thread
+  // spinning for good, and no sign-in was checked until it closed the connection (outside-in
+  // audit of logins, 2026-12-05, H1). The synchronous calls below wait for the connection.
+  ldap_set_option(ld.get(), LDAP_OPT_CONNECT_ASYNC, LDAP_OPT_ON);
   const int demand = LDAP_OPT_X_TLS_DEMAND;
   ldap_set_option(ld.get(), LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
   if (!s.ca_file.empty()) ldap_set_option(ld.get(), LDAP_OPT_X_TLS_CACERTFILE, s.ca_file.c_str());

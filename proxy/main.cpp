@@ -1,4 +1,5 @@
 // hallpass: the school web filter. This file only dispatches to the sub-commands.
+#include <csignal>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -103,6 +104,11 @@ int run_command(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A write to a peer that went away is an error to report, never the end of the process:
+  // `explain --user` asks the directory, whose connection (made asynchronously so that its TLS
+  // handshake has a deadline: ldap_directory.cpp) may have been refused by the time the
+  // request is written. The daemon sets the same in run_server.
+  ::signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::cout << usage;

@@ -751,6 +751,55 @@ class StalledDirectoryTest(unittest.TestCase):
             staller.stop()
             nginx.stop()
 
+    def test_a_directory_that_stalls_in_the_tls_handshake_frees_its_threads(self):
+        """ldaps:// to a directory that accepts and then says nothing: the TLS handshake has the
+        timeout too. It had none: every directory thread spun for good, and after a reload onto
+        a working directory no sign-in was checked (outside-in audit of logins, 2026-12-05)."""
+        nginx = Origin()
+        staller = Staller()
+        slapd = Slapd()
+        stalled_url = f"ldaps://127.0.0.1:{staller.port}"
+        proxy = Proxy(extra=logins_section(stalled_url, "/etc/ssl/certs/ca-certificates.crt", timeout="1s"),
+                      policy_edit=with_group_roles)
+        try:
+            results = []
+
+            def ask(cred):
+                t0 = time.monotonic()
+                status, _, _ = curl(proxy, f"http://origin.test:{nginx.port}/small", extra=["--proxy-user", cred])
+                results.append((status, time.monotonic() - t0))
+
+            # More sign-ins than the directory has threads (logins.ldap.max_in_flight, 4).
+            threads = [threading.Thread(target=ask, args=(f"kid{n}:kid{n}-pw",)) for n in range(1, 7)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            self.assertEqual([status for status, _ in results], [503] * 6)
+            for _, took in results:
+                self.assertLess(took, 6.0)
+            # The threads are idle, not spinning on the silent connections (which the staller
+            # still holds open).
+            def cpu_seconds():
+                with open(f"/proc/{proxy.proc.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            time.sleep(2.5)  # the last handshakes' deadlines pass
+            before = cpu_seconds()
+            time.sleep(2)
+            self.assertLess(cpu_seconds() - before, 0.5)
+            # A reload onto a working directory: sign-ins are checked again at once.
+            proxy.write_policy(proxy.policy_text.replace(stalled_url, f"ldap://127.0.0.1:{slapd.port}")
+                               .replace("/etc/ssl/certs/ca-certificates.crt", slapd.ca_file))
+            proxy.reload()
+            status, _, err = curl(proxy, f"http://origin.test:{nginx.port}/small", extra=["--proxy-user", "sam:sam-pw"])
+            self.assertEqual(status, 200, err)
+        finally:
+            proxy.stop()
+            staller.stop()
+            slapd.stop()
+            nginx.stop()
+
 
 if __name__ == "__main__":
     unittest.main()
