@@ -39,6 +39,18 @@ namespace {
 
 constexpr std::size_t max_token_base64 = 64 * 1024;  // Active Directory tickets with a PAC reach ~16 KiB
 
+// Whether GSS-API's words for a refused ticket say the keytab, not the ticket, is at fault: no
+// entry for the ticket's service principal, another key version, the file gone ("Cannot find
+// key for HTTP/proxy@REALM kvno 3 in keytab", "Request ticket server ... not found in keytab",
+// "Key table file '...' not found"). By the words, as the minor code cannot tell: MIT's
+// mechanism glue hands out its own numbers for the Kerberos mechanism's codes (100005 for a
+// missing key version). Words that say neither are the client's, counted as before.
+bool keytab_has_no_key_for(std::string_view words) {
+  std::string lower(words);
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return lower.find("keytab") != std::string::npos || lower.find("key table") != std::string::npos;
+}
+
 // GSS-API's words for a status: the major code's, then the mechanism's (minor) ones.
 std::string gss_words(OM_uint32 major, OM_uint32 minor) {
   std::string out;
@@ -184,9 +196,9 @@ negotiate_acceptor::outcome negotiate_acceptor::accept(const negotiate_settings&
   gss_release_buffer(&m, &out);
   if (GSS_ERROR(major)) {
     if (client != GSS_C_NO_NAME) gss_release_name(&m, &client);
-    o.result = st::rejected;
     o.reply_token.clear();
     o.detail = gss_words(major, minor);
+    o.result = keytab_has_no_key_for(o.detail) ? st::keytab_has_no_key : st::rejected;
     return o;
   }
   if (major & GSS_S_CONTINUE_NEEDED) {

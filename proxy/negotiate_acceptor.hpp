@@ -43,6 +43,12 @@ class negotiate_acceptor {
       continue_needed,  // send `reply_token` in a 407; the client answers on the same connection
       rejected,         // a bad, expired, replayed or unreadable token, or too many legs
       unavailable,      // the keytab cannot be used (the proxy's fault, not the client's)
+      // The keytab holds no key for the ticket (no entry for its service principal, another
+      // key version after the service account's password changed, the file gone or
+      // unreadable): the proxy's keytab needs mending, not the user's password. Not counted
+      // against the client (its Basic sign-ins would be refused too), and a 407 still offers
+      // Basic.
+      keytab_has_no_key,
     };
     status result = status::rejected;
     std::string user;         // complete: the client principal, its realm stripped when it is the keytab's

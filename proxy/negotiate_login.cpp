@@ -22,6 +22,13 @@ login_service::result negotiate_sign_in(login_service& service, negotiate_accept
       // No user name is known from a refused token: only the client address is counted.
       service.note_failure(s, client, "", login_service::clock::now());
       return r;
+    case st::keytab_has_no_key:
+      // The proxy's keytab is at fault: not counted against the client, whose Basic sign-ins
+      // the failure limit would otherwise refuse too; the 407 still offers Basic.
+      r.kind = kind::bad_credentials;
+      r.detail = "Negotiate ticket not accepted: the proxy's keytab has no key for it (the keytab needs "
+                 "updating, e.g. after the service account's password changed): " + o.detail;
+      return r;
     case st::unavailable:
       r.kind = kind::unavailable;
       r.detail = std::move(o.detail);

@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN, PUPIL, Origin, Proxy, _can_connect, free_port, raw_request, status_of, stop_process, wait_for
+from harness import BIN, PUPIL, Origin, Proxy, _can_connect, curl, free_port, raw_request, status_of, stop_process, wait_for
 from logins_test import BASE, HAVE_SLAPD, Slapd, logins_section, with_group_roles
 
 KRB5KDC = shutil.which("krb5kdc") or "/usr/sbin/krb5kdc"
@@ -252,6 +252,27 @@ class NegotiateTest(NegotiateFixture):
         t.join(25)
         self.assertEqual(len(got), 1, "curl sent no Negotiate token")
         return got[0]
+
+    def test_a_keytab_without_the_key_is_the_proxys_fault_not_the_users(self):
+        """The service account's key changed (a new key version) and the proxy's keytab was not
+        updated: the tickets are refused, but not counted against the device, whose Basic
+        sign-in then still works (outside-in audit of logins, 2026-12-05, M1)."""
+        source = "127.0.0.41"
+        renewed = os.path.join(self.kdc.dir, "renewed.keytab")
+        self.kdc.kadmin(f"ktadd -k {renewed} HTTP/{PROXY_HOST}@{REALM}")  # a new key version at the KDC
+        os.chmod(renewed, 0o644)
+        try:
+            self.kdc.kinit("dave", self.dave_keytab)  # a fresh cache: the next ticket has the new version
+            for _ in range(5):  # past per_client: 3
+                self.assertEqual(self.curl_negotiate([self.url("origin.test")], source=source), [(407, 1)])
+            wait_for(lambda: any("the proxy's keytab has no key for it" in l for l in self.proxy.stderr_lines),
+                     what="the keytab's problem on stderr")
+            status, _, err = curl(self.proxy, self.url("origin.test"), source=source,
+                                  extra=["--proxy-user", "sam:sam-pw"])
+            self.assertEqual(status, 200, err)
+        finally:
+            shutil.copyfile(renewed, self.kdc.keytab)  # the later tests' tickets have the new version
+            self.kdc.kinit("dave", self.dave_keytab)
 
     def test_the_second_request_on_the_connection_needs_no_token(self):
         self.kdc.kinit("dave", self.dave_keytab)
