@@ -2,11 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
+#include "proxy/keytab_file.hpp"
 #include "rules/yaml_reader.hpp"
 
 namespace hallpass {
@@ -208,8 +211,9 @@ void read_ldap(rules::yaml_reader& r, const YAML::Node& n, ldap_settings& l) {
   }
 }
 
-// A keytab must be readable now (by the user `check` or `run` runs as) and look like one: MIT
-// and Heimdal keytabs begin 0x05 0x02 (version 2) or 0x05 0x01.
+// A keytab must be readable now (by the user `check` or `run` runs as) and be one
+// (keytab_file.hpp); one with keys of several realms needs logins.negotiate.principal, and a
+// principal must be in it.
 void read_negotiate(rules::yaml_reader& r, const YAML::Node& n, negotiate_settings& g) {
   if (!r.check_map(n, "logins.negotiate", {"keytab", "principal"})) return;
   if (!n["keytab"]) {
@@ -218,17 +222,49 @@ void read_negotiate(rules::yaml_reader& r, const YAML::Node& n, negotiate_settin
   }
   read_path(r, n, "keytab", "logins.negotiate.keytab", g.keytab);
   read_string(r, n, "principal", "logins.negotiate.principal", g.principal);
+  std::optional<std::vector<keytab_entry>> entries;
   if (g.keytab.empty()) {
     r.error(n["keytab"], "logins.negotiate.keytab is empty");
   } else {
     std::ifstream in(g.keytab, std::ios::binary);
-    char head[2] = {0, 0};
     if (!in) {
       r.error(n["keytab"], "logins.negotiate.keytab " + rules::quote(g.keytab) + " cannot be read: " +
                                std::strerror(errno));
-    } else if (!in.read(head, 2) || head[0] != 5 || (head[1] != 1 && head[1] != 2)) {
-      r.error(n["keytab"], "logins.negotiate.keytab " + rules::quote(g.keytab) +
-                               " is not a Kerberos keytab (make one with kadmin's ktadd, or ktpass on Active Directory)");
+    } else {
+      constexpr std::size_t max_keytab_bytes = 1 << 20;  // a keytab holds a few keys: ~100 bytes each
+      std::string bytes(max_keytab_bytes + 1, '\0');
+      in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      bytes.resize(static_cast<std::size_t>(in.gcount()));
+      std::string why;
+      if (bytes.size() > max_keytab_bytes) {
+        why = "it is larger than 1 MiB";
+      } else {
+        entries = read_keytab(bytes, &why);
+      }
+      if (!entries) {
+        r.error(n["keytab"], "logins.negotiate.keytab " + rules::quote(g.keytab) + " is not a Kerberos keytab (" + why +
+                                 "; make one with kadmin's ktadd, or ktpass on Active Directory)");
+      }
+    }
+  }
+  if (entries) {
+    for (const auto& e : *entries) {
+      std::string key = e.principal + " kvno " + std::to_string(e.kvno);
+      if (std::find(g.keytab_keys.begin(), g.keytab_keys.end(), key) == g.keytab_keys.end()) g.keytab_keys.push_back(key);
+    }
+    const auto realms = keytab_realms(*entries);
+    if (g.principal.empty() && realms.size() > 1) {
+      std::string names;
+      for (const auto& realm : realms) names += (names.empty() ? "" : ", ") + realm;
+      r.error(n["keytab"], "logins.negotiate.keytab " + rules::quote(g.keytab) + " holds keys of several realms (" +
+                               names + "): set logins.negotiate.principal to the one tickets must be for, or users "
+                               "of two realms would share names");
+    }
+    if (!g.principal.empty() && std::none_of(entries->begin(), entries->end(),
+                                             [&](const keytab_entry& e) { return e.principal == g.principal; })) {
+      r.error(n["principal"], "logins.negotiate.principal " + rules::quote(g.principal) + " has no key in " +
+                                  rules::quote(g.keytab) + " (it holds " + entries->front().principal +
+                                  (entries->size() > 1 ? ", ..." : "") + ")");
     }
   }
   if (!g.principal.empty()) {

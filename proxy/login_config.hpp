@@ -80,6 +80,9 @@ struct ldap_settings {
 struct negotiate_settings {
   std::string keytab;     // "": Negotiate is not offered
   std::string principal;  // "": any principal in the keytab
+  // The keytab's principals with their key versions as read at load ("HTTP/proxy@SCHOOL kvno
+  // 3"), for `check`: no keys.
+  std::vector<std::string> keytab_keys;
   bool configured() const { return !keytab.empty(); }
   bool operator==(const negotiate_settings&) const = default;
 };

@@ -208,6 +208,11 @@ std::string daemon_sections_summary(const daemon_config& d) {
     out += "  timeout " + duration_words(x.timeout) + ", " + std::to_string(x.max_in_flight) + " at once, " +
            std::to_string(x.max_queued) + " queued, sign-ins cached " + duration_words(x.cache_ttl) + "\n";
   }
+  if (l.negotiate.configured()) {
+    out += "  Negotiate (Kerberos single sign-on): keytab " + l.negotiate.keytab + ", tickets for " +
+           (l.negotiate.principal.empty() ? std::string("any of its principals") : l.negotiate.principal) + "\n";
+    for (const auto& key : l.negotiate.keytab_keys) out += "    key: " + key + "\n";
+  }
   out += "  failed sign-ins limited to " + std::to_string(l.failures_per_client) + " per address and " +
          std::to_string(l.failures_per_user) + " per user within " + duration_words(l.failures_within) + "\n";
   // A redirected TLS connection carries no Proxy-Authorization (transparent.cpp closes it).

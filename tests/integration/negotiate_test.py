@@ -253,6 +253,14 @@ class NegotiateTest(NegotiateFixture):
         self.assertEqual(len(got), 1, "curl sent no Negotiate token")
         return got[0]
 
+    def test_check_names_the_keytabs_keys(self):
+        r = subprocess.run([BIN, "check", "--config", self.proxy.config], capture_output=True, text=True, timeout=30,
+                           env=self.kdc.env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(f"Negotiate (Kerberos single sign-on): keytab {self.kdc.keytab}, tickets for HTTP/{PROXY_HOST}@{REALM}",
+                      r.stdout)
+        self.assertRegex(r.stdout, rf"    key: HTTP/{re.escape(PROXY_HOST)}@{REALM} kvno \d+\n")
+
     def test_a_keytab_without_the_key_is_the_proxys_fault_not_the_users(self):
         """The service account's key changed (a new key version) and the proxy's keytab was not
         updated: the tickets are refused, but not counted against the device, whose Basic

@@ -12,6 +12,7 @@
 
 #include "proxy/daemon_config.hpp"
 #include "proxy/negotiate_acceptor.hpp"
+#include "keytab_bytes.hpp"
 
 using namespace hallpass;
 
@@ -48,15 +49,25 @@ std::string errors_of(const std::string& yaml) {
 TEST_CASE("logins.negotiate: the keytab must be readable and a keytab, the principal have a realm") {
   const std::string dir = HALLPASS_SOURCE_DIR "/tests/proxy";
   const std::string keytab = "/tmp/hallpass-negotiate-unit-" + std::to_string(::getpid()) + ".keytab";
-  {
-    std::ofstream out(keytab, std::ios::binary);
-    out.write("\x05\x02\x00\x00", 4);
-  }
+  const auto write_keytab = [&](const std::string& entries) {
+    std::ofstream out(keytab, std::ios::binary | std::ios::trunc);
+    const std::string bytes = test::keytab_file_bytes(entries);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
   const std::string ldap = "ldap: {url: \"ldaps://dc.test\", base_dn: \"dc=test\"}";
+  write_keytab(test::keytab_entry_bytes("TEST", {"HTTP", "p.test"}, 2) + test::keytab_entry_bytes("OTHER", {"HTTP", "p.test"}, 1));
+  // Two realms: which one's users sign in must be said (outside-in audit of logins, 2026-12-05, M3).
+  auto e = errors_of("logins: {" + ldap + ", negotiate: {keytab: \"" + keytab + "\"}}");
+  CHECK(e.find("holds keys of several realms (TEST, OTHER): set logins.negotiate.principal") != std::string::npos);
+  CHECK(errors_of("logins: {" + ldap + ", negotiate: {keytab: \"" + keytab + "\", principal: \"HTTP/p.test@TEST\"}}")
+            .empty());
+  e = errors_of("logins: {" + ldap + ", negotiate: {keytab: \"" + keytab + "\", principal: \"HTTP/q.test@TEST\"}}");
+  CHECK(e.find("logins.negotiate.principal 'HTTP/q.test@TEST' has no key in") != std::string::npos);
+  write_keytab(test::keytab_entry_bytes("TEST", {"HTTP", "p.test"}, 2));
   CHECK(errors_of("logins: {" + ldap + ", negotiate: {keytab: \"" + keytab + "\"}}").empty());
   CHECK(errors_of("logins: {" + ldap + ", negotiate: {keytab: \"" + keytab + "\", principal: \"HTTP/p.test@TEST\"}}")
             .empty());
-  auto e = errors_of("logins: {" + ldap + ", negotiate: {keytab: /nonexistent/proxy.keytab}}");
+  e = errors_of("logins: {" + ldap + ", negotiate: {keytab: /nonexistent/proxy.keytab}}");
   CHECK(e.find("logins.negotiate.keytab") != std::string::npos);
   CHECK(e.find("/nonexistent/proxy.keytab") != std::string::npos);
   CHECK(e.find("cannot be read: No such file or directory") != std::string::npos);
