@@ -657,6 +657,16 @@ inspection:
             self.assertIn("truncated", line["note"], line)
         self.assertTrue(all(l.get("note", "") == "" for l in lines if l["path"] == "/close"), lines)
 
+    def test_an_inspected_request_reaches_the_origin_without_via(self):
+        """Inside an inspected tunnel the origin sees what the browser sent, without the proxy's
+        Via, which makes nginx (gzip_proxied off, its default) answer uncompressed."""
+        p = self.start_proxy(self.py_origin.port)
+        status, body, err = self.get(p, f"https://origin.test:{self.py_origin.port}/headers")
+        self.assertEqual(status, 200, err)
+        names = {n.lower(): v for n, v in json.loads(body)}
+        self.assertNotIn("via", names)
+        self.assertEqual(names.get("host"), f"origin.test:{self.py_origin.port}")
+
     def test_an_origin_that_refuses_an_upload_early_is_heard_through_inspection(self):
         """The origin answers 413 from the head and closes without reading the body: the TLS
         write fails, and the answer already received is read through the same TLS connection
