@@ -596,8 +596,8 @@ class LoginsTest(unittest.TestCase):
         self.addCleanup(proxy.stop)
         ready = threading.Barrier(8, timeout=30)
 
-        def sign_in(n):
-            cred = base64.b64encode(f"kid{n}:kid{n}-pw".encode()).decode()
+        def sign_in(n, user_password=None):
+            cred = base64.b64encode((user_password or f"kid{n}:kid{n}-pw").encode()).decode()
             ready.wait()  # all at once
             out = raw_request(proxy, f"GET {self.url('origin.test')} HTTP/1.1\r\nHost: origin.test\r\n"
                                      f"Proxy-Authorization: Basic {cred}\r\nConnection: close\r\n\r\n".encode(),
@@ -611,6 +611,18 @@ class LoginsTest(unittest.TestCase):
         for t in threads:
             t.join(60)
         self.assertEqual(statuses, [200] * 8)
+        # One person's tabs at once: the same sign-in four times, checked once. The three that
+        # waited for that check are successes too, not "not checked" on stderr (outside-in
+        # audit of logins, 2026-12-05, L1).
+        statuses.clear()
+        ready = threading.Barrier(4, timeout=30)
+        threads = [threading.Thread(target=sign_in, args=(0, "uma:uma-pw")) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(statuses, [200] * 4)
+        self.assertFalse([l for l in proxy.stderr_lines if "not checked" in l], proxy.stderr_lines)
 
     def test_a_typed_name_cannot_write_lines_of_its_own_on_stderr(self):
         import base64
