@@ -197,6 +197,13 @@ bool bind_service_account(LDAP* ld, const ldap_settings& s, directory_answer* fa
     *failed = fail(st::unavailable, "logins.ldap.bind_password_file " + s.bind_password_file + " cannot be read");
     return false;
   }
+  if (service_password.empty()) {
+    // A DN with an empty password is an unauthenticated bind (RFC 4513 5.1.2): refused by
+    // most directories with words that do not say why, and by others taken as anonymous.
+    *failed = fail(st::unavailable, "logins.ldap.bind_password_file " + s.bind_password_file +
+                                        " has an empty first line: the service account needs its password there");
+    return false;
+  }
   const int rc = simple_bind(ld, s.bind_dn, service_password);
   std::fill(service_password.begin(), service_password.end(), '\0');
   if (rc != LDAP_SUCCESS) {

@@ -160,8 +160,14 @@ void read_ldap(rules::yaml_reader& r, const YAML::Node& n, ldap_settings& l) {
   }
   read_string(r, n, "bind_dn", "logins.ldap.bind_dn", l.bind_dn);
   read_path(r, n, "bind_password_file", "logins.ldap.bind_password_file", l.bind_password_file);
-  if (struct stat st {}; !l.bind_password_file.empty() && ::stat(l.bind_password_file.c_str(), &st) == 0 &&
-                         (st.st_mode & S_IRWXO) != 0) {
+  struct stat password_stat {};
+  if (!l.bind_password_file.empty() && ::stat(l.bind_password_file.c_str(), &password_stat) != 0) {
+    // Read at each bind (a changed password needs no reload), but it must be there now: a
+    // missing file passed `check` and a reload, and every sign-in then got 503 (outside-in
+    // audit of logins, 2026-12-05, L4).
+    r.error(n["bind_password_file"], "logins.ldap.bind_password_file " + l.bind_password_file + " cannot be found: " +
+                                         std::strerror(errno));
+  } else if (struct stat& st = password_stat; !l.bind_password_file.empty() && (st.st_mode & S_IRWXO) != 0) {
     // The directory's service password, like the CA key (certs/authority.cpp), is for the
     // daemon's user and group only (audit19 D7).
     char mode[8];

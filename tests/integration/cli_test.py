@@ -115,6 +115,13 @@ logins:
             self.assertIn(f"logins.ldap.bind_password_file {secret} is open to every user (mode 0644): it holds "
                           "the directory's service password; chmod o-rwx it", r.stdout + r.stderr)
             self.assertNotIn("s3cret", r.stdout + r.stderr)
+            # A missing one is refused now, not at the first sign-in (outside-in audit of logins,
+            # 2026-12-05, L4).
+            os.remove(secret)
+            r = run("check", "--config", path)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn(f"logins.ldap.bind_password_file {secret} cannot be found: No such file or directory",
+                          r.stdout + r.stderr)
         # Without the sections: each says what is off.
         r = run("check", "--config", SCHOOL)
         self.assertIn("PAC file: not served (pac.listen)\n", r.stdout)

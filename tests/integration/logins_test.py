@@ -581,6 +581,25 @@ class LoginsTest(unittest.TestCase):
         self.assertEqual(status, 407, err)
         wait_for(lambda: any("outside printable ASCII" in l for l in proxy.stderr_lines), what="the refusal on stderr")
 
+    def test_an_empty_service_password_is_named_not_sent(self):
+        """A DN with an empty password is an unauthenticated bind, which some directories take as
+        anonymous: the service account's empty password file is refused by name (outside-in
+        audit of logins, 2026-12-05, L4)."""
+        password_file = os.path.join(tempfile.mkdtemp(prefix="hallpass-pw-"), "service-password")
+        self.addCleanup(shutil.rmtree, os.path.dirname(password_file), True)
+        with open(password_file, "w") as f:
+            f.write("\n")
+        os.chmod(password_file, 0o600)
+        logins = logins_section(f"ldap://127.0.0.1:{self.slapd.port}", self.slapd.ca_file).replace(
+            "    user_attribute: uid\n", f"    user_attribute: uid\n    bind_dn: \"cn=admin,{BASE}\"\n"
+            f"    bind_password_file: \"{password_file}\"\n")
+        proxy = Proxy(extra=logins, policy_edit=with_group_roles)
+        self.addCleanup(proxy.stop)
+        status, _, err = curl(proxy, self.url("origin.test"), extra=["--proxy-user", "sam:sam-pw"])
+        self.assertEqual(status, 503, err)
+        wait_for(lambda: [l for l in proxy.stderr_lines if "has an empty first line" in l],
+                 what="the empty password named on stderr")
+
     def test_people_signing_in_at_once_from_one_address_are_not_refused(self):
         # Eight people sign in at the same moment from one address (a terminal server): more
         # than the per-address limit of 3, but nobody got a password wrong, so nobody gets 429
