@@ -139,6 +139,41 @@ struct negotiate_check {
   }
 };
 
+// The groups of a user bound through the sign-in page, read again once they are cache_ttl old
+// (login_service::identity_of, on a directory thread, in the same bounded queue).
+struct groups_check {
+  login_service* service;
+  std::shared_ptr<const login_settings> settings;
+  std::string user;
+  void operator()(login_service::callback done) {
+    auto task = [done, service = service, settings = settings, user = std::move(user)]() mutable {
+      result r;
+      std::string failure;
+      r.who = service->identity_of(settings->ldap, user, login_service::clock::now(), &failure, &r.expires);
+      if (r.who) {
+        r.kind = kind::ok;
+      } else {
+        r.kind = kind::unavailable;
+        r.detail = "the groups of " + user + " could not be read again: " + failure;
+      }
+      done(std::move(r));
+    };
+    if (!service->submit(settings->ldap.max_queued, std::move(task))) {
+      result r;
+      r.kind = kind::busy;
+      r.detail = "too many sign-ins waiting for the directory";
+      done(std::move(r));
+    }
+  }
+};
+
+net::awaitable<result> ask_groups(worker& w, std::shared_ptr<const login_settings>&& settings, std::string&& user) {
+  const login_settings& s = *settings;
+  groups_check check{w.state().logins, std::move(settings), std::move(user)};
+  auto r = co_await ask_service(w, s, std::move(check));
+  co_return r;
+}
+
 // The strings are taken by rvalue reference: callers move named locals in, so no by-value
 // string is made inside their co_await (proxy/README.md, GCC 12 rule 2).
 // `settings`: the exchange's pinned configuration's logins (an aliasing pointer, not a copy).
@@ -270,7 +305,33 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
   if (mode == login_mode::page) {
     // The sign-in page: the device's address is who it is (signin_table.hpp), in an inspected
     // tunnel too (its CONNECT or handshake was made to show the page, not as a sign-in).
-    ex.login = w.state().signins.find(c.ip_text, s.page, login_service::clock::now(), hardware_address_of(w, c, ex));
+    const auto now = login_service::clock::now();
+    login_service::clock::time_point groups_until{};
+    ex.login = w.state().signins.find(c.ip_text, s.page, now, hardware_address_of(w, c, ex), &groups_until);
+    if (ex.login && now >= groups_until && service != nullptr) {
+      // The groups are cache_ttl old: read again, as for Basic and Negotiate, so that a removal
+      // from a group (or a reload onto another directory) takes effect within cache_ttl rather
+      // than at the binding's lifetime (outside-in audit of logins, 2026-12-05, M2). While the
+      // directory cannot say, nothing is decided on the old groups: 503, as for Basic.
+      std::shared_ptr<const login_settings> settings(ex.cfg, &s);
+      std::string user = ex.login->user;
+      auto answer = co_await ask_groups(w, std::move(settings), std::move(user));
+      if (answer.kind == kind::ok) {
+        w.state().signins.refresh(c.ip_text, answer.who, answer.expires);
+        ex.login = std::move(answer.who);
+      } else {
+        count(w, answer.kind);
+        ex.action = outcome::error;
+        ex.reason_override = "login directory unavailable";
+        ex.note = "sign-in page: " + answer.detail;
+        std::cerr << "hallpass: sign-in page: " << rules::terminal_safe(answer.detail) << " (from " << c.ip_text << ")\n";
+        std::string body = "The school directory could not check the sign-in just now. Try again in a minute.\n";
+        const std::string no_token;  // named: no temporary inside the co_await (GCC 12, proxy/README.md)
+        co_await write_answer(c, ex, http::status::service_unavailable, std::move(body), s, std::chrono::seconds(0),
+                              false, version, no_token);
+        co_return login_step::answered;
+      }
+    }
     const bool same_site = c.inside || c.transparent;
     if (!ex.login || signin_address_of(same_site, ex.host, ex.path) != signin_address::none) co_return login_step::page;
     co_return login_step::proceed;

@@ -199,7 +199,8 @@ net::awaitable<void> answer_post(worker& w, client_connection& c, exchange& ex, 
   std::string name = user;
   auto answer = co_await check_password(w, c, s, std::move(name), std::move(password), &retry_after, "sign-in page: ");
   if (answer.kind == kind::ok || answer.kind == kind::cached) {
-    w.state().signins.bind(c.ip_text, answer.who, s.page, login_service::clock::now(), hardware_address_of(w, c, ex));
+    w.state().signins.bind(c.ip_text, answer.who, s.page, login_service::clock::now(), answer.expires,
+                           hardware_address_of(w, c, ex));
     ex.login = answer.who;
     ex.note = "signed in through the sign-in page";
     ex.reason_override = "sign-in page: signed in";

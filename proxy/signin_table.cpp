@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "proxy/login_service.hpp"
+
 namespace hallpass {
 
 bool signin_table::expired(const binding& b, const page_settings& limits, clock::time_point now) {
@@ -14,7 +16,8 @@ void signin_table::sweep(const page_settings& limits, clock::time_point now) {
 }
 
 std::shared_ptr<const login_identity> signin_table::find(const std::string& client, const page_settings& limits,
-                                                         clock::time_point now, std::string_view hardware_address) {
+                                                         clock::time_point now, std::string_view hardware_address,
+                                                         clock::time_point* groups_until) {
   std::lock_guard lock(mutex_);
   if (now >= next_sweep_) sweep(limits, now);
   const auto it = bindings_.find(client);
@@ -26,11 +29,13 @@ std::shared_ptr<const login_identity> signin_table::find(const std::string& clie
     return nullptr;
   }
   it->second.last_seen = now;
+  if (groups_until) *groups_until = it->second.groups_until;
   return it->second.who;
 }
 
 void signin_table::bind(const std::string& client, std::shared_ptr<const login_identity> who,
-                        const page_settings& limits, clock::time_point now, std::string_view hardware_address) {
+                        const page_settings& limits, clock::time_point now, clock::time_point groups_until,
+                        std::string_view hardware_address) {
   std::lock_guard lock(mutex_);
   if (bindings_.size() >= max_bindings && !bindings_.contains(client)) {
     sweep(limits, now);
@@ -41,7 +46,17 @@ void signin_table::bind(const std::string& client, std::shared_ptr<const login_i
       bindings_.erase(oldest);
     }
   }
-  bindings_[client] = binding{std::move(who), now, now, std::string(hardware_address)};
+  bindings_[client] = binding{std::move(who), now, now, groups_until, std::string(hardware_address)};
+}
+
+void signin_table::refresh(const std::string& client, std::shared_ptr<const login_identity> who,
+                           clock::time_point groups_until) {
+  std::lock_guard lock(mutex_);
+  const auto it = bindings_.find(client);
+  // Not a binding made meanwhile for someone else (a sign-out and another sign-in).
+  if (it == bindings_.end() || it->second.who == nullptr || it->second.who->user != who->user) return;
+  it->second.who = std::move(who);
+  it->second.groups_until = groups_until;
 }
 
 bool signin_table::unbind(const std::string& client) {

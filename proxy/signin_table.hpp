@@ -37,12 +37,22 @@ class signin_table {
   // address now. A binding made by a device with another hardware address is removed and not
   // returned: the address has passed to another device, which must not browse as the user
   // (audit3, 2026-12-05, F2). Unknown on either side, the address alone decides.
+  // `groups_until` (when given): until when the binding's groups are trusted, cache_ttl after
+  // the directory gave them; past it the caller reads them again (login_gate.cpp) and
+  // refresh()es the binding, so that a group change in the directory takes effect within
+  // logins.ldap.cache_ttl here too, not at the binding's lifetime (outside-in audit of logins,
+  // 2026-12-05, M2).
   std::shared_ptr<const login_identity> find(const std::string& client, const page_settings& limits,
-                                             clock::time_point now, std::string_view hardware_address = {});
+                                             clock::time_point now, std::string_view hardware_address = {},
+                                             clock::time_point* groups_until = nullptr);
   // Binds `client` (and its hardware address, when known) to `who` from `now` (replacing any
-  // binding it had). REQUIRES: who is not null.
+  // binding it had), its groups trusted until `groups_until`. REQUIRES: who is not null.
   void bind(const std::string& client, std::shared_ptr<const login_identity> who, const page_settings& limits,
-            clock::time_point now, std::string_view hardware_address = {});
+            clock::time_point now, clock::time_point groups_until, std::string_view hardware_address = {});
+  // Replaces the identity of `client`'s binding with `who` (the same user's groups read again),
+  // trusted until `groups_until`, when `client` is still bound to that user. Its sign-in time,
+  // idle time and hardware address stay.
+  void refresh(const std::string& client, std::shared_ptr<const login_identity> who, clock::time_point groups_until);
   // Signs `client` out. Returns whether it was signed in.
   bool unbind(const std::string& client);
   std::size_t size() const;
@@ -55,6 +65,7 @@ class signin_table {
   struct binding {
     std::shared_ptr<const login_identity> who;
     clock::time_point signed_in, last_seen;
+    clock::time_point groups_until;
     std::string hardware_address;  // empty when the leases did not name the device
   };
   static bool expired(const binding& b, const page_settings& limits, clock::time_point now);

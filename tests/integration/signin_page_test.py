@@ -19,7 +19,7 @@ import urllib.parse
 
 from harness import BIN, STAFF, Origin, Proxy, curl, wait_for
 from inspection_test import TestCA, TlsOrigin
-from logins_test import HAVE_SLAPD, Slapd, ldap_and_failures, with_group_roles
+from logins_test import BASE, HAVE_SLAPD, Slapd, ldap_and_failures, with_group_roles
 
 IDLE_SECONDS = 6
 
@@ -139,6 +139,24 @@ class SigninPageTest(SigninBase, unittest.TestCase):
         with open(self.proxy.access_log) as f:
             self.assertNotIn("sam-pw", f.read())
         self.assertNotIn("sam-pw", "".join(self.proxy.stderr_lines))
+
+    def test_a_group_change_reaches_a_page_binding_within_the_cache_lifetime(self):
+        """The binding's groups are read again once cache_ttl (2s here) old, as a Basic sign-in's
+        are; they were kept for the binding's whole lifetime (outside-in audit of logins,
+        2026-12-05, M2)."""
+        source = "127.0.0.29"
+        status, out = self.sign_in(source, "henry", "henry-pw")  # in no group: the address's role
+        self.assertEqual(status, 303, out)
+        status, _, err = self.get(source, self.url(host="facebook.test"))
+        self.assertEqual(status, 403, err)
+        member = f"dn: cn=Staff,ou=groups,{BASE}\nchangetype: modify\n%s: member\nmember: uid=henry,ou=people,{BASE}\n"
+        self.slapd.modify(member % "add")
+        self.addCleanup(self.slapd.modify, member % "delete")
+        time.sleep(2.5)
+        status, _, err = self.get(source, self.url(host="facebook.test"))
+        self.assertEqual(status, 200, err)  # staff now, without signing in again
+        line = wait_for(lambda: [l for l in self.lines_for(source) if l.get("status") == 200], what="the line")[-1]
+        self.assertEqual((line["user"], line["role"]), ("henry", "staff"))
 
     def test_block_page_says_who_is_signed_in(self):
         source = "127.0.0.23"
