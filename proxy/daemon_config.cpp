@@ -160,11 +160,14 @@ class daemon_reader : public rules::yaml_reader {
       }
     }
     if (const auto n = root["limits"]; n && check_map(n, "limits",
-                                                     {"header_bytes", "header_count", "body_bytes", "connections",
+                                                     {"header_bytes", "header_count", "response_header_bytes",
+                                                      "response_header_count", "body_bytes", "connections",
                                                       "connections_per_client", "head_timeout", "keepalive_timeout"})) {
       auto& l = c.limits;
       read_size(n, "header_bytes", "limits.header_bytes", l.header_bytes, 1024, 1 << 20);
       read_size(n, "header_count", "limits.header_count", l.header_count, 8, 10000);
+      read_size(n, "response_header_bytes", "limits.response_header_bytes", l.response_header_bytes, 1024, 1 << 20);
+      read_size(n, "response_header_count", "limits.response_header_count", l.response_header_count, 8, 10000);
       read_size(n, "connections", "limits.connections", l.connections, 1, 1000000);
       read_size(n, "connections_per_client", "limits.connections_per_client", l.connections_per_client, 1, 1000000);
       if (n["body_bytes"]) {

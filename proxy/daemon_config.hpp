@@ -80,8 +80,13 @@ struct daemon_config {
   std::map<std::string, std::vector<rules::ip_address>> hosts;
 
   struct limit_settings {
-    std::size_t header_bytes = 32 * 1024;             // request head (and response head)
+    std::size_t header_bytes = 32 * 1024;             // request head
     std::size_t header_count = 100;
+    // An origin's answer head: sites send far more than a client does (dozens of Set-Cookie
+    // fields; browsers take 256 KiB), and a request's limits made such sites fail (outside-in
+    // audit of real clients, 2026-12-05, F2). Squid's reply_header_max_size is 64 KB.
+    std::size_t response_header_bytes = 128 * 1024;
+    std::size_t response_header_count = 500;
     std::uint64_t body_bytes = 0;                     // request body; 0: no limit
     std::size_t connections = 10000;                  // client connections in total
     std::size_t connections_per_client = 256;         // per client address

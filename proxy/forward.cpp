@@ -352,8 +352,9 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
         auto hr = co_await read_response_head(*up, head, daemon.limits);
         deadline.disarm();
         if (hr.result == head_parse::need_more && deadline.expired()) break;  // no word in time
-        if (hr.result == head_parse::error) {
-          co_await refuse(w, c, ex, refusal::upstream_malformed, hr.error, client_version);
+        if (hr.result == head_parse::error || hr.result == head_parse::too_large) {
+          const refusal kind = hr.result == head_parse::error ? refusal::upstream_malformed : refusal::upstream_head_too_large;
+          co_await refuse(w, c, ex, kind, hr.error, client_version);
           co_return forward_outcome::close;
         }
         if (hr.result == head_parse::need_more) {
@@ -447,8 +448,9 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       auto hr = co_await read_response_head(*up, head, daemon.limits);
       // A malformed answer is that, whether or not the body was all sent. (Until 2026-12-05 one
       // that came mid-upload was said to be a failed send: hostile-input audit, F2.)
-      if (hr.result == head_parse::error) {
-        co_await refuse_unanswered(w, c, ex, *up, refusal::upstream_malformed, hr.error, client_version);
+      if (hr.result == head_parse::error || hr.result == head_parse::too_large) {
+        const refusal kind = hr.result == head_parse::error ? refusal::upstream_malformed : refusal::upstream_head_too_large;
+        co_await refuse_unanswered(w, c, ex, *up, kind, hr.error, client_version);
         co_return forward_outcome::close;
       }
       if (send_failure && hr.result != head_parse::complete) {

@@ -29,7 +29,7 @@ constexpr std::string_view unreachable_title = "The site could not be reached";
 
 // The table, in the order of enum refusal (checked below). The texts are those the tests
 // and the documentation (proxy/README.md) name.
-constexpr std::array<refusal_row, 21> rows{{
+constexpr std::array<refusal_row, 22> rows{{
     // head_timeout
     {408, outcome::error, rej::head_timeout, no_upstream_failure, "the request head did not arrive in time", true, "",
      refusal_page::plain, "", "The request did not arrive in time; the web filter closed the connection.\n"},
@@ -83,6 +83,12 @@ constexpr std::array<refusal_row, 21> rows{{
     {502, outcome::error, no_rejection, upf::malformed, "the site's answer was malformed", true, "upstream response: ",
      refusal_page::html, "The site's answer was malformed",
      "The site answered in a way that can be read more than one way, so the web filter did not pass it on."},
+    // upstream_head_too_large (counted as malformed: hallpass_upstream_failures_total's kinds stay as they were)
+    {502, outcome::error, no_rejection, upf::malformed, "the site's answer head was too large", true,
+     "upstream response: ", refusal_page::html, "The site's answer was too large to check",
+     "The site sent more header data with its answer than the web filter accepts, so it did not pass the answer "
+     "on. If you need this site, tell the ICT technician (limits.response_header_bytes and "
+     "limits.response_header_count in the filter's configuration)."},
     // misdirected
     {421, outcome::error, rej::malformed, no_upstream_failure, "the request names another site than its tunnel",
      true, "", refusal_page::html, refused_title,

@@ -42,6 +42,7 @@ enum class refusal : std::uint8_t {
   upstream_no_answer,    // the origin did not answer within upstream.response_timeout
   upstream_closed,       // the origin closed the connection without answering
   upstream_malformed,    // the origin's answer can be read more than one way
+  upstream_head_too_large,  // the origin's answer head is over limits.response_header_bytes or _count
   misdirected,           // inside an inspected tunnel, a request naming another site (421)
   upstream_certificate,  // an https origin failed certificate verification (the detail: OpenSSL's reason)
   upstream_outdated_tls,  // an https origin offers only TLS older than 1.2

@@ -148,8 +148,9 @@ head_parse parse_response_head(std::string_view in, std::size_t max_bytes, std::
   if (truncated) in = in.substr(0, max_bytes);
   auto need_more = [&] {
     if (truncated) {
-      error = "response head too large";
-      return head_parse::error;
+      error = "response head larger than " + std::to_string(max_bytes / 1024) +
+              " KiB (limits.response_header_bytes)";
+      return head_parse::too_large;
     }
     return head_parse::need_more;
   };
@@ -187,8 +188,8 @@ head_parse parse_response_head(std::string_view in, std::size_t max_bytes, std::
       return head_parse::error;
     }
     if (out.fields.size() >= max_fields) {
-      error = "too many header fields in the response";
-      return head_parse::error;
+      error = "more than " + std::to_string(max_fields) + " header fields in the response (limits.response_header_count)";
+      return head_parse::too_large;
     }
     out.fields.push_back(head_field{line.substr(0, colon), value});
   }

@@ -33,10 +33,11 @@ struct response_head {
   std::size_t size = 0;  // input bytes taken by the head, leading empty lines and final CRLF included
 };
 
-enum class head_parse { complete, need_more, error };
+enum class head_parse { complete, need_more, error, too_large };
 
 // Parses the head at the start of `in`. need_more: no complete head yet (and nothing wrong so
-// far); error: `error` says why.
+// far); error: `error` says why; too_large: the head is over `max_bytes` or has more than
+// `max_fields` fields (`error` says which), which is the proxy's limit, not a malformed answer.
 head_parse parse_response_head(std::string_view in, std::size_t max_bytes, std::size_t max_fields,
                                response_head& out, std::string& error);
 

@@ -17,7 +17,7 @@ net::awaitable<head_read> read_response_head(upstream_connection& up, response_h
   head_read r;
   for (;;) {
     const std::string_view view = buffered(up.buffer);
-    r.result = parse_response_head(view, limits.header_bytes, limits.header_count, head, r.error);
+    r.result = parse_response_head(view, limits.response_header_bytes, limits.response_header_count, head, r.error);
     if (r.result != head_parse::need_more) co_return r;
     const auto into = up.buffer.prepare(read_size);
     auto [ec, n] = co_await up.io.async_read_some(into, nothrow);
@@ -77,7 +77,7 @@ net::awaitable<void> watch_for_answer(std::shared_ptr<early_answer_watch::state>
       if (head.status >= 300) refuse_upload(*s);
       co_return;
     }
-    if (parsed == head_parse::error) {
+    if (parsed == head_parse::error || parsed == head_parse::too_large) {
       refuse_upload(*s);
       co_return;
     }
@@ -95,8 +95,8 @@ early_answer_watch::early_answer_watch(upstream_connection& up, tcp::socket& cli
     : s_(std::make_shared<state>(up.stream.get_executor())) {
   s_->up = &up;
   s_->client = &client;
-  s_->header_bytes = limits.header_bytes;
-  s_->header_count = limits.header_count;
+  s_->header_bytes = limits.response_header_bytes;
+  s_->header_count = limits.response_header_count;
   // No read is pending on the stream here, so this clears the read deadline (a past one would
   // end the watch's read at once); the upload sets its write deadline before each write.
   up.stream.expires_never();

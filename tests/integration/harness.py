@@ -248,6 +248,7 @@ class PyOrigin(ThreadedServer):
     /chunked    responds with a chunked body of 3 chunks
     /headers    responds with the request headers as JSON
     /close      responds without length, ends the body by closing
+    /cookies?n=N  N Set-Cookie fields (about 100 bytes each), then "ok"
     /close-cut  the same, but over TLS the connection ends without a close_notify (cut short)
     /early-413  answers 413 from the head alone and closes without reading the body
     /early-413-open  the same, but then keeps the connection open for 6 s, reading nothing
@@ -330,6 +331,11 @@ class PyOrigin(ThreadedServer):
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
                                  b"Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\n\r\n"
                                  % len(data) + data)
+                elif path == "/cookies":
+                    # ?n=N Set-Cookie fields of 100 bytes each, then "ok": a site with many cookies.
+                    n = int(target.partition("?n=")[2] or "1")
+                    cookies = b"".join(b"Set-Cookie: c%d=%s\r\n" % (i, b"v" * 80) for i in range(n))
+                    conn.sendall(b"HTTP/1.1 200 OK\r\n" + cookies + b"Content-Length: 2\r\n\r\nok")
                 elif path in ("/close", "/close-cut"):
                     conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close")
                     if path == "/close" and hasattr(conn, "unwrap"):

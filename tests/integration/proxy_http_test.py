@@ -100,6 +100,25 @@ class HttpTest(unittest.TestCase):
         status, _, _ = curl(self.proxy, f"http://noupload.test:{self.py.port}/echo", extra=["-H", "X-HTTP-Method-Override: GET"])
         self.assertEqual(status, 200)
 
+    def test_a_site_with_many_cookies_passes_and_one_over_the_response_limits_is_named(self):
+        """An origin's answer head has limits of its own (limits.response_header_bytes, 128 KiB,
+        and response_header_count, 500), not the request's 32 KiB and 100 fields: 150 cookies
+        (15 KiB) passed to no one (outside-in audit of real clients, 2026-12-05, F2)."""
+        status, body, err = curl(self.proxy, f"http://py.test:{self.py.port}/cookies?n=150", source=STAFF,
+                                 extra=["-D", "-"])
+        self.assertEqual(status, 200, err)
+        self.assertEqual(body.count(b"Set-Cookie: "), 150)
+        self.assertTrue(body.endswith(b"\r\n\r\nok"))
+        malformed = self.proxy.metric("hallpass_upstream_failures_total", {"kind": "malformed"})
+        status, body, err = curl(self.proxy, f"http://py.test:{self.py.port}/cookies?n=600", source=STAFF)
+        self.assertEqual(status, 502, err)
+        self.assertIn(b"more header data with its answer than the web filter accepts", body)
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("path") == "/cookies"
+                                 and l.get("status") == 502], what="the refusal's line")[-1]
+        self.assertEqual(line["reason"], "the site's answer head was too large")
+        self.assertIn("more than 500 header fields in the response (limits.response_header_count)", line["note"])
+        self.assertEqual(self.proxy.metric("hallpass_upstream_failures_total", {"kind": "malformed"}), malformed + 1)
+
     def test_chunked_and_close_delimited_responses(self):
         status, body, err = curl(self.proxy, f"http://py.test:{self.py.port}/chunked", source=STAFF)
         self.assertEqual((status, body), (200, b"hello world"), err)

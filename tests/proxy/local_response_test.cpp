@@ -74,7 +74,8 @@ TEST_CASE("a local answer goes on the wire as Beast would write it (message_head
   res.prepare_payload();
   CHECK(serialize_response_head(res.base()) ==
         "HTTP/1.1 403 Forbidden\r\nServer: hallpass\r\nContent-Type: text/html; charset=utf-8\r\n"
-        "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n"
+        "Cache-Control: no-store\r\nCross-Origin-Opener-Policy: same-origin\r\nX-Content-Type-Options: nosniff\r\n"
+        "Connection: close\r\n"
         "Content-Length: 14\r\n\r\n");
   std::ostringstream beast_wrote;  // Beast's own serializer, which sent local answers before
   beast_wrote << res;

@@ -54,8 +54,8 @@ TEST_CASE("incomplete heads ask for more, until the limit") {
   response_head h;
   std::string error;
   const std::string big = "HTTP/1.1 200 OK\r\nX: " + std::string(2000, 'a');
-  CHECK(parse_response_head(big, 1024, 100, h, error) == head_parse::error);
-  CHECK(error == "response head too large");
+  CHECK(parse_response_head(big, 1024, 100, h, error) == head_parse::too_large);  // the limit, not malformed
+  CHECK(error == "response head larger than 1 KiB (limits.response_header_bytes)");
 }
 
 TEST_CASE("heads that could be read two ways are refused") {
@@ -83,8 +83,8 @@ TEST_CASE("the field count is bounded") {
   head += "\r\n";
   response_head h;
   std::string error;
-  CHECK(parse_response_head(head, 32 * 1024, 10, h, error) == head_parse::error);
-  CHECK(error == "too many header fields in the response");
+  CHECK(parse_response_head(head, 32 * 1024, 10, h, error) == head_parse::too_large);
+  CHECK(error == "more than 10 header fields in the response (limits.response_header_count)");
   CHECK(parse_response_head(head, 32 * 1024, 11, h, error) == head_parse::complete);
 }
 
