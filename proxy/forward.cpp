@@ -631,10 +631,19 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     co_return forward_outcome::close;
   }
   if (!body) {
-    ex.note = "response body: " + (body.read_error ? body.read_error : body.write_error).message();
+    // Which side ended it, for the technician: a download the site broke off, or one the pupil
+    // cancelled, read alike until 2026-12-05 (outside-in audit of real clients, F3). The
+    // site's is counted with the origin failures.
     if (body.read_error) {
+      ex.note = "response body: the site cut its answer short: " + body.read_error.message();
+      const bool timed_out = body.read_error == beast::error::timeout || body.read_error == net::error::timed_out;
+      w.state().metrics.upstream_failed(timed_out ? metrics::upstream_failure::timeout : metrics::upstream_failure::reset)
+          .Increment();
       c.answer_cut_short = true;
       c.cut_short_unframed = o.framing == client_framing::close;
+    } else {
+      ex.note = "response body: the client closed the connection before the answer ended: " +
+                body.write_error.message();
     }
     co_return forward_outcome::close;
   }
