@@ -27,6 +27,10 @@ bool parse_basic(std::string_view header, std::string& user, std::string& passwo
   while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
   while (!header.empty() && header.back() == ' ') header.remove_suffix(1);
   if (header.empty() || header.size() > 4096) return false;
+  // Padded, as RFC 7617 and every browser write it. Beast's decoder drops an unpadded last
+  // group, so "c2FtOnNhbS1wdw" read as a mangled password that counted against the real user's
+  // failure limit (outside-in audit of logins, 2026-12-05, L5).
+  if (header.size() % 4 != 0) return false;
   std::string decoded(beast::detail::base64::decoded_size(header.size()), '\0');
   const auto [written, read] = beast::detail::base64::decode(decoded.data(), header.data(), header.size());
   // Beast's decoder stops at the padding: what is left may only be '='.

@@ -329,6 +329,21 @@ class LoginsTest(unittest.TestCase):
         self.assertEqual(curl(proxy, self.url("origin.test"), source=source, extra=["--proxy-user", "sam:sam-pw"])[0], 200)
         self.assertEqual(reused(), before + 1)  # sam: his own again
 
+    def test_unpadded_basic_is_unreadable_not_a_wrong_password(self):
+        """"sam:sam-pw" without its base64 padding was decoded as "sam:sam-p" and sent to the
+        directory, a failure counted against sam (outside-in audit of logins, 2026-12-05, L5)."""
+        import base64
+        padded = base64.b64encode(b"sam:sam-pw").decode()
+        self.assertTrue(padded.endswith("="))
+        out = raw_request(self.proxy, f"GET {self.url('origin.test')} HTTP/1.1\r\nHost: origin.test\r\n"
+                                      f"Proxy-Authorization: Basic {padded.rstrip('=')}\r\nConnection: close\r\n\r\n"
+                                      .encode(), source="127.0.0.8")
+        self.assertEqual(status_of(out), 407)
+        self.assertIn(b"could not be read", out)
+        self.assertFalse([l for l in self.proxy.stderr_lines if "127.0.0.8" in l and "login failed" in l])
+        status, _, err = self.get("origin.test", "sam:sam-pw", source="127.0.0.8")
+        self.assertEqual(status, 200, err)
+
     def test_a_user_in_two_groups_gets_the_first_role_in_policy_order(self):
         status, _, err = self.get("facebook.test", "carol:carol-pw")
         self.assertEqual(status, 200, err)  # Staff (staff comes before year6 in the policy)
