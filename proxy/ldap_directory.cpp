@@ -102,6 +102,24 @@ directory_answer ldap_failure(const char* step, int rc) {
   return fail(st, std::string(step) + ": " + ldap_err2string(rc));
 }
 
+// ldap_failure with libldap's diagnostic message of `ld`, when it has one: a certificate the
+// directory's CA file does not vouch for is "Can't contact LDAP server" alone, as a directory
+// that is down is; the diagnostic names the TLS problem (outside-in audit of logins,
+// 2026-12-05, L3). Never a password: the message is the library's or the server's.
+directory_answer ldap_failure(LDAP* ld, const char* step, int rc) {
+  directory_answer a = ldap_failure(step, rc);
+  char* diagnostic = nullptr;
+  if (ld != nullptr && ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diagnostic) == LDAP_OPT_SUCCESS &&
+      diagnostic != nullptr) {
+    // GnuTLS's libldap leaves "(unknown error code)" after a failed handshake: no help.
+    if (*diagnostic != '\0' && std::string_view(diagnostic) != "(unknown error code)") {
+      a.detail += std::string(" (") + diagnostic + ")";
+    }
+    ldap_memfree(diagnostic);
+  }
+  return a;
+}
+
 // The first line of the service account's password file (read at each bind: a changed password
 // needs no reload). Never logged.
 bool read_password(const std::string& path, std::string& out) {
@@ -145,6 +163,14 @@ int search(LDAP* ld, const ldap_settings& s, const std::string& base, int scope,
   return rc;
 }
 
+// What a failed TLS handshake with the directory usually means, for the technician.
+std::string tls_hint(const ldap_settings& s) {
+  return ": the TLS handshake with the directory failed; check that logins.ldap.ca_file (" +
+         (s.ca_file.empty() ? std::string("the system's CAs") : s.ca_file) +
+         ") holds the CA that signed the directory's certificate, and that the certificate names the host in "
+         "logins.ldap.url";
+}
+
 // Opens a connection with the deadlines, TLS settings and StartTLS of `s`. On failure, *failed is set.
 ldap_handle open_directory(const ldap_settings& s, directory_answer* failed) {
   using st = directory_answer::status;
@@ -181,7 +207,11 @@ ldap_handle open_directory(const ldap_settings& s, directory_answer* failed) {
   if (s.starttls) {
     rc = ldap_start_tls_s(ld.get(), nullptr, nullptr);
     if (rc != LDAP_SUCCESS) {
-      *failed = fail(st::unavailable, std::string("StartTLS: ") + ldap_err2string(rc));
+      *failed = ldap_failure(ld.get(), "StartTLS", rc);
+      failed->result = st::unavailable;
+      // After StartTLS was agreed, a connect error is the TLS handshake: nearly always a
+      // certificate the CA file does not vouch for, or a name it does not carry.
+      if (rc == LDAP_CONNECT_ERROR) failed->detail += tls_hint(s);
       return nullptr;
     }
   }
@@ -207,7 +237,8 @@ bool bind_service_account(LDAP* ld, const ldap_settings& s, directory_answer* fa
   const int rc = simple_bind(ld, s.bind_dn, service_password);
   std::fill(service_password.begin(), service_password.end(), '\0');
   if (rc != LDAP_SUCCESS) {
-    *failed = fail(st::unavailable, std::string("service account bind: ") + ldap_err2string(rc));
+    *failed = ldap_failure(ld, "service account bind", rc);
+    failed->result = st::unavailable;  // the school's service password, not the user's
     return false;
   }
   return true;
@@ -245,7 +276,7 @@ bool find_user_dn(LDAP* ld, const ldap_settings& s, std::string_view user, std::
     return false;
   }
   if (rc != LDAP_SUCCESS) {
-    *failed = ldap_failure("user search", rc);
+    *failed = ldap_failure(ld, "user search", rc);
     return false;
   }
   if (dns.empty()) {
@@ -279,7 +310,7 @@ void read_groups(LDAP* ld, const ldap_settings& s, std::string_view user, const 
       return;
     }
     if (rc != LDAP_SUCCESS) {
-      a = ldap_failure("reading the user's groups", rc);
+      a = ldap_failure(ld, "reading the user's groups", rc);
       return;
     }
     for (const auto& dn : values) a.groups.push_back(first_rdn_value(dn));
@@ -289,7 +320,7 @@ void read_groups(LDAP* ld, const ldap_settings& s, std::string_view user, const 
     const std::string filter = "(&" + s.group_filter + "(" + s.group_member_attribute + "=" + member + "))";
     const int rc = search(ld, s, s.group_base_dn, LDAP_SCOPE_SUBTREE, filter, s.group_name_attribute, 1000, dns, values);
     if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
-      a = ldap_failure("group search", rc);
+      a = ldap_failure(ld, "group search", rc);
       return;
     }
     a.groups = std::move(values);
@@ -328,7 +359,7 @@ directory_answer check_login(const ldap_settings& s, std::string_view user, std:
     return failed(fail(st::held, "too many failed sign-ins for this user"));
   }
   const int rc = simple_bind(ld.get(), user_dn, password);
-  if (rc != LDAP_SUCCESS) return failed(ldap_failure("bind as the user", rc));
+  if (rc != LDAP_SUCCESS) return failed(ldap_failure(ld.get(), "bind as the user", rc));
   if (name.empty()) name = read_name(ld.get(), s, user_dn, user);
   a.result = st::ok;
   a.user = std::move(name);

@@ -126,6 +126,7 @@ void read_ldap(rules::yaml_reader& r, const YAML::Node& n, ldap_settings& l) {
   }
   read_string(r, n, "url", "logins.ldap.url", l.url);
   bool all_ldaps = !l.url.empty();
+  bool any_tls_url = false, any_plain_url = false;
   for (std::size_t from = 0; from < l.url.size();) {
     const auto space = std::min(l.url.find(' ', from), l.url.size());
     const std::string_view one = std::string_view(l.url).substr(from, space - from);
@@ -134,8 +135,15 @@ void read_ldap(rules::yaml_reader& r, const YAML::Node& n, ldap_settings& l) {
         r.error(n["url"], "logins.ldap.url " + rules::quote(one) + " must begin with ldaps://, ldap:// or ldapi://");
       }
       all_ldaps = all_ldaps && (one.starts_with("ldaps://") || one.starts_with("ldapi://"));
+      (one.starts_with("ldap://") ? any_plain_url : any_tls_url) = true;
     }
     from = space + 1;
+  }
+  if (any_plain_url && any_tls_url) {
+    // libldap applies StartTLS (or not) to the whole list: over ldaps:// it fails ("Operations
+    // error"), so such a list never worked (outside-in audit of logins, 2026-12-05, L2).
+    r.error(n["url"], "logins.ldap.url mixes ldap:// with ldaps:// or ldapi://: list directories of one kind "
+                      "(ldaps:// for all, or ldap:// for all, which then use StartTLS)");
   }
   if (n["url"] && l.url.empty()) r.error(n["url"], "logins.ldap.url is empty");
   if (!n["url"]) r.error(n, "logins.ldap has no url (ldaps://HOST or ldap://HOST)");

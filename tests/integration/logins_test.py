@@ -596,6 +596,19 @@ class LoginsTest(unittest.TestCase):
         self.assertEqual(status, 407, err)
         wait_for(lambda: any("outside printable ASCII" in l for l in proxy.stderr_lines), what="the refusal on stderr")
 
+    def test_a_directory_certificate_the_ca_file_does_not_vouch_for_is_named(self):
+        """StartTLS to slapd with the system's CAs, which do not hold its self-signed certificate:
+        503, and stderr says it was the TLS handshake and which CA file, where it said only
+        "Connect error" (outside-in audit of logins, 2026-12-05, L3)."""
+        proxy = Proxy(extra=logins_section(f"ldap://127.0.0.1:{self.slapd.port}", "/etc/ssl/certs/ca-certificates.crt"),
+                      policy_edit=with_group_roles)
+        self.addCleanup(proxy.stop)
+        status, _, err = curl(proxy, self.url("origin.test"), extra=["--proxy-user", "sam:sam-pw"])
+        self.assertEqual(status, 503, err)
+        wait_for(lambda: [l for l in proxy.stderr_lines if "the TLS handshake with the directory failed; check that "
+                          "logins.ldap.ca_file (/etc/ssl/certs/ca-certificates.crt) holds the CA" in l],
+                 what="the TLS hint on stderr")
+
     def test_an_empty_service_password_is_named_not_sent(self):
         """A DN with an empty password is an unauthenticated bind, which some directories take as
         anonymous: the service account's empty password file is refused by name (outside-in

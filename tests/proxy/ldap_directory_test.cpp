@@ -91,6 +91,12 @@ TEST_CASE("logins: typos and unsafe settings are refused with file:line:col") {
   CHECK(e.find("needs bind_password_file") != std::string::npos);
   CHECK(e.find("p.yaml:10:5:") != std::string::npos);  // cahce_ttl: unknown key
   CHECK(e.find("cache_ttl") != std::string::npos);     // with a hint
+  // One kind of URL: StartTLS applies to the whole list (outside-in audit of logins, 2026-12-05, L2).
+  const auto mixed = all(load("logins: {login: required, ldap: {url: \"ldaps://dc1.test ldap://dc2.test\", "
+                              "base_dn: \"dc=test\"}}\n"));
+  CHECK(mixed.find("logins.ldap.url mixes ldap:// with ldaps:// or ldapi://") != std::string::npos);
+  CHECK(all(load("logins: {login: required, ldap: {url: \"ldaps://dc1.test ldaps://dc2.test\", "
+                 "base_dn: \"dc=test\"}}\n")).find("mixes") == std::string::npos);
   const auto none = all(load("logins: {login: required}\n"));
   CHECK(none.find("no logins.ldap directory") != std::string::npos);
 }
