@@ -578,9 +578,9 @@ int run_server(const run_options& options) {
     };
     if (listen_text(a) != listen_text(b) || a.metrics.listen != b.metrics.listen ||
         a.access_log.path != b.access_log.path || a.workers != b.workers || a.admin.socket != b.admin.socket ||
-        a.pac.listen != b.pac.listen) {
-      std::cerr << "hallpass: note: listen, metrics, access_log.path, admin.socket, pac.listen and workers take "
-                   "effect at the next restart\n";
+        a.pac.listen != b.pac.listen || a.logins.ldap.max_in_flight != b.logins.ldap.max_in_flight) {
+      std::cerr << "hallpass: note: listen, metrics, access_log.path, admin.socket, pac.listen, workers and "
+                   "logins.ldap.max_in_flight take effect at the next restart\n";
     }
     return {std::string(), warnings, r.config->generation};
   };

@@ -849,8 +849,12 @@ class StalledDirectoryTest(unittest.TestCase):
             self.assertLess(cpu_seconds() - before, 0.5)
             # A reload onto a working directory: sign-ins are checked again at once.
             proxy.write_policy(proxy.policy_text.replace(stalled_url, f"ldap://127.0.0.1:{slapd.port}")
-                               .replace("/etc/ssl/certs/ca-certificates.crt", slapd.ca_file))
+                               .replace("/etc/ssl/certs/ca-certificates.crt", slapd.ca_file)
+                               .replace("    timeout: 1s\n", "    timeout: 1s\n    max_in_flight: 2\n"))
             proxy.reload()
+            # The number of directory threads is a restart's: the reload says so.
+            wait_for(lambda: [l for l in proxy.stderr_lines if "logins.ldap.max_in_flight take effect at the next "
+                              "restart" in l], what="the reload's note")
             status, _, err = curl(proxy, f"http://origin.test:{nginx.port}/small", extra=["--proxy-user", "sam:sam-pw"])
             self.assertEqual(status, 200, err)
         finally:
