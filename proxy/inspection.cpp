@@ -56,6 +56,22 @@ bool rejected_certificate(const error_code& ec) {
          reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA;
 }
 
+// A client that closed without a word once our certificate was on its way: what Node.js (npm,
+// VS Code, Electron apps) and some mobile apps do when they reject the school CA, where
+// browsers, curl and Python send an alert first. In TLS 1.3 the server's whole flight
+// (certificate and Finished) is out when OpenSSL waits for the client's Finished; in TLS 1.2
+// the ServerHelloDone. A scanner or a cancelled page that closes there is counted with them;
+// the note says "probably" (outside-in audit of real clients, 2026-12-05, F5).
+bool closed_after_our_certificate(const error_code& ec, SSL* ssl) {
+  const bool silent_close = ec == net::ssl::error::stream_truncated || ec == net::error::eof ||
+                            ec == net::error::connection_reset;
+  if (!silent_close) return false;
+  const OSSL_HANDSHAKE_STATE st = SSL_get_state(ssl);
+  // TLS 1.3: OpenSSL moves to TLS_ST_EARLY_DATA once its Finished is written (waiting for the
+  // client's end of early data or Finished).
+  return st == TLS_ST_SW_FINISHED || st == TLS_ST_EARLY_DATA || st == TLS_ST_SW_SRVR_DONE;
+}
+
 }  // namespace
 
 net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange& ex) {
@@ -106,6 +122,12 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
     if (rejected_certificate(ec)) {
       ex.note = "the device rejected the school CA's certificate (" + ec.message() +
                 "): install the school CA on it, or add the site to the never-inspect list";
+      m.tls_client_rejected_ca.Increment();
+      ex.tls_failure = "rejected_ca";
+    } else if (closed_after_our_certificate(ec, c.tls->native_handle())) {
+      ex.note = "the device closed the connection without a word after the school CA's certificate, probably "
+                "rejecting it (as Node.js, npm and some apps do): install the school CA on it (for npm: its "
+                "cafile setting), or add the site to the never-inspect list";
       m.tls_client_rejected_ca.Increment();
       ex.tls_failure = "rejected_ca";
     } else {

@@ -340,7 +340,7 @@ inspection:
         seen = json.loads(body)
         self.assertEqual(seen["target"], "/wiki/Cats?x=1")
         self.assertEqual(seen["headers"]["host"], f"wiki.test:{self.origin.port}")
-        self.assertIn("hallpass", seen["headers"].get("via", ""))
+        self.assertNotIn("via", seen["headers"])  # what the browser sent: no Via inside a tunnel
         status, body, err = self.get(p, base + "/edit/Cats", extra=["-A", "Mozilla/5.0 (X11; Linux x86_64)"])
         self.assertEqual(status, 403, err)
         self.assertIn(b"wiki.test", body)
@@ -754,6 +754,51 @@ inspection:
         self.assertEqual(line["method"], "CONNECT")
         self.assertIn("rejected the school CA", line["note"])
         self.assertEqual(line.get("tls"), "rejected_ca", line)  # found by filtering the log on tls
+
+    def test_a_device_that_closes_silently_after_the_certificate_is_counted_as_rejecting_it(self):
+        """Node.js (npm, VS Code) closes without an alert when it rejects the certificate; such
+        a device was "client_failed: stream truncated", not one that needs the school CA
+        (outside-in audit of real clients, 2026-12-05, F5). A client that says nothing at all
+        after its CONNECT is not counted so."""
+        p = self.start_proxy(self.origin.port)
+
+        def connect():
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+            s.sendall(f"CONNECT origin.test:{self.origin.port} HTTP/1.1\r\nHost: origin.test\r\n\r\n".encode())
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                head += s.recv(1)
+            self.assertIn(b" 200 ", head)
+            return s
+
+        s = connect()
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        ctx = ssl.create_default_context()  # the system's CAs: not the school's
+        tls = ctx.wrap_bio(incoming, outgoing, server_hostname="origin.test")
+        with self.assertRaises(ssl.SSLWantReadError):
+            tls.do_handshake()
+        s.sendall(outgoing.read())  # the ClientHello
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            for _ in range(50):  # the server's flight, read until the certificate is refused
+                data = s.recv(65536)
+                if not data:
+                    break
+                incoming.write(data)
+                try:
+                    tls.do_handshake()
+                except ssl.SSLWantReadError:
+                    continue
+        s.close()  # without sending the alert the ssl module wrote
+        wait_for(lambda: p.metric("hallpass_tls_client_failures_total", {"reason": "rejected_ca"}) == 1,
+                 what="the silent rejection counted")
+        line = p.log_lines(1)[0]
+        self.assertEqual(line.get("tls"), "rejected_ca", line)
+        self.assertIn("closed the connection without a word after the school CA's certificate", line["note"])
+        # Closed before any ClientHello: not counted as a rejection.
+        connect().close()
+        line = p.log_lines(2)[1]
+        self.assertNotEqual(line.get("tls"), "rejected_ca", line)
+        self.assertEqual(p.metric("hallpass_tls_client_failures_total", {"reason": "rejected_ca"}), 1)
 
     def test_never_list_host_is_relayed_with_the_origins_own_certificate(self):
         p = self.start_proxy(self.origin.port)
