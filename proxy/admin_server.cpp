@@ -513,14 +513,22 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
                  "registers sites, like co.uk): a domain exception would open every site under it; approve " +
                  "--scope prefix or url, or a request for the site's own name");
     }
-    // A locked category can never be excepted: say so now rather than approve in vain.
-    rules::request_facts f;
-    f.role = policy.roles.front().name;
-    f.method = "GET";
-    f.scheme = "https";
-    f.host = target->host;
-    f.time = now;
-    const auto verdict = rules::decide(policy, f);
+    // A locked category can never be excepted: say so now rather than approve in vain. A page
+    // or prefix is decided with its own path, where a locked URL prefix or pattern locks it
+    // (only the host was: such an approval said "approved" and opened nothing; differential
+    // audit of explain, 2026-12-05), over http and https alike.
+    const auto locked_verdict = [&](std::string_view scheme) {
+      rules::request_facts f;
+      f.role = policy.roles.front().name;
+      f.method = "GET";
+      f.scheme = scheme;
+      f.host = target->host;
+      if (kind != rules::target_kind::domain) f.path = target->path;
+      f.time = now;
+      return rules::decide(policy, f);
+    };
+    auto verdict = locked_verdict("https");
+    if (verdict.by != rules::decided_by::locked_category) verdict = locked_verdict("http");
     if (verdict.by == rules::decided_by::locked_category) {
       const std::string why = "the site is in locked category '" + std::string(verdict.category_name()) +
                               "' (illegal content): no exception can allow it";

@@ -106,8 +106,11 @@ class DaemonWithAdminSocket:
 
     @classmethod
     def start_proxy(cls):
+        # A locked URL prefix (illegal content): no approval opens a page under it.
         return Proxy(extra=ADMIN, tls_port=cls.tls.port,
-                     args=["--state-dir", cls.state, "--admin-socket", cls.sock])
+                     args=["--state-dir", cls.state, "--admin-socket", cls.sock],
+                     policy_edit=lambda t: t.replace("categories:\n", "categories:\n  illegal: {locked: true, urls: "
+                                                     "[\"share.test/illegal\"]}\n", 1))
 
     @classmethod
     def tearDownClass(cls):
@@ -193,6 +196,19 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(len(entries), 20)
         self.assertTrue(all(len(json.dumps(e)) < 2000 for e in entries), entries[0])
         self.assertEqual(ctl("hp_head", self.sock, "status")[0], 0)
+
+    def test_a_page_under_a_locked_url_prefix_cannot_be_approved(self):
+        """The lock was looked for on the host alone: an approval of a page under a locked URL
+        prefix said "approved" and opened nothing (differential audit of explain, 2026-12-05)."""
+        rid = self.file_request(url="http://share.test/illegal/x")
+        code, _, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h")
+        self.assertEqual(code, 1, err)
+        self.assertIn("forbidden", err)
+        self.assertIn("locked category 'illegal'", err)
+        self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(rid))["status"], "pending")
+        # The site's other pages can be.
+        rid = self.file_request(url="http://share.test/lessons/")
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "1m", check=0)
 
     def test_no_exception_or_local_block_covers_a_public_suffix(self):
         # A domain exception for "test" would open facebook.test and every other .test site
