@@ -248,7 +248,11 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
       // sends it, so it counts as a way round the filter, as a differing SNI does (000 7.2).
       if (const std::string_view t = req.target(); t.starts_with('/')) ex.path = t.substr(0, t.find('?'));
       if (other_site || is_connect) ex.circumvention = true;  // counted by finish_exchange
-      co_await refuse(w, c, ex, refusal::misdirected, target_error, version);
+      // 421 for a request naming another site (or a CONNECT) inside the tunnel; a target the
+      // proxy cannot read (a raw non-ASCII byte, say) is a 400 as outside a tunnel, which
+      // explain says too (it was a 421: differential audit of explain, 2026-12-05).
+      const refusal kind = other_site || is_connect ? refusal::misdirected : refusal::bad_target;
+      co_await refuse(w, c, ex, kind, target_error, version);
       finish_exchange(w, c, ex);
       co_return false;
     }

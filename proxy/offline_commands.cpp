@@ -31,6 +31,7 @@
 #include "rules/yaml_reader.hpp"
 #include "proxy/configuration.hpp"
 #include "proxy/ldap_directory.hpp"
+#include "proxy/request_checks.hpp"
 #include "proxy/request_target.hpp"
 #include "store/exception_store.hpp"
 
@@ -329,6 +330,7 @@ int run_check(const std::vector<std::string>& args) {
 
 int run_explain(const std::vector<std::string>& args) {
   std::string config, role, client, user, groups, device, mac, at, method = "GET", url, state_dir, ca_dir, error;
+  std::vector<std::string> method_overrides;  // --method-override, as X-HTTP-Method-Override names them
   bool json = false;
   arg_reader r{args};
   while (!r.done() && error.empty()) {
@@ -336,6 +338,10 @@ int run_explain(const std::vector<std::string>& args) {
         r.take("--user", user, error) || r.take("--groups", groups, error) || r.take("--at", at, error) ||
         r.take("--method", method, error) || r.take("--state-dir", state_dir, error) ||
         r.take("--ca-dir", ca_dir, error) || r.take("--device", device, error) || r.take("--mac", mac, error)) {
+      continue;
+    }
+    if (std::string m; r.take("--method-override", m, error)) {
+      if (error.empty()) add_method_override(method_overrides, method, m);
       continue;
     }
     if (r.peek() == "--json") {
@@ -361,7 +367,8 @@ int run_explain(const std::vector<std::string>& args) {
     std::cerr << "hallpass explain: " << error
               << "\nusage: hallpass explain --config FILE (--role NAME | --client ADDRESS) [--user NAME] [--groups \"A,B\"]\n"
                  "                        [--device NAME] [--mac HARDWARE-ADDRESS]\n"
-                 "                        [--at \"YYYY-MM-DD HH:MM\"] [--method M] [--state-dir DIR] [--ca-dir DIR]\n"
+                 "                        [--at \"YYYY-MM-DD HH:MM\"] [--method M] [--method-override M]\n"
+                 "                        [--state-dir DIR] [--ca-dir DIR]\n"
                  "                        [--json] URL\n";
     return 2;
   }
@@ -461,10 +468,32 @@ int run_explain(const std::vector<std::string>& args) {
     std::cerr << "hallpass explain: " << url_error << "\n";
     return 2;
   }
+  // A WebSocket URL is decided as the proxy decides its upgrade request: http or https.
+  if (parts->scheme == "ws" || parts->scheme == "wss") {
+    notes.push_back("A WebSocket is decided as its opening request, an " +
+                    std::string(parts->scheme == "ws" ? "http" : "https") + " GET with Upgrade: websocket.");
+    parts->scheme = parts->scheme == "ws" ? "http" : "https";
+  }
   f.scheme = parts->scheme;
   f.host = parts->host;
   f.port = parts->port;
   f.path = parts->path;
+  f.method_overrides = method_overrides;
+  // The path and query as the proxy reads the request-target (request_target.hpp): an empty
+  // query dropped, "http://h?q" as "/?q" (rules::split_url kept "?q" and "/p?", and explain
+  // then decided another path than the proxy: differential audit, 2026-12-05). A target the
+  // proxy refuses before any decision (a raw space, tab or non-ASCII byte: browsers
+  // percent-encode them) is answered 400 where the proxy sees the path (below). The host is
+  // left to the policy (a technician may type an IDN, which a browser would send as punycode).
+  std::string proxy_path, target_error;
+  if (const auto scheme_end = url.find("://"); scheme_end != std::string::npos) {
+    const auto rest = url.find_first_of("/?#", scheme_end + 3);
+    const std::string http_form = "http://h" + (rest == std::string::npos ? std::string() : url.substr(rest));
+    if (const auto t = parse_request_target(http_form, false, target_error)) {
+      proxy_path = t->path + (t->query.empty() ? "" : "?" + t->query);
+      f.path = proxy_path;
+    }
+  }
   // HTTPS is inspected only with a school CA (tls.ca_dir, or --ca-dir here); then
   // decide_inspection says, per host, whether the proxy sees the path (explain_url).
   if (ca_dir.empty()) ca_dir = result.config->daemon.tls.ca_dir;
@@ -514,20 +543,14 @@ int run_explain(const std::vector<std::string>& args) {
     e.v.exception_id.clear();
     e.would_allow = {std::move(would_allow)};
   };
-  // A path the proxy refuses before any decision (a raw space, tab or non-ASCII byte: browsers
-  // percent-encode them) is answered 400 there: so does explain, rather than decide a request
-  // that could never be made. The path and query as the proxy reads an absolute-form target
-  // (an https URL's request inside the tunnel is held to the same bytes); the host is left to
-  // the policy (a technician may type an IDN, which a browser would send as punycode).
-  if (const auto scheme_end = url.find("://"); scheme_end != std::string::npos) {
-    const auto rest = url.find_first_of("/?#", scheme_end + 3);
-    const std::string http_form = "http://h" + (rest == std::string::npos ? std::string() : url.substr(rest));
-    std::string target_error;
-    if (!parse_request_target(http_form, false, target_error)) {
-      refused_by_proxy("malformed request", "the proxy answers such a request with 400 Bad Request",
-                       "Nothing: the request itself is refused (" + target_error + "); a browser would percent-encode it.");
-      notes.push_back("The proxy refuses this request before deciding it: " + target_error + ".");
-    }
+  // A path the proxy refuses before any decision is answered 400 there, where the proxy sees
+  // the path at all (plain http; https on an inspected host, not its block page): so does
+  // explain, rather than decide a request that could never be made. A relayed tunnel's path
+  // never reaches the proxy, and a blocked host is blocked at its CONNECT.
+  if (!target_error.empty() && e.path_seen && !e.block_page && e.v.act == rules::action::allow) {
+    refused_by_proxy("malformed request", "the proxy answers such a request with 400 Bad Request",
+                     "Nothing: the request itself is refused (" + target_error + "); a browser would percent-encode it.");
+    notes.push_back("The proxy refuses this request before deciding it: " + target_error + ".");
   }
   // An https:// URL goes through a CONNECT, which the proxy refuses to a port outside
   // connect.ports (http_session.cpp, serve_connect) when the policy allows it (a blocked host
@@ -541,6 +564,16 @@ int run_explain(const std::vector<std::string>& args) {
                          " to connect.ports (the ports a CONNECT may reach); the policy alone would allow it.");
     notes.push_back("The policy would allow it, but the proxy refuses a CONNECT to port " +
                     std::to_string(tunnel_port) + ": it is not in connect.ports.");
+  }
+  // A browser sends no server name to an address (https://192.0.2.1/), and the proxy blocks
+  // TLS without one when connect.require_sni is on (tunnel.cpp): so does explain.
+  if (f.scheme == "https" && e.v.act == rules::action::allow && result.config->daemon.connect.require_sni &&
+      (e.v.host.kind == rules::host_kind::ipv4 || e.v.host.kind == rules::host_kind::ipv6)) {
+    refused_by_proxy("connect.require_sni", "HTTPS without a server name is not allowed on the school network",
+                     "Setting connect.require_sni: false (a browser sends no server name to an address); the policy "
+                     "alone would allow it.");
+    notes.push_back("The policy would allow it, but a browser sends no server name (SNI) to an address, and the "
+                    "proxy blocks such TLS (connect.require_sni).");
   }
   e.notes.insert(e.notes.begin(), notes.begin(), notes.end());
   if (json) {

@@ -297,13 +297,52 @@ class ExplainTest(unittest.TestCase):
     def test_a_path_the_proxy_refuses_is_explained_as_refused_not_decided(self):
         # A raw tab, space or non-ASCII byte in the path: the proxy answers 400 (browsers
         # percent-encode them); explain said allow (outside-in audit, 2026-12-05).
-        for url in ("http://www.bbc.co.uk/a\tb", "http://www.bbc.co.uk/a b", "https://www.bbc.co.uk/caf\u00e9"):
+        for url in ("http://www.bbc.co.uk/a\tb", "http://www.bbc.co.uk/a b"):
             with self.subTest(url=url):
                 got = explain("--role", "staff", url)
                 self.assertEqual((got["action"], got["rule"]), ("block", "malformed request"))
+        # Only where the proxy sees the path: a relayed tunnel's never reaches it, an inspected
+        # one's does (differential audit of explain against the proxy, 2026-12-05).
+        cafe = "https://en.wikipedia.org/caf\u00e9"
+        self.assertEqual(explain("--role", "staff", cafe)["action"], "allow")
+        got = explain("--role", "staff", "--ca-dir", "/etc/hallpass/ca", cafe)
+        self.assertEqual((got["action"], got["rule"]), ("block", "malformed request"))
         # An IDN typed as people read it is decided (a browser sends punycode).
         self.assertEqual(explain("--role", "staff", "http://\u00e9cole.example/")["action"], "allow")
         self.assertEqual(explain("--role", "staff", "http://www.bbc.co.uk/caf%C3%A9")["action"], "allow")
+
+    def test_explain_reads_the_request_as_the_proxy_does(self):
+        """Differential audit of explain against the proxy, 2026-12-05: the path as the proxy
+        reads the request-target, a WebSocket as its opening request, an address over HTTPS
+        without a server name, and a method-override header."""
+        with tempfile.TemporaryDirectory() as d:
+            policy = os.path.join(d, "p.yaml")
+            with open(policy, "w") as f:
+                f.write("school: {name: Test School, timezone: Europe/London}\nroles:\n  pupils:\n"
+                        "    networks: [10.10.0.0/16]\n    default: allow\n    rules:\n"
+                        "      - {action: block, patterns: ['(?i)\\.zip$', '(?i)^https?://[^/]*/.*flash-?game']}\n")
+
+            def verdict(*args):
+                r = run("explain", "--config", policy, "--json", "--role", "pupils", *args)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                v = json.loads(r.stdout)
+                return v["action"], v["rule"], v["notes"]
+
+            # An empty query is dropped, as the proxy drops it: the path ends in .zip.
+            self.assertEqual(verdict("http://plain.test/a.zip?")[:2], ("block", "pupils rule 1"))
+            # ws:// and wss:// are decided as the http and https upgrade requests the proxy decides.
+            action, rule, notes = verdict("ws://plain.test/flashgame")
+            self.assertEqual((action, rule), ("block", "pupils rule 1"))
+            self.assertIn("A WebSocket is decided as its opening request, an http GET with Upgrade: websocket.", notes)
+        # HTTPS to an address: a browser sends no server name, which the proxy blocks.
+        v = explain("--role", "staff", "https://192.0.2.1/")
+        self.assertEqual((v["action"], v["rule"]), ("block", "connect.require_sni"))
+        self.assertEqual(explain("--role", "staff", "http://192.0.2.1/")["action"], "allow")
+        # A method named in X-HTTP-Method-Override is decided too.
+        self.assertEqual(explain("--role", "staff", "http://en.wikipedia.org/w/api.php")["action"], "allow")
+        v = explain("--role", "staff", "--method-override", "post", "http://en.wikipedia.org/w/api.php")
+        self.assertEqual((v["action"], v["clause"]), ("block", "004 6.11"))
+        self.assertTrue(any("decided as the method POST" in n for n in v["notes"]), v["notes"])
 
     # 2026-11-23 is a Monday; 2026-11-21 a Saturday.
     def test_acceptance_cases(self):
