@@ -31,6 +31,7 @@
 #include "rules/yaml_reader.hpp"
 #include "proxy/configuration.hpp"
 #include "proxy/ldap_directory.hpp"
+#include "proxy/destination.hpp"
 #include "proxy/request_checks.hpp"
 #include "proxy/request_target.hpp"
 #include "store/exception_store.hpp"
@@ -574,6 +575,52 @@ int run_explain(const std::vector<std::string>& args) {
                      "alone would allow it.");
     notes.push_back("The policy would allow it, but a browser sends no server name (SNI) to an address, and the "
                     "proxy blocks such TLS (connect.require_sni).");
+  }
+  // Where the proxy will not go whatever the policy says (upstream.cpp, destination.hpp): a
+  // plain-HTTP port outside upstream.ports, and an address it will not connect to, for a host
+  // whose addresses are known without a lookup (an address, or a name in `hosts:`). A name
+  // explain would have to resolve is left to the proxy, which checks each address it resolves.
+  const auto& up = result.config->daemon.upstream;
+  const std::uint16_t port = f.port != 0 ? f.port : (f.scheme == "https" ? 443 : 80);
+  if (f.scheme == "http" && e.v.act == rules::action::allow && !up.any_port) {
+    const auto& ports = up.ports_set ? up.ports : default_http_ports();
+    if (std::find(ports.begin(), ports.end(), port) == ports.end()) {
+      refused_by_proxy("upstream.ports", "requests to this port are not allowed",
+                       "Adding port " + std::to_string(port) + " to upstream.ports; the policy alone would allow it.");
+    }
+  }
+  if (e.v.act == rules::action::allow) {
+    destination_rules where;
+    where.allow_loopback = up.allow_loopback;
+    where.deny = up.deny_networks_set ? up.deny_networks : default_deny_networks();
+    where.allow = up.allow_networks;
+    std::vector<listen_address> own = result.config->daemon.listen;
+    if (auto m = parse_listen_address(result.config->daemon.metrics.listen)) own.push_back(*m);
+    for (const auto& l : own) {
+      if (auto ip = rules::ip_address::parse(l.host)) where.own_listeners.emplace_back(*ip, l.port);
+    }
+    std::vector<rules::ip_address> addresses;
+    if (e.v.host.kind != rules::host_kind::name) {
+      if (auto ip = rules::ip_address::parse(e.v.host.text)) addresses.push_back(*ip);
+    } else if (const auto it = result.config->daemon.hosts.find(e.v.host.text); it != result.config->daemon.hosts.end()) {
+      addresses = it->second;
+    }
+    std::optional<destination_verdict> refused;
+    for (const auto& a : addresses) {
+      const auto v = check_destination(a, port, where);
+      if (v == destination_verdict::allowed) {
+        refused.reset();
+        break;
+      }
+      refused = v;
+    }
+    if (refused) {
+      refused_by_proxy("destination", describe(*refused),
+                       "Nothing in the policy: the proxy does not connect there (upstream.deny_networks, "
+                       "upstream.allow_networks, upstream.allow_loopback).");
+      notes.push_back("The policy would allow it, but the proxy does not connect there: " +
+                      std::string(describe(*refused)) + ".");
+    }
   }
   e.notes.insert(e.notes.begin(), notes.begin(), notes.end());
   if (json) {

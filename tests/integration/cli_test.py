@@ -338,6 +338,15 @@ class ExplainTest(unittest.TestCase):
         v = explain("--role", "staff", "https://192.0.2.1/")
         self.assertEqual((v["action"], v["rule"]), ("block", "connect.require_sni"))
         self.assertEqual(explain("--role", "staff", "http://192.0.2.1/")["action"], "allow")
+        # Where the proxy will not connect whatever the policy says: explain says so by name.
+        for url, rule, reason in (("http://169.254.169.254/latest", "destination", "link-local"),
+                                  ("http://10.0.0.1/", "destination", "network the school does not open"),
+                                  ("http://www.bbc.co.uk:8081/", "upstream.ports", "port")):
+            with self.subTest(url=url):
+                v = explain("--role", "staff", url)
+                self.assertEqual((v["action"], v["rule"]), ("block", rule))
+                self.assertIn(reason, v["reason"])
+        self.assertEqual(explain("--role", "staff", "http://www.bbc.co.uk:8080/")["action"], "allow")
         # A method named in X-HTTP-Method-Override is decided too.
         self.assertEqual(explain("--role", "staff", "http://en.wikipedia.org/w/api.php")["action"], "allow")
         v = explain("--role", "staff", "--method-override", "post", "http://en.wikipedia.org/w/api.php")
