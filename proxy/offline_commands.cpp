@@ -409,6 +409,15 @@ int run_explain(const std::vector<std::string>& args) {
   // one (groups_of: the service account or anonymous, as a Negotiate sign-in is).
   std::vector<std::string> group_list;
   std::vector<std::string> notes;
+  if ((!user.empty() || !groups.empty()) && !result.config->daemon.logins.any()) {
+    // The proxy never has a user then, so an exception, ban or role for one never applies
+    // there: decided without them, as the proxy decides (differential audit, 2026-12-05).
+    notes.push_back("This configuration asks no one to sign in (no logins section): the proxy never knows a user "
+                    "or their groups, so this is decided without --user and --groups, as the proxy decides it.");
+    user.clear();
+    groups.clear();
+    f.user = {};
+  }
   if (!user.empty() && groups.empty() && result.config->daemon.logins.ldap.configured()) {
     const auto answer = groups_of(result.config->daemon.logins.ldap, user);
     if (answer.result == directory_answer::status::unavailable) {
@@ -460,6 +469,11 @@ int run_explain(const std::vector<std::string>& args) {
     }
     mac_text = *m;
     f.mac = mac_text;
+  }
+  if (!is_http_token(method)) {
+    std::cerr << "hallpass explain: --method '" << rules::terminal_safe(method)
+              << "' is not an HTTP method (letters, like GET or POST)\n";
+    return 2;
   }
   for (auto& c : method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   f.method = method;

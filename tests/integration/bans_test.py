@@ -48,8 +48,9 @@ class BansTest(unittest.TestCase):
     def status(self, host, source):
         return self.get(host, source)[0]
 
-    def explain(self, *args):
-        r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", self.state, "--json", *args],
+    def explain(self, *args, config=None):
+        r = subprocess.run([BIN, "explain", "--config", config or self.proxy.config, "--state-dir", self.state, "--json",
+                            *args],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         return json.loads(r.stdout)
@@ -210,15 +211,27 @@ class BansTest(unittest.TestCase):
         wait_for(lambda: self.status("origin.test", device) == 200, timeout=2, interval=0.1, what="unbanned")
 
     def test_a_user_ban_applies_in_explain_with_the_user(self):
-        # Logins (issue 12) give the proxy its users; explain takes --user today.
+        # Logins (issue 12) give the proxy its users; explain takes --user, and decides with it
+        # where the configuration has logins.
         url = f"http://origin.test:{self.nginx.port}/small"
         ban = ctl_json("hp_dsl", self.sock, "ban", "--user", "ava.b", "--for", "3d", "--reason", "VPN app")
-        e = self.explain("--client", "127.0.0.26", "--user", "ava.b", url)
+        with_logins = os.path.join(self.proxy.dir, "with-logins.yaml")
+        with open(with_logins, "w") as f:
+            f.write(self.proxy.policy_text + "logins:\n  networks:\n    - {networks: [127.0.0.0/8], login: page}\n"
+                    "  ldap: {url: \"ldaps://127.0.0.1:9\", base_dn: \"dc=school,dc=test\"}\n")
+        e = self.explain("--client", "127.0.0.26", "--user", "ava.b", "--groups", "Pupils", url, config=with_logins)
         self.assertEqual((e["action"], e["rule"], e["ban"]["kind"]), ("block", f"ban {ban['id']}", "user"))
-        self.assertEqual(self.explain("--client", "127.0.0.26", "--user", "ben.c", url)["action"], "allow")
+        self.assertEqual(self.explain("--client", "127.0.0.26", "--user", "ben.c", "--groups", "Pupils", url,
+                                      config=with_logins)["action"], "allow")
         self.assertEqual(self.explain("--client", "127.0.0.26", url)["action"], "allow")
+        # Without logins the proxy never knows a user: explain decides without one, and says so
+        # (differential audit of explain against the proxy, 2026-12-05).
+        e = self.explain("--client", "127.0.0.26", "--user", "ava.b", url)
+        self.assertEqual(e["action"], "allow")
+        self.assertTrue(any("asks no one to sign in" in n for n in e["notes"]), e["notes"])
         ctl("hp_dsl", self.sock, "unban", "--user", "ava.b", "--reason", "done", check=0)
-        self.assertEqual(self.explain("--client", "127.0.0.26", "--user", "ava.b", url)["action"], "allow")
+        self.assertEqual(self.explain("--client", "127.0.0.26", "--user", "ava.b", "--groups", "Pupils", url,
+                                      config=with_logins)["action"], "allow")
 
 
 if __name__ == "__main__":

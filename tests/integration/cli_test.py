@@ -347,6 +347,10 @@ class ExplainTest(unittest.TestCase):
                 self.assertEqual((v["action"], v["rule"]), ("block", rule))
                 self.assertIn(reason, v["reason"])
         self.assertEqual(explain("--role", "staff", "http://www.bbc.co.uk:8080/")["action"], "allow")
+        # A method that is not one is refused, not decided.
+        r = run("explain", "--config", SCHOOL, "--role", "staff", "--method", "PU T", "http://www.bbc.co.uk/")
+        self.assertEqual(r.returncode, 2, r.stdout)
+        self.assertIn("--method 'PU T' is not an HTTP method", r.stderr)
         # A method named in X-HTTP-Method-Override is decided too.
         self.assertEqual(explain("--role", "staff", "http://en.wikipedia.org/w/api.php")["action"], "allow")
         v = explain("--role", "staff", "--method-override", "post", "http://en.wikipedia.org/w/api.php")
