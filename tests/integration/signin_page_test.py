@@ -158,6 +158,36 @@ class SigninPageTest(SigninBase, unittest.TestCase):
         line = wait_for(lambda: [l for l in self.lines_for(source) if l.get("status") == 200], what="the line")[-1]
         self.assertEqual((line["user"], line["role"]), ("henry", "staff"))
 
+    def test_a_binding_ends_when_its_address_passes_to_another_device(self):
+        """With dhcp_leases, a binding keeps the hardware address it was made from: when the
+        leases give the address to another device, that device gets the sign-in page, not the
+        user's identity (audit3, 2026-12-05, F2; signin_table_test tests the table alone)."""
+        source = "127.0.0.28"
+        folder = tempfile.mkdtemp(prefix="hallpass-leases-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        os.chmod(folder, 0o755)
+        leases = os.path.join(folder, "dnsmasq.leases")
+
+        def lease_to(mac):
+            tmp = leases + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(f"{int(time.time()) + 3600} {mac} {source} laptop-{mac[-2:]} *\n")
+            os.replace(tmp, leases)
+
+        lease_to("3c:22:fb:12:9a:01")
+        self.proxy = Proxy(extra=page_section(f"ldap://127.0.0.1:{self.slapd.port}", self.slapd.ca_file) +
+                           f"dhcp_leases:\n  path: {leases}\n  format: dnsmasq\n", policy_edit=with_group_roles)
+        self.addCleanup(self.proxy.stop)
+        status, out = self.sign_in(source, "sam", "sam-pw")
+        self.assertEqual(status, 303, out)
+        status, _, err = self.get(source, self.url(host="facebook.test"))
+        self.assertEqual(status, 200, err)  # sam (Staff) on the laptop that signed in
+        lease_to("f0:18:98:00:00:02")  # the address now belongs to another device
+        wait_for(lambda: self.get(source)[0] == 511, timeout=8, interval=0.3,
+                 what="the other device to get the sign-in page")
+        line = wait_for(lambda: [l for l in self.lines_for(source) if l.get("status") == 511], what="the 511's line")[-1]
+        self.assertIsNone(line.get("user"))
+
     def test_block_page_says_who_is_signed_in(self):
         source = "127.0.0.23"
         status, out = self.sign_in(source, "dave", "dave-pw")
