@@ -119,6 +119,17 @@ struct password_check {
   }
 };
 
+// Runs `task` on a directory thread (login_service::submit); when max_queued tasks wait
+// already, answers `done` with busy instead.
+void submit_or_busy(login_service& service, std::size_t max_queued, std::function<void()> task,
+                    const login_service::callback& done) {
+  if (service.submit(max_queued, std::move(task))) return;
+  result r;
+  r.kind = kind::busy;
+  r.detail = "too many sign-ins waiting for the directory";
+  done(std::move(r));
+}
+
 // A Negotiate acceptance (negotiate_login.hpp), in the same bounded queue as a password check.
 // The task keeps the connection's context and a copy of the settings alive while it runs.
 struct negotiate_check {
@@ -134,12 +145,7 @@ struct negotiate_check {
       OPENSSL_cleanse(header.data(), header.size());
       done(std::move(r));
     };
-    if (!service->submit(settings->ldap.max_queued, std::move(task))) {
-      result r;
-      r.kind = kind::busy;
-      r.detail = "too many sign-ins waiting for the directory";
-      done(std::move(r));
-    }
+    submit_or_busy(*service, settings->ldap.max_queued, std::move(task), done);
   }
 };
 
@@ -162,12 +168,7 @@ struct groups_check {
       }
       done(std::move(r));
     };
-    if (!service->submit(settings->ldap.max_queued, std::move(task))) {
-      result r;
-      r.kind = kind::busy;
-      r.detail = "too many sign-ins waiting for the directory";
-      done(std::move(r));
-    }
+    submit_or_busy(*service, settings->ldap.max_queued, std::move(task), done);
   }
 };
 

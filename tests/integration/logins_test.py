@@ -114,6 +114,16 @@ access to * by * read
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def timed_sign_in(proxy, url, results):
+    """A function that signs in with Basic `cred` ("user:password") for `url` and appends
+    (status, seconds taken) to `results`: for threads started together."""
+    def ask(cred):
+        t0 = time.monotonic()
+        status, _, _ = curl(proxy, url, extra=["--proxy-user", cred])
+        results.append((status, time.monotonic() - t0))
+    return ask
+
+
 class Staller:
     """A 'directory' that accepts connections and never says anything."""
 
@@ -781,11 +791,7 @@ class StalledDirectoryTest(unittest.TestCase):
                                            timeout="1s"), policy_edit=with_group_roles)
         try:
             results = []
-
-            def ask(cred):
-                t0 = time.monotonic()
-                status, _, _ = curl(proxy, f"http://origin.test:{nginx.port}/small", extra=["--proxy-user", cred])
-                results.append((status, time.monotonic() - t0))
+            ask = timed_sign_in(proxy, f"http://origin.test:{nginx.port}/small", results)
 
             # Three identical sign-ins at once and one with another password.
             threads = [threading.Thread(target=ask, args=(c,)) for c in ("sam:sam-pw",) * 3 + ("sam:other-pw",)]
@@ -822,11 +828,7 @@ class StalledDirectoryTest(unittest.TestCase):
                       policy_edit=with_group_roles)
         try:
             results = []
-
-            def ask(cred):
-                t0 = time.monotonic()
-                status, _, _ = curl(proxy, f"http://origin.test:{nginx.port}/small", extra=["--proxy-user", cred])
-                results.append((status, time.monotonic() - t0))
+            ask = timed_sign_in(proxy, f"http://origin.test:{nginx.port}/small", results)
 
             # More sign-ins than the directory has threads (logins.ldap.max_in_flight, 4).
             threads = [threading.Thread(target=ask, args=(f"kid{n}:kid{n}-pw",)) for n in range(1, 7)]
