@@ -222,14 +222,23 @@ bool is_method_override_field(std::string_view name) {
 }
 
 void add_method_override(std::vector<std::string>& methods, std::string_view method, std::string_view value) {
-  const auto first = value.find_first_not_of(" \t");
-  if (first == std::string_view::npos) return;
-  value = value.substr(first, value.find_last_not_of(" \t") - first + 1);
-  if (!is_http_token(value) || ascii_iequals(value, method)) return;
-  std::string upper(value);
-  std::transform(upper.begin(), upper.end(), upper.begin(),
-                 [](unsigned char ch) { return static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch); });
-  if (std::find(methods.begin(), methods.end(), upper) == methods.end()) methods.push_back(std::move(upper));
+  // Each comma-separated item: Express's method-override acts on the first of "DELETE, GET",
+  // which was dropped whole as not a token (review, 2026-12-05). An item that is not a token
+  // is kept as written (trimmed): decided as a method no rule names, which blocks nothing a
+  // server could act on, rather than dropped.
+  for (std::size_t from = 0; from <= value.size();) {
+    const auto comma = std::min(value.find(',', from), value.size());
+    std::string_view item = value.substr(from, comma - from);
+    from = comma + 1;
+    const auto first = item.find_first_not_of(" \t");
+    if (first == std::string_view::npos) continue;
+    item = item.substr(first, item.find_last_not_of(" \t") - first + 1);
+    if (ascii_iequals(item, method)) continue;
+    std::string upper(item);
+    std::transform(upper.begin(), upper.end(), upper.begin(),
+                   [](unsigned char ch) { return static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch); });
+    if (std::find(methods.begin(), methods.end(), upper) == methods.end()) methods.push_back(std::move(upper));
+  }
 }
 
 }  // namespace hallpass

@@ -98,8 +98,8 @@ std::optional<std::uint32_t> max_forwards_value(std::string_view value);
 // the request line's, so the request is decided as that method too (rules::request_facts).
 bool is_method_override_field(std::string_view name);
 
-// Adds a method-override field's value to `methods`: trimmed of spaces and tabs, upper case,
-// when it is a token, and not the request's own `method` or already there.
+// Adds a method-override field's value to `methods`: each comma-separated item, trimmed of
+// spaces and tabs, upper case, unless it is the request's own `method` or already there.
 void add_method_override(std::vector<std::string>& methods, std::string_view method, std::string_view value);
 
 }  // namespace hallpass

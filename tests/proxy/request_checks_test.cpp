@@ -289,7 +289,8 @@ TEST_CASE("method-override fields: which names, and the methods kept") {
   add_method_override(methods, "POST", "DELETE");  // a repeat
   add_method_override(methods, "POST", "post");    // the request's own method
   add_method_override(methods, "POST", "");        // blank
-  add_method_override(methods, "POST", "PUT PATCH");  // not a token
   add_method_override(methods, "POST", "Patch");
-  CHECK(methods == std::vector<std::string>{"DELETE", "PATCH"});
+  add_method_override(methods, "POST", "put, get ,, post");  // a list: Express acts on the first
+  add_method_override(methods, "POST", "PUT PATCH");  // not a token: kept, matching no rule
+  CHECK(methods == std::vector<std::string>{"DELETE", "PATCH", "PUT", "GET", "PUT PATCH"});
 }
