@@ -108,6 +108,9 @@ directory_answer ldap_failure(const char* step, int rc) {
 // 2026-12-05, L3). Never a password: the message is the library's or the server's.
 directory_answer ldap_failure(LDAP* ld, const char* step, int rc) {
   directory_answer a = ldap_failure(step, rc);
+  // No connection (refused, down, the TLS handshake failed or timed out): nothing reached the
+  // directory, so another may be asked.
+  a.unreachable = rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR;
   char* diagnostic = nullptr;
   if (ld != nullptr && ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diagnostic) == LDAP_OPT_SUCCESS &&
       diagnostic != nullptr) {
@@ -209,6 +212,7 @@ ldap_handle open_directory(const ldap_settings& s, directory_answer* failed) {
     if (rc != LDAP_SUCCESS) {
       *failed = ldap_failure(ld.get(), "StartTLS", rc);
       failed->result = st::unavailable;
+      failed->unreachable = failed->unreachable || rc == LDAP_TIMEOUT;
       // After StartTLS was agreed, a connect error is the TLS handshake: nearly always a
       // certificate the CA file does not vouch for, or a name it does not carry.
       if (rc == LDAP_CONNECT_ERROR) failed->detail += tls_hint(s);
@@ -239,6 +243,7 @@ bool bind_service_account(LDAP* ld, const ldap_settings& s, directory_answer* fa
   if (rc != LDAP_SUCCESS) {
     *failed = ldap_failure(ld, "service account bind", rc);
     failed->result = st::unavailable;  // the school's service password, not the user's
+    failed->unreachable = failed->unreachable || rc == LDAP_TIMEOUT;
     return false;
   }
   return true;
@@ -277,6 +282,7 @@ bool find_user_dn(LDAP* ld, const ldap_settings& s, std::string_view user, std::
   }
   if (rc != LDAP_SUCCESS) {
     *failed = ldap_failure(ld, "user search", rc);
+    failed->unreachable = failed->unreachable || rc == LDAP_TIMEOUT;  // before any password was sent
     return false;
   }
   if (dns.empty()) {
@@ -327,12 +333,35 @@ void read_groups(LDAP* ld, const ldap_settings& s, std::string_view user, const 
   }
 }
 
-}  // namespace
+// Asks the directories of logins.ldap.url ("ldaps://dc1 ldaps://dc2") in turn, each with its
+// own connection and deadlines, until one can be reached: `ask` on settings naming one URL.
+// libldap tries a list itself only when connecting synchronously, which left a handshake
+// without a deadline (LDAP_OPT_CONNECT_ASYNC, open_directory); asynchronously it stops at the
+// first URL whose connect is under way (review, 2026-12-05). A failure names its URL when
+// there are several.
+template <class Ask>
+directory_answer each_directory(const ldap_settings& s, Ask ask) {
+  std::vector<std::string> urls;
+  for (std::size_t from = 0; from < s.url.size();) {
+    const auto space = std::min(s.url.find(' ', from), s.url.size());
+    if (space > from) urls.push_back(s.url.substr(from, space - from));
+    from = space + 1;
+  }
+  if (urls.size() <= 1) return ask(s);
+  directory_answer a;
+  for (const auto& url : urls) {
+    ldap_settings one = s;
+    one.url = url;
+    a = ask(one);
+    if (!a.unreachable) return a;
+    a.detail = url + ": " + a.detail;
+  }
+  return a;
+}
 
-directory_answer check_login(const ldap_settings& s, std::string_view user, std::string_view password,
-                             const std::function<bool(std::string_view user)>& may_bind) {
+directory_answer check_login_at(const ldap_settings& s, std::string_view user, std::string_view password,
+                                const std::function<bool(std::string_view user)>& may_bind) {
   using st = directory_answer::status;
-  if (user.empty() || password.empty()) return fail(st::bad_credentials, "empty user name or password");
   if (user.size() > 256 || password.size() > 1024) return fail(st::bad_credentials, "user name or password too long");
 
   // With a DN template the directory's spelling of the name is known only after the bind, so
@@ -359,6 +388,8 @@ directory_answer check_login(const ldap_settings& s, std::string_view user, std:
     return failed(fail(st::held, "too many failed sign-ins for this user"));
   }
   const int rc = simple_bind(ld.get(), user_dn, password);
+  // With a DN template this is the first operation: a connection that failed sent nothing
+  // (unreachable); a timeout may have delivered the password, so no other directory is asked.
   if (rc != LDAP_SUCCESS) return failed(ldap_failure(ld.get(), "bind as the user", rc));
   if (name.empty()) name = read_name(ld.get(), s, user_dn, user);
   a.result = st::ok;
@@ -367,7 +398,7 @@ directory_answer check_login(const ldap_settings& s, std::string_view user, std:
   return a;
 }
 
-directory_answer groups_of(const ldap_settings& s, std::string_view user) {
+directory_answer groups_of_at(const ldap_settings& s, std::string_view user) {
   using st = directory_answer::status;
   if (user.empty() || user.size() > 256) return fail(st::bad_credentials, "empty or too long user name");
   directory_answer a;
@@ -382,6 +413,17 @@ directory_answer groups_of(const ldap_settings& s, std::string_view user) {
   a.user = std::move(name);
   read_groups(ld.get(), s, a.user.empty() ? user : std::string_view(a.user), user_dn, a);
   return a;
+}
+
+}  // namespace
+
+directory_answer check_login(const ldap_settings& s, std::string_view user, std::string_view password,
+                             const std::function<bool(std::string_view user)>& may_bind) {
+  return each_directory(s, [&](const ldap_settings& one) { return check_login_at(one, user, password, may_bind); });
+}
+
+directory_answer groups_of(const ldap_settings& s, std::string_view user) {
+  return each_directory(s, [&](const ldap_settings& one) { return groups_of_at(one, user); });
 }
 
 }  // namespace hallpass

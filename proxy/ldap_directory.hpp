@@ -31,6 +31,9 @@ struct directory_answer {
   std::string user;
   std::vector<std::string> groups;
   std::string detail;  // for the log: never the password
+  // unavailable because the directory could not be reached, before the user's password was
+  // sent: the next directory of logins.ldap.url is tried (ldap_directory.cpp, each_directory).
+  bool unreachable = false;
 };
 
 // Checks `user` / `password` against the directory. An empty user name or password is

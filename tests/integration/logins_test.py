@@ -816,6 +816,30 @@ class StalledDirectoryTest(unittest.TestCase):
             staller.stop()
             nginx.stop()
 
+    def test_the_next_directory_of_the_list_is_asked_when_one_cannot_be_reached(self):
+        """logins.ldap.url "A B C": a refused A and a silent B (its StartTLS times out) are passed
+        over for C. libldap's own failover stopped at a connect under way once connects were
+        made asynchronously (review, 2026-12-05)."""
+        nginx = Origin()
+        staller = Staller()
+        slapd = Slapd()
+        urls = f"ldap://127.0.0.1:{free_port()} ldap://127.0.0.1:{staller.port} ldap://127.0.0.1:{slapd.port}"
+        proxy = Proxy(extra=logins_section(urls, slapd.ca_file, timeout="2s"), policy_edit=with_group_roles)
+        try:
+            t0 = time.monotonic()
+            status, _, err = curl(proxy, f"http://origin.test:{nginx.port}/small", extra=["--proxy-user", "sam:sam-pw"])
+            self.assertEqual(status, 200, err)
+            self.assertLess(time.monotonic() - t0, 3.0)
+            # A wrong password is the third directory's answer, not a reason to ask another.
+            status, _, err = curl(proxy, f"http://origin.test:{nginx.port}/small",
+                                  extra=["--proxy-user", "sam:not-the-Secret-1"])
+            self.assertEqual(status, 407, err)
+        finally:
+            proxy.stop()
+            staller.stop()
+            slapd.stop()
+            nginx.stop()
+
     def test_a_directory_that_stalls_in_the_tls_handshake_frees_its_threads(self):
         """ldaps:// to a directory that accepts and then says nothing: the TLS handshake has the
         timeout too. It had none: every directory thread spun for good, and after a reload onto
