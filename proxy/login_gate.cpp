@@ -296,6 +296,41 @@ void client_connection::signed_in::forget() {
   credentials.clear();
 }
 
+net::awaitable<bool> refresh_page_groups(worker& w, const client_connection& c, exchange& ex,
+                                         const login_settings& s) {
+  // The groups are cache_ttl old: read again, as for Basic and Negotiate, so that a removal
+  // from a group (or a reload onto another directory) takes effect within cache_ttl rather
+  // than at the binding's lifetime (outside-in audit of logins, 2026-12-05, M2). Another
+  // request of the device (or the user's Negotiate sign-in) may have read them already: the
+  // cache first, without a trip to a directory thread, so that a page's dozens of requests do
+  // not each queue a lookup (review, 2026-12-05).
+  login_service* service = w.state().logins;
+  if (service == nullptr || !ex.login) co_return true;
+  const auto now = login_service::clock::now();
+  result answer;
+  if (auto who = service->cached_identity(s.ldap, ex.login->user, now, &answer.expires)) {
+    answer.kind = kind::ok;
+    answer.who = std::move(who);
+  } else {
+    std::shared_ptr<const login_settings> settings(ex.cfg, &s);
+    std::string user = ex.login->user;
+    auto fetched = co_await ask_groups(w, std::move(settings), std::move(user));
+    answer = std::move(fetched);
+  }
+  if (answer.kind == kind::ok) {
+    w.state().signins.refresh(c.ip_text, answer.who, answer.expires);
+    ex.login = std::move(answer.who);
+    co_return true;
+  }
+  // While the directory cannot say, nothing is decided on the old groups: as for Basic.
+  count(w, answer.kind);
+  ex.action = outcome::error;
+  ex.reason_override = "login directory unavailable";
+  ex.note = "sign-in page: " + answer.detail;
+  std::cerr << "hallpass: sign-in page: " << rules::terminal_safe(answer.detail) << " (from " << c.ip_text << ")\n";
+  co_return false;
+}
+
 login_service::clock::time_point tunnel_identity_until(const client_connection& c) {
   const auto now = login_service::clock::now();
   return c.login.until > now ? c.login.until : now + min_tunnel_identity;
@@ -313,23 +348,13 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     const auto now = login_service::clock::now();
     login_service::clock::time_point groups_until{};
     ex.login = w.state().signins.find(c.ip_text, s.page, now, hardware_address_of(w, c, ex), &groups_until);
-    if (ex.login && now >= groups_until && service != nullptr) {
-      // The groups are cache_ttl old: read again, as for Basic and Negotiate, so that a removal
-      // from a group (or a reload onto another directory) takes effect within cache_ttl rather
-      // than at the binding's lifetime (outside-in audit of logins, 2026-12-05, M2). While the
-      // directory cannot say, nothing is decided on the old groups: 503, as for Basic.
-      std::shared_ptr<const login_settings> settings(ex.cfg, &s);
-      std::string user = ex.login->user;
-      auto answer = co_await ask_groups(w, std::move(settings), std::move(user));
-      if (answer.kind == kind::ok) {
-        w.state().signins.refresh(c.ip_text, answer.who, answer.expires);
-        ex.login = std::move(answer.who);
-      } else {
-        count(w, answer.kind);
-        ex.action = outcome::error;
-        ex.reason_override = "login directory unavailable";
-        ex.note = "sign-in page: " + answer.detail;
-        std::cerr << "hallpass: sign-in page: " << rules::terminal_safe(answer.detail) << " (from " << c.ip_text << ")\n";
+    const bool same_site = c.inside || c.transparent;
+    // Not for the sign-in and sign-out pages themselves: a device must be able to sign out
+    // while the directory cannot answer (review, 2026-12-05).
+    const bool own_page = signin_address_of(same_site, ex.host, ex.path) != signin_address::none;
+    if (ex.login && now >= groups_until && !own_page) {
+      const bool fresh = co_await refresh_page_groups(w, c, ex, s);
+      if (!fresh) {
         std::string body = "The school directory could not check the sign-in just now. Try again in a minute.\n";
         const std::string no_token;  // named: no temporary inside the co_await (GCC 12, proxy/README.md)
         co_await write_answer(c, ex, http::status::service_unavailable, std::move(body), s, std::chrono::seconds(0),
@@ -337,8 +362,7 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
         co_return login_step::answered;
       }
     }
-    const bool same_site = c.inside || c.transparent;
-    if (!ex.login || signin_address_of(same_site, ex.host, ex.path) != signin_address::none) co_return login_step::page;
+    if (!ex.login || own_page) co_return login_step::page;
     co_return login_step::proceed;
   }
   if (c.inside) {

@@ -68,6 +68,13 @@ inline constexpr std::chrono::minutes min_tunnel_identity{1};
 // `keep_alive`: whether the connection may carry another request after a 407 (the client
 // usually retries at once with credentials on the same connection). On `answered`, *again says
 // whether it may.
+// A device bound through the sign-in page whose groups are cache_ttl old (signin_table's
+// groups_until): reads them again (the identity cache, else the directory on a directory
+// thread) and refreshes the binding and ex.login. False, with ex's reason and note set, when
+// the directory cannot answer: the caller refuses the request (503) or closes the connection.
+net::awaitable<bool> refresh_page_groups(worker& w, const client_connection& c, exchange& ex,
+                                         const login_settings& s);
+
 net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex, std::string_view authorization,
                                    unsigned version, bool keep_alive, bool* again);
 

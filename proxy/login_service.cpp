@@ -218,13 +218,7 @@ std::shared_ptr<const login_identity> login_service::identity_of(const ldap_sett
                                                                  clock::time_point now, std::string* failure,
                                                                  clock::time_point* expires) {
   const auto key = settings_key(s);
-  {
-    std::lock_guard lock(mutex_);
-    if (const auto* e = live_entry(identities_, user, key, now)) {
-      if (expires != nullptr) *expires = e->expires;
-      return e->who;
-    }
-  }
+  if (auto who = cached_identity(s, user, now, expires)) return who;
   if (expires != nullptr) *expires = now + s.cache_ttl;
   auto answer = groups_of(s, user);
   if (answer.result == directory_answer::status::unavailable) {
@@ -243,6 +237,16 @@ std::shared_ptr<const login_identity> login_service::identity_of(const ldap_sett
     }
   }
   return who;
+}
+
+std::shared_ptr<const login_identity> login_service::cached_identity(const ldap_settings& s, const std::string& user,
+                                                                     clock::time_point now, clock::time_point* expires) {
+  const auto key = settings_key(s);
+  std::lock_guard lock(mutex_);
+  const auto* e = live_entry(identities_, user, key, now);
+  if (e == nullptr) return nullptr;
+  if (expires != nullptr) *expires = e->expires;
+  return e->who;
 }
 
 std::string login_service::check_key(const ldap_settings& s, std::string_view user, std::string_view password) const {

@@ -126,6 +126,10 @@ class login_service {
   std::shared_ptr<const login_identity> identity_of(const ldap_settings& s, const std::string& user,
                                                     clock::time_point now, std::string* failure,
                                                     clock::time_point* expires = nullptr);
+  // identity_of's cache alone: the user's identity when it is there and live, else null.
+  // Never calls the directory (a short lock): may be called on an event loop.
+  std::shared_ptr<const login_identity> cached_identity(const ldap_settings& s, const std::string& user,
+                                                        clock::time_point now, clock::time_point* expires = nullptr);
   // Counts a failed sign-in for `client` and, unless empty, `user` (as a wrong password is).
   void note_failure(const login_settings& s, const std::string& client, const std::string& user, clock::time_point now);
 

@@ -318,10 +318,13 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
   co_return false;
 }
 
-bool signin_missing(worker& w, const client_connection& c, exchange& ex) {
+bool signin_missing(worker& w, const client_connection& c, exchange& ex, bool* groups_stale) {
   const auto& s = ex.cfg->daemon.logins;
   if (login_mode_of(w, c, s) != login_mode::page) return false;
-  ex.login = w.state().signins.find(c.ip_text, s.page, login_service::clock::now(), hardware_address_of(w, c, ex));
+  const auto now = login_service::clock::now();
+  login_service::clock::time_point groups_until{};
+  ex.login = w.state().signins.find(c.ip_text, s.page, now, hardware_address_of(w, c, ex), &groups_until);
+  if (groups_stale != nullptr) *groups_stale = ex.login && now >= groups_until;
   return !ex.login;
 }
 

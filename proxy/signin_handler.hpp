@@ -39,7 +39,8 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
 
 // For a transparent TLS connection before its decision: on a `login: page` network, sets
 // ex.login to the device's binding and returns whether the device must sign in first (nothing
-// bound). False elsewhere.
-bool signin_missing(worker& w, const client_connection& c, exchange& ex);
+// bound). False elsewhere. `groups_stale` (when given) is set when the binding's groups are
+// logins.ldap.cache_ttl old: the caller reads them again (login_gate.hpp, refresh_page_groups).
+bool signin_missing(worker& w, const client_connection& c, exchange& ex, bool* groups_stale = nullptr);
 
 }  // namespace hallpass

@@ -167,7 +167,18 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
     close_tls(w, c, ex, outcome::block, "not signed in (login: required)");
     co_return false;
   }
-  if (signin_missing(w, c, ex)) {
+  bool groups_stale = false;
+  const bool missing = signin_missing(w, c, ex, &groups_stale);
+  if (!missing && groups_stale) {
+    // Bound through the sign-in page, with groups cache_ttl old: read again before anything is
+    // decided on them, as on the explicit proxy (login_gate.cpp; review, 2026-12-05).
+    const bool fresh = co_await refresh_page_groups(w, c, ex, ex.cfg->daemon.logins);
+    if (!fresh) {
+      close_tls(w, c, ex, outcome::error, "login directory unavailable");
+      co_return false;
+    }
+  }
+  if (missing) {
     // login: page and not signed in: only the sign-in page is served, inside a handshake with
     // the school CA (signin_handler.hpp); without a CA nothing can be shown, so it is closed.
     const rules::verdict& v = decide_exchange(w, c, ex, std::nullopt);  // the log line's role
