@@ -246,12 +246,9 @@ std::string render_block_page(const block_page_info& info) {
   return out;
 }
 
-bool block_page_for_the_person(std::string_view fetch_mode, std::string_view fetch_dest, std::string_view fetch_site) {
-  // "nested-navigate" is what Chrome 76-79 sent for frames.
-  if (!fetch_mode.empty() && fetch_mode != "navigate" && fetch_mode != "nested-navigate") return false;
-  const bool frame = fetch_dest == "iframe" || fetch_dest == "frame" || fetch_dest == "embed" ||
-                     fetch_dest == "object" || fetch_dest == "fencedframe" || fetch_mode == "nested-navigate";
-  return !(frame && fetch_site == "same-origin");
+bool block_page_for_the_person(std::string_view fetch_mode, std::string_view fetch_dest) {
+  if (!fetch_dest.empty()) return fetch_dest == "document";
+  return fetch_mode.empty() || fetch_mode == "navigate";
 }
 
 namespace {

@@ -45,12 +45,17 @@ std::string render_block_page(const block_page_info& info);
 // own scripts: on an inspected or transparent origin, and on any plain-HTTP site, the page is
 // served as the site, so a script of the site that fetches a blocked address reads the page as
 // its own. Only the person's page names them (who signed in, the device, its addresses) and
-// carries the request form; a script's gets the reason alone. From the Fetch Metadata a
-// browser sends (empty when absent, as from an older browser or another client, which are
-// taken for the person): a request that is not a navigation (`Sec-Fetch-Mode` other than
-// `navigate`: fetch, XHR, images, scripts), and a navigation of a frame of the same origin (its
-// parent page reads it), are not the person's.
-bool block_page_for_the_person(std::string_view fetch_mode, std::string_view fetch_dest, std::string_view fetch_site);
+// carries the request form; a script's gets the reason alone. Told by the Fetch Metadata every
+// current browser sends to HTTPS sites (headers a script cannot set): the person's when
+// `Sec-Fetch-Dest` is `document`, the top-level page; not a fetch, an image or a script, nor
+// any frame (a frame of the site's own origin can be read by the site however it was framed:
+// through another site's frame `Sec-Fetch-Site` says cross-site; review, 2026-12-05). A
+// browser that sends the mode but no destination (Chrome 76-79): `navigate`. Without Fetch
+// Metadata (plain HTTP, where browsers send none; an older browser; curl) nothing tells a
+// script from a navigation (`Upgrade-Insecure-Requests` can be set by a script), so the page
+// is the person's: on a plain-HTTP site its scripts can still read it (README, "Known gaps").
+// The values as the request has them ("" when absent).
+bool block_page_for_the_person(std::string_view fetch_mode, std::string_view fetch_dest);
 
 // For 400, 502, 504 and the like: the status, a short title ("The website did not answer"),
 // one or two sentences of explanation, and what to do next.

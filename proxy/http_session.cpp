@@ -345,7 +345,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     const bool unread_body = !rp.is_done();
     const std::string url = url_of(target->scheme, target->host, target->port, path_and_query);
     const bool for_the_person =
-        block_page_for_the_person(req["Sec-Fetch-Mode"], req["Sec-Fetch-Dest"], req["Sec-Fetch-Site"]);
+        block_page_for_the_person(req["Sec-Fetch-Mode"], req["Sec-Fetch-Dest"]);
     const bool ok = co_await write_block_page(w, c, ex, url, rp.keep_alive() && !unread_body, version, for_the_person);
     finish_exchange(w, c, ex);
     if (!ok || unread_body || !rp.keep_alive()) co_return false;

@@ -90,9 +90,15 @@ class BadArgumentsTest(OwnDaemon, unittest.TestCase):
         url = "http://origin.test/"
         ban = ctl_json("hp_dsl", self.sock, "ban", "--user", "ava.b ", "--for", "1h", "--reason", "proxy site, twice")
         self.assertEqual((ban["subject"], ban["status"]), ("ava.b", "active"))
-        r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", self.state, "--json",
-                            "--client", "127.0.0.2", "--user", "ava.b", url], capture_output=True, text=True,
-                           timeout=30)
+        # A configuration with logins: without one the proxy never knows a user, and explain
+        # sets --user aside as the proxy would (--groups: no directory is asked).
+        with_logins = os.path.join(self.proxy.dir, "with-logins.yaml")
+        with open(with_logins, "w") as f:
+            f.write(self.proxy.policy_text + "logins:\n  networks:\n    - {networks: [127.0.0.0/8], login: page}\n"
+                    "  ldap: {url: \"ldaps://127.0.0.1:9\", base_dn: \"dc=school,dc=test\"}\n")
+        r = subprocess.run([BIN, "explain", "--config", with_logins, "--state-dir", self.state, "--json",
+                            "--client", "127.0.0.2", "--user", "ava.b", "--groups", "Pupils", url],
+                           capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout)["rule"], f"ban {ban['id']}")
         code, out, err = ctl("hp_dsl", self.sock, "unban", "--user", " ava.b", "--reason", "lift it")
