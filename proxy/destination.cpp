@@ -1,6 +1,13 @@
 #include "proxy/destination.hpp"
 
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <array>
+#include <cstring>
 
 namespace hallpass {
 namespace {
@@ -120,6 +127,48 @@ destination_verdict check_destination(const rules::ip_address& a, std::uint16_t 
   if (verdict != destination_verdict::allowed) return verdict;
   if (auto inner = embedded_ipv4(a)) return check_one(*inner, port, r);
   return verdict;
+}
+
+// The machine's own addresses, but loopback (allow_loopback decides that) and IPv6
+// link-local (always refused): a school's gateway is often also its router, NAS or printer
+// server, whose pages pupils must not reach through the proxy.
+std::vector<rules::ip_address> gateway_addresses() {
+  std::vector<rules::ip_address> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (auto* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_LOOPBACK)) continue;
+    rules::ip_address a;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+      std::memcpy(a.bytes.data(), &sin->sin_addr, 4);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+      if (IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr)) continue;
+      a.v6 = true;
+      std::memcpy(a.bytes.data(), &sin6->sin6_addr, 16);
+    } else {
+      continue;
+    }
+    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+destination_rules destination_rules_of(const daemon_config& d, std::vector<rules::ip_address> gateway,
+                                       const std::vector<std::pair<std::string, std::uint16_t>>& own_listeners) {
+  const auto& u = d.upstream;
+  destination_rules r;
+  r.allow_loopback = u.allow_loopback;
+  r.deny = u.deny_networks_set ? u.deny_networks : default_deny_networks();
+  r.allow = u.allow_networks;
+  r.gateway = std::move(gateway);
+  // Never the proxy itself, whatever the configuration says: that would loop.
+  for (const auto& [addr, port] : own_listeners) {
+    if (auto ip = rules::ip_address::parse(addr)) r.own_listeners.emplace_back(*ip, port);
+  }
+  return r;
 }
 
 }  // namespace hallpass

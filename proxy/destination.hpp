@@ -14,14 +14,18 @@
 // judged as itself and as the IPv4 address it carries: refused when either is refused, since
 // on a network with NAT64, 6to4 or Teredo the packets reach the embedded address.
 //
-// Pure: no I/O, no Asio. A destination_rules is an immutable value; the functions are thread-safe.
+// Pure but gateway_addresses: no I/O, no Asio. A destination_rules is an immutable value; the
+// functions are thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
+#include "proxy/daemon_config.hpp"
 #include "rules/host.hpp"
 #include "rules/policy.hpp"
 
@@ -52,6 +56,16 @@ std::vector<std::uint16_t> default_http_ports();
 // The IPv4 address an IPv6 address carries (see above), or nullopt (also for IPv4 input, and
 // for :: and ::1, which are IPv6's own unspecified and loopback addresses).
 std::optional<rules::ip_address> embedded_ipv4(const rules::ip_address& a);
+
+// The rules from the configuration's upstream settings, the gateway's own addresses
+// (gateway_addresses) and the proxy's listeners, ("address", port) each: what upstream.cpp
+// checks every connection against, and what `explain` checks an address against.
+destination_rules destination_rules_of(const daemon_config& d, std::vector<rules::ip_address> gateway,
+                                       const std::vector<std::pair<std::string, std::uint16_t>>& own_listeners);
+
+// The machine's own addresses (getifaddrs; the one function here that asks the system), but
+// loopback (allow_loopback decides that) and IPv6 link-local (always refused).
+std::vector<rules::ip_address> gateway_addresses();
 
 // The check for one resolved address and the port it would be connected on.
 destination_verdict check_destination(const rules::ip_address& a, std::uint16_t port, const destination_rules& r);

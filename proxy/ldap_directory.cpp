@@ -341,20 +341,15 @@ void read_groups(LDAP* ld, const ldap_settings& s, std::string_view user, const 
 // there are several.
 template <class Ask>
 directory_answer each_directory(const ldap_settings& s, Ask ask) {
-  std::vector<std::string> urls;
-  for (std::size_t from = 0; from < s.url.size();) {
-    const auto space = std::min(s.url.find(' ', from), s.url.size());
-    if (space > from) urls.push_back(s.url.substr(from, space - from));
-    from = space + 1;
-  }
+  const auto urls = ldap_urls(s.url);
   if (urls.size() <= 1) return ask(s);
   directory_answer a;
-  for (const auto& url : urls) {
+  for (const std::string_view url : urls) {
     ldap_settings one = s;
-    one.url = url;
+    one.url = std::string(url);
     a = ask(one);
     if (!a.unreachable) return a;
-    a.detail = url + ": " + a.detail;
+    a.detail = one.url + ": " + a.detail;
   }
   return a;
 }

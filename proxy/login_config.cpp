@@ -127,17 +127,12 @@ void read_ldap(rules::yaml_reader& r, const YAML::Node& n, ldap_settings& l) {
   read_string(r, n, "url", "logins.ldap.url", l.url);
   bool all_ldaps = !l.url.empty();
   bool any_tls_url = false, any_plain_url = false;
-  for (std::size_t from = 0; from < l.url.size();) {
-    const auto space = std::min(l.url.find(' ', from), l.url.size());
-    const std::string_view one = std::string_view(l.url).substr(from, space - from);
-    if (!one.empty()) {
-      if (!one.starts_with("ldap://") && !one.starts_with("ldaps://") && !one.starts_with("ldapi://")) {
-        r.error(n["url"], "logins.ldap.url " + rules::quote(one) + " must begin with ldaps://, ldap:// or ldapi://");
-      }
-      all_ldaps = all_ldaps && (one.starts_with("ldaps://") || one.starts_with("ldapi://"));
-      (one.starts_with("ldap://") ? any_plain_url : any_tls_url) = true;
+  for (const std::string_view one : ldap_urls(l.url)) {
+    if (!one.starts_with("ldap://") && !one.starts_with("ldaps://") && !one.starts_with("ldapi://")) {
+      r.error(n["url"], "logins.ldap.url " + rules::quote(one) + " must begin with ldaps://, ldap:// or ldapi://");
     }
-    from = space + 1;
+    all_ldaps = all_ldaps && (one.starts_with("ldaps://") || one.starts_with("ldapi://"));
+    (one.starts_with("ldap://") ? any_plain_url : any_tls_url) = true;
   }
   if (any_plain_url && any_tls_url) {
     // libldap applies StartTLS (or not) to the whole list: over ldaps:// it fails ("Operations
@@ -292,6 +287,16 @@ void read_negotiate(rules::yaml_reader& r, const YAML::Node& n, negotiate_settin
 }
 
 }  // namespace
+
+std::vector<std::string_view> ldap_urls(std::string_view list) {
+  std::vector<std::string_view> urls;
+  for (std::size_t from = 0; from < list.size();) {
+    const auto space = std::min(list.find(' ', from), list.size());
+    if (space > from) urls.push_back(list.substr(from, space - from));
+    from = space + 1;
+  }
+  return urls;
+}
 
 void read_login_settings(rules::yaml_reader& r, const YAML::Node& n, login_settings& out) {
   if (!r.check_map(n, "logins", {"realm", "login", "networks", "ldap", "negotiate", "failures", "page"})) return;

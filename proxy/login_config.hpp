@@ -45,6 +45,10 @@ enum class login_mode : std::uint8_t {
 };
 std::string_view to_string(login_mode m);
 
+// The URLs of logins.ldap.url, in order: space-separated, empty items skipped. Views into
+// `list`. The load's checks and ldap_directory's turn-by-turn connection read them so.
+std::vector<std::string_view> ldap_urls(std::string_view list);
+
 struct ldap_settings {
   std::string url;                  // ldap://HOST[:PORT] or ldaps://HOST[:PORT] (one or more, space-separated)
   bool starttls = true;             // default: true for ldap:// (false for ldaps://, already TLS)

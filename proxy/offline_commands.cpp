@@ -604,15 +604,15 @@ int run_explain(const std::vector<std::string>& args) {
     }
   }
   if (e.v.act == rules::action::allow) {
-    destination_rules where;
-    where.allow_loopback = up.allow_loopback;
-    where.deny = up.deny_networks_set ? up.deny_networks : default_deny_networks();
-    where.allow = up.allow_networks;
-    std::vector<listen_address> own = result.config->daemon.listen;
-    if (auto m = parse_listen_address(result.config->daemon.metrics.listen)) own.push_back(*m);
-    for (const auto& l : own) {
-      if (auto ip = rules::ip_address::parse(l.host)) where.own_listeners.emplace_back(*ip, l.port);
+    // The proxy's rules (destination_rules_of), with its listeners as the configuration names
+    // them: the daemon's own, the metrics endpoint and the PAC endpoint.
+    const auto& daemon = result.config->daemon;
+    std::vector<std::pair<std::string, std::uint16_t>> own;
+    for (const auto& l : daemon.listen) own.emplace_back(l.host, l.port);
+    for (const auto* text : {&daemon.metrics.listen, &daemon.pac.listen}) {
+      if (auto l = parse_listen_address(*text)) own.emplace_back(l->host, l->port);
     }
+    const destination_rules where = destination_rules_of(daemon, gateway_addresses(), own);
     std::vector<rules::ip_address> addresses;
     if (e.v.host.kind != rules::host_kind::name) {
       if (auto ip = rules::ip_address::parse(e.v.host.text)) addresses.push_back(*ip);

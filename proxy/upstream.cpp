@@ -40,32 +40,6 @@ rules::ip_address to_rules(const net::ip::address& a) {
   return r;
 }
 
-// The machine's own addresses, but loopback (allow_loopback decides that) and IPv6
-// link-local (always refused): a school's gateway is often also its router, NAS or printer
-// server, whose pages pupils must not reach through the proxy.
-std::vector<rules::ip_address> gateway_addresses() {
-  std::vector<rules::ip_address> out;
-  ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) return out;
-  for (auto* i = list; i != nullptr; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_LOOPBACK)) continue;
-    rules::ip_address a;
-    if (i->ifa_addr->sa_family == AF_INET) {
-      const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
-      std::memcpy(a.bytes.data(), &sin->sin_addr, 4);
-    } else if (i->ifa_addr->sa_family == AF_INET6) {
-      const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
-      if (IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr)) continue;
-      a.v6 = true;
-      std::memcpy(a.bytes.data(), &sin6->sin6_addr, 16);
-    } else {
-      continue;
-    }
-    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
-  }
-  ::freeifaddrs(list);
-  return out;
-}
 
 // The TLS session key: "scheme://host:port", plus "@connect_host" when the addresses are
 // another name's (SafeSearch), or "@address:port" for a transparent connection's original
@@ -182,18 +156,7 @@ upstream::upstream(net::any_io_executor ex, shared_state& state)
 
 const destination_rules& upstream::rules_for(const configuration& cfg) {
   if (cfg.generation == rules_generation_) return rules_;
-  const auto& u = cfg.daemon.upstream;
-  destination_rules r;
-  r.allow_loopback = u.allow_loopback;
-  r.deny = u.deny_networks_set ? u.deny_networks : default_deny_networks();
-  r.allow = u.allow_networks;
-  r.gateway = gateway_addresses_;
-  // Never the proxy itself, whatever the configuration says: that would loop. (The metrics
-  // endpoint is in own_listeners too.)
-  for (const auto& [addr, port] : state_.own_listeners) {
-    if (auto ip = rules::ip_address::parse(addr)) r.own_listeners.emplace_back(*ip, port);
-  }
-  rules_ = std::move(r);
+  rules_ = destination_rules_of(cfg.daemon, gateway_addresses_, state_.own_listeners);
   rules_generation_ = cfg.generation;
   return rules_;
 }
