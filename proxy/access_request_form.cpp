@@ -119,7 +119,7 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
       ".rq input[type=text],.rq textarea{width:100%;font:inherit;padding:.45rem;border:1px solid var(--muted);"
       "border-radius:.25rem;background:var(--card);color:var(--text)}"
       ".rq textarea{min-height:4.5rem}.rq button{margin-top:1rem;font:inherit;font-weight:600;padding:.55rem 1.1rem;"
-      "border:0;border-radius:.3rem;background:var(--askline);color:#fff;cursor:pointer}"
+      "border:0;border-radius:.3rem;background:var(--askline);color:var(--card);cursor:pointer}"
       ".rq .hint{font-weight:400;color:var(--muted);font-size:.95rem}</style>\n";
   // The pupil says, in their own words, what they need and why. The adult questions of the
   // school's form (identified risks, control measures) are for the teacher or technician who
@@ -177,6 +177,39 @@ std::string decode(std::string_view s) {
   return out;
 }
 }  // namespace
+
+namespace {
+// application/x-www-form-urlencoded's encoding of one value: unreserved characters as they are.
+void append_form_encoded(std::string& out, std::string_view s) {
+  constexpr char hex[] = "0123456789ABCDEF";
+  for (const char ch : s) {
+    const auto b = static_cast<unsigned char>(ch);
+    if ((b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') || b == '-' || b == '.' ||
+        b == '_' || b == '~') {
+      out += ch;
+    } else {
+      out += '%';
+      out += hex[b >> 4];
+      out += hex[b & 15];
+    }
+  }
+}
+}  // namespace
+
+std::string block_details_url(std::string_view method, std::string_view url) {
+  std::string out = "http://";
+  out += form_host;
+  out += details_path;
+  out += '?';
+  if (!method.empty() && method != "GET") {
+    out += "method=";
+    append_form_encoded(out, method);
+    out += '&';
+  }
+  out += "url=";
+  append_form_encoded(out, url);
+  return out;
+}
 
 std::map<std::string, std::string> parse_form(std::string_view body) {
   std::map<std::string, std::string> out;

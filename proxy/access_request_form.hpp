@@ -31,6 +31,16 @@ inline constexpr std::string_view form_path = "/request";
 // forwards it. (RFC 8615 reserves /.well-known/ for such site-wide names.)
 inline constexpr std::string_view tunnel_form_path = "/.well-known/hallpass/request";
 
+// The person's block page at the proxy's own address, for a blocked plain-HTTP page on the
+// explicit proxy: that page is served as the site, and the site's own scripts can read it
+// (a fetch() of a blocked address on the same site), so it leaves out who signed in, the
+// device and the form, and links here instead. hallpass.invalid is another origin, which the
+// site's scripts cannot read; the proxy decides the URL again for whoever asks and shows the
+// page with the details and the form, or says that the page is not blocked for them now.
+inline constexpr std::string_view details_path = "/blocked";
+// "http://hallpass.invalid/blocked?method=POST&url=http%3A%2F%2F..." (method left out for GET).
+std::string block_details_url(std::string_view method, std::string_view url);
+
 inline constexpr std::int64_t form_token_lifetime = 3600;  // seconds
 
 // What a token is for: the first field of its MAC, so that a token made for one form is never

@@ -26,6 +26,8 @@ dd{margin:0;overflow-wrap:anywhere}
 @media (min-width:36em){dl div{display:grid;grid-template-columns:10rem 1fr;gap:1rem}}
 .ask{background:var(--ask);border-left:.3rem solid var(--askline);padding:1rem 1.25rem;border-radius:.25rem;margin:1.5rem 0}
 .ask p:last-child{margin-bottom:0}
+.askbtn{display:inline-block;font-weight:600;padding:.55rem 1.1rem;border-radius:.3rem;background:var(--askline);color:var(--card);text-decoration:none}
+.hint{color:var(--muted);font-size:.95rem}
 .note{color:var(--muted);font-size:.95rem;margin:0}
 details{margin:1.5rem 0}
 summary{cursor:pointer;font-weight:600;color:var(--muted)}
@@ -204,6 +206,12 @@ std::string render_block_page(const block_page_info& info) {
   if (!info.request_form_html.empty()) {
     out += info.request_form_html;
     out += '\n';
+  } else if (!info.ask_url.empty()) {
+    // The form is on the proxy's own page, which this site's scripts cannot read.
+    out += "<p><a class=\"askbtn\" href=\"";
+    append_html_escaped(out, info.ask_url);
+    out += "\">Ask for this page</a></p>\n<p class=\"hint\">The form opens on the school filter\u2019s own page. "
+           "Your teacher or the ICT technician passes your request on, and the headteacher decides (000 7.5).</p>\n";
   } else {
     out +=
         "<p>Ask your teacher or the ICT technician to request access on the blocked content "

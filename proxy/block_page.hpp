@@ -33,6 +33,10 @@ struct block_page_info {
   // Trusted HTML inserted as is in the "how to ask for access" section (the access request
   // form, from the exceptions issue). Empty: the section says whom to ask, in words.
   std::string_view request_form_html;
+  // Where the person finds the form and their own details when this page leaves them out (a
+  // plain-HTTP site's page, which the site's scripts can read): a link to the proxy's own
+  // address (block_details_url, access_request_form.hpp), shown in the "how to ask" section.
+  std::string_view ask_url;
   // Set when a ban decided (rules/ban.hpp): when it ends, school-local ("Thursday 3 December
   // 2026, 16:30"). The page then says the device or user is on supervised use until then, in
   // the school's neutral words (reason: bans.message), names no attempt and offers no form.
@@ -53,8 +57,11 @@ std::string render_block_page(const block_page_info& info);
 // browser that sends the mode but no destination (Chrome 76-79): `navigate`. Without Fetch
 // Metadata (plain HTTP, where browsers send none; an older browser; curl) nothing tells a
 // script from a navigation (`Upgrade-Insecure-Requests` can be set by a script), so the page
-// is the person's: on a plain-HTTP site its scripts can still read it (README, "Known gaps").
-// The values as the request has them ("" when absent).
+// is the person's; except that on the explicit proxy's plain HTTP, where browsers never send
+// Fetch Metadata, the page never is: it links to the person's page at the proxy's own address
+// instead (http_session.cpp, block_details_url). On a transparent listener's plain HTTP that
+// address cannot be reached, and the site's scripts can still read the page (README, "Known
+// gaps"). The values as the request has them ("" when absent).
 bool block_page_for_the_person(std::string_view fetch_mode, std::string_view fetch_dest);
 
 // For 400, 502, 504 and the like: the status, a short title ("The website did not answer"),

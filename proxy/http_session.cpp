@@ -311,7 +311,11 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   // that is how the device reaches the proxy (an inspected tunnel, a transparent listener).
   const bool same_site_form = c.inside || c.transparent;
   if (!is_connect && (same_site_form ? target->path == tunnel_form_path : beast::iequals(target->host, form_host))) {
-    co_await answer_form(w, c, ex, rp);
+    if (!same_site_form && target->path == details_path) {
+      co_await answer_block_details(w, c, ex, rp);
+    } else {
+      co_await answer_form(w, c, ex, rp);
+    }
     finish_exchange(w, c, ex);
     co_return false;
   }
@@ -344,9 +348,15 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     // A request body that was not read would be taken for the next request: close instead.
     const bool unread_body = !rp.is_done();
     const std::string url = url_of(target->scheme, target->host, target->port, path_and_query);
+    // On the explicit proxy the page is served as the site (plain HTTP), where browsers send
+    // no Fetch Metadata: the site's scripts could read it, so it never names the person and
+    // links to their page at the proxy's own address (block_details_url) instead.
+    const bool explicit_proxy = !c.inside && !c.transparent;
     const bool for_the_person =
-        block_page_for_the_person(req["Sec-Fetch-Mode"], req["Sec-Fetch-Dest"]);
-    const bool ok = co_await write_block_page(w, c, ex, url, rp.keep_alive() && !unread_body, version, for_the_person);
+        !explicit_proxy && block_page_for_the_person(req["Sec-Fetch-Mode"], req["Sec-Fetch-Dest"]);
+    const std::string ask_url = explicit_proxy ? block_details_url(ex.method, url) : std::string();
+    const bool keep = rp.keep_alive() && !unread_body;
+    const bool ok = co_await write_block_page(w, c, ex, url, keep, version, for_the_person, ask_url);
     finish_exchange(w, c, ex);
     if (!ok || unread_body || !rp.keep_alive()) co_return false;
     co_return true;

@@ -254,8 +254,8 @@ net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::
   co_return co_await write_local(c, ex, status, std::move(page), "text/html; charset=utf-8", keep_alive, version);
 }
 
-net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange& ex, std::string_view url,
-                                      bool keep_alive, unsigned version, bool for_the_person) {
+std::string block_page_html(worker& w, client_connection& c, exchange& ex, std::string_view url,
+                            bool for_the_person, std::string_view ask_url) {
   const auto& v = *ex.verdict;
   const std::string period = v.period_name();
   const std::string when = local_time_text(*ex.cfg, ex.start);
@@ -279,6 +279,8 @@ net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange&
   // What names the person (who signed in, the device, its addresses) and the form stay off a
   // page the site's own scripts may read (block_page_for_the_person).
   std::string signout, form;
+  const bool could_ask = v.by != rules::decided_by::locked_category && v.by != rules::decided_by::invalid_host &&
+                         !v.ban && w.state().admin != nullptr;
   if (for_the_person) {
     info.client = c.ip_text;
     if (const device_identity* d = device_of(w, c, ex)) {  // ex pins it for the page's lifetime
@@ -291,15 +293,22 @@ net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange&
       info.signout_url = signout;
     }
     // The access request form, except where no exception could ever help.
-    if (v.by != rules::decided_by::locked_category && v.by != rules::decided_by::invalid_host && !v.ban &&
-        w.state().admin != nullptr) {
+    if (could_ask) {
       form = render_request_form(w.state().form_keys, c.ip_text, url, info.role,
                                  std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count(),
                                  c.inside || c.transparent, info.user);
       info.request_form_html = form;
     }
+  } else if (could_ask) {
+    info.ask_url = ask_url;
   }
-  std::string page = render_block_page(info);
+  return render_block_page(info);
+}
+
+net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange& ex, std::string_view url,
+                                      bool keep_alive, unsigned version, bool for_the_person,
+                                      std::string_view ask_url) {
+  std::string page = block_page_html(w, c, ex, url, for_the_person, ask_url);
   co_return co_await write_local(c, ex, http::status::forbidden, std::move(page), "text/html; charset=utf-8",
                                  keep_alive, version);
 }

@@ -6,6 +6,8 @@
 #include "proxy/block_page.hpp"
 #include "proxy/local_response.hpp"
 #include "proxy/login_service.hpp"
+#include "proxy/request_checks.hpp"
+#include "proxy/request_target.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 #include "rules/host.hpp"
@@ -245,6 +247,65 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
                            "approved, the page opens by itself for the time the headteacher sets; you do not need to "
                            "do anything else. If it is not, your teacher will tell you why.";
   co_await form_page(c, ex, school, version, http::status::ok, "Your request has been sent", text);
+}
+
+// http://hallpass.invalid/blocked?url=U[&method=M] (details_path): the person's block page for
+// U, decided again now for whoever asks, with who signed in, the device and the form; linked
+// from a plain-HTTP site's block page, which leaves them out because the site's scripts can read
+// it. This page is another origin, which they cannot read; no frame may hold it (the form's
+// button cannot be clicked through a page laid over it).
+net::awaitable<void> answer_block_details(worker& w, client_connection& c, exchange& ex, request_parser& rp) {
+  const std::string_view school = ex.cfg->policy->school_name;
+  ex.action = outcome::allow;
+  ex.reason_override = "the block page's details";
+  note_asker_role(w, c, ex);
+  const unsigned version = rp.get().version();
+  const auto method = rp.get().method();
+  auto fields = parse_form(ex.query);
+  const std::string asked_method = fields.contains("method") ? fields["method"] : std::string("GET");
+  std::string error;
+  std::optional<parsed_target> target;
+  if ((method == http::verb::get || method == http::verb::head) && rp.is_done() && asked_method.size() <= 32 &&
+      is_http_token(asked_method)) {
+    target = parse_request_target(fields["url"], false, error);
+  }
+  if (!target || rules::ascii_iequals(without_brackets(target->host), form_host)) {
+    co_await form_page(c, ex, school, version, http::status::not_found, "Nothing here",
+                       "This address belongs to the school's web filter. It shows a blocked page's details when you "
+                       "follow the link on that page.");
+    co_return;
+  }
+  // Decided as the proxy decides the request itself (http_session.cpp), on an exchange of its
+  // own: this request is the proxy's page, logged and counted as that, not as a second block.
+  const std::string path_and_query = target->path + (target->query.empty() ? "" : "?" + target->query);
+  exchange shown;
+  shown.cfg = ex.cfg;
+  shown.start = ex.start;
+  shown.login = ex.login;
+  shown.method = asked_method;
+  shown.scheme = target->scheme;
+  shown.host = std::string(without_brackets(target->host));
+  shown.port = target->port;
+  shown.path = target->path;
+  shown.query = target->query;
+  const auto& v = decide_exchange(w, c, shown, path_and_query);
+  std::string page;
+  if (v.act == rules::action::block) {
+    ex.note = "the block page's details and form";
+    page = block_page_html(w, c, shown, url_of(target->scheme, target->host, target->port, path_and_query), true);
+  } else {
+    ex.note = "the block page's details: no longer blocked";
+    page = render_notice_page("This page is not blocked for you now",
+                              "The school\u2019s filter would let this device open the page now: it may have been "
+                              "opened by an exception, or the rules may have changed. Go back and load the page again.",
+                              school);
+  }
+  auto res = local_head(http::status::ok, version, "text/html; charset=utf-8");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("X-Frame-Options", "DENY");
+  res.set("Content-Security-Policy", "frame-ancestors 'none'");
+  res.body() = std::move(page);
+  co_await send_local(c, ex, res, false);
 }
 
 }  // namespace hallpass

@@ -21,7 +21,7 @@ void hidden(std::string& out, std::string_view name, std::string_view value) {
 constexpr std::string_view form_style = R"css(<style>
 .signin label{display:block;font-weight:600;margin:0 0 .25rem}
 .signin input[type=text],.signin input[type=password]{width:100%;max-width:24rem;font:inherit;padding:.5rem;border:1px solid var(--muted);border-radius:.25rem;background:var(--card);color:var(--text)}
-.signin button{font:inherit;font-weight:600;padding:.55rem 1.4rem;border:0;border-radius:.25rem;background:var(--askline);color:#fff;cursor:pointer}
+.signin button{font:inherit;font-weight:600;padding:.55rem 1.4rem;border:0;border-radius:.25rem;background:var(--askline);color:var(--card);cursor:pointer}
 .problem{border-left:.3rem solid var(--accent);padding:.5rem 1rem;font-weight:600}
 </style>
 )css";

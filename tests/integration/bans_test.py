@@ -81,6 +81,7 @@ class BansTest(unittest.TestCase):
         self.assertRegex(page, r"This lasts until <strong>\w+ \d+ \w+ \d{4}, \d\d:\d\d (GMT|BST)<")
         self.assertNotIn("VPN", page)  # the adult's reason never reaches the screen
         self.assertNotIn("hallpass.invalid/request", page)  # no request form during a ban
+        self.assertNotIn("hallpass.invalid/blocked", page)  # nor a link to one
         self.assertEqual(self.status("allowed.test", device), 200)  # the supervised-use list
         self.assertEqual(self.status("facebook.test", device), 403)  # blocked as before
         self.assertEqual(self.status("origin.test", other), 200)  # other devices untouched

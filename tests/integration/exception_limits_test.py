@@ -12,7 +12,7 @@ import unittest
 import urllib.parse
 
 from exceptions_test import ADMIN, ASSESSED, CTL, DaemonWithAdminSocket, admin_lines, ctl, ctl_json
-from harness import PUPIL, STAFF, Proxy, raw_request, status_of
+from harness import PUPIL, STAFF, Proxy, person_block_page, raw_request, status_of
 
 
 def block_page_form(proxy, port, path, source):
@@ -20,6 +20,7 @@ def block_page_form(proxy, port, path, source):
     out = raw_request(proxy, f"GET http://facebook.test:{port}{path} HTTP/1.1\r\n"
                              "Host: facebook.test\r\nConnection: close\r\n\r\n".encode(), source=source)
     assert status_of(out) == 403, out[:300]
+    out = person_block_page(proxy, out, source)
     fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', out.decode("utf-8", "replace")))
     fields["url"] = fields["url"].replace("&amp;", "&")
     return dict(fields, requester="Ava (Year 6)", reasons="A school project", site_content="posts", risks="none",

@@ -14,7 +14,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (BIN, GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, curl, raw_request, seconds_until_closed,
+from harness import (BIN, GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, curl, person_block_page, raw_request, seconds_until_closed,
                      status_of, wait_for)
 import ssl
 
@@ -401,9 +401,16 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         out = raw_request(self.proxy, f"GET http://facebook.test:{self.nginx.port}/feed?x=1 HTTP/1.1\r\n"
                                       "Host: facebook.test\r\nConnection: close\r\n\r\n".encode(), source=PUPIL)
         self.assertEqual(status_of(out), 403)
+        # The site's own page names nobody and has no form (the site's scripts could read it):
+        # it links to the pupil's page at the proxy's own address, which has both.
+        self.assertNotIn(b"<form", out)
+        self.assertNotIn(PUPIL.encode(), out)
+        out = person_block_page(self.proxy, out, PUPIL)
+        self.assertEqual(status_of(out), 200, out[:300])
         page = out.decode("utf-8", "replace")
         fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
         self.assertIn("http://hallpass.invalid/request", page)
+        self.assertIn(f"<dt>Your device</dt><dd>{PUPIL}</dd>", page)
         for f in ("url", "issued", "token"):
             self.assertIn(f, fields)
         fields["url"] = fields["url"].replace("&amp;", "&")
@@ -440,6 +447,7 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         # show and audit stay readable (one such form made every later answer unreadable).
         out = raw_request(self.proxy, f"GET http://facebook.test:{self.nginx.port}/other HTTP/1.1\r\n"
                                       "Host: facebook.test\r\nConnection: close\r\n\r\n".encode(), source=PUPIL)
+        out = person_block_page(self.proxy, out, PUPIL)
         fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', out.decode("utf-8", "replace")))
         body = (urllib.parse.urlencode(dict(fields, reasons="r\u00e9sum\u00e9")) + "&requester=%FF%FEab%C3").encode()
         reply = raw_request(self.proxy, b"POST http://hallpass.invalid/request HTTP/1.1\r\nHost: hallpass.invalid\r\n"
@@ -458,6 +466,7 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         # blanks is no name, and answers are cut to the form's maxlength.
         out = raw_request(self.proxy, f"GET http://facebook.test:{self.nginx.port}/third HTTP/1.1\r\n"
                                       "Host: facebook.test\r\nConnection: close\r\n\r\n".encode(), source=PUPIL)
+        out = person_block_page(self.proxy, out, PUPIL)
         fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', out.decode("utf-8", "replace")))
         fields["url"] = fields["url"].replace("&amp;", "&")
         self.assertEqual(status_of(post(dict(fields, requester=" \u200b\u00a0\t", reasons="r"))), 400)
@@ -471,6 +480,7 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         # terminal, a bidi override); a textarea's line ends stay as plain "\n".
         out = raw_request(self.proxy, f"GET http://facebook.test:{self.nginx.port}/fourth HTTP/1.1\r\n"
                                       "Host: facebook.test\r\nConnection: close\r\n\r\n".encode(), source=PUPIL)
+        out = person_block_page(self.proxy, out, PUPIL)
         fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', out.decode("utf-8", "replace")))
         fields["url"] = fields["url"].replace("&amp;", "&")
         reply = post(dict(fields, requester="Ava\x1b[2J\r\nYear 6", reasons="r\x00eason\r\nline 2\x07\u202eevil",

@@ -466,7 +466,22 @@ inspection:
         self.assertEqual(status, 403, err)
         self.assertIn(b"facebook.test", body)
         self.assertIn(b"<form", body)
+        self.assertIn(f"<dt>Your device</dt><dd>{PUPIL}</dd>".encode(), body)
         self.assertEqual(self.origin.seen and [s for s in self.origin.seen if "facebook" in s["headers"]["host"]], [])
+        # The page is served as the site: asked for by the site's own script (a fetch, an image,
+        # a frame of its own origin), as the Fetch Metadata a browser sends to HTTPS sites says,
+        # it gives the reason, never the device or the form; the top-level page has both.
+        browser = ["-A", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"]
+        for fetch, personal in (
+                (["Sec-Fetch-Mode: cors", "Sec-Fetch-Dest: empty", "Sec-Fetch-Site: same-origin"], False),
+                (["Sec-Fetch-Mode: no-cors", "Sec-Fetch-Dest: image", "Sec-Fetch-Site: same-origin"], False),
+                (["Sec-Fetch-Mode: navigate", "Sec-Fetch-Dest: iframe", "Sec-Fetch-Site: same-origin"], False),
+                (["Sec-Fetch-Mode: navigate", "Sec-Fetch-Dest: document", "Sec-Fetch-Site: none"], True)):
+            status, page, err = self.get(p, url, extra=browser + [arg for h in fetch for arg in ("-H", h)])
+            self.assertEqual(status, 403, err)
+            self.assertIn(b"This page is blocked", page)
+            for part in (b"<form", PUPIL.encode()):
+                (self.assertIn if personal else self.assertNotIn)(part, page, fetch)
         # Not a browser: the CONNECT itself is refused (curl reports the proxy's 403).
         status, body, err = self.get(p, url)
         self.assertEqual(status, 0)

@@ -1,6 +1,8 @@
 """Plain HTTP through the real proxy: roles, block page, bodies, keep-alive, pooling, logs, metrics."""
+import html
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -8,8 +10,10 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.parse
 
-from harness import (BIN, GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, PyOrigin, curl, free_port, raw_request, status_of,
+from harness import (BIN, GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, PyOrigin, curl, free_port, person_block_page,
+                     raw_request, status_of,
                      wait_for, ws_frame, ws_read_frame)
 
 
@@ -60,9 +64,45 @@ class HttpTest(unittest.TestCase):
         self.assertIn(b"text/html", head)
         text = body.decode()
         for part in ("Integration Test School", "facebook.test", "pupils", "social media", "pupils rule 1",
-                     "blocked content access request form", 'action="http://hallpass.invalid/request"',
-                     "/profile?id=1"):
+                     "/profile?id=1", "Ask for this page"):
             self.assertIn(part, text)
+        # Served as the plain-HTTP site, whose scripts could read it: no device, no form (their
+        # token would let a script file a request in the pupil's name). The link opens them on
+        # the proxy's own address, another origin, for the same URL and method.
+        self.assertNotIn("<form", text)
+        self.assertNotIn(PUPIL, text)
+        link = re.search(r'href="(http://hallpass\.invalid/blocked\?[^"]*)"', text).group(1)
+        self.assertEqual(html.unescape(link), "http://hallpass.invalid/blocked?url=" +
+                         urllib.parse.quote(self.url("facebook.test", "/profile?id=1"), safe="-._~"))
+        mine = person_block_page(self.proxy, out, PUPIL)
+        head, _, body = mine.partition(b"\r\n\r\n")
+        self.assertEqual(status_of(mine), 200)
+        for field in (b"X-Frame-Options: DENY", b"Content-Security-Policy: frame-ancestors 'none'",
+                      b"Cache-Control: no-store"):
+            self.assertIn(field, head)
+        for part in ("blocked content access request form", 'action="http://hallpass.invalid/request"',
+                     f"<dt>Your device</dt><dd>{PUPIL}</dd>", "pupils rule 1", "/profile?id=1"):
+            self.assertIn(part, body.decode())
+        # Decided again for whoever follows it: another device in a role that may open the page
+        # is told so, and the link does not show a page for an address the proxy cannot read.
+        other = person_block_page(self.proxy, out, STAFF)
+        self.assertEqual(status_of(other), 200)
+        self.assertIn(b"not blocked for you now", other)
+        self.assertNotIn(b"<form", other)
+        for query in ("url=nonsense", "url=http%3A%2F%2Fhallpass.invalid%2Frequest", "", "method=G%20T&url=" +
+                      urllib.parse.quote(self.url("facebook.test", "/"), safe="")):
+            reply = raw_request(self.proxy, f"GET http://hallpass.invalid/blocked?{query} HTTP/1.1\r\n"
+                                            "Host: hallpass.invalid\r\nConnection: close\r\n\r\n".encode())
+            self.assertEqual(status_of(reply), 404, query)
+        # The link carries the method the site was asked with, which is the one decided again.
+        reply = raw_request(self.proxy, f"POST {self.url('facebook.test', '/x')} HTTP/1.1\r\nHost: facebook.test\r\n"
+                                        "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+        self.assertIn(b"blocked?method=POST&amp;url=", reply)
+        # The page itself is logged once, as a block; following the link is the proxy's own page.
+        lines = wait_for(lambda: [l for l in self.proxy.log_lines() if l["host"] == "hallpass.invalid"
+                                  and l.get("reason") == "the block page's details"] or None,
+                         timeout=5, what="the details page's log line")
+        self.assertEqual(lines[0]["action"], "allow")
         self.assertIn('lang="en-GB"', text)
         # The time in words, school-local, not an ISO timestamp, with its zone (GMT or BST for
         # the test policy's Europe/London: in the autumn's repeated hour 01:59 is followed by 01:00).

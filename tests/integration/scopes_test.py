@@ -17,7 +17,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import BIN, GUEST, Origin, Proxy, raw_request, status_of, wait_for
+from harness import BIN, GUEST, Origin, Proxy, person_block_page, raw_request, status_of, wait_for
 from exceptions_test import ADMIN, admin_state_dir, ctl, ctl_json, ensure_users
 from logins_test import BASE, HAVE_SLAPD, Slapd, with_group_roles
 
@@ -102,7 +102,9 @@ class ScopesTest(unittest.TestCase):
     def ask(self, host, source, user=None):
         """Files the block page's access request form for host from `source` (signed in as
         `user`, "name:password"); returns the request's id."""
-        page = self.request("GET", f"http://{host}:{self.nginx.port}/", source, user).decode("utf-8", "replace")
+        auth = "Proxy-Authorization: Basic " + base64.b64encode(user.encode()).decode() + "\r\n" if user else ""
+        page = self.request("GET", f"http://{host}:{self.nginx.port}/", source, user)
+        page = person_block_page(self.proxy, page, source, auth).decode("utf-8", "replace")
         fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
         self.assertIn("token", fields, page[:500])
         form = dict(fields, requester="A pupil", reasons="class project", site_content="posts")

@@ -192,30 +192,29 @@ class SigninPageTest(SigninBase, unittest.TestCase):
         source = "127.0.0.23"
         status, out = self.sign_in(source, "dave", "dave-pw")
         self.assertEqual(status, 303, out)
-        status, body, err = self.get(source, self.url(host="facebook.test"))
-        self.assertEqual(status, 403, err)  # Year 6 blocks social media
-        self.assertIn(b"<dt>Signed in as</dt><dd>dave</dd>", body)
-        self.assertIn(b'<a href="http://hallpass.invalid/signout">Sign out</a>', body)
-        self.assertIn(b"<form", body)
-        self.assertIn(source.encode(), body)
-        # The same page asked for by the site's own script (fetch, an image, a frame of the same
-        # origin) is served as the site, which could read it: the reason, not who is signed in,
-        # the device, the sign-out link or the form.
-        for fetch in (["Sec-Fetch-Mode: cors", "Sec-Fetch-Dest: empty", "Sec-Fetch-Site: same-origin"],
-                      ["Sec-Fetch-Mode: no-cors", "Sec-Fetch-Dest: image", "Sec-Fetch-Site: same-origin"],
-                      ["Sec-Fetch-Mode: navigate", "Sec-Fetch-Dest: iframe", "Sec-Fetch-Site: same-origin"]):
+        # A plain-HTTP site's block page is served as the site, whose own scripts (a fetch, an
+        # image, a frame) could read it, and plain HTTP carries no Fetch Metadata to tell them
+        # from the person (curl sends it here; browsers never do on http): the reason, never who
+        # is signed in, the device, the sign-out link or the form.
+        for fetch in ([], ["Sec-Fetch-Mode: cors", "Sec-Fetch-Dest: empty", "Sec-Fetch-Site: same-origin"],
+                      ["Sec-Fetch-Mode: navigate", "Sec-Fetch-Dest: document", "Sec-Fetch-Site: none"]):
             status, page, err = self.get(source, self.url(host="facebook.test"),
                                          [arg for h in fetch for arg in ("-H", h)])
-            self.assertEqual(status, 403, err)
+            self.assertEqual(status, 403, err)  # Year 6 blocks social media
             self.assertIn(b"This page is blocked", page)
             for personal in (b"dave", b"Signed in as", b"signout", b"<form", source.encode()):
                 self.assertNotIn(personal, page, fetch)
-        # A link followed on the site is the person's own page again.
-        status, page, err = self.get(source, self.url(host="facebook.test"),
-                                     ["-H", "Sec-Fetch-Mode: navigate", "-H", "Sec-Fetch-Dest: document",
-                                      "-H", "Sec-Fetch-Site: same-origin", "-D", "-"])
+        # It links to the person's page at the proxy's own address, another origin.
+        link = re.search(rb'href="(http://hallpass\.invalid/blocked\?url=[^"]*)"', page)
+        self.assertTrue(link, page)
+        status, page, err = self.get(source, html.unescape(link.group(1).decode()), ["-D", "-"])
+        self.assertEqual(status, 200, err)
         self.assertIn(b"<dt>Signed in as</dt><dd>dave</dd>", page)
+        self.assertIn(b'<a href="http://hallpass.invalid/signout">Sign out</a>', page)
+        self.assertIn(b"<form", page)
+        self.assertIn(source.encode(), page)
         self.assertIn(b"Cross-Origin-Opener-Policy: same-origin", page)
+        self.assertIn(b"X-Frame-Options: DENY", page)
         line = wait_for(lambda: [l for l in self.lines_for(source) if l.get("host") == "facebook.test"],
                         what="the line")[-1]
         self.assertEqual((line["user"], line["role"]), ("dave", "year6"))
@@ -336,6 +335,9 @@ class SigninPageTest(SigninBase, unittest.TestCase):
         self.assertEqual(status, 303, out)
         status, body, err = self.get(source, self.url(host="facebook.test"))
         self.assertEqual(status, 403, err)
+        link = re.search(rb'href="(http://hallpass\.invalid/blocked\?url=[^"]*)"', body)
+        status, body, err = self.get(source, html.unescape(link.group(1).decode()))
+        self.assertEqual(status, 200, err)
         fields = hidden_fields(body)
         self.assertIn("token", fields)
         self.sign_out(source)
@@ -519,6 +521,8 @@ class SigninPageChromiumTest(unittest.TestCase):
         self.assertEqual((b.js("document.body.innerText") or "").strip(), "s" * 1024)
         # Then another page, as dave (Year 6: social media blocked, the page says who).
         text = b.open(f"http://facebook.test:{self.nginx.port}/")
+        self.assertNotIn("dave", text)  # plain HTTP: the site's page names nobody
+        text = b.open(b.js("document.querySelector('a.askbtn').href"))  # "Ask for this page"
         self.assertIn("This device is signed in as dave. Sign out", text)
         lines = [l for l in self.proxy.log_lines() if l.get("host") == "origin.test" and l.get("status") == 200]
         self.assertTrue(lines and lines[-1]["user"] == "dave", lines[-3:])

@@ -165,6 +165,19 @@ TEST_CASE("the block page says how to ask for access, and keeps a place for the 
   CHECK(count(with_form, "<h1") == 1);
 }
 
+TEST_CASE("without the form, the page links to the person's page at the proxy's own address") {
+  auto info = sample();
+  info.ask_url = "http://hallpass.invalid/blocked?url=http%3A%2F%2Fx.test%2F&q=\"<";
+  auto page = render_block_page(info);
+  check_document(page);
+  CHECK(contains(page, "<a class=\"askbtn\" href=\"http://hallpass.invalid/blocked?url=http%3A%2F%2Fx.test%2F&amp;q=&quot;&lt;\">"
+                       "Ask for this page</a>"));
+  CHECK_FALSE(contains(page, "blocked content access request form (000 7.5)"));
+  // The form, where there is one, comes first: the link is for the page without it.
+  info.request_form_html = "<form method=\"post\" action=\"/request\"></form>";
+  CHECK_FALSE(contains(render_block_page(info), "askbtn\" href"));
+}
+
 TEST_CASE("everything the client sent is escaped") {
   auto info = sample();
   info.url = "http://evil.example/<script>alert('x')</script>?a=1&b=\"2\"";
@@ -247,6 +260,9 @@ TEST_CASE("colours meet WCAG AA contrast in light and dark schemes") {
     CHECK(contrast(c["muted"], c["card"]) >= 4.5);
     CHECK(contrast(c["muted"], c["bg"]) >= 4.5);
     CHECK(contrast("#ffffff", c["band"]) >= 7.0);
+    // The "Ask for this page" button and the form's button: the card's colour on the line's.
+    REQUIRE(c.count("askline") == 1);
+    CHECK(contrast(c["card"], c["askline"]) >= 4.5);
   }
 }
 
