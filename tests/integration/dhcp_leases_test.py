@@ -78,6 +78,10 @@ class DhcpLeasesTest(unittest.TestCase):
 
         status, body, _ = curl(self.proxy, "http://www.facebook.test/", source=PUPIL)
         self.assertEqual(status, 403)
+        self.assertNotIn(b"pupil-laptop-07", body)  # the plain-HTTP site's page: on the proxy's own
+        status, body, _ = curl(self.proxy, "http://hallpass.invalid/blocked?url=http%3A%2F%2Fwww.facebook.test%2F",
+                               source=PUPIL)
+        self.assertEqual(status, 200)
         self.assertIn(b"<dt>Device name</dt><dd>pupil-laptop-07</dd>", body)
         self.assertIn(b"<dt>Hardware address</dt><dd>" + MAC_PUPIL.encode() + b"</dd>", body)
         self.assertEqual(self.line_for(PUPIL, 4)["device"], "pupil-laptop-07")

@@ -2,7 +2,9 @@
 (started here from Debian's packages, over StartTLS with a test certificate), groups as roles,
 login required / optional / none per network, the login cache, the guesser's limit, and a
 directory that stalls. Every wait is bounded."""
+import html
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -308,6 +310,10 @@ class LoginsTest(unittest.TestCase):
         # dave is in Year 6 only: the Year 6 role blocks social media, and the page says who.
         status, body, err = self.get("facebook.test", "dave:dave-pw")
         self.assertEqual(status, 403, err)
+        self.assertNotIn(b"dave", body)  # the plain-HTTP site's page names nobody: its own page does
+        link = re.search(rb'href="(http://hallpass\.invalid/blocked\?url=[^"]*)"', body).group(1).decode()
+        status, body, err = curl(self.proxy, html.unescape(link), source=PUPIL, extra=["--proxy-user", "dave:dave-pw"])
+        self.assertEqual(status, 200, err)
         self.assertIn(b"<dt>Signed in as</dt><dd>dave</dd>", body)
         self.assertIn(b'name="requester" required maxlength="200" autocomplete="name" value="dave"', body)
         line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("user") == "dave"], what="dave's line")[-1]
