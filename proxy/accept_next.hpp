@@ -16,7 +16,6 @@ namespace hallpass {
 template <class Acceptor>
 net::awaitable<std::optional<typename Acceptor::protocol_type::socket>> accept_next(
     Acceptor& acceptor) {
-  constexpr auto nothrow = net::as_tuple(net::use_awaitable);
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(nothrow);
     if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return std::nullopt;

@@ -26,7 +26,6 @@ namespace hallpass {
 namespace json = boost::json;
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t max_line = 64 * 1024;
 constexpr std::size_t max_admin_connections = 16;
 constexpr std::size_t max_connections_per_uid = 4;  // so one account cannot lock the others out

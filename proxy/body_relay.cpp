@@ -10,7 +10,6 @@
 namespace hallpass {
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 // Bodies with at least this much left after the first write are spliced in the kernel.
 constexpr std::uint64_t splice_threshold = 128 * 1024;
 constexpr std::size_t decoded_read_size = 16 * 1024;

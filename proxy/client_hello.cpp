@@ -32,9 +32,9 @@ std::uint8_t byte_at(std::string_view s, std::size_t i) {
 }
 
 // Bounds-checked big-endian reads over one structure; every read fails cleanly at the end.
-class reader {
+class tls_reader {
  public:
-  explicit reader(std::string_view s) : s_(s) {}
+  explicit tls_reader(std::string_view s) : s_(s) {}
   bool empty() const { return s_.empty(); }
   std::size_t size() const { return s_.size(); }
 
@@ -72,11 +72,11 @@ class reader {
 
 // RFC 6066 3: ServerNameList. Other name types are skipped as opaque<1..2^16-1>, as Go does.
 std::optional<std::string> parse_server_name(std::string_view data, client_hello& out) {
-  reader r(data);
+  tls_reader r(data);
   std::string_view list;
   if (!r.prefixed16(list) || !r.empty()) return "bad server_name length";
   if (list.empty()) return "empty server_name list";
-  reader names(list);
+  tls_reader names(list);
   while (!names.empty()) {
     std::uint8_t type;
     std::string_view name;
@@ -100,11 +100,11 @@ std::optional<std::string> parse_server_name(std::string_view data, client_hello
 
 // RFC 7301 3.1: ProtocolNameList, each name opaque<1..2^8-1>.
 std::optional<std::string> parse_alpn(std::string_view data, client_hello& out) {
-  reader r(data);
+  tls_reader r(data);
   std::string_view list;
   if (!r.prefixed16(list) || !r.empty()) return "bad ALPN length";
   if (list.empty()) return "empty ALPN list";
-  reader names(list);
+  tls_reader names(list);
   while (!names.empty()) {
     std::string_view name;
     if (!names.prefixed8(name)) return "bad ALPN entry";
@@ -116,7 +116,7 @@ std::optional<std::string> parse_alpn(std::string_view data, client_hello& out) 
 
 // RFC 8446 4.1.2 (and the TLS 1.2 form, where extensions may be absent).
 std::optional<std::string> parse_body(std::string_view body, client_hello& out) {
-  reader r(body);
+  tls_reader r(body);
   std::string_view random, session_id, suites, compression;
   if (!r.u16(out.legacy_version)) return "truncated ClientHello";
   if (out.legacy_version >> 8 != 3) return "bad ClientHello version";
@@ -132,7 +132,7 @@ std::optional<std::string> parse_body(std::string_view body, client_hello& out) 
   std::string_view extensions;
   if (!r.prefixed16(extensions)) return "bad extensions length";
   if (!r.empty()) return "bytes after the extensions";
-  reader ext(extensions);
+  tls_reader ext(extensions);
   std::vector<std::uint16_t> seen;
   while (!ext.empty()) {
     std::uint16_t type;

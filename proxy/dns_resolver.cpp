@@ -13,7 +13,6 @@
 
 namespace hallpass {
 namespace {
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t max_negative_entries = 10000;
 // c-ares' own retransmissions: 1 s, then 2 s, then 4 s per server before it gives up. A
 // caller's deadline (upstream.dns_timeout) is usually shorter; the query goes on for the cache.

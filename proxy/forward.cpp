@@ -19,19 +19,9 @@
 namespace hallpass {
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::string_view via_value = "1.1 hallpass";
 
 bool iequals(std::string_view a, std::string_view b) { return beast::iequals(a, b); }
-
-// Does a comma-separated header list (Connection, Upgrade) contain `token`?
-bool list_has(std::string_view list, std::string_view token) {
-  const http::token_list tokens(list);
-  for (auto part : tokens) {
-    if (iequals(part, token)) return true;
-  }
-  return false;
-}
 
 // Removes the hop-by-hop fields (RFC 9110 7.6.1), including those named by Connection.
 // With keep_upgrade a WebSocket handshake's upgrade goes on as `Upgrade: websocket` and

@@ -30,7 +30,6 @@
 namespace hallpass {
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t client_buffer_kept = 4096;
 
 // Drops CRLF and LF from the start of the buffer: the empty lines RFC 9112 2.2 says a server

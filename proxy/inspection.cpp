@@ -11,7 +11,6 @@
 namespace hallpass {
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 // Long enough to write one alert to a client that is reading; a client that is not reading
 // (its window full) does not hold the session longer than this.
 constexpr std::chrono::seconds close_notify_timeout{2};

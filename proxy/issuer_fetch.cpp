@@ -11,7 +11,6 @@
 namespace hallpass {
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 
 }  // namespace
 

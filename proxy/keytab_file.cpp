@@ -7,7 +7,7 @@ namespace hallpass {
 namespace {
 
 // A bounded big-endian reader over one entry's bytes.
-struct reader {
+struct keytab_reader {
   std::string_view in;
   bool ok = true;
 
@@ -46,7 +46,7 @@ std::optional<std::vector<keytab_entry>> read_keytab(std::string_view bytes, std
   bytes.remove_prefix(2);
   std::vector<keytab_entry> entries;
   while (bytes.size() >= 4) {
-    reader size_reader{bytes.substr(0, 4)};
+    keytab_reader size_reader{bytes.substr(0, 4)};
     const auto size = static_cast<std::int32_t>(size_reader.number(4));
     bytes.remove_prefix(4);
     if (size == 0) break;  // the end, as MIT reads it
@@ -56,7 +56,7 @@ std::optional<std::vector<keytab_entry>> read_keytab(std::string_view bytes, std
     const std::string_view body = bytes.substr(0, length);
     bytes.remove_prefix(length);
     if (size < 0) continue;  // a hole left by a removed entry
-    reader r{body};
+    keytab_reader r{body};
     const std::uint32_t components = r.number(2);
     keytab_entry e;
     e.realm = std::string(r.counted());

@@ -16,7 +16,6 @@
 namespace hallpass {
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 
 using rej = metrics::rejection;
 using upf = metrics::upstream_failure;

@@ -14,6 +14,10 @@ namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 using error_code = boost::system::error_code;
 
+// The completion token of every awaited operation: `auto [ec, n] = co_await op(..., nothrow)`
+// returns the error as a value instead of throwing it.
+inline constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+
 // The bytes a flat_buffer holds, as text (a view: valid until the buffer changes).
 inline std::string_view buffered(const beast::flat_buffer& b) {
   return {static_cast<const char*>(b.data().data()), b.size()};

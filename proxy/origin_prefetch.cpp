@@ -9,7 +9,6 @@
 namespace hallpass {
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 
 // A named coroutine, not a lambda (proxy/README.md, "Coroutines and GCC 12").
 net::awaitable<void> run_prefetch(worker& w, std::shared_ptr<origin_prefetch> p,

@@ -22,11 +22,6 @@ bool is_ows(char c) {
   return c == ' ' || c == '\t';
 }
 
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 
 // A printable rendering of a field name for error messages: never echo control bytes.
@@ -38,6 +33,21 @@ std::string printable(std::string_view s) {
 }
 
 }  // namespace
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool list_has(std::string_view list, std::string_view token) {
+  while (true) {
+    const auto comma = list.find(',');
+    if (ascii_iequals(trim_ows(list.substr(0, comma)), token)) return true;
+    if (comma == std::string_view::npos) return false;
+    list.remove_prefix(comma + 1);
+  }
+}
 
 int hex_digit_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';

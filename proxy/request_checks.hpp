@@ -77,6 +77,13 @@ bool is_http_token(std::string_view s);
 // Case-insensitive comparison of ASCII text (field names, tokens): rules/host.hpp's.
 using rules::ascii_iequals;
 
+// `s` without the spaces and tabs (OWS, RFC 9110 5.6.3) at either end.
+std::string_view trim_ows(std::string_view s);
+
+// Whether a comma-separated field value (Connection, Upgrade) names `token`, without case;
+// blanks round each element do not count.
+bool list_has(std::string_view list, std::string_view token);
+
 // The value of one hexadecimal digit, or -1.
 int hex_digit_value(char c);
 

@@ -16,7 +16,6 @@
 namespace hallpass {
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 
 // A page in answer to the form. An ordinary coroutine function, not a lambda: GCC 12
 // corrupts the heap with coroutine lambdas defined inside another coroutine (seen here).

@@ -10,12 +10,6 @@ constexpr int max_leading_empty_lines = 4;
 
 bool is_reason_byte(unsigned char c) { return c == '\t' || c == ' ' || (c >= 0x21 && c <= 0x7e) || c >= 0x80; }
 
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // The next line of `in` from `pos`, without its CRLF. need_more when no LF has come yet.
 head_parse next_line(std::string_view in, std::size_t& pos, std::string_view& line, std::string& error) {
   const auto lf = in.find('\n', pos);
@@ -84,15 +78,6 @@ bool parse_status_line(std::string_view line, response_head& out, std::string& e
   return true;
 }
 
-
-bool list_has(std::string_view list, std::string_view token) {
-  while (true) {
-    const auto comma = list.find(',');
-    if (ascii_iequals(trim_ows(list.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) return false;
-    list.remove_prefix(comma + 1);
-  }
-}
 
 bool is_dropped_field(const response_head& h, std::string_view name, bool upgrade) {
   static constexpr std::string_view always[] = {"connection", "keep-alive",      "proxy-connection",  "te",

@@ -7,7 +7,6 @@
 namespace hallpass {
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t read_size = 16 * 1024;
 
 }  // namespace

@@ -19,7 +19,6 @@
 namespace hallpass {
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t max_post = 16 * 1024;
 constexpr std::string_view html = "text/html; charset=utf-8";
 using kind = login_service::result_kind;

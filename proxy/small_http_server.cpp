@@ -10,7 +10,6 @@ namespace hallpass {
 
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::uint32_t max_head_bytes = 8 * 1024;
 constexpr auto head_timeout = std::chrono::seconds(5);
 constexpr auto write_timeout = std::chrono::seconds(5);

@@ -9,7 +9,6 @@
 
 namespace hallpass {
 namespace {
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t pipe_capacity = 1024 * 1024;
 constexpr std::size_t chunk = pipe_capacity;  // asked for per splice; a smaller pipe takes less
 constexpr unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;

@@ -12,7 +12,6 @@
 namespace hallpass {
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 using namespace net::experimental::awaitable_operators;
 
 }  // namespace

@@ -19,7 +19,6 @@
 
 namespace hallpass {
 namespace {
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t max_dns_cache = 10000;
 constexpr std::size_t max_idle_total = 1024;
 constexpr std::size_t upstream_buffer_size = 16 * 1024;

@@ -10,7 +10,6 @@
 
 namespace hallpass {
 namespace {
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t max_free_buffers = 64;
 constexpr std::size_t max_free_pipes = 64;
 }  // namespace

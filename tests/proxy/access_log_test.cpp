@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "proxy/metrics.hpp"
+#include "tests/proxy/test_support.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono;
@@ -26,17 +28,8 @@ using hallpass::access_log;
 namespace {
 
 // A fresh directory under $TMPDIR, removed with everything in it at the end of the test.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "hallpass-log-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+struct log_dir : hallpass_test::temp_dir {
+  log_dir() : hallpass_test::temp_dir("hallpass-log") {}
 };
 
 std::vector<std::string> read_lines(const fs::path& p) {
@@ -75,17 +68,12 @@ struct capture_stderr {
   }
 };
 
-std::size_t count(const std::string& haystack, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1))
-    ++n;
-  return n;
-}
+using hallpass_test::count;
 
 }  // namespace
 
 TEST_CASE("access log: every line arrives, in order, each ending in one newline") {
-  temp_dir dir;
+  log_dir dir;
   const fs::path file = dir.path / "access.log";
   constexpr int n = 20000;
   {
@@ -120,7 +108,7 @@ TEST_CASE("access log: every line arrives, in order, each ending in one newline"
 }
 
 TEST_CASE("access log: lines from many threads are never interleaved or lost") {
-  temp_dir dir;
+  log_dir dir;
   const fs::path file = dir.path / "access.log";
   constexpr int threads = 4, per_thread = 5000;
   {
@@ -150,7 +138,7 @@ TEST_CASE("access log: lines from many threads are never interleaved or lost") {
 }
 
 TEST_CASE("access log: reopen after a rename writes to the new file (logrotate)") {
-  temp_dir dir;
+  log_dir dir;
   const fs::path file = dir.path / "access.log";
   const fs::path rotated = dir.path / "access.log.1";
   access_log log(file.string(), 1024, nullptr);
@@ -174,7 +162,7 @@ TEST_CASE("access log: reopen after a rename writes to the new file (logrotate)"
 }
 
 TEST_CASE("access log: a full queue drops and counts, and write() never blocks") {
-  temp_dir dir;
+  log_dir dir;
   const fs::path fifo = dir.path / "stuck";
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   // A reader that does not read: the pipe fills (64 KiB) and the writer thread blocks in write().
@@ -232,7 +220,7 @@ TEST_CASE("access log: a full queue drops and counts, and write() never blocks")
 }
 
 TEST_CASE("access log: an unopenable path counts failures, reports, and recovers when it can") {
-  temp_dir dir;
+  log_dir dir;
   const fs::path missing_dir = dir.path / "not-yet";
   const fs::path file = missing_dir / "access.log";
   capture_stderr err(dir.path / "stderr.txt");
@@ -269,7 +257,7 @@ TEST_CASE("access log: an unopenable path counts failures, reports, and recovers
 TEST_CASE(
     "access log: a full disk (/dev/full) gives counted write failures, reported once per 10 s") {
   REQUIRE_MESSAGE(::access("/dev/full", W_OK) == 0, "this test needs Linux's /dev/full");
-  temp_dir dir;
+  log_dir dir;
   capture_stderr err(dir.path / "stderr.txt");
   hallpass::metrics m("off");
   {
@@ -300,7 +288,7 @@ TEST_CASE(
     "access log: a write cut short mid-line loses that line only, and leaves no fragment in the file") {
   // RLIMIT_FSIZE makes a regular file "full" at a chosen size: write() first writes what fits,
   // then fails with EFBIG (SIGXFSZ is blocked in the writer thread and ignored here).
-  temp_dir dir;
+  log_dir dir;
   const fs::path file = dir.path / "access.log";
   const std::string line(29, 'a');  // 30 bytes with the newline
   rlimit saved{};
@@ -340,7 +328,7 @@ TEST_CASE("access log: off and empty paths write nothing and never start a threa
     return std::distance(fs::directory_iterator("/proc/self/task"), fs::directory_iterator{});
   };
   {  // the count sees a writer thread when there is one
-    temp_dir dir;
+    log_dir dir;
     const auto before = threads();
     access_log on((dir.path / "access.log").string(), 16, nullptr);
     CHECK(threads() == before + 1);
@@ -362,7 +350,7 @@ TEST_CASE("access log: off and empty paths write nothing and never start a threa
 TEST_CASE("access log: an existing file open to other users is closed to them, and a FIFO is refused at once") {
   // Outside-in audits H and J, 2026-12-05: a world-readable, world-writable log was appended to
   // as it was, and a FIFO at the path hung the start until something read it.
-  temp_dir dir;
+  log_dir dir;
   const fs::path file = dir.path / "access.log";
   { std::ofstream(file) << "{\"old\":1}\n"; }
   REQUIRE(::chmod(file.c_str(), 0666) == 0);

@@ -10,7 +10,7 @@ using namespace hallpass;
 
 namespace {
 
-std::string refused(std::string_view line) {
+std::string refused_line(std::string_view line) {
   std::string error;
   INFO("line: " << std::string(line));
   REQUIRE_FALSE(parse_admin_line(line, error).has_value());
@@ -50,27 +50,27 @@ TEST_CASE("the protocol's authorisation table") {
 }
 
 TEST_CASE("bad admin lines get the daemon's bad_request messages") {
-  CHECK(refused("list pending") == "the message is not a JSON object");
-  CHECK(refused("") == "the message is not a JSON object");
-  CHECK(refused(R"(["verb","list"])") == "the message is not a JSON object");
-  CHECK(refused(R"({"verb":"list"} trailing)") == "the message is not a JSON object");
-  CHECK(refused(R"({"args":{}})") == "the message has no 'verb'");
-  CHECK(refused(R"({"verb":7})") == "the message has no 'verb'");
-  CHECK(refused(R"({"verb":"list","args":[1]})") == "'args' must be an object");
-  CHECK(refused(R"({"verb":"list","args":null})") == "'args' must be an object");
-  CHECK(refused(R"({"verb":"shutdown","args":{}})") == "unknown verb 'shutdown'");
-  CHECK(refused(R"({"verb":"shutdown","args":5})") ==
+  CHECK(refused_line("list pending") == "the message is not a JSON object");
+  CHECK(refused_line("") == "the message is not a JSON object");
+  CHECK(refused_line(R"(["verb","list"])") == "the message is not a JSON object");
+  CHECK(refused_line(R"({"verb":"list"} trailing)") == "the message is not a JSON object");
+  CHECK(refused_line(R"({"args":{}})") == "the message has no 'verb'");
+  CHECK(refused_line(R"({"verb":7})") == "the message has no 'verb'");
+  CHECK(refused_line(R"({"verb":"list","args":[1]})") == "'args' must be an object");
+  CHECK(refused_line(R"({"verb":"list","args":null})") == "'args' must be an object");
+  CHECK(refused_line(R"({"verb":"shutdown","args":{}})") == "unknown verb 'shutdown'");
+  CHECK(refused_line(R"({"verb":"shutdown","args":5})") ==
         "'args' must be an object");  // checked first, as before
 }
 
 TEST_CASE("a number too large for a double is refused, not read as infinity") {
   // Found by fuzz_admin_line: Boost.JSON reads 2e308 as infinity and writes it back as
   // "Infinity", which is not JSON.
-  CHECK(refused(R"({"verb":"status","args":{"a":[[[[{"b":2e308,"c":-0.0}]]]]}})") ==
+  CHECK(refused_line(R"({"verb":"status","args":{"a":[[[[{"b":2e308,"c":-0.0}]]]]}})") ==
         "a number in the message is too large");
-  CHECK(refused(R"({"verb":"approve","args":{"id":-1e999,"for":"2h"}})") ==
+  CHECK(refused_line(R"({"verb":"approve","args":{"id":-1e999,"for":"2h"}})") ==
         "a number in the message is too large");
-  CHECK(refused(R"({"verb":"list","extra":1e400})") == "a number in the message is too large");
+  CHECK(refused_line(R"({"verb":"list","extra":1e400})") == "a number in the message is too large");
   std::string error;
   CHECK(parse_admin_line(R"({"verb":"approve","args":{"id":1e308,"for":"2h"}})", error));
   CHECK(parse_admin_line(R"({"verb":"show","args":{"id":18446744073709551615}})", error));
@@ -81,38 +81,38 @@ TEST_CASE("a bad value of an optional argument is refused naming it, never read 
   // Each of these ran the verb with the argument's default (admin audit, 2026-12-05, F4):
   // the whole domain blocked for "scope": ["url"], a site opened for the whole role for a
   // --who with a stray vertical tab, a decision reason stored as "" for one with an ESC.
-  CHECK(refused(R"({"verb":"approve","args":{"id":1,"for":"1h","scope":["url"]}})") == "'scope' must be text");
-  CHECK(refused(R"({"verb":"approve","args":{"id":1,"for":"1h","scope":1}})") == "'scope' must be text");
-  CHECK(refused(R"({"verb":"approve","args":{"id":1,"for":"1h","scope":"url\u0000"}})") ==
+  CHECK(refused_line(R"({"verb":"approve","args":{"id":1,"for":"1h","scope":["url"]}})") == "'scope' must be text");
+  CHECK(refused_line(R"({"verb":"approve","args":{"id":1,"for":"1h","scope":1}})") == "'scope' must be text");
+  CHECK(refused_line(R"({"verb":"approve","args":{"id":1,"for":"1h","scope":"url\u0000"}})") ==
         "'scope' must not contain control characters (it is one line: no tab or line end either)");
-  CHECK(refused(R"({"verb":"approve","args":{"id":1,"for":"1h","who":"group:Year 6\u000b"}})") ==
+  CHECK(refused_line(R"({"verb":"approve","args":{"id":1,"for":"1h","who":"group:Year 6\u000b"}})") ==
         "'who' must not contain control characters (it is one line: no tab or line end either)");
-  CHECK(refused(R"({"verb":"approve","args":{"id":1,"for":"1h","who":["group:Year 6"]}})") == "'who' must be text");
-  CHECK(refused(R"({"verb":"approve","args":{"id":1,"for":"1h","reason":"agreed \u001b[0m"}})") ==
+  CHECK(refused_line(R"({"verb":"approve","args":{"id":1,"for":"1h","who":["group:Year 6"]}})") == "'who' must be text");
+  CHECK(refused_line(R"({"verb":"approve","args":{"id":1,"for":"1h","reason":"agreed \u001b[0m"}})") ==
         "'reason' must not contain control characters");
-  CHECK(refused(R"({"verb":"block","args":{"url":"http://news.test/one","scope":["url"],"reason":"r"}})") ==
+  CHECK(refused_line(R"({"verb":"block","args":{"url":"http://news.test/one","scope":["url"],"reason":"r"}})") ==
         "'scope' must be text");
   for (const char* key : {"site_content", "risks", "control_measures"}) {
     INFO(key);
-    CHECK(refused(std::string(R"({"verb":"request","args":{"url":"http://a.test/","roles":["pupils"],)") +
+    CHECK(refused_line(std::string(R"({"verb":"request","args":{"url":"http://a.test/","roles":["pupils"],)") +
                   R"("requester":"a","reason":"b",")" + key + R"(":"strangers\fbullying"}})") ==
           "'" + std::string(key) + "' must not contain control characters");
-    CHECK(refused(std::string(R"({"verb":"request","args":{"url":"http://a.test/","roles":["pupils"],)") +
+    CHECK(refused_line(std::string(R"({"verb":"request","args":{"url":"http://a.test/","roles":["pupils"],)") +
                   R"("requester":"a","reason":"b",")" + key + R"(":7}})") ==
           "'" + std::string(key) + "' must be text");
   }
-  CHECK(refused(R"({"verb":"report","args":{"url":"u","nature":"n","reporter":"r","individual":"x\u007f"}})") ==
+  CHECK(refused_line(R"({"verb":"report","args":{"url":"u","nature":"n","reporter":"r","individual":"x\u007f"}})") ==
         "'individual' must not contain control characters");
-  CHECK(refused(R"({"verb":"list","args":{"filter":["all"]}})") == "'filter' must be text");
-  CHECK(refused(R"({"verb":"audit","args":{"since":20261205}})") == "'since' must be text");
-  CHECK(refused(R"({"verb":"ban","args":{"confirm":3,"reason":"r\u0000"}})") ==
+  CHECK(refused_line(R"({"verb":"list","args":{"filter":["all"]}})") == "'filter' must be text");
+  CHECK(refused_line(R"({"verb":"audit","args":{"since":20261205}})") == "'since' must be text");
+  CHECK(refused_line(R"({"verb":"ban","args":{"confirm":3,"reason":"r\u0000"}})") ==
         "'reason' must not contain control characters");
-  CHECK(refused(R"({"verb":"ban","args":{"user":"pupil9\u0000x","for":"1h","reason":"r"}})") ==
+  CHECK(refused_line(R"({"verb":"ban","args":{"user":"pupil9\u0000x","for":"1h","reason":"r"}})") ==
         "'user' must not contain control characters (it is one line: no tab or line end either)");
-  CHECK(refused(R"({"verb":"request","args":{"roles":["pupils",3]}})") == "'roles' must be a list of names");
-  CHECK(refused(R"({"verb":"request","args":{"roles":"pupils"}})") == "'roles' must be a list of names");
-  CHECK(refused(R"({"verb":"bans","args":{"all":"yes"}})") == "'all' must be true or false");
-  CHECK(refused(std::string(R"({"verb":"review","args":{"id":1,"note":")") + std::string(8193, 'x') + R"("}})") ==
+  CHECK(refused_line(R"({"verb":"request","args":{"roles":["pupils",3]}})") == "'roles' must be a list of names");
+  CHECK(refused_line(R"({"verb":"request","args":{"roles":"pupils"}})") == "'roles' must be a list of names");
+  CHECK(refused_line(R"({"verb":"bans","args":{"all":"yes"}})") == "'all' must be true or false");
+  CHECK(refused_line(std::string(R"({"verb":"review","args":{"id":1,"note":")") + std::string(8193, 'x') + R"("}})") ==
         "'note' is longer than 8192 bytes (in UTF-8: fewer characters outside ASCII)");
 
   // Free text keeps its tabs and line ends; null is an argument not given.
@@ -128,19 +128,19 @@ TEST_CASE("a bad value of an optional argument is refused naming it, never read 
 TEST_CASE("an argument the verb does not take is refused, naming the ones it takes") {
   // A misspelt name would otherwise run the verb with the default it did not ask for:
   // "scpoe" opened the whole domain, "untill" was refused only for a missing "for".
-  CHECK(refused(R"({"verb":"approve","args":{"id":7,"for":"2h","scpoe":"url"}})") ==
+  CHECK(refused_line(R"({"verb":"approve","args":{"id":7,"for":"2h","scpoe":"url"}})") ==
         R"('approve' takes no argument "scpoe" (it takes id, for, until, scope, who, reason))");
-  CHECK(refused(R"({"verb":"approve","args":{"id":7,"for":"2h","force":true}})") ==
+  CHECK(refused_line(R"({"verb":"approve","args":{"id":7,"for":"2h","force":true}})") ==
         R"('approve' takes no argument "force" (it takes id, for, until, scope, who, reason))");
-  CHECK(refused(R"({"verb":"status","args":{"verbose":true}})") ==
+  CHECK(refused_line(R"({"verb":"status","args":{"verbose":true}})") ==
         R"('status' takes no argument "verbose" (it takes none))");
-  CHECK(refused(R"({"verb":"bans","args":{"All":true}})") ==
+  CHECK(refused_line(R"({"verb":"bans","args":{"All":true}})") ==
         R"('bans' takes no argument "All" (it takes all))");
   // The caller's text comes back as JSON: no raw control character.
-  CHECK(refused("{\"verb\":\"show\",\"args\":{\"id\":1,\"\\u001b[31m\":1}}") ==
+  CHECK(refused_line("{\"verb\":\"show\",\"args\":{\"id\":1,\"\\u001b[31m\":1}}") ==
         R"('show' takes no argument "\u001b[31m" (it takes id))");
   // Keys beside verb and args are refused too.
-  CHECK(refused(R"({"verb":"status","user":"mrs.head"})") == R"(the message has "user" beside 'verb' and 'args')");
+  CHECK(refused_line(R"({"verb":"status","user":"mrs.head"})") == R"(the message has "user" beside 'verb' and 'args')");
 
   // Every argument hallpassctl sends, for each verb (ctl/command_line.cpp), is taken.
   std::string error;
@@ -169,20 +169,20 @@ TEST_CASE("a key given twice in one object of an admin line is refused, naming t
   // Boost.JSON keeps the last of two equal keys: {"id":3,"id":4} acted on request 4 while a
   // reader of the line (a log, a reviewer, another JSON library) saw 3 (outside-in audit,
   // 2026-12-05, second session).
-  CHECK(refused(R"({"verb":"approve","args":{"id":3,"for":"2h","id":4}})") ==
+  CHECK(refused_line(R"({"verb":"approve","args":{"id":3,"for":"2h","id":4}})") ==
         R"(the message has the key "id" twice in one object)");
-  CHECK(refused(R"({"verb":"deny","args":{"id":3,"reason":"a","reason":"b"}})") ==
+  CHECK(refused_line(R"({"verb":"deny","args":{"id":3,"reason":"a","reason":"b"}})") ==
         R"(the message has the key "reason" twice in one object)");
   // At the top, and at any depth.
-  CHECK(refused(R"({"verb":"status","verb":"reload"})") == R"(the message has the key "verb" twice in one object)");
-  CHECK(refused(R"({"verb":"list","args":{"filter":"all"},"args":{"filter":"pending"}})") ==
+  CHECK(refused_line(R"({"verb":"status","verb":"reload"})") == R"(the message has the key "verb" twice in one object)");
+  CHECK(refused_line(R"({"verb":"list","args":{"filter":"all"},"args":{"filter":"pending"}})") ==
         R"(the message has the key "args" twice in one object)");
-  CHECK(refused(R"({"verb":"request","args":{"roles":[[{"a":1,"b":{"c":1,"c":2}}]]}})") ==
+  CHECK(refused_line(R"({"verb":"request","args":{"roles":[[{"a":1,"b":{"c":1,"c":2}}]]}})") ==
         R"(the message has the key "c" twice in one object)");
   // Two spellings of one key are one key; the name comes back as JSON (no raw control byte).
-  CHECK(refused(R"({"verb":"show","args":{"id":1,"\u0069d":2}})") ==
+  CHECK(refused_line(R"({"verb":"show","args":{"id":1,"\u0069d":2}})") ==
         R"(the message has the key "id" twice in one object)");
-  CHECK(refused("{\"verb\":\"show\",\"args\":{\"\\u001b\":1,\"\\u001b\":2}}") ==
+  CHECK(refused_line("{\"verb\":\"show\",\"args\":{\"\\u001b\":1,\"\\u001b\":2}}") ==
         R"(the message has the key "\u001b" twice in one object)");
 
   // The same key in different objects, or a key equal to a value, is no repeat. (An id is

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "proxy/block_page.hpp"
+#include "tests/proxy/test_support.hpp"
 
 using namespace hallpass;
 using namespace std::string_literals;
@@ -28,16 +29,9 @@ block_page_info sample() {
   return i;
 }
 
-std::size_t count(const std::string& haystack, std::string_view needle) {
-  std::size_t n = 0;
-  for (auto p = haystack.find(needle); p != std::string::npos; p = haystack.find(needle, p + 1))
-    ++n;
-  return n;
-}
+using hallpass_test::count;
 
-bool contains(const std::string& s, std::string_view part) {
-  return s.find(part) != std::string::npos;
-}
+using hallpass_test::contains;
 
 bool valid_utf8(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {

@@ -10,6 +10,9 @@
 #include <string>
 #include <thread>
 
+#include "tests/proxy/test_support.hpp"
+#include "tests/temp_dir.hpp"
+
 using namespace hallpass;
 
 namespace {
@@ -18,9 +21,7 @@ namespace {
 // evening before (1796155200).
 constexpr std::int64_t now = 1796205600;
 
-rules::ip_address ip(std::string_view s) {
-  return *rules::ip_address::parse(s);
-}
+using hallpass_test::ip;
 
 std::optional<device_identity> find(const lease_parse_result& r, std::string_view address) {
   const device_table table({r});
@@ -279,13 +280,8 @@ TEST_CASE("lease formats by name") {
 
 namespace {
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/hallpass-leases-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() { std::filesystem::remove_all(path); }
+struct leases_dir : hallpass_test::temp_dir {
+  leases_dir() : hallpass_test::temp_dir("hallpass-leases") {}
 };
 
 // Replaces the file as a DHCP server would, with a different size or modification time.
@@ -327,7 +323,7 @@ TEST_CASE("the ARP table: complete Ethernet entries are devices by hardware addr
   CHECK(r.skipped == 1);
   // Watched with the leases: the lease's device wins for its address, the neighbour fills in
   // a static address.
-  temp_dir dir;
+  leases_dir dir;
   const auto file = dir.path / "dnsmasq.leases";
   const auto neighbours = dir.path / "arp";
   write_file(file, dnsmasq_line("10.10.0.5", "leased-laptop"));
@@ -349,7 +345,7 @@ TEST_CASE("the ARP table: complete Ethernet entries are devices by hardware addr
 }
 
 TEST_CASE("lease_watcher: reads, re-reads on change only, keeps the old table when the file goes") {
-  temp_dir dir;
+  leases_dir dir;
   const auto file = dir.path / "dnsmasq.leases";
   write_file(file, dnsmasq_line("10.10.4.20", "first-name") + "garbage line\n");
   lease_watcher::source src{file.string(), lease_format::dnsmasq};
@@ -385,7 +381,7 @@ TEST_CASE("lease_watcher: reads, re-reads on change only, keeps the old table wh
 }
 
 TEST_CASE("lease_watcher: kea's older files are read first, the current file wins") {
-  temp_dir dir;
+  leases_dir dir;
   const auto file = dir.path / "kea-leases4.csv";
   const auto later = seconds_from_now(std::chrono::hours(1));
   write_file(dir.path / "kea-leases4.csv.2",
@@ -403,7 +399,7 @@ TEST_CASE("lease_watcher: kea's older files are read first, the current file win
 }
 
 TEST_CASE("lease_watcher: its thread picks a change up within its interval, and stops promptly") {
-  temp_dir dir;
+  leases_dir dir;
   const auto file = dir.path / "dnsmasq.leases";
   write_file(file, dnsmasq_line("10.10.4.20", "before"));
   std::atomic<std::shared_ptr<const device_table>> target;

@@ -6,28 +6,12 @@
 #include <string>
 
 #include "proxy/daemon_config.hpp"
+#include "tests/proxy/test_support.hpp"
 
 using namespace hallpass;
 
-namespace {
-
-struct loaded {
-  daemon_config config;
-  std::string errors;  // every error, one per line
-};
-
-loaded load(const std::string& yaml) {
-  rules::diagnostics d;
-  loaded r;
-  r.config = load_daemon_config(YAML::Load(yaml), "policy.yaml", d);
-  for (const auto& e : d) r.errors += e.to_string() + "\n";
-  return r;
-}
-
-}  // namespace
-
 TEST_CASE("listen: strings and maps side by side") {
-  const auto r = load(
+  const auto r = hallpass_test::load_config(
       "listen:\n"
       "  - \"10.0.0.1:3128\"\n"
       "  - {address: \"0.0.0.0:3129\", mode: transparent, protocol: http}\n"
@@ -48,7 +32,7 @@ TEST_CASE("listen: strings and maps side by side") {
 }
 
 TEST_CASE("listen: a transparent listener without a protocol, and other mistakes, are errors with lines") {
-  const auto r = load(
+  const auto r = hallpass_test::load_config(
       "listen:\n"
       "  - {address: \"0.0.0.0:3129\", mode: transparent}\n"
       "  - {address: \"0.0.0.0:3130\", mode: transparent, protocol: quic}\n"

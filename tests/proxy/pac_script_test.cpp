@@ -6,6 +6,7 @@
 
 #include "proxy/daemon_config.hpp"
 #include "proxy/pac_server.hpp"
+#include "tests/proxy/test_support.hpp"
 
 using namespace hallpass;
 
@@ -14,13 +15,8 @@ namespace {
 rules::ip_network network(std::string_view s) {
   return *rules::ip_network::parse(s);
 }
-rules::ip_address ip(std::string_view s) {
-  return *rules::ip_address::parse(s);
-}
-
-bool contains(const std::string& s, std::string_view part) {
-  return s.find(part) != std::string::npos;
-}
+using hallpass_test::contains;
+using hallpass_test::ip;
 
 daemon_config listening_on(std::initializer_list<std::string_view> addresses) {
   daemon_config d;

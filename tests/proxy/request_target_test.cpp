@@ -19,7 +19,7 @@ parsed_target ok(std::string_view target, bool connect = false) {
   return *t;
 }
 
-std::string refused(std::string_view target, bool connect = false) {
+std::string refused_target(std::string_view target, bool connect = false) {
   std::string error;
   auto t = parse_request_target(target, connect, error);
   INFO("target: " << std::string(target));
@@ -99,11 +99,11 @@ TEST_CASE("absolute-form: IPv6 literals keep their brackets") {
   CHECK(t.path == "/x");
   CHECK(t.query == "y");
   CHECK(ok("http://[::1]/").port == 80);
-  CHECK(refused("http://[::1/").find("closing ']'") != std::string::npos);
-  CHECK(refused("http://[::1]x/").find("after the IPv6 address") != std::string::npos);
+  CHECK(refused_target("http://[::1/").find("closing ']'") != std::string::npos);
+  CHECK(refused_target("http://[::1]x/").find("after the IPv6 address") != std::string::npos);
   // Brackets hold an IPv6 literal, never a name.
-  CHECK(refused("http://[allowed.test]/").find("no IPv6 address") != std::string::npos);
-  CHECK(refused("http://[127.0.0.1]:80/").find("no IPv6 address") != std::string::npos);
+  CHECK(refused_target("http://[allowed.test]/").find("no IPv6 address") != std::string::npos);
+  CHECK(refused_target("http://[127.0.0.1]:80/").find("no IPv6 address") != std::string::npos);
 }
 
 TEST_CASE("absolute-form: bad ports and empty hosts are refused") {
@@ -111,27 +111,27 @@ TEST_CASE("absolute-form: bad ports and empty hosts are refused") {
        {"http://example.org:0/", "http://example.org:65536/", "http://example.org:-1/",
         "http://example.org:8o/", "http://example.org:+80/", "http://example.org:99999999999/",
         "http://[::1]:0/"}) {
-    CHECK(refused(t).find("port") != std::string::npos);
+    CHECK(refused_target(t).find("port") != std::string::npos);
   }
   for (const char* t : {"http:///path", "http://:80/", "http://user@/", "http://?q", "http://#f"}) {
-    CHECK(refused(t).find("no host") != std::string::npos);
+    CHECK(refused_target(t).find("no host") != std::string::npos);
   }
 }
 
 TEST_CASE("only absolute http:// URLs are forwarded, and origin-form is told apart") {
-  CHECK(refused("/") == "origin-form");
-  CHECK(refused("/index.html?x") == "origin-form");
+  CHECK(refused_target("/") == "origin-form");
+  CHECK(refused_target("/index.html?x") == "origin-form");
   for (const char* t :
        {"https://example.org/", "ftp://example.org/", "example.org/", "example.org:80", "**",
         "http://", "http:/example.org/", "", "ws://example.org/"}) {
-    const auto e = refused(t);
+    const auto e = refused_target(t);
     CHECK(e != "origin-form");
     CHECK(e.find("http://") != std::string::npos);
   }
 }
 
 TEST_CASE("asterisk-form is told apart, and a URL without a path is marked for OPTIONS") {
-  CHECK(refused("*") == "asterisk-form");
+  CHECK(refused_target("*") == "asterisk-form");
   for (const char* t : {"http://example.org", "http://example.org#top", "HTTP://example.org:8080", "http://u@example.org"}) {
     const auto p = ok(t);
     CHECK(p.no_path);
@@ -161,37 +161,37 @@ TEST_CASE("authority-form for CONNECT") {
 }
 
 TEST_CASE("CONNECT: anything but host:port is refused") {
-  CHECK(refused("example.org", true) == "CONNECT needs host:port");
-  CHECK(refused("[::1]", true) == "CONNECT needs host:port");
-  CHECK(refused("[::1]443", true) == "CONNECT needs host:port");
-  CHECK(refused("[::1", true) == "CONNECT needs host:port");
-  CHECK(refused("[::1]:", true).find("is not host:port") != std::string::npos);
-  CHECK(refused("[allowed.test]:443", true).find("is not host:port") != std::string::npos);
-  CHECK(refused("[127.0.0.1]:443", true).find("is not host:port") != std::string::npos);
+  CHECK(refused_target("example.org", true) == "CONNECT needs host:port");
+  CHECK(refused_target("[::1]", true) == "CONNECT needs host:port");
+  CHECK(refused_target("[::1]443", true) == "CONNECT needs host:port");
+  CHECK(refused_target("[::1", true) == "CONNECT needs host:port");
+  CHECK(refused_target("[::1]:", true).find("is not host:port") != std::string::npos);
+  CHECK(refused_target("[allowed.test]:443", true).find("is not host:port") != std::string::npos);
+  CHECK(refused_target("[127.0.0.1]:443", true).find("is not host:port") != std::string::npos);
   // Neither message quotes the target: a password or a query in it must not reach the log.
-  CHECK(refused("u:SECRET@example.org:443", true) == "the CONNECT target names a user (name@host), which is never sent on");
-  CHECK(refused("example.org:443/p?q=SECRET", true) == "the CONNECT target is not host:port (a port from 1 to 65535)");
+  CHECK(refused_target("u:SECRET@example.org:443", true) == "the CONNECT target names a user (name@host), which is never sent on");
+  CHECK(refused_target("example.org:443/p?q=SECRET", true) == "the CONNECT target is not host:port (a port from 1 to 65535)");
   for (const char* t :
        {":443", "example.org:", "example.org:0", "example.org:65536", "example.org:99999999999",
         "example.org:44a", "example.org:+443", "example.org:-443", "[]:"}) {
-    CHECK(refused(t, true).find("is not host:port") != std::string::npos);
+    CHECK(refused_target(t, true).find("is not host:port") != std::string::npos);
   }
 }
 
 TEST_CASE("bytes outside visible ASCII are refused, never forwarded") {
-  const auto e = refused("http://example.org/caf\xc3\xa9");
+  const auto e = refused_target("http://example.org/caf\xc3\xa9");
   CHECK(e ==
         "the request target has byte 0xC3 at offset 22: only visible ASCII is allowed "
         "(percent-encode anything else)");
-  CHECK(refused("http://ex ample.org/").find("0x20 at offset 9") != std::string::npos);
-  CHECK(refused("http://example.org/\tx").find("0x09") != std::string::npos);
-  CHECK(refused("http://example.org/\x7f").find("0x7F") != std::string::npos);
-  CHECK(refused("http://example.org/\r\nGET http://www.facebook.com/").find("0x0D") !=
+  CHECK(refused_target("http://ex ample.org/").find("0x20 at offset 9") != std::string::npos);
+  CHECK(refused_target("http://example.org/\tx").find("0x09") != std::string::npos);
+  CHECK(refused_target("http://example.org/\x7f").find("0x7F") != std::string::npos);
+  CHECK(refused_target("http://example.org/\r\nGET http://www.facebook.com/").find("0x0D") !=
         std::string::npos);
-  CHECK(refused("http://example.org/"s + '\0').find("0x00") != std::string::npos);
-  CHECK(refused("/caf\xc3\xa9").find("0xC3") != std::string::npos);  // not "origin-form"
-  CHECK(refused("www.exampl\xe9.org:443", true).find("0xE9") != std::string::npos);
-  CHECK(refused("example.org:443\x85", true).find("0x85") != std::string::npos);
+  CHECK(refused_target("http://example.org/"s + '\0').find("0x00") != std::string::npos);
+  CHECK(refused_target("/caf\xc3\xa9").find("0xC3") != std::string::npos);  // not "origin-form"
+  CHECK(refused_target("www.exampl\xe9.org:443", true).find("0xE9") != std::string::npos);
+  CHECK(refused_target("example.org:443\x85", true).find("0x85") != std::string::npos);
 }
 
 TEST_CASE("every byte value in a path: accepted exactly when visible ASCII") {

@@ -9,6 +9,7 @@
 
 #include "proxy/block_page.hpp"
 #include "proxy/daemon_config.hpp"
+#include "tests/proxy/test_support.hpp"
 
 using namespace hallpass;
 
@@ -18,19 +19,6 @@ std::string field(const std::string& page, const std::string& name) {
   const std::regex re("<input type=\"hidden\" name=\"" + name + "\" value=\"([^\"]*)\">");
   std::smatch m;
   return std::regex_search(page, m, re) ? m[1].str() : std::string("<none>");
-}
-
-struct loaded {
-  daemon_config config;
-  std::string errors;
-};
-
-loaded load(const std::string& yaml) {
-  rules::diagnostics d;
-  loaded r;
-  r.config = load_daemon_config(YAML::Load(yaml), "policy.yaml", d);
-  for (const auto& e : d) r.errors += e.to_string() + "\n";
-  return r;
 }
 
 const char* ldap = "  ldap: {url: \"ldaps://dc1.school.test\", base_dn: \"dc=school,dc=test\"}\n";
@@ -101,7 +89,7 @@ TEST_CASE("signin page: escaped, self-contained, with a token bound to device an
 }
 
 TEST_CASE("logins: login page and logins.page with defaults and bounds") {
-  auto r = load(std::string("logins:\n  networks:\n    - {networks: [10.40.0.0/16], login: page}\n") + ldap);
+  auto r = hallpass_test::load_config(std::string("logins:\n  networks:\n    - {networks: [10.40.0.0/16], login: page}\n") + ldap);
   CHECK(r.errors.empty());
   CHECK(r.config.logins.mode_for(*rules::ip_address::parse("10.40.1.2")) == login_mode::page);
   CHECK(r.config.logins.page.idle == std::chrono::minutes(30));
@@ -109,25 +97,25 @@ TEST_CASE("logins: login page and logins.page with defaults and bounds") {
   CHECK(signin_check_summary(r.config).find("Sign-in page (login: page): 10.40.0.0/16") != std::string::npos);
   CHECK(signin_check_summary(r.config).find("HTTPS connections are refused") != std::string::npos);
 
-  r = load(std::string("logins:\n  login: page\n  page: {idle: 10m, lifetime: 2h}\n") + ldap);
+  r = hallpass_test::load_config(std::string("logins:\n  login: page\n  page: {idle: 10m, lifetime: 2h}\n") + ldap);
   CHECK(r.errors.empty());
   CHECK(r.config.logins.page.idle == std::chrono::minutes(10));
   CHECK(r.config.logins.page.lifetime == std::chrono::hours(2));
 
-  r = load(std::string("logins:\n  login: page\n  page: {idle: 0s, lifetime: 30d, idel: 3m}\n") + ldap);
+  r = hallpass_test::load_config(std::string("logins:\n  login: page\n  page: {idle: 0s, lifetime: 30d, idel: 3m}\n") + ldap);
   CHECK(r.errors.find("idel") != std::string::npos);
 
-  r = load(std::string("logins:\n  login: page\n  page: {idle: 0s, lifetime: 30d}\n") + ldap);
+  r = hallpass_test::load_config(std::string("logins:\n  login: page\n  page: {idle: 0s, lifetime: 30d}\n") + ldap);
   CHECK(r.errors.find("logins.page.idle must be from 1s to 1d") != std::string::npos);
   CHECK(r.errors.find("logins.page.lifetime must be from 1s to 7d") != std::string::npos);
 
-  r = load("logins:\n  login: pages\n");
+  r = hallpass_test::load_config("logins:\n  login: pages\n");
   CHECK(r.errors.find("must be required, optional, page or none") != std::string::npos);
 
-  r = load("logins:\n  networks:\n    - {networks: [10.40.0.0/16], login: page}\n");
+  r = hallpass_test::load_config("logins:\n  networks:\n    - {networks: [10.40.0.0/16], login: page}\n");
   CHECK(r.errors.find("no logins.ldap directory") != std::string::npos);
 
-  const auto none = load("listen: [\"127.0.0.1:3128\"]\n");
+  const auto none = hallpass_test::load_config("listen: [\"127.0.0.1:3128\"]\n");
   CHECK(signin_check_summary(none.config).empty());
 }
 
