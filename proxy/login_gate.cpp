@@ -317,6 +317,17 @@ net::awaitable<bool> refresh_page_groups(worker& w, const client_connection& c, 
     auto fetched = co_await ask_groups(w, std::move(settings), std::move(user));
     answer = std::move(fetched);
   }
+  if (answer.kind == kind::ok && !answer.who->in_directory) {
+    // Deleted from the directory (a leaver) since the sign-in: the binding ends, and the device
+    // gets the sign-in page, rather than browsing on as the user with no groups until the
+    // binding's lifetime (README, "Known gaps", until 2026-12-05).
+    w.state().signins.unbind(c.ip_text);
+    ex.add_note("sign-in page: " + ex.login->user + " is no longer in the directory: signed out");
+    std::cerr << "hallpass: sign-in page: " << rules::terminal_safe(ex.login->user)
+              << " is no longer in the directory: signed out (from " << c.ip_text << ")\n";
+    ex.login = nullptr;
+    co_return true;
+  }
   if (answer.kind == kind::ok) {
     w.state().signins.refresh(c.ip_text, answer.who, answer.expires);
     ex.login = std::move(answer.who);

@@ -70,8 +70,10 @@ inline constexpr std::chrono::minutes min_tunnel_identity{1};
 // whether it may.
 // A device bound through the sign-in page whose groups are cache_ttl old (signin_table's
 // groups_until): reads them again (the identity cache, else the directory on a directory
-// thread) and refreshes the binding and ex.login. False, with ex's reason and note set, when
-// the directory cannot answer: the caller refuses the request (503) or closes the connection.
+// thread) and refreshes the binding and ex.login. A user the directory no longer knows (deleted
+// since) ends the binding: ex.login is then null, and the device gets the sign-in page. False,
+// with ex's reason and note set, when the directory cannot answer: the caller refuses the
+// request (503) or closes the connection.
 net::awaitable<bool> refresh_page_groups(worker& w, const client_connection& c, exchange& ex,
                                          const login_settings& s);
 

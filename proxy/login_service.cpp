@@ -228,6 +228,7 @@ std::shared_ptr<const login_identity> login_service::identity_of(const ldap_sett
   auto who = std::make_shared<login_identity>();
   who->user = answer.user.empty() ? user : answer.user;  // as the directory spells it
   who->groups = std::move(answer.groups);  // none when the directory does not know the user
+  who->in_directory = answer.result != directory_answer::status::bad_credentials;
   if (s.cache_ttl.count() > 0) {
     std::lock_guard lock(mutex_);
     if (auto* e = cache_slot(identities_, user, now)) {

@@ -61,6 +61,9 @@ namespace hallpass {
 struct login_identity {
   std::string user;
   std::vector<std::string> groups;
+  // False when the directory found no such user (identity_of): a Kerberos principal with no
+  // entry, or a user deleted since signing in. A sign-in page binding then ends (login_gate).
+  bool in_directory = true;
 };
 
 // The key a client's failed sign-ins are counted under: its address, except that every IPv6

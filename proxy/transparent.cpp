@@ -168,7 +168,7 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
     co_return false;
   }
   bool groups_stale = false;
-  const bool missing = signin_missing(w, c, ex, &groups_stale);
+  bool missing = signin_missing(w, c, ex, &groups_stale);
   if (!missing && groups_stale) {
     // Bound through the sign-in page, with groups cache_ttl old: read again before anything is
     // decided on them, as on the explicit proxy (login_gate.cpp; review, 2026-12-05).
@@ -177,6 +177,7 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
       close_tls(w, c, ex, outcome::error, "login directory unavailable");
       co_return false;
     }
+    missing = !ex.login;  // the user has left the directory: the binding has ended
   }
   if (missing) {
     // login: page and not signed in: only the sign-in page is served, inside a handshake with

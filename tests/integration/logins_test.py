@@ -44,7 +44,8 @@ sn: {uid}
 userPassword: {pw}
 """ for uid, pw in [("dave", "dave-pw"), ("sam", "sam-pw"), ("carol", "carol-pw"), ("victim", "victim-pw"), ("erin", "erin-pw"),
                   ("frank", "frank-pw"), ("grace", "grace-pw"), ("henry", "henry-pw"), ("ivan", "ivan-pw"),
-                                    ("tess", "tess-pw"), ("uma", "uma-pw"), ("olga", "olga-pw")]
+                                    ("tess", "tess-pw"), ("uma", "uma-pw"), ("olga", "olga-pw"),
+                                    ("leaver", "leaver-pw")]
                   + [(f"kid{n}", f"kid{n}-pw") for n in range(1, 9)]) + f"""
 dn: cn=Year 6,ou=groups,{BASE}
 objectClass: groupOfNames
@@ -67,6 +68,7 @@ class Slapd:
         """`netns`: run it inside that network namespace (signin_page_test.py's transparent gateway)."""
         self.dir = tempfile.mkdtemp(prefix="hallpass-slapd-")
         self.port = free_port()
+        self.netns = netns
         d = self.dir
         os.makedirs(f"{d}/db")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
@@ -108,7 +110,8 @@ access to * by * read
             wait_for(lambda: _can_connect(self.port), timeout=20, what="slapd to listen")
 
     def modify(self, ldif):
-        subprocess.run(["ldapmodify", "-x", "-H", f"ldap://127.0.0.1:{self.port}", "-D", f"cn=admin,{BASE}",
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        subprocess.run([*prefix, "ldapmodify", "-x", "-H", f"ldap://127.0.0.1:{self.port}", "-D", f"cn=admin,{BASE}",
                         "-w", "admin-secret"], input=ldif.encode(), check=True, capture_output=True, timeout=20)
 
     def stop(self):
@@ -316,7 +319,8 @@ class LoginsTest(unittest.TestCase):
         self.assertEqual(status, 200, err)
         self.assertIn(b"<dt>Signed in as</dt><dd>dave</dd>", body)
         self.assertIn(b'name="requester" required maxlength="200" autocomplete="name" value="dave"', body)
-        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("user") == "dave"], what="dave's line")[-1]
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("user") == "dave" and
+                                 l.get("host") == "facebook.test"], what="dave's line")[-1]
         self.assertEqual(line["role"], "year6")
 
     def test_a_user_in_no_role_group_gets_the_fallback_role_not_the_addresss(self):

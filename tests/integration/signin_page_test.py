@@ -158,6 +158,28 @@ class SigninPageTest(SigninBase, unittest.TestCase):
         line = wait_for(lambda: [l for l in self.lines_for(source) if l.get("status") == 200], what="the line")[-1]
         self.assertEqual((line["user"], line["role"]), ("henry", "staff"))
 
+    def test_a_user_deleted_from_the_directory_is_signed_out(self):
+        """A leaver deleted from the directory: once the binding's groups are cache_ttl (2s here)
+        old, the binding ends and the device gets the sign-in page. Until 2026-12-05 it browsed
+        on as the user, with no groups, for the binding's whole lifetime."""
+        source = "127.0.0.34"
+        status, out = self.sign_in(source, "leaver", "leaver-pw")
+        self.assertEqual(status, 303, out)
+        status, _, err = self.get(source)
+        self.assertEqual(status, 200, err)
+        entry = f"dn: uid=leaver,ou=people,{BASE}\n"
+        self.slapd.modify(entry + "changetype: delete\n")
+        self.addCleanup(self.slapd.modify, entry + "changetype: add\nobjectClass: inetOrgPerson\nuid: leaver\n"
+                        "cn: leaver\nsn: leaver\nuserPassword: leaver-pw\n")
+        time.sleep(2.5)
+        status, _, err = self.get(source)
+        self.assertEqual(status, 511, err)
+        line = wait_for(lambda: [l for l in self.lines_for(source) if l.get("status") == 511 and
+                                 "leaver is no longer in the directory: signed out" in l.get("note", "")],
+                        what="the 511's line saying why")[-1]
+        self.assertIsNone(line.get("user"))
+        self.assertEqual(self.get(source)[0], 511)  # and stays signed out
+
     def test_a_binding_ends_when_its_address_passes_to_another_device(self):
         """With dhcp_leases, a binding keeps the hardware address it was made from: when the
         leases give the address to another device, that device gets the sign-in page, not the
@@ -671,6 +693,43 @@ class SigninPageTransparentTest(unittest.TestCase):
         self.log_line(lambda e: e.get("user") == "dave" and e.get("method") == "CONNECT" and e["action"] == "allow",
                       "dave's relayed HTTPS connection")
 
+    def test_a_bound_devices_groups_and_deletion_reach_its_https(self):
+        """The binding's groups are read again once cache_ttl (2 s) old on the transparent
+        gateway's HTTPS too, which has its own path to them (transparent.cpp), and a user deleted
+        from the directory is signed out there: the connection then gets the sign-in page's
+        handshake with the school CA, which this curl does not trust."""
+        tt = self.tt
+        source = tt.PUPIL
+        status, page, err = self.curl("http://allowed.test/lesson?x=2", tt.ORIGIN, source)
+        self.assertEqual(status, 511, err)
+        status, out, err = self.post("http://allowed.test/.well-known/hallpass/signin", tt.ORIGIN,
+                                     dict(hidden_fields(page), user="leaver", password="leaver-pw"), source)
+        self.assertEqual(status, 303, out + err)
+        signout = hidden_fields(self.curl("http://allowed.test/.well-known/hallpass/signout", tt.ORIGIN, source)[1])
+        self.addCleanup(self.post, "http://allowed.test/.well-known/hallpass/signout", tt.ORIGIN, signout, source)
+        tls = ["--cacert", self.test_ca]  # the origin's own CA: relayed, never inspected here
+
+        def https_as(role):
+            status, _, err = self.curl("https://allowed.test/groups", tt.ORIGIN, source, tls)
+            self.assertEqual(status, 200, err)
+            self.log_line(lambda e: e.get("user") == "leaver" and e.get("method") == "CONNECT" and
+                          e.get("role") == role, f"leaver's HTTPS connection as {role}")
+
+        https_as("pupils")  # in no group: the address's role
+        member = f"dn: cn=Staff,ou=groups,{BASE}\nchangetype: modify\n%s: member\nmember: uid=leaver,ou=people,{BASE}\n"
+        self.slapd.modify(member % "add")
+        time.sleep(2.5)
+        https_as("staff")
+        entry = f"dn: uid=leaver,ou=people,{BASE}\n"
+        self.slapd.modify(entry + "changetype: delete\n")
+        self.addCleanup(self.slapd.modify, entry + "changetype: add\nobjectClass: inetOrgPerson\nuid: leaver\n"
+                        "cn: leaver\nsn: leaver\nuserPassword: leaver-pw\n")
+        time.sleep(2.5)
+        status, _, err = self.curl("https://allowed.test/groups", tt.ORIGIN, source, tls)
+        self.assertNotEqual(status, 200, err)
+        self.assertTrue(any("leaver is no longer in the directory" in l for l in self.stderr_lines), self.stderr_lines)
+        status, _, err = self.curl("http://allowed.test/lesson?x=3", tt.ORIGIN, source)
+        self.assertEqual(status, 511, err)
 
 if __name__ == "__main__":
     unittest.main()
