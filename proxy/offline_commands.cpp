@@ -568,21 +568,28 @@ int run_explain(const std::vector<std::string>& args) {
     notes.push_back("The proxy refuses this request before deciding it: " + target_error + ".");
   }
   // An https:// URL goes through a CONNECT, which the proxy refuses to a port outside
-  // connect.ports (http_session.cpp, serve_connect) when the policy allows it (a blocked host
-  // gets its block first): so does explain.
+  // connect.ports (http_session.cpp, serve_connect) when the policy allows the CONNECT (a
+  // blocked host gets its block first): so does explain. On an inspected host (path_seen) the
+  // CONNECT is allowed even when a path rule then blocks the request: the port comes first.
   const auto& connect_ports = result.config->daemon.connect.ports;
   const std::uint16_t tunnel_port = f.port != 0 ? f.port : 443;
-  if ((f.scheme == "https" || f.scheme == "wss") && e.v.act == rules::action::allow &&
+  bool tunnel_opened = e.v.act == rules::action::allow || e.path_seen;
+  if ((f.scheme == "https" || f.scheme == "wss") && tunnel_opened &&
       std::find(connect_ports.begin(), connect_ports.end(), tunnel_port) == connect_ports.end()) {
+    const std::string then = e.v.act == rules::action::allow
+                                 ? "; the policy alone would allow it."
+                                 : "; the policy would then decide the request (it blocks it: " +
+                                       std::string(e.v.rule_id) + ").";
     refused_by_proxy("connect.ports", "tunnels to this port are not allowed",
-                     "Adding port " + std::to_string(tunnel_port) +
-                         " to connect.ports (the ports a CONNECT may reach); the policy alone would allow it.");
-    notes.push_back("The policy would allow it, but the proxy refuses a CONNECT to port " +
-                    std::to_string(tunnel_port) + ": it is not in connect.ports.");
+                     "Adding port " + std::to_string(tunnel_port) + " to connect.ports (the ports a CONNECT may reach)" +
+                         then);
+    notes.push_back("The proxy refuses a CONNECT to port " + std::to_string(tunnel_port) +
+                    ": it is not in connect.ports.");
+    tunnel_opened = false;  // nothing after the CONNECT happens: no TLS, no server name
   }
   // A browser sends no server name to an address (https://192.0.2.1/), and the proxy blocks
   // TLS without one when connect.require_sni is on (tunnel.cpp): so does explain.
-  if (f.scheme == "https" && e.v.act == rules::action::allow && result.config->daemon.connect.require_sni &&
+  if (f.scheme == "https" && tunnel_opened && result.config->daemon.connect.require_sni &&
       (e.v.host.kind == rules::host_kind::ipv4 || e.v.host.kind == rules::host_kind::ipv6)) {
     refused_by_proxy("connect.require_sni", "HTTPS without a server name is not allowed on the school network",
                      "Setting connect.require_sni: false (a browser sends no server name to an address); the policy "

@@ -602,6 +602,15 @@ inspection:
         # The log line keeps the path asked for (the Host alone was wrong).
         line = wait_for(lambda: [l for l in p.log_lines() if l.get("status") == 421], what="the 421's line")[-1]
         self.assertEqual((line["host"], line["path"]), ("origin.test", "/asked/for"))
+        # A target the proxy cannot read (a raw byte outside ASCII) naming no other site is a
+        # 400, as outside a tunnel and as explain says; not a 421, and not a way round counted.
+        tls = self.tunnel(p, "origin.test", self.origin.port)
+        tls.sendall(b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+        answer = tls.recv(65536)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer[:200])
+        line = wait_for(lambda: [l for l in p.log_lines() if l.get("status") == 400], what="the 400's line")[-1]
+        self.assertEqual(line["host"], "origin.test")
+        self.assertFalse(line.get("circumvention"), line)
 
     def test_malformed_requests_inside_the_tunnel_are_logged_with_its_host(self):
         """A request refused before its target is read (framing, an oversized head, no Host)
@@ -1172,6 +1181,16 @@ inspection:
         wiki = self.explain(p, "pupils", f"https://wiki.test:{self.origin.port}/edit/Cats")
         self.assertEqual(wiki["action"], "block")
         self.assertTrue(wiki["path_seen"])
+        # On a port outside connect.ports the proxy refuses the CONNECT before any path is seen,
+        # so explain names the port, not the path rule that would block the page inside.
+        status, _, err = self.get(p, "https://en.wikipedia.org:25/w/index.php?title=Cats&action=edit", source=STAFF,
+                                  extra=["-A", "Mozilla/5.0"])
+        self.assertEqual(status, 0)
+        self.assertIn("403", err)
+        line = wait_for(lambda: [l for l in p.log_lines() if l.get("port") == 25], what="the refused CONNECT's line")[-1]
+        self.assertEqual(line["reason"], "tunnels to this port are not allowed")
+        edit = self.explain(p, "staff", "https://en.wikipedia.org:25/w/index.php?title=Cats&action=edit")
+        self.assertEqual((edit["action"], edit["rule"]), ("block", "connect.ports"), edit)
 
 
 class TimedTlsOrigin(ThreadedServer):
