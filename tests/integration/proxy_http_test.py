@@ -72,8 +72,8 @@ class HttpTest(unittest.TestCase):
         self.assertNotIn("<form", text)
         self.assertNotIn(PUPIL, text)
         link = re.search(r'href="(http://hallpass\.invalid/blocked\?[^"]*)"', text).group(1)
-        self.assertEqual(html.unescape(link), "http://hallpass.invalid/blocked?url=" +
-                         urllib.parse.quote(self.url("facebook.test", "/profile?id=1"), safe="-._~"))
+        self.assertEqual(html.unescape(link),
+                         "http://hallpass.invalid/blocked?url=" + self.url("facebook.test", "/profile?id=1"))
         mine = person_block_page(self.proxy, out, PUPIL)
         head, _, body = mine.partition(b"\r\n\r\n")
         self.assertEqual(status_of(mine), 200)
@@ -94,15 +94,29 @@ class HttpTest(unittest.TestCase):
             reply = raw_request(self.proxy, f"GET http://hallpass.invalid/blocked?{query} HTTP/1.1\r\n"
                                             "Host: hallpass.invalid\r\nConnection: close\r\n\r\n".encode())
             self.assertEqual(status_of(reply), 404, query)
-        # The link carries the method the site was asked with, which is the one decided again.
-        reply = raw_request(self.proxy, f"POST {self.url('facebook.test', '/x')} HTTP/1.1\r\nHost: facebook.test\r\n"
-                                        "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
-        self.assertIn(b"blocked?method=POST&amp;url=", reply)
-        # The page itself is logged once, as a block; following the link is the proxy's own page.
+        # The link carries the method the site was asked with, and any method-override field,
+        # and the page decides with them: noupload.test blocks POST for pupils, not GET.
+        upload = f"http://noupload.test:{self.nginx.port}/x"
+        for request, link in ((f"POST {upload} HTTP/1.1\r\nContent-Length: 0\r\n", b"blocked?method=POST&amp;url="),
+                              (f"GET {upload} HTTP/1.1\r\nX-HTTP-Method-Override: POST\r\n",
+                               b"blocked?override=POST&amp;url=")):
+            reply = raw_request(self.proxy, (request + "Host: noupload.test\r\nConnection: close\r\n\r\n").encode())
+            self.assertEqual(status_of(reply), 403, reply[:300])
+            self.assertIn(link, reply)
+            mine = person_block_page(self.proxy, reply, PUPIL)
+            self.assertIn(b'action="http://hallpass.invalid/request"', mine)  # blocked as asked: the form
+        reply = raw_request(self.proxy, f"GET http://hallpass.invalid/blocked?url={upload} HTTP/1.1\r\n"
+                                        "Host: hallpass.invalid\r\nConnection: close\r\n\r\n".encode())
+        self.assertIn(b"not blocked for you now", reply)  # as a GET it is open
+        # The page itself is logged once, as a block; following the link is the proxy's own page,
+        # which names the page asked about (as the store keeps URLs: no query here) and the rule.
         lines = wait_for(lambda: [l for l in self.proxy.log_lines() if l["host"] == "hallpass.invalid"
                                   and l.get("reason") == "the block page's details"] or None,
                          timeout=5, what="the details page's log line")
         self.assertEqual(lines[0]["action"], "allow")
+        self.assertEqual(lines[0]["note"], f"the block page's details for {self.url('facebook.test', '/profile')} "
+                                           "(pupils rule 1)")
+        self.assertEqual(len([l for l in self.proxy.log_lines() if l["path"] == "/profile"]), 1)
         self.assertIn('lang="en-GB"', text)
         # The time in words, school-local, not an ISO timestamp, with its zone (GMT or BST for
         # the test policy's Europe/London: in the autumn's repeated hour 01:59 is followed by 01:00).
@@ -133,7 +147,8 @@ class HttpTest(unittest.TestCase):
                                 extra=["-H", f"{field}: post"])
             self.assertEqual(status, 403, field)
         def override_lines():
-            found = [l for l in self.proxy.log_lines() if "decided as the method POST" in l.get("note", "")]
+            found = [l for l in self.proxy.log_lines() if "decided as the method POST" in l.get("note", "")
+                     and l["path"] == "/echo"]
             return found if len(found) >= 3 else None
         lines = wait_for(override_lines, what="the overrides' three log lines")
         self.assertEqual([(l["status"], l["method"], l["host"]) for l in lines], [(403, "GET", "noupload.test")] * 3)
@@ -426,6 +441,31 @@ class HttpTest(unittest.TestCase):
         # The site's doing, not the client's, and counted with the origin failures.
         self.assertTrue(all("the site cut its answer short" in l.get("note", "") for l in lines), lines)
         self.assertEqual(self.proxy.metric("hallpass_upstream_failures_total", {"kind": "reset"}), resets + 2)
+
+    def test_a_download_the_client_cancels_is_logged_as_the_clients_doing(self):
+        """A client that stops a download (a pupil cancelling, a closed tab) is told apart from a
+        site that cut its answer short: its own note, and not counted against the site."""
+        failures = {kind: self.proxy.metric("hallpass_upstream_failures_total", {"kind": kind})
+                    for kind in ("reset", "timeout")}
+        s = socket.socket()
+        s.bind((STAFF, 0))
+        s.settimeout(10)
+        s.connect(("127.0.0.1", self.proxy.port))
+        s.sendall(f"GET {self.url('origin.test', '/huge')} HTTP/1.1\r\nHost: origin.test\r\n\r\n".encode())
+        got = 0
+        for _ in range(1000):  # 256 KiB of the 1 GiB, then away
+            chunk = s.recv(65536)
+            self.assertTrue(chunk, "the proxy closed first")
+            got += len(chunk)
+            if got >= 256 * 1024:
+                break
+        s.close()
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["path"] == "/huge" and l["client"] == STAFF],
+                        timeout=20, what="the cancelled download's line")[-1]
+        self.assertIn("the client closed the connection before the answer ended", line.get("note", ""), line)
+        self.assertNotIn("the site cut its answer short", line.get("note", ""))
+        for kind, before in failures.items():
+            self.assertEqual(self.proxy.metric("hallpass_upstream_failures_total", {"kind": kind}), before, kind)
 
     def test_an_origin_that_refuses_an_upload_early_is_heard(self):
         """An origin that answers 413 from the head and closes without reading the body makes

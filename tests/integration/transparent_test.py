@@ -39,8 +39,8 @@ ORIGIN6 = "2001:db8::10"
 NAMES = ["allowed.test", "facebook.test", "pages.test", "inspected.test", "other.test", "cdn.test", "fronted.test"]
 
 # The origin: answers every HTTP or HTTPS request with JSON naming the address it was reached
-# at (so the test sees where hallpass connected), the Host, the target and the request's number
-# on its connection. It keeps connections alive (at most 50 requests, 5 s idle), so that
+# at (so the test sees where hallpass connected), the Host, the target, the request's number on
+# its connection and any Via. It keeps connections alive (at most 50 requests, 5 s idle), so that
 # hallpass pools them. Ends by itself after 180 s at the latest.
 ORIGIN_SERVER = textwrap.dedent("""
     import json, socket, ssl, sys, threading, time
@@ -65,7 +65,8 @@ ORIGIN_SERVER = textwrap.dedent("""
                 f.read(int(headers.get("content-length", "0")))
                 last = n == 50 or headers.get("connection", "").lower() == "close"
                 body = json.dumps({"reached": conn.getsockname()[0], "host": headers.get("host", ""),
-                                   "target": line[1] if len(line) > 1 else "", "tls": tls, "nth": n}).encode()
+                                   "target": line[1] if len(line) > 1 else "", "tls": tls, "nth": n,
+                                   "via": headers.get("via")}).encode()
                 conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nConnection: %s\\r\\n"
                              b"Content-Length: %d\\r\\n\\r\\n" % (b"close" if last else b"keep-alive", len(body))
                              + body)
@@ -312,6 +313,9 @@ class TransparentGatewayTest(unittest.TestCase):
         self.assertEqual(seen["reached"], ORIGIN)
         self.assertEqual(seen["host"], "allowed.test")
         self.assertEqual(seen["target"], "/lesson?x=1")
+        # The device thinks it talks to the site: no Via (nginx, gzip_proxied off by default,
+        # would answer a request with one uncompressed).
+        self.assertIsNone(seen["via"])
         entry = self.log_line(lambda e: e["path"] == "/lesson", "the allowed request")
         self.assertEqual((entry["client"], entry["role"], entry["action"]), (PUPIL, "pupils", "allow"))
         self.assertEqual((entry["host"], entry["port"], entry["original_dst"]), ("allowed.test", 80, ORIGIN + ":80"))
@@ -506,7 +510,7 @@ class TransparentGatewayTest(unittest.TestCase):
         status, body, err = self.curl("https://inspected.test/page", ORIGIN, extra=["--cacert", self.school_crt])
         self.assertEqual(status, 200, err)
         seen = json.loads(body)
-        self.assertEqual((seen["reached"], seen["tls"], seen["target"]), (ORIGIN, True, "/page"))
+        self.assertEqual((seen["reached"], seen["tls"], seen["target"], seen["via"]), (ORIGIN, True, "/page", None))
         entry = self.log_line(lambda e: e["path"] == "/page", "the inspected request")
         self.assertEqual((entry["tls"], entry["original_dst"], entry["role"]), ("inspected", ORIGIN + ":443", "pupils"))
 
