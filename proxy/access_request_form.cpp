@@ -179,13 +179,15 @@ std::string decode(std::string_view s) {
 }  // namespace
 
 namespace {
-// application/x-www-form-urlencoded's encoding of one value: unreserved characters as they are.
+// One value for a query that parse_form reads back: what it would take for a separator or an
+// escape (& + % #, and = in a name only), and what a request target may not carry (space,
+// controls, " < > \\ ^ ` { | }, bytes outside ASCII), percent-encoded; the rest as it is.
 void append_form_encoded(std::string& out, std::string_view s) {
   constexpr char hex[] = "0123456789ABCDEF";
+  constexpr std::string_view encoded = "&+%#\"<>\\^`{|}";
   for (const char ch : s) {
     const auto b = static_cast<unsigned char>(ch);
-    if ((b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') || b == '-' || b == '.' ||
-        b == '_' || b == '~') {
+    if (b > 0x20 && b < 0x7f && encoded.find(ch) == std::string_view::npos) {
       out += ch;
     } else {
       out += '%';
@@ -196,7 +198,8 @@ void append_form_encoded(std::string& out, std::string_view s) {
 }
 }  // namespace
 
-std::string block_details_url(std::string_view method, std::string_view url) {
+std::string block_details_url(std::string_view method, const std::vector<std::string>& overrides,
+                              std::string_view url) {
   std::string out = "http://";
   out += form_host;
   out += details_path;
@@ -204,6 +207,14 @@ std::string block_details_url(std::string_view method, std::string_view url) {
   if (!method.empty() && method != "GET") {
     out += "method=";
     append_form_encoded(out, method);
+    out += '&';
+  }
+  if (!overrides.empty()) {
+    out += "override=";
+    for (std::size_t i = 0; i < overrides.size(); ++i) {
+      if (i > 0) out += ',';
+      append_form_encoded(out, overrides[i]);
+    }
     out += '&';
   }
   out += "url=";

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace hallpass {
 
@@ -38,8 +39,13 @@ inline constexpr std::string_view tunnel_form_path = "/.well-known/hallpass/requ
 // site's scripts cannot read; the proxy decides the URL again for whoever asks and shows the
 // page with the details and the form, or says that the page is not blocked for them now.
 inline constexpr std::string_view details_path = "/blocked";
-// "http://hallpass.invalid/blocked?method=POST&url=http%3A%2F%2F..." (method left out for GET).
-std::string block_details_url(std::string_view method, std::string_view url);
+// "http://hallpass.invalid/blocked?method=POST&override=PUT&url=http://h/p%3Fq%3D1": the
+// method when not GET, the methods the request named in method-override fields (comma-
+// separated; none for nearly every request), and the URL last, with what the form reading
+// would take for a separator or an escape (& + % #, space, anything outside visible ASCII)
+// percent-encoded and the rest as it is, so the link stays about as long as the URL.
+std::string block_details_url(std::string_view method, const std::vector<std::string>& overrides,
+                              std::string_view url);
 
 inline constexpr std::int64_t form_token_lifetime = 3600;  // seconds
 

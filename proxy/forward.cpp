@@ -34,9 +34,11 @@ void strip_hop_by_hop(http::message<isRequest, Body>& m, bool keep_upgrade) {
   std::vector<std::string> named;
   for (auto field : {http::field::connection, http::field::proxy_connection}) {
     auto range = m.base().equal_range(field);
+    // Split as list_has splits (request_checks.hpp): Beast's token_list stopped at the first
+    // character outside a token, so "Connection: foo/1, X-Secret" kept X-Secret (review,
+    // 2026-12-05).
     for (auto it = range.first; it != range.second; ++it) {
-      const http::token_list tokens(it->value());
-      for (auto token : tokens) named.emplace_back(token);
+      for (auto item : list_items(it->value())) named.emplace_back(item);
     }
   }
   for (const auto& n : named) {

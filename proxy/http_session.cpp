@@ -353,7 +353,8 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     const bool explicit_proxy = !c.inside && !c.transparent;
     const bool for_the_person =
         !explicit_proxy && block_page_for_the_person(req["Sec-Fetch-Mode"], req["Sec-Fetch-Dest"]);
-    const std::string ask_url = explicit_proxy ? block_details_url(ex.method, url) : std::string();
+    const std::string ask_url =
+        explicit_proxy ? block_details_url(ex.method, ex.method_overrides, url) : std::string();
     const bool keep = rp.keep_alive() && !unread_body;
     const bool ok = co_await write_block_page(w, c, ex, url, keep, version, for_the_person, ask_url);
     finish_exchange(w, c, ex);

@@ -40,6 +40,17 @@ std::string_view trim_ows(std::string_view s) {
   return s;
 }
 
+std::vector<std::string_view> list_items(std::string_view list) {
+  std::vector<std::string_view> items;
+  while (true) {
+    const auto comma = list.find(',');
+    const auto item = trim_ows(list.substr(0, comma));
+    if (!item.empty()) items.push_back(item);
+    if (comma == std::string_view::npos) return items;
+    list.remove_prefix(comma + 1);
+  }
+}
+
 bool list_has(std::string_view list, std::string_view token) {
   while (true) {
     const auto comma = list.find(',');

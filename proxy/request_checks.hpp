@@ -80,8 +80,10 @@ using rules::ascii_iequals;
 // `s` without the spaces and tabs (OWS, RFC 9110 5.6.3) at either end.
 std::string_view trim_ows(std::string_view s);
 
-// Whether a comma-separated field value (Connection, Upgrade) names `token`, without case;
-// blanks round each element do not count.
+// The elements of a comma-separated field value (Connection, Upgrade), without the blanks round
+// each; empty elements are left out. Each element is compared whole: "close x" is not "close".
+std::vector<std::string_view> list_items(std::string_view list);
+// Whether list_items(list) has `token`, without case.
 bool list_has(std::string_view list, std::string_view token);
 
 // The value of one hexadecimal digit, or -1.

@@ -262,10 +262,13 @@ net::awaitable<void> answer_block_details(worker& w, client_connection& c, excha
   const auto method = rp.get().method();
   auto fields = parse_form(ex.query);
   const std::string asked_method = fields.contains("method") ? fields["method"] : std::string("GET");
+  const std::string& overrides = fields["override"];  // "" for nearly every page
   std::string error;
   std::optional<parsed_target> target;
-  if ((method == http::verb::get || method == http::verb::head) && rp.is_done() && asked_method.size() <= 32 &&
-      is_http_token(asked_method)) {
+  // The link's own limits: a method as long as a request line allows, overrides as a few
+  // methods (add_method_override reads the comma list as the proxy reads the fields).
+  if ((method == http::verb::get || method == http::verb::head) && rp.is_done() && asked_method.size() <= 256 &&
+      is_http_token(asked_method) && overrides.size() <= 256) {
     target = parse_request_target(fields["url"], false, error);
   }
   if (!target || rules::ascii_iequals(without_brackets(target->host), form_host)) {
@@ -282,18 +285,23 @@ net::awaitable<void> answer_block_details(worker& w, client_connection& c, excha
   shown.start = ex.start;
   shown.login = ex.login;
   shown.method = asked_method;
+  if (!overrides.empty()) add_method_override(shown.method_overrides, shown.method, overrides);
   shown.scheme = target->scheme;
   shown.host = std::string(without_brackets(target->host));
   shown.port = target->port;
   shown.path = target->path;
   shown.query = target->query;
   const auto& v = decide_exchange(w, c, shown, path_and_query);
+  const std::string url = url_of(target->scheme, target->host, target->port, path_and_query);
+  // Which page, as the store keeps URLs (its query only where the school keeps queries): the
+  // technician sees what was asked about, and it is not counted as a block a second time.
+  ex.note = "the block page's details for " + url_for_storage(url, ex.cfg->daemon.access_log.keep_query);
   std::string page;
   if (v.act == rules::action::block) {
-    ex.note = "the block page's details and form";
-    page = block_page_html(w, c, shown, url_of(target->scheme, target->host, target->port, path_and_query), true);
+    ex.note += " (" + std::string(v.rule_id) + ")";
+    page = block_page_html(w, c, shown, url, true);
   } else {
-    ex.note = "the block page's details: no longer blocked";
+    ex.note += ": not blocked now";
     page = render_notice_page("This page is not blocked for you now",
                               "The school\u2019s filter would let this device open the page now: it may have been "
                               "opened by an exception, or the rules may have changed. Go back and load the page again.",

@@ -79,12 +79,13 @@ class DhcpLeasesTest(unittest.TestCase):
         status, body, _ = curl(self.proxy, "http://www.facebook.test/", source=PUPIL)
         self.assertEqual(status, 403)
         self.assertNotIn(b"pupil-laptop-07", body)  # the plain-HTTP site's page: on the proxy's own
-        status, body, _ = curl(self.proxy, "http://hallpass.invalid/blocked?url=http%3A%2F%2Fwww.facebook.test%2F",
+        block = self.line_for(PUPIL, 4)
+        self.assertEqual((block["host"], block["device"]), ("www.facebook.test", "pupil-laptop-07"))
+        status, body, _ = curl(self.proxy, "http://hallpass.invalid/blocked?url=http://www.facebook.test/",
                                source=PUPIL)
         self.assertEqual(status, 200)
         self.assertIn(b"<dt>Device name</dt><dd>pupil-laptop-07</dd>", body)
         self.assertIn(b"<dt>Hardware address</dt><dd>" + MAC_PUPIL.encode() + b"</dd>", body)
-        self.assertEqual(self.line_for(PUPIL, 4)["device"], "pupil-laptop-07")
 
         self.assertEqual(self.proxy.metric("hallpass_dhcp_lease_devices"), 2)
         self.assertGreaterEqual(self.proxy.metric("hallpass_dhcp_lease_entries_skipped_total"), 1)

@@ -427,7 +427,8 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(status_of(reply), 200, reply[:300])
         self.assertIn(b"has been sent", reply)
         # Logged with who asked: the device's role, as for any of its requests.
-        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["host"] == "hallpass.invalid"] or None,
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["host"] == "hallpass.invalid"
+                                 and l["path"] == "/request"] or None,
                         timeout=5, what="the form's log line")[-1]
         self.assertEqual((line["method"], line["status"], line["role"]), ("POST", 200, "pupils"))
         pending = ctl_json("hp_tech", self.sock, "list", "--pending")["requests"]

@@ -47,17 +47,20 @@ TEST_CASE("used tokens take bounded memory: expired ones are forgotten, and a fu
   CHECK(keys.redeem("one more", 9000, 9000) == form_keys::redeem_result::fresh);
 }
 
-TEST_CASE("the block page's details link carries the URL and a method other than GET, encoded") {
-  CHECK(block_details_url("GET", "http://x.test:8080/a b?q=1&r=%41") ==
-        "http://hallpass.invalid/blocked?url=http%3A%2F%2Fx.test%3A8080%2Fa%20b%3Fq%3D1%26r%3D%2541");
-  CHECK(block_details_url("POST", "http://x.test/") ==
-        "http://hallpass.invalid/blocked?method=POST&url=http%3A%2F%2Fx.test%2F");
+TEST_CASE("the block page's details link carries the URL, a method other than GET and overrides") {
+  CHECK(block_details_url("GET", {}, "http://x.test:8080/a b?q=1&r=%41#f") ==
+        "http://hallpass.invalid/blocked?url=http://x.test:8080/a%20b?q=1%26r=%2541%23f");
+  CHECK(block_details_url("POST", {}, "http://x.test/") == "http://hallpass.invalid/blocked?method=POST&url=http://x.test/");
+  CHECK(block_details_url("GET", {"PUT", "DELETE"}, "http://x.test/") ==
+        "http://hallpass.invalid/blocked?override=PUT,DELETE&url=http://x.test/");
   // What parse_form reads back is what went in.
-  const std::string url = "http://[::1]:81/p;x?a=\xc3\xa9&b=+~";
-  const std::string link = block_details_url("PROPFIND", url);
+  const std::string url = "http://[::1]:81/p;x=1?a=\xc3\xa9&b=+~\"<>";
+  const std::string link = block_details_url("PROPFIND", {"PATCH"}, url);
+  for (const char c : link) CHECK((c > 0x20 && c < 0x7f));  // a request target as it stands
   const auto fields = parse_form(link.substr(link.find('?') + 1));
   CHECK(fields.at("url") == url);
   CHECK(fields.at("method") == "PROPFIND");
+  CHECK(fields.at("override") == "PATCH");
 }
 
 TEST_CASE("the stored URL keeps its query only when the school keeps queries") {

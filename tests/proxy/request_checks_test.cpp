@@ -3,6 +3,7 @@
 #include <initializer_list>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "proxy/request_checks.hpp"
 
@@ -293,4 +294,18 @@ TEST_CASE("method-override fields: which names, and the methods kept") {
   add_method_override(methods, "POST", "put, get ,, post");  // a list: Express acts on the first
   add_method_override(methods, "POST", "PUT PATCH");  // not a token: kept, matching no rule
   CHECK(methods == std::vector<std::string>{"DELETE", "PATCH", "PUT", "GET", "PUT PATCH"});
+}
+
+TEST_CASE("a comma list's items are whole, trimmed and compared without case") {
+  CHECK(list_items(" keep-alive ,, Upgrade,\tX-Secret ") == std::vector<std::string_view>{"keep-alive", "Upgrade", "X-Secret"});
+  CHECK(list_items("").empty());
+  CHECK(list_items(" , ").empty());
+  // An item outside the token grammar still counts as itself, and what follows it too (Beast's
+  // token_list stopped there, so "foo/1, X-Secret" kept X-Secret from the hop-by-hop strip).
+  CHECK(list_items("foo/1, X-Secret") == std::vector<std::string_view>{"foo/1", "X-Secret"});
+  CHECK(list_has("foo/1, Upgrade", "upgrade"));
+  CHECK(list_has("close", "CLOSE"));
+  CHECK_FALSE(list_has("close x", "close"));  // whole items only
+  CHECK_FALSE(list_has("websocket/13", "websocket"));
+  CHECK_FALSE(list_has("", "close"));
 }
