@@ -633,6 +633,13 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
           .Increment();
       c.answer_cut_short = true;
       c.cut_short_unframed = o.framing == client_framing::close;
+    } else if (body.write_error == beast::error::timeout || body.write_error == net::error::timed_out) {
+      // Still connected but taking nothing for upstream.idle_timeout (a frozen tab, a device
+      // asleep with the connection open): not the same as one that went away (README, "Known
+      // gaps", until 2026-12-05).
+      ex.note = "response body: the client stopped reading for " +
+                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(daemon.upstream.idle_timeout).count()) +
+                " s (upstream.idle_timeout): the answer was cut off";
     } else {
       ex.note = "response body: the client closed the connection before the answer ended: " +
                 body.write_error.message();

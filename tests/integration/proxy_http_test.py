@@ -467,6 +467,23 @@ class HttpTest(unittest.TestCase):
         for kind, before in failures.items():
             self.assertEqual(self.proxy.metric("hallpass_upstream_failures_total", {"kind": kind}), before, kind)
 
+    def test_a_client_that_stops_reading_is_logged_as_such(self):
+        """A client still connected that takes nothing more (a frozen tab, a sleeping device) is
+        cut off after upstream.idle_timeout (10 s here), and the line says so: it used to read as
+        a client that closed."""
+        s = socket.socket()
+        s.bind((STAFF, 0))
+        s.settimeout(10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel holds little for it
+        s.connect(("127.0.0.1", self.proxy.port))
+        self.addCleanup(s.close)
+        s.sendall(f"GET {self.url('origin.test', '/big')} HTTP/1.1\r\nHost: origin.test\r\n\r\n".encode())
+        self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 200"))
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["path"] == "/big" and l["client"] == STAFF],
+                        timeout=30, interval=0.5, what="the stalled download's line")[-1]
+        self.assertIn("the client stopped reading for 10 s (upstream.idle_timeout)", line.get("note", ""), line)
+        self.assertLess(line["bytes_out"], 32 * 1024 * 1024)  # cut off, not sent whole
+
     def test_an_origin_that_refuses_an_upload_early_is_heard(self):
         """An origin that answers 413 from the head and closes without reading the body makes
         the proxy's upload fail (a broken pipe or a reset); the origin's answer, already
