@@ -34,11 +34,14 @@ void strip_hop_by_hop(http::message<isRequest, Body>& m, bool keep_upgrade) {
   std::vector<std::string> named;
   for (auto field : {http::field::connection, http::field::proxy_connection}) {
     auto range = m.base().equal_range(field);
-    // Split as list_has splits (request_checks.hpp): Beast's token_list stopped at the first
-    // character outside a token, so "Connection: foo/1, X-Secret" kept X-Secret (review,
-    // 2026-12-05).
+    // Split as list_has splits (for_each_list_item, request_checks.hpp): Beast's token_list
+    // stopped at the first character outside a token, so "Connection: foo/1, X-Secret" kept
+    // X-Secret (review, 2026-12-05).
     for (auto it = range.first; it != range.second; ++it) {
-      for (auto item : list_items(it->value())) named.emplace_back(item);
+      for_each_list_item(it->value(), [&](std::string_view item) {
+        named.emplace_back(item);
+        return false;
+      });
     }
   }
   for (const auto& n : named) {

@@ -22,8 +22,6 @@ bool is_ows(char c) {
   return c == ' ' || c == '\t';
 }
 
-
-
 // A printable rendering of a field name for error messages: never echo control bytes.
 std::string printable(std::string_view s) {
   std::string out;
@@ -40,24 +38,8 @@ std::string_view trim_ows(std::string_view s) {
   return s;
 }
 
-std::vector<std::string_view> list_items(std::string_view list) {
-  std::vector<std::string_view> items;
-  while (true) {
-    const auto comma = list.find(',');
-    const auto item = trim_ows(list.substr(0, comma));
-    if (!item.empty()) items.push_back(item);
-    if (comma == std::string_view::npos) return items;
-    list.remove_prefix(comma + 1);
-  }
-}
-
 bool list_has(std::string_view list, std::string_view token) {
-  while (true) {
-    const auto comma = list.find(',');
-    if (ascii_iequals(trim_ows(list.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) return false;
-    list.remove_prefix(comma + 1);
-  }
+  return for_each_list_item(list, [&](std::string_view item) { return ascii_iequals(item, token); });
 }
 
 int hex_digit_value(char c) {
@@ -247,19 +229,14 @@ void add_method_override(std::vector<std::string>& methods, std::string_view met
   // which was dropped whole as not a token (review, 2026-12-05). An item that is not a token
   // is kept as written (trimmed): decided as a method no rule names, which blocks nothing a
   // server could act on, rather than dropped.
-  for (std::size_t from = 0; from <= value.size();) {
-    const auto comma = std::min(value.find(',', from), value.size());
-    std::string_view item = value.substr(from, comma - from);
-    from = comma + 1;
-    const auto first = item.find_first_not_of(" \t");
-    if (first == std::string_view::npos) continue;
-    item = item.substr(first, item.find_last_not_of(" \t") - first + 1);
-    if (ascii_iequals(item, method)) continue;
+  for_each_list_item(value, [&](std::string_view item) {
+    if (ascii_iequals(item, method)) return false;
     std::string upper(item);
     std::transform(upper.begin(), upper.end(), upper.begin(),
                    [](unsigned char ch) { return static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch); });
     if (std::find(methods.begin(), methods.end(), upper) == methods.end()) methods.push_back(std::move(upper));
-  }
+    return false;
+  });
 }
 
 }  // namespace hallpass

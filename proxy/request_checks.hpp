@@ -80,10 +80,21 @@ using rules::ascii_iequals;
 // `s` without the spaces and tabs (OWS, RFC 9110 5.6.3) at either end.
 std::string_view trim_ows(std::string_view s);
 
-// The elements of a comma-separated field value (Connection, Upgrade), without the blanks round
-// each; empty elements are left out. Each element is compared whole: "close x" is not "close".
-std::vector<std::string_view> list_items(std::string_view list);
-// Whether list_items(list) has `token`, without case.
+// Calls `visit` with each element of a comma-separated field value (Connection, Upgrade, Expect,
+// a method override), trimmed of the blanks round it; empty elements are left out. An element
+// is whole, whatever it holds: "close x" is not "close", and "foo/1" does not end the list (as
+// Beast's token_list did). Stops early when `visit` returns true; returns whether it did.
+template <class Visit>
+bool for_each_list_item(std::string_view list, Visit&& visit) {
+  while (true) {
+    const auto comma = list.find(',');
+    const auto item = trim_ows(list.substr(0, comma));
+    if (!item.empty() && visit(item)) return true;
+    if (comma == std::string_view::npos) return false;
+    list.remove_prefix(comma + 1);
+  }
+}
+// Whether the list has `token`, without case.
 bool list_has(std::string_view list, std::string_view token);
 
 // The value of one hexadecimal digit, or -1.
