@@ -349,14 +349,12 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     const std::string url = url_of(target->scheme, target->host, target->port, path_and_query);
     // On the explicit proxy the page is served as the site (plain HTTP), where browsers send
     // no Fetch Metadata: the site's scripts could read it, so it never names the person and
-    // links to their page at the proxy's own address (block_details_url) instead.
+    // links to their page at the proxy's own address instead (block_page_html).
     const bool explicit_proxy = !c.inside && !c.transparent;
     const bool for_the_person =
         !explicit_proxy && block_page_for_the_person(req["Sec-Fetch-Mode"], req["Sec-Fetch-Dest"]);
-    const std::string ask_url =
-        explicit_proxy ? block_details_url(ex.method, ex.method_overrides, url) : std::string();
     const bool keep = rp.keep_alive() && !unread_body;
-    const bool ok = co_await write_block_page(w, c, ex, url, keep, version, for_the_person, ask_url);
+    const bool ok = co_await write_block_page(w, c, ex, url, keep, version, for_the_person);
     finish_exchange(w, c, ex);
     if (!ok || unread_body || !rp.keep_alive()) co_return false;
     co_return true;

@@ -254,7 +254,7 @@ net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::
 }
 
 std::string block_page_html(worker& w, client_connection& c, exchange& ex, std::string_view url,
-                            bool for_the_person, std::string_view ask_url) {
+                            bool for_the_person) {
   const auto& v = *ex.verdict;
   const std::string period = v.period_name();
   const std::string when = local_time_text(*ex.cfg, ex.start);
@@ -277,7 +277,7 @@ std::string block_page_html(worker& w, client_connection& c, exchange& ex, std::
   }
   // What names the person (who signed in, the device, its addresses) and the form stay off a
   // page the site's own scripts may read (block_page_for_the_person).
-  std::string signout, form;
+  std::string signout, form, ask_url;
   const bool could_ask = v.by != rules::decided_by::locked_category && v.by != rules::decided_by::invalid_host &&
                          !v.ban && w.state().admin != nullptr;
   if (for_the_person) {
@@ -298,16 +298,16 @@ std::string block_page_html(worker& w, client_connection& c, exchange& ex, std::
                                  c.inside || c.transparent, info.user);
       info.request_form_html = form;
     }
-  } else if (could_ask) {
+  } else if (could_ask && !c.inside && !c.transparent) {
+    ask_url = block_details_url(ex.method, ex.method_overrides, url);
     info.ask_url = ask_url;
   }
   return render_block_page(info);
 }
 
 net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange& ex, std::string_view url,
-                                      bool keep_alive, unsigned version, bool for_the_person,
-                                      std::string_view ask_url) {
-  std::string page = block_page_html(w, c, ex, url, for_the_person, ask_url);
+                                      bool keep_alive, unsigned version, bool for_the_person) {
+  std::string page = block_page_html(w, c, ex, url, for_the_person);
   co_return co_await write_local(c, ex, http::status::forbidden, std::move(page), "text/html; charset=utf-8",
                                  keep_alive, version);
 }

@@ -113,13 +113,14 @@ net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::
 // The block page for ex's verdict (with the access request form where an exception could help).
 // `for_the_person` (block_page_for_the_person): false leaves out who signed in, the device, its
 // addresses, the sign-out link and the form, which the blocked site's scripts could read.
-// `ask_url`: where such a page sends the person for them instead (block_details_url); "" none.
+// Such a page on the explicit proxy (plain HTTP) links to the person's page at the proxy's own
+// address instead (block_details_url), where an exception could help; a device on a
+// transparent listener or inside a tunnel cannot reach that address.
 std::string block_page_html(worker& w, client_connection& c, exchange& ex, std::string_view url,
-                            bool for_the_person, std::string_view ask_url = {});
+                            bool for_the_person);
 // block_page_html as a 403.
 net::awaitable<bool> write_block_page(worker& w, client_connection& c, exchange& ex, std::string_view url,
-                                      bool keep_alive, unsigned version, bool for_the_person = true,
-                                      std::string_view ask_url = {});
+                                      bool keep_alive, unsigned version, bool for_the_person = true);
 
 // The answer to a CONNECT the policy blocked: one line naming the reason, then close.
 net::awaitable<bool> write_connect_block(client_connection& c, exchange& ex, unsigned version);
