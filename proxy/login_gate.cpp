@@ -9,6 +9,7 @@
 #include "proxy/login_service.hpp"
 #include "proxy/negotiate_login.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/signin_handler.hpp"
 #include "proxy/signin_page.hpp"
 #include "proxy/worker.hpp"
 #include "rules/utf8.hpp"
@@ -356,14 +357,12 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
   if (mode == login_mode::page) {
     // The sign-in page: the device's address is who it is (signin_table.hpp), in an inspected
     // tunnel too (its CONNECT or handshake was made to show the page, not as a sign-in).
-    const auto now = login_service::clock::now();
-    login_service::clock::time_point groups_until{};
-    ex.login = w.state().signins.find(c.ip_text, s.page, now, hardware_address_of(w, c, ex), &groups_until);
+    const bool groups_stale = find_page_binding(w, c, ex);
     const bool same_site = c.inside || c.transparent;
     // Not for the sign-in and sign-out pages themselves: a device must be able to sign out
     // while the directory cannot answer (review, 2026-12-05).
     const bool own_page = signin_address_of(same_site, ex.host, ex.path) != signin_address::none;
-    if (ex.login && now >= groups_until && !own_page) {
+    if (groups_stale && !own_page) {
       const bool fresh = co_await refresh_page_groups(w, c, ex, s);
       if (!fresh) {
         std::string body = "The school directory could not check the sign-in just now. Try again in a minute.\n";

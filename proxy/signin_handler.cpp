@@ -317,13 +317,18 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
   co_return false;
 }
 
-bool signin_missing(worker& w, const client_connection& c, exchange& ex, bool* groups_stale) {
-  const auto& s = ex.cfg->daemon.logins;
-  if (login_mode_of(w, c, s) != login_mode::page) return false;
+bool find_page_binding(worker& w, const client_connection& c, exchange& ex) {
   const auto now = login_service::clock::now();
   login_service::clock::time_point groups_until{};
-  ex.login = w.state().signins.find(c.ip_text, s.page, now, hardware_address_of(w, c, ex), &groups_until);
-  if (groups_stale != nullptr) *groups_stale = ex.login && now >= groups_until;
+  ex.login = w.state().signins.find(c.ip_text, ex.cfg->daemon.logins.page, now, hardware_address_of(w, c, ex),
+                                    &groups_until);
+  return ex.login && now >= groups_until;
+}
+
+bool signin_missing(worker& w, const client_connection& c, exchange& ex, bool* groups_stale) {
+  if (login_mode_of(w, c, ex.cfg->daemon.logins) != login_mode::page) return false;
+  const bool stale = find_page_binding(w, c, ex);
+  if (groups_stale != nullptr) *groups_stale = stale;
   return !ex.login;
 }
 

@@ -37,10 +37,14 @@ struct client_connection;
 net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex, request_parser& rp,
                                   std::string_view user_agent, unsigned version);
 
+// The device's sign-in page binding (a `login: page` network's): sets ex.login to it (null when
+// nothing is bound) and returns whether its groups are logins.ldap.cache_ttl old, so that the
+// caller reads them again (login_gate.hpp, refresh_page_groups).
+bool find_page_binding(worker& w, const client_connection& c, exchange& ex);
+
 // For a transparent TLS connection before its decision: on a `login: page` network, sets
 // ex.login to the device's binding and returns whether the device must sign in first (nothing
-// bound). False elsewhere. `groups_stale` (when given) is set when the binding's groups are
-// logins.ldap.cache_ttl old: the caller reads them again (login_gate.hpp, refresh_page_groups).
+// bound). False elsewhere. `groups_stale` (when given) says what find_page_binding returned.
 bool signin_missing(worker& w, const client_connection& c, exchange& ex, bool* groups_stale = nullptr);
 
 }  // namespace hallpass
