@@ -25,11 +25,38 @@ void emit(relay_result& r, std::string& pending, bool encode_chunked, std::strin
   }
 }
 
+// One read of a client's body under its pace: bounded by `idle` and by what is left of the
+// pace, whichever ends first, and ended by cancelling the read (read_deadline.hpp), so the
+// socket stays open. The wait counts against the pace. `ec` is a timeout when either ended it,
+// with pace.too_slow set when it was the pace. (The caller's read_error.)
+net::awaitable<std::size_t> paced_read(duplex_stream& in, net::mutable_buffer into, std::uint64_t moved,
+                                       std::chrono::milliseconds idle, const body_pacing& paced, error_code& ec) {
+  body_pace& pace = paced.pace;
+  const auto wait = pace.next_wait(moved, idle);
+  if (wait <= std::chrono::milliseconds::zero()) {
+    pace.too_slow = true;
+    ec = beast::error::timeout;
+    co_return 0;
+  }
+  in.expires_never();
+  read_deadline deadline(paced.timer, paced.state, in.socket(), wait);
+  const auto began = std::chrono::steady_clock::now();
+  auto [rec, n] = co_await in.async_read_some(into, nothrow);
+  deadline.disarm();
+  pace.waited += std::chrono::steady_clock::now() - began;
+  ec = rec;
+  if (rec && deadline.expired()) {
+    ec = beast::error::timeout;
+    if (wait < idle) pace.too_slow = true;
+  }
+  co_return n;
+}
+
 }  // namespace
 
 net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::flat_buffer& in_buffer,
                                          duplex_stream& out, const std::string& head, std::uint64_t length,
-                                         std::chrono::milliseconds idle, const bool* stop) {
+                                         std::chrono::milliseconds idle, const bool* stop, const body_pacing* paced) {
   relay_result r;
   const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(in_buffer.size(), length));
   if (out.is_tls() && head.size() + first <= worker::relay_buffer_size) {
@@ -63,7 +90,8 @@ net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::fl
   // splice(2) moves bytes between plain sockets only: TLS bytes must go through OpenSSL.
   if (remaining >= splice_threshold && !in.is_tls() && !out.is_tls()) {
     if (auto pipe = w.take_pipe()) {
-      const auto s = co_await splice_bytes_or_idle(in.socket(), out.socket(), *pipe, remaining, idle, stop);
+      const auto s = co_await splice_bytes_or_idle(in.socket(), out.socket(), *pipe, remaining, idle, stop,
+                                                   paced != nullptr ? &paced->pace : nullptr);
       w.give_pipe(std::move(pipe));
       r.moved += s.moved;
       r.read_error = s.read_error;
@@ -77,8 +105,16 @@ net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::fl
   while (remaining > 0) {
     if (stop_requested(stop, r.write_error)) break;
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, worker::relay_buffer_size));
-    in.expires_after(idle);
-    auto [rec, n] = co_await in.async_read_some(net::buffer(buf.get(), want), nothrow);
+    error_code rec;
+    std::size_t n = 0;
+    if (paced != nullptr) {
+      n = co_await paced_read(in, net::buffer(buf.get(), want), r.moved, idle, *paced, rec);
+    } else {
+      in.expires_after(idle);
+      auto [ec, got] = co_await in.async_read_some(net::buffer(buf.get(), want), nothrow);
+      rec = ec;
+      n = got;
+    }
     if (rec) {
       r.read_error = rec;
       break;
@@ -141,9 +177,17 @@ net::awaitable<relay_result> relay_decoded(duplex_stream& in, beast::flat_buffer
     }
     if (ended) co_return r;
     if (stop_requested(how.stop, r.write_error)) co_return r;
-    in.expires_after(how.idle);
     const auto into = in_buffer.prepare(decoded_read_size);
-    auto [rec, n] = co_await in.async_read_some(into, nothrow);
+    error_code rec;
+    std::size_t n = 0;
+    if (how.paced != nullptr) {
+      n = co_await paced_read(in, into, r.moved, how.idle, *how.paced, rec);
+    } else {
+      in.expires_after(how.idle);
+      auto [ec, got] = co_await in.async_read_some(into, nothrow);
+      rec = ec;
+      n = got;
+    }
     in_buffer.commit(n);
     if (rec) {
       // Only a clean close ends such a body: a TCP FIN, or over TLS a close_notify (Asio's

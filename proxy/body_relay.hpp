@@ -14,12 +14,24 @@
 #include <optional>
 #include <string>
 
+#include "proxy/body_pace.hpp"
 #include "proxy/duplex_stream.hpp"
 #include "proxy/net.hpp"
+#include "proxy/read_deadline.hpp"
 
 namespace hallpass {
 
 class worker;
+
+// A client's body read under a pace (body_pace.hpp), with the client connection's read timer
+// and its state (client_connection::read_timer, read_state): a read the pace runs out on is
+// cancelled, not closed by the stream's own timeout (read_deadline.hpp), so that the client
+// can still be answered 408.
+struct body_pacing {
+  body_pace& pace;
+  net::steady_timer& timer;
+  std::shared_ptr<read_deadline_state>& state;
+};
 
 struct relay_result {
   error_code read_error;   // from the side being read (eof before the end: the body was cut short)
@@ -36,10 +48,13 @@ struct relay_result {
 // in the kernel when much is left. The head and the first bytes go out in one write. Bytes
 // beyond `length` stay in `in_buffer`. `stop`, when given and set, ends the relay before its
 // next read or write with a write_error of operation_aborted (the origin refused an upload
-// while it went up: response_reader.hpp).
+// while it went up: response_reader.hpp). `paced`, when given, bounds the reads of `in` as its
+// pace says; when the client falls behind, the read_error is a timeout, pace.too_slow is set,
+// and `in` is still open.
 net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::flat_buffer& in_buffer,
                                          duplex_stream& out, const std::string& head, std::uint64_t length,
-                                         std::chrono::milliseconds idle, const bool* stop = nullptr);
+                                         std::chrono::milliseconds idle, const bool* stop = nullptr,
+                                         const body_pacing* paced = nullptr);
 
 enum class body_source : std::uint8_t {
   chunked,      // the sender's chunked coding, decoded strictly (chunked_codec.hpp); trailers dropped
@@ -53,6 +68,7 @@ struct decoded_relay {
   std::uint64_t limit = 0;     // body bytes allowed; 0: no limit
   std::chrono::milliseconds idle{120000};
   const bool* stop = nullptr;  // as relay_fixed's
+  const body_pacing* paced = nullptr;  // as relay_fixed's
 };
 
 // Sends `head`, then the body read from `in_buffer` and `in`, re-framed as `how` says, until

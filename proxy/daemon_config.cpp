@@ -162,7 +162,8 @@ class daemon_reader : public rules::yaml_reader {
     if (const auto n = root["limits"]; n && check_map(n, "limits",
                                                      {"header_bytes", "header_count", "response_header_bytes",
                                                       "response_header_count", "body_bytes", "connections",
-                                                      "connections_per_client", "head_timeout", "keepalive_timeout"})) {
+                                                      "connections_per_client", "head_timeout", "keepalive_timeout",
+                                                      "body_min_rate", "body_grace"})) {
       auto& l = c.limits;
       read_size(n, "header_bytes", "limits.header_bytes", l.header_bytes, 1024, 1 << 20);
       read_size(n, "header_count", "limits.header_count", l.header_count, 8, 10000);
@@ -174,6 +175,10 @@ class daemon_reader : public rules::yaml_reader {
         if (auto v = integer(n["body_bytes"], "limits.body_bytes", 0, 1LL << 50)) l.body_bytes = static_cast<std::uint64_t>(*v);
       }
       read_duration(n, "head_timeout", "limits.head_timeout", l.head_timeout);
+      if (n["body_min_rate"]) {
+        if (auto v = integer(n["body_min_rate"], "limits.body_min_rate", 0, 1LL << 40)) l.body_min_rate = static_cast<std::uint64_t>(*v);
+      }
+      read_duration(n, "body_grace", "limits.body_grace", l.body_grace);
       read_duration(n, "keepalive_timeout", "limits.keepalive_timeout", l.keepalive_timeout);
     }
     if (const auto n = root["connect"]; n && check_map(n, "connect", {"ports", "http_ports", "hello_timeout", "require_sni", "allow_non_tls"})) {

@@ -88,6 +88,11 @@ struct daemon_config {
     std::size_t response_header_bytes = 128 * 1024;
     std::size_t response_header_count = 500;
     std::uint64_t body_bytes = 0;                     // request body; 0: no limit
+    // A request body must come at least this fast on average, once the proxy has waited
+    // body_grace for it in all (body_pace.hpp); slower: 408. 0: no such bound (the idle
+    // timeout alone bounds each read).
+    std::uint64_t body_min_rate = 500;                // bytes a second
+    std::chrono::milliseconds body_grace = 30s;
     std::size_t connections = 10000;                  // client connections in total
     std::size_t connections_per_client = 256;         // per client address
     std::chrono::milliseconds head_timeout = 10s;     // to receive a whole request head

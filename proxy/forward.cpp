@@ -135,6 +135,15 @@ net::awaitable<bool> step_over_interim(worker& w, client_connection& c, exchange
   co_return true;
 }
 
+// The log's note for a body that came too slowly: what came, in how long, against what bound.
+std::string too_slow_detail(std::uint64_t moved, const body_pace& pace, const daemon_config::limit_settings& limits) {
+  const auto waited = std::chrono::duration_cast<std::chrono::seconds>(pace.waited).count();
+  return std::to_string(moved) + " bytes of the body in " + std::to_string(waited) + " s of waiting for it; " +
+         "the school asks for " + std::to_string(limits.body_min_rate) + " bytes a second after " +
+         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(limits.body_grace).count()) +
+         " s (limits.body_min_rate, limits.body_grace)";
+}
+
 // Refuses an exchange whose origin ended without an answer, as `kind` says, unless the origin's
 // TLS session or first bytes say it wanted what an inspecting proxy cannot give (a client
 // certificate, HTTP/2: upstream.hpp origin_wants), which has a page of its own.
@@ -385,11 +394,17 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     std::optional<early_answer_watch> watch;
     if (has_body) watch.emplace(*up, c.io.socket(), daemon.limits);
     const bool* refused = watch ? watch->refused_flag() : nullptr;
+    // The client must keep its body coming (limits.body_min_rate; body_pace.hpp).
+    body_pace pace;
+    pace.min_rate = daemon.limits.body_min_rate;
+    pace.grace = daemon.limits.body_grace;
+    const body_pacing paced{pace, c.read_timer, c.read_state};
+    const body_pacing* pacing = pace.active() ? &paced : nullptr;
     relay_result body;
     if (!chunked_body) {
       // The fast path: our own head, then a Content-Length body (if any) as raw bytes.
       body = co_await relay_fixed(w, c.io, c.buffer, up->io, request_head, body_length,
-                                  daemon.upstream.idle_timeout, refused);
+                                  daemon.upstream.idle_timeout, refused, pacing);
     } else {
       // A chunked body: decoded strictly, each chunk sent on as our own as soon as it arrives.
       decoded_relay how;
@@ -398,6 +413,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       how.limit = daemon.limits.body_bytes;
       how.idle = daemon.upstream.idle_timeout;
       how.stop = refused;
+      how.paced = pacing;
       // Consumes request_head: a request with a body is never retried, so no copy is kept.
       body = co_await relay_decoded(c.io, c.buffer, up->io, request_head, how);
     }
@@ -419,6 +435,12 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
         // The client's chunks are malformed: the client's fault, a 400. The origin's half-sent
         // request dies with its connection.
         co_await refuse(w, c, ex, refusal::malformed_body, *body.framing_error, client_version);
+        co_return forward_outcome::close;
+      }
+      if (pace.too_slow) {
+        // The origin's half-sent request dies with its connection, as below.
+        const std::string detail = too_slow_detail(body.moved, pace, daemon.limits);
+        co_await refuse(w, c, ex, refusal::body_too_slow, detail, client_version);
         co_return forward_outcome::close;
       }
       if (body.read_error) {

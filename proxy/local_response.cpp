@@ -28,7 +28,7 @@ constexpr std::string_view unreachable_title = "The site could not be reached";
 
 // The table, in the order of enum refusal (checked below). The texts are those the tests
 // and the documentation (proxy/README.md) name.
-constexpr std::array<refusal_row, 22> rows{{
+constexpr std::array<refusal_row, 23> rows{{
     // head_timeout
     {408, outcome::error, rej::head_timeout, no_upstream_failure, "the request head did not arrive in time", true, "",
      refusal_page::plain, "", "The request did not arrive in time; the web filter closed the connection.\n"},
@@ -50,6 +50,9 @@ constexpr std::array<refusal_row, 22> rows{{
     // malformed_body
     {400, outcome::error, rej::malformed, no_upstream_failure, "the request body is malformed", true, "",
      refusal_page::html, "The request is malformed", "The web filter could not read this request's body."},
+    // body_too_slow
+    {408, outcome::error, rej::body_too_slow, no_upstream_failure, "the request body came too slowly", true, "",
+     refusal_page::plain, "", "The upload came too slowly; the web filter closed the connection.\n"},
     // bad_target
     {400, outcome::error, rej::malformed, no_upstream_failure, "the request target is not a URL the proxy can use", true,
      "", refusal_page::html, refused_title, ""},

@@ -32,6 +32,7 @@ enum class refusal : std::uint8_t {
   ambiguous_framing,     // request smuggling shapes (request_checks.hpp)
   body_too_large,        // declared or counted body over limits.body_bytes
   malformed_body,        // the client's chunks are broken
+  body_too_slow,         // the client sent its body slower than limits.body_min_rate (408)
   bad_target,            // a request-target the proxy cannot use (the detail is the page text)
   addressed_to_proxy,    // origin-form: a device that does not know it talks to a proxy
   port_not_allowed,      // CONNECT outside connect.ports (a plain-text answer)

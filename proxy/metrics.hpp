@@ -82,6 +82,7 @@ class metrics {
     port_not_allowed,
     loopback_refused,
     destination_denied,  // upstream.deny_networks or the gateway's own addresses
+    body_too_slow,       // a request body slower than limits.body_min_rate
   };
   prometheus::Counter& rejected(rejection r) { return *rejected_[static_cast<std::size_t>(r)]; }
 
@@ -171,7 +172,7 @@ class metrics {
   std::array<prometheus::Counter*, login_results.size()> logins{};
 
  private:
-  static constexpr std::size_t rejection_count = 9;
+  static constexpr std::size_t rejection_count = 10;
   static constexpr std::size_t upstream_failure_count = 6;
   std::array<prometheus::Counter*, rejection_count> rejected_{};
   std::array<prometheus::Counter*, upstream_failure_count> upstream_failed_{};

@@ -106,10 +106,12 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   }
   std::string body;
   char buf[4096];
+  // The whole form within one deadline, not each read: 64 KiB trickled a byte at a time, each
+  // just inside a per-read timeout, held the connection for days.
+  c.stream.expires_after(std::chrono::seconds(60));
   while (!rp.is_done()) {
     rp.get().body().data = buf;
     rp.get().body().size = sizeof buf;
-    c.stream.expires_after(std::chrono::seconds(10));
     auto [ec, n] = co_await http::async_read(c.io, c.buffer, rp, nothrow);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return;

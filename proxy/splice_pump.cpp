@@ -112,17 +112,51 @@ net::awaitable<void> idle_watchdog(const std::chrono::steady_clock::time_point& 
   }
 }
 
+namespace {
+
+// Completes when the side being read falls behind `pace`: the time spent waiting to read (not
+// to write) is added up at each tick against what has moved.
+net::awaitable<void> pace_watchdog(const splice_progress& progress, body_pace& pace) {
+  net::steady_timer t(co_await net::this_coro::executor);
+  auto last = std::chrono::steady_clock::now();
+  for (;;) {
+    const auto wait = std::clamp<std::chrono::steady_clock::duration>(pace.left(progress.moved),
+                                                                       std::chrono::milliseconds(1),
+                                                                       std::chrono::milliseconds(250));
+    t.expires_after(wait);
+    auto [ec] = co_await t.async_wait(nothrow);
+    if (ec) co_return;
+    const auto now = std::chrono::steady_clock::now();
+    if (!progress.waiting_to_write) pace.waited += now - last;
+    last = now;
+    if (pace.left(progress.moved) <= std::chrono::steady_clock::duration::zero()) {
+      pace.too_slow = true;
+      co_return;
+    }
+  }
+}
+
+}  // namespace
+
 net::awaitable<splice_result> splice_bytes_or_idle(tcp::socket& from, tcp::socket& to, splice_pipe& pipe,
                                                    std::uint64_t limit, std::chrono::milliseconds idle,
-                                                   const bool* stop) {
+                                                   const bool* stop, body_pace* pace) {
   using namespace net::experimental::awaitable_operators;
   auto activity = std::chrono::steady_clock::now();
   splice_progress progress;
-  auto done = co_await (splice_bytes(from, to, pipe, limit, &activity, &progress, stop) || idle_watchdog(activity, idle));
-  if (done.index() == 0) co_return std::get<0>(std::move(done));
+  if (pace != nullptr && pace->active()) {
+    auto paced = co_await (splice_bytes(from, to, pipe, limit, &activity, &progress, stop) ||
+                           idle_watchdog(activity, idle) || pace_watchdog(progress, *pace));
+    if (paced.index() == 0) co_return std::get<0>(std::move(paced));
+  } else {
+    auto done = co_await (splice_bytes(from, to, pipe, limit, &activity, &progress, stop) || idle_watchdog(activity, idle));
+    if (done.index() == 0) co_return std::get<0>(std::move(done));
+  }
   splice_result r;
   r.moved = progress.moved;  // the access log counts what did move (the audit saw 16 MiB logged as 241 bytes)
-  (progress.waiting_to_write ? r.write_error : r.read_error) = beast::error::timeout;
+  // The idle timeout says which side stalled; the pace ends only a wait to read.
+  const bool behind = pace != nullptr && pace->too_slow;
+  (progress.waiting_to_write && !behind ? r.write_error : r.read_error) = beast::error::timeout;
   co_return r;
 }
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 
+#include "proxy/body_pace.hpp"
 #include "proxy/net.hpp"
 
 namespace hallpass {
@@ -79,9 +80,11 @@ net::awaitable<void> idle_watchdog(const std::chrono::steady_clock::time_point& 
 
 // splice_bytes() that gives up when nothing moves for `idle`: then `moved` still counts what
 // did move, and the timeout is a write_error when `to` had stopped taking bytes (an origin
-// that stopped reading an upload), else a read_error (`from` fell silent).
+// that stopped reading an upload), else a read_error (`from` fell silent). `pace`, when given,
+// also ends it when `from` falls behind (body_pace.hpp; checked every 250 ms): a read_error of
+// timeout, with pace->too_slow set.
 net::awaitable<splice_result> splice_bytes_or_idle(tcp::socket& from, tcp::socket& to, splice_pipe& pipe,
                                                    std::uint64_t limit, std::chrono::milliseconds idle,
-                                                   const bool* stop = nullptr);
+                                                   const bool* stop = nullptr, body_pace* pace = nullptr);
 
 }  // namespace hallpass

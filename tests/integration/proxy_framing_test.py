@@ -598,5 +598,144 @@ class Framing(unittest.TestCase):
         self.assertEqual((line["action"], line["status"]), ("error", 502))
 
 
+class BodyPace(unittest.TestCase):
+    """limits.body_min_rate: a request body trickled slower than the school's bound gets a 408
+    once body_grace has been spent waiting for it, on every way a body goes up (copied, spliced,
+    chunked); an origin slow to take an upload does not count against its client."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.proxy = Proxy(policy_edit=lambda t: t.replace(
+            "limits:\n", "limits:\n  body_min_rate: 1000\n  body_grace: 1s\n"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+
+    def origin_that_reads(self):
+        """An origin that reads the body to its declared end (or the close), then answers 200;
+        `ended` records whether it saw the whole body."""
+        ended = []
+
+        def script(conn, got):
+            head, _, body = got.partition(b"\r\n\r\n")
+            length = int(next((l.split(b":")[1] for l in head.split(b"\r\n")
+                               if l.lower().startswith(b"content-length:")), b"-1"))
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and (length < 0 or len(body) < length):
+                more = conn.recv(65536)
+                if not more:
+                    break
+                body += more
+                if length < 0 and body.endswith(b"0\r\n\r\n"):
+                    break
+            ended.append(len(body) >= length if length >= 0 else body.endswith(b"0\r\n\r\n"))
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        o = ScriptOrigin(script)
+        self.addCleanup(o.stop)
+        return o, ended
+
+    def trickle(self, head, piece, every, stop):
+        """Sends `head`, then `piece` every `every` seconds until `stop` is set or the proxy
+        closes (at most 15 s). Returns the client socket."""
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(head)
+
+        def drip():
+            deadline = time.monotonic() + 15
+            try:
+                while not stop.is_set() and time.monotonic() < deadline:
+                    s.sendall(piece)
+                    time.sleep(every)
+            except OSError:
+                pass
+
+        threading.Thread(target=drip, daemon=True).start()
+        self.addCleanup(stop.set)
+        return s
+
+    def assert_refused_as_too_slow(self, s, o, ended, started):
+        data = recv_until(s, b"closed the connection", timeout=10)
+        took = time.monotonic() - started
+        self.assertTrue(data.startswith(b"HTTP/1.1 408 "), data[:200])
+        self.assertIn(b"The upload came too slowly", data)
+        # 1 s of grace and the little the trickle earned, not the 10 s idle timeout.
+        self.assertLess(took, 6, data[:200])
+        line = wait_for(lambda: next((l for l in self.proxy.log_lines() if l["port"] == o.port), None),
+                        timeout=5, what="the upload's log line")
+        self.assertEqual(line["status"], 408, line)
+        self.assertEqual(line["action"], "error", line)
+        self.assertEqual(line["reason"], "the request body came too slowly", line)
+        self.assertIn("limits.body_min_rate", line.get("note", ""), line)
+        wait_for(lambda: len(ended) == 1, timeout=5, what="the origin to see the connection end")
+        self.assertEqual(ended, [False], "the origin must never see the body as complete")
+
+    def test_a_trickled_body_is_refused_on_every_way_up(self):
+        before = self.proxy.metric("hallpass_rejected_total", {"reason": "body_too_slow"})
+        cases = [
+            ("copied", b"Content-Length: 100000\r\n", b"x" * 20),
+            ("spliced (over 128 KiB)", b"Content-Length: 1048576\r\n", b"x" * 20),
+            ("chunked", b"Transfer-Encoding: chunked\r\n", b"14\r\n" + b"x" * 20 + b"\r\n"),
+        ]
+        for name, framing, piece in cases:
+            with self.subTest(name):
+                o, ended = self.origin_that_reads()
+                started = time.monotonic()
+                s = self.trickle(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\n%s\r\n"
+                                 % (o.port, framing), piece, 0.25, threading.Event())
+                self.assert_refused_as_too_slow(s, o, ended, started)
+        self.assertEqual(self.proxy.metric("hallpass_rejected_total", {"reason": "body_too_slow"}), before + 3)
+
+    def test_a_body_that_keeps_the_pace_goes_through_slowly(self):
+        # 40 bytes every 10 ms (up to 4,000 bytes a second, four times the bound) for 2.5 s: past
+        # the grace, never behind.
+        o, ended = self.origin_that_reads()
+        size = 40 * 250
+        s = client(self.proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nContent-Length: %d\r\n\r\n"
+                  % (o.port, size))
+        for _ in range(250):
+            s.sendall(b"y" * 40)
+            time.sleep(0.01)
+        data = recv_until(s, b"ok", timeout=10)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 OK"), data[:200])
+        self.assertEqual(ended, [True])
+
+    def test_an_origin_slow_to_take_an_upload_does_not_count_against_its_client(self):
+        # 32 MiB against a bound of 50 MB a second: the body earns 0.7 s, the grace 1 s. The
+        # origin reads nothing for 3 s: the proxy waits to write, not to read, and the upload
+        # then completes. (Counted as Apache counts it, all the time since the start, this
+        # would be a 408.)
+        proxy = Proxy(policy_edit=lambda t: t.replace(
+            "limits:\n", "limits:\n  body_min_rate: 50000000\n  body_grace: 1s\n"))
+        self.addCleanup(proxy.stop)
+        size = 32 << 20
+
+        def stalls_then_reads(conn, got):
+            time.sleep(3)
+            body = len(got.partition(b"\r\n\r\n")[2])
+            deadline = time.monotonic() + 20
+            while body < size and time.monotonic() < deadline:
+                more = conn.recv(1 << 20)
+                if not more:
+                    break
+                body += len(more)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d" % (len(b"%d" % body), body))
+
+        o = ScriptOrigin(stalls_then_reads)
+        self.addCleanup(o.stop)
+        s = client(proxy)
+        self.addCleanup(s.close)
+        s.sendall(b"POST http://origin.test:%d/up HTTP/1.1\r\nHost: origin.test\r\nContent-Length: %d\r\n\r\n"
+                  % (o.port, size))
+        send_in_background(s, [b"z" * size])
+        data = recv_until(s, b"%d" % size, timeout=20)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 OK"), data[:200])
+        self.assertTrue(data.endswith(b"%d" % size), data[-100:])
+
+
 if __name__ == "__main__":
     unittest.main()
