@@ -125,6 +125,22 @@ std::string write_client_response_head(const response_head& h, const client_head
   return out;
 }
 
+bool head_reparse_gate::worth_parsing(std::string_view in, std::size_t max_bytes) {
+  constexpr std::size_t always = 8 * 1024;
+  bool parse = !parsed_any_ || in.size() <= always || in.size() > max_bytes || in.size() / 2 >= last_parsed_;
+  if (!parse) {
+    // The bytes not looked through yet, with the two before them, which may begin the line.
+    const auto fresh = in.substr(std::min(in.size(), searched_ >= 2 ? searched_ - 2 : 0));
+    parse = fresh.find("\n\n") != std::string_view::npos || fresh.find("\n\r\n") != std::string_view::npos;
+  }
+  searched_ = in.size();
+  if (parse) {
+    parsed_any_ = true;
+    last_parsed_ = in.size();
+  }
+  return parse;
+}
+
 head_parse parse_response_head(std::string_view in, std::size_t max_bytes, std::size_t max_fields,
                                response_head& out, std::string& error) {
   out = response_head{};

@@ -41,6 +41,25 @@ enum class head_parse { complete, need_more, error, too_large };
 head_parse parse_response_head(std::string_view in, std::size_t max_bytes, std::size_t max_fields,
                                response_head& out, std::string& error);
 
+// When a head still incomplete is worth parsing again, as more of it arrives.
+// parse_response_head starts from the head's first byte each time, so parsing after every read
+// made a head that arrives a byte at a time cost quadratic time (known gap, "a response head
+// parsed again from its start"; bench/slow_head.py). It is parsed on the first read, after
+// every read while the head is small (8 KiB: an error there is found at once), when a line that
+// can end it has come (LF LF, or LF CRLF, looked for in the new bytes only), when its bytes
+// have doubled since the last parse (an error in a long head is found by the time twice its
+// bytes have come), and when it is over `max_bytes` (too large): linear work in all.
+class head_reparse_gate {
+ public:
+  // Whether `in`, the head so far, should be parsed now; if so, the caller parses it.
+  bool worth_parsing(std::string_view in, std::size_t max_bytes);
+
+ private:
+  bool parsed_any_ = false;
+  std::size_t last_parsed_ = 0;  // the head's bytes at the last parse
+  std::size_t searched_ = 0;     // the bytes looked through for an ending line
+};
+
 // How the proxy frames the body it sends to the client.
 enum class client_framing : std::uint8_t {
   none,         // no body and no length (1xx, 204, 101)

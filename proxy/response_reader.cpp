@@ -14,10 +14,14 @@ constexpr std::size_t read_size = 16 * 1024;
 net::awaitable<head_read> read_response_head(upstream_connection& up, response_head& head,
                                              const daemon_config::limit_settings& limits) {
   head_read r;
+  r.result = head_parse::need_more;
+  head_reparse_gate gate;
   for (;;) {
     const std::string_view view = buffered(up.buffer);
-    r.result = parse_response_head(view, limits.response_header_bytes, limits.response_header_count, head, r.error);
-    if (r.result != head_parse::need_more) co_return r;
+    if (gate.worth_parsing(view, limits.response_header_bytes)) {
+      r.result = parse_response_head(view, limits.response_header_bytes, limits.response_header_count, head, r.error);
+      if (r.result != head_parse::need_more) co_return r;
+    }
     const auto into = up.buffer.prepare(read_size);
     auto [ec, n] = co_await up.io.async_read_some(into, nothrow);
     up.buffer.commit(n);
@@ -62,14 +66,19 @@ void refuse_upload(early_answer_watch::state& s) {
 net::awaitable<void> watch_for_answer(std::shared_ptr<early_answer_watch::state> s) {
   std::size_t offset = 0;  // where the next head starts: after the interim ones
   int interim = 0;
+  head_reparse_gate gate;  // for the head that starts at offset
   for (;;) {
     response_head head;
     std::string error;
-    const auto parsed = parse_response_head(buffered(s->up->buffer).substr(offset), s->header_bytes,
-                                            s->header_count, head, error);
+    const std::string_view view = buffered(s->up->buffer).substr(offset);
+    auto parsed = head_parse::need_more;
+    if (gate.worth_parsing(view, s->header_bytes)) {
+      parsed = parse_response_head(view, s->header_bytes, s->header_count, head, error);
+    }
     if (parsed == head_parse::complete && head.status < 200 && head.status != 101) {
       if (++interim > max_interim_responses) co_return;  // the response loop refuses those
       offset += head.size;
+      gate = head_reparse_gate{};  // the next head is parsed from its start at once
       continue;
     }
     if (parsed == head_parse::complete) {
