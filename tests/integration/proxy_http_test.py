@@ -123,6 +123,29 @@ class HttpTest(unittest.TestCase):
         self.assertRegex(text, r"<dt>When</dt><dd>(Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day [0-9]{1,2} [A-Z][a-z]+ "
                                r"20[0-9]{2}, [0-9]{2}:[0-9]{2} (GMT|BST) \u00b7 ")
 
+    def test_the_block_pages_details_link_followed_with_head(self):
+        # HEAD of a blocked page: the 403's head alone, its link in no body; the person's page
+        # behind the link, asked for with HEAD (a link checker, a browser's prefetch), is the
+        # same 200 head with its length and no body, and decides the page as a GET.
+        target = self.url("facebook.test", "/head-check")
+        head_only = raw_request(self.proxy, f"HEAD {target} HTTP/1.1\r\nHost: facebook.test\r\n"
+                                            "Connection: close\r\n\r\n".encode())
+        self.assertEqual(status_of(head_only), 403)
+        self.assertTrue(head_only.endswith(b"\r\n\r\n"), head_only[-200:])
+        link = "http://hallpass.invalid/blocked?url=" + urllib.parse.quote(target, safe=":/")
+        got = raw_request(self.proxy, f"GET {link} HTTP/1.1\r\nHost: hallpass.invalid\r\n"
+                                      "Connection: close\r\n\r\n".encode())
+        self.assertEqual(status_of(got), 200, got[:300])
+        self.assertIn(b'action="http://hallpass.invalid/request"', got)
+        length = int(re.search(rb"Content-Length: (\d+)", got).group(1))
+        headed = raw_request(self.proxy, f"HEAD {link} HTTP/1.1\r\nHost: hallpass.invalid\r\n"
+                                         "Connection: close\r\n\r\n".encode())
+        self.assertEqual(status_of(headed), 200, headed[:300])
+        self.assertTrue(headed.endswith(b"\r\n\r\n"), headed[-200:])  # no body
+        self.assertIn(b"X-Frame-Options: DENY", headed)
+        # The same page, give or take the form's token and the time in it.
+        self.assertLess(abs(int(re.search(rb"Content-Length: (\d+)", headed).group(1)) - length), 64)
+
     def test_methods_with_bodies_and_method_rules(self):
         data = os.urandom(200_000)
         with tempfile.NamedTemporaryFile() as f:
