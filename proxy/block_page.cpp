@@ -126,6 +126,25 @@ std::string html_escape(std::string_view s) {
 
 namespace {
 
+// The link to the person's own page where this one leaves them out and no exception could help
+// (block_page_info::details_url): who is signed in, the device, the sign-out link.
+void append_details_link(std::string& out, const block_page_info& info) {
+  if (info.details_url.empty()) return;
+  out += "<p class=\"note\"><a href=\"";
+  append_html_escaped(out, info.details_url);
+  out += "\">Who is signed in on this device, and the details</a> (on the school filter\u2019s own page)</p>\n";
+}
+
+// Who is signed in through the sign-in page, and the link to sign out (a shared device).
+void append_signout_note(std::string& out, const block_page_info& info) {
+  if (info.signout_url.empty() || info.user.empty()) return;
+  out += "<p class=\"note\">This device is signed in as ";
+  append_value(out, info.user);
+  out += ". <a href=\"";
+  append_html_escaped(out, info.signout_url);
+  out += "\">Sign out</a> when you finish, on a shared device.</p>\n";
+}
+
 // A ban's page (000 7.2; 002). Child-first: a screen others may see says only that use is
 // limited for now and until when, in the school's own neutral words, never why or what was
 // tried; the adult details (which ban, its reason) are in hallpassctl bans and the access log.
@@ -147,8 +166,11 @@ std::string render_ban_page(const block_page_info& info, std::string_view school
   row(out, "Rule", info.rule);
   row(out, "Until", info.ban_until);
   row(out, "School policy", info.clause);
+  row(out, "Signed in as", info.user);
   row(out, "Your device", info.client);
   out += "</dl>\n</details>\n";
+  append_details_link(out, info);
+  append_signout_note(out, info);
   end_document(out);
   return out;
 }
@@ -239,13 +261,8 @@ std::string render_block_page(const block_page_info& info) {
   row(out, "Device name", info.device_name);
   row(out, "Hardware address", info.hardware_address);
   out += "</dl>\n</details>\n";
-  if (!info.signout_url.empty() && !info.user.empty()) {
-    out += "<p class=\"note\">This device is signed in as ";
-    append_value(out, info.user);
-    out += ". <a href=\"";
-    append_html_escaped(out, info.signout_url);
-    out += "\">Sign out</a> when you finish, on a shared device.</p>\n";
-  }
+  append_details_link(out, info);
+  append_signout_note(out, info);
   out +=
       "<p class=\"note\">The school filters and monitors internet use to keep everyone safe. "
       "This visit has been recorded. If you think this page was blocked by mistake, tell "

@@ -37,6 +37,9 @@ struct block_page_info {
   // plain-HTTP site's page, which the site's scripts can read): a link to the proxy's own
   // address (block_details_url, access_request_form.hpp), shown in the "how to ask" section.
   std::string_view ask_url;
+  // The same link where no exception could help (a locked category, a ban): the page's details,
+  // and who is signed in on the device with the sign-out link, on the proxy's own page.
+  std::string_view details_url;
   // Set when a ban decided (rules/ban.hpp): when it ends, school-local ("Thursday 3 December
   // 2026, 16:30"). The page then says the device or user is on supervised use until then, in
   // the school's neutral words (reason: bans.message), names no attempt and offers no form.

@@ -301,9 +301,12 @@ std::string block_page_html(worker& w, client_connection& c, exchange& ex, std::
                                  c.inside || c.transparent, info.user);
       info.request_form_html = form;
     }
-  } else if (could_ask && !c.inside && !c.transparent) {
+  } else if (!c.inside && !c.transparent) {
+    // The explicit proxy's plain HTTP: the person's page is on the proxy's own address, with
+    // the form where an exception could help, and in any case who is signed in and the
+    // sign-out link (a locked category's or a ban's page showed neither: review, 2026-12-05, L2).
     ask_url = block_details_url(ex.method, ex.method_overrides, url);
-    info.ask_url = ask_url;
+    (could_ask ? info.ask_url : info.details_url) = ask_url;
   }
   return render_block_page(info);
 }

@@ -10,7 +10,7 @@ import subprocess
 import time
 import unittest
 
-from harness import BIN, STAFF, Origin, Proxy, curl, wait_for
+from harness import BIN, STAFF, Origin, Proxy, curl, person_block_page, wait_for
 from exceptions_test import ADMIN, admin_state_dir, ctl, ctl_json, ensure_users
 
 
@@ -81,7 +81,14 @@ class BansTest(unittest.TestCase):
         self.assertRegex(page, r"This lasts until <strong>\w+ \d+ \w+ \d{4}, \d\d:\d\d (GMT|BST)<")
         self.assertNotIn("VPN", page)  # the adult's reason never reaches the screen
         self.assertNotIn("hallpass.invalid/request", page)  # no request form during a ban
-        self.assertNotIn("hallpass.invalid/blocked", page)  # nor a link to one
+        # Only a link to the person's own page (who is signed in, the device), which has no form
+        # either: the page itself is served as the site, whose scripts could read it.
+        self.assertIn("Who is signed in on this device, and the details", page)
+        self.assertNotIn("Ask for this page", page)
+        mine = person_block_page(self.proxy, page.encode(), device).decode()
+        self.assertIn("Only some websites are open for now", mine)
+        self.assertIn(f"<dt>Your device</dt><dd>{device}</dd>", mine)
+        self.assertNotIn("hallpass.invalid/request", mine)
         self.assertEqual(self.status("allowed.test", device), 200)  # the supervised-use list
         self.assertEqual(self.status("facebook.test", device), 403)  # blocked as before
         self.assertEqual(self.status("origin.test", other), 200)  # other devices untouched

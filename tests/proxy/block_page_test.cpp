@@ -172,6 +172,29 @@ TEST_CASE("without the form, the page links to the person's page at the proxy's 
   CHECK_FALSE(contains(render_block_page(info), "askbtn\" href"));
 }
 
+TEST_CASE("where no exception could help, the page still links to the person's own page, and a ban's too") {
+  auto info = sample();
+  info.details_url = "http://hallpass.invalid/blocked?url=http%3A%2F%2Fx.test%2F&q=\"<";
+  const auto page = render_block_page(info);
+  check_document(page);
+  CHECK(contains(page, "<a href=\"http://hallpass.invalid/blocked?url=http%3A%2F%2Fx.test%2F&amp;q=&quot;&lt;\">"
+                       "Who is signed in on this device, and the details</a>"));
+  CHECK_FALSE(contains(page, "askbtn\" href"));  // not offered as a way to ask
+  info.ban_until = "Thursday 3 December 2026, 16:30 GMT";
+  const auto ban = render_block_page(info);
+  check_document(ban);
+  CHECK(contains(ban, "Only some websites are open for now"));
+  CHECK(contains(ban, "Who is signed in on this device, and the details</a>"));
+  // The person's ban page (behind that link) says who is signed in, with the sign-out link.
+  info.details_url = {};
+  info.user = "amy";
+  info.signout_url = "http://hallpass.invalid/signout";
+  const auto mine = render_block_page(info);
+  CHECK(contains(mine, "<dt>Signed in as</dt><dd>amy</dd>"));
+  CHECK(contains(mine, "This device is signed in as amy. <a href=\"http://hallpass.invalid/signout\">Sign out</a>"));
+  CHECK_FALSE(contains(mine, "Who is signed in on this device, and the details"));
+}
+
 TEST_CASE("everything the client sent is escaped") {
   auto info = sample();
   info.url = "http://evil.example/<script>alert('x')</script>?a=1&b=\"2\"";
