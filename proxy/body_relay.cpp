@@ -90,8 +90,10 @@ net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::fl
   // splice(2) moves bytes between plain sockets only: TLS bytes must go through OpenSSL.
   if (remaining >= splice_threshold && !in.is_tls() && !out.is_tls()) {
     if (auto pipe = w.take_pipe()) {
-      const auto s = co_await splice_bytes_or_idle(in.socket(), out.socket(), *pipe, remaining, idle, stop,
-                                                   paced != nullptr ? &paced->pace : nullptr);
+      body_pace* pace = nullptr;  // a named local: no conditional inside co_await (GCC 12 rule 3)
+      if (paced != nullptr) pace = &paced->pace;
+      const auto s = co_await splice_bytes_or_idle(in.socket(), out.socket(), *pipe, remaining, idle, stop, pace,
+                                                   r.moved);
       w.give_pipe(std::move(pipe));
       r.moved += s.moved;
       r.read_error = s.read_error;

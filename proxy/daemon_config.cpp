@@ -179,6 +179,12 @@ class daemon_reader : public rules::yaml_reader {
         if (auto v = integer(n["body_min_rate"], "limits.body_min_rate", 0, 1LL << 40)) l.body_min_rate = static_cast<std::uint64_t>(*v);
       }
       read_duration(n, "body_grace", "limits.body_grace", l.body_grace);
+      // A grace shorter than a round trip or two refuses bodies that have not begun to arrive
+      // with the head (the usual case: curl after a 100, a browser's next TLS record).
+      if (l.body_min_rate > 0 && l.body_grace < std::chrono::seconds(1)) {
+        error(n["body_grace"] ? n["body_grace"] : n["body_min_rate"],
+              "limits.body_grace must be at least 1s while limits.body_min_rate is set (0 turns the pace off)");
+      }
       read_duration(n, "keepalive_timeout", "limits.keepalive_timeout", l.keepalive_timeout);
     }
     if (const auto n = root["connect"]; n && check_map(n, "connect", {"ports", "http_ports", "hello_timeout", "require_sni", "allow_non_tls"})) {

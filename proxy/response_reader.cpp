@@ -27,7 +27,11 @@ net::awaitable<head_read> read_response_head(upstream_connection& up, response_h
     up.buffer.commit(n);
     r.bytes_read += n;
     if (ec) {
-      r.ec = ec;
+      // Whatever the gate would say: a malformed head the origin then closed on is malformed,
+      // not a close without an answer.
+      r.result = parse_response_head(buffered(up.buffer), limits.response_header_bytes, limits.response_header_count,
+                                     head, r.error);
+      if (r.result == head_parse::need_more) r.ec = ec;
       co_return r;
     }
   }

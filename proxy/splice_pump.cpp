@@ -115,12 +115,13 @@ net::awaitable<void> idle_watchdog(const std::chrono::steady_clock::time_point& 
 namespace {
 
 // Completes when the side being read falls behind `pace`: the time spent waiting to read (not
-// to write) is added up at each tick against what has moved.
-net::awaitable<void> pace_watchdog(const splice_progress& progress, body_pace& pace) {
+// to write) is added up at each tick against what has moved, and `before` bytes moved earlier.
+// (Each tick's interval is charged by the state at the tick: within 250 ms of a change.)
+net::awaitable<void> pace_watchdog(const splice_progress& progress, body_pace& pace, std::uint64_t before) {
   net::steady_timer t(co_await net::this_coro::executor);
   auto last = std::chrono::steady_clock::now();
   for (;;) {
-    const auto wait = std::clamp<std::chrono::steady_clock::duration>(pace.left(progress.moved),
+    const auto wait = std::clamp<std::chrono::steady_clock::duration>(pace.left(before + progress.moved),
                                                                        std::chrono::milliseconds(1),
                                                                        std::chrono::milliseconds(250));
     t.expires_after(wait);
@@ -129,7 +130,7 @@ net::awaitable<void> pace_watchdog(const splice_progress& progress, body_pace& p
     const auto now = std::chrono::steady_clock::now();
     if (!progress.waiting_to_write) pace.waited += now - last;
     last = now;
-    if (pace.left(progress.moved) <= std::chrono::steady_clock::duration::zero()) {
+    if (pace.left(before + progress.moved) <= std::chrono::steady_clock::duration::zero()) {
       pace.too_slow = true;
       co_return;
     }
@@ -140,13 +141,13 @@ net::awaitable<void> pace_watchdog(const splice_progress& progress, body_pace& p
 
 net::awaitable<splice_result> splice_bytes_or_idle(tcp::socket& from, tcp::socket& to, splice_pipe& pipe,
                                                    std::uint64_t limit, std::chrono::milliseconds idle,
-                                                   const bool* stop, body_pace* pace) {
+                                                   const bool* stop, body_pace* pace, std::uint64_t paced_before) {
   using namespace net::experimental::awaitable_operators;
   auto activity = std::chrono::steady_clock::now();
   splice_progress progress;
   if (pace != nullptr && pace->active()) {
     auto paced = co_await (splice_bytes(from, to, pipe, limit, &activity, &progress, stop) ||
-                           idle_watchdog(activity, idle) || pace_watchdog(progress, *pace));
+                           idle_watchdog(activity, idle) || pace_watchdog(progress, *pace, paced_before));
     if (paced.index() == 0) co_return std::get<0>(std::move(paced));
   } else {
     auto done = co_await (splice_bytes(from, to, pipe, limit, &activity, &progress, stop) || idle_watchdog(activity, idle));

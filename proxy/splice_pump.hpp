@@ -81,10 +81,12 @@ net::awaitable<void> idle_watchdog(const std::chrono::steady_clock::time_point& 
 // splice_bytes() that gives up when nothing moves for `idle`: then `moved` still counts what
 // did move, and the timeout is a write_error when `to` had stopped taking bytes (an origin
 // that stopped reading an upload), else a read_error (`from` fell silent). `pace`, when given,
-// also ends it when `from` falls behind (body_pace.hpp; checked every 250 ms): a read_error of
-// timeout, with pace->too_slow set.
+// also ends it when `from` falls behind (body_pace.hpp; checked every 250 ms), counting
+// `paced_before` bytes of the body moved before this splice: a read_error of timeout, with
+// pace->too_slow set.
 net::awaitable<splice_result> splice_bytes_or_idle(tcp::socket& from, tcp::socket& to, splice_pipe& pipe,
                                                    std::uint64_t limit, std::chrono::milliseconds idle,
-                                                   const bool* stop = nullptr, body_pace* pace = nullptr);
+                                                   const bool* stop = nullptr, body_pace* pace = nullptr,
+                                                   std::uint64_t paced_before = 0);
 
 }  // namespace hallpass

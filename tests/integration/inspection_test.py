@@ -713,6 +713,50 @@ inspection:
         line = [l for l in p.log_lines(4) if l["method"] == "POST"][-1]
         self.assertIn("before the request body was sent", line["note"])
 
+    def test_a_trickled_upload_through_inspection_gets_its_408_over_tls(self):
+        """limits.body_min_rate inside an inspected tunnel: the paced read of the decrypted body
+        is cancelled, not closed, so the 408 still goes out in the TLS session (as plain HTTP's
+        does: proxy_framing_test.BodyPace)."""
+        p = Proxy(tls_port=self.py_origin.port, args=["--ca-dir", self.school_ca],
+                  policy_edit=lambda t: self.edit_policy(t).replace(
+                      "limits:\n", "limits:\n  body_min_rate: 1000\n  body_grace: 1s\n"))
+        self.addCleanup(p.stop)
+        host = "origin.test"
+        s = socket.socket()
+        s.bind((PUPIL, 0))
+        s.settimeout(10)
+        s.connect(("127.0.0.1", p.port))
+        s.sendall(f"CONNECT {host}:{self.py_origin.port} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        self.assertIn(b" 200 ", recv_head(s))
+        ctx = ssl.create_default_context(cafile=self.school_crt)
+        with ctx.wrap_socket(s, server_hostname=host) as t:
+            t.sendall(f"POST /echo HTTP/1.1\r\nHost: {host}:{self.py_origin.port}\r\n"
+                      "Content-Length: 100000\r\n\r\n".encode())
+            started = time.monotonic()
+            t.settimeout(0.25)
+            data = b""
+            while time.monotonic() - started < 10 and b"too slowly" not in data:
+                try:
+                    t.sendall(b"x" * 20)  # 80 bytes a second against a bound of 1,000
+                except OSError:
+                    pass
+                try:
+                    more = t.recv(65536)
+                    if not more:
+                        break
+                    data += more
+                except (socket.timeout, ssl.SSLWantReadError):
+                    pass
+                except OSError:
+                    break
+        self.assertTrue(data.startswith(b"HTTP/1.1 408 "), data[:200])
+        self.assertIn(b"The upload came too slowly", data)
+        self.assertLess(time.monotonic() - started, 6)
+        line = wait_for(lambda: next((l for l in p.log_lines() if l["method"] == "POST"), None), timeout=5,
+                        what="the upload's log line")
+        self.assertEqual((line["status"], line["reason"], line.get("tls")),
+                         (408, "the request body came too slowly", "inspected"), line)
+
     def test_a_post_the_origin_drops_on_a_pooled_connection_is_resent_through_inspection(self):
         """As over plain HTTP (proxy_http_test): a POST that a pooled origin connection drops as
         it goes out is never repeated by the proxy; the tunnel's TLS connection closes

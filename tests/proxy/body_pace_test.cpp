@@ -51,4 +51,8 @@ TEST_CASE("body pace: limits.body_min_rate and limits.body_grace, with defaults 
   const auto bad = hallpass_test::load_config("limits:\n  body_min_rate: -5\n  body_grace: 30\n");
   CHECK(hallpass_test::contains(bad.errors, "limits.body_min_rate"));
   CHECK(hallpass_test::contains(bad.errors, "limits.body_grace"));
+  // A grace under a second would refuse every body that did not come with its head.
+  const auto no_grace = hallpass_test::load_config("limits:\n  body_grace: 0s\n");
+  CHECK(hallpass_test::contains(no_grace.errors, "limits.body_grace must be at least 1s"));
+  CHECK(hallpass_test::load_config("limits:\n  body_min_rate: 0\n  body_grace: 0s\n").errors.empty());
 }
