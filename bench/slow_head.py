@@ -36,6 +36,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def read_until(sock, done):
+    """Reads from `sock` until done(bytes so far) or the peer closes; returns what came."""
+    got = b""
+    while not done(got):
+        more = sock.recv(65536)
+        if not more:
+            break
+        got += more
+    return got
+
+
 def cpu_seconds(pid):
     fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -64,13 +75,8 @@ class Origin:
     def _serve(self, conn):
         conn.settimeout(30)
         try:
-            got = b""
-            while b"\r\n\r\n" not in got:
-                more = conn.recv(65536)
-                if not more:
-                    return
-                got += more
-            self.answer(conn)
+            if b"\r\n\r\n" in read_until(conn, lambda got: b"\r\n\r\n" in got):
+                self.answer(conn)
         except OSError:
             pass
         finally:
@@ -133,12 +139,7 @@ def main():
                     t0 = time.monotonic()
                     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
                         s.sendall(b"GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % quick.port)
-                        got = b""
-                        while not got.endswith(b"ok"):
-                            more = s.recv(4096)
-                            if not more:
-                                break
-                            got += more
+                        read_until(s, lambda got: got.endswith(b"ok"))
                     waits.append(time.monotonic() - t0)
                     time.sleep(0.01)
 
@@ -149,12 +150,7 @@ def main():
             t0 = time.monotonic()
             with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
                 s.sendall(b"GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % slow.port)
-                got = b""
-                while b"\r\n\r\n" not in got:
-                    more = s.recv(65536)
-                    if not more:
-                        break
-                    got += more
+                got = read_until(s, lambda got: b"\r\n\r\n" in got)
             took = time.monotonic() - t0
             cpu = cpu_seconds(proc.pid) - before
             stop.set()
