@@ -3,7 +3,9 @@
 #include <openssl/crypto.h>
 
 #include <boost/beast/core/detail/base64.hpp>
+#include <atomic>
 #include <iostream>
+#include <limits>
 
 #include "proxy/local_response.hpp"
 #include "proxy/login_service.hpp"
@@ -16,6 +18,18 @@
 
 namespace hallpass {
 namespace {
+
+// Whether the keytab's problem may be written to stderr now: at most once a minute for the
+// whole proxy (every worker), the first at once.
+bool keytab_line_due(std::chrono::steady_clock::time_point now) {
+  static std::atomic<std::int64_t> last{std::numeric_limits<std::int64_t>::min()};
+  const std::int64_t t = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  std::int64_t seen = last.load(std::memory_order_relaxed);
+  while (seen == std::numeric_limits<std::int64_t>::min() || t - seen >= 60) {
+    if (last.compare_exchange_weak(seen, t, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
 
 using result = login_service::result;
 using kind = login_service::result_kind;
@@ -462,7 +476,13 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
       body = "The single sign-on ticket was not accepted. Sign in again.\n";
       ex.reason_override = "login failed";
       ex.note = "Negotiate login failed: " + answer.detail;
-      std::cerr << "hallpass: Negotiate login failed from " << c.ip_text << ": " << rules::terminal_safe(answer.detail) << "\n";
+      // A keytab without the key fails every such ticket, on every request, and a client can
+      // make up tickets for any service name: the line is written at most once a minute
+      // (each request still has its note in the access log).
+      if (!answer.keytab_at_fault || keytab_line_due(std::chrono::steady_clock::now())) {
+        std::cerr << "hallpass: Negotiate login failed from " << c.ip_text << ": " << rules::terminal_safe(answer.detail)
+                  << "\n";
+      }
     } else {
       count(w, answer.kind);
       negotiation.reset();

@@ -94,6 +94,9 @@ class login_service {
     // Negotiate (negotiate_login.hpp): another leg is needed; reply_token (base64) goes in the 407.
     bool continue_needed = false;
     std::string reply_token;
+    // Negotiate: the ticket was refused because the proxy's keytab has no key for it, the
+    // school's problem, not the client's (negotiate_login.cpp).
+    bool keytab_at_fault = false;
   };
   using callback = std::function<void(result)>;
 

@@ -26,6 +26,7 @@ login_service::result negotiate_sign_in(login_service& service, negotiate_accept
       // The proxy's keytab is at fault: not counted against the client, whose Basic sign-ins
       // the failure limit would otherwise refuse too; the 407 still offers Basic.
       r.kind = kind::bad_credentials;
+      r.keytab_at_fault = true;
       r.detail = "Negotiate ticket not accepted: the proxy's keytab has no key for it (the keytab needs "
                  "updating, e.g. after the service account's password changed): " + o.detail;
       return r;

@@ -275,6 +275,14 @@ class NegotiateTest(NegotiateFixture):
                 self.assertEqual(self.curl_negotiate([self.url("origin.test")], source=source), [(407, 1)])
             wait_for(lambda: any("the proxy's keytab has no key for it" in l for l in self.proxy.stderr_lines),
                      what="the keytab's problem on stderr")
+            # Once, not once per ticket (a client can make up tickets for any service name, and
+            # a stale keytab fails every request): at most a line a minute; each request keeps
+            # its note in the access log.
+            self.assertEqual(sum("the proxy's keytab has no key for it" in l for l in self.proxy.stderr_lines), 1,
+                             self.proxy.stderr_lines[-8:])
+            wait_for(lambda: len([l for l in self.proxy.log_lines() if l.get("client") == source
+                                  and "the proxy's keytab has no key for it" in l.get("note", "")]) == 5,
+                     what="the five tickets' notes in the access log")
             status, _, err = curl(self.proxy, self.url("origin.test"), source=source,
                                   extra=["--proxy-user", "sam:sam-pw"])
             self.assertEqual(status, 200, err)
