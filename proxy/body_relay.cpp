@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstring>
+#include <optional>
 
 #include "proxy/chunked_codec.hpp"
 #include "proxy/splice_pump.hpp"
@@ -25,32 +26,54 @@ void emit(relay_result& r, std::string& pending, bool encode_chunked, std::strin
   }
 }
 
-// One read of a client's body under its pace: bounded by `idle` and by what is left of the
-// pace, whichever ends first, and ended by cancelling the read (read_deadline.hpp), so the
-// socket stays open. The wait counts against the pace. `ec` is a timeout when either ended it,
-// with pace.too_slow set when it was the pace. (The caller's read_error.)
-net::awaitable<std::size_t> paced_read(duplex_stream& in, net::mutable_buffer into, std::uint64_t moved,
-                                       std::chrono::milliseconds idle, const body_pacing& paced, error_code& ec) {
-  body_pace& pace = paced.pace;
-  const auto wait = pace.next_wait(moved, idle);
-  if (wait <= std::chrono::milliseconds::zero()) {
-    pace.too_slow = true;
-    ec = beast::error::timeout;
-    co_return 0;
+// The deadline of one read from the side a relay reads: the stream's own (`idle`) for an origin
+// or an unpaced body; for a client's paced body (body_pacing) the pace's or `idle`, whichever
+// ends first, through read_deadline, which cancels the read instead of closing the socket so
+// that the 408 can still be written, and the wait counted against the pace. Not a coroutine:
+// the read itself stays in the relay's own frame (every response body goes through here).
+class relay_read_deadline {
+ public:
+  relay_read_deadline(duplex_stream& in, std::chrono::milliseconds idle, const body_pacing* paced)
+      : in_(in), idle_(idle), paced_(paced) {}
+
+  // Before the read. False when the client has already fallen behind: then no read is made,
+  // and the relay reports `timeout` (pace.too_slow is set).
+  bool arm(std::uint64_t moved) {
+    if (paced_ == nullptr) {
+      in_.expires_after(idle_);
+      return true;
+    }
+    wait_ = paced_->pace.next_wait(moved, idle_);
+    if (wait_ <= std::chrono::milliseconds::zero()) {
+      paced_->pace.too_slow = true;
+      return false;
+    }
+    in_.expires_never();
+    deadline_.emplace(paced_->timer, paced_->state, in_.socket(), wait_);
+    began_ = std::chrono::steady_clock::now();
+    return true;
   }
-  in.expires_never();
-  read_deadline deadline(paced.timer, paced.state, in.socket(), wait);
-  const auto began = std::chrono::steady_clock::now();
-  auto [rec, n] = co_await in.async_read_some(into, nothrow);
-  deadline.disarm();
-  pace.waited += std::chrono::steady_clock::now() - began;
-  ec = rec;
-  if (rec && deadline.expired()) {
-    ec = beast::error::timeout;
-    if (wait < idle) pace.too_slow = true;
+
+  // After the read: its error as the relay reports it (`timeout` when a deadline ended it).
+  error_code done(error_code ec) {
+    if (!deadline_) return ec;
+    deadline_->disarm();
+    const bool expired = deadline_->expired();
+    deadline_.reset();
+    paced_->pace.waited += std::chrono::steady_clock::now() - began_;
+    if (!ec || !expired) return ec;
+    if (wait_ < idle_) paced_->pace.too_slow = true;
+    return beast::error::timeout;
   }
-  co_return n;
-}
+
+ private:
+  duplex_stream& in_;
+  std::chrono::milliseconds idle_;
+  const body_pacing* paced_;
+  std::optional<read_deadline> deadline_;
+  std::chrono::steady_clock::time_point began_{};
+  std::chrono::milliseconds wait_{};
+};
 
 }  // namespace
 
@@ -104,20 +127,16 @@ net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::fl
     }
   }
   auto buf = w.take_buffer();
+  relay_read_deadline deadline(in, idle, paced);
   while (remaining > 0) {
     if (stop_requested(stop, r.write_error)) break;
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, worker::relay_buffer_size));
-    error_code rec;
-    std::size_t n = 0;
-    if (paced != nullptr) {
-      n = co_await paced_read(in, net::buffer(buf.get(), want), r.moved, idle, *paced, rec);
-    } else {
-      in.expires_after(idle);
-      auto [ec, got] = co_await in.async_read_some(net::buffer(buf.get(), want), nothrow);
-      rec = ec;
-      n = got;
+    if (!deadline.arm(r.moved)) {
+      r.read_error = beast::error::timeout;
+      break;
     }
-    if (rec) {
+    auto [ec, n] = co_await in.async_read_some(net::buffer(buf.get(), want), nothrow);
+    if (const auto rec = deadline.done(ec)) {
       r.read_error = rec;
       break;
     }
@@ -140,6 +159,7 @@ net::awaitable<relay_result> relay_decoded(duplex_stream& in, beast::flat_buffer
                                            duplex_stream& out, std::string& head, const decoded_relay& how) {
   relay_result r;
   chunked_decoder decoder;
+  relay_read_deadline deadline(in, how.idle, how.paced);
   std::string pending = std::move(head);  // what goes out in the next write
   bool ended = false;
   for (;;) {
@@ -179,17 +199,13 @@ net::awaitable<relay_result> relay_decoded(duplex_stream& in, beast::flat_buffer
     }
     if (ended) co_return r;
     if (stop_requested(how.stop, r.write_error)) co_return r;
-    const auto into = in_buffer.prepare(decoded_read_size);
-    error_code rec;
-    std::size_t n = 0;
-    if (how.paced != nullptr) {
-      n = co_await paced_read(in, into, r.moved, how.idle, *how.paced, rec);
-    } else {
-      in.expires_after(how.idle);
-      auto [ec, got] = co_await in.async_read_some(into, nothrow);
-      rec = ec;
-      n = got;
+    if (!deadline.arm(r.moved)) {
+      r.read_error = beast::error::timeout;
+      co_return r;
     }
+    const auto into = in_buffer.prepare(decoded_read_size);
+    auto [ec, n] = co_await in.async_read_some(into, nothrow);
+    const auto rec = deadline.done(ec);
     in_buffer.commit(n);
     if (rec) {
       // Only a clean close ends such a body: a TCP FIN, or over TLS a close_notify (Asio's

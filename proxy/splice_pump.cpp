@@ -59,7 +59,10 @@ net::awaitable<splice_result> splice_bytes(tcp::socket& from, tcp::socket& to, s
         r.ended = true;
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
         live.waiting_to_write = false;
+        live.read_wait_began = std::chrono::steady_clock::now();
         auto [wec] = co_await from.async_wait(tcp::socket::wait_read, nothrow);
+        live.read_waited += std::chrono::steady_clock::now() - live.read_wait_began;
+        live.read_wait_began = {};
         if (wec) {
           r.read_error = wec;
           co_return r;
@@ -114,26 +117,31 @@ net::awaitable<void> idle_watchdog(const std::chrono::steady_clock::time_point& 
 
 namespace {
 
-// Completes when the side being read falls behind `pace`: the time spent waiting to read (not
-// to write) is added up at each tick against what has moved, and `before` bytes moved earlier.
-// (Each tick's interval is charged by the state at the tick: within 250 ms of a change.)
+// What `pace` has waited for the side being read: what it had waited before this splice, the
+// splice's finished waits to read and the one under way.
+void count_read_waits(body_pace& pace, std::chrono::steady_clock::duration before, const splice_progress& progress) {
+  pace.waited = before + progress.read_waited;
+  if (progress.read_wait_began != std::chrono::steady_clock::time_point{}) {
+    pace.waited += std::chrono::steady_clock::now() - progress.read_wait_began;
+  }
+}
+
+// Completes when the side being read falls behind `pace` (its waits to read against what has
+// moved, and `before` bytes moved earlier).
 net::awaitable<void> pace_watchdog(const splice_progress& progress, body_pace& pace, std::uint64_t before) {
   net::steady_timer t(co_await net::this_coro::executor);
-  auto last = std::chrono::steady_clock::now();
+  const auto waited_before = pace.waited;
   for (;;) {
-    const auto wait = std::clamp<std::chrono::steady_clock::duration>(pace.left(before + progress.moved),
-                                                                       std::chrono::milliseconds(1),
-                                                                       std::chrono::milliseconds(250));
-    t.expires_after(wait);
-    auto [ec] = co_await t.async_wait(nothrow);
-    if (ec) co_return;
-    const auto now = std::chrono::steady_clock::now();
-    if (!progress.waiting_to_write) pace.waited += now - last;
-    last = now;
+    count_read_waits(pace, waited_before, progress);
     if (pace.left(before + progress.moved) <= std::chrono::steady_clock::duration::zero()) {
       pace.too_slow = true;
       co_return;
     }
+    t.expires_after(std::clamp<std::chrono::steady_clock::duration>(pace.left(before + progress.moved),
+                                                                      std::chrono::milliseconds(1),
+                                                                      std::chrono::milliseconds(250)));
+    auto [ec] = co_await t.async_wait(nothrow);
+    if (ec) co_return;
   }
 }
 
@@ -146,8 +154,10 @@ net::awaitable<splice_result> splice_bytes_or_idle(tcp::socket& from, tcp::socke
   auto activity = std::chrono::steady_clock::now();
   splice_progress progress;
   if (pace != nullptr && pace->active()) {
+    const auto waited_before = pace->waited;
     auto paced = co_await (splice_bytes(from, to, pipe, limit, &activity, &progress, stop) ||
                            idle_watchdog(activity, idle) || pace_watchdog(progress, *pace, paced_before));
+    count_read_waits(*pace, waited_before, progress);  // what it waited in all, for the log's note
     if (paced.index() == 0) co_return std::get<0>(std::move(paced));
   } else {
     auto done = co_await (splice_bytes(from, to, pipe, limit, &activity, &progress, stop) || idle_watchdog(activity, idle));

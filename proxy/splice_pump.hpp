@@ -52,6 +52,10 @@ struct splice_result {
 struct splice_progress {
   std::uint64_t moved = 0;
   bool waiting_to_write = false;  // false: waiting to read (or not waiting)
+  // The time spent waiting for `from` to be readable: the waits that ended, and when the one
+  // under way began (the epoch when none is). What a body's pace counts (body_pace.hpp).
+  std::chrono::steady_clock::duration read_waited{};
+  std::chrono::steady_clock::time_point read_wait_began{};
 };
 
 // A relay's stop check, the same in every relay here and in body_relay.cpp: true when `stop` is
@@ -81,9 +85,9 @@ net::awaitable<void> idle_watchdog(const std::chrono::steady_clock::time_point& 
 // splice_bytes() that gives up when nothing moves for `idle`: then `moved` still counts what
 // did move, and the timeout is a write_error when `to` had stopped taking bytes (an origin
 // that stopped reading an upload), else a read_error (`from` fell silent). `pace`, when given,
-// also ends it when `from` falls behind (body_pace.hpp; checked every 250 ms), counting
-// `paced_before` bytes of the body moved before this splice: a read_error of timeout, with
-// pace->too_slow set.
+// also ends it when `from` falls behind (body_pace.hpp; looked at every 250 ms at most, the
+// waits to read counted exactly), counting `paced_before` bytes of the body moved before this
+// splice: a read_error of timeout, with pace->too_slow set.
 net::awaitable<splice_result> splice_bytes_or_idle(tcp::socket& from, tcp::socket& to, splice_pipe& pipe,
                                                    std::uint64_t limit, std::chrono::milliseconds idle,
                                                    const bool* stop = nullptr, body_pace* pace = nullptr,
