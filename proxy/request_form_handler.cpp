@@ -5,6 +5,7 @@
 #include "proxy/dhcp_leases.hpp"
 #include "proxy/block_page.hpp"
 #include "proxy/local_response.hpp"
+#include "proxy/posted_form.hpp"
 #include "proxy/login_service.hpp"
 #include "proxy/request_checks.hpp"
 #include "proxy/request_target.hpp"
@@ -100,26 +101,12 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   // The hidden URL may be as long as a request head (limits.header_bytes, 32 KiB by default),
   // and the answers add at most 4,200 characters: a pupil cannot shorten a long URL.
   constexpr std::size_t max_form = 64 * 1024;
-  if (rp.content_length() && *rp.content_length() > max_form) {
+  std::string body;
+  const auto read = co_await read_posted_form(c, rp, max_form, body);
+  if (read == posted_read::gone) co_return;
+  if (read == posted_read::too_large) {
     co_await form_page(c, ex, school, version, http::status::payload_too_large, "The form is too long", "Please shorten your answers and try again.");
     co_return;
-  }
-  std::string body;
-  char buf[4096];
-  // The whole form within one deadline, not each read: 64 KiB trickled a byte at a time, each
-  // just inside a per-read timeout, held the connection for days.
-  c.stream.expires_after(std::chrono::seconds(60));
-  while (!rp.is_done()) {
-    rp.get().body().data = buf;
-    rp.get().body().size = sizeof buf;
-    auto [ec, n] = co_await http::async_read(c.io, c.buffer, rp, nothrow);
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) co_return;
-    body.append(buf, sizeof buf - rp.get().body().size);
-    if (body.size() > max_form) {
-      co_await form_page(c, ex, school, version, http::status::payload_too_large, "The form is too long", "Please shorten your answers and try again.");
-      co_return;
-    }
   }
   ex.bytes_in += body.size();
   auto fields = parse_form(body);

@@ -10,6 +10,7 @@
 #include "proxy/local_response.hpp"
 #include "proxy/login_gate.hpp"
 #include "proxy/login_service.hpp"
+#include "proxy/posted_form.hpp"
 #include "proxy/request_target.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/signin_page.hpp"
@@ -89,26 +90,9 @@ std::string signed_in_html(const client_connection& c, std::string_view host) {
 // The post's body, whole (at most max_post bytes), or nullopt when it is too long or the
 // client went away.
 net::awaitable<std::optional<std::string>> read_post(client_connection& c, request_parser& rp) {
-  std::optional<std::string> none;
-  if (rp.content_length() && *rp.content_length() > max_post) co_return none;
-  std::string body;
-  char buf[4096];
-  // The whole post within one deadline (as the request form's), not 10 s for each of 64 reads.
-  c.stream.expires_after(std::chrono::seconds(60));
-  for (int reads = 0; !rp.is_done() && reads < 64; ++reads) {
-    rp.get().body().data = buf;
-    rp.get().body().size = sizeof buf;
-    auto [ec, n] = co_await http::async_read(c.io, c.buffer, rp, nothrow);
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) co_return none;
-    body.append(buf, sizeof buf - rp.get().body().size);
-    if (body.size() > max_post) {
-      OPENSSL_cleanse(body.data(), body.size());
-      co_return none;
-    }
-  }
-  OPENSSL_cleanse(buf, sizeof buf);
-  if (!rp.is_done()) co_return none;
+  std::optional<std::string> body(std::in_place);
+  const auto read = co_await read_posted_form(c, rp, max_post, *body);
+  if (read != posted_read::whole) body.reset();
   co_return body;
 }
 

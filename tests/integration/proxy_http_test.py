@@ -123,6 +123,22 @@ class HttpTest(unittest.TestCase):
         self.assertRegex(text, r"<dt>When</dt><dd>(Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day [0-9]{1,2} [A-Z][a-z]+ "
                                r"20[0-9]{2}, [0-9]{2}:[0-9]{2} (GMT|BST) \u00b7 ")
 
+    def test_an_overlong_request_form_gets_413_declared_or_counted(self):
+        # read_posted_form (posted_form.hpp): at most 64 KiB, refused from the declared length
+        # before a byte of the body is read, or once the chunks read pass it.
+        declared = raw_request(self.proxy, b"POST http://hallpass.invalid/request HTTP/1.1\r\n"
+                                           b"Host: hallpass.invalid\r\nContent-Length: 70000\r\n"
+                                           b"Connection: close\r\n\r\n")
+        self.assertEqual(status_of(declared), 413, declared[:300])
+        self.assertIn(b"The form is too long", declared)
+        chunk = b"url=" + b"a" * 9996
+        counted = raw_request(self.proxy, b"POST http://hallpass.invalid/request HTTP/1.1\r\n"
+                                          b"Host: hallpass.invalid\r\nTransfer-Encoding: chunked\r\n"
+                                          b"Connection: close\r\n\r\n" +
+                              (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 7 + b"0\r\n\r\n")
+        self.assertEqual(status_of(counted), 413, counted[:300])
+        self.assertIn(b"The form is too long", counted)
+
     def test_the_block_pages_details_link_followed_with_head(self):
         # HEAD of a blocked page: the 403's head alone, its link in no body; the person's page
         # behind the link, asked for with HEAD (a link checker, a browser's prefetch), is the
