@@ -359,7 +359,9 @@ options parse_options(int argc, char** argv) {
 }
 
 hr::load_result load_or_die(const std::string& path) {
-  auto r = hr::load_policy(path);
+  hr::load_options o;
+  o.other_sections = hr::shipped_daemon_sections;  // the shipped file's `alerts`, the daemon's
+  auto r = hr::load_policy(path, o);
   if (!r.ok()) {
     for (const auto& e : r.errors) std::cerr << e.to_string() << "\n";
     std::cerr << "bench_rules: " << path << " did not load\n";

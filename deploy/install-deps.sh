@@ -49,6 +49,8 @@ test_pkgs=(
                             # client in tests/integration/negotiate_legs_test.py (curl does one leg)
   nftables                  # checks and loads deploy/nftables-hallpass.nft (tests/integration/deploy_nftables_test.py)
   strace                    # counts the upstream pool's peeks per request (tests/integration/inspection_test.py)
+  msmtp                     # a real mail client as alerts.command: tests/integration/alerts_test.py mails alerts
+                            # to an SMTP server of its own
   acl                       # setfacl: a list shared with the service user by an ACL (tests/integration/admin_socket_user_test.py)
   clang-14 libclang-rt-14-dev  # the libFuzzer targets in tests/fuzz/ (libFuzzer, ASan, UBSan runtimes)
 )

@@ -6,6 +6,7 @@
 
 #include "proxy/admin_request.hpp"
 #include "proxy/admin_server.hpp"
+#include "proxy/alerts.hpp"
 #include "proxy/shared_state.hpp"
 #include "rules/device_ref.hpp"
 #include "rules/explain.hpp"
@@ -221,6 +222,19 @@ void admin_server::file_automatic_ban(bool device, std::string subject, std::chr
     publish_index();
     state_.metrics.bans("automatic").Increment();
     log_ban(state_, cfg->policy->zone, r.data.as_object(), "automatic");
+    if (state_.alerts && cfg->daemon.alerts.bans) {
+      alert a;
+      a.kind = alert_kind::ban;
+      a.at = store::now_seconds();
+      a.ban = r.data.at("id").as_int64();
+      a.ban_subject = std::string(device ? "the device " : "the user ") + subject;
+      a.ban_until_text = rules::time_in_words(cfg->policy->zone, store::now_seconds() + length);
+      a.ban_reason = reason;
+      if (!device) a.user = subject;
+      else a.client = subject;
+      state_.alerts->raise(std::move(a), cfg->daemon.alerts, cfg->policy->school_name, cfg->policy->zone,
+                           state_.access_log);
+    }
     std::cerr << "hallpass: bans: " << (device ? "device " : "user ") << subject
               << " banned automatically until " << r.data.at("until").as_string().c_str()
               << " (ban " << r.data.at("id").as_int64() << ": " << reason << ")\n";

@@ -1,6 +1,7 @@
 #include "proxy/configuration.hpp"
 
 #include <malloc.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -238,6 +239,31 @@ config_load_result load_configuration(const std::string& path, const overrides& 
   if (o.admin_socket) c->daemon.admin.socket = *o.admin_socket;
   if (o.metrics_listen) c->daemon.metrics.listen = *o.metrics_listen == "off" ? "" : *o.metrics_listen;
   if (o.ca_dir) c->daemon.tls.ca_dir = *o.ca_dir;
+  if (!out.errors.empty()) return out;
+  // An alert on a category the policy does not have would never fire: the DSL would rely on
+  // an alert that cannot come.
+  if (policy.compiled) {
+    for (const auto& name : c->daemon.alerts.categories) {
+      const auto& cats = policy.compiled->categories;
+      if (std::none_of(cats.begin(), cats.end(), [&](const rules::category& k) { return k.name == name; })) {
+        std::string known;
+        for (const auto& k : cats) known += (known.empty() ? "" : ", ") + k.name;
+        out.errors.push_back({path, 0, 0, "alerts.categories: " + rules::quote(name) +
+                                              " is not a category of this policy (its categories: " +
+                                              (known.empty() ? "none" : known) + ")"});
+      }
+    }
+  }
+  // A command that cannot run would lose every alert; said now rather than at the first alert.
+  if (const auto& cmd = c->daemon.alerts.command; !cmd.empty()) {
+    std::error_code ec;
+    const auto st = std::filesystem::status(cmd.front(), ec);
+    if (ec || !std::filesystem::is_regular_file(st) || ::access(cmd.front().c_str(), X_OK) != 0) {
+      out.errors.push_back({path, 0, 0, "alerts.command: " + rules::quote(cmd.front()) +
+                                            " is not a program that can be run (install the mail transfer agent, "
+                                            "or name another program)"});
+    }
+  }
   if (!out.errors.empty()) return out;
   if (o.serving && !c->daemon.tls.ca_dir.empty()) {
     load_tls(*c, previous, out);

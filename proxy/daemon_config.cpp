@@ -1,5 +1,6 @@
 #include "proxy/daemon_config.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "proxy/pac_script.hpp"
@@ -41,7 +42,7 @@ std::optional<std::string> parse_name_server(std::string_view text) {
 
 std::vector<std::string> daemon_section_names() {
   return {"listen", "state_dir", "workers", "drain", "upstream", "hosts", "limits", "connect", "access_log", "metrics",
-          "admin", "tls", "pac", "dhcp_leases", "logins", "retention"};
+          "admin", "tls", "pac", "dhcp_leases", "logins", "retention", "alerts"};
 }
 
 namespace {
@@ -258,6 +259,7 @@ class daemon_reader : public rules::yaml_reader {
     read_pac(root, c);
     read_dhcp_leases(root, c);
     read_retention(root, c);
+    read_alerts(root, c);
     if (const auto n = root["logins"]) read_login_settings(*this, n, c.logins);
     return c;
   }
@@ -327,6 +329,62 @@ class daemon_reader : public rules::yaml_reader {
       return;
     }
     c.retention.records = std::chrono::ceil<std::chrono::seconds>(*d);
+  }
+
+  // alerts: which events alert the DSL, and how the alert leaves (proxy/alerts.hpp). Whether
+  // each category exists is checked against the policy by load_configuration.
+  void read_alerts(const YAML::Node& root, daemon_config& c) {
+    const auto n = root["alerts"];
+    if (!n || !check_map(n, "alerts", {"categories", "circumvention", "bans", "command", "to", "every"})) return;
+    auto& a = c.alerts;
+    if (n["categories"]) {
+      for (const auto& item : items(n["categories"], "alerts.categories")) {
+        if (auto s = scalar(item, "alerts.categories entry")) a.categories.push_back(*s);
+      }
+    }
+    if (n["circumvention"]) a.circumvention = boolean(n["circumvention"], "alerts.circumvention").value_or(false);
+    if (n["bans"]) a.bans = boolean(n["bans"], "alerts.bans").value_or(false);
+    if (n["command"]) {
+      if (n["command"].IsScalar()) {
+        error(n["command"], "alerts.command must be a list: the program and its arguments, run without a shell, "
+                            "like [/usr/sbin/sendmail, -t]");
+      } else {
+        for (const auto& item : items(n["command"], "alerts.command")) {
+          if (auto s = scalar(item, "alerts.command entry")) a.command.push_back(*s);
+        }
+        if (!a.command.empty() && !a.command.front().starts_with('/')) {
+          error(n["command"], "alerts.command's program must be an absolute path, like /usr/sbin/sendmail, not " +
+                                  rules::quote(a.command.front()));
+        }
+      }
+    }
+    if (n["to"]) {
+      const auto s = scalar(n["to"], "alerts.to");
+      // One address line: no line breaks (they would add headers to the message), no
+      // control characters, and an @.
+      if (s && (s->find('@') == std::string::npos || std::any_of(s->begin(), s->end(), [](unsigned char ch) {
+                  return ch < 0x20 || ch == 0x7f;
+                }))) {
+        error(n["to"], "alerts.to must be a mail address like dsl@school.example, on one line, not " + rules::quote(*s));
+      } else if (s) {
+        a.to = *s;
+      }
+    }
+    if (n["every"]) {
+      if (auto d = duration(n["every"], "alerts.every")) {
+        if (*d < std::chrono::seconds(1) || *d > std::chrono::days(7)) {
+          error(n["every"], "alerts.every must be from 1s to 7d, like 10m");
+        } else {
+          a.every = std::chrono::ceil<std::chrono::seconds>(*d);
+        }
+      }
+    }
+    if ((!a.command.empty() || !a.to.empty()) && !a.enabled()) {
+      error(n, "alerts: nothing to alert on: name categories, or set circumvention or bans to true");
+    }
+    if (!a.to.empty() && a.command.empty()) {
+      error(n["to"], "alerts.to needs alerts.command, the program that sends the message, like [/usr/sbin/sendmail, -t]");
+    }
   }
 
   void read_dhcp_leases(const YAML::Node& root, daemon_config& c) {

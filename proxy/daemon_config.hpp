@@ -164,6 +164,22 @@ struct daemon_config {
     std::optional<std::chrono::seconds> records = std::chrono::days(365);
   } retention;
 
+  // Immediate alerts for the DSL (proxy/alerts.hpp; README.md "Alerts for the DSL"; the DfE
+  // standard: alerts when content is blocked in high-risk categories; 000 7.2, 7.4; 002). Off
+  // unless the section names something to alert on.
+  struct alert_settings {
+    std::vector<std::string> categories;  // a block in one of these policy categories
+    bool circumvention = false;           // an attempt to get round the filter
+    bool bans = false;                    // a ban the proxy put in force by itself (bans.threshold)
+    // Run for each alert (no shell), the alert as a mail message on standard input: so
+    // `[/usr/sbin/sendmail, -t]` mails it to `to`. Empty: alerts go to the access log and
+    // the metrics only.
+    std::vector<std::string> command;
+    std::string to;                           // the message's To: line; "" : none
+    std::chrono::seconds every = std::chrono::minutes(10);  // per person or device and kind: one alert
+    bool enabled() const { return !categories.empty() || circumvention || bans; }
+  } alerts;
+
 };
 
 // The top-level keys this file owns (passed to the policy loader as other_sections).

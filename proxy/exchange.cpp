@@ -3,10 +3,12 @@
 // back into the other.
 #include "proxy/exchange.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include "proxy/access_record.hpp"
 #include "proxy/admin_server.hpp"
+#include "proxy/alerts.hpp"
 #include "proxy/dhcp_leases.hpp"
 #include "proxy/login_service.hpp"
 #include "proxy/shared_state.hpp"
@@ -212,6 +214,55 @@ void note_circumvention(worker& w, const client_connection& c, exchange& ex) {
   }
 }
 
+// An alert for the DSL when the exchange is one the school asked to hear of at once
+// (alerts.categories, alerts.circumvention; proxy/alerts.hpp): a block in a watched category
+// first, else an attempt to get round the filter.
+void raise_alert(worker& w, const client_connection& c, exchange& ex) {
+  const auto& settings = ex.cfg->daemon.alerts;
+  const rules::verdict* v = ex.verdict ? &*ex.verdict : nullptr;
+  const std::string_view category = v ? v->category_name() : std::string_view();
+  const bool watched = ex.action == outcome::block && !category.empty() &&
+                       std::find(settings.categories.begin(), settings.categories.end(), category) !=
+                           settings.categories.end();
+  const bool circumvention = settings.circumvention && ex.circumvention;
+  if (!watched && !circumvention) return;
+  alert a;
+  a.kind = watched ? alert_kind::category : alert_kind::circumvention;
+  a.at = std::chrono::floor<std::chrono::seconds>(ex.start);
+  a.category = category;
+  for (const auto& k : ex.cfg->policy->categories) {
+    if (k.name == category) a.category_description = k.description;
+  }
+  a.client = c.ip_text;
+  if (ex.login) a.user = ex.login->user;
+  const rules::role* role = v ? v->chosen_role : ex.asker_role;
+  if (role) a.role = role->name;
+  if (const device_identity* d = device_of(w, c, ex)) {
+    a.device_name = d->name;
+    a.hardware_address = d->hardware_address;
+  }
+  // What was asked for, without the query (personal data the log keeps only by choice).
+  if (ex.method == "CONNECT") {
+    a.url = ex.host + ":" + std::to_string(ex.port);
+  } else {
+    a.url = std::string(ex.scheme) + "://" + ex.host;
+    const bool default_port = (ex.scheme == "http" && ex.port == 80) || (ex.scheme == "https" && ex.port == 443) ||
+                              (ex.scheme == "ws" && ex.port == 80);
+    if (!default_port && ex.port != 0) a.url += ":" + std::to_string(ex.port);
+    a.url += ex.path;
+  }
+  using kept = daemon_config::access_log_settings::search_terms_kept;
+  const kept terms = ex.cfg->daemon.access_log.search_terms;  // as the log keeps them, no more
+  if (terms == kept::all || (terms == kept::blocked && ex.action == outcome::block)) a.search = ex.search_terms;
+  if (v) {
+    a.rule = v->rule_id;
+    a.clause = v->clause;
+  }
+  a.note = ex.note;
+  w.state().alerts->raise(std::move(a), settings, ex.cfg->policy->school_name, ex.cfg->policy->zone,
+                          w.state().access_log);
+}
+
 }  // namespace
 
 const device_identity* device_of(worker& w, const client_connection& c, exchange& ex) {
@@ -247,6 +298,7 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
       (ex.action == outcome::allow ? counters[index].allowed : counters[index].blocked)->Increment();
     }
   }
+  if (ex.cfg && ex.cfg->daemon.alerts.enabled() && w.state().alerts) raise_alert(w, c, ex);
   if (!w.state().access_log.enabled() || !ex.cfg) return;
   access_record r;
   r.start = ex.start;

@@ -118,22 +118,7 @@ static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_needs_di
 // School-local time in words for the block page: "Wednesday 2 December 2026, 12:16 GMT"
 // (rules::zone_label: GMT or BST for Europe/London, else "UTC+01:00").
 std::string local_time_text(const configuration& cfg, std::chrono::system_clock::time_point t) {
-  using namespace std::chrono;
-  static constexpr const char* weekdays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
-  static constexpr const char* months[] = {"January", "February", "March",     "April",   "May",      "June",
-                                           "July",    "August",   "September", "October", "November", "December"};
-  const auto s = floor<seconds>(t);
-  const auto offset = cfg.policy->zone.offset_at(s);
-  const local_seconds local{s.time_since_epoch() + offset};
-  const auto day = floor<days>(local);
-  const year_month_day ymd{day};
-  const hh_mm_ss hms{local - day};
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%s %u %s %d, %02d:%02d", weekdays[weekday{day}.c_encoding()],
-                static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
-                static_cast<int>(ymd.year()), static_cast<int>(hms.hours().count()),
-                static_cast<int>(hms.minutes().count()));
-  return buf + (" " + rules::zone_label(cfg.policy->zone, s));
+  return rules::time_in_words(cfg.policy->zone, std::chrono::floor<std::chrono::seconds>(t));
 }
 
 // Refusals about reaching an origin: their page names the address that was tried.

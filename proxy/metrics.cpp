@@ -334,8 +334,21 @@ metrics::metrics(const std::string& listen)
                            "Malformed lines, blocks or rows of the DHCP leases file, skipped at each read.")),
       dhcp_read_failures(counter(*registry_, "hallpass_dhcp_lease_read_failures_total",
                                  "Reads of the DHCP leases file that failed (missing, unreadable, too large).")),
+      alerts_held(counter(*registry_, "hallpass_alerts_held_total",
+                          "Alerts for the DSL held back as repeats: one per person or device, kind and category "
+                          "per alerts.every (the next alert counts them).")),
+      alert_failures(counter(*registry_, "hallpass_alert_failures_total",
+                             "Alerts whose message alerts.command did not take: it failed, timed out, or too many "
+                             "waited. Each is still in the access log.")),
       process_(std::make_shared<process_collector>()),
       feeds_(std::make_shared<feed_collector>()) {
+  auto& alerts_family = counter_family(*registry_, "hallpass_alerts_total",
+                                       "Alerts for the DSL that went out (access log line, and alerts.command "
+                                       "when set), by kind: category (a block in a category alerts.categories "
+                                       "names), circumvention, ban (a ban the proxy put in force by itself).");
+  alerts_[0] = &alerts_family.Add({{"kind", "category"}});
+  alerts_[1] = &alerts_family.Add({{"kind", "circumvention"}});
+  alerts_[2] = &alerts_family.Add({{"kind", "ban"}});
   auto& logins_family = counter_family(*registry_, "hallpass_logins_total",
                                        "Proxy sign-ins, by result: ok (the directory said yes), cached (a recent "
                                        "success, no directory call), bad_credentials, rate_limited (refused after "

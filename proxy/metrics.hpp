@@ -170,13 +170,22 @@ class metrics {
   static constexpr std::array<std::string_view, 6> login_results{"ok",           "cached",      "bad_credentials",
                                                                  "rate_limited", "unavailable", "busy"};
   std::array<prometheus::Counter*, login_results.size()> logins{};
+  // Alerts for the DSL (proxy/alerts.hpp): hallpass_alerts_total{kind} (kind as an index:
+  // 0 category, 1 circumvention, 2 ban, alert_kind's order), repeats held, messages lost.
+  template <class Kind>
+  prometheus::Counter& alert_raised(Kind k) {
+    return *alerts_[static_cast<std::size_t>(k)];
+  }
+  prometheus::Counter& alerts_held;
+  prometheus::Counter& alert_failures;
 
  private:
   static constexpr std::size_t rejection_count = 10;
   static constexpr std::size_t upstream_failure_count = 6;
   std::array<prometheus::Counter*, rejection_count> rejected_{};
   std::array<prometheus::Counter*, upstream_failure_count> upstream_failed_{};
-  std::array<prometheus::Counter*, 5> responses_{};   // hallpass_responses_total, 1xx..5xx
+  std::array<prometheus::Counter*, 5> responses_{};
+  std::array<prometheus::Counter*, 3> alerts_{};   // hallpass_responses_total, 1xx..5xx
   std::shared_ptr<prometheus::Collectable> process_;  // process_* from /proc/self
   std::shared_ptr<prometheus::Collectable> feeds_;    // hallpass_feed_* from set_feed_source
   std::unique_ptr<small_http_server> endpoint_;  // declared last: stops serving first

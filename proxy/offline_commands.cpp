@@ -182,6 +182,26 @@ std::string daemon_sections_summary(const daemon_config& d) {
          (d.retention.records ? rules::duration_text(*d.retention.records) + " after they close (retention.records)"
                               : std::string("forever (retention.records)")) +
          "\n";
+  // What reaches the DSL at once (proxy/alerts.hpp): check says what it will alert on, and how.
+  const auto& a = d.alerts;
+  out += "Alerts for the DSL: ";
+  if (!a.enabled()) {
+    out += "none (alerts): blocks in high-risk categories and attempts to get round the filter are only in the "
+           "access log\n";
+  } else {
+    std::string on;
+    if (!a.categories.empty()) {
+      on = "blocks in";
+      for (const auto& c : a.categories) on += " " + c;
+    }
+    if (a.circumvention) on += std::string(on.empty() ? "" : "; ") + "attempts to get round the filter";
+    if (a.bans) on += std::string(on.empty() ? "" : "; ") + "automatic bans";
+    out += on + "; at most one per person or device and kind every " + rules::duration_text(a.every) + "; " +
+           (a.command.empty() ? std::string("to the access log only (no alerts.command)")
+                              : "to the access log and " + a.command.front() +
+                                    (a.to.empty() ? std::string() : " (to " + a.to + ")")) +
+           "\n";
+  }
   const auto& l = d.logins;
   out += "Logins: ";
   if (!l.any()) {

@@ -21,6 +21,7 @@
 
 #include "feeds/feed_history.hpp"
 #include "proxy/access_log.hpp"
+#include "proxy/alerts.hpp"
 #include "proxy/list_record.hpp"
 #include "proxy/admin_server.hpp"
 #include "proxy/metrics.hpp"
@@ -443,6 +444,10 @@ int run_server(const run_options& options) {
   }
   access_log log(d.access_log.path, d.access_log.queue_lines, m.get());
   shared_state state(configs, *m, log);
+  // Alerts for the DSL: its thread runs the alert command, never an event loop. Outlives the
+  // workers and the admin server, which raise alerts.
+  alert_sender alerts(m.get());
+  state.alerts = &alerts;
   // Sign-ins are checked on threads of their own (never on a worker's loop). Made even when no
   // directory is configured yet, so a reload can turn logins on; the thread count
   // (logins.ldap.max_in_flight) takes effect at a restart. Outlives the workers.

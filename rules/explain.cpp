@@ -430,6 +430,23 @@ std::string utc_offset_text(std::chrono::seconds offset) {
   return buf;
 }
 
+std::string time_in_words(const time_zone& z, std::chrono::sys_seconds t) {
+  using namespace std::chrono;
+  static constexpr const char* weekdays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
+  static constexpr const char* months[] = {"January", "February", "March",     "April",   "May",      "June",
+                                           "July",    "August",   "September", "October", "November", "December"};
+  const local_seconds local = z.to_local(t);
+  const auto day = floor<days>(local);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{local - day};
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%s %u %s %d, %02d:%02d", weekdays[weekday{day}.c_encoding()],
+                static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
+                static_cast<int>(ymd.year()), static_cast<int>(hms.hours().count()),
+                static_cast<int>(hms.minutes().count()));
+  return buf + (" " + zone_label(z, t));
+}
+
 std::string zone_label(const time_zone& z, std::chrono::sys_seconds t) {
   using namespace std::chrono;
   const auto offset = z.offset_at(t);

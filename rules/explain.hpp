@@ -86,6 +86,10 @@ std::string zone_label(const time_zone& z, std::chrono::sys_seconds t);
 std::string clock_change_note(const time_zone& z, std::string_view asked_text, std::chrono::local_seconds asked,
                               std::chrono::sys_seconds resolved);
 
+// School-local time in words, to the minute, with its zone: "Monday 23 November 2026, 11:00
+// GMT" (block pages, alerts, the safeguarding report).
+std::string time_in_words(const time_zone& z, std::chrono::sys_seconds t);
+
 // School-local time to the minute with its zone: "2026-12-02 03:12 GMT".
 std::string local_minutes(const time_zone& z, std::chrono::sys_seconds t);
 

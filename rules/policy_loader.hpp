@@ -21,6 +21,11 @@
 
 namespace hallpass::rules {
 
+// The daemon's sections that rules/school.yaml itself carries (`alerts`: proxy/daemon_config.hpp),
+// for loaders of the shipped file that read its policy alone (unit tests, bench/bench_rules):
+// other_sections = shipped_daemon_sections. The daemon passes all of its sections.
+inline const std::vector<std::string> shipped_daemon_sections = {"alerts"};
+
 struct load_options {
   std::string tzdir = "/usr/share/zoneinfo";
   // Top-level keys that belong to another component (the proxy's `listen`, `upstream`, ...).

@@ -8,7 +8,9 @@ using namespace hallpass::rules;
 
 namespace {
 std::shared_ptr<const policy> shipped() {
-  auto r = load_policy(std::string(HALLPASS_SOURCE_DIR) + "/rules/school.yaml");
+  load_options o;
+  o.other_sections = shipped_daemon_sections;
+  auto r = load_policy(std::string(HALLPASS_SOURCE_DIR) + "/rules/school.yaml", o);
   std::string all;
   for (const auto& e : r.errors) all += e.to_string() + "\n";
   REQUIRE_MESSAGE(r.ok(), all);

@@ -87,7 +87,9 @@ TEST_CASE(
   CHECK(s.expanded_bytes == s.bytes);
   CHECK(s.depth < 10);
   CHECK_FALSE(check_yaml_size(s));
-  CHECK(load_policy_text(school, HALLPASS_SOURCE_DIR "/rules/school.yaml").ok());
+  load_options shipped;
+  shipped.other_sections = shipped_daemon_sections;
+  CHECK(load_policy_text(school, HALLPASS_SOURCE_DIR "/rules/school.yaml", shipped).ok());
 
   std::string big =
       "school: {name: S, timezone: Europe/London}\ncategories:\n  many:\n    domains: [";

@@ -1,0 +1,418 @@
+#include "proxy/alerts.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+#include "proxy/access_log.hpp"
+#include "proxy/metrics.hpp"
+#include "rules/explain.hpp"
+#include "rules/json_writer.hpp"
+#include "rules/utf8.hpp"
+
+namespace hallpass {
+
+std::string_view to_string(alert_kind k) {
+  switch (k) {
+    case alert_kind::category: return "category";
+    case alert_kind::circumvention: return "circumvention";
+    case alert_kind::ban: return "ban";
+  }
+  return "category";
+}
+
+std::string alert_subject_key(const alert& a) {
+  std::string key(to_string(a.kind));
+  key += '\n';
+  if (!a.user.empty()) {
+    key += "user:" + a.user;
+  } else {
+    key += "device:" + (a.hardware_address.empty() ? a.client : a.hardware_address);
+  }
+  if (a.kind == alert_kind::category) key += "\n" + a.category;
+  if (a.kind == alert_kind::ban) key += "\n" + std::to_string(a.ban);  // each ban is its own alert
+  return key;
+}
+
+std::optional<std::uint64_t> alert_gate::admit(const std::string& key, std::chrono::steady_clock::time_point now,
+                                               std::chrono::seconds every) {
+  if (auto it = keys_.find(key); it != keys_.end()) {
+    auto& e = it->second;
+    if (now - e.sent < every) {
+      ++e.held;
+      return std::nullopt;
+    }
+    const auto held = std::exchange(e.held, 0);
+    e.sent = now;
+    return held;
+  }
+  if (keys_.size() >= max_keys_) {
+    // Forget subjects whose time is up (their held counts are lost: the access log has every
+    // request). If every one is still within its time, forget them all rather than grow:
+    // more alerts then, never fewer.
+    std::erase_if(keys_, [&](const auto& kv) { return now - kv.second.sent >= every; });
+    if (keys_.size() >= max_keys_) keys_.clear();
+  }
+  keys_.emplace(key, entry{now, 0});
+  return 0;
+}
+
+namespace {
+
+constexpr std::size_t max_waiting_alerts = 64;
+constexpr std::size_t max_alert_message = 16 * 1024;
+constexpr std::size_t max_alert_field = 512;
+constexpr auto alert_command_limit = std::chrono::seconds(30);
+
+// One line of text for the body: no control or invisible characters (terminal_safe shows them
+// as escapes), valid UTF-8, at most max_alert_field bytes.
+std::string alert_body_text(std::string_view s) {
+  std::string t = rules::terminal_safe(s);
+  if (t.size() > max_alert_field) {
+    t.resize(max_alert_field);
+    t = rules::valid_utf8(t);  // the cut may have split a character
+    t += "...";
+  }
+  return t;
+}
+
+// Printable ASCII only, for the Subject line: anything else becomes '?'.
+std::string alert_header_text(std::string_view s, std::size_t limit) {
+  std::string t;
+  for (unsigned char c : s) {
+    if (t.size() >= limit) break;
+    t += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  }
+  return t;
+}
+
+std::string alert_who_text(const alert& a) {
+  std::string who = a.user.empty() ? std::string("not signed in") : alert_body_text(a.user);
+  if (!a.role.empty()) who += " (" + std::string(a.user.empty() ? "treated as " : "") + alert_body_text(a.role) + ")";
+  return who;
+}
+
+std::string alert_device_text(const alert& a) {
+  std::string d;
+  if (!a.device_name.empty()) d += alert_body_text(a.device_name) + ", ";
+  if (!a.hardware_address.empty()) d += "hardware address " + alert_body_text(a.hardware_address) + ", ";
+  return d + "network address " + alert_body_text(a.client);
+}
+
+}  // namespace
+
+std::string format_alert_message(const alert& a, std::string_view to, std::string_view school_name,
+                                 const rules::time_zone& zone) {
+  const std::string school = school_name.empty() ? std::string("the school") : alert_body_text(school_name);
+  const std::string device_short =
+      !a.device_name.empty() ? std::string(a.device_name) : !a.hardware_address.empty() ? a.hardware_address : a.client;
+  const std::string person = !a.user.empty() ? a.user : a.role.empty() ? std::string("someone") : "a device of " + a.role;
+  std::string subject = "[hallpass] ";
+  std::string opening;
+  switch (a.kind) {
+    case alert_kind::category:
+      subject += "Blocked " + a.category + " site for " + person + " (" + device_short + ")";
+      opening = "a site in a category the school watches (" + alert_body_text(a.category) +
+                ") was blocked. Nothing from it was shown.";
+      break;
+    case alert_kind::circumvention:
+      subject += "Attempt to get round the filter by " + person + " (" + device_short + ")";
+      opening = "something on this device tried to get round the school's web filter (a VPN, a web proxy, "
+                "private DNS, or a connection that hid where it was going). It was blocked.";
+      break;
+    case alert_kind::ban:
+      subject += "Use limited to supervised sites: " + a.ban_subject;
+      opening = "the filter limited " + alert_body_text(a.ban_subject) +
+                " to the sites chosen for supervised use, by itself, after repeated attempts to get round it "
+                "(000 7.2: a ban from school equipment except under supervision).";
+      break;
+  }
+  std::string m;
+  if (!to.empty()) m += "To: " + alert_header_text(to, 256) + "\n";
+  m += "Subject: " + alert_header_text(subject, 200) + "\n";
+  m += "Auto-Submitted: auto-generated\n";
+  m += "MIME-Version: 1.0\n";
+  m += "Content-Type: text/plain; charset=utf-8\n";
+  m += "Content-Transfer-Encoding: 8bit\n";
+  m += "\n";
+  std::string body;
+  body += school + ": " + opening + "\n\n";
+  const auto line = [&](std::string_view label, const std::string& value) {
+    if (value.empty()) return;
+    body += std::string(label) + std::string(label.size() < 10 ? 10 - label.size() : 1, ' ') + value + "\n";
+  };
+  line("When:", rules::time_in_words(zone, a.at));
+  if (a.kind == alert_kind::ban) {
+    line("Ban:", "number " + std::to_string(a.ban) + ", until " + alert_body_text(a.ban_until_text));
+    line("Why:", alert_body_text(a.ban_reason));
+  } else {
+    line("Who:", alert_who_text(a));
+    line("Device:", alert_device_text(a));
+    line("Site:", alert_body_text(a.url));
+    if (a.kind == alert_kind::category || !a.category.empty()) {
+      std::string c = alert_body_text(a.category);
+      if (!a.category_description.empty()) c += ": " + alert_body_text(a.category_description);
+      line("Category:", c);
+    }
+    line("Searched:", a.search.empty() ? std::string() : "\"" + alert_body_text(a.search) + "\"");
+    std::string rule = alert_body_text(a.rule);
+    if (!a.clause.empty()) rule += " (school policy " + alert_body_text(a.clause) + ")";
+    line("Rule:", rule);
+    line("Note:", alert_body_text(a.note));
+  }
+  if (a.held > 0) {
+    body += "\nSince the last alert like this one, " + std::to_string(a.held) + " more " +
+            (a.held == 1 ? "was" : "were") + " held back (one alert per person or device and kind per "
+            "alerts.every); the access log has each of them.\n";
+  }
+  if (a.kind == alert_kind::ban) {
+    body += "\nThe ban is in `hallpassctl bans`; the DSL or the headteacher can lift it early with "
+            "`hallpassctl unban`. The access log has the attempts that led to it.\n";
+  } else {
+    body += "\nA block is not proof of intent: a link, an advert or an app can ask for a site by itself. "
+            "The access log has everything this device asked for around this time.\n";
+  }
+  body += "-- \nhallpass, the school's web filter. What alerts are sent, and to whom: the alerts section of "
+          "its configuration.\n";
+  m += body;
+  if (m.size() > max_alert_message) {
+    m.resize(max_alert_message);
+    m = rules::valid_utf8(m);
+    m += "\n[cut]\n";
+  }
+  return m;
+}
+
+std::string format_alert_line(const alert& a, const rules::time_zone& zone) {
+  rules::json_object o;
+  o.str("time", rules::iso8601_local(zone, a.at));
+  o.str("event", "alert");
+  o.str("kind", to_string(a.kind));
+  if (a.kind == alert_kind::ban) {
+    o.num("ban", a.ban);
+  } else {
+    o.str("client", a.client);
+    if (a.user.empty()) {
+      o.null("user");
+    } else {
+      o.str("user", a.user);
+    }
+    if (!a.device_name.empty()) o.str("device", a.device_name);
+    if (!a.hardware_address.empty()) o.str("mac", a.hardware_address);
+    o.str("role", a.role);
+    o.str("url", a.url);
+    if (!a.category.empty()) o.str("category", a.category);
+  }
+  o.num("held", static_cast<std::int64_t>(a.held));
+  return o.done() + "\n";
+}
+
+}  // namespace hallpass
+
+namespace hallpass {
+
+std::string run_alert_command(const std::vector<std::string>& argv, const std::string& input,
+                              std::chrono::milliseconds limit, const std::atomic<bool>* stop) {
+  using clock = std::chrono::steady_clock;
+  if (argv.empty()) return "no command";
+  const auto deadline = clock::now() + limit;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return std::string("cannot make a pipe: ") + std::strerror(errno);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[0], 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);  // nothing of the daemon's leaks into it
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attributes, &none);  // the sender thread blocks every signal
+  posix_spawnattr_setsigdefault(&attributes, &all);
+  posix_spawnattr_setpgroup(&attributes, 0);  // its own group: a timeout kills what it started too
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  std::vector<char*> args;
+  for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
+  args.push_back(nullptr);
+  char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+  char lang_env[] = "LANG=C.UTF-8";
+  char* env[] = {path_env, lang_env, nullptr};
+  pid_t pid = -1;
+  const int spawned = ::posix_spawn(&pid, argv.front().c_str(), &actions, &attributes, args.data(), env);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  ::close(fds[0]);
+  if (spawned != 0) {
+    ::close(fds[1]);
+    return "cannot start " + argv.front() + ": " + std::strerror(spawned);
+  }
+  const auto remaining_ms = [&] {
+    return static_cast<int>(std::max<long long>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count()));
+  };
+  const auto stopping = [&] { return stop && stop->load(std::memory_order_relaxed); };
+  // The message, without waiting past the deadline for a command that does not read it.
+  ::fcntl(fds[1], F_SETFL, O_NONBLOCK);
+  std::size_t sent = 0;
+  bool timed_out = false;
+  while (sent < input.size()) {
+    const ssize_t n = ::write(fds[1], input.data() + sent, input.size() - sent);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      if (remaining_ms() == 0 || stopping()) {
+        timed_out = true;
+        break;
+      }
+      pollfd p{fds[1], POLLOUT, 0};
+      ::poll(&p, 1, std::min(100, remaining_ms()));
+      continue;
+    }
+    break;  // EPIPE: it closed its input; its exit status says whether it worked
+  }
+  ::close(fds[1]);
+  // Its exit, polled in slices of at most 100 ms so that a stop is seen soon.
+  const int pidfd = timed_out ? -1 : static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  int status = 0;
+  bool exited = false;
+  while (!timed_out && !exited) {
+    if (stopping() || remaining_ms() == 0) {
+      timed_out = true;
+      break;
+    }
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      ::poll(&p, 1, std::min(100, remaining_ms()));
+    } else {
+      ::usleep(20000);
+    }
+    const pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w == pid) exited = true;
+    if (w < 0 && errno != EINTR) return std::string("cannot wait for the command: ") + std::strerror(errno);
+  }
+  if (pidfd >= 0) ::close(pidfd);
+  if (!exited) {
+    ::kill(-pid, SIGKILL);
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return stopping() ? "stopped with the proxy"
+                      : "did not finish within " + std::to_string(limit.count() / 1000) + " s and was killed";
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "was killed by signal " + std::to_string(WTERMSIG(status));
+  return "ended abnormally";
+}
+
+alert_sender::alert_sender(metrics* m) : metrics_(m) {
+  // The thread runs with every signal blocked (SIGPIPE from a command that closed its input
+  // is then EPIPE, and SIGTERM and SIGHUP stay the main thread's); the child gets them back.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (...) {
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    throw;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+alert_sender::~alert_sender() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+    queue_.clear();
+  }
+  stopping_.store(true);
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void alert_sender::run() {
+  for (;;) {
+    job j;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      j = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    const std::string why = run_alert_command(j.argv, j.message, alert_command_limit, &stopping_);
+    if (!why.empty()) {
+      if (metrics_) metrics_->alert_failures.Increment();
+      note_failure("the alert command " + j.argv.front() + " " + why);
+    }
+  }
+}
+
+void alert_sender::note_failure(const std::string& why) {
+  const auto now = std::chrono::steady_clock::now();
+  std::uint64_t count = 0;
+  {
+    std::lock_guard lock(mutex_);
+    ++unreported_failures_;
+    if (last_report_ != std::chrono::steady_clock::time_point{} && now - last_report_ < std::chrono::minutes(1)) {
+      return;
+    }
+    last_report_ = now;
+    count = std::exchange(unreported_failures_, 0);
+  }
+  // No personal data: the command and what went wrong only. The alert's line is in the access log.
+  std::cerr << "hallpass: warning: an alert was not sent: " << why << " (" << count
+            << (count == 1 ? " alert" : " alerts") << " not sent since the last such line; each is in the access log"
+            << " as an \"alert\" event, and counted in hallpass_alert_failures_total)" << std::endl;
+}
+
+void alert_sender::raise(alert a, const daemon_config::alert_settings& settings, std::string_view school_name,
+                         const rules::time_zone& zone, access_log& log) {
+  const std::string key = alert_subject_key(a);
+  std::optional<std::uint64_t> held;
+  {
+    std::lock_guard lock(mutex_);
+    held = gate_.admit(key, std::chrono::steady_clock::now(), settings.every);
+  }
+  if (!held) {
+    if (metrics_) metrics_->alerts_held.Increment();
+    return;
+  }
+  a.held = *held;
+  if (metrics_) metrics_->alert_raised(a.kind).Increment();
+  if (log.enabled()) log.write(format_alert_line(a, zone));
+  if (settings.command.empty()) return;
+  job j{settings.command, format_alert_message(a, settings.to, school_name, zone)};
+  bool queued = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (!stop_ && queue_.size() < max_waiting_alerts) {
+      queue_.push_back(std::move(j));
+      queued = true;
+    }
+  }
+  if (queued) {
+    wake_.notify_one();
+  } else {
+    if (metrics_) metrics_->alert_failures.Increment();
+    note_failure("the queue of alerts waiting for " + settings.command.front() + " is full (" +
+                 std::to_string(max_waiting_alerts) + ")");
+  }
+}
+
+}  // namespace hallpass

@@ -1,0 +1,139 @@
+// Immediate alerts for the designated safeguarding lead (README.md, "Alerts for the DSL"): a
+// block in a category the school watches (self-harm, extremism, ...), an attempt to get round
+// the filter, a ban the proxy put in force by itself. The DfE filtering standard asks for
+// alerts when content is blocked in high-risk categories; the policies ask that circumvention
+// is detected and acted on (000 7.2; 002) and that the e-safety officer monitors (000 7.4; 002).
+//
+// An alert that goes out is
+//   - one `{"event":"alert",...}` line in the access log (the incident record, beside the
+//     request's own line), and hallpass_alerts_total{kind};
+//   - when `alerts.command` is set, a mail message on that program's standard input (so
+//     `[/usr/sbin/sendmail, -t]` with `alerts.to` mails the DSL), run on the sender's own
+//     thread, never on an event loop.
+// Repeats are held: one alert per person (or device, when nobody is signed in), kind and
+// category per `alerts.every`; the next alert says how many were held. A page that loads
+// twenty blocked images is one alert, not twenty mails.
+//
+// Bounded: at most 64 messages wait for the command, one command runs at a time and is killed
+// after 30 s; a full queue drops the message (counted, and said on standard error at most once
+// a minute: the access log still has the alert's line). The gate keeps at most 4096 subjects.
+//
+// Thread-safety: raise() may be called from any thread (workers, the store thread). The pure
+// functions are safe anywhere.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/daemon_config.hpp"
+#include "rules/time_zone.hpp"
+
+namespace hallpass {
+
+class access_log;
+class metrics;
+
+enum class alert_kind : std::uint8_t { category, circumvention, ban };
+std::string_view to_string(alert_kind k);
+
+// What happened, as the access log has it. A plain value: the sender keeps its own copy.
+struct alert {
+  alert_kind kind = alert_kind::category;
+  std::chrono::sys_seconds at{};
+  std::string category, category_description;  // category: the watched one; circumvention: any
+  std::string client, user, role, device_name, hardware_address;
+  std::string url;     // what was asked for, without the query ("https://bad.example/page", or
+                       // "bad.example:443" for a tunnel decided on its host)
+  std::string search;  // search terms, only when access_log.search_terms keeps them
+  std::string rule, clause, note;
+  // A ban: its id, whom it bans ("device 10.10.4.20", "user sam"), until when, and why (the
+  // proxy's own words: so many attempts).
+  std::int64_t ban = 0;
+  std::string ban_subject, ban_until_text, ban_reason;
+  std::uint64_t held = 0;  // alerts like it held since the last one for the same subject
+};
+
+// The gate's key: kind, subject (the user when signed in, else the device) and category.
+std::string alert_subject_key(const alert& a);
+
+// One alert per key per `every`; the rest held and counted. Pure: the caller gives the time.
+class alert_gate {
+ public:
+  explicit alert_gate(std::size_t max_keys = 4096) : max_keys_(max_keys) {}
+  // nullopt: hold this one. Else send it, with the number held since the last one sent.
+  std::optional<std::uint64_t> admit(const std::string& key, std::chrono::steady_clock::time_point now,
+                                     std::chrono::seconds every);
+  std::size_t size() const { return keys_.size(); }
+
+ private:
+  struct entry {
+    std::chrono::steady_clock::time_point sent;
+    std::uint64_t held = 0;
+  };
+  std::size_t max_keys_;
+  std::unordered_map<std::string, entry> keys_;
+};
+
+// The mail message for `a` (times school-local, in words): headers (To: when `to` is set,
+// Subject: in printable ASCII), a blank line, then the text in UTF-8 for a person who is not
+// technical. Lines end in LF alone, as sendmail's standard input expects (the mail agent
+// writes CRLF on the wire). Every field is made
+// safe first (no line breaks or control characters from a user name, host or search), and the
+// message is at most 16 KiB.
+std::string format_alert_message(const alert& a, std::string_view to, std::string_view school_name,
+                                 const rules::time_zone& zone);
+
+// The access log's line for an alert that went out (one JSON object and '\n').
+std::string format_alert_line(const alert& a, const rules::time_zone& zone);
+
+class alert_sender {
+ public:
+  explicit alert_sender(metrics* m);
+  ~alert_sender();  // kills a command still running, drops what waits, joins
+  alert_sender(const alert_sender&) = delete;
+  alert_sender& operator=(const alert_sender&) = delete;
+
+  // Passes `a` through the gate; if it goes out, writes its line to `log` and queues the
+  // message for settings.command. Never waits for I/O: one short mutex.
+  void raise(alert a, const daemon_config::alert_settings& settings, std::string_view school_name,
+             const rules::time_zone& zone, access_log& log);
+
+ private:
+  struct job {
+    std::vector<std::string> argv;
+    std::string message;
+  };
+  void run();
+  void note_failure(const std::string& why);
+
+  metrics* const metrics_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<job> queue_;
+  alert_gate gate_;
+  bool stop_ = false;
+  std::atomic<bool> stopping_{false};  // run_alert_command polls it: kill a running command
+  std::chrono::steady_clock::time_point last_report_{};
+  std::uint64_t unreported_failures_ = 0;
+  std::thread thread_;  // last: started once the rest is ready
+};
+
+// Runs argv (argv[0] an absolute path; no shell; a minimal environment; standard output to
+// /dev/null, standard error the daemon's) with `input` on its standard input, and waits at
+// most `limit` for it to exit, then kills its process group. Returns "" when it exited with
+// status 0, else why not. `stop` is polled while waiting: when it becomes true the command is
+// killed at once.
+std::string run_alert_command(const std::vector<std::string>& argv, const std::string& input,
+                              std::chrono::milliseconds limit, const std::atomic<bool>* stop = nullptr);
+
+}  // namespace hallpass

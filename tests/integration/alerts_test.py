@@ -1,0 +1,235 @@
+"""Alerts for the DSL end to end (proxy/alerts.hpp; README.md "Alerts for the DSL"): the real
+daemon, curl as the pupils' devices, and as `alerts.command` Debian's msmtp, a real mail client,
+delivering to an SMTP server of the test's own on 127.0.0.1. A block in a watched category, an
+attempt to get round the filter and an automatic ban each reach the DSL's mailbox as a readable
+message; repeats within `alerts.every` are held and counted in the next; a command that fails
+loses no request and is counted."""
+import email
+import email.policy
+import json
+import os
+import shutil
+import socket
+import socketserver
+import stat
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import Proxy, curl, wait_for
+
+MSMTP = shutil.which("msmtp") or "/usr/bin/msmtp"
+
+
+class _SMTPHandler(socketserver.StreamRequestHandler):
+    """Just enough SMTP (RFC 5321) for one client: greeting, EHLO/HELO, MAIL, RCPT, DATA with
+    dot-unstuffing, RSET, NOOP, QUIT. Every line is read with the server's timeout."""
+    timeout = 10
+
+    def reply(self, line):
+        self.wfile.write((line + "\r\n").encode())
+
+    def handle(self):
+        self.reply("220 mail.test ESMTP test")
+        sender, recipients = None, []
+        for _ in range(100):  # bounded: a message takes fewer than ten commands
+            line = self.rfile.readline(4096)
+            if not line:
+                return
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                self.reply("250 mail.test")
+            elif verb == b"MAIL":
+                sender = line.decode().strip()
+                self.reply("250 OK")
+            elif verb == b"RCPT":
+                recipients.append(line.decode().strip().split(":", 1)[1].strip("<> "))
+                self.reply("250 OK")
+            elif verb == b"DATA":
+                self.reply("354 go on")
+                data = []
+                for _ in range(10000):
+                    l = self.rfile.readline(65536)
+                    if not l or l == b".\r\n":
+                        break
+                    data.append(l[1:] if l.startswith(b"..") else l)
+                self.server.mailbox.append({"from": sender, "to": recipients, "data": b"".join(data)})
+                self.reply("250 queued")
+            elif verb == b"QUIT":
+                self.reply("221 bye")
+                return
+            else:
+                self.reply("250 OK")
+
+
+class MailServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _SMTPHandler)
+        self.mailbox = []
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self):
+        return self.server_address[1]
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+def message(mail):
+    return email.message_from_bytes(mail["data"], policy=email.policy.default)
+
+
+def text_of(mail):
+    """The message's text with the wire's CRLF read as line ends."""
+    return mail.get_content().replace("\r\n", "\n")
+
+
+def add_self_harm(text):
+    """The base policy with a self_harm category, blocked for everyone, and automatic bans."""
+    text = text.replace("  circumvention: {domains: [vpn.test]}\n",
+                        "  circumvention: {domains: [vpn.test]}\n"
+                        "  self_harm: {description: Content that promotes self-harm., domains: [selfharm.test]}\n")
+    text = text.replace("    - {action: block, categories: [circumvention]}\n",
+                        "    - {action: block, categories: [circumvention]}\n"
+                        "    - {action: block, categories: [self_harm], clause: \"000 6.9\"}\n")
+    return text + "bans:\n  threshold: {attempts: 3, within: 10m, duration: 1d}\n"
+
+
+@unittest.skipUnless(os.path.exists(MSMTP), "needs msmtp (deploy/install-deps.sh --test)")
+class AlertsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.mail = MailServer()
+        alerts = f"""
+alerts:
+  categories: [self_harm]
+  circumvention: true
+  bans: true
+  every: 2s
+  command: [{MSMTP}, --host=127.0.0.1, --port={cls.mail.port}, --from=hallpass@school.test, --tls=off, -t]
+  to: dsl@school.test
+"""
+        cls.proxy = Proxy(extra=alerts, policy_edit=add_self_harm)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.mail.stop()
+
+    def mails_about(self, text, count=1, timeout=10):
+        """The messages delivered so far whose subject contains `text`, once there are `count`."""
+        def found():
+            got = [m for m in (message(x) for x in list(self.mail.mailbox)) if text in m["subject"]]
+            return got if len(got) >= count else None
+        return wait_for(found, timeout=timeout, what=f"{count} mails about {text!r}")
+
+    def alert_lines(self):
+        return [l for l in self.proxy.log_lines() if l.get("event") == "alert"]
+
+    def test_a_watched_block_mails_the_dsl_and_repeats_are_held_then_counted(self):
+        device = "127.0.0.41"
+        code, _, _ = curl(self.proxy, "http://selfharm.test/page?name=secret", source=device)
+        self.assertEqual(code, 403)
+        [mail] = self.mails_about(f"({device})")
+        self.assertEqual(mail["subject"], f"[hallpass] Blocked self_harm site for a device of pupils ({device})")
+        self.assertEqual(mail["to"], "dsl@school.test")
+        self.assertEqual(mail["auto-submitted"], "auto-generated")
+        body = text_of(mail)
+        self.assertIn("Integration Test School: a site in a category the school watches (self_harm) was blocked", body)
+        self.assertIn("Site:     http://selfharm.test/page\n", body)
+        self.assertIn("Category: self_harm: Content that promotes self-harm.", body)
+        self.assertIn("Rule:     everyone rule 2 (school policy 000 6.9)", body)
+        self.assertRegex(body, r"When:     \w+day \d+ \w+ 20\d\d, \d\d:\d\d (GMT|BST)")
+        self.assertNotIn("secret", body)  # the query is not kept (access_log.keep_query is off)
+        delivered = [m for m in self.mail.mailbox if f"({device})" in message(m)["subject"]]
+        self.assertEqual(delivered[0]["to"], ["dsl@school.test"])
+        # Two more within alerts.every: held, no mail.
+        for path in ("/a.png", "/b.png"):
+            self.assertEqual(curl(self.proxy, "http://selfharm.test" + path, source=device)[0], 403)
+        time.sleep(0.5)
+        self.assertEqual(len(self.mails_about(f"({device})")), 1)
+        self.assertGreaterEqual(self.proxy.metric("hallpass_alerts_held_total"), 2)
+        # After it: the next goes out, and says what was held.
+        time.sleep(2)
+        self.assertEqual(curl(self.proxy, "http://selfharm.test/again", source=device)[0], 403)
+        mails = self.mails_about(f"({device})", count=2)
+        self.assertIn("Since the last alert like this one, 2 more were held back", text_of(mails[1]))
+        lines = [l for l in self.alert_lines() if l["client"] == device]
+        self.assertEqual([(l["kind"], l["category"], l["held"]) for l in lines],
+                         [("category", "self_harm", 0), ("category", "self_harm", 2)])
+        self.assertEqual(lines[0]["url"], "http://selfharm.test/page")
+        self.assertEqual(lines[0]["role"], "pupils")
+
+    def test_a_block_in_a_category_not_watched_and_an_allowed_site_send_nothing(self):
+        device = "127.0.0.42"
+        before = self.proxy.metric("hallpass_alerts_total", {"kind": "category"})
+        self.assertEqual(curl(self.proxy, "http://facebook.test/", source=device)[0], 403)  # social_media
+        time.sleep(0.5)
+        self.assertEqual(self.proxy.metric("hallpass_alerts_total", {"kind": "category"}), before)
+        self.assertFalse([l for l in self.alert_lines() if l["client"] == device])
+        self.assertFalse([m for m in self.mail.mailbox if device in message(m)["subject"]])
+
+    def test_attempts_to_get_round_the_filter_alert_and_the_automatic_ban_too(self):
+        device = "127.0.0.43"
+        for _ in range(3):
+            self.assertEqual(curl(self.proxy, "http://vpn.test/", source=device)[0], 403)
+        [attempt] = self.mails_about(f"Attempt to get round the filter by a device of pupils ({device})")
+        self.assertIn("Site:     http://vpn.test/", text_of(attempt))
+        # The third attempt bans the device (bans.threshold), and the ban is an alert of its own.
+        [ban] = self.mails_about(f"Use limited to supervised sites: the device {device}")
+        body = text_of(ban)
+        self.assertIn("Why:      3 attempts to get round the filter within 10m (the last: vpn.test, circumvention)", body)
+        self.assertRegex(body, r"Ban:      number \d+, until \w+day")
+        ban_lines = [l for l in self.alert_lines() if l["kind"] == "ban"]
+        self.assertTrue(ban_lines)
+        self.assertGreaterEqual(self.proxy.metric("hallpass_alerts_total", {"kind": "ban"}), 1)
+        self.assertEqual(self.proxy.metric("hallpass_alert_failures_total"), 0)
+
+
+class AlertCommandFailsTest(unittest.TestCase):
+    """A command that fails (an MTA that is down, a wrong address) loses no request: the block
+    is served at once, the alert is in the access log, and the failure is counted and said once."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="hallpass-alert-")
+        self.script = os.path.join(self.dir, "fail.sh")
+        with open(self.script, "w") as f:
+            f.write("#!/bin/sh\ncat > /dev/null\nexit 75\n")  # EX_TEMPFAIL, as sendmail says
+        os.chmod(self.script, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+        os.chmod(self.dir, 0o755)
+        alerts = f"""
+alerts:
+  categories: [self_harm]
+  every: 1s
+  command: [{self.script}]
+"""
+        self.proxy = Proxy(extra=alerts, policy_edit=add_self_harm)
+
+    def tearDown(self):
+        self.proxy.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_failures_are_counted_and_said_and_requests_go_on(self):
+        for i in range(3):
+            started = time.monotonic()
+            self.assertEqual(curl(self.proxy, f"http://selfharm.test/{i}", source=f"127.0.0.{51 + i}")[0], 403)
+            self.assertLess(time.monotonic() - started, 5)
+        wait_for(lambda: self.proxy.metric("hallpass_alert_failures_total") >= 3, timeout=10,
+                 what="three failed alerts counted")
+        lines = [l for l in self.proxy.stderr_lines if "an alert was not sent" in l]
+        self.assertEqual(len(lines), 1, lines)  # at most one line a minute
+        self.assertIn("exited with status 75", lines[0])
+        self.assertNotIn("127.0.0.5", lines[0])  # no personal data on standard error
+        wait_for(lambda: len([l for l in self.proxy.log_lines() if l.get("event") == "alert"]) == 3, timeout=5,
+                 what="the three alerts in the access log")
+
+
+if __name__ == "__main__":
+    unittest.main()

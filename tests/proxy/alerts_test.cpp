@@ -1,0 +1,282 @@
+// Alerts for the DSL (proxy/alerts.hpp): the gate that holds repeats, the mail message and the
+// log line, the command runner, and the `alerts` section's checks. The whole path through the
+// daemon is tests/integration/alerts_test.py.
+#include "proxy/alerts.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <boost/json.hpp>
+
+#include "proxy/configuration.hpp"
+#include "rules/time_zone.hpp"
+#include "tests/proxy/test_support.hpp"
+#include "tests/temp_dir.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using hallpass::alert;
+using hallpass::alert_kind;
+using hallpass_test::contains;
+
+hallpass::rules::time_zone alert_zone() {
+  std::string error;
+  return *hallpass::rules::time_zone::from_posix("UTC", "UTC0", &error);
+}
+
+alert pupil_alert() {
+  alert a;
+  a.kind = alert_kind::category;
+  a.at = std::chrono::sys_days{std::chrono::year{2026} / 11 / 23} + 11h + 5min;
+  a.category = "self_harm";
+  a.category_description = "Content that promotes self-harm.";
+  a.client = "10.10.4.20";
+  a.role = "pupils";
+  a.url = "http://bad.example/page";
+  a.rule = "pupils rule 3";
+  a.clause = "000 6.9";
+  return a;
+}
+
+// The message's header part (before the first empty line) as its lines.
+std::vector<std::string> alert_header_lines(const std::string& message) {
+  std::vector<std::string> out;
+  std::istringstream in(message.substr(0, message.find("\n\n")));
+  for (std::string line; std::getline(in, line);) {
+    out.push_back(line);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("alert gate: one alert per subject and kind per period, and the next one counts those held") {
+  hallpass::alert_gate gate;
+  const auto t0 = std::chrono::steady_clock::time_point{} + 1000h;
+  CHECK(gate.admit("a", t0, 600s) == std::optional<std::uint64_t>(0));
+  CHECK_FALSE(gate.admit("a", t0 + 1s, 600s));
+  CHECK_FALSE(gate.admit("a", t0 + 599s, 600s));
+  CHECK(gate.admit("b", t0 + 2s, 600s) == std::optional<std::uint64_t>(0));  // another subject: its own
+  CHECK(gate.admit("a", t0 + 600s, 600s) == std::optional<std::uint64_t>(2));
+  CHECK(gate.admit("a", t0 + 1200s, 600s) == std::optional<std::uint64_t>(0));
+}
+
+TEST_CASE("alert gate: bounded: full of subjects still in their period, it forgets them rather than grow") {
+  hallpass::alert_gate gate(3);
+  const auto t0 = std::chrono::steady_clock::time_point{} + 1000h;
+  for (int i = 0; i < 3; ++i) CHECK(gate.admit("k" + std::to_string(i), t0, 600s));
+  CHECK(gate.size() == 3);
+  CHECK(gate.admit("k3", t0 + 1s, 600s));  // sent, never held for want of room
+  CHECK(gate.size() <= 3);
+  // Old subjects are forgotten first when their period is over.
+  hallpass::alert_gate g2(2);
+  CHECK(g2.admit("old", t0, 10s));
+  CHECK(g2.admit("new", t0 + 9s, 10s));
+  CHECK(g2.admit("third", t0 + 11s, 10s));
+  CHECK_FALSE(g2.admit("new", t0 + 12s, 10s));  // kept: still within its period
+}
+
+TEST_CASE("alert subject: the signed-in user, else the device by hardware address, else its address") {
+  alert a = pupil_alert();
+  const auto by_address = hallpass::alert_subject_key(a);
+  a.hardware_address = "3c:22:fb:12:9a:01";
+  const auto by_mac = hallpass::alert_subject_key(a);
+  CHECK(by_mac != by_address);
+  a.client = "10.10.4.99";  // a new address from DHCP: the same device
+  CHECK(hallpass::alert_subject_key(a) == by_mac);
+  a.user = "sam";
+  CHECK(contains(hallpass::alert_subject_key(a), "user:sam"));
+  alert other = a;
+  other.category = "extremism";
+  CHECK(hallpass::alert_subject_key(other) != hallpass::alert_subject_key(a));
+  other.kind = alert_kind::circumvention;
+  other.category = "circumvention";
+  alert other2 = other;
+  other2.category = "something else";
+  CHECK(hallpass::alert_subject_key(other) == hallpass::alert_subject_key(other2));  // by kind only
+}
+
+TEST_CASE("alert message: a mail message a person can read, with the facts of the block") {
+  alert a = pupil_alert();
+  a.device_name = "pupil-laptop-07";
+  a.held = 3;
+  const auto m = hallpass::format_alert_message(a, "dsl@school.example", "Example Primary", alert_zone());
+  const auto h = alert_header_lines(m);
+  REQUIRE(h.size() >= 3);
+  CHECK(h[0] == "To: dsl@school.example");
+  CHECK(h[1] == "Subject: [hallpass] Blocked self_harm site for a device of pupils (pupil-laptop-07)");
+  CHECK(contains(m, "Content-Type: text/plain; charset=utf-8\n"));
+  CHECK_FALSE(contains(m, "\r"));
+  CHECK(contains(m, "Example Primary: a site in a category the school watches (self_harm) was blocked."));
+  CHECK(contains(m, "When:     Monday 23 November 2026, 11:05 UTC\n"));
+  CHECK(contains(m, "Who:      not signed in (treated as pupils)\n"));
+  CHECK(contains(m, "Device:   pupil-laptop-07, network address 10.10.4.20\n"));
+  CHECK(contains(m, "Site:     http://bad.example/page\n"));
+  CHECK(contains(m, "Category: self_harm: Content that promotes self-harm.\n"));
+  CHECK(contains(m, "Rule:     pupils rule 3 (school policy 000 6.9)\n"));
+  CHECK(contains(m, "3 more were held back"));
+  CHECK_FALSE(contains(m, "Searched:"));  // none given: no line
+  // No To: without an address (a command that is not sendmail -t).
+  CHECK(alert_header_lines(hallpass::format_alert_message(a, "", "S", alert_zone()))[0].starts_with("Subject: "));
+}
+
+TEST_CASE("alert message: text from outside cannot add headers or control the reader's screen") {
+  alert a = pupil_alert();
+  a.user = "sam\r\nBcc: everyone@example.com";
+  a.device_name = "pc\x1b[2J";
+  a.search = "how to \xe2\x80\xae evil";  // a bidi override
+  a.url = "http://bad.example/\r\n\r\nInjected body";
+  const auto m = hallpass::format_alert_message(a, "dsl@school.example", "School", alert_zone());
+  for (const auto& line : alert_header_lines(m)) {
+    CHECK_FALSE(line.starts_with("Bcc"));
+    for (unsigned char ch : line) CHECK((ch >= 0x20 && ch < 0x7f));
+  }
+  const std::string body = m.substr(m.find("\n\n") + 2);
+  for (unsigned char ch : body) CHECK((ch >= 0x20 || ch == '\n'));
+  CHECK_FALSE(contains(body, "\xe2\x80\xae"));
+  CHECK(contains(body, "Who:      sam\\r\\nBcc: everyone@example.com (pupils)"));
+  // Long fields are cut, and the message stays small.
+  alert big = pupil_alert();
+  big.search = std::string(100000, 'x');
+  big.note = std::string(100000, 'y');
+  CHECK(hallpass::format_alert_message(big, "", "S", alert_zone()).size() < 20 * 1024);
+}
+
+TEST_CASE("alert messages for attempts to get round the filter, and for automatic bans") {
+  alert c = pupil_alert();
+  c.kind = alert_kind::circumvention;
+  c.category = "circumvention";
+  c.category_description = "";
+  c.user = "sam";
+  c.hardware_address = "3c:22:fb:12:9a:01";
+  auto m = hallpass::format_alert_message(c, "", "S", alert_zone());
+  CHECK(contains(m, "Subject: [hallpass] Attempt to get round the filter by sam (3c:22:fb:12:9a:01)\n"));
+  CHECK(contains(m, "Who:      sam (pupils)\n"));
+  alert b;
+  b.kind = alert_kind::ban;
+  b.at = pupil_alert().at;
+  b.ban = 4;
+  b.ban_subject = "the device 10.10.4.20";
+  b.ban_until_text = "Tuesday 24 November 2026, 11:05 GMT";
+  b.ban_reason = "3 attempts to get round the filter within 10 minutes (the last: vpn.example)";
+  b.client = "10.10.4.20";
+  m = hallpass::format_alert_message(b, "", "S", alert_zone());
+  CHECK(contains(m, "Subject: [hallpass] Use limited to supervised sites: the device 10.10.4.20\n"));
+  CHECK(contains(m, "Ban:      number 4, until Tuesday 24 November 2026, 11:05 GMT\n"));
+  CHECK(contains(m, "Why:      3 attempts"));
+}
+
+TEST_CASE("alert log line: one JSON object, and no query or search") {
+  alert a = pupil_alert();
+  a.held = 2;
+  a.search = "secret words";
+  const auto line = hallpass::format_alert_line(a, alert_zone());
+  REQUIRE(line.ends_with("\n"));
+  const auto v = boost::json::parse(line).as_object();
+  CHECK(v.at("event") == "alert");
+  CHECK(v.at("kind") == "category");
+  CHECK(v.at("time") == "2026-11-23T11:05:00+00:00");
+  CHECK(v.at("client") == "10.10.4.20");
+  CHECK(v.at("user").is_null());
+  CHECK(v.at("category") == "self_harm");
+  CHECK(v.at("url") == "http://bad.example/page");
+  CHECK(v.at("held") == 2);
+  CHECK_FALSE(contains(line, "secret"));  // the request's own line keeps search terms, when kept
+}
+
+TEST_CASE("alert command: the message on its standard input, and its exit status says whether it worked") {
+  hallpass_test::temp_dir dir("hallpass-alert-cmd");
+  const auto out = (dir.path / "got").string();
+  CHECK(hallpass::run_alert_command({"/bin/sh", "-c", "cat > \"$0\"", out}, "Subject: x\r\n\r\nhello\n", 10s) == "");
+  std::ifstream in(out);
+  std::stringstream got;
+  got << in.rdbuf();
+  CHECK(got.str() == "Subject: x\r\n\r\nhello\n");
+  CHECK(hallpass::run_alert_command({"/bin/sh", "-c", "exit 3"}, "", 10s) == "exited with status 3");
+  CHECK(contains(hallpass::run_alert_command({"/nonexistent/sendmail"}, "", 10s), "cannot start /nonexistent/sendmail"));
+  // A minimal environment: nothing of the daemon's (its secrets, its LD_PRELOAD) reaches the command.
+  CHECK(hallpass::run_alert_command({"/bin/sh", "-c", "test -z \"$HOME\" && test \"$PATH\" = /usr/sbin:/usr/bin:/sbin:/bin"},
+                                    "", 10s) == "");
+}
+
+TEST_CASE("alert command: one that does not finish is killed at the limit, with what it started") {
+  hallpass_test::temp_dir dir("hallpass-alert-slow");
+  const auto pidfile = (dir.path / "child").string();
+  const auto started = std::chrono::steady_clock::now();
+  // A grandchild in the background, as a mail agent's queue runner might be: killed with it.
+  const auto why = hallpass::run_alert_command(
+      {"/bin/sh", "-c", "sleep 30 & echo $! > \"$0\"; wait", pidfile}, "", 500ms);
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(contains(why, "did not finish within"));
+  CHECK(took < 5s);
+  std::ifstream in(pidfile);
+  long child = 0;
+  in >> child;
+  REQUIRE(child > 0);
+  // Gone (or a zombie of init's about to be reaped): no longer sleeping.
+  bool alive = false;
+  for (int i = 0; i < 100; ++i) {  // at most 1 s
+    std::ifstream status("/proc/" + std::to_string(child) + "/stat");
+    std::string pid, comm, state;
+    alive = static_cast<bool>(status >> pid >> comm >> state) && state != "Z";
+    if (!alive) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK_FALSE(alive);
+  // A command that does not read its input at all still ends by the limit.
+  const std::string big(1 << 20, 'x');
+  const auto t = std::chrono::steady_clock::now();
+  CHECK(contains(hallpass::run_alert_command({"/bin/sh", "-c", "sleep 30"}, big, 300ms), "did not finish"));
+  CHECK(std::chrono::steady_clock::now() - t < 5s);
+}
+
+TEST_CASE("alerts section: what is refused, with the key named") {
+  using hallpass_test::load_config;
+  CHECK(load_config("alerts: {categories: [self_harm], command: /usr/sbin/sendmail}\n").errors.find("must be a list") !=
+        std::string::npos);
+  CHECK(contains(load_config("alerts: {categories: [self_harm], command: [sendmail, -t]}\n").errors,
+                 "must be an absolute path"));
+  CHECK(contains(load_config("alerts: {categories: [self_harm], to: dsl@x.example}\n").errors, "alerts.to needs alerts.command"));
+  CHECK(contains(load_config("alerts: {categories: [self_harm], command: [/bin/true], to: \"a@b\\r\\nBcc: c@d\"}\n").errors,
+                 "alerts.to must be a mail address"));
+  CHECK(contains(load_config("alerts: {command: [/bin/true]}\n").errors, "nothing to alert on"));
+  CHECK(contains(load_config("alerts: {circumvention: true, every: 0s}\n").errors, "alerts.every must be from 1s to 7d"));
+  CHECK(contains(load_config("alerts: {circumvention: true, sendmail: x}\n").errors, "sendmail"));
+  const auto ok = load_config("alerts: {categories: [self_harm, extremism], circumvention: true, bans: true, "
+                              "command: [/usr/sbin/sendmail, -t], to: dsl@school.example, every: 15m}\n");
+  CHECK(ok.errors == "");
+  CHECK(ok.config.alerts.categories == std::vector<std::string>{"self_harm", "extremism"});
+  CHECK(ok.config.alerts.every == 15min);
+  CHECK(ok.config.alerts.enabled());
+  CHECK_FALSE(load_config("listen: [\"127.0.0.1:3128\"]\n").config.alerts.enabled());  // off unless asked for
+}
+
+TEST_CASE("alerts section: a category the policy does not have, or a command that cannot run, is an error") {
+  hallpass_test::temp_dir dir("hallpass-alert-config");
+  const auto with = [&](const std::string& section) {
+    std::ofstream(dir.path / "p.yaml") << "school: {name: S, timezone: UTC}\n"
+                                          "categories:\n"
+                                          "  self_harm: {domains: [selfharm.test]}\n"
+                                          "  extremism: {domains: [extremism.test]}\n"
+                                          "roles:\n"
+                                          "  pupils: {networks: [10.0.0.0/8], default: allow}\n"
+                                          "fallback_role: pupils\n"
+                                       << section;
+    return hallpass::load_configuration((dir.path / "p.yaml").string(), hallpass::overrides{}, 1);
+  };
+  auto r = with("alerts: {categories: [self-harm]}\n");
+  CHECK_FALSE(r.config);
+  REQUIRE_FALSE(r.errors.empty());
+  CHECK(contains(r.errors[0].to_string(), "alerts.categories: 'self-harm' is not a category of this policy"));
+  CHECK(contains(r.errors[0].to_string(), "self_harm"));  // the names it has, to pick from
+  r = with("alerts: {categories: [self_harm], command: [/nonexistent/sendmail, -t]}\n");
+  CHECK_FALSE(r.config);
+  REQUIRE_FALSE(r.errors.empty());
+  CHECK(contains(r.errors[0].to_string(), "alerts.command: '/nonexistent/sendmail' is not a program that can be run"));
+  r = with("alerts: {categories: [self_harm, extremism], circumvention: true, command: [/bin/cat]}\n");
+  CHECK(r.config);
+}
