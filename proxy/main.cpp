@@ -42,6 +42,13 @@ usage:
       groups from logins.ldap (exit 1 when the directory cannot be reached). --device and
       --mac: as for a device the DHCP leases name so. Approved exceptions and local blocks
       are read from the store in DIR (default: state_dir); --ca-dir: as `run --ca-dir`.
+  hallpass safeguarding-report [--since DURATION] [--config FILE] [--log FILE ...]
+                               [--categories A,B] [--send]
+      The DSL's report of the access log since DURATION ago (default 7d): blocks in high-risk
+      categories (alerts.categories, or --categories), attempts to get round the filter,
+      bans, blocked searches, blocks by category and site, in plain words. Reads the access
+      log and its rotations (gzip too), or the --log files. --send mails it through
+      alerts.command to alerts.to instead of printing it.
   hallpass ca init --dir DIR [--name "School name"]
       Create the school's root CA (DIR/ca.crt, DIR/ca.key) for HTTPS inspection, and print
       how to install it on the school's devices. Never overwrites an existing CA.
@@ -125,6 +132,7 @@ int main(int argc, char** argv) {
   if (command == "explain") return hallpass::run_explain(args);
   if (command == "ca") return hallpass::run_ca(args);
   if (command == "feeds") return hallpass::run_feeds(args);
+  if (command == "safeguarding-report") return hallpass::run_safeguarding_report(args);
   std::cerr << "hallpass: unknown command '" << command << "'\n" << usage;
   return 2;
 }

@@ -1,4 +1,5 @@
-// The commands that work on a policy file without serving: `hallpass check` and
+// The commands that work on a policy file without serving: `hallpass check`, `hallpass
+// safeguarding-report` (safeguarding_report_command.cpp) and
 // `hallpass explain`. They load the policy the same way the daemon does and call the same
 // decide() the proxy calls. And `hallpass ca`, which makes and shows the school CA
 // (certs/README.md).
@@ -17,5 +18,10 @@ int run_ca(const std::vector<std::string>& args);
 // `hallpass feeds update [--feed NAME] [--config FILE] [--state-dir DIR]` and
 // `hallpass feeds status [--config FILE] [--state-dir DIR]` (feeds/README.md).
 int run_feeds(const std::vector<std::string>& args);
+// `hallpass safeguarding-report [--since DURATION] [--config FILE] [--log FILE ...]
+// [--categories A,B] [--send]`: 0 done, 1 the configuration is invalid or no log could be
+// read or the message could not be sent, 2 usage.
+// (safeguarding_report_command.cpp)
+int run_safeguarding_report(const std::vector<std::string>& args);
 
 }  // namespace hallpass

@@ -4,8 +4,11 @@ delivering to an SMTP server of the test's own on 127.0.0.1. A block in a watche
 attempt to get round the filter and an automatic ban each reach the DSL's mailbox as a readable
 message; repeats within `alerts.every` are held and counted in the next; a command that fails
 loses no request and is counted."""
+import datetime
 import email
 import email.policy
+import gzip
+import subprocess
 import json
 import os
 import shutil
@@ -17,7 +20,7 @@ import threading
 import time
 import unittest
 
-from harness import Proxy, curl, wait_for
+from harness import BIN, Proxy, curl, wait_for
 
 MSMTP = shutil.which("msmtp") or "/usr/bin/msmtp"
 
@@ -191,6 +194,51 @@ alerts:
         self.assertTrue(ban_lines)
         self.assertGreaterEqual(self.proxy.metric("hallpass_alerts_total", {"kind": "ban"}), 1)
         self.assertEqual(self.proxy.metric("hallpass_alert_failures_total"), 0)
+
+    def report(self, *args):
+        return subprocess.run([BIN, "safeguarding-report", "--config", self.proxy.config, *args],
+                              capture_output=True, text=True, timeout=60)
+
+    def test_the_weekly_report_reads_the_log_and_its_gzip_rotation_and_is_mailed(self):
+        device, earlier = "127.0.0.44", "127.0.0.45"
+        self.assertEqual(curl(self.proxy, "http://selfharm.test/today", source=device)[0], 403)
+        wait_for(lambda: any(l.get("client") == device and "event" not in l for l in self.proxy.log_lines()),
+                 timeout=5, what="the block in the access log")
+        # Yesterday's file, as logrotate leaves it: gzip'd, beside the log.
+        yesterday = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).strftime(
+            "%Y-%m-%dT%H:%M:%S.000+00:00")
+        old_line = {"time": yesterday, "client": earlier, "user": "ava.b", "role": "pupils", "method": "GET",
+                    "scheme": "http", "host": "selfharm.test", "port": 80, "path": "/older", "status": 403,
+                    "action": "block", "rule": "everyone rule 2", "category": "self_harm", "circumvention": False}
+        rotated = os.path.join(self.proxy.dir, "access.log.1.gz")
+        with gzip.open(rotated, "wt") as f:
+            f.write(json.dumps(old_line) + "\n" + "a line that is not JSON\n")
+        r = self.report("--log", rotated, "--log", self.proxy.access_log)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout
+        self.assertIn("# Safeguarding report: Integration Test School", out)
+        self.assertRegex(out, rf"\| \w\w\w \d+ \w\w\w \d\d:\d\d \| not signed in \(pupils\) \| {device} \| "
+                              r"self_harm \| selfharm.test/today \| 1 \|")
+        self.assertRegex(out, r"\| ava.b \(pupils\) \| 127.0.0.45 \| self_harm \| selfharm.test/older \| 1 \|")
+        self.assertIn("1 line could not be read and was skipped", out)
+        self.assertIn("access.log.1.gz", out)
+        # --send: through alerts.command (msmtp) to alerts.to.
+        r = self.report("--send", "--log", rotated, "--log", self.proxy.access_log)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Sent the report to dsl@school.test", r.stdout)
+        [mail] = self.mails_about("[hallpass] Safeguarding report, ")
+        self.assertIn("ava.b (pupils)", text_of(mail))
+        self.assertIn(f"selfharm.test/today", text_of(mail))
+
+    def test_the_report_refuses_what_it_cannot_do(self):
+        self.assertEqual(self.report("--since", "0s").returncode, 2)
+        self.assertEqual(self.report("--bogus").returncode, 2)
+        r = self.report()  # the test's config writes its log through --access-log only
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("name the files with --log", r.stderr)
+        r = self.report("--log", os.path.join(self.proxy.dir, "no-such.log"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no access log could be read", r.stderr)
 
 
 class AlertCommandFailsTest(unittest.TestCase):

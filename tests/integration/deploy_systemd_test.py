@@ -1,4 +1,4 @@
-"""deploy/hallpass.service, hallpass-feeds.service and hallpass-feeds.timer checked by
+"""deploy/hallpass.service, hallpass-feeds.service and .timer, hallpass-report.service and .timer checked by
 `systemd-analyze verify`: every key known, every value parsed, the timer's service there.
 The units name /usr/local/bin/hallpass, where deploy/README.md installs it; verify also checks
 that ExecStart is an executable, so the copies verified here name the binary under test
@@ -13,7 +13,8 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("HALLPASS_SOURCE_DIR", os.path.join(HERE, "..", ".."))
 BIN = os.environ.get("HALLPASS_BIN", "")
-UNITS = ["hallpass.service", "hallpass-feeds.service", "hallpass-feeds.timer"]
+UNITS = ["hallpass.service", "hallpass-feeds.service", "hallpass-feeds.timer", "hallpass-report.service",
+         "hallpass-report.timer"]
 INSTALLED = "/usr/local/bin/hallpass"
 
 

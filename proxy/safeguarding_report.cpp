@@ -1,0 +1,389 @@
+#include "proxy/safeguarding_report.hpp"
+
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cctype>
+#include <charconv>
+#include <optional>
+
+#include "rules/explain.hpp"
+#include "rules/time_zone.hpp"
+#include "rules/utf8.hpp"
+
+namespace hallpass {
+namespace {
+
+constexpr std::size_t max_report_people = 100000;         // distinct people counted, at most
+constexpr std::size_t max_devices_per_tally = 10000;
+constexpr std::size_t max_report_sites = 100000;          // distinct blocked hosts counted, at most
+constexpr auto report_incident_gap = std::chrono::minutes(10);
+
+// A table cell: safe on a terminal and in Markdown (no '|', no line break), at most `limit` bytes.
+std::string report_cell(std::string_view s, std::size_t limit = 120) {
+  std::string t = rules::terminal_safe(s);
+  std::string out;
+  for (char c : t) {
+    if (c == '|') out += "\\|";
+    else out += c;
+  }
+  if (out.size() > limit) {
+    out.resize(limit);
+    out = rules::valid_utf8(out) + "...";
+  }
+  return out;
+}
+
+std::string report_number(std::uint64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
+  return s;
+}
+
+std::string report_plural(std::uint64_t n, std::string_view one, std::string_view many) {
+  return report_number(n) + " " + std::string(n == 1 ? one : many);
+}
+
+// "Mon 30 Nov 11:05", school-local: the table's rows (the title names the zone).
+std::string report_short_time(const rules::time_zone& zone, std::chrono::sys_seconds t) {
+  using namespace std::chrono;
+  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const local_seconds local = zone.to_local(t);
+  const auto day = floor<std::chrono::days>(local);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{local - day};
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%s %u %s %02d:%02d", days[weekday{day}.c_encoding()],
+                static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()));
+  return buf;
+}
+
+std::string report_field(const boost::json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+int report_two_digits(std::string_view s, std::size_t at) {
+  if (at + 2 > s.size() || !std::isdigit(static_cast<unsigned char>(s[at])) ||
+      !std::isdigit(static_cast<unsigned char>(s[at + 1]))) {
+    return -1;
+  }
+  return (s[at] - '0') * 10 + (s[at + 1] - '0');
+}
+
+}  // namespace
+
+std::optional<std::chrono::sys_seconds> parse_log_time(std::string_view s) {
+  using namespace std::chrono;
+  // YYYY-MM-DDTHH:MM:SS[.fff](+HH:MM|-HH:MM|Z)
+  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':') return std::nullopt;
+  int y = 0;
+  if (std::from_chars(s.data(), s.data() + 4, y).ptr != s.data() + 4) return std::nullopt;
+  const int mo = report_two_digits(s, 5), d = report_two_digits(s, 8), h = report_two_digits(s, 11), mi = report_two_digits(s, 14),
+            se = report_two_digits(s, 17);
+  if (mo < 1 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60) return std::nullopt;
+  std::size_t at = 19;
+  if (at < s.size() && s[at] == '.') {
+    ++at;
+    while (at < s.size() && std::isdigit(static_cast<unsigned char>(s[at]))) ++at;
+  }
+  seconds offset{0};
+  if (at < s.size() && s[at] == 'Z' && at + 1 == s.size()) {
+    // UTC
+  } else if (at + 6 == s.size() && (s[at] == '+' || s[at] == '-') && s[at + 3] == ':') {
+    const int oh = report_two_digits(s, at + 1), om = report_two_digits(s, at + 4);
+    if (oh < 0 || oh > 23 || om < 0 || om > 59) return std::nullopt;
+    offset = hours(oh) + minutes(om);
+    if (s[at] == '-') offset = -offset;
+  } else {
+    return std::nullopt;
+  }
+  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return std::nullopt;
+  return sys_days{ymd} + hours(h) + minutes(mi) + seconds(se) - offset;
+}
+
+std::string report_builder::person::key() const {
+  return user.empty() ? "device\n" + device_key : "user\n" + user;
+}
+
+report_builder::report_builder(report_period period, std::vector<std::string> high_risk, std::size_t max_rows)
+    : period_(period), high_risk_(std::move(high_risk)), max_rows_(max_rows) {}
+
+void report_builder::add_line(std::string_view line) {
+  boost::system::error_code ec;
+  const boost::json::value v = line.empty() ? boost::json::value() : boost::json::parse(line, ec);
+  if (ec || !v.is_object()) {
+    ++unreadable_;
+    return;
+  }
+  const auto& o = v.as_object();
+  const auto at = parse_log_time(report_field(o, "time"));
+  if (!at) {
+    ++unreadable_;
+    return;
+  }
+  if (*at < period_.from || *at > period_.to) {
+    ++outside_;
+    return;
+  }
+  const std::string event = report_field(o, "event");
+  if (event == "ban") {
+    if (bans_.size() < max_rows_) {
+      ban_row b{*at, report_field(o, "how"), report_field(o, "kind"), report_field(o, "subject"),
+                report_field(o, "until"), 0};
+      if (const auto* id = o.if_contains("ban"); id && id->is_int64()) b.id = id->as_int64();
+      bans_.push_back(std::move(b));
+    }
+    return;
+  }
+  if (event == "alert") {
+    const std::string kind = report_field(o, "kind");
+    ++alerts_[kind == "circumvention" ? 1 : kind == "ban" ? 2 : 0];
+    return;
+  }
+  if (!event.empty()) return;  // a kind of line this version does not know
+  person who;
+  who.user = report_field(o, "user");
+  who.role = report_field(o, "role");
+  const std::string client = report_field(o, "client"), mac = report_field(o, "mac");
+  std::string name = report_field(o, "device");
+  if (name.empty()) name = mac;
+  who.device = name.empty() ? client : name + " (" + client + ")";
+  who.device_key = mac.empty() ? client : mac;
+  const bool blocked = report_field(o, "action") == "block";
+  const auto* c = o.if_contains("circumvention");
+  const bool circumvention = c && c->is_bool() && c->as_bool();
+  const std::string host = report_field(o, "host");
+  std::string site = host;
+  if (report_field(o, "method") != "CONNECT") site += report_field(o, "path");
+  add_request(who, *at, blocked, circumvention, report_field(o, "category"), site, report_field(o, "search"));
+  if (blocked && !host.empty()) {
+    auto it = sites_.find(host);
+    if (it == sites_.end() && sites_.size() < max_report_sites) {
+      it = sites_.emplace(host, std::make_pair(0, report_field(o, "category"))).first;
+    }
+    if (it != sites_.end()) {
+      ++it->second.first;
+    } else {
+      ++sites_left_out_;
+    }
+  }
+}
+
+void report_builder::add_request(const person& who, std::chrono::sys_seconds at, bool blocked, bool circumvention,
+                                 const std::string& category, const std::string& site, const std::string& search) {
+  ++requests_;
+  const std::string key = who.key();
+  if (people_.size() < max_report_people) people_.insert(key);
+  if (!blocked && !circumvention) return;
+  if (blocked) {
+    ++blocked_;
+    if (!category.empty()) {
+      auto& t = categories_[category];
+      ++t.blocks;
+      if (t.devices.size() < max_devices_per_tally) t.devices.insert(key);
+    }
+    if (!search.empty()) {
+      if (searches_.size() < max_rows_) {
+        searches_.push_back({at, who, search, category});
+      } else {
+        ++searches_left_out_;
+      }
+    }
+    if (std::find(high_risk_.begin(), high_risk_.end(), category) != high_risk_.end()) {
+      // One row for a page and what it loaded: blocks of the same host for the same person, each
+      // within 10 minutes of the one before.
+      const std::string host = site.substr(0, site.find('/'));
+      const std::string k = key + "\n" + category + "\n" + host;
+      auto it = open_incident_.find(k);
+      if (it != open_incident_.end() && at - incidents_[it->second].last <= report_incident_gap) {
+        auto& i = incidents_[it->second];
+        ++i.count;
+        i.last = std::max(i.last, at);
+        if (i.search.empty()) i.search = search;
+      } else if (incidents_.size() < max_rows_) {
+        incidents_.push_back({at, at, who, category, site, search, 1});
+        open_incident_[k] = incidents_.size() - 1;
+      } else {
+        ++incidents_left_out_;
+      }
+    }
+  }
+  if (circumvention) {
+    auto it = attempts_by_person_.find(key);
+    if (it == attempts_by_person_.end()) {
+      if (attempts_.size() >= max_rows_) {
+        ++attempts_left_out_;
+        return;
+      }
+      attempts_.push_back({at, at, who, 0, {}});
+      it = attempts_by_person_.emplace(key, attempts_.size() - 1).first;
+    }
+    auto& a = attempts_[it->second];
+    ++a.count;
+    a.first = std::min(a.first, at);
+    a.last = std::max(a.last, at);
+    const std::string host = site.substr(0, site.find('/'));
+    if (a.sites.size() < 5 && std::find(a.sites.begin(), a.sites.end(), host) == a.sites.end()) a.sites.push_back(host);
+  }
+}
+
+std::string report_builder::render(const rules::time_zone& zone, std::string_view school_name,
+                                   const std::vector<std::string>& sources) const {
+  const auto who_cell = [](const person& p) {
+    return p.user.empty() ? "not signed in (" + report_cell(p.role) + ")" : report_cell(p.user) + " (" + report_cell(p.role) + ")";
+  };
+  std::string out;
+  out += "# Safeguarding report: " + report_cell(school_name.empty() ? std::string_view("the school") : school_name, 200) +
+         "\n\n";
+  out += "From " + rules::time_in_words(zone, period_.from) + " to " + rules::time_in_words(zone, period_.to) +
+         ". Times below are school time (" + rules::zone_label(zone, period_.to) + ").\n\n";
+  out += "## Summary\n\n";
+  std::uint64_t high_risk_blocks = 0;
+  for (const auto& i : incidents_) high_risk_blocks += i.count;
+  std::uint64_t attempt_count = 0;
+  for (const auto& a : attempts_) attempt_count += a.count;
+  out += "- Web requests: " + report_number(requests_) + ", of which blocked: " + report_number(blocked_);
+  if (requests_) {
+    char pct[32];
+    std::snprintf(pct, sizeof pct, " (%.1f%%)", 100.0 * static_cast<double>(blocked_) / static_cast<double>(requests_));
+    out += pct;
+  }
+  out += ", from " + report_plural(people_.size(), "person or device", "people or devices") + ".\n";
+  if (high_risk_.empty()) {
+    out += "- Blocks in high-risk categories: none are named (the configuration's alerts.categories, or "
+           "--categories).\n";
+  } else {
+    std::set<std::string> who;
+    for (const auto& i : incidents_) who.insert(i.who.key());
+    out += "- Blocks in high-risk categories (";
+    for (std::size_t k = 0; k < high_risk_.size(); ++k) out += (k ? ", " : "") + report_cell(high_risk_[k]);
+    out += "): " + report_number(high_risk_blocks + incidents_left_out_) + ", by " +
+           report_plural(who.size(), "person or device", "people or devices") + ".\n";
+  }
+  out += "- Attempts to get round the filter: " + report_number(attempt_count) + ", by " +
+         report_plural(attempts_.size(), "person or device", "people or devices") + ".\n";
+  out += "- Bans put in force: " + report_number(bans_.size()) + ".\n";
+  out += "- Alerts sent to the DSL: " + report_number(alerts_[0] + alerts_[1] + alerts_[2]) + " (" +
+         report_plural(alerts_[0], "high-risk block", "high-risk blocks") + ", " +
+         report_plural(alerts_[1], "attempt to get round the filter", "attempts to get round the filter") + ", " +
+         report_plural(alerts_[2], "ban", "bans") + ").\n\n";
+  out += "A block is not proof of intent: adverts, links and apps ask for sites by themselves. A row below is a "
+         "reason to look, and to talk with the person, not a finding.\n\n";
+
+  out += "## Blocks in high-risk categories\n\n";
+  if (incidents_.empty()) {
+    out += "None.\n\n";
+  } else {
+    auto rows = incidents_;
+    std::sort(rows.begin(), rows.end(), [](const incident& a, const incident& b) { return a.first < b.first; });
+    out += "| When | Who | Device | Category | Site | Times | Searched |\n|---|---|---|---|---|---|---|\n";
+    for (const auto& i : rows) {
+      std::string when = report_short_time(zone, i.first);
+      const std::string last = report_short_time(zone, i.last);
+      if (last != when) {
+        // "Mon 30 Nov 11:05-11:12", or the whole of the last when it is another day.
+        const bool same_day = last.substr(0, last.size() - 5) == when.substr(0, when.size() - 5);
+        when += (same_day ? "-" : " to ") + (same_day ? last.substr(last.size() - 5) : last);
+      }
+      out += "| " + when + " | " + who_cell(i.who) + " | " + report_cell(i.who.device) + " | " + report_cell(i.category) + " | " +
+             report_cell(i.site) + " | " + report_number(i.count) + " | " + report_cell(i.search) + " |\n";
+    }
+    if (incidents_left_out_) out += "\n(" + report_number(incidents_left_out_) + " more blocks are in the access log.)\n";
+    out += "\n";
+  }
+
+  out += "## Attempts to get round the filter\n\n";
+  if (attempts_.empty()) {
+    out += "None.\n\n";
+  } else {
+    auto rows = attempts_;
+    std::sort(rows.begin(), rows.end(), [](const attempts& a, const attempts& b) { return a.first < b.first; });
+    out += "| First | Last | Who | Device | Times | Sites |\n|---|---|---|---|---|---|\n";
+    for (const auto& a : rows) {
+      std::string sites;
+      for (const auto& s : a.sites) sites += (sites.empty() ? "" : ", ") + report_cell(s, 60);
+      out += "| " + report_short_time(zone, a.first) + " | " + report_short_time(zone, a.last) + " | " + who_cell(a.who) + " | " +
+             report_cell(a.who.device) + " | " + report_number(a.count) + " | " + sites + " |\n";
+    }
+    if (attempts_left_out_) out += "\n(" + report_number(attempts_left_out_) + " more attempts are in the access log.)\n";
+    out += "\n";
+  }
+
+  out += "## Bans put in force\n\n";
+  if (bans_.empty()) {
+    out += "None.\n\n";
+  } else {
+    out += "| When | Ban | Whom | Until | How |\n|---|---|---|---|---|\n";
+    for (const auto& b : bans_) {
+      const auto until = parse_log_time(b.until);
+      const std::string how = b.how == "automatic" ? "by the filter, after repeated attempts"
+                              : b.how == "confirmed" ? "a technician's proposal, confirmed"
+                                                     : "by the DSL or the headteacher";
+      out += "| " + report_short_time(zone, b.at) + " | " + std::to_string(b.id) + " | " + report_cell(b.kind) + " " +
+             report_cell(b.subject) + " | " + (until ? report_short_time(zone, *until) : report_cell(b.until)) + " | " + how + " |\n";
+    }
+    out += "\n`hallpassctl bans` shows which are still in force.\n\n";
+  }
+
+  out += "## Blocked searches\n\n";
+  if (searches_.empty()) {
+    out += "None recorded (search terms are kept only with access_log.search_terms).\n\n";
+  } else {
+    out += "| When | Who | Device | Searched | Category |\n|---|---|---|---|---|\n";
+    for (const auto& s : searches_) {
+      out += "| " + report_short_time(zone, s.at) + " | " + who_cell(s.who) + " | " + report_cell(s.who.device) + " | " +
+             report_cell(s.search) + " | " + report_cell(s.category) + " |\n";
+    }
+    if (searches_left_out_) out += "\n(" + report_number(searches_left_out_) + " more are in the access log.)\n";
+    out += "\n";
+  }
+
+  out += "## Blocks by category\n\n";
+  if (categories_.empty()) {
+    out += "None.\n\n";
+  } else {
+    std::vector<std::pair<std::string, const tally*>> rows;
+    for (const auto& [name, t] : categories_) rows.emplace_back(name, &t);
+    std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second->blocks > b.second->blocks; });
+    out += "| Category | Blocks | People or devices |\n|---|---|---|\n";
+    for (const auto& [name, t] : rows) {
+      out += "| " + report_cell(name) + " | " + report_number(t->blocks) + " | " + report_number(t->devices.size()) + " |\n";
+    }
+    out += "\n";
+  }
+
+  out += "## Most blocked sites\n\n";
+  if (sites_.empty()) {
+    out += "None.\n\n";
+  } else {
+    std::vector<std::pair<std::string, std::pair<std::uint64_t, std::string>>> rows(sites_.begin(), sites_.end());
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+      return a.second.first != b.second.first ? a.second.first > b.second.first : a.first < b.first;
+    });
+    if (rows.size() > 10) rows.resize(10);
+    out += "| Site | Category | Blocks |\n|---|---|---|\n";
+    for (const auto& [host, v] : rows) out += "| " + report_cell(host) + " | " + report_cell(v.second) + " | " + report_number(v.first) + " |\n";
+    out += "\n";
+  }
+
+  out += "## About this report\n\n";
+  out += "Read from the access log";
+  if (!sources.empty()) {
+    out += ": ";
+    for (std::size_t k = 0; k < sources.size(); ++k) out += (k ? ", " : "") + report_cell(sources[k], 300);
+  }
+  out += ".";
+  if (unreadable_) {
+    out += " " + report_plural(unreadable_, "line", "lines") + (unreadable_ == 1 ? " could not be read and was" : " could not be read and were") + " skipped.";
+  }
+  out += " It holds personal data about children: keep it, and share it, as the school's data protection policy "
+         "says. The access log has every request; `hallpass explain` says why a site is blocked.\n";
+  return out;
+}
+
+}  // namespace hallpass

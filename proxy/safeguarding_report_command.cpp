@@ -1,0 +1,137 @@
+// `hallpass safeguarding-report` (README.md, "The weekly safeguarding report"): reads the
+// access log's files (log_files.hpp) into a report_builder (safeguarding_report.hpp), and
+// prints the report or mails it through alerts.command (alerts.hpp).
+#include <algorithm>
+#include <iostream>
+#include <set>
+
+#include "proxy/alerts.hpp"
+#include "proxy/configuration.hpp"
+#include "proxy/log_files.hpp"
+#include "proxy/offline_commands.hpp"
+#include "proxy/safeguarding_report.hpp"
+#include "rules/explain.hpp"
+#include "rules/yaml_reader.hpp"
+
+namespace hallpass {
+
+int run_safeguarding_report(const std::vector<std::string>& args) {
+  constexpr const char* usage_text =
+      "usage: hallpass safeguarding-report [--since DURATION] [--config FILE] [--log FILE ...] "
+      "[--categories A,B] [--send]\n"
+      "  (default --since 7d, --config /etc/hallpass/school.yaml; --log: the access log and its rotations "
+      "beside it)\n";
+  std::string config = default_config_path, since_text = "7d", categories_text, error;
+  std::vector<std::string> logs;
+  bool send = false, categories_given = false;
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < args.size() && error.empty(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--send") {
+      send = true;
+      continue;
+    }
+    if (a != "--since" && a != "--config" && a != "--log" && a != "--categories") {
+      error = "unknown argument '" + a + "'";
+      break;
+    }
+    if (i + 1 >= args.size() || args[i + 1].empty()) {
+      error = a + " needs a value";
+      break;
+    }
+    if (a != "--log" && !seen.insert(a).second) {
+      error = a + " is given twice";
+      break;
+    }
+    const std::string& v = args[++i];
+    if (a == "--since") since_text = v;
+    if (a == "--config") config = v;
+    if (a == "--log") logs.push_back(v);
+    if (a == "--categories") {
+      categories_text = v;
+      categories_given = true;
+    }
+  }
+  const auto since = rules::parse_duration(since_text);
+  if (error.empty() && (!since || *since < std::chrono::minutes(1) || *since > std::chrono::days(366))) {
+    error = "--since must be a duration from 1m to 366d, like 7d or 24h, not '" + since_text + "'";
+  }
+  if (!error.empty()) {
+    std::cerr << "hallpass safeguarding-report: " << error << "\n" << usage_text;
+    return 2;
+  }
+  const auto loaded = load_configuration(config, overrides{}, 1);
+  if (!loaded.config) {
+    for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
+    std::cerr << "hallpass safeguarding-report: " << config << " is not valid; no report was made\n";
+    return 1;
+  }
+  const auto& c = *loaded.config;
+  std::vector<std::string> high_risk = c.daemon.alerts.categories;
+  if (categories_given) {
+    high_risk.clear();
+    for (std::size_t at = 0; at <= categories_text.size();) {
+      const auto comma = std::min(categories_text.find(',', at), categories_text.size());
+      std::string name = categories_text.substr(at, comma - at);
+      if (!name.empty()) high_risk.push_back(std::move(name));
+      at = comma + 1;
+    }
+  }
+  if (send && c.daemon.alerts.command.empty()) {
+    std::cerr << "hallpass safeguarding-report: --send needs alerts.command (and alerts.to) in " << config
+              << ": the program that sends mail\n";
+    return 2;
+  }
+  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  const report_period period{now - std::chrono::ceil<std::chrono::seconds>(*since), now};
+  std::vector<std::string> files;
+  if (logs.empty()) {
+    const std::string& path = c.daemon.access_log.path;
+    if (path.empty() || path == "-" || path == "off") {
+      std::cerr << "hallpass safeguarding-report: " << config << " writes no access log file (access_log.path is "
+                << (path.empty() ? "off" : path) << "): name the files with --log\n";
+      return 1;
+    }
+    files = access_log_files(path, period.from);
+  } else {
+    files = logs;
+  }
+  report_builder report(period, high_risk);
+  std::vector<std::string> read;
+  int failures = 0;
+  for (const auto& f : files) {
+    const std::string e = read_log_lines(f, [&](std::string_view line) { report.add_line(line); });
+    if (!e.empty()) {
+      ++failures;
+      std::cerr << "hallpass safeguarding-report: " << e << "\n";
+      if (e.find("were read") == std::string::npos) continue;
+    }
+    read.push_back(f);
+  }
+  if (read.empty()) {
+    std::cerr << "hallpass safeguarding-report: no access log could be read; no report was made\n";
+    return 1;
+  }
+  const std::string text = report.render(c.policy->zone, c.policy->school_name, read);
+  if (!send) {
+    std::cout << text;
+    return failures ? 1 : 0;
+  }
+  std::string message;
+  if (!c.daemon.alerts.to.empty()) message += "To: " + c.daemon.alerts.to + "\n";
+  message += "Subject: [hallpass] Safeguarding report, " + rules::local_minutes(c.policy->zone, period.from) +
+             " to " + rules::local_minutes(c.policy->zone, period.to) + "\n";
+  message += "Auto-Submitted: auto-generated\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+             "Content-Transfer-Encoding: 8bit\n\n" + text;
+  const std::string why = run_alert_command(c.daemon.alerts.command, message, std::chrono::seconds(60));
+  if (!why.empty()) {
+    std::cerr << "hallpass safeguarding-report: the report was not sent: " << c.daemon.alerts.command.front() << " "
+              << why << "\n";
+    return 1;
+  }
+  std::cout << "Sent the report to " << (c.daemon.alerts.to.empty() ? c.daemon.alerts.command.front() : c.daemon.alerts.to)
+            << ".\n";
+  return failures ? 1 : 0;
+}
+
+}  // namespace hallpass
