@@ -73,6 +73,9 @@ constexpr std::size_t max_waiting_alerts = 64;
 constexpr std::size_t max_alert_message = 16 * 1024;
 constexpr std::size_t max_alert_field = 512;
 constexpr auto alert_command_limit = std::chrono::seconds(30);
+// The mail limit (alert_sender::raise): 20 at once, then one every 30 s.
+constexpr std::uint64_t mail_burst = 20;
+constexpr auto mail_interval = std::chrono::seconds(30);
 
 // One line of text for the body: no control or invisible characters (terminal_safe shows them
 // as escapes), valid UTF-8, at most max_alert_field bytes.
@@ -86,12 +89,16 @@ std::string alert_body_text(std::string_view s) {
   return t;
 }
 
-// Printable ASCII only, for the Subject line: anything else becomes '?'.
+// Printable ASCII only, for the Subject line: anything else becomes '?', and "=?" (which
+// starts an RFC 2047 encoded word: a device name could make the DSL's mail client show other
+// words) becomes "= ?".
 std::string alert_header_text(std::string_view s, std::size_t limit) {
   std::string t;
   for (unsigned char c : s) {
     if (t.size() >= limit) break;
-    t += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+    const char ch = (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+    if (ch == '?' && !t.empty() && t.back() == '=') t += ' ';
+    t += ch;
   }
   return t;
 }
@@ -289,6 +296,7 @@ std::string run_alert_command(const std::vector<std::string>& argv, const std::s
   const int pidfd = timed_out ? -1 : static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   int status = 0;
   bool exited = false;
+  std::string wait_error;
   while (!timed_out && !exited) {
     if (stopping() || remaining_ms() == 0) {
       timed_out = true;
@@ -302,9 +310,16 @@ std::string run_alert_command(const std::vector<std::string>& argv, const std::s
     }
     const pid_t w = ::waitpid(pid, &status, WNOHANG);
     if (w == pid) exited = true;
-    if (w < 0 && errno != EINTR) return std::string("cannot wait for the command: ") + std::strerror(errno);
+    if (w < 0 && errno != EINTR) {
+      wait_error = std::string("cannot wait for the command: ") + std::strerror(errno);
+      break;
+    }
   }
   if (pidfd >= 0) ::close(pidfd);
+  if (!wait_error.empty()) {
+    ::kill(-pid, SIGKILL);  // whatever it started; the child itself cannot be waited for
+    return wait_error;
+  }
   if (!exited) {
     ::kill(-pid, SIGKILL);
     ::kill(pid, SIGKILL);
@@ -335,59 +350,101 @@ alert_sender::alert_sender(metrics* m) : metrics_(m) {
 }
 
 alert_sender::~alert_sender() {
+  std::size_t dropped = 0;
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
+    dropped = queue_.size();
     queue_.clear();
   }
   stopping_.store(true);
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (dropped > 0) {
+    if (metrics_) metrics_->alert_failures.Increment(static_cast<double>(dropped));
+    std::cerr << "hallpass: warning: " << dropped << (dropped == 1 ? " alert was" : " alerts were")
+              << " waiting for the alert command when the proxy stopped and were not mailed; each is in the access "
+                 "log as an \"alert\" event" << std::endl;
+  }
+}
+
+std::uint64_t alert_sender::not_mailed() const {
+  std::lock_guard lock(mutex_);
+  return not_mailed_total_;
 }
 
 void alert_sender::run() {
   for (;;) {
     job j;
+    bool have_job = false;
+    std::string warning;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      wake_.wait(lock, [&] { return stop_ || !queue_.empty() || !pending_warning_.empty(); });
       if (stop_) return;
-      j = std::move(queue_.front());
-      queue_.pop_front();
+      warning = warning_due(std::chrono::steady_clock::now());
+      if (!queue_.empty()) {
+        j = std::move(queue_.front());
+        queue_.pop_front();
+        have_job = true;
+        // The alerts before this one that were not mailed: said in this one, so that its
+        // "held back" count is never read as "the last alert reached you".
+        if (unmailed_ > 0) {
+          const auto at = j.message.rfind("\n-- \n");
+          const std::string note =
+              "\nBefore this alert, " + std::to_string(unmailed_) + (unmailed_ == 1 ? " alert" : " alerts") +
+              " could not be mailed (the mail limit, a full queue, or the command failed); the access log has "
+              "each as an \"alert\" event.\n";
+          j.message.insert(at == std::string::npos ? j.message.size() : at, note);
+          unmailed_ = 0;
+        }
+      }
     }
+    // Standard error is written here, never on an event loop.
+    if (!warning.empty()) std::cerr << warning << std::endl;
+    if (!have_job) continue;
     const std::string why = run_alert_command(j.argv, j.message, alert_command_limit, &stopping_);
-    if (!why.empty()) {
-      if (metrics_) metrics_->alert_failures.Increment();
-      note_failure("the alert command " + j.argv.front() + " " + why);
-    }
+    if (!why.empty()) note_failure("the alert command " + j.argv.front() + " " + why);
   }
 }
 
+// Under mutex_. The stderr line for the failures since the last one, at most once a minute;
+// "" when none is due. No personal data: the command and what went wrong only.
+std::string alert_sender::warning_due(std::chrono::steady_clock::time_point now) {
+  if (pending_warning_.empty()) return {};
+  if (last_report_ != std::chrono::steady_clock::time_point{} && now - last_report_ < std::chrono::minutes(1)) {
+    pending_warning_.clear();  // counted in unreported_failures_, said with the next line
+    return {};
+  }
+  last_report_ = now;
+  const auto count = std::exchange(unreported_failures_, 0);
+  std::string line = "hallpass: warning: an alert was not mailed: " + std::exchange(pending_warning_, {}) + " (" +
+                     std::to_string(count) + (count == 1 ? " alert" : " alerts") +
+                     " not mailed since the last such line; each is in the access log as an \"alert\" event, and "
+                     "counted in hallpass_alert_failures_total)";
+  return line;
+}
+
 void alert_sender::note_failure(const std::string& why) {
-  const auto now = std::chrono::steady_clock::now();
-  std::uint64_t count = 0;
+  if (metrics_) metrics_->alert_failures.Increment();
   {
     std::lock_guard lock(mutex_);
     ++unreported_failures_;
-    if (last_report_ != std::chrono::steady_clock::time_point{} && now - last_report_ < std::chrono::minutes(1)) {
-      return;
-    }
-    last_report_ = now;
-    count = std::exchange(unreported_failures_, 0);
+    ++unmailed_;
+    ++not_mailed_total_;
+    pending_warning_ = why;
   }
-  // No personal data: the command and what went wrong only. The alert's line is in the access log.
-  std::cerr << "hallpass: warning: an alert was not sent: " << why << " (" << count
-            << (count == 1 ? " alert" : " alerts") << " not sent since the last such line; each is in the access log"
-            << " as an \"alert\" event, and counted in hallpass_alert_failures_total)" << std::endl;
+  wake_.notify_one();
 }
 
 void alert_sender::raise(alert a, const daemon_config::alert_settings& settings, std::string_view school_name,
                          const rules::time_zone& zone, access_log& log) {
   const std::string key = alert_subject_key(a);
+  const auto now = std::chrono::steady_clock::now();
   std::optional<std::uint64_t> held;
   {
     std::lock_guard lock(mutex_);
-    held = gate_.admit(key, std::chrono::steady_clock::now(), settings.every);
+    held = gate_.admit(key, now, settings.every);
   }
   if (!held) {
     if (metrics_) metrics_->alerts_held.Increment();
@@ -398,20 +455,37 @@ void alert_sender::raise(alert a, const daemon_config::alert_settings& settings,
   if (log.enabled()) log.write(format_alert_line(a, zone));
   if (settings.command.empty()) return;
   job j{settings.command, format_alert_message(a, settings.to, school_name, zone)};
-  bool queued = false;
+  enum { queued, over_limit, full } outcome = queued;
   {
     std::lock_guard lock(mutex_);
-    if (!stop_ && queue_.size() < max_waiting_alerts) {
+    // The mail limit: at most mail_burst at once, then one every mail_interval. Many pupils
+    // at a bad site at once, or one device whose address changes with every request, must
+    // not bury the DSL's mailbox (or the mail server's quota); the rest are in the log.
+    if (refilled_ == std::chrono::steady_clock::time_point{}) refilled_ = now;
+    const auto earned = (now - refilled_) / mail_interval;
+    if (earned > 0) {
+      tokens_ = std::min<std::uint64_t>(mail_burst, tokens_ + static_cast<std::uint64_t>(earned));
+      refilled_ += earned * mail_interval;
+    }
+    if (tokens_ == 0) {
+      outcome = over_limit;
+    } else if (stop_ || queue_.size() >= max_waiting_alerts) {
+      outcome = full;
+    } else {
+      --tokens_;
       queue_.push_back(std::move(j));
-      queued = true;
     }
   }
-  if (queued) {
+  if (outcome == queued) {
     wake_.notify_one();
   } else {
-    if (metrics_) metrics_->alert_failures.Increment();
-    note_failure("the queue of alerts waiting for " + settings.command.front() + " is full (" +
-                 std::to_string(max_waiting_alerts) + ")");
+    note_failure(outcome == over_limit
+                     ? "more than " + std::to_string(mail_burst) + " alerts came within " +
+                           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(mail_interval).count() *
+                                          mail_burst / 60) +
+                           " minutes (the mail limit)"
+                     : "the queue of alerts waiting for " + settings.command.front() + " is full (" +
+                           std::to_string(max_waiting_alerts) + ")");
   }
 }
 

@@ -15,8 +15,10 @@
 // twenty blocked images is one alert, not twenty mails.
 //
 // Bounded: at most 64 messages wait for the command, one command runs at a time and is killed
-// after 30 s; a full queue drops the message (counted, and said on standard error at most once
-// a minute: the access log still has the alert's line). The gate keeps at most 4096 subjects.
+// after 30 s; at most 20 messages go at once, then one every 30 s (the mail limit). A message
+// that cannot go (the limit, a full queue, the command failed) is counted, said on standard
+// error at most once a minute by the sender's thread, and said in the next message that goes;
+// the access log still has the alert's line. The gate keeps at most 4096 subjects.
 //
 // Thread-safety: raise() may be called from any thread (workers, the store thread). The pure
 // functions are safe anywhere.
@@ -108,16 +110,21 @@ class alert_sender {
   void raise(alert a, const daemon_config::alert_settings& settings, std::string_view school_name,
              const rules::time_zone& zone, access_log& log);
 
+  // Alerts that went out but were not handed to the command or not taken by it (the mail
+  // limit, a full queue, the command failed), since construction.
+  std::uint64_t not_mailed() const;
+
  private:
   struct job {
     std::vector<std::string> argv;
     std::string message;
   };
   void run();
-  void note_failure(const std::string& why);
+  void note_failure(const std::string& why);  // any thread; the sender thread says it
+  std::string warning_due(std::chrono::steady_clock::time_point now);
 
   metrics* const metrics_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<job> queue_;
   alert_gate gate_;
@@ -125,6 +132,11 @@ class alert_sender {
   std::atomic<bool> stopping_{false};  // run_alert_command polls it: kill a running command
   std::chrono::steady_clock::time_point last_report_{};
   std::uint64_t unreported_failures_ = 0;
+  std::string pending_warning_;  // the last failure not yet said on stderr
+  std::uint64_t unmailed_ = 0;   // not mailed since the last message that was: said in the next
+  std::uint64_t not_mailed_total_ = 0;
+  std::uint64_t tokens_ = 20;    // the mail limit (alerts.cpp, mail_burst)
+  std::chrono::steady_clock::time_point refilled_{};
   std::thread thread_;  // last: started once the rest is ready
 };
 

@@ -362,10 +362,9 @@ class daemon_reader : public rules::yaml_reader {
       const auto s = scalar(n["to"], "alerts.to");
       // One address line: no line breaks (they would add headers to the message), no
       // control characters, and an @.
-      if (s && (s->find('@') == std::string::npos || std::any_of(s->begin(), s->end(), [](unsigned char ch) {
-                  return ch < 0x20 || ch == 0x7f;
-                }))) {
-        error(n["to"], "alerts.to must be a mail address like dsl@school.example, on one line, not " + rules::quote(*s));
+      if (s && (s->find('@') == std::string::npos || s->size() > 254 ||
+                std::any_of(s->begin(), s->end(), [](unsigned char ch) { return ch < 0x20 || ch >= 0x7f; }))) {
+        error(n["to"], "alerts.to must be one mail address like dsl@school.example, in ASCII, not " + rules::quote(*s));
       } else if (s) {
         a.to = *s;
       }
@@ -379,9 +378,7 @@ class daemon_reader : public rules::yaml_reader {
         }
       }
     }
-    if ((!a.command.empty() || !a.to.empty()) && !a.enabled()) {
-      error(n, "alerts: nothing to alert on: name categories, or set circumvention or bans to true");
-    }
+    // A command with nothing to alert on is allowed: `hallpass safeguarding-report --send` uses it.
     if (!a.to.empty() && a.command.empty()) {
       error(n["to"], "alerts.to needs alerts.command, the program that sends the message, like [/usr/sbin/sendmail, -t]");
     }

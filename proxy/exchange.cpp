@@ -241,7 +241,8 @@ void raise_alert(worker& w, const client_connection& c, exchange& ex) {
     a.device_name = d->name;
     a.hardware_address = d->hardware_address;
   }
-  // What was asked for, without the query (personal data the log keeps only by choice).
+  // What was asked for, without the query or path parameters (";jsessionid=..."): personal
+  // data and session tokens, which the log keeps only by choice, and a mail leaves the gateway.
   if (ex.method == "CONNECT") {
     a.url = ex.host + ":" + std::to_string(ex.port);
   } else {
@@ -249,7 +250,7 @@ void raise_alert(worker& w, const client_connection& c, exchange& ex) {
     const bool default_port = (ex.scheme == "http" && ex.port == 80) || (ex.scheme == "https" && ex.port == 443) ||
                               (ex.scheme == "ws" && ex.port == 80);
     if (!default_port && ex.port != 0) a.url += ":" + std::to_string(ex.port);
-    a.url += ex.path;
+    a.url += rules::path_without_parameters(ex.path);
   }
   using kept = daemon_config::access_log_settings::search_terms_kept;
   const kept terms = ex.cfg->daemon.access_log.search_terms;  // as the log keeps them, no more

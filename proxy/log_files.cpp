@@ -37,9 +37,16 @@ std::vector<std::string> access_log_files(const std::string& path, std::chrono::
     if (std::chrono::sys_seconds{std::chrono::seconds{st.st_mtime}} < from) continue;  // nothing newer in it
     rotated.emplace_back(n, it->path().string());
   }
-  std::sort(rotated.begin(), rotated.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  // Oldest first; for one N, the plain file before its .gz (logrotate is compressing it: the .gz
+  // may be half written), and the .gz then left out.
+  std::sort(rotated.begin(), rotated.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second.size() < b.second.size();
+  });
   std::vector<std::string> out;
-  for (auto& r : rotated) out.push_back(std::move(r.second));
+  for (std::size_t k = 0; k < rotated.size(); ++k) {
+    if (k > 0 && rotated[k].first == rotated[k - 1].first) continue;
+    out.push_back(std::move(rotated[k].second));
+  }
   out.push_back(path);
   return out;
 }

@@ -44,7 +44,8 @@ usage:
       are read from the store in DIR (default: state_dir); --ca-dir: as `run --ca-dir`.
   hallpass safeguarding-report [--since DURATION] [--config FILE] [--log FILE ...]
                                [--categories A,B] [--send]
-      The DSL's report of the access log since DURATION ago (default 7d): blocks in high-risk
+      The DSL's report of the access log for the last whole school week (Monday to Monday,
+      school time), or since DURATION ago: blocks in high-risk
       categories (alerts.categories, or --categories), attempts to get round the filter,
       bans, blocked searches, blocks by category and site, in plain words. Reads the access
       log and its rotations (gzip too), or the --log files. --send mails it through

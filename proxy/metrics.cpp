@@ -338,8 +338,8 @@ metrics::metrics(const std::string& listen)
                           "Alerts for the DSL held back as repeats: one per person or device, kind and category "
                           "per alerts.every (the next alert counts them).")),
       alert_failures(counter(*registry_, "hallpass_alert_failures_total",
-                             "Alerts whose message alerts.command did not take: it failed, timed out, or too many "
-                             "waited. Each is still in the access log.")),
+                             "Alerts not mailed: alerts.command failed or timed out, too many waited, the mail "
+                             "limit was reached, or the proxy stopped. Each is still in the access log.")),
       process_(std::make_shared<process_collector>()),
       feeds_(std::make_shared<feed_collector>()) {
   auto& alerts_family = counter_family(*registry_, "hallpass_alerts_total",

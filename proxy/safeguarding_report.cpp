@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "rules/explain.hpp"
+#include "rules/host.hpp"
 #include "rules/time_zone.hpp"
 #include "rules/utf8.hpp"
 
@@ -24,8 +25,13 @@ std::string report_cell(std::string_view s, std::size_t limit = 120) {
   std::string t = rules::terminal_safe(s);
   std::string out;
   for (char c : t) {
-    if (c == '|') out += "\\|";
-    else out += c;
+    if (c == '|') {
+      out += "\\|";
+    } else if (c == '\\') {
+      out += "\\\\";  // else "a\\" then the next cell's '|' read as "\\|": a column less
+    } else {
+      out += c;
+    }
   }
   if (out.size() > limit) {
     out.resize(limit);
@@ -106,6 +112,13 @@ std::optional<std::chrono::sys_seconds> parse_log_time(std::string_view s) {
   return sys_days{ymd} + hours(h) + minutes(mi) + seconds(se) - offset;
 }
 
+report_period last_school_week(const rules::time_zone& zone, std::chrono::sys_seconds now) {
+  using namespace std::chrono;
+  const auto today = floor<days>(zone.to_local(now));
+  const auto this_monday = today - days((weekday{today}.iso_encoding() - 1));
+  return {zone.to_sys(local_seconds{this_monday - days(7)}), zone.to_sys(local_seconds{this_monday})};
+}
+
 std::string report_builder::person::key() const {
   return user.empty() ? "device\n" + device_key : "user\n" + user;
 }
@@ -132,6 +145,7 @@ void report_builder::add_line(std::string_view line) {
   }
   const std::string event = report_field(o, "event");
   if (event == "ban") {
+    ++bans_total_;
     if (bans_.size() < max_rows_) {
       ban_row b{*at, report_field(o, "how"), report_field(o, "kind"), report_field(o, "subject"),
                 report_field(o, "until"), 0};
@@ -159,7 +173,12 @@ void report_builder::add_line(std::string_view line) {
   const bool circumvention = c && c->is_bool() && c->as_bool();
   const std::string host = report_field(o, "host");
   std::string site = host;
-  if (report_field(o, "method") != "CONNECT") site += report_field(o, "path");
+  if (report_field(o, "method") != "CONNECT") {
+    // Never the query or path parameters, which the log has with access_log.keep_query: the
+    // report is mailed, and they hold searches, addresses and session tokens.
+    const std::string path = report_field(o, "path");
+    site += rules::path_without_parameters(std::string_view(path).substr(0, path.find('?')));
+  }
   add_request(who, *at, blocked, circumvention, report_field(o, "category"), site, report_field(o, "search"));
   if (blocked && !host.empty()) {
     auto it = sites_.find(host);
@@ -195,6 +214,8 @@ void report_builder::add_request(const person& who, std::chrono::sys_seconds at,
       }
     }
     if (std::find(high_risk_.begin(), high_risk_.end(), category) != high_risk_.end()) {
+      ++high_risk_blocks_;
+      if (high_risk_people_.size() < max_report_people) high_risk_people_.insert(key);
       // One row for a page and what it loaded: blocks of the same host for the same person, each
       // within 10 minutes of the one before.
       const std::string host = site.substr(0, site.find('/'));
@@ -203,6 +224,7 @@ void report_builder::add_request(const person& who, std::chrono::sys_seconds at,
       if (it != open_incident_.end() && at - incidents_[it->second].last <= report_incident_gap) {
         auto& i = incidents_[it->second];
         ++i.count;
+        i.first = std::min(i.first, at);
         i.last = std::max(i.last, at);
         if (i.search.empty()) i.search = search;
       } else if (incidents_.size() < max_rows_) {
@@ -214,6 +236,8 @@ void report_builder::add_request(const person& who, std::chrono::sys_seconds at,
     }
   }
   if (circumvention) {
+    ++attempts_total_;
+    if (attempt_people_.size() < max_report_people) attempt_people_.insert(key);
     auto it = attempts_by_person_.find(key);
     if (it == attempts_by_person_.end()) {
       if (attempts_.size() >= max_rows_) {
@@ -233,7 +257,8 @@ void report_builder::add_request(const person& who, std::chrono::sys_seconds at,
 }
 
 std::string report_builder::render(const rules::time_zone& zone, std::string_view school_name,
-                                   const std::vector<std::string>& sources) const {
+                                   const std::vector<std::string>& sources,
+                                   const std::vector<std::string>& problems) const {
   const auto who_cell = [](const person& p) {
     return p.user.empty() ? "not signed in (" + report_cell(p.role) + ")" : report_cell(p.user) + " (" + report_cell(p.role) + ")";
   };
@@ -242,11 +267,12 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
          "\n\n";
   out += "From " + rules::time_in_words(zone, period_.from) + " to " + rules::time_in_words(zone, period_.to) +
          ". Times below are school time (" + rules::zone_label(zone, period_.to) + ").\n\n";
+  if (!problems.empty()) {
+    out += "**This report is incomplete**: some of the access log could not be read.\n\n";
+    for (const auto& p : problems) out += "- " + report_cell(p, 300) + "\n";
+    out += "\n";
+  }
   out += "## Summary\n\n";
-  std::uint64_t high_risk_blocks = 0;
-  for (const auto& i : incidents_) high_risk_blocks += i.count;
-  std::uint64_t attempt_count = 0;
-  for (const auto& a : attempts_) attempt_count += a.count;
   out += "- Web requests: " + report_number(requests_) + ", of which blocked: " + report_number(blocked_);
   if (requests_) {
     char pct[32];
@@ -258,17 +284,15 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
     out += "- Blocks in high-risk categories: none are named (the configuration's alerts.categories, or "
            "--categories).\n";
   } else {
-    std::set<std::string> who;
-    for (const auto& i : incidents_) who.insert(i.who.key());
     out += "- Blocks in high-risk categories (";
     for (std::size_t k = 0; k < high_risk_.size(); ++k) out += (k ? ", " : "") + report_cell(high_risk_[k]);
-    out += "): " + report_number(high_risk_blocks + incidents_left_out_) + ", by " +
-           report_plural(who.size(), "person or device", "people or devices") + ".\n";
+    out += "): " + report_number(high_risk_blocks_) + ", by " +
+           report_plural(high_risk_people_.size(), "person or device", "people or devices") + ".\n";
   }
-  out += "- Attempts to get round the filter: " + report_number(attempt_count) + ", by " +
-         report_plural(attempts_.size(), "person or device", "people or devices") + ".\n";
-  out += "- Bans put in force: " + report_number(bans_.size()) + ".\n";
-  out += "- Alerts sent to the DSL: " + report_number(alerts_[0] + alerts_[1] + alerts_[2]) + " (" +
+  out += "- Attempts to get round the filter: " + report_number(attempts_total_) + ", by " +
+         report_plural(attempt_people_.size(), "person or device", "people or devices") + ".\n";
+  out += "- Bans put in force: " + report_number(bans_total_) + ".\n";
+  out += "- Alerts raised for the DSL (in the access log; mailed when alerts.command is set): " + report_number(alerts_[0] + alerts_[1] + alerts_[2]) + " (" +
          report_plural(alerts_[0], "high-risk block", "high-risk blocks") + ", " +
          report_plural(alerts_[1], "attempt to get round the filter", "attempts to get round the filter") + ", " +
          report_plural(alerts_[2], "ban", "bans") + ").\n\n";
@@ -327,6 +351,9 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
       out += "| " + report_short_time(zone, b.at) + " | " + std::to_string(b.id) + " | " + report_cell(b.kind) + " " +
              report_cell(b.subject) + " | " + (until ? report_short_time(zone, *until) : report_cell(b.until)) + " | " + how + " |\n";
     }
+    if (bans_total_ > bans_.size()) {
+      out += "\n(" + report_number(bans_total_ - bans_.size()) + " more are in the access log.)\n";
+    }
     out += "\n`hallpassctl bans` shows which are still in force.\n\n";
   }
 
@@ -372,17 +399,16 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
   }
 
   out += "## About this report\n\n";
-  out += "Read from the access log";
-  if (!sources.empty()) {
-    out += ": ";
-    for (std::size_t k = 0; k < sources.size(); ++k) out += (k ? ", " : "") + report_cell(sources[k], 300);
-  }
-  out += ".";
+  // Short lines only: a mail line may not pass 998 characters (RFC 5322), and a month of
+  // rotations is thirty file names.
+  out += "It holds personal data about children: keep it, and share it, as the school's data protection policy "
+         "says.\nThe access log has every request; `hallpass explain` says why a site is blocked.\n";
   if (unreadable_) {
-    out += " " + report_plural(unreadable_, "line", "lines") + (unreadable_ == 1 ? " could not be read and was" : " could not be read and were") + " skipped.";
+    out += report_plural(unreadable_, "line", "lines") +
+           (unreadable_ == 1 ? " could not be read and was" : " could not be read and were") + " skipped.\n";
   }
-  out += " It holds personal data about children: keep it, and share it, as the school's data protection policy "
-         "says. The access log has every request; `hallpass explain` says why a site is blocked.\n";
+  out += "Read from the access log" + std::string(sources.empty() ? "." : ":") + "\n";
+  for (const auto& s : sources) out += "- " + report_cell(s, 300) + "\n";
   return out;
 }
 

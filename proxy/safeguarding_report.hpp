@@ -40,9 +40,10 @@ class report_builder {
   void add_line(std::string_view line);
 
   // The report, Markdown that reads as plain text: times school-local. `sources` names the
-  // files read, for its last paragraph.
+  // files read, `problems` what could not be read or was read only in part (said near the top:
+  // the report is then incomplete).
   std::string render(const rules::time_zone& zone, std::string_view school_name,
-                     const std::vector<std::string>& sources) const;
+                     const std::vector<std::string>& sources, const std::vector<std::string>& problems = {}) const;
 
   std::uint64_t requests() const { return requests_; }
   std::uint64_t unreadable() const { return unreadable_; }
@@ -102,9 +103,15 @@ class report_builder {
   std::unordered_map<std::string, std::pair<std::uint64_t, std::string>> sites_;  // blocked host -> count, category
   std::uint64_t sites_left_out_ = 0;
   std::set<std::string> people_;  // distinct people (or devices) with any request, bounded
+  std::set<std::string> high_risk_people_, attempt_people_;  // the same, bounded
+  std::uint64_t high_risk_blocks_ = 0, attempts_total_ = 0, bans_total_ = 0;
 };
 
 // "2026-11-23T11:00:00.123+00:00" (the access log's time) as an instant; nullopt if malformed.
 std::optional<std::chrono::sys_seconds> parse_log_time(std::string_view text);
+
+// The whole school week before the one `now` is in: Monday 00:00 to Monday 00:00, school time
+// (the weekly report's default period, the same whenever in the week it runs).
+report_period last_school_week(const rules::time_zone& zone, std::chrono::sys_seconds now);
 
 }  // namespace hallpass

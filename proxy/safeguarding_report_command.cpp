@@ -19,9 +19,9 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
   constexpr const char* usage_text =
       "usage: hallpass safeguarding-report [--since DURATION] [--config FILE] [--log FILE ...] "
       "[--categories A,B] [--send]\n"
-      "  (default --since 7d, --config /etc/hallpass/school.yaml; --log: the access log and its rotations "
-      "beside it)\n";
-  std::string config = default_config_path, since_text = "7d", categories_text, error;
+      "  (default: the last whole school week, Monday to Monday in school time; --config "
+      "/etc/hallpass/school.yaml; --log: the access log and its rotations beside it)\n";
+  std::string config = default_config_path, since_text, categories_text, error;
   std::vector<std::string> logs;
   bool send = false, categories_given = false;
   std::set<std::string> seen;
@@ -52,9 +52,15 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
       categories_given = true;
     }
   }
-  const auto since = rules::parse_duration(since_text);
-  if (error.empty() && (!since || *since < std::chrono::minutes(1) || *since > std::chrono::days(366))) {
-    error = "--since must be a duration from 1m to 366d, like 7d or 24h, not '" + since_text + "'";
+  // --since: a rolling period up to now, in whole seconds; 0 for the default (the last week).
+  std::chrono::seconds rolling{0};
+  if (error.empty() && !since_text.empty()) {
+    const auto d = rules::parse_duration(since_text);
+    if (!d || *d < std::chrono::minutes(1) || *d > std::chrono::days(366)) {
+      error = "--since must be a duration from 1m to 366d, like 7d or 24h, not '" + since_text + "'";
+    } else {
+      rolling = std::chrono::ceil<std::chrono::seconds>(*d);
+    }
   }
   if (!error.empty()) {
     std::cerr << "hallpass safeguarding-report: " << error << "\n" << usage_text;
@@ -83,7 +89,11 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
     return 2;
   }
   const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-  const report_period period{now - std::chrono::ceil<std::chrono::seconds>(*since), now};
+  // By default the last whole school week: the same report whenever the timer runs in the
+  // week (a run caught up after the gateway was off, a clock change), so weekly reports
+  // neither overlap nor leave a gap. --since: the time up to now.
+  const report_period period =
+      rolling.count() > 0 ? report_period{now - rolling, now} : last_school_week(c.policy->zone, now);
   std::vector<std::string> files;
   if (logs.empty()) {
     const std::string& path = c.daemon.access_log.path;
@@ -97,22 +107,22 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
     files = logs;
   }
   report_builder report(period, high_risk);
-  std::vector<std::string> read;
-  int failures = 0;
+  std::vector<std::string> read, problems;
   for (const auto& f : files) {
     const std::string e = read_log_lines(f, [&](std::string_view line) { report.add_line(line); });
     if (!e.empty()) {
-      ++failures;
       std::cerr << "hallpass safeguarding-report: " << e << "\n";
+      problems.push_back(e);  // said in the report too: the DSL reads it, not the journal
       if (e.find("were read") == std::string::npos) continue;
     }
     read.push_back(f);
   }
+  const int failures = static_cast<int>(problems.size());
   if (read.empty()) {
     std::cerr << "hallpass safeguarding-report: no access log could be read; no report was made\n";
     return 1;
   }
-  const std::string text = report.render(c.policy->zone, c.policy->school_name, read);
+  const std::string text = report.render(c.policy->zone, c.policy->school_name, read, problems);
   if (!send) {
     std::cout << text;
     return failures ? 1 : 0;

@@ -32,8 +32,8 @@ class shared_state {
   std::atomic<bool> draining{false};
   class admin_server* admin = nullptr;
   class login_service* logins = nullptr;  // set before the workers start when logins.ldap is configured
-  class negotiate_acceptor* negotiate = nullptr;
-  class alert_sender* alerts = nullptr;  // alerts for the DSL (proxy/alerts.hpp); set before the workers start  // logins.negotiate's GSS-API acceptor; set with logins
+  class negotiate_acceptor* negotiate = nullptr;  // logins.negotiate's GSS-API acceptor; set with logins
+  class alert_sender* alerts = nullptr;  // alerts for the DSL (proxy/alerts.hpp); set before the workers start
   hallpass::form_keys form_keys;                                            // CSRF tokens for the request form
   submission_limiter form_limiter{5, std::chrono::seconds(600)};            // per client address  // set before the workers start, cleared after they stop
   // Exceptions and local entries, rebuilt by the admin thread after every change.

@@ -8,9 +8,11 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <boost/json.hpp>
 
+#include "proxy/access_log.hpp"
 #include "proxy/configuration.hpp"
 #include "rules/time_zone.hpp"
 #include "tests/proxy/test_support.hpp"
@@ -242,8 +244,11 @@ TEST_CASE("alerts section: what is refused, with the key named") {
                  "must be an absolute path"));
   CHECK(contains(load_config("alerts: {categories: [self_harm], to: dsl@x.example}\n").errors, "alerts.to needs alerts.command"));
   CHECK(contains(load_config("alerts: {categories: [self_harm], command: [/bin/true], to: \"a@b\\r\\nBcc: c@d\"}\n").errors,
-                 "alerts.to must be a mail address"));
-  CHECK(contains(load_config("alerts: {command: [/bin/true]}\n").errors, "nothing to alert on"));
+                 "alerts.to must be one mail address"));
+  // A command alone: for `safeguarding-report --send`, with no alert raised.
+  CHECK(load_config("alerts: {command: [/usr/sbin/sendmail, -t], to: dsl@x.example}\n").errors == "");
+  CHECK_FALSE(load_config("alerts: {command: [/usr/sbin/sendmail, -t]}\n").config.alerts.enabled());
+  CHECK(contains(load_config("alerts: {command: [/bin/true], to: \"d\u00e9l@x.example\"}\n").errors, "in ASCII"));
   CHECK(contains(load_config("alerts: {circumvention: true, every: 0s}\n").errors, "alerts.every must be from 1s to 7d"));
   CHECK(contains(load_config("alerts: {circumvention: true, sendmail: x}\n").errors, "sendmail"));
   const auto ok = load_config("alerts: {categories: [self_harm, extremism], circumvention: true, bans: true, "
@@ -279,4 +284,57 @@ TEST_CASE("alerts section: a category the policy does not have, or a command tha
   CHECK(contains(r.errors[0].to_string(), "alerts.command: '/nonexistent/sendmail' is not a program that can be run"));
   r = with("alerts: {categories: [self_harm, extremism], circumvention: true, command: [/bin/cat]}\n");
   CHECK(r.config);
+}
+
+TEST_CASE("alert sender: the mail limit counts what it stops, and a hung command dies with the proxy") {
+  hallpass::access_log log("off", 16, nullptr);
+  hallpass::daemon_config::alert_settings s;
+  s.categories = {"self_harm"};
+  hallpass_test::temp_dir dir("hallpass-alert-hung");
+  const auto started_file = (dir.path / "started").string();
+  s.command = {"/bin/sh", "-c", "cat > /dev/null; touch \"$0\"; sleep 30", started_file};
+  std::chrono::steady_clock::time_point stopping;
+  {
+    hallpass::alert_sender sender(nullptr);
+    for (int i = 0; i < 100; ++i) {
+      alert a = pupil_alert();
+      a.client = "10.0.0." + std::to_string(i);  // 100 devices: none held as a repeat
+      sender.raise(a, s, "S", alert_zone(), log);
+    }
+    CHECK(sender.not_mailed() == 80);  // 20 at once, then one every 30 s
+    // The first command is running (sleeping 30 s) before the proxy stops.
+    for (int i = 0; i < 500 && !std::filesystem::exists(started_file); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(std::filesystem::exists(started_file));
+    stopping = std::chrono::steady_clock::now();
+  }
+  // Stopping killed it at once, not after its 30 s (nor the command limit's).
+  CHECK(std::chrono::steady_clock::now() - stopping < 5s);
+}
+
+TEST_CASE("alert sender: the next message says how many before it were not mailed") {
+  hallpass_test::temp_dir dir("hallpass-alert-next");
+  const auto marker = (dir.path / "failed-once").string();
+  const auto out = (dir.path / "message").string();
+  hallpass::access_log log("off", 16, nullptr);
+  hallpass::daemon_config::alert_settings s;
+  s.categories = {"self_harm"};
+  // Fails the first time (the mail server was down), then delivers.
+  s.command = {"/bin/sh", "-c", "if [ -e \"$0\" ]; then cat > \"$1\"; else touch \"$0\"; exit 75; fi", marker, out};
+  hallpass::alert_sender sender(nullptr);
+  alert first = pupil_alert();
+  sender.raise(first, s, "S", alert_zone(), log);
+  for (int i = 0; i < 500 && sender.not_mailed() == 0; ++i) std::this_thread::sleep_for(10ms);  // at most 5 s
+  REQUIRE(sender.not_mailed() == 1);
+  alert second = pupil_alert();
+  second.client = "10.0.0.99";
+  sender.raise(second, s, "S", alert_zone(), log);
+  std::string got;
+  for (int i = 0; i < 500 && got.find("-- \n") == std::string::npos; ++i) {  // at most 5 s
+    std::this_thread::sleep_for(10ms);
+    std::ifstream in(out);
+    got.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  CHECK(contains(got, "Device:   network address 10.0.0.99"));
+  CHECK(contains(got, "Before this alert, 1 alert could not be mailed"));
+  CHECK(got.find("Before this alert") < got.find("\n-- \n"));  // above the signature
 }

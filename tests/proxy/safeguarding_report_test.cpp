@@ -94,7 +94,38 @@ TEST_CASE("safeguarding report: high-risk blocks by person, one row for a page a
   CHECK(contains(r, "| self_harm | 5 | 2 |\n| social_media | 1 | 1 |\n"));
   CHECK(contains(r, "| bad.example | self_harm | 5 |\n"));
   CHECK(contains(r, "| Tue 24 Nov 09:00 | not signed in (pupils) | pc-08 (10.0.0.8) | how to | self_harm |\n"));  // blocked searches
-  CHECK(contains(r, "Read from the access log: /var/log/hallpass/access.log."));
+  CHECK(contains(r, "Read from the access log:\n- /var/log/hallpass/access.log\n"));
+}
+
+TEST_CASE("safeguarding report: the default period is the last whole school week, in school time") {
+  using namespace std::chrono;
+  const auto zone = report_zone();
+  // A Wednesday in November (GMT): Monday 23 to Monday 30 November.
+  auto w = hallpass::last_school_week(zone, sys_days{year{2026} / 12 / 2} + 10h);
+  CHECK(w.from == sys_days{year{2026} / 11 / 23});
+  CHECK(w.to == sys_days{year{2026} / 11 / 30});
+  // Whenever in the week it runs (Monday 07:00 by the timer, or caught up on Thursday after
+  // the gateway was off): the week before the one it runs in.
+  CHECK(hallpass::last_school_week(zone, sys_days{year{2026} / 12 / 3} + 15h).from == w.from);
+  CHECK(hallpass::last_school_week(zone, sys_days{year{2026} / 11 / 30} + 7h).from == w.from);
+  // In summer time the week starts at midnight BST (23:00 UTC the day before).
+  w = hallpass::last_school_week(zone, sys_days{year{2026} / 6 / 3} + 10h);
+  CHECK(w.from == sys_days{year{2026} / 5 / 24} + 23h);
+  CHECK(w.to == sys_days{year{2026} / 5 / 31} + 23h);
+  // Monday 00:30 BST is still Sunday 23:30 UTC: the week that just ended.
+  w = hallpass::last_school_week(zone, sys_days{year{2026} / 5 / 31} + 23h + 30min);
+  CHECK(w.to == sys_days{year{2026} / 5 / 31} + 23h);
+}
+
+TEST_CASE("safeguarding report: never the query or path parameters, which the log keeps by choice") {
+  hallpass::report_builder b(report_week, {"self_harm"});
+  std::string line = log_request_line("2026-11-23T11:05:00+00:00", "10.0.0.7", "bad.example", "block", "self_harm");
+  line.replace(line.find("\"/p\""), 4, "\"/p;jsessionid=tok?email=a%40b.example\"");
+  b.add_line(line);
+  const auto r = b.render(report_zone(), "S", {});
+  CHECK(contains(r, "| bad.example/p | 1 |"));
+  CHECK_FALSE(contains(r, "tok"));
+  CHECK_FALSE(contains(r, "email"));
 }
 
 TEST_CASE("safeguarding report: attempts to get round the filter, bans and alerts") {
@@ -120,7 +151,8 @@ TEST_CASE("safeguarding report: attempts to get round the filter, bans and alert
                     "vpn.example, example.org |\n"));
   CHECK(contains(r, "- Bans put in force: 1.\n"));
   CHECK(contains(r, "| Wed 25 Nov 10:02 | 4 | device 10.0.0.7 | Thu 26 Nov 10:02 | by the filter, after repeated attempts |\n"));
-  CHECK(contains(r, "- Alerts sent to the DSL: 2 (0 high-risk blocks, 1 attempt to get round the filter, 1 ban).\n"));
+  CHECK(contains(r, "- Alerts raised for the DSL (in the access log; mailed when alerts.command is set): 2 (0 high-risk "
+                    "blocks, 1 attempt to get round the filter, 1 ban).\n"));
   CHECK(contains(r, "- Blocks in high-risk categories: none are named"));
   CHECK_FALSE(contains(r, "3 attempts"));  // a ban's reason is not copied into the report
 }
@@ -136,10 +168,11 @@ TEST_CASE("safeguarding report: lines that are not the log's are counted and ski
                      ",\"user\":\"x\\u001b[2J|y\",\"search\":\"a\\nb\""));
   CHECK(b.unreadable() == 4);
   const auto r = b.render(report_zone(), "S", {});
-  CHECK(contains(r, "4 lines could not be read and were skipped."));
+  CHECK(contains(r, "4 lines could not be read and were skipped.\n"));
+  for (std::size_t at = 0, nl; (nl = r.find('\n', at)) != std::string::npos; at = nl + 1) CHECK(nl - at < 998);
   CHECK_FALSE(contains(r, "\x1b"));
-  CHECK(contains(r, "x\\x1b[2J\\|y (pupils)"));  // escaped, and no '|' breaks the table
-  CHECK(contains(r, "| a\\nb |"));
+  CHECK(contains(r, "x\\\\x1b[2J\\|y (pupils)"));  // escaped, and no '|' or '\\' breaks the table
+  CHECK(contains(r, "| a\\\\nb |"));
 }
 
 TEST_CASE("safeguarding report: bounded, whatever the log holds") {
