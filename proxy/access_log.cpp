@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "proxy/metrics.hpp"
+#include "proxy/signal_free_thread.hpp"
 
 namespace hallpass {
 
@@ -58,19 +59,13 @@ access_log::access_log(std::string path, std::size_t queue_lines, metrics* m)
   if (!enabled_) return;
   open_file();
   report_if_due(false);
-  // The writer inherits the signal mask: block everything there (see the header), then
-  // restore this thread's mask.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
+  // Every signal blocked in the writer (see the header).
   try {
-    writer_ = std::thread([this] { run(); });
+    writer_ = start_signal_free_thread([this] { run(); });
   } catch (...) {
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     close_file();
     throw;
   }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 access_log::~access_log() {

@@ -16,6 +16,7 @@
 
 #include "proxy/access_log.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/signal_free_thread.hpp"
 #include "rules/explain.hpp"
 #include "rules/json_writer.hpp"
 #include "rules/utf8.hpp"
@@ -335,18 +336,9 @@ std::string run_alert_command(const std::vector<std::string>& argv, const std::s
 }
 
 alert_sender::alert_sender(metrics* m) : metrics_(m) {
-  // The thread runs with every signal blocked (SIGPIPE from a command that closed its input
-  // is then EPIPE, and SIGTERM and SIGHUP stay the main thread's); the child gets them back.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  try {
-    thread_ = std::thread([this] { run(); });
-  } catch (...) {
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    throw;
-  }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  // Every signal blocked in the sender (a command that closed its input is EPIPE, not SIGPIPE);
+  // run_alert_command gives the child an empty mask and default handlers.
+  thread_ = start_signal_free_thread([this] { run(); });
 }
 
 alert_sender::~alert_sender() {
