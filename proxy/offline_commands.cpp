@@ -828,12 +828,6 @@ void print_last_loads(const rules::policy& p, const feeds::history_read& h, std:
   if (h.unreadable) out << "  (" << h.unreadable << " lines of the history could not be read and were skipped)\n";
 }
 
-std::string thousands(std::size_t n) {
-  std::string s = std::to_string(n);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
-  return s;
-}
-
 // `feeds history`: the loads since a time, as a Markdown table the DSL pastes into the weekly
 // figures.
 void print_history(const rules::policy& p, const feeds::history_read& h, std::int64_t since, std::int64_t now,
@@ -861,8 +855,8 @@ void print_history(const rules::policy& p, const feeds::history_read& h, std::in
     if (when.ends_with(" " + zone_now)) when.resize(when.size() - zone_now.size() - 1);
     out << "| " << when << " | " << e.feed << " | "
         << (e.event == "loaded" ? "loaded by the proxy" : e.event == "updated" ? "downloaded (feeds update)" : e.event)
-        << " | " << e.version << " | " << thousands(entries) << " | " << (diffed ? thousands(added) : "") << " | "
-        << (diffed ? thousands(removed) : "") << " |\n";
+        << " | " << e.version << " | " << rules::thousands(entries) << " | " << (diffed ? rules::thousands(added) : "") << " | "
+        << (diffed ? rules::thousands(removed) : "") << " |\n";
     ++rows;
   }
   if (rows == 0) out << "| (none) | | | | | | |\n";

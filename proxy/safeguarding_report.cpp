@@ -40,14 +40,8 @@ std::string report_cell(std::string_view s, std::size_t limit = 120) {
   return out;
 }
 
-std::string report_number(std::uint64_t n) {
-  std::string s = std::to_string(n);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
-  return s;
-}
-
 std::string report_plural(std::uint64_t n, std::string_view one, std::string_view many) {
-  return report_number(n) + " " + std::string(n == 1 ? one : many);
+  return rules::thousands(n) + " " + std::string(n == 1 ? one : many);
 }
 
 // "Mon 30 Nov 11:05", school-local: the table's rows (the title names the zone).
@@ -273,7 +267,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
     out += "\n";
   }
   out += "## Summary\n\n";
-  out += "- Web requests: " + report_number(requests_) + ", of which blocked: " + report_number(blocked_);
+  out += "- Web requests: " + rules::thousands(requests_) + ", of which blocked: " + rules::thousands(blocked_);
   if (requests_) {
     char pct[32];
     std::snprintf(pct, sizeof pct, " (%.1f%%)", 100.0 * static_cast<double>(blocked_) / static_cast<double>(requests_));
@@ -286,13 +280,13 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
   } else {
     out += "- Blocks in high-risk categories (";
     for (std::size_t k = 0; k < high_risk_.size(); ++k) out += (k ? ", " : "") + report_cell(high_risk_[k]);
-    out += "): " + report_number(high_risk_blocks_) + ", by " +
+    out += "): " + rules::thousands(high_risk_blocks_) + ", by " +
            report_plural(high_risk_people_.size(), "person or device", "people or devices") + ".\n";
   }
-  out += "- Attempts to get round the filter: " + report_number(attempts_total_) + ", by " +
+  out += "- Attempts to get round the filter: " + rules::thousands(attempts_total_) + ", by " +
          report_plural(attempt_people_.size(), "person or device", "people or devices") + ".\n";
-  out += "- Bans put in force: " + report_number(bans_total_) + ".\n";
-  out += "- Alerts raised for the DSL (in the access log; mailed when alerts.command is set): " + report_number(alerts_[0] + alerts_[1] + alerts_[2]) + " (" +
+  out += "- Bans put in force: " + rules::thousands(bans_total_) + ".\n";
+  out += "- Alerts raised for the DSL (in the access log; mailed when alerts.command is set): " + rules::thousands(alerts_[0] + alerts_[1] + alerts_[2]) + " (" +
          report_plural(alerts_[0], "high-risk block", "high-risk blocks") + ", " +
          report_plural(alerts_[1], "attempt to get round the filter", "attempts to get round the filter") + ", " +
          report_plural(alerts_[2], "ban", "bans") + ").\n\n";
@@ -315,9 +309,9 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
         when += (same_day ? "-" : " to ") + (same_day ? last.substr(last.size() - 5) : last);
       }
       out += "| " + when + " | " + who_cell(i.who) + " | " + report_cell(i.who.device) + " | " + report_cell(i.category) + " | " +
-             report_cell(i.site) + " | " + report_number(i.count) + " | " + report_cell(i.search) + " |\n";
+             report_cell(i.site) + " | " + rules::thousands(i.count) + " | " + report_cell(i.search) + " |\n";
     }
-    if (incidents_left_out_) out += "\n(" + report_number(incidents_left_out_) + " more blocks are in the access log.)\n";
+    if (incidents_left_out_) out += "\n(" + rules::thousands(incidents_left_out_) + " more blocks are in the access log.)\n";
     out += "\n";
   }
 
@@ -332,9 +326,9 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
       std::string sites;
       for (const auto& s : a.sites) sites += (sites.empty() ? "" : ", ") + report_cell(s, 60);
       out += "| " + report_short_time(zone, a.first) + " | " + report_short_time(zone, a.last) + " | " + who_cell(a.who) + " | " +
-             report_cell(a.who.device) + " | " + report_number(a.count) + " | " + sites + " |\n";
+             report_cell(a.who.device) + " | " + rules::thousands(a.count) + " | " + sites + " |\n";
     }
-    if (attempts_left_out_) out += "\n(" + report_number(attempts_left_out_) + " more attempts are in the access log.)\n";
+    if (attempts_left_out_) out += "\n(" + rules::thousands(attempts_left_out_) + " more attempts are in the access log.)\n";
     out += "\n";
   }
 
@@ -352,7 +346,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
              report_cell(b.subject) + " | " + (until ? report_short_time(zone, *until) : report_cell(b.until)) + " | " + how + " |\n";
     }
     if (bans_total_ > bans_.size()) {
-      out += "\n(" + report_number(bans_total_ - bans_.size()) + " more are in the access log.)\n";
+      out += "\n(" + rules::thousands(bans_total_ - bans_.size()) + " more are in the access log.)\n";
     }
     out += "\n`hallpassctl bans` shows which are still in force.\n\n";
   }
@@ -366,7 +360,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
       out += "| " + report_short_time(zone, s.at) + " | " + who_cell(s.who) + " | " + report_cell(s.who.device) + " | " +
              report_cell(s.search) + " | " + report_cell(s.category) + " |\n";
     }
-    if (searches_left_out_) out += "\n(" + report_number(searches_left_out_) + " more are in the access log.)\n";
+    if (searches_left_out_) out += "\n(" + rules::thousands(searches_left_out_) + " more are in the access log.)\n";
     out += "\n";
   }
 
@@ -379,7 +373,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
     std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second->blocks > b.second->blocks; });
     out += "| Category | Blocks | People or devices |\n|---|---|---|\n";
     for (const auto& [name, t] : rows) {
-      out += "| " + report_cell(name) + " | " + report_number(t->blocks) + " | " + report_number(t->devices.size()) + " |\n";
+      out += "| " + report_cell(name) + " | " + rules::thousands(t->blocks) + " | " + rules::thousands(t->devices.size()) + " |\n";
     }
     out += "\n";
   }
@@ -394,7 +388,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
     });
     if (rows.size() > 10) rows.resize(10);
     out += "| Site | Category | Blocks |\n|---|---|---|\n";
-    for (const auto& [host, v] : rows) out += "| " + report_cell(host) + " | " + report_cell(v.second) + " | " + report_number(v.first) + " |\n";
+    for (const auto& [host, v] : rows) out += "| " + report_cell(host) + " | " + report_cell(v.second) + " | " + rules::thousands(v.first) + " |\n";
     out += "\n";
   }
 

@@ -430,6 +430,17 @@ std::string utc_offset_text(std::chrono::seconds offset) {
   return buf;
 }
 
+std::string thousands(std::uint64_t n) {
+  const std::string digits = std::to_string(n);
+  std::string out;
+  out.reserve(digits.size() + digits.size() / 3);
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
 std::string time_in_words(const time_zone& z, std::chrono::sys_seconds t) {
   using namespace std::chrono;
   static constexpr const char* weekdays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};

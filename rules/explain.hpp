@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -85,6 +86,9 @@ std::string zone_label(const time_zone& z, std::chrono::sys_seconds t);
 // --at and an approval's 'until'.
 std::string clock_change_note(const time_zone& z, std::string_view asked_text, std::chrono::local_seconds asked,
                               std::chrono::sys_seconds resolved);
+
+// A count with thousands separators, for people: "4,500,000" (feeds history, the safeguarding report).
+std::string thousands(std::uint64_t n);
 
 // School-local time in words, to the minute, with its zone: "Monday 23 November 2026, 11:00
 // GMT" (block pages, alerts, the safeguarding report).

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "rules/explain.hpp"
 #include "tests/proxy/test_support.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -238,4 +239,13 @@ TEST_CASE("log files: a gzip file cut short gives the lines before the damage an
   std::vector<std::string> got;
   CHECK(hallpass::read_log_lines(long_file.string(), [&](std::string_view l) { got.emplace_back(l); }) == "");
   CHECK(got == std::vector<std::string>{"", "next"});
+}
+
+TEST_CASE("counts for people: thousands separators") {
+  using hallpass::rules::thousands;
+  CHECK(thousands(0) == "0");
+  CHECK(thousands(999) == "999");
+  CHECK(thousands(1000) == "1,000");
+  CHECK(thousands(4500000) == "4,500,000");
+  CHECK(thousands(18446744073709551615ULL) == "18,446,744,073,709,551,615");
 }
