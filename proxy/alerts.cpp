@@ -352,11 +352,14 @@ alert_sender::~alert_sender() {
   stopping_.store(true);
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
-  if (dropped > 0) {
-    if (metrics_) metrics_->alert_failures.Increment(static_cast<double>(dropped));
-    std::cerr << "hallpass: warning: " << dropped << (dropped == 1 ? " alert was" : " alerts were")
-              << " waiting for the alert command when the proxy stopped and were not mailed; each is in the access "
-                 "log as an \"alert\" event" << std::endl;
+  if (metrics_ && dropped > 0) metrics_->alert_failures.Increment(static_cast<double>(dropped));
+  // The one being mailed when the stop killed its command is lost too (counted by note_failure).
+  const std::size_t lost = dropped + killed_at_stop_;
+  if (lost > 0) {
+    std::cerr << "hallpass: warning: " << lost << (lost == 1 ? " alert was" : " alerts were")
+              << " waiting for the alert command or being mailed when the proxy stopped, and "
+              << (lost == 1 ? "was" : "were") << " not mailed; each is in the access log as an \"alert\" event"
+              << std::endl;
   }
 }
 
@@ -372,42 +375,57 @@ void alert_sender::run() {
     std::string warning;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || !queue_.empty() || !pending_warning_.empty(); });
-      if (stop_) return;
+      // A job, or a failure to say on stderr once its minute has passed: a failure within the
+      // minute of the last line waits for it, never dropped (outside-in audit, 2026-12-06).
+      for (;;) {
+        if (stop_) return;
+        if (!queue_.empty()) break;
+        if (pending_warning_.empty()) {
+          wake_.wait(lock);
+          continue;
+        }
+        const auto due = last_report_ + std::chrono::minutes(1);
+        if (last_report_ == std::chrono::steady_clock::time_point{} || std::chrono::steady_clock::now() >= due) break;
+        wake_.wait_until(lock, due);
+      }
       warning = warning_due(std::chrono::steady_clock::now());
       if (!queue_.empty()) {
         j = std::move(queue_.front());
         queue_.pop_front();
         have_job = true;
-        // The alerts before this one that were not mailed: said in this one, so that its
-        // "held back" count is never read as "the last alert reached you".
-        if (unmailed_ > 0) {
-          const auto at = j.message.rfind("\n-- \n");
-          const std::string note =
-              "\nBefore this alert, " + std::to_string(unmailed_) + (unmailed_ == 1 ? " alert" : " alerts") +
-              " could not be mailed (the mail limit, a full queue, or the command failed); the access log has "
-              "each as an \"alert\" event.\n";
-          j.message.insert(at == std::string::npos ? j.message.size() : at, note);
-          unmailed_ = 0;
-        }
       }
     }
     // Standard error is written here, never on an event loop.
     if (!warning.empty()) std::cerr << warning << std::endl;
     if (!have_job) continue;
+    if (j.unmailed_before > 0) {
+      // The alerts before this one that were not mailed: said in this one, so that its "held
+      // back" count is never read as "the last alert reached you".
+      const auto at = j.message.rfind("\n-- \n");
+      const std::string note = "\nBefore this alert, " + std::to_string(j.unmailed_before) +
+                               (j.unmailed_before == 1 ? " alert" : " alerts") +
+                               " could not be mailed (the mail limit, a full queue, or the command failed); the access "
+                               "log has each as an \"alert\" event.\n";
+      j.message.insert(at == std::string::npos ? j.message.size() : at, note);
+    }
     const std::string why = run_alert_command(j.argv, j.message, alert_command_limit, &stopping_);
-    if (!why.empty()) note_failure("the alert command " + j.argv.front() + " " + why);
+    if (!why.empty()) {
+      {
+        std::lock_guard lock(mutex_);
+        unmailed_ += j.unmailed_before;  // not said after all: the next message says them
+        if (stopping_.load()) ++killed_at_stop_;
+      }
+      note_failure("the alert command " + j.argv.front() + " " + why);
+    }
   }
 }
 
 // Under mutex_. The stderr line for the failures since the last one, at most once a minute;
-// "" when none is due. No personal data: the command and what went wrong only.
+// "" when none is due (the failure stays pending, said when the minute has passed). No
+// personal data: the command and what went wrong only.
 std::string alert_sender::warning_due(std::chrono::steady_clock::time_point now) {
   if (pending_warning_.empty()) return {};
-  if (last_report_ != std::chrono::steady_clock::time_point{} && now - last_report_ < std::chrono::minutes(1)) {
-    pending_warning_.clear();  // counted in unreported_failures_, said with the next line
-    return {};
-  }
+  if (last_report_ != std::chrono::steady_clock::time_point{} && now - last_report_ < std::chrono::minutes(1)) return {};
   last_report_ = now;
   const auto count = std::exchange(unreported_failures_, 0);
   std::string line = "hallpass: warning: an alert was not mailed: " + std::exchange(pending_warning_, {}) + " (" +
@@ -465,6 +483,7 @@ void alert_sender::raise(alert a, const daemon_config::alert_settings& settings,
       outcome = full;
     } else {
       --tokens_;
+      j.unmailed_before = std::exchange(unmailed_, 0);
       queue_.push_back(std::move(j));
     }
   }

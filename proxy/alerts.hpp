@@ -118,6 +118,9 @@ class alert_sender {
   struct job {
     std::vector<std::string> argv;
     std::string message;
+    // Alerts raised before this one that were not mailed (unmailed_ when it was queued): said
+    // in its message; given back to unmailed_ if it is not mailed either.
+    std::uint64_t unmailed_before = 0;
   };
   void run();
   void note_failure(const std::string& why);  // any thread; the sender thread says it
@@ -133,7 +136,8 @@ class alert_sender {
   std::chrono::steady_clock::time_point last_report_{};
   std::uint64_t unreported_failures_ = 0;
   std::string pending_warning_;  // the last failure not yet said on stderr
-  std::uint64_t unmailed_ = 0;   // not mailed since the last message that was: said in the next
+  std::uint64_t unmailed_ = 0;   // not mailed, and not yet said in a queued message
+  std::uint64_t killed_at_stop_ = 0;  // commands killed by the stop: said with the dropped ones
   std::uint64_t not_mailed_total_ = 0;
   std::uint64_t tokens_ = 20;    // the mail limit (alerts.cpp, mail_burst)
   std::chrono::steady_clock::time_point refilled_{};

@@ -262,6 +262,18 @@ config_load_result load_configuration(const std::string& path, const overrides& 
       out.errors.push_back({path, 0, 0, "alerts.command: " + rules::quote(cmd.front()) +
                                             " is not a program that can be run (install the mail transfer agent, "
                                             "or name another program)"});
+    } else if (std::ifstream f(cmd.front(), std::ios::binary); f) {
+      // The command is started without a shell (posix_spawn): a script without a "#!" line
+      // fails with "Exec format error" at every alert (outside-in audit, 2026-12-06). A file
+      // this user cannot read is left to the start: a binary needs only the execute bit.
+      char magic[4] = {};
+      f.read(magic, sizeof magic);
+      const std::string_view head(magic, static_cast<std::size_t>(f.gcount()));
+      if (!head.starts_with("#!") && head != std::string_view("\x7f" "ELF", 4)) {
+        out.errors.push_back({path, 0, 0, "alerts.command: " + rules::quote(cmd.front()) +
+                                              " is neither a program nor a script that starts with a #! line (it is "
+                                              "run without a shell): add a line such as #!/bin/sh at its top"});
+      }
     }
   }
   if (!out.errors.empty()) return out;

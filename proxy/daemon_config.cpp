@@ -360,11 +360,16 @@ class daemon_reader : public rules::yaml_reader {
     }
     if (n["to"]) {
       const auto s = scalar(n["to"], "alerts.to");
-      // One address line: no line breaks (they would add headers to the message), no
-      // control characters, and an @.
-      if (s && (s->find('@') == std::string::npos || s->size() > 254 ||
+      // One bare address, LOCAL@DOMAIN: no line breaks (they would add headers to the
+      // message), no control characters, and nothing that makes a list or a display name
+      // (spaces, commas, semicolons, angle brackets, quotes): "dsl@x, someone@y" mailed both
+      // (outside-in audit, 2026-12-06). One @, with text on each side.
+      const auto at = s ? s->find('@') : std::string::npos;
+      if (s && (at == std::string::npos || at == 0 || at + 1 == s->size() || s->find('@', at + 1) != std::string::npos ||
+                s->size() > 254 || s->find_first_of(" ,;<>\"()[]:\\") != std::string::npos ||
                 std::any_of(s->begin(), s->end(), [](unsigned char ch) { return ch < 0x20 || ch >= 0x7f; }))) {
-        error(n["to"], "alerts.to must be one mail address like dsl@school.example, in ASCII, not " + rules::quote(*s));
+        error(n["to"], "alerts.to must be one mail address like dsl@school.example, in ASCII (for several people, a list address "
+                      "the school's mail server keeps), not " + rules::quote(*s));
       } else if (s) {
         a.to = *s;
       }

@@ -52,6 +52,11 @@ std::vector<std::string> access_log_files(const std::string& path, std::chrono::
 }
 
 std::string read_log_lines(const std::string& file, const std::function<void(std::string_view)>& line) {
+  // A directory or a FIFO named by mistake is said as such, not read as an empty log.
+  std::error_code ec;
+  if (std::filesystem::exists(file, ec) && !std::filesystem::is_regular_file(file, ec)) {
+    return file + ": not a file (name the access log's files, not their directory)";
+  }
   gzFile f = ::gzopen(file.c_str(), "rb");
   if (!f) return file + ": " + std::strerror(errno ? errno : ENOENT);
   ::gzbuffer(f, 128 * 1024);
@@ -64,7 +69,10 @@ std::string read_log_lines(const std::string& file, const std::function<void(std
     if (n < 0) {
       int code = 0;
       const char* msg = ::gzerror(f, &code);
-      error = file + ": " + (msg ? msg : "read error") + " (the lines before it were read)";
+      // zlib's message starts with the path itself: said once.
+      std::string_view said = msg ? msg : "read error";
+      if (said.starts_with(file + ": ")) said.remove_prefix(file.size() + 2);
+      error = file + ": " + std::string(said) + " (the lines before it were read)";
       break;
     }
     if (n == 0) break;

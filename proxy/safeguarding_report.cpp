@@ -133,7 +133,7 @@ void report_builder::add_line(std::string_view line) {
     ++unreadable_;
     return;
   }
-  if (*at < period_.from || *at > period_.to) {
+  if (*at < period_.from || *at >= period_.to) {
     ++outside_;
     return;
   }

@@ -82,6 +82,20 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
       if (!name.empty()) high_risk.push_back(std::move(name));
       at = comma + 1;
     }
+    // A misspelt name would list nothing and read as "no blocks": a false reassurance
+    // (outside-in audit, 2026-12-06).
+    std::string unknown;
+    for (const auto& name : high_risk) {
+      if (!c.policy->find_category(name)) unknown += (unknown.empty() ? "" : ", ") + rules::quote(name);
+    }
+    if (high_risk.empty() || !unknown.empty()) {
+      std::string names;
+      for (const auto& cat : c.policy->categories) names += (names.empty() ? "" : ", ") + cat.name;
+      std::cerr << "hallpass safeguarding-report: --categories "
+                << (high_risk.empty() ? std::string("names no category") : "names no category of the policy: " + unknown)
+                << "; the policy's categories are " << names << "\n";
+      return 2;
+    }
   }
   if (send && c.daemon.alerts.command.empty()) {
     std::cerr << "hallpass safeguarding-report: --send needs alerts.command (and alerts.to) in " << config
@@ -93,7 +107,10 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
   // week (a run caught up after the gateway was off, a clock change), so weekly reports
   // neither overlap nor leave a gap. --since: the time up to now.
   const report_period period =
-      rolling.count() > 0 ? report_period{now - rolling, now} : last_school_week(c.policy->zone, now);
+      // The period ends before its `to` (a line at Monday 00:00 is the next week's): a rolling
+      // one takes in the second it runs in too.
+      rolling.count() > 0 ? report_period{now - rolling, now + std::chrono::seconds(1)}
+                          : last_school_week(c.policy->zone, now);
   std::vector<std::string> files;
   if (logs.empty()) {
     const std::string& path = c.daemon.access_log.path;

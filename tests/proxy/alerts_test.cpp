@@ -245,6 +245,12 @@ TEST_CASE("alerts section: what is refused, with the key named") {
   CHECK(contains(load_config("alerts: {categories: [self_harm], to: dsl@x.example}\n").errors, "alerts.to needs alerts.command"));
   CHECK(contains(load_config("alerts: {categories: [self_harm], command: [/bin/true], to: \"a@b\\r\\nBcc: c@d\"}\n").errors,
                  "alerts.to must be one mail address"));
+  // One address, not a list nor a display name (outside-in audit, 2026-12-06: both got the mail).
+  for (const char* list : {"\"dsl@x.example, other@y.example\"", "\"dsl@x.example other@y.example\"",
+                           "\"dsl@x.example;other@y.example\"", "\"DSL <dsl@x.example>\"", "\"a@b@c\"", "\"@x\""}) {
+    CHECK(contains(load_config(std::string("alerts: {categories: [self_harm], command: [/bin/true], to: ") + list + "}\n").errors,
+                   "alerts.to must be one mail address"));
+  }
   // A command alone: for `safeguarding-report --send`, with no alert raised.
   CHECK(load_config("alerts: {command: [/usr/sbin/sendmail, -t], to: dsl@x.example}\n").errors == "");
   CHECK_FALSE(load_config("alerts: {command: [/usr/sbin/sendmail, -t]}\n").config.alerts.enabled());
