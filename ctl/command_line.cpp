@@ -409,6 +409,41 @@ std::string build_unban(const verb_arguments& a, json::object& out) {
   return {};
 }
 
+// incident: open one (--user or --device, --what; --category, --at, --action, --outcome), or,
+// with an incident ID, record an --action, close it with an --outcome, or (neither) show it.
+std::string build_incident(const verb_arguments& a, json::object& out) {
+  if (!a.positionals.empty()) {
+    if (auto e = take_id(a, "incident ID", out); !e.empty()) return e;
+    for (const char* fixed : {"--user", "--device", "--what", "--category", "--at"}) {
+      if (a.has(fixed)) {
+        return std::string(fixed) + " is written when an incident is opened and never changed: with an ID give " +
+               "--action, --outcome, or neither to show the incident";
+      }
+    }
+  } else {
+    const int who = (a.has("--user") ? 1 : 0) + (a.has("--device") ? 1 : 0);
+    if (who == 0) return "say whom the incident is about: --user NAME or --device ADDRESS (or give an incident ID)";
+    if (who > 1) return "give --user or --device, not both";
+    if (auto m = missing(a, {"--what"}); !m.empty()) return m;
+    if (auto e = check_local_time(a, "--at"); !e.empty()) return e;
+    copy_value(a, "--user", "user", out);
+    if (auto e = copy_device(a, out); !e.empty()) return e;
+    copy_value(a, "--what", "what", out);
+    copy_value(a, "--category", "category", out);
+    copy_value(a, "--at", "at", out);
+  }
+  copy_value(a, "--action", "action", out);
+  copy_value(a, "--outcome", "outcome", out);
+  return {};
+}
+
+std::string build_incidents(const verb_arguments& a, json::object& out) {
+  if (a.has("--user") && a.has("--device")) return "give --user or --device, not both";
+  out["all"] = a.flags.contains("--all");
+  copy_value(a, "--user", "user", out);
+  return copy_device(a, out);
+}
+
 using k = option_kind;
 
 const std::vector<verb_spec>& verbs() {
@@ -603,6 +638,38 @@ const std::vector<verb_spec>& verbs() {
        "automatic) and until when. --all includes ended, lifted and withdrawn ones.\n"
        "Allowed for: technician, headteacher, dsl.",
        build_blocks},
+      {"incident",
+       "incident ID",
+       {{"--user", k::value},
+        {"--device", k::value},
+        {"--what", k::value},
+        {"--category", k::value},
+        {"--at", k::value},
+        {"--action", k::value},
+        {"--outcome", k::value}},
+       "hallpassctl incident (--user NAME | --device ADDRESS) --what TEXT [--category NAME]\n"
+       "                     [--at \"YYYY-MM-DD HH:MM\"] [--action TEXT] [--outcome TEXT]\n"
+       "hallpassctl incident ID [--action TEXT] [--outcome TEXT]",
+       "The incident record (DfE filtering and monitoring standards: a record of action and\n"
+       "outcome): what happened to a user or a device, what was done, and how it ended.\n"
+       "Without an ID, opens one: --what says what happened (an alert, what a teacher saw),\n"
+       "--at when (school-local; default now), --category the alert's category. With an ID:\n"
+       "--action records one thing done (each with who and when; never edited), --outcome\n"
+       "closes it (once; what follows is recorded as actions), neither shows the record.\n"
+       "Each text is at most 2000 characters. The record stays in the store (retention.incidents,\n"
+       "default forever) and every change is in the audit log, shown to the DSL and the\n"
+       "headteacher only.\n"
+       "Allowed for: dsl, headteacher.",
+       build_incident},
+      {"incidents",
+       "",
+       {{"--all", k::flag}, {"--user", k::value}, {"--device", k::value}},
+       "hallpassctl incidents [--all] [--user NAME | --device ADDRESS]",
+       "The open incident records (--all: closed ones too), oldest first, each with whom it is\n"
+       "about, when it happened, who opened it, how many actions it has and what happened;\n"
+       "--user or --device lists one person's or one device's. The newest 200 are shown.\n"
+       "Allowed for: dsl, headteacher.",
+       build_incidents},
       {"status",
        "",
        {},
@@ -816,6 +883,9 @@ Circumvention bans (000 7.2):
   ban       ban a user or device; a technician's is a proposal    dsl, headteacher (propose: technician)
   unban     lift a ban now                                       dsl, headteacher
   bans      list the bans; --all with lifted and ended           any admin role
+Incident records (what the DSL did about an alert, and how it ended):
+  incident  open one; with an ID record an action or the outcome dsl, headteacher
+  incidents list the open ones; --all with closed                dsl, headteacher
 The daemon:
   audit     who changed what, and every refusal                  any admin role
   reload    reload the policy; on any error the old one stays    technician, headteacher

@@ -469,6 +469,73 @@ std::string render_unban(const json::object& data) {
   return out;
 }
 
+// One incident record, whole: what happened, each action, and the outcome when closed.
+std::string render_incident(const json::object& i) {
+  labelled_lines lines;
+  lines.add("Incident", text(i, "id") + " (" + text(i, "status") + ")");
+  lines.add("About", ban_subject(i));
+  lines.add("What happened", text(i, "what"));
+  if (std::string c = text(i, "category"); !c.empty()) lines.add("Category", c);
+  lines.add("Happened at", text(i, "happened"));
+  if (const json::object* o = find_object(i, "opened")) {
+    lines.add("Opened", text(*o, "at") + " by " + text(*o, "by") + " (" + text(*o, "role") + ")");
+  }
+  if (const json::value* acts = find(i, "actions"); acts && acts->is_array()) {
+    for (const auto& a : acts->as_array()) {
+      if (const json::object* act = a.if_object()) {
+        lines.add("Action", text(*act, "at") + " " + text(*act, "by") + ": " + text(*act, "action"));
+      }
+    }
+    if (acts->as_array().empty()) lines.add("Action", "none recorded yet");
+  }
+  if (const json::object* c = find_object(i, "closed")) {
+    lines.add("Outcome", text(*c, "outcome"));
+    lines.add("Closed", text(*c, "at") + " by " + text(*c, "by"));
+  } else {
+    lines.add("Outcome", "open: record one with hallpassctl incident " + text(i, "id") + " --outcome TEXT");
+  }
+  add_unknown_fields(lines, i, {"id", "status", "kind", "subject", "what", "category", "happened", "opened", "actions", "closed"});
+  return lines.render();
+}
+
+// After `incident` opened one or recorded on one: a line saying what was done, then the record.
+std::string render_incident_change(const json::object& i, const json::object& args) {
+  const std::string id = text(i, "id");
+  std::string head;
+  if (!find(args, "id")) {
+    head = "incident " + id + " opened" + (text(i, "status") == "closed" ? " and closed" : "") +
+           ": record each action with hallpassctl incident " + id + " --action TEXT, and the outcome with --outcome TEXT";
+  } else if (find(args, "action") || find(args, "outcome")) {
+    head = std::string("incident ") + id + ": " +
+           (find(args, "outcome") ? (find(args, "action") ? "action recorded and closed" : "closed") : "action recorded");
+  }
+  return (head.empty() ? std::string() : printable(head) + "\n\n") + render_incident(i);
+}
+
+std::string render_incidents(const json::object& data, const json::object& args) {
+  const json::value* incidents = find(data, "incidents");
+  const json::array* rows = incidents ? incidents->if_array() : nullptr;
+  const bool all = find(args, "all") && find(args, "all")->is_bool() && find(args, "all")->get_bool();
+  if (!rows || rows->empty()) return all ? "no incidents\n" : "no open incidents\n";
+  text_table table({"ID", "STATUS", "ABOUT", "CATEGORY", "HAPPENED", "OPENED BY", "ACTIONS", "WHAT HAPPENED"});
+  table.limit_width(7, 50);
+  for (const auto& row : *rows) {
+    const json::object* i = row.if_object();
+    if (!i) continue;
+    const json::object* opened = find_object(*i, "opened");
+    const json::value* acts = find(*i, "actions");
+    table.add_row({text(*i, "id"), text(*i, "status"), ban_subject(*i), or_dash(text(*i, "category")),
+                   text(*i, "happened"), opened ? text(*opened, "by") : "",
+                   acts && acts->is_array() ? std::to_string(acts->as_array().size()) : "", text(*i, "what")});
+  }
+  std::string out = table.render();
+  if (const json::value* omitted = find(data, "omitted"); omitted && omitted->is_int64() && omitted->as_int64() > 0) {
+    out += std::to_string(omitted->as_int64()) + " older incidents not shown (the newest " +
+           std::to_string(rows->size()) + " are): hallpassctl incident ID, or --user / --device to narrow\n";
+  }
+  return out;
+}
+
 std::string render_audit(const json::object& data, const json::object& args) {
   const json::value* entries = find(data, "entries");
   const json::array* rows = entries ? entries->if_array() : nullptr;
@@ -515,9 +582,10 @@ std::string render_status(const json::object& data) {
   lines.add("Active exceptions", text(data, "active_exceptions"));
   lines.add("Pending requests", text(data, "pending_requests"));
   if (find(data, "active_bans")) lines.add("Active bans", text(data, "active_bans"));
-  add_unknown_fields(
-      lines, data,
-      {"version", "generation", "uptime_seconds", "active_exceptions", "pending_requests", "active_bans"});
+  if (find(data, "open_incidents")) lines.add("Open incidents", text(data, "open_incidents"));
+  add_unknown_fields(lines, data,
+                     {"version", "generation", "uptime_seconds", "active_exceptions", "pending_requests", "active_bans",
+                      "open_incidents"});
   return lines.render();
 }
 
@@ -579,6 +647,8 @@ std::string render_human(const command& request, const json::object& data) {
   if (verb == "ban") return render_ban(data);
   if (verb == "unban") return render_unban(data);
   if (verb == "bans") return render_bans(data, request.args);
+  if (verb == "incident") return render_incident_change(data, request.args);
+  if (verb == "incidents") return render_incidents(data, request.args);
   labelled_lines lines;  // a verb this renderer does not know: show what came back
   add_unknown_fields(lines, data, {});
   return lines.render();

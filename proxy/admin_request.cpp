@@ -140,6 +140,8 @@ const verb_spec* find_verb_spec(std::string_view verb) {
   // only a proposal, which one of them confirms (admin_server.cpp, "ban").
   static const std::set<std::string> banning = {"dsl", "headteacher", "technician"};
   static const std::set<std::string> unbanning = {"dsl", "headteacher"};
+  // Incident records: the DSL's and the headteacher's only, reading them too (need to know).
+  static const std::set<std::string> safeguarding = {"dsl", "headteacher"};
   constexpr auto text = arg_kind::text, line = arg_kind::line, number = arg_kind::number, flag = arg_kind::flag;
   static const std::map<std::string, verb_spec, std::less<>> table = {
       {"request",
@@ -164,7 +166,12 @@ const verb_spec* find_verb_spec(std::string_view verb) {
       {"blocks", {&reading, {{"all", flag}}}},
       {"ban", {&banning, {{"user", line}, {"device", line}, {"for", line}, {"reason", text}, {"confirm", number}}}},
       {"unban", {&unbanning, {{"id", number}, {"user", line}, {"device", line}, {"reason", text}}}},
-      {"bans", {&reading, {{"all", flag}}}}};
+      {"bans", {&reading, {{"all", flag}}}},
+      {"incident",
+       {&safeguarding,
+        {{"id", number}, {"user", line}, {"device", line}, {"what", text}, {"category", line}, {"at", line},
+         {"action", text}, {"outcome", text}}}},
+      {"incidents", {&safeguarding, {{"all", flag}, {"user", line}, {"device", line}}}}};
   auto it = table.find(verb);
   return it == table.end() ? nullptr : &it->second;
 }

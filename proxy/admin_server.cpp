@@ -259,9 +259,16 @@ net::awaitable<void> admin_server::prune_loop() {
 void admin_server::apply_retention() {
   const auto cfg = state_.configs.current();
   const auto& keep = cfg->daemon.retention.records;
-  if (!keep) return;  // forever
+  const auto& keep_incidents = cfg->daemon.retention.incidents;
+  if (!keep && !keep_incidents) return;  // both forever
   store_->set_zone(cfg->policy->zone);
-  const auto r = store_->apply_retention(store::now_seconds() - *keep, "retention.records " + rules::duration_text(*keep));
+  const auto now = store::now_seconds();
+  // The settings in force, as the audit entry names them: "retention.records 365d", with
+  // ", retention.incidents 2190d" when incidents have a period too.
+  std::string rule = "retention.records " + (keep ? rules::duration_text(*keep) : std::string("forever"));
+  if (keep_incidents) rule += ", retention.incidents " + rules::duration_text(*keep_incidents);
+  const auto r = store_->apply_retention(keep ? std::optional(now - *keep) : std::nullopt,
+                                         keep_incidents ? std::optional(now - *keep_incidents) : std::nullopt, rule);
   if (!r.ok) {
     // Nothing was deleted; the next try is in ten minutes. Filtering does not depend on it.
     std::cerr << "hallpass: retention: closed records could not be deleted from the store (" << r.error
@@ -411,7 +418,8 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     const std::string why = "OS user '" + who->user + "' (" + (have.empty() ? "no admin role" : "admin role " + have) +
                             ") may not " + verb + ": that needs the " + need + " role";
     // The id as sent at most 64 bytes (audit, 2026-12-05: 60 KB ids in refused lines).
-    std::string object = args.count("id") ? "request " + json::serialize(args["id"]) : verb;
+    const char* record = verb.starts_with("incident") ? "incident " : verb.ends_with("ban") ? "ban " : "request ";
+    std::string object = args.count("id") ? record + json::serialize(args["id"]) : verb;
     if (object.size() > 72) object = object.substr(0, 72) + "...";
     return response(store::result::fail(
         "forbidden", audit_refusal(store::actor{who->user, have.empty() ? "none" : have}, verb, object, why)));
@@ -667,10 +675,13 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     }
     r = store_->audit(since, before, limit ? static_cast<std::size_t>(*limit) : audit_limit);
     // Ban reasons are the DSL's and the headteacher's (admin_bans.cpp, withhold_ban_reasons).
+    // So are incident records, whole (admin_incidents.cpp).
     if (!who->roles.count("dsl") && !who->roles.count("headteacher") && r.ok && r.data.is_object()) {
       if (auto* entries = r.data.as_object().if_contains("entries"); entries && entries->is_array()) {
         for (auto& e : entries->as_array()) {
-          if (e.is_object()) withhold_ban_reasons_in_audit(e.as_object(), who->user);
+          if (!e.is_object()) continue;
+          withhold_ban_reasons_in_audit(e.as_object(), who->user);
+          withhold_incident_in_audit(e.as_object());
         }
       }
     }
@@ -689,6 +700,8 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     }
   } else if (verb == "ban" || verb == "unban" || verb == "bans") {
     r = handle_ban_verb(verb, args, who->user, who->roles, changed);
+  } else if (verb == "incident" || verb == "incidents") {
+    r = handle_incident_verb(verb, args, actor);
   } else if (verb == "status") {
     auto idx = state_.exceptions.load();
     r.data = json::object{
@@ -698,6 +711,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
         {"active_exceptions", idx ? idx->active_exceptions(store::now_seconds()) : 0},
         {"active_bans", idx ? idx->active_bans(store::now_seconds()) : 0},
         {"pending_requests", store_->pending_requests()},
+        {"open_incidents", store_->open_incidents()},
         {"version", HALLPASS_VERSION}};
   }
   if (changed) {

@@ -39,6 +39,9 @@ std::optional<std::chrono::seconds> admin_duration(const std::string& text, std:
 // about a ban. The reason becomes "(withheld: for the DSL and the headteacher)". admin_bans.cpp.
 void withhold_ban_reasons(boost::json::object& ban, const std::string& viewer);
 void withhold_ban_reasons_in_audit(boost::json::object& entry, const std::string& viewer);
+// An audit entry about an incident record: its before and after withheld (admin_incidents.cpp),
+// for a viewer who is neither the DSL nor the headteacher.
+void withhold_incident_in_audit(boost::json::object& entry);
 
 class admin_server {
  public:
@@ -121,6 +124,11 @@ class admin_server {
   // The verbs ban, unban and bans (000 7.2; 002). Sets `changed` when the overlay must be rebuilt.
   store::result handle_ban_verb(const std::string& verb, const boost::json::object& args, const std::string& os_user,
                                 const std::set<std::string>& roles, bool& changed);
+  // The verbs incident and incidents (admin_incidents.cpp; the DSL and the headteacher only).
+  store::result handle_incident_verb(const std::string& verb, const boost::json::object& args,
+                                     const store::actor& actor);
+  // `incidents` answers with the newest this many, and says how many older ones it left out.
+  static constexpr std::size_t incident_list_limit = 200;
 };
 
 }  // namespace hallpass

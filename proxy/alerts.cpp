@@ -190,6 +190,12 @@ std::string format_alert_message(const alert& a, std::string_view to, std::strin
     body += "\nA block is not proof of intent: a link, an advert or an app can ask for a site by itself. "
             "The access log has everything this device asked for around this time.\n";
   }
+  // The incident record (README.md "Incident records"). Only the time goes into the command:
+  // a user or device name is the network's text (a DHCP name is whatever a pupil set), never
+  // something to paste into a shell.
+  body += "\nTo record what is done about it, and how it ends (the incident record): hallpassctl incident "
+          "--user NAME (or --device ADDRESS) --what TEXT --at \"" +
+          rules::local_minutes(zone, a.at).substr(0, 16) + "\"; then hallpassctl incident ID --action TEXT, and --outcome TEXT.\n";
   body += "-- \nhallpass, the school's web filter. What alerts are sent, and to whom: the alerts section of "
           "its configuration.\n";
   m += body;

@@ -308,27 +308,33 @@ class daemon_reader : public rules::yaml_reader {
     }
   }
 
-  // retention.records: a duration (at least 1s) or "forever".
+  // retention.records and retention.incidents: a duration (at least 1s) or "forever".
   void read_retention(const YAML::Node& root, daemon_config& c) {
     const auto n = root["retention"];
-    if (!n || !check_map(n, "retention", {"records"}) || !n["records"]) return;
-    const auto s = scalar(n["records"], "retention.records");
-    if (!s) return;
-    if (*s == "forever") {
-      c.retention.records.reset();
-      return;
-    }
-    const auto d = rules::parse_duration(*s);
-    if (!d || *d < std::chrono::seconds(1) || *d > std::chrono::days(36500)) {
-      // A suggestion the setting then takes (admin audit, 2026-12-05, F10: "0" was told "0s?").
-      const std::string hint = d && d->count() == 0 ? ": 0 would keep no closed record at all; the least is 1s"
-                                                    : rules::duration_hint(*s, std::chrono::seconds(1),
-                                                                           std::chrono::days(36500));
-      error(n["records"], "retention.records must be how long closed records are kept, like 365d (1s to 36500d), or "
-                          "forever, not " + rules::quote(*s) + hint);
-      return;
-    }
-    c.retention.records = std::chrono::ceil<std::chrono::seconds>(*d);
+    if (!n || !check_map(n, "retention", {"records", "incidents"})) return;
+    const auto read = [&](const char* key, std::optional<std::chrono::seconds>& out, const char* what) {
+      if (!n[key]) return;
+      const std::string name = std::string("retention.") + key;
+      const auto s = scalar(n[key], name);
+      if (!s) return;
+      if (*s == "forever") {
+        out.reset();
+        return;
+      }
+      const auto d = rules::parse_duration(*s);
+      if (!d || *d < std::chrono::seconds(1) || *d > std::chrono::days(36500)) {
+        // A suggestion the setting then takes (admin audit, 2026-12-05, F10: "0" was told "0s?").
+        const std::string hint = d && d->count() == 0 ? ": 0 would keep no closed record at all; the least is 1s"
+                                                      : rules::duration_hint(*s, std::chrono::seconds(1),
+                                                                             std::chrono::days(36500));
+        error(n[key], name + " must be how long " + what + " are kept, like 365d (1s to 36500d), or forever, not " +
+                          rules::quote(*s) + hint);
+        return;
+      }
+      out = std::chrono::ceil<std::chrono::seconds>(*d);
+    };
+    read("records", c.retention.records, "closed records");
+    read("incidents", c.retention.incidents, "closed incident records");
   }
 
   // alerts: which events alert the DSL, and how the alert leaves (proxy/alerts.hpp). Whether

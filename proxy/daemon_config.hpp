@@ -160,8 +160,11 @@ struct daemon_config {
   // deploy/README.md "Logs and retention"): access requests once denied or their exception
   // ended (or never decided), reports, removed local entries, ended bans, and audit entries.
   // nullopt: forever.
+  // incidents: closed incident records (README.md "Incident records"); forever by default, as
+  // safeguarding records are kept far longer than a year (the school's records policy decides).
   struct retention_settings {
     std::optional<std::chrono::seconds> records = std::chrono::days(365);
+    std::optional<std::chrono::seconds> incidents;
   } retention;
 
   // Immediate alerts for the DSL (proxy/alerts.hpp; README.md "Alerts for the DSL"; the DfE

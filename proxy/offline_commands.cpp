@@ -182,6 +182,10 @@ std::string daemon_sections_summary(const daemon_config& d) {
          (d.retention.records ? rules::duration_text(*d.retention.records) + " after they close (retention.records)"
                               : std::string("forever (retention.records)")) +
          "\n";
+  out += "Incident records kept: " +
+         (d.retention.incidents ? rules::duration_text(*d.retention.incidents) + " after they close (retention.incidents)"
+                                : std::string("forever (retention.incidents)")) +
+         "\n";
   // What reaches the DSL at once (proxy/alerts.hpp): check says what it will alert on, and how.
   const auto& a = d.alerts;
   out += "Alerts for the DSL: ";

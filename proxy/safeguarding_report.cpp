@@ -76,6 +76,11 @@ int report_two_digits(std::string_view s, std::size_t at) {
 
 }  // namespace
 
+void report_builder::set_incident_records(std::vector<incident_record> records, std::string problem) {
+  records_ = std::move(records);
+  records_problem_ = std::move(problem);
+}
+
 std::optional<std::chrono::sys_seconds> parse_log_time(std::string_view s) {
   using namespace std::chrono;
   // YYYY-MM-DDTHH:MM:SS[.fff](+HH:MM|-HH:MM|Z)
@@ -349,6 +354,26 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
       out += "\n(" + rules::thousands(bans_total_ - bans_.size()) + " more are in the access log.)\n";
     }
     out += "\n`hallpassctl bans` shows which are still in force.\n\n";
+  }
+
+  if (records_ || !records_problem_.empty()) {
+    out += "## Incident records\n\n";
+    if (!records_problem_.empty()) {
+      out += "The incident records could not be read (" + report_cell(records_problem_, 300) +
+             "): `hallpassctl incidents --all` shows them.\n\n";
+    } else if (records_->empty()) {
+      out += "None open, and none closed in this period.\n\n";
+    } else {
+      out += "Open ones, and those closed in this period (`hallpassctl incident ID` shows one whole).\n\n"
+             "| No. | About | Happened | What happened | Actions | Last action | Outcome |\n|---|---|---|---|---|---|---|\n";
+      for (const auto& r : *records_) {
+        out += "| " + std::to_string(r.id) + " | " + report_cell(r.about) + " | " +
+               (r.happened ? report_short_time(zone, *r.happened) : std::string("?")) + " | " + report_cell(r.what) +
+               " | " + std::to_string(r.actions) + " | " + (r.last_action.empty() ? "none yet" : report_cell(r.last_action)) +
+               " | " + (r.outcome.empty() ? "**open**" : report_cell(r.outcome)) + " |\n";
+      }
+      out += "\n";
+    }
   }
 
   out += "## Blocked searches\n\n";

@@ -12,16 +12,18 @@
 #include "proxy/safeguarding_report.hpp"
 #include "rules/explain.hpp"
 #include "rules/yaml_reader.hpp"
+#include "store/exception_store.hpp"
 
 namespace hallpass {
 
 int run_safeguarding_report(const std::vector<std::string>& args) {
   constexpr const char* usage_text =
       "usage: hallpass safeguarding-report [--since DURATION] [--config FILE] [--log FILE ...] "
-      "[--categories A,B] [--send]\n"
+      "[--categories A,B] [--state-dir DIR] [--send]\n"
       "  (default: the last whole school week, Monday to Monday in school time; --config "
-      "/etc/hallpass/school.yaml; --log: the access log and its rotations beside it)\n";
-  std::string config = default_config_path, since_text, categories_text, error;
+      "/etc/hallpass/school.yaml; --log: the access log and its rotations beside it; --state-dir: the store\n"
+      "  whose incident records it lists, default the config's state_dir)\n";
+  std::string config = default_config_path, since_text, categories_text, state_dir, error;
   std::vector<std::string> logs;
   bool send = false, categories_given = false;
   std::set<std::string> seen;
@@ -31,7 +33,7 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
       send = true;
       continue;
     }
-    if (a != "--since" && a != "--config" && a != "--log" && a != "--categories") {
+    if (a != "--since" && a != "--config" && a != "--log" && a != "--categories" && a != "--state-dir") {
       error = "unknown argument '" + a + "'";
       break;
     }
@@ -46,6 +48,7 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
     const std::string& v = args[++i];
     if (a == "--since") since_text = v;
     if (a == "--config") config = v;
+    if (a == "--state-dir") state_dir = v;
     if (a == "--log") logs.push_back(v);
     if (a == "--categories") {
       categories_text = v;
@@ -66,7 +69,9 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
     std::cerr << "hallpass safeguarding-report: " << error << "\n" << usage_text;
     return 2;
   }
-  const auto loaded = load_configuration(config, overrides{}, 1);
+  overrides o;
+  if (!state_dir.empty()) o.state_dir = state_dir;
+  const auto loaded = load_configuration(config, o, 1);
   if (!loaded.config) {
     for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
     std::cerr << "hallpass safeguarding-report: " << config << " is not valid; no report was made\n";
@@ -133,6 +138,38 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
       if (e.find("were read") == std::string::npos) continue;
     }
     read.push_back(f);
+  }
+  {
+    // The incident records, read-only from the daemon's store (never created or changed here).
+    std::string store_error;
+    auto store = store::exception_store::open_read_only(c.daemon.state_dir, c.policy->zone, &store_error);
+    store::result r;
+    if (store) {
+      store::exception_store::incident_filter f;
+      f.closed_since = period.from;
+      r = store->incidents(f, 200);
+    } else {
+      r = store::result::fail("internal", store_error);
+    }
+    if (!r.ok) {
+      report.set_incident_records({}, r.error);
+    } else {
+      std::vector<report_builder::incident_record> rows;
+      for (const auto& v : r.data.at("incidents").as_array()) {
+        const auto& o = v.as_object();
+        report_builder::incident_record row;
+        row.id = o.at("id").as_int64();
+        row.about = std::string(o.at("kind").as_string()) + " " + std::string(o.at("subject").as_string());
+        row.what = o.at("what").as_string();
+        row.happened = parse_log_time(o.at("happened").as_string());
+        const auto& actions = o.at("actions").as_array();
+        row.actions = actions.size();
+        if (!actions.empty()) row.last_action = actions.back().at("action").as_string();
+        if (const auto* closed = o.at("closed").if_object()) row.outcome = closed->at("outcome").as_string();
+        rows.push_back(std::move(row));
+      }
+      report.set_incident_records(std::move(rows));
+    }
   }
   const int failures = static_cast<int>(problems.size());
   if (read.empty()) {

@@ -107,8 +107,8 @@ CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
 // (reviewed_*), the adult's own site description beside the requester's, and a note;
 // 3: the bans table (added_tables); 4: who asked from the block page (the signed-in user, the
 // device's DHCP name and hardware address) and whom an exception opens the site for
-// (exceptions.who, who_value: approve --who).
-constexpr std::int64_t schema_version = 4;
+// (exceptions.who, who_value: approve --who); 5: incident records (added_tables).
+constexpr std::int64_t schema_version = 5;
 
 // Tables added after schema 1, made where missing (CREATE TABLE IF NOT EXISTS).
 constexpr const char* added_tables[] = {
@@ -131,6 +131,30 @@ constexpr const char* added_tables[] = {
   lifted_by TEXT,
   lifted_at INTEGER,
   lift_reason TEXT
+))sql",
+    // 5: incident records (store/incidents.cpp). Open while outcome is NULL. `what`, the
+    // actions and the outcome are the DSL's words: a safeguarding record, never in a log file.
+    R"sql(CREATE TABLE IF NOT EXISTS incidents (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,             -- 'user' or 'device'
+  subject TEXT NOT NULL,
+  what TEXT NOT NULL,
+  category TEXT NOT NULL,         -- '' when none was given
+  happened_at INTEGER NOT NULL,
+  opened_by TEXT NOT NULL,
+  opened_role TEXT NOT NULL,
+  opened_at INTEGER NOT NULL,
+  outcome TEXT,
+  closed_by TEXT,
+  closed_at INTEGER
+))sql",
+    R"sql(CREATE TABLE IF NOT EXISTS incident_actions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  incident_id INTEGER NOT NULL REFERENCES incidents(id),
+  at INTEGER NOT NULL,
+  by TEXT NOT NULL,
+  role TEXT NOT NULL,
+  action TEXT NOT NULL
 ))sql",
 };
 

@@ -99,6 +99,23 @@ struct ban_form {
   std::string how = "command";
 };
 
+// An incident record (the DfE filtering and monitoring standard: "an incident record of action
+// and outcome"; 000 7.4; 002): the DSL's or the headteacher's account of what happened to a
+// user or a device, the actions taken, one by one, and the outcome that closes it. Opened by
+// hand, often from an alert (README.md "Incident records"). `happened` is when it happened (the
+// alert's time); `action` and `outcome`, when given, are recorded with the opening.
+struct incident_form {
+  bool device = false;
+  std::string subject;  // user name, or the device (canonical: rules/device_ref.hpp)
+  std::string what;
+  std::string category;  // a policy category, "circumvention" or "ban"; "" when none
+  seconds_t happened{};
+  std::string action, outcome;  // "" when not given
+};
+
+// The most actions one incident holds: `show` answers with all of them.
+inline constexpr std::size_t max_incident_actions = 200;
+
 class exception_store {
  public:
   // Opens or creates <dir>/hallpass.db. The zone formats times in responses. Refuses (nullptr,
@@ -179,6 +196,24 @@ class exception_store {
   result unban(const actor& who, std::optional<std::int64_t> id, bool device, const std::string& subject,
                const std::string& reason);
   result bans(bool all);
+  // Incident records (store/incidents.cpp). open_incident() files one (open, or closed at once
+  // when the form has an outcome). record_incident() adds an action, closes it with an
+  // outcome, or both: an outcome on a closed incident is refused (conflict), an action on one
+  // is recorded (a later follow-up), an incident with max_incident_actions refuses more. Every
+  // change is audited with the incident before and after. incident() is one with its actions;
+  // incidents() the newest `limit` open ones (all: closed too), optionally of one subject,
+  // oldest first, with "omitted" as list's. open_incidents() counts the open ones.
+  result open_incident(const actor& who, const incident_form& form);
+  result record_incident(const actor& who, std::int64_t id, const std::string& action, const std::string& outcome);
+  result incident(std::int64_t id);
+  struct incident_filter {
+    bool all = false;
+    std::optional<std::pair<bool, std::string>> subject;  // (device, subject)
+    std::optional<seconds_t> closed_since;                // all: also those closed at or after it
+  };
+  result incidents(const incident_filter& filter, std::size_t limit = 200);
+  std::size_t open_incidents();
+
   // The bans in force now or later (not lifted, not proposals, until > now), for the overlay;
   // nullopt with *error when the store cannot be read completely.
   std::optional<std::vector<rules::ban_entry>> load_bans(seconds_t now, std::string* error);
@@ -210,7 +245,11 @@ class exception_store {
   // naming `rule`, the setting) and then checkpoints the WAL, so that with secure_delete the
   // deleted text is gone from the files too. data: {"requests", "reports", "local_entries",
   // "bans", "audit"} (counts). Refused as a whole (nothing deleted) on any error.
-  result apply_retention(seconds_t cutoff, const std::string& rule);
+  // Incident records have their own setting (retention.incidents: safeguarding records are kept
+  // far longer than the rest): closed incidents that closed before `incident_cutoff` go, with
+  // their actions ("incidents" in data). nullopt, for either cutoff: that kind is kept forever.
+  result apply_retention(std::optional<seconds_t> cutoff, std::optional<seconds_t> incident_cutoff,
+                         const std::string& rule);
 
  private:
   explicit exception_store(database db, const rules::time_zone& zone) : db_(std::move(db)), zone_(zone) {}
@@ -231,6 +270,7 @@ class exception_store {
   static result commit(transaction& tx, boost::json::value data);
   std::string iso(std::int64_t unix_seconds) const;
   std::optional<boost::json::object> ban_object(std::int64_t id, seconds_t now);
+  std::optional<boost::json::object> incident_object(std::int64_t id);
   // One change to a request in one transaction: checks the status is `need`, asks refuse()
   // (when given) whether the request as it stands may take the change (a refusal is audited
   // and returned, nothing else changes), runs apply(), audits before and after, commits.

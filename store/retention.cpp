@@ -38,6 +38,10 @@ constexpr deletion deletions[] = {
     {"bans",
      "DELETE FROM bans WHERE (lifted_at IS NOT NULL AND lifted_at < ?1) OR (lifted_at IS NULL AND valid_until "
      "IS NOT NULL AND valid_until < ?1)"},
+    // Incident records by their own cutoff, ?2 (retention.incidents); their actions first.
+    {nullptr,
+     "DELETE FROM incident_actions WHERE incident_id IN (SELECT id FROM incidents WHERE closed_at < ?2)"},
+    {"incidents", "DELETE FROM incidents WHERE closed_at < ?2"},
 };
 
 // Audit entries written before the cutoff, except those about a record the store still keeps
@@ -45,19 +49,26 @@ constexpr deletion deletions[] = {
 // history lives as long as the record, so an exception granted for a year under a 90-day
 // setting still shows who approved it and why (before 2026-12-05 its entries went after 90
 // days while it stayed in force). They go with the record, in a later round. An entry names
-// its record as "request N", "local entry N", "report N" or "ban N" (exception_store.cpp,
-// bans.cpp).
+// its record as "request N", "local entry N", "report N", "ban N" or "incident N"
+// (exception_store.cpp, bans.cpp, incidents.cpp). An incident's entries hold its words, so they
+// go with it and never before it, whatever retention.records says.
 constexpr const char* audit_deletion =
     "DELETE FROM audit WHERE at < ?1 AND NOT ("
     "(object LIKE 'request %' AND CAST(substr(object, 9) AS INTEGER) IN (SELECT id FROM requests)) OR "
     "(object LIKE 'local entry %' AND CAST(substr(object, 13) AS INTEGER) IN (SELECT id FROM local_entries)) OR "
     "(object LIKE 'report %' AND CAST(substr(object, 8) AS INTEGER) IN (SELECT id FROM reports)) OR "
-    "(object LIKE 'ban %' AND CAST(substr(object, 5) AS INTEGER) IN (SELECT id FROM bans)))";
+    "(object LIKE 'ban %' AND CAST(substr(object, 5) AS INTEGER) IN (SELECT id FROM bans)) OR "
+    "(object LIKE 'incident %' AND CAST(substr(object, 10) AS INTEGER) IN (SELECT id FROM incidents)))";
 
 }  // namespace
 
-result exception_store::apply_retention(seconds_t cutoff, const std::string& rule) {
-  const std::int64_t cut = cutoff.time_since_epoch().count();
+result exception_store::apply_retention(std::optional<seconds_t> cutoff, std::optional<seconds_t> incident_cutoff,
+                                        const std::string& rule) {
+  // A kind kept forever binds NULL: `x < NULL` is never true, so nothing of it goes.
+  auto bind_cut = [](statement& st, int i, const std::optional<seconds_t>& c) {
+    if (c) st.bind(i, static_cast<std::int64_t>(c->time_since_epoch().count()));
+    else st.bind_null(i);
+  };
   transaction tx(db_);
   if (!tx.error().empty()) return result::fail("internal", tx.error());
   json::object counts;
@@ -66,7 +77,8 @@ result exception_store::apply_retention(seconds_t cutoff, const std::string& rul
     std::string err;
     auto st = db_.prepare(sql, &err);
     if (!st) return err;
-    st.bind(1, cut);
+    bind_cut(st, 1, cutoff);
+    if (sql.find("?2") != std::string::npos) bind_cut(st, 2, incident_cutoff);
     if (auto e = st.run(); !e.empty()) return e;
     if (name) counts[name] = db_.changes();
     if (name && std::string_view(name) != "audit") records += db_.changes();
@@ -99,11 +111,17 @@ result exception_store::apply_retention(seconds_t cutoff, const std::string& rul
   for (const auto& [key, label] : {std::pair{"requests", "access requests (with their exceptions)"},
                                    std::pair{"reports", "reports"},
                                    std::pair{"local_entries", "removed local blocks and allows"},
-                                   std::pair{"bans", "ended bans"}, std::pair{"audit", "audit entries"}}) {
+                                   std::pair{"bans", "ended bans"}, std::pair{"incidents", "closed incidents"},
+                                   std::pair{"audit", "audit entries"}}) {
+    if (key == std::string_view("incidents") && counts.at(key).as_int64() == 0) continue;  // said only when some went
     what += std::string(what.empty() ? "" : key == std::string_view("audit") ? " and " : ", ") +
             std::to_string(counts.at(key).as_int64()) + " " + label;
   }
-  const std::string reason = "deleted " + what + ", closed or written before " + iso(cut) + " (" + rule + ")";
+  const std::string reason = "deleted " + what + ", closed or written before " +
+                             (cutoff ? iso(cutoff->time_since_epoch().count()) : std::string("(records: forever)")) +
+                             (incident_cutoff ? "; incidents closed before " + iso(incident_cutoff->time_since_epoch().count())
+                                              : std::string()) +
+                             " (" + rule + ")";
   return checkpointed(audit_and_commit(tx, actor{"hallpass", "retention"}, "retention", "store", nullptr, nullptr,
                                        reason, "ok", std::move(counts)));
 }

@@ -213,6 +213,10 @@ logins:
                  ("", 0, "Records kept: 365d after they close (retention.records)"),
                  ("retention: {records: 30d}\n", 0, "Records kept: 30d after they close"),
                  ("retention: {records: forever}\n", 0, "Records kept: forever"),
+                 ("", 0, "Incident records kept: forever (retention.incidents)"),
+                 ("retention: {records: 30d, incidents: 2190d}\n", 0,
+                  "Incident records kept: 2190d after they close (retention.incidents)"),
+                 ("retention: {incidents: 7}\n", 1, "retention.incidents must be how long closed incident records"),
                  ("drain: 0\n", 0, "Records kept: 365d"))
         for extra, code, words in cases:
             with self.subTest(extra=extra):

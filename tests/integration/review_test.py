@@ -274,13 +274,13 @@ class SchemaOneStoreTest(unittest.TestCase):
         self.assertEqual(ctl_json("hp_tech", self.sock, "request", "--url", "http://x.test/", "--role", "pupils",
                                   "--requester", "Mr C", "--reason", "r")["id"], 3)
         db = sqlite3.connect(os.path.join(self.state, "hallpass.db"))
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 4)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 5)
         db.close()
 
     def test_a_store_from_a_newer_hallpass_stops_the_daemon_with_a_clear_error(self):
         self.make_schema_1_store()
         db = sqlite3.connect(os.path.join(self.state, "hallpass.db"))
-        db.execute("PRAGMA user_version = 5")
+        db.execute("PRAGMA user_version = 6")
         db.commit()
         db.close()
         config = os.path.join(self.state, "policy.yaml")
@@ -292,10 +292,10 @@ class SchemaOneStoreTest(unittest.TestCase):
                             "--metrics-listen", "off", "--access-log", "off", "--state-dir", self.state,
                             "--admin-socket", self.sock], capture_output=True, text=True, timeout=30)
         self.assertNotEqual(r.returncode, 0, r.stderr)
-        self.assertIn("made by a newer hallpass (schema 5", r.stderr)
+        self.assertIn("made by a newer hallpass (schema 6", r.stderr)
         self.assertNotIn("serving", r.stderr)
         db = sqlite3.connect(os.path.join(self.state, "hallpass.db"))
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 5)  # left as it was
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 6)  # left as it was
         self.assertEqual(db.execute("SELECT count(*) FROM requests").fetchone()[0], 2)
         db.close()
 

@@ -98,6 +98,45 @@ TEST_CASE("safeguarding report: high-risk blocks by person, one row for a page a
   CHECK(contains(r, "Read from the access log:\n- /var/log/hallpass/access.log\n"));
 }
 
+TEST_CASE("safeguarding report: a line at Monday 00:00 is in the week it starts, never in two") {
+  using namespace std::chrono;
+  // Outside-in audit, 2026-12-06: the end was inclusive, so two weekly reports both counted it.
+  const hallpass::report_period next{report_week.to, report_week.to + days(7)};
+  for (const auto* time : {"2026-11-30T00:00:00+00:00", "2026-11-30T00:00:00.900+00:00"}) {
+    hallpass::report_builder before(report_week, {"self_harm"}), after(next, {"self_harm"});
+    before.add_line(log_request_line(time, "10.0.0.7", "bad.example", "block", "self_harm"));
+    after.add_line(log_request_line(time, "10.0.0.7", "bad.example", "block", "self_harm"));
+    CHECK(before.requests() == 0);
+    CHECK(after.requests() == 1);
+  }
+}
+
+TEST_CASE("safeguarding report: the incident records, open and closed in the period, or why they are missing") {
+  using namespace std::chrono;
+  hallpass::report_builder b(report_week, {"self_harm"});
+  std::string r = b.render(report_zone(), "Example Primary", {"access.log"});
+  CHECK_FALSE(contains(r, "## Incident records"));  // not given: no section
+  hallpass::report_builder::incident_record open;
+  open.id = 3;
+  open.about = "user ava.b";
+  open.what = "self-harm alert | pc-08";
+  open.happened = sys_days{year{2026} / 11 / 24} + 11h + 5min;
+  hallpass::report_builder::incident_record closed = open;
+  closed.id = 4;
+  closed.actions = 2;
+  closed.last_action = "Spoke to parents";
+  closed.outcome = "No further concern";
+  b.set_incident_records({open, closed});
+  r = b.render(report_zone(), "Example Primary", {"access.log"});
+  CHECK(contains(r, "| 3 | user ava.b | Tue 24 Nov 11:05 | self-harm alert \\| pc-08 | 0 | none yet | **open** |\n"));
+  CHECK(contains(r, "| 4 | user ava.b | Tue 24 Nov 11:05 | self-harm alert \\| pc-08 | 2 | Spoke to parents | No further concern |\n"));
+  b.set_incident_records({});
+  CHECK(contains(b.render(report_zone(), "E", {"a"}), "## Incident records\n\nNone open, and none closed in this period.\n"));
+  b.set_incident_records({}, "state/hallpass.db does not exist");
+  CHECK(contains(b.render(report_zone(), "E", {"a"}),
+                 "The incident records could not be read (state/hallpass.db does not exist)"));
+}
+
 TEST_CASE("safeguarding report: the default period is the last whole school week, in school time") {
   using namespace std::chrono;
   const auto zone = report_zone();

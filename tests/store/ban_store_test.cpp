@@ -184,7 +184,7 @@ TEST_CASE("a store made by schema 2 gets the bans table and keeps its rows") {
   }
   REQUIRE(user_version(dir.db()) == 2);
   auto s = open_store(dir);
-  CHECK(user_version(dir.db()) == 4);
+  CHECK(user_version(dir.db()) == 5);
   CHECK(s->show(1).data.at("url") == "https://www.tiktok.com/");
   CHECK(s->bans(true).data.at("bans").as_array().empty());
   REQUIRE(s->ban(dsl, device_ban()).ok);

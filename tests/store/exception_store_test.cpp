@@ -317,7 +317,7 @@ TEST_CASE("a store made by schema 1 opens with its rows, and its requests can be
   make_schema_1_store(dir);
   REQUIRE(user_version(dir.db()) == 1);
   auto s = open_store(dir);
-  CHECK(user_version(dir.db()) == 4);
+  CHECK(user_version(dir.db()) == 5);
 
   auto pending = shown(*s, 1);
   CHECK(pending.at("status") == "pending");
@@ -351,7 +351,7 @@ TEST_CASE("a store made by schema 1 opens with its rows, and its requests can be
   s.reset();
   s = open_store(dir);
   CHECK(shown(*s, 1).at("risks") == "strangers' comments");
-  CHECK(user_version(dir.db()) == 4);
+  CHECK(user_version(dir.db()) == 5);
 }
 
 TEST_CASE("a store an older hallpass reopened after the upgrade still opens") {
@@ -373,7 +373,7 @@ TEST_CASE("a store an older hallpass reopened after the upgrade still opens") {
   REQUIRE(user_version(dir.db()) == 1);
   auto s = open_store(dir);
   CHECK(shown(*s, 1).at("review").at("note") == "kept");
-  CHECK(user_version(dir.db()) == 4);
+  CHECK(user_version(dir.db()) == 5);
 }
 
 TEST_CASE("a store made by a newer hallpass is refused, not changed") {
@@ -385,13 +385,13 @@ TEST_CASE("a store made by a newer hallpass is refused, not changed") {
   {
     std::string error;
     auto d = store::database::open(dir.db(), &error);
-    REQUIRE(d->exec("PRAGMA user_version = 5") == "");
+    REQUIRE(d->exec("PRAGMA user_version = 6") == "");
   }
   std::string error;
   auto s = exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
   CHECK(s == nullptr);
-  CHECK(error.find("made by a newer hallpass (schema 5") != std::string::npos);
-  CHECK(user_version(dir.db()) == 5);
+  CHECK(error.find("made by a newer hallpass (schema 6") != std::string::npos);
+  CHECK(user_version(dir.db()) == 6);
 }
 
 TEST_CASE("a store that was made and is now missing or empty is refused, not made again empty") {

@@ -112,7 +112,7 @@ TEST_CASE("retention deletes what closed before the cutoff and keeps everything 
 
   // Everything that ends within two hours from now has closed by the cutoff; the day-long
   // ones have not.
-  const auto r = s->apply_retention(store::now_seconds() + 2 * hour, "retention.records 1d");
+  const auto r = s->apply_retention(store::now_seconds() + 2 * hour, std::nullopt, "retention.records 1d");
   INFO(r.error);
   REQUIRE(r.ok);
   CHECK(r.data.at("requests").as_int64() == 4);  // the pending one too: filed before the cutoff
@@ -173,7 +173,7 @@ TEST_CASE("retention deletes what closed before the cutoff and keeps everything 
 
   // A later round that finds only audit entries to age out (the retention entry itself) writes
   // no entry about it: each round would otherwise log the last one's entry going.
-  const auto again = s->apply_retention(store::now_seconds() + 3 * hour, "retention.records 1d");
+  const auto again = s->apply_retention(store::now_seconds() + 3 * hour, std::nullopt, "retention.records 1d");
   REQUIRE(again.ok);
   CHECK(again.data.at("audit").as_int64() == 1);
   CHECK(again.data.at("requests").as_int64() == 0);
@@ -187,7 +187,7 @@ TEST_CASE("retention deletes what closed before the cutoff and keeps everything 
 
   // The audit log is append-only again: the trigger is back.
   REQUIRE(s->audit_event(headteacher, "reload", "policy generation 2", "", "ok").empty());
-  CHECK_FALSE(s->apply_retention(store::now_seconds() - day, "retention.records 1d").data.at("audit").as_int64());
+  CHECK_FALSE(s->apply_retention(store::now_seconds() - day, std::nullopt, "retention.records 1d").data.at("audit").as_int64());
   auto db = store::database::open(dir.db(), &error);
   REQUIRE(db.has_value());
   CHECK(db->exec("DELETE FROM audit").find("append-only") != std::string::npos);
@@ -197,7 +197,7 @@ TEST_CASE("retention with nothing to delete writes no audit entry") {
   temp_dir dir;
   auto s = open_store(dir);
   file(*s, "https://pending.test/", "words");
-  const auto r = s->apply_retention(store::now_seconds() - std::chrono::hours(24), "retention.records 1d");
+  const auto r = s->apply_retention(store::now_seconds() - std::chrono::hours(24), std::nullopt, "retention.records 1d");
   REQUIRE(r.ok);
   CHECK(r.data.at("requests").as_int64() == 0);
   CHECK(r.data.at("audit").as_int64() == 0);
@@ -211,7 +211,7 @@ TEST_CASE("a request nobody decided is deleted a whole period after it was filed
   auto s = open_store(dir);
   const auto id = file(*s, "https://pending.test/", "words-never-decided");
   const auto hour = std::chrono::hours(1);
-  auto r = s->apply_retention(store::now_seconds() - hour, "retention.records 1h");
+  auto r = s->apply_retention(store::now_seconds() - hour, std::nullopt, "retention.records 1h");
   REQUIRE(r.ok);
   CHECK(r.data.at("requests").as_int64() == 0);
   CHECK(request_ids(*s) == std::set<std::int64_t>{id});
@@ -222,7 +222,7 @@ TEST_CASE("a request nobody decided is deleted a whole period after it was filed
     REQUIRE(db.has_value());
     REQUIRE(db->exec("UPDATE requests SET created_at = created_at - 7200").empty());
   }
-  r = s->apply_retention(store::now_seconds() - hour, "retention.records 1h");
+  r = s->apply_retention(store::now_seconds() - hour, std::nullopt, "retention.records 1h");
   REQUIRE(r.ok);
   CHECK(r.data.at("requests").as_int64() == 1);
   CHECK(request_ids(*s).empty());
@@ -283,7 +283,7 @@ TEST_CASE("retention that ages out audit entries alone still leaves their words 
   approve_for(*s, id, "https://in-force.test/", std::chrono::hours(24));
   REQUIRE(files_of(dir).find("words-of-an-aged-out-entry") != std::string::npos);  // there before
 
-  auto r = s->apply_retention(store::now_seconds() + std::chrono::hours(2), "retention.records 1d");
+  auto r = s->apply_retention(store::now_seconds() + std::chrono::hours(2), std::nullopt, "retention.records 1d");
   REQUIRE(r.ok);
   CHECK(r.data.at("requests").as_int64() == 0);
   CHECK(r.data.at("audit").as_int64() == 1);
@@ -295,7 +295,7 @@ TEST_CASE("retention that ages out audit entries alone still leaves their words 
 
   // Once the exception has ended and the request ages out, its history goes with it.
   REQUIRE(s->revoke(headteacher, id, "lesson over").ok);
-  r = s->apply_retention(store::now_seconds() + std::chrono::hours(2), "retention.records 1d");
+  r = s->apply_retention(store::now_seconds() + std::chrono::hours(2), std::nullopt, "retention.records 1d");
   REQUIRE(r.ok);
   CHECK(r.data.at("requests").as_int64() == 1);
   bytes = files_of(dir);

@@ -183,7 +183,7 @@ TEST_CASE("a store made by schema 3 keeps its exceptions' scopes and gains the n
   }
   REQUIRE(user_version(dir.db()) == 3);
   auto s = open_store(dir);
-  CHECK(user_version(dir.db()) == 4);
+  CHECK(user_version(dir.db()) == 5);
   CHECK(who_of(*s, 1) == "role pupils");
   const auto e = active(*s);
   CHECK(e.roles == std::vector<std::string>{"pupils"});

@@ -1,0 +1,146 @@
+// The admin socket's incident verbs (docs/admin-protocol.md, "Incident records"; the DfE
+// standard's "incident record of action and outcome"; 000 7.4; 002). Part of admin_server:
+// runs on the store thread only. The DSL and the headteacher only (admin_request.cpp): what
+// happened to a child and what was done about it is theirs to know (KCSIE: need to know).
+#include <boost/json.hpp>
+
+#include "proxy/admin_request.hpp"
+#include "proxy/admin_server.hpp"
+#include "proxy/shared_state.hpp"
+#include "rules/device_ref.hpp"
+#include "rules/explain.hpp"
+#include "rules/utf8.hpp"
+#include "rules/yaml_reader.hpp"
+
+namespace hallpass {
+namespace json = boost::json;
+namespace {
+
+constexpr std::size_t max_incident_chars = 2000;  // what, an action, the outcome (code points)
+
+store::result bad(std::string message) {
+  return store::result::fail("bad_request", std::move(message));
+}
+
+// Free text of an incident: absent, or not blank and at most max_incident_chars. Its kind (no
+// NUL or ESC) was checked with the line (admin_request.cpp).
+std::optional<std::string> incident_text(const json::object& args, const char* key, std::string& error) {
+  auto t = admin_text_arg(args, key);
+  if (!t) return std::string();
+  if (t->find_first_not_of(" \t\r\n") == std::string::npos) {
+    error = std::string("'") + key + "' is blank";
+    return std::nullopt;
+  }
+  if (rules::code_points(*t) > max_incident_chars) {
+    error = std::string("'") + key + "' is longer than " + std::to_string(max_incident_chars) + " characters";
+    return std::nullopt;
+  }
+  return t;
+}
+
+// 'user' or 'device', in the form bans take them (canonical device; rules/device_ref.hpp);
+// nullopt with `error` when neither or both, or a bad one; (false, "") when none and `optional`.
+std::optional<std::pair<bool, std::string>> incident_subject(const json::object& args, bool optional,
+                                                             std::string& error) {
+  const auto user = admin_text_arg(args, "user");
+  const auto device = admin_text_arg(args, "device");
+  if (user && device) {
+    error = "give 'user' or 'device', not both";
+    return std::nullopt;
+  }
+  if (user) {
+    auto name = admin_user_name("user", *user, error);
+    if (!name) return std::nullopt;
+    return std::pair{false, *name};
+  }
+  if (device) {
+    std::string why;
+    const auto d = rules::parse_device(*device, &why);
+    if (!d) {
+      error = "'device': " + why;
+      return std::nullopt;
+    }
+    return std::pair{true, d->text};
+  }
+  if (optional) return std::pair{false, std::string()};
+  error = "say whom the incident is about: 'user' (a user name) or 'device' (an address, DHCP name or hardware address)";
+  return std::nullopt;
+}
+
+}  // namespace
+
+// An audit entry about an incident holds the DSL's words about a child: for the DSL and the
+// headteacher only (the technician reads the audit log too). The rest (who, when, which
+// incident) stays, so the technician still sees that the record was kept.
+void withhold_incident_in_audit(json::object& entry) {
+  const auto* object = entry.if_contains("object");
+  if (!object || !object->is_string() || !object->as_string().starts_with("incident ")) return;
+  for (const char* side : {"before", "after"}) {
+    if (auto* v = entry.if_contains(side); v && !v->is_null()) *v = "(withheld: for the DSL and the headteacher)";
+  }
+}
+
+store::result admin_server::handle_incident_verb(const std::string& verb, const json::object& args,
+                                                 const store::actor& actor) {
+  const auto cfg = state_.configs.current();
+  const auto& policy = *cfg->policy;
+  std::string err;
+  if (verb == "incidents") {
+    store::exception_store::incident_filter f;
+    if (auto it = args.find("all"); it != args.end()) f.all = it->value().as_bool();  // a flag: checked with the line
+    auto subject = incident_subject(args, /*optional=*/true, err);
+    if (!subject) return bad(err);
+    if (!subject->second.empty()) f.subject = *subject;
+    return store_->incidents(f, incident_list_limit);
+  }
+  const auto id = admin_positive_number(args, "id");
+  if (args.contains("id") && !args.at("id").is_null() && !id) return bad("'id' must be an incident's number");
+  const auto action = incident_text(args, "action", err);
+  if (!action) return bad(err);
+  const auto outcome = incident_text(args, "outcome", err);
+  if (!outcome) return bad(err);
+  if (id) {
+    // What an incident is about and when it happened are written once, when it is opened.
+    for (const char* fixed : {"user", "device", "what", "category", "at"}) {
+      if (args.contains(fixed)) {
+        return bad(std::string("'") + fixed + "' is written when an incident is opened and never changed: give " +
+                   "'action' or 'outcome' with 'id' (or open a new incident)");
+      }
+    }
+    if (action->empty() && outcome->empty()) return store_->incident(*id);
+    return store_->record_incident(actor, *id, *action, *outcome);
+  }
+  store::incident_form f;
+  auto subject = incident_subject(args, /*optional=*/false, err);
+  if (!subject) return bad(err);
+  f.device = subject->first;
+  f.subject = subject->second;
+  const auto what = incident_text(args, "what", err);
+  if (!what) return bad(err);
+  if (what->empty()) return bad("'what' is required: what happened, in a sentence (the alert, what was seen or said)");
+  f.what = *what;
+  if (auto c = admin_text_arg(args, "category")) {
+    // A category of the policy, or one of the alerts' own kinds.
+    if (*c != "circumvention" && *c != "ban" && !policy.find_category(*c)) {
+      std::string names;
+      for (const auto& cat : policy.categories) names += cat.name + ", ";
+      return bad("'category' " + rules::quote(*c) + " is not a category of the policy: one of " + names +
+                 "circumvention or ban");
+    }
+    f.category = *c;
+  }
+  const auto now = store::now_seconds();
+  f.happened = now;
+  if (auto at = admin_text_arg(args, "at")) {
+    const auto local = rules::parse_local_time(*at);
+    if (!local) return bad("'at' must be a school-local time like \"2026-11-23 11:05\"");
+    f.happened = policy.zone.to_sys(*local);
+    // A minute's grace for clocks; an incident cannot have happened later than it is recorded.
+    if (f.happened > now + std::chrono::minutes(1)) return bad("'at' " + rules::quote(*at) + " is in the future");
+  }
+  f.action = *action;
+  f.outcome = *outcome;
+  return store_->open_incident(actor, f);
+}
+
+}  // namespace hallpass

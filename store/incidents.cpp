@@ -1,0 +1,179 @@
+// Incident records (the DfE standard's "incident record of action and outcome"; 000 7.4; 002):
+// opening one, recording actions and the outcome, reading them back. Part of exception_store:
+// the same connection, transactions and audit log. The words are the DSL's and the
+// headteacher's: the admin socket gives them to those two roles only (proxy/admin_incidents.cpp).
+#include <boost/json.hpp>
+
+#include "store/exception_store.hpp"
+
+namespace hallpass::store {
+namespace json = boost::json;
+
+namespace {
+
+std::string incident_name(std::int64_t id) {
+  return "incident " + std::to_string(id);
+}
+
+}  // namespace
+
+std::optional<json::object> exception_store::incident_object(std::int64_t id) {
+  std::string err;
+  auto st = db_.prepare(
+      "SELECT id, kind, subject, what, category, happened_at, opened_by, opened_role, opened_at, outcome, "
+      "closed_by, closed_at FROM incidents WHERE id = ?",
+      &err);
+  if (!st) return std::nullopt;
+  st.bind(1, id);
+  if (!st.step(&err)) return std::nullopt;
+  json::object o;
+  o["id"] = st.integer(0);
+  o["kind"] = st.text(1);
+  o["subject"] = st.text(2);
+  o["what"] = st.text(3);
+  o["category"] = st.text(4).empty() ? json::value(nullptr) : json::value(st.text(4));
+  o["happened"] = iso(st.integer(5));
+  o["opened"] = json::object{{"by", st.text(6)}, {"role", st.text(7)}, {"at", iso(st.integer(8))}};
+  const bool closed = !st.is_null(9);
+  o["status"] = closed ? "closed" : "open";
+  o["closed"] = closed ? json::value(json::object{{"by", st.text(10)}, {"at", iso(st.integer(11))}, {"outcome", st.text(9)}})
+                       : json::value(nullptr);
+  auto acts = db_.prepare("SELECT at, by, role, action FROM incident_actions WHERE incident_id = ? ORDER BY id", &err);
+  if (!acts) return std::nullopt;
+  acts.bind(1, id);
+  json::array actions;
+  while (acts.step(&err)) {
+    actions.push_back(
+        json::object{{"at", iso(acts.integer(0))}, {"by", acts.text(1)}, {"role", acts.text(2)}, {"action", acts.text(3)}});
+  }
+  if (!err.empty()) return std::nullopt;
+  o["actions"] = std::move(actions);
+  return o;
+}
+
+result exception_store::open_incident(const actor& who, const incident_form& f) {
+  transaction tx(db_);
+  if (!tx.error().empty()) return result::fail("internal", tx.error());
+  const auto n = now_seconds().time_since_epoch().count();
+  std::string err;
+  auto st = db_.prepare(
+      "INSERT INTO incidents(kind, subject, what, category, happened_at, opened_by, opened_role, opened_at, outcome, "
+      "closed_by, closed_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+      &err);
+  if (!st) return result::fail("internal", err);
+  st.bind(1, f.device ? "device" : "user")
+      .bind(2, f.subject)
+      .bind(3, f.what)
+      .bind(4, f.category)
+      .bind(5, static_cast<std::int64_t>(f.happened.time_since_epoch().count()))
+      .bind(6, who.os_user)
+      .bind(7, who.admin_role)
+      .bind(8, n);
+  if (f.outcome.empty()) {
+    st.bind_null(9).bind_null(10).bind_null(11);
+  } else {
+    st.bind(9, f.outcome).bind(10, who.os_user).bind(11, n);
+  }
+  if (auto e = st.run(); !e.empty()) return result::fail("internal", e);
+  const auto id = db_.last_insert_id();
+  if (!f.action.empty()) {
+    auto act = db_.prepare("INSERT INTO incident_actions(incident_id, at, by, role, action) VALUES(?,?,?,?,?)", &err);
+    if (!act) return result::fail("internal", err);
+    act.bind(1, id).bind(2, n).bind(3, who.os_user).bind(4, who.admin_role).bind(5, f.action);
+    if (auto e = act.run(); !e.empty()) return result::fail("internal", e);
+  }
+  auto after = incident_object(id);
+  if (!after) return result::fail("internal", "the new incident cannot be read back");
+  return audit_and_commit(tx, who, f.outcome.empty() ? "open incident" : "open and close incident", incident_name(id),
+                          nullptr, *after, "", "ok", *after);
+}
+
+result exception_store::record_incident(const actor& who, std::int64_t id, const std::string& action,
+                                        const std::string& outcome) {
+  transaction tx(db_);
+  if (!tx.error().empty()) return result::fail("internal", tx.error());
+  auto before = incident_object(id);
+  if (!before) return result::fail("not_found", "there is no incident " + std::to_string(id));
+  const auto* closed = before->at("closed").if_object();
+  if (!outcome.empty() && closed) {
+    return result::fail("conflict", incident_name(id) + " was closed by " + std::string(closed->at("by").as_string()) +
+                                        " at " + std::string(closed->at("at").as_string()) +
+                                        ": its outcome stands; record what followed as an action");
+  }
+  if (!action.empty() && before->at("actions").as_array().size() >= max_incident_actions) {
+    return result::fail("conflict", incident_name(id) + " has " + std::to_string(max_incident_actions) +
+                                        " actions, the most one holds: open a new incident for what follows");
+  }
+  const auto n = now_seconds().time_since_epoch().count();
+  std::string err;
+  if (!action.empty()) {
+    auto act = db_.prepare("INSERT INTO incident_actions(incident_id, at, by, role, action) VALUES(?,?,?,?,?)", &err);
+    if (!act) return result::fail("internal", err);
+    act.bind(1, id).bind(2, n).bind(3, who.os_user).bind(4, who.admin_role).bind(5, action);
+    if (auto e = act.run(); !e.empty()) return result::fail("internal", e);
+  }
+  if (!outcome.empty()) {
+    auto upd = db_.prepare("UPDATE incidents SET outcome = ?, closed_by = ?, closed_at = ? WHERE id = ?", &err);
+    if (!upd) return result::fail("internal", err);
+    upd.bind(1, outcome).bind(2, who.os_user).bind(3, n).bind(4, id);
+    if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
+  }
+  auto after = incident_object(id);
+  if (!after) return result::fail("internal", "the incident cannot be read back");
+  const char* what = outcome.empty() ? "incident action" : action.empty() ? "close incident" : "incident action and close";
+  return audit_and_commit(tx, who, what, incident_name(id), *before, *after, "", "ok", *after);
+}
+
+result exception_store::incident(std::int64_t id) {
+  auto o = incident_object(id);
+  if (!o) return result::fail("not_found", "there is no incident " + std::to_string(id));
+  result r;
+  r.data = std::move(*o);
+  return r;
+}
+
+result exception_store::incidents(const incident_filter& filter, std::size_t limit) {
+  // Open ones, or every one; of one subject (a user name compares without case, as bans');
+  // with closed_since, the open ones and those closed since then (the weekly report).
+  std::string where = " WHERE 1";
+  if (filter.subject) where += " AND kind = ?1 AND subject = ?2 COLLATE NOCASE";
+  if (filter.closed_since) where += " AND (closed_at IS NULL OR closed_at >= ?3)";
+  else if (!filter.all) where += " AND closed_at IS NULL";
+  std::string err;
+  auto bind = [&](statement& st) {
+    if (filter.subject) st.bind(1, filter.subject->first ? "device" : "user").bind(2, filter.subject->second);
+    if (filter.closed_since) st.bind(3, static_cast<std::int64_t>(filter.closed_since->time_since_epoch().count()));
+  };
+  auto count = db_.prepare("SELECT COUNT(*) FROM incidents" + where, &err);
+  if (!count) return result::fail("internal", err);
+  bind(count);
+  if (!count.step(&err)) return result::fail("internal", err.empty() ? "count of incidents failed" : err);
+  const auto total = static_cast<std::size_t>(count.integer(0));
+  auto st = db_.prepare("SELECT id FROM incidents" + where + " ORDER BY id DESC LIMIT ?4", &err);
+  if (!st) return result::fail("internal", err);
+  bind(st);
+  st.bind(4, static_cast<std::int64_t>(limit));
+  json::array newest_first;
+  while (st.step(&err)) {
+    auto o = incident_object(st.integer(0));
+    if (!o) return result::fail("internal", "an incident cannot be read");
+    newest_first.push_back(std::move(*o));
+  }
+  if (!err.empty()) return result::fail("internal", err);
+  json::array out;
+  out.reserve(newest_first.size());
+  for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) out.push_back(std::move(*it));
+  result r;
+  r.data = json::object{{"incidents", std::move(out)}};
+  if (total > limit) r.data.as_object()["omitted"] = static_cast<std::int64_t>(total - limit);
+  return r;
+}
+
+std::size_t exception_store::open_incidents() {
+  std::string err;
+  auto st = db_.prepare("SELECT count(*) FROM incidents WHERE closed_at IS NULL", &err);
+  if (!st || !st.step(&err)) return 0;
+  return static_cast<std::size_t>(st.integer(0));
+}
+
+}  // namespace hallpass::store
