@@ -15,6 +15,7 @@
 #include <iostream>
 
 #include "proxy/access_log.hpp"
+#include "proxy/base64.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/signal_free_thread.hpp"
 #include "rules/explain.hpp"
@@ -90,18 +91,40 @@ std::string alert_body_text(std::string_view s) {
   return t;
 }
 
-// Printable ASCII only, for the Subject line: anything else becomes '?', and "=?" (which
-// starts an RFC 2047 encoded word: a device name could make the DSL's mail client show other
-// words) becomes "= ?".
+// A header's text (To, Subject): at most `limit` characters, control characters dropped.
+// Printable ASCII goes as it is, with "=?" (which starts an RFC 2047 encoded word: a device
+// name could make the DSL's mail client show other words) written "= ?". Text outside ASCII (a
+// DHCP name "Zoë-laptop", a Welsh user name) goes as RFC 2047 encoded words, UTF-8 in base64,
+// each at most 75 characters, folded onto lines of their own: before 2026-12-06 every byte of
+// it became '?' (outside-in audit). Base64 is opaque, so nothing in it can start a header.
 std::string alert_header_text(std::string_view s, std::size_t limit) {
+  const std::string text = rules::valid_utf8(s);
   std::string t;
-  for (unsigned char c : s) {
-    if (t.size() >= limit) break;
-    const char ch = (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-    if (ch == '?' && !t.empty() && t.back() == '=') t += ' ';
-    t += ch;
+  std::size_t chars = 0;
+  bool ascii = true;
+  for (std::size_t i = 0; i < text.size() && chars < limit;) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const std::size_t len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+    if (c < 0x20 || c == 0x7f || (len == 2 && c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0)) {
+      i += len;  // C0, DEL and C1 controls
+      continue;
+    }
+    ascii = ascii && c < 0x80;
+    if (c == '?' && !t.empty() && t.back() == '=') t += ' ';
+    t.append(text, i, len);
+    i += len;
+    ++chars;
   }
-  return t;
+  if (ascii) return t;
+  std::string out;
+  for (std::size_t i = 0; i < t.size();) {
+    // 45 bytes of UTF-8 are 60 of base64: "=?UTF-8?B?" + 60 + "?=" is 72, within RFC 2047's 75.
+    std::size_t end = std::min(t.size(), i + 45);
+    while (end < t.size() && (static_cast<unsigned char>(t[end]) & 0xc0) == 0x80) --end;  // whole characters
+    out += (out.empty() ? "" : "\n ") + std::string("=?UTF-8?B?") + encode_base64(t.data() + i, end - i) + "?=";
+    i = end;
+  }
+  return out;
 }
 
 std::string alert_who_text(const alert& a) {
@@ -369,6 +392,29 @@ alert_sender::~alert_sender() {
   }
 }
 
+void alert_sender::settings_changed(const daemon_config::alert_settings& settings) {
+  std::size_t dropped = 0;
+  std::uint64_t unsaid = 0;  // what the dropped ones would have said of earlier losses
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (it->argv == settings.command && it->to == settings.to) {
+        ++it;
+        continue;
+      }
+      unsaid += it->unmailed_before;
+      it = queue_.erase(it);
+      ++dropped;
+    }
+    unmailed_ += unsaid;
+  }
+  // Outside-in audit, 2026-12-06: a reload that corrected alerts.to still mailed what waited
+  // to the old address.
+  for (std::size_t i = 0; i < dropped; ++i) {
+    note_failure("a reload changed alerts.command or alerts.to while it waited, so it was not mailed");
+  }
+}
+
 std::uint64_t alert_sender::not_mailed() const {
   std::lock_guard lock(mutex_);
   return not_mailed_total_;
@@ -470,7 +516,7 @@ void alert_sender::raise(alert a, const daemon_config::alert_settings& settings,
   if (metrics_) metrics_->alert_raised(a.kind).Increment();
   if (log.enabled()) log.write(format_alert_line(a, zone));
   if (settings.command.empty()) return;
-  job j{settings.command, format_alert_message(a, settings.to, school_name, zone)};
+  job j{settings.command, settings.to, format_alert_message(a, settings.to, school_name, zone)};
   enum { queued, over_limit, full } outcome = queued;
   {
     std::lock_guard lock(mutex_);

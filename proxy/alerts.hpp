@@ -110,13 +110,20 @@ class alert_sender {
   void raise(alert a, const daemon_config::alert_settings& settings, std::string_view school_name,
              const rules::time_zone& zone, access_log& log);
 
+  // After a reload: the messages still waiting that were made for another command or another
+  // `to` are dropped, not mailed where the school no longer wants them (a wrong address
+  // corrected, alerts turned off), and counted as not mailed. Any thread; never waits for I/O.
+  void settings_changed(const daemon_config::alert_settings& settings);
+
   // Alerts that went out but were not handed to the command or not taken by it (the mail
-  // limit, a full queue, the command failed), since construction.
+  // limit, a full queue, the command failed, a reload changed where they go), since
+  // construction.
   std::uint64_t not_mailed() const;
 
  private:
   struct job {
     std::vector<std::string> argv;
+    std::string to;  // alerts.to when it was made
     std::string message;
     // Alerts raised before this one that were not mailed (unmailed_ when it was queued): said
     // in its message; given back to unmailed_ if it is not mailed either.

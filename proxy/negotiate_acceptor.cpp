@@ -8,6 +8,8 @@
 
 #include <cctype>
 
+#include "proxy/base64.hpp"
+
 namespace hallpass {
 
 struct negotiate_context {
@@ -93,14 +95,6 @@ bool decode_base64(std::string_view in, std::string& out) {
   if (n < 0 || static_cast<std::size_t>(n) < pad) return false;
   out.resize(static_cast<std::size_t>(n) - pad);
   return true;
-}
-
-std::string encode_base64(const void* data, std::size_t size) {
-  std::string out(4 * ((size + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), static_cast<const unsigned char*>(data),
-                                static_cast<int>(size));
-  out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-  return out;
 }
 
 }  // namespace

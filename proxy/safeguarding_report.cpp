@@ -291,7 +291,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
   out += "- Attempts to get round the filter: " + rules::thousands(attempts_total_) + ", by " +
          report_plural(attempt_people_.size(), "person or device", "people or devices") + ".\n";
   out += "- Bans put in force: " + rules::thousands(bans_total_) + ".\n";
-  out += "- Alerts raised for the DSL (in the access log; mailed when alerts.command is set): " + rules::thousands(alerts_[0] + alerts_[1] + alerts_[2]) + " (" +
+  out += "- Alerts raised for the DSL (each in the access log; mailed when alerts.command is set, at most 20 at once, then one every 30 s): " + rules::thousands(alerts_[0] + alerts_[1] + alerts_[2]) + " (" +
          report_plural(alerts_[0], "high-risk block", "high-risk blocks") + ", " +
          report_plural(alerts_[1], "attempt to get round the filter", "attempts to get round the filter") + ", " +
          report_plural(alerts_[2], "ban", "bans") + ").\n\n";

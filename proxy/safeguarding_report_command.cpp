@@ -2,6 +2,7 @@
 // access log's files (log_files.hpp) into a report_builder (safeguarding_report.hpp), and
 // prints the report or mails it through alerts.command (alerts.hpp).
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <set>
 
@@ -53,6 +54,14 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
     if (a == "--categories") {
       categories_text = v;
       categories_given = true;
+    }
+  }
+  // A file named twice would be counted twice (outside-in audit, 2026-12-06).
+  for (std::size_t i = 0; i < logs.size() && error.empty(); ++i) {
+    std::error_code ec;
+    const auto a = std::filesystem::weakly_canonical(logs[i], ec);
+    for (std::size_t j = 0; j < i && error.empty(); ++j) {
+      if (std::filesystem::weakly_canonical(logs[j], ec) == a) error = "--log names " + logs[i] + " twice";
     }
   }
   // --since: a rolling period up to now, in whole seconds; 0 for the default (the last week).

@@ -242,6 +242,18 @@ alerts:
         r = self.report("--log", os.path.join(self.proxy.dir, "no-such.log"))
         self.assertEqual(r.returncode, 1)
         self.assertIn("no access log could be read", r.stderr)
+        # Outside-in audit, 2026-12-06: each of these made a report that looked complete.
+        log = self.proxy.access_log
+        r = self.report("--log", log, "--categories", "selfharm")  # misspelt: "0 blocks" would reassure
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("names no category of the policy: 'selfharm'", r.stderr)
+        self.assertEqual(self.report("--log", log, "--categories", ",").returncode, 2)
+        r = self.report("--log", log, "--log", os.path.join(os.path.dirname(log), ".", os.path.basename(log)))
+        self.assertEqual(r.returncode, 2)  # counted twice otherwise
+        self.assertIn("twice", r.stderr)
+        r = self.report("--log", self.proxy.dir)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not a file", r.stderr)
 
 
 class AlertCommandFailsTest(unittest.TestCase):

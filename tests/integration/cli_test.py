@@ -226,6 +226,22 @@ logins:
                 if code:
                     self.assertIn("a number needs its unit", r.stderr)
 
+    def test_an_alert_command_that_cannot_be_started_without_a_shell_is_refused(self):
+        # Outside-in audit, 2026-12-06: a script without "#!" passed check, and every alert then
+        # failed with "Exec format error" (the command is started without a shell).
+        with tempfile.TemporaryDirectory() as d:
+            results = {}
+            for name, body in (("noshebang.sh", "cat > /dev/null\n"), ("ok.sh", "#!/bin/sh\ncat > /dev/null\n")):
+                script = os.path.join(d, name)
+                with open(script, "w") as f:
+                    f.write(body)
+                os.chmod(script, 0o755)
+                results[name] = check_edited_school(
+                    lambda text: text.replace("  every: 10m\n", f"  every: 10m\n  command: [{script}]\n", 1))
+        self.assertEqual(results["noshebang.sh"].returncode, 1, results["noshebang.sh"].stdout)
+        self.assertIn("is neither a program nor a script that starts with a #! line", results["noshebang.sh"].stderr)
+        self.assertEqual(results["ok.sh"].returncode, 0, results["ok.sh"].stderr)
+
     def test_a_retention_setting_refused_is_told_only_spellings_it_takes(self):
         # "records: 0" was told "a number needs its unit (0s, 0m, 0h or 0d?)", and 0s was then
         # refused too (admin audit, 2026-12-05, F10).

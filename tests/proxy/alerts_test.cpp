@@ -4,6 +4,7 @@
 #include "proxy/alerts.hpp"
 
 #include <doctest/doctest.h>
+#include <openssl/evp.h>
 
 #include <filesystem>
 #include <fstream>
@@ -146,6 +147,36 @@ TEST_CASE("alert message: text from outside cannot add headers or control the re
   big.search = std::string(100000, 'x');
   big.note = std::string(100000, 'y');
   CHECK(hallpass::format_alert_message(big, "", "S", alert_zone()).size() < 20 * 1024);
+}
+
+TEST_CASE("alert message: a name outside ASCII reaches the Subject whole, as RFC 2047 encoded words") {
+  // Outside-in audit, 2026-12-06: "Zoë-laptop" read "Zo??-laptop".
+  alert a = pupil_alert();
+  a.device_name = "Zo\xc3\xab-laptop \xe2\x80\x94 Ysgol Gymraeg Aberystwyth, dosbarth C\xc3\xa2n a Cherddoriaeth";
+  const auto h = alert_header_lines(hallpass::format_alert_message(a, "dsl@school.example", "S", alert_zone()));
+  REQUIRE(h.size() >= 3);
+  CHECK(h[1].starts_with("Subject: =?UTF-8?B?"));
+  // Folded: the encoded words after the first are on lines of their own, each starting with
+  // a space, each at most 75 characters; every header line is printable ASCII.
+  std::string decoded;
+  std::size_t words = 0;
+  for (std::size_t i = 1; i < h.size() && (i == 1 || h[i].starts_with(" ")); ++i) {
+    std::string w = i == 1 ? h[i].substr(9) : h[i].substr(1);
+    CHECK(w.size() <= 75);
+    REQUIRE(w.starts_with("=?UTF-8?B?"));
+    REQUIRE(w.ends_with("?="));
+    for (unsigned char ch : h[i]) CHECK((ch >= 0x20 && ch < 0x7f));
+    const std::string b64 = w.substr(10, w.size() - 12);
+    std::string out(b64.size() / 4 * 3, '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
+    REQUIRE(n >= 0);
+    out.resize(static_cast<std::size_t>(n) - (b64.ends_with("==") ? 2 : b64.ends_with("=") ? 1 : 0));
+    decoded += out;
+    ++words;
+  }
+  CHECK(words >= 2);
+  CHECK(decoded == "[hallpass] Blocked self_harm site for a device of pupils (" + a.device_name + ")");
 }
 
 TEST_CASE("alert messages for attempts to get round the filter, and for automatic bans") {
@@ -343,4 +374,56 @@ TEST_CASE("alert sender: the next message says how many before it were not maile
   CHECK(contains(got, "Device:   network address 10.0.0.99"));
   CHECK(contains(got, "Before this alert, 1 alert could not be mailed"));
   CHECK(got.find("Before this alert") < got.find("\n-- \n"));  // above the signature
+}
+
+TEST_CASE("alert sender: a message raised before the losses does not claim them, and a reload drops what waits for the old address") {
+  // Outside-in audit, 2026-12-06: the note went into messages already queued (raised before the
+  // losses), and what waited still went to the address a reload had corrected.
+  hallpass_test::temp_dir dir("hallpass-alert-burst");
+  const auto gate = (dir.path / "go").string();
+  const auto outdir = dir.path.string();
+  hallpass::access_log log("off", 16, nullptr);
+  hallpass::daemon_config::alert_settings s;
+  s.categories = {"self_harm"};
+  s.to = "old@school.example";
+  // Each message waits (at most 10 s) for the test to let it go, then is kept in a file of its own.
+  s.command = {"/bin/sh", "-c",
+               "touch \"$1/started\"; i=0; while [ ! -e \"$0\" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
+               "cat > \"$1/m.$$\"",
+               gate,
+               outdir};
+  hallpass::alert_sender sender(nullptr);
+  for (int i = 0; i < 25; ++i) {  // 20 go to the queue (the mail limit), 5 are not mailed
+    alert a = pupil_alert();
+    a.client = "10.0.1." + std::to_string(i);
+    sender.raise(a, s, "S", alert_zone(), log);
+  }
+  CHECK(sender.not_mailed() == 5);
+  for (int i = 0; i < 500 && !std::filesystem::exists(dir.path / "started"); ++i) std::this_thread::sleep_for(10ms);
+  REQUIRE(std::filesystem::exists(dir.path / "started"));  // the first is being mailed
+  // The address is corrected by a reload: the 19 still waiting are dropped (the first is
+  // being mailed already), and counted.
+  auto corrected = s;
+  corrected.to = "dsl@school.example";
+  sender.settings_changed(corrected);
+  CHECK(sender.not_mailed() == 24);
+  { std::ofstream(gate).put('x'); }
+  std::size_t files = 0;
+  for (int i = 0; i < 500 && files < 1; ++i) {  // at most 5 s
+    std::this_thread::sleep_for(10ms);
+    files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path)) files += e.path().filename().string().starts_with("m.");
+  }
+  REQUIRE(files == 1);
+  std::this_thread::sleep_for(200ms);
+  files = 0;
+  std::string first;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path)) {
+    if (!e.path().filename().string().starts_with("m.")) continue;
+    ++files;
+    std::ifstream in(e.path());
+    first.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  CHECK(files == 1);  // the dropped ones never ran
+  CHECK_FALSE(contains(first, "Before this alert"));  // raised before any loss: says none
 }

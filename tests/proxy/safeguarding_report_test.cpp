@@ -191,7 +191,7 @@ TEST_CASE("safeguarding report: attempts to get round the filter, bans and alert
                     "vpn.example, example.org |\n"));
   CHECK(contains(r, "- Bans put in force: 1.\n"));
   CHECK(contains(r, "| Wed 25 Nov 10:02 | 4 | device 10.0.0.7 | Thu 26 Nov 10:02 | by the filter, after repeated attempts |\n"));
-  CHECK(contains(r, "- Alerts raised for the DSL (in the access log; mailed when alerts.command is set): 2 (0 high-risk "
+  CHECK(contains(r, "- Alerts raised for the DSL (each in the access log; mailed when alerts.command is set, at most 20 at once, then one every 30 s): 2 (0 high-risk "
                     "blocks, 1 attempt to get round the filter, 1 ban).\n"));
   CHECK(contains(r, "- Blocks in high-risk categories: none are named"));
   CHECK_FALSE(contains(r, "3 attempts"));  // a ban's reason is not copied into the report
