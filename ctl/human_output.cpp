@@ -518,6 +518,7 @@ std::string render_incidents(const json::object& data, const json::object& args)
   const bool all = find(args, "all") && find(args, "all")->is_bool() && find(args, "all")->get_bool();
   if (!rows || rows->empty()) return all ? "no incidents\n" : "no open incidents\n";
   text_table table({"ID", "STATUS", "ABOUT", "CATEGORY", "HAPPENED", "OPENED BY", "ACTIONS", "WHAT HAPPENED"});
+  table.limit_width(2, 40);  // a user name may be 256 characters
   table.limit_width(7, 50);
   for (const auto& row : *rows) {
     const json::object* i = row.if_object();

@@ -19,10 +19,6 @@ namespace {
 
 constexpr std::size_t max_queued_bans = 64;
 
-store::result bad(std::string message) {
-  return store::result::fail("bad_request", std::move(message));
-}
-
 // A ban's 'for': admin_duration's shape, from 1m to 366d.
 std::optional<std::chrono::seconds> ban_length(const std::string& t, std::string& error) {
   const auto d = admin_duration(t, error);
@@ -97,7 +93,7 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
   if (verb == "bans") {
     bool all = false;
     if (auto it = args.find("all"); it != args.end()) {
-      if (!it->value().is_bool()) return bad("'all' must be true or false");
+      if (!it->value().is_bool()) return bad_request("'all' must be true or false");
       all = it->value().as_bool();
     }
     auto r = store_->bans(all);
@@ -115,10 +111,10 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
     // Confirming a proposal takes its subject and length from the proposal: a subject or length
     // given too would be silently ignored (audit H, 2026-12-05), so it is refused.
     for (const char* other : {"user", "device", "for", "until"}) {
-      if (args.contains(other)) return bad(std::string("'confirm' takes the proposed ban as it is: drop '") + other + "'");
+      if (args.contains(other)) return bad_request(std::string("'confirm' takes the proposed ban as it is: drop '") + other + "'");
     }
     const auto id = admin_positive_number(args, "confirm");
-    if (!id) return bad("'confirm' must be the number of a proposed ban");
+    if (!id) return bad_request("'confirm' must be the number of a proposed ban");
     if (!deciding_role) {
       const std::string why =
           "OS user '" + os_user +
@@ -137,8 +133,8 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
   // Free text as everywhere in the protocol: its kind (no NUL or ESC) was checked with the line
   // (admin_request.cpp); not blank; at most 2,000 characters (code points, as review counts).
   if (!reason || reason->find_first_not_of(" \t\r\n") == std::string::npos)
-    return bad("'reason' is required");
-  if (rules::code_points(*reason) > 2000) return bad("'reason' is longer than 2000 characters");
+    return bad_request("'reason' is required");
+  if (rules::code_points(*reason) > 2000) return bad_request("'reason' is longer than 2000 characters");
   std::optional<std::string> user;
   if (const auto typed = admin_text_arg(args, "user")) {
     // A user name as request's (admin_user_name): "ava.b " was stored as typed, an active ban
@@ -146,13 +142,13 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
     // 2026-12-05, F5).
     std::string why;
     user = admin_user_name("user", *typed, why);
-    if (!user) return bad(why);
+    if (!user) return bad_request(why);
   }
   const auto device = admin_text_arg(args, "device");
   const auto id = verb == "unban" ? admin_positive_number(args, "id") : std::nullopt;
-  if (verb == "unban" && args.contains("id") && !id) return bad("'id' must be a ban number");
+  if (verb == "unban" && args.contains("id") && !id) return bad_request("'id' must be a ban number");
   if (int(user.has_value()) + int(device.has_value()) + int(id.has_value()) != 1) {
-    return bad(verb == "ban" ? "give exactly one of 'user' (a user name) and 'device' (an address, "
+    return bad_request(verb == "ban" ? "give exactly one of 'user' (a user name) and 'device' (an address, "
                                "name or hardware address)"
                              : "give exactly one of 'id', 'user' and 'device'");
   }
@@ -165,7 +161,7 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
     // canonical form the overlay compares (rules/device_ref.hpp).
     std::string why;
     const auto d = rules::parse_device(*device, &why);
-    if (!d) return bad("'device': " + why);
+    if (!d) return bad_request("'device': " + why);
     subject = d->text;
   }
   if (verb == "unban") {
@@ -174,10 +170,10 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
     return r;
   }
   const auto for_text = admin_text_arg(args, "for");
-  if (!for_text) return bad("'for' is required: how long the ban lasts (e.g. 1d)");
+  if (!for_text) return bad_request("'for' is required: how long the ban lasts (e.g. 1d)");
   std::string err;
   const auto length = ban_length(*for_text, err);
-  if (!length) return bad(err);
+  if (!length) return bad_request(err);
   store::ban_form f;
   f.device = device.has_value();
   f.subject = subject;

@@ -18,16 +18,12 @@ namespace {
 
 constexpr std::size_t max_incident_chars = 2000;  // what, an action, the outcome (code points)
 
-store::result bad(std::string message) {
-  return store::result::fail("bad_request", std::move(message));
-}
-
 // Free text of an incident: absent, or not blank and at most max_incident_chars. Its kind (no
 // NUL or ESC) was checked with the line (admin_request.cpp).
 std::optional<std::string> incident_text(const json::object& args, const char* key, std::string& error) {
   auto t = admin_text_arg(args, key);
   if (!t) return std::string();
-  if (t->find_first_not_of(" \t\r\n") == std::string::npos) {
+  if (rules::is_blank(*t)) {
     error = std::string("'") + key + "' is blank";
     return std::nullopt;
   }
@@ -87,23 +83,25 @@ store::result admin_server::handle_incident_verb(const std::string& verb, const 
   std::string err;
   if (verb == "incidents") {
     store::exception_store::incident_filter f;
-    if (auto it = args.find("all"); it != args.end()) f.all = it->value().as_bool();  // a flag: checked with the line
+    // A flag (its kind checked with the line), or null: not given (audit, 2026-12-06: null
+    // threw, and the connection closed without an answer).
+    if (const auto* all = args.if_contains("all"); all && all->is_bool()) f.all = all->as_bool();
     auto subject = incident_subject(args, /*optional=*/true, err);
-    if (!subject) return bad(err);
+    if (!subject) return bad_request(err);
     if (!subject->second.empty()) f.subject = *subject;
     return store_->incidents(f, incident_list_limit);
   }
   const auto id = admin_positive_number(args, "id");
-  if (args.contains("id") && !args.at("id").is_null() && !id) return bad("'id' must be an incident's number");
+  if (args.contains("id") && !args.at("id").is_null() && !id) return bad_request("'id' must be an incident's number");
   const auto action = incident_text(args, "action", err);
-  if (!action) return bad(err);
+  if (!action) return bad_request(err);
   const auto outcome = incident_text(args, "outcome", err);
-  if (!outcome) return bad(err);
+  if (!outcome) return bad_request(err);
   if (id) {
     // What an incident is about and when it happened are written once, when it is opened.
     for (const char* fixed : {"user", "device", "what", "category", "at"}) {
-      if (args.contains(fixed)) {
-        return bad(std::string("'") + fixed + "' is written when an incident is opened and never changed: give " +
+      if (const auto* v = args.if_contains(fixed); v && !v->is_null()) {
+        return bad_request(std::string("'") + fixed + "' is written when an incident is opened and never changed: give " +
                    "'action' or 'outcome' with 'id' (or open a new incident)");
       }
     }
@@ -112,35 +110,43 @@ store::result admin_server::handle_incident_verb(const std::string& verb, const 
   }
   store::incident_form f;
   auto subject = incident_subject(args, /*optional=*/false, err);
-  if (!subject) return bad(err);
+  if (!subject) return bad_request(err);
   f.device = subject->first;
   f.subject = subject->second;
   const auto what = incident_text(args, "what", err);
-  if (!what) return bad(err);
-  if (what->empty()) return bad("'what' is required: what happened, in a sentence (the alert, what was seen or said)");
+  if (!what) return bad_request(err);
+  if (what->empty()) return bad_request("'what' is required: what happened, in a sentence (the alert, what was seen or said)");
   f.what = *what;
   if (auto c = admin_text_arg(args, "category")) {
     // A category of the policy, or one of the alerts' own kinds.
     if (*c != "circumvention" && *c != "ban" && !policy.find_category(*c)) {
       std::string names;
-      for (const auto& cat : policy.categories) names += cat.name + ", ";
-      return bad("'category' " + rules::quote(*c) + " is not a category of the policy: one of " + names +
+      for (const auto& cat : policy.categories) {
+        if (cat.name != "circumvention" && cat.name != "ban") names += cat.name + ", ";
+      }
+      return bad_request("'category' " + rules::quote(*c) + " is not a category of the policy: one of " + names +
                  "circumvention or ban");
     }
     f.category = *c;
   }
   const auto now = store::now_seconds();
   f.happened = now;
+  std::string clock_note;
   if (auto at = admin_text_arg(args, "at")) {
     const auto local = rules::parse_local_time(*at);
-    if (!local) return bad("'at' must be a school-local time like \"2026-11-23 11:05\"");
+    if (!local) return bad_request("'at' must be a school-local time like \"2026-11-23 11:05\"");
     f.happened = policy.zone.to_sys(*local);
     // A minute's grace for clocks; an incident cannot have happened later than it is recorded.
-    if (f.happened > now + std::chrono::minutes(1)) return bad("'at' " + rules::quote(*at) + " is in the future");
+    if (f.happened > now + std::chrono::minutes(1)) return bad_request("'at' " + rules::quote(*at) + " is in the future");
+    // A time the clocks skip or repeat: recorded, and the answer says which instant was used,
+    // as approve's 'until' does.
+    clock_note = rules::clock_change_note(policy.zone, *at, *local, f.happened);
   }
   f.action = *action;
   f.outcome = *outcome;
-  return store_->open_incident(actor, f);
+  auto r = store_->open_incident(actor, f);
+  if (r.ok && !clock_note.empty()) r.warning = clock_note;
+  return r;
 }
 
 }  // namespace hallpass

@@ -229,12 +229,18 @@ std::string admin_text_error(std::string_view key, std::string_view value, bool 
   // A NUL or another control byte is no part of a URL, a name or a reason: refused, not stored
   // or cut at (audit14 D11: "127.0.0.61\0x" banned 127.0.0.61). Free text may have tabs and
   // line ends; a one-line value none ("ava.c\t" banned nobody: admin audit, 2026-12-05, F5).
-  const bool control = std::any_of(value.begin(), value.end(), [&](char ch) {
+  bool control = std::any_of(value.begin(), value.end(), [&](char ch) {
     const auto u = static_cast<unsigned char>(ch);
     if (u == 0x7f) return true;
     if (u >= 0x20) return false;
     return one_line || (ch != '\t' && ch != '\n' && ch != '\r');
   });
+  // C1 controls too (U+0080 to U+009F, in UTF-8 0xC2 0x80-0x9F): U+009B starts a terminal
+  // control sequence as ESC [ does (audit, 2026-12-06).
+  for (std::size_t i = 0; !control && i + 1 < value.size(); ++i) {
+    control = static_cast<unsigned char>(value[i]) == 0xC2 && static_cast<unsigned char>(value[i + 1]) >= 0x80 &&
+              static_cast<unsigned char>(value[i + 1]) <= 0x9F;
+  }
   if (control) {
     return k + (one_line ? " must not contain control characters (it is one line: no tab or line end either)"
                          : " must not contain control characters");

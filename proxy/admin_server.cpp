@@ -418,7 +418,7 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     const std::string why = "OS user '" + who->user + "' (" + (have.empty() ? "no admin role" : "admin role " + have) +
                             ") may not " + verb + ": that needs the " + need + " role";
     // The id as sent at most 64 bytes (audit, 2026-12-05: 60 KB ids in refused lines).
-    const char* record = verb.starts_with("incident") ? "incident " : verb.ends_with("ban") ? "ban " : "request ";
+    const char* record = verb == "incident" ? "incident " : verb.ends_with("ban") ? "ban " : "request ";
     std::string object = args.count("id") ? record + json::serialize(args["id"]) : verb;
     if (object.size() > 72) object = object.substr(0, 72) + "...";
     return response(store::result::fail(

@@ -37,6 +37,11 @@ std::optional<std::chrono::seconds> admin_duration(const std::string& text, std:
 // What a technician (no dsl or headteacher role) may read of bans: a ban's reason, and its
 // lifting's, only when `viewer` (an OS user) wrote it; in the audit log, the same for entries
 // about a ban. The reason becomes "(withheld: for the DSL and the headteacher)". admin_bans.cpp.
+// The answer to a request the daemon will not carry out as asked (code bad_request).
+inline store::result bad_request(std::string message) {
+  return store::result::fail("bad_request", std::move(message));
+}
+
 void withhold_ban_reasons(boost::json::object& ban, const std::string& viewer);
 void withhold_ban_reasons_in_audit(boost::json::object& entry, const std::string& viewer);
 // An audit entry about an incident record: its before and after withheld (admin_incidents.cpp),

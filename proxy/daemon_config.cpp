@@ -312,7 +312,8 @@ class daemon_reader : public rules::yaml_reader {
   void read_retention(const YAML::Node& root, daemon_config& c) {
     const auto n = root["retention"];
     if (!n || !check_map(n, "retention", {"records", "incidents"})) return;
-    const auto read = [&](const char* key, std::optional<std::chrono::seconds>& out, const char* what) {
+    const auto read = [&](const char* key, std::optional<std::chrono::seconds>& out, const char* what,
+                          std::chrono::seconds least, const char* least_text) {
       if (!n[key]) return;
       const std::string name = std::string("retention.") + key;
       const auto s = scalar(n[key], name);
@@ -322,19 +323,21 @@ class daemon_reader : public rules::yaml_reader {
         return;
       }
       const auto d = rules::parse_duration(*s);
-      if (!d || *d < std::chrono::seconds(1) || *d > std::chrono::days(36500)) {
+      if (!d || *d < least || *d > std::chrono::days(36500)) {
         // A suggestion the setting then takes (admin audit, 2026-12-05, F10: "0" was told "0s?").
-        const std::string hint = d && d->count() == 0 ? ": 0 would keep no closed record at all; the least is 1s"
-                                                      : rules::duration_hint(*s, std::chrono::seconds(1),
-                                                                             std::chrono::days(36500));
-        error(n[key], name + " must be how long " + what + " are kept, like 365d (1s to 36500d), or forever, not " +
-                          rules::quote(*s) + hint);
+        const std::string hint = d && d->count() == 0
+                                     ? std::string(": 0 would keep no closed record at all; the least is ") + least_text
+                                     : rules::duration_hint(*s, least, std::chrono::days(36500));
+        error(n[key], name + " must be how long " + what + " are kept, like 365d (" + least_text +
+                          " to 36500d), or forever, not " + rules::quote(*s) + hint);
         return;
       }
       out = std::chrono::ceil<std::chrono::seconds>(*d);
     };
-    read("records", c.retention.records, "closed records");
-    read("incidents", c.retention.incidents, "closed incident records");
+    read("records", c.retention.records, "closed records", std::chrono::seconds(1), "1s");
+    // At least 30 days: a safeguarding record is never meant to go within hours, and "1s" (or
+    // "7" read as it) would wipe every closed incident at the next reload.
+    read("incidents", c.retention.incidents, "closed incident records", std::chrono::days(30), "30d");
   }
 
   // alerts: which events alert the DSL, and how the alert leaves (proxy/alerts.hpp). Whether

@@ -76,9 +76,11 @@ int report_two_digits(std::string_view s, std::size_t at) {
 
 }  // namespace
 
-void report_builder::set_incident_records(std::vector<incident_record> records, std::string problem) {
+void report_builder::set_incident_records(std::vector<incident_record> records, std::string problem,
+                                          std::uint64_t omitted) {
   records_ = std::move(records);
   records_problem_ = std::move(problem);
+  records_omitted_ = omitted;
 }
 
 std::optional<std::chrono::sys_seconds> parse_log_time(std::string_view s) {
@@ -261,13 +263,25 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
   const auto who_cell = [](const person& p) {
     return p.user.empty() ? "not signed in (" + report_cell(p.role) + ")" : report_cell(p.user) + " (" + report_cell(p.role) + ")";
   };
+  // When the clocks change within the period, every time says its zone: "Sun 25 Oct 01:30" is
+  // two moments an hour apart in October (outside-in audit, 2026-12-06: a row read
+  // "01:55-01:04", and the header said GMT of summer times).
+  bool zoned = false;
+  for (auto t = period_.from; t < period_.to && !zoned; t += std::chrono::hours(24)) {
+    zoned = zone.offset_at(t) != zone.offset_at(period_.to);
+  }
+  const auto short_time = [&](std::chrono::sys_seconds t) {
+    const std::string s = report_short_time(zone, t);
+    return zoned ? s + " " + rules::zone_label(zone, t) : s;
+  };
   std::string out;
   out += "# Safeguarding report: " + report_cell(school_name.empty() ? std::string_view("the school") : school_name, 200) +
          "\n\n";
   out += "From " + rules::time_in_words(zone, period_.from) + " to " + rules::time_in_words(zone, period_.to) +
-         ". Times below are school time (" + rules::zone_label(zone, period_.to) + ").\n\n";
+         (zoned ? std::string(". Times below are school time, each with its zone: the clocks changed in this period.\n\n")
+                : ". Times below are school time (" + rules::zone_label(zone, period_.to) + ").\n\n");
   if (!problems.empty()) {
-    out += "**This report is incomplete**: some of the access log could not be read.\n\n";
+    out += "**This report is incomplete**: some of what it reads (the access log, the incident records) could not be read.\n\n";
     for (const auto& p : problems) out += "- " + report_cell(p, 300) + "\n";
     out += "\n";
   }
@@ -306,11 +320,11 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
     std::sort(rows.begin(), rows.end(), [](const incident& a, const incident& b) { return a.first < b.first; });
     out += "| When | Who | Device | Category | Site | Times | Searched |\n|---|---|---|---|---|---|---|\n";
     for (const auto& i : rows) {
-      std::string when = report_short_time(zone, i.first);
-      const std::string last = report_short_time(zone, i.last);
+      std::string when = short_time(i.first);
+      const std::string last = short_time(i.last);
       if (last != when) {
-        // "Mon 30 Nov 11:05-11:12", or the whole of the last when it is another day.
-        const bool same_day = last.substr(0, last.size() - 5) == when.substr(0, when.size() - 5);
+        // "Mon 30 Nov 11:05-11:12", or the whole of the last when it is another day (or has a zone).
+        const bool same_day = !zoned && last.substr(0, last.size() - 5) == when.substr(0, when.size() - 5);
         when += (same_day ? "-" : " to ") + (same_day ? last.substr(last.size() - 5) : last);
       }
       out += "| " + when + " | " + who_cell(i.who) + " | " + report_cell(i.who.device) + " | " + report_cell(i.category) + " | " +
@@ -330,7 +344,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
     for (const auto& a : rows) {
       std::string sites;
       for (const auto& s : a.sites) sites += (sites.empty() ? "" : ", ") + report_cell(s, 60);
-      out += "| " + report_short_time(zone, a.first) + " | " + report_short_time(zone, a.last) + " | " + who_cell(a.who) + " | " +
+      out += "| " + short_time(a.first) + " | " + short_time(a.last) + " | " + who_cell(a.who) + " | " +
              report_cell(a.who.device) + " | " + rules::thousands(a.count) + " | " + sites + " |\n";
     }
     if (attempts_left_out_) out += "\n(" + rules::thousands(attempts_left_out_) + " more attempts are in the access log.)\n";
@@ -347,8 +361,8 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
       const std::string how = b.how == "automatic" ? "by the filter, after repeated attempts"
                               : b.how == "confirmed" ? "a technician's proposal, confirmed"
                                                      : "by the DSL or the headteacher";
-      out += "| " + report_short_time(zone, b.at) + " | " + std::to_string(b.id) + " | " + report_cell(b.kind) + " " +
-             report_cell(b.subject) + " | " + (until ? report_short_time(zone, *until) : report_cell(b.until)) + " | " + how + " |\n";
+      out += "| " + short_time(b.at) + " | " + std::to_string(b.id) + " | " + report_cell(b.kind) + " " +
+             report_cell(b.subject) + " | " + (until ? short_time(*until) : report_cell(b.until)) + " | " + how + " |\n";
     }
     if (bans_total_ > bans_.size()) {
       out += "\n(" + rules::thousands(bans_total_ - bans_.size()) + " more are in the access log.)\n";
@@ -362,15 +376,20 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
       out += "The incident records could not be read (" + report_cell(records_problem_, 300) +
              "): `hallpassctl incidents --all` shows them.\n\n";
     } else if (records_->empty()) {
-      out += "None open, and none closed in this period.\n\n";
+      out += "None was open in this period.\n\n";
     } else {
-      out += "Open ones, and those closed in this period (`hallpassctl incident ID` shows one whole).\n\n"
+      out += "Those open at any time in this period, with how each ended when it has (`hallpassctl incident ID` "
+             "shows one whole).\n\n"
              "| No. | About | Happened | What happened | Actions | Last action | Outcome |\n|---|---|---|---|---|---|---|\n";
       for (const auto& r : *records_) {
         out += "| " + std::to_string(r.id) + " | " + report_cell(r.about) + " | " +
-               (r.happened ? report_short_time(zone, *r.happened) : std::string("?")) + " | " + report_cell(r.what) +
+               (r.happened ? short_time(*r.happened) : std::string("?")) + " | " + report_cell(r.what) +
                " | " + std::to_string(r.actions) + " | " + (r.last_action.empty() ? "none yet" : report_cell(r.last_action)) +
                " | " + (r.outcome.empty() ? "**open**" : report_cell(r.outcome)) + " |\n";
+      }
+      if (records_omitted_) {
+        out += "\n(" + rules::thousands(records_omitted_) + " older ones are not shown: `hallpassctl incidents --all` "
+               "lists them.)\n";
       }
       out += "\n";
     }
@@ -382,7 +401,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
   } else {
     out += "| When | Who | Device | Searched | Category |\n|---|---|---|---|---|\n";
     for (const auto& s : searches_) {
-      out += "| " + report_short_time(zone, s.at) + " | " + who_cell(s.who) + " | " + report_cell(s.who.device) + " | " +
+      out += "| " + short_time(s.at) + " | " + who_cell(s.who) + " | " + report_cell(s.who.device) + " | " +
              report_cell(s.search) + " | " + report_cell(s.category) + " |\n";
     }
     if (searches_left_out_) out += "\n(" + rules::thousands(searches_left_out_) + " more are in the access log.)\n";

@@ -46,15 +46,16 @@ class report_builder {
                      const std::vector<std::string>& sources, const std::vector<std::string>& problems = {}) const;
 
   // The incident records (store/incidents.cpp; README.md "Incident records") open at any time
-  // in the period or closed in it, as the store holds them: they come from the store, not the
-  // log (safeguarding_report_command.cpp reads it). `problem`: why they could not be read.
+  // in the period, with their outcome when closed since, as the store holds them: they come
+  // from the store, not the log (safeguarding_report_command.cpp reads it). `problem`: why they
+  // could not be read; `omitted`: how many more there are than the rows given.
   struct incident_record {
     std::int64_t id = 0;
     std::string about, what, last_action, outcome;  // outcome "": still open
     std::optional<std::chrono::sys_seconds> happened;
     std::size_t actions = 0;
   };
-  void set_incident_records(std::vector<incident_record> records, std::string problem = {});
+  void set_incident_records(std::vector<incident_record> records, std::string problem = {}, std::uint64_t omitted = 0);
 
   std::uint64_t requests() const { return requests_; }
   std::uint64_t unreadable() const { return unreadable_; }
@@ -118,6 +119,7 @@ class report_builder {
   std::uint64_t high_risk_blocks_ = 0, attempts_total_ = 0, bans_total_ = 0;
   std::optional<std::vector<incident_record>> records_;  // nullopt: not given (no section)
   std::string records_problem_;
+  std::uint64_t records_omitted_ = 0;
 };
 
 // "2026-11-23T11:00:00.123+00:00" (the access log's time) as an instant; nullopt if malformed.

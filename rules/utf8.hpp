@@ -122,6 +122,23 @@ inline bool is_unsafe_on_a_terminal(std::uint32_t cp) {
          (cp >= 0xE0000 && cp <= 0xE007F);                                   // tag characters
 }
 
+// Whether `text` shows nothing: only spaces (ASCII, no-break, the typographic ones, the
+// ideographic one), line ends, tabs and the invisible characters above. "   " in U+3000 or
+// U+00A0 is no reason (audit, 2026-12-06: an incident of nothing but U+00A0 was recorded).
+inline bool is_blank(std::string_view text) {
+  bool blank = true;
+  for (std::size_t i = 0; i < text.size() && blank;) {
+    std::uint32_t cp = 0;
+    const std::size_t n = utf8_sequence(text, i, cp);
+    if (n == 0) return false;  // not UTF-8: something, whatever it is
+    blank = cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0xA0 || cp == 0x1680 ||
+            (cp >= 0x2000 && cp <= 0x200A) || cp == 0x202F || cp == 0x205F || cp == 0x3000 ||
+            is_unsafe_on_a_terminal(cp);
+    i += n;
+  }
+  return blank;
+}
+
 // `text` safe to print on a terminal: the characters above as visible escapes (\n, \t, \x1b,
 // \u202e, \U000e0041), bytes that are not UTF-8 as \xNN; everything else as it is. For text
 // that people outside the office can write (a form, a reason, a report) on its way to the

@@ -121,7 +121,12 @@ result exception_store::record_incident(const actor& who, std::int64_t id, const
   auto after = incident_object(id);
   if (!after) return result::fail("internal", "the incident cannot be read back");
   const char* what = outcome.empty() ? "incident action" : action.empty() ? "close incident" : "incident action and close";
-  return audit_and_commit(tx, who, what, incident_name(id), *before, *after, "", "ok", *after);
+  // What changed, not the whole incident twice (exception_store.hpp).
+  json::object change{{"id", id}};
+  if (!action.empty()) change["action"] = after->at("actions").as_array().back();
+  if (!outcome.empty()) change["closed"] = after->at("closed");
+  return audit_and_commit(tx, who, what, incident_name(id), json::object{{"id", id}, {"status", before->at("status")}},
+                          change, "", "ok", *after);
 }
 
 result exception_store::incident(std::int64_t id) {
@@ -132,17 +137,23 @@ result exception_store::incident(std::int64_t id) {
   return r;
 }
 
-result exception_store::incidents(const incident_filter& filter, std::size_t limit) {
+result exception_store::incidents(const incident_filter& filter, std::size_t limit, std::size_t max_bytes) {
   // Open ones, or every one; of one subject (a user name compares without case, as bans');
   // with closed_since, the open ones and those closed since then (the weekly report).
   std::string where = " WHERE 1";
   if (filter.subject) where += " AND kind = ?1 AND subject = ?2 COLLATE NOCASE";
-  if (filter.closed_since) where += " AND (closed_at IS NULL OR closed_at >= ?3)";
-  else if (!filter.all) where += " AND closed_at IS NULL";
+  if (filter.open_during) {
+    where += " AND (closed_at IS NULL OR closed_at >= ?3) AND (happened_at < ?5 OR opened_at < ?5)";
+  } else if (!filter.all) {
+    where += " AND closed_at IS NULL";
+  }
   std::string err;
   auto bind = [&](statement& st) {
     if (filter.subject) st.bind(1, filter.subject->first ? "device" : "user").bind(2, filter.subject->second);
-    if (filter.closed_since) st.bind(3, static_cast<std::int64_t>(filter.closed_since->time_since_epoch().count()));
+    if (filter.open_during) {
+      st.bind(3, static_cast<std::int64_t>(filter.open_during->first.time_since_epoch().count()));
+      st.bind(5, static_cast<std::int64_t>(filter.open_during->second.time_since_epoch().count()));
+    }
   };
   auto count = db_.prepare("SELECT COUNT(*) FROM incidents" + where, &err);
   if (!count) return result::fail("internal", err);
@@ -154,18 +165,22 @@ result exception_store::incidents(const incident_filter& filter, std::size_t lim
   bind(st);
   st.bind(4, static_cast<std::int64_t>(limit));
   json::array newest_first;
+  std::size_t bytes = 0;
   while (st.step(&err)) {
     auto o = incident_object(st.integer(0));
     if (!o) return result::fail("internal", "an incident cannot be read");
+    bytes += json::serialize(*o).size();
+    if (!newest_first.empty() && bytes > max_bytes) break;  // the rest are counted in "omitted"
     newest_first.push_back(std::move(*o));
   }
   if (!err.empty()) return result::fail("internal", err);
   json::array out;
   out.reserve(newest_first.size());
   for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) out.push_back(std::move(*it));
+  const std::size_t shown = out.size();
   result r;
   r.data = json::object{{"incidents", std::move(out)}};
-  if (total > limit) r.data.as_object()["omitted"] = static_cast<std::int64_t>(total - limit);
+  if (total > shown) r.data.as_object()["omitted"] = static_cast<std::int64_t>(total - shown);
   return r;
 }
 

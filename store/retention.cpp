@@ -4,6 +4,8 @@
 // at start, after each reload and every ten minutes (proxy/admin_server.cpp).
 #include <boost/json.hpp>
 
+#include <vector>
+
 #include "store/exception_store.hpp"
 
 namespace hallpass::store {
@@ -17,6 +19,10 @@ struct deletion {
   const char* name;  // the count's key in the answer
   const char* sql;
 };
+
+// An incident `i` that retention.incidents (?2) deletes: closed, and nothing recorded on it since.
+#define INCIDENT_GONE \
+  "i.closed_at < ?2 AND NOT EXISTS (SELECT 1 FROM incident_actions a WHERE a.incident_id = i.id AND a.at >= ?2)"
 
 // The requests go after their exceptions (foreign key); reports before local entries, so
 // that a report whose block was removed before the cutoff still finds that block's row.
@@ -38,10 +44,12 @@ constexpr deletion deletions[] = {
     {"bans",
      "DELETE FROM bans WHERE (lifted_at IS NOT NULL AND lifted_at < ?1) OR (lifted_at IS NULL AND valid_until "
      "IS NOT NULL AND valid_until < ?1)"},
-    // Incident records by their own cutoff, ?2 (retention.incidents); their actions first.
+    // Incident records by their own cutoff, ?2 (retention.incidents): closed before it, and
+    // no action recorded since (a follow-up after the close keeps it: audit, 2026-12-06).
+    // Their actions first; their audit entries after the trigger is dropped (below).
     {nullptr,
-     "DELETE FROM incident_actions WHERE incident_id IN (SELECT id FROM incidents WHERE closed_at < ?2)"},
-    {"incidents", "DELETE FROM incidents WHERE closed_at < ?2"},
+     "DELETE FROM incident_actions WHERE incident_id IN (SELECT id FROM incidents i WHERE " INCIDENT_GONE ")"},
+    {"incidents", "DELETE FROM incidents WHERE id IN (SELECT id FROM incidents i WHERE " INCIDENT_GONE ")"},
 };
 
 // Audit entries written before the cutoff, except those about a record the store still keeps
@@ -84,6 +92,18 @@ result exception_store::apply_retention(std::optional<seconds_t> cutoff, std::op
     if (name && std::string_view(name) != "audit") records += db_.changes();
     return {};
   };
+  // The incidents about to go: their audit entries go with them whatever retention.records
+  // says, as they hold the incident's words (audit of 2026-12-06: they stayed, with records
+  // kept forever). Refusals about them hold no words and age out as other entries do.
+  std::vector<std::int64_t> incidents_gone;
+  {
+    std::string err;
+    auto st = db_.prepare("SELECT id FROM incidents i WHERE " INCIDENT_GONE, &err);
+    if (!st) return result::fail("internal", err);
+    bind_cut(st, 2, incident_cutoff);
+    while (st.step(&err)) incidents_gone.push_back(st.integer(0));
+    if (!err.empty()) return result::fail("internal", err);
+  }
   for (const auto& d : deletions) {
     if (auto e = run(d.name, d.sql); !e.empty()) return result::fail("internal", e);
   }
@@ -92,6 +112,14 @@ result exception_store::apply_retention(std::optional<seconds_t> cutoff, std::op
   if (auto e = db_.exec("DROP TRIGGER IF EXISTS audit_append_only_delete"); !e.empty())
     return result::fail("internal", e);
   if (auto e = run("audit", audit_deletion); !e.empty()) return result::fail("internal", e);
+  for (const auto id : incidents_gone) {
+    std::string err;
+    auto st = db_.prepare("DELETE FROM audit WHERE object = ? AND outcome != 'refused'", &err);
+    if (!st) return result::fail("internal", err);
+    st.bind(1, "incident " + std::to_string(id));
+    if (auto e = st.run(); !e.empty()) return result::fail("internal", e);
+    counts["audit"] = counts.at("audit").as_int64() + db_.changes();
+  }
   if (auto e = db_.exec(audit_delete_trigger); !e.empty()) return result::fail("internal", e);
   // An entry only when records went: old audit entries (this one's predecessors among them)
   // age out every round, and an entry for each would fill the log with entries about itself.
@@ -127,3 +155,4 @@ result exception_store::apply_retention(std::optional<seconds_t> cutoff, std::op
 }
 
 }  // namespace hallpass::store
+#undef INCIDENT_GONE

@@ -198,8 +198,10 @@ alerts:
         self.assertGreaterEqual(self.proxy.metric("hallpass_alerts_total", {"kind": "ban"}), 1)
         self.assertEqual(self.proxy.metric("hallpass_alert_failures_total"), 0)
 
-    def report(self, *args):
-        return subprocess.run([BIN, "safeguarding-report", "--config", self.proxy.config, *args],
+    def report(self, *args, state=True):
+        # The daemon's store (the harness's --state-dir), for the report's incident records.
+        where = ["--state-dir", os.path.join(self.proxy.dir, "state")] if state else []
+        return subprocess.run([BIN, "safeguarding-report", "--config", self.proxy.config, *where, *args],
                               capture_output=True, text=True, timeout=60)
 
     def test_the_weekly_report_reads_the_log_and_its_gzip_rotation_and_is_mailed(self):
@@ -254,6 +256,11 @@ alerts:
         r = self.report("--log", self.proxy.dir)
         self.assertEqual(r.returncode, 1)
         self.assertIn("not a file", r.stderr)
+        # A store that cannot be read makes the report incomplete, said in it and by exit 1.
+        r = self.report("--log", log, "--state-dir", os.path.join(self.proxy.dir, "no-such-state"), state=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("**This report is incomplete**", r.stdout)
+        self.assertIn("The incident records could not be read", r.stdout)
 
 
 class AlertCommandFailsTest(unittest.TestCase):

@@ -216,7 +216,7 @@ logins:
                  ("", 0, "Incident records kept: forever (retention.incidents)"),
                  ("retention: {records: 30d, incidents: 2190d}\n", 0,
                   "Incident records kept: 2190d after they close (retention.incidents)"),
-                 ("retention: {incidents: 7}\n", 1, "retention.incidents must be how long closed incident records"),
+                 ("retention: {incidents: 45}\n", 1, "retention.incidents must be how long closed incident records"),
                  ("drain: 0\n", 0, "Records kept: 365d"))
         for extra, code, words in cases:
             with self.subTest(extra=extra):

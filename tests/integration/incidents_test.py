@@ -9,7 +9,7 @@ import subprocess
 import unittest
 
 from harness import BIN, Proxy
-from exceptions_test import ADMIN, admin_state_dir, ctl, ctl_json, ensure_users
+from exceptions_test import ADMIN, admin_lines, admin_state_dir, ctl, ctl_json, ensure_users
 
 
 @unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
@@ -103,6 +103,25 @@ class IncidentsTest(unittest.TestCase):
         code, _, err = ctl("hp_dsl", self.sock, "incident", "--what", "x")
         self.assertEqual(code, 2)
         self.assertIn("--user NAME or --device ADDRESS", err)
+        # Audit of 2026-12-06: text of nothing but invisible spaces was recorded, a C1 control
+        # (U+009B, a terminal's CSI) was stored, and a null flag closed the connection unanswered.
+        for what, said in (("\u00a0\u3000\u200b", "'what' is blank"), ("a\u009b2Jb", "control characters")):
+            code, _, err = ctl("hp_dsl", self.sock, "incident", "--user", "ava", "--what", what)
+            self.assertEqual(code, 1, what)
+            self.assertIn(said, err)
+        answers, _ = admin_lines("hp_dsl", self.sock, [{"verb": "incidents", "args": {"all": None}},
+                                                       {"verb": "incident", "args": {"id": 1, "user": None}}])
+        self.assertEqual(len(answers), 2)
+        self.assertTrue(answers[0]["ok"], answers[0])
+        self.assertNotIn("written when an incident is opened", json.dumps(answers[1]))
+
+    def test_a_time_the_clocks_repeat_is_recorded_with_a_warning_naming_the_instant(self):
+        code, out, err = ctl("hp_dsl", self.sock, "incident", "--user", "ava", "--what", "alert at the change",
+                             "--at", "2026-10-25 01:30")
+        self.assertEqual(code, 0, err)
+        self.assertIn("happens twice", err)
+        iid = int(out.split()[1])
+        self.assertEqual(ctl_json("hp_dsl", self.sock, "incident", str(iid))["happened"], "2026-10-25T01:30:00+01:00")
 
 
 if __name__ == "__main__":

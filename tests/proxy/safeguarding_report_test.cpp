@@ -111,6 +111,26 @@ TEST_CASE("safeguarding report: a line at Monday 00:00 is in the week it starts,
   }
 }
 
+TEST_CASE("safeguarding report: in the week the clocks change, every time says its zone") {
+  using namespace std::chrono;
+  // The October change of 2026: Sunday 25 October, 02:00 BST becomes 01:00 GMT. The school week
+  // is Monday 19 (00:00 BST, Sunday 23:00 UTC) to Monday 26 October (00:00 GMT).
+  const hallpass::report_period week{sys_days{year{2026} / 10 / 18} + 23h, sys_days{year{2026} / 10 / 26}};
+  hallpass::report_builder b(week, {"self_harm"});
+  // 00:55 and 01:04 UTC on the Sunday: 01:55 BST, then 01:04 GMT, nine minutes later.
+  b.add_line(log_request_line("2026-10-25T00:55:00+00:00", "10.0.0.7", "bad.example", "block", "self_harm"));
+  b.add_line(log_request_line("2026-10-25T01:04:00+00:00", "10.0.0.7", "bad.example", "block", "self_harm"));
+  auto r = b.render(report_zone(), "E", {"a"});
+  CHECK(contains(r, "Times below are school time, each with its zone: the clocks changed in this period."));
+  CHECK(contains(r, "| Sun 25 Oct 01:55 BST to Sun 25 Oct 01:04 GMT | not signed in (pupils) |"));
+  // A week without a change keeps the short form and names its zone once.
+  hallpass::report_builder plain(report_week, {"self_harm"});
+  plain.add_line(log_request_line("2026-11-23T11:05:00+00:00", "10.0.0.7", "bad.example", "block", "self_harm"));
+  r = plain.render(report_zone(), "E", {"a"});
+  CHECK(contains(r, "Times below are school time (GMT)."));
+  CHECK(contains(r, "| Mon 23 Nov 11:05 | not signed in (pupils) |"));
+}
+
 TEST_CASE("safeguarding report: the incident records, open and closed in the period, or why they are missing") {
   using namespace std::chrono;
   hallpass::report_builder b(report_week, {"self_harm"});
@@ -131,7 +151,7 @@ TEST_CASE("safeguarding report: the incident records, open and closed in the per
   CHECK(contains(r, "| 3 | user ava.b | Tue 24 Nov 11:05 | self-harm alert \\| pc-08 | 0 | none yet | **open** |\n"));
   CHECK(contains(r, "| 4 | user ava.b | Tue 24 Nov 11:05 | self-harm alert \\| pc-08 | 2 | Spoke to parents | No further concern |\n"));
   b.set_incident_records({});
-  CHECK(contains(b.render(report_zone(), "E", {"a"}), "## Incident records\n\nNone open, and none closed in this period.\n"));
+  CHECK(contains(b.render(report_zone(), "E", {"a"}), "## Incident records\n\nNone was open in this period.\n"));
   b.set_incident_records({}, "state/hallpass.db does not exist");
   CHECK(contains(b.render(report_zone(), "E", {"a"}),
                  "The incident records could not be read (state/hallpass.db does not exist)"));

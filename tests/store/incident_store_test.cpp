@@ -76,6 +76,13 @@ TEST_CASE("an incident records each action and closes once with its outcome") {
     if (e.at("object") == boost::json::value("incident " + std::to_string(id))) actions.emplace_back(e.at("action").as_string());
   }
   CHECK(actions == std::vector<std::string>{"open incident", "incident action", "close incident", "incident action"});
+  // Each entry holds what changed, not the whole incident again (which grew with the square of
+  // its length: audit, 2026-12-06).
+  for (const auto& e : audit.data.at("entries").as_array()) {
+    if (e.at("object") != boost::json::value("incident " + std::to_string(id)) || e.at("action") == "open incident") continue;
+    CHECK_FALSE(e.at("after").as_object().contains("actions"));
+    CHECK_FALSE(e.at("before").as_object().contains("what"));
+  }
 }
 
 TEST_CASE("incidents lists the open ones, all of them, or one subject's") {
@@ -95,12 +102,19 @@ TEST_CASE("incidents lists the open ones, all of them, or one subject's") {
   store::exception_store::incident_filter device;
   device.subject = std::pair{true, std::string("10.0.0.8")};
   CHECK(ids(s->incidents(device)) == std::vector<std::int64_t>{c});
-  // The weekly report's: open ones and those closed since a time.
-  store::exception_store::incident_filter since;
-  since.closed_since = store::now_seconds() + std::chrono::hours(1);
-  CHECK(ids(s->incidents(since)) == std::vector<std::int64_t>{a, c});
-  since.closed_since = store::now_seconds() - std::chrono::hours(1);
-  CHECK(ids(s->incidents(since)) == std::vector<std::int64_t>{a, b, c});
+  // The weekly report's: those open at any time in a period (and happened or opened before its end).
+  const auto now = store::now_seconds();
+  store::exception_store::incident_filter during;
+  during.open_during = std::pair{now + std::chrono::hours(1), now + std::chrono::hours(2)};  // b closed before
+  CHECK(ids(s->incidents(during)) == std::vector<std::int64_t>{a, c});
+  during.open_during = std::pair{now - std::chrono::hours(3), now + std::chrono::hours(1)};
+  CHECK(ids(s->incidents(during)) == std::vector<std::int64_t>{a, b, c});
+  during.open_during = std::pair{now - std::chrono::hours(5), now - std::chrono::hours(4)};  // before all of them
+  CHECK(ids(s->incidents(during)).empty());
+  // At most max_bytes of answer, the newest always, the rest counted.
+  auto small = s->incidents(all, 200, 10);
+  CHECK(ids(small) == std::vector<std::int64_t>{c});
+  CHECK(small.data.at("omitted").as_int64() == 2);
   // The newest `limit`, and how many older ones were left out.
   auto limited = s->incidents(all, 2);
   CHECK(ids(limited) == std::vector<std::int64_t>{b, c});
@@ -137,4 +151,32 @@ TEST_CASE("retention deletes closed incidents by retention.incidents only, with 
   }
   CHECK(open_history);
   CHECK_FALSE(closed_history);
+}
+
+TEST_CASE("an incident's audit entries go with it even when retention.records keeps everything, and a follow-up keeps it") {
+  temp_dir dir;
+  auto s = open_store(dir);
+  const auto gone = open_one(*s, "ava.b", false, "Resolved");
+  const auto followed = open_one(*s, "sam.c", false, "Resolved");
+  const auto later = store::now_seconds() + std::chrono::hours(2);
+  // A follow-up after the close, and after the cutoff: that incident stays, whole.
+  std::string error;
+  {
+    auto d = store::database::open(dir.db(), &error);
+    REQUIRE(d.has_value());
+    REQUIRE(d->exec("INSERT INTO incident_actions(incident_id, at, by, role, action) VALUES(" + std::to_string(followed) +
+                    ", " + std::to_string(later.time_since_epoch().count() + 60) + ", 'mr.dsl', 'dsl', 'checked in')") == "");
+  }
+  auto r = s->apply_retention(std::nullopt, later, "retention.records forever, retention.incidents 30d");
+  INFO(r.error);
+  REQUIRE(r.ok);
+  CHECK(r.data.at("incidents").as_int64() == 1);
+  CHECK(s->incident(gone).code == "not_found");
+  REQUIRE(s->incident(followed).ok);
+  CHECK(s->incident(followed).data.at("actions").as_array().size() == 2);
+  auto audit = s->audit(std::nullopt);
+  REQUIRE(audit.ok);
+  for (const auto& e : audit.data.at("entries").as_array()) {
+    CHECK(e.at("object") != boost::json::value("incident " + std::to_string(gone)));
+  }
 }
