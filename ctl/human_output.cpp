@@ -26,6 +26,18 @@ const json::object* find_object(const json::object& o, std::string_view key) {
   return v ? v->if_object() : nullptr;
 }
 
+// The list an answer holds under `key` ("requests", "bans", ...), or nullptr.
+const json::array* find_rows(const json::object& o, std::string_view key) {
+  const json::value* v = find(o, key);
+  return v ? v->if_array() : nullptr;
+}
+
+// A flag argument the request gave as true ("all").
+bool flag_set(const json::object& args, std::string_view key) {
+  const json::value* v = find(args, key);
+  return v && v->is_bool() && v->get_bool();
+}
+
 // Any value as text: strings as they are, numbers and booleans as written, null and absent
 // as "", arrays of strings joined with ", ", anything else as compact JSON.
 std::string text(const json::value* v) {
@@ -223,8 +235,7 @@ std::string render_decision(std::string_view verb, const json::object& request) 
 }
 
 std::string render_list(const json::object& data, const json::object& args) {
-  const json::value* requests = find(data, "requests");
-  const json::array* rows = requests ? requests->if_array() : nullptr;
+  const json::array* rows = find_rows(data, "requests");
   if (!rows || rows->empty()) {
     const std::string filter = text(args, "filter");
     return filter == "all" || filter.empty() ? "no requests\n" : "no " + filter + " requests\n";
@@ -355,8 +366,7 @@ std::string render_report_filed(const json::object& data) {
 }
 
 std::string render_reports(const json::object& data) {
-  const json::value* reports = find(data, "reports");
-  const json::array* rows = reports ? reports->if_array() : nullptr;
+  const json::array* rows = find_rows(data, "reports");
   if (!rows || rows->empty()) return "no reports\n";
   text_table table({"ID", "DATE", "REPORTER", "INDIVIDUAL", "URL", "NATURE", "ACTION"});
   table.limit_width(4, 50);
@@ -394,10 +404,8 @@ std::string render_reports(const json::object& data) {
 }
 
 std::string render_blocks(const json::object& data, const json::object& args) {
-  const json::value* blocks = find(data, "blocks");
-  const json::array* rows = blocks ? blocks->if_array() : nullptr;
-  const bool all =
-      find(args, "all") && find(args, "all")->is_bool() && find(args, "all")->get_bool();
+  const json::array* rows = find_rows(data, "blocks");
+  const bool all = flag_set(args, "all");
   if (!rows || rows->empty())
     return all ? "no local block entries\n" : "no local block entries in force\n";
   std::vector<std::string> header{"ID", "CREATED", "BY", "VALUE", "KIND", "REASON"};
@@ -437,9 +445,8 @@ std::string render_ban(const json::object& b) {
 }
 
 std::string render_bans(const json::object& data, const json::object& args) {
-  const json::value* bans = find(data, "bans");
-  const json::array* rows = bans ? bans->if_array() : nullptr;
-  const bool all = find(args, "all") && find(args, "all")->is_bool() && find(args, "all")->get_bool();
+  const json::array* rows = find_rows(data, "bans");
+  const bool all = flag_set(args, "all");
   if (!rows || rows->empty()) return all ? "no bans\n" : "no bans in force or proposed\n";
   text_table table({"ID", "STATUS", "WHO", "HOW", "BY", "CREATED", "UNTIL", "REASON"});
   table.limit_width(7, 40);
@@ -457,8 +464,7 @@ std::string render_bans(const json::object& data, const json::object& args) {
 }
 
 std::string render_unban(const json::object& data) {
-  const json::value* bans = find(data, "bans");
-  const json::array* rows = bans ? bans->if_array() : nullptr;
+  const json::array* rows = find_rows(data, "bans");
   std::string out;
   if (!rows) return "lifted\n";
   for (const auto& row : *rows) {
@@ -513,9 +519,8 @@ std::string render_incident_change(const json::object& i, const json::object& ar
 }
 
 std::string render_incidents(const json::object& data, const json::object& args) {
-  const json::value* incidents = find(data, "incidents");
-  const json::array* rows = incidents ? incidents->if_array() : nullptr;
-  const bool all = find(args, "all") && find(args, "all")->is_bool() && find(args, "all")->get_bool();
+  const json::array* rows = find_rows(data, "incidents");
+  const bool all = flag_set(args, "all");
   if (!rows || rows->empty()) return all ? "no incidents\n" : "no open incidents\n";
   text_table table({"ID", "STATUS", "ABOUT", "CATEGORY", "HAPPENED", "OPENED BY", "ACTIONS", "WHAT HAPPENED"});
   table.limit_width(2, 40);  // a user name may be 256 characters
@@ -538,8 +543,7 @@ std::string render_incidents(const json::object& data, const json::object& args)
 }
 
 std::string render_audit(const json::object& data, const json::object& args) {
-  const json::value* entries = find(data, "entries");
-  const json::array* rows = entries ? entries->if_array() : nullptr;
+  const json::array* rows = find_rows(data, "entries");
   if (!rows || rows->empty()) {
     const std::string since = text(args, "since");
     return since.empty() ? "no audit entries\n"

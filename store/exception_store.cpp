@@ -816,30 +816,46 @@ result exception_store::list(list_filter filter, std::size_t limit) {
                                                         : nullptr;
   const std::string where = wanted ? std::string(" WHERE ") + status_sql + " = ?2" : std::string();
   const std::string from = " FROM requests r LEFT JOIN exceptions e ON e.request_id = r.id" + where;
-  std::string err;
   auto bind_filter = [&](statement& st) {
     if (wanted) st.bind(1, now.time_since_epoch().count()).bind(2, std::string(wanted));
   };
+  return newest_page("requests", "r.id", from, bind_filter, 3, limit, max_audit_bytes,
+                     [&](std::int64_t id) { return request_object(id, now); });
+}
+
+result exception_store::newest_page(const char* key, const std::string& id_column, const std::string& from,
+                                    const std::function<void(statement&)>& bind, int limit_parameter, std::size_t limit,
+                                    std::size_t max_bytes,
+                                    const std::function<std::optional<json::object>(std::int64_t)>& object) {
+  std::string err;
   auto count = db_.prepare("SELECT COUNT(*)" + from, &err);
   if (!count) return result::fail("internal", err);
-  bind_filter(count);
-  if (!count.step(&err)) return result::fail("internal", err.empty() ? "count of requests failed" : err);
+  bind(count);
+  if (!count.step(&err)) return result::fail("internal", err.empty() ? std::string("count of ") + key + " failed" : err);
   const auto total = static_cast<std::size_t>(count.integer(0));
-  auto st = db_.prepare("SELECT r.id" + from + " ORDER BY r.id DESC LIMIT ?3", &err);
+  auto st = db_.prepare("SELECT " + id_column + from + " ORDER BY " + id_column + " DESC LIMIT ?" +
+                            std::to_string(limit_parameter),
+                        &err);
   if (!st) return result::fail("internal", err);
-  bind_filter(st);
-  st.bind(3, static_cast<std::int64_t>(limit));
+  bind(st);
+  st.bind(limit_parameter, static_cast<std::int64_t>(limit));
   json::array newest_first;
+  std::size_t bytes = 0;
   while (st.step(&err)) {
-    if (auto o = request_object(st.integer(0), now)) newest_first.push_back(std::move(*o));
+    auto o = object(st.integer(0));
+    if (!o) continue;  // gone between the two reads, or unreadable: counted in "omitted"
+    bytes += json::serialize(*o).size();
+    if (!newest_first.empty() && bytes > max_bytes) break;  // the rest are counted in "omitted"
+    newest_first.push_back(std::move(*o));
   }
   if (!err.empty()) return result::fail("internal", err);
   json::array out;
   out.reserve(newest_first.size());
   for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) out.push_back(std::move(*it));
+  const std::size_t shown = out.size();
   result r;
-  r.data = json::object{{"requests", std::move(out)}};
-  if (total > limit) r.data.as_object()["omitted"] = static_cast<std::int64_t>(total - limit);
+  r.data = json::object{{key, std::move(out)}};
+  if (total > shown) r.data.as_object()["omitted"] = static_cast<std::int64_t>(total - shown);
   return r;
 }
 

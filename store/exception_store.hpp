@@ -278,6 +278,14 @@ class exception_store {
   std::string iso(std::int64_t unix_seconds) const;
   std::optional<boost::json::object> ban_object(std::int64_t id, seconds_t now);
   std::optional<boost::json::object> incident_object(std::int64_t id);
+  // The newest `limit` rows of `from` (" FROM ... WHERE ...", its parameters bound by `bind`;
+  // the limit is parameter `limit_parameter`), each made an object by `object` (nullopt: left
+  // out), oldest first under `key`, within `max_bytes` of JSON (the newest always), with
+  // "omitted" counting the matching rows left out. For list and incidents.
+  result newest_page(const char* key, const std::string& id_column, const std::string& from,
+                     const std::function<void(statement&)>& bind, int limit_parameter, std::size_t limit,
+                     std::size_t max_bytes,
+                     const std::function<std::optional<boost::json::object>(std::int64_t)>& object);
   // One change to a request in one transaction: checks the status is `need`, asks refuse()
   // (when given) whether the request as it stands may take the change (a refusal is audited
   // and returned, nothing else changes), runs apply(), audits before and after, commits.

@@ -138,8 +138,8 @@ result exception_store::incident(std::int64_t id) {
 }
 
 result exception_store::incidents(const incident_filter& filter, std::size_t limit, std::size_t max_bytes) {
-  // Open ones, or every one; of one subject (a user name compares without case, as bans');
-  // with closed_since, the open ones and those closed since then (the weekly report).
+  // Open ones, or every one; of one subject (a user name compares without case, as bans'); with
+  // open_during, those open at any time in a period (the weekly report).
   std::string where = " WHERE 1";
   if (filter.subject) where += " AND kind = ?1 AND subject = ?2 COLLATE NOCASE";
   if (filter.open_during) {
@@ -147,7 +147,6 @@ result exception_store::incidents(const incident_filter& filter, std::size_t lim
   } else if (!filter.all) {
     where += " AND closed_at IS NULL";
   }
-  std::string err;
   auto bind = [&](statement& st) {
     if (filter.subject) st.bind(1, filter.subject->first ? "device" : "user").bind(2, filter.subject->second);
     if (filter.open_during) {
@@ -155,33 +154,8 @@ result exception_store::incidents(const incident_filter& filter, std::size_t lim
       st.bind(5, static_cast<std::int64_t>(filter.open_during->second.time_since_epoch().count()));
     }
   };
-  auto count = db_.prepare("SELECT COUNT(*) FROM incidents" + where, &err);
-  if (!count) return result::fail("internal", err);
-  bind(count);
-  if (!count.step(&err)) return result::fail("internal", err.empty() ? "count of incidents failed" : err);
-  const auto total = static_cast<std::size_t>(count.integer(0));
-  auto st = db_.prepare("SELECT id FROM incidents" + where + " ORDER BY id DESC LIMIT ?4", &err);
-  if (!st) return result::fail("internal", err);
-  bind(st);
-  st.bind(4, static_cast<std::int64_t>(limit));
-  json::array newest_first;
-  std::size_t bytes = 0;
-  while (st.step(&err)) {
-    auto o = incident_object(st.integer(0));
-    if (!o) return result::fail("internal", "an incident cannot be read");
-    bytes += json::serialize(*o).size();
-    if (!newest_first.empty() && bytes > max_bytes) break;  // the rest are counted in "omitted"
-    newest_first.push_back(std::move(*o));
-  }
-  if (!err.empty()) return result::fail("internal", err);
-  json::array out;
-  out.reserve(newest_first.size());
-  for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) out.push_back(std::move(*it));
-  const std::size_t shown = out.size();
-  result r;
-  r.data = json::object{{"incidents", std::move(out)}};
-  if (total > shown) r.data.as_object()["omitted"] = static_cast<std::int64_t>(total - shown);
-  return r;
+  return newest_page("incidents", "id", " FROM incidents" + where, bind, 4, limit, max_bytes,
+                     [&](std::int64_t id) { return incident_object(id); });
 }
 
 std::size_t exception_store::open_incidents() {
