@@ -2,6 +2,8 @@
 // request on the admin socket (docs/admin-protocol.md), waits for the answer with a deadline,
 // and prints it for a person or, with --json, for a script.
 // Exit codes: 0 done, 1 the daemon refused or failed, 2 bad usage, 3 cannot connect.
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -18,6 +20,7 @@
 #include "ctl/command_line.hpp"
 #include "ctl/human_output.hpp"
 #include "ctl/text_table.hpp"
+#include "rules/utf8.hpp"
 
 namespace {
 
@@ -150,6 +153,37 @@ int run(const command& cmd) {
   return exit_ok;
 }
 
+// An incident's words given as "-" (--what -, --action -, --outcome -) are read from standard
+// input, so that they are not on the command line, where any local user reads them in /proc
+// (ps) and the shell keeps them in its history: what happened to a child is the DSL's to know.
+// At most one of them; at most 64 KiB; one final line end dropped. "" when done, else the error.
+std::string read_words_from_stdin(command& cmd) {
+  if (cmd.verb != "incident") return {};
+  json::string* dash = nullptr;
+  std::string which;
+  for (const char* key : {"what", "action", "outcome"}) {
+    auto* v = cmd.args.if_contains(key);
+    if (!v || !v->is_string() || v->get_string() != "-") continue;
+    if (dash) return "only one of --what, --action and --outcome can be read from standard input (-)";
+    dash = &v->get_string();
+    which = key;
+  }
+  if (!dash) return {};
+  if (isatty(STDIN_FILENO)) std::cerr << "Type the " << which << ", then Ctrl-D on a line of its own:\n";
+  std::string text;
+  char buf[4096];
+  while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
+    text.append(buf, static_cast<std::size_t>(std::cin.gcount()));
+    if (text.size() > 64 * 1024) return "--" + which + " - : more than 64 KiB on standard input";
+  }
+  if (text.ends_with("\n")) text.pop_back();
+  if (text.ends_with("\r")) text.pop_back();
+  if (text.empty()) return "--" + which + " - : nothing on standard input";
+  if (!hallpass::rules::is_valid_utf8(text)) return "--" + which + " - : standard input is not UTF-8 text";
+  *dash = text;
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -173,5 +207,10 @@ int main(int argc, char** argv) {
               << usage_hint(*error);
     return exit_usage;
   }
-  return run(std::get<command>(parsed));
+  command cmd = std::get<command>(parsed);
+  if (const auto e = read_words_from_stdin(cmd); !e.empty()) {
+    std::cerr << "hallpassctl incident: " << printable(e) << "\n";
+    return exit_usage;
+  }
+  return run(cmd);
 }

@@ -132,7 +132,7 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
   }
   // Free text as everywhere in the protocol: its kind (no NUL or ESC) was checked with the line
   // (admin_request.cpp); not blank; at most 2,000 characters (code points, as review counts).
-  if (!reason || reason->find_first_not_of(" \t\r\n") == std::string::npos)
+  if (!reason || rules::is_blank(*reason))
     return bad_request("'reason' is required");
   if (rules::code_points(*reason) > 2000) return bad_request("'reason' is longer than 2000 characters");
   std::optional<std::string> user;
@@ -229,7 +229,7 @@ void admin_server::file_automatic_ban(bool device, std::string subject, std::chr
       if (!device) a.user = subject;
       else a.client = subject;
       state_.alerts->raise(std::move(a), cfg->daemon.alerts, cfg->policy->school_name, cfg->policy->zone,
-                           state_.access_log);
+                           state_.access_log, cfg->generation);
     }
     std::cerr << "hallpass: bans: " << (device ? "device " : "user ") << subject
               << " banned automatically until " << r.data.at("until").as_string().c_str()

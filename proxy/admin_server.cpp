@@ -19,6 +19,7 @@
 #include "proxy/shared_state.hpp"
 #include "proxy/public_suffix.hpp"
 #include "rules/explain.hpp"
+#include "rules/utf8.hpp"
 #include "rules/yaml_reader.hpp"
 #include "store/valid_json.hpp"
 
@@ -104,8 +105,9 @@ std::optional<std::string> text_arg(const json::object& a, const char* key, std:
     return std::nullopt;
   }
   std::string s(it->value().as_string());
-  // Blanks alone are no text: a reason of "   " says nothing the audit log could keep.
-  if (s.find_first_not_of(" \t\r\n") == std::string::npos) {
+  // Blanks alone are no text: a reason of "   " (or of invisible spaces: rules::is_blank) says
+  // nothing the audit log could keep.
+  if (rules::is_blank(s)) {
     *err = std::string("'") + key + "' must not be empty";
     return std::nullopt;
   }

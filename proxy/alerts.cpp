@@ -91,26 +91,29 @@ std::string alert_body_text(std::string_view s) {
   return t;
 }
 
-// A header's text (To, Subject): at most `limit` characters, control characters dropped.
-// Printable ASCII goes as it is, with "=?" (which starts an RFC 2047 encoded word: a device
-// name could make the DSL's mail client show other words) written "= ?". Text outside ASCII (a
-// DHCP name "Zoë-laptop", a Welsh user name) goes as RFC 2047 encoded words, UTF-8 in base64,
-// each at most 75 characters, folded onto lines of their own: before 2026-12-06 every byte of
-// it became '?' (outside-in audit). Base64 is opaque, so nothing in it can start a header.
+// A header's text (To, Subject): at most `limit` characters, with control characters and the
+// invisible ones that reorder or hide text (rules::is_unsafe_on_a_terminal: a bidi override in
+// a DHCP name a pupil chose) dropped. Printable ASCII goes as it is, with "=?" (which starts an
+// RFC 2047 encoded word: a device name could make the DSL's mail client show other words)
+// written "= ?". Text outside ASCII (a DHCP name "Zoë-laptop", a Welsh user name) goes as
+// RFC 2047 encoded words, UTF-8 in base64, folded onto lines of their own: before 2026-12-06
+// every byte of it became '?' (outside-in audit). A line with an encoded word is at most 76
+// characters (RFC 2047, 2): the first word shares its line with "Subject: ", so it is shorter.
+// Base64 is opaque, so nothing in it can start a header.
 std::string alert_header_text(std::string_view s, std::size_t limit) {
   const std::string text = rules::valid_utf8(s);
   std::string t;
   std::size_t chars = 0;
   bool ascii = true;
   for (std::size_t i = 0; i < text.size() && chars < limit;) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    const std::size_t len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-    if (c < 0x20 || c == 0x7f || (len == 2 && c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0)) {
-      i += len;  // C0, DEL and C1 controls
+    std::uint32_t cp = 0;
+    const std::size_t len = std::max<std::size_t>(1, rules::utf8_sequence(text, i, cp));
+    if (rules::is_unsafe_on_a_terminal(cp)) {
+      i += len;
       continue;
     }
-    ascii = ascii && c < 0x80;
-    if (c == '?' && !t.empty() && t.back() == '=') t += ' ';
+    ascii = ascii && cp < 0x80;
+    if (cp == '?' && !t.empty() && t.back() == '=') t += ' ';
     t.append(text, i, len);
     i += len;
     ++chars;
@@ -118,8 +121,9 @@ std::string alert_header_text(std::string_view s, std::size_t limit) {
   if (ascii) return t;
   std::string out;
   for (std::size_t i = 0; i < t.size();) {
-    // 45 bytes of UTF-8 are 60 of base64: "=?UTF-8?B?" + 60 + "?=" is 72, within RFC 2047's 75.
-    std::size_t end = std::min(t.size(), i + 45);
+    // 45 bytes of UTF-8 are 60 of base64: "=?UTF-8?B?" + 60 + "?=" is 72, after the fold's
+    // space 73. The first: 39 bytes, 52 of base64, 64 characters after "Subject: " (9), 73.
+    std::size_t end = std::min(t.size(), i + (out.empty() ? 39 : 45));
     while (end < t.size() && (static_cast<unsigned char>(t[end]) & 0xc0) == 0x80) --end;  // whole characters
     out += (out.empty() ? "" : "\n ") + std::string("=?UTF-8?B?") + encode_base64(t.data() + i, end - i) + "?=";
     i = end;
@@ -392,13 +396,17 @@ alert_sender::~alert_sender() {
   }
 }
 
-void alert_sender::settings_changed(const daemon_config::alert_settings& settings) {
+void alert_sender::settings_changed(const daemon_config::alert_settings& settings, std::uint64_t generation) {
   std::size_t dropped = 0;
   std::uint64_t unsaid = 0;  // what the dropped ones would have said of earlier losses
   {
     std::lock_guard lock(mutex_);
+    if (generation < generation_) return;  // a newer reload has been told already
+    generation_ = generation;
+    current_command_ = settings.command;
+    current_to_ = settings.to;
     for (auto it = queue_.begin(); it != queue_.end();) {
-      if (it->argv == settings.command && it->to == settings.to) {
+      if (it->generation >= generation || (it->argv == settings.command && it->to == settings.to)) {
         ++it;
         continue;
       }
@@ -500,7 +508,7 @@ void alert_sender::note_failure(const std::string& why) {
 }
 
 void alert_sender::raise(alert a, const daemon_config::alert_settings& settings, std::string_view school_name,
-                         const rules::time_zone& zone, access_log& log) {
+                         const rules::time_zone& zone, access_log& log, std::uint64_t generation) {
   const std::string key = alert_subject_key(a);
   const auto now = std::chrono::steady_clock::now();
   std::optional<std::uint64_t> held;
@@ -516,8 +524,8 @@ void alert_sender::raise(alert a, const daemon_config::alert_settings& settings,
   if (metrics_) metrics_->alert_raised(a.kind).Increment();
   if (log.enabled()) log.write(format_alert_line(a, zone));
   if (settings.command.empty()) return;
-  job j{settings.command, settings.to, format_alert_message(a, settings.to, school_name, zone)};
-  enum { queued, over_limit, full } outcome = queued;
+  job j{settings.command, settings.to, generation, format_alert_message(a, settings.to, school_name, zone)};
+  enum { queued, over_limit, full, superseded } outcome = queued;
   {
     std::lock_guard lock(mutex_);
     // The mail limit: at most mail_burst at once, then one every mail_interval. Many pupils
@@ -529,7 +537,9 @@ void alert_sender::raise(alert a, const daemon_config::alert_settings& settings,
       tokens_ = std::min<std::uint64_t>(mail_burst, tokens_ + static_cast<std::uint64_t>(earned));
       refilled_ += earned * mail_interval;
     }
-    if (tokens_ == 0) {
+    if (generation < generation_ && (settings.command != current_command_ || settings.to != current_to_)) {
+      outcome = superseded;  // made under a configuration a reload has replaced
+    } else if (tokens_ == 0) {
       outcome = over_limit;
     } else if (stop_ || queue_.size() >= max_waiting_alerts) {
       outcome = full;
@@ -541,6 +551,8 @@ void alert_sender::raise(alert a, const daemon_config::alert_settings& settings,
   }
   if (outcome == queued) {
     wake_.notify_one();
+  } else if (outcome == superseded) {
+    note_failure("a reload changed alerts.command or alerts.to before it was sent, so it was not mailed");
   } else {
     note_failure(outcome == over_limit
                      ? "more than " + std::to_string(mail_burst) + " alerts came within " +

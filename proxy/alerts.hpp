@@ -107,13 +107,17 @@ class alert_sender {
 
   // Passes `a` through the gate; if it goes out, writes its line to `log` and queues the
   // message for settings.command. Never waits for I/O: one short mutex.
+  // `generation`: the configuration's, whose settings these are (see settings_changed).
   void raise(alert a, const daemon_config::alert_settings& settings, std::string_view school_name,
-             const rules::time_zone& zone, access_log& log);
+             const rules::time_zone& zone, access_log& log, std::uint64_t generation = 0);
 
-  // After a reload: the messages still waiting that were made for another command or another
-  // `to` are dropped, not mailed where the school no longer wants them (a wrong address
-  // corrected, alerts turned off), and counted as not mailed. Any thread; never waits for I/O.
-  void settings_changed(const daemon_config::alert_settings& settings);
+  // After a reload to configuration `generation`: the messages still waiting that were made
+  // under an older one for another command or another `to` are dropped, not mailed where the
+  // school no longer wants them (a wrong address corrected, alerts turned off), and counted as
+  // not mailed; so is a later raise() under an older configuration (a request that pinned it
+  // before the reload) whose settings differ. A call for a generation older than one already
+  // seen is ignored (two reloads finishing out of order). Any thread; never waits for I/O.
+  void settings_changed(const daemon_config::alert_settings& settings, std::uint64_t generation);
 
   // Alerts that went out but were not handed to the command or not taken by it (the mail
   // limit, a full queue, the command failed, a reload changed where they go), since
@@ -124,6 +128,7 @@ class alert_sender {
   struct job {
     std::vector<std::string> argv;
     std::string to;  // alerts.to when it was made
+    std::uint64_t generation = 0;  // of the configuration it was made under
     std::string message;
     // Alerts raised before this one that were not mailed (unmailed_ when it was queued): said
     // in its message; given back to unmailed_ if it is not mailed either.
@@ -145,6 +150,10 @@ class alert_sender {
   std::string pending_warning_;  // the last failure not yet said on stderr
   std::uint64_t unmailed_ = 0;   // not mailed, and not yet said in a queued message
   std::uint64_t killed_at_stop_ = 0;  // commands killed by the stop: said with the dropped ones
+  // The settings of the newest configuration settings_changed() was told of (0: none yet).
+  std::uint64_t generation_ = 0;
+  std::vector<std::string> current_command_;
+  std::string current_to_;
   std::uint64_t not_mailed_total_ = 0;
   std::uint64_t tokens_ = 20;    // the mail limit (alerts.cpp, mail_burst)
   std::chrono::steady_clock::time_point refilled_{};

@@ -261,7 +261,7 @@ void raise_alert(worker& w, const client_connection& c, exchange& ex) {
   }
   a.note = ex.note;
   w.state().alerts->raise(std::move(a), settings, ex.cfg->policy->school_name, ex.cfg->policy->zone,
-                          w.state().access_log);
+                          w.state().access_log, ex.cfg->generation);
 }
 
 }  // namespace

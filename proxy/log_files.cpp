@@ -52,10 +52,11 @@ std::vector<std::string> access_log_files(const std::string& path, std::chrono::
 }
 
 std::string read_log_lines(const std::string& file, const std::function<void(std::string_view)>& line) {
-  // A directory or a FIFO named by mistake is said as such, not read as an empty log.
+  // A directory named by mistake is said as such, not read as an empty log. A pipe is read
+  // (--log <(journalctl -u hallpass -o cat), when the log goes to the journal).
   std::error_code ec;
-  if (std::filesystem::exists(file, ec) && !std::filesystem::is_regular_file(file, ec)) {
-    return file + ": not a file (name the access log's files, not their directory)";
+  if (std::filesystem::is_directory(file, ec)) {
+    return file + ": not a file but a directory (name the access log's files, not their directory)";
   }
   gzFile f = ::gzopen(file.c_str(), "rb");
   if (!f) return file + ": " + std::strerror(errno ? errno : ENOENT);

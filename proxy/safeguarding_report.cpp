@@ -378,14 +378,17 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
     } else if (records_->empty()) {
       out += "None was open in this period.\n\n";
     } else {
-      out += "Those open at any time in this period, with how each ended when it has (`hallpassctl incident ID` "
-             "shows one whole).\n\n"
-             "| No. | About | Happened | What happened | Actions | Last action | Outcome |\n|---|---|---|---|---|---|---|\n";
+      out += "Those open at any time in this period. What happened, what was done and how it ended stay in the "
+             "store, for the DSL and the headteacher: `hallpassctl incident ID` shows one whole.\n\n"
+             "| No. | About | Category | Happened | Actions | Last action | Status |\n|---|---|---|---|---|---|---|\n";
       for (const auto& r : *records_) {
+        const auto when = [&](const std::optional<std::chrono::sys_seconds>& t) {
+          return t ? short_time(*t) : std::string("-");
+        };
         out += "| " + std::to_string(r.id) + " | " + report_cell(r.about) + " | " +
-               (r.happened ? short_time(*r.happened) : std::string("?")) + " | " + report_cell(r.what) +
-               " | " + std::to_string(r.actions) + " | " + (r.last_action.empty() ? "none yet" : report_cell(r.last_action)) +
-               " | " + (r.outcome.empty() ? "**open**" : report_cell(r.outcome)) + " |\n";
+               (r.category.empty() ? std::string("-") : report_cell(r.category)) + " | " + when(r.happened) + " | " +
+               std::to_string(r.actions) + " | " + (r.actions ? when(r.last_action) : std::string("none yet")) + " | " +
+               (r.closed ? "closed " + short_time(*r.closed) : std::string("**open**")) + " |\n";
       }
       if (records_omitted_) {
         out += "\n(" + rules::thousands(records_omitted_) + " older ones are not shown: `hallpassctl incidents --all` "

@@ -49,10 +49,12 @@ class report_builder {
   // in the period, with their outcome when closed since, as the store holds them: they come
   // from the store, not the log (safeguarding_report_command.cpp reads it). `problem`: why they
   // could not be read; `omitted`: how many more there are than the rows given.
+  // Never the words (what happened, the actions, the outcome): those are the DSL's and the
+  // headteacher's, and a report is mailed to alerts.to (README.md "Incident records").
   struct incident_record {
     std::int64_t id = 0;
-    std::string about, what, last_action, outcome;  // outcome "": still open
-    std::optional<std::chrono::sys_seconds> happened;
+    std::string about, category;
+    std::optional<std::chrono::sys_seconds> happened, last_action, closed;  // closed: nullopt while open
     std::size_t actions = 0;
   };
   void set_incident_records(std::vector<incident_record> records, std::string problem = {}, std::uint64_t omitted = 0);

@@ -57,11 +57,15 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
     }
   }
   // A file named twice would be counted twice (outside-in audit, 2026-12-06).
-  for (std::size_t i = 0; i < logs.size() && error.empty(); ++i) {
+  // Compared as resolved paths where they resolve, else as written.
+  const auto resolved = [](const std::string& f) {
     std::error_code ec;
-    const auto a = std::filesystem::weakly_canonical(logs[i], ec);
+    auto p = std::filesystem::weakly_canonical(f, ec);
+    return ec ? std::filesystem::path(f) : p;
+  };
+  for (std::size_t i = 0; i < logs.size() && error.empty(); ++i) {
     for (std::size_t j = 0; j < i && error.empty(); ++j) {
-      if (std::filesystem::weakly_canonical(logs[j], ec) == a) error = "--log names " + logs[i] + " twice";
+      if (resolved(logs[j]) == resolved(logs[i])) error = "--log names " + logs[i] + " twice";
     }
   }
   // --since: a rolling period up to now, in whole seconds; 0 for the default (the last week).
@@ -174,12 +178,12 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
         report_builder::incident_record row;
         row.id = o.at("id").as_int64();
         row.about = std::string(o.at("kind").as_string()) + " " + std::string(o.at("subject").as_string());
-        row.what = o.at("what").as_string();
+        if (o.at("category").is_string()) row.category = o.at("category").as_string();
         row.happened = parse_log_time(o.at("happened").as_string());
         const auto& actions = o.at("actions").as_array();
         row.actions = actions.size();
-        if (!actions.empty()) row.last_action = actions.back().at("action").as_string();
-        if (const auto* closed = o.at("closed").if_object()) row.outcome = closed->at("outcome").as_string();
+        if (!actions.empty()) row.last_action = parse_log_time(actions.back().at("at").as_string());
+        if (const auto* closed = o.at("closed").if_object()) row.closed = parse_log_time(closed->at("at").as_string());
         rows.push_back(std::move(row));
       }
       const auto* omitted = r.data.as_object().if_contains("omitted");

@@ -576,7 +576,7 @@ int run_server(const run_options& options) {
               << std::endl;
     const auto& a = before->daemon;
     const auto& b = r.config->daemon;
-    alerts.settings_changed(b.alerts);
+    alerts.settings_changed(b.alerts, r.config->generation);
     const auto listen_text = [](const daemon_config& c) {
       std::string all;
       for (const auto& l : c.listen) all += l.text + "\n";  // the text names a transparent listener's mode

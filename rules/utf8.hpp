@@ -133,7 +133,10 @@ inline bool is_blank(std::string_view text) {
     if (n == 0) return false;  // not UTF-8: something, whatever it is
     blank = cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0xA0 || cp == 0x1680 ||
             (cp >= 0x2000 && cp <= 0x200A) || cp == 0x202F || cp == 0x205F || cp == 0x3000 ||
-            is_unsafe_on_a_terminal(cp);
+            // shown as nothing too: word joiner and invisible operators, Mongolian vowel
+            // separator, combining grapheme joiner, Hangul fillers, the blank Braille pattern
+            (cp >= 0x2060 && cp <= 0x2064) || cp == 0x180E || cp == 0x034F || cp == 0x115F || cp == 0x1160 ||
+            cp == 0x3164 || cp == 0xFFA0 || cp == 0x2800 || is_unsafe_on_a_terminal(cp);
     i += n;
   }
   return blank;

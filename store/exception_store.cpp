@@ -156,6 +156,8 @@ constexpr const char* added_tables[] = {
   role TEXT NOT NULL,
   action TEXT NOT NULL
 ))sql",
+    // Each incident's actions are read with it (every answer, the report) and by retention.
+    "CREATE INDEX IF NOT EXISTS incident_actions_by_incident ON incident_actions(incident_id, at)",
 };
 
 struct added_column {
@@ -186,7 +188,6 @@ constexpr added_column added_columns[] = {
 // risks and control measures"), as the request object names them. approve warns when either is empty.
 constexpr const char* adult_questions[] = {"risks", "control_measures"};
 
-bool is_blank(std::string_view s) { return s.find_first_not_of(" \t\r\n") == std::string_view::npos; }
 
 
 json::value nullable(const std::optional<std::string>& s) { return s ? json::value(*s) : json::value(nullptr); }
@@ -535,7 +536,7 @@ std::optional<json::object> exception_store::request_object(std::int64_t id, sec
   o["control_measures"] = st.text(7);
   json::array to_complete;
   for (const auto* field : adult_questions) {
-    if (is_blank(o[field].as_string())) to_complete.emplace_back(field);
+    if (rules::is_blank(o[field].as_string())) to_complete.emplace_back(field);
   }
   o["to_complete"] = std::move(to_complete);
   if (!st.is_null(27)) {
@@ -685,7 +686,7 @@ result exception_store::review(const actor& who, std::int64_t id, const request_
   std::string completed;
   for (const auto& f : fields) {
     if (!f.value) continue;
-    if (is_blank(*f.value)) return result::fail("bad_request", std::string("'") + f.arg + "' must not be empty");
+    if (rules::is_blank(*f.value)) return result::fail("bad_request", std::string("'") + f.arg + "' must not be empty");
     if (const auto n = rules::code_points(*f.value); n > max_review_chars) {
       return result::fail("bad_request", std::string("'") + f.arg + "' is " + std::to_string(n) +
                                              " characters long: at most " + std::to_string(max_review_chars));

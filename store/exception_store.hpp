@@ -200,7 +200,7 @@ class exception_store {
   // when the form has an outcome). record_incident() adds an action, closes it with an
   // outcome, or both: an outcome on a closed incident is refused (conflict), an action on one
   // is recorded (a later follow-up), an incident with max_incident_actions refuses more. Every
-  // change is audited with the incident before and after. incident() is one with its actions;
+  // change is audited (what its entry holds: below). incident() is one with its actions;
   // incidents() the newest `limit` open ones (all: closed too), optionally of one subject,
   // oldest first, with "omitted" as list's. open_incidents() counts the open ones. The audit
   // entry of a change holds what changed (the incident when opened; the action or the outcome
@@ -277,7 +277,8 @@ class exception_store {
   static result commit(transaction& tx, boost::json::value data);
   std::string iso(std::int64_t unix_seconds) const;
   std::optional<boost::json::object> ban_object(std::int64_t id, seconds_t now);
-  std::optional<boost::json::object> incident_object(std::int64_t id);
+  // nullopt when there is no such incident, or (with *error set) when it cannot be read.
+  std::optional<boost::json::object> incident_object(std::int64_t id, std::string* error = nullptr);
   // The newest `limit` rows of `from` (" FROM ... WHERE ...", its parameters bound by `bind`;
   // the limit is parameter `limit_parameter`), each made an object by `object` (nullopt: left
   // out), oldest first under `key`, within `max_bytes` of JSON (the newest always), with

@@ -17,15 +17,20 @@ std::string incident_name(std::int64_t id) {
 
 }  // namespace
 
-std::optional<json::object> exception_store::incident_object(std::int64_t id) {
+std::optional<json::object> exception_store::incident_object(std::int64_t id, std::string* error) {
   std::string err;
+  // nullopt with *error set when the store could not be read, without when there is no such row.
+  auto failed = [&] {
+    if (error && !err.empty()) *error = err;
+    return std::nullopt;
+  };
   auto st = db_.prepare(
       "SELECT id, kind, subject, what, category, happened_at, opened_by, opened_role, opened_at, outcome, "
       "closed_by, closed_at FROM incidents WHERE id = ?",
       &err);
-  if (!st) return std::nullopt;
+  if (!st) return failed();
   st.bind(1, id);
-  if (!st.step(&err)) return std::nullopt;
+  if (!st.step(&err)) return failed();
   json::object o;
   o["id"] = st.integer(0);
   o["kind"] = st.text(1);
@@ -39,14 +44,14 @@ std::optional<json::object> exception_store::incident_object(std::int64_t id) {
   o["closed"] = closed ? json::value(json::object{{"by", st.text(10)}, {"at", iso(st.integer(11))}, {"outcome", st.text(9)}})
                        : json::value(nullptr);
   auto acts = db_.prepare("SELECT at, by, role, action FROM incident_actions WHERE incident_id = ? ORDER BY id", &err);
-  if (!acts) return std::nullopt;
+  if (!acts) return failed();
   acts.bind(1, id);
   json::array actions;
   while (acts.step(&err)) {
     actions.push_back(
         json::object{{"at", iso(acts.integer(0))}, {"by", acts.text(1)}, {"role", acts.text(2)}, {"action", acts.text(3)}});
   }
-  if (!err.empty()) return std::nullopt;
+  if (!err.empty()) return failed();
   o["actions"] = std::move(actions);
   return o;
 }
@@ -92,7 +97,9 @@ result exception_store::record_incident(const actor& who, std::int64_t id, const
                                         const std::string& outcome) {
   transaction tx(db_);
   if (!tx.error().empty()) return result::fail("internal", tx.error());
-  auto before = incident_object(id);
+  std::string read_error;
+  auto before = incident_object(id, &read_error);
+  if (!before && !read_error.empty()) return result::fail("internal", read_error);
   if (!before) return result::fail("not_found", "there is no incident " + std::to_string(id));
   const auto* closed = before->at("closed").if_object();
   if (!outcome.empty() && closed) {
@@ -130,7 +137,9 @@ result exception_store::record_incident(const actor& who, std::int64_t id, const
 }
 
 result exception_store::incident(std::int64_t id) {
-  auto o = incident_object(id);
+  std::string read_error;
+  auto o = incident_object(id, &read_error);
+  if (!o && !read_error.empty()) return result::fail("internal", read_error);
   if (!o) return result::fail("not_found", "there is no incident " + std::to_string(id));
   result r;
   r.data = std::move(*o);
@@ -154,8 +163,12 @@ result exception_store::incidents(const incident_filter& filter, std::size_t lim
       st.bind(5, static_cast<std::int64_t>(filter.open_during->second.time_since_epoch().count()));
     }
   };
-  return newest_page("incidents", "id", " FROM incidents" + where, bind, 4, limit, max_bytes,
-                     [&](std::int64_t id) { return incident_object(id); });
+  // One that cannot be read fails the answer: left out, it would read as "older ones not shown".
+  std::string read_error;
+  auto r = newest_page("incidents", "id", " FROM incidents" + where, bind, 4, limit, max_bytes,
+                       [&](std::int64_t id) { return incident_object(id, &read_error); });
+  if (r.ok && !read_error.empty()) return result::fail("internal", "an incident cannot be read: " + read_error);
+  return r;
 }
 
 std::size_t exception_store::open_incidents() {

@@ -9,7 +9,7 @@ import subprocess
 import unittest
 
 from harness import BIN, Proxy
-from exceptions_test import ADMIN, admin_lines, admin_state_dir, ctl, ctl_json, ensure_users
+from exceptions_test import ADMIN, CTL, admin_lines, admin_state_dir, ctl, ctl_json, ensure_users
 
 
 @unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
@@ -69,10 +69,12 @@ class IncidentsTest(unittest.TestCase):
                             "--log", log, "--since", "1d"], capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         section = r.stdout.split("## Incident records", 1)[1].split("\n## ", 1)[0]
-        self.assertIn(f"| {iid} | user ava.b |", section)
-        self.assertIn("Parents told; no further concern", section)
-        self.assertIn(f"| {still_open} | device 127.0.0.40 |", section)
+        self.assertRegex(section, rf"\| {iid} \| user ava.b \| social_media \| Tue 1 Dec 11:05 \| 1 \| .* \| closed ")
+        self.assertIn(f"| {still_open} | device 127.0.0.40 | - |", section)
         self.assertIn("**open**", section)
+        # The words stay in the store: the report is mailed (alerts.to), the record is the DSL's.
+        self.assertNotIn("INCIDENTWORDS", r.stdout)
+        self.assertNotIn("Parents told", r.stdout)
 
     def test_a_technician_may_not_read_or_write_incidents_and_the_audit_withholds_them(self):
         iid = ctl_json("hp_dsl", self.sock, "incident", "--user", "sam.c", "--what", "SECRETWORDS disclosed")["id"]
@@ -114,6 +116,22 @@ class IncidentsTest(unittest.TestCase):
         self.assertEqual(len(answers), 2)
         self.assertTrue(answers[0]["ok"], answers[0])
         self.assertNotIn("written when an incident is opened", json.dumps(answers[1]))
+
+    def test_words_read_from_standard_input_stay_off_the_command_line(self):
+        def ctl_stdin(text, *args):
+            return subprocess.run(["runuser", "-u", "hp_dsl", "--", CTL, "--socket", self.sock, *args],
+                                  input=text, capture_output=True, text=True, timeout=60)
+        r = ctl_stdin("Seen by Mr C at lunch:\nsearching for a way round.\n", "incident", "--user", "ava",
+                      "--what", "-", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        opened = json.loads(r.stdout)
+        self.assertEqual(opened["what"], "Seen by Mr C at lunch:\nsearching for a way round.")
+        r = ctl_stdin("", "incident", str(opened["id"]), "--action", "-")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("nothing on standard input", r.stderr)
+        r = ctl_stdin("x", "incident", str(opened["id"]), "--action", "-", "--outcome", "-")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("only one of", r.stderr)
 
     def test_a_time_the_clocks_repeat_is_recorded_with_a_warning_naming_the_instant(self):
         code, out, err = ctl("hp_dsl", self.sock, "incident", "--user", "ava", "--what", "alert at the change",

@@ -163,6 +163,7 @@ TEST_CASE("alert message: a name outside ASCII reaches the Subject whole, as RFC
   for (std::size_t i = 1; i < h.size() && (i == 1 || h[i].starts_with(" ")); ++i) {
     std::string w = i == 1 ? h[i].substr(9) : h[i].substr(1);
     CHECK(w.size() <= 75);
+    CHECK(h[i].size() <= 76);  // the whole line, "Subject: " included (RFC 2047, 2)
     REQUIRE(w.starts_with("=?UTF-8?B?"));
     REQUIRE(w.ends_with("?="));
     for (unsigned char ch : h[i]) CHECK((ch >= 0x20 && ch < 0x7f));
@@ -177,6 +178,10 @@ TEST_CASE("alert message: a name outside ASCII reaches the Subject whole, as RFC
   }
   CHECK(words >= 2);
   CHECK(decoded == "[hallpass] Blocked self_harm site for a device of pupils (" + a.device_name + ")");
+  // A bidi override or a zero-width character in a name a pupil chose reaches no header.
+  a.device_name = "pc-\xe2\x80\xae" "08\xe2\x80\x8b";
+  const auto bidi = alert_header_lines(hallpass::format_alert_message(a, "", "S", alert_zone()));
+  CHECK(bidi[0] == "Subject: [hallpass] Blocked self_harm site for a device of pupils (pc-08)");
 }
 
 TEST_CASE("alert messages for attempts to get round the filter, and for automatic bans") {
@@ -405,8 +410,18 @@ TEST_CASE("alert sender: a message raised before the losses does not claim them,
   // being mailed already), and counted.
   auto corrected = s;
   corrected.to = "dsl@school.example";
-  sender.settings_changed(corrected);
+  sender.settings_changed(corrected, 2);  // the messages were made under generation 0
   CHECK(sender.not_mailed() == 24);
+  // A request that pinned the old configuration before the reload raises after it: not mailed
+  // to the old address either; nor after a late call for an older reload (ignored).
+  alert late = pupil_alert();
+  late.client = "10.0.2.1";
+  sender.raise(late, s, "S", alert_zone(), log, 1);
+  CHECK(sender.not_mailed() == 25);
+  sender.settings_changed(s, 1);
+  late.client = "10.0.2.2";
+  sender.raise(late, s, "S", alert_zone(), log, 1);
+  CHECK(sender.not_mailed() == 26);
   { std::ofstream(gate).put('x'); }
   std::size_t files = 0;
   for (int i = 0; i < 500 && files < 1; ++i) {  // at most 5 s

@@ -136,7 +136,7 @@ TEST_CASE("retention deletes closed incidents by retention.incidents only, with 
   CHECK(s->incident(closed).ok);
   // retention.incidents deletes the closed one, its actions and then its audit entries;
   // the open one stays whatever its age, with its history.
-  r = s->apply_retention(later, later, "retention.incidents 1d");
+  r = s->apply_retention(std::nullopt, later, "retention.records forever, retention.incidents 30d");
   REQUIRE(r.ok);
   CHECK(r.data.at("incidents").as_int64() == 1);
   CHECK(s->incident(closed).code == "not_found");
