@@ -524,7 +524,10 @@ void alert_sender::raise(alert a, const daemon_config::alert_settings& settings,
   if (metrics_) metrics_->alert_raised(a.kind).Increment();
   if (log.enabled()) log.write(format_alert_line(a, zone));
   if (settings.command.empty()) return;
-  job j{settings.command, settings.to, generation, format_alert_message(a, settings.to, school_name, zone)};
+  // Decided first, under the lock, and the message (about 2 KB of text) made only for one that
+  // goes: a flood past the mail limit costs the event loop no formatting. Its place in the
+  // queue is held (reserved_) while the message is made outside the lock.
+  job j{settings.command, settings.to, generation, {}};
   enum { queued, over_limit, full, superseded } outcome = queued;
   {
     std::lock_guard lock(mutex_);
@@ -541,16 +544,25 @@ void alert_sender::raise(alert a, const daemon_config::alert_settings& settings,
       outcome = superseded;  // made under a configuration a reload has replaced
     } else if (tokens_ == 0) {
       outcome = over_limit;
-    } else if (stop_ || queue_.size() >= max_waiting_alerts) {
+    } else if (stop_ || queue_.size() + reserved_ >= max_waiting_alerts) {
       outcome = full;
     } else {
       --tokens_;
+      ++reserved_;
       j.unmailed_before = std::exchange(unmailed_, 0);
-      queue_.push_back(std::move(j));
     }
   }
   if (outcome == queued) {
-    wake_.notify_one();
+    j.message = format_alert_message(a, settings.to, school_name, zone);
+    bool stopped = false;
+    {
+      std::lock_guard lock(mutex_);
+      --reserved_;
+      stopped = stop_;
+      if (!stopped) queue_.push_back(std::move(j));
+    }
+    if (stopped) note_failure("the proxy was stopping");
+    else wake_.notify_one();
   } else if (outcome == superseded) {
     note_failure("a reload changed alerts.command or alerts.to before it was sent, so it was not mailed");
   } else {

@@ -142,6 +142,7 @@ class alert_sender {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<job> queue_;
+  std::size_t reserved_ = 0;  // places held by raise() while it makes the message
   alert_gate gate_;
   bool stop_ = false;
   std::atomic<bool> stopping_{false};  // run_alert_command polls it: kill a running command

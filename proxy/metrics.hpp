@@ -40,6 +40,8 @@ class Registry;
 
 namespace hallpass {
 
+enum class alert_kind : std::uint8_t;  // proxy/alerts.hpp
+
 class small_http_server;
 
 class metrics {
@@ -172,10 +174,7 @@ class metrics {
   std::array<prometheus::Counter*, login_results.size()> logins{};
   // Alerts for the DSL (proxy/alerts.hpp): hallpass_alerts_total{kind} (kind as an index:
   // 0 category, 1 circumvention, 2 ban, alert_kind's order), repeats held, messages lost.
-  template <class Kind>
-  prometheus::Counter& alert_raised(Kind k) {
-    return *alerts_[static_cast<std::size_t>(k)];
-  }
+  prometheus::Counter& alert_raised(alert_kind k) { return *alerts_[static_cast<std::size_t>(k)]; }
   prometheus::Counter& alerts_held;
   prometheus::Counter& alert_failures;
 
