@@ -8,7 +8,6 @@
 #include "proxy/admin_server.hpp"
 #include "proxy/alerts.hpp"
 #include "proxy/shared_state.hpp"
-#include "rules/device_ref.hpp"
 #include "rules/explain.hpp"
 #include "rules/utf8.hpp"
 #include "rules/yaml_reader.hpp"
@@ -135,37 +134,20 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
   if (!reason || rules::is_blank(*reason))
     return bad_request("'reason' is required");
   if (rules::code_points(*reason) > 2000) return bad_request("'reason' is longer than 2000 characters");
-  std::optional<std::string> user;
-  if (const auto typed = admin_text_arg(args, "user")) {
-    // A user name as request's (admin_user_name): "ava.b " was stored as typed, an active ban
-    // of nobody that `unban --user ava.b` could not find; "   " banned nobody (admin audit,
-    // 2026-12-05, F5).
-    std::string why;
-    user = admin_user_name("user", *typed, why);
-    if (!user) return bad_request(why);
-  }
-  const auto device = admin_text_arg(args, "device");
+  std::string why;
+  const auto who = admin_subject(args, why);  // (false, "") when neither is given
+  if (!who) return bad_request(why);
   const auto id = verb == "unban" ? admin_positive_number(args, "id") : std::nullopt;
   if (verb == "unban" && args.contains("id") && !id) return bad_request("'id' must be a ban number");
-  if (int(user.has_value()) + int(device.has_value()) + int(id.has_value()) != 1) {
+  if (int(!who->second.empty()) + int(id.has_value()) != 1) {
     return bad_request(verb == "ban" ? "give exactly one of 'user' (a user name) and 'device' (an address, "
                                "name or hardware address)"
                              : "give exactly one of 'id', 'user' and 'device'");
   }
-  std::string subject;
-  if (user) {
-    subject = *user;
-  } else if (device) {
-    // One device (a network would ban a whole classroom): its address as the proxy sees it,
-    // or its DHCP name or hardware address (the ban follows it when its lease moves), in the
-    // canonical form the overlay compares (rules/device_ref.hpp).
-    std::string why;
-    const auto d = rules::parse_device(*device, &why);
-    if (!d) return bad_request("'device': " + why);
-    subject = d->text;
-  }
+  const bool device = who->first;
+  const std::string& subject = who->second;
   if (verb == "unban") {
-    auto r = store_->unban(actor, id, device.has_value(), subject, *reason);
+    auto r = store_->unban(actor, id, device, subject, *reason);
     changed = r.ok;
     return r;
   }
@@ -175,7 +157,7 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
   const auto length = ban_length(*for_text, err);
   if (!length) return bad_request(err);
   store::ban_form f;
-  f.device = device.has_value();
+  f.device = device;
   f.subject = subject;
   f.length = *length;
   f.reason = *reason;

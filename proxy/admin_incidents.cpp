@@ -7,7 +7,6 @@
 #include "proxy/admin_request.hpp"
 #include "proxy/admin_server.hpp"
 #include "proxy/shared_state.hpp"
-#include "rules/device_ref.hpp"
 #include "rules/explain.hpp"
 #include "rules/utf8.hpp"
 #include "rules/yaml_reader.hpp"
@@ -34,35 +33,6 @@ std::optional<std::string> incident_text(const json::object& args, const char* k
   return t;
 }
 
-// 'user' or 'device', in the form bans take them (canonical device; rules/device_ref.hpp);
-// nullopt with `error` when neither or both, or a bad one; (false, "") when none and `optional`.
-std::optional<std::pair<bool, std::string>> incident_subject(const json::object& args, bool optional,
-                                                             std::string& error) {
-  const auto user = admin_text_arg(args, "user");
-  const auto device = admin_text_arg(args, "device");
-  if (user && device) {
-    error = "give 'user' or 'device', not both";
-    return std::nullopt;
-  }
-  if (user) {
-    auto name = admin_user_name("user", *user, error);
-    if (!name) return std::nullopt;
-    return std::pair{false, *name};
-  }
-  if (device) {
-    std::string why;
-    const auto d = rules::parse_device(*device, &why);
-    if (!d) {
-      error = "'device': " + why;
-      return std::nullopt;
-    }
-    return std::pair{true, d->text};
-  }
-  if (optional) return std::pair{false, std::string()};
-  error = "say whom the incident is about: 'user' (a user name) or 'device' (an address, DHCP name or hardware address)";
-  return std::nullopt;
-}
-
 }  // namespace
 
 // An audit entry about an incident holds the DSL's words about a child: for the DSL and the
@@ -86,7 +56,7 @@ store::result admin_server::handle_incident_verb(const std::string& verb, const 
     // A flag (its kind checked with the line), or null: not given (audit, 2026-12-06: null
     // threw, and the connection closed without an answer).
     if (const auto* all = args.if_contains("all"); all && all->is_bool()) f.all = all->as_bool();
-    auto subject = incident_subject(args, /*optional=*/true, err);
+    auto subject = admin_subject(args, err);
     if (!subject) return bad_request(err);
     if (!subject->second.empty()) f.subject = *subject;
     return store_->incidents(f, incident_list_limit);
@@ -109,8 +79,12 @@ store::result admin_server::handle_incident_verb(const std::string& verb, const 
     return store_->record_incident(actor, *id, *action, *outcome);
   }
   store::incident_form f;
-  auto subject = incident_subject(args, /*optional=*/false, err);
+  auto subject = admin_subject(args, err);
   if (!subject) return bad_request(err);
+  if (subject->second.empty()) {
+    return bad_request("say whom the incident is about: 'user' (a user name) or 'device' (an address, DHCP name or "
+                       "hardware address)");
+  }
   f.device = subject->first;
   f.subject = subject->second;
   const auto what = incident_text(args, "what", err);
@@ -120,12 +94,8 @@ store::result admin_server::handle_incident_verb(const std::string& verb, const 
   if (auto c = admin_text_arg(args, "category")) {
     // A category of the policy, or one of the alerts' own kinds.
     if (*c != "circumvention" && *c != "ban" && !policy.find_category(*c)) {
-      std::string names;
-      for (const auto& cat : policy.categories) {
-        if (cat.name != "circumvention" && cat.name != "ban") names += cat.name + ", ";
-      }
-      return bad_request("'category' " + rules::quote(*c) + " is not a category of the policy: one of " + names +
-                 "circumvention or ban");
+      return bad_request("'category' " + rules::quote(*c) + " is neither a category of the policy (" +
+                         policy.category_list() + ") nor circumvention or ban");
     }
     f.category = *c;
   }

@@ -12,6 +12,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "rules/device_ref.hpp"
+
 namespace hallpass {
 namespace json = boost::json;
 namespace {
@@ -264,6 +266,34 @@ std::optional<std::string> admin_user_name(std::string_view key, std::string_vie
     return std::nullopt;
   }
   return std::string(text);
+}
+
+std::optional<std::pair<bool, std::string>> admin_subject(const json::object& args, std::string& error) {
+  const auto user = admin_text_arg(args, "user");
+  const auto device = admin_text_arg(args, "device");
+  if (user && device) {
+    error = "give 'user' or 'device', not both";
+    return std::nullopt;
+  }
+  if (user) {
+    // "ava.b " was stored as typed, a ban of nobody that `unban --user ava.b` could not find;
+    // "   " banned nobody (admin audit, 2026-12-05, F5).
+    auto name = admin_user_name("user", *user, error);
+    if (!name) return std::nullopt;
+    return std::pair{false, *name};
+  }
+  if (device) {
+    // One device (a network would ban a whole classroom): a DHCP name or hardware address
+    // follows the device when its lease moves.
+    std::string why;
+    const auto d = rules::parse_device(*device, &why);
+    if (!d) {
+      error = "'device': " + why;
+      return std::nullopt;
+    }
+    return std::pair{true, d->text};
+  }
+  return std::pair{false, std::string()};
 }
 
 const std::set<std::string>* admin_verb_roles(std::string_view verb) {

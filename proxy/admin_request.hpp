@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <boost/json/object.hpp>
 
@@ -52,6 +53,12 @@ std::string admin_text_error(std::string_view key, std::string_view value, bool 
 // treat names, so "ava.b " bans ava.b. nullopt with `error` naming the key when nothing is
 // left ("   ", ""), when it is longer than 256 bytes or has a control character.
 std::optional<std::string> admin_user_name(std::string_view key, std::string_view text, std::string& error);
+
+// Whom a ban or an incident is about: 'user' (admin_user_name) or 'device' (one device: an
+// address, or a DHCP name or hardware address, in the canonical form rules/device_ref.hpp
+// compares), as (device, subject); (false, "") when neither is given; nullopt with `error`
+// when both are, or one is bad.
+std::optional<std::pair<bool, std::string>> admin_subject(const boost::json::object& args, std::string& error);
 
 // The verbs' readers of an argument parse_admin_line has checked: its text, or nullopt when it
 // is absent or null (a bad one never reaches a verb, so nullopt is never a bad value read as

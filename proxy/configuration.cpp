@@ -244,13 +244,10 @@ config_load_result load_configuration(const std::string& path, const overrides& 
   // an alert that cannot come.
   if (policy.compiled) {
     for (const auto& name : c->daemon.alerts.categories) {
-      const auto& cats = policy.compiled->categories;
-      if (std::none_of(cats.begin(), cats.end(), [&](const rules::category& k) { return k.name == name; })) {
-        std::string known;
-        for (const auto& k : cats) known += (known.empty() ? "" : ", ") + k.name;
+      if (!policy.compiled->find_category(name)) {
         out.errors.push_back({path, 0, 0, "alerts.categories: " + rules::quote(name) +
                                               " is not a category of this policy (its categories: " +
-                                              (known.empty() ? "none" : known) + ")"});
+                                              policy.compiled->category_list() + ")"});
       }
     }
   }

@@ -45,22 +45,6 @@ std::string report_plural(std::uint64_t n, std::string_view one, std::string_vie
 }
 
 // "Mon 30 Nov 11:05", school-local: the table's rows (the title names the zone).
-std::string report_short_time(const rules::time_zone& zone, std::chrono::sys_seconds t) {
-  using namespace std::chrono;
-  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  const local_seconds local = zone.to_local(t);
-  const auto day = floor<std::chrono::days>(local);
-  const year_month_day ymd{day};
-  const hh_mm_ss hms{local - day};
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%s %u %s %02d:%02d", days[weekday{day}.c_encoding()],
-                static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()));
-  return buf;
-}
-
 std::string report_field(const boost::json::object& o, std::string_view key) {
   const auto* v = o.if_contains(key);
   return v && v->is_string() ? std::string(v->as_string()) : std::string();
@@ -76,7 +60,7 @@ int report_two_digits(std::string_view s, std::size_t at) {
 
 }  // namespace
 
-void report_builder::set_incident_records(std::vector<incident_record> records, std::string problem,
+void report_builder::set_incident_records(std::vector<store::incident_summary> records, std::string problem,
                                           std::uint64_t omitted) {
   records_ = std::move(records);
   records_problem_ = std::move(problem);
@@ -271,7 +255,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
     zoned = zone.offset_at(t) != zone.offset_at(period_.to);
   }
   const auto short_time = [&](std::chrono::sys_seconds t) {
-    const std::string s = report_short_time(zone, t);
+    const std::string s = rules::short_time_in_words(zone, t);
     return zoned ? s + " " + rules::zone_label(zone, t) : s;
   };
   std::string out;
@@ -385,8 +369,8 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
         const auto when = [&](const std::optional<std::chrono::sys_seconds>& t) {
           return t ? short_time(*t) : std::string("-");
         };
-        out += "| " + std::to_string(r.id) + " | " + report_cell(r.about) + " | " +
-               (r.category.empty() ? std::string("-") : report_cell(r.category)) + " | " + when(r.happened) + " | " +
+        out += "| " + std::to_string(r.id) + " | " + (r.device ? "device " : "user ") + report_cell(r.subject) + " | " +
+               (r.category.empty() ? std::string("-") : report_cell(r.category)) + " | " + short_time(r.happened) + " | " +
                std::to_string(r.actions) + " | " + (r.actions ? when(r.last_action) : std::string("none yet")) + " | " +
                (r.closed ? "closed " + short_time(*r.closed) : std::string("**open**")) + " |\n";
       }

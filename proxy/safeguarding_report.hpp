@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "rules/time_zone.hpp"
+#include "store/incident_summary.hpp"
 
 namespace hallpass {
 
@@ -46,18 +47,11 @@ class report_builder {
                      const std::vector<std::string>& sources, const std::vector<std::string>& problems = {}) const;
 
   // The incident records (store/incidents.cpp; README.md "Incident records") open at any time
-  // in the period, with their outcome when closed since, as the store holds them: they come
-  // from the store, not the log (safeguarding_report_command.cpp reads it). `problem`: why they
-  // could not be read; `omitted`: how many more there are than the rows given.
-  // Never the words (what happened, the actions, the outcome): those are the DSL's and the
-  // headteacher's, and a report is mailed to alerts.to (README.md "Incident records").
-  struct incident_record {
-    std::int64_t id = 0;
-    std::string about, category;
-    std::optional<std::chrono::sys_seconds> happened, last_action, closed;  // closed: nullopt while open
-    std::size_t actions = 0;
-  };
-  void set_incident_records(std::vector<incident_record> records, std::string problem = {}, std::uint64_t omitted = 0);
+  // in the period, as exception_store::incident_summaries reads them: numbers, whom, dates,
+  // never the words (a report is mailed). `problem`: why they could not be read; `omitted`:
+  // how many more there are than the rows given.
+  void set_incident_records(std::vector<store::incident_summary> records, std::string problem = {},
+                            std::uint64_t omitted = 0);
 
   std::uint64_t requests() const { return requests_; }
   std::uint64_t unreadable() const { return unreadable_; }
@@ -119,7 +113,7 @@ class report_builder {
   std::set<std::string> people_;  // distinct people (or devices) with any request, bounded
   std::set<std::string> high_risk_people_, attempt_people_;  // the same, bounded
   std::uint64_t high_risk_blocks_ = 0, attempts_total_ = 0, bans_total_ = 0;
-  std::optional<std::vector<incident_record>> records_;  // nullopt: not given (no section)
+  std::optional<std::vector<store::incident_summary>> records_;  // nullopt: not given (no section)
   std::string records_problem_;
   std::uint64_t records_omitted_ = 0;
 };

@@ -441,7 +441,11 @@ std::string thousands(std::uint64_t n) {
   return out;
 }
 
-std::string time_in_words(const time_zone& z, std::chrono::sys_seconds t) {
+namespace {
+
+// The day, date and minute of `t` in school time, in words: "Monday 23 November 2026, 11:05",
+// or, short, "Mon 23 Nov 11:05" (the weekday and month cut to three letters, no year).
+std::string day_and_minute(const time_zone& z, std::chrono::sys_seconds t, bool short_form) {
   using namespace std::chrono;
   static constexpr const char* weekdays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
   static constexpr const char* months[] = {"January", "February", "March",     "April",   "May",      "June",
@@ -451,11 +455,27 @@ std::string time_in_words(const time_zone& z, std::chrono::sys_seconds t) {
   const year_month_day ymd{day};
   const hh_mm_ss hms{local - day};
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%s %u %s %d, %02d:%02d", weekdays[weekday{day}.c_encoding()],
-                static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
-                static_cast<int>(ymd.year()), static_cast<int>(hms.hours().count()),
-                static_cast<int>(hms.minutes().count()));
-  return buf + (" " + zone_label(z, t));
+  if (short_form) {
+    std::snprintf(buf, sizeof buf, "%.3s %u %.3s %02d:%02d", weekdays[weekday{day}.c_encoding()],
+                  static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
+                  static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()));
+  } else {
+    std::snprintf(buf, sizeof buf, "%s %u %s %d, %02d:%02d", weekdays[weekday{day}.c_encoding()],
+                  static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
+                  static_cast<int>(ymd.year()), static_cast<int>(hms.hours().count()),
+                  static_cast<int>(hms.minutes().count()));
+  }
+  return buf;
+}
+
+}  // namespace
+
+std::string time_in_words(const time_zone& z, std::chrono::sys_seconds t) {
+  return day_and_minute(z, t, false) + " " + zone_label(z, t);
+}
+
+std::string short_time_in_words(const time_zone& z, std::chrono::sys_seconds t) {
+  return day_and_minute(z, t, true);
 }
 
 std::string zone_label(const time_zone& z, std::chrono::sys_seconds t) {

@@ -93,6 +93,9 @@ std::string thousands(std::uint64_t n);
 // School-local time in words, to the minute, with its zone: "Monday 23 November 2026, 11:00
 // GMT" (block pages, alerts, the safeguarding report).
 std::string time_in_words(const time_zone& z, std::chrono::sys_seconds t);
+// The same, short, without the year or the zone: "Mon 23 Nov 11:00" (the safeguarding report's
+// tables).
+std::string short_time_in_words(const time_zone& z, std::chrono::sys_seconds t);
 
 // School-local time to the minute with its zone: "2026-12-02 03:12 GMT".
 std::string local_minutes(const time_zone& z, std::chrono::sys_seconds t);

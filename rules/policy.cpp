@@ -75,4 +75,10 @@ const category* policy::find_category(std::string_view name) const {
   return nullptr;
 }
 
+std::string policy::category_list() const {
+  std::string out;
+  for (const auto& c : categories) out += (out.empty() ? "" : ", ") + c.name;
+  return out.empty() ? "none" : out;
+}
+
 }  // namespace hallpass::rules

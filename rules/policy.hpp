@@ -282,6 +282,8 @@ struct policy {
 
   const role* find_role(std::string_view name) const;
   const category* find_category(std::string_view name) const;
+  // The categories' names for an error that names an unknown one: "a, b, c", or "none".
+  std::string category_list() const;
   std::size_t total_domains() const { return domains.size(); }
 };
 

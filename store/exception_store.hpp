@@ -25,6 +25,7 @@
 
 #include "rules/exception_index.hpp"
 #include "rules/time_zone.hpp"
+#include "store/incident_summary.hpp"
 #include "store/sqlite.hpp"
 
 namespace hallpass::store {
@@ -212,14 +213,16 @@ class exception_store {
   struct incident_filter {
     bool all = false;
     std::optional<std::pair<bool, std::string>> subject;  // (device, subject)
-    // The weekly report's: those open at any time in [from, to): not closed before `from`, and
-    // happened or opened before `to` (with their outcome when closed since).
-    std::optional<std::pair<seconds_t, seconds_t>> open_during;
   };
   // At most `max_bytes` of JSON too (the newest always), as audit's: an answer stays well within
   // hallpassctl's 16 MiB however long the incidents are.
   result incidents(const incident_filter& filter, std::size_t limit = 200, std::size_t max_bytes = max_audit_bytes);
   std::size_t open_incidents();
+  // The weekly report's: the newest `limit` incidents open at any time in [from, to) (not closed
+  // before `from`; happened or opened before `to`), oldest first, without their words;
+  // *omitted counts the rest. nullopt with *error when the store cannot be read.
+  std::optional<std::vector<incident_summary>> incident_summaries(seconds_t from, seconds_t to, std::size_t limit,
+                                                                  std::uint64_t* omitted, std::string* error);
 
   // The bans in force now or later (not lifted, not proposals, until > now), for the overlay;
   // nullopt with *error when the store cannot be read completely.

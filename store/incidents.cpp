@@ -4,6 +4,8 @@
 // headteacher's: the admin socket gives them to those two roles only (proxy/admin_incidents.cpp).
 #include <boost/json.hpp>
 
+#include <algorithm>
+
 #include "store/exception_store.hpp"
 
 namespace hallpass::store {
@@ -147,28 +149,66 @@ result exception_store::incident(std::int64_t id) {
 }
 
 result exception_store::incidents(const incident_filter& filter, std::size_t limit, std::size_t max_bytes) {
-  // Open ones, or every one; of one subject (a user name compares without case, as bans'); with
-  // open_during, those open at any time in a period (the weekly report).
+  // Open ones, or every one; of one subject (a user name compares without case, as bans').
   std::string where = " WHERE 1";
   if (filter.subject) where += " AND kind = ?1 AND subject = ?2 COLLATE NOCASE";
-  if (filter.open_during) {
-    where += " AND (closed_at IS NULL OR closed_at >= ?3) AND (happened_at < ?5 OR opened_at < ?5)";
-  } else if (!filter.all) {
-    where += " AND closed_at IS NULL";
-  }
+  if (!filter.all) where += " AND closed_at IS NULL";
   auto bind = [&](statement& st) {
     if (filter.subject) st.bind(1, filter.subject->first ? "device" : "user").bind(2, filter.subject->second);
-    if (filter.open_during) {
-      st.bind(3, static_cast<std::int64_t>(filter.open_during->first.time_since_epoch().count()));
-      st.bind(5, static_cast<std::int64_t>(filter.open_during->second.time_since_epoch().count()));
-    }
   };
   // One that cannot be read fails the answer: left out, it would read as "older ones not shown".
   std::string read_error;
-  auto r = newest_page("incidents", "id", " FROM incidents" + where, bind, 4, limit, max_bytes,
+  auto r = newest_page("incidents", "id", " FROM incidents" + where, bind, 3, limit, max_bytes,
                        [&](std::int64_t id) { return incident_object(id, &read_error); });
   if (r.ok && !read_error.empty()) return result::fail("internal", "an incident cannot be read: " + read_error);
   return r;
+}
+
+std::optional<std::vector<incident_summary>> exception_store::incident_summaries(seconds_t from, seconds_t to,
+                                                                                 std::size_t limit, std::uint64_t* omitted,
+                                                                                 std::string* error) {
+  std::string err;
+  auto failed = [&] {
+    if (error) *error = err.empty() ? std::string("unknown SQLite error") : err;
+    return std::nullopt;
+  };
+  constexpr const char* open_in_period =
+      " FROM incidents i WHERE (i.closed_at IS NULL OR i.closed_at >= ?1) AND (i.happened_at < ?2 OR i.opened_at < ?2)";
+  const auto bind_period = [&](statement& st) {
+    st.bind(1, static_cast<std::int64_t>(from.time_since_epoch().count()))
+        .bind(2, static_cast<std::int64_t>(to.time_since_epoch().count()));
+  };
+  auto count = db_.prepare(std::string("SELECT COUNT(*)") + open_in_period, &err);
+  if (!count) return failed();
+  bind_period(count);
+  if (!count.step(&err)) return failed();
+  const auto total = static_cast<std::uint64_t>(count.integer(0));
+  auto st = db_.prepare(std::string("SELECT i.id, i.kind, i.subject, i.category, i.happened_at, i.closed_at, "
+                                    "(SELECT COUNT(*) FROM incident_actions a WHERE a.incident_id = i.id), "
+                                    "(SELECT MAX(a.at) FROM incident_actions a WHERE a.incident_id = i.id)") +
+                            open_in_period + " ORDER BY i.id DESC LIMIT ?3",
+                        &err);
+  if (!st) return failed();
+  bind_period(st);
+  st.bind(3, static_cast<std::int64_t>(limit));
+  std::vector<incident_summary> out;
+  const auto at = [&](int col) { return seconds_t{std::chrono::seconds{st.integer(col)}}; };
+  while (st.step(&err)) {
+    incident_summary i;
+    i.id = st.integer(0);
+    i.device = st.text(1) == "device";
+    i.subject = st.text(2);
+    i.category = st.text(3);
+    i.happened = at(4);
+    if (!st.is_null(5)) i.closed = at(5);
+    i.actions = static_cast<std::size_t>(st.integer(6));
+    if (!st.is_null(7)) i.last_action = at(7);
+    out.push_back(std::move(i));
+  }
+  if (!err.empty()) return failed();
+  std::reverse(out.begin(), out.end());
+  if (omitted) *omitted = total - out.size();
+  return out;
 }
 
 std::size_t exception_store::open_incidents() {

@@ -95,7 +95,7 @@ class IncidentsTest(unittest.TestCase):
 
     def test_bad_incidents_are_refused_with_what_to_do(self):
         for args, said in ((["incident", "--user", "ava", "--what", "x", "--category", "nosuch"],
-                            "is not a category of the policy"),
+                            "is neither a category of the policy"),
                            (["incident", "--user", "ava", "--what", "x", "--at", "2099-01-01 10:00"], "in the future"),
                            (["incident", "--user", "ava", "--what", "x" * 2001], "longer than 2000"),
                            (["incident", "99999", "--action", "x"], "there is no incident 99999")):

@@ -136,14 +136,15 @@ TEST_CASE("safeguarding report: the incident records, open and closed in the per
   hallpass::report_builder b(report_week, {"self_harm"});
   std::string r = b.render(report_zone(), "Example Primary", {"access.log"});
   CHECK_FALSE(contains(r, "## Incident records"));  // not given: no section
-  hallpass::report_builder::incident_record open;
+  hallpass::store::incident_summary open;
   open.id = 3;
-  open.about = "user ava.b";
+  open.subject = "ava.b";
   open.category = "self_harm";
   open.happened = sys_days{year{2026} / 11 / 24} + 11h + 5min;
-  hallpass::report_builder::incident_record closed = open;
+  hallpass::store::incident_summary closed = open;
   closed.id = 4;
-  closed.about = "device a|b";
+  closed.device = true;
+  closed.subject = "a|b";
   closed.category = "";
   closed.actions = 2;
   closed.last_action = sys_days{year{2026} / 11 / 25} + 9h;

@@ -102,15 +102,37 @@ TEST_CASE("incidents lists the open ones, all of them, or one subject's") {
   store::exception_store::incident_filter device;
   device.subject = std::pair{true, std::string("10.0.0.8")};
   CHECK(ids(s->incidents(device)) == std::vector<std::int64_t>{c});
-  // The weekly report's: those open at any time in a period (and happened or opened before its end).
+  // The weekly report's: those open at any time in a period (and happened or opened before its
+  // end), without their words, the newest `limit`, the rest counted.
   const auto now = store::now_seconds();
-  store::exception_store::incident_filter during;
-  during.open_during = std::pair{now + std::chrono::hours(1), now + std::chrono::hours(2)};  // b closed before
-  CHECK(ids(s->incidents(during)) == std::vector<std::int64_t>{a, c});
-  during.open_during = std::pair{now - std::chrono::hours(3), now + std::chrono::hours(1)};
-  CHECK(ids(s->incidents(during)) == std::vector<std::int64_t>{a, b, c});
-  during.open_during = std::pair{now - std::chrono::hours(5), now - std::chrono::hours(4)};  // before all of them
-  CHECK(ids(s->incidents(during)).empty());
+  const auto summary_ids = [&](store::seconds_t from, store::seconds_t to, std::size_t limit = 200) {
+    std::uint64_t omitted = 0;
+    std::string error;
+    auto rows = s->incident_summaries(from, to, limit, &omitted, &error);
+    INFO(error);
+    REQUIRE(rows.has_value());
+    std::vector<std::int64_t> out;
+    for (const auto& r : *rows) out.push_back(r.id);
+    return std::pair{out, omitted};
+  };
+  CHECK(summary_ids(now + std::chrono::hours(1), now + std::chrono::hours(2)).first ==
+        std::vector<std::int64_t>{a, c});  // b closed before the period
+  CHECK(summary_ids(now - std::chrono::hours(3), now + std::chrono::hours(1)).first == std::vector<std::int64_t>{a, b, c});
+  CHECK(summary_ids(now - std::chrono::hours(5), now - std::chrono::hours(4)).first.empty());  // before all of them
+  CHECK(summary_ids(now - std::chrono::hours(3), now + std::chrono::hours(1), 2) ==
+        std::pair{std::vector<std::int64_t>{b, c}, std::uint64_t{1}});
+  {
+    std::uint64_t omitted = 0;
+    std::string error;
+    const auto rows = s->incident_summaries(now - std::chrono::hours(3), now + std::chrono::hours(1), 200, &omitted, &error);
+    REQUIRE(rows.has_value());
+    const auto& sam = (*rows)[1];
+    CHECK((sam.subject == "Sam.C" && !sam.device && sam.category == "self_harm" && sam.actions == 1));
+    CHECK(sam.closed.has_value());
+    CHECK(sam.last_action.has_value());
+    CHECK(std::chrono::abs(sam.happened - (now - std::chrono::hours(1))) <= std::chrono::seconds(2));
+    CHECK((*rows)[2].device);
+  }
   // At most max_bytes of answer, the newest always, the rest counted.
   auto small = s->incidents(all, 200, 10);
   CHECK(ids(small) == std::vector<std::int64_t>{c});
