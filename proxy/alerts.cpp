@@ -146,7 +146,36 @@ std::string alert_device_text(const alert& a) {
 
 }  // namespace
 
-std::string format_alert_message(const alert& a, std::string_view to, std::string_view school_name,
+std::string mail_address_list(const std::vector<std::string>& to) {
+  std::string out;
+  for (const auto& t : to) out += (out.empty() ? "" : ", ") + t;
+  return out;
+}
+
+std::string mail_to_header(const std::vector<std::string>& to) {
+  if (to.empty()) return {};
+  std::string out = "To: ";
+  std::size_t line = out.size();
+  for (std::size_t i = 0; i < to.size(); ++i) {
+    // Each address was checked at load (daemon_config.cpp): printable ASCII, no specials, at
+    // most 254 characters; a long one alone on its line stays under RFC 5322's 998.
+    const std::string piece = to[i] + (i + 1 < to.size() ? "," : "");
+    if (i > 0) {
+      if (line + 1 + piece.size() > 78) {
+        out += "\n ";
+        line = 1;
+      } else {
+        out += " ";
+        ++line;
+      }
+    }
+    out += piece;
+    line += piece.size();
+  }
+  return out + "\n";
+}
+
+std::string format_alert_message(const alert& a, const std::vector<std::string>& to, std::string_view school_name,
                                  const rules::time_zone& zone) {
   const std::string school = school_name.empty() ? std::string("the school") : alert_body_text(school_name);
   const std::string device_short =
@@ -173,7 +202,7 @@ std::string format_alert_message(const alert& a, std::string_view to, std::strin
       break;
   }
   std::string m;
-  if (!to.empty()) m += "To: " + alert_header_text(to, 256) + "\n";
+  m += mail_to_header(to);
   m += "Subject: " + alert_header_text(subject, 200) + "\n";
   m += "Auto-Submitted: auto-generated\n";
   m += "MIME-Version: 1.0\n";

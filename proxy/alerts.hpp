@@ -86,14 +86,22 @@ class alert_gate {
   std::unordered_map<std::string, entry> keys_;
 };
 
-// The mail message for `a` (times school-local, in words): headers (To: when `to` is set,
+// The mail message for `a` (times school-local, in words): headers (To: when `to` names someone,
 // Subject: in printable ASCII), a blank line, then the text in UTF-8 for a person who is not
 // technical. Lines end in LF alone, as sendmail's standard input expects (the mail agent
 // writes CRLF on the wire). Every field is made
 // safe first (no line breaks or control characters from a user name, host or search), and the
 // message is at most 16 KiB.
-std::string format_alert_message(const alert& a, std::string_view to, std::string_view school_name,
+std::string format_alert_message(const alert& a, const std::vector<std::string>& to, std::string_view school_name,
                                  const rules::time_zone& zone);
+
+// The To: header for `to` (alerts.to's checked addresses), folded after a comma so that no
+// line passes 78 characters, with its '\n'; "" when `to` is empty. The alerts and the
+// weekly report (safeguarding_report_command.cpp) write it.
+std::string mail_to_header(const std::vector<std::string>& to);
+
+// `to` for a person to read: "a@x, b@y".
+std::string mail_address_list(const std::vector<std::string>& to);
 
 // The access log's line for an alert that went out (one JSON object and '\n').
 std::string format_alert_line(const alert& a, const rules::time_zone& zone);
@@ -127,7 +135,7 @@ class alert_sender {
  private:
   struct job {
     std::vector<std::string> argv;
-    std::string to;  // alerts.to when it was made
+    std::vector<std::string> to;  // alerts.to when it was made
     std::uint64_t generation = 0;  // of the configuration it was made under
     std::string message;
     // Alerts raised before this one that were not mailed (unmailed_ when it was queued): said
@@ -154,7 +162,7 @@ class alert_sender {
   // The settings of the newest configuration settings_changed() was told of (0: none yet).
   std::uint64_t generation_ = 0;
   std::vector<std::string> current_command_;
-  std::string current_to_;
+  std::vector<std::string> current_to_;
   std::uint64_t not_mailed_total_ = 0;
   std::uint64_t tokens_ = 20;    // the mail limit (alerts.cpp, mail_burst)
   std::chrono::steady_clock::time_point refilled_{};

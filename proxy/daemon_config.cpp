@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "proxy/pac_script.hpp"
+#include "rules/host.hpp"
 #include "rules/yaml_reader.hpp"
 
 namespace hallpass {
@@ -340,6 +341,46 @@ class daemon_reader : public rules::yaml_reader {
     read("incidents", c.retention.incidents, "closed incident records", std::chrono::days(30), "30d");
   }
 
+  // alerts.to: one address, or a list of them (the DSL and the deputies: KCSIE has the DSL
+  // name at least one deputy, who should hear of an alert when the DSL is away). Each is one
+  // bare address, LOCAL@DOMAIN: no line breaks (they would add headers to the message), no
+  // control characters, and nothing that makes a list or a display name inside one entry
+  // (spaces, commas, semicolons, angle brackets, quotes): "dsl@x, someone@y" as one string
+  // mailed both unseen by check (outside-in audit, 2026-12-06). One @, with text on each side.
+  void read_alert_recipients(const YAML::Node& node, daemon_config::alert_settings& a) {
+    std::vector<YAML::Node> entries;
+    if (node.IsSequence()) {
+      for (const auto& item : items(node, "alerts.to")) entries.push_back(item);
+      if (entries.empty()) error(node, "alerts.to names nobody: give the DSL's address, or leave alerts.to out");
+      if (entries.size() > daemon_config::max_alert_recipients) {
+        error(node, "alerts.to names " + std::to_string(entries.size()) + " addresses; at most " +
+                        std::to_string(daemon_config::max_alert_recipients) +
+                        " (for more people, a list address the school's mail server keeps)");
+        return;
+      }
+    } else {
+      entries.push_back(node);
+    }
+    for (const auto& e : entries) {
+      const auto s = scalar(e, "alerts.to");
+      if (!s) continue;
+      const auto at = s->find('@');
+      if (at == std::string::npos || at == 0 || at + 1 == s->size() || s->find('@', at + 1) != std::string::npos ||
+          s->size() > 254 || s->find_first_of(" ,;<>\"()[]:\\") != std::string::npos ||
+          std::any_of(s->begin(), s->end(), [](unsigned char ch) { return ch < 0x20 || ch >= 0x7f; })) {
+        error(e, "alerts.to must be mail addresses like dsl@school.example, in ASCII, one to an entry (for several "
+                 "people, a list: [dsl@school.example, deputy@school.example]), not " + rules::quote(*s));
+        continue;
+      }
+      const bool again = std::any_of(a.to.begin(), a.to.end(), [&](const std::string& t) { return rules::ascii_iequals(t, *s); });
+      if (again) {
+        error(e, "alerts.to names " + rules::quote(*s) + " twice");
+        continue;
+      }
+      a.to.push_back(*s);
+    }
+  }
+
   // alerts: which events alert the DSL, and how the alert leaves (proxy/alerts.hpp). Whether
   // each category exists is checked against the policy by load_configuration.
   void read_alerts(const YAML::Node& root, daemon_config& c) {
@@ -367,22 +408,7 @@ class daemon_reader : public rules::yaml_reader {
         }
       }
     }
-    if (n["to"]) {
-      const auto s = scalar(n["to"], "alerts.to");
-      // One bare address, LOCAL@DOMAIN: no line breaks (they would add headers to the
-      // message), no control characters, and nothing that makes a list or a display name
-      // (spaces, commas, semicolons, angle brackets, quotes): "dsl@x, someone@y" mailed both
-      // (outside-in audit, 2026-12-06). One @, with text on each side.
-      const auto at = s ? s->find('@') : std::string::npos;
-      if (s && (at == std::string::npos || at == 0 || at + 1 == s->size() || s->find('@', at + 1) != std::string::npos ||
-                s->size() > 254 || s->find_first_of(" ,;<>\"()[]:\\") != std::string::npos ||
-                std::any_of(s->begin(), s->end(), [](unsigned char ch) { return ch < 0x20 || ch >= 0x7f; }))) {
-        error(n["to"], "alerts.to must be one mail address like dsl@school.example, in ASCII (for several people, a list address "
-                      "the school's mail server keeps), not " + rules::quote(*s));
-      } else if (s) {
-        a.to = *s;
-      }
-    }
+    if (n["to"]) read_alert_recipients(n["to"], a);
     if (n["every"]) {
       if (auto d = duration(n["every"], "alerts.every")) {
         if (*d < std::chrono::seconds(1) || *d > std::chrono::days(7)) {

@@ -170,6 +170,7 @@ struct daemon_config {
   // Immediate alerts for the DSL (proxy/alerts.hpp; README.md "Alerts for the DSL"; the DfE
   // standard: alerts when content is blocked in high-risk categories; 000 7.2, 7.4; 002). Off
   // unless the section names something to alert on.
+  static constexpr std::size_t max_alert_recipients = 10;
   struct alert_settings {
     std::vector<std::string> categories;  // a block in one of these policy categories
     bool circumvention = false;           // an attempt to get round the filter
@@ -178,7 +179,9 @@ struct daemon_config {
     // `[/usr/sbin/sendmail, -t]` mails it to `to`. Empty: alerts go to the access log and
     // the metrics only.
     std::vector<std::string> command;
-    std::string to;                           // the message's To: line; "" : none
+    // The message's To: line: the DSL and the deputies (KCSIE asks for at least one deputy
+    // DSL), at most max_alert_recipients bare addresses; empty: no To: line.
+    std::vector<std::string> to;
     std::chrono::seconds every = std::chrono::minutes(10);  // per person or device and kind: one alert
     bool enabled() const { return !categories.empty() || circumvention || bans; }
   } alerts;

@@ -29,6 +29,7 @@
 #include "rules/policy_loader.hpp"
 #include "rules/utf8.hpp"
 #include "rules/yaml_reader.hpp"
+#include "proxy/alerts.hpp"
 #include "proxy/configuration.hpp"
 #include "proxy/ldap_directory.hpp"
 #include "proxy/destination.hpp"
@@ -203,7 +204,7 @@ std::string daemon_sections_summary(const daemon_config& d) {
     out += on + "; at most one per person or device and kind every " + rules::duration_text(a.every) + "; " +
            (a.command.empty() ? std::string("to the access log only (no alerts.command)")
                               : "to the access log and " + a.command.front() +
-                                    (a.to.empty() ? std::string() : " (to " + a.to + ")")) +
+                                    (a.to.empty() ? std::string() : " (to " + mail_address_list(a.to) + ")")) +
            "\n";
   }
   const auto& l = d.logins;

@@ -181,7 +181,7 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
     return failures ? 1 : 0;
   }
   std::string message;
-  if (!c.daemon.alerts.to.empty()) message += "To: " + c.daemon.alerts.to + "\n";
+  message += mail_to_header(c.daemon.alerts.to);
   message += "Subject: [hallpass] Safeguarding report, " + rules::local_minutes(c.policy->zone, period.from) +
              " to " + rules::local_minutes(c.policy->zone, period.to) + "\n";
   message += "Auto-Submitted: auto-generated\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
@@ -192,7 +192,7 @@ int run_safeguarding_report(const std::vector<std::string>& args) {
               << why << "\n";
     return 1;
   }
-  std::cout << "Sent the report to " << (c.daemon.alerts.to.empty() ? c.daemon.alerts.command.front() : c.daemon.alerts.to)
+  std::cout << "Sent the report to " << (c.daemon.alerts.to.empty() ? c.daemon.alerts.command.front() : mail_address_list(c.daemon.alerts.to))
             << ".\n";
   return failures ? 1 : 0;
 }

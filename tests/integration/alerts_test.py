@@ -117,7 +117,7 @@ alerts:
   bans: true
   every: 4s
   command: [{MSMTP}, --host=127.0.0.1, --port={cls.mail.port}, --from=hallpass@school.test, --tls=off, -t]
-  to: dsl@school.test
+  to: [dsl@school.test, deputy.dsl@school.test]   # the DSL and a deputy
 """
         cls.proxy = Proxy(extra=alerts, policy_edit=add_self_harm)
 
@@ -147,7 +147,7 @@ alerts:
         self.assertLess(time.monotonic() - first, 4, "the machine is too slow for this test's alerts.every")
         [mail] = self.mails_about(f"({device})")
         self.assertEqual(mail["subject"], f"[hallpass] Blocked self_harm site for a device of pupils ({device})")
-        self.assertEqual(mail["to"], "dsl@school.test")
+        self.assertEqual(mail["to"], "dsl@school.test, deputy.dsl@school.test")
         self.assertEqual(mail["auto-submitted"], "auto-generated")
         body = text_of(mail)
         self.assertIn("Integration Test School: a site in a category the school watches (self_harm) was blocked", body)
@@ -158,7 +158,7 @@ alerts:
         self.assertNotIn("secret", body)  # no query: a mail leaves the gateway
         self.assertNotIn("token", body)  # no path parameters (session tokens)
         delivered = [m for m in self.mail.mailbox if f"({device})" in message(m)["subject"]]
-        self.assertEqual(delivered[0]["to"], ["dsl@school.test"])
+        self.assertEqual(delivered[0]["to"], ["dsl@school.test", "deputy.dsl@school.test"])  # both, one message
         time.sleep(0.5)
         self.assertEqual(len(self.mails_about(f"({device})")), 1)
         self.assertGreaterEqual(self.proxy.metric("hallpass_alerts_held_total"), 2)
@@ -230,8 +230,10 @@ alerts:
         # --send: through alerts.command (msmtp) to alerts.to.
         r = self.report("--send", "--since", "2d", "--log", rotated, "--log", self.proxy.access_log)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("Sent the report to dsl@school.test", r.stdout)
+        self.assertIn("Sent the report to dsl@school.test, deputy.dsl@school.test", r.stdout)
         [mail] = self.mails_about("[hallpass] Safeguarding report, ")
+        delivered = [m for m in self.mail.mailbox if "Safeguarding report" in message(m)["subject"]]
+        self.assertEqual(delivered[0]["to"], ["dsl@school.test", "deputy.dsl@school.test"])
         self.assertIn("ava.b (pupils)", text_of(mail))
         self.assertIn(f"selfharm.test/today", text_of(mail))
 

@@ -107,10 +107,19 @@ TEST_CASE("alert message: a mail message a person can read, with the facts of th
   alert a = pupil_alert();
   a.device_name = "pupil-laptop-07";
   a.held = 3;
-  const auto m = hallpass::format_alert_message(a, "dsl@school.example", "Example Primary", alert_zone());
+  const auto m = hallpass::format_alert_message(a, {"dsl@school.example"}, "Example Primary", alert_zone());
   const auto h = alert_header_lines(m);
   REQUIRE(h.size() >= 3);
   CHECK(h[0] == "To: dsl@school.example");
+  // Several: one To: header, folded after a comma before 78 columns, each address whole.
+  const std::vector<std::string> many{"designated.safeguarding.lead@example-primary.sch.uk",
+                                      "deputy.dsl@example-primary.sch.uk", "head@example-primary.sch.uk"};
+  const auto folded = hallpass::format_alert_message(a, many, "Example Primary", alert_zone());
+  CHECK(folded.starts_with("To: designated.safeguarding.lead@example-primary.sch.uk,\n"
+                           " deputy.dsl@example-primary.sch.uk, head@example-primary.sch.uk\nSubject: "));
+  CHECK(hallpass::mail_to_header({}) == "");
+  CHECK(hallpass::mail_address_list(many) ==
+        "designated.safeguarding.lead@example-primary.sch.uk, deputy.dsl@example-primary.sch.uk, head@example-primary.sch.uk");
   CHECK(h[1] == "Subject: [hallpass] Blocked self_harm site for a device of pupils (pupil-laptop-07)");
   CHECK(contains(m, "Content-Type: text/plain; charset=utf-8\n"));
   CHECK_FALSE(contains(m, "\r"));
@@ -124,7 +133,7 @@ TEST_CASE("alert message: a mail message a person can read, with the facts of th
   CHECK(contains(m, "3 more were held back"));
   CHECK_FALSE(contains(m, "Searched:"));  // none given: no line
   // No To: without an address (a command that is not sendmail -t).
-  CHECK(alert_header_lines(hallpass::format_alert_message(a, "", "S", alert_zone()))[0].starts_with("Subject: "));
+  CHECK(alert_header_lines(hallpass::format_alert_message(a, {}, "S", alert_zone()))[0].starts_with("Subject: "));
 }
 
 TEST_CASE("alert message: text from outside cannot add headers or control the reader's screen") {
@@ -133,7 +142,7 @@ TEST_CASE("alert message: text from outside cannot add headers or control the re
   a.device_name = "pc\x1b[2J";
   a.search = "how to \xe2\x80\xae evil";  // a bidi override
   a.url = "http://bad.example/\r\n\r\nInjected body";
-  const auto m = hallpass::format_alert_message(a, "dsl@school.example", "School", alert_zone());
+  const auto m = hallpass::format_alert_message(a, {"dsl@school.example"}, "School", alert_zone());
   for (const auto& line : alert_header_lines(m)) {
     CHECK_FALSE(line.starts_with("Bcc"));
     for (unsigned char ch : line) CHECK((ch >= 0x20 && ch < 0x7f));
@@ -146,14 +155,14 @@ TEST_CASE("alert message: text from outside cannot add headers or control the re
   alert big = pupil_alert();
   big.search = std::string(100000, 'x');
   big.note = std::string(100000, 'y');
-  CHECK(hallpass::format_alert_message(big, "", "S", alert_zone()).size() < 20 * 1024);
+  CHECK(hallpass::format_alert_message(big, {}, "S", alert_zone()).size() < 20 * 1024);
 }
 
 TEST_CASE("alert message: a name outside ASCII reaches the Subject whole, as RFC 2047 encoded words") {
   // Outside-in audit, 2026-12-06: "Zoë-laptop" read "Zo??-laptop".
   alert a = pupil_alert();
   a.device_name = "Zo\xc3\xab-laptop \xe2\x80\x94 Ysgol Gymraeg Aberystwyth, dosbarth C\xc3\xa2n a Cherddoriaeth";
-  const auto h = alert_header_lines(hallpass::format_alert_message(a, "dsl@school.example", "S", alert_zone()));
+  const auto h = alert_header_lines(hallpass::format_alert_message(a, {"dsl@school.example"}, "S", alert_zone()));
   REQUIRE(h.size() >= 3);
   CHECK(h[1].starts_with("Subject: =?UTF-8?B?"));
   // Folded: the encoded words after the first are on lines of their own, each starting with
@@ -180,7 +189,7 @@ TEST_CASE("alert message: a name outside ASCII reaches the Subject whole, as RFC
   CHECK(decoded == "[hallpass] Blocked self_harm site for a device of pupils (" + a.device_name + ")");
   // A bidi override or a zero-width character in a name a pupil chose reaches no header.
   a.device_name = "pc-\xe2\x80\xae" "08\xe2\x80\x8b";
-  const auto bidi = alert_header_lines(hallpass::format_alert_message(a, "", "S", alert_zone()));
+  const auto bidi = alert_header_lines(hallpass::format_alert_message(a, {}, "S", alert_zone()));
   CHECK(bidi[0] == "Subject: [hallpass] Blocked self_harm site for a device of pupils (pc-08)");
 }
 
@@ -191,7 +200,7 @@ TEST_CASE("alert messages for attempts to get round the filter, and for automati
   c.category_description = "";
   c.user = "sam";
   c.hardware_address = "3c:22:fb:12:9a:01";
-  auto m = hallpass::format_alert_message(c, "", "S", alert_zone());
+  auto m = hallpass::format_alert_message(c, {}, "S", alert_zone());
   CHECK(contains(m, "Subject: [hallpass] Attempt to get round the filter by sam (3c:22:fb:12:9a:01)\n"));
   CHECK(contains(m, "Who:      sam (pupils)\n"));
   alert b;
@@ -202,7 +211,7 @@ TEST_CASE("alert messages for attempts to get round the filter, and for automati
   b.ban_until_text = "Tuesday 24 November 2026, 11:05 GMT";
   b.ban_reason = "3 attempts to get round the filter within 10 minutes (the last: vpn.example)";
   b.client = "10.10.4.20";
-  m = hallpass::format_alert_message(b, "", "S", alert_zone());
+  m = hallpass::format_alert_message(b, {}, "S", alert_zone());
   CHECK(contains(m, "Subject: [hallpass] Use limited to supervised sites: the device 10.10.4.20\n"));
   CHECK(contains(m, "Ban:      number 4, until Tuesday 24 November 2026, 11:05 GMT\n"));
   CHECK(contains(m, "Why:      3 attempts"));
@@ -280,13 +289,26 @@ TEST_CASE("alerts section: what is refused, with the key named") {
                  "must be an absolute path"));
   CHECK(contains(load_config("alerts: {categories: [self_harm], to: dsl@x.example}\n").errors, "alerts.to needs alerts.command"));
   CHECK(contains(load_config("alerts: {categories: [self_harm], command: [/bin/true], to: \"a@b\\r\\nBcc: c@d\"}\n").errors,
-                 "alerts.to must be one mail address"));
+                 "alerts.to must be mail addresses"));
   // One address, not a list nor a display name (outside-in audit, 2026-12-06: both got the mail).
   for (const char* list : {"\"dsl@x.example, other@y.example\"", "\"dsl@x.example other@y.example\"",
                            "\"dsl@x.example;other@y.example\"", "\"DSL <dsl@x.example>\"", "\"a@b@c\"", "\"@x\""}) {
     CHECK(contains(load_config(std::string("alerts: {categories: [self_harm], command: [/bin/true], to: ") + list + "}\n").errors,
-                   "alerts.to must be one mail address"));
+                   "alerts.to must be mail addresses"));
   }
+  // The DSL and the deputies as a list (KCSIE's deputy DSL), each entry one address.
+  const auto two = load_config("alerts: {categories: [self_harm], command: [/bin/true], "
+                               "to: [dsl@school.example, deputy.dsl@school.example]}\n");
+  CHECK(two.errors == "");
+  CHECK(two.config.alerts.to == std::vector<std::string>{"dsl@school.example", "deputy.dsl@school.example"});
+  CHECK(contains(load_config("alerts: {command: [/bin/true], to: [dsl@x.example, \"a@x.example, b@x.example\"]}\n").errors,
+                 "alerts.to must be mail addresses"));
+  CHECK(contains(load_config("alerts: {command: [/bin/true], to: [dsl@x.example, DSL@X.example]}\n").errors,
+                 "names 'DSL@X.example' twice"));
+  CHECK(contains(load_config("alerts: {command: [/bin/true], to: []}\n").errors, "alerts.to names nobody"));
+  CHECK(contains(load_config("alerts: {command: [/bin/true], to: [a@x, b@x, c@x, d@x, e@x, f@x, g@x, h@x, i@x, j@x, k@x]}\n").errors,
+                 "alerts.to names 11 addresses; at most 10"));
+  CHECK(contains(load_config("alerts: {command: [/bin/true], to: [[a@x]]}\n").errors, "alerts.to"));
   // A command alone: for `safeguarding-report --send`, with no alert raised.
   CHECK(load_config("alerts: {command: [/usr/sbin/sendmail, -t], to: dsl@x.example}\n").errors == "");
   CHECK_FALSE(load_config("alerts: {command: [/usr/sbin/sendmail, -t]}\n").config.alerts.enabled());
@@ -390,7 +412,7 @@ TEST_CASE("alert sender: a message raised before the losses does not claim them,
   hallpass::access_log log("off", 16, nullptr);
   hallpass::daemon_config::alert_settings s;
   s.categories = {"self_harm"};
-  s.to = "old@school.example";
+  s.to = {"old@school.example"};
   // Each message waits (at most 10 s) for the test to let it go, then is kept in a file of its own.
   s.command = {"/bin/sh", "-c",
                "touch \"$1/started\"; i=0; while [ ! -e \"$0\" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
@@ -409,7 +431,7 @@ TEST_CASE("alert sender: a message raised before the losses does not claim them,
   // The address is corrected by a reload: the 19 still waiting are dropped (the first is
   // being mailed already), and counted.
   auto corrected = s;
-  corrected.to = "dsl@school.example";
+  corrected.to = {"dsl@school.example"};
   sender.settings_changed(corrected, 2);  // the messages were made under generation 0
   CHECK(sender.not_mailed() == 24);
   // A request that pinned the old configuration before the reload raises after it: not mailed
