@@ -820,7 +820,7 @@ int measure_domains(const options& o) {
     const auto v = hr::decide(p, f);
     blocked += v.act == hr::action::block;
     ip_literals += v.host.kind != hr::host_kind::name;
-    invalid += v.by == hr::decided_by::invalid_host;
+    invalid += v.by == hr::decided_by::unchecked;
   }
 
   auto decide_op = [&](const std::vector<hr::request_facts>& v) {

@@ -99,7 +99,7 @@ std::function<bool()> decision_still_holds(worker& w, const client_connection& c
       // the page a reload blocked was still reached through a tunnel opened before it
       // (hostile-input audit, 2026-12-05, F1). Closed, the browser opens a new tunnel, which
       // is planned with the policy in force.
-      if (cfg->inspecting() && v.by != rules::decided_by::invalid_host) {
+      if (cfg->inspecting() && v.by != rules::decided_by::unchecked) {
         const auto inspection = rules::decide_inspection(*cfg->policy, exceptions.get(), facts, v);
         if (inspection.handling == rules::tls_handling::inspect) {
           ex.add_note("closed while open: " + *host + " is now inspected (" + inspection.why + ")");
@@ -136,7 +136,7 @@ const rules::verdict& decide_exchange(worker& w, const client_connection& c, exc
 }
 
 bool may_show_own_https_page(const exchange& ex, const rules::verdict& v) {
-  return ex.cfg->inspecting() && v.by != rules::decided_by::invalid_host &&
+  return ex.cfg->inspecting() && v.by != rules::decided_by::unchecked &&
          !rules::never_inspected(*ex.cfg->policy, v.host);
 }
 
@@ -157,7 +157,7 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
   if (!v->host.text.empty()) ex.host = v->host.text;
   // A transparent TLS connection shows no User-Agent before its handshake (proxy/transparent.hpp).
   const bool browser = looks_like_browser(user_agent) || c.transparent.has_value();
-  if (ex.cfg->inspecting() && v->by != rules::decided_by::invalid_host) {
+  if (ex.cfg->inspecting() && v->by != rules::decided_by::unchecked) {
     const auto facts = facts_of(w, c, ex, std::nullopt, false);
     const auto inspection = rules::decide_inspection(policy, ex.exceptions.get(), facts, *v);
     if (inspection.handling == rules::tls_handling::inspect) {

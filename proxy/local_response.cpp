@@ -266,7 +266,7 @@ std::string block_page_html(worker& w, client_connection& c, exchange& ex, std::
   // What names the person (who signed in, the device, its addresses) and the form stay off a
   // page the site's own scripts may read (block_page_for_the_person).
   std::string signout, form, ask_url;
-  const bool could_ask = v.by != rules::decided_by::locked_category && v.by != rules::decided_by::invalid_host &&
+  const bool could_ask = v.by != rules::decided_by::locked_category && v.by != rules::decided_by::unchecked &&
                          !v.ban && w.state().admin != nullptr;
   if (for_the_person) {
     info.client = c.ip_text;

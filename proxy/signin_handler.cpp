@@ -233,7 +233,7 @@ net::awaitable<bool> answer_connect(worker& w, client_connection& c, exchange& e
   const auto& ports = ex.cfg->daemon.connect.ports;
   const bool port_ok = std::find(ports.begin(), ports.end(), ex.port) != ports.end();
   const bool may_show = may_show_own_https_page(ex, v);
-  if (!may_show && ex.cfg->inspecting() && v.by != rules::decided_by::invalid_host) {
+  if (!may_show && ex.cfg->inspecting() && v.by != rules::decided_by::unchecked) {
     ex.note = "on the never-inspect list: not decrypted to show the sign-in page";
   }
   if (may_show && looks_like_browser(user_agent) && port_ok) {

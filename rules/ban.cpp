@@ -28,7 +28,7 @@ bool on_supervised_list(const policy& p, const normalized_host& host) {
 }
 
 void apply_ban(const policy& p, const ban_entry& b, verdict& v) {
-  if (v.by == decided_by::locked_category || v.by == decided_by::invalid_host) return;
+  if (v.by == decided_by::locked_category || v.by == decided_by::unchecked) return;
   if (on_supervised_list(p, v.host)) return;
   // A site the policy blocked anyway keeps its category: the access log and the attempts
   // counter (proxy/exchange.cpp: a block by a circumvention category) still see a banned

@@ -81,6 +81,13 @@ struct context {
   matched_sets later_sets;
   int first_locked = -1;  // the first locked set added, as the verdict reports it
   bool patterns_done = false;
+  // RE2 could not match the URL patterns (its DFA ran out of memory): the request cannot be
+  // checked, and is blocked (fail closed), never read as matching no pattern (a code review,
+  // 2026-12-06: RE2::Set::Match returns false for both). Defence in depth: RE2's CompileSet
+  // already refuses a set whose DFA cannot start ("too large to compile" at load), and a set's
+  // DFA resets its cache rather than fail once started (tried with max_mem from 29 KB up and
+  // 20 KB URLs), so no test here can make it fail.
+  bool patterns_failed = false;
   // Sets whose URL prefix the path matches only without ASCII case ("/SECRET" for
   // "example.com/secret"), with that prefix: they count for blocks (a locked category, a rule
   // that blocks) and never for allows, since servers such as IIS read "/SECRET" as "/secret".
@@ -111,15 +118,21 @@ struct context {
     // Most URLs match no pattern. Asked only whether any matches, RE2::Set runs its DFA to the
     // earliest match and allocates nothing; asked which ones, it allocates a match set and
     // reads the whole URL. So ask which only after a match, and only when that can matter.
-    if (!p.patterns->Match(subject, nullptr)) return;
+    re2::RE2::Set::ErrorInfo info{};
+    if (!p.patterns->Match(subject, nullptr, &info)) {
+      patterns_failed = info.kind != re2::RE2::Set::kNoError;
+      return;
+    }
     if (p.patterns_one_set) {
       add(*p.patterns_one_set);
       return;
     }
     std::vector<int> hits;
-    if (p.patterns->Match(subject, &hits)) {
+    if (p.patterns->Match(subject, &hits, &info)) {
       std::sort(hits.begin(), hits.end());  // pattern order, so sets are added in policy order
       for (int h : hits) add(p.pattern_set[static_cast<std::size_t>(h)]);
+    } else {
+      patterns_failed = true;  // it matched, but could not say which
     }
   }
 
@@ -306,7 +319,7 @@ verdict decide(const policy& p, const request_facts& f) {
   auto host = normalize_host(f.host, &v.host_error);
   if (!host) {
     v.act = action::block;
-    v.by = decided_by::invalid_host;
+    v.by = decided_by::unchecked;
     v.rule_id = "invalid host";
     v.reason = "The address asks for a host name that is not valid, so it cannot be checked.";
     return v;
@@ -378,8 +391,17 @@ verdict decide(const policy& p, const request_facts& f) {
     }
   }
 
+  const auto unchecked_patterns = [&] {
+    v.act = action::block;
+    v.by = decided_by::unchecked;
+    v.rule_id = "URL patterns not matched";
+    v.reason = "The address could not be checked against the school's URL patterns, so it is blocked.";
+    return v;
+  };
+
   // 4. Locked categories: nothing overrides them.
   if (p.locked_has_patterns) ctx.match_patterns();
+  if (ctx.patterns_failed) return unchecked_patterns();
   const auto* locked_folded = ctx.first_locked < 0 ? ctx.first_locked_folded() : nullptr;
   if (ctx.first_locked >= 0 || locked_folded) {
     v.act = action::block;
@@ -414,6 +436,7 @@ verdict decide(const policy& p, const request_facts& f) {
           v.url_without_case = f->second;
         }
       }
+      if (ctx.patterns_failed) return false;  // the caller blocks: see below
       v.act = rl.act;
       v.by = decided_by::rule;
       v.matched_rule = &rl;
@@ -425,7 +448,10 @@ verdict decide(const policy& p, const request_facts& f) {
     }
     return false;
   };
-  if (try_rules(p.everyone_rules) || try_rules(r->rules)) return v;
+  const bool ruled = try_rules(p.everyone_rules) || try_rules(r->rules);
+  // A rule that needed the patterns met a failed match: no rule after it may decide instead.
+  if (ctx.patterns_failed) return unchecked_patterns();
+  if (ruled) return v;
 
   // 6. The role's default.
   v.act = r->default_action;

@@ -58,7 +58,9 @@ struct ban_entry;  // rules/exception_index.hpp
 enum class role_source : std::uint8_t { given, network, fallback, group };
 std::string_view to_string(role_source s);
 
-enum class decided_by : std::uint8_t { rule, role_default, locked_category, invalid_host };
+// unchecked: the request could not be checked (a host name that is not valid, or URL patterns
+// RE2 could not match): blocked, and nothing (exception, local allow, ban list) opens it.
+enum class decided_by : std::uint8_t { rule, role_default, locked_category, unchecked };
 
 struct verdict {
   action act = action::block;
@@ -92,7 +94,7 @@ struct verdict {
   // headers names (request_facts::method_overrides) though its own method was not: that method.
   std::string method_read_as;
   normalized_host host;
-  std::string host_error;  // when by == invalid_host
+  std::string host_error;  // when by == unchecked for a host name that is not valid
 
   std::string_view category_name() const;
   std::string period_name() const;  // "Lesson 2 (lesson)", "outside school hours (weekend)"

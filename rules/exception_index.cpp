@@ -202,7 +202,7 @@ bool exception_index::scope_matches(const exception_entry& e, const verdict& v, 
 }
 
 void exception_index::apply(verdict& v, const request_facts& f) const {
-  if (v.by == decided_by::locked_category || v.by == decided_by::invalid_host) return;
+  if (v.by == decided_by::locked_category || v.by == decided_by::unchecked) return;
   if (by_host_.empty() || v.host.text.empty()) return;
   // Walk the host and its parent domains; collect candidates.
   const local_entry* block = nullptr;

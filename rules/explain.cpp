@@ -288,8 +288,10 @@ explanation explain(const policy& p, const request_facts& facts, const exception
                             "' is locked (an illegal-content list). No rule or exception can allow it.");
     return e;
   }
-  if (v.by == decided_by::invalid_host) {
-    e.would_allow.push_back("Nothing: the host name is not valid (" + v.host_error + ").");
+  if (v.by == decided_by::unchecked) {
+    e.would_allow.push_back(v.host_error.empty()
+                                ? std::string("Nothing while RE2 cannot match the URL patterns (its memory ran out).")
+                                : "Nothing: the host name is not valid (" + v.host_error + ").");
     return e;
   }
   if (v.ban) {

@@ -39,7 +39,7 @@ inspection_verdict decide_inspection(const policy& p, const exception_index* ove
                                      const verdict& connect) {
   inspection_verdict out;
   const std::string_view host = connect.host.text;
-  if (connect.by == decided_by::invalid_host || host.empty() || !connect.chosen_role) {
+  if (connect.by == decided_by::unchecked || host.empty() || !connect.chosen_role) {
     out.why = "the host name is not valid, so there is nothing to inspect";
     return out;
   }
