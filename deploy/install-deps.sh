@@ -51,6 +51,7 @@ test_pkgs=(
   strace                    # counts the upstream pool's peeks per request (tests/integration/inspection_test.py)
   msmtp                     # a real mail client as alerts.command: tests/integration/alerts_test.py mails alerts
                             # to an SMTP server of its own
+  logrotate                 # runs deploy/hallpass.logrotate (tests/integration/deploy_logrotate_test.py)
   acl                       # setfacl: a list shared with the service user by an ACL (tests/integration/admin_socket_user_test.py)
   clang-14 libclang-rt-14-dev  # the libFuzzer targets in tests/fuzz/ (libFuzzer, ASan, UBSan runtimes)
 )

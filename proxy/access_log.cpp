@@ -269,8 +269,15 @@ bool access_log::open_file() {
       if (::fchmod(fd, st.st_mode & ~(S_IWGRP | S_IRWXO) & 07777) == 0) {
         std::cerr << "hallpass: " << path_ << " could be read or written by other users; it no longer can\n";
       } else {
-        std::cerr << "hallpass: warning: " << path_ << " can be read or written by other users, and its mode cannot "
-                  << "be changed (" << std::strerror(errno) << "): make it 0640\n";
+        // Not written to (privacy audit, 2026-12-06: after run --user dropped privileges, a
+        // root-made 0666 file found at a reopen was warned about and then written, personal
+        // data every user could read). Retried every second like any failed open, so the log
+        // goes on once the technician has made it 0640; the lines until then are counted lost.
+        const int err = errno;
+        ::close(fd);
+        fail("open (other users may read or write the file, and its mode cannot be changed: make it 0640 "
+             "hallpass:adm)", err, 0);
+        return false;
       }
     }
     fd_ = fd;

@@ -324,10 +324,12 @@ void restrict_store_files(const std::string& state_dir, bool directory_too) {
 
 // run --user: a file a run as root made becomes the daemon user's, so that it can still write
 // it (a root-made store was "a readonly database" after the drop; a root-made access log could
-// not be reopened).
+// not be reopened). A group other than root's stays: an access log made hallpass:adm by hand
+// or by logrotate, then owned by root, stays readable by the technician's adm (privacy audit,
+// 2026-12-06, where it became hallpass:hallpass).
 void give_file(const std::string& path, const passwd& pw) {
   change_own_file(path, [&](int fd, const struct stat& f) {
-    if (f.st_uid == 0 && ::fchown(fd, pw.pw_uid, pw.pw_gid) != 0)
+    if (f.st_uid == 0 && ::fchown(fd, pw.pw_uid, f.st_gid == 0 ? pw.pw_gid : static_cast<gid_t>(-1)) != 0)
       std::cerr << "hallpass: warning: cannot give " << path << " to " << pw.pw_name << ": " << std::strerror(errno)
                 << "\n";
   });

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -376,4 +377,38 @@ TEST_CASE("access log: an existing file open to other users is closed to them, a
   const std::string said = read_all(dir.path / "stderr");
   INFO(said);
   CHECK(said.find("access.log could be read or written by other users; it no longer can") != std::string::npos);
+}
+
+TEST_CASE("access log: a file open to other users whose mode the daemon cannot change is not written") {
+  // Privacy audit, 2026-12-06: after run --user dropped privileges, a root-made 0666 log found
+  // at a reopen was warned about and then written. Run as another user (nobody) in a child, so
+  // that the file is not the writer's to chmod; needs root to make that child.
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: needs root to write as another user");
+    return;
+  }
+  log_dir dir;
+  REQUIRE(::chmod(dir.path.c_str(), 0755) == 0);  // nobody may reach the file
+  const fs::path file = dir.path / "access.log";
+  { std::ofstream(file) << "{\"old\":1}\n"; }
+  REQUIRE(::chmod(file.c_str(), 0666) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
+    const int saved = ::open("/dev/null", O_WRONLY);  // the warnings are not the test's output
+    if (saved >= 0) ::dup2(saved, STDERR_FILENO);
+    access_log log(file.string(), 16, nullptr);
+    log.write("{\"new\":2}\n");
+    log.flush_for_tests();
+    ::_exit(log.write_failures() >= 1 ? 0 : 11);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);  // 10: could not become nobody; 11: no failure counted
+  CHECK(read_lines(file).size() == 1);  // the new line is not in the world-readable file
+  struct stat st {};
+  REQUIRE(::stat(file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0666);  // untouched: not the writer's
 }
