@@ -175,8 +175,9 @@ void admin_server::file_automatic_ban(bool device, std::string subject, std::chr
                                       std::string reason) {
   if (queued_bans_.fetch_add(1) >= max_queued_bans) {
     queued_bans_.fetch_sub(1);
-    std::cerr << "hallpass: bans: too many automatic bans waiting; not filed: "
-              << (device ? "device " : "user ") << subject << " (" << reason << ")\n";
+    // On the worker that counted the attempt: said through the diagnostics thread.
+    state_.diagnostics.say("hallpass: bans: too many automatic bans waiting; not filed: " +
+                           std::string(device ? "device " : "user ") + subject + " (" + reason + ")");
     return;
   }
   net::post(ioc_, [this, device, subject = std::move(subject), length, reason = std::move(reason)] {

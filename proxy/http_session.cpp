@@ -3,7 +3,6 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <iostream>
 #include <optional>
 #include <string_view>
 
@@ -472,7 +471,7 @@ net::awaitable<void> run_http_session(worker& w, std::shared_ptr<client_connecti
     if (c->transparent) requests = co_await start_transparent(w, *c);
     if (requests) co_await session_loop(w, *c);
   } catch (const std::exception& e) {
-    std::cerr << "hallpass: session for " << c->ip_text << " ended by an unexpected error: " << e.what() << "\n";
+    w.state().diagnostics.say("hallpass: session for " + c->ip_text + " ended by an unexpected error: " + e.what());
   }
   return_unused_prefetch(w, *c);             // an origin connection no request took: to the pool
   // The close_notify of an inspected connection; none after an answer cut short, whose end

@@ -6,6 +6,7 @@
 
 #include "proxy/login_gate.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/thread_answer.hpp"
 #include "proxy/worker.hpp"
 
 namespace hallpass {
@@ -16,32 +17,34 @@ namespace {
 constexpr std::chrono::seconds close_notify_timeout{2};
 using lookup = certs::leaf_cache::lookup;
 
-// The initiation of leaf_context's wait: asks the cache, and when the mint completes on a
-// minting thread posts the result back to the worker through its mailbox (never to a worker
-// that has stopped). A named type, not a lambda inside a coroutine (proxy/README.md, GCC 12).
-struct leaf_wait {
-  std::shared_ptr<worker::mailbox> box;
+// A new host's certificate, minted on the leaf cache's threads (certs/leaf_minter.hpp), with
+// a deadline (thread_answer.hpp): with a P-256 school CA a mint takes some 260 us, but a school
+// that brings an RSA-4096 CA pays milliseconds a signature, and the first lesson after a
+// restart asks for thousands of hosts at once; the handshake waited without a deadline behind
+// a queue of up to 10,000 (event-loop review, 2026-12-06). Past it the connection closes, as
+// for a failed mint, and the mint itself goes on for the next visit.
+constexpr auto leaf_deadline = std::chrono::seconds(10);
+
+struct leaf_start {
   certs::leaf_cache* cache;
   std::string host;
+  template <class Callback>
+  void operator()(Callback done) const {
+    cache->async_get(host, [done = std::move(done)](const lookup& r) mutable { done(r); });
+  }
+};
 
-  template <class Handler>
-  void operator()(Handler&& handler) const {
-    auto held = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler));
-    auto mailbox = box;
-    cache->async_get(host, [mailbox, held](const lookup& r) {
-      std::lock_guard lock(mailbox->mutex);
-      if (!mailbox->open) return;
-      net::post(mailbox->ex, [held, r]() mutable { (*held)(std::move(r)); });
-    });
+struct leaf_late {
+  lookup operator()() const {
+    return lookup::failure("it was not made within " + std::to_string(leaf_deadline.count()) +
+                           " s (the minting threads are busy)");
   }
 };
 
 net::awaitable<lookup> wait_for_leaf(worker& w, certs::leaf_cache& cache, const std::string& host) {
-  // A named local moved in, not a temporary inside the co_await expression: GCC 12 destroys
-  // such a temporary twice (proxy/README.md, rule 2; this one freed the host string twice).
-  leaf_wait wait{w.inbox(), &cache, host};
-  auto result = co_await net::async_initiate<const net::use_awaitable_t<>&, void(lookup)>(std::move(wait),
-                                                                                         net::use_awaitable);
+  leaf_start start{&cache, host};
+  leaf_late late;
+  auto result = co_await answer_from_thread<lookup>(w, leaf_deadline, std::move(start), std::move(late));
   co_return result;
 }
 

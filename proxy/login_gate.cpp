@@ -13,6 +13,7 @@
 #include "proxy/shared_state.hpp"
 #include "proxy/signin_handler.hpp"
 #include "proxy/signin_page.hpp"
+#include "proxy/thread_answer.hpp"
 #include "proxy/worker.hpp"
 #include "rules/utf8.hpp"
 
@@ -59,68 +60,24 @@ bool parse_basic(std::string_view header, std::string& user, std::string& passwo
   return !user.empty() && user.find_first_of(std::string_view("\0\r\n", 3)) == std::string::npos;
 }
 
-// The state one wait shares between the directory's answer and the deadline: whichever comes
-// first completes the coroutine; both arrive on the worker's thread.
-template <class Handler>
-struct wait_state {
-  wait_state(Handler&& h, const net::any_io_executor& ex) : handler(std::move(h)), timer(ex) {}
-  Handler handler;
-  net::steady_timer timer;
-  bool done = false;
-  void finish(result r) {
-    if (done) return;
-    done = true;
-    timer.cancel();
-    handler(std::move(r));
-  }
-};
-
-template <class State>
-struct deadline_passed {
-  std::shared_ptr<State> state;
-  void operator()(const error_code& ec) const {
-    if (ec == net::error::operation_aborted) return;
+// What a sign-in check answers when the directory has not in time (thread_answer.hpp).
+struct directory_late {
+  result operator()() const {
     result r;
     r.kind = kind::unavailable;
     r.detail = "the directory did not answer in time";
-    state->finish(std::move(r));
+    return r;
   }
 };
 
-// The initiation of a sign-in check on the login service's threads (a named type, not a lambda
-// inside a coroutine: proxy/README.md, GCC 12). `Start` queues the check and calls the
+// A sign-in check on the login service's threads: `Start` queues the check and calls the
 // callback it is given with the answer, on a directory thread (or at once when the queue is
-// full); the answer is posted back through the worker's mailbox, and the deadline frees the
-// client first if the directory is slow.
-template <class Start>
-struct service_wait {
-  std::shared_ptr<worker::mailbox> box;
-  std::chrono::milliseconds deadline;
-  Start start;
-
-  template <class Handler>
-  void operator()(Handler&& handler) {
-    using state_t = wait_state<std::decay_t<Handler>>;
-    auto state = std::make_shared<state_t>(std::forward<Handler>(handler), box->ex);
-    state->timer.expires_after(deadline);
-    state->timer.async_wait(deadline_passed<state_t>{state});
-    auto mailbox = box;
-    start([mailbox, state](result r) {
-      std::lock_guard lock(mailbox->mutex);
-      if (!mailbox->open) return;
-      net::post(mailbox->ex, [state, r = std::move(r)]() mutable { state->finish(std::move(r)); });
-    });
-  }
-};
-
+// full). The directory's own per-step timeouts free its thread; this deadline frees the client
+// (queue wait included) even when several steps each take nearly their whole timeout.
 template <class Start>
 net::awaitable<result> ask_service(worker& w, const login_settings& s, Start&& start) {
-  // The directory's own per-step timeouts free its thread; this deadline frees the client
-  // (queue wait included) even when several steps each take nearly their whole timeout.
-  service_wait<std::decay_t<Start>> wait{w.inbox(), s.ldap.timeout + std::chrono::seconds(1),
-                                         std::forward<Start>(start)};
-  auto r = co_await net::async_initiate<const net::use_awaitable_t<>&, void(result)>(std::move(wait),
-                                                                                     net::use_awaitable);
+  auto r = co_await answer_from_thread<result>(w, s.ldap.timeout + std::chrono::seconds(1),
+                                               std::forward<Start>(start), directory_late{});
   co_return r;
 }
 
@@ -282,14 +239,14 @@ net::awaitable<result> check_password(worker& w, const client_connection& c, con
   // The name as typed is anyone's text: escaped, so that it cannot forge a line of its own or
   // move a technician's terminal (rules/utf8.hpp terminal_safe).
   if (r.kind == kind::bad_credentials || r.kind == kind::rate_limited) {
-    std::cerr << "hallpass: " << via << "login failed for " << name_for_log(user, r) << " from " << c.ip_text
-              << ": " << rules::terminal_safe(r.detail) << "\n";
+    w.state().diagnostics.say("hallpass: " + std::string(via) + "login failed for " + name_for_log(user, r) + " from " +
+                              c.ip_text + ": " + rules::terminal_safe(r.detail));
   } else if (r.kind != kind::ok && r.kind != kind::cached) {
     // `cached` is a success too: the same sign-in sent together, which waited for one
     // directory check (login_service::finish), was reported as "not checked" with no reason
     // (outside-in audit of logins, 2026-12-05, L1).
-    std::cerr << "hallpass: " << via << "login for " << name_for_log(user, r) << " from " << c.ip_text
-              << " not checked: " << rules::terminal_safe(r.detail) << "\n";
+    w.state().diagnostics.say("hallpass: " + std::string(via) + "login for " + name_for_log(user, r) + " from " +
+                              c.ip_text + " not checked: " + rules::terminal_safe(r.detail));
   }
   co_return r;
 }
@@ -338,8 +295,8 @@ net::awaitable<bool> refresh_page_groups(worker& w, const client_connection& c, 
     // binding's lifetime (README, "Known gaps", until 2026-12-05).
     w.state().signins.unbind(c.ip_text);
     ex.add_note("sign-in page: " + ex.login->user + " is no longer in the directory: signed out");
-    std::cerr << "hallpass: sign-in page: " << rules::terminal_safe(ex.login->user)
-              << " is no longer in the directory: signed out (from " << c.ip_text << ")\n";
+    w.state().diagnostics.say("hallpass: sign-in page: " + rules::terminal_safe(ex.login->user) +
+                              " is no longer in the directory: signed out (from " + c.ip_text + ")");
     ex.login = nullptr;
     co_return true;
   }
@@ -353,7 +310,7 @@ net::awaitable<bool> refresh_page_groups(worker& w, const client_connection& c, 
   ex.action = outcome::error;
   ex.reason_override = "login directory unavailable";
   ex.note = "sign-in page: " + answer.detail;
-  std::cerr << "hallpass: sign-in page: " << rules::terminal_safe(answer.detail) << " (from " << c.ip_text << ")\n";
+  w.state().diagnostics.say("hallpass: sign-in page: " + rules::terminal_safe(answer.detail) + " (from " + c.ip_text + ")");
   co_return false;
 }
 
@@ -480,8 +437,8 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
       // make up tickets for any service name: the line is written at most once a minute
       // (each request still has its note in the access log).
       if (!answer.keytab_at_fault || keytab_line_due(std::chrono::steady_clock::now())) {
-        std::cerr << "hallpass: Negotiate login failed from " << c.ip_text << ": " << rules::terminal_safe(answer.detail)
-                  << "\n";
+        w.state().diagnostics.say("hallpass: Negotiate login failed from " + c.ip_text + ": " +
+                                  rules::terminal_safe(answer.detail));
       }
     } else {
       count(w, answer.kind);
@@ -490,7 +447,8 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
       body = "The school directory could not check the sign-in just now. Try again in a minute.\n";
       ex.reason_override = "login directory unavailable";
       ex.note = "Negotiate login not checked: " + answer.detail;
-      std::cerr << "hallpass: Negotiate login from " << c.ip_text << " not checked: " << rules::terminal_safe(answer.detail) << "\n";
+      w.state().diagnostics.say("hallpass: Negotiate login from " + c.ip_text + " not checked: " +
+                                rules::terminal_safe(answer.detail));
     }
   } else if (!sent) {
     if (mode == login_mode::optional) co_return login_step::proceed;

@@ -13,8 +13,15 @@ namespace {
 // A named coroutine, not a lambda (proxy/README.md, "Coroutines and GCC 12").
 net::awaitable<void> run_prefetch(worker& w, std::shared_ptr<origin_prefetch> p,
                                   std::shared_ptr<const configuration> cfg) {
-  auto r = co_await w.upstream().acquire(p->to, *cfg, upstream_use::tunnel, true);
-  p->result = std::move(r);
+  // Whatever acquire() does, `ready` is cancelled: a request waiting in take_prefetched has no
+  // deadline of its own, and an exception out of a detached coroutine is dropped unseen
+  // (event-loop review, 2026-12-06). Without a result it makes its own connection.
+  try {
+    auto r = co_await w.upstream().acquire(p->to, *cfg, upstream_use::tunnel, true);
+    p->result = std::move(r);
+  } catch (const std::exception&) {
+    p->result.reset();
+  }
   p->ready.cancel();
 }
 

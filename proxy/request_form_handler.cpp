@@ -10,6 +10,7 @@
 #include "proxy/request_checks.hpp"
 #include "proxy/request_target.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/thread_answer.hpp"
 #include "proxy/worker.hpp"
 #include "rules/host.hpp"
 #include "rules/utf8.hpp"
@@ -30,10 +31,31 @@ net::awaitable<void> form_page(client_connection& c, exchange& ex, std::string_v
 // Files a request on the store thread. A named functor rather than a lambda: GCC 12 miscopies
 // non-trivial lambda captures made inside a coroutine (a string ended up bit-copied and freed
 // from inside a coroutine frame; found by ASan).
+// Files on the store thread (SQLite never runs on an event loop) and answers through
+// thread_answer.hpp, which frees the pupil at form_filing_deadline whatever the store thread
+// is doing (a reload of the whole policy, a disk that has stopped answering). At most
+// max_forms_in_flight wait at once (shared_state::forms_in_flight), so a stalled store cannot
+// gather every device's posts.
+constexpr auto form_filing_deadline = std::chrono::seconds(10);
+constexpr int max_forms_in_flight = 64;
+
 struct file_form_job {
   admin_server* admin;
   std::shared_ptr<const store::request_form> form;
-  net::awaitable<store::result> operator()() const { co_return admin->file_form(*form); }
+  std::atomic<int>* in_flight;
+  template <class Callback>
+  void operator()(Callback done) const {
+    net::post(admin->executor(), [admin = admin, form = form, in_flight = in_flight, done = std::move(done)]() mutable {
+      store::result r = admin->file_form(*form);
+      in_flight->fetch_sub(1, std::memory_order_relaxed);
+      done(std::move(r));
+    });
+  }
+};
+
+// What the wait answers when the store has not filed the form in time.
+struct form_filing_late {
+  store::result operator()() const { return store::result::fail("timeout", "the store did not answer in time"); }
 };
 
 }  // namespace
@@ -207,8 +229,28 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   // back to this worker. The job is a named local, moved in: GCC 12 destroys a non-trivial
   // temporary made inside a co_await expression a second time after the resume (ASan caught
   // the shared_ptr freed twice), so no such temporary may appear in one.
-  file_form_job job{state.admin, std::move(form)};
-  auto filed = co_await net::co_spawn(state.admin->executor(), std::move(job), net::use_awaitable);
+  if (state.forms_in_flight.fetch_add(1, std::memory_order_relaxed) >= max_forms_in_flight) {
+    state.forms_in_flight.fetch_sub(1, std::memory_order_relaxed);
+    ex.note = "access request form: the store is busy (" + std::to_string(max_forms_in_flight) + " forms waiting)";
+    state.form_keys.release(token);  // nothing was filed: the same form may be sent again
+    co_await form_page(c, ex, school, version, http::status::service_unavailable, "The request could not be saved",
+                  "Please try again in a minute, or ask your teacher.");
+    co_return;
+  }
+  // The job and the late answer are named locals moved in (proxy/README.md, GCC 12 rule 2).
+  file_form_job job{state.admin, std::move(form), &state.forms_in_flight};
+  form_filing_late late;
+  auto filed = co_await answer_from_thread<store::result>(w, form_filing_deadline, std::move(job), std::move(late));
+  if (!filed.ok && filed.code == "timeout") {
+    // The store thread may still file it: the token stays used, so a second click cannot file
+    // it twice, and the page says that it may have been sent.
+    ex.note = "access request form: the store did not answer within " +
+              std::to_string(form_filing_deadline.count()) + " s";
+    co_await form_page(c, ex, school, version, http::status::service_unavailable, "The request may not have been saved",
+                  "The school's filter is busy and could not confirm your request. It may still arrive; if your "
+                  "teacher does not hear of it, open the blocked page again in a few minutes and ask again.");
+    co_return;
+  }
   if (!filed.ok) {
     ex.note = "access request form: " + filed.error;
     state.form_keys.release(token);  // nothing was filed: the same form may be sent again

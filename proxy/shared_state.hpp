@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/stderr_lines.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/access_request_form.hpp"
 #include "proxy/circumvention_tracker.hpp"
@@ -35,6 +36,9 @@ class shared_state {
   class negotiate_acceptor* negotiate = nullptr;  // logins.negotiate's GSS-API acceptor; set with logins
   class alert_sender* alerts = nullptr;  // alerts for the DSL (proxy/alerts.hpp); set before the workers start
   hallpass::form_keys form_keys;                                            // CSRF tokens for the request form
+  // The event loops' lines for standard error, written by a thread of their own (stderr_lines.hpp).
+  stderr_lines diagnostics;
+  std::atomic<int> forms_in_flight{0};  // request forms waiting for the store thread (request_form_handler.cpp)
   submission_limiter form_limiter{5, std::chrono::seconds(600)};            // per client address  // set before the workers start, cleared after they stop
   // Exceptions and local entries, rebuilt by the admin thread after every change.
   std::atomic<std::shared_ptr<const rules::exception_index>> exceptions;
