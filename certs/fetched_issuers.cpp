@@ -99,48 +99,61 @@ result<std::vector<x509_ptr>> fetched_issuers::parse(std::string_view body) {
   return cas;
 }
 
+std::shared_ptr<const fetched_issuers::snapshot> fetched_issuers::current() const {
+  std::lock_guard lock(mutex_);
+  return current_;
+}
+
 std::size_t fetched_issuers::add(std::vector<x509_ptr> certs) {
   std::lock_guard lock(mutex_);
+  std::vector<X509*> kept;  // the new set, oldest first (not yet up-referenced)
+  for (const auto& k : current_->certs) kept.push_back(k.get());
   std::size_t added = 0;
   for (auto& c : certs) {
-    if (!c || std::any_of(certs_.begin(), certs_.end(), [&](const x509_ptr& k) { return same(k.get(), c.get()); })) {
-      continue;
-    }
-    if (certs_.size() >= capacity_ && !certs_.empty()) certs_.erase(certs_.begin());
     if (capacity_ == 0) break;
-    certs_.push_back(std::move(c));
+    if (!c || std::any_of(kept.begin(), kept.end(), [&](X509* k) { return same(k, c.get()); })) continue;
+    if (kept.size() >= capacity_) kept.erase(kept.begin());
+    kept.push_back(c.get());
     ++added;
   }
+  if (added == 0) return 0;
+  auto next = std::make_shared<snapshot>();
+  for (X509* c : kept) {
+    if (X509_up_ref(c) != 1) continue;
+    next->certs.emplace_back(c);
+    int ok = 0;
+    const unsigned long h = X509_NAME_hash_ex(X509_get_subject_name(c), nullptr, nullptr, &ok);
+    if (ok == 1) next->by_subject.emplace(h, c);
+  }
+  ERR_clear_error();
+  current_ = std::move(next);  // `certs` and the old snapshot free their own references
   return added;
 }
 
 STACK_OF(X509) * fetched_issuers::with_issuers_of(X509* leaf, STACK_OF(X509) * chain) const {
-  std::lock_guard lock(mutex_);
-  if (certs_.empty() || leaf == nullptr) return nullptr;
+  const auto snap = current();
+  if (snap->by_subject.empty() || leaf == nullptr) return nullptr;
   // Which kept certificates issued the leaf, a certificate the origin sent, or one found so
-  // far: a missing intermediate and, rarely, the one above it.
+  // far: a missing intermediate and, rarely, the one above it. Each certificate asks only for
+  // the kept ones whose subject name hashes as its issuer name does.
+  std::vector<X509*> targets{leaf};
+  for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) targets.push_back(sk_X509_value(chain, i));
   std::vector<X509*> found;
-  auto issued_one = [&](X509* candidate) {
-    if (issued(candidate, leaf)) return true;
-    for (int i = 0; i < sk_X509_num(chain); ++i) {
-      if (issued(candidate, sk_X509_value(chain, i))) return true;
-    }
-    return std::any_of(found.begin(), found.end(), [&](X509* f) { return issued(candidate, f); });
-  };
-  for (bool more = true; more;) {
-    more = false;
-    for (const auto& k : certs_) {
-      X509* candidate = k.get();
+  for (std::size_t t = 0; t < targets.size() && found.size() < max_added; ++t) {
+    int ok = 0;
+    const unsigned long h = X509_NAME_hash_ex(X509_get_issuer_name(targets[t]), nullptr, nullptr, &ok);
+    if (ok != 1) continue;
+    for (auto [it, end] = snap->by_subject.equal_range(h); it != end && found.size() < max_added; ++it) {
+      X509* candidate = it->second;
       if (std::find(found.begin(), found.end(), candidate) != found.end() || same(candidate, leaf) ||
-          (chain != nullptr && in_stack(chain, candidate))) {
+          (chain != nullptr && in_stack(chain, candidate)) || !issued(candidate, targets[t])) {
         continue;
       }
-      if (issued_one(candidate)) {
-        found.push_back(candidate);
-        more = true;
-      }
+      found.push_back(candidate);
+      targets.push_back(candidate);
     }
   }
+  ERR_clear_error();
   if (found.empty()) return nullptr;
   STACK_OF(X509)* out = sk_X509_new_null();
   if (out == nullptr) return nullptr;
@@ -149,14 +162,11 @@ STACK_OF(X509) * fetched_issuers::with_issuers_of(X509* leaf, STACK_OF(X509) * c
     if (sk_X509_push(out, c) == 0) X509_free(c);
   };
   for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) push(sk_X509_value(chain, i));
-  for (X509* c : found) push(c);
+  for (X509* c : found) push(c);  // up-referenced: safe after the snapshot goes
   return out;
 }
 
-std::size_t fetched_issuers::size() const {
-  std::lock_guard lock(mutex_);
-  return certs_.size();
-}
+std::size_t fetched_issuers::size() const { return current()->certs.size(); }
 
 void verify_with_fetched_issuers(SSL_CTX* ctx, fetched_issuers* issuers) {
   SSL_CTX_set_cert_verify_callback(ctx, &verify_chain, issuers);

@@ -19,8 +19,10 @@
 #include <openssl/x509.h>
 
 #include <cstddef>
+#include <memory>
 #include <mutex>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "certs/openssl_handles.hpp"
@@ -49,9 +51,26 @@ class fetched_issuers {
 
   std::size_t size() const;
 
+  // At most this many kept certificates are added to one chain: a missing intermediate and
+  // the few above it, never a path the kept set could make as long as itself.
+  static constexpr std::size_t max_added = 8;
+
  private:
-  mutable std::mutex mutex_;
-  std::vector<x509_ptr> certs_;  // oldest first
+  // What with_issuers_of reads: replaced whole by add() (rare: a fetch), never changed, so a
+  // verification holds no lock while it searches. Each certificate is found by the hash of
+  // its subject name, which is the issuer name of what it issued: before 2026-12-06 every
+  // verification compared every kept certificate against every certificate of the chain, over
+  // and over until nothing more was found, under one lock every worker's verifications shared
+  // (256 kept, arranged to be found one a pass, was some 2.8 M comparisons: event-loop
+  // review, 2026-12-06).
+  struct snapshot {
+    std::vector<x509_ptr> certs;  // oldest first
+    std::unordered_multimap<unsigned long, X509*> by_subject;
+  };
+  std::shared_ptr<const snapshot> current() const;
+
+  mutable std::mutex mutex_;  // guards the pointer current_, and add()
+  std::shared_ptr<const snapshot> current_ = std::make_shared<snapshot>();
   std::size_t capacity_;
 };
 

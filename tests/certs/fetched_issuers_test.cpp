@@ -150,3 +150,76 @@ TEST_CASE("fetched issuers: kept once each, the oldest going first, and offered 
   CHECK(store.with_issuers_of(leaf->get(), none) == nullptr);
   sk_X509_free(none);
 }
+
+namespace {
+
+// A CA certificate (basicConstraints CA:TRUE) named `name`, whose issuer name is `issuer`,
+// signed with `key` (one key for all: the search reads names, the signatures are the
+// verification's).
+x509_ptr named_ca(const std::string& name, const std::string& issuer, EVP_PKEY* key) {
+  x509_ptr x(X509_new());
+  REQUIRE(x);
+  X509_set_version(x.get(), 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x.get()), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x.get()), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(x.get()), 3600);
+  auto set_name = [](X509_NAME* n, const std::string& cn) {
+    REQUIRE(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
+                                       -1, 0) == 1);
+  };
+  set_name(X509_get_subject_name(x.get()), name);
+  set_name(X509_get_issuer_name(x.get()), issuer);
+  REQUIRE(X509_set_pubkey(x.get(), key) == 1);
+  X509_EXTENSION* bc = X509V3_EXT_conf_nid(nullptr, nullptr, NID_basic_constraints, "critical,CA:TRUE");
+  REQUIRE(bc != nullptr);
+  X509_add_ext(x.get(), bc, -1);
+  X509_EXTENSION_free(bc);
+  REQUIRE(X509_sign(x.get(), key, EVP_sha256()) > 0);
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("fetched issuers: a full store finds a missing chain by its names, and adds at most 8") {
+  // Event-loop review, 2026-12-06: every verification compared every kept certificate with
+  // every certificate of the chain until a pass found nothing, under one lock for all workers.
+  std::unique_ptr<EVP_PKEY, openssl_deleter<EVP_PKEY_free>> key(EVP_EC_gen("P-256"));
+  REQUIRE(key);
+  fetched_issuers store(256);
+  std::vector<x509_ptr> batch;
+  for (int i = 0; i < 240; ++i) {
+    batch.push_back(named_ca("Unrelated " + std::to_string(i), "Unrelated root", key.get()));
+    if (batch.size() == 8) store.add(std::exchange(batch, {}));
+  }
+  // Root <- I1 <- I2 <- I3 <- the leaf, and a line of 12 CAs above a second leaf.
+  std::vector<x509_ptr> chain;
+  chain.push_back(named_ca("Intermediate 1", "Root", key.get()));
+  chain.push_back(named_ca("Intermediate 2", "Intermediate 1", key.get()));
+  chain.push_back(named_ca("Intermediate 3", "Intermediate 2", key.get()));
+  CHECK(store.add(std::move(chain)) == 3);
+  for (int i = 0; i < 12; i += 4) {
+    std::vector<x509_ptr> line;
+    for (int k = i; k < i + 4; ++k) line.push_back(named_ca("Line " + std::to_string(k), "Line " + std::to_string(k + 1), key.get()));
+    store.add(std::move(line));
+  }
+  CHECK(store.size() == 255);
+  auto leaf = named_ca("www.example.test", "Intermediate 3", key.get());
+  STACK_OF(X509)* sent = sk_X509_new_null();
+  STACK_OF(X509)* offered = store.with_issuers_of(leaf.get(), sent);
+  REQUIRE(offered != nullptr);
+  std::vector<std::string> names;
+  for (int i = 0; i < sk_X509_num(offered); ++i) {
+    char buf[256];
+    X509_NAME_get_text_by_NID(X509_get_subject_name(sk_X509_value(offered, i)), NID_commonName, buf, sizeof buf);
+    names.emplace_back(buf);
+  }
+  CHECK(names == std::vector<std::string>{"Intermediate 3", "Intermediate 2", "Intermediate 1"});
+  sk_X509_pop_free(offered, X509_free);
+
+  auto far = named_ca("far.example.test", "Line 0", key.get());
+  offered = store.with_issuers_of(far.get(), sent);
+  REQUIRE(offered != nullptr);
+  CHECK(static_cast<std::size_t>(sk_X509_num(offered)) == fetched_issuers::max_added);
+  sk_X509_pop_free(offered, X509_free);
+  sk_X509_free(sent);
+}
