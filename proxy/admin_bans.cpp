@@ -171,14 +171,14 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
   return r;
 }
 
-void admin_server::file_automatic_ban(bool device, std::string subject, std::chrono::seconds length,
+bool admin_server::file_automatic_ban(bool device, std::string subject, std::chrono::seconds length,
                                       std::string reason) {
   if (queued_bans_.fetch_add(1) >= max_queued_bans) {
     queued_bans_.fetch_sub(1);
     // On the worker that counted the attempt: said through the diagnostics thread.
     state_.diagnostics.say("hallpass: bans: too many automatic bans waiting; not filed: " +
                            std::string(device ? "device " : "user ") + subject + " (" + reason + ")");
-    return;
+    return false;
   }
   net::post(ioc_, [this, device, subject = std::move(subject), length, reason = std::move(reason)] {
     queued_bans_.fetch_sub(1);
@@ -218,6 +218,7 @@ void admin_server::file_automatic_ban(bool device, std::string subject, std::chr
               << " banned automatically until " << r.data.at("until").as_string().c_str()
               << " (ban " << r.data.at("id").as_int64() << ": " << reason << ")\n";
   });
+  return true;
 }
 
 }  // namespace hallpass

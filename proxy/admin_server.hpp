@@ -78,7 +78,8 @@ class admin_server {
   // a ban"), then publishes the index, counts hallpass_bans_total{how="automatic"} and writes
   // an alert line for the DSL on the access log. At most 64 wait at once; more are dropped,
   // said on standard error (the attempts are still in the access log). Never blocks.
-  void file_automatic_ban(bool device, std::string subject, std::chrono::seconds length, std::string reason);
+  // False when it could not be queued (max_queued_bans wait): said on stderr, nothing filed.
+  bool file_automatic_ban(bool device, std::string subject, std::chrono::seconds length, std::string reason);
 
  private:
   net::awaitable<void> accept_loop();

@@ -40,6 +40,15 @@ bool circumvention_tracker::count(const std::string& key, std::chrono::sys_secon
   return true;
 }
 
+void circumvention_tracker::not_filed(const subject& s, std::chrono::sys_seconds time,
+                                     const rules::ban_settings& bans) {
+  if (bans.attempts == 0) return;
+  std::lock_guard lock(mutex_);
+  const std::string key = (s.device ? "d " : "u ") + s.name;
+  if (!attempts_.contains(key) && attempts_.size() >= max_subjects_) return;
+  attempts_[key] = std::deque<std::chrono::sys_seconds>(bans.attempts - 1, time);
+}
+
 std::size_t circumvention_tracker::tracked() const {
   std::lock_guard lock(mutex_);
   return attempts_.size();

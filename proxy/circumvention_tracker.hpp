@@ -44,6 +44,12 @@ class circumvention_tracker {
   std::vector<subject> note_attempt(std::string_view device, std::string_view user,
                                     std::chrono::sys_seconds time, const rules::ban_settings& bans);
 
+  // A subject note_attempt() returned whose ban could not be filed (the store thread's queue
+  // full): its count is put back one short of the threshold at `time`, so that its next
+  // attempt within bans.within reaches it again instead of starting from zero (event-loop
+  // review, 2026-12-06).
+  void not_filed(const subject& s, std::chrono::sys_seconds time, const rules::ban_settings& bans);
+
   std::size_t tracked() const;
   std::size_t dropped() const;
 

@@ -203,14 +203,16 @@ void note_circumvention(worker& w, const client_connection& c, exchange& ex) {
   const std::string_view user = ex.login ? std::string_view(ex.login->user) : std::string_view();
   const device_identity* d = device_of(w, c, ex);
   const std::string device = d && !d->hardware_address.empty() ? d->hardware_address : c.ip.to_string();
-  const auto reached =
-      state.circumvention.note_attempt(device, user, std::chrono::floor<std::chrono::seconds>(ex.start), bans);
+  const auto now = std::chrono::floor<std::chrono::seconds>(ex.start);
+  const auto reached = state.circumvention.note_attempt(device, user, now, bans);
   for (const auto& s : reached) {
     std::string reason = std::to_string(bans.attempts) + " attempts to get round the filter within " +
                          rules::duration_text(bans.within) + " (the last: " + ex.host;
     if (ex.verdict && !ex.verdict->category_name().empty()) reason += ", " + std::string(ex.verdict->category_name());
     reason += ")";
-    state.admin->file_automatic_ban(s.device, s.name, bans.duration, std::move(reason));
+    if (!state.admin->file_automatic_ban(s.device, s.name, bans.duration, std::move(reason))) {
+      state.circumvention.not_filed(s, now, bans);
+    }
   }
 }
 

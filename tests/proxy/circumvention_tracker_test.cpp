@@ -76,3 +76,19 @@ TEST_CASE("a device named by its hardware address is counted as one, whatever it
   REQUIRE(reached.size() == 1);
   CHECK((reached[0].device && reached[0].name == "3c:22:fb:12:9a:01"));
 }
+
+TEST_CASE("a subject whose ban could not be filed reaches the threshold again at its next attempt") {
+  // Event-loop review, 2026-12-06: with the store's ban queue full the ban was dropped, and
+  // the count had started again from zero, so the pupil went on unbanned for three more.
+  circumvention_tracker t;
+  t.note_attempt(device, "", t0, threshold());
+  t.note_attempt(device, "", t0 + 1s, threshold());
+  const auto reached = t.note_attempt(device, "", t0 + 2s, threshold());
+  REQUIRE(reached.size() == 1);
+  t.not_filed(reached[0], t0 + 2s, threshold());
+  const auto again = t.note_attempt(device, "", t0 + 3s, threshold());
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].name == "10.10.4.20");
+  // Filed this time: counted afresh.
+  CHECK(t.note_attempt(device, "", t0 + 4s, threshold()).empty());
+}
