@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -621,6 +622,27 @@ int run_server(const run_options& options) {
   leases.start();
   pac.start();
 
+  // SIGHUP's reloads run on a thread of their own, not in the signal handler: a reload of a
+  // large policy (the UT1 feed: 4-8 s, longer from a slow disk) made SIGTERM and SIGUSR1 wait
+  // for it, and with systemd's TimeoutStopSec a slow reload and then the drain could end in
+  // SIGKILL (event-loop review, 2026-12-06). SIGHUPs that come during a reload make one more
+  // reload after it, which reads the file as it is then.
+  std::mutex hup_mutex;
+  std::condition_variable hup_wake;
+  bool hup_pending = false, hup_stop = false;
+  std::thread hup_thread([&] {
+    std::unique_lock lock(hup_mutex);
+    while (true) {
+      hup_wake.wait(lock, [&] { return hup_pending || hup_stop; });
+      if (hup_stop) return;
+      hup_pending = false;
+      lock.unlock();
+      const auto outcome = reload();
+      admin.audit_reload("SIGHUP", outcome.errors.empty(), outcome.generation, outcome.errors);
+      lock.lock();
+    }
+  });
+
   net::io_context main_ioc;
   net::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
   signals.add(SIGUSR1);
@@ -659,8 +681,11 @@ int run_server(const run_options& options) {
   on_signal = [&](const error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP && !stopping) {
-      const auto outcome = reload();
-      admin.audit_reload("SIGHUP", outcome.errors.empty(), outcome.generation, outcome.errors);
+      {
+        std::lock_guard lock(hup_mutex);
+        hup_pending = true;
+      }
+      hup_wake.notify_one();
     } else if (sig == SIGUSR1) {
       log.reopen();
     } else if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
@@ -675,6 +700,12 @@ int run_server(const run_options& options) {
   };
   signals.async_wait(on_signal);
   main_ioc.run();
+  {
+    std::lock_guard lock(hup_mutex);
+    hup_stop = true;  // a reload under way ends first (it cannot be stopped half way)
+  }
+  hup_wake.notify_one();
+  hup_thread.join();
   ::unlink(pid_file.c_str());
   for (auto& w : workers) w->join();
   pac.stop();
