@@ -154,7 +154,10 @@ std::optional<std::chrono::seconds> admin_duration(const std::string& text, std:
 
 admin_server::admin_server(shared_state& state, reload_fn reload) : state_(state), reload_(std::move(reload)) {}
 
-admin_server::~admin_server() { stop(); }
+admin_server::~admin_server() {
+  stop();
+  acceptor_.reset();  // its io_context is destroyed next (ioc_ is the last member)
+}
 
 std::string admin_server::start() {
   const auto cfg = state_.configs.current();

@@ -103,7 +103,6 @@ class admin_server {
 
   shared_state& state_;
   reload_fn reload_;
-  net::io_context ioc_{1};
   std::unique_ptr<net::local::stream_protocol::acceptor> acceptor_;
   std::unique_ptr<store::exception_store> store_;
   std::string socket_path_;
@@ -135,6 +134,13 @@ class admin_server {
                                      const store::actor& actor);
   // `incidents` answers with the newest this many, and says how many older ones it left out.
   static constexpr std::size_t incident_list_limit = 200;
+  // Declared last, so destroyed first: its destruction destroys the coroutines still suspended
+  // in it (an admin connection whose answer was being written when the daemon stopped), whose
+  // scope guards touch the members above (connections_by_uid_). Declared first, those were
+  // already freed: a SIGTERM during `hallpassctl reload` ended in a segfault, every time
+  // (reload audit, 2026-12-06; valgrind showed the guard reading the freed map). The acceptor
+  // goes before it (~admin_server).
+  net::io_context ioc_{1};
 };
 
 }  // namespace hallpass
