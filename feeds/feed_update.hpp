@@ -30,7 +30,8 @@ struct update_options {
   // The timeouts and size limit are the feed's own (rules::feed).
 };
 
-constexpr std::size_t shrink_guard_entries = 20;
+// The same bound a reload keeps (rules::shrunk_sources): one number for both guards.
+using rules::shrink_guard_entries;
 
 // What an unpacked download may hold: a gzip tarball of a few MB can unpack to terabytes (a
 // compression bomb) or to a directory and a file per member (inodes). The limits are wide

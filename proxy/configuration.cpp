@@ -307,6 +307,8 @@ config_load_result config_store::reload() {
     std::vector<std::string> found, warnings;
     if (previous) {
       found = rules::emptied_sources(*previous->policy, *r.config->policy);
+      auto halved = rules::shrunk_sources(*previous->policy, *r.config->policy);
+      found.insert(found.end(), std::make_move_iterator(halved.begin()), std::make_move_iterator(halved.end()));
     } else if (overrides_.serving) {
       found = emptied_since_last_run(r.config->daemon.state_dir, *r.config->policy, warnings);
     }

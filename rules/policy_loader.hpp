@@ -68,6 +68,16 @@ load_result load_policy(const std::string& path, const load_options& options = {
 // emptied file, a truncated copy, an editor's half-written save would otherwise fail open).
 std::vector<std::string> emptied_sources(const policy& before, const policy& after);
 
+// A reload must not halve a list either: each source that gave at least shrink_guard_entries in
+// `before` and fewer than half as many (but some) in `after`, in words. A feed's list that
+// `hallpass feeds update` replaced meanwhile is not counted (the update has the same guard),
+// nor one of a feed that may be empty. A reload audit of 2026-12-06 found a list cut to 7%
+// (a feed file cut mid-line) and one emptied beside its feed's URL list accepted without a
+// word, and pornography opened for pupils. Only on a reload: at the start, list-sources.json
+// refuses only an emptied list, so a restart is how a list is shrunk on purpose.
+inline constexpr std::size_t shrink_guard_entries = 20;
+std::vector<std::string> shrunk_sources(const policy& before, const policy& after);
+
 // The entries each list source gave, by category then source name (category::source::name):
 // what emptied_sources compares. The daemon keeps the last served policy's in its state_dir, so
 // that a restart compares too (proxy/list_record.hpp).

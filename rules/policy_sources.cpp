@@ -9,15 +9,35 @@
 namespace hallpass::rules {
 namespace {
 
+// "feed:ut1/adult" -> "ut1"; "" for a source that is not a feed's list.
+std::string_view feed_name_of(std::string_view source) {
+  if (!source.starts_with("feed:")) return {};
+  const auto slash = source.find('/');
+  return source.substr(5, slash == std::string_view::npos ? std::string_view::npos : slash - 5);
+}
+
+const feed* find_feed(const policy& p, std::string_view name) {
+  const auto it = std::find_if(p.feeds.begin(), p.feeds.end(), [&](const feed& f) { return f.name == name; });
+  return it == p.feeds.end() ? nullptr : &*it;
+}
+
 // A feed list the school lets be empty (feeds.NAME.min_entries: 0): feeds update accepts an
 // empty one, so neither a reload nor a start refuses it.
 bool may_be_empty(const policy& p, std::string_view source) {
-  if (!source.starts_with("feed:")) return false;
-  const auto name =
-      source.substr(5, source.find('/') == std::string_view::npos ? std::string_view::npos
-                                                                  : source.find('/') - 5);
-  return std::any_of(p.feeds.begin(), p.feeds.end(),
-                     [&](const feed& f) { return f.name == name && f.min_entries == 0; });
+  const auto name = feed_name_of(source);
+  const feed* f = name.empty() ? nullptr : find_feed(p, name);
+  return f && f->min_entries == 0;
+}
+
+// A feed list that `hallpass feeds update` replaced since `before` (its feed's fetched_at
+// differs): that update had its own guard against a list losing more than half
+// (feeds/README.md; --allow-shrink after a look at the source).
+bool fetched_since(const policy& before, const policy& after, std::string_view source) {
+  const auto name = feed_name_of(source);
+  if (name.empty()) return false;
+  const feed* a = find_feed(before, name);
+  const feed* b = find_feed(after, name);
+  return a && b && a->fetched_at != b->fetched_at;
 }
 
 }  // namespace
@@ -47,6 +67,30 @@ std::vector<std::string> emptied_sources(const source_counts& before, const poli
           " and has none now (emptied, cut short or the wrong file?): " + std::string(refused) +
           "; to empty it on purpose, take it out of the policy (a feed's list may be empty with "
           "feeds.NAME.min_entries: 0)");
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> shrunk_sources(const policy& before, const policy& after) {
+  std::vector<std::string> out;
+  const auto counts = count_sources(before);
+  for (const auto& c : after.categories) {
+    const auto old = counts.find(c.name);
+    if (old == counts.end()) continue;
+    for (const auto& now : c.sources) {
+      const auto was = old->second.find(now.name);
+      if (now.entries == 0 || was == old->second.end() || was->second < shrink_guard_entries ||
+          now.entries * 2 >= was->second) {
+        continue;  // emptied ones are emptied_sources' to say
+      }
+      if (may_be_empty(after, now.name) || fetched_since(before, after, now.name)) continue;
+      out.push_back("category " + quote(c.name) + ": " + now.name + " had " + std::to_string(was->second) +
+                    " entries in the policy in force and has " + std::to_string(now.entries) +
+                    " now (more than half gone: cut short, a half-written save or the wrong file?): the reload "
+                    "is refused and the lists in force stay; to shrink it on purpose, restart hallpass (a start "
+                    "refuses only a list that is emptied), or take the list out of the policy, reload, and put "
+                    "it back");
     }
   }
   return out;
