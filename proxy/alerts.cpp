@@ -18,6 +18,7 @@
 #include "proxy/base64.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/signal_free_thread.hpp"
+#include "rules/host.hpp"
 #include "rules/explain.hpp"
 #include "rules/json_writer.hpp"
 #include "rules/utf8.hpp"
@@ -425,6 +426,19 @@ alert_sender::~alert_sender() {
   }
 }
 
+namespace {
+
+// Whether a message made for `was` may still go after a reload set `now`: nobody it names was
+// taken off the list. Adding a deputy keeps what waits for the DSL (review, 2026-12-06: every
+// change of the list dropped it); the new address gets the alerts made from now on.
+bool recipients_kept(const std::vector<std::string>& was, const std::vector<std::string>& now) {
+  return std::all_of(was.begin(), was.end(), [&](const std::string& a) {
+    return std::any_of(now.begin(), now.end(), [&](const std::string& b) { return rules::ascii_iequals(a, b); });
+  });
+}
+
+}  // namespace
+
 void alert_sender::settings_changed(const daemon_config::alert_settings& settings, std::uint64_t generation) {
   std::size_t dropped = 0;
   std::uint64_t unsaid = 0;  // what the dropped ones would have said of earlier losses
@@ -435,7 +449,7 @@ void alert_sender::settings_changed(const daemon_config::alert_settings& setting
     current_command_ = settings.command;
     current_to_ = settings.to;
     for (auto it = queue_.begin(); it != queue_.end();) {
-      if (it->generation >= generation || (it->argv == settings.command && it->to == settings.to)) {
+      if (it->generation >= generation || (it->argv == settings.command && recipients_kept(it->to, settings.to))) {
         ++it;
         continue;
       }
@@ -569,7 +583,7 @@ void alert_sender::raise(alert a, const daemon_config::alert_settings& settings,
       tokens_ = std::min<std::uint64_t>(mail_burst, tokens_ + static_cast<std::uint64_t>(earned));
       refilled_ += earned * mail_interval;
     }
-    if (generation < generation_ && (settings.command != current_command_ || settings.to != current_to_)) {
+    if (generation < generation_ && (settings.command != current_command_ || !recipients_kept(settings.to, current_to_))) {
       outcome = superseded;  // made under a configuration a reload has replaced
     } else if (tokens_ == 0) {
       outcome = over_limit;

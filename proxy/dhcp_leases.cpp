@@ -604,9 +604,19 @@ bool lease_watcher::poll() {
       arp.append(buf, static_cast<std::size_t>(in.gcount()));
     }
   }
-  const bool same_neighbours = arp == last_neighbours_;
+  // Compared by what the table says (each complete entry's address and hardware address), not
+  // by its text: flags, incomplete entries (a device probing addresses) and their order change
+  // the text every second, and each change re-read the whole leases file (up to 64 MiB) and
+  // built a new table (event-loop review, 2026-12-06).
+  auto neighbours = parse_arp_table(arp);
+  std::vector<std::string> pairs;
+  for (const auto& e : neighbours.entries) pairs.push_back(e.address.to_string() + " " + e.device->hardware_address);
+  std::sort(pairs.begin(), pairs.end());
+  std::string neighbour_key;
+  for (const auto& p : pairs) neighbour_key += p + "\n";
+  const bool same_neighbours = neighbour_key == last_neighbours_;
   if (same_source && same_neighbours && states == last_files_ && now_steady - last_read_ < reread_every) return false;
-  last_neighbours_ = std::move(arp);
+  last_neighbours_ = std::move(neighbour_key);
 
   if (src.path.empty()) {
     const bool had = target_.load() != nullptr;
@@ -671,7 +681,7 @@ bool lease_watcher::poll() {
   // The devices the leases know (the metric and the journal count those), then the table
   // with the neighbours first: a lease, which names the device too, wins for its address.
   const std::size_t devices = device_table(parsed).size();
-  parsed.insert(parsed.begin(), parse_arp_table(last_neighbours_));
+  parsed.insert(parsed.begin(), std::move(neighbours));
   auto table = std::make_shared<const device_table>(parsed);
   target_.store(std::move(table));
   if (counters_.skipped && skipped) counters_.skipped(skipped);

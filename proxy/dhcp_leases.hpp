@@ -160,7 +160,7 @@ class lease_watcher {
   // The neighbour table read with the leases (parse_arp_table).
   std::string neighbours_path_ = "/proc/self/net/arp";
   static constexpr std::size_t max_neighbour_bytes = 8u << 20;
-  std::string last_neighbours_;
+  std::string last_neighbours_;  // the ARP table's complete entries, sorted: "address hardware\n" each
   source last_source_;
   std::vector<file_state> last_files_;
   bool read_once_ = false;

@@ -22,7 +22,9 @@ net::awaitable<void> run_prefetch(worker& w, std::shared_ptr<origin_prefetch> p,
   } catch (const std::exception&) {
     p->result.reset();
   }
-  p->ready.cancel();
+  // Expired, not only cancelled: a request that comes to wait after this (with no result to
+  // take) is woken at once too; cancel() wakes only the waits already begun (review, 2026-12-06).
+  p->ready.expires_at(std::chrono::steady_clock::time_point::min());
 }
 
 bool same_origin(const origin_address& a, const origin_address& b) {

@@ -40,7 +40,7 @@ struct origin_prefetch {
   explicit origin_prefetch(net::any_io_executor ex) : ready(ex, std::chrono::steady_clock::time_point::max()) {}
   origin_address to;
   std::optional<acquire_result> result;  // set when acquire() has ended
-  net::steady_timer ready;               // cancelled when result is set: wakes a waiting request
+  net::steady_timer ready;               // expired when acquire() ends: wakes a waiting request, now or later
 };
 
 // For an inspected tunnel (tunnel_plan::inspect) whose handshake is about to start: sets

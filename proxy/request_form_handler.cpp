@@ -39,15 +39,33 @@ net::awaitable<void> form_page(client_connection& c, exchange& ex, std::string_v
 constexpr auto form_filing_deadline = std::chrono::seconds(10);
 constexpr int max_forms_in_flight = 64;
 
+// Gives the form's place back however the job ends: run, thrown out of, or destroyed unrun
+// with the admin thread's queue (review, 2026-12-06: a throw lost the place for good).
+struct in_flight_place {
+  std::atomic<int>* count;
+  explicit in_flight_place(std::atomic<int>* c) : count(c) {}
+  in_flight_place(in_flight_place&& o) noexcept : count(std::exchange(o.count, nullptr)) {}
+  in_flight_place(const in_flight_place&) = delete;
+  ~in_flight_place() {
+    if (count) count->fetch_sub(1, std::memory_order_relaxed);
+  }
+};
+
 struct file_form_job {
   admin_server* admin;
   std::shared_ptr<const store::request_form> form;
   std::atomic<int>* in_flight;
   template <class Callback>
   void operator()(Callback done) const {
-    net::post(admin->executor(), [admin = admin, form = form, in_flight = in_flight, done = std::move(done)]() mutable {
-      store::result r = admin->file_form(*form);
-      in_flight->fetch_sub(1, std::memory_order_relaxed);
+    net::post(admin->executor(), [admin = admin, form = form, place = std::make_shared<in_flight_place>(in_flight),
+                                  done = std::move(done)]() mutable {
+      store::result r;
+      try {
+        r = admin->file_form(*form);
+      } catch (const std::exception& e) {
+        r = store::result::fail("internal", std::string("the store failed: ") + e.what());
+      }
+      place.reset();
       done(std::move(r));
     });
   }
@@ -183,6 +201,16 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
     ex.note = "access request form: too many forms in the last hour";
     co_await form_page(c, ex, school, version, http::status::service_unavailable, "Requests cannot be sent now",
                   "Too many requests have been sent in the last hour. Please ask your teacher.");
+    co_return;
+  }
+  // The store's room first: a pupil told "busy, try again in a minute" has used none of the
+  // device's allowance (review, 2026-12-06: each retry cost one of the five). The hard bound is
+  // the count taken below; this only keeps the common case off the limiter.
+  if (state.admin && state.forms_in_flight.load(std::memory_order_relaxed) >= max_forms_in_flight) {
+    ex.note = "access request form: the store is busy (" + std::to_string(max_forms_in_flight) + " forms waiting)";
+    state.form_keys.release(token);
+    co_await form_page(c, ex, school, version, http::status::service_unavailable, "The request could not be saved",
+                  "Please try again in a minute, or ask your teacher.");
     co_return;
   }
   if (!state.form_limiter.allow(c.ip_text, std::chrono::steady_clock::now())) {

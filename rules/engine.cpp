@@ -392,6 +392,11 @@ verdict decide(const policy& p, const request_facts& f) {
   }
 
   const auto unchecked_patterns = [&] {
+    // Nothing a rule that matched before the failure set stays (try_rules).
+    v.matched_rule = nullptr;
+    v.matched_category = nullptr;
+    v.clause = {};
+    v.url_without_case = {};
     v.act = action::block;
     v.by = decided_by::unchecked;
     v.rule_id = "URL patterns not matched";
@@ -400,9 +405,11 @@ verdict decide(const policy& p, const request_facts& f) {
   };
 
   // 4. Locked categories: nothing overrides them.
+  // A site locked by its domain or URL prefix is that, even when the patterns could not be
+  // matched: its category is logged and alerted (review, 2026-12-06).
   if (p.locked_has_patterns) ctx.match_patterns();
-  if (ctx.patterns_failed) return unchecked_patterns();
   const auto* locked_folded = ctx.first_locked < 0 ? ctx.first_locked_folded() : nullptr;
+  if (ctx.patterns_failed && ctx.first_locked < 0 && !locked_folded) return unchecked_patterns();
   if (ctx.first_locked >= 0 || locked_folded) {
     v.act = action::block;
     v.by = decided_by::locked_category;

@@ -40,7 +40,9 @@ inspection_verdict decide_inspection(const policy& p, const exception_index* ove
   inspection_verdict out;
   const std::string_view host = connect.host.text;
   if (connect.by == decided_by::unchecked || host.empty() || !connect.chosen_role) {
-    out.why = "the host name is not valid, so there is nothing to inspect";
+    out.why = connect.host_error.empty() && !host.empty()
+                  ? "the URL patterns could not be matched, so the tunnel is blocked uninspected"
+                  : "the host name is not valid, so there is nothing to inspect";
     return out;
   }
   const role& r = *connect.chosen_role;

@@ -464,3 +464,36 @@ TEST_CASE("alert sender: a message raised before the losses does not claim them,
   CHECK(files == 1);  // the dropped ones never ran
   CHECK_FALSE(contains(first, "Before this alert"));  // raised before any loss: says none
 }
+
+TEST_CASE("alert sender: a reload that adds a deputy to alerts.to keeps what waits for the DSL") {
+  // Review, 2026-12-06: the list compared whole, so adding a deputy dropped every alert
+  // waiting for the DSL, who was still on it.
+  hallpass_test::temp_dir dir("hallpass-alert-deputy");
+  const auto gate = (dir.path / "go").string();
+  const auto outdir = dir.path.string();
+  hallpass::access_log log("off", 16, nullptr);
+  hallpass::daemon_config::alert_settings s;
+  s.categories = {"self_harm"};
+  s.to = {"dsl@school.example"};
+  s.command = {"/bin/sh", "-c",
+               "touch \"$1/started\"; i=0; while [ ! -e \"$0\" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
+               "cat > \"$1/m.$$\"",
+               gate, outdir};
+  {
+    hallpass::alert_sender sender(nullptr);
+    for (int i = 0; i < 3; ++i) {
+      alert a = pupil_alert();
+      a.client = "10.0.3." + std::to_string(i);
+      sender.raise(a, s, "S", alert_zone(), log);
+    }
+    auto with_deputy = s;
+    with_deputy.to = {"DSL@school.example", "deputy.dsl@school.example"};
+    sender.settings_changed(with_deputy, 2);
+    CHECK(sender.not_mailed() == 0);
+    auto without_dsl = s;
+    without_dsl.to = {"deputy.dsl@school.example"};
+    sender.settings_changed(without_dsl, 3);  // the DSL taken off: what waits for the DSL goes
+    CHECK(sender.not_mailed() >= 2);
+    { std::ofstream(gate) << ""; }
+  }
+}
