@@ -134,7 +134,9 @@ class worker {
   void start();  // starts the thread
   void join();
   void begin_drain();  // stop accepting; close idle connections; let busy ones finish
-  void stop();         // close everything now
+  // Closes every connection now, lets their sessions end and write their log lines (at most
+  // stop_grace), then stops the loop.
+  void stop();
 
   net::io_context& context() { return ioc_; }
   shared_state& state() { return state_; }
@@ -176,6 +178,7 @@ class worker {
   };
   net::awaitable<void> accept_loop(listener& l);
   net::awaitable<void> sweep_loop();
+  net::awaitable<void> stop_when_closed();
   void close_inbox();
 
   shared_state& state_;

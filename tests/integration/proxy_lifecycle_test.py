@@ -493,6 +493,11 @@ class LifecycleTest(unittest.TestCase):
             download.join(40)
             self.assertEqual(download.status, 200)
             self.assertLess(download.size, BIG)  # cut at the deadline
+            # And logged, with what it carried (reload audit, 2026-12-06: a download or tunnel cut
+            # at the deadline had no line).
+            lines = [l for l in proxy.log_lines() if l.get("path") == "/big"]
+            self.assertEqual(len(lines), 1, proxy.log_lines()[-3:])
+            self.assertGreater(lines[0]["bytes_out"], 0, lines[0])
         finally:
             proxy.stop()
 
