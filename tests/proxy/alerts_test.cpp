@@ -403,6 +403,24 @@ TEST_CASE("alert sender: the next message says how many before it were not maile
   CHECK(got.find("Before this alert") < got.find("\n-- \n"));  // above the signature
 }
 
+namespace {
+
+// Settings whose command waits (at most 10 s) for the file `gate` before it keeps each message
+// in a file of its own in `outdir` (touching `outdir`/started when the first begins).
+hallpass::daemon_config::alert_settings gated_settings(const std::string& gate, const std::string& outdir,
+                                                       std::string to) {
+  hallpass::daemon_config::alert_settings s;
+  s.categories = {"self_harm"};
+  s.to = {std::move(to)};
+  s.command = {"/bin/sh", "-c",
+               "touch \"$1/started\"; i=0; while [ ! -e \"$0\" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
+               "cat > \"$1/m.$$\"",
+               gate, outdir};
+  return s;
+}
+
+}  // namespace
+
 TEST_CASE("alert sender: a message raised before the losses does not claim them, and a reload drops what waits for the old address") {
   // Outside-in audit, 2026-12-06: the note went into messages already queued (raised before the
   // losses), and what waited still went to the address a reload had corrected.
@@ -410,15 +428,8 @@ TEST_CASE("alert sender: a message raised before the losses does not claim them,
   const auto gate = (dir.path / "go").string();
   const auto outdir = dir.path.string();
   hallpass::access_log log("off", 16, nullptr);
-  hallpass::daemon_config::alert_settings s;
-  s.categories = {"self_harm"};
-  s.to = {"old@school.example"};
   // Each message waits (at most 10 s) for the test to let it go, then is kept in a file of its own.
-  s.command = {"/bin/sh", "-c",
-               "touch \"$1/started\"; i=0; while [ ! -e \"$0\" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
-               "cat > \"$1/m.$$\"",
-               gate,
-               outdir};
+  auto s = gated_settings(gate, outdir, "old@school.example");
   hallpass::alert_sender sender(nullptr);
   for (int i = 0; i < 25; ++i) {  // 20 go to the queue (the mail limit), 5 are not mailed
     alert a = pupil_alert();
@@ -472,13 +483,7 @@ TEST_CASE("alert sender: a reload that adds a deputy to alerts.to keeps what wai
   const auto gate = (dir.path / "go").string();
   const auto outdir = dir.path.string();
   hallpass::access_log log("off", 16, nullptr);
-  hallpass::daemon_config::alert_settings s;
-  s.categories = {"self_harm"};
-  s.to = {"dsl@school.example"};
-  s.command = {"/bin/sh", "-c",
-               "touch \"$1/started\"; i=0; while [ ! -e \"$0\" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
-               "cat > \"$1/m.$$\"",
-               gate, outdir};
+  auto s = gated_settings(gate, outdir, "dsl@school.example");
   {
     hallpass::alert_sender sender(nullptr);
     for (int i = 0; i < 3; ++i) {
