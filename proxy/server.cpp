@@ -325,12 +325,14 @@ void restrict_store_files(const std::string& state_dir, bool directory_too) {
 
 // run --user: a file a run as root made becomes the daemon user's, so that it can still write
 // it (a root-made store was "a readonly database" after the drop; a root-made access log could
-// not be reopened). A group other than root's stays: an access log made hallpass:adm by hand
-// or by logrotate, then owned by root, stays readable by the technician's adm (privacy audit,
-// 2026-12-06, where it became hallpass:hallpass).
-void give_file(const std::string& path, const passwd& pw) {
+// not be reopened). With `keep_group`, a group other than root's stays: an access log made
+// hallpass:adm by hand or by logrotate, then owned by root, stays readable by the technician's
+// adm (privacy audit, 2026-12-06, where it became hallpass:hallpass). Never for the store,
+// whose group must be the daemon's own (review, 2026-12-06).
+void give_file(const std::string& path, const passwd& pw, bool keep_group = false) {
   change_own_file(path, [&](int fd, const struct stat& f) {
-    if (f.st_uid == 0 && ::fchown(fd, pw.pw_uid, f.st_gid == 0 ? pw.pw_gid : static_cast<gid_t>(-1)) != 0)
+    const gid_t group = keep_group && f.st_gid != 0 ? static_cast<gid_t>(-1) : pw.pw_gid;
+    if (f.st_uid == 0 && ::fchown(fd, pw.pw_uid, group) != 0)
       std::cerr << "hallpass: warning: cannot give " << path << " to " << pw.pw_name << ": " << std::strerror(errno)
                 << "\n";
   });
@@ -524,7 +526,7 @@ int run_server(const run_options& options) {
                   << std::strerror(errno) << "\n";
       }
       give_store_files(d.state_dir, *pw);
-      if (log.enabled() && d.access_log.path != "-") give_file(d.access_log.path, *pw);
+      if (log.enabled() && d.access_log.path != "-") give_file(d.access_log.path, *pw, true);
       if (auto e = check_socket_group(d, *pw); !e.empty()) {
         std::cerr << "hallpass: " << e << "\n";
         return 1;
