@@ -453,13 +453,13 @@ class StalledStoreTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(status_of(raw_request(self.proxy, f"GET http://facebook.test:{self.nginx.port}/ HTTP/1.1\r\n"
                                                            "Host: facebook.test\r\nConnection: close\r\n\r\n".encode(),
                                                source="127.0.0.90")), 403)
-        form = block_page_form(self.proxy, self.nginx.port, "/after", "127.0.0.91")
         deadline = time.monotonic() + 30  # the forms still waiting for the store go first
-        while True:
-            reply = post_form(self.proxy, form, "127.0.0.91")
+        for k in range(30):  # a device of its own each time: no try uses up another's allowance
+            source = f"127.0.0.{100 + k}"
+            reply = post_form(self.proxy, block_page_form(self.proxy, self.nginx.port, "/after", source), source,
+                              timeout=30)
             if status_of(reply) == 200 or time.monotonic() > deadline:
                 break
-            form = block_page_form(self.proxy, self.nginx.port, "/after", "127.0.0.91")
             time.sleep(1)
         self.assertEqual(status_of(reply), 200, reply[:300])
 
