@@ -30,7 +30,7 @@ struct leaf_start {
   std::string host;
   template <class Callback>
   void operator()(Callback done) const {
-    cache->async_get(host, [done = std::move(done)](const lookup& r) mutable { done(r); });
+    cache->async_get(host, std::move(done));
   }
 };
 

@@ -39,26 +39,36 @@ net::awaitable<void> form_page(client_connection& c, exchange& ex, std::string_v
 constexpr auto form_filing_deadline = std::chrono::seconds(10);
 constexpr int max_forms_in_flight = 64;
 
-// Gives the form's place back however the job ends: run, thrown out of, or destroyed unrun
-// with the admin thread's queue (review, 2026-12-06: a throw lost the place for good).
-struct in_flight_place {
-  std::atomic<int>* count;
-  explicit in_flight_place(std::atomic<int>* c) : count(c) {}
-  in_flight_place(in_flight_place&& o) noexcept : count(std::exchange(o.count, nullptr)) {}
-  in_flight_place(const in_flight_place&) = delete;
-  ~in_flight_place() {
-    if (count) count->fetch_sub(1, std::memory_order_relaxed);
+// A form's place among the max_forms_in_flight, taken before anything else is spent on it (the
+// device's allowance) and given back however it ends: refused before filing, filed, thrown out
+// of, or destroyed unrun with the admin thread's queue (review, 2026-12-06: a throw lost the
+// place for good, and a busy answer had used one of the device's five).
+class in_flight_place {
+ public:
+  // Null when max_forms_in_flight wait already.
+  static std::shared_ptr<in_flight_place> take(std::atomic<int>& count) {
+    if (count.fetch_add(1, std::memory_order_relaxed) >= max_forms_in_flight) {
+      count.fetch_sub(1, std::memory_order_relaxed);
+      return nullptr;
+    }
+    return std::shared_ptr<in_flight_place>(new in_flight_place(count));
   }
+  in_flight_place(const in_flight_place&) = delete;
+  in_flight_place& operator=(const in_flight_place&) = delete;
+  ~in_flight_place() { count_.fetch_sub(1, std::memory_order_relaxed); }
+
+ private:
+  explicit in_flight_place(std::atomic<int>& c) : count_(c) {}
+  std::atomic<int>& count_;
 };
 
 struct file_form_job {
   admin_server* admin;
   std::shared_ptr<const store::request_form> form;
-  std::atomic<int>* in_flight;
+  std::shared_ptr<in_flight_place> place;
   template <class Callback>
   void operator()(Callback done) const {
-    net::post(admin->executor(), [admin = admin, form = form, place = std::make_shared<in_flight_place>(in_flight),
-                                  done = std::move(done)]() mutable {
+    net::post(admin->executor(), [admin = admin, form = form, place = place, done = std::move(done)]() mutable {
       store::result r;
       try {
         r = admin->file_form(*form);
@@ -206,7 +216,8 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   // The store's room first: a pupil told "busy, try again in a minute" has used none of the
   // device's allowance (review, 2026-12-06: each retry cost one of the five). The hard bound is
   // the count taken below; this only keeps the common case off the limiter.
-  if (state.admin && state.forms_in_flight.load(std::memory_order_relaxed) >= max_forms_in_flight) {
+  auto place = in_flight_place::take(state.forms_in_flight);
+  if (!place) {
     ex.note = "access request form: the store is busy (" + std::to_string(max_forms_in_flight) + " forms waiting)";
     state.form_keys.release(token);
     co_await form_page(c, ex, school, version, http::status::service_unavailable, "The request could not be saved",
@@ -257,16 +268,8 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   // back to this worker. The job is a named local, moved in: GCC 12 destroys a non-trivial
   // temporary made inside a co_await expression a second time after the resume (ASan caught
   // the shared_ptr freed twice), so no such temporary may appear in one.
-  if (state.forms_in_flight.fetch_add(1, std::memory_order_relaxed) >= max_forms_in_flight) {
-    state.forms_in_flight.fetch_sub(1, std::memory_order_relaxed);
-    ex.note = "access request form: the store is busy (" + std::to_string(max_forms_in_flight) + " forms waiting)";
-    state.form_keys.release(token);  // nothing was filed: the same form may be sent again
-    co_await form_page(c, ex, school, version, http::status::service_unavailable, "The request could not be saved",
-                  "Please try again in a minute, or ask your teacher.");
-    co_return;
-  }
   // The job and the late answer are named locals moved in (proxy/README.md, GCC 12 rule 2).
-  file_form_job job{state.admin, std::move(form), &state.forms_in_flight};
+  file_form_job job{state.admin, std::move(form), std::move(place)};
   form_filing_late late;
   auto filed = co_await answer_from_thread<store::result>(w, form_filing_deadline, std::move(job), std::move(late));
   if (!filed.ok && filed.code == "timeout") {

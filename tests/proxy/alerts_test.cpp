@@ -405,31 +405,30 @@ TEST_CASE("alert sender: the next message says how many before it were not maile
 
 namespace {
 
-// Settings whose command waits (at most 10 s) for the file `gate` before it keeps each message
-// in a file of its own in `outdir` (touching `outdir`/started when the first begins).
-hallpass::daemon_config::alert_settings gated_settings(const std::string& gate, const std::string& outdir,
-                                                       std::string to) {
-  hallpass::daemon_config::alert_settings s;
-  s.categories = {"self_harm"};
-  s.to = {std::move(to)};
-  s.command = {"/bin/sh", "-c",
-               "touch \"$1/started\"; i=0; while [ ! -e \"$0\" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
-               "cat > \"$1/m.$$\"",
-               gate, outdir};
-  return s;
-}
+// Two sender tests' setting: a command that waits (at most 10 s) for the file `gate` before it
+// keeps each message in a file of its own in `dir` (touching dir/started when the first begins).
+struct gated_alerts {
+  hallpass_test::temp_dir dir{"hallpass-alert-gated"};
+  const std::string gate = (dir.path / "go").string();
+  hallpass::access_log log{"off", 16, nullptr};
+  hallpass::daemon_config::alert_settings s = [this] {
+    hallpass::daemon_config::alert_settings g;
+    g.categories = {"self_harm"};
+    g.to = {"dsl@school.example"};
+    g.command = {"/bin/sh", "-c",
+                 "touch \"$1/started\"; i=0; while [ ! -e \"$0\" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
+                 "cat > \"$1/m.$$\"",
+                 gate, dir.path.string()};
+    return g;
+  }();
+};
 
 }  // namespace
 
-TEST_CASE("alert sender: a message raised before the losses does not claim them, and a reload drops what waits for the old address") {
+TEST_CASE_FIXTURE(gated_alerts, "alert sender: a message raised before the losses does not claim them, and a reload drops what waits for the old address") {
   // Outside-in audit, 2026-12-06: the note went into messages already queued (raised before the
   // losses), and what waited still went to the address a reload had corrected.
-  hallpass_test::temp_dir dir("hallpass-alert-burst");
-  const auto gate = (dir.path / "go").string();
-  const auto outdir = dir.path.string();
-  hallpass::access_log log("off", 16, nullptr);
-  // Each message waits (at most 10 s) for the test to let it go, then is kept in a file of its own.
-  auto s = gated_settings(gate, outdir, "old@school.example");
+  s.to = {"old@school.example"};
   hallpass::alert_sender sender(nullptr);
   for (int i = 0; i < 25; ++i) {  // 20 go to the queue (the mail limit), 5 are not mailed
     alert a = pupil_alert();
@@ -476,14 +475,9 @@ TEST_CASE("alert sender: a message raised before the losses does not claim them,
   CHECK_FALSE(contains(first, "Before this alert"));  // raised before any loss: says none
 }
 
-TEST_CASE("alert sender: a reload that adds a deputy to alerts.to keeps what waits for the DSL") {
+TEST_CASE_FIXTURE(gated_alerts, "alert sender: a reload that adds a deputy to alerts.to keeps what waits for the DSL") {
   // Review, 2026-12-06: the list compared whole, so adding a deputy dropped every alert
   // waiting for the DSL, who was still on it.
-  hallpass_test::temp_dir dir("hallpass-alert-deputy");
-  const auto gate = (dir.path / "go").string();
-  const auto outdir = dir.path.string();
-  hallpass::access_log log("off", 16, nullptr);
-  auto s = gated_settings(gate, outdir, "dsl@school.example");
   {
     hallpass::alert_sender sender(nullptr);
     for (int i = 0; i < 3; ++i) {
