@@ -89,8 +89,9 @@ class DhcpLeasesTest(unittest.TestCase):
 
         self.assertEqual(self.proxy.metric("hallpass_dhcp_lease_devices"), 2)
         self.assertGreaterEqual(self.proxy.metric("hallpass_dhcp_lease_entries_skipped_total"), 1)
-        self.assertTrue(any("device names: 2 devices from " + self.leases in l and "1 malformed" in l
-                            for l in self.proxy.stderr_lines), "".join(self.proxy.stderr_lines))
+        # stderr is read by the harness's own thread: the line is waited for, not raced.
+        wait_for(lambda: any("device names: 2 devices from " + self.leases in l and "1 malformed" in l
+                             for l in self.proxy.stderr_lines), timeout=5, what="the table's line on stderr")
 
     def test_a_changed_file_gives_the_new_name_within_seconds(self):
         curl(self.proxy, self.url, source=PUPIL)
@@ -123,7 +124,8 @@ class DhcpLeasesTest(unittest.TestCase):
         curl(self.proxy, self.url, source=PUPIL)
         count[0] += 1
         self.assertEqual(self.line_for(PUPIL, count[0]).get("device"), "rewritten-in-place")
-        self.assertTrue(any("does not exist" in l for l in self.proxy.stderr_lines))
+        wait_for(lambda: any("does not exist" in l for l in self.proxy.stderr_lines), timeout=5,
+                 what="the read failure on stderr")
 
     def test_reload_switches_to_isc_and_kea_files(self):
         isc = os.path.join(self.dir, "dhcpd.leases")

@@ -384,8 +384,11 @@ class LoginsTest(unittest.TestCase):
         with open(self.proxy.access_log) as f:
             log = f.read()
         self.assertNotIn("not-the-Secret-123", log)
+        # stderr lines are written by a thread of their own (proxy/stderr_lines), in order: wait
+        # for the failure's line, then nothing before it may hold the password.
+        wait_for(lambda: any("login failed for user dave" in l for l in self.proxy.stderr_lines),
+                 what="the failure on stderr")
         self.assertNotIn("not-the-Secret-123", "".join(self.proxy.stderr_lines))
-        self.assertIn("login failed for user dave", "".join(self.proxy.stderr_lines))
         # A name the directory does not know is often a password typed into the wrong field:
         # only its length is logged.
         status, _, err = self.get("origin.test", "Typed-Pw-In-Name-99:x", source="127.0.0.7")

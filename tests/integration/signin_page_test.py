@@ -727,7 +727,8 @@ class SigninPageTransparentTest(unittest.TestCase):
         time.sleep(2.5)
         status, _, err = self.curl("https://allowed.test/groups", tt.ORIGIN, source, tls)
         self.assertNotEqual(status, 200, err)
-        self.assertTrue(any("leaver is no longer in the directory" in l for l in self.stderr_lines), self.stderr_lines)
+        wait_for(lambda: any("leaver is no longer in the directory" in l for l in self.stderr_lines),
+                 what="the leaver's line on stderr")
         status, _, err = self.curl("http://allowed.test/lesson?x=3", tt.ORIGIN, source)
         self.assertEqual(status, 511, err)
 
