@@ -249,8 +249,9 @@ class exception_store {
   // transaction: access requests denied, or whose exception ended (expired or revoked), with
   // their exceptions, and requests still pending that were filed before it (never decided in
   // the whole period); local blocks and allows removed; reports whose local block (if any) is
-  // no longer in force; bans lifted, withdrawn or expired. Open records stay whatever their
-  // age: exceptions and bans in force or proposed, local entries in force.
+  // no longer in force; bans lifted, withdrawn or expired, and ban proposals filed before it
+  // (never confirmed in the whole period). Open records stay whatever their age: exceptions
+  // and bans in force, local entries in force.
   // When any record was deleted, says what in one audit entry (by "hallpass", role "retention",
   // naming `rule`, the setting) and then checkpoints the WAL, so that with secure_delete the
   // deleted text is gone from the files too. data: {"requests", "reports", "local_entries",

@@ -41,9 +41,12 @@ constexpr deletion deletions[] = {
      "DELETE FROM reports WHERE created_at < ?1 AND NOT EXISTS (SELECT 1 FROM local_entries l WHERE "
      "l.id = reports.entry_id AND (l.removed_at IS NULL OR l.removed_at >= ?1))"},
     {"local_entries", "DELETE FROM local_entries WHERE removed_at IS NOT NULL AND removed_at < ?1"},
+    // Bans lifted or withdrawn, ended by their length, or proposed and never confirmed within
+    // the whole period (stale, like a request never decided; before 2026-12-06 a proposal,
+    // which names a pupil, stayed until someone confirmed or withdrew it).
     {"bans",
      "DELETE FROM bans WHERE (lifted_at IS NOT NULL AND lifted_at < ?1) OR (lifted_at IS NULL AND valid_until "
-     "IS NOT NULL AND valid_until < ?1)"},
+     "IS NOT NULL AND valid_until < ?1) OR (lifted_at IS NULL AND valid_from IS NULL AND created_at < ?1)"},
     // Incident records by their own cutoff, ?2 (retention.incidents): closed before it, and
     // no action recorded since (a follow-up after the close keeps it: audit, 2026-12-06).
     // Their actions first; their audit entries after the trigger is dropped (below).
@@ -139,7 +142,7 @@ result exception_store::apply_retention(std::optional<seconds_t> cutoff, std::op
   for (const auto& [key, label] : {std::pair{"requests", "access requests (with their exceptions)"},
                                    std::pair{"reports", "reports"},
                                    std::pair{"local_entries", "removed local blocks and allows"},
-                                   std::pair{"bans", "ended bans"}, std::pair{"incidents", "closed incidents"},
+                                   std::pair{"bans", "ended or unconfirmed bans"}, std::pair{"incidents", "closed incidents"},
                                    std::pair{"audit", "audit entries"}}) {
     if (key == std::string_view("incidents") && counts.at(key).as_int64() == 0) continue;  // said only when some went
     what += std::string(what.empty() ? "" : key == std::string_view("audit") ? " and " : ", ") +

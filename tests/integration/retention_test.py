@@ -1,6 +1,6 @@
 """Retention of the store (deploy/README.md "Logs and retention"; store/retention.cpp): with
 `retention.records` set, the daemon deletes access requests once denied or their exception
-ended (or never decided), ended bans, removed local blocks, their reports and old audit entries, at start, after
+ended (or never decided), ended (or never confirmed) bans, removed local blocks, their reports and old audit entries, at start, after
 each reload and every ten minutes; what is still open stays; the audit log says what went; the
 deleted words are gone from the database files. Real daemon, admin socket, SQLite and OS users
 (needs root), as exceptions_test.py; a `records` of 3 s stands in for a school's 365 days."""
@@ -72,7 +72,7 @@ class RetentionTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(len(retention), 1, entries)
         self.assertEqual((retention[0]["os_user"], retention[0]["admin_role"]), ("hallpass", "retention"))
         self.assertTrue(retention[0]["reason"].startswith("deleted 2 access requests (with their exceptions), 0 "
-                                                         "reports, 0 removed local blocks and allows, 0 ended bans "
+                                                         "reports, 0 removed local blocks and allows, 0 ended or unconfirmed bans "
                                                          "and "), retention[0]["reason"])
         self.assertIn("(retention.records 3s)", retention[0]["reason"])
         # Every audit entry older than the period went too (the filings, the decisions).
