@@ -342,6 +342,17 @@ TEST_CASE("the ARP table: complete Ethernet entries are devices by hardware addr
   CHECK(w.poll());
   CHECK(target.load()->find(ip("10.10.0.9")));
   CHECK_FALSE(target.load()->find(ip("10.10.0.3")));
+  // The same entries with other flags, in another order, with a device probing an address
+  // (incomplete) and the hardware address's case changed: the table says the same, so nothing
+  // is read again (before 2026-12-06 the text was compared, and each such change re-read the
+  // whole leases file).
+  write_file(neighbours, "header\n10.10.0.8 0x1 0x0 00:00:00:00:00:00 * lan0\n"
+                         "10.10.0.9 0x1 0x6 02:AA:00:00:00:09 * lan0\n");
+  CHECK_FALSE(w.poll());
+  // A new hardware address at the same address is a change.
+  write_file(neighbours, "header\n10.10.0.9 0x1 0x2 02:aa:00:00:00:10 * lan0\n");
+  CHECK(w.poll());
+  CHECK(target.load()->find(ip("10.10.0.9"))->hardware_address == "02:aa:00:00:00:10");
 }
 
 TEST_CASE("lease_watcher: reads, re-reads on change only, keeps the old table when the file goes") {
