@@ -77,13 +77,32 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
                     : plan == tunnel_plan::relay ? tunnel_mode::relay
                                                  : tunnel_mode::inspect;
   if (mode == tunnel_mode::inspect) {
+    origin_address to;
+    if (plan == tunnel_plan::inspect) {
+      // Where its requests will go, checked before the 200, as a relayed tunnel's connection
+      // is: a destination the school does not open (a private network, the gateway itself,
+      // link-local, upstream.deny_networks) is refused here with the relay's 403 and log
+      // reason. Before 2026-12-06 it got its 200 and a school-CA handshake, was logged
+      // "allow", and only the first request inside was refused (audit of the CONNECT path).
+      to = inspected_tunnel_origin(c, ex);
+      const auto refused = co_await w.upstream().refused_destination(to, *ex.cfg);
+      if (refused) {
+        w.upstream().count_refused(refused->first);
+        ex.note = refused->second;
+        const refusal row = refusal_for(upstream_error::refused_destination);
+        const std::string_view reason = describe(refused->first);
+        co_await refuse(w, c, ex, row, reason, version);
+        finish_exchange(w, c, ex);
+        co_return false;
+      }
+    }
     // Before the 200: the host's leaf is minted on a minting thread, and an inspected site's
     // origin connected and its handshake run, while the 200 travels and the client sends its
     // ClientHello and handshakes. A tunnel that then turns out not to carry TLS has cost one
     // origin connection (a relayed tunnel connects before its 200 too); an unused one goes
     // back to the pool when the client's connection ends.
     ex.leaf_prepared = ex.cfg->leaves->prepare(ex.host);
-    if (plan == tunnel_plan::inspect) prefetch_tunnel_origin(w, c, ex);
+    if (plan == tunnel_plan::inspect) prefetch_tunnel_origin(w, c, ex, std::move(to));
   }
   const auto end = co_await run_tunnel(w, c, ex, mode);
   if (end == tunnel_end::http) {
@@ -229,6 +248,15 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   }
 
   const bool is_connect = req.method() == http::verb::connect;
+  if (is_connect && ((rp.content_length() && *rp.content_length() > 0) ||
+                     req.find(http::field::transfer_encoding) != req.end())) {
+    // A CONNECT has no content (RFC 9110 9.3.6): what follows its head is the tunnel's. One
+    // that announces a body is read one way by a proxy in front that sends the body on, and
+    // another here, where those bytes would become the tunnel's first (audit, 2026-12-06).
+    co_await refuse(w, c, ex, refusal::ambiguous_framing, "a CONNECT announcing a body", version);
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
   std::string target_error;
   std::optional<parsed_target> target;
   if (c.inside) {

@@ -34,19 +34,25 @@ bool same_origin(const origin_address& a, const origin_address& b) {
 
 }  // namespace
 
-void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex) {
-  auto p = std::make_shared<origin_prefetch>(w.context().get_executor());
-  p->to.host = ex.host;
-  p->to.port = ex.port;
-  p->to.tls = true;
+origin_address inspected_tunnel_origin(const client_connection& c, const exchange& ex) {
+  origin_address to;
+  to.host = ex.host;
+  to.port = ex.port;
+  to.tls = true;
   // What forward.cpp will ask for: SafeSearch's front end from the same policy and role (none
   // for a host that is not a search engine).
   if (ex.verdict) {
     if (const auto mapped = rules::safesearch_connect_host(*ex.cfg->policy, *ex.verdict, ex.host))
-      p->to.connect_host = std::string(*mapped);
+      to.connect_host = std::string(*mapped);
   }
-  p->to.address = original_endpoint(c);
-  p->to.client = pool_client(c, ex);  // as forward.cpp asks: the device's (and user's) own
+  to.address = original_endpoint(c);
+  to.client = pool_client(c, ex);  // as forward.cpp asks: the device's (and user's) own
+  return to;
+}
+
+void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex, origin_address to) {
+  auto p = std::make_shared<origin_prefetch>(w.context().get_executor());
+  p->to = std::move(to);
   net::co_spawn(w.context(), run_prefetch(w, p, ex.cfg), net::detached);
   c.prefetch = std::move(p);
 }

@@ -43,11 +43,14 @@ struct origin_prefetch {
   net::steady_timer ready;               // expired when acquire() ends: wakes a waiting request, now or later
 };
 
+// The origin an inspected tunnel's first request will be forwarded to: the tunnel's host and
+// port over TLS; SafeSearch's front end for a search engine, as forward.cpp maps it;
+// transparent mode's original destination; the device's own pool.
+origin_address inspected_tunnel_origin(const client_connection& c, const exchange& ex);
+
 // For an inspected tunnel (tunnel_plan::inspect) whose handshake is about to start: sets
-// c.prefetch to a connection being made to the origin its first request will be forwarded to
-// (the tunnel's host and port over TLS; SafeSearch's front end for a search engine, as
-// forward.cpp maps it; transparent mode's original destination).
-void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex);
+// c.prefetch to a connection being made to `to` (inspected_tunnel_origin).
+void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex, origin_address to);
 
 // At the end of a client connection: a prefetched origin connection no request took (a
 // browser's speculative tunnel, a tunnel whose requests were all blocked) goes back to the

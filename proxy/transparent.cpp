@@ -249,7 +249,8 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
   }
   // Inspected, or the HTTPS block page: the handshake with a leaf for the SNI, then requests
   // (an inspected one's origin connection made meanwhile, origin_prefetch.hpp).
-  if (plan == tunnel_plan::inspect) prefetch_tunnel_origin(w, c, ex);
+  // (Its destination was checked above, before any handshake.)
+  if (plan == tunnel_plan::inspect) prefetch_tunnel_origin(w, c, ex, inspected_tunnel_origin(c, ex));
   const bool inspected = co_await start_inspection(w, c, ex);
   if (inspected && plan == tunnel_plan::block_page) ex.add_note("inspected to show the HTTPS block page");
   finish_exchange(w, c, ex);

@@ -216,6 +216,27 @@ net::awaitable<std::pair<std::vector<tcp::endpoint>, upstream_error>> upstream::
   co_return std::make_pair(std::move(out), upstream_error::none);
 }
 
+net::awaitable<std::optional<std::pair<destination_verdict, std::string>>> upstream::refused_destination(
+    const origin_address& to, const configuration& cfg) {
+  std::optional<std::pair<destination_verdict, std::string>> refused;
+  std::vector<tcp::endpoint> endpoints;
+  if (to.address && to.connect_host.empty()) {
+    endpoints.push_back(*to.address);
+  } else {
+    const std::string& host = to.connect_host.empty() ? to.host : to.connect_host;
+    std::string detail;
+    auto resolved = co_await resolve(host, to.port, cfg, detail);
+    if (resolved.second != upstream_error::none) co_return refused;
+    endpoints = std::move(resolved.first);
+  }
+  for (const auto& e : endpoints) {
+    const auto v = check(e, cfg);
+    if (v == destination_verdict::allowed) co_return std::nullopt;
+    if (!refused) refused.emplace(v, e.address().to_string());
+  }
+  co_return refused;
+}
+
 net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const configuration& cfg,
                                                  upstream_use use, bool allow_pooled) {
   acquire_result r;

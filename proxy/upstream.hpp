@@ -162,6 +162,15 @@ class upstream {
                                                                                 const configuration& cfg,
                                                                                 std::string& detail);
 
+  // Where an inspected tunnel's requests will go, checked before its 200 as a relayed tunnel's
+  // connection is (its failure is the CONNECT's answer): the first address check() refuses,
+  // with its verdict, when every address of `to` is one the school does not open; nullopt when
+  // some address is allowed, or when the name does not resolve (that failure is shown inside
+  // the tunnel, on the HTTPS error page). The lookup lands in the DNS cache, so the prefetch
+  // that follows asks nothing again.
+  net::awaitable<std::optional<std::pair<destination_verdict, std::string>>> refused_destination(
+      const origin_address& to, const configuration& cfg);
+
   // Whether `e` may be connected to under cfg (destination.hpp: loopback, link-local,
   // upstream.deny_networks, the gateway's own addresses); acquire() asks it of every address.
   destination_verdict check(const tcp::endpoint& e, const configuration& cfg);

@@ -29,8 +29,8 @@ import threading
 import time
 import unittest
 
-from harness import (BIN, PUPIL, STAFF, Proxy, PyOrigin, ThreadedServer, curl, read_request_head, recv_head,
-                     seconds_until_closed, wait_for, ws_frame, ws_read_frame)
+from harness import (BIN, PUPIL, STAFF, Proxy, PyOrigin, ThreadedServer, curl, raw_request, read_request_head,
+                     recv_head, seconds_until_closed, status_of, wait_for, ws_frame, ws_read_frame)
 
 NAMES = ["origin.test", "wiki.test", "search.test", "facebook.test", "www.facebook.test", "never.test",
          "www.google.com", "www.youtube.com", "en.wikipedia.org"]
@@ -273,6 +273,8 @@ class InspectionTest(unittest.TestCase):
                             "    networks: [{staff}/32]\n    default: allow\n".format(staff=STAFF) + WIKIPEDIA_RULES, 1)
         text = text.replace("hosts:\n", "hosts:\n  en.wikipedia.org: 127.0.0.1\n", 1)
         text = text.replace("hosts:\n", "hosts:\n  mtls.test: 127.0.0.6\n  mtls12.test: 127.0.0.7\n  h2only.test: 127.0.0.8\n", 1)
+        # A name on a private network (upstream.deny_networks' default): the school's intranet.
+        text = text.replace("hosts:\n", "hosts:\n  intranet.test: 10.0.0.20\n", 1)
         return text + """
 access_log:
   search_terms: true
@@ -282,7 +284,7 @@ inspection:
   inspect:
     - name: the test origins
       domains: [origin.test, badcert.test, cnonly.test, never.test, facebook.test, "::1", mtls.test, mtls12.test,
-                h2only.test]
+                h2only.test, intranet.test, 10.0.0.1]
     - name: search engines
       roles: [pupils]
       safesearch: true
@@ -880,6 +882,27 @@ inspection:
         self.assertNotIn("tls", line)
         self.assertIn("never-inspect", line.get("note", ""))
         self.assertEqual(p.metric("hallpass_tls_inspected_total"), 0)
+
+    def test_an_inspected_connect_to_a_network_the_school_does_not_open_is_refused_before_its_200(self):
+        # As a relayed tunnel's is (its connection fails first): a 403 to the CONNECT, no
+        # school-CA handshake, and a line that says so. It got its 200, a handshake under a leaf
+        # for the internal name, and a line saying "allow" (audit of the CONNECT path, 2026-12-06).
+        p = self.start_proxy(self.origin.port)
+        before = p.metric("hallpass_rejected_total", {"reason": "destination_denied"})
+        for target in ("intranet.test:443", "10.0.0.1:443"):
+            response = raw_request(p, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+                                      "User-Agent: Mozilla/5.0 Chrome/120\r\n\r\n".encode())
+            self.assertEqual(status_of(response), 403, response[:300])
+            self.assertIn(b"network the school does not open", response)
+        self.assertEqual(p.metric("hallpass_rejected_total", {"reason": "destination_denied"}), before + 2)
+        self.assertEqual(p.metric("hallpass_tls_inspected_total"), 0)
+        lines = p.log_lines(2)
+        self.assertEqual([(l["host"], l["status"], l["action"]) for l in lines],
+                         [("intranet.test", 403, "error"), ("10.0.0.1", 403, "error")], lines)
+        self.assertEqual([l.get("note") for l in lines], ["10.0.0.20", "10.0.0.1"])
+        # The same host's allowed neighbour is untouched.
+        status, body, err = self.get(p, f"https://origin.test:{self.origin.port}/fine")
+        self.assertEqual(status, 200, err)
 
     def test_a_safesearch_front_end_that_refuses_is_named_on_the_502_page(self):
         # The page names the address that could not be reached: after the SafeSearch swap that is

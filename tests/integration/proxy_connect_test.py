@@ -125,6 +125,31 @@ class ConnectTest(unittest.TestCase):
         self.assertIn(b"not valid", body)
         self.assertNotIn(b"s_server", body)
 
+    def test_a_connect_announcing_a_body_is_refused(self):
+        # A CONNECT has no content (RFC 9110 9.3.6): a "body" would be the tunnel's first bytes
+        # here and a body to a proxy in front (audit of the CONNECT path, 2026-12-06). A
+        # Content-Length of 0 says nothing and is served.
+        target = f"allowed.test:{self.tls.port}"
+        for framing in ("Content-Length: 5", "Transfer-Encoding: chunked"):
+            s = socket.socket()
+            s.bind((STAFF, 0))
+            s.settimeout(5)
+            s.connect(("127.0.0.1", self.proxy.port))
+            s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{framing}\r\n\r\nhello".encode())
+            head = s.recv(4096)
+            s.close()
+            self.assertEqual(status_of(head), 400, (framing, head[:200]))
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["method"] == "CONNECT" and l["status"] == 400]
+                        or None, what="the refused CONNECT's line")[-1]
+        self.assertIn("a CONNECT announcing a body", line.get("note", "") + line.get("reason", ""), line)
+        s = socket.socket()
+        s.bind((STAFF, 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", self.proxy.port))
+        s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nContent-Length: 0\r\n\r\n".encode())
+        self.assertEqual(status_of(s.recv(4096)), 200)
+        s.close()
+
     def test_ports_other_than_allowed_are_refused(self):
         s, head = connect_tunnel(self.proxy, "allowed.test:25", STAFF)
         self.assertEqual(status_of(head), 403)
