@@ -3,6 +3,7 @@
 #include "certs/origin_context.hpp"
 
 #include "proxy/body_relay.hpp"
+#include "proxy/client_departure.hpp"
 #include "proxy/local_response.hpp"
 #include "proxy/message_head.hpp"
 #include "proxy/origin_prefetch.hpp"
@@ -461,8 +462,20 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     int interim = 0;
     up->stream.expires_after(send_failure ? std::chrono::milliseconds(early_answer_wait)
                                           : std::chrono::milliseconds(daemon.upstream.response_timeout));
+    // A client that goes while the origin thinks ends the wait (client_departure.hpp). Only
+    // once its whole body was read: bytes still coming from it are no departure.
+    std::optional<client_departure_watch> departure;
+    if (!send_failure && ex.request_body_read) departure.emplace(c.stream.socket(), *up);
     for (;;) {
       auto hr = co_await read_response_head(*up, head, daemon.limits);
+      if (departure && departure->client_left() && hr.result != head_parse::complete) {
+        ex.add_note("the client closed its connection before the answer came (after " +
+                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                       std::chrono::steady_clock::now() - upstream_started)
+                                       .count()) +
+                    " s); the site's connection was closed");
+        co_return forward_outcome::close;
+      }
       // A malformed answer is that, whether or not the body was all sent. (Until 2026-12-05 one
       // that came mid-upload was said to be a failed send: hostile-input audit, F2.)
       if (hr.result == head_parse::error || hr.result == head_parse::too_large) {

@@ -771,6 +771,46 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(status, 504)
         self.assertLess(time.monotonic() - start, 10)
 
+    def test_a_client_that_leaves_while_the_origin_thinks_ends_the_request(self):
+        """A client that gives up on a slow site (a reload, a closed tab) ends the request at
+        once: the origin's connection is closed and the line says the client left, where the
+        proxy held both for the response timeout and logged a 504 nobody received (audit,
+        2026-12-06). A client with its next request pipelined is not taken as gone."""
+        proxy = Proxy(response_timeout="20s")
+        self.addCleanup(proxy.stop)
+        s = socket.socket()
+        s.bind((STAFF, 0))
+        s.connect(("127.0.0.1", proxy.port))
+        s.sendall(f"GET http://py.test:{self.py.port}/hang HTTP/1.1\r\nHost: py.test\r\n\r\n".encode())
+        time.sleep(0.5)
+        s.close()
+        started = time.monotonic()
+        line = wait_for(lambda: [l for l in proxy.log_lines() if l["path"] == "/hang"], timeout=10,
+                        what="the abandoned request's line")[-1]
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertIn("the client closed its connection before the answer came", line.get("note", ""), line)
+        self.assertNotEqual(line["status"], 504, line)
+        wait_for(lambda: proxy.metric("hallpass_active_connections") == 0, timeout=5,
+                 what="no connection left open")
+        # Pipelined: the first answer waits for the origin; the second request's bytes are no
+        # departure, and both are answered in order.
+        s = socket.socket()
+        s.bind((STAFF, 0))
+        s.settimeout(10)
+        s.connect(("127.0.0.1", proxy.port))
+        s.sendall((f"GET http://py.test:{self.py.port}/secret-slow HTTP/1.1\r\nHost: py.test\r\n\r\n"
+                   f"GET http://py.test:{self.py.port}/secret-slow HTTP/1.1\r\nHost: py.test\r\n"
+                   "Connection: close\r\n\r\n").encode())
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        self.assertEqual(got.count(b"HTTP/1.1 200"), 2, got)
+        self.assertEqual(got.count(b"SECRET"), 2, got)
+
     def test_requests_to_the_proxy_itself_and_unknown_names(self):
         out = raw_request(self.proxy, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         self.assertEqual(status_of(out), 400)

@@ -1,0 +1,57 @@
+#include "proxy/client_departure.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <cerrno>
+
+#include "proxy/upstream.hpp"
+
+namespace hallpass {
+
+struct client_departure_watch::state {
+  tcp::socket* client = nullptr;     // null once the watch has ended: touch nothing
+  upstream_connection* up = nullptr;
+  bool left = false;
+};
+
+namespace {
+
+// A named coroutine, not a lambda (proxy/README.md, "Coroutines and GCC 12").
+net::awaitable<void> watch_for_departure(std::shared_ptr<client_departure_watch::state> s) {
+  // A few wake-ups with nothing to read (a signal, a spurious readiness) are waited through.
+  for (int wakes = 0; wakes < 8; ++wakes) {
+    auto [ec] = co_await s->client->async_wait(tcp::socket::wait_read, nothrow);
+    if (s->client == nullptr || ec) co_return;  // ended by the destructor
+    char byte = 0;
+    const auto n = ::recv(s->client->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) co_return;  // the client's next bytes: not a departure, and nothing to see past them
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+    // End of stream, or an error (a reset): gone. The origin's answer has nobody to go to.
+    s->left = true;
+    error_code ignored;
+    s->up->stream.socket().cancel(ignored);
+    co_return;
+  }
+}
+
+}  // namespace
+
+client_departure_watch::client_departure_watch(tcp::socket& client, upstream_connection& up)
+    : s_(std::make_shared<state>()) {
+  s_->client = &client;
+  s_->up = &up;
+  net::co_spawn(client.get_executor(), watch_for_departure(s_), net::detached);
+}
+
+client_departure_watch::~client_departure_watch() {
+  if (s_->client == nullptr) return;
+  error_code ignored;
+  s_->client->cancel(ignored);  // the watch's wait ends (operation_aborted) and touches nothing
+  s_->client = nullptr;
+  s_->up = nullptr;
+}
+
+bool client_departure_watch::client_left() const { return s_->left; }
+
+}  // namespace hallpass
