@@ -4,9 +4,12 @@
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <set>
@@ -159,6 +162,31 @@ admin_server::~admin_server() {
   acceptor_.reset();  // its io_context is destroyed next (ioc_ is the last member)
 }
 
+std::string admin_socket_path_problem(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return {};
+  if (!S_ISSOCK(st.st_mode)) {
+    return "admin.socket " + path + " exists and is not a socket (left as it is): name a path of its own, such as "
+           "/run/hallpass/admin.sock";
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return {};  // bind() will say so
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {};
+  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  const int err = errno;
+  ::close(fd);
+  // Connected, or its queue is full (EAGAIN): something is serving there. Refused: a socket
+  // left by a daemon that ended.
+  if (rc == 0 || err == EAGAIN || err == EINPROGRESS) {
+    return "admin.socket " + path + " is in use: another hallpass is running with it (stop that one first, or give "
+           "this one an admin.socket of its own)";
+  }
+  return {};
+}
+
 std::string admin_server::start() {
   const auto cfg = state_.configs.current();
   const auto& d = cfg->daemon;
@@ -177,12 +205,14 @@ std::string admin_server::start() {
     socket_path_ = d.admin.socket;
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(socket_path_).parent_path(), ec);
-    // A socket file left by a previous run: remove it only if it is a socket.
+    // A socket file left by a previous run: removed only if it is a socket no daemon answers
+    // on. Anything else is refused and left as it is: a path naming the store or the policy
+    // (a typo) was deleted by the failed start's clean-up, and a second daemon given the same
+    // path replaced the running one's socket, which then had no admin interface (audit,
+    // 2026-12-06).
+    if (const auto e = admin_socket_path_problem(socket_path_); !e.empty()) return e;
     struct stat st {};
-    if (::lstat(socket_path_.c_str(), &st) == 0) {
-      if (!S_ISSOCK(st.st_mode)) return "admin.socket " + socket_path_ + " exists and is not a socket";
-      ::unlink(socket_path_.c_str());
-    }
+    if (::lstat(socket_path_.c_str(), &st) == 0) ::unlink(socket_path_.c_str());
     const mode_t old = ::umask(0177);  // the socket is born 0600
     acceptor_ = std::make_unique<net::local::stream_protocol::acceptor>(ioc_);
     error_code bec;
@@ -191,6 +221,8 @@ std::string admin_server::start() {
     if (!bec) acceptor_->listen(net::socket_base::max_listen_connections, bec);
     ::umask(old);
     if (bec) return "cannot listen on admin socket " + socket_path_ + ": " + bec.message();
+    // The socket this daemon made: the only file stop() removes.
+    if (::lstat(socket_path_.c_str(), &st) == 0) made_socket_ = std::pair{st.st_dev, st.st_ino};
     if (!d.admin.socket_group.empty()) {
       const group* g = ::getgrnam(d.admin.socket_group.c_str());
       if (!g) return "admin.socket_group '" + d.admin.socket_group + "' is not a group on this system";
@@ -219,7 +251,13 @@ void admin_server::stop() {
     });
     thread_.join();
   }
-  if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
+  // Only the socket this daemon made, still there: never a file the path names instead.
+  struct stat st {};
+  if (made_socket_ && ::lstat(socket_path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+      std::pair{st.st_dev, st.st_ino} == *made_socket_) {
+    ::unlink(socket_path_.c_str());
+  }
+  made_socket_.reset();
 }
 
 std::string admin_server::publish_index() {

@@ -34,6 +34,12 @@ class shared_state;
 // verb checks its own range. Pure; any thread.
 std::optional<std::chrono::seconds> admin_duration(const std::string& text, std::string& error);
 
+// What is wrong with `path` as the place of the admin socket: "" when nothing is there, or a
+// socket no process answers on (left by a run that ended: start() replaces it); else why not:
+// a file that is not a socket (never touched), or a socket a running daemon answers on. For
+// start() and `hallpass check`; any thread (one non-blocking connect).
+std::string admin_socket_path_problem(const std::string& path);
+
 // What a technician (no dsl or headteacher role) may read of bans: a ban's reason, and its
 // lifting's, only when `viewer` (an OS user) wrote it; in the audit log, the same for entries
 // about a ban. The reason becomes "(withheld: for the DSL and the headteacher)". admin_bans.cpp.
@@ -106,6 +112,7 @@ class admin_server {
   std::unique_ptr<net::local::stream_protocol::acceptor> acceptor_;
   std::unique_ptr<store::exception_store> store_;
   std::string socket_path_;
+  std::optional<std::pair<dev_t, ino_t>> made_socket_;  // the socket file start() made (stop() removes it only)
   std::size_t live_connections_ = 0;  // admin connections (store thread only)
   std::map<uid_t, std::size_t> connections_by_uid_;  // (store thread only)
   // Writes a refused command to the audit log, at most refusals_audited_per_minute per OS user

@@ -1,6 +1,7 @@
 #include "proxy/offline_commands.hpp"
 
 #include <grp.h>
+#include <sys/stat.h>
 #include <pwd.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -272,6 +273,12 @@ std::string admin_summary(const daemon_config& d) {
     return getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) == 0 && found;
   };
   std::string out = "Admin socket: " + a.socket + (a.socket_group.empty() ? " (mode 0600)" : " (group " + a.socket_group + ")");
+  // A path naming another file (the store, the policy) is refused by `run` and left as it is:
+  // said here first. (A socket there is the running daemon's own, or a stale one `run` replaces.)
+  if (struct stat st {}; ::lstat(a.socket.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+    std::cerr << "warning: admin.socket " << a.socket << " exists and is not a socket: hallpass run will refuse "
+              << "it (and leave the file as it is); name a path of its own, such as /run/hallpass/admin.sock\n";
+  }
   if (!a.socket_group.empty() && !group_known(a.socket_group)) {
     std::cerr << "warning: admin.socket_group: no group " << rules::quote(a.socket_group) << " on this machine\n";
   }

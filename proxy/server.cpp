@@ -589,9 +589,20 @@ int run_server(const run_options& options) {
     };
     if (listen_text(a) != listen_text(b) || a.metrics.listen != b.metrics.listen ||
         a.access_log.path != b.access_log.path || a.workers != b.workers || a.admin.socket != b.admin.socket ||
-        a.pac.listen != b.pac.listen || a.logins.ldap.max_in_flight != b.logins.ldap.max_in_flight) {
-      std::cerr << "hallpass: note: listen, metrics, access_log.path, admin.socket, pac.listen, workers and "
-                   "logins.ldap.max_in_flight take effect at the next restart\n";
+        a.admin.socket_group != b.admin.socket_group || a.pac.listen != b.pac.listen ||
+        a.logins.ldap.max_in_flight != b.logins.ldap.max_in_flight) {
+      std::cerr << "hallpass: note: listen, metrics, access_log.path, admin.socket, admin.socket_group, pac.listen, "
+                   "workers and logins.ldap.max_in_flight take effect at the next restart\n";
+    }
+    // The socket keeps the group it was given at start: a technician who took a group's access
+    // away must know it is not gone yet (audit, 2026-12-06: the reload said nothing).
+    if (a.admin.socket_group != b.admin.socket_group) {
+      const auto group = [](const std::string& g) { return g.empty() ? std::string("(none)") : rules::quote(g); };
+      const std::string text = "admin.socket_group changed to " + group(b.admin.socket_group) +
+                               ": the socket keeps group " + group(a.admin.socket_group) +
+                               " until hallpass restarts (systemctl restart hallpass)";
+      std::cerr << "hallpass: warning: " << text << std::endl;
+      warnings += text + "\n";
     }
     return {std::string(), warnings, r.config->generation};
   };

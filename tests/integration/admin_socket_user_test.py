@@ -11,7 +11,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN, SRC, Proxy
+from harness import BIN, SRC, Proxy, wait_for
 
 CTL = os.environ.get("HALLPASSCTL_BIN", "")
 DAEMON_USER = "hp_daemon"  # the service user (deploy/README.md: `hallpass`)
@@ -131,6 +131,15 @@ class AdminSocketUserTest(unittest.TestCase):
             code, out = ctl(OUTSIDER, sock, "status")
             self.assertNotEqual(code, 0, out)  # not in the group: the socket's mode keeps it out
             self.assertIn("admin socket's group", out)
+            # A reload cannot give the socket another group: it says so, where it said nothing
+            # and a technician took the group's access for gone (audit, 2026-12-06).
+            proxy.policy_text = proxy.policy_text.replace(f"socket_group: {SOCKET_GROUP}", "socket_group: root")
+            proxy.write_policy(proxy.policy_text)
+            proxy.reload()
+            wait_for(lambda: any(f"admin.socket_group changed to 'root': the socket keeps group '{SOCKET_GROUP}' "
+                                 "until hallpass restarts" in l for l in proxy.stderr_lines),
+                     what="the warning about the socket's group")
+            self.assertEqual(grp.getgrgid(os.stat(sock).st_gid).gr_name, SOCKET_GROUP)
         finally:
             proxy.stop()
 

@@ -396,6 +396,73 @@ class LifecycleTest(unittest.TestCase):
         finally:
             proxy.stop()
 
+    def test_an_admin_socket_path_is_never_a_file_to_delete_nor_a_running_daemons_socket(self):
+        # audit of 2026-12-06: admin.socket naming the store was deleted by the failed start's
+        # clean-up (every exception, block, ban and the audit log gone), and a second daemon
+        # given the running one's socket replaced it, then removed it when it stopped.
+        import socket as socketlib
+        proxy = Proxy()
+        try:
+            sock = os.path.join(proxy.dir, "admin.sock")
+            victim = os.path.join(proxy.dir, "precious.db")
+            with open(victim, "w") as f:
+                f.write("the school's store")
+
+            def run(admin_socket, state):
+                cmd = [BIN, "run", "--config", proxy.config, "--listen", f"127.0.0.1:{free_port()}", "--access-log",
+                       "-", "--metrics-listen", "off", "--state-dir", os.path.join(proxy.dir, state),
+                       "--admin-socket", admin_socket]
+                return subprocess.run(cmd, capture_output=True, text=True, timeout=15)
+
+            r = run(victim, "state-a")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(f"admin.socket {victim} exists and is not a socket (left as it is)", r.stderr)
+            with open(victim) as f:
+                self.assertEqual(f.read(), "the school's store")
+            checked = os.path.join(proxy.dir, "checked.yaml")
+            with open(proxy.config) as f, open(checked, "w") as out:
+                out.write(f.read() + f"admin:\n  socket: {victim}\n")
+            r = subprocess.run([BIN, "check", "--config", checked], capture_output=True, text=True, timeout=30)
+            self.assertIn("exists and is not a socket: hallpass run will refuse it", r.stderr)
+            # A daemon serving on the socket: a second one is refused and leaves it alone.
+            first = subprocess.Popen([BIN, "run", "--config", proxy.config, "--listen", f"127.0.0.1:{free_port()}",
+                                      "--access-log", "-", "--metrics-listen", "off", "--state-dir",
+                                      os.path.join(proxy.dir, "state-b"), "--admin-socket", sock],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_for(lambda: os.path.exists(sock), what="the first daemon's admin socket")
+                inode = os.stat(sock).st_ino
+                r = run(sock, "state-c")
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn(f"admin.socket {sock} is in use: another hallpass is running with it", r.stderr)
+                self.assertEqual(os.stat(sock).st_ino, inode)
+                c = socketlib.socket(socketlib.AF_UNIX)
+                c.connect(sock)  # still the first daemon's, answering
+                c.close()
+            finally:
+                first.send_signal(signal.SIGTERM)
+                first.wait(15)
+            # Stopped, it removed its own socket; a stale socket left by a crash is replaced.
+            self.assertFalse(os.path.exists(sock))
+            stale = socketlib.socket(socketlib.AF_UNIX)
+            stale.bind(sock)
+            stale.close()
+            second = subprocess.Popen([BIN, "run", "--config", proxy.config, "--listen", f"127.0.0.1:{free_port()}",
+                                       "--access-log", "-", "--metrics-listen", "off", "--state-dir",
+                                       os.path.join(proxy.dir, "state-b"), "--admin-socket", sock],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                lines = []
+                threading.Thread(target=lambda: lines.extend(second.stderr), daemon=True).start()
+                wait_for(lambda: any("serving" in l for l in lines) or second.poll() is not None, timeout=20,
+                         what="the daemon to start over the stale socket")
+                self.assertIsNone(second.poll(), "".join(lines))
+            finally:
+                second.send_signal(signal.SIGTERM)
+                second.wait(15)
+        finally:
+            proxy.stop()
+
     def test_a_metrics_port_another_process_holds_stops_the_start_with_the_reason(self):
         import socket
         holder = socket.socket()
