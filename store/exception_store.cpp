@@ -386,6 +386,32 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
     forget_created();
     return nullptr;
   }
+  // A damaged store (a bad sector, a copy cut short, a page overwritten): SQLite reads what it
+  // can and gives NULL for what it cannot, so a local block read back as an allow and the page
+  // the staff reported opened again without a word, while `reports` still said it was blocked
+  // (admin audit, 2026-12-06). quick_check reads every page and index once (a school's store of
+  // some MB: milliseconds) and a damaged one is refused, fail closed, before anything is read.
+  if (exists) {
+    std::string problem;
+    auto check = db->prepare("PRAGMA quick_check(5)", &problem);
+    std::string found;
+    while (check && check.step(&problem)) {
+      const std::string row = check.text(0);
+      if (row == "ok") break;
+      found += (found.empty() ? "" : "; ") + row;
+    }
+    if (problem.empty() && !found.empty()) problem = found;
+    if (!problem.empty()) {
+      if (error) {
+        *error = path.string() + " is damaged (SQLite's integrity check: " + problem +
+                 "): what it holds of exceptions, local blocks and bans cannot be trusted, and a block read from it "
+                 "could come back as an allow. Stop here; restore hallpass.db (with its -wal, if any) from a backup "
+                 "(deploy/README.md, \"Backups\"), or keep it aside and start with an empty store by deleting it and " +
+                 made.string();
+      }
+      return nullptr;
+    }
+  }
   std::unique_ptr<exception_store> s(new exception_store(std::move(*db), zone));
   if (auto e = s->migrate(); !e.empty()) {
     if (error) *error = "cannot prepare the store's tables: " + with_cause(dir, path, e);

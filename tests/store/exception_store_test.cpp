@@ -394,6 +394,45 @@ TEST_CASE("a store made by a newer hallpass is refused, not changed") {
   CHECK(user_version(dir.db()) == 6);
 }
 
+TEST_CASE("a damaged store is refused at the start, not read with its blocks gone") {
+  // admin audit, 2026-12-06: 300 bytes of local_entries' page overwritten, and the daemon
+  // started with the reported pages open, reading the damaged rows as NULL (an allow).
+  temp_dir dir;
+  {
+    auto s = open_store(dir);
+    std::string error;
+    const auto t = rules::make_target("http://reported.test/page", rules::target_kind::prefix, &error);
+    REQUIRE(t.has_value());
+    REQUIRE(s->add_local(technician, true, *t, "self-harm images").ok);
+  }
+  std::int64_t root_page = 0, page_size = 0;
+  {
+    std::string error;
+    auto d = store::database::open(dir.db(), &error);
+    REQUIRE(d.has_value());
+    auto st = d->prepare("SELECT rootpage FROM sqlite_master WHERE name = 'local_entries'", &error);
+    REQUIRE(st.step(&error));
+    root_page = st.integer(0);
+    auto ps = d->prepare("PRAGMA page_size", &error);
+    REQUIRE(ps.step(&error));
+    page_size = ps.integer(0);
+  }
+  REQUIRE(root_page > 1);
+  {
+    std::fstream f(dir.db(), std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(f.good());
+    f.seekp((root_page - 1) * page_size + 8);  // past the page's header: its cell pointers
+    const std::string junk(300, '\xff');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  std::string error;
+  auto s = exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
+  CHECK(s == nullptr);
+  INFO(error);
+  CHECK(error.find("is damaged (SQLite's integrity check: ") != std::string::npos);
+  CHECK(error.find("restore hallpass.db") != std::string::npos);
+}
+
 TEST_CASE("a store that was made and is now missing or empty is refused, not made again empty") {
   temp_dir dir;
   const auto db = dir.path / "hallpass.db";
