@@ -615,7 +615,8 @@ const std::vector<verb_spec>& verbs() {
        "Ban a user or one device from everything but the sites the policy lists\n"
        "for supervised use (bans.policy; 000 7.2, 002) for --for (45m, 6h, 3d; at most 366d).\n"
        "The reason is for staff: the pupil's page shows the school's neutral bans.message and\n"
-       "the end time. By the DSL or the headteacher the ban is in force at once; by a\n"
+       "the end time. --reason - reads it from standard input, off the command line (where\n"
+       "other users of the machine see it in ps, and the shell keeps it). By the DSL or the headteacher the ban is in force at once; by a\n"
        "technician it is a proposal, with no effect until the DSL or the headteacher confirms\n"
        "it with --confirm ID (it then runs for its length from that moment).\n"
        "A device is named by its address, or by its name or hardware address from the DHCP\n"
@@ -627,7 +628,7 @@ const std::vector<verb_spec>& verbs() {
        {{"--user", k::value}, {"--device", k::value}, {"--reason", k::value}},
        "hallpassctl unban (ID | --user NAME | --device ADDRESS) --reason TEXT",
        "Lift a ban now: one ban by its ID (a proposal is withdrawn), or every ban in force or\n"
-       "proposed on a user or a device.\n"
+       "proposed on a user or a device. --reason - reads the reason from standard input.\n"
        "Allowed for: dsl, headteacher.",
        build_unban},
       {"bans",

@@ -153,15 +153,19 @@ int run(const command& cmd) {
   return exit_ok;
 }
 
-// An incident's words given as "-" (--what -, --action -, --outcome -) are read from standard
-// input, so that they are not on the command line, where any local user reads them in /proc
-// (ps) and the shell keeps them in its history: what happened to a child is the DSL's to know.
-// At most one of them; at most 64 KiB; one final line end dropped. "" when done, else the error.
+// An incident's words given as "-" (--what -, --action -, --outcome -), and a ban's reason
+// (ban and unban --reason -: a safeguarding concern), are read from standard input, so that
+// they are not on the command line, where any local user reads them in /proc (ps) and the
+// shell keeps them in its history: what happened to a child is the DSL's to know (a ban's
+// "-" was stored as the reason itself until 2026-12-06: admin audit). At most one of them; at
+// most 64 KiB; one final line end dropped. "" when done, else the error.
 std::string read_words_from_stdin(command& cmd) {
-  if (cmd.verb != "incident") return {};
+  std::vector<const char*> keys;
+  if (cmd.verb == "incident") keys = {"what", "action", "outcome"};
+  if (cmd.verb == "ban" || cmd.verb == "unban") keys = {"reason"};
   json::string* dash = nullptr;
   std::string which;
-  for (const char* key : {"what", "action", "outcome"}) {
+  for (const char* key : keys) {
     auto* v = cmd.args.if_contains(key);
     if (!v || !v->is_string() || v->get_string() != "-") continue;
     if (dash) return "only one of --what, --action and --outcome can be read from standard input (-)";
@@ -209,7 +213,7 @@ int main(int argc, char** argv) {
   }
   command cmd = std::get<command>(parsed);
   if (const auto e = read_words_from_stdin(cmd); !e.empty()) {
-    std::cerr << "hallpassctl incident: " << printable(e) << "\n";
+    std::cerr << "hallpassctl " << cmd.verb << ": " << printable(e) << "\n";
     return exit_usage;
   }
   return run(cmd);

@@ -11,7 +11,7 @@ import time
 import unittest
 
 from harness import BIN, STAFF, Origin, Proxy, curl, person_block_page, wait_for
-from exceptions_test import ADMIN, admin_state_dir, ctl, ctl_json, ensure_users
+from exceptions_test import ADMIN, CTL, admin_state_dir, ctl, ctl_json, ensure_users
 
 
 BANS = """
@@ -127,6 +127,22 @@ class BansTest(unittest.TestCase):
         self.assertEqual(self.explain("--client", device, url)["action"], "allow")
         self.assertNotIn(ban["id"], [b["id"] for b in ctl_json("hp_dsl", self.sock, "bans")["bans"]])
         self.assertIn(ban["id"], [b["id"] for b in ctl_json("hp_dsl", self.sock, "bans", "--all")["bans"]])
+
+    def test_a_bans_reason_can_be_read_from_standard_input(self):
+        # Off the command line, where ps shows it to every local user (admin audit, 2026-12-06:
+        # "--reason -" was stored as the reason "-").
+        def ctl_stdin(text, *args):
+            return subprocess.run(["runuser", "-u", "hp_dsl", "--", CTL, "--socket", self.sock, *args],
+                                  input=text, capture_output=True, text=True, timeout=60)
+        r = ctl_stdin("Disclosed to Mrs K: shared a proxy list\n", "ban", "--device", "127.0.0.29", "--for", "1h",
+                      "--reason", "-", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["reason"], "Disclosed to Mrs K: shared a proxy list")
+        r = ctl_stdin("", "unban", "--device", "127.0.0.29", "--reason", "-")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("hallpassctl unban: --reason - : nothing on standard input", r.stderr)
+        r = ctl_stdin("talked it through\n", "unban", "--device", "127.0.0.29", "--reason", "-", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_a_technicians_ban_is_a_proposal_until_the_dsl_confirms_it(self):
         device = "127.0.0.23"
