@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,6 +89,17 @@ void print_refusal(const json::object& answer) {
   }
 }
 
+// For a verb that changes something: the command that shows whether it was done ("" for one
+// that only reads).
+std::string where_to_check(const std::string& verb) {
+  static const std::map<std::string, std::string> checks = {
+      {"request", "list --pending"}, {"review", "show ID"},  {"approve", "show ID"},   {"deny", "show ID"},
+      {"revoke", "show ID"},         {"report", "reports"},  {"block", "blocks"},      {"unblock", "blocks"},
+      {"reload", "status"},          {"ban", "bans"},        {"unban", "bans --all"}, {"incident", "incidents"}};
+  const auto it = checks.find(verb);
+  return it == checks.end() ? std::string() : it->second;
+}
+
 int run(const command& cmd) {
   std::chrono::milliseconds timeout;
   if (!read_timeout(timeout)) {
@@ -111,6 +123,12 @@ int run(const command& cmd) {
   auto exchanged = connection.exchange(line, timeout, max_answer_bytes);
   if (auto* e = std::get_if<transport_error>(&exchanged)) {
     std::cerr << "hallpassctl: " << e->message << "\n";
+    // A change sent and not answered may still have been made (a slow or locked store answers
+    // late): said, so that a retry does not file it twice (admin audit, 2026-12-06).
+    if (const auto check = where_to_check(cmd.verb); !check.empty()) {
+      std::cerr << "hallpassctl: the " << cmd.verb << " may still have been done: check with `hallpassctl " << check
+                << "` before trying again\n";
+    }
     return exit_refused;
   }
   const std::string& answer_text = std::get<std::string>(exchanged);

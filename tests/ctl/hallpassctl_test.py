@@ -904,6 +904,20 @@ class TimeoutTest(unittest.TestCase):
         self.assertIn("2 s", r.stderr)
         self.assertGreaterEqual(elapsed, 1.9)
         self.assertLess(elapsed, 8)
+        self.assertNotIn("may still have been done", r.stderr)  # status changes nothing
+
+    def test_a_change_that_got_no_answer_may_still_have_been_done(self):
+        # The daemon may answer late (a slow or locked store): a retry could file it twice
+        # (admin audit, 2026-12-06: "failed", and the block was removed).
+        daemon = FakeDaemon(lambda request: SILENT)
+        try:
+            r = run("--socket", daemon.path, "unblock", "1", "--reason", "reviewed", env={"HALLPASSCTL_TIMEOUT": "1"})
+        finally:
+            daemon.close()
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no answer", r.stderr)
+        self.assertIn("the unblock may still have been done: check with `hallpassctl blocks` before trying again",
+                      r.stderr)
 
     def test_a_daemon_that_never_accepts(self):
         with tempfile.TemporaryDirectory() as d:
