@@ -226,6 +226,11 @@ std::string render_decision(std::string_view verb, const json::object& request) 
   } else if (verb == "deny") {
     line = "denied request " + id + ": " + text(request, "url");
     if (!for_whom.empty()) line += " for " + for_whom;
+  } else if (const std::string still_open = text(request, "still_open"); !still_open.empty()) {
+    // Another exception in force opens the same for the same people (admin_server.cpp).
+    line = "revoked request " + id + ": " + (exception ? opened(*exception) : text(request, "url"));
+    if (!for_whom.empty()) line += " for " + for_whom;
+    line += " is " + still_open;
   } else {
     line = "revoked request " + id + ": " +
            (exception ? opened(*exception) : text(request, "url")) + " is blocked again";

@@ -162,6 +162,38 @@ admin_server::~admin_server() {
   acceptor_.reset();  // its io_context is destroyed next (ioc_ is the last member)
 }
 
+// The other exceptions in force that open what `revoked` (a request object, as the store
+// answers) opened, for the same people: "" when none, else a sentence naming them.
+std::string admin_server::still_opened_by(const json::value& revoked, std::int64_t id) {
+  const auto* request = revoked.if_object();
+  const auto* gone = request ? request->if_contains("exception") : nullptr;
+  if (!gone || !gone->is_object()) return {};
+  const auto listed = store_->list(store::list_filter::active, list_limit);
+  if (!listed.ok || !listed.data.is_object()) return {};
+  const auto* rows = listed.data.as_object().if_contains("requests");
+  if (!rows || !rows->is_array()) return {};
+  const auto same = [](const json::object& a, const json::object& b, const char* key) {
+    const auto* x = a.if_contains(key);
+    const auto* y = b.if_contains(key);
+    return x && y && *x == *y;
+  };
+  std::string said;
+  for (const auto& row : rows->as_array()) {
+    const auto* o = row.if_object();
+    if (!o || !o->if_contains("id") || o->at("id") == json::value(id)) continue;
+    const auto* e = o->if_contains("exception");
+    if (!e || !e->is_object()) continue;
+    const auto& a = gone->as_object();
+    const auto& b = e->as_object();
+    if (!same(a, b, "value") || !same(a, b, "kind") || !same(a, b, "who")) continue;
+    said += std::string(said.empty() ? "" : ", ") + "request " + json::serialize(o->at("id"));
+    if (const auto* until = b.if_contains("until"); until && until->is_string())
+      said += " until " + std::string(until->as_string());
+  }
+  if (said.empty()) return {};
+  return "still open for them by " + said + " (revoke those too to block it)";
+}
+
 std::string admin_socket_path_problem(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return {};
@@ -627,6 +659,13 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
     if (!id || !reason) return bad(err);
     r = verb == "deny" ? store_->deny(actor, *id, *reason) : store_->revoke(actor, *id, *reason);
     changed = r.ok;
+    if (r.ok && verb == "revoke") {
+      // Another exception in force for the same site and the same people keeps it open:
+      // "blocked again" would be untrue (admin audit, 2026-12-06), so the answer names it.
+      if (const auto others = still_opened_by(r.data, *id); !others.empty() && r.data.is_object()) {
+        r.data.as_object()["still_open"] = others;
+      }
+    }
   } else if (verb == "list") {
     const std::string filter = admin_text_arg(args, "filter").value_or("pending");
     store::list_filter lf;

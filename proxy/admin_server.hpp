@@ -111,6 +111,9 @@ class admin_server {
   reload_fn reload_;
   std::unique_ptr<net::local::stream_protocol::acceptor> acceptor_;
   std::unique_ptr<store::exception_store> store_;
+  // After a revoke: the other exceptions in force that still open the same thing for the same
+  // people, as a warning ("" when none). Store thread.
+  std::string still_opened_by(const boost::json::value& revoked, std::int64_t id);
   std::string socket_path_;
   std::optional<std::pair<dev_t, ino_t>> made_socket_;  // the socket file start() made (stop() removes it only)
   std::size_t live_connections_ = 0;  // admin connections (store thread only)

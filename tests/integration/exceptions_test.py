@@ -243,6 +243,22 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "misused", check=0)
         self.assertEqual(self.http("instagram.test", GUEST), 403)
 
+    def test_a_revoke_that_leaves_the_site_open_by_another_exception_says_so(self):
+        # It said "blocked again" while a second exception kept the site open (admin audit,
+        # 2026-12-06): now it names the other one, and says "blocked again" once none is left.
+        first = self.file_request(url="http://instagram.test/", role="guests")
+        second = self.file_request(url="http://instagram.test/", role="guests")
+        for rid in (first, second):
+            ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", check=0)
+        code, out, err = ctl("hp_head", self.sock, "revoke", str(first), "--reason", "misused")
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"is still open for them by request {second} until ", out)
+        self.assertNotIn("blocked again", out)
+        self.assertEqual(self.http("instagram.test", GUEST), 200)
+        code, out, err = ctl("hp_head", self.sock, "revoke", str(second), "--reason", "misused")
+        self.assertEqual(code, 0, err)
+        self.assertIn("is blocked again for guests", out)
+
     def open_tunnel(self, host, source, sni=None):
         """A relayed TLS tunnel to the origin, handshake done, nothing asked: it stays open."""
         s, head = connect_tunnel(self.proxy, f"{host}:{self.tls.port}", source)
