@@ -15,7 +15,7 @@ import unittest
 import urllib.parse
 
 from exceptions_test import ADMIN, ASSESSED, CTL, DaemonWithAdminSocket, admin_lines, ctl, ctl_json
-from harness import PUPIL, STAFF, Proxy, person_block_page, raw_request, status_of
+from harness import PUPIL, STAFF, Proxy, person_block_page, raw_request, status_of, wait_for
 
 
 def block_page_form(proxy, port, path, source):
@@ -412,6 +412,27 @@ class ClockChangeUntilTest(DaemonWithAdminSocket, unittest.TestCase):
 @unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
 class StalledStoreTest(DaemonWithAdminSocket, unittest.TestCase):
     """A daemon of its own: the forms this test leaves waiting are filed once the store is free."""
+
+    def test_a_change_the_locked_store_cannot_save_says_what_still_holds(self):
+        # admin audit, 2026-12-06: "database is locked (internal)", and nothing said that the
+        # page stayed open, nor what to do; the journal had no trace.
+        db = sqlite3.connect(os.path.join(self.state, "hallpass.db"), timeout=5, isolation_level=None)
+        db.execute("BEGIN EXCLUSIVE")
+        try:
+            code, out, err = ctl("hp_tech", self.sock, "block", "--url", "http://locked-out.test/page",
+                                 "--reason", "reported by Year 5")
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("the store could not save this, so nothing was changed: the page is NOT blocked. Another "
+                      "program holds the store's lock", err)
+        self.assertIn("(SQLite: ", err)
+        wait_for(lambda: any("hallpass: admin: block by hp_tech was not saved" in l for l in self.proxy.stderr_lines),
+                 what="the failure in the daemon's log")
+        code, out, err = ctl("hp_tech", self.sock, "block", "--url", "http://locked-out.test/page",
+                             "--reason", "reported by Year 5")
+        self.assertEqual(code, 0, out + err)  # free again: saved
 
     def test_forms_the_store_cannot_file_are_answered_by_the_deadline_and_at_most_64_wait(self):
         # Event-loop review, 2026-12-06: a form waited on the store thread with no deadline (a
