@@ -363,6 +363,7 @@ net::awaitable<void> admin_server::prune_loop() {
     t.expires_after(std::chrono::seconds(10));
     auto [ec] = co_await t.async_wait(nothrow);
     if (ec) co_return;
+    store_files_replaced();  // every 10 s: said in the journal when the store's files go
     if (!index_stale_ && std::chrono::steady_clock::now() - last < std::chrono::minutes(10)) continue;
     last = std::chrono::steady_clock::now();
     publish_index();
@@ -501,8 +502,24 @@ std::string admin_server::audit_refusal(const store::actor& who, const std::stri
 }
 
 store::result admin_server::file_form(const store::request_form& form) {
+  if (auto gone = store_files_replaced(); !gone.empty()) return store::result::fail("internal", std::move(gone));
   auto r = store_->file_request(store::actor{"block page", "requester"}, form);
   return r;
+}
+
+std::string admin_server::store_files_replaced() {
+  const std::string gone = store_->files_replaced();
+  // Said in the journal when it starts (and when it ends), not at every check.
+  if (gone != replaced_said_) {
+    if (!gone.empty()) {
+      std::cerr << "hallpass: admin: " << gone << "; no change is taken until hallpass restarts (systemctl restart "
+                << "hallpass), which opens the store that is there now" << std::endl;
+    }
+    replaced_said_ = gone;
+  }
+  if (gone.empty()) return {};
+  return gone + ". Nothing was changed: restart hallpass (systemctl restart hallpass) so that it opens the store "
+                "that is there now; what is in force stays in force until then";
 }
 
 std::string admin_server::handle_line(const std::string& line, int fd) {
@@ -539,6 +556,15 @@ std::string admin_server::handle_line(const std::string& line, int fd) {
         "forbidden", audit_refusal(store::actor{who->user, have.empty() ? "none" : have}, verb, object, why)));
   }
   const store::actor actor{who->user, as_role};
+  // A change to a store whose files were deleted or replaced under it would be lost at the
+  // next start: refused, saying so (admin audit, 2026-12-06).
+  static const std::set<std::string> changes = {"request", "review",  "approve", "deny",  "revoke",  "report",
+                                                "block",   "unblock", "ban",     "unban", "incident"};
+  if (changes.count(verb)) {
+    if (auto gone = store_files_replaced(); !gone.empty()) {
+      return response(store::result::fail("internal", std::move(gone)));
+    }
+  }
   const auto& policy = *cfg->policy;
   bool changed = false;
   store::result r;

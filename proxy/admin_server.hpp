@@ -114,6 +114,10 @@ class admin_server {
   // After a revoke: the other exceptions in force that still open the same thing for the same
   // people, as a warning ("" when none). Store thread.
   std::string still_opened_by(const boost::json::value& revoked, std::int64_t id);
+  // The store's files deleted or replaced under it (exception_store::files_replaced), in words
+  // for the caller, and said once in the journal; "" when they are its own. Store thread.
+  std::string store_files_replaced();
+  std::string replaced_said_;  // what the journal was last told (store thread only)
   std::string socket_path_;
   std::optional<std::pair<dev_t, ino_t>> made_socket_;  // the socket file start() made (stop() removes it only)
   std::size_t live_connections_ = 0;  // admin connections (store thread only)

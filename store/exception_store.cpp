@@ -420,6 +420,8 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
     return nullptr;
   }
   s->made_now_ = !exists;
+  s->path_ = path.string();
+  if (struct stat st {}; ::stat(s->path_.c_str(), &st) == 0) s->opened_ = std::pair{st.st_dev, st.st_ino};
   if (!fs::exists(made, ec)) {
     // Best effort: without it, a store deleted later is made again as before (and said so here).
     std::ofstream out(made);
@@ -427,6 +429,24 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
         << ".\nIf hallpass.db is missing, hallpass refuses to start rather than make an empty one.\n";
   }
   return s;
+}
+
+std::string exception_store::files_replaced() const {
+  if (!opened_) return {};
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) {
+    return path_ + " was deleted while hallpass runs: changes now would be lost at the next start";
+  }
+  if (std::pair{st.st_dev, st.st_ino} != *opened_) {
+    return path_ + " was replaced by another file while hallpass runs (a restored backup?): changes now would go to "
+                   "the file it replaced, and be lost";
+  }
+  // In WAL mode the -wal is there as long as the store is open; without it, what is written
+  // goes to a deleted file, lost if the gateway stops before a checkpoint.
+  if (::stat((path_ + "-wal").c_str(), &st) != 0) {
+    return path_ + "-wal was deleted while hallpass runs: changes now could be lost";
+  }
+  return {};
 }
 
 std::unique_ptr<exception_store> exception_store::open_read_only(const std::string& dir,

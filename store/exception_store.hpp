@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <sys/types.h>
 #include <string>
 #include <vector>
 
@@ -129,6 +130,13 @@ class exception_store {
   // Whether open made a new, empty store (no hallpass.db was there): the daemon says so at
   // start, since a changed state_dir starts on one (admin audit, 2026-12-05, F8).
   bool made_now() const { return made_now_; }
+
+  // Whether the files this store has open are still the ones at its path: "" when they are;
+  // else why not (hallpass.db deleted, or replaced by another file, say a backup restored with
+  // mv while hallpass runs; its -wal deleted). Changes made then go to files nobody will open
+  // again, lost at the next start (admin audit, 2026-12-06: acknowledged blocks and a ban
+  // vanished at a restart). A few stat calls; the admin thread asks before each change.
+  std::string files_replaced() const;
 
   // Opens an existing <dir>/hallpass.db for reading only (load_active and the other reads);
   // nullptr with *error when there is none or it cannot be read. Never creates or migrates.
@@ -265,6 +273,8 @@ class exception_store {
  private:
   explicit exception_store(database db, const rules::time_zone& zone) : db_(std::move(db)), zone_(zone) {}
   bool made_now_ = false;
+  std::string path_;                               // <dir>/hallpass.db, as opened
+  std::optional<std::pair<dev_t, ino_t>> opened_;  // its file when opened (files_replaced)
   std::string migrate();
   std::optional<boost::json::object> request_object(std::int64_t id, seconds_t now);
   std::string write_audit(const actor& who, const std::string& action, const std::string& object,

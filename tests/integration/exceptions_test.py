@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import unittest
+import shutil
 import urllib.parse
 
 from harness import (BIN, GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, curl, person_block_page, raw_request, seconds_until_closed,
@@ -508,6 +509,32 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(len(fourth), 1, pending)
         self.assertEqual((fourth[0]["requester"], fourth[0]["reasons"], fourth[0]["site_content"]),
                          ("Ava[2J Year 6", "reason\nline 2evil", "a b"))
+
+
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users: needs root")
+class StoreReplacedTest(unittest.TestCase):
+    """The store's file deleted or replaced while the daemon runs (a backup restored with mv):
+    changes were acknowledged and written to a file nobody would open again, lost at the next
+    start (admin audit, 2026-12-06). Now they are refused, saying why and what to do."""
+
+    def test_changes_to_a_store_replaced_under_the_daemon_are_refused_and_said(self):
+        ensure_users()
+        state, sock = admin_state_dir()
+        self.addCleanup(shutil.rmtree, state, True)
+        proxy = Proxy(extra=ADMIN, args=["--state-dir", state, "--admin-socket", sock])
+        self.addCleanup(proxy.stop)
+        ctl("hp_tech", sock, "block", "--url", "http://first.test/", "--reason", "reported", check=0)
+        db = os.path.join(state, "hallpass.db")
+        shutil.copy2(db, db + ".restored")
+        os.replace(db + ".restored", db)  # another file at the path, as mv of a backup leaves it
+        code, out, err = ctl("hp_tech", sock, "block", "--url", "http://second.test/", "--reason", "reported")
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("was replaced by another file while hallpass runs", err)
+        self.assertIn("Nothing was changed: restart hallpass", err)
+        wait_for(lambda: any("was replaced by another file" in l for l in proxy.stderr_lines),
+                 what="the journal's line")
+        # What was in force stays: the first block still holds.
+        self.assertEqual(curl(proxy, "http://first.test/", source=PUPIL)[0], 403)
 
 
 @unittest.skipUnless(os.geteuid() == 0, "creates OS users and a small tmpfs for the state: needs root")
