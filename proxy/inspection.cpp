@@ -8,6 +8,8 @@
 #include "proxy/shared_state.hpp"
 #include "proxy/thread_answer.hpp"
 #include "proxy/worker.hpp"
+#include "rules/host.hpp"
+#include "rules/utf8.hpp"
 
 namespace hallpass {
 namespace {
@@ -65,8 +67,11 @@ bool rejected_certificate(const error_code& ec) {
 // the ServerHelloDone. A scanner or a cancelled page that closes there is counted with them;
 // the note says "probably" (outside-in audit of real clients, 2026-12-05, F5).
 bool closed_after_our_certificate(const error_code& ec, SSL* ssl) {
-  const bool silent_close = ec == net::ssl::error::stream_truncated || ec == net::error::eof ||
-                            ec == net::error::connection_reset;
+  // An orderly close only: a reset is a client (or a middlebox) that dropped the connection
+  // outright, which rejecting a certificate does not look like (Node.js closes with a FIN), and
+  // counting resets made the technician's list of devices without the CA noisy (audit of the
+  // CONNECT path, 2026-12-06).
+  const bool silent_close = ec == net::ssl::error::stream_truncated || ec == net::error::eof;
   if (!silent_close) return false;
   const OSSL_HANDSHAKE_STATE st = SSL_get_state(ssl);
   // TLS 1.3: OpenSSL moves to TLS_ST_EARLY_DATA once its Finished is written (waiting for the
@@ -121,7 +126,20 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
   c.stream.expires_after(ex.cfg->daemon.connect.hello_timeout);
   auto [ec] = co_await c.tls->async_handshake(net::ssl::stream_base::server, nothrow);
   if (ec) {
-    if (rejected_certificate(ec)) {
+    // The name the client asked for: a certificate made for the CONNECT host cannot satisfy a
+    // client that asked for another (a CONNECT to an address with a name as its SNI), whatever
+    // CA it trusts. Not a device without the school CA (audit of the CONNECT path, 2026-12-06:
+    // counted as one, and the note said to install the CA).
+    const char* asked = SSL_get_servername(c.tls->native_handle(), TLSEXT_NAMETYPE_host_name);
+    const auto asked_host = asked ? rules::normalize_host(asked) : std::nullopt;
+    const bool other_name = asked_host && asked_host->text != host;
+    if (other_name && rejected_certificate(ec)) {
+      ex.note = "the device rejected the certificate made for " + host + ": it asked for " +
+                rules::terminal_safe(asked_host->text) + " (its SNI), a name the tunnel was not opened for (" +
+                ec.message() + ")";
+      m.tls_client_failed.Increment();
+      ex.tls_failure = "client_failed";
+    } else if (rejected_certificate(ec)) {
       ex.note = "the device rejected the school CA's certificate (" + ec.message() +
                 "): install the school CA on it, or add the site to the never-inspect list";
       m.tls_client_rejected_ca.Increment();

@@ -870,6 +870,24 @@ inspection:
         self.assertNotEqual(line.get("tls"), "rejected_ca", line)
         self.assertEqual(p.metric("hallpass_tls_client_failures_total", {"reason": "rejected_ca"}), 1)
 
+    def test_a_client_asking_another_name_than_the_connect_host_is_not_counted_as_lacking_the_ca(self):
+        # A CONNECT to an address with a name as its SNI: the leaf is the address's, and a client
+        # that trusts the school CA still refuses it for the name. That is no device without the
+        # CA, and the note must not say to install it (audit of the CONNECT path, 2026-12-06).
+        p = self.start_proxy(self.origin.port)
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        s.sendall(f"CONNECT [::1]:{self.origin.port} HTTP/1.1\r\nHost: [::1]:{self.origin.port}\r\n\r\n".encode())
+        self.assertIn(b" 200 ", recv_head(s, 8192))
+        ctx = ssl.create_default_context(cafile=self.school_crt)
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            ctx.wrap_socket(s, server_hostname="origin.test")
+        s.close()
+        line = wait_for(lambda: [l for l in p.log_lines() if l.get("tls")], what="the handshake's line")[-1]
+        self.assertEqual(line["tls"], "client_failed", line)
+        self.assertIn("it asked for origin.test (its SNI), a name the tunnel was not opened for", line["note"])
+        self.assertNotIn("install the school CA", line["note"])
+        self.assertEqual(p.metric("hallpass_tls_client_failures_total", {"reason": "rejected_ca"}), 0)
+
     def test_never_list_host_is_relayed_with_the_origins_own_certificate(self):
         p = self.start_proxy(self.origin.port)
         status, body, err = curl(p, f"https://never.test:{self.origin.port}/bank", source=PUPIL,
