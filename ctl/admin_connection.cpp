@@ -154,9 +154,24 @@ std::variant<std::string, transport_error> admin_connection::exchange(
       continue;
     }
     if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+      // The daemon may have said why before it closed (its connections are all in use: one
+      // "busy" line at accept, then the close): that line is the answer, where it was reported
+      // as a connection closed for no reason (admin audit, 2026-12-06).
+      const int send_errno = errno;
+      std::string said;
+      char early[4096];
+      for (int i = 0; i < 16; ++i) {
+        const ssize_t got = ::recv(fd_, early, sizeof early, MSG_DONTWAIT);
+        if (got <= 0) break;
+        said.append(early, static_cast<std::size_t>(got));
+        if (const auto newline = said.find('\n'); newline != std::string::npos) {
+          said.resize(newline);
+          return said;
+        }
+      }
       return transport_error{
           transport_error::kind::closed,
-          "the daemon on " + path_ + " closed the connection before the request was sent", errno};
+          "the daemon on " + path_ + " closed the connection before the request was sent", send_errno};
     }
     return failed("cannot write to", errno);
   }

@@ -98,7 +98,8 @@ class admin_server {
   };
   net::awaitable<void> serve(std::shared_ptr<admin_connection> c);
   net::awaitable<void> watchdog(std::shared_ptr<admin_connection> c);
-  std::string handle_line(const std::string& line, int fd);
+  // no_role: set when the caller has no admin role (its connection is then closed after the answer).
+  std::string handle_line(const std::string& line, int fd, bool& no_role);
   // Reads the store and swaps in a new exception index; returns the error, if any (the old
   // index then stays).
   std::string publish_index();

@@ -188,8 +188,12 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
     def test_a_flood_of_refused_commands_cannot_bury_the_audit_log(self):
         # 30 refused approvals with 20 KB ids from an account without a role (audit, 2026-12-05:
         # 300 of them made `audit` too long to answer): 20 audited, ids cut; all refused.
-        answers, err = admin_lines("hp_flood", self.sock,
-                                   [{"verb": "approve", "args": {"id": "9" * 20000, "for": "1h"}}] * 30)
+        # One connection each: a caller with no role gets its answer and the connection closes
+        # (admin audit, 2026-12-06: such callers held the admin socket's places open).
+        answers = []
+        for _ in range(30):
+            got, err = admin_lines("hp_flood", self.sock, [{"verb": "approve", "args": {"id": "9" * 20000, "for": "1h"}}])
+            answers += got
         self.assertEqual(len(answers), 30, err)
         self.assertTrue(all(a["code"] == "forbidden" for a in answers), answers[:2])
         self.assertEqual(sum("not audited" in a["error"] for a in answers), 10)
@@ -197,6 +201,23 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(len(entries), 20)
         self.assertTrue(all(len(json.dumps(e)) < 2000 for e in entries), entries[0])
         self.assertEqual(ctl("hp_head", self.sock, "status")[0], 0)
+
+    def test_a_caller_with_no_role_is_answered_and_its_connection_closed(self):
+        script = ("import socket, sys\n"
+                  "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile('rwb')\n"
+                  "f.write(b'{\"verb\": \"status\", \"args\": {}}\\n'); f.flush()\n"
+                  "print(f.readline().decode().strip())\n"
+                  "s.settimeout(10)\n"
+                  "print('closed' if s.recv(1) == b'' else 'open')\n")
+        # As root, which has no admin role here (hp_flood's refusals are counted by the test above).
+        r = subprocess.run(["python3", "-c", script, self.sock], capture_output=True, text=True, timeout=60)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), 2, r.stdout + r.stderr)
+        self.assertEqual(json.loads(lines[0])["code"], "forbidden")
+        self.assertEqual(lines[1], "closed")
+        # Someone with a role keeps the connection for the next command (a script's several).
+        answers, err = admin_lines("hp_head", self.sock, [{"verb": "status", "args": {}}] * 2)
+        self.assertEqual([a["ok"] for a in answers], [True, True], err)
 
     def test_a_page_under_a_locked_url_prefix_cannot_be_approved(self):
         """The lock was looked for on the host alone: an approval of a page under a locked URL
@@ -407,6 +428,12 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
             answer = json.loads(said)
             self.assertEqual((answer["ok"], answer["code"]), (False, "busy"))
             self.assertIn("4 admin connections open", answer["error"])
+            # hallpassctl says the same, whether its request went out before the close or not
+            # (it said "closed the connection before the request was sent": admin audit, 2026-12-06).
+            for _ in range(5):
+                r = subprocess.run([CTL, "--socket", self.sock, "status"], capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn("4 admin connections open", r.stderr)
             self.assertIn("pending_requests", ctl_json("hp_head", self.sock, "status"))  # another account
             held[0].sendall(b'{"verb": "status", "args": {}}\n')  # the held ones still answer
             self.assertIn(b'"ok"', held[0].recv(65536))
