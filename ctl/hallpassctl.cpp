@@ -69,9 +69,15 @@ void print_refusal(const json::object& answer) {
     code = std::string(it->value().get_string());
   }
   const std::size_t newline = error.find('\n');
-  std::cerr << "hallpassctl: " << printable(error.substr(0, newline));
+  std::string first = error.substr(0, newline);
+  // A first line that introduces the lines below ("...; still serving generation 2:") keeps its
+  // colon last: the code goes before it (it read "generation 2: (bad_request)": admin audit,
+  // 2026-12-06).
+  const bool introduces = newline != std::string::npos && first.ends_with(':');
+  if (introduces) first.pop_back();
+  std::cerr << "hallpassctl: " << printable(first);
   if (!code.empty()) std::cerr << " (" << printable(code) << ")";
-  std::cerr << "\n";
+  std::cerr << (introduces ? ":\n" : "\n");
   std::size_t start = newline;
   while (start != std::string::npos) {
     const std::size_t end = error.find('\n', start + 1);

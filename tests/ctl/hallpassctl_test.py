@@ -703,6 +703,17 @@ class RefusalTest(DaemonTestCase):
         self.assertIn("school.yaml:9:38: no category 'socal_media'", r.stderr)
         self.assertIn("school.yaml:10:18: action must be", r.stderr)
 
+    def test_a_refusal_whose_first_line_introduces_the_rest_keeps_its_colon_last(self):
+        # As the daemon says a failed reload (admin_server.cpp): it read "generation 2: (bad_request)".
+        self.daemon.handler = lambda request: {
+            "ok": False, "code": "bad_request",
+            "error": "the policy was not reloaded; still serving generation 2:\n"
+                     "/etc/hallpass/school.yaml:9:38: no category 'socal_media'"}
+        r = self.ctl("reload")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("hallpassctl: the policy was not reloaded; still serving generation 2 (bad_request):\n"
+                      "/etc/hallpass/school.yaml:9:38: no category 'socal_media'", r.stderr)
+
     def test_reload_warnings_and_an_unaudited_reload_are_printed(self):
         self.daemon.handler = lambda request: {"ok": True, "data": {
             "generation": 5,
@@ -748,7 +759,9 @@ class UsageTest(DaemonTestCase):
         (["approve", "seven", "--for", "2h"], "whole number"),
         (["approve", "7", "8", "--for", "2h"], "unexpected argument '8'"),
         (["approve", "7", "--until", "2026-11-23T15:30"], "YYYY-MM-DD HH:MM"),
-        (["approve", "7", "--until", "2026-02-30 10:00"], "YYYY-MM-DD HH:MM"),
+        (["approve", "7", "--until", "2026-02-30 10:00"], "is not a date and time that exists: check the day of the month"),
+        (["approve", "7", "--until", "2027-02-29 10:00"], "is not a date and time that exists"),
+        (["approve", "7", "--until", "2028-02-29 24:00"], "and the hour (00:00 to 23:59)"),
         (["approve", "7", "--for", "2h", "--scope", "site"], "url, prefix or domain"),
         (["approve", "7", "--fro", "2h"], "did you mean '--for'"),
         (["request", "--url", "u", "--role", "pupils", "--reason", "x"], "missing --requester"),
