@@ -13,6 +13,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "rules/device_ref.hpp"
+#include "rules/utf8.hpp"
 
 namespace hallpass {
 namespace json = boost::json;
@@ -301,11 +302,29 @@ const std::set<std::string>* admin_verb_roles(std::string_view verb) {
   return spec ? spec->roles : nullptr;
 }
 
+namespace {
+// Whether `line` holds a \uD800-\uDFFF escape: Boost.JSON 1.81 calls a lone one a syntax error.
+bool has_surrogate_escape(std::string_view line) {
+  for (std::size_t i = line.find("\\u"); i != std::string_view::npos; i = line.find("\\u", i + 1)) {
+    if (i + 3 < line.size() && (line[i + 2] == 'd' || line[i + 2] == 'D') &&
+        std::string_view("89abcdefABCDEF").find(line[i + 3]) != std::string_view::npos)
+      return true;
+  }
+  return false;
+}
+}  // namespace
+
 std::optional<admin_request> parse_admin_line(std::string_view line, std::string& error) {
   boost::system::error_code jec;
   json::value v = json::parse(line, jec);
   if (jec || !v.is_object()) {
-    error = "the message is not a JSON object";
+    // Bytes that are not UTF-8 (a lone surrogate escaped, a Latin-1 name pasted in) said as
+    // such, not as "not a JSON object" (admin audit, 2026-12-06).
+    if (!rules::is_valid_utf8(line)) error = "the message is not UTF-8 text (JSON is UTF-8): retype the non-ASCII text";
+    else if (jec && has_surrogate_escape(line))
+      error = "the message is not valid JSON: it holds a \\u escape of half a character (a lone surrogate?), "
+              "which is no text";
+    else error = jec ? "the message is not valid JSON (" + jec.message() + ")" : "the message is not a JSON object";
     return std::nullopt;
   }
   if (auto key = duplicate_key(line)) {

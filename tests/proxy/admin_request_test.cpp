@@ -50,10 +50,14 @@ TEST_CASE("the protocol's authorisation table") {
 }
 
 TEST_CASE("bad admin lines get the daemon's bad_request messages") {
-  CHECK(refused_line("list pending") == "the message is not a JSON object");
-  CHECK(refused_line("") == "the message is not a JSON object");
+  CHECK(refused_line("list pending").starts_with("the message is not valid JSON ("));
+  CHECK(refused_line("").starts_with("the message is not valid JSON ("));
   CHECK(refused_line(R"(["verb","list"])") == "the message is not a JSON object");
-  CHECK(refused_line(R"({"verb":"list"} trailing)") == "the message is not a JSON object");
+  CHECK(refused_line(R"({"verb":"list"} trailing)").starts_with("the message is not valid JSON ("));
+  // Not UTF-8, or half a character escaped: said as such (admin audit, 2026-12-06).
+  CHECK(refused_line("{\"verb\":\"list\",\"args\":{\"filter\":\"caf\xe9\"}}") ==
+        "the message is not UTF-8 text (JSON is UTF-8): retype the non-ASCII text");
+  CHECK(refused_line(R"({"verb":"list","args":{"filter":"\ud800"}})").find("lone surrogate") != std::string::npos);
   CHECK(refused_line(R"({"args":{}})") == "the message has no 'verb'");
   CHECK(refused_line(R"({"verb":7})") == "the message has no 'verb'");
   CHECK(refused_line(R"({"verb":"list","args":[1]})") == "'args' must be an object");
