@@ -600,7 +600,8 @@ std::string admin_server::handle_line(const std::string& line, int fd, bool& no_
           for (const auto& pr : policy.roles) names.push_back(pr.name);
           return bad("the policy has no role '" + name + "'" + rules::yaml_reader::did_you_mean(name, names));
         }
-        f.roles.push_back(name);
+        // Each role once ("pupils, pupils" was stored as given: admin audit, 2026-12-06).
+        if (std::find(f.roles.begin(), f.roles.end(), name) == f.roles.end()) f.roles.push_back(name);
       }
     }
     // A user name as bans take it (admin_user_name): "   " or "" named nobody, and its approval
@@ -610,14 +611,26 @@ std::string admin_server::handle_line(const std::string& line, int fd, bool& no_
       if (!f.user) return bad(err);
     }
     f.client = admin_text_arg(args, "client");
+    std::string wide_client;
     if (f.client) {
       std::string why;
-      if (!rules::ip_network::parse(*f.client, &why)) return bad("'client' must be an address or a network: " + why);
+      const auto net = rules::ip_network::parse(*f.client, &why);
+      if (!net) return bad("'client' must be an address or a network: " + why);
+      // 0.0.0.0/0 (or any network wider than a /8, a /32 in IPv6) is no device: it is every
+      // device on every network, staff and guests included, and the approval said only "for
+      // client 0.0.0.0/0" (admin audit, 2026-12-06).
+      if (net->prefix < (net->base.v6 ? 32 : 8)) {
+        wide_client = "'client' " + *f.client + " is not one device but " +
+                      (net->prefix == 0 ? std::string("every device on every network") : "a network of millions of addresses") +
+                      ", staff and guests included: an approval opens the site for all of them (use roles for a group, "
+                      "or a device's own address)";
+      }
     }
     const int scopes = !f.roles.empty() + f.user.has_value() + f.client.has_value();
     if (scopes != 1) return bad("give exactly one scope: roles, user or client");
     r = store_->file_request(actor, f);
     changed = r.ok;
+    if (r.ok && !wide_client.empty()) r.warning = r.warning.empty() ? wide_client : r.warning + "; " + wide_client;
   } else if (verb == "approve") {
     auto id = id_arg(args, &err);
     if (!id) return bad(err);

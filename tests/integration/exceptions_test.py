@@ -385,6 +385,23 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         reports = ctl_json("hp_dsl", self.sock, "reports")["reports"]
         self.assertTrue(any(r["url"] == url and r["action"] and r["action"]["taken"] == "blocked" for r in reports))
 
+    def test_a_client_network_of_everyone_is_filed_with_a_warning_and_roles_once(self):
+        # admin audit, 2026-12-06: --client 0.0.0.0/0 was filed and approved "for client
+        # 0.0.0.0/0" without a word that it opens the site for every device, staff and guests too.
+        for wide in ("0.0.0.0/0", "::/0", "10.0.0.0/7"):
+            code, out, err = ctl("hp_tech", self.sock, "request", "--url", "http://wide.test/", "--client", wide,
+                                 "--requester", "Mr C", "--reason", "test")
+            self.assertEqual(code, 0, err)
+            self.assertIn(f"'client' {wide} is not one device but ", err)
+            self.assertIn("staff and guests included", err)
+        code, out, err = ctl("hp_tech", self.sock, "request", "--url", "http://wide.test/", "--client", "10.0.0.0/8",
+                             "--requester", "Mr C", "--reason", "test")
+        self.assertNotIn("is not one device", err)
+        answers, err = admin_lines("hp_tech", self.sock, [{"verb": "request", "args": {
+            "url": "http://wide.test/", "roles": ["pupils", "pupils", "guests"], "requester": "Mr C", "reason": "x"}}])
+        shown = ctl_json("hp_tech", self.sock, "show", str(answers[0]["data"]["id"]))
+        self.assertEqual(shown["scope"]["roles"], ["pupils", "guests"], shown)
+
     def test_a_bad_client_network_is_refused_and_later_changes_still_take_effect(self):
         # A client scope is checked whole when it is filed: a prefix that is not a number in
         # range once stopped the exception index from ever being rebuilt.
