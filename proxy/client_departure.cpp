@@ -13,6 +13,7 @@ struct client_departure_watch::state {
   tcp::socket* client = nullptr;     // null once the watch has ended: touch nothing
   upstream_connection* up = nullptr;
   bool left = false;
+  bool waiting = false;  // the coroutine's wait on the client's socket is pending
 };
 
 namespace {
@@ -21,7 +22,9 @@ namespace {
 net::awaitable<void> watch_for_departure(std::shared_ptr<client_departure_watch::state> s) {
   // A few wake-ups with nothing to read (a signal, a spurious readiness) are waited through.
   for (int wakes = 0; wakes < 8; ++wakes) {
+    s->waiting = true;
     auto [ec] = co_await s->client->async_wait(tcp::socket::wait_read, nothrow);
+    s->waiting = false;
     if (s->client == nullptr || ec) co_return;  // ended by the destructor
     char byte = 0;
     const auto n = ::recv(s->client->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -46,8 +49,12 @@ client_departure_watch::client_departure_watch(tcp::socket& client, upstream_con
 
 client_departure_watch::~client_departure_watch() {
   if (s_->client == nullptr) return;
-  error_code ignored;
-  s_->client->cancel(ignored);  // the watch's wait ends (operation_aborted) and touches nothing
+  // Only while its wait is pending: cancel() ends every operation on the socket, and the
+  // session may have others by then (none pending here is the rule: client_departure.hpp).
+  if (s_->waiting) {
+    error_code ignored;
+    s_->client->cancel(ignored);  // the watch's wait ends (operation_aborted) and touches nothing
+  }
   s_->client = nullptr;
   s_->up = nullptr;
 }

@@ -33,6 +33,7 @@
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 #include "proxy/request_target.hpp"
+#include "rules/yaml_reader.hpp"
 
 namespace hallpass {
 namespace {

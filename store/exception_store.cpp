@@ -422,6 +422,9 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
   s->made_now_ = !exists;
   s->path_ = path.string();
   if (struct stat st {}; ::stat(s->path_.c_str(), &st) == 0) s->opened_ = std::pair{st.st_dev, st.st_ino};
+  // In WAL mode (store/sqlite.cpp) the -wal is there from the first transaction (migrate's)
+  // until the last connection closes; a file system without WAL has none to watch.
+  if (struct stat st {}; ::stat((s->path_ + "-wal").c_str(), &st) == 0) s->wal_watched_ = true;
   if (!fs::exists(made, ec)) {
     // Best effort: without it, a store deleted later is made again as before (and said so here).
     std::ofstream out(made);
@@ -443,7 +446,7 @@ std::string exception_store::files_replaced() const {
   }
   // In WAL mode the -wal is there as long as the store is open; without it, what is written
   // goes to a deleted file, lost if the gateway stops before a checkpoint.
-  if (::stat((path_ + "-wal").c_str(), &st) != 0) {
+  if (wal_watched_ && ::stat((path_ + "-wal").c_str(), &st) != 0) {
     return path_ + "-wal was deleted while hallpass runs: changes now could be lost";
   }
   return {};

@@ -275,6 +275,7 @@ class exception_store {
   bool made_now_ = false;
   std::string path_;                               // <dir>/hallpass.db, as opened
   std::optional<std::pair<dev_t, ino_t>> opened_;  // its file when opened (files_replaced)
+  bool wal_watched_ = false;                       // its -wal was there when opened
   std::string migrate();
   std::optional<boost::json::object> request_object(std::int64_t id, seconds_t now);
   std::string write_audit(const actor& who, const std::string& action, const std::string& object,

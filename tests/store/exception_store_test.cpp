@@ -394,6 +394,27 @@ TEST_CASE("a store made by a newer hallpass is refused, not changed") {
   CHECK(user_version(dir.db()) == 6);
 }
 
+TEST_CASE("files_replaced: the store's own files say nothing; deleted or replaced ones are named") {
+  temp_dir dir;
+  auto s = open_store(dir);
+  file(*s, pupil_form());
+  CHECK(s->files_replaced().empty());
+  {
+    // Another program opens and closes the store (a backup, hallpass explain): still its own.
+    std::string error;
+    auto other = store::database::open(dir.db(), &error);
+    REQUIRE(other.has_value());
+  }
+  CHECK(s->files_replaced().empty());
+  std::filesystem::remove(dir.db() + "-wal");
+  CHECK(s->files_replaced().find("hallpass.db-wal was deleted while hallpass runs") != std::string::npos);
+  std::filesystem::copy_file(dir.db(), dir.db() + ".copy");
+  std::filesystem::rename(dir.db() + ".copy", dir.db());
+  CHECK(s->files_replaced().find("was replaced by another file while hallpass runs") != std::string::npos);
+  std::filesystem::remove(dir.db());
+  CHECK(s->files_replaced().find("was deleted while hallpass runs") != std::string::npos);
+}
+
 TEST_CASE("a damaged store is refused at the start, not read with its blocks gone") {
   // admin audit, 2026-12-06: 300 bytes of local_entries' page overwritten, and the daemon
   // started with the reported pages open, reading the damaged rows as NULL (an allow).
