@@ -394,7 +394,7 @@ TEST_CASE("a store made by a newer hallpass is refused, not changed") {
   CHECK(user_version(dir.db()) == 6);
 }
 
-TEST_CASE("files_replaced: the store's own files say nothing; deleted or replaced ones are named") {
+TEST_CASE("files_replaced: the store own files say nothing, deleted or replaced ones are named") {
   temp_dir dir;
   auto s = open_store(dir);
   file(*s, pupil_form());
