@@ -1,5 +1,6 @@
 """The daemon's life: reloads that never fail open, drain on SIGTERM, log reopening, and a
 1 GiB download with flat memory."""
+import contextlib
 import os
 import pwd
 import re
@@ -33,6 +34,23 @@ def with_listed_category(proxy, lines):
     assert good != proxy.policy_text, "the base policy changed: the category was not added"
     return listed, good
 
+
+
+@contextlib.contextmanager
+def serving(cmd, what):
+    """Runs `cmd` (a `hallpass run`) until it says it is serving, for the block's length; then
+    SIGTERM. Fails, with its stderr, if it exits instead."""
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True).start()
+        wait_for(lambda: any("serving" in l for l in lines) or p.poll() is not None, timeout=20, what=what)
+        if p.poll() is not None:
+            raise AssertionError(f"{what}: it exited with {p.returncode}: " + "".join(lines))
+        yield p
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(15)
 
 class LifecycleTest(unittest.TestCase):
     @classmethod
@@ -383,16 +401,8 @@ class LifecycleTest(unittest.TestCase):
             proxy.signal(signal.SIGTERM)
             proxy.proc.wait(15)
             # Stopped, it has let go: the next one starts on the same state directory.
-            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            try:
-                lines = []
-                threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True).start()
-                wait_for(lambda: any("serving" in l for l in lines) or p.poll() is not None, timeout=20,
-                         what="the second daemon to start")
-                self.assertIsNone(p.poll(), "".join(lines))
-            finally:
-                p.send_signal(signal.SIGTERM)
-                p.wait(15)
+            with serving(cmd, "the second daemon to start"):
+                pass
         finally:
             proxy.stop()
 
@@ -447,19 +457,10 @@ class LifecycleTest(unittest.TestCase):
             stale = socketlib.socket(socketlib.AF_UNIX)
             stale.bind(sock)
             stale.close()
-            second = subprocess.Popen([BIN, "run", "--config", proxy.config, "--listen", f"127.0.0.1:{free_port()}",
-                                       "--access-log", "-", "--metrics-listen", "off", "--state-dir",
-                                       os.path.join(proxy.dir, "state-b"), "--admin-socket", sock],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            try:
-                lines = []
-                threading.Thread(target=lambda: lines.extend(second.stderr), daemon=True).start()
-                wait_for(lambda: any("serving" in l for l in lines) or second.poll() is not None, timeout=20,
-                         what="the daemon to start over the stale socket")
-                self.assertIsNone(second.poll(), "".join(lines))
-            finally:
-                second.send_signal(signal.SIGTERM)
-                second.wait(15)
+            with serving([BIN, "run", "--config", proxy.config, "--listen", f"127.0.0.1:{free_port()}", "--access-log",
+                          "-", "--metrics-listen", "off", "--state-dir", os.path.join(proxy.dir, "state-b"),
+                          "--admin-socket", sock], "the daemon to start over the stale socket"):
+                pass
         finally:
             proxy.stop()
 
