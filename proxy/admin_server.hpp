@@ -90,11 +90,12 @@ class admin_server {
  private:
   net::awaitable<void> accept_loop();
   struct admin_connection {
-    admin_connection(net::local::stream_protocol::socket s, uid_t u)
-        : socket(std::move(s)), deadline(socket.get_executor()), uid(u) {}
+    admin_connection(net::local::stream_protocol::socket s, uid_t u, bool no_role)
+        : socket(std::move(s)), deadline(socket.get_executor()), uid(u), roleless(no_role) {}
     net::local::stream_protocol::socket socket;
     net::steady_timer deadline;
     uid_t uid;
+    bool roleless;  // its user had no admin role at accept: counted in roleless_connections_
   };
   net::awaitable<void> serve(std::shared_ptr<admin_connection> c);
   net::awaitable<void> watchdog(std::shared_ptr<admin_connection> c);
@@ -121,7 +122,8 @@ class admin_server {
   std::string replaced_said_;  // what the journal was last told (store thread only)
   std::string socket_path_;
   std::optional<std::pair<dev_t, ino_t>> made_socket_;  // the socket file start() made (stop() removes it only)
-  std::size_t live_connections_ = 0;  // admin connections (store thread only)
+  std::size_t live_connections_ = 0;  // admin connections of users with a role (store thread only)
+  std::size_t roleless_connections_ = 0;  // of users with none, outside those (store thread only)
   std::map<uid_t, std::size_t> connections_by_uid_;  // (store thread only)
   // Writes a refused command to the audit log, at most refusals_audited_per_minute per OS user
   // (whichever verb: the role check, a technician's ban --confirm, a locked category's

@@ -91,9 +91,14 @@ class transaction {
     if (!done_ && error_.empty()) db_.exec("ROLLBACK");
   }
   const std::string& error() const { return error_; }
+  // A COMMIT that fails (SQLITE_BUSY, a full disk) leaves SQLite's transaction open: rolled
+  // back here, so that "nothing was changed" is true and the next BEGIN works (review,
+  // 2026-12-06: an open transaction was read as committed by the next index read).
   std::string commit() {
     done_ = true;
-    return db_.exec("COMMIT");
+    auto e = db_.exec("COMMIT");
+    if (!e.empty()) db_.exec("ROLLBACK");
+    return e;
   }
 
  private:

@@ -451,6 +451,15 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
                 r = subprocess.run([CTL, "--socket", self.sock, "status"], capture_output=True, text=True, timeout=60)
                 self.assertEqual(r.returncode, 1, r.stderr)
                 self.assertIn("4 admin connections open", r.stderr)
+            # root has no admin role: its 4 fill the places of users without one, so another such
+            # user is refused at once, idle or not, and the headteacher is never kept out (review,
+            # 2026-12-06: idle connections of role-less users took the shared 16).
+            script = ("import socket, sys\n"
+                      "s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])\n"
+                      "print(s.makefile('rb').readline().decode().strip())\n")
+            r = subprocess.run(["runuser", "-u", "hp_flood", "--", "python3", "-c", script, self.sock],
+                               capture_output=True, text=True, timeout=60)
+            self.assertIn("4 connections open from users with no admin role", r.stdout, r.stderr)
             self.assertIn("pending_requests", ctl_json("hp_head", self.sock, "status"))  # another account
             held[0].sendall(b'{"verb": "status", "args": {}}\n')  # the held ones still answer
             self.assertIn(b'"ok"', held[0].recv(65536))
