@@ -22,6 +22,7 @@ namespace {
 net::awaitable<void> watch_for_departure(std::shared_ptr<client_departure_watch::state> s) {
   // A few wake-ups with nothing to read (a signal, a spurious readiness) are waited through.
   for (int wakes = 0; wakes < 8; ++wakes) {
+    if (s->client == nullptr) co_return;  // ended before this coroutine first ran
     s->waiting = true;
     auto [ec] = co_await s->client->async_wait(tcp::socket::wait_read, nothrow);
     s->waiting = false;

@@ -464,16 +464,19 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
                                           : std::chrono::milliseconds(daemon.upstream.response_timeout));
     // A client that goes while the origin thinks ends the wait (client_departure.hpp). Only
     // once its whole body was read: bytes still coming from it are no departure.
+    // Nor with bytes of the client's next request already read in (c.buffer): a client that
+    // pipelined and then half-closed is still waiting for both answers (review, 2026-12-06).
     std::optional<client_departure_watch> departure;
-    if (!send_failure && ex.request_body_read) departure.emplace(c.stream.socket(), *up);
+    if (!send_failure && ex.request_body_read && c.buffer.size() == 0) departure.emplace(c.stream.socket(), *up);
+    const auto sent_at_last = std::chrono::steady_clock::now();
     for (;;) {
       auto hr = co_await read_response_head(*up, head, daemon.limits);
       if (departure && departure->client_left() && hr.result != head_parse::complete) {
-        ex.add_note("the client closed its connection before the answer came (after " +
+        ex.add_note("the client closed its connection " +
                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                       std::chrono::steady_clock::now() - upstream_started)
+                                       std::chrono::steady_clock::now() - sent_at_last)
                                        .count()) +
-                    " s); the site's connection was closed");
+                    " s after its request went to the site, before the answer came; the site's connection was closed");
         co_return forward_outcome::close;
       }
       // A malformed answer is that, whether or not the body was all sent. (Until 2026-12-05 one

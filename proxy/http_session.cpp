@@ -77,7 +77,11 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
                     : plan == tunnel_plan::relay ? tunnel_mode::relay
                                                  : tunnel_mode::inspect;
   if (mode == tunnel_mode::inspect) {
+    // The host's leaf is minted on a minting thread from here, while the destination is looked
+    // up and checked and the 200 travels (below).
+    ex.leaf_prepared = ex.cfg->leaves->prepare(ex.host);
     origin_address to;
+    bool plan_prefetch = plan == tunnel_plan::inspect;
     if (plan == tunnel_plan::inspect) {
       // Where its requests will go, checked before the 200, as a relayed tunnel's connection
       // is: a destination the school does not open (a private network, the gateway itself,
@@ -85,24 +89,27 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
       // reason. Before 2026-12-06 it got its 200 and a school-CA handshake, was logged
       // "allow", and only the first request inside was refused (audit of the CONNECT path).
       to = inspected_tunnel_origin(c, ex);
-      const auto refused = co_await w.upstream().refused_destination(to, *ex.cfg);
-      if (refused) {
-        w.upstream().count_refused(refused->first);
-        ex.note = refused->second;
+      const auto checked = co_await w.upstream().check_destination_of(to, *ex.cfg);
+      if (checked.refused) {
+        w.upstream().count_refused(*checked.refused);
+        ex.note = checked.address;
         const refusal row = refusal_for(upstream_error::refused_destination);
-        const std::string_view reason = describe(refused->first);
+        const std::string_view reason = describe(*checked.refused);
         co_await refuse(w, c, ex, row, reason, version);
         finish_exchange(w, c, ex);
         co_return false;
       }
+      if (checked.lookup != upstream_error::none) {
+        prefetch_failed(w, c, std::move(to), checked.lookup, checked.detail);
+        plan_prefetch = false;
+      }
     }
-    // Before the 200: the host's leaf is minted on a minting thread, and an inspected site's
-    // origin connected and its handshake run, while the 200 travels and the client sends its
-    // ClientHello and handshakes. A tunnel that then turns out not to carry TLS has cost one
-    // origin connection (a relayed tunnel connects before its 200 too); an unused one goes
-    // back to the pool when the client's connection ends.
-    ex.leaf_prepared = ex.cfg->leaves->prepare(ex.host);
-    if (plan == tunnel_plan::inspect) prefetch_tunnel_origin(w, c, ex, std::move(to));
+    // Before the 200: an inspected site's origin connected and its handshake run, while the
+    // 200 travels and the client sends its ClientHello and handshakes. A tunnel that then
+    // turns out not to carry TLS has cost one origin connection (a relayed tunnel connects
+    // before its 200 too); an unused one goes back to the pool when the client's connection
+    // ends. The lookup above is in the DNS cache, and a failed one is handed over: none is repeated.
+    if (plan_prefetch) prefetch_tunnel_origin(w, c, ex, std::move(to));
   }
   const auto end = co_await run_tunnel(w, c, ex, mode);
   if (end == tunnel_end::http) {

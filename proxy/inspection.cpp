@@ -133,7 +133,7 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
     const char* asked = SSL_get_servername(c.tls->native_handle(), TLSEXT_NAMETYPE_host_name);
     const auto asked_host = asked ? rules::normalize_host(asked) : std::nullopt;
     const bool other_name = asked_host && asked_host->text != host;
-    if (other_name && rejected_certificate(ec)) {
+    if (other_name && (rejected_certificate(ec) || closed_after_our_certificate(ec, c.tls->native_handle()))) {
       ex.note = "the device rejected the certificate made for " + host + ": it asked for " +
                 rules::terminal_safe(asked_host->text) + " (its SNI), a name the tunnel was not opened for (" +
                 ec.message() + ")";

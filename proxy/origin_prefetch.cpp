@@ -2,6 +2,7 @@
 
 #include "proxy/configuration.hpp"
 #include "proxy/exchange.hpp"
+#include "proxy/shared_state.hpp"
 #include "proxy/transparent.hpp"
 #include "proxy/worker.hpp"
 #include "rules/safesearch.hpp"
@@ -54,6 +55,19 @@ void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex,
   auto p = std::make_shared<origin_prefetch>(w.context().get_executor());
   p->to = std::move(to);
   net::co_spawn(w.context(), run_prefetch(w, p, ex.cfg), net::detached);
+  c.prefetch = std::move(p);
+}
+
+void prefetch_failed(worker& w, client_connection& c, origin_address to, upstream_error error, std::string detail) {
+  auto p = std::make_shared<origin_prefetch>(w.context().get_executor());
+  p->to = std::move(to);
+  acquire_result r;
+  r.error = error;
+  r.reason = describe(error);
+  r.detail = std::move(detail);
+  w.state().metrics.upstream_failed(metrics::upstream_failure::dns).Increment();  // as acquire() counts it
+  p->result = std::move(r);
+  p->ready.expires_at(std::chrono::steady_clock::time_point::min());
   c.prefetch = std::move(p);
 }
 

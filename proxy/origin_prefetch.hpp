@@ -52,6 +52,11 @@ origin_address inspected_tunnel_origin(const client_connection& c, const exchang
 // c.prefetch to a connection being made to `to` (inspected_tunnel_origin).
 void prefetch_tunnel_origin(worker& w, client_connection& c, const exchange& ex, origin_address to);
 
+// For an inspected tunnel whose origin's name could not be looked up (the destination check
+// before its 200): c.prefetch holds that failure, ready, as acquire() would have said it, so
+// the first request shows it without a second lookup (which waited upstream.dns_timeout again).
+void prefetch_failed(worker& w, client_connection& c, origin_address to, upstream_error error, std::string detail);
+
 // At the end of a client connection: a prefetched origin connection no request took (a
 // browser's speculative tunnel, a tunnel whose requests were all blocked) goes back to the
 // worker's pool rather than being closed, so that a pooled connection the prefetch took is

@@ -213,6 +213,17 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
       close_tls(w, c, ex, outcome::block, describe(v));
       co_return false;
     }
+  } else {
+    // The connection goes to the name's own addresses (decide_name_and_destination): those
+    // are checked, as an inspected CONNECT's are before its 200 (review, 2026-12-06).
+    const origin_address to = inspected_tunnel_origin(c, ex);
+    const auto checked = co_await w.upstream().check_destination_of(to, *ex.cfg);
+    if (checked.refused) {
+      w.upstream().count_refused(*checked.refused);
+      ex.add_note(checked.address);
+      close_tls(w, c, ex, outcome::block, describe(*checked.refused));
+      co_return false;
+    }
   }
   // Decided again on the name with the inspection choice, as for a CONNECT. No User-Agent is
   // seen before the handshake, so a blocked site with a CA always gets the block page's

@@ -216,25 +216,34 @@ net::awaitable<std::pair<std::vector<tcp::endpoint>, upstream_error>> upstream::
   co_return std::make_pair(std::move(out), upstream_error::none);
 }
 
-net::awaitable<std::optional<std::pair<destination_verdict, std::string>>> upstream::refused_destination(
-    const origin_address& to, const configuration& cfg) {
-  std::optional<std::pair<destination_verdict, std::string>> refused;
+net::awaitable<upstream::destination_check> upstream::check_destination_of(const origin_address& to,
+                                                                          const configuration& cfg) {
+  destination_check out;
   std::vector<tcp::endpoint> endpoints;
   if (to.address && to.connect_host.empty()) {
     endpoints.push_back(*to.address);
   } else {
     const std::string& host = to.connect_host.empty() ? to.host : to.connect_host;
-    std::string detail;
-    auto resolved = co_await resolve(host, to.port, cfg, detail);
-    if (resolved.second != upstream_error::none) co_return refused;
+    auto resolved = co_await resolve(host, to.port, cfg, out.detail);
+    if (resolved.second != upstream_error::none || resolved.first.empty()) {
+      out.lookup = resolved.second == upstream_error::none ? upstream_error::dns : resolved.second;
+      if (out.detail.empty()) out.detail = "no addresses";
+      co_return out;
+    }
     endpoints = std::move(resolved.first);
   }
   for (const auto& e : endpoints) {
     const auto v = check(e, cfg);
-    if (v == destination_verdict::allowed) co_return std::nullopt;
-    if (!refused) refused.emplace(v, e.address().to_string());
+    if (v == destination_verdict::allowed) {
+      out.refused.reset();
+      co_return out;
+    }
+    if (!out.refused) {
+      out.refused = v;
+      out.address = e.address().to_string();
+    }
   }
-  co_return refused;
+  co_return out;
 }
 
 net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const configuration& cfg,

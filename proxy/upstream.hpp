@@ -163,13 +163,19 @@ class upstream {
                                                                                 std::string& detail);
 
   // Where an inspected tunnel's requests will go, checked before its 200 as a relayed tunnel's
-  // connection is (its failure is the CONNECT's answer): the first address check() refuses,
-  // with its verdict, when every address of `to` is one the school does not open; nullopt when
-  // some address is allowed, or when the name does not resolve (that failure is shown inside
-  // the tunnel, on the HTTPS error page). The lookup lands in the DNS cache, so the prefetch
-  // that follows asks nothing again.
-  net::awaitable<std::optional<std::pair<destination_verdict, std::string>>> refused_destination(
-      const origin_address& to, const configuration& cfg);
+  // connection is (its failure is the CONNECT's answer): `refused` with the verdict and the
+  // first address check() refuses, when every address of `to` is one the school does not
+  // open; `lookup` (dns, dns_timeout, with c-ares' words in `detail`) when the name could not
+  // be looked up, which the caller hands to the prefetch (origin_prefetch.hpp) so that the
+  // first request shows it on the HTTPS error page without asking again. A successful lookup
+  // lands in the DNS cache, so the prefetch's acquire() asks nothing again either.
+  struct destination_check {
+    std::optional<destination_verdict> refused;
+    std::string address;
+    upstream_error lookup = upstream_error::none;
+    std::string detail;
+  };
+  net::awaitable<destination_check> check_destination_of(const origin_address& to, const configuration& cfg);
 
   // Whether `e` may be connected to under cfg (destination.hpp: loopback, link-local,
   // upstream.deny_networks, the gateway's own addresses); acquire() asks it of every address.

@@ -422,6 +422,17 @@ class TransparentGatewayTest(unittest.TestCase):
         self.assertEqual(entry["action"], "block")
         self.assertIn("network the school does not open", entry["reason"])
 
+    def test_tls_whose_name_leads_to_a_network_the_school_does_not_open_is_closed_before_the_handshake(self):
+        # Sent to an allowed address, named for one the school does not open: the connection
+        # goes to the name's own address, which is checked before any handshake too (review,
+        # 2026-12-06: it got a school-CA handshake and an "allow" line).
+        status, _, err = self.curl("https://private.test/y", ORIGIN, extra=["--cacert", self.school_crt])
+        self.assertEqual(status, 0, err)
+        entry = self.log_line(lambda e: e["host"] == "private.test" and e.get("note", "").find("192.168.77.7") >= 0,
+                              "the closed tunnel")
+        self.assertEqual(entry["action"], "block")
+        self.assertIn("network the school does not open", entry["reason"])
+
     def test_pooled_origin_connections_are_kept_apart_by_original_destination(self):
         # The origin keeps connections alive, so hallpass pools them (per worker). One name
         # (a CDN's: both addresses are its own) asked at two addresses in turn: every answer
