@@ -188,13 +188,15 @@ std::string check_local_time(const verb_arguments& a, std::string_view flag) {
   if (t && !is_local_time(*t)) {
     // The right shape, but no such day or time (29 February in a common year, 31 April,
     // 24:00): said so, not "the wrong format" (admin audit, 2026-12-06).
-    const bool shaped = t->size() == 16 && (*t)[4] == '-' && (*t)[7] == '-' && (*t)[10] == ' ' && (*t)[13] == ':' &&
-                        std::all_of(t->begin(), t->end(), [](char c) { return (c >= '0' && c <= '9') || c == '-' ||
-                                                                              c == ' ' || c == ':'; });
+    bool shaped = t->size() == 16;
+    for (std::size_t i = 0; shaped && i < 16; ++i) {
+      const char want = i == 4 || i == 7 ? '-' : i == 10 ? ' ' : i == 13 ? ':' : '0';
+      shaped = want == '0' ? ((*t)[i] >= '0' && (*t)[i] <= '9') : (*t)[i] == want;
+    }
     if (shaped) {
       return std::string(flag) + " " + quote(*t) +
-             " is not a date and time that exists: check the day of the month (February has 28 days but in a leap "
-             "year, April, June, September and November 30) and the hour (00:00 to 23:59)";
+             " is not a date and time that exists: check the month (01 to 12), the day of the month (February "
+             "has 28 days but in a leap year, April, June, September and November 30) and the time (00:00 to 23:59)";
     }
     return std::string(flag) +
            " takes a school-local time \"YYYY-MM-DD HH:MM\" such as \"2026-11-23 15:30\", not " +

@@ -131,7 +131,11 @@ int run(const command& cmd) {
     std::cerr << "hallpassctl: " << e->message << "\n";
     // A change sent and not answered may still have been made (a slow or locked store answers
     // late): said, so that a retry does not file it twice (admin audit, 2026-12-06).
-    if (const auto check = where_to_check(cmd.verb); !check.empty()) {
+    auto check = where_to_check(cmd.verb);
+    if (const auto* id = cmd.args.if_contains("id"); id && check == "show ID") check = "show " + json::serialize(*id);
+    // Only when the request went out whole: one refused before it was sent was not done.
+    if (e->message.find("before the request was sent") != std::string::npos) check.clear();
+    if (!check.empty()) {
       std::cerr << "hallpassctl: the " << cmd.verb << " may still have been done: check with `hallpassctl " << check
                 << "` before trying again\n";
     }

@@ -258,12 +258,15 @@ std::string admin_socket_path_problem(const std::string& path) {
   const int err = errno;
   ::close(fd);
   // Connected, or its queue is full (EAGAIN): something is serving there. Refused: a socket
-  // left by a daemon that ended.
+  // left by a daemon that ended, which start() replaces. Anything else (no permission to it):
+  // not known to be stale, so left alone (review, 2026-12-06).
   if (rc == 0 || err == EAGAIN || err == EINPROGRESS) {
     return "admin.socket " + path + " is in use: another hallpass is running with it (stop that one first, or give "
            "this one an admin.socket of its own)";
   }
-  return {};
+  if (err == ECONNREFUSED) return {};
+  return "admin.socket " + path + " is a socket this process cannot check (" + std::strerror(err) +
+         "): left as it is; remove it if no hallpass runs with it";
 }
 
 std::string admin_server::start() {

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -392,23 +393,29 @@ std::unique_ptr<exception_store> exception_store::open(const std::string& dir, c
   // (admin audit, 2026-12-06). quick_check reads every page and index once (a school's store of
   // some MB: milliseconds) and a damaged one is refused, fail closed, before anything is read.
   if (exists) {
-    std::string problem;
-    auto check = db->prepare("PRAGMA quick_check(5)", &problem);
-    std::string found;
-    while (check && check.step(&problem)) {
+    std::string failure;  // the check could not run (a lock held past the busy timeout, I/O)
+    auto check = db->prepare("PRAGMA quick_check(5)", &failure);
+    std::string found;  // what the check reports: the damage
+    while (check && check.step(&failure)) {
       const std::string row = check.text(0);
       if (row == "ok") break;
       found += (found.empty() ? "" : "; ") + row;
     }
-    if (problem.empty() && !found.empty()) problem = found;
-    if (!problem.empty()) {
+    const bool damaged = !found.empty() || failure.find("malformed") != std::string::npos ||
+                         failure.find("not a database") != std::string::npos;
+    if (damaged) {
       if (error) {
-        *error = path.string() + " is damaged (SQLite's integrity check: " + problem +
+        *error = path.string() + " is damaged (SQLite's integrity check: " + (found.empty() ? failure : found) +
                  "): what it holds of exceptions, local blocks and bans cannot be trusted, and a block read from it "
-                 "could come back as an allow. Stop here; restore hallpass.db (with its -wal, if any) from a backup "
-                 "(deploy/README.md, \"Backups\"), or keep it aside and start with an empty store by deleting it and " +
+                 "could come back as an allow. Stop here; keep the damaged files aside, then restore hallpass.db from "
+                 "a backup and remove any hallpass.db-wal and hallpass.db-shm beside it (deploy/README.md, \"Backups\"); "
+                 "or, to start with an empty store on purpose, move hallpass.db, its -wal and -shm away and delete " +
                  made.string();
       }
+      return nullptr;
+    }
+    if (!failure.empty()) {
+      if (error) *error = "cannot check " + path.string() + " (SQLite's integrity check did not run: " + failure + ")";
       return nullptr;
     }
   }
@@ -438,6 +445,7 @@ std::string exception_store::files_replaced() const {
   if (!opened_) return {};
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) {
+    if (errno != ENOENT) return {};  // unreadable for a moment (a permission change): not a deletion
     return path_ + " was deleted while hallpass runs: changes now would be lost at the next start";
   }
   if (std::pair{st.st_dev, st.st_ino} != *opened_) {
@@ -446,7 +454,7 @@ std::string exception_store::files_replaced() const {
   }
   // In WAL mode the -wal is there as long as the store is open; without it, what is written
   // goes to a deleted file, lost if the gateway stops before a checkpoint.
-  if (wal_watched_ && ::stat((path_ + "-wal").c_str(), &st) != 0) {
+  if (wal_watched_ && ::stat((path_ + "-wal").c_str(), &st) != 0 && errno == ENOENT) {
     return path_ + "-wal was deleted while hallpass runs: changes now could be lost";
   }
   return {};

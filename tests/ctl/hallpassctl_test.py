@@ -759,9 +759,10 @@ class UsageTest(DaemonTestCase):
         (["approve", "seven", "--for", "2h"], "whole number"),
         (["approve", "7", "8", "--for", "2h"], "unexpected argument '8'"),
         (["approve", "7", "--until", "2026-11-23T15:30"], "YYYY-MM-DD HH:MM"),
-        (["approve", "7", "--until", "2026-02-30 10:00"], "is not a date and time that exists: check the day of the month"),
+        (["approve", "7", "--until", "2026-02-30 10:00"], "is not a date and time that exists: check the month (01 to 12), the day of the month"),
         (["approve", "7", "--until", "2027-02-29 10:00"], "is not a date and time that exists"),
-        (["approve", "7", "--until", "2028-02-29 24:00"], "and the hour (00:00 to 23:59)"),
+        (["approve", "7", "--until", "2028-02-29 24:00"], "and the time (00:00 to 23:59)"),
+        (["approve", "7", "--until", "2026-1--23 15:30"], "YYYY-MM-DD HH:MM"),
         (["approve", "7", "--for", "2h", "--scope", "site"], "url, prefix or domain"),
         (["approve", "7", "--fro", "2h"], "did you mean '--for'"),
         (["request", "--url", "u", "--role", "pupils", "--reason", "x"], "missing --requester"),
@@ -931,6 +932,12 @@ class TimeoutTest(unittest.TestCase):
         self.assertIn("no answer", r.stderr)
         self.assertIn("the unblock may still have been done: check with `hallpassctl blocks` before trying again",
                       r.stderr)
+        daemon = FakeDaemon(lambda request: SILENT)
+        try:
+            r = run("--socket", daemon.path, "revoke", "7", "--reason", "done", env={"HALLPASSCTL_TIMEOUT": "1"})
+        finally:
+            daemon.close()
+        self.assertIn("check with `hallpassctl show 7` before trying again", r.stderr)
 
     def test_a_daemon_that_never_accepts(self):
         with tempfile.TemporaryDirectory() as d:
