@@ -15,8 +15,10 @@
 // A client that half-closes after its request (shutdown(SHUT_WR)) counts as gone, as in nginx.
 //
 // Runs on the session's worker thread; the sockets belong to that thread. The destructor ends
-// the watch (cancelling its wait on the client's socket, which must have no other wait for
-// reading pending meanwhile), so no path needs to await anything.
+// the watch (cancelling its wait on the client's socket while it is pending: cancel() ends
+// every operation on that socket, reads and writes, so none may be pending then; forward.cpp
+// destroys it before the answer is written), so no path needs to await anything. It is armed
+// only once the request's body was read whole and no byte of a next request is read in.
 #pragma once
 
 #include <memory>
