@@ -133,6 +133,9 @@ struct arg_spec {
 struct verb_spec {
   const std::set<std::string>* roles;
   std::vector<arg_spec> args;
+  // For a verb that changes the store: what still holds when the change cannot be saved (said
+  // to the caller: admin_server.cpp); nullptr for a verb that only reads.
+  const char* unsaved = nullptr;
 };
 
 const verb_spec* find_verb_spec(std::string_view verb) {
@@ -150,30 +153,39 @@ const verb_spec* find_verb_spec(std::string_view verb) {
       {"request",
        {&filing,
         {{"url", line}, {"roles", arg_kind::names}, {"user", line}, {"client", line}, {"requester", text},
-         {"reason", text}, {"site_content", text}, {"risks", text}, {"control_measures", text}}}},
+         {"reason", text}, {"site_content", text}, {"risks", text}, {"control_measures", text}},
+        "the request was not filed"}},
       {"review",
-       {&filing, {{"id", number}, {"risks", text}, {"control_measures", text}, {"site_content", text}, {"note", text}}}},
-      {"report", {&filing, {{"url", line}, {"nature", text}, {"reporter", text}, {"individual", text}, {"block", flag}}}},
-      {"block", {&filing, {{"url", line}, {"scope", line}, {"reason", text}}}},
-      {"unblock", {&filing, {{"id", number}, {"reason", text}}}},
+       {&filing, {{"id", number}, {"risks", text}, {"control_measures", text}, {"site_content", text}, {"note", text}},
+        "the review was not saved"}},
+      {"report",
+       {&filing, {{"url", line}, {"nature", text}, {"reporter", text}, {"individual", text}, {"block", flag}},
+        "the report was not filed, and the page is NOT blocked"}},
+      {"block", {&filing, {{"url", line}, {"scope", line}, {"reason", text}}, "the page is NOT blocked"}},
+      {"unblock", {&filing, {{"id", number}, {"reason", text}}, "the block is still in force"}},
       {"reload", {&filing, {}}},
       {"approve",
-       {&deciding, {{"id", number}, {"for", line}, {"until", line}, {"scope", line}, {"who", line}, {"reason", text}}}},
-      {"deny", {&deciding, {{"id", number}, {"reason", text}}}},
-      {"revoke", {&deciding, {{"id", number}, {"reason", text}}}},
+       {&deciding, {{"id", number}, {"for", line}, {"until", line}, {"scope", line}, {"who", line}, {"reason", text}},
+        "nothing was opened"}},
+      {"deny", {&deciding, {{"id", number}, {"reason", text}}, "the request is still pending"}},
+      {"revoke", {&deciding, {{"id", number}, {"reason", text}}, "the exception is still in force"}},
       {"list", {&reading, {{"filter", line}}}},
       {"show", {&reading, {{"id", number}}}},
       {"status", {&reading, {}}},
       {"audit", {&reading, {{"since", line}, {"before", number}, {"limit", number}}}},
       {"reports", {&reading, {}}},
       {"blocks", {&reading, {{"all", flag}}}},
-      {"ban", {&banning, {{"user", line}, {"device", line}, {"for", line}, {"reason", text}, {"confirm", number}}}},
-      {"unban", {&unbanning, {{"id", number}, {"user", line}, {"device", line}, {"reason", text}}}},
+      {"ban",
+       {&banning, {{"user", line}, {"device", line}, {"for", line}, {"reason", text}, {"confirm", number}},
+        "no ban is in force"}},
+      {"unban",
+       {&unbanning, {{"id", number}, {"user", line}, {"device", line}, {"reason", text}}, "the ban is still in force"}},
       {"bans", {&reading, {{"all", flag}}}},
       {"incident",
        {&safeguarding,
         {{"id", number}, {"user", line}, {"device", line}, {"what", text}, {"category", line}, {"at", line},
-         {"action", text}, {"outcome", text}}}},
+         {"action", text}, {"outcome", text}},
+        "the incident record was not saved"}},
       {"incidents", {&safeguarding, {{"all", flag}, {"user", line}, {"device", line}}}}};
   auto it = table.find(verb);
   return it == table.end() ? nullptr : &it->second;
@@ -364,6 +376,7 @@ std::optional<admin_request> parse_admin_line(std::string_view line, std::string
   }
   if (error = bad_argument(r.verb, *spec, r.args); !error.empty()) return std::nullopt;
   r.allowed_roles = spec->roles;
+  r.unsaved = spec->unsaved;
   return r;
 }
 

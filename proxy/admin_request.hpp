@@ -24,6 +24,10 @@ struct admin_request {
   boost::json::object args;  // empty when the line has none
   // The admin roles that may use the verb (headteacher, technician, dsl); never null.
   const std::set<std::string>* allowed_roles = nullptr;
+  // For a verb that changes the store, what still holds when the change cannot be saved ("the
+  // page is NOT blocked"); nullptr for a verb that only reads. The verb table is the one place
+  // that says which verbs write.
+  const char* unsaved = nullptr;
 };
 
 // Which admin roles may use `verb`; nullptr for an unknown verb. The table is

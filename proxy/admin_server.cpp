@@ -163,39 +163,19 @@ admin_server::~admin_server() {
   acceptor_.reset();  // its io_context is destroyed next (ioc_ is the last member)
 }
 
-// The verbs that change the store (the rest only read it).
-static const std::set<std::string>& store_changing_verbs() {
-  static const std::set<std::string> verbs = {"request", "review",  "approve", "deny",  "revoke",  "report",
-                                              "block",   "unblock", "ban",     "unban", "incident"};
-  return verbs;
-}
-
 // A store failure (SQLite's words: "database or disk is full", "database is locked", ...) said
 // for the headteacher, the DSL or the technician at the command line: that nothing changed,
 // what therefore still holds, and what to do. A revoke that failed on a full disk printed
 // only "database or disk is full (internal)", and the exception stayed in force without a
 // word (admin audit, 2026-12-06).
-static std::string store_failure_in_words(const std::string& verb, const std::string& sqlite_error,
-                                   const std::string& state_dir) {
+// `still_holds` is the verb's own words (admin_request.hpp, `unsaved`).
+static std::string store_failure_in_words(const char* still_holds, const std::string& sqlite_error,
+                                          const std::string& state_dir) {
   const bool full = sqlite_error.find("full") != std::string::npos;
   const bool locked = sqlite_error.find("locked") != std::string::npos || sqlite_error.find("busy") != std::string::npos;
   const bool read_only = sqlite_error.find("readonly") != std::string::npos ||
                          sqlite_error.find("read-only") != std::string::npos;
-  static const std::map<std::string, std::string> still = {
-      {"revoke", "the exception is still in force"},
-      {"approve", "nothing was opened"},
-      {"deny", "the request is still pending"},
-      {"block", "the page is NOT blocked"},
-      {"report", "the report was not filed, and the page is NOT blocked"},
-      {"unblock", "the block is still in force"},
-      {"ban", "no ban is in force"},
-      {"unban", "the ban is still in force"},
-      {"request", "the request was not filed"},
-      {"incident", "the incident record was not saved"}};
-  const auto it = still.find(verb);
-  std::string out = "the store could not save this, so nothing was changed";
-  if (it != still.end()) out += ": " + it->second;
-  out += ". ";
+  std::string out = "the store could not save this, so nothing was changed: " + std::string(still_holds) + ". ";
   if (full) {
     out += "The gateway's disk is full: free space where the store is (df -h " + state_dir + "), then try again.";
   } else if (locked) {
@@ -585,7 +565,7 @@ std::string admin_server::handle_line(const std::string& line, int fd, bool& no_
   const store::actor actor{who->user, as_role};
   // A change to a store whose files were deleted or replaced under it would be lost at the
   // next start: refused, saying so (admin audit, 2026-12-06).
-  if (store_changing_verbs().count(verb)) {
+  if (parsed->unsaved) {
     if (auto gone = store_files_replaced(); !gone.empty()) {
       return response(store::result::fail("internal", std::move(gone)));
     }
@@ -904,8 +884,8 @@ std::string admin_server::handle_line(const std::string& line, int fd, bool& no_
       r = store::result::fail("internal", "the change is saved but not yet in force: the store could not be read back (" +
                                               e + "); hallpass tries again every 10 seconds");
     }
-  } else if (!r.ok && r.code == "internal" && store_changing_verbs().count(verb)) {
-    r.error = store_failure_in_words(verb, r.error, cfg->daemon.state_dir);
+  } else if (!r.ok && r.code == "internal" && parsed->unsaved) {
+    r.error = store_failure_in_words(parsed->unsaved, r.error, cfg->daemon.state_dir);
     // The technician's trace: the journal says it too (admin audit, 2026-12-06: nothing did).
     std::cerr << "hallpass: admin: " << verb << " by " << who->user << " was not saved: " << r.error << std::endl;
   }

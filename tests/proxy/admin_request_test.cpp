@@ -35,6 +35,25 @@ TEST_CASE("an admin line: verb, arguments and the roles that may use the verb") 
   CHECK(*r->allowed_roles == std::set<std::string>{"dsl", "headteacher", "technician"});
 }
 
+TEST_CASE("the verbs that write the store say what still holds when they cannot; the others write nothing") {
+  std::string error;
+  for (const char* v : {"request", "review", "report", "block", "unblock", "approve", "deny", "revoke", "ban", "unban",
+                        "incident"}) {
+    auto r = parse_admin_line(std::string(R"({"verb":")") + v + R"("})", error);
+    REQUIRE(r.has_value());
+    INFO(v);
+    CHECK(r->unsaved != nullptr);
+  }
+  for (const char* v : {"list", "show", "status", "audit", "reports", "blocks", "bans", "incidents", "reload"}) {
+    auto r = parse_admin_line(std::string(R"({"verb":")") + v + R"("})", error);
+    REQUIRE(r.has_value());
+    INFO(v);
+    CHECK(r->unsaved == nullptr);
+  }
+  auto r = parse_admin_line(R"({"verb":"block"})", error);
+  CHECK(std::string(r->unsaved) == "the page is NOT blocked");
+}
+
 TEST_CASE("the protocol's authorisation table") {
   const std::set<std::string> filing{"headteacher", "technician"};
   const std::set<std::string> deciding{"headteacher"};
