@@ -41,40 +41,45 @@ struct caller {
   std::set<std::string> roles;  // headteacher, technician, dsl
 };
 
-std::optional<caller> identify(int fd, const daemon_config& d, std::string& error) {
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    error = "cannot read the caller's identity";
-    return std::nullopt;
-  }
-  caller c;
+}  // namespace
+
+// The connecting process's OS user and groups, from SO_PEERCRED and the name service (sssd,
+// winbind: it may be slow), looked up once per connection, at accept.
+admin_server::account admin_server::account_of(uid_t uid) {
+  account a;
   std::vector<char> buf(16384);
   passwd pw{};
   passwd* found = nullptr;
-  if (::getpwuid_r(cred.uid, &pw, buf.data(), buf.size(), &found) != 0 || !found) {
-    c.user = "uid " + std::to_string(cred.uid);
-  } else {
-    c.user = found->pw_name;
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || !found) {
+    a.user = "uid " + std::to_string(uid);
+    return a;
   }
-  std::set<std::string> groups;
-  if (found) {
-    int n = 64;
-    std::vector<gid_t> gids(static_cast<std::size_t>(n));
-    if (::getgrouplist(found->pw_name, found->pw_gid, gids.data(), &n) < 0) {
-      gids.resize(static_cast<std::size_t>(n));
-      ::getgrouplist(found->pw_name, found->pw_gid, gids.data(), &n);
-    }
-    gids.resize(static_cast<std::size_t>(std::max(n, 0)));
-    for (gid_t g : gids) {
-      group gr{};
-      group* gfound = nullptr;
-      if (::getgrgid_r(g, &gr, buf.data(), buf.size(), &gfound) == 0 && gfound) groups.insert(gfound->gr_name);
-    }
+  a.user = found->pw_name;
+  int n = 64;
+  std::vector<gid_t> gids(static_cast<std::size_t>(n));
+  if (::getgrouplist(found->pw_name, found->pw_gid, gids.data(), &n) < 0) {
+    gids.resize(static_cast<std::size_t>(n));
+    ::getgrouplist(found->pw_name, found->pw_gid, gids.data(), &n);
   }
+  gids.resize(static_cast<std::size_t>(std::max(n, 0)));
+  for (gid_t g : gids) {
+    group gr{};
+    group* gfound = nullptr;
+    if (::getgrgid_r(g, &gr, buf.data(), buf.size(), &gfound) == 0 && gfound) a.groups.insert(gfound->gr_name);
+  }
+  return a;
+}
+
+namespace {
+
+// The admin roles of an account under the configuration in force now (admin.roles: users and
+// @groups), so that a reload's roles apply to the next command on an open connection.
+caller roles_of(const admin_server::account& a, const daemon_config& d) {
+  caller c;
+  c.user = a.user;
   for (const auto& [role, entries] : d.admin.roles) {
     for (const auto& e : entries) {
-      if ((e.front() == '@' && groups.count(e.substr(1))) || e == c.user) c.roles.insert(role);
+      if ((e.front() == '@' && a.groups.count(e.substr(1))) || e == a.user) c.roles.insert(role);
     }
   }
   return c;
@@ -399,9 +404,8 @@ net::awaitable<void> admin_server::accept_loop() {
     // refused: such connections have places of their own, outside the 16, so that idle ones
     // cannot keep the headteacher out (admin audit and review, 2026-12-06: three such accounts
     // held 12 of the 16 for 30 s at a time). Their commands are still answered and audited.
-    std::string who_error;
-    const auto who = identify(socket->native_handle(), state_.configs.current()->daemon, who_error);
-    const bool roleless = !who || who->roles.empty();
+    auto who = account_of(cred.uid);
+    const bool roleless = roles_of(who, state_.configs.current()->daemon).roles.empty();
     std::size_t& live = roleless ? roleless_connections_ : live_connections_;
     const std::size_t most = roleless ? max_roleless_connections : max_admin_connections;
     if (connections_by_uid_[cred.uid] >= max_connections_per_uid) {
@@ -417,7 +421,8 @@ net::awaitable<void> admin_server::accept_loop() {
     ++live;
     ++connections_by_uid_[cred.uid];
     // A member coroutine, not a lambda: GCC 12 mishandles coroutine lambdas made inside a coroutine.
-    net::co_spawn(ioc_, serve(std::make_shared<admin_connection>(std::move(*socket), cred.uid, roleless)),
+    net::co_spawn(ioc_,
+                  serve(std::make_shared<admin_connection>(std::move(*socket), cred.uid, roleless, std::move(who))),
                   net::detached);
   }
 }
@@ -466,7 +471,7 @@ net::awaitable<void> admin_server::serve(std::shared_ptr<admin_connection> c) {
     std::string line = buffer.substr(0, n - 1);
     buffer.erase(0, n);
     bool no_role = false;
-    const std::string reply = handle_line(line, socket.native_handle(), no_role);
+    const std::string reply = handle_line(line, c->who, no_role);
     c->deadline.expires_after(admin_idle_timeout);
     auto [wec, wn] = co_await net::async_write(socket, net::buffer(reply), nothrow);
     if (wec) co_return;
@@ -528,13 +533,12 @@ std::string admin_server::store_files_replaced() {
                 "that is there now; what is in force stays in force until then";
 }
 
-std::string admin_server::handle_line(const std::string& line, int fd, bool& no_role) {
+std::string admin_server::handle_line(const std::string& line, const account& caller_account, bool& no_role) {
   const auto cfg = state_.configs.current();
   store_->set_zone(cfg->policy->zone);
   std::string err;
-  auto who = identify(fd, cfg->daemon, err);
-  no_role = !who || who->roles.empty();
-  if (!who) return response(store::result::fail("forbidden", err));
+  const std::optional<caller> who = roles_of(caller_account, cfg->daemon);  // (optional: the uses below read who->)
+  no_role = who->roles.empty();
 
   auto parsed = parse_admin_line(line, err);
   if (!parsed) return response(store::result::fail("bad_request", err));

@@ -59,6 +59,13 @@ class admin_server {
   // reload: reloads the configuration; returns "" and the new generation, or the errors.
   // A reload's outcome: every error (empty when it took effect), every warning (skipped list
   // lines, an empty list file: hallpassctl shows them too), and the generation now serving.
+  // A caller's OS user and groups (the name service's answer), looked up once per connection.
+  struct account {
+    std::string user;
+    std::set<std::string> groups;
+  };
+  static account account_of(uid_t uid);
+
   struct reload_outcome {
     std::string errors;
     std::string warnings;
@@ -90,17 +97,18 @@ class admin_server {
  private:
   net::awaitable<void> accept_loop();
   struct admin_connection {
-    admin_connection(net::local::stream_protocol::socket s, uid_t u, bool no_role)
-        : socket(std::move(s)), deadline(socket.get_executor()), uid(u), roleless(no_role) {}
+    admin_connection(net::local::stream_protocol::socket s, uid_t u, bool no_role, account a)
+        : socket(std::move(s)), deadline(socket.get_executor()), uid(u), roleless(no_role), who(std::move(a)) {}
     net::local::stream_protocol::socket socket;
     net::steady_timer deadline;
     uid_t uid;
     bool roleless;  // its user had no admin role at accept: counted in roleless_connections_
+    account who;    // its user and groups, looked up once at accept
   };
   net::awaitable<void> serve(std::shared_ptr<admin_connection> c);
   net::awaitable<void> watchdog(std::shared_ptr<admin_connection> c);
   // no_role: set when the caller has no admin role (its connection is then closed after the answer).
-  std::string handle_line(const std::string& line, int fd, bool& no_role);
+  std::string handle_line(const std::string& line, const account& caller_account, bool& no_role);
   // Reads the store and swaps in a new exception index; returns the error, if any (the old
   // index then stays).
   std::string publish_index();
