@@ -35,7 +35,7 @@ TEST_CASE("an admin line: verb, arguments and the roles that may use the verb") 
   CHECK(*r->allowed_roles == std::set<std::string>{"dsl", "headteacher", "technician"});
 }
 
-TEST_CASE("the verbs that write the store say what still holds when they cannot; the others write nothing") {
+TEST_CASE("the verbs that write the store say what still holds when they cannot, the others write nothing") {
   std::string error;
   for (const char* v : {"request", "review", "report", "block", "unblock", "approve", "deny", "revoke", "ban", "unban",
                         "incident"}) {
