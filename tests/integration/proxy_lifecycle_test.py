@@ -679,7 +679,27 @@ class LifecycleTest(unittest.TestCase):
             start = proxy.rss_kib()
             after = []
             for _ in range(3):
-                proxy.reload(expect_ok=True, timeout=60)
+                # Requests all through the reload, so that the workers take the new generation
+                # at once and the reload thread's drop of the old one is often the last: that
+                # drop freed without a trim, and the old policy stayed in memory until some later
+                # release (CI of 2026-12-06: 92 MB 10 s after the second reload; here 124 MB
+                # 3 s after the third, in one run of two, on the build before the fix).
+                stop = threading.Event()
+
+                def busy():
+                    end = time.monotonic() + 60
+                    while not stop.is_set() and time.monotonic() < end:
+                        curl(proxy, self.url("origin.test"), source=STAFF)
+                clients = [threading.Thread(target=busy) for _ in range(3)]
+                for t in clients:
+                    t.start()
+                try:
+                    proxy.reload(expect_ok=True, timeout=60)
+                    time.sleep(0.3)
+                finally:
+                    stop.set()
+                    for t in clients:
+                        t.join(70)
                 # Requests on new connections, so that each worker takes the new generation and
                 # drops the old; then the release thread's free and trim (milliseconds alone, but
                 # seconds on a loaded CI machine: CI of 2026-12-06 read 111 MB 1.5 s after the
