@@ -126,7 +126,10 @@ class LimitsTest(unittest.TestCase):
                  what="the head timeout to be counted")
 
     def test_connections_per_client_are_limited(self):
-        proxy = Proxy(extra="")
+        # A head timeout far beyond the test's length: with the harness's 2 s, a CI machine that
+        # stalled the test for 2 s let the three connections time out, the extra one was let in
+        # and closed by its own head timeout 2 s later, and the counter read 0 (CI, 2026-12-06).
+        proxy = Proxy(extra="", head_timeout="60s")
         try:
             proxy.write_policy(proxy.policy_text.replace("  header_count: 60", "  header_count: 60\n  connections_per_client: 3"))
             proxy.reload()
@@ -136,7 +139,10 @@ class LimitsTest(unittest.TestCase):
                 s.bind((PUPIL, 0))
                 s.connect(("127.0.0.1", proxy.port))
                 socks.append(s)
-            time.sleep(0.2)
+            # The three are accepted (each worker accepts from its own queue, in its own time)
+            # before the extra one comes, or the extra one could be let in ahead of one of them.
+            wait_for(lambda: proxy.metric("hallpass_active_connections") >= 3, timeout=10,
+                     what="the three connections accepted")
             extra = socket.socket()
             extra.bind((PUPIL, 0))
             extra.settimeout(3)
