@@ -42,6 +42,9 @@ void drop_leading_empty_lines(beast::flat_buffer& b) {
   b.consume(n);
 }
 
+// The first line of HTTP/2's connection preface (RFC 9113 3.4).
+constexpr std::string_view http2_preface_line = "PRI * HTTP/2.0\r\n";
+
 // Whether the buffer holds a request head's end (CRLF CRLF): the head's read then reads nothing.
 bool head_in(const beast::flat_buffer& b) { return buffered(b).find("\r\n\r\n") != std::string_view::npos; }
 
@@ -192,6 +195,13 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
       co_await refuse(w, c, ex, refusal::body_too_large);
     } else if (ec == http::error::header_limit) {
       co_await refuse(w, c, ex, refusal::head_too_large);
+    } else if (buffered(c.buffer).starts_with(http2_preface_line)) {
+      // HTTP/2's connection preface (RFC 9113 3.4), which Beast refuses for its version: an
+      // HTTP/2-only client (an app offering only h2 in its TLS ALPN, which inspection does not
+      // select; h2c with prior knowledge). An HTTP/1.1 400 would read to it as a broken
+      // connection: it is told in HTTP/2, and the line says what it was.
+      ex.method = "PRI";
+      co_await refuse(w, c, ex, refusal::http2_only);
     } else {
       const std::string problem = ec.message();
       co_await refuse(w, c, ex, refusal::malformed, problem);

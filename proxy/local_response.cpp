@@ -28,7 +28,7 @@ constexpr std::string_view unreachable_title = "The site could not be reached";
 
 // The table, in the order of enum refusal (checked below). The texts are those the tests
 // and the documentation (proxy/README.md) name.
-constexpr std::array<refusal_row, 23> rows{{
+constexpr std::array<refusal_row, 24> rows{{
     // head_timeout
     {408, outcome::error, rej::head_timeout, no_upstream_failure, "the request head did not arrive in time", true, "",
      refusal_page::plain, "", "The request did not arrive in time; the web filter closed the connection.\n"},
@@ -111,8 +111,12 @@ constexpr std::array<refusal_row, 23> rows{{
      "upstream: ", refusal_page::html, "This site cannot be opened through the web filter's checks",
      "The web filter reads this site's pages to check them, and the site needs something it cannot give then: {}. "
      "Trying again will not help. If you need this site, tell the ICT technician.", false},
+    // http2_only: logged as 505 (HTTP Version Not Supported); the client is told in HTTP/2
+    {505, outcome::error, rej::http2_only, no_upstream_failure,
+     "the client speaks only HTTP/2, which the web filter does not carry yet", false, "", refusal_page::http2, "", "",
+     false},
 }};
-static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_needs_direct) + 1,
+static_assert(rows.size() == static_cast<std::size_t>(refusal::http2_only) + 1,
               "one row per refusal kind, in the enum's order");
 
 // School-local time in words for the block page: "Wednesday 2 December 2026, 12:16 GMT"
@@ -162,6 +166,29 @@ refusal refusal_for(upstream_error e) {
   }
 }
 
+namespace {
+
+// A client that opened with HTTP/2's preface reads no HTTP/1.1 answer: it is told in HTTP/2
+// (RFC 9113 3.4, 6.8, 7): an empty SETTINGS frame (the server's preface), then GOAWAY naming
+// no stream (none was processed) with HTTP_1_1_REQUIRED, the code meant for a server that
+// needs HTTP/1.1. curl and Chromium then retry over HTTP/1.1 where they can; a client that
+// cannot says the server requires HTTP/1.1, not that the connection broke.
+net::awaitable<bool> write_http2_refusal(client_connection& c, exchange& ex) {
+  static constexpr unsigned char frames[] = {
+      0, 0, 0, 0x4, 0, 0, 0, 0, 0,                  // SETTINGS, length 0, no flags, stream 0
+      0, 0, 8, 0x7, 0, 0, 0, 0, 0,                  // GOAWAY, length 8, stream 0
+      0, 0, 0, 0,                                   // last stream id: 0
+      0, 0, 0, 0xd,                                 // HTTP_1_1_REQUIRED
+  };
+  ex.status = 505;
+  c.stream.expires_after(std::chrono::seconds(30));
+  auto [ec, n] = co_await net::async_write(c.io, net::buffer(frames), nothrow);
+  ex.bytes_out += n;
+  co_return !ec;
+}
+
+}  // namespace
+
 net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refusal r, std::string_view detail,
                             unsigned version) {
   const auto& row = refusal_info(r);
@@ -188,6 +215,8 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
   switch (row.page) {
     case refusal_page::plain:
       co_return co_await write_local(c, ex, status, std::move(text), "text/plain; charset=utf-8", false, version);
+    case refusal_page::http2:
+      co_return co_await write_http2_refusal(c, ex);
     case refusal_page::html:
       break;
   }

@@ -48,11 +48,13 @@ enum class refusal : std::uint8_t {
   upstream_certificate,  // an https origin failed certificate verification (the detail: OpenSSL's reason)
   upstream_outdated_tls,  // an https origin offers only TLS older than 1.2
   upstream_needs_direct,  // an inspected origin wants what the proxy cannot give (the detail says what)
+  http2_only,            // a client that opened with HTTP/2's connection preface (answered in HTTP/2)
 };
 
 enum class refusal_page : std::uint8_t {
   html,   // the error page (block_page.hpp's render_error_page)
   plain,  // one line of text/plain (the answer to a CONNECT, the 408)
+  http2,  // HTTP/2's own refusal: SETTINGS, then GOAWAY with HTTP_1_1_REQUIRED (no page)
 };
 
 // One row. Texts are constants; "{}" in `text` stands for the refusal's detail, and an empty

@@ -375,7 +375,7 @@ metrics::metrics(const std::string& listen)
   static constexpr const char* rejection_names[rejection_count] = {
       "malformed",      "smuggling",        "head_too_large",   "head_timeout",
       "body_too_large", "connection_limit", "port_not_allowed", "loopback_refused",
-      "destination_denied", "body_too_slow"};
+      "destination_denied", "body_too_slow", "http2_only"};
   for (std::size_t i = 0; i < rejection_count; ++i)
     rejected_[i] = &rejected.Add({{"reason", rejection_names[i]}});
 

@@ -85,6 +85,7 @@ class metrics {
     loopback_refused,
     destination_denied,  // upstream.deny_networks or the gateway's own addresses
     body_too_slow,       // a request body slower than limits.body_min_rate
+    http2_only,          // a client that speaks only HTTP/2 (its connection preface)
   };
   prometheus::Counter& rejected(rejection r) { return *rejected_[static_cast<std::size_t>(r)]; }
 
@@ -179,7 +180,7 @@ class metrics {
   prometheus::Counter& alert_failures;
 
  private:
-  static constexpr std::size_t rejection_count = 10;
+  static constexpr std::size_t rejection_count = 11;
   static constexpr std::size_t upstream_failure_count = 6;
   std::array<prometheus::Counter*, rejection_count> rejected_{};
   std::array<prometheus::Counter*, upstream_failure_count> upstream_failed_{};

@@ -1018,6 +1018,34 @@ inspection:
             data += chunk
         self.fail("more than %d bytes" % limit)
 
+    def test_an_http2_only_client_is_told_in_http2_that_http11_is_required(self):
+        """A client offering only h2 in its ALPN (inspection selects http/1.1 or nothing) sends
+        HTTP/2's preface. It gets HTTP/2's own refusal, SETTINGS then GOAWAY with
+        HTTP_1_1_REQUIRED (RFC 9113 7), not an HTTP/1.1 400 it cannot read; the line says 505
+        and why, and hallpass_rejected_total{reason="http2_only"} counts it."""
+        p = self.start_proxy(self.origin.port)
+        before = p.metric("hallpass_rejected_total", {"reason": "http2_only"})
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(f"CONNECT origin.test:{self.origin.port} HTTP/1.1\r\nHost: origin.test\r\n\r\n".encode())
+        self.assertIn(b" 200 ", s.recv(4096))
+        ctx = ssl.create_default_context(cafile=self.school_crt)
+        ctx.set_alpn_protocols(["h2"])
+        tls = ctx.wrap_socket(s, server_hostname="origin.test")
+        self.addCleanup(tls.close)
+        self.assertIsNone(tls.selected_alpn_protocol())
+        settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # the client's own SETTINGS, empty
+        tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + settings)
+        answer = self.read_to_end(tls)
+        self.assertEqual(answer, settings + b"\x00\x00\x08\x07\x00\x00\x00\x00\x00"
+                                            b"\x00\x00\x00\x00\x00\x00\x00\x0d", answer[:100])
+        line = wait_for(lambda: [l for l in p.log_lines() if l["method"] == "PRI"] or None, what="the PRI line")[0]
+        self.assertEqual((line["status"], line["action"], line["host"], line.get("tls")),
+                         (505, "error", "origin.test", "inspected"), line)
+        self.assertIn("only HTTP/2", line["reason"], line)
+        self.assertEqual(p.metric("hallpass_rejected_total", {"reason": "http2_only"}), before + 1)
+        self.assertFalse(any(x["target"] == "*" for x in self.origin.seen))
+
     def test_an_inspected_connection_that_times_out_ends_with_a_408_and_a_close_notify(self):
         """The waits for a request and its head cancel the read rather than close the socket
         (proxy/read_deadline.hpp): a head that does not arrive in time (limits.head_timeout,
