@@ -177,12 +177,38 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     c.stream.expires_never();
     deadline.emplace(c.read_timer, c.read_state, c.stream.socket(), head_limits.head_timeout);
   }
-  auto [ec, n] = co_await http::async_read_header(c.io, c.buffer, rp, nothrow);
+  // Read until the head is whole (then parsed from the buffer with no read), or until a line of
+  // it ends in a bare LF: Beast waits for a CRLF CRLF that never comes, and such a head met
+  // the head timeout's 408 (audit of the request path, 2026-12-06); it is refused at once.
+  error_code ec;
+  std::size_t n = 0;
+  bool bare_lf = head_has_bare_lf(buffered(c.buffer));
+  while (!bare_lf && !head_in(c.buffer) && c.buffer.size() <= head_limits.header_bytes) {
+    auto [rec, rn] = co_await c.io.async_read_some(c.buffer.prepare(4096), nothrow);
+    if (rec) {
+      // A head begun and then closed is refused as Beast refused it ("partial message").
+      ec = rec == net::error::eof && c.buffer.size() > 0 ? error_code(http::error::partial_message) : rec;
+      break;
+    }
+    c.buffer.commit(rn);
+    bare_lf = head_has_bare_lf(buffered(c.buffer));
+  }
+  if (!ec && !bare_lf) {
+    auto [hec, hn] = co_await http::async_read_header(c.io, c.buffer, rp, nothrow);
+    ec = hec;
+    n = hn;
+  }
   if (deadline) {
     deadline->disarm();
     if (ec && deadline->expired()) ec = beast::error::timeout;  // the read was cancelled: answer 408
   }
   ex.bytes_in += n;
+  if (bare_lf && !ec) {
+    ex.bytes_in += c.buffer.size();
+    co_await refuse(w, c, ex, refusal::malformed, "a line of the request head ends in a bare LF, without CR");
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
   if (ec) {
     if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) co_return false;
     if (ec == beast::error::timeout) {
@@ -258,6 +284,14 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     finish_exchange(w, c, ex);
     co_return false;
   }
+  if (ex.method.size() > max_forwarded_method_length) {
+    // Not forwarded, nor written whole into the log line (a 30 KiB method made every line of
+    // a device's requests 30 KiB: audit, 2026-12-06).
+    ex.method = ex.method.substr(0, max_forwarded_method_length) + "...";
+    co_await refuse(w, c, ex, refusal::method_too_long, {}, version);
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
   if (limits.body_bytes > 0 && rp.content_length() && *rp.content_length() > limits.body_bytes) {
     co_await refuse(w, c, ex, refusal::body_too_large);
     finish_exchange(w, c, ex);
@@ -276,10 +310,17 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   }
   std::string target_error;
   std::optional<parsed_target> target;
+  // An HTTP/1.1 request in origin-form names its site in Host, and an empty one names none
+  // (RFC 9112 3.2: a 400). It was taken as the tunnel's host (audit, 2026-12-06). A proxy
+  // request's absolute-form names the site itself, and Host is replaced from it.
+  const bool empty_host = version >= 11 && fc.has_host() && trim_ows(req[http::field::host]).empty();
+  constexpr std::string_view empty_host_error = "the request's Host field is empty";
   if (c.inside) {
     // Inside an inspected tunnel: origin-form with a Host naming the tunnel's host.
     bool other_site = false;
-    if (!is_connect) {
+    if (empty_host && req.target().starts_with('/')) {
+      target_error = empty_host_error;
+    } else if (!is_connect) {
       target = parse_tunnel_request_target(req.target(), req[http::field::host], c.inside->host, c.inside->port,
                                            target_error, c.inside->tls, &other_site);
     } else {
@@ -301,7 +342,9 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     }
   } else if (c.transparent) {
     // Redirected by nftables: origin-form with a Host; the port is the original destination's.
-    if (!is_connect) {
+    if (empty_host && req.target().starts_with('/')) {
+      target_error = empty_host_error;
+    } else if (!is_connect) {
       target = parse_transparent_request_target(req.target(), req[http::field::host], c.transparent->dst.ip.to_string(),
                                                 c.transparent->dst.port, target_error);
     } else {

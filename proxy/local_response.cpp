@@ -28,7 +28,7 @@ constexpr std::string_view unreachable_title = "The site could not be reached";
 
 // The table, in the order of enum refusal (checked below). The texts are those the tests
 // and the documentation (proxy/README.md) name.
-constexpr std::array<refusal_row, 24> rows{{
+constexpr std::array<refusal_row, 25> rows{{
     // head_timeout
     {408, outcome::error, rej::head_timeout, no_upstream_failure, "the request head did not arrive in time", true, "",
      refusal_page::plain, "", "The request did not arrive in time; the web filter closed the connection.\n"},
@@ -115,8 +115,11 @@ constexpr std::array<refusal_row, 24> rows{{
     {505, outcome::error, rej::http2_only, no_upstream_failure,
      "the client speaks only HTTP/2, which the web filter does not carry yet", false, "", refusal_page::http2, "", "",
      false},
+    // method_too_long
+    {501, outcome::error, rej::malformed, no_upstream_failure, "the request's method is longer than any the web filter knows",
+     false, "", refusal_page::html, refused_title, "The web filter does not know this request's method.", false},
 }};
-static_assert(rows.size() == static_cast<std::size_t>(refusal::http2_only) + 1,
+static_assert(rows.size() == static_cast<std::size_t>(refusal::method_too_long) + 1,
               "one row per refusal kind, in the enum's order");
 
 // School-local time in words for the block page: "Wednesday 2 December 2026, 12:16 GMT"

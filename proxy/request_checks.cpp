@@ -154,6 +154,15 @@ std::optional<std::string> framing_check::finish(unsigned http_version) const {
   return std::nullopt;
 }
 
+bool head_has_bare_lf(std::string_view buffered) {
+  const std::size_t end = buffered.find("\r\n\r\n");
+  const std::string_view head = end == std::string_view::npos ? buffered : buffered.substr(0, end + 4);
+  for (std::size_t i = head.find('\n'); i != std::string_view::npos; i = head.find('\n', i + 1)) {
+    if (i == 0 || head[i - 1] != '\r') return true;
+  }
+  return false;
+}
+
 std::optional<std::string> check_chunk_size_line(std::string_view line) {
   std::size_t i = 0;
   while (i < line.size() && hex_digit_value(line[i]) >= 0) ++i;

@@ -108,6 +108,18 @@ bool is_field_value(std::string_view s);
 // (*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )). nullopt when valid.
 std::optional<std::string> check_chunk_size_line(std::string_view line);
 
+// Whether a request head that has arrived so far (the bytes buffered, up to the first CRLF CRLF
+// when there is one) has a line ended by a bare LF. Beast's parser waits for CRLF CRLF, so such
+// a head "never ends" and met limits.head_timeout's 408; RFC 9112 2.2 lets a recipient refuse
+// it at once with a 400 instead (it does not take a bare LF as a line end: one reader taking it
+// and another not is a smuggling shape).
+bool head_has_bare_lf(std::string_view buffered);
+
+// The longest method hallpass forwards: the longest registered (IANA) is 17 bytes; an
+// unregistered one of up to this many is forwarded like any other (RFC 9112 3: a server may
+// answer 501 to a longer method than any it implements).
+inline constexpr std::size_t max_forwarded_method_length = 32;
+
 // A Max-Forwards value (RFC 9110 7.6.2: 1*DIGIT, here with surrounding OWS): the number, at
 // most 2^32 - 1 (a larger one is that); nullopt when it is not a number, and the field is then
 // passed on as it came, as for any other method.

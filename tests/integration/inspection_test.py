@@ -1018,6 +1018,17 @@ inspection:
             data += chunk
         self.fail("more than %d bytes" % limit)
 
+    def test_an_empty_host_field_inside_the_tunnel_is_refused(self):
+        """RFC 9112 3.2: an HTTP/1.1 request in origin-form with an empty Host names no site, a
+        400. It was taken as the tunnel's host and forwarded (audit, 2026-12-06)."""
+        p = self.start_proxy(self.origin.port)
+        tls = self.tunnel(p, "origin.test", self.origin.port)
+        tls.sendall(b"GET /empty-host HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n")
+        answer = self.read_to_end(tls)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400 "), answer[:200])
+        self.assertIn(b"Host field is empty", answer)
+        self.assertFalse(any(x["target"] == "/empty-host" for x in self.origin.seen))
+
     def test_an_http2_only_client_is_told_in_http2_that_http11_is_required(self):
         """A client offering only h2 in its ALPN (inspection selects http/1.1 or nothing) sends
         HTTP/2's preface. It gets HTTP/2's own refusal, SETTINGS then GOAWAY with

@@ -526,6 +526,52 @@ class Framing(unittest.TestCase):
                 break
         self.assertTrue(closed, "a stream of empty lines kept the connection open")
 
+    def test_a_head_with_a_line_ended_by_a_bare_lf_is_refused_at_once(self):
+        """RFC 9112 2.2: a bare LF is not taken as a line end, and such a head is refused with a
+        400 at once. It waited for the head timeout (2 s here) and got a 408 "did not arrive in
+        time" (audit of the request path, 2026-12-06). Sent in one piece and split across reads."""
+        def script(conn, _):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        o = self.origin(script)
+        shapes = [
+            [b"GET http://origin.test:%d/lf HTTP/1.1\nHost: origin.test\n\n" % o.port],
+            [b"GET http://origin.test:%d/mixed HTTP/1.1\r\n" % o.port, b"Host: origin.test\n", b"\r\n"],
+        ]
+        for pieces in shapes:
+            s = self.connected()
+            started = time.monotonic()
+            for piece in pieces:
+                s.sendall(piece)
+                time.sleep(0.1)
+            answer = recv_until(s, b"</html>", timeout=5)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 400 "), answer[:200])
+            self.assertLess(time.monotonic() - started, 1.5)
+        self.assertEqual(o.received, [])
+        lines = wait_for(lambda: [l for l in self.proxy.log_lines() if "bare LF" in l.get("note", "")] or None,
+                         what="the 400s' lines")
+        self.assertEqual([(l["status"], l["action"]) for l in lines], [(400, "error")] * 2, lines)
+
+    def test_a_method_longer_than_any_known_is_refused_and_logged_cut_short(self):
+        """A 10,000-byte method was forwarded and written whole into the log line (audit,
+        2026-12-06). Over 32 bytes it gets a 501 (RFC 9112 3), and the line holds 32 bytes of it."""
+        def script(conn, _):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        o = self.origin(script)
+        s = self.connected()
+        s.sendall(b"A" * 10000 + b" http://origin.test:%d/x HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
+        answer = recv_until(s, b"</html>", timeout=5)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 501 "), answer[:200])
+        line = wait_for(lambda: next((l for l in self.proxy.log_lines() if l["status"] == 501), None),
+                        what="the 501's line")
+        self.assertEqual(line["method"], "A" * 32 + "...", line)
+        self.assertEqual(o.received, [])
+        # 32 bytes is still forwarded: an unregistered method of a reasonable length is not refused.
+        s = self.connected()
+        s.sendall(b"B" * 32 + b" http://origin.test:%d/y HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
+        self.assertTrue(recv_until(s, b"\r\n\r\nok").startswith(b"HTTP/1.1 200 "))
+
     def test_the_proxy_sends_its_own_version_and_one_content_length(self):
         def script(conn, _):
             conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok")

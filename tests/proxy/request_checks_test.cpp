@@ -317,3 +317,15 @@ TEST_CASE("a comma list's items are whole, trimmed and compared without case") {
   CHECK_FALSE(list_has("websocket/13", "websocket"));
   CHECK_FALSE(list_has("", "close"));
 }
+
+TEST_CASE("a request head with a line ended by a bare LF is seen before its end arrives") {
+  CHECK_FALSE(head_has_bare_lf("GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+  CHECK_FALSE(head_has_bare_lf("GET http://a.test/ HTTP/1.1\r\nHost: a.te"));  // more to come
+  CHECK_FALSE(head_has_bare_lf("GET http://a.test/ HTTP/1.1\r"));
+  CHECK(head_has_bare_lf("GET http://a.test/ HTTP/1.1\nHost: a.test\n\n"));
+  CHECK(head_has_bare_lf("GET http://a.test/ HTTP/1.1\r\nHost: a.test\n\r\n"));
+  CHECK(head_has_bare_lf("GET http://a.test/ HTTP/1.1\r\nHost: a.test\n"));
+  CHECK(head_has_bare_lf("\nGET / HTTP/1.1\r\n"));
+  // Only the head counts: a body (or a pipelined request's bytes) after CRLF CRLF is not looked at.
+  CHECK_FALSE(head_has_bare_lf("POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2\r\n\r\n\n\n"));
+}
