@@ -68,6 +68,14 @@ access_log::access_log(std::string path, std::size_t queue_lines, metrics* m)
   }
 }
 
+bool access_log::finish(std::chrono::milliseconds limit) {
+  if (!writer_.joinable()) return true;
+  std::unique_lock lock(mutex_);
+  stop_ = true;
+  wake_.notify_one();
+  return ended_.wait_for(lock, limit, [this] { return writer_done_; });
+}
+
 access_log::~access_log() {
   if (!writer_.joinable()) return;
   {
@@ -85,9 +93,11 @@ void access_log::write(std::string line) noexcept {
   bool accepted = false;
   {
     std::lock_guard lock(mutex_);
-    if (pending_.size() < capacity_) {
+    if (pending_.size() < capacity_ && pending_bytes_ + line.size() <= max_queued_bytes) {
       try {
+        const std::size_t bytes = line.size();
         pending_.push_back(std::move(line));
+        pending_bytes_ += bytes;
         was_full_batch = pending_.size() == wake_lines;
         ++queued_;
         accepted = true;
@@ -103,7 +113,12 @@ void access_log::write(std::string line) noexcept {
     return;
   }
   dropped_full_.fetch_add(1, std::memory_order_relaxed);
-  if (metrics_) metrics_->log_dropped.Increment();
+  if (metrics_) {
+    metrics_->log_dropped.Increment();
+    // The writer samples the depth when it wakes, and a writer stuck in a write never does:
+    // a full queue says so itself.
+    metrics_->log_queue_depth.Set(static_cast<double>(queue_depth()));
+  }
 }
 
 void access_log::reopen() noexcept {
@@ -154,6 +169,7 @@ void access_log::run() {
       flush_requested_ = false;
       depth = pending_.size();
       batch.swap(pending_);  // batch was empty; pending_ keeps its capacity for next time
+      pending_bytes_ = 0;
       taken = queued_;
       reopen = std::exchange(reopen_requested_, false);
       stop = stop_;
@@ -176,7 +192,14 @@ void access_log::run() {
     }
     written_.notify_all();
     // After stop_ no one may call write() (see the header), so this batch was the last.
-    if (stop) return;
+    if (stop) {
+      {
+        std::lock_guard lock(mutex_);
+        writer_done_ = true;
+      }
+      ended_.notify_all();
+      return;
+    }
   }
 }
 

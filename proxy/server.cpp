@@ -727,6 +727,15 @@ int run_server(const run_options& options) {
   wait_for_released_configurations(std::chrono::seconds{10});
   state.admin = nullptr;
   admin.stop();
+  // A writer stuck in a write (a stalled log disk, a pipe nobody reads) would hold the stop
+  // for ever, until systemd's SIGKILL (resource audit, 2026-12-06): it is given a few seconds.
+  if (!log.finish(std::chrono::seconds{5})) {
+    std::cerr << "hallpass: the access log's writer has been stuck for 5 s writing to "
+              << (log.path() == "-" ? std::string("standard output") : log.path())
+              << " (a disk or pipe that takes no data): the lines still queued are lost; stopped without it"
+              << std::endl;
+    std::_Exit(1);
+  }
   const std::size_t left = state.connections();
   std::cerr << "hallpass: stopped" << (left ? " (closed " + std::to_string(left) + " connections at the drain deadline)" : "")
             << std::endl;

@@ -529,12 +529,12 @@ TEST_HOSTS = ["origin.test", "py.test", "facebook.test", "www.facebook.test", "i
 
 class Proxy:
     def __init__(self, extra="", response_timeout="3s", head_timeout="2s", drain="5s", tls_port=8443,
-                 policy_text=None, args=(), workers=2, policy_edit=None):
+                 policy_text=None, args=(), workers=2, policy_edit=None, access_log=None):
         self.dir = tempfile.mkdtemp(prefix="hallpass-it-")
         os.chmod(self.dir, 0o711)  # a daemon that drops privileges must still reach its state dir
         self.port = free_port()
         self.metrics_port = free_port()
-        self.access_log = os.path.join(self.dir, "access.log")
+        self.access_log = access_log or os.path.join(self.dir, "access.log")
         self.config = os.path.join(self.dir, "policy.yaml")
         hosts = "\n".join(f"  {h}: 127.0.0.1" for h in TEST_HOSTS)
         self.policy_text = policy_text or BASE_POLICY.format(

@@ -6,6 +6,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -718,6 +719,60 @@ class LifecycleTest(unittest.TestCase):
             # One policy, not two or three: within a third of the size at start.
             self.assertLess(max(after[1:]), start * 1.35,
                             f"VmRSS {start} KiB at start, {after} KiB after each of three reloads")
+        finally:
+            proxy.stop()
+
+    def test_a_stalled_access_log_bounds_memory_and_does_not_hold_the_stop(self):
+        """The access log on a disk that stops taking data (a hung network volume; journald
+        stalled, for the default "-"): here a FIFO whose reader never reads. The queue was
+        bounded in lines only (65,536), so requests with long paths grew the daemon by gigabytes
+        (resource audit, 2026-12-06: 1.5 GB in 12 s), and SIGTERM never ended it: the writer was
+        stuck in write(). Now the queue holds at most 32 MiB, the rest is dropped and counted,
+        and the stop gives the writer 5 s, then says so and ends."""
+        folder = tempfile.mkdtemp(prefix="hallpass-it-fifo-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        os.chmod(folder, 0o755)
+        fifo = os.path.join(folder, "access.log")
+        os.mkfifo(fifo, 0o666)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # open, never read
+        self.addCleanup(os.close, reader)
+        proxy = Proxy(access_log=fifo)
+        try:
+            self.assertEqual(curl(proxy, self.url("facebook.test"))[0], 403)
+            time.sleep(0.5)
+            start = proxy.rss_kib()
+            # 12,000 blocked requests with 14 KB paths on one kept-alive connection: 170 MB of
+            # lines, which a queue bounded in lines alone took whole.
+            path = "/" + "p" * 14000
+            request = f"GET http://facebook.test:{self.nginx.port}{path} HTTP/1.1\r\nHost: facebook.test\r\n\r\n".encode()
+            s = socket.create_connection(("127.0.0.1", proxy.port), timeout=30, source_address=(PUPIL, 0))
+            self.addCleanup(s.close)
+            answers = [0]
+
+            def drain():
+                try:
+                    while True:
+                        data = s.recv(1 << 20)
+                        if not data:
+                            return
+                        answers[0] += data.count(b"HTTP/1.1 403 ")
+                except OSError:
+                    return
+            t = threading.Thread(target=drain, daemon=True)
+            t.start()
+            for _ in range(120):
+                s.sendall(request * 100)
+            wait_for(lambda: answers[0] >= 12000, timeout=60, what="12,000 block pages")
+            grown = proxy.rss_kib() - start
+            dropped = proxy.metric("hallpass_access_log_dropped_total")
+            self.assertGreater(dropped, 0, "no line was dropped: the queue took 170 MB of lines")
+            self.assertLess(grown, 120 * 1024, f"VmRSS grew {grown} KiB with the log disk stalled")
+            s.close()
+            began = time.monotonic()
+            proxy.signal(signal.SIGTERM)
+            proxy.proc.wait(20)
+            self.assertLess(time.monotonic() - began, 15)
+            wait_for(lambda: any("stuck" in l for l in proxy.stderr_lines), what="the stuck writer's line")
         finally:
             proxy.stop()
 
