@@ -28,7 +28,7 @@ constexpr std::string_view unreachable_title = "The site could not be reached";
 
 // The table, in the order of enum refusal (checked below). The texts are those the tests
 // and the documentation (proxy/README.md) name.
-constexpr std::array<refusal_row, 25> rows{{
+constexpr std::array<refusal_row, 26> rows{{
     // head_timeout
     {408, outcome::error, rej::head_timeout, no_upstream_failure, "the request head did not arrive in time", true, "",
      refusal_page::plain, "", "The request did not arrive in time; the web filter closed the connection.\n"},
@@ -118,8 +118,13 @@ constexpr std::array<refusal_row, 25> rows{{
     // method_too_long
     {501, outcome::error, rej::malformed, no_upstream_failure, "the request's method is longer than any the web filter knows",
      false, "", refusal_page::html, refused_title, "The web filter does not know this request's method.", false},
+    // proxy_overloaded (counted in hallpass_descriptor_shortages_total by the upstream)
+    {503, outcome::error, no_rejection, no_upstream_failure, "", false, "", refusal_page::html,
+     "The web filter is too busy",
+     "The web filter has run out of room for connections just now, so it could not open this site. This is the "
+     "filter's problem, not the site's. If it keeps happening, tell the ICT technician."},
 }};
-static_assert(rows.size() == static_cast<std::size_t>(refusal::method_too_long) + 1,
+static_assert(rows.size() == static_cast<std::size_t>(refusal::proxy_overloaded) + 1,
               "one row per refusal kind, in the enum's order");
 
 // School-local time in words for the block page: "Wednesday 2 December 2026, 12:16 GMT"
@@ -165,6 +170,7 @@ refusal refusal_for(upstream_error e) {
     case upstream_error::tls_unverified: return refusal::upstream_certificate;
     case upstream_error::tls_outdated: return refusal::upstream_outdated_tls;
     case upstream_error::tls_needs_direct: return refusal::upstream_needs_direct;
+    case upstream_error::no_descriptors: return refusal::proxy_overloaded;
     default: return refusal::upstream_unreachable;
   }
 }

@@ -50,6 +50,7 @@ enum class refusal : std::uint8_t {
   upstream_needs_direct,  // an inspected origin wants what the proxy cannot give (the detail says what)
   http2_only,            // a client that opened with HTTP/2's connection preface (answered in HTTP/2)
   method_too_long,       // a method longer than max_forwarded_method_length (501)
+  proxy_overloaded,      // the proxy has no file descriptor left for the origin connection (503)
 };
 
 enum class refusal_page : std::uint8_t {

@@ -281,6 +281,9 @@ metrics::metrics(const std::string& listen)
                                  "Failed opens and writes of the access log file.")),
       log_dropped(counter(*registry_, "hallpass_access_log_dropped_total",
                           "Access log lines lost: queue full, or the file could not be written.")),
+      descriptor_shortages(counter(*registry_, "hallpass_descriptor_shortages_total",
+                                   "Client connections not accepted and origin connections not made because the "
+                                   "process had no file descriptor left (EMFILE, ENFILE).")),
       upstream_pool_reused(counter(*registry_, "hallpass_upstream_connections_reused_total",
                                    "Requests sent on a pooled keep-alive upstream connection.")),
       tls_inspected(counter(*registry_, "hallpass_tls_inspected_total",

@@ -140,6 +140,7 @@ class metrics {
   prometheus::Counter& reload_failures;       // reloads refused; the old policy kept serving
   prometheus::Counter& log_write_failures;    // failed opens and writes of the access log
   prometheus::Counter& log_dropped;           // access log lines lost (queue full or disk failing)
+  prometheus::Counter& descriptor_shortages;  // accepts and origin connections failed: no descriptor left
   prometheus::Counter& upstream_pool_reused;  // requests sent on a pooled upstream connection
   // HTTPS inspection (proxy/inspection.hpp).
   prometheus::Counter& tls_inspected;          // hallpass_tls_inspected_total: tunnels decrypted

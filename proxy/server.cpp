@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -43,6 +44,29 @@ std::atomic<int> exit_code{0};
 
 void print_errors(const rules::diagnostics& d, std::string_view prefix = "") {
   for (const auto& e : d) std::cerr << prefix << e.to_string() << "\n";
+}
+
+// Descriptors: the soft limit is raised to the hard one (systemd's LimitNOFILE sets both, but a
+// shell's soft limit is 1024, far below what limits.connections needs), and a start whose limit
+// is short of `connections` says so. A relayed tunnel takes six descriptors (two sockets, two
+// splice pipes); the upstream pool, listeners, store and logs about a thousand more. Without
+// this, one device's 167 tunnels under a soft 1024 left every other device a 502 that blamed
+// the site, and nothing said why (resource audit, 2026-12-06).
+void raise_descriptor_limit(std::size_t connections) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+    rlimit want = rl;
+    want.rlim_cur = rl.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+  }
+  const std::uint64_t need = 6 * static_cast<std::uint64_t>(connections) + 1024;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+    std::cerr << "hallpass: warning: the descriptor limit is " << rl.rlim_cur << ", and limits.connections "
+              << connections << " may need up to " << need << " (six per relayed tunnel, and about 1,024 more): "
+              << "raise LimitNOFILE (systemctl edit hallpass) or lower limits.connections, or devices will be "
+              << "refused before that limit\n";
+  }
 }
 
 // Binds one listening socket with SO_REUSEPORT so each worker can have its own.
@@ -476,6 +500,8 @@ int run_server(const run_options& options) {
   // The metrics endpoint is never a destination either: it is for the admin network only
   // (deploy/nftables-hallpass.nft), and a pupil must not reach it through the proxy.
   if (auto ml = parse_listen_address(d.metrics.listen)) state.own_listeners.emplace_back(ml->host, ml->port);
+
+  raise_descriptor_limit(d.limits.connections);
 
   unsigned n_workers = d.workers ? d.workers : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::unique_ptr<worker>> workers;

@@ -5,11 +5,14 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/net.hpp"
 #include "proxy/stderr_lines.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/access_request_form.hpp"
@@ -38,6 +41,8 @@ class shared_state {
   hallpass::form_keys form_keys;                                            // CSRF tokens for the request form
   // The event loops' lines for standard error, written by a thread of their own (stderr_lines.hpp).
   stderr_lines diagnostics;
+  // When a shortage of file descriptors was last said on standard error (report_descriptor_shortage).
+  std::atomic<std::int64_t> descriptor_shortage_said{0};
   std::atomic<int> forms_in_flight{0};  // request forms waiting for the store thread (request_form_handler.cpp)
   submission_limiter form_limiter{5, std::chrono::seconds(600)};            // per client address  // set before the workers start, cleared after they stop
   // Exceptions and local entries, rebuilt by the admin thread after every change.
@@ -52,12 +57,20 @@ class shared_state {
   signin_table signins;
 
   // Connection limits. Returns false (and counts nothing) when over a limit.
+  //
+  // The last tenth of `total_limit` is kept for clients holding fewer than reserved_share
+  // connections: a few devices at their per-client limit (40 at the shipped 256 and 10,000)
+  // filled it and every other device was refused (resource audit, 2026-12-06). Now they stop
+  // at nine tenths, and a device with a browser's few connections still gets in.
+  static constexpr std::size_t reserved_share = 16;
   bool admit(const std::string& client, std::size_t total_limit, std::size_t per_client_limit) {
     std::lock_guard lock(mutex_);
     if (total_ >= total_limit) return false;
-    auto& n = per_client_[client];
-    if (n >= per_client_limit) return false;
-    ++n;
+    const auto it = per_client_.find(client);
+    const std::size_t held = it == per_client_.end() ? 0 : it->second;
+    if (held >= per_client_limit) return false;
+    if (held >= reserved_share && total_ >= total_limit - total_limit / 10) return false;
+    ++per_client_[client];
     ++total_;
     return true;
   }
@@ -76,5 +89,18 @@ class shared_state {
   std::size_t total_ = 0;
   std::unordered_map<std::string, std::size_t> per_client_;
 };
+
+// Whether `ec` says the process (or the system) has no file descriptor left: EMFILE, ENFILE.
+inline bool is_descriptor_shortage(const error_code& ec) {
+  return ec == boost::system::errc::too_many_files_open || ec == boost::system::errc::too_many_files_open_in_system;
+}
+
+// Whether the process cannot open a socket now for want of a descriptor (a socket opened and
+// closed at once). For a failure whose error does not say why.
+bool descriptors_exhausted();
+
+// Counts a shortage of descriptors (`what`: "a client connection", "an origin connection") and
+// says so on standard error at most once a minute, with what to do about it.
+void report_descriptor_shortage(shared_state& state, std::string_view what);
 
 }  // namespace hallpass

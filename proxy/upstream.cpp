@@ -146,6 +146,7 @@ std::string_view describe(upstream_error e) {
     case upstream_error::tls_outdated: return "the site offers only an outdated secure connection";
     case upstream_error::tls_failed: return "the secure connection to the site failed";
     case upstream_error::tls_needs_direct: return "the site cannot be opened with inspection";
+    case upstream_error::no_descriptors: return "the web filter has no file descriptor left (too many open files)";
   }
   return "error";
 }
@@ -372,6 +373,12 @@ net::awaitable<bool> upstream::connect_new(const std::vector<tcp::endpoint>& all
     } else if (ec == net::error::connection_refused) {
       r.error = upstream_error::connect_refused;
       state_.metrics.upstream_failed(metrics::upstream_failure::refused).Increment();
+    } else if (is_descriptor_shortage(ec) || descriptors_exhausted()) {
+      // The proxy's own shortage, not the site's: a 503 that says so (it was a 502 blaming the
+      // site, counted as a connect failure: resource audit, 2026-12-06). The range connect
+      // reports a socket it could not open as "Operation canceled", so a failure is checked.
+      r.error = upstream_error::no_descriptors;
+      report_descriptor_shortage(state_, "an origin connection");
     } else {
       r.error = upstream_error::connect_failed;
       state_.metrics.upstream_failed(metrics::upstream_failure::connect).Increment();

@@ -77,7 +77,8 @@ enum class upstream_error {
   tls_unverified,  // an https origin's certificate failed verification: 502 naming the check
   tls_outdated,    // an https origin offers only TLS older than 1.2: 502 saying retrying cannot help
   tls_failed,      // an https origin's handshake failed otherwise
-  tls_needs_direct  // an https origin wants what an inspecting proxy cannot give (origin_wants)
+  tls_needs_direct,  // an https origin wants what an inspecting proxy cannot give (origin_wants)
+  no_descriptors     // the proxy has no file descriptor left for the connection: 503, not the site's fault
 };
 std::string_view describe(upstream_error e);
 

@@ -91,6 +91,7 @@ net::awaitable<void> worker::accept_loop(listener& l) {
     auto [ec, socket] = co_await acceptor.async_accept(nothrow);
     if (ec) {
       if (ec == net::error::operation_aborted || draining_) co_return;
+      if (is_descriptor_shortage(ec)) report_descriptor_shortage(state_, "a client connection");
       // EMFILE and friends: back off briefly instead of spinning.
       net::steady_timer t(ioc_, std::chrono::milliseconds(50));
       co_await t.async_wait(nothrow);

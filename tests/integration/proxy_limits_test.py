@@ -1,6 +1,7 @@
 """Hostile input: request smuggling shapes, oversize heads, slow clients, connection limits.
 Each bad request gets its error status and the connection closed; nothing reaches the origin."""
 import os
+import resource
 import socket
 import time
 import unittest
@@ -161,6 +162,83 @@ class LimitsTest(unittest.TestCase):
                 s.close()
             self.assertGreaterEqual(proxy.metric("hallpass_rejected_total", {"reason": "connection_limit"}), 1)
         finally:
+            proxy.stop()
+
+    def test_devices_at_their_limit_leave_the_last_tenth_of_the_connections_to_others(self):
+        """Resource audit, 2026-12-06: 40 addresses at the per-client limit (256 of the 10,000
+        in all) filled limits.connections and every other device was refused. The last tenth is
+        kept for devices holding fewer than 16: here limits.connections 100, one device stops
+        at 90 and another still gets in."""
+        proxy = Proxy(extra="", head_timeout="30s")
+        socks = []
+        try:
+            proxy.write_policy(proxy.policy_text.replace("  header_count: 60", "  header_count: 60\n  connections: 100"))
+            proxy.reload()
+            for _ in range(100):
+                s = socket.socket()
+                s.bind((PUPIL, 0))
+                s.connect(("127.0.0.1", proxy.port))
+                socks.append(s)
+            wait_for(lambda: proxy.metric("hallpass_rejected_total", {"reason": "connection_limit"}) >= 10,
+                     timeout=10, what="the pupil's connections beyond 90 refused")
+            self.assertEqual(proxy.metric("hallpass_active_connections"), 90)
+            out = raw_request(proxy, f"GET {self.target('/chunked')} HTTP/1.1\r\nHost: py.test\r\n"
+                                     "Connection: close\r\n\r\n".encode(), source=STAFF, timeout=10)
+            self.assertEqual(status_of(out), 200, out[:300])
+        finally:
+            for s in socks:
+                s.close()
+            proxy.stop()
+
+    def test_descriptors_the_limit_raised_at_start_and_a_shortage_is_the_proxys_503(self):
+        """Resource audit, 2026-12-06: under a shell's soft limit of 1024 descriptors one device's
+        167 tunnels left every other device a 502 that blamed the site, and nothing said why.
+        Now the soft limit is raised to the hard one at start (and a start whose limit is short
+        of limits.connections warns); a shortage is a 503 "the web filter is too busy", counted
+        in hallpass_descriptor_shortages_total and said on standard error."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard < 2048:
+            self.skipTest(f"the hard descriptor limit here is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))  # the proxy inherits soft 512
+        try:
+            proxy = Proxy(extra="", head_timeout="30s")
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        socks = []
+        try:
+            pid = proxy.proc.pid
+            self.assertEqual(resource.prlimit(pid, resource.RLIMIT_NOFILE)[0], hard)
+            # Then a limit far below what limits.connections needs, set from outside.
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (160, 160))
+            free = 160 - len(os.listdir(f"/proc/{pid}/fd"))
+            self.assertGreater(free, 20)
+            before = proxy.metric("hallpass_active_connections")
+            for _ in range(free - 1):  # (the scrape's own connection is closed by now)
+                s = socket.socket()
+                s.bind((PUPIL, 0))
+                s.connect(("127.0.0.1", proxy.port))
+                socks.append(s)
+            wait_for(lambda: len(os.listdir(f"/proc/{pid}/fd")) >= 159, timeout=10,
+                     what="the pupil's connections accepted")
+            # 159 of 160 in use: the staff device's connection takes the last; its origin's finds none.
+            out = raw_request(proxy, f"GET {self.target('/chunked')} HTTP/1.1\r\nHost: py.test\r\n"
+                                     "Connection: close\r\n\r\n".encode(), source=STAFF, timeout=10)
+            self.assertEqual(status_of(out), 503, out[:300])
+            self.assertIn(b"too busy", out)
+            for s in socks:
+                s.close()
+            socks = []
+            wait_for(lambda: any("no file descriptor left" in l for l in proxy.stderr_lines),
+                     what="the shortage said on standard error")
+            wait_for(lambda: proxy.metric("hallpass_active_connections") <= before, timeout=10,
+                     what="the pupil's connections closed")
+            self.assertGreaterEqual(proxy.metric("hallpass_descriptor_shortages_total"), 1)
+            line = wait_for(lambda: next((l for l in proxy.log_lines() if l["status"] == 503), None),
+                            what="the 503's line")
+            self.assertIn("no file descriptor left", line["reason"], line)
+        finally:
+            for s in socks:
+                s.close()
             proxy.stop()
 
     def test_idle_connections_cost_little_memory(self):
