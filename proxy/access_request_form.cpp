@@ -263,7 +263,14 @@ std::string form_text(std::string_view value, bool multiline) {
 
 bool submission_limiter::allow(const std::string& client, std::chrono::steady_clock::time_point now) {
   std::lock_guard lock(mutex_);
-  if (windows_.size() > 10000) windows_.clear();  // bounded memory
+  // Bounded memory, without forgetting a device that is at its limit: windows that have ended
+  // go first, and while max_windows live ones remain, a client with none is refused. (All of
+  // them were cleared: 10,001 addresses posting once gave every device a fresh window, resource
+  // audit, 2026-12-06.)
+  if (windows_.size() >= max_windows && !windows_.contains(client)) {
+    std::erase_if(windows_, [&](const auto& w) { return now - w.second.first >= window_; });
+    if (windows_.size() >= max_windows) return false;
+  }
   auto& [start, count] = windows_[client];
   if (count == 0 || now - start >= window_) {
     start = now;

@@ -117,9 +117,11 @@ std::map<std::string, std::string> parse_form(std::string_view body);
 // cleaned instead, since a page cannot be refused for a stray character.
 std::string form_text(std::string_view value, bool multiline);
 
-// At most `limit` submissions per client address in any `window`.
+// At most `limit` submissions per client address in any `window`, for at most max_windows
+// addresses at a time: while that many have a window open, an address with none is refused.
 class submission_limiter {
  public:
+  static constexpr std::size_t max_windows = 10000;
   submission_limiter(std::size_t limit, std::chrono::seconds window) : limit_(limit), window_(window) {}
   bool allow(const std::string& client, std::chrono::steady_clock::time_point now);
   std::size_t limit() const { return limit_; }

@@ -104,3 +104,21 @@ TEST_CASE("form answers are stored without control characters (audit15 D4)") {
   CHECK(form_text("Mrs \xe2\x80\xae" "evil", false) == "Mrs evil");  // a bidi override
   CHECK(form_text("J\xc3\xa9r\xc3\xb4me, Year 6 \xf0\x9f\x99\x82", false) == "J\xc3\xa9r\xc3\xb4me, Year 6 \xf0\x9f\x99\x82");
 }
+
+TEST_CASE("the limiter never forgets a device at its limit to make room for others") {
+  using std::chrono::seconds;
+  submission_limiter limiter(2, seconds(600));
+  const auto t0 = std::chrono::steady_clock::time_point{} + seconds(1000);
+  CHECK(limiter.allow("10.0.0.1", t0));
+  CHECK(limiter.allow("10.0.0.1", t0));
+  CHECK_FALSE(limiter.allow("10.0.0.1", t0));
+  for (std::size_t i = 1; i < submission_limiter::max_windows; ++i) {
+    CHECK(limiter.allow("fd00::" + std::to_string(i), t0 + seconds(1)));
+  }
+  // The table is full of live windows: a new address is refused, the one at its limit stays so.
+  CHECK_FALSE(limiter.allow("10.0.0.2", t0 + seconds(2)));
+  CHECK_FALSE(limiter.allow("10.0.0.1", t0 + seconds(2)));
+  // Once the windows have ended, they make room.
+  CHECK(limiter.allow("10.0.0.2", t0 + seconds(700)));
+  CHECK(limiter.allow("10.0.0.1", t0 + seconds(700)));
+}
