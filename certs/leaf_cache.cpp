@@ -1,5 +1,6 @@
 #include "certs/leaf_cache.hpp"
 
+#include <algorithm>
 #include <openssl/asn1.h>
 #include <openssl/x509.h>
 
@@ -51,6 +52,8 @@ leaf_cache::~leaf_cache() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
     left.swap(queue_);
+    left.insert(left.end(), std::make_move_iterator(ahead_.begin()), std::make_move_iterator(ahead_.end()));
+    ahead_.clear();
   }
   work_.notify_all();
   for (auto& t : threads_) t.join();
@@ -60,19 +63,37 @@ leaf_cache::~leaf_cache() {
     std::vector<callback> waiters;
     {
       std::lock_guard lock(mutex_);
-      j.mint->done = true;
+      if (j.mint->taken) continue;  // in both queues: completed once
+      j.mint->taken = j.mint->done = true;
       waiters.swap(j.mint->waiters);
     }
     complete(*j.mint, waiters, stopped);
   }
 }
 
-void leaf_cache::async_get(std::string_view host, callback done) {
-  start(host, std::move(done));
+void leaf_cache::async_get(std::string_view host, callback done, std::weak_ptr<const void> interest) {
+  start(host, std::move(done), nullptr, std::move(interest));
 }
 
 std::shared_future<leaf_cache::lookup> leaf_cache::get(std::string_view host) {
-  return start(host, nullptr);
+  return start(host, nullptr, nullptr, {});
+}
+
+void leaf_cache::add_interest(flight& f, std::weak_ptr<const void> interest) {
+  // An empty weak_ptr (never set) is "always wanted"; one whose owner is gone already adds nothing.
+  const std::weak_ptr<const void> never_set;
+  if (!interest.owner_before(never_set) && !never_set.owner_before(interest)) {
+    f.always_wanted = true;
+    return;
+  }
+  if (f.always_wanted || interest.expired()) return;
+  std::erase_if(f.interests, [](const auto& w) { return w.expired(); });  // stays small
+  f.interests.push_back(std::move(interest));
+}
+
+bool leaf_cache::abandoned(const flight& f) {
+  if (f.always_wanted) return false;
+  return std::none_of(f.interests.begin(), f.interests.end(), [](const auto& w) { return !w.expired(); });
 }
 
 leaf_cache::certificate leaf_cache::find(std::string_view host) {
@@ -87,13 +108,14 @@ leaf_cache::certificate leaf_cache::find(std::string_view host) {
   return *r;
 }
 
-bool leaf_cache::prepare(std::string_view host) {
+bool leaf_cache::prepare(std::string_view host, std::weak_ptr<const void> interest) {
   bool started = false;
-  start(host, nullptr, &started);
+  start(host, nullptr, &started, std::move(interest));
   return started;
 }
 
-std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, callback done, bool* started) {
+std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, callback done, bool* started,
+                                                         std::weak_ptr<const void> interest) {
   std::string key = leaf_minter::normalize_host(host);
   std::unique_lock lock(mutex_);
   std::optional<lookup> refused;
@@ -113,7 +135,15 @@ std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, 
     const bool counted = started != nullptr || std::exchange(f->ahead, false);
     if (!f->done) {
       if (!counted) ++counters_.joined;
+      add_interest(*f, std::move(interest));
       if (done) f->waiters.push_back(std::move(done));
+      if (started == nullptr && !f->asked && !f->taken) {
+        // Asked for now: it moves up to the mints someone waits for (and is taken once).
+        f->asked = true;
+        queue_.push_back(job{key, f});
+        lock.unlock();
+        work_.notify_one();
+      }
       return f->future;
     }
     if (!counted) ++counters_.hits;
@@ -122,7 +152,7 @@ std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, 
     return f->future;
   } else if (stopping_) {
     refused = lookup::failure("the certificate cache is shutting down");
-  } else if (queue_.size() >= options_.max_queued) {
+  } else if (queue_.size() + ahead_.size() >= options_.max_queued) {
     refused = lookup::failure("too many new sites are waiting for a certificate (" +
                               std::to_string(options_.max_queued) + "); try again");
   }
@@ -135,10 +165,12 @@ std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, 
   ++counters_.misses;
   auto f = std::make_shared<flight>();
   if (started != nullptr) *started = f->ahead = true;
+  add_interest(*f, std::move(interest));
   if (done) f->waiters.push_back(std::move(done));
   lru_.push_front(key);
   entries_.emplace(key, entry{f, lru_.begin()});
-  queue_.push_back(job{std::move(key), f});
+  f->asked = started == nullptr;
+  (f->asked ? queue_ : ahead_).push_back(job{std::move(key), f});
   evict_locked();
   lock.unlock();
   work_.notify_one();
@@ -164,10 +196,30 @@ void leaf_cache::run_minting_thread() {
     job j;
     {
       std::unique_lock lock(mutex_);
-      work_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      work_.wait(lock, [this] { return stopping_ || !queue_.empty() || !ahead_.empty(); });
       if (stopping_) return;  // the destructor fails what is left
-      j = std::move(queue_.front());
-      queue_.pop_front();
+      auto& from = queue_.empty() ? ahead_ : queue_;
+      j = std::move(from.front());
+      from.pop_front();
+      if (j.mint->taken) continue;  // asked for after prepare(): taken from the other queue
+      j.mint->taken = true;
+      if (abandoned(*j.mint)) {
+        // Nobody who asked is still there: not minted, and not left in the cache unminted.
+        ++counters_.abandoned;
+        if (const auto it = entries_.find(j.host); it != entries_.end() && it->second.mint == j.mint) {
+          lru_.erase(it->second.lru);
+          entries_.erase(it);
+        }
+        j.mint->done = true;
+        std::vector<callback> waiters;
+        waiters.swap(j.mint->waiters);
+        lock.unlock();
+        const lookup gone = lookup::failure("nobody was waiting for it any more");
+        complete(*j.mint, waiters, gone);
+        continue;
+      }
+      j.mint->interests.clear();  // minted now whoever asks
+      j.mint->always_wanted = true;
     }
     lookup r = mint(j.host);
     const auto renew_at = r ? renewal_time(**r) : std::nullopt;

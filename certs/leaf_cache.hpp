@@ -11,6 +11,14 @@
 //   request fails at once (the proxy then refuses the connection rather than stall).
 // - Single flight: concurrent first requests for one host join the one mint in flight and
 //   all get its result. A failed mint is not cached (the next request tries again).
+// - Abandoned mints: a request may name its `interest` (a token its connection holds). A mint
+//   whose every asker named one, all of them gone by the time a thread takes it, is dropped
+//   unminted (counters::abandoned; its waiters get a failure). Without that, a device that
+//   opened 20,000 tunnels to new names and closed each at once had 19,639 leaves minted for
+//   nobody, and others' first visits waited 1-2 s behind them (resource audit, 2026-12-06).
+// - Asked before ahead: a mint a handshake (or get()) waits for goes before mints prepare()
+//   started that nobody has asked for yet, so a flood of speculative mints does not hold up
+//   other devices' handshakes.
 // - The cache belongs to one CA (one leaf_minter). A reload that loads the same CA (same
 //   ca_fingerprint()) keeps the cache; a changed CA means a new minter and a new cache, and
 //   leaves already handed out stay valid for the connections that hold them.
@@ -67,6 +75,7 @@ class leaf_cache {
     std::uint64_t evictions = 0;
     std::uint64_t renewals = 0;  // leaves close to their end dropped to be minted again
     std::uint64_t rejected = 0;  // bad host name, or the queue was full
+    std::uint64_t abandoned = 0;  // mints dropped unminted: everyone who asked had gone
     std::size_t size = 0;        // entries now (ready or in flight)
   };
 
@@ -78,7 +87,8 @@ class leaf_cache {
 
   // The leaf for `host`. A hit calls `done` at once on this thread; a miss starts (or
   // joins) the host's mint and returns; `done` then runs on a minting thread.
-  void async_get(std::string_view host, callback done);
+  // `interest`: see "Abandoned mints" above; empty: the asker always wants the leaf.
+  void async_get(std::string_view host, callback done, std::weak_ptr<const void> interest = {});
   // The same as a future, for tools and tests (an event loop uses async_get and never waits).
   std::shared_future<lookup> get(std::string_view host);
   // A ready leaf, or null; never starts a mint.
@@ -87,7 +97,7 @@ class leaf_cache {
   // whether it did (no callback, no wait, hits not counted). An inspected CONNECT calls it
   // before writing its 200, so that the mint runs while the client reads the 200 and sends its
   // ClientHello; the handshake then finds the leaf ready or joins the flight.
-  bool prepare(std::string_view host);
+  bool prepare(std::string_view host, std::weak_ptr<const void> interest = {});
 
   counters stats() const;
   std::size_t capacity() const { return options_.capacity; }
@@ -103,6 +113,10 @@ class leaf_cache {
     std::vector<callback> waiters;
     bool done = false;
     bool ahead = false;  // started by prepare(): the handshake that then asks is not a hit or a join
+    bool always_wanted = false;  // an asker named no interest
+    bool asked = false;          // in queue_ (someone waits for it), not only in ahead_
+    bool taken = false;          // a minting thread has taken it (or the destructor has)
+    std::vector<std::weak_ptr<const void>> interests;  // the askers' tokens (until the mint starts)
     std::optional<clock::time_point> renew_at;  // set with done; unset: never (renewal_time)
   };
   struct entry {
@@ -115,7 +129,10 @@ class leaf_cache {
   };
 
   // `started`: prepare()'s call: set when a mint was started; a hit or a join is not counted.
-  std::shared_future<lookup> start(std::string_view host, callback done, bool* started = nullptr);
+  std::shared_future<lookup> start(std::string_view host, callback done, bool* started,
+                                   std::weak_ptr<const void> interest);
+  static void add_interest(flight& f, std::weak_ptr<const void> interest);  // under mutex_
+  static bool abandoned(const flight& f);                                   // under mutex_
   lookup mint(const std::string& host) const;
   std::optional<clock::time_point> renewal_time(const X509& leaf) const;
   bool due_for_renewal(const flight& f) const;  // under mutex_
@@ -130,7 +147,8 @@ class leaf_cache {
   std::condition_variable work_;
   std::unordered_map<std::string, entry> entries_;
   std::list<std::string> lru_;  // front: most recently used
-  std::deque<job> queue_;
+  std::deque<job> queue_;  // mints someone waits for, taken first
+  std::deque<job> ahead_;  // mints only prepare() asked for; one asked for later is in both
   counters counters_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;

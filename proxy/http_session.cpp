@@ -82,7 +82,7 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
   if (mode == tunnel_mode::inspect) {
     // The host's leaf is minted on a minting thread from here, while the destination is looked
     // up and checked and the 200 travels (below).
-    ex.leaf_prepared = ex.cfg->leaves->prepare(ex.host);
+    ex.leaf_prepared = ex.cfg->leaves->prepare(ex.host, c.mint_interest());
     origin_address to;
     bool plan_prefetch = plan == tunnel_plan::inspect;
     if (plan == tunnel_plan::inspect) {

@@ -3,6 +3,9 @@
 #include <openssl/err.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include "proxy/login_gate.hpp"
 #include "proxy/shared_state.hpp"
@@ -30,9 +33,10 @@ constexpr auto leaf_deadline = std::chrono::seconds(10);
 struct leaf_start {
   certs::leaf_cache* cache;
   std::string host;
+  std::weak_ptr<const void> interest;
   template <class Callback>
   void operator()(Callback done) const {
-    cache->async_get(host, std::move(done));
+    cache->async_get(host, std::move(done), interest);
   }
 };
 
@@ -43,11 +47,22 @@ struct leaf_late {
   }
 };
 
-net::awaitable<lookup> wait_for_leaf(worker& w, certs::leaf_cache& cache, const std::string& host) {
-  leaf_start start{&cache, host};
+net::awaitable<lookup> wait_for_leaf(worker& w, certs::leaf_cache& cache, const std::string& host,
+                                     std::weak_ptr<const void> interest) {
+  leaf_start start{&cache, host, std::move(interest)};
   leaf_late late;
   auto result = co_await answer_from_thread<lookup>(w, leaf_deadline, std::move(start), std::move(late));
   co_return result;
+}
+
+// Whether the client's end of the connection has closed (or reset) with nothing unread: a
+// non-blocking peek. Bytes waiting, or none yet, are no close.
+bool client_has_closed(tcp::socket& s) {
+  char byte = 0;
+  const auto n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return false;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
+  return true;
 }
 
 // Did the client end the handshake with an alert that says it does not trust our certificate?
@@ -89,8 +104,15 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
   if (leaf) {
     // Ready, but minted for this CONNECT (leaf_prepared) if it started the mint before its 200.
     (ex.leaf_prepared ? m.tls_leaf_minted : m.tls_leaf_cached).Increment();
+  } else if (client_has_closed(c.stream.socket())) {
+    // Its ClientHello and then its close came together (a flood of new names, each connection
+    // closed at once): nothing is asked for it, and the mint prepare() started for it is
+    // dropped unminted when its turn comes, this connection being gone (leaf_cache.hpp).
+    ex.note = "the client closed before its certificate was ready";
+    co_return false;
   } else {
-    const auto got = co_await wait_for_leaf(w, cache, host);
+    auto interest = c.mint_interest();
+    const auto got = co_await wait_for_leaf(w, cache, host, std::move(interest));
     if (!got) {
       ex.note = "no certificate could be made for the host: " + got.error();
       m.tls_client_failed.Increment();

@@ -57,6 +57,14 @@ struct client_connection {
   // An inspected tunnel's origin connection, made while the client's handshake runs and taken
   // by its first request (origin_prefetch.hpp); null otherwise.
   std::shared_ptr<origin_prefetch> prefetch;
+  // Held while the connection lives, named to the leaf cache with a mint it asks for: a mint
+  // whose connections are all gone is dropped unminted (certs/leaf_cache.hpp). Made when first
+  // needed (mint_interest()), so a connection that inspects nothing pays nothing for it.
+  std::shared_ptr<const void> interest;
+  std::weak_ptr<const void> mint_interest() {
+    if (!interest) interest = std::make_shared<const char>('\0');
+    return interest;
+  }
   // On a transparent listener (transparent.hpp): where the client was going before nftables
   // redirected it; every upstream connection goes there. Unset on an explicit-proxy connection.
   struct transparent_origin {

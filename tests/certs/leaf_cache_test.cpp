@@ -225,3 +225,53 @@ TEST_CASE("a leaf that already ends with the CA is not minted again before the C
   CHECK(s.renewals == 0);
   CHECK(s.mints == 1);
 }
+
+TEST_CASE("a mint whose askers have all gone is dropped unminted, and one still wanted is made") {
+  temp_dir d;
+  leaf_cache cache(test_minter(d), {.capacity = 1000, .threads = 1});
+  // 200 new names asked for by connections that then go (a flood of tunnels, each closed at
+  // once): the one minting thread gets to a few of them at most before the tokens are gone.
+  {
+    std::vector<std::shared_ptr<const void>> connections;
+    for (int i = 0; i < 200; ++i) {
+      connections.push_back(std::make_shared<const char>('\0'));
+      CHECK(cache.prepare("n" + std::to_string(i) + ".flood.test", connections.back()));
+    }
+    // One of them is joined by an asker that names no token (a tool): it is always made.
+    auto kept = cache.get("n199.flood.test");
+    connections.clear();
+    REQUIRE(kept.wait_for(wait_limit) == std::future_status::ready);
+    CHECK(kept.get().ok());
+  }
+  // A later asker still present gets its leaf; the dropped names were not left in the cache.
+  auto live = std::make_shared<const char>('\0');
+  std::promise<bool> got;
+  cache.async_get("wanted.test", [&got](const leaf_cache::lookup& r) { got.set_value(r.ok()); }, live);
+  auto f = got.get_future();
+  REQUIRE(f.wait_for(wait_limit) == std::future_status::ready);
+  CHECK(f.get());
+  const auto s = cache.stats();
+  CHECK(s.abandoned >= 150);
+  CHECK(s.mints + s.abandoned == 201);
+  CHECK(s.size == s.mints);
+  CHECK(cache.find("n199.flood.test") != nullptr);
+}
+
+TEST_CASE("a mint a handshake waits for goes before mints prepare() started that nobody asked for") {
+  temp_dir d;
+  leaf_cache cache(test_minter(d), {.capacity = 1000, .threads = 1});
+  auto connection = std::make_shared<const char>('\0');
+  for (int i = 0; i < 300; ++i) CHECK(cache.prepare("n" + std::to_string(i) + ".ahead.test", connection));
+  std::promise<std::uint64_t> mints_before;
+  cache.async_get("asked.test", [&](const leaf_cache::lookup&) { mints_before.set_value(cache.stats().mints); },
+                  connection);
+  auto f = mints_before.get_future();
+  REQUIRE(f.wait_for(wait_limit) == std::future_status::ready);
+  // Taken at once after the mint in hand (a few at most, as the thread started on them).
+  CHECK(f.get() <= 10);
+  // A name prepare() started and a handshake then asks for moves up too, and is minted once.
+  CHECK(cache.prepare("late.ahead.test", connection));
+  const auto leaf = fetch(cache, "late.ahead.test");
+  CHECK(leaf != nullptr);
+  CHECK(cache.stats().mints < 300);
+}
