@@ -241,8 +241,12 @@ void dns_resolver::on_answer(void* arg, int status, int /*timeouts*/, ares_addri
 
 void dns_resolver::finish_query(const std::string& name, const std::shared_ptr<pending_query>& q, answer a) {
   if (a.result == status::not_found || a.result == status::timeout) {
-    if (negative_.size() >= max_negative_entries) negative_.clear();
-    negative_[name] = remembered{std::chrono::steady_clock::now() + negative_ttl, a.result};
+    const auto now = std::chrono::steady_clock::now();
+    if (negative_.size() >= max_negative_entries && now >= next_negative_sweep_) {
+      std::erase_if(negative_, [now](const auto& e) { return e.second.until <= now; });
+      next_negative_sweep_ = now + std::chrono::seconds(1);
+    }
+    if (negative_.size() < max_negative_entries) negative_[name] = remembered{now + negative_ttl, a.result};
   }
   if (auto it = pending_.find(name); it != pending_.end() && it->second == q) pending_.erase(it);
   q->result = std::move(a);

@@ -93,6 +93,9 @@ class dns_resolver {
     status result = status::not_found;
   };
   std::unordered_map<std::string, remembered> negative_;
+  // A full negative cache drops its expired entries, at most once a second, and while it stays
+  // full remembers no new name (it was emptied whole: upstream.hpp's dns_cache_ says why).
+  std::chrono::steady_clock::time_point next_negative_sweep_{};
   std::vector<std::string> servers_;  // as last applied; empty: c-ares' own from resolv.conf
   std::string default_servers_;       // resolv.conf's, to go back to when dns_servers is emptied
   bool destroying_ = false;

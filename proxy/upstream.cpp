@@ -211,8 +211,12 @@ net::awaitable<std::pair<std::vector<tcp::endpoint>, upstream_error>> upstream::
   }
   for (const auto& a : answer.addresses) out.emplace_back(a, port);
   if (u.dns_cache.count() > 0) {
-    if (dns_cache_.size() >= max_dns_cache) dns_cache_.clear();
-    dns_cache_[host] = cached_name{out, std::chrono::steady_clock::now() + u.dns_cache};
+    const auto at = std::chrono::steady_clock::now();
+    if (dns_cache_.size() >= max_dns_cache && at >= next_dns_sweep_) {
+      std::erase_if(dns_cache_, [at](const auto& e) { return e.second.expires <= at; });
+      next_dns_sweep_ = at + std::chrono::seconds(1);
+    }
+    if (dns_cache_.size() < max_dns_cache) dns_cache_[host] = cached_name{out, at + u.dns_cache};
   }
   co_return std::make_pair(std::move(out), upstream_error::none);
 }

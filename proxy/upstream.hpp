@@ -212,6 +212,10 @@ class upstream {
   destination_rules rules_;
   std::uint64_t rules_generation_ = ~std::uint64_t{0};
   std::unordered_map<std::string, cached_name> dns_cache_;
+  // A full cache drops its expired answers, at most once a second; while it stays full a new
+  // name is not cached. (It was emptied whole: one device resolving 10,000 names under a
+  // wildcard domain flushed every cached answer, resource audit, 2026-12-06.)
+  std::chrono::steady_clock::time_point next_dns_sweep_{};
   // Idle connections per "host:port", oldest first. An emptied entry stays until the sweep, so
   // a busy origin does not allocate its key again on every request.
   std::unordered_map<std::string, std::vector<std::unique_ptr<upstream_connection>>> idle_;
