@@ -45,6 +45,31 @@ void drop_leading_empty_lines(beast::flat_buffer& b) {
 // The first line of HTTP/2's connection preface (RFC 9113 3.4).
 constexpr std::string_view http2_preface_line = "PRI * HTTP/2.0\r\n";
 
+// A request refused before its target was read (its framing, its size, a head Beast could not
+// read) is still logged with the method and the site its request line names, so that the
+// technician can see which site a device sent such requests to; they were logged with neither
+// (audit of the request path, 2026-12-06). For the log only: nothing is decided on them.
+void note_refused_request(const client_connection& c, exchange& ex, std::string_view method, std::string_view target) {
+  if (ex.method.empty() && method.size() <= max_forwarded_method_length && is_http_token(method)) ex.method = method;
+  if (c.inside || c.transparent || !ex.host.empty()) return;  // a tunnel's host is set already
+  std::string error;
+  if (auto t = parse_request_target(target, method == "CONNECT", error)) {
+    ex.scheme = t->scheme;
+    ex.host = without_brackets(t->host);
+    ex.port = t->port;
+    ex.path = t->path;
+  }
+}
+
+// The same from the buffered request line, when Beast could not read the head.
+void note_refused_request(const client_connection& c, exchange& ex, std::string_view buffered) {
+  const std::string_view line = buffered.substr(0, std::min(buffered.find_first_of("\r\n"), std::size_t{8192}));
+  const std::size_t sp = line.find(' ');
+  if (sp == std::string_view::npos) return;
+  const std::string_view rest = line.substr(sp + 1);
+  note_refused_request(c, ex, line.substr(0, sp), rest.substr(0, rest.find(' ')));
+}
+
 // Whether the buffer holds a request head's end (CRLF CRLF): the head's read then reads nothing.
 bool head_in(const beast::flat_buffer& b) { return buffered(b).find("\r\n\r\n") != std::string_view::npos; }
 
@@ -205,6 +230,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   ex.bytes_in += n;
   if (bare_lf && !ec) {
     ex.bytes_in += c.buffer.size();
+    note_refused_request(c, ex, buffered(c.buffer));
     co_await refuse(w, c, ex, refusal::malformed, "a line of the request head ends in a bare LF, without CR");
     finish_exchange(w, c, ex);
     co_return false;
@@ -215,6 +241,13 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
       co_await refuse(w, c, ex, refusal::head_timeout, "head timeout");
       finish_exchange(w, c, ex);
       co_return false;
+    }
+    // Beast has taken the request line when the fields were what it refused; otherwise the
+    // line is still in the buffer.
+    if (const auto& started = rp.get(); !started.target().empty()) {
+      note_refused_request(c, ex, started.method_string(), started.target());
+    } else {
+      note_refused_request(c, ex, buffered(c.buffer));
     }
     if (ec == http::error::body_limit) {
       // Beast checks a declared Content-Length against the limit while reading the head.
@@ -279,6 +312,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   if (!problem && version >= 11 && !fc.has_host()) problem = "an HTTP/1.1 request without a Host field";
   if (!problem && fields > limits.header_count) problem = "too many header fields";
   if (problem) {
+    note_refused_request(c, ex, ex.method, req.target());
     const auto kind = fields > limits.header_count ? refusal::too_many_fields : refusal::ambiguous_framing;
     co_await refuse(w, c, ex, kind, *problem);
     finish_exchange(w, c, ex);
@@ -288,11 +322,13 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     // Not forwarded, nor written whole into the log line (a 30 KiB method made every line of
     // a device's requests 30 KiB: audit, 2026-12-06).
     ex.method = ex.method.substr(0, max_forwarded_method_length) + "...";
+    note_refused_request(c, ex, ex.method, req.target());
     co_await refuse(w, c, ex, refusal::method_too_long, {}, version);
     finish_exchange(w, c, ex);
     co_return false;
   }
   if (limits.body_bytes > 0 && rp.content_length() && *rp.content_length() > limits.body_bytes) {
+    note_refused_request(c, ex, ex.method, req.target());
     co_await refuse(w, c, ex, refusal::body_too_large);
     finish_exchange(w, c, ex);
     co_return false;
@@ -304,6 +340,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     // A CONNECT has no content (RFC 9110 9.3.6): what follows its head is the tunnel's. One
     // that announces a body is read one way by a proxy in front that sends the body on, and
     // another here, where those bytes would become the tunnel's first (audit, 2026-12-06).
+    note_refused_request(c, ex, ex.method, req.target());
     co_await refuse(w, c, ex, refusal::ambiguous_framing, "a CONNECT announcing a body", version);
     finish_exchange(w, c, ex);
     co_return false;

@@ -552,6 +552,29 @@ class Framing(unittest.TestCase):
                          what="the 400s' lines")
         self.assertEqual([(l["status"], l["action"]) for l in lines], [(400, "error")] * 2, lines)
 
+    def test_requests_refused_for_their_framing_are_logged_with_their_method_and_site(self):
+        """Refused before their target was read (by Beast's parser, or by hallpass's framing
+        checks), these were logged with no method, host or path: the smuggling attempts a
+        technician most wants to trace to a site (audit of the request path, 2026-12-06)."""
+        shapes = {
+            "/plus": "POST {url}/plus HTTP/1.1\r\nHost: origin.test\r\nContent-Length: +3\r\n\r\nabc",
+            "/clte": "POST {url}/clte HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 3\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "/lf": "POST {url}/lf HTTP/1.1\nHost: origin.test\n\n",
+        }
+        port = free_port()
+        for path, request in shapes.items():
+            s = self.connected()
+            s.sendall(request.format(url=f"http://origin.test:{port}").encode())
+            self.assertTrue(recv_until(s, b"</html>").startswith(b"HTTP/1.1 400 "), path)
+        lines = wait_for(lambda: [l for l in self.proxy.log_lines() if l["port"] == port] or None,
+                         what="the lines naming the port")
+        if len(lines) < 3:
+            time.sleep(1)  # the writer writes every 50 ms: all three are there by now
+            lines = [l for l in self.proxy.log_lines() if l["port"] == port]
+        self.assertEqual(sorted((l["method"], l["host"], l["path"], l["status"]) for l in lines),
+                         sorted(("POST", "origin.test", p, 400) for p in shapes), lines)
+
     def test_a_method_longer_than_any_known_is_refused_and_logged_cut_short(self):
         """A 10,000-byte method was forwarded and written whole into the log line (audit,
         2026-12-06). Over 32 bytes it gets a 501 (RFC 9112 3), and the line holds 32 bytes of it."""
