@@ -88,7 +88,12 @@ net::awaitable<void> small_http_server::accept_loop() {
     const auto remote = socket->remote_endpoint(ec);
     if (ec) continue;  // gone already
     const auto client = remote.address();
-    if (live_ >= options_.max_connections || per_client_[client] >= options_.max_per_client) {
+    // The last quarter of the places is kept for clients holding fewer than two: 16 addresses
+    // at their 16 filled all 256, and every scrape (or, on the PAC endpoint, every device's
+    // fetch of wpad.dat) was refused (resource audit, 2026-12-06).
+    const std::size_t held = per_client_[client];
+    const bool reserved = live_ >= options_.max_connections - options_.max_connections / 4 && held >= 2;
+    if (live_ >= options_.max_connections || held >= options_.max_per_client || reserved) {
       if (per_client_[client] == 0) per_client_.erase(client);
       if (options_.refused) options_.refused();
       continue;  // closing the socket is the answer

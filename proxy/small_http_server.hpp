@@ -49,6 +49,7 @@ class small_http_server {
     std::function<void()> refused;
     // At most this many of them from one client address: one device holding all 256 made every
     // other device's fetch fail (audit3, 2026-12-05, F4). A browser fetches the PAC file once.
+    // The last quarter of max_connections only takes clients holding fewer than two.
     std::size_t max_per_client = 16;
   };
 

@@ -265,6 +265,25 @@ class PacServedTest(unittest.TestCase):
             for s in held:
                 s.close()
 
+    def test_devices_at_their_share_cannot_hold_every_connection_of_the_endpoint(self):
+        # Sixteen addresses at their 16 filled all 256 places and every other device's fetch of
+        # wpad.dat failed (resource audit, 2026-12-06). The last quarter only takes clients
+        # holding fewer than two.
+        proxy = self.start()
+        held = []
+        try:
+            for a in range(16):
+                for _ in range(16):
+                    s = socket.socket()
+                    s.bind((f"127.0.9.{10 + a}", 0))
+                    s.settimeout(5)
+                    s.connect(("127.0.0.1", self.pac_port))
+                    held.append(s)
+            self.assertEqual(fetch(self.pac_port, "/proxy.pac")[0], 200)
+        finally:
+            for s in held:
+                s.close()
+
     def test_bad_pac_settings_are_errors_with_their_place(self):
         pac_port = free_port()
         d = tempfile.mkdtemp(prefix="hallpass-pac-")
