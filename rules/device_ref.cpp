@@ -55,6 +55,30 @@ std::optional<std::string> parse_mac(std::string_view t) {
   return out;
 }
 
+namespace {
+
+// One to four dot-separated parts, each decimal digits or "0x" and hexadecimal digits, at least
+// one of them hexadecimal: an IPv4 address as inet_aton reads it, no DHCP host name.
+bool hex_address_form(std::string_view t) {
+  int parts = 0;
+  bool hex = false;
+  for (std::size_t start = 0; start <= t.size(); ++parts) {
+    const std::size_t end = std::min(t.find('.', start), t.size());
+    std::string_view part = t.substr(start, end - start);
+    if (part.size() > 2 && part[0] == '0' && (part[1] == 'x' || part[1] == 'X')) {
+      hex = true;
+      part.remove_prefix(2);
+      if (part.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos) return false;
+    } else if (part.empty() || part.find_first_not_of("0123456789") != std::string_view::npos) {
+      return false;
+    }
+    start = end + 1;
+  }
+  return hex && parts <= 4;
+}
+
+}  // namespace
+
 std::optional<device_ref> parse_device(std::string_view t, std::string* error) {
   auto fail = [&](std::string why) -> std::optional<device_ref> {
     if (error) *error = std::move(why);
@@ -81,6 +105,12 @@ std::optional<device_ref> parse_device(std::string_view t, std::string* error) {
   // device name (DHCP names do not look like that), which would never match (audit14 D6).
   if (!t.empty() && t.find_first_not_of("0123456789.") == std::string_view::npos) {
     return fail("'" + std::string(t) + "' is not an IPv4 address (four numbers 0-255, like 10.10.4.20)");
+  }
+  // An address in a form other tools read (inet_aton's hexadecimal: 0x7f.0.0.2, 0x7f000002),
+  // which hallpass does not: stored as a device name it banned nobody (audit, 2026-12-06).
+  if (hex_address_form(t)) {
+    return fail("'" + std::string(t) + "' looks like an address in hexadecimal, which hallpass does not read: write "
+                "it as four decimal numbers (like 10.10.4.20)");
   }
   if (t.size() > 1 && t.back() == '.') t.remove_suffix(1);  // "laptop-07." is "laptop-07", as a host name
   if (t.size() > 253) return fail("a device name is at most 253 characters");

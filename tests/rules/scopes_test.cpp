@@ -187,6 +187,14 @@ TEST_CASE("a device is named by its address, name or hardware address, in canoni
   }
   CHECK(why.find("unspecified") != std::string::npos);
   CHECK(parse_device("lab-3.2")->by == device_key::name);  // a name may hold digits and dots
+  // inet_aton's hexadecimal forms are addresses hallpass does not read, not device names.
+  for (const char* hex : {"0x7f.0.0.2", "0x7f000002", "0X7F.0x0.0.1"}) {
+    CAPTURE(hex);
+    CHECK_FALSE(parse_device(hex, &why));
+    CHECK(why.find("hexadecimal") != std::string::npos);
+  }
+  CHECK(parse_device("0xbox")->by == device_key::name);
+  CHECK(parse_device("0x1.lab")->by == device_key::name);
   CHECK_FALSE(parse_device(std::string_view("127.0.0.61\0x", 12), &why));  // not cut at the NUL
   CHECK_FALSE(parse_mac("3c:22:fb-12:9a:01"));  // one separator throughout
   CHECK_FALSE(parse_mac("3c:22:fb:12:9a:0g"));
