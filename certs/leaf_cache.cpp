@@ -152,6 +152,10 @@ std::shared_future<leaf_cache::lookup> leaf_cache::start(std::string_view host, 
     return f->future;
   } else if (stopping_) {
     refused = lookup::failure("the certificate cache is shutting down");
+  } else if (started != nullptr && ahead_.size() >= options_.max_queued / 2) {
+    // prepare() is a head start only: it takes at most half the queue, so a flood of
+    // speculative mints leaves room for the handshakes that ask (review, 2026-12-06).
+    refused = lookup::failure("too many speculative certificates are waiting");
   } else if (queue_.size() + ahead_.size() >= options_.max_queued) {
     refused = lookup::failure("too many new sites are waiting for a certificate (" +
                               std::to_string(options_.max_queued) + "); try again");

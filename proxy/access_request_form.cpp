@@ -268,7 +268,10 @@ bool submission_limiter::allow(const std::string& client, std::chrono::steady_cl
   // them were cleared: 10,001 addresses posting once gave every device a fresh window, resource
   // audit, 2026-12-06.)
   if (windows_.size() >= max_windows && !windows_.contains(client)) {
-    std::erase_if(windows_, [&](const auto& w) { return now - w.second.first >= window_; });
+    if (now >= next_sweep_) {  // a sweep of 10,000 windows at most once a second
+      std::erase_if(windows_, [&](const auto& w) { return now - w.second.first >= window_; });
+      next_sweep_ = now + std::chrono::seconds(1);
+    }
     if (windows_.size() >= max_windows) return false;
   }
   auto& [start, count] = windows_[client];

@@ -132,6 +132,7 @@ class submission_limiter {
   std::size_t limit_;
   std::chrono::seconds window_;
   std::unordered_map<std::string, std::pair<std::chrono::steady_clock::time_point, std::size_t>> windows_;
+  std::chrono::steady_clock::time_point next_sweep_{};
 };
 
 }  // namespace hallpass

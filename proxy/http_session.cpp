@@ -63,7 +63,9 @@ void note_refused_request(const client_connection& c, exchange& ex, std::string_
 
 // The same from the buffered request line, when Beast could not read the head.
 void note_refused_request(const client_connection& c, exchange& ex, std::string_view buffered) {
-  const std::string_view line = buffered.substr(0, std::min(buffered.find_first_of("\r\n"), std::size_t{8192}));
+  const std::size_t end = buffered.find_first_of("\r\n");
+  if (end == std::string_view::npos || end > 8192) return;  // no whole line: nothing to name
+  const std::string_view line = buffered.substr(0, end);
   const std::size_t sp = line.find(' ');
   if (sp == std::string_view::npos) return;
   const std::string_view rest = line.substr(sp + 1);
@@ -207,8 +209,9 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   // the head timeout's 408 (audit of the request path, 2026-12-06); it is refused at once.
   error_code ec;
   std::size_t n = 0;
-  bool bare_lf = head_has_bare_lf(buffered(c.buffer));
-  while (!bare_lf && !head_in(c.buffer) && c.buffer.size() <= head_limits.header_bytes) {
+  head_scan scan = scan_head(buffered(c.buffer), 0);
+  std::size_t scanned = c.buffer.size();
+  while (scan == head_scan::incomplete && c.buffer.size() <= head_limits.header_bytes) {
     auto [rec, rn] = co_await c.io.async_read_some(c.buffer.prepare(4096), nothrow);
     if (rec) {
       // A head begun and then closed is refused as Beast refused it ("partial message").
@@ -216,8 +219,10 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
       break;
     }
     c.buffer.commit(rn);
-    bare_lf = head_has_bare_lf(buffered(c.buffer));
+    scan = scan_head(buffered(c.buffer), scanned);
+    scanned = c.buffer.size();
   }
+  const bool bare_lf = scan == head_scan::bare_lf;
   if (!ec && !bare_lf) {
     auto [hec, hn] = co_await http::async_read_header(c.io, c.buffer, rp, nothrow);
     ec = hec;
@@ -299,6 +304,15 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   } unread_body{c, rp, ex};
   ex.method = std::string(req.method_string());
   const unsigned version = req.version();
+  if (ex.method.size() > max_forwarded_method_length) {
+    // Not forwarded, nor written whole into the log line (a 10 KB method made the line 10 KB:
+    // audit, 2026-12-06), whatever else is wrong with the request.
+    ex.method = ex.method.substr(0, max_forwarded_method_length) + "...";
+    note_refused_request(c, ex, ex.method, req.target());
+    co_await refuse(w, c, ex, refusal::method_too_long, {}, version);
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
 
   // Framing and grammar checks Beast's parser does not make (request smuggling).
   framing_check fc;
@@ -315,15 +329,6 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     note_refused_request(c, ex, ex.method, req.target());
     const auto kind = fields > limits.header_count ? refusal::too_many_fields : refusal::ambiguous_framing;
     co_await refuse(w, c, ex, kind, *problem);
-    finish_exchange(w, c, ex);
-    co_return false;
-  }
-  if (ex.method.size() > max_forwarded_method_length) {
-    // Not forwarded, nor written whole into the log line (a 30 KiB method made every line of
-    // a device's requests 30 KiB: audit, 2026-12-06).
-    ex.method = ex.method.substr(0, max_forwarded_method_length) + "...";
-    note_refused_request(c, ex, ex.method, req.target());
-    co_await refuse(w, c, ex, refusal::method_too_long, {}, version);
     finish_exchange(w, c, ex);
     co_return false;
   }
@@ -348,7 +353,8 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   std::string target_error;
   std::optional<parsed_target> target;
   // An HTTP/1.1 request in origin-form names its site in Host, and an empty one names none
-  // (RFC 9112 3.2: a 400). It was taken as the tunnel's host (audit, 2026-12-06). A proxy
+  // (RFC 9112 3.2 allows an empty Host only for a target without an authority, which an http
+  // or https URL always has). It was taken as the tunnel's host (audit, 2026-12-06). A proxy
   // request's absolute-form names the site itself, and Host is replaced from it.
   const bool empty_host = version >= 11 && fc.has_host() && trim_ows(req[http::field::host]).empty();
   constexpr std::string_view empty_host_error = "the request's Host field is empty";

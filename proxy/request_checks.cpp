@@ -154,14 +154,17 @@ std::optional<std::string> framing_check::finish(unsigned http_version) const {
   return std::nullopt;
 }
 
-bool head_has_bare_lf(std::string_view buffered) {
-  const std::size_t end = buffered.find("\r\n\r\n");
-  const std::string_view head = end == std::string_view::npos ? buffered : buffered.substr(0, end + 4);
-  for (std::size_t i = head.find('\n'); i != std::string_view::npos; i = head.find('\n', i + 1)) {
-    if (i == 0 || head[i - 1] != '\r') return true;
+head_scan scan_head(std::string_view b, std::size_t from) {
+  // Every line end is an LF: each new one either ends the head (CR LF CR LF), is bare, or is an
+  // ordinary CR LF. The bytes before `from` may be looked back at, never scanned again.
+  for (std::size_t i = b.find('\n', from); i != std::string_view::npos; i = b.find('\n', i + 1)) {
+    if (i == 0 || b[i - 1] != '\r') return head_scan::bare_lf;
+    if (i >= 3 && b[i - 2] == '\n' && b[i - 3] == '\r') return head_scan::whole;
   }
-  return false;
+  return head_scan::incomplete;
 }
+
+bool head_has_bare_lf(std::string_view buffered) { return scan_head(buffered, 0) == head_scan::bare_lf; }
 
 std::optional<std::string> check_chunk_size_line(std::string_view line) {
   std::size_t i = 0;

@@ -46,7 +46,7 @@ void print_errors(const rules::diagnostics& d, std::string_view prefix = "") {
   for (const auto& e : d) std::cerr << prefix << e.to_string() << "\n";
 }
 
-// Descriptors: the soft limit is raised to the hard one (systemd's LimitNOFILE sets both, but a
+// Descriptors: the soft limit is raised to the hard one, at most 2^20 (systemd's LimitNOFILE sets both, but a
 // shell's soft limit is 1024, far below what limits.connections needs), and a start whose limit
 // is short of `connections` says so. A relayed tunnel takes six descriptors (two sockets, two
 // splice pipes); the upstream pool, listeners, store and logs about a thousand more. Without
@@ -55,9 +55,13 @@ void print_errors(const rules::diagnostics& d, std::string_view prefix = "") {
 void raise_descriptor_limit(std::size_t connections) {
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
-  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+  // At most 2^20: a hard limit of fs.nr_open (about 10^9, systemd's LimitNOFILE=infinity)
+  // would otherwise pass to the alert command and any child that closes every descriptor.
+  const rlim_t ceiling = rlim_t{1} << 20;
+  const rlim_t target = rl.rlim_max == RLIM_INFINITY ? ceiling : std::min(rl.rlim_max, ceiling);
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < target) {
     rlimit want = rl;
-    want.rlim_cur = rl.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : rl.rlim_max;
+    want.rlim_cur = target;
     if (::setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
   }
   const std::uint64_t need = 6 * static_cast<std::uint64_t>(connections) + 1024;

@@ -329,3 +329,28 @@ TEST_CASE("a request head with a line ended by a bare LF is seen before its end 
   // Only the head counts: a body (or a pipelined request's bytes) after CRLF CRLF is not looked at.
   CHECK_FALSE(head_has_bare_lf("POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2\r\n\r\n\n\n"));
 }
+
+TEST_CASE("a head scanned a read at a time finds its end or its bare LF as a whole scan does") {
+  const std::string heads[] = {
+      "GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\nnext",
+      "GET http://a.test/ HTTP/1.1\r\nHost: a.test\n\r\n",
+      "GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\nX: y\r\n",
+  };
+  const head_scan whole_scan[] = {head_scan::whole, head_scan::bare_lf, head_scan::incomplete};
+  for (std::size_t h = 0; h < std::size(heads); ++h) {
+    CAPTURE(h);
+    CHECK(scan_head(heads[h], 0) == whole_scan[h]);
+    for (std::size_t step = 1; step <= 5; ++step) {
+      CAPTURE(step);
+      head_scan got = head_scan::incomplete;
+      std::size_t scanned = 0;
+      for (std::size_t size = step; got == head_scan::incomplete; size += step) {
+        const std::size_t now = std::min(size, heads[h].size());
+        got = scan_head(std::string_view(heads[h]).substr(0, now), scanned);
+        scanned = now;
+        if (now == heads[h].size()) break;
+      }
+      CHECK(got == whole_scan[h]);
+    }
+  }
+}
