@@ -3,6 +3,7 @@
 // All members are safe to use from any thread.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +44,10 @@ class shared_state {
   stderr_lines diagnostics;
   // When a shortage of file descriptors was last said on standard error (report_descriptor_shortage).
   std::atomic<std::int64_t> descriptor_shortage_said{0};
+  // The most client connections the descriptor limit allows, at six each (server.cpp,
+  // raise_descriptor_limit): admission takes the smaller of it and limits.connections, so that
+  // the reserve for light devices (admit) applies before descriptors run out.
+  std::atomic<std::size_t> descriptor_connection_budget{SIZE_MAX};
   std::atomic<int> forms_in_flight{0};  // request forms waiting for the store thread (request_form_handler.cpp)
   submission_limiter form_limiter{5, std::chrono::seconds(600)};            // per client address  // set before the workers start, cleared after they stop
   // Exceptions and local entries, rebuilt by the admin thread after every change.
@@ -59,7 +64,8 @@ class shared_state {
   // Connection limits. Returns false (and counts nothing) when over a limit.
   //
   // The last tenth of `total_limit` is kept for clients holding fewer than reserved_share
-  // connections: a few devices at their per-client limit (40 at the shipped 256 and 10,000)
+  // connections (or an eighth of that tenth, if fewer: with a small limit one device's 16 must
+  // not fill it): a few devices at their per-client limit (40 at the shipped 256 and 10,000)
   // filled it and every other device was refused (resource audit, 2026-12-06). Now they stop
   // at nine tenths, and a device with a browser's few connections still gets in.
   static constexpr std::size_t reserved_share = 16;
@@ -69,7 +75,9 @@ class shared_state {
     const auto it = per_client_.find(client);
     const std::size_t held = it == per_client_.end() ? 0 : it->second;
     if (held >= per_client_limit) return false;
-    if (held >= reserved_share && total_ >= total_limit - total_limit / 10) return false;
+    const std::size_t reserve = total_limit / 10;
+    const std::size_t share = std::max<std::size_t>(1, std::min(reserved_share, reserve / 8));
+    if (held >= share && total_ >= total_limit - reserve) return false;
     ++per_client_[client];
     ++total_;
     return true;
