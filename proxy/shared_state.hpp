@@ -44,10 +44,6 @@ class shared_state {
   stderr_lines diagnostics;
   // When a shortage of file descriptors was last said on standard error (report_descriptor_shortage).
   std::atomic<std::int64_t> descriptor_shortage_said{0};
-  // The most client connections the descriptor limit allows, at six each (server.cpp,
-  // raise_descriptor_limit): admission takes the smaller of it and limits.connections, so that
-  // the reserve for light devices (admit) applies before descriptors run out.
-  std::atomic<std::size_t> descriptor_connection_budget{SIZE_MAX};
   std::atomic<int> forms_in_flight{0};  // request forms waiting for the store thread (request_form_handler.cpp)
   submission_limiter form_limiter{5, std::chrono::seconds(600)};            // per client address  // set before the workers start, cleared after they stop
   // Exceptions and local entries, rebuilt by the admin thread after every change.

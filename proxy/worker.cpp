@@ -107,9 +107,7 @@ net::awaitable<void> worker::accept_loop(listener& l) {
       address = net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
     }
     std::string ip_text = address.to_string();
-    const std::size_t total = std::min<std::size_t>(cfg->daemon.limits.connections,
-                                                    state_.descriptor_connection_budget.load(std::memory_order_relaxed));
-    if (!state_.admit(ip_text, total, cfg->daemon.limits.connections_per_client)) {
+    if (!state_.admit(ip_text, cfg->daemon.limits.connections, cfg->daemon.limits.connections_per_client)) {
       state_.metrics.rejected(metrics::rejection::connection_limit).Increment();
       continue;  // closing the socket is the answer: no bytes, no work
     }

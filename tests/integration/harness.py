@@ -529,7 +529,7 @@ TEST_HOSTS = ["origin.test", "py.test", "facebook.test", "www.facebook.test", "i
 
 class Proxy:
     def __init__(self, extra="", response_timeout="3s", head_timeout="2s", drain="5s", tls_port=8443,
-                 policy_text=None, args=(), workers=2, policy_edit=None, access_log=None, wrapper=()):
+                 policy_text=None, args=(), workers=2, policy_edit=None, access_log=None):
         self.dir = tempfile.mkdtemp(prefix="hallpass-it-")
         os.chmod(self.dir, 0o711)  # a daemon that drops privileges must still reach its state dir
         self.port = free_port()
@@ -549,7 +549,7 @@ class Proxy:
         for attempt in range(3):
             self.stderr_lines = []
             self.proc = subprocess.Popen(
-                [*wrapper, BIN, "run", "--config", self.config, "--listen", f"127.0.0.1:{self.port}", "--access-log",
+                [BIN, "run", "--config", self.config, "--listen", f"127.0.0.1:{self.port}", "--access-log",
                  self.access_log, "--metrics-listen", f"127.0.0.1:{self.metrics_port}", "--state-dir",
                  os.path.join(self.dir, "state"), *args],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
