@@ -766,7 +766,9 @@ class LifecycleTest(unittest.TestCase):
             grown = proxy.rss_kib() - start
             dropped = proxy.metric("hallpass_access_log_dropped_total")
             self.assertGreater(dropped, 0, "no line was dropped: the queue took 170 MB of lines")
-            self.assertLess(grown, 120 * 1024, f"VmRSS grew {grown} KiB with the log disk stalled")
+            if os.environ.get("HALLPASS_SANITIZED", "0") != "1":
+                # (ASan's allocator quarantines freed memory: 340 MB there, CI at e0f8501.)
+                self.assertLess(grown, 120 * 1024, f"VmRSS grew {grown} KiB with the log disk stalled")
             s.close()
             began = time.monotonic()
             proxy.signal(signal.SIGTERM)

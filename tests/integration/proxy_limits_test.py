@@ -196,6 +196,11 @@ class LimitsTest(unittest.TestCase):
         Now the soft limit is raised to the hard one at start (and a start whose limit is short
         of limits.connections warns); a shortage is a 503 "the web filter is too busy", counted
         in hallpass_descriptor_shortages_total and said on standard error."""
+        if os.environ.get("HALLPASS_SANITIZED", "0") == "1":
+            # UBSan's vptr check tests memory with a pipe (sanitizer_common's
+            # IsAccessibleMemoryRange): with no descriptor left it reports any object as having
+            # an invalid vptr and the daemon stops (CI at e0f8501, Beast's parser constructor).
+            self.skipTest("the sanitizers need descriptors of their own: this test takes them all")
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if hard < 2048:
             self.skipTest(f"the hard descriptor limit here is {hard}")
