@@ -185,8 +185,8 @@ class BrowserHttpsTest(unittest.TestCase):
         b.js("document.documentElement.setAttribute('data-old', '1')")
         for kind in ("mousePressed", "mouseReleased"):
             b.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
-        wait_for(lambda: b.js("document.readyState === 'complete' && "
-                              "!document.documentElement.hasAttribute('data-old')"),
+        wait_for(lambda: b.page_js("document.readyState === 'complete' && "
+                                   "!document.documentElement.hasAttribute('data-old')"),
                  timeout=20, interval=0.1, what="the page that answers the form")
         text = page_text(b)
         screenshot(b, "2-request-sent.png")
