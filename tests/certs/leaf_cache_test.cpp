@@ -269,12 +269,16 @@ TEST_CASE("a mint a handshake waits for goes before mints prepare() started that
   auto connection = std::make_shared<const char>('\0');
   for (int i = 0; i < 300; ++i) CHECK(cache.prepare("n" + std::to_string(i) + ".ahead.test", connection));
   std::promise<std::uint64_t> mints_before;
+  const std::uint64_t asked_at = cache.stats().mints;  // the thread is still at the speculative ones
   cache.async_get("asked.test", [&](const leaf_cache::lookup&) { mints_before.set_value(cache.stats().mints); },
                   connection);
   auto f = mints_before.get_future();
   REQUIRE(f.wait_for(wait_limit) == std::future_status::ready);
-  // Taken at once after the mint in hand (a few at most, as the thread started on them).
-  CHECK(f.get() <= 10);
+  // Taken right after the mint in hand: itself, that one, and one more that may have ended
+  // between the two reads. (An absolute bound was timing: the sanitized build's thread had
+  // minted 19 while the 300 were still being queued, CI at 9057e60.)
+  CHECK(f.get() <= asked_at + 3);
+  CHECK(asked_at + 3 < 300);  // there were speculative mints left to jump
   // A name prepare() started and a handshake then asks for moves up too, and is minted once.
   CHECK(cache.prepare("late.ahead.test", connection));
   const auto leaf = fetch(cache, "late.ahead.test");
