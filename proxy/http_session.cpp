@@ -72,9 +72,6 @@ void note_refused_request(const client_connection& c, exchange& ex, std::string_
   note_refused_request(c, ex, line.substr(0, sp), rest.substr(0, rest.find(' ')));
 }
 
-// Whether the buffer holds a request head's end (CRLF CRLF): the head's read then reads nothing.
-bool head_in(const beast::flat_buffer& b) { return buffered(b).find("\r\n\r\n") != std::string_view::npos; }
-
 // A CONNECT, from the decision to the end of its tunnel. Returns whether the connection goes on
 // carrying requests: only when it became an inspected tunnel (its requests follow, decrypted).
 net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex, std::string_view user_agent,
@@ -193,24 +190,24 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   } else {
     rp.body_limit(boost::none);
   }
+  // Read until the head is whole (then parsed from the buffer with no read), or until a line of
+  // it ends in a bare LF: Beast waits for a CRLF CRLF that never comes, and such a head met
+  // the head timeout's 408 (audit of the request path, 2026-12-06); it is refused at once.
+  head_scan scan = scan_head(buffered(c.buffer), 0);
+  std::size_t scanned = c.buffer.size();
   // The head's deadline (read_deadline.hpp: a 408 can still be sent when it fires). A head
   // already whole in the buffer (the usual case: it came with the wait's read) needs no read;
   // the timer is not armed for it, and the stream's own deadline covers the unlikely read
   // (then closing without a 408).
   std::optional<read_deadline> deadline;
-  if (head_in(c.buffer)) {
+  if (scan != head_scan::incomplete) {
     c.stream.expires_after(head_limits.head_timeout);
   } else {
     c.stream.expires_never();
     deadline.emplace(c.read_timer, c.read_state, c.stream.socket(), head_limits.head_timeout);
   }
-  // Read until the head is whole (then parsed from the buffer with no read), or until a line of
-  // it ends in a bare LF: Beast waits for a CRLF CRLF that never comes, and such a head met
-  // the head timeout's 408 (audit of the request path, 2026-12-06); it is refused at once.
   error_code ec;
   std::size_t n = 0;
-  head_scan scan = scan_head(buffered(c.buffer), 0);
-  std::size_t scanned = c.buffer.size();
   while (scan == head_scan::incomplete && c.buffer.size() <= head_limits.header_bytes) {
     auto [rec, rn] = co_await c.io.async_read_some(c.buffer.prepare(4096), nothrow);
     if (rec) {

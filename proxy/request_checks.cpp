@@ -164,8 +164,6 @@ head_scan scan_head(std::string_view b, std::size_t from) {
   return head_scan::incomplete;
 }
 
-bool head_has_bare_lf(std::string_view buffered) { return scan_head(buffered, 0) == head_scan::bare_lf; }
-
 std::optional<std::string> check_chunk_size_line(std::string_view line) {
   std::size_t i = 0;
   while (i < line.size() && hex_digit_value(line[i]) >= 0) ++i;

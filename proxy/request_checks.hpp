@@ -108,17 +108,15 @@ bool is_field_value(std::string_view s);
 // (*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )). nullopt when valid.
 std::optional<std::string> check_chunk_size_line(std::string_view line);
 
-// Whether a request head that has arrived so far (the bytes buffered, up to the first CRLF CRLF
-// when there is one) has a line ended by a bare LF. Beast's parser waits for CRLF CRLF, so such
-// a head "never ends" and met limits.head_timeout's 408; RFC 9112 2.2 lets a recipient refuse
-// it at once with a 400 instead (it does not take a bare LF as a line end: one reader taking it
-// and another not is a smuggling shape).
-bool head_has_bare_lf(std::string_view buffered);
-
-// The same, a read at a time: `from` is how much of `buffered` an earlier call already looked at
-// (it found neither the head's end nor a bare LF there), so each byte is looked at once however
-// the head arrives. (Scanning the whole buffer at each read cost a head sent a byte at a time
-// seconds of a worker at a header_bytes of 1 MiB: review, 2026-12-06.)
+// How a request head that has arrived so far ends: whole (CRLF CRLF), with a line ended by a
+// bare LF, or not yet. Beast's parser waits for CRLF CRLF, so a bare-LF head "never ends" and
+// met limits.head_timeout's 408; RFC 9112 2.2 lets a recipient refuse it at once with a 400
+// instead (it does not take a bare LF as a line end: one reader taking it and another not is a
+// smuggling shape). Only the head counts: what follows its CRLF CRLF is not looked at.
+// A read at a time: `from` is how much of `buffered` an earlier call already looked at (it
+// found neither end there), so each byte is looked at once however the head arrives.
+// (Scanning the whole buffer at each read cost a head sent a byte at a time seconds of a
+// worker at a header_bytes of 1 MiB: review, 2026-12-06.)
 enum class head_scan : std::uint8_t { incomplete, whole, bare_lf };
 head_scan scan_head(std::string_view buffered, std::size_t from);
 
