@@ -16,6 +16,14 @@ struct client_departure_watch::state {
   bool waiting = false;  // the coroutine's wait on the client's socket is pending
 };
 
+client_peek peek_client(tcp::socket& s) {
+  char byte = 0;
+  const auto n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return client_peek::bytes;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return client_peek::nothing_yet;
+  return client_peek::gone;  // end of stream, or an error (a reset)
+}
+
 namespace {
 
 // A named coroutine, not a lambda (proxy/README.md, "Coroutines and GCC 12").
@@ -27,11 +35,10 @@ net::awaitable<void> watch_for_departure(std::shared_ptr<client_departure_watch:
     auto [ec] = co_await s->client->async_wait(tcp::socket::wait_read, nothrow);
     s->waiting = false;
     if (s->client == nullptr || ec) co_return;  // ended by the destructor
-    char byte = 0;
-    const auto n = ::recv(s->client->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0) co_return;  // the client's next bytes: not a departure, and nothing to see past them
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
-    // End of stream, or an error (a reset): gone. The origin's answer has nobody to go to.
+    const client_peek seen = peek_client(*s->client);
+    if (seen == client_peek::bytes) co_return;  // the client's next bytes: not a departure, and nothing to see past them
+    if (seen == client_peek::nothing_yet) continue;
+    // Gone: the origin's answer has nobody to go to.
     s->left = true;
     error_code ignored;
     s->up->stream.socket().cancel(ignored);

@@ -21,6 +21,7 @@
 // only once the request's body was read whole and no byte of a next request is read in.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 
 #include "proxy/net.hpp"
@@ -28,6 +29,12 @@
 namespace hallpass {
 
 struct upstream_connection;
+
+// A non-blocking peek at a client's socket: bytes are waiting, nothing has come yet, or its end
+// has closed or reset with nothing unread before it. Also used by an inspected handshake that
+// is about to ask for a leaf (inspection.cpp).
+enum class client_peek : std::uint8_t { bytes, nothing_yet, gone };
+client_peek peek_client(tcp::socket& s);
 
 class client_departure_watch {
  public:

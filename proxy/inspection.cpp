@@ -3,10 +3,8 @@
 #include <openssl/err.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
-#include <sys/socket.h>
 
-#include <cerrno>
-
+#include "proxy/client_departure.hpp"
 #include "proxy/login_gate.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/thread_answer.hpp"
@@ -55,16 +53,6 @@ net::awaitable<lookup> wait_for_leaf(worker& w, certs::leaf_cache& cache, const 
   co_return result;
 }
 
-// Whether the client's end of the connection has closed (or reset) with nothing unread: a
-// non-blocking peek. Bytes waiting, or none yet, are no close.
-bool client_has_closed(tcp::socket& s) {
-  char byte = 0;
-  const auto n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n > 0) return false;
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
-  return true;
-}
-
 // Did the client end the handshake with an alert that says it does not trust our certificate?
 // (OpenSSL reports a received alert N as reason 1000 + N: 42 bad_certificate, 46
 // certificate_unknown, 48 unknown_ca.)
@@ -104,7 +92,7 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
   if (leaf) {
     // Ready, but minted for this CONNECT (leaf_prepared) if it started the mint before its 200.
     (ex.leaf_prepared ? m.tls_leaf_minted : m.tls_leaf_cached).Increment();
-  } else if (client_has_closed(c.stream.socket())) {
+  } else if (peek_client(c.stream.socket()) == client_peek::gone) {
     // Its ClientHello and then its close came together (a flood of new names, each connection
     // closed at once): nothing is asked for it, and the mint prepare() started for it is
     // dropped unminted when its turn comes, this connection being gone (leaf_cache.hpp).
