@@ -349,19 +349,15 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   }
   std::string target_error;
   std::optional<parsed_target> target;
-  // An HTTP/1.1 request in origin-form names its site in Host, and an empty one names none
-  // (RFC 9112 3.2 allows an empty Host only for a target without an authority, which an http
-  // or https URL always has). It was taken as the tunnel's host (audit, 2026-12-06). A proxy
-  // request's absolute-form names the site itself, and Host is replaced from it.
-  const bool empty_host = version >= 11 && fc.has_host() && trim_ows(req[http::field::host]).empty();
-  constexpr std::string_view empty_host_error = "the request's Host field is empty";
+  // Origin-form names its site in Host (nullopt: none, HTTP/1.0). A proxy request's
+  // absolute-form names the site itself, and Host is replaced from it.
+  const std::optional<std::string_view> host_field =
+      req.find(http::field::host) != req.end() ? std::optional<std::string_view>(req[http::field::host]) : std::nullopt;
   if (c.inside) {
     // Inside an inspected tunnel: origin-form with a Host naming the tunnel's host.
     bool other_site = false;
-    if (empty_host && req.target().starts_with('/')) {
-      target_error = empty_host_error;
-    } else if (!is_connect) {
-      target = parse_tunnel_request_target(req.target(), req[http::field::host], c.inside->host, c.inside->port,
+    if (!is_connect) {
+      target = parse_tunnel_request_target(req.target(), host_field, c.inside->host, c.inside->port,
                                            target_error, c.inside->tls, &other_site);
     } else {
       target_error = "CONNECT inside a tunnel";
@@ -382,10 +378,8 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     }
   } else if (c.transparent) {
     // Redirected by nftables: origin-form with a Host; the port is the original destination's.
-    if (empty_host && req.target().starts_with('/')) {
-      target_error = empty_host_error;
-    } else if (!is_connect) {
-      target = parse_transparent_request_target(req.target(), req[http::field::host], c.transparent->dst.ip.to_string(),
+    if (!is_connect) {
+      target = parse_transparent_request_target(req.target(), host_field, c.transparent->dst.ip.to_string(),
                                                 c.transparent->dst.port, target_error);
     } else {
       target_error = "CONNECT on a transparent listener";

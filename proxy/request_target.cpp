@@ -92,15 +92,25 @@ bool split_authority(std::string_view a, std::uint16_t default_port, std::string
   return !host.empty();
 }
 
+// Origin-form with a Host field that is there but empty: the request names no site.
+bool names_no_site(std::string_view target, std::optional<std::string_view> host_field, std::string& error) {
+  if (!host_field || host_field->find_first_not_of(" \t") != std::string_view::npos || !target.starts_with('/')) {
+    return false;
+  }
+  error = "the request's Host field is empty";
+  return true;
+}
+
 }  // namespace
 
-std::optional<parsed_target> parse_tunnel_request_target(std::string_view target, std::string_view host_field,
+std::optional<parsed_target> parse_tunnel_request_target(std::string_view target,
+                                                         std::optional<std::string_view> host_field,
                                                          std::string_view tunnel_host, std::uint16_t tunnel_port,
                                                          std::string& error, bool tls, bool* other_site) {
   const std::string_view scheme = tls ? "https" : "http";
-  if (!visible_ascii(target, error)) return std::nullopt;
+  if (!visible_ascii(target, error) || names_no_site(target, host_field, error)) return std::nullopt;
   parsed_target t;
-  std::string_view authority = host_field;
+  std::string_view authority = host_field.value_or("");
   if (target == "*") {
     t.path = "/";
     t.no_path = true;
@@ -139,12 +149,13 @@ std::optional<parsed_target> parse_tunnel_request_target(std::string_view target
   return t;
 }
 
-std::optional<parsed_target> parse_transparent_request_target(std::string_view target, std::string_view host_field,
+std::optional<parsed_target> parse_transparent_request_target(std::string_view target,
+                                                              std::optional<std::string_view> host_field,
                                                               std::string_view destination_host,
                                                               std::uint16_t destination_port, std::string& error) {
-  if (!visible_ascii(target, error)) return std::nullopt;
+  if (!visible_ascii(target, error) || names_no_site(target, host_field, error)) return std::nullopt;
   parsed_target t;
-  std::string_view authority = host_field;
+  std::string_view authority = host_field.value_or("");
   if (target == "*") {
     t.path = "/";
     t.no_path = true;

@@ -51,7 +51,10 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
 // "https://host[:port]/path". Either must name the tunnel's host (compared without case and
 // a trailing dot) and port (443 when none is written): a request for another site inside the
 // tunnel (domain fronting) is refused with `error` saying which names differ. `host_field` is
-// the request's Host value ("" when it has none: HTTP/1.0). The result has scheme "https" and
+// the request's Host value (nullopt when it has none: HTTP/1.0); a Host that is there but
+// empty names no site, and origin-form with it is refused (RFC 9112 3.2 allows an empty Host
+// only for a target without an authority, which an http or https URL always has: it was taken
+// as the tunnel's host, audit of 2026-12-06). The result has scheme "https" and
 // the tunnel's host and port. The visible-ASCII rule of parse_request_target applies. A target
 // of "*" (asterisk-form, for OPTIONS: the caller refuses it with any other method) is the
 // tunnel's site itself: path "/", no_path set.
@@ -60,7 +63,8 @@ std::optional<parsed_target> parse_request_target(std::string_view target, bool 
 // none is written, and scheme "http".
 // `other_site`, when given, is set when the refusal is that the request names another host or
 // port (domain fronting: the session counts it as a way round the filter).
-std::optional<parsed_target> parse_tunnel_request_target(std::string_view target, std::string_view host_field,
+std::optional<parsed_target> parse_tunnel_request_target(std::string_view target,
+                                                         std::optional<std::string_view> host_field,
                                                          std::string_view tunnel_host, std::uint16_t tunnel_port,
                                                          std::string& error, bool tls = true,
                                                          bool* other_site = nullptr);
@@ -68,11 +72,13 @@ std::optional<parsed_target> parse_tunnel_request_target(std::string_view target
 // A request on a transparent HTTP listener (transparent.hpp): the client thinks it talks to
 // the site, so it sends origin-form ("/path?query") with a Host field, or rarely absolute-form
 // "http://host[:port]/path". The host is the Host field's (or the URL's); without one
-// (HTTP/1.0) it is `destination_host`, the address the client connected to. The port is
+// (HTTP/1.0: nullopt) it is `destination_host`, the address the client connected to; an empty
+// one with origin-form is refused, as inside a tunnel. The port is
 // always `destination_port`, the original destination's: a Host or URL naming another port is
 // refused, as is a Host that is not plain host[:port] (no '/', '?', '#', '@'). Scheme "http".
 // The visible-ASCII rule of parse_request_target applies; "*" is read as inside a tunnel.
-std::optional<parsed_target> parse_transparent_request_target(std::string_view target, std::string_view host_field,
+std::optional<parsed_target> parse_transparent_request_target(std::string_view target,
+                                                              std::optional<std::string_view> host_field,
                                                               std::string_view destination_host,
                                                               std::uint16_t destination_port, std::string& error);
 

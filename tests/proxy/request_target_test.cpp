@@ -206,12 +206,12 @@ TEST_CASE("every byte value in a path: accepted exactly when visible ASCII") {
 
 // Inside an inspected tunnel (CONNECT host:port, decrypted).
 namespace {
-std::optional<parsed_target> inner(std::string_view target, std::string_view host_field,
+std::optional<parsed_target> inner(std::string_view target, std::optional<std::string_view> host_field,
                                    std::string_view tunnel_host = "www.example.org", std::uint16_t port = 443) {
   std::string error;
   return parse_tunnel_request_target(target, host_field, tunnel_host, port, error);
 }
-std::string inner_error(std::string_view target, std::string_view host_field,
+std::string inner_error(std::string_view target, std::optional<std::string_view> host_field,
                         std::string_view tunnel_host = "www.example.org", std::uint16_t port = 443) {
   std::string error;
   CHECK_FALSE(parse_tunnel_request_target(target, host_field, tunnel_host, port, error));
@@ -230,12 +230,14 @@ TEST_CASE("tunnel: origin-form with a Host naming the tunnel's host") {
   CHECK(inner("/", "WWW.Example.ORG."));                // case and a trailing dot
   CHECK(inner("/", "www.example.org:443"));             // the default port written out
   CHECK(inner("/", "www.example.org:8443", "www.example.org", 8443));
-  CHECK(inner("/", ""));                                // HTTP/1.0 without Host: the tunnel's
+  CHECK(inner("/", std::nullopt));                      // HTTP/1.0 without Host: the tunnel's
+  CHECK(inner_error("/", "") == "the request's Host field is empty");  // there, but naming no site
+  CHECK(inner_error("/x", " ") == "the request's Host field is empty");
   CHECK(inner("/", "[::1]", "::1"));                    // an IPv6 tunnel, bracketed Host
   CHECK(inner("/", "[::1]:443", "::1"));
   // The tunnel's host is kept normalised ("::1"); the target's is written as a Host field
   // and a URL write it, in brackets (the origin got "Host: ::1:8443" before).
-  CHECK(inner("/", "", "::1")->host == "[::1]");
+  CHECK(inner("/", std::nullopt, "::1")->host == "[::1]");
   CHECK(inner("/", "[::1]:443", "::1")->host == "[::1]");
 }
 
@@ -284,7 +286,8 @@ TEST_CASE("tunnel: '*' is the tunnel's site as a whole (OPTIONS), as is an https
 
 namespace {
 
-std::optional<parsed_target> transparent(std::string_view target, std::string_view host_field, std::string& error,
+std::optional<parsed_target> transparent(std::string_view target, std::optional<std::string_view> host_field,
+                                         std::string& error,
                                          std::uint16_t port = 80) {
   return parse_transparent_request_target(target, host_field, "203.0.113.10", port, error);
 }
@@ -327,7 +330,9 @@ TEST_CASE("URLs and Host values write an IPv6 host in brackets, and only a port 
 
 TEST_CASE("transparent: without a Host the original destination's address is the host") {
   std::string error;
-  auto t = transparent("/x", "", error);
+  CHECK_FALSE(transparent("/x", "", error));  // a Host there but empty names no site
+  CHECK(error == "the request's Host field is empty");
+  auto t = transparent("/x", std::nullopt, error);
   REQUIRE(t.has_value());
   CHECK(t->host == "203.0.113.10");
   CHECK(t->port == 80);
