@@ -78,11 +78,7 @@ bool access_log::finish(std::chrono::milliseconds limit) {
 
 access_log::~access_log() {
   if (!writer_.joinable()) return;
-  {
-    std::lock_guard lock(mutex_);
-    stop_ = true;
-  }
-  wake_.notify_one();
+  finish(std::chrono::milliseconds::zero());  // asks it to stop; the join waits
   writer_.join();
   close_file();
 }
