@@ -31,17 +31,6 @@ namespace {
 
 constexpr std::size_t client_buffer_kept = 4096;
 
-// Drops CRLF and LF from the start of the buffer: the empty lines RFC 9112 2.2 says a server
-// should ignore before a request line.
-void drop_leading_empty_lines(beast::flat_buffer& b) {
-  const std::string_view data = buffered(b);
-  std::size_t n = 0;
-  while (n < data.size() && (data[n] == '\n' || (data[n] == '\r' && n + 1 < data.size() && data[n + 1] == '\n'))) {
-    n += data[n] == '\r' ? 2 : 1;
-  }
-  b.consume(n);
-}
-
 // The first line of HTTP/2's connection preface (RFC 9113 3.4).
 constexpr std::string_view http2_preface_line = "PRI * HTTP/2.0\r\n";
 
@@ -221,9 +210,7 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   }
   const bool bare_lf = scan == head_scan::bare_lf;
   if (!ec && !bare_lf) {
-    auto [hec, hn] = co_await http::async_read_header(c.io, c.buffer, rp, nothrow);
-    ec = hec;
-    n = hn;
+    ec = parse_buffered_head(rp, c.buffer, scan == head_scan::whole, n);
   }
   if (deadline) {
     deadline->disarm();
@@ -509,7 +496,8 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
     const auto& limits = cfg->daemon.limits;
     // Wait for the next request: keep-alive timeout while idle, then the head deadline.
     c.idle = true;
-    if (c.buffer.size() == 0) {
+    // A CR alone is an empty line whose LF has not come yet (a read can end between the two).
+    if (c.buffer.size() == 0 || buffered(c.buffer) == "\r") {
       // A connection keeps a 4 KiB buffer between requests (a request head usually arrives
       // in one read), never more; a new one has none until its first bytes have arrived.
       if (c.buffer.capacity() > client_buffer_kept) c.buffer.shrink_to_fit();
@@ -538,8 +526,8 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
     first = false;
     // RFC 9112 2.2: empty lines before a request line are ignored (older clients send a CRLF
     // after a POST's body). A few reads of nothing else are tolerated, not a stream of them.
-    drop_leading_empty_lines(c.buffer);
-    if (c.buffer.size() == 0) {
+    c.buffer.consume(leading_empty_lines(buffered(c.buffer)));
+    if (c.buffer.size() == 0 || buffered(c.buffer) == "\r") {
       if (++empty_reads > max_empty_reads) co_return;
       continue;
     }

@@ -164,6 +164,14 @@ head_scan scan_head(std::string_view b, std::size_t from) {
   return head_scan::incomplete;
 }
 
+std::size_t leading_empty_lines(std::string_view b) {
+  std::size_t n = 0;
+  while (n < b.size() && (b[n] == '\n' || (b[n] == '\r' && n + 1 < b.size() && b[n + 1] == '\n'))) {
+    n += b[n] == '\r' ? 2 : 1;
+  }
+  return n;
+}
+
 std::optional<std::string> check_chunk_size_line(std::string_view line) {
   std::size_t i = 0;
   while (i < line.size() && hex_digit_value(line[i]) >= 0) ++i;

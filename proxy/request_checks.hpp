@@ -120,6 +120,11 @@ std::optional<std::string> check_chunk_size_line(std::string_view line);
 enum class head_scan : std::uint8_t { incomplete, whole, bare_lf };
 head_scan scan_head(std::string_view buffered, std::size_t from);
 
+// How many bytes at the start of `buffered` are empty lines (CRLF, or a bare LF), which RFC 9112
+// 2.2 says a server should ignore before a request line: older clients send a CRLF after a
+// POST's body. A CR not yet followed by its LF is not counted (the LF may be in the next read).
+std::size_t leading_empty_lines(std::string_view buffered);
+
 // The longest method hallpass forwards: the longest registered (IANA) is 17 bytes; an
 // unregistered one of up to this many is forwarded like any other (RFC 9112 3: a server may
 // answer 501 to a longer method than any it implements).

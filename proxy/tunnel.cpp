@@ -22,8 +22,9 @@ bool is_tchar(char ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
          std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
 }
-// Empty lines a request may follow (RFC 9112 2.2: a server ignores at least one), at most a few.
-std::size_t leading_empty_lines(std::string_view bytes) {
+// Empty lines a request may follow (RFC 9112 2.2: a server ignores at least one), at most a few,
+// for the guess only (request_checks.hpp's leading_empty_lines is what the session drops).
+std::size_t sniffed_empty_lines(std::string_view bytes) {
   std::size_t i = 0;
   while (i < bytes.size() && i < 8 && (bytes[i] == '\r' || bytes[i] == '\n')) ++i;
   return i;
@@ -31,7 +32,7 @@ std::size_t leading_empty_lines(std::string_view bytes) {
 }  // namespace
 
 http_start http_request_start(std::string_view bytes) {
-  std::size_t i = leading_empty_lines(bytes);
+  std::size_t i = sniffed_empty_lines(bytes);
   const std::size_t method = i;
   while (i < bytes.size() && i - method < max_method_length && is_tchar(bytes[i])) ++i;
   if (i == bytes.size()) return i - method < max_method_length ? http_start::need_more : http_start::no;

@@ -552,6 +552,32 @@ class Framing(unittest.TestCase):
                          what="the 400s' lines")
         self.assertEqual([(l["status"], l["action"]) for l in lines], [(400, "error")] * 2, lines)
 
+    def test_an_empty_line_split_between_reads_and_a_short_version_are_read_as_in_one_piece(self):
+        """Found by the request-head fuzz target once it read heads as the session does
+        (2026-12-06, fifth session): an empty line before a request whose CR and LF arrived in
+        two reads was not dropped, and Beast refused the request with a 400 that the same bytes
+        in one read did not get; a whole head whose request line ends in a version shorter than
+        "HTTP/1.1" ("GET / 1") made Beast wait for more bytes, with no 408 deadline, until the
+        client sent some or the stream's timeout closed the connection: now a 400 at once."""
+        def script(conn, _):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        o = self.origin(script)
+        s = self.connected()
+        s.sendall(b"\r")
+        time.sleep(0.2)
+        s.sendall(b"\nGET http://origin.test:%d/split HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
+        answer = recv_until(s, b"\r\n\r\nok", timeout=5)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer[:200])
+
+        s = self.connected()
+        started = time.monotonic()
+        s.sendall(b"GET http://origin.test:%d/short 1\r\nHost: origin.test\r\n\r\n" % o.port)
+        answer = recv_until(s, b"</html>", timeout=5)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400 "), answer[:200])
+        self.assertLess(time.monotonic() - started, 1.5)
+        self.assertEqual(len(o.received), 1)
+
     def test_requests_refused_for_their_framing_are_logged_with_their_method_and_site(self):
         """Refused before their target was read (by Beast's parser, or by hallpass's framing
         checks), these were logged with no method, host or path: the smuggling attempts a
