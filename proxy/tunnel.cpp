@@ -186,6 +186,35 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
     co_return tunnel_end::closed;
   }
   if (inspect) co_return tunnel_end::inspect;  // the ClientHello stays in c.buffer for the handshake
+  if (sni_host && mode == tunnel_mode::relay) {
+    // The bytes must reach the site that was decided on: the SNI's. A relay to the CONNECT
+    // host's server would let an allowed SNI carry a blocked site's requests to that server
+    // (a CONNECT to a blocked site's address with an allowed SNI: audit of pupils' ways round
+    // the filter, 2026-12-06; transparent mode does the same since audit18 D1). The connection
+    // made stays when the SNI's name leads to the same address (a client that resolved the
+    // name itself and CONNECTs to one of its addresses); otherwise the SNI's own server is
+    // connected to, and the tunnel closes when it cannot be reached.
+    std::string detail;
+    auto resolved = co_await w.upstream().resolve(*sni_host, ex.port, *ex.cfg, detail);
+    bool leads_there = false;
+    for (const auto& e : resolved.first) leads_there = leads_there || e.address() == up->peer.address();
+    if (!leads_there) {
+      origin_address to;
+      to.host = *sni_host;
+      to.port = ex.port;
+      to.connect_host = ex.connect_host;  // the same as the SNI's own plan's (checked above)
+      auto to_sni = co_await w.upstream().acquire(to, *ex.cfg, upstream_use::tunnel, false);
+      if (!to_sni.conn) {
+        ex.add_note("the server named by the SNI could not be reached: " + to_sni.detail);
+        ex.action = outcome::error;
+        ex.status = 502;
+        ex.bytes_in += c.buffer.size();
+        co_return tunnel_end::closed;
+      }
+      ex.add_note("relayed to the SNI's own server, not the CONNECT host's");
+      up = std::move(to_sni.conn);
+    }
+  }
   // A named local, moved in (proxy/README.md, GCC 12 rule 2).
   relay_check still_allowed = decision_still_holds(w, c, ex, std::nullopt, std::move(sni_host));
   auto [in, out] = co_await relay(w, c.io, c.buffer, up->io, up->buffer, daemon.upstream.idle_timeout,

@@ -1226,6 +1226,38 @@ inspection:
                                  and "SNI 'never.test' differs" in l.get("note", "")] or None, what="the relayed line")[0]
         self.assertEqual((line["host"], line["action"]), ("search.test", "allow"), line)
 
+    def test_an_allowed_sni_under_another_address_reaches_the_sni_s_own_server(self):
+        """A CONNECT to a blocked site's address (here 127.0.0.5, an address no list names) with
+        an allowed, relayed SNI was relayed to that address: the site decided on was the SNI's,
+        the server reached the CONNECT's (audit of pupils' ways round the filter, 2026-12-06,
+        F1). The tunnel now goes to the SNI's own server (never.test: 127.0.0.1). A CONNECT to an
+        address the SNI's name leads to keeps its connection (a client that resolved the name
+        itself)."""
+        p = self.start_proxy(self.origin.port)
+        ctx = ssl.create_default_context(cafile=self.test_ca.crt)
+        ctx.check_hostname = False
+        for address, path in (("127.0.0.5", "/ip-fronted"), ("127.0.0.1", "/own-address")):
+            with self.subTest(address=address):
+                s = socket.create_connection(("127.0.0.1", p.port), timeout=10, source_address=(PUPIL, 0))
+                self.addCleanup(s.close)
+                s.sendall(f"CONNECT {address}:{self.origin.port} HTTP/1.1\r\nHost: {address}\r\n\r\n".encode())
+                self.assertIn(b" 200 ", s.recv(4096))
+                tls = ctx.wrap_socket(s, server_hostname="never.test")
+                tls.sendall(f"GET {path} HTTP/1.1\r\nHost: blocked-elsewhere.test\r\n\r\n".encode())
+                self.assertTrue(tls.recv(65536).startswith(b"HTTP/1.1 200"))
+                tls.close()
+                self.assertTrue(any(r["target"] == path for r in self.origin.seen), self.origin.seen)
+                self.assertFalse(any(r["target"] == path for r in self.safe_origin.seen), self.safe_origin.seen)
+                line = wait_for(lambda: [l for l in p.log_lines() if l["method"] == "CONNECT" and l["host"] == address
+                                         and "SNI 'never.test' differs" in l.get("note", "")] or None,
+                                what="the tunnel's line")[0]
+                self.assertEqual(line["action"], "allow", line)
+                self.assertTrue(line["circumvention"], line)
+                if address == "127.0.0.5":
+                    self.assertIn("relayed to the SNI's own server", line["note"])
+                else:
+                    self.assertNotIn("relayed to the SNI's own server", line["note"])
+
     def test_a_relayed_tunnel_ends_when_a_reload_makes_its_host_inspected_or_safesearched(self):
         """A reload that blocks one page of a relayed site makes the site inspected: a tunnel
         opened before it carried the page unseen, for as long as its client kept it (hostile-
