@@ -647,12 +647,18 @@ result exception_store::file_request(const actor& who, const request_form& f) {
   if (!tx.error().empty()) return result::fail("internal", tx.error());
   std::string err;
   if (f.client_address) {
-    // The same device asking again for the same URL while its request waits: one request,
-    // not five (the answer says so). The repeat is audited, so nothing asked is lost.
+    // The same person on the same device asking again for the same URL while their request
+    // waits: one request, not five (the answer says so). The repeat is audited, so nothing
+    // asked is lost. Another person signed in on the device (a classroom PC) files their own:
+    // merging by device told the second pupil of the first's request and its number, and left
+    // the approval's default scope the first pupil's (audit of privacy, 2026-12-06, M2).
+    // `IS` compares NULL with NULL as equal: nobody signed in, the device's own request.
     auto same = db_.prepare(
-        "SELECT id FROM requests WHERE decision IS NULL AND client_address = ? AND url = ? ORDER BY id LIMIT 1", &err);
+        "SELECT id FROM requests WHERE decision IS NULL AND client_address = ? AND url = ? AND asker_user IS ? "
+        "ORDER BY id LIMIT 1",
+        &err);
     if (!same) return result::fail("internal", err);
-    same.bind(1, *f.client_address).bind(2, f.url);
+    same.bind(1, *f.client_address).bind(2, f.url).bind_optional(3, f.asker_user);
     if (same.step(&err)) {
       const auto id = same.integer(0);
       json::object asked{{"requester", f.requester}, {"reasons", f.reasons}, {"client", *f.client_address}};

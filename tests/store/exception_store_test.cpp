@@ -128,6 +128,34 @@ void make_schema_1_store(const temp_dir& dir) {
 
 }  // namespace
 
+TEST_CASE("a repeat from the same person on the same device is merged, another person files their own") {
+  // Merging by device alone told a second pupil signed in on a classroom PC of the first's
+  // request and its number, and kept only the first's (audit of privacy, 2026-12-06, M2).
+  temp_dir dir;
+  auto s = open_store(dir);
+  auto merged = [](const store::result& r) { return r.data.at("merged").as_bool(); };
+  const auto nobody = file(*s, pupil_form());
+  auto again = s->file_request(block_page, pupil_form());
+  REQUIRE(again.ok);
+  CHECK(merged(again));
+  CHECK(again.data.at("id").as_int64() == nobody);
+
+  auto dave = pupil_form();
+  dave.asker_user = "dave";
+  const auto dave_id = file(*s, dave);
+  CHECK(dave_id != nobody);
+  auto carol = pupil_form();
+  carol.asker_user = "carol";
+  auto carol_r = s->file_request(block_page, carol);
+  REQUIRE(carol_r.ok);
+  CHECK_FALSE(merged(carol_r));
+  CHECK(carol_r.data.at("id").as_int64() != dave_id);
+  auto dave_again = s->file_request(block_page, dave);
+  REQUIRE(dave_again.ok);
+  CHECK(merged(dave_again));
+  CHECK(dave_again.data.at("id").as_int64() == dave_id);
+}
+
 TEST_CASE("review completes a block-page request's adult questions and keeps the pupil's words") {
   temp_dir dir;
   auto s = open_store(dir);
