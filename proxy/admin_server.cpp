@@ -385,6 +385,13 @@ void admin_server::apply_retention() {
     std::cerr << "hallpass: retention: closed records could not be deleted from the store (" << r.error
               << "); trying again in 10 minutes\n";
   }
+  // Said once when it starts: deleted text is still in the write-ahead log.
+  if (store_->checkpoint_owed() && !checkpoint_owed_said_) {
+    std::cerr << "hallpass: retention: deleted records are gone from the tables but may still be in "
+                 "hallpass.db-wal, because another program is reading the store (a backup or an sqlite3 "
+                 "session?); trying again every 10 minutes\n";
+  }
+  checkpoint_owed_said_ = store_->checkpoint_owed();
 }
 
 net::awaitable<void> admin_server::accept_loop() {

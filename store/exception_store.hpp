@@ -269,10 +269,15 @@ class exception_store {
   // their actions ("incidents" in data). nullopt, for either cutoff: that kind is kept forever.
   result apply_retention(std::optional<seconds_t> cutoff, std::optional<seconds_t> incident_cutoff,
                          const std::string& rule);
+  // Whether the last round's checkpoint could not complete (a reader held the WAL): deleted
+  // text may still be in hallpass.db-wal until a later round's checkpoint does.
+  bool checkpoint_owed() const { return checkpoint_owed_; }
 
  private:
   explicit exception_store(database db, const rules::time_zone& zone) : db_(std::move(db)), zone_(zone) {}
   bool made_now_ = false;
+  bool checkpoint_owed_ = false;  // apply_retention's checkpoint did not complete
+  bool checkpoint_wal();          // PRAGMA wal_checkpoint(TRUNCATE); true when it completed
   std::string path_;                               // <dir>/hallpass.db, as opened
   std::optional<std::pair<dev_t, ino_t>> opened_;  // its file when opened (files_replaced)
   bool wal_watched_ = false;                       // its -wal was there when opened

@@ -73,6 +73,15 @@ constexpr const char* audit_deletion =
 
 }  // namespace
 
+bool exception_store::checkpoint_wal() {
+  // One row: busy (1 when a reader or writer kept it from completing), the WAL's frames, and
+  // the frames checkpointed.
+  std::string err;
+  auto st = db_.prepare("PRAGMA wal_checkpoint(TRUNCATE)", &err);
+  if (!st || !st.step(&err)) return false;
+  return st.integer(0) == 0;
+}
+
 result exception_store::apply_retention(std::optional<seconds_t> cutoff, std::optional<seconds_t> incident_cutoff,
                                         const std::string& rule) {
   // A kind kept forever binds NULL: `x < NULL` is never true, so nothing of it goes.
@@ -127,13 +136,16 @@ result exception_store::apply_retention(std::optional<seconds_t> cutoff, std::op
   // An entry only when records went: old audit entries (this one's predecessors among them)
   // age out every round, and an entry for each would fill the log with entries about itself.
   // The WAL still holds the pages as they were before; a checkpoint copies the overwritten
-  // ones into the database and empties it. Best effort: a reader (hallpass explain) may hold
-  // it back, and SQLite checkpoints again by itself. Also when only audit entries went: an
-  // entry can be the only copy of words since replaced (a review's first note), and the
-  // files must not keep them (audit, 2026-12-05: they stayed in the WAL until a restart).
+  // ones into the database and empties it. Also when only audit entries went: an entry can be
+  // the only copy of words since replaced (a review's first note), and the files must not keep
+  // them (audit, 2026-12-05: they stayed in the WAL until a restart). A reader (a backup, a
+  // sqlite3 session, hallpass explain) can hold the checkpoint back: it is then owed, and tried
+  // again at every later round, with or without deletions, until it completes. (It was tried
+  // once: SQLite's own checkpoints never truncate the WAL, and the words stayed in it until a
+  // later round deleted something: audit of privacy, 2026-12-06, M1.)
   const bool audit_deleted = counts.at("audit").as_int64() > 0;
   auto checkpointed = [&](result r) {
-    if (r.ok && (records > 0 || audit_deleted)) db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    if (r.ok && (records > 0 || audit_deleted || checkpoint_owed_)) checkpoint_owed_ = !checkpoint_wal();
     return r;
   };
   if (records == 0) return checkpointed(commit(tx, std::move(counts)));

@@ -336,3 +336,35 @@ TEST_CASE("retention that ages out audit entries alone still leaves their words 
   for (const auto& e : audit.data.at("entries").as_array())
     CHECK(e.at("object").as_string() != "request " + std::to_string(id));
 }
+
+TEST_CASE("a checkpoint a reader held back is tried again at the next round until the words are gone") {
+  // A reader (a nightly `sqlite3 .backup`, a DSL's sqlite3 session) held the checkpoint after
+  // the deletions back; it was tried once, and the words stayed in hallpass.db-wal until a
+  // later round deleted something (audit of privacy, 2026-12-06, M1).
+  temp_dir dir;
+  auto s = open_store(dir);
+  const auto denied = file(*s, "https://denied.test/", "words-held-in-the-wal");
+  REQUIRE(s->deny(headteacher, denied, "not for school").ok);
+  std::string error;
+  {
+    auto reader = store::database::open_read_only(dir.db(), &error);
+    REQUIRE(reader.has_value());
+    REQUIRE(reader->exec("BEGIN").empty());
+    auto st = reader->prepare("SELECT count(*) FROM requests", &error);
+    REQUIRE(st);
+    REQUIRE(st.step(&error));  // the read transaction now holds a snapshot
+    const auto r = s->apply_retention(store::now_seconds() + std::chrono::hours(1), std::nullopt, "retention.records 1d");
+    REQUIRE(r.ok);
+    CHECK(r.data.at("requests").as_int64() == 1);
+    CHECK(s->checkpoint_owed());
+    CHECK(files_of(dir).find("words-held-in-the-wal") != std::string::npos);
+    st = {};
+    REQUIRE(reader->exec("COMMIT").empty());
+  }
+  // The next round deletes nothing, and still completes the checkpoint it owes.
+  const auto again = s->apply_retention(store::now_seconds() - std::chrono::hours(1), std::nullopt, "retention.records 1d");
+  REQUIRE(again.ok);
+  CHECK(again.data.at("requests").as_int64() == 0);
+  CHECK_FALSE(s->checkpoint_owed());
+  CHECK(files_of(dir).find("words-held-in-the-wal") == std::string::npos);
+}
