@@ -285,6 +285,14 @@ std::string_view hardware_address_of(worker& w, const client_connection& c, exch
 
 void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   auto& m = w.state().metrics;
+  if (c.inside && !ex.verdict && !ex.asker_role && ex.cfg) {
+    // A request refused inside a tunnel before its decision (another site named: 421; its
+    // framing) is the tunnel's: its identity and role, known from the CONNECT, go with it to
+    // the circumvention count, the alert and the log line, which had an empty role and no
+    // user (audit of pupils' ways round the filter, 2026-12-06, F6).
+    if (!ex.login) ex.login = c.inside->who;
+    note_asker_role(w, c, ex);
+  }
   m.bytes_from_clients.Increment(static_cast<double>(ex.bytes_in));
   m.bytes_to_clients.Increment(static_cast<double>(ex.bytes_out));
   if (ex.circumvention) {

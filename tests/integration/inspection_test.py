@@ -591,7 +591,7 @@ inspection:
 
     def test_request_for_another_host_inside_the_tunnel_is_refused(self):
         p = self.start_proxy(self.origin.port)
-        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10, source_address=(PUPIL, 0))
         self.addCleanup(s.close)
         s.sendall(f"CONNECT origin.test:{self.origin.port} HTTP/1.1\r\nHost: origin.test\r\n\r\n".encode())
         self.assertIn(b" 200 ", s.recv(4096))
@@ -604,6 +604,9 @@ inspection:
         # The log line keeps the path asked for (the Host alone was wrong).
         line = wait_for(lambda: [l for l in p.log_lines() if l.get("status") == 421], what="the 421's line")[-1]
         self.assertEqual((line["host"], line["path"]), ("origin.test", "/asked/for"))
+        # With the tunnel's role (it was empty: audit of pupils' ways round the filter, 2026-12-06).
+        self.assertEqual(line["role"], "pupils", line)
+        self.assertTrue(line["circumvention"], line)
         # A target the proxy cannot read (a raw byte outside ASCII) naming no other site is a
         # 400, as outside a tunnel and as explain says; not a 421, and not a way round counted.
         tls = self.tunnel(p, "origin.test", self.origin.port)
