@@ -206,7 +206,7 @@ WIKIPEDIA_RULES = """    rules:
         reason: Staff must not edit Wikipedia in a personal capacity at work.
       - name: wikipedia editor
         action: block
-        patterns: ['^https?://([a-z0-9-]+\\.)*wikipedia\\.org(:[0-9]+)?/[^#]*[?&]action=(edit|submit)(&|$)']
+        patterns: ['^https?://([a-z0-9-]+\\.)*wikipedia\\.org(:[0-9]+)?/[^#]*[?&](ve)?action=(edit|submit|editredlink|editsource)(&|$)']
         clause: "004 6.11"
         reason: Staff must not edit Wikipedia in a personal capacity at work.
 """

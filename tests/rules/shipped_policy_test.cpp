@@ -56,6 +56,13 @@ TEST_CASE("shipped policy: staff Wikipedia edits blocked, reading allowed (004 6
   CHECK(staff.allowed("2026-11-23 11:00", "https://en.wikipedia.org/wiki/Owl"));
   CHECK_FALSE(staff.allowed("2026-11-23 11:00", "https://en.wikipedia.org/w/index.php?title=Owl&action=edit"));
   CHECK_FALSE(staff.allowed("2026-11-23 11:00", "https://en.wikipedia.org/w/index.php?title=Owl&action=submit"));
+  // The other ways to open the editor (audit of ways round the filter, 2026-12-06, F3): a red
+  // link's page creation and VisualEditor's two modes.
+  CHECK_FALSE(staff.allowed("2026-11-23 11:00", "https://en.wikipedia.org/w/index.php?title=Owl&action=editredlink"));
+  CHECK_FALSE(staff.allowed("2026-11-23 11:00", "https://en.wikipedia.org/wiki/Owl?veaction=edit"));
+  CHECK_FALSE(staff.allowed("2026-11-23 11:00", "https://en.wikipedia.org/wiki/Owl?veaction=editsource&section=2"));
+  CHECK(staff.allowed("2026-11-23 11:00", "https://en.wikipedia.org/wiki/Owl?action=history"));
+  CHECK(staff.allowed("2026-11-23 11:00", "https://en.wikipedia.org/wiki/Owl?oldaction=edit"));
   auto post = test::ask{*p, "staff", "", "POST"}.at("2026-11-23 11:00", "https://en.wikipedia.org/w/api.php");
   CHECK(post.act == action::block);
   CHECK(post.clause == "004 6.11");
