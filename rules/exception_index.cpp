@@ -94,12 +94,31 @@ bool same_page(std::string_view entry, std::string_view request) {
   if (page_path(entry.substr(0, eq)) != page_path(request.substr(0, rq))) return false;
   if (eq == std::string_view::npos) return true;
   const std::string_view query = rq == std::string_view::npos ? std::string_view{} : request.substr(rq + 1);
-  // Every parameter of the entry's query stands among the request's, in any order.
+  // Every parameter of the entry's query stands among the request's, in any order, read as
+  // any server might read them (fail closed): pieces end at '&' or ';' ("?v=abc;" and
+  // "?;v=abc" are v=abc to a server splitting at ';'), and the names compare without ASCII
+  // case (ASP.NET reads "V=abc" as v=abc); the values compare exactly ("v=abc" and "v=ABC" are
+  // different videos). Audit of ways round the filter, 2026-12-06, F2.
+  auto same_param = [](std::string_view a, std::string_view b) {
+    const auto an = a.find('='), bn = b.find('=');
+    if (a.substr(an == std::string_view::npos ? a.size() : an) != b.substr(bn == std::string_view::npos ? b.size() : bn))
+      return false;
+    const auto name_a = a.substr(0, an), name_b = b.substr(0, bn);
+    if (name_a.size() != name_b.size()) return false;
+    for (std::size_t i = 0; i < name_a.size(); ++i) {
+      char x = name_a[i], y = name_b[i];
+      if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+      if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+      if (x != y) return false;
+    }
+    return true;
+  };
   bool all = true;
-  for_each_param(entry.substr(eq + 1), [&](std::string_view wanted) {
+  for_each_param_or_semicolon(entry.substr(eq + 1), [&](std::string_view wanted) {
     if (wanted.empty() || !all) return;
     bool found = false;
-    if (!query.empty()) for_each_param(query, [&](std::string_view piece) { found = found || piece == wanted; });
+    if (!query.empty())
+      for_each_param_or_semicolon(query, [&](std::string_view piece) { found = found || same_param(piece, wanted); });
     all = found;
   });
   return all;
@@ -162,8 +181,12 @@ bool exception_index::target_matches(const rules::target& t, std::optional<std::
     if (!for_block) return false;
     const auto q = path->find('?');
     const std::string_view request_path = path->substr(0, q);
-    if (request_path.find(';') == std::string_view::npos) return false;
-    std::string resolved = path_resolved_without_parameters(request_path);
+    // And as Windows servers read its file names ("/secret.", "/secret%20", "/secret::$DATA"
+    // are "/secret" to IIS: audit of ways round the filter, 2026-12-06, F2).
+    std::string resolved = path_as_windows_reads_it(request_path.find(';') == std::string_view::npos
+                                                        ? std::string(request_path)
+                                                        : path_resolved_without_parameters(request_path));
+    if (resolved == request_path) return false;
     if (q != std::string_view::npos) resolved.append(path->substr(q));
     return path_prefix_matches(t.path, resolved, true);
   }

@@ -530,8 +530,51 @@ std::string path_resolved_without_parameters(std::string_view path) {
   return out;
 }
 
+std::string path_as_windows_reads_it(std::string_view path) {
+  std::string out;
+  out.reserve(path.size());
+  auto trimmed = [](std::string_view seg) {
+    const std::string_view whole = seg;
+    for (bool changed = true; changed && !seg.empty();) {
+      changed = false;
+      constexpr std::string_view stream = "::$data";
+      if (seg.size() > stream.size()) {
+        bool is_stream = true;
+        const auto tail = seg.substr(seg.size() - stream.size());
+        for (std::size_t i = 0; i < stream.size(); ++i) {
+          char c = tail[i];
+          if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+          is_stream = is_stream && c == stream[i];
+        }
+        if (is_stream) {
+          seg.remove_suffix(stream.size());
+          changed = true;
+        }
+      }
+      while (!seg.empty() && (seg.back() == '.' || seg.back() == ' ')) {
+        seg.remove_suffix(1);
+        changed = true;
+      }
+      // A space stays encoded in canonical form ("%20"); a dot does not ("%2e" is ".").
+      while (seg.ends_with("%20")) {
+        seg.remove_suffix(3);
+        changed = true;
+      }
+    }
+    return seg.empty() ? whole : seg;
+  };
+  while (!path.empty()) {
+    const auto slash = path.find('/');
+    out.append(trimmed(path.substr(0, slash)));
+    if (slash == std::string_view::npos) break;
+    out.push_back('/');
+    path.remove_prefix(slash + 1);
+  }
+  return out;
+}
+
 std::string page_path(std::string_view path) {
-  std::string out = path_resolved_without_parameters(path);
+  std::string out = path_as_windows_reads_it(path_resolved_without_parameters(path));
   for (char& c : out) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }

@@ -91,8 +91,16 @@ std::string path_without_parameters(std::string_view path);
 // form, so "/x/..;/y" is "/y". How blocks match (fail closed); never for forwarding.
 std::string path_resolved_without_parameters(std::string_view path);
 
+// A path (without its query) as Windows servers (IIS) read its file names: each segment without
+// its trailing dots and spaces (a space as "%20" too, as canonical form keeps it) and without a
+// trailing "::$DATA" (an NTFS stream name, any case), so "/secret.", "/secret%20" and
+// "/secret::$DATA" are "/secret". A segment
+// that would be left empty ("...") stays as it is. How blocks match (fail closed); never for
+// forwarding.
+std::string path_as_windows_reads_it(std::string_view path);
+
 // A path (without its query) as two spellings of one page compare:
-// path_resolved_without_parameters, then lower case, and
+// path_resolved_without_parameters, then path_as_windows_reads_it, then lower case, and
 // no trailing "/" (except the root's). For matching a reported page or a search engine's
 // search path, never for forwarding: the request is sent as written.
 std::string page_path(std::string_view path);
@@ -106,6 +114,19 @@ void for_each_param(std::string_view query, F&& f) {
     f(query.substr(0, amp));
     if (amp == std::string_view::npos) return;
     query.remove_prefix(amp + 1);
+  }
+}
+
+// Like for_each_param, but a ';' also ends a piece, as servers that take ';' as a parameter
+// separator read a query (older PHP set-ups, Java's and Perl's CGI libraries): how a reported
+// page's parameters are found in a request (fail closed), never for an allow.
+template <class F>
+void for_each_param_or_semicolon(std::string_view query, F&& f) {
+  while (true) {
+    const auto end = query.find_first_of("&;");
+    f(query.substr(0, end));
+    if (end == std::string_view::npos) return;
+    query.remove_prefix(end + 1);
   }
 }
 

@@ -115,6 +115,44 @@ TEST_CASE("a reported page is the same page however it is asked for") {
   CHECK_FALSE(same_page("/watch?v=abc", "/watch"));
   CHECK_FALSE(same_page("/watch?v=abc", "/watch?xv=abc"));
   CHECK_FALSE(same_page("/watch?v=abc&list=1", "/watch?v=abc"));
+  // As other servers read the same page (audit of ways round the filter, 2026-12-06, F2): a
+  // query split at ';' too, parameter names without case (ASP.NET), and file names as Windows
+  // reads them (trailing dots and spaces, an NTFS stream name).
+  CHECK(same_page("/watch?v=abc", "/watch?v=abc;"));
+  CHECK(same_page("/watch?v=abc", "/watch?;v=abc"));
+  CHECK(same_page("/watch?v=abc", "/watch?x=1;v=abc"));
+  CHECK(same_page("/watch?v=abc", "/watch?V=abc"));
+  CHECK_FALSE(same_page("/watch?v=abc", "/watch?v=ABC"));
+  CHECK_FALSE(same_page("/watch?v=abc", "/watch?v=abc%3B"));
+  CHECK(same_page("/watch?v=abc", "/watch.?v=abc"));
+  CHECK(same_page("/bad/page", "/bad/page."));
+  CHECK(same_page("/bad/page", "/bad/page%20"));
+  CHECK(same_page("/bad/page", "/bad/page. ."));
+  CHECK(same_page("/bad/page", "/bad./page::$DATA"));
+  CHECK(same_page("/bad/page", "/bad/page::$data"));
+  CHECK_FALSE(same_page("/bad/page", "/bad/page.html"));
+  CHECK_FALSE(same_page("/bad/page", "/bad/pag"));
+}
+
+TEST_CASE("a prefix block holds against file names as Windows reads them") {
+  auto p = test::load_yaml(open_policy);
+  auto t = make_target("http://open.example/secret", target_kind::prefix, nullptr);
+  REQUIRE(t);
+  auto idx = exception_index::build({}, {local_entry{1, true, *t, "reported"}});
+  for (const char* url : {"http://open.example/secret", "http://open.example/secret.", "http://open.example/secret%2e",
+                          "http://open.example/secret%20", "http://open.example/secret::$DATA/x",
+                          "http://open.example/Secret./x?y", "http://open.example/secret;a./b"}) {
+    INFO(url);
+    CHECK(decide_with(*p, *idx, url).act == action::block);
+  }
+  CHECK(decide_with(*p, *idx, "http://open.example/secrets").act == action::allow);
+  CHECK(decide_with(*p, *idx, "http://open.example/secret.txt").act == action::allow);
+  // An allow or an exception by prefix is not widened: it opens what it names.
+  auto e = pupils_exception(*p, 7, "http://shut.example/good");
+  e.target = *make_target("http://shut.example/good", target_kind::prefix, nullptr);
+  auto open = exception_index::build({e}, {});
+  CHECK(decide_with(*p, *open, "http://shut.example/good/x").act == action::allow);
+  CHECK(decide_with(*p, *open, "http://shut.example/good./x").act == action::block);
 }
 
 TEST_CASE("a reported page's url block holds against another spelling, a url exception stays exact") {
