@@ -187,8 +187,13 @@ search_service search_service_of(std::string_view raw) {
   std::array<char, 256> buf;
   const std::string_view h = host_key(raw, buf);
   if (h.empty()) return search_service::none;
-  // ipv4. and ipv6.google.com serve search too (audit20 D3).
-  if (is_google_search_host(h) || h == "ipv4.google.com" || h == "ipv6.google.com") return search_service::google;
+  // ipv4. and ipv6.google.com serve search too (audit20 D3); images.google.* and
+  // encrypted.google.com answer searches or redirect them (audit of ways round the filter,
+  // 2026-12-06, F4).
+  if (is_google_search_host(h) || one_of(h, {"ipv4.google.com", "ipv6.google.com", "encrypted.google.com"}) ||
+      (h.starts_with("images.") && is_google_search_host(h.substr(7)))) {
+    return search_service::google;
+  }
   if (h == "www.bing.com" || h == "bing.com") return search_service::bing;
   if (one_of(h, {"duckduckgo.com", "www.duckduckgo.com", "html.duckduckgo.com", "lite.duckduckgo.com"})) {
     return search_service::duckduckgo;

@@ -191,6 +191,10 @@ TEST_CASE("SafeSearch: more of Google's and YouTube's hosts, and a semicolon as 
   fixture t;
   CHECK(t.connect("pupils", "ipv4.google.com") == std::optional<std::string_view>("forcesafesearch.google.com"));
   CHECK(t.connect("pupils", "ipv6.google.com") == std::optional<std::string_view>("forcesafesearch.google.com"));
+  CHECK(t.connect("pupils", "images.google.com") == std::optional<std::string_view>("forcesafesearch.google.com"));
+  CHECK(t.connect("pupils", "images.google.co.uk") == std::optional<std::string_view>("forcesafesearch.google.com"));
+  CHECK(t.connect("pupils", "encrypted.google.com") == std::optional<std::string_view>("forcesafesearch.google.com"));
+  CHECK(t.connect("pupils", "images.example.com") == std::nullopt);
   CHECK(t.connect("pupils", "music.youtube.com") == std::optional<std::string_view>("restrict.youtube.com"));
   CHECK(t.connect("pupils", "youtube-nocookie.com") == std::optional<std::string_view>("restrict.youtube.com"));
   CHECK(t.target("pupils", "www.google.com", "/search?q=a;safe=off") ==

@@ -50,6 +50,21 @@ TEST_CASE("shipped policy: each platform's CDNs and short links, and circumventi
   }
 }
 
+TEST_CASE("shipped policy: search engines whose SafeSearch cannot be locked are blocked for pupils and guests") {
+  auto p = shipped();
+  for (const char* url : {"https://www.ecosia.org/search?q=x", "https://search.yahoo.com/search?p=x",
+                          "https://images.search.yahoo.com/search/images?p=x", "https://www.startpage.com/",
+                          "https://search.brave.com/search?q=x", "https://yandex.com/images/"}) {
+    INFO(url);
+    CHECK_FALSE(test::ask{*p, "pupils"}.allowed("2026-11-23 11:00", url));
+    CHECK_FALSE(test::ask{*p, "guests"}.allowed("2026-11-23 11:00", url));
+    CHECK(test::ask{*p, "staff"}.allowed("2026-11-23 11:00", url));
+  }
+  // Yahoo's other services stay open; Google and Bing are locked, not blocked.
+  CHECK(test::ask{*p, "pupils"}.allowed("2026-11-23 11:00", "https://uk.news.yahoo.com/"));
+  CHECK(test::ask{*p, "pupils"}.allowed("2026-11-23 11:00", "https://www.google.com/search?q=x"));
+}
+
 TEST_CASE("shipped policy: staff Wikipedia edits blocked, reading allowed (004 6.11)") {
   auto p = shipped();
   test::ask staff{*p, "staff"};
