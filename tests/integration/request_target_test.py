@@ -38,6 +38,18 @@ class RequestTargetTest(unittest.TestCase):
                 self.assertIn(b"only visible ASCII is allowed", out)
                 self.assertEqual(len(self.py.requests), before, "the origin saw the request")
 
+    def test_the_host_goes_to_the_origin_as_decided_not_as_spelt(self):
+        # Lower case, no trailing dot, escapes decoded: an origin refuses "orig%69n.test" (audit of
+        # ways round the filter, 2026-12-06, F7); the decision already read it so.
+        port = self.py.port
+        for host in (b"orig%69n.test", b"ORIGIN.test.", b"Origin.Test"):
+            with self.subTest(host=host):
+                before = len(self.py.requests)
+                out = self.send(b"http://%s:%d/spelt" % (host, port))
+                self.assertEqual(status_of(out), 404, out[:200])
+                hosts = [v for k, v in self.last_request_after(before)["headers"] if k.lower() == "host"]
+                self.assertEqual(hosts, ["origin.test:%d" % port])
+
     def test_non_ascii_connect_target_is_refused(self):
         out = self.send(b"www.exampl\xe9.org:443", method=b"CONNECT")
         self.assertEqual(status_of(out), 400, out[:200])
