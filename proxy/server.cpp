@@ -16,7 +16,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
+#include <string_view>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -73,6 +76,21 @@ void raise_descriptor_limit(std::size_t connections) {
               << connections << " may need up to " << need << " (six per relayed tunnel, and about 1,024 more): "
               << "one device's tunnels could use the descriptors up before its connection limit; raise "
               << "LimitNOFILE (systemctl edit hallpass) or lower limits.connections\n";
+  }
+}
+
+// A core dump of the daemon would hold the school CA's key, the directory's service password,
+// credentials in flight and pupils' words, kept wherever the system keeps cores (systemd-
+// coredump) outside any retention the school configured (audit of privacy, 2026-12-06, L1).
+// So none is written: the soft and hard limits are 0 before anything secret is read. (Started
+// as root with --user, setuid already stops them; under systemd's User= it does not.)
+// HALLPASS_ALLOW_CORE_DUMPS=1 in the environment keeps the limits as they are, to debug a
+// crash on a test machine.
+void forbid_core_dumps() {
+  if (const char* allow = std::getenv("HALLPASS_ALLOW_CORE_DUMPS"); allow && std::string_view(allow) == "1") return;
+  const rlimit none{0, 0};
+  if (::setrlimit(RLIMIT_CORE, &none) != 0) {
+    std::cerr << "hallpass: warning: cannot turn core dumps off: " << std::strerror(errno) << "\n";
   }
 }
 
@@ -424,6 +442,7 @@ int daemon_exit_code() {
 
 int run_server(const run_options& options) {
   ::signal(SIGPIPE, SIG_IGN);
+  forbid_core_dumps();
   overrides flags = options.flags;
   flags.serving = true;
   config_store configs(options.config_path, std::move(flags));

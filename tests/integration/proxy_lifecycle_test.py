@@ -65,6 +65,20 @@ class LifecycleTest(unittest.TestCase):
     def url(self, host, path="/small"):
         return f"http://{host}:{self.nginx.port}{path}"
 
+    def test_the_daemon_writes_no_core_dump(self):
+        """A core dump would hold the CA key, the directory password, credentials in flight and
+        pupils' words outside any retention (audit of privacy, 2026-12-06, L1): the daemon sets
+        its core limits to 0 at start, even when started with them open."""
+        import resource
+        before = resource.getrlimit(resource.RLIMIT_CORE)
+        resource.setrlimit(resource.RLIMIT_CORE, (before[1], before[1]))  # inherited open
+        try:
+            p = Proxy()
+        finally:
+            resource.setrlimit(resource.RLIMIT_CORE, before)
+        self.addCleanup(p.stop)
+        self.assertEqual(resource.prlimit(p.proc.pid, resource.RLIMIT_CORE), (0, 0))
+
     def test_reload_broken_keeps_old_policy_good_swaps_and_inflight_finishes(self):
         proxy = Proxy()
         try:
