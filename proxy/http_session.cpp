@@ -422,6 +422,9 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
       co_await answer_block_details(w, c, ex, rp);
     } else {
       co_await answer_form(w, c, ex, rp);
+      // The form's own query (a token, the pupil's words, in a crafted GET) is never logged,
+      // whatever keep_query says (audit of privacy, 2026-12-06, L3).
+      ex.query.clear();
     }
     finish_exchange(w, c, ex);
     co_return false;

@@ -298,6 +298,10 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
     const auto st = address == signin_address::signin ? http::status::ok : http::status::network_authentication_required;
     co_await send_signin_page(w, c, ex, st, url, {}, {}, version);
   }
+  // The sign-in and sign-out pages' own queries are never logged, whatever keep_query says:
+  // a name and password typed into a GET (a crafted link, a mistaken bookmark) would be
+  // (audit of privacy, 2026-12-06, L3). A site's query, shown the page instead, is the site's.
+  if (address != signin_address::none) ex.query.clear();
   finish_exchange(w, c, ex);
   co_return false;
 }

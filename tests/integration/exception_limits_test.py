@@ -327,6 +327,21 @@ class ConfiguredLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
         finally:
             ctl("hp_head", self.sock, "revoke", str(mine[0]["id"]), "--reason", "test over", check=0)
 
+    def test_the_form_s_own_query_is_never_logged_even_when_queries_are_kept(self):
+        """A token and words sent to the proxy's own form in a crafted GET were logged with
+        keep_query on (audit of privacy, 2026-12-06, L3); the form's query is the proxy's."""
+        for path in (b"/request?requester=Ava&reasons=QWORDS&token=QTOKEN", b"/signin?user=dave&password=QPASSWORD"):
+            raw_request(self.proxy, b"GET http://hallpass.invalid" + path + b" HTTP/1.1\r\nHost: hallpass.invalid\r\n"
+                        b"Connection: close\r\n\r\n")
+        lines = wait_for(lambda: [l for l in self.proxy.log_lines() if l["host"] == "hallpass.invalid"
+                                  and l["path"] in ("/request", "/signin")] or None, what="the form's lines")
+        if len(lines) < 2:
+            time.sleep(1)
+            lines = [l for l in self.proxy.log_lines() if l["host"] == "hallpass.invalid"]
+        text = json.dumps(lines)
+        for secret in ("QWORDS", "QTOKEN", "QPASSWORD"):
+            self.assertNotIn(secret, text)
+
     def test_max_duration_from_the_policy_is_the_limit(self):
         rid = ctl_json("hp_tech", self.sock, "request", "--url", "http://instagram.test/", "--role", "pupils",
                        "--requester", "Mr L", "--reason", "test", *ASSESSED)["id"]
