@@ -114,13 +114,13 @@ bool same_page(std::string_view entry, std::string_view request) {
     return true;
   };
   bool all = true;
-  for_each_param_or_semicolon(entry.substr(eq + 1), [&](std::string_view wanted) {
+  for_each_param(entry.substr(eq + 1), [&](std::string_view wanted) {
     if (wanted.empty() || !all) return;
     bool found = false;
     if (!query.empty())
-      for_each_param_or_semicolon(query, [&](std::string_view piece) { found = found || same_param(piece, wanted); });
+      for_each_param(query, [&](std::string_view piece) { found = found || same_param(piece, wanted); }, "&;");
     all = found;
-  });
+  }, "&;");
   return all;
 }
 

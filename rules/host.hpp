@@ -106,24 +106,14 @@ std::string path_as_windows_reads_it(std::string_view path);
 std::string page_path(std::string_view path);
 
 // Calls f(piece) for each '&'-separated piece of a query (without its '?'), empty pieces
-// included: how a reported page's parameters and SafeSearch's read a query.
+// included: how a reported page's parameters and SafeSearch's read a query. With
+// `separators` "&;" a ';' also ends a piece, as servers that take ';' as a parameter separator
+// read a query (older PHP set-ups, Java's and Perl's CGI libraries): how a reported page's
+// parameters are found in a request (fail closed), never for an allow.
 template <class F>
-void for_each_param(std::string_view query, F&& f) {
+void for_each_param(std::string_view query, F&& f, std::string_view separators = "&") {
   while (true) {
-    const auto amp = query.find('&');
-    f(query.substr(0, amp));
-    if (amp == std::string_view::npos) return;
-    query.remove_prefix(amp + 1);
-  }
-}
-
-// Like for_each_param, but a ';' also ends a piece, as servers that take ';' as a parameter
-// separator read a query (older PHP set-ups, Java's and Perl's CGI libraries): how a reported
-// page's parameters are found in a request (fail closed), never for an allow.
-template <class F>
-void for_each_param_or_semicolon(std::string_view query, F&& f) {
-  while (true) {
-    const auto end = query.find_first_of("&;");
+    const auto end = query.find_first_of(separators);
     f(query.substr(0, end));
     if (end == std::string_view::npos) return;
     query.remove_prefix(end + 1);
