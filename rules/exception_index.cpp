@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "rules/explain.hpp"
+#include "rules/host.hpp"
 
 namespace hallpass::rules {
 
@@ -103,15 +104,7 @@ bool same_page(std::string_view entry, std::string_view request) {
     const auto an = a.find('='), bn = b.find('=');
     if (a.substr(an == std::string_view::npos ? a.size() : an) != b.substr(bn == std::string_view::npos ? b.size() : bn))
       return false;
-    const auto name_a = a.substr(0, an), name_b = b.substr(0, bn);
-    if (name_a.size() != name_b.size()) return false;
-    for (std::size_t i = 0; i < name_a.size(); ++i) {
-      char x = name_a[i], y = name_b[i];
-      if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-      if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-      if (x != y) return false;
-    }
-    return true;
+    return ascii_iequals(a.substr(0, an), b.substr(0, bn));
   };
   bool all = true;
   for_each_param(entry.substr(eq + 1), [&](std::string_view wanted) {
