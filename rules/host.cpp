@@ -538,18 +538,9 @@ std::string path_as_windows_reads_it(std::string_view path) {
     for (bool changed = true; changed && !seg.empty();) {
       changed = false;
       constexpr std::string_view stream = "::$data";
-      if (seg.size() > stream.size()) {
-        bool is_stream = true;
-        const auto tail = seg.substr(seg.size() - stream.size());
-        for (std::size_t i = 0; i < stream.size(); ++i) {
-          char c = tail[i];
-          if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-          is_stream = is_stream && c == stream[i];
-        }
-        if (is_stream) {
-          seg.remove_suffix(stream.size());
-          changed = true;
-        }
+      if (seg.size() > stream.size() && ascii_iequals(seg.substr(seg.size() - stream.size()), stream)) {
+        seg.remove_suffix(stream.size());
+        changed = true;
       }
       while (!seg.empty() && (seg.back() == '.' || seg.back() == ' ')) {
         seg.remove_suffix(1);
