@@ -186,29 +186,42 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
     co_return tunnel_end::closed;
   }
   if (inspect) co_return tunnel_end::inspect;  // the ClientHello stays in c.buffer for the handshake
-  if (sni_host && mode == tunnel_mode::relay) {
+  if (sni_host && mode == tunnel_mode::relay && ex.connect_host.empty()) {
     // The bytes must reach the site that was decided on: the SNI's. A relay to the CONNECT
     // host's server would let an allowed SNI carry a blocked site's requests to that server
     // (a CONNECT to a blocked site's address with an allowed SNI: audit of pupils' ways round
     // the filter, 2026-12-06; transparent mode does the same since audit18 D1). The connection
     // made stays when the SNI's name leads to the same address (a client that resolved the
     // name itself and CONNECTs to one of its addresses); otherwise the SNI's own server is
-    // connected to, and the tunnel closes when it cannot be reached.
+    // connected to, and the tunnel closes when it cannot be reached or its name not looked up
+    // (logged as a forwarded request's failure would be: 504 for a lookup out of time). A
+    // tunnel to SafeSearch's front end (connect_host) goes there whatever the SNI: the SNI's
+    // own plan has the same front end, or the tunnel was closed above.
     std::string detail;
     auto resolved = co_await w.upstream().resolve(*sni_host, ex.port, *ex.cfg, detail);
+    auto close_unreached = [&](upstream_error error, std::string_view reason, const std::string& why) {
+      ex.add_note("the server named by the SNI could not be reached: " + why);
+      ex.action = outcome::error;
+      ex.status = refusal_info(refusal_for(error)).status;
+      ex.reason_override = reason;
+      ex.bytes_in += c.buffer.size();
+    };
+    if (resolved.second != upstream_error::none || resolved.first.empty()) {
+      w.state().metrics.upstream_failed(metrics::upstream_failure::dns).Increment();
+      const auto error = resolved.second == upstream_error::none ? upstream_error::dns : resolved.second;
+      close_unreached(error, "the name in the TLS handshake (SNI) could not be looked up",
+                      detail.empty() ? std::string("no addresses") : detail);
+      co_return tunnel_end::closed;
+    }
     bool leads_there = false;
-    for (const auto& e : resolved.first) leads_there = leads_there || e.address() == up->peer.address();
+    for (const auto& e : resolved.first) leads_there = leads_there || same_ip(e.address(), up->peer.address());
     if (!leads_there) {
       origin_address to;
       to.host = *sni_host;
       to.port = ex.port;
-      to.connect_host = ex.connect_host;  // the same as the SNI's own plan's (checked above)
       auto to_sni = co_await w.upstream().acquire(to, *ex.cfg, upstream_use::tunnel, false);
       if (!to_sni.conn) {
-        ex.add_note("the server named by the SNI could not be reached: " + to_sni.detail);
-        ex.action = outcome::error;
-        ex.status = 502;
-        ex.bytes_in += c.buffer.size();
+        close_unreached(to_sni.error, to_sni.reason, to_sni.detail);
         co_return tunnel_end::closed;
       }
       ex.add_note("relayed to the SNI's own server, not the CONNECT host's");

@@ -8,6 +8,7 @@ answered, `slow*.dnstest` is answered after 0.5 s. Nothing here sends a packet o
 """
 import os
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -148,6 +149,20 @@ def timed_curl(proxy, url, source=PUPIL, timeout=15):
     return status, body, time.monotonic() - started
 
 
+class HoldingServer(ThreadedServer):
+    """Accepts, reads until the peer closes (at most 10 s), and counts connections."""
+
+    def _serve(self, conn):
+        conn.settimeout(10)
+        try:
+            while conn.recv(4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
 class DnsTest(unittest.TestCase):
     """upstream.dns_servers and upstream.dns_timeout, with the name server in the test."""
 
@@ -225,6 +240,44 @@ class DnsTest(unittest.TestCase):
         self.assertEqual(status_of(response), 504, response[:200])
         self.assertIn(b"could not be found in time", response)
         self.assertLess(took, 3.5)
+
+    def test_a_tunnel_whose_sni_names_a_silent_name_closes_after_one_lookup(self):
+        """A relayed tunnel whose SNI differs from its CONNECT host goes to the SNI's own server
+        (tunnel.cpp). A failed lookup of the SNI's name closed the tunnel only after a second
+        lookup of it (review of 2026-12-06: 4 s and three queries at dns_timeout 2 s), logged 502;
+        now after one, logged 504 as a forwarded request's lookup out of time is."""
+        origin = HoldingServer()
+        self.addCleanup(origin.stop)
+        proxy = Proxy(policy_text=policy(f'  dns_servers: ["127.0.0.1:{self.dns.port}"]\n  dns_timeout: 2s\n',
+                                         connect_ports=str(origin.port)))
+        self.addCleanup(proxy.stop)
+        s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10, source_address=(PUPIL, 0))
+        self.addCleanup(s.close)
+        s.sendall(f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        self.assertIn(b" 200 ", s.recv(4096))
+        ctx = ssl.create_default_context()
+        started = time.monotonic()
+        with self.assertRaises((ssl.SSLError, OSError)):
+            ctx.wrap_socket(s, server_hostname="silent-sni.dnstest")
+        took = time.monotonic() - started
+        self.assertGreater(took, 1.8)
+        self.assertLess(took, 3.5)  # dns_timeout 2s, plus slack; two lookups took 4 s
+        line = [l for l in proxy.log_lines(1) if l["method"] == "CONNECT"][-1]
+        self.assertEqual((line["status"], line["action"]), (504, "error"), line)
+        self.assertIn("SNI 'silent-sni.dnstest' differs", line["note"])
+        self.assertIn("could not be reached", line["note"])
+        # An SNI whose name leads to the address already connected keeps that connection, an
+        # IPv4-mapped CONNECT address included (it made a second connection: the same review).
+        for connect_host in ("127.0.0.1", "[::ffff:127.0.0.1]"):
+            with self.subTest(connect_host=connect_host):
+                before = origin.connections
+                s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10, source_address=(PUPIL, 0))
+                self.addCleanup(s.close)
+                s.sendall(f"CONNECT {connect_host}:{origin.port} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                self.assertIn(b" 200 ", s.recv(4096))
+                with self.assertRaises((ssl.SSLError, OSError)):
+                    ctx.wrap_socket(s, server_hostname="www.dnstest")  # the origin speaks no TLS
+                self.assertEqual(origin.connections - before, 1)
 
     def test_a_name_that_does_not_exist_gets_502_and_is_remembered(self):
         status, body, _ = timed_curl(self.proxy, f"http://nx-missing.dnstest:{self.origin.port}/echo")
