@@ -174,14 +174,22 @@ bool exception_index::target_matches(const rules::target& t, std::optional<std::
     if (!for_block) return false;
     const auto q = path->find('?');
     const std::string_view request_path = path->substr(0, q);
-    // And as Windows servers read its file names ("/secret.", "/secret%20", "/secret::$DATA"
-    // are "/secret" to IIS: audit of ways round the filter, 2026-12-06, F2).
-    std::string resolved = path_as_windows_reads_it(request_path.find(';') == std::string_view::npos
-                                                        ? std::string(request_path)
-                                                        : path_resolved_without_parameters(request_path));
-    if (resolved == request_path) return false;
+    // And both the entry and the request as Windows servers read file names ("/secret.",
+    // "/secret%20", "/secret::$DATA" are "/secret" to IIS, and an entry "/Ltd./accounts" is
+    // "/Ltd/accounts": audit of ways round the filter and its review, 2026-12-06). Only when
+    // a reading can differ: most paths pay one scan and no allocation.
+    const bool parameters = request_path.find(';') != std::string_view::npos;
+    const auto eq = t.path.find('?');
+    const std::string_view entry_path = std::string_view(t.path).substr(0, eq);
+    const bool windows_entry = windows_reads_differently(entry_path);
+    if (!parameters && !windows_entry && !windows_reads_differently(request_path)) return false;
+    std::string resolved =
+        path_as_windows_reads_it(parameters ? path_resolved_without_parameters(request_path) : std::string(request_path));
     if (q != std::string_view::npos) resolved.append(path->substr(q));
-    return path_prefix_matches(t.path, resolved, true);
+    if (!windows_entry) return path_prefix_matches(t.path, resolved, true);
+    std::string entry = path_as_windows_reads_it(entry_path);
+    if (eq != std::string::npos) entry.append(std::string_view(t.path).substr(eq));
+    return path_prefix_matches(entry, resolved, true);
   }
   if (for_block) return same_page(t.path, *path);
   if (*path == t.path) return true;

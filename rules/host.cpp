@@ -530,9 +530,43 @@ std::string path_resolved_without_parameters(std::string_view path) {
   return out;
 }
 
+namespace {
+// "%3A" / "%3a" and "%24" at `i`: the escapes of ':' and '$', which canonical form keeps.
+char windows_escape_at(std::string_view s, std::size_t i) {
+  if (i + 3 > s.size()) return 0;
+  if (s[i] != '%') return 0;
+  if (s[i + 1] == '3' && (s[i + 2] == 'A' || s[i + 2] == 'a')) return ':';
+  if (s[i + 1] == '2' && s[i + 2] == '4') return '$';
+  return 0;
+}
+}  // namespace
+
+bool windows_reads_differently(std::string_view path) {
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    const char c = path[i];
+    if (c == '$' || windows_escape_at(path, i)) return true;
+    const bool segment_end = i + 1 == path.size() || path[i + 1] == '/';
+    if (segment_end && (c == '.' || c == ' ' || (c == '0' && i >= 2 && path[i - 1] == '2' && path[i - 2] == '%')))
+      return true;
+  }
+  return false;
+}
+
 std::string path_as_windows_reads_it(std::string_view path) {
+  // IIS decodes ':' and '$' before the file system sees the name: "%3A%3A%24DATA" is "::$DATA".
+  std::string decoded;
+  decoded.reserve(path.size());
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    if (const char e = windows_escape_at(path, i)) {
+      decoded.push_back(e);
+      i += 2;
+    } else {
+      decoded.push_back(path[i]);
+    }
+  }
+  std::string_view rest = decoded;
   std::string out;
-  out.reserve(path.size());
+  out.reserve(decoded.size());
   auto trimmed = [](std::string_view seg) {
     const std::string_view whole = seg;
     for (bool changed = true; changed && !seg.empty();) {
@@ -554,12 +588,12 @@ std::string path_as_windows_reads_it(std::string_view path) {
     }
     return seg.empty() ? whole : seg;
   };
-  while (!path.empty()) {
-    const auto slash = path.find('/');
-    out.append(trimmed(path.substr(0, slash)));
+  while (!rest.empty()) {
+    const auto slash = rest.find('/');
+    out.append(trimmed(rest.substr(0, slash)));
     if (slash == std::string_view::npos) break;
     out.push_back('/');
-    path.remove_prefix(slash + 1);
+    rest.remove_prefix(slash + 1);
   }
   return out;
 }

@@ -91,13 +91,16 @@ std::string path_without_parameters(std::string_view path);
 // form, so "/x/..;/y" is "/y". How blocks match (fail closed); never for forwarding.
 std::string path_resolved_without_parameters(std::string_view path);
 
-// A path (without its query) as Windows servers (IIS) read its file names: each segment without
-// its trailing dots and spaces (a space as "%20" too, as canonical form keeps it) and without a
-// trailing "::$DATA" (an NTFS stream name, any case), so "/secret.", "/secret%20" and
-// "/secret::$DATA" are "/secret". A segment
-// that would be left empty ("...") stays as it is. How blocks match (fail closed); never for
-// forwarding.
+// A path (without its query) as Windows servers (IIS) read its file names: ':' and '$' decoded
+// ("%3A", "%24": IIS decodes them before the file system sees the name), then each segment
+// without its trailing dots and spaces (a space as "%20" too, as canonical form keeps it) and
+// without a trailing "::$DATA" (an NTFS stream name, any case), so "/secret.", "/secret%20",
+// "/secret::$DATA" and "/secret%3A%3A%24DATA" are "/secret". A segment that would be left
+// empty ("...") stays as it is. How blocks match (fail closed); never for forwarding.
 std::string path_as_windows_reads_it(std::string_view path);
+// Whether path_as_windows_reads_it might change `path`, without allocating: a segment ending in
+// '.', ' ' or "%20", or a '$', "%24" or "%3A" anywhere. (False means it would not.)
+bool windows_reads_differently(std::string_view path);
 
 // A path (without its query) as two spellings of one page compare:
 // path_resolved_without_parameters, then path_as_windows_reads_it, then lower case, and

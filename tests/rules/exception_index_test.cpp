@@ -130,8 +130,23 @@ TEST_CASE("a reported page is the same page however it is asked for") {
   CHECK(same_page("/bad/page", "/bad/page. ."));
   CHECK(same_page("/bad/page", "/bad./page::$DATA"));
   CHECK(same_page("/bad/page", "/bad/page::$data"));
+  CHECK(same_page("/bad/page", "/bad/page%3A%3A$DATA"));
+  CHECK(same_page("/bad/page", "/bad/page::%24data"));
+  CHECK(same_page("/bad/page", "/bad/page%3a%3a%24DATA"));
   CHECK_FALSE(same_page("/bad/page", "/bad/page.html"));
   CHECK_FALSE(same_page("/bad/page", "/bad/pag"));
+}
+
+TEST_CASE("windows_reads_differently says when the Windows reading can change a path") {
+  for (const char* p : {"/a.", "/a./b", "/a ", "/a%20", "/a$b", "/a%24", "/a%3Ab", "/a%3ab"}) {
+    INFO(p);
+    CHECK(windows_reads_differently(p));
+  }
+  for (const char* p : {"/", "/a/b", "/a.b/c", "/a%2Fb", "/index.html", "/a%200x"}) {
+    INFO(p);
+    CHECK_FALSE(windows_reads_differently(p));
+    CHECK(path_as_windows_reads_it(p) == p);
+  }
 }
 
 TEST_CASE("a prefix block holds against file names as Windows reads them") {
@@ -141,12 +156,20 @@ TEST_CASE("a prefix block holds against file names as Windows reads them") {
   auto idx = exception_index::build({}, {local_entry{1, true, *t, "reported"}});
   for (const char* url : {"http://open.example/secret", "http://open.example/secret.", "http://open.example/secret%2e",
                           "http://open.example/secret%20", "http://open.example/secret::$DATA/x",
-                          "http://open.example/Secret./x?y", "http://open.example/secret;a./b"}) {
+                          "http://open.example/Secret./x?y", "http://open.example/secret;a./b",
+                          "http://open.example/secret%3A%3A$DATA", "http://open.example/secret::%24DATA/x"}) {
     INFO(url);
     CHECK(decide_with(*p, *idx, url).act == action::block);
   }
   CHECK(decide_with(*p, *idx, "http://open.example/secrets").act == action::allow);
   CHECK(decide_with(*p, *idx, "http://open.example/secret.txt").act == action::allow);
+  // An entry written with a Windows spelling blocks the plain one too.
+  auto dotted = make_target("http://open.example/Ltd./accounts", target_kind::prefix, nullptr);
+  REQUIRE(dotted);
+  auto idx2 = exception_index::build({}, {local_entry{2, true, *dotted, "reported"}});
+  CHECK(decide_with(*p, *idx2, "http://open.example/Ltd/accounts").act == action::block);
+  CHECK(decide_with(*p, *idx2, "http://open.example/ltd./accounts/2026").act == action::block);
+  CHECK(decide_with(*p, *idx2, "http://open.example/Ltd/account").act == action::allow);
   // An allow or an exception by prefix is not widened: it opens what it names.
   auto e = pupils_exception(*p, 7, "http://shut.example/good");
   e.target = *make_target("http://shut.example/good", target_kind::prefix, nullptr);
