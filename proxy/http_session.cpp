@@ -251,7 +251,10 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
       ex.method = "PRI";
       co_await refuse(w, c, ex, refusal::http2_only);
     } else {
-      const std::string problem = ec.message();
+      // Beast's "bad version" is also what a whole head cut short in its request line gets
+      // (parse_buffered_head): the words say what is wrong either way.
+      const std::string problem =
+          ec == http::error::bad_version ? "the request line does not end in HTTP/1.0 or HTTP/1.1" : ec.message();
       co_await refuse(w, c, ex, refusal::malformed, problem);
     }
     finish_exchange(w, c, ex);

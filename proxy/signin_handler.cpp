@@ -262,6 +262,11 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
   }
   const bool same_site = c.inside || c.transparent;
   const auto address = signin_address_of(same_site, ex.host, ex.path);
+  // The sign-in and sign-out pages' own queries are never logged, whatever keep_query says
+  // (nothing here reads them): a name and password typed into a GET (a crafted link, a
+  // mistaken bookmark) would be (audit of privacy, 2026-12-06, L3). A site's query, shown the
+  // page instead, is the site's.
+  if (address != signin_address::none) ex.query.clear();
   if (same_site) {
     // On a site's own origin (a transparent listener, an inspected tunnel) that site's scripts
     // could fetch these pages: read the user name of the "signed in" page or the sign-out
@@ -298,10 +303,6 @@ net::awaitable<bool> serve_signin(worker& w, client_connection& c, exchange& ex,
     const auto st = address == signin_address::signin ? http::status::ok : http::status::network_authentication_required;
     co_await send_signin_page(w, c, ex, st, url, {}, {}, version);
   }
-  // The sign-in and sign-out pages' own queries are never logged, whatever keep_query says:
-  // a name and password typed into a GET (a crafted link, a mistaken bookmark) would be
-  // (audit of privacy, 2026-12-06, L3). A site's query, shown the page instead, is the site's.
-  if (address != signin_address::none) ex.query.clear();
   finish_exchange(w, c, ex);
   co_return false;
 }

@@ -577,6 +577,9 @@ class Framing(unittest.TestCase):
         self.assertTrue(answer.startswith(b"HTTP/1.1 400 "), answer[:200])
         self.assertLess(time.monotonic() - started, 1.5)
         self.assertEqual(len(o.received), 1)
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("path") == "/short"] or None,
+                        what="the 400's line")[-1]
+        self.assertIn("does not end in HTTP/1.0 or HTTP/1.1", line.get("reason", "") + line.get("note", ""), line)
 
     def test_requests_refused_for_their_framing_are_logged_with_their_method_and_site(self):
         """Refused before their target was read (by Beast's parser, or by hallpass's framing

@@ -8,6 +8,7 @@ with and without the school CA (`hallpass check` says which), and headless Chrom
 through the page. Each device is its own 127.0.0.x address, so the tests do not share a
 binding. Every wait is bounded."""
 import html
+import json
 import os
 import re
 import shutil
@@ -209,6 +210,27 @@ class SigninPageTest(SigninBase, unittest.TestCase):
                  what="the other device to get the sign-in page")
         line = wait_for(lambda: [l for l in self.lines_for(source) if l.get("status") == 511], what="the 511's line")[-1]
         self.assertIsNone(line.get("user"))
+
+    def test_the_sign_in_page_s_own_query_is_never_logged_even_when_queries_are_kept(self):
+        """A name and password typed into a GET of the sign-in page were logged with keep_query
+        on (audit of privacy, 2026-12-06, L3); a site's own query still is."""
+        self.proxy = Proxy(extra=page_section(f"ldap://127.0.0.1:{self.slapd.port}", self.slapd.ca_file) +
+                           "access_log:\n  keep_query: true\n", policy_edit=with_group_roles)
+        self.addCleanup(self.proxy.stop)
+        source = "127.0.0.28"
+        for url in ("http://hallpass.invalid/signin?user=dave&password=QPASSWORD",
+                    "http://hallpass.invalid/signout?token=QTOKEN", self.url(path="/small?kept=QSITE")):
+            self.get(source, url)
+        lines = wait_for(lambda: [l for l in self.lines_for(source) if "QSITE" in json.dumps(l)] or None,
+                         what="the site's line")
+        lines = self.lines_for(source)
+        self.assertEqual(len(lines), 3, lines)
+        self.assertEqual(sorted(l["path"] for l in lines), ["/signin", "/signout", "/small?kept=QSITE"])
+        for l in lines:
+            self.assertIn("sign", l.get("reason", ""), l)  # all three answered by the sign-in page
+        text = json.dumps(lines)
+        self.assertNotIn("QPASSWORD", text)
+        self.assertNotIn("QTOKEN", text)
 
     def test_block_page_says_who_is_signed_in(self):
         source = "127.0.0.23"
