@@ -11,6 +11,7 @@
 #include "proxy/alerts.hpp"
 #include "proxy/dhcp_leases.hpp"
 #include "proxy/login_service.hpp"
+#include "proxy/public_suffix.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/worker.hpp"
 #include "rules/decision.hpp"
@@ -204,7 +205,9 @@ void note_circumvention(worker& w, const client_connection& c, exchange& ex) {
   const device_identity* d = device_of(w, c, ex);
   const std::string device = d && !d->hardware_address.empty() ? d->hardware_address : c.ip.to_string();
   const auto now = std::chrono::floor<std::chrono::seconds>(ex.start);
-  const auto reached = state.circumvention.note_attempt(device, user, now, bans);
+  // One site, one attempt a minute (circumvention_tracker.hpp): a browser's parallel
+  // connections and retries for one visit are one attempt.
+  const auto reached = state.circumvention.note_attempt(device, user, registrable_domain(ex.host), now, bans);
   for (const auto& s : reached) {
     std::string reason = std::to_string(bans.attempts) + " attempts to get round the filter within " +
                          rules::duration_text(bans.within) + " (the last: " + ex.host;

@@ -7,6 +7,7 @@
 // would cover its subdomains too; a page or prefix exception names the host alone.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace hallpass {
@@ -16,5 +17,15 @@ namespace hallpass {
 // suffix: a local block of it closes only the school's own host. Thread-safe; the list is read
 // once, at the first call (off the event loop: the admin socket's thread).
 bool is_public_suffix(std::string_view host, bool listed_only = false);
+
+// The site a host belongs to: its registrable domain by the list ("www.nordvpn.com" and
+// "cdn.nordvpn.com" are "nordvpn.com", "a.b.sch.uk" is "b.sch.uk"); the host itself for an
+// address or a name that is a suffix. For counting one visit once (circumvention_tracker.hpp).
+// `host` normalised. Thread-safe once the list is loaded.
+std::string registrable_domain(std::string_view host);
+
+// Reads the list now (a file read: at start, before any event loop runs), so that no later
+// call reads it on an event loop.
+void load_public_suffixes();
 
 }  // namespace hallpass

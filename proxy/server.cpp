@@ -32,6 +32,7 @@
 #include "proxy/metrics.hpp"
 #include "proxy/net.hpp"
 #include "proxy/pac_server.hpp"
+#include "proxy/public_suffix.hpp"
 #include "proxy/login_service.hpp"
 #include "proxy/negotiate_acceptor.hpp"
 #include "proxy/shared_state.hpp"
@@ -528,6 +529,7 @@ int run_server(const run_options& options) {
   if (auto ml = parse_listen_address(d.metrics.listen)) state.own_listeners.emplace_back(ml->host, ml->port);
 
   raise_descriptor_limit(d.limits.connections);
+  load_public_suffixes();  // a file read: here, not on an event loop at the first circumvention attempt
 
   unsigned n_workers = d.workers ? d.workers : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::unique_ptr<worker>> workers;

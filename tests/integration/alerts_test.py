@@ -97,7 +97,7 @@ def text_of(mail):
 def add_self_harm(text):
     """The base policy with a self_harm category, blocked for everyone, and automatic bans."""
     text = text.replace("  circumvention: {domains: [vpn.test]}\n",
-                        "  circumvention: {domains: [vpn.test]}\n"
+                        "  circumvention: {domains: [vpn.test, vpn2.test, vpn3.test]}\n"
                         "  self_harm: {description: Content that promotes self-harm., domains: [selfharm.test]}\n")
     text = text.replace("    - {action: block, categories: [circumvention]}\n",
                         "    - {action: block, categories: [circumvention]}\n"
@@ -184,14 +184,14 @@ alerts:
 
     def test_attempts_to_get_round_the_filter_alert_and_the_automatic_ban_too(self):
         device = "127.0.0.43"
-        for _ in range(3):
-            self.assertEqual(curl(self.proxy, "http://vpn.test/", source=device)[0], 403)
+        for host in ("vpn.test", "vpn2.test", "vpn3.test"):  # one site counts once a minute
+            self.assertEqual(curl(self.proxy, f"http://{host}/", source=device)[0], 403)
         [attempt] = self.mails_about(f"Attempt to get round the filter by a device of pupils ({device})")
         self.assertIn("Site:     http://vpn.test/", text_of(attempt))
         # The third attempt bans the device (bans.threshold), and the ban is an alert of its own.
         [ban] = self.mails_about(f"Use limited to supervised sites: the device {device}")
         body = text_of(ban)
-        self.assertIn("Why:      3 attempts to get round the filter within 10m (the last: vpn.test, circumvention)", body)
+        self.assertIn("Why:      3 attempts to get round the filter within 10m (the last: vpn3.test, circumvention)", body)
         self.assertRegex(body, r"Ban:      number \d+, until \w+day")
         ban_lines = [l for l in self.alert_lines() if l["kind"] == "ban"]
         self.assertTrue(ban_lines)
