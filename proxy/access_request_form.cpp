@@ -111,23 +111,23 @@ std::string describe_window(std::chrono::seconds window) {
 }
 
 std::string render_request_form(const form_keys& keys, std::string_view client, std::string_view url,
-                                std::string_view role, std::int64_t now, bool same_site,
+                                std::int64_t now, bool same_site,
                                 std::string_view user) {
   std::string out;
   out +=
       "<style>.rq label{display:block;font-weight:600;margin:.75rem 0 .25rem}"
       ".rq input[type=text],.rq textarea{width:100%;font:inherit;padding:.45rem;border:1px solid var(--muted);"
       "border-radius:.25rem;background:var(--card);color:var(--text)}"
-      ".rq textarea{min-height:4.5rem}.rq button{margin-top:1rem;font:inherit;font-weight:600;padding:.55rem 1.1rem;"
+      ".rq textarea{min-height:3.5rem}.rq button{margin-top:1rem;font:inherit;font-weight:600;padding:.55rem 1.1rem;"
       "border:0;border-radius:.3rem;background:var(--askline);color:var(--card);cursor:pointer}"
       ".rq .hint{font-weight:400;color:var(--muted);font-size:.95rem}</style>\n";
   // The pupil says, in their own words, what they need and why. The adult questions of the
   // school's form (identified risks, control measures) are for the teacher or technician who
   // passes the request on, not for a seven-year-old.
-  out += "<p>Tell us what you need this page for. Your teacher or the ICT technician puts your request on the "
-         "school's blocked content access request form, and the headteacher decides (000 7.5). Your group (";
-  append_html_escaped(out, role);
-  out += ") and your device are added for you.</p>\n";
+  // Short, so that the button is in sight on a phone (it was below the fold: audit of the
+  // pages, 2026-12-06). The process (the technician puts it on the school's form, the
+  // headteacher decides, 000 7.5) is the adults'; the group and the device go with it.
+  out += "<p>Tell us why you need this page. A teacher will look at it.</p>\n";
   out += "<form class=\"rq\" method=\"post\" action=\"";
   if (same_site) {
     out += tunnel_form_path;  // posted back to the blocked site's address, which is the proxy
@@ -144,7 +144,8 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
   out += "<input type=\"hidden\" name=\"token\" value=\"" + keys.token(token_purpose::request, client, url, now, nonce) + "\">\n";
   out +=
       "<label for=\"rq-requester\">Your name <span class=\"hint\">(and your class)</span></label>"
-      "<input type=\"text\" id=\"rq-requester\" name=\"requester\" required maxlength=\"200\" autocomplete=\"name\"";
+      // No autofill: on a shared device it offered the last pupil's name.
+      "<input type=\"text\" id=\"rq-requester\" name=\"requester\" required maxlength=\"200\" autocomplete=\"off\"";
   if (!user.empty()) {
     out += " value=\"";
     append_html_escaped(out, user);

@@ -102,7 +102,7 @@ std::string describe_window(std::chrono::seconds window);
 // proxy. `user`: who signed in to the proxy (logins), filled in as the requester (the pupil
 // may still add their class); empty: nobody.
 std::string render_request_form(const form_keys& keys, std::string_view client, std::string_view url,
-                                std::string_view role, std::int64_t now, bool same_site,
+                                std::int64_t now, bool same_site,
                                 std::string_view user = {});
 
 // application/x-www-form-urlencoded -> fields (repeated names: the last wins), each value valid

@@ -17,7 +17,7 @@ body{margin:0;background:var(--bg);color:var(--text);font:1rem/1.5 system-ui,-ap
 main{width:min(44rem,100% - 1.5rem);margin:2rem auto;padding:1.75rem 1.5rem;background:var(--card);border-top:.4rem solid var(--accent);border-radius:.5rem;box-shadow:0 1px 3px rgba(0,0,0,.12)}
 h1{margin:0 0 .5rem;font-size:1.75rem;line-height:1.2}
 h2{margin:0 0 .5rem;font-size:1.2rem}
-p{margin:0 0 1rem}
+p{margin:0 0 1rem;overflow-wrap:anywhere}
 .lead{font-size:1.1rem}
 dl{margin:1.5rem 0;border-top:1px solid var(--rule)}
 dl div{padding:.6rem 0;border-bottom:1px solid var(--rule)}
@@ -198,29 +198,19 @@ std::string render_block_page(const block_page_info& info) {
   } else {
     out += "The school has decided this page should not be used here.";
   }
-  out += "</p>\n<p>";
-  append_value(out, school);
-  out += "\u2019s internet filter stopped this page";
+  out += "</p>\n";
+  // The site, in one short sentence. The group and the category ("pupils", "unlocked search")
+  // are the policy's words, for the adults: they are in the details (audit of the pages,
+  // 2026-12-06: the top read at about age 13 with them).
   if (!info.host.empty()) {
-    out += " from <strong>";
+    out += "<p>The school\u2019s internet filter stopped this page on <strong>";
     append_value(out, info.host, 100);
-    out += "</strong>";
-  }
-  if (!info.role.empty()) {
-    out += " for <strong>";
-    append_value(out, info.role);
-    out += "</strong>";
+    out += "</strong>.</p>\n";
   }
   // "social_media" reads as "social media"; the rule in the details names it exactly.
   std::string category(info.category);
   for (char& c : category)
     if (c == '_') c = ' ';
-  if (!category.empty()) {
-    out += ": it is listed as <strong>";
-    append_value(out, category, 100);
-    out += "</strong>";
-  }
-  out += ".</p>\n";
 
   out +=
       "<section class=\"ask\" aria-labelledby=\"ask\">\n<h2 id=\"ask\">Need this page for your "
@@ -233,12 +223,11 @@ std::string render_block_page(const block_page_info& info) {
     out += "<p><a class=\"askbtn\" href=\"";
     append_html_escaped(out, info.ask_url);
     out += "\">Ask for this page</a></p>\n<p class=\"hint\">The form opens on the school filter\u2019s own page. "
-           "Your teacher or the ICT technician passes your request on, and the headteacher decides (000 7.5).</p>\n";
+           "A teacher will look at what you send.</p>\n";
   } else {
     out +=
-        "<p>Ask your teacher or the ICT technician to request access on the blocked content "
-        "access request form (000 7.5). The headteacher decides, and access can be given for "
-        "a limited time.</p>\n";
+        "<p>Ask your teacher. They can ask for the page to be opened for a while (the headteacher decides, on the "
+        "school\u2019s blocked content access request form, 000 7.5).</p>\n";
   }
   out += "</section>\n";
 
@@ -260,13 +249,19 @@ std::string render_block_page(const block_page_info& info) {
   row(out, "Your device", info.client);
   row(out, "Device name", info.device_name);
   row(out, "Hardware address", info.hardware_address);
+  // The process, for the adults (moved out of the child's part: audit of the pages, 2026-12-06).
+  if (!info.request_form_html.empty() || !info.ask_url.empty()) {
+    row(out, "Asking for access",
+        "The teacher or the ICT technician puts the request on the school\u2019s blocked content access request "
+        "form, with the group and the device above, and the headteacher decides (000 7.5).");
+  }
   out += "</dl>\n</details>\n";
   append_details_link(out, info);
   append_signout_note(out, info);
+  // Monitoring is said (004 8.1, 8.2: users are told), in words that do not frighten a child.
   out +=
-      "<p class=\"note\">The school filters and monitors internet use to keep everyone safe. "
-      "This visit has been recorded. If you think this page was blocked by mistake, tell "
-      "your teacher.</p>\n";
+      "<p class=\"note\">The school checks how its internet is used, to keep everyone safe. If you think "
+      "this page was blocked by mistake, tell your teacher.</p>\n";
   end_document(out);
   return out;
 }
@@ -293,8 +288,13 @@ std::string render_titled_page(std::string_view title, std::string_view text, st
 }  // namespace
 
 std::string render_error_page(int status, std::string_view title, std::string_view explanation,
-                              std::string_view school_name, bool transient) {
+                              std::string_view school_name, bool transient, std::string_view technical) {
   std::string out = render_titled_page(title, explanation, school_name);
+  if (!technical.empty()) {
+    out += "<p class=\"note\">";
+    append_value(out, technical, max_url_bytes + 4 * max_field_bytes);
+    out += "</p>\n";
+  }
   if (transient) {
     out += "<p>Try again in a minute. If it keeps happening, tell your teacher or the ICT technician what you were "
            "trying to open and when.</p>\n";

@@ -71,8 +71,10 @@ bool block_page_for_the_person(std::string_view fetch_mode, std::string_view fet
 // one or two sentences of explanation, and what to do next.
 // `transient`: the problem may go away by itself (a site not answering), so the page says to try
 // again in a minute; false for one that will not (a certificate that cannot be trusted).
+// `technical`: for the technician, after the explanation, in a smaller paragraph of its own
+// (a child reads the explanation; the certificate's reason is the technician's).
 std::string render_error_page(int status, std::string_view title, std::string_view explanation,
-                              std::string_view school_name, bool transient = true);
+                              std::string_view school_name, bool transient = true, std::string_view technical = {});
 
 // Appends `s` with & < > " ' escaped; control characters become U+FFFD.
 // A page that tells the user something went well (the access request was sent).

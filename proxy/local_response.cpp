@@ -28,7 +28,7 @@ constexpr std::string_view unreachable_title = "The site could not be reached";
 
 // The table, in the order of enum refusal (checked below). The texts are those the tests
 // and the documentation (proxy/README.md) name.
-constexpr std::array<refusal_row, 26> rows{{
+constexpr std::array<refusal_row, 27> rows{{
     // head_timeout
     {408, outcome::error, rej::head_timeout, no_upstream_failure, "the request head did not arrive in time", true, "",
      refusal_page::plain, "", "The request did not arrive in time; the web filter closed the connection.\n"},
@@ -59,8 +59,9 @@ constexpr std::array<refusal_row, 26> rows{{
     // addressed_to_proxy
     {400, outcome::error, no_rejection, no_upstream_failure, "a request addressed to the proxy itself", false, "",
      refusal_page::html, "This is the school's web filter",
-     "Your device sent a request to the web filter as if it were a web site. Set it as your browser's proxy "
-     "(or use the automatic proxy configuration the school provides) and try again."},
+     "This address is the school\u2019s web filter, not a website. If you were trying to open a website, tell "
+     "the ICT technician: this device\u2019s proxy settings need checking (the filter should be set as its proxy, "
+     "or the school\u2019s automatic proxy configuration used).", false},
     // port_not_allowed
     {403, outcome::block, rej::port_not_allowed, no_upstream_failure, "tunnels to this port are not allowed", false, "",
      refusal_page::plain, "", "Blocked by the web filter: tunnels to port {} are not allowed.\n"},
@@ -97,10 +98,14 @@ constexpr std::array<refusal_row, 26> rows{{
      "The web filter refused a request for another site inside a connection opened for one site ({}).", false},
     // upstream_certificate (counted in hallpass_tls_origin_failures_total by the upstream)
     {502, outcome::error, no_rejection, no_upstream_failure, "the site's certificate could not be trusted", true,
-     "upstream certificate: ", refusal_page::html, "This site's certificate could not be trusted",
-     "The web filter could not confirm that this is the real site, so it did not open it: {}. Usually the site is set "
-     "up wrongly; sometimes someone is pretending to be it. The school's certificate is never given to a site that "
-     "fails this check. If you need this site, tell the ICT technician.", false},
+     "upstream certificate: ", refusal_page::html, "This website is not safe to open",
+     // A child reads the first sentences; the technician the reason, after them (audit of the
+     // pages, 2026-12-06: the reason came first, in 69 words of certificate terms).
+     "The school\u2019s internet filter could not check that this is the real website, so it stopped it. If you need "
+     "it, tell your teacher or the ICT technician.", false,
+     "For the technician: the site\u2019s certificate could not be trusted: {}. Usually the site is set up wrongly; "
+     "sometimes someone is pretending to be it. The school\u2019s certificate is never given to a site that fails "
+     "this check."},
     // upstream_outdated_tls (counted in hallpass_tls_origin_failures_total by the upstream)
     {502, outcome::error, no_rejection, no_upstream_failure, "the site offers only an outdated secure connection",
      true, "upstream TLS: ", refusal_page::html, "This site's security is out of date",
@@ -122,9 +127,16 @@ constexpr std::array<refusal_row, 26> rows{{
     {503, outcome::error, no_rejection, no_upstream_failure, "", false, "", refusal_page::html,
      "The web filter is too busy",
      "The web filter has run out of room for connections just now, so it could not open this site. This is the "
-     "filter's problem, not the site's. If it keeps happening, tell the ICT technician."},
+     "filter's problem, not the site's. Try again in a minute; if it keeps happening, tell the ICT technician.",
+     false},
+    // upstream_name_unknown: trying again will not help; the spelling might (audit of the
+    // pages, 2026-12-06: the page said to try again in a minute). The upstream counts it.
+    {502, outcome::error, no_rejection, no_upstream_failure, "", false, "", refusal_page::html,
+     "This website could not be found",
+     "This website\u2019s name could not be found. Check the address for spelling mistakes; if it is right, the "
+     "website may have closed. Tell your teacher if you need it.", false},
 }};
-static_assert(rows.size() == static_cast<std::size_t>(refusal::proxy_overloaded) + 1,
+static_assert(rows.size() == static_cast<std::size_t>(refusal::upstream_name_unknown) + 1,
               "one row per refusal kind, in the enum's order");
 
 // School-local time in words for the block page: "Wednesday 2 December 2026, 12:16 GMT"
@@ -145,6 +157,7 @@ bool names_address(refusal r) {
     case refusal::upstream_certificate:
     case refusal::upstream_outdated_tls:
     case refusal::upstream_needs_direct:
+    case refusal::upstream_name_unknown:
       return true;
     default:
       return false;
@@ -171,6 +184,7 @@ refusal refusal_for(upstream_error e) {
     case upstream_error::tls_outdated: return refusal::upstream_outdated_tls;
     case upstream_error::tls_needs_direct: return refusal::upstream_needs_direct;
     case upstream_error::no_descriptors: return refusal::proxy_overloaded;
+    case upstream_error::dns: return refusal::upstream_name_unknown;
     default: return refusal::upstream_unreachable;
   }
 }
@@ -208,6 +222,11 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
   if (row.detail_is_note) ex.note = std::string(row.note_prefix) + std::string(detail);
   const auto status = static_cast<http::status>(row.status);
   std::string text = refusal_text(row, detail);
+  std::string technical;
+  if (!row.technical.empty()) {
+    technical = row.technical;
+    if (const auto at = technical.find("{}"); at != std::string::npos) technical.replace(at, 2, detail);
+  }
   // A row without its own text shows the detail, a phrase ("the site's name could not be
   // found"): made a sentence before another follows it. Rows with a text are left as written.
   if (row.text.empty() && !text.empty()) {
@@ -215,11 +234,13 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
     if (text.back() != '.' && text.back() != '?' && text.back() != '!') text += '.';
   }
   if (names_address(r) && !ex.host.empty()) {
-    // The page names the address that could not be reached, for the technician.
-    text += " The address was " + url_of(ex.scheme, ex.host, ex.port, "/");
+    // The page names the address that could not be reached, for the technician: the page
+    // asked for, not only its site (audit of the pages, 2026-12-06); no query.
+    std::string& to = technical.empty() ? text : technical;
+    to += " The address was " + url_of(ex.scheme, ex.host, ex.port, ex.path.empty() ? std::string_view("/") : ex.path);
     // SafeSearch connects to the provider's locked front end instead: that is what failed.
-    if (!ex.connect_host.empty()) text += ", reached through " + ex.connect_host + " (SafeSearch)";
-    text += ".";
+    if (!ex.connect_host.empty()) to += ", reached through " + ex.connect_host + " (SafeSearch)";
+    to += ".";
   }
   switch (row.page) {
     case refusal_page::plain:
@@ -229,7 +250,7 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
     case refusal_page::html:
       break;
   }
-  co_return co_await write_error_page(c, ex, status, row.title, text, false, version, row.transient);
+  co_return co_await write_error_page(c, ex, status, row.title, text, false, version, row.transient, technical);
 }
 
 net::awaitable<bool> write_local(client_connection& c, exchange& ex, http::status status, std::string&& body,
@@ -273,9 +294,9 @@ net::awaitable<bool> send_local(client_connection& c, exchange& ex,
 
 net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::status status, std::string_view title,
                                       std::string_view explanation, bool keep_alive, unsigned version,
-                                      bool transient) {
+                                      bool transient, std::string_view technical) {
   const std::string_view school = ex.cfg ? std::string_view(ex.cfg->policy->school_name) : std::string_view();
-  std::string page = render_error_page(static_cast<int>(status), title, explanation, school, transient);
+  std::string page = render_error_page(static_cast<int>(status), title, explanation, school, transient, technical);
   co_return co_await write_local(c, ex, status, std::move(page), "text/html; charset=utf-8", keep_alive, version);
 }
 
@@ -319,7 +340,7 @@ std::string block_page_html(worker& w, client_connection& c, exchange& ex, std::
     }
     // The access request form, except where no exception could ever help.
     if (could_ask) {
-      form = render_request_form(w.state().form_keys, c.ip_text, url, info.role,
+      form = render_request_form(w.state().form_keys, c.ip_text, url,
                                  std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count(),
                                  c.inside || c.transparent, info.user);
       info.request_form_html = form;

@@ -51,6 +51,7 @@ enum class refusal : std::uint8_t {
   http2_only,            // a client that opened with HTTP/2's connection preface (answered in HTTP/2)
   method_too_long,       // a method longer than max_forwarded_method_length (501)
   proxy_overloaded,      // the proxy has no file descriptor left for the origin connection (503)
+  upstream_name_unknown,  // upstream: the site's name does not exist (a misspelt address, 502)
 };
 
 enum class refusal_page : std::uint8_t {
@@ -74,6 +75,9 @@ struct refusal_row {
   std::string_view title;  // the page's title (html)
   std::string_view text;   // the page's explanation (html) or the whole body (plain)
   bool transient = true;   // the page says to try again in a minute (false: that cannot help)
+  // For the technician, in a paragraph of its own after `text` ("{}": the detail, which `text`
+  // then leaves out); the page's address goes there too. Empty: none.
+  std::string_view technical = {};
 };
 
 // The row for a kind. Every kind has one (checked by a unit test).
@@ -113,7 +117,7 @@ net::awaitable<bool> send_local(client_connection& c, exchange& ex,
 // The school's error page with a title and an explanation.
 net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::status status, std::string_view title,
                                       std::string_view explanation, bool keep_alive = false, unsigned version = 11,
-                                      bool transient = true);
+                                      bool transient = true, std::string_view technical = {});
 
 // The block page for ex's verdict (with the access request form where an exception could help).
 // `for_the_person` (block_page_for_the_person): false leaves out who signed in, the device, its

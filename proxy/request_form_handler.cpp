@@ -21,10 +21,12 @@ namespace {
 
 // A page in answer to the form. An ordinary coroutine function, not a lambda: GCC 12
 // corrupts the heap with coroutine lambdas defined inside another coroutine (seen here).
+// Each text says what to do next itself: no "try again in a minute" and no "Error 409" line
+// under it, which contradicted it and meant nothing to a child (audit of the pages,
+// 2026-12-06). The status is in the access log.
 net::awaitable<void> form_page(client_connection& c, exchange& ex, std::string_view school, unsigned version,
                                http::status st, std::string_view title, std::string_view text) {
-  std::string body = st == http::status::ok ? render_notice_page(title, text, school)
-                                            : render_error_page(static_cast<int>(st), title, text, school);
+  std::string body = render_notice_page(title, text, school);
   co_await write_local(c, ex, st, std::move(body), "text/html; charset=utf-8", false, version);
 }
 
@@ -295,18 +297,16 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   if (merged) {
     // One device asking again for the same page adds no second pending request.
     ex.note = "access request " + std::to_string(id) + " asked again (merged)";
-    const std::string again = "You have already asked for this page; your request number " + std::to_string(id) +
-                              " for " + stored_url +
-                              " is waiting for the headteacher's decision. It was not sent a second time. If it is "
-                              "approved, the page opens by itself; you do not need to do anything else.";
+    const std::string again = "You have already asked for this page (request number " + std::to_string(id) +
+                              "), and a teacher will look at it. You do not need to ask again. If it is allowed, the "
+                              "page will open by itself.";
     co_await form_page(c, ex, school, version, http::status::ok, "You have already asked for this page", again);
     co_return;
   }
   ex.note = "access request " + std::to_string(id) + " filed";
-  const std::string text = "Your request number " + std::to_string(id) + " for " + stored_url +
-                           " has been sent. The ICT technician passes it to the headteacher, who decides. If it is "
-                           "approved, the page opens by itself for the time the headteacher sets; you do not need to "
-                           "do anything else. If it is not, your teacher will tell you why.";
+  const std::string text = "Your request has been sent (number " + std::to_string(id) +
+                           "). A teacher will look at it. If it is allowed, the page will open by itself; you do not "
+                           "need to do anything else.";
   co_await form_page(c, ex, school, version, http::status::ok, "Your request has been sent", text);
 }
 

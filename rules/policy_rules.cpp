@@ -320,9 +320,8 @@ std::optional<rule> loader::search_front_end_lock(const std::string& role,
                                                   const std::string& clause) {
   static const char* const text =
       "[{name: SafeSearch lock, action: block, domains: [html.duckduckgo.com, "
-      "lite.duckduckgo.com], reason: \"DuckDuckGo's HTML and lite pages cannot be locked to safe "
-      "search, so they are closed where SafeSearch is on; duckduckgo.com is open, with safe search "
-      "locked.\"}]";
+      "lite.duckduckgo.com], reason: \"This version of DuckDuckGo cannot keep search results safe, "
+      "so it cannot be locked to safe search at school. Please use duckduckgo.com instead.\"}]";
   auto rules = load_rules(load_yaml(text), role);
   if (rules.size() != 1) return std::nullopt;
   rules[0].id = role + " SafeSearch lock";

@@ -166,9 +166,12 @@ class BrowserHttpsTest(unittest.TestCase):
         self.assertEqual([l for l in lines if l["method"] != "CONNECT" and l.get("scheme") != "https"], [], lines)
         # The page gives the proxy's reason, the site and a way to ask.
         reason = [l for l in lines if l["method"] == "GET" and l["path"] == "/"][0]["reason"]
-        for part in ("This page is blocked", reason, "www.facebook.com", "social media",
+        for part in ("This page is blocked", reason, "www.facebook.com",
                      "Need this page for your school work?", "Send my request"):
             self.assertIn(part, text)
+        # The category is the adults': in the folded details, not in what a child reads first.
+        self.assertNotIn("social media", text)
+        self.assertIn("social media", b.js("document.querySelector('details').textContent"))
 
         # The pupil types into the fields and clicks the button.
         fill = {"requester": "Amira (Year 5)", "reasons": "Our school's page has the photos of the trip",

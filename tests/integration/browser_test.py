@@ -179,8 +179,14 @@ class BrowserTest(DaemonWithAdminSocket, unittest.TestCase):
         text = self.browser.open(f"http://origin.test:{self.nginx.port}/small")
         self.assertEqual(text.strip(), "s" * 1024)
         text = self.browser.open(f"http://facebook.test:{self.nginx.port}/profile?id=7")
-        for part in ("Integration Test School", "facebook.test", "pupils", "social media"):
+        for part in ("Integration Test School", "facebook.test", "This page is blocked", "Need this page"):
             self.assertIn(part, text)
+        # The group and the category are the adults': in the folded details (audit of the pages,
+        # 2026-12-06), not in what a child reads first.
+        details = self.browser.js("document.querySelector('details').textContent")
+        for part in ("pupils", "social media"):
+            self.assertIn(part, details)
+        self.assertNotIn("it is listed as", text)
         self.assertEqual(self.browser.js("document.documentElement.lang"), "en-GB")
         # Plain HTTP: the page is the site's, which its scripts could read, so the form is on the
         # proxy's own page that "Ask for this page" opens (hallpass.invalid, another origin).

@@ -165,7 +165,7 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
         rid = mine[0]["id"]
         self.assertIn(b"has been sent", replies[0])
         for r in replies[1:]:
-            self.assertIn(f"You have already asked for this page; your request number {rid}".encode(), r)
+            self.assertIn(f"You have already asked for this page (request number {rid})".encode(), r)
         # Another device asking for the same page has its own request.
         other = post_form(self.proxy, block_page_form(self.proxy, self.nginx.port, "/five", "127.0.0.24"),
                           "127.0.0.24")

@@ -318,7 +318,7 @@ class LoginsTest(unittest.TestCase):
         status, body, err = curl(self.proxy, html.unescape(link), source=PUPIL, extra=["--proxy-user", "dave:dave-pw"])
         self.assertEqual(status, 200, err)
         self.assertIn(b"<dt>Signed in as</dt><dd>dave</dd>", body)
-        self.assertIn(b'name="requester" required maxlength="200" autocomplete="name" value="dave"', body)
+        self.assertIn(b'name="requester" required maxlength="200" autocomplete="off" value="dave"', body)
         line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("user") == "dave" and
                                  l.get("host") == "facebook.test"], what="dave's line")[-1]
         self.assertEqual(line["role"], "year6")

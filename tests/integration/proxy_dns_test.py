@@ -283,7 +283,11 @@ class DnsTest(unittest.TestCase):
         status, body, _ = timed_curl(self.proxy, f"http://nx-missing.dnstest:{self.origin.port}/echo")
         self.assertEqual(status, 502)
         # The reason as a sentence, then the address (not "found The address").
-        self.assertIn(b"The site&#39;s name could not be found. The address was http://nx-missing.dnstest:", body)
+        # A misspelt name: check the spelling, not "try again in a minute"; the page asked for
+        # (audit of the pages, 2026-12-06).
+        self.assertIn(b"This website\xe2\x80\x99s name could not be found. Check the address for spelling mistakes", body)
+        self.assertIn(f"The address was http://nx-missing.dnstest:{self.origin.port}/echo.".encode(), body)
+        self.assertNotIn(b"Try again in a minute", body)
         asked = self.dns.count("nx-missing.dnstest")
         self.assertGreaterEqual(asked, 1)
         status, _, took = timed_curl(self.proxy, f"http://nx-missing.dnstest:{self.origin.port}/echo")
