@@ -104,6 +104,8 @@ std::string describe_window(std::chrono::seconds window) {
   auto plural = [](long long v, const char* unit) {
     return std::to_string(v) + " " + unit + (v == 1 ? "" : "s");
   };
+  if (n == 86400) return "a day";
+  if (n % 86400 == 0) return plural(n / 86400, "day");
   if (n == 3600) return "an hour";
   if (n % 3600 == 0) return plural(n / 3600, "hour");
   if (n % 60 == 0) return n == 60 ? "a minute" : plural(n / 60, "minute");

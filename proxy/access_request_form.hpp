@@ -92,7 +92,7 @@ std::string url_for_storage(std::string_view url, bool keep_query);
 // headteacher may mean that page). audit19 D4.
 std::string url_without_credentials(std::string_view url);
 
-// "10 minutes", "1 minute", "an hour", "90 seconds": a limiter's window in words.
+// "10 minutes", "a minute", "an hour", "a day", "2 days", "90 seconds": a duration in words.
 std::string describe_window(std::chrono::seconds window);
 
 // The form's HTML, to insert in the block page. `same_site`: the form posts to

@@ -151,7 +151,7 @@ void append_signout_note(std::string& out, const block_page_info& info) {
 std::string render_ban_page(const block_page_info& info, std::string_view school) {
   std::string out;
   out.reserve(4 * 1024);
-  begin_document(out, "Supervised use only", school);
+  begin_document(out, "Only some websites are open for now", school);
   out += "<h1>Only some websites are open for now</h1>\n<p class=\"lead\">";
   append_value(out, info.reason, 2 * max_field_bytes);
   out += "</p>\n<p>This lasts until <strong>";
@@ -199,6 +199,11 @@ std::string render_block_page(const block_page_info& info) {
     out += "The school has decided this page should not be used here.";
   }
   out += "</p>\n";
+  if (!info.circumvention_warning.empty()) {
+    out += "<p><strong>Trying to get round the school\u2019s internet filter can stop your internet at school for ";
+    append_value(out, info.circumvention_warning, 100);
+    out += ".</strong></p>\n";
+  }
   // The site, in one short sentence. The group and the category ("pupils", "unlocked search")
   // are the policy's words, for the adults: they are in the details (audit of the pages,
   // 2026-12-06: the top read at about age 13 with them).
@@ -222,7 +227,7 @@ std::string render_block_page(const block_page_info& info) {
     // The form is on the proxy's own page, which this site's scripts cannot read.
     out += "<p><a class=\"askbtn\" href=\"";
     append_html_escaped(out, info.ask_url);
-    out += "\">Ask for this page</a></p>\n<p class=\"hint\">The form opens on the school filter\u2019s own page. "
+    out += "\">Ask for this page</a></p>\n<p class=\"hint\">The form opens on the internet filter\u2019s own page. "
            "A teacher will look at what you send.</p>\n";
   } else {
     out +=

@@ -23,7 +23,7 @@ constexpr std::optional<rej> no_rejection;
 constexpr std::optional<upf> no_upstream_failure;
 
 constexpr std::string_view refused_title = "The request was refused";
-constexpr std::string_view refused_text = "The web filter refused an ambiguous or malformed request.";
+constexpr std::string_view refused_text = "The school\u2019s internet filter refused an ambiguous or malformed request.";
 constexpr std::string_view unreachable_title = "The site could not be reached";
 
 // The table, in the order of enum refusal (checked below). The texts are those the tests
@@ -31,13 +31,13 @@ constexpr std::string_view unreachable_title = "The site could not be reached";
 constexpr std::array<refusal_row, 27> rows{{
     // head_timeout
     {408, outcome::error, rej::head_timeout, no_upstream_failure, "the request head did not arrive in time", true, "",
-     refusal_page::plain, "", "The request did not arrive in time; the web filter closed the connection.\n"},
+     refusal_page::plain, "", "The request did not arrive in time; the school\u2019s internet filter closed the connection.\n"},
     // malformed
     {400, outcome::error, rej::malformed, no_upstream_failure, "the request is malformed", true, "", refusal_page::html,
-     "The request is malformed", "The web filter could not read this request."},
+     "The request is malformed", "The school\u2019s internet filter could not read this request."},
     // head_too_large
     {431, outcome::error, rej::head_too_large, no_upstream_failure, "the request head is too large", false, "",
-     refusal_page::html, "The request is too large", "The request's headers are larger than the web filter accepts."},
+     refusal_page::html, "The request is too large", "The request's headers are larger than the school\u2019s internet filter accepts."},
     // too_many_fields
     {431, outcome::error, rej::head_too_large, no_upstream_failure, "the request has too many header fields", true, "",
      refusal_page::html, refused_title, refused_text},
@@ -49,22 +49,22 @@ constexpr std::array<refusal_row, 27> rows{{
      false, "", refusal_page::html, "The upload is too large", "The request body is larger than the school's limit."},
     // malformed_body
     {400, outcome::error, rej::malformed, no_upstream_failure, "the request body is malformed", true, "",
-     refusal_page::html, "The request is malformed", "The web filter could not read this request's body."},
+     refusal_page::html, "The request is malformed", "The school\u2019s internet filter could not read this request's body."},
     // body_too_slow
     {408, outcome::error, rej::body_too_slow, no_upstream_failure, "the request body came too slowly", true, "",
-     refusal_page::plain, "", "The upload came too slowly; the web filter closed the connection.\n"},
+     refusal_page::plain, "", "The upload came too slowly; the school\u2019s internet filter closed the connection.\n"},
     // bad_target
     {400, outcome::error, rej::malformed, no_upstream_failure, "the request target is not a URL the proxy can use", true,
      "", refusal_page::html, refused_title, ""},
     // addressed_to_proxy
     {400, outcome::error, no_rejection, no_upstream_failure, "a request addressed to the proxy itself", false, "",
-     refusal_page::html, "This is the school's web filter",
-     "This address is the school\u2019s web filter, not a website. If you were trying to open a website, tell "
+     refusal_page::html, "This is the school\u2019s internet filter",
+     "This address is the school\u2019s internet filter, not a website. If you were trying to open a website, tell "
      "the ICT technician: this device\u2019s proxy settings need checking (the filter should be set as its proxy, "
      "or the school\u2019s automatic proxy configuration used).", false},
     // port_not_allowed
     {403, outcome::block, rej::port_not_allowed, no_upstream_failure, "tunnels to this port are not allowed", false, "",
-     refusal_page::plain, "", "Blocked by the web filter: tunnels to port {} are not allowed.\n"},
+     refusal_page::plain, "", "Blocked by the school\u2019s internet filter: tunnels to port {} are not allowed.\n"},
     // destination_refused (the upstream counts its own failures and refusals)
     {403, outcome::error, no_rejection, no_upstream_failure, "", false, "", refusal_page::html,
      "This destination is not allowed", ""},
@@ -85,17 +85,17 @@ constexpr std::array<refusal_row, 27> rows{{
     // upstream_malformed
     {502, outcome::error, no_rejection, upf::malformed, "the site's answer was malformed", true, "upstream response: ",
      refusal_page::html, "The site's answer was malformed",
-     "The site answered in a way that can be read more than one way, so the web filter did not pass it on."},
+     "The site answered in a way that can be read more than one way, so the school\u2019s internet filter did not pass it on."},
     // upstream_head_too_large (counted as malformed: hallpass_upstream_failures_total's kinds stay as they were)
     {502, outcome::error, no_rejection, upf::malformed, "the site's answer head was too large", true,
      "upstream response: ", refusal_page::html, "The site's answer was too large to check",
-     "The site sent more header data with its answer than the web filter accepts, so it did not pass the answer "
+     "The site sent more header data with its answer than the school\u2019s internet filter accepts, so it did not pass the answer "
      "on. If you need this site, tell the ICT technician (limits.response_header_bytes and "
      "limits.response_header_count in the filter's configuration)."},
     // misdirected
     {421, outcome::error, rej::malformed, no_upstream_failure, "the request names another site than its tunnel",
      true, "", refusal_page::html, refused_title,
-     "The web filter refused a request for another site inside a connection opened for one site ({}).", false},
+     "The school\u2019s internet filter refused a request for another site inside a connection opened for one site ({}).", false},
     // upstream_certificate (counted in hallpass_tls_origin_failures_total by the upstream)
     {502, outcome::error, no_rejection, no_upstream_failure, "the site's certificate could not be trusted", true,
      "upstream certificate: ", refusal_page::html, "This website is not safe to open",
@@ -113,8 +113,8 @@ constexpr std::array<refusal_row, 27> rows{{
      "filter did not open it. Trying again will not help. If you need this site, tell the ICT technician.", false},
     // upstream_needs_direct (upstream.hpp origin_wants: a client certificate, HTTP/2 only)
     {502, outcome::error, no_rejection, no_upstream_failure, "the site cannot be opened with inspection", true,
-     "upstream: ", refusal_page::html, "This site cannot be opened through the web filter's checks",
-     "The web filter reads this site's pages to check them, and the site needs something it cannot give then: {}. "
+     "upstream: ", refusal_page::html, "This site cannot be opened through the school\u2019s internet filter\u2019s checks",
+     "The school\u2019s internet filter reads this site's pages to check them, and the site needs something it cannot give then: {}. "
      "Trying again will not help. If you need this site, tell the ICT technician.", false},
     // http2_only: logged as 505 (HTTP Version Not Supported); the client is told in HTTP/2
     {505, outcome::error, rej::http2_only, no_upstream_failure,
@@ -122,11 +122,11 @@ constexpr std::array<refusal_row, 27> rows{{
      false},
     // method_too_long
     {501, outcome::error, rej::malformed, no_upstream_failure, "the request's method is longer than any the web filter knows",
-     false, "", refusal_page::html, refused_title, "The web filter does not know this request's method.", false},
+     false, "", refusal_page::html, refused_title, "The school\u2019s internet filter does not know this request's method.", false},
     // proxy_overloaded (counted in hallpass_descriptor_shortages_total by the upstream)
     {503, outcome::error, no_rejection, no_upstream_failure, "", false, "", refusal_page::html,
-     "The web filter is too busy",
-     "The web filter has run out of room for connections just now, so it could not open this site. This is the "
+     "The school\u2019s internet filter is too busy",
+     "The school\u2019s internet filter has run out of room for connections just now, so it could not open this site. This is the "
      "filter's problem, not the site's. Try again in a minute; if it keeps happening, tell the ICT technician.",
      false},
     // upstream_name_unknown: trying again will not help; the spelling might (audit of the
@@ -316,6 +316,12 @@ std::string block_page_html(worker& w, client_connection& c, exchange& ex, std::
   info.clause = v.clause;
   info.period = period;
   info.time_text = when;
+  // A circumvention category's block warns of the automatic ban, when the policy has one.
+  std::string warning;
+  if (v.matched_category && v.matched_category->circumvention && ex.cfg->policy->bans.attempts > 0) {
+    warning = describe_window(std::chrono::duration_cast<std::chrono::seconds>(ex.cfg->policy->bans.duration));
+    info.circumvention_warning = warning;
+  }
   // A ban's page says until when (rules/ban.hpp); no exception opens a page during a ban.
   std::string ban_until;
   if (v.ban) {

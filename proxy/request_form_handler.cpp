@@ -130,7 +130,7 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   const bool form_address = c.inside || c.transparent ? ex.path == tunnel_form_path : ex.path == form_path;
   if (rp.get().method() != http::verb::post || !form_address) {
     co_await form_page(c, ex, school, version, http::status::not_found, "Nothing here",
-                  "This address belongs to the school's web filter. Use the form on a block page to ask for access.");
+                  "This address belongs to the school\u2019s internet filter. Use the form on a block page to ask for access.");
     co_return;
   }
   // On a site's own origin (an inspected tunnel, a transparent listener) that site's scripts can
@@ -335,7 +335,7 @@ net::awaitable<void> answer_block_details(worker& w, client_connection& c, excha
   }
   if (!target || rules::ascii_iequals(without_brackets(target->host), form_host)) {
     co_await form_page(c, ex, school, version, http::status::not_found, "Nothing here",
-                       "This address belongs to the school's web filter. It shows a blocked page's details when you "
+                       "This address belongs to the school\u2019s internet filter. It shows a blocked page's details when you "
                        "follow the link on that page.");
     co_return;
   }

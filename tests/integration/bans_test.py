@@ -215,6 +215,14 @@ class BansTest(unittest.TestCase):
         self.assertEqual(self.status("origin.test", device), 200)
         for host in ("vpn.test", "vpn2.test"):
             self.assertEqual(self.status(host, device), 403)
+        # The block page says what trying again can lead to (audit of the pages, 2026-12-06);
+        # another block's does not.
+        status, body = self.get("vpn2.test", device)
+        self.assertIn("Trying to get round the school\u2019s internet filter can stop your internet at school for a day",
+                      body)
+        status, body = self.get("facebook.test", device)
+        self.assertEqual(status, 403)
+        self.assertNotIn("Trying to get round", body)
         # One site tried again within a minute (a browser's parallel connections, a reload) is
         # the same attempt: one visit to a VPN site banned a pupil for a day (audit of the
         # pages, 2026-12-06).

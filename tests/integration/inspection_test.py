@@ -581,7 +581,7 @@ inspection:
                             ("h2only.test", b"HTTP/2")]:
             status, body, err = self.get(p, f"https://{host}:{self.origin.port}/")
             self.assertEqual(status, 502, err)
-            self.assertIn(b"cannot be opened through the web filter", body, host)
+            self.assertIn("cannot be opened through the school\u2019s internet filter".encode(), body, host)
             self.assertIn(words, body, host)
             self.assertIn(b"inspection.never", body, host)
             self.assertNotIn(b"Try again in a minute", body, host)

@@ -206,7 +206,7 @@ class HttpTest(unittest.TestCase):
         malformed = self.proxy.metric("hallpass_upstream_failures_total", {"kind": "malformed"})
         status, body, err = curl(self.proxy, f"http://py.test:{self.py.port}/cookies?n=600", source=STAFF)
         self.assertEqual(status, 502, err)
-        self.assertIn(b"more header data with its answer than the web filter accepts", body)
+        self.assertIn("more header data with its answer than the school\u2019s internet filter accepts".encode(), body)
         line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("path") == "/cookies"
                                  and l.get("status") == 502], what="the refusal's line")[-1]
         self.assertEqual(line["reason"], "the site's answer head was too large")
@@ -814,7 +814,7 @@ class HttpTest(unittest.TestCase):
     def test_requests_to_the_proxy_itself_and_unknown_names(self):
         out = raw_request(self.proxy, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         self.assertEqual(status_of(out), 400)
-        self.assertIn(b"web filter", out)
+        self.assertIn("This address is the school\u2019s internet filter, not a website".encode(), out)
         status, _, _ = curl(self.proxy, f"http://127.0.0.1:{self.proxy.port}/", source=STAFF)
         self.assertEqual(status, 403)  # a loop to the proxy's own port is never allowed
         status, _, _ = curl(self.proxy, "http://no-such-name.invalid/", source=STAFF)

@@ -88,6 +88,8 @@ TEST_CASE("a limiter's window in words") {
   CHECK(describe_window(seconds(600)) == "10 minutes");
   CHECK(describe_window(seconds(60)) == "a minute");
   CHECK(describe_window(seconds(3600)) == "an hour");
+  CHECK(describe_window(seconds(86400)) == "a day");
+  CHECK(describe_window(seconds(3 * 86400)) == "3 days");
   CHECK(describe_window(seconds(7200)) == "2 hours");
   CHECK(describe_window(seconds(90)) == "90 seconds");
   CHECK(describe_window(seconds(1)) == "1 second");

@@ -146,6 +146,16 @@ TEST_CASE("the block page says what, why, which rule, category, when and clause"
   CHECK(contains(page, "The school checks how its internet is used"));
 }
 
+TEST_CASE("a circumvention block warns, in plain words, of the ban it can lead to") {
+  auto info = sample();
+  CHECK_FALSE(contains(render_block_page(info), "Trying to get round"));
+  info.circumvention_warning = "a day";
+  const auto page = render_block_page(info);
+  CHECK(contains(page, "<p><strong>Trying to get round the school\u2019s internet filter can stop your internet at "
+                       "school for a day.</strong></p>"));
+  CHECK(page.find("Trying to get round") < page.find("<section class=\"ask\""));
+}
+
 TEST_CASE("the block page says how to ask for access, and keeps a place for the form") {
   auto page = render_block_page(sample());
   CHECK(contains(page, "<section class=\"ask\" aria-labelledby=\"ask\">"));

@@ -50,11 +50,11 @@ TEST_CASE("refusals keep the statuses, metrics and log reasons of before the spl
 
 TEST_CASE("a refusal's page text takes its detail where the row says") {
   CHECK(refusal_text(refusal_info(refusal::port_not_allowed), "25") ==
-        "Blocked by the web filter: tunnels to port 25 are not allowed.\n");
+        "Blocked by the school\u2019s internet filter: tunnels to port 25 are not allowed.\n");
   // An empty text is the detail itself (the target parser's explanation).
   CHECK(refusal_text(refusal_info(refusal::bad_target), "a target with a fragment") == "a target with a fragment");
   CHECK(refusal_text(refusal_info(refusal::head_too_large), "ignored") ==
-        "The request's headers are larger than the web filter accepts.");
+        "The request's headers are larger than the school\u2019s internet filter accepts.");
 }
 
 TEST_CASE("upstream errors map to the refusal with the status they had") {
