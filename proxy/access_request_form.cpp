@@ -116,13 +116,7 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
                                 std::int64_t now, bool same_site,
                                 std::string_view user) {
   std::string out;
-  out +=
-      "<style>.rq label{display:block;font-weight:600;margin:.75rem 0 .25rem}"
-      ".rq input[type=text],.rq textarea{width:100%;font:inherit;padding:.45rem;border:1px solid var(--muted);"
-      "border-radius:.25rem;background:var(--card);color:var(--text)}"
-      ".rq textarea{min-height:3.5rem}.rq button{margin-top:1rem;font:inherit;font-weight:600;padding:.55rem 1.1rem;"
-      "border:0;border-radius:.3rem;background:var(--askline);color:var(--card);cursor:pointer}"
-      ".rq .hint{font-weight:400;color:var(--muted);font-size:.95rem}</style>\n";
+  // The form's look is in block_page.cpp's shared style (.rq), in the page's head.
   // The pupil says, in their own words, what they need and why. The adult questions of the
   // school's form (identified risks, control measures) are for the teacher or technician who
   // passes the request on, not for a seven-year-old.

@@ -4,7 +4,8 @@ namespace hallpass {
 
 namespace {
 
-// Shared by both pages. Contrast (WCAG 2.1): body text 16:1, labels and notes at least 6.9:1,
+// Shared by every page, the request form's (.rq) and the sign-in form's (.signin) looks
+// included, so that no <style> stands in the body (audit of the pages, 2026-12-06). Contrast (WCAG 2.1): body text 16:1, labels and notes at least 6.9:1,
 // in light and dark schemes. Sizes in rem and a single column below 36em, so the page reflows
 // at 200% zoom without sideways scrolling; long URLs wrap anywhere.
 constexpr std::string_view style = R"css(
@@ -32,6 +33,15 @@ dd{margin:0;overflow-wrap:anywhere}
 details{margin:1.5rem 0}
 summary{cursor:pointer;font-weight:600;color:var(--muted)}
 .code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.95em}
+.rq label{display:block;font-weight:600;margin:.75rem 0 .25rem}
+.rq input[type=text],.rq textarea{width:100%;font:inherit;padding:.45rem;border:1px solid var(--muted);border-radius:.25rem;background:var(--card);color:var(--text)}
+.rq textarea{min-height:3.5rem}
+.rq button{margin-top:1rem;font:inherit;font-weight:600;padding:.55rem 1.1rem;border:0;border-radius:.3rem;background:var(--askline);color:var(--card);cursor:pointer}
+.rq .hint{font-weight:400;color:var(--muted);font-size:.95rem}
+.signin label{display:block;font-weight:600;margin:0 0 .25rem}
+.signin input[type=text],.signin input[type=password]{width:100%;max-width:24rem;font:inherit;padding:.5rem;border:1px solid var(--muted);border-radius:.25rem;background:var(--card);color:var(--text)}
+.signin button{font:inherit;font-weight:600;padding:.55rem 1.4rem;border:0;border-radius:.25rem;background:var(--askline);color:var(--card);cursor:pointer}
+.problem{border-left:.3rem solid var(--accent);padding:.5rem 1rem;font-weight:600}
 )css";
 
 // Values longer than this are cut (at a UTF-8 boundary) with an ellipsis: a page with a huge

@@ -17,14 +17,6 @@ void hidden(std::string& out, std::string_view name, std::string_view value) {
   out += "\">\n";
 }
 
-// The form's own look, beside block_page.cpp's shared style (contrast as there).
-constexpr std::string_view form_style = R"css(<style>
-.signin label{display:block;font-weight:600;margin:0 0 .25rem}
-.signin input[type=text],.signin input[type=password]{width:100%;max-width:24rem;font:inherit;padding:.5rem;border:1px solid var(--muted);border-radius:.25rem;background:var(--card);color:var(--text)}
-.signin button{font:inherit;font-weight:600;padding:.55rem 1.4rem;border:0;border-radius:.25rem;background:var(--askline);color:var(--card);cursor:pointer}
-.problem{border-left:.3rem solid var(--accent);padding:.5rem 1rem;font-weight:600}
-</style>
-)css";
 
 }  // namespace
 
@@ -56,7 +48,8 @@ std::string signout_link(bool transparent, std::string_view host) {
 std::string render_signin_page(const form_keys& keys, const signin_page_info& info) {
   const std::string nonce = form_keys::random_nonce();
   const std::string token = keys.token(token_purpose::signin, info.client, info.url, info.now, nonce);
-  std::string form(form_style);
+  // The form's look is in block_page.cpp's shared style (.signin, .problem), in the page's head.
+  std::string form;
   if (!info.problem.empty()) {
     form += "<p class=\"problem\" role=\"alert\">";
     append_html_escaped(form, info.problem);
@@ -100,7 +93,8 @@ std::string render_signout_page(const form_keys& keys, std::string_view school_n
                                 std::string_view user, bool same_site, std::int64_t now, std::string_view problem) {
   const std::string nonce = form_keys::random_nonce();
   const std::string token = keys.token(token_purpose::signout, client, "", now, nonce);
-  std::string form(form_style);
+  // The form's look is in block_page.cpp's shared style (.signin, .problem), in the page's head.
+  std::string form;
   if (!problem.empty()) {
     form += "<p class=\"problem\" role=\"alert\">";
     append_html_escaped(form, problem);
