@@ -54,7 +54,8 @@ TEST_CASE("shipped policy: search engines whose SafeSearch cannot be locked are 
   auto p = shipped();
   for (const char* url : {"https://www.ecosia.org/search?q=x", "https://search.yahoo.com/search?p=x",
                           "https://images.search.yahoo.com/search/images?p=x", "https://www.startpage.com/",
-                          "https://search.brave.com/search?q=x", "https://yandex.com/images/"}) {
+                          "https://search.brave.com/search?q=x", "https://yandex.com/images/",
+                          "https://ya.ru/search/?text=x", "https://www.baidu.com/s?wd=x", "https://kagi.com/search?q=x"}) {
     INFO(url);
     CHECK_FALSE(test::ask{*p, "pupils"}.allowed("2026-11-23 11:00", url));
     CHECK_FALSE(test::ask{*p, "guests"}.allowed("2026-11-23 11:00", url));
