@@ -251,7 +251,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   // The host as decided (lower case, no trailing dot, escapes decoded, an IDN in its xn--
   // form), not as the client spelt it: an origin would refuse "www.g%6fogle.com" (audit of
   // ways round the filter, 2026-12-06, F7).
-  req.set(http::field::host, authority_of(t.scheme, ex.host.empty() ? std::string_view(t.host) : std::string_view(ex.host), t.port));
+  req.set(http::field::host, authority_of(t.scheme, ex.host, t.port));
   req.version(11);
   if (!websocket) req.keep_alive(true);
   // Our own framing: the length as we read it (never the client's spelling, "010" say), or our

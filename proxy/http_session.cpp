@@ -502,8 +502,7 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
     const auto& limits = cfg->daemon.limits;
     // Wait for the next request: keep-alive timeout while idle, then the head deadline.
     c.idle = true;
-    // A CR alone is an empty line whose LF has not come yet (a read can end between the two).
-    if (c.buffer.size() == 0 || buffered(c.buffer) == "\r") {
+    if (no_request_line_yet(buffered(c.buffer))) {
       // A connection keeps a 4 KiB buffer between requests (a request head usually arrives
       // in one read), never more; a new one has none until its first bytes have arrived.
       if (c.buffer.capacity() > client_buffer_kept) c.buffer.shrink_to_fit();
@@ -533,7 +532,7 @@ net::awaitable<void> session_loop(worker& w, client_connection& c) {
     // RFC 9112 2.2: empty lines before a request line are ignored (older clients send a CRLF
     // after a POST's body). A few reads of nothing else are tolerated, not a stream of them.
     c.buffer.consume(leading_empty_lines(buffered(c.buffer)));
-    if (c.buffer.size() == 0 || buffered(c.buffer) == "\r") {
+    if (no_request_line_yet(buffered(c.buffer))) {
       if (++empty_reads > max_empty_reads) co_return;
       continue;
     }

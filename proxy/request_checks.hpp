@@ -125,6 +125,11 @@ head_scan scan_head(std::string_view buffered, std::size_t from);
 // POST's body. A CR not yet followed by its LF is not counted (the LF may be in the next read).
 std::size_t leading_empty_lines(std::string_view buffered);
 
+// Whether what is buffered, after leading_empty_lines, holds no request line yet: nothing, or a
+// CR alone (an empty line whose LF has not come: a read can end between the two). session_loop
+// reads on then; the request-head fuzz target asks the same.
+inline bool no_request_line_yet(std::string_view buffered) { return buffered.empty() || buffered == "\r"; }
+
 // The longest method hallpass forwards: the longest registered (IANA) is 17 bytes; an
 // unregistered one of up to this many is forwarded like any other (RFC 9112 3: a server may
 // answer 501 to a longer method than any it implements).

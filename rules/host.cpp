@@ -599,7 +599,8 @@ std::string path_as_windows_reads_it(std::string_view path) {
 }
 
 std::string page_path(std::string_view path) {
-  std::string out = path_as_windows_reads_it(path_resolved_without_parameters(path));
+  std::string out = path_resolved_without_parameters(path);
+  if (windows_reads_differently(out)) out = path_as_windows_reads_it(out);  // most paths: no second copy
   for (char& c : out) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }

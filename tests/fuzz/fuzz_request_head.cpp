@@ -107,13 +107,13 @@ outcome run(std::string_view bytes, std::size_t chunk) {
   // session_loop: the first bytes, with empty lines before the request line dropped.
   bool first = true;
   int empty_reads = 0;
-  while (buffer.size() == 0 || buffered(buffer) == "\r") {
+  while (no_request_line_yet(buffered(buffer))) {
     const std::size_t n = in.read_some(buffer.prepare(first ? first_read_bytes : read_bytes), ec);
     if (ec) return out;
     first = false;
     buffer.commit(n);
     buffer.consume(leading_empty_lines(buffered(buffer)));
-    if ((buffer.size() == 0 || buffered(buffer) == "\r") && ++empty_reads > max_empty_reads) {
+    if (no_request_line_yet(buffered(buffer)) && ++empty_reads > max_empty_reads) {
       out.v = verdict::closed_empty_lines;
       return out;
     }

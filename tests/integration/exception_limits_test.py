@@ -328,8 +328,10 @@ class ConfiguredLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
             ctl("hp_head", self.sock, "revoke", str(mine[0]["id"]), "--reason", "test over", check=0)
 
     def test_the_form_s_own_query_is_never_logged_even_when_queries_are_kept(self):
-        """A token and words sent to the proxy's own form in a crafted GET were logged with
-        keep_query on (audit of privacy, 2026-12-06, L3); the form's query is the proxy's."""
+        """A token and words sent to the proxy's own form address in a crafted GET were logged
+        with keep_query on (audit of privacy, 2026-12-06, L3); the form's query is the proxy's.
+        (Any path at hallpass.invalid is the form handler's here, /signin too: this config has
+        no sign-in page; signin_page_test checks the sign-in page's own.)"""
         for path in (b"/request?requester=Ava&reasons=QWORDS&token=QTOKEN", b"/signin?user=dave&password=QPASSWORD"):
             raw_request(self.proxy, b"GET http://hallpass.invalid" + path + b" HTTP/1.1\r\nHost: hallpass.invalid\r\n"
                         b"Connection: close\r\n\r\n")
