@@ -165,7 +165,7 @@ std::string render_ban_page(const block_page_info& info, std::string_view school
   out += "<h1>Only some websites are open for now</h1>\n<p class=\"lead\">";
   append_value(out, info.reason, 2 * max_field_bytes);
   out += "</p>\n<p>This lasts until <strong>";
-  append_value(out, info.ban_until);
+  append_value(out, info.ban_until_spoken.empty() ? info.ban_until : info.ban_until_spoken);
   out += "</strong>. After that the internet works as it did before, with nothing for you to do.</p>\n";
   out +=
       "<section class=\"ask\" aria-labelledby=\"ask\">\n<h2 id=\"ask\">Need a website for your "

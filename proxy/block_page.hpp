@@ -44,6 +44,9 @@ struct block_page_info {
   // 2026, 16:30"). The page then says the device or user is on supervised use until then, in
   // the school's neutral words (reason: bans.message), names no attempt and offers no form.
   std::string_view ban_until;
+  // The same as a child says it, from the page's time: "6:47 this evening" (rules::spoken_time);
+  // the lead sentence uses it, the details keep ban_until. "" uses ban_until in both.
+  std::string_view ban_until_spoken;
   // Set when the block is by a circumvention category and the policy bans after attempts
   // (bans.threshold): the page says, in plain words, that trying to get round the filter can
   // limit the internet for a while (audit of the pages, 2026-12-06: a pupil was banned with no

@@ -323,10 +323,12 @@ std::string block_page_html(worker& w, client_connection& c, exchange& ex, std::
     info.circumvention_warning = warning;
   }
   // A ban's page says until when (rules/ban.hpp); no exception opens a page during a ban.
-  std::string ban_until;
+  std::string ban_until, ban_until_spoken;
   if (v.ban) {
     ban_until = local_time_text(*ex.cfg, std::chrono::system_clock::time_point(v.ban->until));
     info.ban_until = ban_until;
+    ban_until_spoken = rules::spoken_time(ex.cfg->policy->zone, v.ban->until, std::chrono::floor<std::chrono::seconds>(ex.start));
+    info.ban_until_spoken = ban_until_spoken;
   }
   // What names the person (who signed in, the device, its addresses) and the form stay off a
   // page the site's own scripts may read (block_page_for_the_person).

@@ -480,6 +480,50 @@ std::string short_time_in_words(const time_zone& z, std::chrono::sys_seconds t) 
   return day_and_minute(z, t, true);
 }
 
+std::string spoken_time(const time_zone& z, std::chrono::sys_seconds t, std::chrono::sys_seconds now) {
+  using namespace std::chrono;
+  static constexpr const char* weekdays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
+  static constexpr const char* months[] = {"January", "February", "March",     "April",   "May",      "June",
+                                           "July",    "August",   "September", "October", "November", "December"};
+  const local_seconds local = z.to_local(t);
+  const auto day = floor<days>(local);
+  const auto today = floor<days>(z.to_local(now));
+  const hh_mm_ss hms{local - day};
+  const int h = static_cast<int>(hms.hours().count());
+  const int m = static_cast<int>(hms.minutes().count());
+  const auto ahead = (day - today).count();
+  // Midnight belongs to the evening before it: "midnight tonight" ends today.
+  if (h == 0 && m == 0) {
+    const auto eve = ahead - 1;
+    if (eve <= 0) return "midnight tonight";
+    if (eve == 1) return "midnight tomorrow night";
+    const year_month_day ymd{day - days(1)};
+    const std::string name = weekdays[weekday{day - days(1)}.c_encoding()];
+    if (eve <= 6) return "midnight on " + name + " night";
+    return "midnight on " + name + " " + std::to_string(static_cast<unsigned>(ymd.day())) + " " +
+           months[static_cast<unsigned>(ymd.month()) - 1];
+  }
+  char clock[16];
+  if (h == 12 && m == 0) {
+    std::snprintf(clock, sizeof clock, "12 noon");
+  } else {
+    std::snprintf(clock, sizeof clock, "%d:%02d", h % 12 == 0 ? 12 : h % 12, m);
+  }
+  const char* part = h < 12 ? "morning" : h < 18 ? "afternoon" : "evening";
+  if (h == 12 && m == 0) part = "";
+  std::string out = clock;
+  if (ahead <= 0) {
+    if (*part == 0) return out + " today";
+    return out + " this " + part;
+  }
+  if (ahead == 1) return out + " tomorrow" + (*part ? std::string(" ") + part : std::string());
+  const std::string name = weekdays[weekday{day}.c_encoding()];
+  if (ahead <= 6) return out + " on " + name + (*part ? std::string(" ") + part : std::string());
+  const year_month_day ymd{day};
+  return out + (*part ? std::string(h < 12 ? " am" : " pm") : std::string()) + " on " + name + " " +
+         std::to_string(static_cast<unsigned>(ymd.day())) + " " + months[static_cast<unsigned>(ymd.month()) - 1];
+}
+
 std::string zone_label(const time_zone& z, std::chrono::sys_seconds t) {
   using namespace std::chrono;
   const auto offset = z.offset_at(t);

@@ -97,6 +97,12 @@ std::string time_in_words(const time_zone& z, std::chrono::sys_seconds t);
 // tables).
 std::string short_time_in_words(const time_zone& z, std::chrono::sys_seconds t);
 
+// School-local time as a child would say it, from `now`: "6:47 this evening", "9:00 tomorrow
+// morning", "9:00 on Tuesday morning", "9:00 on Tuesday 15 December" (further than six days),
+// "midnight tonight", "12 noon today". On the ban page (the exact time, with its zone, is in
+// the page's details).
+std::string spoken_time(const time_zone& z, std::chrono::sys_seconds t, std::chrono::sys_seconds now);
+
 // School-local time to the minute with its zone: "2026-12-02 03:12 GMT".
 std::string local_minutes(const time_zone& z, std::chrono::sys_seconds t);
 

@@ -131,3 +131,24 @@ TEST_CASE("a local time the clocks skip or repeat gets a note naming the instant
     CHECK(clock_change_note(z, "t", plain, z.to_sys(plain)).empty());
   }
 }
+
+TEST_CASE("A time as a child would say it, from now, in school time") {
+  const auto z = london();
+  // Sunday 6 December 2026, 15:00 GMT.
+  const auto now = utc(2026, 12, 6, 15, 0);
+  CHECK(spoken_time(z, utc(2026, 12, 6, 18, 47), now) == "6:47 this evening");
+  CHECK(spoken_time(z, utc(2026, 12, 6, 15, 30), now) == "3:30 this afternoon");
+  CHECK(spoken_time(z, utc(2026, 12, 7, 0, 0), now) == "midnight tonight");
+  CHECK(spoken_time(z, utc(2026, 12, 7, 9, 5), now) == "9:05 tomorrow morning");
+  CHECK(spoken_time(z, utc(2026, 12, 7, 12, 0), now) == "12 noon tomorrow");
+  CHECK(spoken_time(z, utc(2026, 12, 7, 12, 30), now) == "12:30 tomorrow afternoon");
+  CHECK(spoken_time(z, utc(2026, 12, 8, 0, 0), now) == "midnight tomorrow night");
+  CHECK(spoken_time(z, utc(2026, 12, 9, 8, 0), now) == "8:00 on Wednesday morning");
+  CHECK(spoken_time(z, utc(2026, 12, 10, 0, 0), now) == "midnight on Wednesday night");
+  CHECK(spoken_time(z, utc(2026, 12, 15, 9, 0), now) == "9:00 am on Tuesday 15 December");
+  CHECK(spoken_time(z, utc(2026, 12, 15, 21, 10), now) == "9:10 pm on Tuesday 15 December");
+  // School time, not UTC: 23:30 UTC on a summer Saturday is 00:30 on Sunday in London.
+  const auto summer = utc(2026, 7, 4, 12, 0);
+  CHECK(spoken_time(z, utc(2026, 7, 4, 23, 30), summer) == "12:30 tomorrow morning");
+  CHECK(spoken_time(z, utc(2026, 7, 4, 17, 0), summer) == "6:00 this evening");
+}
