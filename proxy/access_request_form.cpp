@@ -114,7 +114,7 @@ std::string describe_window(std::chrono::seconds window) {
 
 std::string render_request_form(const form_keys& keys, std::string_view client, std::string_view url,
                                 std::int64_t now, bool same_site,
-                                std::string_view user) {
+                                std::string_view user, bool adults) {
   std::string out;
   // The form's look is in block_page.cpp's shared style (.rq), in the page's head.
   // The pupil says, in their own words, what they need and why. The adult questions of the
@@ -123,7 +123,8 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
   // Short, so that the button is in sight on a phone (it was below the fold: audit of the
   // pages, 2026-12-06). The process (the technician puts it on the school's form, the
   // headteacher decides, 000 7.5) is the adults'; the group and the device go with it.
-  out += "<p>Tell us why you need this page. A teacher will look at it.</p>\n";
+  out += adults ? "<p>Tell the headteacher why you need this page (000 7.5).</p>\n"
+                : "<p>Tell us why you need this page. A teacher will look at it.</p>\n";
   out += "<form class=\"rq\" method=\"post\" action=\"";
   if (same_site) {
     out += tunnel_form_path;  // posted back to the blocked site's address, which is the proxy
@@ -139,7 +140,10 @@ std::string render_request_form(const form_keys& keys, std::string_view client, 
   out += "<input type=\"hidden\" name=\"nonce\" value=\"" + nonce + "\">\n";
   out += "<input type=\"hidden\" name=\"token\" value=\"" + keys.token(token_purpose::request, client, url, now, nonce) + "\">\n";
   out +=
-      "<label for=\"rq-requester\">Your name <span class=\"hint\">(and your class)</span></label>"
+      "<label for=\"rq-requester\">Your name <span class=\"hint\">";
+  out += adults ? "(and your role)" : "(and your class)";
+  out +=
+      "</span></label>"
       // No autofill: on a shared device it offered the last pupil's name.
       "<input type=\"text\" id=\"rq-requester\" name=\"requester\" required maxlength=\"200\" autocomplete=\"off\"";
   if (!user.empty()) {

@@ -100,10 +100,11 @@ std::string describe_window(std::chrono::seconds window);
 // the site's own address (inside an inspected tunnel; on a transparent listener, where
 // hallpass.invalid leads nowhere); otherwise to http://hallpass.invalid/request through the
 // proxy. `user`: who signed in to the proxy (logins), filled in as the requester (the pupil
-// may still add their class); empty: nobody.
+// may still add their class); empty: nobody. `adults`: the asker's role reads pages as an adult
+// (`audience: adults`): the lead names the headteacher and the name asks for a role, not a class.
 std::string render_request_form(const form_keys& keys, std::string_view client, std::string_view url,
                                 std::int64_t now, bool same_site,
-                                std::string_view user = {});
+                                std::string_view user = {}, bool adults = false);
 
 // application/x-www-form-urlencoded -> fields (repeated names: the last wins), each value valid
 // UTF-8 (bytes that are not text become U+FFFD). Bounded by the caller's body limit.

@@ -155,6 +155,11 @@ void append_signout_note(std::string& out, const block_page_info& info) {
   out += "\">Sign out</a> when you finish, on a shared device.</p>\n";
 }
 
+std::string_view details_summary(const block_page_info& info) {
+  return info.adults ? "<details>\n<summary>Details for the ICT technician</summary>\n<dl>\n"
+                     : "<details>\n<summary>Details for your teacher or the ICT technician</summary>\n<dl>\n";
+}
+
 // A ban's page (000 7.2; 002). Child-first: a screen others may see says only that use is
 // limited for now and until when, in the school's own neutral words, never why or what was
 // tried; the adult details (which ban, its reason) are in hallpassctl bans and the access log.
@@ -167,11 +172,17 @@ std::string render_ban_page(const block_page_info& info, std::string_view school
   out += "</p>\n<p>This lasts until <strong>";
   append_value(out, info.ban_until_spoken.empty() ? info.ban_until : info.ban_until_spoken);
   out += "</strong>. After that the internet works as it did before, with nothing for you to do.</p>\n";
-  out +=
-      "<section class=\"ask\" aria-labelledby=\"ask\">\n<h2 id=\"ask\">Need a website for your "
-      "school work?</h2>\n<p>Ask your teacher: they can help you use it with them, or find another way "
-      "to do the work.</p>\n</section>\n";
-  out += "<details>\n<summary>Details for your teacher or the ICT technician</summary>\n<dl>\n";
+  if (info.adults) {
+    out +=
+        "<section class=\"ask\" aria-labelledby=\"ask\">\n<h2 id=\"ask\">Need a website for your work?</h2>\n"
+        "<p>Speak to the designated safeguarding lead or the headteacher.</p>\n</section>\n";
+  } else {
+    out +=
+        "<section class=\"ask\" aria-labelledby=\"ask\">\n<h2 id=\"ask\">Need a website for your "
+        "school work?</h2>\n<p>Ask your teacher: they can help you use it with them, or find another way "
+        "to do the work.</p>\n</section>\n";
+  }
+  out += details_summary(info);
   row(out, "Page", info.url, max_url_bytes, true);
   row(out, "Rule", info.rule);
   row(out, "Until", info.ban_until);
@@ -227,9 +238,9 @@ std::string render_block_page(const block_page_info& info) {
   for (char& c : category)
     if (c == '_') c = ' ';
 
-  out +=
-      "<section class=\"ask\" aria-labelledby=\"ask\">\n<h2 id=\"ask\">Need this page for your "
-      "school work?</h2>\n";
+  out += info.adults ? "<section class=\"ask\" aria-labelledby=\"ask\">\n<h2 id=\"ask\">Need this page for your work?</h2>\n"
+                     : "<section class=\"ask\" aria-labelledby=\"ask\">\n<h2 id=\"ask\">Need this page for your "
+                       "school work?</h2>\n";
   if (!info.request_form_html.empty()) {
     out += info.request_form_html;
     out += '\n';
@@ -237,8 +248,12 @@ std::string render_block_page(const block_page_info& info) {
     // The form is on the proxy's own page, which this site's scripts cannot read.
     out += "<p><a class=\"askbtn\" href=\"";
     append_html_escaped(out, info.ask_url);
-    out += "\">Ask for this page</a></p>\n<p class=\"hint\">The form opens on the internet filter\u2019s own page. "
-           "A teacher will look at what you send.</p>\n";
+    out += "\">Ask for this page</a></p>\n<p class=\"hint\">The form opens on the internet filter\u2019s own page. ";
+    out += info.adults ? "The headteacher decides (000 7.5).</p>\n" : "A teacher will look at what you send.</p>\n";
+  } else if (info.adults) {
+    out +=
+        "<p>Ask the headteacher, who can open it for a while, on the school\u2019s blocked content access request "
+        "form (000 7.5).</p>\n";
   } else {
     out +=
         "<p>Ask your teacher. They can ask for the page to be opened for a while (the headteacher decides, on the "
@@ -246,7 +261,7 @@ std::string render_block_page(const block_page_info& info) {
   }
   out += "</section>\n";
 
-  out += "<details>\n<summary>Details for your teacher or the ICT technician</summary>\n<dl>\n";
+  out += details_summary(info);
   row(out, "Page", info.url, max_url_bytes, true);
   row(out, "Website", info.host);
   row(out, "Your group", info.role);
@@ -267,17 +282,49 @@ std::string render_block_page(const block_page_info& info) {
   // The process, for the adults (moved out of the child's part: audit of the pages, 2026-12-06).
   if (!info.request_form_html.empty() || !info.ask_url.empty()) {
     row(out, "Asking for access",
-        "The teacher or the ICT technician puts the request on the school\u2019s blocked content access request "
-        "form, with the group and the device above, and the headteacher decides (000 7.5).");
+        info.adults ? "The request goes on the school\u2019s blocked content access request form, with the group and "
+                      "the device above; the ICT technician adds the risks and the controls, and the headteacher "
+                      "decides (000 7.5)."
+                    : "The teacher or the ICT technician puts the request on the school\u2019s blocked content access "
+                      "request form, with the group and the device above, and the headteacher decides (000 7.5).");
   }
   out += "</dl>\n</details>\n";
   append_details_link(out, info);
   append_signout_note(out, info);
   // Monitoring is said (004 8.1, 8.2: users are told), in words that do not frighten a child.
-  out +=
-      "<p class=\"note\">The school checks how its internet is used, to keep everyone safe. If you think "
-      "this page was blocked by mistake, tell your teacher.</p>\n";
+  out += "<p class=\"note\">The school checks how its internet is used, to keep everyone safe. If you think "
+         "this page was blocked by mistake, tell ";
+  out += info.adults ? "the ICT technician.</p>\n" : "your teacher.</p>\n";
   end_document(out);
+  return out;
+}
+
+std::string adult_wording(std::string_view text) {
+  // Longest first: "your teacher or the ICT technician" before "your teacher".
+  static constexpr std::pair<std::string_view, std::string_view> swaps[] = {
+      {"tell your teacher or the ICT technician", "tell the ICT technician"},
+      {"if your teacher does not hear of it", "if you do not hear of it"},
+      {"A teacher will look at it", "The headteacher will look at it"},
+      {"a teacher will look at it", "the headteacher will look at it"},
+      {"Tell your teacher", "Tell the ICT technician"},
+      {"ask your teacher", "ask the ICT technician"},
+      {"tell your teacher", "tell the ICT technician"},
+  };
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    bool swapped = false;
+    for (const auto& [from, to] : swaps) {
+      if (text.substr(i, from.size()) == from) {
+        out += to;
+        i += from.size();
+        swapped = true;
+        break;
+      }
+    }
+    if (!swapped) out += text[i++];
+  }
   return out;
 }
 
@@ -303,16 +350,18 @@ std::string render_titled_page(std::string_view title, std::string_view text, st
 }  // namespace
 
 std::string render_error_page(int status, std::string_view title, std::string_view explanation,
-                              std::string_view school_name, bool transient, std::string_view technical) {
-  std::string out = render_titled_page(title, explanation, school_name);
+                              std::string_view school_name, bool transient, std::string_view technical, bool adults) {
+  std::string out = render_titled_page(title, adults ? adult_wording(explanation) : std::string(explanation), school_name);
   if (!technical.empty()) {
     out += "<p class=\"note\">";
     append_value(out, technical, max_url_bytes + 4 * max_field_bytes);
     out += "</p>\n";
   }
   if (transient) {
-    out += "<p>Try again in a minute. If it keeps happening, tell your teacher or the ICT technician what you were "
-           "trying to open and when.</p>\n";
+    out += adults ? "<p>Try again in a minute. If it keeps happening, tell the ICT technician what you were "
+                    "trying to open and when.</p>\n"
+                  : "<p>Try again in a minute. If it keeps happening, tell your teacher or the ICT technician what you were "
+                    "trying to open and when.</p>\n";
   }
   out += "<p class=\"note\">Error ";
   out += std::to_string(status);

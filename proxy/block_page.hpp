@@ -52,9 +52,18 @@ struct block_page_info {
   // limit the internet for a while (audit of the pages, 2026-12-06: a pupil was banned with no
   // word of warning). The duration in words ("a day"); "" says nothing.
   std::string_view circumvention_warning;
+  // The reader is an adult (the role's `audience: adults`): the page says "your work" and
+  // "the headteacher decides", not "your school work" and "ask your teacher".
+  bool adults = false;
 };
 
 std::string render_block_page(const block_page_info& info);
+
+// The texts of the error and form-answer pages are written for a child ("ask your teacher");
+// for an adult reader (read_by_adult, exchange.hpp) their phrases are swapped for an adult's
+// ("ask the ICT technician", "the headteacher will look at it"). A text without them is
+// returned unchanged.
+std::string adult_wording(std::string_view text);
 
 // Whether a block page goes to the person at the browser, or may be read by the blocked site's
 // own scripts: on an inspected or transparent origin, and on any plain-HTTP site, the page is
@@ -80,9 +89,11 @@ bool block_page_for_the_person(std::string_view fetch_mode, std::string_view fet
 // `transient`: the problem may go away by itself (a site not answering), so the page says to try
 // again in a minute; false for one that will not (a certificate that cannot be trusted).
 // `technical`: for the technician, after the explanation, in a smaller paragraph of its own
-// (a child reads the explanation; the certificate's reason is the technician's).
+// (a child reads the explanation; the certificate's reason is the technician's). `adults`: the
+// reader is an adult (adult_wording).
 std::string render_error_page(int status, std::string_view title, std::string_view explanation,
-                              std::string_view school_name, bool transient = true, std::string_view technical = {});
+                              std::string_view school_name, bool transient = true, std::string_view technical = {},
+                              bool adults = false);
 
 // Appends `s` with & < > " ' escaped; control characters become U+FFFD.
 // A page that tells the user something went well (the access request was sent).

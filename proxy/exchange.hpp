@@ -123,6 +123,13 @@ bool may_show_own_https_page(const exchange& ex, const rules::verdict& v);
 // Writes the access log line for the exchange and counts it. Call once per exchange.
 void finish_exchange(worker& w, const client_connection& c, exchange& ex);
 
+// Whether this exchange's pages are read by an adult (the role's `audience: adults`): the
+// verdict's role, else the asker's; a child when neither is known.
+inline bool read_by_adult(const exchange& ex) {
+  if (ex.verdict && ex.verdict->chosen_role) return ex.verdict->chosen_role->adults;
+  return ex.asker_role != nullptr && ex.asker_role->adults;
+}
+
 // Sets ex.asker_role: the role the policy gives whoever sends this exchange (address, user,
 // groups), as decide_exchange would choose it, without deciding the request.
 void note_asker_role(worker& w, const client_connection& c, exchange& ex);

@@ -296,7 +296,8 @@ net::awaitable<bool> write_error_page(client_connection& c, exchange& ex, http::
                                       std::string_view explanation, bool keep_alive, unsigned version,
                                       bool transient, std::string_view technical) {
   const std::string_view school = ex.cfg ? std::string_view(ex.cfg->policy->school_name) : std::string_view();
-  std::string page = render_error_page(static_cast<int>(status), title, explanation, school, transient, technical);
+  std::string page =
+      render_error_page(static_cast<int>(status), title, explanation, school, transient, technical, read_by_adult(ex));
   co_return co_await write_local(c, ex, status, std::move(page), "text/html; charset=utf-8", keep_alive, version);
 }
 
@@ -316,6 +317,7 @@ std::string block_page_html(worker& w, client_connection& c, exchange& ex, std::
   info.clause = v.clause;
   info.period = period;
   info.time_text = when;
+  info.adults = v.chosen_role != nullptr && v.chosen_role->adults;
   // A circumvention category's block warns of the automatic ban, when the policy has one.
   std::string warning;
   if (v.matched_category && v.matched_category->circumvention && ex.cfg->policy->bans.attempts > 0) {
@@ -350,7 +352,7 @@ std::string block_page_html(worker& w, client_connection& c, exchange& ex, std::
     if (could_ask) {
       form = render_request_form(w.state().form_keys, c.ip_text, url,
                                  std::chrono::duration_cast<std::chrono::seconds>(ex.start.time_since_epoch()).count(),
-                                 c.inside || c.transparent, info.user);
+                                 c.inside || c.transparent, info.user, info.adults);
       info.request_form_html = form;
     }
   } else if (!c.inside && !c.transparent) {

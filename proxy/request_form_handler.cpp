@@ -26,7 +26,7 @@ namespace {
 // 2026-12-06). The status is in the access log.
 net::awaitable<void> form_page(client_connection& c, exchange& ex, std::string_view school, unsigned version,
                                http::status st, std::string_view title, std::string_view text) {
-  std::string body = render_notice_page(title, text, school);
+  std::string body = render_notice_page(title, read_by_adult(ex) ? adult_wording(text) : std::string(text), school);
   co_await write_local(c, ex, st, std::move(body), "text/html; charset=utf-8", false, version);
 }
 

@@ -165,6 +165,10 @@ struct role {
   std::string default_reason;
   std::vector<rule> rules;
   bool builtin = false;  // the "unassigned" fallback made when the policy names none
+  // roles.<name>.audience: who reads this role's pages. `children` (the default, and the
+  // built-in fallback's) gets the child-first wording ("ask your teacher"); `adults` (staff,
+  // the office, parents and visitors) gets an adult's ("the headteacher decides, 000 7.5").
+  bool adults = false;
   safesearch_settings safesearch;
   // roles.<name>.groups: directory groups ("Year 6", "Staff") whose signed-in members get this
   // role, whatever their address; compared case-insensitively (directories do). The first

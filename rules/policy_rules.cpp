@@ -223,12 +223,22 @@ void loader::load_roles(const YAML::Node& roles) {
     }
     const YAML::Node& n = kv.second;
     if (!check_map(n, what,
-                   {"description", "networks", "default", "rules", "safesearch", "groups"}))
+                   {"description", "networks", "default", "rules", "safesearch", "groups", "audience"}))
       continue;
     role r;
     r.name = name;
     if (n["description"]) {
       if (auto s = scalar(n["description"], what + " description")) r.description = *s;
+    }
+    if (n["audience"]) {
+      if (auto s = scalar(n["audience"], what + " audience")) {
+        if (*s == "adults") {
+          r.adults = true;
+        } else if (*s != "children") {
+          error(n["audience"], what + " audience must be 'children' or 'adults' (who reads its block pages), not " +
+                                   quote(*s));
+        }
+      }
     }
     if (n["default"]) {
       if (auto a = parse_action(n["default"], what + " default")) r.default_action = *a;

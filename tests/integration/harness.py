@@ -484,6 +484,7 @@ roles:
     default: allow
   guests:
     networks: [{guest}/32]
+    audience: adults
     default: allow
     rules:
       - {{action: block, categories: [social_media]}}

@@ -123,6 +123,32 @@ class HttpTest(unittest.TestCase):
         self.assertRegex(text, r"<dt>When</dt><dd>(Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day [0-9]{1,2} [A-Z][a-z]+ "
                                r"20[0-9]{2}, [0-9]{2}:[0-9]{2} (GMT|BST) \u00b7 ")
 
+    def test_an_adults_pages_speak_to_an_adult(self):
+        # guests have `audience: adults` (as the shipped policy's staff, office and guests do);
+        # pupils the default, children.
+        words = {}
+        for source in (GUEST, PUPIL):
+            out = raw_request(self.proxy, f"GET {self.url('instagram.test', '/p')} HTTP/1.1\r\n"
+                                          f"Host: instagram.test\r\nConnection: close\r\n\r\n".encode(), source=source)
+            self.assertEqual(status_of(out), 403)
+            words[source] = person_block_page(self.proxy, out, source).decode()
+        self.assertIn("Need this page for your work?", words[GUEST])
+        self.assertIn("Details for the ICT technician", words[GUEST])
+        self.assertNotIn("your teacher", words[GUEST])
+        self.assertNotIn("school work", words[GUEST])
+        self.assertIn("Need this page for your school work?", words[PUPIL])
+        self.assertIn("your teacher", words[PUPIL])
+        # An error page: an origin that refuses the connection.
+        closed = free_port()
+        for source, want, unwanted in ((GUEST, "tell the ICT technician what you were trying", "your teacher"),
+                                       (PUPIL, "tell your teacher or the ICT technician what you were trying", None)):
+            out = raw_request(self.proxy, f"GET http://origin.test:{closed}/ HTTP/1.1\r\nHost: origin.test\r\n"
+                                          "Connection: close\r\n\r\n".encode(), source=source)
+            self.assertEqual(status_of(out), 502, out[:300])
+            self.assertIn(want, out.decode())
+            if unwanted:
+                self.assertNotIn(unwanted, out.decode())
+
     def test_an_overlong_request_form_gets_413_declared_or_counted(self):
         # read_posted_form (posted_form.hpp): at most 64 KiB, refused from the declared length
         # before a byte of the body is read, or once the chunks read pass it.

@@ -124,3 +124,15 @@ TEST_CASE("the limiter never forgets a device at its limit to make room for othe
   CHECK(limiter.allow("10.0.0.2", t0 + seconds(700)));
   CHECK(limiter.allow("10.0.0.1", t0 + seconds(700)));
 }
+
+TEST_CASE("the request form asks a child for a class and an adult for a role") {
+  form_keys keys;
+  const auto child = render_request_form(keys, "10.10.4.20", "http://x.test/", 1'700'000'000, false);
+  CHECK(child.find("(and your class)") != std::string::npos);
+  CHECK(child.find("A teacher will look at it.") != std::string::npos);
+  const auto adult = render_request_form(keys, "10.20.4.20", "http://x.test/", 1'700'000'000, false, "mrs.head", true);
+  CHECK(adult.find("(and your role)") != std::string::npos);
+  CHECK(adult.find("Tell the headteacher why you need this page (000 7.5).") != std::string::npos);
+  CHECK(adult.find("teacher will look") == std::string::npos);
+  CHECK(adult.find("value=\"mrs.head\"") != std::string::npos);
+}

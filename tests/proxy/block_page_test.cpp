@@ -356,3 +356,48 @@ TEST_CASE("a block page names the person only when it goes to them, not to the s
   // No Fetch Metadata (plain HTTP, an older browser, curl): nothing tells a script apart.
   CHECK(block_page_for_the_person("", ""));
 }
+
+TEST_CASE("an adult's block page speaks to an adult: the headteacher decides, no 'ask your teacher'") {
+  auto info = sample();
+  info.role = "staff";
+  info.adults = true;
+  const auto page = render_block_page(info);
+  check_document(page);
+  CHECK(contains(page, "Need this page for your work?"));
+  CHECK(contains(page, "Ask the headteacher, who can open it for a while"));
+  CHECK(contains(page, "<summary>Details for the ICT technician</summary>"));
+  CHECK(contains(page, "blocked by mistake, tell the ICT technician."));
+  CHECK_FALSE(contains(page, "teacher."));
+  CHECK_FALSE(contains(page, "school work"));
+  CHECK_FALSE(contains(page, "your teacher"));
+  // The same page for a child keeps the child's words.
+  const auto child = render_block_page(sample());
+  CHECK(contains(child, "Need this page for your school work?"));
+  CHECK(contains(child, "Details for your teacher or the ICT technician"));
+
+  info.ban_until = "Thursday 3 December 2026, 16:30";
+  info.ban_until_spoken = "4:30 this afternoon";
+  const auto ban = render_block_page(info);
+  CHECK(contains(ban, "Need a website for your work?"));
+  CHECK(contains(ban, "This lasts until <strong>4:30 this afternoon</strong>"));
+  CHECK(contains(ban, "<dt>Until</dt><dd>Thursday 3 December 2026, 16:30</dd>"));
+  CHECK_FALSE(contains(ban, "your teacher"));
+}
+
+TEST_CASE("adult_wording swaps the child's phrases of the error and form pages, and nothing else") {
+  CHECK(adult_wording("If you need it, tell your teacher or the ICT technician.") ==
+        "If you need it, tell the ICT technician.");
+  CHECK(adult_wording("Please try again in a minute, or ask your teacher.") ==
+        "Please try again in a minute, or ask the ICT technician.");
+  CHECK(adult_wording("Your request has been sent (number 4). A teacher will look at it.") ==
+        "Your request has been sent (number 4). The headteacher will look at it.");
+  CHECK(adult_wording("It may still arrive; if your teacher does not hear of it, ask again.") ==
+        "It may still arrive; if you do not hear of it, ask again.");
+  CHECK(adult_wording("Tell your teacher if you need it.") == "Tell the ICT technician if you need it.");
+  CHECK(adult_wording("No teacher here; teachers.") == "No teacher here; teachers.");
+  CHECK(adult_wording("") == "");
+  const auto page = render_error_page(502, "Not trusted", "If you need it, tell your teacher or the ICT technician.",
+                                      "School", true, {}, true);
+  CHECK_FALSE(contains(page, "your teacher"));
+  CHECK(contains(page, "tell the ICT technician what you were trying to open"));
+}

@@ -618,3 +618,21 @@ roles:
   }
   CHECK(warned == 1);
 }
+
+TEST_CASE("a role's audience is children or adults, children by default") {
+  auto r = load(head + R"(roles:
+  pupils: {default: allow, networks: [10.10.0.0/16]}
+  staff: {default: allow, networks: [10.20.0.0/16], audience: adults}
+  guests: {default: allow, networks: [10.99.0.0/16], audience: children}
+)");
+  REQUIRE(r.ok());
+  CHECK_FALSE(r.compiled->roles[0].adults);
+  CHECK(r.compiled->roles[1].adults);
+  CHECK_FALSE(r.compiled->roles[2].adults);
+  auto bad = load(head + R"(roles:
+  staff: {default: allow, audience: grown-ups}
+)");
+  REQUIRE_FALSE(bad.ok());
+  const auto e = find_error(bad, "audience must be 'children' or 'adults'");
+  CHECK(e.line == 7);
+}
