@@ -1,5 +1,7 @@
 #include "ctl/human_output.hpp"
 
+#include <chrono>
+#include <cstdio>
 #include <initializer_list>
 #include <set>
 #include <string_view>
@@ -38,11 +40,51 @@ bool flag_set(const json::object& args, std::string_view key) {
   return v && v->is_bool() && v->get_bool();
 }
 
-// Any value as text: strings as they are, numbers and booleans as written, null and absent
-// as "", arrays of strings joined with ", ", anything else as compact JSON.
+}  // namespace
+
+std::string human_time(std::string_view iso) {
+  // "2026-11-23T10:58:00+00:00": the daemon's times are school-local with their offset
+  // (docs/admin-protocol.md); --json keeps them so.
+  auto digits = [&](std::size_t at, std::size_t n) {
+    int v = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (iso[i] < '0' || iso[i] > '9') return -1;
+      v = v * 10 + (iso[i] - '0');
+    }
+    return v;
+  };
+  if (iso.size() != 25 || iso[4] != '-' || iso[7] != '-' || iso[10] != 'T' || iso[13] != ':' || iso[16] != ':' ||
+      (iso[19] != '+' && iso[19] != '-') || iso[22] != ':')
+    return std::string(iso);
+  const int y = digits(0, 4), mo = digits(5, 2), d = digits(8, 2), h = digits(11, 2), mi = digits(14, 2),
+            s = digits(17, 2), oh = digits(20, 2), om = digits(23, 2);
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 60 || oh < 0 ||
+      om < 0)
+    return std::string(iso);
+  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{static_cast<unsigned>(mo)},
+                                        std::chrono::day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return std::string(iso);
+  static constexpr const char* weekdays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const std::chrono::weekday wd{std::chrono::sys_days{ymd}};
+  // The UK's two offsets by their names (the school's zone is Europe/London unless it says
+  // otherwise); any other as UTC+HH:MM.
+  const std::string_view offset = iso.substr(19);
+  std::string zone = offset == "+00:00" ? "GMT" : offset == "+01:00" ? "BST" : "UTC" + std::string(offset);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s %d %s %d %02d:%02d ", weekdays[wd.c_encoding()], d, months[mo - 1], y, h, mi);
+  return buf + zone;
+}
+
+namespace {
+
+// Any value as text: strings as they are (a school-local time in words: human_time), numbers
+// and booleans as written, null and absent as "", arrays of strings joined with ", ", anything
+// else as compact JSON.
 std::string text(const json::value* v) {
   if (!v || v->is_null()) return {};
-  if (const auto* s = v->if_string()) return std::string(*s);
+  if (const auto* s = v->if_string()) return human_time(*s);
   if (const auto* a = v->if_array()) {
     std::string out;
     for (const auto& item : *a) {

@@ -17,6 +17,11 @@ namespace hallpass::ctl {
 // oddly typed fields (it prints what is there). The result ends with '\n'.
 std::string render_human(const command& request, const boost::json::object& data);
 
+// A daemon's time "2026-11-23T10:58:00+00:00" (school-local, with its offset) as a person reads
+// it: "Mon 23 Nov 2026 10:58 GMT" (+01:00 is BST, any other offset UTC+HH:MM); any other text
+// as it is. Every human table and line shows times so; --json keeps the daemon's.
+std::string human_time(std::string_view iso);
+
 // Seconds as "2d 3h 4m 5s" (the largest units only as needed).
 std::string duration_text(long long seconds);
 

@@ -391,7 +391,7 @@ class OutputTest(DaemonTestCase):
 
     def test_approve_says_what_for_whom_until_when(self):
         out = self.human("approve", "7", "--for", "5m")
-        self.assertEqual(out, "approved request 7: www.facebook.com (domain) for pupils until 2026-11-23T11:05:00+00:00\n")
+        self.assertEqual(out, "approved request 7: www.facebook.com (domain) for pupils until Mon 23 Nov 2026 11:05 GMT\n")
 
     def test_deny_and_revoke(self):
         out = self.human("deny", "8", "--reason", "no")
@@ -419,7 +419,7 @@ class OutputTest(DaemonTestCase):
         self.assertIn("Mr Smith", lines[1])
         self.assertIn("https://www.facebook.com/", lines[1])
         self.assertIn("pupils (domain)", lines[1])
-        self.assertIn("2026-11-23T11:05:00+00:00", lines[1])
+        self.assertIn("Mon 23 Nov 2026 11:05 GMT", lines[1])
         self.assertIn("pending", lines[2])
         self.assertIn("client 10.10.4.0/24", lines[2])
 
@@ -463,7 +463,7 @@ class OutputTest(DaemonTestCase):
         self.daemon.handler = lambda request: ok(REQUEST_9)
         out = self.human("show", "9")
         for label, value in [("Form", "complete"), ("Completed by", "ict.tech (technician)"),
-                             ("Completed at", "2026-11-23T11:30:00+00:00"),
+                             ("Completed at", "Mon 23 Nov 2026 11:30 GMT"),
                              ("Site content, reviewer", "The school's own page"),
                              ("Reviewer's note", "Her teacher agrees"), ("Site content", "posts"),
                              ("Reasons for access", "My project")]:
@@ -486,7 +486,7 @@ class OutputTest(DaemonTestCase):
 
     def test_show_labels_every_field(self):
         out = self.human("show", "7")
-        for label, value in [("Request", "7"), ("Status", "approved"), ("Created", "2026-11-23T10:58:00+00:00"),
+        for label, value in [("Request", "7"), ("Status", "approved"), ("Created", "Mon 23 Nov 2026 10:58 GMT"),
                              ("Requester", "Mr Smith"), ("URL", "https://www.facebook.com/"),
                              ("Site content", "The school's own Facebook page"),
                              ("Reasons for access", "Year 6 project on the school's posts"),
@@ -494,9 +494,9 @@ class OutputTest(DaemonTestCase):
                              ("Control measures", "Teacher-led, on the classroom screen"), ("For", "pupils"),
                              ("Filed by", "ict.tech"), ("Source", "hallpassctl"), ("Decision", "approved"),
                              ("Decided by", "mrs.head"),
-                             ("Decided at", "2026-11-23T11:00:00+00:00"), ("Decision reason", "supervised lesson"),
-                             ("Exception", "www.facebook.com (domain)"), ("From", "2026-11-23T11:00:00+00:00"),
-                             ("Until", "2026-11-23T11:05:00+00:00")]:
+                             ("Decided at", "Mon 23 Nov 2026 11:00 GMT"), ("Decision reason", "supervised lesson"),
+                             ("Exception", "www.facebook.com (domain)"), ("From", "Mon 23 Nov 2026 11:00 GMT"),
+                             ("Until", "Mon 23 Nov 2026 11:05 GMT")]:
             matching = [l for l in out.splitlines() if l.startswith(label + ":")]
             self.assertEqual(len(matching), 1, f"{label} in {out}")
             self.assertTrue(matching[0].endswith(value), matching[0])
@@ -547,7 +547,7 @@ class OutputTest(DaemonTestCase):
             self.assertIn(fact, lines[1])
         lines = self.human("blocks", "--all").splitlines()
         self.assertIn("REMOVED", lines[0])
-        self.assertIn("2026-11-23T11:00:00+00:00 by mrs.head", lines[2])
+        self.assertIn("Mon 23 Nov 2026 11:00 GMT by mrs.head", lines[2])
         self.daemon.handler = lambda request: ok({"blocks": []})
         self.assertEqual(self.human("blocks"), "no local block entries in force\n")
 
@@ -578,6 +578,21 @@ class OutputTest(DaemonTestCase):
                                    '--before 1 for older ones, --since "YYYY-MM-DD HH:MM" to narrow, --limit N '
                                    '(at most 1000) for more')
 
+    def test_times_are_shown_in_words_with_their_zone(self):
+        # The daemon's school-local ISO 8601 times become "Mon 23 Nov 2026 11:05 GMT" in every
+        # human table and line; --json keeps them (test_json_prints_the_data_object_on_one_line).
+        report = dict(self.ANSWERS["reports"]["data"]["reports"][0])
+        for at, shown in (("2026-07-04T09:05:00+01:00", "Sat 4 Jul 2026 09:05 BST"),
+                          ("2026-12-31T23:59:59+00:00", "Thu 31 Dec 2026 23:59 GMT"),
+                          ("2026-11-23T10:00:00+05:30", "Mon 23 Nov 2026 10:00 UTC+05:30"),
+                          ("2026-02-30T10:00:00+00:00", "2026-02-30T10:00:00+00:00"),  # no such day: as sent
+                          ("2026-11-23 10:00", "2026-11-23 10:00")):
+            with self.subTest(at=at):
+                report["created"] = at
+                self.daemon.handler = lambda request: ok({"reports": [report]})
+                lines = self.human("reports").splitlines()
+                self.assertIn(f"3   {shown}  Mrs Brown", lines[1])
+
     def test_reports_say_a_removed_block_is_no_longer_in_force(self):
         # `reports` said "blocked" of a page open again (admin audit, 2026-12-05, F9).
         report = dict(self.ANSWERS["reports"]["data"]["reports"][0])
@@ -585,7 +600,7 @@ class OutputTest(DaemonTestCase):
                                                            "reason": "mistake"})
         self.daemon.handler = lambda request: ok({"reports": [report]})
         lines = self.human("reports").splitlines()
-        self.assertIn("blocked by ict.tech (entry 12); block removed by mrs.head at 2026-11-23T10:00:00+00:00, "
+        self.assertIn("blocked by ict.tech (entry 12); block removed by mrs.head at Mon 23 Nov 2026 10:00 GMT, "
                       "no longer in force", lines[1])
 
     def test_status_is_labelled_lines(self):
@@ -665,7 +680,7 @@ class WarningTest(DaemonTestCase):
         r = self.ctl("approve", "7", "--for", "5m")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout,
-                         "approved request 7: www.facebook.com (domain) for pupils until 2026-11-23T11:05:00+00:00\n")
+                         "approved request 7: www.facebook.com (domain) for pupils until Mon 23 Nov 2026 11:05 GMT\n")
         self.assertEqual(r.stderr, f"hallpassctl: warning: {self.WARNING}\n")
         r = self.ctl("approve", "7", "--for", "5m", "--json")
         self.assertEqual(r.returncode, 0, r.stderr)
