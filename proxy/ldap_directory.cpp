@@ -358,6 +358,11 @@ directory_answer check_login_at(const ldap_settings& s, std::string_view user, s
                                 const std::function<bool(std::string_view user)>& may_bind) {
   using st = directory_answer::status;
   if (user.size() > 256 || password.size() > 1024) return fail(st::bad_credentials, "user name or password too long");
+  // Never sent: a bind with a DN and no password is an "unauthenticated bind" (RFC 4513 5.1.2),
+  // which a server allowing it (Active Directory often does) answers with success, and one
+  // refusing it answers "unwilling to perform" only for names that exist (outside-in audit of
+  // logins, 2026-12-06, H1: `sam:` signed in as sam, or told which names exist, unlimited).
+  if (user.empty() || password.empty()) return fail(st::bad_credentials, "an empty user name or password");
 
   // With a DN template the directory's spelling of the name is known only after the bind, so
   // the failure limits see the typed name: one outside printable ASCII (fullwidth letters, a

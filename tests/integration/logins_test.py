@@ -403,6 +403,19 @@ class LoginsTest(unittest.TestCase):
         for good in ("dave-pw", "sam-pw"):
             self.assertNotIn(good, log)
 
+    def test_an_empty_password_is_never_sent_to_the_directory(self):
+        # An empty password would be an unauthenticated bind (RFC 4513 5.1.2): a directory that
+        # allows it signs anyone in, and this slapd refuses it ("unwilling to perform", a 503
+        # here before) only for names that exist, which told a pupil which names do, without
+        # limit (outside-in audit of logins, 2026-12-06, H1). Both names now get the same 407.
+        for creds in ("sam:", "no-such-person:"):
+            with self.subTest(creds=creds):
+                status, _, err = self.get("origin.test", creds, source="127.0.0.7")
+                self.assertEqual(status, 407, err)
+        lines = wait_for(lambda: [l for l in self.proxy.log_lines() if "an empty user name or password" in
+                                  l.get("note", "")][-2:] or None, what="the two lines")
+        self.assertEqual(len(lines), 2, lines)
+
     def test_a_guesser_is_refused_while_another_user_still_signs_in(self):
         for i in range(3):
             status, _, err = self.get("origin.test", f"victim:guess{i}", source=GUESSER)
