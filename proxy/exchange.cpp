@@ -152,6 +152,13 @@ void note_asker_role(worker& w, const client_connection& c, exchange& ex) {
 // answer to a blocked HTTPS site; other clients get the plain refusal.
 bool looks_like_browser(std::string_view user_agent) { return user_agent.starts_with("Mozilla/"); }
 
+bool own_doing(std::string_view fetch_mode, std::string_view fetch_dest, std::string_view user_agent,
+               std::string_view upgrade_insecure_requests) {
+  if (!fetch_mode.empty()) return fetch_mode == "navigate" && (fetch_dest.empty() || fetch_dest == "document");
+  if (!looks_like_browser(user_agent)) return true;
+  return upgrade_insecure_requests == "1";
+}
+
 tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std::string_view user_agent) {
   const auto& policy = *ex.cfg->policy;
   const rules::verdict* v = &decide_exchange(w, c, ex, std::nullopt);
@@ -198,6 +205,12 @@ void note_circumvention(worker& w, const client_connection& c, exchange& ex) {
   if (!ex.cfg || !state.admin) return;
   const auto& bans = ex.cfg->policy->bans;
   if (bans.attempts == 0) return;
+  if (ex.maybe_embedded) {
+    ex.add_note(ex.method == "CONNECT"
+                    ? "not counted towards a ban: a browser's tunnel, which may be a page's image or script"
+                    : "not counted towards a ban: not a page the person opened (a page's image, script or frame)");
+    return;
+  }
   // The signed-in user, when logins know one; the device always: by its hardware address when
   // the DHCP leases name it (a new address from DHCP does not escape the count or the ban; the
   // host name is not used, since a device chooses its own), else by its address.

@@ -57,6 +57,11 @@ struct exchange {
   outcome action = outcome::error;
   std::uint64_t bytes_in = 0, bytes_out = 0;
   bool circumvention = false;
+  // The exchange may not be the person's own doing: a page's image or script, a frame, or a
+  // browser's CONNECT (which does not say whether a page embedded the site). An attempt to get
+  // round the filter is then logged and alerted but not counted towards an automatic ban
+  // (own_doing, exchange.cpp; outside-in audit of logins, 2026-12-06, H2).
+  bool maybe_embedded = false;
   bool inspected = false;     // a decrypted tunnel's CONNECT, or a request inside one
   // A CONNECT whose school-CA handshake with the client failed: "rejected_ca" (the device does
   // not trust the school CA: a pinning app, a device without it) or "client_failed"; the log's
@@ -98,6 +103,15 @@ std::string pool_client(const client_connection& c, const exchange& ex);
 
 // Whether a User-Agent is a browser's (one that can show a page in answer to an HTTPS site).
 bool looks_like_browser(std::string_view user_agent);
+
+// Whether a request is surely the person's own doing, for the circumvention count: with Fetch
+// Metadata (HTTPS, inspected) a top-level navigation only (Sec-Fetch-Mode navigate, Sec-Fetch-
+// Dest document or none); without it, from a browser, a navigation as browsers mark them on
+// plain HTTP (Upgrade-Insecure-Requests: 1); anything else that is not a browser (an app, a
+// VPN client, a tool) is. A page can make a browser load images, scripts and frames from any
+// site, and a pupil could so get another person banned (outside-in audit, 2026-12-06, H2).
+bool own_doing(std::string_view fetch_mode, std::string_view fetch_dest, std::string_view user_agent,
+               std::string_view upgrade_insecure_requests);
 
 // What to do with a CONNECT, decided by plan_tunnel.
 enum class tunnel_plan : std::uint8_t {

@@ -327,6 +327,10 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
   }
 
   const bool is_connect = req.method() == http::verb::connect;
+  // Whether an attempt to get round the filter here may count towards a ban (exchange.hpp).
+  ex.maybe_embedded = is_connect ? looks_like_browser(req[http::field::user_agent])
+                                 : !own_doing(req["Sec-Fetch-Mode"], req["Sec-Fetch-Dest"], req[http::field::user_agent],
+                                              req["Upgrade-Insecure-Requests"]);
   if (is_connect && ((rp.content_length() && *rp.content_length() > 0) ||
                      req.find(http::field::transfer_encoding) != req.end())) {
     // A CONNECT has no content (RFC 9110 9.3.6): what follows its head is the tunnel's. One

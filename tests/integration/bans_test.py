@@ -33,6 +33,17 @@ def three_vpn_sites(text):
     return text.replace(old, "  circumvention: {domains: [vpn.test, vpn2.test, vpn3.test]}\n")
 
 
+def raw_connect(proxy, host, source, user_agent):
+    """A CONNECT to host:443 from `source` with `user_agent`; the proxy's answer's first bytes."""
+    import socket
+    with socket.socket() as s:
+        s.bind((source, 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", proxy.port))
+        s.sendall(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\nUser-Agent: {user_agent}\r\n\r\n".encode())
+        return s.recv(4096)
+
+
 def spoken_ends(end, now=None):
     """What the ban page's lead may say for an end at `end` (seconds since the epoch), seen
     from `now`, in London time, as a child says it ("6:47 this evening", "9:05 tomorrow
@@ -283,6 +294,47 @@ class BansTest(unittest.TestCase):
         entries = ctl_json("hp_dsl", self.sock, "audit")["entries"]
         self.assertTrue(any(e["object"] == f"ban {bans[0]['id']}" and e["outcome"] == "automatic" for e in entries))
         ctl("hp_dsl", self.sock, "unban", "--device", device, "--reason", "talked it through", check=0)
+        wait_for(lambda: self.status("origin.test", device) == 200, timeout=2, interval=0.1, what="unbanned")
+
+    def test_a_pages_images_and_a_browsers_tunnels_never_ban_anyone(self):
+        # A page can make a browser load images, scripts and frames from any site: three VPN
+        # sites' images (or three https://IP/ images, whose tunnels carry no server name) banned
+        # whoever opened the page, a teacher included, on every device (outside-in audit of
+        # logins, 2026-12-06, H2). Such attempts are logged and alerted, not counted.
+        device = "127.0.0.26"
+        browser = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+        before = self.proxy.metric("hallpass_bans_total", {"how": "automatic"})
+        embedded = [
+            ("-H", "Sec-Fetch-Mode: no-cors", "-H", "Sec-Fetch-Dest: image"),  # an <img> (HTTPS, inspected)
+            ("-H", "Sec-Fetch-Mode: navigate", "-H", "Sec-Fetch-Dest: iframe"),  # a frame
+            ("-A", browser),  # a browser's plain-HTTP image: no Upgrade-Insecure-Requests
+        ]
+        for host in ("vpn.test", "vpn2.test", "vpn3.test"):
+            for headers in embedded:
+                r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                                    "-x", f"http://127.0.0.1:{self.proxy.port}", "--interface", device, *headers,
+                                    f"http://{host}:{self.nginx.port}/logo.png"],
+                                   capture_output=True, text=True, timeout=20)
+                self.assertEqual(r.stdout, "403", r.stderr)
+            # A browser's CONNECT does not say whether a page embedded the site.
+            out = raw_connect(self.proxy, host, device, browser)
+            self.assertTrue(out.startswith(b"HTTP/1.1 403"), out[:200])
+        time.sleep(1)
+        self.assertEqual(self.status("origin.test", device), 200)  # not banned
+        self.assertEqual(self.proxy.metric("hallpass_bans_total", {"how": "automatic"}), before)
+        lines = [l for l in self.proxy.log_lines() if l.get("client") == device and l.get("circumvention") is True]
+        self.assertEqual(len(lines), 12)  # each still logged as an attempt
+        self.assertTrue(all("not counted towards a ban" in l.get("note", "") for l in lines), lines)
+        # The person's own navigation counts: a browser's plain-HTTP page (Upgrade-Insecure-
+        # Requests), an HTTPS page (Sec-Fetch-Mode navigate, Sec-Fetch-Dest document), an app.
+        for host, headers in (("vpn.test", ("-A", browser, "-H", "Upgrade-Insecure-Requests: 1")),
+                              ("vpn2.test", ("-H", "Sec-Fetch-Mode: navigate", "-H", "Sec-Fetch-Dest: document")),
+                              ("vpn3.test", ("-A", "SomeVPN/2.1"))):
+            subprocess.run(["curl", "-sS", "-o", "/dev/null", "--max-time", "10", "-x",
+                            f"http://127.0.0.1:{self.proxy.port}", "--interface", device, *headers,
+                            f"http://{host}:{self.nginx.port}/"], capture_output=True, timeout=20)
+        self.banned_within_2s(device)
+        ctl("hp_dsl", self.sock, "unban", "--device", device, "--reason", "test", check=0)
         wait_for(lambda: self.status("origin.test", device) == 200, timeout=2, interval=0.1, what="unbanned")
 
     def test_a_user_ban_applies_in_explain_with_the_user(self):
