@@ -22,12 +22,17 @@ std::shared_ptr<const login_identity> signin_table::find(const std::string& clie
   if (now >= next_sweep_) sweep(limits, now);
   const auto it = bindings_.find(client);
   if (it == bindings_.end()) return nullptr;
-  const auto& bound = it->second.hardware_address;
+  auto& bound = it->second.hardware_address;
   const bool other_device = !bound.empty() && !hardware_address.empty() && bound != hardware_address;
   if (other_device || expired(it->second, limits, now)) {
     bindings_.erase(it);
     return nullptr;
   }
+  // Bound before the device's hardware address was known (the leases and the ARP table are
+  // read once a second): the first seen since is the device's, so that another device taking
+  // the address later is told apart (outside-in audit of logins, 2026-12-06, M1). Until then,
+  // and for a second after a takeover, the address alone decides.
+  if (bound.empty() && !hardware_address.empty()) bound = std::string(hardware_address);
   it->second.last_seen = now;
   if (groups_until) *groups_until = it->second.groups_until;
   return it->second.who;
