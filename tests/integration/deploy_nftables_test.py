@@ -55,6 +55,28 @@ PROBE = textwrap.dedent("""
     print("pass" if ok else "blocked")
 """)
 
+# From the LAN device: `count` NTP-sized datagrams 20 ms apart from one socket; prints how many
+# were answered (within 2 s of the last).
+FLOOD = textwrap.dedent("""
+    import socket, sys, time
+    host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect((host, port)); s.settimeout(0.02)
+    answers = 0
+    for _ in range(count):
+        s.send(b"q" * 48)
+        try:
+            answers += s.recv(16) == b"ok"
+        except OSError:
+            pass
+    end = time.monotonic() + 2
+    while time.monotonic() < end:
+        try:
+            answers += s.recv(16) == b"ok"
+        except OSError:
+            pass
+    print(answers)
+""")
+
 
 def sh(*cmd, check=True):
     return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=30)
@@ -125,6 +147,11 @@ class NftablesRulesTest(unittest.TestCase):
             self.assertEqual(self.probe("udp", OTHER_DNS, 53), "blocked")  # any other resolver
             self.assertEqual(self.probe("udp", OTHER_DNS, 123, size=48), "pass")  # an NTP request
             self.assertEqual(self.probe("udp", OTHER_DNS, 123, size=148), "blocked")  # a VPN handshake on 123
+            # At most 6 a minute per device after a burst of 8: 48-byte datagrams to any host
+            # were a channel a tunnel could use (outside-in audit, 2026-12-06, L4).
+            answered = int(in_ns(LAN, "python3", "-c", FLOOD, OTHER_DNS, "123", "40").stdout.strip())
+            self.assertGreaterEqual(answered, 4)
+            self.assertLessEqual(answered, 10)
             self.assertEqual(self.probe("tcp", OTHER_DNS, 22), "blocked")  # SSH
             self.assertEqual(self.probe("tcp", OTHER_DNS, 853), "blocked")  # DNS over TLS
             self.assertEqual(self.probe("udp", OTHER_DNS, 443), "blocked")  # QUIC
