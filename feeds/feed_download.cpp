@@ -1,5 +1,8 @@
 #include "feeds/feed_download.hpp"
 
+#include <cerrno>
+#include <cstring>
+
 #include <curl/curl.h>
 
 #include <cctype>
@@ -104,7 +107,11 @@ download_result download(const download_request& r) {
   s.max = r.max_bytes;
   s.file = std::fopen(r.into.c_str(), "wb");
   if (!s.file) {
-    out.error = "cannot create " + r.into;
+    // The reason, and what usually causes it: a directory another user (root) made.
+    out.error = "cannot create " + r.into + ": " + std::strerror(errno) +
+                (errno == EACCES ? " (is its directory another user's? run `hallpass feeds update` once as root, "
+                                   "which gives the feeds to the state directory's owner)"
+                                 : "");
     return out;
   }
   CURL* c = curl.get();
@@ -178,6 +185,12 @@ download_result download(const download_request& r) {
                 (r.ca_file.empty() ? "; a private mirror's CA goes in the feed's ca_file" : "; ca_file " + r.ca_file) +
                 ")");
   }
+  if (rc == CURLE_UNSUPPORTED_PROTOCOL) {
+    // Said in libcurl's words ("Protocol "http" not supported or disabled in libcurl"), this
+    // read as a broken install (outside-in audit of the feeds, 2026-12-06, L3).
+    return fail("the server redirected to an address hallpass does not follow (an https feed never goes to http, "
+                "and no feed to file://, ftp:// or the like): give the feed's final https address as its url");
+  }
   if (rc != CURLE_OK) return fail(curl_error[0] ? curl_error : curl_easy_strerror(rc));
   if (status == 304) {
     std::error_code ec;
@@ -185,8 +198,13 @@ download_result download(const download_request& r) {
     out.ok = out.not_modified = true;
     return out;
   }
-  if (status < 200 || status > 299)
-    return fail("the server answered HTTP " + std::to_string(status));
+  // 200 only: a 206 is part of a list (hallpass never asks for a range; a cache or a proxy in
+  // between may answer with one), and was installed as a whole one, its last entry cut
+  // (outside-in audit of the feeds, 2026-12-06, M1); other 2xx carry no list either.
+  if (status != 200) {
+    return fail("the server answered HTTP " + std::to_string(status) +
+                (status == 206 ? " (only part of the list)" : "") + ", not 200 with the whole list");
+  }
   out.ok = true;
   out.bytes = s.bytes;
   out.etag = s.etag;

@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <cstring>
 #include <vector>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <memory>
 
 #include "feeds/feed_download.hpp"
+#include "rules/host.hpp"
 
 namespace hallpass::feeds {
 namespace {
@@ -195,6 +197,35 @@ std::vector<std::string> list_entries(const fs::path& version, const rules::feed
   return out;
 }
 
+// Whether a list entry ("com", "co.uk/", a host, "host/page") names a whole top-level domain or
+// registry suffix (update_options::is_registry_suffix); a page under one does not.
+bool registry_suffix_entry(std::string_view e, const update_options& o) {
+  if (const auto slash = e.find('/'); slash != std::string_view::npos) {
+    if (slash + 1 < e.size()) return false;
+    e = e.substr(0, slash);
+  }
+  if (e.empty() || rules::ip_address::parse(e)) return false;
+  return o.is_registry_suffix ? o.is_registry_suffix(e) : e.find('.') == std::string_view::npos;
+}
+
+// Gives `path` (and, for a directory, all it holds; links themselves, never what they name) to
+// `owner`. "" or the first failure.
+std::string give_to(const fs::path& path, const std::pair<uid_t, gid_t>& owner) {
+  auto one = [&](const fs::path& p) -> std::string {
+    if (::lchown(p.c_str(), owner.first, owner.second) != 0)
+      return "cannot give " + p.string() + " to the state directory's owner: " + std::strerror(errno);
+    return {};
+  };
+  if (auto e = one(path); !e.empty()) return e;
+  std::error_code ec;
+  if (!fs::is_directory(fs::symlink_status(path, ec))) return {};
+  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (auto e = one(it->path()); !e.empty()) return e;
+  }
+  return ec ? "cannot read " + path.string() + ": " + ec.message() : std::string();
+}
+
 bool list_exists(const fs::path& version, const rules::feed& f, const std::string& list) {
   std::error_code ec;
   if (f.format == rules::feed_format::lines) return fs::exists(version / "list", ec);
@@ -287,6 +318,17 @@ std::vector<std::string> read_entries(const std::string& path, rules::list_file_
   return out;
 }
 
+std::string url_without_credentials(std::string_view url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  const auto start = scheme + 3;
+  const auto end = url.find_first_of("/?#", start);
+  const auto authority = url.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+  const auto at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, start)) + std::string(url.substr(start + at + 1));
+}
+
 update_result update_feed(const rules::feed& f, const update_options& o) {
   update_result r;
   const fs::path home = fs::path(o.feeds_dir) / f.name;
@@ -296,6 +338,16 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
   if (ec) {
     r.error = "cannot create " + home.string() + ": " + ec.message();
     return r;
+  }
+  if (o.owner) {
+    // The feeds directory and the feed's own: the daemon's user must be able to write in the
+    // feed's (its timer's updates) and search both.
+    for (const auto& d : {fs::path(o.feeds_dir), home}) {
+      if (::lchown(d.c_str(), o.owner->first, o.owner->second) != 0) {
+        r.error = "cannot give " + d.string() + " to the state directory's owner: " + std::strerror(errno);
+        return r;
+      }
+    }
   }
   const std::string tag = std::to_string(o.now) + "-" + std::to_string(::getpid());
   const fs::path download_file = home / (".download-" + tag);
@@ -337,7 +389,7 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
   }
   auto got = download(d);
   if (!got.ok) {
-    r.error = "download from " + f.url + " failed: " + got.error;
+    r.error = "download from " + url_without_credentials(f.url) + " failed: " + got.error;
     return r;
   }
   if (got.not_modified) {
@@ -393,6 +445,18 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
     // issue 11).
     std::vector<std::string> after = list_entries(fresh, f, list, &skipped), before;
     const std::size_t entry_lines = after.size();
+    // A whole top-level domain or registry suffix ("com", "co.uk") is left out, as the loader
+    // leaves it out of a feed's list (outside-in audit of the feeds, 2026-12-06, H2): not
+    // counted, and reported.
+    std::size_t left_out = 0;
+    std::string left_out_examples;
+    const auto suffix = [&](const std::string& e) { return registry_suffix_entry(e, o); };
+    sort_unique(after);
+    std::erase_if(after, [&](const std::string& e) {
+      if (!suffix(e)) return false;
+      if (++left_out <= 5) left_out_examples += (left_out_examples.empty() ? "" : ", ") + e;
+      return true;
+    });
     sort_unique(after);
     // Each entry once, as the loader keeps it: one domain on 100,000 lines (or written as
     // Example.COM., *.example.com and example.com) is one entry, and passed a minimum of 1,000
@@ -415,10 +479,14 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
       return r;
     }
     if (have_current) before = list_entries(current, f, list);
+    std::erase_if(before, suffix);
     sort_unique(before);
     list_change c;
     c.list = list;
     c.entries = count;
+    c.skipped = skipped.count;
+    c.left_out = left_out;
+    c.left_out_examples = std::move(left_out_examples);
     count_differences(before, after, c);
     if (!o.allow_shrink && before.size() >= shrink_guard_entries && after.size() * 2 < before.size()) {
       r.error = "list " + shown + " would shrink from " + std::to_string(before.size()) + " to " +
@@ -431,10 +499,11 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
   }
 
   {
-    // The URL without credentials: they live only in credentials_file.
+    // The URL without credentials: they belong in credentials_file (one written in the URL was
+    // copied here: outside-in audit of the feeds, 2026-12-06, M3).
     std::ofstream info(fresh / "feed.info");
     info << "# Written by `hallpass feeds update`; read by the policy loader.\n"
-         << "fetched_at: " << o.now << "\nurl: " << f.url << "\n";
+         << "fetched_at: " << o.now << "\nurl: " << url_without_credentials(f.url) << "\n";
     if (!got.etag.empty()) info << "etag: " << got.etag << "\n";
     if (!got.last_modified.empty()) info << "last_modified: " << got.last_modified << "\n";
     info.close();
@@ -444,6 +513,12 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
     }
   }
 
+  if (o.owner) {
+    if (auto e = give_to(fresh, *o.owner); !e.empty()) {
+      r.error = e;
+      return r;
+    }
+  }
   // Switch: the new version gets its name, previous -> the version in force, current -> new.
   const std::string version = "v" + tag;
   fs::rename(fresh, home / version, ec);
@@ -472,11 +547,13 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
     r.error = err;
     return r;
   }
+  if (o.owner) (void)::lchown(current.c_str(), o.owner->first, o.owner->second);
   if (!old_version.empty()) {
     if (!relink(home / "previous", old_version, &err)) {
       r.error = "the new version is in force, but " + err;
       return r;
     }
+    if (o.owner) (void)::lchown((home / "previous").c_str(), o.owner->first, o.owner->second);
     if (!old_previous.empty() && old_previous != old_version && old_previous != version) {
       fs::remove_all(home / old_previous, ec);
     }

@@ -9,8 +9,14 @@
 // once are not supported (the systemd timer runs one at a time).
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
+#include <string_view>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -28,6 +34,14 @@ struct update_options {
   // this is set (`hallpass feeds update --allow-shrink`, after a look at the source).
   bool allow_shrink = false;
   // The timeouts and size limit are the feed's own (rules::feed).
+  // Whether an entry is a top-level domain or a registry's suffix ("com", "co.uk"): left out
+  // of the counts and reported, as the loader leaves it out (rules::load_options::
+  // is_registry_suffix). Unset: a name of one label.
+  std::function<bool(std::string_view host)> is_registry_suffix;
+  // Run as root for a state directory another user owns (the daemon's): what the update
+  // writes is given to that user and group, so that the daemon can read it and its own
+  // timer's update can replace it (outside-in audit of the feeds, 2026-12-06, H1 and M2).
+  std::optional<std::pair<uid_t, gid_t>> owner;
 };
 
 // The same bound a reload keeps (rules::shrunk_sources): one number for both guards.
@@ -53,6 +67,10 @@ static_assert(unpack_limits{}.list_file_bytes < rules::max_read_bytes);
 struct list_change {
   std::string list;  // the feed's category: `gambling`, `list`
   std::size_t entries = 0, added = 0, removed = 0;
+  // Lines that are no entries (the loader skips them too), and entries left out for naming a
+  // whole top-level domain or registry suffix, with the first few of those.
+  std::size_t skipped = 0, left_out = 0;
+  std::string left_out_examples;  // "com, co.uk"
 };
 
 struct update_result {
@@ -65,6 +83,10 @@ struct update_result {
 
 // REQUIRES: f comes from a loaded policy (f.lists names the lists its categories use).
 update_result update_feed(const rules::feed& f, const update_options& o);
+
+// `url` without its user information ("https://user:pw@host/x" -> "https://host/x"): what is
+// printed and written to feed.info (credentials belong in credentials_file).
+std::string url_without_credentials(std::string_view url);
 
 // Unpacks blacklists/<list>/{domains,urls} of a UT1 tarball (gzip or not) at `archive_path`
 // into `dir`; everything else (usage files, links, absolute or '..' paths) is skipped. "" or

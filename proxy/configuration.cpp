@@ -210,6 +210,7 @@ config_load_result load_configuration(const std::string& path, const overrides& 
   // The Public Suffix List: an allow rule's list that names `com` or `co.uk` must not open
   // every site under it (rules/README.md). Thread-safe (proxy/public_suffix.hpp).
   lo.is_public_suffix = [](std::string_view host) { return is_public_suffix(host); };
+  lo.is_registry_suffix = [](std::string_view host) { return is_registry_suffix(host); };
   auto policy = rules::load_policy_parsed(parsed, path, lo);
   out.errors = std::move(policy.errors);
   out.warnings = std::move(policy.warnings);

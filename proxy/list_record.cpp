@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include <filesystem>
+#include <map>
 
 #include "rules/file_io.hpp"
 #include "rules/policy_loader.hpp"
@@ -49,8 +50,20 @@ std::vector<std::string> emptied_since_last_run(const std::string& state_dir, co
       if (entries.is_uint64()) counts[std::string(source)] = static_cast<std::size_t>(entries.as_uint64());
     }
   }
-  return rules::emptied_sources(before, p, "when hallpass last ran (" + path + ")",
-                                "hallpass does not start (to start without this comparison, remove " + path + ")");
+  // Each feed's fetched_at when the record was written: a feed list `feeds update` replaced
+  // since is its guard's, not this one's.
+  std::map<std::string, std::int64_t> fetched;
+  if (const json::value* f = v.as_object().if_contains("feeds"); f && f->is_object()) {
+    for (const auto& [name, at] : f->as_object()) {
+      if (at.is_int64()) fetched[std::string(name)] = at.as_int64();
+    }
+  }
+  const std::string before_was = "when hallpass last ran (" + path + ")";
+  const std::string refused = "hallpass does not start (to start without this comparison, remove " + path + ")";
+  auto out = rules::emptied_sources(before, p, before_was, refused);
+  auto halved = rules::shrunk_sources(before, fetched, p, before_was, refused);
+  out.insert(out.end(), std::make_move_iterator(halved.begin()), std::make_move_iterator(halved.end()));
+  return out;
 }
 
 std::string write_list_record(const std::string& state_dir, const rules::policy& p) {
@@ -60,7 +73,12 @@ std::string write_list_record(const std::string& state_dir, const rules::policy&
     for (const auto& [source, entries] : sources) o[source] = entries;
     categories[category] = std::move(o);
   }
-  const std::string text = json::serialize(json::object{{"categories", std::move(categories)}}) + "\n";
+  json::object feeds;
+  for (const auto& f : p.feeds) {
+    if (f.fetched_at) feeds[f.name] = *f.fetched_at;
+  }
+  const std::string text =
+      json::serialize(json::object{{"categories", std::move(categories)}, {"feeds", std::move(feeds)}}) + "\n";
   return rules::replace_file_durably(list_record_path(state_dir), text, 0640);
 }
 

@@ -6,7 +6,11 @@
 // gave in `state_dir/list-sources.json`, written after every policy it starts serving, and
 // compares a starting policy with it: a list emptied while hallpass was stopped stops it from
 // starting, with the same words as a refused reload, instead of opening what the list blocked.
-// To empty a list on purpose, take it out of the policy.
+// To empty a list on purpose, take it out of the policy. A list that lost more than half its
+// entries (rules::shrunk_sources) stops it too, as it stops a reload (outside-in audit of the
+// feeds, 2026-12-06, H3: a feed list cut to 6 of 32,252 entries was refused by a reload and
+// served after a restart); a feed list `hallpass feeds update` replaced since is left to that
+// command's own guard (the record keeps each feed's fetched_at).
 //
 // Plain files; no Asio. Called at start and after a reload, never on an event loop.
 #pragma once

@@ -23,6 +23,7 @@
 #include "certs/x509_fields.hpp"
 #include "feeds/feed_history.hpp"
 #include "feeds/feed_update.hpp"
+#include "proxy/public_suffix.hpp"
 #include "proxy/signin_page.hpp"
 #include "rules/device_ref.hpp"
 #include "rules/exception_index.hpp"
@@ -959,6 +960,16 @@ int run_feeds(const std::vector<std::string>& args) {
   uo.feeds_dir = feeds_dir;
   uo.now = now;
   uo.allow_shrink = allow_shrink;
+  uo.is_registry_suffix = [](std::string_view host) { return is_registry_suffix(host); };
+  // Nothing the update writes is for other users: the IWF's list is confidential, and a
+  // feed.info may name a private mirror (outside-in audit of the feeds, 2026-12-06, M3; the
+  // systemd units had UMask=0027, a hand-run command had the shell's).
+  ::umask(027);
+  // Run as root for the daemon's state directory (another user's): what is written is given
+  // to that user, so that the daemon can read it and its timer's update replace it (H1, M2).
+  if (struct stat st{}; ::geteuid() == 0 && ::stat(dir.c_str(), &st) == 0 && st.st_uid != 0) {
+    uo.owner = std::pair<uid_t, gid_t>{st.st_uid, st.st_gid};
+  }
   int failures = 0, changed = 0;
   std::vector<feeds::history_entry> updated;
   for (const auto& f : p.feeds) {
@@ -979,7 +990,16 @@ int run_feeds(const std::vector<std::string>& args) {
     feeds::history_entry e{now, "updated", f.name, u.version, {}};
     for (const auto& c : u.changes) {
       std::cout << "  " << f.name << "/" << c.list << ": " << c.entries << " entries, +" << c.added << " -"
-                << c.removed << "\n";
+                << c.removed;
+      // What the daemon's journal would say later, said now (outside-in audit of the feeds,
+      // 2026-12-06, H2 and L3).
+      if (c.skipped > 0) std::cout << "; " << c.skipped << " lines that are not entries skipped";
+      if (c.left_out > 0) {
+        std::cout << "; " << c.left_out << " left out for naming a whole top-level domain or registry suffix ("
+                  << rules::terminal_safe(c.left_out_examples) << (c.left_out > 5 ? ", ..." : "")
+                  << "): a feed never blocks every site under one";
+      }
+      std::cout << "\n";
       e.lists.push_back({c.list, c.entries, c.added, c.removed});
     }
     updated.push_back(std::move(e));
@@ -987,6 +1007,11 @@ int run_feeds(const std::vector<std::string>& args) {
   // Recorded before the reload, so that the daemon's "loaded" line follows it.
   if (auto e = feeds::append_history(feeds_dir, updated); !e.empty()) {
     std::cerr << "hallpass feeds update: warning: the load history was not written: " << e << "\n";
+  }
+  if (uo.owner) {
+    for (const char* name : {"history", "history.lock"}) {
+      (void)::lchown((feeds_dir + "/" + name).c_str(), uo.owner->first, uo.owner->second);
+    }
   }
   if (changed > 0) ask_daemon_to_reload(dir);
   return failures > 0 ? 1 : 0;

@@ -38,4 +38,12 @@ bool is_public_suffix(std::string_view host, bool listed_only) {
   return psl_is_public_suffix2(list, name.c_str(), PSL_TYPE_ANY | (listed_only ? PSL_TYPE_NO_STAR_RULE : 0)) != 0;
 }
 
+bool is_registry_suffix(std::string_view host) {
+  if (host.empty() || rules::ip_address::parse(host)) return false;
+  const std::string name(host);
+  if (name.find('.') == std::string::npos) return true;
+  const psl_ctx_t* list = suffix_list();
+  return list && psl_is_public_suffix2(list, name.c_str(), PSL_TYPE_ICANN) != 0;
+}
+
 }  // namespace hallpass

@@ -24,6 +24,11 @@ bool is_public_suffix(std::string_view host, bool listed_only = false);
 // `host` normalised. Thread-safe once the list is loaded.
 std::string registrable_domain(std::string_view host);
 
+// Whether `host` is a top-level domain or a suffix a registry runs: the list's ICANN part ("com",
+// "co.uk", "sch.uk", "gov.uk"), not its private part ("github.io", "blogspot.com"), and any name of
+// one label. False for IP addresses. For feeds' entries (rules::load_options::is_registry_suffix).
+bool is_registry_suffix(std::string_view host);
+
 // Reads the list now (a file read: at start, before any event loop runs), so that no later
 // call reads it on an event loop.
 void load_public_suffixes();

@@ -188,6 +188,8 @@ class loader : private yaml_reader {
   };
   std::map<std::string, std::string, std::less<>> allowing_;
   allow_check* checking_ = nullptr;
+  // Set while a feed's list is read (load_feed_list): its registry suffixes are left out.
+  bool reading_feed_ = false;
   std::map<std::string, set_id, std::less<>> block_only_sets_;
   // The sets that stand for a category where a rule or an inspection entry names it: its own,
   // and where it blocks (an inspection entry is there to show the block page) its block-only

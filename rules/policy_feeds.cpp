@@ -104,6 +104,17 @@ void loader::load_feeds(const YAML::Node& feeds) {
         } else {
           error(n["url"], what + " url must be an https:// (or http://) URL, not " + quote(*u));
         }
+        // A user name or password in the URL is sent, but printed and stored nowhere
+        // (feeds::url_without_credentials); the policy file itself is often readable by more
+        // people than the credentials should be (outside-in audit of the feeds, 2026-12-06, M3).
+        const auto start = u->find("://");
+        const auto end = start == std::string::npos ? std::string::npos : u->find_first_of("/?#", start + 3);
+        if (start != std::string::npos && u->substr(start + 3, end - (start + 3)).find('@') != std::string::npos) {
+          const auto mark = n["url"].Mark();
+          warnings_.push_back({file_, mark.line + 1, mark.column + 1,
+                               what + " url holds a user name or password: put them in credentials_file "
+                                      "(a file only root and the daemon's user can read), not in the policy"});
+        }
       }
       if (!n["format"]) {
         error(kv.first,
@@ -140,6 +151,14 @@ void loader::load_feeds(const YAML::Node& feeds) {
       f.dir = (fs::path(opt_.feeds_dir) / name / "current").string();
       std::error_code ec;
       f.present = fs::is_directory(f.dir, ec);
+      // Missing is a warning (report_missing_feeds); unreadable is an error: read as missing,
+      // every category of the feed, a locked one too, blocked nothing while `feeds status`
+      // and root's `explain` said they block (outside-in audit of the feeds, 2026-12-06, H1).
+      if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory) {
+        error(kv.first, "feed " + quote(name) + ": " + f.dir + " cannot be read: " + ec.message() +
+                            ". The daemon's user must be able to read the feeds: run `hallpass feeds update` as "
+                            "that user (the hallpass-feeds service does), or give it the files (chown -R)");
+      }
       if (f.present) {
         // `current` is a link that `feeds update` may switch while this load reads: resolve
         // it once, so that every list of the feed comes from the same version.
@@ -213,9 +232,19 @@ void loader::load_feed_list(const feed_list& fl, category& c) {
   bool any = false;
   for (const auto& [path, kind] : files) {
     std::error_code ec;
-    if (!fs::exists(path, ec)) continue;
+    if (!fs::exists(path, ec)) {
+      if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory) {
+        error(fl.where, "feed list " + f.name + "/" + fl.list + ": " + path.string() + " cannot be read: " +
+                            ec.message() + ". The daemon's user must be able to read the feeds: run `hallpass "
+                            "feeds update` as that user, or give it the files (chown -R)");
+        any = true;  // said once, here, not again as "not in the feed"
+      }
+      continue;
+    }
     any = true;
+    reading_feed_ = true;
     const auto n = load_list_file(path, kind, c.set, fl.where, true, nullptr, nullptr, false);
+    reading_feed_ = false;
     c.url_count += n.new_urls;
     c.domain_count += n.new_domains;
     added += n.entries;

@@ -193,6 +193,21 @@ loader::list_counts loader::load_list_file(const fs::path& path, list_kind kind,
   }
   const std::string shown = path.string();
   std::size_t suffixes = 0;  // entries left out of an allow: top-level domains, public suffixes
+  std::size_t feed_suffixes = 0;  // a feed's entries left out: top-level domains, registry suffixes
+  // A feed's entry for a whole top-level domain or registry suffix (load_options::is_registry_suffix).
+  auto feed_refuses = [&](std::string_view host) {
+    if (!reading_feed_ || ip_address::parse(host)) return false;
+    const bool suffix = opt_.is_registry_suffix ? opt_.is_registry_suffix(host)
+                                                : host.find('.') == std::string_view::npos;
+    if (!suffix) return false;
+    if (++feed_suffixes <= max_warnings_per_file) {
+      warnings_.push_back({shown, static_cast<int>(line_no), 1,
+                           "left out: " + quote(host) +
+                               " is a top-level domain or a registry's suffix (like co.uk), and a feed's entry "
+                               "would block every site under it; the school's own lists may name one"});
+    }
+    return true;
+  };
   // The set an entry on `host` goes to: a public suffix in a list an allow rule uses goes to
   // the category's block-only set (block_only_set), with a warning at its line.
   auto set_for = [&](std::string_view host) {
@@ -211,6 +226,7 @@ loader::list_counts loader::load_list_file(const fs::path& path, list_kind kind,
     std::string why;
     if (line_kind == list_line_kind::url) {
       auto u = list_url(line, &why);
+      if (u && u->second.size() <= 1 && feed_refuses(u->first)) continue;
       if (u) {
         ++counts.entries;
         const auto to = set_for(u->first);
@@ -223,6 +239,7 @@ loader::list_counts loader::load_list_file(const fs::path& path, list_kind kind,
       const auto normalized = plain ? std::optional<std::string>() : list_domain(line, &why);
       if (plain || normalized) {
         const std::string_view d = plain ? line : std::string_view(*normalized);
+        if (feed_refuses(d)) continue;
         ++counts.entries;
         const auto to = set_for(d);
         if (!to) continue;
@@ -240,6 +257,11 @@ loader::list_counts loader::load_list_file(const fs::path& path, list_kind kind,
     warnings_.push_back({shown, 0, 0,
                          "skipped " + std::to_string(bad) + " unreadable lines in all (" +
                              std::to_string(bad - max_warnings_per_file) + " not shown)"});
+  }
+  if (feed_suffixes > max_warnings_per_file) {
+    warnings_.push_back({shown, 0, 0,
+                         "left " + std::to_string(feed_suffixes) + " top-level domains or registry suffixes in all out (" +
+                             std::to_string(feed_suffixes - max_warnings_per_file) + " not shown)"});
   }
   if (suffixes > max_warnings_per_file) {
     warnings_.push_back({shown, 0, 0,

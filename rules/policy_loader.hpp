@@ -51,6 +51,12 @@ struct load_options {
   // (proxy/public_suffix.hpp: rules/ does not link libpsl); unset: a name of one label is one.
   // Called on the loading thread; must not be called concurrently unless thread-safe.
   std::function<bool(std::string_view host)> is_public_suffix;
+  // Whether a host is a top-level domain or a suffix a registry runs (the list's ICANN part:
+  // "com", "co.uk", "sch.uk", "gov.uk"; not "github.io"). A feed's entry for one is left out,
+  // with a warning, whatever rule uses the list: a line `com` in a downloaded list blocked every
+  // .com site, and in a circumvention list banned every device (outside-in audit of the feeds,
+  // 2026-12-06, H2). The school's own lists may still block one. Unset: a name of one label.
+  std::function<bool(std::string_view host)> is_registry_suffix;
 };
 
 struct load_result {
@@ -87,6 +93,13 @@ source_counts count_sources(const policy& p);
 // ("when hallpass last ran (FILE)"), `refused` what is refused ("hallpass does not start").
 std::vector<std::string> emptied_sources(const source_counts& before, const policy& after, std::string_view before_was,
                                          std::string_view refused);
+// shrunk_sources against counts kept from an earlier run, and each feed's fetched_at then
+// (`fetched_before`; a feed whose time differs was replaced by `hallpass feeds update`, which
+// has its own guard): a list cut on disk while hallpass was stopped was accepted by the start
+// that a reload refused (outside-in audit of the feeds, 2026-12-06, H3).
+std::vector<std::string> shrunk_sources(const source_counts& before,
+                                        const std::map<std::string, std::int64_t>& fetched_before, const policy& after,
+                                        std::string_view before_was, std::string_view refused);
 
 // The kinds of category list file: one domain a line (UT1 `domains`, `domain_files`), one URL
 // prefix a line (UT1 `urls`, `url_files`), or either (a `lines` feed).

@@ -72,9 +72,11 @@ std::vector<std::string> emptied_sources(const source_counts& before, const poli
   return out;
 }
 
-std::vector<std::string> shrunk_sources(const policy& before, const policy& after) {
+namespace {
+template <class Fetched>
+std::vector<std::string> shrunk(const source_counts& counts, const policy& after, Fetched fetched,
+                                std::string_view before_was, std::string_view refused) {
   std::vector<std::string> out;
-  const auto counts = count_sources(before);
   for (const auto& c : after.categories) {
     const auto old = counts.find(c.name);
     if (old == counts.end()) continue;
@@ -84,16 +86,40 @@ std::vector<std::string> shrunk_sources(const policy& before, const policy& afte
           now.entries * 2 >= was->second) {
         continue;  // emptied ones are emptied_sources' to say
       }
-      if (may_be_empty(after, now.name) || fetched_since(before, after, now.name)) continue;
+      if (may_be_empty(after, now.name) || fetched(now.name)) continue;
+      const auto feed = feed_name_of(now.name);
       out.push_back("category " + quote(c.name) + ": " + now.name + " had " + std::to_string(was->second) +
-                    " entries in the policy in force and has " + std::to_string(now.entries) +
-                    " now (more than half gone: cut short, a half-written save or the wrong file?): the reload "
-                    "is refused and the lists in force stay; to shrink it on purpose, restart hallpass (a start "
-                    "refuses only a list that is emptied), or take the list out of the policy, reload, and put "
-                    "it back");
+                    " entries " + std::string(before_was) + " and has " + std::to_string(now.entries) +
+                    " now (more than half gone: cut short, a half-written save or the wrong file?): " +
+                    std::string(refused) +
+                    (feed.empty() ? "; to shrink it on purpose, take the list out of the policy, reload, put it back "
+                                    "and reload again"
+                                  : "; fetch it again with `hallpass feeds update --feed " + std::string(feed) +
+                                        "` (it replaces a damaged copy; --allow-shrink if the source really shrank)"));
     }
   }
   return out;
+}
+}  // namespace
+
+std::vector<std::string> shrunk_sources(const policy& before, const policy& after) {
+  return shrunk(
+      count_sources(before), after, [&](std::string_view source) { return fetched_since(before, after, source); },
+      "in the policy in force", "the reload is refused and the lists in force stay");
+}
+
+std::vector<std::string> shrunk_sources(const source_counts& before,
+                                        const std::map<std::string, std::int64_t>& fetched_before, const policy& after,
+                                        std::string_view before_was, std::string_view refused) {
+  const auto fetched = [&](std::string_view source) {
+    const auto name = feed_name_of(source);
+    if (name.empty()) return false;
+    const feed* f = find_feed(after, name);
+    const auto was = fetched_before.find(std::string(name));
+    // No time recorded (an older record): an update may have replaced it, as far as can be told.
+    return f == nullptr || was == fetched_before.end() || was->second != f->fetched_at;
+  };
+  return shrunk(before, after, fetched, before_was, refused);
 }
 
 std::vector<std::string> emptied_sources(const policy& before, const policy& after) {

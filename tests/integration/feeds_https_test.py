@@ -134,7 +134,7 @@ class FeedHttpsTest(unittest.TestCase):
         self.good.routes["/ut1.tar.gz"] = (f"http://127.0.0.1:{self.good.port}/plain.tar.gz", None, "redirect")
         r = self.update()
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
-        self.assertIn('Protocol "http" not supported', r.stderr)
+        self.assertIn("the server redirected to an address hallpass does not follow (an https feed never goes to http", r.stderr)
         self.assertEqual(os.readlink(os.path.join(self.home, "current")), good)
 
         # The same trusted server as at first: the changed feed is taken.

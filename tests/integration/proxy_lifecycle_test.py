@@ -235,6 +235,35 @@ class LifecycleTest(unittest.TestCase):
         finally:
             proxy.stop()
 
+    def test_a_restart_refuses_a_list_cut_to_less_than_half_as_a_reload_does(self):
+        # A list cut to 6 of 32,252 entries while hallpass was stopped was served after a
+        # restart, where a reload refused it (outside-in audit of the feeds, 2026-12-06, H3).
+        proxy = Proxy()
+        try:
+            names = "".join(f"site{n}.origin.test\n" for n in range(40)) + "origin.test\n"
+            listed, good = with_listed_category(proxy, names)
+            proxy.write_policy(good)
+            proxy.reload(expect_ok=True)
+            state = os.path.join(proxy.dir, "state")
+            def recorded():
+                with open(os.path.join(state, "list-sources.json")) as f:
+                    return '"' + listed + '":41' in f.read()
+            wait_for(recorded, what="the list's count recorded")
+            proxy.signal(signal.SIGTERM)
+            proxy.proc.wait(15)
+            with open(listed, "w") as f:
+                f.write("origin.test\nsite1.origin.test\nsite2.origin.test\n")  # cut short while stopped
+            r = subprocess.run(
+                [BIN, "run", "--config", proxy.config, "--listen", f"127.0.0.1:{free_port()}", "--access-log",
+                 "-", "--metrics-listen", "off", "--state-dir", state],
+                capture_output=True, text=True, timeout=15)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("had 41 entries when hallpass last ran", r.stderr)
+            self.assertIn("and has 3 now (more than half gone", r.stderr)
+            self.assertIn("hallpass does not start", r.stderr)
+        finally:
+            proxy.stop()
+
     @unittest.skipUnless(os.geteuid() == 0, "mounts a small file system: needs root")
     def test_a_store_that_cannot_be_opened_stops_the_start_naming_the_cause(self):
         # SQLite's words named the symptom ("disk I/O error", "unable to open database file"),

@@ -360,3 +360,52 @@ TEST_CASE("feeds: an emptied feed list stops a reload, unless the feed may be em
     }
   }
 }
+
+TEST_CASE("feeds: a feed's entry for a top-level domain or a registry's suffix is left out, with a warning") {
+  // A line `com` in a downloaded list blocked every .com site, and in a circumvention list
+  // banned every device (outside-in audit of the feeds, 2026-12-06, H2).
+  state_dir s;
+  s.write("feeds/ut1/current/blacklists/gambling/domains", "bet.example\ncom\nCO.UK.\nbet.co.uk\n");
+  s.write("feeds/ut1/current/blacklists/gambling/urls", "com/\nuk/some/page\n");
+  load_options o;
+  o.feeds_dir = s.feeds();
+  o.is_registry_suffix = [](std::string_view h) { return h.find('.') == std::string_view::npos || h == "co.uk"; };
+  auto r = load_policy_text(one_ut1_list, "policy.yaml", o);
+  REQUIRE_MESSAGE(r.ok(), all(r.errors));
+  CHECK(blocked(*r.compiled, "bet.example"));
+  CHECK(blocked(*r.compiled, "www.bet.co.uk"));
+  CHECK_FALSE(blocked(*r.compiled, "anything.com"));
+  CHECK_FALSE(blocked(*r.compiled, "bbc.co.uk"));
+  const auto w = all(r.warnings);
+  CHECK(w.find("left out: 'com' is a top-level domain or a registry's suffix") != std::string::npos);
+  CHECK(w.find("left out: 'co.uk'") != std::string::npos);
+  // A URL entry of a page under one is a page, not the suffix: kept.
+  CHECK(w.find("'uk'") == std::string::npos);
+  CHECK(r.compiled->feeds.at(0).lists.at(0).second == 3);  // bet.example, bet.co.uk, uk/some/page
+  // The school's own list may block one (its choice).
+  auto own = load_policy_text(head + R"(categories:
+  gambling: {domains: [com]}
+)" + roles, "policy.yaml", o);
+  REQUIRE_MESSAGE(own.ok(), all(own.errors));
+  CHECK(blocked(*own.compiled, "anything.com"));
+}
+
+TEST_CASE("feeds: a feed the loader cannot read is an error, not a missing feed that blocks nothing") {
+  // Read as missing, every category of the feed, a locked one too, blocked nothing (outside-in
+  // audit of the feeds, 2026-12-06, H1: EACCES; a link that loops stands in for it as root).
+  state_dir s;
+  fs::create_directories(s.path / "feeds" / "ut1");
+  fs::create_symlink("current", s.path / "feeds" / "ut1" / "current");
+  auto r = load(one_ut1_list, s.feeds());
+  REQUIRE_FALSE(r.ok());
+  CHECK(all(r.errors).find("cannot be read") != std::string::npos);
+  CHECK(all(r.errors).find("hallpass feeds update` as that user") != std::string::npos);
+  // A list's own path likewise.
+  fs::remove(s.path / "feeds" / "ut1" / "current");
+  s.write("feeds/ut1/current/blacklists/other/domains", "x.example\n");
+  fs::create_symlink("gambling", s.path / "feeds" / "ut1" / "current" / "blacklists" / "gambling");
+  auto l = load(one_ut1_list, s.feeds());
+  REQUIRE_FALSE(l.ok());
+  CHECK(all(l.errors).find("feed list ut1/gambling") != std::string::npos);
+  CHECK(all(l.errors).find("cannot be read") != std::string::npos);
+}
