@@ -90,6 +90,15 @@ std::optional<std::pair<std::string, std::string>> list_url(std::string_view raw
   }
   auto d = list_domain(host, err);
   if (!d) return std::nullopt;
+  // "192.0.2.0/24" is an address range, not the page /24 of 192.0.2.0: it blocked neither the
+  // range nor anything else (outside-in audit of the feeds, 2026-12-06, L4).
+  if (ip_address::parse(*d) && slash != std::string_view::npos && raw.size() - slash >= 2 &&
+      raw.size() - slash <= 4 &&
+      std::all_of(raw.begin() + static_cast<std::ptrdiff_t>(slash) + 1, raw.end(),
+                  [](char c) { return c >= '0' && c <= '9'; })) {
+    if (err) *err = "an address range (" + std::string(raw) + "): lists name addresses one by one, not ranges";
+    return std::nullopt;
+  }
   return std::make_pair(std::move(*d), std::move(path));
 }
 

@@ -108,3 +108,20 @@ TEST_CASE("the default limits sit well above the real UT1 and below what the pol
   CHECK(d.total_bytes >= d.list_file_bytes);
   CHECK(d.list_files >= 5 * 200);  // about 100 categories, two files each
 }
+
+TEST_CASE("what the archive unpacks to in all is bounded, members skipped included") {
+  // 8 GiB of zeros in a skipped `usage` member cost 18 s of CPU before anything was refused
+  // (outside-in audit of the feeds, 2026-12-06, L1).
+  temp_dir t;
+  const auto tar = write_tar(t.path, {{"blacklists/usage", std::string(4096, 'u')},
+                                      {"blacklists/gambling/domains", "bet.example\n"}});
+  unpack_limits limits;
+  limits.archive_bytes = 2048;
+  fs::create_directories(t.path / "out");
+  const auto e = unpack_ut1(tar, (t.path / "out").string(), limits);
+  CHECK(e.find("the archive unpacks to more than 2048 bytes, the limit") != std::string::npos);
+  limits.archive_bytes = 1 << 20;
+  fs::remove_all(t.path / "out2");
+  fs::create_directories(t.path / "out2");
+  CHECK(unpack_ut1(tar, (t.path / "out2").string(), limits).empty());
+}

@@ -269,6 +269,12 @@ TEST_CASE("list lines: one classifier for the loader and feeds update, comments 
   CHECK_FALSE(list_entry(classify_list_line("# example.org", list_file_kind::domains)).has_value());
   CHECK_FALSE(list_entry(classify_list_line("<html><body>Sign in to the Wi-Fi</body></html>", list_file_kind::domains)).has_value());
   CHECK_FALSE(list_entry(classify_list_line("<title>Portal</title>", list_file_kind::mixed)).has_value());
+  // An address range is no entry (it was a page /24 of its first address): outside-in audit
+  // of the feeds, 2026-12-06, L4. An address's page is.
+  CHECK_FALSE(list_entry(classify_list_line("192.0.2.0/24", list_file_kind::mixed)).has_value());
+  CHECK_FALSE(list_entry(classify_list_line("2001:db8::/32", list_file_kind::urls)).has_value());
+  CHECK(list_entry(classify_list_line("192.0.2.7/index", list_file_kind::mixed)).has_value());
+  CHECK(list_entry(classify_list_line("192.0.2.7", list_file_kind::mixed)).has_value());
 }
 
 TEST_CASE("feeds: a feed's list that is a symbolic link or not a regular file is refused, never read") {
