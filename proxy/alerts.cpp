@@ -77,8 +77,6 @@ constexpr std::size_t max_alert_message = 16 * 1024;
 constexpr std::size_t max_alert_field = 512;
 constexpr auto alert_command_limit = std::chrono::seconds(30);
 // The mail limit (alert_sender::raise): 20 at once, then one every 30 s.
-constexpr std::uint64_t mail_burst = 20;
-constexpr auto mail_interval = std::chrono::seconds(30);
 
 // One line of text for the body: no control or invisible characters (terminal_safe shows them
 // as escapes), valid UTF-8, at most max_alert_field bytes.
@@ -264,6 +262,53 @@ std::string format_alert_message(const alert& a, const std::vector<std::string>&
   return m;
 }
 
+std::string held_alert_line(const alert& a, const rules::time_zone& zone) {
+  std::string what;
+  switch (a.kind) {
+    case alert_kind::category: what = "blocked " + alert_body_text(a.category) + " site"; break;
+    case alert_kind::circumvention: what = "attempt to get round the filter"; break;
+    case alert_kind::ban: what = "ban " + std::to_string(a.ban) + " put in force"; break;
+  }
+  std::string who = a.kind == alert_kind::ban ? alert_body_text(a.ban_subject) : alert_who_text(a);
+  if (a.kind != alert_kind::ban) {
+    const std::string device = alert_device_text(a);
+    if (!device.empty()) who += " (" + device + ")";
+  }
+  std::string line = rules::short_time_in_words(zone, a.at) + "  " + what + "  " + who;
+  if (a.kind != alert_kind::ban) line += "  " + alert_body_text(a.url);
+  if (line.size() > 300) {
+    line.resize(300);
+    line = rules::valid_utf8(line) + "...";
+  }
+  return line;
+}
+
+std::string format_held_alerts_message(const std::vector<std::string>& lines, std::uint64_t count,
+                                       const std::vector<std::string>& to, std::string_view school_name) {
+  const std::string school = school_name.empty() ? std::string("the school") : alert_body_text(school_name);
+  const std::string n = std::to_string(count) + (count == 1 ? " alert" : " alerts");
+  std::string m = mail_to_header(to);
+  m += "Subject: " + alert_header_text("[hallpass] " + n + " that could not be mailed at once", 200) + "\n";
+  m += "Auto-Submitted: auto-generated\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+       "Content-Transfer-Encoding: 8bit\n\n";
+  m += school + ": " + n + " could not be mailed when " + (count == 1 ? "it was" : "they were") +
+       " raised (more alerts came at once than the mail limit lets through, or the mail command failed). ";
+  m += lines.size() < count ? "The first " + std::to_string(lines.size()) + ", a watched category's first:"
+                            : std::string(count == 1 ? "It was:" : "They were:");
+  m += "\n\n";
+  for (const auto& l : lines) m += l + "\n";
+  if (lines.size() < count) {
+    m += "\n" + std::to_string(count - lines.size()) + " more are in the access log as \"alert\" events.\n";
+  }
+  m += "\n-- \nhallpass, the school's web filter. What alerts are sent, and to whom: the alerts section of "
+       "its configuration.\n";
+  if (m.size() > max_alert_message) {
+    m.resize(max_alert_message);
+    m = rules::valid_utf8(m) + "\n[cut]\n";
+  }
+  return m;
+}
+
 std::string format_alert_line(const alert& a, const rules::time_zone& zone) {
   rules::json_object o;
   o.str("time", rules::iso8601_local(zone, a.at));
@@ -398,7 +443,7 @@ std::string run_alert_command(const std::vector<std::string>& argv, const std::s
   return "ended abnormally";
 }
 
-alert_sender::alert_sender(metrics* m) : metrics_(m) {
+alert_sender::alert_sender(metrics* m, alert_mail_limit limit) : metrics_(m), limit_(limit), tokens_(limit.burst) {
   // Every signal blocked in the sender (a command that closed its input is EPIPE, not SIGPIPE);
   // run_alert_command gives the child an empty mask and default handlers.
   thread_ = start_signal_free_thread([this] { run(); });
@@ -483,16 +528,38 @@ void alert_sender::run() {
       for (;;) {
         if (stop_) return;
         if (!queue_.empty()) break;
-        if (pending_warning_.empty()) {
-          wake_.wait(lock);
-          continue;
+        const auto now = std::chrono::steady_clock::now();
+        // Alerts that could not be mailed, and no new one to list them in: a message of their
+        // own as soon as the mail limit allows one (outside-in audit, 2026-12-06, H1).
+        if (!unmailed_lines_.empty() && !last_command_.empty() && now >= digest_not_before_ && take_token(now)) {
+          std::vector<std::string> lines;
+          for (auto& l : unmailed_lines_) lines.push_back(std::move(l.first));
+          unmailed_lines_.clear();
+          j = job{last_command_, last_to_, generation_, {}};
+          j.message = format_held_alerts_message(lines, std::max<std::uint64_t>(unmailed_, lines.size()), last_to_,
+                                                 last_school_);
+          j.unmailed_lines = std::move(lines);  // given back if this fails too
+          j.unmailed_before = std::exchange(unmailed_, 0);
+          j.digest = true;
+          have_job = true;
+          break;
         }
-        const auto due = last_report_ + std::chrono::minutes(1);
-        if (last_report_ == std::chrono::steady_clock::time_point{} || std::chrono::steady_clock::now() >= due) break;
-        wake_.wait_until(lock, due);
+        auto due = std::chrono::steady_clock::time_point::max();
+        if (!pending_warning_.empty()) {
+          due = last_report_ + std::chrono::minutes(1);
+          if (last_report_ == std::chrono::steady_clock::time_point{} || now >= due) break;
+        }
+        if (!unmailed_lines_.empty() && !last_command_.empty()) {
+          due = std::min(due, std::max(refilled_ + limit_.interval, digest_not_before_));
+        }
+        if (due == std::chrono::steady_clock::time_point::max()) {
+          wake_.wait(lock);
+        } else {
+          wake_.wait_until(lock, due);
+        }
       }
       warning = warning_due(std::chrono::steady_clock::now());
-      if (!queue_.empty()) {
+      if (!have_job && !queue_.empty()) {
         j = std::move(queue_.front());
         queue_.pop_front();
         have_job = true;
@@ -501,21 +568,38 @@ void alert_sender::run() {
     // Standard error is written here, never on an event loop.
     if (!warning.empty()) std::cerr << warning << std::endl;
     if (!have_job) continue;
-    if (j.unmailed_before > 0) {
-      // The alerts before this one that were not mailed: said in this one, so that its "held
-      // back" count is never read as "the last alert reached you".
+    if (j.unmailed_before > 0 && !j.digest) {
+      // The alerts before this one that were not mailed: said in this one, each on a line, so
+      // that its "held back" count is never read as "the last alert reached you", and no child's
+      // alert reaches the DSL only as a number.
       const auto at = j.message.rfind("\n-- \n");
-      const std::string note = "\nBefore this alert, " + std::to_string(j.unmailed_before) +
-                               (j.unmailed_before == 1 ? " alert" : " alerts") +
-                               " could not be mailed (the mail limit, a full queue, or the command failed); the access "
-                               "log has each as an \"alert\" event.\n";
+      std::string note = "\nBefore this alert, " + std::to_string(j.unmailed_before) +
+                         (j.unmailed_before == 1 ? " alert" : " alerts") +
+                         " could not be mailed (the mail limit, a full queue, or the command failed)";
+      if (j.unmailed_lines.empty()) {
+        note += "; the access log has each as an \"alert\" event.\n";
+      } else {
+        note += (j.unmailed_lines.size() < j.unmailed_before
+                     ? ". The first " + std::to_string(j.unmailed_lines.size()) +
+                           ", a watched category's first (the access log has every one):\n"
+                     : std::string(":\n"));
+        for (const auto& l : j.unmailed_lines) note += "  " + l + "\n";
+      }
       j.message.insert(at == std::string::npos ? j.message.size() : at, note);
+      if (j.message.size() > max_alert_message + 32 * 1024) {
+        j.message.resize(max_alert_message + 32 * 1024);
+        j.message = rules::valid_utf8(j.message) + "\n[cut]\n";
+      }
     }
     const std::string why = run_alert_command(j.argv, j.message, alert_command_limit, &stopping_);
     if (!why.empty()) {
       {
         std::lock_guard lock(mutex_);
         unmailed_ += j.unmailed_before;  // not said after all: the next message says them
+        // Their lines, and this one's, wait for the next message (or one of their own).
+        for (auto& l : j.unmailed_lines) keep_unmailed_line(std::move(l), false);
+        if (!j.digest) keep_unmailed_line(std::move(j.own_line), j.category);
+        digest_not_before_ = std::chrono::steady_clock::now() + std::chrono::minutes(1);
         if (stopping_.load()) ++killed_at_stop_;
       }
       note_failure("the alert command " + j.argv.front() + " " + why);
@@ -536,6 +620,32 @@ std::string alert_sender::warning_due(std::chrono::steady_clock::time_point now)
                      " not mailed since the last such line; each is in the access log as an \"alert\" event, and "
                      "counted in hallpass_alert_failures_total)";
   return line;
+}
+
+void alert_sender::keep_unmailed_line(std::string line, bool category) {
+  constexpr std::size_t max_lines = 100;
+  if (unmailed_lines_.size() >= max_lines) {
+    // A watched category's line (self-harm, extremism) takes the place of the oldest other one.
+    auto other = std::find_if(unmailed_lines_.begin(), unmailed_lines_.end(), [](const auto& l) { return !l.second; });
+    if (!category || other == unmailed_lines_.end()) return;
+    unmailed_lines_.erase(other);
+  }
+  unmailed_lines_.emplace_back(std::move(line), category);
+}
+
+bool alert_sender::take_token(std::chrono::steady_clock::time_point now) {
+  // The mail limit: at most limit_.burst at once, then one every limit_.interval. Many pupils at a
+  // bad site at once, or one device whose address changes with every request, must not bury
+  // the DSL's mailbox (or the mail server's quota).
+  if (refilled_ == std::chrono::steady_clock::time_point{}) refilled_ = now;
+  const auto earned = (now - refilled_) / limit_.interval;
+  if (earned > 0) {
+    tokens_ = std::min<std::uint64_t>(limit_.burst, tokens_ + static_cast<std::uint64_t>(earned));
+    refilled_ += earned * limit_.interval;
+  }
+  if (tokens_ == 0) return false;
+  --tokens_;
+  return true;
 }
 
 void alert_sender::note_failure(const std::string& why) {
@@ -571,29 +681,29 @@ void alert_sender::raise(alert a, const daemon_config::alert_settings& settings,
   // goes: a flood past the mail limit costs the event loop no formatting. Its place in the
   // queue is held (reserved_) while the message is made outside the lock.
   job j{settings.command, settings.to, generation, {}};
+  j.own_line = held_alert_line(a, zone);
+  j.category = a.kind == alert_kind::category;
   enum { queued, over_limit, full, superseded } outcome = queued;
   {
     std::lock_guard lock(mutex_);
-    // The mail limit: at most mail_burst at once, then one every mail_interval. Many pupils
-    // at a bad site at once, or one device whose address changes with every request, must
-    // not bury the DSL's mailbox (or the mail server's quota); the rest are in the log.
-    if (refilled_ == std::chrono::steady_clock::time_point{}) refilled_ = now;
-    const auto earned = (now - refilled_) / mail_interval;
-    if (earned > 0) {
-      tokens_ = std::min<std::uint64_t>(mail_burst, tokens_ + static_cast<std::uint64_t>(earned));
-      refilled_ += earned * mail_interval;
+    if (generation >= generation_) {
+      last_command_ = settings.command;
+      last_to_ = settings.to;
+      last_school_ = std::string(school_name);
     }
     if (generation < generation_ && (settings.command != current_command_ || !recipients_kept(settings.to, current_to_))) {
       outcome = superseded;  // made under a configuration a reload has replaced
-    } else if (tokens_ == 0) {
-      outcome = over_limit;
     } else if (stop_ || queue_.size() + reserved_ >= max_waiting_alerts) {
       outcome = full;
+    } else if (!take_token(now)) {
+      outcome = over_limit;  // listed in the next message, or in one of its own (run)
     } else {
-      --tokens_;
       ++reserved_;
       j.unmailed_before = std::exchange(unmailed_, 0);
+      for (auto& l : unmailed_lines_) j.unmailed_lines.push_back(std::move(l.first));
+      unmailed_lines_.clear();
     }
+    if (outcome == over_limit || outcome == full) keep_unmailed_line(j.own_line, j.category);
   }
   if (outcome == queued) {
     j.message = format_alert_message(a, settings.to, school_name, zone);
@@ -610,10 +720,12 @@ void alert_sender::raise(alert a, const daemon_config::alert_settings& settings,
     note_failure("a reload changed alerts.command or alerts.to before it was sent, so it was not mailed");
   } else {
     note_failure(outcome == over_limit
-                     ? "more than " + std::to_string(mail_burst) + " alerts came within " +
-                           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(mail_interval).count() *
-                                          mail_burst / 60) +
-                           " minutes (the mail limit)"
+                     ? "more than " + std::to_string(limit_.burst) + " alerts came within " +
+                           (limit_.interval.count() * static_cast<long long>(limit_.burst) >= 120
+                                ? std::to_string(limit_.interval.count() * static_cast<long long>(limit_.burst) / 60) +
+                                      " minutes"
+                                : std::to_string(limit_.interval.count() * static_cast<long long>(limit_.burst)) + " s") +
+                           " (the mail limit); each is listed in the next message"
                      : "the queue of alerts waiting for " + settings.command.front() + " is full (" +
                            std::to_string(max_waiting_alerts) + ")");
   }

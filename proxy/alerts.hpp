@@ -17,8 +17,12 @@
 // Bounded: at most 64 messages wait for the command, one command runs at a time and is killed
 // after 30 s; at most 20 messages go at once, then one every 30 s (the mail limit). A message
 // that cannot go (the limit, a full queue, the command failed) is counted, said on standard
-// error at most once a minute by the sender's thread, and said in the next message that goes;
-// the access log still has the alert's line. The gate keeps at most 4096 subjects.
+// error at most once a minute by the sender's thread, and listed, one line each (when, what,
+// who, which site), in the next message that goes, or in a message of its own as soon as the
+// limit allows one: other pupils' alerts must never make one child's self-harm alert reach the
+// DSL only as a number (outside-in audit, 2026-12-06, H1). At most 100 such lines are kept, a
+// watched category's before any other kind; the access log still has every alert's line. The
+// gate keeps at most 4096 subjects.
 //
 // Thread-safety: raise() may be called from any thread (workers, the store thread). The pure
 // functions are safe anywhere.
@@ -103,12 +107,27 @@ std::string mail_to_header(const std::vector<std::string>& to);
 // `to` for a person to read: "a@x, b@y".
 std::string mail_address_list(const std::vector<std::string>& to);
 
+// One line for an alert that could not be mailed, listed in the next message (at most about
+// 300 bytes): "Sun 6 Dec 21:05  blocked self_harm site  sam (laptop-7, 10.10.4.20)  http://x.example".
+std::string held_alert_line(const alert& a, const rules::time_zone& zone);
+
+// A message of its own for alerts that could not be mailed at once: their lines, and how many
+// more were not kept.
+std::string format_held_alerts_message(const std::vector<std::string>& lines, std::uint64_t count,
+                                       const std::vector<std::string>& to, std::string_view school_name);
+
 // The access log's line for an alert that went out (one JSON object and '\n').
 std::string format_alert_line(const alert& a, const rules::time_zone& zone);
 
+// The mail limit: at most `burst` messages at once, then one every `interval`.
+struct alert_mail_limit {
+  std::uint64_t burst = 20;
+  std::chrono::seconds interval{30};
+};
+
 class alert_sender {
  public:
-  explicit alert_sender(metrics* m);
+  explicit alert_sender(metrics* m, alert_mail_limit limit = {});
   ~alert_sender();  // kills a command still running, drops what waits, joins
   alert_sender(const alert_sender&) = delete;
   alert_sender& operator=(const alert_sender&) = delete;
@@ -141,7 +160,15 @@ class alert_sender {
     // Alerts raised before this one that were not mailed (unmailed_ when it was queued): said
     // in its message; given back to unmailed_ if it is not mailed either.
     std::uint64_t unmailed_before = 0;
+    std::vector<std::string> unmailed_lines;  // their lines (held_alert_line), as many as kept
+    std::string own_line;  // this alert's line, kept if it is not mailed either
+    bool category = false;  // a watched category's alert
+    bool digest = false;    // a message of its own for alerts not mailed (no alert of its own)
   };
+  // Under mutex_: keeps the line of an alert that was not mailed (a watched category's first).
+  void keep_unmailed_line(std::string line, bool category);
+  // Under mutex_: takes a token of the mail limit if one is due; false when none is.
+  bool take_token(std::chrono::steady_clock::time_point now);
   void run();
   void note_failure(const std::string& why);  // any thread; the sender thread says it
   std::string warning_due(std::chrono::steady_clock::time_point now);
@@ -164,7 +191,16 @@ class alert_sender {
   std::vector<std::string> current_command_;
   std::vector<std::string> current_to_;
   std::uint64_t not_mailed_total_ = 0;
-  std::uint64_t tokens_ = 20;    // the mail limit (alerts.cpp, mail_burst)
+  // The lines of alerts not mailed, not yet in a queued message, with whether each is a watched
+  // category's; the command, recipients and school name to send them with on their own.
+  std::deque<std::pair<std::string, bool>> unmailed_lines_;
+  std::vector<std::string> last_command_, last_to_;
+  std::string last_school_;
+  // After the command failed, the lines wait a minute for a message of their own (a mail
+  // server that is down is not asked again at once); a new alert still lists them.
+  std::chrono::steady_clock::time_point digest_not_before_{};
+  const alert_mail_limit limit_;
+  std::uint64_t tokens_;  // the mail limit's tokens now
   std::chrono::steady_clock::time_point refilled_{};
   std::thread thread_;  // last: started once the rest is ready
 };

@@ -293,7 +293,8 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
             self.assertEqual(every[gone]["removed"]["reason"], "added by mistake")
             code, out, err = ctl("hp_tech", self.sock, "blocks", check=0)
             self.assertRegex(out, r"ID +CREATED +BY +VALUE +KIND +REASON")
-            self.assertRegex(out, rf"\n{kept} +\S+ +hp_tech +games\.test +domain +distracting")
+            # The time in words (hallpassctl's human_time): "Sun 6 Dec 2026 21:18 GMT".
+            self.assertRegex(out, rf"\n{kept} +\w{{3}} \d+ \w{{3}} \d{{4}} \d\d:\d\d (GMT|BST) +hp_tech +games\.test +domain +distracting")
             self.assertNotIn("old.test", out)
             code, out, err = ctl("hp_norole", self.sock, "blocks")
             self.assertEqual(code, 1)

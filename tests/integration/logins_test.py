@@ -410,7 +410,8 @@ class LoginsTest(unittest.TestCase):
         # limit (outside-in audit of logins, 2026-12-06, H1). Both names now get the same 407.
         for creds in ("sam:", "no-such-person:"):
             with self.subTest(creds=creds):
-                status, _, err = self.get("origin.test", creds, source="127.0.0.7")
+                # An address of its own: the failures count against it (the per-address limit).
+                status, _, err = self.get("origin.test", creds, source="127.0.0.57")
                 self.assertEqual(status, 407, err)
         lines = wait_for(lambda: [l for l in self.proxy.log_lines() if "an empty user name or password" in
                                   l.get("note", "")][-2:] or None, what="the two lines")

@@ -111,7 +111,8 @@ class HttpTest(unittest.TestCase):
         # The page itself is logged once, as a block; following the link is the proxy's own page,
         # which names the page asked about (as the store keeps URLs: no query here) and the rule.
         lines = wait_for(lambda: [l for l in self.proxy.log_lines() if l["host"] == "hallpass.invalid"
-                                  and l.get("reason") == "the block page's details"] or None,
+                                  and l.get("reason") == "the block page's details"
+                                  and "facebook.test" in l.get("note", "")] or None,
                          timeout=5, what="the details page's log line")
         self.assertEqual(lines[0]["action"], "allow")
         self.assertEqual(lines[0]["note"], f"the block page's details for {self.url('facebook.test', '/profile')} "

@@ -400,6 +400,9 @@ TEST_CASE("alert sender: the next message says how many before it were not maile
   }
   CHECK(contains(got, "Device:   network address 10.0.0.99"));
   CHECK(contains(got, "Before this alert, 1 alert could not be mailed"));
+  // Each on its line: when, what, who, which site (outside-in audit, 2026-12-06, H1).
+  CHECK(contains(got, "  Mon 23 Nov 11:05  blocked self_harm site  "));
+  CHECK(contains(got, "network address 10.10.4.20"));
   CHECK(got.find("Before this alert") < got.find("\n-- \n"));  // above the signature
 }
 
@@ -495,4 +498,46 @@ TEST_CASE_FIXTURE(gated_alerts, "alert sender: a reload that adds a deputy to al
     CHECK(sender.not_mailed() >= 2);
     { std::ofstream(gate) << ""; }
   }
+}
+
+TEST_CASE("alert sender: alerts past the mail limit are listed one by one, a watched category's first, as soon as it allows") {
+  // Other pupils' alerts made one child's self-harm alert reach the DSL only as a number in a
+  // later message (outside-in audit, 2026-12-06, H1).
+  hallpass_test::temp_dir dir("hallpass-alert-digest");
+  hallpass::access_log log("off", 16, nullptr);
+  hallpass::daemon_config::alert_settings s;
+  s.categories = {"self_harm", "extremism"};
+  s.command = {"/bin/sh", "-c", "cat > \"$0/m.$$\"", dir.path.string()};
+  hallpass::alert_sender sender(nullptr, {.burst = 3, .interval = std::chrono::seconds(1)});
+  for (int i = 0; i < 3; ++i) {  // the burst
+    alert a = pupil_alert();
+    a.category = "extremism";
+    a.client = "10.0.0." + std::to_string(i);
+    sender.raise(a, s, "S", alert_zone(), log);
+  }
+  for (int i = 0; i < 120; ++i) {  // past the limit: 100 lines are kept
+    alert a = pupil_alert();
+    a.kind = alert_kind::circumvention;
+    a.client = "10.0.1." + std::to_string(i);
+    sender.raise(a, s, "S", alert_zone(), log);
+  }
+  alert child = pupil_alert();
+  child.client = "10.0.2.5";
+  child.url = "http://selfharm.example/genuine";
+  sender.raise(child, s, "S", alert_zone(), log);
+  // Within a few seconds (one token a second), a message of its own lists them.
+  std::string digest;
+  for (int i = 0; i < 600 && digest.empty(); ++i) {  // at most 6 s
+    std::this_thread::sleep_for(10ms);
+    for (const auto& f : std::filesystem::directory_iterator(dir.path)) {
+      std::ifstream in(f.path());
+      std::string m((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (contains(m, "could not be mailed at once") && contains(m, "-- \n")) digest = m;
+    }
+  }
+  REQUIRE_FALSE(digest.empty());
+  CHECK(contains(digest, "Subject: [hallpass] 121 alerts that could not be mailed at once"));
+  CHECK(contains(digest, "The first 100, a watched category's first:"));
+  CHECK(contains(digest, "blocked self_harm site  not signed in (treated as pupils) (network address 10.0.2.5)  http://selfharm.example/genuine"));
+  CHECK(contains(digest, "21 more are in the access log"));
 }
