@@ -212,11 +212,33 @@ void report_builder::add_request(const person& who, std::chrono::sys_seconds at,
         i.first = std::min(i.first, at);
         i.last = std::max(i.last, at);
         if (i.search.empty()) i.search = search;
-      } else if (incidents_.size() < max_rows_) {
-        incidents_.push_back({at, at, who, category, site, search, 1});
-        open_incident_[k] = incidents_.size() - 1;
       } else {
-        ++incidents_left_out_;
+        // At most per_person_rows rows a person (then one row, per category, of the other
+        // sites), and a person with no row yet gets one past max_rows_ (up to twice it): one
+        // device with hundreds of sites cannot push another child out of the table.
+        constexpr std::size_t per_person_rows = 10;
+        auto& rows = incident_rows_[key];
+        const std::string other = key + "\n" + category + "\n*";
+        if (rows >= per_person_rows) {
+          if (auto o = open_incident_.find(other); o != open_incident_.end()) {
+            auto& i = incidents_[o->second];
+            ++i.count;
+            i.first = std::min(i.first, at);
+            i.last = std::max(i.last, at);
+          } else if (incidents_.size() < max_rows_) {
+            incidents_.push_back({at, at, who, category, "(other sites)", {}, 1});
+            open_incident_[other] = incidents_.size() - 1;
+            ++rows;
+          } else {
+            ++incidents_left_out_;
+          }
+        } else if (incidents_.size() < max_rows_ || (rows == 0 && incidents_.size() < 2 * max_rows_)) {
+          incidents_.push_back({at, at, who, category, site, search, 1});
+          open_incident_[k] = incidents_.size() - 1;
+          ++rows;
+        } else {
+          ++incidents_left_out_;
+        }
       }
     }
   }

@@ -101,6 +101,9 @@ class report_builder {
   std::vector<incident> incidents_;
   std::uint64_t incidents_left_out_ = 0;
   std::unordered_map<std::string, std::size_t> open_incident_;  // person key + site -> index
+  // Rows each person has: one device's 210 sites filled the table's 200 rows, and a later
+  // child's self-harm block was in no row (outside-in audit, 2026-12-06, H2).
+  std::unordered_map<std::string, std::size_t> incident_rows_;
   std::vector<attempts> attempts_;
   std::unordered_map<std::string, std::size_t> attempts_by_person_;
   std::uint64_t attempts_left_out_ = 0;

@@ -246,9 +246,25 @@ TEST_CASE("safeguarding report: bounded, whatever the log holds") {
     b.add_line(log_request_line("2026-11-23T11:05:00+00:00", "10.0.1." + std::to_string(i), "bad.example", "block", "self_harm"));
   }
   const auto r = b.render(report_zone(), "S", {});
-  CHECK(count(r, "| self_harm | bad.example/p |") == 5);
-  CHECK(contains(r, "(45 more blocks are in the access log.)"));
+  // Five rows, and five more for people who had none, at most twice the bound.
+  CHECK(count(r, "| self_harm | bad.example/p |") == 10);
+  CHECK(contains(r, "(40 more blocks are in the access log.)"));
   CHECK(contains(r, "- Blocks in high-risk categories (self_harm): 50,"));
+}
+
+TEST_CASE("safeguarding report: one device's many sites cannot push another child out of the table") {
+  // One device's 210 sites filled the 200 rows, and a later child's self-harm block was in no
+  // row (outside-in audit, 2026-12-06, H2).
+  hallpass::report_builder b(report_week, {"self_harm", "extremism"}, 20);
+  for (int i = 0; i < 210; ++i) {
+    b.add_line(log_request_line("2026-11-23T11:05:00+00:00", "10.0.13.1", "s" + std::to_string(i) + ".extreme.example",
+                                "block", "extremism"));
+  }
+  b.add_line(log_request_line("2026-11-23T11:30:00+00:00", "10.0.13.2", "selfharm.example", "block", "self_harm"));
+  const auto r = b.render(report_zone(), "S", {});
+  CHECK(contains(r, "| 10.0.13.2 | self_harm | selfharm.example/p | 1 |"));
+  CHECK(count(r, "| 10.0.13.1 | extremism |") == 11);  // 10 sites, then one row for the rest
+  CHECK(contains(r, "| 10.0.13.1 | extremism | (other sites) | 200 |"));
 }
 
 TEST_CASE("log files: the log and logrotate's rotations, oldest first, gzip or not, older than the period left out") {
