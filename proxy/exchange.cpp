@@ -118,9 +118,24 @@ std::function<bool()> decision_still_holds(worker& w, const client_connection& c
   };
 }
 
+namespace {
+const rules::verdict& decide_with(worker& w, exchange& ex, const rules::request_facts& f);
+}  // namespace
+
 const rules::verdict& decide_exchange(worker& w, const client_connection& c, exchange& ex,
                                       std::optional<std::string_view> path, bool path_seen_later) {
-  const rules::request_facts f = facts_of(w, c, ex, path, path_seen_later);
+  return decide_with(w, ex, facts_of(w, c, ex, path, path_seen_later));
+}
+
+const rules::verdict& decide_as_its_connect(worker& w, const client_connection& c, exchange& ex) {
+  rules::request_facts f = facts_of(w, c, ex, std::nullopt, c.inside && c.inside->decided_path_later);
+  f.method = "CONNECT";
+  f.method_overrides = {};
+  return decide_with(w, ex, f);
+}
+
+namespace {
+const rules::verdict& decide_with(worker& w, exchange& ex, const rules::request_facts& f) {
   const auto t0 = std::chrono::steady_clock::now();
   // The one decision function (rules/decision.hpp), the same explain uses: the policy, then the
   // headteacher's exceptions and local entries (never over a locked category). The index is
@@ -135,6 +150,7 @@ const rules::verdict& decide_exchange(worker& w, const client_connection& c, exc
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return *ex.verdict;
 }
+}  // namespace
 
 bool may_show_own_https_page(const exchange& ex, const rules::verdict& v) {
   return ex.cfg->inspecting() && v.by != rules::decided_by::unchecked &&
@@ -172,6 +188,7 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
       // Decided on the host alone now; what needs the path applies to each request inside.
       ex.add_note(inspection.why);
       v = &decide_exchange(w, c, ex, std::nullopt, true);
+      ex.decided_path_later = true;
       if (v->act == rules::action::block) return browser ? tunnel_plan::block_page : tunnel_plan::refuse;
       return tunnel_plan::inspect;
     }

@@ -62,6 +62,8 @@ struct exchange {
   // round the filter is then logged and alerted but not counted towards an automatic ban
   // (own_doing, exchange.cpp; outside-in audit of logins, 2026-12-06, H2).
   bool maybe_embedded = false;
+  // A CONNECT decided on its host with its path to be seen later (an inspected host: plan_tunnel).
+  bool decided_path_later = false;
   bool inspected = false;     // a decrypted tunnel's CONNECT, or a request inside one
   // A CONNECT whose school-CA handshake with the client failed: "rejected_ca" (the device does
   // not trust the school CA: a pinning app, a device without it) or "client_failed"; the log's
@@ -165,6 +167,13 @@ std::function<bool()> decision_still_holds(worker& w, const client_connection& c
 
 // Decides the exchange's request with the pinned policy; records timing metrics.
 // `path_seen_later`: a CONNECT that will be inspected (rules::request_facts).
+// A request inside a blocked host's tunnel that was decrypted only to show the HTTPS block page
+// (client_connection::tunnel_origin::block_page_only): decided as its CONNECT was, on the host
+// alone (method CONNECT, no path), as explain decides it. Its own path and method never open
+// what the CONNECT blocked (differential audit of explain, 2026-12-06, H1: an allow pattern for
+// a page of a blocked host reached the site from a browser while explain said blocked).
+const rules::verdict& decide_as_its_connect(worker& w, const client_connection& c, exchange& ex);
+
 const rules::verdict& decide_exchange(worker& w, const client_connection& c, exchange& ex,
                                       std::optional<std::string_view> path, bool path_seen_later = false);
 

@@ -139,7 +139,13 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
   if (end == tunnel_end::inspect) {
     // The connection now carries decrypted requests: the loop goes on reading them.
     const bool inspected = co_await start_inspection(w, c, ex);
-    if (inspected && plan == tunnel_plan::block_page) ex.note = "inspected to show the HTTPS block page";
+    if (inspected && plan == tunnel_plan::block_page) {
+      ex.note = "inspected to show the HTTPS block page";
+      if (c.inside) {
+        c.inside->block_page_only = true;
+        c.inside->decided_path_later = ex.decided_path_later;
+      }
+    }
     finish_exchange(w, c, ex);
     co_return inspected;
   }
@@ -446,6 +452,14 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
     // co_await's result in a named local (proxy/README.md, GCC 12 rule 4).
     const bool decided = co_await decide_transparent_request(w, c, ex, path_for_rules, version);
     if (!decided) {
+      finish_exchange(w, c, ex);
+      co_return false;
+    }
+  } else if (c.inside && c.inside->block_page_only) {
+    if (decide_as_its_connect(w, c, ex).act != rules::action::block) {
+      // No longer blocked (an exception, a reload): closed unanswered, so that the browser's
+      // new CONNECT is planned afresh (a relayed or inspected tunnel, with its origin).
+      ex.add_note("closed: the host this tunnel was opened to block is no longer blocked");
       finish_exchange(w, c, ex);
       co_return false;
     }

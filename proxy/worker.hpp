@@ -52,6 +52,12 @@ struct client_connection {
     // checked again, so that a changed group or a removed account applies within cache_ttl.
     std::shared_ptr<const login_identity> who;
     std::chrono::steady_clock::time_point until{};
+    // Decrypted only to show the HTTPS block page (tunnel_plan::block_page): each request
+    // inside is decided as the CONNECT was (decide_as_its_connect), never forwarded while that
+    // blocks; one it no longer blocks (an exception approved meanwhile) closes the connection,
+    // so that the browser's next CONNECT is planned afresh.
+    bool block_page_only = false;
+    bool decided_path_later = false;  // the CONNECT was decided with path_seen_later (inspected host)
   };
   std::optional<tunnel_origin> inside;
   // An inspected tunnel's origin connection, made while the client's handshake runs and taken

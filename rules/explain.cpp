@@ -375,6 +375,9 @@ explanation explain_url(const policy& p, const request_facts& facts, const excep
   const bool has_path = shown_path != "/" && !shown_path.empty();
   request_facts connect = facts;
   connect.method = "CONNECT";
+  // A CONNECT names no method override: kept, it made a staff member's whole Wikipedia
+  // "blocked" in explain while the proxy blocked one request (explain audit, 2026-12-06, M1).
+  connect.method_overrides = {};
   connect.path = std::nullopt;
   connect.path_seen_later = false;
   explanation e;

@@ -469,6 +469,12 @@ class ExplainInspectionTest(unittest.TestCase):
         self.assertEqual(editor["action"], "block")
         read = explain("--role", "staff", *self.CA, "https://en.wikipedia.org/wiki/Owl")
         self.assertEqual((read["action"], read["path_seen"]), ("allow", True))
+        # A method override is the request's, never the CONNECT's: the host stays open and the
+        # request alone is blocked, by the method rule, as the proxy does (explain audit,
+        # 2026-12-06, M1: "the host itself is blocked" and the editor rule named).
+        over = explain("--role", "staff", "--method-override", "POST", *self.CA, "https://en.wikipedia.org/wiki/Cat")
+        self.assertEqual((over["action"], over["rule"], over["inspection"]), ("block", "staff rule 1 (wikipedia edits)", "inspect"))
+        self.assertFalse(any("host itself is blocked" in n for n in over["notes"]), over["notes"])
         # Pupils have no Wikipedia rule: relayed, decided on the host alone, and explain says so.
         pupil = explain("--role", "pupils", "--method", "POST", *self.CA, "https://en.wikipedia.org/w/api.php")
         self.assertEqual((pupil["action"], pupil["path_seen"], pupil["inspection"]), ("allow", False, "relay"))

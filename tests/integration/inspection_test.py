@@ -496,6 +496,37 @@ inspection:
         self.assertIn(b"expired", body)
         self.assertFalse(any("hallpass" in s["target"] for s in self.origin.seen))
 
+    def test_a_tunnel_opened_for_the_block_page_never_reaches_the_site(self):
+        # Each request inside the block page's tunnel was decided again on its own path and
+        # method: an allow for a page of the blocked host reached the site from a browser, while
+        # explain (and the CONNECT) said blocked, and a DELETE was named by another rule
+        # (differential audit of explain, 2026-12-06, H1). Now decided as the CONNECT was.
+        def edit(text):
+            text = self.edit_policy(text)
+            return text.replace("      - {action: block, categories: [social_media]}\n",
+                                "      - {name: school page, action: allow, patterns: ['^https://instagram\\.test(:[0-9]+)?/ourschool']}\n"
+                                "      - {action: block, categories: [social_media]}\n", 1)
+        p = Proxy(tls_port=self.origin.port, args=["--ca-dir", self.school_ca], policy_edit=edit)
+        self.addCleanup(p.stop)
+        # instagram.test is blocked for pupils and not inspected: its tunnel is decrypted only for
+        # the block page. (An inspected host, facebook.test here, is decided per request and
+        # explain says so: the allow opens its page there, on both.)
+        url = f"https://instagram.test:{self.origin.port}/ourschool"
+        seen = len(self.origin.seen)
+        for method in ("GET", "DELETE"):
+            status, body, err = self.get(p, url, extra=["-A", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)", "-X", method])
+            self.assertEqual(status, 403, err)
+            self.assertIn(b"This page is blocked", body)
+        self.assertEqual([s for s in self.origin.seen[seen:] if "instagram" in s["headers"].get("host", "")], [])
+        lines = wait_for(lambda: [l for l in p.log_lines() if l.get("path") == "/ourschool"][-2:] or None,
+                         what="the requests' lines")
+        explained = json.loads(subprocess.run([BIN, "explain", "--config", p.config, "--ca-dir", self.school_ca,
+                                               "--client", PUPIL, "--json", url],
+                                              capture_output=True, text=True, timeout=30).stdout)
+        self.assertEqual(explained["action"], "block")
+        for line in lines:
+            self.assertEqual((line["action"], line["rule"]), ("block", explained["rule"]), line)
+
     def test_a_blocked_host_on_the_never_list_is_not_decrypted_even_for_the_block_page(self):
         # instagram.test is blocked for pupils and not inspected: a browser gets the HTTPS block
         # page (the handshake serves only the proxy's page)...
