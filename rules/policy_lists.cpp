@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <memory>
 
+#include <re2/re2.h>
+
 namespace hallpass::rules::loading {
 
 constexpr std::size_t max_warnings_per_file = 10;
@@ -321,6 +323,20 @@ void loader::load_inline_lists(const YAML::Node& n, const std::string& what, set
       if (s->empty()) {
         error(pat, what + ": an empty pattern matches every URL; write '.*' if that is meant");
         continue;
+      }
+      // Nor one that matches the empty text: it matches every URL too. A stray '|' at the end
+      // of an allow ('^https?://ourschool\.sch\.uk/|') opened every site for a role while
+      // check said OK (explain audit, 2026-12-06, H2); so do '()', 'x*' and '(|x)'.
+      if (*s != ".*") {
+        RE2::Options o;
+        o.set_log_errors(false);
+        const RE2 re(*s, o);
+        if (re.ok() && RE2::PartialMatch("", re) && RE2::PartialMatch("http://no-such-site.invalid/", re)) {
+          error(pat, what + ": the pattern " + quote(*s) +
+                         " matches every URL (it matches an empty text: a stray '|', '*', '?' or '()'?); write '.*' "
+                         "if that is meant");
+          continue;
+        }
       }
       add_pattern(pat, *s, set);
       if (c) ++c->pattern_count;

@@ -636,3 +636,29 @@ TEST_CASE("a role's audience is children or adults, children by default") {
   const auto e = find_error(bad, "audience must be 'children' or 'adults'");
   CHECK(e.line == 7);
 }
+
+TEST_CASE("a URL pattern that matches the empty text matches every URL: an error, unless it is '.*'") {
+  // A stray '|' at the end of an allow opened every site for a role while check said OK
+  // (explain audit, 2026-12-06, H2).
+  for (const char* bad : {R"(^https?://(www\.)?ourschool\.sch\.uk/|)", "()", "x*", "(|x)", "(?i)(games)?"}) {
+    CAPTURE(bad);
+    auto r = load(head + R"(roles:
+  pupils:
+    default: allow
+    rules:
+      - {action: allow, patterns: [')" + std::string(bad) + R"(']}
+)");
+    REQUIRE_FALSE(r.ok());
+    CHECK(find_error(r, "matches every URL (it matches an empty text").line == 10);
+  }
+  for (const char* good : {".*", R"(^https?://(www\.)?ourschool\.sch\.uk/)", "(?i)flash-?game", "^$"}) {
+    CAPTURE(good);
+    auto r = load(head + R"(roles:
+  pupils:
+    default: allow
+    rules:
+      - {action: allow, patterns: [')" + std::string(good) + R"(']}
+)");
+    CHECK_MESSAGE(r.ok(), (r.errors.empty() ? std::string() : r.errors[0].to_string()));
+  }
+}
