@@ -319,6 +319,13 @@ std::string build_list(const verb_arguments& a, json::object& out) {
   }
   if (given > 1) return "give only one of --pending, --active, --expired and --all";
   out["filter"] = filter;
+  if (const std::string* before = a.value("--before")) {
+    verb_arguments only_id;
+    only_id.positionals.push_back(*before);
+    json::object parsed;
+    if (auto e = take_id(only_id, "request ID of --before", parsed); !e.empty()) return e;
+    out["before"] = parsed["id"];
+  }
   return {};
 }
 
@@ -539,10 +546,12 @@ const std::vector<verb_spec>& verbs() {
        build_decision},
       {"list",
        "",
-       {{"--pending", k::flag}, {"--active", k::flag}, {"--expired", k::flag}, {"--all", k::flag}},
-       "hallpassctl list [--pending | --active | --expired | --all]",
+       {{"--pending", k::flag}, {"--active", k::flag}, {"--expired", k::flag}, {"--all", k::flag},
+        {"--before", k::value}},
+       "hallpassctl list [--pending | --active | --expired | --all] [--before ID]",
        "List access requests: waiting for a decision (--pending, the default), approved and\n"
        "running now (--active), whose exception has ended (--expired), or every request (--all).\n"
+       "The newest 200 are shown; --before ID shows the 200 before request ID.\n"
        "Allowed for: technician, headteacher, dsl.",
        build_list},
       {"show",

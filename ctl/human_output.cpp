@@ -304,8 +304,14 @@ std::string render_list(const json::object& data, const json::object& args) {
   }
   std::string out = table.render();
   if (const json::value* omitted = find(data, "omitted"); omitted && omitted->is_int64() && omitted->as_int64() > 0) {
-    out += std::to_string(omitted->as_int64()) + " older requests not shown (the newest " + std::to_string(rows->size()) +
-           " are): hallpassctl show ID\n";
+    // How to read them: the oldest waiting are the ones that waited longest (a flood of forms
+    // hid them without a way to page: safeguarding audit, 2026-12-06, M1).
+    const json::object* first = rows->empty() ? nullptr : rows->front().if_object();
+    const std::string first_id = first ? text(*first, "id") : "";
+    const auto n = omitted->as_int64();
+    out += std::to_string(n) + (n == 1 ? " older request" : " older requests") + " not shown (the newest " +
+           std::to_string(rows->size()) + " are): hallpassctl list " +
+           (first_id.empty() ? std::string() : "--before " + printable(first_id) + " ") + "for older ones\n";
   }
   return out;
 }

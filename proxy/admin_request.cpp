@@ -169,7 +169,7 @@ const verb_spec* find_verb_spec(std::string_view verb) {
         "nothing was opened"}},
       {"deny", {&deciding, {{"id", number}, {"reason", text}}, "the request is still pending"}},
       {"revoke", {&deciding, {{"id", number}, {"reason", text}}, "the exception is still in force"}},
-      {"list", {&reading, {{"filter", line}}}},
+      {"list", {&reading, {{"filter", line}, {"before", number}}}},
       {"show", {&reading, {{"id", number}}}},
       {"status", {&reading, {}}},
       {"audit", {&reading, {{"since", line}, {"before", number}, {"limit", number}}}},

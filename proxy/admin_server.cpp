@@ -772,7 +772,12 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     // forms have filled (each up to 4 KiB of URL and the answers) must still answer the
     // headteacher's `list` well within hallpassctl's 16 MiB (audit, 2026-12-05: it did not).
     // The store reads only those rows and counts the rest.
-    r = store_->list(lf, list_limit);
+    std::optional<std::int64_t> before;
+    if (auto* v = args.if_contains("before"); v && !v->is_null()) {
+      before = admin_positive_number(*v);
+      if (!before) return bad("'before' must be a request's id, a whole number above 0");
+    }
+    r = store_->list(lf, list_limit, before);
   } else if (verb == "show") {
     auto id = id_arg(args, &err);
     if (!id) return bad(err);

@@ -865,7 +865,7 @@ result exception_store::show(std::int64_t id) {
   return r;
 }
 
-result exception_store::list(list_filter filter, std::size_t limit) {
+result exception_store::list(list_filter filter, std::size_t limit, std::optional<std::int64_t> before) {
   const auto now = now_seconds();
   // A request's status as request_object() derives it, in SQL, so that the newest `limit`
   // matching rows are read and the older ones only counted: a store that pupils' forms have
@@ -878,10 +878,12 @@ result exception_store::list(list_filter filter, std::size_t limit) {
                        : filter == list_filter::active  ? "approved"
                        : filter == list_filter::expired ? "expired"
                                                         : nullptr;
-  const std::string where = wanted ? std::string(" WHERE ") + status_sql + " = ?2" : std::string();
+  std::string where = wanted ? std::string(" WHERE ") + status_sql + " = ?2" : std::string();
+  if (before) where += (where.empty() ? " WHERE" : " AND") + std::string(" r.id < ?4");
   const std::string from = " FROM requests r LEFT JOIN exceptions e ON e.request_id = r.id" + where;
   auto bind_filter = [&](statement& st) {
     if (wanted) st.bind(1, now.time_since_epoch().count()).bind(2, std::string(wanted));
+    if (before) st.bind(4, *before);
   };
   return newest_page("requests", "r.id", from, bind_filter, 3, limit, max_audit_bytes,
                      [&](std::int64_t id) { return request_object(id, now); });

@@ -171,7 +171,8 @@ class exception_store {
   result show(std::int64_t id);
   // The newest `limit` requests that pass `filter`, oldest first; "omitted" counts the older
   // ones left out (absent when none were).
-  result list(list_filter filter, std::size_t limit = 200);
+  // The newest `limit` requests matching `filter`, older than request `before` when given.
+  result list(list_filter filter, std::size_t limit = 200, std::optional<std::int64_t> before = std::nullopt);
   result file_report(const actor& who, const std::string& url, const std::string& nature, const std::string& reporter,
                      const std::optional<std::string>& individual, const std::optional<rules::target>& block);
   result reports();

@@ -371,7 +371,14 @@ class ListLimitTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual((len(data["requests"]), data["omitted"]), (200, 5))
         self.assertEqual(data["requests"][-1]["url"], "http://site204.test/")  # the newest kept
         code, out, err = ctl("hp_head", self.sock, "list", check=0)
-        self.assertIn("5 older requests not shown", out)
+        first = data["requests"][0]["id"]
+        self.assertIn(f"5 older requests not shown (the newest 200 are): hallpassctl list --before {first} for older ones",
+                      out)
+        # The oldest, which waited longest, are read with --before (a flood of forms hid them with
+        # no way to page: safeguarding audit, 2026-12-06, M1).
+        older = ctl_json("hp_head", self.sock, "list", "--before", str(first))
+        self.assertEqual(([r["url"] for r in older["requests"]], older.get("omitted", 0)),
+                         ([f"http://site{i}.test/" for i in range(5)], 0))
         # A requester signed in as someone else keeps "(signed in as dave)" whole in the column.
         self.assertIn("(signed in as dave)", out)
 
