@@ -27,6 +27,41 @@
 #include "store/valid_json.hpp"
 
 namespace hallpass {
+
+namespace {
+
+// The roles for which HTTPS to `host` is relayed, not inspected (all of them without a school
+// CA): there the proxy sees only the host, so a page's local block closes the whole site and a
+// page's exception opens nothing (rules/exception_index.cpp: a relayed tunnel's path is unknown
+// for good). "" when every role's HTTPS to it is inspected. For the admin's warnings: a
+// page-only change that said "the page is blocked" closed the whole site over HTTPS, and an
+// approval of one said "approved" and opened nothing (safeguarding audit, 2026-12-06, M2, M4).
+std::string roles_relaying(const configuration& cfg, const std::string& host, std::chrono::sys_seconds now) {
+  const auto& policy = *cfg.policy;
+  if (!cfg.inspecting()) return "every role (there is no school CA: tls.ca_dir)";
+  std::string out;
+  for (const auto& role : policy.roles) {
+    if (role.builtin) continue;
+    rules::request_facts f;
+    f.role = role.name;
+    f.method = "CONNECT";
+    f.scheme = "https";
+    f.host = host;
+    f.port = 443;
+    f.time = now;
+    const auto v = rules::decide(policy, f);
+    if (rules::decide_inspection(policy, nullptr, f, v).handling != rules::tls_handling::inspect) {
+      out += (out.empty() ? "" : ", ") + role.name;
+    }
+  }
+  return out;
+}
+
+void add_warning(store::result& r, const std::string& note) {
+  r.warning = r.warning.empty() ? note : r.warning + "; " + note;
+}
+
+}  // namespace
 namespace json = boost::json;
 namespace {
 
@@ -724,6 +759,14 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     // The block page's form keeps a URL's query only where the access log does: an exception
     // for exactly that URL does not open the same page with a query (a video's "?v=..."), so
     // the headteacher is told, rather than the pupil finding the page still blocked.
+    if (r.ok && kind != rules::target_kind::domain && url->starts_with("https://")) {
+      if (const auto relayed = roles_relaying(*cfg, target->host, now); !relayed.empty()) {
+        add_warning(r, "HTTPS to " + target->host + " is not inspected for " + relayed +
+                           ", where the proxy sees only the site's name: this " + std::string(rules::to_string(kind)) +
+                           " exception opens the page over plain HTTP and on inspected HTTPS only; approve --scope "
+                           "domain to open the whole site, or inspect the site (inspection.inspect, rules/README.md)");
+      }
+    }
     if (r.ok && kind == rules::target_kind::url && requested->from_block_page && !cfg->daemon.access_log.keep_query) {
       const std::string note = "the block page stored this request's URL without its query string "
                                "(access_log.keep_query is off), so the exception opens " + target->text +
@@ -800,6 +843,13 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     r = store_->file_report(actor, url_without_credentials(*url), *nature, *reporter,
                             admin_text_arg(args, "individual"), target);
     changed = r.ok && block;
+    if (r.ok && block) {
+      if (const auto relayed = roles_relaying(*cfg, t->host, store::now_seconds()); !relayed.empty()) {
+        add_warning(r, "HTTPS to " + t->host + " is not inspected for " + relayed +
+                           ", where the proxy sees only the site's name: there the whole site " + t->host +
+                           " is blocked, not only this page, until it is inspected (inspection.inspect, rules/README.md)");
+      }
+    }
   } else if (verb == "reports") {
     r = store_->reports();
   } else if (verb == "block") {
@@ -822,6 +872,14 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     }
     r = store_->add_local(actor, true, *t, *reason);
     changed = r.ok;
+    if (r.ok && kind != rules::target_kind::domain) {
+      if (const auto relayed = roles_relaying(*cfg, t->host, store::now_seconds()); !relayed.empty()) {
+        add_warning(r, "HTTPS to " + t->host + " is not inspected for " + relayed +
+                           ", where the proxy sees only the site's name: there the whole site " + t->host +
+                           " is blocked, not only this " + std::string(rules::to_string(kind)) +
+                           ", until it is inspected (inspection.inspect, rules/README.md)");
+      }
+    }
   } else if (verb == "blocks") {
     bool all = false;
     if (auto it = args.find("all"); it != args.end()) {

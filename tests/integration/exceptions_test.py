@@ -385,6 +385,27 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         reports = ctl_json("hp_dsl", self.sock, "reports")["reports"]
         self.assertTrue(any(r["url"] == url and r["action"] and r["action"]["taken"] == "blocked" for r in reports))
 
+    def test_a_page_change_to_a_site_whose_https_is_relayed_says_what_it_does_there(self):
+        # Without a school CA the proxy sees only the host of HTTPS: a page's block closes the
+        # whole site there, and a page's exception opens nothing there; each said "the page is
+        # blocked" or "approved" (safeguarding audit, 2026-12-06, M2, M4).
+        code, out, err = ctl("hp_tech", self.sock, "report", "--url", "https://relayed.test/one/bad/page", "--nature",
+                             "violent", "--reporter", "Mrs J", "--block")
+        self.assertEqual(code, 0, err)
+        self.assertIn("HTTPS to relayed.test is not inspected for every role (there is no school CA: tls.ca_dir)", err)
+        self.assertIn("the whole site relayed.test is blocked, not only this page", err)
+        code, out, err = ctl("hp_tech", self.sock, "block", "--url", "https://relayed2.test/a", "--scope", "url",
+                             "--reason", "r")
+        self.assertIn("the whole site relayed2.test is blocked, not only this url", err)
+        code, out, err = ctl("hp_tech", self.sock, "block", "--url", "https://relayed3.test/", "--reason", "r")
+        self.assertNotIn("not inspected", err)  # a domain block: the same over HTTPS
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", "https://facebook.test/groups/year6", "--role",
+                       "pupils", "--requester", "Mr S", "--reason", "lesson", *ASSESSED)["id"]
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--scope", "prefix",
+                             "--reason", "ok")
+        self.assertEqual(code, 0, err)
+        self.assertIn("this prefix exception opens the page over plain HTTP and on inspected HTTPS only", err)
+
     def test_a_client_network_of_everyone_is_filed_with_a_warning_and_roles_once(self):
         # admin audit, 2026-12-06: --client 0.0.0.0/0 was filed and approved "for client
         # 0.0.0.0/0" without a word that it opens the site for every device, staff and guests too.
