@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <vector>
@@ -264,12 +265,47 @@ std::string admin_text_error(std::string_view key, std::string_view value, bool 
 }
 
 std::optional<std::string> admin_user_name(std::string_view key, std::string_view text, std::string& error) {
-  const auto first = text.find_first_not_of(' ');
-  if (first == std::string_view::npos) {
+  // Blanks at either end go, whatever they are: a name pasted from a mail or a document often
+  // carries a no-break space (U+00A0) or a zero-width one (safeguarding audit, 2026-12-06, M5:
+  // "ava.b" + U+00A0 was stored, a ban of nobody that looked right in `bans`).
+  const auto trim_front = [&] {
+    for (std::uint32_t cp = 0; !text.empty();) {
+      const auto n = rules::utf8_sequence(text, 0, cp);
+      if (n == 0 || !rules::shows_as_blank(cp)) break;
+      text.remove_prefix(n);
+    }
+  };
+  const auto trim_back = [&] {
+    while (!text.empty()) {
+      std::size_t start = text.size() - 1;
+      while (start > 0 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80 && text.size() - start < 4) --start;
+      std::uint32_t cp = 0;
+      const auto n = rules::utf8_sequence(text, start, cp);
+      if (n != text.size() - start || !rules::shows_as_blank(cp)) break;
+      text.remove_suffix(n);
+    }
+  };
+  trim_front();
+  trim_back();
+  if (text.empty()) {
     error = "'" + std::string(key) + "' must be a user name, not blank";
     return std::nullopt;
   }
-  text = text.substr(first, text.find_last_not_of(' ') - first + 1);
+  // Inside it, only the ASCII space may be blank: a zero-width or bidi character makes a name
+  // no directory has, shown as the real one.
+  for (std::size_t i = 0; i < text.size();) {
+    std::uint32_t cp = 0;
+    const auto n = rules::utf8_sequence(text, i, cp);
+    if (n == 0) break;  // not UTF-8: admin_text_error below says so
+    if (cp != ' ' && rules::shows_as_blank(cp)) {
+      char code[16];
+      std::snprintf(code, sizeof code, "U+%04X", static_cast<unsigned>(cp));
+      error = "'" + std::string(key) + "' holds an invisible or unusual space character (" + code +
+              ") that no user name has: type the name again rather than paste it";
+      return std::nullopt;
+    }
+    i += n;
+  }
   if (text.size() > 256) {
     error = "'" + std::string(key) + "' must be a user name (1 to 256 characters)";
     return std::nullopt;

@@ -122,6 +122,15 @@ inline bool is_unsafe_on_a_terminal(std::uint32_t cp) {
          (cp >= 0xE0000 && cp <= 0xE007F);                                   // tag characters
 }
 
+// Whether a character shows as a space or as nothing: the spaces (ASCII, no-break, the
+// typographic ones, the ideographic one), line ends, tabs, and invisible characters.
+inline bool shows_as_blank(std::uint32_t cp) {
+  return cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x202F || cp == 0x205F || cp == 0x3000 ||
+         (cp >= 0x2060 && cp <= 0x2064) || cp == 0x180E || cp == 0x034F || cp == 0x115F || cp == 0x1160 ||
+         cp == 0x3164 || cp == 0xFFA0 || cp == 0x2800 || is_unsafe_on_a_terminal(cp);
+}
+
 // Whether `text` shows nothing: only spaces (ASCII, no-break, the typographic ones, the
 // ideographic one), line ends, tabs and the invisible characters above. "   " in U+3000 or
 // U+00A0 is no reason (audit, 2026-12-06: an incident of nothing but U+00A0 was recorded).
@@ -131,12 +140,7 @@ inline bool is_blank(std::string_view text) {
     std::uint32_t cp = 0;
     const std::size_t n = utf8_sequence(text, i, cp);
     if (n == 0) return false;  // not UTF-8: something, whatever it is
-    blank = cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0xA0 || cp == 0x1680 ||
-            (cp >= 0x2000 && cp <= 0x200A) || cp == 0x202F || cp == 0x205F || cp == 0x3000 ||
-            // shown as nothing too: word joiner and invisible operators, Mongolian vowel
-            // separator, combining grapheme joiner, Hangul fillers, the blank Braille pattern
-            (cp >= 0x2060 && cp <= 0x2064) || cp == 0x180E || cp == 0x034F || cp == 0x115F || cp == 0x1160 ||
-            cp == 0x3164 || cp == 0xFFA0 || cp == 0x2800 || is_unsafe_on_a_terminal(cp);
+    blank = shows_as_blank(cp);
     i += n;
   }
   return blank;

@@ -215,3 +215,22 @@ TEST_CASE("a key given twice in one object of an admin line is refused, naming t
   CHECK(parse_admin_line(R"({"verb":"approve","args":{"id":1,"for":"id","reason":"for"}})", error));
   CHECK(parse_admin_line(R"({"verb":"show","args":{"id":{"a":{"a":{"a":1}}}}})", error));
 }
+
+TEST_CASE("a user name loses the blanks at its ends, whatever they are, and may hold no invisible character") {
+  // A name pasted from a mail or a document: a ban of "ava.b" + U+00A0 was a ban of nobody that
+  // looked right in `bans` (safeguarding audit, 2026-12-06, M5).
+  std::string err;
+  CHECK(hallpass::admin_user_name("user", "ava.b\u00a0", err) == "ava.b");
+  CHECK(hallpass::admin_user_name("user", "\u200b ava.b \u3000", err) == "ava.b");
+  CHECK(hallpass::admin_user_name("user", "Mrs Head", err) == "Mrs Head");
+  CHECK(hallpass::admin_user_name("user", "zo\u00eb", err) == "zo\u00eb");
+  for (const char* bad : {"ava\u200bb", "\u2060ava.b\u2060x", "ava\u202e.b", "ava\u00a0b"}) {
+    CAPTURE(bad);
+    err.clear();
+    CHECK_FALSE(hallpass::admin_user_name("user", bad, err));
+    CHECK(err.find("invisible or unusual space character (U+") != std::string::npos);
+  }
+  err.clear();
+  CHECK_FALSE(hallpass::admin_user_name("user", "\u00a0\u200b", err));
+  CHECK(err.find("not blank") != std::string::npos);
+}
