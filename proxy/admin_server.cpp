@@ -759,6 +759,14 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     // The block page's form keeps a URL's query only where the access log does: an exception
     // for exactly that URL does not open the same page with a query (a video's "?v=..."), so
     // the headteacher is told, rather than the pupil finding the page still blocked.
+    // An exception for a directory group reaches only people who sign in: without logins it
+    // opens nothing (safeguarding audit, 2026-12-06, M3: "approved ... for group Year 6", and the
+    // class stayed blocked).
+    if (r.ok && narrow && narrow->starts_with("group:") && !cfg->daemon.logins.any()) {
+      add_warning(r, "nobody signs in to this proxy (there is no logins section), so nobody is in group '" +
+                         narrow->substr(6) + "' and this exception opens nothing; approve it for a role, a device or "
+                                             "the pupil's own address instead (--who)");
+    }
     if (r.ok && kind != rules::target_kind::domain && url->starts_with("https://")) {
       if (const auto relayed = roles_relaying(*cfg, target->host, now); !relayed.empty()) {
         add_warning(r, "HTTPS to " + target->host + " is not inspected for " + relayed +

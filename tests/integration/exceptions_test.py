@@ -405,6 +405,13 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
                              "--reason", "ok")
         self.assertEqual(code, 0, err)
         self.assertIn("this prefix exception opens the page over plain HTTP and on inspected HTTPS only", err)
+        # A group's exception where nobody signs in opens nothing, and says so (M3).
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", "http://grp.test/", "--role", "pupils",
+                       "--requester", "Mr S", "--reason", "lesson", *ASSESSED)["id"]
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--who", "group:Year 6",
+                             "--reason", "ok")
+        self.assertEqual(code, 0, err)
+        self.assertIn("nobody is in group 'Year 6' and this exception opens nothing", err)
 
     def test_a_client_network_of_everyone_is_filed_with_a_warning_and_roles_once(self):
         # admin audit, 2026-12-06: --client 0.0.0.0/0 was filed and approved "for client
