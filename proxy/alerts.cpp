@@ -43,6 +43,7 @@ std::string alert_subject_key(const alert& a) {
     key += "device:" + (a.hardware_address.empty() ? a.client : a.hardware_address);
   }
   if (a.kind == alert_kind::category) key += "\n" + a.category;
+  if (a.request != 0) key += "\nrequest " + std::to_string(a.request);
   if (a.kind == alert_kind::ban) key += "\n" + std::to_string(a.ban);  // each ban is its own alert
   return key;
 }
@@ -184,9 +185,16 @@ std::string format_alert_message(const alert& a, const std::vector<std::string>&
   std::string opening;
   switch (a.kind) {
     case alert_kind::category:
-      subject += "Blocked " + a.category + " site for " + person + " (" + device_short + ")";
-      opening = "a site in a category the school watches (" + alert_body_text(a.category) +
-                ") was blocked. Nothing from it was shown.";
+      if (a.request != 0) {
+        subject += "Request for a blocked " + a.category + " site from " + person + " (" + device_short + ")";
+        opening = "someone asked, with the block page's form, for a site in a category the school watches (" +
+                  alert_body_text(a.category) + "). What they wrote may need a safeguarding response: " +
+                  "`hallpassctl show " + std::to_string(a.request) + "` has it.";
+      } else {
+        subject += "Blocked " + a.category + " site for " + person + " (" + device_short + ")";
+        opening = "a site in a category the school watches (" + alert_body_text(a.category) +
+                  ") was blocked. Nothing from it was shown.";
+      }
       break;
     case alert_kind::circumvention:
       subject += "Attempt to get round the filter by " + person + " (" + device_short + ")";
@@ -330,6 +338,7 @@ std::string format_alert_line(const alert& a, const rules::time_zone& zone) {
     if (!a.category.empty()) o.str("category", a.category);
   }
   o.num("held", static_cast<std::int64_t>(a.held));
+  if (a.request != 0) o.num("request", a.request);
   return o.done() + "\n";
 }
 

@@ -67,6 +67,9 @@ struct alert {
   std::int64_t ban = 0;
   std::string ban_subject, ban_until_text, ban_reason;
   std::uint64_t held = 0;  // alerts like it held since the last one for the same subject
+  // A request the block page's form filed for the page (a watched category's): its number.
+  // Each such request is an alert of its own, never held as a repeat of the visit's.
+  std::int64_t request = 0;
 };
 
 // The gate's key: kind, subject (the user when signed in, else the device) and category.

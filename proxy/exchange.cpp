@@ -252,7 +252,7 @@ void note_circumvention(worker& w, const client_connection& c, exchange& ex) {
 // An alert for the DSL when the exchange is one the school asked to hear of at once
 // (alerts.categories, alerts.circumvention; proxy/alerts.hpp): a block in a watched category
 // first, else an attempt to get round the filter.
-void raise_alert(worker& w, const client_connection& c, exchange& ex) {
+void raise_alert(worker& w, const client_connection& c, exchange& ex, std::int64_t request = 0) {
   const auto& settings = ex.cfg->daemon.alerts;
   const rules::verdict* v = ex.verdict ? &*ex.verdict : nullptr;
   const std::string_view category = v ? v->category_name() : std::string_view();
@@ -295,11 +295,19 @@ void raise_alert(worker& w, const client_connection& c, exchange& ex) {
     a.clause = v->clause;
   }
   a.note = ex.note;
+  a.request = request;
+  if (request != 0 && a.kind != alert_kind::category) return;  // a request alerts for a watched category only
   w.state().alerts->raise(std::move(a), settings, ex.cfg->policy->school_name, ex.cfg->policy->zone,
                           w.state().access_log, ex.cfg->generation);
 }
 
 }  // namespace
+
+void raise_request_alert(worker& w, const client_connection& c, exchange& asked, std::int64_t request) {
+  if (!asked.cfg || !asked.cfg->daemon.alerts.enabled() || !w.state().alerts || request <= 0) return;
+  asked.circumvention = false;  // the form itself gets round nothing
+  raise_alert(w, c, asked, request);
+}
 
 const device_identity* device_of(worker& w, const client_connection& c, exchange& ex) {
   if (!ex.device) {

@@ -136,6 +136,12 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
 // the host is valid, and it is not on the never-inspect list (never decrypted, whatever asks).
 bool may_show_own_https_page(const exchange& ex, const rules::verdict& v);
 
+// An alert for the DSL when the block page's form filed request `request` for a page the asker
+// is blocked from in a category the school watches (alerts.categories): what they wrote may be
+// a disclosure, and the visit's own alert was held as a repeat or came before it (safeguarding
+// audit, 2026-12-06, M6). `asked` is the page decided for the asker (its verdict and action).
+void raise_request_alert(worker& w, const client_connection& c, exchange& asked, std::int64_t request);
+
 // Writes the access log line for the exchange and counts it. Call once per exchange.
 void finish_exchange(worker& w, const client_connection& c, exchange& ex);
 

@@ -304,6 +304,29 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
     co_return;
   }
   ex.note = "access request " + std::to_string(id) + " filed";
+  // A request for a page in a category the school watches (self-harm, extremism) is the DSL's
+  // to hear of at once: what the pupil wrote may be a disclosure (safeguarding audit,
+  // 2026-12-06, M6: it reached only the headteacher's list).
+  if (ex.cfg->daemon.alerts.enabled() && !ex.cfg->daemon.alerts.categories.empty()) {
+    std::string target_error;
+    if (const auto target = parse_request_target(url, false, target_error)) {
+      exchange asked;
+      asked.cfg = ex.cfg;
+      asked.start = ex.start;
+      asked.login = ex.login;
+      asked.method = "GET";
+      asked.scheme = target->scheme;
+      asked.host = std::string(without_brackets(target->host));
+      asked.port = target->port;
+      asked.path = target->path;
+      const std::string path_and_query = target->path + (target->query.empty() ? "" : "?" + target->query);
+      if (decide_exchange(w, c, asked, path_and_query).act == rules::action::block) {
+        asked.action = outcome::block;
+        asked.note = "asked for with the block page's form: request " + std::to_string(id);
+        raise_request_alert(w, c, asked, id);
+      }
+    }
+  }
   const std::string text = "Your request has been sent (number " + std::to_string(id) +
                            "). A teacher will look at it. If it is allowed, the page will open by itself; you do not "
                            "need to do anything else.";

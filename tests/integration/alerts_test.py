@@ -265,6 +265,66 @@ alerts:
         self.assertIn("The incident records could not be read", r.stdout)
 
 
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users for the admin socket: needs root")
+class RequestAlertTest(unittest.TestCase):
+    """A pupil's request, with the block page's form, for a page in a watched category reaches
+    the DSL: what they wrote may be a disclosure, and it reached only the headteacher's list
+    (safeguarding audit, 2026-12-06, M6)."""
+
+    @classmethod
+    def setUpClass(cls):
+        from exceptions_test import ADMIN, admin_state_dir, ensure_users
+        ensure_users()
+        cls.mail = MailServer()
+        cls.state, cls.sock = admin_state_dir()
+        alerts = f"""
+alerts:
+  categories: [self_harm]
+  every: 10m
+  command: [{MSMTP}, --host=127.0.0.1, --port={cls.mail.port}, --from=hallpass@school.test, --tls=off, -t]
+  to: [dsl@school.test]
+"""
+        cls.proxy = Proxy(extra=ADMIN + alerts, policy_edit=add_self_harm,
+                          args=["--state-dir", cls.state, "--admin-socket", cls.sock])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.mail.stop()
+        shutil.rmtree(cls.state, ignore_errors=True)
+
+    def test_a_request_for_a_watched_categorys_page_alerts_the_dsl_without_the_words(self):
+        import re
+        import urllib.parse
+        from harness import person_block_page, raw_request, status_of
+        device = "127.0.0.44"
+        out = raw_request(self.proxy, b"GET http://selfharm.test/methods HTTP/1.1\r\nHost: selfharm.test\r\n"
+                                      b"Connection: close\r\n\r\n", source=device)
+        self.assertEqual(status_of(out), 403)
+        page = person_block_page(self.proxy, out, device).decode("utf-8", "replace")
+        fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
+        fields["url"] = fields["url"].replace("&amp;", "&")
+        form = dict(fields, requester="Sam 5C", reasons="I want to know how to hurt myself without anyone noticing")
+        body = urllib.parse.urlencode(form).encode()
+        reply = raw_request(self.proxy, b"POST http://hallpass.invalid/request HTTP/1.1\r\nHost: hallpass.invalid\r\n"
+                            b"Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n"
+                            b"Content-Length: %d\r\n\r\n" % len(body) + body, source=device)
+        self.assertEqual(status_of(reply), 200, reply[:300])
+        number = re.search(rb"number (\d+)", reply).group(1).decode()
+        # The visit's alert, and the request's of its own (never held as a repeat of the visit's).
+        def found():
+            got = [message(x) for x in list(self.mail.mailbox)]
+            got = [m for m in got if m["subject"].startswith("[hallpass] Request for a blocked self_harm site")]
+            return got or None
+        [mail] = wait_for(found, timeout=10, what="the request's alert")
+        text = text_of(mail)
+        self.assertIn(f"`hallpassctl show {number}` has it", text)
+        self.assertIn("asked for with the block page's form: request " + number, text)
+        self.assertNotIn("hurt myself", text)  # the words stay in the store, for the DSL to read there
+        lines = [l for l in self.proxy.log_lines() if l.get("event") == "alert" and l.get("client") == device]
+        self.assertEqual(sorted(l.get("request", 0) for l in lines), [0, int(number)])
+
+
 class AlertCommandFailsTest(unittest.TestCase):
     """A command that fails (an MTA that is down, a wrong address) loses no request: the block
     is served at once, the alert is in the access log, and the failure is counted and said once."""
