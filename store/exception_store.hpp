@@ -328,6 +328,9 @@ seconds_t now_seconds();
 
 // The trigger that keeps audit rows from being deleted; only apply_retention() lifts it, for
 // the length of its own transaction (store/retention.cpp).
+inline constexpr const char* audit_update_trigger =
+    "CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit\n"
+    "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";
 inline constexpr const char* audit_delete_trigger =
     "CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit\n"
     "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";

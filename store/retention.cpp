@@ -119,8 +119,28 @@ result exception_store::apply_retention(std::optional<seconds_t> cutoff, std::op
   for (const auto& d : deletions) {
     if (auto e = run(d.name, d.sql); !e.empty()) return result::fail("internal", e);
   }
-  // The audit log is append-only but for this: its trigger is dropped and made again inside
-  // the same transaction, so no other writer ever sees it missing.
+  // A report whose block stays in force stays, but the child it names goes once the report is
+  // older than the period: local blocks seldom end, and the name stayed with them for ever
+  // (safeguarding audit, 2026-12-06, M7). Its audit entries' copy of the name goes too.
+  if (auto e = run("report_names", "UPDATE reports SET individual = NULL WHERE created_at < ?1 AND individual IS NOT NULL");
+      !e.empty())
+    return result::fail("internal", e);
+  records += counts.at("report_names").as_int64();
+  // The audit log is append-only but for this: its triggers are dropped and made again inside
+  // the same transaction, so no other writer ever sees them missing.
+  if (auto e = db_.exec("DROP TRIGGER IF EXISTS audit_append_only_update"); !e.empty()) return result::fail("internal", e);
+  {
+    std::string err;
+    auto st = db_.prepare(
+        "UPDATE audit SET after_json = json_set(after_json, '$.individual', '(removed after retention.records)') "
+        "WHERE at < ?1 AND object LIKE 'report %' AND json_valid(after_json) AND "
+        "json_type(after_json, '$.individual') = 'text'",
+        &err);
+    if (!st) return result::fail("internal", err);
+    bind_cut(st, 1, cutoff);
+    if (auto e = st.run(); !e.empty()) return result::fail("internal", e);
+  }
+  if (auto e = db_.exec(audit_update_trigger); !e.empty()) return result::fail("internal", e);
   if (auto e = db_.exec("DROP TRIGGER IF EXISTS audit_append_only_delete"); !e.empty())
     return result::fail("internal", e);
   if (auto e = run("audit", audit_deletion); !e.empty()) return result::fail("internal", e);
@@ -153,10 +173,13 @@ result exception_store::apply_retention(std::optional<seconds_t> cutoff, std::op
   std::string what;
   for (const auto& [key, label] : {std::pair{"requests", "access requests (with their exceptions)"},
                                    std::pair{"reports", "reports"},
+                                   std::pair{"report_names", "names of children in reports kept for their blocks"},
                                    std::pair{"local_entries", "removed local blocks and allows"},
                                    std::pair{"bans", "ended or unconfirmed bans"}, std::pair{"incidents", "closed incidents"},
                                    std::pair{"audit", "audit entries"}}) {
-    if (key == std::string_view("incidents") && counts.at(key).as_int64() == 0) continue;  // said only when some went
+    if ((key == std::string_view("incidents") || key == std::string_view("report_names")) &&
+        counts.at(key).as_int64() == 0)
+      continue;  // said only when some went
     what += std::string(what.empty() ? "" : key == std::string_view("audit") ? " and " : ", ") +
             std::to_string(counts.at(key).as_int64()) + " " + label;
   }

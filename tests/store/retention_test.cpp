@@ -85,7 +85,7 @@ TEST_CASE("retention deletes what closed before the cutoff and keeps everything 
   auto plain = s->file_report(technician, "http://a.test/", "violent images", "Mrs Jones", "a pupil in 4B",
                               std::nullopt);
   REQUIRE(plain.ok);
-  auto blocking = s->file_report(technician, "http://b.test/", "gambling", "Mr Brown", std::nullopt,
+  auto blocking = s->file_report(technician, "http://b.test/", "gambling", "Mr Brown", "SECRETCHILD in 4B",
                                  target_of("http://b.test/"));
   REQUIRE(blocking.ok);
   auto unblocked = s->file_report(technician, "http://c.test/", "scam", "Ms Green", std::nullopt,
@@ -133,6 +133,9 @@ TEST_CASE("retention deletes what closed before the cutoff and keeps everything 
   const auto reports = s->reports().data.at("reports").as_array();
   REQUIRE(reports.size() == 1);
   CHECK(reports[0].at("url") == "http://b.test/");
+  // Kept for its block, without the child it named (safeguarding audit, 2026-12-06, M7).
+  CHECK(reports[0].at("individual").is_null());
+  CHECK(r.data.at("report_names").as_int64() == 1);
   std::set<std::string> banned;
   const auto bans = s->bans(true);
   for (const auto& b : bans.data.at("bans").as_array()) banned.insert(std::string(b.at("subject").as_string()));
@@ -157,8 +160,16 @@ TEST_CASE("retention deletes what closed before the cutoff and keeps everything 
   CHECK(retention_entry.at("os_user") == "hallpass");
   const std::string reason(retention_entry.at("reason").as_string());
   INFO(reason);
-  CHECK(reason.find("deleted 4 access requests (with their exceptions), 2 reports, 1 removed local blocks and "
-                    "allows, 3 ended or unconfirmed bans and ") == 0);
+  CHECK(reason.find("deleted 4 access requests (with their exceptions), 2 reports, 1 names of children in reports kept "
+                    "for their blocks, 1 removed local blocks and allows, 3 ended or unconfirmed bans and ") == 0);
+  // The report's audit entry keeps its history, not the name.
+  bool scrubbed = false;
+  for (const auto& e : entries) {
+    if (e.at("object").as_string() == "report " + std::to_string(blocking.data.at("id").as_int64())) {
+      scrubbed = boost::json::serialize(e).find("(removed after retention.records)") != std::string::npos;
+    }
+  }
+  CHECK(scrubbed);
   CHECK(reason.find("(retention.records 1d)") != std::string::npos);
 
   // secure_delete and the checkpoint: the words are gone from the files, the kept ones are there.
@@ -166,7 +177,7 @@ TEST_CASE("retention deletes what closed before the cutoff and keeps everything 
   for (const char* gone : {"words-of-the-denied-request", "words-of-the-ended-exception",
                            "words-of-the-revoked-exception", "violent images", "a pupil in 4B", "scam",
                            "reason-of-lifted.user", "reason-of-ended.user", "words-still-pending",
-                           "reason-of-proposed.user"}) {
+                           "reason-of-proposed.user", "SECRETCHILD"}) {
     INFO(gone);
     CHECK(bytes.find(gone) == std::string::npos);
   }
@@ -192,6 +203,7 @@ TEST_CASE("retention deletes what closed before the cutoff and keeps everything 
   auto db = store::database::open(dir.db(), &error);
   REQUIRE(db.has_value());
   CHECK(db->exec("DELETE FROM audit").find("append-only") != std::string::npos);
+  CHECK(db->exec("UPDATE audit SET reason = 'x'").find("append-only") != std::string::npos);
 }
 
 TEST_CASE("retention with nothing to delete writes no audit entry") {
