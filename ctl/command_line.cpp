@@ -487,7 +487,7 @@ const std::vector<verb_spec>& verbs() {
        "the reasons for access (--reason). --site-content, --risks and --control-measures carry\n"
        "the form's other fields. --role may be repeated or take a comma list (pupils,staff).\n"
        "The request then waits for the headteacher. Prints the new request's id.\n"
-       "Allowed for: technician, headteacher.",
+       "Allowed for: technician, headteacher, dsl.",
        build_request},
       {"review",
        "request ID",
@@ -503,7 +503,7 @@ const std::vector<verb_spec>& verbs() {
        "which are never changed; --note is for the headteacher. Give at least one; each is at\n"
        "most 2,000 characters and replaces what an earlier review gave (the audit log keeps\n"
        "both). Only a pending request can be completed.\n"
-       "Allowed for: technician, headteacher.",
+       "Allowed for: technician, headteacher, dsl.",
        build_review},
       {"approve",
        "request ID",
@@ -572,7 +572,7 @@ const std::vector<verb_spec>& verbs() {
        "File an inappropriate content report (000 7.3 and appendix): the URL, the nature of the\n"
        "content, who reported it, and the individual concerned if known. --block also blocks\n"
        "the page for everyone at once (a local block entry, shown in the answer).\n"
-       "Allowed for: technician, headteacher.",
+       "Allowed for: technician, headteacher, dsl.",
        build_report},
       {"reports",
        "",
@@ -587,7 +587,7 @@ const std::vector<verb_spec>& verbs() {
        "hallpassctl block --url URL [--scope url|prefix|domain] --reason TEXT",
        "Add a local block entry for everyone: the URL's domain (the default), every URL under\n"
        "it (prefix) or that one URL. Prints the entry's id, for unblock.\n"
-       "Allowed for: technician, headteacher.",
+       "Allowed for: technician, headteacher, dsl.",
        build_block},
       {"blocks",
        "",
@@ -888,17 +888,17 @@ std::string general_usage() {
 usage: hallpassctl [--socket PATH] VERB ... [--json]
 
 Access requests (the blocked content access request form):      who may
-  request   file a request for a blocked page                    technician, headteacher
-  review    complete a pending request's risks and controls      technician, headteacher
+  request   file a request for a blocked page                    technician, headteacher, dsl
+  review    complete a pending request's risks and controls      technician, headteacher, dsl
   approve   approve a request for a time; it ends by itself      headteacher
   deny      refuse a request                                     headteacher
   revoke    end an approved exception now                        headteacher
   list      requests: --pending (default), --active, --expired   any admin role
   show      every field of one request                           any admin role
 Inappropriate content reports and local blocks:
-  report    file a report; --block blocks the page for everyone  technician, headteacher
+  report    file a report; --block blocks the page for everyone  technician, headteacher, dsl
   reports   list the reports                                     any admin role
-  block     add a local block entry                              technician, headteacher
+  block     add a local block entry                              technician, headteacher, dsl
   blocks    list the local block entries; --all with removed     any admin role
   unblock   remove a local block entry                           technician, headteacher
 Circumvention bans (000 7.2):

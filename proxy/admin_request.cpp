@@ -141,6 +141,12 @@ struct verb_spec {
 
 const verb_spec* find_verb_spec(std::string_view verb) {
   static const std::set<std::string> filing = {"technician", "headteacher"};
+  // The e-safety officer's part of policy 000 (7.3: inappropriate content is reported to them
+  // "so that the site can be blocked"; 7.5 and the appendix: the access form goes to them, and
+  // they complete its part), which the DSL is in many schools: filing and completing forms,
+  // reporting and blocking. Unblocking (it opens) stays the technician's and the headteacher's
+  // (safeguarding audit, 2026-12-06, M8: the DSL could do none of it).
+  static const std::set<std::string> e_safety = {"technician", "headteacher", "dsl"};
   static const std::set<std::string> deciding = {"headteacher"};
   static const std::set<std::string> reading = {"technician", "headteacher", "dsl"};
   // Bans (000 7.2; 002): the DSL and the headteacher ban and unban; a technician's `ban` is
@@ -152,17 +158,17 @@ const verb_spec* find_verb_spec(std::string_view verb) {
   constexpr auto text = arg_kind::text, line = arg_kind::line, number = arg_kind::number, flag = arg_kind::flag;
   static const std::map<std::string, verb_spec, std::less<>> table = {
       {"request",
-       {&filing,
+       {&e_safety,
         {{"url", line}, {"roles", arg_kind::names}, {"user", line}, {"client", line}, {"requester", text},
          {"reason", text}, {"site_content", text}, {"risks", text}, {"control_measures", text}},
         "the request was not filed"}},
       {"review",
-       {&filing, {{"id", number}, {"risks", text}, {"control_measures", text}, {"site_content", text}, {"note", text}},
+       {&e_safety, {{"id", number}, {"risks", text}, {"control_measures", text}, {"site_content", text}, {"note", text}},
         "the review was not saved"}},
       {"report",
-       {&filing, {{"url", line}, {"nature", text}, {"reporter", text}, {"individual", text}, {"block", flag}},
+       {&e_safety, {{"url", line}, {"nature", text}, {"reporter", text}, {"individual", text}, {"block", flag}},
         "the report was not filed, and the page is NOT blocked"}},
-      {"block", {&filing, {{"url", line}, {"scope", line}, {"reason", text}}, "the page is NOT blocked"}},
+      {"block", {&e_safety, {{"url", line}, {"scope", line}, {"reason", text}}, "the page is NOT blocked"}},
       {"unblock", {&filing, {{"id", number}, {"reason", text}}, "the block is still in force"}},
       {"reload", {&filing, {}}},
       {"approve",

@@ -857,7 +857,7 @@ class UsageTest(DaemonTestCase):
         self.assertIn("--control-measures", r.stdout)
         r = self.ctl("review", "--help")
         self.assertIn("hallpassctl review ID [--risks TEXT] [--control-measures TEXT]", r.stdout)
-        self.assertIn("Allowed for: technician, headteacher.", r.stdout)
+        self.assertIn("Allowed for: technician, headteacher, dsl.", r.stdout)
         self.assertNotIn("--force", self.ctl("approve", "--help").stdout)
         r = self.ctl("--version")
         self.assertEqual(r.returncode, 0)

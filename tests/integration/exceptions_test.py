@@ -368,6 +368,19 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertTrue(e["rule"].startswith("local block"), e["rule"])
         self.assertEqual(e["notes"], [])
 
+    def test_the_dsl_as_e_safety_officer_reports_and_blocks_but_does_not_unblock(self):
+        # 000 7.3: inappropriate content is reported to the e-safety officer "so that the site
+        # can be blocked"; the DSL could do none of it (safeguarding audit, 2026-12-06, M8).
+        url = f"http://origin.test:{self.nginx.port}/dsl-reported"
+        code, out, err = ctl("hp_dsl", self.sock, "report", "--url", url, "--nature", "violent", "--reporter",
+                             "Mrs Jones", "--block")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.http("origin.test", STAFF, "/dsl-reported"), 403)
+        entry = [b for b in ctl_json("hp_dsl", self.sock, "blocks")["blocks"] if b["value"].endswith("/dsl-reported")]
+        code, out, err = ctl("hp_dsl", self.sock, "unblock", str(entry[0]["id"]), "--reason", "fine")
+        self.assertEqual(code, 1)
+        self.assertIn("forbidden", err)
+
     def test_report_block_blocks_for_everyone_within_a_second(self):
         url = f"http://origin.test:{self.nginx.port}/medium"
         self.assertEqual(self.http("origin.test", STAFF, "/medium"), 200)

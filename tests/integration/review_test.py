@@ -59,11 +59,11 @@ class ReviewTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(shown["Form"], "to complete: identified risks and control measures (hallpassctl review)")
         self.assertEqual(shown["Completed by"], "not reviewed")
 
-        # The DSL reads but does not complete: refused and audited.
-        code, out, err = ctl("hp_dsl", self.sock, "review", str(rid), "--risks", "x")
+        # A user in no admin role may not complete it. (The DSL may since 2026-12-06: the
+        # e-safety officer completes the form's part, 000 7.5 and its appendix.)
+        code, out, err = ctl("hp_norole", self.sock, "review", str(rid), "--risks", "x")
         self.assertEqual(code, 1)
         self.assertIn("forbidden", err)
-        self.assertIn("may not review: that needs the headteacher or technician role", err)
 
         code, out, err = ctl("hp_tech", self.sock, "review", str(rid), "--risks", "Public comments; adverts",
                              "--control-measures", "On the classroom screen, teacher-led",
@@ -87,7 +87,7 @@ class ReviewTest(DaemonWithAdminSocket, unittest.TestCase):
 
         entries = [e for e in ctl_json("hp_dsl", self.sock, "audit")["entries"] if e["object"] == f"request {rid}"]
         self.assertEqual([(e["os_user"], e["action"], e["outcome"]) for e in entries],
-                         [("block page", "request", "ok"), ("hp_dsl", "review", "refused"),
+                         [("block page", "request", "ok"), ("hp_norole", "review", "refused"),
                           ("hp_tech", "review", "ok")])
         review = entries[-1]
         self.assertEqual(review["admin_role"], "technician")
