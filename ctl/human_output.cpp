@@ -273,6 +273,12 @@ std::string render_decision(std::string_view verb, const json::object& request) 
     line = "revoked request " + id + ": " + (exception ? opened(*exception) : text(request, "url"));
     if (!for_whom.empty()) line += " for " + for_whom;
     line += " is " + still_open;
+  } else if (const json::value* allows = find(request, "policy_allows"); allows && allows->is_bool() &&
+                                                                          allows->get_bool()) {
+    // The policy does not block it for those people: revoking closed nothing.
+    line = "revoked request " + id + ": " + (exception ? opened(*exception) : text(request, "url"));
+    if (!for_whom.empty()) line += " for " + for_whom;
+    line += ": the policy does not block it, so it stays open";
   } else {
     line = "revoked request " + id + ": " +
            (exception ? opened(*exception) : text(request, "url")) + " is blocked again";

@@ -809,6 +809,33 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
       // "blocked again" would be untrue (admin audit, 2026-12-06), so the answer names it.
       if (const auto others = still_opened_by(r.data, *id); !others.empty() && r.data.is_object()) {
         r.data.as_object()["still_open"] = others;
+      } else if (r.data.is_object()) {
+        // "Blocked again" only where the policy blocks it: the decision function says, for
+        // the roles the request was for (explain audit, 2026-12-06, M2: a page the policy
+        // allows was said to be "blocked again").
+        const auto& o = r.data.as_object();
+        const auto* scope = o.if_contains("scope");
+        const auto* roles = scope && scope->is_object() ? scope->as_object().if_contains("roles") : nullptr;
+        const auto* url_value = o.if_contains("url");
+        std::string terr;
+        const auto t = url_value && url_value->is_string()
+                           ? rules::make_target(url_value->as_string(), rules::target_kind::url, &terr)
+                           : std::nullopt;
+        if (t && roles && roles->is_array() && !roles->as_array().empty()) {
+          bool any_blocked = false;
+          for (const auto& role : roles->as_array()) {
+            if (!role.is_string()) continue;
+            rules::request_facts f;
+            f.role = std::string(role.as_string());
+            f.method = "GET";
+            f.scheme = url_value->as_string().starts_with("https") ? "https" : "http";
+            f.host = t->host;
+            f.path = t->path;
+            f.time = store::now_seconds();
+            any_blocked = any_blocked || rules::decide(*cfg->policy, f).act == rules::action::block;
+          }
+          if (!any_blocked) r.data.as_object()["policy_allows"] = true;
+        }
       }
     }
   } else if (verb == "list") {

@@ -368,6 +368,17 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertTrue(e["rule"].startswith("local block"), e["rule"])
         self.assertEqual(e["notes"], [])
 
+    def test_a_revoke_says_blocked_again_only_where_the_policy_blocks(self):
+        # "... is blocked again" of a page the policy allows (explain audit, 2026-12-06, M2).
+        for url, want in (("http://notblocked.test/page", "the policy does not block it, so it stays open"),
+                          ("http://facebook.test/page", "is blocked again")):
+            rid = ctl_json("hp_tech", self.sock, "request", "--url", url, "--role", "pupils", "--requester", "T",
+                           "--reason", "r", *ASSESSED)["id"]
+            ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", check=0)
+            code, out, err = ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "done")
+            self.assertEqual(code, 0, err)
+            self.assertIn(want, out, url)
+
     def test_the_dsl_as_e_safety_officer_reports_and_blocks_but_does_not_unblock(self):
         # 000 7.3: inappropriate content is reported to the e-safety officer "so that the site
         # can be blocked"; the DSL could do none of it (safeguarding audit, 2026-12-06, M8).
