@@ -68,15 +68,19 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
   // What the tunnel will be: refused, relayed, or inspected (exchange.hpp's plan_tunnel,
   // which makes the decision and the inspection choice together).
   const auto plan = plan_tunnel(w, c, ex, user_agent);
-  if (plan == tunnel_plan::refuse) {
-    co_await write_connect_block(c, ex, version);
-    finish_exchange(w, c, ex);
-    co_return false;
-  }
   const auto& connect = ex.cfg->daemon.connect;
   const auto listed = [&](const std::vector<std::uint16_t>& ports) {
     return std::find(ports.begin(), ports.end(), ex.port) != ports.end();
   };
+  // A blocked host is refused by its block first, whatever the port: to a port outside
+  // connect.ports a browser's block page was the port's bare refusal, with no rule, no
+  // category and no circumvention count, where explain and other clients had the policy's
+  // block (explain audit, 2026-12-06, L1).
+  if (plan == tunnel_plan::refuse || (plan == tunnel_plan::block_page && !listed(connect.ports))) {
+    co_await write_connect_block(c, ex, version);
+    finish_exchange(w, c, ex);
+    co_return false;
+  }
   const bool any_tunnel = listed(connect.ports);
   if (!any_tunnel && !listed(connect.http_ports)) {
     const std::string port = std::to_string(ex.port);

@@ -606,6 +606,16 @@ int run_explain(const std::vector<std::string>& args) {
   // CONNECT is allowed even when a path rule then blocks the request: the port comes first.
   const auto& connect_ports = result.config->daemon.connect.ports;
   const std::uint16_t tunnel_port = f.port != 0 ? f.port : 443;
+  // A blocked host's tunnel to a port outside connect.ports is refused with the block, never
+  // decrypted for the block page (http_session.cpp, serve_connect).
+  if ((f.scheme == "https" || f.scheme == "wss") && e.block_page &&
+      std::find(connect_ports.begin(), connect_ports.end(), tunnel_port) == connect_ports.end()) {
+    e.block_page = false;
+    std::erase_if(e.notes, [](const std::string& n) { return n.find("a browser is shown the HTTPS block page") != std::string::npos; });
+    notes.push_back("The host is blocked, and port " + std::to_string(tunnel_port) +
+                    " is not in connect.ports: every client's CONNECT is refused with the block (a 403), with no "
+                    "HTTPS block page.");
+  }
   bool tunnel_opened = e.v.act == rules::action::allow || e.path_seen;
   if ((f.scheme == "https" || f.scheme == "wss") && tunnel_opened &&
       std::find(connect_ports.begin(), connect_ports.end(), tunnel_port) == connect_ports.end()) {

@@ -526,6 +526,20 @@ inspection:
         self.assertEqual(explained["action"], "block")
         for line in lines:
             self.assertEqual((line["action"], line["rule"]), ("block", explained["rule"]), line)
+        # To a port outside connect.ports, a browser's CONNECT to the blocked host is refused with
+        # the block, as every other client's and as explain says: it was the port's bare refusal,
+        # with no rule and no category (explain audit, 2026-12-06, L1).
+        other_port = "https://instagram.test:8443/"
+        status, body, err = self.get(p, other_port, extra=["-A", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"])
+        self.assertIn("403", err)
+        line = wait_for(lambda: [l for l in p.log_lines() if l.get("method") == "CONNECT" and l.get("port") == 8443]
+                        or None, what="the CONNECT's line")[-1]
+        explained = json.loads(subprocess.run([BIN, "explain", "--config", p.config, "--ca-dir", self.school_ca,
+                                               "--client", PUPIL, "--json", other_port],
+                                              capture_output=True, text=True, timeout=30).stdout)
+        self.assertEqual((line["action"], line["rule"], line.get("category")),
+                         ("block", explained["rule"], "social_media"))
+        self.assertFalse(any("a browser is shown the HTTPS block page" in n for n in explained["notes"]))
 
     def test_a_blocked_host_on_the_never_list_is_not_decrypted_even_for_the_block_page(self):
         # instagram.test is blocked for pupils and not inspected: a browser gets the HTTPS block
