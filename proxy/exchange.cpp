@@ -370,7 +370,7 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   r.query = ex.query;
   r.status = ex.status;
   r.action = to_string(ex.action);
-  r.rule = v ? v->rule_id : std::string_view();
+  r.rule = !ex.rule_override.empty() ? ex.rule_override : v ? v->rule_id : std::string_view();
   r.category = v ? v->category_name() : std::string_view();
   r.reason = !ex.reason_override.empty() ? ex.reason_override : v ? v->reason : std::string_view();
   r.bytes_from_client = ex.bytes_in;

@@ -62,6 +62,9 @@ struct exchange {
   // round the filter is then logged and alerted but not counted towards an automatic ban
   // (own_doing, exchange.cpp; outside-in audit of logins, 2026-12-06, H2).
   bool maybe_embedded = false;
+  // A refusal by a daemon setting rather than by the policy (connect.ports, upstream.ports,
+  // destination, connect.require_sni): the log's rule, in place of the verdict's.
+  std::string_view rule_override;
   // A CONNECT decided on its host with its path to be seen later (an inspected host: plan_tunnel).
   bool decided_path_later = false;
   bool inspected = false;     // a decrypted tunnel's CONNECT, or a request inside one

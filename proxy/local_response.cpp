@@ -219,6 +219,12 @@ net::awaitable<bool> refuse(worker& w, client_connection& c, exchange& ex, refus
   if (row.upstream) w.state().metrics.upstream_failed(*row.upstream).Increment();
   ex.action = row.action;
   ex.reason_override = row.log_reason.empty() ? detail : row.log_reason;
+  // Refused by a daemon setting, not by the policy: the log's rule names the setting, as
+  // explain does, not the policy's rule that allowed the request (explain audit, 2026-12-06, L2).
+  if (r == refusal::port_not_allowed) ex.rule_override = "connect.ports";
+  if (r == refusal::destination_refused) {
+    ex.rule_override = detail == "requests to this port are not allowed" ? "upstream.ports" : "destination";
+  }
   if (row.detail_is_note) ex.note = std::string(row.note_prefix) + std::string(detail);
   const auto status = static_cast<http::status>(row.status);
   std::string text = refusal_text(row, detail);

@@ -106,6 +106,7 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
     ex.circumvention = true;
     ex.note = "TLS in a tunnel to a port for plain HTTP only";
     ex.reason_override = "tunnels to this port may carry plain HTTP only";
+    ex.rule_override = "connect.http_ports";
     blocked = true;
   }
   if (!blocked) switch (hello.status) {
@@ -116,7 +117,10 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
         ex.note = hello.hello.sni ? "TLS with an IP address as its server name (SNI '" + *hello.hello.sni + "')"
                                   : "TLS without a server name (SNI)";
         blocked = daemon.connect.require_sni;
-        if (blocked) ex.reason_override = "HTTPS without a server name is not allowed on the school network";
+        if (blocked) {
+          ex.reason_override = "HTTPS without a server name is not allowed on the school network";
+          ex.rule_override = "connect.require_sni";
+        }
         break;
       }
       auto sni = rules::normalize_host(*hello.hello.sni);

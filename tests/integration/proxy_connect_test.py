@@ -159,12 +159,13 @@ class ConnectTest(unittest.TestCase):
         s, head = connect_tunnel(self.proxy, "allowed.test:25", STAFF)
         self.assertEqual(status_of(head), 403)
         s.close()
-        # Refused by connect.ports, not by the policy: the line names no rule, the role stays.
+        # Refused by connect.ports, not by the policy: the line names the setting as its rule, as
+        # explain does (no policy rule: explain audit, 2026-12-06, L2), and the role stays.
         line = wait_for(lambda: [l for l in self.proxy.log_lines() if l["method"] == "CONNECT"
                                  and l.get("port") == 25] or None, what="the refused CONNECT's line")[-1]
         self.assertEqual((line["action"], line["reason"], line["role"]),
                          ("block", "tunnels to this port are not allowed", "staff"))
-        self.assertFalse(line.get("rule"), line)
+        self.assertEqual(line.get("rule"), "connect.ports", line)
         # explain says so too, where the policy alone would allow it.
         r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--client", STAFF, "--json",
                             "https://allowed.test:25/"], capture_output=True, text=True, timeout=30)
@@ -239,6 +240,7 @@ class ConnectTest(unittest.TestCase):
         not_tls = wait_for(lambda: lines_with("the tunnel does not carry TLS") or None,
                            what="the log line for a tunnel that does not carry TLS")
         self.assertEqual([l["action"] for l in no_sni + not_tls], ["block", "block"])
+        self.assertEqual(no_sni[-1]["rule"], "connect.require_sni")  # the setting, as explain names it
         ip_sni = wait_for(lambda: [l for l in self.proxy.log_lines() if l["circumvention"]
                                    and "as its server name" in l.get("note", "")] or None,
                           what="the log lines for TLS with an address as its SNI")
