@@ -221,6 +221,13 @@ void loader::load_roles(const YAML::Node& roles) {
       error(kv.first, what + " is defined twice");
       continue;
     }
+    // Its rules would read "everyone rule 1" in explain and the log, as the top-level
+    // `everyone` rules do (explain audit, 2026-12-06, L5).
+    if (name == "everyone") {
+      error(kv.first, "a role may not be called 'everyone': the top-level 'everyone' section has that name; call it "
+                      "'all_users' or the like");
+      continue;
+    }
     const YAML::Node& n = kv.second;
     if (!check_map(n, what,
                    {"description", "networks", "default", "rules", "safesearch", "groups", "audience"}))

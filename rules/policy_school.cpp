@@ -93,6 +93,17 @@ void loader::load_zone(const std::string& name, const YAML::Node& where) {
                      (name.starts_with("right/") ? " ('" + name.substr(6) + "')" : std::string()));
     return;
   }
+  // A zone with no summer time for a school that has one: 'GMT' is UTC all year, so lessons
+  // and exceptions are an hour out from the end of March to the end of October (explain audit,
+  // 2026-12-06, L5: check said nothing).
+  if (name == "GMT" || name == "UTC" || name == "UCT" || name == "Zulu" || name == "Universal" || name == "Greenwich" ||
+      name.starts_with("Etc/")) {
+    const auto mark = where.Mark();
+    warnings_.push_back({file_, mark.line + 1, mark.column + 1,
+                         "school.timezone " + quote(name) +
+                             " has no summer time: for a school in the UK, 'Europe/London' follows BST (the timetable "
+                             "would be an hour out from the end of March to the end of October)"});
+  }
   if (name == "UTC") {
     p_->zone = time_zone::utc();
     return;

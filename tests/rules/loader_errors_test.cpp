@@ -662,3 +662,25 @@ TEST_CASE("a URL pattern that matches the empty text matches every URL: an error
     CHECK_MESSAGE(r.ok(), (r.errors.empty() ? std::string() : r.errors[0].to_string()));
   }
 }
+
+TEST_CASE("a role called 'everyone' is an error, and a zone without summer time a warning") {
+  // explain audit, 2026-12-06, L5: both passed check without a word.
+  auto r = load(head + R"(roles:
+  everyone: {default: allow}
+)");
+  REQUIRE_FALSE(r.ok());
+  CHECK(find_error(r, "a role may not be called 'everyone'").line == 7);
+  auto gmt = load(R"(school:
+  name: S
+  timezone: GMT
+  timetable:
+    weekdays:
+      - {name: Lesson 1, kind: lesson, from: "09:00", to: "10:00"}
+roles:
+  pupils: {default: allow}
+)");
+  REQUIRE(gmt.ok());
+  REQUIRE_FALSE(gmt.warnings.empty());
+  CHECK(gmt.warnings[0].message.find("has no summer time") != std::string::npos);
+  CHECK(gmt.warnings[0].line == 3);
+}
