@@ -220,6 +220,11 @@ std::string render_block_page(const block_page_info& info) {
     out += "The school has decided this page should not be used here.";
   }
   out += "</p>\n";
+  if (!info.support.empty()) {
+    out += "<section class=\"ask\" aria-labelledby=\"help\">\n<h2 id=\"help\">Need to talk to someone?</h2>\n<p>";
+    append_value(out, info.support, 600);
+    out += "</p>\n</section>\n";
+  }
   if (!info.circumvention_warning.empty()) {
     out += "<p><strong>Trying to get round the school\u2019s internet filter can stop your internet at school for ";
     append_value(out, info.circumvention_warning, 100);

@@ -52,6 +52,8 @@ struct block_page_info {
   // limit the internet for a while (audit of the pages, 2026-12-06: a pupil was banned with no
   // word of warning). The duration in words ("a day"); "" says nothing.
   std::string_view circumvention_warning;
+  // The category's help (categories.<name>.support): shown at the top, above the way to ask.
+  std::string_view support;
   // The reader is an adult (the role's `audience: adults`): the page says "your work" and
   // "the headteacher decides", not "your school work" and "ask your teacher".
   bool adults = false;

@@ -324,6 +324,7 @@ std::string block_page_html(worker& w, client_connection& c, exchange& ex, std::
   info.period = period;
   info.time_text = when;
   info.adults = v.chosen_role != nullptr && v.chosen_role->adults;
+  if (v.matched_category) info.support = v.matched_category->support;
   // A circumvention category's block warns of the automatic ban, when the policy has one.
   std::string warning;
   if (v.matched_category && v.matched_category->circumvention && ex.cfg->policy->bans.attempts > 0) {

@@ -40,6 +40,9 @@ struct category {
   // category is logged and counted as a circumvention attempt (000 7.2; 002). Default: true
   // for a category named "circumvention", false for others; the `circumvention:` key overrides.
   bool circumvention = false;
+  // categories.<name>.support: a few words of help shown at the top of its block page, above
+  // the way to ask (self-harm: who to talk to, Childline). Empty: none.
+  std::string support;
   set_id set = 0;
   std::size_t domain_count = 0, url_count = 0, pattern_count = 0;
   // Where its lists were read from, each with the entries read from it (a reload compares

@@ -52,12 +52,18 @@ void loader::load_categories(const YAML::Node& cats) {
     const YAML::Node& n = kv.second;
     if (!check_map(n, what,
                    {"description", "locked", "circumvention", "domains", "domain_files", "urls",
-                    "url_files", "patterns", "ut1", "feed"}))
+                    "url_files", "patterns", "ut1", "feed", "support"}))
       continue;
     category c;
     c.name = name;
     if (n["description"]) {
       if (auto s = scalar(n["description"], what + " description")) c.description = *s;
+    }
+    if (n["support"]) {
+      if (auto s = scalar(n["support"], what + " support")) {
+        if (s->size() > 600) error(n["support"], what + " support is longer than 600 bytes: a few words of help");
+        else c.support = *s;
+      }
     }
     if (n["locked"]) {
       if (auto b = boolean(n["locked"], what + " locked")) c.locked = *b;

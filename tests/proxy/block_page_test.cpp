@@ -401,3 +401,17 @@ TEST_CASE("adult_wording swaps the child's phrases of the error and form pages, 
   CHECK_FALSE(contains(page, "your teacher"));
   CHECK(contains(page, "tell the ICT technician what you were trying to open"));
 }
+
+TEST_CASE("a category's help is at the top of its block page, above the way to ask") {
+  // A self-harm block offered only "ask for this page" (safeguarding audit, 2026-12-06, L5).
+  auto info = sample();
+  info.category = "self_harm";
+  info.support = "Please talk to a teacher. You can also call Childline free on 0800 1111.";
+  const auto page = render_block_page(info);
+  check_document(page);
+  const auto help = page.find("Need to talk to someone?");
+  REQUIRE(help != std::string::npos);
+  CHECK(contains(page, "call Childline free on 0800 1111."));
+  CHECK(help < page.find("Need this page for your school work?"));
+  CHECK_FALSE(contains(render_block_page(sample()), "Need to talk to someone?"));
+}

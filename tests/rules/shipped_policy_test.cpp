@@ -137,3 +137,14 @@ TEST_CASE("shipped policy: what is inspected with a school CA, and SafeSearch pe
   CHECK_FALSE(get.allowed("2026-11-23 11:00", "https://en.wikipedia.org/w/index.php?title=Owl&action=edit"));
   CHECK(get.allowed("2026-11-23 11:00", "https://en.wikipedia.org/wiki/Owl"));
 }
+
+TEST_CASE("shipped policy: a self-harm block gives help first; adults' roles read an adult's pages") {
+  auto p = shipped();
+  const auto* c = p->find_category("self_harm");
+  REQUIRE(c != nullptr);
+  CHECK(c->support.find("Childline free on 0800 1111") != std::string::npos);
+  for (const auto& r : p->roles) {
+    CAPTURE(r.name);
+    CHECK(r.adults == (r.name == "staff" || r.name == "office" || r.name == "guests"));
+  }
+}
