@@ -263,7 +263,15 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
   // (Its destination was checked above, before any handshake.)
   if (plan == tunnel_plan::inspect) prefetch_tunnel_origin(w, c, ex, inspected_tunnel_origin(c, ex));
   const bool inspected = co_await start_inspection(w, c, ex);
-  if (inspected && plan == tunnel_plan::block_page) ex.add_note("inspected to show the HTTPS block page");
+  if (inspected && plan == tunnel_plan::block_page) {
+    ex.add_note("inspected to show the HTTPS block page");
+    // Every request inside gets the block page, decided as the connection was: the same rule as
+    // the explicit proxy's (http_session.cpp; review of the session, 2026-12-06: set there only).
+    if (c.inside) {
+      c.inside->block_page_only = true;
+      c.inside->decided_path_later = ex.decided_path_later;
+    }
+  }
   finish_exchange(w, c, ex);
   co_return inspected;
 }

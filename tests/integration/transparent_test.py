@@ -106,6 +106,7 @@ roles:
     default: allow
     rules:
       - {{action: allow, categories: [opened_pages]}}
+      - {{name: a pattern, action: allow, patterns: ['^https://facebook\\.test/ourschool']}}
       - {{action: block, categories: [social_media, bad_addresses]}}
   staff:
     networks: [{staff}/32, """ + SIGNIN_STAFF + """/32]
@@ -513,6 +514,12 @@ class TransparentGatewayTest(unittest.TestCase):
         status, body, err = self.curl("https://facebook.test/feed", ORIGIN, extra=["--cacert", self.school_crt])
         self.assertEqual(status, 403, err)
         self.assertIn("facebook.test", body)
+        # A pattern allow does not make the host inspected: its tunnel is decrypted only for
+        # the block page, and every request inside gets it, as explain says (on the explicit
+        # proxy since the differential audit of 2026-12-06, H1; here since that session's review).
+        status, body, err = self.curl("https://facebook.test/ourschool", ORIGIN, extra=["--cacert", self.school_crt])
+        self.assertEqual(status, 403, err)
+        self.assertNotIn('"reached"', body)
         entry = self.log_line(lambda e: e["host"] == "facebook.test" and e["method"] == "CONNECT",
                               "the blocked tunnel")
         self.assertEqual((entry["action"], entry["role"], entry["original_dst"]), ("block", "pupils", ORIGIN + ":443"))

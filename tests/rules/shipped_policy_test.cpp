@@ -138,7 +138,7 @@ TEST_CASE("shipped policy: what is inspected with a school CA, and SafeSearch pe
   CHECK(get.allowed("2026-11-23 11:00", "https://en.wikipedia.org/wiki/Owl"));
 }
 
-TEST_CASE("shipped policy: a self-harm block gives help first; adults' roles read an adult's pages") {
+TEST_CASE("shipped policy: a self-harm block gives help first, and adults read an adult's pages") {
   auto p = shipped();
   const auto* c = p->find_category("self_harm");
   REQUIRE(c != nullptr);
