@@ -273,7 +273,11 @@ std::string format_alert_message(const alert& a, const std::vector<std::string>&
 std::string held_alert_line(const alert& a, const rules::time_zone& zone) {
   std::string what;
   switch (a.kind) {
-    case alert_kind::category: what = "blocked " + alert_body_text(a.category) + " site"; break;
+    case alert_kind::category:
+      what = a.request != 0 ? "request " + std::to_string(a.request) + " (hallpassctl show " + std::to_string(a.request) +
+                                  ") for a blocked " + alert_body_text(a.category) + " site"
+                            : "blocked " + alert_body_text(a.category) + " site";
+      break;
     case alert_kind::circumvention: what = "attempt to get round the filter"; break;
     case alert_kind::ban: what = "ban " + std::to_string(a.ban) + " put in force"; break;
   }
@@ -502,6 +506,12 @@ void alert_sender::settings_changed(const daemon_config::alert_settings& setting
     generation_ = generation;
     current_command_ = settings.command;
     current_to_ = settings.to;
+    // The lines of alerts not mailed go with the new settings, never to someone the reload took
+    // off the list (review, 2026-12-06: a message of their own went to the old address); their
+    // count stays, said in the next message.
+    if (settings.command.empty() || !recipients_kept(last_to_, settings.to)) unmailed_lines_.clear();
+    last_command_ = settings.command;
+    last_to_ = settings.to;
     for (auto it = queue_.begin(); it != queue_.end();) {
       if (it->generation >= generation || (it->argv == settings.command && recipients_kept(it->to, settings.to))) {
         ++it;
@@ -542,12 +552,13 @@ void alert_sender::run() {
         // own as soon as the mail limit allows one (outside-in audit, 2026-12-06, H1).
         if (!unmailed_lines_.empty() && !last_command_.empty() && now >= digest_not_before_ && take_token(now)) {
           std::vector<std::string> lines;
-          for (auto& l : unmailed_lines_) lines.push_back(std::move(l.first));
-          unmailed_lines_.clear();
+          for (const auto& l : unmailed_lines_) lines.push_back(l.first);
           j = job{last_command_, last_to_, generation_, {}};
           j.message = format_held_alerts_message(lines, std::max<std::uint64_t>(unmailed_, lines.size()), last_to_,
                                                  last_school_);
-          j.unmailed_lines = std::move(lines);  // given back if this fails too
+          j.unmailed_lines.assign(std::make_move_iterator(unmailed_lines_.begin()),
+                                  std::make_move_iterator(unmailed_lines_.end()));  // given back if this fails too
+          unmailed_lines_.clear();
           j.unmailed_before = std::exchange(unmailed_, 0);
           j.digest = true;
           have_job = true;
@@ -592,7 +603,7 @@ void alert_sender::run() {
                      ? ". The first " + std::to_string(j.unmailed_lines.size()) +
                            ", a watched category's first (the access log has every one):\n"
                      : std::string(":\n"));
-        for (const auto& l : j.unmailed_lines) note += "  " + l + "\n";
+        for (const auto& l : j.unmailed_lines) note += "  " + l.first + "\n";
       }
       j.message.insert(at == std::string::npos ? j.message.size() : at, note);
       if (j.message.size() > max_alert_message + 32 * 1024) {
@@ -605,13 +616,19 @@ void alert_sender::run() {
       {
         std::lock_guard lock(mutex_);
         unmailed_ += j.unmailed_before;  // not said after all: the next message says them
-        // Their lines, and this one's, wait for the next message (or one of their own).
-        for (auto& l : j.unmailed_lines) keep_unmailed_line(std::move(l), false);
+        // Their lines, in their order and with their kind, then this one's, wait for the next
+        // message (or one of their own): before any kept meanwhile, which are newer.
+        std::deque<std::pair<std::string, bool>> newer;
+        newer.swap(unmailed_lines_);
+        for (auto& l : j.unmailed_lines) keep_unmailed_line(std::move(l.first), l.second);
         if (!j.digest) keep_unmailed_line(std::move(j.own_line), j.category);
+        for (auto& l : newer) keep_unmailed_line(std::move(l.first), l.second);
         digest_not_before_ = std::chrono::steady_clock::now() + std::chrono::minutes(1);
         if (stopping_.load()) ++killed_at_stop_;
+        // A digest's alerts were counted when they were not mailed: not again.
+        note_failure_locked("the alert command " + j.argv.front() + " " + why, j.digest ? 0 : 1);
       }
-      note_failure("the alert command " + j.argv.front() + " " + why);
+      wake_.notify_one();
     }
   }
 }
@@ -658,15 +675,19 @@ bool alert_sender::take_token(std::chrono::steady_clock::time_point now) {
 }
 
 void alert_sender::note_failure(const std::string& why) {
-  if (metrics_) metrics_->alert_failures.Increment();
   {
     std::lock_guard lock(mutex_);
-    ++unreported_failures_;
-    ++unmailed_;
-    ++not_mailed_total_;
-    pending_warning_ = why;
+    note_failure_locked(why, 1);
   }
   wake_.notify_one();
+}
+
+void alert_sender::note_failure_locked(const std::string& why, std::uint64_t count) {
+  if (metrics_ && count > 0) metrics_->alert_failures.Increment(static_cast<double>(count));
+  unreported_failures_ += count;
+  unmailed_ += count;
+  not_mailed_total_ += count;
+  pending_warning_ = why;
 }
 
 void alert_sender::raise(alert a, const daemon_config::alert_settings& settings, std::string_view school_name,
@@ -709,10 +730,28 @@ void alert_sender::raise(alert a, const daemon_config::alert_settings& settings,
     } else {
       ++reserved_;
       j.unmailed_before = std::exchange(unmailed_, 0);
-      for (auto& l : unmailed_lines_) j.unmailed_lines.push_back(std::move(l.first));
+      j.unmailed_lines.assign(std::make_move_iterator(unmailed_lines_.begin()),
+                              std::make_move_iterator(unmailed_lines_.end()));
       unmailed_lines_.clear();
     }
-    if (outcome == over_limit || outcome == full) keep_unmailed_line(j.own_line, j.category);
+    if (outcome == over_limit || outcome == full) {
+      // Its line and its count together, under one lock: a message of its own taken in between
+      // would list it and not count it, or count it twice (review, 2026-12-06).
+      keep_unmailed_line(j.own_line, j.category);
+      note_failure_locked(outcome == over_limit
+                              ? "more than " + std::to_string(limit_.burst) + " alerts came within " +
+                                    (limit_.interval.count() * static_cast<long long>(limit_.burst) >= 120
+                                         ? std::to_string(limit_.interval.count() *
+                                                          static_cast<long long>(limit_.burst) / 60) +
+                                               " minutes"
+                                         : std::to_string(limit_.interval.count() *
+                                                          static_cast<long long>(limit_.burst)) +
+                                               " s") +
+                                    " (the mail limit); each is listed in the next message"
+                              : "the queue of alerts waiting for " + settings.command.front() + " is full (" +
+                                    std::to_string(max_waiting_alerts) + ")",
+                          1);
+    }
   }
   if (outcome == queued) {
     j.message = format_alert_message(a, settings.to, school_name, zone);
@@ -728,15 +767,7 @@ void alert_sender::raise(alert a, const daemon_config::alert_settings& settings,
   } else if (outcome == superseded) {
     note_failure("a reload changed alerts.command or alerts.to before it was sent, so it was not mailed");
   } else {
-    note_failure(outcome == over_limit
-                     ? "more than " + std::to_string(limit_.burst) + " alerts came within " +
-                           (limit_.interval.count() * static_cast<long long>(limit_.burst) >= 120
-                                ? std::to_string(limit_.interval.count() * static_cast<long long>(limit_.burst) / 60) +
-                                      " minutes"
-                                : std::to_string(limit_.interval.count() * static_cast<long long>(limit_.burst)) + " s") +
-                           " (the mail limit); each is listed in the next message"
-                     : "the queue of alerts waiting for " + settings.command.front() + " is full (" +
-                           std::to_string(max_waiting_alerts) + ")");
+    wake_.notify_one();  // counted above; the sender thread says it, and sends the lines when it may
   }
 }
 

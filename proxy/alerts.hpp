@@ -163,7 +163,9 @@ class alert_sender {
     // Alerts raised before this one that were not mailed (unmailed_ when it was queued): said
     // in its message; given back to unmailed_ if it is not mailed either.
     std::uint64_t unmailed_before = 0;
-    std::vector<std::string> unmailed_lines;  // their lines (held_alert_line), as many as kept
+    // Their lines (held_alert_line), as many as kept, each with whether it is a watched
+    // category's: given back as they were if this one is not mailed either.
+    std::vector<std::pair<std::string, bool>> unmailed_lines;
     std::string own_line;  // this alert's line, kept if it is not mailed either
     bool category = false;  // a watched category's alert
     bool digest = false;    // a message of its own for alerts not mailed (no alert of its own)
@@ -174,6 +176,9 @@ class alert_sender {
   bool take_token(std::chrono::steady_clock::time_point now);
   void run();
   void note_failure(const std::string& why);  // any thread; the sender thread says it
+  // Under mutex_: the same, for an alert `count`ed as not mailed (0: a message of alerts already
+  // counted, a digest, failed again).
+  void note_failure_locked(const std::string& why, std::uint64_t count);
   std::string warning_due(std::chrono::steady_clock::time_point now);
 
   metrics* const metrics_;

@@ -541,3 +541,38 @@ TEST_CASE("alert sender: alerts past the mail limit are listed one by one, a wat
   CHECK(contains(digest, "blocked self_harm site  not signed in (treated as pupils) (network address 10.0.2.5)  http://selfharm.example/genuine"));
   CHECK(contains(digest, "21 more are in the access log"));
 }
+
+TEST_CASE("alert sender: the lines held back never go to an address a reload took off the list") {
+  // Review of the session, 2026-12-06: the message of their own went with the old command and
+  // address after a reload had corrected them.
+  hallpass_test::temp_dir dir("hallpass-alert-digest-reload");
+  hallpass::access_log log("off", 16, nullptr);
+  hallpass::daemon_config::alert_settings s;
+  s.categories = {"self_harm"};
+  s.to = {"wrong@school.example"};
+  s.command = {"/bin/sh", "-c", "cat > \"$0/m.$$\"", dir.path.string()};
+  hallpass::alert_sender sender(nullptr, {.burst = 1, .interval = std::chrono::seconds(1)});
+  sender.settings_changed(s, 1);
+  for (int i = 0; i < 3; ++i) {
+    alert a = pupil_alert();
+    a.client = "10.0.3." + std::to_string(i);
+    sender.raise(a, s, "S", alert_zone(), log, 1);
+  }
+  CHECK(sender.not_mailed() == 2);
+  // The first is mailed before the reload (a message still waiting would be dropped by it).
+  for (int i = 0; i < 500 && std::filesystem::is_empty(dir.path); ++i) std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(100ms);
+  auto corrected = s;
+  corrected.to = {"dsl@school.example"};
+  sender.settings_changed(corrected, 2);
+  std::this_thread::sleep_for(2500ms);  // two tokens' time
+  std::size_t messages = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir.path)) {
+    std::ifstream in(f.path());
+    const std::string m((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK_FALSE(contains(m, "could not be mailed at once"));
+    ++messages;
+  }
+  CHECK(messages == 1);          // the first alert, before the reload
+  CHECK(sender.not_mailed() == 2);  // still counted, never double
+}
