@@ -30,31 +30,19 @@ namespace hallpass {
 
 namespace {
 
-// The roles for which HTTPS to `host` is relayed, not inspected (all of them without a school
-// CA): there the proxy sees only the host, so a page's local block closes the whole site and a
-// page's exception opens nothing (rules/exception_index.cpp: a relayed tunnel's path is unknown
-// for good). "" when every role's HTTPS to it is inspected. For the admin's warnings: a
-// page-only change that said "the page is blocked" closed the whole site over HTTPS, and an
-// approval of one said "approved" and opened nothing (safeguarding audit, 2026-12-06, M2, M4).
-std::string roles_relaying(const configuration& cfg, const std::string& host, std::chrono::sys_seconds now) {
-  const auto& policy = *cfg.policy;
+// Who HTTPS to `host` stays relayed for, whatever page entries it gets: there the proxy sees only
+// the host, so a page's local block closes the whole site and a page's exception opens nothing
+// (rules/exception_index.cpp: a relayed tunnel's path is unknown for good). With a school CA a
+// page entry on a host makes it inspected (rules/inspection.hpp, step 3) unless the host is on
+// the never-inspect list. "" when a page entry takes effect over HTTPS. For the admin's
+// warnings: a page-only change that said "the page is blocked" closed the whole site over
+// HTTPS, and an approval of one said "approved" and opened nothing (safeguarding audit,
+// 2026-12-06, M2, M4; the review of the session: with a CA they do take effect).
+std::string roles_relaying(const configuration& cfg, const std::string& host, std::chrono::sys_seconds) {
   if (!cfg.inspecting()) return "every role (there is no school CA: tls.ca_dir)";
-  std::string out;
-  for (const auto& role : policy.roles) {
-    if (role.builtin) continue;
-    rules::request_facts f;
-    f.role = role.name;
-    f.method = "CONNECT";
-    f.scheme = "https";
-    f.host = host;
-    f.port = 443;
-    f.time = now;
-    const auto v = rules::decide(policy, f);
-    if (rules::decide_inspection(policy, nullptr, f, v).handling != rules::tls_handling::inspect) {
-      out += (out.empty() ? "" : ", ") + role.name;
-    }
-  }
-  return out;
+  const auto h = rules::normalize_host(host);
+  if (h && rules::never_inspected(*cfg.policy, *h)) return "every role (the site is on the never-inspect list)";
+  return {};
 }
 
 void add_warning(store::result& r, const std::string& note) {
