@@ -38,6 +38,9 @@ bool circumvention_tracker::count(const std::string& key, std::size_t site, std:
   for (const auto& a : times) {
     if (a.site == site && time - a.time < same_site_pause) return false;
   }
+  // Another site within bans.threshold.apart of the last counted: the same burst (a page's
+  // images or frames of several sites at once), not another attempt.
+  if (!times.empty() && time - times.back().time < bans.apart) return false;
   times.push_back({time, site});
   while (times.size() > bans.attempts) times.pop_front();
   if (times.size() < bans.attempts) return false;

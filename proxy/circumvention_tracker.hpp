@@ -11,7 +11,9 @@
 // preconnect, the page, its favicon, retries), and each was counted, so one visit to a VPN
 // site banned a pupil for a day in the same second (audit of the pages, 2026-12-06). An
 // attempt on a site (its registrable domain: www.nordvpn.com and nordvpn.com are one) that the
-// same subject already tried within `same_site_pause` is not counted again.
+// same subject already tried within `same_site_pause` is not counted again, nor an attempt on
+// any site within bans.threshold.apart (default 10 s) of the subject's last counted one: a page
+// that loads three VPN sites' images or frames at once is one attempt (review, 2026-12-06).
 //
 // Bounded: at most bans.threshold.attempts times are kept per subject, and at most
 // `max_subjects` subjects at once (when full, subjects with no attempt inside the window are

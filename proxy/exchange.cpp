@@ -224,7 +224,7 @@ void note_circumvention(worker& w, const client_connection& c, exchange& ex) {
   if (bans.attempts == 0) return;
   if (ex.maybe_embedded) {
     ex.add_note(ex.method == "CONNECT"
-                    ? "not counted towards a ban: a browser's tunnel, which may be a page's image or script"
+                    ? "not counted towards a ban: a browser's tunnel shown the HTTPS block page (the request inside counts when it is a navigation)"
                     : "not counted towards a ban: not a page the person opened (a page's image, script or frame)");
     return;
   }

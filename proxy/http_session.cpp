@@ -68,6 +68,12 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
   // What the tunnel will be: refused, relayed, or inspected (exchange.hpp's plan_tunnel,
   // which makes the decision and the inspection choice together).
   const auto plan = plan_tunnel(w, c, ex, user_agent);
+  // A browser's tunnel decrypted for the HTTPS block page is not an attempt by itself: the
+  // request inside is, when it is a navigation (a page's image of a VPN site is not). Every
+  // other CONNECT counts, a browser's refused one too (a client sends any User-Agent it likes:
+  // review of 2026-12-06), and one whose handshake for the block page fails (no school CA on the
+  // device, or not a browser at all) once it has (below). Bursts count once (bans.threshold.apart).
+  ex.maybe_embedded = plan == tunnel_plan::block_page;
   const auto& connect = ex.cfg->daemon.connect;
   const auto listed = [&](const std::vector<std::uint16_t>& ports) {
     return std::find(ports.begin(), ports.end(), ex.port) != ports.end();
@@ -143,6 +149,7 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
   if (end == tunnel_end::inspect) {
     // The connection now carries decrypted requests: the loop goes on reading them.
     const bool inspected = co_await start_inspection(w, c, ex);
+    if (!inspected) ex.maybe_embedded = false;  // no page was shown: the CONNECT is the attempt
     if (inspected && plan == tunnel_plan::block_page) {
       ex.note = "inspected to show the HTTPS block page";
       if (c.inside) {
@@ -338,9 +345,9 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
 
   const bool is_connect = req.method() == http::verb::connect;
   // Whether an attempt to get round the filter here may count towards a ban (exchange.hpp).
-  ex.maybe_embedded = is_connect ? looks_like_browser(req[http::field::user_agent])
-                                 : !own_doing(req["Sec-Fetch-Mode"], req["Sec-Fetch-Dest"], req[http::field::user_agent],
-                                              req["Upgrade-Insecure-Requests"]);
+  // (A CONNECT's is set by serve_connect, by what becomes of its tunnel.)
+  ex.maybe_embedded = !is_connect && !own_doing(req["Sec-Fetch-Mode"], req["Sec-Fetch-Dest"],
+                                                req[http::field::user_agent], req["Upgrade-Insecure-Requests"]);
   if (is_connect && ((rp.content_length() && *rp.content_length() > 0) ||
                      req.find(http::field::transfer_encoding) != req.end())) {
     // A CONNECT has no content (RFC 9110 9.3.6): what follows its head is the tunnel's. One

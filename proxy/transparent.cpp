@@ -262,7 +262,11 @@ net::awaitable<bool> serve_transparent_tls(worker& w, client_connection& c) {
   // (an inspected one's origin connection made meanwhile, origin_prefetch.hpp).
   // (Its destination was checked above, before any handshake.)
   if (plan == tunnel_plan::inspect) prefetch_tunnel_origin(w, c, ex, inspected_tunnel_origin(c, ex));
+  // As on the explicit proxy (http_session.cpp, serve_connect): the block page's tunnel is not an
+  // attempt by itself, the navigation inside it is; one whose handshake fails is.
+  ex.maybe_embedded = plan == tunnel_plan::block_page;
   const bool inspected = co_await start_inspection(w, c, ex);
+  if (!inspected) ex.maybe_embedded = false;
   if (inspected && plan == tunnel_plan::block_page) {
     ex.add_note("inspected to show the HTTPS block page");
     // Every request inside gets the block page, decided as the connection was: the same rule as

@@ -224,6 +224,10 @@ struct ban_settings {
   // and the device for `duration`. attempts 0: no automatic bans (the section is absent).
   std::size_t attempts = 0;
   std::chrono::seconds within{0}, duration{0};
+  // bans.threshold.apart: attempts by one subject closer together than this count as one (a
+  // page that loads several VPN sites' images or frames at once is one, not a ban: review of
+  // 2026-12-06). 0s: each counts. Default 10s.
+  std::chrono::seconds apart{10};
 };
 
 struct policy {

@@ -52,7 +52,7 @@ void loader::load_bans(const YAML::Node& n) {
     }
   }
   if (const auto t = n["threshold"];
-      t && check_map(t, "bans.threshold", {"attempts", "within", "duration"})) {
+      t && check_map(t, "bans.threshold", {"attempts", "within", "duration", "apart"})) {
     for (const char* key : {"attempts", "within", "duration"}) {
       if (!t[key])
         error(t, std::string("bans.threshold.") + key +
@@ -75,6 +75,12 @@ void loader::load_bans(const YAML::Node& n) {
     };
     length("within", std::chrono::seconds(1), std::chrono::hours(24), "1s to 1d", b.within);
     length("duration", std::chrono::minutes(1), std::chrono::days(366), "1m to 366d", b.duration);
+    if (t["apart"]) {
+      if (auto d = duration(t["apart"], "bans.threshold.apart")) {
+        if (*d > std::chrono::minutes(10)) error(t["apart"], "bans.threshold.apart must be from 0s to 10m");
+        else b.apart = std::chrono::floor<std::chrono::seconds>(*d);
+      }
+    }
     if (b.within.count() == 0 || b.duration.count() == 0) b.attempts = 0;  // after an error: off
   }
 }

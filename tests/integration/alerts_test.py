@@ -102,7 +102,7 @@ def add_self_harm(text):
     text = text.replace("    - {action: block, categories: [circumvention]}\n",
                         "    - {action: block, categories: [circumvention]}\n"
                         "    - {action: block, categories: [self_harm], clause: \"000 6.9\"}\n")
-    return text + "bans:\n  threshold: {attempts: 3, within: 10m, duration: 1d}\n"
+    return text + "bans:\n  threshold: {attempts: 3, within: 10m, duration: 1d, apart: 0s}\n"
 
 
 @unittest.skipUnless(os.path.exists(MSMTP), "needs msmtp (deploy/install-deps.sh --test)")

@@ -26,7 +26,7 @@ BANS = """
 bans:
   policy:
     domains: [allowed.test]
-  threshold: {attempts: 3, within: 10m, duration: 1d}
+  threshold: {attempts: 3, within: 10m, duration: 1d, apart: 0s}
 """
 
 MAC = {"127.0.0.31": "3c:22:fb:12:9a:31", "127.0.0.33": "3c:22:fb:12:9a:33", "127.0.0.35": "3c:22:fb:12:9a:35"}

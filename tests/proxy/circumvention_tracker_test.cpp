@@ -15,6 +15,7 @@ rules::ban_settings threshold(std::size_t attempts = 3) {
   b.attempts = attempts;
   b.within = 10min;
   b.duration = 24h;
+  b.apart = 0s;  // each attempt counts; the burst rule has a test of its own
   return b;
 }
 
@@ -115,4 +116,26 @@ TEST_CASE("registrable_domain: the site a host belongs to, by the Public Suffix 
   CHECK(registrable_domain("co.uk") == "co.uk");
   CHECK(registrable_domain("10.1.2.3") == "10.1.2.3");
   CHECK(registrable_domain("a.vpn.test") == "vpn.test");
+}
+
+TEST_CASE("attempts on other sites closer together than bans.threshold.apart are one burst, one attempt") {
+  // A page that loads three VPN sites' images or frames at once banned whoever opened it
+  // (review, 2026-12-06): one burst is one attempt; a person trying site after site is counted.
+  circumvention_tracker t;
+  auto b = threshold();
+  CHECK(rules::ban_settings{}.apart == 10s);  // the default
+  b.apart = 10s;
+  CHECK(t.note_attempt(device, "", "vpn1.example", t0, b).empty());
+  CHECK(t.note_attempt(device, "", "vpn2.example", t0 + 1s, b).empty());
+  CHECK(t.note_attempt(device, "", "vpn3.example", t0 + 2s, b).empty());
+  CHECK(t.note_attempt(device, "", "vpn4.example", t0 + 9s, b).empty());  // still within 10 s of the first
+  CHECK(t.note_attempt(device, "", "vpn5.example", t0 + 20s, b).empty());  // the second
+  const auto reached = t.note_attempt(device, "", "vpn6.example", t0 + 40s, b);  // the third
+  REQUIRE(reached.size() == 1);
+  CHECK(reached[0].device);
+  b.apart = 0s;  // each counts
+  circumvention_tracker each;
+  CHECK(each.note_attempt(device, "", "vpn1.example", t0, b).empty());
+  CHECK(each.note_attempt(device, "", "vpn2.example", t0, b).empty());
+  CHECK(each.note_attempt(device, "", "vpn3.example", t0, b).size() == 1);
 }
