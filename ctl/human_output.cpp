@@ -278,7 +278,7 @@ std::string render_decision(std::string_view verb, const json::object& request) 
     // The policy does not block it for those people: revoking closed nothing.
     line = "revoked request " + id + ": " + (exception ? opened(*exception) : text(request, "url"));
     if (!for_whom.empty()) line += " for " + for_whom;
-    line += ": the policy does not block it, so it stays open";
+    line += ": the policy itself does not block it, so it stays open (unless a local block closes it)";
   } else {
     line = "revoked request " + id + ": " +
            (exception ? opened(*exception) : text(request, "url")) + " is blocked again";

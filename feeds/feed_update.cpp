@@ -364,6 +364,15 @@ update_result update_feed(const rules::feed& f, const update_options& o) {
     return r;
   }
   if (o.owner) {
+    // Root works inside directories the daemon's user owns: never through a link it may have
+    // put there in place of one (review, 2026-12-06; what is below is walked with lchown and
+    // no link followed).
+    for (const auto& d : {fs::path(o.feeds_dir), home}) {
+      if (fs::is_symlink(fs::symlink_status(d, ec))) {
+        r.error = d.string() + " is a symbolic link: run as root, hallpass works only in real directories there";
+        return r;
+      }
+    }
     // The feeds directory and the feed's own: the daemon's user must be able to write in the
     // feed's (its timer's updates) and search both.
     for (const auto& d : {fs::path(o.feeds_dir), home}) {

@@ -503,7 +503,7 @@ std::string spoken_time(const time_zone& z, std::chrono::sys_seconds t, std::chr
     const year_month_day ymd{day - days(1)};
     const std::string name = weekdays[weekday{day - days(1)}.c_encoding()];
     if (eve <= 6) return "midnight on " + name + " night";
-    return "midnight on " + name + " " + std::to_string(static_cast<unsigned>(ymd.day())) + " " +
+    return "midnight at the end of " + name + " " + std::to_string(static_cast<unsigned>(ymd.day())) + " " +
            months[static_cast<unsigned>(ymd.month()) - 1];
   }
   char clock[16];

@@ -156,8 +156,9 @@ void loader::load_feeds(const YAML::Node& feeds) {
       // and root's `explain` said they block (outside-in audit of the feeds, 2026-12-06, H1).
       if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory) {
         error(kv.first, "feed " + quote(name) + ": " + f.dir + " cannot be read: " + ec.message() +
-                            ". The daemon's user must be able to read the feeds: run `hallpass feeds update` as "
-                            "that user (the hallpass-feeds service does), or give it the files (chown -R)");
+                            ". The daemon's user must be able to read the feeds: run `hallpass feeds update` once as "
+                            "root (it gives what it writes to the state directory's owner), or chown -R the feeds "
+                            "directory to that user");
       }
       if (f.present) {
         // `current` is a link that `feeds update` may switch while this load reads: resolve
@@ -236,7 +237,8 @@ void loader::load_feed_list(const feed_list& fl, category& c) {
       if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory) {
         error(fl.where, "feed list " + f.name + "/" + fl.list + ": " + path.string() + " cannot be read: " +
                             ec.message() + ". The daemon's user must be able to read the feeds: run `hallpass "
-                            "feeds update` as that user, or give it the files (chown -R)");
+                            "feeds update` once as root (it gives what it writes to the state directory's owner), or "
+                            "chown -R the feeds directory to that user");
         any = true;  // said once, here, not again as "not in the feed"
       }
       continue;

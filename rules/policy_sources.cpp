@@ -92,8 +92,8 @@ std::vector<std::string> shrunk(const source_counts& counts, const policy& after
                     " entries " + std::string(before_was) + " and has " + std::to_string(now.entries) +
                     " now (more than half gone: cut short, a half-written save or the wrong file?): " +
                     std::string(refused) +
-                    (feed.empty() ? "; to shrink it on purpose, take the list out of the policy, reload, put it back "
-                                    "and reload again"
+                    (feed.empty() ? "; to shrink it on purpose, take the list out of the policy, reload (or start), "
+                                    "put it back and reload again"
                                   : "; fetch it again with `hallpass feeds update --feed " + std::string(feed) +
                                         "` (it replaces a damaged copy; --allow-shrink if the source really shrank)"));
     }

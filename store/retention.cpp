@@ -134,7 +134,8 @@ result exception_store::apply_retention(std::optional<seconds_t> cutoff, std::op
     auto st = db_.prepare(
         "UPDATE audit SET after_json = json_set(after_json, '$.individual', '(removed after retention.records)') "
         "WHERE at < ?1 AND object LIKE 'report %' AND json_valid(after_json) AND "
-        "json_type(after_json, '$.individual') = 'text'",
+        "json_type(after_json, '$.individual') = 'text' AND "
+        "json_extract(after_json, '$.individual') != '(removed after retention.records)'",
         &err);
     if (!st) return result::fail("internal", err);
     bind_cut(st, 1, cutoff);

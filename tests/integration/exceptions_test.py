@@ -370,7 +370,7 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
 
     def test_a_revoke_says_blocked_again_only_where_the_policy_blocks(self):
         # "... is blocked again" of a page the policy allows (explain audit, 2026-12-06, M2).
-        for url, want in (("http://notblocked.test/page", "the policy does not block it, so it stays open"),
+        for url, want in (("http://notblocked.test/page", "the policy itself does not block it, so it stays open"),
                           ("http://facebook.test/page", "is blocked again")):
             rid = ctl_json("hp_tech", self.sock, "request", "--url", url, "--role", "pupils", "--requester", "T",
                            "--reason", "r", *ASSESSED)["id"]

@@ -405,7 +405,7 @@ TEST_CASE("feeds: a feed the loader cannot read is an error, not a missing feed 
   auto r = load(one_ut1_list, s.feeds());
   REQUIRE_FALSE(r.ok());
   CHECK(all(r.errors).find("cannot be read") != std::string::npos);
-  CHECK(all(r.errors).find("hallpass feeds update` as that user") != std::string::npos);
+  CHECK(all(r.errors).find("hallpass feeds update` once as root") != std::string::npos);
   // A list's own path likewise.
   fs::remove(s.path / "feeds" / "ut1" / "current");
   s.write("feeds/ut1/current/blacklists/other/domains", "x.example\n");

@@ -152,3 +152,8 @@ TEST_CASE("A time as a child would say it, from now, in school time") {
   CHECK(spoken_time(z, utc(2026, 7, 4, 23, 30), summer) == "12:30 tomorrow morning");
   CHECK(spoken_time(z, utc(2026, 7, 4, 17, 0), summer) == "6:00 this evening");
 }
+
+TEST_CASE("a midnight more than a week ahead says whose night it ends") {
+  const auto z = london();
+  CHECK(spoken_time(z, utc(2026, 12, 16, 0, 0), utc(2026, 12, 6, 15, 0)) == "midnight at the end of Tuesday 15 December");
+}
