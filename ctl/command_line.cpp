@@ -308,6 +308,18 @@ std::string build_unblock(const verb_arguments& a, json::object& out) {
   return build_id_and_reason(a, out, "block entry ID");
 }
 
+// --before ID, when given, as `before` (an id, checked as take_id checks one).
+std::string take_before(const verb_arguments& a, std::string_view what, json::object& out) {
+  const std::string* before = a.value("--before");
+  if (!before) return {};
+  verb_arguments only_id;
+  only_id.positionals.push_back(*before);
+  json::object parsed;
+  if (auto e = take_id(only_id, what, parsed); !e.empty()) return e;
+  out["before"] = parsed["id"];
+  return {};
+}
+
 std::string build_list(const verb_arguments& a, json::object& out) {
   std::string_view filter = "pending";
   int given = 0;
@@ -319,14 +331,7 @@ std::string build_list(const verb_arguments& a, json::object& out) {
   }
   if (given > 1) return "give only one of --pending, --active, --expired and --all";
   out["filter"] = filter;
-  if (const std::string* before = a.value("--before")) {
-    verb_arguments only_id;
-    only_id.positionals.push_back(*before);
-    json::object parsed;
-    if (auto e = take_id(only_id, "request ID of --before", parsed); !e.empty()) return e;
-    out["before"] = parsed["id"];
-  }
-  return {};
+  return take_before(a, "request ID of --before", out);
 }
 
 std::string build_show(const verb_arguments& a, json::object& out) {
@@ -364,13 +369,7 @@ std::string build_blocks(const verb_arguments& a, json::object& out) {
 std::string build_audit(const verb_arguments& a, json::object& out) {
   if (auto e = check_local_time(a, "--since"); !e.empty()) return e;
   copy_value(a, "--since", "since", out);
-  if (const std::string* before = a.value("--before")) {
-    verb_arguments only_id;
-    only_id.positionals.push_back(*before);
-    json::object parsed;
-    if (auto e = take_id(only_id, "audit entry ID of --before", parsed); !e.empty()) return e;
-    out["before"] = parsed["id"];
-  }
+  if (auto e = take_before(a, "audit entry ID of --before", out); !e.empty()) return e;
   if (const std::string* limit = a.value("--limit")) {
     const bool digits = !limit->empty() && limit->size() <= 4 &&
                         std::all_of(limit->begin(), limit->end(), [](char c) { return c >= '0' && c <= '9'; });

@@ -448,13 +448,14 @@ std::string thousands(std::uint64_t n) {
 
 namespace {
 
+constexpr const char* weekdays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
+constexpr const char* months[] = {"January", "February", "March",     "April",   "May",      "June",
+                                  "July",    "August",   "September", "October", "November", "December"};
+
 // The day, date and minute of `t` in school time, in words: "Monday 23 November 2026, 11:05",
 // or, short, "Mon 23 Nov 11:05" (the weekday and month cut to three letters, no year).
 std::string day_and_minute(const time_zone& z, std::chrono::sys_seconds t, bool short_form) {
   using namespace std::chrono;
-  static constexpr const char* weekdays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
-  static constexpr const char* months[] = {"January", "February", "March",     "April",   "May",      "June",
-                                           "July",    "August",   "September", "October", "November", "December"};
   const local_seconds local = z.to_local(t);
   const auto day = floor<days>(local);
   const year_month_day ymd{day};
@@ -485,9 +486,6 @@ std::string short_time_in_words(const time_zone& z, std::chrono::sys_seconds t) 
 
 std::string spoken_time(const time_zone& z, std::chrono::sys_seconds t, std::chrono::sys_seconds now) {
   using namespace std::chrono;
-  static constexpr const char* weekdays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
-  static constexpr const char* months[] = {"January", "February", "March",     "April",   "May",      "June",
-                                           "July",    "August",   "September", "October", "November", "December"};
   const local_seconds local = z.to_local(t);
   const auto day = floor<days>(local);
   const auto today = floor<days>(z.to_local(now));
