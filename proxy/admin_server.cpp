@@ -814,7 +814,7 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
           for (const auto& role : roles->as_array()) {
             if (!role.is_string()) continue;
             rules::request_facts f;
-            f.role = std::string(role.as_string());
+            f.role = std::string_view(role.as_string());  // a view into r.data, which outlives f
             f.method = "GET";
             f.scheme = url_value->as_string().starts_with("https") ? "https" : "http";
             f.host = t->host;
