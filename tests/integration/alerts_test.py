@@ -321,7 +321,10 @@ alerts:
         self.assertIn(f"`hallpassctl show {number}` has it", text)
         self.assertIn("asked for with the block page's form: request " + number, text)
         self.assertNotIn("hurt myself", text)  # the words stay in the store, for the DSL to read there
-        lines = [l for l in self.proxy.log_lines() if l.get("event") == "alert" and l.get("client") == device]
+        def both():
+            found = [l for l in self.proxy.log_lines() if l.get("event") == "alert" and l.get("client") == device]
+            return found if len(found) >= 2 else None
+        lines = wait_for(both, what="the two alert lines")  # the log's thread writes them
         self.assertEqual(sorted(l.get("request", 0) for l in lines), [0, int(number)])
 
 

@@ -518,8 +518,10 @@ inspection:
             self.assertEqual(status, 403, err)
             self.assertIn(b"This page is blocked", body)
         self.assertEqual([s for s in self.origin.seen[seen:] if "instagram" in s["headers"].get("host", "")], [])
-        lines = wait_for(lambda: [l for l in p.log_lines() if l.get("path") == "/ourschool"][-2:] or None,
-                         what="the requests' lines")
+        def both():
+            found = [l for l in p.log_lines() if l.get("path") == "/ourschool"]
+            return found if len(found) >= 2 else None
+        lines = wait_for(both, what="the requests' lines")
         explained = json.loads(subprocess.run([BIN, "explain", "--config", p.config, "--ca-dir", self.school_ca,
                                                "--client", PUPIL, "--json", url],
                                               capture_output=True, text=True, timeout=30).stdout)
