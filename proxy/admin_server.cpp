@@ -38,7 +38,7 @@ namespace {
 // warnings: a page-only change that said "the page is blocked" closed the whole site over
 // HTTPS, and an approval of one said "approved" and opened nothing (safeguarding audit,
 // 2026-12-06, M2, M4; the review of the session: with a CA they do take effect).
-std::string roles_relaying(const configuration& cfg, const std::string& host, std::chrono::sys_seconds) {
+std::string roles_relaying(const configuration& cfg, const std::string& host) {
   if (!cfg.inspecting()) return "every role (there is no school CA: tls.ca_dir)";
   const auto h = rules::normalize_host(host);
   if (h && rules::never_inspected(*cfg.policy, *h)) return "every role (the site is on the never-inspect list)";
@@ -756,7 +756,7 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
                                              "the pupil's own address instead (--who)");
     }
     if (r.ok && kind != rules::target_kind::domain && url->starts_with("https://")) {
-      if (const auto relayed = roles_relaying(*cfg, target->host, now); !relayed.empty()) {
+      if (const auto relayed = roles_relaying(*cfg, target->host); !relayed.empty()) {
         add_warning(r, "HTTPS to " + target->host + " is not inspected for " + relayed +
                            ", where the proxy sees only the site's name: this " + std::string(rules::to_string(kind)) +
                            " exception opens the page over plain HTTP and on inspected HTTPS only; approve --scope "
@@ -867,7 +867,7 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
                             admin_text_arg(args, "individual"), target);
     changed = r.ok && block;
     if (r.ok && block) {
-      if (const auto relayed = roles_relaying(*cfg, t->host, store::now_seconds()); !relayed.empty()) {
+      if (const auto relayed = roles_relaying(*cfg, t->host); !relayed.empty()) {
         add_warning(r, "HTTPS to " + t->host + " is not inspected for " + relayed +
                            ", where the proxy sees only the site's name: there the whole site " + t->host +
                            " is blocked, not only this page, until it is inspected (inspection.inspect, rules/README.md)");
@@ -896,7 +896,7 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     r = store_->add_local(actor, true, *t, *reason);
     changed = r.ok;
     if (r.ok && kind != rules::target_kind::domain) {
-      if (const auto relayed = roles_relaying(*cfg, t->host, store::now_seconds()); !relayed.empty()) {
+      if (const auto relayed = roles_relaying(*cfg, t->host); !relayed.empty()) {
         add_warning(r, "HTTPS to " + t->host + " is not inspected for " + relayed +
                            ", where the proxy sees only the site's name: there the whole site " + t->host +
                            " is blocked, not only this " + std::string(rules::to_string(kind)) +

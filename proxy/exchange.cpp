@@ -261,6 +261,7 @@ void raise_alert(worker& w, const client_connection& c, exchange& ex, std::int64
                            settings.categories.end();
   const bool circumvention = settings.circumvention && ex.circumvention;
   if (!watched && !circumvention) return;
+  if (request != 0 && !watched) return;  // a request alerts for a watched category only
   alert a;
   a.kind = watched ? alert_kind::category : alert_kind::circumvention;
   a.at = std::chrono::floor<std::chrono::seconds>(ex.start);
@@ -296,7 +297,6 @@ void raise_alert(worker& w, const client_connection& c, exchange& ex, std::int64
   }
   a.note = ex.note;
   a.request = request;
-  if (request != 0 && a.kind != alert_kind::category) return;  // a request alerts for a watched category only
   w.state().alerts->raise(std::move(a), settings, ex.cfg->policy->school_name, ex.cfg->policy->zone,
                           w.state().access_log, ex.cfg->generation);
 }

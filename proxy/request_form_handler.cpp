@@ -19,6 +19,22 @@ namespace hallpass {
 namespace {
 
 
+// An exchange of its own for the page `target` (a block page's URL) as `ex`'s asker would ask
+// for it with `method`: the same configuration, time and sign-in, so that decide_exchange
+// decides it as the proxy decided the request itself. For the details page and the request
+// form's alert; never logged or counted as a second block.
+void prepare_asked_page(exchange& page, const exchange& ex, const parsed_target& target, std::string method) {
+  page.cfg = ex.cfg;
+  page.start = ex.start;
+  page.login = ex.login;
+  page.method = std::move(method);
+  page.scheme = target.scheme;
+  page.host = std::string(without_brackets(target.host));
+  page.port = target.port;
+  page.path = target.path;
+  page.query = target.query;
+}
+
 // A page in answer to the form. An ordinary coroutine function, not a lambda: GCC 12
 // corrupts the heap with coroutine lambdas defined inside another coroutine (seen here).
 // Each text says what to do next itself: no "try again in a minute" and no "Error 409" line
@@ -311,14 +327,7 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
     std::string target_error;
     if (const auto target = parse_request_target(url, false, target_error)) {
       exchange asked;
-      asked.cfg = ex.cfg;
-      asked.start = ex.start;
-      asked.login = ex.login;
-      asked.method = "GET";
-      asked.scheme = target->scheme;
-      asked.host = std::string(without_brackets(target->host));
-      asked.port = target->port;
-      asked.path = target->path;
+      prepare_asked_page(asked, ex, *target, "GET");
       const std::string path_and_query = target->path + (target->query.empty() ? "" : "?" + target->query);
       if (decide_exchange(w, c, asked, path_and_query).act == rules::action::block) {
         asked.action = outcome::block;
@@ -366,16 +375,8 @@ net::awaitable<void> answer_block_details(worker& w, client_connection& c, excha
   // own: this request is the proxy's page, logged and counted as that, not as a second block.
   const std::string path_and_query = target->path + (target->query.empty() ? "" : "?" + target->query);
   exchange shown;
-  shown.cfg = ex.cfg;
-  shown.start = ex.start;
-  shown.login = ex.login;
-  shown.method = asked_method;
+  prepare_asked_page(shown, ex, *target, asked_method);
   if (!overrides.empty()) add_method_override(shown.method_overrides, shown.method, overrides);
-  shown.scheme = target->scheme;
-  shown.host = std::string(without_brackets(target->host));
-  shown.port = target->port;
-  shown.path = target->path;
-  shown.query = target->query;
   const auto& v = decide_exchange(w, c, shown, path_and_query);
   const std::string url = url_of(target->scheme, target->host, target->port, path_and_query);
   // Which page, as the store keeps URLs (its query only where the school keeps queries): the
