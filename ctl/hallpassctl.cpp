@@ -175,7 +175,8 @@ int run(const command& cmd) {
   if (cmd.json_output) {
     std::cout << json::serialize(*data) << "\n";
   } else {
-    std::cout << render_human(cmd, *data);
+    const json::value* names = object->if_contains("zone_names");
+    std::cout << render_human(cmd, *data, names && names->is_object() ? &names->get_object() : nullptr);
   }
   std::cout.flush();
   return exit_ok;

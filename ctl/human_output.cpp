@@ -40,9 +40,13 @@ bool flag_set(const json::object& args, std::string_view key) {
   return v && v->is_bool() && v->get_bool();
 }
 
+// The answer being rendered's `zone_names` (render_human sets it for the call): how text()
+// names the offsets of the times it shows. hallpassctl renders one answer, on one thread.
+const json::object* answer_zone_names = nullptr;
+
 }  // namespace
 
-std::string human_time(std::string_view iso) {
+std::string human_time(std::string_view iso, const json::object* zone_names) {
   // "2026-11-23T10:58:00+00:00": the daemon's times are school-local with their offset
   // (docs/admin-protocol.md); --json keeps them so.
   auto digits = [&](std::size_t at, std::size_t n) {
@@ -68,10 +72,17 @@ std::string human_time(std::string_view iso) {
   static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   const std::chrono::weekday wd{std::chrono::sys_days{ymd}};
-  // The UK's two offsets by their names (the school's zone is Europe/London unless it says
-  // otherwise); any other as UTC+HH:MM.
+  // The offset by the name the school's zone gives it (the answer's zone_names: "BST" in
+  // London, "CEST" in Paris); one the answer does not name as UTC+HH:MM. From a daemon that
+  // sends no names (before 2026-12-07), the UK's two offsets by theirs.
   const std::string_view offset = iso.substr(19);
-  std::string zone = offset == "+00:00" ? "GMT" : offset == "+01:00" ? "BST" : "UTC" + std::string(offset);
+  std::string zone;
+  if (zone_names) {
+    if (const json::value* v = zone_names->if_contains(offset); v && v->is_string()) zone = v->get_string();
+  } else if (offset == "+00:00" || offset == "+01:00") {
+    zone = offset == "+00:00" ? "GMT" : "BST";
+  }
+  if (zone.empty()) zone = offset == "+00:00" ? "UTC" : "UTC" + std::string(offset);
   char buf[64];
   std::snprintf(buf, sizeof buf, "%s %d %s %d %02d:%02d ", weekdays[wd.c_encoding()], d, months[mo - 1], y, h, mi);
   return buf + zone;
@@ -84,7 +95,7 @@ namespace {
 // else as compact JSON.
 std::string text(const json::value* v) {
   if (!v || v->is_null()) return {};
-  if (const auto* s = v->if_string()) return human_time(*s);
+  if (const auto* s = v->if_string()) return human_time(*s, answer_zone_names);
   if (const auto* a = v->if_array()) {
     std::string out;
     for (const auto& item : *a) {
@@ -671,7 +682,11 @@ std::string duration_text(long long seconds) {
   return out;
 }
 
-std::string render_human(const command& request, const json::object& data) {
+std::string render_human(const command& request, const json::object& data, const json::object* zone_names) {
+  struct zone_names_for_this_answer {
+    explicit zone_names_for_this_answer(const json::object* z) { answer_zone_names = z; }
+    ~zone_names_for_this_answer() { answer_zone_names = nullptr; }
+  } in_force(zone_names);
   const std::string& verb = request.verb;
   if (verb == "request") return render_request_filed(data);
   if (verb == "approve" || verb == "deny" || verb == "revoke") return render_decision(verb, data);

@@ -228,8 +228,7 @@ bool registry_suffix_entry(std::string_view e, const update_options& o) {
     if (slash + 1 < e.size()) return false;
     e = e.substr(0, slash);
   }
-  if (e.empty() || rules::ip_address::parse(e)) return false;
-  return o.is_registry_suffix ? o.is_registry_suffix(e) : e.find('.') == std::string_view::npos;
+  return rules::feed_entry_is_registry_suffix(e, o.is_registry_suffix);
 }
 
 // Gives `path` (and, for a directory, all it holds; links themselves, never what they name) to

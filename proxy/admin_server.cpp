@@ -108,11 +108,26 @@ caller roles_of(const admin_server::account& a, const daemon_config& d) {
   return c;
 }
 
-std::string response(const store::result& r) {
+// The names the school's zone gives its offsets this year and next ("+00:00": "GMT",
+// "+01:00": "BST"; a zone without letters for one: "UTC+04:00"), so that hallpassctl names the
+// times of an answer as the school's clocks do (it has no zone files of its own to read).
+json::object zone_names(const rules::time_zone& z) {
+  using namespace std::chrono;
+  json::object names;
+  const auto now = floor<seconds>(system_clock::now());
+  for (int quarter = 0; quarter < 8; ++quarter) {
+    const sys_seconds t = now + hours(24 * 91 * quarter);
+    names[rules::utc_offset_text(z.offset_at(t))] = rules::zone_label(z, t);
+  }
+  return names;
+}
+
+std::string response(const store::result& r, const rules::time_zone* zone = nullptr) {
   json::object o;
   o["ok"] = r.ok;
   if (r.ok) {
     o["data"] = r.data;
+    if (zone) o["zone_names"] = zone_names(*zone);
     // Text from outside (a form, a device's name) stored before it was checked: the answer is
     // valid UTF-8 whatever the store holds, so that hallpassctl can read it (valid_json.hpp).
     store::make_valid_utf8(o["data"]);
@@ -986,7 +1001,7 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     // The technician's trace: the journal says it too (admin audit, 2026-12-06: nothing did).
     std::cerr << "hallpass: admin: " << verb << " by " << who->user << " was not saved: " << r.error << std::endl;
   }
-  return response(r);
+  return response(r, &policy.zone);
 }
 
 }  // namespace hallpass

@@ -339,6 +339,16 @@ int run_check(const std::vector<std::string>& args) {
     return 1;
   }
   const std::string admin = admin_summary(d);  // its warnings go to stderr, --quiet or not
+  // The access log's folder: `run` opens the file in it (creating the file, not the folder) and,
+  // while it cannot, logs nothing (it tries again each second).
+  if (d.access_log.path != "-" && d.access_log.path != "off" && !d.access_log.path.empty()) {
+    const auto folder = std::filesystem::path(d.access_log.path).parent_path();
+    std::error_code ec;
+    if (!folder.empty() && !std::filesystem::is_directory(folder, ec)) {
+      std::cerr << "warning: " << config << ": access_log.path: " << folder.string()
+                << " is not a folder that exists: hallpass would write no access log until it does\n";
+    }
+  }
   std::cout << config << ": OK\n";
   if (!quiet) {
     std::cout << rules::policy_summary(*result.config->policy);

@@ -628,4 +628,10 @@ bool normalize_path(std::string_view raw, std::string& out) {
   return true;
 }
 
+bool feed_entry_is_registry_suffix(std::string_view host,
+                                   const std::function<bool(std::string_view)>& is_registry_suffix) {
+  if (host.empty() || ip_address::parse(host)) return false;
+  return is_registry_suffix ? is_registry_suffix(host) : host.find('.') == std::string_view::npos;
+}
+
 }  // namespace hallpass::rules

@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,6 +70,14 @@ bool normalize_path(std::string_view raw, std::string& out);
 // entries, exceptions and local entries are stored, so that an entry written with escapes or
 // dot segments matches the requests it names (it matched none: outside-in audit, 2026-12-05).
 std::string canonical_entry_path(std::string_view typed);
+
+// Whether a category feed's entry for `host` (canonical, without a path) names a whole
+// top-level domain or registry suffix ("com", "co.uk", "sch.uk"), which would block every site
+// under it: `is_registry_suffix` (the Public Suffix List's ICANN part, proxy/public_suffix.hpp)
+// where given, else a name of one label. False for an IP address. The one rule behind the
+// loader's leaving such an entry out and `hallpass feeds update`'s report of it.
+bool feed_entry_is_registry_suffix(std::string_view host,
+                                   const std::function<bool(std::string_view)>& is_registry_suffix);
 
 // Case-insensitive comparison of ASCII text (field names, tokens, host names, dot segments);
 // other bytes compare exactly. The one copy: proxy/ uses it too.

@@ -207,10 +207,7 @@ loader::list_counts loader::load_list_file(const fs::path& path, list_kind kind,
   std::size_t feed_suffixes = 0;  // a feed's entries left out: top-level domains, registry suffixes
   // A feed's entry for a whole top-level domain or registry suffix (load_options::is_registry_suffix).
   auto feed_refuses = [&](std::string_view host) {
-    if (!reading_feed_ || ip_address::parse(host)) return false;
-    const bool suffix = opt_.is_registry_suffix ? opt_.is_registry_suffix(host)
-                                                : host.find('.') == std::string_view::npos;
-    if (!suffix) return false;
+    if (!reading_feed_ || !feed_entry_is_registry_suffix(host, opt_.is_registry_suffix)) return false;
     if (++feed_suffixes <= max_warnings_per_file) {
       warnings_.push_back({shown, static_cast<int>(line_no), 1,
                            "left out: " + quote(host) +

@@ -269,6 +269,16 @@ void loader::load_roles(const YAML::Node& roles) {
                       quote(p_->roles.size() > other.role ? p_->roles[other.role].name : name));
           }
         }
+        // Wider than the largest private range (10.0.0.0/8; fc00::/7 for IPv6): the role is
+        // every device in no narrower network, devices the school does not know included (a
+        // pupil's phone on a hotspot, a visitor). fallback_role says that on purpose.
+        const bool v4 = !parsed->base.v6;
+        if (parsed->prefix < (v4 ? 8 : 7)) {
+          warn_at(net, what + " network " + quote(parsed->text) +
+                           " takes in addresses outside any school network: every device in no narrower network is " +
+                           name + ", unknown devices too. To give " + name +
+                           " to every other device on purpose, write fallback_role: " + name);
+        }
         p_->networks.push_back(std::move(*parsed));
       }
     }

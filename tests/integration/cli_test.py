@@ -60,6 +60,23 @@ admin:
         self.assertIn("warning: admin.socket_group: no group 'no-such-group-hp'", r.stderr)
         self.assertNotIn("'root'", r.stderr)
 
+    def test_check_warns_of_an_access_log_folder_that_does_not_exist(self):
+        with tempfile.TemporaryDirectory() as d:
+            gone = os.path.join(d, "no-such-folder")
+            r = check_edited_school(lambda t: t + f"""
+access_log:
+  path: {gone}/access.log
+""")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(f"access_log.path: {gone} is not a folder that exists", r.stderr)
+            os.mkdir(gone)
+            r = check_edited_school(lambda t: t + f"""
+access_log:
+  path: {gone}/access.log
+""")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("access_log.path", r.stderr)
+
     def test_check_prints_the_pac_device_names_logins_and_bans_sections_without_secrets(self):
         with tempfile.TemporaryDirectory() as d:
             secret = os.path.join(d, "bind.pw")

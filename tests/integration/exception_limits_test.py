@@ -510,5 +510,32 @@ class StalledStoreTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(status_of(reply), 200, reply[:300])
 
 
+@unittest.skipUnless(os.geteuid() == 0, "creates OS users and runs hallpassctl as them: needs root")
+class ZoneNamesTest(DaemonWithAdminSocket, unittest.TestCase):
+    """hallpassctl names a time's offset as the school's zone does: a school in Paris reads CET
+    (winter) or CEST (summer), where hallpassctl said BST for any +01:00 (2026-12-06)."""
+
+    @classmethod
+    def start_proxy(cls):
+        return Proxy(extra=ADMIN, tls_port=cls.tls.port, args=["--state-dir", cls.state, "--admin-socket", cls.sock],
+                     policy_edit=lambda t: t.replace("timezone: Europe/London", "timezone: Europe/Paris", 1))
+
+    def test_times_are_named_by_the_schools_zone(self):
+        entry = ctl_json("hp_tech", self.sock, "block", "--url", "http://zone.test/", "--reason", "a test")["id"]
+        try:
+            answer = socket_request("hp_tech", self.sock, {"verb": "blocks", "args": {}})
+            self.assertTrue(answer["ok"], answer)
+            self.assertEqual(answer["zone_names"], {"+01:00": "CET", "+02:00": "CEST"})
+            created = next(b["created"] for b in answer["data"]["blocks"] if b["id"] == entry)
+            name = {"+01:00": "CET", "+02:00": "CEST"}[created[-6:]]
+            code, out, err = ctl("hp_tech", self.sock, "blocks", check=0)
+            self.assertEqual(code, 0, err)
+            self.assertRegex(out, rf"\n{entry} +\w{{3}} \d+ \w{{3}} \d{{4}} \d\d:\d\d {name} +hp_tech +zone\.test")
+            self.assertNotIn("BST", out)
+            self.assertNotIn("GMT", out)
+        finally:
+            ctl("hp_tech", self.sock, "unblock", str(entry), "--reason", "test over", check=0)
+
+
 if __name__ == "__main__":
     unittest.main()

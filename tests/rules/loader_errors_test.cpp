@@ -684,3 +684,24 @@ roles:
   CHECK(gmt.warnings[0].message.find("has no summer time") != std::string::npos);
   CHECK(gmt.warnings[0].line == 3);
 }
+
+TEST_CASE("a role network wider than any school network is a warning naming fallback_role") {
+  // 2026-12-06 audit: a network of 0.0.0.0/0 made every unknown device staff without a word.
+  auto r = load(head + R"(roles:
+  staff:
+    default: allow
+    networks: [10.20.0.0/16, 0.0.0.0/0, "::/0"]
+  pupils:
+    default: allow
+    networks: [10.0.0.0/8, "fc00::/7"]
+)");
+  REQUIRE_MESSAGE(r.ok(), (r.errors.empty() ? std::string() : r.errors[0].to_string()));
+  std::vector<std::string> wide;
+  for (const auto& w : r.warnings) {
+    if (w.message.find("takes in addresses outside any school network") != std::string::npos) wide.push_back(w.message);
+  }
+  REQUIRE(wide.size() == 2);  // 0.0.0.0/0 and ::/0; not the /8 or the /7
+  CHECK(wide[0].find("'0.0.0.0/0'") != std::string::npos);
+  CHECK(wide[0].find("fallback_role: staff") != std::string::npos);
+  CHECK(wide[1].find("'::/0'") != std::string::npos);
+}
