@@ -213,6 +213,13 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
   return tunnel_plan::relay;
 }
 
+bool blocked_in_watched_category(const exchange& ex) {
+  if (!ex.cfg || !ex.verdict || ex.action != outcome::block) return false;
+  const std::string_view category = ex.verdict->category_name();
+  const auto& watched = ex.cfg->daemon.alerts.categories;
+  return !category.empty() && std::find(watched.begin(), watched.end(), category) != watched.end();
+}
+
 namespace {
 
 // Counts the attempt for bans.threshold; a subject that reaches it is banned through the
@@ -256,9 +263,7 @@ void raise_alert(worker& w, const client_connection& c, exchange& ex, std::int64
   const auto& settings = ex.cfg->daemon.alerts;
   const rules::verdict* v = ex.verdict ? &*ex.verdict : nullptr;
   const std::string_view category = v ? v->category_name() : std::string_view();
-  const bool watched = ex.action == outcome::block && !category.empty() &&
-                       std::find(settings.categories.begin(), settings.categories.end(), category) !=
-                           settings.categories.end();
+  const bool watched = blocked_in_watched_category(ex);
   const bool circumvention = settings.circumvention && ex.circumvention;
   if (!watched && !circumvention) return;
   if (request != 0 && !watched) return;  // a request alerts for a watched category only

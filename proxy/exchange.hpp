@@ -139,6 +139,11 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
 // the host is valid, and it is not on the never-inspect list (never decrypted, whatever asks).
 bool may_show_own_https_page(const exchange& ex, const rules::verdict& v);
 
+// Whether `ex` is a block in a category the school watches (alerts.categories): what raises a
+// category alert, and what the block page's form files past the cap on a device's pending
+// requests (store::max_pending_per_asker).
+bool blocked_in_watched_category(const exchange& ex);
+
 // An alert for the DSL when the block page's form filed request `request` for a page the asker
 // is blocked from in a category the school watches (alerts.categories): what they wrote may be
 // a disclosure, and the visit's own alert was held as a repeat or came before it (safeguarding

@@ -276,6 +276,24 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
   form->roles = {role};
   form->source = "block page";
   form->client_address = c.ip_text;
+  // A request for a page in a category the school watches (self-harm, extremism) is the DSL's
+  // to hear of at once: what the pupil wrote may be a disclosure (safeguarding audit,
+  // 2026-12-06, M6: it reached only the headteacher's list). Decided before filing, as such a
+  // request is filed past the cap on the asker's waiting requests.
+  exchange asked;
+  bool asked_watched = false;
+  if (ex.cfg->daemon.alerts.enabled() && !ex.cfg->daemon.alerts.categories.empty()) {
+    std::string target_error;
+    if (const auto target = parse_request_target(url, false, target_error)) {
+      prepare_asked_page(asked, ex, *target, "GET");
+      const std::string path_and_query = target->path + (target->query.empty() ? "" : "?" + target->query);
+      if (decide_exchange(w, c, asked, path_and_query).act == rules::action::block) {
+        asked.action = outcome::block;
+        asked_watched = blocked_in_watched_category(asked);
+      }
+    }
+  }
+  form->past_pending_cap = asked_watched;
   // Who asked, for approve --who (the default narrows to the user, else to the device).
   if (ex.login) form->asker_user = ex.login->user;
   if (const device_identity* d = device_of(w, c, ex)) {
@@ -300,6 +318,16 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
                   "teacher does not hear of it, open the blocked page again in a few minutes and ask again.");
     co_return;
   }
+  if (!filed.ok && filed.code == "too_many_pending") {
+    ex.note = "access request form: " + filed.error;
+    state.form_keys.release(token);  // nothing was filed: the same form may be sent later
+    const std::string wait = "You have " + std::to_string(store::max_pending_per_asker) +
+                             " requests waiting for a teacher to look at them, the most you can have at once. "
+                             "Please wait until they have been looked at, or ask your teacher.";
+    co_await form_page(c, ex, school, version, http::status::too_many_requests, "You have asked for a lot of pages",
+                       wait);
+    co_return;
+  }
   if (!filed.ok) {
     ex.note = "access request form: " + filed.error;
     state.form_keys.release(token);  // nothing was filed: the same form may be sent again
@@ -320,21 +348,9 @@ net::awaitable<void> answer_form(worker& w, client_connection& c, exchange& ex, 
     co_return;
   }
   ex.note = "access request " + std::to_string(id) + " filed";
-  // A request for a page in a category the school watches (self-harm, extremism) is the DSL's
-  // to hear of at once: what the pupil wrote may be a disclosure (safeguarding audit,
-  // 2026-12-06, M6: it reached only the headteacher's list).
-  if (ex.cfg->daemon.alerts.enabled() && !ex.cfg->daemon.alerts.categories.empty()) {
-    std::string target_error;
-    if (const auto target = parse_request_target(url, false, target_error)) {
-      exchange asked;
-      prepare_asked_page(asked, ex, *target, "GET");
-      const std::string path_and_query = target->path + (target->query.empty() ? "" : "?" + target->query);
-      if (decide_exchange(w, c, asked, path_and_query).act == rules::action::block) {
-        asked.action = outcome::block;
-        asked.note = "asked for with the block page's form: request " + std::to_string(id);
-        raise_request_alert(w, c, asked, id);
-      }
-    }
+  if (asked_watched) {
+    asked.note = "asked for with the block page's form: request " + std::to_string(id);
+    raise_request_alert(w, c, asked, id);
   }
   const std::string text = "Your request has been sent (number " + std::to_string(id) +
                            "). A teacher will look at it. If it is allowed, the page will open by itself; you do not "

@@ -667,6 +667,19 @@ result exception_store::file_request(const actor& who, const request_form& f) {
                               json::object{{"id", id}, {"status", "pending"}, {"merged", true}});
     }
     if (!err.empty()) return result::fail("internal", err);
+    if (f.source == "block page" && !f.past_pending_cap) {
+      auto waiting = db_.prepare(
+          "SELECT count(*) FROM requests WHERE decision IS NULL AND source = 'block page' AND client_address = ? "
+          "AND asker_user IS ?",
+          &err);
+      if (!waiting) return result::fail("internal", err);
+      waiting.bind(1, *f.client_address).bind_optional(2, f.asker_user);
+      if (!waiting.step(&err)) return result::fail("internal", err.empty() ? "no count of waiting requests" : err);
+      if (waiting.integer(0) >= max_pending_per_asker) {
+        return result::fail("too_many_pending", std::to_string(waiting.integer(0)) +
+                                                    " requests from this asker are waiting for a decision");
+      }
+    }
   }
   auto st = db_.prepare(
       "INSERT INTO requests(created_at, url, requester, reasons, site_content, risks, control_measures, scope_roles, "

@@ -66,7 +66,16 @@ struct request_form {
   // Who asked, as the proxy knew it when the block page's form came (schema 4): the signed-in
   // user, and the device's DHCP name and hardware address. approve --who narrows to them.
   std::optional<std::string> asker_user, device_name, device_mac;
+  // A block page's form for a page blocked in a category the school watches (alerts): filed
+  // past max_pending_per_asker, as the DSL must hear of it whatever else the child asked.
+  bool past_pending_cap = false;
 };
+
+// The most requests one asker (a device's address, and the signed-in user if any) may have
+// waiting from the block page's form: more are refused, code "too_many_pending", so that one
+// pupil's 200 forms a day (five every ten minutes) cannot bury the class's requests in the
+// headteacher's list. Requests filed with hallpassctl are not counted or capped.
+inline constexpr std::int64_t max_pending_per_asker = 20;
 
 // The adult questions of the same form ("Identified risks and control measures"), completed
 // while the request is pending by the technician or the headteacher who passes it on: the

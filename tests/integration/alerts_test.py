@@ -327,6 +327,56 @@ alerts:
         lines = wait_for(both, what="the two alert lines")  # the log's thread writes them
         self.assertEqual(sorted(l.get("request", 0) for l in lines), [0, int(number)])
 
+    def test_an_asker_with_20_waiting_requests_is_refused_more_but_not_for_a_watched_page(self):
+        import re
+        import sqlite3
+        import urllib.parse
+        from harness import person_block_page, raw_request, status_of
+        device = "127.0.0.45"
+        db = sqlite3.connect(os.path.join(self.state, "hallpass.db"), timeout=5, isolation_level=None)
+        try:
+            # Twenty forms this device sent earlier and nobody has looked at (five every ten
+            # minutes is the most the form takes: an afternoon's worth).
+            for i in range(20):
+                db.execute("INSERT INTO requests(created_at, url, requester, reasons, filed_by, source, client_address) "
+                           "VALUES(strftime('%s','now'), ?, 'Sam 5C', 'a game', 'hallpass', 'block page', ?)",
+                           (f"http://game{i}.test/", device))
+        finally:
+            db.close()
+
+        def send_form(url):
+            host = urllib.parse.urlsplit(url).hostname
+            out = raw_request(self.proxy, f"GET {url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode(),
+                              source=device)
+            self.assertEqual(status_of(out), 403)
+            page = person_block_page(self.proxy, out, device).decode("utf-8", "replace")
+            fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
+            fields["url"] = fields["url"].replace("&amp;", "&")
+            body = urllib.parse.urlencode(dict(fields, requester="Sam 5C", reasons="for homework")).encode()
+            return raw_request(self.proxy, b"POST http://hallpass.invalid/request HTTP/1.1\r\nHost: hallpass.invalid\r\n"
+                               b"Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n"
+                               b"Content-Length: %d\r\n\r\n" % len(body) + body, source=device)
+
+        def waiting():
+            db = sqlite3.connect(os.path.join(self.state, "hallpass.db"), timeout=5)
+            try:
+                return db.execute("SELECT count(*) FROM requests WHERE decision IS NULL AND client_address = ?",
+                                  (device,)).fetchone()[0]
+            finally:
+                db.close()
+
+        reply = send_form("http://facebook.test/groups")
+        self.assertEqual(status_of(reply), 429, reply[:300])
+        self.assertIn(b"You have 20 requests waiting for a teacher to look at them", reply)
+        self.assertEqual(waiting(), 20)  # nothing filed
+        # A page in a watched category is filed all the same, and the DSL hears of it.
+        reply = send_form("http://selfharm.test/cap")
+        self.assertEqual(status_of(reply), 200, reply[:300])
+        number = re.search(rb"number (\d+)", reply).group(1).decode()
+        self.assertEqual(waiting(), 21)
+        wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("event") == "alert" and l.get("request") == int(number)],
+                 what="the request's alert line")
+
 
 class AlertCommandFailsTest(unittest.TestCase):
     """A command that fails (an MTA that is down, a wrong address) loses no request: the block
