@@ -49,6 +49,40 @@ void add_warning(store::result& r, const std::string& note) {
   r.warning = r.warning.empty() ? note : r.warning + "; " + note;
 }
 
+// The ban in force on whoever asked for a request (its device, and the user signed in on it),
+// in words, or "": a ban wins over every exception (rules/ban.hpp), so an approval opens
+// nothing for them while it lasts, and the headteacher is told so (it said only "approved":
+// the sixth session's audit).
+std::string asker_ban_note(const boost::json::value& request, const rules::exception_index* index,
+                           const rules::time_zone& zone, std::chrono::sys_seconds now) {
+  const auto* o = request.if_object();
+  if (!o || !index) return {};
+  auto text_at = [](const boost::json::object& from, std::string_view key) {
+    const auto* v = from.if_contains(key);
+    return v && v->is_string() ? std::string(v->get_string()) : std::string();
+  };
+  const std::string client = text_at(*o, "client");
+  std::string user, device, mac;
+  if (const auto* by = o->if_contains("asked_by"); by && by->is_object()) {
+    user = text_at(by->get_object(), "user");
+    device = text_at(by->get_object(), "device");
+    mac = text_at(by->get_object(), "mac");
+  }
+  if (client.empty() && user.empty()) return {};  // filed with hallpassctl: no asker to speak of
+  rules::request_facts f;
+  f.client = rules::ip_address::parse(client);
+  f.user = user;
+  f.device = device;
+  f.mac = mac;
+  f.time = now;
+  const rules::ban_entry* ban = index->ban_for(f);
+  if (!ban) return {};
+  return std::string(ban->device ? "the device that asked (" : "the user who asked (") + ban->subject +
+         ") is banned until " + rules::time_in_words(zone, ban->until) + " (" + ban->rule_id +
+         "): a ban wins over exceptions, so this one opens nothing for them until then (hallpassctl bans; "
+         "unban lifts it)";
+}
+
 }  // namespace
 namespace json = boost::json;
 namespace {
@@ -777,6 +811,10 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
                            " exception opens the page over plain HTTP and on inspected HTTPS only; approve --scope "
                            "domain to open the whole site, or inspect the site (inspection.inspect, rules/README.md)");
       }
+    }
+    if (r.ok) {
+      const auto index = state_.exceptions.load();
+      if (auto note = asker_ban_note(r.data, index.get(), policy.zone, now); !note.empty()) add_warning(r, note);
     }
     if (r.ok && kind == rules::target_kind::url && requested->from_block_page && !cfg->daemon.access_log.keep_query) {
       const std::string note = "the block page stored this request's URL without its query string "

@@ -177,6 +177,33 @@ class BansTest(unittest.TestCase):
         self.assertNotIn(ban["id"], [b["id"] for b in ctl_json("hp_dsl", self.sock, "bans")["bans"]])
         self.assertIn(ban["id"], [b["id"] for b in ctl_json("hp_dsl", self.sock, "bans", "--all")["bans"]])
 
+    def test_approving_a_banned_askers_request_says_the_ban_wins(self):
+        from exception_limits_test import block_page_form, post_form
+        from harness import status_of
+        device = "127.0.0.33"
+        reply = post_form(self.proxy, block_page_form(self.proxy, self.nginx.port, "/groups", device), device)
+        self.assertEqual(status_of(reply), 200, reply[:300])
+        rid = int(re.search(rb"number (\d+)", reply).group(1))
+        ban = ctl_json("hp_dsl", self.sock, "ban", "--device", device, "--for", "1h", "--reason", "VPN in ICT")
+        try:
+            code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "30m", "--reason", "lesson",
+                                 check=0)
+            self.assertEqual(code, 0, out + err)
+            self.assertIn(f"the device that asked ({device}) is banned until ", err)
+            self.assertIn(f"(ban {ban['id']}): a ban wins over exceptions, so this one opens nothing for them", err)
+            self.assertEqual(self.status("facebook.test", device), 403)  # as the warning says
+        finally:
+            ctl("hp_dsl", self.sock, "unban", str(ban["id"]), "--reason", "test over", check=0)
+            ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "test over", check=0)
+        # Without a ban, no such warning.
+        device = "127.0.0.34"
+        reply = post_form(self.proxy, block_page_form(self.proxy, self.nginx.port, "/pages", device), device)
+        rid = int(re.search(rb"number (\d+)", reply).group(1))
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "30m", "--reason", "lesson", check=0)
+        self.assertEqual(code, 0, out + err)
+        self.assertNotIn("banned", err)
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "test over", check=0)
+
     def test_a_bans_reason_can_be_read_from_standard_input(self):
         # Off the command line, where ps shows it to every local user (admin audit, 2026-12-06:
         # "--reason -" was stored as the reason "-").
