@@ -31,7 +31,8 @@ std::int64_t file_long_form(store::exception_store& s, int n) {
   f.site_content = std::string(2000, 's');
   f.roles = {"pupils"};
   f.source = "block page";
-  f.client_address = "10.10.4.20";
+  // A device each: one asker may have at most store::max_pending_per_asker waiting.
+  f.client_address = "10.10." + std::to_string(n / 250) + "." + std::to_string(n % 250 + 1);
   auto r = s.file_request(store_test::block_page, f);
   REQUIRE(r.ok);
   return r.data.at("id").as_int64();

@@ -156,6 +156,43 @@ TEST_CASE("a repeat from the same person on the same device is merged, another p
   CHECK(dave_again.data.at("id").as_int64() == dave_id);
 }
 
+TEST_CASE("one asker may have max_pending_per_asker requests from the form waiting, and a decision frees a place") {
+  temp_dir dir;
+  auto s = open_store(dir);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < store::max_pending_per_asker; ++i) {
+    ids.push_back(file(*s, pupil_form("http://game" + std::to_string(i) + ".test/")));
+  }
+  auto over = s->file_request(block_page, pupil_form("http://one-more.test/"));
+  CHECK_FALSE(over.ok);
+  CHECK(over.code == "too_many_pending");
+  // A repeat of a waiting one is still told its number (it adds nothing).
+  auto repeat = s->file_request(block_page, pupil_form("http://game3.test/"));
+  REQUIRE(repeat.ok);
+  CHECK(repeat.data.at("id").as_int64() == ids[3]);
+  // Another person on the device, another device, the technician's hallpassctl, and a page in a
+  // watched category are each filed.
+  auto dave = pupil_form("http://one-more.test/");
+  dave.asker_user = "dave";
+  CHECK(s->file_request(block_page, dave).ok);
+  auto other = pupil_form("http://one-more.test/");
+  other.client_address = "10.10.4.21";
+  CHECK(s->file_request(block_page, other).ok);
+  auto typed = pupil_form("http://one-more.test/");
+  typed.source = "hallpassctl";
+  CHECK(s->file_request(technician, typed).ok);
+  auto watched = pupil_form("http://selfharm.test/");
+  watched.past_pending_cap = true;
+  CHECK(s->file_request(block_page, watched).ok);
+  // That made 21 waiting; a decision on two leaves 19, and the next is filed.
+  REQUIRE(s->deny(headteacher, ids[0], "not for school").ok);
+  CHECK_FALSE(s->file_request(block_page, pupil_form("http://and-another.test/")).ok);
+  REQUIRE(s->deny(headteacher, ids[1], "not for school").ok);
+  auto freed = s->file_request(block_page, pupil_form("http://and-another.test/"));
+  REQUIRE(freed.ok);
+  CHECK_FALSE(freed.data.at("merged").as_bool());
+}
+
 TEST_CASE("review completes a block-page request's adult questions and keeps the pupil's words") {
   temp_dir dir;
   auto s = open_store(dir);
