@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
+#include <tuple>
 
 namespace hallpass {
 namespace {
@@ -78,6 +80,7 @@ destination_verdict check_one(const rules::ip_address& a, std::uint16_t port, co
   for (const auto& g : r.gateway) {
     if (g == a) return destination_verdict::denied_network;
   }
+  if (!is_loopback_or_unspecified(a) && in_any(a, r.school)) return destination_verdict::denied_network;
   return destination_verdict::allowed;
 }
 
@@ -129,15 +132,15 @@ destination_verdict check_destination(const rules::ip_address& a, std::uint16_t 
   return verdict;
 }
 
-// The machine's own addresses, but loopback (allow_loopback decides that) and IPv6
-// link-local (always refused): a school's gateway is often also its router, NAS or printer
-// server, whose pages pupils must not reach through the proxy.
-std::vector<rules::ip_address> gateway_addresses() {
+std::optional<std::vector<rules::ip_address>> gateway_addresses(std::string* error) {
   std::vector<rules::ip_address> out;
   ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) return out;
+  if (::getifaddrs(&list) != 0) {
+    if (error) *error = std::string("getifaddrs: ") + std::strerror(errno);
+    return std::nullopt;
+  }
   for (auto* i = list; i != nullptr; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_LOOPBACK)) continue;
+    if (i->ifa_addr == nullptr) continue;
     rules::ip_address a;
     if (i->ifa_addr->sa_family == AF_INET) {
       const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
@@ -150,13 +153,20 @@ std::vector<rules::ip_address> gateway_addresses() {
     } else {
       continue;
     }
+    // The loopback addresses (not the loopback interface: a global address on `lo` is the
+    // gateway's as much as one on eth0).
+    if (is_loopback_or_unspecified(a)) continue;
     if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
   }
   ::freeifaddrs(list);
+  std::sort(out.begin(), out.end(), [](const rules::ip_address& x, const rules::ip_address& y) {
+    return std::tie(x.v6, x.bytes) < std::tie(y.v6, y.bytes);
+  });
   return out;
 }
 
-destination_rules destination_rules_of(const daemon_config& d, std::vector<rules::ip_address> gateway,
+destination_rules destination_rules_of(const daemon_config& d, const rules::policy& p,
+                                       std::vector<rules::ip_address> gateway,
                                        const std::vector<std::pair<std::string, std::uint16_t>>& own_listeners) {
   const auto& u = d.upstream;
   destination_rules r;
@@ -164,6 +174,7 @@ destination_rules destination_rules_of(const daemon_config& d, std::vector<rules
   r.deny = u.deny_networks_set ? u.deny_networks : default_deny_networks();
   r.allow = u.allow_networks;
   r.gateway = std::move(gateway);
+  r.school = p.networks;
   // Never the proxy itself, whatever the configuration says: that would loop.
   for (const auto& [addr, port] : own_listeners) {
     if (auto ip = rules::ip_address::parse(addr)) r.own_listeners.emplace_back(*ip, port);

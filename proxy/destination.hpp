@@ -6,8 +6,11 @@
 //  - own_listener: the proxy's own listening ports and its metrics endpoint (a loop), always;
 //  - loopback: 127.0.0.0/8, ::1, 0.0.0.0/8 and :: unless `upstream.allow_loopback`;
 //  - link_local: 169.254.0.0/16 and fe80::/10 (cloud metadata services), always;
-//  - denied_network: an address in `upstream.deny_networks` (the private ranges by default)
-//    or one of the gateway's own interface addresses, unless it is in `upstream.allow_networks`.
+//  - denied_network: an address in `upstream.deny_networks` (the private ranges by default),
+//    one of the gateway's own interface addresses, or one in a role's `networks` (the school's
+//    own devices: a school numbering its LANs from a global IPv6 prefix is not covered by the
+//    private ranges; outside-in audit of IPv6, 2026-12-07), unless it is in
+//    `upstream.allow_networks` (a loopback address is judged by allow_loopback alone).
 // (Ports are checked before the lookup, by upstream: `upstream.ports`, `connect.ports`.)
 // An IPv6 address that carries an IPv4 address (IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible
 // ::a.b.c.d, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4 2002::/16, Teredo 2001::/32) is
@@ -41,6 +44,7 @@ struct destination_rules {
   std::vector<rules::ip_network> deny;       // upstream.deny_networks
   std::vector<rules::ip_network> allow;      // upstream.allow_networks: wins over deny (not over the rest)
   std::vector<rules::ip_address> gateway;    // the gateway's own non-loopback addresses: denied unless allowed
+  std::vector<rules::ip_network> school;     // the roles' networks (policy.networks): denied unless allowed
   // The proxy's own listeners and metrics endpoint: (address, port); an unspecified address
   // (0.0.0.0, ::) stands for every address of the machine.
   std::vector<std::pair<rules::ip_address, std::uint16_t>> own_listeners;
@@ -57,15 +61,23 @@ std::vector<std::uint16_t> default_http_ports();
 // for :: and ::1, which are IPv6's own unspecified and loopback addresses).
 std::optional<rules::ip_address> embedded_ipv4(const rules::ip_address& a);
 
-// The rules from the configuration's upstream settings, the gateway's own addresses
-// (gateway_addresses) and the proxy's listeners, ("address", port) each: what upstream.cpp
-// checks every connection against, and what `explain` checks an address against.
-destination_rules destination_rules_of(const daemon_config& d, std::vector<rules::ip_address> gateway,
+// The rules from the configuration's upstream settings, the policy's role networks, the
+// gateway's own addresses (gateway_addresses) and the proxy's listeners, ("address", port)
+// each: what upstream.cpp checks every connection against, and what `explain` checks an
+// address against.
+destination_rules destination_rules_of(const daemon_config& d, const rules::policy& p,
+                                       std::vector<rules::ip_address> gateway,
                                        const std::vector<std::pair<std::string, std::uint16_t>>& own_listeners);
 
-// The machine's own addresses (getifaddrs; the one function here that asks the system), but
-// loopback (allow_loopback decides that) and IPv6 link-local (always refused).
-std::vector<rules::ip_address> gateway_addresses();
+// The machine's own addresses (getifaddrs; the one function here that asks the system), on
+// every interface, loopback ones included (a router's management address or router ID is often
+// a global address on `lo`), but the loopback addresses themselves (127.0.0.0/8, ::1:
+// allow_loopback decides those) and IPv6 link-local ones (always refused). nullopt with *error
+// when the system will not say (a sandbox without AF_NETLINK: getifaddrs fails).
+// The daemon reads them again every second (server.cpp): an IPv6 gateway gains and loses
+// addresses (temporary addresses, a renumbered prefix), and one read at start let pupils reach
+// the gateway's pages on an address it gained later (outside-in audit of IPv6, 2026-12-07).
+std::optional<std::vector<rules::ip_address>> gateway_addresses(std::string* error = nullptr);
 
 // The check for one resolved address and the port it would be connected on.
 destination_verdict check_destination(const rules::ip_address& a, std::uint16_t port, const destination_rules& r);

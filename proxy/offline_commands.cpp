@@ -672,7 +672,14 @@ int run_explain(const std::vector<std::string>& args) {
     for (const auto* text : {&daemon.metrics.listen, &daemon.pac.listen}) {
       if (auto l = parse_listen_address(*text)) own.emplace_back(l->host, l->port);
     }
-    const destination_rules where = destination_rules_of(daemon, gateway_addresses(), own);
+    std::string gateway_error;
+    auto gateway = gateway_addresses(&gateway_error);
+    if (!gateway) {
+      std::cerr << "hallpass explain: cannot read this machine's addresses (" << gateway_error
+                << "): the gateway's own addresses are not checked here\n";
+    }
+    const destination_rules where =
+        destination_rules_of(daemon, *result.config->policy, gateway.value_or(std::vector<rules::ip_address>()), own);
     std::vector<rules::ip_address> addresses;
     if (e.v.host.kind != rules::host_kind::name) {
       if (auto ip = rules::ip_address::parse(e.v.host.text)) addresses.push_back(*ip);

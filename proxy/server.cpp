@@ -527,6 +527,22 @@ int run_server(const run_options& options) {
   // The metrics endpoint is never a destination either: it is for the admin network only
   // (deploy/nftables-hallpass.nft), and a pupil must not reach it through the proxy.
   if (auto ml = parse_listen_address(d.metrics.listen)) state.own_listeners.emplace_back(ml->host, ml->port);
+  // The gateway's own addresses, never a destination (destination.hpp): read now, and every
+  // second by the main loop below. A start that cannot read them refuses, rather than open the
+  // gateway's own pages to every pupil (a sandbox without AF_NETLINK: outside-in audit of
+  // operations, 2026-12-07, H2).
+  {
+    std::string why;
+    auto addresses = gateway_addresses(&why);
+    if (!addresses) {
+      std::cerr << "hallpass: cannot read this machine's own addresses (" << why
+                << "), which the proxy must never connect to for its users: not started. A service sandbox must "
+                   "allow AF_NETLINK sockets (deploy/hallpass.service, RestrictAddressFamilies)"
+                << std::endl;
+      return 1;
+    }
+    state.gateway_addresses.store(std::make_shared<const std::vector<rules::ip_address>>(std::move(*addresses)));
+  }
 
   raise_descriptor_limit(d.limits.connections);
   load_public_suffixes();  // a file read: here, not on an event loop at the first circumvention attempt
@@ -736,10 +752,37 @@ int run_server(const run_options& options) {
   net::steady_timer drain_timer(main_ioc);
   std::chrono::steady_clock::time_point drain_deadline;
   // Polls until every connection is gone or the drain deadline passes, then stops the workers.
+  // The gateway's addresses again every second: an IPv6 gateway gains and loses addresses
+  // (temporary addresses, a renumbered prefix), a DHCP WAN address changes; read once at start,
+  // an address gained later was an open destination (outside-in audit of IPv6, 2026-12-07, F1).
+  // getifaddrs is a netlink dump of a few microseconds, on this thread, never a worker's.
+  net::steady_timer gateway_timer(main_ioc);
+  bool gateway_unreadable_said = false;
+  std::function<void(const error_code&)> reread_gateway = [&](const error_code& ec) {
+    if (ec || stopping) return;
+    std::string why;
+    if (auto now = gateway_addresses(&why)) {
+      const auto held = state.gateway_addresses.load(std::memory_order_acquire);
+      if (!held || *held != *now) {
+        state.gateway_addresses.store(std::make_shared<const std::vector<rules::ip_address>>(std::move(*now)),
+                                      std::memory_order_release);
+      }
+      gateway_unreadable_said = false;
+    } else if (!gateway_unreadable_said) {
+      std::cerr << "hallpass: cannot read this machine's own addresses (" << why
+                << "); those last read stay refused as destinations" << std::endl;
+      gateway_unreadable_said = true;
+    }
+    gateway_timer.expires_after(std::chrono::seconds(1));
+    gateway_timer.async_wait(reread_gateway);
+  };
+  gateway_timer.expires_after(std::chrono::seconds(1));
+  gateway_timer.async_wait(reread_gateway);
   std::function<void(const error_code&)> poll_drain = [&](const error_code&) {
     if (state.connections() == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
       for (auto& w : workers) w->stop();
       signals.cancel();
+      gateway_timer.cancel();
       return;
     }
     drain_timer.expires_after(std::chrono::milliseconds(20));

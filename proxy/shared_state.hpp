@@ -51,6 +51,9 @@ class shared_state {
   // Circumvention attempts counted for bans.threshold (finish_exchange; 000 7.2).
   circumvention_tracker circumvention;
   std::vector<std::pair<std::string, std::uint16_t>> own_listeners;  // (address, port): never a destination
+  // The gateway's own addresses (gateway_addresses, destination.hpp): never a destination
+  // unless allowed. Read before the workers start and again every second (server.cpp).
+  std::atomic<std::shared_ptr<const std::vector<rules::ip_address>>> gateway_addresses;
   // Device names from the DHCP leases file (dhcp_leases), published by the lease_watcher's
   // thread; null when none are configured or none could be read yet.
   std::atomic<std::shared_ptr<const device_table>> devices;

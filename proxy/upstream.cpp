@@ -152,12 +152,15 @@ std::string_view describe(upstream_error e) {
 }
 
 upstream::upstream(net::any_io_executor ex, shared_state& state)
-    : ex_(ex), resolver_(ex), state_(state), gateway_addresses_(gateway_addresses()) {}
+    : ex_(ex), resolver_(ex), state_(state) {}
 
 const destination_rules& upstream::rules_for(const configuration& cfg) {
-  if (cfg.generation == rules_generation_) return rules_;
-  rules_ = destination_rules_of(cfg.daemon, gateway_addresses_, state_.own_listeners);
+  auto gateway = state_.gateway_addresses.load(std::memory_order_acquire);
+  if (cfg.generation == rules_generation_ && gateway == rules_gateway_) return rules_;
+  rules_ = destination_rules_of(cfg.daemon, *cfg.policy, gateway ? *gateway : std::vector<rules::ip_address>(),
+                                state_.own_listeners);
   rules_generation_ = cfg.generation;
+  rules_gateway_ = std::move(gateway);
   return rules_;
 }
 

@@ -202,14 +202,15 @@ class upstream {
   // fetched (connect again); false, saying why in r.detail, when upstream.fetch_issuers is off,
   // the address was tried in the last issuer_retry_after, or the fetch failed.
   net::awaitable<bool> learn_issuer(const std::string& url, const configuration& cfg, acquire_result& r);
-  // The destination rules for cfg's generation, built once per generation.
+  // The destination rules for cfg's generation and the gateway's addresses as last read, built
+  // again when either changes.
   const destination_rules& rules_for(const configuration& cfg);
 
   net::any_io_executor ex_;
   dns_resolver resolver_;
   shared_state& state_;
-  std::vector<rules::ip_address> gateway_addresses_;
   destination_rules rules_;
+  std::shared_ptr<const std::vector<rules::ip_address>> rules_gateway_;  // the addresses rules_ was built with
   std::uint64_t rules_generation_ = ~std::uint64_t{0};
   std::unordered_map<std::string, cached_name> dns_cache_;
   // A full cache drops its expired answers, at most once a second; while it stays full a new

@@ -190,3 +190,30 @@ TEST_CASE("hosts: one name given twice, however spelled, is an error, not pooled
   REQUIRE(c.hosts.contains("origin.test"));
   CHECK(c.hosts.at("origin.test").size() == 1);
 }
+
+TEST_CASE("the roles' networks are no destination unless allowed, loopback ones aside") {
+  // A school numbering its LANs from a global IPv6 prefix (or a public IPv4 range): the private
+  // ranges do not cover them (outside-in audit of IPv6, 2026-12-07, F3).
+  auto r = defaults();
+  r.school.push_back(*rules::ip_network::parse("2001:db8:20::/64"));
+  r.school.push_back(*rules::ip_network::parse("203.0.113.0/24"));
+  r.school.push_back(*rules::ip_network::parse("127.0.0.0/8"));
+  CHECK(verdict("2001:db8:20::50", r) == destination_verdict::denied_network);
+  CHECK(verdict("203.0.113.9", r) == destination_verdict::denied_network);
+  CHECK(verdict("::ffff:203.0.113.9", r) == destination_verdict::denied_network);  // as the address it carries
+  CHECK(verdict("2001:db8:21::50", r) == destination_verdict::allowed);
+  r.allow_loopback = true;  // the tests' origins: a role network on loopback does not close them
+  CHECK(verdict("127.0.0.9", r) == destination_verdict::allowed);
+  r.allow.push_back(*rules::ip_network::parse("2001:db8:20::80/128"));  // the school's intranet server
+  CHECK(verdict("2001:db8:20::80", r) == destination_verdict::allowed);
+}
+
+TEST_CASE("the gateway's addresses are read without the loopback addresses") {
+  const auto addresses = gateway_addresses();
+  REQUIRE(addresses.has_value());
+  for (const auto& a : *addresses) {
+    INFO(a.to_string());
+    CHECK_FALSE((!a.v6 && a.bytes[0] == 127));
+    CHECK_FALSE(a == ip("::1"));
+  }
+}
