@@ -641,18 +641,46 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   std::string client_head = write_client_response_head(head, o);
   up->buffer.consume(head.size);
 
+  // The decision asked again while the body streams (a lesson begins, a reload blocks the site,
+  // an exception ends): what tunnels and WebSockets were already asked. Made on the first ask
+  // only (decision_still_holds: at once after a reload or a change to the exceptions, else at
+  // most every 5 s), so a small answer costs nothing for it.
+  struct decided_again_later {
+    worker& w;
+    const client_connection& c;
+    exchange& ex;
+    relay_check check;  // made on the first ask
+  } later{w, c, ex, {}};
+  // One pointer captured: std::function keeps it without allocating (a small answer pays nothing).
+  const relay_check still_allowed = [l = &later]() -> bool {
+    if (!l->check) {
+      std::string path = l->ex.path;
+      if (!l->ex.query.empty()) path.append("?").append(l->ex.query);
+      l->check = decision_still_holds(l->w, l->c, l->ex, std::move(path));
+    }
+    return l->check();
+  };
   relay_result body;
   if (from == origin_body::none || from == origin_body::length) {
     const std::uint64_t length = from == origin_body::length ? o.content_length : 0;
-    body = co_await relay_fixed(w, up->io, up->buffer, c.io, client_head, length, daemon.upstream.idle_timeout);
+    body = co_await relay_fixed(w, up->io, up->buffer, c.io, client_head, length, daemon.upstream.idle_timeout,
+                                nullptr, nullptr, &still_allowed);
   } else {
     decoded_relay how;
     how.source = from == origin_body::chunked ? body_source::chunked : body_source::until_close;
     how.encode_chunked = o.framing == client_framing::chunked;
     how.idle = daemon.upstream.idle_timeout;
+    how.still_allowed = &still_allowed;
     body = co_await relay_decoded(up->io, up->buffer, c.io, client_head, how);
   }
   ex.bytes_out += body.written;
+  if (body.no_longer_allowed) {
+    // The note says why (decision_still_holds: "closed while open: ... now blocked"); the log
+    // line keeps the decision that opened it. Cut short, as the client must see it.
+    c.answer_cut_short = true;
+    c.cut_short_unframed = o.framing == client_framing::close;
+    co_return forward_outcome::close;
+  }
   if (body.framing_error) {
     if (body.written == 0) {
       co_await refuse(w, c, ex, refusal::upstream_malformed, *body.framing_error, client_version);

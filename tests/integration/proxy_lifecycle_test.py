@@ -14,8 +14,8 @@ import threading
 import time
 import unittest
 
-from harness import (BIN, PUPIL, STAFF, Origin, Proxy, SlowDownload, alias_bomb_categories, curl, free_port,
-                     wait_for)
+from harness import (BIN, PUPIL, STAFF, Origin, Proxy, SlowDownload, ThreadedServer, alias_bomb_categories, curl,
+                     free_port, wait_for)
 
 BIG = 32 * 1024 * 1024  # the origin's /big
 CTL = os.environ.get("HALLPASSCTL_BIN", "")
@@ -570,6 +570,60 @@ class LifecycleTest(unittest.TestCase):
             s.close()
         finally:
             proxy.stop()
+
+    def test_an_answer_still_streaming_ends_when_a_reload_blocks_its_site(self):
+        # An answer that started before a lesson, a reload or an exception's end kept flowing
+        # after it (outside-in audit of time, 2026-12-07, F1): only tunnels and WebSockets were
+        # decided again. Both ways a body is relayed: spliced (a plain file of known length) and
+        # decoded (chunked, from an origin that sends a chunk every 0.1 s for up to 30 s).
+        class Streaming(ThreadedServer):
+            def _serve(self, conn):
+                with conn:
+                    conn.settimeout(10)
+                    try:
+                        conn.recv(65536)
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                        for _ in range(300):
+                            conn.sendall(b"400\r\n" + b"x" * 1024 + b"\r\n")
+                            time.sleep(0.1)
+                        conn.sendall(b"0\r\n\r\n")
+                    except OSError:
+                        pass
+
+        streaming = Streaming()
+        proxy = Proxy()
+        try:
+            downloads = [SlowDownload(proxy, self.url("origin.test", "/big"), STAFF, rate=1024 * 1024),
+                         SlowDownload(proxy, f"http://py.test:{streaming.port}/feed", STAFF, rate=1024 * 1024)]
+            for d in downloads:
+                d.start()
+            for d in downloads:
+                self.assertTrue(d.started_body.wait(10))
+            time.sleep(1)
+            for d in downloads:
+                self.assertEqual(d.status, 200)
+            proxy.write_policy(proxy.policy_text.replace(
+                "  staff:\n    networks: [127.0.0.3/32]\n    default: allow",
+                "  staff:\n    networks: [127.0.0.3/32]\n    default: allow\n"
+                "    rules: [{action: block, domains: [origin.test, py.test]}]"))
+            reloaded = time.monotonic()
+            proxy.reload(expect_ok=True)
+            for d in downloads:
+                d.join(15)
+                self.assertFalse(d.is_alive())
+            ended = time.monotonic() - reloaded
+            self.assertLess(ended, 8)  # the spliced one is asked again each megabyte (1 s here)
+            self.assertLess(downloads[0].size, BIG)  # cut short, not finished
+            lines = wait_for(lambda: [l for l in proxy.log_lines() if "closed while open" in l.get("note", "")
+                                      and l.get("client") == STAFF] if len([
+                                          l for l in proxy.log_lines() if "closed while open" in l.get("note", "")
+                                          and l.get("client") == STAFF]) >= 2 else None, what="both log lines")
+            self.assertEqual(sorted(l["host"] for l in lines), ["origin.test", "py.test"])
+            for l in lines:
+                self.assertIn("now blocked", l["note"])
+        finally:
+            proxy.stop()
+            streaming.stop()
 
     def test_sigterm_drains_inflight_requests_then_exits(self):
         proxy = Proxy(drain="10s")
