@@ -156,6 +156,15 @@ json::object zone_names(const rules::time_zone& z) {
   return names;
 }
 
+// Whose places a connection holds: the caller's most trusted role (headteacher, then dsl, then
+// technician, then any other in name order), "" for a caller with none.
+std::string place_pool(const caller& c) {
+  for (const char* role : {"headteacher", "dsl", "technician"}) {
+    if (c.roles.count(role)) return role;
+  }
+  return c.roles.empty() ? std::string() : *c.roles.begin();
+}
+
 std::string response(const store::result& r, const rules::time_zone* zone = nullptr) {
   json::object o;
   o["ok"] = r.ok;
@@ -479,13 +488,16 @@ net::awaitable<void> admin_server::accept_loop() {
       const std::string line = response(store::result::fail("busy", why));
       [[maybe_unused]] const auto sent = ::send(socket->native_handle(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     };
-    // A user with no admin role (root, a socket-group member without one) can only be
-    // refused: such connections have places of their own, outside the 16, so that idle ones
-    // cannot keep the headteacher out (admin audit and review, 2026-12-06: three such accounts
-    // held 12 of the 16 for 30 s at a time). Their commands are still answered and audited.
+    // Places by role (place_pool): a user with no admin role (root, a socket-group member
+    // without one) can only be refused, and such connections have 4 places of their own (admin
+    // audit and review, 2026-12-06: three such accounts held 12 of the 16 for 30 s at a time);
+    // each role has 16 of its own, so that four technicians' accounts holding theirs cannot keep
+    // the headteacher out (outside-in audit of the admin socket, 2026-12-07, M1). Commands of
+    // users with no role are still answered and audited.
     auto who = account_of(cred.uid);
-    const bool roleless = roles_of(who, state_.configs.current()->daemon).roles.empty();
-    std::size_t& live = roleless ? roleless_connections_ : live_connections_;
+    std::string pool = place_pool(roles_of(who, state_.configs.current()->daemon));
+    const bool roleless = pool.empty();
+    std::size_t& live = connections_by_pool_[pool];
     const std::size_t most = roleless ? max_roleless_connections : max_admin_connections;
     if (connections_by_uid_[cred.uid] >= max_connections_per_uid) {
       refuse("this OS user has " + std::to_string(max_connections_per_uid) +
@@ -494,14 +506,15 @@ net::awaitable<void> admin_server::accept_loop() {
     }
     if (live >= most) {
       refuse("the admin socket has " + std::to_string(most) + " connections open" +
-             (roleless ? " from users with no admin role" : "") + ", its most: try again");
+             (roleless ? std::string(" from users with no admin role") : " from users with the " + pool + " role") +
+             ", its most: try again");
       continue;
     }
     ++live;
     ++connections_by_uid_[cred.uid];
     // A member coroutine, not a lambda: GCC 12 mishandles coroutine lambdas made inside a coroutine.
     net::co_spawn(ioc_,
-                  serve(std::make_shared<admin_connection>(std::move(*socket), cred.uid, roleless, std::move(who))),
+                  serve(std::make_shared<admin_connection>(std::move(*socket), cred.uid, std::move(pool), std::move(who))),
                   net::detached);
   }
 }
@@ -524,7 +537,7 @@ net::awaitable<void> admin_server::serve(std::shared_ptr<admin_connection> c) {
     admin_server& s;
     admin_connection& c;
     ~release() {
-      --(c.roleless ? s.roleless_connections_ : s.live_connections_);
+      if (--s.connections_by_pool_[c.pool] == 0) s.connections_by_pool_.erase(c.pool);
       if (--s.connections_by_uid_[c.uid] == 0) s.connections_by_uid_.erase(c.uid);
       error_code ignored;
       c.socket.close(ignored);
@@ -549,6 +562,10 @@ net::awaitable<void> admin_server::serve(std::shared_ptr<admin_connection> c) {
     }
     std::string line = buffer.substr(0, n - 1);
     buffer.erase(0, n);
+    // The user's groups as the system has them now: one taken out of the group that gives a role
+    // lost it only on a new connection, and kept it on one held open (outside-in audit of the
+    // admin socket, 2026-12-07, M2). A lookup on this thread (the admin's), never a worker's.
+    c->who = account_of(c->uid);
     bool no_role = false;
     const std::string reply = handle_line(line, c->who, no_role);
     c->deadline.expires_after(admin_idle_timeout);

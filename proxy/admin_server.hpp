@@ -97,13 +97,13 @@ class admin_server {
  private:
   net::awaitable<void> accept_loop();
   struct admin_connection {
-    admin_connection(net::local::stream_protocol::socket s, uid_t u, bool no_role, account a)
-        : socket(std::move(s)), deadline(socket.get_executor()), uid(u), roleless(no_role), who(std::move(a)) {}
+    admin_connection(net::local::stream_protocol::socket s, uid_t u, std::string p, account a)
+        : socket(std::move(s)), deadline(socket.get_executor()), uid(u), pool(std::move(p)), who(std::move(a)) {}
     net::local::stream_protocol::socket socket;
     net::steady_timer deadline;
     uid_t uid;
-    bool roleless;  // its user had no admin role at accept: counted in roleless_connections_
-    account who;    // its user and groups, looked up once at accept
+    std::string pool;  // whose places it holds (place_pool): a role's, or "" for users with none
+    account who;       // its user and groups, looked up again before each command
   };
   net::awaitable<void> serve(std::shared_ptr<admin_connection> c);
   net::awaitable<void> watchdog(std::shared_ptr<admin_connection> c);
@@ -130,8 +130,9 @@ class admin_server {
   std::string replaced_said_;  // what the journal was last told (store thread only)
   std::string socket_path_;
   std::optional<std::pair<dev_t, ino_t>> made_socket_;  // the socket file start() made (stop() removes it only)
-  std::size_t live_connections_ = 0;  // admin connections of users with a role (store thread only)
-  std::size_t roleless_connections_ = 0;  // of users with none, outside those (store thread only)
+  // Admin connections open, by place_pool: each role's places are its own, so the accounts of
+  // one role (four technicians) cannot keep another's (the headteacher) out (store thread only).
+  std::map<std::string, std::size_t> connections_by_pool_;
   std::map<uid_t, std::size_t> connections_by_uid_;  // (store thread only)
   // Writes a refused command to the audit log, at most refusals_audited_per_minute per OS user
   // (whichever verb: the role check, a technician's ban --confirm, a locked category's

@@ -25,7 +25,8 @@ CTL = os.environ.get("HALLPASSCTL_BIN", "")
 GROUP = "hp_admin"  # may connect to the socket
 ICT_GROUP = "hp_ict"  # technicians, by group
 USERS = {"hp_head": [GROUP], "hp_tech": [GROUP, ICT_GROUP], "hp_dsl": [GROUP], "hp_norole": [GROUP], "hp_outsider": [],
-         "hp_flood": [GROUP]}
+         "hp_flood": [GROUP], "hp_tech2": [GROUP, ICT_GROUP], "hp_tech3": [GROUP, ICT_GROUP],
+         "hp_tech4": [GROUP, ICT_GROUP]}
 
 # The adult questions of the form (000 appendix), for requests whose approval is not what a
 # test is about: approve of a form without them warns (review_test.py).
@@ -518,6 +519,62 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         finally:
             for s in held:
                 s.close()
+
+    def test_four_technicians_holding_their_places_never_keep_the_headteacher_or_the_dsl_out(self):
+        # Each role has places of its own (outside-in audit of the admin socket, 2026-12-07, M1:
+        # four technicians' accounts at 4 each held all 16, and the headteacher got "busy").
+        holder = ("import socket, sys, time\n"
+                  "held = []\n"
+                  "for _ in range(4):\n"
+                  "    s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1]); held.append(s)\n"
+                  "    s.sendall(b'{\"verb\": \"status\", \"args\": {}}\\n'); s.recv(65536)\n"
+                  "print('held', flush=True)\n"
+                  "sys.stdin.readline()\n")
+        holders = []
+        try:
+            for user in ("hp_tech", "hp_tech2", "hp_tech3", "hp_tech4"):
+                p = subprocess.Popen(["runuser", "-u", user, "--", "python3", "-c", holder, self.sock],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                holders.append(p)
+                self.assertEqual(p.stdout.readline().strip(), "held")
+            self.assertIn("pending_requests", ctl_json("hp_head", self.sock, "status"))
+            self.assertIn("pending_requests", ctl_json("hp_dsl", self.sock, "status"))
+        finally:
+            for p in holders:
+                try:
+                    p.stdin.close()
+                    p.wait(10)
+                except (OSError, subprocess.TimeoutExpired):
+                    p.kill()
+                    p.wait(5)
+
+    def test_a_user_taken_out_of_the_role_s_group_loses_it_on_a_connection_held_open(self):
+        # outside-in audit of the admin socket, 2026-12-07, M2: the groups were read once, at
+        # connect, so a technician removed from the group kept blocking sites on an open connection.
+        script = ("import socket, sys\n"
+                  "s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1]); f = s.makefile('rb')\n"
+                  "for line in sys.stdin:\n"
+                  "    s.sendall(line.encode()); print(f.readline().decode().strip(), flush=True)\n")
+        p = subprocess.Popen(["runuser", "-u", "hp_tech4", "--", "python3", "-c", script, self.sock],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            ask = '{"verb": "blocks", "args": {}}\n'
+            p.stdin.write(ask)
+            p.stdin.flush()
+            self.assertTrue(json.loads(p.stdout.readline())["ok"])
+            subprocess.run(["gpasswd", "-d", "hp_tech4", ICT_GROUP], check=True, capture_output=True, timeout=30)
+            p.stdin.write(ask)
+            p.stdin.flush()
+            answer = json.loads(p.stdout.readline())
+            self.assertEqual((answer["ok"], answer["code"]), (False, "forbidden"), answer)
+        finally:
+            subprocess.run(["usermod", "-a", "-G", ICT_GROUP, "hp_tech4"], check=True, timeout=30)
+            try:
+                p.stdin.close()
+                p.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                p.kill()
+                p.wait(5)
 
     def test_block_page_form_files_a_pending_request(self):
         out = raw_request(self.proxy, f"GET http://facebook.test:{self.nginx.port}/feed?x=1 HTTP/1.1\r\n"
