@@ -821,6 +821,40 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
                          narrow->substr(6) + "' and this exception opens nothing; approve it for a role, a device or "
                                              "the pupil's own address instead (--who)");
     }
+    // Who the exception is for, as stored: a user where nobody signs in, or a role the policy no
+    // longer has, opens nothing (outside-in audit of the admin socket, 2026-12-07, M3: both said
+    // only "approved"; the role's came back to life when a later policy named the role again).
+    if (r.ok) {
+      const auto* e = r.data.as_object().if_contains("exception");
+      const auto* w = e && e->is_object() ? e->as_object().if_contains("who") : nullptr;
+      if (w && w->is_object()) {
+        const auto* k = w->as_object().if_contains("kind");
+        const auto* v = w->as_object().if_contains("value");
+        const std::string who_kind = k && k->is_string() ? std::string(k->as_string()) : std::string();
+        const std::string who_value = v && v->is_string() ? std::string(v->as_string()) : std::string();
+        if (who_kind == "user" && !cfg->daemon.logins.any()) {
+          add_warning(r, "nobody signs in to this proxy (there is no logins section), so nobody is user '" + who_value +
+                             "' and this exception opens nothing; approve it for the device (--who device) or a role "
+                             "instead");
+        } else if (who_kind == "role") {
+          std::string missing;
+          for (std::size_t at = 0; at <= who_value.size();) {
+            const auto end = std::min(who_value.find(',', at), who_value.size());
+            const std::string role = who_value.substr(at, end - at);
+            at = end + 1;
+            if (role.empty()) continue;
+            const bool known = std::any_of(policy.roles.begin(), policy.roles.end(),
+                                           [&](const rules::role& x) { return x.name == role; });
+            if (!known) missing += (missing.empty() ? "'" : ", '") + role + "'";
+          }
+          if (!missing.empty()) {
+            add_warning(r, "the policy has no role " + missing +
+                               " now, so this exception opens nothing for it; revoke it, and approve the request for a "
+                               "role the policy has (file it again with hallpassctl request --role), or a device");
+          }
+        }
+      }
+    }
     if (r.ok && kind != rules::target_kind::domain && url->starts_with("https://")) {
       if (const auto relayed = roles_relaying(*cfg, target->host); !relayed.empty()) {
         add_warning(r, "HTTPS to " + target->host + " is not inspected for " + relayed +

@@ -520,6 +520,18 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
             for s in held:
                 s.close()
 
+    def test_approving_for_a_user_where_nobody_signs_in_says_it_opens_nothing(self):
+        # outside-in audit of the admin socket, 2026-12-07, M3: it said only "approved".
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", f"http://facebook.test:{self.nginx.port}/u",
+                       "--user", "sam.k", "--requester", "Mr C", "--reason", "test", *ASSESSED)["id"]
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", check=0)
+        try:
+            self.assertEqual(code, 0, out + err)
+            self.assertIn("nobody signs in to this proxy (there is no logins section), so nobody is user 'sam.k' "
+                          "and this exception opens nothing", err)
+        finally:
+            ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "done", check=0)
+
     def test_four_technicians_holding_their_places_never_keep_the_headteacher_or_the_dsl_out(self):
         # Each role has places of its own (outside-in audit of the admin socket, 2026-12-07, M1:
         # four technicians' accounts at 4 each held all 16, and the headteacher got "busy").
