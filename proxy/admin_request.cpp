@@ -416,7 +416,7 @@ std::optional<admin_request> parse_admin_line(std::string_view line, std::string
     error = "unknown verb '" + r.verb + "'";
     return std::nullopt;
   }
-  if (error = bad_argument(r.verb, *spec, r.args); !error.empty()) return std::nullopt;
+  r.bad_argument = bad_argument(r.verb, *spec, r.args);
   r.allowed_roles = spec->roles;
   r.unsaved = spec->unsaved;
   return r;

@@ -28,6 +28,10 @@ struct admin_request {
   // page is NOT blocked"); nullptr for a verb that only reads. The verb table is the one place
   // that says which verbs write.
   const char* unsaved = nullptr;
+  // Why an argument is refused, "" when none is: kept for after the role check, so that a caller
+  // who may not use the verb is refused (and audited) for that first, whatever its arguments
+  // (outside-in audit of the admin socket, 2026-12-07, L1: a bad argument hid the attempt).
+  std::string bad_argument;
 };
 
 // Which admin roles may use `verb`; nullptr for an unknown verb. The table is

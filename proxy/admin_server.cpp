@@ -662,6 +662,7 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     return response(store::result::fail(
         "forbidden", audit_refusal(store::actor{who->user, have.empty() ? "none" : have}, verb, object, why)));
   }
+  if (!parsed->bad_argument.empty()) return response(store::result::fail("bad_request", parsed->bad_argument));
   const store::actor actor{who->user, as_role};
   // A change to a store whose files were deleted or replaced under it would be lost at the
   // next start: refused, saying so (admin audit, 2026-12-06).
@@ -743,7 +744,12 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     const auto limit = rules::max_exception_until(policy, now);
     std::string asked, clock_note;
     // One of the two: with both, which one meant? (Taking 'for' silently: audit H, 2026-12-05.)
-    if (args.contains("for") && args.contains("until")) return bad("give 'for' or 'until', not both");
+    // null is an argument not given (docs/admin-protocol.md): a script may send both keys, one null.
+    const auto given = [&](std::string_view key) {
+      const auto* v = args.if_contains(key);
+      return v && !v->is_null();
+    };
+    if (given("for") && given("until")) return bad("give 'for' or 'until', not both");
     if (auto d = admin_text_arg(args, "for")) {
       asked = "'for' " + *d;
       auto dur = admin_duration(*d, err);

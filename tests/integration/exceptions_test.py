@@ -532,6 +532,25 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         finally:
             ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "done", check=0)
 
+    def test_a_caller_without_the_role_is_refused_and_audited_whatever_its_arguments(self):
+        # outside-in audit of the admin socket, 2026-12-07, L1: a bad argument was answered
+        # bad_request before the role check, and the attempt never reached the audit log.
+        from exception_limits_test import socket_request
+        answer = socket_request("hp_dsl", self.sock, {"verb": "approve", "args": {"id": 1, "for": "1d", "bogus": 1}})
+        self.assertEqual((answer["ok"], answer["code"]), (False, "forbidden"), answer)
+        entries = ctl_json("hp_head", self.sock, "audit", "--limit", "20")["entries"]
+        self.assertTrue(any(e["os_user"] == "hp_dsl" and e["action"] == "approve" and e["outcome"] == "refused"
+                            for e in entries), entries[-3:])
+        # A caller who may use the verb still hears of the bad argument.
+        answer = socket_request("hp_head", self.sock, {"verb": "approve", "args": {"id": 1, "for": "1d", "bogus": 1}})
+        self.assertEqual(answer["code"], "bad_request", answer)
+        # null is an argument not given: 'for' with 'until' null approves.
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", f"http://facebook.test:{self.nginx.port}/n",
+                       "--role", "pupils", "--requester", "Mr C", "--reason", "test", *ASSESSED)["id"]
+        answer = socket_request("hp_head", self.sock, {"verb": "approve", "args": {"id": rid, "for": "1h", "until": None}})
+        self.assertTrue(answer["ok"], answer)
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "done", check=0)
+
     def test_four_technicians_holding_their_places_never_keep_the_headteacher_or_the_dsl_out(self):
         # Each role has places of its own (outside-in audit of the admin socket, 2026-12-07, M1:
         # four technicians' accounts at 4 each held all 16, and the headteacher got "busy").
