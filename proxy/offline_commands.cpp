@@ -349,6 +349,15 @@ int run_check(const std::vector<std::string>& args) {
                 << " is not a folder that exists: hallpass would write no access log until it does\n";
     }
   }
+  // The shipped unit stops hallpass for good (SIGKILL) 30 s after asking it to stop: a drain
+  // longer than that is cut there, and the access log's last lines with it (outside-in audit of
+  // operations, 2026-12-07, M3).
+  if (d.drain > std::chrono::seconds(25)) {
+    std::cerr << "warning: " << config << ": drain is "
+              << rules::duration_text(std::chrono::duration_cast<std::chrono::seconds>(d.drain))
+              << ": deploy/hallpass.service kills hallpass 30 s after asking it to stop (TimeoutStopSec=30), "
+                 "before such a drain ends; raise TimeoutStopSec with it, or keep drain at 25s or less\n";
+  }
   std::cout << config << ": OK\n";
   if (!quiet) {
     std::cout << rules::policy_summary(*result.config->policy);

@@ -606,6 +606,12 @@ int run_server(const run_options& options) {
     }
     if (!drop_privileges(*options.user)) return 1;
     std::cerr << "hallpass: running as " << *options.user << "\n";
+  } else if (::geteuid() == 0) {
+    // Every privilege kept, for as long as it runs (the quick start does this): said, so that a
+    // gateway is not left so by mistake (outside-in audit of operations, 2026-12-07, M2).
+    std::cerr << "hallpass: warning: running as root with every privilege, for as long as it runs: give --user "
+                 "(an account of its own, such as hallpass) to drop them after binding, as deploy/README.md "
+                 "installs it\n";
   }
   // Files the daemon makes from here (the store and its journal, the pid file, the lists'
   // record) hold personal data: never readable by other users, under systemd (UMask=0027) or

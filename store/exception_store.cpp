@@ -489,6 +489,30 @@ std::string exception_store::migrate() {
            std::to_string(schema_version) + " and older), and could lose what it holds: run the newer hallpass, " +
            "or restore the store from before the upgrade";
   }
+  // A store made at `version` has every table of that version: one missing was dropped (by hand
+  // in sqlite3, a partial restore) and would be made again empty here, its local blocks, bans or
+  // audit log gone and the filter open where they closed it (outside-in audit of operations,
+  // 2026-12-07, M1). Refused, as a damaged store is.
+  if (version > 0) {
+    struct since {
+      const char* table;
+      std::int64_t version;
+    };
+    static constexpr since tables[] = {{"requests", 1}, {"exceptions", 1}, {"reports", 1},        {"local_entries", 1},
+                                       {"audit", 1},    {"bans", 3},       {"incidents", 5}, {"incident_actions", 5}};
+    for (const auto& t : tables) {
+      if (version < t.version) continue;
+      auto st = db_.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", &err);
+      if (!st) return err;
+      st.bind(1, std::string_view(t.table));
+      if (!st.step(&err)) return err.empty() ? "cannot read the store's tables" : err;
+      if (st.integer(0) == 0) {
+        return std::string("its table '") + t.table + "' is missing (the store is at schema " + std::to_string(version) +
+               ", which has it): it was dropped or lost, and what it held (exceptions, local blocks, bans, the audit "
+               "log) would be gone. Restore the store from a backup (deploy/README.md, \"Backups\")";
+      }
+    }
+  }
   if (auto e = db_.exec(schema_1); !e.empty()) return e;
   if (auto e = db_.exec(audit_delete_trigger); !e.empty()) return e;
   for (const auto& c : added_columns) {

@@ -60,6 +60,13 @@ admin:
         self.assertIn("warning: admin.socket_group: no group 'no-such-group-hp'", r.stderr)
         self.assertNotIn("'root'", r.stderr)
 
+    def test_check_warns_of_a_drain_longer_than_the_unit_waits(self):
+        r = check_edited_school(lambda t: t + "\ndrain: 2m\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("drain is 2m: deploy/hallpass.service kills hallpass 30 s after asking it to stop", r.stderr)
+        r = check_edited_school(lambda t: t + "\ndrain: 20s\n")
+        self.assertNotIn("drain is", r.stderr)
+
     def test_check_warns_of_an_access_log_folder_that_does_not_exist(self):
         with tempfile.TemporaryDirectory() as d:
             gone = os.path.join(d, "no-such-folder")

@@ -696,6 +696,14 @@ class LifecycleTest(unittest.TestCase):
             # Still serving after the drop (the listening sockets were bound as root).
             self.assertEqual(curl(proxy, self.url("origin.test"), source=STAFF)[0], 200)
             self.assertTrue(any("running as nobody" in l for l in proxy.stderr_lines))
+            self.assertFalse(any("running as root with every privilege" in l for l in proxy.stderr_lines))
+        finally:
+            proxy.stop()
+        # Without --user, as root: said (outside-in audit of operations, 2026-12-07, M2).
+        proxy = Proxy()
+        try:
+            self.assertTrue(any("warning: running as root with every privilege" in l for l in proxy.stderr_lines),
+                            proxy.stderr_lines)
         finally:
             proxy.stop()
 

@@ -459,6 +459,31 @@ TEST_CASE("a store made by a newer hallpass is refused, not changed") {
   CHECK(user_version(dir.db()) == 6);
 }
 
+TEST_CASE("a store with a table dropped is refused, not given the table again empty") {
+  // outside-in audit of operations, 2026-12-07, M1: local blocks, bans or the audit log were
+  // made again empty, and the filter opened what they closed.
+  for (const char* table : {"local_entries", "bans", "audit", "incidents", "exceptions"}) {
+    INFO(table);
+    temp_dir dir;
+    {
+      auto s = open_store(dir);
+      file(*s, pupil_form());
+    }
+    {
+      std::string error;
+      auto d = store::database::open(dir.db(), &error);
+      REQUIRE(d.has_value());
+      if (std::string(table) == "audit") REQUIRE(d->exec("DROP TRIGGER IF EXISTS audit_append_only_delete") == "");
+      REQUIRE(d->exec(std::string("DROP TABLE ") + table) == "");
+    }
+    std::string error;
+    auto s = exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
+    CHECK(s == nullptr);
+    CHECK(error.find(std::string("its table '") + table + "' is missing") != std::string::npos);
+    CHECK(error.find("Restore the store from a backup") != std::string::npos);
+  }
+}
+
 TEST_CASE("files_replaced: the store own files say nothing, deleted or replaced ones are named") {
   temp_dir dir;
   auto s = open_store(dir);
