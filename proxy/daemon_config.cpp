@@ -26,6 +26,10 @@ std::optional<listen_address> parse_listen_address(std::string_view text) {
   }
   auto ip = rules::ip_address::parse(host);
   if (!ip) return std::nullopt;
+  // "[::ffff:127.0.0.1]:3128" is the IPv4 address it spells: IPv6 sockets are IPv6-only here,
+  // and cannot bind a mapped address (outside-in audit of IPv6, 2026-12-07, F7: check said OK,
+  // and run failed with "Invalid argument").
+  if (const auto v4 = rules::ipv4_mapped(*ip)) ip = v4;
   unsigned p = 0;
   auto r = std::from_chars(port.data(), port.data() + port.size(), p);
   if (r.ec != std::errc() || r.ptr != port.data() + port.size() || p > 65535) return std::nullopt;

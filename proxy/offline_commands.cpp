@@ -349,6 +349,27 @@ int run_check(const std::vector<std::string>& args) {
                 << " is not a folder that exists: hallpass would write no access log until it does\n";
     }
   }
+  // One role's networks under different logins: a role written dual-stack ([10.10.0.0/16,
+  // "fd00:10::/64"]) whose IPv4 network alone is listed under logins.networks with `login:
+  // required` lets its IPv6 devices browse without signing in (outside-in audit of IPv6,
+  // 2026-12-07, F5: the README's own example did so, and check said nothing).
+  if (d.logins.any()) {
+    const auto& p = *result.config->policy;
+    for (std::size_t role = 0; role < p.roles.size(); ++role) {
+      std::vector<const rules::ip_network*> asked, never;
+      for (const auto& n : p.networks) {
+        if (n.role != role) continue;
+        (d.logins.mode_for(n.base) == login_mode::none ? never : asked).push_back(&n);
+      }
+      if (asked.empty() || never.empty()) continue;
+      std::cerr << "warning: " << config << ": role " << p.roles[role].name << ": its network" << (never.size() > 1 ? "s" : "");
+      for (const auto* n : never) std::cerr << " " << n->text;
+      std::cerr << (never.size() > 1 ? " are" : " is") << " under `login: none` while " << asked.front()->text
+                << " is under `login: " << to_string(d.logins.mode_for(asked.front()->base))
+                << "`: its devices there browse without signing in; list " << (never.size() > 1 ? "them" : "it")
+                << " in logins.networks too\n";
+    }
+  }
   // The shipped unit stops hallpass for good (SIGKILL) 30 s after asking it to stop: a drain
   // longer than that is cut there, and the access log's last lines with it (outside-in audit of
   // operations, 2026-12-07, M3).

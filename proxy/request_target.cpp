@@ -60,7 +60,14 @@ std::string_view bare_host(std::string_view h) {
 }
 
 bool same_host(std::string_view a, std::string_view b) {
-  return rules::ascii_iequals(bare_host(a), bare_host(b));
+  a = bare_host(a);
+  b = bare_host(b);
+  if (rules::ascii_iequals(a, b)) return true;
+  // Two spellings of one IPv6 address ("2001:DB8:2:0::10", "2001:db8:2::10"): compared as
+  // addresses (outside-in audit of IPv6, 2026-12-07, F8: a 421 for the tunnel's own address).
+  if (a.find(':') == std::string_view::npos || b.find(':') == std::string_view::npos) return false;
+  const auto x = rules::ip_address::parse(a), y = rules::ip_address::parse(b);
+  return x && y && *x == *y;
 }
 
 // "host", "host:port", "[v6]" or "[v6]:port" -> host and port (default_port when none);

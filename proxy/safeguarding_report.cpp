@@ -276,7 +276,11 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
   for (auto t = period_.from; t < period_.to && !zoned; t += std::chrono::hours(24)) {
     zoned = zone.offset_at(t) != zone.offset_at(period_.to);
   }
+  // A time outside the period (a ban's end next June, an incident closed later) in full, with
+  // its year and its own zone: the header's zone is the period's, and "Fri 25 Jun 10:00" under
+  // "(GMT)" read an hour out (outside-in audit of time, 2026-12-07, F4).
   const auto short_time = [&](std::chrono::sys_seconds t) {
+    if (t < period_.from || t > period_.to) return rules::time_in_words(zone, t);
     const std::string s = rules::short_time_in_words(zone, t);
     return zoned ? s + " " + rules::zone_label(zone, t) : s;
   };

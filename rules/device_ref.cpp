@@ -99,6 +99,13 @@ std::optional<device_ref> parse_device(std::string_view t, std::string* error) {
     if (a->to_string() == "0.0.0.0" || a->to_string() == "::") {
       return fail("'" + std::string(t) + "' is the unspecified address, which no device has");
     }
+    // An IPv4-compatible address (::10.0.0.8, RFC 4291's deprecated form) is no client's: a
+    // client is IPv4, or IPv4-mapped and read as IPv4; stored, it banned nobody (outside-in
+    // audit of IPv6, 2026-12-07, F9).
+    if (const auto carried = ipv4_reached_by(*a); carried && a->v6 && a->bytes[0] == 0 && a->bytes[1] == 0) {
+      return fail("'" + std::string(t) + "' is an IPv4-compatible IPv6 address, which no device uses: write the IPv4 "
+                  "address " + carried->to_string());
+    }
     return device_ref{device_key::address, a->to_string(), a};
   }
   // Digits and dots only, yet not an address (999.1.1.1, 10.0.0): a typo in an address, not a

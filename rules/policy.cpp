@@ -2,6 +2,7 @@
 // role or a category found by name.
 #include "rules/policy.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace hallpass::rules {
@@ -34,6 +35,16 @@ std::optional<ip_network> ip_network::parse(std::string_view text, std::string* 
   if (const auto v4 = ipv4_mapped(*ip); v4 && prefix >= 96) {
     ip = v4;
     prefix -= 96;
+  }
+  // An IPv4-compatible network (::10.0.0.0/104) holds no client: a client is IPv4, or IPv4-mapped
+  // and read as IPv4 (outside-in audit of IPv6, 2026-12-07, F9: accepted, it matched nothing).
+  // (::/N with N < 96, and ::1, are IPv6's own.)
+  if (ip->v6 && prefix >= 96 && std::all_of(ip->bytes.begin(), ip->bytes.begin() + 12, [](std::uint8_t b) { return b == 0; }) &&
+      ipv4_reached_by(*ip)) {
+    ip_address v4;
+    std::copy(ip->bytes.begin() + 12, ip->bytes.end(), v4.bytes.begin());
+    return fail(quoted + " is an IPv4-compatible IPv6 network, which holds no device: write the IPv4 network '" +
+                v4.to_string() + "/" + std::to_string(prefix - 96) + "'");
   }
   const int bits = ip->v6 ? 128 : 32;
   ip_network net{*ip, prefix, std::string(text), 0};

@@ -59,6 +59,15 @@ void loader::warn_about_terms(const YAML::Node& where) {
                                "' overlap (a year mistyped?)"});
     }
   }
+  // A term (or holiday) of more than a year is a year mistyped (2126 for 2026): it also lifts
+  // the cap the end of term puts on exceptions (outside-in audit of time, 2026-12-07, F5).
+  for (const auto& t : terms) {
+    if (t.last - t.first > days(366)) {
+      warnings_.push_back({file_, mark.line + 1, mark.column + 1,
+                           "school.terms: '" + t.name + "' runs from " + iso_day(t.first) + " to " + iso_day(t.last) +
+                               ", more than a year (a year mistyped?); exceptions may last to the end of term"});
+    }
+  }
   const auto now = opt_.now ? *opt_.now : floor<seconds>(system_clock::now());
   const sys_days today{floor<days>(p_->zone.to_local(now)).time_since_epoch()};
   const auto last =
@@ -93,19 +102,34 @@ void loader::load_zone(const std::string& name, const YAML::Node& where) {
                      (name.starts_with("right/") ? " ('" + name.substr(6) + "')" : std::string()));
     return;
   }
-  // A zone with no summer time for a school that has one: 'GMT' is UTC all year, so lessons
-  // and exceptions are an hour out from the end of March to the end of October (explain audit,
-  // 2026-12-06, L5: check said nothing).
-  if (name == "GMT" || name == "UTC" || name == "UCT" || name == "Zulu" || name == "Universal" || name == "Greenwich" ||
-      name.starts_with("Etc/")) {
+  // 'localtime' is the gateway's own setting (a link to /etc/localtime), not the school's: on a
+  // gateway kept in UTC the timetable would be an hour out all summer, and it changes when
+  // someone changes the machine (outside-in audit of time, 2026-12-07, F2: accepted silently).
+  if (name == "localtime" || name.ends_with("/localtime")) {
+    error(where, "school.timezone " + quote(name) +
+                     " is whatever zone the gateway is set to, not the school's: name the school's zone, like "
+                     "'Europe/London'");
+    return;
+  }
+  // A zone with no summer time and no offset for a school that has one: 'GMT' is UTC all year,
+  // so lessons and exceptions are an hour out from the end of March to the end of October
+  // (explain audit, 2026-12-06, L5: check said nothing). Judged by the zone's own data, so
+  // every spelling ('Etc/UTC', 'posix/Etc/GMT', 'Zulu') is caught (the time audit of
+  // 2026-12-07 found 'posix/Etc/UTC' missed by a list of names).
+  const auto warn_no_summer_time = [&](const time_zone& z) {
+    using namespace std::chrono;
+    const auto now = opt_.now ? *opt_.now : floor<seconds>(system_clock::now());
+    const auto winter = z.offset_at(now), summer = z.offset_at(now + hours(24 * 182));
+    if (winter != seconds(0) || summer != seconds(0)) return;
     const auto mark = where.Mark();
     warnings_.push_back({file_, mark.line + 1, mark.column + 1,
                          "school.timezone " + quote(name) +
                              " has no summer time: for a school in the UK, 'Europe/London' follows BST (the timetable "
                              "would be an hour out from the end of March to the end of October)"});
-  }
+  };
   if (name == "UTC") {
     p_->zone = time_zone::utc();
+    warn_no_summer_time(p_->zone);
     return;
   }
   std::string err;
@@ -120,6 +144,7 @@ void loader::load_zone(const std::string& name, const YAML::Node& where) {
     error(where, err);
     return;
   }
+  warn_no_summer_time(*z);
   p_->zone = std::move(*z);
 }
 

@@ -132,6 +132,10 @@ logins:
             self.assertIn("Bans: supervised use bbc.co.uk, thenational.academy; automatic after 3 circumvention "
                           "attempts within 10m, for 1d\n", out)
             self.assertNotIn("s3cret", out + r.stderr)
+            # The shipped pupils role is dual-stack; only its IPv4 network is under `login: required`
+            # (outside-in audit of IPv6, 2026-12-07, F5: its IPv6 devices browsed without signing in).
+            self.assertIn("role pupils: its network fd00:10::/64 is under `login: none` while 10.10.0.0/16 is under "
+                          "`login: required`: its devices there browse without signing in", r.stderr)
             # The password file open to every user is refused, as the CA key is (audit19 D7).
             os.chmod(secret, 0o644)
             r = run("check", "--config", path)

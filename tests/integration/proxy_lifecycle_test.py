@@ -83,8 +83,10 @@ class LifecycleTest(unittest.TestCase):
         proxy = Proxy()
         try:
             self.assertEqual(curl(proxy, self.url("origin.test"), source=STAFF)[0], 200)
-            # 32 MiB read at 8 MiB/s: in flight for about 4 s, across both reloads.
-            download = SlowDownload(proxy, self.url("origin.test", "/big"), STAFF, 8 * 1024 * 1024)
+            # 32 MiB read at 8 MiB/s: in flight for about 4 s, across both reloads. A pupil's: the
+            # second reload blocks the site for staff, and an answer still coming is decided again
+            # (test_an_answer_still_streaming_ends_when_a_reload_blocks_its_site).
+            download = SlowDownload(proxy, self.url("origin.test", "/big"), PUPIL, 8 * 1024 * 1024)
             download.start()
             self.assertTrue(download.started_body.wait(10))
             # A broken file: the old policy keeps serving, every error is reported, the failure counted.

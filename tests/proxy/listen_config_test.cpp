@@ -52,3 +52,12 @@ TEST_CASE("listen: a transparent listener without a protocol, and other mistakes
   // stray protocol are kept.
   CHECK(r.config.listen.size() == 2);
 }
+
+TEST_CASE("listen: an IPv4-mapped IPv6 address is the IPv4 address it spells") {
+  // outside-in audit of IPv6, 2026-12-07, F7: check said OK, run could not bind it.
+  const auto a = parse_listen_address("[::ffff:127.0.0.1]:3160");
+  REQUIRE(a);
+  CHECK(a->host == "127.0.0.1");
+  CHECK(a->port == 3160);
+  CHECK(parse_listen_address("[::]:3160")->host == "::");
+}

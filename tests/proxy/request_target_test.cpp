@@ -239,6 +239,10 @@ TEST_CASE("tunnel: origin-form with a Host naming the tunnel's host") {
   // and a URL write it, in brackets (the origin got "Host: ::1:8443" before).
   CHECK(inner("/", std::nullopt, "::1")->host == "[::1]");
   CHECK(inner("/", "[::1]:443", "::1")->host == "[::1]");
+  // Another spelling of the tunnel's IPv6 address is the same host (a 421 until 2026-12-07).
+  CHECK(inner("/", "[2001:DB8:2:0::10]", "2001:db8:2::10"));
+  CHECK(inner("/", "[2001:db8:2:0:0:0:0:10]:443", "2001:db8:2::10"));
+  CHECK_FALSE(inner("/", "[2001:db8:2::11]", "2001:db8:2::10"));
 }
 
 TEST_CASE("tunnel: a request naming another site is refused (domain fronting)") {

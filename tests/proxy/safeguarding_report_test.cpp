@@ -222,6 +222,17 @@ TEST_CASE("safeguarding report: attempts to get round the filter, bans and alert
   CHECK_FALSE(contains(r, "3 attempts"));  // a ban's reason is not copied into the report
 }
 
+TEST_CASE("safeguarding report: a time outside the period says its year and its own zone") {
+  // outside-in audit of time, 2026-12-07, F4: a ban until next June read "Fri 25 Jun 10:00"
+  // under a header saying the times were GMT (it is BST), and without its year.
+  hallpass::report_builder b(report_week, {});
+  b.add_line("{\"time\":\"2026-11-24T10:00:03+00:00\",\"event\":\"ban\",\"how\":\"command\",\"ban\":7,"
+             "\"kind\":\"device\",\"subject\":\"10.0.0.8\",\"until\":\"2027-06-25T10:00:03+01:00\",\"reason\":\"r\"}");
+  const auto r = b.render(report_zone(), "S", {});
+  CHECK(contains(r, "Times below are school time (GMT)"));
+  CHECK(contains(r, "| Tue 24 Nov 10:00 | 7 | device 10.0.0.8 | Friday 25 June 2027, 10:00 BST |"));
+}
+
 TEST_CASE("safeguarding report: lines that are not the log's are counted and skipped, and text is made safe") {
   hallpass::report_builder b(report_week, {"self_harm"});
   b.add_line("");

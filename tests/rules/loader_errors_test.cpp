@@ -460,8 +460,44 @@ roles: {pupils: {default: allow}}
   o.now = sys_days{year{2026} / 10 / 1};
   auto both = load_policy_text(overlapping, "p.yaml", o);
   REQUIRE(both.ok());
-  REQUIRE(both.warnings.size() == 1);
+  REQUIRE(both.warnings.size() == 2);  // the overlap, and an Autumn of more than a year
   CHECK(both.warnings[0].message.find("'Autumn' and 'Spring' overlap") != std::string::npos);
+  CHECK(both.warnings[1].message.find("'Autumn' runs from 2026-09-01 to 2027-12-18, more than a year") !=
+        std::string::npos);
+}
+
+TEST_CASE("a term of more than a year, 'localtime' and a zone of UTC by another name") {
+  // outside-in audit of time, 2026-12-07, F5 and F2: a term to 2126 lifted the end-of-term cap
+  // on exceptions without a word; 'localtime' followed the gateway's own setting; and
+  // 'posix/Etc/UTC' escaped the warning a list of names gave.
+  using namespace std::chrono;
+  load_options o;
+  o.now = sys_days{year{2026} / 10 / 1};
+  auto century = load_policy_text(head + R"(  terms:
+    - {name: Autumn 2026, from: 2026-09-02, to: 2126-12-18}
+roles: {pupils: {default: allow}}
+)",
+                                  "p.yaml", o);
+  REQUIRE(century.ok());
+  REQUIRE(century.warnings.size() == 1);
+  CHECK(century.warnings[0].message.find("more than a year (a year mistyped?)") != std::string::npos);
+  auto local = load(R"(school:
+  name: S
+  timezone: localtime
+roles: {pupils: {default: allow}}
+)");
+  REQUIRE_FALSE(local.ok());
+  CHECK(find_error(local, "is whatever zone the gateway is set to").line == 3);
+  for (const char* zone : {"posix/Etc/UTC", "Etc/GMT", "Zulu"}) {
+    INFO(zone);
+    auto r = load(std::string("school:\n  name: S\n  timezone: ") + zone + "\nroles: {pupils: {default: allow}}\n");
+    REQUIRE(r.ok());
+    REQUIRE(r.warnings.size() == 1);
+    CHECK(r.warnings[0].message.find("has no summer time") != std::string::npos);
+  }
+  auto london = load("school:\n  name: S\n  timezone: Europe/London\nroles: {pupils: {default: allow}}\n");
+  REQUIRE(london.ok());
+  CHECK(london.warnings.empty());
 }
 
 TEST_CASE("school.timezone: leap-second and internal zones are refused") {

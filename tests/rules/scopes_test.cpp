@@ -248,3 +248,16 @@ TEST_CASE("explain's text is safe for a terminal: a block's reason cannot drive 
   // --json stays exact: JSON readers get the reason as it was written.
   CHECK(explanation_json(*p, f, e).find("\\u001b[2J") != std::string::npos);
 }
+
+TEST_CASE("an IPv4-compatible address names no device, nor an IPv4-compatible network a role's devices") {
+  // outside-in audit of IPv6, 2026-12-07, F9: both were accepted and matched nothing.
+  std::string error;
+  CHECK_FALSE(hallpass::rules::parse_device("::127.0.0.8", &error));
+  CHECK(error.find("write the IPv4 address 127.0.0.8") != std::string::npos);
+  CHECK(hallpass::rules::parse_device("::ffff:10.1.2.3", &error)->text == "10.1.2.3");  // mapped: the IPv4 device
+  CHECK(hallpass::rules::parse_device("::1", &error));
+  CHECK_FALSE(hallpass::rules::ip_network::parse("::10.0.0.0/104", &error));
+  CHECK(error.find("write the IPv4 network '10.0.0.0/8'") != std::string::npos);
+  CHECK(hallpass::rules::ip_network::parse("::/0", &error));
+  CHECK(hallpass::rules::ip_network::parse("::1/128", &error));
+}
