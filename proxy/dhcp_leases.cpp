@@ -1,4 +1,5 @@
 #include "proxy/dhcp_leases.hpp"
+#include "proxy/ipv6_neighbours.hpp"
 
 #include <sys/stat.h>
 
@@ -609,6 +610,19 @@ bool lease_watcher::poll() {
   // the text every second, and each change re-read the whole leases file (up to 64 MiB) and
   // built a new table (event-loop review, 2026-12-06).
   auto neighbours = parse_arp_table(arp);
+  // And IPv6's (no /proc file: rtnetlink), so a device on a SLAAC or temporary address is known
+  // by its hardware address as on IPv4 (outside-in audit of IPv6, 2026-12-07, F4). A failure
+  // keeps the IPv4 ones, said once.
+  if (!src.path.empty() && read_ipv6_neighbours_) {
+    std::string why;
+    auto six = read_ipv6_neighbours(&why);
+    if (!why.empty() && !ipv6_neighbours_failing_) {
+      std::cerr << "hallpass: device names: cannot read the IPv6 neighbour table (" << why
+                << "): devices on IPv6 addresses outside the leases are known by address only" << std::endl;
+    }
+    ipv6_neighbours_failing_ = !why.empty();
+    for (auto& e : six.entries) neighbours.entries.push_back(std::move(e));
+  }
   std::vector<std::string> pairs;
   for (const auto& e : neighbours.entries) pairs.push_back(e.address.to_string() + " " + e.device->hardware_address);
   std::sort(pairs.begin(), pairs.end());

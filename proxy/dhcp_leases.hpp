@@ -79,7 +79,7 @@ lease_parse_result parse_leases(lease_format f, std::string_view text, std::int6
 // The kernel's IPv4 neighbour table as /proc/net/arp prints it (a header line, then "ADDRESS
 // HW-TYPE FLAGS HW-ADDRESS MASK DEVICE"): complete Ethernet entries as devices with a hardware
 // address and no name. Devices on the gateway's own links only: one behind a router is not
-// there (the router is, by its own address). IPv6 neighbours are not read (no /proc file).
+// there (the router is, by its own address). IPv6's: ipv6_neighbours.hpp (no /proc file).
 lease_parse_result parse_arp_table(std::string_view text);
 
 // The address -> device map of one read of the leases file. Immutable; any thread.
@@ -139,7 +139,10 @@ class lease_watcher {
   bool poll();
 
   // Tests: the neighbour table from another file ("" for none) instead of /proc/self/net/arp.
-  void read_neighbours_from(std::string path) { neighbours_path_ = std::move(path); }
+  void read_neighbours_from(std::string path) {
+    neighbours_path_ = std::move(path);
+    read_ipv6_neighbours_ = false;  // nor the machine's IPv6 table (ipv6_neighbours.hpp)
+  }
 
  private:
   struct file_state {
@@ -159,6 +162,8 @@ class lease_watcher {
   std::chrono::milliseconds interval_;
   // The neighbour table read with the leases (parse_arp_table).
   std::string neighbours_path_ = "/proc/self/net/arp";
+  bool read_ipv6_neighbours_ = true;    // the IPv6 neighbour table too (ipv6_neighbours.hpp)
+  bool ipv6_neighbours_failing_ = false;  // said once until it reads again
   static constexpr std::size_t max_neighbour_bytes = 8u << 20;
   std::string last_neighbours_;  // the ARP table's complete entries, sorted: "address hardware\n" each
   source last_source_;

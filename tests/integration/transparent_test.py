@@ -473,6 +473,15 @@ class TransparentGatewayTest(unittest.TestCase):
         self.assertEqual(status, 200, err)
         entry = self.log_line(lambda e: e.get("path") == "/which-device", "the request from a static address")
         self.assertEqual(entry.get("mac"), mac)
+        # The same device on its IPv6 address (no lease names it, as a SLAAC address): the IPv6
+        # neighbour table gives its hardware address too, so a ban of the device follows it
+        # there (outside-in audit of IPv6, 2026-12-07, F4: only the ARP table was read).
+        self.assertEqual(self.curl("http://allowed.test/first-contact6", ORIGIN6, source=PUPIL6, extra=["-6"])[0], 200)
+        time.sleep(1.5)
+        status, _, err = self.curl("http://allowed.test/which-device6", ORIGIN6, source=PUPIL6, extra=["-6"])
+        self.assertEqual(status, 200, err)
+        entry = self.log_line(lambda e: e.get("path") == "/which-device6", "the request from an IPv6 address")
+        self.assertEqual((entry.get("client"), entry.get("mac")), (PUPIL6, mac))
 
     def test_ipv6_http(self):
         status, body, err = self.curl("http://allowed.test/six", ORIGIN6, source=PUPIL6, extra=["-6"])
