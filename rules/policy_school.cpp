@@ -309,7 +309,12 @@ void loader::load_timetable(const YAML::Node& t) {
       const int to = parse_minute(n["to"], item + " to").value_or(-1);
       if (from < 0 || to < 0 || !ok) continue;
       if (to <= from) {
-        error(n["to"], item + " (" + pd.name + ") ends at or before it starts");
+        // One that crosses midnight (22:00-06:00) is two: say how to write it (outside-in audit
+        // of time, 2026-12-07, F10).
+        error(n["to"], item + " (" + pd.name + ") ends at or before it starts" +
+                           (to < from ? std::string("; a period across midnight is two: one to \"24:00\", and one from "
+                                                    "\"00:00\" on the next day")
+                                      : std::string()));
         continue;
       }
       pd.start_minute = from;

@@ -35,7 +35,9 @@ class LogrotateTest(unittest.TestCase):
         user = pwd.getpwuid(os.getuid()).pw_name
         group = grp.getgrgid(os.getgid()).gr_name
         text = text.replace("/var/log/hallpass/", self.logs + "/")
+        self.assertIn("su hallpass adm", text)
         text = text.replace("create 0640 hallpass adm", f"create 0640 {user} {group}")
+        text = text.replace("su hallpass adm", f"su {user} {group}")
         text = re.sub(r"postrotate\n.*?endscript", "postrotate\n        true\n    endscript", text, flags=re.S)
         self.conf = os.path.join(self.dir, "hallpass.logrotate")
         with open(self.conf, "w") as f:
@@ -45,7 +47,7 @@ class LogrotateTest(unittest.TestCase):
         # The period the shipped file keeps, read from it: the test follows a school's edit.
         self.days = int(re.search(r"^\s*maxage (\d+)", text, re.M).group(1))
         self.assertEqual(int(re.search(r"^\s*rotate (\d+)", text, re.M).group(1)), self.days,
-                         "rotate and maxage should both be the retention period")
+                         "rotate and maxage should both be the retention period less one day")
 
     def tearDown(self):
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -119,6 +119,9 @@ roles:
   CHECK(find_error(r, "must be a time like").line == 5);
   CHECK(find_error(r, "kind must be lesson, break, lunch or other, not 'lessen'; did you mean 'lesson'?").line == 6);
   CHECK(find_error(r, "ends at or before it starts").line == 7);
+  // It says how to write a period across midnight (outside-in audit of time, 2026-12-07, F10).
+  CHECK(find_error(r, "a period across midnight is two: one to \"24:00\", and one from \"00:00\" on the next "
+                      "day").line == 7);
   CHECK(find_error(r, "must be a date like").line == 9);
   CHECK(find_error(r, "must be 'allow' or 'block', not 'maybe'").line == 12);
   auto host_bits = find_error(r, "bits set after the prefix");
