@@ -109,6 +109,10 @@ result<std::shared_ptr<const authority>> create_ca(const std::string& dir,
     }
   } else if (!S_ISDIR(st.st_mode)) {
     return r::failure(dir + " exists and is not a directory");
+  } else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    // Others could swap ca.key and ca.crt in it (outside-in audit of operations, 2026-12-07, L6).
+    return r::failure(dir + " may be written by other users: whoever can swap ca.key in it breaks inspection for "
+                            "everyone. Run: chmod go-w " + dir + " (0700 suits it), or name a new directory");
   }
   for (const auto& p : {key_path, crt_path}) {
     if (exists(p)) {
@@ -185,6 +189,14 @@ ca_load load_ca(const std::string& dir, clock::time_point now) {
 
   pkey_ptr key;
   struct stat st {};
+  // The directory too: other users who may write in it can swap the key and the certificate
+  // (outside-in audit of operations, 2026-12-07, L6: check said OK of a 0777 one).
+  if (::stat(dir.c_str(), &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && !(st.st_mode & S_ISVTX)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    out.errors.push_back(dir + " may be written by other users (mode " + mode +
+                         "): they could swap ca.key and ca.crt. Run: chmod go-w " + dir);
+  }
   if (FILE* f = std::fopen(key_path.c_str(), "re")) {
     if (::fstat(::fileno(f), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
       char mode[8];

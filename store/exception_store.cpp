@@ -323,7 +323,13 @@ std::string store_problem(const std::filesystem::path& dir, const std::filesyste
 
 // SQLite's words, after the cause when one is found.
 std::string with_cause(const std::filesystem::path& dir, const std::filesystem::path& path, const std::string& e) {
-  const auto cause = store_problem(dir, path);
+  auto cause = store_problem(dir, path);
+  // Locked by another program at the start: said as a running daemon says it (outside-in audit
+  // of operations, 2026-12-07, L1: a bare "database is locked").
+  if (cause.empty() && (e.find("locked") != std::string::npos || e.find("busy") != std::string::npos)) {
+    cause = "another program holds the store's lock (a backup, or sqlite3 left open on " + path.string() +
+            "?): end it, and hallpass can start";
+  }
   return cause.empty() ? e : cause + " (SQLite: " + e + ")";
 }
 

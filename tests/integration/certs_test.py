@@ -146,6 +146,22 @@ class SchoolCA(unittest.TestCase):
         self.assertIn("chmod 600", r.stderr)
         os.chmod(os.path.join(self.ca, "ca.key"), 0o600)
 
+        # A directory other users may write: they could swap the key and the certificate
+        # (outside-in audit of operations, 2026-12-07, L6: check said OK).
+        before = stat.S_IMODE(os.stat(self.ca).st_mode)
+        os.chmod(self.ca, 0o777)
+        r = run(BIN, "check", "--config", policy)
+        os.chmod(self.ca, before)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("may be written by other users (mode 0777)", r.stderr)
+        open_dir = os.path.join(self.dir, "open-ca")
+        os.mkdir(open_dir)
+        os.chmod(open_dir, 0o777)
+        r = run(BIN, "ca", "init", "--dir", open_dir)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("may be written by other users", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(open_dir, "ca.key")))
+
         # A leaf is no CA; with its own key, only the CA check can catch it.
         crt, key = self.mint(HOST)
         shutil.copy(crt, self.crt)

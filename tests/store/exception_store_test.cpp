@@ -459,6 +459,24 @@ TEST_CASE("a store made by a newer hallpass is refused, not changed") {
   CHECK(user_version(dir.db()) == 6);
 }
 
+TEST_CASE("a store another program holds locked at the start says so, not a bare 'database is locked'") {
+  // outside-in audit of operations, 2026-12-07, L1.
+  temp_dir dir;
+  {
+    auto s = open_store(dir);
+    file(*s, pupil_form());
+  }
+  std::string error;
+  auto holder = store::database::open(dir.db(), &error);
+  REQUIRE(holder.has_value());
+  REQUIRE(holder->exec("BEGIN EXCLUSIVE") == "");
+  auto s = exception_store::open(dir.path.string(), rules::time_zone::utc(), &error);
+  CHECK(s == nullptr);
+  CHECK(error.find("another program holds the store's lock") != std::string::npos);
+  CHECK(error.find("(SQLite: ") != std::string::npos);
+  REQUIRE(holder->exec("ROLLBACK") == "");
+}
+
 TEST_CASE("a store with a table dropped is refused, not given the table again empty") {
   // outside-in audit of operations, 2026-12-07, M1: local blocks, bans or the audit log were
   // made again empty, and the filter opened what they closed.
