@@ -199,7 +199,8 @@ std::string check_local_time(const verb_arguments& a, std::string_view flag) {
              "has 28 days but in a leap year, April, June, September and November 30) and the time (00:00 to 23:59)";
     }
     return std::string(flag) +
-           " takes a school-local time \"YYYY-MM-DD HH:MM\" such as \"2026-11-23 15:30\", not " +
+           " takes a school-local time \"YYYY-MM-DD HH:MM\" such as \"2026-11-23 15:30\" (or with its UTC offset, "
+           "\"2026-10-25 01:30+00:00\"), not " +
            quote(*t);
   }
   return {};
@@ -752,7 +753,14 @@ bool is_duration(std::string_view text) {
 }
 
 bool is_local_time(std::string_view t) {
-  // YYYY-MM-DD HH:MM
+  // YYYY-MM-DD HH:MM, and optionally its UTC offset (+01:00, -05:00, Z): the way to name the
+  // second of an autumn night's two 01:30s (rules::parse_school_time; the daemon checks it too).
+  if (t.size() == 17 && t[16] == 'Z') t.remove_suffix(1);
+  if (t.size() == 22 && (t[16] == '+' || t[16] == '-') && t[19] == ':') {
+    const auto d = [&](std::size_t i) { return t[i] >= '0' && t[i] <= '9'; };
+    if (!d(17) || !d(18) || !d(20) || !d(21)) return false;
+    t.remove_suffix(6);
+  }
   if (t.size() != 16 || t[4] != '-' || t[7] != '-' || t[10] != ' ' || t[13] != ':') return false;
   auto number = [&](std::size_t at, std::size_t len, int& out) {
     out = 0;

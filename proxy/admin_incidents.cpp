@@ -103,14 +103,14 @@ store::result admin_server::handle_incident_verb(const std::string& verb, const 
   f.happened = now;
   std::string clock_note;
   if (auto at = admin_text_arg(args, "at")) {
-    const auto local = rules::parse_local_time(*at);
-    if (!local) return bad_request("'at' must be a school-local time like \"2026-11-23 11:05\"");
-    f.happened = policy.zone.to_sys(*local);
+    const auto when = rules::parse_school_time(policy.zone, *at);
+    if (!when) return bad_request("'at' must be a school-local time like \"2026-11-23 11:05\"");
+    f.happened = when->at;
     // A minute's grace for clocks; an incident cannot have happened later than it is recorded.
     if (f.happened > now + std::chrono::minutes(1)) return bad_request("'at' " + rules::quote(*at) + " is in the future");
     // A time the clocks skip or repeat: recorded, and the answer says which instant was used,
     // as approve's 'until' does.
-    clock_note = rules::clock_change_note(policy.zone, *at, *local, f.happened);
+    clock_note = when->note;
   }
   f.action = *action;
   f.outcome = *outcome;

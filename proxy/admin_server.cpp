@@ -757,11 +757,11 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
       until = now + *dur;
     } else if (auto u = admin_text_arg(args, "until")) {
       asked = "'until' " + *u;
-      auto local = rules::parse_local_time(*u);
-      if (!local) return bad("'until' must be a school-local time like \"2026-11-23 15:15\"");
-      until = policy.zone.to_sys(*local);
+      auto when = rules::parse_school_time(policy.zone, *u);
+      if (!when) return bad("'until' must be a school-local time like \"2026-11-23 15:15\"");
+      until = when->at;
       if (until <= now) return bad("'until' is in the past");
-      clock_note = rules::clock_change_note(policy.zone, *u, *local, until);
+      clock_note = when->note;
     } else {
       return bad("give 'for' (a duration) or 'until' (a time)");
     }
@@ -1029,9 +1029,9 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
   } else if (verb == "audit") {
     std::optional<store::seconds_t> since;
     if (auto s = admin_text_arg(args, "since")) {
-      auto local = rules::parse_local_time(*s);
-      if (!local) return bad("'since' must be a school-local time like \"2026-11-23 08:00\"");
-      since = policy.zone.to_sys(*local);
+      auto when = rules::parse_school_time(policy.zone, *s);
+      if (!when) return bad("'since' must be a school-local time like \"2026-11-23 08:00\"");
+      since = when->at;
     }
     // The newest `limit` (default audit_limit), older than entry `before` when given: a bounded
     // answer, as list's, with "omitted" saying how many older ones were left out.

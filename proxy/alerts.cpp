@@ -73,6 +73,17 @@ std::optional<std::uint64_t> alert_gate::admit(const std::string& key, std::chro
 
 namespace {
 
+// The alert's time for `hallpassctl incident --at`: school-local minutes, with the UTC offset
+// only where the wall time happens twice (the autumn's repeated hour), which then names the one
+// meant (outside-in audit of time, 2026-12-07, F8: the second 01:30 was recorded as the first).
+std::string incident_at(const rules::time_zone& zone, std::chrono::sys_seconds at) {
+  const std::string minutes = rules::local_minutes(zone, at).substr(0, 16);
+  const auto local = rules::parse_local_time(minutes);
+  const auto whole_minute = std::chrono::floor<std::chrono::minutes>(at);
+  if (local && zone.to_sys(*local) == whole_minute) return minutes;
+  return minutes + rules::utc_offset_text(zone.offset_at(at));
+}
+
 constexpr std::size_t max_waiting_alerts = 64;
 constexpr std::size_t max_alert_message = 16 * 1024;
 constexpr std::size_t max_alert_field = 512;
@@ -257,8 +268,8 @@ std::string format_alert_message(const alert& a, const std::vector<std::string>&
   // a user or device name is the network's text (a DHCP name is whatever a pupil set), never
   // something to paste into a shell.
   body += "\nTo record what is done about it, and how it ends (the incident record): hallpassctl incident "
-          "--user NAME (or --device ADDRESS) --what TEXT --at \"" +
-          rules::local_minutes(zone, a.at).substr(0, 16) + "\"; then hallpassctl incident ID --action TEXT, and --outcome TEXT.\n";
+          "--user NAME (or --device ADDRESS) --what TEXT --at \"" + incident_at(zone, a.at) +
+          "\"; then hallpassctl incident ID --action TEXT, and --outcome TEXT.\n";
   body += "-- \nhallpass, the school's web filter. What alerts are sent, and to whom: the alerts section of "
           "its configuration.\n";
   m += body;

@@ -588,17 +588,17 @@ int run_explain(const std::vector<std::string>& args) {
   if (at.empty()) {
     f.time = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
   } else {
-    auto local = rules::parse_local_time(at);
-    if (!local) {
-      std::cerr << "hallpass explain: --at '" << at << "' is not a school-local time like \"2026-11-23 11:00\"\n";
+    auto when = rules::parse_school_time(p.zone, at);
+    if (!when) {
+      std::cerr << "hallpass explain: --at '" << at
+                << "' is not a school-local time like \"2026-11-23 11:00\" (or with its UTC offset, "
+                   "\"2026-10-25 01:30+00:00\")\n";
       return 2;
     }
-    f.time = p.zone.to_sys(*local);
+    f.time = when->at;
     // A clock change makes a local time missing (spring: read as the moment an hour later) or
     // twice over (autumn: the first is used, as for an approval's end); say so.
-    if (const auto note = rules::clock_change_note(p.zone, at, *local, f.time); !note.empty()) {
-      std::cerr << "hallpass explain: note: " << note << "\n";
-    }
+    if (!when->note.empty()) std::cerr << "hallpass explain: note: " << when->note << "\n";
   }
   // The exceptions and local entries the proxy applies, read (read-only) from the store in the
   // state directory: the config's, or --state-dir.

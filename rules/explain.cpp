@@ -539,6 +539,35 @@ std::string zone_label(const time_zone& z, std::chrono::sys_seconds t) {
   return offset == seconds(0) ? "UTC" : "UTC" + utc_offset_text(offset);
 }
 
+std::optional<school_time> parse_school_time(const time_zone& z, std::string_view text) {
+  using namespace std::chrono;
+  const auto local = parse_local_time(text.substr(0, 16));
+  if (!local || text.size() < 16) return std::nullopt;
+  const std::string_view suffix = text.substr(16);
+  if (suffix.empty()) {
+    const auto at = z.to_sys(*local);
+    return school_time{at, clock_change_note(z, text, *local, at)};
+  }
+  seconds offset{0};
+  if (suffix != "Z") {
+    const auto digit = [&](std::size_t i) { return suffix[i] >= '0' && suffix[i] <= '9'; };
+    if (suffix.size() != 6 || (suffix[0] != '+' && suffix[0] != '-') || suffix[3] != ':' || !digit(1) || !digit(2) ||
+        !digit(4) || !digit(5))
+      return std::nullopt;
+    const int h = (suffix[1] - '0') * 10 + (suffix[2] - '0'), m = (suffix[4] - '0') * 10 + (suffix[5] - '0');
+    if (h > 14 || m > 59) return std::nullopt;
+    offset = hours(h) + minutes(m);
+    if (suffix[0] == '-') offset = -offset;
+  }
+  const sys_seconds at{local->time_since_epoch() - offset};
+  std::string note;
+  if (z.offset_at(at) != offset) {
+    note = std::string(text) + ": " + z.name() + " is at UTC" + utc_offset_text(z.offset_at(at)) +
+           " then, not UTC" + utc_offset_text(offset) + "; read as the instant it names, " + iso8601_local(z, at);
+  }
+  return school_time{at, std::move(note)};
+}
+
 std::string clock_change_note(const time_zone& z, std::string_view asked_text, std::chrono::local_seconds asked,
                               std::chrono::sys_seconds resolved) {
   using namespace std::chrono;
@@ -549,7 +578,8 @@ std::string clock_change_note(const time_zone& z, std::string_view asked_text, s
   // The first of two: the same wall time comes again within the hour (or half-hour) after.
   if (z.to_local(resolved + hours(1)) == asked || z.to_local(resolved + minutes(30)) == asked) {
     return std::string(asked_text) + " happens twice in " + z.name() + " (the clocks go back); the first was used, " +
-           iso8601_local(z, resolved);
+           iso8601_local(z, resolved) + " (for the second, write it with its offset: \"" +
+           std::string(asked_text.substr(0, 16)) + utc_offset_text(z.offset_at(resolved + hours(1))) + "\")";
   }
   return {};
 }

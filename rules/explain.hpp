@@ -35,6 +35,18 @@ std::optional<url_parts> split_url(std::string_view url, std::string* error);
 // Parses "YYYY-MM-DD HH:MM" as local wall time.
 std::optional<std::chrono::local_seconds> parse_local_time(std::string_view text);
 
+// A school time as a person gives it (explain --at, approve --until, incident --at, audit
+// --since): "YYYY-MM-DD HH:MM", school-local (the zone decides the instant; a time the clocks
+// skip or repeat gets a `note`, clock_change_note's), or the same followed by its UTC offset,
+// "+01:00", "-05:00" or "Z": the instant itself, the way to name the second 01:30 of an autumn
+// night ("2026-10-25 01:30+00:00"; outside-in audit of time, 2026-12-07, F8: it could not be
+// given). An offset the zone does not have then is said in the note. nullopt for anything else.
+struct school_time {
+  std::chrono::sys_seconds at;
+  std::string note;
+};
+std::optional<school_time> parse_school_time(const time_zone& z, std::string_view text);
+
 struct explanation {
   verdict v;
   std::vector<std::string> would_allow;  // for a block: what would let it through

@@ -466,6 +466,12 @@ class ExplainTest(unittest.TestCase):
         r = run("explain", "--config", SCHOOL, "--role", "staff", "--at", "2026-10-25 01:30", "https://www.instagram.com/")
         self.assertIn("happens twice in Europe/London (the clocks go back); the first was used, "
                       "2026-10-25T01:30:00+01:00", r.stderr)
+        # The second, by its offset (outside-in audit of time, 2026-12-07, F8: it could not be given).
+        r = run("explain", "--config", SCHOOL, "--role", "staff", "--at", "2026-10-25 01:30+00:00",
+                "https://www.instagram.com/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("note:", r.stderr)
+        self.assertIn("Time:     2026-10-25 01:30 (Sunday), Europe/London (UTC+00:00)", r.stdout)
         r = run("explain", "--config", SCHOOL, "--role", "staff", "--at", "2026-11-23 11:00", "https://www.instagram.com/")
         self.assertNotIn("note:", r.stderr)
         self.assertIn("Europe/London (UTC+00:00)", r.stdout)

@@ -136,6 +136,19 @@ TEST_CASE("alert message: a mail message a person can read, with the facts of th
   CHECK(alert_header_lines(hallpass::format_alert_message(a, {}, "S", alert_zone()))[0].starts_with("Subject: "));
 }
 
+TEST_CASE("alert message: the incident command names the autumn's second 01:30 by its offset") {
+  // outside-in audit of time, 2026-12-07, F8: "--at 2026-10-25 01:30" recorded the first.
+  std::string error;
+  const auto london = *hallpass::rules::time_zone::from_posix("Europe/London", "GMT0BST,M3.5.0/1,M10.5.0", &error);
+  auto a = pupil_alert();
+  a.at = std::chrono::sys_days{std::chrono::year{2026} / 10 / 25} + 1h + 30min;  // 01:30 GMT, the second
+  CHECK(contains(hallpass::format_alert_message(a, {}, "S", london), "--at \"2026-10-25 01:30+00:00\""));
+  a.at -= 1h;  // 01:30 BST, the first: named by its wall time alone, as any other
+  CHECK(contains(hallpass::format_alert_message(a, {}, "S", london), "--at \"2026-10-25 01:30\";"));
+  a.at = std::chrono::sys_days{std::chrono::year{2026} / 11 / 23} + 11h + 5min;
+  CHECK(contains(hallpass::format_alert_message(a, {}, "S", london), "--at \"2026-11-23 11:05\";"));
+}
+
 TEST_CASE("alert message: text from outside cannot add headers or control the reader's screen") {
   alert a = pupil_alert();
   a.user = "sam\r\nBcc: everyone@example.com";

@@ -122,7 +122,7 @@ TEST_CASE("a local time the clocks skip or repeat gets a note naming the instant
   const auto autumn = local(2026, 10, 25, 1, 30);
   CHECK(clock_change_note(z, "2026-10-25 01:30", autumn, z.to_sys(autumn)) ==
         "2026-10-25 01:30 happens twice in Europe/London (the clocks go back); the first was used, "
-        "2026-10-25T01:30:00+01:00");
+        "2026-10-25T01:30:00+01:00 (for the second, write it with its offset: \"2026-10-25 01:30+00:00\")");
   const auto spring = local(2026, 3, 29, 1, 30);
   CHECK(clock_change_note(z, "2026-03-29 01:30", spring, z.to_sys(spring)) ==
         "2026-03-29 01:30 does not exist in Europe/London (the clocks go forward); read as 2026-03-29T02:30:00+01:00");
@@ -156,4 +156,24 @@ TEST_CASE("A time as a child would say it, from now, in school time") {
 TEST_CASE("a midnight more than a week ahead says whose night it ends") {
   const auto z = london();
   CHECK(spoken_time(z, utc(2026, 12, 16, 0, 0), utc(2026, 12, 6, 15, 0)) == "midnight at the end of Tuesday 15 December");
+}
+
+TEST_CASE("a school time with its UTC offset names the instant, the second of two 01:30s too") {
+  // outside-in audit of time, 2026-12-07, F8: only the first could be given.
+  const auto z = london();
+  const auto first = parse_school_time(z, "2026-10-25 01:30");
+  const auto second = parse_school_time(z, "2026-10-25 01:30+00:00");
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK(second->at - first->at == std::chrono::hours(1));
+  CHECK(second->note.empty());
+  CHECK(first->note.find("happens twice") != std::string::npos);
+  CHECK(parse_school_time(z, "2026-10-25 00:30Z")->at == first->at);
+  const auto odd = parse_school_time(z, "2026-12-04 10:00+05:00");
+  REQUIRE(odd);
+  CHECK(odd->note.find("Europe/London is at UTC+00:00 then, not UTC+05:00") != std::string::npos);
+  for (const char* bad : {"2026-10-25 01:30+0000", "2026-10-25 01:30+15:00", "2026-10-25 01:30 +00:00", "2026-10-25 1:30"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_school_time(z, bad));
+  }
 }
