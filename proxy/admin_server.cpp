@@ -455,6 +455,27 @@ void admin_server::apply_retention() {
   if (!keep && !keep_incidents) return;  // both forever
   store_->set_zone(cfg->policy->zone);
   const auto now = store::now_seconds();
+  // A jump of the system clock (a wrong clock set right by NTP, a hand's mistake) is not time
+  // passing: deleting by it would delete closed records early, for good. The wall clock is
+  // compared with the steady one since the last run; a run after a jump of more than 5 minutes
+  // is skipped, said, and the next (10 minutes on) goes by the clock as it then is (outside-in
+  // audit of time, 2026-12-07, F6).
+  const auto steady_now = std::chrono::steady_clock::now();
+  if (retention_clock_) {
+    const auto wall = now - retention_clock_->first;
+    const auto steady = std::chrono::duration_cast<std::chrono::seconds>(steady_now - retention_clock_->second);
+    const auto jump = wall - steady;
+    if (jump > std::chrono::minutes(5) || jump < -std::chrono::minutes(5)) {
+      retention_clock_ = {now, steady_now};
+      std::cerr << "hallpass: retention: the system clock moved by " << (jump.count() > 0 ? "+" : "-")
+                << rules::duration_text(jump.count() > 0 ? jump : -jump)
+                << " more than time passed since the last run: nothing is deleted this time; the next run, in 10 "
+                   "minutes, goes by the clock as it then is (check the gateway's NTP)"
+                << std::endl;
+      return;
+    }
+  }
+  retention_clock_ = {now, steady_now};
   // The settings in force, as the audit entry names them: "retention.records 365d", with
   // ", retention.incidents 2190d" when incidents have a period too.
   std::string rule = "retention.records " + (keep ? rules::duration_text(*keep) : std::string("forever"));

@@ -152,6 +152,9 @@ class admin_server {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   bool index_stale_ = false;  // the last publish_index() failed (admin thread only)
   bool checkpoint_owed_said_ = false;  // the store's owed WAL checkpoint was said (admin thread only)
+  // The wall and steady clocks at the last retention run: a clock jump between runs skips one
+  // (apply_retention; admin thread only).
+  std::optional<std::pair<std::chrono::sys_seconds, std::chrono::steady_clock::time_point>> retention_clock_;
   std::atomic<std::size_t> queued_bans_{0};  // automatic bans posted, not yet filed
   // The verbs ban, unban and bans (000 7.2; 002). Sets `changed` when the overlay must be rebuilt.
   store::result handle_ban_verb(const std::string& verb, const boost::json::object& args, const std::string& os_user,

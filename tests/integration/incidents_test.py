@@ -69,7 +69,10 @@ class IncidentsTest(unittest.TestCase):
                             "--log", log, "--since", "1d"], capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         section = r.stdout.split("## Incident records", 1)[1].split("\n## ", 1)[0]
-        self.assertRegex(section, rf"\| {iid} \| user ava.b \| social_media \| Tue 1 Dec 11:05 \| 1 \| .* \| closed ")
+        # It happened before the report's day: in full, with its year and zone (a time outside
+        # the period: outside-in audit of time, 2026-12-07, F4).
+        self.assertRegex(section, rf"\| {iid} \| user ava.b \| social_media \| Tuesday 1 December 2026, 11:05 GMT \| 1 "
+                                  rf"\| .* \| closed ")
         self.assertIn(f"| {still_open} | device 127.0.0.40 | - |", section)
         self.assertIn("**open**", section)
         # The words stay in the store: the report is mailed (alerts.to), the record is the DSL's.
