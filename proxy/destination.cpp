@@ -99,8 +99,9 @@ std::string_view describe(destination_verdict v) {
 
 std::vector<rules::ip_network> default_deny_networks() {
   std::vector<rules::ip_network> out;
+  // fec0::/10: IPv6's deprecated site-local range (RFC 3879), still routed inside some networks.
   for (const char* text : {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
-                           "fc00::/7", "fe80::/10"}) {
+                           "fc00::/7", "fe80::/10", "fec0::/10"}) {
     out.push_back(*rules::ip_network::parse(text));
   }
   return out;

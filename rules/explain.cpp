@@ -242,6 +242,12 @@ std::optional<url_parts> split_url(std::string_view url, std::string* error) {
       port = authority.substr(close + 2);
     }
   } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+    // An IPv6 address without its brackets ("http://2001:db8::10/"): which ':' starts a port
+    // cannot be told (RFC 3986 3.2.2 asks for brackets); read at the last one it was cut, shown
+    // as "2001:db8:" on the block page, or taken as a port (outside-in audit of IPv6, 2026-12-07).
+    if (authority.find(':') != colon) {
+      return fail("an IPv6 address in a URL is written in brackets, as http://[2001:db8::10]/");
+    }
     u.host = authority.substr(0, colon);
     port = authority.substr(colon + 1);
   } else {

@@ -35,7 +35,7 @@ destination_verdict verdict(const char* address, const destination_rules& r, std
 TEST_CASE("the default deny list refuses private, CGNAT, link-local and ULA addresses") {
   const auto r = defaults();
   for (const char* a : {"10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.254", "192.168.1.1", "100.64.0.1",
-                        "100.127.255.255", "fc00::1", "fd12:3456::1"}) {
+                        "100.127.255.255", "fc00::1", "fd12:3456::1", "fec0::1", "feff::1"}) {
     INFO(a);
     CHECK(verdict(a, r) == destination_verdict::denied_network);
   }
@@ -44,7 +44,7 @@ TEST_CASE("the default deny list refuses private, CGNAT, link-local and ULA addr
     CHECK(verdict(a, r) == destination_verdict::link_local);
   }
   for (const char* a : {"8.8.8.8", "172.15.255.255", "172.32.0.1", "192.169.0.1", "100.63.255.255", "100.128.0.1",
-                        "11.0.0.1", "2001:db8::1", "fb00::1", "fec0::1"}) {
+                        "11.0.0.1", "2001:db8::1", "fb00::1", "ff00::1"}) {
     INFO(a);
     CHECK(verdict(a, r) == destination_verdict::allowed);
   }

@@ -118,6 +118,15 @@ TEST_CASE("absolute-form: bad ports and empty hosts are refused") {
   }
 }
 
+TEST_CASE("absolute-form: an IPv6 address without its brackets is refused, not cut at a colon") {
+  // outside-in audit of IPv6, 2026-12-07: "http://2001:db8:2::10/" was blocked as "2001:db8:2:",
+  // and "http://2001:db8:2::10:80/" forwarded to [2001:db8:2::10]:80.
+  for (const char* t : {"http://2001:db8:2::10/", "http://2001:db8:2::10:80/", "http://::1/"}) {
+    INFO(t);
+    CHECK(refused_target(t).find("written in brackets") != std::string::npos);
+  }
+}
+
 TEST_CASE("only absolute http:// URLs are forwarded, and origin-form is told apart") {
   CHECK(refused_target("/") == "origin-form");
   CHECK(refused_target("/index.html?x") == "origin-form");
