@@ -712,6 +712,10 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
       ex.note = "response body: the client stopped reading for " +
                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(daemon.upstream.idle_timeout).count()) +
                 " s (upstream.idle_timeout): the answer was cut off";
+    } else if (w.cut_at_stop()) {
+      // hallpass closed it: the drain ended with the answer still going (outside-in audit of
+      // operations, 2026-12-07, L2: logged as the client's doing, "Bad file descriptor").
+      ex.note = "response body: cut off when hallpass stopped (the drain's end came before the answer's)";
     } else {
       ex.note = "response body: the client closed the connection before the answer ended: " +
                 body.write_error.message();

@@ -147,6 +147,7 @@ void worker::begin_drain() {
 
 void worker::stop() {
   net::post(ioc_, [this] {
+    stopped_ = true;
     for (auto* c : connections_) {
       error_code ignored;
       c->stream.socket().close(ignored);

@@ -151,6 +151,9 @@ class worker {
   // Closes every connection now, lets their sessions end and write their log lines (at most
   // stop_grace), then stops the loop.
   void stop();
+  // Whether stop() has closed the connections (the drain's end): a session that then fails a
+  // write was cut by hallpass, not by its client, and its log line says so. Worker thread only.
+  bool cut_at_stop() const { return stopped_; }
 
   net::io_context& context() { return ioc_; }
   shared_state& state() { return state_; }
@@ -207,6 +210,7 @@ class worker {
   std::unordered_set<client_connection*> connections_;
   std::thread thread_;
   bool draining_ = false;
+  bool stopped_ = false;  // stop(): the drain's end closed every connection (cut_at_stop)
   std::string accept_loop_name_, sweep_loop_name_;  // for stop_daemon_on_failure
   std::shared_ptr<mailbox> inbox_;
 };

@@ -666,6 +666,8 @@ class LifecycleTest(unittest.TestCase):
             lines = [l for l in proxy.log_lines() if l.get("path") == "/big"]
             self.assertEqual(len(lines), 1, proxy.log_lines()[-3:])
             self.assertGreater(lines[0]["bytes_out"], 0, lines[0])
+            # Said as hallpass's doing, not the client's (outside-in audit of operations, 2026-12-07, L2).
+            self.assertIn("cut off when hallpass stopped", lines[0].get("note", ""), lines[0])
         finally:
             proxy.stop()
 
