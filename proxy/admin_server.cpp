@@ -455,33 +455,34 @@ void admin_server::apply_retention() {
   if (!keep && !keep_incidents) return;  // both forever
   store_->set_zone(cfg->policy->zone);
   const auto now = store::now_seconds();
-  // A jump of the system clock (a wrong clock set right by NTP, a hand's mistake) is not time
-  // passing: deleting by it would delete closed records early, for good. The wall clock is
-  // compared with the steady one since the last run; a run after a jump of more than 5 minutes
-  // is skipped, said, and the next (10 minutes on) goes by the clock as it then is (outside-in
-  // audit of time, 2026-12-07, F6).
+  // A jump of the system clock forwards (a hand's mistake, a bad time source) is not time passing:
+  // deleting by it would delete closed records early, for good. Retention goes by the earlier of
+  // the clock and the time that has passed since its first run (the steady clock), so a clock
+  // set forward after the start deletes nothing early; it says so once. A clock that was wrong
+  // at the start is not caught (a restart once it is right re-anchors it). Deleting late can be
+  // put right; deleting early cannot (outside-in audit of time, 2026-12-07, F6; the review of the
+  // session: a first version skipped one run, and the next deleted by the wrong clock).
   const auto steady_now = std::chrono::steady_clock::now();
-  if (retention_clock_) {
-    const auto wall = now - retention_clock_->first;
-    const auto steady = std::chrono::duration_cast<std::chrono::seconds>(steady_now - retention_clock_->second);
-    const auto jump = wall - steady;
-    if (jump > std::chrono::minutes(5) || jump < -std::chrono::minutes(5)) {
-      retention_clock_ = {now, steady_now};
-      std::cerr << "hallpass: retention: the system clock moved by " << (jump.count() > 0 ? "+" : "-")
-                << rules::duration_text(jump.count() > 0 ? jump : -jump)
-                << " more than time passed since the last run: nothing is deleted this time; the next run, in 10 "
-                   "minutes, goes by the clock as it then is (check the gateway's NTP)"
-                << std::endl;
-      return;
-    }
+  if (!retention_clock_) retention_clock_ = {now, steady_now};
+  const auto passed = std::chrono::duration_cast<std::chrono::seconds>(steady_now - retention_clock_->second);
+  const auto by_time_passed = retention_clock_->first + passed;
+  const auto retention_now = std::min(now, by_time_passed);
+  const bool ahead = now - by_time_passed > std::chrono::minutes(5);
+  if (ahead && !retention_clock_said_) {
+    std::cerr << "hallpass: retention: the system clock is " << rules::duration_text(now - by_time_passed)
+              << " ahead of the time that has passed since hallpass started: records are deleted by the time that "
+                 "has passed, not the clock (check the gateway's NTP; if the clock was wrong when hallpass started "
+                 "and is right now, restart hallpass)"
+              << std::endl;
   }
-  retention_clock_ = {now, steady_now};
+  retention_clock_said_ = ahead;
   // The settings in force, as the audit entry names them: "retention.records 365d", with
   // ", retention.incidents 2190d" when incidents have a period too.
   std::string rule = "retention.records " + (keep ? rules::duration_text(*keep) : std::string("forever"));
   if (keep_incidents) rule += ", retention.incidents " + rules::duration_text(*keep_incidents);
-  const auto r = store_->apply_retention(keep ? std::optional(now - *keep) : std::nullopt,
-                                         keep_incidents ? std::optional(now - *keep_incidents) : std::nullopt, rule);
+  const auto r = store_->apply_retention(keep ? std::optional(retention_now - *keep) : std::nullopt,
+                                         keep_incidents ? std::optional(retention_now - *keep_incidents) : std::nullopt,
+                                         rule);
   if (!r.ok) {
     // Nothing was deleted; the next try is in ten minutes. Filtering does not depend on it.
     std::cerr << "hallpass: retention: closed records could not be deleted from the store (" << r.error

@@ -59,7 +59,8 @@ class admin_server {
   // reload: reloads the configuration; returns "" and the new generation, or the errors.
   // A reload's outcome: every error (empty when it took effect), every warning (skipped list
   // lines, an empty list file: hallpassctl shows them too), and the generation now serving.
-  // A caller's OS user and groups (the name service's answer), looked up once per connection.
+  // A caller's OS user and groups (the name service's answer), looked up at accept and again
+  // before each command (a group change applies to a connection held open).
   struct account {
     std::string user;
     std::set<std::string> groups;
@@ -152,9 +153,10 @@ class admin_server {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   bool index_stale_ = false;  // the last publish_index() failed (admin thread only)
   bool checkpoint_owed_said_ = false;  // the store's owed WAL checkpoint was said (admin thread only)
-  // The wall and steady clocks at the last retention run: a clock jump between runs skips one
-  // (apply_retention; admin thread only).
+  // The wall and steady clocks at the first retention run: retention goes by the earlier of the
+  // clock and the time passed since (apply_retention; admin thread only).
   std::optional<std::pair<std::chrono::sys_seconds, std::chrono::steady_clock::time_point>> retention_clock_;
+  bool retention_clock_said_ = false;  // the clock's being ahead was said (until it is not)
   std::atomic<std::size_t> queued_bans_{0};  // automatic bans posted, not yet filed
   // The verbs ban, unban and bans (000 7.2; 002). Sets `changed` when the overlay must be rebuilt.
   store::result handle_ban_verb(const std::string& verb, const boost::json::object& args, const std::string& os_user,

@@ -79,8 +79,7 @@ class relay_read_deadline {
 
 net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::flat_buffer& in_buffer,
                                          duplex_stream& out, const std::string& head, std::uint64_t length,
-                                         std::chrono::milliseconds idle, const bool* stop, const body_pacing* paced,
-                                         const relay_check* still_allowed) {
+                                         std::chrono::milliseconds idle, const bool* stop, const body_pacing* paced) {
   relay_result r;
   const std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(in_buffer.size(), length));
   if (out.is_tls() && head.size() + first <= worker::relay_buffer_size) {
@@ -116,28 +115,14 @@ net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::fl
     if (auto pipe = w.take_pipe()) {
       body_pace* pace = nullptr;  // a named local: no conditional inside co_await (GCC 12 rule 3)
       if (paced != nullptr) pace = &paced->pace;
-      // A megabyte at a time when the decision is to be asked again between them; else in one.
-      constexpr std::uint64_t between_checks = 1024 * 1024;
-      while (remaining > 0) {
-        if (still_allowed && !(*still_allowed)()) {
-          r.no_longer_allowed = true;
-          break;
-        }
-        const std::uint64_t part = still_allowed ? std::min(remaining, between_checks) : remaining;
-        const auto s = co_await splice_bytes_or_idle(in.socket(), out.socket(), *pipe, part, idle, stop, pace,
-                                                     r.moved);
-        r.moved += s.moved;
-        r.written += s.moved;
-        remaining -= s.moved;
-        r.read_error = s.read_error;
-        r.write_error = s.write_error;
-        if (r.read_error || r.write_error) break;
-        if (s.moved < part) {
-          r.read_error = net::error::eof;
-          break;
-        }
-      }
+      const auto s = co_await splice_bytes_or_idle(in.socket(), out.socket(), *pipe, remaining, idle, stop, pace,
+                                                   r.moved);
       w.give_pipe(std::move(pipe));
+      r.moved += s.moved;
+      r.read_error = s.read_error;
+      r.write_error = s.write_error;
+      if (!r.read_error && !r.write_error && s.moved < remaining) r.read_error = net::error::eof;
+      r.written += s.moved;
       co_return r;
     }
   }
@@ -145,10 +130,6 @@ net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::fl
   relay_read_deadline deadline(in, idle, paced);
   while (remaining > 0) {
     if (stop_requested(stop, r.write_error)) break;
-    if (still_allowed && !(*still_allowed)()) {
-      r.no_longer_allowed = true;
-      break;
-    }
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, worker::relay_buffer_size));
     if (!deadline.arm(r.moved)) {
       r.read_error = beast::error::timeout;
@@ -218,10 +199,6 @@ net::awaitable<relay_result> relay_decoded(duplex_stream& in, beast::flat_buffer
     }
     if (ended) co_return r;
     if (stop_requested(how.stop, r.write_error)) co_return r;
-    if (how.still_allowed && !(*how.still_allowed)()) {
-      r.no_longer_allowed = true;
-      co_return r;
-    }
     if (!deadline.arm(r.moved)) {
       r.read_error = beast::error::timeout;
       co_return r;

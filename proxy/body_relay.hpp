@@ -15,7 +15,6 @@
 #include <string>
 
 #include "proxy/body_pace.hpp"
-#include "proxy/byte_relay.hpp"
 #include "proxy/duplex_stream.hpp"
 #include "proxy/net.hpp"
 #include "proxy/read_deadline.hpp"
@@ -39,12 +38,9 @@ struct relay_result {
   error_code write_error;  // from the side being written
   std::optional<std::string> framing_error;  // a chunked body that cannot be read one way only
   bool over_limit = false;                   // more body bytes than the limit allowed
-  bool no_longer_allowed = false;            // `still_allowed` said false: the rest was not sent
   std::uint64_t moved = 0;    // body bytes read (decoded)
   std::uint64_t written = 0;  // bytes written: the head, the body and its framing
-  explicit operator bool() const {
-    return !read_error && !write_error && !framing_error && !over_limit && !no_longer_allowed;
-  }
+  explicit operator bool() const { return !read_error && !write_error && !framing_error && !over_limit; }
 };
 
 // Sends `head` followed by exactly `length` body bytes taken first from `in_buffer` (what the
@@ -54,14 +50,11 @@ struct relay_result {
 // next read or write with a write_error of operation_aborted (the origin refused an upload
 // while it went up: response_reader.hpp). `paced`, when given, bounds the reads of `in` as its
 // pace says; when the client falls behind, the read_error is a timeout, pace.too_slow is set,
-// and `in` is still open. `still_allowed`, when given, is asked before each read (and between
-// spliced megabytes): false ends the relay there, no_longer_allowed set (a response still
-// streaming when a lesson begins, a reload blocks its site or its exception ends: outside-in
-// audit of time, 2026-12-07, F1; tunnels and WebSockets were already re-decided).
+// and `in` is still open.
 net::awaitable<relay_result> relay_fixed(worker& w, duplex_stream& in, beast::flat_buffer& in_buffer,
                                          duplex_stream& out, const std::string& head, std::uint64_t length,
                                          std::chrono::milliseconds idle, const bool* stop = nullptr,
-                                         const body_pacing* paced = nullptr, const relay_check* still_allowed = nullptr);
+                                         const body_pacing* paced = nullptr);
 
 enum class body_source : std::uint8_t {
   chunked,      // the sender's chunked coding, decoded strictly (chunked_codec.hpp); trailers dropped
@@ -76,7 +69,6 @@ struct decoded_relay {
   std::chrono::milliseconds idle{120000};
   const bool* stop = nullptr;  // as relay_fixed's
   const body_pacing* paced = nullptr;  // as relay_fixed's
-  const relay_check* still_allowed = nullptr;  // as relay_fixed's
 };
 
 // Sends `head`, then the body read from `in_buffer` and `in`, re-framed as `how` says, until

@@ -175,7 +175,12 @@ destination_rules destination_rules_of(const daemon_config& d, const rules::poli
   r.deny = u.deny_networks_set ? u.deny_networks : default_deny_networks();
   r.allow = u.allow_networks;
   r.gateway = std::move(gateway);
-  r.school = p.networks;
+  // The roles' networks, but one wider than the largest private range (0.0.0.0/0, ::/0: a role
+  // for "every other device", which check warns of), which would refuse the whole internet (the
+  // review of the session, 2026-12-07).
+  for (const auto& n : p.networks) {
+    if (n.prefix >= (n.base.v6 ? 7 : 8)) r.school.push_back(n);
+  }
   // Never the proxy itself, whatever the configuration says: that would loop.
   for (const auto& [addr, port] : own_listeners) {
     if (auto ip = rules::ip_address::parse(addr)) r.own_listeners.emplace_back(*ip, port);

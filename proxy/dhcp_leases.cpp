@@ -3,6 +3,8 @@
 
 #include <sys/stat.h>
 
+#include <unordered_map>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -531,6 +533,18 @@ device_table::device_table(const std::vector<lease_parse_result>& parsed) {
         by_address_.erase(e.address);
       }
     }
+  }
+  // A neighbour's address (a SLAAC or temporary IPv6 address, a static one) whose hardware
+  // address a lease names: the lease's name, so that a ban or an exception by that name follows
+  // the device there too (the review of the session, 2026-12-07: a ban by name held on IPv4 only).
+  std::unordered_map<std::string, std::string> name_of;
+  for (const auto& [address, d] : by_address_) {
+    if (!d.name.empty() && !d.hardware_address.empty()) name_of[d.hardware_address] = d.name;
+  }
+  if (name_of.empty()) return;
+  for (auto& [address, d] : by_address_) {
+    if (!d.name.empty() || d.hardware_address.empty()) continue;
+    if (const auto it = name_of.find(d.hardware_address); it != name_of.end()) d.name = it->second;
   }
 }
 

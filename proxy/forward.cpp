@@ -641,17 +641,20 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
   std::string client_head = write_client_response_head(head, o);
   up->buffer.consume(head.size);
 
-  // The decision asked again while the body streams (a lesson begins, a reload blocks the site,
-  // an exception ends): what tunnels and WebSockets were already asked. Made on the first ask
-  // only (decision_still_holds: at once after a reload or a change to the exceptions, else at
-  // most every 5 s), so a small answer costs nothing for it.
+  // The decision asked again, once a second, while the body streams (a lesson begins, a reload
+  // blocks the site, an exception ends), as tunnels and WebSockets are: the worker's sweep asks
+  // c.body_check and, when it says no, closes the origin's side, which ends the relay wherever
+  // it waits (a read of a stream that sends nothing for minutes, a splice) (outside-in audit of
+  // time, 2026-12-07, F1; the review of the session: a check made per read missed a quiet
+  // stream, and cost every read). The check is made on the first ask only, so an answer done
+  // within the second is never asked and pays nothing.
   struct decided_again_later {
     worker& w;
     const client_connection& c;
     exchange& ex;
     relay_check check;  // made on the first ask
   } later{w, c, ex, {}};
-  // One pointer captured: std::function keeps it without allocating (a small answer pays nothing).
+  // One pointer captured: std::function keeps it without allocating.
   const relay_check still_allowed = [l = &later]() -> bool {
     if (!l->check) {
       std::string path = l->ex.path;
@@ -660,21 +663,34 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     }
     return l->check();
   };
+  struct body_watch {
+    client_connection& c;
+    body_watch(client_connection& conn, const relay_check* check, duplex_stream* from) : c(conn) {
+      c.body_check = check;
+      c.body_from = from;
+      c.body_cut = false;
+    }
+    ~body_watch() {
+      c.body_check = nullptr;
+      c.body_from = nullptr;
+    }
+  };
   relay_result body;
-  if (from == origin_body::none || from == origin_body::length) {
-    const std::uint64_t length = from == origin_body::length ? o.content_length : 0;
-    body = co_await relay_fixed(w, up->io, up->buffer, c.io, client_head, length, daemon.upstream.idle_timeout,
-                                nullptr, nullptr, &still_allowed);
-  } else {
-    decoded_relay how;
-    how.source = from == origin_body::chunked ? body_source::chunked : body_source::until_close;
-    how.encode_chunked = o.framing == client_framing::chunked;
-    how.idle = daemon.upstream.idle_timeout;
-    how.still_allowed = &still_allowed;
-    body = co_await relay_decoded(up->io, up->buffer, c.io, client_head, how);
+  {
+    const body_watch watched(c, &still_allowed, &up->io);
+    if (from == origin_body::none || from == origin_body::length) {
+      const std::uint64_t length = from == origin_body::length ? o.content_length : 0;
+      body = co_await relay_fixed(w, up->io, up->buffer, c.io, client_head, length, daemon.upstream.idle_timeout);
+    } else {
+      decoded_relay how;
+      how.source = from == origin_body::chunked ? body_source::chunked : body_source::until_close;
+      how.encode_chunked = o.framing == client_framing::chunked;
+      how.idle = daemon.upstream.idle_timeout;
+      body = co_await relay_decoded(up->io, up->buffer, c.io, client_head, how);
+    }
   }
   ex.bytes_out += body.written;
-  if (body.no_longer_allowed) {
+  if (c.body_cut) {
     // The note says why (decision_still_holds: "closed while open: ... now blocked"); the log
     // line keeps the decision that opened it. Cut short, as the client must see it.
     c.answer_cut_short = true;

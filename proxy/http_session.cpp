@@ -622,7 +622,11 @@ net::awaitable<void> run_http_session(worker& w, std::shared_ptr<client_connecti
   // must not look like a clean one.
   if (c->tls && !c->answer_cut_short) co_await end_inspection(*c);
   error_code ignored;
-  if (c->cut_short_unframed && !c->tls) {
+  // An answer whose decision no longer held (client_connection::body_cut) ends with a reset
+  // too, plain or TLS: what the kernel still holds unsent for the client is dropped with it
+  // (up to megabytes on a slow reader: the review of the session, 2026-12-07), not delivered
+  // after the block.
+  if ((c->cut_short_unframed && !c->tls) || c->body_cut) {
     // A plain connection whose answer the origin cut short, read by the client until the
     // close, ends with a reset: an orderly close is what a complete body read until the close
     // looks like (RFC 9112 6.3, 8). (A length or our chunks tell the client otherwise; over

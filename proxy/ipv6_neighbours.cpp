@@ -57,7 +57,7 @@ lease_parse_result read_ipv6_neighbours(std::string* error) {
   for (int reads = 0; reads < max_reads; ++reads) {
     const ssize_t got = ::recv(fd, buf.data(), buf.size(), 0);
     if (got <= 0) return fail("netlink answer");
-    auto left = static_cast<unsigned>(got);
+    int left = static_cast<int>(got);  // signed, as NLMSG_OK compares it
     for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
       if (h->nlmsg_type == NLMSG_DONE) return r;
       if (h->nlmsg_type == NLMSG_ERROR) {

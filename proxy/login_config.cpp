@@ -324,7 +324,8 @@ void read_login_settings(rules::yaml_reader& r, const YAML::Node& n, login_setti
           if (!s) continue;
           std::string why;
           auto net = rules::ip_network::parse(*s, &why);
-          if (!net) {
+          if (net) why = net->why_no_client();
+          if (!net || !why.empty()) {
             r.error(item, what + " network: " + why);
             continue;
           }

@@ -128,6 +128,20 @@ net::awaitable<void> worker::sweep_loop() {
     auto [ec] = co_await t.async_wait(nothrow);
     if (ec) co_return;
     upstream_.sweep(config()->daemon.upstream.pool_idle);
+    // Answers still streaming whose decision no longer holds (client_connection::body_check):
+    // their origin's side is closed, which ends the relay. The check asks the policy only after
+    // a change or every 5 s (decision_still_holds).
+    for (auto* c : connections_) {
+      if (c->body_check == nullptr || c->body_cut || (*c->body_check)()) continue;
+      c->body_cut = true;
+      // Shut down, not closed: a splice holds both descriptors' numbers, and a closed one could
+      // be another connection's by its next call. Shut down, the origin's side reads its end at
+      // once; cancelled, a wait on either side (a slow reader's, a quiet origin's) ends now.
+      error_code ignored;
+      c->body_from->socket().shutdown(tcp::socket::shutdown_both, ignored);
+      c->body_from->socket().cancel(ignored);
+      c->stream.socket().cancel(ignored);
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -108,6 +109,11 @@ struct client_connection {
   // a request on such a stream that closes before any answer (forward.cpp), and does not on
   // the first request of a stream.
   bool stream_reused = false;
+  // While an answer's body is relayed (forward.cpp): the decision to ask again, and the origin's
+  // side to close when it says no; the worker's sweep asks it once a second and sets body_cut.
+  const std::function<bool()>* body_check = nullptr;
+  duplex_stream* body_from = nullptr;
+  bool body_cut = false;
   std::array<char, 16> first_bytes;  // a new connection's first read, before it has a buffer
   // Who signed in on this connection (login_gate.hpp). `credentials` is the Proxy-Authorization
   // value they signed in with: the same value on a later request of this connection is the same

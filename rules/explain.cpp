@@ -246,7 +246,8 @@ std::optional<url_parts> split_url(std::string_view url, std::string* error) {
     // cannot be told (RFC 3986 3.2.2 asks for brackets); read at the last one it was cut, shown
     // as "2001:db8:" on the block page, or taken as a port (outside-in audit of IPv6, 2026-12-07).
     if (authority.find(':') != colon) {
-      return fail("an IPv6 address in a URL is written in brackets, as http://[2001:db8::10]/");
+      return fail("the URL's host has more than one ':' (an IPv6 address in a URL is written in brackets, as "
+                  "http://[2001:db8::10]/)");
     }
     u.host = authority.substr(0, colon);
     port = authority.substr(colon + 1);

@@ -36,16 +36,6 @@ std::optional<ip_network> ip_network::parse(std::string_view text, std::string* 
     ip = v4;
     prefix -= 96;
   }
-  // An IPv4-compatible network (::10.0.0.0/104) holds no client: a client is IPv4, or IPv4-mapped
-  // and read as IPv4 (outside-in audit of IPv6, 2026-12-07, F9: accepted, it matched nothing).
-  // (::/N with N < 96, and ::1, are IPv6's own.)
-  if (ip->v6 && prefix >= 96 && std::all_of(ip->bytes.begin(), ip->bytes.begin() + 12, [](std::uint8_t b) { return b == 0; }) &&
-      ipv4_reached_by(*ip)) {
-    ip_address v4;
-    std::copy(ip->bytes.begin() + 12, ip->bytes.end(), v4.bytes.begin());
-    return fail(quoted + " is an IPv4-compatible IPv6 network, which holds no device: write the IPv4 network '" +
-                v4.to_string() + "/" + std::to_string(prefix - 96) + "'");
-  }
   const int bits = ip->v6 ? 128 : 32;
   ip_network net{*ip, prefix, std::string(text), 0};
   ip_network masked = net;
@@ -56,6 +46,21 @@ std::optional<ip_network> ip_network::parse(std::string_view text, std::string* 
                 masked.base.to_string() + "/" + std::to_string(prefix) + "'?");
   }
   return net;
+}
+
+std::string ip_network::why_no_client() const {
+  // An IPv4-compatible network (::10.0.0.0/104) holds no client: a client is IPv4, or
+  // IPv4-mapped and read as IPv4 (outside-in audit of IPv6, 2026-12-07, F9: accepted, it matched
+  // nothing). (::/N with N < 96, and ::1, are IPv6's own.) Destinations' lists may name one: a
+  // destination carrying an IPv4 address is judged by it too (proxy/destination.hpp).
+  if (!base.v6 || prefix < 96 ||
+      !std::all_of(base.bytes.begin(), base.bytes.begin() + 12, [](std::uint8_t b) { return b == 0; }) ||
+      !ipv4_reached_by(base))
+    return {};
+  ip_address v4;
+  std::copy(base.bytes.begin() + 12, base.bytes.end(), v4.bytes.begin());
+  return "'" + text + "' is an IPv4-compatible IPv6 network, which holds no device: write the IPv4 network '" +
+         v4.to_string() + "/" + std::to_string(prefix - 96) + "'";
 }
 
 bool ip_network::contains(const ip_address& a) const {

@@ -146,6 +146,9 @@ struct ip_network {
   // is not a number from 0 to 32 (IPv4) or 128 (IPv6), or (when `strict`) address bits set
   // after the prefix, which contains() would ignore but which usually mean a typing mistake.
   static std::optional<ip_network> parse(std::string_view text, std::string* error = nullptr, bool strict = true);
+  // Why a network of devices (a role's, a logins entry's) written so holds none, or "": an
+  // IPv4-compatible one (::10.0.0.0/104).
+  std::string why_no_client() const;
 };
 
 // SafeSearch for a role (roles.<name>.safesearch), locked by the proxy: search engines

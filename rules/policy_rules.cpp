@@ -203,7 +203,12 @@ std::optional<ip_network> loader::parse_network(const YAML::Node& n, const std::
   if (!s) return std::nullopt;
   std::string why;
   auto net = ip_network::parse(*s, &why);
-  if (!net) error(n, what + ": " + why);
+  if (!net) {
+    error(n, what + ": " + why);
+  } else if (why = net->why_no_client(); !why.empty()) {
+    error(n, what + ": " + why);
+    return std::nullopt;
+  }
   return net;
 }
 

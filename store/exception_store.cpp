@@ -698,12 +698,15 @@ result exception_store::file_request(const actor& who, const request_form& f) {
     }
     if (!err.empty()) return result::fail("internal", err);
     if (f.source == "block page" && !f.past_pending_cap) {
+      // The asker: the signed-in user (or nobody) on the device, the device by its address or,
+      // where known, its hardware address (a pupil on IPv6 privacy addresses is one device: the
+      // review of the session, 2026-12-07).
       auto waiting = db_.prepare(
-          "SELECT count(*) FROM requests WHERE decision IS NULL AND source = 'block page' AND client_address = ? "
-          "AND asker_user IS ?",
+          "SELECT count(*) FROM requests WHERE decision IS NULL AND source = 'block page' AND asker_user IS ? "
+          "AND (client_address = ? OR (?3 IS NOT NULL AND asker_mac = ?3))",
           &err);
       if (!waiting) return result::fail("internal", err);
-      waiting.bind(1, *f.client_address).bind_optional(2, f.asker_user);
+      waiting.bind_optional(1, f.asker_user).bind(2, *f.client_address).bind_optional(3, f.device_mac);
       if (!waiting.step(&err)) return result::fail("internal", err.empty() ? "no count of waiting requests" : err);
       if (waiting.integer(0) >= max_pending_per_asker) {
         return result::fail("too_many_pending", std::to_string(waiting.integer(0)) +

@@ -576,8 +576,11 @@ class LifecycleTest(unittest.TestCase):
     def test_an_answer_still_streaming_ends_when_a_reload_blocks_its_site(self):
         # An answer that started before a lesson, a reload or an exception's end kept flowing
         # after it (outside-in audit of time, 2026-12-07, F1): only tunnels and WebSockets were
-        # decided again. Both ways a body is relayed: spliced (a plain file of known length) and
-        # decoded (chunked, from an origin that sends a chunk every 0.1 s for up to 30 s).
+        # decided again. Both ways a body is relayed, each slow enough that only a check made by
+        # the clock can end it in time (the session's review: a check made per read, or per
+        # spliced megabyte, let a quiet stream's next chunk and 800 KB of a slow download through):
+        # spliced (a plain file of known length, read at 96 KiB/s) and decoded (chunked, from an
+        # origin that sends a chunk, then nothing for 8 s, then another).
         class Streaming(ThreadedServer):
             def _serve(self, conn):
                 with conn:
@@ -585,9 +588,9 @@ class LifecycleTest(unittest.TestCase):
                     try:
                         conn.recv(65536)
                         conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-                        for _ in range(300):
-                            conn.sendall(b"400\r\n" + b"x" * 1024 + b"\r\n")
-                            time.sleep(0.1)
+                        for n in range(4):
+                            conn.sendall(b"6\r\nchunk" + str(n).encode() + b"\r\n")
+                            time.sleep(8)
                         conn.sendall(b"0\r\n\r\n")
                     except OSError:
                         pass
@@ -595,7 +598,7 @@ class LifecycleTest(unittest.TestCase):
         streaming = Streaming()
         proxy = Proxy()
         try:
-            downloads = [SlowDownload(proxy, self.url("origin.test", "/big"), STAFF, rate=1024 * 1024),
+            downloads = [SlowDownload(proxy, self.url("origin.test", "/big"), STAFF, rate=96 * 1024),
                          SlowDownload(proxy, f"http://py.test:{streaming.port}/feed", STAFF, rate=1024 * 1024)]
             for d in downloads:
                 d.start()
@@ -610,16 +613,19 @@ class LifecycleTest(unittest.TestCase):
                 "    rules: [{action: block, domains: [origin.test, py.test]}]"))
             reloaded = time.monotonic()
             proxy.reload(expect_ok=True)
+            at_block = downloads[0].size
             for d in downloads:
                 d.join(15)
                 self.assertFalse(d.is_alive())
-            ended = time.monotonic() - reloaded
-            self.assertLess(ended, 8)  # the spliced one is asked again each megabyte (1 s here)
+            self.assertLess(time.monotonic() - reloaded, 4)  # the sweep asks once a second
             self.assertLess(downloads[0].size, BIG)  # cut short, not finished
-            lines = wait_for(lambda: [l for l in proxy.log_lines() if "closed while open" in l.get("note", "")
-                                      and l.get("client") == STAFF] if len([
-                                          l for l in proxy.log_lines() if "closed while open" in l.get("note", "")
-                                          and l.get("client") == STAFF]) >= 2 else None, what="both log lines")
+            self.assertLess(downloads[0].size - at_block, 400 * 1024)  # a few seconds' worth at most
+            self.assertEqual(downloads[1].size, len(b"6\r\nchunk0\r\n"))  # the chunk after the block never came
+            def both():
+                found = [l for l in proxy.log_lines() if "closed while open" in l.get("note", "")
+                         and l.get("client") == STAFF]
+                return found if len(found) >= 2 else None
+            lines = wait_for(both, what="both log lines")
             self.assertEqual(sorted(l["host"] for l in lines), ["origin.test", "py.test"])
             for l in lines:
                 self.assertIn("now blocked", l["note"])

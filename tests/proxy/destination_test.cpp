@@ -217,3 +217,15 @@ TEST_CASE("the gateway's addresses are read without the loopback addresses") {
     CHECK_FALSE(a == ip("::1"));
   }
 }
+
+TEST_CASE("a role network wider than any private range is no refused destination") {
+  // The review of the session, 2026-12-07: a role of 0.0.0.0/0 refused the whole internet.
+  rules::policy p;
+  for (const char* n : {"0.0.0.0/0", "::/0", "203.0.113.0/24", "2001:db8:20::/64"}) p.networks.push_back(*rules::ip_network::parse(n));
+  daemon_config d;
+  const auto r = destination_rules_of(d, p, {}, {});
+  REQUIRE(r.school.size() == 2);
+  CHECK(verdict("8.8.8.8", r) == destination_verdict::allowed);
+  CHECK(verdict("2001:4860::8888", r) == destination_verdict::allowed);
+  CHECK(verdict("203.0.113.9", r) == destination_verdict::denied_network);
+}

@@ -73,6 +73,23 @@ TEST_CASE("dnsmasq: names and hardware addresses of current DHCPv4 and DHCPv6 le
   CHECK(find(r, "fd00:10::99")->name == "Tablet-3");
 }
 
+TEST_CASE("a neighbour's address takes the name a lease gives its hardware address") {
+  // The review of the session, 2026-12-07: an IPv6 neighbour (a SLAAC address) was known by its
+  // hardware address only, so a ban by the device's name did not follow it onto IPv6.
+  const auto leases = parse_dnsmasq_leases(dnsmasq_sample, now);
+  lease_parse_result neighbours;
+  neighbours.entries.push_back({ip("fd00:10::5"), device_identity{"", "3c:22:fb:12:9a:01"}});
+  neighbours.entries.push_back({ip("fd00:10::6"), device_identity{"", "de:ad:be:ef:00:01"}});
+  const device_table table({neighbours, leases});
+  const auto* slaac = table.find(ip("fd00:10::5"));
+  REQUIRE(slaac);
+  CHECK(slaac->name == "pupil-laptop-07");
+  CHECK(slaac->hardware_address == "3c:22:fb:12:9a:01");
+  const auto* unknown = table.find(ip("fd00:10::6"));
+  REQUIRE(unknown);
+  CHECK(unknown->name.empty());  // no lease names that hardware address
+}
+
 TEST_CASE("dnsmasq: malformed lines are skipped and counted, the others still read") {
   const std::string text =
       "1796241600 3c:22:fb:12:9a:01 10.10.4.20 pupil-laptop-07 *\n"

@@ -724,6 +724,16 @@ roles:
   CHECK(gmt.warnings[0].line == 3);
 }
 
+TEST_CASE("a role network in IPv4-compatible form is an error naming the IPv4 network") {
+  auto r = load(head + R"(roles:
+  pupils:
+    default: allow
+    networks: ["::10.0.0.0/104"]
+)");
+  REQUIRE_FALSE(r.ok());
+  CHECK(find_error(r, "write the IPv4 network '10.0.0.0/8'").line == 9);
+}
+
 TEST_CASE("a role network wider than any school network is a warning naming fallback_role") {
   // 2026-12-06 audit: a network of 0.0.0.0/0 made every unknown device staff without a word.
   auto r = load(head + R"(roles:

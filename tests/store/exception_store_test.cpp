@@ -193,6 +193,23 @@ TEST_CASE("one asker may have max_pending_per_asker requests from the form waiti
   CHECK_FALSE(freed.data.at("merged").as_bool());
 }
 
+TEST_CASE("the cap on waiting requests follows the device's hardware address across its addresses") {
+  temp_dir dir;
+  auto s = open_store(dir);
+  for (int i = 0; i < store::max_pending_per_asker; ++i) {
+    auto f = pupil_form("http://game" + std::to_string(i) + ".test/");
+    f.client_address = "fd00:10::" + std::to_string(i + 1);  // a new privacy address each time
+    f.device_mac = "3c:22:fb:12:9a:01";
+    file(*s, f);
+  }
+  auto next = pupil_form("http://one-more.test/");
+  next.client_address = "fd00:10::99";
+  next.device_mac = "3c:22:fb:12:9a:01";
+  CHECK(s->file_request(block_page, next).code == "too_many_pending");
+  next.device_mac = "3c:22:fb:12:9a:02";  // another device
+  CHECK(s->file_request(block_page, next).ok);
+}
+
 TEST_CASE("review completes a block-page request's adult questions and keeps the pupil's words") {
   temp_dir dir;
   auto s = open_store(dir);
