@@ -7,11 +7,12 @@ reports unknown keys and bad values as warnings with exit status 0."""
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 import unittest
+
+from harness import stop_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("HALLPASS_SOURCE_DIR", os.path.join(HERE, "..", ".."))
@@ -152,12 +153,7 @@ admin:
                 self.assertIsNone(proxy.poll(), "".join(lines))
                 time.sleep(1.5)  # the gateway's addresses are read again each second
             finally:
-                proxy.send_signal(signal.SIGTERM)
-                try:
-                    proxy.wait(20)
-                except subprocess.TimeoutExpired:
-                    proxy.kill()
-                    proxy.wait(5)
+                stop_process(proxy, timeout=20)
                 proxy.stderr.close()
             self.assertTrue(any("serving" in l for l in lines), "".join(lines))
             with open(trace) as f:

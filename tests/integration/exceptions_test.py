@@ -42,6 +42,17 @@ admin:
 """
 
 
+def end_helper(p):
+    """Ends a helper process a test reads and writes through pipes: its stdin closed (it ends by
+    itself), else killed; bounded."""
+    try:
+        p.stdin.close()
+        p.wait(10)
+    except (OSError, subprocess.TimeoutExpired):
+        p.kill()
+        p.wait(5)
+
+
 def admin_state_dir():
     """A state directory of a test's own that the daemon's user can reach once it drops its
     privileges, and the path of the admin socket in it."""
@@ -572,12 +583,7 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
             self.assertIn("pending_requests", ctl_json("hp_dsl", self.sock, "status"))
         finally:
             for p in holders:
-                try:
-                    p.stdin.close()
-                    p.wait(10)
-                except (OSError, subprocess.TimeoutExpired):
-                    p.kill()
-                    p.wait(5)
+                end_helper(p)
 
     def test_a_user_taken_out_of_the_role_s_group_loses_it_on_a_connection_held_open(self):
         # outside-in audit of the admin socket, 2026-12-07, M2: the groups were read once, at
@@ -600,12 +606,7 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
             self.assertEqual((answer["ok"], answer["code"]), (False, "forbidden"), answer)
         finally:
             subprocess.run(["usermod", "-a", "-G", ICT_GROUP, "hp_tech4"], check=True, timeout=30)
-            try:
-                p.stdin.close()
-                p.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                p.kill()
-                p.wait(5)
+            end_helper(p)
 
     def test_block_page_form_files_a_pending_request(self):
         out = raw_request(self.proxy, f"GET http://facebook.test:{self.nginx.port}/feed?x=1 HTTP/1.1\r\n"

@@ -9,7 +9,6 @@ addresses are from the documentation ranges (192.0.2.0/24, 2001:db8::/32), outsi
 lives only inside the namespace, and every wait is bounded."""
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import textwrap
@@ -17,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import LESSON_ALL_WEEK
+from harness import LESSON_ALL_WEEK, stop_process
 
 BIN = os.environ.get("HALLPASS_BIN", "")
 NS = f"gwa{os.getpid() % 100000}"
@@ -114,12 +113,7 @@ class GatewayAddressesTest(unittest.TestCase):
     def tearDownClass(cls):
         for p in (cls.proxy, cls.origin):
             if p and p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+                stop_process(p)
         sh("ip", "netns", "del", NS, check=False)
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
