@@ -7,6 +7,7 @@ reports unknown keys and bad values as warnings with exit status 0."""
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -86,6 +87,23 @@ def expand(group, seen=None):
     return calls
 
 
+def read_pid(path):
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pid_alive(pid):
+    """Whether `pid` is a process that has not yet ended (a zombie counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @unittest.skipUnless(os.geteuid() == 0, "runs the daemon as another user under strace: needs root")
 @unittest.skipUnless(shutil.which("systemd-analyze") and shutil.which("strace") and shutil.which("setpriv"),
                      "needs systemd-analyze, strace and setpriv")
@@ -142,7 +160,7 @@ admin:
                 ["strace", "-f", "-qq", "-o", trace, "setpriv", "--reuid=nobody", "--regid=nogroup", "--init-groups",
                  "--no-new-privs", BIN, "run", "--config", config, "--listen", "127.0.0.1:0", "--metrics-listen", "off",
                  "--access-log", "-", "--state-dir", state],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
             lines = []
             deadline = time.monotonic() + 60
             try:
@@ -153,8 +171,22 @@ admin:
                 self.assertIsNone(proxy.poll(), "".join(lines))
                 time.sleep(1.5)  # the gateway's addresses are read again each second
             finally:
+                # SIGTERM to the group: strace alone would detach and leave the daemon running
+                # (until 2026-12-07 every run of this test left one behind).
+                daemon = read_pid(os.path.join(state, "hallpass.pid"))
+                try:
+                    os.killpg(proxy.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
                 stop_process(proxy, timeout=20)
                 proxy.stderr.close()
+                if daemon:
+                    deadline = time.monotonic() + 10
+                    while time.monotonic() < deadline and pid_alive(daemon):
+                        time.sleep(0.1)
+                    if pid_alive(daemon):
+                        os.kill(daemon, signal.SIGKILL)
+                    self.assertFalse(pid_alive(daemon), "the daemon under strace was left running")
             self.assertTrue(any("serving" in l for l in lines), "".join(lines))
             with open(trace) as f:
                 text = f.read()
