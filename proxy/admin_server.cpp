@@ -458,15 +458,20 @@ void admin_server::apply_retention() {
   // A jump of the system clock forwards (a hand's mistake, a bad time source) is not time passing:
   // deleting by it would delete closed records early, for good. Retention goes by the earlier of
   // the clock and the time that has passed since its first run (the steady clock), so a clock
-  // set forward after the start deletes nothing early; it says so once. A clock that was wrong
+  // set forward deletes nothing early; it says so once. A clock that was wrong
   // at the start is not caught (a restart once it is right re-anchors it). Deleting late can be
   // put right; deleting early cannot (outside-in audit of time, 2026-12-07, F6; the review of the
   // session: a first version skipped one run, and the next deleted by the wrong clock).
+  // Both clocks to the nanosecond, read together: floored to seconds, the two readings made the
+  // time passed up to 2 s short, and a 3 s period deleted late (CI caught it). The anchor moves
+  // with the clock while the clock is not ahead of it (below).
   const auto steady_now = std::chrono::steady_clock::now();
-  if (!retention_clock_) retention_clock_ = {now, steady_now};
-  const auto passed = std::chrono::duration_cast<std::chrono::seconds>(steady_now - retention_clock_->second);
-  const auto by_time_passed = retention_clock_->first + passed;
-  const auto retention_now = std::min(now, by_time_passed);
+  const auto wall_now = std::chrono::system_clock::now();
+  if (!retention_clock_) retention_clock_ = {wall_now, steady_now};
+  const auto by_time_passed_exact = retention_clock_->first + (steady_now - retention_clock_->second);
+  const auto by_time_passed = std::chrono::floor<std::chrono::seconds>(by_time_passed_exact);
+  const auto retention_now =
+      std::chrono::floor<std::chrono::seconds>(std::min(wall_now, by_time_passed_exact));
   const bool ahead = now - by_time_passed > std::chrono::minutes(5);
   if (ahead && !retention_clock_said_) {
     std::cerr << "hallpass: retention: the system clock is " << rules::duration_text(now - by_time_passed)
@@ -476,6 +481,9 @@ void admin_server::apply_retention() {
               << std::endl;
   }
   retention_clock_said_ = ahead;
+  // Not ahead: the clock is taken as the new anchor, so that the two clocks' slow drift (NTP's
+  // slewing, some seconds a day) never adds up to a warning or a lag over months of running.
+  if (!ahead) retention_clock_ = {wall_now, steady_now};
   // The settings in force, as the audit entry names them: "retention.records 365d", with
   // ", retention.incidents 2190d" when incidents have a period too.
   std::string rule = "retention.records " + (keep ? rules::duration_text(*keep) : std::string("forever"));

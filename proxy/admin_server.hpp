@@ -155,7 +155,7 @@ class admin_server {
   bool checkpoint_owed_said_ = false;  // the store's owed WAL checkpoint was said (admin thread only)
   // The wall and steady clocks at the first retention run: retention goes by the earlier of the
   // clock and the time passed since (apply_retention; admin thread only).
-  std::optional<std::pair<std::chrono::sys_seconds, std::chrono::steady_clock::time_point>> retention_clock_;
+  std::optional<std::pair<std::chrono::system_clock::time_point, std::chrono::steady_clock::time_point>> retention_clock_;
   bool retention_clock_said_ = false;  // the clock's being ahead was said (until it is not)
   std::atomic<std::size_t> queued_bans_{0};  // automatic bans posted, not yet filed
   // The verbs ban, unban and bans (000 7.2; 002). Sets `changed` when the overlay must be rebuilt.
