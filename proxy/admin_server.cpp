@@ -57,16 +57,12 @@ std::string asker_ban_note(const boost::json::value& request, const rules::excep
                            const rules::time_zone& zone, std::chrono::sys_seconds now) {
   const auto* o = request.if_object();
   if (!o || !index) return {};
-  auto text_at = [](const boost::json::object& from, std::string_view key) {
-    const auto* v = from.if_contains(key);
-    return v && v->is_string() ? std::string(v->get_string()) : std::string();
-  };
-  const std::string client = text_at(*o, "client");
+  const std::string client = admin_text_arg(*o, "client").value_or("");
   std::string user, device, mac;
   if (const auto* by = o->if_contains("asked_by"); by && by->is_object()) {
-    user = text_at(by->get_object(), "user");
-    device = text_at(by->get_object(), "device");
-    mac = text_at(by->get_object(), "mac");
+    user = admin_text_arg(by->get_object(), "user").value_or("");
+    device = admin_text_arg(by->get_object(), "device").value_or("");
+    mac = admin_text_arg(by->get_object(), "mac").value_or("");
   }
   if (client.empty() && user.empty()) return {};  // filed with hallpassctl: no asker to speak of
   rules::request_facts f;
@@ -864,10 +860,8 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
       const auto* e = r.data.as_object().if_contains("exception");
       const auto* w = e && e->is_object() ? e->as_object().if_contains("who") : nullptr;
       if (w && w->is_object()) {
-        const auto* k = w->as_object().if_contains("kind");
-        const auto* v = w->as_object().if_contains("value");
-        const std::string who_kind = k && k->is_string() ? std::string(k->as_string()) : std::string();
-        const std::string who_value = v && v->is_string() ? std::string(v->as_string()) : std::string();
+        const std::string who_kind = admin_text_arg(w->as_object(), "kind").value_or("");
+        const std::string who_value = admin_text_arg(w->as_object(), "value").value_or("");
         if (who_kind == "user" && !cfg->daemon.logins.any()) {
           add_warning(r, "nobody signs in to this proxy (there is no logins section), so nobody is user '" + who_value +
                              "' and this exception opens nothing; approve it for the device (--who device) or a role "
@@ -879,9 +873,7 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
             const std::string role = who_value.substr(at, end - at);
             at = end + 1;
             if (role.empty()) continue;
-            const bool known = std::any_of(policy.roles.begin(), policy.roles.end(),
-                                           [&](const rules::role& x) { return x.name == role; });
-            if (!known) missing += (missing.empty() ? "'" : ", '") + role + "'";
+            if (!policy.find_role(role)) missing += (missing.empty() ? "'" : ", '") + role + "'";
           }
           if (!missing.empty()) {
             add_warning(r, "the policy has no role " + missing +
