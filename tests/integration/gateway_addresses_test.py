@@ -12,11 +12,10 @@ import shutil
 import subprocess
 import tempfile
 import textwrap
-import threading
 import time
 import unittest
 
-from harness import LESSON_ALL_WEEK, stop_process
+from harness import LESSON_ALL_WEEK, start_daemon, stop_process
 
 BIN = os.environ.get("HALLPASS_BIN", "")
 NS = f"gwa{os.getpid() % 100000}"
@@ -94,17 +93,10 @@ class GatewayAddressesTest(unittest.TestCase):
             config = os.path.join(cls.tmp, "policy.yaml")
             with open(config, "w") as f:
                 f.write(POLICY)
-            cls.proxy = subprocess.Popen(
+            cls.proxy = start_daemon(
                 ["ip", "netns", "exec", NS, BIN, "run", "--config", config, "--listen", "127.0.0.1:3128",
                  "--access-log", "off", "--metrics-listen", "off", "--state-dir", os.path.join(cls.tmp, "state")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            threading.Thread(target=lambda: [cls.stderr_lines.append(l) for l in cls.proxy.stderr], daemon=True).start()
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and cls.proxy.poll() is None:
-                if any("serving" in l for l in cls.stderr_lines):
-                    return
-                time.sleep(0.05)
-            raise RuntimeError("hallpass did not start: " + "".join(cls.stderr_lines))
+                cls.stderr_lines)
         except Exception:
             cls.tearDownClass()
             raise

@@ -124,6 +124,20 @@ def stop_process(proc, timeout=10):
         proc.wait(timeout)
 
 
+def start_daemon(command, stderr_lines, timeout=20):
+    """Starts `command` (a hallpass run, perhaps under `ip netns exec`), copies its standard error
+    into `stderr_lines` as it comes, and returns the process once it says "serving" (bounded);
+    raises RuntimeError with what it said when it exits or stays silent."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    threading.Thread(target=lambda: [stderr_lines.append(l) for l in proc.stderr], daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any("serving" in l for l in stderr_lines):
+            return proc
+        time.sleep(0.05)
+    stop_process(proc)
+    raise RuntimeError("hallpass did not start: " + "".join(stderr_lines))
+
 def _can_connect(port, host="127.0.0.1"):
     try:
         with socket.create_connection((host, port), timeout=0.2):

@@ -23,7 +23,7 @@ import threading
 import time
 import unittest
 
-from harness import LESSON_ALL_WEEK
+from harness import LESSON_ALL_WEEK, start_daemon
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("HALLPASS_SOURCE_DIR", os.path.join(HERE, "..", ".."))
@@ -247,18 +247,11 @@ class TransparentGatewayTest(unittest.TestCase):
             f.write(f"dhcp_leases: {{path: {leases}, format: dnsmasq}}\n")
             f.write(LOGINS + POLICY.format(pupil=PUPIL, pupil6=PUPIL6, staff=STAFF, origin=ORIGIN, origin6=ORIGIN6, other=OTHER,
                                   cdn_other=CDN_OTHER, test_ca=cls.test_ca, school_ca=cls.school_ca))
-        cls.proxy = subprocess.Popen(
+        cls.proxy = start_daemon(
             ["ip", "netns", "exec", GW, BIN, "run", "--config", cls.config, "--listen", "10.10.0.1:3128",
              "--access-log", cls.access_log,
              "--metrics-listen", "off", "--state-dir", os.path.join(cls.tmp, "state")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        threading.Thread(target=lambda: [cls.stderr_lines.append(l) for l in cls.proxy.stderr], daemon=True).start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and cls.proxy.poll() is None:
-            if any("serving" in l for l in cls.stderr_lines):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("hallpass did not start: " + "".join(cls.stderr_lines))
+            cls.stderr_lines)
 
     @classmethod
     def tearDownClass(cls):
