@@ -315,9 +315,15 @@ std::string render_list(const json::object& data, const json::object& args) {
     if (exception) {
       if (std::string kind = text(*exception, "kind"); !kind.empty()) scope += " (" + kind + ")";
     }
+    // A page in a category the school watches (self-harm, extremism) is marked, so that it is
+    // not decided as any other (people-side audit, 2026-12-07, H1).
+    std::string form = form_state(*r);
+    const json::object* b = find_object(*r, "blocked_as");
+    if (const json::value* w = b ? find(*b, "watched") : nullptr; w && w->is_bool() && w->as_bool()) {
+      form += ", SAFEGUARDING";
+    }
     table.add_row({text(*r, "id"), text(*r, "status"), requester_cell(text(*r, "requester")), text(*r, "url"),
-                   or_dash(scope), or_dash(exception ? text(*exception, "until") : ""),
-                   form_state(*r)});
+                   or_dash(scope), or_dash(exception ? text(*exception, "until") : ""), form});
   }
   std::string out = table.render();
   if (const json::value* omitted = find(data, "omitted"); omitted && omitted->is_int64() && omitted->as_int64() > 0) {
@@ -333,6 +339,23 @@ std::string render_list(const json::object& data, const json::object& args) {
   return out;
 }
 
+// "self harm (pupils rule 3: Content that ...)": the category as people read it, the rule
+// that blocks it, and its reason.
+std::string blocked_as_words(const json::object& b) {
+  std::string category = text(b, "category");
+  for (char& c : category)
+    if (c == '_') c = ' ';
+  std::string out = category.empty() ? std::string("the policy") : category;
+  if (std::string rule = text(b, "rule"); !rule.empty()) {
+    out += " (" + rule;
+    if (std::string reason = text(b, "reason"); !reason.empty()) out += ": " + reason;
+    out += ")";
+  } else if (!text(b, "local_block").empty()) {
+    out = "a reported page";
+  }
+  return out;
+}
+
 std::string render_show(const json::object& r) {
   labelled_lines lines;
   lines.add("Request", text(r, "id"));
@@ -340,8 +363,25 @@ std::string render_show(const json::object& r) {
   lines.add("Created", text(r, "created"));
   lines.add("Requester", text(r, "requester"));
   lines.add("URL", text(r, "url"));
-  lines.add("Site content", text(r, "site_content"));
-  lines.add("Reasons for access", text(r, "reasons"));
+  if (const json::object* b = find_object(r, "blocked_as")) {
+    // What the filter blocks the page as, now: for whoever decides (show_blocked_as).
+    lines.add("Blocked as", blocked_as_words(*b));
+    if (const json::value* w = find(*b, "watched"); w && w->is_bool() && w->as_bool()) {
+      lines.add("Safeguarding", "a category the school watches: what the pupil asked and wrote may be a disclosure, "
+                                "for the DSL to follow up");
+    }
+    if (std::string local = text(*b, "local_block"); !local.empty()) {
+      lines.add("Local block", local + " (a reported page) blocks it, whatever exception is approved");
+    }
+  }
+  // The pupil's words, or why this caller is not shown them (admin_blocked_as.hpp).
+  const std::string withheld = text(r, "withheld");
+  const auto words = [&](std::string_view key) {
+    const json::value* v = find(r, key);
+    return !withheld.empty() && v && v->is_null() ? "(withheld: " + withheld + ")" : text(r, key);
+  };
+  lines.add("Site content", words("site_content"));
+  lines.add("Reasons for access", words("reasons"));
   lines.add("Identified risks", text(r, "risks"));
   lines.add("Control measures", text(r, "control_measures"));
   if (find(r, "to_complete")) {
@@ -400,7 +440,7 @@ std::string render_show(const json::object& r) {
   add_unknown_fields(lines, r,
                      {"id", "status", "created", "requester", "url", "site_content", "reasons",
                       "risks", "control_measures", "to_complete", "review", "scope", "filed_by",
-                      "source", "client", "decision", "exception", "asked_by"});
+                      "source", "client", "decision", "exception", "asked_by", "blocked_as", "withheld"});
   return lines.render();
 }
 

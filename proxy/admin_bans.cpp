@@ -7,7 +7,9 @@
 #include "proxy/admin_request.hpp"
 #include "proxy/admin_server.hpp"
 #include "proxy/alerts.hpp"
+#include "proxy/dhcp_leases.hpp"
 #include "proxy/shared_state.hpp"
+#include "rules/device_ref.hpp"
 #include "rules/explain.hpp"
 #include "rules/utf8.hpp"
 #include "rules/yaml_reader.hpp"
@@ -45,6 +47,29 @@ void log_ban(shared_state& state, const rules::time_zone& zone, const json::obje
                     {"until", ban.at("until")}};
   if (how == "automatic") line["reason"] = ban.at("reason");
   state.access_log.write(json::serialize(line) + "\n");
+}
+
+// Why a ban cannot match any request now, in words, or "": a user where nobody signs in (no
+// logins section), or a device name or hardware address no DHCP lease gives (a typo, or no
+// dhcp_leases at all). An address always can. The ban is kept either way: the leases may name
+// the device tomorrow, and the record is the DSL's.
+std::string ban_matches_nobody_note(const configuration& cfg, const device_table* devices, bool device,
+                                    const std::string& subject) {
+  if (!device) {
+    if (cfg.daemon.logins.any()) return {};
+    return "nobody signs in to this proxy (there is no logins section), so no request is ever made as user '" + subject +
+           "' and this ban stops nothing; ban the pupil's device (--device, its name or address) instead";
+  }
+  const auto d = rules::parse_device(subject);
+  if (!d || d->by == rules::device_key::address) return {};
+  if (cfg.daemon.dhcp_leases.path.empty()) {
+    return "the proxy reads no DHCP leases (dhcp_leases), so it knows no device by " +
+           std::string(rules::to_string(d->by)) + " and this ban stops nothing; ban the device's address instead";
+  }
+  if (devices && devices->names(d->text)) return {};
+  return "no DHCP lease gives the " + std::string(rules::to_string(d->by)) + " '" + subject +
+         "' now, so this ban stops nothing until one does: check its spelling (hallpassctl bans lists it; unban "
+         "removes it), or ban the device's address";
 }
 
 }  // namespace
@@ -167,6 +192,14 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
     changed = true;
     state_.metrics.bans("command").Increment();
     log_ban(state_, zone, r.data.as_object(), "command");
+  }
+  if (r.ok) {
+    // A ban of nobody said only "banned" (people-side audit, 2026-12-07, M5): the DSL believed
+    // a pupil was on supervised use when no request could ever match the ban.
+    if (const std::string note = ban_matches_nobody_note(*cfg, state_.devices.load().get(), device, subject);
+        !note.empty()) {
+      r.warning = r.warning.empty() ? note : r.warning + "; " + note;
+    }
   }
   return r;
 }

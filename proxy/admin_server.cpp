@@ -15,6 +15,7 @@
 #include <set>
 
 #include "proxy/accept_next.hpp"
+#include "proxy/admin_blocked_as.hpp"
 #include "proxy/access_request_form.hpp"
 #include "proxy/admin_request.hpp"
 #include "proxy/run_loop.hpp"
@@ -93,6 +94,10 @@ struct caller {
   std::string user;
   std::set<std::string> roles;  // headteacher, technician, dsl
 };
+
+// A pupil's words in a request for a watched category may be a disclosure: the DSL's and the
+// headteacher's to read (admin_blocked_as.hpp).
+bool may_read_disclosures(const caller& c) { return c.roles.count("dsl") || c.roles.count("headteacher"); }
 
 }  // namespace
 
@@ -894,6 +899,27 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     if (r.ok) {
       const auto index = state_.exceptions.load();
       if (auto note = asker_ban_note(r.data, index.get(), policy.zone, now); !note.empty()) add_warning(r, note);
+      // What the page is blocked as: a category the school watches (the DSL's to know of), and a
+      // reported page's block, which wins over this exception (people-side audit, 2026-12-07,
+      // H1, M1: both said only "approved").
+      if (const auto* o = r.data.if_object()) {
+        if (const auto b = request_blocked_as(*cfg, index.get(), *o, now)) {
+          if (b->watched) {
+            add_warning(r, "the filter blocks this page as " + b->category + " (" + b->rule +
+                               "), a category the school watches for safeguarding: what the pupil asked and wrote "
+                               "may be a disclosure, " +
+                               (!cfg->daemon.alerts.command.empty() && requested->from_block_page
+                                    ? std::string("and the DSL was sent an alert about it")
+                                    : std::string("and the DSL should hear of it")) +
+                               "; hallpassctl revoke " + std::to_string(*id) + " closes it again");
+          }
+          if (!b->local_block.empty()) {
+            add_warning(r, b->local_block + " (a reported page) blocks this page, and a local block wins over "
+                               "exceptions: this exception opens nothing while it stands (hallpassctl unblock " +
+                               b->local_block.substr(std::string_view("local block ").size()) + " removes it)");
+          }
+        }
+      }
     }
     if (r.ok && kind == rules::target_kind::url && requested->from_block_page && !cfg->daemon.access_log.keep_query) {
       const std::string note = "the block page stored this request's URL without its query string "
@@ -976,10 +1002,12 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
       if (!before) return bad("'before' must be a request's id, a whole number above 0");
     }
     r = store_->list(lf, list_limit, before);
+    if (r.ok) annotate_requests(r.data, *cfg, state_.exceptions.load().get(), may_read_disclosures(*who), store::now_seconds());
   } else if (verb == "show") {
     auto id = id_arg(args, &err);
     if (!id) return bad(err);
     r = store_->show(*id);
+    if (r.ok) annotate_requests(r.data, *cfg, state_.exceptions.load().get(), may_read_disclosures(*who), store::now_seconds());
   } else if (verb == "report") {
     auto url = text_arg(args, "url", &err);
     auto nature = text_arg(args, "nature", &err);

@@ -93,6 +93,10 @@ class device_table {
   // IPv4 clients as IPv4 already.
   const device_identity* find(const rules::ip_address& a) const;
   std::size_t size() const { return by_address_.size(); }
+  // Whether some lease gives this name (compared without case) or hardware address (canonical,
+  // lower case): for the admin's warning that a ban names no device the leases know. A scan:
+  // not for the request path.
+  bool names(std::string_view name_or_mac) const;
 
  private:
   struct address_hash {

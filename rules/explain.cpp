@@ -308,6 +308,15 @@ explanation explain(const policy& p, const request_facts& facts, const exception
                             std::to_string(v.ban->id) + "). Until then only the supervised-use list (bans.policy) is open.");
     return e;
   }
+  if (v.rule_id.starts_with("local block ")) {
+    // A reported page is blocked for everyone, at every time, whatever exception is approved
+    // (exception_index.hpp, precedence 2): only its removal opens it (people-side audit,
+    // 2026-12-07, M1: explain offered an exception, which opened nothing).
+    e.would_allow.push_back("The technician or the headteacher removing " + std::string(v.rule_id) +
+                            " (hallpassctl unblock " + std::string(v.rule_id.substr(12)) +
+                            "): a local block wins over every exception, role and time.");
+    return e;
+  }
   using namespace std::chrono;
   // The same request at other times of the same day, and at the weekend.
   const auto today = floor<days>(v.local_time);

@@ -327,6 +327,35 @@ alerts:
         lines = wait_for(both, what="the two alert lines")  # the log's thread writes them
         self.assertEqual(sorted(l.get("request", 0) for l in lines), [0, int(number)])
 
+        # Whoever decides it sees what the page is blocked as, and that the school watches it
+        # (people-side audit, 2026-12-07, H1: it looked like any other request); the pupil's words
+        # are the DSL's and the headteacher's, not the technician's (M10).
+        from exceptions_test import ctl, ctl_json
+        _, shown, _ = ctl("hp_head", self.sock, "show", number, check=0)
+        self.assertRegex(shown, r"Blocked as:\s+self harm \(everyone rule \d+: Self harm is blocked")
+        self.assertIn("Safeguarding:", shown)
+        self.assertIn("hurt myself", shown)
+        self.assertIn("hurt myself", ctl("hp_dsl", self.sock, "show", number, check=0)[1])
+        _, tech, _ = ctl("hp_tech", self.sock, "show", number, check=0)
+        self.assertNotIn("hurt myself", tech)
+        self.assertIn("(withheld: what the pupil wrote is for the DSL and the headteacher", tech)
+        as_json = ctl_json("hp_tech", self.sock, "show", number)
+        self.assertIsNone(as_json["reasons"])
+        self.assertEqual(as_json["blocked_as"]["category"], "self_harm")
+        self.assertTrue(as_json["blocked_as"]["watched"])
+        listed = ctl_json("hp_tech", self.sock, "list")
+        [row] = [r for r in listed["requests"] if str(r["id"]) == number]
+        self.assertIsNone(row["reasons"])
+        _, table, _ = ctl("hp_head", self.sock, "list", check=0)
+        [line] = [l for l in table.splitlines() if l.split()[:1] == [number]]
+        self.assertIn("SAFEGUARDING", line)
+        # Approving it says so, and that the DSL was sent an alert.
+        code, out, err = ctl("hp_head", self.sock, "approve", number, "--for", "1h", "--reason", "DSL agreed")
+        self.assertEqual(code, 0, out + err)
+        self.assertIn("a category the school watches for safeguarding", out + err)
+        self.assertIn("the DSL was sent an alert about it", out + err)
+        ctl("hp_head", self.sock, "revoke", number, "--reason", "test over", check=0)
+
     def test_an_asker_with_20_waiting_requests_is_refused_more_but_not_for_a_watched_page(self):
         import re
         import sqlite3

@@ -372,6 +372,23 @@ class BansTest(unittest.TestCase):
         ctl("hp_dsl", self.sock, "unban", "--device", device, "--reason", "test", check=0)
         wait_for(lambda: self.status("origin.test", device) == 200, timeout=2, interval=0.1, what="unbanned")
 
+    def test_a_ban_that_matches_nobody_says_so(self):
+        # A user where nobody signs in, or a device name when no leases are read, is banned all
+        # the same (the record is the DSL's) but the answer says that it stops nothing (people-side
+        # audit, 2026-12-07, M5: both said only "banned"). An address always matches.
+        for args, want in ((["--user", "ghost.pupil"], "nobody signs in to this proxy"),
+                           (["--device", "pupil-laptop-77"], "the proxy reads no DHCP leases"),
+                           (["--device", "3c:22:fb:12:9a:77"], "the proxy reads no DHCP leases")):
+            code, out, err = ctl("hp_dsl", self.sock, "ban", *args, "--for", "1h", "--reason", "VPN")
+            self.assertEqual(code, 0, err)
+            self.assertIn(want, out + err, args)
+            self.assertIn("this ban stops nothing", out + err, args)
+            ctl("hp_dsl", self.sock, "unban", *args, "--reason", "test over", check=0)
+        code, out, err = ctl("hp_dsl", self.sock, "ban", "--device", "127.0.0.29", "--for", "1h", "--reason", "VPN")
+        self.assertEqual(code, 0, err)
+        self.assertNotIn("stops nothing", out + err)
+        ctl("hp_dsl", self.sock, "unban", "--device", "127.0.0.29", "--reason", "test over", check=0)
+
     def test_a_user_ban_applies_in_explain_with_the_user(self):
         # Logins (issue 12) give the proxy its users; explain takes --user, and decides with it
         # where the configuration has logins.

@@ -379,6 +379,23 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(e["action"], "block")
         self.assertTrue(e["rule"].startswith("local block"), e["rule"])
         self.assertEqual(e["notes"], [])
+        # What opens it is the block's removal, not an exception, which a local block wins over
+        # (people-side audit, 2026-12-07, M1); and an approval of the page says so.
+        number = e["rule"].split()[-1]
+        self.assertEqual(e["would_allow"], [f"The technician or the headteacher removing local block {number} "
+                                            f"(hallpassctl unblock {number}): a local block wins over every "
+                                            "exception, role and time."])
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", page, "--role", "staff", "--requester", "T",
+                       "--reason", "evidence", *ASSESSED)["id"]
+        _, shown, _ = ctl("hp_head", self.sock, "show", str(rid), check=0)
+        self.assertRegex(shown, rf"Local block: +local block {number} \(a reported page\) blocks it")
+        code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--reason", "evidence")
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"local block {number} (a reported page) blocks this page, and a local block wins over "
+                      f"exceptions: this exception opens nothing while it stands (hallpassctl unblock {number} "
+                      "removes it)", out + err)
+        self.assertEqual(self.http("origin.test", STAFF, "/explained"), 403)
+        ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "done", check=0)
 
     def test_a_revoke_says_blocked_again_only_where_the_policy_blocks(self):
         # "... is blocked again" of a page the policy allows (explain audit, 2026-12-06, M2).

@@ -222,6 +222,19 @@ class ScopesTest(unittest.TestCase):
             write_atomically(self.leases, leases_text({"127.0.0.31": "tablet-31", "127.0.0.33": "tablet-33",
                                                        "127.0.0.35": "tablet-35"}))
 
+    def test_a_ban_by_a_name_no_lease_gives_says_it_stops_nothing(self):
+        # "tablet-3" for "tablet-33": a ban of nobody, said (people-side audit, 2026-12-07, M5).
+        # Names and hardware addresses the leases give, and users where people sign in, are not.
+        code, out, err = ctl("hp_dsl", self.sock, "ban", "--device", "tablet-3", "--for", "1h", "--reason", "VPN")
+        self.assertEqual(code, 0, err)
+        self.assertIn("no DHCP lease gives the name 'tablet-3' now, so this ban stops nothing", out + err)
+        ctl("hp_dsl", self.sock, "unban", "--device", "tablet-3", "--reason", "typo", check=0)
+        for args in (["--device", "TABLET-31"], ["--device", MAC["127.0.0.31"]], ["--user", "erin"]):
+            code, out, err = ctl("hp_dsl", self.sock, "ban", *args, "--for", "1h", "--reason", "VPN")
+            self.assertEqual(code, 0, err)
+            self.assertNotIn("stops nothing", out + err, args)
+            ctl("hp_dsl", self.sock, "unban", *args, "--reason", "test over", check=0)
+
     def test_a_user_ban_through_the_proxy_bans_that_user_on_any_device(self):
         ban = ctl_json("hp_dsl", self.sock, "ban", "--user", "dave", "--for", "1h", "--reason", "proxy site")
         try:
