@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 deploy/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C build hallpass
+ninja -C build hallpass hallpassctl
 
 policy=rules/school.yaml
 state=build/state

@@ -186,6 +186,26 @@ std::string mail_to_header(const std::vector<std::string>& to) {
   return out + "\n";
 }
 
+namespace {
+
+// A category as the DSL reads it: "self harm", not the policy's key "self_harm" (the block page
+// says it so too). The key stays in the access log's alert line.
+std::string category_words(std::string_view key) {
+  std::string out = alert_body_text(key);
+  std::replace(out.begin(), out.end(), '_', ' ');
+  return out;
+}
+
+// The first sentence of a category's description: what the category is. The rest is the
+// technician's ("UT1 has no list for it: add the provider's list ...; until then it blocks
+// nothing" read, in an alert that it had blocked, as nonsense: people-side audit, 2026-12-07, M8).
+std::string first_sentence(std::string_view description) {
+  const auto end = description.find(". ");
+  return alert_body_text(end == std::string_view::npos ? description : description.substr(0, end + 1));
+}
+
+}  // namespace
+
 std::string format_alert_message(const alert& a, const std::vector<std::string>& to, std::string_view school_name,
                                  const rules::time_zone& zone) {
   const std::string school = school_name.empty() ? std::string("the school") : alert_body_text(school_name);
@@ -197,13 +217,13 @@ std::string format_alert_message(const alert& a, const std::vector<std::string>&
   switch (a.kind) {
     case alert_kind::category:
       if (a.request != 0) {
-        subject += "Request for a blocked " + a.category + " site from " + person + " (" + device_short + ")";
+        subject += "Request for a blocked " + category_words(a.category) + " site from " + person + " (" + device_short + ")";
         opening = "someone asked, with the block page's form, for a site in a category the school watches (" +
-                  alert_body_text(a.category) + "). What they wrote may need a safeguarding response: " +
+                  category_words(a.category) + "). What they wrote may need a safeguarding response: " +
                   "`hallpassctl show " + std::to_string(a.request) + "` has it.";
       } else {
-        subject += "Blocked " + a.category + " site for " + person + " (" + device_short + ")";
-        opening = "a site in a category the school watches (" + alert_body_text(a.category) +
+        subject += "Blocked " + category_words(a.category) + " site for " + person + " (" + device_short + ")";
+        opening = "a site in a category the school watches (" + category_words(a.category) +
                   ") was blocked. Nothing from it was shown.";
       }
       break;
@@ -242,8 +262,8 @@ std::string format_alert_message(const alert& a, const std::vector<std::string>&
     line("Device:", alert_device_text(a));
     line("Site:", alert_body_text(a.url));
     if (a.kind == alert_kind::category || !a.category.empty()) {
-      std::string c = alert_body_text(a.category);
-      if (!a.category_description.empty()) c += ": " + alert_body_text(a.category_description);
+      std::string c = category_words(a.category);
+      if (!a.category_description.empty()) c += ": " + first_sentence(a.category_description);
       line("Category:", c);
     }
     line("Searched:", a.search.empty() ? std::string() : "\"" + alert_body_text(a.search) + "\"");
@@ -286,8 +306,8 @@ std::string held_alert_line(const alert& a, const rules::time_zone& zone) {
   switch (a.kind) {
     case alert_kind::category:
       what = a.request != 0 ? "request " + std::to_string(a.request) + " (hallpassctl show " + std::to_string(a.request) +
-                                  ") for a blocked " + alert_body_text(a.category) + " site"
-                            : "blocked " + alert_body_text(a.category) + " site";
+                                  ") for a blocked " + category_words(a.category) + " site"
+                            : "blocked " + category_words(a.category) + " site";
       break;
     case alert_kind::circumvention: what = "attempt to get round the filter"; break;
     case alert_kind::ban: what = "ban " + std::to_string(a.ban) + " put in force"; break;

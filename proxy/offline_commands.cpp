@@ -379,6 +379,18 @@ int run_check(const std::vector<std::string>& args) {
               << ": deploy/hallpass.service kills hallpass 30 s after asking it to stop (TimeoutStopSec=30), "
                  "before such a drain ends; raise TimeoutStopSec with it, or keep drain at 25s or less\n";
   }
+  // A watched category with nothing in it never blocks, so its alert never fires: the shipped
+  // policy watches self_harm and illegal_content, which have no UT1 list (people-side audit,
+  // 2026-12-07, M8: the summary said it alerted on them, and nothing warned).
+  for (const auto& name : d.alerts.categories) {
+    for (const auto& c : result.config->policy->categories) {
+      if (c.name != name || c.domain_count + c.url_count + c.pattern_count != 0) continue;
+      std::cerr << "warning: " << config << ": alerts.categories: " << name
+                << " has no entries now (no domains, URL prefixes or patterns, and no feed has filled it): nothing "
+                   "is blocked as " << name << ", so the DSL is never alerted of it; add the provider's list "
+                   "(domain_files, or a feed)\n";
+    }
+  }
   std::cout << config << ": OK\n";
   if (!quiet) {
     std::cout << rules::policy_summary(*result.config->policy);

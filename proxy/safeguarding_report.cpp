@@ -124,6 +124,8 @@ void report_builder::add_line(std::string_view line) {
     ++unreadable_;
     return;
   }
+  if (!earliest_ || *at < *earliest_) earliest_ = *at;
+  if (*at < period_.from) before_period_ = true;
   if (*at < period_.from || *at >= period_.to) {
     ++outside_;
     return;
@@ -141,6 +143,23 @@ void report_builder::add_line(std::string_view line) {
   }
   if (event == "alert") {
     const std::string kind = report_field(o, "kind");
+    const auto* request = o.if_contains("request");
+    if (kind == "category" && request && request->is_int64() && request->as_int64() > 0) {
+      // A pupil's request for a watched page: its own line in the report (people-side audit,
+      // 2026-12-07, M7: it was counted as a high-risk block and listed nowhere).
+      ++watched_requests_total_;
+      if (watched_requests_.size() < max_rows_) {
+        person who;
+        who.user = report_field(o, "user");
+        who.role = report_field(o, "role");
+        const std::string client = report_field(o, "client");
+        std::string name = report_field(o, "device");
+        if (name.empty()) name = report_field(o, "mac");
+        who.device = name.empty() ? client : name + " (" + client + ")";
+        watched_requests_.push_back({*at, std::move(who), report_field(o, "category"), request->as_int64()});
+      }
+      return;
+    }
     ++alerts_[kind == "circumvention" ? 1 : kind == "ban" ? 2 : 0];
     return;
   }
@@ -295,6 +314,15 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
     for (const auto& p : problems) out += "- " + report_cell(p, 300) + "\n";
     out += "\n";
   }
+  // A log with nothing in the period, or one that begins inside it, must not read as a quiet
+  // week (people-side audit, 2026-12-07, M6: "Web requests: 0" and "None." everywhere).
+  if (requests_ == 0) {
+    out += "**No web requests were logged in this period.** That is not a quiet week: check that the filter was "
+           "running and writing its access log (access_log.path), and that this report read the right files.\n\n";
+  } else if (earliest_ && !before_period_ && *earliest_ > period_.from) {
+    out += "**The access log read begins at " + rules::time_in_words(zone, *earliest_) +
+           "**, after the start of this period: anything before then is not in this report.\n\n";
+  }
   out += "## Summary\n\n";
   out += "- Web requests: " + rules::thousands(requests_) + ", of which blocked: " + rules::thousands(blocked_);
   if (requests_) {
@@ -315,12 +343,32 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
   out += "- Attempts to get round the filter: " + rules::thousands(attempts_total_) + ", by " +
          report_plural(attempt_people_.size(), "person or device", "people or devices") + ".\n";
   out += "- Bans put in force: " + rules::thousands(bans_total_) + ".\n";
-  out += "- Alerts raised for the DSL (each in the access log; mailed when alerts.command is set, at most 20 at once, then one every 30 s): " + rules::thousands(alerts_[0] + alerts_[1] + alerts_[2]) + " (" +
+  out += "- Requests for pages in high-risk categories, sent with the block page's form (a possible disclosure "
+         "each): " + rules::thousands(watched_requests_total_) + ".\n";
+  out += "- Alerts raised for the DSL (each in the access log; mailed when alerts.command is set, at most 20 at once, then one every 30 s): " + rules::thousands(alerts_[0] + alerts_[1] + alerts_[2] + watched_requests_total_) + " (" +
          report_plural(alerts_[0], "high-risk block", "high-risk blocks") + ", " +
+         report_plural(watched_requests_total_, "request for a high-risk page", "requests for high-risk pages") + ", " +
          report_plural(alerts_[1], "attempt to get round the filter", "attempts to get round the filter") + ", " +
          report_plural(alerts_[2], "ban", "bans") + ").\n\n";
   out += "A block is not proof of intent: adverts, links and apps ask for sites by themselves. A row below is a "
          "reason to look, and to talk with the person, not a finding.\n\n";
+
+  out += "## Requests for pages in high-risk categories\n\n";
+  if (watched_requests_.empty()) {
+    out += "None.\n\n";
+  } else {
+    out += "What the pupil wrote is in the request, for the DSL and the headteacher to read (`hallpassctl show "
+           "NUMBER`); it is never in this report.\n\n| When | Who | Device | Category | Request |\n|---|---|---|---|---|\n";
+    for (const auto& w : watched_requests_) {
+      out += "| " + short_time(w.at) + " | " + who_cell(w.who) + " | " + report_cell(w.who.device) + " | " +
+             report_cell(w.category) + " | " + std::to_string(w.id) + " |\n";
+    }
+    if (watched_requests_total_ > watched_requests_.size()) {
+      out += "\n(" + rules::thousands(watched_requests_total_ - watched_requests_.size()) +
+             " more are in the access log.)\n";
+    }
+    out += "\n";
+  }
 
   out += "## Blocks in high-risk categories\n\n";
   if (incidents_.empty()) {

@@ -98,6 +98,20 @@ class report_builder {
   std::size_t max_rows_;
   std::uint64_t requests_ = 0, blocked_ = 0, unreadable_ = 0, outside_ = 0;
   std::uint64_t alerts_[3] = {0, 0, 0};  // category, circumvention, ban
+  // Requests sent with the block page's form for a page in a watched category (their alert
+  // lines: "request"): a possible disclosure each, listed by number, never with the words.
+  struct watched_request {
+    std::chrono::sys_seconds at;
+    person who;
+    std::string category;
+    std::int64_t id = 0;
+  };
+  std::vector<watched_request> watched_requests_;
+  std::uint64_t watched_requests_total_ = 0;
+  // What the log read covers: its earliest line, and whether any line is from before the period
+  // (a log that starts inside the period leaves its beginning out of the report, said so).
+  std::optional<std::chrono::sys_seconds> earliest_;
+  bool before_period_ = false;
   std::vector<incident> incidents_;
   std::uint64_t incidents_left_out_ = 0;
   std::unordered_map<std::string, std::size_t> open_incident_;  // person key + site -> index

@@ -146,13 +146,13 @@ alerts:
             self.assertEqual(curl(self.proxy, "http://selfharm.test" + path, source=device)[0], 403)
         self.assertLess(time.monotonic() - first, 4, "the machine is too slow for this test's alerts.every")
         [mail] = self.mails_about(f"({device})")
-        self.assertEqual(mail["subject"], f"[hallpass] Blocked self_harm site for a device of pupils ({device})")
+        self.assertEqual(mail["subject"], f"[hallpass] Blocked self harm site for a device of pupils ({device})")
         self.assertEqual(mail["to"], "dsl@school.test, deputy.dsl@school.test")
         self.assertEqual(mail["auto-submitted"], "auto-generated")
         body = text_of(mail)
-        self.assertIn("Integration Test School: a site in a category the school watches (self_harm) was blocked", body)
+        self.assertIn("Integration Test School: a site in a category the school watches (self harm) was blocked", body)
         self.assertIn("Site:     http://selfharm.test/page\n", body)
-        self.assertIn("Category: self_harm: Content that promotes self-harm.", body)
+        self.assertIn("Category: self harm: Content that promotes self-harm.", body)
         self.assertIn("Rule:     everyone rule 2 (school policy 000 6.9)", body)
         self.assertRegex(body, r"When:     \w+day \d+ \w+ 20\d\d, \d\d:\d\d (GMT|BST)")
         self.assertNotIn("secret", body)  # no query: a mail leaves the gateway
@@ -314,7 +314,7 @@ alerts:
         # The visit's alert, and the request's of its own (never held as a repeat of the visit's).
         def found():
             got = [message(x) for x in list(self.mail.mailbox)]
-            got = [m for m in got if m["subject"].startswith("[hallpass] Request for a blocked self_harm site")]
+            got = [m for m in got if m["subject"].startswith("[hallpass] Request for a blocked self harm site")]
             return got or None
         [mail] = wait_for(found, timeout=10, what="the request's alert")
         text = text_of(mail)

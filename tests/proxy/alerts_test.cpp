@@ -120,16 +120,25 @@ TEST_CASE("alert message: a mail message a person can read, with the facts of th
   CHECK(hallpass::mail_to_header({}) == "");
   CHECK(hallpass::mail_address_list(many) ==
         "designated.safeguarding.lead@example-primary.sch.uk, deputy.dsl@example-primary.sch.uk, head@example-primary.sch.uk");
-  CHECK(h[1] == "Subject: [hallpass] Blocked self_harm site for a device of pupils (pupil-laptop-07)");
+  CHECK(h[1] == "Subject: [hallpass] Blocked self harm site for a device of pupils (pupil-laptop-07)");
   CHECK(contains(m, "Content-Type: text/plain; charset=utf-8\n"));
   CHECK_FALSE(contains(m, "\r"));
-  CHECK(contains(m, "Example Primary: a site in a category the school watches (self_harm) was blocked."));
+  CHECK(contains(m, "Example Primary: a site in a category the school watches (self harm) was blocked."));
   CHECK(contains(m, "When:     Monday 23 November 2026, 11:05 UTC\n"));
   CHECK(contains(m, "Who:      not signed in (treated as pupils)\n"));
   CHECK(contains(m, "Device:   pupil-laptop-07, network address 10.10.4.20\n"));
   CHECK(contains(m, "Site:     http://bad.example/page\n"));
-  CHECK(contains(m, "Category: self_harm: Content that promotes self-harm.\n"));
+  CHECK(contains(m, "Category: self harm: Content that promotes self-harm.\n"));
   CHECK(contains(m, "Rule:     pupils rule 3 (school policy 000 6.9)\n"));
+  {
+    // The description's first sentence only: what follows is the technician's note, which read
+    // as nonsense in an alert that the site was blocked (people-side audit, 2026-12-07, M8).
+    auto noted = a;
+    noted.category_description = "Content that promotes self-harm. UT1 has no list for it: until then it blocks nothing.";
+    const auto n = hallpass::format_alert_message(noted, {}, "Example Primary", alert_zone());
+    CHECK(contains(n, "Category: self harm: Content that promotes self-harm.\n"));
+    CHECK_FALSE(contains(n, "blocks nothing"));
+  }
   CHECK(contains(m, "3 more were held back"));
   CHECK_FALSE(contains(m, "Searched:"));  // none given: no line
   // No To: without an address (a command that is not sendmail -t).
@@ -199,11 +208,11 @@ TEST_CASE("alert message: a name outside ASCII reaches the Subject whole, as RFC
     ++words;
   }
   CHECK(words >= 2);
-  CHECK(decoded == "[hallpass] Blocked self_harm site for a device of pupils (" + a.device_name + ")");
+  CHECK(decoded == "[hallpass] Blocked self harm site for a device of pupils (" + a.device_name + ")");
   // A bidi override or a zero-width character in a name a pupil chose reaches no header.
   a.device_name = "pc-\xe2\x80\xae" "08\xe2\x80\x8b";
   const auto bidi = alert_header_lines(hallpass::format_alert_message(a, {}, "S", alert_zone()));
-  CHECK(bidi[0] == "Subject: [hallpass] Blocked self_harm site for a device of pupils (pc-08)");
+  CHECK(bidi[0] == "Subject: [hallpass] Blocked self harm site for a device of pupils (pc-08)");
 }
 
 TEST_CASE("alert messages for attempts to get round the filter, and for automatic bans") {
@@ -414,7 +423,7 @@ TEST_CASE("alert sender: the next message says how many before it were not maile
   CHECK(contains(got, "Device:   network address 10.0.0.99"));
   CHECK(contains(got, "Before this alert, 1 alert could not be mailed"));
   // Each on its line: when, what, who, which site (outside-in audit, 2026-12-06, H1).
-  CHECK(contains(got, "  Mon 23 Nov 11:05  blocked self_harm site  "));
+  CHECK(contains(got, "  Mon 23 Nov 11:05  blocked self harm site  "));
   CHECK(contains(got, "network address 10.10.4.20"));
   CHECK(got.find("Before this alert") < got.find("\n-- \n"));  // above the signature
 }
@@ -551,7 +560,7 @@ TEST_CASE("alert sender: alerts past the mail limit are listed one by one, a wat
   REQUIRE_FALSE(digest.empty());
   CHECK(contains(digest, "Subject: [hallpass] 121 alerts that could not be mailed at once"));
   CHECK(contains(digest, "The first 100, a watched category's first:"));
-  CHECK(contains(digest, "blocked self_harm site  not signed in (treated as pupils) (network address 10.0.2.5)  http://selfharm.example/genuine"));
+  CHECK(contains(digest, "blocked self harm site  not signed in (treated as pupils) (network address 10.0.2.5)  http://selfharm.example/genuine"));
   CHECK(contains(digest, "21 more are in the access log"));
 }
 

@@ -217,9 +217,43 @@ TEST_CASE("safeguarding report: attempts to get round the filter, bans and alert
   CHECK(contains(r, "- Bans put in force: 1.\n"));
   CHECK(contains(r, "| Wed 25 Nov 10:02 | 4 | device 10.0.0.7 | Thu 26 Nov 10:02 | by the filter, after repeated attempts |\n"));
   CHECK(contains(r, "- Alerts raised for the DSL (each in the access log; mailed when alerts.command is set, at most 20 at once, then one every 30 s): 2 (0 high-risk "
-                    "blocks, 1 attempt to get round the filter, 1 ban).\n"));
+                    "blocks, 0 requests for high-risk pages, 1 attempt to get round the filter, 1 ban).\n"));
   CHECK(contains(r, "- Blocks in high-risk categories: none are named"));
   CHECK_FALSE(contains(r, "3 attempts"));  // a ban's reason is not copied into the report
+}
+
+TEST_CASE("safeguarding report: a pupil's request for a watched page is listed by number, never with the words") {
+  // People-side audit, 2026-12-07, M7: it was counted as a high-risk block and listed nowhere.
+  hallpass::report_builder b(report_week, {"self_harm"});
+  b.add_line(log_request_line("2026-11-25T10:00:00+00:00", "10.0.0.7", "selfharm.example", "block", "self_harm"));
+  b.add_line("{\"time\":\"2026-11-25T10:00:00+00:00\",\"event\":\"alert\",\"kind\":\"category\",\"client\":\"10.0.0.7\","
+             "\"user\":null,\"role\":\"pupils\",\"category\":\"self_harm\",\"held\":0}");
+  b.add_line("{\"time\":\"2026-11-25T10:03:00+00:00\",\"event\":\"alert\",\"kind\":\"category\",\"client\":\"10.0.0.7\","
+             "\"user\":null,\"device\":\"pc-07\",\"role\":\"pupils\",\"category\":\"self_harm\",\"held\":0,\"request\":12}");
+  const auto r = b.render(report_zone(), "S", {});
+  CHECK(contains(r, "- Requests for pages in high-risk categories, sent with the block page's form (a possible disclosure "
+                    "each): 1.\n"));
+  CHECK(contains(r, "30 s): 2 (1 high-risk block, 1 request for a high-risk page, 0 attempts"));
+  CHECK(contains(r, "| Wed 25 Nov 10:03 | not signed in (pupils) | pc-07 (10.0.0.7) | self_harm | 12 |\n"));
+  CHECK(contains(r, "- Blocks in high-risk categories (self_harm): 1, by 1 person or device.\n"));
+}
+
+TEST_CASE("safeguarding report: an empty log, or one that begins inside the period, is not a quiet week") {
+  // People-side audit, 2026-12-07, M6: "Web requests: 0" and "None." everywhere, exit 0.
+  hallpass::report_builder empty(report_week, {});
+  const auto e = empty.render(report_zone(), "S", {});
+  CHECK(contains(e, "**No web requests were logged in this period.** That is not a quiet week"));
+  hallpass::report_builder late(report_week, {});
+  late.add_line(log_request_line("2026-11-26T09:00:00+00:00", "10.0.0.7", "example.org", "allow", ""));
+  const auto l = late.render(report_zone(), "S", {});
+  CHECK(contains(l, "**The access log read begins at Thursday 26 November 2026, 09:00 GMT**, after the start of this period"));
+  CHECK_FALSE(contains(l, "No web requests"));
+  hallpass::report_builder whole(report_week, {});
+  whole.add_line(log_request_line("2026-11-20T09:00:00+00:00", "10.0.0.7", "example.org", "allow", ""));  // the week before
+  whole.add_line(log_request_line("2026-11-26T09:00:00+00:00", "10.0.0.7", "example.org", "allow", ""));
+  const auto w = whole.render(report_zone(), "S", {});
+  CHECK_FALSE(contains(w, "begins at"));
+  CHECK_FALSE(contains(w, "No web requests"));
 }
 
 TEST_CASE("safeguarding report: a time outside the period says its year and its own zone") {
