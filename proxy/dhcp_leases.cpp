@@ -1,5 +1,7 @@
 #include "proxy/dhcp_leases.hpp"
+
 #include "proxy/ipv6_neighbours.hpp"
+#include "rules/file_io.hpp"
 
 #include <sys/stat.h>
 
@@ -563,6 +565,29 @@ bool device_table::names(std::string_view name_or_mac) const {
     if (same(d.name, name_or_mac) || d.hardware_address == name_or_mac) return true;
   }
   return false;
+}
+
+std::optional<std::optional<device_identity>> read_device_once(const lease_watcher_source& s,
+                                                                const rules::ip_address& client, std::string* error) {
+  std::vector<lease_parse_result> parsed;
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  const auto files = lease_watcher::files_of(s);
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    std::string why;
+    auto text = rules::read_regular_file(files[i], &why, true, lease_watcher::max_file_bytes);
+    if (!text) {
+      // Kea's older files are read when present, as the proxy reads them; the main file must be.
+      if (i + 1 < files.size() && why == "does not exist") continue;
+      if (error) *error = files[i] + " " + why;
+      return std::nullopt;
+    }
+    parsed.push_back(parse_leases(s.format, *text, now));
+  }
+  const device_table table(parsed);
+  const device_identity* d = table.find(client);
+  return d ? std::optional<device_identity>(*d) : std::optional<device_identity>();
 }
 
 // --- lease_watcher -----------------------------------------------------------------------------

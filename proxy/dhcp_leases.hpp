@@ -83,6 +83,12 @@ lease_parse_result parse_leases(lease_format f, std::string_view text, std::int6
 lease_parse_result parse_arp_table(std::string_view text);
 
 // The address -> device map of one read of the leases file. Immutable; any thread.
+// Where the device names come from: a DHCP server's leases file and its format.
+struct lease_watcher_source {
+  std::string path;  // "": no device names
+  lease_format format = lease_format::dnsmasq;
+};
+
 class device_table {
  public:
   device_table() = default;
@@ -105,6 +111,13 @@ class device_table {
   std::unordered_map<rules::ip_address, device_identity, address_hash> by_address_;
 };
 
+// The device at `client` as the leases files of `s` give it now, read once (for `hallpass
+// explain`, which decides as the proxy does: people-side audit, 2026-12-07, M2). nullopt with
+// *error when a file cannot be read; a null identity when no lease names the address. The
+// neighbour tables are not read (they give no name, and only the gateway's own links).
+std::optional<std::optional<device_identity>> read_device_once(const lease_watcher_source& s,
+                                                                const rules::ip_address& client, std::string* error);
+
 // Watches the leases file that `settings()` names and keeps `target` current.
 //
 // Thread-safety: start() and stop() from one thread (the server's); `settings` is called on the
@@ -113,10 +126,7 @@ class device_table {
 // any thread. Counters (may be null) are incremented on the watcher's thread.
 class lease_watcher {
  public:
-  struct source {
-    std::string path;  // "": no device names (target is set to null)
-    lease_format format = lease_format::dnsmasq;
-  };
+  using source = lease_watcher_source;
   struct counters {
     std::function<void(std::size_t)> skipped;  // malformed lines skipped in a read
     std::function<void()> read_failed;         // a file that could not be read (or too large)
@@ -125,6 +135,8 @@ class lease_watcher {
   // A leases file larger than this is not read (the previous table stays): a dnsmasq or ISC
   // file for a few thousand devices is well under 1 MiB.
   static constexpr std::uintmax_t max_file_bytes = 64ull << 20;
+  // The files a source reads, in order (Kea's older ones first).
+  static std::vector<std::string> files_of(const source& s);
 
   lease_watcher(std::function<source()> settings,
                 std::atomic<std::shared_ptr<const device_table>>& target, counters c = {},
@@ -156,7 +168,6 @@ class lease_watcher {
     std::uint64_t inode = 0;
     friend bool operator==(const file_state&, const file_state&) = default;
   };
-  static std::vector<std::string> files_of(const source& s);
   static std::vector<file_state> stat_files(const std::vector<std::string>& files);
   void run();
 

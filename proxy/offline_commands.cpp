@@ -417,9 +417,14 @@ int run_check(const std::vector<std::string>& args) {
 int run_explain(const std::vector<std::string>& args) {
   std::string config, role, client, user, groups, device, mac, at, method = "GET", url, state_dir, ca_dir, error;
   std::vector<std::string> method_overrides;  // --method-override, as X-HTTP-Method-Override names them
-  bool json = false;
+  bool json = false, policy_only = false;
   arg_reader r{args};
   while (!r.done() && error.empty()) {
+    if (r.peek() == "--policy-only") {
+      policy_only = true;
+      ++r.i;
+      continue;
+    }
     if (r.take("--config", config, error) || r.take("--role", role, error) || r.take("--client", client, error) ||
         r.take("--user", user, error) || r.take("--groups", groups, error) || r.take("--at", at, error) ||
         r.take("--method", method, error) || r.take("--state-dir", state_dir, error) ||
@@ -454,7 +459,7 @@ int run_explain(const std::vector<std::string>& args) {
               << "\nusage: hallpass explain --config FILE (--role NAME | --client ADDRESS) [--user NAME] [--groups \"A,B\"]\n"
                  "                        [--device NAME] [--mac HARDWARE-ADDRESS]\n"
                  "                        [--at \"YYYY-MM-DD HH:MM\"] [--method M] [--method-override M]\n"
-                 "                        [--state-dir DIR] [--ca-dir DIR]\n"
+                 "                        [--state-dir DIR | --policy-only] [--ca-dir DIR]\n"
                  "                        [--json] URL\n";
     return 2;
   }
@@ -555,6 +560,30 @@ int run_explain(const std::vector<std::string>& args) {
     mac_text = *m;
     f.mac = mac_text;
   }
+  // Without --device and --mac, the device the proxy would see at --client: the DHCP leases of
+  // the configuration, read once (explain said ALLOW for a device banned by name and BLOCK for
+  // one with a device's exception, the proxy the opposite: people-side audit, 2026-12-07, M2).
+  const auto& leases = result.config->daemon.dhcp_leases;
+  if (f.client && device.empty() && mac.empty() && !leases.path.empty()) {
+    std::string why;
+    const auto found = read_device_once({leases.path, leases.format}, *f.client, &why);
+    if (!found) {
+      notes.push_back("The DHCP leases (" + why + ") could not be read: decided without the device's name or hardware "
+                      "address, so a ban or an exception by either is not applied here; give --device or --mac.");
+    } else if (*found) {
+      device_text = (*found)->name;
+      mac_text = (*found)->hardware_address;
+      f.device = device_text;
+      f.mac = mac_text;
+      notes.push_back("The device at " + client + " from the DHCP leases (" + leases.path + "): " +
+                      (device_text.empty() ? std::string("no name") : "name " + device_text) +
+                      (mac_text.empty() ? std::string() : ", hardware address " + mac_text) + ".");
+    } else {
+      notes.push_back("No DHCP lease gives " + client + " now (" + leases.path +
+                      "): decided for the address alone (the proxy may still know its hardware address from the "
+                      "gateway's neighbour table; give --mac for that).");
+    }
+  }
   if (!is_http_token(method)) {
     std::cerr << "hallpass explain: --method '" << rules::terminal_safe(method)
               << "' is not an HTTP method (letters, like GET or POST)\n";
@@ -618,7 +647,7 @@ int run_explain(const std::vector<std::string>& args) {
   std::shared_ptr<const rules::exception_index> overlay;
   {
     std::string store_error;
-    auto st = store::exception_store::open_read_only(state_dir, p.zone, &store_error);
+    auto st = policy_only ? nullptr : store::exception_store::open_read_only(state_dir, p.zone, &store_error);
     std::optional<std::pair<std::vector<rules::exception_entry>, std::vector<rules::local_entry>>> active;
     if (st) active = st->load_active(f.time, &store_error);
     // The bans in force, as the proxy applies them (rules/ban.hpp).
@@ -626,9 +655,26 @@ int run_explain(const std::vector<std::string>& args) {
     if (active) bans = st->load_bans(f.time, &store_error);
     if (active && bans) {
       overlay = rules::exception_index::build(std::move(active->first), std::move(active->second), std::move(*bans));
+    } else if (policy_only) {
+      notes.push_back("The store was not read (--policy-only): this is the policy alone, without the exceptions, "
+                      "local blocks and bans the proxy applies.");
     } else {
-      notes.push_back("No exceptions or local blocks were read (" + store_error +
-                      "): this is the policy alone. Give --state-dir for the store the proxy uses.");
+      // A store that is there but cannot be read (the service user's, mode 0640, and explain run
+      // as the technician) gave a verdict of the policy alone, exit 0, where the proxy blocked a
+      // reported page (people-side audit, 2026-12-07, M3): no verdict is given then.
+      std::error_code ec;
+      const auto db = std::filesystem::path(state_dir) / "hallpass.db";
+      const bool there = std::filesystem::exists(db, ec);
+      if (there || ec) {
+        std::cerr << "hallpass explain: cannot read the store " << db.string() << " (" << store_error
+                  << (ec ? "; " + ec.message() : std::string()) << "): the exceptions, local blocks and bans the proxy "
+                  << "applies are in it, so no verdict is given. Run explain as the service user or root, or give "
+                     "--policy-only to decide by the policy alone.\n";
+        return 1;
+      }
+      notes.push_back("No store in " + state_dir +
+                      " (nobody has approved an exception, blocked a page or banned anyone there yet): this is the "
+                      "policy alone. If the proxy uses another state directory, give it with --state-dir.");
     }
   }
   auto e = rules::explain_url(p, f, overlay.get(), !ca_dir.empty());

@@ -397,6 +397,29 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(self.http("origin.test", STAFF, "/explained"), 403)
         ctl("hp_head", self.sock, "revoke", str(rid), "--reason", "done", check=0)
 
+    def test_explain_gives_no_verdict_from_a_store_it_cannot_read(self):
+        # A store that is there but unreadable gave the policy's verdict, exit 0, where the proxy
+        # blocked a reported page (people-side audit, 2026-12-07, M3). Missing: the policy alone.
+        url = "http://instagram.test/small"
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "hallpass.db"), "wb") as f:
+                f.write(b"this is not a database" * 100)
+            r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", d, "--role", "pupils", url],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("hallpass explain: cannot read the store " + os.path.join(d, "hallpass.db"), r.stderr)
+            self.assertIn("so no verdict is given", r.stderr)
+            self.assertNotIn("Verdict", r.stdout)
+            r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", d, "--policy-only",
+                                "--role", "pupils", url], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("The store was not read (--policy-only)", r.stdout)
+            os.unlink(os.path.join(d, "hallpass.db"))
+            r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", d, "--role", "pupils", url],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("No store in " + d, r.stdout)
+
     def test_a_revoke_says_blocked_again_only_where_the_policy_blocks(self):
         # "... is blocked again" of a page the policy allows (explain audit, 2026-12-06, M2).
         for url, want in (("http://notblocked.test/page", "the policy itself does not block it, so it stays open"),

@@ -177,7 +177,13 @@ class ScopesTest(unittest.TestCase):
         self.assertEqual(self.status("www.facebook.test", "127.0.0.32"), 403)
         e = self.explain("www.facebook.test", "--client", "127.0.0.31", "--device", "Tablet-31")
         self.assertEqual((e["action"], e["device"], e["rule"]), ("allow", "tablet-31", f"exception {rid}"))
-        self.assertEqual(self.explain("www.facebook.test", "--client", "127.0.0.31")["action"], "block")
+        # Without --device, explain reads the leases as the proxy does (people-side audit,
+        # 2026-12-07, M2: it said BLOCK here, where the proxy allowed); --device overrides them.
+        e = self.explain("www.facebook.test", "--client", "127.0.0.31")
+        self.assertEqual((e["action"], e["device"], e["rule"]), ("allow", "tablet-31", f"exception {rid}"))
+        self.assertIn(f"The device at 127.0.0.31 from the DHCP leases ({self.leases}): name tablet-31, hardware "
+                      f"address {MAC['127.0.0.31']}.", e["notes"])
+        self.assertEqual(self.explain("www.facebook.test", "--client", "127.0.0.32")["action"], "block")
         self.assertEqual(self.explain("www.facebook.test", "--client", "127.0.0.32", "--device", "tablet-31")["action"],
                          "block")
         try:
@@ -208,7 +214,8 @@ class ScopesTest(unittest.TestCase):
             self.assertEqual((e["action"], e["rule"], e["mac"]), ("block", f"ban {by_mac['id']}", MAC["127.0.0.35"]))
             self.assertEqual(self.explain("origin.test", "--client", "127.0.0.33", "--device", "tablet-33")["rule"],
                              f"ban {ban['id']}")
-            self.assertEqual(self.explain("origin.test", "--client", "127.0.0.33")["action"], "allow")
+            self.assertEqual(self.explain("origin.test", "--client", "127.0.0.33")["rule"], f"ban {ban['id']}")
+            self.assertEqual(self.explain("origin.test", "--client", "127.0.0.34")["action"], "allow")
             # The leases move both devices: their bans go with them.
             write_atomically(self.leases, leases_text({"127.0.0.31": "tablet-31", "127.0.0.34": "tablet-33",
                                                        "127.0.0.36": "tablet-35"}))
