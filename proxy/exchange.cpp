@@ -54,6 +54,29 @@ std::string pool_client(const client_connection& c, const exchange& ex) {
   return c.ip_text + " " + ex.login->user;  // a space: in neither an address nor a key's other parts
 }
 
+std::string tunnel_no_longer_inspected(worker& w, const client_connection& c, const exchange& ex,
+                                       const std::shared_ptr<const configuration>& cfg,
+                                       const rules::exception_index* exceptions) {
+  if (!cfg->inspecting()) return "HTTPS inspection is off now (no school CA: tls.ca_dir)";
+  if (!c.inside) return {};
+  // The tunnel's CONNECT, as plan_tunnel decided it: the host alone, the client's facts.
+  exchange connect;
+  connect.cfg = cfg;
+  connect.method = "CONNECT";
+  connect.scheme = "https";
+  connect.host = c.inside->host;
+  connect.port = c.inside->port;
+  connect.login = ex.login;
+  const auto facts = facts_of(w, c, connect, std::nullopt, false);
+  const rules::verdict v = rules::decide_request(*cfg->policy, exceptions, facts);
+  if (v.by == rules::decided_by::unchecked) return {};  // each request inside is decided (and refused)
+  const auto inspection = rules::decide_inspection(*cfg->policy, exceptions, facts, v);
+  if (inspection.never) return inspection.why;
+  if (v.act == rules::action::block) return {};  // each request gets the HTTPS block page, as a new tunnel would
+  if (inspection.handling != rules::tls_handling::inspect) return inspection.why;
+  return {};
+}
+
 std::function<bool()> decision_still_holds(worker& w, const client_connection& c, exchange& ex,
                                            std::optional<std::string> path, std::optional<std::string> sni_host) {
   // The policy and index this relay was last decided with, its own: ex.cfg and ex.exceptions
@@ -93,7 +116,16 @@ std::function<bool()> decision_still_holds(worker& w, const client_connection& c
                     (v.reason.empty() ? std::string() : ": " + std::string(v.reason)) + ")");
         return false;
       }
-      if (path) continue;
+      if (path) {
+        // A WebSocket inside a decrypted tunnel: decrypted only while its host would be.
+        if (c.inside && c.inside->tls && !c.inside->block_page_only) {
+          if (auto why = tunnel_no_longer_inspected(w, c, ex, cfg, exceptions.get()); !why.empty()) {
+            ex.add_note("closed while open: HTTPS to " + c.inside->host + " is no longer inspected (" + why + ")");
+            return false;
+          }
+        }
+        continue;
+      }
       // A TLS tunnel relayed unseen must still be one that plan_tunnel would relay, to the
       // same address. A host now inspected (a page blocked on it, a path rule, an inspection
       // entry) or now sent to SafeSearch's front end is filtered in a way this relay skips:

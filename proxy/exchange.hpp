@@ -134,6 +134,17 @@ enum class tunnel_plan : std::uint8_t {
 // HTTPS block page) from other clients.
 tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std::string_view user_agent);
 
+// Why a tunnel the proxy decrypts for inspection (c.inside, tls, not block_page_only) would not
+// be decrypted if it were opened now, with `cfg` and `exceptions`: "" when it would. No school CA
+// any more, or the host now on the never-inspect list (blocked or not), or an allowed host the
+// policy now relays. Such a tunnel is closed (its next request unanswered, a WebSocket inside
+// it ended) so that the browser's next CONNECT is planned afresh: after a reload that put a
+// host on the never list, open connections stayed decrypted and logged each path (outside-in
+// audit of HTTPS, 2026-12-07, finding 2).
+std::string tunnel_no_longer_inspected(worker& w, const client_connection& c, const exchange& ex,
+                                       const std::shared_ptr<const configuration>& cfg,
+                                       const rules::exception_index* exceptions);
+
 // Whether the proxy may complete a TLS handshake with the school CA only to show its own page
 // (the HTTPS block page, the sign-in page) to the host of verdict v: a school CA is configured,
 // the host is valid, and it is not on the never-inspect list (never decrypted, whatever asks).

@@ -403,7 +403,10 @@ net::awaitable<bool> upstream::connect_new(const std::vector<tcp::endpoint>& all
   c->buffer.reserve(upstream_buffer_size);
   if (to.tls) {
     if (!co_await handshake(*c, to.host, cfg, r)) {
-      missing_issuer = certs::missing_issuer_url(c->tls->native_handle());
+      // No TLS stream when handshake() could not set one up (no origin context after a reload
+      // turned inspection off; a name SNI cannot carry): read through null, it crashed the
+      // daemon (outside-in audit of HTTPS, 2026-12-07, finding 1).
+      missing_issuer = c->tls ? certs::missing_issuer_url(c->tls->native_handle()) : std::string();
       co_return false;
     }
   }

@@ -59,6 +59,10 @@ struct client_connection {
     // so that the browser's next CONNECT is planned afresh.
     bool block_page_only = false;
     bool decided_path_later = false;  // the CONNECT was decided with path_seen_later (inspected host)
+    // The configuration generation this decrypted tunnel was last found to be inspected under:
+    // a request after a reload asks again (tunnel_no_longer_inspected), and the connection is
+    // closed when its host would no longer be decrypted (on the never-inspect list, or no CA).
+    std::uint64_t inspected_generation = 0;
   };
   std::optional<tunnel_origin> inside;
   // An inspected tunnel's origin connection, made while the client's handshake runs and taken

@@ -1354,6 +1354,61 @@ inspection:
         status, _, err = self.get(p, f"https://search.test:{self.origin.port}/open")
         self.assertEqual(status, 200, err)
 
+    def test_open_inspected_connections_end_when_a_reload_stops_their_inspection(self):
+        """A reload that turns inspection off crashed the daemon at the next request on an open
+        inspected connection (no origin context: outside-in audit of HTTPS, 2026-12-07, finding
+        1), and one that put a host on the never-inspect list left open connections decrypted,
+        each path logged (finding 2). Both now close such a connection unanswered; the browser's
+        next CONNECT is relayed."""
+        with_ca = lambda t: self.edit_policy(t) + f"tls:\n  ca_dir: {self.school_ca}\n"
+        p = Proxy(tls_port=self.origin.port, policy_edit=with_ca)
+        self.addCleanup(p.stop)
+        school = ssl.create_default_context(cafile=self.school_crt)
+
+        def inspected(host):
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=10, source_address=(STAFF, 0))
+            self.addCleanup(s.close)
+            s.sendall(f"CONNECT {host}:{self.origin.port} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            self.assertIn(b" 200 ", recv_head(s))
+            tls = school.wrap_socket(s, server_hostname=host)  # the school CA's leaf: inspected
+            self.addCleanup(tls.close)
+            self.assertTrue(ask(tls, host).startswith(b"HTTP/1.1 200"))
+            return tls
+
+        def ask(tls, host):
+            tls.sendall(f"GET /kept HTTP/1.1\r\nHost: {host}:{self.origin.port}\r\n\r\n".encode())
+            try:
+                return recv_head(tls)
+            except (ssl.SSLError, ConnectionError):
+                return b""
+
+        def closed_line(note):
+            return wait_for(lambda: [l for l in p.log_lines() if note in l.get("note", "")] or None,
+                            what=f"a line noting '{note}'")[-1]
+
+        text = p.policy_text
+        # Inspection off: the daemon lives, the open connection ends, a new tunnel is relayed.
+        a = inspected("origin.test")
+        p.write_policy(text.replace(f"tls:\n  ca_dir: {self.school_ca}\n", ""))
+        p.reload()
+        self.assertEqual(ask(a, "origin.test"), b"")
+        self.assertIsNone(p.proc.poll(), "hallpass died at a request on an inspected connection after the reload")
+        line = closed_line("closed: HTTPS to origin.test is no longer inspected")
+        self.assertIn("HTTPS inspection is off now", line["note"])
+        status, _, err = curl(p, f"https://origin.test:{self.origin.port}/small", source=STAFF,
+                              extra=["--cacert", self.test_ca.crt])  # the origin's own certificate
+        self.assertEqual(status, 200, err)
+        # Back on, then the host put on the never-inspect list.
+        p.write_policy(text)
+        p.reload()
+        b = inspected("origin.test")
+        p.write_policy(text.replace("    domains: [never.test]\n", "    domains: [never.test, origin.test]\n", 1))
+        p.reload()
+        self.assertEqual(ask(b, "origin.test"), b"")
+        line = closed_line("never")
+        self.assertIn("closed: HTTPS to origin.test is no longer inspected (", line["note"])
+        self.assertIsNone(p.proc.poll())
+
     def explain(self, proxy, role, url, method="GET"):
         r = subprocess.run([BIN, "explain", "--config", proxy.config, "--role", role, "--ca-dir", self.school_ca,
                             "--method", method, "--json", url], capture_output=True, text=True, timeout=30)
