@@ -50,8 +50,18 @@ rules::request_facts facts_of(worker& w, const client_connection& c, exchange& e
 }  // namespace
 
 std::string pool_client(const client_connection& c, const exchange& ex) {
-  if (!ex.login) return c.ip_text;
-  return c.ip_text + " " + ex.login->user;  // a space: in neither an address nor a key's other parts
+  std::string key = c.ip_text;
+  if (ex.login) key += " " + ex.login->user;  // a space: in neither an address nor a key's other parts
+  if (c.origin_sign_in != 0) key += " #" + std::to_string(c.origin_sign_in);  // this connection's alone
+  return key;
+}
+
+void note_origin_sign_in(client_connection& c, std::string_view authorization) {
+  if (c.origin_sign_in != 0) return;
+  const auto scheme = authorization.substr(0, authorization.find(' '));
+  if (!beast::iequals(scheme, "NTLM") && !beast::iequals(scheme, "Negotiate")) return;
+  static std::atomic<std::uint64_t> next{0};  // unique for the process's life: never reused
+  c.origin_sign_in = next.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
 std::string tunnel_no_longer_inspected(worker& w, const client_connection& c, const exchange& ex,

@@ -106,6 +106,10 @@ std::string_view hardware_address_of(worker& w, const client_connection& c, exch
 // late on one reaches no other user. forward.cpp and origin_prefetch.cpp ask with the same key.
 std::string pool_client(const client_connection& c, const exchange& ex);
 
+// Marks `c` as signed in to origins by connection (client_connection::origin_sign_in) when
+// `authorization` (the request's Authorization field) is an NTLM or Negotiate one.
+void note_origin_sign_in(client_connection& c, std::string_view authorization);
+
 // Whether a User-Agent is a browser's (one that can show a page in answer to an HTTPS site).
 bool looks_like_browser(std::string_view user_agent);
 

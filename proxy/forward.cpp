@@ -295,6 +295,7 @@ net::awaitable<forward_outcome> forward(worker& w, client_connection& c, exchang
     return true;
   };
   const auto upstream_started = std::chrono::steady_clock::now();
+  note_origin_sign_in(c, req[http::field::authorization]);
   for (int attempt = 0; attempt < 2; ++attempt) {
     origin_address to;
     to.host = ex.host;

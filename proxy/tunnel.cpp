@@ -113,10 +113,14 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
     case hello_status::ok: {
       if (!hello.hello.sni || hello.hello.sni_is_address) {
         // An address as the SNI names no host either (RFC 6066 3): the site inside is unknown.
-        ex.circumvention = true;
+        // An attempt to get round the filter where the school refuses it (require_sni), or where
+        // the CONNECT named a host; not a visit to an address the school allows (a printer's
+        // page: every client sends no SNI to an address, and each visit counted towards a ban:
+        // outside-in audit of HTTPS, 2026-12-07, finding 3).
+        blocked = daemon.connect.require_sni;
+        ex.circumvention = blocked || !rules::ip_address::parse(ex.host);
         ex.note = hello.hello.sni ? "TLS with an IP address as its server name (SNI '" + *hello.hello.sni + "')"
                                   : "TLS without a server name (SNI)";
-        blocked = daemon.connect.require_sni;
         if (blocked) {
           ex.reason_override = "HTTPS without a server name is not allowed on the school network";
           ex.rule_override = "connect.require_sni";

@@ -65,6 +65,12 @@ struct client_connection {
     std::uint64_t inspected_generation = 0;
   };
   std::optional<tunnel_origin> inside;
+  // Nonzero once a request on this connection signed in to an origin with NTLM or Negotiate
+  // (RFC 4559), which authenticate the origin's TCP connection, not the request: its origin
+  // connections are then this client connection's alone (pool_client), never another device's
+  // or another client's at the same address (a terminal server, NAT: outside-in audit with
+  // real clients, 2026-12-07, H1).
+  std::uint64_t origin_sign_in = 0;
   // An inspected tunnel's origin connection, made while the client's handshake runs and taken
   // by its first request (origin_prefetch.hpp); null otherwise.
   std::shared_ptr<origin_prefetch> prefetch;

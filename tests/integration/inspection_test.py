@@ -1037,6 +1037,11 @@ inspection:
         self.assertEqual(seen["headers"]["host"], f"[::1]:{origin.port}")
         self.assertEqual(seen["target"], "/v6?x=1")
         self.assertEqual(p.log_lines(2)[-1]["tls"], "inspected")
+        # A visit to an address the school allows is no attempt to get round the filter: every
+        # client sends no SNI to an address (outside-in audit of HTTPS, 2026-12-07, finding 3).
+        [connect] = [l for l in p.log_lines() if l["method"] == "CONNECT"]
+        self.assertFalse(connect["circumvention"], connect)
+        self.assertEqual(p.metric("hallpass_circumvention_attempts_total"), 0.0)
         origin.stop()
         status, body, err = self.get(p, f"https://[::1]:{origin.port}/gone", extra=["-g"])
         self.assertEqual(status, 502, err)

@@ -12,8 +12,8 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (BIN, GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, PyOrigin, curl, free_port, person_block_page,
-                     raw_request, status_of,
+from harness import (BIN, GUEST, PUPIL, STAFF, UNKNOWN, Origin, Proxy, PyOrigin, ThreadedServer, curl, free_port,
+                     person_block_page, raw_request, read_request_head, status_of,
                      wait_for, ws_frame, ws_read_frame)
 
 
@@ -1018,3 +1018,85 @@ class SearchTermsBlockedOnlyTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ConnectionSignInOrigin(ThreadedServer):
+    """An origin with connection-based sign-in, as IIS does NTLM (RFC 4559 for Negotiate): a
+    request with `Authorization: NTLM <type 1>` gets a 401 challenge, one with a type 3 signs
+    the TCP connection in, and every later request on that connection is answered as the
+    signed-in user without any Authorization field. Anything else on a connection not signed in
+    gets 401 asking for NTLM."""
+
+    def _serve(self, conn):
+        conn.settimeout(30)
+        f = conn.makefile("rb")
+        signed_in = False
+        try:
+            while True:
+                head = read_request_head(f)
+                if head is None:
+                    return
+                auth = head[3].get("authorization", "")
+                if auth.startswith("NTLM TlRMTVNTUAAB"):
+                    status, extra, body = "401 Unauthorized", "WWW-Authenticate: NTLM TlRMTVNTUAACAAAA\r\n", b"challenge"
+                elif auth.startswith("NTLM TlRMTVNTUAAD"):
+                    signed_in = True
+                    status, extra, body = "200 OK", "", b"signed in as teacher"
+                elif signed_in:
+                    status, extra, body = "200 OK", "", b"signed in as teacher"
+                else:
+                    status, extra, body = "401 Unauthorized", "WWW-Authenticate: NTLM\r\n", b"who are you?"
+                conn.sendall(f"HTTP/1.1 {status}\r\n{extra}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+
+class ConnectionSignInTest(unittest.TestCase):
+    """NTLM and Negotiate sign in the origin's TCP connection, not the request: such a
+    connection must never be pooled for another client connection, even from the same address
+    (a terminal server, NAT). It was: a second curl from the teacher's address, with no
+    credentials, got the teacher's signed-in connection (outside-in audit with real clients,
+    2026-12-07, H1)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.origin = ConnectionSignInOrigin()
+        cls.proxy = Proxy()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.origin.stop()
+
+    def test_a_connection_signed_in_to_an_origin_is_never_another_clients(self):
+        url = f"http://origin.test:{self.origin.port}/"
+
+        def ask(s, auth=None):
+            s.sendall((f"GET {url} HTTP/1.1\r\nHost: origin.test:{self.origin.port}\r\n" +
+                       (f"Authorization: {auth}\r\n" if auth else "") + "\r\n").encode())
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return b"", b""
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(body) < length:
+                body += s.recv(4096)
+            return head.split(b"\r\n")[0], body
+
+        teacher = socket.create_connection(("127.0.0.1", self.proxy.port), timeout=10, source_address=(STAFF, 0))
+        self.addCleanup(teacher.close)
+        self.assertEqual(ask(teacher)[0], b"HTTP/1.1 401 Unauthorized")
+        self.assertEqual(ask(teacher, "NTLM TlRMTVNTUAABAAAA")[0], b"HTTP/1.1 401 Unauthorized")
+        self.assertEqual(ask(teacher, "NTLM TlRMTVNTUAADAAAA"), (b"HTTP/1.1 200 OK", b"signed in as teacher"))
+        self.assertEqual(ask(teacher), (b"HTTP/1.1 200 OK", b"signed in as teacher"))  # the same connection
+        teacher.close()  # the teacher's browser moves on; the signed-in origin connection stays open
+        for _ in range(3):  # another client at the same address, a few times over: never signed in
+            other = socket.create_connection(("127.0.0.1", self.proxy.port), timeout=10, source_address=(STAFF, 0))
+            self.addCleanup(other.close)
+            self.assertEqual(ask(other), (b"HTTP/1.1 401 Unauthorized", b"who are you?"))
+            other.close()
