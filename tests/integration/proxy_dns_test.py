@@ -74,9 +74,14 @@ class DnsServer:
         rcode, answers = 3, b""  # NXDOMAIN unless below
         if name.endswith(".dnstest") and not name.startswith("nx"):
             rcode = 0
-            if qtype == 1:
+            if qtype == 1 and name.startswith("twoaddr"):
+                # A black hole first (SYNs dropped: DroppingListener), then the origin's address.
+                for address in ("127.0.0.9", "127.0.0.1"):
+                    answers += b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton(address)
+            elif qtype == 1:
                 answers = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton("127.0.0.1")
-        reply = struct.pack(">HHHHHH", qid, 0x8180 | rcode, 1, 1 if answers else 0, 0, 0) + question + answers
+        count = answers.count(b"\xc0\x0c\x00\x01\x00\x01")
+        reply = struct.pack(">HHHHHH", qid, 0x8180 | rcode, 1, count, 0, 0) + question + answers
         if name.startswith("slow"):
             threading.Timer(0.5, self._send, args=(reply, peer)).start()
         else:
@@ -87,6 +92,28 @@ class DnsServer:
             self.sock.sendto(reply, peer)
         except OSError:
             pass
+
+
+class DroppingListener:
+    """An address that drops every SYN, as a host behind a broken route does: a listener whose
+    accept queue is full (never accepted), so that the kernel drops further SYNs."""
+
+    def __init__(self, host, port):
+        self.sock = socket.socket()
+        self.sock.bind((host, port))
+        self.sock.listen(0)
+        self.fillers = []
+        for _ in range(4):  # queue full: connects that complete, then ones that hang (bounded)
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex((host, port))
+            self.fillers.append(f)
+        time.sleep(0.2)
+
+    def stop(self):
+        for f in self.fillers:
+            f.close()
+        self.sock.close()
 
 
 class LateBytesOrigin(ThreadedServer):
@@ -182,6 +209,16 @@ class DnsTest(unittest.TestCase):
         status, body, _ = timed_curl(self.proxy, f"http://www.dnstest:{self.origin.port}/echo")
         self.assertEqual(status, 200)
         self.assertGreaterEqual(self.dns.count("www.dnstest"), 1)
+
+    def test_an_address_that_drops_what_is_sent_leaves_time_for_the_next(self):
+        # The first address drops SYNs (IPv6 routed at the gateway and dropped upstream): it had
+        # the whole connect_timeout (2 s here) and the request got a 504, where a browser falls
+        # back to the next address at once (outside-in audit with real clients, 2026-12-07, H2).
+        hole = DroppingListener("127.0.0.9", self.origin.port)
+        self.addCleanup(hole.stop)
+        status, body, took = timed_curl(self.proxy, f"http://twoaddr.dnstest:{self.origin.port}/echo")
+        self.assertEqual(status, 200, body[:300])
+        self.assertLess(took, 1.8)  # a share of connect_timeout (0.5 s here) on the first, not all of it
 
     def test_a_silent_name_server_delays_only_its_own_name(self):
         failures_before = self.proxy.metric("hallpass_upstream_failures_total", {"kind": "dns"})
