@@ -16,6 +16,7 @@
 #include "certs/origin_context.hpp"
 #include "proxy/issuer_fetch.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/socket_options.hpp"
 
 namespace hallpass {
 namespace {
@@ -442,8 +443,7 @@ net::awaitable<bool> upstream::connect_new(const std::vector<tcp::endpoint>& all
   }
   c->peer = ep;
   c->stream.expires_never();
-  error_code ignored;
-  c->stream.socket().set_option(tcp::no_delay(true), ignored);
+  set_proxy_socket_options(c->stream.socket());
   // Beast reads into this buffer at most its free capacity at a time (512 bytes when it is
   // empty): without room, a 1 KiB response took three reads and a 1 MiB body 2,048.
   c->buffer.reserve(upstream_buffer_size);

@@ -6,6 +6,7 @@
 #include "proxy/run_loop.hpp"
 #include "proxy/server.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/socket_options.hpp"
 #include "proxy/transparent.hpp"
 
 namespace hallpass {
@@ -111,8 +112,7 @@ net::awaitable<void> worker::accept_loop(listener& l) {
       state_.metrics.rejected(metrics::rejection::connection_limit).Increment();
       continue;  // closing the socket is the answer: no bytes, no work
     }
-    error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
+    set_proxy_socket_options(socket);
     auto c = std::make_shared<client_connection>(std::move(socket));
     c->ip_text = std::move(ip_text);
     if (auto ip = rules::ip_address::parse(c->ip_text)) c->ip = *ip;

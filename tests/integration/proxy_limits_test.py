@@ -7,7 +7,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import PUPIL, STAFF, Proxy, PyOrigin, raw_request, status_of, wait_for
+from harness import PUPIL, STAFF, Origin, Proxy, PyOrigin, SlowDownload, raw_request, status_of, wait_for
 
 
 class LimitsTest(unittest.TestCase):
@@ -245,6 +245,23 @@ class LimitsTest(unittest.TestCase):
             for s in socks:
                 s.close()
             proxy.stop()
+
+    def test_a_slow_but_steady_reader_is_not_cut_as_idle(self):
+        # Reading 30 KB/s, steadily: the proxy's writes into a send buffer of megabytes woke only
+        # after half of it had gone, and upstream.idle_timeout (10 s here) cut the download as one
+        # that "stopped reading" (outside-in audit with real clients, 2026-12-07, M3). 16 s of it.
+        nginx = Origin()
+        self.addCleanup(nginx.stop)
+        download = SlowDownload(self.proxy, f"http://origin.test:{nginx.port}/big", STAFF, rate=30 * 1024, timeout=16)
+        download.start()
+        download.join(40)
+        self.assertEqual(download.status, 200, download.error)
+        self.assertEqual(download.error, "")
+        self.assertGreater(download.size, 14 * 30 * 1024)  # still reading at the end, never cut
+        self.assertLess(download.size, download.length)
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("path") == "/big"] or None,
+                        what="the download's line")[-1]
+        self.assertNotIn("stopped reading", line.get("note", ""))
 
     def test_idle_connections_cost_little_memory(self):
         """2,000 connections that send nothing: the daemon's resident memory grows by at most
