@@ -202,7 +202,9 @@ std::string read_words_from_stdin(command& cmd) {
     which = key;
   }
   if (!dash) return {};
-  if (isatty(STDIN_FILENO)) std::cerr << "Type the " << which << ", then Ctrl-D on a line of its own:\n";
+  if (isatty(STDIN_FILENO)) {
+    std::cerr << "Type the " << which << " (at most 2,000 characters), then Ctrl-D on a line of its own:\n";
+  }
   std::string text;
   char buf[4096];
   while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
@@ -213,6 +215,15 @@ std::string read_words_from_stdin(command& cmd) {
   if (text.ends_with("\r")) text.pop_back();
   if (text.empty()) return "--" + which + " - : nothing on standard input";
   if (!hallpass::rules::is_valid_utf8(text)) return "--" + which + " - : standard input is not UTF-8 text";
+  // The daemon takes at most 2,000 characters: said before sending, with the words given back,
+  // so that a DSL's account of a conversation is not lost to a refusal after it was typed
+  // (people-side audit, 2026-12-07, M11).
+  if (const auto n = hallpass::rules::code_points(text); n > 2000) {
+    std::cout << text << "\n";
+    return "--" + which + " - : " + std::to_string(n) +
+           " characters, more than the 2,000 a record takes: nothing was sent. The text is above, to shorten "
+           "(or to split: hallpassctl incident ID --action - adds another entry)";
+  }
   *dash = text;
   return {};
 }

@@ -49,6 +49,10 @@ void log_ban(shared_state& state, const rules::time_zone& zone, const json::obje
   state.access_log.write(json::serialize(line) + "\n");
 }
 
+void add_ban_warning(store::result& r, const std::string& note) {
+  r.warning = r.warning.empty() ? note : r.warning + "; " + note;
+}
+
 // Why a ban cannot match any request now, in words, or "": a user where nobody signs in (no
 // logins section), or a device name or hardware address no DHCP lease gives (a typo, or no
 // dhcp_leases at all). An address always can. The ban is kept either way: the leases may name
@@ -173,6 +177,26 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
   const std::string& subject = who->second;
   if (verb == "unban") {
     auto r = store_->unban(actor, id, device, subject, *reason);
+    // The alert gives the DSL a device's name, hardware address and address, and any of them
+    // may be to hand: an unban by the address of a device banned by its name said "no ban", and
+    // the pupil stayed limited (people-side audit, 2026-12-07, M4). The device at that address
+    // now, as the leases give it, is unbanned by its name or hardware address instead, saying so.
+    if (!r.ok && r.code == "not_found" && device && !id) {
+      const auto address = rules::ip_address::parse(subject);
+      const auto devices = state_.devices.load();
+      const device_identity* d = address && devices ? devices->find(*address) : nullptr;
+      for (const std::string* key : {d ? &d->name : nullptr, d ? &d->hardware_address : nullptr}) {
+        if (!key || key->empty()) continue;
+        const auto canonical = rules::parse_device(*key);
+        if (!canonical) continue;
+        auto by_name = store_->unban(actor, std::nullopt, true, canonical->text, *reason);
+        if (!by_name.ok) continue;
+        r = std::move(by_name);
+        add_ban_warning(r, "device " + subject + " had no ban of its own; the device at that address now is " +
+                               canonical->text + ", and its ban is lifted");
+        break;
+      }
+    }
     changed = r.ok;
     return r;
   }
@@ -198,7 +222,7 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
     // a pupil was on supervised use when no request could ever match the ban.
     if (const std::string note = ban_matches_nobody_note(*cfg, state_.devices.load().get(), device, subject);
         !note.empty()) {
-      r.warning = r.warning.empty() ? note : r.warning + "; " + note;
+      add_ban_warning(r, note);
     }
   }
   return r;

@@ -288,10 +288,10 @@ std::string render_block_page(const block_page_info& info) {
   if (!info.request_form_html.empty() || !info.ask_url.empty()) {
     row(out, "Asking for access",
         info.adults ? "The request goes on the school\u2019s blocked content access request form, with the group and "
-                      "the device above; the ICT technician adds the risks and the controls, and the headteacher "
+                      "the device it came from; the ICT technician adds the risks and the controls, and the headteacher "
                       "decides (000 7.5)."
                     : "The teacher or the ICT technician puts the request on the school\u2019s blocked content access "
-                      "request form, with the group and the device above, and the headteacher decides (000 7.5).");
+                      "request form, with the group and the device it came from, and the headteacher decides (000 7.5).");
   }
   out += "</dl>\n</details>\n";
   append_details_link(out, info);

@@ -379,6 +379,31 @@ int run_check(const std::vector<std::string>& args) {
               << ": deploy/hallpass.service kills hallpass 30 s after asking it to stop (TimeoutStopSec=30), "
                  "before such a drain ends; raise TimeoutStopSec with it, or keep drain at 25s or less\n";
   }
+  // A role no device can get, and a role's network inside another role's (the longer prefix
+  // wins, silently moving those devices: a typo, most likely). Both passed `check` as "OK"
+  // (people-side audit, 2026-12-07, L2).
+  {
+    const auto& p = *result.config->policy;
+    for (std::size_t role = 0; role < p.roles.size(); ++role) {
+      const auto& r = p.roles[role];
+      if (r.builtin || role == p.fallback_role || !r.groups.empty()) continue;
+      if (std::none_of(p.networks.begin(), p.networks.end(), [&](const auto& n) { return n.role == role; })) {
+        std::cerr << "warning: " << config << ": role " << r.name
+                  << " has no networks and no directory groups: no device or user ever gets it\n";
+      }
+    }
+    for (const auto& inner : p.networks) {
+      for (const auto& outer : p.networks) {
+        if (&inner == &outer || inner.role == outer.role || inner.prefix <= outer.prefix ||
+            inner.base.v6 != outer.base.v6 || !outer.contains(inner.base)) {
+          continue;
+        }
+        std::cerr << "warning: " << config << ": role " << p.roles[inner.role].name << "'s network " << inner.text
+                  << " is inside role " << p.roles[outer.role].name << "'s " << outer.text << ": its devices get "
+                  << p.roles[inner.role].name << ", not " << p.roles[outer.role].name << " (the longer prefix wins)\n";
+      }
+    }
+  }
   // A watched category with nothing in it never blocks, so its alert never fires: the shipped
   // policy watches self_harm and illegal_content, which have no UT1 list (people-side audit,
   // 2026-12-07, M8: the summary said it alerted on them, and nothing warned).

@@ -40,6 +40,14 @@ std::string report_cell(std::string_view s, std::size_t limit = 120) {
   return out;
 }
 
+// A category as people read it: "self harm", not the policy's key "self_harm" (the block page
+// and the alert mails say it so too; people-side audit, 2026-12-07, L8).
+std::string category_cell(std::string_view key) {
+  std::string out = report_cell(key);
+  std::replace(out.begin(), out.end(), '_', ' ');
+  return out;
+}
+
 std::string report_plural(std::uint64_t n, std::string_view one, std::string_view many) {
   return rules::thousands(n) + " " + std::string(n == 1 ? one : many);
 }
@@ -183,11 +191,15 @@ void report_builder::add_line(std::string_view line) {
     const std::string path = report_field(o, "path");
     site += rules::path_without_parameters(std::string_view(path).substr(0, path.find('?')));
   }
-  add_request(who, *at, blocked, circumvention, report_field(o, "category"), site, report_field(o, "search"));
+  // A page the school blocked itself (a report's local block) has no category: it says so,
+  // rather than an empty cell (people-side audit, 2026-12-07, L8).
+  std::string category = report_field(o, "category");
+  if (category.empty() && blocked && report_field(o, "rule").starts_with("local block ")) category = "reported page";
+  add_request(who, *at, blocked, circumvention, category, site, report_field(o, "search"));
   if (blocked && !host.empty()) {
     auto it = sites_.find(host);
     if (it == sites_.end() && sites_.size() < max_report_sites) {
-      it = sites_.emplace(host, std::make_pair(0, report_field(o, "category"))).first;
+      it = sites_.emplace(host, std::make_pair(0, category)).first;
     }
     if (it != sites_.end()) {
       ++it->second.first;
@@ -336,7 +348,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
            "--categories).\n";
   } else {
     out += "- Blocks in high-risk categories (";
-    for (std::size_t k = 0; k < high_risk_.size(); ++k) out += (k ? ", " : "") + report_cell(high_risk_[k]);
+    for (std::size_t k = 0; k < high_risk_.size(); ++k) out += (k ? ", " : "") + category_cell(high_risk_[k]);
     out += "): " + rules::thousands(high_risk_blocks_) + ", by " +
            report_plural(high_risk_people_.size(), "person or device", "people or devices") + ".\n";
   }
@@ -361,7 +373,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
            "NUMBER`); it is never in this report.\n\n| When | Who | Device | Category | Request |\n|---|---|---|---|---|\n";
     for (const auto& w : watched_requests_) {
       out += "| " + short_time(w.at) + " | " + who_cell(w.who) + " | " + report_cell(w.who.device) + " | " +
-             report_cell(w.category) + " | " + std::to_string(w.id) + " |\n";
+             category_cell(w.category) + " | " + std::to_string(w.id) + " |\n";
     }
     if (watched_requests_total_ > watched_requests_.size()) {
       out += "\n(" + rules::thousands(watched_requests_total_ - watched_requests_.size()) +
@@ -385,7 +397,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
         const bool same_day = !zoned && last.substr(0, last.size() - 5) == when.substr(0, when.size() - 5);
         when += (same_day ? "-" : " to ") + (same_day ? last.substr(last.size() - 5) : last);
       }
-      out += "| " + when + " | " + who_cell(i.who) + " | " + report_cell(i.who.device) + " | " + report_cell(i.category) + " | " +
+      out += "| " + when + " | " + who_cell(i.who) + " | " + report_cell(i.who.device) + " | " + category_cell(i.category) + " | " +
              report_cell(i.site) + " | " + rules::thousands(i.count) + " | " + report_cell(i.search) + " |\n";
     }
     if (incidents_left_out_) out += "\n(" + rules::thousands(incidents_left_out_) + " more blocks are in the access log.)\n";
@@ -444,7 +456,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
           return t ? short_time(*t) : std::string("-");
         };
         out += "| " + std::to_string(r.id) + " | " + (r.device ? "device " : "user ") + report_cell(r.subject) + " | " +
-               (r.category.empty() ? std::string("-") : report_cell(r.category)) + " | " + short_time(r.happened) + " | " +
+               (r.category.empty() ? std::string("-") : category_cell(r.category)) + " | " + short_time(r.happened) + " | " +
                std::to_string(r.actions) + " | " + (r.actions ? when(r.last_action) : std::string("none yet")) + " | " +
                (r.closed ? "closed " + short_time(*r.closed) : std::string("**open**")) + " |\n";
       }
@@ -463,7 +475,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
     out += "| When | Who | Device | Searched | Category |\n|---|---|---|---|---|\n";
     for (const auto& s : searches_) {
       out += "| " + short_time(s.at) + " | " + who_cell(s.who) + " | " + report_cell(s.who.device) + " | " +
-             report_cell(s.search) + " | " + report_cell(s.category) + " |\n";
+             report_cell(s.search) + " | " + category_cell(s.category) + " |\n";
     }
     if (searches_left_out_) out += "\n(" + rules::thousands(searches_left_out_) + " more are in the access log.)\n";
     out += "\n";
@@ -478,7 +490,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
     std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second->blocks > b.second->blocks; });
     out += "| Category | Blocks | People or devices |\n|---|---|---|\n";
     for (const auto& [name, t] : rows) {
-      out += "| " + report_cell(name) + " | " + rules::thousands(t->blocks) + " | " + rules::thousands(t->devices.size()) + " |\n";
+      out += "| " + category_cell(name) + " | " + rules::thousands(t->blocks) + " | " + rules::thousands(t->devices.size()) + " |\n";
     }
     out += "\n";
   }
@@ -493,7 +505,7 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
     });
     if (rows.size() > 10) rows.resize(10);
     out += "| Site | Category | Blocks |\n|---|---|---|\n";
-    for (const auto& [host, v] : rows) out += "| " + report_cell(host) + " | " + report_cell(v.second) + " | " + rules::thousands(v.first) + " |\n";
+    for (const auto& [host, v] : rows) out += "| " + report_cell(host) + " | " + category_cell(v.second) + " | " + rules::thousands(v.first) + " |\n";
     out += "\n";
   }
 

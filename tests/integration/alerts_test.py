@@ -223,8 +223,8 @@ alerts:
         out = r.stdout
         self.assertIn("# Safeguarding report: Integration Test School", out)
         self.assertRegex(out, rf"\| \w\w\w \d+ \w\w\w \d\d:\d\d \| not signed in \(pupils\) \| {device} \| "
-                              r"self_harm \| selfharm.test/today \| 1 \|")
-        self.assertRegex(out, r"\| ava.b \(pupils\) \| 127.0.0.45 \| self_harm \| selfharm.test/older \| 1 \|")
+                              r"self harm \| selfharm.test/today \| 1 \|")
+        self.assertRegex(out, r"\| ava.b \(pupils\) \| 127.0.0.45 \| self harm \| selfharm.test/older \| 1 \|")
         self.assertIn("1 line could not be read and was skipped", out)
         self.assertIn("access.log.1.gz", out)
         # --send: through alerts.command (msmtp) to alerts.to.

@@ -60,6 +60,22 @@ admin:
         self.assertIn("warning: admin.socket_group: no group 'no-such-group-hp'", r.stderr)
         self.assertNotIn("'root'", r.stderr)
 
+    def test_check_warns_of_a_role_nobody_gets_a_nested_network_and_a_watched_category_with_nothing_in_it(self):
+        # People-side audit, 2026-12-07, L2 and M8: each passed as "OK" without a word.
+        r = run("check", "--config", SCHOOL)
+        for name in ("self_harm", "illegal_content"):  # no UT1 list for them, in the shipped policy
+            self.assertIn(f"alerts.categories: {name} has no entries now", r.stderr)
+        self.assertNotIn("no networks and no directory groups", r.stderr)
+        self.assertNotIn("is inside role", r.stderr)
+        r = check_edited_school(lambda t: t.replace('    networks: [10.30.0.0/24, "fd00:30::/64"]\n', "", 1))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("role office has no networks and no directory groups: no device or user ever gets it", r.stderr)
+        r = check_edited_school(lambda t: t.replace('    networks: [10.30.0.0/24, "fd00:30::/64"]\n',
+                                                    '    networks: [10.20.5.0/24, "fd00:30::/64"]\n', 1))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("role office's network 10.20.5.0/24 is inside role staff's 10.20.0.0/16: its devices get office, "
+                      "not staff (the longer prefix wins)", r.stderr)
+
     def test_check_warns_of_a_drain_longer_than_the_unit_waits(self):
         r = check_edited_school(lambda t: t + "\ndrain: 2m\n")
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -242,6 +242,22 @@ class ScopesTest(unittest.TestCase):
             self.assertNotIn("stops nothing", out + err, args)
             ctl("hp_dsl", self.sock, "unban", *args, "--reason", "test over", check=0)
 
+    def test_an_unban_by_address_lifts_the_ban_of_the_device_there(self):
+        # The alert gives the DSL a name, a hardware address and an address: unban by the address
+        # of a device banned by its name said "no ban", and it stayed banned (people-side audit,
+        # 2026-12-07, M4).
+        ban = ctl_json("hp_dsl", self.sock, "ban", "--device", "tablet-35", "--for", "1h", "--reason", "VPN")
+        self.until(lambda: self.status("origin.test", "127.0.0.35") == 403, "the ban by name")
+        code, out, err = ctl("hp_dsl", self.sock, "unban", "--device", "127.0.0.35", "--reason", "spoke with parents")
+        self.assertEqual(code, 0, err)
+        self.assertIn("the device at that address now is tablet-35, and its ban is lifted", out + err)
+        self.until(lambda: self.status("origin.test", "127.0.0.35") == 200, "the ban lifted")
+        lifted = [b for b in ctl_json("hp_dsl", self.sock, "bans", "--all")["bans"] if b["id"] == ban["id"]]
+        self.assertEqual(lifted[0]["status"], "lifted")
+        code, _, err = ctl("hp_dsl", self.sock, "unban", "--device", "127.0.0.35", "--reason", "again")
+        self.assertEqual(code, 1)
+        self.assertIn("not_found", err)
+
     def test_a_user_ban_through_the_proxy_bans_that_user_on_any_device(self):
         ban = ctl_json("hp_dsl", self.sock, "ban", "--user", "dave", "--for", "1h", "--reason", "proxy site")
         try:

@@ -87,14 +87,14 @@ TEST_CASE("safeguarding report: high-risk blocks by person, one row for a page a
   CHECK(contains(r, "# Safeguarding report: Example Primary\n"));
   CHECK(contains(r, "From Monday 23 November 2026, 00:00 GMT to Monday 30 November 2026, 00:00 GMT."));
   CHECK(contains(r, "- Web requests: 7, of which blocked: 6 (85.7%), from 2 people or devices.\n"));
-  CHECK(contains(r, "- Blocks in high-risk categories (self_harm): 5, by 2 people or devices.\n"));
-  CHECK(contains(r, "| Mon 23 Nov 11:05-11:12 | not signed in (pupils) | 10.0.0.7 | self_harm | bad.example/p | 3 |  |\n"));
-  CHECK(contains(r, "| Mon 23 Nov 12:30 | not signed in (pupils) | 10.0.0.7 | self_harm | bad.example/p | 1 |  |\n"));
-  CHECK(contains(r, "| Tue 24 Nov 09:00 | not signed in (pupils) | pc-08 (10.0.0.8) | self_harm | bad.example/p | 1 | how to |\n"));
+  CHECK(contains(r, "- Blocks in high-risk categories (self harm): 5, by 2 people or devices.\n"));
+  CHECK(contains(r, "| Mon 23 Nov 11:05-11:12 | not signed in (pupils) | 10.0.0.7 | self harm | bad.example/p | 3 |  |\n"));
+  CHECK(contains(r, "| Mon 23 Nov 12:30 | not signed in (pupils) | 10.0.0.7 | self harm | bad.example/p | 1 |  |\n"));
+  CHECK(contains(r, "| Tue 24 Nov 09:00 | not signed in (pupils) | pc-08 (10.0.0.8) | self harm | bad.example/p | 1 | how to |\n"));
   CHECK_FALSE(contains(r, "10.0.0.9"));  // before the period
-  CHECK(contains(r, "| self_harm | 5 | 2 |\n| social_media | 1 | 1 |\n"));
-  CHECK(contains(r, "| bad.example | self_harm | 5 |\n"));
-  CHECK(contains(r, "| Tue 24 Nov 09:00 | not signed in (pupils) | pc-08 (10.0.0.8) | how to | self_harm |\n"));  // blocked searches
+  CHECK(contains(r, "| self harm | 5 | 2 |\n| social media | 1 | 1 |\n"));
+  CHECK(contains(r, "| bad.example | self harm | 5 |\n"));
+  CHECK(contains(r, "| Tue 24 Nov 09:00 | not signed in (pupils) | pc-08 (10.0.0.8) | how to | self harm |\n"));  // blocked searches
   CHECK(contains(r, "Read from the access log:\n- /var/log/hallpass/access.log\n"));
 }
 
@@ -151,7 +151,7 @@ TEST_CASE("safeguarding report: the incident records, open and closed in the per
   closed.closed = sys_days{year{2026} / 11 / 26} + 15h + 30min;
   b.set_incident_records({open, closed}, {}, 7);
   r = b.render(report_zone(), "Example Primary", {"access.log"});
-  CHECK(contains(r, "| 3 | user ava.b | self_harm | Tue 24 Nov 11:05 | 0 | none yet | **open** |\n"));
+  CHECK(contains(r, "| 3 | user ava.b | self harm | Tue 24 Nov 11:05 | 0 | none yet | **open** |\n"));
   CHECK(contains(r, "| 4 | device a\\|b | - | Tue 24 Nov 11:05 | 2 | Wed 25 Nov 09:00 | closed Thu 26 Nov 15:30 |\n"));
   CHECK(contains(r, "(7 older ones are not shown: `hallpassctl incidents --all` lists them.)"));
   CHECK(contains(r, "`hallpassctl incident ID` shows one whole"));
@@ -234,8 +234,21 @@ TEST_CASE("safeguarding report: a pupil's request for a watched page is listed b
   CHECK(contains(r, "- Requests for pages in high-risk categories, sent with the block page's form (a possible disclosure "
                     "each): 1.\n"));
   CHECK(contains(r, "30 s): 2 (1 high-risk block, 1 request for a high-risk page, 0 attempts"));
-  CHECK(contains(r, "| Wed 25 Nov 10:03 | not signed in (pupils) | pc-07 (10.0.0.7) | self_harm | 12 |\n"));
-  CHECK(contains(r, "- Blocks in high-risk categories (self_harm): 1, by 1 person or device.\n"));
+  CHECK(contains(r, "| Wed 25 Nov 10:03 | not signed in (pupils) | pc-07 (10.0.0.7) | self harm | 12 |\n"));
+  CHECK(contains(r, "- Blocks in high-risk categories (self harm): 1, by 1 person or device.\n"));
+}
+
+TEST_CASE("safeguarding report: a page the school blocked itself is a reported page, and categories read as words") {
+  // People-side audit, 2026-12-07, L8: an empty Category cell, and policy keys.
+  hallpass::report_builder b(report_week, {});
+  std::string reported = log_request_line("2026-11-25T10:00:00+00:00", "10.0.0.7", "bad.example", "block", "");
+  reported.replace(reported.find("\"rule\":\"r\""), 10, "\"rule\":\"local block 3\"");
+  b.add_line(reported);
+  b.add_line(log_request_line("2026-11-25T10:01:00+00:00", "10.0.0.7", "games.example", "block", "online_games"));
+  const auto r = b.render(report_zone(), "S", {});
+  CHECK(contains(r, "| bad.example | reported page | 1 |\n"));
+  CHECK(contains(r, "| games.example | online games | 1 |\n"));
+  CHECK_FALSE(contains(r, "online_games"));
 }
 
 TEST_CASE("safeguarding report: an empty log, or one that begins inside the period, is not a quiet week") {
@@ -292,9 +305,9 @@ TEST_CASE("safeguarding report: bounded, whatever the log holds") {
   }
   const auto r = b.render(report_zone(), "S", {});
   // Five rows, and five more for people who had none, at most twice the bound.
-  CHECK(count(r, "| self_harm | bad.example/p |") == 10);
+  CHECK(count(r, "| self harm | bad.example/p |") == 10);
   CHECK(contains(r, "(40 more blocks are in the access log.)"));
-  CHECK(contains(r, "- Blocks in high-risk categories (self_harm): 50,"));
+  CHECK(contains(r, "- Blocks in high-risk categories (self harm): 50,"));
 }
 
 TEST_CASE("safeguarding report: one device's many sites cannot push another child out of the table") {
@@ -307,7 +320,7 @@ TEST_CASE("safeguarding report: one device's many sites cannot push another chil
   }
   b.add_line(log_request_line("2026-11-23T11:30:00+00:00", "10.0.13.2", "selfharm.example", "block", "self_harm"));
   const auto r = b.render(report_zone(), "S", {});
-  CHECK(contains(r, "| 10.0.13.2 | self_harm | selfharm.example/p | 1 |"));
+  CHECK(contains(r, "| 10.0.13.2 | self harm | selfharm.example/p | 1 |"));
   CHECK(count(r, "| 10.0.13.1 | extremism |") == 11);  // 10 sites, then one row for the rest
   CHECK(contains(r, "| 10.0.13.1 | extremism | (other sites) | 200 |"));
 }
