@@ -147,3 +147,18 @@ class IncidentsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class IncidentTextLengthTest(unittest.TestCase):
+    def test_a_text_over_2000_characters_is_refused_before_sending_and_given_back(self):
+        # The daemon refused it after it was typed, and the DSL's account was lost (people-side
+        # audit, 2026-12-07, M11). hallpassctl checks it first: no socket is needed to see it.
+        words = "Spoke with Ava and her mum about the site. " * 50  # 2,150 characters
+        r = subprocess.run([CTL, "--socket", "/nonexistent/admin.sock", "incident", "--device", "10.0.0.7",
+                            "--what", "-"], input=words, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("2150 characters, more than the 2,000 a record takes: nothing was sent", r.stderr)
+        self.assertEqual(r.stdout, words + "\n")  # given back whole, to shorten
+        r = subprocess.run([CTL, "--socket", "/nonexistent/admin.sock", "incident", "--device", "10.0.0.7",
+                            "--what", "-"], input=words[:1990], capture_output=True, text=True, timeout=30)
+        self.assertNotIn("nothing was sent", r.stderr)  # short enough: it goes on to the socket (absent here)
