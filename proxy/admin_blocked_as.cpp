@@ -106,10 +106,10 @@ json::object blocked_as_json(const request_block& b) {
 namespace {
 
 void annotate_one(json::object& request, const configuration& cfg, const rules::exception_index* index,
-                  bool may_read_disclosures, std::chrono::sys_seconds now) {
+                  bool may_read_disclosures, std::chrono::sys_seconds now, bool add_blocked_as = true) {
   const auto b = request_blocked_as(cfg, index, request, now);
   if (!b) return;
-  request["blocked_as"] = blocked_as_json(*b);
+  if (add_blocked_as) request["blocked_as"] = blocked_as_json(*b);
   if (!b->watched || may_read_disclosures) return;
   // A pupil's own words about a page the school watches may be a disclosure: the DSL's and the
   // headteacher's to read, on a need-to-know basis (KCSIE; incidents are theirs alone too).
@@ -147,6 +147,21 @@ void annotate_requests(json::value& data, const configuration& cfg, const rules:
     return;
   }
   if (o->contains("url")) annotate_one(*o, cfg, index, may_read_disclosures, now);
+}
+
+void withhold_watched_words_in_audit(json::object& entry, const configuration& cfg, const rules::exception_index* index,
+                                     std::chrono::sys_seconds now) {
+  const auto* object = entry.if_contains("object");
+  if (!object || !object->is_string() || !object->as_string().starts_with("request ")) return;
+  bool withheld = false;
+  for (const char* side : {"before", "after"}) {
+    if (auto* v = entry.if_contains(side); v && v->is_object() && v->as_object().contains("url")) {
+      annotate_one(v->as_object(), cfg, index, false, now, false);
+      withheld = withheld || v->as_object().contains("withheld");
+    }
+  }
+  // The entry's own reason is the request's reasons, as the form gave them.
+  if (withheld && entry.contains("reason")) entry["reason"] = "(withheld: for the DSL and the headteacher)";
 }
 
 }  // namespace hallpass

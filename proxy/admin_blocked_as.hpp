@@ -45,6 +45,12 @@ std::optional<request_block> request_blocked_as(const configuration& cfg, const 
 void annotate_requests(boost::json::value& data, const configuration& cfg, const rules::exception_index* index,
                        bool may_read_disclosures, std::chrono::sys_seconds now);
 
+// The same withholding in an audit entry about a request (its "before" and "after" request
+// objects), for a caller who may not read disclosures: the audit log kept the words the `show`
+// of the same request withheld.
+void withhold_watched_words_in_audit(boost::json::object& entry, const configuration& cfg,
+                                     const rules::exception_index* index, std::chrono::sys_seconds now);
+
 // The blocked_as object as annotate_requests writes it.
 boost::json::object blocked_as_json(const request_block& b);
 

@@ -1100,10 +1100,13 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     // So are incident records, whole (admin_incidents.cpp).
     if (!who->roles.count("dsl") && !who->roles.count("headteacher") && r.ok && r.data.is_object()) {
       if (auto* entries = r.data.as_object().if_contains("entries"); entries && entries->is_array()) {
+        const auto index = state_.exceptions.load();
+        const auto now = store::now_seconds();
         for (auto& e : entries->as_array()) {
           if (!e.is_object()) continue;
           withhold_ban_reasons_in_audit(e.as_object(), who->user);
           withhold_incident_in_audit(e.as_object());
+          withhold_watched_words_in_audit(e.as_object(), *cfg, index.get(), now);  // a pupil's words: admin_blocked_as.hpp
         }
       }
     }

@@ -343,6 +343,10 @@ alerts:
         self.assertIsNone(as_json["reasons"])
         self.assertEqual(as_json["blocked_as"]["category"], "self_harm")
         self.assertTrue(as_json["blocked_as"]["watched"])
+        audit = json.dumps(ctl_json("hp_tech", self.sock, "audit"))
+        self.assertIn(f"request {number}", audit)
+        self.assertNotIn("hurt myself", audit)  # nor in the audit log's copy of the request
+        self.assertIn("hurt myself", json.dumps(ctl_json("hp_dsl", self.sock, "audit")))
         listed = ctl_json("hp_tech", self.sock, "list")
         [row] = [r for r in listed["requests"] if str(r["id"]) == number]
         self.assertIsNone(row["reasons"])
