@@ -219,10 +219,15 @@ std::string read_words_from_stdin(command& cmd) {
   // so that a DSL's account of a conversation is not lost to a refusal after it was typed
   // (people-side audit, 2026-12-07, M11).
   if (const auto n = hallpass::rules::code_points(text); n > 2000) {
-    std::cout << text << "\n";
-    return "--" + which + " - : " + std::to_string(n) +
-           " characters, more than the 2,000 a record takes: nothing was sent. The text is above, to shorten "
-           "(or to split: hallpassctl incident ID --action - adds another entry)";
+    // Given back only to a person at a terminal: a script's input is in its own file, and its
+    // output may go to a log, where a safeguarding text does not belong (review, 2026-12-07).
+    const bool typed = isatty(STDIN_FILENO);
+    if (typed) std::cout << text << "\n";
+    return "--" + which + " - : " + std::to_string(n) + " characters, more than the 2,000 a record takes: nothing " +
+           "was sent." + (typed ? " The text is above, to shorten" : "") +
+           (cmd.verb == "incident" ? std::string(typed ? " (or to split: " : " Split it: ") +
+                                         "hallpassctl incident ID --action - adds another entry" + (typed ? ")" : "")
+                                   : std::string());
   }
   *dash = text;
   return {};

@@ -178,23 +178,25 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
   if (verb == "unban") {
     auto r = store_->unban(actor, id, device, subject, *reason);
     // The alert gives the DSL a device's name, hardware address and address, and any of them
-    // may be to hand: an unban by the address of a device banned by its name said "no ban", and
-    // the pupil stayed limited (people-side audit, 2026-12-07, M4). The device at that address
-    // now, as the leases give it, is unbanned by its name or hardware address instead, saying so.
+    // may be to hand: an unban by the address of a device banned by its name said only "no ban",
+    // and the pupil stayed limited (people-side audit, 2026-12-07, M4). The answer names the
+    // device at that address now and its bans, for the DSL to lift by that name: not lifted
+    // here, as the address may have moved to another child since the alert (review, same day).
     if (!r.ok && r.code == "not_found" && device && !id) {
       const auto address = rules::ip_address::parse(subject);
       const auto devices = state_.devices.load();
       const device_identity* d = address && devices ? devices->find(*address) : nullptr;
+      std::string held;
       for (const std::string* key : {d ? &d->name : nullptr, d ? &d->hardware_address : nullptr}) {
         if (!key || key->empty()) continue;
-        const auto canonical = rules::parse_device(*key);
-        if (!canonical) continue;
-        auto by_name = store_->unban(actor, std::nullopt, true, canonical->text, *reason);
-        if (!by_name.ok) continue;
-        r = std::move(by_name);
-        add_ban_warning(r, "device " + subject + " had no ban of its own; the device at that address now is " +
-                               canonical->text + ", and its ban is lifted");
-        break;
+        if (const auto canonical = rules::parse_device(*key); canonical && store_->device_banned(canonical->text)) {
+          held += (held.empty() ? "" : " and ") + ("hallpassctl unban --device " + canonical->text);
+        }
+      }
+      if (!held.empty()) {
+        r.error += "; the device at that address now (" + (d->name.empty() ? d->hardware_address : d->name) +
+                   ") is banned by its " + (d->name.empty() ? "hardware address" : "name or hardware address") +
+                   ": if that is the device you mean, " + held;
       }
     }
     changed = r.ok;

@@ -944,6 +944,9 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
       *field = std::string(it->value().as_string());
     }
     r = store_->review(actor, *id, review);
+    // Its answer is the request: a pupil's words withheld as show withholds them (review of
+    // the session, 2026-12-07: `review --json` gave the technician what `show` withheld).
+    if (r.ok) annotate_requests(r.data, *cfg, state_.exceptions.load().get(), may_read_disclosures(*who), store::now_seconds());
   } else if (verb == "deny" || verb == "revoke") {
     auto id = id_arg(args, &err);
     auto reason = text_arg(args, "reason", &err);

@@ -630,6 +630,7 @@ net::awaitable<void> run_http_session(worker& w, std::shared_ptr<client_connecti
     w.state().diagnostics.say("hallpass: session for " + c->ip_text + " ended by an unexpected error: " + e.what());
   }
   return_unused_prefetch(w, *c);             // an origin connection no request took: to the pool
+  if (c->origin_sign_in != 0) w.upstream().drop_pinned(c->origin_sign_in);  // signed in: nobody else's
   // The close_notify of an inspected connection; none after an answer cut short, whose end
   // must not look like a clean one.
   if (c->tls && !c->answer_cut_short) co_await end_inspection(*c);

@@ -478,6 +478,7 @@ int run_explain(const std::vector<std::string>& args) {
     else if (role.empty() && client.empty() && groups.empty() && user.empty())
       error = "give one of --role NAME, --client ADDRESS, --user NAME or --groups \"A,B\"";
     else if (url.empty()) error = "give the URL to explain";
+    else if (policy_only && !state_dir.empty()) error = "give --state-dir or --policy-only, not both";
   }
   if (!error.empty()) {
     std::cerr << "hallpass explain: " << error
@@ -589,12 +590,17 @@ int run_explain(const std::vector<std::string>& args) {
   // the configuration, read once (explain said ALLOW for a device banned by name and BLOCK for
   // one with a device's exception, the proxy the opposite: people-side audit, 2026-12-07, M2).
   const auto& leases = result.config->daemon.dhcp_leases;
-  if (f.client && device.empty() && mac.empty() && !leases.path.empty()) {
+  if (f.client && device.empty() && mac.empty() && !leases.path.empty() && !policy_only) {
     std::string why;
     const auto found = read_device_once({leases.path, leases.format}, *f.client, &why);
     if (!found) {
-      notes.push_back("The DHCP leases (" + why + ") could not be read: decided without the device's name or hardware "
-                      "address, so a ban or an exception by either is not applied here; give --device or --mac.");
+      // As for an unreadable store: no verdict that may be the opposite of the proxy's (a device
+      // banned by name "allowed"; review of the session, 2026-12-07).
+      std::cerr << "hallpass explain: cannot read the DHCP leases (" << why
+                << "): a ban or an exception by device name or hardware address would not be applied, so no "
+                   "verdict is given. Run explain as the service user or root, or give --device NAME or --mac "
+                   "ADDRESS (or --policy-only).\n";
+      return 1;
     } else if (*found) {
       device_text = (*found)->name;
       mac_text = (*found)->hardware_address;

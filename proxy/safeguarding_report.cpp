@@ -329,8 +329,9 @@ std::string report_builder::render(const rules::time_zone& zone, std::string_vie
   // A log with nothing in the period, or one that begins inside it, must not read as a quiet
   // week (people-side audit, 2026-12-07, M6: "Web requests: 0" and "None." everywhere).
   if (requests_ == 0) {
-    out += "**No web requests were logged in this period.** That is not a quiet week: check that the filter was "
-           "running and writing its access log (access_log.path), and that this report read the right files.\n\n";
+    out += "**No web requests were logged in this period.** If the school was open, that is not a quiet week: "
+           "check that the filter was running and writing its access log (access_log.path), and that this report "
+           "read the right files.\n\n";
   } else if (earliest_ && !before_period_ && *earliest_ > period_.from) {
     out += "**The access log read begins at " + rules::time_in_words(zone, *earliest_) +
            "**, after the start of this period: anything before then is not in this report.\n\n";

@@ -396,7 +396,14 @@ net::awaitable<bool> upstream::connect_new(const std::vector<tcp::endpoint>& all
   // dual-stack site failed with a 504 where a browser connecting itself fell back to IPv4 in a
   // moment (outside-in audit with real clients, 2026-12-07, H2). Not in parallel: a school's
   // origins are few and the proxy's connections many.
-  const auto order = alternate_families(allowed);
+  auto order = alternate_families(allowed);
+  // Addresses that did not answer lately go last, in their order (unanswered_).
+  const auto started = std::chrono::steady_clock::now();
+  const auto lately_unanswered = [&](const tcp::endpoint& e) {
+    const auto it = unanswered_.find(e.address().to_string());
+    return it != unanswered_.end() && it->second > started;
+  };
+  if (!unanswered_.empty()) std::stable_partition(order.begin(), order.end(), [&](const auto& e) { return !lately_unanswered(e); });
   const auto budget = cfg.daemon.upstream.connect_timeout;
   const auto share = std::clamp<std::chrono::steady_clock::duration>(budget / 4, std::chrono::milliseconds(500),
                                                                       std::chrono::seconds(2));
@@ -414,9 +421,17 @@ net::awaitable<bool> upstream::connect_new(const std::vector<tcp::endpoint>& all
     ec = attempt;
     if (!ec) {
       ep = order[i];
+      if (!unanswered_.empty()) unanswered_.erase(ep.address().to_string());
       break;
     }
     if (is_descriptor_shortage(ec)) break;
+    if (ec == beast::error::timeout && i + 1 < order.size()) {
+      if (unanswered_.size() >= max_unanswered) {
+        std::erase_if(unanswered_, [&](const auto& u) { return u.second <= started; });
+        if (unanswered_.size() >= max_unanswered) unanswered_.clear();
+      }
+      unanswered_[order[i].address().to_string()] = started + unanswered_for;
+    }
     error_code ignored;
     c->stream.socket().close(ignored);  // the next address gets a socket of its own
   }
@@ -593,6 +608,18 @@ upstream_connection::~upstream_connection() {
 void upstream::give_back_unused(std::unique_ptr<upstream_connection> c, const configuration& cfg) {
   if (!absorb_post_handshake(*c)) return;
   release(std::move(c), cfg);
+}
+
+void upstream::drop_pinned(std::uint64_t origin_sign_in) {
+  const std::string suffix = " #" + std::to_string(origin_sign_in);  // pool_client's ending (exchange.cpp)
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    if (it->first.ends_with(suffix)) {
+      idle_count_ -= it->second.size();
+      it = idle_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void upstream::sweep(std::chrono::milliseconds pool_idle) {

@@ -153,6 +153,10 @@ class upstream {
   bool still_allowed(const upstream_connection& c, const configuration& cfg);
   // Closes pooled connections idle for longer than pool_idle. Called by the worker's timer.
   void sweep(std::chrono::milliseconds pool_idle);
+  // Closes the idle connections of a client connection that signed in to origins by connection
+  // (client_connection::origin_sign_in), when it ends: no other request can ever take them, and
+  // they would hold places of max_idle_total until the sweep (review, 2026-12-07).
+  void drop_pinned(std::uint64_t origin_sign_in);
   void close_all();
 
   // The addresses of host (an IP literal, a `hosts:` entry, the cache or DNS), or an error
@@ -221,6 +225,13 @@ class upstream {
   // a busy origin does not allocate its key again on every request.
   std::unordered_map<std::string, std::vector<std::unique_ptr<upstream_connection>>> idle_;
   std::size_t idle_count_ = 0;
+  // Addresses whose last connect timed out while another address of the name was left to try
+  // (connect_new), until when they are tried last: each device's first connection to a
+  // dual-stack site behind broken IPv6 would otherwise wait a share of connect_timeout again
+  // (review, 2026-12-07). At most max_unanswered, this worker's own.
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> unanswered_;
+  static constexpr std::size_t max_unanswered = 1024;
+  static constexpr auto unanswered_for = std::chrono::minutes(5);
   // CA Issuers addresses fetched lately, until when not to fetch them again.
   static constexpr std::size_t max_issuer_tries = 1024;
   static constexpr std::chrono::minutes issuer_retry_after{10};

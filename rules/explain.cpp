@@ -310,12 +310,17 @@ explanation explain(const policy& p, const request_facts& facts, const exception
   }
   if (v.rule_id.starts_with("local block ")) {
     // A reported page is blocked for everyone, at every time, whatever exception is approved
-    // (exception_index.hpp, precedence 2): only its removal opens it (people-side audit,
-    // 2026-12-07, M1: explain offered an exception, which opened nothing).
-    e.would_allow.push_back("The technician or the headteacher removing " + std::string(v.rule_id) +
-                            " (hallpassctl unblock " + std::string(v.rule_id.substr(12)) +
-                            "): a local block wins over every exception, role and time.");
-    return e;
+    // (exception_index.hpp, precedence 2): its removal comes first (people-side audit,
+    // 2026-12-07, M1: explain offered an exception, which opened nothing). Where the policy
+    // blocks the page too, what opens that is said as well (the review of the session).
+    const std::string removal = "The technician or the headteacher removing " + std::string(v.rule_id) +
+                                " (hallpassctl unblock " + std::string(v.rule_id.substr(12)) +
+                                "): a local block wins over every exception, role and time";
+    if (decide_request(p, nullptr, facts).act != action::block) {
+      e.would_allow.push_back(removal + ".");
+      return e;
+    }
+    e.would_allow.push_back(removal + "; the policy blocks the page too, so then also one of these:");
   }
   using namespace std::chrono;
   // The same request at other times of the same day, and at the weekend.

@@ -136,6 +136,17 @@ result exception_store::confirm_ban(const actor& who, std::int64_t id, const std
                           *after);
 }
 
+bool exception_store::device_banned(const std::string& subject) {
+  std::string err;
+  auto st = db_.prepare(
+      "SELECT 1 FROM bans WHERE kind = 'device' AND subject = ? COLLATE NOCASE AND lifted_at IS NULL AND "
+      "(valid_until IS NULL OR valid_until > ?) LIMIT 1",
+      &err);
+  if (!st) return false;
+  st.bind(1, subject).bind(2, now_seconds().time_since_epoch().count());
+  return st.step(&err);
+}
+
 result exception_store::unban(const actor& who, std::optional<std::int64_t> id, bool device,
                               const std::string& subject, const std::string& reason) {
   transaction tx(db_);

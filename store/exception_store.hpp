@@ -215,6 +215,8 @@ class exception_store {
   result unban(const actor& who, std::optional<std::int64_t> id, bool device, const std::string& subject,
                const std::string& reason);
   result bans(bool all);
+  // Whether a ban in force or proposed names this device (canonical name or hardware address).
+  bool device_banned(const std::string& subject);
   // Incident records (store/incidents.cpp). open_incident() files one (open, or closed at once
   // when the form has an outcome). record_incident() adds an action, closes it with an
   // outcome, or both: an outcome on a closed incident is refused (conflict), an action on one

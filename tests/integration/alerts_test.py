@@ -343,6 +343,8 @@ alerts:
         self.assertIsNone(as_json["reasons"])
         self.assertEqual(as_json["blocked_as"]["category"], "self_harm")
         self.assertTrue(as_json["blocked_as"]["watched"])
+        reviewed = json.dumps(ctl_json("hp_tech", self.sock, "review", number, "--note", "passed to the DSL"))
+        self.assertNotIn("hurt myself", reviewed)  # the answer to review is the request, withheld too
         audit = json.dumps(ctl_json("hp_tech", self.sock, "audit"))
         self.assertIn(f"request {number}", audit)
         self.assertNotIn("hurt myself", audit)  # nor in the audit log's copy of the request

@@ -412,6 +412,10 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
             self.assertNotIn("Verdict", r.stdout)
             r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir", d, "--policy-only",
                                 "--role", "pupils", url], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("give --state-dir or --policy-only, not both", r.stderr)
+            r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--policy-only", "--role", "pupils", url],
+                               capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("The store was not read (--policy-only)", r.stdout)
             os.unlink(os.path.join(d, "hallpass.db"))

@@ -1016,10 +1016,6 @@ class SearchTermsBlockedOnlyTest(unittest.TestCase):
         self.assertIn("access_log.search_terms must be true (every search's terms), blocked", r.stdout + r.stderr)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class ConnectionSignInOrigin(ThreadedServer):
     """An origin with connection-based sign-in, as IIS does NTLM (RFC 4559 for Negotiate): a
     request with `Authorization: NTLM <type 1>` gets a 401 challenge, one with a type 3 signs
@@ -1100,3 +1096,7 @@ class ConnectionSignInTest(unittest.TestCase):
             self.addCleanup(other.close)
             self.assertEqual(ask(other), (b"HTTP/1.1 401 Unauthorized", b"who are you?"))
             other.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

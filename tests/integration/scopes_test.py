@@ -242,21 +242,39 @@ class ScopesTest(unittest.TestCase):
             self.assertNotIn("stops nothing", out + err, args)
             ctl("hp_dsl", self.sock, "unban", *args, "--reason", "test over", check=0)
 
-    def test_an_unban_by_address_lifts_the_ban_of_the_device_there(self):
+    def test_explain_gives_no_verdict_without_the_leases_it_needs(self):
+        # Leases it cannot read would decide a device banned by name as allowed: no verdict then,
+        # unless the device is named (review of the session, 2026-12-07).
+        with open(self.proxy.config) as f:
+            text = f.read()
+        other = os.path.join(self.proxy.dir, "no-leases.yaml")
+        with open(other, "w") as f:
+            f.write(text.replace(f"path: {self.leases}", "path: /nonexistent/dnsmasq.leases", 1))
+        url = f"http://origin.test:{self.nginx.port}/small"
+        r = subprocess.run([BIN, "explain", "--config", other, "--state-dir", self.state, "--client", "127.0.0.33", url],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("cannot read the DHCP leases", r.stderr)
+        r = subprocess.run([BIN, "explain", "--config", other, "--state-dir", self.state, "--client", "127.0.0.33",
+                            "--device", "tablet-33", url], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_an_unban_by_address_names_the_device_banned_there(self):
         # The alert gives the DSL a name, a hardware address and an address: unban by the address
-        # of a device banned by its name said "no ban", and it stayed banned (people-side audit,
-        # 2026-12-07, M4).
+        # of a device banned by its name said only "no ban", and it stayed banned (people-side
+        # audit, 2026-12-07, M4). The answer names the device there now and how to lift its ban;
+        # it lifts nothing itself (the address may be another child's since the alert).
         ban = ctl_json("hp_dsl", self.sock, "ban", "--device", "tablet-35", "--for", "1h", "--reason", "VPN")
-        self.until(lambda: self.status("origin.test", "127.0.0.35") == 403, "the ban by name")
-        code, out, err = ctl("hp_dsl", self.sock, "unban", "--device", "127.0.0.35", "--reason", "spoke with parents")
-        self.assertEqual(code, 0, err)
-        self.assertIn("the device at that address now is tablet-35, and its ban is lifted", out + err)
-        self.until(lambda: self.status("origin.test", "127.0.0.35") == 200, "the ban lifted")
-        lifted = [b for b in ctl_json("hp_dsl", self.sock, "bans", "--all")["bans"] if b["id"] == ban["id"]]
-        self.assertEqual(lifted[0]["status"], "lifted")
-        code, _, err = ctl("hp_dsl", self.sock, "unban", "--device", "127.0.0.35", "--reason", "again")
-        self.assertEqual(code, 1)
-        self.assertIn("not_found", err)
+        try:
+            self.until(lambda: self.status("origin.test", "127.0.0.35") == 403, "the ban by name")
+            code, out, err = ctl("hp_dsl", self.sock, "unban", "--device", "127.0.0.35", "--reason", "spoke with parents")
+            self.assertEqual(code, 1, out)
+            self.assertIn("device 127.0.0.35 has no ban in force or proposed; the device at that address now "
+                          "(tablet-35) is banned by its name or hardware address: if that is the device you mean, "
+                          "hallpassctl unban --device tablet-35", err)
+            self.assertEqual(self.status("origin.test", "127.0.0.35"), 403)  # nothing lifted
+        finally:
+            ctl("hp_dsl", self.sock, "unban", str(ban["id"]), "--reason", "test over", check=0)
 
     def test_a_user_ban_through_the_proxy_bans_that_user_on_any_device(self):
         ban = ctl_json("hp_dsl", self.sock, "ban", "--user", "dave", "--for", "1h", "--reason", "proxy site")

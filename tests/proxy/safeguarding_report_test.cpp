@@ -255,7 +255,7 @@ TEST_CASE("safeguarding report: an empty log, or one that begins inside the peri
   // People-side audit, 2026-12-07, M6: "Web requests: 0" and "None." everywhere, exit 0.
   hallpass::report_builder empty(report_week, {});
   const auto e = empty.render(report_zone(), "S", {});
-  CHECK(contains(e, "**No web requests were logged in this period.** That is not a quiet week"));
+  CHECK(contains(e, "**No web requests were logged in this period.** If the school was open, that is not a quiet week"));
   hallpass::report_builder late(report_week, {});
   late.add_line(log_request_line("2026-11-26T09:00:00+00:00", "10.0.0.7", "example.org", "allow", ""));
   const auto l = late.render(report_zone(), "S", {});
