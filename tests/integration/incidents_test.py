@@ -71,7 +71,7 @@ class IncidentsTest(unittest.TestCase):
         section = r.stdout.split("## Incident records", 1)[1].split("\n## ", 1)[0]
         # It happened before the report's day: in full, with its year and zone (a time outside
         # the period: outside-in audit of time, 2026-12-07, F4).
-        self.assertRegex(section, rf"\| {iid} \| user ava.b \| social_media \| Tuesday 1 December 2026, 11:05 GMT \| 1 "
+        self.assertRegex(section, rf"\| {iid} \| user ava.b \| social media \| Tuesday 1 December 2026, 11:05 GMT \| 1 "
                                   rf"\| .* \| closed ")
         self.assertIn(f"| {still_open} | device 127.0.0.40 | - |", section)
         self.assertIn("**open**", section)
