@@ -82,13 +82,13 @@ lease_parse_result parse_leases(lease_format f, std::string_view text, std::int6
 // there (the router is, by its own address). IPv6's: ipv6_neighbours.hpp (no /proc file).
 lease_parse_result parse_arp_table(std::string_view text);
 
-// The address -> device map of one read of the leases file. Immutable; any thread.
 // Where the device names come from: a DHCP server's leases file and its format.
 struct lease_watcher_source {
   std::string path;  // "": no device names
   lease_format format = lease_format::dnsmasq;
 };
 
+// The address -> device map of one read of the leases file. Immutable; any thread.
 class device_table {
  public:
   device_table() = default;
