@@ -161,7 +161,14 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
       m.tls_client_rejected_ca.Increment();
       ex.tls_failure = "rejected_ca";
     } else {
-      ex.note = "TLS handshake with the client failed: " + ec.message();
+      // A device that offers only TLS 1.0 or 1.1 is old, not broken: the note says so (outside-in
+      // audit of HTTPS, 2026-12-07: "unsupported protocol" alone).
+      const bool old_device = ec.category() == net::error::get_ssl_category() &&
+                              (ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_UNSUPPORTED_PROTOCOL ||
+                               ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_VERSION_TOO_LOW);
+      ex.note = old_device ? "the device offered only TLS 1.0 or 1.1, older than the 1.2 the proxy requires (" +
+                                 ec.message() + "): update it, or add the site to the never-inspect list"
+                           : "TLS handshake with the client failed: " + ec.message();
       m.tls_client_failed.Increment();
       ex.tls_failure = "client_failed";
     }

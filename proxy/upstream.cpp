@@ -553,6 +553,12 @@ net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::stri
                 : wants                         ? upstream_error::tls_needs_direct
                                                 : upstream_error::tls_failed;
       r.detail = wants ? std::move(*wants) : ec.message();
+      // An answer in plain HTTP to our ClientHello reads to OpenSSL as a record of an unknown
+      // version: said as what it is (outside-in audit of HTTPS, 2026-12-07).
+      if (!wants && ec.category() == net::error::get_ssl_category() &&
+          ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_WRONG_VERSION_NUMBER) {
+        r.detail = "the site answered without TLS (plain HTTP on a port for HTTPS?): " + ec.message();
+      }
       state_.metrics.tls_origin_failed.Increment();
     }
     r.reason = describe(r.error);

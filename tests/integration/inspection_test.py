@@ -29,7 +29,7 @@ import threading
 import time
 import unittest
 
-from harness import (BIN, PUPIL, STAFF, Proxy, PyOrigin, ThreadedServer, curl, raw_request, read_request_head,
+from harness import (BIN, PUPIL, STAFF, Origin, Proxy, PyOrigin, ThreadedServer, curl, raw_request, read_request_head,
                      recv_head, seconds_until_closed, status_of, wait_for, ws_frame, ws_read_frame)
 
 NAMES = ["origin.test", "wiki.test", "search.test", "facebook.test", "www.facebook.test", "never.test",
@@ -1413,6 +1413,32 @@ inspection:
         line = closed_line("never")
         self.assertIn("closed: HTTPS to origin.test is no longer inspected (", line["note"])
         self.assertIsNone(p.proc.poll())
+
+    def test_an_origin_without_tls_and_a_device_with_old_tls_are_named_as_such(self):
+        # Both were OpenSSL's words alone: "wrong version number", "unsupported protocol"
+        # (outside-in audit of HTTPS, 2026-12-07).
+        plain = Origin()  # nginx, plain HTTP where the tunnel expects HTTPS: it answers the ClientHello with a 400
+        self.addCleanup(plain.stop)
+        p = self.start_proxy(plain.port)
+        status, body, err = self.get(p, f"https://origin.test:{plain.port}/small", source=STAFF)
+        self.assertEqual(status, 502, err)
+        line = wait_for(lambda: [l for l in p.log_lines() if l.get("path") == "/small"] or None,
+                        what="the request's line")[-1]
+        self.assertIn("the site answered without TLS (plain HTTP on a port for HTTPS?)", line["note"])
+        old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        old.load_verify_locations(self.school_crt)
+        old.set_ciphers("DEFAULT:@SECLEVEL=0")
+        old.minimum_version = ssl.TLSVersion.TLSv1
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10, source_address=(STAFF, 0))
+        self.addCleanup(s.close)
+        s.sendall(f"CONNECT origin.test:{plain.port} HTTP/1.1\r\nHost: origin.test\r\n\r\n".encode())
+        self.assertIn(b" 200 ", recv_head(s))
+        with self.assertRaises((ssl.SSLError, ConnectionError)):
+            old.wrap_socket(s, server_hostname="origin.test")
+        line = wait_for(lambda: [l for l in p.log_lines() if l.get("tls") == "client_failed"] or None,
+                        what="the old device's line")[-1]
+        self.assertIn("the device offered only TLS 1.0 or 1.1", line["note"])
 
     def explain(self, proxy, role, url, method="GET"):
         r = subprocess.run([BIN, "explain", "--config", proxy.config, "--role", role, "--ca-dir", self.school_ca,
