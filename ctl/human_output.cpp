@@ -135,7 +135,18 @@ std::string who(const json::object& request) {
   }
   const json::object* scope = find_object(request, "scope");
   if (!scope) return {};
-  if (std::string roles = text(*scope, "roles"); !roles.empty()) return roles;
+  if (std::string roles = text(*scope, "roles"); !roles.empty()) {
+    // A pending request from the block page is approved, by default, for whoever asked (the
+    // signed-in user, else the device), not the whole role: said so, as approve will do it (it
+    // read "pupils": people-side audit, 2026-12-07, L6).
+    const json::object* by = find_object(request, "asked_by");
+    if (by && text(request, "status") == "pending") {
+      if (std::string user = text(*by, "user"); !user.empty()) return "user " + user + " (of " + roles + ")";
+      if (std::string device = text(*by, "device"); !device.empty()) return "device " + device + " (of " + roles + ")";
+      if (std::string client = text(request, "client"); !client.empty()) return "device " + client + " (of " + roles + ")";
+    }
+    return roles;
+  }
   if (std::string user = text(*scope, "user"); !user.empty()) return "user " + user;
   if (std::string client = text(*scope, "client"); !client.empty()) return "client " + client;
   return {};

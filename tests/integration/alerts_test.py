@@ -355,6 +355,7 @@ alerts:
         _, table, _ = ctl("hp_head", self.sock, "list", check=0)
         [line] = [l for l in table.splitlines() if l.split()[:1] == [number]]
         self.assertIn("SAFEGUARDING", line)
+        self.assertIn("device 127.0.0.44 (of pupils)", line)  # whom approve opens it for, by default
         # Approving it says so, and that the DSL was sent an alert.
         code, out, err = ctl("hp_head", self.sock, "approve", number, "--for", "1h", "--reason", "DSL agreed")
         self.assertEqual(code, 0, out + err)
