@@ -6,7 +6,9 @@
 
 #include "proxy/admin_request.hpp"
 #include "proxy/admin_server.hpp"
+#include "proxy/dhcp_leases.hpp"
 #include "proxy/shared_state.hpp"
+#include "rules/device_ref.hpp"
 #include "rules/explain.hpp"
 #include "rules/utf8.hpp"
 #include "rules/yaml_reader.hpp"
@@ -59,7 +61,40 @@ store::result admin_server::handle_incident_verb(const std::string& verb, const 
     auto subject = admin_subject(args, err);
     if (!subject) return bad_request(err);
     if (!subject->second.empty()) f.subject = *subject;
-    return store_->incidents(f, incident_list_limit);
+    // A device under the other spellings the leases give it now: the alert names it by name,
+    // hardware address and address, and records filed under one were not found by another
+    // (people-side audit, 2026-12-07, M4). Said in the answer ("also_as").
+    if (f.subject && f.subject->first) {
+      const auto devices = state_.devices.load();
+      const auto d = rules::parse_device(f.subject->second);
+      const auto canonical = [](const std::string& s) {
+        const auto c = rules::parse_device(s);
+        return c ? c->text : s;
+      };
+      const auto add_other_keys = [&](const device_identity& id) {
+        for (const std::string* key : {&id.name, &id.hardware_address}) {
+          if (key->empty()) continue;
+          const std::string k = canonical(*key);
+          if (k != d->text && std::find(f.also.begin(), f.also.end(), k) == f.also.end()) f.also.push_back(k);
+        }
+      };
+      if (devices && d && d->by == rules::device_key::address) {
+        if (const device_identity* id = devices->find(*rules::ip_address::parse(d->text))) add_other_keys(*id);
+      } else if (devices && d) {
+        const auto here = devices->addresses_of(d->text);
+        if (!here.empty()) {
+          f.also.push_back(here.front().to_string());
+          if (const device_identity* id = devices->find(here.front())) add_other_keys(*id);
+        }
+      }
+    }
+    auto r = store_->incidents(f, incident_list_limit);
+    if (r.ok && !f.also.empty() && r.data.is_object()) {
+      json::array also;
+      for (const auto& a : f.also) also.emplace_back(a);
+      r.data.as_object()["also_as"] = std::move(also);
+    }
+    return r;
   }
   const auto id = admin_positive_number(args, "id");
   if (args.contains("id") && !args.at("id").is_null() && !id) return bad_request("'id' must be an incident's number");

@@ -103,6 +103,9 @@ class device_table {
   // lower case): for the admin's warning that a ban names no device the leases know. A scan:
   // not for the request path.
   bool names(std::string_view name_or_mac) const;
+  // The addresses whose lease gives this name (without case) or hardware address: a scan, as
+  // names().
+  std::vector<rules::ip_address> addresses_of(std::string_view name_or_mac) const;
 
  private:
   struct address_hash {

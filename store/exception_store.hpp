@@ -233,6 +233,9 @@ class exception_store {
   struct incident_filter {
     bool all = false;
     std::optional<std::pair<bool, std::string>> subject;  // (device, subject)
+    // The same device under other spellings (its name, hardware address or address, as the
+    // leases give them now): records filed under any of them match too. At most three used.
+    std::vector<std::string> also;
   };
   // At most `max_bytes` of JSON too (the newest always), as audit's: an answer stays well within
   // hallpassctl's 16 MiB however long the incidents are.

@@ -151,14 +151,20 @@ result exception_store::incident(std::int64_t id) {
 result exception_store::incidents(const incident_filter& filter, std::size_t limit, std::size_t max_bytes) {
   // Open ones, or every one; of one subject (a user name compares without case, as bans').
   std::string where = " WHERE 1";
-  if (filter.subject) where += " AND kind = ?1 AND subject = ?2 COLLATE NOCASE";
+  // The same device under up to three other spellings (?3 to ?5; unused ones are the subject again).
+  if (filter.subject) where += " AND kind = ?1 AND subject COLLATE NOCASE IN (?2, ?3, ?4, ?5)";
   if (!filter.all) where += " AND closed_at IS NULL";
   auto bind = [&](statement& st) {
-    if (filter.subject) st.bind(1, filter.subject->first ? "device" : "user").bind(2, filter.subject->second);
+    if (!filter.subject) return;
+    st.bind(1, filter.subject->first ? "device" : "user").bind(2, filter.subject->second);
+    for (int i = 0; i < 3; ++i) {
+      st.bind(3 + i, static_cast<std::size_t>(i) < filter.also.size() ? filter.also[static_cast<std::size_t>(i)]
+                                                                          : filter.subject->second);
+    }
   };
   // One that cannot be read fails the answer: left out, it would read as "older ones not shown".
   std::string read_error;
-  auto r = newest_page("incidents", "id", " FROM incidents" + where, bind, 3, limit, max_bytes,
+  auto r = newest_page("incidents", "id", " FROM incidents" + where, bind, 6, limit, max_bytes,
                        [&](std::int64_t id) { return incident_object(id, &read_error); });
   if (r.ok && !read_error.empty()) return result::fail("internal", "an incident cannot be read: " + read_error);
   return r;

@@ -259,6 +259,22 @@ class ScopesTest(unittest.TestCase):
                             "--device", "tablet-33", url], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_a_devices_incidents_are_found_by_its_name_hardware_address_or_address(self):
+        # The alert names a device three ways; records filed under one were not found by another
+        # (people-side audit, 2026-12-07, M4).
+        by_name = ctl_json("hp_dsl", self.sock, "incident", "--device", "tablet-31", "--what", "VPN app seen")
+        by_address = ctl_json("hp_dsl", self.sock, "incident", "--device", "127.0.0.31", "--what", "proxy site")
+        for spelling in ("127.0.0.31", "TABLET-31", MAC["127.0.0.31"]):
+            found = ctl_json("hp_dsl", self.sock, "incidents", "--device", spelling)
+            ids = {i["id"] for i in found["incidents"]}
+            self.assertTrue({by_name["id"], by_address["id"]} <= ids, (spelling, found))
+        _, text, _ = ctl("hp_dsl", self.sock, "incidents", "--device", "127.0.0.31", check=0)
+        self.assertIn("device tablet-31", text)  # the table, in words, with the record filed by name
+        other = ctl_json("hp_dsl", self.sock, "incidents", "--device", "tablet-33")
+        self.assertFalse({by_name["id"], by_address["id"]} & {i["id"] for i in other["incidents"]})
+        for record in (by_name, by_address):
+            ctl("hp_dsl", self.sock, "incident", str(record["id"]), "--outcome", "test over", check=0)
+
     def test_an_unban_by_address_names_the_device_banned_there(self):
         # The alert gives the DSL a name, a hardware address and an address: unban by the address
         # of a device banned by its name said only "no ban", and it stayed banned (people-side
