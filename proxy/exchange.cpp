@@ -227,12 +227,14 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
     const auto facts = facts_of(w, c, ex, std::nullopt, false);
     const auto inspection = rules::decide_inspection(policy, ex.exceptions.get(), facts, *v);
     if (inspection.handling == rules::tls_handling::inspect) {
-      // Decided on the host alone now; what needs the path applies to each request inside.
-      ex.add_note(inspection.why);
+      // Decided on the host alone now; what needs the path applies to each request inside. The
+      // note says "inspected" only of a tunnel that will be decrypted (a refused CONNECT's line
+      // said the host "is inspected": outside-in audit with real clients, 2026-12-07, L6).
       v = &decide_exchange(w, c, ex, std::nullopt, true);
       ex.decided_path_later = true;
-      if (v->act == rules::action::block) return browser ? tunnel_plan::block_page : tunnel_plan::refuse;
-      return tunnel_plan::inspect;
+      if (v->act == rules::action::block && !browser) return tunnel_plan::refuse;
+      ex.add_note(inspection.why);
+      return v->act == rules::action::block ? tunnel_plan::block_page : tunnel_plan::inspect;
     }
     if (inspection.never) {
       ex.add_note(v->act == rules::action::block

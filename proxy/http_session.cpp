@@ -83,6 +83,7 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
   // category and no circumvention count, where explain and other clients had the policy's
   // block (explain audit, 2026-12-06, L1).
   if (plan == tunnel_plan::refuse || (plan == tunnel_plan::block_page && !listed(connect.ports))) {
+    if (plan == tunnel_plan::block_page) ex.note.clear();  // its "inspected" note: nothing is decrypted
     co_await write_connect_block(c, ex, version);
     finish_exchange(w, c, ex);
     co_return false;
@@ -93,6 +94,7 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
     // Refused by the daemon's settings, not by the policy: the log names no rule (the role stays).
     ex.asker_role = ex.verdict ? ex.verdict->chosen_role : nullptr;
     ex.verdict.reset();
+    ex.note.clear();  // what the plan said of inspection: nothing is decrypted
     co_await refuse(w, c, ex, refusal::port_not_allowed, port, version);
     finish_exchange(w, c, ex);
     co_return false;
@@ -143,6 +145,7 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
     // each decided; the CONNECT's own line says so.
     c.inside = client_connection::tunnel_origin{ex.host, ex.port, false, ex.login, tunnel_identity_until(c)};
     ex.note = "the tunnel carries HTTP: each request inside is decided";
+    ex.scheme = "http";  // not https: what it carried (a browser's ws:// WebSocket, say)
     finish_exchange(w, c, ex);
     co_return true;
   }

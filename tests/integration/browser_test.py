@@ -281,6 +281,7 @@ class WebSocketBrowserTest(unittest.TestCase):
         connects = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("method") == "CONNECT" and
                                      l.get("host") == "py.test"], timeout=10, what="the CONNECT's line")
         self.assertEqual(connects[-1]["note"], "the tunnel carries HTTP: each request inside is decided")
+        self.assertEqual(connects[-1]["scheme"], "http")  # what it carried, not https (real-client audit, 2026-12-07)
 
 
 if __name__ == "__main__":

@@ -1482,6 +1482,7 @@ inspection:
         self.assertIn("403", err)
         line = wait_for(lambda: [l for l in p.log_lines() if l.get("port") == 25], what="the refused CONNECT's line")[-1]
         self.assertEqual(line["reason"], "tunnels to this port are not allowed")
+        self.assertNotIn("inspect", line.get("note", ""))  # nothing was decrypted (real-client audit, 2026-12-07)
         edit = self.explain(p, "staff", "https://en.wikipedia.org:25/w/index.php?title=Cats&action=edit")
         self.assertEqual((edit["action"], edit["rule"]), ("block", "connect.ports"), edit)
 
