@@ -250,22 +250,22 @@ std::string build_approve(const verb_arguments& a, json::object& out) {
   const std::string* duration = a.value("--for");
   const std::string* until = a.value("--until");
   if (!duration && !until) {
-    return "say how long: --for DURATION (30s, 45m, 2h, 1d) or --until \"YYYY-MM-DD HH:MM\"";
+    return "say how long: --for DURATION (45m, 2h, 1d, 2w, 1h30m) or --until \"YYYY-MM-DD HH:MM\"";
   }
   if (duration && until) return "give --for or --until, not both";
   if (duration && !is_duration(*duration)) {
     const std::string_view number = std::string_view(*duration).substr(0, duration->size() - 1);
     if (!number.empty() &&
         std::all_of(number.begin(), number.end(), [](char c) { return c == '0'; }) &&
-        std::string_view("smhd").find(duration->back()) != std::string_view::npos) {
+        std::string_view("smhdw").find(duration->back()) != std::string_view::npos) {
       return "--for " + *duration + " is zero: an exception must last at least 1s";
     }
     if (duration->front() == '-') {
       return "--for " + *duration +
-             " is negative: use a whole number above zero and a unit, such as 30s, 45m, 2h or 1d";
+             " is negative: use whole numbers, each with a unit, such as 45m, 2h, 1d, 2w or 1h30m";
     }
     return quote(*duration) +
-           " is not a duration: use a whole number and a unit, such as 30s, 45m, 2h or 1d";
+           " is not a duration: use whole numbers, each with a unit, such as 45m, 2h, 1d, 2w or 1h30m";
   }
   if (auto e = check_local_time(a, "--until"); !e.empty()) return e;
   if (auto e = check_scope(a); !e.empty()) return e;
@@ -404,7 +404,7 @@ std::string build_ban(const verb_arguments& a, json::object& out) {
   if (!is_duration(d)) {
     const bool zero = d.size() >= 2 && d.find_first_not_of('0') == d.size() - 1 && is_duration("1" + d);
     return quote(d) + (zero ? " is zero: a ban lasts from 1m to 366d"
-                            : " is not a duration: use a whole number and a unit, such as 45m, 6h or 3d");
+                            : " is not a duration: use whole numbers, each with a unit, such as 45m, 6h, 3d or 2w");
   }
   copy_value(a, "--user", "user", out);
   if (auto e = copy_device(a, out); !e.empty()) return e;
@@ -515,7 +515,7 @@ const std::vector<verb_spec>& verbs() {
        "hallpassctl approve ID (--for DURATION | --until \"YYYY-MM-DD HH:MM\")\n"
        "                   [--scope url|prefix|domain] [--who user|group:NAME|device|role] [--reason TEXT]",
        "Approve a pending request. The exception starts at once and ends by itself after --for\n"
-       "(30s, 45m, 2h, 1d) or at --until (school-local time): the block comes back with nobody\n"
+       "(45m, 2h, 1d, 2w, 1h30m) or at --until (school-local time): the block comes back with nobody\n"
        "acting. --scope says what it opens: the whole domain, every URL under the request's URL\n"
        "(prefix) or that one URL; the default is domain when the URL's path is /, else prefix.\n"
        "--who says whom it opens it for: the signed-in user who asked (user), a directory\n"
@@ -742,14 +742,23 @@ constexpr std::string_view general_synopsis = "hallpassctl [--socket PATH] VERB 
 
 }  // namespace
 
+// "45m", "2w", "1h30m": whole numbers, each with a unit (s, m, h, d, w), largest first, not all
+// zero. The daemon checks it again (admin_duration), and the range.
 bool is_duration(std::string_view text) {
-  if (text.size() < 2 || text.size() > 10) return false;
-  const char unit = text.back();
-  if (unit != 's' && unit != 'm' && unit != 'h' && unit != 'd') return false;
-  const std::string_view number = text.substr(0, text.size() - 1);
-  if (!std::all_of(number.begin(), number.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return false;
-  return number.find_first_not_of('0') != std::string_view::npos;  // above zero
+  if (text.size() < 2 || text.size() > 24) return false;
+  bool above_zero = false;
+  std::size_t last_rank = 5;
+  while (!text.empty()) {
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    if (digits == 0 || digits > 9 || digits == text.size()) return false;
+    const auto rank = std::string_view("smhdw").find(text[digits]);
+    if (rank == std::string_view::npos || rank >= last_rank) return false;
+    last_rank = rank;
+    above_zero = above_zero || text.substr(0, digits).find_first_not_of('0') != std::string_view::npos;
+    text.remove_prefix(digits + 1);
+  }
+  return above_zero;
 }
 
 bool is_local_time(std::string_view t) {
@@ -926,7 +935,7 @@ Options:
   --help          this text; 'hallpassctl VERB --help' for one verb
   --version
 
-Times are school-local "YYYY-MM-DD HH:MM"; durations are 30s, 45m, 2h, 1d.
+Times are school-local "YYYY-MM-DD HH:MM"; durations are 45m, 2h, 1d, 2w, 1h30m.
 Environment: HALLPASS_SOCKET; HALLPASSCTL_TIMEOUT (seconds to wait for the daemon, default 30).
 Exit codes: 0 done, 1 the daemon refused or failed, 2 bad usage, 3 cannot connect.
 )";

@@ -218,29 +218,43 @@ std::optional<std::int64_t> id_arg(const json::object& a, std::string* err) {
 }  // namespace
 
 std::optional<std::chrono::seconds> admin_duration(const std::string& text, std::string& error) {
-  const std::string shape = "'for' must be a duration like 30s, 45m, 2h or 1d (a whole number and one unit)";
+  // One or more whole numbers, each with its unit (s, m, h, d, w), largest first: "2w",
+  // "1h30m" (a headteacher typed both and was refused: people-side audit, 2026-12-07, L3).
+  const std::string shape = "'for' must be a duration like 45m, 2h, 1d, 2w or 1h30m (whole numbers, each with a unit)";
   if (!text.empty() && text.front() == '-') {
     error = "'for' " + text + " is negative: " + shape;
     return std::nullopt;
   }
-  std::size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  if (digits == 0 || digits > 9 || text.size() != digits + 1) {
-    error = digits > 9 ? "'for' " + text + " is far too long" : shape + ", not '" + text + "'";
+  if (text.size() > 24) {
+    error = "'for' " + text.substr(0, 24) + "... is far too long";
     return std::nullopt;
   }
-  auto d = rules::parse_duration(text);
-  if (!d) {
-    const char unit = text.back();
-    error = unit == 's' || unit == 'm' || unit == 'h' || unit == 'd' ? "'for' " + text + " is far too long"
-                                                                      : shape + ", not '" + text + "'";
+  std::chrono::milliseconds total{0};
+  std::size_t at = 0;
+  int last_rank = 5;
+  while (at < text.size()) {
+    std::size_t digits = 0;
+    while (at + digits < text.size() && text[at + digits] >= '0' && text[at + digits] <= '9') ++digits;
+    const std::size_t unit_at = at + digits;
+    const auto rank = unit_at < text.size() ? std::string_view("smhdw").find(text[unit_at]) : std::string_view::npos;
+    if (digits == 0 || digits > 9 || rank == std::string_view::npos || static_cast<int>(rank) >= last_rank) {
+      error = digits > 9 ? "'for' " + text + " is far too long" : shape + ", not '" + text + "'";
+      return std::nullopt;
+    }
+    last_rank = static_cast<int>(rank);
+    const auto part = rules::parse_duration(std::string_view(text).substr(at, digits + 1));
+    if (!part || total > std::chrono::hours(24 * 366 * 100) - *part) {
+      error = "'for' " + text + " is far too long";
+      return std::nullopt;
+    }
+    total += *part;
+    at = unit_at + 1;
+  }
+  if (total < std::chrono::seconds(1)) {
+    error = text.empty() ? shape : "'for' " + text + " is zero: it must last at least 1s";
     return std::nullopt;
   }
-  if (*d < std::chrono::seconds(1)) {
-    error = "'for' " + text + " is zero: it must last at least 1s";
-    return std::nullopt;
-  }
-  return std::chrono::ceil<std::chrono::seconds>(*d);
+  return std::chrono::ceil<std::chrono::seconds>(total);
 }
 
 admin_server::admin_server(shared_state& state, reload_fn reload) : state_(state), reload_(std::move(reload)) {}

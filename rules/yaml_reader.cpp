@@ -173,7 +173,7 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view t) {
   // At most 100 years in any unit, so that no conversion (to a steady_clock's nanoseconds
   // for a timer, about 292 years at most) overflows.
   const long long unit_ms = unit == "ms" ? 1 : unit == "s" || unit.empty() ? 1000 : unit == "m" ? 60'000
-                            : unit == "h" ? 3'600'000 : unit == "d" ? 86'400'000 : 0;
+                            : unit == "h" ? 3'600'000 : unit == "d" ? 86'400'000 : unit == "w" ? 604'800'000 : 0;
   if (unit_ms == 0 || v > 3'153'600'000'000LL / unit_ms) return std::nullopt;
   return std::chrono::milliseconds{v * unit_ms};
 }

@@ -207,6 +207,20 @@ class ExceptionLimitsTest(DaemonWithAdminSocket, unittest.TestCase):
         answer = socket_request("hp_head", self.sock, {"verb": "approve", "args": {"id": rid, "for": "400d"}})
         self.assertFalse(answer["ok"])
         self.assertIn("at most until", answer["error"])
+        # Weeks, and a number of units largest first, as a headteacher types them (people-side
+        # audit, 2026-12-07, L3: "2w" and "1h30m" were refused); units out of order are not.
+        for bad in ("30m1h", "1h1h", "2x", "1h30"):
+            code, out, err = ctl("hp_head", self.sock, "approve", str(rid), "--for", bad)
+            self.assertEqual(code, 2, (bad, out + err))
+        for good, seconds in (("1h30m", 5400), ("2w", 14 * 86400)):
+            with self.subTest(duration=good):
+                other = ctl_json("hp_tech", self.sock, "request", "--url", f"http://instagram.test/limits-{good}",
+                                 "--role", "pupils", "--requester", "Mr L", "--reason", "test", *ASSESSED)["id"]
+                started = time.time()
+                approved = ctl_json("hp_head", self.sock, "approve", str(other), "--for", good)
+                until = datetime.datetime.fromisoformat(approved["exception"]["until"]).timestamp()
+                self.assertAlmostEqual(until - started, seconds, delta=5)
+                ctl("hp_head", self.sock, "revoke", str(other), "--reason", "test over", check=0)
         for args, words in (({"for": 60}, "'for' must be text"), ({"for": "36501d"}, "'for' 36501d is far too long"),
                             ({"until": 1}, "'until' must be text")):
             with self.subTest(args=args):
