@@ -764,7 +764,7 @@ class UsageTest(DaemonTestCase):
         (["approve", "7", "--for", "90"], "not a duration"),
         (["approve", "7", "--for", "0h"], "--for 0h is zero: an exception must last at least 1s"),
         (["approve", "7", "--for", "0s"], "is zero"),
-        (["approve", "7", "--for", "1h30m"], "not a duration"),
+        (["approve", "7", "--for", "30m1h"], "not a duration"),  # units largest first (1h30m is one)
         (["approve", "7", "--for", "2 hours"], "not a duration"),
         (["approve", "7", "--for", "-2h"], "--for -2h is negative"),
         (["blocks", "--all=yes"], "takes no value"),
