@@ -305,6 +305,29 @@ std::string admin_server::still_opened_by(const json::value& revoked, std::int64
     const auto* y = b.if_contains(key);
     return x && y && *x == *y;
   };
+  // Whether exception b's people take in exception a's: the same, or, for a device or a client
+  // address, b's address or network holds a's address ("device 10.0.0.6" and "client 10.0.0.6"
+  // are one device: revoke said "blocked again" while the other kept the site open: people-side
+  // audit, 2026-12-07, L1).
+  const auto covers = [&](const json::object& a, const json::object& b) {
+    if (same(a, b, "who")) return true;
+    const auto* wa = a.if_contains("who");
+    const auto* wb = b.if_contains("who");
+    if (!wa || !wb || !wa->is_object() || !wb->is_object()) return false;
+    const std::string ka = admin_text_arg(wa->as_object(), "kind").value_or("");
+    const std::string kb = admin_text_arg(wb->as_object(), "kind").value_or("");
+    if ((ka != "device" && ka != "client") || (kb != "device" && kb != "client")) return false;
+    const auto address_part = [](std::string v) {
+      const auto at = v.rfind('@');
+      return at == std::string::npos ? v : v.substr(at + 1);
+    };
+    const auto address = rules::ip_address::parse(address_part(admin_text_arg(wa->as_object(), "value").value_or("")));
+    std::string why;
+    const auto network = rules::ip_network::parse(address_part(admin_text_arg(wb->as_object(), "value").value_or("")), &why);
+    // b by name too (NAME@ADDRESS) opens only while the name is there: not counted as covering.
+    if (kb == "device" && admin_text_arg(wb->as_object(), "value").value_or("").find('@') != std::string::npos) return false;
+    return address && network && network->contains(*address);
+  };
   std::string said;
   for (const auto& row : rows->as_array()) {
     const auto* o = row.if_object();
@@ -313,7 +336,7 @@ std::string admin_server::still_opened_by(const json::value& revoked, std::int64
     if (!e || !e->is_object()) continue;
     const auto& a = gone->as_object();
     const auto& b = e->as_object();
-    if (!same(a, b, "value") || !same(a, b, "kind") || !same(a, b, "who")) continue;
+    if (!same(a, b, "value") || !same(a, b, "kind") || !covers(a, b)) continue;
     said += std::string(said.empty() ? "" : ", ") + "request " + json::serialize(o->at("id"));
     if (const auto* until = b.if_contains("until"); until && until->is_string())
       said += " until " + std::string(until->as_string());

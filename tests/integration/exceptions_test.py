@@ -424,6 +424,23 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("No store in " + d, r.stdout)
 
+    def test_a_revoke_says_still_open_when_an_exception_for_a_wider_network_holds_the_device(self):
+        # One device under two exceptions, one for its address and one for its network: revoking
+        # the first said "blocked again" while the second kept it open (people-side audit,
+        # 2026-12-07, L1).
+        url = "http://facebook.test/lesson"
+        one = ctl_json("hp_tech", self.sock, "request", "--url", url, "--client", "127.0.0.77", "--requester", "T",
+                       "--reason", "r", *ASSESSED)["id"]
+        net = ctl_json("hp_tech", self.sock, "request", "--url", url, "--client", "127.0.0.0/24", "--requester", "T",
+                       "--reason", "r", *ASSESSED)["id"]
+        for rid in (one, net):
+            ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", check=0)
+        code, out, err = ctl("hp_head", self.sock, "revoke", str(one), "--reason", "done")
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"still open for them by request {net}", out + err)
+        self.assertNotIn("blocked again", out)
+        ctl("hp_head", self.sock, "revoke", str(net), "--reason", "done", check=0)
+
     def test_a_revoke_says_blocked_again_only_where_the_policy_blocks(self):
         # "... is blocked again" of a page the policy allows (explain audit, 2026-12-06, M2).
         for url, want in (("http://notblocked.test/page", "the policy itself does not block it, so it stays open"),
