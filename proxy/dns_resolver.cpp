@@ -4,6 +4,7 @@
 #include <ares.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <mutex>
@@ -49,6 +50,14 @@ struct dns_resolver::pending_query {
   bool done = false;
   answer result;
   std::vector<net::steady_timer*> waiters;
+  // The A and the AAAA query, each answered on its own (pending_query::family_grace).
+  struct family {
+    bool answered = false;
+    int status = ARES_SUCCESS;
+    std::vector<net::ip::address> addresses;
+  };
+  family v4, v6;
+  std::unique_ptr<net::steady_timer> grace;  // started when one family has answered with addresses
 };
 
 // A socket c-ares opened, watched by Asio. The descriptor is released (never closed) when
@@ -67,6 +76,7 @@ struct dns_resolver::query_context {
   dns_resolver* self;
   std::string name;
   std::shared_ptr<pending_query> query;
+  int family;  // AF_INET (the A query) or AF_INET6 (AAAA)
 };
 
 dns_resolver::dns_resolver(net::any_io_executor ex) : ex_(ex), timer_(ex) {
@@ -88,6 +98,11 @@ dns_resolver::dns_resolver(net::any_io_executor ex) : ex_(ex), timer_(ex) {
 
 dns_resolver::~dns_resolver() {
   destroying_ = true;
+  // Their grace timers' handlers must not reach this resolver.
+  for (auto& [name, q] : pending_) {
+    q->done = true;
+    if (q->grace) q->grace->cancel();
+  }
   for (auto& [fd, w] : sockets_) {
     w->closed = true;
     w->descriptor.release();
@@ -116,7 +131,7 @@ void dns_resolver::use_servers(const std::vector<std::string>& servers) {
     rc = ares_set_servers_ports_csv(channel_, csv.c_str());
     auto again = std::move(restart_);
     restart_.clear();
-    for (auto& [name, q] : again) start_query(name, q);  // on the old servers if the change failed
+    for (auto& r : again) start_family(r.name, r.query, r.family);  // on the old servers if the change failed
   }
   if (rc == ARES_SUCCESS) {
     servers_ = servers;
@@ -188,10 +203,17 @@ void dns_resolver::schedule_timeout() {
 }
 
 void dns_resolver::start_query(const std::string& name, const std::shared_ptr<pending_query>& q) {
+  start_family(name, q, AF_INET);
+  // The A query may have been answered at once (a name c-ares refuses): the AAAA query then
+  // finds the lookup already answered only if both were, so it is always sent.
+  if (!q->done) start_family(name, q, AF_INET6);
+}
+
+void dns_resolver::start_family(const std::string& name, const std::shared_ptr<pending_query>& q, int family) {
   ares_addrinfo_hints hints{};
-  hints.ai_family = AF_UNSPEC;
+  hints.ai_family = family;
   hints.ai_socktype = SOCK_STREAM;
-  auto* ctx = new query_context{this, name, q};
+  auto* ctx = new query_context{this, name, q, family};
   // May call on_answer before it returns (a name c-ares refuses at once).
   ares_getaddrinfo(channel_, name.c_str(), nullptr, &hints, &dns_resolver::on_answer, ctx);
   schedule_timeout();
@@ -206,37 +228,97 @@ void dns_resolver::on_answer(void* arg, int status, int /*timeouts*/, ares_addri
   if (status == ARES_ECANCELLED && ctx->self->restarting_) {
     // Cancelled for a change of servers (use_servers): asked again, not answered.
     if (result) ares_freeaddrinfo(result);
-    ctx->self->restart_.emplace_back(std::move(ctx->name), std::move(ctx->query));
+    if (!ctx->query->done) ctx->self->restart_.push_back({std::move(ctx->name), std::move(ctx->query), ctx->family});
     return;
   }
-  answer a;
+  std::vector<net::ip::address> addresses;
   if (status == ARES_SUCCESS && result) {
     for (auto* n = result->nodes; n != nullptr; n = n->ai_next) {
       if (n->ai_family == AF_INET) {
         const auto* sin = reinterpret_cast<const sockaddr_in*>(n->ai_addr);
-        a.addresses.push_back(net::ip::address_v4(ntohl(sin->sin_addr.s_addr)));
+        addresses.push_back(net::ip::address_v4(ntohl(sin->sin_addr.s_addr)));
       } else if (n->ai_family == AF_INET6) {
         const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(n->ai_addr);
         net::ip::address_v6::bytes_type bytes;
         std::copy_n(sin6->sin6_addr.s6_addr, 16, bytes.begin());
-        a.addresses.push_back(net::ip::address_v6(bytes));
+        addresses.push_back(net::ip::address_v6(bytes));
       }
     }
   }
   if (result) ares_freeaddrinfo(result);
+  ctx->self->family_answered(ctx->name, ctx->query, ctx->family, status, std::move(addresses));
+}
+
+namespace {
+
+bool is_no_such_name(int status) {
+  return status == ARES_SUCCESS || status == ARES_ENOTFOUND || status == ARES_ENODATA || status == ARES_ENONAME;
+}
+
+// Whether the gateway has a route to `a`: a UDP socket connected to it (no packet is sent), as
+// c-ares' RFC 6724 sort finds out whether a destination is usable.
+bool routable(const net::ip::address_v6& a) {
+  const int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 sin6{};
+  sin6.sin6_family = AF_INET6;
+  sin6.sin6_port = htons(53);
+  const auto bytes = a.to_bytes();
+  std::copy(bytes.begin(), bytes.end(), sin6.sin6_addr.s6_addr);
+  const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&sin6), sizeof sin6) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+// One family's answer. The lookup is answered when both have been, or family_grace after one
+// gave addresses (the other's answer, if it comes, then goes nowhere: the lookup is done).
+void dns_resolver::family_answered(const std::string& name, const std::shared_ptr<pending_query>& q, int family,
+                                   int status, std::vector<net::ip::address> addresses) {
+  if (q->done) return;
+  auto& mine = family == AF_INET ? q->v4 : q->v6;
+  auto& other = family == AF_INET ? q->v6 : q->v4;
+  mine.answered = true;
+  mine.status = status;
+  mine.addresses = std::move(addresses);
+  const bool complete = other.answered;
+  if (!complete) {
+    // An NXDOMAIN for one family is the other's too: no need to wait for it in full.
+    if ((!mine.addresses.empty() || status == ARES_ENOTFOUND) && !q->grace) {
+      q->grace = std::make_unique<net::steady_timer>(ex_, family_grace);
+      q->grace->async_wait([this, name, weak = std::weak_ptr<pending_query>(q)](error_code ec) {
+        const auto held = weak.lock();
+        // Cancelled (answered meanwhile, or the resolver going away): touches nothing.
+        if (ec || !held || held->done) return;
+        // The family still waited for is taken as unanswered, or as not there when the other
+        // family found no such name.
+        const auto& answered = held->v4.answered ? held->v4 : held->v6;
+        family_answered(name, held, held->v4.answered ? AF_INET6 : AF_INET,
+                        answered.status == ARES_ENOTFOUND ? ARES_ENOTFOUND : ARES_ETIMEOUT, {});
+      });
+    }
+    return;
+  }
+  answer a;
+  auto& first = !q->v6.addresses.empty() && routable(q->v6.addresses.front().to_v6()) ? q->v6 : q->v4;
+  auto& second = &first == &q->v6 ? q->v4 : q->v6;
+  a.addresses = std::move(first.addresses);
+  a.addresses.insert(a.addresses.end(), second.addresses.begin(), second.addresses.end());
   if (!a.addresses.empty()) {
     a.result = status::ok;
-  } else if (status == ARES_SUCCESS || status == ARES_ENOTFOUND || status == ARES_ENODATA || status == ARES_ENONAME) {
-    a.result = status::not_found;
-    a.detail = status == ARES_SUCCESS ? "no addresses" : ares_strerror(status);
-  } else if (status == ARES_ETIMEOUT) {
+  } else if (q->v4.status == ARES_ETIMEOUT || q->v6.status == ARES_ETIMEOUT) {
     a.result = status::timeout;
-    a.detail = ares_strerror(status);
+    a.detail = ares_strerror(ARES_ETIMEOUT);
+  } else if (is_no_such_name(q->v4.status) && is_no_such_name(q->v6.status)) {
+    a.result = status::not_found;
+    const int s = q->v4.status != ARES_SUCCESS ? q->v4.status : q->v6.status;
+    a.detail = s == ARES_SUCCESS ? "no addresses" : ares_strerror(s);
   } else {
     a.result = status::failed;
-    a.detail = ares_strerror(status);
+    a.detail = ares_strerror(is_no_such_name(q->v4.status) ? q->v6.status : q->v4.status);
   }
-  ctx->self->finish_query(ctx->name, ctx->query, std::move(a));
+  finish_query(name, q, std::move(a));
 }
 
 void dns_resolver::finish_query(const std::string& name, const std::shared_ptr<pending_query>& q, answer a) {
@@ -251,6 +333,7 @@ void dns_resolver::finish_query(const std::string& name, const std::shared_ptr<p
   if (auto it = pending_.find(name); it != pending_.end() && it->second == q) pending_.erase(it);
   q->result = std::move(a);
   q->done = true;
+  if (q->grace) q->grace->cancel();
   for (auto* t : q->waiters) t->cancel();
 }
 

@@ -8,9 +8,17 @@
 //   at worker start, on the main thread, never per request). c-ares' sockets are watched
 //   through Asio (posix::stream_descriptor::async_wait, released, never closed, when c-ares
 //   lets go of them) and its retransmissions are driven by a steady_timer.
-// - A and AAAA together (ares_getaddrinfo); DNS only: /etc/hosts is not read (that would be a
-//   file read on the event loop); the daemon's `hosts:` map does that job. "localhost" and
-//   names under ".localhost" are loopback (RFC 6761 6.3) without a query.
+// - A and AAAA as two queries sent together (ares_getaddrinfo once per family), each answered
+//   on its own: once one family has given addresses, the other gets at most family_grace more,
+//   then the lookup answers with what it has (RFC 8305 3's "resolution delay", made longer). One
+//   query for both (ares_getaddrinfo with AF_UNSPEC) answered only when both had: a name server
+//   that never answers AAAA queries (some home routers and old firewalls drop them) made every
+//   site a 504 after upstream.dns_timeout, where browsers use the A record (known gap, eighth
+//   session). The families are ordered as c-ares' RFC 6724 sort ordered them: IPv6 first when
+//   the gateway has a route to the first IPv6 address, else IPv4 first.
+// - DNS only: /etc/hosts is not read (that would be a file read on the event loop); the
+//   daemon's `hosts:` map does that job. "localhost" and names under ".localhost" are loopback
+//   (RFC 6761 6.3) without a query.
 // - Concurrent lookups of one name share one query. A name that does not exist (NXDOMAIN,
 //   or no A/AAAA records) is remembered for negative_ttl, so a flood of bad names costs one
 //   query each per 10 s; so is a name whose query c-ares gave up on unanswered (its tries, about
@@ -38,6 +46,11 @@ namespace hallpass {
 class dns_resolver {
  public:
   static constexpr std::chrono::seconds negative_ttl{10};
+  // How long a lookup whose A (or AAAA) query has given addresses waits for the other family's.
+  // Longer than RFC 8305's 50 ms: an AAAA answer that needs the school resolver to recurse while
+  // the A answer was cached comes some 100 ms later, and a late family is lost for the cache's
+  // life (upstream.dns_cache). Short enough that a silent family costs a page a moment only.
+  static constexpr std::chrono::milliseconds family_grace{250};
 
   enum class status { ok, not_found, timeout, failed };
   struct answer {
@@ -79,6 +92,9 @@ class dns_resolver {
   void arm(const std::shared_ptr<socket_watch>& w);
   void schedule_timeout();
   void start_query(const std::string& name, const std::shared_ptr<pending_query>& q);
+  void start_family(const std::string& name, const std::shared_ptr<pending_query>& q, int family);
+  void family_answered(const std::string& name, const std::shared_ptr<pending_query>& q, int family, int status,
+                       std::vector<net::ip::address> addresses);
   void finish_query(const std::string& name, const std::shared_ptr<pending_query>& q, answer a);
 
   net::any_io_executor ex_;
@@ -102,7 +118,12 @@ class dns_resolver {
   // While use_servers cancels the open queries to change servers: they are kept here, to be
   // asked again of the new servers.
   bool restarting_ = false;
-  std::vector<std::pair<std::string, std::shared_ptr<pending_query>>> restart_;
+  struct restarted {
+    std::string name;
+    std::shared_ptr<pending_query> query;
+    int family;
+  };
+  std::vector<restarted> restart_;
 };
 
 }  // namespace hallpass
