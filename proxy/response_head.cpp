@@ -10,7 +10,8 @@ constexpr int max_leading_empty_lines = 4;
 
 bool is_reason_byte(unsigned char c) { return c == '\t' || c == ' ' || (c >= 0x21 && c <= 0x7e) || c >= 0x80; }
 
-// The next line of `in` from `pos`, without its CRLF. need_more when no LF has come yet.
+// The next line of `in` from `pos`, without its CRLF or bare LF. need_more when no LF has come
+// yet.
 head_parse next_line(std::string_view in, std::size_t& pos, std::string_view& line, std::string& error) {
   const auto lf = in.find('\n', pos);
   if (lf == std::string_view::npos) {
@@ -22,11 +23,13 @@ head_parse next_line(std::string_view in, std::size_t& pos, std::string_view& li
     }
     return head_parse::need_more;
   }
-  if (lf == pos || in[lf - 1] != '\r') {
-    error = "bare LF in the response head";
-    return head_parse::error;
-  }
-  line = in.substr(pos, lf - 1 - pos);
+  // RFC 9112 2.2: a recipient MAY take a bare LF as a line end. Browsers do in a response
+  // (old embedded servers, printers, hand-written CGI answer so); the proxy writes its own head
+  // for the client with CRLFs, so nothing of the origin's line ends reaches the client, and the
+  // head ends where both the proxy and the client are told it does. Requests keep CRLF only
+  // (request_parser): there a front end reading the lines otherwise is a smuggling risk.
+  const bool crlf = lf > pos && in[lf - 1] == '\r';
+  line = in.substr(pos, lf - pos - (crlf ? 1 : 0));
   if (line.find('\r') != std::string_view::npos) {
     error = "bare CR in the response head";
     return head_parse::error;

@@ -4,8 +4,9 @@
 // version and framing fields); nothing of the origin's framing is passed on as received.
 //
 // Accepted, as common clients accept them: empty lines before the status line (up to four), a
-// status line with no reason phrase ("HTTP/1.1 301"). Refused: anything but HTTP/1.0 and 1.1,
-// a status outside 100-599, a line not ended by CRLF (a bare LF or CR), obs-fold, white space
+// status line with no reason phrase ("HTTP/1.1 301"), lines ended by a bare LF (RFC 9112 2.2;
+// since 2026-12-07, ninth session: they were a 502). Refused: anything but HTTP/1.0 and 1.1,
+// a status outside 100-599, a bare CR, obs-fold, white space
 // before a field's colon, a field name that is not a token, a value with control bytes, more
 // than max_fields fields, a head over max_bytes.
 //

@@ -5,7 +5,8 @@
 // Asserted beyond "no crash, no sanitizer report":
 //  - the result does not depend on how the bytes arrive: every prefix of a complete head asks
 //    for more (or fails), and the complete head parses the same with bytes after it;
-//  - a complete head's size is within the input and ends with CRLF CRLF; fields are tokens;
+//  - a complete head's size is within the input and ends with an empty line (CRLF, or a bare
+//    LF: RFC 9112 2.2); fields are tokens; the head written for the client has CRLFs only;
 //  - the head written for the client parses again, strictly, to the same status, with exactly
 //    the framing fields the proxy chose (one Content-Length or one Transfer-Encoding: chunked)
 //    and none of the origin's framing or hop-by-hop fields.
@@ -46,7 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (r != head_parse::complete) return 0;
 
   FUZZ_REQUIRE(head.size >= 4 && head.size <= input.size() && head.size <= max_bytes);
-  FUZZ_REQUIRE(input.compare(head.size - 4, 4, "\r\n\r\n") == 0);
+  // The head ends with an empty line: CRLF or a bare LF (RFC 9112 2.2), after a line's end.
+  FUZZ_REQUIRE(input.compare(head.size - 2, 2, "\n\n") == 0 || input.compare(head.size - 3, 3, "\n\r\n") == 0);
   FUZZ_REQUIRE(head.status >= 100 && head.status <= 599);
   FUZZ_REQUIRE(head.fields.size() <= max_fields);
   for (const auto& f : head.fields) FUZZ_REQUIRE(is_http_token(f.name) && is_field_value(f.value));
@@ -76,6 +78,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   o.keep_alive = (mode & 16) != 0;
   o.upgrade = (mode & 32) != 0 && status == 101;
   const std::string out = write_client_response_head(head, o);
+  // CRLF line ends only, whatever the origin's were.
+  for (std::size_t i = 0; i < out.size(); ++i) FUZZ_REQUIRE(out[i] != '\n' || (i > 0 && out[i - 1] == '\r'));
+  FUZZ_REQUIRE(out.compare(out.size() - 4, 4, "\r\n\r\n") == 0);
   response_head back;
   std::string e;
   FUZZ_REQUIRE(parse_response_head(out, out.size() + 1, fields + 8, back, e) == head_parse::complete);

@@ -526,6 +526,33 @@ class Framing(unittest.TestCase):
                 break
         self.assertTrue(closed, "a stream of empty lines kept the connection open")
 
+    def test_an_answer_whose_head_lines_end_in_a_bare_lf_is_read_as_browsers_read_it(self):
+        """RFC 9112 2.2 lets a recipient take a bare LF as a line end, and browsers do in an
+        answer (old embedded servers, printers' pages, hand-written CGI). Such an answer was a
+        502 (known gap, eighth session). The client gets the proxy's own head, CRLF throughout,
+        and the connection stays in step: the next answer on it is its own."""
+        def script(conn, _):
+            conn.sendall(b"HTTP/1.1 200 OK\nContent-Type: text/plain\nX-Printer: ok\r\nContent-Length: 5\n\nhello")
+            if b"\r\n\r\n" not in recv_head(conn):
+                return
+            conn.sendall(b"\nHTTP/1.0 200 OK\nContent-Length: 6\n\nsecond")
+
+        o = self.origin(script)
+        s = self.connected()
+        s.sendall(b"GET http://origin.test:%d/lf-answer HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
+        answer = recv_until(s, b"\r\n\r\nhello", timeout=5)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:300])
+        head = answer.split(b"\r\n\r\n", 1)[0]
+        self.assertNotIn(b"\n", head.replace(b"\r\n", b""), head)
+        self.assertIn(b"\r\nX-Printer: ok\r\n", head)
+        self.assertIn(b"\r\nContent-Type: text/plain\r\n", head)
+        s.sendall(b"GET http://origin.test:%d/again HTTP/1.1\r\nHost: origin.test\r\n\r\n" % o.port)
+        answer = recv_until(s, b"\r\n\r\nsecond", timeout=5)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:300])
+        self.assertTrue(answer.endswith(b"second"), answer[-100:])
+        line = self.log_line_for(o.port)
+        self.assertEqual((line["status"], line["action"]), (200, "allow"), line)
+
     def test_a_head_with_a_line_ended_by_a_bare_lf_is_refused_at_once(self):
         """RFC 9112 2.2: a bare LF is not taken as a line end, and such a head is refused with a
         400 at once. It waited for the head timeout (2 s here) and got a 408 "did not arrive in

@@ -58,9 +58,38 @@ TEST_CASE("incomplete heads ask for more, until the limit") {
   CHECK(error == "response head larger than 1 KiB (limits.response_header_bytes)");
 }
 
+TEST_CASE("lines ended by a bare LF are read as browsers read them (RFC 9112 2.2)") {
+  response_head h;
+  std::string error;
+  const std::string_view lf = "HTTP/1.1 200 OK\nContent-Length: 5\n\nhello";
+  REQUIRE(parse_response_head(lf, 1024, 10, h, error) == head_parse::complete);
+  CHECK(h.status == 200);
+  CHECK(h.reason == "OK");
+  REQUIRE(h.fields.size() == 1);
+  CHECK(h.fields[0].name == "Content-Length");
+  CHECK(h.fields[0].value == "5");
+  CHECK(h.size == lf.size() - 5);
+  // Mixed line ends, and a bare LF as the empty line that ends a CRLF head.
+  const std::string_view mixed = "\nHTTP/1.0 302 Found\r\nLocation: /x\nX-A: b\r\n\nbody";
+  REQUIRE(parse_response_head(mixed, 1024, 10, h, error) == head_parse::complete);
+  CHECK(h.version == 10);
+  CHECK(h.status == 302);
+  REQUIRE(h.fields.size() == 2);
+  CHECK(h.fields[0].value == "/x");
+  CHECK(h.fields[1].value == "b");
+  CHECK(h.size == mixed.size() - 4);
+  CHECK(error_of("HTTP/1.1 200 OK\r\nContent-Length: 5\n\r\n").empty());
+  CHECK(error_of("HTTP/1.1 200 OK\nX: a") == "need more");
+  // The proxy's own head for the client has CRLFs only.
+  REQUIRE(parse_response_head(lf, 1024, 10, h, error) == head_parse::complete);
+  client_head_options o;
+  o.framing = client_framing::length;
+  o.content_length = 5;
+  CHECK(write_client_response_head(h, o) == "HTTP/1.1 200 OK\r\nVia: 1.1 hallpass\r\nContent-Length: 5\r\n\r\n");
+}
+
 TEST_CASE("heads that could be read two ways are refused") {
-  CHECK(error_of("HTTP/1.1 200 OK\nContent-Length: 5\n\n") == "bare LF in the response head");
-  CHECK(error_of("HTTP/1.1 200 OK\r\nContent-Length: 5\n\r\n") == "bare LF in the response head");
+  CHECK(error_of("HTTP/1.1 200 OK\r\nX: a\r\r\n\r\n") == "bare CR in the response head");
   CHECK(error_of("HTTP/1.1 200 OK\rContent-Length: 5\r\n\r\n") == "bare CR in the response head");
   CHECK(error_of("HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n") == "bare CR in the response head");
   CHECK(error_of("HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n") == "obsolete line folding in the response head");
