@@ -44,6 +44,10 @@ class shared_state {
   stderr_lines diagnostics;
   // When a shortage of file descriptors was last said on standard error (report_descriptor_shortage).
   std::atomic<std::int64_t> descriptor_shortage_said{0};
+  // When a refused client connection was last said on standard error, and how many were
+  // refused since without a word (report_refused_connection).
+  std::atomic<std::int64_t> refused_connection_said{0};
+  std::atomic<std::uint64_t> refused_connections_unsaid{0};
   std::atomic<int> forms_in_flight{0};  // request forms waiting for the store thread (request_form_handler.cpp)
   submission_limiter form_limiter{5, std::chrono::seconds(600)};            // per client address  // set before the workers start, cleared after they stop
   // Exceptions and local entries, rebuilt by the admin thread after every change.
@@ -68,18 +72,19 @@ class shared_state {
   // filled it and every other device was refused (resource audit, 2026-12-06). Now they stop
   // at nine tenths, and a device with a browser's few connections still gets in.
   static constexpr std::size_t reserved_share = 16;
-  bool admit(const std::string& client, std::size_t total_limit, std::size_t per_client_limit) {
+  enum class admission { admitted, proxy_full, device_full, reserve_kept };
+  admission admit(const std::string& client, std::size_t total_limit, std::size_t per_client_limit) {
     std::lock_guard lock(mutex_);
-    if (total_ >= total_limit) return false;
+    if (total_ >= total_limit) return admission::proxy_full;
     const auto it = per_client_.find(client);
     const std::size_t held = it == per_client_.end() ? 0 : it->second;
-    if (held >= per_client_limit) return false;
+    if (held >= per_client_limit) return admission::device_full;
     const std::size_t reserve = total_limit / 10;
     const std::size_t share = std::max<std::size_t>(1, std::min(reserved_share, reserve / 8));
-    if (held >= share && total_ >= total_limit - reserve) return false;
+    if (held >= share && total_ >= total_limit - reserve) return admission::reserve_kept;
     ++per_client_[client];
     ++total_;
-    return true;
+    return admission::admitted;
   }
   void release(const std::string& client) {
     std::lock_guard lock(mutex_);
@@ -109,5 +114,13 @@ bool descriptors_exhausted();
 // Counts a shortage of descriptors (`what`: "a client connection", "an origin connection") and
 // says so on standard error at most once a minute, with what to do about it.
 void report_descriptor_shortage(shared_state& state, std::string_view what);
+
+// Counts a client connection refused by a connection limit (closed unanswered: no request, so
+// no access-log line) and says on standard error, at most once a minute, which device was
+// refused, under which limit, and how many others were refused meanwhile without a word. A
+// device's 257th connection was closed with only a metric to show for it (known gap, eighth
+// session): the technician asked why a device "cannot get online" had nothing to read.
+void report_refused_connection(shared_state& state, std::string_view client, shared_state::admission why,
+                               std::size_t total_limit, std::size_t per_client_limit);
 
 }  // namespace hallpass

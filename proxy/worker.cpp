@@ -108,8 +108,10 @@ net::awaitable<void> worker::accept_loop(listener& l) {
       address = net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
     }
     std::string ip_text = address.to_string();
-    if (!state_.admit(ip_text, cfg->daemon.limits.connections, cfg->daemon.limits.connections_per_client)) {
-      state_.metrics.rejected(metrics::rejection::connection_limit).Increment();
+    const auto& limits = cfg->daemon.limits;
+    if (const auto admitted = state_.admit(ip_text, limits.connections, limits.connections_per_client);
+        admitted != shared_state::admission::admitted) {
+      report_refused_connection(state_, ip_text, admitted, limits.connections, limits.connections_per_client);
       continue;  // closing the socket is the answer: no bytes, no work
     }
     set_proxy_socket_options(socket);

@@ -158,9 +158,24 @@ class LimitsTest(unittest.TestCase):
             other.sendall(f"GET {self.target('/chunked')} HTTP/1.1\r\nHost: py.test\r\nConnection: close\r\n\r\n".encode())
             self.assertIn(b"200", other.recv(100))
             other.close()
+            self.assertGreaterEqual(proxy.metric("hallpass_rejected_total", {"reason": "connection_limit"}), 1)
+            # Said on standard error, naming the device and the limit: the refusal has no
+            # access-log line (a device's 257th connection was a metric only: eighth session).
+            said = wait_for(lambda: [l for l in proxy.stderr_lines if "refused a connection from" in l] or None,
+                            what="the refusal said on standard error")
+            self.assertEqual(len(said), 1, said)
+            self.assertIn(f"refused a connection from {PUPIL}: that device has 3 connections open already "
+                          "(limits.connections_per_client)", said[0])
+            # A second refusal within the minute is counted, not said again.
+            extra = socket.socket()
+            extra.bind((PUPIL, 0))
+            extra.settimeout(3)
+            extra.connect(("127.0.0.1", proxy.port))
+            self.assertEqual(extra.recv(1), b"")
+            extra.close()
+            self.assertEqual(len([l for l in proxy.stderr_lines if "refused a connection from" in l]), 1)
             for s in socks:
                 s.close()
-            self.assertGreaterEqual(proxy.metric("hallpass_rejected_total", {"reason": "connection_limit"}), 1)
         finally:
             proxy.stop()
 
@@ -182,6 +197,9 @@ class LimitsTest(unittest.TestCase):
             wait_for(lambda: proxy.metric("hallpass_rejected_total", {"reason": "connection_limit"}) >= 10,
                      timeout=10, what="the pupil's connections beyond 90 refused")
             self.assertEqual(proxy.metric("hallpass_active_connections"), 90)
+            said = wait_for(lambda: [l for l in proxy.stderr_lines if "refused a connection from" in l] or None,
+                            what="the refusal said on standard error")
+            self.assertIn(f"from {PUPIL}: the proxy is within a tenth of limits.connections (100)", said[0])
             out = raw_request(proxy, f"GET {self.target('/chunked')} HTTP/1.1\r\nHost: py.test\r\n"
                                      "Connection: close\r\n\r\n".encode(), source=STAFF, timeout=10)
             self.assertEqual(status_of(out), 200, out[:300])
