@@ -1204,6 +1204,44 @@ inspection:
         self.assertEqual(line.get("tls"), "inspected")
         self.assertEqual(line.get("note"), "websocket")
 
+    def test_a_websocket_inside_an_inspected_tunnel_ends_when_a_reload_puts_its_host_on_the_never_list(self):
+        """A host a reload puts on the never-inspect list is decrypted no more: open requests'
+        connections close at their next request (the test above this class's reload test), and
+        a WebSocket already relayed inside the decrypted tunnel ends at the relay's next check
+        (decision_still_holds, within about a second of the reload). That path had no test of
+        its own (known gap, eighth session)."""
+        p = self.start_proxy(self.py_origin.port)
+        tls = self.tunnel(p, "origin.test", self.py_origin.port)
+        tls.sendall(f"GET /ws HTTP/1.1\r\nHost: origin.test:{self.py_origin.port}\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        f = tls.makefile("rb")
+        self.addCleanup(f.close)
+        head = read_request_head(f)
+        self.assertEqual(head[1], "101", head)
+        tls.sendall(ws_frame(b"before"))
+        self.assertEqual(ws_read_frame(f), b"echo:before")
+        text = p.policy_text
+        edited = text.replace("    domains: [never.test]\n", "    domains: [never.test, origin.test]\n", 1)
+        self.assertNotEqual(edited, text)
+        p.write_policy(edited)
+        p.reload()
+        started = time.monotonic()
+        tls.settimeout(10)
+        try:
+            rest = f.read(1)
+        except socket.timeout:
+            rest = b"(still open after 10 s)"
+        except (ssl.SSLError, OSError):
+            rest = b""
+        self.assertEqual(rest, b"", "the WebSocket stayed open, decrypted, after its host went on the never list")
+        self.assertLess(time.monotonic() - started, 7)
+        line = wait_for(lambda: [l for l in p.log_lines() if l.get("status") == 101] or None,
+                        what="the WebSocket's line")[-1]
+        self.assertEqual(line.get("tls"), "inspected")
+        self.assertIn("closed while open: HTTPS to origin.test is no longer inspected (", line.get("note", ""))
+        self.assertIsNone(p.proc.poll())
+
     def test_sni_other_than_the_connect_host_is_decided_on_the_sni_and_inspected_as_the_connect_host(self):
         """README "CONNECT": an SNI that differs from the CONNECT host is decided again on the SNI
         and logged as a circumvention attempt. Allowed, the tunnel is still the CONNECT host's:
