@@ -478,17 +478,18 @@ net::awaitable<bool> serve_request(worker& w, client_connection& c, std::shared_
       co_return false;
     }
   } else {
-    if (c.inside && c.inside->tls && c.inside->inspected_generation != ex.cfg->generation) {
-      // After a reload: still a tunnel the proxy would decrypt? If not (no CA, or its host on
-      // the never-inspect list now), closed unanswered, so that the browser's new CONNECT is
-      // planned with the policy in force (exchange.hpp, tunnel_no_longer_inspected).
-      const auto index = w.state().exceptions.load(std::memory_order_acquire);
+    const auto index = c.inside && c.inside->tls ? w.state().exceptions.load(std::memory_order_acquire) : nullptr;
+    if (c.inside && c.inside->tls && !c.inside->inspected_under(ex.cfg->generation, index)) {
+      // After a reload or a change of the store: still a tunnel the proxy would decrypt? If
+      // not (no CA, its host on the never-inspect list now, the local block that made it
+      // inspected removed), closed unanswered, so that the browser's new CONNECT is planned
+      // with the policy in force (exchange.hpp, tunnel_no_longer_inspected).
       if (auto why = tunnel_no_longer_inspected(w, c, ex, ex.cfg, index.get()); !why.empty()) {
         ex.add_note("closed: HTTPS to " + c.inside->host + " is no longer inspected (" + why + ")");
         finish_exchange(w, c, ex);
         co_return false;
       }
-      c.inside->inspected_generation = ex.cfg->generation;
+      c.inside->mark_inspected_under(ex.cfg->generation, index);
     }
     decide_exchange(w, c, ex, path_for_rules);
   }

@@ -176,7 +176,7 @@ net::awaitable<bool> start_inspection(worker& w, client_connection& c, exchange&
   }
   c.io.use_tls(*c.tls);
   c.inside = client_connection::tunnel_origin{ex.host, ex.port, true, ex.login, tunnel_identity_until(c)};
-  c.inside->inspected_generation = ex.cfg->generation;
+  c.inside->mark_inspected_under(ex.cfg->generation, ex.exceptions);
   ex.inspected = true;
   m.tls_inspected.Increment();
   co_return true;

@@ -26,6 +26,10 @@
 #include "proxy/upstream.hpp"
 #include "rules/host.hpp"
 
+namespace hallpass::rules {
+class exception_index;
+}
+
 namespace hallpass {
 
 class shared_state;
@@ -59,10 +63,22 @@ struct client_connection {
     // so that the browser's next CONNECT is planned afresh.
     bool block_page_only = false;
     bool decided_path_later = false;  // the CONNECT was decided with path_seen_later (inspected host)
-    // The configuration generation this decrypted tunnel was last found to be inspected under:
-    // a request after a reload asks again (tunnel_no_longer_inspected), and the connection is
-    // closed when its host would no longer be decrypted (on the never-inspect list, or no CA).
+    // The configuration generation and the exception index this decrypted tunnel was last
+    // found to be inspected under: a request after a reload, or after a change of the store (a
+    // local block that made its host inspected removed), asks again
+    // (tunnel_no_longer_inspected), and the connection is closed when its host would no longer
+    // be decrypted (on the never-inspect list, no CA, nothing left that needs its paths). The
+    // index is held weakly and compared by owner: a new index is never mistaken for the old.
     std::uint64_t inspected_generation = 0;
+    std::weak_ptr<const rules::exception_index> inspected_exceptions;
+    bool inspected_under(std::uint64_t generation, const std::shared_ptr<const rules::exception_index>& index) const {
+      return generation == inspected_generation && !inspected_exceptions.owner_before(index) &&
+             !index.owner_before(inspected_exceptions);
+    }
+    void mark_inspected_under(std::uint64_t generation, const std::shared_ptr<const rules::exception_index>& index) {
+      inspected_generation = generation;
+      inspected_exceptions = index;
+    }
   };
   std::optional<tunnel_origin> inside;
   // Nonzero once a request on this connection signed in to an origin with NTLM or Negotiate

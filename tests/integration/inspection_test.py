@@ -1830,5 +1830,89 @@ class OriginPrefetchTest(unittest.TestCase):
         self.assertEqual(origin.connections, 0)
 
 
+
+@unittest.skipUnless(os.geteuid() == 0, "runs hallpassctl as OS users of the admin roles: needs root")
+class StoreChangeInsideTunnelTest(unittest.TestCase):
+    """A change of the store alone (no reload) that means an open decrypted tunnel would no
+    longer be decrypted now closes it at its next request, as a reload does. Before, only a new
+    configuration generation made a tunnel ask, so a host inspected for a reported page's block
+    stayed decrypted on open connections after the block was removed (known gap, eighth session)."""
+
+    def test_an_open_tunnel_closes_when_the_block_that_made_its_host_inspected_is_removed(self):
+        from exceptions_test import ADMIN, admin_state_dir, ctl, ctl_json, ensure_users
+        tmp, test_ca = workdir_with_test_ca("hallpass-store-tunnel-")
+        crt, key = test_ca.issue("origin", ["reported.test"])
+        origin = TlsOrigin(crt, key)
+        self.addCleanup(origin.stop)
+        school_ca = os.path.join(tmp, "school-ca")
+        run([BIN, "ca", "init", "--dir", school_ca, "--name", "Test School"])
+        school_crt = os.path.join(school_ca, "ca.crt")
+        ensure_users()
+        state, sock = admin_state_dir()
+
+        def edit(text):
+            text = text.replace("upstream:\n  allow_loopback: true",
+                                f"upstream:\n  ca_file: {test_ca.crt}\n  allow_loopback: true", 1)
+            return text.replace("hosts:\n", "hosts:\n  reported.test: 127.0.0.1\n", 1)
+
+        p = Proxy(extra=ADMIN, tls_port=origin.port, policy_edit=edit,
+                  args=["--ca-dir", school_ca, "--state-dir", state, "--admin-socket", sock])
+        self.addCleanup(p.stop)
+
+        def tunnel(cafile):
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=10, source_address=(STAFF, 0))
+            self.addCleanup(s.close)
+            s.sendall(f"CONNECT reported.test:{origin.port} HTTP/1.1\r\nHost: reported.test\r\n\r\n".encode())
+            self.assertIn(b" 200 ", recv_head(s))
+            tls = ssl.create_default_context(cafile=cafile).wrap_socket(s, server_hostname="reported.test")
+            self.addCleanup(tls.close)
+            return tls
+
+        files = {}
+
+        def ask(tls, path):
+            """The status of a GET on `tls` (its whole answer read), or None when the proxy
+            closed the connection without one."""
+            f = files.setdefault(id(tls), tls.makefile("rb"))
+            try:
+                tls.sendall(f"GET {path} HTTP/1.1\r\nHost: reported.test:{origin.port}\r\n\r\n".encode())
+                head = read_request_head(f)  # a response head reads the same way
+                if head is None:
+                    return None
+                f.read(int(head[3].get("content-length", "0")))
+                return int(head[1])
+            except (ssl.SSLError, ConnectionError):
+                return None
+
+        # Allowed and needing no path: relayed, the origin's own certificate.
+        tunnel(test_ca.crt).close()
+        page = f"https://reported.test:{origin.port}/bad-page"
+        code, out, err = ctl("hp_tech", sock, "report", "--url", page, "--nature", "violent", "--reporter", "Mrs J",
+                             "--block")
+        self.assertEqual(code, 0, err)
+        # Now inspected, for the block of one page: the school CA's leaf, the page blocked, the rest open.
+        tls = tunnel(school_crt)
+        self.assertEqual(ask(tls, "/bad-page"), 403)
+        self.assertEqual(ask(tls, "/other"), 200)
+        entry = [b for b in ctl_json("hp_tech", sock, "blocks")["blocks"] if b["value"].endswith("/bad-page")]
+        self.assertEqual(len(entry), 1, entry)
+        code, out, err = ctl("hp_tech", sock, "unblock", str(entry[0]["id"]), "--reason", "a mistake")
+        self.assertEqual(code, 0, err)
+        # No reload: the store's change alone. The open tunnel's next request closes it unanswered.
+        status = 200
+        for _ in range(20):  # the index is rebuilt by the admin thread: at most a few tenths of a second
+            status = ask(tls, "/other")
+            if status != 200:
+                break
+            time.sleep(0.1)
+        self.assertIsNone(status, "the tunnel stayed decrypted after the block that made it so was removed")
+        line = wait_for(lambda: [l for l in p.log_lines() if "is no longer inspected" in l.get("note", "")] or None,
+                        what="the closed request's line")[-1]
+        self.assertIn("closed: HTTPS to reported.test is no longer inspected (", line["note"])
+        # The browser's next CONNECT is relayed again: the origin's own certificate.
+        tls = tunnel(test_ca.crt)
+        self.assertEqual(ask(tls, "/other"), 200)
+        self.assertIsNone(p.proc.poll())
+
 if __name__ == "__main__":
     unittest.main()
