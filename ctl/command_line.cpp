@@ -245,8 +245,8 @@ std::string build_request(const verb_arguments& a, json::object& out) {
   return {};
 }
 
-std::string build_approve(const verb_arguments& a, json::object& out) {
-  if (auto e = take_id(a, "request ID", out); !e.empty()) return e;
+// --for or --until, one of them, checked as the daemon will (approve, extend).
+std::string check_exception_end(const verb_arguments& a) {
   const std::string* duration = a.value("--for");
   const std::string* until = a.value("--until");
   if (!duration && !until) {
@@ -267,13 +267,27 @@ std::string build_approve(const verb_arguments& a, json::object& out) {
     return quote(*duration) +
            " is not a duration: use whole numbers, each with a unit, such as 45m, 2h, 1d, 2w or 1h30m";
   }
-  if (auto e = check_local_time(a, "--until"); !e.empty()) return e;
+  return check_local_time(a, "--until");
+}
+
+std::string build_approve(const verb_arguments& a, json::object& out) {
+  if (auto e = take_id(a, "request ID", out); !e.empty()) return e;
+  if (auto e = check_exception_end(a); !e.empty()) return e;
   if (auto e = check_scope(a); !e.empty()) return e;
   if (auto e = check_who(a); !e.empty()) return e;
   copy_value(a, "--for", "for", out);
   copy_value(a, "--until", "until", out);
   copy_value(a, "--scope", "scope", out);
   copy_value(a, "--who", "who", out);
+  copy_value(a, "--reason", "reason", out);
+  return {};
+}
+
+std::string build_extend(const verb_arguments& a, json::object& out) {
+  if (auto e = take_id(a, "request ID", out); !e.empty()) return e;
+  if (auto e = check_exception_end(a); !e.empty()) return e;
+  copy_value(a, "--for", "for", out);
+  copy_value(a, "--until", "until", out);
   copy_value(a, "--reason", "reason", out);
   return {};
 }
@@ -544,6 +558,17 @@ const std::vector<verb_spec>& verbs() {
        "End an approved exception now, before its end time. The block is back at once.\n"
        "Allowed for: headteacher.",
        build_decision},
+      {"extend",
+       "request ID",
+       {{"--for", k::value}, {"--until", k::value}, {"--reason", k::value}},
+       "hallpassctl extend ID (--for DURATION | --until \"YYYY-MM-DD HH:MM\") [--reason TEXT]",
+       "Give an approved exception a later end: --for counts from now (45m, 2h, 1d, 2w, 1h30m),\n"
+       "--until is a school-local time, and either must be later than its end now. One that has\n"
+       "expired opens again; a revoked or denied one does not (file the request again). The\n"
+       "longest an exception may last is as for approve. The audit log keeps the old end and\n"
+       "the new.\n"
+       "Allowed for: headteacher.",
+       build_extend},
       {"list",
        "",
        {{"--pending", k::flag}, {"--active", k::flag}, {"--expired", k::flag}, {"--all", k::flag},

@@ -99,9 +99,10 @@ void print_refusal(const json::object& answer) {
 // that only reads).
 std::string where_to_check(const std::string& verb) {
   static const std::map<std::string, std::string> checks = {
-      {"request", "list --pending"}, {"review", "show ID"},  {"approve", "show ID"},   {"deny", "show ID"},
-      {"revoke", "show ID"},         {"report", "reports"},  {"block", "blocks"},      {"unblock", "blocks"},
-      {"reload", "status"},          {"ban", "bans"},        {"unban", "bans --all"}, {"incident", "incidents"}};
+      {"request", "list --pending"}, {"review", "show ID"},  {"approve", "show ID"},    {"deny", "show ID"},
+      {"revoke", "show ID"},         {"extend", "show ID"},  {"report", "reports"},     {"block", "blocks"},
+      {"unblock", "blocks"},         {"reload", "status"},   {"ban", "bans"},           {"unban", "bans --all"},
+      {"incident", "incidents"}};
   const auto it = checks.find(verb);
   return it == checks.end() ? std::string() : it->second;
 }

@@ -287,6 +287,12 @@ std::string render_decision(std::string_view verb, const json::object& request) 
     if (exception) {
       if (std::string until = text(*exception, "until"); !until.empty()) line += " until " + until;
     }
+  } else if (verb == "extend") {
+    line = "extended request " + id + ": " + (exception ? opened(*exception) : text(request, "url"));
+    if (!for_whom.empty()) line += " for " + for_whom;
+    if (exception) {
+      if (std::string until = text(*exception, "until"); !until.empty()) line += " is open until " + until;
+    }
   } else if (verb == "deny") {
     line = "denied request " + id + ": " + text(request, "url");
     if (!for_whom.empty()) line += " for " + for_whom;
@@ -740,7 +746,7 @@ std::string render_human(const command& request, const json::object& data, const
   } in_force(zone_names);
   const std::string& verb = request.verb;
   if (verb == "request") return render_request_filed(data);
-  if (verb == "approve" || verb == "deny" || verb == "revoke") return render_decision(verb, data);
+  if (verb == "approve" || verb == "deny" || verb == "revoke" || verb == "extend") return render_decision(verb, data);
   if (verb == "review") return render_review(data, request.args);
   if (verb == "list") return render_list(data, request.args);
   if (verb == "show") return render_show(data);

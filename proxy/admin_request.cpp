@@ -176,6 +176,8 @@ const verb_spec* find_verb_spec(std::string_view verb) {
         "nothing was opened"}},
       {"deny", {&deciding, {{"id", number}, {"reason", text}}, "the request is still pending"}},
       {"revoke", {&deciding, {{"id", number}, {"reason", text}}, "the exception is still in force"}},
+      {"extend",
+       {&deciding, {{"id", number}, {"for", line}, {"until", line}, {"reason", text}}, "the exception's end is unchanged"}},
       {"list", {&reading, {{"filter", line}, {"before", number}}}},
       {"show", {&reading, {{"id", number}}}},
       {"status", {&reading, {}}},

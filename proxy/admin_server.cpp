@@ -50,6 +50,60 @@ void add_warning(store::result& r, const std::string& note) {
   r.warning = r.warning.empty() ? note : r.warning + "; " + note;
 }
 
+// When an exception ends, from a verb's 'for' (a duration) or 'until' (a school-local time):
+// approve's and extend's. Within the longest an exception may last now (exceptions.max_duration,
+// else the end of term, else 90 days), checked here, not only in hallpassctl: scripts speak the
+// protocol directly. `shorter` is what the caller should do instead of a time too long.
+struct exception_end {
+  store::seconds_t until;
+  std::string clock_note;  // an end in the hour the clocks skip or repeat: which instant it is
+};
+std::optional<exception_end> read_exception_end(const boost::json::object& args, const rules::policy& policy,
+                                                store::seconds_t now, std::string_view shorter, std::string& err) {
+  const auto limit = rules::max_exception_until(policy, now);
+  exception_end end;
+  std::string asked;
+  // One of the two: with both, which one meant? (Taking 'for' silently: audit H, 2026-12-05.)
+  // null is an argument not given (docs/admin-protocol.md): a script may send both keys, one null.
+  const auto given = [&](std::string_view key) {
+    const auto* v = args.if_contains(key);
+    return v && !v->is_null();
+  };
+  if (given("for") && given("until")) {
+    err = "give 'for' or 'until', not both";
+    return std::nullopt;
+  }
+  if (auto d = admin_text_arg(args, "for")) {
+    asked = "'for' " + *d;
+    auto dur = admin_duration(*d, err);
+    if (!dur) return std::nullopt;
+    end.until = now + *dur;
+  } else if (auto u = admin_text_arg(args, "until")) {
+    asked = "'until' " + *u;
+    auto when = rules::parse_school_time(policy.zone, *u);
+    if (!when) {
+      err = "'until' must be a school-local time like \"2026-11-23 15:15\"";
+      return std::nullopt;
+    }
+    end.until = when->at;
+    if (end.until <= now) {
+      err = "'until' is in the past";
+      return std::nullopt;
+    }
+    end.clock_note = when->note;
+  } else {
+    err = "give 'for' (a duration) or 'until' (a time)";
+    return std::nullopt;
+  }
+  if (end.until > limit.until) {
+    err = asked + " is longer than an exception may last: at most until " + rules::iso8601_local(policy.zone, limit.until) +
+          " (" + limit.description + "); " + std::string(shorter) +
+          ", or ask again then (exceptions.max_duration in the policy sets the limit)";
+    return std::nullopt;
+  }
+  return end;
+}
+
 // The ban in force on whoever asked for a request (its device, and the user signed in on it),
 // in words, or "": a ban wins over every exception (rules/ban.hpp), so an approval opens
 // nothing for them while it lasts, and the headteacher is told so (it said only "approved":
@@ -806,38 +860,10 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     if (!requested) return response(store::result::fail("not_found", "there is no request " + std::to_string(*id)));
     const std::string* url = &requested->url;
     const auto now = store::now_seconds();
-    store::seconds_t until;
-    // The longest exception allowed now (exceptions.max_duration, else the end of term, else
-    // 90 days). Checked here, not only in hallpassctl: scripts speak the protocol directly.
-    const auto limit = rules::max_exception_until(policy, now);
-    std::string asked, clock_note;
-    // One of the two: with both, which one meant? (Taking 'for' silently: audit H, 2026-12-05.)
-    // null is an argument not given (docs/admin-protocol.md): a script may send both keys, one null.
-    const auto given = [&](std::string_view key) {
-      const auto* v = args.if_contains(key);
-      return v && !v->is_null();
-    };
-    if (given("for") && given("until")) return bad("give 'for' or 'until', not both");
-    if (auto d = admin_text_arg(args, "for")) {
-      asked = "'for' " + *d;
-      auto dur = admin_duration(*d, err);
-      if (!dur) return bad(err);
-      until = now + *dur;
-    } else if (auto u = admin_text_arg(args, "until")) {
-      asked = "'until' " + *u;
-      auto when = rules::parse_school_time(policy.zone, *u);
-      if (!when) return bad("'until' must be a school-local time like \"2026-11-23 15:15\"");
-      until = when->at;
-      if (until <= now) return bad("'until' is in the past");
-      clock_note = when->note;
-    } else {
-      return bad("give 'for' (a duration) or 'until' (a time)");
-    }
-    if (until > limit.until) {
-      return bad(asked + " is longer than an exception may last: at most until " +
-                 rules::iso8601_local(policy.zone, limit.until) + " (" + limit.description +
-                 "); approve a shorter time, or ask again then (exceptions.max_duration in the policy sets the limit)");
-    }
+    const auto end = read_exception_end(args, policy, now, "approve a shorter time", err);
+    if (!end) return bad(err);
+    const store::seconds_t until = end->until;
+    const std::string& clock_note = end->clock_note;
     auto kind = rules::default_target_kind(*url);
     if (auto s = admin_text_arg(args, "scope")) {
       auto k = rules::parse_target_kind(*s);
@@ -984,6 +1010,21 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     // Its answer is the request: a pupil's words withheld as show withholds them (review of
     // the session, 2026-12-07: `review --json` gave the technician what `show` withheld).
     if (r.ok) annotate_requests(r.data, *cfg, state_.exceptions.load().get(), may_read_disclosures(*who), store::now_seconds());
+  } else if (verb == "extend") {
+    // A later end for an approved exception (or one that has expired: it opens again), within
+    // the longest an exception may last, as approve's (ctl/README.md, "Extending an exception").
+    auto id = id_arg(args, &err);
+    if (!id) return bad(err);
+    const auto now = store::now_seconds();
+    const auto end = read_exception_end(args, policy, now, "extend it to an earlier time", err);
+    if (!end) return bad(err);
+    r = store_->extend(actor, *id, end->until, admin_text_arg(args, "reason").value_or(""));
+    changed = r.ok;
+    if (r.ok && !end->clock_note.empty()) add_warning(r, "'until' " + end->clock_note);
+    if (r.ok) {
+      const auto index = state_.exceptions.load();
+      if (auto note = asker_ban_note(r.data, index.get(), policy.zone, now); !note.empty()) add_warning(r, note);
+    }
   } else if (verb == "deny" || verb == "revoke") {
     auto id = id_arg(args, &err);
     auto reason = text_arg(args, "reason", &err);

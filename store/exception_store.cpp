@@ -759,13 +759,26 @@ result exception_store::change_request(const actor& who, std::int64_t id, const 
   auto before = request_object(id, now);
   if (!before) return result::fail("not_found", "there is no request " + std::to_string(id));
   const std::string status((*before)["status"].as_string());
-  if (status != need) {
+  // `need` may name several statuses, joined with '|' ("approved|expired").
+  const auto needed = [&] {
+    for (std::string_view rest(need); !rest.empty();) {
+      const auto bar = rest.find('|');
+      if (rest.substr(0, bar) == status) return true;
+      rest = bar == std::string_view::npos ? std::string_view() : rest.substr(bar + 1);
+    }
+    return false;
+  };
+  if (!needed()) {
     const std::string_view verb(action);
     const char* why = verb == "revoke"   ? ": only an approved, unexpired exception can be revoked"
                       : verb == "review" ? ": only a pending request can be completed (its form stays as it was "
                                            "when it was decided)"
+                      : verb == "extend" ? ": only an approved exception, in force or expired, can be extended; a "
+                                           "revoked or denied one stays closed (file the request again)"
                                          : "";
-    return result::fail("conflict", "request " + std::to_string(id) + " is " + status + ", not " + need + why);
+    std::string wanted(need);
+    std::replace(wanted.begin(), wanted.end(), '|', '/');
+    return result::fail("conflict", "request " + std::to_string(id) + " is " + status + ", not " + wanted + why);
   }
   std::string audit_reason = reason;
   if (refuse) {
@@ -901,6 +914,34 @@ result exception_store::revoke(const actor& who, std::int64_t id, const std::str
     upd.bind(1, who.os_user).bind(2, now_seconds().time_since_epoch().count()).bind(3, reason).bind(4, id);
     return upd.run();
   });
+}
+
+result exception_store::extend(const actor& who, std::int64_t id, seconds_t until, const std::string& reason) {
+  auto later_only = [&](const json::object&, std::string& audit_reason) -> std::optional<result> {
+    std::string err;
+    auto q = db_.prepare("SELECT valid_until FROM exceptions WHERE request_id=?", &err);
+    if (!q) return result::fail("internal", err);
+    q.bind(1, id);
+    if (!q.step(&err)) return result::fail("internal", err.empty() ? "request " + std::to_string(id) + " has no exception" : err);
+    const std::int64_t was = q.integer(0);
+    if (until.time_since_epoch().count() <= was) {
+      return result::fail("bad_request", "request " + std::to_string(id) + "'s exception already lasts until " + iso(was) +
+                                             ": give a later end (an exception is shortened by revoking it)");
+    }
+    audit_reason = "until " + iso(until.time_since_epoch().count()) + ", was " + iso(was) +
+                   (reason.empty() ? std::string() : ": " + reason);
+    return std::nullopt;
+  };
+  return change_request(
+      who, id, "extend", "approved|expired", reason,
+      [&]() -> std::string {
+        std::string err;
+        auto upd = db_.prepare("UPDATE exceptions SET valid_until=? WHERE request_id=?", &err);
+        if (!upd) return err;
+        upd.bind(1, until.time_since_epoch().count()).bind(2, id);
+        return upd.run();
+      },
+      later_only);
 }
 
 result exception_store::show(std::int64_t id) {

@@ -177,6 +177,11 @@ class exception_store {
                  const std::string& reason, const std::optional<std::string>& narrow = std::nullopt);
   result deny(const actor& who, std::int64_t id, const std::string& reason);
   result revoke(const actor& who, std::int64_t id, const std::string& reason);
+  // Moves an approved exception's end to `until` (the headteacher's, as approving is): a
+  // project that runs on, a lesson moved. Its request must be approved or expired (an expired
+  // one opens again; a revoked or denied one does not: file it again); `until` must be later
+  // than its end now. The audit entry records the old and the new end and `reason`.
+  result extend(const actor& who, std::int64_t id, seconds_t until, const std::string& reason);
   result show(std::int64_t id);
   // The newest `limit` requests that pass `filter`, oldest first; "omitted" counts the older
   // ones left out (absent when none were).
@@ -322,7 +327,8 @@ class exception_store {
                      const std::function<void(statement&)>& bind, int limit_parameter, std::size_t limit,
                      std::size_t max_bytes,
                      const std::function<std::optional<boost::json::object>(std::int64_t)>& object);
-  // One change to a request in one transaction: checks the status is `need`, asks refuse()
+  // One change to a request in one transaction: checks the status is `need` (one of them, when
+  // several are joined with '|'), asks refuse()
   // (when given) whether the request as it stands may take the change (a refusal is audited
   // and returned, nothing else changes), runs apply(), audits before and after, commits.
   // approve, deny, revoke and review are this with their UPDATEs.

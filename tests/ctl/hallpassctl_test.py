@@ -187,6 +187,9 @@ class ProtocolTest(DaemonTestCase):
         (["approve", "7", "--until", "2026-11-23 15:30", "--scope", "prefix", "--reason", "supervised"],
          {"verb": "approve", "args": {"id": 7, "until": "2026-11-23 15:30", "scope": "prefix",
                                       "reason": "supervised"}}),
+        (["extend", "7", "--for", "2w", "--reason", "the project runs on"],
+         {"verb": "extend", "args": {"id": 7, "for": "2w", "reason": "the project runs on"}}),
+        (["extend", "7", "--until", "2026-11-30 15:30"], {"verb": "extend", "args": {"id": 7, "until": "2026-11-30 15:30"}}),
         (["approve", "7", "--for", "1d", "--scope", "url"],
          {"verb": "approve", "args": {"id": 7, "for": "1d", "scope": "url"}}),
         (["approve", "7", "--for", "1h", "--who", "group:Year 6"],
@@ -261,6 +264,10 @@ class ProtocolTest(DaemonTestCase):
         (["unban", "4"], "missing --reason"),
         (["ban", "--device", "pupil laptop", "--for", "1d", "--reason", "r"], "is not a device"),
         (["ban", "--device", "3c:22:fb:12:9a:0g", "--for", "1d", "--reason", "r"], "is not a hardware address"),
+        (["extend", "7"], "say how long: --for DURATION"),
+        (["extend", "7", "--for", "1h", "--until", "2026-11-30 15:30"], "give --for or --until, not both"),
+        (["extend", "7", "--for", "soon"], "is not a duration"),
+        (["extend", "--for", "1h"], "request ID"),
         (["approve", "7", "--for", "1h", "--who", "everyone"], "--who must be user, group:NAME"),
         (["approve", "7", "--for", "1h", "--who", "group:"], "--who must be user, group:NAME"),
     ]
@@ -334,6 +341,7 @@ class OutputTest(DaemonTestCase):
         "deny": ok(dict(REQUEST_8, status="denied",
                         decision={"by": "mrs.head", "at": "2026-11-23T11:20:00+00:00", "reason": "no"})),
         "revoke": ok(dict(REQUEST_7, status="revoked")),
+        "extend": ok(REQUEST_7),
         "list": ok({"requests": [REQUEST_7, REQUEST_8]}),
         "show": ok(REQUEST_7),
         "report": ok({"id": 3, "blocked": True, "entry": 12}),
@@ -392,6 +400,11 @@ class OutputTest(DaemonTestCase):
     def test_approve_says_what_for_whom_until_when(self):
         out = self.human("approve", "7", "--for", "5m")
         self.assertEqual(out, "approved request 7: www.facebook.com (domain) for pupils until Mon 23 Nov 2026 11:05 GMT\n")
+
+    def test_extend_says_until_when_it_is_open(self):
+        out = self.human("extend", "7", "--for", "2w")
+        self.assertEqual(out, "extended request 7: www.facebook.com (domain) for pupils is open until "
+                              "Mon 23 Nov 2026 11:05 GMT\n")
 
     def test_deny_and_revoke(self):
         out = self.human("deny", "8", "--reason", "no")

@@ -174,6 +174,63 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(shown["requester"], "Mr Smith")
         self.assertEqual(shown["risks"], "contact with strangers")
 
+    def test_the_headteacher_extends_an_exception_in_force_or_expired_and_nobody_else_may(self):
+        """An exception could not be extended: the pupil filed a new request and waited (known
+        gap, eighth session). `extend` moves an approved exception's end later, within the
+        longest an exception may last; an expired one opens again; a revoked one does not."""
+        url = f"http://facebook.test:{self.nginx.port}/extend-only"  # 404 at the origin: not 403 means open
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", url, "--role", "pupils", "--requester", "Mr E",
+                       "--reason", "project", *ASSESSED)["id"]
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "2s", "--scope", "url", check=0)
+        approved = time.monotonic()
+        self.addCleanup(ctl, "hp_head", self.sock, "revoke", str(rid), "--reason", "test over")
+        self.assertEqual(self.http("facebook.test", PUPIL, "/extend-only"), 404)
+        before = ctl_json("hp_dsl", self.sock, "show", str(rid))["exception"]["until"]
+        # Only the headteacher.
+        for user in ("hp_tech", "hp_dsl"):
+            code, out, err = ctl(user, self.sock, "extend", str(rid), "--for", "1h")
+            self.assertEqual(code, 1, out)
+            self.assertIn("forbidden", err)
+        code, out, err = ctl("hp_head", self.sock, "extend", str(rid), "--for", "1h", "--reason", "the project runs on")
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"extended request {rid}: ", out)
+        self.assertIn(" is open until ", out)
+        time.sleep(max(0.0, 2.4 - (time.monotonic() - approved)))
+        self.assertEqual(self.http("facebook.test", PUPIL, "/extend-only"), 404)  # past its first end: still open
+        shown = ctl_json("hp_dsl", self.sock, "show", str(rid))
+        self.assertEqual(shown["status"], "approved")
+        self.assertGreater(shown["exception"]["until"], before)
+        # Not earlier than it is now, and not past the longest an exception may last.
+        code, out, err = ctl("hp_head", self.sock, "extend", str(rid), "--for", "30m")
+        self.assertEqual(code, 1)
+        self.assertIn("exception already lasts until", err)
+        code, out, err = ctl("hp_head", self.sock, "extend", str(rid), "--for", "400d")
+        self.assertEqual(code, 1)
+        self.assertIn("is longer than an exception may last", err)
+        self.assertIn("extend it to an earlier time", err)
+        entry = [e for e in ctl_json("hp_dsl", self.sock, "audit")["entries"]
+                 if e["object"] == f"request {rid}" and e["action"] == "extend" and e["outcome"] == "ok"]
+        self.assertEqual(len(entry), 1, entry)
+        self.assertIn(", was ", entry[0]["reason"])
+        self.assertIn("the project runs on", entry[0]["reason"])
+        # An expired exception opens again.
+        url2 = f"http://facebook.test:{self.nginx.port}/extend-expired"
+        rid2 = ctl_json("hp_tech", self.sock, "request", "--url", url2, "--role", "pupils", "--requester", "Mr E",
+                        "--reason", "project", *ASSESSED)["id"]
+        ctl("hp_head", self.sock, "approve", str(rid2), "--for", "1s", "--scope", "url", check=0)
+        self.addCleanup(ctl, "hp_head", self.sock, "revoke", str(rid2), "--reason", "test over")
+        wait_for(lambda: ctl_json("hp_dsl", self.sock, "show", str(rid2))["status"] == "expired", timeout=5,
+                 what="the short exception to expire")
+        self.assertEqual(self.http("facebook.test", PUPIL, "/extend-expired"), 403)
+        ctl("hp_head", self.sock, "extend", str(rid2), "--for", "1h", check=0)
+        self.assertEqual(self.http("facebook.test", PUPIL, "/extend-expired"), 404)
+        # A revoked one stays closed.
+        ctl("hp_head", self.sock, "revoke", str(rid2), "--reason", "done", check=0)
+        code, out, err = ctl("hp_head", self.sock, "extend", str(rid2), "--for", "1h")
+        self.assertEqual(code, 1)
+        self.assertIn("is revoked, not approved/expired", err)
+        self.assertEqual(self.http("facebook.test", PUPIL, "/extend-expired"), 403)
+
     def test_technician_may_not_approve_headteacher_may_and_both_are_audited(self):
         rid = self.file_request()
         code, out, err = ctl("hp_tech", self.sock, "approve", str(rid), "--for", "1h")
