@@ -18,6 +18,7 @@
 #include "proxy/admin_blocked_as.hpp"
 #include "proxy/access_request_form.hpp"
 #include "proxy/admin_request.hpp"
+#include "proxy/alerts.hpp"
 #include "proxy/run_loop.hpp"
 #include "proxy/server.hpp"
 #include "proxy/shared_state.hpp"
@@ -1157,6 +1158,24 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     if (!id || !reason) return bad(err);
     r = store_->remove_local(actor, *id, *reason);
     changed = r.ok;
+    // A block a report put on a page (000 7.3): the DSL hears that it was removed, and by whom
+    // (known gap, eighth session: a technician could remove it without the DSL hearing of it).
+    const auto* report = r.ok && r.data.is_object() ? r.data.as_object().if_contains("report") : nullptr;
+    if (report && report->is_object() && state_.alerts && cfg->daemon.alerts.unblocked_reports) {
+      const auto& o = report->as_object();
+      alert a;
+      a.kind = alert_kind::report_unblocked;
+      a.at = store::now_seconds();
+      a.entry = *id;
+      a.report = o.at("id").to_number<std::int64_t>();
+      a.url = admin_text_arg(r.data.as_object(), "value").value_or("");
+      a.report_nature = admin_text_arg(o, "nature").value_or("");
+      a.reporter = admin_text_arg(o, "reporter").value_or("");
+      a.removed_by = actor.os_user + " (" + actor.admin_role + ")";
+      a.removed_reason = *reason;
+      state_.alerts->raise(std::move(a), cfg->daemon.alerts, policy.school_name, policy.zone, state_.access_log,
+                           cfg->generation);
+    }
   } else if (verb == "audit") {
     std::optional<store::seconds_t> since;
     if (auto s = admin_text_arg(args, "since")) {

@@ -30,6 +30,7 @@ std::string_view to_string(alert_kind k) {
     case alert_kind::category: return "category";
     case alert_kind::circumvention: return "circumvention";
     case alert_kind::ban: return "ban";
+    case alert_kind::report_unblocked: return "report_unblocked";
   }
   return "category";
 }
@@ -45,6 +46,7 @@ std::string alert_subject_key(const alert& a) {
   if (a.kind == alert_kind::category) key += "\n" + a.category;
   if (a.request != 0) key += "\nrequest " + std::to_string(a.request);
   if (a.kind == alert_kind::ban) key += "\n" + std::to_string(a.ban);  // each ban is its own alert
+  if (a.kind == alert_kind::report_unblocked) key += "\n" + std::to_string(a.entry);  // each removal likewise
   return key;
 }
 
@@ -232,6 +234,13 @@ std::string format_alert_message(const alert& a, const std::vector<std::string>&
       opening = "something on this device tried to get round the school's web filter (a VPN, a web proxy, "
                 "private DNS, or a connection that hid where it was going). It was blocked.";
       break;
+    case alert_kind::report_unblocked:
+      subject += "A reported page's block was removed: " + a.url;
+      opening = "the block put on a page after a report of inappropriate content (report " +
+                std::to_string(a.report) + ") was removed by " + alert_body_text(a.removed_by) +
+                ". The page is open again, unless another block covers it (000 7.3: inappropriate content is "
+                "reported to the e-safety officer so that the site can be blocked).";
+      break;
     case alert_kind::ban:
       subject += "Use limited to supervised sites: " + a.ban_subject;
       opening = "the filter limited " + alert_body_text(a.ban_subject) +
@@ -254,7 +263,13 @@ std::string format_alert_message(const alert& a, const std::vector<std::string>&
     body += std::string(label) + std::string(label.size() < 10 ? 10 - label.size() : 1, ' ') + value + "\n";
   };
   line("When:", rules::time_in_words(zone, a.at));
-  if (a.kind == alert_kind::ban) {
+  if (a.kind == alert_kind::report_unblocked) {
+    line("Page:", alert_body_text(a.url));
+    line("Report:", "number " + std::to_string(a.report) + ": " + alert_body_text(a.report_nature) + ", reported by " +
+                        alert_body_text(a.reporter));
+    line("Removed:", "local block " + std::to_string(a.entry) + ", by " + alert_body_text(a.removed_by));
+    line("Why:", alert_body_text(a.removed_reason));
+  } else if (a.kind == alert_kind::ban) {
     line("Ban:", "number " + std::to_string(a.ban) + ", until " + alert_body_text(a.ban_until_text));
     line("Why:", alert_body_text(a.ban_reason));
   } else {
@@ -277,7 +292,10 @@ std::string format_alert_message(const alert& a, const std::vector<std::string>&
             (a.held == 1 ? "was" : "were") + " held back (one alert per person or device and kind per "
             "alerts.every); the access log has each of them.\n";
   }
-  if (a.kind == alert_kind::ban) {
+  if (a.kind == alert_kind::report_unblocked) {
+    body += "\nThe report is in `hallpassctl reports`, and the removal, with its reason, in `hallpassctl audit`. "
+            "To block the page again: hallpassctl block --url ADDRESS --scope url --reason TEXT.\n";
+  } else if (a.kind == alert_kind::ban) {
     body += "\nThe ban is in `hallpassctl bans`; the DSL or the headteacher can lift it early with "
             "`hallpassctl unban`. The access log has the attempts that led to it.\n";
   } else {
@@ -286,8 +304,8 @@ std::string format_alert_message(const alert& a, const std::vector<std::string>&
   }
   // The incident record (README.md "Incident records"). Only the time goes into the command:
   // a user or device name is the network's text (a DHCP name is whatever a pupil set), never
-  // something to paste into a shell.
-  body += "\nTo record what is done about it, and how it ends (the incident record): hallpassctl incident "
+  // something to paste into a shell. Not for a removed block: no pupil did anything.
+  if (a.kind != alert_kind::report_unblocked) body += "\nTo record what is done about it, and how it ends (the incident record): hallpassctl incident "
           "--user NAME (or --device ADDRESS) --what TEXT --at \"" + incident_at(zone, a.at) +
           "\"; then hallpassctl incident ID --action TEXT, and --outcome TEXT.\n";
   body += "-- \nhallpass, the school's web filter. What alerts are sent, and to whom: the alerts section of "
@@ -311,9 +329,12 @@ std::string held_alert_line(const alert& a, const rules::time_zone& zone) {
       break;
     case alert_kind::circumvention: what = "attempt to get round the filter"; break;
     case alert_kind::ban: what = "ban " + std::to_string(a.ban) + " put in force"; break;
+    case alert_kind::report_unblocked: what = "report " + std::to_string(a.report) + "'s block removed"; break;
   }
-  std::string who = a.kind == alert_kind::ban ? alert_body_text(a.ban_subject) : alert_who_text(a);
-  if (a.kind != alert_kind::ban) {
+  std::string who = a.kind == alert_kind::ban                ? alert_body_text(a.ban_subject)
+                    : a.kind == alert_kind::report_unblocked ? "by " + alert_body_text(a.removed_by)
+                                                             : alert_who_text(a);
+  if (a.kind != alert_kind::ban && a.kind != alert_kind::report_unblocked) {
     const std::string device = alert_device_text(a);
     if (!device.empty()) who += " (" + device + ")";
   }
@@ -359,6 +380,11 @@ std::string format_alert_line(const alert& a, const rules::time_zone& zone) {
   o.str("kind", to_string(a.kind));
   if (a.kind == alert_kind::ban) {
     o.num("ban", a.ban);
+  } else if (a.kind == alert_kind::report_unblocked) {
+    o.num("report", a.report);
+    o.num("entry", a.entry);
+    o.str("url", a.url);
+    o.str("by", a.removed_by);
   } else {
     o.str("client", a.client);
     if (a.user.empty()) {

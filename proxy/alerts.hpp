@@ -1,6 +1,7 @@
 // Immediate alerts for the designated safeguarding lead (README.md, "Alerts for the DSL"): a
 // block in a category the school watches (self-harm, extremism, ...), an attempt to get round
-// the filter, a ban the proxy put in force by itself. The DfE filtering standard asks for
+// the filter, a ban the proxy put in force by itself, and the removal of a block that a report
+// of inappropriate content put on a page (000 7.3: the e-safety officer hears of it). The DfE filtering standard asks for
 // alerts when content is blocked in high-risk categories; the policies ask that circumvention
 // is detected and acted on (000 7.2; 002) and that the e-safety officer monitors (000 7.4; 002).
 //
@@ -49,7 +50,7 @@ namespace hallpass {
 class access_log;
 class metrics;
 
-enum class alert_kind : std::uint8_t { category, circumvention, ban };
+enum class alert_kind : std::uint8_t { category, circumvention, ban, report_unblocked };
 std::string_view to_string(alert_kind k);
 
 // What happened, as the access log has it. A plain value: the sender keeps its own copy.
@@ -66,6 +67,10 @@ struct alert {
   // proxy's own words: so many attempts).
   std::int64_t ban = 0;
   std::string ban_subject, ban_until_text, ban_reason;
+  // A report's block removed (report_unblocked): the local entry, the report's number, what it
+  // reported and who reported it, and who removed the block, why. `url` is the page.
+  std::int64_t entry = 0, report = 0;
+  std::string report_nature, reporter, removed_by, removed_reason;
   std::uint64_t held = 0;  // alerts like it held since the last one for the same subject
   // A request the block page's form filed for the page (a watched category's): its number.
   // Each such request is an alert of its own, never held as a repeat of the visit's.

@@ -389,8 +389,11 @@ class daemon_reader : public rules::yaml_reader {
   // each category exists is checked against the policy by load_configuration.
   void read_alerts(const YAML::Node& root, daemon_config& c) {
     const auto n = root["alerts"];
-    if (!n || !check_map(n, "alerts", {"categories", "circumvention", "bans", "command", "to", "every"})) return;
+    if (!n || !check_map(n, "alerts", {"categories", "circumvention", "bans", "unblocked_reports", "command", "to",
+                                       "every"}))
+      return;
     auto& a = c.alerts;
+    a.unblocked_reports = true;  // an alerts section: on unless it says otherwise
     if (n["categories"]) {
       for (const auto& item : items(n["categories"], "alerts.categories")) {
         if (auto s = scalar(item, "alerts.categories entry")) a.categories.push_back(*s);
@@ -398,6 +401,9 @@ class daemon_reader : public rules::yaml_reader {
     }
     if (n["circumvention"]) a.circumvention = boolean(n["circumvention"], "alerts.circumvention").value_or(false);
     if (n["bans"]) a.bans = boolean(n["bans"], "alerts.bans").value_or(false);
+    if (n["unblocked_reports"]) {
+      a.unblocked_reports = boolean(n["unblocked_reports"], "alerts.unblocked_reports").value_or(true);
+    }
     if (n["command"]) {
       if (n["command"].IsScalar()) {
         error(n["command"], "alerts.command must be a list: the program and its arguments, run without a shell, "

@@ -175,6 +175,10 @@ struct daemon_config {
     std::vector<std::string> categories;  // a block in one of these policy categories
     bool circumvention = false;           // an attempt to get round the filter
     bool bans = false;                    // a ban the proxy put in force by itself (bans.threshold)
+    // A block that a report of inappropriate content put on a page, removed (hallpassctl
+    // unblock): on by default once there is an alerts section, as the e-safety officer must hear
+    // of it (000 7.3), and it is rare.
+    bool unblocked_reports = false;
     // Run for each alert (no shell), the alert as a mail message on standard input: so
     // `[/usr/sbin/sendmail, -t]` mails it to `to`. Empty: alerts go to the access log and
     // the metrics only.
@@ -183,7 +187,7 @@ struct daemon_config {
     // DSL), at most max_alert_recipients bare addresses; empty: no To: line.
     std::vector<std::string> to;
     std::chrono::seconds every = std::chrono::minutes(10);  // per person or device and kind: one alert
-    bool enabled() const { return !categories.empty() || circumvention || bans; }
+    bool enabled() const { return !categories.empty() || circumvention || bans || unblocked_reports; }
   } alerts;
 
 };

@@ -348,10 +348,12 @@ metrics::metrics(const std::string& listen)
   auto& alerts_family = counter_family(*registry_, "hallpass_alerts_total",
                                        "Alerts for the DSL that went out (access log line, and alerts.command "
                                        "when set), by kind: category (a block in a category alerts.categories "
-                                       "names), circumvention, ban (a ban the proxy put in force by itself).");
+                                       "names), circumvention, ban (a ban the proxy put in force by itself), report_unblocked "
+                                       "(a block a report of inappropriate content put on a page, removed).");
   alerts_[0] = &alerts_family.Add({{"kind", "category"}});
   alerts_[1] = &alerts_family.Add({{"kind", "circumvention"}});
   alerts_[2] = &alerts_family.Add({{"kind", "ban"}});
+  alerts_[3] = &alerts_family.Add({{"kind", "report_unblocked"}});
   auto& logins_family = counter_family(*registry_, "hallpass_logins_total",
                                        "Proxy sign-ins, by result: ok (the directory said yes), cached (a recent "
                                        "success, no directory call), bad_credentials, rate_limited (refused after "

@@ -186,7 +186,7 @@ class metrics {
   std::array<prometheus::Counter*, rejection_count> rejected_{};
   std::array<prometheus::Counter*, upstream_failure_count> upstream_failed_{};
   std::array<prometheus::Counter*, 5> responses_{};   // hallpass_responses_total, 1xx..5xx
-  std::array<prometheus::Counter*, 3> alerts_{};      // hallpass_alerts_total, by alert_kind
+  std::array<prometheus::Counter*, 4> alerts_{};      // hallpass_alerts_total, by alert_kind
   std::shared_ptr<prometheus::Collectable> process_;  // process_* from /proc/self
   std::shared_ptr<prometheus::Collectable> feeds_;    // hallpass_feed_* from set_feed_source
   std::unique_ptr<small_http_server> endpoint_;  // declared last: stops serving first

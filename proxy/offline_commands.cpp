@@ -203,6 +203,7 @@ std::string daemon_sections_summary(const daemon_config& d) {
     }
     if (a.circumvention) on += std::string(on.empty() ? "" : "; ") + "attempts to get round the filter";
     if (a.bans) on += std::string(on.empty() ? "" : "; ") + "automatic bans";
+    if (a.unblocked_reports) on += std::string(on.empty() ? "" : "; ") + "a reported page's block removed";
     out += on + "; at most one per person or device and kind every " + rules::duration_text(a.every) + "; " +
            (a.command.empty() ? std::string("to the access log only (no alerts.command)")
                               : "to the access log and " + a.command.front() +

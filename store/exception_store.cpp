@@ -1042,17 +1042,28 @@ result exception_store::remove_local(const actor& who, std::int64_t id, const st
   transaction tx(db_);
   if (!tx.error().empty()) return result::fail("internal", tx.error());
   std::string err;
-  auto sel = db_.prepare("SELECT display, block FROM local_entries WHERE id=? AND removed_at IS NULL", &err);
+  auto sel = db_.prepare(
+      "SELECT l.display, l.block, r.id, r.nature, r.reporter, r.filed_by, r.created_at, l.created_by "
+      "FROM local_entries l LEFT JOIN reports r ON r.id = l.report_id WHERE l.id=? AND l.removed_at IS NULL",
+      &err);
   if (!sel) return result::fail("internal", err);
   sel.bind(1, id);
   if (!sel.step(&err)) return result::fail("not_found", "there is no active local entry " + std::to_string(id));
   json::object before{{"id", id}, {"value", sel.text(0)}, {"block", sel.integer(1) != 0}};
+  // A block that came from a report of inappropriate content (000 7.3): the answer says which,
+  // so that the daemon can tell the DSL it was removed (alerts.unblocked_reports).
+  json::value report = nullptr;
+  if (!sel.is_null(2)) {
+    report = json::object{{"id", sel.integer(2)},       {"nature", sel.text(3)},
+                          {"reporter", sel.text(4)},    {"filed_by", sel.text(5)},
+                          {"created", iso(sel.integer(6))}, {"blocked_by", sel.text(7)}};
+  }
   auto upd = db_.prepare("UPDATE local_entries SET removed_by=?, removed_at=?, remove_reason=? WHERE id=?", &err);
   if (!upd) return result::fail("internal", err);
   upd.bind(1, who.os_user).bind(2, now_seconds().time_since_epoch().count()).bind(3, reason).bind(4, id);
   if (auto e = upd.run(); !e.empty()) return result::fail("internal", e);
   return audit_and_commit(tx, who, "unblock", "local entry " + std::to_string(id), before, nullptr,
-                          reason, "ok", json::object{{"id", id}});
+                          reason, "ok", json::object{{"id", id}, {"value", before.at("value")}, {"report", report}});
 }
 
 result exception_store::local_blocks(bool all) {

@@ -363,6 +363,43 @@ alerts:
         self.assertIn("the DSL was sent an alert about it", out + err)
         ctl("hp_head", self.sock, "revoke", number, "--reason", "test over", check=0)
 
+    def test_the_removal_of_a_reported_pages_block_is_an_alert_for_the_dsl(self):
+        """000 7.3: inappropriate content is reported to the e-safety officer so that the site can
+        be blocked. A technician could remove that block without the DSL hearing of it (known
+        gap, eighth session); the removal is an alert now, on by default with an alerts section.
+        A local block that no report made is removed without one."""
+        from exceptions_test import ctl, ctl_json
+        page = "http://reported-alert.test/violent/page"
+        code, out, err = ctl("hp_dsl", self.sock, "report", "--url", page, "--nature", "violent images", "--reporter",
+                             "Mrs Jones", "--block")
+        self.assertEqual(code, 0, err)
+        code, out, err = ctl("hp_tech", self.sock, "block", "--url", "http://plain-block.test/x", "--scope", "url",
+                             "--reason", "not from a report")
+        self.assertEqual(code, 0, err)
+        blocks = ctl_json("hp_tech", self.sock, "blocks")["blocks"]
+        [reported] = [b for b in blocks if "reported-alert.test" in b["value"]]
+        [plain] = [b for b in blocks if "plain-block.test" in b["value"]]
+        ctl("hp_tech", self.sock, "unblock", str(plain["id"]), "--reason", "tidying", check=0)
+        ctl("hp_tech", self.sock, "unblock", str(reported["id"]), "--reason", "the teacher needs it for a lesson",
+            check=0)
+        def found():
+            got = [message(x) for x in list(self.mail.mailbox)]
+            got = [m for m in got if "block was removed" in m["subject"]]
+            return got or None
+        [mail] = wait_for(found, timeout=10, what="the removal's alert")
+        self.assertEqual(mail["subject"], "[hallpass] A reported page's block was removed: " + page)
+        text = text_of(mail)
+        self.assertRegex(text, r"Report: +number \d+: violent images, reported by Mrs Jones")
+        self.assertIn(f"local block {reported['id']}, by hp_tech (technician)", text)
+        self.assertRegex(text, r"Why: +the teacher needs it for a lesson")
+        self.assertNotIn("incident", text)  # no pupil did anything
+        line = wait_for(lambda: [l for l in self.proxy.log_lines() if l.get("kind") == "report_unblocked"] or None,
+                        what="the alert's line")
+        self.assertEqual([(l["entry"], l["by"]) for l in line], [(reported["id"], "hp_tech (technician)")])
+        self.assertEqual(self.proxy.metric("hallpass_alerts_total", {"kind": "report_unblocked"}), 1)
+        time.sleep(0.5)  # the plain block's removal sends nothing
+        self.assertEqual(len(found()), 1)
+
     def test_an_asker_with_20_waiting_requests_is_refused_more_but_not_for_a_watched_page(self):
         import re
         import sqlite3

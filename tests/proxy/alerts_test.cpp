@@ -239,6 +239,36 @@ TEST_CASE("alert messages for attempts to get round the filter, and for automati
   CHECK(contains(m, "Why:      3 attempts"));
 }
 
+TEST_CASE("alert message for a reported page's block removed: the report, who removed it and why") {
+  alert r;
+  r.kind = alert_kind::report_unblocked;
+  r.at = pupil_alert().at;
+  r.entry = 12;
+  r.report = 3;
+  r.url = "http://bad.example/page";
+  r.report_nature = "violent images";
+  r.reporter = "Mrs Jones";
+  r.removed_by = "ict.tech (technician)";
+  r.removed_reason = "needed for a lesson\nSubject: forged";
+  const auto m = hallpass::format_alert_message(r, {"dsl@school.example"}, "S", alert_zone());
+  CHECK(contains(m, "Subject: [hallpass] A reported page's block was removed: http://bad.example/page\n"));
+  CHECK(contains(m, "Report:   number 3: violent images, reported by Mrs Jones\n"));
+  CHECK(contains(m, "Removed:  local block 12, by ict.tech (technician)\n"));
+  CHECK(contains(m, "Why:      needed for a lesson"));
+  CHECK_FALSE(contains(m, "\nSubject: forged"));  // no header, nor a line of its own, from a reason
+  CHECK_FALSE(contains(m, "incident"));
+  CHECK(contains(hallpass::held_alert_line(r, alert_zone()), "report 3's block removed  by ict.tech (technician)"));
+  const auto v = boost::json::parse(hallpass::format_alert_line(r, alert_zone())).as_object();
+  CHECK(v.at("kind") == "report_unblocked");
+  CHECK(v.at("report") == 3);
+  CHECK(v.at("entry") == 12);
+  CHECK(v.at("by") == "ict.tech (technician)");
+  // Each removal is an alert of its own, never held as a repeat of another's.
+  alert other = r;
+  other.entry = 13;
+  CHECK(hallpass::alert_subject_key(r) != hallpass::alert_subject_key(other));
+}
+
 TEST_CASE("alert log line: one JSON object, and no query or search") {
   alert a = pupil_alert();
   a.held = 2;
@@ -333,7 +363,10 @@ TEST_CASE("alerts section: what is refused, with the key named") {
   CHECK(contains(load_config("alerts: {command: [/bin/true], to: [[a@x]]}\n").errors, "alerts.to"));
   // A command alone: for `safeguarding-report --send`, with no alert raised.
   CHECK(load_config("alerts: {command: [/usr/sbin/sendmail, -t], to: dsl@x.example}\n").errors == "");
-  CHECK_FALSE(load_config("alerts: {command: [/usr/sbin/sendmail, -t]}\n").config.alerts.enabled());
+  // With an alerts section, a reported page's block removed alerts unless it says otherwise.
+  CHECK(load_config("alerts: {command: [/usr/sbin/sendmail, -t]}\n").config.alerts.unblocked_reports);
+  CHECK(load_config("alerts: {command: [/usr/sbin/sendmail, -t]}\n").config.alerts.enabled());
+  CHECK_FALSE(load_config("alerts: {command: [/usr/sbin/sendmail, -t], unblocked_reports: false}\n").config.alerts.enabled());
   CHECK(contains(load_config("alerts: {command: [/bin/true], to: \"d\u00e9l@x.example\"}\n").errors, "in ASCII"));
   CHECK(contains(load_config("alerts: {circumvention: true, every: 0s}\n").errors, "alerts.every must be from 1s to 7d"));
   CHECK(contains(load_config("alerts: {circumvention: true, sendmail: x}\n").errors, "sendmail"));
