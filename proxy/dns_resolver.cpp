@@ -120,11 +120,15 @@ void dns_resolver::use_servers(const std::vector<std::string>& servers) {
   if (servers.empty()) csv = default_servers_;
   // Validated when the configuration was loaded; a failure here leaves the old servers.
   int rc = ares_set_servers_ports_csv(channel_, csv.c_str());
-  if (rc == ARES_ENOTIMP && !pending_.empty()) {
+  if (rc == ARES_ENOTIMP) {
     // c-ares 1.18 changes no servers while a query is open, and under steady traffic one
     // nearly always is. So the open queries are cancelled (on_answer keeps each aside instead
     // of answering its callers), the servers changed, and each asked again of the new servers:
-    // its callers go on waiting within their own deadlines, and the reload applies now.
+    // its callers go on waiting within their own deadlines, and the reload applies now. A query
+    // whose lookup was answered without it (family_grace) is open in c-ares though no lookup is
+    // in pending_: it is cancelled and not asked again. (Only while pending_ was not empty, it
+    // kept the old servers in force for as long as such queries kept coming: DNS audit,
+    // 2026-12-07, D1.)
     restarting_ = true;
     ares_cancel(channel_);
     restarting_ = false;
@@ -273,10 +277,21 @@ bool routable(const net::ip::address_v6& a) {
 }  // namespace
 
 // One family's answer. The lookup is answered when both have been, or family_grace after one
-// gave addresses (the other's answer, if it comes, then goes nowhere: the lookup is done).
+// gave addresses or NXDOMAIN. A family that answers with addresses after that is not lost: its
+// addresses go to on_late_addresses (upstream adds them to the name's cached answer), and a
+// "not found" remembered for the name is forgotten, so that the next lookup asks again (DNS
+// audit, 2026-12-07, D2, D3: the late family was dropped and the one-family answer, or the
+// NXDOMAIN, held for the cache's life).
 void dns_resolver::family_answered(const std::string& name, const std::shared_ptr<pending_query>& q, int family,
                                    int status, std::vector<net::ip::address> addresses) {
-  if (q->done) return;
+  if (q->done) {
+    if (addresses.empty() || !q->grace) return;  // answered in full, or nothing to add
+    if (auto it = negative_.find(name); it != negative_.end() && it->second.result == status::not_found) {
+      negative_.erase(it);
+    }
+    if (on_late_addresses_ && q->result.result == status::ok) on_late_addresses_(name, addresses);
+    return;
+  }
   auto& mine = family == AF_INET ? q->v4 : q->v6;
   auto& other = family == AF_INET ? q->v6 : q->v4;
   mine.answered = true;

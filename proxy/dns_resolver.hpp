@@ -10,7 +10,8 @@
 //   lets go of them) and its retransmissions are driven by a steady_timer.
 // - A and AAAA as two queries sent together (ares_getaddrinfo once per family), each answered
 //   on its own: once one family has given addresses, the other gets at most family_grace more,
-//   then the lookup answers with what it has (RFC 8305 3's "resolution delay", made longer). One
+//   then the lookup answers with what it has (RFC 8305 3's "resolution delay", made longer);
+//   what the other family gives later goes to the cache through on_late_addresses. One
 //   query for both (ares_getaddrinfo with AF_UNSPEC) answered only when both had: a name server
 //   that never answers AAAA queries (some home routers and old firewalls drop them) made every
 //   site a 504 after upstream.dns_timeout, where browsers use the A record (known gap, eighth
@@ -30,6 +31,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -46,11 +48,14 @@ namespace hallpass {
 class dns_resolver {
  public:
   static constexpr std::chrono::seconds negative_ttl{10};
-  // How long a lookup whose A (or AAAA) query has given addresses waits for the other family's.
-  // Longer than RFC 8305's 50 ms: an AAAA answer that needs the school resolver to recurse while
-  // the A answer was cached comes some 100 ms later, and a late family is lost for the cache's
-  // life (upstream.dns_cache). Short enough that a silent family costs a page a moment only.
-  static constexpr std::chrono::milliseconds family_grace{250};
+  // How long a lookup whose A (or AAAA) query has given addresses (or NXDOMAIN) waits for the
+  // other family's. Longer than RFC 8305's 50 ms: an AAAA answer that needs the school resolver
+  // to recurse while the A answer was cached comes some 100-300 ms later, and a lookup answered
+  // with one family connects only to that family's addresses (if they do not answer, the
+  // request fails where both families would have let it fall back). Short enough that a
+  // silent family costs a page half a second, once per name per dns_cache. A family that
+  // answers later still reaches the cache (on_late_addresses).
+  static constexpr std::chrono::milliseconds family_grace{500};
 
   enum class status { ok, not_found, timeout, failed };
   struct answer {
@@ -82,6 +87,13 @@ class dns_resolver {
 
   std::size_t queries_in_flight() const { return pending_.size(); }
 
+  // Called (on this worker's thread) with the addresses of a family that answered after its
+  // lookup had been answered without it (family_grace): the owner of the positive cache adds
+  // them to the name's entry.
+  void on_late_addresses(std::function<void(const std::string&, const std::vector<net::ip::address>&)> f) {
+    on_late_addresses_ = std::move(f);
+  }
+
  private:
   struct pending_query;
   struct socket_watch;
@@ -98,6 +110,7 @@ class dns_resolver {
   void finish_query(const std::string& name, const std::shared_ptr<pending_query>& q, answer a);
 
   net::any_io_executor ex_;
+  std::function<void(const std::string&, const std::vector<net::ip::address>&)> on_late_addresses_;
   ares_channeldata* channel_ = nullptr;
   net::steady_timer timer_;
   std::unordered_map<int, std::shared_ptr<socket_watch>> sockets_;

@@ -139,6 +139,7 @@ std::string_view describe(upstream_error e) {
     case upstream_error::bad_name: return "the host name is not valid";
     case upstream_error::dns: return "the site's name could not be found";
     case upstream_error::dns_timeout: return "the site's name could not be found in time";
+    case upstream_error::dns_failed: return "the school's name server failed to look the site's name up";
     case upstream_error::refused_destination: return "the destination is not allowed";
     case upstream_error::connect_refused: return "the site refused the connection";
     case upstream_error::connect_timeout: return "the site did not answer in time";
@@ -153,7 +154,20 @@ std::string_view describe(upstream_error e) {
 }
 
 upstream::upstream(net::any_io_executor ex, shared_state& state)
-    : ex_(ex), resolver_(ex), state_(state) {}
+    : ex_(ex), resolver_(ex), state_(state) {
+  // A family that answered after its lookup (dns_resolver::family_grace): added to the name's
+  // cached answer, so that the next request can fall back to it.
+  resolver_.on_late_addresses([this](const std::string& name, const std::vector<net::ip::address>& addresses) {
+    const auto it = dns_cache_.find(name);
+    if (it == dns_cache_.end()) return;
+    for (const auto& a : addresses) {
+      const tcp::endpoint e(a, 0);
+      const bool known = std::any_of(it->second.endpoints.begin(), it->second.endpoints.end(),
+                                     [&](const tcp::endpoint& k) { return k.address() == a; });
+      if (!known) it->second.endpoints.push_back(e);
+    }
+  });
+}
 
 const destination_rules& upstream::rules_for(const configuration& cfg) {
   auto gateway = state_.gateway_addresses.load(std::memory_order_acquire);
@@ -210,7 +224,11 @@ net::awaitable<std::pair<std::vector<tcp::endpoint>, upstream_error>> upstream::
   auto answer = co_await resolver_.lookup(host, u.dns_timeout);
   if (answer.result != dns_resolver::status::ok) {
     detail = std::move(answer.detail);
-    const auto error = answer.result == dns_resolver::status::timeout ? upstream_error::dns_timeout : upstream_error::dns;
+    // A name server that fails (SERVFAIL, REFUSED) is not a misspelt name: its own page (DNS
+    // audit, 2026-12-07, D4: it said "check the address for spelling mistakes").
+    const auto error = answer.result == dns_resolver::status::timeout  ? upstream_error::dns_timeout
+                       : answer.result == dns_resolver::status::failed ? upstream_error::dns_failed
+                                                                        : upstream_error::dns;
     co_return std::make_pair(std::move(out), error);
   }
   for (const auto& a : answer.addresses) out.emplace_back(a, port);

@@ -70,6 +70,7 @@ enum class upstream_error {
   bad_name,
   dns,                  // the name does not exist or the lookup failed: 502
   dns_timeout,          // no answer within upstream.dns_timeout: 504
+  dns_failed,           // the name servers failed (SERVFAIL, REFUSED, unreachable): 502, not "misspelt"
   refused_destination,  // the destination check or the port: 403, before any connection
   connect_refused,
   connect_timeout,
