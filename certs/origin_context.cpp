@@ -108,10 +108,12 @@ std::string ca_issuers_url(X509* c) {
   return url;
 }
 
-// Whether a dNSName of the site's subjectAltName has a byte that is not visible ASCII: an
-// IA5String can hold nothing else that a DNS name may, and Chromium refuses such a certificate
-// (its parser rejects a dNSName outside ASCII), where OpenSSL matches the other names and lets
-// it pass (outside-in audit of HTTPS, 2026-12-07: known gap until the ninth session).
+// Whether a dNSName of the site's subjectAltName has a byte outside ASCII (0x80 and above): an
+// IA5String holds ASCII only, and Chromium refuses such a certificate (its parser rejects a
+// dNSName outside ASCII), where OpenSSL matches the other names and lets it pass (outside-in
+// audit of HTTPS, 2026-12-07: known gap until the ninth session). A name with a space or a
+// control character is ASCII: Chromium accepts the certificate (such a name matches no host),
+// and so does hallpass (review of the ninth session: "DNS:My Printer" on a school appliance).
 bool has_malformed_dns_name(X509* cert) {
   auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (sans == nullptr) return false;
@@ -122,7 +124,7 @@ bool has_malformed_dns_name(X509* cert) {
     const unsigned char* bytes = ASN1_STRING_get0_data(g->d.dNSName);
     const int length = ASN1_STRING_length(g->d.dNSName);
     for (int k = 0; k < length; ++k) {
-      if (bytes[k] <= 0x20 || bytes[k] >= 0x7F) {
+      if (bytes[k] >= 0x80) {
         malformed = true;
         break;
       }
@@ -405,8 +407,8 @@ std::string verify_failure(SSL* ssl) {
              ", as the site's own stapled OCSP response says";
     case X509_V_ERR_UNSUPPORTED_NAME_SYNTAX:
       return why + ": the site's own certificate ('" + note->subject +
-             "') lists a DNS name with spaces, control characters or letters outside ASCII (a name must be "
-             "written in its xn-- form), which browsers refuse";
+             "') lists a DNS name with letters outside ASCII (a name must be written in its xn-- form), "
+             "which browsers refuse";
     case X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE:
       return why + ": its keyUsage does not allow signing the connection, which browsers refuse";
     case X509_V_ERR_INVALID_PURPOSE:

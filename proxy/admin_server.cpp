@@ -135,6 +135,103 @@ std::string asker_ban_note(const boost::json::value& request, const rules::excep
          "unban lifts it)";
 }
 
+// The locked category (illegal content) that blocks `target` whatever any exception says, or
+// nullopt. A locked category can never be excepted: approve and extend say so rather than open
+// in vain. A page or prefix is decided with its own path, where a locked URL prefix or pattern
+// locks it (only the host was: such an approval said "approved" and opened nothing;
+// differential audit of explain, 2026-12-05), over http and https alike.
+std::optional<std::string> locked_category(const rules::policy& policy, const rules::target& target,
+                                           store::seconds_t now) {
+  const auto locked_verdict = [&](std::string_view scheme) {
+    rules::request_facts f;
+    f.role = policy.roles.front().name;
+    f.method = "GET";
+    f.scheme = scheme;
+    f.host = target.host;
+    if (target.kind != rules::target_kind::domain) f.path = target.path;
+    f.time = now;
+    return rules::decide(policy, f);
+  };
+  auto verdict = locked_verdict("https");
+  if (verdict.by != rules::decided_by::locked_category) verdict = locked_verdict("http");
+  if (verdict.by != rules::decided_by::locked_category) return std::nullopt;
+  return std::string(verdict.category_name());
+}
+
+// What an exception just approved or extended (r.data: its request, with the exception) will
+// not do, as warnings beside the answer: for people nobody can be (a user or a group where
+// nobody signs in, a role the policy no longer has), for a banned asker, over HTTPS the proxy
+// relays, against a reported page's local block; and that the page is in a category the school
+// watches. Each once said only "approved" (audits of 2026-12-06 and 2026-12-07); extend said
+// none of them (review of the ninth session).
+void warn_about_exception(store::result& r, const configuration& cfg, const rules::exception_index* index,
+                          std::int64_t id, const std::string& url, rules::target_kind kind, bool from_block_page,
+                          store::seconds_t now) {
+  const auto& policy = *cfg.policy;
+  const auto* e = r.data.is_object() ? r.data.as_object().if_contains("exception") : nullptr;
+  const auto* w = e && e->is_object() ? e->as_object().if_contains("who") : nullptr;
+  if (w && w->is_object()) {
+    const std::string who_kind = admin_text_arg(w->as_object(), "kind").value_or("");
+    const std::string who_value = admin_text_arg(w->as_object(), "value").value_or("");
+    if (who_kind == "group" && !cfg.daemon.logins.any()) {
+      // A directory group reaches only people who sign in (safeguarding audit, 2026-12-06, M3).
+      add_warning(r, "nobody signs in to this proxy (there is no logins section), so nobody is in group '" +
+                         who_value + "' and this exception opens nothing; approve it for a role, a device or "
+                                     "the pupil's own address instead (--who)");
+    } else if (who_kind == "user" && !cfg.daemon.logins.any()) {
+      add_warning(r, "nobody signs in to this proxy (there is no logins section), so nobody is user '" + who_value +
+                         "' and this exception opens nothing; approve it for the device (--who device) or a role "
+                         "instead");
+    } else if (who_kind == "role") {
+      std::string missing;
+      for (std::size_t at = 0; at <= who_value.size();) {
+        const auto end = std::min(who_value.find(',', at), who_value.size());
+        const std::string role = who_value.substr(at, end - at);
+        at = end + 1;
+        if (role.empty()) continue;
+        if (!policy.find_role(role)) missing += (missing.empty() ? "'" : ", '") + role + "'";
+      }
+      if (!missing.empty()) {
+        add_warning(r, "the policy has no role " + missing +
+                           " now, so this exception opens nothing for it; revoke it, and approve the request for a "
+                           "role the policy has (file it again with hallpassctl request --role), or a device");
+      }
+    }
+  }
+  std::string terr;
+  const auto target = rules::make_target(url, kind, &terr);
+  if (target && kind != rules::target_kind::domain && url.starts_with("https://")) {
+    if (const auto relayed = roles_relaying(cfg, target->host); !relayed.empty()) {
+      add_warning(r, "HTTPS to " + target->host + " is not inspected for " + relayed +
+                         ", where the proxy sees only the site's name: this " + std::string(rules::to_string(kind)) +
+                         " exception opens the page over plain HTTP and on inspected HTTPS only; approve --scope "
+                         "domain to open the whole site, or inspect the site (inspection.inspect, rules/README.md)");
+    }
+  }
+  if (auto note = asker_ban_note(r.data, index, policy.zone, now); !note.empty()) add_warning(r, note);
+  // What the page is blocked as: a category the school watches (the DSL's to know of), and a
+  // reported page's block, which wins over this exception (people-side audit, 2026-12-07, H1,
+  // M1: both said only "approved").
+  if (const auto* o = r.data.if_object()) {
+    if (const auto b = request_blocked_as(cfg, index, *o, now)) {
+      if (b->watched) {
+        add_warning(r, "the filter blocks this page as " + b->category + " (" + b->rule +
+                           "), a category the school watches for safeguarding: what the pupil asked and wrote "
+                           "may be a disclosure, " +
+                           (!cfg.daemon.alerts.command.empty() && from_block_page
+                                ? std::string("and the DSL was sent an alert about it")
+                                : std::string("and the DSL should hear of it")) +
+                           "; hallpassctl revoke " + std::to_string(id) + " closes it again");
+      }
+      if (!b->local_block.empty()) {
+        add_warning(r, b->local_block + " (a reported page) blocks this page, and a local block wins over "
+                           "exceptions: this exception opens nothing while it stands (hallpassctl unblock " +
+                           b->local_block.substr(std::string_view("local block ").size()) + " removes it)");
+      }
+    }
+  }
+}
+
 }  // namespace
 namespace json = boost::json;
 namespace {
@@ -879,25 +976,8 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
                  "registers sites, like co.uk): a domain exception would open every site under it; approve " +
                  "--scope prefix or url, or a request for the site's own name");
     }
-    // A locked category can never be excepted: say so now rather than approve in vain. A page
-    // or prefix is decided with its own path, where a locked URL prefix or pattern locks it
-    // (only the host was: such an approval said "approved" and opened nothing; differential
-    // audit of explain, 2026-12-05), over http and https alike.
-    const auto locked_verdict = [&](std::string_view scheme) {
-      rules::request_facts f;
-      f.role = policy.roles.front().name;
-      f.method = "GET";
-      f.scheme = scheme;
-      f.host = target->host;
-      if (kind != rules::target_kind::domain) f.path = target->path;
-      f.time = now;
-      return rules::decide(policy, f);
-    };
-    auto verdict = locked_verdict("https");
-    if (verdict.by != rules::decided_by::locked_category) verdict = locked_verdict("http");
-    if (verdict.by == rules::decided_by::locked_category) {
-      const std::string why = "the site is in locked category '" + std::string(verdict.category_name()) +
-                              "' (illegal content): no exception can allow it";
+    if (const auto locked = locked_category(policy, *target, now)) {
+      const std::string why = "the site is in locked category '" + *locked + "' (illegal content): no exception can allow it";
       return response(
           store::result::fail("forbidden", audit_refusal(actor, "approve", "request " + std::to_string(*id), why)));
     }
@@ -911,80 +991,13 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
       const std::string note = "'until' " + clock_note;
       r.warning = r.warning.empty() ? note : r.warning + "; " + note;
     }
+    if (r.ok) {
+      warn_about_exception(r, *cfg, state_.exceptions.load().get(), *id, requested->url, kind,
+                           requested->from_block_page, now);
+    }
     // The block page's form keeps a URL's query only where the access log does: an exception
     // for exactly that URL does not open the same page with a query (a video's "?v=..."), so
     // the headteacher is told, rather than the pupil finding the page still blocked.
-    // An exception for a directory group reaches only people who sign in: without logins it
-    // opens nothing (safeguarding audit, 2026-12-06, M3: "approved ... for group Year 6", and the
-    // class stayed blocked).
-    if (r.ok && narrow && narrow->starts_with("group:") && !cfg->daemon.logins.any()) {
-      add_warning(r, "nobody signs in to this proxy (there is no logins section), so nobody is in group '" +
-                         narrow->substr(6) + "' and this exception opens nothing; approve it for a role, a device or "
-                                             "the pupil's own address instead (--who)");
-    }
-    // Who the exception is for, as stored: a user where nobody signs in, or a role the policy no
-    // longer has, opens nothing (outside-in audit of the admin socket, 2026-12-07, M3: both said
-    // only "approved"; the role's came back to life when a later policy named the role again).
-    if (r.ok) {
-      const auto* e = r.data.as_object().if_contains("exception");
-      const auto* w = e && e->is_object() ? e->as_object().if_contains("who") : nullptr;
-      if (w && w->is_object()) {
-        const std::string who_kind = admin_text_arg(w->as_object(), "kind").value_or("");
-        const std::string who_value = admin_text_arg(w->as_object(), "value").value_or("");
-        if (who_kind == "user" && !cfg->daemon.logins.any()) {
-          add_warning(r, "nobody signs in to this proxy (there is no logins section), so nobody is user '" + who_value +
-                             "' and this exception opens nothing; approve it for the device (--who device) or a role "
-                             "instead");
-        } else if (who_kind == "role") {
-          std::string missing;
-          for (std::size_t at = 0; at <= who_value.size();) {
-            const auto end = std::min(who_value.find(',', at), who_value.size());
-            const std::string role = who_value.substr(at, end - at);
-            at = end + 1;
-            if (role.empty()) continue;
-            if (!policy.find_role(role)) missing += (missing.empty() ? "'" : ", '") + role + "'";
-          }
-          if (!missing.empty()) {
-            add_warning(r, "the policy has no role " + missing +
-                               " now, so this exception opens nothing for it; revoke it, and approve the request for a "
-                               "role the policy has (file it again with hallpassctl request --role), or a device");
-          }
-        }
-      }
-    }
-    if (r.ok && kind != rules::target_kind::domain && url->starts_with("https://")) {
-      if (const auto relayed = roles_relaying(*cfg, target->host); !relayed.empty()) {
-        add_warning(r, "HTTPS to " + target->host + " is not inspected for " + relayed +
-                           ", where the proxy sees only the site's name: this " + std::string(rules::to_string(kind)) +
-                           " exception opens the page over plain HTTP and on inspected HTTPS only; approve --scope "
-                           "domain to open the whole site, or inspect the site (inspection.inspect, rules/README.md)");
-      }
-    }
-    if (r.ok) {
-      const auto index = state_.exceptions.load();
-      if (auto note = asker_ban_note(r.data, index.get(), policy.zone, now); !note.empty()) add_warning(r, note);
-      // What the page is blocked as: a category the school watches (the DSL's to know of), and a
-      // reported page's block, which wins over this exception (people-side audit, 2026-12-07,
-      // H1, M1: both said only "approved").
-      if (const auto* o = r.data.if_object()) {
-        if (const auto b = request_blocked_as(*cfg, index.get(), *o, now)) {
-          if (b->watched) {
-            add_warning(r, "the filter blocks this page as " + b->category + " (" + b->rule +
-                               "), a category the school watches for safeguarding: what the pupil asked and wrote "
-                               "may be a disclosure, " +
-                               (!cfg->daemon.alerts.command.empty() && requested->from_block_page
-                                    ? std::string("and the DSL was sent an alert about it")
-                                    : std::string("and the DSL should hear of it")) +
-                               "; hallpassctl revoke " + std::to_string(*id) + " closes it again");
-          }
-          if (!b->local_block.empty()) {
-            add_warning(r, b->local_block + " (a reported page) blocks this page, and a local block wins over "
-                               "exceptions: this exception opens nothing while it stands (hallpassctl unblock " +
-                               b->local_block.substr(std::string_view("local block ").size()) + " removes it)");
-          }
-        }
-      }
-    }
     if (r.ok && kind == rules::target_kind::url && requested->from_block_page && !cfg->daemon.access_log.keep_query) {
       const std::string note = "the block page stored this request's URL without its query string "
                                "(access_log.keep_query is off), so the exception opens " + target->text +
@@ -1019,12 +1032,32 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     const auto now = store::now_seconds();
     const auto end = read_exception_end(args, policy, now, "extend it to an earlier time", err);
     if (!end) return bad(err);
+    // What it opens, as stored: a site the policy now puts in a locked category is refused, as
+    // approve refuses it (an expired exception reopened under a changed policy, say).
+    const auto requested = store_->request_url(*id);
+    if (!requested) return response(store::result::fail("not_found", "there is no request " + std::to_string(*id)));
+    std::optional<rules::target_kind> kind;
+    if (const auto shown = store_->show(*id); shown.ok && shown.data.is_object()) {
+      const auto* e = shown.data.as_object().if_contains("exception");
+      if (e && e->is_object()) {
+        if (const auto k = admin_text_arg(e->as_object(), "kind")) kind = rules::parse_target_kind(*k);
+      }
+    }
+    std::string terr;
+    const auto target = kind ? rules::make_target(requested->url, *kind, &terr) : std::nullopt;
+    if (target) {
+      if (const auto locked = locked_category(policy, *target, now)) {
+        const std::string why = "the site is in locked category '" + *locked + "' (illegal content): no exception can allow it";
+        return response(
+            store::result::fail("forbidden", audit_refusal(actor, "extend", "request " + std::to_string(*id), why)));
+      }
+    }
     r = store_->extend(actor, *id, end->until, admin_text_arg(args, "reason").value_or(""));
     changed = r.ok;
     if (r.ok && !end->clock_note.empty()) add_warning(r, "'until' " + end->clock_note);
-    if (r.ok) {
-      const auto index = state_.exceptions.load();
-      if (auto note = asker_ban_note(r.data, index.get(), policy.zone, now); !note.empty()) add_warning(r, note);
+    if (r.ok && kind) {
+      warn_about_exception(r, *cfg, state_.exceptions.load().get(), *id, requested->url, *kind,
+                           requested->from_block_page, now);
     }
   } else if (verb == "deny" || verb == "revoke") {
     auto id = id_arg(args, &err);
@@ -1168,7 +1201,14 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
       a.at = store::now_seconds();
       a.entry = *id;
       a.report = o.at("id").to_number<std::int64_t>();
+      // Without the query and path parameters, as every alert's address (a reported search, a
+      // link with a share token: review of the ninth session).
       a.url = admin_text_arg(r.data.as_object(), "value").value_or("");
+      a.url = a.url.substr(0, std::min(a.url.find('?'), a.url.find('#')));
+      if (const auto slash = a.url.find('/', a.url.find("://") == std::string::npos ? 0 : a.url.find("://") + 3);
+          slash != std::string::npos) {
+        a.url = a.url.substr(0, slash) + rules::path_without_parameters(a.url.substr(slash));
+      }
       a.report_nature = admin_text_arg(o, "nature").value_or("");
       a.reporter = admin_text_arg(o, "reporter").value_or("");
       a.removed_by = actor.os_user + " (" + actor.admin_role + ")";

@@ -46,17 +46,17 @@ void report_refused_connection(shared_state& state, std::string_view client, sha
   std::string line = "hallpass: warning: refused a connection from " + std::string(client) + ": ";
   switch (why) {
     case shared_state::admission::device_full:
-      line += "that device has " + std::to_string(per_client_limit) +
-              " connections open already (limits.connections_per_client); so many from one device is "
-              "usually a program gone wrong or a flood, not a browser";
+      line += "that device is at limits.connections_per_client (" + std::to_string(per_client_limit) +
+              " connections open at once); so many from one device is usually a program gone wrong or a flood, "
+              "not a browser";
       break;
     case shared_state::admission::proxy_full:
       line += "the proxy has " + std::to_string(total_limit) + " connections open (limits.connections)";
       break;
     case shared_state::admission::reserve_kept:
       line += "the proxy is within a tenth of limits.connections (" + std::to_string(total_limit) +
-              "), which is kept for devices holding fewer than " + std::to_string(shared_state::reserved_share) +
-              " connections, and this one holds more";
+              "), which is kept for devices holding fewer than " +
+              std::to_string(shared_state::reserve_share(total_limit)) + " connections, and this one holds more";
       break;
     case shared_state::admission::admitted: return;
   }

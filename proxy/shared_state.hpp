@@ -73,6 +73,10 @@ class shared_state {
   // at nine tenths, and a device with a browser's few connections still gets in.
   static constexpr std::size_t reserved_share = 16;
   enum class admission { admitted, proxy_full, device_full, reserve_kept };
+  // A device holding at least this many is kept out of the last tenth of `total_limit`.
+  static std::size_t reserve_share(std::size_t total_limit) {
+    return std::max<std::size_t>(1, std::min(reserved_share, total_limit / 10 / 8));
+  }
   admission admit(const std::string& client, std::size_t total_limit, std::size_t per_client_limit) {
     std::lock_guard lock(mutex_);
     if (total_ >= total_limit) return admission::proxy_full;
@@ -80,8 +84,7 @@ class shared_state {
     const std::size_t held = it == per_client_.end() ? 0 : it->second;
     if (held >= per_client_limit) return admission::device_full;
     const std::size_t reserve = total_limit / 10;
-    const std::size_t share = std::max<std::size_t>(1, std::min(reserved_share, reserve / 8));
-    if (held >= share && total_ >= total_limit - reserve) return admission::reserve_kept;
+    if (held >= reserve_share(total_limit) && total_ >= total_limit - reserve) return admission::reserve_kept;
     ++per_client_[client];
     ++total_;
     return admission::admitted;

@@ -922,7 +922,13 @@ result exception_store::extend(const actor& who, std::int64_t id, seconds_t unti
     auto q = db_.prepare("SELECT valid_until FROM exceptions WHERE request_id=?", &err);
     if (!q) return result::fail("internal", err);
     q.bind(1, id);
-    if (!q.step(&err)) return result::fail("internal", err.empty() ? "request " + std::to_string(id) + " has no exception" : err);
+    if (!q.step(&err)) {
+      // Approved with no exception row: a damaged or hand-edited store (retention removes both
+      // together). Not the store failing: the request must be filed again.
+      if (!err.empty()) return result::fail("internal", err);
+      return result::fail("conflict", "request " + std::to_string(id) +
+                                          " has no exception left to extend: file the request again");
+    }
     const std::int64_t was = q.integer(0);
     if (until.time_since_epoch().count() <= was) {
       return result::fail("bad_request", "request " + std::to_string(id) + "'s exception already lasts until " + iso(was) +

@@ -181,21 +181,25 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         url = f"http://facebook.test:{self.nginx.port}/extend-only"  # 404 at the origin: not 403 means open
         rid = ctl_json("hp_tech", self.sock, "request", "--url", url, "--role", "pupils", "--requester", "Mr E",
                        "--reason", "project", *ASSESSED)["id"]
-        ctl("hp_head", self.sock, "approve", str(rid), "--for", "2s", "--scope", "url", check=0)
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "5s", "--scope", "url", check=0)
         approved = time.monotonic()
         self.addCleanup(ctl, "hp_head", self.sock, "revoke", str(rid), "--reason", "test over")
         self.assertEqual(self.http("facebook.test", PUPIL, "/extend-only"), 404)
-        before = ctl_json("hp_dsl", self.sock, "show", str(rid))["exception"]["until"]
+        shown = ctl_json("hp_dsl", self.sock, "show", str(rid))
+        before = shown["exception"]["until"]
         # Only the headteacher.
         for user in ("hp_tech", "hp_dsl"):
             code, out, err = ctl(user, self.sock, "extend", str(rid), "--for", "1h")
             self.assertEqual(code, 1, out)
             self.assertIn("forbidden", err)
+        # Extended while still in force (the path under test; an expired one is below).
+        self.assertEqual(ctl_json("hp_dsl", self.sock, "show", str(rid))["status"], "approved",
+                         "the 5 s exception ended before the test could extend it")
         code, out, err = ctl("hp_head", self.sock, "extend", str(rid), "--for", "1h", "--reason", "the project runs on")
         self.assertEqual(code, 0, err)
         self.assertIn(f"extended request {rid}: ", out)
         self.assertIn(" is open until ", out)
-        time.sleep(max(0.0, 2.4 - (time.monotonic() - approved)))
+        time.sleep(max(0.0, 5.4 - (time.monotonic() - approved)))
         self.assertEqual(self.http("facebook.test", PUPIL, "/extend-only"), 404)  # past its first end: still open
         shown = ctl_json("hp_dsl", self.sock, "show", str(rid))
         self.assertEqual(shown["status"], "approved")
@@ -230,6 +234,41 @@ class ExceptionsTest(DaemonWithAdminSocket, unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertIn("is revoked, not approved/expired", err)
         self.assertEqual(self.http("facebook.test", PUPIL, "/extend-expired"), 403)
+
+    def test_extend_refuses_a_site_in_a_locked_category_and_warns_as_approve_does(self):
+        # approve refuses a locked category (illegal content); extend did not, and gave none of
+        # approve's warnings (review of the ninth session). Here the exception is approved, then
+        # the policy locks its site, as a reload of a changed policy would.
+        url = f"http://share.test:{self.nginx.port}/notes/a"
+        rid = ctl_json("hp_tech", self.sock, "request", "--url", url, "--role", "pupils", "--requester", "Mr E",
+                       "--reason", "r", *ASSESSED)["id"]
+        ctl("hp_head", self.sock, "approve", str(rid), "--for", "1h", "--scope", "url", check=0)
+        self.addCleanup(ctl, "hp_head", self.sock, "revoke", str(rid), "--reason", "test over")
+        text = self.proxy.policy_text
+        locked = text.replace('illegal: {locked: true, urls: ["share.test/illegal"]}',
+                              'illegal: {locked: true, urls: ["share.test/illegal", "share.test/notes"]}', 1)
+        self.assertNotEqual(locked, text)
+        self.proxy.write_policy(locked)
+        self.proxy.reload()
+        self.addCleanup(self.proxy.reload)
+        self.addCleanup(self.proxy.write_policy, text)
+        code, out, err = ctl("hp_head", self.sock, "extend", str(rid), "--for", "2h")
+        self.assertEqual(code, 1, out)
+        self.assertIn("locked category 'illegal'", err)
+        entries = ctl_json("hp_dsl", self.sock, "audit")["entries"]
+        self.assertTrue(any(e["object"] == f"request {rid}" and e["action"] == "extend" and e["outcome"] == "refused"
+                            for e in entries))
+        self.proxy.write_policy(text)
+        self.proxy.reload()
+        # A reported page's local block wins over the exception: extend says so, as approve does.
+        code, out, err = ctl("hp_tech", self.sock, "report", "--url", url, "--nature", "n", "--reporter", "R", "--block")
+        self.assertEqual(code, 0, err)
+        entry = [b for b in ctl_json("hp_tech", self.sock, "blocks")["blocks"] if "share.test" in b["value"]
+                 and b["value"].endswith("/notes/a")]
+        self.addCleanup(ctl, "hp_tech", self.sock, "unblock", str(entry[0]["id"]), "--reason", "test over")
+        code, out, err = ctl("hp_head", self.sock, "extend", str(rid), "--for", "2h")
+        self.assertEqual(code, 0, err)
+        self.assertIn("(a reported page) blocks this page, and a local block wins over exceptions", err)
 
     def test_technician_may_not_approve_headteacher_may_and_both_are_audited(self):
         rid = self.file_request()
