@@ -1182,14 +1182,19 @@ inspection:
         data = self.read_to_end(tls)
         self.assertTrue(data.startswith(b"HTTP/1.1 421"), data[:200])
 
-    def test_websocket_upgrade_inside_an_inspected_tunnel(self):
-        p = self.start_proxy(self.py_origin.port)
+    def websocket_in_tunnel(self, p):
+        """A WebSocket upgrade to the py origin inside an inspected tunnel: (tls, its reader, the
+        101's head as read_request_head gives it)."""
         tls = self.tunnel(p, "origin.test", self.py_origin.port)
         tls.sendall(f"GET /ws HTTP/1.1\r\nHost: origin.test:{self.py_origin.port}\r\nUpgrade: websocket\r\n"
                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                     "Sec-WebSocket-Version: 13\r\n\r\n".encode())
         f = tls.makefile("rb")
-        head = read_request_head(f)  # a response head reads the same way: status line, fields
+        return tls, f, read_request_head(f)  # a response head reads the same way: status line, fields
+
+    def test_websocket_upgrade_inside_an_inspected_tunnel(self):
+        p = self.start_proxy(self.py_origin.port)
+        tls, f, head = self.websocket_in_tunnel(p)
         self.assertIsNotNone(head)
         self.assertEqual(head[1], "101", head)
         self.assertEqual(head[3].get("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
@@ -1211,13 +1216,8 @@ inspection:
         (decision_still_holds, within about a second of the reload). That path had no test of
         its own (known gap, eighth session)."""
         p = self.start_proxy(self.py_origin.port)
-        tls = self.tunnel(p, "origin.test", self.py_origin.port)
-        tls.sendall(f"GET /ws HTTP/1.1\r\nHost: origin.test:{self.py_origin.port}\r\nUpgrade: websocket\r\n"
-                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                    "Sec-WebSocket-Version: 13\r\n\r\n".encode())
-        f = tls.makefile("rb")
+        tls, f, head = self.websocket_in_tunnel(p)
         self.addCleanup(f.close)
-        head = read_request_head(f)
         self.assertEqual(head[1], "101", head)
         tls.sendall(ws_frame(b"before"))
         self.assertEqual(ws_read_frame(f), b"echo:before")
