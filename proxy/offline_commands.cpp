@@ -535,6 +535,28 @@ int run_explain(const std::vector<std::string>& args) {
     groups.clear();
     f.user = {};
   }
+  // The client's network decides whether the proxy asks for a sign-in (logins.networks): where
+  // it asks no one (login: none), credentials sent are ignored and the address's role decides;
+  // where it requires one, nothing is decided before it (explain audit, 2026-12-07, F2, F3:
+  // explain decided as the user on a guest network, and gave the address's verdict where the
+  // proxy answers 407 first).
+  if (f.client && result.config->daemon.logins.any()) {
+    const auto mode = result.config->daemon.logins.mode_for(*f.client);
+    if (mode == login_mode::none && (!user.empty() || !groups.empty())) {
+      notes.push_back("The network of " + client + " asks no one to sign in (login: none): the proxy ignores a user's "
+                      "credentials there, so this is decided without --user and --groups, as the proxy decides it.");
+      user.clear();
+      groups.clear();
+      f.user = {};
+    } else if ((mode == login_mode::required || mode == login_mode::page) && user.empty()) {
+      notes.push_back(std::string("The network of ") + client + " asks every device to sign in (login: " +
+                      std::string(to_string(mode)) + "): until it has, the proxy answers each request with " +
+                      (mode == login_mode::page ? "its sign-in page" : "407, a request to sign in") +
+                      ", not with this verdict (the address's role's); give --user NAME for the verdict after a sign-in.");
+    }
+  }
+  // The name as the directory spells it, when it gives one: f.user views it until the decision.
+  std::string directory_user;
   if (!user.empty() && groups.empty() && result.config->daemon.logins.ldap.configured()) {
     const auto answer = groups_of(result.config->daemon.logins.ldap, user);
     if (answer.result == directory_answer::status::unavailable) {
@@ -551,8 +573,14 @@ int run_explain(const std::vector<std::string>& args) {
       for (const auto& g : answer.groups) list += (list.empty() ? "" : ", ") + g;
       notes.push_back("Groups of '" + user + "' from the directory: " + (list.empty() ? "none" : list) + ".");
       group_list = answer.groups;
-      // Decided as the proxy decides: for the name as the directory spells it.
-      if (!answer.user.empty()) f.user = answer.user;
+      // Decided as the proxy decides: for the name as the directory spells it. Kept in
+      // directory_user: `answer` ends with this block, and f.user is a view (it pointed into
+      // the freed answer, and a user's bans and exceptions were missed: explain audit,
+      // 2026-12-07, F1).
+      if (!answer.user.empty()) {
+        directory_user = answer.user;
+        f.user = directory_user;
+      }
     }
   }
   for (std::size_t from = 0; !groups.empty() && from <= groups.size();) {
@@ -647,8 +675,11 @@ int run_explain(const std::vector<std::string>& args) {
   // percent-encode them) is answered 400 where the proxy sees the path (below). The host is
   // left to the policy (a technician may type an IDN, which a browser would send as punycode).
   std::string proxy_path, target_error;
-  if (const auto scheme_end = url.find("://"); scheme_end != std::string::npos) {
-    const auto rest = url.find_first_of("/?#", scheme_end + 3);
+  // A URL typed without a scheme ("plain.test/blocked?") is read the same way (explain audit,
+  // 2026-12-07, F4: its path was taken raw, and "/blocked?" was not "/blocked").
+  {
+    const auto scheme_end = url.find("://");
+    const auto rest = url.find_first_of("/?#", scheme_end == std::string::npos ? 0 : scheme_end + 3);
     const std::string http_form = "http://h" + (rest == std::string::npos ? std::string() : url.substr(rest));
     if (const auto t = parse_request_target(http_form, false, target_error)) {
       proxy_path = t->path + (t->query.empty() ? "" : "?" + t->query);

@@ -394,6 +394,8 @@ class ExplainTest(unittest.TestCase):
 
             # An empty query is dropped, as the proxy drops it: the path ends in .zip.
             self.assertEqual(verdict("http://plain.test/a.zip?")[:2], ("block", "pupils rule 1"))
+            # The same typed without a scheme (explain audit, 2026-12-07, F4: decided on "/a.zip?").
+            self.assertEqual(verdict("plain.test/a.zip?")[:2], ("block", "pupils rule 1"))
             # ws:// and wss:// are decided as the http and https upgrade requests the proxy decides.
             action, rule, notes = verdict("ws://plain.test/flashgame")
             self.assertEqual((action, rule), ("block", "pupils rule 1"))

@@ -798,6 +798,48 @@ class LoginsTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=30)
         self.assertIn("ALLOW", r.stdout)  # the address's role without groups
 
+    def explain(self, *args):
+        from harness import BIN
+        return subprocess.run([BIN, "explain", "--config", self.proxy.config, "--state-dir",
+                               os.path.join(self.proxy.dir, "state"), *args], capture_output=True, text=True, timeout=30)
+
+    def test_explain_asks_the_directory_and_applies_the_users_ban(self):
+        """explain --user without --groups asks the directory, and decided for the name as the
+        directory spells it through a view into an answer already freed: a user's bans and
+        exceptions were missed (explain audit, 2026-12-07, F1)."""
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.proxy.dir, "state", "hallpass.db"), timeout=10)
+        now = int(time.time())
+        cur = db.execute("INSERT INTO bans(kind, subject, reason, how, created_by, created_role, created_at, length, "
+                         "valid_from, valid_until) VALUES('user', 'ivan', 'explain test', 'command', 'test', "
+                         "'headteacher', ?, 3600, ?, ?)", (now, now, now + 3600))
+        ban = cur.lastrowid
+        db.commit()
+
+        def lift():
+            db.execute("UPDATE bans SET lifted_by='test', lifted_at=?, lift_reason='test over' WHERE id=?",
+                       (int(time.time()), ban))
+            db.commit()
+            db.close()
+        self.addCleanup(lift)
+        for typed in ("ivan", "IVAN"):  # the directory spells it ivan
+            r = self.explain("--client", STAFF, "--user", typed, "http://origin.test/")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("BLOCK", r.stdout, typed)
+            self.assertIn(f"ban {ban}", r.stdout, typed)
+
+    def test_explain_follows_the_networks_login_mode(self):
+        # login: none (the guest network): credentials are ignored, the address's role decides
+        # (F2); login: required: the proxy asks for a sign-in first, and explain says so (F3).
+        r = self.explain("--client", GUEST, "--user", "sam", "http://facebook.test/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("asks no one to sign in (login: none)", r.stdout)
+        self.assertIn("BLOCK", r.stdout)  # guests block social media; sam as staff would be allowed
+        r = self.explain("--client", "127.0.0.9", "http://origin.test/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("asks every device to sign in (login: required)", r.stdout)
+        self.assertIn("407", r.stdout)
+
     def test_zz_group_change_is_picked_up_after_the_cache_lifetime(self):
         # erin is in no group: the address's role (pupils). Signed in once (cached for 2s)...
         status, _, err = self.get("facebook.test", "erin:erin-pw", source="127.0.0.9")
