@@ -93,11 +93,16 @@ std::optional<std::pair<std::string, std::string>> list_url(std::string_view raw
   auto d = list_domain(host, err);
   if (!d) return std::nullopt;
   // "192.0.2.0/24" is an address range, not the page /24 of 192.0.2.0: it blocked neither the
-  // range nor anything else (outside-in audit of the feeds, 2026-12-06, L4).
+  // range nor anything else (outside-in audit of the feeds, 2026-12-06, L4). Only a range as
+  // one is written, though: a prefix the family can have and no address bits after it. UT1's
+  // malware and phishing `urls` list pages such as "107.172.238.16/42" and
+  // "107.172.238.16/8", which were dropped as ranges and so allowed (explain audit, 2026-12-07,
+  // F8): they are that address's pages.
   if (ip_address::parse(*d) && slash != std::string_view::npos && raw.size() - slash >= 2 &&
       raw.size() - slash <= 4 &&
       std::all_of(raw.begin() + static_cast<std::ptrdiff_t>(slash) + 1, raw.end(),
-                  [](char c) { return c >= '0' && c <= '9'; })) {
+                  [](char c) { return c >= '0' && c <= '9'; }) &&
+      ip_network::parse(std::string(*d) + std::string(raw.substr(slash)))) {
     if (err) *err = "an address range (" + std::string(raw) + "): lists name addresses one by one, not ranges";
     return std::nullopt;
   }

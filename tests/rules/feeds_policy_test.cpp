@@ -274,6 +274,11 @@ TEST_CASE("list lines: one classifier for the loader and feeds update, comments 
   CHECK_FALSE(list_entry(classify_list_line("192.0.2.0/24", list_file_kind::mixed)).has_value());
   CHECK_FALSE(list_entry(classify_list_line("2001:db8::/32", list_file_kind::urls)).has_value());
   CHECK(list_entry(classify_list_line("192.0.2.7/index", list_file_kind::mixed)).has_value());
+  // Not a range as one is written (a prefix the family cannot have, or address bits after it):
+  // UT1's malware list has such pages (explain audit, 2026-12-07, F8).
+  CHECK(list_entry(classify_list_line("107.172.238.16/42", list_file_kind::urls)) == "107.172.238.16/42");
+  CHECK(list_entry(classify_list_line("107.172.238.16/8", list_file_kind::urls)) == "107.172.238.16/8");
+  CHECK_FALSE(list_entry(classify_list_line("107.0.0.0/8", list_file_kind::urls)).has_value());
   CHECK(list_entry(classify_list_line("192.0.2.7", list_file_kind::mixed)).has_value());
 }
 
