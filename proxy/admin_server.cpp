@@ -1203,12 +1203,10 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
       a.report = o.at("id").to_number<std::int64_t>();
       // Without the query and path parameters, as every alert's address (a reported search, a
       // link with a share token: review of the ninth session).
-      a.url = admin_text_arg(r.data.as_object(), "value").value_or("");
-      a.url = a.url.substr(0, std::min(a.url.find('?'), a.url.find('#')));
-      if (const auto slash = a.url.find('/', a.url.find("://") == std::string::npos ? 0 : a.url.find("://") + 3);
-          slash != std::string::npos) {
-        a.url = a.url.substr(0, slash) + rules::path_without_parameters(a.url.substr(slash));
-      }
+      const std::string value = admin_text_arg(r.data.as_object(), "value").value_or("");
+      std::string url_error;
+      const auto parts = rules::split_url(value, &url_error);
+      a.url = parts ? alert_url(parts->scheme, parts->host, parts->port, parts->path) : value.substr(0, value.find('?'));
       a.report_nature = admin_text_arg(o, "nature").value_or("");
       a.reporter = admin_text_arg(o, "reporter").value_or("");
       a.removed_by = actor.os_user + " (" + actor.admin_role + ")";

@@ -35,6 +35,14 @@ std::string_view to_string(alert_kind k) {
   return "category";
 }
 
+std::string alert_url(std::string_view scheme, std::string_view host, std::uint16_t port, std::string_view path) {
+  std::string url = std::string(scheme) + "://" + std::string(host);
+  const bool default_port = ((scheme == "http" || scheme == "ws") && port == 80) ||
+                            ((scheme == "https" || scheme == "wss") && port == 443);
+  if (!default_port && port != 0) url += ":" + std::to_string(port);
+  return url + rules::path_without_parameters(path.substr(0, path.find_first_of("?#")));
+}
+
 std::string alert_subject_key(const alert& a) {
   std::string key(to_string(a.kind));
   key += '\n';

@@ -77,6 +77,12 @@ struct alert {
   std::int64_t request = 0;
 };
 
+// An alert's address for what was asked for: "scheme://host[:port]/path", the port only when
+// not the scheme's own, the path without its query or path parameters (";jsessionid=..."):
+// personal data and session tokens, which the log keeps only by choice, and a mail leaves the
+// gateway. `path` may carry a query or fragment; it is cut there.
+std::string alert_url(std::string_view scheme, std::string_view host, std::uint16_t port, std::string_view path);
+
 // The gate's key: kind, subject (the user when signed in, else the device) and category.
 std::string alert_subject_key(const alert& a);
 

@@ -50,7 +50,7 @@ struct dns_resolver::pending_query {
   bool done = false;
   answer result;
   std::vector<net::steady_timer*> waiters;
-  // The A and the AAAA query, each answered on its own (pending_query::family_grace).
+  // The A and the AAAA query, each answered on its own (dns_resolver::family_grace).
   struct family {
     bool answered = false;
     int status = ARES_SUCCESS;

@@ -328,15 +328,8 @@ void raise_alert(worker& w, const client_connection& c, exchange& ex, std::int64
   }
   // What was asked for, without the query or path parameters (";jsessionid=..."): personal
   // data and session tokens, which the log keeps only by choice, and a mail leaves the gateway.
-  if (ex.method == "CONNECT") {
-    a.url = ex.host + ":" + std::to_string(ex.port);
-  } else {
-    a.url = std::string(ex.scheme) + "://" + ex.host;
-    const bool default_port = (ex.scheme == "http" && ex.port == 80) || (ex.scheme == "https" && ex.port == 443) ||
-                              (ex.scheme == "ws" && ex.port == 80);
-    if (!default_port && ex.port != 0) a.url += ":" + std::to_string(ex.port);
-    a.url += rules::path_without_parameters(ex.path);
-  }
+  a.url = ex.method == "CONNECT" ? ex.host + ":" + std::to_string(ex.port)
+                                 : alert_url(ex.scheme, ex.host, ex.port, ex.path);
   using kept = daemon_config::access_log_settings::search_terms_kept;
   const kept terms = ex.cfg->daemon.access_log.search_terms;  // as the log keeps them, no more
   if (terms == kept::all || (terms == kept::blocked && ex.action == outcome::block)) a.search = ex.search_terms;

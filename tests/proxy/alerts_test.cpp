@@ -269,6 +269,13 @@ TEST_CASE("alert message for a reported page's block removed: the report, who re
   CHECK(hallpass::alert_subject_key(r) != hallpass::alert_subject_key(other));
 }
 
+TEST_CASE("alert address: no query, fragment or path parameters; the port only when not the scheme's own") {
+  CHECK(hallpass::alert_url("http", "bad.example", 80, "/a;jsessionid=1/b?q=secret#x") == "http://bad.example/a/b");
+  CHECK(hallpass::alert_url("https", "bad.example", 443, "/p") == "https://bad.example/p");
+  CHECK(hallpass::alert_url("https", "bad.example", 8443, "/p?x") == "https://bad.example:8443/p");
+  CHECK(hallpass::alert_url("http", "bad.example", 0, "/") == "http://bad.example/");
+}
+
 TEST_CASE("alert log line: one JSON object, and no query or search") {
   alert a = pupil_alert();
   a.held = 2;
