@@ -336,7 +336,7 @@ std::string render_list(const json::object& data, const json::object& args) {
     // not decided as any other (people-side audit, 2026-12-07, H1).
     std::string form = form_state(*r);
     const json::object* b = find_object(*r, "blocked_as");
-    if (const json::value* w = b ? find(*b, "watched") : nullptr; w && w->is_bool() && w->as_bool()) {
+    if (b && flag_set(*b, "watched")) {
       form += ", SAFEGUARDING";
     }
     table.add_row({text(*r, "id"), text(*r, "status"), requester_cell(text(*r, "requester")), text(*r, "url"),
@@ -383,7 +383,7 @@ std::string render_show(const json::object& r) {
   if (const json::object* b = find_object(r, "blocked_as")) {
     // What the filter blocks the page as, now: for whoever decides (show_blocked_as).
     lines.add("Blocked as", blocked_as_words(*b));
-    if (const json::value* w = find(*b, "watched"); w && w->is_bool() && w->as_bool()) {
+    if (flag_set(*b, "watched")) {
       lines.add("Safeguarding", "a category the school watches: what the pupil asked and wrote may be a disclosure, "
                                 "for the DSL to follow up");
     }

@@ -49,9 +49,6 @@ void log_ban(shared_state& state, const rules::time_zone& zone, const json::obje
   state.access_log.write(json::serialize(line) + "\n");
 }
 
-void add_ban_warning(store::result& r, const std::string& note) {
-  r.warning = r.warning.empty() ? note : r.warning + "; " + note;
-}
 
 // Why a ban cannot match any request now, in words, or "": a user where nobody signs in (no
 // logins section), or a device name or hardware address no DHCP lease gives (a typo, or no
@@ -224,7 +221,7 @@ store::result admin_server::handle_ban_verb(const std::string& verb, const json:
     // a pupil was on supervised use when no request could ever match the ban.
     if (const std::string note = ban_matches_nobody_note(*cfg, state_.devices.load().get(), device, subject);
         !note.empty()) {
-      add_ban_warning(r, note);
+      add_warning(r, note);
     }
   }
   return r;

@@ -47,9 +47,6 @@ std::string roles_relaying(const configuration& cfg, const std::string& host) {
   return {};
 }
 
-void add_warning(store::result& r, const std::string& note) {
-  r.warning = r.warning.empty() ? note : r.warning + "; " + note;
-}
 
 // When an exception ends, from a verb's 'for' (a duration) or 'until' (a school-local time):
 // approve's and extend's. Within the longest an exception may last now (exceptions.max_duration,
@@ -469,15 +466,15 @@ std::string admin_server::still_opened_by(const json::value& revoked, std::int64
     const std::string ka = admin_text_arg(wa->as_object(), "kind").value_or("");
     const std::string kb = admin_text_arg(wb->as_object(), "kind").value_or("");
     if ((ka != "device" && ka != "client") || (kb != "device" && kb != "client")) return false;
-    const auto address_part = [](std::string v) {
-      const auto at = v.rfind('@');
-      return at == std::string::npos ? v : v.substr(at + 1);
-    };
-    const auto address = rules::ip_address::parse(address_part(admin_text_arg(wa->as_object(), "value").value_or("")));
-    std::string why;
-    const auto network = rules::ip_network::parse(address_part(admin_text_arg(wb->as_object(), "value").value_or("")), &why);
+    const std::string value_b = admin_text_arg(wb->as_object(), "value").value_or("");
     // b by name too (NAME@ADDRESS) opens only while the name is there: not counted as covering.
-    if (kb == "device" && admin_text_arg(wb->as_object(), "value").value_or("").find('@') != std::string::npos) return false;
+    if (kb == "device" && value_b.find('@') != std::string::npos) return false;
+    std::string value_a = admin_text_arg(wa->as_object(), "value").value_or("");
+    if (const auto at = value_a.rfind('@'); at != std::string::npos) value_a.erase(0, at + 1);
+    const auto address = rules::ip_address::parse(value_a);
+    // Not strict, as the store reads a client network it applies (load_active): address bits
+    // after the prefix are ignored there, so they are here.
+    const auto network = rules::ip_network::parse(value_b, nullptr, false);
     return address && network && network->contains(*address);
   };
   std::string said;
@@ -950,7 +947,7 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     if (scopes != 1) return bad("give exactly one scope: roles, user or client");
     r = store_->file_request(actor, f);
     changed = r.ok;
-    if (r.ok && !wide_client.empty()) r.warning = r.warning.empty() ? wide_client : r.warning + "; " + wide_client;
+    if (r.ok && !wide_client.empty()) add_warning(r, wide_client);
   } else if (verb == "approve") {
     auto id = id_arg(args, &err);
     if (!id) return bad(err);
@@ -989,7 +986,7 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
     // An end in the hour the clocks skip or repeat: say which instant it is.
     if (r.ok && !clock_note.empty()) {
       const std::string note = "'until' " + clock_note;
-      r.warning = r.warning.empty() ? note : r.warning + "; " + note;
+      add_warning(r, note);
     }
     if (r.ok) {
       warn_about_exception(r, *cfg, state_.exceptions.load().get(), *id, requested->url, kind,
@@ -1004,7 +1001,7 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
                                " exactly, not that page with a query string (" + target->text +
                                "?...); if the pupil's page had one, revoke this exception and file the full address with "
                                "hallpassctl request --url, or approve with --scope prefix";
-      r.warning = r.warning.empty() ? note : r.warning + "; " + note;
+      add_warning(r, note);
     }
   } else if (verb == "review") {
     auto id = id_arg(args, &err);
@@ -1071,31 +1068,16 @@ std::string admin_server::handle_line(const std::string& line, const account& ca
       if (const auto others = still_opened_by(r.data, *id); !others.empty() && r.data.is_object()) {
         r.data.as_object()["still_open"] = others;
       } else if (r.data.is_object()) {
-        // "Blocked again" only where the policy blocks it: the decision function says, for
-        // the roles the request was for (explain audit, 2026-12-06, M2: a page the policy
-        // allows was said to be "blocked again").
+        // "Blocked again" only where the policy blocks it, for the people the request was for
+        // (explain audit, 2026-12-06, M2: a page the policy allows was said to be "blocked
+        // again"): request_blocked_as with no index asks the policy alone, as show does.
         const auto& o = r.data.as_object();
-        const auto* scope = o.if_contains("scope");
-        const auto* roles = scope && scope->is_object() ? scope->as_object().if_contains("roles") : nullptr;
         const auto* url_value = o.if_contains("url");
         std::string terr;
-        const auto t = url_value && url_value->is_string()
-                           ? rules::make_target(url_value->as_string(), rules::target_kind::url, &terr)
-                           : std::nullopt;
-        if (t && roles && roles->is_array() && !roles->as_array().empty()) {
-          bool any_blocked = false;
-          for (const auto& role : roles->as_array()) {
-            if (!role.is_string()) continue;
-            rules::request_facts f;
-            f.role = std::string_view(role.as_string());  // a view into r.data, which outlives f
-            f.method = "GET";
-            f.scheme = url_value->as_string().starts_with("https") ? "https" : "http";
-            f.host = t->host;
-            f.path = t->path;
-            f.time = store::now_seconds();
-            any_blocked = any_blocked || rules::decide(*cfg->policy, f).act == rules::action::block;
-          }
-          if (!any_blocked) r.data.as_object()["policy_allows"] = true;
+        const bool readable = url_value && url_value->is_string() &&
+                              rules::make_target(url_value->as_string(), rules::target_kind::url, &terr);
+        if (readable && !request_blocked_as(*cfg, nullptr, o, store::now_seconds())) {
+          r.data.as_object()["policy_allows"] = true;
         }
       }
     }

@@ -44,6 +44,11 @@ std::string admin_socket_path_problem(const std::string& path);
 // lifting's, only when `viewer` (an OS user) wrote it; in the audit log, the same for entries
 // about a ban. The reason becomes "(withheld: for the DSL and the headteacher)". admin_bans.cpp.
 // The answer to a request the daemon will not carry out as asked (code bad_request).
+// Adds `note` to r's warnings (said beside the answer), after any already there.
+inline void add_warning(store::result& r, const std::string& note) {
+  r.warning = r.warning.empty() ? note : r.warning + "; " + note;
+}
+
 inline store::result bad_request(std::string message) {
   return store::result::fail("bad_request", std::move(message));
 }

@@ -2,6 +2,7 @@
 
 #include "proxy/ipv6_neighbours.hpp"
 #include "rules/file_io.hpp"
+#include "rules/host.hpp"
 
 #include <sys/stat.h>
 
@@ -555,20 +556,24 @@ const device_identity* device_table::find(const rules::ip_address& a) const {
   return it == by_address_.end() ? nullptr : &it->second;
 }
 
+namespace {
+bool is_device(const device_identity& d, std::string_view name_or_mac) {
+  return rules::ascii_iequals(d.name, name_or_mac) || d.hardware_address == name_or_mac;
+}
+}  // namespace
+
 std::vector<rules::ip_address> device_table::addresses_of(std::string_view name_or_mac) const {
-  const auto same = [](std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-             return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
-  };
   std::vector<rules::ip_address> out;
   for (const auto& [address, d] : by_address_) {
-    if (same(d.name, name_or_mac) || d.hardware_address == name_or_mac) out.push_back(address);
+    if (is_device(d, name_or_mac)) out.push_back(address);
   }
   return out;
 }
 
-bool device_table::names(std::string_view name_or_mac) const { return !addresses_of(name_or_mac).empty(); }
+bool device_table::names(std::string_view name_or_mac) const {
+  return std::any_of(by_address_.begin(), by_address_.end(),
+                     [&](const auto& entry) { return is_device(entry.second, name_or_mac); });
+}
 
 std::optional<std::optional<device_identity>> read_device_once(const lease_watcher_source& s,
                                                                 const rules::ip_address& client, std::string* error) {
