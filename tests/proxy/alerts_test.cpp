@@ -269,7 +269,7 @@ TEST_CASE("alert message for a reported page's block removed: the report, who re
   CHECK(hallpass::alert_subject_key(r) != hallpass::alert_subject_key(other));
 }
 
-TEST_CASE("alert address: no query, fragment or path parameters; the port only when not the scheme's own") {
+TEST_CASE("alert address: no query, fragment or path parameters, and the port only when not the scheme's own") {
   CHECK(hallpass::alert_url("http", "bad.example", 80, "/a;jsessionid=1/b?q=secret#x") == "http://bad.example/a/b");
   CHECK(hallpass::alert_url("https", "bad.example", 443, "/p") == "https://bad.example/p");
   CHECK(hallpass::alert_url("https", "bad.example", 8443, "/p?x") == "https://bad.example:8443/p");
