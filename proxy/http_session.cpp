@@ -101,10 +101,11 @@ net::awaitable<bool> serve_connect(worker& w, client_connection& c, exchange& ex
   }
   // run_tunnel changes the action when the ClientHello or the upstream says otherwise.
   ex.action = plan == tunnel_plan::block_page ? outcome::block : outcome::allow;
-  const auto mode = !any_tunnel                  ? tunnel_mode::http_only
-                    : plan == tunnel_plan::relay ? tunnel_mode::relay
-                                                 : tunnel_mode::inspect;
-  if (mode == tunnel_mode::inspect) {
+  const auto mode = !any_tunnel                       ? tunnel_mode::http_only
+                    : plan == tunnel_plan::relay      ? tunnel_mode::relay
+                    : plan == tunnel_plan::block_page ? tunnel_mode::own_page
+                                                      : tunnel_mode::inspect;
+  if (mode == tunnel_mode::inspect || mode == tunnel_mode::own_page) {
     // The host's leaf is minted on a minting thread from here, while the destination is looked
     // up and checked and the 200 travels (below).
     ex.leaf_prepared = ex.cfg->leaves->prepare(ex.host, c.mint_interest());

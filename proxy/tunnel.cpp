@@ -62,7 +62,8 @@ net::awaitable<hello_result> read_client_hello(client_connection& c, std::chrono
 
 net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange& ex, tunnel_mode mode) {
   const auto& daemon = ex.cfg->daemon;
-  const bool inspect = mode == tunnel_mode::inspect;
+  const bool own_page = mode == tunnel_mode::own_page;
+  const bool inspect = mode == tunnel_mode::inspect || own_page;
   const bool http_only = mode == tunnel_mode::http_only;
   // A relayed tunnel connects to the origin first (its failure is the CONNECT's answer); an
   // inspected one, or one for plain HTTP only, connects per request, so none is made here.
@@ -111,6 +112,16 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
   }
   if (!blocked) switch (hello.status) {
     case hello_status::ok: {
+      if ((!hello.hello.sni || hello.hello.sni_is_address) && own_page) {
+        // A browser sends no server name to an address (https://192.0.2.1/, RFC 6066 3). Only
+        // the proxy's own page is served here, under a certificate for the CONNECT host (an
+        // address's names it: certs/leaf_minter.hpp), and nothing goes to any site: the page
+        // is shown. Before 2026-12-07 connect.require_sni closed it, and the browser showed a
+        // connection error where explain promised the block page (explain audit, ninth session).
+        ex.note = hello.hello.sni ? "TLS with an IP address as its server name (SNI '" + *hello.hello.sni + "')"
+                                  : "TLS without a server name (SNI)";
+        break;
+      }
       if (!hello.hello.sni || hello.hello.sni_is_address) {
         // An address as the SNI names no host either (RFC 6066 3): the site inside is unknown.
         // An attempt to get round the filter where the school refuses it (require_sni), or where

@@ -24,6 +24,9 @@ struct upstream_connection;
 enum class tunnel_mode {
   relay,      // bytes both ways, end to end encrypted; spliced in the kernel
   inspect,    // answer 200 and check the ClientHello, then hand over to inspection.hpp
+  own_page,   // as inspect, but decrypted only to show the proxy's own page (the HTTPS block
+              // page, the sign-in page): nothing goes to the site, so a ClientHello without a
+              // server name is served too, under the CONNECT host's certificate
   http_only,  // a port of connect.http_ports only: answer 200, then plain HTTP or nothing
 };
 enum class tunnel_end {
@@ -46,8 +49,8 @@ inline constexpr std::size_t max_method_length = 32;
 enum class http_start { yes, no, need_more };
 http_start http_request_start(std::string_view bytes);
 
-// Handles a CONNECT to ex.host:ex.port that may go ahead (allowed; or, for `inspect`, blocked
-// with the HTTPS block page to show). Writes the response itself and fills ex. A relayed tunnel
+// Handles a CONNECT to ex.host:ex.port that may go ahead (allowed; or, for `own_page`, blocked
+// with the HTTPS block page or the sign-in page to show). Writes the response itself and fills ex. A relayed tunnel
 // connects to ex.connect_host's addresses when set (SafeSearch), the SNI unchanged.
 net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange& ex, tunnel_mode mode);
 

@@ -496,6 +496,39 @@ inspection:
         self.assertIn(b"expired", body)
         self.assertFalse(any("hallpass" in s["target"] for s in self.origin.seen))
 
+    def test_a_blocked_address_shows_the_https_block_page_without_a_server_name(self):
+        # A browser sends no server name to an address (https://127.0.0.9/). The tunnel opened
+        # only for the block page was closed by connect.require_sni, so the pupil saw a
+        # connection error, the log named that setting and said the page was shown, and explain
+        # promised the page (explain audit, 2026-12-07). The page is shown now, under a
+        # certificate for the address, and explain agrees.
+        edit = lambda t: self.edit_policy(t).replace(
+            "  social_media: {domains: [facebook.test, instagram.test]}\n",
+            "  social_media: {domains: [facebook.test, instagram.test, 127.0.0.9]}\n", 1)
+        p = Proxy(tls_port=self.origin.port, args=["--ca-dir", self.school_ca], policy_edit=edit)
+        self.addCleanup(p.stop)
+        url = f"https://127.0.0.9:{self.origin.port}/x"
+        status, body, err = self.get(p, url, extra=["-A", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"])
+        self.assertEqual(status, 403, err)
+        self.assertIn(b"This page is blocked", body)
+        self.assertIn(b"<form", body)
+        connect = wait_for(lambda: [l for l in p.log_lines() if l["method"] == "CONNECT"] or None,
+                           what="the CONNECT's line")[0]
+        self.assertEqual((connect["action"], connect["tls"]), ("block", "inspected"), connect)
+        self.assertNotEqual(connect["rule"], "connect.require_sni", connect)
+        self.assertFalse(connect["circumvention"], connect)
+        # Not a browser: refused at the CONNECT, as for a name.
+        status, _, err = self.get(p, url)
+        self.assertEqual(status, 0)
+        self.assertIn("403", err)
+        # An allowed address still needs a server name (connect.require_sni): closed after the 200.
+        status, _, err = self.get(p, f"https://127.0.0.1:{self.origin.port}/", extra=["-A", "Mozilla/5.0"])
+        self.assertEqual(status, 0, err)
+        v = json.loads(subprocess.run([BIN, "explain", "--config", p.config, "--ca-dir", self.school_ca, "--client",
+                                       PUPIL, "--json", url], capture_output=True, text=True, timeout=30).stdout)
+        self.assertEqual((v["action"], v["inspection"]), ("block", "block_page"), v)
+        self.assertEqual(v["rule"], connect["rule"])
+
     def test_a_tunnel_opened_for_the_block_page_never_reaches_the_site(self):
         # Each request inside the block page's tunnel was decided again on its own path and
         # method: an allow for a page of the blocked host reached the site from a browser, while
