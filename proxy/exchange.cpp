@@ -258,7 +258,9 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
 }
 
 bool blocked_in_watched_category(const exchange& ex) {
-  if (!ex.cfg || !ex.verdict || ex.action != outcome::block) return false;
+  // The policy's block: not a setting's refusal of a request the policy allowed (a
+  // destination, a port), whose verdict still names the allowing rule's category.
+  if (!ex.cfg || !ex.verdict || ex.action != outcome::block || ex.verdict->act != rules::action::block) return false;
   const std::string_view category = ex.verdict->category_name();
   const auto& watched = ex.cfg->daemon.alerts.categories;
   return !category.empty() && std::find(watched.begin(), watched.end(), category) != watched.end();

@@ -65,8 +65,10 @@ constexpr std::array<refusal_row, 27> rows{{
     // port_not_allowed
     {403, outcome::block, rej::port_not_allowed, no_upstream_failure, "tunnels to this port are not allowed", false, "",
      refusal_page::plain, "", "Blocked by the school\u2019s internet filter: tunnels to port {} are not allowed.\n"},
-    // destination_refused (the upstream counts its own failures and refusals)
-    {403, outcome::error, no_rejection, no_upstream_failure, "", false, "", refusal_page::html,
+    // destination_refused (the upstream counts its own failures and refusals). A block: the
+    // school's setting refused it (upstream.ports, a network it does not open), as explain and
+    // transparent mode say; it was logged an error (explain audit, 2026-12-07).
+    {403, outcome::block, no_rejection, no_upstream_failure, "", false, "", refusal_page::html,
      "This destination is not allowed", ""},
     // upstream_unreachable
     {502, outcome::error, no_rejection, no_upstream_failure, "", false, "", refusal_page::html, unreachable_title, ""},

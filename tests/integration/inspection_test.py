@@ -999,7 +999,7 @@ inspection:
         self.assertEqual(p.metric("hallpass_tls_inspected_total"), 0)
         lines = p.log_lines(2)
         self.assertEqual([(l["host"], l["status"], l["action"]) for l in lines],
-                         [("intranet.test", 403, "error"), ("10.0.0.1", 403, "error")], lines)
+                         [("intranet.test", 403, "block"), ("10.0.0.1", 403, "block")], lines)  # the school's setting
         self.assertEqual([l.get("note") for l in lines], ["10.0.0.20", "10.0.0.1"])
         # The same host's allowed neighbour is untouched.
         status, body, err = self.get(p, f"https://origin.test:{self.origin.port}/fine")

@@ -7,18 +7,21 @@ answered, `slow*.dnstest` is answered after 0.5 s, and the AAAA queries for `noa
 `nx-noaaaa*` never. Nothing here sends a packet outside
 127.0.0.0/8, and no real external name is used.
 """
+import json
 import os
 import socket
 import ssl
 import struct
+import subprocess
 import sys
 import threading
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (BASE_POLICY, GUEST, PUPIL, STAFF, TEST_HOSTS, Proxy, PyOrigin, ThreadedServer, curl, free_port,  # noqa: E402
-                     raw_request, status_of)
+from harness import (BASE_POLICY, BIN, GUEST, PUPIL, STAFF, TEST_HOSTS, Proxy, PyOrigin, ThreadedServer, curl,  # noqa: E402
+                     free_port, raw_request, status_of, wait_for)
 
 
 class DnsServer:
@@ -531,6 +534,7 @@ class DestinationTest(unittest.TestCase):
         status, body, _ = timed_curl(self.proxy, f"http://127.0.0.5:{self.denied_origin.port}/x")
         self.assertEqual(status, 403)
         self.assertIn(b"network the school does not open", body)
+        self.assert_logged_as_explained(f"http://127.0.0.5:{self.denied_origin.port}/x", "destination")
         status, _, _ = timed_curl(self.proxy, f"http://denied.test:{self.denied_origin.port}/x")
         self.assertEqual(status, 403)
         self.assertEqual(self.denied_origin.connections, connections, "a denied destination was connected to")
@@ -556,6 +560,21 @@ class DestinationTest(unittest.TestCase):
         self.assertEqual(status, 403)
         self.assertIn(b"port are not allowed", body)
         self.assertEqual(self.proxy.metric("hallpass_rejected_total", {"reason": "port_not_allowed"}), before + 1)
+        # Refused by a setting of the school's, as a CONNECT outside connect.ports is: logged as a
+        # block naming the setting, as explain says (it was logged an error: explain audit,
+        # 2026-12-07), and as transparent mode logs a refused destination.
+        self.assert_logged_as_explained(f"http://127.0.0.1:{other}/x", "upstream.ports")
+
+    def assert_logged_as_explained(self, url, rule):
+        u = urllib.parse.urlsplit(url)
+        line = wait_for(lambda: next((l for l in reversed(self.proxy.log_lines())
+                                      if (l.get("host"), l.get("port"), l.get("path")) == (u.hostname, u.port, u.path)),
+                                     None), what="the refusal's line")
+        self.assertEqual((line["action"], line["status"], line["rule"]), ("block", 403, rule), line)
+        r = subprocess.run([BIN, "explain", "--config", self.proxy.config, "--client", PUPIL, "--json", url],
+                           capture_output=True, text=True, timeout=30)
+        explained = json.loads(r.stdout)
+        self.assertEqual((explained["action"], explained["rule"]), ("block", rule), r.stderr)
 
     def test_ipv6_forms_of_loopback_are_loopback(self):
         self.reload(policy(self.extra, allow_loopback=False))
