@@ -236,8 +236,13 @@ net::awaitable<bool> answer_connect(worker& w, client_connection& c, exchange& e
   if (!may_show && ex.cfg->inspecting() && v.by != rules::decided_by::unchecked) {
     ex.note = "on the never-inspect list: not decrypted to show the sign-in page";
   }
+  // Refused for want of a sign-in, not by a rule: the log line names the role and no rule, as
+  // a plain request's sign-in page does (it named the rule that allows the role: explain
+  // audit, 2026-12-07).
+  ex.asker_role = v.chosen_role;
+  ex.verdict.reset();
   if (may_show && looks_like_browser(user_agent) && port_ok) {
-    const auto end = co_await run_tunnel(w, c, ex, tunnel_mode::inspect);
+    const auto end = co_await run_tunnel(w, c, ex, tunnel_mode::own_page);
     bool inspected = false;
     if (end == tunnel_end::inspect) inspected = co_await start_inspection(w, c, ex);
     if (inspected) ex.note = "inspected to show the sign-in page";

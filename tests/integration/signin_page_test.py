@@ -464,6 +464,14 @@ class SigninPageHttpsTest(SigninBase, unittest.TestCase):
         self.assertEqual(form_action(body), "/.well-known/hallpass/signin")
         self.assertEqual(hidden_fields(body)["url"], url)
         self.assertEqual(self.origin.seen, [])  # nothing reached the site
+        # The CONNECT is refused for want of a sign-in, not by a rule: its line names the role and
+        # no rule, as the page's own line does (it named the rule that allows the role).
+        connect = wait_for(lambda: [l for l in self.lines_for(source) if l.get("method") == "CONNECT"] or None,
+                           what="the CONNECT's line")[-1]
+        page = wait_for(lambda: [l for l in self.lines_for(source) if l.get("method") == "GET"] or None,
+                        what="the page's line")[-1]
+        for line in (connect, page):
+            self.assertEqual((line["action"], line.get("rule"), line["role"]), ("block", "", "pupils"), line)
         # A client that is not a browser gets the plain refusal (as for a blocked HTTPS site).
         status, _, err = self.get(source, url, ["--cacert", self.school_crt])
         self.assertIn(status, (0, 403), err)
