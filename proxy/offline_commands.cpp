@@ -23,6 +23,7 @@
 #include "certs/x509_fields.hpp"
 #include "feeds/feed_history.hpp"
 #include "feeds/feed_update.hpp"
+#include "proxy/access_request_form.hpp"
 #include "proxy/public_suffix.hpp"
 #include "proxy/signin_page.hpp"
 #include "rules/device_ref.hpp"
@@ -440,6 +441,37 @@ int run_check(const std::vector<std::string>& args) {
   return 0;
 }
 
+namespace {
+
+// What the proxy answers itself at the explained URL, in words; nullopt for a URL the policy
+// decides (http_session.cpp: the form host's addresses; on a site whose requests are seen, the
+// /.well-known/ paths of the form and the sign-in pages).
+std::optional<std::string_view> own_page_of(const rules::request_facts& f, const rules::explanation& e) {
+  const std::string_view path = f.path ? f.path->substr(0, f.path->find('?')) : std::string_view();
+  if (f.scheme == "http" && rules::ascii_iequals(e.v.host.text, form_host)) {
+    if (path == details_path) return "a block page's details";
+    if (path == signin_path || path == signout_path) return "the sign-in and sign-out pages";
+    return "the block page's access request form";
+  }
+  const bool seen = (f.scheme == "https" || f.scheme == "wss") && (e.block_page || e.path_seen);
+  if (!seen) return std::nullopt;
+  if (path == tunnel_form_path) return "the block page's access request form";
+  if (path == site_signin_path || path == site_signout_path) return "the sign-in and sign-out pages";
+  return std::nullopt;
+}
+
+void print_explanation(const rules::policy& p, const rules::request_facts& f, const rules::explanation& e,
+                       std::string_view url, bool json) {
+  if (json) {
+    std::cout << rules::explanation_json(p, f, e) << "\n";
+  } else {
+    std::cout << "URL:      " << url << "\n";
+    std::cout << rules::explanation_text(p, f, e);
+  }
+}
+
+}  // namespace
+
 int run_explain(const std::vector<std::string>& args) {
   std::string config, role, client, user, groups, device, mac, at, method = "GET", url, state_dir, ca_dir, error;
   std::vector<std::string> method_overrides;  // --method-override, as X-HTTP-Method-Override names them
@@ -741,6 +773,26 @@ int run_explain(const std::vector<std::string>& args) {
     }
   }
   auto e = rules::explain_url(p, f, overlay.get(), !ca_dir.empty());
+  // The proxy's own pages are answered before any decision (http_session.cpp): every address
+  // on hallpass.invalid (the request form, a block page's details, the sign-in and sign-out
+  // pages), and their /.well-known/ paths on a site whose requests the proxy sees (inspected,
+  // or decrypted for its block page). The policy never decides them, so neither does explain
+  // (it gave the policy's verdict for them: explain audit, 2026-12-07).
+  if (const auto page = own_page_of(f, e)) {
+    e.v.act = rules::action::allow;
+    e.v.matched_rule = nullptr;
+    e.v.matched_category = nullptr;
+    e.v.rule_id = "hallpass page";
+    e.v.reason = *page;
+    e.v.clause = {};
+    e.v.exception_id.clear();
+    e.would_allow.clear();
+    e.notes = {"This is the proxy's own address: the proxy answers it itself (" + std::string(*page) +
+               "), before any rule, for every role; nothing is sent to a site."};
+    e.notes.insert(e.notes.begin(), notes.begin(), notes.end());
+    print_explanation(p, f, e, url, json);
+    return 0;
+  }
   // A refusal by the proxy itself, before or beside the policy: the verdict names it alone.
   const auto refused_by_proxy = [&e](std::string_view rule, std::string_view reason, std::string would_allow) {
     e.v.act = rules::action::block;
@@ -792,8 +844,9 @@ int run_explain(const std::vector<std::string>& args) {
     tunnel_opened = false;  // nothing after the CONNECT happens: no TLS, no server name
   }
   // A browser sends no server name to an address (https://192.0.2.1/), and the proxy blocks
-  // TLS without one when connect.require_sni is on (tunnel.cpp): so does explain.
-  if (f.scheme == "https" && tunnel_opened && result.config->daemon.connect.require_sni &&
+  // TLS without one when connect.require_sni is on (tunnel.cpp): so does explain. Not a tunnel
+  // decrypted only for the HTTPS block page: that page is shown without a server name too.
+  if (f.scheme == "https" && tunnel_opened && !e.block_page && result.config->daemon.connect.require_sni &&
       (e.v.host.kind == rules::host_kind::ipv4 || e.v.host.kind == rules::host_kind::ipv6)) {
     refused_by_proxy("connect.require_sni", "HTTPS without a server name is not allowed on the school network",
                      "Setting connect.require_sni: false (a browser sends no server name to an address); the policy "
@@ -855,12 +908,7 @@ int run_explain(const std::vector<std::string>& args) {
     }
   }
   e.notes.insert(e.notes.begin(), notes.begin(), notes.end());
-  if (json) {
-    std::cout << rules::explanation_json(p, f, e) << "\n";
-  } else {
-    std::cout << "URL:      " << url << "\n";
-    std::cout << rules::explanation_text(p, f, e);
-  }
+  print_explanation(p, f, e, url, json);
   return 0;
 }
 

@@ -423,6 +423,37 @@ class ExplainTest(unittest.TestCase):
         self.assertEqual((v["action"], v["clause"]), ("block", "004 6.11"))
         self.assertTrue(any("decided as the method POST" in n for n in v["notes"]), v["notes"])
 
+    def test_explain_says_the_proxys_own_pages_are_answered_by_the_proxy(self):
+        """The request form, a block page's details and the sign-in pages are answered by the
+        proxy before any decision; explain gave the policy's verdict for them (explain audit,
+        2026-12-07)."""
+        with tempfile.TemporaryDirectory() as d:
+            policy = os.path.join(d, "p.yaml")
+            with open(policy, "w") as f:
+                f.write("school: {name: Test School, timezone: Europe/London}\nroles:\n  pupils:\n"
+                        "    networks: [10.10.0.0/16]\n    default: block\n")
+            ca = os.path.join(d, "ca")
+            self.assertEqual(run("ca", "init", "--dir", ca).returncode, 0)
+
+            def verdict(url, *args):
+                r = run("explain", "--config", policy, "--json", "--role", "pupils", *args, url)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                v = json.loads(r.stdout)
+                return v["action"], v["rule"], v["reason"]
+
+            for url, reason in (("http://hallpass.invalid/request", "the block page's access request form"),
+                                ("http://HALLPASS.invalid:8080/blocked?url=http%3A%2F%2Fa.test%2F", "a block page's details"),
+                                ("http://hallpass.invalid/signin", "the sign-in and sign-out pages")):
+                with self.subTest(url=url):
+                    self.assertEqual(verdict(url), ("allow", "hallpass page", reason))
+            # On a blocked HTTPS site decrypted for its block page, the form posts to the site's
+            # own address and the proxy answers it there; without a school CA nothing is
+            # decrypted, and a plain-HTTP site's /.well-known/ path is the site's.
+            self.assertEqual(verdict("https://a.test/.well-known/hallpass/request", "--ca-dir", ca),
+                             ("allow", "hallpass page", "the block page's access request form"))
+            self.assertEqual(verdict("https://a.test/.well-known/hallpass/request")[:2], ("block", "default for pupils"))
+            self.assertEqual(verdict("http://a.test/.well-known/hallpass/request")[:2], ("block", "default for pupils"))
+
     # 2026-11-23 is a Monday; 2026-11-21 a Saturday.
     def test_acceptance_cases(self):
         cases = [
