@@ -527,8 +527,8 @@ std::size_t device_table::address_hash::operator()(const rules::ip_address& a) c
   return static_cast<std::size_t>(h);
 }
 
-device_table::device_table(const std::vector<lease_parse_result>& parsed) {
-  for (const auto& p : parsed) {
+device_table::device_table(const std::vector<lease_parse_result>& leases, const lease_parse_result& neighbours) {
+  for (const auto& p : leases) {
     for (const auto& e : p.entries) {
       if (e.device) {
         by_address_[e.address] = *e.device;
@@ -537,13 +537,24 @@ device_table::device_table(const std::vector<lease_parse_result>& parsed) {
       }
     }
   }
-  // A neighbour's address (a SLAAC or temporary IPv6 address, a static one) whose hardware
-  // address a lease names: the lease's name, so that a ban or an exception by that name follows
-  // the device there too (the review of the session, 2026-12-07: a ban by name held on IPv4 only).
+  // Built before the neighbours overrule any lease: a lease's name stays its hardware address's.
   std::unordered_map<std::string, std::string> name_of;
   for (const auto& [address, d] : by_address_) {
     if (!d.name.empty() && !d.hardware_address.empty()) name_of[d.hardware_address] = d.name;
   }
+  for (const auto& e : neighbours.entries) {
+    if (!e.device || e.device->hardware_address.empty()) continue;
+    const auto it = by_address_.find(e.address);
+    // A lease without a hardware address (dnsmasq's IPv6 leases give a DUID) cannot disagree.
+    if (it != by_address_.end() &&
+        (it->second.hardware_address.empty() || it->second.hardware_address == e.device->hardware_address)) {
+      continue;
+    }
+    by_address_[e.address] = device_identity{"", e.device->hardware_address};
+  }
+  // A neighbour's address (a SLAAC or temporary IPv6 address, a static one) whose hardware
+  // address a lease names: the lease's name, so that a ban or an exception by that name follows
+  // the device there too (the review of the session, 2026-12-07: a ban by name held on IPv4 only).
   if (name_of.empty()) return;
   for (auto& [address, d] : by_address_) {
     if (!d.name.empty() || d.hardware_address.empty()) continue;
@@ -752,10 +763,9 @@ bool lease_watcher::poll() {
     skipped += parsed[j++].skipped;
   }
   // The devices the leases know (the metric and the journal count those), then the table
-  // with the neighbours first: a lease, which names the device too, wins for its address.
+  // with the neighbours: who holds each address now (device_table's constructor).
   const std::size_t devices = device_table(parsed).size();
-  parsed.insert(parsed.begin(), std::move(neighbours));
-  auto table = std::make_shared<const device_table>(parsed);
+  auto table = std::make_shared<const device_table>(parsed, neighbours);
   target_.store(std::move(table));
   if (counters_.skipped && skipped) counters_.skipped(skipped);
   if (counters_.devices) counters_.devices(devices);

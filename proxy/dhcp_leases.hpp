@@ -92,8 +92,13 @@ struct lease_watcher_source {
 class device_table {
  public:
   device_table() = default;
-  // Applies the results in order (later files and later entries win).
-  explicit device_table(const std::vector<lease_parse_result>& parsed);
+  // Applies the leases in order (later files and later entries win), then the gateway's
+  // neighbours (the ARP table, IPv6 neighbours): who holds an address now. A neighbour fills an
+  // address no lease names, and overrules a lease that names another hardware address there (a
+  // device that took a stale lease's address, a static one, was known as the lease's device,
+  // its ban missed: outside-in audit of identity, 2026-12-07, F1). Every address whose hardware
+  // address a lease names takes that lease's device name.
+  explicit device_table(const std::vector<lease_parse_result>& leases, const lease_parse_result& neighbours = {});
 
   // Null when the address holds no lease. IPv4-mapped IPv6 is not folded: the proxy gives
   // IPv4 clients as IPv4 already.

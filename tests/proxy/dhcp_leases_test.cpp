@@ -80,7 +80,7 @@ TEST_CASE("a neighbour's address takes the name a lease gives its hardware addre
   lease_parse_result neighbours;
   neighbours.entries.push_back({ip("fd00:10::5"), device_identity{"", "3c:22:fb:12:9a:01"}});
   neighbours.entries.push_back({ip("fd00:10::6"), device_identity{"", "de:ad:be:ef:00:01"}});
-  const device_table table({neighbours, leases});
+  const device_table table({leases}, neighbours);
   const auto* slaac = table.find(ip("fd00:10::5"));
   REQUIRE(slaac);
   CHECK(slaac->name == "pupil-laptop-07");
@@ -88,6 +88,32 @@ TEST_CASE("a neighbour's address takes the name a lease gives its hardware addre
   const auto* unknown = table.find(ip("fd00:10::6"));
   REQUIRE(unknown);
   CHECK(unknown->name.empty());  // no lease names that hardware address
+}
+
+TEST_CASE("the gateway's neighbour overrules a stale lease for who holds an address now") {
+  // Outside-in audit of identity, 2026-12-07, F1: a device that took the address of an absent
+  // teacher's unexpired lease was known as the teacher's laptop, and its own ban (by name and
+  // hardware address) was missed, though the ARP table gave its real hardware address.
+  const auto leases = parse_dnsmasq_leases(dnsmasq_sample, now);
+  REQUIRE(device_table({leases}).find(ip("10.10.4.20"))->name == "pupil-laptop-07");
+  lease_parse_result neighbours;
+  neighbours.entries.push_back({ip("10.10.4.20"), device_identity{"", "de:ad:be:ef:00:09"}});  // a device no lease names
+  neighbours.entries.push_back({ip("10.20.1.5"), device_identity{"", "00:11:22:33:44:55"}});   // token-ring-pc, moved
+  neighbours.entries.push_back({ip("10.20.0.2"), device_identity{"", "00:1b:21:aa:bb:cc"}});   // agrees with its lease
+  neighbours.entries.push_back({ip("fd00:10::1234"), device_identity{"", "de:ad:be:ef:00:02"}});  // lease gives no MAC
+  const device_table table({leases}, neighbours);
+  const auto* taken = table.find(ip("10.10.4.20"));
+  REQUIRE(taken);
+  CHECK(taken->hardware_address == "de:ad:be:ef:00:09");
+  CHECK(taken->name.empty());
+  const auto* moved = table.find(ip("10.20.1.5"));
+  REQUIRE(moved);
+  CHECK(moved->name == "token-ring-pc");  // its own lease (at 10.10.4.22) names it where it is now
+  CHECK(moved->hardware_address == "00:11:22:33:44:55");
+  CHECK(table.find(ip("10.20.0.2"))->name == "staffroom-printer");
+  CHECK(table.find(ip("fd00:10::1234"))->name == "pupil-laptop-07");  // nothing to disagree with
+  CHECK(table.find(ip("fd00:10::1234"))->hardware_address.empty());
+  CHECK(table.find(ip("10.10.4.22"))->name == "token-ring-pc");  // its lease stands where no neighbour says otherwise
 }
 
 TEST_CASE("dnsmasq: malformed lines are skipped and counted, the others still read") {
@@ -323,7 +349,7 @@ std::string dnsmasq_line(std::string_view address, std::string_view name) {
 
 }  // namespace
 
-TEST_CASE("the ARP table: complete Ethernet entries are devices by hardware address, and a lease wins") {
+TEST_CASE("the ARP table: complete Ethernet entries are devices by hardware address, over a lease naming another") {
   const std::string arp =
       "IP address       HW type     Flags       HW address            Mask     Device\n"
       "10.10.0.3        0x1         0x2         02:AA:00:00:00:03     *        lan0\n"
@@ -338,12 +364,14 @@ TEST_CASE("the ARP table: complete Ethernet entries are devices by hardware addr
   CHECK(r.entries[0].device->name.empty());
   CHECK(r.entries[1].address == ip("10.10.0.5"));
   CHECK(r.skipped == 1);
-  // Watched with the leases: the lease's device wins for its address, the neighbour fills in
-  // a static address.
+  // Watched with the leases: a lease that agrees with the neighbour names the device; one that
+  // names another hardware address is overruled (who holds the address now: outside-in audit
+  // of identity, 2026-12-07, F1); the neighbour fills in a static address.
   leases_dir dir;
   const auto file = dir.path / "dnsmasq.leases";
   const auto neighbours = dir.path / "arp";
-  write_file(file, dnsmasq_line("10.10.0.5", "leased-laptop"));
+  write_file(file, dnsmasq_line("10.10.0.5", "leased-laptop") + seconds_from_now(std::chrono::hours(12)) +
+                       " 02:aa:00:00:00:03 10.10.0.3 agreeing-laptop *\n");
   write_file(neighbours, arp);
   lease_watcher::source src{file.string(), lease_format::dnsmasq};
   std::atomic<std::shared_ptr<const device_table>> target;
@@ -352,13 +380,17 @@ TEST_CASE("the ARP table: complete Ethernet entries are devices by hardware addr
   CHECK(w.poll());
   REQUIRE(target.load()->find(ip("10.10.0.3")));
   CHECK(target.load()->find(ip("10.10.0.3"))->hardware_address == "02:aa:00:00:00:03");
-  CHECK(target.load()->find(ip("10.10.0.5"))->name == "leased-laptop");
+  CHECK(target.load()->find(ip("10.10.0.3"))->name == "agreeing-laptop");
+  CHECK(target.load()->find(ip("10.10.0.5"))->name.empty());  // the lease's 3c:22:... is elsewhere now
+  CHECK(target.load()->find(ip("10.10.0.5"))->hardware_address == "02:aa:00:00:00:05");
   CHECK_FALSE(target.load()->find(ip("10.10.0.4")));
   // A change in the neighbours alone is picked up at the next poll.
   write_file(neighbours, "header\n10.10.0.9 0x1 0x2 02:aa:00:00:00:09 * lan0\n");
   CHECK(w.poll());
   CHECK(target.load()->find(ip("10.10.0.9")));
-  CHECK_FALSE(target.load()->find(ip("10.10.0.3")));
+  CHECK_FALSE(target.load()->find(ip("10.10.0.4")));
+  CHECK(target.load()->find(ip("10.10.0.3"))->name == "agreeing-laptop");  // its lease stands
+  CHECK(target.load()->find(ip("10.10.0.5"))->name == "leased-laptop");    // no neighbour overrules it now
   // The same entries with other flags, in another order, with a device probing an address
   // (incomplete) and the hardware address's case changed: the table says the same, so nothing
   // is read again (before 2026-12-06 the text was compared, and each such change re-read the
