@@ -10,6 +10,7 @@
 #include "proxy/admin_server.hpp"
 #include "proxy/alerts.hpp"
 #include "proxy/dhcp_leases.hpp"
+#include "proxy/login_gate.hpp"
 #include "proxy/login_service.hpp"
 #include "proxy/public_suffix.hpp"
 #include "proxy/shared_state.hpp"
@@ -98,12 +99,36 @@ std::function<bool()> decision_still_holds(worker& w, const client_connection& c
     std::chrono::steady_clock::time_point decided;
   };
   auto last = std::make_shared<pinned>(pinned{ex.cfg, ex.exceptions, std::chrono::steady_clock::now()});
-  return [&w, &c, &ex, path = std::move(path), sni_host = std::move(sni_host), last]() -> bool {
+  // Who the relay is decided as: the sign-in it opened under, which lapses. A relayed tunnel
+  // carries no requests for sign_in() to check, so it kept a sign-in (and its groups) for its
+  // whole life, and went on as a teacher after the teacher signed out of the sign-in page
+  // (outside-in audit of identity, 2026-12-07, F2 and F3). A Basic or Negotiate sign-in lasts
+  // as a tunnel's does (tunnel_identity_until); a sign-in page binding while the device is
+  // still bound to that identity, with its groups still trusted (signin_table::holds). Closed,
+  // the client opens a new tunnel, whose CONNECT is asked afresh.
+  const bool page_binding = ex.login && login_mode_of(w, c, ex.cfg->daemon.logins) == login_mode::page;
+  const auto identity_until = c.inside ? c.inside->until : tunnel_identity_until(c);
+  return [&w, &c, &ex, path = std::move(path), sni_host = std::move(sni_host), last, page_binding,
+          identity_until]() -> bool {
     auto cfg = w.config();
     auto exceptions = w.state().exceptions.load(std::memory_order_acquire);
     const auto now = std::chrono::steady_clock::now();
+    if (ex.login && !page_binding && now >= identity_until) {
+      ex.add_note("closed while open: the tunnel's sign-in has lapsed (logins.ldap.cache_ttl), for the client to "
+                  "sign in again on a new tunnel");
+      return false;
+    }
+    if (page_binding && !w.state().signins.holds(c.ip_text, ex.login.get(), ex.cfg->daemon.logins.page, now)) {
+      ex.add_note("closed while open: the device is no longer signed in as " + ex.login->user +
+                  " (signed out, idle, or its groups due to be read again)");
+      return false;
+    }
     if (cfg == last->cfg && exceptions == last->exceptions && now - last->decided < std::chrono::seconds(5)) return true;
     *last = pinned{cfg, exceptions, now};
+    if (!ex.login && login_mode_of(w, c, cfg->daemon.logins) == login_mode::required) {
+      ex.add_note("closed while open: the network now requires a sign-in (logins.networks changed by a reload)");
+      return false;
+    }
     // Decided as the relay's own request was, on a copy: the log line keeps the first decision.
     // By the one decision function, not decide_exchange: a re-check is not a request, so it is
     // not observed in hallpass_decision_seconds (it would skew that histogram towards idle

@@ -38,6 +38,14 @@ std::shared_ptr<const login_identity> signin_table::find(const std::string& clie
   return it->second.who;
 }
 
+bool signin_table::holds(const std::string& client, const login_identity* who, const page_settings& limits,
+                         clock::time_point now) const {
+  std::lock_guard lock(mutex_);
+  const auto it = bindings_.find(client);
+  return it != bindings_.end() && it->second.who.get() == who && !expired(it->second, limits, now) &&
+         now < it->second.groups_until;
+}
+
 void signin_table::bind(const std::string& client, std::shared_ptr<const login_identity> who,
                         const page_settings& limits, clock::time_point now, clock::time_point groups_until,
                         std::string_view hardware_address) {

@@ -53,6 +53,12 @@ class signin_table {
   // trusted until `groups_until`, when `client` is still bound to that user. Its sign-in time,
   // idle time and hardware address stay.
   void refresh(const std::string& client, std::shared_ptr<const login_identity> who, clock::time_point groups_until);
+  // Whether `client` is still bound to `who` (the same identity, not refreshed since), neither
+  // idle nor past its lifetime, with its groups still trusted: a relayed tunnel opened under the
+  // binding goes on only while this holds (exchange.cpp, decision_still_holds). Not activity:
+  // an open tunnel does not keep a shared tablet signed in.
+  bool holds(const std::string& client, const login_identity* who, const page_settings& limits,
+             clock::time_point now) const;
   // Signs `client` out. Returns whether it was signed in.
   bool unbind(const std::string& client);
   std::size_t size() const;

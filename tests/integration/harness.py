@@ -704,3 +704,39 @@ def person_block_page(proxy, page, source=PUPIL, headers=""):
 def status_of(response):
     m = re.match(rb"HTTP/1\.[01] (\d{3})", response)
     return int(m.group(1)) if m else None
+
+
+class TlsInTunnel:
+    """TLS over an open tunnel's socket (a relayed CONNECT), trusting `cafile`; get() sends
+    GET `path` and returns the answer's status, or None once the tunnel has closed."""
+
+    def __init__(self, sock, host, cafile):
+        import ssl
+        self.host = host
+        self.tls = ssl.create_default_context(cafile=cafile).wrap_socket(sock, server_hostname=host)
+        self.f = self.tls.makefile("rb")
+
+    def get(self, path="/"):
+        import ssl
+        try:
+            self.tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+            line = self.f.readline()
+            if not line:
+                return None
+            length = 0
+            while (h := self.f.readline()) not in (b"\r\n", b""):
+                if h.lower().startswith(b"content-length:"):
+                    length = int(h.split(b":")[1])
+            self.f.read(length)
+            return int(line.split()[1])
+        except (OSError, ssl.SSLError, ValueError, IndexError):
+            return None
+
+    def get_until_closed(self, seconds, pause=0.25):
+        """Sends GETs until the tunnel closes or `seconds` pass: (the last status, seconds taken)."""
+        started = time.monotonic()
+        status = self.get()
+        while status is not None and time.monotonic() - started < seconds:
+            time.sleep(pause)
+            status = self.get()
+        return status, time.monotonic() - started

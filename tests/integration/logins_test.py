@@ -13,8 +13,8 @@ import threading
 import time
 import unittest
 
-from harness import (GUEST, PUPIL, STAFF, Origin, Proxy, _can_connect, curl, free_port, raw_request, status_of,
-                     stop_process, wait_for)
+from harness import (GUEST, PUPIL, STAFF, Origin, Proxy, TlsInTunnel, _can_connect, curl, free_port, raw_request,
+                     status_of, stop_process, wait_for)
 
 SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
 SLAPADD = shutil.which("slapadd") or "/usr/sbin/slapadd"
@@ -569,6 +569,43 @@ class LoginsTest(unittest.TestCase):
         line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("method") == "CONNECT" and l["status"] == 403],
                         what="the new CONNECT's line")[-1]
         self.assertEqual((line["user"], line["role"]), ("tess", "pupils"))
+
+    def test_a_relayed_https_tunnel_ends_when_its_sign_in_lapses(self):
+        # A relayed tunnel (HTTPS not decrypted: every site without a school CA) carries no
+        # request the proxy reads, so the lapse above never reached it: a teacher removed from
+        # Staff kept social media for as long as the browser kept the tunnel (outside-in audit of
+        # identity, 2026-12-07, F2). It now closes once its sign-in is cache_ttl (2 s) old.
+        from inspection_test import TlsOrigin, workdir_with_test_ca
+        tmp, ca = workdir_with_test_ca("hallpass-logins-relay-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        origin = TlsOrigin(*ca.issue("facebook", ["facebook.test"]))
+        self.addCleanup(origin.stop)
+        proxy = Proxy(extra=logins_section(f"ldap://127.0.0.1:{self.slapd.port}", self.slapd.ca_file),
+                      policy_edit=with_group_roles, tls_port=origin.port)
+        self.addCleanup(proxy.stop)
+        self.slapd.modify(f"dn: cn=Staff,ou=groups,{BASE}\nchangetype: modify\nadd: member\n"
+                          f"member: uid=tess,ou=people,{BASE}\n")
+        removed = False
+        try:
+            tunnel = BasicTunnel(self, proxy, "127.0.0.75", "tess:tess-pw", "facebook.test", origin.port)
+            self.assertEqual(tunnel.status, 200)  # staff: social media allowed
+            tls = TlsInTunnel(tunnel.sock, "facebook.test", ca.crt)
+            self.assertEqual(tls.get(), 200)
+            self.slapd.modify(f"dn: cn=Staff,ou=groups,{BASE}\nchangetype: modify\ndelete: member\n"
+                              f"member: uid=tess,ou=people,{BASE}\n")
+            removed = True
+            status, seconds = tls.get_until_closed(8)
+            self.assertIsNone(status, "the relayed tunnel outlived its sign-in")
+            self.assertLess(seconds, 5)
+        finally:
+            if not removed:
+                self.slapd.modify(f"dn: cn=Staff,ou=groups,{BASE}\nchangetype: modify\ndelete: member\n"
+                                  f"member: uid=tess,ou=people,{BASE}\n")
+        line = wait_for(lambda: [l for l in proxy.log_lines() if l.get("method") == "CONNECT" and
+                                 "sign-in has lapsed" in l.get("note", "")], what="the tunnel's line")[-1]
+        self.assertEqual((line["user"], line["role"]), ("tess", "staff"))
+        # Its client's new tunnel signs in again: tess is a pupil now, and facebook.test is refused.
+        self.assertEqual(BasicTunnel(self, proxy, "127.0.0.75", "tess:tess-pw", "facebook.test", origin.port).status, 403)
 
     def test_a_tunnel_opened_with_a_cached_sign_in_lapses_when_the_cache_entry_does(self):
         # uma signs in (the directory checks her: cached for 2 s); 1.3 s later a tunnel signs in

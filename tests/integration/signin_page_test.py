@@ -18,7 +18,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import BIN, STAFF, Origin, Proxy, curl, wait_for
+from harness import BIN, STAFF, Origin, Proxy, TlsInTunnel, curl, wait_for
 from inspection_test import TestCA, TlsOrigin
 from logins_test import BASE, HAVE_SLAPD, Slapd, ldap_and_failures, with_group_roles
 
@@ -452,6 +452,7 @@ class SigninPageHttpsTest(SigninBase, unittest.TestCase):
 
     def test_the_page_inside_https_then_the_site(self):
         source = "127.0.0.41"
+        seen = len(self.origin.seen)  # the class's origin: other tests' requests before these
         url = f"https://origin.test:{self.origin.port}/lesson?x=1"
         # The school CA for the page inside the handshake; the origin's own CA once the tunnel is relayed.
         bundle = os.path.join(self.tmp, "both-cas.pem")
@@ -463,7 +464,7 @@ class SigninPageHttpsTest(SigninBase, unittest.TestCase):
         self.assertIn(b"Sign in to the school internet", body)
         self.assertEqual(form_action(body), "/.well-known/hallpass/signin")
         self.assertEqual(hidden_fields(body)["url"], url)
-        self.assertEqual(self.origin.seen, [])  # nothing reached the site
+        self.assertEqual(self.origin.seen[seen:], [])  # nothing reached the site
         # The CONNECT is refused for want of a sign-in, not by a rule: its line names the role and
         # no rule, as the page's own line does (it named the rule that allows the role).
         connect = wait_for(lambda: [l for l in self.lines_for(source) if l.get("method") == "CONNECT"] or None,
@@ -482,7 +483,7 @@ class SigninPageHttpsTest(SigninBase, unittest.TestCase):
         self.assertIn(f"Location: {url}\r\n".encode(), out)
         status, _, err = self.get(source, url, tls)
         self.assertEqual(status, 200, err)
-        self.assertTrue(self.origin.seen)
+        self.assertTrue(self.origin.seen[seen:])
         self.assertTrue(any(l.get("user") == "sam" for l in self.lines_for(source)))
         # Signed out over plain HTTP: a relayed HTTPS tunnel would take the site's path to the site.
         status, out, _ = self.sign_out(source)
@@ -490,6 +491,32 @@ class SigninPageHttpsTest(SigninBase, unittest.TestCase):
         self.assertIn(b"You have signed out", out)
         status, _, err = self.get(source, url, tls)
         self.assertEqual(status, 511, err)
+
+    def test_signing_out_ends_the_relayed_tunnels_opened_while_signed_in(self):
+        # A teacher signs in on the page, opens a site (its tunnel relayed, not decrypted), and
+        # signs out: new requests get the page, but the open tunnel went on as the teacher for
+        # as long as the browser kept it, so the next person on a shared tablet browsed as them
+        # (outside-in audit of identity, 2026-12-07, F3; 000 5.26). It now closes.
+        from logins_test import BasicTunnel
+        source = "127.0.0.48"
+        url = f"https://origin.test:{self.origin.port}/"
+        bundle = os.path.join(self.tmp, "both-cas-2.pem")
+        with open(bundle, "w") as f, open(self.school_crt) as a, open(self.test_ca_crt) as b:
+            f.write(a.read() + b.read())
+        status, out = self.sign_in(source, "sam", "sam-pw", url, ["--cacert", bundle, "-A", "Mozilla/5.0 (X11)"])
+        self.assertEqual(status, 303, out)
+        tunnel = BasicTunnel(self, self.proxy, source, None, "origin.test", self.origin.port)
+        self.assertEqual(tunnel.status, 200)
+        tls = TlsInTunnel(tunnel.sock, "origin.test", self.test_ca_crt)  # the origin's own certificate: relayed
+        self.assertEqual(tls.get(), 200)
+        status, out, _ = self.sign_out(source)
+        self.assertIn(b"You have signed out", out)
+        status, seconds = tls.get_until_closed(8)
+        self.assertIsNone(status, "the relayed tunnel went on as the signed-out user")
+        self.assertLess(seconds, 3)
+        line = wait_for(lambda: [l for l in self.lines_for(source) if l.get("method") == "CONNECT" and
+                                 "no longer signed in as sam" in l.get("note", "")], what="the tunnel's line")[-1]
+        self.assertEqual(line["user"], "sam")
 
     def test_a_never_inspect_host_is_not_decrypted_for_the_sign_in_page(self):
         source = "127.0.0.44"
