@@ -11,6 +11,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "rules/category_words.hpp"
 #include "ctl/text_table.hpp"
 
 namespace hallpass::ctl {
@@ -359,9 +360,7 @@ std::string render_list(const json::object& data, const json::object& args) {
 // "self harm (pupils rule 3: Content that ...)": the category as people read it, the rule
 // that blocks it, and its reason.
 std::string blocked_as_words(const json::object& b) {
-  std::string category = text(b, "category");
-  for (char& c : category)
-    if (c == '_') c = ' ';
+  const std::string category = rules::category_words(text(b, "category"));
   std::string out = category.empty() ? std::string("the policy") : category;
   if (std::string rule = text(b, "rule"); !rule.empty()) {
     out += " (" + rule;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "proxy/admin_request.hpp"
+#include "rules/exception_index.hpp"
 #include "rules/decision.hpp"
 
 namespace hallpass {
@@ -42,7 +43,7 @@ std::optional<request_block> decide_for(const configuration& cfg, const rules::e
   // the one being approved, and a block is what the decider needs to know about.
   const rules::verdict policy = rules::decide_request(*cfg.policy, nullptr, f);
   const rules::verdict overlaid = index ? rules::decide_request(*cfg.policy, index, f) : policy;
-  const bool local = overlaid.act == rules::action::block && overlaid.rule_id.starts_with("local block ");
+  const bool local = overlaid.act == rules::action::block && rules::local_block_id(overlaid.rule_id).has_value();
   if (policy.act != rules::action::block && !local) return std::nullopt;
   request_block b;
   b.role = policy.chosen_role ? policy.chosen_role->name : std::string(role);

@@ -23,6 +23,7 @@
 #include "proxy/server.hpp"
 #include "proxy/shared_state.hpp"
 #include "proxy/public_suffix.hpp"
+#include "rules/exception_index.hpp"
 #include "rules/explain.hpp"
 #include "rules/utf8.hpp"
 #include "rules/yaml_reader.hpp"
@@ -223,7 +224,7 @@ void warn_about_exception(store::result& r, const configuration& cfg, const rule
       if (!b->local_block.empty()) {
         add_warning(r, b->local_block + " (a reported page) blocks this page, and a local block wins over "
                            "exceptions: this exception opens nothing while it stands (hallpassctl unblock " +
-                           b->local_block.substr(std::string_view("local block ").size()) + " removes it)");
+                           std::to_string(rules::local_block_id(b->local_block).value_or(0)) + " removes it)");
       }
     }
   }

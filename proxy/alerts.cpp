@@ -14,10 +14,12 @@
 #include <cstring>
 #include <iostream>
 
+#include "rules/category_words.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/base64.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/signal_free_thread.hpp"
+#include "rules/exception_index.hpp"
 #include "rules/host.hpp"
 #include "rules/explain.hpp"
 #include "rules/json_writer.hpp"
@@ -200,11 +202,7 @@ namespace {
 
 // A category as the DSL reads it: "self harm", not the policy's key "self_harm" (the block page
 // says it so too). The key stays in the access log's alert line.
-std::string category_words(std::string_view key) {
-  std::string out = alert_body_text(key);
-  std::replace(out.begin(), out.end(), '_', ' ');
-  return out;
-}
+std::string category_words(std::string_view key) { return rules::category_words(alert_body_text(key)); }
 
 // The first sentence of a category's description: what the category is. The rest is the
 // technician's ("UT1 has no list for it: add the provider's list ...; until then it blocks
@@ -275,7 +273,7 @@ std::string format_alert_message(const alert& a, const std::vector<std::string>&
     line("Page:", alert_body_text(a.url));
     line("Report:", "number " + std::to_string(a.report) + ": " + alert_body_text(a.report_nature) + ", reported by " +
                         alert_body_text(a.reporter));
-    line("Removed:", "local block " + std::to_string(a.entry) + ", by " + alert_body_text(a.removed_by));
+    line("Removed:", rules::local_entry_rule_id(true, a.entry) + ", by " + alert_body_text(a.removed_by));
     line("Why:", alert_body_text(a.removed_reason));
   } else if (a.kind == alert_kind::ban) {
     line("Ban:", "number " + std::to_string(a.ban) + ", until " + alert_body_text(a.ban_until_text));

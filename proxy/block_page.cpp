@@ -1,5 +1,7 @@
 #include "proxy/block_page.hpp"
 
+#include "rules/category_words.hpp"
+
 namespace hallpass {
 
 namespace {
@@ -239,9 +241,7 @@ std::string render_block_page(const block_page_info& info) {
     out += "</strong>.</p>\n";
   }
   // "social_media" reads as "social media"; the rule in the details names it exactly.
-  std::string category(info.category);
-  for (char& c : category)
-    if (c == '_') c = ' ';
+  const std::string category = rules::category_words(info.category);
 
   out += info.adults ? "<section class=\"ask\" aria-labelledby=\"ask\">\n<h2 id=\"ask\">Need this page for your work?</h2>\n"
                      : "<section class=\"ask\" aria-labelledby=\"ask\">\n<h2 id=\"ask\">Need this page for your "

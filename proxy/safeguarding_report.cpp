@@ -7,6 +7,8 @@
 #include <charconv>
 #include <optional>
 
+#include "rules/category_words.hpp"
+#include "rules/exception_index.hpp"
 #include "rules/explain.hpp"
 #include "rules/host.hpp"
 #include "rules/time_zone.hpp"
@@ -42,11 +44,7 @@ std::string report_cell(std::string_view s, std::size_t limit = 120) {
 
 // A category as people read it: "self harm", not the policy's key "self_harm" (the block page
 // and the alert mails say it so too; people-side audit, 2026-12-07, L8).
-std::string category_cell(std::string_view key) {
-  std::string out = report_cell(key);
-  std::replace(out.begin(), out.end(), '_', ' ');
-  return out;
-}
+std::string category_cell(std::string_view key) { return rules::category_words(report_cell(key)); }
 
 std::string report_plural(std::uint64_t n, std::string_view one, std::string_view many) {
   return rules::thousands(n) + " " + std::string(n == 1 ? one : many);
@@ -194,7 +192,7 @@ void report_builder::add_line(std::string_view line) {
   // A page the school blocked itself (a report's local block) has no category: it says so,
   // rather than an empty cell (people-side audit, 2026-12-07, L8).
   std::string category = report_field(o, "category");
-  if (category.empty() && blocked && report_field(o, "rule").starts_with("local block ")) category = "reported page";
+  if (category.empty() && blocked && rules::local_block_id(report_field(o, "rule"))) category = "reported page";
   add_request(who, *at, blocked, circumvention, category, site, report_field(o, "search"));
   if (blocked && !host.empty()) {
     auto it = sites_.find(host);

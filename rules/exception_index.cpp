@@ -1,6 +1,7 @@
 #include "rules/exception_index.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include "rules/explain.hpp"
 #include "rules/host.hpp"
@@ -145,10 +146,26 @@ std::shared_ptr<const exception_index> exception_index::build(std::vector<except
   }
   for (std::size_t i = 0; i < idx->entries_.size(); ++i) {
     idx->by_host_[idx->entries_[i].target.host].push_back(-1 - static_cast<std::int64_t>(i));
-    idx->ids_.push_back(std::string(idx->entries_[i].block ? "local block " : "local allow ") +
-                        std::to_string(idx->entries_[i].id));
+    idx->ids_.push_back(local_entry_rule_id(idx->entries_[i].block, idx->entries_[i].id));
   }
   return idx;
+}
+
+namespace {
+constexpr std::string_view local_block_prefix = "local block ";
+}  // namespace
+
+std::string local_entry_rule_id(bool block, std::int64_t id) {
+  return std::string(block ? local_block_prefix : std::string_view("local allow ")) + std::to_string(id);
+}
+
+std::optional<std::int64_t> local_block_id(std::string_view rule_id) {
+  if (!rule_id.starts_with(local_block_prefix)) return std::nullopt;
+  const std::string_view digits = rule_id.substr(local_block_prefix.size());
+  std::int64_t id = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
+  if (ec != std::errc() || end != digits.data() + digits.size() || digits.empty() || id <= 0) return std::nullopt;
+  return id;
 }
 
 bool exception_index::target_matches(const rules::target& t, std::optional<std::string_view> path, bool for_block,

@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -121,6 +122,12 @@ struct ban_entry {
   std::string until_text;           // school-local, for explain and the ban page
   std::string rule_id;              // "ban 4": the verdict's rule (set by build())
 };
+
+// The rule id a local entry gives the verdicts it decides ("local block 3", "local allow 2"),
+// and the entry's id back from a verdict's (or a log line's) rule: nullopt for any other rule.
+// The one spelling of it: the log, explain, the admin answers and the report all read it so.
+std::string local_entry_rule_id(bool block, std::int64_t id);
+std::optional<std::int64_t> local_block_id(std::string_view rule_id);
 
 class exception_index {
  public:

@@ -308,13 +308,13 @@ explanation explain(const policy& p, const request_facts& facts, const exception
                             std::to_string(v.ban->id) + "). Until then only the supervised-use list (bans.policy) is open.");
     return e;
   }
-  if (v.rule_id.starts_with("local block ")) {
+  if (const auto entry = local_block_id(v.rule_id)) {
     // A reported page is blocked for everyone, at every time, whatever exception is approved
     // (exception_index.hpp, precedence 2): its removal comes first (people-side audit,
     // 2026-12-07, M1: explain offered an exception, which opened nothing). Where the policy
     // blocks the page too, what opens that is said as well (the review of the session).
     const std::string removal = "The technician or the headteacher removing " + std::string(v.rule_id) +
-                                " (hallpassctl unblock " + std::string(v.rule_id.substr(12)) +
+                                " (hallpassctl unblock " + std::to_string(*entry) +
                                 "): a local block wins over every exception, role and time";
     if (decide_request(p, nullptr, facts).act != action::block) {
       e.would_allow.push_back(removal + ".");

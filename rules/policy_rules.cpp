@@ -7,6 +7,7 @@
 #include <iterator>
 #include <set>
 
+#include "rules/category_words.hpp"
 #include "rules/yaml_load.hpp"
 
 namespace hallpass::rules::loading {
@@ -186,9 +187,7 @@ std::vector<rule> loader::load_rules(const YAML::Node& list, const std::string& 
     } else {
       // In words for the block page: a category key's underscores read as spaces
       // ("Social media is blocked", not "Social_media").
-      std::string words = targets;
-      std::replace(words.begin(), words.end(), '_', ' ');
-      r.reason = words + (r.act == action::block ? " is blocked" : " is allowed") + " for " +
+      r.reason = category_words(targets) + (r.act == action::block ? " is blocked" : " is allowed") + " for " +
                  (owner == "everyone" ? std::string("everyone") : owner) + " " + r.during_text +
                  ".";
       r.reason[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(r.reason[0])));

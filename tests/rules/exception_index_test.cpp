@@ -591,3 +591,17 @@ roles:
   CHECK(decide_with("POST", "http://open.example/form", {"GET"}).act == action::block);
   CHECK(decide_with("POST", "http://open.example/form", {"GET"}).method_read_as == "GET");
 }
+
+TEST_CASE("a local entry's rule id is spelt one way and read back") {
+  CHECK(local_entry_rule_id(true, 3) == "local block 3");
+  CHECK(local_entry_rule_id(false, 12) == "local allow 12");
+  CHECK(local_block_id("local block 3") == 3);
+  CHECK(local_block_id(local_entry_rule_id(true, 9007199254740993)) == 9007199254740993);
+  CHECK_FALSE(local_block_id("local allow 3"));
+  CHECK_FALSE(local_block_id("local block "));
+  CHECK_FALSE(local_block_id("local block 3x"));
+  CHECK_FALSE(local_block_id("local block -3"));
+  CHECK_FALSE(local_block_id("local block 0"));
+  CHECK_FALSE(local_block_id("pupils rule 1"));
+  CHECK_FALSE(local_block_id(""));
+}
