@@ -308,6 +308,12 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
         // changed what is trusted (upstream.ca_file): a TLS connection verified under another
         // generation's origin context is closed, as its sessions are (handshake()).
         const bool same_trust = !c->tls || SSL_get_SSL_CTX(c->tls->native_handle()) == cfg.origin_tls.get();
+        // A reload may have moved the name (`hosts:`): a busy kept-alive connection to the old
+        // address was reused for as long as it stayed busy (outside-in audit of reloads,
+        // 2026-12-07, finding 1). A connection to an address given with the request
+        // (transparent mode's original destination) goes where it was asked to.
+        if (c->generation != cfg.generation && !fixed_address && !still_named(*c, host, cfg)) continue;
+        c->generation = cfg.generation;
         if (same_trust && quiet(*c) && check(c->peer, cfg) == destination_verdict::allowed) {
           c->reused = true;
           state_.metrics.upstream_pool_reused.Increment();
@@ -406,6 +412,9 @@ net::awaitable<bool> upstream::connect_new(const std::vector<tcp::endpoint>& all
                                            const configuration& cfg, acquire_result& r, std::string& missing_issuer) {
   auto c = std::make_unique<upstream_connection>(ex_);
   write_pool_key(to, c->key);
+  c->generation = cfg.generation;
+  c->named_by_hosts = !(to.address && to.connect_host.empty()) &&
+                      cfg.daemon.hosts.contains(to.connect_host.empty() ? to.host : to.connect_host);
   write_session_key(to, c->session_key);
   // One address after another, the families alternating (RFC 8305 4: a name's first address,
   // then the other family's first, ...), each given at most a share of connect_timeout while
@@ -585,6 +594,14 @@ net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::stri
   (SSL_session_reused(ssl) == 1 ? state_.metrics.tls_origin_resumed : state_.metrics.tls_origin_full).Increment();
   c.io.use_tls(*c.tls);
   co_return true;
+}
+
+bool upstream::still_named(const upstream_connection& c, const std::string& host, const configuration& cfg) {
+  const auto it = cfg.daemon.hosts.find(host);
+  if (it == cfg.daemon.hosts.end()) return !c.named_by_hosts;  // a removed entry: the name is looked up now
+  const auto peer = c.peer.address();
+  return std::any_of(it->second.begin(), it->second.end(),
+                     [&](const rules::ip_address& a) { return net::ip::make_address(a.to_string()) == peer; });
 }
 
 bool upstream::still_allowed(const upstream_connection& c, const configuration& cfg) {

@@ -58,6 +58,11 @@ struct upstream_connection {
   // for one name is offered for that name only, whichever device asks).
   std::string session_key;
   tcp::endpoint peer;  // checked again against the destination rules before reuse
+  // The configuration it was connected (or last reused) under, and whether a `hosts:` entry
+  // gave its address: a reload that adds, changes or removes the name's entry moves the name at
+  // once, pooled connections too (upstream::acquire).
+  std::uint64_t generation = 0;
+  bool named_by_hosts = false;
   bool reused = false;
   // A write to it was cancelled part way (the origin refused an upload while it went up:
   // response_reader.hpp), perhaps inside a TLS record: no close_notify follows it.
@@ -152,6 +157,10 @@ class upstream {
   // one that waited elsewhere (origin_prefetch.hpp). Not the peek: a TLS 1.3 origin's session
   // tickets, unread after the handshake, would fail it.
   bool still_allowed(const upstream_connection& c, const configuration& cfg);
+  // Whether cfg still sends `host` to c's address: its `hosts:` entry names it, or, for a
+  // connection whose address DNS gave, the name has no entry (a pooled connection made under
+  // another configuration is reused only then).
+  static bool still_named(const upstream_connection& c, const std::string& host, const configuration& cfg);
   // Closes pooled connections idle for longer than pool_idle. Called by the worker's timer.
   void sweep(std::chrono::milliseconds pool_idle);
   // Closes the idle connections of a client connection that signed in to origins by connection

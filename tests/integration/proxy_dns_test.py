@@ -7,6 +7,7 @@ answered, `slow*.dnstest` is answered after 0.5 s, and the AAAA queries for `noa
 `nx-noaaaa*` never. Nothing here sends a packet outside
 127.0.0.0/8, and no real external name is used.
 """
+import http.client
 import json
 import os
 import socket
@@ -498,6 +499,60 @@ class DnsServersReloadTest(unittest.TestCase):
         self.assertGreaterEqual(new.count("silent-open.dnstest"), 1, "the open lookup was not asked again")
         t.join(15)
         self.assertEqual(result["silent"][0], 504)  # never answered by either: its own deadline
+
+
+class WhoOrigin(ThreadedServer):
+    """Answers every request, kept alive, with the address it was reached at."""
+
+    def _serve(self, conn):
+        conn.settimeout(10)
+        f = conn.makefile("rb")
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                while f.readline() not in (b"\r\n", b""):
+                    pass
+                me = self.sock.getsockname()[0].encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(me) + me)
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+
+class HostsReloadTest(unittest.TestCase):
+    def test_a_reload_that_moves_a_name_reaches_kept_alive_and_pooled_connections(self):
+        # `hosts:` sends a name to the school's own server. A reload that moved the name left a
+        # busy kept-alive client (and its pooled origin connection) on the old address for as
+        # long as it stayed busy (outside-in audit of reloads, 2026-12-07, finding 1).
+        one = WhoOrigin(host="127.0.0.1")
+        self.addCleanup(one.stop)
+        five = WhoOrigin(host="127.0.0.5", port=one.port)
+        self.addCleanup(five.stop)
+        text = policy().replace("hosts:\n", "hosts:\n  moved.test: 127.0.0.1\n", 1)
+        proxy = Proxy(policy_text=text)
+        self.addCleanup(proxy.stop)
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10, source_address=(PUPIL, 0))
+        self.addCleanup(conn.close)
+
+        def who():
+            conn.request("GET", f"http://moved.test:{one.port}/", headers={"Host": f"moved.test:{one.port}"})
+            return conn.getresponse().read()
+
+        self.assertEqual(who(), b"127.0.0.1")
+        self.assertEqual(who(), b"127.0.0.1")
+        proxy.write_policy(text.replace("  moved.test: 127.0.0.1\n", "  moved.test: 127.0.0.5\n"))
+        proxy.reload()
+        self.assertEqual(who(), b"127.0.0.5")  # the same client connection, its next request
+        status, body, _ = timed_curl(proxy, f"http://moved.test:{one.port}/")
+        self.assertEqual((status, body), (200, b"127.0.0.5"))
+        # An entry removed: the name is looked up (here it cannot be: no name server answers).
+        proxy.write_policy(text.replace("  moved.test: 127.0.0.1\n", ""))
+        proxy.reload()
+        conn.request("GET", f"http://moved.test:{one.port}/", headers={"Host": f"moved.test:{one.port}"})
+        self.assertIn(conn.getresponse().status, (502, 504))
 
 
 class DestinationTest(unittest.TestCase):
