@@ -634,11 +634,15 @@ int run_server(const run_options& options) {
   };
 
   // One reload for SIGHUP and `hallpassctl reload`: validate aside, swap, or keep the old one.
+  // The reload and its report under one lock: reported under a second lock taken after it, a
+  // SIGHUP and a `hallpassctl reload` at the same moment could report out of order, leaving
+  // hallpass_policy_generation and the lists' record one generation behind the policy in force
+  // (outside-in audit of reloads, 2026-12-07, finding 3). `before` is then the one replaced.
   std::mutex reload_report_mutex;
   auto reload = [&]() -> admin_server::reload_outcome {
+    std::lock_guard lock(reload_report_mutex);
     const auto before = configs.current();
     auto r = configs.reload();
-    std::lock_guard lock(reload_report_mutex);
     print_errors(r.warnings, "warning: ");
     std::string warnings;
     for (const auto& w : r.warnings) warnings += w.to_string() + "\n";
