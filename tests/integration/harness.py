@@ -706,6 +706,20 @@ def status_of(response):
     return int(m.group(1)) if m else None
 
 
+def read_answer_status(f):
+    """Reads one answer with a Content-Length body from the file `f`: its status, or None when
+    the connection closed before it (closed unanswered)."""
+    line = f.readline()
+    if not line:
+        return None
+    length = 0
+    while (h := f.readline()) not in (b"\r\n", b""):
+        if h.lower().startswith(b"content-length:"):
+            length = int(h.split(b":")[1])
+    f.read(length)
+    return int(line.split()[1])
+
+
 class TlsInTunnel:
     """TLS over an open tunnel's socket (a relayed CONNECT), trusting `cafile`; get() sends
     GET `path` and returns the answer's status, or None once the tunnel has closed."""
@@ -720,15 +734,7 @@ class TlsInTunnel:
         import ssl
         try:
             self.tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
-            line = self.f.readline()
-            if not line:
-                return None
-            length = 0
-            while (h := self.f.readline()) not in (b"\r\n", b""):
-                if h.lower().startswith(b"content-length:"):
-                    length = int(h.split(b":")[1])
-            self.f.read(length)
-            return int(line.split()[1])
+            return read_answer_status(self.f)
         except (OSError, ssl.SSLError, ValueError, IndexError):
             return None
 

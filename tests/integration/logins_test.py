@@ -14,7 +14,7 @@ import time
 import unittest
 
 from harness import (GUEST, PUPIL, STAFF, Origin, Proxy, TlsInTunnel, _can_connect, curl, free_port, raw_request,
-                     status_of, stop_process, wait_for)
+                     read_answer_status, status_of, stop_process, wait_for)
 
 SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
 SLAPADD = shutil.which("slapadd") or "/usr/sbin/slapadd"
@@ -262,15 +262,7 @@ class BasicTunnel:
 
     def get(self):
         self.sock.sendall(f"GET /small HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode())
-        line = self.f.readline()
-        if not line:
-            return None  # closed unanswered
-        length = 0
-        while (h := self.f.readline()) not in (b"\r\n", b""):
-            if h.lower().startswith(b"content-length:"):
-                length = int(h.split(b":")[1])
-        self.f.read(length)
-        return int(line.split()[1])
+        return read_answer_status(self.f)  # None: closed unanswered
 
 
 @unittest.skipUnless(HAVE_SLAPD, "slapd, slapadd or ldapmodify is not installed (apt-get install slapd ldap-utils)")
