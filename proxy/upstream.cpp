@@ -247,11 +247,10 @@ net::awaitable<upstream::destination_check> upstream::check_destination_of(const
                                                                           const configuration& cfg) {
   destination_check out;
   std::vector<tcp::endpoint> endpoints;
-  if (to.address && to.connect_host.empty()) {
+  if (to.fixed_address()) {
     endpoints.push_back(*to.address);
   } else {
-    const std::string& host = to.connect_host.empty() ? to.host : to.connect_host;
-    auto resolved = co_await resolve(host, to.port, cfg, out.detail);
+    auto resolved = co_await resolve(to.looked_up_name(), to.port, cfg, out.detail);
     if (resolved.second != upstream_error::none || resolved.first.empty()) {
       out.lookup = resolved.second == upstream_error::none ? upstream_error::dns : resolved.second;
       if (out.detail.empty()) out.detail = "no addresses";
@@ -277,9 +276,7 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
                                                  upstream_use use, bool allow_pooled) {
   acquire_result r;
   const std::uint16_t port = to.port;
-  // The name whose addresses are used: the site's, or the one the policy connects to instead
-  // (SafeSearch: forcesafesearch.google.com for www.google.com).
-  const std::string& host = to.connect_host.empty() ? to.host : to.connect_host;
+  const std::string& host = to.looked_up_name();
   if (use == upstream_use::http && !cfg.daemon.upstream.any_port) {
     const auto& u = cfg.daemon.upstream;
     const auto& ports = u.ports_set ? u.ports : default_http_ports();
@@ -291,7 +288,7 @@ net::awaitable<acquire_result> upstream::acquire(const origin_address& to, const
       co_return r;
     }
   }
-  const bool fixed_address = to.address && to.connect_host.empty();
+  const bool fixed_address = to.fixed_address();
   if (allow_pooled) {
     // The key is written into a string kept across requests (no allocation per request) and
     // used before any co_await: another request on this worker rewrites it.
@@ -413,8 +410,7 @@ net::awaitable<bool> upstream::connect_new(const std::vector<tcp::endpoint>& all
   auto c = std::make_unique<upstream_connection>(ex_);
   write_pool_key(to, c->key);
   c->generation = cfg.generation;
-  c->named_by_hosts = !(to.address && to.connect_host.empty()) &&
-                      cfg.daemon.hosts.contains(to.connect_host.empty() ? to.host : to.connect_host);
+  c->named_by_hosts = !to.fixed_address() && cfg.daemon.hosts.contains(to.looked_up_name());
   write_session_key(to, c->session_key);
   // One address after another, the families alternating (RFC 8305 4: a name's first address,
   // then the other family's first, ...), each given at most a share of connect_timeout while
@@ -599,9 +595,7 @@ net::awaitable<bool> upstream::handshake(upstream_connection& c, const std::stri
 bool upstream::still_named(const upstream_connection& c, const std::string& host, const configuration& cfg) {
   const auto it = cfg.daemon.hosts.find(host);
   if (it == cfg.daemon.hosts.end()) return !c.named_by_hosts;  // a removed entry: the name is looked up now
-  const auto peer = c.peer.address();
-  return std::any_of(it->second.begin(), it->second.end(),
-                     [&](const rules::ip_address& a) { return net::ip::make_address(a.to_string()) == peer; });
+  return std::find(it->second.begin(), it->second.end(), to_rules(c.peer.address())) != it->second.end();
 }
 
 bool upstream::still_allowed(const upstream_connection& c, const configuration& cfg) {

@@ -109,6 +109,13 @@ struct origin_address {
   // the answer to a request hidden in a body it misread) can reach no other device. Empty:
   // not a device's (issuer fetches, never pooled).
   std::string client;
+
+  // The name whose addresses are used: the site's, or the one the policy connects to instead
+  // (SafeSearch: forcesafesearch.google.com for www.google.com).
+  const std::string& looked_up_name() const { return connect_host.empty() ? host : connect_host; }
+  // Whether `address` is where it goes (transparent mode's original destination), no name
+  // looked up.
+  bool fixed_address() const { return address && connect_host.empty(); }
 };
 
 // For an origin connection that ended without an answer (a failed TLS handshake, or no response
