@@ -112,26 +112,22 @@ net::awaitable<tunnel_end> run_tunnel(worker& w, client_connection& c, exchange&
   }
   if (!blocked) switch (hello.status) {
     case hello_status::ok: {
-      if ((!hello.hello.sni || hello.hello.sni_is_address) && own_page) {
-        // A browser sends no server name to an address (https://192.0.2.1/, RFC 6066 3). Only
-        // the proxy's own page is served here, under a certificate for the CONNECT host (an
+      if (!hello.hello.sni || hello.hello.sni_is_address) {
+        ex.note = hello.hello.sni ? "TLS with an IP address as its server name (SNI '" + *hello.hello.sni + "')"
+                                  : "TLS without a server name (SNI)";
+        // A browser sends no server name to an address (https://192.0.2.1/, RFC 6066 3). A
+        // tunnel for the proxy's own page serves it under a certificate for the CONNECT host (an
         // address's names it: certs/leaf_minter.hpp), and nothing goes to any site: the page
         // is shown. Before 2026-12-07 connect.require_sni closed it, and the browser showed a
         // connection error where explain promised the block page (explain audit, ninth session).
-        ex.note = hello.hello.sni ? "TLS with an IP address as its server name (SNI '" + *hello.hello.sni + "')"
-                                  : "TLS without a server name (SNI)";
-        break;
-      }
-      if (!hello.hello.sni || hello.hello.sni_is_address) {
-        // An address as the SNI names no host either (RFC 6066 3): the site inside is unknown.
+        if (own_page) break;
+        // Otherwise the site inside is unknown (an address as the SNI names no host either).
         // An attempt to get round the filter where the school refuses it (require_sni), or where
         // the CONNECT named a host; not a visit to an address the school allows (a printer's
         // page: every client sends no SNI to an address, and each visit counted towards a ban:
         // outside-in audit of HTTPS, 2026-12-07, finding 3).
         blocked = daemon.connect.require_sni;
         ex.circumvention = blocked || !rules::ip_address::parse(ex.host);
-        ex.note = hello.hello.sni ? "TLS with an IP address as its server name (SNI '" + *hello.hello.sni + "')"
-                                  : "TLS without a server name (SNI)";
         if (blocked) {
           ex.reason_override = "HTTPS without a server name is not allowed on the school network";
           ex.rule_override = "connect.require_sni";

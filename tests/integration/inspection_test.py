@@ -515,7 +515,7 @@ inspection:
         connect = wait_for(lambda: [l for l in p.log_lines() if l["method"] == "CONNECT"] or None,
                            what="the CONNECT's line")[0]
         self.assertEqual((connect["action"], connect["tls"]), ("block", "inspected"), connect)
-        self.assertNotEqual(connect["rule"], "connect.require_sni", connect)
+        self.assertEqual((connect["rule"], connect["category"]), ("pupils rule 1", "social_media"), connect)
         self.assertFalse(connect["circumvention"], connect)
         # Not a browser: refused at the CONNECT, as for a name.
         status, _, err = self.get(p, url)
