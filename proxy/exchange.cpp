@@ -99,13 +99,11 @@ std::function<bool()> decision_still_holds(worker& w, const client_connection& c
     std::chrono::steady_clock::time_point decided;
   };
   auto last = std::make_shared<pinned>(pinned{ex.cfg, ex.exceptions, std::chrono::steady_clock::now()});
-  // Who the relay is decided as: the sign-in it opened under, which lapses. A relayed tunnel
-  // carries no requests for sign_in() to check, so it kept a sign-in (and its groups) for its
-  // whole life, and went on as a teacher after the teacher signed out of the sign-in page
-  // (outside-in audit of identity, 2026-12-07, F2 and F3). A Basic or Negotiate sign-in lasts
-  // as a tunnel's does (tunnel_identity_until); a sign-in page binding while the device is
-  // still bound to that identity, with its groups still trusted (signin_table::holds). Closed,
-  // the client opens a new tunnel, whose CONNECT is asked afresh.
+  // Who the relay is decided as: the sign-in it opened under, while it holds as a tunnel's
+  // (login_gate.hpp, tunnel_identity_now). A relayed tunnel carries no requests for sign_in()
+  // to check, so it kept a sign-in (and its groups) for its whole life, and went on as a
+  // teacher after the teacher signed out of the sign-in page (outside-in audit of identity,
+  // 2026-12-07, F2 and F3).
   const bool page_binding = ex.login && login_mode_of(w, c, ex.cfg->daemon.logins) == login_mode::page;
   const auto identity_until = c.inside ? c.inside->until : tunnel_identity_until(c);
   return [&w, &c, &ex, path = std::move(path), sni_host = std::move(sni_host), last, page_binding,
@@ -113,22 +111,18 @@ std::function<bool()> decision_still_holds(worker& w, const client_connection& c
     auto cfg = w.config();
     auto exceptions = w.state().exceptions.load(std::memory_order_acquire);
     const auto now = std::chrono::steady_clock::now();
-    if (ex.login && !page_binding && now >= identity_until) {
-      ex.add_note("closed while open: the tunnel's sign-in has lapsed (logins.ldap.cache_ttl), for the client to "
-                  "sign in again on a new tunnel");
-      return false;
-    }
-    if (page_binding && !w.state().signins.holds(c.ip_text, ex.login.get(), ex.cfg->daemon.logins.page, now)) {
-      ex.add_note("closed while open: the device is no longer signed in as " + ex.login->user +
-                  " (signed out, idle, or its groups due to be read again)");
+    // Once a second, before the 5 s shortcut: a lapse or a sign-out changes no pointer. The
+    // network's mode is looked up only for a tunnel opened by nobody.
+    const auto& logins = cfg->daemon.logins;
+    const login_mode mode = ex.login ? login_mode::none : login_mode_of(w, c, logins);
+    if (const auto identity = tunnel_identity_now(w, c, ex.login.get(), page_binding, identity_until, mode, logins);
+        identity != tunnel_identity::holds) {
+      ex.add_note("closed while open: " + std::string(describe(identity)) +
+                  ", for the client to sign in again on a new tunnel");
       return false;
     }
     if (cfg == last->cfg && exceptions == last->exceptions && now - last->decided < std::chrono::seconds(5)) return true;
     *last = pinned{cfg, exceptions, now};
-    if (!ex.login && login_mode_of(w, c, cfg->daemon.logins) == login_mode::required) {
-      ex.add_note("closed while open: the network now requires a sign-in (logins.networks changed by a reload)");
-      return false;
-    }
     // Decided as the relay's own request was, on a copy: the log line keeps the first decision.
     // By the one decision function, not decide_exchange: a re-check is not a request, so it is
     // not observed in hallpass_decision_seconds (it would skew that histogram towards idle
@@ -282,11 +276,26 @@ tunnel_plan plan_tunnel(worker& w, const client_connection& c, exchange& ex, std
   return tunnel_plan::relay;
 }
 
+namespace {
+
+// The rule and the category the access log and an alert name. A refusal by a setting
+// (rule_override: connect.ports, upstream.ports, a destination, connect.require_sni, ...) names
+// the setting and no category: the verdict it overrides is the policy's allow, whose category
+// was logged beside "block" (and could alert as a watched category's block).
+std::string_view logged_rule(const exchange& ex) {
+  if (!ex.rule_override.empty()) return ex.rule_override;
+  return ex.verdict ? ex.verdict->rule_id : std::string_view();
+}
+
+std::string_view logged_category(const exchange& ex) {
+  return ex.verdict && ex.rule_override.empty() ? ex.verdict->category_name() : std::string_view();
+}
+
+}  // namespace
+
 bool blocked_in_watched_category(const exchange& ex) {
-  // The policy's block: not a setting's refusal of a request the policy allowed (a
-  // destination, a port), whose verdict still names the allowing rule's category.
-  if (!ex.cfg || !ex.verdict || ex.action != outcome::block || ex.verdict->act != rules::action::block) return false;
-  const std::string_view category = ex.verdict->category_name();
+  if (!ex.cfg || ex.action != outcome::block) return false;
+  const std::string_view category = logged_category(ex);
   const auto& watched = ex.cfg->daemon.alerts.categories;
   return !category.empty() && std::find(watched.begin(), watched.end(), category) != watched.end();
 }
@@ -319,7 +328,7 @@ void note_circumvention(worker& w, const client_connection& c, exchange& ex) {
   for (const auto& s : reached) {
     std::string reason = std::to_string(bans.attempts) + " attempts to get round the filter within " +
                          rules::duration_text(bans.within) + " (the last: " + ex.host;
-    if (ex.verdict && !ex.verdict->category_name().empty()) reason += ", " + std::string(ex.verdict->category_name());
+    if (const auto category = logged_category(ex); !category.empty()) reason += ", " + std::string(category);
     reason += ")";
     if (!state.admin->file_automatic_ban(s.device, s.name, bans.duration, std::move(reason))) {
       state.circumvention.not_filed(s, now, bans);
@@ -333,7 +342,7 @@ void note_circumvention(worker& w, const client_connection& c, exchange& ex) {
 void raise_alert(worker& w, const client_connection& c, exchange& ex, std::int64_t request = 0) {
   const auto& settings = ex.cfg->daemon.alerts;
   const rules::verdict* v = ex.verdict ? &*ex.verdict : nullptr;
-  const std::string_view category = v ? v->category_name() : std::string_view();
+  const std::string_view category = logged_category(ex);
   const bool watched = blocked_in_watched_category(ex);
   const bool circumvention = settings.circumvention && ex.circumvention;
   if (!watched && !circumvention) return;
@@ -360,10 +369,8 @@ void raise_alert(worker& w, const client_connection& c, exchange& ex, std::int64
   using kept = daemon_config::access_log_settings::search_terms_kept;
   const kept terms = ex.cfg->daemon.access_log.search_terms;  // as the log keeps them, no more
   if (terms == kept::all || (terms == kept::blocked && ex.action == outcome::block)) a.search = ex.search_terms;
-  if (v) {
-    a.rule = v->rule_id;
-    a.clause = v->clause;
-  }
+  a.rule = logged_rule(ex);
+  if (v && ex.rule_override.empty()) a.clause = v->clause;
   a.note = ex.note;
   a.request = request;
   w.state().alerts->raise(std::move(a), settings, ex.cfg->policy->school_name, ex.cfg->policy->zone,
@@ -439,8 +446,8 @@ void finish_exchange(worker& w, const client_connection& c, exchange& ex) {
   r.query = ex.query;
   r.status = ex.status;
   r.action = to_string(ex.action);
-  r.rule = !ex.rule_override.empty() ? ex.rule_override : v ? v->rule_id : std::string_view();
-  r.category = v ? v->category_name() : std::string_view();
+  r.rule = logged_rule(ex);
+  r.category = logged_category(ex);
   r.reason = !ex.reason_override.empty() ? ex.reason_override : v ? v->reason : std::string_view();
   r.bytes_from_client = ex.bytes_in;
   r.bytes_to_client = ex.bytes_out;

@@ -597,6 +597,23 @@ class DestinationTest(unittest.TestCase):
         status, body, _ = timed_curl(self.proxy, f"http://127.0.0.1:{self.origin.port}/served")
         self.assertEqual((status, body), (200, b"/served"))
 
+    def test_a_refused_destination_is_logged_without_the_allowing_rule_s_category(self):
+        # The policy allows the school's intranet name by its category; the destination rules
+        # refuse its address. The line says block by `destination`, and no category: it carried
+        # the allowing rule's category beside "block" (a blocked "school intranet" in the weekly
+        # report, an alert had the category been watched).
+        text = policy(self.extra).replace("categories:\n", "categories:\n  school_intranet: {domains: [denied.test]}\n", 1)
+        text = text.replace("      - {action: block, categories: [social_media]}\n",
+                            "      - {action: block, categories: [social_media]}\n"
+                            "      - {action: allow, categories: [school_intranet]}\n", 1)
+        self.assertIn("allow, categories: [school_intranet]", text)
+        self.reload(text)
+        status, _, _ = timed_curl(self.proxy, f"http://denied.test:{self.denied_origin.port}/intranet")
+        self.assertEqual(status, 403)
+        line = wait_for(lambda: next((l for l in reversed(self.proxy.log_lines()) if l.get("path") == "/intranet"), None),
+                        what="the refusal's line")
+        self.assertEqual((line["action"], line["rule"], line["category"]), ("block", "destination", None), line)
+
     def test_a_denied_network_is_refused_for_connect_too(self):
         self.reload(policy(self.extra, connect_ports=f"443, {self.denied_origin.port}"))
         response = raw_request(self.proxy, f"CONNECT 127.0.0.5:{self.denied_origin.port} HTTP/1.1\r\n"
