@@ -314,6 +314,24 @@ net::awaitable<bool> refresh_page_groups(worker& w, const client_connection& c, 
   co_return false;
 }
 
+tunnel_identity tunnel_identity_now(worker& w, const client_connection& c, const login_identity* who, bool page_binding,
+                                   login_service::clock::time_point until, login_mode mode, const login_settings& s) {
+  const auto now = login_service::clock::now();
+  if (who == nullptr) return mode == login_mode::required ? tunnel_identity::sign_in_required : tunnel_identity::holds;
+  if (page_binding) return w.state().signins.holds(c.ip_text, who, s.page, now) ? tunnel_identity::holds : tunnel_identity::signed_out;
+  return now >= until ? tunnel_identity::lapsed : tunnel_identity::holds;
+}
+
+std::string_view describe(tunnel_identity t) {
+  switch (t) {
+    case tunnel_identity::holds: return {};
+    case tunnel_identity::lapsed: return "the tunnel's sign-in has lapsed";
+    case tunnel_identity::signed_out: return "the device is no longer signed in as the tunnel's user";
+    case tunnel_identity::sign_in_required: return "the network now requires a sign-in";
+  }
+  return {};
+}
+
 login_service::clock::time_point tunnel_identity_until(const client_connection& c) {
   const auto now = login_service::clock::now();
   return c.login.until > now ? c.login.until : now + min_tunnel_identity;
@@ -356,9 +374,10 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     // which a client answers by sending the request again on a new tunnel, whose CONNECT is
     // checked afresh. Not the tunnel's first request, which its client would not resend (and
     // whose CONNECT was just checked).
-    if (ex.login && c.stream_reused && login_service::clock::now() >= c.inside->until) {
+    const auto identity = tunnel_identity_now(w, c, ex.login.get(), false, c.inside->until, mode, s);
+    if (identity == tunnel_identity::lapsed && c.stream_reused) {
       ex.action = outcome::error;
-      ex.reason_override = "the tunnel's sign-in has lapsed";
+      ex.reason_override = describe(identity);
       ex.note = "the tunnel was closed unanswered, for the client to open a new one and sign in again "
                 "(logins.ldap.cache_ttl)";
       co_return login_step::lapsed;
@@ -369,9 +388,9 @@ net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex
     // going on under the address's role for as long as its client keeps it open.
     // A transparent tunnel had no CONNECT to check: its first request too (serve_transparent_tls
     // closes such a connection before its handshake; this is a reload in between).
-    if (!ex.login && (c.stream_reused || c.transparent) && mode == login_mode::required) {
+    if (identity == tunnel_identity::sign_in_required && (c.stream_reused || c.transparent)) {
       ex.action = outcome::error;
-      ex.reason_override = "the network now requires a sign-in";
+      ex.reason_override = describe(identity);
       ex.note = "the tunnel, opened without a sign-in, was closed unanswered, for the client to open a new one "
                 "and sign in (logins.networks changed by a reload)";
       co_return login_step::lapsed;

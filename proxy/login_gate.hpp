@@ -80,4 +80,16 @@ net::awaitable<bool> refresh_page_groups(worker& w, const client_connection& c, 
 net::awaitable<login_step> sign_in(worker& w, client_connection& c, exchange& ex, std::string_view authorization,
                                    unsigned version, bool keep_alive, bool* again);
 
+// Whether the identity a tunnel was opened under still holds, for the requests inside a tunnel
+// (sign_in) and for a relayed tunnel, which carries none (exchange.cpp, decision_still_holds):
+// `who` signed in with Basic or Negotiate lapses at `until` (tunnel_identity_until); one the
+// sign-in page bound (`page_binding`) ends when the device is no longer bound to it
+// (signin_table::holds); a tunnel opened by nobody ends when its network, `mode` now, requires
+// a sign-in. The client then opens a new tunnel, whose CONNECT is asked afresh.
+enum class tunnel_identity : std::uint8_t { holds, lapsed, signed_out, sign_in_required };
+tunnel_identity tunnel_identity_now(worker& w, const client_connection& c, const login_identity* who, bool page_binding,
+                                   login_service::clock::time_point until, login_mode mode, const login_settings& s);
+// The access log's reason for a tunnel closed so (not for `holds`).
+std::string_view describe(tunnel_identity t);
+
 }  // namespace hallpass

@@ -515,7 +515,7 @@ class SigninPageHttpsTest(SigninBase, unittest.TestCase):
         self.assertIsNone(status, "the relayed tunnel went on as the signed-out user")
         self.assertLess(seconds, 3)
         line = wait_for(lambda: [l for l in self.lines_for(source) if l.get("method") == "CONNECT" and
-                                 "no longer signed in as sam" in l.get("note", "")], what="the tunnel's line")[-1]
+                                 "no longer signed in as the tunnel's user" in l.get("note", "")], what="the tunnel's line")[-1]
         self.assertEqual(line["user"], "sam")
 
     def test_a_never_inspect_host_is_not_decrypted_for_the_sign_in_page(self):
